@@ -1,0 +1,168 @@
+//! Tiny x86_64 guests for testing `rvirt-vmm`, built from source (C and GNU
+//! assembler in `guests/`) by this crate's build script.
+//!
+//! Each guest proves one thing by what it prints on COM1, one fact per line
+//! as `KEY value...` (numbers in hex with `0x`, or decimal), and then, unless
+//! its purpose says otherwise, powers the machine off through ACPI, printing
+//! `POWEROFF ...` and `DONE` as its last two lines. See the crate's README
+//! for every guest's exact output, and [`output`] for parsing it.
+//!
+//! ```no_run
+//! use rvirt_test_guests::Guest;
+//! let kernel = Guest::Hello.path(); // pass as `-kernel`
+//! assert!(kernel.exists());
+//! ```
+
+use std::path::PathBuf;
+
+mod abi;
+pub mod image;
+pub mod output;
+
+pub use abi::{EXIT_COUNT, EXIT_PORT, TRAMPOLINE_ADDR};
+pub use image::{inspect, Format, ImageError, ImageInfo};
+
+/// What the `hello` guest prints (its whole first line).
+pub const GREETING: &str = "Hello from the rvirt demo guest!";
+/// QEMU's pvpanic ISA port, written with 0x01 by the `panic` guest.
+pub const PVPANIC_PORT: u16 = 0x505;
+/// QEMU's isa-debug-exit port, written by `oneline` and `exits` (with 0) before they reset.
+pub const DEBUG_EXIT_PORT: u16 = 0x501;
+
+/// One test guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Guest {
+    /// PVH: prints [`GREETING`] and powers off (the README's demo).
+    Hello,
+    /// PVH: prints every `hvm_start_info` memory map entry and the RAM total.
+    Memmap,
+    /// PVH: prints the command line it was handed, exactly.
+    Cmdline,
+    /// PVH: prints the initrd's address, size and [`fnv1a32`] checksum.
+    Initrd,
+    /// PVH: prints the MADT's CPUs and the CPUID topology leaves.
+    Cpus,
+    /// PVH: starts every MADT AP with INIT-SIPI-SIPI; each prints `AP <id> up`.
+    Smp,
+    /// PVH: resets through the i8042 (0xFE to port 0x64).
+    Reset,
+    /// PVH: prints the CMOS date and time as `RTC YYYY-MM-DD HH:MM:SS`.
+    Rtc,
+    /// ELF64 without the PVH note (64-bit entry): prints the boot_params it was handed.
+    Elf64,
+    /// bzImage (64-bit entry): as [`Guest::Elf64`], plus the setup header checks.
+    BzImage,
+    /// PVH: prints `COUNT n` every ~50 ms forever.
+    Counter,
+    /// PVH: prints `TICK n` every ~2 s forever.
+    Ticker,
+    /// PVH: writes 0x01 to the pvpanic port [`PVPANIC_PORT`] and halts.
+    Panic,
+    /// PVH: [`EXIT_COUNT`] writes to [`EXIT_PORT`], prints `EXITS DONE`, then leaves like `Oneline`.
+    Exits,
+    /// PVH: prints `ONELINE`, then isa-debug-exit, i8042 reset, triple fault.
+    Oneline,
+}
+
+impl Guest {
+    /// Every guest.
+    pub const ALL: [Guest; 15] = [
+        Guest::Hello,
+        Guest::Memmap,
+        Guest::Cmdline,
+        Guest::Initrd,
+        Guest::Cpus,
+        Guest::Smp,
+        Guest::Reset,
+        Guest::Rtc,
+        Guest::Elf64,
+        Guest::BzImage,
+        Guest::Counter,
+        Guest::Ticker,
+        Guest::Panic,
+        Guest::Exits,
+        Guest::Oneline,
+    ];
+
+    /// The guest's name, as in the README and the build script.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guest::Hello => "hello",
+            Guest::Memmap => "memmap",
+            Guest::Cmdline => "cmdline",
+            Guest::Initrd => "initrd",
+            Guest::Cpus => "cpus",
+            Guest::Smp => "smp",
+            Guest::Reset => "reset",
+            Guest::Rtc => "rtc",
+            Guest::Elf64 => "elf64",
+            Guest::BzImage => "bzimage",
+            Guest::Counter => "counter",
+            Guest::Ticker => "ticker",
+            Guest::Panic => "panic",
+            Guest::Exits => "exits",
+            Guest::Oneline => "oneline",
+        }
+    }
+
+    /// The boot format the guest's file is in.
+    pub fn format(self) -> Format {
+        match self {
+            Guest::Elf64 => Format::Elf64,
+            Guest::BzImage => Format::BzImage,
+            _ => Format::PvhElf,
+        }
+    }
+
+    /// The built guest file (in this crate's `OUT_DIR`).
+    pub fn path(self) -> PathBuf {
+        let ext = match self.format() {
+            Format::BzImage => "bzImage",
+            Format::PvhElf | Format::Elf64 => "elf",
+        };
+        PathBuf::from(concat!(env!("OUT_DIR"), "/guests")).join(format!("{}.{ext}", self.name()))
+    }
+
+    /// Whether the guest ends by ACPI power-off after printing `DONE`.
+    pub fn powers_off(self) -> bool {
+        !matches!(
+            self,
+            Guest::Reset
+                | Guest::Counter
+                | Guest::Ticker
+                | Guest::Panic
+                | Guest::Exits
+                | Guest::Oneline
+        )
+    }
+}
+
+/// FNV-1a, 32 bits (offset basis 0x811c9dc5, prime 0x01000193, xor then
+/// multiply per byte): the checksum the `initrd`, `elf64` and `bzimage`
+/// guests print for the initrd. Hand-written because it is four lines and
+/// must match the guest's C exactly.
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a32_matches_published_vectors() {
+        assert_eq!(fnv1a32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = Guest::ALL.iter().map(|g| g.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Guest::ALL.len());
+    }
+}
