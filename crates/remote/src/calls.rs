@@ -1,0 +1,469 @@
+//! Argument, return and event structs of remote_protocol.x, for the
+//! procedures rvirt serves. Field names and order follow the `.x` file
+//! (in snake case); procedures with the same layout share one struct,
+//! and the table in `procedures.rs` says which procedure uses which.
+
+use crate::consts::{
+    REMOTE_AUTH_TYPE_LIST_MAX, REMOTE_CPUMAPS_MAX, REMOTE_CPUMAP_MAX, REMOTE_DOMAIN_LIST_MAX,
+    REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_SECURITY_DOI_MAX, REMOTE_SECURITY_LABEL_LIST_MAX,
+    REMOTE_SECURITY_LABEL_MAX, REMOTE_SECURITY_MODEL_MAX, REMOTE_VCPUINFO_MAX,
+};
+use crate::types::{DomainStatsRecord, NonnullDomain, Uuid, VcpuInfo};
+use crate::xdr::{xdr_struct, CharArray, CharList, Opaque};
+
+xdr_struct! {
+    // ---- Shared shapes -------------------------------------------------
+
+    /// `{ remote_nonnull_domain dom; }`: create, destroy, shutdown, suspend,
+    /// resume, undefine, get_info, get_os_type, is_active, ...
+    pub struct DomainArgs {
+        pub dom: NonnullDomain,
+    }
+
+    /// `{ remote_nonnull_domain dom; unsigned int flags; }`: get_state,
+    /// get_xml_desc, undefine_flags, destroy_flags, reboot, ...
+    pub struct DomainFlagsArgs {
+        pub dom: NonnullDomain,
+        pub flags: u32,
+    }
+
+    /// `{ remote_nonnull_domain dom; }` returned by lookups, define, create.
+    pub struct DomainRet {
+        pub dom: NonnullDomain,
+    }
+
+    /// `{ int num; }`: counts (num_of_domains, snapshot_num, vcpus_flags, ...).
+    pub struct NumRet {
+        pub num: i32,
+    }
+
+    /// `{ remote_nonnull_string xml; }`: get_xml_desc.
+    pub struct XmlRet {
+        pub xml: String,
+    }
+
+    /// `{ remote_nonnull_string type; }`: connect_get_type, domain_get_os_type.
+    pub struct TypeRet {
+        pub type_: String,
+    }
+
+    // ---- Connection ----------------------------------------------------
+
+    /// `remote_connect_open_args`.
+    pub struct ConnectOpenArgs {
+        /// The URI without transport and socket (`qemu:///system`).
+        pub name: Option<String>,
+        pub flags: u32,
+    }
+
+    /// `remote_auth_list_ret`: `remote_auth_type types<20>`.
+    pub struct AuthListRet {
+        pub types: Vec<i32> [REMOTE_AUTH_TYPE_LIST_MAX],
+    }
+
+    /// `remote_connect_supports_feature_args`.
+    pub struct ConnectSupportsFeatureArgs {
+        pub feature: i32,
+    }
+
+    /// `remote_connect_supports_feature_ret`.
+    pub struct ConnectSupportsFeatureRet {
+        pub supported: i32,
+    }
+
+    /// `remote_connect_get_version_ret`: major*1e6 + minor*1e3 + micro.
+    pub struct ConnectGetVersionRet {
+        pub hv_ver: u64,
+    }
+
+    /// `remote_connect_get_lib_version_ret`.
+    pub struct ConnectGetLibVersionRet {
+        pub lib_ver: u64,
+    }
+
+    /// `remote_connect_get_hostname_ret`.
+    pub struct ConnectGetHostnameRet {
+        pub hostname: String,
+    }
+
+    /// `remote_connect_get_uri_ret`.
+    pub struct ConnectGetUriRet {
+        pub uri: String,
+    }
+
+    /// `remote_connect_get_max_vcpus_args`.
+    pub struct ConnectGetMaxVcpusArgs {
+        pub type_: Option<String>,
+    }
+
+    /// `remote_connect_get_max_vcpus_ret`.
+    pub struct ConnectGetMaxVcpusRet {
+        pub max_vcpus: i32,
+    }
+
+    /// `remote_connect_get_capabilities_ret`, also
+    /// `remote_connect_get_domain_capabilities_ret`.
+    pub struct CapabilitiesRet {
+        pub capabilities: String,
+    }
+
+    /// `remote_connect_get_domain_capabilities_args`.
+    pub struct ConnectGetDomainCapabilitiesArgs {
+        pub emulatorbin: Option<String>,
+        pub arch: Option<String>,
+        pub machine: Option<String>,
+        pub virttype: Option<String>,
+        pub flags: u32,
+    }
+
+    /// `remote_connect_is_secure_ret`.
+    pub struct ConnectIsSecureRet {
+        pub secure: i32,
+    }
+
+    /// `remote_node_get_info_ret`: `char model[32]` is 32 4-byte ints.
+    pub struct NodeGetInfoRet {
+        pub model: CharArray<32>,
+        /// KiB.
+        pub memory: u64,
+        pub cpus: i32,
+        pub mhz: i32,
+        pub nodes: i32,
+        pub sockets: i32,
+        pub cores: i32,
+        pub threads: i32,
+    }
+
+    /// `remote_node_get_security_model_ret`.
+    pub struct NodeGetSecurityModelRet {
+        pub model: CharList [REMOTE_SECURITY_MODEL_MAX],
+        pub doi: CharList [REMOTE_SECURITY_DOI_MAX],
+    }
+
+    /// `remote_node_get_cpu_map_args`.
+    pub struct NodeGetCpuMapArgs {
+        pub need_map: i32,
+        pub need_online: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_node_get_cpu_map_ret`.
+    pub struct NodeGetCpuMapRet {
+        pub cpumap: Opaque [REMOTE_CPUMAP_MAX],
+        pub online: u32,
+        pub ret: i32,
+    }
+
+    /// `remote_connect_domain_xml_to_native_args`.
+    pub struct ConnectDomainXmlToNativeArgs {
+        pub native_format: String,
+        pub domain_xml: String,
+        pub flags: u32,
+    }
+
+    /// `remote_connect_domain_xml_to_native_ret`.
+    pub struct ConnectDomainXmlToNativeRet {
+        pub native_config: String,
+    }
+
+    /// `remote_connect_domain_xml_from_native_args`.
+    pub struct ConnectDomainXmlFromNativeArgs {
+        pub native_format: String,
+        pub native_config: String,
+        pub flags: u32,
+    }
+
+    /// `remote_connect_domain_xml_from_native_ret`.
+    pub struct ConnectDomainXmlFromNativeRet {
+        pub domain_xml: String,
+    }
+
+    // ---- Domain listing and lookup -------------------------------------
+
+    /// `remote_connect_list_all_domains_args`.
+    pub struct ConnectListAllDomainsArgs {
+        pub need_results: i32,
+        /// `VIR_CONNECT_LIST_DOMAINS_*`, see [`crate::consts::list_flags`].
+        pub flags: u32,
+    }
+
+    /// `remote_connect_list_all_domains_ret`.
+    pub struct ConnectListAllDomainsRet {
+        pub domains: Vec<NonnullDomain> [REMOTE_DOMAIN_LIST_MAX],
+        /// The number of domains (also sent when `need_results` is 0).
+        pub ret: u32,
+    }
+
+    /// `remote_connect_list_domains_args`.
+    pub struct ConnectListDomainsArgs {
+        pub maxids: i32,
+    }
+
+    /// `remote_connect_list_domains_ret`.
+    pub struct ConnectListDomainsRet {
+        pub ids: Vec<i32> [REMOTE_DOMAIN_LIST_MAX],
+    }
+
+    /// `remote_connect_list_defined_domains_args`.
+    pub struct ConnectListDefinedDomainsArgs {
+        pub maxnames: i32,
+    }
+
+    /// `remote_connect_list_defined_domains_ret`.
+    pub struct ConnectListDefinedDomainsRet {
+        pub names: Vec<String> [REMOTE_DOMAIN_LIST_MAX],
+    }
+
+    /// `remote_domain_lookup_by_name_args`.
+    pub struct DomainLookupByNameArgs {
+        pub name: String,
+    }
+
+    /// `remote_domain_lookup_by_uuid_args`.
+    pub struct DomainLookupByUuidArgs {
+        pub uuid: Uuid,
+    }
+
+    /// `remote_domain_lookup_by_id_args`.
+    pub struct DomainLookupByIdArgs {
+        pub id: i32,
+    }
+
+    // ---- Domain lifecycle ----------------------------------------------
+
+    /// `remote_domain_define_xml_args`.
+    pub struct DomainDefineXmlArgs {
+        pub xml: String,
+    }
+
+    /// `remote_domain_define_xml_flags_args`.
+    pub struct DomainDefineXmlFlagsArgs {
+        pub xml: String,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_create_xml_args`.
+    pub struct DomainCreateXmlArgs {
+        pub xml_desc: String,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_set_autostart_args`.
+    pub struct DomainSetAutostartArgs {
+        pub dom: NonnullDomain,
+        pub autostart: i32,
+    }
+
+    /// `remote_domain_open_console_args`.
+    pub struct DomainOpenConsoleArgs {
+        pub dom: NonnullDomain,
+        /// The device alias (`serial0`); NULL means the first console.
+        pub dev_name: Option<String>,
+        pub flags: u32,
+    }
+
+    // ---- Domain information --------------------------------------------
+
+    /// `remote_domain_get_info_ret`: `unsigned char`/`unsigned short` are
+    /// 4 bytes each on the wire.
+    pub struct DomainGetInfoRet {
+        pub state: u8,
+        /// KiB.
+        pub max_mem: u64,
+        /// KiB.
+        pub memory: u64,
+        pub nr_virt_cpu: u16,
+        /// Nanoseconds.
+        pub cpu_time: u64,
+    }
+
+    /// `remote_domain_get_state_ret`.
+    pub struct DomainGetStateRet {
+        pub state: i32,
+        pub reason: i32,
+    }
+
+    /// `remote_domain_get_autostart_ret`.
+    pub struct DomainGetAutostartRet {
+        pub autostart: i32,
+    }
+
+    /// `remote_domain_is_active_ret`.
+    pub struct DomainIsActiveRet {
+        pub active: i32,
+    }
+
+    /// `remote_domain_is_persistent_ret`.
+    pub struct DomainIsPersistentRet {
+        pub persistent: i32,
+    }
+
+    /// `remote_domain_is_updated_ret`.
+    pub struct DomainIsUpdatedRet {
+        pub updated: i32,
+    }
+
+    /// `remote_domain_has_managed_save_image_ret`.
+    pub struct DomainHasManagedSaveImageRet {
+        pub result: i32,
+    }
+
+    /// `remote_domain_get_max_memory_ret`.
+    pub struct DomainGetMaxMemoryRet {
+        pub memory: u64,
+    }
+
+    /// `remote_domain_get_vcpus_args`.
+    pub struct DomainGetVcpusArgs {
+        pub dom: NonnullDomain,
+        pub maxinfo: i32,
+        pub maplen: i32,
+    }
+
+    /// `remote_domain_get_vcpus_ret`.
+    pub struct DomainGetVcpusRet {
+        pub info: Vec<VcpuInfo> [REMOTE_VCPUINFO_MAX],
+        pub cpumaps: Opaque [REMOTE_CPUMAPS_MAX],
+    }
+
+    /// `remote_domain_get_scheduler_type_ret`.
+    pub struct DomainGetSchedulerTypeRet {
+        pub type_: String,
+        pub nparams: i32,
+    }
+
+    /// `remote_domain_get_security_label_ret`.
+    pub struct DomainGetSecurityLabelRet {
+        pub label: CharList [REMOTE_SECURITY_LABEL_MAX],
+        pub enforcing: i32,
+    }
+
+    /// `remote_domain_get_security_label_list_ret`.
+    pub struct DomainGetSecurityLabelListRet {
+        pub labels: Vec<DomainGetSecurityLabelRet> [REMOTE_SECURITY_LABEL_LIST_MAX],
+        pub ret: i32,
+    }
+
+    /// `remote_domain_get_block_info_args`.
+    pub struct DomainGetBlockInfoArgs {
+        pub dom: NonnullDomain,
+        pub path: String,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_get_block_info_ret`.
+    pub struct DomainGetBlockInfoRet {
+        pub allocation: u64,
+        pub capacity: u64,
+        pub physical: u64,
+    }
+
+    /// `remote_domain_get_control_info_ret`.
+    pub struct DomainGetControlInfoRet {
+        pub state: u32,
+        pub details: u32,
+        pub state_time: u64,
+    }
+
+    /// `remote_domain_get_metadata_args`.
+    pub struct DomainGetMetadataArgs {
+        pub dom: NonnullDomain,
+        /// `VIR_DOMAIN_METADATA_*`: 0 description, 1 title, 2 element.
+        pub type_: i32,
+        pub uri: Option<String>,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_get_metadata_ret`.
+    pub struct DomainGetMetadataRet {
+        pub metadata: String,
+    }
+
+    /// `remote_domain_set_metadata_args`.
+    pub struct DomainSetMetadataArgs {
+        pub dom: NonnullDomain,
+        pub type_: i32,
+        pub metadata: Option<String>,
+        pub key: Option<String>,
+        pub uri: Option<String>,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_get_hostname_ret`.
+    pub struct DomainGetHostnameRet {
+        pub hostname: String,
+    }
+
+    /// `remote_domain_get_messages_ret`.
+    pub struct DomainGetMessagesRet {
+        pub msgs: Vec<String> [REMOTE_DOMAIN_MESSAGES_MAX],
+    }
+
+    /// `remote_connect_get_all_domain_stats_args`.
+    pub struct ConnectGetAllDomainStatsArgs {
+        pub doms: Vec<NonnullDomain> [REMOTE_DOMAIN_LIST_MAX],
+        pub stats: u32,
+        pub flags: u32,
+    }
+
+    /// `remote_connect_get_all_domain_stats_ret`.
+    pub struct ConnectGetAllDomainStatsRet {
+        pub ret_stats: Vec<DomainStatsRecord> [REMOTE_DOMAIN_LIST_MAX],
+    }
+
+    // ---- Events ----------------------------------------------------------
+
+    /// `remote_connect_domain_event_callback_register_any_args`.
+    pub struct ConnectDomainEventCallbackRegisterAnyArgs {
+        /// `VIR_DOMAIN_EVENT_ID_*`; 0 is LIFECYCLE.
+        pub event_id: i32,
+        /// Only events of this domain, or all when NULL.
+        pub dom: Option<NonnullDomain>,
+    }
+
+    /// `remote_connect_domain_event_callback_register_any_ret`.
+    pub struct ConnectDomainEventCallbackRegisterAnyRet {
+        pub callback_id: i32,
+    }
+
+    /// `remote_connect_domain_event_callback_deregister_any_args`.
+    pub struct ConnectDomainEventCallbackDeregisterAnyArgs {
+        pub callback_id: i32,
+    }
+
+    /// `remote_connect_domain_event_register_ret` (legacy, pre-callback-id).
+    pub struct ConnectDomainEventRegisterRet {
+        pub cb_registered: i32,
+    }
+
+    /// `remote_domain_event_lifecycle_msg`.
+    pub struct DomainEventLifecycleMsg {
+        pub dom: NonnullDomain,
+        /// `VIR_DOMAIN_EVENT_*`, see [`crate::event::LifecycleEvent`].
+        pub event: i32,
+        pub detail: i32,
+    }
+
+    /// `remote_domain_event_callback_lifecycle_msg`: the MESSAGE of proc 318.
+    pub struct DomainEventCallbackLifecycleMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventLifecycleMsg,
+    }
+
+    /// `remote_domain_event_reboot_msg`.
+    pub struct DomainEventRebootMsg {
+        pub dom: NonnullDomain,
+    }
+
+    /// `remote_domain_event_callback_reboot_msg`.
+    pub struct DomainEventCallbackRebootMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventRebootMsg,
+    }
+
+    /// `remote_connect_event_connection_closed_msg`.
+    pub struct ConnectEventConnectionClosedMsg {
+        /// `VIR_CONNECT_CLOSE_REASON_*`.
+        pub reason: i32,
+    }
+}

@@ -1,0 +1,112 @@
+//! Numbers fixed by libvirt's `.x` files (virnetprotocol.x,
+//! remote_protocol.x, virkeepaliveprotocol.x) and `libvirt_internal.h`.
+
+/// `REMOTE_PROGRAM`: the main libvirt program.
+pub const REMOTE_PROGRAM: u32 = 0x2000_8086;
+/// `REMOTE_PROTOCOL_VERSION`.
+pub const REMOTE_PROTOCOL_VERSION: u32 = 1;
+/// `KEEPALIVE_PROGRAM` ("keep").
+pub const KEEPALIVE_PROGRAM: u32 = 0x6b65_6570;
+/// `KEEPALIVE_PROTOCOL_VERSION`.
+pub const KEEPALIVE_PROTOCOL_VERSION: u32 = 1;
+
+/// `VIR_NET_MESSAGE_MAX`: a whole message, length word included.
+pub const VIR_NET_MESSAGE_MAX: u32 = 16 * 1024 * 1024;
+/// `VIR_NET_MESSAGE_HEADER_MAX`: the six header words.
+pub const VIR_NET_MESSAGE_HEADER_MAX: u32 = 24;
+/// `VIR_NET_MESSAGE_PAYLOAD_MAX`.
+pub const VIR_NET_MESSAGE_PAYLOAD_MAX: u32 = VIR_NET_MESSAGE_MAX - VIR_NET_MESSAGE_HEADER_MAX;
+/// `VIR_NET_MESSAGE_LEN_MAX`: the length word.
+pub const VIR_NET_MESSAGE_LEN_MAX: u32 = 4;
+/// Smallest valid message: length word plus header, empty payload.
+pub const VIR_NET_MESSAGE_MIN: u32 = VIR_NET_MESSAGE_LEN_MAX + VIR_NET_MESSAGE_HEADER_MAX;
+/// `VIR_NET_MESSAGE_STRING_MAX`.
+pub const VIR_NET_MESSAGE_STRING_MAX: u32 = 4_194_304;
+/// `VIR_NET_MESSAGE_NUM_FDS_MAX`.
+pub const VIR_NET_MESSAGE_NUM_FDS_MAX: u32 = 32;
+
+/// `REMOTE_STRING_MAX`.
+pub const REMOTE_STRING_MAX: u32 = 4_194_304;
+/// `REMOTE_DOMAIN_LIST_MAX`.
+pub const REMOTE_DOMAIN_LIST_MAX: u32 = 16_384;
+/// `REMOTE_CPUMAP_MAX`.
+pub const REMOTE_CPUMAP_MAX: u32 = 2048;
+/// `REMOTE_VCPUINFO_MAX`.
+pub const REMOTE_VCPUINFO_MAX: u32 = 16_384;
+/// `REMOTE_CPUMAPS_MAX`.
+pub const REMOTE_CPUMAPS_MAX: u32 = 8_388_608;
+/// `REMOTE_AUTH_TYPE_LIST_MAX`.
+pub const REMOTE_AUTH_TYPE_LIST_MAX: u32 = 20;
+/// `REMOTE_SECURITY_LABEL_LIST_MAX`.
+pub const REMOTE_SECURITY_LABEL_LIST_MAX: u32 = 64;
+/// `REMOTE_SECURITY_MODEL_MAX` = `VIR_SECURITY_MODEL_BUFLEN` (256 + NUL).
+pub const REMOTE_SECURITY_MODEL_MAX: u32 = 257;
+/// `REMOTE_SECURITY_LABEL_MAX` = `VIR_SECURITY_LABEL_BUFLEN` (4096 + NUL).
+pub const REMOTE_SECURITY_LABEL_MAX: u32 = 4097;
+/// `REMOTE_SECURITY_DOI_MAX` = `VIR_SECURITY_DOI_BUFLEN` (256 + NUL).
+pub const REMOTE_SECURITY_DOI_MAX: u32 = 257;
+/// `REMOTE_CONNECT_GET_ALL_DOMAIN_STATS_MAX`: typed params per record.
+pub const REMOTE_CONNECT_GET_ALL_DOMAIN_STATS_MAX: u32 = 4096;
+/// `REMOTE_DOMAIN_MESSAGES_MAX` (DOMAIN_GET_MESSAGES, per the protocol notes).
+pub const REMOTE_DOMAIN_MESSAGES_MAX: u32 = 2048;
+/// `VIR_UUID_BUFLEN`.
+pub const VIR_UUID_BUFLEN: usize = 16;
+
+/// `remote_auth_type`: no authentication (the only one rvirt offers).
+pub const REMOTE_AUTH_NONE: i32 = 0;
+/// `remote_auth_type`: SASL.
+pub const REMOTE_AUTH_SASL: i32 = 1;
+/// `remote_auth_type`: polkit.
+pub const REMOTE_AUTH_POLKIT: i32 = 2;
+
+/// `VIR_DRV_FEATURE_*` values asked with CONNECT_SUPPORTS_FEATURE
+/// (libvirt_internal.h).
+pub mod feature {
+    /// `VIR_DRV_FEATURE_MIGRATION_V1`.
+    pub const MIGRATION_V1: i32 = 1;
+    /// `VIR_DRV_FEATURE_REMOTE`.
+    pub const REMOTE: i32 = 2;
+    /// `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE`: the peer answers keepalive PINGs.
+    pub const PROGRAM_KEEPALIVE: i32 = 10;
+    /// `VIR_DRV_FEATURE_REMOTE_EVENT_CALLBACK`: callback-id events (316-318).
+    pub const REMOTE_EVENT_CALLBACK: i32 = 14;
+    /// `VIR_DRV_FEATURE_REMOTE_CLOSE_CALLBACK`: procs 360/361.
+    pub const REMOTE_CLOSE_CALLBACK: i32 = 15;
+    /// `VIR_DRV_FEATURE_TYPED_PARAM_STRING`.
+    pub const TYPED_PARAM_STRING: i32 = 16;
+}
+
+/// `VIR_CONNECT_LIST_DOMAINS_*` flags of CONNECT_LIST_ALL_DOMAINS.
+pub mod list_flags {
+    pub const ACTIVE: u32 = 1 << 0;
+    pub const INACTIVE: u32 = 1 << 1;
+    pub const PERSISTENT: u32 = 1 << 2;
+    pub const TRANSIENT: u32 = 1 << 3;
+    pub const RUNNING: u32 = 1 << 4;
+    pub const PAUSED: u32 = 1 << 5;
+    pub const SHUTOFF: u32 = 1 << 6;
+    pub const OTHER: u32 = 1 << 7;
+    pub const MANAGEDSAVE: u32 = 1 << 8;
+    pub const NO_MANAGEDSAVE: u32 = 1 << 9;
+    pub const AUTOSTART: u32 = 1 << 10;
+    pub const NO_AUTOSTART: u32 = 1 << 11;
+    pub const HAS_SNAPSHOT: u32 = 1 << 12;
+    pub const NO_SNAPSHOT: u32 = 1 << 13;
+}
+
+/// Flags of DOMAIN_GET_XML_DESC (`virDomainXMLFlags`).
+pub mod xml_flags {
+    pub const SECURE: u32 = 1 << 0;
+    pub const INACTIVE: u32 = 1 << 1;
+    pub const UPDATE_CPU: u32 = 1 << 2;
+    pub const MIGRATABLE: u32 = 1 << 3;
+}
+
+/// `VIR_DOMAIN_START_PAUSED`, for DOMAIN_CREATE_WITH_FLAGS and CREATE_XML.
+pub const VIR_DOMAIN_START_PAUSED: u32 = 1 << 0;
+/// `VIR_DOMAIN_CONSOLE_FORCE`, for DOMAIN_OPEN_CONSOLE.
+pub const VIR_DOMAIN_CONSOLE_FORCE: u32 = 1 << 0;
+/// `VIR_DOMAIN_EVENT_ID_LIFECYCLE`, the event id of CALLBACK_REGISTER_ANY.
+pub const VIR_DOMAIN_EVENT_ID_LIFECYCLE: i32 = 0;
+/// `VIR_DOMAIN_EVENT_ID_REBOOT`.
+pub const VIR_DOMAIN_EVENT_ID_REBOOT: i32 = 1;
