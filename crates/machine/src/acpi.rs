@@ -1,0 +1,348 @@
+//! ACPI tables: RSDP, XSDT, FADT (with FACS and DSDT) and MADT, built with
+//! the acpi_tables crate and placed at `layout::ACPI_START`.
+//!
+//! What a guest gets from them: its CPUs (MADT), the interrupt routing
+//! (MADT overrides: the PIT on GSI 2, the SCI level-triggered on GSI 9),
+//! power-off through PM1a_CNT with the `\_S5_` sleep type, the fixed power
+//! button (PM1 status/enable) for `system_powerdown`, reset through the
+//! reset register at port 0xcf9, and the legacy devices in the DSDT.
+
+use acpi_tables::aml;
+use acpi_tables::{Aml, AmlSink};
+use acpi_tables::facs::FACS;
+use acpi_tables::fadt::{FADTBuilder, Flags};
+use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
+use acpi_tables::rsdp::Rsdp;
+use acpi_tables::sdt::Sdt;
+use acpi_tables::xsdt::XSDT;
+
+use crate::layout::{self, irqs, ports};
+
+const OEM_ID: [u8; 6] = *b"RVIRT ";
+const OEM_REVISION: u32 = 1;
+
+fn table_id(sig: &[u8; 4]) -> [u8; 8] {
+    let mut id = *b"RVIRT   ";
+    id[4..].copy_from_slice(sig);
+    id
+}
+
+/// A virtio-mmio device to describe in the DSDT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmioDevice {
+    pub base: u64,
+    pub len: u64,
+    pub irq: u32,
+}
+
+/// What the tables describe.
+#[derive(Debug, Clone, Default)]
+pub struct AcpiConfig {
+    /// APIC IDs of the vCPUs, in creation order.
+    pub apic_ids: Vec<u32>,
+    /// Legacy serial ports present: (port, irq).
+    pub serial_ports: Vec<(u16, u32)>,
+    pub virtio_mmio: Vec<MmioDevice>,
+}
+
+/// The tables laid out for guest memory at `base`.
+pub struct AcpiTables {
+    pub base: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl AcpiTables {
+    /// Guest address of the RSDP.
+    pub fn rsdp(&self) -> u64 {
+        self.base
+    }
+}
+
+/// Appends `table` at the next `align`-byte boundary and returns its address.
+fn place(out: &mut Vec<u8>, base: u64, table: &dyn Aml, align: usize) -> u64 {
+    out.resize(out.len().next_multiple_of(align), 0);
+    let addr = base + out.len() as u64;
+    let mut bytes = Vec::new();
+    table.to_aml_bytes(&mut bytes);
+    out.extend_from_slice(&bytes);
+    addr
+}
+
+fn io_gas(port: u16, bits: u8, access: AccessSize) -> GAS {
+    GAS::new(AddressSpace::SystemIo, bits, 0, access, u64::from(port))
+}
+
+fn fadt(dsdt: u64, facs: u64) -> acpi_tables::fadt::FADT {
+    let mut f = FADTBuilder::new(OEM_ID, table_id(b"FACP"), OEM_REVISION)
+        // WBINVD works, C1 is supported, there is no fixed sleep button,
+        // the PM timer is 32 bits wide, and the reset register is valid.
+        .flag(Flags::Wbinvd)
+        .flag(Flags::ProcC1)
+        .flag(Flags::SlpButton)
+        .flag(Flags::TmrValExt)
+        .flag(Flags::ResetRegSup);
+    // Both the 32-bit and 64-bit forms, equal, so that old and new parsers
+    // agree and ACPICA sees no mismatch to warn about.
+    f.dsdt = (dsdt as u32).into();
+    f.x_dsdt = dsdt.into();
+    f.firmware_ctrl = (facs as u32).into();
+    f.x_firmware_ctrl = facs.into();
+    f.sci_int = (irqs::SCI as u16).into();
+    // No SMI command port: the machine is always in ACPI mode.
+    f.smi_cmd = 0.into();
+    f.pm1a_evt_blk = u32::from(ports::ACPI_PM1A_EVT).into();
+    f.pm1_evt_len = 4;
+    f.x_pm1a_evt_blk = io_gas(ports::ACPI_PM1A_EVT, 32, AccessSize::WordAccess);
+    f.pm1a_cnt_blk = u32::from(ports::ACPI_PM1A_CNT).into();
+    f.pm1_cnt_len = 2;
+    f.x_pm1a_cnt_blk = io_gas(ports::ACPI_PM1A_CNT, 16, AccessSize::WordAccess);
+    f.pm_tmr_blk = u32::from(ports::ACPI_PM_TMR).into();
+    f.pm_tmr_len = 4;
+    f.x_pm_tmr_blk = io_gas(ports::ACPI_PM_TMR, 32, AccessSize::DwordAccess);
+    f.reset_reg = io_gas(ports::RESET_CONTROL, 8, AccessSize::ByteAccess);
+    f.reset_value = layout::RESET_VALUE;
+    f.century = 0x32;
+    // Legacy devices and an 8042 present, no VGA, and ASPM/MSI left alone.
+    f.iapc_boot_arch = (IAPC_LEGACY_DEVICES | IAPC_8042 | IAPC_VGA_NOT_PRESENT).into();
+    f.finalize()
+}
+
+const IAPC_LEGACY_DEVICES: u16 = 1 << 0;
+const IAPC_8042: u16 = 1 << 1;
+const IAPC_VGA_NOT_PRESENT: u16 = 1 << 2;
+
+fn dsdt(cfg: &AcpiConfig) -> Sdt {
+    let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, table_id(b"DSDT"), OEM_REVISION);
+    // \_S5_: SLP_TYPa, SLP_TYPb, reserved, reserved.
+    let s5 = layout::S5_SLP_TYP;
+    aml::Name::new("_S5_".into(), &aml::Package::new(vec![&s5, &s5, &0u8, &0u8]))
+        .to_aml_bytes(&mut dsdt);
+
+    let mut devices: Vec<Vec<u8>> = Vec::new();
+    let edge_irq = |n| aml::Interrupt::new(true, true, false, false, n);
+    for (i, &(port, irq)) in cfg.serial_ports.iter().enumerate() {
+        let io = aml::IO::new(port, port, 1, ports::UART_LEN as u8);
+        let irq = edge_irq(irq);
+        let uid = (i + 1) as u8;
+        devices.push(device(&format!("COM{uid}"), eisa("PNP0501"), uid, &[&io, &irq]));
+    }
+    let io = aml::IO::new(ports::CMOS, ports::CMOS, 1, ports::CMOS_LEN as u8);
+    let irq = edge_irq(irqs::RTC);
+    devices.push(device("RTC_", eisa("PNP0B00"), 0, &[&io, &irq]));
+    let (data, cmd) = (aml::IO::new(0x60, 0x60, 1, 1), aml::IO::new(0x64, 0x64, 1, 1));
+    let irq = edge_irq(irqs::KEYBOARD);
+    devices.push(device("PS2K", eisa("PNP0303"), 0, &[&data, &cmd, &irq]));
+    for (i, d) in cfg.virtio_mmio.iter().enumerate() {
+        let mem = aml::Memory32Fixed::new(true, d.base as u32, d.len as u32);
+        let irq = edge_irq(d.irq);
+        let hid: Box<dyn Aml> = Box::new("LNRO0005");
+        devices.push(device(&format!("VR{i:02X}"), hid, i as u8, &[&mem, &irq]));
+    }
+    let children: Vec<RawAml> = devices.into_iter().map(RawAml).collect();
+    let refs: Vec<&dyn Aml> = children.iter().map(|c| c as &dyn Aml).collect();
+    aml::Scope::new("\\_SB_".into(), refs).to_aml_bytes(&mut dsdt);
+    dsdt
+}
+
+/// Already-encoded AML, so devices of different shapes can share a scope.
+struct RawAml(Vec<u8>);
+
+impl Aml for RawAml {
+    fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
+        sink.vec(&self.0);
+    }
+}
+
+fn eisa(id: &str) -> Box<dyn Aml> {
+    Box::new(aml::EISAName::new(id))
+}
+
+fn device(name: &str, hid: Box<dyn Aml>, uid: u8, resources: &[&dyn Aml]) -> Vec<u8> {
+    let hid = aml::Name::new("_HID".into(), hid.as_ref());
+    let uid = aml::Name::new("_UID".into(), &uid);
+    let crs = aml::Name::new(
+        "_CRS".into(),
+        &aml::ResourceTemplate::new(resources.to_vec()),
+    );
+    let mut out = Vec::new();
+    aml::Device::new(name.into(), vec![&hid, &uid, &crs]).to_aml_bytes(&mut out);
+    out
+}
+
+/// The MADT. Built on the generic `Sdt` because acpi_tables' MADT type has
+/// no setter for the PC-AT compatibility flag and no interrupt source
+/// override or local APIC NMI entries, all of which x86 guests need.
+fn madt(cfg: &AcpiConfig) -> Sdt {
+    let mut m = Sdt::new(*b"APIC", 44, 4, OEM_ID, table_id(b"APIC"), OEM_REVISION);
+    m.write_u32(36, layout::LAPIC_START as u32);
+    m.write_u32(40, 1); // PCAT_COMPAT: dual 8259s present.
+    for (uid, &apic_id) in cfg.apic_ids.iter().enumerate() {
+        if apic_id < 255 {
+            // Processor Local APIC: type 0, length 8, enabled.
+            m.append_slice(&[0, 8, uid as u8, apic_id as u8, 1, 0, 0, 0]);
+        } else {
+            // Processor Local x2APIC: type 9, length 16.
+            let mut e = vec![9, 16, 0, 0];
+            e.extend_from_slice(&apic_id.to_le_bytes());
+            e.extend_from_slice(&1u32.to_le_bytes());
+            e.extend_from_slice(&(uid as u32).to_le_bytes());
+            m.append_slice(&e);
+        }
+    }
+    // I/O APIC: type 1, length 12, id 0, address, GSI base 0.
+    let mut ioapic = vec![1, 12, 0, 0];
+    ioapic.extend_from_slice(&(layout::IOAPIC_START as u32).to_le_bytes());
+    ioapic.extend_from_slice(&0u32.to_le_bytes());
+    m.append_slice(&ioapic);
+    // Interrupt source overrides: the PIT's IRQ 0 arrives on GSI 2 (KVM's
+    // default routing), and the SCI is level-triggered, active high.
+    for (irq, gsi, flags) in [(0u8, 2u32, 0u16), (irqs::SCI as u8, irqs::SCI, 0x000d)] {
+        let mut iso = vec![2, 10, 0, irq];
+        iso.extend_from_slice(&gsi.to_le_bytes());
+        iso.extend_from_slice(&flags.to_le_bytes());
+        m.append_slice(&iso);
+    }
+    // Local APIC NMI on LINT1 of every processor.
+    m.append_slice(&[4, 6, 0xff, 0, 0, 1]);
+    m
+}
+
+/// Builds all tables for guest address `base`.
+pub fn build(cfg: &AcpiConfig, base: u64) -> AcpiTables {
+    let mut out = Vec::new();
+    // The RSDP goes first; its XSDT pointer is patched in below.
+    out.resize(Rsdp::len(), 0);
+    let dsdt_addr = place(&mut out, base, &dsdt(cfg), 16);
+    let facs_addr = place(&mut out, base, &FACS::new(), 64);
+    let fadt_addr = place(&mut out, base, &fadt(dsdt_addr, facs_addr), 16);
+    let madt_addr = place(&mut out, base, &madt(cfg), 16);
+    let mut xsdt = XSDT::new(OEM_ID, table_id(b"XSDT"), OEM_REVISION);
+    xsdt.add_entry(fadt_addr);
+    xsdt.add_entry(madt_addr);
+    let xsdt_addr = place(&mut out, base, &xsdt, 16);
+    let mut rsdp = Vec::new();
+    Rsdp::new(OEM_ID, xsdt_addr).to_aml_bytes(&mut rsdp);
+    out[..rsdp.len()].copy_from_slice(&rsdp);
+    AcpiTables { base, bytes: out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(b: &[u8]) -> u8 {
+        b.iter().fold(0u8, |a, x| a.wrapping_add(*x))
+    }
+
+    fn u32_at(b: &[u8], o: usize) -> u32 {
+        u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+    }
+    fn u64_at(b: &[u8], o: usize) -> u64 {
+        u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+    }
+
+    /// Walks the tables the way a guest does, from the RSDP.
+    fn tables(t: &AcpiTables) -> Vec<(String, Vec<u8>)> {
+        let b = &t.bytes;
+        let at = |addr: u64| (addr - t.base) as usize;
+        assert_eq!(&b[0..8], b"RSD PTR ");
+        assert_eq!(sum(&b[0..20]), 0, "RSDP checksum");
+        assert_eq!(sum(&b[0..36]), 0, "RSDP extended checksum");
+        assert_eq!(b[15], 2, "ACPI 2.0+ RSDP");
+        let xsdt = at(u64_at(b, 24));
+        let len = u32_at(b, xsdt + 4) as usize;
+        let mut out = vec![("XSDT".to_string(), b[xsdt..xsdt + len].to_vec())];
+        for i in 0..(len - 36) / 8 {
+            let t = at(u64_at(b, xsdt + 36 + 8 * i));
+            let l = u32_at(b, t + 4) as usize;
+            out.push((String::from_utf8_lossy(&b[t..t + 4]).into(), b[t..t + l].to_vec()));
+        }
+        let fadt = out.iter().find(|(s, _)| s == "FACP").unwrap().1.clone();
+        let dsdt = at(u64_at(&fadt, 140));
+        assert_eq!(u32_at(&fadt, 40) as usize, dsdt + t.base as usize);
+        let l = u32_at(b, dsdt + 4) as usize;
+        out.push(("DSDT".into(), b[dsdt..dsdt + l].to_vec()));
+        let facs = at(u64_at(&fadt, 132));
+        assert_eq!(&b[facs..facs + 4], b"FACS");
+        assert_eq!((facs + t.base as usize) % 64, 0, "FACS alignment");
+        out
+    }
+
+    fn cfg(n: u32) -> AcpiConfig {
+        AcpiConfig {
+            apic_ids: (0..n).collect(),
+            serial_ports: vec![(0x3f8, 4)],
+            virtio_mmio: vec![MmioDevice {
+                base: 0xd000_0000,
+                len: 0x1000,
+                irq: 5,
+            }],
+        }
+    }
+
+    #[test]
+    fn every_table_is_present_with_a_valid_checksum() {
+        let t = build(&cfg(4), layout::ACPI_START);
+        assert!(t.bytes.len() as u64 <= layout::ACPI_MAX);
+        let all = tables(&t);
+        let names: Vec<&str> = all.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(names, ["XSDT", "FACP", "APIC", "DSDT"]);
+        for (name, bytes) in &all {
+            assert_eq!(sum(bytes), 0, "{name} checksum");
+            assert_eq!(&bytes[10..16], b"RVIRT ", "{name} OEM ID");
+        }
+    }
+
+    #[test]
+    fn madt_lists_each_cpu_and_the_overrides() {
+        let t = build(&cfg(3), layout::ACPI_START);
+        let madt = tables(&t).into_iter().find(|(s, _)| s == "APIC").unwrap().1;
+        assert_eq!(u32_at(&madt, 36), 0xfee0_0000);
+        assert_eq!(u32_at(&madt, 40) & 1, 1);
+        let mut off = 44;
+        let (mut lapics, mut isos) = (vec![], vec![]);
+        while off < madt.len() {
+            match madt[off] {
+                0 => lapics.push((madt[off + 3], madt[off + 4] & 1)),
+                2 => isos.push((madt[off + 3], u32_at(&madt, off + 4))),
+                _ => {}
+            }
+            off += madt[off + 1] as usize;
+        }
+        assert_eq!(off, madt.len());
+        assert_eq!(lapics, vec![(0, 1), (1, 1), (2, 1)]);
+        assert_eq!(isos, vec![(0, 2), (9, 9)]);
+    }
+
+    #[test]
+    fn fadt_points_at_the_pm_block() {
+        let t = build(&cfg(1), layout::ACPI_START);
+        let fadt = tables(&t).into_iter().find(|(s, _)| s == "FACP").unwrap().1;
+        assert_eq!(fadt.len(), 276, "ACPI 6 FADT");
+        assert_eq!(u16::from_le_bytes([fadt[46], fadt[47]]), 9, "SCI_INT");
+        assert_eq!(u32_at(&fadt, 48), 0, "SMI_CMD");
+        assert_eq!(u32_at(&fadt, 56), 0x600, "PM1a_EVT_BLK");
+        assert_eq!(u32_at(&fadt, 64), 0x604, "PM1a_CNT_BLK");
+        assert_eq!(u32_at(&fadt, 76), 0x608, "PM_TMR_BLK");
+        assert_eq!((fadt[88], fadt[89], fadt[91]), (4, 2, 4));
+        assert_eq!(fadt[108], 0x32, "CENTURY");
+        assert_eq!(u32_at(&fadt, 112) & (1 << 4), 0, "fixed power button");
+        assert_eq!(u32_at(&fadt, 112) & (1 << 20), 0, "not hardware-reduced");
+        assert_eq!(u64_at(&fadt, 116 + 4), 0xcf9, "RESET_REG address");
+        assert_eq!(fadt[128], 6, "RESET_VALUE");
+    }
+
+    #[test]
+    fn dsdt_has_s5_and_devices() {
+        let t = build(&cfg(1), layout::ACPI_START);
+        let dsdt = tables(&t).into_iter().find(|(s, _)| s == "DSDT").unwrap().1;
+        let find = |needle: &[u8]| dsdt.windows(needle.len()).position(|w| w == needle);
+        // NameOp "_S5_" PackageOp PkgLength(6) NumElements(4) BytePrefix 5 ...
+        let s5 = find(b"_S5_").unwrap();
+        assert_eq!(dsdt[s5 - 1], 0x08);
+        assert_eq!(&dsdt[s5 + 4..s5 + 12], &[0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00]);
+        assert!(find(b"COM1").is_some());
+        assert!(find(b"LNRO0005").is_some());
+        assert!(find(b"RTC_").is_some());
+    }
+}

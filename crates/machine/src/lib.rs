@@ -1,0 +1,26 @@
+//! The x86_64 KVM machine: guest memory, vCPUs and their run loop, boot
+//! loaders, ACPI and MP tables.
+//!
+//! Boot path, in order (see [`Machine::new`], [`Machine::load`],
+//! [`Machine::start`]): open /dev/kvm and create the VM with the in-kernel
+//! irqchip and PIT; map guest RAM around the 32-bit hole; create the vCPUs
+//! with CPUID for the requested topology; write the ACPI and MP tables; load
+//! the kernel, initrd and command line and the boot protocol's structures;
+//! set the boot vCPU's registers; start one thread per vCPU. The run loop is
+//! in [`vcpu`].
+
+pub mod acpi;
+pub mod boot;
+pub mod cpuid;
+pub mod layout;
+pub mod mptable;
+pub mod regs;
+pub mod topology;
+pub mod vcpu;
+mod vm;
+
+pub use boot::{BootConfig, EntryPoint, Protocol};
+pub use cpuid::{CpuModel, CpuSpec};
+pub use topology::Topology;
+pub use vcpu::{VcpuEvents, Vcpus};
+pub use vm::{Machine, MachineConfig, MachineError};

@@ -1,0 +1,328 @@
+//! The vCPU threads and their run loop.
+//!
+//! Each vCPU runs on its own host thread as a small state machine driven by
+//! a shared control block: `Run` (enter the guest, dispatch exits to the
+//! buses), `Pause` (park on a condition variable) and `Exit` (leave the
+//! thread). The controller changes the wanted state and then kicks every
+//! thread with a signal, which makes a blocking KVM_RUN return EINTR; it
+//! repeats the kick until every thread has acknowledged, so a kick that lands
+//! just before a thread enters KVM_RUN is never lost.
+//!
+//! Lock order: the control mutex is never held while running the guest or
+//! while touching a device.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use rvirt_bus::{Bus, VmControl, VmRequest};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+
+use crate::topology::Topology;
+
+/// Where the vCPU threads report what the machine must act on.
+pub trait VcpuEvents: VmControl {
+    /// vCPU `cpu` hit an error it cannot continue from (failed entry, KVM
+    /// internal error); `report` holds the registers for the log.
+    fn vcpu_failed(&self, cpu: u32, report: String);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Run,
+    Pause,
+    Exit,
+}
+
+struct State {
+    want: Want,
+    /// Threads parked in `Pause` or finished.
+    idle: usize,
+}
+
+struct Control {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Control {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+// KVM system event types (struct kvm_run.system_event.type).
+const KVM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
+const KVM_SYSTEM_EVENT_RESET: u32 = 2;
+const KVM_SYSTEM_EVENT_CRASH: u32 = 3;
+
+/// The signal that kicks a vCPU out of KVM_RUN.
+fn kick_signal() -> i32 {
+    SIGRTMIN()
+}
+
+extern "C" fn handle_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // Nothing to do: delivery alone makes KVM_RUN return EINTR.
+}
+
+/// The running vCPU threads.
+pub struct Vcpus {
+    control: Arc<Control>,
+    threads: Vec<JoinHandle<()>>,
+    tids: Arc<Vec<AtomicI32>>,
+    topology: Topology,
+    // Keeps guest memory mapped while any vCPU can still enter the guest.
+    _memory: GuestMemoryMmap,
+}
+
+/// What a vCPU thread needs.
+struct Worker {
+    cpu: u32,
+    fd: VcpuFd,
+    control: Arc<Control>,
+    pio: Arc<Bus>,
+    mmio: Arc<Bus>,
+    events: Arc<dyn VcpuEvents>,
+    tids: Arc<Vec<AtomicI32>>,
+}
+
+impl Vcpus {
+    pub(crate) fn start(
+        fds: Vec<VcpuFd>,
+        topology: Topology,
+        memory: GuestMemoryMmap,
+        pio: Arc<Bus>,
+        mmio: Arc<Bus>,
+        events: Arc<dyn VcpuEvents>,
+        paused: bool,
+    ) -> std::io::Result<Vcpus> {
+        register_signal_handler(kick_signal(), handle_kick).map_err(std::io::Error::other)?;
+        let control = Arc::new(Control {
+            state: Mutex::new(State {
+                want: if paused { Want::Pause } else { Want::Run },
+                idle: 0,
+            }),
+            changed: Condvar::new(),
+        });
+        let tids: Arc<Vec<AtomicI32>> = Arc::new(fds.iter().map(|_| AtomicI32::new(0)).collect());
+        let mut vcpus = Vcpus {
+            control: control.clone(),
+            threads: Vec::with_capacity(fds.len()),
+            tids: tids.clone(),
+            topology,
+            _memory: memory,
+        };
+        for (cpu, fd) in fds.into_iter().enumerate() {
+            let worker = Worker {
+                cpu: cpu as u32,
+                fd,
+                control: control.clone(),
+                pio: pio.clone(),
+                mmio: mmio.clone(),
+                events: events.clone(),
+                tids: tids.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                // QEMU's name for vCPU threads (with debug-threads=on).
+                .name(format!("CPU {cpu}/KVM"))
+                .spawn(move || worker.run())?;
+            vcpus.threads.push(handle);
+        }
+        Ok(vcpus)
+    }
+
+    /// Number of vCPUs.
+    pub fn count(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// The topology the vCPUs were built with.
+    pub fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    /// Host thread IDs of the vCPU threads (0 until a thread has started).
+    pub fn thread_ids(&self) -> Vec<i32> {
+        self.tids.iter().map(|t| t.load(Ordering::Acquire)).collect()
+    }
+
+    fn set(&self, want: Want) {
+        let mut s = self.control.lock();
+        s.want = want;
+        self.control.changed.notify_all();
+    }
+
+    /// Kicks every thread until all are idle (parked or finished).
+    fn wait_idle(&self) {
+        let mut s = self.control.lock();
+        while s.idle < self.threads.len() {
+            drop(s);
+            for t in &self.threads {
+                if !t.is_finished() {
+                    // A failed kick means the thread is already gone.
+                    let _ = t.kill(kick_signal());
+                }
+            }
+            s = self.control.lock();
+            if s.idle < self.threads.len() {
+                s = self
+                    .control
+                    .changed
+                    .wait_timeout(s, Duration::from_millis(1))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        }
+    }
+
+    /// Stops every vCPU; returns when none executes guest code.
+    pub fn pause(&self) {
+        self.set(Want::Pause);
+        self.wait_idle();
+    }
+
+    /// Lets the vCPUs run.
+    pub fn resume(&self) {
+        self.set(Want::Run);
+    }
+
+    /// Stops and joins every vCPU thread.
+    pub fn stop(mut self) {
+        self.stop_threads();
+    }
+
+    fn stop_threads(&mut self) {
+        self.set(Want::Exit);
+        self.wait_idle();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Vcpus {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop_threads();
+        }
+    }
+}
+
+impl Worker {
+    fn run(mut self) {
+        // SAFETY: gettid has no preconditions and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        self.tids[self.cpu as usize].store(tid, Ordering::Release);
+        loop {
+            if !self.wait_for_run() {
+                break;
+            }
+            if !self.run_once() {
+                break;
+            }
+        }
+        let mut s = self.control.lock();
+        s.idle += 1;
+        self.control.changed.notify_all();
+    }
+
+    /// Parks while paused. Returns false when the thread must exit.
+    fn wait_for_run(&self) -> bool {
+        let mut s = self.control.lock();
+        loop {
+            match s.want {
+                Want::Run => return true,
+                Want::Exit => return false,
+                Want::Pause => {
+                    s.idle += 1;
+                    self.control.changed.notify_all();
+                    s = self
+                        .control
+                        .changed
+                        .wait(s)
+                        .unwrap_or_else(|p| p.into_inner());
+                    s.idle -= 1;
+                }
+            }
+        }
+    }
+
+    /// Enters the guest once and handles the exit. Returns false when the
+    /// vCPU cannot go on.
+    fn run_once(&mut self) -> bool {
+        match self.fd.run() {
+            Ok(VcpuExit::IoIn(port, data)) => {
+                self.pio.read(u64::from(port), data);
+            }
+            Ok(VcpuExit::IoOut(port, data)) => {
+                self.pio.write(u64::from(port), data);
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                self.mmio.read(addr, data);
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                self.mmio.write(addr, data);
+            }
+            // A triple fault: real hardware resets.
+            Ok(VcpuExit::Shutdown) => self.events.request(VmRequest::Reset),
+            Ok(VcpuExit::SystemEvent(kind, _)) => match kind {
+                KVM_SYSTEM_EVENT_SHUTDOWN => self.events.request(VmRequest::PowerOff),
+                KVM_SYSTEM_EVENT_RESET => self.events.request(VmRequest::Reset),
+                KVM_SYSTEM_EVENT_CRASH => self.events.request(VmRequest::Panic),
+                other => tracing::debug!(cpu = self.cpu, other, "ignored system event"),
+            },
+            Ok(VcpuExit::FailEntry(reason, hw_cpu)) => {
+                let report = format!(
+                    "KVM entry failed, hardware error {reason:#x} (host CPU {hw_cpu})\n{}",
+                    self.dump()
+                );
+                self.events.vcpu_failed(self.cpu, report);
+                return false;
+            }
+            Ok(VcpuExit::InternalError) => {
+                let report = format!("KVM internal error\n{}", self.dump());
+                self.events.vcpu_failed(self.cpu, report);
+                return false;
+            }
+            // With the in-kernel irqchip these do not reach userspace; if
+            // one does, going round the loop again is the right answer.
+            Ok(VcpuExit::Hlt | VcpuExit::IrqWindowOpen | VcpuExit::Intr) => {}
+            Ok(other) => {
+                let what = format!("{other:?}");
+                let report = format!("unexpected KVM exit {what}\n{}", self.dump());
+                self.events.vcpu_failed(self.cpu, report);
+                return false;
+            }
+            // Kicked by the controller: go back and look at the wanted state.
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+            Err(e) => {
+                let report = format!("KVM_RUN failed: {e}\n{}", self.dump());
+                self.events.vcpu_failed(self.cpu, report);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The registers, formatted like QEMU's register dump.
+    fn dump(&self) -> String {
+        let (Ok(r), Ok(s)) = (self.fd.get_regs(), self.fd.get_sregs()) else {
+            return "registers unavailable".into();
+        };
+        format!(
+            "RAX={:016x} RBX={:016x} RCX={:016x} RDX={:016x}\n\
+             RSI={:016x} RDI={:016x} RBP={:016x} RSP={:016x}\n\
+             R8 ={:016x} R9 ={:016x} R10={:016x} R11={:016x}\n\
+             R12={:016x} R13={:016x} R14={:016x} R15={:016x}\n\
+             RIP={:016x} RFL={:08x}\n\
+             CS ={:04x} {:016x} {:08x} DS ={:04x} SS ={:04x}\n\
+             CR0={:08x} CR2={:016x} CR3={:016x} CR4={:08x} EFER={:016x}",
+            r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
+            r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags, s.cs.selector, s.cs.base, s.cs.limit,
+            s.ds.selector, s.ss.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.efer
+        )
+    }
+}

@@ -1,0 +1,247 @@
+//! Creating the KVM VM, its memory and its vCPUs, and loading a guest.
+
+use std::sync::Arc;
+
+use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use rvirt_bus::Bus;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::acpi::{self, AcpiConfig};
+use crate::boot::{self, BootConfig, BootError, EntryPoint};
+use crate::cpuid::{self, CpuSpec, CpuidError};
+use crate::layout::{self, RamLayout};
+use crate::regs::{self, RegsError};
+use crate::topology::Topology;
+use crate::vcpu::{VcpuEvents, Vcpus};
+use crate::mptable;
+
+/// What the machine is made of.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// RAM in bytes.
+    pub mem_size: u64,
+    pub topology: Topology,
+    pub cpu: CpuSpec,
+}
+
+/// Errors building or starting a machine. Messages name the resource, so the
+/// command line can prefix the option that asked for it.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error("/dev/kvm does not exist: is KVM enabled on this host (modprobe kvm)?")]
+    NoKvm,
+    #[error("permission denied opening /dev/kvm (run as root or join the kvm group)")]
+    KvmPermission,
+    #[error("failed to open /dev/kvm")]
+    KvmOpen(#[source] kvm_ioctls::Error),
+    #[error("KVM {what} failed")]
+    Kvm {
+        what: &'static str,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    #[error("{requested} vCPUs requested, but KVM allows at most {max}")]
+    TooManyVcpus { requested: u32, max: usize },
+    #[error("{size} bytes of guest memory is below the minimum of {min}")]
+    TooLittleMemory { size: u64, min: u64 },
+    #[error("cannot map {size} bytes of guest memory")]
+    Memory {
+        size: u64,
+        #[source]
+        source: vm_memory::mmap::FromRangesError,
+    },
+    #[error(transparent)]
+    Cpuid(#[from] CpuidError),
+    #[error(transparent)]
+    Regs(#[from] RegsError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error("the ACPI tables ({0} bytes) do not fit their area")]
+    AcpiTooLarge(usize),
+    #[error("failed to write {0} to guest memory")]
+    Write(&'static str),
+    #[error("failed to start vCPU thread")]
+    Thread(#[source] std::io::Error),
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MachineError {
+    move |source| MachineError::Kvm { what, source }
+}
+
+/// A KVM VM with its memory and vCPUs, before and after boot.
+///
+/// Field order matters for drop: vCPUs, then the VM, then the memory they
+/// point into.
+pub struct Machine {
+    vcpus: Vec<VcpuFd>,
+    vm: VmFd,
+    _kvm: Kvm,
+    memory: GuestMemoryMmap,
+    ram: RamLayout,
+    topology: Topology,
+}
+
+impl Machine {
+    /// Creates the VM, its interrupt controllers, memory and vCPUs.
+    pub fn new(cfg: &MachineConfig) -> Result<Self, MachineError> {
+        if cfg.mem_size < layout::MIN_RAM {
+            return Err(MachineError::TooLittleMemory {
+                size: cfg.mem_size,
+                min: layout::MIN_RAM,
+            });
+        }
+        let kvm = Kvm::new().map_err(|e| match e.errno() {
+            libc::ENOENT => MachineError::NoKvm,
+            libc::EACCES | libc::EPERM => MachineError::KvmPermission,
+            _ => MachineError::KvmOpen(e),
+        })?;
+        let ncpus = cfg.topology.cpus();
+        let max = kvm.get_max_vcpus();
+        if ncpus as usize > max {
+            return Err(MachineError::TooManyVcpus {
+                requested: ncpus,
+                max,
+            });
+        }
+        // Resolve CPUID before creating anything, so a bad -cpu flag leaves
+        // nothing behind.
+        cpuid::validate(&cfg.cpu)?;
+        let supported = kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
+
+        let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
+        vm.set_tss_address(layout::KVM_TSS as usize)
+            .map_err(kvm_err("SET_TSS_ADDR"))?;
+        vm.set_identity_map_address(layout::KVM_IDENTITY_MAP)
+            .map_err(kvm_err("SET_IDENTITY_MAP_ADDR"))?;
+        vm.create_irq_chip().map_err(kvm_err("CREATE_IRQCHIP"))?;
+        // The dummy speaker lets the in-kernel PIT answer port 0x61, which
+        // Linux reads while calibrating its timers.
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(pit).map_err(kvm_err("CREATE_PIT2"))?;
+
+        let ram = RamLayout::new(cfg.mem_size);
+        let memory = create_memory(&ram)?;
+        for (slot, region) in memory.iter().enumerate() {
+            let r = kvm_userspace_memory_region {
+                slot: slot as u32,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+                flags: 0,
+            };
+            // SAFETY: the region is a live mapping of exactly `memory_size`
+            // bytes owned by `memory`, which outlives the VM fd and every
+            // vCPU thread (field order above; `Vcpus` holds a clone).
+            unsafe { vm.set_user_memory_region(r) }
+                .map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
+        }
+
+        let mut vcpus = Vec::with_capacity(ncpus as usize);
+        for cpu in 0..ncpus {
+            let fd = vm
+                .create_vcpu(u64::from(cfg.topology.apic_id(cpu)))
+                .map_err(kvm_err("CREATE_VCPU"))?;
+            let cpuid = cpuid::build(&supported, &cfg.cpu, &cfg.topology, cpu)?;
+            fd.set_cpuid2(&cpuid).map_err(kvm_err("SET_CPUID2"))?;
+            regs::setup_common(&fd)?;
+            vcpus.push(fd);
+        }
+        Ok(Machine {
+            vcpus,
+            vm,
+            _kvm: kvm,
+            memory,
+            ram,
+            topology: cfg.topology,
+        })
+    }
+
+    /// The VM fd, for irqfds, ioeventfds and interrupt lines.
+    pub fn vm_fd(&self) -> &VmFd {
+        &self.vm
+    }
+
+    /// Guest memory.
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.memory
+    }
+
+    /// The RAM layout.
+    pub fn ram(&self) -> RamLayout {
+        self.ram
+    }
+
+    /// APIC IDs of the vCPUs in creation order.
+    pub fn apic_ids(&self) -> Vec<u32> {
+        (0..self.topology.cpus())
+            .map(|c| self.topology.apic_id(c))
+            .collect()
+    }
+
+    /// Writes the firmware tables, loads the guest and points the boot vCPU
+    /// at its entry.
+    pub fn load(
+        &self,
+        boot: &BootConfig,
+        mut platform: AcpiConfig,
+    ) -> Result<EntryPoint, MachineError> {
+        platform.apic_ids = self.apic_ids();
+        let tables = acpi::build(&platform, layout::ACPI_START);
+        if tables.bytes.len() as u64 > layout::ACPI_MAX {
+            return Err(MachineError::AcpiTooLarge(tables.bytes.len()));
+        }
+        self.memory
+            .write_slice(&tables.bytes, GuestAddress(layout::ACPI_START))
+            .map_err(|_| MachineError::Write("the ACPI tables"))?;
+        let mp = mptable::build(&platform.apic_ids, layout::EBDA_START);
+        self.memory
+            .write_slice(&mp, GuestAddress(layout::EBDA_START))
+            .map_err(|_| MachineError::Write("the MP table"))?;
+        let entry = boot::load(&self.memory, &self.ram, boot, tables.rsdp())?;
+        regs::setup_boot_vcpu(&self.vcpus[0], &self.memory, entry.mode, entry.address)?;
+        Ok(entry)
+    }
+
+    /// Starts one thread per vCPU. With `paused`, the threads wait for
+    /// [`Vcpus::resume`] before running guest code.
+    pub fn start(
+        &mut self,
+        pio: Arc<Bus>,
+        mmio: Arc<Bus>,
+        events: Arc<dyn VcpuEvents>,
+        paused: bool,
+    ) -> Result<Vcpus, MachineError> {
+        let fds = std::mem::take(&mut self.vcpus);
+        Vcpus::start(
+            fds,
+            self.topology,
+            self.memory.clone(),
+            pio,
+            mmio,
+            events,
+            paused,
+        )
+        .map_err(MachineError::Thread)
+    }
+}
+
+fn create_memory(ram: &RamLayout) -> Result<GuestMemoryMmap, MachineError> {
+    let regions: Vec<(GuestAddress, usize)> = ram
+        .regions()
+        .iter()
+        .map(|&(addr, size)| (GuestAddress(addr), size as usize))
+        .collect();
+    // Anonymous, private, MAP_NORESERVE: no page is touched (or counted
+    // against the host) until the guest uses it, so a 1 GiB guest costs
+    // what a 128 MiB one does at start.
+    GuestMemoryMmap::from_ranges(&regions).map_err(|source| MachineError::Memory {
+        size: ram.size(),
+        source,
+    })
+}
