@@ -1,0 +1,74 @@
+//! What the VMM provides to the monitor.
+
+use crate::error::QmpError;
+use crate::types::{BlockInfo, ChardevInfo, CpuInfoFast, KvmInfo, RunState, VersionInfo};
+
+/// The VM as the monitor sees it. rvirt-vmm implements this; the monitor
+/// calls it from its own threads (never a vCPU thread), possibly from
+/// several monitors at once.
+///
+/// Events: the VMM posts every state change to the [`crate::EventBus`] it
+/// gave the monitors, whoever caused it (a command, the guest, a signal).
+/// For the commands below that change state, post the event *before*
+/// returning, as QEMU 7.2 does: clients then see e.g. `STOP` before the
+/// reply to `stop`. A method must not wait for the monitors themselves (for
+/// example by shutting them down), or it deadlocks the monitor thread that
+/// called it.
+pub trait MonitorBackend: Send + Sync {
+    /// The current run state.
+    fn status(&self) -> RunState;
+
+    /// Pauses the VM. Contract: return only once every vCPU has left
+    /// `KVM_RUN` and will not re-enter it until [`MonitorBackend::cont`];
+    /// post `STOP` if the VM was running. Stopping a VM that is not running
+    /// (e.g. `prelaunch`) does nothing and posts nothing.
+    fn stop(&self) -> Result<(), QmpError>;
+
+    /// Resumes (or, under `-S`, starts) the vCPUs and posts `RESUME`; does
+    /// nothing if they already run. Not called in states that need a reset
+    /// (the monitor answers "Resetting the Virtual Machine is required").
+    fn cont(&self) -> Result<(), QmpError>;
+
+    /// Resets the VM; posts `RESET` with reason `host-qmp-system-reset`.
+    fn system_reset(&self);
+
+    /// Presses the ACPI power button (SCI with PWRBTN_STS); posts
+    /// `POWERDOWN`. What the guest does next is up to the guest.
+    fn system_powerdown(&self);
+
+    /// Asks the VMM to exit: post `SHUTDOWN` (reason `host-qmp-quit`), then
+    /// let the main thread stop the monitors (which flushes this reply)
+    /// and exit. Must return without waiting for the exit.
+    fn quit(&self);
+
+    /// The `-name`, if any.
+    fn name(&self) -> Option<String>;
+
+    /// The `-uuid`, if any (`None` reports the nil UUID).
+    fn uuid(&self) -> Option<String>;
+
+    /// KVM state; rvirt always runs on KVM.
+    fn kvm(&self) -> KvmInfo {
+        KvmInfo {
+            enabled: true,
+            present: true,
+        }
+    }
+
+    /// The vCPUs, in index order.
+    fn cpus(&self) -> Vec<CpuInfoFast>;
+
+    /// The character devices, monitors included.
+    fn chardevs(&self) -> Vec<ChardevInfo>;
+
+    /// The block devices (none until rvirt has any).
+    fn block(&self) -> Vec<BlockInfo> {
+        Vec::new()
+    }
+
+    /// The version reported in the greeting, `query-version` and
+    /// `info version`.
+    fn version(&self) -> VersionInfo {
+        VersionInfo::rvirt()
+    }
+}

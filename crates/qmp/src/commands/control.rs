@@ -1,0 +1,109 @@
+//! Negotiation and the run-control commands.
+
+use super::CAPABILITIES_PARAMS;
+use crate::args::check;
+use crate::backend::MonitorBackend;
+use crate::error::{ErrorClass, QmpError};
+use serde_json::{json, Map, Value};
+
+/// The capabilities QEMU defines (QAPI `QMPCapability`); rvirt offers none.
+const KNOWN_CAPABILITIES: &[&str] = &["oob"];
+
+/// `qmp_capabilities` on a monitor still in negotiation mode.
+pub(crate) fn negotiate(args: &Map<String, Value>) -> Result<Value, QmpError> {
+    check(CAPABILITIES_PARAMS, args)?;
+    let enable: Vec<&str> = args
+        .get("enable")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    // The input visitor rejects unknown names first (naming list elements
+    // 'null'), then negotiation rejects known but unoffered ones.
+    if let Some(bad) = enable.iter().find(|c| !KNOWN_CAPABILITIES.contains(c)) {
+        return Err(QmpError::generic(format!(
+            "Parameter 'null' does not accept value '{bad}'"
+        )));
+    }
+    if let Some(cap) = enable.first() {
+        return Err(QmpError::generic(format!(
+            "Capability '{cap}' not available"
+        )));
+    }
+    Ok(json!({}))
+}
+
+/// `qmp_capabilities` once negotiation is over.
+pub(super) fn already_negotiated(
+    _: &dyn MonitorBackend,
+    _: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    Err(QmpError {
+        class: ErrorClass::CommandNotFound,
+        desc: "Capabilities negotiation is already complete, command ignored".into(),
+    })
+}
+
+pub(super) fn stop(b: &dyn MonitorBackend, _: &Map<String, Value>) -> Result<Value, QmpError> {
+    b.stop()?;
+    Ok(json!({}))
+}
+
+pub(super) fn cont(b: &dyn MonitorBackend, _: &Map<String, Value>) -> Result<Value, QmpError> {
+    if b.status().needs_reset() {
+        return Err(QmpError::generic(
+            "Resetting the Virtual Machine is required",
+        ));
+    }
+    b.cont()?;
+    Ok(json!({}))
+}
+
+pub(super) fn system_reset(
+    b: &dyn MonitorBackend,
+    _: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    b.system_reset();
+    Ok(json!({}))
+}
+
+pub(super) fn system_powerdown(
+    b: &dyn MonitorBackend,
+    _: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    b.system_powerdown();
+    Ok(json!({}))
+}
+
+pub(super) fn quit(b: &dyn MonitorBackend, _: &Map<String, Value>) -> Result<Value, QmpError> {
+    b.quit();
+    Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn neg(v: Value) -> Result<Value, String> {
+        negotiate(v.as_object().unwrap()).map_err(|e| e.desc)
+    }
+
+    #[test]
+    fn negotiation_arguments() {
+        assert_eq!(neg(json!({})), Ok(json!({})));
+        assert_eq!(neg(json!({"enable": []})), Ok(json!({})));
+        assert_eq!(
+            neg(json!({"enable": ["nope"]})),
+            Err("Parameter 'null' does not accept value 'nope'".into())
+        );
+        assert_eq!(
+            neg(json!({"enable": ["oob"]})),
+            Err("Capability 'oob' not available".into())
+        );
+        assert_eq!(
+            neg(json!({"enable": "oob"})),
+            Err("Invalid parameter type for 'enable', expected: array".into())
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! The query commands: each turns a backend answer into its QAPI shape.
+
+use super::command_names;
+use crate::backend::MonitorBackend;
+use crate::error::QmpError;
+use crate::types::{NameInfo, StatusInfo, UuidInfo, NIL_UUID};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+type Args<'a> = &'a Map<String, Value>;
+
+fn to_value<T: Serialize>(v: T) -> Result<Value, QmpError> {
+    serde_json::to_value(v).map_err(|e| QmpError::generic(format!("cannot encode reply: {e}")))
+}
+
+pub(super) fn version(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.version())
+}
+
+pub(super) fn commands(_: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    Ok(Value::Array(
+        command_names().map(|n| json!({"name": n})).collect(),
+    ))
+}
+
+pub(super) fn status(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(StatusInfo::from(b.status()))
+}
+
+pub(super) fn name(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(NameInfo { name: b.name() })
+}
+
+pub(super) fn uuid(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    let uuid = b.uuid().unwrap_or_else(|| NIL_UUID.to_string());
+    to_value(UuidInfo { uuid })
+}
+
+pub(super) fn kvm(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.kvm())
+}
+
+pub(super) fn cpus_fast(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.cpus())
+}
+
+pub(super) fn chardev(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.chardevs())
+}
+
+pub(super) fn block(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.block())
+}

@@ -1,0 +1,321 @@
+//! Data returned by the query commands, named and typed as in QEMU's QAPI
+//! schema (qapi/run-state.json, machine.json, char.json, block-core.json).
+
+use serde::{Deserialize, Serialize};
+
+/// The VM's run state (QAPI `RunState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// QEMU is waiting for a debugger.
+    Debug,
+    /// Waiting for an incoming migration.
+    Inmigrate,
+    /// An internal error (e.g. an unhandled KVM exit) stopped the guest.
+    InternalError,
+    /// A disk I/O error paused the guest.
+    IoError,
+    /// Paused by `stop`.
+    Paused,
+    /// Paused after an outgoing migration.
+    Postmigrate,
+    /// Created but never started (`-S`).
+    Prelaunch,
+    /// Finishing an outgoing migration.
+    FinishMigrate,
+    /// Restoring a snapshot.
+    RestoreVm,
+    /// vCPUs are running.
+    Running,
+    /// Saving a snapshot.
+    SaveVm,
+    /// The guest powered off and `-no-shutdown` kept the process.
+    Shutdown,
+    /// The guest is suspended to RAM.
+    Suspended,
+    /// A watchdog fired and paused the guest.
+    Watchdog,
+    /// The guest panicked and the panic action paused it.
+    GuestPanicked,
+    /// COLO fault tolerance.
+    Colo,
+}
+
+impl RunState {
+    /// States `cont` refuses until `system_reset` (QEMU's
+    /// `runstate_needs_reset`).
+    pub fn needs_reset(self) -> bool {
+        matches!(
+            self,
+            Self::InternalError | Self::Shutdown | Self::GuestPanicked
+        )
+    }
+
+    /// QAPI's spelling of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Inmigrate => "inmigrate",
+            Self::InternalError => "internal-error",
+            Self::IoError => "io-error",
+            Self::Paused => "paused",
+            Self::Postmigrate => "postmigrate",
+            Self::Prelaunch => "prelaunch",
+            Self::FinishMigrate => "finish-migrate",
+            Self::RestoreVm => "restore-vm",
+            Self::Running => "running",
+            Self::SaveVm => "save-vm",
+            Self::Shutdown => "shutdown",
+            Self::Suspended => "suspended",
+            Self::Watchdog => "watchdog",
+            Self::GuestPanicked => "guest-panicked",
+            Self::Colo => "colo",
+        }
+    }
+}
+
+/// `query-status` reply. `singlestep` is always false: rvirt has no TCG.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// True when the vCPUs run.
+    pub running: bool,
+    /// Single-step mode (a TCG feature; always false).
+    pub singlestep: bool,
+    /// The run state.
+    pub status: RunState,
+}
+
+impl From<RunState> for StatusInfo {
+    fn from(status: RunState) -> Self {
+        Self {
+            running: status == RunState::Running,
+            singlestep: false,
+            status,
+        }
+    }
+}
+
+/// The three-part version number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionTriple {
+    /// Major version.
+    pub major: i64,
+    /// Minor version.
+    pub minor: i64,
+    /// Micro (patch) version.
+    pub micro: i64,
+}
+
+/// `query-version` reply and the greeting's version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// The QEMU version we claim to be compatible with.
+    pub qemu: VersionTriple,
+    /// Free-form package string; QEMU distributions put their build here.
+    pub package: String,
+}
+
+/// The QEMU version rvirt advertises. 7.2 is the QEMU of Debian 12, whose
+/// replies our golden tests were recorded from; libvirt and qemu.qmp accept
+/// it (libvirt 9/10 need at least 4.2/6.2) and it still reports the
+/// `singlestep` field that older management code reads.
+pub const QEMU_COMPAT_VERSION: VersionTriple = VersionTriple {
+    major: 7,
+    minor: 2,
+    micro: 0,
+};
+
+impl VersionInfo {
+    /// rvirt's version: QEMU 7.2.0 compatibility, package "rvirt X.Y.Z".
+    pub fn rvirt() -> Self {
+        Self {
+            qemu: QEMU_COMPAT_VERSION,
+            package: format!("rvirt {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// `query-kvm` reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvmInfo {
+    /// KVM is in use.
+    pub enabled: bool,
+    /// KVM is available on the host.
+    pub present: bool,
+}
+
+/// `query-name` reply; `{}` when the VM has no name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameInfo {
+    /// The `-name` given on the command line.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+}
+
+/// `query-uuid` reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UuidInfo {
+    /// The `-uuid`, or all zeros when none was given.
+    #[serde(rename = "UUID")]
+    pub uuid: String,
+}
+
+/// The all-zero UUID QEMU reports when `-uuid` was not given.
+pub const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A CPU's topology position (QAPI `CpuInstanceProperties`, x86 subset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CpuProps {
+    /// NUMA node, when NUMA is configured.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node_id: Option<i64>,
+    /// Socket index.
+    pub socket_id: i64,
+    /// Die index; QEMU's pc machines report it, microvm does not.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub die_id: Option<i64>,
+    /// Core index within the die/socket.
+    pub core_id: i64,
+    /// Thread index within the core.
+    pub thread_id: i64,
+}
+
+/// One entry of `query-cpus-fast`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CpuInfoFast {
+    /// Index of the vCPU (`-smp` order).
+    pub cpu_index: i64,
+    /// QOM path of the CPU object.
+    pub qom_path: String,
+    /// Host thread id (`gettid()`) of the vCPU thread.
+    pub thread_id: i64,
+    /// Topology position.
+    pub props: CpuProps,
+    /// QEMU target name.
+    pub target: String,
+}
+
+impl CpuInfoFast {
+    /// An x86_64 vCPU. QEMU creates the CPUs before any other unattached
+    /// device, so CPU N sits at `/machine/unattached/device[N]`.
+    pub fn x86_64(cpu_index: i64, thread_id: i64, props: CpuProps) -> Self {
+        Self {
+            cpu_index,
+            qom_path: format!("/machine/unattached/device[{cpu_index}]"),
+            thread_id,
+            props,
+            target: "x86_64".into(),
+        }
+    }
+}
+
+/// One entry of `query-chardev`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChardevInfo {
+    /// The chardev id (`compat_monitor0` for `-qmp`).
+    pub label: String,
+    /// QEMU's description, e.g. `unix:/path,server=on` or `stdio`.
+    pub filename: String,
+    /// A front end (device or monitor) has the chardev open.
+    pub frontend_open: bool,
+}
+
+/// The medium in a block device (QAPI `BlockDeviceInfo`, the fields libvirt
+/// reads).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockDeviceInfo {
+    /// Image file name.
+    pub file: String,
+    /// Node name in the block graph.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node_name: Option<String>,
+    /// Read-only.
+    pub ro: bool,
+    /// Format driver, e.g. `raw` or `qcow2`.
+    pub drv: String,
+    /// Encrypted (always false for rvirt).
+    pub encrypted: bool,
+    /// `off`, `on` or `unmap`.
+    pub detect_zeroes: String,
+    /// Throttling limits, zero when unlimited.
+    pub bps: i64,
+    /// Read throttling.
+    pub bps_rd: i64,
+    /// Write throttling.
+    pub bps_wr: i64,
+    /// IOPS throttling.
+    pub iops: i64,
+    /// Read IOPS throttling.
+    pub iops_rd: i64,
+    /// Write IOPS throttling.
+    pub iops_wr: i64,
+    /// Write threshold in bytes, zero when unset.
+    pub write_threshold: i64,
+}
+
+/// One entry of `query-block`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// Drive id (`-drive id=`).
+    pub device: String,
+    /// QOM path or id of the guest device it is attached to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub qdev: Option<String>,
+    /// Always `unknown` in QEMU.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Removable media (CD-ROM).
+    pub removable: bool,
+    /// Tray locked by the guest.
+    pub locked: bool,
+    /// The medium, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inserted: Option<BlockDeviceInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn run_state_spelling_matches_qapi() {
+        for s in [
+            RunState::Prelaunch,
+            RunState::GuestPanicked,
+            RunState::InternalError,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        assert_eq!(RunState::GuestPanicked.as_str(), "guest-panicked");
+    }
+
+    #[test]
+    fn cpu_info_layout() {
+        let cpu = CpuInfoFast::x86_64(
+            1,
+            4242,
+            CpuProps {
+                core_id: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(cpu).unwrap(),
+            json!({"cpu-index": 1, "qom-path": "/machine/unattached/device[1]", "thread-id": 4242,
+                   "props": {"socket-id": 0, "core-id": 1, "thread-id": 0}, "target": "x86_64"})
+        );
+    }
+
+    #[test]
+    fn empty_name_is_empty_object() {
+        assert_eq!(
+            serde_json::to_value(NameInfo::default()).unwrap(),
+            json!({})
+        );
+    }
+}
