@@ -1,0 +1,420 @@
+//! Device arguments: disks, NICs, serial ports and consoles, and the
+//! smaller virtio devices, in libvirt's order and with libvirt's ids.
+
+use serde_json::{json, Map, Value};
+
+use super::support::{self, Support};
+use super::{qv, Builder, TapRequest};
+use crate::model::{Chardev, Disk, Domain, Interface};
+use crate::names;
+
+pub(super) fn all(dom: &Domain, b: &mut Builder) {
+    let boot = boot_indices(dom);
+    let needs_virtio_serial = dom
+        .devices
+        .consoles
+        .iter()
+        .any(|c| c.target_type() == Some("virtio"));
+    if needs_virtio_serial {
+        b.opt(
+            "-device",
+            format!("{},id=virtio-serial0", support::VIRTIO_SERIAL),
+        );
+    }
+    let n = dom.devices.disks.len();
+    for (i, d) in dom.devices.disks.iter().enumerate() {
+        // libvirt numbers block nodes from the last disk up.
+        disk(d, n - i, boot.disks[i], b);
+    }
+    for (i, iface) in dom.devices.interfaces.iter().enumerate() {
+        nic(iface, i, boot.nics[i], b);
+    }
+    chardevs(dom, b);
+    others(dom, b);
+}
+
+struct Boot {
+    disks: Vec<Option<u32>>,
+    nics: Vec<Option<u32>>,
+}
+
+/// Boot indices: per-device `<boot order>` if any device has one, otherwise
+/// `<os><boot dev>` mapped to the first device of each kind, as libvirt does.
+fn boot_indices(dom: &Domain) -> Boot {
+    let devs = &dom.devices;
+    let per_device = devs.disks.iter().any(|d| d.info.boot_order.is_some())
+        || devs.interfaces.iter().any(|i| i.info.boot_order.is_some());
+    let mut boot = Boot {
+        disks: devs.disks.iter().map(|d| d.info.boot_order).collect(),
+        nics: devs.interfaces.iter().map(|i| i.info.boot_order).collect(),
+    };
+    if per_device {
+        return boot;
+    }
+    let mut next = 1;
+    // libvirt boots from the first hard disk when nothing is said.
+    let default = ["hd".to_string()];
+    let devs_order = if dom.os.boot_devs.is_empty() {
+        &default[..]
+    } else {
+        &dom.os.boot_devs[..]
+    };
+    for dev in devs_order {
+        let wanted = match dev.as_str() {
+            "hd" => "disk",
+            "cdrom" => "cdrom",
+            "fd" => "floppy",
+            _ => {
+                if !boot.nics.is_empty() && boot.nics[0].is_none() {
+                    boot.nics[0] = Some(next);
+                    next += 1;
+                }
+                continue;
+            }
+        };
+        if let Some(i) = devs.disks.iter().position(|d| d.device == wanted) {
+            if boot.disks[i].is_none() {
+                boot.disks[i] = Some(next);
+                next += 1;
+            }
+        }
+    }
+    boot
+}
+
+fn disk(d: &Disk, node: usize, bootindex: Option<u32>, b: &mut Builder) {
+    let what = format!("disk '{}'", d.target_dev);
+    let line = d.line.0;
+    let mut ok = true;
+    let bus = d.bus();
+    let device_driver = support::disk_driver(bus);
+    if device_driver.is_none() {
+        b.refuse(line, &what, format!("bus '{bus}' is not emulated"));
+        ok = false;
+    }
+    if d.device != "disk" {
+        b.refuse(
+            line,
+            &what,
+            format!("device '{}' is not emulated", d.device),
+        );
+        ok = false;
+    }
+    let source_driver = support::disk_source_driver(&d.disk_type);
+    if source_driver.is_none() {
+        b.refuse(
+            line,
+            &what,
+            format!("source type '{}' is not supported", d.disk_type),
+        );
+        ok = false;
+    }
+    let drv = d.driver.as_ref();
+    let format = drv.and_then(|x| x.format.as_deref()).unwrap_or("raw");
+    if !support::disk_format(format) {
+        b.refuse(
+            line,
+            &what,
+            format!("image format '{format}' is not supported"),
+        );
+        ok = false;
+    }
+    let path = d.source_path();
+    if path.is_none() && ok {
+        b.refuse(line, &what, "has no source".to_string());
+        ok = false;
+    }
+    let (Some(device_driver), Some(source_driver), Some(path), true) =
+        (device_driver, source_driver, path, ok)
+    else {
+        return;
+    };
+
+    let storage = format!("libvirt-{node}-storage");
+    let fmt_node = format!("libvirt-{node}-format");
+    // cache mode → (direct, no-flush, guest write cache)
+    let cache = drv.and_then(|x| x.cache.as_deref()).and_then(|c| match c {
+        "none" => Some((true, false, true)),
+        "writeback" => Some((false, false, true)),
+        "writethrough" => Some((false, false, false)),
+        "directsync" => Some((true, false, false)),
+        "unsafe" => Some((false, true, true)),
+        _ => None,
+    });
+    let cache_json =
+        cache.map(|(direct, no_flush, _)| json!({"direct": direct, "no-flush": no_flush}));
+
+    let mut s = Map::new();
+    s.insert("driver".into(), json!(source_driver));
+    s.insert("filename".into(), json!(path));
+    if let Some(io) = drv
+        .and_then(|x| x.io.as_deref())
+        .filter(|io| *io != "default")
+    {
+        s.insert("aio".into(), json!(io));
+    }
+    s.insert("node-name".into(), json!(storage));
+    if let Some(c) = &cache_json {
+        s.insert("cache".into(), c.clone());
+    }
+    s.insert("auto-read-only".into(), json!(true));
+    s.insert("discard".into(), json!("unmap"));
+    b.opt("-blockdev", Value::Object(s).to_string());
+
+    let mut f = Map::new();
+    f.insert("node-name".into(), json!(fmt_node));
+    f.insert("read-only".into(), json!(d.readonly));
+    if drv.and_then(|x| x.discard.as_deref()) == Some("unmap") {
+        f.insert("discard".into(), json!("unmap"));
+    }
+    if let Some(c) = &cache_json {
+        f.insert("cache".into(), c.clone());
+    }
+    if let Some(z) = drv
+        .and_then(|x| x.detect_zeroes.as_deref())
+        .filter(|z| *z != "default")
+    {
+        f.insert("detect-zeroes".into(), json!(z));
+    }
+    f.insert("driver".into(), json!(format));
+    f.insert("file".into(), json!(storage));
+    b.opt("-blockdev", Value::Object(f).to_string());
+
+    let mut dev = Map::new();
+    dev.insert("driver".into(), json!(device_driver));
+    if d.shareable {
+        dev.insert("share-rw".into(), json!(true));
+    }
+    dev.insert("drive".into(), json!(fmt_node));
+    dev.insert(
+        "id".into(),
+        json!(d.info.alias.clone().unwrap_or_else(|| names::disk_alias(d))),
+    );
+    if let Some(i) = bootindex {
+        dev.insert("bootindex".into(), json!(i));
+    }
+    if let Some(serial) = &d.serial {
+        dev.insert("serial".into(), json!(serial));
+    }
+    if let Some((_, _, wc)) = cache {
+        dev.insert("write-cache".into(), json!(if wc { "on" } else { "off" }));
+    }
+    b.opt("-device", Value::Object(dev).to_string());
+}
+
+fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
+    let line = iface.line.0;
+    let what = format!("interface {i} (type '{}')", iface.iface_type);
+    let model = iface.model.as_deref().unwrap_or("rtl8139");
+    let driver = support::nic_driver(model);
+    if driver.is_none() {
+        b.refuse(line, &what, format!("NIC model '{model}' is not emulated"));
+    }
+    if !support::nic_backend_is_tap(&iface.iface_type) {
+        b.refuse(
+            line,
+            &what,
+            "only tap backends (network, bridge, ethernet) are supported".to_string(),
+        );
+        return;
+    }
+    let Some(driver) = driver else { return };
+    let netdev = format!("hostnet{i}");
+    let mut nd = format!("tap,id={netdev}");
+    if let Some(t) = &iface.target_dev {
+        nd.push_str(&format!(",ifname={}", qv(t)));
+    }
+    b.opt("-netdev", nd);
+    let attach = iface.source.as_ref().and_then(|s| {
+        ["bridge", "network"]
+            .iter()
+            .find_map(|k| s.attr(k).map(|v| (k.to_string(), v.to_string())))
+    });
+    b.argv.taps.push(TapRequest {
+        netdev_id: netdev.clone(),
+        ifname: iface.target_dev.clone(),
+        attach,
+    });
+    let id = iface
+        .info
+        .alias
+        .clone()
+        .unwrap_or_else(|| format!("net{i}"));
+    let mut dev = format!("{driver},netdev={netdev},id={}", qv(&id));
+    if let Some(mac) = iface.mac {
+        dev.push_str(&format!(",mac={mac}"));
+    }
+    if let Some(i) = bootindex {
+        dev.push_str(&format!(",bootindex={i}"));
+    }
+    b.opt("-device", dev);
+}
+
+/// The `-chardev` backend for a character device, or `None` if unsupported.
+fn chardev_backend(c: &Chardev, id: &str) -> Option<String> {
+    if !support::chardev_backend(&c.dev_type) {
+        return None;
+    }
+    let server = c.source_attr("mode") == Some("bind");
+    let mut s = match c.dev_type.as_str() {
+        "pty" => format!("pty,id={id}"),
+        "null" => format!("null,id={id}"),
+        "stdio" => format!("stdio,id={id}"),
+        "file" => {
+            let mut s = format!("file,id={id},path={}", qv(c.source_attr("path")?));
+            if c.source_attr("append") == Some("on") {
+                s.push_str(",append=on");
+            }
+            s
+        }
+        "unix" => format!("socket,id={id},path={}", qv(c.source_attr("path")?)),
+        "tcp" => {
+            let mut s = format!(
+                "socket,id={id},host={},port={}",
+                qv(c.source_attr("host").unwrap_or("localhost")),
+                qv(c.source_attr("service")?)
+            );
+            if c.protocol.as_deref() == Some("telnet") {
+                s.push_str(",telnet=on");
+            }
+            s
+        }
+        _ => return None,
+    };
+    if server && matches!(c.dev_type.as_str(), "unix" | "tcp") {
+        s.push_str(",server=on,wait=off");
+    }
+    Some(s)
+}
+
+fn chardevs(dom: &Domain, b: &mut Builder) {
+    let devs = &dom.devices;
+    // A serial console with no <serial> is the first serial port itself.
+    let console_as_serial = devs.serials.is_empty()
+        && devs
+            .consoles
+            .first()
+            .is_some_and(|c| matches!(c.target_type(), None | Some("serial")));
+    let serials: Vec<&Chardev> = if console_as_serial {
+        devs.consoles.iter().take(1).collect()
+    } else {
+        devs.serials.iter().collect()
+    };
+    for (i, c) in serials.iter().enumerate() {
+        let what = format!("serial {i}");
+        let id = format!("charserial{i}");
+        let Some(backend) = chardev_backend(c, &id) else {
+            b.refuse(
+                c.line.0,
+                what,
+                format!("host side '{}' is not supported", c.dev_type),
+            );
+            continue;
+        };
+        let Some(driver) = support::serial_driver(c.target_type()) else {
+            b.refuse(
+                c.line.0,
+                what,
+                format!(
+                    "target '{}' is not emulated",
+                    c.target_type().unwrap_or_default()
+                ),
+            );
+            continue;
+        };
+        b.opt("-chardev", backend);
+        b.opt("-device", format!("{driver},chardev={id},id=serial{i}"));
+    }
+    for (i, c) in devs.consoles.iter().enumerate() {
+        match c.target_type() {
+            Some("virtio") => {
+                let id = format!("charconsole{i}");
+                let Some(backend) = chardev_backend(c, &id) else {
+                    b.refuse(
+                        c.line.0,
+                        format!("console {i}"),
+                        format!("host side '{}' is not supported", c.dev_type),
+                    );
+                    continue;
+                };
+                b.opt("-chardev", backend);
+                b.opt(
+                    "-device",
+                    format!("{},chardev={id},id=console{i}", support::VIRTCONSOLE),
+                );
+            }
+            // Serial consoles are the serial ports emitted above.
+            None | Some("serial") => {}
+            Some(t) => b.refuse(
+                c.line.0,
+                format!("console {i}"),
+                format!("target '{t}' is not emulated"),
+            ),
+        }
+    }
+    for (i, c) in devs.channels.iter().enumerate() {
+        // The guest runs without its agent or spice channels; say so.
+        let name = c.target.as_ref().and_then(|t| t.attr("name")).unwrap_or("");
+        b.warn(format!(
+            "channel {i} ({} {name}) left off: channels are not emulated yet",
+            c.dev_type
+        ));
+    }
+}
+
+fn others(dom: &Domain, b: &mut Builder) {
+    let mut rngs = 0;
+    for o in &dom.devices.others {
+        let kind = o.kind();
+        let variant = match kind {
+            "input" => o.element.attr("bus"),
+            "controller" | "graphics" => o.dev_type(),
+            _ => o.model(),
+        };
+        match support::device(kind, variant) {
+            Support::Implicit => {}
+            Support::Omitted => b.warn(format!(
+                "{kind} ({}) left off: rvirt-vmm has no display devices",
+                variant.unwrap_or("default")
+            )),
+            Support::Refused => b.refuse(
+                o.line(),
+                kind.to_string(),
+                format!(
+                    "'{}' is not emulated",
+                    variant.or(o.dev_type()).unwrap_or("default")
+                ),
+            ),
+            Support::Emulated => match kind {
+                "memballoon" => b.opt(
+                    "-device",
+                    format!("{},id=balloon0", support::VIRTIO_BALLOON),
+                ),
+                "rng" => {
+                    let backend = o.element.child("backend");
+                    let model = backend.and_then(|x| x.attr("model"));
+                    if model != Some("random") {
+                        b.refuse(
+                            o.line(),
+                            "rng",
+                            format!("backend '{}' is not supported", model.unwrap_or("")),
+                        );
+                        continue;
+                    }
+                    let file = backend.map(|x| x.text()).filter(|t| !t.is_empty());
+                    let file = file.unwrap_or_else(|| "/dev/urandom".to_string());
+                    b.opt(
+                        "-object",
+                        format!("rng-random,id=objrng{rngs},filename={}", qv(&file)),
+                    );
+                    b.opt(
+                        "-device",
+                        format!("{},rng=objrng{rngs},id=rng{rngs}", support::VIRTIO_RNG),
+                    );
+                    rngs += 1;
+                }
+                _ => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Derives the rvirt-vmm command line (QEMU's syntax, libvirt's choices and
+//! device ids) from a definition.
+//!
+//! `on_reboot='destroy'` becomes `-no-reboot` on the command line (libvirt
+//! sets the same through QMP after start; rvirt does it up front).
+
+mod devices;
+pub mod support;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::model::{Domain, LifecycleAction};
+
+/// Per-domain files the VMM uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimePaths {
+    pub monitor_socket: PathBuf,
+    pub pidfile: PathBuf,
+    pub log_file: PathBuf,
+}
+
+impl RuntimePaths {
+    /// `monitor.sock`, `vmm.pid` and `vmm.log` inside `dir`.
+    pub fn in_dir(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        RuntimePaths {
+            monitor_socket: dir.join("monitor.sock"),
+            pidfile: dir.join("vmm.pid"),
+            log_file: dir.join("vmm.log"),
+        }
+    }
+}
+
+/// A host tap the daemon must create (and attach) before starting the VMM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapRequest {
+    /// The `-netdev` id: `hostnet0`…
+    pub netdev_id: String,
+    /// Requested tap name (`<target dev>`), if any.
+    pub ifname: Option<String>,
+    /// `bridge` or `network` name to attach to, with which kind it is.
+    pub attach: Option<(String, String)>,
+}
+
+/// The derived command line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Argv {
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Devices left off because only a display user needs them.
+    pub warnings: Vec<String>,
+    pub taps: Vec<TapRequest>,
+}
+
+/// One device rvirt-vmm cannot provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub line: u32,
+    /// e.g. `disk 'hda'`, `hostdev`.
+    pub device: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.device, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeriveError {
+    #[error("domain type '{0}' is not supported: rvirt-vmm runs guests on KVM only")]
+    NotKvm(String),
+    #[error("the guest needs devices rvirt-vmm does not emulate: {}", list(.0))]
+    Unsupported(Vec<Unsupported>),
+}
+
+fn list(items: &[Unsupported]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Escapes a value for QEMU's `key=value,…` syntax (a comma is doubled).
+pub(crate) fn qv(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+pub(crate) struct Builder {
+    pub argv: Argv,
+    pub refused: Vec<Unsupported>,
+}
+
+impl Builder {
+    pub fn opt(&mut self, flag: &str, value: impl Into<String>) {
+        self.argv.args.push(flag.to_string());
+        self.argv.args.push(value.into());
+    }
+
+    pub fn flag(&mut self, flag: &str) {
+        self.argv.args.push(flag.to_string());
+    }
+
+    pub fn refuse(&mut self, line: u32, device: impl Into<String>, reason: impl Into<String>) {
+        self.refused.push(Unsupported {
+            line,
+            device: device.into(),
+            reason: reason.into(),
+        });
+    }
+
+    pub fn warn(&mut self, msg: String) {
+        tracing::debug!(%msg, "device left off the command line");
+        self.argv.warnings.push(msg);
+    }
+}
+
+/// Derives the rvirt-vmm argument vector for `dom`.
+pub fn derive_argv(dom: &Domain, paths: &RuntimePaths) -> Result<Argv, DeriveError> {
+    if dom.kind != "kvm" {
+        return Err(DeriveError::NotKvm(dom.kind.clone()));
+    }
+    let mut b = Builder {
+        argv: Argv::default(),
+        refused: Vec::new(),
+    };
+    b.opt("-name", format!("guest={},debug-threads=on", qv(&dom.name)));
+    b.flag("-S");
+    b.opt("-machine", machine(dom));
+    b.opt("-accel", "kvm");
+    if let Some(cpu) = cpu(dom) {
+        b.opt("-cpu", cpu);
+    }
+    b.opt("-m", memory(dom));
+    b.opt("-smp", smp(dom));
+    if let Some(u) = dom.uuid {
+        b.opt("-uuid", u.hyphenated().to_string());
+    }
+    b.flag("-no-user-config");
+    b.flag("-nodefaults");
+    b.opt(
+        "-chardev",
+        format!(
+            "socket,id=charmonitor,path={},server=on,wait=off",
+            qv(&paths.monitor_socket.to_string_lossy())
+        ),
+    );
+    b.opt("-mon", "chardev=charmonitor,id=monitor,mode=control");
+    clock(dom, &mut b);
+    b.flag("-no-shutdown");
+    if dom.on_reboot == Some(LifecycleAction::Destroy) {
+        b.flag("-no-reboot");
+    }
+    if !dom.has_feature("acpi") {
+        b.flag("-no-acpi");
+    }
+    b.opt(
+        "-boot",
+        if dom.os.bootmenu == Some(true) {
+            "menu=on,strict=on"
+        } else {
+            "strict=on"
+        },
+    );
+    if let Some(k) = &dom.os.kernel {
+        b.opt("-kernel", k.clone());
+    }
+    if let Some(i) = &dom.os.initrd {
+        b.opt("-initrd", i.clone());
+    }
+    if let Some(c) = &dom.os.cmdline {
+        b.opt("-append", c.clone());
+    }
+    devices::all(dom, &mut b);
+    b.opt("-pidfile", paths.pidfile.to_string_lossy().into_owned());
+    b.opt("-D", paths.log_file.to_string_lossy().into_owned());
+    if b.refused.is_empty() {
+        Ok(b.argv)
+    } else {
+        Err(DeriveError::Unsupported(b.refused))
+    }
+}
+
+fn machine(dom: &Domain) -> String {
+    let mut m = qv(dom.os.machine.as_deref().unwrap_or("pc"));
+    m.push_str(",usb=off");
+    let vmport_off = dom
+        .features
+        .as_ref()
+        .and_then(|f| f.child("vmport"))
+        .is_some_and(|v| v.attr("state") == Some("off"));
+    if vmport_off {
+        m.push_str(",vmport=off");
+    }
+    m.push_str(",dump-guest-core=off");
+    m
+}
+
+fn cpu(dom: &Domain) -> Option<String> {
+    let cpu = dom.cpu.as_ref()?;
+    let mut s = match cpu.mode.as_deref() {
+        Some("host-passthrough") => {
+            let migratable = cpu.extra.attr("migratable").unwrap_or("on");
+            format!("host,migratable={migratable}")
+        }
+        // Expanding host-model needs the host's CPU; the VMM resolves `host`.
+        Some("host-model") => "host".to_string(),
+        Some("maximum") => "max".to_string(),
+        _ => qv(&cpu.model.as_ref()?.name),
+    };
+    for f in &cpu.features {
+        let on = match f.policy.as_deref() {
+            Some("disable" | "forbid") => "off",
+            // `optional` depends on what the host offers: left to the model.
+            Some("optional") => continue,
+            _ => "on",
+        };
+        s.push_str(&format!(",{}={on}", qv(&f.name)));
+    }
+    Some(s)
+}
+
+fn memory(dom: &Domain) -> String {
+    let mut s = format!("size={}k", dom.memory_kib);
+    if let Some(max) = &dom.max_memory {
+        if let Some(slots) = max.slots {
+            s.push_str(&format!(",slots={slots},maxmem={}k", max.kib));
+        }
+    }
+    s
+}
+
+fn smp(dom: &Domain) -> String {
+    let max = dom.vcpu.count;
+    let mut s = dom.boot_vcpus().to_string();
+    if dom.boot_vcpus() != max {
+        s.push_str(&format!(",maxcpus={max}"));
+    }
+    match dom.cpu.as_ref().and_then(|c| c.topology.as_ref()) {
+        Some(t) => {
+            s.push_str(&format!(",sockets={}", t.sockets));
+            if let Some(d) = t.dies.filter(|&d| d > 1) {
+                s.push_str(&format!(",dies={d}"));
+            }
+            if let Some(c) = t.clusters.filter(|&c| c > 1) {
+                s.push_str(&format!(",clusters={c}"));
+            }
+            s.push_str(&format!(",cores={},threads={}", t.cores, t.threads));
+        }
+        None => s.push_str(&format!(",sockets={max},cores=1,threads=1")),
+    }
+    s
+}
+
+fn clock(dom: &Domain, b: &mut Builder) {
+    let Some(clock) = &dom.clock else {
+        b.opt("-rtc", "base=utc");
+        return;
+    };
+    let base = match clock.offset.as_deref() {
+        Some("localtime") => "localtime",
+        _ => "utc",
+    };
+    let timer = |name: &str| {
+        clock
+            .extra
+            .elements()
+            .find(|t| t.attr("name") == Some(name))
+    };
+    let mut rtc = format!("base={base}");
+    if timer("rtc").is_some_and(|t| t.attr("tickpolicy") == Some("catchup")) {
+        rtc.push_str(",driftfix=slew");
+    }
+    b.opt("-rtc", rtc);
+    if timer("hpet").is_some_and(|t| t.attr("present") == Some("no")) {
+        b.flag("-no-hpet");
+    }
+}

@@ -1,0 +1,124 @@
+//! What rvirt-vmm emulates: the one table to change when a device issue
+//! lands. Everything the derivation accepts or refuses is decided here.
+
+/// How a device kind is treated when deriving the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Emulated: it gets command-line arguments.
+    Emulated,
+    /// Part of the machine or added on demand: nothing to emit, nothing to say.
+    Implicit,
+    /// Only a human at a display needs it: left off with a warning.
+    Omitted,
+    /// The guest would depend on it: derivation fails.
+    Refused,
+}
+
+use Support::*;
+
+/// Devices other than disks, NICs and character devices, by element name
+/// and, where it matters, type or model (`None` matches any).
+const DEVICES: &[(&str, Option<&str>, Support)] = &[
+    ("memballoon", Some("virtio"), Emulated),
+    ("memballoon", Some("none"), Implicit),
+    ("rng", Some("virtio"), Emulated),
+    ("controller", Some("pci"), Implicit),
+    ("controller", Some("ide"), Implicit),
+    ("controller", Some("fdc"), Implicit),
+    ("controller", Some("virtio-serial"), Implicit),
+    ("controller", Some("usb"), Omitted),
+    ("controller", Some("sata"), Omitted),
+    ("controller", Some("scsi"), Omitted),
+    ("controller", Some("ccid"), Omitted),
+    ("input", Some("ps2"), Implicit),
+    ("input", None, Omitted),
+    ("graphics", None, Omitted),
+    ("video", None, Omitted),
+    ("sound", None, Omitted),
+    ("audio", None, Omitted),
+    ("redirdev", None, Omitted),
+    ("redirfilter", None, Omitted),
+    ("smartcard", None, Omitted),
+    ("hub", None, Omitted),
+];
+
+/// Support for a device that is not a disk, NIC or character device.
+/// `variant` is the model for memballoon/rng/controller... as listed above;
+/// for inputs it is the bus. Anything not in the table is refused.
+pub fn device(kind: &str, variant: Option<&str>) -> Support {
+    DEVICES
+        .iter()
+        .find(|(k, v, _)| *k == kind && v.is_none_or(|v| Some(v) == variant))
+        .map_or(Refused, |(_, _, s)| *s)
+}
+
+/// The `-device` driver for a disk on `bus`, if rvirt-vmm has one.
+pub fn disk_driver(bus: &str) -> Option<&'static str> {
+    match bus {
+        "virtio" => Some("virtio-blk-device"),
+        _ => None,
+    }
+}
+
+/// Disk source types rvirt-vmm can open, with the block driver for each.
+pub fn disk_source_driver(disk_type: &str) -> Option<&'static str> {
+    match disk_type {
+        "file" => Some("file"),
+        "block" => Some("host_device"),
+        _ => None,
+    }
+}
+
+/// Image formats rvirt-vmm reads.
+pub fn disk_format(format: &str) -> bool {
+    format == "raw"
+}
+
+/// The `-device` driver for a NIC model.
+pub fn nic_driver(model: &str) -> Option<&'static str> {
+    match model {
+        "virtio" => Some("virtio-net-device"),
+        _ => None,
+    }
+}
+
+/// Interface types whose backend is a host tap device.
+pub fn nic_backend_is_tap(iface_type: &str) -> bool {
+    matches!(iface_type, "network" | "bridge" | "ethernet")
+}
+
+/// Host sides of character devices rvirt-vmm can open.
+pub fn chardev_backend(dev_type: &str) -> bool {
+    matches!(dev_type, "pty" | "file" | "unix" | "tcp" | "null" | "stdio")
+}
+
+/// Guest sides of serial ports (`<target type>`): only the 16550 on the ISA bus.
+pub fn serial_driver(target_type: Option<&str>) -> Option<&'static str> {
+    match target_type {
+        None | Some("isa-serial") => Some("isa-serial"),
+        _ => None,
+    }
+}
+
+/// The virtio console port and the bus it sits on.
+pub const VIRTCONSOLE: &str = "virtconsole";
+pub const VIRTIO_SERIAL: &str = "virtio-serial-device";
+pub const VIRTIO_BALLOON: &str = "virtio-balloon-device";
+pub const VIRTIO_RNG: &str = "virtio-rng-device";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_classifies_devices() {
+        assert_eq!(device("rng", Some("virtio")), Emulated);
+        assert_eq!(device("graphics", Some("vnc")), Omitted);
+        assert_eq!(device("input", Some("usb")), Omitted);
+        assert_eq!(device("input", Some("ps2")), Implicit);
+        assert_eq!(device("hostdev", Some("pci")), Refused);
+        assert_eq!(device("filesystem", None), Refused);
+        assert_eq!(device("watchdog", Some("i6300esb")), Refused);
+        assert_eq!(device("something-new", None), Refused);
+    }
+}

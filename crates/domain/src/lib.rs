@@ -1,0 +1,74 @@
+//! rvirt's model of a libvirt domain: read the domain XML people already
+//! have, check it with libvirt's rules, fill in what libvirt fills in at
+//! define time, write it back in `virsh dumpxml` layout, and derive the
+//! rvirt-vmm command line from it.
+//!
+//! This crate is pure: no KVM, no processes, no sockets.
+//!
+//! ```
+//! use rvirt_domain::{derive_argv, Domain, RuntimePaths};
+//! let xml = "<domain type='kvm'><name>demo</name><memory unit='MiB'>256</memory>\
+//!            <os><type arch='x86_64' machine='pc'>hvm</type></os></domain>";
+//! let mut dom = Domain::from_xml(xml).unwrap();
+//! dom.fill_in();
+//! let argv = derive_argv(&dom, &RuntimePaths::in_dir("/run/rvirt/demo")).unwrap();
+//! assert!(argv.args.contains(&"guest=demo,debug-threads=on".to_string()));
+//! ```
+
+pub mod argv;
+pub mod error;
+mod fill;
+mod format;
+pub mod mac;
+pub mod model;
+pub mod names;
+mod order;
+mod parse;
+pub mod units;
+mod validate;
+pub mod xml;
+
+pub use argv::{derive_argv, Argv, DeriveError, RuntimePaths, Unsupported};
+pub use error::{Error, Problem};
+pub use fill::{OsRandom, Random};
+pub use model::Domain;
+pub use validate::MAX_VCPUS;
+
+use error::Problems;
+
+impl Domain {
+    /// Parses and validates a domain definition. On error nothing is
+    /// returned, so a rejected document changes nothing.
+    pub fn from_xml(text: &str) -> Result<Domain, Error> {
+        let root = xml::parse(text)?;
+        let mut problems = Problems::default();
+        let dom = parse::domain(root, &mut problems);
+        validate::check(&dom, &mut problems);
+        problems.into_result()?;
+        Ok(dom)
+    }
+
+    /// Re-checks a definition built or edited in code.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut problems = Problems::default();
+        validate::check(self, &mut problems);
+        problems.into_result()
+    }
+
+    /// Fills in what libvirt fills in at define time: UUID, MAC addresses
+    /// (52:54:00 prefix), `currentMemory`, vCPU placement, lifecycle
+    /// actions, device aliases and addresses.
+    pub fn fill_in(&mut self) {
+        fill::fill_in(self, &mut OsRandom);
+    }
+
+    /// [`Domain::fill_in`] with a chosen source of randomness.
+    pub fn fill_in_with(&mut self, rng: &mut dyn Random) {
+        fill::fill_in(self, rng);
+    }
+
+    /// The definition as `virsh dumpxml` lays it out.
+    pub fn to_xml(&self) -> String {
+        format::to_string(self)
+    }
+}

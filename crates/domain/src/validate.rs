@@ -1,0 +1,134 @@
+//! Rules that span several elements, checked after parsing.
+
+use std::collections::HashMap;
+
+use crate::error::Problems;
+use crate::model::Domain;
+
+/// The most vCPUs a guest may have: KVM's limit on x86.
+pub const MAX_VCPUS: u32 = 1024;
+
+pub(crate) fn check(d: &Domain, p: &mut Problems) {
+    memory(d, p);
+    vcpus(d, p);
+    disks(d, p);
+    macs(d, p);
+}
+
+fn memory(d: &Domain, p: &mut Problems) {
+    if let Some(cur) = d.current_memory_kib {
+        if cur > d.memory_kib && d.memory_kib > 0 {
+            p.push(
+                d.lines.current_memory.0,
+                "currentMemory",
+                None,
+                format!(
+                    "current memory ({cur} KiB) is larger than memory ({} KiB)",
+                    d.memory_kib
+                ),
+            );
+        }
+    }
+    if let Some(max) = &d.max_memory {
+        if max.kib < d.memory_kib {
+            p.push(
+                d.lines.max_memory.0,
+                "maxMemory",
+                None,
+                format!(
+                    "maximum memory ({} KiB) is smaller than memory ({} KiB)",
+                    max.kib, d.memory_kib
+                ),
+            );
+        }
+    }
+}
+
+fn vcpus(d: &Domain, p: &mut Problems) {
+    let line = d.lines.vcpu.0;
+    let v = &d.vcpu;
+    if v.count == 0 {
+        p.push(
+            line,
+            "vcpu",
+            None,
+            "vCPU count must be greater than zero".into(),
+        );
+    } else if v.count > MAX_VCPUS {
+        p.push(
+            line,
+            "vcpu",
+            None,
+            format!("{} vCPUs is more than the maximum of {MAX_VCPUS}", v.count),
+        );
+    }
+    match v.current {
+        Some(0) => p.push(
+            line,
+            "vcpu",
+            Some("current"),
+            "current vCPU count must be greater than zero".into(),
+        ),
+        Some(c) if c > v.count => p.push(
+            line,
+            "vcpu",
+            Some("current"),
+            format!("current vCPU count {c} is above the maximum {}", v.count),
+        ),
+        _ => {}
+    }
+    if let Some(t) = d.cpu.as_ref().and_then(|c| c.topology.as_ref()) {
+        let product = t.product();
+        if product != u64::from(v.count) && v.count > 0 {
+            p.push(
+                t.line.0,
+                "cpu/topology",
+                None,
+                format!(
+                    "topology gives {product} vCPUs but <vcpu> asks for {}",
+                    v.count
+                ),
+            );
+        }
+    }
+}
+
+fn disks(d: &Domain, p: &mut Problems) {
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    for disk in &d.devices.disks {
+        if disk.target_dev.is_empty() {
+            continue;
+        }
+        if let Some(&first) = seen.get(disk.target_dev.as_str()) {
+            p.push(
+                disk.line.0,
+                "disk/target",
+                Some("dev"),
+                format!(
+                    "target '{}' is already used by the disk on line {first}",
+                    disk.target_dev
+                ),
+            );
+        } else {
+            seen.insert(&disk.target_dev, disk.line.0);
+        }
+    }
+}
+
+fn macs(d: &Domain, p: &mut Problems) {
+    let mut seen = HashMap::new();
+    for iface in &d.devices.interfaces {
+        if let Some(mac) = iface.mac {
+            if let Some(&first) = seen.get(&mac) {
+                p.push(
+                    iface.line.0,
+                    "interface/mac",
+                    Some("address"),
+                    format!("MAC address {mac} is already used by the interface on line {first}"),
+                );
+            } else {
+                seen.insert(mac, iface.line.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! A small ordered XML tree with line numbers, read with quick-xml and
+//! written in libvirt's layout (2-space indent, single-quoted attributes).
+//!
+//! The typed model is built from this tree; whatever the model does not
+//! understand stays here so that it is written back unchanged.
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+/// Deeper nesting than this is refused: no libvirt document comes close, and
+/// it keeps the recursive writer and drop bounded on hostile input.
+const MAX_DEPTH: usize = 128;
+
+/// A 1-based source line (0 for nodes built in code). Lines are where a
+/// value came from, not part of it: any two compare equal, so a model read
+/// back from its own output equals the original.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Line(pub u32);
+
+impl PartialEq for Line {
+    fn eq(&self, _: &Line) -> bool {
+        true
+    }
+}
+
+impl Eq for Line {}
+
+/// One node of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+/// An element with its attributes in document order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<Node>,
+    /// Line of the start tag.
+    pub line: Line,
+}
+
+/// A document that is not well-formed XML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: malformed XML: {message}")]
+pub struct XmlError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl Element {
+    pub fn new(name: &str) -> Self {
+        Element {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Removes and returns an attribute.
+    pub fn take_attr(&mut self, name: &str) -> Option<String> {
+        let i = self.attrs.iter().position(|(k, _)| k == name)?;
+        Some(self.attrs.remove(i).1)
+    }
+
+    /// Sets an attribute, replacing an existing one in place.
+    pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.attrs.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.attrs.push((name.to_string(), value)),
+        }
+    }
+
+    /// Builder form of `set_attr` that skips `None`.
+    pub fn with_attr(mut self, name: &str, value: Option<impl Into<String>>) -> Self {
+        if let Some(v) = value {
+            self.set_attr(name, v);
+        }
+        self
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.name == name)
+    }
+
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// Removes and returns the first child element with this name.
+    pub fn take_child(&mut self, name: &str) -> Option<Element> {
+        let i = self
+            .children
+            .iter()
+            .position(|n| matches!(n, Node::Element(e) if e.name == name))?;
+        match self.children.remove(i) {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        }
+    }
+
+    /// Removes and returns every child element with this name, in order.
+    pub fn take_children(&mut self, name: &str) -> Vec<Element> {
+        let mut taken = Vec::new();
+        let mut kept = Vec::with_capacity(self.children.len());
+        for n in std::mem::take(&mut self.children) {
+            match n {
+                Node::Element(e) if e.name == name => taken.push(e),
+                other => kept.push(other),
+            }
+        }
+        self.children = kept;
+        taken
+    }
+
+    /// Removes and returns every child element, leaving text.
+    pub fn take_all_elements(&mut self) -> Vec<Element> {
+        let mut taken = Vec::new();
+        self.children.retain_mut(|n| match n {
+            Node::Element(e) => {
+                taken.push(std::mem::take(e));
+                false
+            }
+            Node::Text(_) => true,
+        });
+        taken
+    }
+
+    /// Concatenated text content of this element (not of its descendants).
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for n in &self.children {
+            if let Node::Text(t) = n {
+                s.push_str(t);
+            }
+        }
+        s
+    }
+
+    /// Removes the text content and returns it.
+    pub fn take_text(&mut self) -> String {
+        let s = self.text();
+        self.children.retain(|n| matches!(n, Node::Element(_)));
+        s
+    }
+
+    pub fn push(&mut self, e: Element) {
+        self.children.push(Node::Element(e));
+    }
+
+    pub fn push_text(&mut self, t: impl Into<String>) {
+        self.children.push(Node::Text(t.into()));
+    }
+
+    /// Builder: an element holding only text.
+    pub fn with_text(mut self, t: impl Into<String>) -> Self {
+        self.push_text(t);
+        self
+    }
+
+    /// Appends what is left in `rest` (unknown attributes and children) after
+    /// the known parts already written here.
+    pub fn merge(&mut self, rest: &Element) {
+        for (k, v) in &rest.attrs {
+            if self.attr(k).is_none() {
+                self.attrs.push((k.clone(), v.clone()));
+            }
+        }
+        self.children.extend(rest.children.iter().cloned());
+    }
+
+    /// True when the element carries nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty() && self.children.is_empty()
+    }
+
+    /// Stable-sorts the child elements by `rank`; text stays first.
+    /// Names the table does not know keep their order after the known ones.
+    pub fn sort_children(&mut self, rank: impl Fn(&str) -> usize) {
+        self.children.sort_by_key(|n| match n {
+            Node::Text(_) => 0,
+            Node::Element(e) => rank(&e.name) + 1,
+        });
+    }
+}
+
+fn line_col(input: &str, offset: usize) -> (u32, u32) {
+    let offset = offset.min(input.len());
+    let before = &input.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
+}
+
+/// Counts lines incrementally, so parsing stays linear in the input size.
+struct LineCounter<'a> {
+    input: &'a [u8],
+    pos: usize,
+    line: u32,
+}
+
+impl LineCounter<'_> {
+    fn line_at(&mut self, offset: usize) -> u32 {
+        let offset = offset.min(self.input.len());
+        if offset > self.pos {
+            let n = self.input[self.pos..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.line = self
+                .line
+                .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            self.pos = offset;
+        }
+        self.line
+    }
+}
+
+fn err_at(input: &str, offset: usize, message: impl Into<String>) -> XmlError {
+    let (line, column) = line_col(input, offset);
+    XmlError {
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+fn start_element(
+    input: &str,
+    offset: usize,
+    e: &BytesStart<'_>,
+    line: u32,
+) -> Result<Element, XmlError> {
+    let name = std::str::from_utf8(e.name().as_ref())
+        .map_err(|_| err_at(input, offset, "element name is not UTF-8"))?
+        .to_string();
+    let mut el = Element {
+        name,
+        line: Line(line),
+        ..Default::default()
+    };
+    for a in e.attributes() {
+        let a = a.map_err(|x| err_at(input, offset, x.to_string()))?;
+        let key = std::str::from_utf8(a.key.as_ref())
+            .map_err(|_| err_at(input, offset, "attribute name is not UTF-8"))?
+            .to_string();
+        let value = a
+            .unescape_value()
+            .map_err(|x| err_at(input, offset, x.to_string()))?
+            .into_owned();
+        if el.attr(&key).is_some() {
+            return Err(err_at(
+                input,
+                offset,
+                format!("duplicate attribute '{key}' on <{}>", el.name),
+            ));
+        }
+        el.attrs.push((key, value));
+    }
+    Ok(el)
+}
+
+/// Drops layout whitespace: in an element that has child elements, text is
+/// trimmed and whitespace-only text removed (libvirt does the same on read).
+fn tidy(el: &mut Element) {
+    if el.children.iter().any(|n| matches!(n, Node::Element(_))) {
+        el.children.retain_mut(|n| match n {
+            Node::Text(t) => {
+                let trimmed = t.trim();
+                if trimmed.len() != t.len() {
+                    *t = trimmed.to_string();
+                }
+                !t.is_empty()
+            }
+            Node::Element(_) => true,
+        });
+    }
+    // Adjacent text nodes (split by entity references) are joined.
+    let mut merged: Vec<Node> = Vec::with_capacity(el.children.len());
+    for n in std::mem::take(&mut el.children) {
+        match (merged.last_mut(), n) {
+            (Some(Node::Text(prev)), Node::Text(t)) => prev.push_str(&t),
+            (_, n) => merged.push(n),
+        }
+    }
+    el.children = merged;
+}
+
+fn resolve_entity(name: &str) -> Option<char> {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix('x') {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        return char::from_u32(code);
+    }
+    match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => None,
+    }
+}
+
+/// Parses a whole document into its root element.
+pub fn parse(input: &str) -> Result<Element, XmlError> {
+    let mut reader = Reader::from_str(input);
+    reader.config_mut().check_end_names = true;
+    let mut lines = LineCounter {
+        input: input.as_bytes(),
+        pos: 0,
+        line: 1,
+    };
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let event = reader.read_event().map_err(|e| {
+            let at = usize::try_from(reader.error_position()).unwrap_or(before);
+            err_at(input, at, e.to_string())
+        })?;
+        match event {
+            Event::Start(e) | Event::Empty(e) if root.is_some() && stack.is_empty() => {
+                let _ = e;
+                return Err(err_at(
+                    input,
+                    before,
+                    "extra content after the root element",
+                ));
+            }
+            Event::Start(e) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(err_at(input, before, "elements nested too deeply"));
+                }
+                let line = lines.line_at(before);
+                stack.push(start_element(input, before, &e, line)?);
+            }
+            Event::Empty(e) => {
+                let line = lines.line_at(before);
+                let el = start_element(input, before, &e, line)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::End(_) => {
+                let Some(mut el) = stack.pop() else {
+                    return Err(err_at(input, before, "unexpected end tag"));
+                };
+                tidy(&mut el);
+                match stack.last_mut() {
+                    Some(parent) => parent.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                let text = t
+                    .decode()
+                    .map_err(|e| err_at(input, before, e.to_string()))?;
+                match stack.last_mut() {
+                    Some(parent) => parent.push_text(text.into_owned()),
+                    None if text.trim().is_empty() => {}
+                    None => return Err(err_at(input, before, "text outside the root element")),
+                }
+            }
+            Event::CData(t) => {
+                let text = std::str::from_utf8(&t)
+                    .map_err(|_| err_at(input, before, "CDATA is not UTF-8"))?
+                    .to_string();
+                match stack.last_mut() {
+                    Some(parent) => parent.push_text(text),
+                    None => return Err(err_at(input, before, "text outside the root element")),
+                }
+            }
+            Event::GeneralRef(r) => {
+                let name = std::str::from_utf8(&r)
+                    .map_err(|_| err_at(input, before, "entity name is not UTF-8"))?;
+                let c = resolve_entity(name)
+                    .ok_or_else(|| err_at(input, before, format!("unknown entity '&{name};'")))?;
+                match stack.last_mut() {
+                    Some(parent) => parent.push_text(c.to_string()),
+                    None => return Err(err_at(input, before, "text outside the root element")),
+                }
+            }
+            Event::Eof => break,
+            // Comments, processing instructions and DOCTYPE are dropped, as libvirt does.
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(err_at(
+            input,
+            input.len(),
+            "document ends inside an element",
+        ));
+    }
+    root.ok_or_else(|| err_at(input, input.len(), "no root element"))
+}
+
+/// Escapes the five characters libvirt escapes in both text and attributes.
+pub fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes `el` at `depth` (2 spaces per level), ending with a newline.
+pub fn write(out: &mut String, el: &Element, depth: usize) {
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+    out.push('<');
+    out.push_str(&el.name);
+    for (k, v) in &el.attrs {
+        out.push(' ');
+        out.push_str(k);
+        out.push_str("='");
+        escape_into(out, v);
+        out.push('\'');
+    }
+    let has_elements = el.children.iter().any(|n| matches!(n, Node::Element(_)));
+    if el.children.is_empty() {
+        out.push_str("/>\n");
+        return;
+    }
+    out.push('>');
+    if has_elements {
+        out.push('\n');
+        for n in &el.children {
+            match n {
+                Node::Element(c) => write(out, c, depth + 1),
+                Node::Text(t) => {
+                    for _ in 0..=depth {
+                        out.push_str("  ");
+                    }
+                    escape_into(out, t);
+                    out.push('\n');
+                }
+            }
+        }
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    } else {
+        for n in &el.children {
+            if let Node::Text(t) = n {
+                escape_into(out, t);
+            }
+        }
+    }
+    out.push_str("</");
+    out.push_str(&el.name);
+    out.push_str(">\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines_entities_and_layout() {
+        let doc = "<?xml version='1.0'?>\n<a x='1&amp;2'>\n  <!-- c -->\n  <b>t &lt; u</b>\n  <c/>\n</a>\n";
+        let a = parse(doc).unwrap();
+        assert_eq!(a.line.0, 2);
+        assert_eq!(a.attr("x"), Some("1&2"));
+        let b = a.child("b").unwrap();
+        assert_eq!(b.line.0, 4);
+        assert_eq!(b.text(), "t < u");
+        assert_eq!(a.child("c").unwrap().line.0, 5);
+        let mut out = String::new();
+        write(&mut out, &a, 0);
+        assert_eq!(out, "<a x='1&amp;2'>\n  <b>t &lt; u</b>\n  <c/>\n</a>\n");
+    }
+
+    #[test]
+    fn reports_position_of_malformed_input() {
+        let e = parse("<a>\n  <b></c>\n</a>").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = parse("<a>\n<b>").unwrap_err();
+        assert!(e.message.contains("ends inside"), "{e}");
+        assert!(parse("").is_err());
+        assert!(parse("<a/><b/>").is_err());
+        assert!(parse("<a x='1' x='2'/>").is_err());
+        assert!(parse("<a>&bogus;</a>").is_err());
+    }
+
+    #[test]
+    fn refuses_deep_nesting() {
+        let doc = "<a>".repeat(1000);
+        assert!(parse(&doc).unwrap_err().message.contains("deeply"));
+    }
+}
