@@ -137,6 +137,22 @@ impl Guest {
     }
 }
 
+/// A name that is not one of [`Guest::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no test guest is called {0:?}")]
+pub struct UnknownGuest(pub String);
+
+impl std::str::FromStr for Guest {
+    type Err = UnknownGuest;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Guest::ALL
+            .into_iter()
+            .find(|g| g.name() == name)
+            .ok_or_else(|| UnknownGuest(name.to_owned()))
+    }
+}
+
 /// FNV-1a, 32 bits (offset basis 0x811c9dc5, prime 0x01000193, xor then
 /// multiply per byte): the checksum the `initrd`, `elf64` and `bzimage`
 /// guests print for the initrd. Hand-written because it is four lines and
@@ -156,6 +172,14 @@ mod tests {
         assert_eq!(fnv1a32(b""), 0x811c_9dc5);
         assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
         assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for guest in Guest::ALL {
+            assert_eq!(guest.name().parse(), Ok(guest));
+        }
+        assert_eq!("nope".parse::<Guest>(), Err(UnknownGuest("nope".into())));
     }
 
     #[test]
