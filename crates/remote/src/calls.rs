@@ -4,11 +4,16 @@
 //! and the table in `procedures.rs` says which procedure uses which.
 
 use crate::consts::{
-    REMOTE_AUTH_TYPE_LIST_MAX, REMOTE_CPUMAPS_MAX, REMOTE_CPUMAP_MAX, REMOTE_DOMAIN_LIST_MAX,
-    REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_SECURITY_DOI_MAX, REMOTE_SECURITY_LABEL_LIST_MAX,
-    REMOTE_SECURITY_LABEL_MAX, REMOTE_SECURITY_MODEL_MAX, REMOTE_VCPUINFO_MAX,
+    REMOTE_AUTH_TYPE_LIST_MAX, REMOTE_CPUMAPS_MAX, REMOTE_CPUMAP_MAX, REMOTE_CPU_BASELINE_MAX,
+    REMOTE_DOMAIN_LIST_MAX, REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_INTERFACE_LIST_MAX,
+    REMOTE_NETWORK_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_SECURITY_DOI_MAX,
+    REMOTE_SECURITY_LABEL_LIST_MAX, REMOTE_SECURITY_LABEL_MAX, REMOTE_SECURITY_MODEL_MAX,
+    REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_VCPUINFO_MAX,
 };
-use crate::types::{DomainStatsRecord, NonnullDomain, Uuid, VcpuInfo};
+use crate::types::{
+    DomainStatsRecord, NonnullDomain, NonnullInterface, NonnullNetwork, NonnullNodeDevice,
+    NonnullStoragePool, Uuid, VcpuInfo,
+};
 use crate::xdr::{xdr_struct, CharArray, CharList, Opaque};
 
 xdr_struct! {
@@ -411,6 +416,60 @@ xdr_struct! {
         pub ret_stats: Vec<DomainStatsRecord> [REMOTE_DOMAIN_LIST_MAX],
     }
 
+    // ---- Other objects (rvirt has none; lists answer empty) --------------
+
+    /// `{ int need_results; unsigned int flags; }` of the
+    /// CONNECT_LIST_ALL_{NETWORKS,STORAGE_POOLS,INTERFACES,NODE_DEVICES} calls.
+    pub struct ConnectListAllArgs {
+        pub need_results: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_connect_list_all_networks_ret`.
+    pub struct ConnectListAllNetworksRet {
+        pub nets: Vec<NonnullNetwork> [REMOTE_NETWORK_LIST_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_connect_list_all_storage_pools_ret`.
+    pub struct ConnectListAllStoragePoolsRet {
+        pub pools: Vec<NonnullStoragePool> [REMOTE_STORAGE_POOL_LIST_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_connect_list_all_interfaces_ret`.
+    pub struct ConnectListAllInterfacesRet {
+        pub ifaces: Vec<NonnullInterface> [REMOTE_INTERFACE_LIST_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_connect_list_all_node_devices_ret`.
+    pub struct ConnectListAllNodeDevicesRet {
+        pub devices: Vec<NonnullNodeDevice> [REMOTE_NODE_DEVICE_LIST_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_connect_get_sysinfo_args`.
+    pub struct ConnectGetSysinfoArgs {
+        pub flags: u32,
+    }
+
+    /// `remote_connect_get_sysinfo_ret`.
+    pub struct ConnectGetSysinfoRet {
+        pub sysinfo: String,
+    }
+
+    /// `remote_connect_baseline_cpu_args`.
+    pub struct ConnectBaselineCpuArgs {
+        pub xml_cpus: Vec<String> [REMOTE_CPU_BASELINE_MAX],
+        pub flags: u32,
+    }
+
+    /// `remote_connect_baseline_cpu_ret`.
+    pub struct ConnectBaselineCpuRet {
+        pub cpu: String,
+    }
+
     // ---- Events ----------------------------------------------------------
 
     /// `remote_connect_domain_event_callback_register_any_args`.
@@ -421,14 +480,34 @@ xdr_struct! {
         pub dom: Option<NonnullDomain>,
     }
 
-    /// `remote_connect_domain_event_callback_register_any_ret`.
-    pub struct ConnectDomainEventCallbackRegisterAnyRet {
+    /// The callback id every `*_EVENT_*REGISTER_ANY` call returns
+    /// (`remote_connect_domain_event_callback_register_any_ret`, and the
+    /// network, storage pool and node device twins).
+    pub struct CallbackIdRet {
         pub callback_id: i32,
     }
 
-    /// `remote_connect_domain_event_callback_deregister_any_args`.
-    pub struct ConnectDomainEventCallbackDeregisterAnyArgs {
+    /// The callback id every `*_EVENT_*DEREGISTER_ANY` call takes.
+    pub struct CallbackIdArgs {
         pub callback_id: i32,
+    }
+
+    /// `remote_connect_network_event_register_any_args`.
+    pub struct ConnectNetworkEventRegisterAnyArgs {
+        pub event_id: i32,
+        pub net: Option<NonnullNetwork>,
+    }
+
+    /// `remote_connect_storage_pool_event_register_any_args`.
+    pub struct ConnectStoragePoolEventRegisterAnyArgs {
+        pub event_id: i32,
+        pub pool: Option<NonnullStoragePool>,
+    }
+
+    /// `remote_connect_node_device_event_register_any_args`.
+    pub struct ConnectNodeDeviceEventRegisterAnyArgs {
+        pub event_id: i32,
+        pub dev: Option<NonnullNodeDevice>,
     }
 
     /// `remote_connect_domain_event_register_ret` (legacy, pre-callback-id).

@@ -35,6 +35,16 @@ pub const REMOTE_CPUMAP_MAX: u32 = 2048;
 pub const REMOTE_VCPUINFO_MAX: u32 = 16_384;
 /// `REMOTE_CPUMAPS_MAX`.
 pub const REMOTE_CPUMAPS_MAX: u32 = 8_388_608;
+/// `REMOTE_NETWORK_LIST_MAX`.
+pub const REMOTE_NETWORK_LIST_MAX: u32 = 16_384;
+/// `REMOTE_INTERFACE_LIST_MAX`.
+pub const REMOTE_INTERFACE_LIST_MAX: u32 = 16_384;
+/// `REMOTE_STORAGE_POOL_LIST_MAX`.
+pub const REMOTE_STORAGE_POOL_LIST_MAX: u32 = 4096;
+/// `REMOTE_NODE_DEVICE_LIST_MAX`.
+pub const REMOTE_NODE_DEVICE_LIST_MAX: u32 = 16_384;
+/// `REMOTE_CPU_BASELINE_MAX`.
+pub const REMOTE_CPU_BASELINE_MAX: u32 = 256;
 /// `REMOTE_AUTH_TYPE_LIST_MAX`.
 pub const REMOTE_AUTH_TYPE_LIST_MAX: u32 = 20;
 /// `REMOTE_SECURITY_LABEL_LIST_MAX`.
@@ -110,3 +120,14 @@ pub const VIR_DOMAIN_CONSOLE_FORCE: u32 = 1 << 0;
 pub const VIR_DOMAIN_EVENT_ID_LIFECYCLE: i32 = 0;
 /// `VIR_DOMAIN_EVENT_ID_REBOOT`.
 pub const VIR_DOMAIN_EVENT_ID_REBOOT: i32 = 1;
+
+/// `VIR_DOMAIN_STATS_*` groups of CONNECT_GET_ALL_DOMAIN_STATS.
+pub mod stats {
+    pub const STATE: u32 = 1 << 0;
+    pub const CPU_TOTAL: u32 = 1 << 1;
+    pub const BALLOON: u32 = 1 << 2;
+    pub const VCPU: u32 = 1 << 3;
+    pub const INTERFACE: u32 = 1 << 4;
+    pub const BLOCK: u32 = 1 << 5;
+    pub const PERF: u32 = 1 << 6;
+}

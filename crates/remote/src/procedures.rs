@@ -186,6 +186,7 @@ procedures! {
     DomainIsActive(DOMAIN_IS_ACTIVE) = 150: DomainArgs => DomainIsActiveRet;
     DomainIsPersistent(DOMAIN_IS_PERSISTENT) = 151: DomainArgs => DomainIsPersistentRet;
     ConnectGetLibVersion(CONNECT_GET_LIB_VERSION) = 157: () => ConnectGetLibVersionRet;
+    ConnectBaselineCpu(CONNECT_BASELINE_CPU) = 162: ConnectBaselineCpuArgs => ConnectBaselineCpuRet;
     DomainHasManagedSaveImage(DOMAIN_HAS_MANAGED_SAVE_IMAGE) = 183: DomainFlagsArgs => DomainHasManagedSaveImageRet;
     DomainSnapshotNum(DOMAIN_SNAPSHOT_NUM) = 187: DomainFlagsArgs => NumRet;
     DomainGetBlockInfo(DOMAIN_GET_BLOCK_INFO) = 194: DomainGetBlockInfoArgs => DomainGetBlockInfoRet;
@@ -194,6 +195,7 @@ procedures! {
     /// Opens a console stream: data then flows as STREAM messages.
     DomainOpenConsole(DOMAIN_OPEN_CONSOLE) = 201: DomainOpenConsoleArgs => ();
     DomainIsUpdated(DOMAIN_IS_UPDATED) = 202: DomainArgs => DomainIsUpdatedRet;
+    ConnectGetSysinfo(CONNECT_GET_SYSINFO) = 203: ConnectGetSysinfoArgs => ConnectGetSysinfoRet;
     DomainGetState(DOMAIN_GET_STATE) = 212: DomainFlagsArgs => DomainGetStateRet;
     DomainGetControlInfo(DOMAIN_GET_CONTROL_INFO) = 229: DomainFlagsArgs => DomainGetControlInfoRet;
     DomainUndefineFlags(DOMAIN_UNDEFINE_FLAGS) = 231: DomainFlagsArgs => ();
@@ -204,9 +206,15 @@ procedures! {
     ConnectListAllDomains(CONNECT_LIST_ALL_DOMAINS) = 273: ConnectListAllDomainsArgs => ConnectListAllDomainsRet;
     DomainGetHostname(DOMAIN_GET_HOSTNAME) = 277: DomainFlagsArgs => DomainGetHostnameRet;
     DomainGetSecurityLabelList(DOMAIN_GET_SECURITY_LABEL_LIST) = 278: DomainArgs => DomainGetSecurityLabelListRet;
+    ConnectListAllStoragePools(CONNECT_LIST_ALL_STORAGE_POOLS) = 281: ConnectListAllArgs => ConnectListAllStoragePoolsRet;
+    ConnectListAllNetworks(CONNECT_LIST_ALL_NETWORKS) = 283: ConnectListAllArgs => ConnectListAllNetworksRet;
+    ConnectListAllInterfaces(CONNECT_LIST_ALL_INTERFACES) = 284: ConnectListAllArgs => ConnectListAllInterfacesRet;
+    ConnectListAllNodeDevices(CONNECT_LIST_ALL_NODE_DEVICES) = 285: ConnectListAllArgs => ConnectListAllNodeDevicesRet;
     NodeGetCpuMap(NODE_GET_CPU_MAP) = 293: NodeGetCpuMapArgs => NodeGetCpuMapRet;
-    ConnectDomainEventCallbackRegisterAny(CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY) = 316: ConnectDomainEventCallbackRegisterAnyArgs => ConnectDomainEventCallbackRegisterAnyRet;
-    ConnectDomainEventCallbackDeregisterAny(CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY) = 317: ConnectDomainEventCallbackDeregisterAnyArgs => ();
+    ConnectNetworkEventRegisterAny(CONNECT_NETWORK_EVENT_REGISTER_ANY) = 313: ConnectNetworkEventRegisterAnyArgs => CallbackIdRet;
+    ConnectNetworkEventDeregisterAny(CONNECT_NETWORK_EVENT_DEREGISTER_ANY) = 314: CallbackIdArgs => ();
+    ConnectDomainEventCallbackRegisterAny(CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY) = 316: ConnectDomainEventCallbackRegisterAnyArgs => CallbackIdRet;
+    ConnectDomainEventCallbackDeregisterAny(CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY) = 317: CallbackIdArgs => ();
     /// Lifecycle event MESSAGE for a registered callback.
     DomainEventCallbackLifecycle(DOMAIN_EVENT_CALLBACK_LIFECYCLE) = 318: DomainEventCallbackLifecycleMsg => ();
     /// Reboot event MESSAGE for a registered callback.
@@ -218,6 +226,10 @@ procedures! {
     ConnectUnregisterCloseCallback(CONNECT_UNREGISTER_CLOSE_CALLBACK) = 361: () => ();
     /// The daemon tells a client why it is closing the connection.
     ConnectEventConnectionClosed(CONNECT_EVENT_CONNECTION_CLOSED) = 362: ConnectEventConnectionClosedMsg => ();
+    ConnectStoragePoolEventRegisterAny(CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY) = 368: ConnectStoragePoolEventRegisterAnyArgs => CallbackIdRet;
+    ConnectStoragePoolEventDeregisterAny(CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY) = 369: CallbackIdArgs => ();
+    ConnectNodeDeviceEventRegisterAny(CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY) = 374: ConnectNodeDeviceEventRegisterAnyArgs => CallbackIdRet;
+    ConnectNodeDeviceEventDeregisterAny(CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY) = 375: CallbackIdArgs => ();
     DomainGetMessages(DOMAIN_GET_MESSAGES) = 426: DomainFlagsArgs => DomainGetMessagesRet;
 }
 

@@ -3,11 +3,13 @@
 
 use thiserror::Error;
 
+use crate::calls::{DomainEventCallbackLifecycleMsg, DomainEventLifecycleMsg};
 use crate::consts::VIR_NET_MESSAGE_NUM_FDS_MAX;
 use crate::error::RemoteError;
 use crate::keepalive::KeepaliveProc;
 use crate::message::{Header, Message, MessageStatus, MessageType};
 use crate::procedures::{Args, Procedure, Ret};
+use crate::types::NonnullDomain;
 use crate::xdr::{Reader, Xdr, XdrError};
 
 /// The header serial libvirtd puts on event MESSAGEs (seen in the
@@ -172,6 +174,16 @@ pub fn event(args: &Args) -> Message {
     }
 }
 
+/// A DOMAIN_EVENT_CALLBACK_LIFECYCLE message for a client's callback.
+pub fn lifecycle_event(callback_id: i32, dom: NonnullDomain, event: i32, detail: i32) -> Message {
+    crate::server::event(&Args::DomainEventCallbackLifecycle(
+        DomainEventCallbackLifecycleMsg {
+            callback_id,
+            msg: DomainEventLifecycleMsg { dom, event, detail },
+        },
+    ))
+}
+
 /// Stream data for the stream opened by call `serial` of `proc_`.
 pub fn stream_data(proc_: i32, serial: u32, data: &[u8]) -> Message {
     Message {
@@ -270,6 +282,28 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn lifecycle_event_matches_the_capture() {
+        // summary/33: the STARTED/BOOTED event libvirtd pushed.
+        let dom = NonnullDomain {
+            name: "rpcdemo".into(),
+            uuid: "42cd5893-61e5-4321-b072-50c6997658c3".parse().unwrap(),
+            id: 434,
+        };
+        let m = lifecycle_event(2, dom, 2, 0);
+        let hex: String = m
+            .to_bytes()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "0000004820008086000000010000013e0000000200000001000000000000000200000007\
+             72706364656d6f0042cd589361e54321b07250c6997658c3000001b20000000200000000"
+        );
     }
 
     #[test]

@@ -79,6 +79,23 @@ xdr_struct! {
         pub uuid: Uuid,
     }
 
+    /// `remote_nonnull_storage_pool`.
+    pub struct NonnullStoragePool {
+        pub name: String,
+        pub uuid: Uuid,
+    }
+
+    /// `remote_nonnull_interface`.
+    pub struct NonnullInterface {
+        pub name: String,
+        pub mac: String,
+    }
+
+    /// `remote_nonnull_node_device`.
+    pub struct NonnullNodeDevice {
+        pub name: String,
+    }
+
     /// `remote_vcpu_info`: one entry of DOMAIN_GET_VCPUS.
     pub struct VcpuInfo {
         pub number: u32,

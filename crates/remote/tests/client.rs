@@ -126,10 +126,8 @@ fn event_session_matches_virsh_byte_for_byte() {
         }
     }
     assert_eq!(seen, vec![(4, 0), (2, 0), (6, 2), (5, 1)]);
-    c.call::<procs::ConnectDomainEventCallbackDeregisterAny>(
-        &ConnectDomainEventCallbackDeregisterAnyArgs { callback_id: id },
-    )
-    .unwrap();
+    c.call::<procs::ConnectDomainEventCallbackDeregisterAny>(&CallbackIdArgs { callback_id: id })
+        .unwrap();
     c.close().unwrap();
     server.join().unwrap();
 }
