@@ -469,6 +469,9 @@ fn devices(p: &mut Problems, mut e: Element) -> Devices {
             _ => d.others.push(OtherDevice { element: child }),
         }
     }
+    // Kept in libvirt's order, as the writer will lay them out.
+    d.others
+        .sort_by_key(|o| crate::order::rank(crate::order::DEVICES, o.kind()));
     d.extra = e;
     d
 }

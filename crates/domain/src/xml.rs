@@ -284,19 +284,7 @@ fn start_element(
 /// Drops layout whitespace: in an element that has child elements, text is
 /// trimmed and whitespace-only text removed (libvirt does the same on read).
 fn tidy(el: &mut Element) {
-    if el.children.iter().any(|n| matches!(n, Node::Element(_))) {
-        el.children.retain_mut(|n| match n {
-            Node::Text(t) => {
-                let trimmed = t.trim();
-                if trimmed.len() != t.len() {
-                    *t = trimmed.to_string();
-                }
-                !t.is_empty()
-            }
-            Node::Element(_) => true,
-        });
-    }
-    // Adjacent text nodes (split by entity references) are joined.
+    // Adjacent text nodes (split by entity references) are joined first.
     let mut merged: Vec<Node> = Vec::with_capacity(el.children.len());
     for n in std::mem::take(&mut el.children) {
         match (merged.last_mut(), n) {
@@ -305,6 +293,23 @@ fn tidy(el: &mut Element) {
         }
     }
     el.children = merged;
+    if el.children.iter().any(|n| matches!(n, Node::Element(_))) {
+        // Stray text in mixed content becomes one trimmed node in front,
+        // which is where and how the writer puts it.
+        let mut text = Vec::new();
+        el.children.retain(|n| match n {
+            Node::Text(t) => {
+                if !t.trim().is_empty() {
+                    text.push(t.trim().to_string());
+                }
+                false
+            }
+            Node::Element(_) => true,
+        });
+        if !text.is_empty() {
+            el.children.insert(0, Node::Text(text.join(" ")));
+        }
+    }
 }
 
 fn resolve_entity(name: &str) -> Option<char> {

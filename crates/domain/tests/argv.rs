@@ -1,0 +1,200 @@
+//! Derivation policy: what is emitted, left off with a warning, or refused.
+
+mod common;
+
+use common::*;
+use rvirt_domain::{derive_argv, DeriveError, Domain, RuntimePaths};
+
+const MICROVM: &str = "<domain type='kvm'>
+  <name>micro,vm</name>
+  <uuid>0f5a4b7e-1d2c-4e3f-9a8b-7c6d5e4f3a2b</uuid>
+  <memory unit='MiB'>256</memory>
+  <vcpu current='1'>2</vcpu>
+  <cpu mode='custom' match='exact'>
+    <model fallback='forbid'>qemu64</model>
+    <feature policy='disable' name='pni'/>
+    <feature policy='disable' name='svm'/>
+    <feature policy='optional' name='aes'/>
+  </cpu>
+  <os>
+    <type arch='x86_64' machine='microvm'>hvm</type>
+    <kernel>/guest.elf</kernel>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_reboot>destroy</on_reboot>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw' cache='none' io='native'/>
+      <source file='/img,1.raw'/>
+      <target dev='vda' bus='virtio'/>
+      <readonly/>
+    </disk>
+    <interface type='ethernet'>
+      <target dev='tap7'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='pty'/>
+    <console type='pty'><target type='virtio'/></console>
+    <rng model='virtio'><backend model='random'>/dev/hwrng</backend></rng>
+    <memballoon model='virtio'/>
+    <graphics type='vnc'/>
+    <video><model type='vga'/></video>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+  </devices>
+</domain>
+";
+
+fn derive(xml: &str) -> Result<rvirt_domain::Argv, DeriveError> {
+    let mut d = Domain::from_xml(xml).unwrap();
+    d.fill_in();
+    derive_argv(&d, &RuntimePaths::in_dir("/run/rvirt/x"))
+}
+
+#[test]
+fn emulated_devices_get_arguments_with_libvirt_ids() {
+    let a = derive(MICROVM).unwrap();
+    let args = &a.args;
+    assert_eq!(values(args, "-name"), ["guest=micro,,vm,debug-threads=on"]);
+    assert_eq!(
+        values(args, "-machine"),
+        ["microvm,usb=off,dump-guest-core=off"]
+    );
+    assert_eq!(values(args, "-accel"), ["kvm"]);
+    assert_eq!(values(args, "-cpu"), ["qemu64,pni=off,svm=off"]);
+    assert_eq!(values(args, "-m"), ["size=262144k"]);
+    assert_eq!(
+        values(args, "-smp"),
+        ["1,maxcpus=2,sockets=2,cores=1,threads=1"]
+    );
+    assert_eq!(
+        values(args, "-uuid"),
+        ["0f5a4b7e-1d2c-4e3f-9a8b-7c6d5e4f3a2b"]
+    );
+    assert_eq!(
+        values(args, "-chardev")[0],
+        "socket,id=charmonitor,path=/run/rvirt/x/monitor.sock,server=on,wait=off"
+    );
+    assert_eq!(
+        values(args, "-mon"),
+        ["chardev=charmonitor,id=monitor,mode=control"]
+    );
+    assert!(args.iter().any(|a| a == "-no-reboot"));
+    assert!(!args.iter().any(|a| a == "-no-acpi"));
+    assert_eq!(values(args, "-kernel"), ["/guest.elf"]);
+    assert_eq!(values(args, "-append"), ["console=ttyS0"]);
+    assert_eq!(values(args, "-pidfile"), ["/run/rvirt/x/vmm.pid"]);
+
+    let bd: Vec<_> = values(args, "-blockdev").into_iter().map(props).collect();
+    assert_eq!(bd[0]["filename"], "/img,1.raw");
+    assert_eq!(bd[0]["aio"], "native");
+    assert_eq!(bd[0]["cache"], r#"{"direct":true,"no-flush":false}"#);
+    assert_eq!(bd[1]["read-only"], "true");
+    let devs: Vec<_> = values(args, "-device").into_iter().map(props).collect();
+    let blk = devs
+        .iter()
+        .find(|d| d["driver"] == "virtio-blk-device")
+        .unwrap();
+    assert_eq!(blk["id"], "virtio-disk0");
+    assert_eq!(blk["drive"], "libvirt-1-format");
+    assert_eq!(blk["write-cache"], "on");
+    assert_eq!(blk["bootindex"], "1");
+
+    assert_eq!(values(args, "-netdev"), ["tap,id=hostnet0,ifname=tap7"]);
+    let net = devs
+        .iter()
+        .find(|d| d["driver"] == "virtio-net-device")
+        .unwrap();
+    assert_eq!(net["id"], "net0");
+    assert!(net["mac"].starts_with("52:54:00:"));
+    assert_eq!(a.taps[0].ifname.as_deref(), Some("tap7"));
+
+    let drivers: Vec<&str> = devs.iter().map(|d| d["driver"].as_str()).collect();
+    assert_eq!(
+        drivers,
+        [
+            "virtio-serial-device",
+            "virtio-blk-device",
+            "virtio-net-device",
+            "isa-serial",
+            "virtconsole",
+            "virtio-balloon-device",
+            "virtio-rng-device"
+        ]
+    );
+    assert_eq!(
+        values(args, "-object"),
+        ["rng-random,id=objrng0,filename=/dev/hwrng"]
+    );
+    // Display devices and the agent channel are left off, with a warning each.
+    assert_eq!(a.warnings.len(), 3, "{:?}", a.warnings);
+    assert!(a.warnings.iter().any(|w| w.starts_with("graphics")));
+    assert!(a.warnings.iter().any(|w| w.starts_with("video")));
+}
+
+#[test]
+fn devices_the_guest_needs_are_refused_all_at_once() {
+    let xml = MICROVM
+        .replace("bus='virtio'/>", "bus='ide'/>")
+        .replace("<model type='virtio'/>", "<model type='e1000'/>")
+        .replace(
+            "<memballoon",
+            "<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='0' slot='2' function='0'/></source></hostdev>\n    <filesystem type='mount'><source dir='/tmp'/><target dir='t'/></filesystem>\n    <memballoon",
+        );
+    let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+        panic!("expected refusal")
+    };
+    let text: Vec<String> = list.iter().map(ToString::to_string).collect();
+    assert_eq!(list.len(), 4, "{text:?}");
+    assert!(text[0].contains("disk 'vda'") && text[0].contains("bus 'ide'"));
+    assert!(text[1].contains("NIC model 'e1000'"));
+    // Other devices come in libvirt's device order.
+    assert!(text[2].starts_with("line ") && text[2].contains("filesystem"));
+    assert!(text[3].contains("hostdev"));
+}
+
+#[test]
+fn qcow2_network_disks_and_user_nics_are_refused() {
+    let xml = MICROVM
+        .replace("type='raw'", "type='qcow2'")
+        .replace("<interface type='ethernet'>", "<interface type='user'>");
+    let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+        panic!()
+    };
+    assert!(list[0].reason.contains("qcow2"));
+    assert!(list[1].reason.contains("tap backends"));
+}
+
+#[test]
+fn tcg_domains_are_refused() {
+    let xml = MICROVM.replace("type='kvm'", "type='qemu'");
+    assert!(matches!(derive(&xml), Err(DeriveError::NotKvm(t)) if t == "qemu"));
+}
+
+#[test]
+fn derivation_is_stable_once_filled_in() {
+    let mut d = Domain::from_xml(MICROVM).unwrap();
+    d.fill_in();
+    let reread = Domain::from_xml(&d.to_xml()).unwrap();
+    let p = RuntimePaths::in_dir("/r");
+    assert_eq!(
+        derive_argv(&d, &p).unwrap(),
+        derive_argv(&reread, &p).unwrap()
+    );
+}
+
+#[test]
+fn refused_fixtures_name_their_devices() {
+    let cases = [
+        ("vi-hostdev.xml", "hostdev"),
+        ("vi-filesystem.xml", "filesystem"),
+        ("vi-net-user.xml", "interface 0"),
+        ("vi-minimal.xml", "disk 'hda'"),
+        ("vi-disk-network.xml", "source type 'network'"),
+    ];
+    for (file, needle) in cases {
+        let text = std::fs::read_to_string(fixtures_dir().join(file)).unwrap();
+        let err = derive(&text).unwrap_err().to_string();
+        assert!(err.contains(needle), "{file}: {err}");
+    }
+}
