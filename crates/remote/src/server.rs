@@ -83,9 +83,12 @@ impl Refused {
 pub fn decode_incoming(m: &Message) -> Result<Incoming, Refused> {
     let h = m.header;
     if h.is_keepalive() {
-        return KeepaliveProc::of(m)
-            .map(Incoming::Keepalive)
-            .ok_or(Refused::UnexpectedType(h));
+        return match KeepaliveProc::of(m) {
+            Some(k) => Ok(Incoming::Keepalive(k)),
+            // Keepalive has no calls; answer one rather than leave it hanging.
+            None if matches!(h.type_, MessageType::Call) => Err(Refused::UnknownProcedure(h)),
+            None => Err(Refused::UnexpectedType(h)),
+        };
     }
     if !h.is_remote() {
         return Err(Refused::UnknownProgram(h));

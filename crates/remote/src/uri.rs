@@ -160,7 +160,8 @@ pub fn parse_uri(s: &str) -> Result<RemoteUri, UriError> {
         Some(i) => authority_path.split_at(i),
         None => (authority_path, ""),
     };
-    if !host.is_empty() && host != "localhost" {
+    // Any host, even localhost, means TCP/TLS to libvirt.
+    if !host.is_empty() {
         return Err(UriError::UnsupportedTransport(format!(
             "remote host {host}"
         )));

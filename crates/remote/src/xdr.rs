@@ -126,6 +126,9 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Elements reserved up front for a counted array.
+const PREALLOC_MAX: usize = 1024;
+
 /// Padding after `n` bytes of opaque data.
 pub fn pad_len(n: usize) -> usize {
     (4 - n % 4) % 4
@@ -291,7 +294,9 @@ impl<T: Xdr> Xdr for Vec<T> {
 impl<T: Xdr> XdrBounded for Vec<T> {
     fn decode_max(r: &mut Reader<'_>, max: u32) -> Result<Self, XdrError> {
         let n = r.read_len(max, 4)?;
-        let mut v = Vec::with_capacity(n);
+        // Grow past the first elements only as they actually decode, so a
+        // message that lies about its count costs little before failing.
+        let mut v = Vec::with_capacity(n.min(PREALLOC_MAX));
         for _ in 0..n {
             v.push(T::decode(r)?);
         }
