@@ -5,6 +5,8 @@ use crate::json::to_qmp_line;
 use crate::outbox::Outbox;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// Lock order: this list, then a subscriber's outbox queue. Monitor
+/// threads never take the list while holding their queue.
 #[derive(Default)]
 struct Subscribers {
     next_id: u64,

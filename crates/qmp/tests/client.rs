@@ -1,0 +1,203 @@
+//! The client against rvirt's own monitor, against a server that never
+//! answers, against qemu-system-x86_64 when it is installed, and the
+//! qemu.qmp Python client against rvirt's monitor when it is installed.
+
+mod common;
+
+use common::Fixture;
+use rvirt_qmp::{ClientError, ErrorClass, MonitorBackend, QmpClient, RunState};
+use serde_json::json;
+use std::io::Write;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(5);
+
+/// The checks every QMP server must pass, rvirt's or QEMU's (started -S).
+fn exercise(c: &QmpClient) {
+    assert_eq!(c.greeting().qmp.version.qemu.major, 7);
+    let s = c.execute("query-status", None).unwrap();
+    assert_eq!(
+        s,
+        json!({"running": false, "singlestep": false, "status": "prelaunch"})
+    );
+    c.execute("cont", None).unwrap();
+    let ev = c.wait_event("RESUME", T).unwrap();
+    assert!(ev.timestamp.seconds > 0);
+    assert_eq!(
+        c.execute("query-status", None).unwrap()["status"],
+        "running"
+    );
+    c.execute("stop", None).unwrap();
+    assert_eq!(c.next_event(T).unwrap().event, "STOP");
+    match c.execute("no-such-command", None) {
+        Err(ClientError::Command { error, .. }) => {
+            assert_eq!(error.class, ErrorClass::CommandNotFound);
+            assert_eq!(error.desc, "The command no-such-command has not been found");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let args = json!({"command-line": "info status"});
+    let text = c.execute("human-monitor-command", Some(args)).unwrap();
+    assert_eq!(text, "VM status: paused\r\n");
+    // Replies are matched by id even when commands come from many threads.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    assert_eq!(c.execute("query-kvm", None).unwrap()["enabled"], true);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn client_against_rvirt() {
+    let fx = Fixture::new(RunState::Prelaunch);
+    let c = QmpClient::connect(&fx.path, T).unwrap();
+    exercise(&c);
+    c.execute("quit", None).unwrap();
+    assert_eq!(
+        c.wait_event("SHUTDOWN", T).unwrap().data.unwrap()["reason"],
+        "host-qmp-quit"
+    );
+}
+
+#[test]
+fn client_times_out_and_reports_disconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mute.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n").unwrap();
+        // Never answers, then hangs up.
+        std::thread::sleep(Duration::from_millis(600));
+    });
+    let start = Instant::now();
+    match QmpClient::connect(&path, Duration::from_millis(300)) {
+        Err(ClientError::Timeout(_)) => {}
+        other => panic!("expected a timeout, got {:?}", other.map(|_| ())),
+    }
+    assert!(start.elapsed() < Duration::from_secs(2));
+    server.join().unwrap();
+    assert!(matches!(
+        QmpClient::connect(&path, T),
+        Err(ClientError::Connect { .. })
+    ));
+}
+
+#[test]
+fn client_sees_server_exit() {
+    let mut fx = Fixture::new(RunState::Running);
+    let c = QmpClient::connect(&fx.path, T).unwrap();
+    fx.server.take().unwrap().shutdown();
+    let deadline = Instant::now() + T;
+    loop {
+        match c.execute("query-status", None) {
+            Err(ClientError::Disconnected) | Err(ClientError::Io(_)) => break,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + T;
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts QEMU paused with a QMP socket, as the golden data was recorded.
+fn qemu(sock: &Path) -> Option<std::process::Child> {
+    if !have("qemu-system-x86_64", "--version") || std::fs::File::open("/dev/kvm").is_err() {
+        eprintln!("skipped: qemu-system-x86_64 or /dev/kvm not available");
+        return None;
+    }
+    let child = Command::new("qemu-system-x86_64")
+        .args([
+            "-M",
+            "microvm",
+            "-enable-kvm",
+            "-cpu",
+            "qemu64,-pni",
+            "-m",
+            "64",
+        ])
+        .args(["-nodefaults", "-display", "none", "-S", "-qmp"])
+        .arg(format!("unix:{},server=on,wait=off", sock.display()))
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_for(sock);
+    Some(child)
+}
+
+#[test]
+fn client_against_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("qemu.sock");
+    let Some(mut child) = qemu(&sock) else { return };
+    let c = QmpClient::connect(&sock, T).unwrap();
+    exercise(&c);
+    c.execute("quit", None).unwrap();
+    drop(c);
+    let deadline = Instant::now() + T;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "QEMU did not quit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn python_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/qmp_client_test.py")
+}
+
+fn have_qemu_qmp() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import qemu.qmp"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: python3 with qemu.qmp (pip install qemu.qmp) not available");
+    }
+    ok
+}
+
+#[test]
+fn qemu_qmp_python_client_against_rvirt() {
+    if !have_qemu_qmp() {
+        return;
+    }
+    let fx = Fixture::new(RunState::Prelaunch);
+    let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/python-qemu-7.2.json");
+    let out = Command::new("python3")
+        .arg(python_script())
+        .arg(&fx.path)
+        .arg("--expect-shape")
+        .arg(&expected)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qmp_client_test.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fx.vm.status(), RunState::Running);
+    assert_eq!(fx.vm.quits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
