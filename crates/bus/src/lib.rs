@@ -147,7 +147,12 @@ impl Bus {
 
     fn note_unhandled(&self, what: &str, addr: u64, len: usize) {
         self.unhandled.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(bus = self.name, addr = format_args!("{addr:#x}"), len, "unhandled {what}");
+        tracing::debug!(
+            bus = self.name,
+            addr = format_args!("{addr:#x}"),
+            len,
+            "unhandled {what}"
+        );
     }
 }
 
@@ -155,7 +160,9 @@ impl Bus {
 /// mid-access is still in a consistent-enough state for the guest to go on,
 /// and taking the whole VMM down would be worse.
 fn lock(device: &SharedDevice) -> std::sync::MutexGuard<'_, dyn BusDevice + 'static> {
-    device.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    device
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -199,10 +206,22 @@ mod tests {
         let mut bus = Bus::new("mmio");
         let d = || Arc::new(Mutex::new(Recorder::default()));
         bus.insert(d(), 0x1000, 0x100).unwrap();
-        assert!(matches!(bus.insert(d(), 0x10ff, 1), Err(BusError::Overlap { .. })));
-        assert!(matches!(bus.insert(d(), 0xf01, 0x100), Err(BusError::Overlap { .. })));
-        assert!(matches!(bus.insert(d(), 0x2000, 0), Err(BusError::InvalidRange { .. })));
-        assert!(matches!(bus.insert(d(), u64::MAX, 2), Err(BusError::InvalidRange { .. })));
+        assert!(matches!(
+            bus.insert(d(), 0x10ff, 1),
+            Err(BusError::Overlap { .. })
+        ));
+        assert!(matches!(
+            bus.insert(d(), 0xf01, 0x100),
+            Err(BusError::Overlap { .. })
+        ));
+        assert!(matches!(
+            bus.insert(d(), 0x2000, 0),
+            Err(BusError::InvalidRange { .. })
+        ));
+        assert!(matches!(
+            bus.insert(d(), u64::MAX, 2),
+            Err(BusError::InvalidRange { .. })
+        ));
         bus.insert(d(), 0x1100, 0x100).unwrap();
         bus.insert(d(), 0xf00, 0x100).unwrap();
     }

@@ -130,7 +130,10 @@ fn register_of(offset: u64) -> (u64, u64) {
 impl BusDevice for AcpiPm {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         let (reg, shift) = register_of(offset);
-        let value = self.reg_read(reg).checked_shr(8 * shift as u32).unwrap_or(0);
+        let value = self
+            .reg_read(reg)
+            .checked_shr(8 * shift as u32)
+            .unwrap_or(0);
         for (i, b) in data.iter_mut().enumerate() {
             *b = value.checked_shr(8 * i as u32).unwrap_or(0) as u8;
         }
@@ -142,7 +145,11 @@ impl BusDevice for AcpiPm {
             return;
         }
         // Merge a partial write into the 16-bit register.
-        let mut value = if reg == PM1_STS { 0 } else { self.reg_read(reg) as u16 };
+        let mut value = if reg == PM1_STS {
+            0
+        } else {
+            self.reg_read(reg) as u16
+        };
         for (i, &b) in data.iter().enumerate() {
             let bit = 8 * (shift + i as u64);
             if bit < 16 {
@@ -200,7 +207,10 @@ mod tests {
         pm.press_power_button();
         assert!(!line.0.load(Ordering::SeqCst));
         pm.write(PM1_EN, &PWRBTN.to_le_bytes());
-        assert!(line.0.load(Ordering::SeqCst), "pending status fires on enable");
+        assert!(
+            line.0.load(Ordering::SeqCst),
+            "pending status fires on enable"
+        );
         let mut sts = [0u8; 2];
         pm.read(PM1_STS, &mut sts);
         assert_eq!(u16::from_le_bytes(sts) & PWRBTN, PWRBTN);

@@ -181,7 +181,9 @@ impl I8042 {
 impl BusDevice for I8042 {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0xff);
-        let Some(first) = data.first_mut() else { return };
+        let Some(first) = data.first_mut() else {
+            return;
+        };
         *first = match offset {
             DATA => self.out.pop_front().map_or(0, |(b, _)| b),
             COMMAND => self.status(),

@@ -22,6 +22,18 @@ impl Serial {
         }
     }
 
+    /// Returns the UART to its power-on state (guest reset), keeping the
+    /// host side it writes to.
+    pub fn reset(&mut self) {
+        let trigger = self.uart.interrupt_evt().clone();
+        let placeholder: SerialOutput = Box::new(io::sink());
+        let old = std::mem::replace(
+            &mut self.uart,
+            vm_superio::Serial::new(trigger.clone(), placeholder),
+        );
+        self.uart = vm_superio::Serial::new(trigger, old.into_writer());
+    }
+
     /// Queues host input for the guest. Returns how many bytes fit in the
     /// receive FIFO; the caller retries the rest later, which is how the
     /// guest's pace pushes back on the host side.

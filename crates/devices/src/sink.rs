@@ -110,6 +110,9 @@ mod tests {
         let mut c = ResetControl::new(r.clone());
         c.write(0, &[0x02]);
         c.write(0, &[RESET_VALUE]);
-        assert_eq!(*r.0.lock().unwrap(), vec![VmRequest::Panic, VmRequest::Reset]);
+        assert_eq!(
+            *r.0.lock().unwrap(),
+            vec![VmRequest::Panic, VmRequest::Reset]
+        );
     }
 }

@@ -8,13 +8,13 @@
 //! reset register at port 0xcf9, and the legacy devices in the DSDT.
 
 use acpi_tables::aml;
-use acpi_tables::{Aml, AmlSink};
 use acpi_tables::facs::FACS;
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::rsdp::Rsdp;
 use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
+use acpi_tables::{Aml, AmlSink};
 
 use crate::layout::{self, irqs, ports};
 
@@ -115,8 +115,11 @@ fn dsdt(cfg: &AcpiConfig) -> Sdt {
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, table_id(b"DSDT"), OEM_REVISION);
     // \_S5_: SLP_TYPa, SLP_TYPb, reserved, reserved.
     let s5 = layout::S5_SLP_TYP;
-    aml::Name::new("_S5_".into(), &aml::Package::new(vec![&s5, &s5, &0u8, &0u8]))
-        .to_aml_bytes(&mut dsdt);
+    aml::Name::new(
+        "_S5_".into(),
+        &aml::Package::new(vec![&s5, &s5, &0u8, &0u8]),
+    )
+    .to_aml_bytes(&mut dsdt);
 
     let mut devices: Vec<Vec<u8>> = Vec::new();
     let edge_irq = |n| aml::Interrupt::new(true, true, false, false, n);
@@ -124,12 +127,20 @@ fn dsdt(cfg: &AcpiConfig) -> Sdt {
         let io = aml::IO::new(port, port, 1, ports::UART_LEN as u8);
         let irq = edge_irq(irq);
         let uid = (i + 1) as u8;
-        devices.push(device(&format!("COM{uid}"), eisa("PNP0501"), uid, &[&io, &irq]));
+        devices.push(device(
+            &format!("COM{uid}"),
+            eisa("PNP0501"),
+            uid,
+            &[&io, &irq],
+        ));
     }
     let io = aml::IO::new(ports::CMOS, ports::CMOS, 1, ports::CMOS_LEN as u8);
     let irq = edge_irq(irqs::RTC);
     devices.push(device("RTC_", eisa("PNP0B00"), 0, &[&io, &irq]));
-    let (data, cmd) = (aml::IO::new(0x60, 0x60, 1, 1), aml::IO::new(0x64, 0x64, 1, 1));
+    let (data, cmd) = (
+        aml::IO::new(0x60, 0x60, 1, 1),
+        aml::IO::new(0x64, 0x64, 1, 1),
+    );
     let irq = edge_irq(irqs::KEYBOARD);
     devices.push(device("PS2K", eisa("PNP0303"), 0, &[&data, &cmd, &irq]));
     for (i, d) in cfg.virtio_mmio.iter().enumerate() {
@@ -209,9 +220,8 @@ fn madt(cfg: &AcpiConfig) -> Sdt {
 
 /// Builds all tables for guest address `base`.
 pub fn build(cfg: &AcpiConfig, base: u64) -> AcpiTables {
-    let mut out = Vec::new();
-    // The RSDP goes first; its XSDT pointer is patched in below.
-    out.resize(Rsdp::len(), 0);
+    // The RSDP goes first; it is written last, once the XSDT is placed.
+    let mut out = vec![0; Rsdp::len()];
     let dsdt_addr = place(&mut out, base, &dsdt(cfg), 16);
     let facs_addr = place(&mut out, base, &FACS::new(), 64);
     let fadt_addr = place(&mut out, base, &fadt(dsdt_addr, facs_addr), 16);
@@ -255,7 +265,10 @@ mod tests {
         for i in 0..(len - 36) / 8 {
             let t = at(u64_at(b, xsdt + 36 + 8 * i));
             let l = u32_at(b, t + 4) as usize;
-            out.push((String::from_utf8_lossy(&b[t..t + 4]).into(), b[t..t + l].to_vec()));
+            out.push((
+                String::from_utf8_lossy(&b[t..t + 4]).into(),
+                b[t..t + l].to_vec(),
+            ));
         }
         let fadt = out.iter().find(|(s, _)| s == "FACP").unwrap().1.clone();
         let dsdt = at(u64_at(&fadt, 140));
@@ -340,7 +353,10 @@ mod tests {
         // NameOp "_S5_" PackageOp PkgLength(6) NumElements(4) BytePrefix 5 ...
         let s5 = find(b"_S5_").unwrap();
         assert_eq!(dsdt[s5 - 1], 0x08);
-        assert_eq!(&dsdt[s5 + 4..s5 + 12], &[0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00]);
+        assert_eq!(
+            &dsdt[s5 + 4..s5 + 12],
+            &[0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00]
+        );
         assert!(find(b"COM1").is_some());
         assert!(find(b"LNRO0005").is_some());
         assert!(find(b"RTC_").is_some());

@@ -49,7 +49,11 @@ pub enum BootError {
     #[error("invalid kernel command line: {0}")]
     Cmdline(linux_loader::cmdline::Error),
     #[error("initrd '{path}' ({size} bytes) does not fit in guest memory below {limit:#x}")]
-    InitrdTooLarge { path: PathBuf, size: u64, limit: u64 },
+    InitrdTooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("failed to write {0} to guest memory")]
     Write(&'static str),
 }
@@ -183,7 +187,13 @@ pub fn load(
         None => u64::from(u32::MAX),
     };
     let initrd = match &cfg.initrd {
-        Some(path) => Some(load_initrd(mem, ram, path, loaded.kernel_end, initrd_limit)?),
+        Some(path) => Some(load_initrd(
+            mem,
+            ram,
+            path,
+            loaded.kernel_end,
+            initrd_limit,
+        )?),
         None => None,
     };
 
@@ -275,7 +285,11 @@ pub fn start_info(ram: &RamLayout, initrd: Option<InitrdPlacement>, rsdp: u64) -
         version: 1,
         flags: 0,
         nr_modules: modules.len() as u32,
-        modlist_paddr: if modules.is_empty() { 0 } else { layout::PVH_MODLIST },
+        modlist_paddr: if modules.is_empty() {
+            0
+        } else {
+            layout::PVH_MODLIST
+        },
         cmdline_paddr: layout::CMDLINE_START,
         rsdp_paddr: rsdp,
         memmap_paddr: layout::PVH_MEMMAP,
@@ -401,8 +415,14 @@ mod tests {
         assert_eq!(std::mem::size_of::<hvm_start_info>(), 56);
         assert_eq!(std::mem::size_of::<hvm_memmap_table_entry>(), 24);
         let top = s.memmap.last().unwrap();
-        assert_eq!(({ top.addr }, { top.size }, { top.type_ }), (1 << 32, (5000 << 20) - (3 << 30), 1));
-        assert_eq!(({ s.modules[0].paddr }, { s.modules[0].size }), (0x7000_0000, 1234));
+        assert_eq!(
+            ({ top.addr }, { top.size }, { top.type_ }),
+            (1 << 32, (5000 << 20) - (3 << 30), 1)
+        );
+        assert_eq!(
+            ({ s.modules[0].paddr }, { s.modules[0].size }),
+            (0x7000_0000, 1234)
+        );
     }
 
     #[test]
@@ -419,7 +439,11 @@ mod tests {
         let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
         // Offsets from Documentation/arch/x86/zero-page.rst and boot.rst.
         assert_eq!(u64_at(0x070), layout::ACPI_START, "acpi_rsdp_addr");
-        assert_eq!(bytes[0x1e8] as usize, ram.memory_map().len(), "e820_entries");
+        assert_eq!(
+            bytes[0x1e8] as usize,
+            ram.memory_map().len(),
+            "e820_entries"
+        );
         assert_eq!(u16_at(0x1fe), 0xaa55, "boot_flag");
         assert_eq!(u32_at(0x202), 0x5372_6448, "HdrS");
         assert_eq!(bytes[0x210], 0xff, "type_of_loader");
@@ -428,7 +452,10 @@ mod tests {
         assert_eq!(u32_at(0x228), layout::CMDLINE_START as u32, "cmd_line_ptr");
         assert_eq!(u32_at(0x238), 10, "cmdline_size");
         // First e820 entry: 0..EBDA, RAM.
-        assert_eq!((u64_at(0x2d0), u64_at(0x2d8), u32_at(0x2e0)), (0, layout::EBDA_START, 1));
+        assert_eq!(
+            (u64_at(0x2d0), u64_at(0x2d8), u32_at(0x2e0)),
+            (0, layout::EBDA_START, 1)
+        );
     }
 
     #[test]
@@ -456,7 +483,10 @@ mod tests {
         f.write_all(&[0xab; 5000]).unwrap();
         let p = load_initrd(&m, &ram, f.path(), 0x20_0000, u64::from(u32::MAX)).unwrap();
         assert_eq!(p.address, ((64 << 20) - 5000) & !0xfff);
-        assert_eq!(m.read_obj::<u8>(GuestAddress(p.address + 4999)).unwrap(), 0xab);
+        assert_eq!(
+            m.read_obj::<u8>(GuestAddress(p.address + 4999)).unwrap(),
+            0xab
+        );
         // A limit below the kernel leaves no room.
         let e = load_initrd(&m, &ram, f.path(), 0x20_0000, 0x20_0fff).unwrap_err();
         assert!(matches!(e, BootError::InitrdTooLarge { .. }));
@@ -472,7 +502,10 @@ mod tests {
             kernel: f.path().to_owned(),
             ..Default::default()
         };
-        assert!(matches!(load(&m, &ram, &cfg, 0), Err(BootError::UnknownFormat(_))));
+        assert!(matches!(
+            load(&m, &ram, &cfg, 0),
+            Err(BootError::UnknownFormat(_))
+        ));
         let long = "a".repeat(DEFAULT_CMDLINE_MAX);
         assert!(matches!(
             write_cmdline(&m, &long, DEFAULT_CMDLINE_MAX),
@@ -480,7 +513,8 @@ mod tests {
         ));
         write_cmdline(&m, "console=ttyS0", DEFAULT_CMDLINE_MAX).unwrap();
         let mut buf = [0u8; 14];
-        m.read_slice(&mut buf, GuestAddress(layout::CMDLINE_START)).unwrap();
+        m.read_slice(&mut buf, GuestAddress(layout::CMDLINE_START))
+            .unwrap();
         assert_eq!(&buf, b"console=ttyS0\0");
     }
 }

@@ -212,12 +212,19 @@ pub fn build(
                 continue;
             }
             let r = reg_mut(e, f.reg);
-            *r = if *on { *r | (1 << f.bit) } else { *r & !(1 << f.bit) };
+            *r = if *on {
+                *r | (1 << f.bit)
+            } else {
+                *r & !(1 << f.bit)
+            };
         }
     }
 
     // Leaf 0xB (and 0x1F when there are dies): the x2APIC topology.
-    let max_basic = entries.iter().find(|e| e.function == 0).map_or(0, |e| e.eax);
+    let max_basic = entries
+        .iter()
+        .find(|e| e.function == 0)
+        .map_or(0, |e| e.eax);
     if max_basic >= 0xb {
         entries.extend(extended_topology(0xb, topo, apic_id));
     }
@@ -353,7 +360,10 @@ mod tests {
     }
 
     fn get(c: &CpuId, f: u32, i: u32) -> kvm_cpuid_entry2 {
-        *c.as_slice().iter().find(|e| e.function == f && e.index == i).unwrap()
+        *c.as_slice()
+            .iter()
+            .find(|e| e.function == f && e.index == i)
+            .unwrap()
     }
 
     #[test]

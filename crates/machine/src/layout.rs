@@ -187,7 +187,13 @@ mod tests {
     #[test]
     fn small_guest_is_all_low() {
         let l = RamLayout::new(128 << 20);
-        assert_eq!(l, RamLayout { low: 128 << 20, high: 0 });
+        assert_eq!(
+            l,
+            RamLayout {
+                low: 128 << 20,
+                high: 0
+            }
+        );
         assert_eq!(l.regions(), vec![(0, 128 << 20)]);
         assert_eq!(usable(&l), (128 << 20) - (HIGH_RAM_START - EBDA_START));
     }
@@ -224,6 +230,6 @@ mod tests {
                 assert!(a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0, "{a:x?} vs {b:x?}");
             }
         }
-        assert!(BOOT_STACK < PML4_START && BOOT_STACK > ZERO_PAGE + 0x1000);
+        const { assert!(BOOT_STACK < PML4_START && BOOT_STACK > ZERO_PAGE + 0x1000) };
     }
 }

@@ -55,7 +55,11 @@ pub fn build(apic_ids: &[u32], base: u64) -> Vec<u8> {
             continue;
         }
         let pin = if irq == 0 { 2 } else { irq };
-        let flags = if u32::from(irq) == irqs::SCI { 0x000d } else { 0 };
+        let flags = if u32::from(irq) == irqs::SCI {
+            0x000d
+        } else {
+            0
+        };
         entries.extend(int(0, flags, irq, pin));
         count += 1;
     }

@@ -279,7 +279,10 @@ mod tests {
         assert_eq!(gdt_entry(CODE32, 0, 0xfffff), 0x00cf_9b00_0000_ffff);
         assert_eq!(gdt_entry(DATA, 0, 0xfffff), 0x00cf_9300_0000_ffff);
         let s = segment(gdt_entry(CODE64, 0, 0xfffff), 1);
-        assert_eq!((s.selector, s.type_, s.l, s.db, s.g, s.present, s.s), (8, 0xb, 1, 0, 1, 1, 1));
+        assert_eq!(
+            (s.selector, s.type_, s.l, s.db, s.g, s.present, s.s),
+            (8, 0xb, 1, 0, 1, 1, 1)
+        );
         assert_eq!(s.limit, 0xffff_ffff);
         let d = segment(gdt_entry(DATA, 0, 0xfffff), 2);
         assert_eq!((d.selector, d.type_, d.db, d.l), (0x10, 3, 1, 0));
@@ -288,8 +291,15 @@ mod tests {
     #[test]
     fn pvh_state_follows_the_pvh_spec() {
         let s = boot_sregs(kvm_sregs::default(), EntryMode::Protected32);
-        assert_eq!(s.cr0 & (CR0_PE | CR0_PG), CR0_PE, "protected mode, paging off");
-        assert_eq!((s.cs.db, s.cs.l, s.cs.base, s.cs.limit), (1, 0, 0, 0xffff_ffff));
+        assert_eq!(
+            s.cr0 & (CR0_PE | CR0_PG),
+            CR0_PE,
+            "protected mode, paging off"
+        );
+        assert_eq!(
+            (s.cs.db, s.cs.l, s.cs.base, s.cs.limit),
+            (1, 0, 0, 0xffff_ffff)
+        );
         assert_eq!(s.efer, 0);
         let r = boot_regs(EntryMode::Protected32, 0x100_0000);
         assert_eq!((r.rip, r.rbx, r.rflags), (0x100_0000, PVH_START_INFO, 2));
@@ -299,7 +309,10 @@ mod tests {
     fn long_mode_state_follows_the_boot_protocol() {
         let s = boot_sregs(kvm_sregs::default(), EntryMode::Long64);
         assert_eq!(s.cr0 & (CR0_PE | CR0_PG), CR0_PE | CR0_PG);
-        assert_eq!((s.cr3, s.cr4 & CR4_PAE, s.efer), (PML4_START, CR4_PAE, EFER_LME | EFER_LMA));
+        assert_eq!(
+            (s.cr3, s.cr4 & CR4_PAE, s.efer),
+            (PML4_START, CR4_PAE, EFER_LME | EFER_LMA)
+        );
         assert_eq!((s.cs.l, s.cs.db, s.ds.selector), (1, 0, 0x10));
         let r = boot_regs(EntryMode::Long64, 0x20_0000);
         assert_eq!((r.rsi, r.rsp), (ZERO_PAGE, BOOT_STACK));

@@ -146,7 +146,10 @@ impl Vcpus {
 
     /// Host thread IDs of the vCPU threads (0 until a thread has started).
     pub fn thread_ids(&self) -> Vec<i32> {
-        self.tids.iter().map(|t| t.load(Ordering::Acquire)).collect()
+        self.tids
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .collect()
     }
 
     fn set(&self, want: Want) {
@@ -320,9 +323,34 @@ impl Worker {
              RIP={:016x} RFL={:08x}\n\
              CS ={:04x} {:016x} {:08x} DS ={:04x} SS ={:04x}\n\
              CR0={:08x} CR2={:016x} CR3={:016x} CR4={:08x} EFER={:016x}",
-            r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
-            r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags, s.cs.selector, s.cs.base, s.cs.limit,
-            s.ds.selector, s.ss.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.efer
+            r.rax,
+            r.rbx,
+            r.rcx,
+            r.rdx,
+            r.rsi,
+            r.rdi,
+            r.rbp,
+            r.rsp,
+            r.r8,
+            r.r9,
+            r.r10,
+            r.r11,
+            r.r12,
+            r.r13,
+            r.r14,
+            r.r15,
+            r.rip,
+            r.rflags,
+            s.cs.selector,
+            s.cs.base,
+            s.cs.limit,
+            s.ds.selector,
+            s.ss.selector,
+            s.cr0,
+            s.cr2,
+            s.cr3,
+            s.cr4,
+            s.efer
         )
     }
 }

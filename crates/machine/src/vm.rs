@@ -11,10 +11,10 @@ use crate::acpi::{self, AcpiConfig};
 use crate::boot::{self, BootConfig, BootError, EntryPoint};
 use crate::cpuid::{self, CpuSpec, CpuidError};
 use crate::layout::{self, RamLayout};
+use crate::mptable;
 use crate::regs::{self, RegsError};
 use crate::topology::Topology;
 use crate::vcpu::{VcpuEvents, Vcpus};
-use crate::mptable;
 
 /// What the machine is made of.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MachineError
 /// point into.
 pub struct Machine {
     vcpus: Vec<VcpuFd>,
-    vm: VmFd,
+    vm: Arc<VmFd>,
     _kvm: Kvm,
     memory: GuestMemoryMmap,
     ram: RamLayout,
@@ -138,8 +138,7 @@ impl Machine {
             // SAFETY: the region is a live mapping of exactly `memory_size`
             // bytes owned by `memory`, which outlives the VM fd and every
             // vCPU thread (field order above; `Vcpus` holds a clone).
-            unsafe { vm.set_user_memory_region(r) }
-                .map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
+            unsafe { vm.set_user_memory_region(r) }.map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
         }
 
         let mut vcpus = Vec::with_capacity(ncpus as usize);
@@ -154,7 +153,7 @@ impl Machine {
         }
         Ok(Machine {
             vcpus,
-            vm,
+            vm: Arc::new(vm),
             _kvm: kvm,
             memory,
             ram,
@@ -162,8 +161,10 @@ impl Machine {
         })
     }
 
-    /// The VM fd, for irqfds, ioeventfds and interrupt lines.
-    pub fn vm_fd(&self) -> &VmFd {
+    /// The VM fd, for irqfds, ioeventfds and interrupt lines. Devices may
+    /// hold a clone to drive interrupt lines; they must be dropped with the
+    /// machine.
+    pub fn vm_fd(&self) -> &Arc<VmFd> {
         &self.vm
     }
 

@@ -1,0 +1,107 @@
+//! The configuration structs the command line parses into.
+
+use std::path::PathBuf;
+
+use crate::chardev::{ChardevBackend, ChardevConfig};
+use crate::smp::Smp;
+
+/// `-cpu`: a model and its feature flags, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// `host`, `max`, `qemu64` or `kvm64`.
+    pub model: String,
+    /// (feature, on) in the order given.
+    pub flags: Vec<(String, bool)>,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        // QEMU's default model on x86_64 is qemu64; with KVM, `host` is what
+        // libvirt's host-passthrough asks for. We default to qemu64 as QEMU.
+        CpuConfig {
+            model: "qemu64".into(),
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// A monitor: QMP (`mode=control`) or the human monitor (`readline`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    pub id: String,
+    pub backend: ChardevBackend,
+    pub control: bool,
+    pub pretty: bool,
+}
+
+/// A serial port and where its bytes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialConfig {
+    /// The chardev id (`charserial0`, or generated for `-serial` shorthand).
+    pub chardev: String,
+    /// The device id (`serial0`).
+    pub id: String,
+    pub backend: ChardevBackend,
+}
+
+/// Everything rvirt-vmm needs to build and run one VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmConfig {
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    /// Guest RAM in bytes.
+    pub mem_size: u64,
+    pub smp: Smp,
+    pub cpu: CpuConfig,
+    /// The `-machine` type as given (all select the one x86 machine).
+    pub machine: String,
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub append: Option<String>,
+    /// COM1..COM4, in order.
+    pub serials: Vec<SerialConfig>,
+    /// Every `-chardev`, by id, including those used by serials and monitors.
+    pub chardevs: Vec<ChardevConfig>,
+    pub monitors: Vec<MonitorConfig>,
+    /// QEMU's pvpanic ISA device (`-device pvpanic`).
+    pub pvpanic: bool,
+    /// `-S`: create the VM but run no vCPU until the monitor says `cont`.
+    pub start_paused: bool,
+    /// `-no-reboot`: a guest reset ends the process.
+    pub no_reboot: bool,
+    /// `-no-shutdown`: a guest power-off stops the VM but keeps the process.
+    pub no_shutdown: bool,
+    pub daemonize: bool,
+    pub pidfile: Option<PathBuf>,
+    /// `-D`: the log file.
+    pub logfile: Option<PathBuf>,
+}
+
+/// QEMU's default RAM size: 128 MiB.
+pub const DEFAULT_MEM_SIZE: u64 = 128 << 20;
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            name: None,
+            uuid: None,
+            mem_size: DEFAULT_MEM_SIZE,
+            smp: Smp::default(),
+            cpu: CpuConfig::default(),
+            machine: "pc".into(),
+            kernel: None,
+            initrd: None,
+            append: None,
+            serials: Vec::new(),
+            chardevs: Vec::new(),
+            monitors: Vec::new(),
+            pvpanic: false,
+            start_paused: false,
+            no_reboot: false,
+            no_shutdown: false,
+            daemonize: false,
+            pidfile: None,
+            logfile: None,
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The argument loop: QEMU's options, in any order, into a [`VmConfig`].
+
+use std::path::PathBuf;
+
+use crate::chardev::{parse_chardev, parse_serial, ChardevBackend, SerialSpec};
+use crate::config::*;
+use crate::opts::Opts;
+use crate::size::parse_size;
+use crate::smp::SmpRequest;
+use crate::ConfigError;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Run(Box<VmConfig>),
+    Version,
+    Help,
+}
+
+/// Options accepted and ignored because they change nothing for rvirt's
+/// machine, with the reason shown in `-help`.
+pub const IGNORED_OPTIONS: &[(&str, &str)] = &[
+    ("-no-user-config", "rvirt reads no configuration files"),
+    ("-nodefaults", "rvirt adds no default devices"),
+    ("-display none", "there is no display"),
+    (
+        "-nographic",
+        "there is no display (also means -serial stdio)",
+    ),
+    ("-realtime mlock=off", "guest memory is never locked"),
+    ("-overcommit mem-lock=off", "guest memory is never locked"),
+    ("-rtc base=utc[,driftfix=slew]", "the RTC runs on UTC"),
+    (
+        "-global kvm-pit.lost_tick_policy=delay",
+        "the in-kernel PIT's default",
+    ),
+    ("-no-hpet", "there is no HPET"),
+    ("-boot strict=on", "the kernel is loaded directly"),
+    ("-msg timestamp=on", "log lines carry timestamps"),
+    ("-sandbox …", "not applied until the seccomp work lands"),
+    ("-enable-kvm, -accel kvm", "KVM is the only accelerator"),
+];
+
+/// Options that take an argument.
+const WITH_ARG: &[&str] = &[
+    "-name",
+    "-machine",
+    "-M",
+    "-accel",
+    "-cpu",
+    "-m",
+    "-smp",
+    "-uuid",
+    "-kernel",
+    "-initrd",
+    "-append",
+    "-serial",
+    "-chardev",
+    "-mon",
+    "-qmp",
+    "-qmp-pretty",
+    "-monitor",
+    "-device",
+    "-object",
+    "-blockdev",
+    "-drive",
+    "-netdev",
+    "-pidfile",
+    "-D",
+    "-display",
+    "-realtime",
+    "-overcommit",
+    "-rtc",
+    "-global",
+    "-boot",
+    "-msg",
+    "-sandbox",
+    "-d",
+    "-vga",
+    "-L",
+];
+
+/// Options that take none.
+const FLAGS: &[&str] = &[
+    "-S",
+    "-no-reboot",
+    "-no-shutdown",
+    "-daemonize",
+    "-version",
+    "-help",
+    "-h",
+    "-no-user-config",
+    "-nodefaults",
+    "-nographic",
+    "-no-hpet",
+    "-enable-kvm",
+];
+
+/// The usage text for `-help`.
+pub fn usage() -> String {
+    let mut s = String::from(
+        "usage: rvirt-vmm [options]\n\
+         QEMU-compatible options for a KVM x86_64 guest booted from a kernel:\n\
+         \x20 -name [guest=]NAME[,debug-threads=on]  VM name\n\
+         \x20 -machine|-M TYPE[,accel=kvm]           pc, q35, microvm, pc-i440fx-X.Y, … (one x86 machine)\n\
+         \x20 -accel kvm, -enable-kvm                 KVM (the only accelerator)\n\
+         \x20 -cpu MODEL[,+FEAT|-FEAT|FEAT=on|off]    host, max, qemu64, kvm64\n\
+         \x20 -m [size=]SIZE                          RAM: 5000 (MiB), 512M, 4G\n\
+         \x20 -smp [cpus=]N[,sockets=,dies=,cores=,threads=,maxcpus=]\n\
+         \x20 -uuid UUID\n\
+         \x20 -kernel FILE                            ELF vmlinux (PVH or 64-bit entry) or bzImage\n\
+         \x20 -initrd FILE, -append CMDLINE\n\
+         \x20 -serial stdio|pty|null|none|file:PATH|unix:PATH,server=on,wait=off|chardev:ID\n\
+         \x20 -chardev stdio|file|pty|socket|null,id=ID[,path=…,server=on,wait=off]\n\
+         \x20 -device isa-serial,chardev=ID[,id=…]    a serial port on a chardev\n\
+         \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
+         \x20 -qmp unix:PATH,server=on,wait=off | stdio\n\
+         \x20 -mon chardev=ID,mode=control[,pretty=on]\n\
+         \x20 -S                                      start with the vCPUs stopped\n\
+         \x20 -no-reboot                              exit instead of rebooting\n\
+         \x20 -no-shutdown                            stop instead of exiting on guest power-off\n\
+         \x20 -daemonize, -pidfile FILE, -D LOGFILE\n\
+         \x20 -version, -help\n\
+         Accepted and ignored (they change nothing for this machine):\n",
+    );
+    for (opt, why) in IGNORED_OPTIONS {
+        s.push_str(&format!("  {opt:<42} {why}\n"));
+    }
+    s
+}
+
+#[derive(Default)]
+struct Builder {
+    cfg: VmConfig,
+    smp: Option<SmpRequest>,
+    serial_specs: Vec<SerialSpec>,
+    /// `-device isa-serial,chardev=ID,id=ID` entries.
+    isa_serials: Vec<(String, Option<String>)>,
+    monitor_refs: Vec<(String, Option<String>, bool, bool)>,
+    nographic: bool,
+}
+
+/// Parses rvirt-vmm's arguments (without the program name).
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Action, ConfigError> {
+    let mut b = Builder::default();
+    let mut i = 0;
+    while i < args.len() {
+        let raw = args[i].as_ref();
+        // QEMU accepts --opt as -opt.
+        let opt = match raw.strip_prefix("--") {
+            Some(rest) if !rest.is_empty() => format!("-{rest}"),
+            _ => raw.to_string(),
+        };
+        if !opt.starts_with('-') || opt == "-" {
+            return Err(ConfigError::new(
+                raw,
+                "invalid option (positional arguments are not supported; use -kernel)",
+            ));
+        }
+        if FLAGS.contains(&opt.as_str()) {
+            match opt.as_str() {
+                "-version" => return Ok(Action::Version),
+                "-help" | "-h" => return Ok(Action::Help),
+                _ => b.flag(&opt),
+            }
+            i += 1;
+            continue;
+        }
+        if !WITH_ARG.contains(&opt.as_str()) {
+            return Err(ConfigError::new(&opt, "invalid option"));
+        }
+        let value = args
+            .get(i + 1)
+            .map(|v| v.as_ref())
+            .ok_or_else(|| ConfigError::new(&opt, "requires an argument"))?;
+        b.option(&opt, value)?;
+        i += 2;
+    }
+    b.finish().map(|c| Action::Run(Box::new(c)))
+}
+
+fn path(opt: &str, v: &str) -> Result<PathBuf, ConfigError> {
+    if v.is_empty() {
+        return Err(ConfigError::new(opt, "empty file name"));
+    }
+    Ok(PathBuf::from(v))
+}
+
+fn valid_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Machine types that all mean rvirt's one x86 machine.
+fn known_machine(t: &str) -> bool {
+    matches!(t, "pc" | "q35" | "microvm" | "none")
+        || t.starts_with("pc-i440fx-")
+        || t.starts_with("pc-q35-")
+        || t.starts_with("pc-")
+}
+
+impl Builder {
+    fn flag(&mut self, opt: &str) {
+        match opt {
+            "-S" => self.cfg.start_paused = true,
+            "-no-reboot" => self.cfg.no_reboot = true,
+            "-no-shutdown" => self.cfg.no_shutdown = true,
+            "-daemonize" => self.cfg.daemonize = true,
+            "-nographic" => self.nographic = true,
+            // -no-user-config, -nodefaults, -no-hpet, -enable-kvm: nothing
+            // to change.
+            _ => {}
+        }
+    }
+
+    fn option(&mut self, opt: &str, v: &str) -> Result<(), ConfigError> {
+        match opt {
+            "-name" => {
+                let mut o = Opts::parse(opt, v, Some("guest"))?;
+                let name = o.require("guest")?;
+                o.ignore(&["debug-threads", "process"]);
+                o.finish()?;
+                self.cfg.name = Some(name);
+            }
+            "-machine" | "-M" => {
+                let mut o = Opts::parse(opt, v, Some("type"))?;
+                if let Some(t) = o.get("type") {
+                    if !known_machine(&t) {
+                        return Err(o.error(format!("unsupported machine type '{t}'")));
+                    }
+                    self.cfg.machine = t;
+                }
+                if let Some(a) = o.get("accel") {
+                    if a != "kvm" {
+                        return Err(
+                            o.error(format!("accelerator '{a}' is not supported: only kvm"))
+                        );
+                    }
+                }
+                // Machine properties libvirt sets that describe what rvirt's
+                // machine already is (or lacks).
+                o.ignore(&[
+                    "usb",
+                    "vmport",
+                    "dump-guest-core",
+                    "mem-merge",
+                    "hpet",
+                    "acpi",
+                    "smm",
+                    "pit",
+                    "pic",
+                    "rtc",
+                    "isa-serial",
+                    "i8042",
+                    "graphics",
+                    "kernel-irqchip",
+                    "memory-backend",
+                    "suppress-vmdesc",
+                ]);
+                o.finish()?;
+            }
+            "-accel" => {
+                let mut o = Opts::parse(opt, v, Some("accel"))?;
+                let a = o.require("accel")?;
+                if a != "kvm" {
+                    return Err(o.error(format!("accelerator '{a}' is not supported: only kvm")));
+                }
+                o.ignore(&["kernel-irqchip"]);
+                o.finish()?;
+            }
+            "-cpu" => self.cfg.cpu = parse_cpu(v)?,
+            "-m" => {
+                let mut o = Opts::parse(opt, v, Some("size"))?;
+                let size = o.require("size")?;
+                if o.get("maxmem").is_some() || o.get("slots").is_some() {
+                    return Err(
+                        o.error("memory hotplug (slots, maxmem) is not supported yet".into())
+                    );
+                }
+                o.finish()?;
+                let bytes = parse_size(&size, 1 << 20).ok_or_else(|| {
+                    ConfigError::new(opt, format!("invalid memory size '{size}'"))
+                })?;
+                if bytes == 0 {
+                    return Err(ConfigError::new(
+                        opt,
+                        "memory size must be greater than zero",
+                    ));
+                }
+                // QEMU rounds RAM up to a whole number of 8 KiB; rvirt
+                // maps whole pages, so round up to 4 KiB.
+                self.cfg.mem_size = bytes.checked_next_multiple_of(4096).ok_or_else(|| {
+                    ConfigError::new(opt, format!("invalid memory size '{size}'"))
+                })?;
+            }
+            "-smp" => {
+                let mut o = Opts::parse(opt, v, Some("cpus"))?;
+                let r = SmpRequest {
+                    cpus: o.get_u32("cpus")?,
+                    sockets: o.get_u32("sockets")?,
+                    dies: o.get_u32("dies")?,
+                    cores: o.get_u32("cores")?,
+                    threads: o.get_u32("threads")?,
+                    maxcpus: o.get_u32("maxcpus")?,
+                };
+                if o.get("clusters").is_some_and(|c| c != "1") {
+                    return Err(o.error("clusters are not supported on x86".into()));
+                }
+                o.finish()?;
+                self.smp = Some(r);
+            }
+            "-uuid" => {
+                if !valid_uuid(v) {
+                    return Err(ConfigError::new(opt, format!("invalid UUID '{v}'")));
+                }
+                self.cfg.uuid = Some(v.to_ascii_lowercase());
+            }
+            "-kernel" => self.cfg.kernel = Some(path(opt, v)?),
+            "-initrd" => self.cfg.initrd = Some(path(opt, v)?),
+            "-append" => self.cfg.append = Some(v.to_string()),
+            "-serial" => self.serial_specs.push(parse_serial(v)?),
+            "-chardev" => {
+                let c = parse_chardev(v)?;
+                if self.cfg.chardevs.iter().any(|x| x.id == c.id) {
+                    return Err(ConfigError::new(
+                        opt,
+                        format!("duplicate chardev id '{}'", c.id),
+                    ));
+                }
+                self.cfg.chardevs.push(c);
+            }
+            "-mon" => {
+                let mut o = Opts::parse(opt, v, Some("chardev"))?;
+                let chardev = o.require("chardev")?;
+                let id = o.get("id");
+                let control = match o.get("mode").as_deref() {
+                    None | Some("readline") => false,
+                    Some("control") => true,
+                    Some(m) => return Err(o.error(format!("invalid monitor mode '{m}'"))),
+                };
+                let pretty = o.get_bool("pretty")?.unwrap_or(false);
+                o.finish()?;
+                if !control {
+                    return Err(ConfigError::new(
+                        opt,
+                        "the human monitor (mode=readline) is not supported; use mode=control",
+                    ));
+                }
+                self.monitor_refs.push((chardev, id, control, pretty));
+            }
+            "-qmp" | "-qmp-pretty" => {
+                let backend = match parse_serial(v).map_err(|e| ConfigError::new(opt, e.message))? {
+                    SerialSpec::Backend(b) => b,
+                    SerialSpec::Chardev(id) => {
+                        let pretty = opt == "-qmp-pretty";
+                        self.monitor_refs.push((id, None, true, pretty));
+                        return Ok(());
+                    }
+                    SerialSpec::None => return Ok(()),
+                };
+                let n = self.cfg.monitors.len();
+                self.cfg.monitors.push(MonitorConfig {
+                    id: format!("compat_monitor{n}"),
+                    backend,
+                    control: true,
+                    pretty: opt == "-qmp-pretty",
+                });
+            }
+            "-monitor" => {
+                if v != "none" {
+                    return Err(ConfigError::new(
+                        opt,
+                        "the human monitor is not supported; use -qmp",
+                    ));
+                }
+            }
+            "-device" => self.device(v)?,
+            "-object" | "-blockdev" | "-drive" | "-netdev" => {
+                return Err(ConfigError::new(
+                    opt,
+                    "not supported yet (virtio devices are being added)",
+                ));
+            }
+            "-pidfile" => self.cfg.pidfile = Some(path(opt, v)?),
+            "-D" => self.cfg.logfile = Some(path(opt, v)?),
+            "-display" | "-vga" => {
+                let mut o = Opts::parse(opt, v, Some("type"))?;
+                if o.require("type")? != "none" {
+                    return Err(o.error("there is no display: only 'none' is supported".into()));
+                }
+                o.finish()?;
+            }
+            "-realtime" | "-overcommit" => {
+                let mut o = Opts::parse(opt, v, None)?;
+                if o.get_bool("mlock")? == Some(true) || o.get_bool("mem-lock")? == Some(true) {
+                    return Err(o.error("locking guest memory is not supported yet".into()));
+                }
+                o.ignore(&["cpu-pm"]);
+                o.finish()?;
+            }
+            "-rtc" => {
+                let mut o = Opts::parse(opt, v, None)?;
+                if let Some(base) = o.get("base") {
+                    if base != "utc" {
+                        return Err(o.error(format!(
+                            "base '{base}' is not supported: the RTC runs on UTC"
+                        )));
+                    }
+                }
+                o.ignore(&["driftfix", "clock"]);
+                o.finish()?;
+            }
+            "-global" => {
+                if v != "kvm-pit.lost_tick_policy=delay" {
+                    return Err(ConfigError::new(opt, format!("'{v}' is not supported")));
+                }
+            }
+            "-boot" => {
+                let mut o = Opts::parse(opt, v, Some("order"))?;
+                o.ignore(&["strict", "menu", "order", "reboot-timeout", "splash-time"]);
+                o.finish()?;
+            }
+            "-msg" | "-sandbox" | "-d" | "-L" => {}
+            _ => return Err(ConfigError::new(opt, "invalid option")),
+        }
+        Ok(())
+    }
+
+    fn device(&mut self, v: &str) -> Result<(), ConfigError> {
+        let mut o = Opts::parse("-device", v, Some("driver"))?;
+        let driver = o.require("driver")?;
+        match driver.as_str() {
+            "isa-serial" => {
+                let chardev = o.require("chardev")?;
+                let id = o.get("id");
+                o.ignore(&["index", "iobase", "irq"]);
+                o.finish()?;
+                self.isa_serials.push((chardev, id));
+            }
+            "pvpanic" => {
+                if let Some(port) = o.get("ioport") {
+                    if port != "1285" && port != "0x505" {
+                        return Err(o.error("only the default ioport 0x505 is supported".into()));
+                    }
+                }
+                o.ignore(&["id", "events"]);
+                o.finish()?;
+                self.cfg.pvpanic = true;
+            }
+            d if d.starts_with("virtio") || d == "virtconsole" => {
+                return Err(o.error(format!(
+                    "'{d}' is not supported yet (virtio devices are being added)"
+                )));
+            }
+            d => return Err(o.error(format!("device '{d}' is not supported"))),
+        }
+        Ok(())
+    }
+
+    fn chardev(&self, id: &str, opt: &str) -> Result<ChardevBackend, ConfigError> {
+        self.cfg
+            .chardevs
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.backend.clone())
+            .ok_or_else(|| ConfigError::new(opt, format!("chardev '{id}' not found")))
+    }
+
+    fn finish(mut self) -> Result<VmConfig, ConfigError> {
+        self.cfg.smp = self.smp.unwrap_or_default().resolve()?;
+        if self.nographic && self.serial_specs.is_empty() && self.isa_serials.is_empty() {
+            self.serial_specs
+                .push(SerialSpec::Backend(ChardevBackend::Stdio));
+        }
+        let mut serials = Vec::new();
+        for (i, spec) in self.serial_specs.iter().enumerate() {
+            let (chardev, backend) = match spec {
+                SerialSpec::None => continue,
+                SerialSpec::Backend(b) => (format!("serial{i}"), b.clone()),
+                SerialSpec::Chardev(id) => (id.clone(), self.chardev(id, "-serial")?),
+            };
+            serials.push(SerialConfig {
+                id: format!("serial{}", serials.len()),
+                chardev,
+                backend,
+            });
+        }
+        for (chardev, id) in &self.isa_serials {
+            let backend = self.chardev(chardev, "-device")?;
+            let id = id
+                .clone()
+                .unwrap_or_else(|| format!("serial{}", serials.len()));
+            serials.push(SerialConfig {
+                chardev: chardev.clone(),
+                id,
+                backend,
+            });
+        }
+        if serials.len() > 4 {
+            return Err(ConfigError::new(
+                "-serial",
+                "at most 4 serial ports (COM1-COM4)",
+            ));
+        }
+        self.cfg.serials = serials;
+        for (chardev, id, control, pretty) in &self.monitor_refs {
+            let backend = self.chardev(chardev, "-mon")?;
+            self.cfg.monitors.push(MonitorConfig {
+                id: id.clone().unwrap_or_else(|| chardev.clone()),
+                backend,
+                control: *control,
+                pretty: *pretty,
+            });
+        }
+        // A chardev may serve one frontend only, as in QEMU.
+        let mut users: Vec<&str> = self
+            .cfg
+            .serials
+            .iter()
+            .map(|s| s.chardev.as_str())
+            .collect();
+        users.extend(self.monitor_refs.iter().map(|m| m.0.as_str()));
+        users.sort_unstable();
+        if let Some(w) = users.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::new(
+                "-chardev",
+                format!("chardev '{}' is already in use", w[0]),
+            ));
+        }
+        let stdio_users = self
+            .cfg
+            .serials
+            .iter()
+            .map(|s| &s.backend)
+            .chain(self.cfg.monitors.iter().map(|m| &m.backend))
+            .filter(|b| **b == ChardevBackend::Stdio)
+            .count();
+        if stdio_users > 1 {
+            return Err(ConfigError::new(
+                "-serial",
+                "cannot use stdio by multiple character devices",
+            ));
+        }
+        if self.cfg.daemonize && stdio_users > 0 {
+            return Err(ConfigError::new(
+                "-daemonize",
+                "cannot be used with stdio character devices",
+            ));
+        }
+        if self.cfg.kernel.is_none() {
+            return Err(ConfigError::new(
+                "-kernel",
+                "no kernel given: rvirt-vmm boots kernels directly",
+            ));
+        }
+        if self.cfg.initrd.is_some() && self.cfg.kernel.is_none() {
+            return Err(ConfigError::new("-initrd", "only allowed with -kernel"));
+        }
+        Ok(self.cfg)
+    }
+}
+
+fn parse_cpu(v: &str) -> Result<CpuConfig, ConfigError> {
+    let mut parts = v.split(',');
+    let model = parts.next().unwrap_or_default().to_string();
+    if !matches!(model.as_str(), "host" | "max" | "qemu64" | "kvm64") {
+        return Err(ConfigError::new(
+            "-cpu",
+            format!("unable to find CPU model '{model}' (rvirt knows host, max, qemu64, kvm64)"),
+        ));
+    }
+    let mut flags = Vec::new();
+    for p in parts.filter(|p| !p.is_empty()) {
+        let flag = if let Some(f) = p.strip_prefix('+') {
+            (f.to_string(), true)
+        } else if let Some(f) = p.strip_prefix('-') {
+            (f.to_string(), false)
+        } else if let Some((f, val)) = p.split_once('=') {
+            let on = match val {
+                "on" | "true" | "yes" => true,
+                "off" | "false" | "no" => false,
+                _ => {
+                    return Err(ConfigError::new(
+                        "-cpu",
+                        format!("invalid value '{val}' for '{f}'"),
+                    ))
+                }
+            };
+            (f.to_string(), on)
+        } else {
+            (p.to_string(), true)
+        };
+        if flag.0.is_empty() {
+            return Err(ConfigError::new("-cpu", format!("invalid feature '{p}'")));
+        }
+        flags.push(flag);
+    }
+    Ok(CpuConfig { model, flags })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,448 @@
+//! The host side of character devices: where a serial port's bytes go and
+//! where its input comes from.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rvirt_vmm_config::ChardevBackend;
+
+/// Errors opening a character device backend.
+#[derive(Debug, thiserror::Error)]
+pub enum ChardevError {
+    #[error("could not open '{path}'")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not create a pseudo-terminal")]
+    Pty(#[source] io::Error),
+    #[error("could not listen on '{path}'")]
+    Listen {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("file descriptor {0} is not open")]
+    BadFd(i32),
+}
+
+/// The connected client of a socket chardev, if any.
+type Client = Arc<Mutex<Option<UnixStream>>>;
+
+/// An open character device backend.
+pub struct Chardev {
+    label: String,
+    kind: Kind,
+}
+
+enum Kind {
+    Stdio,
+    File(File),
+    Pty {
+        master: File,
+        name: String,
+    },
+    Socket {
+        path: PathBuf,
+        client: Client,
+        listener: Arc<UnixListener>,
+    },
+    Null,
+}
+
+impl Chardev {
+    /// Opens `backend` for the frontend `label` (such as `serial0`).
+    pub fn open(label: &str, backend: &ChardevBackend) -> Result<Self, ChardevError> {
+        let kind = match backend {
+            ChardevBackend::Stdio => Kind::Stdio,
+            ChardevBackend::Null => Kind::Null,
+            ChardevBackend::File { path, append } => {
+                let f = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .append(*append)
+                    .truncate(!*append)
+                    .open(path)
+                    .map_err(|source| ChardevError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Kind::File(f)
+            }
+            ChardevBackend::Pty => {
+                let (master, name) = open_pty().map_err(ChardevError::Pty)?;
+                // What QEMU prints, so scripts (and libvirt) find the pty.
+                eprintln!("char device redirected to {name} (label {label})");
+                Kind::Pty { master, name }
+            }
+            ChardevBackend::Socket { path, wait, .. } => {
+                let listener = listen(path)?;
+                let client: Client = Arc::new(Mutex::new(None));
+                if *wait {
+                    // server=on,wait=on: block until the first client, as
+                    // QEMU does before starting the guest.
+                    eprintln!(
+                        "rvirt-vmm: waiting for connection on: unix:{}",
+                        path.display()
+                    );
+                    if let Ok((s, _)) = listener.accept() {
+                        *client.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+                    }
+                }
+                Kind::Socket {
+                    path: path.clone(),
+                    client,
+                    listener: Arc::new(listener),
+                }
+            }
+            ChardevBackend::Fd(fd) => {
+                // The parent (libvirt-style) passed a listening socket.
+                // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+                if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+                    return Err(ChardevError::BadFd(*fd));
+                }
+                // SAFETY: the descriptor is open (checked above) and was
+                // handed to this process to own; nothing else uses it.
+                let listener = unsafe { UnixListener::from_raw_fd(*fd) };
+                Kind::Socket {
+                    path: PathBuf::new(),
+                    client: Arc::new(Mutex::new(None)),
+                    listener: Arc::new(listener),
+                }
+            }
+        };
+        Ok(Chardev {
+            label: label.to_string(),
+            kind,
+        })
+    }
+
+    /// The pty's name, for `query-chardev` and the domain XML.
+    pub fn pty_name(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Pty { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// QEMU's `filename` for `query-chardev`.
+    pub fn filename(&self) -> String {
+        match &self.kind {
+            Kind::Stdio => "stdio".into(),
+            Kind::File(_) => "file".into(),
+            Kind::Pty { name, .. } => format!("pty:{name}"),
+            Kind::Socket { path, .. } => format!("unix:{},server=on", path.display()),
+            Kind::Null => "null".into(),
+        }
+    }
+
+    /// The label of the frontend.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// A writer for the guest's output. Writes never block the guest for
+    /// long: a socket with no client drops the bytes, as QEMU does.
+    pub fn writer(&self) -> io::Result<Box<dyn Write + Send>> {
+        Ok(match &self.kind {
+            Kind::Stdio => Box::new(FdWriter(dup(1)?)),
+            Kind::File(f) => Box::new(f.try_clone()?),
+            Kind::Pty { master, .. } => Box::new(master.try_clone()?),
+            Kind::Socket { client, .. } => Box::new(SocketWriter(client.clone())),
+            Kind::Null => Box::new(io::sink()),
+        })
+    }
+
+    /// Starts a thread that feeds input bytes to `deliver`, which returns
+    /// how many it accepted (the rest are offered again). Backends without
+    /// input start nothing.
+    pub fn spawn_input<F>(&self, deliver: F) -> io::Result<()>
+    where
+        F: FnMut(&[u8]) -> usize + Send + 'static,
+    {
+        let name = format!("chardev {}", self.label);
+        match &self.kind {
+            Kind::Stdio => {
+                let stdin = File::from(dup(0)?);
+                spawn(name, move || pump(stdin, deliver))
+            }
+            Kind::Pty { master, .. } => {
+                let m = master.try_clone()?;
+                spawn(name, move || pump(m, deliver))
+            }
+            Kind::Socket {
+                client, listener, ..
+            } => {
+                let (client, listener) = (client.clone(), listener.clone());
+                spawn(name, move || serve(listener, client, deliver))
+            }
+            Kind::File(_) | Kind::Null => Ok(()),
+        }
+    }
+}
+
+impl Drop for Chardev {
+    fn drop(&mut self) {
+        if let Kind::Socket { path, .. } = &self.kind {
+            if !path.as_os_str().is_empty() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<()> {
+    std::thread::Builder::new().name(name).spawn(f).map(|_| ())
+}
+
+fn dup(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: dup on a descriptor number has no memory-safety preconditions;
+    // the result is checked before being owned.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a freshly duplicated descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Writes straight to a descriptor, unbuffered, so the guest's bytes appear
+/// as they are written (std's stdout is line-buffered).
+struct FdWriter(OwnedFd);
+
+impl Write for FdWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: the descriptor is owned by self and `buf` is a valid slice.
+        let n = unsafe { libc::write(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct SocketWriter(Client);
+
+impl Write for SocketWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = c.as_mut() {
+            if s.write_all(buf).is_err() {
+                // The client went away; wait for the next one.
+                *c = None;
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn listen(path: &Path) -> Result<UnixListener, ChardevError> {
+    let err = |source| ChardevError::Listen {
+        path: path.to_owned(),
+        source,
+    };
+    // A socket file left by a process that died is replaced, as QEMU does.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(path);
+    }
+    UnixListener::bind(path).map_err(err)
+}
+
+/// Copies input to `deliver` until end of file.
+fn pump<R: Read, F: FnMut(&[u8]) -> usize>(mut input: R, mut deliver: F) {
+    let mut buf = [0u8; 256];
+    while let Ok(n) = input.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        offer(&buf[..n], &mut deliver);
+    }
+}
+
+/// Offers bytes until all are taken: the guest's receive FIFO pushes back.
+fn offer<F: FnMut(&[u8]) -> usize>(mut bytes: &[u8], deliver: &mut F) {
+    while !bytes.is_empty() {
+        let n = deliver(bytes).min(bytes.len());
+        bytes = &bytes[n..];
+        if n == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// Accepts one client at a time and feeds its input.
+fn serve<F: FnMut(&[u8]) -> usize>(listener: Arc<UnixListener>, client: Client, mut deliver: F) {
+    loop {
+        // A client accepted at start (wait=on) is served first.
+        let existing = client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|s| s.try_clone().ok());
+        let stream = match existing {
+            Some(s) => s,
+            None => match listener.accept() {
+                Ok((s, _)) => {
+                    let Ok(w) = s.try_clone() else { continue };
+                    *client.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+                    s
+                }
+                Err(_) => return,
+            },
+        };
+        pump(stream, &mut deliver);
+        *client.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+fn open_pty() -> io::Result<(File, String)> {
+    // SAFETY: posix_openpt has no preconditions; the result is checked.
+    let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor that this function owns.
+    let master = unsafe { File::from_raw_fd(fd) };
+    // SAFETY: grantpt/unlockpt take the open master descriptor.
+    if unsafe { libc::grantpt(fd) } < 0 || unsafe { libc::unlockpt(fd) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut name = [0u8; 64];
+    // SAFETY: ptsname_r writes at most `name.len()` bytes into the buffer.
+    let rc = unsafe { libc::ptsname_r(fd, name.as_mut_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    let name = String::from_utf8_lossy(&name[..end]).into_owned();
+    set_raw(&name)?;
+    Ok((master, name))
+}
+
+/// Puts the pty's slave side in raw mode, so the guest's bytes pass
+/// unchanged (no CR/LF translation, no echo), as QEMU does.
+fn set_raw(slave: &str) -> io::Result<()> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(slave)?;
+    // SAFETY: termios is plain data; tcgetattr fills it from the open fd.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open and `t` is a valid termios.
+    if unsafe { libc::tcgetattr(f.as_raw_fd(), &mut t) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: cfmakeraw only modifies the struct it is given.
+    unsafe { libc::cfmakeraw(&mut t) };
+    // SAFETY: the descriptor is open and `t` is a valid termios.
+    if unsafe { libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn socket_server_serves_one_client_after_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let backend = ChardevBackend::Socket {
+            path: path.clone(),
+            server: true,
+            wait: false,
+        };
+        let c = Chardev::open("serial0", &backend).unwrap();
+        let (tx, rx) = mpsc::channel();
+        c.spawn_input(move |b| {
+            tx.send(b.to_vec()).unwrap();
+            b.len()
+        })
+        .unwrap();
+        let mut w = c.writer().unwrap();
+        w.write_all(b"dropped: nobody is connected").unwrap();
+        for round in 0..2u8 {
+            let mut s = UnixStream::connect(&path).unwrap();
+            s.write_all(&[b'a' + round]).unwrap();
+            assert_eq!(rx.recv().unwrap(), vec![b'a' + round]);
+            w.write_all(b"out").unwrap();
+            let mut got = [0u8; 3];
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"out");
+        }
+        drop(c);
+        assert!(!path.exists(), "socket file removed");
+    }
+
+    #[test]
+    fn pty_passes_bytes_both_ways() {
+        let c = Chardev::open("serial0", &ChardevBackend::Pty).unwrap();
+        let name = c.pty_name().unwrap().to_string();
+        assert!(name.starts_with("/dev/pts/"));
+        let mut slave = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&name)
+            .unwrap();
+        c.writer().unwrap().write_all(b"a\nb").unwrap();
+        let mut got = [0u8; 3];
+        slave.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"a\nb", "raw mode: no CR inserted");
+    }
+
+    #[test]
+    fn file_backend_truncates_or_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        std::fs::write(&path, "old").unwrap();
+        let c = Chardev::open(
+            "s",
+            &ChardevBackend::File {
+                path: path.clone(),
+                append: true,
+            },
+        )
+        .unwrap();
+        c.writer().unwrap().write_all(b"+new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old+new");
+        let c = Chardev::open(
+            "s",
+            &ChardevBackend::File {
+                path: path.clone(),
+                append: false,
+            },
+        )
+        .unwrap();
+        c.writer().unwrap().write_all(b"x").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x");
+        let bad = ChardevBackend::File {
+            path: "/nonexistent/dir/f".into(),
+            append: false,
+        };
+        assert!(matches!(
+            Chardev::open("s", &bad),
+            Err(ChardevError::Open { .. })
+        ));
+    }
+}

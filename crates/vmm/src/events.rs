@@ -1,0 +1,50 @@
+//! Events the VMM's main loop acts on, from devices, vCPUs, signals and
+//! (later) the monitor. Everything funnels into one channel so the main
+//! loop has a single place where the VM's state changes.
+
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use rvirt_bus::{VmControl, VmRequest};
+use rvirt_machine::VcpuEvents;
+
+/// Something the VMM must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    PowerOff,
+    Reset,
+    Panic,
+    VcpuFailed { cpu: u32, report: String },
+    Signal(i32),
+}
+
+/// Posts events to the VMM's main loop. Cheap to clone; never blocks.
+#[derive(Clone)]
+pub struct EventSender(Arc<Mutex<Sender<Event>>>);
+
+impl EventSender {
+    pub(crate) fn new(tx: Sender<Event>) -> Self {
+        EventSender(Arc::new(Mutex::new(tx)))
+    }
+
+    /// Posts an event. If the main loop is gone the VM is ending anyway.
+    pub fn post(&self, event: Event) {
+        let _ = self.0.lock().unwrap_or_else(|p| p.into_inner()).send(event);
+    }
+}
+
+impl VmControl for EventSender {
+    fn request(&self, request: VmRequest) {
+        self.post(match request {
+            VmRequest::PowerOff => Event::PowerOff,
+            VmRequest::Reset => Event::Reset,
+            VmRequest::Panic => Event::Panic,
+        });
+    }
+}
+
+impl VcpuEvents for EventSender {
+    fn vcpu_failed(&self, cpu: u32, report: String) {
+        self.post(Event::VcpuFailed { cpu, report });
+    }
+}
