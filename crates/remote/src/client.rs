@@ -6,18 +6,20 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tracing::{debug, trace};
 
-use crate::calls::{ConnectOpenArgs, ConnectSupportsFeatureArgs};
+use crate::calls::{ConnectOpenArgs, ConnectSupportsFeatureArgs, DomainOpenConsoleArgs};
 use crate::consts::{feature, REMOTE_AUTH_NONE};
 use crate::error::RemoteError;
 use crate::frame::{FrameDecoder, FrameError};
 use crate::keepalive::KeepaliveProc;
 use crate::message::{Header, Message, MessageStatus, MessageType};
 use crate::procedures::{procs, Args, Procedure, RemoteProcedure};
+use crate::types::NonnullDomain;
 use crate::uri::{RemoteUri, UriError};
 use crate::xdr::{from_bytes, to_bytes, XdrError};
 
@@ -84,10 +86,15 @@ pub enum Async {
     },
 }
 
-/// A connection to rvirtd (or libvirtd).
+/// A connection to rvirtd (or libvirtd). One call at a time; console
+/// input can be sent from another thread through a [`StreamSender`].
 #[derive(Debug)]
 pub struct Client {
+    /// Read side; only this struct reads.
     sock: UnixStream,
+    /// Write side, shared with stream senders so whole messages never
+    /// interleave.
+    writer: Arc<Mutex<UnixStream>>,
     frames: FrameDecoder,
     serial: u32,
     pending: VecDeque<Async>,
@@ -123,8 +130,10 @@ impl Client {
     /// SUPPORTS_FEATURE(keepalive), CONNECT_OPEN, SUPPORTS_FEATURE(event
     /// callbacks, close callbacks), and REGISTER_CLOSE_CALLBACK when offered.
     pub fn handshake(sock: UnixStream, name: &str) -> Result<Self, ClientError> {
+        let writer = Arc::new(Mutex::new(sock.try_clone()?));
         let mut c = Client {
             sock,
+            writer,
             frames: FrameDecoder::new(),
             serial: 0,
             pending: VecDeque::new(),
@@ -246,7 +255,7 @@ impl Client {
         }
     }
 
-    /// Sends stream data for the stream opened by call `serial`.
+    /// Sends a STREAM message for the stream opened by call `serial`.
     pub fn send_stream(
         &mut self,
         p: Procedure,
@@ -272,9 +281,28 @@ impl Client {
     }
 
     fn send(&mut self, m: &Message) -> Result<(), ClientError> {
-        trace!(proc_ = m.header.proc_, serial = m.header.serial, "send");
-        self.sock.write_all(&m.to_bytes()?)?;
-        Ok(())
+        send_on(&self.writer, m)
+    }
+
+    /// Opens a domain's console (DOMAIN_OPEN_CONSOLE; `dev_name` NULL for
+    /// the first one). Its output arrives as [`Async::Stream`] with the
+    /// returned sender's serial; input goes through the sender.
+    pub fn open_console(
+        &mut self,
+        dom: NonnullDomain,
+        dev_name: Option<String>,
+        flags: u32,
+    ) -> Result<StreamSender, ClientError> {
+        self.call::<procs::DomainOpenConsole>(&DomainOpenConsoleArgs {
+            dom,
+            dev_name,
+            flags,
+        })?;
+        Ok(StreamSender {
+            writer: Arc::clone(&self.writer),
+            proc_: Procedure::DomainOpenConsole,
+            serial: self.last_serial(),
+        })
     }
 
     /// Files a message that is not the awaited reply: answers PINGs,
@@ -350,5 +378,60 @@ impl Client {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// Writes one whole message under the writer lock.
+fn send_on(writer: &Mutex<UnixStream>, m: &Message) -> Result<(), ClientError> {
+    trace!(proc_ = m.header.proc_, serial = m.header.serial, "send");
+    let bytes = m.to_bytes()?;
+    // A poisoned lock only means another sender panicked mid-write; the
+    // socket itself is still usable or will report its own error.
+    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+    w.write_all(&bytes)?;
+    Ok(())
+}
+
+/// Largest data chunk per STREAM message: libvirt's
+/// `VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX`, which every peer accepts.
+pub const STREAM_CHUNK_MAX: usize = 256 * 1024 - 24;
+
+/// Sends input into an open stream (a console) from any thread.
+#[derive(Debug, Clone)]
+pub struct StreamSender {
+    writer: Arc<Mutex<UnixStream>>,
+    proc_: Procedure,
+    serial: u32,
+}
+
+impl StreamSender {
+    /// The serial the stream's messages carry.
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    fn message(&self, status: MessageStatus, data: &[u8]) -> Message {
+        Message {
+            header: Header::remote(
+                self.proc_.number(),
+                MessageType::Stream,
+                self.serial,
+                status,
+            ),
+            payload: data.to_vec(),
+        }
+    }
+
+    /// Sends data (status CONTINUE), cut into chunks libvirt accepts.
+    pub fn send(&self, data: &[u8]) -> Result<(), ClientError> {
+        for chunk in data.chunks(STREAM_CHUNK_MAX) {
+            send_on(&self.writer, &self.message(MessageStatus::Continue, chunk))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the stream: an empty message with status OK.
+    pub fn finish(&self) -> Result<(), ClientError> {
+        send_on(&self.writer, &self.message(MessageStatus::Ok, &[]))
     }
 }

@@ -131,3 +131,27 @@ pub mod stats {
     pub const BLOCK: u32 = 1 << 5;
     pub const PERF: u32 = 1 << 6;
 }
+
+/// A version as CONNECT_GET_VERSION and GET_LIB_VERSION carry it:
+/// major * 1,000,000 + minor * 1,000 + micro (QEMU 7.2.22 is 7002022).
+pub fn version_number(major: u64, minor: u64, micro: u64) -> u64 {
+    major * 1_000_000 + minor * 1_000 + micro
+}
+
+/// The (major, minor, micro) of a [`version_number`], as `virsh version`
+/// prints it (`7.2.22`).
+pub fn version_parts(v: u64) -> (u64, u64, u64) {
+    (v / 1_000_000, v / 1_000 % 1_000, v % 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_as_captured() {
+        assert_eq!(version_number(7, 2, 22), 7_002_022);
+        assert_eq!(version_parts(9_000_000), (9, 0, 0));
+        assert_eq!(version_parts(7_002_022), (7, 2, 22));
+    }
+}

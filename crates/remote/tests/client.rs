@@ -16,9 +16,9 @@ use rvirt_remote::consts::{feature, REMOTE_AUTH_NONE};
 use rvirt_remote::error::code;
 use rvirt_remote::frame::{read_message, write_message};
 use rvirt_remote::keepalive::KeepaliveProc;
-use rvirt_remote::server::{decode_incoming, event, reply, Incoming};
+use rvirt_remote::server::{decode_incoming, event, reply, stream_data, stream_eof, Incoming};
 use rvirt_remote::{
-    procs, Args, Async, Client, ClientError, NonnullDomain, Procedure, RemoteError,
+    procs, Args, Async, Client, ClientError, MessageStatus, NonnullDomain, Procedure, RemoteError,
 };
 
 /// Plays libvirtd's side of a captured session: every message the
@@ -190,6 +190,33 @@ fn fake_daemon(mut s: UnixStream) {
                     },
                 )
             }
+            Args::DomainOpenConsole(a) => {
+                assert_eq!(a.dev_name, None);
+                // Console output may arrive before the reply to 201.
+                write_message(&mut s, &stream_data(201, serial, b"boot\n")).unwrap();
+                write_message(&mut s, &reply(Procedure::DomainOpenConsole, serial, &())).unwrap();
+                let input = read_message(&mut s).unwrap().unwrap();
+                match decode_incoming(&input).unwrap() {
+                    Incoming::Stream {
+                        serial: sr,
+                        status,
+                        data,
+                        ..
+                    } => {
+                        assert_eq!(
+                            (sr, status, data),
+                            (serial, MessageStatus::Continue, b"ls\n".to_vec())
+                        );
+                    }
+                    other => panic!("{other:?}"),
+                }
+                let close = read_message(&mut s).unwrap().unwrap();
+                assert!(matches!(
+                    decode_incoming(&close).unwrap(),
+                    Incoming::Stream { status: MessageStatus::Ok, ref data, .. } if data.is_empty()
+                ));
+                stream_eof(201, serial)
+            }
             Args::ConnectClose(()) => {
                 write_message(&mut s, &reply(Procedure::ConnectClose, serial, &())).unwrap();
                 return;
@@ -237,8 +264,44 @@ fn keepalive_events_and_unsupported_calls() {
         }
         other => panic!("{other:?}"),
     }
+
+    // Console: output that raced ahead of the reply is kept; input goes
+    // through the sender; the daemon ends with an empty CONTINUE.
+    let console = c.open_console(dom(), None, 0).unwrap();
+    let out = c.next_async(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(
+        out,
+        Some(Async::Stream {
+            serial: console.serial(),
+            status: MessageStatus::Continue,
+            data: b"boot\n".to_vec()
+        })
+    );
+    let sender = console.clone();
+    thread::spawn(move || {
+        sender.send(b"ls\n").unwrap();
+        sender.finish().unwrap();
+    })
+    .join()
+    .unwrap();
+    match c.next_async(Some(Duration::from_secs(5))).unwrap() {
+        Some(Async::Stream {
+            status: MessageStatus::Continue,
+            data,
+            ..
+        }) => assert!(data.is_empty()),
+        other => panic!("{other:?}"),
+    }
     c.close().unwrap();
     daemon.join().unwrap();
+}
+
+fn dom() -> NonnullDomain {
+    NonnullDomain {
+        name: "d".into(),
+        uuid: Default::default(),
+        id: 1,
+    }
 }
 
 #[test]
