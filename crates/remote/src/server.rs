@@ -43,6 +43,9 @@ pub enum Refused {
     /// A REMOTE procedure number rvirt does not know.
     #[error("unknown procedure {}", .0.proc_)]
     UnknownProcedure(Header),
+    /// A CALL whose status is not OK.
+    #[error("call with status {:?}", .0.status)]
+    BadStatus(Header),
     /// Arguments that do not decode as the procedure's.
     #[error("bad arguments for procedure {}", .0.proc_)]
     BadArgs(Header, #[source] XdrError),
@@ -58,6 +61,7 @@ impl Refused {
         match self {
             Self::UnknownProgram(h)
             | Self::UnknownProcedure(h)
+            | Self::BadStatus(h)
             | Self::BadArgs(h, _)
             | Self::UnexpectedType(h) => h,
         }
@@ -72,6 +76,11 @@ impl Refused {
         let err = match self {
             Self::UnknownProgram(h) => RemoteError::unknown_program(h.prog, h.vers),
             Self::UnknownProcedure(h) => RemoteError::unknown_procedure(h.proc_),
+            Self::BadStatus(h) => RemoteError::new(
+                crate::error::code::RPC,
+                crate::error::from::RPC,
+                Some(&format!("Unexpected message status {}", h.status as u32)),
+            ),
             Self::BadArgs(..) => RemoteError::undecodable_payload(),
             Self::UnexpectedType(_) => return None,
         };
@@ -95,6 +104,9 @@ pub fn decode_incoming(m: &Message) -> Result<Incoming, Refused> {
     }
     match h.type_ {
         MessageType::Call | MessageType::CallWithFds => {
+            if h.status != MessageStatus::Ok {
+                return Err(Refused::BadStatus(h));
+            }
             let p = Procedure::from_i32(h.proc_).ok_or(Refused::UnknownProcedure(h))?;
             let payload = if h.type_ == MessageType::CallWithFds {
                 skip_num_fds(&m.payload).map_err(|e| Refused::BadArgs(h, e))?
@@ -201,6 +213,15 @@ pub fn stream_eof(proc_: i32, serial: u32) -> Message {
     stream_data(proc_, serial, &[])
 }
 
+/// Confirms a client's stream close (its empty OK message) with an
+/// empty OK message of our own, as libvirtd does.
+pub fn stream_finish(proc_: i32, serial: u32) -> Message {
+    Message {
+        header: Header::remote(proc_, MessageType::Stream, serial, MessageStatus::Ok),
+        payload: Vec::new(),
+    }
+}
+
 /// Aborts a stream with an error (a second console opener forced it).
 pub fn stream_error(proc_: i32, serial: u32, err: &RemoteError) -> Message {
     Message::new(
@@ -262,6 +283,14 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("Cannot find program"));
+
+        let mut bad_status = call(2, vec![]);
+        bad_status.header.status = MessageStatus::Continue;
+        let r = decode_incoming(&bad_status).unwrap_err().reply().unwrap();
+        assert_eq!(
+            r.body::<RemoteError>().unwrap().to_string(),
+            "Unexpected message status 2"
+        );
 
         let mut stray = call(1, vec![]);
         stray.header.type_ = MessageType::Reply;
