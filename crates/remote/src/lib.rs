@@ -8,7 +8,7 @@
 //!   procedure's number, argument and return type.
 //! - [`error`]: `remote_error` with libvirt's codes and message shapes.
 //! - [`event`]: domain states, reasons and lifecycle events, with virsh's words.
-//! - [`keepalive`], [`server`], [`client`], [`uri`]: the two ends.
+//! - [`keepalive`], [`server`], [`handshake`], [`client`], [`uri`]: the two ends.
 //!
 //! Nothing a peer sends can panic the decoder or make it allocate more
 //! than the bytes it actually sent.
@@ -19,6 +19,7 @@ pub mod consts;
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod handshake;
 pub mod keepalive;
 pub mod message;
 pub mod procedures;

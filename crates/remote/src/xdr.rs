@@ -277,6 +277,16 @@ impl<T: Xdr> Xdr for Option<T> {
     }
 }
 
+/// A boxed value encodes as the value.
+impl<T: Xdr> Xdr for Box<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        (**self).encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, XdrError> {
+        T::decode(r).map(Box::new)
+    }
+}
+
 /// `T x<N>`: count, then the elements. Without a field maximum, the count
 /// is bounded only by the bytes left (every XDR item is at least 4 bytes).
 impl<T: Xdr> Xdr for Vec<T> {

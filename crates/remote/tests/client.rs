@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use common::{sessions, Captured};
 use rvirt_remote::calls::*;
-use rvirt_remote::consts::{feature, REMOTE_AUTH_NONE};
 use rvirt_remote::error::code;
 use rvirt_remote::frame::{read_message, write_message};
+use rvirt_remote::handshake::{connection_reply, ServerFeatures};
 use rvirt_remote::keepalive::KeepaliveProc;
 use rvirt_remote::server::{decode_incoming, event, reply, stream_data, stream_eof, Incoming};
+use rvirt_remote::uri::Mode;
 use rvirt_remote::{
     procs, Args, Async, Client, ClientError, MessageStatus, NonnullDomain, Procedure, RemoteError,
 };
@@ -150,25 +151,17 @@ fn fake_daemon(mut s: UnixStream) {
                 continue;
             }
         };
+        // Session mode, keepalive only: no event or close callbacks.
+        let features = ServerFeatures {
+            keepalive: true,
+            event_callback: false,
+            close_callback: false,
+        };
+        if let Some(r) = connection_reply(&m.header, &args, Mode::Session, &features) {
+            write_message(&mut s, &r).unwrap();
+            continue;
+        }
         let out = match args {
-            Args::AuthList(()) => reply(
-                Procedure::AuthList,
-                serial,
-                &AuthListRet {
-                    types: vec![REMOTE_AUTH_NONE],
-                },
-            ),
-            Args::ConnectSupportsFeature(f) => reply(
-                Procedure::ConnectSupportsFeature,
-                serial,
-                &ConnectSupportsFeatureRet {
-                    supported: i32::from(f.feature == feature::PROGRAM_KEEPALIVE),
-                },
-            ),
-            Args::ConnectOpen(o) => {
-                assert_eq!(o.name.as_deref(), Some("qemu:///session"));
-                reply(Procedure::ConnectOpen, serial, &())
-            }
             Args::ConnectGetHostname(()) => {
                 write_message(&mut s, &KeepaliveProc::Ping.message()).unwrap();
                 let pong = read_message(&mut s).unwrap().unwrap();

@@ -219,3 +219,47 @@ fn truncated_captures_never_decode_as_whole_messages() {
         }
     }
 }
+
+#[test]
+fn server_handshake_answers_equal_libvirtds_bytes() {
+    use rvirt_remote::handshake::{connection_reply, ServerFeatures};
+    use rvirt_remote::server::decode_incoming;
+    use rvirt_remote::server::Incoming;
+    use rvirt_remote::uri::Mode;
+
+    let mut answered = 0;
+    for sub in ["full-hex", "summary"] {
+        for (name, msgs) in sessions(sub) {
+            let complete_calls = msgs
+                .iter()
+                .filter(|c| c.type_ == MessageType::Call && c.payload.is_some());
+            for c in complete_calls {
+                let call = Message::from_frame(&c.bytes()).unwrap();
+                let Ok(Incoming::Call { args, .. }) = decode_incoming(&call) else {
+                    panic!("{name}: call {} refused", c.proc_);
+                };
+                let Some(ours) = connection_reply(
+                    &call.header,
+                    &args,
+                    Mode::System,
+                    &ServerFeatures::default(),
+                ) else {
+                    continue;
+                };
+                let theirs = msgs
+                    .iter()
+                    .find(|r| r.type_ == MessageType::Reply && r.serial == c.serial)
+                    .unwrap();
+                assert_eq!(
+                    ours.to_bytes().unwrap(),
+                    theirs.bytes(),
+                    "{name}: proc {}",
+                    c.proc_
+                );
+                answered += 1;
+            }
+        }
+    }
+    // AUTH_LIST, three features, OPEN and two close-callback calls per session.
+    assert!(answered >= 7 * 40, "{answered}");
+}
