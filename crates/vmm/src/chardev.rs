@@ -77,7 +77,9 @@ impl Chardev {
             ChardevBackend::Pty => {
                 let (master, name) = open_pty().map_err(ChardevError::Pty)?;
                 // What QEMU prints, so scripts (and libvirt) find the pty.
-                eprintln!("char device redirected to {name} (label {label})");
+                crate::say(format_args!(
+                    "char device redirected to {name} (label {label})"
+                ));
                 Kind::Pty { master, name }
             }
             ChardevBackend::Socket { path, wait, .. } => {
@@ -86,10 +88,10 @@ impl Chardev {
                 if *wait {
                     // server=on,wait=on: block until the first client, as
                     // QEMU does before starting the guest.
-                    eprintln!(
+                    crate::say(format_args!(
                         "rvirt-vmm: waiting for connection on: unix:{}",
                         path.display()
-                    );
+                    ));
                     if let Ok((s, _)) = listener.accept() {
                         *client.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
                     }

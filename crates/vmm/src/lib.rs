@@ -69,6 +69,13 @@ fn option_of(e: &MachineError, initrd: Option<&std::path::Path>) -> &'static str
     }
 }
 
+/// Writes a line to stderr. Unlike `eprintln!` it never panics: a manager
+/// that closed our stderr must not take the VM down with it.
+pub fn say(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{args}");
+}
+
 /// Formats an error with its chain of causes, `outer: inner: innermost`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -97,6 +104,7 @@ pub enum Exit {
 /// The VMM for one VM.
 pub struct Vmm {
     config: VmConfig,
+    running: Option<Running>,
     devices: Devices,
     events: EventSender,
     receiver: Receiver<Event>,
@@ -117,6 +125,7 @@ impl Vmm {
         let devices = Devices::new(&config, events.clone())?;
         Ok(Vmm {
             config,
+            running: None,
             devices,
             events,
             receiver,
@@ -183,9 +192,21 @@ impl Vmm {
         })
     }
 
-    /// Boots the VM and runs it until it ends.
+    /// Boots the VM: after this returns, the guest runs (or waits for
+    /// `cont` under `-S`). Everything that can fail at start fails here.
+    pub fn start(&mut self) -> Result<(), VmmError> {
+        let running = self.boot(self.config.start_paused)?;
+        self.running = Some(running);
+        Ok(())
+    }
+
+    /// Runs the VM until it ends, booting it first if [`Vmm::start`] was
+    /// not called.
     pub fn run(&mut self) -> Result<Exit, VmmError> {
-        let mut running = self.boot(self.config.start_paused)?;
+        let mut running = match self.running.take() {
+            Some(r) => r,
+            None => self.boot(self.config.start_paused)?,
+        };
         loop {
             let Ok(event) = self.receiver.recv() else {
                 return Ok(Exit::GuestShutdown);

@@ -9,13 +9,13 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rvirt_vmm::{error_chain, Event, Exit, Vmm};
+use rvirt_vmm::{error_chain, say, Event, Exit, Vmm};
 use rvirt_vmm_config::{parse, usage, Action, VmConfig};
 
 const NAME: &str = "rvirt-vmm";
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("{NAME}: {msg}");
+    say(format_args!("{NAME}: {msg}"));
     ExitCode::FAILURE
 }
 
@@ -24,11 +24,15 @@ fn main() -> ExitCode {
     let config = match parse(&args) {
         Ok(Action::Run(c)) => *c,
         Ok(Action::Version) => {
-            println!("{NAME} version {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(
+                std::io::stdout(),
+                "{NAME} version {}",
+                env!("CARGO_PKG_VERSION")
+            );
             return ExitCode::SUCCESS;
         }
         Ok(Action::Help) => {
-            print!("{}", usage());
+            let _ = write!(std::io::stdout(), "{}", usage());
             return ExitCode::SUCCESS;
         }
         Err(e) => return fail(e),
@@ -84,6 +88,12 @@ fn run(config: VmConfig, signals: libc::sigset_t, daemon: Option<&mut Daemon>) -
             ));
         }
     }
+    if let Err(e) = vmm.start() {
+        if let Some(path) = &pidfile {
+            let _ = std::fs::remove_file(path);
+        }
+        return fail(error_chain(&e));
+    }
     if let Some(d) = daemon {
         d.ready();
     }
@@ -95,7 +105,7 @@ fn run(config: VmConfig, signals: libc::sigset_t, daemon: Option<&mut Daemon>) -
         Ok(Exit::GuestShutdown) => ExitCode::SUCCESS,
         Ok(Exit::Signal(sig)) => {
             // QEMU's message for the same event.
-            eprintln!("{NAME}: terminating on signal {sig}");
+            say(format_args!("{NAME}: terminating on signal {sig}"));
             ExitCode::SUCCESS
         }
         Err(e) => fail(error_chain(&e)),
