@@ -102,6 +102,24 @@ pub struct Client {
     features: Features,
 }
 
+/// Choices for the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Ask for keepalive (feature 10) as virsh does. A daemon that says
+    /// yes starts PINGing, and PINGs are only answered inside `call` and
+    /// `next_async`: a client that may sit idle for long (an editor open)
+    /// should say no.
+    pub ask_keepalive: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            ask_keepalive: true,
+        }
+    }
+}
+
 /// What the daemon said it supports during the handshake.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Features {
@@ -130,6 +148,15 @@ impl Client {
     /// SUPPORTS_FEATURE(keepalive), CONNECT_OPEN, SUPPORTS_FEATURE(event
     /// callbacks, close callbacks), and REGISTER_CLOSE_CALLBACK when offered.
     pub fn handshake(sock: UnixStream, name: &str) -> Result<Self, ClientError> {
+        Self::handshake_with(sock, name, &ClientOptions::default())
+    }
+
+    /// [`Self::handshake`] with options.
+    pub fn handshake_with(
+        sock: UnixStream,
+        name: &str,
+        opts: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         let writer = Arc::new(Mutex::new(sock.try_clone()?));
         let mut c = Client {
             sock,
@@ -144,7 +171,9 @@ impl Client {
         if !auth.types.is_empty() && !auth.types.contains(&REMOTE_AUTH_NONE) {
             return Err(ClientError::Auth);
         }
-        c.features.keepalive = c.supports(feature::PROGRAM_KEEPALIVE)?;
+        if opts.ask_keepalive {
+            c.features.keepalive = c.supports(feature::PROGRAM_KEEPALIVE)?;
+        }
         c.call::<procs::ConnectOpen>(&ConnectOpenArgs {
             name: Some(name.to_string()),
             flags: 0,
