@@ -30,6 +30,7 @@ pub trait MonitorBackend: Send + Sync {
     fn cont(&self) -> Result<(), QmpError>;
 
     /// Resets the VM; posts `RESET` with reason `host-qmp-system-reset`.
+    /// As in QEMU, a VM that was not running is left in `prelaunch`.
     fn system_reset(&self);
 
     /// Presses the ACPI power button (SCI with PWRBTN_STS); posts

@@ -546,3 +546,32 @@ fn monitor_over_a_descriptor_pair() {
     assert_eq!(c.recv()["return"]["status"], "paused");
     server.shutdown();
 }
+
+#[test]
+fn wait_on_blocks_until_the_first_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wait.sock");
+    let bus = rvirt_qmp::EventBus::new();
+    let vm = std::sync::Arc::new(common::MockVm::new(bus.clone(), RunState::Prelaunch));
+    let p = path.clone();
+    let connector = std::thread::spawn(move || {
+        let deadline = Instant::now() + WAIT;
+        while !p.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut c = Raw::connect(&p);
+        assert!(c.recv().get("QMP").is_some());
+        c
+    });
+    let mut server = rvirt_qmp::MonitorServer::new(vm, bus).unwrap();
+    // Returns only once the connector is attached.
+    server.listen_unix_and_wait(&path, "wait").unwrap();
+    let mut c = connector.join().unwrap();
+    c.send(b"{\"execute\": \"qmp_capabilities\"}");
+    assert_eq!(c.recv(), json!({"return": {}}));
+    drop(c);
+    let mut next = Raw::connect(&path);
+    assert!(next.recv().get("QMP").is_some());
+    server.shutdown();
+    assert!(!path.exists());
+}

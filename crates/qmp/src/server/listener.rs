@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,10 +60,21 @@ impl Drop for SocketFile {
 
 /// Accepts one client at a time until shutdown. While a client is served,
 /// further connections wait in the listen backlog, as with QEMU.
-pub(crate) fn accept_loop(listener: UnixListener, shared: &Shared, label: &str) {
+/// `first` is a client already accepted (the `wait=on` case).
+pub(crate) fn accept_loop(
+    listener: UnixListener,
+    first: Option<UnixStream>,
+    shared: &Shared,
+    label: &str,
+) {
     if let Err(e) = listener.set_nonblocking(true) {
         tracing::error!(monitor = label, "cannot make the listener nonblocking: {e}");
         return;
+    }
+    if let Some(stream) = first {
+        if serve_client(stream, shared, label) == End::Shutdown {
+            return;
+        }
     }
     loop {
         let mut fds = [
@@ -94,18 +105,22 @@ pub(crate) fn accept_loop(listener: UnixListener, shared: &Shared, label: &str) 
                 continue;
             }
         };
-        let stream = match Stream::socket(stream) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(monitor = label, "cannot set up the client: {e}");
-                continue;
-            }
-        };
-        tracing::info!(monitor = label, "QMP client connected");
-        let end = serve(&stream, shared, label);
-        tracing::info!(monitor = label, "QMP client disconnected");
-        if end == End::Shutdown {
+        if serve_client(stream, shared, label) == End::Shutdown {
             return;
         }
     }
+}
+
+fn serve_client(stream: UnixStream, shared: &Shared, label: &str) -> End {
+    let stream = match Stream::socket(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(monitor = label, "cannot set up the client: {e}");
+            return End::Closed;
+        }
+    };
+    tracing::info!(monitor = label, "QMP client connected");
+    let end = serve(&stream, shared, label);
+    tracing::info!(monitor = label, "QMP client disconnected");
+    end
 }

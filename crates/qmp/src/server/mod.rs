@@ -19,7 +19,7 @@ use crate::bus::EventBus;
 use listener::SocketFile;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -141,6 +141,23 @@ impl MonitorServer {
         Ok(())
     }
 
+    /// `server=on,wait=on` (QEMU's default when `wait` is not given):
+    /// like [`MonitorServer::listen_unix`], but first blocks the caller
+    /// until a client connects, so the VMM starts the guest only once its
+    /// manager is attached.
+    pub fn listen_unix_and_wait(
+        &mut self,
+        path: impl AsRef<Path>,
+        label: &str,
+    ) -> Result<(), ServerError> {
+        let path = path.as_ref();
+        let (listener, file) = listener::bind(path)?;
+        self.sockets.push(file);
+        tracing::info!(monitor = label, path = %path.display(), "waiting for a QMP client");
+        let (first, _) = listener.accept().map_err(ServerError::Setup)?;
+        self.spawn_accept(listener, Some(first), label)
+    }
+
     /// Serves clients of a socket the VMM already listens on (for instance
     /// one passed by the management daemon). The socket file, if any, is
     /// the caller's to remove.
@@ -149,10 +166,19 @@ impl MonitorServer {
         listener: UnixListener,
         label: &str,
     ) -> Result<(), ServerError> {
+        self.spawn_accept(listener, None, label)
+    }
+
+    fn spawn_accept(
+        &mut self,
+        listener: UnixListener,
+        first: Option<UnixStream>,
+        label: &str,
+    ) -> Result<(), ServerError> {
         let shared = self.shared.clone();
         let name = label.to_string();
         self.spawn(label, move || {
-            listener::accept_loop(listener, &shared, &name)
+            listener::accept_loop(listener, first, &shared, &name)
         })
     }
 
