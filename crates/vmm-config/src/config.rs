@@ -28,7 +28,10 @@ impl Default for CpuConfig {
 /// A monitor: QMP (`mode=control`) or the human monitor (`readline`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorConfig {
+    /// The monitor's id (`monitor` in libvirt's `-mon`).
     pub id: String,
+    /// The chardev it runs on (`charmonitor`; `compat_monitorN` for `-qmp`).
+    pub chardev: String,
     pub backend: ChardevBackend,
     pub control: bool,
     pub pretty: bool,

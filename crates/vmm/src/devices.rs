@@ -25,6 +25,15 @@ const COM_PORTS: [(u16, u32); 4] = [
     (ports::COM4, 3),
 ];
 
+/// A machine's buses with the devices on them.
+pub(crate) struct Attached {
+    pub(crate) pio: Bus,
+    pub(crate) mmio: Bus,
+    pub(crate) platform: AcpiConfig,
+    /// The power button lives here.
+    pub(crate) pm: Arc<Mutex<AcpiPm>>,
+}
+
 struct SerialPort {
     device: Arc<Mutex<Serial>>,
     irq_evt: EventFdTrigger,
@@ -69,7 +78,7 @@ impl Devices {
     pub(crate) fn new(cfg: &VmConfig, events: EventSender) -> Result<Self, VmmError> {
         let mut serials = Vec::new();
         for (s, &(port, irq)) in cfg.serials.iter().zip(COM_PORTS.iter()) {
-            let chardev = Chardev::open(&s.id, &s.backend).map_err(|source| VmmError::Chardev {
+            let chardev = Chardev::open(&s.chardev, &s.backend).map_err(|source| VmmError::Chardev {
                 option: "-serial",
                 source,
             })?;
@@ -101,7 +110,7 @@ impl Devices {
 
     /// Puts the devices on a new machine's buses and returns them with the
     /// platform description for the ACPI tables.
-    pub(crate) fn attach(&self, machine: &Machine) -> Result<(Bus, Bus, AcpiConfig), VmmError> {
+    pub(crate) fn attach(&self, machine: &Machine) -> Result<Attached, VmmError> {
         let vm = machine.vm_fd();
         let kvm = |source: kvm_ioctls::Error| VmmError::Setup {
             what: "an irqfd",
@@ -144,11 +153,8 @@ impl Devices {
             vm: vm.clone(),
             gsi: irqs::SCI,
         });
-        insert(
-            Arc::new(Mutex::new(AcpiPm::new(sci, control.clone()))),
-            ports::ACPI_PM,
-            rvirt_devices::acpi_pm::LEN as u16,
-        );
+        let pm = Arc::new(Mutex::new(AcpiPm::new(sci, control.clone())));
+        insert(pm.clone(), ports::ACPI_PM, rvirt_devices::acpi_pm::LEN as u16);
         insert(
             Arc::new(Mutex::new(ResetControl::new(control.clone()))),
             ports::RESET_CONTROL,
@@ -162,7 +168,24 @@ impl Devices {
                 1,
             );
         }
-        Ok((pio, mmio, platform))
+        Ok(Attached {
+            pio,
+            mmio,
+            platform,
+            pm,
+        })
+    }
+
+    /// `query-chardev` entries for the serial ports.
+    pub(crate) fn chardev_infos(&self) -> Vec<rvirt_qmp::ChardevInfo> {
+        self.serials
+            .iter()
+            .map(|s| rvirt_qmp::ChardevInfo {
+                label: s.chardev.label().to_string(),
+                filename: s.chardev.filename(),
+                frontend_open: true,
+            })
+            .collect()
     }
 
     pub(crate) fn pty_names(&self) -> Vec<(String, PathBuf)> {

@@ -8,14 +8,33 @@ use std::sync::{Arc, Mutex};
 use rvirt_bus::{VmControl, VmRequest};
 use rvirt_machine::VcpuEvents;
 
-/// Something the VMM must act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    PowerOff,
+/// A monitor command that changes the VM, answered by the main loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorRequest {
+    Stop,
+    Cont,
     Reset,
+    Powerdown,
+}
+
+/// Something the VMM must act on.
+#[derive(Debug)]
+pub enum Event {
+    /// The guest powered off (ACPI S5).
+    PowerOff,
+    /// The guest reset the machine.
+    Reset,
+    /// The guest reported a panic.
     Panic,
-    VcpuFailed { cpu: u32, report: String },
+    VcpuFailed {
+        cpu: u32,
+        report: String,
+    },
     Signal(i32),
+    /// A monitor command and where to send its result.
+    Monitor(MonitorRequest, Sender<Result<(), rvirt_qmp::QmpError>>),
+    /// QMP `quit`.
+    Quit,
 }
 
 /// Posts events to the VMM's main loop. Cheap to clone; never blocks.

@@ -10,19 +10,24 @@
 mod chardev;
 mod devices;
 mod events;
+mod monitor;
 
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 
-use rvirt_machine::{
-    BootConfig, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology,
+use rvirt_devices::AcpiPm;
+use rvirt_machine::{BootConfig, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology};
+use rvirt_qmp::{
+    CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, GuestPanicAction, MonitorServer, QmpError,
+    RunState, ShutdownCause,
 };
 use rvirt_vmm_config::VmConfig;
 
 pub use chardev::{Chardev, ChardevError};
 use devices::Devices;
-pub use events::{Event, EventSender};
+pub use events::{Event, EventSender, MonitorRequest};
+use monitor::VmState;
 
 /// Errors building or running a VM. Each names the option it concerns, so
 /// the binary can print `rvirt-vmm: -kernel: …`.
@@ -46,6 +51,12 @@ pub enum VmmError {
         #[source]
         source: std::io::Error,
     },
+    #[error("-mon")]
+    Monitor(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("-mon: file descriptor {0} is not open")]
+    MonitorFd(i32),
+    #[error("-mon: a monitor cannot run on {0}")]
+    MonitorBackend(String),
     #[error("vCPU {cpu} failed:\n{report}")]
     VcpuFailed { cpu: u32, report: String },
 }
@@ -95,10 +106,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// How the VM ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    /// The guest powered off (or reset with `-no-reboot`).
+    /// The guest powered off (or reset with `-no-reboot`, or panicked).
     GuestShutdown,
     /// A signal asked the VMM to stop.
     Signal(i32),
+    /// QMP `quit`.
+    Quit,
 }
 
 /// The VMM for one VM.
@@ -108,6 +121,9 @@ pub struct Vmm {
     devices: Devices,
     events: EventSender,
     receiver: Receiver<Event>,
+    state: Arc<VmState>,
+    bus: EventBus,
+    monitors: Option<MonitorServer>,
 }
 
 /// A booted machine: dropping it stops the vCPUs and frees the VM.
@@ -115,20 +131,34 @@ struct Running {
     // Field order: the vCPU threads stop before the machine goes away.
     vcpus: rvirt_machine::Vcpus,
     _machine: Machine,
+    pm: Arc<Mutex<AcpiPm>>,
 }
 
+type Reply = Sender<Result<(), QmpError>>;
+
 impl Vmm {
-    /// Opens the host-side resources named in `config`.
+    /// Opens the host-side resources named in `config` and starts its
+    /// monitors, so a manager can connect before the guest boots.
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
         let (tx, receiver) = mpsc::channel();
         let events = EventSender::new(tx);
         let devices = Devices::new(&config, events.clone())?;
+        let state = Arc::new(VmState::new(&config));
+        let bus = EventBus::new();
+        let (monitors, monitor_infos) =
+            monitor::start(&config, state.clone(), events.clone(), bus.clone())?;
+        let mut chardevs = devices.chardev_infos();
+        chardevs.extend(monitor_infos);
+        *state.chardevs.lock().unwrap_or_else(|p| p.into_inner()) = chardevs;
         Ok(Vmm {
             config,
             running: None,
             devices,
             events,
             receiver,
+            state,
+            bus,
+            monitors: Some(monitors),
         })
     }
 
@@ -166,7 +196,7 @@ impl Vmm {
     }
 
     /// Builds the machine, wires the devices, loads the guest and starts the
-    /// vCPU threads (paused under `-S`).
+    /// vCPU threads (paused if `paused`).
     fn boot(&mut self, paused: bool) -> Result<Running, VmmError> {
         let initrd = self.config.initrd.clone();
         let machine_err = |source: MachineError| VmmError::Machine {
@@ -174,22 +204,58 @@ impl Vmm {
             source,
         };
         let mut machine = Machine::new(&self.machine_config()).map_err(machine_err)?;
-        let (pio, mmio, platform) = self.devices.attach(&machine)?;
+        let attached = self.devices.attach(&machine)?;
         machine
-            .load(&self.boot_config(), platform)
+            .load(&self.boot_config(), attached.platform)
             .map_err(machine_err)?;
         let vcpus = machine
             .start(
-                Arc::new(pio),
-                Arc::new(mmio),
+                Arc::new(attached.pio),
+                Arc::new(attached.mmio),
                 Arc::new(self.events.clone()),
                 paused,
             )
             .map_err(machine_err)?;
+        self.publish_cpus(&vcpus);
         Ok(Running {
             vcpus,
             _machine: machine,
+            pm: attached.pm,
         })
+    }
+
+    /// Tells the monitors about the new vCPU threads.
+    fn publish_cpus(&self, vcpus: &rvirt_machine::Vcpus) {
+        let topo = vcpus.topology();
+        // Thread IDs appear as the threads start; wait briefly for them so
+        // query-cpus-fast never reports 0.
+        let mut tids = vcpus.thread_ids();
+        for _ in 0..100 {
+            if tids.iter().all(|&t| t != 0) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            tids = vcpus.thread_ids();
+        }
+        let cpus = tids
+            .iter()
+            .enumerate()
+            .map(|(i, &tid)| {
+                let (socket, die, core, thread) = topo.position(i as u32);
+                CpuInfoFast::x86_64(
+                    i as i64,
+                    i64::from(tid),
+                    CpuProps {
+                        node_id: None,
+                        socket_id: i64::from(socket),
+                        die_id: Some(i64::from(die)),
+                        core_id: i64::from(core),
+                        thread_id: i64::from(thread),
+                    },
+                )
+            })
+            .collect();
+        *self.state.cpus.lock().unwrap_or_else(|p| p.into_inner()) = cpus;
     }
 
     /// Boots the VM: after this returns, the guest runs (or waits for
@@ -201,8 +267,31 @@ impl Vmm {
     }
 
     /// Runs the VM until it ends, booting it first if [`Vmm::start`] was
-    /// not called.
+    /// not called. The monitors are stopped (their replies flushed) before
+    /// this returns.
     pub fn run(&mut self) -> Result<Exit, VmmError> {
+        let result = self.event_loop();
+        self.running = None;
+        if let Some(m) = self.monitors.take() {
+            m.shutdown();
+        }
+        result
+    }
+
+    fn set_state(&self, s: RunState) {
+        self.state.set_status(s);
+    }
+
+    /// Stops the vCPUs if they run, posting STOP.
+    fn pause(&mut self, running: &Running, next: RunState) {
+        if self.state.status() == RunState::Running {
+            running.vcpus.pause();
+            self.bus.post(QmpEvent::Stop);
+        }
+        self.set_state(next);
+    }
+
+    fn event_loop(&mut self) -> Result<Exit, VmmError> {
         let mut running = match self.running.take() {
             Some(r) => r,
             None => self.boot(self.config.start_paused)?,
@@ -212,26 +301,114 @@ impl Vmm {
                 return Ok(Exit::GuestShutdown);
             };
             match event {
-                Event::PowerOff | Event::Panic if !self.config.no_shutdown => {
-                    return Ok(Exit::GuestShutdown)
+                Event::PowerOff => {
+                    self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestShutdown));
+                    if !self.config.no_shutdown {
+                        return Ok(Exit::GuestShutdown);
+                    }
+                    // -no-shutdown: the vCPUs stop and the process stays
+                    // for whoever manages it to decide.
+                    self.pause(&running, RunState::Shutdown);
                 }
-                Event::PowerOff | Event::Panic => {
-                    // -no-shutdown: the vCPUs stop, the process stays for
-                    // whoever manages it to decide.
-                    running.vcpus.pause();
+                Event::Panic => {
+                    if self.config.no_shutdown {
+                        self.bus.post(QmpEvent::GuestPanicked {
+                            action: GuestPanicAction::Pause,
+                            info: None,
+                        });
+                        self.pause(&running, RunState::GuestPanicked);
+                    } else {
+                        self.bus.post(QmpEvent::GuestPanicked {
+                            action: GuestPanicAction::Poweroff,
+                            info: None,
+                        });
+                        self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestPanic));
+                        return Ok(Exit::GuestShutdown);
+                    }
                 }
-                Event::Reset if self.config.no_reboot => return Ok(Exit::GuestShutdown),
+                Event::Reset if self.config.no_reboot => {
+                    self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestReset));
+                    return Ok(Exit::GuestShutdown);
+                }
                 Event::Reset => {
                     tracing::info!("guest reset: rebooting");
-                    drop(running);
-                    running = self.boot(false)?;
+                    self.bus.post(QmpEvent::reset(ShutdownCause::GuestReset));
+                    running = self.reboot(running)?;
                 }
+                Event::Monitor(request, reply) => {
+                    running = self.monitor_request(running, request, reply)?;
+                }
+                Event::Quit => return Ok(Exit::Quit),
                 Event::VcpuFailed { cpu, report } => {
+                    self.set_state(RunState::InternalError);
                     return Err(VmmError::VcpuFailed { cpu, report });
                 }
-                Event::Signal(sig) => return Ok(Exit::Signal(sig)),
+                Event::Signal(sig) => {
+                    self.bus.post(QmpEvent::shutdown(ShutdownCause::HostSignal));
+                    return Ok(Exit::Signal(sig));
+                }
             }
         }
+    }
+
+    /// Boots a fresh machine in place of `old`. A running VM keeps running;
+    /// any other reboots into `prelaunch`, as QEMU does.
+    fn reboot(&mut self, old: Running) -> Result<Running, VmmError> {
+        drop(old);
+        let was_running = self.state.status() == RunState::Running;
+        let running = self.boot(!was_running)?;
+        if !was_running {
+            self.set_state(RunState::Prelaunch);
+        }
+        Ok(running)
+    }
+
+    fn monitor_request(
+        &mut self,
+        running: Running,
+        request: MonitorRequest,
+        reply: Reply,
+    ) -> Result<Running, VmmError> {
+        let mut running = running;
+        let result = match request {
+            MonitorRequest::Stop => {
+                if self.state.status() == RunState::Running {
+                    self.pause(&running, RunState::Paused);
+                }
+                Ok(())
+            }
+            MonitorRequest::Cont => {
+                let s = self.state.status();
+                if s.needs_reset() {
+                    Err(QmpError::generic("Resetting the Virtual Machine is required"))
+                } else {
+                    if s != RunState::Running {
+                        running.vcpus.resume();
+                        self.set_state(RunState::Running);
+                        self.bus.post(QmpEvent::Resume);
+                    }
+                    Ok(())
+                }
+            }
+            MonitorRequest::Reset => {
+                self.bus
+                    .post(QmpEvent::reset(ShutdownCause::HostQmpSystemReset));
+                running = self.reboot(running)?;
+                Ok(())
+            }
+            MonitorRequest::Powerdown => {
+                self.bus.post(QmpEvent::Powerdown);
+                running
+                    .pm
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .press_power_button();
+                Ok(())
+            }
+        };
+        // The monitor may have given up waiting; nothing to do then.
+        let _ = reply.send(result);
+        Ok(running)
     }
 
     /// The pty names of the serial ports, for callers that report them.

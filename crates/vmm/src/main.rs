@@ -102,7 +102,7 @@ fn run(config: VmConfig, signals: libc::sigset_t, daemon: Option<&mut Daemon>) -
         let _ = std::fs::remove_file(path);
     }
     match result {
-        Ok(Exit::GuestShutdown) => ExitCode::SUCCESS,
+        Ok(Exit::GuestShutdown | Exit::Quit) => ExitCode::SUCCESS,
         Ok(Exit::Signal(sig)) => {
             // QEMU's message for the same event.
             say(format_args!("{NAME}: terminating on signal {sig}"));

@@ -249,3 +249,29 @@ fn daemonize_reports_start_failures() {
         run.stderr
     );
 }
+
+#[test]
+fn no_permission_on_dev_kvm_is_one_clear_line() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Only root can drop to another user; as a non-root user without
+        // access to /dev/kvm every boot test fails with the same message.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("hello.elf");
+    std::fs::copy(Guest::Hello.path(), &kernel).unwrap();
+    // The temporary directory is root's 0700; let `nobody` read the kernel.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(vmm())
+        .args(["-serial", "null", "-kernel", kernel.to_str().unwrap()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("permission denied opening /dev/kvm"), "{err}");
+}

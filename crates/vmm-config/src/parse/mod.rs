@@ -365,6 +365,7 @@ impl Builder {
                 let n = self.cfg.monitors.len();
                 self.cfg.monitors.push(MonitorConfig {
                     id: format!("compat_monitor{n}"),
+                    chardev: format!("compat_monitor{n}"),
                     backend,
                     control: true,
                     pretty: opt == "-qmp-pretty",
@@ -511,6 +512,7 @@ impl Builder {
             let backend = self.chardev(chardev, "-mon")?;
             self.cfg.monitors.push(MonitorConfig {
                 id: id.clone().unwrap_or_else(|| chardev.clone()),
+                chardev: chardev.clone(),
                 backend,
                 control: *control,
                 pretty: *pretty,

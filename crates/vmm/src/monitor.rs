@@ -1,0 +1,178 @@
+//! The VMM side of QMP: the [`MonitorBackend`] the monitor threads call, and
+//! starting the monitors named on the command line.
+//!
+//! Monitor threads never touch the machine. Queries read [`VmState`], which
+//! the main loop keeps current; commands that change the VM are posted to
+//! the main loop as [`Event::Monitor`] and the monitor thread waits for the
+//! main loop's answer, so every state change happens on one thread, in one
+//! order, whoever asked for it.
+
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixListener;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rvirt_qmp::{
+    ChardevInfo, CpuInfoFast, Event as QmpEvent, EventBus, MonitorBackend, MonitorServer,
+    QmpError, RunState, ShutdownCause,
+};
+use rvirt_vmm_config::{ChardevBackend, VmConfig};
+
+use crate::events::{Event, EventSender, MonitorRequest};
+use crate::VmmError;
+
+/// What the monitors can read without asking the main loop.
+pub(crate) struct VmState {
+    pub(crate) status: Mutex<RunState>,
+    pub(crate) cpus: Mutex<Vec<CpuInfoFast>>,
+    pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
+    name: Option<String>,
+    uuid: Option<String>,
+}
+
+impl VmState {
+    pub(crate) fn new(cfg: &VmConfig) -> Self {
+        VmState {
+            status: Mutex::new(if cfg.start_paused {
+                RunState::Prelaunch
+            } else {
+                RunState::Running
+            }),
+            cpus: Mutex::new(Vec::new()),
+            chardevs: Mutex::new(Vec::new()),
+            name: cfg.name.clone(),
+            uuid: cfg.uuid.clone(),
+        }
+    }
+
+    pub(crate) fn status(&self) -> RunState {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_status(&self, s: RunState) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+}
+
+/// How long a monitor thread waits for the main loop. The main loop answers
+/// in microseconds unless it is rebooting a large guest; a bound keeps a
+/// stuck VMM from also hanging its monitors.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) struct Backend {
+    state: Arc<VmState>,
+    events: EventSender,
+    bus: EventBus,
+}
+
+impl Backend {
+    fn ask(&self, request: MonitorRequest) -> Result<(), QmpError> {
+        let (tx, rx) = mpsc::channel();
+        self.events.post(Event::Monitor(request, tx));
+        rx.recv_timeout(ANSWER_TIMEOUT)
+            .unwrap_or_else(|_| Err(QmpError::generic("the VMM did not answer")))
+    }
+}
+
+impl MonitorBackend for Backend {
+    fn status(&self) -> RunState {
+        self.state.status()
+    }
+
+    fn stop(&self) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::Stop)
+    }
+
+    fn cont(&self) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::Cont)
+    }
+
+    fn system_reset(&self) {
+        if let Err(e) = self.ask(MonitorRequest::Reset) {
+            tracing::warn!("system_reset: {}", e.desc);
+        }
+    }
+
+    fn system_powerdown(&self) {
+        if let Err(e) = self.ask(MonitorRequest::Powerdown) {
+            tracing::warn!("system_powerdown: {}", e.desc);
+        }
+    }
+
+    fn quit(&self) {
+        self.bus.post(QmpEvent::shutdown(ShutdownCause::HostQmpQuit));
+        self.events.post(Event::Quit);
+    }
+
+    fn name(&self) -> Option<String> {
+        self.state.name.clone()
+    }
+
+    fn uuid(&self) -> Option<String> {
+        self.state.uuid.clone()
+    }
+
+    fn cpus(&self) -> Vec<CpuInfoFast> {
+        self.state.cpus.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn chardevs(&self) -> Vec<ChardevInfo> {
+        self.state.chardevs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn monitor_err(source: impl std::error::Error + Send + Sync + 'static) -> VmmError {
+    VmmError::Monitor(Box::new(source))
+}
+
+/// Starts every monitor of `cfg`. Returns the server (to shut down at exit)
+/// and the chardev entries the monitors add to `query-chardev`.
+pub(crate) fn start(
+    cfg: &VmConfig,
+    state: Arc<VmState>,
+    events: EventSender,
+    bus: EventBus,
+) -> Result<(MonitorServer, Vec<ChardevInfo>), VmmError> {
+    let backend = Arc::new(Backend {
+        state,
+        events,
+        bus: bus.clone(),
+    });
+    let mut server = MonitorServer::new(backend, bus).map_err(monitor_err)?;
+    let mut infos = Vec::new();
+    for m in &cfg.monitors {
+        let filename = match &m.backend {
+            ChardevBackend::Socket { path, wait, .. } => {
+                if *wait {
+                    server.listen_unix_and_wait(path, &m.id).map_err(monitor_err)?;
+                } else {
+                    server.listen_unix(path, &m.id).map_err(monitor_err)?;
+                }
+                format!("unix:{},server=on", path.display())
+            }
+            ChardevBackend::Stdio => {
+                server.serve_stdio(&m.id).map_err(monitor_err)?;
+                "stdio".to_string()
+            }
+            ChardevBackend::Fd(fd) => {
+                // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+                if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+                    return Err(VmmError::MonitorFd(*fd));
+                }
+                // SAFETY: the descriptor is open (checked) and was passed to
+                // this process for the monitor to own.
+                let listener = unsafe { UnixListener::from_raw_fd(*fd) };
+                server.serve_listener(listener, &m.id).map_err(monitor_err)?;
+                format!("fd:{fd}")
+            }
+            other => return Err(VmmError::MonitorBackend(format!("{other:?}"))),
+        };
+        infos.push(ChardevInfo {
+            label: m.chardev.clone(),
+            filename,
+            frontend_open: true,
+        });
+    }
+    Ok((server, infos))
+}
