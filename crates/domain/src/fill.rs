@@ -122,7 +122,7 @@ fn aliases_and_addresses(d: &mut Domain) {
                 );
             }
         }
-        if virtio && matches!(e.name.as_str(), "memballoon" | "rng") && e.child("address").is_none()
+        if virtio && matches!(e.name.as_ref(), "memballoon" | "rng") && e.child("address").is_none()
         {
             e.push(virtio_mmio());
         }

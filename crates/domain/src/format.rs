@@ -5,17 +5,17 @@ use crate::model::*;
 use crate::order;
 use crate::xml::{self, Element};
 
-fn text_el(name: &str, text: impl Into<String>) -> Element {
+fn text_el(name: &'static str, text: impl Into<String>) -> Element {
     Element::new(name).with_text(text)
 }
 
-fn push_opt_text(parent: &mut Element, name: &str, text: &Option<String>) {
+fn push_opt_text(parent: &mut Element, name: &'static str, text: &Option<String>) {
     if let Some(t) = text {
         parent.push(text_el(name, t.clone()));
     }
 }
 
-fn kib_el(name: &str, kib: u64) -> Element {
+fn kib_el(name: &'static str, kib: u64) -> Element {
     Element::new(name)
         .with_attr("unit", Some("KiB"))
         .with_text(kib.to_string())

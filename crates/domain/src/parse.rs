@@ -460,7 +460,7 @@ fn devices(p: &mut Problems, mut e: Element) -> Devices {
         ..Default::default()
     };
     for child in e.take_all_elements() {
-        match child.name.as_str() {
+        match child.name.as_ref() {
             "disk" => d.disks.push(disk(p, child)),
             "interface" => d.interfaces.push(interface(p, child)),
             "serial" => d.serials.push(chardev(p, child, ChardevKind::Serial)),
@@ -471,7 +471,7 @@ fn devices(p: &mut Problems, mut e: Element) -> Devices {
     }
     // Kept in libvirt's order, as the writer will lay them out.
     d.others
-        .sort_by_key(|o| crate::order::rank(crate::order::DEVICES, o.kind()));
+        .sort_by_cached_key(|o| crate::order::rank(crate::order::DEVICES, o.kind()));
     d.extra = e;
     d
 }

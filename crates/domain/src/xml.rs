@@ -4,8 +4,222 @@
 //! The typed model is built from this tree; whatever the model does not
 //! understand stays here so that it is written back unchanged.
 
+use std::borrow::Cow;
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+
+/// Names and attribute values: the common ones are shared static strings,
+/// which saves most of the allocations of reading a document.
+pub type Text = Cow<'static, str>;
+
+/// Element names, attribute names and attribute values that libvirt
+/// documents use over and over.
+const COMMON: &[&str] = &[
+    "0",
+    "0x0",
+    "0x00",
+    "0x0000",
+    "0x01",
+    "0x02",
+    "0x03",
+    "0x04",
+    "0x05",
+    "0x06",
+    "0x07",
+    "0x08",
+    "0x09",
+    "0x0a",
+    "0x1",
+    "0x2",
+    "0x7",
+    "1",
+    "2",
+    "3",
+    "4",
+    "KiB",
+    "acpi",
+    "address",
+    "alias",
+    "apic",
+    "arch",
+    "audio",
+    "autoport",
+    "backend",
+    "backingStore",
+    "boot",
+    "bridge",
+    "bus",
+    "cache",
+    "catchup",
+    "cdrom",
+    "channel",
+    "check",
+    "clock",
+    "cmdline",
+    "compression",
+    "console",
+    "controller",
+    "cores",
+    "cpu",
+    "currentMemory",
+    "delay",
+    "description",
+    "destroy",
+    "dev",
+    "device",
+    "devices",
+    "dies",
+    "disk",
+    "domain",
+    "drive",
+    "driver",
+    "emulator",
+    "enabled",
+    "entry",
+    "fallback",
+    "feature",
+    "features",
+    "file",
+    "filesystem",
+    "function",
+    "graphics",
+    "hd",
+    "hostdev",
+    "hpet",
+    "hvm",
+    "id",
+    "ide",
+    "image",
+    "index",
+    "initrd",
+    "input",
+    "interface",
+    "io",
+    "isa-serial",
+    "kernel",
+    "keyboard",
+    "kvm",
+    "listen",
+    "mac",
+    "machine",
+    "master",
+    "memballoon",
+    "memory",
+    "metadata",
+    "migratable",
+    "mode",
+    "model",
+    "mouse",
+    "multifunction",
+    "name",
+    "network",
+    "no",
+    "none",
+    "off",
+    "on",
+    "on_crash",
+    "on_poweroff",
+    "on_reboot",
+    "order",
+    "os",
+    "panic",
+    "pc-i440fx-7.2",
+    "pci",
+    "pci-root",
+    "pit",
+    "placement",
+    "pm",
+    "policy",
+    "port",
+    "present",
+    "protocol",
+    "ps2",
+    "pty",
+    "qemu",
+    "qxl",
+    "raw",
+    "readonly",
+    "redirdev",
+    "restart",
+    "rng",
+    "rtc",
+    "sata",
+    "serial",
+    "shareable",
+    "slot",
+    "sockets",
+    "sound",
+    "source",
+    "spice",
+    "spicevmc",
+    "startport",
+    "state",
+    "static",
+    "suspend-to-disk",
+    "suspend-to-mem",
+    "tablet",
+    "target",
+    "threads",
+    "tickpolicy",
+    "timer",
+    "title",
+    "topology",
+    "type",
+    "unit",
+    "usb",
+    "utc",
+    "uuid",
+    "vcpu",
+    "video",
+    "virtio",
+    "virtio-serial",
+    "vmport",
+    "watchdog",
+    "x86_64",
+    "yes",
+];
+
+/// `COMMON` bucketed by length; lookups compare the first byte before the
+/// rest, which keeps interning cheaper than the allocation it saves.
+fn common_by_len() -> &'static [Vec<&'static str>] {
+    static TABLE: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let longest = COMMON.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut t = vec![Vec::new(); longest + 1];
+        for s in COMMON {
+            t[s.len()].push(*s);
+        }
+        t
+    })
+}
+
+/// The shared static copy of `b`, if it is common.
+fn common(b: &[u8]) -> Option<&'static str> {
+    let first = b.first().copied();
+    common_by_len().get(b.len()).and_then(|bucket| {
+        bucket
+            .iter()
+            .find(|c| c.as_bytes().first().copied() == first && c.as_bytes() == b)
+            .copied()
+    })
+}
+
+/// A shared static copy of `s` if it is common, an owned one otherwise.
+pub fn intern(s: &str) -> Text {
+    match common(s.as_bytes()) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(s.to_string()),
+    }
+}
+
+/// Like [`intern`] for raw names: common ones skip UTF-8 validation.
+fn intern_bytes(b: &[u8]) -> Result<Text, std::str::Utf8Error> {
+    match common(b) {
+        Some(c) => Ok(Cow::Borrowed(c)),
+        None => std::str::from_utf8(b).map(|s| Cow::Owned(s.to_string())),
+    }
+}
 
 /// Deeper nesting than this is refused: no libvirt document comes close, and
 /// it keeps the recursive writer and drop bounded on hostile input.
@@ -35,8 +249,8 @@ pub enum Node {
 /// An element with its attributes in document order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
+    pub name: Text,
+    pub attrs: Vec<(Text, Text)>,
     pub children: Vec<Node>,
     /// Line of the start tag.
     pub line: Line,
@@ -52,9 +266,9 @@ pub struct XmlError {
 }
 
 impl Element {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &'static str) -> Self {
         Element {
-            name: name.to_string(),
+            name: Cow::Borrowed(name),
             ..Default::default()
         }
     }
@@ -63,21 +277,22 @@ impl Element {
         self.attrs
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Removes and returns an attribute.
     pub fn take_attr(&mut self, name: &str) -> Option<String> {
         let i = self.attrs.iter().position(|(k, _)| k == name)?;
-        Some(self.attrs.remove(i).1)
+        Some(self.attrs.remove(i).1.into_owned())
     }
 
     /// Sets an attribute, replacing an existing one in place.
     pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
+        let value: String = value.into();
+        let value = intern(&value);
         match self.attrs.iter_mut().find(|(k, _)| k == name) {
             Some(slot) => slot.1 = value,
-            None => self.attrs.push((name.to_string(), value)),
+            None => self.attrs.push((intern(name), value)),
         }
     }
 
@@ -114,6 +329,9 @@ impl Element {
 
     /// Removes and returns every child element with this name, in order.
     pub fn take_children(&mut self, name: &str) -> Vec<Element> {
+        if self.child(name).is_none() {
+            return Vec::new();
+        }
         let mut taken = Vec::new();
         let mut kept = Vec::with_capacity(self.children.len());
         for n in std::mem::take(&mut self.children) {
@@ -152,6 +370,12 @@ impl Element {
 
     /// Removes the text content and returns it.
     pub fn take_text(&mut self) -> String {
+        // The usual case, a single text node, is moved out without a copy.
+        if let [Node::Text(_)] = self.children.as_slice() {
+            if let Some(Node::Text(t)) = self.children.pop() {
+                return t;
+            }
+        }
         let s = self.text();
         self.children.retain(|n| matches!(n, Node::Element(_)));
         s
@@ -159,6 +383,10 @@ impl Element {
 
     pub fn push(&mut self, e: Element) {
         self.children.push(Node::Element(e));
+    }
+
+    fn has_elements(&self) -> bool {
+        self.children.iter().any(|n| matches!(n, Node::Element(_)))
     }
 
     pub fn push_text(&mut self, t: impl Into<String>) {
@@ -190,11 +418,19 @@ impl Element {
     /// Stable-sorts the child elements by `rank`; text stays first.
     /// Names the table does not know keep their order after the known ones.
     pub fn sort_children(&mut self, rank: impl Fn(&str) -> usize) {
-        self.children.sort_by_key(|n| match n {
+        self.children.sort_by_cached_key(|n| match n {
             Node::Text(_) => 0,
             Node::Element(e) => rank(&e.name) + 1,
         });
     }
+}
+
+/// Adds a parsed child, dropping the layout whitespace just before it.
+fn add_child(parent: &mut Element, child: Element) {
+    if matches!(parent.children.last(), Some(Node::Text(t)) if t.trim().is_empty()) {
+        parent.children.pop();
+    }
+    parent.push(child);
 }
 
 fn line_col(input: &str, offset: usize) -> (u32, u32) {
@@ -252,30 +488,22 @@ fn start_element(
     e: &BytesStart<'_>,
     line: u32,
 ) -> Result<Element, XmlError> {
-    let name = std::str::from_utf8(e.name().as_ref())
-        .map_err(|_| err_at(input, offset, "element name is not UTF-8"))?
-        .to_string();
+    let name = intern_bytes(e.name().as_ref())
+        .map_err(|_| err_at(input, offset, "element name is not UTF-8"))?;
     let mut el = Element {
         name,
         line: Line(line),
         ..Default::default()
     };
+    // quick-xml's attribute iterator refuses duplicate names itself.
     for a in e.attributes() {
         let a = a.map_err(|x| err_at(input, offset, x.to_string()))?;
-        let key = std::str::from_utf8(a.key.as_ref())
-            .map_err(|_| err_at(input, offset, "attribute name is not UTF-8"))?
-            .to_string();
-        let value = a
-            .unescape_value()
-            .map_err(|x| err_at(input, offset, x.to_string()))?
-            .into_owned();
-        if el.attr(&key).is_some() {
-            return Err(err_at(
-                input,
-                offset,
-                format!("duplicate attribute '{key}' on <{}>", el.name),
-            ));
-        }
+        let key = intern_bytes(a.key.as_ref())
+            .map_err(|_| err_at(input, offset, "attribute name is not UTF-8"))?;
+        let value = intern(
+            &a.unescape_value()
+                .map_err(|x| err_at(input, offset, x.to_string()))?,
+        );
         el.attrs.push((key, value));
     }
     Ok(el)
@@ -284,6 +512,14 @@ fn start_element(
 /// Drops layout whitespace: in an element that has child elements, text is
 /// trimmed and whitespace-only text removed (libvirt does the same on read).
 fn tidy(el: &mut Element) {
+    let adjacent_text = el
+        .children
+        .windows(2)
+        .any(|w| matches!(w, [Node::Text(_), Node::Text(_)]));
+    let mixed = el.has_elements() && el.children.iter().any(|n| matches!(n, Node::Text(_)));
+    if !adjacent_text && !mixed {
+        return;
+    }
     // Adjacent text nodes (split by entity references) are joined first.
     let mut merged: Vec<Node> = Vec::with_capacity(el.children.len());
     for n in std::mem::take(&mut el.children) {
@@ -367,7 +603,7 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 let line = lines.line_at(before);
                 let el = start_element(input, before, &e, line)?;
                 match stack.last_mut() {
-                    Some(parent) => parent.push(el),
+                    Some(parent) => add_child(parent, el),
                     None => root = Some(el),
                 }
             }
@@ -377,7 +613,7 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 };
                 tidy(&mut el);
                 match stack.last_mut() {
-                    Some(parent) => parent.push(el),
+                    Some(parent) => add_child(parent, el),
                     None => root = Some(el),
                 }
             }
@@ -385,9 +621,13 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 let text = t
                     .decode()
                     .map_err(|e| err_at(input, before, e.to_string()))?;
+                let blank = text.trim().is_empty();
                 match stack.last_mut() {
+                    // Layout between elements: dropped here rather than by
+                    // `tidy`, which saves an allocation per line.
+                    Some(parent) if blank && parent.has_elements() => {}
                     Some(parent) => parent.push_text(text.into_owned()),
-                    None if text.trim().is_empty() => {}
+                    None if blank => {}
                     None => return Err(err_at(input, before, "text outside the root element")),
                 }
             }
