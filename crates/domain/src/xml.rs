@@ -679,47 +679,84 @@ pub fn escape_into(out: &mut String, s: &str) {
     }
 }
 
-/// Writes `el` at `depth` (2 spaces per level), ending with a newline.
-pub fn write(out: &mut String, el: &Element, depth: usize) {
+/// How attributes and text are quoted: libvirt's own formatter, or libxml2's
+/// node dump, which libvirt uses for the foreign XML inside `<metadata>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Libvirt,
+    Libxml2,
+}
+
+fn escape_styled(out: &mut String, s: &str, style: Style, attr: bool) {
+    if style == Style::Libvirt {
+        return escape_into(out, s);
+    }
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\r' => out.push_str("&#13;"),
+            '"' if attr => out.push_str("&quot;"),
+            '\n' if attr => out.push_str("&#10;"),
+            '\t' if attr => out.push_str("&#9;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn indent(out: &mut String, depth: usize) {
     for _ in 0..depth {
         out.push_str("  ");
     }
+}
+
+/// Writes `el` at `depth` (2 spaces per level), ending with a newline.
+pub fn write(out: &mut String, el: &Element, depth: usize) {
+    write_styled(out, el, depth, Style::Libvirt);
+}
+
+fn write_styled(out: &mut String, el: &Element, depth: usize, style: Style) {
+    indent(out, depth);
     out.push('<');
     out.push_str(&el.name);
+    let quote = if style == Style::Libvirt { '\'' } else { '"' };
     for (k, v) in &el.attrs {
         out.push(' ');
         out.push_str(k);
-        out.push_str("='");
-        escape_into(out, v);
-        out.push('\'');
+        out.push('=');
+        out.push(quote);
+        escape_styled(out, v, style, true);
+        out.push(quote);
     }
-    let has_elements = el.children.iter().any(|n| matches!(n, Node::Element(_)));
     if el.children.is_empty() {
         out.push_str("/>\n");
         return;
     }
     out.push('>');
-    if has_elements {
+    // The content of <metadata> is foreign XML that libvirt dumps with libxml2.
+    let inner = if el.name == "metadata" {
+        Style::Libxml2
+    } else {
+        style
+    };
+    if el.children.iter().any(|n| matches!(n, Node::Element(_))) {
         out.push('\n');
         for n in &el.children {
             match n {
-                Node::Element(c) => write(out, c, depth + 1),
+                Node::Element(c) => write_styled(out, c, depth + 1, inner),
                 Node::Text(t) => {
-                    for _ in 0..=depth {
-                        out.push_str("  ");
-                    }
-                    escape_into(out, t);
+                    indent(out, depth + 1);
+                    escape_styled(out, t, inner, false);
                     out.push('\n');
                 }
             }
         }
-        for _ in 0..depth {
-            out.push_str("  ");
-        }
+        indent(out, depth);
     } else {
         for n in &el.children {
             if let Node::Text(t) = n {
-                escape_into(out, t);
+                escape_styled(out, t, inner, false);
             }
         }
     }

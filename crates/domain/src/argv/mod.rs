@@ -242,9 +242,8 @@ fn smp(dom: &Domain) -> String {
     match dom.cpu.as_ref().and_then(|c| c.topology.as_ref()) {
         Some(t) => {
             s.push_str(&format!(",sockets={}", t.sockets));
-            if let Some(d) = t.dies.filter(|&d| d > 1) {
-                s.push_str(&format!(",dies={d}"));
-            }
+            // libvirt names dies whenever a topology is given.
+            s.push_str(&format!(",dies={}", t.dies.unwrap_or(1)));
             if let Some(c) = t.clusters.filter(|&c| c > 1) {
                 s.push_str(&format!(",clusters={c}"));
             }
