@@ -55,13 +55,19 @@ fn macs(d: &mut Domain, rng: &mut dyn Random) {
         if iface.mac.is_some() {
             continue;
         }
-        loop {
-            let b = rng.bytes16();
-            let mac = Mac::with_qemu_prefix([b[0], b[1], b[2]]);
-            if used.insert(mac) {
-                iface.mac = Some(mac);
-                break;
-            }
+        // A random start, then the next free address: always ends, even
+        // with a poor random source.
+        let b = rng.bytes16();
+        let start = u32::from_be_bytes([0, b[0], b[1], b[2]]);
+        let free = (0..1u32 << 24)
+            .map(|k| {
+                let [_, x, y, z] = ((start + k) & 0xff_ffff).to_be_bytes();
+                Mac::with_qemu_prefix([x, y, z])
+            })
+            .find(|m| !used.contains(m));
+        if let Some(mac) = free {
+            used.insert(mac);
+            iface.mac = Some(mac);
         }
     }
 }
@@ -73,6 +79,10 @@ fn virtio_mmio() -> Element {
 fn aliases_and_addresses(d: &mut Domain) {
     let devs = &mut d.devices;
     for disk in &mut devs.disks {
+        // libvirt writes the bus it inferred from the target name.
+        if disk.target_bus.is_none() && disk.bus() != "none" {
+            disk.target_bus = Some(disk.bus().to_string());
+        }
         if disk.info.address.is_none() {
             let bus = disk.bus().to_string();
             disk.info.address = match names::disk_index(&disk.target_dev)
@@ -153,4 +163,71 @@ fn other_alias(o: &OtherDevice, n: usize) -> Option<String> {
         "redirdev" => format!("redir{n}"),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Constant;
+
+    impl Random for Constant {
+        fn bytes16(&mut self) -> [u8; 16] {
+            [7; 16]
+        }
+    }
+
+    const XML: &str = "<domain type='kvm'><name>f</name><memory>1024</memory>\
+        <os><type>hvm</type></os><devices>\
+        <interface type='bridge'><mac address='52:54:00:07:07:07'/></interface>\
+        <interface type='bridge'/><interface type='bridge'/>\
+        <disk type='file'><source file='/x'/><target dev='hdc'/></disk>\
+        <disk type='file'><source file='/y'/><target dev='sdb' bus='sata'/></disk>\
+        <disk type='file'><source file='/z'/><target dev='vdb' bus='virtio'/></disk>\
+        </devices></domain>";
+
+    #[test]
+    fn generated_macs_are_unique_and_use_the_qemu_prefix() {
+        let mut d = Domain::from_xml(XML).unwrap();
+        fill_in(&mut d, &mut Constant);
+        let macs: Vec<String> = d
+            .devices
+            .interfaces
+            .iter()
+            .map(|i| i.mac.unwrap().to_string())
+            .collect();
+        assert_eq!(
+            macs,
+            [
+                "52:54:00:07:07:07",
+                "52:54:00:07:07:08",
+                "52:54:00:07:07:09"
+            ]
+        );
+    }
+
+    #[test]
+    fn fills_uuid_memory_and_libvirt_addresses() {
+        let mut d = Domain::from_xml(XML).unwrap();
+        fill_in(&mut d, &mut Constant);
+        assert_eq!(
+            d.uuid.unwrap().to_string(),
+            "07070707-0707-4707-8707-070707070707"
+        );
+        assert_eq!(d.current_memory_kib, Some(1024));
+        assert_eq!(d.os.boot_devs, ["hd"]);
+        assert_eq!(d.devices.disks[0].target_bus.as_deref(), Some("ide"));
+        let disks = &d.devices.disks;
+        let alias = |i: usize| disks[i].info.alias.clone().unwrap();
+        assert_eq!(alias(0), "ide0-1-0");
+        assert_eq!(alias(1), "sata0-0-1");
+        assert_eq!(alias(2), "virtio-disk1");
+        let addr = disks[0].info.address.as_ref().unwrap();
+        assert_eq!(addr.attr("bus"), Some("1"));
+        assert_eq!(addr.attr("unit"), Some("0"));
+        assert_eq!(
+            disks[2].info.address.as_ref().unwrap().attr("type"),
+            Some("virtio-mmio")
+        );
+    }
 }

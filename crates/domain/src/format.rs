@@ -15,10 +15,10 @@ fn push_opt_text(parent: &mut Element, name: &'static str, text: &Option<String>
     }
 }
 
-fn kib_el(name: &'static str, kib: u64) -> Element {
-    Element::new(name)
-        .with_attr("unit", Some("KiB"))
-        .with_text(kib.to_string())
+fn kib_el(name: &'static str, kib: u64, kept: &KeptAttrs) -> Element {
+    let mut e = Element::new(name).with_attr("unit", Some("KiB"));
+    e.attrs.extend(kept.iter().cloned());
+    e.with_text(kib.to_string())
 }
 
 /// Finishes an element: appends kept parts, then sorts children by `table`.
@@ -43,11 +43,12 @@ pub(crate) fn domain(d: &Domain) -> Element {
     if let Some(m) = &d.max_memory {
         let mut el = Element::new("maxMemory").with_attr("slots", m.slots.map(|s| s.to_string()));
         el.set_attr("unit", "KiB");
+        el.attrs.extend(m.attrs.iter().cloned());
         e.push(el.with_text(m.kib.to_string()));
     }
-    e.push(kib_el("memory", d.memory_kib));
+    e.push(kib_el("memory", d.memory_kib, &d.memory_attrs));
     if let Some(c) = d.current_memory_kib {
-        e.push(kib_el("currentMemory", c));
+        e.push(kib_el("currentMemory", c, &d.current_memory_attrs));
     }
     if let Some(m) = &d.memory_backing {
         e.push(m.clone());
@@ -99,23 +100,22 @@ fn cpu(c: &Cpu) -> Element {
         .with_attr("match", c.match_.clone())
         .with_attr("check", c.check.clone());
     if let Some(m) = &c.model {
-        e.push(
-            Element::new("model")
-                .with_attr("fallback", m.fallback.clone())
-                .with_attr("vendor_id", m.vendor_id.clone())
-                .with_text(m.name.clone()),
-        );
+        let mut el = Element::new("model")
+            .with_attr("fallback", m.fallback.clone())
+            .with_attr("vendor_id", m.vendor_id.clone());
+        el.attrs.extend(m.attrs.iter().cloned());
+        e.push(el.with_text(m.name.clone()));
     }
     push_opt_text(&mut e, "vendor", &c.vendor);
     if let Some(t) = &c.topology {
-        e.push(
-            Element::new("topology")
-                .with_attr("sockets", Some(t.sockets.to_string()))
-                .with_attr("dies", t.dies.map(|n| n.to_string()))
-                .with_attr("clusters", t.clusters.map(|n| n.to_string()))
-                .with_attr("cores", Some(t.cores.to_string()))
-                .with_attr("threads", Some(t.threads.to_string())),
-        );
+        let mut el = Element::new("topology")
+            .with_attr("sockets", Some(t.sockets.to_string()))
+            .with_attr("dies", t.dies.map(|n| n.to_string()))
+            .with_attr("clusters", t.clusters.map(|n| n.to_string()))
+            .with_attr("cores", Some(t.cores.to_string()))
+            .with_attr("threads", Some(t.threads.to_string()));
+        el.attrs.extend(t.attrs.iter().cloned());
+        e.push(el);
     }
     for f in &c.features {
         e.push(
@@ -166,8 +166,11 @@ fn devices(d: &Devices) -> Element {
 }
 
 fn push_info(e: &mut Element, info: &DeviceInfo) {
-    if let Some(b) = info.boot_order {
-        e.push(Element::new("boot").with_attr("order", Some(b.to_string())));
+    if info.boot_order.is_some() || !info.boot_attrs.is_empty() {
+        let mut el =
+            Element::new("boot").with_attr("order", info.boot_order.map(|b| b.to_string()));
+        el.attrs.extend(info.boot_attrs.iter().cloned());
+        e.push(el);
     }
     if let Some(a) = &info.alias {
         e.push(Element::new("alias").with_attr("name", Some(a.clone())));
@@ -219,7 +222,9 @@ fn disk(d: &Disk) -> Element {
 fn interface(i: &Interface) -> Element {
     let mut e = Element::new("interface").with_attr("type", Some(i.iface_type.clone()));
     if let Some(m) = i.mac {
-        e.push(Element::new("mac").with_attr("address", Some(m.to_string())));
+        let mut el = Element::new("mac").with_attr("address", Some(m.to_string()));
+        el.attrs.extend(i.mac_attrs.iter().cloned());
+        e.push(el);
     }
     if let Some(s) = &i.source {
         e.push(s.clone());

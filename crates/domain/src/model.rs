@@ -5,7 +5,11 @@
 //! back loses nothing the user wrote.
 
 use crate::mac::Mac;
-use crate::xml::{Element, Line};
+use crate::xml::{Element, Line, Text};
+
+/// Attributes of a modelled element that the model does not interpret
+/// (`<memory dumpCore='on'>`, `<mac type='static'>`…), written back as read.
+pub type KeptAttrs = Vec<(Text, Text)>;
 
 /// A libvirt domain definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +25,10 @@ pub struct Domain {
     pub metadata: Option<Element>,
     /// `<memory>`, in KiB.
     pub memory_kib: u64,
+    pub memory_attrs: KeptAttrs,
     /// `<currentMemory>`, in KiB.
     pub current_memory_kib: Option<u64>,
+    pub current_memory_attrs: KeptAttrs,
     pub max_memory: Option<MaxMemory>,
     /// Kept verbatim.
     pub memory_backing: Option<Element>,
@@ -60,6 +66,7 @@ pub struct Lines {
 pub struct MaxMemory {
     pub kib: u64,
     pub slots: Option<u32>,
+    pub attrs: KeptAttrs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,6 +99,7 @@ pub struct CpuModel {
     pub name: String,
     pub fallback: Option<String>,
     pub vendor_id: Option<String>,
+    pub attrs: KeptAttrs,
 }
 
 /// `<topology>`: counts left out are taken as 1.
@@ -102,6 +110,7 @@ pub struct Topology {
     pub clusters: Option<u32>,
     pub cores: u32,
     pub threads: u32,
+    pub attrs: KeptAttrs,
     pub line: Line,
 }
 
@@ -208,6 +217,8 @@ pub struct Devices {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceInfo {
     pub boot_order: Option<u32>,
+    /// Other attributes of `<boot>` (`loadparm`).
+    pub boot_attrs: KeptAttrs,
     pub alias: Option<String>,
     /// Kept as written (`type='pci'`, `'drive'`, `'virtio-mmio'`…).
     pub address: Option<Element>,
@@ -289,6 +300,7 @@ pub struct Interface {
     /// network, bridge, user, ethernet, direct…
     pub iface_type: String,
     pub mac: Option<Mac>,
+    pub mac_attrs: KeptAttrs,
     /// Kept whole (`network=`, `bridge=`, `dev=`+`mode=`…).
     pub source: Option<Element>,
     pub model: Option<String>,

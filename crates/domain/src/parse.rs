@@ -130,6 +130,7 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
     let description = opt_text(&mut root, "description");
     let metadata = root.take_child("metadata");
 
+    let mut memory_attrs = Vec::new();
     let memory_kib = match root.take_child("memory") {
         Some(mut e) => {
             lines.memory = e.line;
@@ -142,6 +143,7 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
                     "memory size must be greater than zero".into(),
                 );
             }
+            memory_attrs = e.attrs;
             kib.unwrap_or(0)
         }
         None => {
@@ -149,16 +151,24 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
             0
         }
     };
+    let mut current_memory_attrs = Vec::new();
     let current_memory_kib = root.take_child("currentMemory").and_then(|mut e| {
         lines.current_memory = e.line;
-        size(p, &mut e)
+        let kib = size(p, &mut e);
+        current_memory_attrs = e.attrs;
+        kib
     });
     let max_memory = root.take_child("maxMemory").and_then(|mut e| {
         lines.max_memory = e.line;
         let slots = e
             .take_attr("slots")
             .and_then(|s| p.number(e.line.0, "maxMemory", Some("slots"), &s));
-        size(p, &mut e).map(|kib| MaxMemory { kib, slots })
+        let kib = size(p, &mut e);
+        kib.map(|kib| MaxMemory {
+            kib,
+            slots,
+            attrs: e.attrs,
+        })
     });
     let memory_backing = root.take_child("memoryBacking");
     let vcpu = match root.take_child("vcpu") {
@@ -224,7 +234,9 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
         description,
         metadata,
         memory_kib,
+        memory_attrs,
         current_memory_kib,
+        current_memory_attrs,
         max_memory,
         memory_backing,
         vcpu,
@@ -314,6 +326,7 @@ fn cpu(p: &mut Problems, mut e: Element) -> Cpu {
         fallback: m.take_attr("fallback"),
         vendor_id: m.take_attr("vendor_id"),
         name: m.take_text(),
+        attrs: std::mem::take(&mut m.attrs),
     });
     let vendor = opt_text(&mut e, "vendor");
     let topology = e.take_child("topology").map(|mut t| {
@@ -332,12 +345,15 @@ fn cpu(p: &mut Problems, mut e: Element) -> Cpu {
                 n
             })
         };
+        let (sockets, dies, clusters) = (count("sockets"), count("dies"), count("clusters"));
+        let (cores, threads) = (count("cores"), count("threads"));
         Topology {
-            sockets: count("sockets").unwrap_or(1),
-            dies: count("dies"),
-            clusters: count("clusters"),
-            cores: count("cores").unwrap_or(1),
-            threads: count("threads").unwrap_or(1),
+            sockets: sockets.unwrap_or(1),
+            dies,
+            clusters,
+            cores: cores.unwrap_or(1),
+            threads: threads.unwrap_or(1),
+            attrs: std::mem::take(&mut t.attrs),
             line: Line(tl),
         }
     });
@@ -477,10 +493,12 @@ fn devices(p: &mut Problems, mut e: Element) -> Devices {
 }
 
 fn device_info(p: &mut Problems, e: &mut Element) -> DeviceInfo {
+    let mut boot_attrs = Vec::new();
     let boot_order = e.take_child("boot").and_then(|mut b| {
         let line = b.line.0;
-        let order = b.take_attr("order")?;
-        let n: u32 = p.number(line, "boot", Some("order"), &order)?;
+        let order = b.take_attr("order");
+        boot_attrs = std::mem::take(&mut b.attrs);
+        let n: u32 = p.number(line, "boot", Some("order"), &order?)?;
         if n == 0 {
             p.push(
                 line,
@@ -494,6 +512,7 @@ fn device_info(p: &mut Problems, e: &mut Element) -> DeviceInfo {
     let alias = e.take_child("alias").and_then(|mut a| a.take_attr("name"));
     DeviceInfo {
         boot_order,
+        boot_attrs,
         alias,
         address: e.take_child("address"),
     }
@@ -613,8 +632,10 @@ fn interface(p: &mut Problems, mut e: Element) -> Interface {
             "missing interface type".into(),
         );
     }
+    let mut mac_attrs = Vec::new();
     let mac = e.take_child("mac").and_then(|mut m| {
         let addr = m.take_attr("address").unwrap_or_default();
+        mac_attrs = std::mem::take(&mut m.attrs);
         match addr.parse::<Mac>() {
             Ok(mac) => Some(mac),
             Err(err) => {
@@ -636,6 +657,7 @@ fn interface(p: &mut Problems, mut e: Element) -> Interface {
     Interface {
         iface_type,
         mac,
+        mac_attrs,
         source,
         model,
         target_dev,

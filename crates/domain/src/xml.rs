@@ -797,6 +797,27 @@ mod tests {
     }
 
     #[test]
+    fn interns_common_names_only() {
+        assert!(matches!(intern("disk"), Cow::Borrowed("disk")));
+        assert!(matches!(intern("disks"), Cow::Owned(_)));
+        assert!(matches!(intern(""), Cow::Owned(_)));
+        for c in COMMON {
+            assert!(matches!(intern(c), Cow::Borrowed(x) if x == *c));
+        }
+    }
+
+    #[test]
+    fn metadata_content_is_written_as_libxml2_does() {
+        let doc = "<d><metadata><a:x xmlns:a='u' k='&quot;v&apos;'>t&apos;s</a:x></metadata><e k='&apos;'/></d>";
+        let mut out = String::new();
+        write(&mut out, &parse(doc).unwrap(), 0);
+        assert_eq!(
+            out,
+            "<d>\n  <metadata>\n    <a:x xmlns:a=\"u\" k=\"&quot;v'\">t's</a:x>\n  </metadata>\n  <e k='&apos;'/>\n</d>\n"
+        );
+    }
+
+    #[test]
     fn refuses_deep_nesting() {
         let doc = "<a>".repeat(1000);
         assert!(parse(&doc).unwrap_err().message.contains("deeply"));

@@ -340,7 +340,10 @@ fn unknown_content_is_kept_verbatim() {
         "    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>\n  </devices>\n  <seclabel type='dynamic' model='selinux'/>\n",
     )
     .replace("<disk type='file' device='disk'>", "<disk type='file' device='disk' snapshot='no'>")
-    .replace("<target dev='vda' bus='virtio'/>", "<target dev='vda' bus='virtio' rotation_rate='1'/>\n      <iotune><total_bytes_sec>1000</total_bytes_sec></iotune>");
+    .replace("<target dev='vda' bus='virtio'/>", "<target dev='vda' bus='virtio' rotation_rate='1'/>\n      <iotune><total_bytes_sec>1000</total_bytes_sec></iotune>")
+    .replace("<memory unit='MiB'>", "<memory unit='MiB' dumpCore='on'>")
+    .replace("<mac address='52:54:00:00:00:01'/>", "<mac address='52:54:00:00:00:01' type='static'/>\n      <boot order='1' loadparm='X1'/>")
+    .replace("<topology sockets='1'", "<topology books='1' sockets='1'");
     let out = Domain::from_xml(&doc).unwrap().to_xml();
     for kept in [
         "<tpm model='tpm-crb'>",
@@ -349,6 +352,10 @@ fn unknown_content_is_kept_verbatim() {
         "snapshot='no'",
         "rotation_rate='1'",
         "<total_bytes_sec>1000</total_bytes_sec>",
+        "<memory unit='KiB' dumpCore='on'>524288</memory>",
+        "<mac address='52:54:00:00:00:01' type='static'/>",
+        "<boot order='1' loadparm='X1'/>",
+        "books='1'",
     ] {
         assert!(out.contains(kept), "lost {kept}:\n{out}");
     }
