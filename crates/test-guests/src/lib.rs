@@ -62,11 +62,14 @@ pub enum Guest {
     Exits,
     /// PVH: prints `ONELINE`, then isa-debug-exit, i8042 reset, triple fault.
     Oneline,
+    /// PVH: arms the ACPI fixed power button, waits for a press, prints
+    /// whether the SCI reached the PIC, acknowledges and powers off.
+    Powerbtn,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 15] = [
+    pub const ALL: [Guest; 16] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -82,6 +85,7 @@ impl Guest {
         Guest::Panic,
         Guest::Exits,
         Guest::Oneline,
+        Guest::Powerbtn,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -102,6 +106,7 @@ impl Guest {
             Guest::Panic => "panic",
             Guest::Exits => "exits",
             Guest::Oneline => "oneline",
+            Guest::Powerbtn => "powerbtn",
         }
     }
 

@@ -78,10 +78,11 @@ impl Devices {
     pub(crate) fn new(cfg: &VmConfig, events: EventSender) -> Result<Self, VmmError> {
         let mut serials = Vec::new();
         for (s, &(port, irq)) in cfg.serials.iter().zip(COM_PORTS.iter()) {
-            let chardev = Chardev::open(&s.chardev, &s.backend).map_err(|source| VmmError::Chardev {
-                option: "-serial",
-                source,
-            })?;
+            let chardev =
+                Chardev::open(&s.chardev, &s.backend).map_err(|source| VmmError::Chardev {
+                    option: "-serial",
+                    source,
+                })?;
             let irq_evt = EventFdTrigger::new(eventfd("a serial interrupt")?);
             let out = chardev.writer().map_err(setup("serial output"))?;
             let device = Arc::new(Mutex::new(Serial::new(irq_evt.clone(), out)));
@@ -154,7 +155,11 @@ impl Devices {
             gsi: irqs::SCI,
         });
         let pm = Arc::new(Mutex::new(AcpiPm::new(sci, control.clone())));
-        insert(pm.clone(), ports::ACPI_PM, rvirt_devices::acpi_pm::LEN as u16);
+        insert(
+            pm.clone(),
+            ports::ACPI_PM,
+            rvirt_devices::acpi_pm::LEN as u16,
+        );
         insert(
             Arc::new(Mutex::new(ResetControl::new(control.clone()))),
             ports::RESET_CONTROL,

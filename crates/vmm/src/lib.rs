@@ -17,7 +17,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use rvirt_devices::AcpiPm;
-use rvirt_machine::{BootConfig, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology};
+use rvirt_machine::{
+    BootConfig, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology,
+};
 use rvirt_qmp::{
     CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, GuestPanicAction, MonitorServer, QmpError,
     RunState, ShutdownCause,
@@ -137,18 +139,14 @@ struct Running {
 type Reply = Sender<Result<(), QmpError>>;
 
 impl Vmm {
-    /// Opens the host-side resources named in `config` and starts its
-    /// monitors, so a manager can connect before the guest boots.
+    /// Opens the host-side resources named in `config`.
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
         let (tx, receiver) = mpsc::channel();
         let events = EventSender::new(tx);
         let devices = Devices::new(&config, events.clone())?;
         let state = Arc::new(VmState::new(&config));
-        let bus = EventBus::new();
-        let (monitors, monitor_infos) =
-            monitor::start(&config, state.clone(), events.clone(), bus.clone())?;
         let mut chardevs = devices.chardev_infos();
-        chardevs.extend(monitor_infos);
+        chardevs.extend(monitor::chardev_infos(&config));
         *state.chardevs.lock().unwrap_or_else(|p| p.into_inner()) = chardevs;
         Ok(Vmm {
             config,
@@ -157,8 +155,8 @@ impl Vmm {
             events,
             receiver,
             state,
-            bus,
-            monitors: Some(monitors),
+            bus: EventBus::new(),
+            monitors: None,
         })
     }
 
@@ -260,8 +258,23 @@ impl Vmm {
 
     /// Boots the VM: after this returns, the guest runs (or waits for
     /// `cont` under `-S`). Everything that can fail at start fails here.
+    ///
+    /// The machine is built with its vCPUs parked, then the monitors start,
+    /// so the first client already sees every vCPU (and a `wait=on` monitor
+    /// holds the guest until its client is there), then the vCPUs run
+    /// unless `-S` was given.
     pub fn start(&mut self) -> Result<(), VmmError> {
-        let running = self.boot(self.config.start_paused)?;
+        let running = self.boot(true)?;
+        let monitors = monitor::start(
+            &self.config,
+            self.state.clone(),
+            self.events.clone(),
+            self.bus.clone(),
+        )?;
+        self.monitors = Some(monitors);
+        if !self.config.start_paused {
+            running.vcpus.resume();
+        }
         self.running = Some(running);
         Ok(())
     }
@@ -282,19 +295,29 @@ impl Vmm {
         self.state.set_status(s);
     }
 
-    /// Stops the vCPUs if they run, posting STOP.
-    fn pause(&mut self, running: &Running, next: RunState) {
-        if self.state.status() == RunState::Running {
+    /// Stops the vCPUs if they run and moves to `next`, then posts `first`
+    /// and STOP. The state changes before any event is posted, so a client
+    /// that queries after an event sees the state the event announced.
+    fn pause(&mut self, running: &Running, next: RunState, first: Option<QmpEvent>) {
+        let was_running = self.state.status() == RunState::Running;
+        if was_running {
             running.vcpus.pause();
-            self.bus.post(QmpEvent::Stop);
         }
         self.set_state(next);
+        if let Some(e) = first {
+            self.bus.post(e);
+        }
+        if was_running {
+            self.bus.post(QmpEvent::Stop);
+        }
     }
 
     fn event_loop(&mut self) -> Result<Exit, VmmError> {
-        let mut running = match self.running.take() {
-            Some(r) => r,
-            None => self.boot(self.config.start_paused)?,
+        if self.running.is_none() {
+            self.start()?;
+        }
+        let Some(mut running) = self.running.take() else {
+            return Ok(Exit::GuestShutdown);
         };
         loop {
             let Ok(event) = self.receiver.recv() else {
@@ -302,21 +325,22 @@ impl Vmm {
             };
             match event {
                 Event::PowerOff => {
-                    self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestShutdown));
+                    let event = QmpEvent::shutdown(ShutdownCause::GuestShutdown);
                     if !self.config.no_shutdown {
+                        self.bus.post(event);
                         return Ok(Exit::GuestShutdown);
                     }
                     // -no-shutdown: the vCPUs stop and the process stays
                     // for whoever manages it to decide.
-                    self.pause(&running, RunState::Shutdown);
+                    self.pause(&running, RunState::Shutdown, Some(event));
                 }
                 Event::Panic => {
                     if self.config.no_shutdown {
-                        self.bus.post(QmpEvent::GuestPanicked {
+                        let event = QmpEvent::GuestPanicked {
                             action: GuestPanicAction::Pause,
                             info: None,
-                        });
-                        self.pause(&running, RunState::GuestPanicked);
+                        };
+                        self.pause(&running, RunState::GuestPanicked, Some(event));
                     } else {
                         self.bus.post(QmpEvent::GuestPanicked {
                             action: GuestPanicAction::Poweroff,
@@ -373,14 +397,16 @@ impl Vmm {
         let result = match request {
             MonitorRequest::Stop => {
                 if self.state.status() == RunState::Running {
-                    self.pause(&running, RunState::Paused);
+                    self.pause(&running, RunState::Paused, None);
                 }
                 Ok(())
             }
             MonitorRequest::Cont => {
                 let s = self.state.status();
                 if s.needs_reset() {
-                    Err(QmpError::generic("Resetting the Virtual Machine is required"))
+                    Err(QmpError::generic(
+                        "Resetting the Virtual Machine is required",
+                    ))
                 } else {
                     if s != RunState::Running {
                         running.vcpus.resume();

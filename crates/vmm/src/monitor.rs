@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rvirt_qmp::{
-    ChardevInfo, CpuInfoFast, Event as QmpEvent, EventBus, MonitorBackend, MonitorServer,
-    QmpError, RunState, ShutdownCause,
+    ChardevInfo, CpuInfoFast, Event as QmpEvent, EventBus, MonitorBackend, MonitorServer, QmpError,
+    RunState, ShutdownCause,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
@@ -101,7 +101,8 @@ impl MonitorBackend for Backend {
     }
 
     fn quit(&self) {
-        self.bus.post(QmpEvent::shutdown(ShutdownCause::HostQmpQuit));
+        self.bus
+            .post(QmpEvent::shutdown(ShutdownCause::HostQmpQuit));
         self.events.post(Event::Quit);
     }
 
@@ -114,11 +115,19 @@ impl MonitorBackend for Backend {
     }
 
     fn cpus(&self) -> Vec<CpuInfoFast> {
-        self.state.cpus.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.state
+            .cpus
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn chardevs(&self) -> Vec<ChardevInfo> {
-        self.state.chardevs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.state
+            .chardevs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -126,35 +135,48 @@ fn monitor_err(source: impl std::error::Error + Send + Sync + 'static) -> VmmErr
     VmmError::Monitor(Box::new(source))
 }
 
-/// Starts every monitor of `cfg`. Returns the server (to shut down at exit)
-/// and the chardev entries the monitors add to `query-chardev`.
+/// The `query-chardev` entries of the monitors.
+pub(crate) fn chardev_infos(cfg: &VmConfig) -> Vec<ChardevInfo> {
+    cfg.monitors
+        .iter()
+        .map(|m| ChardevInfo {
+            label: m.chardev.clone(),
+            filename: match &m.backend {
+                ChardevBackend::Socket { path, .. } => format!("unix:{},server=on", path.display()),
+                ChardevBackend::Stdio => "stdio".into(),
+                ChardevBackend::Fd(fd) => format!("fd:{fd}"),
+                other => format!("{other:?}"),
+            },
+            frontend_open: true,
+        })
+        .collect()
+}
+
+/// Starts every monitor of `cfg`; the server is shut down at exit.
 pub(crate) fn start(
     cfg: &VmConfig,
     state: Arc<VmState>,
     events: EventSender,
     bus: EventBus,
-) -> Result<(MonitorServer, Vec<ChardevInfo>), VmmError> {
+) -> Result<MonitorServer, VmmError> {
     let backend = Arc::new(Backend {
         state,
         events,
         bus: bus.clone(),
     });
     let mut server = MonitorServer::new(backend, bus).map_err(monitor_err)?;
-    let mut infos = Vec::new();
     for m in &cfg.monitors {
-        let filename = match &m.backend {
+        match &m.backend {
             ChardevBackend::Socket { path, wait, .. } => {
                 if *wait {
-                    server.listen_unix_and_wait(path, &m.id).map_err(monitor_err)?;
+                    server
+                        .listen_unix_and_wait(path, &m.id)
+                        .map_err(monitor_err)?;
                 } else {
                     server.listen_unix(path, &m.id).map_err(monitor_err)?;
                 }
-                format!("unix:{},server=on", path.display())
             }
-            ChardevBackend::Stdio => {
-                server.serve_stdio(&m.id).map_err(monitor_err)?;
-                "stdio".to_string()
-            }
+            ChardevBackend::Stdio => server.serve_stdio(&m.id).map_err(monitor_err)?,
             ChardevBackend::Fd(fd) => {
                 // SAFETY: fcntl(F_GETFD) only queries the descriptor.
                 if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
@@ -163,16 +185,12 @@ pub(crate) fn start(
                 // SAFETY: the descriptor is open (checked) and was passed to
                 // this process for the monitor to own.
                 let listener = unsafe { UnixListener::from_raw_fd(*fd) };
-                server.serve_listener(listener, &m.id).map_err(monitor_err)?;
-                format!("fd:{fd}")
+                server
+                    .serve_listener(listener, &m.id)
+                    .map_err(monitor_err)?;
             }
             other => return Err(VmmError::MonitorBackend(format!("{other:?}"))),
-        };
-        infos.push(ChardevInfo {
-            label: m.chardev.clone(),
-            filename,
-            frontend_open: true,
-        });
+        }
     }
-    Ok((server, infos))
+    Ok(server)
 }

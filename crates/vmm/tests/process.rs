@@ -263,7 +263,11 @@ fn no_permission_on_dev_kvm_is_one_clear_line() {
     let kernel = dir.path().join("hello.elf");
     std::fs::copy(Guest::Hello.path(), &kernel).unwrap();
     // The temporary directory is root's 0700; let `nobody` read the kernel.
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let out = std::process::Command::new(vmm())
         .args(["-serial", "null", "-kernel", kernel.to_str().unwrap()])
         .uid(65534)
