@@ -112,9 +112,9 @@ fn aliases_and_addresses(d: &mut Domain) {
             c.info.alias.get_or_insert_with(|| format!("{prefix}{i}"));
         }
     }
-    let mut counts = std::collections::HashMap::<String, usize>::new();
+    let mut counts = std::collections::HashMap::<crate::xml::Text, usize>::new();
     for o in &mut devs.others {
-        let n = counts.entry(o.kind().to_string()).or_default();
+        let n = counts.entry(o.element.name.clone()).or_default();
         let alias = other_alias(o, *n);
         *n += 1;
         let virtio = o.model() == Some("virtio");

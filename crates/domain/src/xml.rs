@@ -180,15 +180,28 @@ const COMMON: &[&str] = &[
     "yes",
 ];
 
-/// `COMMON` bucketed by length; lookups compare the first byte before the
-/// rest, which keeps interning cheaper than the allocation it saves.
-fn common_by_len() -> &'static [Vec<&'static str>] {
-    static TABLE: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+const SLOTS: usize = 1024;
+
+fn fnv1a(b: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &x in b {
+        h = (h ^ u32::from(x)).wrapping_mul(0x0100_0193);
+    }
+    h as usize
+}
+
+/// `COMMON` in an open-addressing hash table: one hash and usually one
+/// comparison per lookup, cheaper than the allocation it saves.
+fn common_table() -> &'static [Option<&'static str>] {
+    static TABLE: std::sync::OnceLock<Vec<Option<&'static str>>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let longest = COMMON.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut t = vec![Vec::new(); longest + 1];
+        let mut t = vec![None; SLOTS];
         for s in COMMON {
-            t[s.len()].push(*s);
+            let mut i = fnv1a(s.as_bytes()) % SLOTS;
+            while t[i].is_some() {
+                i = (i + 1) % SLOTS;
+            }
+            t[i] = Some(*s);
         }
         t
     })
@@ -196,13 +209,19 @@ fn common_by_len() -> &'static [Vec<&'static str>] {
 
 /// The shared static copy of `b`, if it is common.
 fn common(b: &[u8]) -> Option<&'static str> {
-    let first = b.first().copied();
-    common_by_len().get(b.len()).and_then(|bucket| {
-        bucket
-            .iter()
-            .find(|c| c.as_bytes().first().copied() == first && c.as_bytes() == b)
-            .copied()
-    })
+    if b.len() > 16 {
+        return None;
+    }
+    let table = common_table();
+    let mut i = fnv1a(b) % SLOTS;
+    // The table is less than a fifth full: every probe run ends at an empty slot.
+    while let Some(c) = table[i] {
+        if c.as_bytes() == b {
+            return Some(c);
+        }
+        i = (i + 1) % SLOTS;
+    }
+    None
 }
 
 /// A shared static copy of `s` if it is common, an owned one otherwise.
