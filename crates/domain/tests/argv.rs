@@ -198,3 +198,22 @@ fn refused_fixtures_name_their_devices() {
         assert!(err.contains(needle), "{file}: {err}");
     }
 }
+
+#[test]
+fn serial_ports_keep_their_com_port_and_need_their_source() {
+    let xml = MICROVM.replace(
+        "<serial type='pty'/>",
+        "<serial type='pty'><target type='isa-serial' port='1'/></serial>",
+    );
+    let a = derive(&xml).unwrap();
+    assert!(a
+        .args
+        .contains(&"isa-serial,chardev=charserial0,id=serial0,index=1".to_string()));
+
+    let xml = MICROVM.replace("<serial type='pty'/>", "<serial type='file'/>");
+    let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+        panic!()
+    };
+    assert_eq!(list[0].device, "serial 0");
+    assert_eq!(list[0].reason, "'file' source has no path");
+}

@@ -167,8 +167,10 @@ fn chardevs(args: &[String]) -> Vec<String> {
         .collect();
     for dev in values(args, "-device").into_iter().map(props) {
         if matches!(dev["driver"].as_str(), "isa-serial" | "virtconsole") {
+            // isa-serial's index is the COM port the guest sees.
+            let index = dev.get("index").cloned().unwrap_or_default();
             v.push(format!(
-                "{} {} {}",
+                "{} {} {} {index}",
                 dev["driver"], dev["chardev"], dev["id"]
             ));
         }

@@ -134,7 +134,7 @@ fn to_argv_prints_one_argument_per_line_and_warns_on_stderr() {
     assert!(args.contains(
         &"socket,id=charmonitor,path=/tmp/rv/monitor.sock,server=on,wait=off".to_string()
     ));
-    assert!(args.contains(&"isa-serial,chardev=charserial0,id=serial0".to_string()));
+    assert!(args.contains(&"isa-serial,chardev=charserial0,id=serial0,index=0".to_string()));
     let err = text(&out.stderr);
     assert!(
         err.starts_with("-: warning: graphics (vnc) left off"),

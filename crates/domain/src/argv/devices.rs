@@ -250,41 +250,45 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
     b.opt("-device", dev);
 }
 
-/// The `-chardev` backend for a character device, or `None` if unsupported.
-fn chardev_backend(c: &Chardev, id: &str) -> Option<String> {
+/// The `-chardev` backend for a character device, or why there is none.
+fn chardev_backend(c: &Chardev, id: &str) -> Result<String, String> {
     if !support::chardev_backend(&c.dev_type) {
-        return None;
+        return Err(format!("host side '{}' is not supported", c.dev_type));
     }
+    let need = |attr: &str| {
+        c.source_attr(attr)
+            .ok_or_else(|| format!("'{}' source has no {attr}", c.dev_type))
+    };
     let server = c.source_attr("mode") == Some("bind");
     let mut s = match c.dev_type.as_str() {
         "pty" => format!("pty,id={id}"),
         "null" => format!("null,id={id}"),
         "stdio" => format!("stdio,id={id}"),
         "file" => {
-            let mut s = format!("file,id={id},path={}", qv(c.source_attr("path")?));
+            let mut s = format!("file,id={id},path={}", qv(need("path")?));
             if c.source_attr("append") == Some("on") {
                 s.push_str(",append=on");
             }
             s
         }
-        "unix" => format!("socket,id={id},path={}", qv(c.source_attr("path")?)),
+        "unix" => format!("socket,id={id},path={}", qv(need("path")?)),
         "tcp" => {
             let mut s = format!(
                 "socket,id={id},host={},port={}",
                 qv(c.source_attr("host").unwrap_or("localhost")),
-                qv(c.source_attr("service")?)
+                qv(need("service")?)
             );
             if c.protocol.as_deref() == Some("telnet") {
                 s.push_str(",telnet=on");
             }
             s
         }
-        _ => return None,
+        other => return Err(format!("host side '{other}' is not supported")),
     };
     if server && matches!(c.dev_type.as_str(), "unix" | "tcp") {
         s.push_str(",server=on,wait=off");
     }
-    Some(s)
+    Ok(s)
 }
 
 fn chardevs(dom: &Domain, b: &mut Builder) {
@@ -303,13 +307,12 @@ fn chardevs(dom: &Domain, b: &mut Builder) {
     for (i, c) in serials.iter().enumerate() {
         let what = format!("serial {i}");
         let id = format!("charserial{i}");
-        let Some(backend) = chardev_backend(c, &id) else {
-            b.refuse(
-                c.line.0,
-                what,
-                format!("host side '{}' is not supported", c.dev_type),
-            );
-            continue;
+        let backend = match chardev_backend(c, &id) {
+            Ok(s) => s,
+            Err(reason) => {
+                b.refuse(c.line.0, what, reason);
+                continue;
+            }
         };
         let Some(driver) = support::serial_driver(c.target_type()) else {
             b.refuse(
@@ -322,20 +325,29 @@ fn chardevs(dom: &Domain, b: &mut Builder) {
             );
             continue;
         };
+        // The port number picks the COM port (I/O base and IRQ) the guest sees.
+        let port = c
+            .target
+            .as_ref()
+            .and_then(|t| t.attr("port"))
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(i as u32);
         b.opt("-chardev", backend);
-        b.opt("-device", format!("{driver},chardev={id},id=serial{i}"));
+        b.opt(
+            "-device",
+            format!("{driver},chardev={id},id=serial{i},index={port}"),
+        );
     }
     for (i, c) in devs.consoles.iter().enumerate() {
         match c.target_type() {
             Some("virtio") => {
                 let id = format!("charconsole{i}");
-                let Some(backend) = chardev_backend(c, &id) else {
-                    b.refuse(
-                        c.line.0,
-                        format!("console {i}"),
-                        format!("host side '{}' is not supported", c.dev_type),
-                    );
-                    continue;
+                let backend = match chardev_backend(c, &id) {
+                    Ok(s) => s,
+                    Err(reason) => {
+                        b.refuse(c.line.0, format!("console {i}"), reason);
+                        continue;
+                    }
                 };
                 b.opt("-chardev", backend);
                 b.opt(
