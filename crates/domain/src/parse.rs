@@ -8,6 +8,17 @@ use crate::model::*;
 use crate::units::{to_kib, SizeError};
 use crate::xml::{Element, Line};
 
+/// Takes the first `<name>` child when it is exactly `<name attr='…'/>`
+/// and returns the value; anything richer stays in `extra`, written back
+/// whole, so nothing the model does not understand is lost.
+fn take_plain_attr(e: &mut Element, name: &str, attr: &str) -> Option<String> {
+    let c = e.child(name)?;
+    if c.attrs.len() != 1 || !c.children.is_empty() || c.attr(attr).is_none() {
+        return None;
+    }
+    e.take_child(name)?.take_attr(attr)
+}
+
 fn opt_text(parent: &mut Element, name: &str) -> Option<String> {
     parent.take_child(name).map(|mut e| e.take_text())
 }
@@ -177,8 +188,10 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
             vcpu(p, e)
         }
         // libvirt defaults to one vCPU.
+        // Named as the writer will name it, so a re-read compares equal.
         None => Vcpu {
             count: 1,
+            extra: Element::new("vcpu"),
             ..Default::default()
         },
     };
@@ -223,7 +236,10 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
     let devices = root
         .take_child("devices")
         .map(|e| devices(p, e))
-        .unwrap_or_default();
+        .unwrap_or_else(|| Devices {
+            extra: Element::new("devices"),
+            ..Default::default()
+        });
 
     Domain {
         kind,
@@ -509,7 +525,7 @@ fn device_info(p: &mut Problems, e: &mut Element) -> DeviceInfo {
         }
         Some(n)
     });
-    let alias = e.take_child("alias").and_then(|mut a| a.take_attr("name"));
+    let alias = take_plain_attr(e, "alias", "name");
     DeviceInfo {
         boot_order,
         boot_attrs,
@@ -645,14 +661,8 @@ fn interface(p: &mut Problems, mut e: Element) -> Interface {
         }
     });
     let source = e.take_child("source");
-    let model = e.take_child("model").and_then(|mut m| m.take_attr("type"));
-    let target_dev = match e.child("target") {
-        // Only a bare `dev` is modelled; anything richer stays whole.
-        Some(t) if t.attrs.len() == 1 && t.children.is_empty() && t.attr("dev").is_some() => {
-            e.take_child("target").and_then(|mut t| t.take_attr("dev"))
-        }
-        _ => None,
-    };
+    let model = take_plain_attr(&mut e, "model", "type");
+    let target_dev = take_plain_attr(&mut e, "target", "dev");
     let info = device_info(p, &mut e);
     Interface {
         iface_type,
@@ -671,9 +681,7 @@ fn chardev(p: &mut Problems, mut e: Element, kind: ChardevKind) -> Chardev {
     let line = e.line;
     let dev_type = e.take_attr("type").unwrap_or_else(|| "pty".into());
     let source = e.take_child("source");
-    let protocol = e
-        .take_child("protocol")
-        .and_then(|mut x| x.take_attr("type"));
+    let protocol = take_plain_attr(&mut e, "protocol", "type");
     let target = e.take_child("target");
     let info = device_info(p, &mut e);
     Chardev {

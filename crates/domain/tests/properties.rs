@@ -110,9 +110,8 @@ prop_compose! {
     }
 }
 
+// 256 cases each by default; set PROPTEST_CASES for longer runs.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     #[test]
     fn valid_definitions_round_trip((xml, kib) in domain_xml()) {
         let d = Domain::from_xml(&xml).map_err(|e| TestCaseError::fail(format!("{e}\n{xml}")))?;
