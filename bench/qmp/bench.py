@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -336,6 +337,13 @@ def main():
 
     argvs = {"rvirt": rvirt_argv, "qemu": qemu_argv}
     tmpdir = tempfile.mkdtemp(prefix="rvirt-bench-qmp-")
+    try:
+        return measure(a, argvs, rvirt_argv, qemu_argv, tmpdir, log)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def measure(a, argvs, rvirt_argv, qemu_argv, tmpdir, log):
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     problems = []
@@ -460,9 +468,6 @@ def main():
     with open(a.json, "w") as f:
         json.dump(result, f, indent=1)
     print(f"JSON: {a.json}")
-    for fn in os.listdir(tmpdir):
-        os.unlink(os.path.join(tmpdir, fn))
-    os.rmdir(tmpdir)
     return 1 if problems else 0
 
 
