@@ -81,12 +81,13 @@ fn fadt(dsdt: u64, facs: u64) -> acpi_tables::fadt::FADT {
         .flag(Flags::SlpButton)
         .flag(Flags::TmrValExt)
         .flag(Flags::ResetRegSup);
-    // Both the 32-bit and 64-bit forms, equal, so that old and new parsers
-    // agree and ACPICA sees no mismatch to warn about.
-    f.dsdt = (dsdt as u32).into();
+    // The spec wants exactly one of each pair set: the 64-bit DSDT pointer
+    // (ACPI 2.0+ guests read it) and the 32-bit FACS pointer (as QEMU sets
+    // it); setting both makes Linux list the FACS twice.
+    f.dsdt = 0.into();
     f.x_dsdt = dsdt.into();
     f.firmware_ctrl = (facs as u32).into();
-    f.x_firmware_ctrl = facs.into();
+    f.x_firmware_ctrl = 0.into();
     f.sci_int = (irqs::SCI as u16).into();
     // No SMI command port: the machine is always in ACPI mode.
     f.smi_cmd = 0.into();
@@ -272,10 +273,11 @@ mod tests {
         }
         let fadt = out.iter().find(|(s, _)| s == "FACP").unwrap().1.clone();
         let dsdt = at(u64_at(&fadt, 140));
-        assert_eq!(u32_at(&fadt, 40) as usize, dsdt + t.base as usize);
+        assert_eq!(u32_at(&fadt, 40), 0, "only X_DSDT is set");
+        assert_eq!(u64_at(&fadt, 132), 0, "only FIRMWARE_CTRL is set");
         let l = u32_at(b, dsdt + 4) as usize;
         out.push(("DSDT".into(), b[dsdt..dsdt + l].to_vec()));
-        let facs = at(u64_at(&fadt, 132));
+        let facs = at(u64::from(u32_at(&fadt, 36)));
         assert_eq!(&b[facs..facs + 4], b"FACS");
         assert_eq!((facs + t.base as usize) % 64, 0, "FACS alignment");
         out

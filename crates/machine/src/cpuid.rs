@@ -180,6 +180,13 @@ pub fn build(
         .collect();
 
     for e in entries.iter_mut() {
+        // Invariant TSC is left out unless asked for (`+invtsc`), as QEMU's
+        // migratable `host` model does: guests would otherwise rely on a
+        // constant TSC that a migration cannot promise, and on AMD Linux
+        // also expects a firmware MSR bit (HWCR.TscFreqSel) KVM may lack.
+        if e.function == 0x8000_0007 {
+            e.edx &= !(1 << 8);
+        }
         if spec.model == CpuModel::Qemu64 {
             for reg in [Reg::Eax, Reg::Ebx, Reg::Ecx, Reg::Edx] {
                 let idx_ok = e.function != 0xd || e.index == 1;
@@ -355,6 +362,7 @@ mod tests {
             e(0xb, 0, 1, 2, 0x100, 5),
             e(0x4000_0000, 0, 0x4000_0001, 0, 0, 0),
             e(0x8000_0001, 0, 0, 0, 0xffff_ffff, 0xffff_ffff),
+            e(0x8000_0007, 0, 0, 0, 0, 1 << 8),
         ])
         .unwrap()
     }
@@ -387,6 +395,19 @@ mod tests {
         assert_eq!(get(&c, 4, 0).eax >> 26, 1, "two cores per package");
         let sig = get(&c, 0x4000_0000, 0);
         assert_eq!(&sig.ebx.to_le_bytes(), b"KVMK");
+    }
+
+    #[test]
+    fn invariant_tsc_only_on_request() {
+        let topo = Topology::flat(1);
+        let c = build(&fake_supported(), &CpuSpec::default(), &topo, 0).unwrap();
+        assert_eq!(get(&c, 0x8000_0007, 0).edx & (1 << 8), 0);
+        let spec = CpuSpec {
+            model: CpuModel::Host,
+            flags: vec![("invtsc".into(), true)],
+        };
+        let c = build(&fake_supported(), &spec, &topo, 0).unwrap();
+        assert_ne!(get(&c, 0x8000_0007, 0).edx & (1 << 8), 0);
     }
 
     #[test]

@@ -22,5 +22,5 @@ mod vm;
 pub use boot::{BootConfig, EntryPoint, Protocol};
 pub use cpuid::{CpuModel, CpuSpec};
 pub use topology::Topology;
-pub use vcpu::{VcpuEvents, Vcpus};
+pub use vcpu::{ThreadIds, VcpuEvents, Vcpus};
 pub use vm::{Machine, MachineConfig, MachineError};

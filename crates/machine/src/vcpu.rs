@@ -68,6 +68,17 @@ extern "C" fn handle_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc:
     // Nothing to do: delivery alone makes KVM_RUN return EINTR.
 }
 
+/// The host thread IDs of a set of vCPU threads, filled in as they start.
+#[derive(Clone)]
+pub struct ThreadIds(Arc<Vec<AtomicI32>>);
+
+impl ThreadIds {
+    /// The IDs now; 0 for a thread that has not started yet.
+    pub fn read(&self) -> Vec<i32> {
+        self.0.iter().map(|t| t.load(Ordering::Acquire)).collect()
+    }
+}
+
 /// The running vCPU threads.
 pub struct Vcpus {
     control: Arc<Control>,
@@ -146,10 +157,13 @@ impl Vcpus {
 
     /// Host thread IDs of the vCPU threads (0 until a thread has started).
     pub fn thread_ids(&self) -> Vec<i32> {
-        self.tids
-            .iter()
-            .map(|t| t.load(Ordering::Acquire))
-            .collect()
+        self.thread_id_cells().read()
+    }
+
+    /// A shared view of the thread IDs, readable after `self` is gone
+    /// (entries of stopped threads keep their last value).
+    pub fn thread_id_cells(&self) -> ThreadIds {
+        ThreadIds(self.tids.clone())
     }
 
     fn set(&self, want: Want) {

@@ -112,19 +112,6 @@ impl Machine {
             .map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
 
         let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
-        vm.set_tss_address(layout::KVM_TSS as usize)
-            .map_err(kvm_err("SET_TSS_ADDR"))?;
-        vm.set_identity_map_address(layout::KVM_IDENTITY_MAP)
-            .map_err(kvm_err("SET_IDENTITY_MAP_ADDR"))?;
-        vm.create_irq_chip().map_err(kvm_err("CREATE_IRQCHIP"))?;
-        // The dummy speaker lets the in-kernel PIT answer port 0x61, which
-        // Linux reads while calibrating its timers.
-        let pit = kvm_pit_config {
-            flags: KVM_PIT_SPEAKER_DUMMY,
-            ..Default::default()
-        };
-        vm.create_pit2(pit).map_err(kvm_err("CREATE_PIT2"))?;
-
         let ram = RamLayout::new(cfg.mem_size);
         let memory = create_memory(&ram)?;
         for (slot, region) in memory.iter().enumerate() {
@@ -140,6 +127,22 @@ impl Machine {
             // vCPU thread (field order above; `Vcpus` holds a clone).
             unsafe { vm.set_user_memory_region(r) }.map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
         }
+        // The interrupt controllers come after the memory: registering a
+        // memory slot waits for an SRCU grace period that the irqchip and
+        // PIT creation just started, which costs whole scheduler ticks
+        // (measured: 4-8 ms) if done in the other order.
+        vm.set_tss_address(layout::KVM_TSS as usize)
+            .map_err(kvm_err("SET_TSS_ADDR"))?;
+        vm.set_identity_map_address(layout::KVM_IDENTITY_MAP)
+            .map_err(kvm_err("SET_IDENTITY_MAP_ADDR"))?;
+        vm.create_irq_chip().map_err(kvm_err("CREATE_IRQCHIP"))?;
+        // The dummy speaker lets the in-kernel PIT answer port 0x61, which
+        // Linux reads while calibrating its timers.
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(pit).map_err(kvm_err("CREATE_PIT2"))?;
 
         let mut vcpus = Vec::with_capacity(ncpus as usize);
         for cpu in 0..ncpus {

@@ -11,7 +11,9 @@ mod chardev;
 mod devices;
 mod events;
 mod monitor;
+mod teardown;
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -21,8 +23,7 @@ use rvirt_machine::{
     BootConfig, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology,
 };
 use rvirt_qmp::{
-    CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, GuestPanicAction, MonitorServer, QmpError,
-    RunState, ShutdownCause,
+    Event as QmpEvent, EventBus, GuestPanicAction, MonitorServer, QmpError, RunState, ShutdownCause,
 };
 use rvirt_vmm_config::VmConfig;
 
@@ -132,7 +133,7 @@ pub struct Vmm {
 struct Running {
     // Field order: the vCPU threads stop before the machine goes away.
     vcpus: rvirt_machine::Vcpus,
-    _machine: Machine,
+    machine: Machine,
     pm: Arc<Mutex<AcpiPm>>,
 }
 
@@ -217,43 +218,15 @@ impl Vmm {
         self.publish_cpus(&vcpus);
         Ok(Running {
             vcpus,
-            _machine: machine,
+            machine,
             pm: attached.pm,
         })
     }
 
     /// Tells the monitors about the new vCPU threads.
     fn publish_cpus(&self, vcpus: &rvirt_machine::Vcpus) {
-        let topo = vcpus.topology();
-        // Thread IDs appear as the threads start; wait briefly for them so
-        // query-cpus-fast never reports 0.
-        let mut tids = vcpus.thread_ids();
-        for _ in 0..100 {
-            if tids.iter().all(|&t| t != 0) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(200));
-            tids = vcpus.thread_ids();
-        }
-        let cpus = tids
-            .iter()
-            .enumerate()
-            .map(|(i, &tid)| {
-                let (socket, die, core, thread) = topo.position(i as u32);
-                CpuInfoFast::x86_64(
-                    i as i64,
-                    i64::from(tid),
-                    CpuProps {
-                        node_id: None,
-                        socket_id: i64::from(socket),
-                        die_id: Some(i64::from(die)),
-                        core_id: i64::from(core),
-                        thread_id: i64::from(thread),
-                    },
-                )
-            })
-            .collect();
-        *self.state.cpus.lock().unwrap_or_else(|p| p.into_inner()) = cpus;
+        *self.state.cpus.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((vcpus.topology(), vcpus.thread_id_cells()));
     }
 
     /// Boots the VM: after this returns, the guest runs (or waits for
@@ -284,7 +257,10 @@ impl Vmm {
     /// this returns.
     pub fn run(&mut self) -> Result<Exit, VmmError> {
         let result = self.event_loop();
-        self.running = None;
+        if let Some(running) = self.running.take() {
+            running.vcpus.stop();
+            teardown::defer(running.machine.vm_fd().as_raw_fd());
+        }
         if let Some(m) = self.monitors.take() {
             m.shutdown();
         }
@@ -312,67 +288,87 @@ impl Vmm {
         }
     }
 
+    /// Waits for events until the VM ends. The booted machine stays in
+    /// `self.running` throughout, so [`Vmm::run`] decides how it is torn
+    /// down.
     fn event_loop(&mut self) -> Result<Exit, VmmError> {
         if self.running.is_none() {
             self.start()?;
         }
-        let Some(mut running) = self.running.take() else {
-            return Ok(Exit::GuestShutdown);
-        };
         loop {
             let Ok(event) = self.receiver.recv() else {
                 return Ok(Exit::GuestShutdown);
             };
-            match event {
-                Event::PowerOff => {
-                    let event = QmpEvent::shutdown(ShutdownCause::GuestShutdown);
-                    if !self.config.no_shutdown {
-                        self.bus.post(event);
-                        return Ok(Exit::GuestShutdown);
-                    }
+            if let Some(end) = self.handle(event)? {
+                return Ok(end);
+            }
+        }
+    }
+
+    /// Acts on one event; returns how the VM ended, if it did.
+    fn handle(&mut self, event: Event) -> Result<Option<Exit>, VmmError> {
+        let Some(running) = self.running.take() else {
+            return Ok(Some(Exit::GuestShutdown));
+        };
+        let mut end = None;
+        let running = match event {
+            Event::PowerOff => {
+                let event = QmpEvent::shutdown(ShutdownCause::GuestShutdown);
+                if self.config.no_shutdown {
                     // -no-shutdown: the vCPUs stop and the process stays
                     // for whoever manages it to decide.
                     self.pause(&running, RunState::Shutdown, Some(event));
+                } else {
+                    self.bus.post(event);
+                    end = Some(Exit::GuestShutdown);
                 }
-                Event::Panic => {
-                    if self.config.no_shutdown {
-                        let event = QmpEvent::GuestPanicked {
-                            action: GuestPanicAction::Pause,
-                            info: None,
-                        };
-                        self.pause(&running, RunState::GuestPanicked, Some(event));
-                    } else {
-                        self.bus.post(QmpEvent::GuestPanicked {
-                            action: GuestPanicAction::Poweroff,
-                            info: None,
-                        });
-                        self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestPanic));
-                        return Ok(Exit::GuestShutdown);
-                    }
-                }
-                Event::Reset if self.config.no_reboot => {
-                    self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestReset));
-                    return Ok(Exit::GuestShutdown);
-                }
-                Event::Reset => {
-                    tracing::info!("guest reset: rebooting");
-                    self.bus.post(QmpEvent::reset(ShutdownCause::GuestReset));
-                    running = self.reboot(running)?;
-                }
-                Event::Monitor(request, reply) => {
-                    running = self.monitor_request(running, request, reply)?;
-                }
-                Event::Quit => return Ok(Exit::Quit),
-                Event::VcpuFailed { cpu, report } => {
-                    self.set_state(RunState::InternalError);
-                    return Err(VmmError::VcpuFailed { cpu, report });
-                }
-                Event::Signal(sig) => {
-                    self.bus.post(QmpEvent::shutdown(ShutdownCause::HostSignal));
-                    return Ok(Exit::Signal(sig));
-                }
+                running
             }
-        }
+            Event::Panic => {
+                if self.config.no_shutdown {
+                    let event = QmpEvent::GuestPanicked {
+                        action: GuestPanicAction::Pause,
+                        info: None,
+                    };
+                    self.pause(&running, RunState::GuestPanicked, Some(event));
+                } else {
+                    self.bus.post(QmpEvent::GuestPanicked {
+                        action: GuestPanicAction::Poweroff,
+                        info: None,
+                    });
+                    self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestPanic));
+                    end = Some(Exit::GuestShutdown);
+                }
+                running
+            }
+            Event::Reset if self.config.no_reboot => {
+                self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestReset));
+                end = Some(Exit::GuestShutdown);
+                running
+            }
+            Event::Reset => {
+                tracing::info!("guest reset: rebooting");
+                self.bus.post(QmpEvent::reset(ShutdownCause::GuestReset));
+                self.reboot(running)?
+            }
+            Event::Monitor(request, reply) => self.monitor_request(running, request, reply)?,
+            Event::Quit => {
+                end = Some(Exit::Quit);
+                running
+            }
+            Event::VcpuFailed { cpu, report } => {
+                self.set_state(RunState::InternalError);
+                self.running = Some(running);
+                return Err(VmmError::VcpuFailed { cpu, report });
+            }
+            Event::Signal(sig) => {
+                self.bus.post(QmpEvent::shutdown(ShutdownCause::HostSignal));
+                end = Some(Exit::Signal(sig));
+                running
+            }
+        };
+        self.running = Some(running);
+        Ok(end)
     }
 
     /// Boots a fresh machine in place of `old`. A running VM keeps running;

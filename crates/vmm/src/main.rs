@@ -66,20 +66,6 @@ fn run(config: VmConfig, signals: libc::sigset_t, daemon: Option<&mut Daemon>) -
         Ok(v) => v,
         Err(e) => return fail(error_chain(&e)),
     };
-    let sender = vmm.event_sender();
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || loop {
-            let mut sig = 0;
-            // SAFETY: `signals` is an initialised set and `sig` a valid out
-            // pointer; sigwait only reads the one and writes the other.
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-                sender.post(Event::Signal(sig));
-            }
-        });
-    if let Err(e) = spawned {
-        return fail(format_args!("failed to start the signal thread: {e}"));
-    }
     if let Some(path) = &pidfile {
         if let Err(e) = write_pidfile(path) {
             return fail(format_args!(
@@ -93,6 +79,23 @@ fn run(config: VmConfig, signals: libc::sigset_t, daemon: Option<&mut Daemon>) -
             let _ = std::fs::remove_file(path);
         }
         return fail(error_chain(&e));
+    }
+    // The signal thread starts after the guest does: the signals are
+    // blocked until then and wait as pending, and the guest's first
+    // instructions need not wait for one more thread creation.
+    let sender = vmm.event_sender();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let mut sig = 0;
+            // SAFETY: `signals` is an initialised set and `sig` a valid out
+            // pointer; sigwait only reads the one and writes the other.
+            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                sender.post(Event::Signal(sig));
+            }
+        });
+    if let Err(e) = spawned {
+        return fail(format_args!("failed to start the signal thread: {e}"));
     }
     if let Some(d) = daemon {
         d.ready();

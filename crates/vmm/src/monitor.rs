@@ -13,9 +13,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rvirt_machine::{ThreadIds, Topology};
 use rvirt_qmp::{
-    ChardevInfo, CpuInfoFast, Event as QmpEvent, EventBus, MonitorBackend, MonitorServer, QmpError,
-    RunState, ShutdownCause,
+    ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, MonitorBackend, MonitorServer,
+    QmpError, RunState, ShutdownCause,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
@@ -25,7 +26,8 @@ use crate::VmmError;
 /// What the monitors can read without asking the main loop.
 pub(crate) struct VmState {
     pub(crate) status: Mutex<RunState>,
-    pub(crate) cpus: Mutex<Vec<CpuInfoFast>>,
+    /// The vCPUs of the current boot: their topology and thread IDs.
+    pub(crate) cpus: Mutex<Option<(Topology, ThreadIds)>>,
     pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
     name: Option<String>,
     uuid: Option<String>,
@@ -39,7 +41,7 @@ impl VmState {
             } else {
                 RunState::Running
             }),
-            cpus: Mutex::new(Vec::new()),
+            cpus: Mutex::new(None),
             chardevs: Mutex::new(Vec::new()),
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
@@ -115,11 +117,42 @@ impl MonitorBackend for Backend {
     }
 
     fn cpus(&self) -> Vec<CpuInfoFast> {
-        self.state
+        let current = self
+            .state
             .cpus
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        let Some((topo, ids)) = current else {
+            return Vec::new();
+        };
+        // A thread that is starting has no ID yet; it has one within
+        // microseconds, so wait briefly rather than report 0.
+        let mut tids = ids.read();
+        for _ in 0..100 {
+            if tids.iter().all(|&t| t != 0) {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            tids = ids.read();
+        }
+        tids.iter()
+            .enumerate()
+            .map(|(i, &tid)| {
+                let (socket, die, core, thread) = topo.position(i as u32);
+                CpuInfoFast::x86_64(
+                    i as i64,
+                    i64::from(tid),
+                    CpuProps {
+                        node_id: None,
+                        socket_id: i64::from(socket),
+                        die_id: Some(i64::from(die)),
+                        core_id: i64::from(core),
+                        thread_id: i64::from(thread),
+                    },
+                )
+            })
+            .collect()
     }
 
     fn chardevs(&self) -> Vec<ChardevInfo> {
