@@ -8,6 +8,13 @@ use crate::model::*;
 use crate::units::{to_kib, SizeError};
 use crate::xml::{Element, Line};
 
+/// What is left of an element, in the order the writer will put it, so
+/// that a re-read of the output compares equal.
+fn in_order(mut e: Element, table: &[&str]) -> Element {
+    e.sort_children(|n| crate::order::rank(table, n));
+    e
+}
+
 /// Takes the first `<name>` child when it is exactly `<name attr='…'/>`
 /// and returns the value; anything richer stays in `extra`, written back
 /// whole, so nothing the model does not understand is lost.
@@ -266,7 +273,7 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
         on_crash,
         pm,
         devices,
-        extra: root,
+        extra: in_order(root, crate::order::DOMAIN),
         lines,
     }
 }
@@ -413,7 +420,7 @@ fn cpu(p: &mut Problems, mut e: Element) -> Cpu {
         vendor,
         topology,
         features,
-        extra: e,
+        extra: in_order(e, crate::order::CPU),
         line,
     }
 }
@@ -480,7 +487,7 @@ fn os(p: &mut Problems, mut e: Element) -> Os {
         cmdline,
         boot_devs,
         bootmenu,
-        extra: e,
+        extra: in_order(e, crate::order::OS),
         line,
     }
 }
@@ -504,7 +511,7 @@ fn devices(p: &mut Problems, mut e: Element) -> Devices {
     // Kept in libvirt's order, as the writer will lay them out.
     d.others
         .sort_by_cached_key(|o| crate::order::rank(crate::order::DEVICES, o.kind()));
-    d.extra = e;
+    d.extra = in_order(e, crate::order::DEVICES);
     d
 }
 
@@ -632,7 +639,7 @@ fn disk(p: &mut Problems, mut e: Element) -> Disk {
         shareable,
         serial,
         info,
-        extra: e,
+        extra: in_order(e, crate::order::DISK),
         line,
     }
 }
@@ -672,7 +679,7 @@ fn interface(p: &mut Problems, mut e: Element) -> Interface {
         model,
         target_dev,
         info,
-        extra: e,
+        extra: in_order(e, crate::order::INTERFACE),
         line,
     }
 }
@@ -691,7 +698,7 @@ fn chardev(p: &mut Problems, mut e: Element, kind: ChardevKind) -> Chardev {
         protocol,
         target,
         info,
-        extra: e,
+        extra: in_order(e, crate::order::CHARDEV),
         line,
     }
 }
