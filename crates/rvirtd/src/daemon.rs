@@ -1,0 +1,159 @@
+//! The daemon's shared state: the tree, the domain table, event
+//! subscribers, and the bookkeeping every operation shares (state
+//! changes with their events, runtime records, ids).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rvirt_remote::event::{self, shutoff_reason, DomainState, LifecycleEvent};
+use rvirt_remote::{NonnullDomain, RemoteError};
+
+use crate::events::EventHub;
+use crate::paths::Tree;
+use crate::registry::{Registry, Running};
+use crate::runtime::RuntimeRecord;
+
+/// How rvirtd is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tree: Tree,
+    /// The rvirt-vmm executable.
+    pub vmm: PathBuf,
+    /// How long destroy waits after SIGTERM before SIGKILL.
+    pub destroy_grace: Duration,
+}
+
+pub struct Daemon {
+    pub tree: Tree,
+    pub vmm: PathBuf,
+    pub destroy_grace: Duration,
+    reg: Mutex<Registry>,
+    pub events: EventHub,
+    next_id: AtomicI32,
+}
+
+impl Daemon {
+    pub fn new(cfg: Config) -> Arc<Self> {
+        Arc::new(Daemon {
+            tree: cfg.tree,
+            vmm: cfg.vmm,
+            destroy_grace: cfg.destroy_grace,
+            reg: Mutex::new(Registry::default()),
+            events: EventHub::default(),
+            next_id: AtomicI32::new(1),
+        })
+    }
+
+    pub fn reg(&self) -> MutexGuard<'_, Registry> {
+        self.reg.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next domain id (ids only grow, as libvirt's do).
+    pub fn alloc_id(&self) -> i32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Makes sure future ids are above `id` (after adopting a VM).
+    pub fn seen_id(&self, id: i32) {
+        self.next_id
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The job lock and name of the domain a call names.
+    pub fn job_of(&self, dom: &NonnullDomain) -> Result<(Arc<Mutex<()>>, String), RemoteError> {
+        let reg = self.reg();
+        let e = reg.resolve(dom)?;
+        Ok((e.job.clone(), e.name.clone()))
+    }
+
+    /// Moves the running domain `name` (if `run` is still its process) to
+    /// `state`/`reason` and emits `event` (event, detail) if the state
+    /// actually changed; returns whether it did.
+    pub fn transition(
+        &self,
+        name: &str,
+        run: &Arc<Running>,
+        state: DomainState,
+        reason: i32,
+        event: Option<(i32, i32)>,
+    ) -> bool {
+        let (handle, record) = {
+            let mut reg = self.reg();
+            let Some(e) = reg.domains.get_mut(name) else {
+                return false;
+            };
+            if !e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) || e.state == state {
+                return false;
+            }
+            e.state = state;
+            e.reason = reason;
+            (e.handle(), self.record_of(e, run))
+        };
+        if let Err(err) = record.save(&self.tree.state_file(name)) {
+            tracing::warn!(domain = name, error = %err, "cannot save runtime state");
+        }
+        if let Some((ev, detail)) = event {
+            self.events.lifecycle(&handle, ev, detail);
+        }
+        true
+    }
+
+    /// The runtime record for running entry `e`.
+    pub fn record_of(&self, e: &crate::registry::Entry, run: &Running) -> RuntimeRecord {
+        RuntimeRecord {
+            name: e.name.clone(),
+            uuid: e.uuid.to_string(),
+            id: run.id,
+            pid: run.pid,
+            monitor: self.tree.runtime_dir(&e.name).join("monitor.sock"),
+            state: e.state as i32,
+            reason: e.reason,
+            persistent: e.is_persistent(),
+            live_xml: run.live.to_xml(),
+        }
+    }
+
+    /// Records that the process of `name` is gone: shut off with
+    /// `reason`, runtime state removed, transient domains forgotten, the
+    /// STOPPED event sent, waiters woken.
+    pub fn finish_stop(&self, name: &str, run: &Arc<Running>, reason: i32) {
+        let handle = {
+            let mut reg = self.reg();
+            let mut handle = None;
+            let mut forget = false;
+            if let Some(e) = reg.domains.get_mut(name) {
+                if e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) {
+                    e.run = None;
+                    e.state = DomainState::Shutoff;
+                    e.reason = reason;
+                    handle = Some(e.handle());
+                    forget = !e.is_persistent();
+                }
+            }
+            if forget {
+                reg.domains.remove(name);
+            }
+            handle
+        };
+        let _ = std::fs::remove_file(self.tree.state_file(name));
+        let _ = std::fs::remove_dir_all(self.tree.runtime_dir(name));
+        if let Some(h) = handle {
+            tracing::info!(domain = name, reason, "domain shut off");
+            self.events
+                .lifecycle(&h, LifecycleEvent::Stopped as i32, stopped_detail(reason));
+        }
+        run.mark_exited();
+    }
+}
+
+/// The STOPPED event detail for a shut-off reason.
+pub fn stopped_detail(reason: i32) -> i32 {
+    match reason {
+        shutoff_reason::DESTROYED => event::stopped_detail::DESTROYED,
+        shutoff_reason::CRASHED => event::stopped_detail::CRASHED,
+        shutoff_reason::FAILED => event::stopped_detail::FAILED,
+        _ => event::stopped_detail::SHUTDOWN,
+    }
+}

@@ -1,0 +1,45 @@
+//! rvirtd: rvirt's management daemon. It plays libvirtd's role and speaks
+//! libvirt's remote protocol on a UNIX socket, so the real `virsh` (and
+//! rvirsh) manage rvirt VMs: definitions on disk, one rvirt-vmm process
+//! per running domain followed over QMP, state that survives a daemon
+//! restart.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | `paths` | the tree: system, session or `--root` |
+//! | `fsutil` | atomic writes, the one-daemon-per-tree lock |
+//! | `store` | definitions and autostart links on disk |
+//! | `runtime` | the per-VM runtime record (pid, monitor, id, live XML) |
+//! | `registry` | the domain table |
+//! | `daemon` | shared state, state transitions with their events |
+//! | `definitions` | define, undefine, create, autostart |
+//! | `lifecycle` | start, destroy, shutdown, suspend, resume, reboot, QMP followers |
+//! | `recover` | start-up: load, re-adopt running VMs, autostart |
+//! | `process` | VMM processes: spawn, signals, pidfd waits |
+//! | `query` | lists, info, state, XML, vCPUs |
+//! | `dispatch` | procedure -> operation |
+//! | `server`, `outbox`, `events` | socket, per-client queues, event callbacks |
+
+// Operations fail with libvirt's `remote_error` as the wire carries it;
+// errors are the rare path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+pub mod daemon;
+pub mod definitions;
+pub mod dispatch;
+pub mod events;
+pub mod fsutil;
+pub mod hostinfo;
+pub mod lifecycle;
+pub mod outbox;
+pub mod paths;
+pub mod process;
+pub mod query;
+pub mod recover;
+pub mod registry;
+pub mod runtime;
+pub mod server;
+pub mod store;
+
+pub use daemon::{Config, Daemon};
+pub use paths::Tree;

@@ -1,0 +1,390 @@
+//! Starting and stopping domains: one rvirt-vmm process per running
+//! domain, driven over QMP, and a follower thread per process that turns
+//! its QMP events (and its exit) into libvirt states and events.
+
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rvirt_domain::model::LifecycleAction;
+use rvirt_domain::{derive_argv, Domain, RuntimePaths};
+use rvirt_qmp::ReceivedEvent;
+use rvirt_remote::error::{code, from};
+use rvirt_remote::event::{
+    paused_reason, resumed_detail, running_reason, shutdown_detail, shutoff_reason, started_detail,
+    suspended_detail, DomainState, LifecycleEvent,
+};
+use rvirt_remote::{NonnullDomain, RemoteError};
+
+use crate::daemon::Daemon;
+use crate::process::{self, StartError};
+use crate::registry::Running;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Daemon {
+    /// DOMAIN_CREATE(_WITH_FLAGS): starts a defined domain.
+    pub fn start(self: &Arc<Self>, dom: &NonnullDomain, paused: bool) -> Result<(), RemoteError> {
+        let (job, name) = self.job_of(dom)?;
+        let _job = lock(&job);
+        let def = {
+            let reg = self.reg();
+            let e = reg.by_name(&name)?;
+            if e.is_active() {
+                return Err(RemoteError::operation_invalid("domain is already running"));
+            }
+            e.config.clone().ok_or_else(|| {
+                RemoteError::operation_invalid(
+                    "cannot start a transient domain that is not running",
+                )
+            })?
+        };
+        self.launch(&name, def, paused)
+    }
+
+    /// Runs the VMM for `name` with definition `def`. The caller holds
+    /// the domain's job lock and has checked that it is not running.
+    pub fn launch(
+        self: &Arc<Self>,
+        name: &str,
+        def: Arc<Domain>,
+        paused: bool,
+    ) -> Result<(), RemoteError> {
+        let rundir = self.tree.runtime_dir(name);
+        std::fs::create_dir_all(&rundir).map_err(|e| {
+            RemoteError::operation_failed(&format!("cannot create {}: {e}", rundir.display()))
+        })?;
+        let paths = RuntimePaths {
+            monitor_socket: rundir.join("monitor.sock"),
+            pidfile: rundir.join("vmm.pid"),
+            log_file: self.tree.log_file(name),
+        };
+        let argv = derive_argv(&def, &paths).map_err(|e| {
+            RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
+        })?;
+        let started = match process::start_vmm(
+            &self.vmm,
+            &argv.args,
+            &paths.log_file,
+            &paths.monitor_socket,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.start_failed(name);
+                let _ = std::fs::remove_dir_all(&rundir);
+                return Err(start_error(&e));
+            }
+        };
+        let pid = started.child.id() as i32;
+        let qmp = started.qmp;
+        let events = qmp.take_events();
+        if !paused {
+            if let Err(e) = qmp.execute("cont", None) {
+                process::signal(pid, libc::SIGKILL);
+                process::reap(pid);
+                self.start_failed(name);
+                let _ = std::fs::remove_dir_all(&rundir);
+                return Err(RemoteError::operation_failed(&format!(
+                    "cannot resume the new VM: {e}"
+                )));
+            }
+        }
+        let run = Arc::new(Running {
+            id: self.alloc_id(),
+            pid,
+            live: def,
+            qmp,
+            own_child: true,
+            stop_reason: Mutex::new(None),
+            exited: (Mutex::new(false), Condvar::new()),
+            since: Instant::now(),
+        });
+        let (state, reason) = if paused {
+            (DomainState::Paused, paused_reason::USER)
+        } else {
+            (DomainState::Running, running_reason::BOOTED)
+        };
+        let handle = self.attach(name, &run, state, reason);
+        tracing::info!(domain = name, pid, id = run.id, "domain started");
+        if let Some(events) = events {
+            self.follow(name.to_string(), run, events);
+        }
+        if let Some(h) = handle {
+            self.events
+                .lifecycle(&h, LifecycleEvent::Started as i32, started_detail::BOOTED);
+            if paused {
+                self.events.lifecycle(
+                    &h,
+                    LifecycleEvent::Suspended as i32,
+                    suspended_detail::PAUSED,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `run` the process of `name` and writes its runtime record.
+    pub fn attach(
+        &self,
+        name: &str,
+        run: &Arc<Running>,
+        state: DomainState,
+        reason: i32,
+    ) -> Option<NonnullDomain> {
+        let (handle, record) = {
+            let mut reg = self.reg();
+            let e = reg.domains.get_mut(name)?;
+            e.run = Some(run.clone());
+            e.state = state;
+            e.reason = reason;
+            (e.handle(), self.record_of(e, run))
+        };
+        if let Err(err) = record.save(&self.tree.state_file(name)) {
+            tracing::warn!(domain = name, error = %err, "cannot save runtime state");
+        }
+        Some(handle)
+    }
+
+    fn start_failed(&self, name: &str) {
+        let mut reg = self.reg();
+        let forget = match reg.domains.get_mut(name) {
+            Some(e) => {
+                e.state = DomainState::Shutoff;
+                e.reason = shutoff_reason::FAILED;
+                !e.is_persistent()
+            }
+            None => false,
+        };
+        if forget {
+            reg.domains.remove(name);
+        }
+    }
+
+    /// The running process of the domain a call names, or libvirt's
+    /// "domain is not running".
+    fn running(&self, dom: &NonnullDomain) -> Result<(String, Arc<Running>), RemoteError> {
+        let reg = self.reg();
+        let e = reg.resolve(dom)?;
+        let run = e
+            .run
+            .clone()
+            .ok_or_else(|| RemoteError::operation_invalid("domain is not running"))?;
+        Ok((e.name.clone(), run))
+    }
+
+    /// DOMAIN_DESTROY: SIGTERM, then SIGKILL after the grace period;
+    /// returns once the domain is shut off.
+    pub fn destroy(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        let (job, _) = self.job_of(dom)?;
+        let _job = lock(&job);
+        let (name, run) = self.running(dom)?;
+        run.set_stop_reason(shutoff_reason::DESTROYED);
+        process::signal(run.pid, libc::SIGTERM);
+        if !run.wait_exit(self.destroy_grace) {
+            tracing::warn!(domain = %name, pid = run.pid, "VMM ignored SIGTERM; killing it");
+            process::signal(run.pid, libc::SIGKILL);
+            if !run.wait_exit(Duration::from_secs(10)) {
+                return Err(RemoteError::operation_failed(&format!(
+                    "failed to kill process {}",
+                    run.pid
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// DOMAIN_SHUTDOWN: presses the ACPI power button; the domain shuts
+    /// off when the guest powers off.
+    pub fn shutdown(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        let (_, run) = self.running(dom)?;
+        qmp(&run, "system_powerdown")
+    }
+
+    /// DOMAIN_REBOOT: resets the machine.
+    pub fn reboot(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        let (_, run) = self.running(dom)?;
+        qmp(&run, "system_reset")
+    }
+
+    /// DOMAIN_SUSPEND.
+    pub fn suspend(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        let (job, _) = self.job_of(dom)?;
+        let _job = lock(&job);
+        let (name, run) = self.running(dom)?;
+        qmp(&run, "stop")?;
+        self.transition(
+            &name,
+            &run,
+            DomainState::Paused,
+            paused_reason::USER,
+            Some((LifecycleEvent::Suspended as i32, suspended_detail::PAUSED)),
+        );
+        Ok(())
+    }
+
+    /// DOMAIN_RESUME.
+    pub fn resume(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        let (job, _) = self.job_of(dom)?;
+        let _job = lock(&job);
+        let (name, run) = self.running(dom)?;
+        qmp(&run, "cont")?;
+        self.transition(
+            &name,
+            &run,
+            DomainState::Running,
+            running_reason::UNPAUSED,
+            Some((LifecycleEvent::Resumed as i32, resumed_detail::UNPAUSED)),
+        );
+        Ok(())
+    }
+
+    /// Follows `run` on its own thread until its process is gone.
+    pub fn follow(
+        self: &Arc<Self>,
+        name: String,
+        run: Arc<Running>,
+        events: Receiver<ReceivedEvent>,
+    ) {
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("follow-{name}"))
+            .spawn(move || me.follow_loop(&name, &run, events));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a follower thread");
+        }
+    }
+
+    fn follow_loop(&self, name: &str, run: &Arc<Running>, events: Receiver<ReceivedEvent>) {
+        // The pidfd is opened first so that the exit cannot be missed.
+        let pidfd = process::pidfd_open(run.pid).ok();
+        for ev in events {
+            tracing::debug!(domain = name, event = %ev.event, "QMP event");
+            match ev.event.as_str() {
+                "STOP" => {
+                    self.transition(
+                        name,
+                        run,
+                        DomainState::Paused,
+                        paused_reason::USER,
+                        Some((LifecycleEvent::Suspended as i32, suspended_detail::PAUSED)),
+                    );
+                }
+                "RESUME" => {
+                    self.transition(
+                        name,
+                        run,
+                        DomainState::Running,
+                        running_reason::UNPAUSED,
+                        Some((LifecycleEvent::Resumed as i32, resumed_detail::UNPAUSED)),
+                    );
+                }
+                "SHUTDOWN" => self.on_shutdown(name, run, ev.data.as_ref()),
+                "RESET" => {
+                    let handle = self.reg().domains.get(name).map(|e| e.handle());
+                    if let Some(h) = handle {
+                        self.events.reboot(&h);
+                    }
+                }
+                "GUEST_PANICKED" => self.on_crash(run),
+                _ => {}
+            }
+        }
+        // The monitor closed: the VMM is exiting.
+        match &pidfd {
+            Some(fd) => {
+                if !process::wait_pidfd(fd, Some(Duration::from_secs(30))) {
+                    process::signal(run.pid, libc::SIGKILL);
+                    process::wait_pidfd(fd, Some(Duration::from_secs(10)));
+                }
+            }
+            None => {
+                // Without pidfds (old kernels) the process is a zombie or
+                // gone by now, or about to be.
+                if !run.own_child {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        if run.own_child {
+            process::reap(run.pid);
+        }
+        let reason = run.stop_reason().unwrap_or(shutoff_reason::CRASHED);
+        self.finish_stop(name, run, reason);
+    }
+
+    /// The guest powered off (or reset with `-no-reboot`): the SHUTDOWN
+    /// event, then `on_poweroff`.
+    fn on_shutdown(&self, name: &str, run: &Arc<Running>, data: Option<&serde_json::Value>) {
+        let guest = data
+            .and_then(|d| d.get("guest"))
+            .and_then(|g| g.as_bool())
+            .unwrap_or(false);
+        let cause = data
+            .and_then(|d| d.get("reason"))
+            .and_then(|r| r.as_str())
+            .unwrap_or("");
+        if cause.starts_with("host-") {
+            // Our own SIGTERM or quit: destroy is already in charge.
+            return;
+        }
+        let handle = self.reg().domains.get(name).map(|e| e.handle());
+        if let Some(h) = &handle {
+            let detail = if guest {
+                shutdown_detail::GUEST
+            } else {
+                shutdown_detail::HOST
+            };
+            self.events
+                .lifecycle(h, LifecycleEvent::Shutdown as i32, detail);
+        }
+        let action = if cause == "guest-reset" {
+            run.live.on_reboot.unwrap_or(LifecycleAction::Destroy)
+        } else {
+            run.live.on_poweroff.unwrap_or(LifecycleAction::Destroy)
+        };
+        match action {
+            LifecycleAction::Restart if cause != "guest-reset" => {
+                let _ = run.qmp.execute("system_reset", None);
+                let _ = run.qmp.execute("cont", None);
+            }
+            _ => {
+                if run.stop_reason().is_none() {
+                    run.set_stop_reason(shutoff_reason::SHUTDOWN);
+                }
+                process::signal(run.pid, libc::SIGTERM);
+            }
+        }
+    }
+
+    fn on_crash(&self, run: &Arc<Running>) {
+        match run.live.on_crash.unwrap_or(LifecycleAction::Destroy) {
+            LifecycleAction::Restart => {
+                let _ = run.qmp.execute("system_reset", None);
+                let _ = run.qmp.execute("cont", None);
+            }
+            LifecycleAction::Preserve => {}
+            _ => {
+                run.set_stop_reason(shutoff_reason::CRASHED);
+                process::signal(run.pid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
+fn qmp(run: &Running, command: &str) -> Result<(), RemoteError> {
+    run.qmp
+        .execute(command, None)
+        .map(|_| ())
+        .map_err(|e| RemoteError::operation_failed(&format!("{command}: {e}")))
+}
+
+fn start_error(e: &StartError) -> RemoteError {
+    match e {
+        StartError::Exited { message } => RemoteError::internal(&format!(
+            "process exited while connecting to monitor: {message}"
+        )),
+        other => RemoteError::operation_failed(&other.to_string()),
+    }
+}

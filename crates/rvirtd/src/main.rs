@@ -1,0 +1,100 @@
+//! `rvirtd [--root DIR] [--session] [--vmm PATH]`: serves libvirt's
+//! remote protocol on DIR/run/rvirt/rvirt-sock (or the system/session
+//! socket) until killed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use rvirtd::fsutil::TreeLock;
+use rvirtd::{server, Config, Daemon, Tree};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvirtd",
+    version,
+    about = "rvirt management daemon (libvirt remote protocol)"
+)]
+struct Args {
+    /// Put the whole system tree (etc/, run/, var/log/) under DIR.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Session mode: the current user's XDG directories.
+    #[arg(long, conflicts_with = "root")]
+    session: bool,
+    /// The rvirt-vmm executable (default: $RVIRT_VMM, else next to rvirtd).
+    #[arg(long, value_name = "PATH")]
+    vmm: Option<PathBuf>,
+    /// Seconds destroy waits after SIGTERM before SIGKILL.
+    #[arg(long, default_value_t = 10)]
+    destroy_grace: u64,
+}
+
+fn vmm_path(arg: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = arg.or_else(|| std::env::var_os("RVIRT_VMM").map(PathBuf::from)) {
+        return p;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("rvirt-vmm")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("rvirt-vmm"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = std::env::var("RVIRTD_LOG").unwrap_or_else(|_| "info".into());
+    let level = filter.parse().unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let is_root = unsafe { libc::getuid() } == 0;
+    let tree = match (&args.root, args.session || !is_root) {
+        (Some(root), _) => Tree::system(root),
+        (None, false) => Tree::system(std::path::Path::new("/")),
+        (None, true) => match Tree::session() {
+            Ok(t) => t,
+            Err(e) => return fail(&format!("cannot find the session directories: {e}")),
+        },
+    };
+    if let Err(e) = tree.create() {
+        return fail(&format!("cannot create the directories: {e}"));
+    }
+    let _lock = match TreeLock::acquire(&tree.lock_file) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return fail(&format!(
+                "another rvirtd is already running on this tree ({} is locked)",
+                tree.lock_file.display()
+            ))
+        }
+        Err(e) => return fail(&format!("cannot lock {}: {e}", tree.lock_file.display())),
+    };
+    // A client that disappears must not kill the daemon with SIGPIPE.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let daemon = Daemon::new(Config {
+        tree: tree.clone(),
+        vmm: vmm_path(args.vmm),
+        destroy_grace: Duration::from_secs(args.destroy_grace),
+    });
+    daemon.load();
+    let listener = match server::bind(&tree.socket) {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot listen on {}: {e}", tree.socket.display())),
+    };
+    tracing::info!(socket = %tree.socket.display(), vmm = %daemon.vmm.display(), "rvirtd ready");
+    daemon.autostart();
+    match server::serve(listener, daemon) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("serving failed: {e}")),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("rvirtd: {msg}");
+    ExitCode::FAILURE
+}

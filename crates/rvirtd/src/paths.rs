@@ -1,0 +1,114 @@
+//! Where rvirtd keeps things: libvirt's layout with `libvirt` renamed
+//! `rvirt`, for system mode, session mode (XDG directories) or one
+//! `--root` directory holding the whole system tree (tests, the demo).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rvirt_remote::uri::Mode;
+
+/// The directories and files of one daemon instance.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// Which URI path (`/system` or `/session`) CONNECT_OPEN accepts.
+    pub mode: Mode,
+    /// Persistent definitions, `NAME.xml`.
+    pub config_dir: PathBuf,
+    /// `NAME.xml` symlinks for domains started with the daemon.
+    pub autostart_dir: PathBuf,
+    /// Runtime state of running domains (`NAME.json`, `NAME/` with the
+    /// monitor socket and pid file).
+    pub state_dir: PathBuf,
+    /// Per-domain logs, `NAME.log`.
+    pub log_dir: PathBuf,
+    /// The RPC socket.
+    pub socket: PathBuf,
+    /// Held (flock) while a daemon serves this tree.
+    pub lock_file: PathBuf,
+}
+
+impl Tree {
+    /// The system tree below `root` (`/` for the real system mode).
+    pub fn system(root: &Path) -> Self {
+        let run = root.join("run/rvirt");
+        Tree {
+            mode: Mode::System,
+            config_dir: root.join("etc/rvirt/qemu"),
+            autostart_dir: root.join("etc/rvirt/qemu/autostart"),
+            state_dir: run.join("qemu"),
+            log_dir: root.join("var/log/rvirt/qemu"),
+            socket: run.join("rvirt-sock"),
+            lock_file: run.join("rvirtd.lock"),
+        }
+    }
+
+    /// The session tree of the current user, under the XDG directories as
+    /// libvirt's session daemon lays it out.
+    pub fn session() -> io::Result<Self> {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "HOME is not set"))?;
+        let xdg = |var: &str, fallback: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(fallback))
+        };
+        let config = xdg("XDG_CONFIG_HOME", ".config").join("rvirt/qemu");
+        let cache = xdg("XDG_CACHE_HOME", ".cache").join("rvirt/qemu");
+        let run = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+            Some(p) if p.is_absolute() => p.join("rvirt"),
+            _ => cache.join("run"),
+        };
+        Ok(Tree {
+            mode: Mode::Session,
+            autostart_dir: config.join("autostart"),
+            config_dir: config,
+            state_dir: run.join("qemu"),
+            log_dir: cache.join("log"),
+            socket: run.join("rvirt-sock"),
+            lock_file: run.join("rvirtd.lock"),
+        })
+    }
+
+    /// Creates every directory (0700 for the private ones).
+    pub fn create(&self) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        for d in [
+            &self.config_dir,
+            &self.autostart_dir,
+            &self.state_dir,
+            &self.log_dir,
+        ] {
+            b.create(d)?;
+        }
+        if let Some(p) = self.socket.parent() {
+            b.create(p)?;
+        }
+        Ok(())
+    }
+
+    pub fn config_file(&self, name: &str) -> PathBuf {
+        self.config_dir.join(format!("{name}.xml"))
+    }
+
+    pub fn autostart_link(&self, name: &str) -> PathBuf {
+        self.autostart_dir.join(format!("{name}.xml"))
+    }
+
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{name}.log"))
+    }
+
+    /// The JSON runtime record of a running domain.
+    pub fn state_file(&self, name: &str) -> PathBuf {
+        self.state_dir.join(format!("{name}.json"))
+    }
+
+    /// The directory with a running domain's monitor socket and pid file.
+    pub fn runtime_dir(&self, name: &str) -> PathBuf {
+        self.state_dir.join(name)
+    }
+}

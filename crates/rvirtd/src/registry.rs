@@ -1,0 +1,180 @@
+//! The daemon's table of domains: each one's definitions, state and
+//! running process. Guarded by one mutex held only for short lookups and
+//! updates; long operations hold the domain's own job lock instead, so a
+//! slow start never blocks other clients.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
+
+use rvirt_domain::Domain;
+use rvirt_qmp::QmpClient;
+use rvirt_remote::event::DomainState;
+use rvirt_remote::{NonnullDomain, RemoteError, Uuid};
+
+/// A running VMM process and what rvirtd knows about it.
+pub struct Running {
+    /// The domain id, unique among running domains since daemon start.
+    pub id: i32,
+    pub pid: i32,
+    /// The definition it was started with (`dumpxml` without `--inactive`).
+    pub live: Arc<Domain>,
+    pub qmp: QmpClient,
+    /// Started by this daemon process (must be reaped with waitpid), as
+    /// opposed to adopted after a daemon restart.
+    pub own_child: bool,
+    /// The shut-off reason to record when the process exits, when rvirtd
+    /// caused the exit (destroy, guest power-off); none means crashed.
+    pub stop_reason: Mutex<Option<i32>>,
+    /// Set by the follower thread when the process is gone.
+    pub exited: (Mutex<bool>, Condvar),
+    pub since: Instant,
+}
+
+impl Running {
+    /// Waits until the follower saw the process exit, at most `timeout`.
+    pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        let (lock, cv) = &self.exited;
+        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |done| !*done)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard
+    }
+
+    pub fn mark_exited(&self) {
+        let (lock, cv) = &self.exited;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_all();
+    }
+
+    pub fn set_stop_reason(&self, reason: i32) {
+        *self
+            .stop_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+
+    pub fn stop_reason(&self) -> Option<i32> {
+        *self
+            .stop_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One domain.
+pub struct Entry {
+    pub name: String,
+    pub uuid: Uuid,
+    /// The persistent definition; `None` for a transient domain.
+    pub config: Option<Arc<Domain>>,
+    pub autostart: bool,
+    pub state: DomainState,
+    pub reason: i32,
+    pub run: Option<Arc<Running>>,
+    /// Serialises lifecycle operations on this domain.
+    pub job: Arc<Mutex<()>>,
+}
+
+impl Entry {
+    pub fn new(name: String, uuid: Uuid, config: Option<Arc<Domain>>) -> Self {
+        Entry {
+            name,
+            uuid,
+            config,
+            autostart: false,
+            state: DomainState::Shutoff,
+            reason: 0,
+            run: None,
+            job: Arc::new(Mutex::new(())),
+        }
+    }
+
+    pub fn id(&self) -> i32 {
+        self.run.as_ref().map_or(-1, |r| r.id)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.run.is_some()
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// How the protocol names it.
+    pub fn handle(&self) -> NonnullDomain {
+        NonnullDomain {
+            name: self.name.clone(),
+            uuid: self.uuid,
+            id: self.id(),
+        }
+    }
+
+    /// The definition that describes it now: the live one while running.
+    pub fn current_def(&self) -> Option<Arc<Domain>> {
+        match &self.run {
+            Some(r) => Some(r.live.clone()),
+            None => self.config.clone(),
+        }
+    }
+}
+
+/// All domains, by name.
+#[derive(Default)]
+pub struct Registry {
+    pub domains: BTreeMap<String, Entry>,
+}
+
+impl Registry {
+    pub fn by_name(&self, name: &str) -> Result<&Entry, RemoteError> {
+        self.domains
+            .get(name)
+            .ok_or_else(|| RemoteError::no_domain_name(name))
+    }
+
+    pub fn by_uuid(&self, uuid: &Uuid) -> Result<&Entry, RemoteError> {
+        self.domains
+            .values()
+            .find(|e| &e.uuid == uuid)
+            .ok_or_else(|| RemoteError::no_domain_uuid(uuid))
+    }
+
+    pub fn by_id(&self, id: i32) -> Result<&Entry, RemoteError> {
+        self.domains
+            .values()
+            .find(|e| e.id() == id && id >= 0)
+            .ok_or_else(|| RemoteError::no_domain_id(id))
+    }
+
+    /// The domain a call names: by UUID as libvirt's drivers do, with the
+    /// name in the message as the QEMU driver words it.
+    pub fn resolve(&self, dom: &NonnullDomain) -> Result<&Entry, RemoteError> {
+        self.domains
+            .values()
+            .find(|e| e.uuid == dom.uuid)
+            .ok_or_else(|| {
+                RemoteError::new(
+                    rvirt_remote::error::code::NO_DOMAIN,
+                    rvirt_remote::error::from::QEMU,
+                    Some(&format!(
+                        "no domain with matching uuid '{}' ({})",
+                        dom.uuid, dom.name
+                    )),
+                )
+            })
+    }
+
+    pub fn resolve_mut(&mut self, dom: &NonnullDomain) -> Result<&mut Entry, RemoteError> {
+        let name = self.resolve(dom)?.name.clone();
+        self.domains
+            .get_mut(&name)
+            .ok_or_else(|| RemoteError::no_domain_name(&name))
+    }
+}
+
+/// Converts the domain model's UUID to the protocol's.
+pub fn wire_uuid(u: &uuid::Uuid) -> Uuid {
+    Uuid(*u.as_bytes())
+}

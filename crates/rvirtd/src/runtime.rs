@@ -1,0 +1,50 @@
+//! The record rvirtd keeps for each running domain in the state
+//! directory, so that a restarted daemon (even after `kill -9`) finds its
+//! VMs again: pid, monitor socket, id, state and the live definition.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RuntimeRecord {
+    pub name: String,
+    pub uuid: String,
+    pub id: i32,
+    pub pid: i32,
+    pub monitor: PathBuf,
+    /// `virDomainState` and reason at the last change.
+    pub state: i32,
+    pub reason: i32,
+    /// Whether the domain had a persistent definition when it ran.
+    pub persistent: bool,
+    /// The definition it runs with, in dumpxml layout.
+    pub live_xml: String,
+}
+
+impl RuntimeRecord {
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let data = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(path, &data)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let data = std::fs::read(path).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&data).map_err(|e| e.to_string())
+    }
+}
+
+/// Every record file in `dir`.
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    out.sort();
+    out
+}

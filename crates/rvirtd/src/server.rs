@@ -1,0 +1,141 @@
+//! The RPC socket: accept loop, one reader thread and one writer thread
+//! per client. What one client sends (garbage, oversized frames, a stall
+//! mid-message) only ends or blocks that client.
+
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rvirt_remote::error::{code, from};
+use rvirt_remote::handshake::{connection_reply, ServerFeatures};
+use rvirt_remote::keepalive::KeepaliveProc;
+use rvirt_remote::server::{decode_incoming, error_reply, Incoming, Refused};
+use rvirt_remote::{FrameDecoder, RemoteError};
+
+use crate::daemon::Daemon;
+use crate::dispatch;
+use crate::events::Subscriber;
+use crate::outbox::{write_loop, Outbox};
+
+/// More clients than this at once are turned away.
+const MAX_CLIENTS: usize = 1024;
+
+static CLIENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Binds the socket (replacing a stale one: the caller holds the tree
+/// lock, so no live daemon owns it) with mode 0600.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves clients until the listener fails.
+pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> io::Result<()> {
+    for conn in listener.incoming() {
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        if CLIENTS.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+            CLIENTS.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!("too many clients; connection refused");
+            continue;
+        }
+        let d = daemon.clone();
+        let spawned = std::thread::Builder::new()
+            .name("client".into())
+            .spawn(move || {
+                if let Err(e) = client(&d, stream) {
+                    tracing::debug!(error = %e, "client ended");
+                }
+                CLIENTS.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            CLIENTS.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!(error = %e, "cannot start a client thread");
+        }
+    }
+    Ok(())
+}
+
+fn client(daemon: &Arc<Daemon>, mut stream: UnixStream) -> io::Result<()> {
+    let (outbox, rx) = Outbox::new(stream.try_clone()?);
+    let writer = stream.try_clone()?;
+    std::thread::Builder::new()
+        .name("client-writer".into())
+        .spawn(move || write_loop(writer, rx))?;
+    let sub = Arc::new(Subscriber::new(Arc::new(outbox)));
+    daemon.events.attach(&sub);
+    let result = read_loop(daemon, &sub, &mut stream);
+    sub.outbox.close();
+    result
+}
+
+fn read_loop(
+    daemon: &Arc<Daemon>,
+    sub: &Arc<Subscriber>,
+    stream: &mut UnixStream,
+) -> io::Result<()> {
+    let features = ServerFeatures::default();
+    let mut frames = FrameDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 || sub.outbox.is_closed() {
+            return Ok(());
+        }
+        frames.push(&buf[..n]);
+        loop {
+            let msg = match frames.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable message; closing the client");
+                    return Ok(());
+                }
+            };
+            let out = match decode_incoming(&msg) {
+                Ok(Incoming::Call { args, .. }) => Some(
+                    connection_reply(&msg.header, &args, daemon.tree.mode, &features)
+                        .unwrap_or_else(|| dispatch::call(daemon, sub, &msg.header, args)),
+                ),
+                Ok(Incoming::Keepalive(KeepaliveProc::Ping)) => Some(KeepaliveProc::Pong.message()),
+                Ok(Incoming::Keepalive(_)) => None,
+                Ok(Incoming::Stream { .. }) => None,
+                Err(Refused::UnknownProcedure(h)) if h.is_remote() => {
+                    // Not a dropped connection, not an RPC error: the
+                    // procedure exists in libvirt, rvirt does not serve it.
+                    Some(error_reply(
+                        &h,
+                        &RemoteError::new(
+                            code::NO_SUPPORT,
+                            from::RPC,
+                            Some(&format!("unknown procedure {}", h.proc_)),
+                        ),
+                    ))
+                }
+                Err(refused) => {
+                    tracing::debug!(error = %refused, "message refused");
+                    refused.reply()
+                }
+            };
+            if let Some(m) = out {
+                if !sub.outbox.send(&m) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
