@@ -261,7 +261,11 @@ impl Daemon {
         let pidfd = process::pidfd_open(run.pid).ok();
         for ev in events {
             tracing::debug!(domain = name, event = %ev.event, "QMP event");
+            // Once the VMM is on its way out (guest power-off, destroy),
+            // its STOP is part of exiting, not a pause.
+            let exiting = run.stop_reason().is_some();
             match ev.event.as_str() {
+                "STOP" | "RESUME" if exiting => {}
                 "STOP" => {
                     self.transition(
                         name,

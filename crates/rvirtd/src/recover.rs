@@ -55,6 +55,8 @@ impl Daemon {
                 .entry(rec.name.clone())
                 .or_insert_with(|| Entry::new(rec.name.clone(), uuid, None));
         }
+        // Ids of VMs that died while rvirtd was away are not reused either.
+        self.seen_id(rec.id);
         let marker = rec.monitor.to_string_lossy().into_owned();
         let qmp = if process::is_our_vmm(rec.pid, &marker) {
             match QmpClient::connect(&rec.monitor, process::QMP_TIMEOUT) {
