@@ -1,0 +1,91 @@
+//! More of the lifecycle through the real virsh: reboot, on_reboot,
+//! autostart across a daemon restart, redefining a running domain.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{domain_xml, have_virsh, wait_for, Rvirtd};
+use rvirt_test_guests::Guest;
+
+#[test]
+fn reboot_and_on_reboot_destroy() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let f = d.xml_file("c.xml", &domain_xml("rb", Guest::Counter));
+    d.ok(&["define", &f]);
+    d.ok(&["start", "rb"]);
+    d.wait_log("rb", "COUNT 2");
+    assert_eq!(d.ok(&["reboot", "rb"]), "Domain 'rb' is being rebooted\n\n");
+    wait_for("the guest to boot again", Duration::from_secs(10), || {
+        d.log("rb").matches("COUNT 0\n").count() == 2
+    });
+    assert_eq!(d.state("rb"), "running (booted)");
+    d.ok(&["destroy", "rb"]);
+
+    // A guest that resets itself, with on_reboot=destroy: shut off (shutdown).
+    let xml = domain_xml("rs", Guest::Reset).replace(
+        "<on_poweroff>",
+        "<on_reboot>destroy</on_reboot>\n  <on_poweroff>",
+    );
+    let f = d.xml_file("r.xml", &xml);
+    d.ok(&["define", &f]);
+    d.ok(&["start", "rs"]);
+    d.wait_state("rs", "shut off (shutdown)");
+}
+
+#[test]
+fn autostart_across_a_daemon_restart() {
+    if !have_virsh() {
+        return;
+    }
+    let mut d = Rvirtd::start();
+    let f = d.xml_file("a.xml", &domain_xml("auto", Guest::Counter));
+    d.ok(&["define", &f]);
+    assert_eq!(
+        d.ok(&["autostart", "auto"]),
+        "Domain 'auto' marked as autostarted\n\n"
+    );
+    assert!(d.root().join("etc/rvirt/qemu/autostart/auto.xml").exists());
+    d.kill9();
+    d.spawn();
+    d.wait_state("auto", "running (booted)");
+    d.wait_log("auto", "COUNT 1");
+    d.ok(&["destroy", "auto"]);
+    assert_eq!(
+        d.ok(&["autostart", "--disable", "auto"]),
+        "Domain 'auto' unmarked as autostarted\n\n"
+    );
+    assert!(!d.root().join("etc/rvirt/qemu/autostart/auto.xml").exists());
+}
+
+#[test]
+fn redefining_a_running_domain_applies_at_next_start() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let f = d.xml_file("a.xml", &domain_xml("re", Guest::Counter));
+    d.ok(&["define", &f]);
+    d.ok(&["start", "re"]);
+    let uuid = d.ok(&["domuuid", "re"]).trim().to_string();
+    let bigger =
+        domain_xml("re", Guest::Counter).replace("<memory unit='MiB'>64", "<memory unit='MiB'>96");
+    let f2 = d.xml_file("b.xml", &bigger);
+    d.ok(&["define", &f2]);
+    assert_eq!(d.ok(&["domuuid", "re"]).trim(), uuid, "the UUID is kept");
+    assert!(d
+        .ok(&["dumpxml", "re"])
+        .contains("<memory unit='KiB'>65536</memory>"));
+    assert!(d
+        .ok(&["dumpxml", "--inactive", "re"])
+        .contains("<memory unit='KiB'>98304</memory>"));
+    d.ok(&["destroy", "re"]);
+    d.ok(&["start", "re"]);
+    assert!(d
+        .ok(&["dumpxml", "re"])
+        .contains("<memory unit='KiB'>98304</memory>"));
+    d.ok(&["destroy", "re"]);
+}
