@@ -31,6 +31,8 @@ pub struct Daemon {
     pub destroy_grace: Duration,
     reg: Mutex<Registry>,
     pub events: EventHub,
+    /// The open console of each domain (one at a time, as libvirt).
+    pub consoles: crate::console::ConsoleTable,
     next_id: AtomicI32,
 }
 
@@ -42,6 +44,7 @@ impl Daemon {
             destroy_grace: cfg.destroy_grace,
             reg: Mutex::new(Registry::default()),
             events: EventHub::default(),
+            consoles: Default::default(),
             next_id: AtomicI32::new(1),
         })
     }
@@ -139,6 +142,14 @@ impl Daemon {
         };
         let _ = std::fs::remove_file(self.tree.state_file(name));
         let _ = std::fs::remove_dir_all(self.tree.runtime_dir(name));
+        let console = self
+            .consoles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        if let Some(c) = console {
+            c.stop();
+        }
         if let Some(h) = handle {
             tracing::info!(domain = name, reason, "domain shut off");
             self.events

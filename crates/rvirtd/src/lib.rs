@@ -18,12 +18,14 @@
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
 //! | `query` | lists, info, state, XML, vCPUs |
 //! | `dispatch` | procedure -> operation |
+//! | `console` | DOMAIN_OPEN_CONSOLE: a serial pty as a stream |
 //! | `server`, `outbox`, `events` | socket, per-client queues, event callbacks |
 
 // Operations fail with libvirt's `remote_error` as the wire carries it;
 // errors are the rare path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod console;
 pub mod daemon;
 pub mod definitions;
 pub mod dispatch;

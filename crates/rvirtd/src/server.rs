@@ -12,9 +12,11 @@ use std::sync::Arc;
 use rvirt_remote::error::{code, from};
 use rvirt_remote::handshake::{connection_reply, ServerFeatures};
 use rvirt_remote::keepalive::KeepaliveProc;
+use rvirt_remote::server::reply;
 use rvirt_remote::server::{decode_incoming, error_reply, Incoming, Refused};
-use rvirt_remote::{FrameDecoder, RemoteError};
+use rvirt_remote::{Args, FrameDecoder, Procedure, RemoteError};
 
+use crate::console::Streams;
 use crate::daemon::Daemon;
 use crate::dispatch;
 use crate::events::Subscriber;
@@ -78,7 +80,9 @@ fn client(daemon: &Arc<Daemon>, mut stream: UnixStream) -> io::Result<()> {
         .spawn(move || write_loop(writer, rx))?;
     let sub = Arc::new(Subscriber::new(Arc::new(outbox)));
     daemon.events.attach(&sub);
-    let result = read_loop(daemon, &sub, &mut stream);
+    let streams = Streams::default();
+    let result = read_loop(daemon, &sub, &streams, &mut stream);
+    streams.close_all();
     sub.outbox.close();
     result
 }
@@ -86,6 +90,7 @@ fn client(daemon: &Arc<Daemon>, mut stream: UnixStream) -> io::Result<()> {
 fn read_loop(
     daemon: &Arc<Daemon>,
     sub: &Arc<Subscriber>,
+    streams: &Streams,
     stream: &mut UnixStream,
 ) -> io::Result<()> {
     let features = ServerFeatures::default();
@@ -107,13 +112,36 @@ fn read_loop(
                 }
             };
             let out = match decode_incoming(&msg) {
+                Ok(Incoming::Call {
+                    args: Args::DomainOpenConsole(a),
+                    serial,
+                }) => {
+                    match daemon.open_console(streams, &sub.outbox, serial, &a) {
+                        Ok(start_pump) => {
+                            // The reply goes out before the first data.
+                            sub.outbox
+                                .send(&reply(Procedure::DomainOpenConsole, serial, &()));
+                            start_pump();
+                            None
+                        }
+                        Err(e) => Some(error_reply(&msg.header, &e)),
+                    }
+                }
                 Ok(Incoming::Call { args, .. }) => Some(
                     connection_reply(&msg.header, &args, daemon.tree.mode, &features)
                         .unwrap_or_else(|| dispatch::call(daemon, sub, &msg.header, args)),
                 ),
                 Ok(Incoming::Keepalive(KeepaliveProc::Ping)) => Some(KeepaliveProc::Pong.message()),
                 Ok(Incoming::Keepalive(_)) => None,
-                Ok(Incoming::Stream { .. }) => None,
+                Ok(Incoming::Stream {
+                    serial,
+                    status,
+                    data,
+                    ..
+                }) => {
+                    streams.incoming(serial, status, &data);
+                    None
+                }
                 Err(Refused::UnknownProcedure(h)) if h.is_remote() => {
                     // Not a dropped connection, not an RPC error: the
                     // procedure exists in libvirt, rvirt does not serve it.

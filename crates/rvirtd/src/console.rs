@@ -1,0 +1,234 @@
+//! Serial consoles through the daemon (DOMAIN_OPEN_CONSOLE, `virsh
+//! console`): the VMM's pty for the serial port, found with QMP
+//! `query-chardev`, pumped to the client as STREAM messages; the
+//! client's STREAM messages are written back to it. One console per
+//! domain at a time; VIR_DOMAIN_CONSOLE_FORCE takes it over.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rvirt_remote::calls::DomainOpenConsoleArgs;
+use rvirt_remote::consts::VIR_DOMAIN_CONSOLE_FORCE;
+use rvirt_remote::error::{code, from};
+use rvirt_remote::server::{stream_data, stream_eof, stream_error, stream_finish};
+use rvirt_remote::{MessageStatus, Procedure, RemoteError};
+
+use crate::daemon::Daemon;
+use crate::outbox::Outbox;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One open console stream.
+pub struct Console {
+    serial: u32,
+    pty: File,
+    outbox: Arc<Outbox>,
+    stopped: AtomicBool,
+}
+
+impl Console {
+    fn proc_() -> i32 {
+        Procedure::DomainOpenConsole.number()
+    }
+
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed) || self.outbox.is_closed()
+    }
+}
+
+/// Domain name -> its console.
+pub type ConsoleTable = Mutex<HashMap<String, Arc<Console>>>;
+
+/// The consoles one connection opened, by the serial of their call.
+#[derive(Default)]
+pub struct Streams {
+    map: Mutex<HashMap<u32, Arc<Console>>>,
+}
+
+impl Streams {
+    /// A STREAM message from the client: data for the guest, or the
+    /// stream's end (finish or abort), which is confirmed as libvirtd
+    /// confirms it.
+    pub fn incoming(&self, serial: u32, status: MessageStatus, data: &[u8]) {
+        let Some(c) = lock(&self.map).get(&serial).cloned() else {
+            return;
+        };
+        match status {
+            MessageStatus::Continue => {
+                if (&c.pty).write_all(data).is_err() {
+                    tracing::debug!("console write failed");
+                }
+            }
+            _ => {
+                c.stop();
+                lock(&self.map).remove(&serial);
+                c.outbox.send(&stream_finish(Console::proc_(), serial));
+            }
+        }
+    }
+
+    /// Stops every console of a connection that ended.
+    pub fn close_all(&self) {
+        for (_, c) in lock(&self.map).drain() {
+            c.stop();
+        }
+    }
+}
+
+impl Daemon {
+    /// DOMAIN_OPEN_CONSOLE; on success the caller sends the reply, then
+    /// the pump starts sending the guest's output.
+    pub fn open_console(
+        &self,
+        streams: &Streams,
+        outbox: &Arc<Outbox>,
+        serial: u32,
+        a: &DomainOpenConsoleArgs,
+    ) -> Result<impl FnOnce() + use<>, RemoteError> {
+        let (name, run) = {
+            let reg = self.reg();
+            let e = reg.resolve(&a.dom)?;
+            let run = e
+                .run
+                .clone()
+                .ok_or_else(|| RemoteError::operation_invalid("domain is not running"))?;
+            (e.name.clone(), run)
+        };
+        let alias = a.dev_name.clone().unwrap_or_else(|| "serial0".into());
+        let index = alias
+            .strip_prefix("serial")
+            .or_else(|| alias.strip_prefix("console"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .ok_or_else(|| {
+                RemoteError::new(
+                    code::INTERNAL_ERROR,
+                    from::QEMU,
+                    Some(&format!("cannot find character device {alias}")),
+                )
+            })?;
+        let label = format!("charserial{index}");
+        let chardevs = run
+            .qmp
+            .execute("query-chardev", None)
+            .map_err(|e| RemoteError::operation_failed(&format!("query-chardev: {e}")))?;
+        let filename = chardevs
+            .as_array()
+            .and_then(|list| {
+                list.iter()
+                    .find(|c| c.get("label").and_then(|l| l.as_str()) == Some(label.as_str()))
+            })
+            .and_then(|c| c.get("filename").and_then(|f| f.as_str()))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                RemoteError::new(
+                    code::INTERNAL_ERROR,
+                    from::QEMU,
+                    Some(&format!("cannot find character device {alias}")),
+                )
+            })?;
+        let path = filename.strip_prefix("pty:").ok_or_else(|| {
+            RemoteError::new(
+                code::OPERATION_UNSUPPORTED,
+                from::QEMU,
+                Some(&format!("character device {alias} is not using a PTY")),
+            )
+        })?;
+        let pty = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| RemoteError::operation_failed(&format!("cannot open {path}: {e}")))?;
+        let console = Arc::new(Console {
+            serial,
+            pty,
+            outbox: outbox.clone(),
+            stopped: AtomicBool::new(false),
+        });
+        {
+            let mut table = lock(&self.consoles);
+            if let Some(old) = table.get(&name) {
+                if !old.is_stopped() {
+                    if a.flags & VIR_DOMAIN_CONSOLE_FORCE == 0 {
+                        return Err(RemoteError::operation_failed(
+                            "Active console session exists for this domain",
+                        ));
+                    }
+                    old.stop();
+                    old.outbox
+                        .send(&stream_error(Console::proc_(), old.serial, &forced_off()));
+                }
+            }
+            table.insert(name.clone(), console.clone());
+        }
+        lock(&streams.map).insert(serial, console.clone());
+        Ok(move || {
+            let spawned = std::thread::Builder::new()
+                .name(format!("console-{name}"))
+                .spawn(move || pump(&console));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a console thread");
+            }
+        })
+    }
+}
+
+/// What the client of a console taken over with FORCE sees.
+fn forced_off() -> RemoteError {
+    RemoteError::new(
+        code::OPERATION_ABORTED,
+        from::STREAMS,
+        Some("console has been forcibly closed by another client"),
+    )
+}
+
+/// Guest output -> client, until the pty closes (the VMM exited), the
+/// client closes the stream, or the client goes away.
+fn pump(c: &Console) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let fd = c.pty.as_raw_fd();
+    while !c.is_stopped() {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // The timeout only bounds how late a stop is noticed.
+        // SAFETY: one valid pollfd that lives across the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, 200) };
+        if rc == 0
+            || (rc < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted)
+        {
+            continue;
+        }
+        match (&c.pty).read(&mut buf) {
+            Ok(n) if n > 0 && !c.is_stopped() => {
+                if !c
+                    .outbox
+                    .send(&stream_data(Console::proc_(), c.serial, &buf[..n]))
+                {
+                    return;
+                }
+            }
+            Ok(n) if n > 0 => return,
+            _ => {
+                if !c.is_stopped() {
+                    c.outbox.send(&stream_eof(Console::proc_(), c.serial));
+                }
+                c.stop();
+                return;
+            }
+        }
+    }
+}
