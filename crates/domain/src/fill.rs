@@ -121,20 +121,15 @@ fn aliases_and_addresses(d: &mut Domain) {
         let e = &mut o.element;
         if let Some(alias) = alias {
             if e.child("alias").is_none() {
-                let pos = e
-                    .children
-                    .iter()
-                    .position(|c| matches!(c, crate::xml::Node::Element(x) if x.name == "address"))
-                    .unwrap_or(e.children.len());
-                e.children.insert(
-                    pos,
-                    crate::xml::Node::Element(Element::new("alias").with_attr("name", Some(alias))),
+                e.insert_before(
+                    "address",
+                    Element::new("alias").with_attr("name", Some(alias)),
                 );
             }
         }
         if virtio && matches!(e.name.as_ref(), "memballoon" | "rng") && e.child("address").is_none()
         {
-            e.push(virtio_mmio());
+            e.insert_before("", virtio_mmio());
         }
     }
 }

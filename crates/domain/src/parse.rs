@@ -6,11 +6,23 @@ use crate::error::Problems;
 use crate::mac::Mac;
 use crate::model::*;
 use crate::units::{to_kib, SizeError};
-use crate::xml::{Element, Line};
+use crate::xml::{Element, Line, Node};
 
 /// What is left of an element, in the order the writer will put it, so
 /// that a re-read of the output compares equal.
 fn in_order(mut e: Element, table: &[&str]) -> Element {
+    // Text has no place in these elements: a stray run is kept trimmed,
+    // as it reads back once the writer puts elements beside it.
+    e.children.retain_mut(|n| match n {
+        Node::Text(t) => {
+            let trimmed = t.trim();
+            if trimmed.len() != t.len() {
+                *t = trimmed.to_string();
+            }
+            !t.is_empty()
+        }
+        Node::Element(_) => true,
+    });
     e.sort_children(|n| crate::order::rank(table, n));
     e
 }

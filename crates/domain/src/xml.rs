@@ -404,6 +404,18 @@ impl Element {
         self.children.push(Node::Element(e));
     }
 
+    /// Adds a child before the first `before` element (at the end if there
+    /// is none), keeping the content in the shape a re-read gives it.
+    pub fn insert_before(&mut self, before: &str, child: Element) {
+        let pos = self
+            .children
+            .iter()
+            .position(|n| matches!(n, Node::Element(x) if x.name == before))
+            .unwrap_or(self.children.len());
+        self.children.insert(pos, Node::Element(child));
+        tidy(self);
+    }
+
     fn has_elements(&self) -> bool {
         self.children.iter().any(|n| matches!(n, Node::Element(_)))
     }

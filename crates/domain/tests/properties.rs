@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use rvirt_domain::{derive_argv, Domain, RuntimePaths};
+use rvirt_domain::{derive_argv, DeriveError, Domain, RuntimePaths};
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -165,8 +165,22 @@ proptest! {
             let out = d.to_xml();
             let again = Domain::from_xml(&out).map_err(|e| TestCaseError::fail(format!("{e}\n{out}")))?;
             prop_assert!(d == again, "model changed through the writer:\n{}\n---\n{}", text, out);
+            prop_assert_eq!(&out, &again.to_xml());
             d.fill_in();
-            let _ = derive_argv(&d, &RuntimePaths::in_dir("/r"));
+            let filled = d.to_xml();
+            let again = Domain::from_xml(&filled).map_err(|e| TestCaseError::fail(format!("{e}\n{filled}")))?;
+            prop_assert!(d == again, "filled-in model changed through the writer:\n{}\n---\n{}", filled, again.to_xml());
+            let paths = RuntimePaths::in_dir("/r");
+            // Same command line, or the same refusals (their lines move).
+            let strip = |r: Result<rvirt_domain::Argv, DeriveError>| {
+                r.map_err(|e| match e {
+                    DeriveError::Unsupported(l) => {
+                        l.into_iter().map(|u| (u.device, u.reason)).collect::<Vec<_>>()
+                    }
+                    other => vec![(other.to_string(), String::new())],
+                })
+            };
+            prop_assert_eq!(strip(derive_argv(&d, &paths)), strip(derive_argv(&again, &paths)));
         }
     }
 }
