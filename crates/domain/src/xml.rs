@@ -521,8 +521,12 @@ fn start_element(
 ) -> Result<Element, XmlError> {
     let name = intern_bytes(e.name().as_ref())
         .map_err(|_| err_at(input, offset, "element name is not UTF-8"))?;
+    // One allocation of the right size: every attribute has one '=' (a
+    // value may hold more, which only over-reserves).
+    let eqs = e.attributes_raw().iter().filter(|&&b| b == b'=').count();
     let mut el = Element {
         name,
+        attrs: Vec::with_capacity(eqs),
         line: Line(line),
         ..Default::default()
     };

@@ -1,8 +1,10 @@
 //! Device arguments: disks, NICs, serial ports and consoles, and the
 //! smaller virtio devices, in libvirt's order and with libvirt's ids.
 
-use serde_json::{json, Map, Value};
+// `write!` into a String cannot fail, so its result is ignored below.
+use std::fmt::Write as _;
 
+use super::blockdev;
 use super::support::{self, Support};
 use super::{qv, Builder, TapRequest};
 use crate::model::{Chardev, Disk, Domain, Interface};
@@ -132,74 +134,53 @@ fn disk(d: &Disk, node: usize, bootindex: Option<u32>, b: &mut Builder) {
 
     let storage = format!("libvirt-{node}-storage");
     let fmt_node = format!("libvirt-{node}-format");
-    // cache mode → (direct, no-flush, guest write cache)
-    let cache = drv.and_then(|x| x.cache.as_deref()).and_then(|c| match c {
-        "none" => Some((true, false, true)),
-        "writeback" => Some((false, false, true)),
-        "writethrough" => Some((false, false, false)),
-        "directsync" => Some((true, false, false)),
-        "unsafe" => Some((false, true, true)),
-        _ => None,
-    });
-    let cache_json =
-        cache.map(|(direct, no_flush, _)| json!({"direct": direct, "no-flush": no_flush}));
-
-    let mut s = Map::new();
-    s.insert("driver".into(), json!(source_driver));
-    s.insert("filename".into(), json!(path));
-    if let Some(io) = drv
+    let cache = drv
+        .and_then(|x| x.cache.as_deref())
+        .and_then(blockdev::cache_mode);
+    let io = drv
         .and_then(|x| x.io.as_deref())
-        .filter(|io| *io != "default")
-    {
-        s.insert("aio".into(), json!(io));
-    }
-    s.insert("node-name".into(), json!(storage));
-    if let Some(c) = &cache_json {
-        s.insert("cache".into(), c.clone());
-    }
-    s.insert("auto-read-only".into(), json!(true));
-    s.insert("discard".into(), json!("unmap"));
-    b.opt("-blockdev", Value::Object(s).to_string());
-
-    let mut f = Map::new();
-    f.insert("node-name".into(), json!(fmt_node));
-    f.insert("read-only".into(), json!(d.readonly));
-    if drv.and_then(|x| x.discard.as_deref()) == Some("unmap") {
-        f.insert("discard".into(), json!("unmap"));
-    }
-    if let Some(c) = &cache_json {
-        f.insert("cache".into(), c.clone());
-    }
-    if let Some(z) = drv
-        .and_then(|x| x.detect_zeroes.as_deref())
-        .filter(|z| *z != "default")
-    {
-        f.insert("detect-zeroes".into(), json!(z));
-    }
-    f.insert("driver".into(), json!(format));
-    f.insert("file".into(), json!(storage));
-    b.opt("-blockdev", Value::Object(f).to_string());
-
-    let mut dev = Map::new();
-    dev.insert("driver".into(), json!(device_driver));
-    if d.shareable {
-        dev.insert("share-rw".into(), json!(true));
-    }
-    dev.insert("drive".into(), json!(fmt_node));
-    dev.insert(
-        "id".into(),
-        json!(d.info.alias.clone().unwrap_or_else(|| names::disk_alias(d))),
+        .filter(|io| *io != "default");
+    b.opt(
+        "-blockdev",
+        blockdev::json(&blockdev::StorageNode {
+            driver: source_driver,
+            filename: path,
+            aio: io,
+            node_name: &storage,
+            cache: cache.map(|c| c.0),
+            auto_read_only: true,
+            discard: "unmap",
+        }),
     );
-    if let Some(i) = bootindex {
-        dev.insert("bootindex".into(), json!(i));
-    }
-    if let Some(serial) = &d.serial {
-        dev.insert("serial".into(), json!(serial));
-    }
-    if let Some((_, _, wc)) = cache {
-        dev.insert("write-cache".into(), json!(if wc { "on" } else { "off" }));
-    }
-    b.opt("-device", Value::Object(dev).to_string());
+    b.opt(
+        "-blockdev",
+        blockdev::json(&blockdev::FormatNode {
+            node_name: &fmt_node,
+            read_only: d.readonly,
+            discard: drv
+                .and_then(|x| x.discard.as_deref())
+                .filter(|x| *x == "unmap"),
+            cache: cache.map(|c| c.0),
+            detect_zeroes: drv
+                .and_then(|x| x.detect_zeroes.as_deref())
+                .filter(|z| *z != "default"),
+            driver: format,
+            file: &storage,
+        }),
+    );
+    let alias = d.info.alias.clone().unwrap_or_else(|| names::disk_alias(d));
+    b.opt(
+        "-device",
+        blockdev::json(&blockdev::BlockDevice {
+            driver: device_driver,
+            share_rw: d.shareable,
+            drive: &fmt_node,
+            id: &alias,
+            bootindex,
+            serial: d.serial.as_deref(),
+            write_cache: cache.map(|c| if c.1 { "on" } else { "off" }),
+        }),
+    );
 }
 
 fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
@@ -222,7 +203,7 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
     let netdev = format!("hostnet{i}");
     let mut nd = format!("tap,id={netdev}");
     if let Some(t) = &iface.target_dev {
-        nd.push_str(&format!(",ifname={}", qv(t)));
+        let _ = write!(nd, ",ifname={}", qv(t));
     }
     b.opt("-netdev", nd);
     let attach = iface.source.as_ref().and_then(|s| {
@@ -242,10 +223,10 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
         .unwrap_or_else(|| format!("net{i}"));
     let mut dev = format!("{driver},netdev={netdev},id={}", qv(&id));
     if let Some(mac) = iface.mac {
-        dev.push_str(&format!(",mac={mac}"));
+        let _ = write!(dev, ",mac={mac}");
     }
     if let Some(i) = bootindex {
-        dev.push_str(&format!(",bootindex={i}"));
+        let _ = write!(dev, ",bootindex={i}");
     }
     b.opt("-device", dev);
 }

@@ -4,10 +4,13 @@
 //! `on_reboot='destroy'` becomes `-no-reboot` on the command line (libvirt
 //! sets the same through QMP after start; rvirt does it up front).
 
+mod blockdev;
 mod devices;
 pub mod support;
 
 use std::fmt;
+// `write!` into a String cannot fail, so its result is ignored below.
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::model::{Domain, LifecycleAction};
@@ -218,7 +221,7 @@ fn cpu(dom: &Domain) -> Option<String> {
             Some("optional") => continue,
             _ => "on",
         };
-        s.push_str(&format!(",{}={on}", qv(&f.name)));
+        let _ = write!(s, ",{}={on}", qv(&f.name));
     }
     Some(s)
 }
@@ -227,7 +230,7 @@ fn memory(dom: &Domain) -> String {
     let mut s = format!("size={}k", dom.memory_kib);
     if let Some(max) = &dom.max_memory {
         if let Some(slots) = max.slots {
-            s.push_str(&format!(",slots={slots},maxmem={}k", max.kib));
+            let _ = write!(s, ",slots={slots},maxmem={}k", max.kib);
         }
     }
     s
@@ -237,17 +240,17 @@ fn smp(dom: &Domain) -> String {
     let max = dom.vcpu.count;
     let mut s = dom.boot_vcpus().to_string();
     if dom.boot_vcpus() != max {
-        s.push_str(&format!(",maxcpus={max}"));
+        let _ = write!(s, ",maxcpus={max}");
     }
     match dom.cpu.as_ref().and_then(|c| c.topology.as_ref()) {
         Some(t) => {
-            s.push_str(&format!(",sockets={}", t.sockets));
+            let _ = write!(s, ",sockets={}", t.sockets);
             // libvirt names dies whenever a topology is given.
-            s.push_str(&format!(",dies={}", t.dies.unwrap_or(1)));
+            let _ = write!(s, ",dies={}", t.dies.unwrap_or(1));
             if let Some(c) = t.clusters.filter(|&c| c > 1) {
-                s.push_str(&format!(",clusters={c}"));
+                let _ = write!(s, ",clusters={c}");
             }
-            s.push_str(&format!(",cores={},threads={}", t.cores, t.threads));
+            let _ = write!(s, ",cores={},threads={}", t.cores, t.threads);
         }
         None => s.push_str(&format!(",sockets={max},cores=1,threads=1")),
     }
