@@ -367,7 +367,7 @@ fn others(dom: &Domain, b: &mut Builder) {
         match support::device(kind, variant) {
             Support::Implicit => {}
             Support::Omitted => b.warn(format!(
-                "{kind} ({}) left off: rvirt-vmm has no display devices",
+                "{kind} ({}) left off: not emulated; only a display user needs it",
                 variant.unwrap_or("default")
             )),
             Support::Refused => b.refuse(

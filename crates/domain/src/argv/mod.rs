@@ -115,9 +115,13 @@ impl Builder {
         });
     }
 
+    /// Records a left-off device once (USB companion controllers would
+    /// otherwise repeat the same line).
     pub fn warn(&mut self, msg: String) {
-        tracing::debug!(%msg, "device left off the command line");
-        self.argv.warnings.push(msg);
+        if !self.argv.warnings.contains(&msg) {
+            tracing::debug!(%msg, "device left off the command line");
+            self.argv.warnings.push(msg);
+        }
     }
 }
 
