@@ -1,0 +1,178 @@
+//! `list`: one CONNECT_LIST_ALL_DOMAINS with virsh's filter flags (the
+//! daemon filters), sorted as virsh sorts, then one DOMAIN_GET_STATE per
+//! row of the table.
+
+use std::cmp::Ordering;
+
+use rvirt_remote::calls::{ConnectListAllDomainsArgs, DomainFlagsArgs, DomainGetMetadataArgs};
+use rvirt_remote::consts::list_flags as lf;
+use rvirt_remote::event::DomainState;
+use rvirt_remote::{procs, NonnullDomain};
+
+use crate::cli::ListOpts;
+use crate::error::CmdError;
+use crate::out::Out;
+use crate::session::Session;
+use crate::table::Table;
+
+/// `VIR_DOMAIN_METADATA_TITLE`.
+const METADATA_TITLE: i32 = 1;
+
+/// The CONNECT_LIST_ALL_DOMAINS flags virsh sends for these options.
+pub fn list_flags(o: &ListOpts) -> u32 {
+    let mut flags = if o.all {
+        lf::ACTIVE | lf::INACTIVE
+    } else if o.inactive {
+        lf::INACTIVE
+    } else {
+        lf::ACTIVE
+    };
+    for (on, f) in [
+        (o.persistent, lf::PERSISTENT),
+        (o.transient, lf::TRANSIENT),
+        (o.with_managed_save, lf::MANAGEDSAVE),
+        (o.without_managed_save, lf::NO_MANAGEDSAVE),
+        (o.autostart, lf::AUTOSTART),
+        (o.no_autostart, lf::NO_AUTOSTART),
+        (o.with_snapshot, lf::HAS_SNAPSHOT),
+        (o.without_snapshot, lf::NO_SNAPSHOT),
+        (o.state_running, lf::RUNNING),
+        (o.state_paused, lf::PAUSED),
+        (o.state_shutoff, lf::SHUTOFF),
+        (o.state_other, lf::OTHER),
+    ] {
+        if on {
+            flags |= f;
+        }
+    }
+    flags
+}
+
+/// virsh's order: running domains by id, then inactive ones by name,
+/// ignoring case.
+pub fn virsh_order(a: &NonnullDomain, b: &NonnullDomain) -> Ordering {
+    match (a.id == -1, b.id == -1) {
+        (true, true) => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        (false, false) => a.id.cmp(&b.id),
+        (false, true) => Ordering::Less,
+        (true, false) => Ordering::Greater,
+    }
+}
+
+/// The word for a DOMAIN_GET_STATE answer (`no state` when it failed).
+pub fn state_word(state: Option<i32>) -> &'static str {
+    state
+        .and_then(DomainState::from_i32)
+        .unwrap_or(DomainState::NoState)
+        .virsh_name()
+}
+
+pub fn list(s: &mut Session, out: Out, o: &ListOpts) -> Result<(), CmdError> {
+    let mut doms = s
+        .call::<procs::ConnectListAllDomains>(&ConnectListAllDomainsArgs {
+            need_results: 1,
+            flags: list_flags(o),
+        })
+        .map_err(|e| CmdError::from(e).context("Failed to list domains"))?
+        .domains;
+    doms.sort_by(virsh_order);
+    if (o.name || o.uuid) && !o.table {
+        for d in &doms {
+            let line = match (o.uuid, o.name) {
+                (true, true) => format!("{} {}\n", d.uuid, d.name),
+                (true, false) => format!("{}\n", d.uuid),
+                _ => format!("{}\n", d.name),
+            };
+            out.print(&line);
+        }
+        return Ok(());
+    }
+    let mut header = vec!["Id", "Name", "State"];
+    if o.title {
+        header.push("Title");
+    }
+    let mut t = Table::new(&header);
+    for d in doms {
+        let state = s
+            .call::<procs::DomainGetState>(&DomainFlagsArgs {
+                dom: d.clone(),
+                flags: 0,
+            })
+            .ok()
+            .map(|r| r.state);
+        let id = if d.id == -1 {
+            "-".to_string()
+        } else {
+            d.id.to_string()
+        };
+        let mut row = vec![id, d.name.clone(), state_word(state).to_string()];
+        if o.title {
+            let title = s
+                .call::<procs::DomainGetMetadata>(&DomainGetMetadataArgs {
+                    dom: d,
+                    type_: METADATA_TITLE,
+                    uri: None,
+                    flags: 0,
+                })
+                .map(|r| r.metadata)
+                .unwrap_or_default();
+            row.push(title);
+        }
+        t.row(&row);
+    }
+    out.print(&t.render(!out.quiet));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dom(name: &str, id: i32) -> NonnullDomain {
+        NonnullDomain {
+            name: name.into(),
+            uuid: Default::default(),
+            id,
+        }
+    }
+
+    #[test]
+    fn flags_as_virsh_sends_them() {
+        let mut o = ListOpts::default();
+        assert_eq!(list_flags(&o), 1);
+        o.all = true;
+        assert_eq!(list_flags(&o), 3);
+        o.all = false;
+        o.inactive = true;
+        assert_eq!(list_flags(&o), 2);
+        let o = ListOpts {
+            all: true,
+            state_running: true,
+            autostart: true,
+            ..Default::default()
+        };
+        assert_eq!(list_flags(&o), 3 | 16 | 1024);
+    }
+
+    #[test]
+    fn running_first_by_id_then_names_ignoring_case() {
+        let mut v = [
+            dom("zeta", -1),
+            dom("b", 7),
+            dom("Alpha", -1),
+            dom("a", 2),
+            dom("beta", -1),
+        ];
+        v.sort_by(virsh_order);
+        let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "Alpha", "beta", "zeta"]);
+    }
+
+    #[test]
+    fn state_words() {
+        assert_eq!(state_word(Some(5)), "shut off");
+        assert_eq!(state_word(Some(3)), "paused");
+        assert_eq!(state_word(None), "no state");
+        assert_eq!(state_word(Some(42)), "no state");
+    }
+}

@@ -1,0 +1,88 @@
+//! rvirsh: virsh's command line over libvirt's remote protocol, for
+//! rvirtd (and any libvirtd). Same commands, output layout and exit codes
+//! as virsh 9.0.
+
+mod cli;
+mod cmd;
+mod devices;
+mod error;
+mod out;
+mod session;
+mod table;
+mod target;
+mod term;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use cli::{Command, Parsed};
+use error::{client_cause, CmdError};
+use out::Out;
+use session::Session;
+
+/// The libvirt release whose protocol and output rvirsh follows; what
+/// `virsh --version` prints.
+pub const LIBVIRT_VERSION: &str = "9.0.0";
+
+fn print_errors(e: &CmdError) {
+    let mut err = std::io::stderr().lock();
+    for line in e.lines() {
+        let _ = writeln!(err, "error: {line}");
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match cli::parse(&args) {
+        Parsed::Run(c) => c,
+        Parsed::Print(s) => {
+            Out { quiet: false }.print(&s);
+            return ExitCode::SUCCESS;
+        }
+        Parsed::Fail(m) => {
+            print_errors(&CmdError::msg(m));
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = Out { quiet: cli.quiet };
+    if cli.version {
+        out.print(&format!("{LIBVIRT_VERSION}\n"));
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        return ExitCode::SUCCESS;
+    };
+    if let Err(e) = command.check_required() {
+        print_errors(&e);
+        return ExitCode::FAILURE;
+    }
+    let connect_failed = |cause: String| {
+        print_errors(&CmdError {
+            context: Some("failed to connect to the hypervisor".into()),
+            cause: Some(cause),
+        });
+        ExitCode::FAILURE
+    };
+    let target = match target::resolve_from_env(cli.connect.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return connect_failed(e.to_string()),
+    };
+    // An open editor leaves the connection idle for as long as the user
+    // likes: no keepalive then, or the daemon would hang up on us.
+    let keepalive = !matches!(command, Command::Edit { .. });
+    let mut session = match Session::open(target, keepalive) {
+        Ok(s) => s,
+        Err(e) => return connect_failed(client_cause(&e)),
+    };
+    let result = cmd::run(&mut session, out, &command);
+    if let Err(e) = &result {
+        print_errors(e);
+    }
+    out.extra("\n");
+    session.close();
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
