@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use crate::mac::Mac;
-use crate::model::{Domain, LifecycleAction, OtherDevice};
+use crate::model::{Chardev, ChardevKind, DeviceInfo, Domain, LifecycleAction, OtherDevice};
 use crate::names;
 use crate::xml::Element;
 
@@ -45,6 +45,16 @@ pub(crate) fn fill_in(d: &mut Domain, rng: &mut dyn Random) {
     d.on_poweroff.get_or_insert(LifecycleAction::Destroy);
     d.on_reboot.get_or_insert(LifecycleAction::Restart);
     d.on_crash.get_or_insert(LifecycleAction::Destroy);
+    // libvirt gives QEMU guests a virtio balloon unless told otherwise.
+    if !d.devices.others.iter().any(|o| o.kind() == "memballoon") {
+        d.devices.others.push(OtherDevice {
+            element: Element::new("memballoon").with_attr("model", Some("virtio")),
+        });
+        d.devices
+            .others
+            .sort_by_cached_key(|o| crate::order::rank(crate::order::DEVICES, o.kind()));
+    }
+    serial_console(d);
     macs(d, rng);
     aliases_and_addresses(d);
 }
@@ -69,6 +79,52 @@ fn macs(d: &mut Domain, rng: &mut dyn Random) {
             used.insert(mac);
             iface.mac = Some(mac);
         }
+    }
+}
+
+fn is_serial_console(c: &Chardev) -> bool {
+    matches!(c.target_type(), None | Some("serial"))
+}
+
+/// libvirt pairs the first serial port and the first console: a serial
+/// console with no serial port gets one, and a serial port gets a console
+/// in front of the others (console0 is then the same device as serial0).
+fn serial_console(d: &mut Domain) {
+    let devs = &mut d.devices;
+    let first_console_is_serial = devs.consoles.first().is_some_and(is_serial_console);
+    if devs.serials.is_empty() && first_console_is_serial {
+        let c = &devs.consoles[0];
+        let mut extra = c.extra.clone();
+        extra.name = "serial".into();
+        devs.serials.push(Chardev {
+            kind: ChardevKind::Serial,
+            target: Some(
+                Element::new("target")
+                    .with_attr("type", Some("isa-serial"))
+                    .with_attr("port", Some("0")),
+            ),
+            info: DeviceInfo::default(),
+            extra,
+            ..c.clone()
+        });
+    } else if !devs.serials.is_empty() && !first_console_is_serial {
+        let s = &devs.serials[0];
+        let mut extra = s.extra.clone();
+        extra.name = "console".into();
+        devs.consoles.insert(
+            0,
+            Chardev {
+                kind: ChardevKind::Console,
+                target: Some(
+                    Element::new("target")
+                        .with_attr("type", Some("serial"))
+                        .with_attr("port", Some("0")),
+                ),
+                info: DeviceInfo::default(),
+                extra,
+                ..s.clone()
+            },
+        );
     }
 }
 

@@ -206,8 +206,14 @@ fn machine(dom: &Domain) -> String {
     m
 }
 
+/// libvirt's CPU model for x86 guests that name none.
+const DEFAULT_CPU_MODEL: &str = "qemu64";
+
 fn cpu(dom: &Domain) -> Option<String> {
-    let cpu = dom.cpu.as_ref()?;
+    let x86 = matches!(dom.os.arch.as_deref(), None | Some("x86_64"));
+    let Some(cpu) = dom.cpu.as_ref() else {
+        return x86.then(|| DEFAULT_CPU_MODEL.to_string());
+    };
     let mut s = match cpu.mode.as_deref() {
         Some("host-passthrough") => {
             let migratable = cpu.extra.attr("migratable").unwrap_or("on");
@@ -216,7 +222,11 @@ fn cpu(dom: &Domain) -> Option<String> {
         // Expanding host-model needs the host's CPU; the VMM resolves `host`.
         Some("host-model") => "host".to_string(),
         Some("maximum") => "max".to_string(),
-        _ => qv(&cpu.model.as_ref()?.name),
+        _ => match &cpu.model {
+            Some(m) => qv(&m.name),
+            None if x86 => DEFAULT_CPU_MODEL.to_string(),
+            None => return None,
+        },
     };
     for f in &cpu.features {
         let on = match f.policy.as_deref() {
