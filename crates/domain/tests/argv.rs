@@ -217,3 +217,36 @@ fn serial_ports_keep_their_com_port_and_need_their_source() {
     assert_eq!(list[0].device, "serial 0");
     assert_eq!(list[0].reason, "'file' source has no path");
 }
+
+#[test]
+fn firmware_is_refused_and_host_tuning_is_named() {
+    let xml = MICROVM
+        .replace(
+            "<kernel>/guest.elf</kernel>",
+            "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>",
+        )
+        .replace(
+            "<vcpu current='1'>2</vcpu>",
+            "<vcpu cpuset='0-1'>2</vcpu>\n  <cputune><shares>10</shares></cputune>",
+        );
+    let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+        panic!()
+    };
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].device, "os/loader");
+    assert!(list[0].reason.contains("OVMF_CODE.fd"));
+
+    let xml = MICROVM.replace(
+        "<vcpu current='1'>2</vcpu>",
+        "<vcpu cpuset='0-1'>2</vcpu>\n  <cputune><shares>10</shares></cputune>",
+    );
+    let a = derive(&xml).unwrap();
+    assert!(a
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("cputune not applied")));
+    assert!(a
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("vcpu cpuset not applied")));
+}

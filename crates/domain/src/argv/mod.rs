@@ -181,6 +181,7 @@ pub fn derive_argv(dom: &Domain, paths: &RuntimePaths) -> Result<Argv, DeriveErr
     if let Some(c) = &dom.os.cmdline {
         b.opt("-append", c.clone());
     }
+    unapplied(dom, &mut b);
     devices::all(dom, &mut b);
     b.opt("-pidfile", paths.pidfile.to_string_lossy().into_owned());
     b.opt("-D", paths.log_file.to_string_lossy().into_owned());
@@ -188,6 +189,40 @@ pub fn derive_argv(dom: &Domain, paths: &RuntimePaths) -> Result<Argv, DeriveErr
         Ok(b.argv)
     } else {
         Err(DeriveError::Unsupported(b.refused))
+    }
+}
+
+/// Parts of a definition the command line does not carry: refused when the
+/// guest depends on them, otherwise named in a warning.
+fn unapplied(dom: &Domain, b: &mut Builder) {
+    if let Some(loader) = dom.os.extra.child("loader") {
+        b.refuse(
+            loader.line.0,
+            "os/loader",
+            format!("firmware '{}' is not supported", loader.text().trim()),
+        );
+    }
+    let numa = dom
+        .cpu
+        .as_ref()
+        .is_some_and(|c| c.extra.child("numa").is_some());
+    if numa && !support::NUMA {
+        b.warn("cpu/numa left off: the guest sees one NUMA node".to_string());
+    }
+    let host_tuning = [
+        ("cputune", dom.cputune.is_some()),
+        ("vcpu cpuset", dom.vcpu.cpuset.is_some()),
+        ("memoryBacking", dom.memory_backing.is_some()),
+        ("numatune", dom.extra.child("numatune").is_some()),
+        ("memtune", dom.extra.child("memtune").is_some()),
+        ("blkiotune", dom.extra.child("blkiotune").is_some()),
+    ];
+    for (what, present) in host_tuning {
+        if present {
+            b.warn(format!(
+                "{what} not applied: host-side tuning is not implemented"
+            ));
+        }
     }
 }
 

@@ -100,6 +100,9 @@ pub fn serial_driver(target_type: Option<&str>) -> Option<&'static str> {
     }
 }
 
+/// Guest NUMA topology (`-numa`): not emulated yet.
+pub const NUMA: bool = false;
+
 /// The virtio console port and the bus it sits on.
 pub const VIRTCONSOLE: &str = "virtconsole";
 pub const VIRTIO_SERIAL: &str = "virtio-serial-device";
