@@ -35,8 +35,14 @@ impl Table {
         self.rows.push(r);
     }
 
-    fn widths(&self) -> Vec<usize> {
-        let mut w: Vec<usize> = self.header.iter().map(|h| width(h)).collect();
+    /// Column widths; the titles count only when they are printed (with
+    /// `-q` virsh sizes the columns by the rows alone).
+    fn widths(&self, header: bool) -> Vec<usize> {
+        let mut w: Vec<usize> = if header {
+            self.header.iter().map(|h| width(h)).collect()
+        } else {
+            vec![0; self.header.len()]
+        };
         for r in &self.rows {
             for (i, c) in r.iter().enumerate() {
                 w[i] = w[i].max(width(c));
@@ -60,7 +66,7 @@ impl Table {
     /// The table as virsh prints it; `header` false (virsh `-q`) leaves
     /// out the titles and the dashes.
     pub fn render(&self, header: bool) -> String {
-        let widths = self.widths();
+        let widths = self.widths(header);
         let mut out = String::new();
         if header {
             Self::render_row(&mut out, &self.header, &widths);
@@ -112,6 +118,7 @@ mod tests {
         assert_eq!(t.render(true), " Id   Name   State\n--------------------\n");
         let mut t = Table::new(&["Target", "Source"]);
         t.row(&["vda", "/guest/diskimage1"]);
-        assert_eq!(t.render(false), " vda      /guest/diskimage1\n");
+        t.row(&["hdc", "-"]);
+        assert_eq!(t.render(false), " vda   /guest/diskimage1\n hdc   -\n");
     }
 }

@@ -37,24 +37,51 @@ pub fn editor(env: impl Fn(&str) -> Option<String>) -> String {
         .unwrap_or_else(|| "vi".to_string())
 }
 
-/// Runs the editor on the file through the shell, so `EDITOR="code -w"`
-/// works as it does for virsh.
-fn run_editor(path: &Path) -> Result<(), CmdError> {
-    let ed = editor(|k| std::env::var(k).ok());
-    let status = Process::new("/bin/sh")
-        .arg("-c")
-        .arg(format!("{ed} \"$1\""))
-        .arg("sh")
-        .arg(path)
-        .status()
-        .map_err(|e| CmdError::msg(format!("{ed}: edit failed: {}", crate::error::strerror(&e))))?;
-    if !status.success() {
-        return Err(CmdError::msg(format!(
-            "{ed}: edit failed: command exited with status {}",
-            status.code().unwrap_or(-1)
-        )));
+/// Characters that let virsh run the editor without a shell.
+fn plain_command(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:@/".contains(c))
+}
+
+/// How virsh shows the editor's command line in its error, and the
+/// process to run: directly when the editor is a plain word, else
+/// through `sh -c` (so `EDITOR="code -w"` works).
+fn editor_command(ed: &str, path: &Path) -> (String, Process) {
+    let file = path.display().to_string();
+    if plain_command(ed) {
+        let mut p = Process::new(ed);
+        p.arg(path);
+        (format!("{ed} {file}"), p)
+    } else {
+        let mut p = Process::new("sh");
+        p.arg("-c").arg(format!("{ed} {file}"));
+        (format!("sh -c '{ed} {file}'"), p)
     }
-    Ok(())
+}
+
+/// Runs the editor on the file, failing with virsh's wording.
+fn run_editor(path: &Path) -> Result<(), CmdError> {
+    use std::os::unix::process::ExitStatusExt;
+    let ed = editor(|k| std::env::var(k).ok());
+    let (shown, mut p) = editor_command(&ed, path);
+    let status = p.status().map_err(|e| {
+        CmdError::msg(format!(
+            "Cannot find '{ed}' in path: {}",
+            crate::error::strerror(&e)
+        ))
+    })?;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(c), _) => Err(CmdError::msg(format!(
+            "internal error: Child process ({shown}) unexpected exit status {c}"
+        ))),
+        (None, Some(sig)) => Err(CmdError::msg(format!(
+            "internal error: Child process ({shown}) unexpected fatal signal {sig}"
+        ))),
+        (None, None) => Err(CmdError::msg(format!(
+            "internal error: Child process ({shown}) unexpected exit status"
+        ))),
+    }
 }
 
 /// Interprets one typed key; `None` for keys that ask again.
@@ -203,6 +230,16 @@ mod tests {
         assert_eq!(editor(|k| (k == "EDITOR").then(|| "ed".into())), "ed");
         assert_eq!(editor(|_| None), "vi");
         assert_eq!(editor(|_| Some(String::new())), "vi");
+    }
+
+    #[test]
+    fn editor_command_lines() {
+        let p = Path::new("/tmp/virshX.xml");
+        assert_eq!(editor_command("vi", p).0, "vi /tmp/virshX.xml");
+        assert_eq!(
+            editor_command("sed -i s/a/b/", p).0,
+            "sh -c 'sed -i s/a/b/ /tmp/virshX.xml'"
+        );
     }
 
     #[test]
