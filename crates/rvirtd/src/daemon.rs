@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rvirt_remote::event::{self, shutoff_reason, DomainState, LifecycleEvent};
@@ -30,6 +30,9 @@ pub struct Daemon {
     pub vmm: PathBuf,
     pub destroy_grace: Duration,
     reg: Mutex<Registry>,
+    /// Signalled on every state change, for operations that wait for the
+    /// follower to see the VMM's event.
+    state_cv: Condvar,
     pub events: EventHub,
     /// The open console of each domain (one at a time, as libvirt).
     pub consoles: crate::console::ConsoleTable,
@@ -43,6 +46,7 @@ impl Daemon {
             vmm: cfg.vmm,
             destroy_grace: cfg.destroy_grace,
             reg: Mutex::new(Registry::default()),
+            state_cv: Condvar::new(),
             events: EventHub::default(),
             consoles: Default::default(),
             next_id: AtomicI32::new(1),
@@ -94,6 +98,7 @@ impl Daemon {
             e.reason = reason;
             (e.handle(), self.record_of(e, run))
         };
+        self.state_cv.notify_all();
         if let Err(err) = record.save(&self.tree.state_file(name)) {
             tracing::warn!(domain = name, error = %err, "cannot save runtime state");
         }
@@ -101,6 +106,33 @@ impl Daemon {
             self.events.lifecycle(&handle, ev, detail);
         }
         true
+    }
+
+    /// Waits until `run` (still the process of `name`) is in `state`;
+    /// false on timeout or when the process went away.
+    pub fn wait_state(
+        &self,
+        name: &str,
+        run: &Arc<Running>,
+        state: DomainState,
+        timeout: Duration,
+    ) -> bool {
+        let reached = |reg: &Registry| {
+            reg.domains.get(name).is_some_and(|e| {
+                e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) && e.state == state
+            })
+        };
+        let gone = |reg: &Registry| {
+            !reg.domains
+                .get(name)
+                .is_some_and(|e| e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)))
+        };
+        let guard = self.reg();
+        let (guard, _) = self
+            .state_cv
+            .wait_timeout_while(guard, timeout, |reg| !reached(reg) && !gone(reg))
+            .unwrap_or_else(PoisonError::into_inner);
+        reached(&guard)
     }
 
     /// The runtime record for running entry `e`.
@@ -140,6 +172,7 @@ impl Daemon {
             }
             handle
         };
+        self.state_cv.notify_all();
         let _ = std::fs::remove_file(self.tree.state_file(name));
         let _ = std::fs::remove_dir_all(self.tree.runtime_dir(name));
         let console = self
@@ -150,12 +183,32 @@ impl Daemon {
         if let Some(c) = console {
             c.stop();
         }
+        log_line(
+            &self.tree.log_file(name),
+            &format!(
+                "shutting down, reason={}",
+                DomainState::Shutoff.reason_name(reason)
+            ),
+        );
         if let Some(h) = handle {
             tracing::info!(domain = name, reason, "domain shut off");
             self.events
                 .lifecycle(&h, LifecycleEvent::Stopped as i32, stopped_detail(reason));
         }
         run.mark_exited();
+    }
+}
+
+/// Appends a stamped line to a domain log, as libvirt marks starts and
+/// stops in it.
+pub fn log_line(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut f) = f {
+        let _ = writeln!(f, "{}: {text}", crate::process::timestamp());
     }
 }
 

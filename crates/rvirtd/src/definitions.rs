@@ -122,6 +122,9 @@ impl Daemon {
     /// DOMAIN_UNDEFINE(_FLAGS): removes the definition; a running domain
     /// becomes transient and disappears when it stops.
     pub fn undefine(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        // Not while a start of this domain is under way.
+        let (job, _) = self.job_of(dom)?;
+        let _job = job.lock().unwrap_or_else(PoisonError::into_inner);
         let handle = {
             let mut reg = self.reg();
             let e = reg.resolve_mut(dom)?;

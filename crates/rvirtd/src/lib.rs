@@ -18,6 +18,7 @@
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
 //! | `query` | lists, info, state, XML, vCPUs |
 //! | `dispatch` | procedure -> operation |
+//! | `extra` | procedures outside rvirt-remote's table (vCPU pin info) |
 //! | `console` | DOMAIN_OPEN_CONSOLE: a serial pty as a stream |
 //! | `server`, `outbox`, `events` | socket, per-client queues, event callbacks |
 
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod definitions;
 pub mod dispatch;
 pub mod events;
+pub mod extra;
 pub mod fsutil;
 pub mod hostinfo;
 pub mod lifecycle;

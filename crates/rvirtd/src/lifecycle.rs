@@ -208,35 +208,35 @@ impl Daemon {
         qmp(&run, "system_reset")
     }
 
-    /// DOMAIN_SUSPEND.
+    /// DOMAIN_SUSPEND: QMP `stop`; the state changes when the follower
+    /// sees the VMM's STOP event, in order with the events before it.
     pub fn suspend(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
-        let (job, _) = self.job_of(dom)?;
-        let _job = lock(&job);
-        let (name, run) = self.running(dom)?;
-        qmp(&run, "stop")?;
-        self.transition(
-            &name,
-            &run,
-            DomainState::Paused,
-            paused_reason::USER,
-            Some((LifecycleEvent::Suspended as i32, suspended_detail::PAUSED)),
-        );
-        Ok(())
+        self.pause_or_resume(dom, "stop", DomainState::Paused)
     }
 
-    /// DOMAIN_RESUME.
+    /// DOMAIN_RESUME: QMP `cont`, then the RESUME event.
     pub fn resume(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        self.pause_or_resume(dom, "cont", DomainState::Running)
+    }
+
+    fn pause_or_resume(
+        &self,
+        dom: &NonnullDomain,
+        command: &str,
+        target: DomainState,
+    ) -> Result<(), RemoteError> {
         let (job, _) = self.job_of(dom)?;
         let _job = lock(&job);
         let (name, run) = self.running(dom)?;
-        qmp(&run, "cont")?;
-        self.transition(
-            &name,
-            &run,
-            DomainState::Running,
-            running_reason::UNPAUSED,
-            Some((LifecycleEvent::Resumed as i32, resumed_detail::UNPAUSED)),
-        );
+        if self.reg().by_name(&name)?.state == target {
+            return Ok(());
+        }
+        qmp(&run, command)?;
+        if !self.wait_state(&name, &run, target, process::QMP_TIMEOUT) {
+            return Err(RemoteError::operation_failed(&format!(
+                "the VM did not confirm '{command}'"
+            )));
+        }
         Ok(())
     }
 

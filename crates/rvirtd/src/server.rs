@@ -143,16 +143,19 @@ fn read_loop(
                     None
                 }
                 Err(Refused::UnknownProcedure(h)) if h.is_remote() => {
-                    // Not a dropped connection, not an RPC error: the
-                    // procedure exists in libvirt, rvirt does not serve it.
-                    Some(error_reply(
-                        &h,
-                        &RemoteError::new(
-                            code::NO_SUPPORT,
-                            from::RPC,
-                            Some(&format!("unknown procedure {}", h.proc_)),
-                        ),
-                    ))
+                    // Not a dropped connection, not an RPC error: either a
+                    // procedure served outside rvirt-remote's table, or one
+                    // rvirt does not serve.
+                    crate::extra::reply(daemon, &h, &msg.payload).or_else(|| {
+                        Some(error_reply(
+                            &h,
+                            &RemoteError::new(
+                                code::NO_SUPPORT,
+                                from::RPC,
+                                Some(&format!("unknown procedure {}", h.proc_)),
+                            ),
+                        ))
+                    })
                 }
                 Err(refused) => {
                     tracing::debug!(error = %refused, "message refused");

@@ -72,6 +72,13 @@ fn define_start_inspect_shutdown_undefine() {
     let inactive = d.ok(&["dumpxml", "--inactive", "pb"]);
     assert!(inactive.starts_with("<domain type='kvm'>\n"), "{inactive}");
     assert_eq!(
+        d.ok(&["vcpuinfo", "pb"]),
+        format!(
+            "VCPU:           0\nCPU:            0\nState:          running\nCPU Affinity:   {}\n\n",
+            "y".repeat(std::thread::available_parallelism().unwrap().get())
+        )
+    );
+    assert_eq!(
         d.ok(&["vcpucount", "pb"]),
         "maximum      config         1\nmaximum      live           1\n\
          current      config         1\ncurrent      live           1\n\n"
@@ -86,6 +93,14 @@ fn define_start_inspect_shutdown_undefine() {
     d.wait_state("pb", "shut off (shutdown)");
     assert!(d.log("pb").contains("DONE"));
     assert_eq!(d.ok(&["domid", "pb"]), "-\n\n");
+    // As virsh-outputs.txt shows it for a shut-off domain.
+    assert_eq!(
+        d.ok(&["vcpuinfo", "pb"]),
+        format!(
+            "VCPU:           0\nCPU:            N/A\nState:          N/A\nCPU time        N/A\nCPU Affinity:   {}\n\n",
+            "y".repeat(std::thread::available_parallelism().unwrap().get())
+        )
+    );
     assert_eq!(
         d.ok(&["undefine", "pb"]),
         "Domain 'pb' has been undefined\n\n"
@@ -246,7 +261,7 @@ fn vms_survive_a_daemon_kill() {
         return;
     }
     let mut d = Rvirtd::start();
-    for name in ["a", "b"] {
+    for name in ["a", "b", "c", "dead"] {
         let f = d.xml_file(&format!("{name}.xml"), &domain_xml(name, Guest::Counter));
         d.ok(&["define", &f]);
         d.ok(&["start", name]);
@@ -260,31 +275,45 @@ fn vms_survive_a_daemon_kill() {
             .parse()
             .unwrap()
     };
-    let (pa, pb) = (pid_of("a"), pid_of("b"));
+    let pids: Vec<i32> = ["a", "b", "c"].iter().map(|n| pid_of(n)).collect();
+    let dead = pid_of("dead");
     d.kill9();
     // One VM dies while the daemon is away.
     // SAFETY: kill sends SIGKILL to one positive pid, our VM's.
-    unsafe { libc::kill(pb, libc::SIGKILL) };
+    unsafe { libc::kill(dead, libc::SIGKILL) };
     d.spawn();
     assert_eq!(
         d.ok(&["list", "--all"]),
-        table(&[("1", "a", "running"), ("-", "b", "shut off")])
+        table(&[
+            ("1", "a", "running"),
+            ("2", "b", "paused"),
+            ("3", "c", "running"),
+            ("-", "dead", "shut off")
+        ])
     );
-    assert_eq!(d.state("b"), "shut off (crashed)");
-    assert_eq!(pid_of("a"), pa);
+    assert_eq!(d.state("dead"), "shut off (crashed)");
+    assert_eq!(d.state("b"), "paused (user)");
+    assert!(d.log("dead").contains("COUNT 0"), "the log is kept");
+    let now: Vec<i32> = ["a", "b", "c"].iter().map(|n| pid_of(n)).collect();
+    assert_eq!(now, pids);
     let before = last_count(&d.log("a"));
     wait_for("the counter to move", Duration::from_secs(10), || {
         last_count(&d.log("a")) > before
     });
-    d.ok(&["suspend", "a"]);
-    assert_eq!(d.state("a"), "paused (user)");
-    d.ok(&["resume", "a"]);
-    d.ok(&["destroy", "a"]);
-    assert_eq!(d.state("a"), "shut off (destroyed)");
+    for name in ["a", "c"] {
+        d.ok(&["suspend", name]);
+        assert_eq!(d.state(name), "paused (user)");
+    }
+    for name in ["a", "b", "c"] {
+        d.ok(&["resume", name]);
+        assert_eq!(d.state(name), "running (unpaused)");
+        d.ok(&["destroy", name]);
+        assert_eq!(d.state(name), "shut off (destroyed)");
+    }
     // New ids continue after the adopted ones.
-    d.ok(&["start", "b"]);
-    assert_eq!(d.ok(&["domid", "b"]), "3\n\n");
-    d.ok(&["destroy", "b"]);
+    d.ok(&["start", "dead"]);
+    assert_eq!(d.ok(&["domid", "dead"]), "5\n\n");
+    d.ok(&["destroy", "dead"]);
 }
 
 #[test]
