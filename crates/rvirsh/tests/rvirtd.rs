@@ -1,0 +1,311 @@
+//! rvirsh against rvirtd, next to the real virsh: rvirsh drives the
+//! lifecycle of real VMs (the test guests), and after every step every
+//! read-only command prints the same through both tools. The console is
+//! driven through a pseudo-terminal (`script`).
+//!
+//! Needs `target/.../rvirtd` and `rvirt-vmm` built next to rvirsh (any
+//! `cargo test --workspace` or `cargo build -p rvirtd -p rvirt-vmm` does
+//! that), the real virsh, and /dev/kvm. Skips without them unless
+//! `RVIRT_REQUIRE_REFERENCE` is set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_same, raw, Run};
+use rvirt_test_guests::Guest;
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Daemon {
+    fn uri(&self) -> String {
+        format!(
+            "qemu+unix:///system?socket={}",
+            self.dir.path().join("run/rvirt/rvirt-sock").display()
+        )
+    }
+
+    fn virsh(&self, args: &[&str]) -> Run {
+        let u = self.uri();
+        let mut a = vec!["-c", u.as_str()];
+        a.extend_from_slice(args);
+        raw("virsh", &a, &[])
+    }
+
+    fn rvirsh(&self, args: &[&str]) -> Run {
+        let u = self.uri();
+        let mut a = vec!["-c", u.as_str()];
+        a.extend_from_slice(args);
+        raw(common::rvirsh_bin(), &a, &[])
+    }
+
+    /// rvirsh that must succeed.
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.rvirsh(args);
+        assert_eq!(r.code, 0, "rvirsh {args:?}: {r:?}");
+        r
+    }
+
+    fn wait(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let state = self.dir.path().join("run/rvirt/qemu");
+        for e in std::fs::read_dir(state).into_iter().flatten().flatten() {
+            if let Ok(text) = std::fs::read_to_string(e.path().join("vmm.pid")) {
+                if let Ok(pid) = text.trim().parse::<i32>() {
+                    if pid > 0 {
+                        // SAFETY: kill sends a signal to one positive pid,
+                        // a VMM this test started through rvirtd.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unavailable(why: &str) -> Option<Daemon> {
+    if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+        panic!("RVIRT_REQUIRE_REFERENCE is set but {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+fn sibling(name: &str) -> PathBuf {
+    Path::new(common::rvirsh_bin())
+        .parent()
+        .expect("target dir")
+        .join(name)
+}
+
+/// Starts rvirtd on a fresh tree; `None` (skip) when a piece is missing.
+fn daemon() -> Option<Daemon> {
+    let (rvirtd, vmm) = (sibling("rvirtd"), sibling("rvirt-vmm"));
+    for p in [&rvirtd, &vmm] {
+        if !p.exists() {
+            return unavailable(&format!(
+                "{} is not built (cargo build -p rvirtd -p rvirt-vmm)",
+                p.display()
+            ));
+        }
+    }
+    if !Path::new("/dev/kvm").exists() {
+        return unavailable("/dev/kvm is missing");
+    }
+    if !Command::new("virsh")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return unavailable("virsh is not installed");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(&rvirtd)
+        .arg("--root")
+        .arg(dir.path())
+        .arg("--vmm")
+        .arg(&vmm)
+        .arg("--destroy-grace")
+        .arg("3")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rvirtd");
+    let d = Daemon { dir, child };
+    let sock = d.dir.path().join("run/rvirt/rvirt-sock");
+    d.wait("the rvirtd socket", || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    });
+    Some(d)
+}
+
+fn domain_xml(name: &str, guest: Guest) -> String {
+    format!(
+        "<domain type='kvm'>
+  <name>{name}</name>
+  <uuid>5eeba110-836d-4645-9d66-{:012x}</uuid>
+  <memory unit='MiB'>64</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='microvm'>hvm</type>
+    <kernel>{}</kernel>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model></cpu>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <serial type='pty'><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        name.len(),
+        guest.path().display()
+    )
+}
+
+/// Every read-only command, through both tools, must print the same.
+fn compare_views(d: &Daemon, name: &str, step: &str) {
+    for args in [
+        vec!["list"],
+        vec!["list", "--all"],
+        vec!["list", "--all", "--name"],
+        vec!["list", "--all", "--uuid"],
+        vec!["dominfo", name],
+        vec!["domstate", name, "--reason"],
+        vec!["domid", name],
+        vec!["domuuid", name],
+        vec!["dumpxml", name],
+        vec!["dumpxml", name, "--inactive"],
+        vec!["vcpuinfo", name],
+        vec!["domblklist", name],
+        vec!["domiflist", name],
+    ] {
+        let v = d.virsh(&args);
+        let r = d.rvirsh(&args);
+        assert_same(&format!("after {step}: {}", args.join(" ")), &v, &r, &[]);
+    }
+}
+
+#[test]
+fn rvirsh_drives_rvirtd_and_sees_what_virsh_sees() {
+    let Some(d) = daemon() else { return };
+    let file = d.dir.path().join("ctr.xml");
+    std::fs::write(&file, domain_xml("ctr", Guest::Counter)).expect("xml");
+    let f = file.to_str().unwrap();
+    assert_eq!(
+        d.ok(&["define", f]).stdout,
+        format!("Domain 'ctr' defined from {f}\n\n")
+    );
+    compare_views(&d, "ctr", "define");
+    assert_eq!(d.ok(&["start", "ctr"]).stdout, "Domain 'ctr' started\n\n");
+    compare_views(&d, "ctr", "start");
+    for (args, msg) in [
+        (vec!["suspend", "ctr"], "Domain 'ctr' suspended\n\n"),
+        (vec!["resume", "ctr"], "Domain 'ctr' resumed\n\n"),
+        (
+            vec!["autostart", "ctr"],
+            "Domain 'ctr' marked as autostarted\n\n",
+        ),
+    ] {
+        assert_eq!(d.ok(&args).stdout, msg);
+        compare_views(&d, "ctr", &args.join(" "));
+    }
+    assert_eq!(
+        d.ok(&["domstate", "ctr", "--reason"]).stdout,
+        "running (unpaused)\n\n"
+    );
+    // Failures print what virsh prints.
+    for args in [
+        vec!["start", "ctr"],
+        vec!["dominfo", "nosuch"],
+        vec!["undefine", "nosuch"],
+    ] {
+        let v = d.virsh(&args);
+        let r = d.rvirsh(&args);
+        assert_same(&args.join(" "), &v, &r, &[]);
+        assert_eq!(r.code, 1);
+    }
+    assert_eq!(
+        d.ok(&["destroy", "ctr"]).stdout,
+        "Domain 'ctr' destroyed\n\n"
+    );
+    compare_views(&d, "ctr", "destroy");
+    assert_eq!(
+        d.ok(&["domstate", "ctr", "--reason"]).stdout,
+        "shut off (destroyed)\n\n"
+    );
+    let v = d.virsh(&["destroy", "ctr"]);
+    let r = d.rvirsh(&["destroy", "ctr"]);
+    assert_same("destroy of a shut-off domain", &v, &r, &[]);
+    assert_eq!(
+        d.ok(&["start", "--paused", "ctr"]).stdout,
+        "Domain 'ctr' started\n\n"
+    );
+    assert_eq!(d.ok(&["domstate", "ctr"]).stdout, "paused\n\n");
+    compare_views(&d, "ctr", "start --paused");
+    d.ok(&["destroy", "ctr"]);
+    d.ok(&["autostart", "--disable", "ctr"]);
+    assert_eq!(
+        d.ok(&["undefine", "ctr"]).stdout,
+        "Domain 'ctr' has been undefined\n\n"
+    );
+    assert_eq!(d.ok(&["list", "--all", "--name"]).stdout, "\n");
+    for args in [
+        vec!["version"],
+        vec!["version", "--daemon"],
+        vec!["hostname"],
+        vec!["nodeinfo"],
+        vec!["uri"],
+    ] {
+        assert_same(&args.join(" "), &d.virsh(&args), &d.rvirsh(&args), &[]);
+    }
+    let v = d.virsh(&["domxml-to-native", "qemu-argv", f]);
+    let r = d.rvirsh(&["domxml-to-native", "qemu-argv", f]);
+    assert_same("domxml-to-native", &v, &r, &[]);
+}
+
+#[test]
+fn console_shows_the_guest_and_leaves_on_ctrl_bracket() {
+    let Some(d) = daemon() else { return };
+    let file = d.dir.path().join("con.xml");
+    std::fs::write(&file, domain_xml("con", Guest::Counter)).expect("xml");
+    d.ok(&["define", file.to_str().unwrap()]);
+    d.ok(&["start", "con"]);
+    // `script` gives rvirsh a terminal; after a second of output the
+    // escape character ends the session.
+    let cmd = format!("{} -c '{}' console con", common::rvirsh_bin(), d.uri());
+    let mut child = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is needed for the console test");
+    std::thread::sleep(Duration::from_millis(1500));
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().expect("stdin");
+        stdin.write_all(&[0x1d]).expect("send Ctrl+]");
+        stdin.flush().expect("flush");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "console did not end on Ctrl+]");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Connected to domain 'con'\r\nEscape character is ^] (Ctrl + ])\r\n"),
+        "{text:?}"
+    );
+    assert!(text.contains("COUNT"), "no guest output in {text:?}");
+    assert_eq!(out.status.code(), Some(0), "{text:?}");
+    // Still running: leaving the console does not touch the domain.
+    assert_eq!(d.ok(&["domstate", "con"]).stdout, "running\n\n");
+    // Without a terminal, virsh's refusal.
+    let v = d.virsh(&["console", "con"]);
+    let r = d.rvirsh(&["console", "con"]);
+    assert_same("console without a tty", &v, &r, &[]);
+    d.ok(&["destroy", "con"]);
+}
