@@ -22,6 +22,7 @@ fn xml_file(xml: &str) -> tempfile::NamedTempFile {
 fn read_only_commands_match_virsh() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("ro");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
     assert_eq!(virsh(&["define", path]).code, 0);
@@ -69,6 +70,7 @@ fn read_only_commands_match_virsh() {
         vec!["hostname"],
         vec!["nodeinfo"],
         vec!["event", "--list"],
+        vec!["list", "--all", "--table", "--name"],
         vec!["-q", "list", "--all"],
         vec!["-q", "domblklist", n],
     ] {
@@ -81,6 +83,7 @@ fn read_only_commands_match_virsh() {
 fn errors_match_virsh() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("err");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
     let bad = xml_file("<domain");
@@ -132,6 +135,7 @@ fn errors_match_virsh() {
 fn lifecycle_matches_virsh() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("life");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
     let n = name.as_str();
@@ -184,6 +188,7 @@ fn lifecycle_matches_virsh() {
 fn domains_by_id_and_uuid_in_messages() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("ids");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
     let n = name.as_str();
@@ -245,6 +250,7 @@ fn uri_from_the_environment() {
 fn edit_matches_virsh() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("edit");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
     let n = name.as_str();
@@ -287,6 +293,7 @@ fn edit_matches_virsh() {
 fn refused_edit_fails_and_keeps_the_definition() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("edbad");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
     let n = name.as_str();
@@ -309,6 +316,7 @@ fn refused_edit_fails_and_keeps_the_definition() {
 fn event_loop_prints_lifecycle_events_as_virsh() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("ev");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
     let u = uri();
@@ -376,5 +384,41 @@ fn event_loop_prints_lifecycle_events_as_virsh() {
         )),
         "{}",
         outs[3].stdout
+    );
+}
+
+#[test]
+fn interrupted_event_loop_matches_virsh() {
+    let Some(_r) = reference() else { return };
+    let u = uri();
+    let runs: Vec<common::Run> = ["virsh", common::rvirsh_bin()]
+        .iter()
+        .map(|prog| {
+            let child = std::process::Command::new(prog)
+                .args([
+                    "-c",
+                    &u,
+                    "event",
+                    "--domain",
+                    "test",
+                    "--event",
+                    "lifecycle",
+                    "--loop",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn event loop");
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            let pid = i32::try_from(child.id()).expect("pid");
+            // SAFETY: kill sends SIGINT to the one child spawned just above.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            child.wait_with_output().expect("event loop").into()
+        })
+        .collect();
+    assert_same("event --loop, then Ctrl+C", &runs[0], &runs[1], &[]);
+    assert_eq!(
+        runs[1].stdout,
+        "event loop interrupted\nevents received: 0\n\n"
     );
 }

@@ -204,6 +204,13 @@ pub fn event(s: &mut Session, out: Out, o: &EventOpts) -> Result<(), CmdError> {
         });
     }
     out.print(&format!("events received: {count}\n"));
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // virsh counts an interrupted loop as a failure, with no message.
+        return Err(CmdError {
+            context: None,
+            cause: None,
+        });
+    }
     Ok(())
 }
 

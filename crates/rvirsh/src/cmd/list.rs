@@ -68,6 +68,13 @@ pub fn state_word(state: Option<i32>) -> &'static str {
 }
 
 pub fn list(s: &mut Session, out: Out, o: &ListOpts) -> Result<(), CmdError> {
+    for (on, opt) in [(o.name, "--name"), (o.uuid, "--uuid")] {
+        if on && o.table {
+            return Err(CmdError::msg(format!(
+                "Options --table and {opt} are mutually exclusive"
+            )));
+        }
+    }
     let mut doms = s
         .call::<procs::ConnectListAllDomains>(&ConnectListAllDomainsArgs {
             need_results: 1,
@@ -76,7 +83,7 @@ pub fn list(s: &mut Session, out: Out, o: &ListOpts) -> Result<(), CmdError> {
         .map_err(|e| CmdError::from(e).context("Failed to list domains"))?
         .domains;
     doms.sort_by(virsh_order);
-    if (o.name || o.uuid) && !o.table {
+    if o.name || o.uuid {
         for d in &doms {
             let line = match (o.uuid, o.name) {
                 (true, true) => format!("{} {}\n", d.uuid, d.name),

@@ -251,6 +251,19 @@ pub fn domain_xml(name: &str, uuid: &str) -> String {
     )
 }
 
+/// Destroys and undefines the named domains when dropped, so that a
+/// failed test leaves nothing behind in the shared test driver.
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = virsh(&["destroy", n]);
+            let _ = virsh(&["undefine", n]);
+        }
+    }
+}
+
 /// A name and UUID of this process's own, so that parallel runs on a
 /// shared libvirtd do not meet.
 pub fn unique(tag: &str) -> (String, String) {
