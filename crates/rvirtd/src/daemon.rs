@@ -86,7 +86,7 @@ impl Daemon {
         reason: i32,
         event: Option<(i32, i32)>,
     ) -> bool {
-        let (handle, record) = {
+        let handle = {
             let mut reg = self.reg();
             let Some(e) = reg.domains.get_mut(name) else {
                 return false;
@@ -96,12 +96,15 @@ impl Daemon {
             }
             e.state = state;
             e.reason = reason;
-            (e.handle(), self.record_of(e, run))
+            // Saved before anyone can see the new state: an operation that
+            // returned must survive a `kill -9` right after it.
+            let record = self.record_of(e, run);
+            if let Err(err) = record.save(&self.tree.state_file(name)) {
+                tracing::warn!(domain = name, error = %err, "cannot save runtime state");
+            }
+            e.handle()
         };
         self.state_cv.notify_all();
-        if let Err(err) = record.save(&self.tree.state_file(name)) {
-            tracing::warn!(domain = name, error = %err, "cannot save runtime state");
-        }
         if let Some((ev, detail)) = event {
             self.events.lifecycle(&handle, ev, detail);
         }

@@ -87,6 +87,13 @@ fn handle(
                 max_vcpus: rvirt_domain::MAX_VCPUS as i32,
             },
         )),
+        Args::ConnectGetCapabilities(()) => ok(reply(
+            p,
+            serial,
+            &CapabilitiesRet {
+                capabilities: crate::capabilities::capabilities_xml(&d.vmm),
+            },
+        )),
         Args::NodeGetInfo(()) => ok(reply(p, serial, &hostinfo::node_info())),
         Args::NodeGetCpuMap(a) => {
             let n = hostinfo::cpus();

@@ -17,6 +17,7 @@
 //! | `recover` | start-up: load, re-adopt running VMs, autostart |
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
 //! | `query` | lists, info, state, XML, vCPUs |
+//! | `capabilities` | the capabilities XML |
 //! | `dispatch` | procedure -> operation |
 //! | `extra` | procedures outside rvirt-remote's table (vCPU pin info) |
 //! | `console` | DOMAIN_OPEN_CONSOLE: a serial pty as a stream |
@@ -26,6 +27,7 @@
 // errors are the rare path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod capabilities;
 pub mod console;
 pub mod daemon;
 pub mod definitions;

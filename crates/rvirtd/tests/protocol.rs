@@ -129,7 +129,7 @@ fn unknown_calls_get_errors_not_hangups() {
     assert_eq!(r.body::<RemoteError>().unwrap().code, code::NO_SUPPORT);
 
     // A procedure rvirt knows but does not serve: VIR_ERR_NO_SUPPORT too.
-    s.write_all(&call_bytes(prog, 7, 2, vec![])).unwrap(); // CONNECT_GET_CAPABILITIES
+    s.write_all(&call_bytes(prog, 56, 2, vec![0; 24])).unwrap(); // DOMAIN_GET_SCHEDULER_TYPE
     let r = read_message(&mut s).unwrap().unwrap();
     assert_eq!(r.body::<RemoteError>().unwrap().code, code::NO_SUPPORT);
 

@@ -371,6 +371,11 @@ fn host_and_version_commands() {
     assert!(v.contains("Running against daemon: 9.0.0"), "{v}");
     assert!(!d.ok(&["hostname"]).trim().is_empty());
     assert!(d.ok(&["nodeinfo"]).contains("CPU(s):"));
+    let caps = d.ok(&["capabilities"]);
+    assert!(
+        caps.contains("<os_type>hvm</os_type>") && caps.contains("<domain type='kvm'/>"),
+        "{caps}"
+    );
     let f = d.xml_file("n.xml", &domain_xml("native", Guest::Hello));
     let argv = d.ok(&["domxml-to-native", "qemu-argv", &f]);
     assert!(

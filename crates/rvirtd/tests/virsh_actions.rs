@@ -89,3 +89,26 @@ fn redefining_a_running_domain_applies_at_next_start() {
         .contains("<memory unit='KiB'>98304</memory>"));
     d.ok(&["destroy", "re"]);
 }
+
+#[test]
+fn a_vmm_that_dies_is_shut_off_crashed() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let f = d.xml_file("k.xml", &domain_xml("killed", Guest::Counter));
+    d.ok(&["define", &f]);
+    d.ok(&["start", "killed"]);
+    let pid: i32 = std::fs::read_to_string(d.root().join("run/rvirt/qemu/killed/vmm.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill sends SIGKILL to one positive pid, our VM's.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    d.wait_state("killed", "shut off (crashed)");
+    assert!(!d.root().join("run/rvirt/qemu/killed.json").exists());
+    assert!(d.log("killed").contains("shutting down, reason=crashed"));
+    d.ok(&["start", "killed"]);
+    d.ok(&["destroy", "killed"]);
+}
