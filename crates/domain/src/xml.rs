@@ -420,8 +420,14 @@ impl Element {
         self.children.iter().any(|n| matches!(n, Node::Element(_)))
     }
 
+    /// Appends text, joining it to a text node just before (entity
+    /// references arrive as separate pieces).
     pub fn push_text(&mut self, t: impl Into<String>) {
-        self.children.push(Node::Text(t.into()));
+        let t = t.into();
+        match self.children.last_mut() {
+            Some(Node::Text(prev)) => prev.push_str(&t),
+            _ => self.children.push(Node::Text(t)),
+        }
     }
 
     /// Builder: an element holding only text.
@@ -619,8 +625,7 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
             err_at(input, at, e.to_string())
         })?;
         match event {
-            Event::Start(e) | Event::Empty(e) if root.is_some() && stack.is_empty() => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if root.is_some() && stack.is_empty() => {
                 return Err(err_at(
                     input,
                     before,
