@@ -19,9 +19,25 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Makes the process started by `cmd` die with the test thread that starts
+/// it, so a failing test never leaves a VM running.
+pub fn die_with_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Spawns rvirt-vmm with `args`, stdout and stderr piped.
 pub fn spawn(args: &[&str]) -> Child {
-    Command::new(vmm())
+    die_with_test(&mut Command::new(vmm()))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -522,7 +522,7 @@ fn qemu_qmp_python_client_sees_what_it_sees_on_qemu() {
     for attempt in 0..3 {
         let qsock = dir.path().join(format!("qemu{attempt}.sock"));
         let qmp = format!("unix:{},server=on,wait=off", qsock.display());
-        let mut qemu = std::process::Command::new("qemu-system-x86_64")
+        let mut qemu = die_with_test(&mut std::process::Command::new("qemu-system-x86_64"))
             .args([
                 "-M",
                 "microvm",
@@ -607,4 +607,45 @@ fn which(cmd: &str) -> Option<PathBuf> {
             .map(|d| d.join(cmd))
             .find(|p| p.is_file())
     })
+}
+
+#[test]
+fn qmp_on_stdio() {
+    use std::io::Write;
+    let kernel = Guest::Counter.path();
+    let mut child = die_with_test(&mut std::process::Command::new(vmm()))
+        .args([
+            "-S",
+            "-qmp",
+            "stdio",
+            "-serial",
+            "null",
+            "-kernel",
+            kernel.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-status\", \"id\": 1}\n{\"execute\": \"quit\"}\n")
+        .unwrap();
+    let run = wait(child, T);
+    drop(stdin);
+    assert!(run.status.success(), "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("{\"QMP\": {\"version\""), "{lines:?}");
+    assert_eq!(lines[1], "{\"return\": {}}");
+    let status: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(
+        status,
+        json!({"return": {"status": "prelaunch", "singlestep": false, "running": false}, "id": 1})
+    );
+    assert!(
+        run.stdout.contains("\"reason\": \"host-qmp-quit\""),
+        "{}",
+        run.stdout
+    );
 }

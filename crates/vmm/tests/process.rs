@@ -268,7 +268,7 @@ fn no_permission_on_dev_kvm_is_one_clear_line() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = std::process::Command::new(vmm())
+    let out = die_with_test(&mut std::process::Command::new(vmm()))
         .args(["-serial", "null", "-kernel", kernel.to_str().unwrap()])
         .uid(65534)
         .gid(65534)
