@@ -53,7 +53,7 @@ impl fmt::Display for Problem {
 pub enum Error {
     #[error("{0}")]
     Malformed(#[from] XmlError),
-    #[error("invalid domain definition: {}", render(.0))]
+    #[error("Invalid domain definition: {}", render(.0))]
     Invalid(Vec<Problem>),
 }
 
@@ -122,5 +122,28 @@ impl Problems {
             self.0.sort_by_key(|p| p.line);
             Err(Error::Invalid(self.0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_line_element_and_attribute() {
+        let p = Problem::new(4, "memory", Some("unit"), "unknown unit 'x'".into());
+        assert_eq!(p.to_string(), "<memory> attribute 'unit': unknown unit 'x'");
+        let e = Error::Invalid(vec![p, Problem::new(9, "name", None, "bad".into())]);
+        assert_eq!(
+            e.to_string(),
+            "Invalid domain definition: line 4: <memory> attribute 'unit': unknown unit 'x'; line 9: <name>: bad"
+        );
+        let m = Error::Malformed(XmlError {
+            line: 2,
+            column: 7,
+            message: "oops".into(),
+        });
+        assert_eq!(m.to_string(), "Malformed XML at line 2, column 7: oops");
+        assert_eq!(m.problems()[0].to_string(), "column 7: malformed XML: oops");
     }
 }

@@ -277,7 +277,7 @@ pub struct Element {
 
 /// A document that is not well-formed XML.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{line}:{column}: malformed XML: {message}")]
+#[error("Malformed XML at line {line}, column {column}: {message}")]
 pub struct XmlError {
     pub line: u32,
     pub column: u32,

@@ -73,9 +73,9 @@ impl fmt::Display for Unsupported {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeriveError {
-    #[error("domain type '{0}' is not supported: rvirt-vmm runs guests on KVM only")]
+    #[error("Domain type '{0}' is not supported: rvirt-vmm runs guests on KVM only")]
     NotKvm(String),
-    #[error("the guest needs devices rvirt-vmm does not emulate: {}", list(.0))]
+    #[error("The guest needs devices rvirt-vmm does not emulate: {}", list(.0))]
     Unsupported(Vec<Unsupported>),
 }
 
