@@ -106,8 +106,35 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
         );
     }
     let kind = root.take_attr("type").unwrap_or_default();
+    // The hypervisor types libvirt knows; rvirt runs only `kvm`, which
+    // derivation checks, but a definition may name any of them.
+    const TYPES: &[&str] = &[
+        "qemu",
+        "kqemu",
+        "kvm",
+        "xen",
+        "lxc",
+        "uml",
+        "openvz",
+        "test",
+        "vmware",
+        "hyperv",
+        "vbox",
+        "phyp",
+        "parallels",
+        "bhyve",
+        "vz",
+        "none",
+    ];
     if kind.is_empty() {
         p.push(line.0, "domain", Some("type"), "missing domain type".into());
+    } else if !TYPES.contains(&kind.as_str()) {
+        p.push(
+            line.0,
+            "domain",
+            Some("type"),
+            format!("unknown domain type '{kind}'"),
+        );
     }
     let mut lines = Lines {
         domain: line,

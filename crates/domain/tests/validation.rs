@@ -376,3 +376,14 @@ fn huge_topology_does_not_overflow() {
         "topology gives 18446744073709551615 vCPUs",
     );
 }
+
+#[test]
+fn unknown_domain_type() {
+    check(
+        &with("<domain type='kvm'>", "<domain type='kvmm'>"),
+        1,
+        "domain",
+        Some("type"),
+        "unknown domain type 'kvmm'",
+    );
+}
