@@ -23,12 +23,16 @@ pub struct Config {
     pub vmm: PathBuf,
     /// How long destroy waits after SIGTERM before SIGKILL.
     pub destroy_grace: Duration,
+    /// libvirtd's keepalive_interval and keepalive_count: silence before
+    /// a PING, unanswered PINGs before a client is dropped.
+    pub keepalive: (Duration, u32),
 }
 
 pub struct Daemon {
     pub tree: Tree,
     pub vmm: PathBuf,
     pub destroy_grace: Duration,
+    pub keepalive: (Duration, u32),
     reg: Mutex<Registry>,
     /// Signalled on every state change, for operations that wait for the
     /// follower to see the VMM's event.
@@ -45,6 +49,7 @@ impl Daemon {
             tree: cfg.tree,
             vmm: cfg.vmm,
             destroy_grace: cfg.destroy_grace,
+            keepalive: cfg.keepalive,
             reg: Mutex::new(Registry::default()),
             state_cv: Condvar::new(),
             events: EventHub::default(),

@@ -29,6 +29,13 @@ struct Args {
     /// Seconds destroy waits after SIGTERM before SIGKILL.
     #[arg(long, default_value_t = 10)]
     destroy_grace: u64,
+    /// Seconds of client silence before a keepalive PING (libvirtd's
+    /// keepalive_interval).
+    #[arg(long, default_value_t = 5)]
+    keepalive_interval: u64,
+    /// Unanswered PINGs before a client is dropped (keepalive_count).
+    #[arg(long, default_value_t = 5)]
+    keepalive_count: u32,
 }
 
 fn vmm_path(arg: Option<PathBuf>) -> PathBuf {
@@ -80,6 +87,10 @@ fn main() -> ExitCode {
         tree: tree.clone(),
         vmm: vmm_path(args.vmm),
         destroy_grace: Duration::from_secs(args.destroy_grace),
+        keepalive: (
+            Duration::from_secs(args.keepalive_interval.max(1)),
+            args.keepalive_count,
+        ),
     });
     daemon.load();
     let listener = match server::bind(&tree.socket) {

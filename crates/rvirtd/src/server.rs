@@ -8,10 +8,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use rvirt_remote::consts::feature;
 use rvirt_remote::error::{code, from};
 use rvirt_remote::handshake::{connection_reply, ServerFeatures};
-use rvirt_remote::keepalive::KeepaliveProc;
+use rvirt_remote::keepalive::{KeepaliveAction, KeepaliveProc, KeepaliveTracker};
 use rvirt_remote::server::reply;
 use rvirt_remote::server::{decode_incoming, error_reply, Incoming, Refused};
 use rvirt_remote::{Args, FrameDecoder, Procedure, RemoteError};
@@ -24,6 +26,9 @@ use crate::outbox::{write_loop, Outbox};
 
 /// More clients than this at once are turned away.
 const MAX_CLIENTS: usize = 1024;
+
+/// How long a client may leave a message half-sent.
+const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 static CLIENTS: AtomicUsize = AtomicUsize::new(0);
 
@@ -96,10 +101,51 @@ fn read_loop(
     let features = ServerFeatures::default();
     let mut frames = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
+    // Started when the client asks whether keepalive is supported, as
+    // libvirtd starts it; a client silent for too long is dropped.
+    let (interval, count) = daemon.keepalive;
+    let mut keepalive: Option<KeepaliveTracker> = None;
+    let mut last_data = Instant::now();
+    stream.set_read_timeout(Some(interval.min(Duration::from_secs(1))))?;
     loop {
-        let n = stream.read(&mut buf)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if let Some(k) = keepalive.as_mut() {
+                    match k.poll(Instant::now()) {
+                        KeepaliveAction::SendPing => {
+                            sub.outbox.send(&KeepaliveProc::Ping.message());
+                        }
+                        KeepaliveAction::Close => {
+                            tracing::info!("client stopped answering keepalive; closing it");
+                            return Ok(());
+                        }
+                        KeepaliveAction::Wait => {}
+                    }
+                }
+                if sub.outbox.is_closed() {
+                    return Ok(());
+                }
+                if frames.buffered() > 0 && last_data.elapsed() > PARTIAL_MESSAGE_TIMEOUT {
+                    tracing::warn!("client stalled mid-message; closing it");
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 || sub.outbox.is_closed() {
             return Ok(());
+        }
+        last_data = Instant::now();
+        if let Some(k) = keepalive.as_mut() {
+            k.heard(last_data);
         }
         frames.push(&buf[..n]);
         loop {
@@ -111,7 +157,17 @@ fn read_loop(
                     return Ok(());
                 }
             };
-            let out = match decode_incoming(&msg) {
+            let incoming = decode_incoming(&msg);
+            if let Ok(Incoming::Call {
+                args: Args::ConnectSupportsFeature(f),
+                ..
+            }) = &incoming
+            {
+                if f.feature == feature::PROGRAM_KEEPALIVE && keepalive.is_none() {
+                    keepalive = Some(KeepaliveTracker::new(interval, count, Instant::now()));
+                }
+            }
+            let out = match incoming {
                 Ok(Incoming::Call {
                     args: Args::DomainOpenConsole(a),
                     serial,

@@ -239,3 +239,46 @@ fn twenty_clients_start_and_destroy_twenty_domains() {
             .unwrap_or(false)
     });
 }
+
+#[test]
+fn silent_keepalive_clients_are_pinged_then_dropped() {
+    let d = Rvirtd::start_with(&["--keepalive-interval", "1", "--keepalive-count", "2"]);
+    let mut s = raw(&d);
+    let prog = rvirt_remote::consts::REMOTE_PROGRAM;
+    // CONNECT_SUPPORTS_FEATURE(PROGRAM_KEEPALIVE) starts it, as in libvirtd.
+    s.write_all(&call_bytes(prog, 60, 1, vec![0, 0, 0, 10]))
+        .unwrap();
+    let r = read_message(&mut s).unwrap().unwrap();
+    assert_eq!(r.payload, [0, 0, 0, 1]);
+    let start = std::time::Instant::now();
+    let ping = read_message(&mut s).unwrap().unwrap();
+    assert_eq!(KeepaliveProc::of(&ping), Some(KeepaliveProc::Ping));
+    // Answering keeps it alive...
+    s.write_all(&KeepaliveProc::Pong.message().to_bytes().unwrap())
+        .unwrap();
+    let again = read_message(&mut s).unwrap().unwrap();
+    assert_eq!(KeepaliveProc::of(&again), Some(KeepaliveProc::Ping));
+    // ...silence ends it.
+    loop {
+        match read_message(&mut s) {
+            Ok(Some(m)) => assert_eq!(KeepaliveProc::of(&m), Some(KeepaliveProc::Ping)),
+            _ => break,
+        }
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // A client that never asked for keepalive is left alone.
+    let mut quiet = raw(&d);
+    quiet
+        .set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    let mut b = [0u8; 4];
+    let e = quiet.read(&mut b).unwrap_err();
+    assert!(matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ));
+}

@@ -13,6 +13,8 @@ use rvirt_test_guests::Guest;
 pub struct Rvirtd {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    /// Extra daemon options.
+    pub args: Vec<String>,
 }
 
 /// rvirt-vmm from the same target directory (`cargo build -p rvirt-vmm`),
@@ -35,8 +37,16 @@ pub fn vmm() -> PathBuf {
 
 impl Rvirtd {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut d = Rvirtd { dir, child: None };
+        let mut d = Rvirtd {
+            dir,
+            child: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
         d.spawn();
         d
     }
@@ -68,6 +78,7 @@ impl Rvirtd {
             .arg(vmm())
             .arg("--destroy-grace")
             .arg("3")
+            .args(&self.args)
             .env("RVIRTD_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
