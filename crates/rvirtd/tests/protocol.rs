@@ -259,11 +259,8 @@ fn silent_keepalive_clients_are_pinged_then_dropped() {
     let again = read_message(&mut s).unwrap().unwrap();
     assert_eq!(KeepaliveProc::of(&again), Some(KeepaliveProc::Ping));
     // ...silence ends it.
-    loop {
-        match read_message(&mut s) {
-            Ok(Some(m)) => assert_eq!(KeepaliveProc::of(&m), Some(KeepaliveProc::Ping)),
-            _ => break,
-        }
+    while let Ok(Some(m)) = read_message(&mut s) {
+        assert_eq!(KeepaliveProc::of(&m), Some(KeepaliveProc::Ping));
     }
     assert!(
         start.elapsed() < Duration::from_secs(5),
