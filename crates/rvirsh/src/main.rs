@@ -7,6 +7,7 @@ mod cmd;
 mod devices;
 mod error;
 mod out;
+mod pipeline;
 mod session;
 mod table;
 mod target;

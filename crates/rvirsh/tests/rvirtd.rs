@@ -158,7 +158,10 @@ fn domain_xml(name: &str, guest: Guest) -> String {
   </devices>
 </domain>
 ",
-        name.len(),
+        name.bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b))
+                .wrapping_mul(0x100_0000_01b3))
+            & 0xffff_ffff_ffff,
         guest.path().display()
     )
 }
@@ -197,6 +200,27 @@ fn rvirsh_drives_rvirtd_and_sees_what_virsh_sees() {
         format!("Domain 'ctr' defined from {f}\n\n")
     );
     compare_views(&d, "ctr", "define");
+    // Enough domains for list's pipelined state queries.
+    let many: Vec<String> = (0..24).map(|i| format!("many-{i:02}")).collect();
+    for n in &many {
+        let p = d.dir.path().join(format!("{n}.xml"));
+        std::fs::write(&p, domain_xml(n, Guest::Counter)).expect("xml");
+        d.ok(&["define", p.to_str().unwrap()]);
+    }
+    d.ok(&["start", "many-07"]);
+    d.ok(&["suspend", "many-07"]);
+    for args in [
+        vec!["list", "--all"],
+        vec!["list"],
+        vec!["list", "--inactive"],
+    ] {
+        assert_same(&args.join(" "), &d.virsh(&args), &d.rvirsh(&args), &[]);
+    }
+    assert!(d.ok(&["list"]).stdout.contains(" many-07   paused\n"));
+    d.ok(&["destroy", "many-07"]);
+    for n in &many {
+        d.ok(&["undefine", n]);
+    }
     assert_eq!(d.ok(&["start", "ctr"]).stdout, "Domain 'ctr' started\n\n");
     compare_views(&d, "ctr", "start");
     for (args, msg) in [
