@@ -326,6 +326,22 @@ fn handle(
                 Some("Requested metadata element is not present"),
             ))
         }
+        Args::ConnectGetAllDomainStats(a) => {
+            let ret_stats = d.all_domain_stats(&a)?;
+            ok(reply(p, serial, &ConnectGetAllDomainStatsRet { ret_stats }))
+        }
+        Args::DomainGetControlInfo(a) => {
+            d.reg().resolve(&a.dom)?;
+            ok(reply(
+                p,
+                serial,
+                &DomainGetControlInfoRet {
+                    state: 0,
+                    details: 0,
+                    state_time: 0,
+                },
+            ))
+        }
         Args::ConnectDomainXmlToNative(a) => {
             let native_config = d.xml_to_native(&a.native_format, &a.domain_xml)?;
             ok(reply(

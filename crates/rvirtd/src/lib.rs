@@ -18,6 +18,7 @@
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
 //! | `query` | lists, info, state, XML, vCPUs |
 //! | `capabilities` | the capabilities XML |
+//! | `stats` | CONNECT_GET_ALL_DOMAIN_STATS |
 //! | `dispatch` | procedure -> operation |
 //! | `extra` | procedures outside rvirt-remote's table (vCPU pin info) |
 //! | `console` | DOMAIN_OPEN_CONSOLE: a serial pty as a stream |
@@ -45,6 +46,7 @@ pub mod recover;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod store;
 
 pub use daemon::{Config, Daemon};

@@ -126,6 +126,11 @@ fn suspend_resume_destroy() {
     );
     assert_eq!(d.state("counter"), "paused (user)");
     assert_eq!(d.ok(&["list"]), table(&[("1", "counter", "paused")]));
+    assert_eq!(
+        d.ok(&["domstats", "--state", "counter"]),
+        "Domain: 'counter'\n  state.state=3\n  state.reason=1\n\n"
+    );
+    assert_eq!(d.ok(&["domcontrol", "counter"]), "ok\n\n");
     std::thread::sleep(Duration::from_millis(200));
     let frozen = last_count(&d.log("counter"));
     std::thread::sleep(Duration::from_millis(400));

@@ -1,0 +1,91 @@
+//! CONNECT_GET_ALL_DOMAIN_STATS (`virsh domstats`, virt-manager's
+//! polling): the state, cpu, balloon and vcpu groups, with libvirt's
+//! field names.
+
+use rvirt_remote::calls::ConnectGetAllDomainStatsArgs;
+use rvirt_remote::consts::stats;
+use rvirt_remote::types::DomainStatsRecord;
+use rvirt_remote::{NonnullDomain, RemoteError, TypedParam, TypedParamValue};
+
+use crate::daemon::Daemon;
+use crate::process;
+use crate::query::list_filter;
+use crate::registry::Entry;
+
+/// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS`: fail on unknown groups.
+const ENFORCE_STATS: u32 = 1 << 31;
+const KNOWN: u32 = stats::STATE | stats::CPU_TOTAL | stats::BALLOON | stats::VCPU;
+
+fn param(field: &str, value: TypedParamValue) -> TypedParam {
+    TypedParam {
+        field: field.into(),
+        value,
+    }
+}
+
+fn record(e: &Entry, groups: u32) -> Option<DomainStatsRecord> {
+    let def = e.current_def()?;
+    let mut p = Vec::new();
+    if groups & stats::STATE != 0 {
+        p.push(param("state.state", TypedParamValue::Int(e.state as i32)));
+        p.push(param("state.reason", TypedParamValue::Int(e.reason)));
+    }
+    if let Some(run) = &e.run {
+        if groups & stats::CPU_TOTAL != 0 {
+            let ns = process::cpu_time_ns(run.pid);
+            p.push(param("cpu.time", TypedParamValue::ULLong(ns)));
+        }
+        if groups & stats::BALLOON != 0 {
+            let cur = def.current_memory_kib.unwrap_or(def.memory_kib);
+            p.push(param("balloon.current", TypedParamValue::ULLong(cur)));
+            p.push(param(
+                "balloon.maximum",
+                TypedParamValue::ULLong(def.memory_kib),
+            ));
+        }
+        if groups & stats::VCPU != 0 {
+            let cur = def.vcpu.current.unwrap_or(def.vcpu.count);
+            p.push(param("vcpu.current", TypedParamValue::UInt(cur)));
+            p.push(param("vcpu.maximum", TypedParamValue::UInt(def.vcpu.count)));
+        }
+    }
+    Some(DomainStatsRecord {
+        dom: e.handle(),
+        params: p,
+    })
+}
+
+impl Daemon {
+    pub fn all_domain_stats(
+        &self,
+        a: &ConnectGetAllDomainStatsArgs,
+    ) -> Result<Vec<DomainStatsRecord>, RemoteError> {
+        if a.flags & ENFORCE_STATS != 0 && a.stats & !KNOWN != 0 {
+            return Err(RemoteError::new(
+                rvirt_remote::error::code::ARGUMENT_UNSUPPORTED,
+                rvirt_remote::error::from::QEMU,
+                Some(&format!(
+                    "Stats types bits 0x{:x} are not supported by this daemon",
+                    a.stats & !KNOWN
+                )),
+            ));
+        }
+        let groups = if a.stats == 0 { KNOWN } else { a.stats };
+        let reg = self.reg();
+        let entries: Vec<&Entry> = if a.doms.is_empty() {
+            reg.domains
+                .values()
+                .filter(|e| list_filter(e, a.flags & 0xff))
+                .collect()
+        } else {
+            a.doms
+                .iter()
+                .map(|d: &NonnullDomain| reg.resolve(d))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| record(e, groups))
+            .collect())
+    }
+}
