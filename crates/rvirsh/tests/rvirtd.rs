@@ -297,9 +297,43 @@ fn console_shows_the_guest_and_leaves_on_ctrl_bracket() {
     d.ok(&["start", "con"]);
     // `script` gives rvirsh a terminal; after a second of output the
     // escape character ends the session.
-    let cmd = format!("{} -c '{}' console con", common::rvirsh_bin(), d.uri());
+    let text = through_pty(&format!(
+        "{} -c '{}' console con",
+        common::rvirsh_bin(),
+        d.uri()
+    ));
+    assert!(
+        text.starts_with("Connected to domain 'con'\r\nEscape character is ^] (Ctrl + ])\r\n"),
+        "{text:?}"
+    );
+    assert!(text.contains("COUNT"), "no guest output in {text:?}");
+    // Still running: leaving the console does not touch the domain.
+    assert_eq!(d.ok(&["domstate", "con"]).stdout, "running\n\n");
+    // Without a terminal, virsh's refusal.
+    let v = d.virsh(&["console", "con"]);
+    let r = d.rvirsh(&["console", "con"]);
+    assert_same("console without a tty", &v, &r, &[]);
+    d.ok(&["destroy", "con"]);
+    // start --console: started, then attached.
+    let text = through_pty(&format!(
+        "{} -c '{}' start --console con",
+        common::rvirsh_bin(),
+        d.uri()
+    ));
+    assert!(
+        text.starts_with("Domain 'con' started\r\nConnected to domain 'con'\r\n"),
+        "{text:?}"
+    );
+    assert!(text.contains("COUNT"), "no guest output in {text:?}");
+    d.ok(&["destroy", "con"]);
+}
+
+/// Runs a shell command in a pseudo-terminal (`script`), types `Ctrl+]`
+/// after 1.5 s, and returns what the terminal showed; the command must
+/// end by itself and exit 0.
+fn through_pty(cmd: &str) -> String {
     let mut child = Command::new("script")
-        .args(["-qefc", &cmd, "/dev/null"])
+        .args(["-qefc", cmd, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -314,22 +348,14 @@ fn console_shows_the_guest_and_leaves_on_ctrl_bracket() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().expect("wait").is_none() {
-        assert!(Instant::now() < deadline, "console did not end on Ctrl+]");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`{cmd}` did not end on Ctrl+]");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().expect("output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("Connected to domain 'con'\r\nEscape character is ^] (Ctrl + ])\r\n"),
-        "{text:?}"
-    );
-    assert!(text.contains("COUNT"), "no guest output in {text:?}");
-    assert_eq!(out.status.code(), Some(0), "{text:?}");
-    // Still running: leaving the console does not touch the domain.
-    assert_eq!(d.ok(&["domstate", "con"]).stdout, "running\n\n");
-    // Without a terminal, virsh's refusal.
-    let v = d.virsh(&["console", "con"]);
-    let r = d.rvirsh(&["console", "con"]);
-    assert_same("console without a tty", &v, &r, &[]);
-    d.ok(&["destroy", "con"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "`{cmd}`: {text:?}");
+    text
 }
