@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use crate::mac::Mac;
 use crate::model::{Chardev, ChardevKind, DeviceInfo, Domain, LifecycleAction, OtherDevice};
 use crate::names;
-use crate::xml::Element;
+use crate::xml::{Element, Node};
 
 /// Source of randomness for UUIDs and MACs; tests pass a fixed one.
 pub trait Random {
@@ -190,6 +190,35 @@ fn aliases_and_addresses(d: &mut Domain) {
     }
 }
 
+fn is_user_alias(alias: &str) -> bool {
+    alias.starts_with("ua-")
+}
+
+/// Removes every alias but user aliases (`ua-…`), as libvirt does when it
+/// writes a definition for storage.
+pub(crate) fn drop_runtime_aliases(d: &mut Domain) {
+    let devs = &mut d.devices;
+    let infos = devs
+        .disks
+        .iter_mut()
+        .map(|x| &mut x.info)
+        .chain(devs.interfaces.iter_mut().map(|x| &mut x.info))
+        .chain(devs.serials.iter_mut().map(|x| &mut x.info))
+        .chain(devs.consoles.iter_mut().map(|x| &mut x.info))
+        .chain(devs.channels.iter_mut().map(|x| &mut x.info));
+    for info in infos {
+        if !info.alias.as_deref().is_some_and(is_user_alias) {
+            info.alias = None;
+        }
+    }
+    for o in &mut devs.others {
+        o.element.children.retain(|n| match n {
+            Node::Element(e) if e.name == "alias" => e.attr("name").is_some_and(is_user_alias),
+            _ => true,
+        });
+    }
+}
+
 /// libvirt's alias for the `n`th device of this kind, if it gives one.
 fn other_alias(o: &OtherDevice, n: usize) -> Option<String> {
     let ty = o.dev_type().unwrap_or_default();
@@ -236,6 +265,27 @@ mod tests {
         <disk type='file'><source file='/y'/><target dev='sdb' bus='sata'/></disk>\
         <disk type='file'><source file='/z'/><target dev='vdb' bus='virtio'/></disk>\
         </devices></domain>";
+
+    #[test]
+    fn inactive_xml_keeps_only_user_aliases() {
+        let xml = XML.replace(
+            "<target dev='vdb' bus='virtio'/>",
+            "<target dev='vdb' bus='virtio'/><alias name='ua-data'/>",
+        );
+        let mut d = Domain::from_xml(&xml).unwrap();
+        fill_in(&mut d, &mut Constant);
+        let live = d.to_xml();
+        assert!(live.contains("<alias name='net0'/>"));
+        assert!(live.contains("<alias name='balloon0'/>"));
+        let inactive = d.to_inactive_xml();
+        assert!(!inactive.contains("<alias name='net0'/>"));
+        assert!(!inactive.contains("<alias name='balloon0'/>"));
+        assert!(inactive.contains("<alias name='ua-data'/>"));
+        // Re-reading and filling in again gives the same live definition.
+        let mut again = Domain::from_xml(&inactive).unwrap();
+        fill_in(&mut again, &mut Constant);
+        assert_eq!(again.to_xml(), live);
+    }
 
     #[test]
     fn generated_macs_are_unique_and_use_the_qemu_prefix() {

@@ -67,8 +67,18 @@ impl Domain {
         fill::fill_in(self, rng);
     }
 
-    /// The definition as `virsh dumpxml` lays it out.
+    /// The definition as `virsh dumpxml` lays it out, with the device
+    /// aliases [`Domain::fill_in`] assigned (libvirt's live XML).
     pub fn to_xml(&self) -> String {
         format::to_string(self)
+    }
+
+    /// The definition as `virsh dumpxml --inactive` and libvirt's stored
+    /// config have it: device aliases are left out, except user aliases
+    /// (`ua-` prefix), which libvirt keeps.
+    pub fn to_inactive_xml(&self) -> String {
+        let mut d = self.clone();
+        fill::drop_runtime_aliases(&mut d);
+        format::to_string(&d)
     }
 }

@@ -64,7 +64,9 @@ fn dumpxml_fixtures_are_written_back_byte_for_byte() {
         }
         // virsh adds one blank line after the document.
         let text = read(&path).trim_end().to_string() + "\n";
-        let out = Domain::from_xml(&text).unwrap().to_xml();
+        let dom = Domain::from_xml(&text).unwrap();
+        assert_eq!(dom.to_inactive_xml(), text, "{}", path.display());
+        let out = dom.to_xml();
         assert_eq!(
             out,
             text,

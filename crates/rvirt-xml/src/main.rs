@@ -31,6 +31,9 @@ enum Command {
     Format {
         /// Domain XML file; `-` reads standard input.
         file: String,
+        /// Leave out device aliases, as `virsh dumpxml --inactive` does.
+        #[arg(long)]
+        inactive: bool,
     },
     /// Print the rvirt-vmm command line, one argument per line.
     ToArgv {
@@ -95,12 +98,16 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Format { file } => {
+        Command::Format { file, inactive } => {
             let Some(mut d) = load(&file) else {
                 return ExitCode::FAILURE;
             };
             d.fill_in();
-            print!("{}", d.to_xml());
+            if inactive {
+                print!("{}", d.to_inactive_xml());
+            } else {
+                print!("{}", d.to_xml());
+            }
             ExitCode::SUCCESS
         }
         Command::ToArgv { file, runtime_dir } => {

@@ -162,3 +162,12 @@ fn to_argv_lists_refused_devices_with_lines() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn format_inactive_leaves_out_aliases() {
+    let out = run(&["format", "--inactive", "-"], Some(GOOD));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let xml = text(&out.stdout);
+    assert!(!xml.contains("<alias"), "{xml}");
+    assert!(xml.contains("<address type='virtio-mmio'/>"), "{xml}");
+}
