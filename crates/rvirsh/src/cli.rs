@@ -25,6 +25,14 @@ pub struct Cli {
     /// Debug level (accepted for compatibility)
     #[arg(short = 'd', long = "debug", value_name = "NUM")]
     pub debug: Option<String>,
+    /// Console escape sequence: one character, or `^` and a character
+    #[arg(
+        short = 'e',
+        long = "escape",
+        value_name = "ESCAPE",
+        default_value = "^]"
+    )]
+    pub escape: String,
     /// Print the version (the libvirt release whose protocol rvirsh speaks)
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -434,6 +442,19 @@ impl Command {
     }
 }
 
+/// The console escape as virsh takes it: `^X` is Ctrl+X, a single
+/// character is itself; anything else is refused.
+pub fn escape_byte(s: &str) -> Result<u8, crate::error::CmdError> {
+    let b = s.as_bytes();
+    match b {
+        [b'^', c] => Ok(c.to_ascii_uppercase() ^ 0x40),
+        [c] if *c != b'^' => Ok(*c),
+        _ => Err(crate::error::CmdError::msg(format!(
+            "Invalid string '{s}' for escape sequence"
+        ))),
+    }
+}
+
 /// What parsing the command line came to.
 #[derive(Debug)]
 pub enum Parsed {
@@ -639,6 +660,19 @@ mod tests {
         }
         assert!(run("-q uri").quiet);
         assert!(run("--version").version);
+    }
+
+    #[test]
+    fn escape_sequences() {
+        assert_eq!(escape_byte("^]").unwrap(), 0x1d);
+        assert_eq!(escape_byte("^a").unwrap(), 0x01);
+        assert_eq!(escape_byte("x").unwrap(), b'x');
+        assert_eq!(
+            escape_byte("abc").unwrap_err().to_string(),
+            "Invalid string 'abc' for escape sequence"
+        );
+        assert!(escape_byte("^").is_err());
+        assert_eq!(run("-e ^A uri").escape, "^A");
     }
 
     #[test]

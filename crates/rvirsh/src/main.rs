@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let cli = match cli::parse(&args) {
         Parsed::Run(c) => c,
         Parsed::Print(s) => {
-            Out { quiet: false }.print(&s);
+            Out::default().print(&s);
             return ExitCode::SUCCESS;
         }
         Parsed::Fail(m) => {
@@ -45,7 +45,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let out = Out { quiet: cli.quiet };
+    let escape = match cli::escape_byte(&cli.escape) {
+        Ok(b) => b,
+        Err(e) => {
+            print_errors(&e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = Out {
+        quiet: cli.quiet,
+        escape,
+        escape_text: cli.escape.clone(),
+    };
     if cli.version {
         out.print(&format!("{LIBVIRT_VERSION}\n"));
         return ExitCode::SUCCESS;
@@ -75,7 +86,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return connect_failed(client_cause(&e)),
     };
-    let result = cmd::run(&mut session, out, &command);
+    let result = cmd::run(&mut session, &out, &command);
     if let Err(e) = &result {
         print_errors(e);
     }

@@ -5,10 +5,24 @@
 
 use std::io::Write;
 
-/// The command's stdout.
-#[derive(Debug, Clone, Copy)]
+/// The command's stdout, and the global options that shape output.
+#[derive(Debug, Clone)]
 pub struct Out {
     pub quiet: bool,
+    /// The console's escape byte (`-e`, default `Ctrl+]`).
+    pub escape: u8,
+    /// The escape as given (`^]`), for the console's greeting.
+    pub escape_text: String,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out {
+            quiet: false,
+            escape: 0x1d,
+            escape_text: "^]".to_string(),
+        }
+    }
 }
 
 impl Out {

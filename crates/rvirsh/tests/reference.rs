@@ -73,6 +73,8 @@ fn read_only_commands_match_virsh() {
         vec!["list", "--all", "--table", "--name"],
         vec!["-q", "list", "--all"],
         vec!["-q", "domblklist", n],
+        vec!["-e", "^A", "uri"],
+        vec!["-e", "abc", "uri"],
     ] {
         same(&args, &[n, "test"]);
     }

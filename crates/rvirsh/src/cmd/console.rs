@@ -17,14 +17,12 @@ use crate::out::Out;
 use crate::session::{By, Session};
 use crate::term::{is_tty, RawMode};
 
-/// `Ctrl+]`, virsh's default escape character.
-pub const ESCAPE: u8 = 0x1d;
 /// `VIR_DOMAIN_CONSOLE_SAFE`.
 const CONSOLE_SAFE: u32 = 1 << 1;
 
 pub fn console_cmd(
     s: &mut Session,
-    out: Out,
+    out: &Out,
     arg: &str,
     devname: Option<String>,
     force: bool,
@@ -43,8 +41,8 @@ pub fn console_cmd(
 
 /// Splits typed input at the escape character: what to send, and whether
 /// the user asked to leave.
-pub fn split_escape(input: &[u8]) -> (&[u8], bool) {
-    match input.iter().position(|&b| b == ESCAPE) {
+pub fn split_escape(input: &[u8], escape: u8) -> (&[u8], bool) {
+    match input.iter().position(|&b| b == escape) {
         Some(i) => (&input[..i], true),
         None => (input, false),
     }
@@ -54,7 +52,7 @@ pub fn split_escape(input: &[u8]) -> (&[u8], bool) {
 /// end of the stream.
 pub fn run_console(
     s: &mut Session,
-    out: Out,
+    out: &Out,
     dom: &NonnullDomain,
     devname: Option<String>,
     flags: u32,
@@ -74,10 +72,15 @@ pub fn run_console(
         ));
     }
     out.extra(&format!("Connected to domain '{}'\n", dom.name));
-    out.extra("Escape character is ^] (Ctrl + ])\n");
+    let mut greeting = format!("Escape character is {}", out.escape_text);
+    if let [b'^', c] = out.escape_text.as_bytes() {
+        greeting.push_str(&format!(" (Ctrl + {})", char::from(*c)));
+    }
+    out.extra(&format!("{greeting}\n"));
     let sender = s.client.open_console(dom.clone(), devname, flags)?;
     let raw = RawMode::enable(0);
     let quit = Arc::new(AtomicBool::new(false));
+    let escape = out.escape;
     {
         let quit = Arc::clone(&quit);
         let sender = sender.clone();
@@ -91,7 +94,7 @@ pub fn run_console(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                let (data, leave) = split_escape(&buf[..n]);
+                let (data, leave) = split_escape(&buf[..n], escape);
                 if !data.is_empty() && sender.send(data).is_err() {
                     break;
                 }
@@ -146,10 +149,14 @@ fn pump(s: &mut Session, quit: &AtomicBool, serial: u32) -> Result<(), CmdError>
 mod tests {
     use super::*;
 
+    /// `Ctrl+]`, virsh's default escape character.
+    const ESCAPE: u8 = 0x1d;
+
     #[test]
     fn escape_ends_input() {
-        assert_eq!(split_escape(b"ls\r"), (&b"ls\r"[..], false));
-        assert_eq!(split_escape(b"ab\x1dcd"), (&b"ab"[..], true));
-        assert_eq!(split_escape(b"\x1d"), (&b""[..], true));
+        assert_eq!(split_escape(b"ls\r", ESCAPE), (&b"ls\r"[..], false));
+        assert_eq!(split_escape(b"ab\x1dcd", ESCAPE), (&b"ab"[..], true));
+        assert_eq!(split_escape(b"\x1d", ESCAPE), (&b""[..], true));
+        assert_eq!(split_escape(b"ab\x01", 0x01), (&b"ab"[..], true));
     }
 }

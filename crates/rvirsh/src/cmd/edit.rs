@@ -96,7 +96,7 @@ pub fn answer_for(key: u8, relax_available: bool) -> Option<Answer> {
 }
 
 /// virsh's question after a failed define; `Abort` without a terminal.
-fn ask(out: Out, relax_available: bool) -> Answer {
+fn ask(out: &Out, relax_available: bool) -> Answer {
     if !is_tty(0) {
         return Answer::Abort;
     }
@@ -141,7 +141,7 @@ fn print_error(e: &CmdError) {
     }
 }
 
-pub fn edit(s: &mut Session, out: Out, arg: &str, skip_validate: bool) -> Result<(), CmdError> {
+pub fn edit(s: &mut Session, out: &Out, arg: &str, skip_validate: bool) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let original = s.xml(&dom, xml_flags::SECURE | xml_flags::INACTIVE)?;
     let mut file = tempfile::Builder::new()

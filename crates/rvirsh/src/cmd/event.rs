@@ -108,7 +108,7 @@ pub fn event_line(a: &Args, ids: &[i32]) -> Option<String> {
     }
 }
 
-pub fn event(s: &mut Session, out: Out, o: &EventOpts) -> Result<(), CmdError> {
+pub fn event(s: &mut Session, out: &Out, o: &EventOpts) -> Result<(), CmdError> {
     if o.list {
         for n in EVENT_NAMES {
             out.print(&format!("{n}\n"));

@@ -14,7 +14,7 @@ pub fn version_string(v: u64) -> String {
     format!("{}.{}.{}", v / 1_000_000, (v % 1_000_000) / 1000, v % 1000)
 }
 
-pub fn version(s: &mut Session, out: Out, daemon: bool) -> Result<(), CmdError> {
+pub fn version(s: &mut Session, out: &Out, daemon: bool) -> Result<(), CmdError> {
     out.print(&format!(
         "Compiled against library: libvirt {LIBVIRT_VERSION}\n"
     ));
@@ -43,7 +43,7 @@ pub fn version(s: &mut Session, out: Out, daemon: bool) -> Result<(), CmdError> 
     Ok(())
 }
 
-pub fn hostname(s: &mut Session, out: Out) -> Result<(), CmdError> {
+pub fn hostname(s: &mut Session, out: &Out) -> Result<(), CmdError> {
     let h = s
         .call::<procs::ConnectGetHostname>(&())
         .map_err(|e| CmdError::from(e).context("failed to get hostname"))?
@@ -52,7 +52,7 @@ pub fn hostname(s: &mut Session, out: Out) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn nodeinfo(s: &mut Session, out: Out) -> Result<(), CmdError> {
+pub fn nodeinfo(s: &mut Session, out: &Out) -> Result<(), CmdError> {
     let n = s
         .call::<procs::NodeGetInfo>(&())
         .map_err(|e| CmdError::from(e).context("failed to get node information"))?;
@@ -74,7 +74,7 @@ pub fn nodeinfo(s: &mut Session, out: Out) -> Result<(), CmdError> {
 
 pub fn domxml_to_native(
     s: &mut Session,
-    out: Out,
+    out: &Out,
     format: Option<&str>,
     domain: Option<&str>,
     xml_file: Option<&str>,

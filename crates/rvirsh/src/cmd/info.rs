@@ -37,7 +37,7 @@ fn yes_no(v: Option<i32>) -> &'static str {
     }
 }
 
-pub fn dominfo(s: &mut Session, out: Out, arg: &str) -> Result<(), CmdError> {
+pub fn dominfo(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let da = Session::dom_args(&dom);
     let df = DomainFlagsArgs {
@@ -105,7 +105,7 @@ pub fn dominfo(s: &mut Session, out: Out, arg: &str) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn domstate(s: &mut Session, out: Out, arg: &str, reason: bool) -> Result<(), CmdError> {
+pub fn domstate(s: &mut Session, out: &Out, arg: &str, reason: bool) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let r = s.call::<procs::DomainGetState>(&DomainFlagsArgs { dom, flags: 0 })?;
     let word = state_word(Some(r.state));
@@ -120,25 +120,25 @@ pub fn domstate(s: &mut Session, out: Out, arg: &str, reason: bool) -> Result<()
     Ok(())
 }
 
-pub fn domid(s: &mut Session, out: Out, arg: &str) -> Result<(), CmdError> {
+pub fn domid(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::NAME_UUID)?;
     out.print(&format!("{}\n", id_word(&dom)));
     Ok(())
 }
 
-pub fn domname(s: &mut Session, out: Out, arg: &str) -> Result<(), CmdError> {
+pub fn domname(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ID_UUID)?;
     out.print(&format!("{}\n", dom.name));
     Ok(())
 }
 
-pub fn domuuid(s: &mut Session, out: Out, arg: &str) -> Result<(), CmdError> {
+pub fn domuuid(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ID_NAME)?;
     out.print(&format!("{}\n", dom.uuid));
     Ok(())
 }
 
-pub fn dumpxml(s: &mut Session, out: Out, arg: &str, flags: u32) -> Result<(), CmdError> {
+pub fn dumpxml(s: &mut Session, out: &Out, arg: &str, flags: u32) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     out.print(&s.xml(&dom, flags)?);
     Ok(())
@@ -197,7 +197,7 @@ fn host_cpus(s: &mut Session) -> Result<usize, CmdError> {
     }
 }
 
-pub fn vcpuinfo(s: &mut Session, out: Out, arg: &str, pretty: bool) -> Result<(), CmdError> {
+pub fn vcpuinfo(s: &mut Session, out: &Out, arg: &str, pretty: bool) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let maxcpu = host_cpus(s)?;
     let info = s.call::<procs::DomainGetInfo>(&Session::dom_args(&dom))?;
@@ -253,7 +253,7 @@ fn parsed_xml(s: &mut Session, arg: &str, inactive: bool) -> Result<devices::Ele
 
 pub fn domblklist(
     s: &mut Session,
-    out: Out,
+    out: &Out,
     arg: &str,
     inactive: bool,
     details: bool,
@@ -277,7 +277,7 @@ pub fn domblklist(
     Ok(())
 }
 
-pub fn domiflist(s: &mut Session, out: Out, arg: &str, inactive: bool) -> Result<(), CmdError> {
+pub fn domiflist(s: &mut Session, out: &Out, arg: &str, inactive: bool) -> Result<(), CmdError> {
     let root = parsed_xml(s, arg, inactive)?;
     let mut t = Table::new(&["Interface", "Type", "Source", "Model", "MAC"]);
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());

@@ -23,7 +23,7 @@ pub const DEFINE_VALIDATE: u32 = 1;
 /// `VIR_DOMAIN_START_VALIDATE`.
 const START_VALIDATE: u32 = 1 << 4;
 
-pub fn define(s: &mut Session, out: Out, file: &str, validate: bool) -> Result<(), CmdError> {
+pub fn define(s: &mut Session, out: &Out, file: &str, validate: bool) -> Result<(), CmdError> {
     let xml = read_file(file)?;
     let ctx = || format!("Failed to define domain from {file}");
     let dom = if validate {
@@ -42,7 +42,7 @@ pub fn define(s: &mut Session, out: Out, file: &str, validate: bool) -> Result<(
 
 pub fn create(
     s: &mut Session,
-    out: Out,
+    out: &Out,
     file: &str,
     paused: bool,
     console: bool,
@@ -69,7 +69,7 @@ pub fn create(
 
 pub fn start(
     s: &mut Session,
-    out: Out,
+    out: &Out,
     arg: &str,
     paused: bool,
     console: bool,
@@ -102,7 +102,7 @@ pub fn start(
     Ok(())
 }
 
-pub fn undefine(s: &mut Session, out: Out, arg: &str) -> Result<(), CmdError> {
+pub fn undefine(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let da = Session::dom_args(&dom);
     let df = DomainFlagsArgs {
@@ -124,7 +124,7 @@ pub fn undefine(s: &mut Session, out: Out, arg: &str) -> Result<(), CmdError> {
 }
 
 /// The one-call commands: the call, virsh's failure and success wording.
-pub fn simple(s: &mut Session, out: Out, cmd: &str, arg: &str) -> Result<(), CmdError> {
+pub fn simple(s: &mut Session, out: &Out, cmd: &str, arg: &str) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let da = Session::dom_args(&dom);
     let (r, fail, done) = match cmd {
@@ -160,7 +160,7 @@ pub fn simple(s: &mut Session, out: Out, cmd: &str, arg: &str) -> Result<(), Cmd
     Ok(())
 }
 
-pub fn autostart(s: &mut Session, out: Out, arg: &str, disable: bool) -> Result<(), CmdError> {
+pub fn autostart(s: &mut Session, out: &Out, arg: &str, disable: bool) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let (fail, done) = if disable {
         ("Failed to unmark domain '{}' as autostarted", "unmarked")

@@ -96,7 +96,7 @@ fn states(s: &mut Session, doms: &[NonnullDomain]) -> Vec<Option<i32>> {
         .collect()
 }
 
-pub fn list(s: &mut Session, out: Out, o: &ListOpts) -> Result<(), CmdError> {
+pub fn list(s: &mut Session, out: &Out, o: &ListOpts) -> Result<(), CmdError> {
     for (on, opt) in [(o.name, "--name"), (o.uuid, "--uuid")] {
         if on && o.table {
             return Err(CmdError::msg(format!(

@@ -15,7 +15,7 @@ use crate::out::Out;
 use crate::session::Session;
 
 /// Runs one command on an open session.
-pub fn run(s: &mut Session, out: Out, c: &Command) -> Result<(), CmdError> {
+pub fn run(s: &mut Session, out: &Out, c: &Command) -> Result<(), CmdError> {
     let name = c.name();
     match c {
         Command::List(o) => list::list(s, out, o),
