@@ -54,6 +54,7 @@ impl EventHub {
     pub fn register(&self, s: &Subscriber, event_id: i32, dom: Option<Uuid>) -> i32 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         s.callbacks().insert(id, (event_id, dom));
+        tracing::debug!(callback = id, event_id, "event callback registered");
         id
     }
 

@@ -1,37 +1,64 @@
 //! `virsh console` through rvirtd: the guest's serial pty as a stream,
 //! Ctrl+] to leave, one console at a time, `--force` to take it over.
-//! virsh needs a terminal, which `script` (util-linux) provides.
+//! virsh needs a terminal, which `script` (util-linux) provides; its
+//! typescript file is where the test reads what virsh showed.
 
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, Rvirtd};
+use common::{domain_xml, have_virsh, wait_for, Rvirtd};
 use rvirt_test_guests::Guest;
 
-/// Runs `virsh console ARGS` on a pty for about `secs` seconds, then
-/// types Ctrl+].
-fn console(d: &Rvirtd, args: &str, secs: u64) -> Output {
-    let mut child = Command::new("script")
-        .args([
-            "-qfec",
-            &format!("virsh -c '{}' console {args}", d.uri()),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux)");
-    std::thread::sleep(Duration::from_secs(secs));
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(b"\x1d");
-    let _ = stdin.flush();
-    std::thread::sleep(Duration::from_millis(500));
-    drop(stdin);
-    child.wait_with_output().unwrap()
+/// `virsh console ARGS` running on a pty.
+struct Console {
+    child: Child,
+    typescript: PathBuf,
+}
+
+impl Console {
+    fn open(d: &Rvirtd, args: &str, tag: &str) -> Self {
+        let typescript = d.root().join(format!("typescript-{tag}"));
+        let child = Command::new("script")
+            .args(["-qfec", &format!("virsh -c '{}' console {args}", d.uri())])
+            .arg(&typescript)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux)");
+        Console { child, typescript }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.typescript).unwrap_or_default()).into_owned()
+    }
+
+    fn wait_for(&self, needle: &str) {
+        wait_for(
+            &format!("'{needle}' on the console"),
+            Duration::from_secs(15),
+            || self.text().contains(needle),
+        );
+    }
+
+    /// Types Ctrl+] (or nothing, when virsh already ended) and returns
+    /// virsh's exit status.
+    fn close(mut self) -> bool {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"\x1d");
+            let _ = stdin.flush();
+        }
+        let mut status = None;
+        wait_for("virsh console to end", Duration::from_secs(10), || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.is_some_and(|s| s.success())
+    }
 }
 
 #[test]
@@ -45,55 +72,32 @@ fn virsh_console_shows_the_guest() {
     d.ok(&["define", &f]);
     d.ok(&["start", "con"]);
 
-    let out = console(&d, "con", 1);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("Connected to domain 'con'"), "{text}");
-    assert!(text.contains("COUNT "), "{text}");
+    let c = Console::open(&d, "con", "1");
+    c.wait_for("Connected to domain 'con'");
+    c.wait_for("COUNT ");
+    assert!(c.close(), "virsh console exits 0 after Ctrl+]");
     // The console was released: a second one works, the VM still runs.
-    let again = console(&d, "con", 1);
-    assert!(again.status.success());
+    let c = Console::open(&d, "con", "2");
+    c.wait_for("COUNT ");
+    // While it holds the console, a plain open is refused and --force
+    // takes it over.
+    let refused = Console::open(&d, "con", "3");
+    refused.wait_for("Active console session exists for this domain");
+    assert!(!refused.close());
+    let forced = Console::open(&d, "--force con", "4");
+    forced.wait_for("COUNT ");
+    c.wait_for("console has been forcibly closed by another client");
+    assert!(!c.close());
+    assert!(forced.close());
     assert_eq!(d.state("con"), "running (booted)");
-
-    // While one client holds the console, --force takes it over.
-    let holder = std::thread::spawn({
-        let uri = d.uri();
-        move || {
-            Command::new("script")
-                .args([
-                    "-qfec",
-                    &format!("timeout 4 virsh -c '{uri}' console con"),
-                    "/dev/null",
-                ])
-                .stdin(Stdio::piped())
-                .output()
-                .unwrap()
-        }
-    });
-    std::thread::sleep(Duration::from_millis(1500));
-    let forced = console(&d, "--force con", 1);
-    assert!(forced.status.success());
-    let held = holder.join().unwrap();
-    let held_text = String::from_utf8_lossy(&held.stdout);
-    assert!(
-        held_text.contains("console has been forcibly closed by another client"),
-        "{held_text}"
-    );
     d.ok(&["destroy", "con"]);
 
     // A serial that is not a pty cannot be a console.
     let f = d.xml_file("s.xml", &domain_xml("nopty", Guest::Counter));
     d.ok(&["define", &f]);
     d.ok(&["start", "nopty"]);
-    let out = console(&d, "nopty", 1);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("character device serial0 is not using a PTY"),
-        "{text}"
-    );
+    let c = Console::open(&d, "nopty", "5");
+    c.wait_for("character device serial0 is not using a PTY");
+    assert!(!c.close());
     d.ok(&["destroy", "nopty"]);
 }

@@ -329,7 +329,7 @@ fn lifecycle_events_reach_virsh_event() {
     let d = Rvirtd::start();
     let f = d.xml_file("e.xml", &domain_xml("ev", Guest::Counter));
     d.ok(&["define", &f]);
-    let watcher = std::process::Command::new("virsh")
+    let mut watcher = std::process::Command::new("virsh")
         .args([
             "-c",
             &d.uri(),
@@ -340,19 +340,40 @@ fn lifecycle_events_reach_virsh_event() {
             "lifecycle",
             "--loop",
             "--timeout",
-            "8",
+            "30",
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for("virsh event to register", Duration::from_secs(15), || {
+        std::fs::read_to_string(d.root().join("rvirtd.stderr"))
+            .unwrap_or_default()
+            .contains("event callback registered")
+    });
     d.ok(&["start", "ev"]);
     d.ok(&["suspend", "ev"]);
     d.ok(&["resume", "ev"]);
     d.ok(&["destroy", "ev"]);
-    let out = watcher.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = text.lines().filter(|l| l.starts_with("event '")).collect();
+    // virsh prints each event as it comes; four are expected.
+    let stdout = std::io::BufReader::new(watcher.stdout.take().unwrap());
+    let mut text = String::new();
+    let mut events = Vec::new();
+    for line in std::io::BufRead::lines(stdout) {
+        let line = line.unwrap();
+        text.push_str(&line);
+        text.push('\n');
+        if line.starts_with("events received") {
+            break;
+        }
+        if line.starts_with("event '") {
+            events.push(line);
+        }
+        if events.len() == 4 {
+            break;
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
     assert_eq!(
         events,
         [
