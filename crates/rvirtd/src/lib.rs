@@ -16,6 +16,7 @@
 //! | `lifecycle` | start, destroy, shutdown, suspend, resume, reboot, QMP followers |
 //! | `recover` | start-up: load, re-adopt running VMs, autostart |
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
+//! | `ptys` | serial ptys in the live XML |
 //! | `query` | lists, info, state, XML, vCPUs |
 //! | `capabilities` | the capabilities XML |
 //! | `stats` | CONNECT_GET_ALL_DOMAIN_STATS |
@@ -41,6 +42,7 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod paths;
 pub mod process;
+pub mod ptys;
 pub mod query;
 pub mod recover;
 pub mod registry;

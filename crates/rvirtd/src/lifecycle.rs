@@ -91,10 +91,12 @@ impl Daemon {
                 )));
             }
         }
+        let mut live = (*def).clone();
+        crate::ptys::annotate(&mut live, &qmp);
         let run = Arc::new(Running {
             id: self.alloc_id(),
             pid,
-            live: def,
+            live: Arc::new(live),
             qmp,
             own_child: true,
             stop_reason: Mutex::new(None),

@@ -71,6 +71,15 @@ fn virsh_console_shows_the_guest() {
     let f = d.xml_file("con.xml", &xml);
     d.ok(&["define", &f]);
     d.ok(&["start", "con"]);
+    // The live definition names the pty, as libvirt's does.
+    let live = d.ok(&["dumpxml", "con"]);
+    assert!(
+        live.contains("<serial type='pty'>\n      <source path='/dev/pts/"),
+        "{live}"
+    );
+    assert!(!d
+        .ok(&["dumpxml", "--inactive", "con"])
+        .contains("/dev/pts/"));
 
     let c = Console::open(&d, "con", "1");
     c.wait_for("Connected to domain 'con'");

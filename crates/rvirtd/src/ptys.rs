@@ -1,0 +1,71 @@
+//! Puts the ptys a VMM opened for its serial ports into the live
+//! definition (`<source path='/dev/pts/N'/>`), as libvirt shows them in
+//! `virsh dumpxml` of a running domain.
+
+use rvirt_domain::model::Chardev;
+use rvirt_domain::xml::Element;
+use rvirt_domain::Domain;
+use rvirt_qmp::QmpClient;
+
+/// `charserialN` label -> pty path, from QMP `query-chardev`.
+fn pty_paths(qmp: &QmpClient) -> Vec<(String, String)> {
+    let Ok(list) = qmp.execute("query-chardev", None) else {
+        return Vec::new();
+    };
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let label = c.get("label")?.as_str()?;
+            let path = c.get("filename")?.as_str()?.strip_prefix("pty:")?;
+            Some((label.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+fn set_source(c: &mut Chardev, path: &str) {
+    if c.dev_type != "pty" {
+        return;
+    }
+    let mut src = c.source.take().unwrap_or_else(|| Element::new("source"));
+    src.set_attr("path", path);
+    c.source = Some(src);
+}
+
+/// Fills in the pty paths of `live`'s pty serials (and of the consoles
+/// that are those serials).
+pub fn annotate(live: &mut Domain, qmp: &QmpClient) {
+    let paths = pty_paths(qmp);
+    if paths.is_empty() {
+        return;
+    }
+    let find = |i: usize| {
+        let label = format!("charserial{i}");
+        paths
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, p)| p.clone())
+    };
+    let devs = &mut live.devices;
+    let serial_count = devs.serials.len();
+    for (i, c) in devs.serials.iter_mut().enumerate() {
+        if let Some(p) = find(i) {
+            set_source(c, &p);
+        }
+    }
+    // A console is serial N (its target port), or serial 0 itself when
+    // there is no <serial>.
+    for c in devs.consoles.iter_mut() {
+        let port = c
+            .target
+            .as_ref()
+            .and_then(|t| t.attr("port"))
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0);
+        if serial_count == 0 || port < serial_count {
+            if let Some(p) = find(if serial_count == 0 { 0 } else { port }) {
+                set_source(c, &p);
+            }
+        }
+    }
+}
