@@ -4,7 +4,7 @@
 
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rvirt_domain::model::LifecycleAction;
 use rvirt_domain::{derive_argv, Domain, RuntimePaths};
@@ -101,7 +101,6 @@ impl Daemon {
             own_child: true,
             stop_reason: Mutex::new(None),
             exited: (Mutex::new(false), Condvar::new()),
-            since: Instant::now(),
         });
         let (state, reason) = if paused {
             (DomainState::Paused, paused_reason::USER)

@@ -3,7 +3,6 @@
 //! died meanwhile), then autostart.
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
 
 use rvirt_domain::Domain;
 use rvirt_qmp::QmpClient;
@@ -89,7 +88,6 @@ impl Daemon {
             own_child: false,
             stop_reason: Mutex::new(None),
             exited: (Mutex::new(false), Condvar::new()),
-            since: Instant::now(),
         });
         self.seen_id(rec.id);
         let (state, reason) = match (paused, rec.state == DomainState::Paused as i32) {

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Instant;
 
 use rvirt_domain::Domain;
 use rvirt_qmp::QmpClient;
@@ -28,7 +27,6 @@ pub struct Running {
     pub stop_reason: Mutex<Option<i32>>,
     /// Set by the follower thread when the process is gone.
     pub exited: (Mutex<bool>, Condvar),
-    pub since: Instant,
 }
 
 impl Running {
