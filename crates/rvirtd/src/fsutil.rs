@@ -69,3 +69,50 @@ impl TreeLock {
         Ok(TreeLock { _file: file })
     }
 }
+
+/// Makes `path` owned by `group` with mode 0660.
+pub fn share_with_group(path: &Path, group: &str) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let gid = group_id(group)?;
+    std::os::unix::fs::chown(path, None, Some(gid))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+}
+
+/// A group's id, by name or number.
+fn group_id(group: &str) -> io::Result<u32> {
+    if let Ok(n) = group.parse::<u32>() {
+        return Ok(n);
+    }
+    let name = std::ffi::CString::new(group)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad group name"))?;
+    let mut grp: libc::group = libc::group {
+        gr_name: std::ptr::null_mut(),
+        gr_passwd: std::ptr::null_mut(),
+        gr_gid: 0,
+        gr_mem: std::ptr::null_mut(),
+    };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is to memory we own and that outlives the
+    // call; getgrnam_r writes only within `grp` and `buf` (of the length
+    // given) and sets `result`.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    if result.is_null() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no group named '{group}'"),
+        ));
+    }
+    Ok(grp.gr_gid)
+}

@@ -26,6 +26,10 @@ struct Args {
     /// The rvirt-vmm executable (default: $RVIRT_VMM, else next to rvirtd).
     #[arg(long, value_name = "PATH")]
     vmm: Option<PathBuf>,
+    /// Give this group read-write access to the socket (mode 0660), as
+    /// libvirtd's unix_sock_group does.
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// Seconds destroy waits after SIGTERM before SIGKILL.
     #[arg(long, default_value_t = 10)]
     destroy_grace: u64,
@@ -97,6 +101,14 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", tree.socket.display())),
     };
+    if let Some(group) = &args.socket_group {
+        if let Err(e) = rvirtd::fsutil::share_with_group(&tree.socket, group) {
+            return fail(&format!(
+                "cannot give {} to group {group}: {e}",
+                tree.socket.display()
+            ));
+        }
+    }
     tracing::info!(socket = %tree.socket.display(), vmm = %daemon.vmm.display(), "rvirtd ready");
     daemon.autostart();
     match server::serve(listener, daemon) {

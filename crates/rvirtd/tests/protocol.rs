@@ -279,3 +279,41 @@ fn silent_keepalive_clients_are_pinged_then_dropped() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
     ));
 }
+
+#[test]
+fn socket_group_and_session_mode() {
+    // --socket-group: 0660 and the group's id.
+    let d = Rvirtd::start_with(&["--socket-group", "daemon"]);
+    let meta = std::fs::metadata(d.socket()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 1);
+    drop(d);
+
+    // --session: the XDG tree, and only qemu:///session is accepted.
+    let home = tempfile::tempdir().unwrap();
+    let run = home.path().join("xdg-run");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rvirtd"))
+        .arg("--session")
+        .arg("--vmm")
+        .arg(common::vmm())
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", &run)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = run.join("rvirt/rvirt-sock");
+    wait_for("the session socket", Duration::from_secs(10), || {
+        sock.exists()
+    });
+    let mut c = Client::connect_path(&sock, "qemu:///session").unwrap();
+    c.call::<procs::DomainDefineXml>(&DomainDefineXmlArgs {
+        xml: domain_xml("s", Guest::Hello),
+    })
+    .unwrap();
+    assert!(home.path().join(".config/rvirt/qemu/s.xml").exists());
+    assert!(Client::connect_path(&sock, "qemu:///system").is_err());
+    let _ = child.kill();
+    let _ = child.wait();
+}
