@@ -29,6 +29,7 @@
 // errors are the rare path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod access;
 pub mod capabilities;
 pub mod console;
 pub mod daemon;

@@ -106,6 +106,7 @@ fn read_loop(
     let (interval, count) = daemon.keepalive;
     let mut keepalive: Option<KeepaliveTracker> = None;
     let mut last_data = Instant::now();
+    let mut read_only = false;
     stream.set_read_timeout(Some(interval.min(Duration::from_secs(1))))?;
     loop {
         let n = match stream.read(&mut buf) {
@@ -158,6 +159,20 @@ fn read_loop(
                 }
             };
             let incoming = decode_incoming(&msg);
+            if let Ok(Incoming::Call { args, .. }) = &incoming {
+                if let Args::ConnectOpen(o) = args {
+                    read_only = o.flags & crate::access::VIR_CONNECT_RO != 0;
+                }
+                let refusal = read_only
+                    .then(|| crate::access::read_only_refusal(args.procedure()))
+                    .flatten();
+                if let Some(err) = refusal {
+                    if !sub.outbox.send(&error_reply(&msg.header, &err)) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
             if let Ok(Incoming::Call {
                 args: Args::ConnectSupportsFeature(f),
                 ..

@@ -317,3 +317,34 @@ fn socket_group_and_session_mode() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn read_only_connections_cannot_change_anything() {
+    let d = Rvirtd::start();
+    let mut s = raw(&d);
+    let prog = rvirt_remote::consts::REMOTE_PROGRAM;
+    // CONNECT_OPEN("qemu:///system", VIR_CONNECT_RO)
+    let mut open = vec![0, 0, 0, 1, 0, 0, 0, 14];
+    open.extend_from_slice(b"qemu:///system\0\0");
+    open.extend_from_slice(&[0, 0, 0, 1]);
+    s.write_all(&call_bytes(prog, 1, 1, open)).unwrap();
+    let r = read_message(&mut s).unwrap().unwrap();
+    assert_eq!(r.header.status, MessageStatus::Ok);
+    // DOMAIN_DEFINE_XML is refused without being looked at...
+    let mut define = Vec::new();
+    rvirt_remote::Xdr::encode(&domain_xml("ro", Guest::Hello), &mut define);
+    s.write_all(&call_bytes(prog, 11, 2, define)).unwrap();
+    let r = read_message(&mut s).unwrap().unwrap();
+    let e = r.body::<RemoteError>().unwrap();
+    assert_eq!(e.code, code::OPERATION_DENIED);
+    assert_eq!(
+        e.to_string(),
+        "operation forbidden: read only access prevents virDomainDefineXML"
+    );
+    // ...while reading works on the same connection.
+    s.write_all(&call_bytes(prog, 273, 3, vec![0, 0, 0, 1, 0, 0, 0, 3]))
+        .unwrap();
+    let r = read_message(&mut s).unwrap().unwrap();
+    assert_eq!(r.header.status, MessageStatus::Ok);
+    assert_eq!(count_domains(&mut client(&d)), 0);
+}
