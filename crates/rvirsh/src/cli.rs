@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "rvirsh",
     disable_version_flag = true,
+    disable_help_subcommand = true,
     arg_required_else_help = true,
     about = "virsh-compatible management command line for rvirtd (and libvirtd)"
 )]
@@ -353,7 +354,7 @@ pub enum Command {
     Hostname,
     /// node information
     Nodeinfo,
-    /// Convert domain XML to native guest configuration
+    /// Convert domain XML to native config
     DomxmlToNative {
         /// target config data type format
         #[arg(value_name = "format")]
@@ -370,6 +371,12 @@ pub enum Command {
     },
     /// Domain Events
     Event(EventOpts),
+    /// print help
+    Help {
+        /// Prints global help, command specific help, or help for a group of related commands
+        #[arg(value_name = "command")]
+        command: Option<String>,
+    },
 }
 
 impl Command {
@@ -404,6 +411,7 @@ impl Command {
             Command::Nodeinfo => "nodeinfo",
             Command::DomxmlToNative { .. } => "domxml-to-native",
             Command::Event(_) => "event",
+            Command::Help { .. } => "help",
         }
     }
 }

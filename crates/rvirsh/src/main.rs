@@ -6,6 +6,7 @@ mod cli;
 mod cmd;
 mod devices;
 mod error;
+mod help;
 mod out;
 mod pipeline;
 mod session;
@@ -64,6 +65,21 @@ fn main() -> ExitCode {
     let Some(command) = cli.command else {
         return ExitCode::SUCCESS;
     };
+    // help needs no daemon, as in virsh.
+    if let Command::Help { command: topic } = &command {
+        return match help::help(topic.as_deref()) {
+            Ok(text) => {
+                out.print(&text);
+                out.extra("\n");
+                ExitCode::SUCCESS
+            }
+            Err(m) => {
+                print_errors(&CmdError::msg(m));
+                out.extra("\n");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = command.check_required() {
         print_errors(&e);
         return ExitCode::FAILURE;

@@ -74,6 +74,15 @@ fn read_only_commands_match_virsh() {
         vec!["-q", "list", "--all"],
         vec!["-q", "domblklist", n],
         vec!["-e", "^A", "uri"],
+        vec!["help", "dominfo"],
+        vec!["help", "define"],
+        vec!["help", "event"],
+        vec!["help", "console"],
+        vec!["help", "uri"],
+        vec!["help", "nodeinfo"],
+        vec!["help", "domxml-to-native"],
+        vec!["help", "events"],
+        vec!["help", "nosuchtopic"],
         vec!["-e", "abc", "uri"],
     ] {
         same(&args, &[n, "test"]);

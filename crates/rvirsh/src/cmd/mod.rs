@@ -98,6 +98,8 @@ pub fn run(s: &mut Session, out: &Out, c: &Command) -> Result<(), CmdError> {
             xml.as_deref().or(xml_opt.as_deref()),
         ),
         Command::Event(o) => event::event(s, out, o),
+        // Answered before connecting (see main).
+        Command::Help { .. } => Ok(()),
     }
 }
 
