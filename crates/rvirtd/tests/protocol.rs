@@ -137,6 +137,16 @@ fn unknown_calls_get_errors_not_hangups() {
     s.write_all(&call_bytes(prog + 1, 66, 3, vec![])).unwrap();
     let r = read_message(&mut s).unwrap().unwrap();
     assert_eq!(r.body::<RemoteError>().unwrap().code, code::RPC);
+    let mut wrong_version = call_bytes(prog, 66, 3, vec![]);
+    wrong_version[11] = 2;
+    s.write_all(&wrong_version).unwrap();
+    let r = read_message(&mut s).unwrap().unwrap();
+    assert_eq!(r.header.status, MessageStatus::Error);
+    assert!(r
+        .body::<RemoteError>()
+        .unwrap()
+        .to_string()
+        .contains("Cannot find program"));
     s.write_all(&call_bytes(prog, 60, 4, vec![0, 0])).unwrap();
     let r = read_message(&mut s).unwrap().unwrap();
     assert_eq!(r.body::<RemoteError>().unwrap().code, code::RPC);
