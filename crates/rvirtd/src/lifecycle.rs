@@ -330,10 +330,13 @@ impl Daemon {
             .and_then(|d| d.get("reason"))
             .and_then(|r| r.as_str())
             .unwrap_or("");
-        if cause.starts_with("host-") {
+        if matches!(cause, "host-signal" | "host-qmp-quit") {
             // Our own SIGTERM or quit: destroy is already in charge.
             return;
         }
+        // With -no-reboot (on_reboot=destroy) a reset, the guest's or
+        // `virsh reboot`'s, arrives as a shutdown with a reset cause.
+        let reset = matches!(cause, "guest-reset" | "host-qmp-system-reset");
         let handle = self.reg().domains.get(name).map(|e| e.handle());
         if let Some(h) = &handle {
             let detail = if guest {
@@ -344,13 +347,16 @@ impl Daemon {
             self.events
                 .lifecycle(h, LifecycleEvent::Shutdown as i32, detail);
         }
-        let action = if cause == "guest-reset" {
+        if matches!(cause, "guest-panic" | "host-error") {
+            run.set_stop_reason(shutoff_reason::CRASHED);
+        }
+        let action = if reset {
             run.live.on_reboot.unwrap_or(LifecycleAction::Destroy)
         } else {
             run.live.on_poweroff.unwrap_or(LifecycleAction::Destroy)
         };
         match action {
-            LifecycleAction::Restart if cause != "guest-reset" => {
+            LifecycleAction::Restart if !reset => {
                 let _ = run.qmp.execute("system_reset", None);
                 let _ = run.qmp.execute("cont", None);
             }
