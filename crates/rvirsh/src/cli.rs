@@ -108,6 +108,12 @@ pub struct ListOpts {
     /// list domains without a snapshot
     #[arg(long)]
     pub without_snapshot: bool,
+    /// list domains with existing checkpoint
+    #[arg(long)]
+    pub with_checkpoint: bool,
+    /// list domains without a checkpoint
+    #[arg(long)]
+    pub without_checkpoint: bool,
     /// list domains in running state
     #[arg(long)]
     pub state_running: bool,
@@ -138,9 +144,15 @@ pub struct ListOpts {
     /// list domain names only
     #[arg(long)]
     pub name: bool,
+    /// list domain IDs only
+    #[arg(long)]
+    pub id: bool,
     /// list table (default)
     #[arg(long)]
     pub table: bool,
+    /// mark inactive domains with managed save state
+    #[arg(long)]
+    pub managed_save: bool,
     /// show domain title
     #[arg(long)]
     pub title: bool,
@@ -189,6 +201,27 @@ pub enum Command {
     Undefine {
         #[command(flatten)]
         dom: Dom,
+        /// remove domain managed state file
+        #[arg(long)]
+        managed_save: bool,
+        /// remove all domain snapshot metadata (vm must be inactive)
+        #[arg(long)]
+        snapshots_metadata: bool,
+        /// remove all domain checkpoint metadata (vm must be inactive)
+        #[arg(long)]
+        checkpoints_metadata: bool,
+        /// remove nvram file
+        #[arg(long)]
+        nvram: bool,
+        /// keep nvram file
+        #[arg(long)]
+        keep_nvram: bool,
+        /// remove TPM state
+        #[arg(long)]
+        tpm: bool,
+        /// keep TPM state
+        #[arg(long)]
+        keep_tpm: bool,
     },
     /// create a domain from an XML file
     Create {
@@ -200,9 +233,15 @@ pub enum Command {
         /// leave the guest paused after creation
         #[arg(long)]
         paused: bool,
+        /// automatically destroy the guest when virsh disconnects
+        #[arg(long)]
+        autodestroy: bool,
         /// validate the XML against the schema
         #[arg(long)]
         validate: bool,
+        /// re-initialize NVRAM from its pristine template
+        #[arg(long)]
+        reset_nvram: bool,
     },
     /// start a (previously defined) inactive domain
     Start {
@@ -214,21 +253,45 @@ pub enum Command {
         /// leave the guest paused after creation
         #[arg(long)]
         paused: bool,
+        /// automatically destroy the guest when virsh disconnects
+        #[arg(long)]
+        autodestroy: bool,
+        /// avoid file system cache when loading
+        #[arg(long)]
+        bypass_cache: bool,
+        /// force fresh boot by discarding any managed save
+        #[arg(long)]
+        force_boot: bool,
+        /// re-initialize NVRAM from its pristine template
+        #[arg(long)]
+        reset_nvram: bool,
     },
     /// gracefully shutdown a domain
     Shutdown {
         #[command(flatten)]
         dom: Dom,
+        /// shutdown mode: acpi|agent|initctl|signal|paravirt
+        #[arg(long, value_name = "string")]
+        mode: Option<String>,
     },
     /// destroy (stop) a domain
     Destroy {
         #[command(flatten)]
         dom: Dom,
+        /// terminate gracefully
+        #[arg(long)]
+        graceful: bool,
+        /// remove domain logs
+        #[arg(long)]
+        remove_logs: bool,
     },
     /// reboot a domain
     Reboot {
         #[command(flatten)]
         dom: Dom,
+        /// shutdown mode: acpi|agent|initctl|signal|paravirt
+        #[arg(long, value_name = "string")]
+        mode: Option<String>,
     },
     /// suspend a domain
     Suspend {
@@ -424,10 +487,10 @@ impl Command {
         match self {
             Command::Define { file, .. } | Command::Create { file, .. } => file.get(name).map(drop),
             Command::Start { dom, .. }
-            | Command::Undefine { dom }
-            | Command::Shutdown { dom }
-            | Command::Destroy { dom }
-            | Command::Reboot { dom }
+            | Command::Undefine { dom, .. }
+            | Command::Shutdown { dom, .. }
+            | Command::Destroy { dom, .. }
+            | Command::Reboot { dom, .. }
             | Command::Suspend { dom }
             | Command::Resume { dom }
             | Command::Dominfo { dom }
@@ -623,6 +686,7 @@ mod tests {
                 dom,
                 paused,
                 console,
+                ..
             }) => {
                 assert_eq!(dom.get("start").unwrap(), "demo");
                 assert!(paused && !console);

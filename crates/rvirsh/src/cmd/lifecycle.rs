@@ -20,8 +20,42 @@ use crate::session::{By, Session};
 
 /// `VIR_DOMAIN_DEFINE_VALIDATE`.
 pub const DEFINE_VALIDATE: u32 = 1;
-/// `VIR_DOMAIN_START_VALIDATE`.
-const START_VALIDATE: u32 = 1 << 4;
+/// `virDomainCreateFlags`.
+pub const START_PAUSED: u32 = VIR_DOMAIN_START_PAUSED;
+pub const START_AUTODESTROY: u32 = 1 << 1;
+pub const START_BYPASS_CACHE: u32 = 1 << 2;
+pub const START_FORCE_BOOT: u32 = 1 << 3;
+pub const START_VALIDATE: u32 = 1 << 4;
+pub const START_RESET_NVRAM: u32 = 1 << 5;
+
+/// ORs the flags whose option is on.
+pub fn start_flags(opts: &[(bool, u32)]) -> u32 {
+    opts.iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |acc, (_, f)| acc | f)
+}
+
+/// `--mode acpi,agent,...` of shutdown and reboot as
+/// `virDomainShutdownFlagValues`, refused with virsh's words.
+pub fn mode_flags(mode: Option<&str>) -> Result<u32, CmdError> {
+    let Some(mode) = mode else { return Ok(0) };
+    let mut flags = 0;
+    for m in mode.split(',') {
+        flags |= match m {
+            "acpi" => 1,
+            "agent" => 2,
+            "initctl" => 4,
+            "signal" => 8,
+            "paravirt" => 16,
+            other => {
+                return Err(CmdError::msg(format!(
+                    "Unknown mode {other} value, expecting 'acpi', 'agent', 'initctl', 'signal' or 'paravirt'"
+                )))
+            }
+        };
+    }
+    Ok(flags)
+}
 
 pub fn define(s: &mut Session, out: &Out, file: &str, validate: bool) -> Result<(), CmdError> {
     let xml = read_file(file)?;
@@ -44,18 +78,10 @@ pub fn create(
     s: &mut Session,
     out: &Out,
     file: &str,
-    paused: bool,
+    flags: u32,
     console: bool,
-    validate: bool,
 ) -> Result<(), CmdError> {
     let xml_desc = read_file(file)?;
-    let mut flags = 0;
-    if paused {
-        flags |= VIR_DOMAIN_START_PAUSED;
-    }
-    if validate {
-        flags |= START_VALIDATE;
-    }
     let dom = s
         .call::<procs::DomainCreateXml>(&DomainCreateXmlArgs { xml_desc, flags })
         .map_err(|e| CmdError::from(e).context(format!("Failed to create domain from {file}")))?
@@ -71,7 +97,7 @@ pub fn start(
     s: &mut Session,
     out: &Out,
     arg: &str,
-    paused: bool,
+    flags: u32,
     console: bool,
 ) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::NAME_UUID)?;
@@ -79,10 +105,10 @@ pub fn start(
         return Err(CmdError::msg("Domain is already active"));
     }
     let ctx = || format!("Failed to start domain '{}'", dom.name);
-    let started = if paused {
+    let started = if flags != 0 {
         s.call::<procs::DomainCreateWithFlags>(&DomainFlagsArgs {
             dom: dom.clone(),
-            flags: VIR_DOMAIN_START_PAUSED,
+            flags,
         })
         .map(|r| r.dom)
     } else {
@@ -102,20 +128,24 @@ pub fn start(
     Ok(())
 }
 
-pub fn undefine(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
+pub fn undefine(s: &mut Session, out: &Out, arg: &str, flags: u32) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let da = Session::dom_args(&dom);
     let df = DomainFlagsArgs {
         dom: dom.clone(),
         flags: 0,
     };
+    let uf = DomainFlagsArgs {
+        dom: dom.clone(),
+        flags,
+    };
     // virsh asks these to pick undefine flags; rvirt needs none of them,
     // but asks the same questions so the daemon sees virsh's calls.
     let _ = s.call::<procs::DomainIsActive>(&da);
     let _ = s.call::<procs::DomainHasManagedSaveImage>(&df);
     let _ = s.call::<procs::DomainSnapshotNum>(&df);
-    let r = match s.call::<procs::DomainUndefineFlags>(&df) {
-        Err(e) if is_no_support(&e) => s.call::<procs::DomainUndefine>(&da),
+    let r = match s.call::<procs::DomainUndefineFlags>(&uf) {
+        Err(e) if is_no_support(&e) && flags == 0 => s.call::<procs::DomainUndefine>(&da),
         other => other,
     };
     r.map_err(|e| CmdError::from(e).context(format!("Failed to undefine domain '{arg}'")))?;
@@ -123,23 +153,42 @@ pub fn undefine(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// The one-call commands: the call, virsh's failure and success wording.
-pub fn simple(s: &mut Session, out: &Out, cmd: &str, arg: &str) -> Result<(), CmdError> {
+/// The one-call commands: the call (the `*_FLAGS` form when there are
+/// flags, as virsh chooses), virsh's failure and success wording.
+pub fn simple(
+    s: &mut Session,
+    out: &Out,
+    cmd: &str,
+    arg: &str,
+    flags: u32,
+) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let da = Session::dom_args(&dom);
+    let df = DomainFlagsArgs {
+        dom: dom.clone(),
+        flags,
+    };
     let (r, fail, done) = match cmd {
         "shutdown" => (
-            s.call::<procs::DomainShutdown>(&da),
+            if flags == 0 {
+                s.call::<procs::DomainShutdown>(&da)
+            } else {
+                s.call::<procs::DomainShutdownFlags>(&df)
+            },
             "Failed to shutdown domain",
             "is being shutdown",
         ),
         "destroy" => (
-            s.call::<procs::DomainDestroy>(&da),
+            if flags == 0 {
+                s.call::<procs::DomainDestroy>(&da)
+            } else {
+                s.call::<procs::DomainDestroyFlags>(&df)
+            },
             "Failed to destroy domain",
             "destroyed",
         ),
         "reboot" => (
-            s.call::<procs::DomainReboot>(&DomainFlagsArgs { dom, flags: 0 }),
+            s.call::<procs::DomainReboot>(&df),
             "Failed to reboot domain",
             "is being rebooted",
         ),
@@ -174,4 +223,33 @@ pub fn autostart(s: &mut Session, out: &Out, arg: &str, disable: bool) -> Result
     .map_err(|e| CmdError::from(e).context(fail.replace("{}", arg)))?;
     out.extra(&format!("Domain '{arg}' {done} as autostarted\n"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode_flags(None).unwrap(), 0);
+        assert_eq!(mode_flags(Some("acpi")).unwrap(), 1);
+        assert_eq!(mode_flags(Some("agent,paravirt")).unwrap(), 18);
+        assert_eq!(
+            mode_flags(Some("foo")).unwrap_err().to_string(),
+            "Unknown mode foo value, expecting 'acpi', 'agent', 'initctl', 'signal' or 'paravirt'"
+        );
+    }
+
+    #[test]
+    fn flag_sets() {
+        assert_eq!(
+            start_flags(&[(true, START_PAUSED), (false, START_FORCE_BOOT)]),
+            1
+        );
+        assert_eq!(
+            start_flags(&[(true, START_FORCE_BOOT), (true, START_RESET_NVRAM)]),
+            40
+        );
+        assert_eq!(start_flags(&[]), 0);
+    }
 }

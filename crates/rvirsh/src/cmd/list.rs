@@ -16,6 +16,10 @@ use crate::pipeline::Pipeline;
 use crate::session::Session;
 use crate::table::Table;
 
+/// `VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT` / `_NO_CHECKPOINT`.
+const HAS_CHECKPOINT: u32 = 1 << 14;
+const NO_CHECKPOINT: u32 = 1 << 15;
+
 /// `VIR_DOMAIN_METADATA_TITLE`.
 const METADATA_TITLE: i32 = 1;
 
@@ -37,6 +41,8 @@ pub fn list_flags(o: &ListOpts) -> u32 {
         (o.no_autostart, lf::NO_AUTOSTART),
         (o.with_snapshot, lf::HAS_SNAPSHOT),
         (o.without_snapshot, lf::NO_SNAPSHOT),
+        (o.with_checkpoint, HAS_CHECKPOINT),
+        (o.without_checkpoint, NO_CHECKPOINT),
         (o.state_running, lf::RUNNING),
         (o.state_paused, lf::PAUSED),
         (o.state_shutoff, lf::SHUTOFF),
@@ -58,6 +64,30 @@ pub fn virsh_order(a: &NonnullDomain, b: &NonnullDomain) -> Ordering {
         (false, true) => Ordering::Less,
         (true, false) => Ordering::Greater,
     }
+}
+
+/// One line of `list --uuid/--id/--name`: the chosen columns in virsh's
+/// order (uuid, id, name); `--id` alone leaves inactive domains out.
+pub fn short_line(d: &NonnullDomain, uuid: bool, id: bool, name: bool) -> Option<String> {
+    let id_word = if d.id == -1 {
+        "-".to_string()
+    } else {
+        d.id.to_string()
+    };
+    if id && !uuid && !name && d.id == -1 {
+        return None;
+    }
+    let mut cols = Vec::new();
+    if uuid {
+        cols.push(d.uuid.to_string());
+    }
+    if id {
+        cols.push(id_word);
+    }
+    if name {
+        cols.push(d.name.clone());
+    }
+    Some(format!("{}\n", cols.join(" ")))
 }
 
 /// The word for a DOMAIN_GET_STATE answer (`no state` when it failed).
@@ -97,7 +127,7 @@ fn states(s: &mut Session, doms: &[NonnullDomain]) -> Vec<Option<i32>> {
 }
 
 pub fn list(s: &mut Session, out: &Out, o: &ListOpts) -> Result<(), CmdError> {
-    for (on, opt) in [(o.name, "--name"), (o.uuid, "--uuid")] {
+    for (on, opt) in [(o.name, "--name"), (o.uuid, "--uuid"), (o.id, "--id")] {
         if on && o.table {
             return Err(CmdError::msg(format!(
                 "Options --table and {opt} are mutually exclusive"
@@ -112,14 +142,11 @@ pub fn list(s: &mut Session, out: &Out, o: &ListOpts) -> Result<(), CmdError> {
         .map_err(|e| CmdError::from(e).context("Failed to list domains"))?
         .domains;
     doms.sort_by(virsh_order);
-    if o.name || o.uuid {
+    if o.name || o.uuid || o.id {
         for d in &doms {
-            let line = match (o.uuid, o.name) {
-                (true, true) => format!("{} {}\n", d.uuid, d.name),
-                (true, false) => format!("{}\n", d.uuid),
-                _ => format!("{}\n", d.name),
-            };
-            out.print(&line);
+            if let Some(line) = short_line(d, o.uuid, o.id, o.name) {
+                out.print(&line);
+            }
         }
         return Ok(());
     }
@@ -135,7 +162,19 @@ pub fn list(s: &mut Session, out: &Out, o: &ListOpts) -> Result<(), CmdError> {
         } else {
             d.id.to_string()
         };
-        let mut row = vec![id, d.name.clone(), state_word(state).to_string()];
+        let mut word = state_word(state);
+        if o.managed_save && d.id == -1 {
+            let saved = s
+                .call::<procs::DomainHasManagedSaveImage>(&DomainFlagsArgs {
+                    dom: d.clone(),
+                    flags: 0,
+                })
+                .is_ok_and(|r| r.result > 0);
+            if saved {
+                word = "saved";
+            }
+        }
+        let mut row = vec![id, d.name.clone(), word.to_string()];
         if o.title {
             let title = s
                 .call::<procs::DomainGetMetadata>(&DomainGetMetadataArgs {
@@ -196,6 +235,30 @@ mod tests {
         v.sort_by(virsh_order);
         let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "Alpha", "beta", "zeta"]);
+    }
+
+    #[test]
+    fn short_lines_as_virsh() {
+        let on = NonnullDomain {
+            name: "test".into(),
+            uuid: "6695eb01-f6a4-8304-79aa-97f2502e193f".parse().unwrap(),
+            id: 1,
+        };
+        let off = dom("rvx1", -1);
+        assert_eq!(short_line(&on, false, true, false).as_deref(), Some("1\n"));
+        assert_eq!(short_line(&off, false, true, false), None);
+        assert_eq!(
+            short_line(&off, false, true, true).as_deref(),
+            Some("- rvx1\n")
+        );
+        assert_eq!(
+            short_line(&on, true, true, true).as_deref(),
+            Some("6695eb01-f6a4-8304-79aa-97f2502e193f 1 test\n")
+        );
+        assert_eq!(
+            short_line(&off, false, false, true).as_deref(),
+            Some("rvx1\n")
+        );
     }
 
     #[test]

@@ -24,19 +24,72 @@ pub fn run(s: &mut Session, out: &Out, c: &Command) -> Result<(), CmdError> {
             file,
             console,
             paused,
+            autodestroy,
             validate,
-        } => lifecycle::create(s, out, file.get(name)?, *paused, *console, *validate),
+            reset_nvram,
+        } => {
+            let flags = lifecycle::start_flags(&[
+                (*paused, lifecycle::START_PAUSED),
+                (*autodestroy, lifecycle::START_AUTODESTROY),
+                (*validate, lifecycle::START_VALIDATE),
+                (*reset_nvram, lifecycle::START_RESET_NVRAM),
+            ]);
+            lifecycle::create(s, out, file.get(name)?, flags, *console)
+        }
         Command::Start {
             dom,
             console,
             paused,
-        } => lifecycle::start(s, out, dom.get(name)?, *paused, *console),
-        Command::Undefine { dom } => lifecycle::undefine(s, out, dom.get(name)?),
-        Command::Shutdown { dom }
-        | Command::Destroy { dom }
-        | Command::Reboot { dom }
-        | Command::Suspend { dom }
-        | Command::Resume { dom } => lifecycle::simple(s, out, name, dom.get(name)?),
+            autodestroy,
+            bypass_cache,
+            force_boot,
+            reset_nvram,
+        } => {
+            let flags = lifecycle::start_flags(&[
+                (*paused, lifecycle::START_PAUSED),
+                (*autodestroy, lifecycle::START_AUTODESTROY),
+                (*bypass_cache, lifecycle::START_BYPASS_CACHE),
+                (*force_boot, lifecycle::START_FORCE_BOOT),
+                (*reset_nvram, lifecycle::START_RESET_NVRAM),
+            ]);
+            lifecycle::start(s, out, dom.get(name)?, flags, *console)
+        }
+        Command::Undefine {
+            dom,
+            managed_save,
+            snapshots_metadata,
+            checkpoints_metadata,
+            nvram,
+            keep_nvram,
+            tpm,
+            keep_tpm,
+        } => {
+            let flags = lifecycle::start_flags(&[
+                (*managed_save, 1),
+                (*snapshots_metadata, 2),
+                (*nvram, 4),
+                (*keep_nvram, 8),
+                (*checkpoints_metadata, 16),
+                (*tpm, 32),
+                (*keep_tpm, 64),
+            ]);
+            lifecycle::undefine(s, out, dom.get(name)?, flags)
+        }
+        Command::Shutdown { dom, mode } | Command::Reboot { dom, mode } => {
+            let flags = lifecycle::mode_flags(mode.as_deref())?;
+            lifecycle::simple(s, out, name, dom.get(name)?, flags)
+        }
+        Command::Destroy {
+            dom,
+            graceful,
+            remove_logs,
+        } => {
+            let flags = lifecycle::start_flags(&[(*graceful, 1), (*remove_logs, 2)]);
+            lifecycle::simple(s, out, name, dom.get(name)?, flags)
+        }
+        Command::Suspend { dom } | Command::Resume { dom } => {
+            lifecycle::simple(s, out, name, dom.get(name)?, 0)
+        }
         Command::Autostart { dom, disable } => {
             lifecycle::autostart(s, out, dom.get(name)?, *disable)
         }
