@@ -22,8 +22,8 @@
 //! | `stats` | CONNECT_GET_ALL_DOMAIN_STATS |
 //! | `dispatch` | procedure -> operation |
 //! | `extra` | procedures outside rvirt-remote's table (vCPU pin info) |
-//! | `console` | DOMAIN_OPEN_CONSOLE: a serial pty as a stream |
-//! | `server`, `outbox`, `events` | socket, per-client queues, event callbacks |
+//! | `server`, `connection`, `outbox` | socket, one client's loop and answers, its send queue |
+//! | `events`, `console`, `access` | event callbacks, consoles (a serial pty as a stream), read-only connections |
 
 // Operations fail with libvirt's `remote_error` as the wire carries it;
 // errors are the rare path, so its size does not matter.
@@ -31,6 +31,7 @@
 
 pub mod access;
 pub mod capabilities;
+pub mod connection;
 pub mod console;
 pub mod daemon;
 pub mod definitions;
