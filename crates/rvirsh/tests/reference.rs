@@ -450,3 +450,74 @@ fn interrupted_event_loop_matches_virsh() {
         "event loop interrupted\nevents received: 0\n\n"
     );
 }
+
+/// `edit` with a terminal: the define fails, the user is asked "Try
+/// again?", types `?` (help), `y` (edit again, which fixes the XML) or
+/// `n`; the terminal shows the same through both tools.
+#[test]
+fn edit_again_on_a_terminal_matches_virsh() {
+    let Some(_r) = reference() else { return };
+    let (name, uuid) = unique("retry");
+    let _cleanup = common::Cleanup(vec![name.clone()]);
+    let f = xml_file(&domain_xml(&name, &uuid));
+    let path = f.path().to_str().unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // First run breaks the memory size, the second mends it.
+    let editor = dir.path().join("ed.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nif [ -e \"$0.n\" ]; then sed -i 's/>abc</>262144</' \"$1\"; \
+         else sed -i 's/>131072</>abc</' \"$1\"; touch \"$0.n\"; fi\n",
+    )
+    .expect("editor");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let u = uri();
+    for keys in [&b"y"[..], b"?n"] {
+        let mut shown = Vec::new();
+        for prog in ["virsh", common::rvirsh_bin()] {
+            assert_eq!(virsh(&["define", path]).code, 0);
+            let _ = std::fs::remove_file(dir.path().join("ed.sh.n"));
+            let cmd = format!("{prog} -c '{u}' edit {name}; echo rc=$?");
+            let mut child = std::process::Command::new("script")
+                .args(["-qefc", &cmd, "/dev/null"])
+                .env("EDITOR", &editor)
+                .env_remove("VISUAL")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("script (bsdutils) is needed");
+            for k in keys {
+                std::thread::sleep(std::time::Duration::from_millis(1200));
+                let stdin = child.stdin.as_mut().expect("stdin");
+                stdin.write_all(&[*k]).expect("type");
+                stdin.flush().expect("flush");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            drop(child.stdin.take());
+            let out = child.wait_with_output().expect("script");
+            // libvirt's client library (not virsh) mentions polkit on a tty.
+            let text: String = String::from_utf8_lossy(&out.stdout)
+                .split_inclusive('\n')
+                .filter(|l| !l.contains("polkit"))
+                .collect();
+            shown.push(text);
+            let xml = virsh(&["dumpxml", &name]).stdout;
+            let want = if keys == b"y" { "262144" } else { "131072" };
+            assert!(
+                xml.contains(&format!("<memory unit='KiB'>{want}</memory>")),
+                "{prog}: {xml}"
+            );
+            assert_eq!(virsh(&["undefine", &name]).code, 0);
+        }
+        assert_eq!(
+            shown[0], shown[1],
+            "keys {keys:?}: virsh (left) and rvirsh (right) differ"
+        );
+        assert!(
+            shown[1].contains("Failed. Try again? [y,n,i,f,?]: "),
+            "{}",
+            shown[1]
+        );
+    }
+}

@@ -116,7 +116,7 @@ fn ask(out: &Out, relax_available: bool) -> Answer {
         }
         if key[0] == b'?' {
             let mut help = String::from(
-                "\r\n\r\ny - yes, start editor again\r\nn - no, throw away my changes\r\n",
+                "\r\ny - yes, start editor again\r\nn - no, throw away my changes\r\n",
             );
             if relax_available {
                 help.push_str("i - turn off validation and try to redefine again\r\n");
