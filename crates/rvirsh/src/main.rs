@@ -34,6 +34,10 @@ fn print_errors(e: &CmdError) {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`rvirsh event --loop | head -1`) as
+    // virsh does, instead of looping on failed writes.
+    // SAFETY: restoring a signal's default disposition has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().collect();
     let cli = match cli::parse(&args) {
         Parsed::Run(c) => c,
