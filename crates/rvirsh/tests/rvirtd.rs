@@ -359,3 +359,43 @@ fn through_pty(cmd: &str) -> String {
     assert_eq!(out.status.code(), Some(0), "`{cmd}`: {text:?}");
     text
 }
+
+#[test]
+fn events_from_rvirtd_print_as_in_virsh() {
+    let Some(d) = daemon() else { return };
+    let file = d.dir.path().join("ev.xml");
+    std::fs::write(&file, domain_xml("ev", Guest::Counter)).expect("xml");
+    let u = d.uri();
+    let spawn = |prog: &str| {
+        Command::new(prog)
+            .args(["-c", &u, "event", "--all", "--loop", "--timeout", "5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("event loop")
+    };
+    let loops = [spawn("virsh"), spawn(common::rvirsh_bin())];
+    std::thread::sleep(Duration::from_millis(1000));
+    for args in [
+        vec!["define", file.to_str().unwrap()],
+        vec!["start", "ev"],
+        vec!["suspend", "ev"],
+        vec!["resume", "ev"],
+        vec!["destroy", "ev"],
+        vec!["undefine", "ev"],
+    ] {
+        d.ok(&args);
+    }
+    let outs: Vec<Run> = loops
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("event loop").into())
+        .collect();
+    assert_same("event --all --loop on rvirtd", &outs[0], &outs[1], &[]);
+    assert!(
+        outs[1]
+            .stdout
+            .contains("event 'lifecycle' for domain 'ev': Started Booted\n"),
+        "{}",
+        outs[1].stdout
+    );
+}
