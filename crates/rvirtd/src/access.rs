@@ -32,11 +32,14 @@ pub fn read_only_refusal(p: Procedure) -> Option<RemoteError> {
             | DomainSetMetadata
             | DomainOpenConsole
     );
-    changes.then(|| {
-        RemoteError::new(
-            code::OPERATION_DENIED,
-            from::NONE,
-            Some(&format!("read only access prevents {}", p.api_name())),
-        )
-    })
+    changes.then(|| denied(&p.api_name()))
+}
+
+/// libvirt's refusal of API `api` on a read-only connection.
+pub fn denied(api: &str) -> RemoteError {
+    RemoteError::new(
+        code::OPERATION_DENIED,
+        from::NONE,
+        Some(&format!("read only access prevents {api}")),
+    )
 }

@@ -144,6 +144,11 @@ impl Connection {
                 self.streams.incoming(serial, status, &data);
                 None
             }
+            Err(Refused::UnknownProcedure(h))
+                if h.is_remote() && self.read_only && h.proc_ == crate::extra::DOMAIN_RESET =>
+            {
+                Some(error_reply(&h, &crate::access::denied("virDomainReset")))
+            }
             Err(Refused::UnknownProcedure(h)) if h.is_remote() => {
                 // Not a dropped connection, not an RPC error: either a
                 // procedure served outside rvirt-remote's table, or one

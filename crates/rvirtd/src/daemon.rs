@@ -91,12 +91,31 @@ impl Daemon {
         reason: i32,
         event: Option<(i32, i32)>,
     ) -> bool {
+        self.apply(name, run, state, reason, event, false)
+    }
+
+    /// Sets `state`/`reason` even when the state stays the same (a
+    /// rebooted domain is running (booted) again); no event.
+    pub fn set_state(&self, name: &str, run: &Arc<Running>, state: DomainState, reason: i32) {
+        self.apply(name, run, state, reason, None, true);
+    }
+
+    fn apply(
+        &self,
+        name: &str,
+        run: &Arc<Running>,
+        state: DomainState,
+        reason: i32,
+        event: Option<(i32, i32)>,
+        always: bool,
+    ) -> bool {
         let handle = {
             let mut reg = self.reg();
             let Some(e) = reg.domains.get_mut(name) else {
                 return false;
             };
-            if !e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) || e.state == state {
+            if !e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) || (e.state == state && !always)
+            {
                 return false;
             }
             e.state = state;

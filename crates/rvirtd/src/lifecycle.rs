@@ -2,6 +2,7 @@
 //! domain, driven over QMP, and a follower thread per process that turns
 //! its QMP events (and its exit) into libvirt states and events.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -100,6 +101,7 @@ impl Daemon {
             qmp,
             own_child: true,
             stop_reason: Mutex::new(None),
+            fake_reboot: AtomicBool::new(false),
             exited: (Mutex::new(false), Condvar::new()),
         });
         let (state, reason) = if paused {
@@ -203,8 +205,20 @@ impl Daemon {
         qmp(&run, "system_powerdown")
     }
 
-    /// DOMAIN_REBOOT: resets the machine.
+    /// DOMAIN_REBOOT, as libvirt's QEMU driver does it without a guest
+    /// agent: the ACPI power button, and when the guest has powered off,
+    /// a reset and `cont` instead of the end of the process ("fake
+    /// reboot"). A guest that ignores the button does not reboot.
     pub fn reboot(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        let (_, run) = self.running(dom)?;
+        run.fake_reboot.store(true, Ordering::SeqCst);
+        qmp(&run, "system_powerdown").inspect_err(|_| {
+            run.fake_reboot.store(false, Ordering::SeqCst);
+        })
+    }
+
+    /// DOMAIN_RESET (`virsh reset`): resets the machine at once.
+    pub fn reset(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
         let (_, run) = self.running(dom)?;
         qmp(&run, "system_reset")
     }
@@ -260,6 +274,9 @@ impl Daemon {
     fn follow_loop(&self, name: &str, run: &Arc<Running>, events: Receiver<ReceivedEvent>) {
         // The pidfd is opened first so that the exit cannot be missed.
         let pidfd = process::pidfd_open(run.pid).ok();
+        // Between a fake reboot's power-off and its `cont`, the VMM's
+        // STOP and RESUME are part of the reboot, not a pause.
+        let mut rebooting = false;
         for ev in events {
             tracing::debug!(domain = name, event = %ev.event, "QMP event");
             // Once the VMM is on its way out (guest power-off, destroy),
@@ -267,6 +284,11 @@ impl Daemon {
             let exiting = run.stop_reason().is_some();
             match ev.event.as_str() {
                 "STOP" | "RESUME" if exiting => {}
+                "STOP" if rebooting => {}
+                "RESUME" if rebooting => {
+                    rebooting = false;
+                    self.set_state(name, run, DomainState::Running, running_reason::BOOTED);
+                }
                 "STOP" => {
                     self.transition(
                         name,
@@ -285,7 +307,7 @@ impl Daemon {
                         Some((LifecycleEvent::Resumed as i32, resumed_detail::UNPAUSED)),
                     );
                 }
-                "SHUTDOWN" => self.on_shutdown(name, run, ev.data.as_ref()),
+                "SHUTDOWN" => rebooting |= self.on_shutdown(name, run, ev.data.as_ref()),
                 "RESET" => {
                     let handle = self.reg().domains.get(name).map(|e| e.handle());
                     if let Some(h) = handle {
@@ -321,7 +343,13 @@ impl Daemon {
 
     /// The guest powered off (or reset with `-no-reboot`): the SHUTDOWN
     /// event, then `on_poweroff`.
-    fn on_shutdown(&self, name: &str, run: &Arc<Running>, data: Option<&serde_json::Value>) {
+    /// Returns true when it turned the power-off into a (fake) reboot.
+    fn on_shutdown(
+        &self,
+        name: &str,
+        run: &Arc<Running>,
+        data: Option<&serde_json::Value>,
+    ) -> bool {
         let guest = data
             .and_then(|d| d.get("guest"))
             .and_then(|g| g.as_bool())
@@ -332,7 +360,16 @@ impl Daemon {
             .unwrap_or("");
         if matches!(cause, "host-signal" | "host-qmp-quit") {
             // Our own SIGTERM or quit: destroy is already in charge.
-            return;
+            return false;
+        }
+        if cause == "guest-shutdown" && run.fake_reboot.swap(false, Ordering::SeqCst) {
+            tracing::info!(
+                domain = name,
+                "guest powered off for a reboot; restarting it"
+            );
+            let _ = run.qmp.execute("system_reset", None);
+            let _ = run.qmp.execute("cont", None);
+            return true;
         }
         // With -no-reboot (on_reboot=destroy) a reset, the guest's or
         // `virsh reboot`'s, arrives as a shutdown with a reset cause.
@@ -359,6 +396,7 @@ impl Daemon {
             LifecycleAction::Restart if !reset => {
                 let _ = run.qmp.execute("system_reset", None);
                 let _ = run.qmp.execute("cont", None);
+                return true;
             }
             _ => {
                 if run.stop_reason().is_none() {
@@ -367,6 +405,7 @@ impl Daemon {
                 process::signal(run.pid, libc::SIGTERM);
             }
         }
+        false
     }
 
     fn on_crash(&self, run: &Arc<Running>) {

@@ -2,6 +2,7 @@
 //! daemon (re-adopted over their monitor, or marked crashed when they
 //! died meanwhile), then autostart.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
 use rvirt_domain::Domain;
@@ -87,6 +88,7 @@ impl Daemon {
             qmp,
             own_child: false,
             stop_reason: Mutex::new(None),
+            fake_reboot: AtomicBool::new(false),
             exited: (Mutex::new(false), Condvar::new()),
         });
         self.seen_id(rec.id);

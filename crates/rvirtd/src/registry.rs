@@ -25,6 +25,9 @@ pub struct Running {
     /// The shut-off reason to record when the process exits, when rvirtd
     /// caused the exit (destroy, guest power-off); none means crashed.
     pub stop_reason: Mutex<Option<i32>>,
+    /// A reboot pressed the power button: the guest's power-off is to be
+    /// turned into a reset.
+    pub fake_reboot: std::sync::atomic::AtomicBool,
     /// Set by the follower thread when the process is gone.
     pub exited: (Mutex<bool>, Condvar),
 }

@@ -18,12 +18,31 @@ fn reboot_and_on_reboot_destroy() {
     d.ok(&["define", &f]);
     d.ok(&["start", "rb"]);
     d.wait_log("rb", "COUNT 2");
-    assert_eq!(d.ok(&["reboot", "rb"]), "Domain 'rb' is being rebooted\n\n");
+    // `virsh reset`: at once.
+    assert_eq!(d.ok(&["reset", "rb"]), "Domain 'rb' was reset\n\n");
     wait_for("the guest to boot again", Duration::from_secs(10), || {
         d.log("rb").matches("COUNT 0\n").count() == 2
     });
     assert_eq!(d.state("rb"), "running (booted)");
     d.ok(&["destroy", "rb"]);
+
+    // `virsh reboot`: the power button, then a reset once the guest has
+    // powered off, as libvirt does without a guest agent.
+    let f = d.xml_file("p.xml", &domain_xml("pbr", Guest::Powerbtn));
+    d.ok(&["define", &f]);
+    d.ok(&["start", "pbr"]);
+    d.wait_log("pbr", "PWRBTN_ARMED");
+    assert_eq!(
+        d.ok(&["reboot", "pbr"]),
+        "Domain 'pbr' is being rebooted\n\n"
+    );
+    wait_for("the guest to boot again", Duration::from_secs(10), || {
+        d.log("pbr").matches("PWRBTN_ARMED").count() == 2
+    });
+    assert_eq!(d.state("pbr"), "running (booted)");
+    // The next power-off is a real one.
+    d.ok(&["shutdown", "pbr"]);
+    d.wait_state("pbr", "shut off (shutdown)");
 
     // A guest that resets itself, with on_reboot=destroy: shut off (shutdown).
     let xml = domain_xml("rs", Guest::Reset).replace(
