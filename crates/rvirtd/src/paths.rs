@@ -74,6 +74,15 @@ impl Tree {
     /// Creates every directory (0700 for the private ones).
     pub fn create(&self) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
+        // The socket's directory is searchable by everyone, as
+        // /run/libvirt is: the socket's own mode (and --socket-group)
+        // decides who may connect.
+        if let Some(p) = self.socket.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(p)?;
+        }
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true).mode(0o700);
         for d in [
@@ -83,9 +92,6 @@ impl Tree {
             &self.log_dir,
         ] {
             b.create(d)?;
-        }
-        if let Some(p) = self.socket.parent() {
-            b.create(p)?;
         }
         Ok(())
     }
