@@ -1,0 +1,76 @@
+//! The contract between the transport and a device model.
+
+use std::sync::Arc;
+
+use virtio_queue::Queue;
+
+use crate::Memory;
+
+/// An edge-triggered interrupt into the guest.
+///
+/// The VMM implements this with an irqfd (an `EventFd` registered with
+/// `KVM_IRQFD` on the device's GSI), so raising it never leaves the kernel.
+pub trait IrqTrigger: Send + Sync {
+    /// Raises the interrupt once.
+    fn trigger(&self) -> std::io::Result<()>;
+}
+
+/// How a device tells the driver something happened. Implemented by the
+/// transport ([`crate::MmioInterrupt`]), which keeps the InterruptStatus
+/// register and the DEVICE_NEEDS_RESET bit up to date.
+pub trait VirtioInterrupt: Send + Sync {
+    /// Buffers were added to the used ring of `queue`.
+    fn signal_used_queue(&self, queue: u16);
+    /// The configuration space changed.
+    fn signal_config_change(&self);
+    /// The device hit a broken queue and can go on only after a reset.
+    fn signal_needs_reset(&self);
+}
+
+/// What a device receives when the driver sets DRIVER_OK.
+pub struct ActivateContext {
+    /// Guest memory; every access goes through its checked accessors.
+    pub mem: Memory,
+    /// One queue per entry of [`VirtioDevice::queue_max_sizes`]; queues the
+    /// driver left disabled are present but not ready.
+    pub queues: Vec<Queue>,
+    /// Where used-buffer and config interrupts go.
+    pub interrupt: Arc<dyn VirtioInterrupt>,
+    /// The features the driver accepted (transport bits included).
+    pub acked_features: u64,
+}
+
+/// Why a device could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    /// The device needs a queue the driver did not enable.
+    #[error("queue {0} is not ready")]
+    QueueNotReady(usize),
+    /// The driver gave a different number of queues than the device has.
+    #[error("expected {expected} queues, got {got}")]
+    QueueCount { expected: usize, got: usize },
+}
+
+/// A virtio device model, independent of the transport.
+pub trait VirtioDevice: Send {
+    /// The virtio device ID (2 for block, 4 for entropy, ...).
+    fn device_type(&self) -> u32;
+    /// The maximum size of each queue; the length is the number of queues.
+    fn queue_max_sizes(&self) -> &[u16];
+    /// Device-specific feature bits; the transport adds its own.
+    fn device_features(&self) -> u64;
+    /// Reads the device-specific configuration space. Bytes past its end
+    /// read as zero.
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// Writes the configuration space; read-only by default.
+    fn write_config(&mut self, offset: u64, data: &[u8]) {
+        tracing::debug!(offset, len = data.len(), "ignored config space write");
+    }
+    /// Starts the device with the queues the driver set up.
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError>;
+    /// Stops the device and forgets its queues (the driver wrote Status 0).
+    fn reset(&mut self);
+    /// Does the work pending on `queue`; called by the VMM's event loop when
+    /// the queue's ioeventfd fires. Does nothing before activation.
+    fn process_queue(&mut self, queue: u16);
+}

@@ -1,0 +1,43 @@
+//! Virtio devices on the virtio-mmio transport, as pure state machines.
+//!
+//! Nothing here touches KVM or spawns threads: the transport is a
+//! [`rvirt_bus::BusDevice`], devices see guest memory only through
+//! vm-memory's checked accessors, interrupts leave through the
+//! [`IrqTrigger`] trait (an irqfd in the VMM) and queue work is done when the
+//! VMM's event loop calls [`VirtioDevice::process_queue`] (after the queue's
+//! ioeventfd fired). See README.md for the wiring.
+//!
+//! Lock order: the bus lock of an [`MmioTransport`] is taken before the
+//! device's own mutex; the event-loop thread takes only the device mutex.
+//! Interrupt state is atomics shared through [`MmioInterrupt`], so a device
+//! never needs the transport's lock.
+
+//pub mod blk;
+mod chain;
+mod device;
+pub mod mmio;
+mod queue_util;
+#[cfg(test)]
+mod test_util;
+pub mod rng;
+
+pub use device::{ActivateContext, ActivateError, IrqTrigger, VirtioDevice, VirtioInterrupt};
+pub use mmio::{MmioInterrupt, MmioTransport, QueueNotifier};
+
+/// The guest memory every device works on.
+pub type Memory = vm_memory::GuestMemoryMmap<()>;
+
+/// Feature bits the transport offers for every device (modern virtio only).
+pub mod features {
+    use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+    use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+
+    /// VIRTIO_F_VERSION_1: the driver must accept it; legacy drivers are refused.
+    pub const VERSION_1: u64 = 1 << VIRTIO_F_VERSION_1;
+    /// Used/avail event suppression, handled by `virtio_queue::Queue`.
+    pub const EVENT_IDX: u64 = 1 << VIRTIO_RING_F_EVENT_IDX;
+    /// Indirect descriptor tables, walked (with bounds checks) by virtio-queue.
+    pub const INDIRECT_DESC: u64 = 1 << VIRTIO_RING_F_INDIRECT_DESC;
+    /// Everything the transport adds to a device's own features.
+    pub const TRANSPORT: u64 = VERSION_1 | EVENT_IDX | INDIRECT_DESC;
+}
