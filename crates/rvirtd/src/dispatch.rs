@@ -385,6 +385,22 @@ fn handle(
                 ret: 0,
             },
         )),
+        Args::ConnectListAllInterfaces(_) => ok(reply(
+            p,
+            serial,
+            &ConnectListAllInterfacesRet {
+                ifaces: Vec::new(),
+                ret: 0,
+            },
+        )),
+        Args::ConnectListAllNodeDevices(_) => ok(reply(
+            p,
+            serial,
+            &ConnectListAllNodeDevicesRet {
+                devices: Vec::new(),
+                ret: 0,
+            },
+        )),
         Args::ConnectListAllStoragePools(_) => ok(reply(
             p,
             serial,
