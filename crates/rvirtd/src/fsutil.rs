@@ -116,3 +116,34 @@ fn group_id(group: &str) -> io::Result<u32> {
     }
     Ok(grp.gr_gid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.xml");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.xml"]);
+        assert!(write_atomic(&dir.path().join("missing/b.xml"), b"x").is_err());
+    }
+
+    #[test]
+    fn the_tree_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let first = TreeLock::acquire(&p).unwrap();
+        let second = TreeLock::acquire(&p).unwrap_err();
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        TreeLock::acquire(&p).unwrap();
+    }
+}

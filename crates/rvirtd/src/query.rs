@@ -184,3 +184,44 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use rvirt_remote::Uuid;
+
+    fn entry(persistent: bool, state: DomainState, autostart: bool) -> Entry {
+        let config = persistent.then(|| {
+            std::sync::Arc::new(
+                Domain::from_xml(
+                    "<domain type='kvm'><name>x</name><memory>1024</memory>\
+                     <os><type>hvm</type></os></domain>",
+                )
+                .unwrap(),
+            )
+        });
+        let mut e = Entry::new("x".into(), Uuid::default(), config);
+        e.state = state;
+        e.autostart = autostart;
+        e
+    }
+
+    #[test]
+    fn each_pair_filters_only_when_one_side_is_asked() {
+        let off = entry(true, DomainState::Shutoff, true);
+        assert!(list_filter(&off, 0));
+        assert!(list_filter(&off, lf::ACTIVE | lf::INACTIVE));
+        assert!(!list_filter(&off, lf::ACTIVE));
+        assert!(list_filter(&off, lf::INACTIVE | lf::PERSISTENT));
+        assert!(!list_filter(&off, lf::TRANSIENT));
+        assert!(list_filter(&off, lf::AUTOSTART));
+        assert!(!list_filter(&off, lf::NO_AUTOSTART));
+        assert!(list_filter(&off, lf::SHUTOFF));
+        assert!(!list_filter(&off, lf::RUNNING | lf::PAUSED));
+        assert!(list_filter(&off, lf::NO_MANAGEDSAVE | lf::NO_SNAPSHOT));
+        assert!(!list_filter(&off, lf::HAS_SNAPSHOT));
+        let transient = entry(false, DomainState::Paused, false);
+        assert!(list_filter(&transient, lf::TRANSIENT | lf::PAUSED));
+        assert!(!list_filter(&transient, lf::PERSISTENT));
+    }
+}

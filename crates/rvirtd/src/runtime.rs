@@ -48,3 +48,31 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = RuntimeRecord {
+            name: "a".into(),
+            uuid: "6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f".into(),
+            id: 3,
+            pid: 42,
+            monitor: dir.path().join("a/monitor.sock"),
+            state: 1,
+            reason: 1,
+            persistent: true,
+            live_xml: "<domain/>".into(),
+        };
+        rec.save(&dir.path().join("a.json")).unwrap();
+        std::fs::write(dir.path().join("b.json"), "{not json").unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        let files = list(dir.path());
+        assert_eq!(files.len(), 2);
+        assert_eq!(RuntimeRecord::load(&files[0]).unwrap(), rec);
+        assert!(RuntimeRecord::load(&files[1]).is_err());
+    }
+}
