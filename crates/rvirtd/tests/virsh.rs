@@ -233,6 +233,17 @@ fn bad_input_changes_nothing() {
     assert!(d
         .fails(&["define", &slash])
         .contains("must not contain '/'"));
+    let dots = d.xml_file("d.xml", &domain_xml("..", Guest::Counter));
+    assert!(d.fails(&["define", &dots]).contains("error: XML error: "));
+    let names: Vec<_> = std::fs::read_dir(d.root().join("etc/rvirt/qemu"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".xml")).count(),
+        1,
+        "{names:?}"
+    );
 
     assert_eq!(
         d.fails(&["dominfo", "nosuch"]),
