@@ -52,7 +52,8 @@ pub fn collect(mem: &Memory, chain: DescriptorChain<&Memory>, max_descriptors: u
     for desc in chain {
         last_has_next = desc.has_next();
         if out.readable.len() + out.writable.len() >= max_descriptors {
-            out.fault.get_or_insert(ChainFault::TooManyDescriptors(max_descriptors));
+            out.fault
+                .get_or_insert(ChainFault::TooManyDescriptors(max_descriptors));
             return out;
         }
         let seg = Segment {

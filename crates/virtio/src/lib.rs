@@ -12,14 +12,14 @@
 //! Interrupt state is atomics shared through [`MmioInterrupt`], so a device
 //! never needs the transport's lock.
 
-//pub mod blk;
+pub mod blk;
 mod chain;
 mod device;
 pub mod mmio;
 mod queue_util;
+pub mod rng;
 #[cfg(test)]
 mod test_util;
-pub mod rng;
 
 pub use device::{ActivateContext, ActivateError, IrqTrigger, VirtioDevice, VirtioInterrupt};
 pub use mmio::{MmioInterrupt, MmioTransport, QueueNotifier};

@@ -28,11 +28,8 @@ where
     let result = (|| -> Result<(), virtio_queue::Error> {
         loop {
             queue.disable_notification(mem)?;
-            loop {
-                // A fresh iterator per chain: `add_used` needs the queue back.
-                let Some(chain) = queue.iter(mem)?.next() else {
-                    break;
-                };
+            // A fresh iterator per chain: `add_used` needs the queue back.
+            while let Some(chain) = queue.iter(mem)?.next() {
                 let head = chain.head_index();
                 let len = handle(chain);
                 queue.add_used(mem, head, len)?;

@@ -133,13 +133,20 @@ pub struct MmioTransport {
 
 impl MmioTransport {
     /// Puts `device` behind a register file; `irq` raises its interrupt.
-    pub fn new(device: Arc<Mutex<dyn VirtioDevice>>, mem: Memory, irq: Arc<dyn IrqTrigger>) -> Self {
+    pub fn new(
+        device: Arc<Mutex<dyn VirtioDevice>>,
+        mem: Memory,
+        irq: Arc<dyn IrqTrigger>,
+    ) -> Self {
         let (device_type, offered, queues) = {
             let dev = lock(&device);
             (
                 dev.device_type(),
                 dev.device_features() | features::TRANSPORT,
-                dev.queue_max_sizes().iter().map(|&m| QueueRegs::new(m)).collect(),
+                dev.queue_max_sizes()
+                    .iter()
+                    .map(|&m| QueueRegs::new(m))
+                    .collect(),
             )
         };
         MmioTransport {
@@ -181,7 +188,11 @@ impl MmioTransport {
 
     /// The Status register as the driver reads it.
     pub fn status(&self) -> u32 {
-        let reset = if self.interrupt.needs_reset() { NEEDS_RESET } else { 0 };
+        let reset = if self.interrupt.needs_reset() {
+            NEEDS_RESET
+        } else {
+            0
+        };
         self.status | reset
     }
 
@@ -237,14 +248,21 @@ impl MmioTransport {
             reg::VIRTIO_MMIO_QUEUE_NOTIFY => self.notify(value),
             reg::VIRTIO_MMIO_INTERRUPT_ACK => self.interrupt.ack(value),
             reg::VIRTIO_MMIO_STATUS => self.write_status(value),
-            _ => tracing::debug!(offset, value, "write to unknown or read-only virtio-mmio register"),
+            _ => tracing::debug!(
+                offset,
+                value,
+                "write to unknown or read-only virtio-mmio register"
+            ),
         }
     }
 
     fn write_driver_features(&mut self, value: u32) {
         // Features may change only between DRIVER and FEATURES_OK.
         if self.status & (DRIVER | FEATURES_OK | FAILED) != DRIVER {
-            tracing::debug!(status = self.status, "DriverFeatures write outside negotiation");
+            tracing::debug!(
+                status = self.status,
+                "DriverFeatures write outside negotiation"
+            );
             return;
         }
         match self.driver_features_sel {
@@ -260,12 +278,20 @@ impl MmioTransport {
     fn write_queue_register(&mut self, offset: u32, value: u32) {
         // Queues are set up after FEATURES_OK and before DRIVER_OK.
         if self.status & (FEATURES_OK | DRIVER_OK | FAILED) != FEATURES_OK {
-            tracing::debug!(offset, status = self.status, "queue register write outside setup");
+            tracing::debug!(
+                offset,
+                status = self.status,
+                "queue register write outside setup"
+            );
             return;
         }
         let sel = self.queue_sel;
         let Some(q) = self.selected_queue() else {
-            tracing::debug!(sel, offset, "queue register write for a queue that does not exist");
+            tracing::debug!(
+                sel,
+                offset,
+                "queue register write for a queue that does not exist"
+            );
             return;
         };
         if offset == reg::VIRTIO_MMIO_QUEUE_READY {
@@ -340,7 +366,11 @@ impl MmioTransport {
         // NEEDS_RESET belongs to the device; the driver cannot set it.
         let new = value & !NEEDS_RESET;
         if new & old != old {
-            tracing::debug!(old, new, "driver tried to clear Status bits without a reset");
+            tracing::debug!(
+                old,
+                new,
+                "driver tried to clear Status bits without a reset"
+            );
             return;
         }
         let added = new & !old;
@@ -438,8 +468,12 @@ impl BusDevice for MmioTransport {
             lock(&self.device).read_config(offset - CONFIG_OFFSET, data);
             return;
         }
-        if data.len() != 4 || offset % 4 != 0 {
-            tracing::debug!(offset, len = data.len(), "unaligned virtio-mmio register read");
+        if data.len() != 4 || !offset.is_multiple_of(4) {
+            tracing::debug!(
+                offset,
+                len = data.len(),
+                "unaligned virtio-mmio register read"
+            );
             data.fill(0);
             return;
         }
@@ -453,10 +487,14 @@ impl BusDevice for MmioTransport {
             return;
         }
         let Ok(bytes) = <[u8; 4]>::try_from(data) else {
-            tracing::debug!(offset, len = data.len(), "non-32-bit virtio-mmio register write");
+            tracing::debug!(
+                offset,
+                len = data.len(),
+                "non-32-bit virtio-mmio register write"
+            );
             return;
         };
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             tracing::debug!(offset, "unaligned virtio-mmio register write");
             return;
         }
@@ -466,6 +504,10 @@ impl BusDevice for MmioTransport {
 
 /// A poisoned device lock means a device panicked; its state is still the
 /// best we have, and the VMM must keep serving other devices.
-fn lock<'a>(device: &'a Mutex<dyn VirtioDevice + 'static>) -> MutexGuard<'a, dyn VirtioDevice + 'static> {
-    device.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<'a>(
+    device: &'a Mutex<dyn VirtioDevice + 'static>,
+) -> MutexGuard<'a, dyn VirtioDevice + 'static> {
+    device
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -115,11 +115,21 @@ fn full_bring_up_and_a_request() {
     let mut f = fixture();
     let mock = MockSplitQueue::new(&f.mem, 16);
     negotiate(&mut f.t, features::VERSION_1 | features::EVENT_IDX);
-    assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_STATUS), ACK | DRIVER | FEATURES_OK);
+    assert_eq!(
+        rd(&mut f.t, reg::VIRTIO_MMIO_STATUS),
+        ACK | DRIVER | FEATURES_OK
+    );
     mock_queue(&mut f.t, &mock);
     assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_QUEUE_READY), 1);
-    wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
-    assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_STATUS), ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+    wr(
+        &mut f.t,
+        reg::VIRTIO_MMIO_STATUS,
+        ACK | DRIVER | FEATURES_OK | DRIVER_OK,
+    );
+    assert_eq!(
+        rd(&mut f.t, reg::VIRTIO_MMIO_STATUS),
+        ACK | DRIVER | FEATURES_OK | DRIVER_OK
+    );
 
     add_chain(&mock, 0, &[(DATA, 4, WRITE)]);
     f.t.device().lock().unwrap().process_queue(0);
@@ -149,7 +159,11 @@ fn queue_notify_reaches_the_notifier_only_when_live() {
     wr(&mut f.t, reg::VIRTIO_MMIO_QUEUE_NOTIFY, 0);
     negotiate(&mut f.t, features::VERSION_1);
     mock_queue(&mut f.t, &mock);
-    wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+    wr(
+        &mut f.t,
+        reg::VIRTIO_MMIO_STATUS,
+        ACK | DRIVER | FEATURES_OK | DRIVER_OK,
+    );
     wr(&mut f.t, reg::VIRTIO_MMIO_QUEUE_NOTIFY, 0);
     wr(&mut f.t, reg::VIRTIO_MMIO_QUEUE_NOTIFY, 7);
     assert_eq!(*rec.0.lock().unwrap(), vec![0]);
@@ -175,7 +189,11 @@ fn features_are_frozen_after_features_ok() {
     let mut f = fixture();
     negotiate(&mut f.t, features::VERSION_1);
     wr(&mut f.t, reg::VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    wr(&mut f.t, reg::VIRTIO_MMIO_DRIVER_FEATURES, features::EVENT_IDX as u32);
+    wr(
+        &mut f.t,
+        reg::VIRTIO_MMIO_DRIVER_FEATURES,
+        features::EVENT_IDX as u32,
+    );
     assert_eq!(f.t.driver_features(), features::VERSION_1);
 }
 
@@ -192,7 +210,11 @@ fn status_bits_out_of_order_are_ignored() {
     wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, ACK);
     assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_STATUS), ACK | DRIVER);
     // The driver cannot set DEVICE_NEEDS_RESET.
-    wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, ACK | DRIVER | NEEDS_RESET);
+    wr(
+        &mut f.t,
+        reg::VIRTIO_MMIO_STATUS,
+        ACK | DRIVER | NEEDS_RESET,
+    );
     assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_STATUS), ACK | DRIVER);
     wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, ACK | DRIVER | FAILED);
     assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_STATUS), ACK | DRIVER | FAILED);
@@ -213,7 +235,11 @@ fn reset_clears_everything() {
     let mock = MockSplitQueue::new(&f.mem, 16);
     negotiate(&mut f.t, features::VERSION_1);
     mock_queue(&mut f.t, &mock);
-    wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+    wr(
+        &mut f.t,
+        reg::VIRTIO_MMIO_STATUS,
+        ACK | DRIVER | FEATURES_OK | DRIVER_OK,
+    );
     add_chain(&mock, 0, &[(DATA, 4, WRITE)]);
     f.t.device().lock().unwrap().process_queue(0);
     assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_INTERRUPT_STATUS), 1);
@@ -263,7 +289,11 @@ fn broken_queues_set_needs_reset() {
 fn driver_ok_without_ready_queue_asks_for_reset() {
     let mut f = fixture();
     negotiate(&mut f.t, features::VERSION_1);
-    wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+    wr(
+        &mut f.t,
+        reg::VIRTIO_MMIO_STATUS,
+        ACK | DRIVER | FEATURES_OK | DRIVER_OK,
+    );
     // The queue is handed over not ready; rng then has nothing to do but the
     // device still starts, and kicks are harmless.
     f.t.device().lock().unwrap().process_queue(0);
