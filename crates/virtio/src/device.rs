@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use virtio_queue::Queue;
+use virtio_queue::{Queue, QueueT};
 
 use crate::Memory;
 
@@ -73,4 +73,16 @@ pub trait VirtioDevice: Send {
     /// Does the work pending on `queue`; called by the VMM's event loop when
     /// the queue's ioeventfd fires. Does nothing before activation.
     fn process_queue(&mut self, queue: u16);
+}
+
+/// For one-queue devices: the queue, if the driver enabled exactly that one.
+pub(crate) fn single_ready_queue(queues: Vec<Queue>) -> Result<Queue, ActivateError> {
+    let got = queues.len();
+    let Some(queue) = queues.into_iter().next().filter(|_| got == 1) else {
+        return Err(ActivateError::QueueCount { expected: 1, got });
+    };
+    if !queue.ready() {
+        return Err(ActivateError::QueueNotReady(0));
+    }
+    Ok(queue)
 }

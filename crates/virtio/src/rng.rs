@@ -103,10 +103,7 @@ impl VirtioDevice for Rng {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let Some(queue) = ctx.queues.into_iter().next().filter(|_| got == 1) else {
-            return Err(ActivateError::QueueCount { expected: 1, got });
-        };
+        let queue = crate::device::single_ready_queue(ctx.queues)?;
         self.active = Some(Active {
             mem: ctx.mem,
             queue,

@@ -294,10 +294,14 @@ fn driver_ok_without_ready_queue_asks_for_reset() {
         reg::VIRTIO_MMIO_STATUS,
         ACK | DRIVER | FEATURES_OK | DRIVER_OK,
     );
-    // The queue is handed over not ready; rng then has nothing to do but the
-    // device still starts, and kicks are harmless.
-    f.t.device().lock().unwrap().process_queue(0);
-    assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_STATUS) & NEEDS_RESET, 0);
+    // rng cannot work without its queue: it refuses to start.
+    let status = rd(&mut f.t, reg::VIRTIO_MMIO_STATUS);
+    assert_eq!(status, ACK | DRIVER | FEATURES_OK | DRIVER_OK | NEEDS_RESET);
+    assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_INTERRUPT_STATUS), 2);
+    // Kicks are ignored, and a reset clears the condition.
+    wr(&mut f.t, reg::VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    wr(&mut f.t, reg::VIRTIO_MMIO_STATUS, 0);
+    assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_STATUS), 0);
 }
 
 #[test]
