@@ -24,6 +24,10 @@ mod test_util;
 pub use device::{ActivateContext, ActivateError, IrqTrigger, VirtioDevice, VirtioInterrupt};
 pub use mmio::{MmioInterrupt, MmioTransport, QueueNotifier};
 
+// Re-exported so the VMM and the fuzz targets build queues and memory with
+// exactly the versions the devices use.
+pub use {virtio_queue, vm_memory};
+
 /// The guest memory every device works on.
 pub type Memory = vm_memory::GuestMemoryMmap<()>;
 
