@@ -543,6 +543,31 @@ fn bad_indirect_table_fails() {
 }
 
 #[test]
+fn more_descriptors_than_the_queue_fails() {
+    let r = Run::new();
+    // FLUSH ignores extra buffers, so only the limit can fail it.
+    header(&r.mem, kind::FLUSH, 0);
+    let indirect = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
+    // An indirect table may hold 65535 entries; the device stops at 256.
+    let n = 300u16;
+    let table = 0x40_0000;
+    r.mem
+        .write_obj(desc(HDR, 16, NEXT, 1), GuestAddress(table))
+        .unwrap();
+    for i in 1..n {
+        let flags = if i + 1 == n { WRITE } else { WRITE | NEXT };
+        r.mem
+            .write_obj(
+                desc(STATUS, 1, flags, i + 1),
+                GuestAddress(table + 16 * u64::from(i)),
+            )
+            .unwrap();
+    }
+    let got = raw_chain(&r, &[(table, 16 * u32::from(n), indirect, 0)]);
+    assert_eq!(got, (IOERR, 1));
+}
+
+#[test]
 fn indirect_chain_works() {
     let r = Run::new();
     header(&r.mem, kind::IN, 3);

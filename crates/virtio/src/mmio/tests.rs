@@ -314,3 +314,22 @@ fn config_space_is_forwarded() {
     f.t.interrupt().signal_config_change();
     assert_eq!(rd(&mut f.t, reg::VIRTIO_MMIO_CONFIG_GENERATION), 1);
 }
+
+#[test]
+fn works_behind_an_mmio_bus() {
+    let f = fixture();
+    let base = 0xd000_0000;
+    let mut bus = rvirt_bus::Bus::new("mmio");
+    let t: rvirt_bus::SharedDevice = Arc::new(Mutex::new(f.t));
+    bus.insert(t, base, MMIO_SIZE).unwrap();
+    let mut b = [0u8; 4];
+    assert!(bus.read(base, &mut b));
+    assert_eq!(u32::from_le_bytes(b), MAGIC_VALUE);
+    assert!(bus.read(base + CONFIG_OFFSET, &mut b));
+    assert!(bus.write(
+        base + u64::from(reg::VIRTIO_MMIO_STATUS),
+        &ACK.to_le_bytes()
+    ));
+    assert!(bus.read(base + u64::from(reg::VIRTIO_MMIO_STATUS), &mut b));
+    assert_eq!(u32::from_le_bytes(b), ACK);
+}
