@@ -632,11 +632,11 @@ fn io_errors_become_ioerr() {
 }
 
 #[test]
-fn many_requests_one_interrupt_with_event_idx() {
+fn many_requests_one_interrupt_per_pass() {
     let r = Run::new();
     let mock = MockSplitQueue::new(&r.mem, 16);
     let mut blk = r.disk.block(BlockOptions::default());
-    let irq = activate(&mut blk, &r.mem, &[&mock], crate::features::EVENT_IDX);
+    let irq = activate(&mut blk, &r.mem, &[&mock], 0);
     header(&r.mem, kind::FLUSH, 0);
     for i in 0..4u16 {
         add_chain(&mock, i * 2, &[(HDR, 16, 0), (STATUS, 1, WRITE)]);

@@ -333,3 +333,38 @@ fn works_behind_an_mmio_bus() {
     assert!(bus.read(base + u64::from(reg::VIRTIO_MMIO_STATUS), &mut b));
     assert_eq!(u32::from_le_bytes(b), ACK);
 }
+
+/// Four requests with the driver's used_event at 10: with EVENT_IDX the
+/// device stays quiet and publishes avail_event; without it, it interrupts.
+fn event_idx_run(negotiate_event_idx: bool) -> (usize, u16) {
+    let mut f = fixture();
+    let mock = MockSplitQueue::new(&f.mem, 16);
+    let extra = if negotiate_event_idx {
+        features::EVENT_IDX
+    } else {
+        0
+    };
+    negotiate(&mut f.t, features::VERSION_1 | extra);
+    mock_queue(&mut f.t, &mock);
+    wr(
+        &mut f.t,
+        reg::VIRTIO_MMIO_STATUS,
+        ACK | DRIVER | FEATURES_OK | DRIVER_OK,
+    );
+    let used_event = mock.avail_addr().0 + 4 + 2 * 16;
+    f.mem.write_obj(10u16, GuestAddress(used_event)).unwrap();
+    for i in 0..4 {
+        add_chain(&mock, i, &[(DATA, 4, WRITE)]);
+    }
+    f.t.device().lock().unwrap().process_queue(0);
+    assert_eq!(used_idx(&mock), 4);
+    let avail_event = mock.used_addr().0 + 4 + 8 * 16;
+    let avail_event: u16 = f.mem.read_obj(GuestAddress(avail_event)).unwrap();
+    (f.irq.0.load(Ordering::SeqCst), avail_event)
+}
+
+#[test]
+fn event_idx_suppresses_interrupts_when_negotiated() {
+    assert_eq!(event_idx_run(true), (0, 4));
+    assert_eq!(event_idx_run(false), (1, 0));
+}
