@@ -23,6 +23,8 @@ pub struct MachineConfig {
     pub mem_size: u64,
     pub topology: Topology,
     pub cpu: CpuSpec,
+    /// Whether the guest gets ACPI tables (the MP table is always there).
+    pub acpi: bool,
 }
 
 /// Errors building or starting a machine. Messages name the resource, so the
@@ -80,6 +82,7 @@ pub struct Machine {
     memory: GuestMemoryMmap,
     ram: RamLayout,
     topology: Topology,
+    acpi: bool,
 }
 
 impl Machine {
@@ -161,6 +164,7 @@ impl Machine {
             memory,
             ram,
             topology: cfg.topology,
+            acpi: cfg.acpi,
         })
     }
 
@@ -196,18 +200,24 @@ impl Machine {
         mut platform: AcpiConfig,
     ) -> Result<EntryPoint, MachineError> {
         platform.apic_ids = self.apic_ids();
-        let tables = acpi::build(&platform, layout::ACPI_START);
-        if tables.bytes.len() as u64 > layout::ACPI_MAX {
-            return Err(MachineError::AcpiTooLarge(tables.bytes.len()));
+        // Without ACPI the boot protocols carry a zero RSDP address and the
+        // area stays empty, so a scan finds nothing either.
+        let mut rsdp = 0;
+        if self.acpi {
+            let tables = acpi::build(&platform, layout::ACPI_START);
+            if tables.bytes.len() as u64 > layout::ACPI_MAX {
+                return Err(MachineError::AcpiTooLarge(tables.bytes.len()));
+            }
+            self.memory
+                .write_slice(&tables.bytes, GuestAddress(layout::ACPI_START))
+                .map_err(|_| MachineError::Write("the ACPI tables"))?;
+            rsdp = tables.rsdp();
         }
-        self.memory
-            .write_slice(&tables.bytes, GuestAddress(layout::ACPI_START))
-            .map_err(|_| MachineError::Write("the ACPI tables"))?;
         let mp = mptable::build(&platform.apic_ids, layout::EBDA_START);
         self.memory
             .write_slice(&mp, GuestAddress(layout::EBDA_START))
             .map_err(|_| MachineError::Write("the MP table"))?;
-        let entry = boot::load(&self.memory, &self.ram, boot, tables.rsdp())?;
+        let entry = boot::load(&self.memory, &self.ram, boot, rsdp)?;
         regs::setup_boot_vcpu(&self.vcpus[0], &self.memory, entry.mode, entry.address)?;
         Ok(entry)
     }

@@ -68,6 +68,9 @@ pub struct VmConfig {
     pub monitors: Vec<MonitorConfig>,
     /// QEMU's pvpanic ISA device (`-device pvpanic`).
     pub pvpanic: bool,
+    /// ACPI tables (off with `-no-acpi` or `-machine acpi=off`: the guest
+    /// finds its CPUs in the MP table and cannot power itself off).
+    pub acpi: bool,
     /// `-S`: create the VM but run no vCPU until the monitor says `cont`.
     pub start_paused: bool,
     /// `-no-reboot`: a guest reset ends the process.
@@ -99,6 +102,7 @@ impl Default for VmConfig {
             chardevs: Vec::new(),
             monitors: Vec::new(),
             pvpanic: false,
+            acpi: true,
             start_paused: false,
             no_reboot: false,
             no_shutdown: false,

@@ -183,6 +183,7 @@ impl Vmm {
                 },
                 flags: self.config.cpu.flags.clone(),
             },
+            acpi: self.config.acpi,
         }
     }
 
@@ -411,6 +412,19 @@ impl Vmm {
                     }
                     Ok(())
                 }
+            }
+            MonitorRequest::Reset if self.config.no_reboot => {
+                // As QEMU: -no-reboot turns every reset into a shutdown,
+                // including one asked for over QMP (and -no-shutdown then
+                // turns the shutdown into a stop).
+                let event = QmpEvent::shutdown(ShutdownCause::HostQmpSystemReset);
+                if self.config.no_shutdown {
+                    self.pause(&running, RunState::Shutdown, Some(event));
+                } else {
+                    self.bus.post(event);
+                    self.events.post(Event::Quit);
+                }
+                Ok(())
             }
             MonitorRequest::Reset => {
                 self.bus

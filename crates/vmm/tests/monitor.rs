@@ -649,3 +649,33 @@ fn qmp_on_stdio() {
         run.stdout
     );
 }
+
+#[test]
+fn system_reset_under_no_reboot_is_a_shutdown() {
+    let vm = Vm::start(Guest::Counter, &["-no-reboot"]);
+    vm.exec("system_reset");
+    assert_eq!(
+        vm.event("SHUTDOWN"),
+        json!({"guest": false, "reason": "host-qmp-system-reset"})
+    );
+    assert!(vm.finish().status.success());
+
+    let vm = Vm::start(Guest::Counter, &["-no-reboot", "-no-shutdown"]);
+    vm.exec("system_reset");
+    vm.event("SHUTDOWN");
+    assert_eq!(vm.status(), "shutdown");
+}
+
+#[test]
+fn no_acpi_leaves_the_guest_without_tables() {
+    // The guest still gets its memory map, finds no RSDP and cannot power
+    // off through ACPI; it says so and the test stops it.
+    let vm = Vm::start(Guest::Memmap, &["-no-acpi"]);
+    let serial = vm.wait_serial("RAM_BYTES");
+    assert!(serial.contains("MEMMAP 0x0 0x9fc00 1"), "{serial}");
+    let out = vm.wait_serial("POWEROFF");
+    assert!(
+        !out.contains("POWEROFF PM1A_CNT"),
+        "powered off without ACPI: {out}"
+    );
+}

@@ -94,6 +94,7 @@ const FLAGS: &[&str] = &[
     "-nographic",
     "-no-hpet",
     "-enable-kvm",
+    "-no-acpi",
 ];
 
 /// The usage text for `-help`.
@@ -211,6 +212,7 @@ impl Builder {
             "-no-shutdown" => self.cfg.no_shutdown = true,
             "-daemonize" => self.cfg.daemonize = true,
             "-nographic" => self.nographic = true,
+            "-no-acpi" => self.cfg.acpi = false,
             // -no-user-config, -nodefaults, -no-hpet, -enable-kvm: nothing
             // to change.
             _ => {}
@@ -234,6 +236,9 @@ impl Builder {
                     }
                     self.cfg.machine = t;
                 }
+                if let Some(acpi) = o.get_bool("acpi")? {
+                    self.cfg.acpi = acpi;
+                }
                 if let Some(a) = o.get("accel") {
                     if a != "kvm" {
                         return Err(
@@ -249,7 +254,6 @@ impl Builder {
                     "dump-guest-core",
                     "mem-merge",
                     "hpet",
-                    "acpi",
                     "smm",
                     "pit",
                     "pic",

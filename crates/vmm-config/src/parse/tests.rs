@@ -175,6 +175,9 @@ fn each_option_form() {
     ]));
     assert_eq!(c.serials.len(), 2);
     assert!(run(&with_kernel(&["-device", "pvpanic"])).pvpanic);
+    assert!(run(&with_kernel(&[])).acpi);
+    assert!(!run(&with_kernel(&["-no-acpi"])).acpi);
+    assert!(!run(&with_kernel(&["-machine", "pc,acpi=off"])).acpi);
     assert!(
         run(&with_kernel(&[
             "-device",
