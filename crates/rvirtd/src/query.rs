@@ -88,7 +88,7 @@ impl Daemon {
             (Some(run), false, _) | (Some(run), true, None) => {
                 Ok(with_id(&run.live.to_xml(), run.id))
             }
-            (_, _, Some(cfg)) => Ok(cfg.to_xml()),
+            (_, _, Some(cfg)) => Ok(cfg.to_inactive_xml()),
             (None, _, None) => Err(RemoteError::internal("domain has no definition")),
         }
     }
