@@ -1,11 +1,57 @@
 #!/usr/bin/env bash
-# Builds rvirt-vmm and the bundled demo guest, then boots it: the guest
-# prints a greeting on the serial console and powers itself off through ACPI,
-# and rvirt-vmm exits with status 0.
+# The main job on a fresh machine: builds rvirt, starts the management
+# daemon rvirtd in a scratch tree, and runs the bundled demo VM through it
+# with rvirsh, as an administrator would with libvirtd and virsh. The guest
+# greets on its serial console and powers itself off through ACPI; rvirtd
+# sees it shut off and the domain is undefined again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p rvirt-vmm -p rvirt-test-guests
+cargo build --release --quiet -p rvirt-vmm -p rvirtd -p rvirsh -p rvirt-test-guests
 guest=$(cargo run --release --quiet -p rvirt-test-guests -- hello)
-set -x
-exec target/release/rvirt-vmm -name guest=demo -machine pc,accel=kvm -m 128 -smp 2 \
-  -no-user-config -nodefaults -display none -serial stdio -kernel "$guest"
+bin=$PWD/target/release
+root=$(mktemp -d /tmp/rvirt-demo.XXXXXX)
+RUST_LOG=warn "$bin/rvirtd" --root "$root" 2>"$root/rvirtd.log" &
+daemon=$!
+cleanup() {
+  local rc=$?
+  kill "$daemon" 2>/dev/null || true
+  wait "$daemon" 2>/dev/null || true
+  rm -rf "$root"
+  exit "$rc"
+}
+trap cleanup EXIT
+sock=$root/run/rvirt/rvirt-sock
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+export LIBVIRT_DEFAULT_URI="qemu+unix:///system?socket=$sock"
+cat > "$root/demo.xml" <<XML
+<domain type='kvm'>
+  <name>demo</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu placement='static'>2</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$guest</kernel>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <features><acpi/><apic/></features>
+  <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model></cpu>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <serial type='file'><source path='$root/console.log'/><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+XML
+rvirsh() { echo "\$ rvirsh $*"; "$bin/rvirsh" "$@"; }
+rvirsh define "$root/demo.xml"
+rvirsh start demo
+for _ in $(seq 100); do
+  [ "$("$bin/rvirsh" domstate demo)" = "shut off" ] && break
+  sleep 0.1
+done
+rvirsh domstate --reason demo
+rvirsh list --all
+echo "\$ cat console.log"
+cat "$root/console.log"
+rvirsh undefine demo

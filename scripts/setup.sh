@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine (run as root):
-# the reference QEMU the monitor tests compare against, Python's qemu.qmp
-# client, and lz4 for unpacking Debian's kernel in the Linux boot tests. The
-# Rust toolchain, gcc and binutils come with the machine.
+# Installs and starts what the test suite needs on a fresh Debian machine
+# (run as root):
+# - the reference QEMU the monitor tests compare against;
+# - lz4, to unpack Debian's kernel for the Linux boot tests;
+# - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
+#   libvirtd itself, whose test driver rvirsh's output is compared against;
+# - Python's qemu.qmp client.
+# The Rust toolchain, gcc and binutils come with the machine.
 set -euo pipefail
 need_apt=()
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v ld >/dev/null || need_apt+=(binutils)
 command -v lz4 >/dev/null || need_apt+=(lz4)
+command -v virsh >/dev/null || need_apt+=(libvirt-clients)
+command -v libvirtd >/dev/null || need_apt+=(libvirt-daemon-system libvirt-daemon-driver-qemu)
+command -v tini >/dev/null || need_apt+=(tini)
+command -v script >/dev/null || need_apt+=(bsdutils)
+/usr/bin/python3 -c 'import libvirt' 2>/dev/null || need_apt+=(python3-libvirt)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -16,4 +25,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 if ! python3 -c 'import qemu.qmp' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check qemu.qmp
+fi
+# libvirtd for rvirsh's reference tests (its test driver needs no VMs). This
+# machine has no init system: run it under tini so exited children are
+# reaped, as ../shared/REFERENCE-STACK.md describes.
+if [ ! -S /run/libvirt/libvirt-sock ]; then
+  pgrep -x virtlogd >/dev/null || virtlogd -d
+  setsid tini -s -- libvirtd >/tmp/libvirtd.log 2>&1 </dev/null &
+  for _ in $(seq 100); do
+    [ -S /run/libvirt/libvirt-sock ] && break
+    sleep 0.1
+  done
+  [ -S /run/libvirt/libvirt-sock ] || { echo "setup: libvirtd did not start" >&2; cat /tmp/libvirtd.log >&2; exit 1; }
 fi
