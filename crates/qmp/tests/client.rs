@@ -124,7 +124,7 @@ fn wait_for(path: &Path) {
 /// Starts QEMU paused with a QMP socket, as the golden data was recorded.
 fn qemu(sock: &Path) -> Option<std::process::Child> {
     if !have("qemu-system-x86_64", "--version") || std::fs::File::open("/dev/kvm").is_err() {
-        eprintln!("skipped: qemu-system-x86_64 or /dev/kvm not available");
+        missing("qemu-system-x86_64 or /dev/kvm");
         return None;
     }
     let child = Command::new("qemu-system-x86_64")
@@ -173,9 +173,18 @@ fn have_qemu_qmp() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("skipped: python3 with qemu.qmp (pip install qemu.qmp) not available");
+        missing("python3 with qemu.qmp (pip install qemu.qmp)");
     }
     ok
+}
+
+/// A reference tool is missing: skip, unless the suite was told (as
+/// scripts/test.sh and CI tell it) that everything must run.
+fn missing(what: &str) {
+    if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+        panic!("{what} is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
+    }
+    eprintln!("skipped: {what} not available");
 }
 
 #[test]
