@@ -47,6 +47,40 @@ pub struct SerialConfig {
     pub backend: ChardevBackend,
 }
 
+/// A virtio-blk disk: `-drive` (or the `-blockdev` file + raw pair) and the
+/// `-device virtio-blk-device` that uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The drive id (`-drive id=`) or the format node's name (`-blockdev`),
+    /// which `query-block` reports as the device.
+    pub drive: String,
+    /// The guest device's id (`-device …,id=`), if given.
+    pub id: Option<String>,
+    /// The raw image file or block device.
+    pub path: PathBuf,
+    pub readonly: bool,
+    /// `serial=`, returned by VIRTIO_BLK_T_GET_ID.
+    pub serial: Option<String>,
+    /// `discard=unmap`: pass guest discards to the file.
+    pub discard: bool,
+    /// `cache=` as given (accepted; every mode is writeback for now).
+    pub cache: Option<String>,
+    /// `aio=` as given (accepted; I/O is synchronous for now).
+    pub aio: Option<String>,
+}
+
+/// A virtio device on a virtio-mmio slot, in command-line order (which is
+/// slot order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VirtioConfig {
+    /// virtio-rng reading from `filename` (`-object rng-random`).
+    Rng {
+        id: Option<String>,
+        filename: PathBuf,
+    },
+    Blk(DiskConfig),
+}
+
 /// Everything rvirt-vmm needs to build and run one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -68,6 +102,8 @@ pub struct VmConfig {
     pub monitors: Vec<MonitorConfig>,
     /// QEMU's pvpanic ISA device (`-device pvpanic`).
     pub pvpanic: bool,
+    /// virtio-mmio devices, in slot order.
+    pub virtio: Vec<VirtioConfig>,
     /// ACPI tables (off with `-no-acpi` or `-machine acpi=off`: the guest
     /// finds its CPUs in the MP table and cannot power itself off).
     pub acpi: bool,
@@ -102,6 +138,7 @@ impl Default for VmConfig {
             chardevs: Vec::new(),
             monitors: Vec::new(),
             pvpanic: false,
+            virtio: Vec::new(),
             acpi: true,
             start_paused: false,
             no_reboot: false,

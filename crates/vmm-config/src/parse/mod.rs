@@ -9,6 +9,8 @@ use crate::size::parse_size;
 use crate::smp::SmpRequest;
 use crate::ConfigError;
 
+mod virtio;
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -115,6 +117,11 @@ pub fn usage() -> String {
          \x20 -chardev stdio|file|pty|socket|null,id=ID[,path=…,server=on,wait=off]\n\
          \x20 -device isa-serial,chardev=ID[,id=…]    a serial port on a chardev\n\
          \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
+         \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
+         \x20 -device virtio-rng-device,rng=ID\n\
+         \x20 -drive file=IMG,format=raw,if=none,id=ID[,readonly=on,discard=unmap]\n\
+         \x20 -blockdev driver=file|host_device,...  and driver=raw,file=NODE,node-name=ID\n\
+         \x20 -device virtio-blk-device,drive=ID[,serial=S]\n\
          \x20 -qmp unix:PATH,server=on,wait=off | stdio\n\
          \x20 -mon chardev=ID,mode=control[,pretty=on]\n\
          \x20 -S                                      start with the vCPUs stopped\n\
@@ -139,6 +146,7 @@ struct Builder {
     isa_serials: Vec<(String, Option<String>)>,
     monitor_refs: Vec<(String, Option<String>, bool, bool)>,
     nographic: bool,
+    virtio: virtio::VirtioSpecs,
 }
 
 /// Parses rvirt-vmm's arguments (without the program name).
@@ -384,7 +392,10 @@ impl Builder {
                 }
             }
             "-device" => self.device(v)?,
-            "-object" | "-blockdev" | "-drive" | "-netdev" => {
+            "-object" => self.virtio.object(v)?,
+            "-drive" => self.virtio.drive(v)?,
+            "-blockdev" => self.virtio.blockdev(v)?,
+            "-netdev" => {
                 return Err(ConfigError::new(
                     opt,
                     "not supported yet (virtio devices are being added)",
@@ -456,6 +467,7 @@ impl Builder {
                 o.finish()?;
                 self.cfg.pvpanic = true;
             }
+            d if self.virtio.device(d, &mut o)? => o.finish()?,
             d if d.starts_with("virtio") || d == "virtconsole" => {
                 return Err(o.error(format!(
                     "'{d}' is not supported yet (virtio devices are being added)"
@@ -512,6 +524,7 @@ impl Builder {
             ));
         }
         self.cfg.serials = serials;
+        self.cfg.virtio = std::mem::take(&mut self.virtio).finish()?;
         for (chardev, id, control, pretty) in &self.monitor_refs {
             let backend = self.chardev(chardev, "-mon")?;
             self.cfg.monitors.push(MonitorConfig {
