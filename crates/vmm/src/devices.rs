@@ -15,6 +15,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::chardev::Chardev;
 use crate::events::EventSender;
+use crate::virtio::{DeviceLoop, VirtioDevices};
 use crate::VmmError;
 
 /// COM1..COM4: (port, IRQ).
@@ -32,6 +33,8 @@ pub(crate) struct Attached {
     pub(crate) platform: AcpiConfig,
     /// The power button lives here.
     pub(crate) pm: Arc<Mutex<AcpiPm>>,
+    /// The thread serving the virtio queues of this boot.
+    pub(crate) virtio: DeviceLoop,
 }
 
 struct SerialPort {
@@ -49,6 +52,7 @@ pub(crate) struct Devices {
     serials: Vec<SerialPort>,
     cmos: Arc<Mutex<Cmos>>,
     pvpanic: bool,
+    virtio: VirtioDevices,
     events: EventSender,
 }
 
@@ -101,7 +105,10 @@ impl Devices {
                 irq,
             });
         }
+        let virtio = VirtioDevices::new(cfg)
+            .map_err(|(option, source)| VmmError::Virtio { option, source })?;
         Ok(Devices {
+            virtio,
             serials,
             cmos: Arc::new(Mutex::new(Cmos::new(rvirt_devices::rtc::host_clock()))),
             pvpanic: cfg.pvpanic,
@@ -111,14 +118,15 @@ impl Devices {
 
     /// Puts the devices on a new machine's buses and returns them with the
     /// platform description for the ACPI tables.
-    pub(crate) fn attach(&self, machine: &Machine) -> Result<Attached, VmmError> {
+    /// With `paused`, the virtio device loop starts parked.
+    pub(crate) fn attach(&self, machine: &Machine, paused: bool) -> Result<Attached, VmmError> {
         let vm = machine.vm_fd();
         let kvm = |source: kvm_ioctls::Error| VmmError::Setup {
             what: "an irqfd",
             source: std::io::Error::from_raw_os_error(source.errno()),
         };
         let mut pio = Bus::new("pio");
-        let mmio = Bus::new("mmio");
+        let mut mmio = Bus::new("mmio");
         let mut insert = |dev: SharedDevice, base: u16, len: u16| {
             // The port map is fixed and known not to overlap; a failure
             // here is a bug in this table, not something a user can cause.
@@ -173,11 +181,19 @@ impl Devices {
                 1,
             );
         }
+        let virtio = self
+            .virtio
+            .attach(vm, machine.memory(), &mut mmio, &mut platform, paused)
+            .map_err(|source| VmmError::Virtio {
+                option: "-device",
+                source,
+            })?;
         Ok(Attached {
             pio,
             mmio,
             platform,
             pm,
+            virtio,
         })
     }
 
@@ -191,6 +207,16 @@ impl Devices {
                 frontend_open: true,
             })
             .collect()
+    }
+
+    /// `query-block` entries for the disks.
+    pub(crate) fn block_infos(&self) -> Vec<rvirt_qmp::BlockInfo> {
+        self.virtio.block_infos()
+    }
+
+    /// The `virtio_mmio.device=` entries for the kernel command line.
+    pub(crate) fn virtio_cmdline(&self) -> String {
+        self.virtio.cmdline()
     }
 
     pub(crate) fn pty_names(&self) -> Vec<(String, PathBuf)> {

@@ -12,6 +12,7 @@ mod devices;
 mod events;
 mod monitor;
 mod teardown;
+mod virtio;
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ pub use chardev::{Chardev, ChardevError};
 use devices::Devices;
 pub use events::{Event, EventSender, MonitorRequest};
 use monitor::VmState;
+pub use virtio::VirtioError;
 
 /// Errors building or running a VM. Each names the option it concerns, so
 /// the binary can print `rvirt-vmm: -kernel: …`.
@@ -53,6 +55,12 @@ pub enum VmmError {
         what: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{option}")]
+    Virtio {
+        option: &'static str,
+        #[source]
+        source: VirtioError,
     },
     #[error("-mon")]
     Monitor(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -131,10 +139,27 @@ pub struct Vmm {
 
 /// A booted machine: dropping it stops the vCPUs and frees the VM.
 struct Running {
-    // Field order: the vCPU threads stop before the machine goes away.
+    // Field order: the vCPU threads stop first, then the device loop, then
+    // the machine (guest memory, VM fd) goes away.
     vcpus: rvirt_machine::Vcpus,
+    virtio: virtio::DeviceLoop,
     machine: Machine,
     pm: Arc<Mutex<AcpiPm>>,
+}
+
+impl Running {
+    /// Stops the guest and the device work it caused: the vCPUs first, so
+    /// no new kick arrives while the device loop parks.
+    fn pause(&self) {
+        self.vcpus.pause();
+        self.virtio.pause();
+    }
+
+    /// Devices first, so the first kick after the resume is served.
+    fn resume(&self) {
+        self.virtio.resume();
+        self.vcpus.resume();
+    }
 }
 
 type Reply = Sender<Result<(), QmpError>>;
@@ -145,7 +170,7 @@ impl Vmm {
         let (tx, receiver) = mpsc::channel();
         let events = EventSender::new(tx);
         let devices = Devices::new(&config, events.clone())?;
-        let state = Arc::new(VmState::new(&config));
+        let state = Arc::new(VmState::new(&config, devices.block_infos()));
         let mut chardevs = devices.chardev_infos();
         chardevs.extend(monitor::chardev_infos(&config));
         *state.chardevs.lock().unwrap_or_else(|p| p.into_inner()) = chardevs;
@@ -188,10 +213,20 @@ impl Vmm {
     }
 
     fn boot_config(&self) -> BootConfig {
+        let mut cmdline = self.config.append.clone().unwrap_or_default();
+        // The virtio-mmio slots go on the command line too, for kernels
+        // that boot without ACPI; appended as QEMU's microvm does.
+        let virtio = self.devices.virtio_cmdline();
+        if !virtio.is_empty() {
+            if !cmdline.is_empty() {
+                cmdline.push(' ');
+            }
+            cmdline.push_str(&virtio);
+        }
         BootConfig {
             kernel: self.config.kernel.clone().unwrap_or_default(),
             initrd: self.config.initrd.clone(),
-            cmdline: self.config.append.clone().unwrap_or_default(),
+            cmdline,
         }
     }
 
@@ -204,7 +239,7 @@ impl Vmm {
             source,
         };
         let mut machine = Machine::new(&self.machine_config()).map_err(machine_err)?;
-        let attached = self.devices.attach(&machine)?;
+        let attached = self.devices.attach(&machine, paused)?;
         machine
             .load(&self.boot_config(), attached.platform)
             .map_err(machine_err)?;
@@ -219,6 +254,7 @@ impl Vmm {
         self.publish_cpus(&vcpus);
         Ok(Running {
             vcpus,
+            virtio: attached.virtio,
             machine,
             pm: attached.pm,
         })
@@ -247,7 +283,7 @@ impl Vmm {
         )?;
         self.monitors = Some(monitors);
         if !self.config.start_paused {
-            running.vcpus.resume();
+            running.resume();
         }
         self.running = Some(running);
         Ok(())
@@ -278,7 +314,7 @@ impl Vmm {
     fn pause(&mut self, running: &Running, next: RunState, first: Option<QmpEvent>) {
         let was_running = self.state.status() == RunState::Running;
         if was_running {
-            running.vcpus.pause();
+            running.pause();
         }
         self.set_state(next);
         if let Some(e) = first {
@@ -406,7 +442,7 @@ impl Vmm {
                     ))
                 } else {
                     if s != RunState::Running {
-                        running.vcpus.resume();
+                        running.resume();
                         self.set_state(RunState::Running);
                         self.bus.post(QmpEvent::Resume);
                     }

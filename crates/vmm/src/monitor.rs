@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use rvirt_machine::{ThreadIds, Topology};
 use rvirt_qmp::{
-    ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, MonitorBackend, MonitorServer,
-    QmpError, RunState, ShutdownCause,
+    BlockInfo, ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, MonitorBackend,
+    MonitorServer, QmpError, RunState, ShutdownCause,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
@@ -29,12 +29,14 @@ pub(crate) struct VmState {
     /// The vCPUs of the current boot: their topology and thread IDs.
     pub(crate) cpus: Mutex<Option<(Topology, ThreadIds)>>,
     pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
+    /// The disks; fixed for the life of the VMM (no hotplug yet).
+    blocks: Vec<BlockInfo>,
     name: Option<String>,
     uuid: Option<String>,
 }
 
 impl VmState {
-    pub(crate) fn new(cfg: &VmConfig) -> Self {
+    pub(crate) fn new(cfg: &VmConfig, blocks: Vec<BlockInfo>) -> Self {
         VmState {
             status: Mutex::new(if cfg.start_paused {
                 RunState::Prelaunch
@@ -43,6 +45,7 @@ impl VmState {
             }),
             cpus: Mutex::new(None),
             chardevs: Mutex::new(Vec::new()),
+            blocks,
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
         }
@@ -106,6 +109,10 @@ impl MonitorBackend for Backend {
         self.bus
             .post(QmpEvent::shutdown(ShutdownCause::HostQmpQuit));
         self.events.post(Event::Quit);
+    }
+
+    fn block(&self) -> Vec<BlockInfo> {
+        self.state.blocks.clone()
     }
 
     fn name(&self) -> Option<String> {
