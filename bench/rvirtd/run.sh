@@ -1,0 +1,60 @@
+#!/bin/bash
+# rvirtd + rvirt-vmm vs libvirtd 9.0 + QEMU 7.2 on the same tiny guest, in one
+# run (issue 6, "Benchmark"). Builds the release binaries and the `oneline`
+# test guest (prints ONELINE, then leaves), then bench.py measures both
+# stacks side by side and prints medians, rvirt/libvirt ratios and the
+# issue's targets with PASS/MISS:
+#   1. start -> guest line in the serial file (median of RUNS)
+#   2. domains started per second over 50, one after another and 10 at once
+#   3. daemon RSS idle and with 1,000 defined domains
+#   4. `list --all` over 1,000 defined domains (rvirsh/rvirtd vs virsh/libvirtd)
+#
+# Needs: root, /dev/kvm, libvirtd 9.0 + QEMU, tini, unshare (see
+# /work/shared/REFERENCE-STACK.md), virsh, python3.
+# libvirt side: by default a fresh libvirtd + virtlogd of the run's own, under
+# tini in a private mount namespace (empty /run, /var/lib/libvirt,
+# /var/log/libvirt; copies of /etc/libvirt and the QEMU capabilities cache),
+# reached through its socket in the temporary directory and stopped at the
+# end: its RSS is a fresh daemon's, and other users of the shared libvirtd
+# neither see nor disturb the run. LIBVIRTD=shared uses the running
+# /run/libvirt/libvirt-sock instead (or starts one and stops it at the end);
+# its RSS then carries the daemon's history. rvirtd runs on a temporary
+# --root tree and is stopped at the end.
+# Every domain the run defines (names rvb<pid>-*) is destroyed and
+# undefined, on both sides, also on Ctrl-C.
+#
+# Usage: bench/rvirtd/run.sh
+#   RUNS=10        samples for the start-to-line median (and list --all: LIST_RUNS=5)
+#   MANY=1000      defined domains for the RSS and list --all cases
+#   THROUGHPUT=50  domains for the domains-per-second case; PARALLEL=10
+#   NO_BUILD=1     use target/release as it is
+#   LIBVIRTD=private|shared  (default private, see above)
+# Results also go to bench/results/rvirtd-<UTC timestamp>.json (git-ignored).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+REL=$ROOT/target/release
+
+for tool in virsh python3 tini unshare libvirtd virtlogd; do
+  command -v $tool >/dev/null || { echo "bench/rvirtd: $tool is needed (see /work/shared/REFERENCE-STACK.md)" >&2; exit 1; }
+done
+[ -w /dev/kvm ] || { echo "bench/rvirtd: /dev/kvm is missing or not writable" >&2; exit 1; }
+
+if [ -z "${NO_BUILD:-}" ]; then
+  echo "building rvirt-vmm, rvirtd, rvirsh and the test guests (release)..." >&2
+  cargo build --quiet --release -p rvirt-vmm -p rvirtd -p rvirsh -p rvirt-test-guests \
+    --manifest-path "$ROOT/Cargo.toml"
+fi
+for b in rvirt-vmm rvirtd rvirsh; do
+  [ -x "$REL/$b" ] || { echo "bench/rvirtd: $REL/$b is missing (cargo build --release -p $b)" >&2; exit 1; }
+done
+GUEST=$(cargo run --quiet --release -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- oneline)
+
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$ROOT/bench/results"
+exec python3 "$ROOT/bench/rvirtd/bench.py" \
+  --bin "$REL" --guest "$GUEST" --commit "$COMMIT" \
+  --runs "${RUNS:-10}" --list-runs "${LIST_RUNS:-5}" --many "${MANY:-1000}" \
+  --throughput "${THROUGHPUT:-50}" --parallel "${PARALLEL:-10}" \
+  --libvirtd "${LIBVIRTD:-private}" --json "$ROOT/bench/results/rvirtd-$STAMP.json"
