@@ -42,6 +42,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("exits", "exits.c", Kind::Pvh, &[]),
     ("oneline", "oneline.c", Kind::Pvh, &[]),
     ("powerbtn", "powerbtn.c", Kind::Pvh, &[]),
+    ("virtio", "virtio.c", Kind::Pvh, &[]),
 ];
 
 /// Runtime sources linked into every guest.

@@ -65,11 +65,15 @@ pub enum Guest {
     /// PVH: arms the ACPI fixed power button, waits for a press, prints
     /// whether the SCI reached the PIC, acknowledges and powers off.
     Powerbtn,
+    /// PVH: a minimal virtio-mmio driver; finds the devices on its command
+    /// line, reads 32 bytes from virtio-rng, reads, writes, flushes and
+    /// identifies a virtio-blk disk.
+    Virtio,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 16] = [
+    pub const ALL: [Guest; 17] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -86,6 +90,7 @@ impl Guest {
         Guest::Exits,
         Guest::Oneline,
         Guest::Powerbtn,
+        Guest::Virtio,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -107,6 +112,7 @@ impl Guest {
             Guest::Exits => "exits",
             Guest::Oneline => "oneline",
             Guest::Powerbtn => "powerbtn",
+            Guest::Virtio => "virtio",
         }
     }
 
