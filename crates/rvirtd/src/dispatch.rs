@@ -94,6 +94,13 @@ fn handle(
                 capabilities: crate::capabilities::capabilities_xml(&d.vmm),
             },
         )),
+        Args::ConnectGetDomainCapabilities(a) => ok(reply(
+            p,
+            serial,
+            &CapabilitiesRet {
+                capabilities: crate::capabilities::domain_capabilities_xml(&d.vmm, &a)?,
+            },
+        )),
         Args::NodeGetInfo(()) => ok(reply(p, serial, &hostinfo::node_info())),
         Args::NodeGetCpuMap(a) => {
             let n = hostinfo::cpus();

@@ -18,7 +18,7 @@
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
 //! | `ptys` | serial ptys in the live XML |
 //! | `query` | lists, info, state, XML, vCPUs |
-//! | `capabilities` | the capabilities XML |
+//! | `capabilities` | the capabilities and domain capabilities XML |
 //! | `stats` | CONNECT_GET_ALL_DOMAIN_STATS |
 //! | `dispatch` | procedure -> operation |
 //! | `extra` | procedures outside rvirt-remote's table (vCPU pin info) |

@@ -56,7 +56,10 @@ fn load_one(path: &Path) -> Result<Domain, String> {
 }
 
 pub fn save(tree: &Tree, def: &Domain) -> io::Result<()> {
-    write_atomic(&tree.config_file(&def.name), def.to_inactive_xml().as_bytes())
+    write_atomic(
+        &tree.config_file(&def.name),
+        def.to_inactive_xml().as_bytes(),
+    )
 }
 
 pub fn remove(tree: &Tree, name: &str) -> io::Result<()> {

@@ -1,0 +1,601 @@
+//! The real virt-manager (Debian's package) as rvirt's desktop client.
+//!
+//! First the answers virt-manager depends on, through libvirt-python
+//! (capabilities, domain capabilities, node info, version, domain stats,
+//! XML flags, event registrations, pause/resume/shutdown, autostart).
+//! Then virt-manager itself under Xvfb, driven with xdotool and checked
+//! on screenshots: the VM list shows a running and a shut-off VM, a
+//! double-click opens the running VM's window, its serial console shows
+//! the guest's lines as they come, Force Off turns it off and Run starts
+//! the other. The screenshots stay in target/tmp/virt-manager-shots/.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{domain_xml, have_virsh, vmm, wait_for, Rvirtd};
+use rvirt_test_guests::Guest;
+
+/// The running VM's guest prints `TICK n` every two seconds; its serial
+/// is a pty so that virt-manager offers a console.
+fn ticker_xml(name: &str) -> String {
+    domain_xml(name, Guest::Ticker).replace("type='stdio'", "type='pty'")
+}
+
+fn required() -> bool {
+    std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some()
+}
+
+fn python_with_libvirt() -> Option<&'static str> {
+    let found = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import libvirt"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        assert!(
+            !required(),
+            "python3-libvirt is required: RVIRT_REQUIRE_REFERENCE is set"
+        );
+        eprintln!("python3-libvirt not installed: test skipped");
+    }
+    found
+}
+
+const NEEDS: &str = r#"
+import os, sys, time
+import xml.etree.ElementTree as ET
+import libvirt
+
+uri, vmm, want_version = sys.argv[1], sys.argv[2], int(sys.argv[3])
+libvirt.virEventRegisterDefaultImpl()
+conn = libvirt.open(uri)
+
+assert conn.getVersion() == want_version, conn.getVersion()
+
+meminfo = dict(l.split(":", 1) for l in open("/proc/meminfo"))
+mem_kib = int(meminfo["MemTotal"].split()[0])
+ncpus = os.cpu_count()
+
+model, mem_mib, cpus, mhz, nodes, sockets, cores, threads = conn.getInfo()
+assert cpus == ncpus, (cpus, ncpus)
+assert mem_mib == mem_kib // 1024, (mem_mib, mem_kib)
+assert nodes * sockets * cores * threads == cpus, conn.getInfo()
+
+caps = ET.fromstring(conn.getCapabilities())
+host_cpu = caps.find("host/cpu")
+assert host_cpu.findtext("arch") == "x86_64"
+assert host_cpu.findtext("model"), "no host CPU model"
+topo = host_cpu.find("topology").attrib
+assert (int(topo["sockets"]), int(topo["cores"]), int(topo["threads"])) == (sockets, cores, threads), topo
+cell = caps.find("host/topology/cells/cell")
+assert int(cell.findtext("memory")) == mem_kib
+assert len(cell.findall("cpus/cpu")) == ncpus
+guest = caps.find("guest")
+assert guest.findtext("os_type") == "hvm"
+arch = guest.find("arch")
+assert arch.get("name") == "x86_64"
+assert arch.findtext("emulator") == vmm, arch.findtext("emulator")
+assert [d.get("type") for d in arch.findall("domain")] == ["kvm"]
+machines = [m.text for m in arch.findall("machine")]
+assert {"pc", "q35", "microvm"} <= set(machines), machines
+
+dcaps = ET.fromstring(conn.getDomainCapabilities(vmm, "x86_64", "microvm", "kvm", 0))
+assert dcaps.findtext("domain") == "kvm" and dcaps.findtext("machine") == "microvm"
+assert dcaps.findtext("path") == vmm
+try:
+    conn.getDomainCapabilities(None, None, "virt", None, 0)
+    raise SystemExit("unknown machine accepted")
+except libvirt.libvirtError as e:
+    assert e.get_error_code() == libvirt.VIR_ERR_INVALID_ARG, e
+
+# virt-manager's registrations: domain events are served, the object
+# kinds rvirt does not have answer errors that it tolerates.
+cb = lambda *a: None
+ids = [conn.domainEventRegisterAny(None, ev, cb, None) for ev in (
+    libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
+    libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED)]
+assert len(set(ids)) == 4, ids
+for reg in (lambda: conn.networkEventRegisterAny(None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, cb, None),
+            lambda: conn.storagePoolEventRegisterAny(None, libvirt.VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE, cb, None),
+            lambda: conn.nodeDeviceEventRegisterAny(None, libvirt.VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE, cb, None)):
+    try:
+        reg()
+        raise SystemExit("registration of an object kind rvirt lacks succeeded")
+    except libvirt.libvirtError as e:
+        assert e.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_RPC), e
+for i in ids:
+    conn.domainEventDeregisterAny(i)
+
+run = conn.lookupByName("ticker")
+off = conn.lookupByName("idle")
+
+stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU,
+                               libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+assert [d.name() for d, _ in stats] == ["ticker"], stats
+s = stats[0][1]
+assert s["state.state"] == libvirt.VIR_DOMAIN_RUNNING, s
+assert s["vcpu.current"] == 1 and s["vcpu.maximum"] == 1, s
+assert s["balloon.maximum"] == 65536 and s["balloon.current"] == 65536, s
+
+live = run.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+x = ET.fromstring(live)
+serial = x.find("devices/serial")
+assert serial.get("type") == "pty" and serial.find("source").get("path").startswith("/dev/pts/"), live
+assert serial.find("alias").get("name") == "serial0", live
+assert x.get("id") == str(run.ID()), live
+inactive = ET.fromstring(run.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
+assert inactive.find("devices/serial/alias") is None and inactive.get("id") is None
+assert ET.fromstring(run.XMLDesc(libvirt.VIR_DOMAIN_XML_UPDATE_CPU)).findtext("name") == "ticker"
+assert ET.fromstring(off.XMLDesc(0)).findtext("name") == "idle"
+
+run.suspend()
+assert run.state()[0] == libvirt.VIR_DOMAIN_PAUSED, run.state()
+run.resume()
+assert run.state()[0] == libvirt.VIR_DOMAIN_RUNNING, run.state()
+
+assert off.autostart() == 0
+off.setAutostart(1)
+assert off.autostart() == 1
+off.setAutostart(0)
+assert off.autostart() == 0
+
+run.shutdown()  # the ticker guest ignores the power button
+run.destroy()
+assert run.state() == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED], run.state()
+conn.close()
+print("OK")
+"#;
+
+/// rvirt's version as CONNECT_GET_VERSION encodes it (QEMU style).
+fn encoded_version() -> u64 {
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|x| x.parse::<u64>().unwrap());
+    let (a, b, c) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    a * 1_000_000 + b * 1_000 + c
+}
+
+/// Defines `ticker` (started) and `idle` (shut off).
+fn two_vms(d: &Rvirtd) {
+    let t = d.xml_file("ticker.xml", &ticker_xml("ticker"));
+    let i = d.xml_file("idle.xml", &domain_xml("idle", Guest::Counter));
+    d.ok(&["define", &t]);
+    d.ok(&["define", &i]);
+    d.ok(&["start", "ticker"]);
+}
+
+#[test]
+fn answers_virt_manager_needs_through_libvirt_python() {
+    let Some(python) = python_with_libvirt() else {
+        return;
+    };
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    two_vms(&d);
+    let script = d.xml_file("needs.py", NEEDS);
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(d.uri())
+        .arg(vmm())
+        .arg(encoded_version().to_string())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "{stdout}{}\ndaemon: {}",
+        String::from_utf8_lossy(&out.stderr),
+        d.daemon_log_tail()
+    );
+}
+
+// ---- The GUI ----
+
+/// The programs the GUI test drives, with their Debian packages.
+const TOOLS: &[(&str, &str)] = &[
+    ("virt-manager", "virt-manager"),
+    ("Xvfb", "xvfb"),
+    ("xdotool", "xdotool"),
+    ("import", "imagemagick"),
+    ("convert", "imagemagick"),
+    ("dbus-run-session", "dbus-bin"),
+];
+
+fn have_gui_tools() -> bool {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(prog, _)| {
+            !std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        })
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !required(),
+        "the virt-manager test needs Debian's {missing:?}: RVIRT_REQUIRE_REFERENCE is set"
+    );
+    eprintln!("{missing:?} not installed: test skipped");
+    false
+}
+
+/// A process group that dies with the test (Xvfb; virt-manager with its
+/// session bus and accessibility helpers).
+struct Group(Child);
+
+impl Group {
+    fn spawn(cmd: &mut Command) -> Self {
+        Group(cmd.process_group(0).spawn().expect("spawn"))
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = self.0.id() as i32;
+        // SAFETY: kill with a negative pid signals the process group this
+        // test created for its own child; nothing else is in it.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+/// An RGB screenshot of the whole screen.
+struct Shot {
+    w: usize,
+    h: usize,
+    rgb: Vec<u8>,
+}
+
+impl Shot {
+    fn px(&self, x: usize, y: usize) -> (u8, u8, u8) {
+        let i = (y.min(self.h - 1) * self.w + x.min(self.w - 1)) * 3;
+        (self.rgb[i], self.rgb[i + 1], self.rgb[i + 2])
+    }
+
+    /// Pixels in the rectangle for which `f` holds.
+    fn count(
+        &self,
+        x0: usize,
+        y0: usize,
+        x1: usize,
+        y1: usize,
+        f: impl Fn((u8, u8, u8)) -> bool,
+    ) -> usize {
+        let mut n = 0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                n += usize::from(f(self.px(x, y)));
+            }
+        }
+        n
+    }
+}
+
+/// The blue of virt-manager's "running" icon (68,134,191) and its shades,
+/// which neither the grey shut-off icon nor the white list has.
+fn running_blue((r, g, b): (u8, u8, u8)) -> bool {
+    b > 150 && b as i32 > r as i32 + 80 && g > 90
+}
+
+fn light((r, g, b): (u8, u8, u8)) -> bool {
+    r > 150 && g > 150 && b > 150
+}
+
+/// Parses a binary PPM (P6, maxval 255).
+fn parse_ppm(data: &[u8]) -> Shot {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
+    }
+    assert_eq!((fields[0].as_str(), fields[3].as_str()), ("P6", "255"));
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let rgb = data[i + 1..].to_vec();
+    assert_eq!(rgb.len(), w * h * 3, "short PPM");
+    Shot { w, h, rgb }
+}
+
+struct Screen {
+    display: String,
+    shots: PathBuf,
+    _xvfb: Group,
+}
+
+impl Screen {
+    fn start(shots: &Path) -> Self {
+        let mut xvfb = Group::spawn(
+            Command::new("Xvfb")
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let mut line = String::new();
+        BufReader::new(xvfb.0.stdout.take().expect("Xvfb stdout"))
+            .read_line(&mut line)
+            .expect("Xvfb display number");
+        let display = format!(":{}", line.trim());
+        assert!(line.trim().parse::<u32>().is_ok(), "Xvfb said {line:?}");
+        Screen {
+            display,
+            shots: shots.to_path_buf(),
+            _xvfb: xvfb,
+        }
+    }
+
+    fn xdotool(&self, args: &[&str]) -> String {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("xdotool");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn click(&self, x: u32, y: u32, times: u32) {
+        self.xdotool(&[
+            "mousemove",
+            &x.to_string(),
+            &y.to_string(),
+            "click",
+            "--repeat",
+            &times.to_string(),
+            "--delay",
+            "80",
+            "1",
+        ]);
+    }
+
+    /// Visible windows: (id, name, x, y, w, h).
+    fn windows(&self) -> Vec<(String, String, i32, i32, i32, i32)> {
+        let ids = self.xdotool(&["search", "--onlyvisible", "--name", ".*"]);
+        let mut out = Vec::new();
+        for id in ids.split_whitespace() {
+            let name = self.xdotool(&["getwindowname", id]).trim().to_string();
+            let g = self.xdotool(&["getwindowgeometry", "--shell", id]);
+            let v = |k: &str| -> i32 {
+                g.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            out.push((
+                id.to_string(),
+                name,
+                v("X"),
+                v("Y"),
+                v("WIDTH"),
+                v("HEIGHT"),
+            ));
+        }
+        out
+    }
+
+    fn window_named(&self, name: &str) -> Option<String> {
+        self.windows()
+            .into_iter()
+            .find(|w| w.1 == name)
+            .map(|w| w.0)
+    }
+
+    /// Saves the screen as `name`.png in the shots directory and reads
+    /// its pixels.
+    fn shot(&self, name: &str) -> Shot {
+        let png = self.shots.join(format!("{name}.png"));
+        let ok = Command::new("import")
+            .args(["-display", &self.display, "-window", "root"])
+            .arg(&png)
+            .status()
+            .expect("import")
+            .success();
+        assert!(ok, "import failed");
+        let ppm = Command::new("convert")
+            .arg(&png)
+            .arg("ppm:-")
+            .output()
+            .expect("convert");
+        parse_ppm(&ppm.stdout)
+    }
+
+    /// Takes `name` screenshots until `f` holds on one.
+    fn wait_shot(&self, name: &str, what: &str, f: impl Fn(&Shot) -> bool) -> Shot {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.shot(name);
+            if f(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: see {}",
+                self.shots.join(format!("{name}.png")).display()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+// Where things are on the 1280x800 screen: with no window manager every
+// toplevel sits at 0,0 with GTK's default size, so the positions are
+// fixed. The VM list is sorted by name: `idle` first, `ticker` second.
+const IDLE_ROW: (u32, u32) = (70, 138);
+const TICKER_ROW: (u32, u32) = (77, 178);
+/// The state icon of a list row whose centre is at `y`.
+fn icon_blue(s: &Shot, y: usize) -> usize {
+    s.count(19, y - 14, 52, y + 16, running_blue)
+}
+fn icon_dark(s: &Shot, y: usize) -> usize {
+    s.count(19, y - 14, 52, y + 16, |(r, g, b)| {
+        r < 160 && g < 160 && b < 160
+    })
+}
+const RUN_BUTTON: (u32, u32) = (178, 46);
+/// The arrow next to the VM window's shutdown button, and the menu's
+/// Force Off item.
+const SHUTDOWN_MENU: (u32, u32) = (250, 46);
+const FORCE_OFF_ITEM: (u32, u32) = (291, 154);
+/// The VM window's console area (black VTE).
+const CONSOLE: (usize, usize, usize, usize) = (0, 70, 1020, 790);
+
+fn console_light(s: &Shot) -> usize {
+    let (x0, y0, x1, y1) = CONSOLE;
+    s.count(x0, y0, x1, y1, light)
+}
+
+fn console_black(s: &Shot) -> bool {
+    let (x0, y0, x1, y1) = CONSOLE;
+    let dark = s.count(x0, y0, x1, y1, |(r, g, b)| r < 30 && g < 30 && b < 30);
+    dark > (x1 - x0) * (y1 - y0) * 9 / 10
+}
+
+#[test]
+fn virt_manager_lists_opens_console_forces_off_and_runs() {
+    if !have_virsh() || !have_gui_tools() {
+        return;
+    }
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("virt-manager-shots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let d = Rvirtd::start();
+    two_vms(&d);
+    d.wait_state("ticker", "running (booted)");
+
+    let screen = Screen::start(&shots);
+    let home = d.root().join("home");
+    let runtime = home.join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let log = std::fs::File::create(shots.join("virt-manager.log")).unwrap();
+    let _vm = Group::spawn(
+        Command::new("dbus-run-session")
+            .args(["--", "virt-manager", "--no-fork", "--debug", "--connect"])
+            .arg(d.uri())
+            .env("DISPLAY", &screen.display)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_RUNTIME_DIR", &runtime)
+            // Settings in memory: no state from an earlier run, nothing left.
+            .env("GSETTINGS_BACKEND", "memory")
+            .env("NO_AT_BRIDGE", "1")
+            .env("LANG", "C.UTF-8")
+            .env("LC_ALL", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    );
+
+    wait_for("the virt-manager window", Duration::from_secs(60), || {
+        screen.window_named("Virtual Machine Manager").is_some()
+    });
+    // 1. Both VMs listed: the running one with the blue icon, the shut-off
+    //    one with the grey one.
+    screen.wait_shot(
+        "1-list",
+        "ticker running and idle shut off in the list",
+        |s| {
+            icon_blue(s, TICKER_ROW.1 as usize) > 50
+                && icon_blue(s, IDLE_ROW.1 as usize) == 0
+                && icon_dark(s, IDLE_ROW.1 as usize) > 50
+        },
+    );
+
+    // 2. Double-click opens the VM window on its serial console.
+    screen.click(TICKER_ROW.0, TICKER_ROW.1, 2);
+    wait_for("the ticker VM window", Duration::from_secs(30), || {
+        screen.window_named("ticker on QEMU/KVM").is_some()
+    });
+    let first = screen.wait_shot("2-console", "the guest's lines on the console", |s| {
+        console_black(s) && console_light(s) > 100
+    });
+    // 3. New lines keep coming: the console grows as the guest ticks.
+    let before = console_light(&first);
+    screen.wait_shot("3-console-later", "more guest lines on the console", |s| {
+        console_light(s) > before + 60
+    });
+
+    // 4. Force Off from the shutdown menu, confirmed in the dialog.
+    screen.click(SHUTDOWN_MENU.0, SHUTDOWN_MENU.1, 1);
+    std::thread::sleep(Duration::from_millis(800));
+    screen.shot("4-shutdown-menu");
+    screen.click(FORCE_OFF_ITEM.0, FORCE_OFF_ITEM.1, 1);
+    let mut dialog = None;
+    wait_for(
+        "the force-off confirmation",
+        Duration::from_secs(20),
+        || {
+            dialog = screen
+                .windows()
+                .into_iter()
+                .find(|w| w.1.is_empty() && (200..700).contains(&w.4) && (100..400).contains(&w.5));
+            dialog.is_some()
+        },
+    );
+    screen.shot("5-confirm");
+    let (_, _, x, y, w, h) = dialog.unwrap();
+    // "Yes" is the right half of the button row along the bottom.
+    screen.click((x + w * 3 / 4) as u32, (y + h - 17) as u32, 1);
+    d.wait_state("ticker", "shut off (destroyed)");
+    screen.wait_shot(
+        "6-forced-off",
+        "the console replaced by 'not running'",
+        |s| !console_black(s),
+    );
+
+    // 5. Back in the list, Run starts the other VM.
+    let manager = screen.window_named("Virtual Machine Manager").unwrap();
+    screen.xdotool(&["windowraise", &manager]);
+    std::thread::sleep(Duration::from_millis(500));
+    screen.click(IDLE_ROW.0, IDLE_ROW.1, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    screen.click(RUN_BUTTON.0, RUN_BUTTON.1, 1);
+    d.wait_state("idle", "running (booted)");
+    screen.xdotool(&["mousemove", "600", "700"]);
+    screen.wait_shot("7-ticker-off-in-list", "ticker shown shut off", |s| {
+        icon_blue(s, TICKER_ROW.1 as usize) == 0 && icon_dark(s, TICKER_ROW.1 as usize) > 50
+    });
+    // Select the other row so that idle's icon is not on the selection's
+    // blue, then both icons must have swapped.
+    screen.click(TICKER_ROW.0, TICKER_ROW.1, 1);
+    screen.xdotool(&["mousemove", "600", "700"]);
+    screen.wait_shot("8-idle-running-in-list", "idle running in the list", |s| {
+        icon_blue(s, IDLE_ROW.1 as usize) > 50
+    });
+    d.ok(&["destroy", "idle"]);
+}
