@@ -599,3 +599,118 @@ fn virt_manager_lists_opens_console_forces_off_and_runs() {
     });
     d.ok(&["destroy", "idle"]);
 }
+
+const STREAMS: &str = r#"
+import os, subprocess, sys, time
+import libvirt
+
+uri = sys.argv[1]
+conn = libvirt.open(uri)
+dom = conn.lookupByName("ticker")
+
+def read_until(st, needle, timeout=15):
+    got = b""
+    deadline = time.time() + timeout
+    while needle not in got:
+        assert time.time() < deadline, got
+        chunk = st.recv(4096)
+        assert isinstance(chunk, bytes) and chunk, chunk
+        got += chunk
+    return got
+
+def fails(code, f):
+    try:
+        f()
+    except libvirt.libvirtError as e:
+        assert e.get_error_code() == code, (code, e.get_error_code(), e)
+        return str(e)
+    raise SystemExit("should have failed")
+
+# virt-manager opens the alias of the live XML's serial.
+first = conn.newStream(0)
+dom.openConsole("serial0", first, 0)
+read_until(first, b"TICK")
+
+# A second opener without FORCE is refused; the first keeps its console.
+other = libvirt.open(uri)
+msg = fails(libvirt.VIR_ERR_OPERATION_FAILED,
+            lambda: other.lookupByName("ticker").openConsole("serial0", other.newStream(0), 0))
+assert "Active console session exists" in msg, msg
+read_until(first, b"TICK")
+
+# Bad input: an alias that does not exist, a shut-off domain.
+fails(libvirt.VIR_ERR_INTERNAL_ERROR,
+      lambda: other.lookupByName("ticker").openConsole("serial7", other.newStream(0), libvirt.VIR_DOMAIN_CONSOLE_FORCE))
+fails(libvirt.VIR_ERR_OPERATION_INVALID,
+      lambda: other.lookupByName("idle").openConsole("serial0", other.newStream(0), 0))
+
+# FORCE takes it over: the first holder's stream ends in an error.
+taken = other.newStream(0)
+other.lookupByName("ticker").openConsole("serial0", taken, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+read_until(taken, b"TICK")
+try:
+    while first.recv(4096):
+        pass
+    raise SystemExit("first stream ended without an error")
+except libvirt.libvirtError:
+    pass
+taken.finish()
+
+# A client that vanishes with its console open: the next opener, without
+# FORCE, gets the console once rvirtd noticed.
+child = subprocess.run([sys.executable, "-c", """
+import os, sys, libvirt
+c = libvirt.open(sys.argv[1]); s = c.newStream(0)
+c.lookupByName('ticker').openConsole('serial0', s, 0); s.recv(1)
+os._exit(0)
+""", uri])
+assert child.returncode == 0
+deadline = time.time() + 10
+while True:
+    st = conn.newStream(0)
+    try:
+        dom.openConsole("serial0", st, 0)
+        break
+    except libvirt.libvirtError as e:
+        assert time.time() < deadline, e
+        time.sleep(0.2)
+read_until(st, b"TICK")
+
+# The VM stops: the stream reaches its end instead of hanging.
+dom.destroy()
+deadline = time.time() + 10
+while st.recv(4096):
+    assert time.time() < deadline
+other.close()
+conn.close()
+print("OK")
+"#;
+
+/// The console path virt-manager uses (DOMAIN_OPEN_CONSOLE with the
+/// `serial0` alias) through libvirt-python's stream API, with the bad
+/// cases: a second opener, FORCE, a missing alias, a shut-off domain, a
+/// client that vanishes with the stream open, a VM that stops.
+#[test]
+fn console_streams_as_virt_manager_opens_them() {
+    let Some(python) = python_with_libvirt() else {
+        return;
+    };
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    two_vms(&d);
+    let script = d.xml_file("streams.py", STREAMS);
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(d.uri())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "{stdout}{}\ndaemon: {}",
+        String::from_utf8_lossy(&out.stderr),
+        d.daemon_log_tail()
+    );
+}
