@@ -211,11 +211,11 @@ const TOOLS: &[(&str, &str)] = &[
     ("xdotool", "xdotool"),
     ("import", "imagemagick"),
     ("convert", "imagemagick"),
-    ("dbus-run-session", "dbus-bin"),
+    ("dbus-run-session", "dbus-daemon"),
 ];
 
 fn have_gui_tools() -> bool {
-    let missing: Vec<&str> = TOOLS
+    let mut missing: Vec<&str> = TOOLS
         .iter()
         .filter(|(prog, _)| {
             !std::env::var_os("PATH")
@@ -223,6 +223,7 @@ fn have_gui_tools() -> bool {
         })
         .map(|(_, pkg)| *pkg)
         .collect();
+    missing.dedup();
     if missing.is_empty() {
         return true;
     }
