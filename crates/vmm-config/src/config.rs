@@ -51,9 +51,11 @@ pub struct SerialConfig {
 /// `-device virtio-blk-device` that uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
-    /// The drive id (`-drive id=`) or the format node's name (`-blockdev`),
-    /// which `query-block` reports as the device.
+    /// The drive id (`-drive id=`) or the format node's name (`-blockdev`).
     pub drive: String,
+    /// True for a `-blockdev` disk: `query-block` then names it by node
+    /// name and leaves `device` empty, as QEMU does.
+    pub blockdev: bool,
     /// The guest device's id (`-device …,id=`), if given.
     pub id: Option<String>,
     /// The raw image file or block device.

@@ -128,15 +128,22 @@ impl VirtioDevices {
                                 },
                             )
                         })?;
+                    // As QEMU: a -drive is named by its id and gets an
+                    // anonymous node; a -blockdev disk only by its node.
+                    let (device, node_name) = if d.blockdev {
+                        (String::new(), d.drive.clone())
+                    } else {
+                        (d.drive.clone(), format!("#block{:03}", n * 128 + 100))
+                    };
                     blocks.push(BlockInfo {
-                        device: d.drive.clone(),
+                        device,
                         qdev: d.id.clone(),
                         kind: "unknown".into(),
                         removable: false,
                         locked: false,
                         inserted: Some(BlockDeviceInfo {
                             file: d.path.display().to_string(),
-                            node_name: Some(d.drive.clone()),
+                            node_name: Some(node_name),
                             ro: d.readonly,
                             drv: "raw".into(),
                             encrypted: false,

@@ -250,3 +250,40 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// The libvirt form: `query-block` names the disk by its format node and
+/// its guest device's id, with `device` empty, as QEMU does.
+#[test]
+fn query_block_for_a_blockdev_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("d.img");
+    image(&img);
+    let sock = dir.path().join("qmp.sock");
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let storage = format!(
+        r#"{{"driver":"file","filename":"{}","node-name":"libvirt-1-storage"}}"#,
+        img.display()
+    );
+    let kernel = Guest::Virtio.path();
+    let guard = KillOnDrop(Some(spawn(&[
+        "-S",
+        "-qmp",
+        &qmp,
+        "-kernel",
+        kernel.to_str().unwrap(),
+        "-blockdev",
+        &storage,
+        "-blockdev",
+        r#"{"node-name":"libvirt-1-format","read-only":false,"driver":"raw","file":"libvirt-1-storage"}"#,
+        "-device",
+        r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#,
+    ])));
+    let c = connect(&sock);
+    let blocks = c.execute("query-block", None).unwrap();
+    assert_eq!(blocks.as_array().map(Vec::len), Some(1), "{blocks}");
+    assert_eq!(blocks[0]["device"], "");
+    assert_eq!(blocks[0]["qdev"], "virtio-disk0");
+    assert_eq!(blocks[0]["inserted"]["node-name"], "libvirt-1-format");
+    assert_eq!(blocks[0]["inserted"]["ro"], false);
+    drop(guard);
+}

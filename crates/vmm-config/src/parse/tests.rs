@@ -296,6 +296,7 @@ fn virtio_rng_key_value_and_json() {
 fn disk(drive: &str, path: &str) -> DiskConfig {
     DiskConfig {
         drive: drive.into(),
+        blockdev: false,
         id: None,
         path: path.into(),
         readonly: false,
@@ -353,6 +354,7 @@ fn virtio_blk_from_libvirt_blockdev() {
     ]));
     let mut d = disk("libvirt-1-format", "/var/lib/libvirt/images/g.img");
     d.id = Some("virtio-disk0".into());
+    d.blockdev = true;
     d.readonly = true;
     d.discard = true;
     d.cache = Some("none".into());
@@ -366,7 +368,9 @@ fn virtio_blk_from_libvirt_blockdev() {
         "-device",
         "virtio-blk-device,drive=f0",
     ]));
-    assert_eq!(kv.virtio, vec![VirtioConfig::Blk(disk("f0", "/x.img"))]);
+    let mut d = disk("f0", "/x.img");
+    d.blockdev = true;
+    assert_eq!(kv.virtio, vec![VirtioConfig::Blk(d)]);
     assert!(err(&with_kernel(&[
         "-blockdev",
         "driver=file,filename=/x.img,node-name=s0",

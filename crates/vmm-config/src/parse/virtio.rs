@@ -15,6 +15,7 @@ use crate::ConfigError;
 struct Drive {
     /// `-drive id=` or the raw node's `node-name`.
     id: String,
+    blockdev: bool,
     path: PathBuf,
     readonly: bool,
     discard: bool,
@@ -166,6 +167,7 @@ impl VirtioSpecs {
         self.check_new_drive("-drive", &id)?;
         self.drives.push(Drive {
             id,
+            blockdev: false,
             path,
             readonly,
             discard,
@@ -288,6 +290,7 @@ impl VirtioSpecs {
             })?;
         Ok(Drive {
             id: f.name.clone(),
+            blockdev: true,
             path: s.path.clone(),
             readonly: f.readonly || s.readonly,
             discard: s.discard,
@@ -326,6 +329,7 @@ impl VirtioSpecs {
                     let d = self.disk(drive)?;
                     out.push(VirtioConfig::Blk(DiskConfig {
                         drive: d.id,
+                        blockdev: d.blockdev,
                         id: id.clone(),
                         path: d.path,
                         readonly: d.readonly,
