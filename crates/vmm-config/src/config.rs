@@ -63,9 +63,10 @@ pub struct DiskConfig {
     pub readonly: bool,
     /// `serial=`, returned by VIRTIO_BLK_T_GET_ID.
     pub serial: Option<String>,
-    /// `discard=unmap`: pass guest discards to the file.
+    /// `discard=unmap`: pass guest discards to the file (else ignore them).
     pub discard: bool,
-    /// `cache=` as given (accepted; every mode is writeback for now).
+    /// `cache=` as given: writethrough/directsync open with O_DSYNC, unsafe
+    /// ignores flushes, none is writeback until O_DIRECT I/O exists.
     pub cache: Option<String>,
     /// `aio=` as given (accepted; I/O is synchronous for now).
     pub aio: Option<String>,

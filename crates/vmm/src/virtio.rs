@@ -15,7 +15,7 @@ use rvirt_bus::Bus;
 use rvirt_machine::acpi::{AcpiConfig, MmioDevice};
 use rvirt_machine::layout::VIRTIO_MMIO_START;
 use rvirt_qmp::{BlockDeviceInfo, BlockInfo};
-use rvirt_virtio::blk::disk::RawFile;
+use rvirt_virtio::blk::disk::{DiskBackend, RawFile};
 use rvirt_virtio::blk::{Block, BlockError, BlockOptions};
 use rvirt_virtio::mmio::{MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
 use rvirt_virtio::rng::Rng;
@@ -79,10 +79,59 @@ pub(crate) struct VirtioDevices {
     blocks: Vec<BlockInfo>,
 }
 
-fn open_disk(path: &PathBuf, readonly: bool) -> Result<File, VirtioError> {
+/// A raw file with the `-drive` options applied on top: `discard=ignore`
+/// (QEMU's default) keeps guest discards from reaching the file, and
+/// `cache=unsafe` makes flushes no-ops.
+struct HostDisk {
+    file: RawFile,
+    discard: bool,
+    flush: bool,
+}
+
+impl DiskBackend for HostDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.file.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.file.write_at(buf, offset)
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        if self.flush {
+            self.file.flush()
+        } else {
+            Ok(())
+        }
+    }
+    fn discard(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        // Discarded data is undefined for the driver, so keeping it is a
+        // valid discard.
+        if self.discard {
+            self.file.discard(offset, len)
+        } else {
+            Ok(())
+        }
+    }
+    fn write_zeroes(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        self.file.write_zeroes(offset, len)
+    }
+}
+
+fn open_disk(path: &PathBuf, readonly: bool, cache: Option<&str>) -> Result<File, VirtioError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // writethrough and directsync: every write is durable when it completes.
+    // (cache=none's O_DIRECT needs aligned buffers: not yet; it is writeback.)
+    let sync = if matches!(cache, Some("writethrough" | "directsync")) {
+        libc::O_DSYNC
+    } else {
+        0
+    };
     OpenOptions::new()
         .read(true)
         .write(!readonly)
+        .custom_flags(sync)
         .open(path)
         .map_err(|source| VirtioError::Open {
             path: path.clone(),
@@ -113,21 +162,26 @@ impl VirtioDevices {
                     Arc::new(Mutex::new(rng))
                 }
                 VirtioConfig::Blk(d) => {
-                    let file = open_disk(&d.path, d.readonly).map_err(|e| ("-drive", e))?;
+                    let file = open_disk(&d.path, d.readonly, d.cache.as_deref())
+                        .map_err(|e| ("-drive", e))?;
+                    let disk = HostDisk {
+                        file: RawFile::new(file),
+                        discard: d.discard,
+                        flush: d.cache.as_deref() != Some("unsafe"),
+                    };
                     let opts = BlockOptions {
                         read_only: d.readonly,
                         serial: d.serial.clone(),
                     };
-                    let block =
-                        Block::new(Box::new(RawFile::new(file)), opts).map_err(|source| {
-                            (
-                                "-drive",
-                                VirtioError::Disk {
-                                    path: d.path.clone(),
-                                    source,
-                                },
-                            )
-                        })?;
+                    let block = Block::new(Box::new(disk), opts).map_err(|source| {
+                        (
+                            "-drive",
+                            VirtioError::Disk {
+                                path: d.path.clone(),
+                                source,
+                            },
+                        )
+                    })?;
                     // As QEMU: a -drive is named by its id and gets an
                     // anonymous node; a -blockdev disk only by its node.
                     let (device, node_name) = if d.blockdev {
@@ -465,6 +519,29 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         false
+    }
+
+    #[test]
+    fn discard_reaches_the_file_only_with_discard_unmap() {
+        for unmap in [false, true] {
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, &[0xaa; 8192]).unwrap();
+            let disk = HostDisk {
+                file: RawFile::new(f.try_clone().unwrap()),
+                discard: unmap,
+                flush: true,
+            };
+            disk.discard(0, 4096).unwrap();
+            let mut buf = [0u8; 4096];
+            disk.read_at(&mut buf, 0).unwrap();
+            // Where the file system cannot punch holes, discard is a no-op.
+            let punched = buf == [0u8; 4096];
+            if !unmap {
+                assert!(!punched, "discard=ignore must keep the data");
+            }
+            disk.read_at(&mut buf, 4096).unwrap();
+            assert_eq!(buf, [0xaa; 4096]);
+        }
     }
 
     #[test]
