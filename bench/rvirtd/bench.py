@@ -253,7 +253,7 @@ def case_rate(st, names, workers):
             time.sleep(0.0005)
 
     def worker():
-        while True:
+        while not stop.is_set():
             try:
                 n = todo.get_nowait()
             except queue.Empty:
@@ -263,16 +263,23 @@ def case_rate(st, names, workers):
                 errors.append(f"{n}: {p.stderr.strip()}")
                 pending.pop(n, None)
 
-    pt = threading.Thread(target=poller)
+    pt = threading.Thread(target=poller, daemon=True)
     t0 = now()
     pt.start()
-    ws = [threading.Thread(target=worker) for _ in range(workers)]
-    for w in ws:
-        w.start()
-    for w in ws:
-        w.join()
-    pt.join(timeout=60)
-    stop.set()
+    ws = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    try:
+        for w in ws:
+            w.start()
+        for w in ws:
+            w.join()
+        pt.join(timeout=60)
+    finally:
+        # Also on Ctrl-C: no new starts, let the running ones finish so the
+        # clean-up sees every domain that was started.
+        stop.set()
+        for w in ws:
+            if w.is_alive():
+                w.join(30)
     pt.join()
     ok = len(seen)
     elapsed = (max(seen.values()) - t0) if seen else float("nan")
@@ -321,9 +328,13 @@ def main():
     a = ap.parse_args()
 
     def on_signal(sig, frame):
+        # Once: the clean-up that follows must not be cut short by a second
+        # one (`timeout -s INT` signals the child, then its whole group).
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {sig}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
 
     prefix = f"rvb{os.getpid()}-"
     names = [f"{prefix}{i:04d}" for i in range(a.many)]
@@ -438,14 +449,21 @@ def main():
         after_list = {"rvirt": rss_kib(rv.pid), "libvirt": rss_kib(lv.pid)}
         res["rss_kib"]["after_list"] = after_list
     finally:
+        # A second Ctrl-C (or the group-wide SIGINT of `timeout -s INT`) must
+        # not cut the clean-up short; the commands it runs inherit SIG_IGN.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         log("cleaning up")
         try:
             if os.path.exists(f"{lvrun}/libvirt/libvirt-sock"):
-                mine = lv.all_names(prefix)
-                act = set(lv.active(prefix))
-                lines = [f"destroy {n}" for n in mine if n in act] + [f"undefine {n}" for n in mine]
-                if lines:
-                    lv.session(lines)
+                # A start cut short by Ctrl-C can still be finishing: retry.
+                for attempt in range(5):
+                    mine = lv.all_names(prefix)
+                    if not mine:
+                        break
+                    act = set(lv.active(prefix))
+                    lv.session([f"destroy {n}" for n in mine if n in act] + [f"undefine {n}" for n in mine])
+                    time.sleep(attempt * 0.5)
                 left = lv.all_names(prefix)
                 if left:
                     log(f"WARNING: libvirt still has {len(left)} domains {prefix}*")
