@@ -45,6 +45,23 @@ impl Console {
     fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed) || self.outbox.is_closed()
     }
+
+    /// Guest output for the client; false once the console is stopped.
+    pub fn forward(&self, data: &[u8]) -> bool {
+        !self.is_stopped()
+            && self
+                .outbox
+                .send(&stream_data(Console::proc_(), self.serial, data))
+    }
+
+    /// The VMM closed the pty: the client's stream ends (libvirt's empty
+    /// CONTINUE message).
+    pub fn end_of_file(&self) {
+        if !self.is_stopped() {
+            self.outbox.send(&stream_eof(Console::proc_(), self.serial));
+        }
+        self.stop();
+    }
 }
 
 /// Domain name -> its console.
@@ -173,7 +190,16 @@ impl Daemon {
             table.insert(name.clone(), console.clone());
         }
         lock(&streams.map).insert(serial, console.clone());
+        // serial0's output is already read by its log tap: the console
+        // takes its share from there rather than racing it for the bytes.
+        let tap = (index == 0)
+            .then(|| lock(&self.taps).get(&name).cloned())
+            .flatten();
+        let tapped = tap.is_some_and(|t| t.attach(console.clone()));
         Ok(move || {
+            if tapped {
+                return;
+            }
             let spawned = std::thread::Builder::new()
                 .name(format!("console-{name}"))
                 .spawn(move || pump(&console));

@@ -40,6 +40,8 @@ pub struct Daemon {
     pub events: EventHub,
     /// The open console of each domain (one at a time, as libvirt).
     pub consoles: crate::console::ConsoleTable,
+    /// The serial0 pty readers of running VMs (output to the domain log).
+    pub taps: Arc<crate::serial_log::TapTable>,
     next_id: AtomicI32,
 }
 
@@ -54,6 +56,7 @@ impl Daemon {
             state_cv: Condvar::new(),
             events: EventHub::default(),
             consoles: Default::default(),
+            taps: Default::default(),
             next_id: AtomicI32::new(1),
         })
     }

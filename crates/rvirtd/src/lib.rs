@@ -17,6 +17,7 @@
 //! | `recover` | start-up: load, re-adopt running VMs, autostart |
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
 //! | `ptys` | serial ptys in the live XML |
+//! | `serial_log` | serial0's pty read into the domain log (and the open console) |
 //! | `query` | lists, info, state, XML, vCPUs |
 //! | `capabilities` | the capabilities and domain capabilities XML |
 //! | `stats` | CONNECT_GET_ALL_DOMAIN_STATS |
@@ -49,6 +50,7 @@ pub mod query;
 pub mod recover;
 pub mod registry;
 pub mod runtime;
+pub mod serial_log;
 pub mod server;
 pub mod stats;
 pub mod store;

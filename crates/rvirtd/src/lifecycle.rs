@@ -109,6 +109,9 @@ impl Daemon {
         } else {
             (DomainState::Running, running_reason::BOOTED)
         };
+        if let Some(pty) = crate::serial_log::serial0_pty(&run.live) {
+            crate::serial_log::start(&self.taps, name, &pty, &paths.log_file);
+        }
         let handle = self.attach(name, &run, state, reason);
         tracing::info!(domain = name, pid, id = run.id, "domain started");
         if let Some(events) = events {

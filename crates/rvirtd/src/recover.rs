@@ -100,6 +100,10 @@ impl Daemon {
             (true, false) => (DomainState::Paused, paused_reason::UNKNOWN),
             (false, true) => (DomainState::Running, running_reason::UNPAUSED),
         };
+        if let Some(pty) = crate::serial_log::serial0_pty(&run.live) {
+            let log = self.tree.log_file(&rec.name);
+            crate::serial_log::start(&self.taps, &rec.name, &pty, &log);
+        }
         self.attach(&rec.name, &run, state, reason);
         tracing::info!(domain = %rec.name, pid = rec.pid, id = rec.id, "re-adopted running VM");
         if let Some(events) = events {

@@ -491,6 +491,8 @@ fn virt_manager_lists_opens_console_forces_off_and_runs() {
     let d = Rvirtd::start();
     two_vms(&d);
     d.wait_state("ticker", "running (booted)");
+    // No console is open yet: rvirtd reads the pty into the domain log.
+    d.wait_log("ticker", "TICK 1");
 
     let screen = Screen::start(&shots);
     let home = d.root().join("home");
@@ -714,4 +716,45 @@ fn console_streams_as_virt_manager_opens_them() {
         String::from_utf8_lossy(&out.stderr),
         d.daemon_log_tail()
     );
+    // The log has every line, with consoles open, closed and taken over:
+    // the consoles got their copy without taking bytes from the log.
+    let log = d.log("ticker");
+    let ticks: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("TICK ")?.trim().parse().ok())
+        .collect();
+    assert!(ticks.len() >= 3, "{log}");
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "gaps in the guest's lines in the log: {ticks:?}"
+    );
+}
+
+/// The last `TICK n` in the ticker's domain log.
+fn last_tick(log: &str) -> Option<u64> {
+    log.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("TICK ")?.trim().parse().ok())
+}
+
+/// A pty serial keeps reaching the domain log after rvirtd restarts and
+/// re-adopts the running VM.
+#[test]
+fn serial_log_survives_a_daemon_restart() {
+    if !have_virsh() {
+        return;
+    }
+    let mut d = Rvirtd::start();
+    two_vms(&d);
+    d.wait_log("ticker", "TICK 1");
+    d.kill9();
+    d.spawn();
+    d.wait_state("ticker", "running (booted)");
+    let before = last_tick(&d.log("ticker")).unwrap();
+    wait_for(
+        "new lines after the restart",
+        Duration::from_secs(15),
+        || last_tick(&d.log("ticker")).is_some_and(|n| n >= before + 2),
+    );
+    d.ok(&["destroy", "ticker"]);
 }
