@@ -71,6 +71,15 @@ fn reconcile(reg: &Registry, def: &mut Domain) -> Result<(), RemoteError> {
 }
 
 impl Daemon {
+    /// Names rvirt-vmm as the emulator when the XML names none, as
+    /// libvirt writes its default emulator into definitions: clients
+    /// show it and pass it back to CONNECT_GET_DOMAIN_CAPABILITIES.
+    fn fill_in_emulator(&self, def: &mut Domain) {
+        if def.devices.emulator.is_none() {
+            def.devices.emulator = Some(self.vmm.to_string_lossy().into_owned());
+        }
+    }
+
     /// DOMAIN_DEFINE_XML(_FLAGS): validates, fills in, writes the file
     /// atomically, and makes it the definition for the next start.
     pub fn define(&self, xml: &str) -> Result<NonnullDomain, RemoteError> {
@@ -79,6 +88,7 @@ impl Daemon {
             let mut reg = self.reg();
             reconcile(&reg, &mut def)?;
             def.fill_in();
+            self.fill_in_emulator(&mut def);
             let uuid = def
                 .uuid
                 .map(|u| wire_uuid(&u))
@@ -167,6 +177,7 @@ impl Daemon {
             let mut reg = self.reg();
             reconcile(&reg, &mut def)?;
             def.fill_in();
+            self.fill_in_emulator(&mut def);
             let uuid = def
                 .uuid
                 .map(|u| wire_uuid(&u))

@@ -134,6 +134,10 @@ inactive = ET.fromstring(run.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR
 assert inactive.find("devices/serial/alias") is None and inactive.get("id") is None
 assert ET.fromstring(run.XMLDesc(libvirt.VIR_DOMAIN_XML_UPDATE_CPU)).findtext("name") == "ticker"
 assert ET.fromstring(off.XMLDesc(0)).findtext("name") == "idle"
+# The emulator virt-manager shows and passes back to getDomainCapabilities.
+emu = x.findtext("devices/emulator")
+assert emu == vmm, emu
+conn.getDomainCapabilities(emu, "x86_64", x.find("os/type").get("machine"), x.get("type"), 0)
 
 run.suspend()
 assert run.state()[0] == libvirt.VIR_DOMAIN_PAUSED, run.state()
