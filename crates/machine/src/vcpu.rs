@@ -28,6 +28,13 @@ pub trait VcpuEvents: VmControl {
     /// vCPU `cpu` hit an error it cannot continue from (failed entry, KVM
     /// internal error); `report` holds the registers for the log.
     fn vcpu_failed(&self, cpu: u32, report: String);
+
+    /// Whether the guest has asked for the machine to stop (reset, power
+    /// off, panic). A vCPU then runs no further guest instruction, as on
+    /// hardware, and waits for the machine to be torn down.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +247,10 @@ impl Worker {
             if !self.run_once() {
                 break;
             }
+            if self.events.stop_requested() {
+                self.wait_for_exit();
+                break;
+            }
         }
         let mut s = self.control.lock();
         s.idle += 1;
@@ -265,6 +276,23 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Parks until the controller wants the threads to exit, whatever else
+    /// it asks meanwhile: after a reset or power-off request the guest must
+    /// not run again on this machine.
+    fn wait_for_exit(&self) {
+        let mut s = self.control.lock();
+        s.idle += 1;
+        self.control.changed.notify_all();
+        while s.want != Want::Exit {
+            s = self
+                .control
+                .changed
+                .wait(s)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        s.idle -= 1;
     }
 
     /// Enters the guest once and handles the exit. Returns false when the

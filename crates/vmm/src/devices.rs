@@ -14,7 +14,7 @@ use rvirt_vmm_config::VmConfig;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::chardev::Chardev;
-use crate::events::EventSender;
+use crate::events::{BootEvents, EventSender};
 use crate::virtio::{DeviceLoop, VirtioDevices};
 use crate::VmmError;
 
@@ -35,6 +35,8 @@ pub(crate) struct Attached {
     pub(crate) pm: Arc<Mutex<AcpiPm>>,
     /// The thread serving the virtio queues of this boot.
     pub(crate) virtio: DeviceLoop,
+    /// What this boot's devices and vCPUs post to the main loop.
+    pub(crate) events: Arc<BootEvents>,
 }
 
 struct SerialPort {
@@ -142,7 +144,7 @@ impl Devices {
             platform.serial_ports.push((s.port, s.irq));
         }
 
-        let control: Arc<EventSender> = Arc::new(self.events.clone());
+        let control = Arc::new(BootEvents::new(self.events.clone()));
         let kbd = EventFdTrigger::new(eventfd("the keyboard interrupt")?);
         let aux = EventFdTrigger::new(eventfd("the mouse interrupt")?);
         vm.register_irqfd(kbd.eventfd(), irqs::KEYBOARD)
@@ -176,7 +178,7 @@ impl Devices {
         insert(Arc::new(Mutex::new(PortSink::default())), ports::POST, 1);
         if self.pvpanic {
             insert(
-                Arc::new(Mutex::new(PvPanic::new(control))),
+                Arc::new(Mutex::new(PvPanic::new(control.clone()))),
                 ports::PVPANIC,
                 1,
             );
@@ -194,6 +196,7 @@ impl Devices {
             platform,
             pm,
             virtio,
+            events: control,
         })
     }
 

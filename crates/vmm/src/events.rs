@@ -2,6 +2,7 @@
 //! (later) the monitor. Everything funnels into one channel so the main
 //! loop has a single place where the VM's state changes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -59,6 +60,42 @@ impl VmControl for EventSender {
             VmRequest::Reset => Event::Reset,
             VmRequest::Panic => Event::Panic,
         });
+    }
+}
+
+/// The events of one boot of the machine: what its devices and vCPUs post,
+/// plus whether the guest has asked this machine to stop, so its vCPUs stop
+/// at once instead of running on until the main loop tears it down.
+pub(crate) struct BootEvents {
+    sender: EventSender,
+    stop: AtomicBool,
+}
+
+impl BootEvents {
+    pub(crate) fn new(sender: EventSender) -> Self {
+        BootEvents {
+            sender,
+            stop: AtomicBool::new(false),
+        }
+    }
+}
+
+impl VmControl for BootEvents {
+    fn request(&self, request: VmRequest) {
+        // Every request a device makes ends this machine's run: a power-off,
+        // a reset (a fresh machine boots) or a panic.
+        self.stop.store(true, Ordering::Release);
+        self.sender.request(request);
+    }
+}
+
+impl VcpuEvents for BootEvents {
+    fn vcpu_failed(&self, cpu: u32, report: String) {
+        self.sender.vcpu_failed(cpu, report);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
     }
 }
 

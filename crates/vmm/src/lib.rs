@@ -247,7 +247,7 @@ impl Vmm {
             .start(
                 Arc::new(attached.pio),
                 Arc::new(attached.mmio),
-                Arc::new(self.events.clone()),
+                attached.events.clone(),
                 paused,
             )
             .map_err(machine_err)?;
@@ -379,8 +379,15 @@ impl Vmm {
                 running
             }
             Event::Reset if self.config.no_reboot => {
-                self.bus.post(QmpEvent::shutdown(ShutdownCause::GuestReset));
-                end = Some(Exit::GuestShutdown);
+                // -no-reboot makes the reset a shutdown, which -no-shutdown
+                // in turn makes a stop, as in QEMU.
+                let event = QmpEvent::shutdown(ShutdownCause::GuestReset);
+                if self.config.no_shutdown {
+                    self.pause(&running, RunState::Shutdown, Some(event));
+                } else {
+                    self.bus.post(event);
+                    end = Some(Exit::GuestShutdown);
+                }
                 running
             }
             Event::Reset => {

@@ -679,3 +679,20 @@ fn no_acpi_leaves_the_guest_without_tables() {
         "powered off without ACPI: {out}"
     );
 }
+
+#[test]
+fn guest_reset_under_no_reboot_and_no_shutdown_stops() {
+    let vm = Vm::start_watched(Guest::Reset, &["-no-reboot", "-no-shutdown"]);
+    assert_eq!(
+        vm.event("SHUTDOWN"),
+        json!({"guest": true, "reason": "guest-reset"})
+    );
+    assert_eq!(vm.status(), "shutdown");
+    std::thread::sleep(Duration::from_millis(300));
+    let serial = vm.serial();
+    assert_eq!(serial.matches("RESET i8042").count(), 1, "{serial}");
+    assert!(
+        !serial.contains("RESET FAILED"),
+        "the guest ran on after its reset: {serial}"
+    );
+}
