@@ -5,6 +5,7 @@
 # - lz4, to unpack Debian's kernel for the Linux boot tests;
 # - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
+# - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
 # - Python's qemu.qmp client.
 # The Rust toolchain, gcc and binutils come with the machine.
 set -euo pipefail
@@ -18,6 +19,11 @@ command -v libvirtd >/dev/null || need_apt+=(libvirt-daemon-system libvirt-daemo
 command -v tini >/dev/null || need_apt+=(tini)
 command -v script >/dev/null || need_apt+=(bsdutils)
 /usr/bin/python3 -c 'import libvirt' 2>/dev/null || need_apt+=(python3-libvirt)
+command -v virt-manager >/dev/null || need_apt+=(virt-manager)
+command -v Xvfb >/dev/null || need_apt+=(xvfb)
+command -v xdotool >/dev/null || need_apt+=(xdotool)
+command -v import >/dev/null || need_apt+=(imagemagick)
+command -v dbus-daemon >/dev/null || need_apt+=(dbus-daemon)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
