@@ -8,7 +8,7 @@ use rvirt_remote::event::{defined_detail, undefined_detail, LifecycleEvent};
 use rvirt_remote::{NonnullDomain, RemoteError};
 
 use crate::daemon::Daemon;
-use crate::registry::{wire_uuid, Entry, Registry};
+use crate::registry::{wire_uuid, Entry, Registry, StoredDef};
 use crate::store;
 
 /// Parses and validates a document with the domain model; rejected
@@ -104,7 +104,7 @@ impl Daemon {
                 )
             })?;
             let name = def.name.clone();
-            let def = Arc::new(def);
+            let def = StoredDef::new(&def);
             let updated = match reg.domains.get_mut(&name) {
                 Some(e) => {
                     e.config = Some(def);

@@ -36,11 +36,14 @@ impl Daemon {
             if e.is_active() {
                 return Err(RemoteError::operation_invalid("domain is already running"));
             }
-            e.config.clone().ok_or_else(|| {
-                RemoteError::operation_invalid(
-                    "cannot start a transient domain that is not running",
-                )
-            })?
+            e.config
+                .as_ref()
+                .ok_or_else(|| {
+                    RemoteError::operation_invalid(
+                        "cannot start a transient domain that is not running",
+                    )
+                })?
+                .domain()?
         };
         self.launch(&name, def, paused)
     }

@@ -88,7 +88,7 @@ impl Daemon {
             (Some(run), false, _) | (Some(run), true, None) => {
                 Ok(with_id(&run.live.to_xml(), run.id))
             }
-            (_, _, Some(cfg)) => Ok(cfg.to_inactive_xml()),
+            (_, _, Some(cfg)) => Ok(cfg.xml().to_string()),
             (None, _, None) => Err(RemoteError::internal("domain has no definition")),
         }
     }
@@ -112,11 +112,14 @@ impl Daemon {
                 .ok_or_else(|| RemoteError::operation_invalid("domain is not running"))?;
             run.live.clone()
         } else {
-            e.config.clone().ok_or_else(|| {
-                RemoteError::operation_invalid(
-                    "transient domains do not have any persistent config",
-                )
-            })?
+            e.config
+                .as_ref()
+                .ok_or_else(|| {
+                    RemoteError::operation_invalid(
+                        "transient domains do not have any persistent config",
+                    )
+                })?
+                .domain()?
         };
         let n = if flags & VCPU_MAXIMUM != 0 {
             def.vcpu.count
@@ -192,8 +195,8 @@ mod filter_tests {
 
     fn entry(persistent: bool, state: DomainState, autostart: bool) -> Entry {
         let config = persistent.then(|| {
-            std::sync::Arc::new(
-                Domain::from_xml(
+            crate::registry::StoredDef::new(
+                &Domain::from_xml(
                     "<domain type='kvm'><name>x</name><memory>1024</memory>\
                      <os><type>hvm</type></os></domain>",
                 )

@@ -11,7 +11,7 @@ use rvirt_remote::event::{paused_reason, running_reason, shutoff_reason, DomainS
 
 use crate::daemon::Daemon;
 use crate::process;
-use crate::registry::{wire_uuid, Entry, Running};
+use crate::registry::{wire_uuid, Entry, Running, StoredDef};
 use crate::runtime::{self, RuntimeRecord};
 use crate::store;
 
@@ -21,7 +21,7 @@ impl Daemon {
         for l in store::load_all(&self.tree) {
             let Some(u) = l.def.uuid else { continue };
             let name = l.def.name.clone();
-            let mut e = Entry::new(name.clone(), wire_uuid(&u), Some(Arc::new(l.def)));
+            let mut e = Entry::new(name.clone(), wire_uuid(&u), Some(StoredDef::new(&l.def)));
             e.autostart = l.autostart;
             self.reg().domains.insert(name, e);
         }
