@@ -342,6 +342,20 @@ impl Vmm {
         }
     }
 
+    /// A shutdown for `cause`: the VM ends, or under `-no-shutdown` its
+    /// vCPUs stop in state `shutdown` and the process stays for whoever
+    /// manages it to decide, as in QEMU.
+    fn shutdown(&mut self, running: &Running, cause: ShutdownCause) -> Option<Exit> {
+        let event = QmpEvent::shutdown(cause);
+        if self.config.no_shutdown {
+            self.pause(running, RunState::Shutdown, Some(event));
+            None
+        } else {
+            self.bus.post(event);
+            Some(Exit::GuestShutdown)
+        }
+    }
+
     /// Acts on one event; returns how the VM ended, if it did.
     fn handle(&mut self, event: Event) -> Result<Option<Exit>, VmmError> {
         let Some(running) = self.running.take() else {
@@ -350,15 +364,7 @@ impl Vmm {
         let mut end = None;
         let running = match event {
             Event::PowerOff => {
-                let event = QmpEvent::shutdown(ShutdownCause::GuestShutdown);
-                if self.config.no_shutdown {
-                    // -no-shutdown: the vCPUs stop and the process stays
-                    // for whoever manages it to decide.
-                    self.pause(&running, RunState::Shutdown, Some(event));
-                } else {
-                    self.bus.post(event);
-                    end = Some(Exit::GuestShutdown);
-                }
+                end = self.shutdown(&running, ShutdownCause::GuestShutdown);
                 running
             }
             Event::Panic => {
@@ -378,16 +384,9 @@ impl Vmm {
                 }
                 running
             }
+            // -no-reboot makes the reset a shutdown, as in QEMU.
             Event::Reset if self.config.no_reboot => {
-                // -no-reboot makes the reset a shutdown, which -no-shutdown
-                // in turn makes a stop, as in QEMU.
-                let event = QmpEvent::shutdown(ShutdownCause::GuestReset);
-                if self.config.no_shutdown {
-                    self.pause(&running, RunState::Shutdown, Some(event));
-                } else {
-                    self.bus.post(event);
-                    end = Some(Exit::GuestShutdown);
-                }
+                end = self.shutdown(&running, ShutdownCause::GuestReset);
                 running
             }
             Event::Reset => {
@@ -458,13 +457,11 @@ impl Vmm {
             }
             MonitorRequest::Reset if self.config.no_reboot => {
                 // As QEMU: -no-reboot turns every reset into a shutdown,
-                // including one asked for over QMP (and -no-shutdown then
-                // turns the shutdown into a stop).
-                let event = QmpEvent::shutdown(ShutdownCause::HostQmpSystemReset);
-                if self.config.no_shutdown {
-                    self.pause(&running, RunState::Shutdown, Some(event));
-                } else {
-                    self.bus.post(event);
+                // including one asked for over QMP.
+                if self
+                    .shutdown(&running, ShutdownCause::HostQmpSystemReset)
+                    .is_some()
+                {
                     self.events.post(Event::Quit);
                 }
                 Ok(())
