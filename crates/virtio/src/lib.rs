@@ -14,6 +14,7 @@
 
 pub mod blk;
 mod chain;
+pub mod console;
 mod device;
 pub mod mmio;
 mod queue_util;
