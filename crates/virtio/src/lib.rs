@@ -12,6 +12,7 @@
 //! Interrupt state is atomics shared through [`MmioInterrupt`], so a device
 //! never needs the transport's lock.
 
+pub mod balloon;
 pub mod blk;
 mod chain;
 pub mod console;
