@@ -18,6 +18,7 @@ mod chain;
 pub mod console;
 mod device;
 pub mod mmio;
+pub mod net;
 mod queue_util;
 pub mod rng;
 #[cfg(test)]

@@ -1,0 +1,357 @@
+//! virtio-net (device type 1): one rx/tx queue pair on a [`NetBackend`].
+//!
+//! Frames cross the backend with the 12-byte `virtio_net_hdr_v1` in front, so
+//! a VNET_HDR tap sees the guest's checksum/GSO requests unchanged and the
+//! guest sees the kernel's. No MRG_RXBUF: every received frame goes into one
+//! chain (with GUEST_TSO the driver posts 64 KiB chains for that), and
+//! `num_buffers` is always 1. A backend error takes the link down (config
+//! interrupt) instead of failing the VMM.
+
+pub mod backend;
+pub mod tap;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::sync::Arc;
+
+use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
+use virtio_bindings::virtio_net::{
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS,
+    VIRTIO_NET_S_LINK_UP,
+};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use vm_memory::Bytes;
+
+pub use backend::{NetBackend, SocketBackend};
+pub use tap::{Tap, TapError};
+
+use crate::chain::{self, Segment};
+use crate::{queue_util, ActivateContext, ActivateError, Memory, VirtioDevice, VirtioInterrupt};
+
+/// Size of `struct virtio_net_hdr_v1` (modern virtio always uses it).
+pub const HDR_LEN: usize = 12;
+/// Largest frame with header: a 64 KiB GSO packet plus Ethernet/VLAN header.
+pub const MAX_FRAME: usize = HDR_LEN + 65535 + 22;
+pub const QUEUE_SIZE: u16 = 256;
+pub const RX_QUEUE: u16 = 0;
+pub const TX_QUEUE: u16 = 1;
+/// Frames moved per call at most, so one busy direction cannot starve the
+/// other queues of the event loop.
+pub const BUDGET: usize = 256;
+/// mac, status, max_virtqueue_pairs, mtu.
+pub const CONFIG_SIZE: usize = 12;
+
+/// Checksum and TSO offloads, offered when the backend takes the header.
+pub const OFFLOAD_FEATURES: u64 = (1 << VIRTIO_NET_F_CSUM)
+    | (1 << VIRTIO_NET_F_GUEST_CSUM)
+    | (1 << VIRTIO_NET_F_HOST_TSO4)
+    | (1 << VIRTIO_NET_F_HOST_TSO6)
+    | (1 << VIRTIO_NET_F_GUEST_TSO4)
+    | (1 << VIRTIO_NET_F_GUEST_TSO6);
+
+struct Active {
+    mem: Memory,
+    rx: Queue,
+    tx: Queue,
+    interrupt: Arc<dyn VirtioInterrupt>,
+}
+
+/// The network device.
+pub struct Net {
+    backend: Box<dyn NetBackend>,
+    mac: [u8; 6],
+    link_up: bool,
+    active: Option<Active>,
+    /// A frame read from the backend that waits for a receive buffer.
+    rx_frame: Vec<u8>,
+    rx_len: usize,
+    tx_frame: Vec<u8>,
+}
+
+impl Net {
+    /// A device with MAC address `mac` on `backend`; the link starts up.
+    pub fn new(backend: Box<dyn NetBackend>, mac: [u8; 6]) -> Self {
+        Net {
+            backend,
+            mac,
+            link_up: true,
+            active: None,
+            rx_frame: vec![0; MAX_FRAME],
+            rx_len: 0,
+            tx_frame: Vec::with_capacity(MAX_FRAME),
+        }
+    }
+
+    pub fn link_up(&self) -> bool {
+        self.link_up
+    }
+
+    /// Sets the link status (QMP `set_link`); a change raises a config
+    /// interrupt.
+    pub fn set_link_up(&mut self, up: bool) {
+        if self.link_up == up {
+            return;
+        }
+        self.link_up = up;
+        tracing::info!(up, "virtio-net: link status changed");
+        if let Some(active) = &self.active {
+            active.interrupt.signal_config_change();
+        }
+    }
+
+    /// The descriptor the VMM polls; on readability it calls
+    /// [`Net::process_backend_rx`].
+    pub fn backend_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.backend.raw_fd()
+    }
+
+    /// False while a received frame waits for the guest to post a buffer
+    /// (or the device is stopped or the link down): the VMM then stops
+    /// polling the backend until the rx queue is kicked, so frames wait in
+    /// the host (the tap queue) instead of piling up here.
+    pub fn wants_backend_rx(&self) -> bool {
+        self.active.is_some() && self.link_up && self.rx_len == 0
+    }
+
+    fn backend_failed(&mut self, error: &io::Error) {
+        tracing::warn!(%error, "virtio-net: backend failed, taking the link down");
+        self.set_link_up(false);
+    }
+
+    /// Moves frames from the backend into receive buffers until either side
+    /// runs out (or [`BUDGET`] frames).
+    pub fn process_backend_rx(&mut self) {
+        if self.active.is_none() || !self.link_up {
+            return;
+        }
+        let mut delivered = false;
+        for _ in 0..BUDGET {
+            if self.rx_len == 0 {
+                match self.backend.recv(&mut self.rx_frame) {
+                    Ok(n) if n >= HDR_LEN => self.rx_len = n,
+                    Ok(n) => {
+                        tracing::debug!(n, "virtio-net: dropping a runt frame from the backend");
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.backend_failed(&e);
+                        break;
+                    }
+                }
+            }
+            if !self.deliver_frame() {
+                break;
+            }
+            delivered = true;
+        }
+        if delivered {
+            self.signal_rx();
+        }
+    }
+
+    /// Puts the pending frame into one receive chain; false when the guest
+    /// has no buffer (the frame stays pending) or the ring is broken.
+    fn deliver_frame(&mut self) -> bool {
+        let Some(active) = self.active.as_mut() else {
+            return false;
+        };
+        let mem = &active.mem;
+        let result = (|| -> Result<bool, virtio_queue::Error> {
+            let chain = match active.rx.iter(mem)?.next() {
+                Some(c) => c,
+                None => {
+                    // Ask for a kick; with EVENT_IDX re-check for a buffer
+                    // posted in between.
+                    if !active.rx.enable_notification(mem)? {
+                        return Ok(false);
+                    }
+                    match active.rx.iter(mem)?.next() {
+                        Some(c) => c,
+                        None => return Ok(false),
+                    }
+                }
+            };
+            let head = chain.head_index();
+            let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
+            let frame = &mut self.rx_frame[..self.rx_len];
+            // Without MRG_RXBUF num_buffers must be 1 (the tap leaves it unset).
+            frame[10..12].copy_from_slice(&1u16.to_le_bytes());
+            let written = if let Some(fault) = segs.fault {
+                tracing::debug!(%fault, "virtio-net: malformed rx chain, frame dropped");
+                0
+            } else if chain::total_len(&segs.writable) < frame.len() as u64 {
+                tracing::debug!(
+                    len = frame.len(),
+                    "virtio-net: rx buffer too small, frame dropped"
+                );
+                0
+            } else {
+                let mut off = 0usize;
+                for Segment { addr, len } in segs.writable {
+                    let n = (len as usize).min(frame.len() - off);
+                    if n == 0 || mem.write_slice(&frame[off..off + n], addr).is_err() {
+                        break;
+                    }
+                    off += n;
+                }
+                off
+            };
+            // ≤ MAX_FRAME, fits.
+            active.rx.add_used(mem, head, written as u32)?;
+            Ok(true)
+        })();
+        match result {
+            Ok(true) => {
+                self.rx_len = 0;
+                true
+            }
+            Ok(false) => false,
+            Err(error) => {
+                tracing::warn!(%error, "virtio-net: broken rx queue, device needs reset");
+                active.interrupt.signal_needs_reset();
+                // The frame is lost with the queue.
+                self.rx_len = 0;
+                false
+            }
+        }
+    }
+
+    fn signal_rx(&mut self) {
+        if let Some(active) = self.active.as_mut() {
+            if active.rx.needs_notification(&active.mem).unwrap_or(true) {
+                active.interrupt.signal_used_queue(RX_QUEUE);
+            }
+        }
+    }
+
+    fn process_tx(&mut self) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let mem = &active.mem;
+        let backend = &mut *self.backend;
+        let frame = &mut self.tx_frame;
+        let link_up = self.link_up;
+        let mut failure = None;
+        queue_util::drain(&mut active.tx, mem, TX_QUEUE, &*active.interrupt, |chain| {
+            let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
+            if let Some(fault) = segs.fault {
+                tracing::debug!(%fault, "virtio-net: dropping a malformed tx chain");
+                return 0;
+            }
+            let total = chain::total_len(&segs.readable);
+            if total < HDR_LEN as u64 || total > MAX_FRAME as u64 {
+                tracing::debug!(total, "virtio-net: dropping a tx frame of bad size");
+                return 0;
+            }
+            if !link_up || failure.is_some() {
+                return 0;
+            }
+            frame.clear();
+            for Segment { addr, len } in &segs.readable {
+                let start = frame.len();
+                frame.resize(start + *len as usize, 0);
+                if mem.read_slice(&mut frame[start..], *addr).is_err() {
+                    return 0;
+                }
+            }
+            match backend.send(frame) {
+                Ok(()) => {}
+                // A full tap queue drops, as a real NIC would.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => failure = Some(e),
+            }
+            0
+        });
+        if let Some(e) = failure {
+            self.backend_failed(&e);
+        }
+    }
+
+    fn config(&self) -> [u8; CONFIG_SIZE] {
+        let mut c = [0u8; CONFIG_SIZE];
+        c[..6].copy_from_slice(&self.mac);
+        let status = if self.link_up {
+            VIRTIO_NET_S_LINK_UP as u16
+        } else {
+            0
+        };
+        c[6..8].copy_from_slice(&status.to_le_bytes());
+        c[8..10].copy_from_slice(&1u16.to_le_bytes());
+        c
+    }
+}
+
+impl VirtioDevice for Net {
+    fn device_type(&self) -> u32 {
+        VIRTIO_ID_NET
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE, QUEUE_SIZE]
+    }
+
+    fn device_features(&self) -> u64 {
+        let mut f = (1 << VIRTIO_NET_F_MAC) | (1 << VIRTIO_NET_F_STATUS);
+        if self.backend.supports_offloads() {
+            f |= OFFLOAD_FEATURES;
+        }
+        f
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        let c = self.config();
+        let Ok(start) = usize::try_from(offset) else {
+            return;
+        };
+        if start < CONFIG_SIZE {
+            let n = data.len().min(CONFIG_SIZE - start);
+            data[..n].copy_from_slice(&c[start..start + n]);
+        }
+    }
+
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let got = ctx.queues.len();
+        let mut queues = ctx.queues.into_iter();
+        let (Some(rx), Some(tx), None) = (queues.next(), queues.next(), queues.next()) else {
+            return Err(ActivateError::QueueCount { expected: 2, got });
+        };
+        for (i, q) in [&rx, &tx].into_iter().enumerate() {
+            if !q.ready() {
+                return Err(ActivateError::QueueNotReady(i));
+            }
+        }
+        self.active = Some(Active {
+            mem: ctx.mem,
+            rx,
+            tx,
+            interrupt: ctx.interrupt,
+        });
+        self.rx_len = 0;
+        if let Err(e) = self.backend.set_offloads(ctx.acked_features) {
+            // The backend might hand the guest offloaded frames it did not
+            // accept; better no link than corrupt packets.
+            self.backend_failed(&e);
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.active = None;
+        self.rx_len = 0;
+    }
+
+    fn process_queue(&mut self, queue: u16) {
+        match queue {
+            // New receive buffers: deliver what waits.
+            RX_QUEUE => self.process_backend_rx(),
+            TX_QUEUE => self.process_tx(),
+            _ => {}
+        }
+    }
+}
