@@ -271,3 +271,5 @@ fn tap_open_errors_are_reported() {
     let fd = std::os::fd::OwnedFd::from(f);
     assert!(matches!(Tap::from_fd(fd), Err(TapError::NotTap { .. })));
 }
+
+mod tap_ns;
