@@ -237,38 +237,52 @@ impl Balloon {
         if !q.ready() {
             return;
         }
+        let mut returned = false;
         let result = (|| -> Result<(), virtio_queue::Error> {
-            while let Some(chain) = q.iter(mem)?.next() {
-                let head = chain.head_index();
-                // A driver posting a second buffer while one is held is out
-                // of protocol; give the older one back so none leaks.
-                if let Some(old) = active.stats_head.replace(head) {
-                    q.add_used(mem, old, 0)?;
-                }
-                let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
-                if let Some(fault) = segs.fault {
-                    tracing::debug!(%fault, "virtio-balloon: malformed stats chain");
-                    continue;
-                }
-                self.stats.clear();
-                let size = std::mem::size_of::<RawStat>() as u64;
-                'segs: for seg in &segs.readable {
-                    for i in 0..u64::from(seg.len) / size {
-                        if self.stats.len() == MAX_STATS {
-                            break 'segs;
-                        }
-                        let Ok(raw) = mem.read_obj::<RawStat>(GuestAddress(seg.addr.0 + i * size))
-                        else {
-                            break 'segs;
-                        };
-                        let (tag, val) = (raw.tag, raw.val);
-                        self.stats.push((u16::from_le(tag), u64::from_le(val)));
+            // With EVENT_IDX the driver kicks only past avail_event, which
+            // enable_notification publishes; without it the next refill
+            // would never be noticed.
+            loop {
+                while let Some(chain) = q.iter(mem)?.next() {
+                    let head = chain.head_index();
+                    // A driver posting a second buffer while one is held is out
+                    // of protocol; give the older one back so none leaks.
+                    if let Some(old) = active.stats_head.replace(head) {
+                        q.add_used(mem, old, 0)?;
+                        returned = true;
                     }
+                    let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
+                    if let Some(fault) = segs.fault {
+                        tracing::debug!(%fault, "virtio-balloon: malformed stats chain");
+                        continue;
+                    }
+                    self.stats.clear();
+                    let size = std::mem::size_of::<RawStat>() as u64;
+                    'segs: for seg in &segs.readable {
+                        for i in 0..u64::from(seg.len) / size {
+                            if self.stats.len() == MAX_STATS {
+                                break 'segs;
+                            }
+                            let Ok(raw) =
+                                mem.read_obj::<RawStat>(GuestAddress(seg.addr.0 + i * size))
+                            else {
+                                break 'segs;
+                            };
+                            let (tag, val) = (raw.tag, raw.val);
+                            self.stats.push((u16::from_le(tag), u64::from_le(val)));
+                        }
+                    }
+                    self.stats_updates += 1;
                 }
-                self.stats_updates += 1;
+                if !q.enable_notification(mem)? {
+                    break;
+                }
             }
             Ok(())
         })();
+        if returned && q.needs_notification(mem).unwrap_or(true) {
+            active.interrupt.signal_used_queue(STATS_QUEUE);
+        }
         if let Err(error) = result {
             tracing::warn!(%error, "virtio-balloon: broken statsq, device needs reset");
             active.interrupt.signal_needs_reset();

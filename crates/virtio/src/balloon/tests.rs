@@ -209,6 +209,7 @@ fn a_second_stats_buffer_returns_the_first() {
     s.balloon.process_queue(STATS_QUEUE);
     assert_eq!(used_idx(&s.stats), 1);
     assert_eq!(used(&s.stats, 0), (0, 0));
+    assert_eq!(*s.irq.used.lock().unwrap(), vec![STATS_QUEUE]);
 }
 
 #[test]
@@ -241,4 +242,39 @@ fn broken_stats_ring_asks_for_reset() {
     s.balloon.process_queue(STATS_QUEUE);
     assert!(s.irq.needs_reset.load(Ordering::SeqCst));
     let _ = &s.deflate;
+}
+
+#[test]
+fn stats_refill_is_kicked_under_event_idx() {
+    use virtio_queue::QueueT;
+    let mem = memory();
+    let mocks: Vec<MockSplitQueue<'_, Memory>> = (0..3u64)
+        .map(|i| MockSplitQueue::create(&mem, GuestAddress(i * 0x1_0000), 16))
+        .collect();
+    let interrupt = Arc::new(RecordingInterrupt::default());
+    let queues = mocks
+        .iter()
+        .map(|m| {
+            let mut q: Queue = m.create_queue().unwrap();
+            q.set_event_idx(true);
+            q
+        })
+        .collect();
+    let mut balloon = Balloon::new(BalloonOptions::default());
+    balloon
+        .activate(ActivateContext {
+            mem: mem.clone(),
+            queues,
+            interrupt,
+            acked_features: crate::features::VERSION_1 | crate::features::EVENT_IDX | F_STATS_VQ,
+        })
+        .unwrap();
+    let stats = &mocks[2];
+    let len = write_stats(&mem, DATA, &[(stat::MEMFREE, 1)]);
+    add_chain(stats, 0, &[(DATA, len, 0)]);
+    balloon.process_queue(STATS_QUEUE);
+    // avail_event sits after the used ring's 16 elements; the driver kicks
+    // for its next buffer only if it was moved to 1.
+    let avail_event = GuestAddress(stats.used_addr().0 + 4 + 8 * 16);
+    assert_eq!(mem.read_obj::<u16>(avail_event).unwrap(), 1);
 }
