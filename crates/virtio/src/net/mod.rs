@@ -131,6 +131,11 @@ impl Net {
             if self.rx_len == 0 {
                 match self.backend.recv(&mut self.rx_frame) {
                     Ok(n) if n >= HDR_LEN => self.rx_len = n,
+                    // End of file: the peer is gone, and polling would spin.
+                    Ok(0) => {
+                        self.backend_failed(&io::Error::from(io::ErrorKind::UnexpectedEof));
+                        break;
+                    }
                     Ok(n) => {
                         tracing::debug!(n, "virtio-net: dropping a runt frame from the backend");
                         continue;

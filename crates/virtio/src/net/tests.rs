@@ -199,6 +199,33 @@ fn a_failing_backend_takes_the_link_down() {
     assert!(!s.net.wants_backend_rx());
 }
 
+/// A backend whose peer is gone: reads return end of file.
+struct Eof;
+
+impl NetBackend for Eof {
+    fn send(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn recv(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
+#[test]
+fn end_of_file_on_receive_takes_the_link_down() {
+    let mem = memory();
+    let rx = MockSplitQueue::create(&mem, GuestAddress(0), 16);
+    let tx = MockSplitQueue::create(&mem, GuestAddress(0x1_0000), 16);
+    let mut net = Net::new(Box::new(Eof), MAC);
+    let irq = activate(&mut net, &mem, &[&rx, &tx], 0);
+    add_chain(&rx, 0, &[(DATA, 2048, WRITE)]);
+    net.process_backend_rx();
+    assert!(!net.link_up());
+    assert!(!net.wants_backend_rx(), "the VMM must stop polling");
+    assert_eq!(irq.config.load(Ordering::SeqCst), 1);
+    assert_eq!(used_idx(&rx), 0);
+}
+
 #[test]
 fn config_has_mac_and_link_status() {
     let mem = memory();
