@@ -189,7 +189,18 @@ pub(crate) fn tun_offloads(guest_features: u64) -> libc::c_uint {
 impl NetBackend for Tap {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         // A tap write is one frame; a short write does not happen.
-        self.file.write(frame).map(drop)
+        match self.file.write(frame) {
+            Ok(_) => Ok(()),
+            // EIO: the interface is administratively down. Like an unplugged
+            // cable on the host side, frames are lost but the tap comes back
+            // with `ip link set up`, so this is not a backend failure. A
+            // deleted tap answers EBADFD, which takes the link down.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                tracing::trace!(tap = %self.name, "tap is down, frame dropped");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -191,6 +191,34 @@ fn run() -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(net.link_up());
+
+    // The tap set down drops frames but keeps the link; the tap deleted
+    // takes the link down. `ip` runs in this thread's namespace.
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ip(&["link", "set", IFNAME, "down"]) {
+        eprintln!("no usable `ip`: tap down/delete not tested");
+        return Ok(());
+    }
+    add_chain(&tx, 1, &[(DATA, frame.len() as u32, 0)]);
+    net.process_queue(TX_QUEUE);
+    assert_eq!(used_idx(&tx), 2);
+    assert!(
+        net.link_up(),
+        "a tap that is only down must not take the link down"
+    );
+    assert!(ip(&["link", "del", IFNAME]));
+    add_chain(&tx, 2, &[(DATA, frame.len() as u32, 0)]);
+    net.process_queue(TX_QUEUE);
+    assert_eq!(used_idx(&tx), 3);
+    assert!(!net.link_up(), "a deleted tap must take the link down");
+    let mut cfg = [0u8; CONFIG_SIZE];
+    net.read_config(0, &mut cfg);
+    assert_eq!(&cfg[6..8], &[0, 0]);
     Ok(())
 }
 
