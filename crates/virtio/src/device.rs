@@ -75,14 +75,23 @@ pub trait VirtioDevice: Send {
     fn process_queue(&mut self, queue: u16);
 }
 
+/// The device's `N` queues, if the transport handed over exactly `N` and the
+/// driver made every one ready.
+pub(crate) fn ready_queues<const N: usize>(
+    queues: Vec<Queue>,
+) -> Result<[Queue; N], ActivateError> {
+    let got = queues.len();
+    let queues: [Queue; N] = queues
+        .try_into()
+        .map_err(|_| ActivateError::QueueCount { expected: N, got })?;
+    if let Some(i) = queues.iter().position(|q| !q.ready()) {
+        return Err(ActivateError::QueueNotReady(i));
+    }
+    Ok(queues)
+}
+
 /// For one-queue devices: the queue, if the driver enabled exactly that one.
 pub(crate) fn single_ready_queue(queues: Vec<Queue>) -> Result<Queue, ActivateError> {
-    let got = queues.len();
-    let Some(queue) = queues.into_iter().next().filter(|_| got == 1) else {
-        return Err(ActivateError::QueueCount { expected: 1, got });
-    };
-    if !queue.ready() {
-        return Err(ActivateError::QueueNotReady(0));
-    }
+    let [queue] = ready_queues(queues)?;
     Ok(queue)
 }

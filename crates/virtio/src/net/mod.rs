@@ -321,16 +321,7 @@ impl VirtioDevice for Net {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let mut queues = ctx.queues.into_iter();
-        let (Some(rx), Some(tx), None) = (queues.next(), queues.next(), queues.next()) else {
-            return Err(ActivateError::QueueCount { expected: 2, got });
-        };
-        for (i, q) in [&rx, &tx].into_iter().enumerate() {
-            if !q.ready() {
-                return Err(ActivateError::QueueNotReady(i));
-            }
-        }
+        let [rx, tx] = crate::device::ready_queues(ctx.queues)?;
         self.active = Some(Active {
             mem: ctx.mem,
             rx,
