@@ -104,13 +104,7 @@ impl Chardev {
             }
             ChardevBackend::Fd(fd) => {
                 // The parent (libvirt-style) passed a listening socket.
-                // SAFETY: fcntl(F_GETFD) only queries the descriptor.
-                if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
-                    return Err(ChardevError::BadFd(*fd));
-                }
-                // SAFETY: the descriptor is open (checked above) and was
-                // handed to this process to own; nothing else uses it.
-                let listener = unsafe { UnixListener::from_raw_fd(*fd) };
+                let listener = adopt_listener(*fd).ok_or(ChardevError::BadFd(*fd))?;
                 Kind::Socket {
                     path: PathBuf::new(),
                     client: Arc::new(Mutex::new(None)),
@@ -196,6 +190,18 @@ impl Drop for Chardev {
             }
         }
     }
+}
+
+/// Takes ownership of a listening socket the parent passed as descriptor
+/// `fd` (`fd=N` in QEMU's options); `None` if no such descriptor is open.
+pub(crate) fn adopt_listener(fd: i32) -> Option<UnixListener> {
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor is open (checked above) and was handed to this
+    // process to own; nothing else in it uses that number.
+    Some(unsafe { UnixListener::from_raw_fd(fd) })
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<()> {

@@ -7,8 +7,6 @@
 //! main loop's answer, so every state change happens on one thread, in one
 //! order, whoever asked for it.
 
-use std::os::fd::FromRawFd;
-use std::os::unix::net::UnixListener;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -218,13 +216,8 @@ pub(crate) fn start(
             }
             ChardevBackend::Stdio => server.serve_stdio(&m.id).map_err(monitor_err)?,
             ChardevBackend::Fd(fd) => {
-                // SAFETY: fcntl(F_GETFD) only queries the descriptor.
-                if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
-                    return Err(VmmError::MonitorFd(*fd));
-                }
-                // SAFETY: the descriptor is open (checked) and was passed to
-                // this process for the monitor to own.
-                let listener = unsafe { UnixListener::from_raw_fd(*fd) };
+                let listener =
+                    crate::chardev::adopt_listener(*fd).ok_or(VmmError::MonitorFd(*fd))?;
                 server
                     .serve_listener(listener, &m.id)
                     .map_err(monitor_err)?;
