@@ -152,22 +152,13 @@ impl Vcpus {
         Ok(vcpus)
     }
 
-    /// Number of vCPUs.
-    pub fn count(&self) -> usize {
-        self.threads.len()
-    }
-
     /// The topology the vCPUs were built with.
     pub fn topology(&self) -> Topology {
         self.topology
     }
 
-    /// Host thread IDs of the vCPU threads (0 until a thread has started).
-    pub fn thread_ids(&self) -> Vec<i32> {
-        self.thread_id_cells().read()
-    }
-
-    /// A shared view of the thread IDs, readable after `self` is gone
+    /// The host thread IDs of the vCPU threads (0 until a thread has
+    /// started), as a shared view readable after `self` is gone
     /// (entries of stopped threads keep their last value).
     pub fn thread_id_cells(&self) -> ThreadIds {
         ThreadIds(self.tids.clone())

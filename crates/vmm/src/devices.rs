@@ -1,7 +1,6 @@
 //! The machine's devices and how they are wired to a booted machine: port
 //! assignments, irqfds and the ACPI description.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use kvm_ioctls::VmFd;
@@ -220,17 +219,6 @@ impl Devices {
     /// The `virtio_mmio.device=` entries for the kernel command line.
     pub(crate) fn virtio_cmdline(&self) -> String {
         self.virtio.cmdline()
-    }
-
-    pub(crate) fn pty_names(&self) -> Vec<(String, PathBuf)> {
-        self.serials
-            .iter()
-            .filter_map(|s| {
-                s.chardev
-                    .pty_name()
-                    .map(|n| (s.chardev.label().to_string(), PathBuf::from(n)))
-            })
-            .collect()
     }
 }
 

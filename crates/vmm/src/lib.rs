@@ -15,7 +15,6 @@ mod teardown;
 mod virtio;
 
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -485,10 +484,5 @@ impl Vmm {
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);
         Ok(running)
-    }
-
-    /// The pty names of the serial ports, for callers that report them.
-    pub fn pty_names(&self) -> Vec<(String, PathBuf)> {
-        self.devices.pty_names()
     }
 }
