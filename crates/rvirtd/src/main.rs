@@ -97,18 +97,10 @@ fn main() -> ExitCode {
         ),
     });
     daemon.load();
-    let listener = match server::bind(&tree.socket) {
+    let listener = match server::bind(&tree.socket, args.socket_group.as_deref()) {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", tree.socket.display())),
     };
-    if let Some(group) = &args.socket_group {
-        if let Err(e) = rvirtd::fsutil::share_with_group(&tree.socket, group) {
-            return fail(&format!(
-                "cannot give {} to group {group}: {e}",
-                tree.socket.display()
-            ));
-        }
-    }
     tracing::info!(socket = %tree.socket.display(), vmm = %daemon.vmm.display(), "rvirtd ready");
     daemon.autostart();
     match server::serve(listener, daemon) {

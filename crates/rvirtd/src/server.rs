@@ -18,14 +18,28 @@ const MAX_CLIENTS: usize = 1024;
 static CLIENTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Binds the socket (replacing a stale one: the caller holds the tree
-/// lock, so no live daemon owns it) with mode 0600.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+/// lock, so no live daemon owns it) with mode 0600, or 0660 for `group`.
+/// The socket is bound under a temporary name and renamed into place once
+/// its mode and group are set, so no client ever sees it with others.
+pub fn bind(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = std::path::PathBuf::from(tmp);
+    for p in [path, tmp.as_path()] {
+        match std::fs::remove_file(p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = UnixListener::bind(&tmp)?;
+    let set_up = match group {
+        Some(g) => crate::fsutil::share_with_group(&tmp, g),
+        None => std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)),
+    };
+    if let Err(e) = set_up.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(listener)
 }
 
