@@ -34,13 +34,19 @@ if ! python3 -c 'import qemu.qmp' 2>/dev/null; then
 fi
 # libvirtd for rvirsh's reference tests (its test driver needs no VMs). This
 # machine has no init system: run it under tini so exited children are
-# reaped, as ../shared/REFERENCE-STACK.md describes.
-if [ ! -S /run/libvirt/libvirt-sock ]; then
+# reaped, as ../shared/REFERENCE-STACK.md describes. /run survives a reboot
+# here, so a socket file left by a libvirtd that is gone proves nothing:
+# ask the daemon itself.
+libvirtd_answers() {
+  timeout 10 virsh -c 'test+unix:///default?socket=/run/libvirt/libvirt-sock' uri >/dev/null 2>&1
+}
+if ! libvirtd_answers; then
+  pkill -x libvirtd 2>/dev/null && sleep 1 || true
   pgrep -x virtlogd >/dev/null || virtlogd -d
   setsid tini -s -- libvirtd >/tmp/libvirtd.log 2>&1 </dev/null &
   for _ in $(seq 100); do
-    [ -S /run/libvirt/libvirt-sock ] && break
-    sleep 0.1
+    libvirtd_answers && break
+    sleep 0.2
   done
-  [ -S /run/libvirt/libvirt-sock ] || { echo "setup: libvirtd did not start" >&2; cat /tmp/libvirtd.log >&2; exit 1; }
+  libvirtd_answers || { echo "setup: libvirtd did not start" >&2; cat /tmp/libvirtd.log >&2; exit 1; }
 fi
