@@ -1,5 +1,6 @@
 //! The contract between the transport and a device model.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use virtio_queue::{Queue, QueueT};
@@ -73,6 +74,16 @@ pub trait VirtioDevice: Send {
     /// Does the work pending on `queue`; called by the VMM's event loop when
     /// the queue's ioeventfd fires. Does nothing before activation.
     fn process_queue(&mut self, queue: u16);
+    /// A host descriptor the device wants the event loop to wait on for
+    /// readability right now (a tap with frames for the guest, an I/O
+    /// completion eventfd), or `None`. Asked again after every call into
+    /// the device, so a device can stop the polling (backpressure) and
+    /// resume it.
+    fn host_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// Called by the event loop when [`VirtioDevice::host_fd`] is readable.
+    fn process_host_fd(&mut self) {}
 }
 
 /// The device's `N` queues, if the transport handed over exactly `N` and the

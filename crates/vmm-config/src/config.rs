@@ -72,6 +72,55 @@ pub struct DiskConfig {
     pub aio: Option<String>,
 }
 
+/// Where a virtio-net device's tap comes from (`-netdev tap,...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapSource {
+    /// `ifname=NAME`: open (or create) the tap of that name; `None` lets
+    /// the kernel pick one (`tap%d`), as QEMU does without `ifname`.
+    Name(Option<String>),
+    /// `fd=N`: an open tap the parent passed (libvirt's form).
+    Fd(i32),
+}
+
+/// A virtio-net NIC: `-netdev tap,id=ID,...` and the
+/// `-device virtio-net-device,netdev=ID,...` that uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The `-netdev` id.
+    pub netdev: String,
+    /// The guest device's id (`-device ...,id=`), if given.
+    pub id: Option<String>,
+    /// `mac=`; QEMU's default is 52:54:00:12:34:56 plus the NIC's index.
+    pub mac: [u8; 6],
+    pub tap: TapSource,
+}
+
+/// A virtio console: `-device virtio-serial-device` with one
+/// `-device virtconsole,chardev=ID` on it (port 0; no MULTIPORT yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// The virtio-serial-device's id, if given.
+    pub id: Option<String>,
+    /// The port: its chardev id, device id and backend. `None` for a
+    /// virtio-serial-device with no virtconsole (output is dropped).
+    pub port: Option<ConsolePort>,
+}
+
+/// The virtconsole port of a [`ConsoleConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsolePort {
+    pub chardev: String,
+    pub id: Option<String>,
+    pub backend: ChardevBackend,
+}
+
+/// `-device virtio-balloon-device[,id=,deflate-on-oom=on]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalloonConfig {
+    pub id: Option<String>,
+    pub deflate_on_oom: bool,
+}
+
 /// A virtio device on a virtio-mmio slot, in command-line order (which is
 /// slot order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +131,9 @@ pub enum VirtioConfig {
         filename: PathBuf,
     },
     Blk(DiskConfig),
+    Net(NetConfig),
+    Console(ConsoleConfig),
+    Balloon(BalloonConfig),
 }
 
 /// Everything rvirt-vmm needs to build and run one VM.

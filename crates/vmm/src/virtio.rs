@@ -44,6 +44,8 @@ pub enum VirtioError {
         #[source]
         source: BlockError,
     },
+    #[error("this virtio device is not supported yet")]
+    NotYet,
     #[error("too many virtio devices: at most {}", GSIS.len())]
     TooMany,
     #[error("failed to register {what} with KVM")]
@@ -212,6 +214,10 @@ impl VirtioDevices {
                         }),
                     });
                     Arc::new(Mutex::new(block))
+                }
+                // Parsed but not wired into the VMM yet.
+                VirtioConfig::Net(_) | VirtioConfig::Console(_) | VirtioConfig::Balloon(_) => {
+                    return Err(("-device", VirtioError::NotYet));
                 }
             };
             slots.push(Slot {

@@ -350,4 +350,14 @@ impl VirtioDevice for Net {
             _ => {}
         }
     }
+    fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        if self.wants_backend_rx() {
+            self.backend_fd()
+        } else {
+            None
+        }
+    }
+    fn process_host_fd(&mut self) {
+        self.process_backend_rx();
+    }
 }
