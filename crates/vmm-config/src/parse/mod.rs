@@ -9,6 +9,7 @@ use crate::size::parse_size;
 use crate::smp::SmpRequest;
 use crate::ConfigError;
 
+mod netdev;
 mod virtio;
 
 /// What the command line asks for.
@@ -67,6 +68,8 @@ const WITH_ARG: &[&str] = &[
     "-blockdev",
     "-drive",
     "-netdev",
+    "-nic",
+    "-net",
     "-pidfile",
     "-D",
     "-display",
@@ -395,10 +398,13 @@ impl Builder {
             "-object" => self.virtio.object(v)?,
             "-drive" => self.virtio.drive(v)?,
             "-blockdev" => self.virtio.blockdev(v)?,
-            "-netdev" => {
+            "-netdev" => self.virtio.netdev(v)?,
+            // `none` only says "no default NIC", which rvirt never adds.
+            "-nic" | "-net" if v == "none" => {}
+            "-nic" | "-net" => {
                 return Err(ConfigError::new(
                     opt,
-                    "not supported yet (virtio devices are being added)",
+                    "not supported: use -netdev tap,id=ID with -device virtio-net-device,netdev=ID",
                 ));
             }
             "-pidfile" => self.cfg.pidfile = Some(path(opt, v)?),
@@ -468,7 +474,7 @@ impl Builder {
                 self.cfg.pvpanic = true;
             }
             d if self.virtio.device(d, &mut o)? => o.finish()?,
-            d if d.starts_with("virtio") || d == "virtconsole" => {
+            d if d.starts_with("virtio") => {
                 return Err(o.error(format!(
                     "'{d}' is not supported yet (virtio devices are being added)"
                 )));
@@ -524,7 +530,8 @@ impl Builder {
             ));
         }
         self.cfg.serials = serials;
-        self.cfg.virtio = std::mem::take(&mut self.virtio).finish()?;
+        let virtio = std::mem::take(&mut self.virtio);
+        self.cfg.virtio = virtio.finish(&|id| self.chardev(id, "-device"))?;
         for (chardev, id, control, pretty) in &self.monitor_refs {
             let backend = self.chardev(chardev, "-mon")?;
             self.cfg.monitors.push(MonitorConfig {
@@ -535,6 +542,15 @@ impl Builder {
                 pretty: *pretty,
             });
         }
+        let console_ports: Vec<&ConsolePort> = self
+            .cfg
+            .virtio
+            .iter()
+            .filter_map(|v| match v {
+                VirtioConfig::Console(c) => c.port.as_ref(),
+                _ => None,
+            })
+            .collect();
         // A chardev may serve one frontend only, as in QEMU.
         let mut users: Vec<&str> = self
             .cfg
@@ -543,6 +559,7 @@ impl Builder {
             .map(|s| s.chardev.as_str())
             .collect();
         users.extend(self.monitor_refs.iter().map(|m| m.0.as_str()));
+        users.extend(console_ports.iter().map(|p| p.chardev.as_str()));
         users.sort_unstable();
         if let Some(w) = users.windows(2).find(|w| w[0] == w[1]) {
             return Err(ConfigError::new(
@@ -556,6 +573,7 @@ impl Builder {
             .iter()
             .map(|s| &s.backend)
             .chain(self.cfg.monitors.iter().map(|m| &m.backend))
+            .chain(console_ports.iter().map(|p| &p.backend))
             .filter(|b| **b == ChardevBackend::Stdio)
             .count();
         if stdio_users > 1 {

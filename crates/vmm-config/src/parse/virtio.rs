@@ -1,12 +1,17 @@
 //! The options that build virtio devices: `-object rng-random`, `-drive`,
-//! `-blockdev` (file/host_device + raw, as libvirt writes them) and
-//! `-device virtio-{rng,blk}-device`. Backends are collected as they come
-//! and joined to their devices at the end, since QEMU accepts them in any
-//! order.
+//! `-blockdev` (file/host_device + raw, as libvirt writes them), `-netdev`
+//! and `-device virtio-{rng,blk,net,serial,balloon}-device` with
+//! `virtconsole`. Backends are collected as they come and joined to their
+//! devices at the end, since QEMU accepts them in any order; devices keep
+//! command-line order, which is slot order.
 
 use std::path::PathBuf;
 
-use crate::config::{DiskConfig, VirtioConfig};
+use super::netdev::{parse_mac, parse_netdev, MacTable};
+use crate::chardev::ChardevBackend;
+use crate::config::{
+    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, NetConfig, TapSource, VirtioConfig,
+};
 use crate::opts::Opts;
 use crate::ConfigError;
 
@@ -52,6 +57,25 @@ enum DeviceRef {
         id: Option<String>,
         serial: Option<String>,
     },
+    Net {
+        netdev: String,
+        id: Option<String>,
+        mac: Option<[u8; 6]>,
+    },
+    /// A virtio-serial-device and the one virtconsole on it, if any.
+    Serial {
+        id: Option<String>,
+        /// QEMU's name for its bus, which `virtconsole,bus=` names.
+        bus: String,
+        port: Option<PortRef>,
+    },
+    Balloon(BalloonConfig),
+}
+
+/// A `virtconsole` before its chardev is looked up.
+struct PortRef {
+    chardev: String,
+    id: Option<String>,
 }
 
 /// The virtio options seen so far.
@@ -61,8 +85,39 @@ pub(super) struct VirtioSpecs {
     drives: Vec<Drive>,
     storage: Vec<StorageNode>,
     formats: Vec<FormatNode>,
+    netdevs: Vec<(String, TapSource)>,
     devices: Vec<DeviceRef>,
+    /// QEMU numbers the buses of id-less virtio-serial-devices globally:
+    /// `virtio-serial-bus.0`, `.1`, …
+    anonymous_serial_buses: usize,
 }
+
+/// virtio-net's on/off feature properties (QEMU 7.2's names).
+const NET_FEATURE_SWITCHES: &[&str] = &[
+    "csum",
+    "guest_csum",
+    "gso",
+    "guest_tso4",
+    "guest_tso6",
+    "guest_ecn",
+    "guest_ufo",
+    "guest_announce",
+    "host_tso4",
+    "host_tso6",
+    "host_ecn",
+    "host_ufo",
+    "mrg_rxbuf",
+    "status",
+    "ctrl_vq",
+    "ctrl_rx",
+    "ctrl_vlan",
+    "ctrl_rx_extra",
+    "ctrl_mac_addr",
+    "ctrl_guest_offloads",
+    "event_idx",
+    "indirect_desc",
+    "any_layout",
+];
 
 const CACHE_MODES: &[&str] = &["none", "writeback", "writethrough", "directsync", "unsafe"];
 const AIO_MODES: &[&str] = &["threads", "native", "io_uring"];
@@ -240,6 +295,66 @@ impl VirtioSpecs {
         Ok(())
     }
 
+    /// `-netdev tap,id=ID,…`.
+    pub(super) fn netdev(&mut self, v: &str) -> Result<(), ConfigError> {
+        let (id, tap) = parse_netdev(v)?;
+        if self.netdevs.iter().any(|(i, _)| *i == id) {
+            return Err(ConfigError::new(
+                "-netdev",
+                format!("Duplicate ID '{id}' for netdev"),
+            ));
+        }
+        self.netdevs.push((id, tap));
+        Ok(())
+    }
+
+    /// `-device virtconsole,…`: attaches to the named bus, else to the
+    /// first virtio-serial-device before it with no port yet. As in QEMU,
+    /// the bus must come first on the command line.
+    fn virtconsole(&mut self, o: &mut Opts) -> Result<(), ConfigError> {
+        let chardev = o
+            .get("chardev")
+            .ok_or_else(|| o.error("virtconsole without 'chardev' is not supported yet".into()))?;
+        let id = o.get("id");
+        if let Some(nr) = o.get_u32("nr")? {
+            if nr != 0 {
+                return Err(o.error(format!(
+                    "nr={nr}: only port 0 is supported yet (no multiport virtio-serial)"
+                )));
+            }
+        }
+        // The name only reaches the guest through MULTIPORT control messages.
+        o.ignore(&["name"]);
+        let bus = o.get("bus");
+        let mut buses = self.devices.iter_mut().filter_map(|d| match d {
+            DeviceRef::Serial { bus, port, .. } => Some((bus, port)),
+            _ => None,
+        });
+        let slot = match &bus {
+            Some(name) => buses
+                .find(|(b, _)| *b == name)
+                .map(|(_, p)| p)
+                .ok_or_else(|| o.error(format!("Bus '{name}' not found")))?,
+            None => {
+                let mut all: Vec<_> = buses.collect();
+                if all.is_empty() {
+                    return Err(o.error(
+                        "No 'virtio-serial-bus' bus found for device 'virtconsole'".into(),
+                    ));
+                }
+                let free = all.iter().position(|(_, p)| p.is_none()).unwrap_or(0);
+                all.swap_remove(free).1
+            }
+        };
+        if slot.is_some() {
+            return Err(
+                o.error("more than one port per virtio-serial device is not supported yet".into())
+            );
+        }
+        *slot = Some(PortRef { chardev, id });
+        Ok(())
+    }
+
     /// `-device virtio-*-device,…`; false if `driver` is not one of ours.
     pub(super) fn device(&mut self, driver: &str, o: &mut Opts) -> Result<bool, ConfigError> {
         let dev = match driver {
@@ -258,6 +373,85 @@ impl VirtioSpecs {
                 }
                 o.ignore(&["bootindex", "write-cache"]);
                 DeviceRef::Blk { drive, id, serial }
+            }
+            "virtio-net-device" => {
+                let netdev = o.require("netdev")?;
+                let id = o.get("id");
+                let mac = match o.get("mac") {
+                    None => None,
+                    Some(m) => {
+                        let Some(mac) = parse_mac(&m) else {
+                            return Err(o.error(format!(
+                                "Property 'virtio-net-device.mac' doesn't take value '{m}'"
+                            )));
+                        };
+                        // QEMU's -device takes it, but the guest cannot use
+                        // a group address as its own (Linux picks a random
+                        // one); this is QEMU's -net nic message.
+                        if mac[0] & 1 != 0 {
+                            return Err(o.error(
+                                "NIC cannot have multicast MAC address (odd 1st byte)".into(),
+                            ));
+                        }
+                        Some(mac)
+                    }
+                };
+                if o.get_bool("mq")? == Some(true) {
+                    return Err(o.error("mq=on: multiqueue is not supported yet".into()));
+                }
+                // Boot order is moot with a direct kernel boot.
+                o.ignore(&["bootindex"]);
+                // Feature switches are checked but not applied: NetConfig
+                // has no field for them yet, so the device offers its own
+                // fixed feature set whatever they say.
+                for f in NET_FEATURE_SWITCHES {
+                    o.get_bool(f)?;
+                }
+                DeviceRef::Net { netdev, id, mac }
+            }
+            "virtio-serial-device" => {
+                let id = o.get("id");
+                if o.get_u32("max_ports")? == Some(0) {
+                    return Err(o.error("Maximum number of serial ports not specified".into()));
+                }
+                let bus = match &id {
+                    Some(id) => format!("{id}.0"),
+                    None => {
+                        self.anonymous_serial_buses += 1;
+                        format!("virtio-serial-bus.{}", self.anonymous_serial_buses - 1)
+                    }
+                };
+                DeviceRef::Serial {
+                    id,
+                    bus,
+                    port: None,
+                }
+            }
+            "virtconsole" => {
+                self.virtconsole(o)?;
+                return Ok(true);
+            }
+            "virtserialport" => {
+                return Err(
+                    o.error("'virtserialport' is not supported yet (only virtconsole)".into())
+                )
+            }
+            "virtio-balloon-device" => {
+                let id = o.get("id");
+                let deflate_on_oom = o.get_bool("deflate-on-oom")?.unwrap_or(false);
+                for f in ["free-page-reporting", "free-page-hint"] {
+                    if o.get_bool(f)? == Some(true) {
+                        return Err(o.error(format!("{f}=on is not supported yet")));
+                    }
+                }
+                if self
+                    .devices
+                    .iter()
+                    .any(|d| matches!(d, DeviceRef::Balloon(_)))
+                {
+                    return Err(o.error("Only one balloon device is supported".into()));
+                }
+                DeviceRef::Balloon(BalloonConfig { id, deflate_on_oom })
             }
             _ => return Ok(false),
         };
@@ -300,9 +494,15 @@ impl VirtioSpecs {
     }
 
     /// Joins devices and backends; each backend serves one device.
-    pub(super) fn finish(self) -> Result<Vec<VirtioConfig>, ConfigError> {
+    /// `chardev` looks up a console port's backend by chardev id.
+    pub(super) fn finish(
+        self,
+        chardev: &dyn Fn(&str) -> Result<ChardevBackend, ConfigError>,
+    ) -> Result<Vec<VirtioConfig>, ConfigError> {
         let mut out = Vec::new();
         let mut used: Vec<String> = Vec::new();
+        let mut used_netdevs: Vec<&str> = Vec::new();
+        let mut macs = MacTable::default();
         for d in &self.devices {
             match d {
                 DeviceRef::Rng { rng, id } => {
@@ -339,8 +539,47 @@ impl VirtioSpecs {
                         aio: d.aio,
                     }));
                 }
+                DeviceRef::Net { netdev, id, mac } => {
+                    let prop = "Property 'virtio-net-device.netdev'";
+                    let Some((_, tap)) = self.netdevs.iter().find(|(i, _)| i == netdev) else {
+                        return Err(ConfigError::new(
+                            "-device",
+                            format!("{prop} can't find value '{netdev}'"),
+                        ));
+                    };
+                    if used_netdevs.contains(&netdev.as_str()) {
+                        return Err(ConfigError::new(
+                            "-device",
+                            format!("{prop} can't take value '{netdev}', it's in use"),
+                        ));
+                    }
+                    used_netdevs.push(netdev);
+                    out.push(VirtioConfig::Net(NetConfig {
+                        netdev: netdev.clone(),
+                        id: id.clone(),
+                        mac: macs.assign(*mac),
+                        tap: tap.clone(),
+                    }));
+                }
+                DeviceRef::Serial { id, port, .. } => {
+                    let port = match port {
+                        Some(p) => Some(ConsolePort {
+                            chardev: p.chardev.clone(),
+                            id: p.id.clone(),
+                            backend: chardev(&p.chardev)?,
+                        }),
+                        None => None,
+                    };
+                    out.push(VirtioConfig::Console(ConsoleConfig {
+                        id: id.clone(),
+                        port,
+                    }));
+                }
+                DeviceRef::Balloon(b) => out.push(VirtioConfig::Balloon(b.clone())),
             }
         }
+        // A -netdev no device uses is accepted, as QEMU does (it warns
+        // "netdev ID has no peer"); it carries no traffic.
         Ok(out)
     }
 }
