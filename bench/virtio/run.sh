@@ -1,0 +1,89 @@
+#!/bin/bash
+# rvirt-vmm vs QEMU microvm: guest-driven virtio-blk requests per second
+# (4 KiB sequential and random reads and writes on a raw image in tmpfs).
+# Builds rvirt-vmm (release) and the test guests, creates the image, then
+# bench.py runs both VMMs alternately and prints medians and rvirt/QEMU.
+#
+# Needs: /dev/kvm, qemu-system-x86_64 (Debian qemu-system-x86), python3.
+# Usage: bench/virtio/run.sh [--blk-request]
+#   --blk-request  also run the criterion bench of the per-request device
+#                  cost (cargo bench -p rvirt-virtio --bench blk_request),
+#                  if that bench exists
+#   ROUNDS=5 WARMUP=1   rounds per VMM and case (alternating), untimed first
+#   N=20000             4 KiB requests per phase
+#   QD=16,1             queue depths (guest requests in flight), one case each
+#   CACHE=writeback     cache= modes, comma-separated (e.g. writeback,none)
+#   AIO=threads         aio= for both VMMs
+#   SIZE_MIB=256        image size; IMAGE=/dev/shm/... to choose its path
+#   APPEND=             more guest command line (blkbench.ring3=0, blkbench.irq=1)
+#   QEMU=qemu-system-x86_64
+#   RVIRT_VMM=PATH      benchmark this rvirt-vmm binary instead of building one
+#   NO_BUILD=1          use the existing target/release/rvirt-vmm as it is
+# Results also go to bench/results/virtio-<UTC timestamp>.json (git-ignored).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROUNDS=${ROUNDS:-5}
+WARMUP=${WARMUP:-1}
+N=${N:-20000}
+QD=${QD:-16,1}
+CACHE=${CACHE:-writeback}
+AIO=${AIO:-threads}
+SIZE_MIB=${SIZE_MIB:-256}
+QEMU=${QEMU:-qemu-system-x86_64}
+BLK_REQUEST=
+for arg in "$@"; do
+  case "$arg" in
+    --blk-request) BLK_REQUEST=1 ;;
+    *) echo "bench/virtio: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+QEMU_BIN=$(command -v "$QEMU" || true)
+if [ -z "$QEMU_BIN" ]; then
+  echo "bench/virtio: $QEMU not found; install it with:" >&2
+  echo "  apt-get install -y --no-install-recommends qemu-system-x86" >&2
+  exit 1
+fi
+[ -w /dev/kvm ] || { echo "bench/virtio: /dev/kvm is missing or not writable" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "bench/virtio: python3 is needed" >&2; exit 1; }
+
+RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
+if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
+  echo "building rvirt-vmm (release) and the test guests..." >&2
+  cargo build --quiet --release -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"
+fi
+[ -x "$RVIRT" ] || { echo "bench/virtio: $RVIRT is not an executable" >&2; exit 1; }
+# The guest sits next to `virtio` in the crate's OUT_DIR (it has no entry in
+# the crate's Guest enum).
+VIRTIO_GUEST=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- virtio)
+GUEST=$(dirname "$VIRTIO_GUEST")/blkbench.elf
+[ -f "$GUEST" ] || { echo "bench/virtio: $GUEST was not built" >&2; exit 1; }
+
+# The image: in tmpfs, every page allocated (reads do not hit holes).
+IMAGE=${IMAGE:-/dev/shm/rvirt-bench-virtio-$$.img}
+cleanup() { rm -f "$IMAGE"; }
+trap cleanup EXIT
+rm -f "$IMAGE"
+dd if=/dev/urandom of="$IMAGE" bs=1M count="$SIZE_MIB" status=none
+
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
+if [ -n "${RVIRT_VMM:-}" ]; then COMMIT="binary $RVIRT_VMM (tree at $COMMIT)"; fi
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $ROUNDS rounds, N=$N, QD=$QD, cache=$CACHE, aio=$AIO" >&2
+status=0
+python3 "$ROOT/bench/virtio/bench.py" \
+  --rvirt "$RVIRT" --qemu "$QEMU_BIN" --guest "$GUEST" --image "$IMAGE" \
+  --rounds "$ROUNDS" --warmup "$WARMUP" --n "$N" --qd "$QD" --cache "$CACHE" \
+  --aio "$AIO" --extra-append "${APPEND:-}" --commit "$COMMIT" \
+  --json "$ROOT/bench/results/virtio-$STAMP.json" || status=$?
+
+if [ -n "$BLK_REQUEST" ]; then
+  if [ -f "$ROOT/crates/virtio/benches/blk_request.rs" ]; then
+    echo; echo "cargo bench -p rvirt-virtio --bench blk_request:"
+    cargo bench --quiet -p rvirt-virtio --bench blk_request --manifest-path "$ROOT/Cargo.toml" || status=$?
+  else
+    echo "bench/virtio: no crates/virtio/benches/blk_request.rs; skipped" >&2
+  fi
+fi
+exit $status
