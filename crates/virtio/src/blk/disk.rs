@@ -2,15 +2,54 @@
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
+
+use vm_memory::VolatileSlice;
+
+use super::aligned::AlignedBuf;
+
+/// A run of guest memory, as vm-memory hands it out for `Memory`.
+pub type GuestSlice<'a> = VolatileSlice<'a, ()>;
+
+/// What O_DIRECT asks of buffers and file offsets; 1 when nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alignment {
+    /// Buffer addresses (and each buffer's length) must be multiples of this.
+    pub memory: usize,
+    /// File offsets and transfer lengths must be multiples of this.
+    pub offset: usize,
+}
+
+impl Alignment {
+    /// Buffered I/O: anything goes.
+    pub const NONE: Alignment = Alignment {
+        memory: 1,
+        offset: 1,
+    };
+
+    /// Whether guest buffers can be handed to the file as they are.
+    pub fn fits(&self, slices: &[GuestSlice<'_>]) -> bool {
+        let m = self.memory.max(1);
+        self.memory <= 1
+            || slices
+                .iter()
+                .all(|s| s.ptr_guard().as_ptr() as usize % m == 0 && s.len() % m == 0)
+    }
+}
+
+impl Default for Alignment {
+    fn default() -> Self {
+        Alignment::NONE
+    }
+}
 
 /// Positioned I/O on a disk image. Implementations must be safe to call with
 /// any offset and length: the caller has checked them against [`len`], but a
 /// file can shrink underneath.
 ///
 /// [`len`]: DiskBackend::len
-pub trait DiskBackend: Send {
+pub trait DiskBackend: Send + Sync {
     /// Size in bytes.
     fn len(&self) -> io::Result<u64>;
     /// Whether the size is zero.
@@ -27,6 +66,55 @@ pub trait DiskBackend: Send {
     fn discard(&self, offset: u64, len: u64) -> io::Result<()>;
     /// Makes the range read as zeroes, keeping it allocated.
     fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()>;
+
+    /// Reads exactly the slices' total length at `offset`, straight into
+    /// them. The default goes through a temporary buffer and [`read_at`].
+    ///
+    /// [`read_at`]: DiskBackend::read_at
+    fn read_vectored_at(&self, bufs: &[GuestSlice<'_>], mut offset: u64) -> io::Result<()> {
+        let mut tmp = Vec::new();
+        for s in bufs {
+            tmp.resize(s.len(), 0);
+            self.read_at(&mut tmp, offset)?;
+            s.copy_from(&tmp);
+            offset += s.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes all of the slices at `offset`, straight from them. The default
+    /// goes through a temporary buffer and [`write_at`].
+    ///
+    /// [`write_at`]: DiskBackend::write_at
+    fn write_vectored_at(&self, bufs: &[GuestSlice<'_>], mut offset: u64) -> io::Result<()> {
+        let mut tmp = Vec::new();
+        for s in bufs {
+            tmp.resize(s.len(), 0);
+            s.copy_to(&mut tmp);
+            self.write_at(&tmp, offset)?;
+            offset += s.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// What buffers and offsets must be aligned to (O_DIRECT).
+    fn alignment(&self) -> Alignment {
+        Alignment::NONE
+    }
+
+    /// The descriptor an engine that submits I/O itself (io_uring) reads,
+    /// writes and fdatasyncs; `None` when the backend is not a plain file.
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Whether [`flush`] does anything (false for cache=unsafe), so an
+    /// engine that submits its own fdatasync knows to skip it.
+    ///
+    /// [`flush`]: DiskBackend::flush
+    fn flushes(&self) -> bool {
+        true
+    }
 }
 
 /// A raw image file (or block device), accessed with pread/pwrite.
@@ -57,7 +145,9 @@ impl RawFile {
     /// The fallback when the file system cannot zero a range in place.
     fn write_zero_buffers(&self, mut offset: u64, len: u64) -> io::Result<()> {
         const CHUNK: u64 = 64 * 1024;
-        let zeroes = vec![0u8; CHUNK.min(len) as usize];
+        // Aligned, so it also works on a file opened with O_DIRECT.
+        let zeroes = AlignedBuf::with_len(0, CHUNK.min(len) as usize);
+        let zeroes = zeroes.as_slice();
         let end = offset.saturating_add(len);
         while offset < end {
             let n = (end - offset).min(CHUNK) as usize;
@@ -118,4 +208,86 @@ impl DiskBackend for RawFile {
             other => other,
         }
     }
+
+    fn read_vectored_at(&self, bufs: &[GuestSlice<'_>], offset: u64) -> io::Result<()> {
+        rw_vectored(self.file.as_raw_fd(), bufs, offset, false)
+    }
+
+    fn write_vectored_at(&self, bufs: &[GuestSlice<'_>], offset: u64) -> io::Result<()> {
+        rw_vectored(self.file.as_raw_fd(), bufs, offset, true)
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+/// iovecs per preadv/pwritev call (IOV_MAX on Linux).
+const IOV_MAX: usize = 1024;
+
+/// The iovecs for `bufs`, pointing into guest memory.
+pub(crate) fn iovecs(bufs: &[GuestSlice<'_>]) -> Vec<libc::iovec> {
+    bufs.iter()
+        .map(|s| libc::iovec {
+            iov_base: s.ptr_guard_mut().as_ptr().cast(),
+            iov_len: s.len(),
+        })
+        .collect()
+}
+
+/// Drops the first `n` bytes from `iov` (after a short transfer).
+pub(crate) fn advance(iov: &mut Vec<libc::iovec>, mut n: usize) {
+    let mut skip = 0;
+    for v in iov.iter_mut() {
+        if n < v.iov_len {
+            // SAFETY: `n < iov_len`, so the new base stays inside the buffer.
+            v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
+            v.iov_len -= n;
+            break;
+        }
+        n -= v.iov_len;
+        skip += 1;
+    }
+    iov.drain(..skip);
+}
+
+/// preadv/pwritev until every byte moved; end of file is an error.
+fn rw_vectored(fd: RawFd, bufs: &[GuestSlice<'_>], mut offset: u64, write: bool) -> io::Result<()> {
+    let mut iov = iovecs(bufs);
+    iov.retain(|v| v.iov_len > 0);
+    while !iov.is_empty() {
+        let n = iov.len().min(IOV_MAX) as libc::c_int;
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: every iovec points into a guest-memory slice borrowed for
+        // this call (`bufs`), valid for its length; the kernel only reads
+        // (pwritev) or writes (preadv) those bytes.
+        let ret = unsafe {
+            if write {
+                libc::pwritev(fd, iov.as_ptr(), n, off)
+            } else {
+                libc::preadv(fd, iov.as_ptr(), n, off)
+            }
+        };
+        match ret {
+            r if r < 0 => {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "disk ended before the request did",
+                ))
+            }
+            r => {
+                advance(&mut iov, r as usize);
+                offset += r as u64;
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,11 +1,12 @@
 //! Carrying out a parsed request against the disk and guest memory.
 
-use vm_memory::{Address, Bytes};
+use vm_memory::{Address, Bytes, GuestMemoryBackend};
 
 use crate::chain::Segment;
 use crate::Memory;
 
-use super::disk::DiskBackend;
+use super::aligned::AlignedBuf;
+use super::disk::{DiskBackend, GuestSlice};
 use super::request::{ByteRange, Operation, RequestError, ID_BYTES};
 
 /// VIRTIO_BLK_S_* as the guest sees them.
@@ -34,7 +35,26 @@ pub struct Executor<'a> {
     pub disk: &'a dyn DiskBackend,
     pub read_only: bool,
     pub serial: &'a [u8],
-    pub buf: &'a mut Vec<u8>,
+    /// Bounce buffer for guest buffers the disk cannot take directly.
+    pub buf: &'a mut AlignedBuf,
+}
+
+/// The host view of `data`, when every buffer can go to the disk as it is
+/// (zero-copy); `None` when some buffer needs the bounce buffer (O_DIRECT
+/// misalignment) or cannot be mapped.
+pub fn direct_slices<'m>(
+    mem: &'m Memory,
+    data: &[Segment],
+    disk: &dyn DiskBackend,
+) -> Option<Vec<GuestSlice<'m>>> {
+    let mut out = Vec::with_capacity(data.len());
+    for seg in data {
+        // A buffer may straddle two memory regions: one slice per region.
+        for s in mem.get_slices(seg.addr, seg.len as usize) {
+            out.push(s.ok()?);
+        }
+    }
+    disk.alignment().fits(&out).then_some(out)
 }
 
 /// Why a request failed while running.
@@ -79,19 +99,33 @@ impl Executor<'_> {
         }
     }
 
-    fn read(&mut self, mem: &Memory, mut offset: u64, data: &[Segment]) -> Result<u32, ExecError> {
+    fn read(&mut self, mem: &Memory, offset: u64, data: &[Segment]) -> Result<u32, ExecError> {
+        if let Some(slices) = direct_slices(mem, data, self.disk) {
+            self.disk.read_vectored_at(&slices, offset)?;
+            let total = crate::chain::total_len(data);
+            return Ok(u32::try_from(total).unwrap_or(u32::MAX));
+        }
+        self.read_bounced(mem, offset, data)
+    }
+
+    fn read_bounced(
+        &mut self,
+        mem: &Memory,
+        mut offset: u64,
+        data: &[Segment],
+    ) -> Result<u32, ExecError> {
         let mut written = 0u32;
         for seg in data {
             let mut done = 0u32;
             while done < seg.len {
                 let n = ((seg.len - done) as usize).min(CHUNK);
-                self.buf.resize(n, 0);
-                self.disk.read_at(&mut self.buf[..n], offset)?;
+                self.buf.resize(n);
+                self.disk.read_at(self.buf.as_mut_slice(), offset)?;
                 let addr = seg
                     .addr
                     .checked_add(u64::from(done))
                     .ok_or(ExecError::Memory)?;
-                mem.write_slice(&self.buf[..n], addr)
+                mem.write_slice(self.buf.as_slice(), addr)
                     .map_err(|_| ExecError::Memory)?;
                 offset += n as u64;
                 done += n as u32;
@@ -101,19 +135,31 @@ impl Executor<'_> {
         Ok(written)
     }
 
-    fn write(&mut self, mem: &Memory, mut offset: u64, data: &[Segment]) -> Result<(), ExecError> {
+    fn write(&mut self, mem: &Memory, offset: u64, data: &[Segment]) -> Result<(), ExecError> {
+        if let Some(slices) = direct_slices(mem, data, self.disk) {
+            return Ok(self.disk.write_vectored_at(&slices, offset)?);
+        }
+        self.write_bounced(mem, offset, data)
+    }
+
+    fn write_bounced(
+        &mut self,
+        mem: &Memory,
+        mut offset: u64,
+        data: &[Segment],
+    ) -> Result<(), ExecError> {
         for seg in data {
             let mut done = 0u32;
             while done < seg.len {
                 let n = ((seg.len - done) as usize).min(CHUNK);
-                self.buf.resize(n, 0);
+                self.buf.resize(n);
                 let addr = seg
                     .addr
                     .checked_add(u64::from(done))
                     .ok_or(ExecError::Memory)?;
-                mem.read_slice(&mut self.buf[..n], addr)
+                mem.read_slice(self.buf.as_mut_slice(), addr)
                     .map_err(|_| ExecError::Memory)?;
-                self.disk.write_at(&self.buf[..n], offset)?;
+                self.disk.write_at(self.buf.as_slice(), offset)?;
                 offset += n as u64;
                 done += n as u32;
             }

@@ -1,0 +1,148 @@
+//! Where requests run: inline (sync), on a worker pool (aio=threads) or
+//! through io_uring (aio=io_uring and aio=native).
+//!
+//! The device hands an engine one [`Job`] per parsed request and gets a
+//! [`Done`] back later through [`Engine::reap`], which the VMM's event loop
+//! triggers when [`Engine::host_fd`] (an eventfd) becomes readable. Each job
+//! holds the guest memory (`Arc<Memory>`), so the mappings its buffers point
+//! into outlive the I/O; [`Engine::quiesce`] waits for every job, so no I/O
+//! reaches a guest after a device reset.
+
+mod threads;
+mod uring;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use vm_memory::GuestAddress;
+
+use super::aligned::AlignedBuf;
+use super::disk::DiskBackend;
+use super::exec::{Executor, Status};
+use super::open::AioMode;
+use super::request::Operation;
+use crate::Memory;
+
+/// A request on its way to the disk.
+pub(crate) struct Job {
+    pub head: u16,
+    /// Where the status byte goes.
+    pub status: GuestAddress,
+    pub op: Operation,
+    pub mem: Arc<Memory>,
+}
+
+/// A finished request, ready for the used ring.
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub head: u16,
+    /// Where the status byte goes; None: the chain had no room for one.
+    pub status: Option<GuestAddress>,
+    pub result: Status,
+    /// Bytes written into guest buffers, not counting the status byte.
+    pub written: u32,
+}
+
+pub(crate) enum Engine {
+    Sync,
+    Threads(threads::Pool),
+    Uring(uring::Uring),
+}
+
+/// Worker threads for aio=threads. QEMU's pool grows to 64; two cores here
+/// and one queue make a handful enough to keep the disk busy.
+pub const WORKERS: usize = 4;
+
+impl Engine {
+    pub fn new(backend: &Arc<dyn DiskBackend>, aio: AioMode) -> io::Result<Self> {
+        Ok(match aio {
+            AioMode::Sync => Engine::Sync,
+            AioMode::Threads => Engine::Threads(threads::Pool::new(backend.clone(), WORKERS)?),
+            AioMode::IoUring | AioMode::Native => {
+                Engine::Uring(uring::Uring::new(backend.clone())?)
+            }
+        })
+    }
+
+    /// Starts `job`, or gives it back to be run inline (the sync engine,
+    /// and what io_uring does not do asynchronously here).
+    pub fn submit(&mut self, job: Job) -> Result<(), Job> {
+        match self {
+            Engine::Sync => Err(job),
+            Engine::Threads(pool) => {
+                pool.submit(job);
+                Ok(())
+            }
+            Engine::Uring(ring) => ring.submit(job),
+        }
+    }
+
+    /// Hands what [`submit`](Engine::submit) queued to the kernel (one
+    /// io_uring_enter per batch).
+    pub fn commit(&mut self) {
+        if let Engine::Uring(ring) = self {
+            ring.commit();
+        }
+    }
+
+    pub fn host_fd(&self) -> Option<RawFd> {
+        match self {
+            Engine::Sync => None,
+            Engine::Threads(pool) => Some(pool.event_fd()),
+            Engine::Uring(ring) => Some(ring.event_fd()),
+        }
+    }
+
+    /// Moves finished requests to `out`.
+    pub fn reap(&mut self, out: &mut Vec<Done>) {
+        match self {
+            Engine::Sync => {}
+            Engine::Threads(pool) => pool.reap(out),
+            Engine::Uring(ring) => ring.reap(out),
+        }
+    }
+
+    /// Requests submitted and not reaped yet.
+    pub fn in_flight(&self) -> usize {
+        match self {
+            Engine::Sync => 0,
+            Engine::Threads(pool) => pool.in_flight(),
+            Engine::Uring(ring) => ring.in_flight(),
+        }
+    }
+
+    /// Waits until no request is in flight and forgets their results (the
+    /// device is being reset: nothing may reach the guest any more).
+    pub fn quiesce(&mut self) {
+        match self {
+            Engine::Sync => {}
+            Engine::Threads(pool) => pool.quiesce(),
+            Engine::Uring(ring) => ring.quiesce(),
+        }
+    }
+}
+
+/// Runs `job` to completion on the calling thread. Read-only devices are
+/// refused before a job is made, so the executor need not check.
+pub(crate) fn run(disk: &dyn DiskBackend, buf: &mut AlignedBuf, job: &Job) -> Done {
+    let mut exec = Executor {
+        disk,
+        read_only: false,
+        serial: &[],
+        buf,
+    };
+    let (result, written) = match exec.run(&job.mem, &job.op) {
+        Ok(written) => (Status::Ok, written),
+        Err(error) => {
+            tracing::debug!(%error, "virtio-blk request failed");
+            (Status::IoErr, 0)
+        }
+    };
+    Done {
+        head: job.head,
+        status: Some(job.status),
+        result,
+        written,
+    }
+}

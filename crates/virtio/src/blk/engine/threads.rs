@@ -1,0 +1,153 @@
+//! aio=threads: blocking pread/pwrite/fdatasync on a few worker threads.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::super::aligned::AlignedBuf;
+use super::super::disk::DiskBackend;
+use super::super::eventfd::EventFd;
+use super::{run, Done, Job};
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    done: Vec<Done>,
+    /// Jobs queued or running.
+    busy: usize,
+    stop: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Workers wait here for jobs.
+    work: Condvar,
+    /// `quiesce` waits here for `busy` to reach 0.
+    idle: Condvar,
+    /// Readable while `done` holds results.
+    event: EventFd,
+    disk: Arc<dyn DiskBackend>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A worker that panicked left the lists consistent (it panics
+        // outside the lock), so keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    /// Submitted and not reaped: the device bounds this by the queue size.
+    in_flight: usize,
+}
+
+impl Pool {
+    pub fn new(disk: Arc<dyn DiskBackend>, workers: usize) -> io::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            event: EventFd::new()?,
+            disk,
+        });
+        let mut pool = Pool {
+            shared,
+            workers: Vec::new(),
+            in_flight: 0,
+        };
+        for i in 0..workers {
+            let shared = pool.shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("blk-io-{i}"))
+                .spawn(move || worker(&shared))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    pub fn submit(&mut self, job: Job) {
+        let mut st = self.shared.lock();
+        st.jobs.push_back(job);
+        st.busy += 1;
+        drop(st);
+        self.in_flight += 1;
+        self.shared.work.notify_one();
+    }
+
+    pub fn event_fd(&self) -> RawFd {
+        self.shared.event.as_raw_fd()
+    }
+
+    pub fn reap(&mut self, out: &mut Vec<Done>) {
+        // Cleared before taking the list: a result added after this point
+        // signals again.
+        self.shared.event.clear();
+        let mut st = self.shared.lock();
+        self.in_flight -= st.done.len();
+        out.append(&mut st.done);
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn quiesce(&mut self) {
+        let mut st = self.shared.lock();
+        while st.busy > 0 {
+            st = self.shared.idle.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st.done.clear();
+        drop(st);
+        self.shared.event.clear();
+        self.in_flight = 0;
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.quiesce();
+        self.shared.lock().stop = true;
+        self.shared.work.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
+    let mut buf = AlignedBuf::new(shared.disk.alignment().memory);
+    loop {
+        let job = {
+            let mut st = shared.lock();
+            loop {
+                if let Some(job) = st.jobs.pop_front() {
+                    break job;
+                }
+                if st.stop {
+                    return;
+                }
+                st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let done = run(&*shared.disk, &mut buf, &job);
+        // The job (and its hold on guest memory) goes before the device can
+        // see the request as finished.
+        drop(job);
+        let mut st = shared.lock();
+        let was_empty = st.done.is_empty();
+        st.done.push(done);
+        st.busy -= 1;
+        if st.busy == 0 {
+            shared.idle.notify_all();
+        }
+        drop(st);
+        if was_empty {
+            shared.event.signal();
+        }
+    }
+}
