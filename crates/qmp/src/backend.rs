@@ -67,6 +67,19 @@ pub trait MonitorBackend: Send + Sync {
         Vec::new()
     }
 
+    /// `balloon`: asks the guest to shrink to `target` bytes (clamped to
+    /// the RAM size). Without a balloon device: DeviceNotActive, as QEMU.
+    fn balloon(&self, target: i64) -> Result<(), QmpError> {
+        let _ = target;
+        Err(QmpError::no_balloon())
+    }
+
+    /// `query-balloon`: the guest's memory in bytes, RAM minus what the
+    /// driver says it holds in the balloon.
+    fn query_balloon(&self) -> Result<i64, QmpError> {
+        Err(QmpError::no_balloon())
+    }
+
     /// The version reported in the greeting, `query-version` and
     /// `info version`.
     fn version(&self) -> VersionInfo {

@@ -38,6 +38,14 @@ impl QmpError {
     }
 
     /// `CommandNotFound` for an unknown command, worded as QEMU words it.
+    /// QEMU's answer to `balloon` / `query-balloon` on a VM without one.
+    pub fn no_balloon() -> Self {
+        QmpError {
+            class: ErrorClass::DeviceNotActive,
+            desc: "No balloon device has been activated".into(),
+        }
+    }
+
     pub fn command_not_found(name: &str) -> Self {
         Self {
             class: ErrorClass::CommandNotFound,

@@ -84,6 +84,12 @@ pub enum Event {
         /// Optional `GuestPanicInformation` (hyper-v or s390 details).
         info: Option<Value>,
     },
+    /// The guest's balloon driver changed how much memory it gave back:
+    /// `actual` is the guest's memory in bytes.
+    BalloonChange {
+        /// RAM minus the balloon, in bytes.
+        actual: i64,
+    },
 }
 
 impl Event {
@@ -112,6 +118,7 @@ impl Event {
             Self::Powerdown => "POWERDOWN",
             Self::Shutdown { .. } => "SHUTDOWN",
             Self::GuestPanicked { .. } => "GUEST_PANICKED",
+            Self::BalloonChange { .. } => "BALLOON_CHANGE",
         }
     }
 
@@ -130,6 +137,7 @@ impl Event {
                 }
                 Some(Value::Object(data))
             }
+            Self::BalloonChange { actual } => Some(json!({ "actual": actual })),
         }
     }
 }

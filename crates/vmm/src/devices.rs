@@ -80,7 +80,11 @@ impl InterruptLine for IrqLine {
 }
 
 impl Devices {
-    pub(crate) fn new(cfg: &VmConfig, events: EventSender) -> Result<Self, VmmError> {
+    pub(crate) fn new(
+        cfg: &VmConfig,
+        events: EventSender,
+        bus: &rvirt_qmp::EventBus,
+    ) -> Result<Self, VmmError> {
         let mut serials = Vec::new();
         for (s, &(port, irq)) in cfg.serials.iter().zip(COM_PORTS.iter()) {
             let chardev =
@@ -106,7 +110,7 @@ impl Devices {
                 irq,
             });
         }
-        let virtio = VirtioDevices::new(cfg)
+        let virtio = VirtioDevices::new(cfg, bus)
             .map_err(|(option, source)| VmmError::Virtio { option, source })?;
         Ok(Devices {
             virtio,
@@ -199,16 +203,24 @@ impl Devices {
         })
     }
 
-    /// `query-chardev` entries for the serial ports.
+    /// `query-chardev` entries for the serial ports and virtio consoles.
     pub(crate) fn chardev_infos(&self) -> Vec<rvirt_qmp::ChardevInfo> {
-        self.serials
+        let mut infos: Vec<_> = self
+            .serials
             .iter()
             .map(|s| rvirt_qmp::ChardevInfo {
                 label: s.chardev.label().to_string(),
                 filename: s.chardev.filename(),
                 frontend_open: true,
             })
-            .collect()
+            .collect();
+        infos.extend(self.virtio.chardev_infos());
+        infos
+    }
+
+    /// The balloon, if the VM has one.
+    pub(crate) fn balloon(&self) -> Option<crate::balloon::BalloonControl> {
+        self.virtio.balloon()
     }
 
     /// `query-block` entries for the disks.

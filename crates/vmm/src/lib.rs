@@ -7,6 +7,7 @@
 //! tears the machine down and boots a fresh one, so nothing of the old
 //! guest survives but what real hardware keeps (the CMOS).
 
+mod balloon;
 mod chardev;
 mod devices;
 mod events;
@@ -168,8 +169,13 @@ impl Vmm {
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
         let (tx, receiver) = mpsc::channel();
         let events = EventSender::new(tx);
-        let devices = Devices::new(&config, events.clone())?;
-        let state = Arc::new(VmState::new(&config, devices.block_infos()));
+        let bus = EventBus::new();
+        let devices = Devices::new(&config, events.clone(), &bus)?;
+        let state = Arc::new(VmState::new(
+            &config,
+            devices.block_infos(),
+            devices.balloon(),
+        ));
         let mut chardevs = devices.chardev_infos();
         chardevs.extend(monitor::chardev_infos(&config));
         *state.chardevs.lock().unwrap_or_else(|p| p.into_inner()) = chardevs;
@@ -180,7 +186,7 @@ impl Vmm {
             events,
             receiver,
             state,
-            bus: EventBus::new(),
+            bus,
             monitors: None,
         })
     }

@@ -18,6 +18,7 @@ use rvirt_qmp::{
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
+use crate::balloon::BalloonControl;
 use crate::events::{Event, EventSender, MonitorRequest};
 use crate::VmmError;
 
@@ -29,12 +30,17 @@ pub(crate) struct VmState {
     pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
     /// The disks; fixed for the life of the VMM (no hotplug yet).
     blocks: Vec<BlockInfo>,
+    balloon: Option<BalloonControl>,
     name: Option<String>,
     uuid: Option<String>,
 }
 
 impl VmState {
-    pub(crate) fn new(cfg: &VmConfig, blocks: Vec<BlockInfo>) -> Self {
+    pub(crate) fn new(
+        cfg: &VmConfig,
+        blocks: Vec<BlockInfo>,
+        balloon: Option<BalloonControl>,
+    ) -> Self {
         VmState {
             status: Mutex::new(if cfg.start_paused {
                 RunState::Prelaunch
@@ -44,6 +50,7 @@ impl VmState {
             cpus: Mutex::new(None),
             chardevs: Mutex::new(Vec::new()),
             blocks,
+            balloon,
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
         }
@@ -115,6 +122,25 @@ impl MonitorBackend for Backend {
 
     fn name(&self) -> Option<String> {
         self.state.name.clone()
+    }
+
+    fn balloon(&self, target: i64) -> Result<(), QmpError> {
+        let b = self
+            .state
+            .balloon
+            .as_ref()
+            .ok_or_else(QmpError::no_balloon)?;
+        b.set_target(u64::try_from(target).unwrap_or(0));
+        Ok(())
+    }
+
+    fn query_balloon(&self) -> Result<i64, QmpError> {
+        let b = self
+            .state
+            .balloon
+            .as_ref()
+            .ok_or_else(QmpError::no_balloon)?;
+        Ok(i64::try_from(b.actual()).unwrap_or(i64::MAX))
     }
 
     fn uuid(&self) -> Option<String> {

@@ -4,7 +4,7 @@
 //! thread per boot ([`DeviceLoop`]). See docs/vmm-threads.md.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -14,13 +14,19 @@ use kvm_ioctls::{IoEventAddress, VmFd};
 use rvirt_bus::Bus;
 use rvirt_machine::acpi::{AcpiConfig, MmioDevice};
 use rvirt_machine::layout::VIRTIO_MMIO_START;
-use rvirt_qmp::{BlockDeviceInfo, BlockInfo};
+use rvirt_qmp::{BlockDeviceInfo, BlockInfo, ChardevInfo, EventBus};
+use rvirt_virtio::balloon::{Balloon, BalloonOptions};
 use rvirt_virtio::blk::disk::{DiskBackend, RawFile};
 use rvirt_virtio::blk::{Block, BlockError, BlockOptions};
+use rvirt_virtio::console::Console;
 use rvirt_virtio::mmio::{MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
+use rvirt_virtio::net::{Net, Tap, TapError};
 use rvirt_virtio::rng::Rng;
 use rvirt_virtio::{IrqTrigger, MmioTransport, VirtioDevice};
-use rvirt_vmm_config::{VirtioConfig, VmConfig};
+use rvirt_vmm_config::{ConsoleConfig, NetConfig, TapSource, VirtioConfig, VmConfig};
+
+use crate::balloon::{BalloonControl, BalloonDevice};
+use crate::chardev::{Chardev, ChardevError};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -44,8 +50,18 @@ pub enum VirtioError {
         #[source]
         source: BlockError,
     },
-    #[error("this virtio device is not supported yet")]
-    NotYet,
+    #[error("netdev '{netdev}'")]
+    Tap {
+        netdev: String,
+        #[source]
+        source: TapError,
+    },
+    #[error("chardev '{chardev}'")]
+    Chardev {
+        chardev: String,
+        #[source]
+        source: ChardevError,
+    },
     #[error("too many virtio devices: at most {}", GSIS.len())]
     TooMany,
     #[error("failed to register {what} with KVM")]
@@ -68,9 +84,12 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A device model as the slots, the transports and the event loop share it.
+type SharedDevice = Arc<Mutex<dyn VirtioDevice>>;
+
 /// One device and the slot it lives in.
 struct Slot {
-    device: Arc<Mutex<dyn VirtioDevice>>,
+    device: SharedDevice,
     base: u64,
     gsi: u32,
 }
@@ -79,6 +98,9 @@ struct Slot {
 pub(crate) struct VirtioDevices {
     slots: Vec<Slot>,
     blocks: Vec<BlockInfo>,
+    /// The consoles' host ends, open as long as the VMM.
+    chardevs: Vec<Chardev>,
+    balloon: Option<BalloonControl>,
 }
 
 /// A raw file with the `-drive` options applied on top: `discard=ignore`
@@ -141,16 +163,77 @@ fn open_disk(path: &PathBuf, readonly: bool, cache: Option<&str>) -> Result<File
         })
 }
 
+/// Opens the tap of a NIC (`ifname=` or a passed `fd=`) and builds the
+/// device on it.
+fn open_nic(n: &NetConfig) -> Result<Net, VirtioError> {
+    let tap_err = |source| VirtioError::Tap {
+        netdev: n.netdev.clone(),
+        source,
+    };
+    let tap = match &n.tap {
+        // The kernel picks the name (tap0, tap1, ...), as QEMU without ifname.
+        TapSource::Name(name) => Tap::open(name.as_deref().unwrap_or("tap%d")).map_err(tap_err)?,
+        TapSource::Fd(fd) => {
+            // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+            if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+                return Err(VirtioError::Setup {
+                    what: "the tap: the passed descriptor",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            // SAFETY: the descriptor is open (checked above) and was handed
+            // to this process for this NIC alone (`fd=N` on the command
+            // line), so taking ownership of it closes nothing else.
+            let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) };
+            Tap::from_fd(owned).map_err(tap_err)?
+        }
+    };
+    tracing::info!(netdev = %n.netdev, tap = tap.name(), "virtio-net on a tap");
+    Ok(Net::new(Box::new(tap), n.mac))
+}
+
+/// A virtio console whose port's chardev gets the guest's output and
+/// feeds its input; a virtio-serial-device with no port drops output.
+fn open_console(c: &ConsoleConfig) -> Result<(SharedDevice, Option<Chardev>), VirtioError> {
+    let Some(port) = &c.port else {
+        return Ok((
+            Arc::new(Mutex::new(Console::new(Box::new(std::io::sink())))),
+            None,
+        ));
+    };
+    let chardev_err = |source| VirtioError::Chardev {
+        chardev: port.chardev.clone(),
+        source,
+    };
+    let chardev = Chardev::open(&port.chardev, &port.backend).map_err(chardev_err)?;
+    let out = chardev.writer().map_err(|source| VirtioError::Setup {
+        what: "the console's output",
+        source,
+    })?;
+    let console = Arc::new(Mutex::new(Console::new(out)));
+    let input = console.clone();
+    chardev
+        .spawn_input(move |bytes| lock(&input).push_input(bytes))
+        .map_err(|source| VirtioError::Setup {
+            what: "the console's input",
+            source,
+        })?;
+    Ok((console, Some(chardev)))
+}
+
 impl VirtioDevices {
     /// Opens every device's host side; returns the option to blame on error.
-    pub(crate) fn new(cfg: &VmConfig) -> Result<Self, (&'static str, VirtioError)> {
+    /// `bus` carries the balloon's BALLOON_CHANGE events.
+    pub(crate) fn new(cfg: &VmConfig, bus: &EventBus) -> Result<Self, (&'static str, VirtioError)> {
         if cfg.virtio.len() > GSIS.len() {
             return Err(("-device", VirtioError::TooMany));
         }
         let mut slots = Vec::new();
         let mut blocks = Vec::new();
+        let mut chardevs = Vec::new();
+        let mut balloon = None;
         for (n, (dev, &gsi)) in cfg.virtio.iter().zip(GSIS.iter()).enumerate() {
-            let device: Arc<Mutex<dyn VirtioDevice>> = match dev {
+            let device: SharedDevice = match dev {
                 VirtioConfig::Rng { filename, .. } => {
                     let rng = Rng::from_path(filename).map_err(|source| {
                         (
@@ -215,9 +298,25 @@ impl VirtioDevices {
                     });
                     Arc::new(Mutex::new(block))
                 }
-                // Parsed but not wired into the VMM yet.
-                VirtioConfig::Net(_) | VirtioConfig::Console(_) | VirtioConfig::Balloon(_) => {
-                    return Err(("-device", VirtioError::NotYet));
+                VirtioConfig::Net(n) => {
+                    Arc::new(Mutex::new(open_nic(n).map_err(|e| ("-netdev", e))?))
+                }
+                VirtioConfig::Console(c) => {
+                    let (console, chardev) = open_console(c).map_err(|e| ("-chardev", e))?;
+                    chardevs.extend(chardev);
+                    console
+                }
+                VirtioConfig::Balloon(b) => {
+                    let device = Arc::new(Mutex::new(BalloonDevice::new(
+                        Balloon::new(BalloonOptions {
+                            stats: true,
+                            deflate_on_oom: b.deflate_on_oom,
+                        }),
+                        cfg.mem_size,
+                        bus.clone(),
+                    )));
+                    balloon = Some(BalloonControl::new(device.clone(), cfg.mem_size));
+                    device
                 }
             };
             slots.push(Slot {
@@ -226,12 +325,34 @@ impl VirtioDevices {
                 gsi,
             });
         }
-        Ok(VirtioDevices { slots, blocks })
+        Ok(VirtioDevices {
+            slots,
+            blocks,
+            chardevs,
+            balloon,
+        })
     }
 
     /// `query-block`'s answer.
     pub(crate) fn block_infos(&self) -> Vec<BlockInfo> {
         self.blocks.clone()
+    }
+
+    /// `query-chardev` entries for the consoles.
+    pub(crate) fn chardev_infos(&self) -> Vec<ChardevInfo> {
+        self.chardevs
+            .iter()
+            .map(|c| ChardevInfo {
+                label: c.label().to_string(),
+                filename: c.filename(),
+                frontend_open: true,
+            })
+            .collect()
+    }
+
+    /// The balloon, for QMP `balloon` and `query-balloon`.
+    pub(crate) fn balloon(&self) -> Option<BalloonControl> {
+        self.balloon.clone()
     }
 
     /// What the kernel command line gets so that a kernel without ACPI
@@ -297,7 +418,8 @@ impl VirtioDevices {
                 irq: s.gsi,
             });
         }
-        DeviceLoop::start(kicks, paused)
+        let hosts = self.slots.iter().map(|s| s.device.clone()).collect();
+        DeviceLoop::start(kicks, hosts, paused)
     }
 }
 
@@ -313,7 +435,7 @@ impl IrqTrigger for IrqFd {
 /// A queue's ioeventfd and the device it belongs to.
 struct Kick {
     evt: EventFd,
-    device: Arc<Mutex<dyn VirtioDevice>>,
+    device: SharedDevice,
     queue: u16,
 }
 
@@ -336,8 +458,10 @@ struct Control {
     wake: EventFd,
 }
 
-/// The epoll token of the control eventfd; queue kicks use their index.
+/// The epoll token of the control eventfd; queue kicks use their index,
+/// devices' host descriptors `HOST` plus the device's index.
 const WAKE: u64 = u64::MAX;
+const HOST: u64 = 1 << 32;
 
 /// The thread that does all device work of one boot. Dropping it stops and
 /// joins the thread.
@@ -347,7 +471,11 @@ pub(crate) struct DeviceLoop {
 }
 
 impl DeviceLoop {
-    fn start(kicks: Vec<Kick>, paused: bool) -> Result<Self, VirtioError> {
+    fn start(
+        kicks: Vec<Kick>,
+        hosts: Vec<SharedDevice>,
+        paused: bool,
+    ) -> Result<Self, VirtioError> {
         let setup = |what| move |source| VirtioError::Setup { what, source };
         let control = Arc::new(Control {
             state: Mutex::new(LoopState {
@@ -372,7 +500,7 @@ impl DeviceLoop {
         let c = control.clone();
         let thread = std::thread::Builder::new()
             .name("virtio".into())
-            .spawn(move || serve(&c, &epoll, &kicks))
+            .spawn(move || serve(&c, &epoll, &kicks, HostFds::new(hosts)))
             .map_err(setup("the device loop thread"))?;
         Ok(DeviceLoop {
             control,
@@ -442,14 +570,55 @@ fn obey(control: &Control) -> bool {
     }
 }
 
-/// The device loop: waits on every queue's ioeventfd and runs the device's
-/// queue when it fires. Epoll is level-triggered, so kicks that arrive
-/// while parked are seen after the resume.
-fn serve(control: &Control, epoll: &Epoll, kicks: &[Kick]) {
+/// The host descriptors the devices want polled ([`VirtioDevice::host_fd`]),
+/// kept in step with the epoll set.
+struct HostFds {
+    devices: Vec<SharedDevice>,
+    /// The descriptor registered for each device, if any.
+    armed: Vec<Option<RawFd>>,
+}
+
+impl HostFds {
+    fn new(devices: Vec<SharedDevice>) -> Self {
+        let armed = vec![None; devices.len()];
+        HostFds { devices, armed }
+    }
+
+    /// Asks every device what it wants polled now and updates the epoll
+    /// set. Devices change their answer when they activate, reset, or run
+    /// out of guest buffers (backpressure: the tap is then left unread);
+    /// all of that follows a call into the device, after which this runs.
+    fn rearm(&mut self, epoll: &Epoll) {
+        for (i, dev) in self.devices.iter().enumerate() {
+            let want = lock(dev).host_fd();
+            if want == self.armed[i] {
+                continue;
+            }
+            if let Some(old) = self.armed[i].take() {
+                // Fails only if the descriptor was closed, which removed it.
+                let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
+            }
+            if let Some(fd) = want {
+                let ev = EpollEvent::new(EventSet::IN, HOST + i as u64);
+                match epoll.ctl(ControlOperation::Add, fd, ev) {
+                    Ok(()) => self.armed[i] = Some(fd),
+                    Err(e) => tracing::warn!("device loop: cannot poll fd {fd}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// The device loop: waits on every queue's ioeventfd and every host
+/// descriptor a device asks for, and runs the device when one fires. Epoll
+/// is level-triggered, so kicks that arrive while parked are seen after the
+/// resume.
+fn serve(control: &Control, epoll: &Epoll, kicks: &[Kick], mut hosts: HostFds) {
     if !obey(control) {
         return;
     }
-    let mut events = vec![EpollEvent::default(); kicks.len() + 1];
+    hosts.rearm(epoll);
+    let mut events = vec![EpollEvent::default(); kicks.len() + hosts.devices.len() + 1];
     loop {
         let n = match epoll.wait(-1, &mut events) {
             Ok(n) => n,
@@ -475,6 +644,15 @@ fn serve(control: &Control, epoll: &Epoll, kicks: &[Kick]) {
             if lock(&control.state).wanted != Wanted::Run {
                 continue;
             }
+            if token >= HOST {
+                if let Some(dev) = usize::try_from(token - HOST)
+                    .ok()
+                    .and_then(|i| hosts.devices.get(i))
+                {
+                    lock(dev).process_host_fd();
+                }
+                continue;
+            }
             let Some(k) = usize::try_from(token).ok().and_then(|i| kicks.get(i)) else {
                 continue;
             };
@@ -483,6 +661,7 @@ fn serve(control: &Control, epoll: &Epoll, kicks: &[Kick]) {
                 lock(&k.device).process_queue(k.queue);
             }
         }
+        hosts.rearm(epoll);
     }
 }
 
@@ -553,7 +732,7 @@ mod tests {
     #[test]
     fn kicks_run_the_queue_and_pause_holds_them() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let dev: Arc<Mutex<dyn VirtioDevice>> = Arc::new(Mutex::new(Counter {
+        let dev: SharedDevice = Arc::new(Mutex::new(Counter {
             calls: calls.clone(),
         }));
         let kick = |q| Kick {
@@ -564,7 +743,7 @@ mod tests {
         let kicks = vec![kick(0), kick(1)];
         let fds: Vec<EventFd> = kicks.iter().map(|k| k.evt.try_clone().unwrap()).collect();
         // Started paused (as under -S): a kick waits for the resume.
-        let lp = DeviceLoop::start(kicks, true).unwrap();
+        let lp = DeviceLoop::start(kicks, Vec::new(), true).unwrap();
         fds[1].write(1).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert!(lock(&calls).is_empty());

@@ -1,7 +1,7 @@
 //! Negotiation and the run-control commands.
 
 use super::CAPABILITIES_PARAMS;
-use crate::args::check;
+use crate::args::{check, ArgType, Param};
 use crate::backend::MonitorBackend;
 use crate::error::{ErrorClass, QmpError};
 use serde_json::{json, Map, Value};
@@ -79,6 +79,24 @@ pub(super) fn system_powerdown(
 pub(super) fn quit(b: &dyn MonitorBackend, _: &Map<String, Value>) -> Result<Value, QmpError> {
     b.quit();
     Ok(json!({}))
+}
+
+/// `balloon`'s one argument: the target in bytes (qapi/machine.json).
+pub(crate) const BALLOON_PARAMS: &[Param] = &[Param::required("value", ArgType::Int)];
+
+/// As QEMU's `qmp_balloon`: no balloon is reported before a bad value, and
+/// the value's error names QEMU's internal parameter, `target`.
+pub(super) fn balloon(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let value = args.get("value").and_then(Value::as_i64).unwrap_or(0);
+    b.query_balloon()?;
+    if value <= 0 {
+        return Err(QmpError::invalid_parameter_value("target", "a size"));
+    }
+    b.balloon(value)?;
+    Ok(Value::Object(Map::new()))
 }
 
 #[cfg(test)]

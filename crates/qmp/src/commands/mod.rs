@@ -77,6 +77,16 @@ const COMMANDS: &[Command] = &[
         run: query::block,
     },
     Command {
+        name: "query-balloon",
+        params: NO_PARAMS,
+        run: query::balloon,
+    },
+    Command {
+        name: "balloon",
+        params: control::BALLOON_PARAMS,
+        run: control::balloon,
+    },
+    Command {
         name: "stop",
         params: NO_PARAMS,
         run: control::stop,

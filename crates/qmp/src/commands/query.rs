@@ -51,3 +51,7 @@ pub(super) fn chardev(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError
 pub(super) fn block(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
     to_value(b.block())
 }
+
+pub(super) fn balloon(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    Ok(json!({ "actual": b.query_balloon()? }))
+}
