@@ -1,8 +1,11 @@
 //! virtio-blk on a temp file and a mock queue, including hostile chains.
 
+use std::cell::Cell;
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP};
 use virtio_queue::mock::MockSplitQueue;
@@ -20,21 +23,85 @@ const OK: u8 = VIRTIO_BLK_S_OK as u8;
 const IOERR: u8 = VIRTIO_BLK_S_IOERR as u8;
 const UNSUPP: u8 = VIRTIO_BLK_S_UNSUPP as u8;
 
+thread_local! {
+    /// The engine `Image::block` builds devices with (tests run one per
+    /// thread).
+    static ENGINE: Cell<AioMode> = const { Cell::new(AioMode::Sync) };
+}
+
+fn engine() -> AioMode {
+    ENGINE.with(Cell::get)
+}
+
+fn with_engine(aio: AioMode, f: impl FnOnce()) {
+    ENGINE.with(|e| e.set(aio));
+    f();
+}
+
+/// One test per engine for each function: `name::sync`, `name::threads`,
+/// `name::io_uring`.
+macro_rules! each_engine {
+    ($(fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body() $body
+            #[test]
+            fn sync() {
+                with_engine(AioMode::Sync, body)
+            }
+            #[test]
+            fn threads() {
+                with_engine(AioMode::Threads, body)
+            }
+            #[test]
+            fn io_uring() {
+                with_engine(AioMode::IoUring, body)
+            }
+        }
+    )*};
+}
+
+/// Blocks until `fd` is readable or `timeout` passed.
+fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one pollfd, a live local.
+    unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+}
+
+/// Plays the event loop until every request the device started finished,
+/// the way the VMM does: wait for `host_fd`, then `process_host_fd`.
+fn settle(blk: &mut Block) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while blk.in_flight() > 0 {
+        assert!(Instant::now() < deadline, "requests never completed");
+        let fd = blk.host_fd().expect("requests in flight need a host fd");
+        if wait_readable(fd, Duration::from_millis(100)) {
+            blk.process_host_fd();
+        }
+    }
+}
+
 /// Byte `i` of the image holds a value that identifies its sector and offset.
 fn pattern(offset: u64) -> u8 {
     (offset / SECTOR_SIZE) as u8 ^ (offset as u8).wrapping_mul(7)
 }
 
-struct Disk {
+struct Image {
     file: tempfile::NamedTempFile,
 }
 
-impl Disk {
+impl Image {
     fn new(size: u64) -> Self {
         let file = tempfile::NamedTempFile::new().unwrap();
         let data: Vec<u8> = (0..size).map(pattern).collect();
         file.as_file().write_all_at(&data, 0).unwrap();
-        Disk { file }
+        Image { file }
     }
 
     fn block(&self, options: BlockOptions) -> Block {
@@ -43,7 +110,13 @@ impl Disk {
             .write(true)
             .open(self.file.path())
             .unwrap();
-        Block::new(Box::new(RawFile::new(f)), options).unwrap()
+        match engine() {
+            AioMode::Sync => Block::new(Box::new(RawFile::new(f)), options).unwrap(),
+            aio => {
+                let disk = super::Disk::new(Arc::new(RawFile::new(f)), aio).unwrap();
+                Block::with_disk(disk, options).unwrap()
+            }
+        }
     }
 
     fn read(&self, offset: u64, len: usize) -> Vec<u8> {
@@ -67,7 +140,7 @@ fn status(mem: &Memory) -> u8 {
 /// Runs one chain on a fresh device; returns (status byte, used len).
 struct Run {
     mem: Memory,
-    disk: Disk,
+    disk: Image,
 }
 
 impl Run {
@@ -77,7 +150,7 @@ impl Run {
         mem.write_obj(0xeeu8, GuestAddress(STATUS)).unwrap();
         Run {
             mem,
-            disk: Disk::new(SECTORS * SECTOR_SIZE),
+            disk: Image::new(SECTORS * SECTOR_SIZE),
         }
     }
 
@@ -87,6 +160,7 @@ impl Run {
         activate(&mut blk, &self.mem, &[&mock], 0);
         add_chain(&mock, 0, descs);
         blk.process_queue(0);
+        settle(&mut blk);
         assert_eq!(used_idx(&mock), 1, "the chain is always returned");
         (status(&self.mem), used(&mock, 0).1)
     }
@@ -94,83 +168,6 @@ impl Run {
     fn rw(&self, descs: &[(u64, u32, u16)]) -> (u8, u32) {
         self.chain(BlockOptions::default(), descs)
     }
-}
-
-#[test]
-fn read_sectors_across_two_buffers() {
-    let r = Run::new();
-    header(&r.mem, kind::IN, 2);
-    let (st, len) = r.rw(&[
-        (HDR, 16, 0),
-        (BUF, 512, WRITE),
-        (BUF + 0x1000, 512, WRITE),
-        (STATUS, 1, WRITE),
-    ]);
-    assert_eq!((st, len), (OK, 1025));
-    let mut a = vec![0u8; 512];
-    r.mem.read_slice(&mut a, GuestAddress(BUF)).unwrap();
-    assert_eq!(a, r.disk.read(1024, 512));
-    r.mem
-        .read_slice(&mut a, GuestAddress(BUF + 0x1000))
-        .unwrap();
-    assert_eq!(a, r.disk.read(1536, 512));
-}
-
-#[test]
-fn header_data_and_status_may_share_descriptors() {
-    let r = Run::new();
-    // Header and the status byte around one sector, in two descriptors.
-    header(&r.mem, kind::IN, 1);
-    let (st, len) = r.rw(&[(HDR, 16, 0), (BUF, 513, WRITE)]);
-    assert_eq!((st, len), (0xee, 513));
-    let s: u8 = r.mem.read_obj(GuestAddress(BUF + 512)).unwrap();
-    assert_eq!(s, OK);
-    let mut a = vec![0u8; 512];
-    r.mem.read_slice(&mut a, GuestAddress(BUF)).unwrap();
-    assert_eq!(a, r.disk.read(512, 512));
-}
-
-#[test]
-fn write_sectors() {
-    let r = Run::new();
-    header(&r.mem, kind::OUT, 5);
-    r.mem.write_slice(&[0xab; 1024], GuestAddress(BUF)).unwrap();
-    let (st, len) = r.rw(&[(HDR, 16, 0), (BUF, 1024, 0), (STATUS, 1, WRITE)]);
-    assert_eq!((st, len), (OK, 1));
-    assert_eq!(r.disk.read(5 * 512, 1024), vec![0xab; 1024]);
-    // Neighbours untouched.
-    assert_eq!(
-        r.disk.read(4 * 512, 512),
-        Disk::new(SECTORS * 512).read(4 * 512, 512)
-    );
-    assert_eq!(r.disk.read(7 * 512, 1)[0], pattern(7 * 512));
-}
-
-#[test]
-fn flush() {
-    let r = Run::new();
-    header(&r.mem, kind::FLUSH, 0);
-    assert_eq!(r.rw(&[(HDR, 16, 0), (STATUS, 1, WRITE)]), (OK, 1));
-}
-
-#[test]
-fn get_id_returns_the_padded_serial() {
-    let r = Run::new();
-    header(&r.mem, kind::GET_ID, 0);
-    r.mem.write_slice(&[0xff; 20], GuestAddress(BUF)).unwrap();
-    let options = BlockOptions {
-        serial: Some("rvirt-disk-0".into()),
-        ..Default::default()
-    };
-    let (st, len) = r.chain(
-        options,
-        &[(HDR, 16, 0), (BUF, 20, WRITE), (STATUS, 1, WRITE)],
-    );
-    assert_eq!((st, len), (OK, 21));
-    let mut id = [0u8; 20];
-    r.mem.read_slice(&mut id, GuestAddress(BUF)).unwrap();
-    assert_eq!(&id[..12], b"rvirt-disk-0");
-    assert_eq!(&id[12..], &[0; 8]);
 }
 
 fn ranges(mem: &Memory, ranges: &[(u64, u32, u32)]) -> u32 {
@@ -183,115 +180,6 @@ fn ranges(mem: &Memory, ranges: &[(u64, u32, u32)]) -> u32 {
             .unwrap();
     }
     16 * ranges.len() as u32
-}
-
-#[test]
-fn write_zeroes_zeroes_the_ranges() {
-    let r = Run::new();
-    header(&r.mem, kind::WRITE_ZEROES, 0);
-    let len = ranges(&r.mem, &[(8, 8, 0), (20, 1, 0)]);
-    assert_eq!(
-        r.rw(&[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)]),
-        (OK, 1)
-    );
-    assert_eq!(r.disk.read(8 * 512, 8 * 512), vec![0; 8 * 512]);
-    assert_eq!(r.disk.read(20 * 512, 512), vec![0; 512]);
-    assert_eq!(r.disk.read(16 * 512, 1)[0], pattern(16 * 512));
-    assert_eq!(
-        r.disk.file.as_file().metadata().unwrap().len(),
-        SECTORS * 512
-    );
-}
-
-#[test]
-fn discard_punches_a_hole_and_keeps_the_size() {
-    let r = Run::new();
-    header(&r.mem, kind::DISCARD, 0);
-    let len = ranges(&r.mem, &[(16, 16, 0)]);
-    assert_eq!(
-        r.rw(&[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)]),
-        (OK, 1)
-    );
-    // ext4 and tmpfs punch holes, which read back as zeroes.
-    assert_eq!(r.disk.read(16 * 512, 16 * 512), vec![0; 16 * 512]);
-    assert_eq!(r.disk.read(32 * 512, 1)[0], pattern(32 * 512));
-    assert_eq!(
-        r.disk.file.as_file().metadata().unwrap().len(),
-        SECTORS * 512
-    );
-}
-
-#[test]
-fn bad_discard_ranges_fail() {
-    for (ranges_list, why) in [
-        (vec![(60, 8, 0)], "beyond the end"),
-        (vec![(u64::MAX, 1, 0)], "sector overflow"),
-        (vec![(0, 1, 1)], "unmap flag on discard"),
-        (vec![(0, 1, 4)], "unknown flag"),
-        (vec![(0, 1, 0); 17], "too many ranges"),
-    ] {
-        let r = Run::new();
-        header(&r.mem, kind::DISCARD, 0);
-        let len = ranges(&r.mem, &ranges_list);
-        let got = r.rw(&[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)]);
-        assert_eq!(got, (IOERR, 1), "{why}");
-        assert_eq!(r.disk.read(0, 1)[0], pattern(0), "{why}");
-    }
-    // A payload that is not a whole number of ranges.
-    let r = Run::new();
-    header(&r.mem, kind::WRITE_ZEROES, 0);
-    assert_eq!(
-        r.rw(&[(HDR, 16, 0), (BUF, 20, 0), (STATUS, 1, WRITE)]),
-        (IOERR, 1)
-    );
-}
-
-#[test]
-fn read_only_disk_refuses_changes_but_reads() {
-    let ro = BlockOptions {
-        read_only: true,
-        ..Default::default()
-    };
-    let r = Run::new();
-    header(&r.mem, kind::OUT, 0);
-    r.mem.write_slice(&[0xab; 512], GuestAddress(BUF)).unwrap();
-    let got = r.chain(
-        ro.clone(),
-        &[(HDR, 16, 0), (BUF, 512, 0), (STATUS, 1, WRITE)],
-    );
-    assert_eq!(got, (IOERR, 1));
-    assert_eq!(r.disk.read(0, 512), Disk::new(512).read(0, 512));
-
-    for k in [kind::DISCARD, kind::WRITE_ZEROES] {
-        header(&r.mem, k, 0);
-        let len = ranges(&r.mem, &[(0, 1, 0)]);
-        let got = r.chain(
-            ro.clone(),
-            &[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)],
-        );
-        assert_eq!(got, (IOERR, 1));
-        assert_eq!(r.disk.read(0, 1)[0], pattern(0));
-    }
-
-    header(&r.mem, kind::IN, 0);
-    let got = r.chain(
-        ro.clone(),
-        &[(HDR, 16, 0), (BUF, 512, WRITE), (STATUS, 1, WRITE)],
-    );
-    assert_eq!(got, (OK, 513));
-    header(&r.mem, kind::FLUSH, 0);
-    assert_eq!(
-        r.chain(ro.clone(), &[(HDR, 16, 0), (STATUS, 1, WRITE)]),
-        (OK, 1)
-    );
-
-    let blk = r.disk.block(ro);
-    let f = blk.device_features();
-    assert_ne!(f & 1 << VIRTIO_BLK_F_RO, 0);
-    assert_eq!(
-        f & (1 << VIRTIO_BLK_F_DISCARD | 1 << VIRTIO_BLK_F_WRITE_ZEROES),
-        0
-    );
 }
 
 #[test]
@@ -311,7 +199,7 @@ fn features_of_a_writable_disk() {
 
 #[test]
 fn config_space_holds_capacity_and_limits() {
-    let disk = Disk::new(100 * 512 + 100);
+    let disk = Image::new(100 * 512 + 100);
     let blk = disk.block(BlockOptions::default());
     assert_eq!(blk.capacity(), 100, "a partial last sector is not visible");
     let mut cap = [0u8; 8];
@@ -332,134 +220,6 @@ fn config_space_holds_capacity_and_limits() {
     assert_eq!(far, [0; 4]);
 }
 
-#[test]
-fn out_of_range_requests_fail() {
-    for (k, sector, len) in [
-        (kind::IN, SECTORS, 512),
-        (kind::IN, SECTORS - 1, 1024),
-        (kind::IN, u64::MAX, 512),
-        (kind::OUT, SECTORS, 512),
-        (kind::OUT, u64::MAX / 512 + 1, 512),
-    ] {
-        let r = Run::new();
-        header(&r.mem, k, sector);
-        let dir = if k == kind::IN { WRITE } else { 0 };
-        let got = r.rw(&[(HDR, 16, 0), (BUF, len, dir), (STATUS, 1, WRITE)]);
-        assert_eq!(got, (IOERR, 1), "type {k} sector {sector}");
-        assert_eq!(
-            r.disk.file.as_file().metadata().unwrap().len(),
-            SECTORS * 512
-        );
-    }
-}
-
-#[test]
-fn data_not_a_multiple_of_512_fails() {
-    let r = Run::new();
-    header(&r.mem, kind::IN, 0);
-    assert_eq!(
-        r.rw(&[(HDR, 16, 0), (BUF, 100, WRITE), (STATUS, 1, WRITE)]),
-        (IOERR, 1)
-    );
-    header(&r.mem, kind::OUT, 0);
-    assert_eq!(
-        r.rw(&[(HDR, 16, 0), (BUF, 513, 0), (STATUS, 1, WRITE)]),
-        (IOERR, 1)
-    );
-    assert_eq!(r.disk.read(0, 1)[0], pattern(0));
-}
-
-#[test]
-fn unknown_request_type_is_unsupported() {
-    let r = Run::new();
-    header(&r.mem, 99, 0);
-    assert_eq!(r.rw(&[(HDR, 16, 0), (STATUS, 1, WRITE)]), (UNSUPP, 1));
-}
-
-#[test]
-fn short_header_fails() {
-    let r = Run::new();
-    header(&r.mem, kind::IN, 0);
-    assert_eq!(r.rw(&[(HDR, 8, 0), (STATUS, 1, WRITE)]), (IOERR, 1));
-    // No readable header at all.
-    assert_eq!(r.rw(&[(STATUS, 1, WRITE)]), (IOERR, 1));
-}
-
-#[test]
-fn header_in_a_device_writable_buffer_fails() {
-    let r = Run::new();
-    header(&r.mem, kind::FLUSH, 0);
-    assert_eq!(r.rw(&[(HDR, 16, WRITE), (STATUS, 1, WRITE)]), (IOERR, 1));
-}
-
-#[test]
-fn data_in_the_wrong_direction_fails() {
-    let r = Run::new();
-    // A read whose data buffer is device-readable.
-    header(&r.mem, kind::IN, 0);
-    assert_eq!(
-        r.rw(&[(HDR, 16, 0), (BUF, 512, 0), (STATUS, 1, WRITE)]),
-        (IOERR, 1)
-    );
-    // A write whose data buffer is device-writable: the disk must not change.
-    header(&r.mem, kind::OUT, 0);
-    r.mem.write_slice(&[0xab; 512], GuestAddress(BUF)).unwrap();
-    assert_eq!(
-        r.rw(&[(HDR, 16, 0), (BUF, 512, WRITE), (STATUS, 1, WRITE)]),
-        (IOERR, 1)
-    );
-    assert_eq!(r.disk.read(0, 1)[0], pattern(0));
-    // A readable descriptor after a writable one.
-    header(&r.mem, kind::FLUSH, 0);
-    assert_eq!(
-        r.rw(&[
-            (HDR, 16, 0),
-            (BUF, 4, WRITE),
-            (BUF + 8, 4, 0),
-            (STATUS, 1, WRITE)
-        ]),
-        (IOERR, 1)
-    );
-}
-
-#[test]
-fn buffers_outside_guest_memory_fail() {
-    let r = Run::new();
-    header(&r.mem, kind::IN, 0);
-    let got = r.rw(&[
-        (HDR, 16, 0),
-        (MEM_SIZE - 256, 512, WRITE),
-        (STATUS, 1, WRITE),
-    ]);
-    assert_eq!(got, (IOERR, 1));
-    let got = r.rw(&[
-        (HDR, 16, 0),
-        (u64::MAX - 100, 512, WRITE),
-        (STATUS, 1, WRITE),
-    ]);
-    assert_eq!(got, (IOERR, 1));
-    // The header itself outside memory.
-    let got = r.rw(&[(MEM_SIZE, 16, 0), (STATUS, 1, WRITE)]);
-    assert_eq!(got, (IOERR, 1));
-    // A write whose data is outside memory leaves the disk alone.
-    header(&r.mem, kind::OUT, 0);
-    let got = r.rw(&[(HDR, 16, 0), (MEM_SIZE - 256, 512, 0), (STATUS, 1, WRITE)]);
-    assert_eq!(got, (IOERR, 1));
-    assert_eq!(r.disk.read(0, 1)[0], pattern(0));
-}
-
-#[test]
-fn status_outside_memory_or_missing_is_survived() {
-    let r = Run::new();
-    header(&r.mem, kind::FLUSH, 0);
-    // Status byte past the end of RAM: nothing is written, len 0.
-    assert_eq!(r.rw(&[(HDR, 16, 0), (MEM_SIZE, 1, WRITE)]).1, 0);
-    // No writable descriptor at all.
-    header(&r.mem, kind::OUT, 0);
-    assert_eq!(r.rw(&[(HDR, 16, 0), (BUF, 512, 0)]), (0xee, 0));
-    assert_eq!(r.disk.read(0, 1)[0], pattern(0), "no status, no write");
-}
-
 /// Builds a chain with explicit `next` fields (so it can loop or dangle).
 fn raw_chain(r: &Run, descs: &[(u64, u32, u16, u16)]) -> (u8, u32) {
     let mock = MockSplitQueue::new(&r.mem, 16);
@@ -468,124 +228,419 @@ fn raw_chain(r: &Run, descs: &[(u64, u32, u16, u16)]) -> (u8, u32) {
     let raw: Vec<_> = descs.iter().map(|&(a, l, f, n)| desc(a, l, f, n)).collect();
     mock.add_desc_chains(&raw, 0).unwrap();
     blk.process_queue(0);
+    settle(&mut blk);
     assert!(!irq.needs_reset.load(Ordering::SeqCst));
     assert_eq!(used_idx(&mock), 1);
     (status(&r.mem), used(&mock, 0).1)
 }
 
-#[test]
-fn looping_chain_fails() {
-    let r = Run::new();
-    header(&r.mem, kind::OUT, 0);
-    r.mem.write_slice(&[0xab; 512], GuestAddress(BUF)).unwrap();
-    // 0 -> 1 -> 2 -> 1 -> 2 ...
-    let got = raw_chain(
-        &r,
-        &[
-            (HDR, 16, NEXT, 1),
-            (BUF, 512, NEXT, 2),
-            (STATUS, 1, WRITE | NEXT, 1),
-        ],
-    );
-    assert_eq!(got, (IOERR, 1));
-    assert_eq!(r.disk.read(0, 1)[0], pattern(0));
-}
-
-#[test]
-fn chain_pointing_past_the_table_fails() {
-    let r = Run::new();
-    header(&r.mem, kind::FLUSH, 0);
-    // Dangling after the header: no status byte to report through.
-    assert_eq!(raw_chain(&r, &[(HDR, 16, NEXT, 200)]), (0xee, 0));
-    let r = Run::new();
-    header(&r.mem, kind::FLUSH, 0);
-    let got = raw_chain(&r, &[(HDR, 16, NEXT, 1), (STATUS, 1, WRITE | NEXT, 300)]);
-    assert_eq!(got, (IOERR, 1));
-}
-
-#[test]
-fn chain_longer_than_4_gib_fails() {
-    let r = Run::new();
-    header(&r.mem, kind::IN, 0);
-    let got = raw_chain(
-        &r,
-        &[
-            (HDR, 16, NEXT, 1),
-            (BUF, u32::MAX, WRITE | NEXT, 2),
-            (BUF, u32::MAX, WRITE | NEXT, 3),
-            (STATUS, 1, WRITE, 0),
-        ],
-    );
-    // The walk stops inside the chain; the last byte of the (outside-RAM)
-    // buffer cannot take a status, and nothing is read.
-    assert_eq!(got.1, 0);
-}
-
-#[test]
-fn bad_indirect_table_fails() {
-    let r = Run::new();
-    header(&r.mem, kind::FLUSH, 0);
-    let indirect = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
-    // An indirect table whose length is not a whole number of descriptors.
-    let got = raw_chain(&r, &[(HDR, 16, NEXT, 1), (BUF, 17, indirect, 0)]);
-    assert_eq!(got.1, 0, "no status descriptor was reached");
-    // An indirect table full of a loop.
-    let r = Run::new();
-    header(&r.mem, kind::FLUSH, 0);
-    let table = [desc(HDR, 16, NEXT, 1), desc(STATUS, 1, WRITE | NEXT, 0)];
-    for (i, d) in table.iter().enumerate() {
+// Every request path, once per engine (sync, threads, io_uring).
+each_engine! {
+    fn read_sectors_across_two_buffers() {
+        let r = Run::new();
+        header(&r.mem, kind::IN, 2);
+        let (st, len) = r.rw(&[
+            (HDR, 16, 0),
+            (BUF, 512, WRITE),
+            (BUF + 0x1000, 512, WRITE),
+            (STATUS, 1, WRITE),
+        ]);
+        assert_eq!((st, len), (OK, 1025));
+        let mut a = vec![0u8; 512];
+        r.mem.read_slice(&mut a, GuestAddress(BUF)).unwrap();
+        assert_eq!(a, r.disk.read(1024, 512));
         r.mem
-            .write_obj(*d, GuestAddress(BUF + 16 * i as u64))
+            .read_slice(&mut a, GuestAddress(BUF + 0x1000))
             .unwrap();
+        assert_eq!(a, r.disk.read(1536, 512));
     }
-    let got = raw_chain(&r, &[(BUF, 32, indirect, 0)]);
-    assert_eq!(got, (IOERR, 1));
-}
 
-#[test]
-fn more_descriptors_than_the_queue_fails() {
-    let r = Run::new();
-    // FLUSH ignores extra buffers, so only the limit can fail it.
-    header(&r.mem, kind::FLUSH, 0);
-    let indirect = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
-    // An indirect table may hold 65535 entries; the device stops at 256.
-    let n = 300u16;
-    let table = 0x40_0000;
-    r.mem
-        .write_obj(desc(HDR, 16, NEXT, 1), GuestAddress(table))
-        .unwrap();
-    for i in 1..n {
-        let flags = if i + 1 == n { WRITE } else { WRITE | NEXT };
-        r.mem
-            .write_obj(
-                desc(STATUS, 1, flags, i + 1),
-                GuestAddress(table + 16 * u64::from(i)),
-            )
-            .unwrap();
+    fn header_data_and_status_may_share_descriptors() {
+        let r = Run::new();
+        // Header and the status byte around one sector, in two descriptors.
+        header(&r.mem, kind::IN, 1);
+        let (st, len) = r.rw(&[(HDR, 16, 0), (BUF, 513, WRITE)]);
+        assert_eq!((st, len), (0xee, 513));
+        let s: u8 = r.mem.read_obj(GuestAddress(BUF + 512)).unwrap();
+        assert_eq!(s, OK);
+        let mut a = vec![0u8; 512];
+        r.mem.read_slice(&mut a, GuestAddress(BUF)).unwrap();
+        assert_eq!(a, r.disk.read(512, 512));
     }
-    let got = raw_chain(&r, &[(table, 16 * u32::from(n), indirect, 0)]);
-    assert_eq!(got, (IOERR, 1));
-}
 
-#[test]
-fn indirect_chain_works() {
-    let r = Run::new();
-    header(&r.mem, kind::IN, 3);
-    let indirect = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
-    let table = [
-        desc(HDR, 16, NEXT, 1),
-        desc(BUF, 512, WRITE | NEXT, 2),
-        desc(STATUS, 1, WRITE, 0),
-    ];
-    for (i, d) in table.iter().enumerate() {
-        r.mem
-            .write_obj(*d, GuestAddress(0x40_0000 + 16 * i as u64))
-            .unwrap();
+    fn write_sectors() {
+        let r = Run::new();
+        header(&r.mem, kind::OUT, 5);
+        r.mem.write_slice(&[0xab; 1024], GuestAddress(BUF)).unwrap();
+        let (st, len) = r.rw(&[(HDR, 16, 0), (BUF, 1024, 0), (STATUS, 1, WRITE)]);
+        assert_eq!((st, len), (OK, 1));
+        assert_eq!(r.disk.read(5 * 512, 1024), vec![0xab; 1024]);
+        // Neighbours untouched.
+        assert_eq!(
+            r.disk.read(4 * 512, 512),
+            Image::new(SECTORS * 512).read(4 * 512, 512)
+        );
+        assert_eq!(r.disk.read(7 * 512, 1)[0], pattern(7 * 512));
     }
-    assert_eq!(raw_chain(&r, &[(0x40_0000, 48, indirect, 0)]), (OK, 513));
-    let mut a = vec![0u8; 512];
-    r.mem.read_slice(&mut a, GuestAddress(BUF)).unwrap();
-    assert_eq!(a, r.disk.read(3 * 512, 512));
+
+    fn flush() {
+        let r = Run::new();
+        header(&r.mem, kind::FLUSH, 0);
+        assert_eq!(r.rw(&[(HDR, 16, 0), (STATUS, 1, WRITE)]), (OK, 1));
+    }
+
+    fn get_id_returns_the_padded_serial() {
+        let r = Run::new();
+        header(&r.mem, kind::GET_ID, 0);
+        r.mem.write_slice(&[0xff; 20], GuestAddress(BUF)).unwrap();
+        let options = BlockOptions {
+            serial: Some("rvirt-disk-0".into()),
+            ..Default::default()
+        };
+        let (st, len) = r.chain(
+            options,
+            &[(HDR, 16, 0), (BUF, 20, WRITE), (STATUS, 1, WRITE)],
+        );
+        assert_eq!((st, len), (OK, 21));
+        let mut id = [0u8; 20];
+        r.mem.read_slice(&mut id, GuestAddress(BUF)).unwrap();
+        assert_eq!(&id[..12], b"rvirt-disk-0");
+        assert_eq!(&id[12..], &[0; 8]);
+    }
+
+    fn write_zeroes_zeroes_the_ranges() {
+        let r = Run::new();
+        header(&r.mem, kind::WRITE_ZEROES, 0);
+        let len = ranges(&r.mem, &[(8, 8, 0), (20, 1, 0)]);
+        assert_eq!(
+            r.rw(&[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)]),
+            (OK, 1)
+        );
+        assert_eq!(r.disk.read(8 * 512, 8 * 512), vec![0; 8 * 512]);
+        assert_eq!(r.disk.read(20 * 512, 512), vec![0; 512]);
+        assert_eq!(r.disk.read(16 * 512, 1)[0], pattern(16 * 512));
+        assert_eq!(
+            r.disk.file.as_file().metadata().unwrap().len(),
+            SECTORS * 512
+        );
+    }
+
+    fn discard_punches_a_hole_and_keeps_the_size() {
+        let r = Run::new();
+        header(&r.mem, kind::DISCARD, 0);
+        let len = ranges(&r.mem, &[(16, 16, 0)]);
+        assert_eq!(
+            r.rw(&[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)]),
+            (OK, 1)
+        );
+        // ext4 and tmpfs punch holes, which read back as zeroes.
+        assert_eq!(r.disk.read(16 * 512, 16 * 512), vec![0; 16 * 512]);
+        assert_eq!(r.disk.read(32 * 512, 1)[0], pattern(32 * 512));
+        assert_eq!(
+            r.disk.file.as_file().metadata().unwrap().len(),
+            SECTORS * 512
+        );
+    }
+
+    fn bad_discard_ranges_fail() {
+        for (ranges_list, why) in [
+            (vec![(60, 8, 0)], "beyond the end"),
+            (vec![(u64::MAX, 1, 0)], "sector overflow"),
+            (vec![(0, 1, 1)], "unmap flag on discard"),
+            (vec![(0, 1, 4)], "unknown flag"),
+            (vec![(0, 1, 0); 17], "too many ranges"),
+        ] {
+            let r = Run::new();
+            header(&r.mem, kind::DISCARD, 0);
+            let len = ranges(&r.mem, &ranges_list);
+            let got = r.rw(&[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)]);
+            assert_eq!(got, (IOERR, 1), "{why}");
+            assert_eq!(r.disk.read(0, 1)[0], pattern(0), "{why}");
+        }
+        // A payload that is not a whole number of ranges.
+        let r = Run::new();
+        header(&r.mem, kind::WRITE_ZEROES, 0);
+        assert_eq!(
+            r.rw(&[(HDR, 16, 0), (BUF, 20, 0), (STATUS, 1, WRITE)]),
+            (IOERR, 1)
+        );
+    }
+
+    fn read_only_disk_refuses_changes_but_reads() {
+        let ro = BlockOptions {
+            read_only: true,
+            ..Default::default()
+        };
+        let r = Run::new();
+        header(&r.mem, kind::OUT, 0);
+        r.mem.write_slice(&[0xab; 512], GuestAddress(BUF)).unwrap();
+        let got = r.chain(
+            ro.clone(),
+            &[(HDR, 16, 0), (BUF, 512, 0), (STATUS, 1, WRITE)],
+        );
+        assert_eq!(got, (IOERR, 1));
+        assert_eq!(r.disk.read(0, 512), Image::new(512).read(0, 512));
+
+        for k in [kind::DISCARD, kind::WRITE_ZEROES] {
+            header(&r.mem, k, 0);
+            let len = ranges(&r.mem, &[(0, 1, 0)]);
+            let got = r.chain(
+                ro.clone(),
+                &[(HDR, 16, 0), (BUF, len, 0), (STATUS, 1, WRITE)],
+            );
+            assert_eq!(got, (IOERR, 1));
+            assert_eq!(r.disk.read(0, 1)[0], pattern(0));
+        }
+
+        header(&r.mem, kind::IN, 0);
+        let got = r.chain(
+            ro.clone(),
+            &[(HDR, 16, 0), (BUF, 512, WRITE), (STATUS, 1, WRITE)],
+        );
+        assert_eq!(got, (OK, 513));
+        header(&r.mem, kind::FLUSH, 0);
+        assert_eq!(
+            r.chain(ro.clone(), &[(HDR, 16, 0), (STATUS, 1, WRITE)]),
+            (OK, 1)
+        );
+
+        let blk = r.disk.block(ro);
+        let f = blk.device_features();
+        assert_ne!(f & 1 << VIRTIO_BLK_F_RO, 0);
+        assert_eq!(
+            f & (1 << VIRTIO_BLK_F_DISCARD | 1 << VIRTIO_BLK_F_WRITE_ZEROES),
+            0
+        );
+    }
+
+    fn out_of_range_requests_fail() {
+        for (k, sector, len) in [
+            (kind::IN, SECTORS, 512),
+            (kind::IN, SECTORS - 1, 1024),
+            (kind::IN, u64::MAX, 512),
+            (kind::OUT, SECTORS, 512),
+            (kind::OUT, u64::MAX / 512 + 1, 512),
+        ] {
+            let r = Run::new();
+            header(&r.mem, k, sector);
+            let dir = if k == kind::IN { WRITE } else { 0 };
+            let got = r.rw(&[(HDR, 16, 0), (BUF, len, dir), (STATUS, 1, WRITE)]);
+            assert_eq!(got, (IOERR, 1), "type {k} sector {sector}");
+            assert_eq!(
+                r.disk.file.as_file().metadata().unwrap().len(),
+                SECTORS * 512
+            );
+        }
+    }
+
+    fn data_not_a_multiple_of_512_fails() {
+        let r = Run::new();
+        header(&r.mem, kind::IN, 0);
+        assert_eq!(
+            r.rw(&[(HDR, 16, 0), (BUF, 100, WRITE), (STATUS, 1, WRITE)]),
+            (IOERR, 1)
+        );
+        header(&r.mem, kind::OUT, 0);
+        assert_eq!(
+            r.rw(&[(HDR, 16, 0), (BUF, 513, 0), (STATUS, 1, WRITE)]),
+            (IOERR, 1)
+        );
+        assert_eq!(r.disk.read(0, 1)[0], pattern(0));
+    }
+
+    fn unknown_request_type_is_unsupported() {
+        let r = Run::new();
+        header(&r.mem, 99, 0);
+        assert_eq!(r.rw(&[(HDR, 16, 0), (STATUS, 1, WRITE)]), (UNSUPP, 1));
+    }
+
+    fn short_header_fails() {
+        let r = Run::new();
+        header(&r.mem, kind::IN, 0);
+        assert_eq!(r.rw(&[(HDR, 8, 0), (STATUS, 1, WRITE)]), (IOERR, 1));
+        // No readable header at all.
+        assert_eq!(r.rw(&[(STATUS, 1, WRITE)]), (IOERR, 1));
+    }
+
+    fn header_in_a_device_writable_buffer_fails() {
+        let r = Run::new();
+        header(&r.mem, kind::FLUSH, 0);
+        assert_eq!(r.rw(&[(HDR, 16, WRITE), (STATUS, 1, WRITE)]), (IOERR, 1));
+    }
+
+    fn data_in_the_wrong_direction_fails() {
+        let r = Run::new();
+        // A read whose data buffer is device-readable.
+        header(&r.mem, kind::IN, 0);
+        assert_eq!(
+            r.rw(&[(HDR, 16, 0), (BUF, 512, 0), (STATUS, 1, WRITE)]),
+            (IOERR, 1)
+        );
+        // A write whose data buffer is device-writable: the disk must not change.
+        header(&r.mem, kind::OUT, 0);
+        r.mem.write_slice(&[0xab; 512], GuestAddress(BUF)).unwrap();
+        assert_eq!(
+            r.rw(&[(HDR, 16, 0), (BUF, 512, WRITE), (STATUS, 1, WRITE)]),
+            (IOERR, 1)
+        );
+        assert_eq!(r.disk.read(0, 1)[0], pattern(0));
+        // A readable descriptor after a writable one.
+        header(&r.mem, kind::FLUSH, 0);
+        assert_eq!(
+            r.rw(&[
+                (HDR, 16, 0),
+                (BUF, 4, WRITE),
+                (BUF + 8, 4, 0),
+                (STATUS, 1, WRITE)
+            ]),
+            (IOERR, 1)
+        );
+    }
+
+    fn buffers_outside_guest_memory_fail() {
+        let r = Run::new();
+        header(&r.mem, kind::IN, 0);
+        let got = r.rw(&[
+            (HDR, 16, 0),
+            (MEM_SIZE - 256, 512, WRITE),
+            (STATUS, 1, WRITE),
+        ]);
+        assert_eq!(got, (IOERR, 1));
+        let got = r.rw(&[
+            (HDR, 16, 0),
+            (u64::MAX - 100, 512, WRITE),
+            (STATUS, 1, WRITE),
+        ]);
+        assert_eq!(got, (IOERR, 1));
+        // The header itself outside memory.
+        let got = r.rw(&[(MEM_SIZE, 16, 0), (STATUS, 1, WRITE)]);
+        assert_eq!(got, (IOERR, 1));
+        // A write whose data is outside memory leaves the disk alone.
+        header(&r.mem, kind::OUT, 0);
+        let got = r.rw(&[(HDR, 16, 0), (MEM_SIZE - 256, 512, 0), (STATUS, 1, WRITE)]);
+        assert_eq!(got, (IOERR, 1));
+        assert_eq!(r.disk.read(0, 1)[0], pattern(0));
+    }
+
+    fn status_outside_memory_or_missing_is_survived() {
+        let r = Run::new();
+        header(&r.mem, kind::FLUSH, 0);
+        // Status byte past the end of RAM: nothing is written, len 0.
+        assert_eq!(r.rw(&[(HDR, 16, 0), (MEM_SIZE, 1, WRITE)]).1, 0);
+        // No writable descriptor at all.
+        header(&r.mem, kind::OUT, 0);
+        assert_eq!(r.rw(&[(HDR, 16, 0), (BUF, 512, 0)]), (0xee, 0));
+        assert_eq!(r.disk.read(0, 1)[0], pattern(0), "no status, no write");
+    }
+
+    fn looping_chain_fails() {
+        let r = Run::new();
+        header(&r.mem, kind::OUT, 0);
+        r.mem.write_slice(&[0xab; 512], GuestAddress(BUF)).unwrap();
+        // 0 -> 1 -> 2 -> 1 -> 2 ...
+        let got = raw_chain(
+            &r,
+            &[
+                (HDR, 16, NEXT, 1),
+                (BUF, 512, NEXT, 2),
+                (STATUS, 1, WRITE | NEXT, 1),
+            ],
+        );
+        assert_eq!(got, (IOERR, 1));
+        assert_eq!(r.disk.read(0, 1)[0], pattern(0));
+    }
+
+    fn chain_pointing_past_the_table_fails() {
+        let r = Run::new();
+        header(&r.mem, kind::FLUSH, 0);
+        // Dangling after the header: no status byte to report through.
+        assert_eq!(raw_chain(&r, &[(HDR, 16, NEXT, 200)]), (0xee, 0));
+        let r = Run::new();
+        header(&r.mem, kind::FLUSH, 0);
+        let got = raw_chain(&r, &[(HDR, 16, NEXT, 1), (STATUS, 1, WRITE | NEXT, 300)]);
+        assert_eq!(got, (IOERR, 1));
+    }
+
+    fn chain_longer_than_4_gib_fails() {
+        let r = Run::new();
+        header(&r.mem, kind::IN, 0);
+        let got = raw_chain(
+            &r,
+            &[
+                (HDR, 16, NEXT, 1),
+                (BUF, u32::MAX, WRITE | NEXT, 2),
+                (BUF, u32::MAX, WRITE | NEXT, 3),
+                (STATUS, 1, WRITE, 0),
+            ],
+        );
+        // The walk stops inside the chain; the last byte of the (outside-RAM)
+        // buffer cannot take a status, and nothing is read.
+        assert_eq!(got.1, 0);
+    }
+
+    fn bad_indirect_table_fails() {
+        let r = Run::new();
+        header(&r.mem, kind::FLUSH, 0);
+        let indirect = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
+        // An indirect table whose length is not a whole number of descriptors.
+        let got = raw_chain(&r, &[(HDR, 16, NEXT, 1), (BUF, 17, indirect, 0)]);
+        assert_eq!(got.1, 0, "no status descriptor was reached");
+        // An indirect table full of a loop.
+        let r = Run::new();
+        header(&r.mem, kind::FLUSH, 0);
+        let table = [desc(HDR, 16, NEXT, 1), desc(STATUS, 1, WRITE | NEXT, 0)];
+        for (i, d) in table.iter().enumerate() {
+            r.mem
+                .write_obj(*d, GuestAddress(BUF + 16 * i as u64))
+                .unwrap();
+        }
+        let got = raw_chain(&r, &[(BUF, 32, indirect, 0)]);
+        assert_eq!(got, (IOERR, 1));
+    }
+
+    fn more_descriptors_than_the_queue_fails() {
+        let r = Run::new();
+        // FLUSH ignores extra buffers, so only the limit can fail it.
+        header(&r.mem, kind::FLUSH, 0);
+        let indirect = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
+        // An indirect table may hold 65535 entries; the device stops at 256.
+        let n = 300u16;
+        let table = 0x40_0000;
+        r.mem
+            .write_obj(desc(HDR, 16, NEXT, 1), GuestAddress(table))
+            .unwrap();
+        for i in 1..n {
+            let flags = if i + 1 == n { WRITE } else { WRITE | NEXT };
+            r.mem
+                .write_obj(
+                    desc(STATUS, 1, flags, i + 1),
+                    GuestAddress(table + 16 * u64::from(i)),
+                )
+                .unwrap();
+        }
+        let got = raw_chain(&r, &[(table, 16 * u32::from(n), indirect, 0)]);
+        assert_eq!(got, (IOERR, 1));
+    }
+
+    fn indirect_chain_works() {
+        let r = Run::new();
+        header(&r.mem, kind::IN, 3);
+        let indirect = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
+        let table = [
+            desc(HDR, 16, NEXT, 1),
+            desc(BUF, 512, WRITE | NEXT, 2),
+            desc(STATUS, 1, WRITE, 0),
+        ];
+        for (i, d) in table.iter().enumerate() {
+            r.mem
+                .write_obj(*d, GuestAddress(0x40_0000 + 16 * i as u64))
+                .unwrap();
+        }
+        assert_eq!(raw_chain(&r, &[(0x40_0000, 48, indirect, 0)]), (OK, 513));
+        let mut a = vec![0u8; 512];
+        r.mem.read_slice(&mut a, GuestAddress(BUF)).unwrap();
+        assert_eq!(a, r.disk.read(3 * 512, 512));
+    }
 }
 
 /// A disk whose every operation fails, as a dying device would.
@@ -615,9 +670,18 @@ impl DiskBackend for FailingDisk {
 #[test]
 fn io_errors_become_ioerr() {
     let mem = memory();
-    for (k, dir) in [(kind::IN, WRITE), (kind::OUT, 0), (kind::FLUSH, 0)] {
+    for ((k, dir), aio) in [(kind::IN, WRITE), (kind::OUT, 0), (kind::FLUSH, 0)]
+        .into_iter()
+        .flat_map(|k| [(k, AioMode::Sync), (k, AioMode::Threads)])
+    {
         let mock = MockSplitQueue::new(&mem, 16);
-        let mut blk = Block::new(Box::new(FailingDisk), BlockOptions::default()).unwrap();
+        mem.write_obj(0xeeu8, GuestAddress(STATUS)).unwrap();
+        let mut blk = if aio == AioMode::Sync {
+            Block::new(Box::new(FailingDisk), BlockOptions::default()).unwrap()
+        } else {
+            let disk = super::Disk::new(Arc::new(FailingDisk), aio).unwrap();
+            Block::with_disk(disk, BlockOptions::default()).unwrap()
+        };
         activate(&mut blk, &mem, &[&mock], 0);
         header(&mem, k, 0);
         let descs: &[(u64, u32, u16)] = if k == kind::FLUSH {
@@ -627,7 +691,12 @@ fn io_errors_become_ioerr() {
         };
         add_chain(&mock, 0, descs);
         blk.process_queue(0);
-        assert_eq!((status(&mem), used(&mock, 0).1), (IOERR, 1), "type {k}");
+        settle(&mut blk);
+        assert_eq!(
+            (status(&mem), used(&mock, 0).1),
+            (IOERR, 1),
+            "type {k} {aio:?}"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! Random descriptor chains never panic, hang or write outside what they
-//! may: the file keeps its size and every head comes back at most once.
+//! may: the file keeps its size and every head comes back at most once,
+//! whichever engine runs the requests.
 
 use proptest::prelude::*;
 
@@ -47,7 +48,9 @@ proptest! {
         req_type in prop_oneof![0u32..16, any::<u32>()],
         sector in prop_oneof![0u64..SECTORS + 2, any::<u64>()],
         heads in 1u16..4,
+        aio in prop_oneof![Just(AioMode::Sync), Just(AioMode::Threads), Just(AioMode::IoUring)],
     ) {
+        ENGINE.with(|e| e.set(aio));
         let r = Run::new();
         header(&r.mem, req_type, sector);
         let mock = MockSplitQueue::new(&r.mem, 16);
@@ -64,6 +67,7 @@ proptest! {
         }
         let avail = mock.avail().idx().load();
         blk.process_queue(0);
+        settle(&mut blk);
         prop_assert!(used_idx(&mock) <= avail);
         if !irq.needs_reset.load(Ordering::SeqCst) {
             prop_assert_eq!(used_idx(&mock), avail);
