@@ -2,10 +2,11 @@
 //!
 //! Frames cross the backend with the 12-byte `virtio_net_hdr_v1` in front, so
 //! a VNET_HDR tap sees the guest's checksum/GSO requests unchanged and the
-//! guest sees the kernel's. No MRG_RXBUF: every received frame goes into one
-//! chain (with GUEST_TSO the driver posts 64 KiB chains for that), and
-//! `num_buffers` is always 1. A backend error takes the link down (config
-//! interrupt) instead of failing the VMM.
+//! guest sees the kernel's. With MRG_RXBUF a received frame is spread over as
+//! many receive chains as it needs (`num_buffers` says how many); without it
+//! every frame goes into one chain (with GUEST_TSO the driver posts 64 KiB
+//! chains for that) and `num_buffers` is 1. A backend error takes the link
+//! down (config interrupt) instead of failing the VMM.
 
 pub mod backend;
 pub mod tap;
@@ -18,10 +19,10 @@ use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
 use virtio_bindings::virtio_net::{
     VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
-    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS,
-    VIRTIO_NET_S_LINK_UP,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF,
+    VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP,
 };
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::Bytes;
 
 pub use backend::{NetBackend, SocketBackend};
@@ -51,11 +52,17 @@ pub const OFFLOAD_FEATURES: u64 = (1 << VIRTIO_NET_F_CSUM)
     | (1 << VIRTIO_NET_F_GUEST_TSO4)
     | (1 << VIRTIO_NET_F_GUEST_TSO6);
 
+/// VIRTIO_NET_F_MRG_RXBUF: a received frame may span several rx chains.
+/// The header stays 12 bytes (`virtio_net_hdr_v1` always has `num_buffers`).
+pub const F_MRG_RXBUF: u64 = 1 << VIRTIO_NET_F_MRG_RXBUF;
+
 struct Active {
     mem: Memory,
     rx: Queue,
     tx: Queue,
     interrupt: Arc<dyn VirtioInterrupt>,
+    /// MRG_RXBUF was negotiated.
+    mrg_rxbuf: bool,
 }
 
 /// The network device.
@@ -126,7 +133,7 @@ impl Net {
         if self.active.is_none() || !self.link_up {
             return;
         }
-        let mut delivered = false;
+        let mut added = false;
         for _ in 0..BUDGET {
             if self.rx_len == 0 {
                 match self.backend.recv(&mut self.rx_frame) {
@@ -148,79 +155,40 @@ impl Net {
                     }
                 }
             }
-            if !self.deliver_frame() {
+            if self.deliver_frame(&mut added) == Delivery::Wait {
                 break;
             }
-            delivered = true;
         }
-        if delivered {
+        if added {
             self.signal_rx();
         }
     }
 
-    /// Puts the pending frame into one receive chain; false when the guest
-    /// has no buffer (the frame stays pending) or the ring is broken.
-    fn deliver_frame(&mut self) -> bool {
+    /// Puts the pending frame into receive buffers. Chains returned to the
+    /// used ring set `*added`, so the caller interrupts even when the frame
+    /// itself has to wait.
+    fn deliver_frame(&mut self, added: &mut bool) -> Delivery {
         let Some(active) = self.active.as_mut() else {
-            return false;
+            return Delivery::Wait;
         };
-        let mem = &active.mem;
-        let result = (|| -> Result<bool, virtio_queue::Error> {
-            let chain = match active.rx.iter(mem)?.next() {
-                Some(c) => c,
-                None => {
-                    // Ask for a kick; with EVENT_IDX re-check for a buffer
-                    // posted in between.
-                    if !active.rx.enable_notification(mem)? {
-                        return Ok(false);
-                    }
-                    match active.rx.iter(mem)?.next() {
-                        Some(c) => c,
-                        None => return Ok(false),
-                    }
-                }
-            };
-            let head = chain.head_index();
-            let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
-            let frame = &mut self.rx_frame[..self.rx_len];
-            // Without MRG_RXBUF num_buffers must be 1 (the tap leaves it unset).
-            frame[10..12].copy_from_slice(&1u16.to_le_bytes());
-            let written = if let Some(fault) = segs.fault {
-                tracing::debug!(%fault, "virtio-net: malformed rx chain, frame dropped");
-                0
-            } else if chain::total_len(&segs.writable) < frame.len() as u64 {
-                tracing::debug!(
-                    len = frame.len(),
-                    "virtio-net: rx buffer too small, frame dropped"
-                );
-                0
-            } else {
-                let mut off = 0usize;
-                for Segment { addr, len } in segs.writable {
-                    let n = (len as usize).min(frame.len() - off);
-                    if n == 0 || mem.write_slice(&frame[off..off + n], addr).is_err() {
-                        break;
-                    }
-                    off += n;
-                }
-                off
-            };
-            // ≤ MAX_FRAME, fits.
-            active.rx.add_used(mem, head, written as u32)?;
-            Ok(true)
-        })();
+        let frame = &mut self.rx_frame[..self.rx_len];
+        let result = if active.mrg_rxbuf {
+            deliver_merged(&active.mem, &mut active.rx, frame, added)
+        } else {
+            deliver_single(&active.mem, &mut active.rx, frame, added)
+        };
         match result {
-            Ok(true) => {
+            Ok(Delivery::Done) => {
                 self.rx_len = 0;
-                true
+                Delivery::Done
             }
-            Ok(false) => false,
+            Ok(Delivery::Wait) => Delivery::Wait,
             Err(error) => {
                 tracing::warn!(%error, "virtio-net: broken rx queue, device needs reset");
                 active.interrupt.signal_needs_reset();
                 // The frame is lost with the queue.
                 self.rx_len = 0;
-                false
+                Delivery::Wait
             }
         }
     }
@@ -291,6 +259,179 @@ impl Net {
     }
 }
 
+/// What became of the pending frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Delivered, or dropped (bad buffer, too big for the ring): it is gone.
+    Done,
+    /// Not enough receive buffers (or a broken ring): nothing more to do now.
+    Wait,
+}
+
+/// Pops the next receive chain. When there is none, asks for a kick (with
+/// EVENT_IDX that publishes avail_event at the ring's current end) and
+/// re-checks once for a buffer posted in between.
+fn next_rx_chain<'m>(
+    rx: &mut Queue,
+    mem: &'m Memory,
+) -> Result<Option<DescriptorChain<&'m Memory>>, virtio_queue::Error> {
+    if let Some(chain) = rx.iter(mem)?.next() {
+        return Ok(Some(chain));
+    }
+    if !rx.enable_notification(mem)? {
+        return Ok(None);
+    }
+    Ok(rx.iter(mem)?.next())
+}
+
+/// Stores `num_buffers` in the frame's `virtio_net_hdr_v1`.
+fn set_num_buffers(frame: &mut [u8], n: u16) {
+    frame[10..12].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Writes the start of `data` into `segs` in order; returns the bytes written.
+fn write_segments(mem: &Memory, segs: &[Segment], data: &[u8]) -> usize {
+    let mut off = 0usize;
+    for &Segment { addr, len } in segs {
+        let n = (len as usize).min(data.len() - off);
+        if n == 0 || mem.write_slice(&data[off..off + n], addr).is_err() {
+            break;
+        }
+        off += n;
+    }
+    off
+}
+
+/// Without MRG_RXBUF: the whole frame goes into one chain, or is dropped
+/// when that chain is malformed or too small.
+fn deliver_single(
+    mem: &Memory,
+    rx: &mut Queue,
+    frame: &mut [u8],
+    added: &mut bool,
+) -> Result<Delivery, virtio_queue::Error> {
+    let Some(chain) = next_rx_chain(rx, mem)? else {
+        return Ok(Delivery::Wait);
+    };
+    let head = chain.head_index();
+    let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
+    // Without MRG_RXBUF num_buffers must be 1 (the tap leaves it unset).
+    set_num_buffers(frame, 1);
+    let written = if let Some(fault) = segs.fault {
+        tracing::debug!(%fault, "virtio-net: malformed rx chain, frame dropped");
+        0
+    } else if chain::total_len(&segs.writable) < frame.len() as u64 {
+        tracing::debug!(
+            len = frame.len(),
+            "virtio-net: rx buffer too small, frame dropped"
+        );
+        0
+    } else {
+        write_segments(mem, &segs.writable, frame)
+    };
+    // ≤ MAX_FRAME, fits.
+    rx.add_used(mem, head, written as u32)?;
+    *added = true;
+    Ok(Delivery::Done)
+}
+
+/// With MRG_RXBUF: the frame is spread over as many chains ("buffers") as it
+/// needs, the header (with `num_buffers`) in the first; all of them reach the
+/// used ring together. Until enough are posted the frame waits and no chain
+/// is consumed: the avail position is rolled back.
+///
+/// A malformed chain, or one too small for the header (the driver must make
+/// every buffer at least that big), is returned on its own with length 0
+/// (Linux drops such a buffer as a short packet) and never counted as part
+/// of a frame; such chains go to the used ring before the frame's buffers so
+/// those stay consecutive, as the driver reads them.
+fn deliver_merged(
+    mem: &Memory,
+    rx: &mut Queue,
+    frame: &mut [u8],
+    added: &mut bool,
+) -> Result<Delivery, virtio_queue::Error> {
+    let need = frame.len() as u64;
+    // The driver cannot have more chains posted than the ring has entries;
+    // this also bounds the walk if it keeps moving the avail index.
+    let limit = usize::from(rx.size());
+    let mut good: Vec<(u16, Vec<Segment>)> = Vec::new();
+    let mut bad: Vec<u16> = Vec::new();
+    // Avail position of the first usable chain, and how many bad chains
+    // came before it: those can be consumed even when the frame waits.
+    let mut first_good: Option<(u16, usize)> = None;
+    let mut have = 0u64;
+    let mut popped = 0usize;
+    let outcome = loop {
+        if have >= need {
+            break Delivery::Done;
+        }
+        if popped == limit {
+            // Every buffer the ring can hold is posted and still too small:
+            // waiting cannot help.
+            tracing::debug!(
+                need,
+                "virtio-net: frame larger than all rx buffers, dropped"
+            );
+            good.clear();
+            break Delivery::Done;
+        }
+        let pos = rx.next_avail();
+        let Some(chain) = next_rx_chain(rx, mem)? else {
+            break Delivery::Wait;
+        };
+        popped += 1;
+        let head = chain.head_index();
+        let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
+        let cap = chain::total_len(&segs.writable);
+        if let Some(fault) = segs.fault {
+            tracing::debug!(%fault, "virtio-net: malformed rx chain returned empty");
+            bad.push(head);
+        } else if cap < HDR_LEN as u64 {
+            tracing::debug!(
+                cap,
+                "virtio-net: rx buffer smaller than the header returned empty"
+            );
+            bad.push(head);
+        } else {
+            first_good.get_or_insert((pos, bad.len()));
+            have += cap;
+            good.push((head, segs.writable));
+        }
+    };
+    if outcome == Delivery::Wait || good.is_empty() {
+        // Keep the usable chains (and everything after them) for later.
+        let returned = match first_good {
+            Some((pos, leading)) => {
+                rx.set_next_avail(pos);
+                leading
+            }
+            None => bad.len(),
+        };
+        for &head in &bad[..returned] {
+            rx.add_used(mem, head, 0)?;
+            *added = true;
+        }
+        return Ok(outcome);
+    }
+    for &head in &bad {
+        rx.add_used(mem, head, 0)?;
+    }
+    // At most the queue size (≤ 256) chains.
+    set_num_buffers(frame, good.len() as u16);
+    let mut off = 0usize;
+    for (head, segs) in &good {
+        // The chains were checked against guest memory, so each is filled
+        // to its capacity except the last, as the spec requires.
+        let n = write_segments(mem, segs, &frame[off..]);
+        off += n;
+        // ≤ MAX_FRAME, fits.
+        rx.add_used(mem, *head, n as u32)?;
+    }
+    *added = true;
+    Ok(Delivery::Done)
+}
+
 impl VirtioDevice for Net {
     fn device_type(&self) -> u32 {
         VIRTIO_ID_NET
@@ -301,7 +442,7 @@ impl VirtioDevice for Net {
     }
 
     fn device_features(&self) -> u64 {
-        let mut f = (1 << VIRTIO_NET_F_MAC) | (1 << VIRTIO_NET_F_STATUS);
+        let mut f = (1 << VIRTIO_NET_F_MAC) | (1 << VIRTIO_NET_F_STATUS) | F_MRG_RXBUF;
         if self.backend.supports_offloads() {
             f |= OFFLOAD_FEATURES;
         }
@@ -327,6 +468,7 @@ impl VirtioDevice for Net {
             rx,
             tx,
             interrupt: ctx.interrupt,
+            mrg_rxbuf: ctx.acked_features & F_MRG_RXBUF != 0,
         });
         self.rx_len = 0;
         if let Err(e) = self.backend.set_offloads(ctx.acked_features) {

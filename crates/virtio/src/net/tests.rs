@@ -299,4 +299,5 @@ fn tap_open_errors_are_reported() {
     assert!(matches!(Tap::from_fd(fd), Err(TapError::NotTap { .. })));
 }
 
+mod mrg;
 mod tap_ns;
