@@ -122,7 +122,7 @@ fn rng_and_blk_read_write_flush_and_read_only() {
 }
 
 #[test]
-fn missing_image_and_qcow2_fail_cleanly() {
+fn missing_or_unusable_backends_fail_cleanly() {
     let k = Guest::Virtio.path();
     let k = k.to_str().unwrap();
     for (args, msg) in [
@@ -141,7 +141,36 @@ fn missing_image_and_qcow2_fail_cleanly() {
         ),
         (
             vec!["-device", "virtio-net-device,netdev=n0"],
-            "not supported yet",
+            "Property 'virtio-net-device.netdev' can't find value 'n0'",
+        ),
+        // spawn() gives the VMM /dev/null as fd 0.
+        (
+            vec![
+                "-netdev",
+                "tap,id=n0,fd=0",
+                "-device",
+                "virtio-net-device,netdev=n0",
+            ],
+            "fd 0 is not a tap device",
+        ),
+        (
+            vec!["-netdev", "user,id=n0"],
+            "type 'user' is not supported",
+        ),
+        (
+            vec!["-device", "virtconsole,chardev=c0"],
+            "No 'virtio-serial-bus' bus found for device 'virtconsole'",
+        ),
+        (
+            vec![
+                "-chardev",
+                "file,id=c0,path=/nonexistent/con.log",
+                "-device",
+                "virtio-serial-device",
+                "-device",
+                "virtconsole,chardev=c0",
+            ],
+            "could not open '/nonexistent/con.log'",
         ),
     ] {
         let mut all = vec!["-kernel", k];

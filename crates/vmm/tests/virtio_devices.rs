@@ -1,0 +1,644 @@
+//! virtio-net, virtio-console and virtio-balloon through the real binary,
+//! end to end: the `virtio` test guest drives each device with its own
+//! minimal virtio-mmio driver (polling, bounded waits) while the test plays
+//! the host side — a tap in a private network namespace, the console's
+//! chardev socket, QMP `balloon` — and checks both ends.
+
+mod common;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rvirt_qmp::QmpClient;
+use rvirt_test_guests::fnv1a32;
+use serde_json::json;
+
+/// Every wait of the guest is bounded by 20 s; the test waits longer so
+/// that the guest's own `timeout` line is what a failure shows.
+const T: Duration = Duration::from_secs(40);
+
+// ---- the VMM process ----
+
+/// A running rvirt-vmm with its serial port in a file and stderr in
+/// another; killed and reaped when dropped.
+struct Vm {
+    child: Option<Child>,
+    serial: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Vm {
+    /// Spawns rvirt-vmm on the `virtio` guest with `-serial file:` and
+    /// `args`; `pre` runs in the child before exec (after the
+    /// die-with-test hook).
+    fn spawn(
+        dir: &Path,
+        args: &[&str],
+        pre: Option<Box<dyn FnMut() -> io::Result<()> + Send + Sync>>,
+    ) -> io::Result<Vm> {
+        let serial = dir.join("serial.log");
+        let stderr = dir.join("stderr.log");
+        let kernel = Guest::Virtio.path();
+        let mut cmd = Command::new(vmm());
+        die_with_test(&mut cmd);
+        if let Some(pre) = pre {
+            // SAFETY: every `pre` below only makes raw syscalls (fcntl,
+            // unshare), which are async-signal-safe.
+            unsafe { cmd.pre_exec(pre) };
+        }
+        cmd.arg("-serial")
+            .arg(format!("file:{}", serial.display()))
+            .arg("-kernel")
+            .arg(kernel)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr)?);
+        let child = cmd.spawn()?;
+        Ok(Vm {
+            child: Some(child),
+            serial,
+            stderr,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn serial(&self) -> String {
+        std::fs::read_to_string(&self.serial).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until `what` is on the serial port; returns all of it.
+    fn wait_serial(&self, what: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.serial();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < T,
+                "no '{what}' on the serial port within {T:?}:\n{s}\nstderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the VMM to exit (the guest powered off).
+    fn wait_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                self.child = None;
+                return s;
+            }
+            assert!(
+                start.elapsed() < T,
+                "rvirt-vmm still running {T:?} later; serial:\n{}",
+                self.serial()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The guest printed DONE and the VMM exited with status 0; returns
+    /// the serial output.
+    fn finish(&mut self) -> String {
+        let out = self.wait_serial("DONE");
+        let status = self.wait_exit();
+        assert!(
+            status.success(),
+            "rvirt-vmm exited with {status}\nserial:\n{out}\nstderr:\n{}",
+            self.stderr()
+        );
+        // Shown with --nocapture or when a later assertion fails.
+        eprintln!("serial:\n{out}");
+        out
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn connect(sock: &Path) -> QmpClient {
+    let start = Instant::now();
+    loop {
+        match QmpClient::connect(sock, T) {
+            Ok(c) => return c,
+            Err(e) if start.elapsed() > T => panic!("cannot connect to {}: {e}", sock.display()),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn qmp_arg(sock: &Path) -> String {
+    format!("unix:{},server=on,wait=off", sock.display())
+}
+
+/// The output of the one device the guest found (everything after its
+/// `VIRTIO_DEVICE` line), checking that it is the only one and has `id`.
+fn only_device(out: &str, id: u32) -> &str {
+    assert_eq!(output::number_of(out, "VIRTIO_DEVICES"), Some(1), "{out}");
+    let dev = output::value(out, "VIRTIO_DEVICE").expect("a VIRTIO_DEVICE line");
+    assert_eq!(
+        dev.split(' ').nth(1),
+        Some(id.to_string().as_str()),
+        "{out}"
+    );
+    assert!(!out.contains("VIRTIO_FAILED"), "{out}");
+    assert!(!out.contains("timeout"), "{out}");
+    out
+}
+
+// ---- virtio-net on a tap ----
+
+const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc];
+const GUEST_MAC_STR: &str = "52:54:00:aa:bb:cc";
+const HOST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+/// What the guest sends (virtio.c's `tx_payload`).
+const GUEST_PAYLOAD: &[u8] = b"rvirt virtio-net guest-to-host frame";
+const HOST_PAYLOAD: &str = "rvirt-host-to-guest 0123456789 abcdefghijklmnopqrstuvwxyz";
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_VNET_HDR: libc::c_int = 0x4000;
+
+#[repr(C)]
+struct IfReqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+fn ifreq(name: &str, flags: libc::c_int) -> IfReqFlags {
+    let mut req = IfReqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: flags as libc::c_short,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    req
+}
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// A tap as libvirt opens one for `-netdev tap,fd=N`: IFF_TAP, IFF_NO_PI,
+/// IFF_VNET_HDR (close-on-exec; the child clears that flag).
+fn open_tap(name: &str) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated path and plain flags; the result is checked
+    // and owned.
+    let fd = unsafe {
+        OwnedFd::from_raw_fd(check(libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC,
+        ))?)
+    };
+    let mut req = ifreq(name, libc::IFF_TAP | libc::IFF_NO_PI | IFF_VNET_HDR);
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `req`
+    // lays out (name, flags) padded to its full size.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) })?;
+    Ok(fd)
+}
+
+fn link_up(name: &str) -> io::Result<()> {
+    // SAFETY: socket() takes plain ints; the result is checked and owned.
+    let sock =
+        unsafe { OwnedFd::from_raw_fd(check(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0))?) };
+    let mut req = ifreq(name, 0);
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read/write a `struct ifreq`.
+    unsafe {
+        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        req.flags |= libc::IFF_UP as libc::c_short;
+        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+    }
+    Ok(())
+}
+
+fn if_index(name: &str) -> u32 {
+    let cname = CString::new(name).unwrap();
+    // SAFETY: a valid NUL-terminated string.
+    unsafe { libc::if_nametoindex(cname.as_ptr()) }
+}
+
+/// A packet socket bound to the interface (all protocols), with a 200 ms
+/// receive timeout.
+fn packet_socket(name: &str) -> io::Result<OwnedFd> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket() takes plain ints; the result is checked and owned.
+    let sock = unsafe {
+        OwnedFd::from_raw_fd(check(libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::c_int::from(proto),
+        ))?)
+    };
+    let index = if_index(name);
+    if index == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = proto;
+    addr.sll_ifindex = index as i32;
+    // SAFETY: `addr` is a sockaddr_ll of the size passed.
+    check(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    })?;
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    // SAFETY: SO_RCVTIMEO takes a timeval of the size passed.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    })?;
+    Ok(sock)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn mac_str(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The host half of the guest's net exchange, on a tap that is up with
+/// `pkt` bound to it: the guest's broadcast frame arrives on the tap, then
+/// (after NET_READY) a frame the test sends reaches the guest intact.
+fn net_exchange(vm: &mut Vm, pkt: &OwnedFd) {
+    // Guest → tap.
+    let mut buf = vec![0u8; 2048];
+    let start = Instant::now();
+    let frame = loop {
+        assert!(
+            start.elapsed() < T,
+            "the guest's frame never reached the tap; serial:\n{}\nstderr:\n{}",
+            vm.serial(),
+            vm.stderr()
+        );
+        // SAFETY: recv writes at most buf.len() bytes into buf.
+        let n = unsafe { libc::recv(pkt.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n > 0 && contains(&buf[..n as usize], GUEST_PAYLOAD) {
+            break buf[..n as usize].to_vec();
+        }
+    };
+    // The interface sees the bare Ethernet frame: the 12-byte virtio-net
+    // header went to the tap's IFF_VNET_HDR and was stripped there.
+    assert_eq!(&frame[..6], &[0xff; 6], "{frame:02x?}");
+    assert_eq!(&frame[6..12], &GUEST_MAC, "source = the -device mac=");
+    assert_eq!(&frame[12..14], &ETHERTYPE);
+    assert_eq!(&frame[14..14 + GUEST_PAYLOAD.len()], GUEST_PAYLOAD);
+    assert_eq!(frame.len(), 14 + GUEST_PAYLOAD.len());
+
+    // Tap → guest, once it has posted its receive buffers.
+    vm.wait_serial("NET_READY");
+    let mut eth = GUEST_MAC.to_vec();
+    eth.extend_from_slice(&HOST_MAC);
+    eth.extend_from_slice(&ETHERTYPE);
+    eth.extend_from_slice(HOST_PAYLOAD.as_bytes());
+    // SAFETY: send reads eth.len() bytes from eth.
+    let sent = unsafe { libc::send(pkt.as_raw_fd(), eth.as_ptr().cast(), eth.len(), 0) };
+    assert_eq!(sent, eth.len() as isize, "{}", io::Error::last_os_error());
+
+    let out = vm.finish();
+    let dev = only_device(&out, 1);
+    assert_eq!(output::value(dev, "NET_MAC"), Some(GUEST_MAC_STR), "{dev}");
+    // VIRTIO_NET_S_LINK_UP.
+    assert_eq!(output::value(dev, "NET_STATUS"), Some("1"), "{dev}");
+    assert_eq!(output::value(dev, "NET_TX"), Some("0"), "{dev}");
+    assert_eq!(
+        output::number_of(dev, "NET_RX_LEN"),
+        Some(eth.len() as u64),
+        "{dev}"
+    );
+    assert_eq!(
+        output::value(dev, "NET_RX_FNV1A32"),
+        Some(format!("{:#010x}", fnv1a32(&eth)).as_str()),
+        "{dev}"
+    );
+    assert_eq!(output::value(dev, "NET_RX_DST"), Some(GUEST_MAC_STR));
+    assert_eq!(
+        output::value(dev, "NET_RX_SRC"),
+        Some(mac_str(&HOST_MAC).as_str())
+    );
+    assert_eq!(output::value(dev, "NET_RX_TEXT"), Some(HOST_PAYLOAD));
+}
+
+/// Runs `f` on a thread of its own (namespace changes stay on it, and a VMM
+/// it spawns lives as long as it: PR_SET_DEATHSIG follows the thread).
+/// Prints `skipped` instead of failing when `f` returns Err (no namespace
+/// or tap possible here: not root, no /dev/net/tun).
+fn on_own_thread(name: &str, f: impl FnOnce() -> Result<(), String> + Send + 'static) {
+    match std::thread::spawn(f).join().unwrap() {
+        Ok(()) => {}
+        Err(why) => eprintln!("{name}: skipped: cannot set up a tap here ({why})"),
+    }
+}
+
+/// libvirt's form: the tap opened by the management layer (IFF_VNET_HDR)
+/// and handed down as `-netdev tap,fd=N`.
+#[test]
+fn net_frames_both_ways_on_an_inherited_tap_fd() {
+    on_own_thread("net_frames_both_ways_on_an_inherited_tap_fd", || {
+        // SAFETY: unshare takes a flag; it moves only this thread into a
+        // new, empty network namespace; the host's interfaces are untouched.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("unshare: {}", io::Error::last_os_error()));
+        }
+        let name = "rvfd0";
+        let tap = open_tap(name).map_err(|e| format!("tap: {e}"))?;
+        link_up(name).map_err(|e| format!("link up: {e}"))?;
+        let pkt = packet_socket(name).map_err(|e| format!("packet socket: {e}"))?;
+
+        let dir = tempfile::tempdir().unwrap();
+        let fd: RawFd = tap.as_raw_fd();
+        let netdev = format!("tap,id=n0,fd={fd}");
+        let device = format!("virtio-net-device,netdev=n0,mac={GUEST_MAC_STR}");
+        let keep_fd = move || {
+            // SAFETY: F_SETFD on an fd this process owns; clears only
+            // FD_CLOEXEC so that rvirt-vmm inherits the tap.
+            check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(|_| ())
+        };
+        let mut vm = Vm::spawn(
+            dir.path(),
+            &["-no-reboot", "-netdev", &netdev, "-device", &device],
+            Some(Box::new(keep_fd)),
+        )
+        .expect("spawn rvirt-vmm");
+        // The VMM has its own copy; the interface lives while it does.
+        drop(tap);
+        net_exchange(&mut vm, &pkt);
+        Ok(())
+    });
+}
+
+/// QEMU's form: `-netdev tap,ifname=NAME,script=no,downscript=no`, the VMM
+/// creating the tap in its own (private) network namespace; the test joins
+/// that namespace, brings the link up and continues the paused VM.
+#[test]
+fn net_frames_both_ways_on_a_tap_by_name() {
+    on_own_thread("net_frames_both_ways_on_a_tap_by_name", || {
+        let name = "rvname0";
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("qmp.sock");
+        let qmp = qmp_arg(&sock);
+        let netdev = format!("tap,id=n0,ifname={name},script=no,downscript=no");
+        let device = format!("virtio-net-device,netdev=n0,mac={GUEST_MAC_STR}");
+        let own_netns = || {
+            // SAFETY: unshare takes a flag; in the child it moves the VMM
+            // into a new, empty network namespace that dies with it.
+            check(unsafe { libc::unshare(libc::CLONE_NEWNET) }).map(|_| ())
+        };
+        let mut vm = Vm::spawn(
+            dir.path(),
+            &[
+                "-S",
+                "-no-reboot",
+                "-qmp",
+                &qmp,
+                "-netdev",
+                &netdev,
+                "-device",
+                &device,
+            ],
+            Some(Box::new(own_netns)),
+        )
+        .map_err(|e| format!("spawn in a new network namespace: {e}"))?;
+
+        let ns = File::open(format!("/proc/{}/ns/net", vm.pid())).unwrap();
+        // SAFETY: setns on an open namespace fd; it moves only this thread.
+        check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).unwrap();
+        let c = connect(&sock);
+        let start = Instant::now();
+        while if_index(name) == 0 {
+            assert!(
+                start.elapsed() < T,
+                "no tap {name} in the VMM's namespace; stderr:\n{}",
+                vm.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        link_up(name).unwrap();
+        let pkt = packet_socket(name).unwrap();
+        c.execute("cont", None).unwrap();
+        net_exchange(&mut vm, &pkt);
+        Ok(())
+    });
+}
+
+// ---- virtio-console ----
+
+/// Reads from `s` until `what` has arrived; returns everything read.
+fn read_stream_until(s: &mut UnixStream, what: &str) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !contains(&got, what.as_bytes()) {
+        assert!(
+            start.elapsed() < T,
+            "no '{what}' on the console socket; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        match s.read(&mut buf) {
+            Ok(0) => panic!(
+                "the console socket closed; got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("console socket: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The guest's line through the transmitq reaches the chardev socket; a
+/// line the test writes into the socket reaches the guest's receiveq, which
+/// prints it on COM1 and echoes it back through the transmitq.
+#[test]
+fn console_output_and_input_through_a_socket_chardev() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("qmp.sock");
+    let con = dir.path().join("con.sock");
+    let qmp = qmp_arg(&sock);
+    let chardev = format!("socket,id=con0,path={},server=on,wait=off", con.display());
+    let mut vm = Vm::spawn(
+        dir.path(),
+        &[
+            "-S",
+            "-no-reboot",
+            "-qmp",
+            &qmp,
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=con0",
+        ],
+        None,
+    )
+    .unwrap();
+    let c = connect(&sock);
+    // Connected before the guest runs: a server socket drops output while
+    // no client is there, as QEMU's does.
+    let mut s = UnixStream::connect(&con).expect("connect to the console chardev");
+    c.execute("cont", None).unwrap();
+
+    let got = read_stream_until(&mut s, "CONSOLE_OUT hello from the virtio console\n");
+    assert_eq!(got, "CONSOLE_OUT hello from the virtio console\n");
+    vm.wait_serial("CONSOLE_READY");
+    let input = "rvirt console input 42";
+    s.write_all(format!("{input}\n").as_bytes()).unwrap();
+    let echo = read_stream_until(&mut s, &format!("CONSOLE_ECHO {input}\n"));
+    assert_eq!(echo, format!("CONSOLE_ECHO {input}\n"));
+
+    let out = vm.finish();
+    let dev = only_device(&out, 3);
+    assert_eq!(output::value(dev, "CONSOLE_TX"), Some("0"), "{dev}");
+    assert_eq!(output::value(dev, "CONSOLE_RX"), Some(input), "{dev}");
+    assert_eq!(output::value(dev, "CONSOLE_ECHO_TX"), Some("0"), "{dev}");
+}
+
+// ---- virtio-balloon ----
+
+/// QMP `balloon` asks for PAGES pages: the device raises a config-change
+/// interrupt, the guest inflates that many pages of a buffer it filled,
+/// reports them in `actual`, and `query-balloon` and BALLOON_CHANGE follow;
+/// the host dropped the pages (they read back as zero, their neighbour
+/// does not). Growing back to the full RAM deflates them again.
+#[test]
+fn balloon_inflates_and_deflates_on_qmp_request() {
+    const RAM: i64 = 128 << 20;
+    const PAGES: i64 = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("qmp.sock");
+    let qmp = qmp_arg(&sock);
+    let mut vm = Vm::spawn(
+        dir.path(),
+        &[
+            "-m",
+            "128",
+            "-no-reboot",
+            "-no-shutdown",
+            "-qmp",
+            &qmp,
+            "-device",
+            "virtio-balloon-device",
+        ],
+        None,
+    )
+    .unwrap();
+    let c = connect(&sock);
+    let actual = |c: &QmpClient| c.execute("query-balloon", None).unwrap()["actual"].clone();
+    vm.wait_serial("BALLOON_READY");
+    assert_eq!(actual(&c), json!(RAM));
+
+    let target = RAM - PAGES * 4096;
+    c.execute("balloon", Some(json!({ "value": target })))
+        .unwrap();
+    let out = vm.wait_serial("BALLOON_KEPT_PAGES");
+    let ev = c.wait_event("BALLOON_CHANGE", T).unwrap();
+    assert_eq!(ev.data, Some(json!({ "actual": target })), "{out}");
+    assert_eq!(actual(&c), json!(target));
+    assert_eq!(
+        output::value(&out, "BALLOON_CONFIG_IRQ"),
+        Some("1"),
+        "{out}"
+    );
+    assert_eq!(
+        output::number_of(&out, "BALLOON_TARGET"),
+        Some(PAGES as u64)
+    );
+    assert_eq!(output::value(&out, "BALLOON_INFLATE"), Some("0"), "{out}");
+    assert_eq!(
+        output::number_of(&out, "BALLOON_INFLATED"),
+        Some(PAGES as u64)
+    );
+    assert_eq!(
+        output::number_of(&out, "BALLOON_ZERO_PAGES"),
+        Some(PAGES as u64),
+        "inflated pages must read back as zero (MADV_DONTNEED): {out}"
+    );
+    assert_eq!(output::number_of(&out, "BALLOON_KEPT_PAGES"), Some(0));
+    assert_eq!(
+        output::value(&out, "BALLOON_NEIGHBOUR_INTACT"),
+        Some("1"),
+        "{out}"
+    );
+
+    // Back to the whole RAM: the guest deflates everything.
+    c.execute("balloon", Some(json!({ "value": RAM }))).unwrap();
+    let out = vm.wait_serial("DONE");
+    let ev = c.wait_event("BALLOON_CHANGE", T).unwrap();
+    assert_eq!(ev.data, Some(json!({ "actual": RAM })), "{out}");
+    assert_eq!(actual(&c), json!(RAM));
+    let dev = only_device(&out, 5);
+    let targets: Vec<&str> = output::values(dev, "BALLOON_TARGET").collect();
+    assert_eq!(targets, [PAGES.to_string().as_str(), "0"], "{dev}");
+    let irqs: Vec<&str> = output::values(dev, "BALLOON_CONFIG_IRQ").collect();
+    assert_eq!(
+        irqs,
+        ["1", "1"],
+        "a config-change interrupt each time: {dev}"
+    );
+    assert_eq!(output::value(dev, "BALLOON_DEFLATE"), Some("0"), "{dev}");
+    assert_eq!(
+        output::number_of(dev, "BALLOON_DEFLATED"),
+        Some(PAGES as u64)
+    );
+    // -no-shutdown kept the VMM for the queries above.
+    c.wait_event("SHUTDOWN", T).unwrap();
+    let _ = c.execute("quit", None);
+    let status = vm.wait_exit();
+    assert!(status.success(), "{status}; stderr:\n{}", vm.stderr());
+}
