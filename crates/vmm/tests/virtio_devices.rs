@@ -619,6 +619,7 @@ fn balloon_inflates_and_deflates_on_qmp_request() {
     // Back to the whole RAM: the guest deflates everything.
     c.execute("balloon", Some(json!({ "value": RAM }))).unwrap();
     let out = vm.wait_serial("DONE");
+    eprintln!("serial:\n{out}");
     let ev = c.wait_event("BALLOON_CHANGE", T).unwrap();
     assert_eq!(ev.data, Some(json!({ "actual": RAM })), "{out}");
     assert_eq!(actual(&c), json!(RAM));
