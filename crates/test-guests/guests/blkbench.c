@@ -283,17 +283,21 @@ static void phase(const char *name, u32 type, int random, u32 n, u32 qd)
 	for (; posted < qd && posted < n; posted++)
 		post(posted, type, next_sector(random));
 	publish();
-	u32 idle = 0;
+	u64 last = 0;
+	u32 spins = 0;
 	while (done < n) {
 		u16 used = rd16(USED + 2);
 		if (used == used_seen) {
-			/* A kick lost by the device would hang us: say so in
-			 * rekicks (expected to stay 0) and kick again. */
-			if (++idle == 2000000) {
-				idle = 0;
+			/* A kick lost by the device would hang us: after about a
+			 * second (2^31 TSC cycles) without a completion, count a
+			 * rekick (expected to stay 0) and kick again. */
+			if (++spins == 1)
+				last = rdtsc();
+			else if ((spins & 1023) == 0 && rdtsc() - last > (1ull << 31)) {
+				spins = 0;
 				wr32(base + R_QUEUE_NOTIFY, 0);
 				rekicks++;
-				if (rekicks == 20) {
+				if (rekicks == 10) {
 					printf("BLKBENCH_FAILED %s stuck at %u of %u\n", name, done, n);
 					return;
 				}
@@ -301,7 +305,7 @@ static void phase(const char *name, u32 type, int random, u32 n, u32 qd)
 			cpu_relax();
 			continue;
 		}
-		idle = 0;
+		spins = 0;
 		mb();
 		int refill = 0;
 		for (; used_seen != used; used_seen++) {
