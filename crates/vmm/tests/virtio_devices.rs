@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rvirt_qmp::QmpClient;
+use rvirt_qmp::{ClientError, ErrorClass, QmpClient};
 use rvirt_test_guests::fnv1a32;
 use serde_json::json;
 
@@ -305,10 +305,18 @@ fn mac_str(mac: &[u8]) -> String {
         .join(":")
 }
 
-/// The host half of the guest's net exchange, on a tap that is up with
-/// `pkt` bound to it: the guest's broadcast frame arrives on the tap, then
-/// (after NET_READY) a frame the test sends reaches the guest intact.
+/// The guest's net exchange on a tap that is up with `pkt` bound to it: the
+/// guest's broadcast frame arrives on the tap, then (after NET_READY) a
+/// frame the test sends reaches the guest intact. The guest is the only
+/// device.
 fn net_exchange(vm: &mut Vm, pkt: &OwnedFd) {
+    let eth = net_host_side(vm, pkt);
+    let out = vm.finish();
+    check_net_output(only_device(&out, 1), &eth);
+}
+
+/// The host half of the exchange; returns the frame sent to the guest.
+fn net_host_side(vm: &Vm, pkt: &OwnedFd) -> Vec<u8> {
     // Guest → tap.
     let mut buf = vec![0u8; 2048];
     let start = Instant::now();
@@ -342,9 +350,12 @@ fn net_exchange(vm: &mut Vm, pkt: &OwnedFd) {
     // SAFETY: send reads eth.len() bytes from eth.
     let sent = unsafe { libc::send(pkt.as_raw_fd(), eth.as_ptr().cast(), eth.len(), 0) };
     assert_eq!(sent, eth.len() as isize, "{}", io::Error::last_os_error());
+    eth
+}
 
-    let out = vm.finish();
-    let dev = only_device(&out, 1);
+/// What the guest printed for its net device, having been sent `eth`.
+fn check_net_output(dev: &str, eth: &[u8]) {
+    assert!(!dev.contains("timeout"), "{dev}");
     assert_eq!(output::value(dev, "NET_MAC"), Some(GUEST_MAC_STR), "{dev}");
     // VIRTIO_NET_S_LINK_UP.
     assert_eq!(output::value(dev, "NET_STATUS"), Some("1"), "{dev}");
@@ -356,7 +367,7 @@ fn net_exchange(vm: &mut Vm, pkt: &OwnedFd) {
     );
     assert_eq!(
         output::value(dev, "NET_RX_FNV1A32"),
-        Some(format!("{:#010x}", fnv1a32(&eth)).as_str()),
+        Some(format!("{:#010x}", fnv1a32(eth)).as_str()),
         "{dev}"
     );
     assert_eq!(output::value(dev, "NET_RX_DST"), Some(GUEST_MAC_STR));
@@ -501,6 +512,28 @@ fn read_stream_until(s: &mut UnixStream, what: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+const CONSOLE_OUT: &str = "CONSOLE_OUT hello from the virtio console\n";
+const CONSOLE_IN: &str = "rvirt console input 42";
+
+/// The host half of the console exchange on the chardev socket `s`,
+/// connected before the guest ran: the guest's line arrives, the test's
+/// line (sent after CONSOLE_READY) comes back echoed.
+fn console_host_side(vm: &Vm, s: &mut UnixStream) {
+    let got = read_stream_until(s, CONSOLE_OUT);
+    assert_eq!(got, CONSOLE_OUT);
+    vm.wait_serial("CONSOLE_READY");
+    s.write_all(format!("{CONSOLE_IN}\n").as_bytes()).unwrap();
+    let echo = read_stream_until(s, &format!("CONSOLE_ECHO {CONSOLE_IN}\n"));
+    assert_eq!(echo, format!("CONSOLE_ECHO {CONSOLE_IN}\n"));
+}
+
+fn check_console_output(dev: &str) {
+    assert!(!dev.contains("timeout"), "{dev}");
+    assert_eq!(output::value(dev, "CONSOLE_TX"), Some("0"), "{dev}");
+    assert_eq!(output::value(dev, "CONSOLE_RX"), Some(CONSOLE_IN), "{dev}");
+    assert_eq!(output::value(dev, "CONSOLE_ECHO_TX"), Some("0"), "{dev}");
+}
+
 /// The guest's line through the transmitq reaches the chardev socket; a
 /// line the test writes into the socket reaches the guest's receiveq, which
 /// prints it on COM1 and echoes it back through the transmitq.
@@ -533,55 +566,61 @@ fn console_output_and_input_through_a_socket_chardev() {
     // no client is there, as QEMU's does.
     let mut s = UnixStream::connect(&con).expect("connect to the console chardev");
     c.execute("cont", None).unwrap();
-
-    let got = read_stream_until(&mut s, "CONSOLE_OUT hello from the virtio console\n");
-    assert_eq!(got, "CONSOLE_OUT hello from the virtio console\n");
-    vm.wait_serial("CONSOLE_READY");
-    let input = "rvirt console input 42";
-    s.write_all(format!("{input}\n").as_bytes()).unwrap();
-    let echo = read_stream_until(&mut s, &format!("CONSOLE_ECHO {input}\n"));
-    assert_eq!(echo, format!("CONSOLE_ECHO {input}\n"));
-
+    console_host_side(&vm, &mut s);
     let out = vm.finish();
-    let dev = only_device(&out, 3);
-    assert_eq!(output::value(dev, "CONSOLE_TX"), Some("0"), "{dev}");
-    assert_eq!(output::value(dev, "CONSOLE_RX"), Some(input), "{dev}");
-    assert_eq!(output::value(dev, "CONSOLE_ECHO_TX"), Some("0"), "{dev}");
+    check_console_output(only_device(&out, 3));
 }
 
-// ---- virtio-balloon ----
-
-/// QMP `balloon` asks for PAGES pages: the device raises a config-change
-/// interrupt, the guest inflates that many pages of a buffer it filled,
-/// reports them in `actual`, and `query-balloon` and BALLOON_CHANGE follow;
-/// the host dropped the pages (they read back as zero, their neighbour
-/// does not). Growing back to the full RAM deflates them again.
+/// A file chardev gets the guest's output (and has no input to give).
 #[test]
-fn balloon_inflates_and_deflates_on_qmp_request() {
-    const RAM: i64 = 128 << 20;
-    const PAGES: i64 = 32;
+fn console_output_to_a_file_chardev() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("qmp.sock");
-    let qmp = qmp_arg(&sock);
+    let file = dir.path().join("console.log");
+    let chardev = format!("file,id=con0,path={}", file.display());
     let mut vm = Vm::spawn(
         dir.path(),
         &[
-            "-m",
-            "128",
             "-no-reboot",
-            "-no-shutdown",
-            "-qmp",
-            &qmp,
+            "-append",
+            "virtio.console_input=0",
+            "-chardev",
+            &chardev,
             "-device",
-            "virtio-balloon-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=con0",
         ],
         None,
     )
     .unwrap();
-    let c = connect(&sock);
-    let actual = |c: &QmpClient| c.execute("query-balloon", None).unwrap()["actual"].clone();
+    let out = vm.finish();
+    let dev = only_device(&out, 3);
+    assert_eq!(output::value(dev, "CONSOLE_TX"), Some("0"), "{dev}");
+    assert_eq!(output::value(dev, "CONSOLE_RX"), Some("skipped"), "{dev}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "CONSOLE_OUT hello from the virtio console\n"
+    );
+}
+
+// ---- virtio-balloon ----
+
+const RAM: i64 = 128 << 20;
+const BALLOON_PAGES: i64 = 32;
+
+fn query_balloon(c: &QmpClient) -> serde_json::Value {
+    c.execute("query-balloon", None).unwrap()["actual"].clone()
+}
+
+/// The host half of the balloon exchange on a `-m 128` VM whose guest has
+/// reached BALLOON_READY: QMP `balloon` down by BALLOON_PAGES pages, the
+/// guest inflates them, BALLOON_CHANGE and `query-balloon` follow; then
+/// back to the whole RAM, and the guest deflates. Returns the serial output
+/// once the guest is DONE.
+fn balloon_host_side(vm: &Vm, c: &QmpClient) -> String {
+    const PAGES: i64 = BALLOON_PAGES;
     vm.wait_serial("BALLOON_READY");
-    assert_eq!(actual(&c), json!(RAM));
+    assert_eq!(query_balloon(c), json!(RAM));
 
     let target = RAM - PAGES * 4096;
     c.execute("balloon", Some(json!({ "value": target })))
@@ -589,16 +628,7 @@ fn balloon_inflates_and_deflates_on_qmp_request() {
     let out = vm.wait_serial("BALLOON_KEPT_PAGES");
     let ev = c.wait_event("BALLOON_CHANGE", T).unwrap();
     assert_eq!(ev.data, Some(json!({ "actual": target })), "{out}");
-    assert_eq!(actual(&c), json!(target));
-    assert_eq!(
-        output::value(&out, "BALLOON_CONFIG_IRQ"),
-        Some("1"),
-        "{out}"
-    );
-    assert_eq!(
-        output::number_of(&out, "BALLOON_TARGET"),
-        Some(PAGES as u64)
-    );
+    assert_eq!(query_balloon(c), json!(target));
     assert_eq!(output::value(&out, "BALLOON_INFLATE"), Some("0"), "{out}");
     assert_eq!(
         output::number_of(&out, "BALLOON_INFLATED"),
@@ -619,13 +649,16 @@ fn balloon_inflates_and_deflates_on_qmp_request() {
     // Back to the whole RAM: the guest deflates everything.
     c.execute("balloon", Some(json!({ "value": RAM }))).unwrap();
     let out = vm.wait_serial("DONE");
-    eprintln!("serial:\n{out}");
     let ev = c.wait_event("BALLOON_CHANGE", T).unwrap();
     assert_eq!(ev.data, Some(json!({ "actual": RAM })), "{out}");
-    assert_eq!(actual(&c), json!(RAM));
-    let dev = only_device(&out, 5);
+    assert_eq!(query_balloon(c), json!(RAM));
+    out
+}
+
+fn check_balloon_output(dev: &str) {
+    assert!(!dev.contains("timeout"), "{dev}");
     let targets: Vec<&str> = output::values(dev, "BALLOON_TARGET").collect();
-    assert_eq!(targets, [PAGES.to_string().as_str(), "0"], "{dev}");
+    assert_eq!(targets, [BALLOON_PAGES.to_string().as_str(), "0"], "{dev}");
     let irqs: Vec<&str> = output::values(dev, "BALLOON_CONFIG_IRQ").collect();
     assert_eq!(
         irqs,
@@ -635,11 +668,174 @@ fn balloon_inflates_and_deflates_on_qmp_request() {
     assert_eq!(output::value(dev, "BALLOON_DEFLATE"), Some("0"), "{dev}");
     assert_eq!(
         output::number_of(dev, "BALLOON_DEFLATED"),
-        Some(PAGES as u64)
+        Some(BALLOON_PAGES as u64)
     );
+}
+
+/// QMP `balloon` asks for 32 pages: the device raises a config-change
+/// interrupt, the guest inflates that many pages of a buffer it filled,
+/// reports them in `actual`, and `query-balloon` and BALLOON_CHANGE follow;
+/// the host dropped the pages (they read back as zero, their neighbour
+/// does not). Growing back to the full RAM deflates them again.
+#[test]
+fn balloon_inflates_and_deflates_on_qmp_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("qmp.sock");
+    let qmp = qmp_arg(&sock);
+    let mut vm = Vm::spawn(
+        dir.path(),
+        &[
+            "-m",
+            "128",
+            "-no-reboot",
+            "-no-shutdown",
+            "-qmp",
+            &qmp,
+            "-device",
+            "virtio-balloon-device",
+        ],
+        None,
+    )
+    .unwrap();
+    let c = connect(&sock);
+    let out = balloon_host_side(&vm, &c);
+    eprintln!("serial:\n{out}");
+    check_balloon_output(only_device(&out, 5));
     // -no-shutdown kept the VMM for the queries above.
     c.wait_event("SHUTDOWN", T).unwrap();
     let _ = c.execute("quit", None);
     let status = vm.wait_exit();
     assert!(status.success(), "{status}; stderr:\n{}", vm.stderr());
+}
+
+// ---- all of them ----
+
+/// The guest's output split per device, `VIRTIO_DEVICE` lines included.
+fn per_device(out: &str) -> Vec<&str> {
+    let starts: Vec<usize> = out
+        .match_indices("VIRTIO_DEVICE ")
+        .map(|(i, _)| i)
+        .chain(out.find("VIRTIO_DEVICES "))
+        .collect();
+    starts.windows(2).map(|w| &out[w[0]..w[1]]).collect()
+}
+
+/// net, console, balloon and rng in one VM: one slot and IRQ each in
+/// command-line order, each device served while the others are live (the
+/// device loop polls the tap and the chardev socket together).
+#[test]
+fn net_console_balloon_and_rng_together() {
+    on_own_thread("net_console_balloon_and_rng_together", || {
+        // SAFETY: as in net_frames_both_ways_on_an_inherited_tap_fd.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("unshare: {}", io::Error::last_os_error()));
+        }
+        let name = "rvall0";
+        let tap = open_tap(name).map_err(|e| format!("tap: {e}"))?;
+        link_up(name).map_err(|e| format!("link up: {e}"))?;
+        let pkt = packet_socket(name).map_err(|e| format!("packet socket: {e}"))?;
+
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("qmp.sock");
+        let con = dir.path().join("con.sock");
+        let qmp = qmp_arg(&sock);
+        let chardev = format!("socket,id=con0,path={},server=on,wait=off", con.display());
+        let fd: RawFd = tap.as_raw_fd();
+        let netdev = format!("tap,id=n0,fd={fd}");
+        let nic = format!("virtio-net-device,netdev=n0,mac={GUEST_MAC_STR}");
+        let keep_fd = move || {
+            // SAFETY: F_SETFD on an fd this process owns; clears only
+            // FD_CLOEXEC so that rvirt-vmm inherits the tap.
+            check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(|_| ())
+        };
+        let mut vm = Vm::spawn(
+            dir.path(),
+            &[
+                "-S",
+                "-m",
+                "128",
+                "-no-reboot",
+                "-no-shutdown",
+                "-qmp",
+                &qmp,
+                "-netdev",
+                &netdev,
+                "-device",
+                &nic,
+                "-chardev",
+                &chardev,
+                "-device",
+                "virtio-serial-device",
+                "-device",
+                "virtconsole,chardev=con0",
+                "-device",
+                "virtio-balloon-device",
+                "-object",
+                "rng-random,id=rng0,filename=/dev/urandom",
+                "-device",
+                "virtio-rng-device,rng=rng0",
+            ],
+            Some(Box::new(keep_fd)),
+        )
+        .expect("spawn rvirt-vmm");
+        drop(tap);
+        let c = connect(&sock);
+        let mut s = UnixStream::connect(&con).expect("connect to the console chardev");
+        c.execute("cont", None).unwrap();
+
+        let eth = net_host_side(&vm, &pkt);
+        console_host_side(&vm, &mut s);
+        let out = balloon_host_side(&vm, &c);
+        eprintln!("serial:\n{out}");
+        // GSIs from 5 up, past the RTC's 8 and the ACPI SCI's 9.
+        let ids: Vec<&str> = output::values(&out, "VIRTIO_DEVICE").collect();
+        assert_eq!(
+            ids,
+            [
+                "0xd0000000 1 5",
+                "0xd0001000 3 6",
+                "0xd0002000 5 7",
+                "0xd0003000 4 10"
+            ],
+            "{out}"
+        );
+        assert_eq!(output::number_of(&out, "VIRTIO_DEVICES"), Some(4), "{out}");
+        assert!(!out.contains("VIRTIO_FAILED"), "{out}");
+        let devs = per_device(&out);
+        assert_eq!(devs.len(), 4, "{out}");
+        check_net_output(devs[0], &eth);
+        check_console_output(devs[1]);
+        check_balloon_output(devs[2]);
+        assert_eq!(output::number_of(devs[3], "RNG_LEN"), Some(32), "{out}");
+
+        c.wait_event("SHUTDOWN", T).unwrap();
+        let _ = c.execute("quit", None);
+        let status = vm.wait_exit();
+        assert!(status.success(), "{status}; stderr:\n{}", vm.stderr());
+        Ok(())
+    });
+}
+
+/// Without a balloon device QMP answers as QEMU does.
+#[test]
+fn balloon_commands_without_a_balloon_fail_as_in_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("qmp.sock");
+    let qmp = qmp_arg(&sock);
+    let mut vm = Vm::spawn(dir.path(), &["-S", "-qmp", &qmp], None).unwrap();
+    let c = connect(&sock);
+    for (cmd, args) in [
+        ("query-balloon", None),
+        ("balloon", Some(json!({ "value": 64 << 20 }))),
+    ] {
+        match c.execute(cmd, args) {
+            Err(ClientError::Command { error, .. }) => {
+                assert_eq!(error.class, ErrorClass::DeviceNotActive, "{cmd}");
+                assert_eq!(error.desc, "No balloon device has been activated");
+            }
+            other => panic!("{cmd}: {other:?}"),
+        }
+    }
+    let _ = c.execute("quit", None);
+    assert!(vm.wait_exit().success());
 }
