@@ -5,8 +5,10 @@
  * Finds the first virtio-blk device named by virtio_mmio.device=SIZE@0xBASE:IRQ
  * on its command line (rvirt-vmm appends 4K@...; QEMU microvm with acpi=off
  * appends 512@...; transports with device id 0 are empty and skipped).
- * Negotiates VERSION_1 only (no EVENT_IDX, no indirect descriptors), sets up
- * queue 0 with up to 256 entries, each request a 3-descriptor chain (header,
+ * Negotiates VERSION_1 and, as Linux does, FLUSH if offered (a device that
+ * has no FLUSH negotiated may write through: QEMU then fdatasyncs after
+ * writes; no flush request is ever sent), but no EVENT_IDX and no indirect
+ * descriptors. Sets up queue 0 with up to 256 entries, each request a 3-descriptor chain (header,
  * 4 KiB data, status) in a fixed slot. It posts QD chains, kicks once, polls
  * the used ring, refills every completed slot, publishes and kicks once per
  * batch (skipping the kick while the device sets VRING_USED_F_NO_NOTIFY, as
@@ -17,6 +19,7 @@
  *   blkbench.n=N      requests per phase (default 2000)
  *   blkbench.qd=QD    requests in flight (default 16, at most queue size / 3)
  *   blkbench.irq=1    do not set VRING_AVAIL_F_NO_INTERRUPT
+ *   blkbench.flush=0  do not negotiate VIRTIO_BLK_F_FLUSH
  *   blkbench.ring3=0  stay in ring 0 (default: drop to ring 3 with IOPL 3 for
  *                     the benchmark, where kvm_pvm runs guest code natively)
  *
@@ -26,6 +29,7 @@
  *                     with version 2 (QEMU needs
  *                     -global virtio-mmio.force-legacy=false for that)
  *   BLKBENCH dev=0x<base> irq=<n> capacity=<sectors> qsize=<n> qd=<n> n=<n> ring=<0|3>
+ *            features=<negotiated feature bits 0-31, hex>
  *   PHASE <seqread|seqwrite|randread|randwrite> START
  *   PHASE <name> END
  *   PHASE_STATS <name> n=<done> errors=<status != 0> rekicks=<n> kicks=<n> tsc=<cycles>
@@ -164,7 +168,9 @@ static u64 find_blk(const char *cmd, u32 *irq)
 
 /* ---- device set-up ---- */
 
-static int setup(int irq)
+static u32 features;
+
+static int setup(int irq, int flush)
 {
 	wr32(base + R_STATUS, 0);
 	wr32(base + R_STATUS, S_ACK);
@@ -174,10 +180,13 @@ static int setup(int irq)
 		printf("BLKBENCH_FAILED no VERSION_1\n");
 		return -1;
 	}
+	wr32(base + R_DEV_FEATURES_SEL, 0);
+	u32 low = rd32(base + R_DEV_FEATURES) & (flush ? 1u << 9 : 0);
 	wr32(base + R_DRV_FEATURES_SEL, 1);
 	wr32(base + R_DRV_FEATURES, 1);
 	wr32(base + R_DRV_FEATURES_SEL, 0);
-	wr32(base + R_DRV_FEATURES, 0);
+	wr32(base + R_DRV_FEATURES, low);
+	features = low;
 	wr32(base + R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	if (!(rd32(base + R_STATUS) & S_FEATURES_OK)) {
 		printf("BLKBENCH_FAILED FEATURES_OK\n");
@@ -393,7 +402,8 @@ void pvh_main(const struct hvm_start_info *si)
 	u32 qd = (u32)dec(find(cmd, "blkbench.qd="), 16);
 	int want_irq = dec(find(cmd, "blkbench.irq="), 0) != 0;
 	int ring3 = dec(find(cmd, "blkbench.ring3="), 1) != 0;
-	if (setup(want_irq))
+	int flush = dec(find(cmd, "blkbench.flush="), 1) != 0;
+	if (setup(want_irq, flush))
 		leave_fast();
 	u64 cap = rd32(base + R_CONFIG) | (u64)rd32(base + R_CONFIG + 4) << 32;
 	nblocks = cap / 8;
@@ -405,8 +415,8 @@ void pvh_main(const struct hvm_start_info *si)
 		printf("BLKBENCH_FAILED disk of %lu sectors is too small\n", cap);
 		leave_fast();
 	}
-	printf("BLKBENCH dev=0x%lx irq=%u capacity=%lu qsize=%u qd=%u n=%u ring=%d\n", base, irq,
-	       cap, qsize, qd, n, ring3 ? 3 : 0);
+	printf("BLKBENCH dev=0x%lx irq=%u capacity=%lu qsize=%u qd=%u n=%u ring=%d features=0x%x\n",
+	       base, irq, cap, qsize, qd, n, ring3 ? 3 : 0, features);
 	if (ring3)
 		to_ring3();
 	phase("seqread", T_IN, 0, n, qd);
