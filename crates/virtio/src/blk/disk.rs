@@ -32,9 +32,9 @@ impl Alignment {
     pub fn fits(&self, slices: &[GuestSlice<'_>]) -> bool {
         let m = self.memory.max(1);
         self.memory <= 1
-            || slices
-                .iter()
-                .all(|s| s.ptr_guard().as_ptr() as usize % m == 0 && s.len() % m == 0)
+            || slices.iter().all(|s| {
+                (s.ptr_guard().as_ptr() as usize).is_multiple_of(m) && s.len().is_multiple_of(m)
+            })
     }
 }
 

@@ -190,8 +190,11 @@ impl Block {
             loop {
                 queue.disable_notification(&**mem)?;
                 let mut full = false;
+                // A driver never has more than a queue's worth outstanding;
+                // a hostile one re-posting heads still in flight is capped.
+                let limit = usize::from(queue.size().min(QUEUE_SIZE));
                 loop {
-                    if engine.in_flight() >= usize::from(QUEUE_SIZE) {
+                    if engine.in_flight() >= limit {
                         // Back here when a completion frees a slot; the
                         // driver need not kick meanwhile.
                         full = true;

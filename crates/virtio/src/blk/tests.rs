@@ -715,4 +715,5 @@ fn many_requests_one_interrupt_per_pass() {
     assert_eq!(irq.used.lock().unwrap().len(), 1);
 }
 
+mod engines;
 mod prop;

@@ -47,12 +47,15 @@ pub(crate) struct Done {
 pub(crate) enum Engine {
     Sync,
     Threads(threads::Pool),
-    Uring(uring::Uring),
+    Uring(Box<uring::Uring>),
 }
 
 /// Worker threads for aio=threads. QEMU's pool grows to 64; two cores here
 /// and one queue make a handful enough to keep the disk busy.
 pub const WORKERS: usize = 4;
+
+#[cfg(test)]
+pub(crate) const BOUNCE_MAX_FOR_TESTS: usize = uring::BOUNCE_MAX;
 
 impl Engine {
     pub fn new(backend: &Arc<dyn DiskBackend>, aio: AioMode) -> io::Result<Self> {
@@ -60,7 +63,7 @@ impl Engine {
             AioMode::Sync => Engine::Sync,
             AioMode::Threads => Engine::Threads(threads::Pool::new(backend.clone(), WORKERS)?),
             AioMode::IoUring | AioMode::Native => {
-                Engine::Uring(uring::Uring::new(backend.clone())?)
+                Engine::Uring(Box::new(uring::Uring::new(backend.clone())?))
             }
         })
     }
