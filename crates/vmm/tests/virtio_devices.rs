@@ -571,6 +571,40 @@ fn console_output_and_input_through_a_socket_chardev() {
     check_console_output(only_device(&out, 3));
 }
 
+/// With no client on the chardev socket the guest's output is dropped
+/// (as QEMU's `wait=off` server does) without stalling its transmitq; a
+/// client that connects later gets input through and the echo back.
+#[test]
+fn console_socket_without_a_client_drops_output_and_takes_a_late_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let con = dir.path().join("con.sock");
+    let chardev = format!("socket,id=con0,path={},server=on,wait=off", con.display());
+    let mut vm = Vm::spawn(
+        dir.path(),
+        &[
+            "-no-reboot",
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=con0",
+        ],
+        None,
+    )
+    .unwrap();
+    let out = vm.wait_serial("CONSOLE_READY");
+    assert_eq!(output::value(&out, "CONSOLE_TX"), Some("0"), "{out}");
+    let mut s = UnixStream::connect(&con).expect("connect to the console chardev");
+    // Written perhaps before the VMM accepted us: the socket keeps it.
+    s.write_all(format!("{CONSOLE_IN}\n").as_bytes()).unwrap();
+    let got = read_stream_until(&mut s, &format!("CONSOLE_ECHO {CONSOLE_IN}\n"));
+    // The first line went nowhere: nobody was listening then.
+    assert_eq!(got, format!("CONSOLE_ECHO {CONSOLE_IN}\n"));
+    let out = vm.finish();
+    check_console_output(only_device(&out, 3));
+}
+
 /// A file chardev gets the guest's output (and has no input to give).
 #[test]
 fn console_output_to_a_file_chardev() {
