@@ -381,10 +381,14 @@ fn check_net_output(dev: &str, eth: &[u8]) {
 /// Runs `f` on a thread of its own (namespace changes stay on it, and a VMM
 /// it spawns lives as long as it: PR_SET_DEATHSIG follows the thread).
 /// Prints `skipped` instead of failing when `f` returns Err (no namespace
-/// or tap possible here: not root, no /dev/net/tun).
+/// or tap possible here: not root, no /dev/net/tun), unless
+/// `RVIRT_REQUIRE_REFERENCE` is set (CI), where a skip is a failure.
 fn on_own_thread(name: &str, f: impl FnOnce() -> Result<(), String> + Send + 'static) {
     match std::thread::spawn(f).join().unwrap() {
         Ok(()) => {}
+        Err(why) if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() => {
+            panic!("{name}: cannot set up a tap here ({why}) and RVIRT_REQUIRE_REFERENCE is set")
+        }
         Err(why) => eprintln!("{name}: skipped: cannot set up a tap here ({why})"),
     }
 }
