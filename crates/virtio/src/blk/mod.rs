@@ -217,6 +217,16 @@ impl Block {
                     }
                 }
                 engine.commit();
+                // What finished already goes back in this pass.
+                engine.reap_ready(done);
+                let reaped = !done.is_empty();
+                for d in done.drain(..) {
+                    finish(mem, queue, d)?;
+                    used = true;
+                }
+                if full && reaped {
+                    continue;
+                }
                 // With EVENT_IDX, re-check after re-enabling so a buffer
                 // added in between is not left waiting for a kick that will
                 // not come.

@@ -84,8 +84,10 @@ impl Engine {
     /// Hands what [`submit`](Engine::submit) queued to the kernel (one
     /// io_uring_enter per batch).
     pub fn commit(&mut self) {
-        if let Engine::Uring(ring) = self {
-            ring.commit();
+        match self {
+            Engine::Sync => {}
+            Engine::Threads(pool) => pool.commit(),
+            Engine::Uring(ring) => ring.commit(),
         }
     }
 
@@ -103,6 +105,16 @@ impl Engine {
             Engine::Sync => {}
             Engine::Threads(pool) => pool.reap(out),
             Engine::Uring(ring) => ring.reap(out),
+        }
+    }
+
+    /// Like [`reap`](Engine::reap), but only when results are already
+    /// there; cheap to call after every pass.
+    pub fn reap_ready(&mut self, out: &mut Vec<Done>) {
+        match self {
+            Engine::Sync => {}
+            Engine::Threads(pool) => pool.reap_ready(out),
+            Engine::Uring(ring) => ring.reap_ready(out),
         }
     }
 

@@ -17,6 +17,8 @@ struct State {
     done: Vec<Done>,
     /// Jobs queued or running.
     busy: usize,
+    /// Workers waiting for a job.
+    idle: usize,
     stop: bool,
 }
 
@@ -42,6 +44,9 @@ impl Shared {
 pub(crate) struct Pool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    /// Jobs of the current pass, handed over together by `commit`: one lock
+    /// and only as many wake-ups as there are idle workers.
+    pending: Vec<Job>,
     /// Submitted and not reaped: the device bounds this by the queue size.
     in_flight: usize,
 }
@@ -58,6 +63,7 @@ impl Pool {
         let mut pool = Pool {
             shared,
             workers: Vec::new(),
+            pending: Vec::new(),
             in_flight: 0,
         };
         for i in 0..workers {
@@ -71,12 +77,23 @@ impl Pool {
     }
 
     pub fn submit(&mut self, job: Job) {
-        let mut st = self.shared.lock();
-        st.jobs.push_back(job);
-        st.busy += 1;
-        drop(st);
+        self.pending.push(job);
         self.in_flight += 1;
-        self.shared.work.notify_one();
+    }
+
+    pub fn commit(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let n = self.pending.len();
+        let mut st = self.shared.lock();
+        st.jobs.extend(self.pending.drain(..));
+        st.busy += n;
+        let wake = st.idle.min(n);
+        drop(st);
+        for _ in 0..wake {
+            self.shared.work.notify_one();
+        }
     }
 
     pub fn event_fd(&self) -> RawFd {
@@ -92,11 +109,18 @@ impl Pool {
         out.append(&mut st.done);
     }
 
+    pub fn reap_ready(&mut self, out: &mut Vec<Done>) {
+        if self.in_flight > 0 && !self.shared.lock().done.is_empty() {
+            self.reap(out);
+        }
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
 
     pub fn quiesce(&mut self) {
+        self.commit();
         let mut st = self.shared.lock();
         while st.busy > 0 {
             st = self.shared.idle.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -131,7 +155,9 @@ fn worker(shared: &Shared) {
                 if st.stop {
                     return;
                 }
+                st.idle += 1;
                 st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.idle -= 1;
             }
         };
         let done = run(&*shared.disk, &mut buf, &job);
