@@ -15,7 +15,10 @@
 #   CACHE=writeback     cache= modes, comma-separated (e.g. writeback,none)
 #   AIO=threads         aio= for both VMMs
 #   SIZE_MIB=256        image size; IMAGE=/dev/shm/... to choose its path
-#   APPEND=             more guest command line (blkbench.ring3=0, blkbench.irq=1)
+#   APPEND=             more guest command line (blkbench.event_idx=1,
+#                       blkbench.irq=1, blkbench.flush=0, blkbench.ring3=0)
+#   NICE=-10            nice value for both VMMs (as root; 0 = off): on this
+#                       2-core host other work otherwise decides the figures
 #   QEMU=qemu-system-x86_64
 #   RVIRT_VMM=PATH      benchmark this rvirt-vmm binary instead of building one
 #   NO_BUILD=1          use the existing target/release/rvirt-vmm as it is
@@ -30,6 +33,8 @@ CACHE=${CACHE:-writeback}
 AIO=${AIO:-threads}
 SIZE_MIB=${SIZE_MIB:-256}
 QEMU=${QEMU:-qemu-system-x86_64}
+NICE=${NICE:--10}
+[ "$(id -u)" = 0 ] || NICE=0
 BLK_REQUEST=
 for arg in "$@"; do
   case "$arg" in
@@ -70,12 +75,12 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
 if [ -n "${RVIRT_VMM:-}" ]; then COMMIT="binary $RVIRT_VMM (tree at $COMMIT)"; fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $ROUNDS rounds, N=$N, QD=$QD, cache=$CACHE, aio=$AIO" >&2
+echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $ROUNDS rounds, N=$N, QD=$QD, cache=$CACHE, aio=$AIO, nice $NICE" >&2
 status=0
 python3 "$ROOT/bench/virtio/bench.py" \
   --rvirt "$RVIRT" --qemu "$QEMU_BIN" --guest "$GUEST" --image "$IMAGE" \
   --rounds "$ROUNDS" --warmup "$WARMUP" --n "$N" --qd "$QD" --cache "$CACHE" \
-  --aio "$AIO" --extra-append "${APPEND:-}" --commit "$COMMIT" \
+  --aio "$AIO" --nice "$NICE" --extra-append "${APPEND:-}" --commit "$COMMIT" \
   --json "$ROOT/bench/results/virtio-$STAMP.json" || status=$?
 
 if [ -n "$BLK_REQUEST" ]; then

@@ -7,8 +7,8 @@
  * appends 512@...; transports with device id 0 are empty and skipped).
  * Negotiates VERSION_1 and, as Linux does, FLUSH if offered (a device that
  * has no FLUSH negotiated may write through: QEMU then fdatasyncs after
- * writes; no flush request is ever sent), but no EVENT_IDX and no indirect
- * descriptors. Sets up queue 0 with up to 256 entries, each request a 3-descriptor chain (header,
+ * writes; no flush request is ever sent), EVENT_IDX only when asked
+ * (blkbench.event_idx=1), no indirect descriptors. Sets up queue 0 with up to 256 entries, each request a 3-descriptor chain (header,
  * 4 KiB data, status) in a fixed slot. It posts QD chains, kicks once, polls
  * the used ring, refills every completed slot, publishes and kicks once per
  * batch (skipping the kick while the device sets VRING_USED_F_NO_NOTIFY, as
@@ -20,6 +20,9 @@
  *   blkbench.qd=QD    requests in flight (default 16, at most queue size / 3)
  *   blkbench.irq=1    do not set VRING_AVAIL_F_NO_INTERRUPT
  *   blkbench.flush=0  do not negotiate VIRTIO_BLK_F_FLUSH
+ *   blkbench.event_idx=1  negotiate VIRTIO_RING_F_EVENT_IDX if offered: kick
+ *                     only when avail_event asks for it, keep used_event
+ *                     half the index space ahead (no interrupts)
  *   blkbench.ring3=0  stay in ring 0 (default: drop to ring 3 with IOPL 3 for
  *                     the benchmark, where kvm_pvm runs guest code natively)
  *
@@ -169,8 +172,9 @@ static u64 find_blk(const char *cmd, u32 *irq)
 /* ---- device set-up ---- */
 
 static u32 features;
+static int ev; /* VIRTIO_RING_F_EVENT_IDX negotiated */
 
-static int setup(int irq, int flush)
+static int setup(int irq, int flush, int event_idx)
 {
 	wr32(base + R_STATUS, 0);
 	wr32(base + R_STATUS, S_ACK);
@@ -181,12 +185,13 @@ static int setup(int irq, int flush)
 		return -1;
 	}
 	wr32(base + R_DEV_FEATURES_SEL, 0);
-	u32 low = rd32(base + R_DEV_FEATURES) & (flush ? 1u << 9 : 0);
+	u32 low = rd32(base + R_DEV_FEATURES) & ((flush ? 1u << 9 : 0) | (event_idx ? 1u << 29 : 0));
 	wr32(base + R_DRV_FEATURES_SEL, 1);
 	wr32(base + R_DRV_FEATURES, 1);
 	wr32(base + R_DRV_FEATURES_SEL, 0);
 	wr32(base + R_DRV_FEATURES, low);
 	features = low;
+	ev = (low >> 29) & 1;
 	wr32(base + R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	if (!(rd32(base + R_STATUS) & S_FEATURES_OK)) {
 		printf("BLKBENCH_FAILED FEATURES_OK\n");
@@ -254,12 +259,30 @@ static inline void post(u32 s, u32 type, u64 sector)
 	avail_idx++;
 }
 
+static u16 published;
+static int irq_on;
+
+/* With EVENT_IDX: interrupt on the next completion (blkbench.irq=1), or
+ * never (used_event half the index space ahead). */
+static inline void set_used_event(void)
+{
+	wr16(AVAIL + 4 + 2 * qsize, (u16)(used_seen + (irq_on ? 0 : 0x8000)));
+}
+
 static inline void publish(void)
 {
 	mb();
 	wr16(AVAIL + 2, avail_idx);
 	mb();
-	if (!(rd16(USED) & 1)) { /* VRING_USED_F_NO_NOTIFY */
+	int kick;
+	if (ev) { /* vring_need_event(avail_event, new, old) */
+		u16 avail_event = rd16(USED + 4 + 8 * qsize);
+		kick = (u16)(avail_idx - avail_event - 1) < (u16)(avail_idx - published);
+	} else {
+		kick = !(rd16(USED) & 1); /* VRING_USED_F_NO_NOTIFY */
+	}
+	published = avail_idx;
+	if (kick) {
 		wr32(base + R_QUEUE_NOTIFY, 0);
 		kicks++;
 	}
@@ -288,6 +311,8 @@ static void phase(const char *name, u32 type, int random, u32 n, u32 qd)
 	seq = 0;
 	u32 posted = 0, done = 0;
 	printf("PHASE %s START\n", name);
+	if (ev)
+		set_used_event();
 	u64 t0 = rdtsc();
 	for (; posted < qd && posted < n; posted++)
 		post(posted, type, next_sector(random));
@@ -329,6 +354,8 @@ static void phase(const char *name, u32 type, int random, u32 n, u32 qd)
 				refill = 1;
 			}
 		}
+		if (ev)
+			set_used_event();
 		if (refill)
 			publish();
 	}
@@ -403,7 +430,9 @@ void pvh_main(const struct hvm_start_info *si)
 	int want_irq = dec(find(cmd, "blkbench.irq="), 0) != 0;
 	int ring3 = dec(find(cmd, "blkbench.ring3="), 1) != 0;
 	int flush = dec(find(cmd, "blkbench.flush="), 1) != 0;
-	if (setup(want_irq, flush))
+	int event_idx = dec(find(cmd, "blkbench.event_idx="), 0) != 0;
+	irq_on = want_irq;
+	if (setup(want_irq, flush, event_idx))
 		leave_fast();
 	u64 cap = rd32(base + R_CONFIG) | (u64)rd32(base + R_CONFIG + 4) << 32;
 	nblocks = cap / 8;
