@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Writes seed inputs for the virtio device fuzz targets into seeds/<target>/.
+
+Raw bytes rarely form a valid virtqueue (the avail index has to be small, the
+heads in range, the descriptors inside RAM), so the fuzzer starts from
+well-formed queues and mutates them. The layout is the one of
+fuzz_targets/common/mod.rs: queue slot i at i * 0x200, descriptor table at
++0, avail ring at +0x100, used ring at +0x140; guest RAM is 64 KiB.
+
+Run from fuzz/: python3 seeds/gen.py
+"""
+import os
+import struct
+
+SLOT = 0x200
+AVAIL = 0x100
+NEXT, WRITE = 1, 2
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Image:
+    def __init__(self, size=0):
+        self.b = bytearray(size)
+
+    def put(self, addr, data):
+        end = addr + len(data)
+        if end > len(self.b):
+            self.b.extend(bytes(end - len(self.b)))
+        self.b[addr:end] = data
+
+    def queue(self, slot, chains):
+        """chains: lists of (addr, len, flags); descriptors numbered in order."""
+        base = slot * SLOT
+        heads, d = [], 0
+        for chain in chains:
+            heads.append(d)
+            for i, (addr, length, flags) in enumerate(chain):
+                last = i + 1 == len(chain)
+                f = flags if last else flags | NEXT
+                self.put(base + 16 * d, struct.pack("<QIHH", addr, length, f, 0 if last else d + 1))
+                d += 1
+        self.put(base + AVAIL, struct.pack("<HH", 0, len(heads)))
+        self.put(base + AVAIL + 4, b"".join(struct.pack("<H", h) for h in heads))
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(bytes(data))
+
+
+def net_tx():
+    img = Image()
+    img.put(0x600, bytes(12))
+    img.put(0x700, b"\xff" * 6 + b"\x52\x54\x00\x00\x00\x01" + b"\x08\x00" + bytes(46))
+    img.queue(0, [[(0x600, 12, 0), (0x700, 60, 0)], [(0x600, 72, 0)], [(0x700, 4, 0)]])
+    write("virtio_net_tx", "three-frames", b"\x00" + img.b)
+    write("virtio_net_tx", "event-idx-failing", b"\x94" + img.b)
+
+
+def net_rx():
+    for mode, name in ((0x10, "mrg"), (0x00, "single"), (0x14, "mrg-event-idx")):
+        first = Image(0x800)
+        # Two Linux-like mergeable buffers, one small, one header-only scrap.
+        first.queue(0, [[(0x2000, 1526, WRITE)], [(0x2800, 1526, WRITE)],
+                        [(0x3000, 64, WRITE)], [(0x3100, 12, WRITE)]])
+        second = Image()  # ends after the avail ring: the used ring stays
+        # The driver posts more (and bigger) buffers while a frame waits.
+        second.queue(0, [[(0x4000, 4096, WRITE)] for _ in range(8)] +
+                     [[(0x2000, 12, WRITE), (0x2100, 2000, WRITE)]])
+        sizes = struct.pack("<HHHH", 50, 1500, 4000, 30)  # doubled by the target
+        write("virtio_net_rx", name, bytes([mode]) + sizes + first.b + second.b)
+
+
+def console():
+    img = Image()
+    img.put(0x600, b"hello from the guest\n")
+    img.queue(0, [[(0x2000, 16, WRITE)], [(0x2100, 8, WRITE), (0x2200, 64, WRITE)]])
+    img.queue(1, [[(0x600, 21, 0)], [(0x600, 6, 0), (0x606, 15, 0)]])
+    write("virtio_console", "rx-and-tx", bytes([0, 0, 40, 1]) + img.b)
+    write("virtio_console", "failing-chardev", bytes([1, 4, 200, 70]) + img.b)
+
+
+def balloon():
+    img = Image()
+    img.put(0x600, struct.pack("<4I", 8, 9, 10, 0xFFFFFFFF))
+    img.put(0x700, struct.pack("<2I", 9, 12))
+    img.put(0x800, b"".join(struct.pack("<HQ", t, v) for t, v in ((4, 1 << 20), (5, 1 << 30), (6, 12345))))
+    img.queue(0, [[(0x600, 16, 0)]])
+    img.queue(1, [[(0x700, 8, 0)]])
+    img.queue(2, [[(0x800, 30, 0)]])
+    target = struct.pack("<I", 256)
+    write("virtio_balloon", "inflate-deflate-stats", bytes([3, 0, 0, 0]) + target + img.b)
+    write("virtio_balloon", "no-stats", bytes([6, 4, 4, 0]) + target + img.b)
+
+
+def rng():
+    img = Image()
+    img.queue(0, [[(0x1000, 64, WRITE)], [(0x1100, 16, WRITE), (0x1200, 4096, WRITE)]])
+    write("virtio_rng", "two-requests", b"\x00" + img.b)
+    write("virtio_rng", "failing-source", b"\x94" + img.b)
+
+
+if __name__ == "__main__":
+    net_tx()
+    net_rx()
+    console()
+    balloon()
+    rng()
