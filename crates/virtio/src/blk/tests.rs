@@ -27,6 +27,8 @@ thread_local! {
     /// The engine `Image::block` builds devices with (tests run one per
     /// thread).
     static ENGINE: Cell<AioMode> = const { Cell::new(AioMode::Sync) };
+    /// Whether `Image::block` opens the image with O_DIRECT.
+    static DIRECT: Cell<bool> = const { Cell::new(false) };
 }
 
 fn engine() -> AioMode {
@@ -105,15 +107,24 @@ impl Image {
     }
 
     fn block(&self, options: BlockOptions) -> Block {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = DIRECT.with(Cell::get);
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
             .open(self.file.path())
             .unwrap();
+        let backend: Box<dyn DiskBackend> = if direct {
+            let disk = HostDisk::new(f, DiscardMode::Unmap, CacheMode::None).unwrap();
+            Box::new(disk)
+        } else {
+            Box::new(RawFile::new(f))
+        };
         match engine() {
-            AioMode::Sync => Block::new(Box::new(RawFile::new(f)), options).unwrap(),
+            AioMode::Sync => Block::new(backend, options).unwrap(),
             aio => {
-                let disk = super::Disk::new(Arc::new(RawFile::new(f)), aio).unwrap();
+                let disk = super::Disk::new(Arc::from(backend), aio).unwrap();
                 Block::with_disk(disk, options).unwrap()
             }
         }

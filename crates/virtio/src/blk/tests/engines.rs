@@ -413,6 +413,33 @@ fn dropping_the_device_waits_for_in_flight_requests() {
 }
 
 #[test]
+fn short_transfers_are_finished() {
+    for aio in [AioMode::Threads, AioMode::IoUring] {
+        let (mut dev, mut tx) = pipe_dev(aio);
+        header(&dev.mem, kind::IN, 0);
+        dev.mem.write_obj(0xeeu8, GuestAddress(STATUS)).unwrap();
+        dev.post(0, &[(HDR, 16, 0), (BUF, 1024, WRITE), (STATUS, 1, WRITE)]);
+        // Half the data now: the read returns short and must go on for the
+        // rest instead of completing or failing.
+        tx.write_all(&[0x11; 512]).unwrap();
+        dev.blk.process_queue(0);
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(fd) = dev.blk.host_fd() {
+            if wait_readable(fd, Duration::from_millis(100)) {
+                dev.blk.process_host_fd();
+            }
+        }
+        assert_eq!(dev.used_idx(), 0, "{aio:?}: completed with half the data");
+        tx.write_all(&[0x22; 512]).unwrap();
+        settle(&mut dev.blk);
+        assert_eq!((dev.used_idx(), status(&dev.mem)), (1, OK), "{aio:?}");
+        let mut want = vec![0x11; 512];
+        want.extend([0x22; 512]);
+        assert!(dev.guest(BUF, 1024) == want, "{aio:?}");
+    }
+}
+
+#[test]
 fn in_flight_requests_are_bounded_by_the_queue_size() {
     for aio in [AioMode::Threads, AioMode::IoUring] {
         let (mut dev, tx) = pipe_dev(aio);

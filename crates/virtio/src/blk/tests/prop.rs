@@ -1,6 +1,6 @@
 //! Random descriptor chains never panic, hang or write outside what they
 //! may: the file keeps its size and every head comes back at most once,
-//! whichever engine runs the requests.
+//! whichever engine runs the requests, with O_DIRECT or without.
 
 use proptest::prelude::*;
 
@@ -49,8 +49,10 @@ proptest! {
         sector in prop_oneof![0u64..SECTORS + 2, any::<u64>()],
         heads in 1u16..4,
         aio in prop_oneof![Just(AioMode::Sync), Just(AioMode::Threads), Just(AioMode::IoUring)],
+        direct in any::<bool>(),
     ) {
         ENGINE.with(|e| e.set(aio));
+        DIRECT.with(|d| d.set(direct));
         let r = Run::new();
         header(&r.mem, req_type, sector);
         let mock = MockSplitQueue::new(&r.mem, 16);
