@@ -223,7 +223,8 @@ impl Uring {
                 // CQEs that do arrive will bring us back here.
                 Err(error) => {
                     tracing::warn!(%error, "io_uring submit failed");
-                    break;
+                    // Still in the SQ: the next pass submits them.
+                    return;
                 }
             }
         }
