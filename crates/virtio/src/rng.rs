@@ -28,6 +28,11 @@ pub struct Rng {
     source: Box<dyn Read + Send>,
     active: Option<Active>,
     buf: Vec<u8>,
+    /// The last read from the source failed. The driver retries at once
+    /// when it gets nothing, so a source that stays broken (a file at its
+    /// end, a closed EGD socket) would log a warning per request, without
+    /// bound; only the first failure of a run is a warning.
+    source_failing: bool,
 }
 
 impl Rng {
@@ -37,6 +42,7 @@ impl Rng {
             source,
             active: None,
             buf: Vec::new(),
+            source_failing: false,
         }
     }
 
@@ -53,6 +59,7 @@ impl Rng {
     /// Fills the writable buffers of one chain; returns the bytes written.
     fn fill(
         source: &mut dyn Read,
+        source_failing: &mut bool,
         buf: &mut Vec<u8>,
         mem: &Memory,
         chain: DescriptorChain<&Memory>,
@@ -70,8 +77,15 @@ impl Rng {
             }
             buf.resize(want, 0);
             if let Err(error) = source.read_exact(buf) {
-                tracing::warn!(%error, "virtio-rng: entropy source failed");
+                if !std::mem::replace(source_failing, true) {
+                    tracing::warn!(%error, "virtio-rng: entropy source failed");
+                } else {
+                    tracing::debug!(%error, "virtio-rng: entropy source still failing");
+                }
                 break;
+            }
+            if std::mem::replace(source_failing, false) {
+                tracing::info!("virtio-rng: entropy source works again");
             }
             if mem.write_slice(buf, addr).is_err() {
                 // Checked by `collect`, so only a racing memory change gets here.
@@ -124,10 +138,11 @@ impl VirtioDevice for Rng {
             return;
         }
         let source = &mut *self.source;
+        let failing = &mut self.source_failing;
         let buf = &mut self.buf;
         let mem = &active.mem;
         queue_util::drain(&mut active.queue, mem, 0, &*active.interrupt, |chain| {
-            Rng::fill(source, buf, mem, chain)
+            Rng::fill(source, failing, buf, mem, chain)
         });
     }
 }

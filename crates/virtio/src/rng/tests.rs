@@ -140,3 +140,70 @@ fn bogus_avail_index_asks_for_reset() {
     assert!(irq.needs_reset.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(used_idx(&mock), 0);
 }
+
+/// Counts the WARN events emitted on the thread it is the default for.
+struct CountWarnings(Arc<std::sync::atomic::AtomicUsize>);
+
+impl tracing::Subscriber for CountWarnings {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Fails while the shared flag is set, else counts like [`Counter`].
+struct Flaky(Arc<std::sync::atomic::AtomicBool>);
+
+impl Read for Flaky {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.fill(7);
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn a_source_that_stays_broken_warns_once_per_outage() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let warnings = Arc::new(AtomicUsize::new(0));
+    let broken = Arc::new(AtomicBool::new(true));
+    let mem = memory();
+    // At most 8 chains: virtio-queue's mock puts the used ring over the
+    // second half of the avail ring.
+    let mock = MockSplitQueue::new(&mem, 16);
+    let mut rng = Rng::new(Box::new(Flaky(broken.clone())));
+    activate(&mut rng, &mem, &[&mock], 0);
+    tracing::subscriber::with_default(CountWarnings(warnings.clone()), || {
+        // A driver retrying at once after empty answers.
+        for i in 0..4 {
+            add_chain(&mock, i, &[(DATA, 8, WRITE)]);
+            rng.process_queue(0);
+            assert_eq!(used(&mock, i), (u32::from(i), 0));
+        }
+        assert_eq!(warnings.load(Ordering::SeqCst), 1);
+        // It recovers, then breaks again: a new outage, a new warning.
+        broken.store(false, Ordering::SeqCst);
+        add_chain(&mock, 4, &[(DATA, 8, WRITE)]);
+        rng.process_queue(0);
+        assert_eq!(used(&mock, 4), (4, 8));
+        broken.store(true, Ordering::SeqCst);
+        add_chain(&mock, 5, &[(DATA, 8, WRITE)]);
+        add_chain(&mock, 6, &[(DATA, 8, WRITE)]);
+        rng.process_queue(0);
+        assert_eq!(used_idx(&mock), 7);
+    });
+    assert_eq!(warnings.load(Ordering::SeqCst), 2);
+}
