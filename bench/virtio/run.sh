@@ -9,7 +9,7 @@
 #   --blk-request  also run the criterion bench of the per-request device
 #                  cost (cargo bench -p rvirt-virtio --bench blk_request),
 #                  if that bench exists
-#   ROUNDS=5 WARMUP=1   rounds per VMM and case (alternating), untimed first
+#   ROUNDS=7 WARMUP=1   rounds per VMM and case (alternating), untimed first
 #   N=20000             4 KiB requests per phase
 #   QD=16,1             queue depths (guest requests in flight), one case each
 #   CACHE=writeback     cache= modes, comma-separated (e.g. writeback,none)
@@ -25,7 +25,7 @@
 # Results also go to bench/results/virtio-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 WARMUP=${WARMUP:-1}
 N=${N:-20000}
 QD=${QD:-16,1}
