@@ -3,7 +3,6 @@
 //! with an irqfd and one ioeventfd per queue, and served by one event-loop
 //! thread per boot ([`DeviceLoop`]). See docs/vmm-threads.md.
 
-use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -16,14 +15,15 @@ use rvirt_machine::acpi::{AcpiConfig, MmioDevice};
 use rvirt_machine::layout::VIRTIO_MMIO_START;
 use rvirt_qmp::{BlockDeviceInfo, BlockInfo, ChardevInfo, EventBus};
 use rvirt_virtio::balloon::{Balloon, BalloonOptions};
-use rvirt_virtio::blk::disk::{DiskBackend, RawFile};
-use rvirt_virtio::blk::{Block, BlockError, BlockOptions};
+use rvirt_virtio::blk::{
+    open_disk, Block, BlockError, BlockOptions, DiscardMode, DiskOpenOptions, OpenError,
+};
 use rvirt_virtio::console::Console;
 use rvirt_virtio::mmio::{MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
 use rvirt_virtio::net::{Net, Tap, TapError};
 use rvirt_virtio::rng::Rng;
 use rvirt_virtio::{IrqTrigger, MmioTransport, VirtioDevice};
-use rvirt_vmm_config::{ConsoleConfig, NetConfig, TapSource, VirtioConfig, VmConfig};
+use rvirt_vmm_config::{ConsoleConfig, DiskConfig, NetConfig, TapSource, VirtioConfig, VmConfig};
 
 use crate::balloon::{BalloonControl, BalloonDevice};
 use crate::chardev::{Chardev, ChardevError};
@@ -44,6 +44,8 @@ pub enum VirtioError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    OpenDisk(OpenError),
     #[error("'{}'", path.display())]
     Disk {
         path: PathBuf,
@@ -103,64 +105,27 @@ pub(crate) struct VirtioDevices {
     balloon: Option<BalloonControl>,
 }
 
-/// A raw file with the `-drive` options applied on top: `discard=ignore`
-/// (QEMU's default) keeps guest discards from reaching the file, and
-/// `cache=unsafe` makes flushes no-ops.
-struct HostDisk {
-    file: RawFile,
-    discard: bool,
-    flush: bool,
-}
-
-impl DiskBackend for HostDisk {
-    fn len(&self) -> std::io::Result<u64> {
-        self.file.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.file.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.file.write_at(buf, offset)
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        if self.flush {
-            self.file.flush()
+/// The `-drive` / `-blockdev` options as the disk opener takes them; the
+/// parser already refused any other spelling.
+fn disk_options(d: &DiskConfig) -> DiskOpenOptions {
+    DiskOpenOptions {
+        read_only: d.readonly,
+        cache: d
+            .cache
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_default(),
+        aio: d
+            .aio
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_default(),
+        discard: if d.discard {
+            DiscardMode::Unmap
         } else {
-            Ok(())
-        }
+            DiscardMode::Ignore
+        },
     }
-    fn discard(&self, offset: u64, len: u64) -> std::io::Result<()> {
-        // Discarded data is undefined for the driver, so keeping it is a
-        // valid discard.
-        if self.discard {
-            self.file.discard(offset, len)
-        } else {
-            Ok(())
-        }
-    }
-    fn write_zeroes(&self, offset: u64, len: u64) -> std::io::Result<()> {
-        self.file.write_zeroes(offset, len)
-    }
-}
-
-fn open_disk(path: &PathBuf, readonly: bool, cache: Option<&str>) -> Result<File, VirtioError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // writethrough and directsync: every write is durable when it completes.
-    // (cache=none's O_DIRECT needs aligned buffers: not yet; it is writeback.)
-    let sync = if matches!(cache, Some("writethrough" | "directsync")) {
-        libc::O_DSYNC
-    } else {
-        0
-    };
-    OpenOptions::new()
-        .read(true)
-        .write(!readonly)
-        .custom_flags(sync)
-        .open(path)
-        .map_err(|source| VirtioError::Open {
-            path: path.clone(),
-            source,
-        })
 }
 
 /// Opens the tap of a NIC (`ifname=` or a passed `fd=`) and builds the
@@ -247,18 +212,13 @@ impl VirtioDevices {
                     Arc::new(Mutex::new(rng))
                 }
                 VirtioConfig::Blk(d) => {
-                    let file = open_disk(&d.path, d.readonly, d.cache.as_deref())
-                        .map_err(|e| ("-drive", e))?;
-                    let disk = HostDisk {
-                        file: RawFile::new(file),
-                        discard: d.discard,
-                        flush: d.cache.as_deref() != Some("unsafe"),
-                    };
+                    let disk = open_disk(&d.path, &disk_options(d))
+                        .map_err(|source| ("-drive", VirtioError::OpenDisk(source)))?;
                     let opts = BlockOptions {
                         read_only: d.readonly,
                         serial: d.serial.clone(),
                     };
-                    let block = Block::new(Box::new(disk), opts).map_err(|source| {
+                    let block = Block::with_disk(disk, opts).map_err(|source| {
                         (
                             "-drive",
                             VirtioError::Disk {
@@ -704,29 +664,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         false
-    }
-
-    #[test]
-    fn discard_reaches_the_file_only_with_discard_unmap() {
-        for unmap in [false, true] {
-            let mut f = tempfile::tempfile().unwrap();
-            std::io::Write::write_all(&mut f, &[0xaa; 8192]).unwrap();
-            let disk = HostDisk {
-                file: RawFile::new(f.try_clone().unwrap()),
-                discard: unmap,
-                flush: true,
-            };
-            disk.discard(0, 4096).unwrap();
-            let mut buf = [0u8; 4096];
-            disk.read_at(&mut buf, 0).unwrap();
-            // Where the file system cannot punch holes, discard is a no-op.
-            let punched = buf == [0u8; 4096];
-            if !unmap {
-                assert!(!punched, "discard=ignore must keep the data");
-            }
-            disk.read_at(&mut buf, 4096).unwrap();
-            assert_eq!(buf, [0xaa; 4096]);
-        }
     }
 
     #[test]

@@ -12,7 +12,6 @@
 pub mod aligned;
 pub mod disk;
 mod engine;
-mod eventfd;
 pub mod exec;
 pub mod open;
 pub mod request;

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use super::super::aligned::AlignedBuf;
 use super::super::disk::DiskBackend;
-use super::super::eventfd::EventFd;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::{run, Done, Job};
 
 #[derive(Default)]
@@ -57,7 +57,7 @@ impl Pool {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             idle: Condvar::new(),
-            event: EventFd::new()?,
+            event: EventFd::new(EFD_NONBLOCK)?,
             disk,
         });
         let mut pool = Pool {
@@ -103,7 +103,7 @@ impl Pool {
     pub fn reap(&mut self, out: &mut Vec<Done>) {
         // Cleared before taking the list: a result added after this point
         // signals again.
-        self.shared.event.clear();
+        let _ = self.shared.event.read();
         let mut st = self.shared.lock();
         self.in_flight -= st.done.len();
         out.append(&mut st.done);
@@ -127,7 +127,7 @@ impl Pool {
         }
         st.done.clear();
         drop(st);
-        self.shared.event.clear();
+        let _ = self.shared.event.read();
         self.in_flight = 0;
     }
 }
@@ -173,7 +173,15 @@ fn worker(shared: &Shared) {
         }
         drop(st);
         if was_empty {
-            shared.event.signal();
+            signal(&shared.event);
         }
+    }
+}
+
+/// Makes the completion eventfd readable. Only EAGAIN (the counter is
+/// saturated, so it is readable already) can fail.
+fn signal(event: &EventFd) {
+    if let Err(e) = event.write(1) {
+        tracing::trace!(error = %e, "eventfd write");
     }
 }

@@ -15,7 +15,7 @@ use vm_memory::Bytes;
 
 use super::super::aligned::AlignedBuf;
 use super::super::disk::{advance, iovecs, DiskBackend};
-use super::super::eventfd::EventFd;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::super::exec::{direct_slices, Status};
 use super::super::request::Operation;
 use super::super::QUEUE_SIZE;
@@ -76,7 +76,7 @@ impl Uring {
         })?;
         let entries = u32::from(QUEUE_SIZE);
         let ring = IoUring::new(entries)?;
-        let event = EventFd::new()?;
+        let event = EventFd::new(EFD_NONBLOCK)?;
         ring.submitter().register_eventfd(event.as_raw_fd())?;
         let n = usize::from(QUEUE_SIZE);
         Ok(Uring {
@@ -232,7 +232,7 @@ impl Uring {
     }
 
     pub fn reap(&mut self, out: &mut Vec<Done>) {
-        self.event.clear();
+        let _ = self.event.read();
         self.reap_into(Some(out));
     }
 
@@ -332,7 +332,7 @@ impl Uring {
             }
             self.reap_into(None);
         }
-        self.event.clear();
+        let _ = self.event.read();
     }
 }
 
