@@ -65,10 +65,12 @@ pub struct DiskConfig {
     pub serial: Option<String>,
     /// `discard=unmap`: pass guest discards to the file (else ignore them).
     pub discard: bool,
-    /// `cache=` as given: writethrough/directsync open with O_DSYNC, unsafe
-    /// ignores flushes, none is writeback until O_DIRECT I/O exists.
+    /// `cache=` as given (QEMU's meanings): none and directsync open with
+    /// O_DIRECT, writethrough and directsync with O_DSYNC, unsafe ignores
+    /// flushes; writeback when absent.
     pub cache: Option<String>,
-    /// `aio=` as given (accepted; I/O is synchronous for now).
+    /// `aio=` as given: threads (the default) is a worker pool, io_uring and
+    /// native submit through io_uring.
     pub aio: Option<String>,
 }
 
