@@ -67,7 +67,9 @@ pub enum Guest {
     Powerbtn,
     /// PVH: a minimal virtio-mmio driver; finds the devices on its command
     /// line, reads 32 bytes from virtio-rng, reads, writes, flushes and
-    /// identifies a virtio-blk disk.
+    /// identifies a virtio-blk disk, sends and receives a frame on
+    /// virtio-net, writes and echoes a line on virtio-console, and inflates
+    /// and deflates the balloon as asked (see the README).
     Virtio,
 }
 
