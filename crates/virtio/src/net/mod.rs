@@ -115,9 +115,10 @@ impl Net {
     }
 
     /// False while a received frame waits for the guest to post a buffer
-    /// (or the device is stopped or the link down): the VMM then stops
-    /// polling the backend until the rx queue is kicked, so frames wait in
-    /// the host (the tap queue) instead of piling up here.
+    /// (with MRG_RXBUF: enough buffers for the whole frame), or the device
+    /// is stopped or the link down: the VMM then stops polling the backend
+    /// until the rx queue is kicked, so frames wait in the host (the tap
+    /// queue) instead of piling up here.
     pub fn wants_backend_rx(&self) -> bool {
         self.active.is_some() && self.link_up && self.rx_len == 0
     }
