@@ -17,6 +17,7 @@
 //! | `recover` | start-up: load, re-adopt running VMs, autostart |
 //! | `process` | VMM processes: spawn, signals, pidfd waits |
 //! | `ptys` | serial ptys in the live XML |
+//! | `tap` | the NICs' host taps (bridge port, MAC, up), passed to the VMM by descriptor |
 //! | `serial_log` | serial0's pty read into the domain log (and the open console) |
 //! | `query` | lists, info, state, XML, vCPUs |
 //! | `capabilities` | the capabilities and domain capabilities XML |
@@ -54,6 +55,7 @@ pub mod serial_log;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod tap;
 
 pub use daemon::{Config, Daemon};
 pub use paths::Tree;

@@ -2,6 +2,7 @@
 //! domain, driven over QMP, and a follower thread per process that turns
 //! its QMP events (and its exit) into libvirt states and events.
 
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -68,9 +69,24 @@ impl Daemon {
         let argv = derive_argv(&def, &paths).map_err(|e| {
             RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
         })?;
+        // The host side of the NICs exists before the VMM, as with
+        // libvirt; rvirtd's descriptors close when `taps` drops at the end
+        // of this function, leaving the VMM the only holder.
+        let taps = match crate::tap::create_all(&def, &argv.taps) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(domain = name, error = %e, "cannot set up the NICs' taps");
+                self.start_failed(name);
+                let _ = std::fs::remove_dir_all(&rundir);
+                return Err(e.to_remote());
+            }
+        };
+        let args = crate::tap::with_fds(&argv.args, &taps, process::FIRST_PASSED_FD);
+        let pass: Vec<_> = taps.iter().map(|t| t.fd.as_fd()).collect();
         let started = match process::start_vmm(
             &self.vmm,
-            &argv.args,
+            &args,
+            &pass,
             &paths.log_file,
             &paths.monitor_socket,
         ) {
@@ -97,6 +113,7 @@ impl Daemon {
         }
         let mut live = (*def).clone();
         crate::ptys::annotate(&mut live, &qmp);
+        crate::tap::annotate(&mut live, &taps);
         let run = Arc::new(Running {
             id: self.alloc_id(),
             pid,

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,11 +49,17 @@ pub struct Started {
     pub qmp: QmpClient,
 }
 
+/// The descriptor number the first passed fd gets in the VMM (after
+/// stdin, stdout and stderr).
+pub const FIRST_PASSED_FD: RawFd = 3;
+
 /// Starts `vmm args…` in a new session (so it outlives rvirtd), output
 /// appended to `log`, and connects to its monitor at `monitor`.
+/// `pass[i]` is open in the VMM as descriptor `FIRST_PASSED_FD + i`.
 pub fn start_vmm(
     vmm: &Path,
     args: &[String],
+    pass: &[BorrowedFd<'_>],
     log: &Path,
     monitor: &Path,
 ) -> Result<Started, StartError> {
@@ -73,22 +79,45 @@ pub fn start_vmm(
         source,
     })?;
     let _ = std::fs::remove_file(monitor);
+    // Copies numbered above the target range, so that placing one in the
+    // child never overwrites another not yet placed; close-on-exec, so
+    // only the placed ones reach the VMM.
+    let above = FIRST_PASSED_FD + pass.len() as RawFd;
+    let high = pass
+        .iter()
+        .map(|fd| crate::tap::dup_cloexec(fd.as_raw_fd(), above))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| StartError::Spawn {
+            path: vmm.into(),
+            source,
+        })?;
+    let high_raw: Vec<RawFd> = high.iter().map(AsRawFd::as_raw_fd).collect();
     let mut cmd = Command::new(vmm);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(logf))
         .stderr(Stdio::from(err));
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls setsid, which is async-signal-safe.
+    // calls setsid and dup2, which are async-signal-safe; it reads a Vec
+    // made before the fork and allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            for (i, &fd) in high_raw.iter().enumerate() {
+                // dup2 leaves close-on-exec clear on the new descriptor.
+                if libc::dup2(fd, FIRST_PASSED_FD + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|source| StartError::Spawn {
+    let spawned = cmd.spawn();
+    // The child has its own copies now.
+    drop(high);
+    let mut child = spawned.map_err(|source| StartError::Spawn {
         path: vmm.into(),
         source,
     })?;

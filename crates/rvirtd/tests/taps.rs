@@ -1,0 +1,295 @@
+//! The host taps rvirtd makes for a domain's NICs, through the real virsh:
+//! named vnetN or `<target dev>`, MAC fe:…, up, a port of the bridge,
+//! passed to the VMM as `fd=3…`, shown in the live XML, gone with the VM;
+//! failed starts leave none. Each test that makes links runs in a private
+//! network namespace (rvirtd, its VMMs and `ip` inherit it), so the host
+//! is untouched; where one cannot be made the test is skipped, unless
+//! RVIRT_REQUIRE_REFERENCE is set.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{domain_xml, have_virsh, wait_for, Rvirtd};
+use rvirt_remote::calls::{DomainArgs, DomainDefineXmlArgs};
+use rvirt_remote::error::code;
+use rvirt_remote::{procs, Client, ClientError};
+use rvirt_test_guests::Guest;
+
+/// Runs `f` on a thread of its own moved into a new network namespace.
+/// False when the namespace cannot be made (the test is skipped).
+fn in_netns(f: impl FnOnce() + Send + 'static) -> bool {
+    let joined = std::thread::spawn(move || {
+        // SAFETY: unshare takes flags only; CLONE_NEWNET moves this thread
+        // (and what it starts) alone into a new namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        f();
+        Ok(())
+    })
+    .join();
+    match joined {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            assert!(
+                std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+                "cannot create a network namespace ({e}): RVIRT_REQUIRE_REFERENCE is set"
+            );
+            eprintln!("cannot create a network namespace ({e}): test skipped");
+            false
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ip -d link show dev NAME` as JSON, or None when there is no such link.
+fn link(name: &str) -> Option<serde_json::Value> {
+    let out = Command::new("ip")
+        .args(["-j", "-d", "link", "show", "dev", name])
+        .output()
+        .expect("run ip");
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+    v.get(0).cloned()
+}
+
+/// The names of all links in this namespace.
+fn links() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-j", "link", "show"])
+        .output()
+        .expect("run ip");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn is_up(l: &serde_json::Value) -> bool {
+    l["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "UP"))
+}
+
+fn wait_gone(name: &str) {
+    wait_for(
+        &format!("{name} to go away"),
+        Duration::from_secs(10),
+        || link(name).is_none(),
+    );
+}
+
+/// A counter guest with `nics` in its devices.
+fn with_nics(name: &str, nics: &str) -> String {
+    domain_xml(name, Guest::Counter).replace("</devices>", &format!("{nics}\n  </devices>"))
+}
+
+#[test]
+fn bridge_nic_is_a_vnet_tap_on_the_bridge() {
+    if !have_virsh() {
+        return;
+    }
+    in_netns(|| {
+        ip(&["link", "add", "br0", "type", "bridge"]);
+        ip(&["link", "set", "br0", "mtu", "1400"]);
+        let d = Rvirtd::start();
+        let f = d.xml_file(
+            "b.xml",
+            &with_nics(
+                "br",
+                "<interface type='bridge'><mac address='52:54:00:12:34:56'/>\
+                 <source bridge='br0'/><model type='virtio'/></interface>",
+            ),
+        );
+        d.ok(&["define", &f]);
+        d.ok(&["start", "br"]);
+        d.wait_log("br", "COUNT 1");
+        assert_eq!(d.state("br"), "running (booted)");
+        assert!(d.log("br").contains("-netdev tap,id=hostnet0,fd=3 "));
+
+        let l = link("vnet0").expect("vnet0 exists while the VM runs");
+        assert_eq!(l["master"], "br0", "{l}");
+        assert!(is_up(&l), "{l}");
+        assert_eq!(l["address"], "fe:54:00:12:34:56");
+        assert_eq!(l["mtu"], 1400, "the bridge's MTU, as libvirt sets it");
+        assert_eq!(l["linkinfo"]["info_kind"], "tun", "{l}");
+
+        // The live XML names the tap; the stored definition does not.
+        let live = d.ok(&["dumpxml", "br"]);
+        assert!(live.contains("<target dev='vnet0'/>"), "{live}");
+        let inactive = d.ok(&["dumpxml", "--inactive", "br"]);
+        assert!(!inactive.contains("<target dev="), "{inactive}");
+        let iflist = d.ok(&["domiflist", "br"]);
+        let row: Vec<&str> = iflist
+            .lines()
+            .find(|l| l.contains("52:54:00:12:34:56"))
+            .expect("the NIC's row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            row,
+            ["vnet0", "bridge", "br0", "virtio", "52:54:00:12:34:56"],
+            "{iflist}"
+        );
+
+        d.ok(&["destroy", "br"]);
+        wait_gone("vnet0");
+        assert!(!d.ok(&["dumpxml", "br"]).contains("<target dev="));
+        // Started again, the kernel's first free name again.
+        d.ok(&["start", "br"]);
+        assert_eq!(link("vnet0").expect("vnet0 again")["master"], "br0");
+        d.ok(&["destroy", "br"]);
+        wait_gone("vnet0");
+    });
+}
+
+#[test]
+fn ethernet_nics_named_and_unnamed() {
+    if !have_virsh() {
+        return;
+    }
+    in_netns(|| {
+        let d = Rvirtd::start();
+        let f = d.xml_file(
+            "e.xml",
+            &with_nics(
+                "eth",
+                "<interface type='ethernet'><mac address='52:54:00:00:00:01'/>\
+                 <target dev='rvtap0'/><model type='virtio'/></interface>\n\
+                 <interface type='ethernet'><mac address='52:54:00:00:00:02'/>\
+                 <model type='virtio'/></interface>",
+            ),
+        );
+        d.ok(&["define", &f]);
+        d.ok(&["start", "eth"]);
+        d.wait_log("eth", "COUNT 1");
+        let log = d.log("eth");
+        assert!(log.contains("-netdev tap,id=hostnet0,fd=3 "), "{log}");
+        assert!(log.contains("-netdev tap,id=hostnet1,fd=4 "), "{log}");
+        assert!(!log.contains("ifname="), "{log}");
+
+        let named = link("rvtap0").expect("rvtap0 exists");
+        assert!(is_up(&named), "{named}");
+        assert!(named.get("master").is_none(), "{named}");
+        assert_eq!(named["address"], "fe:54:00:00:00:01");
+        let unnamed = link("vnet0").expect("vnet0 exists");
+        assert!(is_up(&unnamed), "{unnamed}");
+        assert_eq!(unnamed["address"], "fe:54:00:00:00:02");
+
+        let live = d.ok(&["dumpxml", "eth"]);
+        assert!(live.contains("<target dev='rvtap0'/>"), "{live}");
+        assert!(live.contains("<target dev='vnet0'/>"), "{live}");
+        // domxml-to-native shows the derived command line, not fds.
+        let native = d.ok(&["domxml-to-native", "qemu-argv", "--domain", "eth"]);
+        assert!(native.contains("tap,id=hostnet0,ifname=rvtap0"), "{native}");
+        assert!(!native.contains("fd="), "{native}");
+
+        d.ok(&["destroy", "eth"]);
+        wait_gone("rvtap0");
+        wait_gone("vnet0");
+    });
+}
+
+#[test]
+fn failed_tap_setup_fails_the_start_and_leaves_no_tap() {
+    if !have_virsh() {
+        return;
+    }
+    in_netns(|| {
+        let d = Rvirtd::start();
+        let before = links();
+        let f = d.xml_file(
+            "n.xml",
+            &with_nics(
+                "nobr",
+                "<interface type='bridge'><source bridge='br0'/><model type='virtio'/></interface>",
+            ),
+        );
+        d.ok(&["define", &f]);
+        let err = d.fails(&["start", "nobr"]);
+        assert!(
+            err.contains("error: Cannot get interface MTU on 'br0': No such device"),
+            "{err}"
+        );
+        assert_eq!(d.state("nobr"), "shut off (failed)");
+
+        let f = d.xml_file(
+            "l.xml",
+            &with_nics(
+                "long",
+                "<interface type='ethernet'><target dev='abcdefghijklmnop'/>\
+                 <model type='virtio'/></interface>",
+            ),
+        );
+        d.ok(&["define", &f]);
+        let err = d.fails(&["start", "long"]);
+        assert!(
+            err.contains(
+                "error: Network interface name 'abcdefghijklmnop' is too long: \
+                 Numerical result out of range"
+            ),
+            "{err}"
+        );
+        assert_eq!(d.state("long"), "shut off (failed)");
+        // The tap made before the bridge lookup failed went with it.
+        wait_for("no new link", Duration::from_secs(10), || links() == before);
+
+        // Once the bridge exists the same definition starts.
+        ip(&["link", "add", "br0", "type", "bridge"]);
+        d.ok(&["start", "nobr"]);
+        assert_eq!(link("vnet0").expect("vnet0")["master"], "br0");
+        d.ok(&["destroy", "nobr"]);
+        wait_gone("vnet0");
+    });
+}
+
+/// No tap is made for a network NIC (rvirtd has no network driver), so
+/// this needs no namespace.
+#[test]
+fn network_nic_is_libvirts_network_not_found() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let xml = with_nics(
+        "net",
+        "<interface type='network'><source network='default'/><model type='virtio'/></interface>",
+    );
+    let f = d.xml_file("net.xml", &xml);
+    d.ok(&["define", &f]);
+    let err = d.fails(&["start", "net"]);
+    assert!(
+        err.contains("error: Network not found: no network with matching name 'default'"),
+        "{err}"
+    );
+    assert_eq!(d.state("net"), "shut off (failed)");
+
+    let mut c = Client::connect_path(&d.socket(), "qemu:///system").expect("connect");
+    let dom = c
+        .call::<procs::DomainDefineXml>(&DomainDefineXmlArgs { xml })
+        .expect("define")
+        .dom;
+    match c.call::<procs::DomainCreate>(&DomainArgs { dom }) {
+        Err(ClientError::Remote(e)) => {
+            assert_eq!(e.code, code::NO_NETWORK);
+            // VIR_FROM_NETWORK: the network driver's lookup fails.
+            assert_eq!(e.domain, 19);
+        }
+        other => panic!("start should fail: {other:?}"),
+    }
+}
