@@ -60,6 +60,12 @@ pub enum TapSetupError {
         #[source]
         source: io::Error,
     },
+    #[error("Unable to get interface index for {name}: {}", strerror(.source))]
+    Index {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("Unable to add bridge {bridge} port {tap}: {}", strerror(.source))]
     AddPort {
         bridge: String,
@@ -115,7 +121,7 @@ pub struct HostTap {
     /// The `-netdev` id it backs (`hostnet0`…).
     pub netdev_id: String,
     /// Index of its `<interface>` in the definition.
-    pub iface: usize,
+    pub iface: Option<usize>,
     /// The name the kernel gave it.
     pub name: String,
     pub fd: OwnedFd,
@@ -141,8 +147,7 @@ fn create(dom: &Domain, req: &TapRequest) -> Result<HostTap, TapSetupError> {
         .netdev_id
         .strip_prefix("hostnet")
         .and_then(|i| i.parse::<usize>().ok())
-        .filter(|&i| i < dom.devices.interfaces.len())
-        .unwrap_or(0);
+        .filter(|&i| i < dom.devices.interfaces.len());
     let wanted = req.ifname.as_deref().unwrap_or(DEFAULT_NAME);
     if wanted.len() >= libc::IFNAMSIZ {
         return Err(TapSetupError::NameTooLong(wanted.to_string()));
@@ -165,7 +170,7 @@ fn create(dom: &Domain, req: &TapRequest) -> Result<HostTap, TapSetupError> {
         name: name.clone(),
         source,
     })?;
-    if let Some(mac) = dom.devices.interfaces.get(iface).and_then(|i| i.mac) {
+    if let Some(mac) = iface.and_then(|i| dom.devices.interfaces[i].mac) {
         let mut host = mac.0;
         host[0] = 0xFE;
         ctl.set_mac(&name, host)
@@ -185,7 +190,11 @@ fn create(dom: &Domain, req: &TapRequest) -> Result<HostTap, TapSetupError> {
                     name: name.clone(),
                     source,
                 })?;
-            ctl.add_port(bridge, &name)
+            let index = ctl.index(&name).map_err(|source| TapSetupError::Index {
+                name: name.clone(),
+                source,
+            })?;
+            ctl.add_port(bridge, index)
                 .map_err(|source| TapSetupError::AddPort {
                     bridge: bridge.clone(),
                     tap: name.clone(),
@@ -292,12 +301,17 @@ impl Control {
         self.ioctl(libc::SIOCSIFMTU, &mut req)
     }
 
-    fn add_port(&self, bridge: &str, port: &str) -> io::Result<()> {
-        let mut idx = Self::req(port)?;
-        self.ioctl(libc::SIOCGIFINDEX, &mut idx)?;
-        let mut req = Self::req(bridge)?;
+    fn index(&self, name: &str) -> io::Result<libc::c_int> {
+        let mut req = Self::req(name)?;
+        self.ioctl(libc::SIOCGIFINDEX, &mut req)?;
         // SAFETY: SIOCGIFINDEX succeeded, so the kernel wrote the index member.
-        req.ifr_ifru.ifru_ifindex = unsafe { idx.ifr_ifru.ifru_ifindex };
+        Ok(unsafe { req.ifr_ifru.ifru_ifindex })
+    }
+
+    /// Makes interface `port` (an ifindex) a port of `bridge`.
+    fn add_port(&self, bridge: &str, port: libc::c_int) -> io::Result<()> {
+        let mut req = Self::req(bridge)?;
+        req.ifr_ifru.ifru_ifindex = port;
         self.ioctl(SIOCBRADDIF, &mut req)
     }
 
@@ -315,7 +329,7 @@ impl Control {
 /// as libvirt shows them while the domain runs.
 pub fn annotate(live: &mut Domain, taps: &[HostTap]) {
     for t in taps {
-        if let Some(i) = live.devices.interfaces.get_mut(t.iface) {
+        if let Some(i) = t.iface.and_then(|i| live.devices.interfaces.get_mut(i)) {
             i.target_dev = Some(t.name.clone());
         }
     }
@@ -376,7 +390,7 @@ mod tests {
     fn fake(netdev: &str) -> HostTap {
         HostTap {
             netdev_id: netdev.into(),
-            iface: 0,
+            iface: Some(0),
             name: "vnet0".into(),
             fd: dup_cloexec(0, 0).unwrap(),
         }

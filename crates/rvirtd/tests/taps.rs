@@ -107,7 +107,7 @@ fn bridge_nic_is_a_vnet_tap_on_the_bridge() {
     in_netns(|| {
         ip(&["link", "add", "br0", "type", "bridge"]);
         ip(&["link", "set", "br0", "mtu", "1400"]);
-        let d = Rvirtd::start();
+        let mut d = Rvirtd::start();
         let f = d.xml_file(
             "b.xml",
             &with_nics(
@@ -146,6 +146,14 @@ fn bridge_nic_is_a_vnet_tap_on_the_bridge() {
             ["vnet0", "bridge", "br0", "virtio", "52:54:00:12:34:56"],
             "{iflist}"
         );
+
+        // A restarted daemon adopts the VM with its live XML; the tap is
+        // the VMM's alone, so it stays.
+        d.kill9();
+        d.spawn();
+        d.wait_state("br", "running (booted)");
+        assert!(d.ok(&["dumpxml", "br"]).contains("<target dev='vnet0'/>"));
+        assert!(link("vnet0").is_some());
 
         d.ok(&["destroy", "br"]);
         wait_gone("vnet0");
