@@ -1,10 +1,11 @@
 //! The host taps rvirtd makes for a domain's NICs, through the real virsh:
 //! named vnetN or `<target dev>`, MAC fe:…, up, a port of the bridge,
-//! passed to the VMM as `fd=3…`, shown in the live XML, gone with the VM;
-//! failed starts leave none. Each test that makes links runs in a private
-//! network namespace (rvirtd, its VMMs and `ip` inherit it), so the host
-//! is untouched; where one cannot be made the test is skipped, unless
-//! RVIRT_REQUIRE_REFERENCE is set.
+//! passed to the VMM as `fd=3…`, shown in the live XML, gone with the VM.
+//! Failed starts (no bridge, no /dev/net/tun, a name too long, a network)
+//! fail as libvirt does and leave no tap. Each test that makes links runs
+//! in a private network namespace (rvirtd, its VMMs and `ip` inherit it),
+//! so the host is untouched; where one cannot be made the test is skipped,
+//! unless RVIRT_REQUIRE_REFERENCE is set.
 
 mod common;
 
@@ -20,10 +21,15 @@ use rvirt_test_guests::Guest;
 /// Runs `f` on a thread of its own moved into a new network namespace.
 /// False when the namespace cannot be made (the test is skipped).
 fn in_netns(f: impl FnOnce() + Send + 'static) -> bool {
+    in_namespaces(libc::CLONE_NEWNET, f)
+}
+
+/// [`in_netns`] with other namespaces (`CLONE_NEW*` flags) too.
+fn in_namespaces(flags: libc::c_int, f: impl FnOnce() + Send + 'static) -> bool {
     let joined = std::thread::spawn(move || {
-        // SAFETY: unshare takes flags only; CLONE_NEWNET moves this thread
-        // (and what it starts) alone into a new namespace.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        // SAFETY: unshare takes flags only; the new namespaces are this
+        // thread's (and what it starts) alone.
+        if unsafe { libc::unshare(flags) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         f();
@@ -263,6 +269,71 @@ fn failed_tap_setup_fails_the_start_and_leaves_no_tap() {
         assert_eq!(link("vnet0").expect("vnet0")["master"], "br0");
         d.ok(&["destroy", "nobr"]);
         wait_gone("vnet0");
+    });
+}
+
+/// Hides /dev/net/tun from this thread (in its own mount namespace) and
+/// what it starts, with an empty tmpfs over /dev/net.
+fn hide_dev_net() {
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let (root, dev_net, tmpfs) = (c("/"), c("/dev/net"), c("tmpfs"));
+    // SAFETY: NUL-terminated strings that outlive the calls; the first
+    // mount only changes propagation (so nothing leaks to the host's
+    // namespace), the second mounts over /dev/net in this namespace only.
+    unsafe {
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::mount(
+                tmpfs.as_ptr(),
+                dev_net.as_ptr(),
+                tmpfs.as_ptr(),
+                0,
+                std::ptr::null()
+            ),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+    }
+    assert!(!std::path::Path::new("/dev/net/tun").exists());
+}
+
+#[test]
+fn missing_tun_device_fails_the_start() {
+    if !have_virsh() {
+        return;
+    }
+    in_namespaces(libc::CLONE_NEWNET | libc::CLONE_NEWNS, || {
+        hide_dev_net();
+        let d = Rvirtd::start();
+        let f = d.xml_file(
+            "t.xml",
+            &with_nics(
+                "notun",
+                "<interface type='ethernet'><model type='virtio'/></interface>",
+            ),
+        );
+        d.ok(&["define", &f]);
+        let err = d.fails(&["start", "notun"]);
+        assert!(
+            err.contains(
+                "error: Unable to open /dev/net/tun, is tun module loaded?: \
+                 No such file or directory"
+            ),
+            "{err}"
+        );
+        assert_eq!(d.state("notun"), "shut off (failed)");
     });
 }
 
