@@ -48,6 +48,23 @@ impl Domain {
         Ok(dom)
     }
 
+    /// Forgets what libvirt forgets when it parses a definition to define
+    /// or create it (`VIR_DOMAIN_DEF_PARSE_INACTIVE`): tap names the host
+    /// generated for one run (`vnet…`, `macvtap…`, `macvlan…`), which a
+    /// live `dumpxml` shows. Kept, they would make the next start ask for
+    /// a tap another VM may hold.
+    pub fn forget_generated_names(&mut self) {
+        for iface in &mut self.devices.interfaces {
+            if iface.target_dev.as_deref().is_some_and(|t| {
+                ["vnet", "macvtap", "macvlan"]
+                    .iter()
+                    .any(|p| t.starts_with(p))
+            }) {
+                iface.target_dev = None;
+            }
+        }
+    }
+
     /// Re-checks a definition built or edited in code.
     pub fn validate(&self) -> Result<(), Error> {
         let mut problems = Problems::default();
@@ -80,5 +97,29 @@ impl Domain {
         let mut d = self.clone();
         fill::drop_runtime_aliases(&mut d);
         format::to_string(&d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tap_names_are_forgotten_chosen_ones_kept() {
+        let xml = "<domain type='kvm'><name>n</name><memory>65536</memory>\
+            <os><type>hvm</type><kernel>/k</kernel></os><devices>\
+            <interface type='ethernet'><target dev='vnet3'/><model type='virtio'/></interface>\
+            <interface type='ethernet'><target dev='macvtap0'/><model type='virtio'/></interface>\
+            <interface type='ethernet'><target dev='tap7'/><model type='virtio'/></interface>\
+            </devices></domain>";
+        let mut d = Domain::from_xml(xml).unwrap();
+        d.forget_generated_names();
+        let names: Vec<_> = d
+            .devices
+            .interfaces
+            .iter()
+            .map(|i| i.target_dev.as_deref())
+            .collect();
+        assert_eq!(names, [None, None, Some("tap7")]);
     }
 }

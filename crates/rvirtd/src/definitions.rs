@@ -14,8 +14,9 @@ use crate::store;
 /// Parses and validates a document with the domain model; rejected
 /// documents change nothing.
 pub fn parse(xml: &str) -> Result<Domain, RemoteError> {
-    let def = Domain::from_xml(xml).map_err(|e| RemoteError::xml_error(&e.to_string()))?;
+    let mut def = Domain::from_xml(xml).map_err(|e| RemoteError::xml_error(&e.to_string()))?;
     check_name(&def.name)?;
+    def.forget_generated_names();
     Ok(def)
 }
 

@@ -161,6 +161,14 @@ fn bridge_nic_is_a_vnet_tap_on_the_bridge() {
         assert!(d.ok(&["dumpxml", "br"]).contains("<target dev='vnet0'/>"));
         assert!(link("vnet0").is_some());
 
+        // Defining the live XML (what `virsh edit` of a running domain
+        // and `dumpxml > f; define f` do) forgets the generated name, as
+        // libvirt does, so the next start gets a fresh tap.
+        let live_file = d.xml_file("live.xml", &d.ok(&["dumpxml", "br"]));
+        d.ok(&["define", &live_file]);
+        let stored = d.ok(&["dumpxml", "--inactive", "br"]);
+        assert!(!stored.contains("<target dev="), "{stored}");
+
         d.ok(&["destroy", "br"]);
         wait_gone("vnet0");
         assert!(!d.ok(&["dumpxml", "br"]).contains("<target dev="));
