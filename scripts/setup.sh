@@ -3,6 +3,7 @@
 # (run as root):
 # - the reference QEMU the monitor tests compare against;
 # - lz4, to unpack Debian's kernel for the Linux boot tests;
+# - iproute2, whose `ip` sets up bridges and reads taps in the network tests;
 # - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
 # - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
@@ -14,6 +15,7 @@ command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v ld >/dev/null || need_apt+=(binutils)
 command -v lz4 >/dev/null || need_apt+=(lz4)
+command -v ip >/dev/null || need_apt+=(iproute2)
 command -v virsh >/dev/null || need_apt+=(libvirt-clients)
 command -v libvirtd >/dev/null || need_apt+=(libvirt-daemon-system libvirt-daemon-driver-qemu)
 command -v tini >/dev/null || need_apt+=(tini)
