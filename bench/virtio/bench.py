@@ -167,6 +167,8 @@ def main():
     ap.add_argument("--cache", default="writeback", help="comma-separated cache= modes")
     ap.add_argument("--aio", default="threads")
     ap.add_argument("--extra-append", default="", help="more guest command line")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                    help="another rvirt-vmm binary in the same rounds, compared with QEMU too")
     ap.add_argument("--nice", type=int, default=0,
                     help="run both VMMs at this nice value (e.g. -10: ahead of other work)")
     ap.add_argument("--timeout", type=float, default=300.0)
@@ -194,6 +196,12 @@ def main():
         + ["-device", "isa-debug-exit", "-global", "virtio-mmio.force-legacy=false"],
     }
     expected_status = {"rvirt": 0, "qemu": 1}
+    extra = []
+    for spec in a.also:
+        name, path = spec.split("=", 1)
+        vmms[name] = (lambda path: lambda cache, qd: [path] + common(cache, qd))(path)
+        expected_status[name] = 0
+        extra.append(name)
     cases = [(c, int(q)) for c in a.cache.split(",") for q in a.qd.split(",")]
     samples = {f"{c}/qd{q}": {v: [] for v in vmms} for c, q in cases}
     problems = []
@@ -204,7 +212,10 @@ def main():
                 run_once(mk(c, q), a.timeout, a.nice)
 
     for i in range(a.rounds):
-        order = ["rvirt", "qemu"] if i % 2 == 0 else ["qemu", "rvirt"]
+        names = list(vmms)
+        order = names[i % len(names):] + names[:i % len(names)]
+        if len(names) == 2 and i % 2:
+            order = ["qemu", "rvirt"]
         for c, q in cases:
             key = f"{c}/qd{q}"
             for v in order:
@@ -252,31 +263,38 @@ def main():
                     "dev_cpu_us_per_req": med([x.get("dev_cpu_us_per_req") for x in ph]),
                     "dev_wait_us_per_req": med([x.get("dev_wait_us_per_req") for x in ph]),
                 }
-            rv, qv = row["rvirt"]["rps"], row["qemu"]["rps"]
-            ratio = rv / qv if rv and qv else None
-            # Paired: the two runs of one round saw about the same host load.
-            pairs = [(x["phases"].get(p), y["phases"].get(p))
-                     for x, y in zip(samples[key]["rvirt"], samples[key]["qemu"])]
-            row["paired_ratios"] = [x["rps"] / y["rps"] for x, y in pairs if x and y]
-            row["paired_ratio"] = med(row["paired_ratios"])
-            # Best round of each: the run least disturbed by other work.
-            bv = [row[v]["rps_min_max"][1] if row[v]["rps_min_max"] else None for v in ("rvirt", "qemu")]
-            row["best_ratio"] = bv[0] / bv[1] if bv[0] and bv[1] else None
-            tr = (row["qemu"]["tsc"] / row["rvirt"]["tsc"]
-                  if row["qemu"]["tsc"] and row["rvirt"]["tsc"] else None)
-            row["ratio"] = ratio
-            row["tsc_ratio"] = tr
-            # Scored on the paired ratio: host load moves both VMMs' figures
-            # several-fold between rounds, the pairs far less.
-            row["pass"] = row["paired_ratio"] is not None and row["paired_ratio"] >= 1.0
+            for v in ["rvirt"] + extra:
+                cmp = {}
+                rv, qv = row[v]["rps"], row["qemu"]["rps"]
+                ratio = rv / qv if rv and qv else None
+                # Paired: the runs of one round saw about the same host load.
+                pairs = [(x["phases"].get(p), y["phases"].get(p))
+                         for x, y in zip(samples[key][v], samples[key]["qemu"])]
+                cmp["paired_ratios"] = [x["rps"] / y["rps"] for x, y in pairs if x and y]
+                cmp["paired_ratio"] = med(cmp["paired_ratios"])
+                # Best round of each: the run least disturbed by other work.
+                bv = [row[x]["rps_min_max"][1] if row[x]["rps_min_max"] else None for x in (v, "qemu")]
+                cmp["best_ratio"] = bv[0] / bv[1] if bv[0] and bv[1] else None
+                tr = (row["qemu"]["tsc"] / row[v]["tsc"]
+                      if row["qemu"]["tsc"] and row[v]["tsc"] else None)
+                cmp["ratio"] = ratio
+                cmp["tsc_ratio"] = tr
+                # Scored on the paired ratio: host load moves both VMMs'
+                # figures several-fold between rounds, the pairs far less.
+                cmp["pass"] = cmp["paired_ratio"] is not None and cmp["paired_ratio"] >= 1.0
+                if v == "rvirt":
+                    row.update(cmp)
+                    label = f"{key:15} {p:9}"
+                else:
+                    row[f"{v}_vs_qemu"] = cmp
+                    label = f"{'':15} {'  ' + v:9}"
+                print(f"{label} {fmt(rv, '%11.0f')} {fmt(qv, '%10.0f')} "
+                      f"{fmt(ratio, '%6.3f')} {fmt(cmp['paired_ratio'], '%6.3f')}  {fmt(tr, '%6.3f')}  "
+                      f"{fmt(bv[0], '%8.0f')} {fmt(bv[1], '%8.0f')} "
+                      f"{fmt(cmp['best_ratio'], '%6.3f')}  "
+                      f"{fmt(row[v]['kicks_per_req'], '%6.3f')}/{fmt(row['qemu']['kicks_per_req'], '%-6.3f')}  "
+                      f"{'PASS' if cmp['pass'] else 'MISS'}")
             summary[key][p] = row
-            print(f"{key:15} {p:9} {fmt(rv, '%11.0f')} {fmt(qv, '%10.0f')} "
-                  f"{fmt(ratio, '%6.3f')} {fmt(row['paired_ratio'], '%6.3f')}  {fmt(tr, '%6.3f')}  "
-                  f"{fmt(row['rvirt']['rps_min_max'] and row['rvirt']['rps_min_max'][1], '%8.0f')} "
-                  f"{fmt(row['qemu']['rps_min_max'] and row['qemu']['rps_min_max'][1], '%8.0f')} "
-                  f"{fmt(row['best_ratio'], '%6.3f')}  "
-                  f"{fmt(row['rvirt']['kicks_per_req'], '%6.3f')}/{fmt(row['qemu']['kicks_per_req'], '%-6.3f')}  "
-                  f"{'PASS' if row['pass'] else 'MISS'}")
         # Whole-process CPU time (all threads, user+sys) per request, over
         # the 4 phases; includes boot and exit (a few ms).
         for v in vmms:
@@ -284,13 +302,14 @@ def main():
             usr = med([r["user_ms"] for r in samples[key][v]])
             summary[key][f"{v}_cpu_us_per_req"] = cpu * 1000 / (4 * a.n) if cpu else None
             summary[key][f"{v}_user_us_per_req"] = usr * 1000 / (4 * a.n) if usr else None
-        cells = []
-        for p in PHASES:
-            r, q = summary[key][p]["rvirt"], summary[key][p]["qemu"]
-            cells.append(f"{p} {fmt(r['dev_cpu_us_per_req'], '%.1f')}/{fmt(q['dev_cpu_us_per_req'], '%.1f')}"
-                         f" (wait {fmt(r['dev_wait_us_per_req'], '%.1f')}/{fmt(q['dev_wait_us_per_req'], '%.1f')})")
-        print(f"{'':15} device-side CPU us/req rvirt/QEMU (all threads but the vCPU; "
-              f"run-queue wait): " + ", ".join(cells))
+        for v in ["rvirt"] + extra:
+            cells = []
+            for p in PHASES:
+                r, q = summary[key][p][v], summary[key][p]["qemu"]
+                cells.append(f"{p} {fmt(r['dev_cpu_us_per_req'], '%.1f')}/{fmt(q['dev_cpu_us_per_req'], '%.1f')}"
+                             f" (wait {fmt(r['dev_wait_us_per_req'], '%.1f')}/{fmt(q['dev_wait_us_per_req'], '%.1f')})")
+            print(f"{'':15} device-side CPU us/req {v}/QEMU (all threads but the vCPU; "
+                  f"run-queue wait): " + ", ".join(cells))
     print(f"(load average at end {os.getloadavg()[0]:.2f})")
     if problems:
         print("\nruns that did not end as expected:")
@@ -318,6 +337,7 @@ def main():
         "n": a.n,
         "nice": a.nice,
         "command_lines": {v: mk("CACHE", "QD") for v, mk in vmms.items()},
+        "also": a.also,
         "summary": summary,
         "problems": problems,
         "samples": samples,

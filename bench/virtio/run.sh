@@ -19,6 +19,8 @@
 #                       blkbench.irq=1, blkbench.flush=0, blkbench.ring3=0)
 #   NICE=-10            nice value for both VMMs (as root; 0 = off): on this
 #                       2-core host other work otherwise decides the figures
+#   ALSO="NAME=PATH ..."  more rvirt-vmm binaries run in the same rounds, each
+#                       compared with QEMU too (e.g. an older build)
 #   QEMU=qemu-system-x86_64
 #   RVIRT_VMM=PATH      benchmark this rvirt-vmm binary instead of building one
 #   NO_BUILD=1          use the existing target/release/rvirt-vmm as it is
@@ -76,11 +78,13 @@ if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COM
 if [ -n "${RVIRT_VMM:-}" ]; then COMMIT="binary $RVIRT_VMM (tree at $COMMIT)"; fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $ROUNDS rounds, N=$N, QD=$QD, cache=$CACHE, aio=$AIO, nice $NICE" >&2
+ALSO_ARGS=()
+for x in ${ALSO:-}; do ALSO_ARGS+=(--also "$x"); done
 status=0
 python3 "$ROOT/bench/virtio/bench.py" \
   --rvirt "$RVIRT" --qemu "$QEMU_BIN" --guest "$GUEST" --image "$IMAGE" \
   --rounds "$ROUNDS" --warmup "$WARMUP" --n "$N" --qd "$QD" --cache "$CACHE" \
-  --aio "$AIO" --nice "$NICE" --extra-append "${APPEND:-}" --commit "$COMMIT" \
+  --aio "$AIO" --nice "$NICE" --extra-append "${APPEND:-}" --commit "$COMMIT" ${ALSO_ARGS[@]+"${ALSO_ARGS[@]}"} \
   --json "$ROOT/bench/results/virtio-$STAMP.json" || status=$?
 
 if [ -n "$BLK_REQUEST" ]; then
