@@ -41,6 +41,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("panic", "panic.c", Kind::Pvh, &[]),
     ("exits", "exits.c", Kind::Pvh, &[]),
     ("oneline", "oneline.c", Kind::Pvh, &[]),
+    ("flood", "flood.c", Kind::Pvh, &[]),
     ("powerbtn", "powerbtn.c", Kind::Pvh, &[]),
     ("virtio", "virtio.c", Kind::Pvh, &[]),
     ("blkbench", "blkbench.c", Kind::Pvh, &[]),

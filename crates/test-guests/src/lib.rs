@@ -62,6 +62,9 @@ pub enum Guest {
     Exits,
     /// PVH: prints `ONELINE`, then isa-debug-exit, i8042 reset, triple fault.
     Oneline,
+    /// PVH: prints 320 KiB of lines as fast as the UART takes them, then
+    /// `FLOOD_DONE`, and powers off.
+    Flood,
     /// PVH: arms the ACPI fixed power button, waits for a press, prints
     /// whether the SCI reached the PIC, acknowledges and powers off.
     Powerbtn,
@@ -75,7 +78,7 @@ pub enum Guest {
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 17] = [
+    pub const ALL: [Guest; 18] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -91,6 +94,7 @@ impl Guest {
         Guest::Panic,
         Guest::Exits,
         Guest::Oneline,
+        Guest::Flood,
         Guest::Powerbtn,
         Guest::Virtio,
     ];
@@ -113,6 +117,7 @@ impl Guest {
             Guest::Panic => "panic",
             Guest::Exits => "exits",
             Guest::Oneline => "oneline",
+            Guest::Flood => "flood",
             Guest::Powerbtn => "powerbtn",
             Guest::Virtio => "virtio",
         }

@@ -3,10 +3,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rvirt_vmm_config::ChardevBackend;
 
@@ -148,8 +149,14 @@ impl Chardev {
         Ok(match &self.kind {
             Kind::Stdio => Box::new(FdWriter(dup(1)?)),
             Kind::File(f) => Box::new(f.try_clone()?),
-            Kind::Pty { master, .. } => Box::new(master.try_clone()?),
-            Kind::Socket { client, .. } => Box::new(SocketWriter(client.clone())),
+            Kind::Pty { master, .. } => Box::new(PtyWriter {
+                master: master.try_clone()?,
+                stalled: false,
+            }),
+            Kind::Socket { client, .. } => Box::new(SocketWriter {
+                client: client.clone(),
+                stalled: false,
+            }),
             Kind::Null => Box::new(io::sink()),
         })
     }
@@ -169,7 +176,7 @@ impl Chardev {
             }
             Kind::Pty { master, .. } => {
                 let m = master.try_clone()?;
-                spawn(name, move || pump(m, deliver))
+                spawn(name, move || pump(Waiting(m), deliver))
             }
             Kind::Socket {
                 client, listener, ..
@@ -238,15 +245,137 @@ impl Write for FdWriter {
     }
 }
 
-struct SocketWriter(Client);
+/// How long output waits in all for a peer that is connected but does not
+/// read, before the bytes are dropped: a stalled client must not stall the
+/// guest (the serial port writes on a vCPU thread, virtio-console on the
+/// device loop). After a drop, writes do not wait again until one gets
+/// through, so a peer that never reads costs one wait, not one per byte.
+const STALL_LIMIT: Duration = Duration::from_millis(100);
+
+/// Writes `buf` with `try_write` (one non-blocking attempt), waiting for
+/// the descriptor to take more while the peer reads, for at most
+/// [`STALL_LIMIT`]. What does not fit is dropped, as QEMU drops output no
+/// one takes.
+fn write_or_drop(
+    fd: RawFd,
+    mut buf: &[u8],
+    stalled: &mut bool,
+    mut try_write: impl FnMut(&[u8]) -> io::Result<usize>,
+) -> io::Result<()> {
+    let deadline = Instant::now() + STALL_LIMIT;
+    while !buf.is_empty() {
+        match try_write(buf) {
+            Ok(n) => {
+                *stalled = false;
+                buf = &buf[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if *stalled || left.is_zero() || !wait_writable(fd, left) {
+                    *stalled = true;
+                    tracing::debug!(dropped = buf.len(), "chardev peer does not read");
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` can take bytes, at most `limit`.
+fn wait_writable(fd: RawFd, limit: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(limit.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: polls one pollfd that lives across the call.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+}
+
+/// The guest's output to a pty master (non-blocking: nobody may be reading
+/// the slave).
+struct PtyWriter {
+    master: File,
+    stalled: bool,
+}
+
+impl Write for PtyWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let fd = self.master.as_raw_fd();
+        let master = &mut self.master;
+        match write_or_drop(fd, buf, &mut self.stalled, |b| master.write(b)) {
+            // No slave open: the bytes go nowhere, as with QEMU.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(buf.len()),
+            Err(e) => Err(e),
+            Ok(()) => Ok(buf.len()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A pty master read by a thread of its own: the descriptor is non-blocking
+/// for the writer's sake, so the reader waits in poll instead of read.
+struct Waiting(File);
+
+impl Read for Waiting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut p = libc::pollfd {
+                        fd: self.0.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: polls one pollfd that lives across the call.
+                    unsafe { libc::poll(&mut p, 1, -1) };
+                }
+                // EIO while no slave is open: wait for one instead of
+                // ending the input thread (a client may connect later).
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The guest's output to the connected client of a socket chardev, if any.
+struct SocketWriter {
+    client: Client,
+    stalled: bool,
+}
 
 impl Write for SocketWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = c.as_mut() {
-            if s.write_all(buf).is_err() {
+        let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = c.as_ref() {
+            let fd = s.as_raw_fd();
+            // MSG_DONTWAIT, not O_NONBLOCK: the input thread reads the same
+            // socket and must keep blocking.
+            let send = |b: &[u8]| {
+                // SAFETY: sends from a live slice on an open socket.
+                let n = unsafe {
+                    libc::send(
+                        fd,
+                        b.as_ptr().cast(),
+                        b.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                usize::try_from(n).map_err(|_| io::Error::last_os_error())
+            };
+            if write_or_drop(fd, buf, &mut self.stalled, send).is_err() {
                 // The client went away; wait for the next one.
                 *c = None;
+                self.stalled = false;
             }
         }
         Ok(buf.len())
@@ -326,6 +455,14 @@ fn open_pty() -> io::Result<(File, String)> {
     }
     // SAFETY: fd is a new descriptor that this function owns.
     let master = unsafe { File::from_raw_fd(fd) };
+    // Non-blocking, so that output nobody reads cannot block the guest
+    // (see PtyWriter); the input thread waits in poll.
+    // SAFETY: F_GETFL/F_SETFL on our own descriptor.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
     // SAFETY: grantpt/unlockpt take the open master descriptor.
     if unsafe { libc::grantpt(fd) } < 0 || unsafe { libc::unlockpt(fd) } < 0 {
         return Err(io::Error::last_os_error());

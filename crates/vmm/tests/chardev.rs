@@ -1,0 +1,85 @@
+//! Character devices whose peer stalls: output nobody reads must not stall
+//! the guest or the VMM (QEMU drops it too).
+
+mod common;
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Connects to a chardev's listening socket, retrying while the VMM starts.
+fn connect(path: &Path) -> UnixStream {
+    let start = Instant::now();
+    loop {
+        match UnixStream::connect(path) {
+            Ok(s) => return s,
+            Err(e) if start.elapsed() > Duration::from_secs(10) => {
+                panic!("cannot connect to {}: {e}", path.display())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// The serial port on a socket whose client connects and never reads: the
+/// guest prints more than the socket buffers hold (320 KiB against about
+/// 208 KiB) and must still finish and power off. Before output was bounded
+/// the vCPU thread blocked in write() for good.
+#[test]
+fn a_socket_client_that_never_reads_does_not_stall_the_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("serial.sock");
+    let log = dir.path().join("vmm.log");
+    let chardev = format!("socket,id=s0,path={},server=on,wait=off", sock.display());
+    let kernel = Guest::Flood.path();
+    let child = spawn(&[
+        "-kernel",
+        kernel.to_str().unwrap(),
+        "-display",
+        "none",
+        "-chardev",
+        &chardev,
+        "-serial",
+        "chardev:s0",
+        "-D",
+        log.to_str().unwrap(),
+    ]);
+    let client = connect(&sock);
+    let run = wait(child, Duration::from_secs(120));
+    assert!(
+        run.status.success(),
+        "the guest did not finish: {:?} {}",
+        run.status,
+        run.stderr
+    );
+    drop(client);
+}
+
+/// The same on a pty whose slave nobody opens.
+#[test]
+fn a_pty_nobody_reads_does_not_stall_the_guest() {
+    let kernel = Guest::Flood.path();
+    let child = spawn(&[
+        "-kernel",
+        kernel.to_str().unwrap(),
+        "-display",
+        "none",
+        "-serial",
+        "pty",
+    ]);
+    let run = wait(child, Duration::from_secs(120));
+    assert!(
+        run.status.success(),
+        "the guest did not finish: {:?} {}",
+        run.status,
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("char device redirected to /dev/pts/")
+            || run.stdout.contains("char device redirected to /dev/pts/"),
+        "{}",
+        run.stderr
+    );
+}
