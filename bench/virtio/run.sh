@@ -8,7 +8,8 @@
 # Usage: bench/virtio/run.sh [--blk-request]
 #   --blk-request  also run the criterion bench of the per-request device
 #                  cost (cargo bench -p rvirt-virtio --bench blk_request),
-#                  if that bench exists
+#                  if that bench exists; BLK_REQUEST_ARGS are passed to it
+#                  (a criterion filter, e.g. "null-batch32 --quick")
 #   ROUNDS=7 WARMUP=1   rounds per VMM and case (alternating), untimed first
 #   N=20000             4 KiB requests per phase
 #   QD=16,1             queue depths (guest requests in flight), one case each
@@ -90,7 +91,9 @@ python3 "$ROOT/bench/virtio/bench.py" \
 if [ -n "$BLK_REQUEST" ]; then
   if [ -f "$ROOT/crates/virtio/benches/blk_request.rs" ]; then
     echo; echo "cargo bench -p rvirt-virtio --bench blk_request:"
-    cargo bench --quiet -p rvirt-virtio --bench blk_request --manifest-path "$ROOT/Cargo.toml" || status=$?
+    # shellcheck disable=SC2086 # BLK_REQUEST_ARGS is a list of words
+    cargo bench --quiet -p rvirt-virtio --bench blk_request --manifest-path "$ROOT/Cargo.toml" \
+      -- ${BLK_REQUEST_ARGS:-} || status=$?
   else
     echo "bench/virtio: no crates/virtio/benches/blk_request.rs; skipped" >&2
   fi
