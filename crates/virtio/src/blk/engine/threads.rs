@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 
 use super::super::aligned::AlignedBuf;
 use super::super::disk::DiskBackend;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::{run, Done, Job};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 #[derive(Default)]
 struct State {

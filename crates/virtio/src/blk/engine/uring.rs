@@ -15,12 +15,12 @@ use vm_memory::Bytes;
 
 use super::super::aligned::AlignedBuf;
 use super::super::disk::{advance, iovecs, DiskBackend};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::super::exec::{direct_slices, Status};
 use super::super::request::Operation;
 use super::super::QUEUE_SIZE;
 use super::{Done, Job};
 use crate::chain::Segment;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Largest request bounced through io_uring (more is run inline).
 pub const BOUNCE_MAX: usize = 1 << 20;
