@@ -10,6 +10,8 @@ pub enum ArgType {
     Str,
     /// `int` (fits i64).
     Int,
+    /// `bool`.
+    Bool,
     /// `[str]`: a list of enum strings (`qmp_capabilities`'s `enable`).
     StrList,
 }
@@ -51,6 +53,8 @@ fn type_ok(ty: ArgType, v: &Value) -> Result<(), &'static str> {
         ArgType::Str => Err("string"),
         ArgType::Int if v.is_i64() => Ok(()),
         ArgType::Int => Err("integer"),
+        ArgType::Bool if v.is_boolean() => Ok(()),
+        ArgType::Bool => Err("boolean"),
         ArgType::StrList if v.is_array() => Ok(()),
         ArgType::StrList => Err("array"),
     }

@@ -80,6 +80,13 @@ pub trait MonitorBackend: Send + Sync {
         Err(QmpError::no_balloon())
     }
 
+    /// `set_link`: takes the link of the NIC named `name` (its netdev id or
+    /// its device id) up or down. Unknown names: DeviceNotFound, as QEMU.
+    fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {
+        let _ = up;
+        Err(QmpError::device_not_found(name))
+    }
+
     /// The version reported in the greeting, `query-version` and
     /// `info version`.
     fn version(&self) -> VersionInfo {

@@ -38,6 +38,14 @@ impl QmpError {
     }
 
     /// `CommandNotFound` for an unknown command, worded as QEMU words it.
+    /// QEMU's answer when a command names a device that does not exist.
+    pub fn device_not_found(name: &str) -> Self {
+        QmpError {
+            class: ErrorClass::DeviceNotFound,
+            desc: format!("Device '{name}' not found"),
+        }
+    }
+
     /// QEMU's answer to `balloon` / `query-balloon` on a VM without one.
     pub fn no_balloon() -> Self {
         QmpError {

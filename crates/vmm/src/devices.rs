@@ -218,6 +218,11 @@ impl Devices {
         infos
     }
 
+    /// The NICs, for QMP `set_link`.
+    pub(crate) fn nics(&self) -> Vec<crate::virtio::NicControl> {
+        self.virtio.nics()
+    }
+
     /// The balloon, if the VM has one.
     pub(crate) fn balloon(&self) -> Option<crate::balloon::BalloonControl> {
         self.virtio.balloon()

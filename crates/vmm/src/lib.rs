@@ -175,6 +175,7 @@ impl Vmm {
             &config,
             devices.block_infos(),
             devices.balloon(),
+            devices.nics(),
         ));
         let mut chardevs = devices.chardev_infos();
         chardevs.extend(monitor::chardev_infos(&config));

@@ -20,6 +20,7 @@ use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
 use crate::balloon::BalloonControl;
 use crate::events::{Event, EventSender, MonitorRequest};
+use crate::virtio::NicControl;
 use crate::VmmError;
 
 /// What the monitors can read without asking the main loop.
@@ -31,6 +32,7 @@ pub(crate) struct VmState {
     /// The disks; fixed for the life of the VMM (no hotplug yet).
     blocks: Vec<BlockInfo>,
     balloon: Option<BalloonControl>,
+    nics: Vec<NicControl>,
     name: Option<String>,
     uuid: Option<String>,
 }
@@ -40,6 +42,7 @@ impl VmState {
         cfg: &VmConfig,
         blocks: Vec<BlockInfo>,
         balloon: Option<BalloonControl>,
+        nics: Vec<NicControl>,
     ) -> Self {
         VmState {
             status: Mutex::new(if cfg.start_paused {
@@ -51,6 +54,7 @@ impl VmState {
             chardevs: Mutex::new(Vec::new()),
             blocks,
             balloon,
+            nics,
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
         }
@@ -131,6 +135,17 @@ impl MonitorBackend for Backend {
             .as_ref()
             .ok_or_else(QmpError::no_balloon)?;
         b.set_target(u64::try_from(target).unwrap_or(0));
+        Ok(())
+    }
+
+    fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {
+        let nic = self
+            .state
+            .nics
+            .iter()
+            .find(|n| n.is_named(name))
+            .ok_or_else(|| QmpError::device_not_found(name))?;
+        nic.set_link(up);
         Ok(())
     }
 

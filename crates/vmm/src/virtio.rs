@@ -103,6 +103,27 @@ pub(crate) struct VirtioDevices {
     /// The consoles' host ends, open as long as the VMM.
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
+    nics: Vec<NicControl>,
+}
+
+/// A NIC as QMP's `set_link` names it: by its netdev id or its device id.
+/// Monitor threads lock the device directly (a leaf lock, as the balloon's).
+#[derive(Clone)]
+pub(crate) struct NicControl {
+    names: Vec<String>,
+    net: Arc<Mutex<Net>>,
+}
+
+impl NicControl {
+    pub(crate) fn is_named(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// Link status as the guest sees it in config space; a change raises a
+    /// config interrupt. Down also drops what the guest sends, as QEMU.
+    pub(crate) fn set_link(&self, up: bool) {
+        lock(&self.net).set_link_up(up);
+    }
 }
 
 /// The `-drive` / `-blockdev` options as the disk opener takes them; the
@@ -197,6 +218,7 @@ impl VirtioDevices {
         let mut blocks = Vec::new();
         let mut chardevs = Vec::new();
         let mut balloon = None;
+        let mut nics = Vec::new();
         for (n, (dev, &gsi)) in cfg.virtio.iter().zip(GSIS.iter()).enumerate() {
             let device: SharedDevice = match dev {
                 VirtioConfig::Rng { filename, .. } => {
@@ -259,7 +281,14 @@ impl VirtioDevices {
                     Arc::new(Mutex::new(block))
                 }
                 VirtioConfig::Net(n) => {
-                    Arc::new(Mutex::new(open_nic(n).map_err(|e| ("-netdev", e))?))
+                    let net = Arc::new(Mutex::new(open_nic(n).map_err(|e| ("-netdev", e))?));
+                    nics.push(NicControl {
+                        names: std::iter::once(n.netdev.clone())
+                            .chain(n.id.clone())
+                            .collect(),
+                        net: net.clone(),
+                    });
+                    net
                 }
                 VirtioConfig::Console(c) => {
                     let (console, chardev) = open_console(c).map_err(|e| ("-chardev", e))?;
@@ -290,6 +319,7 @@ impl VirtioDevices {
             blocks,
             chardevs,
             balloon,
+            nics,
         })
     }
 
@@ -308,6 +338,11 @@ impl VirtioDevices {
                 frontend_open: true,
             })
             .collect()
+    }
+
+    /// The NICs, for QMP `set_link`.
+    pub(crate) fn nics(&self) -> Vec<NicControl> {
+        self.nics.clone()
     }
 
     /// The balloon, for QMP `balloon` and `query-balloon`.

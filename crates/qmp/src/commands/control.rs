@@ -99,6 +99,22 @@ pub(super) fn balloon(
     Ok(Value::Object(Map::new()))
 }
 
+/// `set_link`'s arguments (qapi/net.json).
+pub(crate) const SET_LINK_PARAMS: &[Param] = &[
+    Param::required("name", ArgType::Str),
+    Param::required("up", ArgType::Bool),
+];
+
+pub(super) fn set_link(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let name = args.get("name").and_then(Value::as_str).unwrap_or_default();
+    let up = args.get("up").and_then(Value::as_bool).unwrap_or(true);
+    b.set_link(name, up)?;
+    Ok(Value::Object(Map::new()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,6 +87,11 @@ const COMMANDS: &[Command] = &[
         run: control::balloon,
     },
     Command {
+        name: "set_link",
+        params: control::SET_LINK_PARAMS,
+        run: control::set_link,
+    },
+    Command {
         name: "stop",
         params: NO_PARAMS,
         run: control::stop,
