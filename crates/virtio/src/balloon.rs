@@ -166,7 +166,7 @@ impl Balloon {
         let q = &mut active.queues[usize::from(STATS_QUEUE)];
         match q.add_used(&active.mem, head, 0) {
             Ok(()) => {
-                if q.needs_notification(&active.mem).unwrap_or(true) {
+                if queue_util::wants_interrupt(q, &active.mem) {
                     active.interrupt.signal_used_queue(STATS_QUEUE);
                 }
                 true
@@ -280,7 +280,7 @@ impl Balloon {
             }
             Ok(())
         })();
-        if returned && q.needs_notification(mem).unwrap_or(true) {
+        if returned && queue_util::wants_interrupt(q, mem) {
             active.interrupt.signal_used_queue(STATS_QUEUE);
         }
         if let Err(error) = result {

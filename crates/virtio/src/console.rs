@@ -132,7 +132,7 @@ impl Console {
             }
             Ok(())
         })();
-        if used && active.rx.needs_notification(mem).unwrap_or(true) {
+        if used && queue_util::wants_interrupt(&mut active.rx, mem) {
             active.interrupt.signal_used_queue(RX_QUEUE);
         }
         if let Err(error) = result {

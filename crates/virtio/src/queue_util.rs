@@ -1,6 +1,7 @@
 //! The loop every device runs over its available ring.
 
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
+use vm_memory::{Bytes, GuestAddress};
 
 use crate::{Memory, VirtioInterrupt};
 
@@ -43,7 +44,7 @@ where
         }
         Ok(())
     })();
-    let notify = used && queue.needs_notification(mem).unwrap_or(true);
+    let notify = used && wants_interrupt(queue, mem);
     if notify {
         interrupt.signal_used_queue(index);
     }
@@ -54,5 +55,25 @@ where
             interrupt.signal_needs_reset();
             false
         }
+    }
+}
+
+/// VRING_AVAIL_F_NO_INTERRUPT: the driver polls and asks for no interrupts.
+const AVAIL_F_NO_INTERRUPT: u16 = 1;
+
+/// Whether the driver wants an interrupt for what was just added to the
+/// used ring of `queue`: EVENT_IDX's `used_event` when negotiated, else the
+/// avail ring's NO_INTERRUPT flag, which virtio-queue does not read (a
+/// polling driver, such as a DPDK one, would otherwise take an interrupt
+/// per batch it never asked for). Errs towards interrupting: a lost
+/// interrupt hangs a driver, a spurious one costs it a check.
+pub fn wants_interrupt(queue: &mut Queue, mem: &Memory) -> bool {
+    let by_event_idx = queue.needs_notification(mem).unwrap_or(true);
+    if queue.event_idx_enabled() {
+        return by_event_idx;
+    }
+    match mem.read_obj::<u16>(GuestAddress(queue.avail_ring())) {
+        Ok(flags) => u16::from_le(flags) & AVAIL_F_NO_INTERRUPT == 0,
+        Err(_) => true,
     }
 }

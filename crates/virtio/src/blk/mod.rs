@@ -235,7 +235,7 @@ impl Block {
             }
             Ok(())
         })();
-        if used && queue.needs_notification(&**mem).unwrap_or(true) {
+        if used && crate::queue_util::wants_interrupt(queue, mem) {
             interrupt.signal_used_queue(0);
         }
         if let Err(error) = result {

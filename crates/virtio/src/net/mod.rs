@@ -196,7 +196,7 @@ impl Net {
 
     fn signal_rx(&mut self) {
         if let Some(active) = self.active.as_mut() {
-            if active.rx.needs_notification(&active.mem).unwrap_or(true) {
+            if queue_util::wants_interrupt(&mut active.rx, &active.mem) {
                 active.interrupt.signal_used_queue(RX_QUEUE);
             }
         }

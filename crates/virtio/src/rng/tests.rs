@@ -207,3 +207,27 @@ fn a_source_that_stays_broken_warns_once_per_outage() {
     });
     assert_eq!(warnings.load(Ordering::SeqCst), 2);
 }
+
+/// A polling driver sets VRING_AVAIL_F_NO_INTERRUPT (without EVENT_IDX):
+/// its buffers are served without an interrupt; cleared, interrupts resume.
+#[test]
+fn no_interrupt_flag_is_honoured_without_event_idx() {
+    let mem = memory();
+    let mock = MockSplitQueue::new(&mem, 16);
+    let mut rng = Rng::new(Box::new(Counter(0)));
+    let irq = activate(&mut rng, &mem, &[&mock], 0);
+    let flags = mock.avail_addr();
+    mem.write_obj(1u16.to_le(), flags).unwrap();
+    add_chain(&mock, 0, &[(DATA, 16, WRITE)]);
+    rng.process_queue(0);
+    assert_eq!(used_idx(&mock), 1, "served");
+    assert!(
+        irq.used.lock().unwrap().is_empty(),
+        "no interrupt asked for"
+    );
+    mem.write_obj(0u16, flags).unwrap();
+    add_chain(&mock, 1, &[(DATA, 16, WRITE)]);
+    rng.process_queue(0);
+    assert_eq!(used_idx(&mock), 2);
+    assert_eq!(*irq.used.lock().unwrap(), vec![0]);
+}

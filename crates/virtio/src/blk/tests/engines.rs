@@ -640,9 +640,12 @@ fn a_4k_direct_disk_advertises_its_block_size() {
 #[test]
 fn the_sync_engine_has_no_host_fd_and_async_ones_do() {
     let img = image();
+    // A disk in memory (tmpfs: /tmp on some machines) is served inline
+    // even with aio=threads.
+    let in_memory = super::super::open::in_memory(&File::open(img.file.path()).unwrap());
     for (aio, has_fd) in [
         (AioMode::Sync, false),
-        (AioMode::Threads, true),
+        (AioMode::Threads, !in_memory),
         (AioMode::IoUring, true),
     ] {
         let opts = DiskOpenOptions {
@@ -658,4 +661,37 @@ fn the_sync_engine_has_no_host_fd_and_async_ones_do() {
     }
     // io_uring needs a descriptor to submit to.
     assert!(Disk::new(Arc::new(FailingDisk), AioMode::IoUring).is_err());
+}
+
+/// aio=threads on tmpfs: served inline (no worker pool, no host fd), since
+/// a memory copy never waits for a device; io_uring is kept as asked.
+#[test]
+fn threads_on_tmpfs_are_served_inline() {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    }
+    let file = tempfile::NamedTempFile::new_in(shm).unwrap();
+    file.as_file().set_len(SIZE).unwrap();
+    assert!(
+        super::super::open::in_memory(file.as_file()),
+        "/dev/shm is tmpfs"
+    );
+    for (aio, has_fd) in [(AioMode::Threads, false), (AioMode::IoUring, true)] {
+        let opts = DiskOpenOptions {
+            aio,
+            ..Default::default()
+        };
+        let disk = open_disk(file.path(), &opts).unwrap();
+        let mut dev = Dev::new(Block::with_disk(disk, BlockOptions::default()).unwrap());
+        assert_eq!(dev.blk.host_fd().is_some(), has_fd, "{aio:?}");
+        dev.fill(BUF, 4096, |i| i as u8);
+        assert_eq!(dev.request(kind::OUT, 8, &[(BUF, 4096)]), OK, "{aio:?}");
+        assert_eq!(
+            dev.request(kind::IN, 8, &[(BUF + 0x2000, 4096)]),
+            OK,
+            "{aio:?}"
+        );
+    }
 }
