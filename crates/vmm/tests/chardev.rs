@@ -23,6 +23,18 @@ fn connect(path: &Path) -> UnixStream {
     }
 }
 
+/// Waits for the flood guest to power off (it takes about 10 s here).
+fn finishes(child: std::process::Child) -> Run {
+    let run = wait(child, Duration::from_secs(120));
+    assert!(
+        run.status.success(),
+        "the guest did not finish: {:?} {}",
+        run.status,
+        run.stderr
+    );
+    run
+}
+
 /// The serial port on a socket whose client connects and never reads: the
 /// guest prints more than the socket buffers hold (320 KiB against about
 /// 208 KiB) and must still finish and power off. Before output was bounded
@@ -47,13 +59,7 @@ fn a_socket_client_that_never_reads_does_not_stall_the_guest() {
         log.to_str().unwrap(),
     ]);
     let client = connect(&sock);
-    let run = wait(child, Duration::from_secs(120));
-    assert!(
-        run.status.success(),
-        "the guest did not finish: {:?} {}",
-        run.status,
-        run.stderr
-    );
+    finishes(child);
     drop(client);
 }
 
@@ -69,13 +75,7 @@ fn a_pty_nobody_reads_does_not_stall_the_guest() {
         "-serial",
         "pty",
     ]);
-    let run = wait(child, Duration::from_secs(120));
-    assert!(
-        run.status.success(),
-        "the guest did not finish: {:?} {}",
-        run.status,
-        run.stderr
-    );
+    let run = finishes(child);
     assert!(
         run.stderr.contains("char device redirected to /dev/pts/")
             || run.stdout.contains("char device redirected to /dev/pts/"),
