@@ -727,4 +727,5 @@ fn many_requests_one_interrupt_per_pass() {
 }
 
 mod engines;
+mod merge;
 mod prop;

@@ -8,6 +8,7 @@
 //! into outlive the I/O; [`Engine::quiesce`] waits for every job, so no I/O
 //! reaches a guest after a device reset.
 
+mod merge;
 mod threads;
 mod uring;
 
@@ -19,7 +20,7 @@ use vm_memory::GuestAddress;
 
 use super::aligned::AlignedBuf;
 use super::disk::DiskBackend;
-use super::exec::{Executor, Status};
+use super::exec::{direct_slices, Executor, Status};
 use super::open::AioMode;
 use super::request::Operation;
 use crate::Memory;
@@ -127,6 +128,16 @@ impl Engine {
         }
     }
 
+    /// Requests the engine issued as part of a merged run, ever.
+    #[cfg(test)]
+    pub fn merged(&self) -> usize {
+        match self {
+            Engine::Sync => 0,
+            Engine::Threads(pool) => pool.merged(),
+            Engine::Uring(ring) => ring.merged(),
+        }
+    }
+
     /// Waits until no request is in flight and forgets their results (the
     /// device is being reset: nothing may reach the guest any more).
     pub fn quiesce(&mut self) {
@@ -159,5 +170,66 @@ pub(crate) fn run(disk: &dyn DiskBackend, buf: &mut AlignedBuf, job: &Job) -> Do
         status: Some(job.status),
         result,
         written,
+    }
+}
+
+/// Runs a merged run of adjacent reads or writes (from [`merge::batches`])
+/// as one vectored transfer; each request gets its own result. When the
+/// transfer fails (an I/O error, the end of the file, a buffer that needs
+/// bouncing), the requests run one by one, so each gets the status it
+/// would have had alone: rewriting or rereading a range is harmless.
+pub(crate) fn run_merged(
+    disk: &dyn DiskBackend,
+    buf: &mut AlignedBuf,
+    jobs: &[Job],
+    out: &mut Vec<Done>,
+) {
+    if let [job] = jobs {
+        out.push(run(disk, buf, job));
+        return;
+    }
+    if let Some(write) = transfer_merged(disk, jobs) {
+        for job in jobs {
+            let written = match &job.op {
+                Operation::Read { data, .. } if !write => {
+                    u32::try_from(crate::chain::total_len(data)).unwrap_or(u32::MAX)
+                }
+                _ => 0,
+            };
+            out.push(Done {
+                head: job.head,
+                status: Some(job.status),
+                result: Status::Ok,
+                written,
+            });
+        }
+        return;
+    }
+    for job in jobs {
+        out.push(run(disk, buf, job));
+    }
+}
+
+/// The one transfer of a merged run; Some(is a write) when every byte moved.
+fn transfer_merged(disk: &dyn DiskBackend, jobs: &[Job]) -> Option<bool> {
+    let first = merge::Extent::of(jobs.first()?)?;
+    let mut slices = Vec::new();
+    for job in jobs {
+        let (Operation::Read { data, .. } | Operation::Write { data, .. }) = &job.op else {
+            return None;
+        };
+        slices.extend(direct_slices(&job.mem, data, disk)?);
+    }
+    let result = if first.write {
+        disk.write_vectored_at(&slices, first.offset)
+    } else {
+        disk.read_vectored_at(&slices, first.offset)
+    };
+    match result {
+        Ok(()) => Some(first.write),
+        Err(error) => {
+            tracing::debug!(%error, "merged virtio-blk requests failed; running them one by one");
+            None
+        }
     }
 }

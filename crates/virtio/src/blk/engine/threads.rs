@@ -8,14 +8,15 @@ use std::thread::JoinHandle;
 
 use super::super::aligned::AlignedBuf;
 use super::super::disk::DiskBackend;
-use super::{run, Done, Job};
+use super::{merge, run_merged, Done, Job};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 #[derive(Default)]
 struct State {
-    jobs: VecDeque<Job>,
+    /// Runs of merged requests (most of one request).
+    jobs: VecDeque<Vec<Job>>,
     done: Vec<Done>,
-    /// Jobs queued or running.
+    /// Runs queued or running.
     busy: usize,
     /// Workers waiting for a job.
     idle: usize,
@@ -49,6 +50,8 @@ pub(crate) struct Pool {
     pending: Vec<Job>,
     /// Submitted and not reaped: the device bounds this by the queue size.
     in_flight: usize,
+    /// Requests issued as part of a merged run, ever.
+    merged: usize,
 }
 
 impl Pool {
@@ -65,6 +68,7 @@ impl Pool {
             workers: Vec::new(),
             pending: Vec::new(),
             in_flight: 0,
+            merged: 0,
         };
         for i in 0..workers {
             let shared = pool.shared.clone();
@@ -85,9 +89,16 @@ impl Pool {
         if self.pending.is_empty() {
             return;
         }
-        let n = self.pending.len();
+        // Adjacent reads or writes of the pass become one preadv/pwritev.
+        let runs = merge::batches(std::mem::take(&mut self.pending));
+        let n = runs.len();
+        self.merged += runs
+            .iter()
+            .filter(|r| r.len() > 1)
+            .map(Vec::len)
+            .sum::<usize>();
         let mut st = self.shared.lock();
-        st.jobs.extend(self.pending.drain(..));
+        st.jobs.extend(runs);
         st.busy += n;
         let wake = st.idle.min(n);
         drop(st);
@@ -119,6 +130,11 @@ impl Pool {
         self.in_flight
     }
 
+    #[cfg(test)]
+    pub fn merged(&self) -> usize {
+        self.merged
+    }
+
     pub fn quiesce(&mut self) {
         self.commit();
         let mut st = self.shared.lock();
@@ -145,12 +161,13 @@ impl Drop for Pool {
 
 fn worker(shared: &Shared) {
     let mut buf = AlignedBuf::new(shared.disk.alignment().memory);
+    let mut done = Vec::new();
     loop {
-        let job = {
+        let jobs = {
             let mut st = shared.lock();
             loop {
-                if let Some(job) = st.jobs.pop_front() {
-                    break job;
+                if let Some(jobs) = st.jobs.pop_front() {
+                    break jobs;
                 }
                 if st.stop {
                     return;
@@ -160,13 +177,13 @@ fn worker(shared: &Shared) {
                 st.idle -= 1;
             }
         };
-        let done = run(&*shared.disk, &mut buf, &job);
-        // The job (and its hold on guest memory) goes before the device can
-        // see the request as finished.
-        drop(job);
+        run_merged(&*shared.disk, &mut buf, &jobs, &mut done);
+        // The jobs (and their hold on guest memory) go before the device
+        // can see the requests as finished.
+        drop(jobs);
         let mut st = shared.lock();
         let was_empty = st.done.is_empty();
-        st.done.push(done);
+        st.done.append(&mut done);
         st.busy -= 1;
         if st.busy == 0 {
             shared.idle.notify_all();

@@ -5,6 +5,9 @@
 //! cannot take go through an aligned bounce buffer of up to [`BOUNCE_MAX`].
 //! Larger bounced requests, discards, write-zeroes and GET_ID are given back
 //! to run inline: they are rare, and fallocate's fallbacks are synchronous.
+//!
+//! Zero-copy reads and writes wait in `pending` until the pass commits;
+//! those adjacent on disk then go as one READV/WRITEV (see [`merge`]).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -18,14 +21,14 @@ use super::super::disk::{advance, iovecs, DiskBackend};
 use super::super::exec::{direct_slices, Status};
 use super::super::request::Operation;
 use super::super::QUEUE_SIZE;
-use super::{Done, Job};
+use super::{merge, run, Done, Job};
 use crate::chain::Segment;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Largest request bounced through io_uring (more is run inline).
 pub const BOUNCE_MAX: usize = 1 << 20;
 /// iovecs per readv/writev SQE (IOV_MAX).
-const IOV_MAX: usize = 1024;
+const IOV_MAX: usize = merge::MAX_IOV;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -37,7 +40,9 @@ enum Kind {
 /// One submitted request. Its iovecs and bounce buffer are what the kernel
 /// reads or writes until the CQE arrives, so it stays in `slots` until then.
 struct Req {
-    job: Job,
+    /// The requests, in disk order, with their byte lengths: one, or a
+    /// merged run of adjacent reads or writes.
+    parts: Vec<(Job, usize)>,
     kind: Kind,
     iov: Vec<libc::iovec>,
     offset: u64,
@@ -59,9 +64,15 @@ pub(crate) struct Uring {
     /// The backend that owns `fd`; kept so the descriptor stays open.
     disk: Arc<dyn DiskBackend>,
     fd: RawFd,
+    /// Bounce buffer for requests of a failed merged run, rerun inline.
+    buf: AlignedBuf,
+    /// Zero-copy reads and writes of this pass, not yet in the SQ.
+    pending: Vec<Req>,
     slots: Vec<Option<Req>>,
     free: Vec<usize>,
     in_flight: usize,
+    /// Requests issued as part of a merged run, ever.
+    merged: usize,
     /// SQEs pushed but not yet handed to the kernel.
     unsubmitted: bool,
 }
@@ -82,11 +93,14 @@ impl Uring {
         Ok(Uring {
             ring,
             event,
+            buf: AlignedBuf::new(disk.alignment().memory),
+            pending: Vec::new(),
             disk,
             fd,
             slots: (0..n).map(|_| None).collect(),
             free: (0..n).rev().collect(),
             in_flight: 0,
+            merged: 0,
             unsubmitted: false,
         })
     }
@@ -99,16 +113,24 @@ impl Uring {
         self.in_flight
     }
 
+    #[cfg(test)]
+    pub fn merged(&self) -> usize {
+        self.merged
+    }
+
     pub fn submit(&mut self, job: Job) -> Result<(), Job> {
-        let Some(&slot) = self.free.last() else {
+        // Every pending request may still need a slot of its own.
+        if self.free.len() <= self.pending.len() {
             return Err(job);
-        };
+        }
         let req = match &job.op {
             Operation::Flush => {
                 if !self.disk.flushes() {
                     // cache=unsafe: nothing to wait for.
                     return Err(job);
                 }
+                // Not merged across: the writes before it go to the SQ first.
+                self.push_pending();
                 Req {
                     kind: Kind::Flush,
                     iov: Vec::new(),
@@ -116,7 +138,7 @@ impl Uring {
                     total: 0,
                     moved: 0,
                     bounce: None,
-                    job,
+                    parts: vec![(job, 0)],
                 }
             }
             Operation::Read { offset, data } | Operation::Write { offset, data } => {
@@ -128,7 +150,21 @@ impl Uring {
                 let offset = *offset;
                 let total = crate::chain::total_len(data);
                 let (iov, bounce) = match direct_slices(&job.mem, data, &*self.disk) {
-                    Some(slices) if slices.len() <= IOV_MAX => (iovecs(&slices), None),
+                    Some(slices) if slices.len() <= IOV_MAX => {
+                        let iov = iovecs(&slices);
+                        drop(slices);
+                        self.pending.push(Req {
+                            kind,
+                            iov,
+                            offset,
+                            total: total as usize,
+                            moved: 0,
+                            bounce: None,
+                            parts: vec![(job, total as usize)],
+                        });
+                        self.in_flight += 1;
+                        return Ok(());
+                    }
                     _ => {
                         let Ok(n) = usize::try_from(total) else {
                             return Err(job);
@@ -162,16 +198,62 @@ impl Uring {
                     total: total as usize,
                     moved: 0,
                     bounce,
-                    job,
+                    parts: vec![(job, total as usize)],
                 }
             }
             _ => return Err(job),
         };
-        self.free.pop();
+        self.in_flight += 1;
+        self.start(req);
+        Ok(())
+    }
+
+    /// Puts `req` in a free slot and queues its SQE. The caller made sure
+    /// of the slot: requests in slots and pending never outnumber them.
+    fn start(&mut self, req: Req) {
+        let Some(slot) = self.free.pop() else {
+            // Unreachable: `submit` keeps a slot for every pending request
+            // (a merged run takes fewer). Keep the count right at least.
+            debug_assert!(false, "io_uring slots exhausted");
+            tracing::error!("io_uring slots exhausted; requests dropped");
+            self.in_flight -= req.parts.len();
+            return;
+        };
         self.slots[slot] = Some(req);
         self.push(slot);
-        self.in_flight += 1;
-        Ok(())
+    }
+
+    /// Moves the pending reads and writes to the SQ, adjacent ones merged.
+    fn push_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut reqs: Vec<Option<Req>> = self.pending.drain(..).map(Some).collect();
+        let extents: Vec<merge::Extent> = reqs
+            .iter()
+            .flatten()
+            .map(|r| merge::Extent {
+                write: r.kind == Kind::Write,
+                offset: r.offset,
+                len: r.total as u64,
+                iovs: r.iov.len(),
+            })
+            .collect();
+        for run in merge::plan(&extents) {
+            let mut it = run.iter().filter_map(|&i| reqs[i].take());
+            let Some(mut merged) = it.next() else {
+                continue;
+            };
+            for r in it {
+                merged.iov.extend_from_slice(&r.iov);
+                merged.total += r.total;
+                merged.parts.extend(r.parts);
+            }
+            if merged.parts.len() > 1 {
+                self.merged += merged.parts.len();
+            }
+            self.start(merged);
+        }
     }
 
     /// Queues the SQE for `slots[slot]` (its remaining bytes).
@@ -212,6 +294,7 @@ impl Uring {
     }
 
     pub fn commit(&mut self) {
+        self.push_pending();
         if !self.unsubmitted {
             return;
         }
@@ -248,6 +331,7 @@ impl Uring {
     /// `out` is None: a reset). Short transfers are resubmitted for the rest.
     fn reap_into(&mut self, mut out: Option<&mut Vec<Done>>) {
         let mut cqes: Vec<(usize, i32)> = Vec::new();
+        let mut dropped = Vec::new();
         loop {
             cqes.clear();
             cqes.extend(
@@ -259,9 +343,11 @@ impl Uring {
                 break;
             }
             for &(slot, res) in &cqes {
-                if let Some(done) = self.complete(slot, res, out.is_some()) {
-                    if let Some(out) = out.as_deref_mut() {
-                        out.push(done);
+                match out.as_deref_mut() {
+                    Some(out) => self.complete(slot, res, true, out),
+                    None => {
+                        self.complete(slot, res, false, &mut dropped);
+                        dropped.clear();
                     }
                 }
             }
@@ -269,8 +355,12 @@ impl Uring {
         self.commit();
     }
 
-    fn complete(&mut self, slot: usize, res: i32, deliver: bool) -> Option<Done> {
-        let req = self.slots.get_mut(slot)?.as_mut()?;
+    /// Handles the CQE of `slots[slot]`; the requests it finishes go to
+    /// `out` (not written to guest memory unless `deliver`).
+    fn complete(&mut self, slot: usize, res: i32, deliver: bool, out: &mut Vec<Done>) {
+        let Some(req) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
         let result = if res < 0 {
             tracing::debug!(
                 error = %io::Error::from_raw_os_error(-res),
@@ -287,7 +377,7 @@ impl Uring {
             if req.moved < req.total && deliver {
                 advance(&mut req.iov, res as usize);
                 self.push(slot);
-                return None;
+                return;
             }
             if req.moved < req.total {
                 Status::IoErr
@@ -295,28 +385,56 @@ impl Uring {
                 Status::Ok
             }
         };
-        let req = self.slots[slot].take()?;
-        self.free.push(slot);
-        self.in_flight -= 1;
-        let mut done = Done {
-            head: req.job.head,
-            status: Some(req.job.status),
-            result,
-            written: 0,
+        let Some(req) = self.slots[slot].take() else {
+            return;
         };
-        if result == Status::Ok && req.kind == Kind::Read {
-            if let Some((buf, segs)) = &req.bounce {
-                if deliver && scatter(&req.job.mem, &segs[..], buf.as_slice()).is_err() {
-                    done.result = Status::IoErr;
-                    return Some(done);
+        self.free.push(slot);
+        self.in_flight -= req.parts.len();
+        if let [(job, _)] = &req.parts[..] {
+            let mut done = Done {
+                head: job.head,
+                status: Some(job.status),
+                result,
+                written: 0,
+            };
+            if result == Status::Ok && req.kind == Kind::Read {
+                if let Some((buf, segs)) = &req.bounce {
+                    if deliver && scatter(&job.mem, &segs[..], buf.as_slice()).is_err() {
+                        done.result = Status::IoErr;
+                        out.push(done);
+                        return;
+                    }
                 }
+                done.written = u32::try_from(req.total).unwrap_or(u32::MAX);
             }
-            done.written = u32::try_from(req.total).unwrap_or(u32::MAX);
+            out.push(done);
+            return;
         }
-        Some(done)
+        // A merged run: the requests wholly transferred are done; after an
+        // error or the end of the file, the others run again alone, so each
+        // gets its own status (rereading or rewriting a range is harmless).
+        let mut at = 0usize;
+        for (job, len) in &req.parts {
+            at += len;
+            if at <= req.moved {
+                out.push(Done {
+                    head: job.head,
+                    status: Some(job.status),
+                    result: Status::Ok,
+                    written: if req.kind == Kind::Read {
+                        u32::try_from(*len).unwrap_or(u32::MAX)
+                    } else {
+                        0
+                    },
+                });
+            } else if deliver {
+                out.push(run(&*self.disk, &mut self.buf, job));
+            }
+        }
     }
 
     pub fn quiesce(&mut self) {
+        self.push_pending();
         while self.in_flight > 0 {
             self.unsubmitted = false;
             match self.ring.submit_and_wait(1) {
