@@ -180,16 +180,43 @@ impl Daemon {
         }
     }
 
-    /// Records that the process of `name` is gone: shut off with
-    /// `reason`, runtime state removed, transient domains forgotten, the
-    /// STOPPED event sent, waiters woken.
+    /// Records that the process of `name` is gone: runtime state removed
+    /// and the stop written to the log first, then shut off with `reason`
+    /// (transient domains forgotten), the STOPPED event sent, waiters woken.
+    /// In that order, so whoever sees the new state also sees the rest.
     pub fn finish_stop(&self, name: &str, run: &Arc<Running>, reason: i32) {
+        let is_current = |reg: &Registry| {
+            reg.domains
+                .get(name)
+                .is_some_and(|e| e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)))
+        };
+        // While `run` is the domain's, nothing else starts it or touches its
+        // runtime directory, so the cleanup can happen outside the lock.
+        if is_current(&self.reg()) {
+            let _ = std::fs::remove_file(self.tree.state_file(name));
+            let _ = std::fs::remove_dir_all(self.tree.runtime_dir(name));
+            let console = self
+                .consoles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name);
+            if let Some(c) = console {
+                c.stop();
+            }
+            log_line(
+                &self.tree.log_file(name),
+                &format!(
+                    "shutting down, reason={}",
+                    DomainState::Shutoff.reason_name(reason)
+                ),
+            );
+        }
         let handle = {
             let mut reg = self.reg();
             let mut handle = None;
             let mut forget = false;
-            if let Some(e) = reg.domains.get_mut(name) {
-                if e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) {
+            if is_current(&reg) {
+                if let Some(e) = reg.domains.get_mut(name) {
                     e.run = None;
                     e.state = DomainState::Shutoff;
                     e.reason = reason;
@@ -203,23 +230,6 @@ impl Daemon {
             handle
         };
         self.state_cv.notify_all();
-        let _ = std::fs::remove_file(self.tree.state_file(name));
-        let _ = std::fs::remove_dir_all(self.tree.runtime_dir(name));
-        let console = self
-            .consoles
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
-        if let Some(c) = console {
-            c.stop();
-        }
-        log_line(
-            &self.tree.log_file(name),
-            &format!(
-                "shutting down, reason={}",
-                DomainState::Shutoff.reason_name(reason)
-            ),
-        );
         if let Some(h) = handle {
             tracing::info!(domain = name, reason, "domain shut off");
             self.events
