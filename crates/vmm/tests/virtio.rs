@@ -193,6 +193,92 @@ fn every_cache_and_aio_mode_reads_writes_and_flushes() {
     }
 }
 
+/// A loop device (`losetup`), detached when the test ends.
+struct Loop(String);
+
+impl Loop {
+    fn attach(file: &Path) -> Loop {
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file)
+            .output()
+            .expect("run losetup");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Loop(String::from_utf8(out.stdout).unwrap().trim().to_string())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+/// A host block device (libvirt's `<disk type='block'>`: `driver=host_device`),
+/// buffered and with O_DIRECT: the capacity is the device's size (its
+/// metadata says 0), and what the guest writes reaches the backing file.
+#[test]
+fn a_host_block_device_is_a_disk() {
+    if !Path::new("/dev/loop-control").exists() {
+        eprintln!("skipped: no loop devices here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = vec!["-no-reboot".into()];
+    let mut disks = Vec::new();
+    for (i, direct) in [false, true].into_iter().enumerate() {
+        let path = dir.path().join(format!("b{i}.img"));
+        let data = image(&path);
+        let dev = Loop::attach(&path);
+        args.push("-blockdev".into());
+        args.push(format!(
+            r#"{{"driver":"host_device","filename":"{}","node-name":"s{i}","cache":{{"direct":{direct}}}}}"#,
+            dev.0
+        ));
+        args.push("-blockdev".into());
+        args.push(format!(
+            r#"{{"node-name":"f{i}","driver":"raw","file":"s{i}"}}"#
+        ));
+        args.push("-device".into());
+        args.push(format!("virtio-blk-device,drive=f{i}"));
+        disks.push((dev, path, data));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = boot(Guest::Virtio, &argv);
+    let out = &run.stdout;
+    assert!(output::done(out), "{out}");
+    let devs = per_device(out);
+    assert_eq!(devs.len(), 2, "{out}");
+    for (disk, (dev, path, data)) in devs.iter().zip(&disks) {
+        let sum = format!("{:#010x}", fnv1a32(&data[..4096]));
+        assert_eq!(output::number_of(disk, "BLK_CAPACITY"), Some(128), "{disk}");
+        assert_eq!(
+            output::value(disk, "BLK_READ_FNV1A32"),
+            Some(sum.as_str()),
+            "{disk}"
+        );
+        assert_eq!(output::value(disk, "BLK_WRITE_STATUS"), Some("0"), "{disk}");
+        assert_eq!(output::value(disk, "BLK_FLUSH_STATUS"), Some("0"), "{disk}");
+        // Through the loop device into its file.
+        let _ = std::process::Command::new("blockdev")
+            .args(["--flushbufs", &dev.0])
+            .status();
+        let after = std::fs::read(path).unwrap();
+        assert_eq!(
+            &after[9 * 512..10 * 512],
+            written_sector().as_slice(),
+            "{}",
+            dev.0
+        );
+    }
+}
+
 #[test]
 fn missing_or_unusable_backends_fail_cleanly() {
     let k = Guest::Virtio.path();
