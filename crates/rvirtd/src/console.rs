@@ -123,37 +123,47 @@ impl Daemon {
             (e.name.clone(), run)
         };
         let alias = a.dev_name.clone().unwrap_or_else(|| "serial0".into());
-        let index = alias
-            .strip_prefix("serial")
-            .or_else(|| alias.strip_prefix("console"))
-            .and_then(|n| n.parse::<u32>().ok())
-            .ok_or_else(|| {
-                RemoteError::new(
-                    code::INTERNAL_ERROR,
-                    from::QEMU,
-                    Some(&format!("cannot find character device {alias}")),
-                )
-            })?;
-        let label = format!("charserial{index}");
+        let not_found = || {
+            RemoteError::new(
+                code::INTERNAL_ERROR,
+                from::QEMU,
+                Some(&format!("cannot find character device {alias}")),
+            )
+        };
+        // The chardev ids derivation gives: `charserialN` for serial ports,
+        // `charconsoleN` for virtio consoles. As libvirt: no name means the
+        // first console, which is serial0's mirror when there is a serial
+        // port, else the first virtio console; `consoleN` is a virtio
+        // console or a serial port's console mirror.
+        let number = |prefix: &str| {
+            alias
+                .strip_prefix(prefix)
+                .and_then(|n| n.parse::<u32>().ok())
+        };
+        let labels = if a.dev_name.is_none() {
+            vec!["charserial0".to_string(), "charconsole0".to_string()]
+        } else if let Some(n) = number("serial") {
+            vec![format!("charserial{n}")]
+        } else if let Some(n) = number("console") {
+            vec![format!("charconsole{n}"), format!("charserial{n}")]
+        } else {
+            return Err(not_found());
+        };
         let chardevs = run
             .qmp
             .execute("query-chardev", None)
             .map_err(|e| RemoteError::operation_failed(&format!("query-chardev: {e}")))?;
-        let filename = chardevs
+        let (label, filename) = chardevs
             .as_array()
             .and_then(|list| {
-                list.iter()
-                    .find(|c| c.get("label").and_then(|l| l.as_str()) == Some(label.as_str()))
+                labels.iter().find_map(|label| {
+                    list.iter()
+                        .find(|c| c.get("label").and_then(|l| l.as_str()) == Some(label.as_str()))
+                        .and_then(|c| c.get("filename").and_then(|f| f.as_str()))
+                        .map(|f| (label.clone(), f.to_string()))
+                })
             })
-            .and_then(|c| c.get("filename").and_then(|f| f.as_str()))
-            .map(str::to_string)
-            .ok_or_else(|| {
-                RemoteError::new(
-                    code::INTERNAL_ERROR,
-                    from::QEMU,
-                    Some(&format!("cannot find character device {alias}")),
-                )
-            })?;
+            .ok_or_else(not_found)?;
         let path = filename.strip_prefix("pty:").ok_or_else(|| {
             RemoteError::new(
                 code::OPERATION_UNSUPPORTED,
@@ -192,7 +202,7 @@ impl Daemon {
         lock(&streams.map).insert(serial, console.clone());
         // serial0's output is already read by its log tap: the console
         // takes its share from there rather than racing it for the bytes.
-        let tap = (index == 0)
+        let tap = (label == "charserial0")
             .then(|| lock(&self.taps).get(&name).cloned())
             .flatten();
         let tapped = tap.is_some_and(|t| t.attach(console.clone()));

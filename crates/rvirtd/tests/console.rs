@@ -110,3 +110,50 @@ fn virsh_console_shows_the_guest() {
     assert!(!c.close());
     d.ok(&["destroy", "nopty"]);
 }
+
+/// A virtio console (`<console type='pty'><target type='virtio'/>`) is
+/// reachable by its alias, as with libvirt: a line typed into `virsh
+/// console` reaches the guest's hvc port and its echo comes back.
+#[test]
+fn virsh_console_reaches_a_virtio_console() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let xml = domain_xml("vcon", Guest::Virtio).replace(
+        "<memballoon model='none'/>",
+        "<memballoon model='none'/>\n    <console type='pty'><target type='virtio'/></console>",
+    );
+    let f = d.xml_file("vcon.xml", &xml);
+    d.ok(&["define", &f]);
+    d.ok(&["start", "vcon"]);
+    let live = d.ok(&["dumpxml", "vcon"]);
+    // The virtio console's alias (libvirt puts serial0's mirror first).
+    let alias = live
+        .split("<target type='virtio'")
+        .nth(1)
+        .and_then(|rest| rest.split("<alias name='").nth(1))
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no alias for the virtio console: {live}"))
+        .to_string();
+    assert!(alias.starts_with("console"), "{alias}");
+    let mut c = Console::open(&d, &format!("vcon {alias}"), "v");
+    c.wait_for("Connected to domain 'vcon'");
+    // The guest waits (bounded) for a line on its console after
+    // CONSOLE_READY on the serial port, which goes to the log.
+    wait_for("CONSOLE_READY in the log", Duration::from_secs(20), || {
+        d.log("vcon").contains("CONSOLE_READY")
+    });
+    {
+        let stdin = c.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"through virsh console\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    c.wait_for("CONSOLE_ECHO through virsh console");
+    assert!(c.close());
+    wait_for("the echo in the log", Duration::from_secs(20), || {
+        d.log("vcon").contains("CONSOLE_RX through virsh console")
+    });
+    // Its last device done, the guest powers off.
+    d.wait_state("vcon", "shut off (shutdown)");
+}
