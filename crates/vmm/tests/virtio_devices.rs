@@ -87,7 +87,9 @@ impl Vm {
         let start = Instant::now();
         loop {
             let s = self.serial();
-            if s.contains(what) {
+            // The whole line: the serial port delivers it byte by byte,
+            // and a value after the marker may not have arrived yet.
+            if s.find(what).is_some_and(|i| s[i..].contains('\n')) {
                 return s;
             }
             assert!(
