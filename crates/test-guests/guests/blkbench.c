@@ -100,38 +100,12 @@ static u64 dec(const char *p, u64 dflt)
 	return v;
 }
 
-static u64 hex(const char **p)
-{
-	u64 v = 0;
-	for (;; (*p)++) {
-		char c = **p;
-		if (c >= '0' && c <= '9')
-			v = v * 16 + (u64)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = v * 16 + (u64)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v = v * 16 + (u64)(c - 'A' + 10);
-		else
-			return v;
-	}
-}
-
 /* First virtio-blk device on the command line; 0 if none. */
 static u64 find_blk(const char *cmd, u32 *irq)
 {
-	static const char key[] = "virtio_mmio.device=";
-	const char *c = cmd;
-	while ((c = find(c, key))) {
-		while (*c && *c != '@' && *c != ' ')
-			c++; /* the size: 4K, 512, ... */
-		if (c[0] != '@' || c[1] != '0' || (c[2] != 'x' && c[2] != 'X'))
-			continue;
-		c += 3;
-		u64 b = hex(&c);
-		u32 i = 0;
-		if (*c == ':')
-			for (c++; *c >= '0' && *c <= '9'; c++)
-				i = i * 10 + (u32)(*c - '0');
+	u64 b;
+	u32 i;
+	while (virtio_mmio_next(&cmd, &b, &i)) {
 		u32 ver = rd32(b + R_VERSION), id = rd32(b + R_DEVICE_ID);
 		if (rd32(b + R_MAGIC) != 0x74726976 || id == 0)
 			continue;

@@ -510,40 +510,17 @@ static void balloon(u64 base, u64 rings)
 	/* The device stays up: `actual` is what query-balloon reports. */
 }
 
-static u64 hex(const char **p)
-{
-	u64 v = 0;
-	for (;; (*p)++) {
-		char c = **p;
-		if (c >= '0' && c <= '9')
-			v = v * 16 + (u64)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = v * 16 + (u64)(c - 'a' + 10);
-		else
-			return v;
-	}
-}
-
 void pvh_main(const struct hvm_start_info *si)
 {
-	static const char key[] = "virtio_mmio.device=4K@0x";
 	static const char no_input[] = "virtio.console_input=0";
 	const char *c = (const char *)si->cmdline_paddr;
 	for (const char *p = c; p && *p; p++)
 		if (!memcmp(p, no_input, sizeof(no_input) - 1))
 			console_input = 0;
 	int found = 0;
-	while (c && *c) {
-		if (memcmp(c, key, sizeof(key) - 1)) {
-			c++;
-			continue;
-		}
-		c += sizeof(key) - 1;
-		u64 base = hex(&c);
-		u32 irq = 0;
-		if (*c == ':')
-			for (c++; *c >= '0' && *c <= '9'; c++)
-				irq = irq * 10 + (u32)(*c - '0');
+	u64 base;
+	u32 irq;
+	while (virtio_mmio_next(&c, &base, &irq)) {
 		u64 rings = RINGS + (found % MAX_DEVS) * RINGS_PER_DEV;
 		buf = BUFS + (found % MAX_DEVS) * 0x10000ul;
 		found++;
