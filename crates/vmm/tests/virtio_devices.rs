@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +18,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use rvirt_qmp::{ClientError, ErrorClass, QmpClient};
 use rvirt_test_guests::fnv1a32;
+use rvirt_virtio::net::testing::{check, contains, if_index, link_up, packet_socket};
+use rvirt_virtio::net::{NetBackend, Tap};
 use serde_json::json;
 
 /// Every wait of the guest is bounded by 20 s; the test waits longer so
@@ -184,122 +185,6 @@ const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
 const GUEST_PAYLOAD: &[u8] = b"rvirt virtio-net guest-to-host frame";
 const HOST_PAYLOAD: &str = "rvirt-host-to-guest 0123456789 abcdefghijklmnopqrstuvwxyz";
 
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-const IFF_VNET_HDR: libc::c_int = 0x4000;
-
-#[repr(C)]
-struct IfReqFlags {
-    name: [u8; libc::IFNAMSIZ],
-    flags: libc::c_short,
-    _pad: [u8; 22],
-}
-
-fn ifreq(name: &str, flags: libc::c_int) -> IfReqFlags {
-    let mut req = IfReqFlags {
-        name: [0; libc::IFNAMSIZ],
-        flags: flags as libc::c_short,
-        _pad: [0; 22],
-    };
-    req.name[..name.len()].copy_from_slice(name.as_bytes());
-    req
-}
-
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// A tap as libvirt opens one for `-netdev tap,fd=N`: IFF_TAP, IFF_NO_PI,
-/// IFF_VNET_HDR (close-on-exec; the child clears that flag).
-fn open_tap(name: &str) -> io::Result<OwnedFd> {
-    // SAFETY: a NUL-terminated path and plain flags; the result is checked
-    // and owned.
-    let fd = unsafe {
-        OwnedFd::from_raw_fd(check(libc::open(
-            c"/dev/net/tun".as_ptr(),
-            libc::O_RDWR | libc::O_CLOEXEC,
-        ))?)
-    };
-    let mut req = ifreq(name, libc::IFF_TAP | libc::IFF_NO_PI | IFF_VNET_HDR);
-    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `req`
-    // lays out (name, flags) padded to its full size.
-    check(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) })?;
-    Ok(fd)
-}
-
-fn link_up(name: &str) -> io::Result<()> {
-    // SAFETY: socket() takes plain ints; the result is checked and owned.
-    let sock =
-        unsafe { OwnedFd::from_raw_fd(check(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0))?) };
-    let mut req = ifreq(name, 0);
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read/write a `struct ifreq`.
-    unsafe {
-        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
-        req.flags |= libc::IFF_UP as libc::c_short;
-        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
-    }
-    Ok(())
-}
-
-fn if_index(name: &str) -> u32 {
-    let cname = CString::new(name).unwrap();
-    // SAFETY: a valid NUL-terminated string.
-    unsafe { libc::if_nametoindex(cname.as_ptr()) }
-}
-
-/// A packet socket bound to the interface (all protocols), with a 200 ms
-/// receive timeout.
-fn packet_socket(name: &str) -> io::Result<OwnedFd> {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: socket() takes plain ints; the result is checked and owned.
-    let sock = unsafe {
-        OwnedFd::from_raw_fd(check(libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::c_int::from(proto),
-        ))?)
-    };
-    let index = if_index(name);
-    if index == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = proto;
-    addr.sll_ifindex = index as i32;
-    // SAFETY: `addr` is a sockaddr_ll of the size passed.
-    check(unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    })?;
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 200_000,
-    };
-    // SAFETY: SO_RCVTIMEO takes a timeval of the size passed.
-    check(unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        )
-    })?;
-    Ok(sock)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 fn mac_str(mac: &[u8]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
@@ -406,12 +291,14 @@ fn net_frames_both_ways_on_an_inherited_tap_fd() {
             return Err(format!("unshare: {}", io::Error::last_os_error()));
         }
         let name = "rvfd0";
-        let tap = open_tap(name).map_err(|e| format!("tap: {e}"))?;
+        // Opened as libvirt opens one for `-netdev tap,fd=N` (IFF_TAP,
+        // IFF_NO_PI, IFF_VNET_HDR, close-on-exec: the child clears that).
+        let tap = Tap::open(name).map_err(|e| format!("tap: {e}"))?;
         link_up(name).map_err(|e| format!("link up: {e}"))?;
         let pkt = packet_socket(name).map_err(|e| format!("packet socket: {e}"))?;
 
         let dir = tempfile::tempdir().unwrap();
-        let fd: RawFd = tap.as_raw_fd();
+        let fd: RawFd = tap.raw_fd().expect("a tap has a descriptor");
         let netdev = format!("tap,id=n0,fd={fd}");
         let device = format!("virtio-net-device,netdev=n0,mac={GUEST_MAC_STR}");
         let keep_fd = move || {
@@ -771,7 +658,9 @@ fn net_console_balloon_and_rng_together() {
             return Err(format!("unshare: {}", io::Error::last_os_error()));
         }
         let name = "rvall0";
-        let tap = open_tap(name).map_err(|e| format!("tap: {e}"))?;
+        // Opened as libvirt opens one for `-netdev tap,fd=N` (IFF_TAP,
+        // IFF_NO_PI, IFF_VNET_HDR, close-on-exec: the child clears that).
+        let tap = Tap::open(name).map_err(|e| format!("tap: {e}"))?;
         link_up(name).map_err(|e| format!("link up: {e}"))?;
         let pkt = packet_socket(name).map_err(|e| format!("packet socket: {e}"))?;
 
@@ -780,7 +669,7 @@ fn net_console_balloon_and_rng_together() {
         let con = dir.path().join("con.sock");
         let qmp = qmp_arg(&sock);
         let chardev = format!("socket,id=con0,path={},server=on,wait=off", con.display());
-        let fd: RawFd = tap.as_raw_fd();
+        let fd: RawFd = tap.raw_fd().expect("a tap has a descriptor");
         let netdev = format!("tap,id=n0,fd={fd}");
         let nic = format!("virtio-net-device,netdev=n0,mac={GUEST_MAC_STR}");
         let keep_fd = move || {

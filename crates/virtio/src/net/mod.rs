@@ -10,6 +10,8 @@
 
 pub mod backend;
 pub mod tap;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

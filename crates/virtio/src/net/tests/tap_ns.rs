@@ -3,104 +3,19 @@
 //! (with a message) where the test cannot create a namespace or a tap.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress};
 
+use super::super::testing::{contains, link_up, packet_socket};
 use super::super::*;
 use crate::test_util::*;
 
 const IFNAME: &str = "rvtest0";
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5]; // IEEE local experimental
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
-
-#[repr(C)]
-struct IfReqFlags {
-    name: [u8; libc::IFNAMSIZ],
-    flags: libc::c_short,
-    _pad: [u8; 22],
-}
-
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn link_up(name: &str) -> io::Result<()> {
-    // SAFETY: socket() takes plain ints; the result is checked and owned.
-    let sock =
-        unsafe { OwnedFd::from_raw_fd(check(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0))?) };
-    let mut req = IfReqFlags {
-        name: [0; libc::IFNAMSIZ],
-        flags: 0,
-        _pad: [0; 22],
-    };
-    req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read/write a `struct ifreq`, whose
-    // name and flags fields `req` lays out, padded to its full size.
-    unsafe {
-        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
-        req.flags |= libc::IFF_UP as libc::c_short;
-        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
-    }
-    Ok(())
-}
-
-/// A packet socket bound to the interface, with a receive timeout.
-fn packet_socket(name: &str) -> io::Result<OwnedFd> {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: socket() takes plain ints; the result is checked and owned.
-    let sock = unsafe {
-        OwnedFd::from_raw_fd(check(libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW,
-            libc::c_int::from(proto),
-        ))?)
-    };
-    let cname = std::ffi::CString::new(name).unwrap();
-    // SAFETY: a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = proto;
-    addr.sll_ifindex = index as i32;
-    // SAFETY: `addr` is a sockaddr_ll of the size passed.
-    check(unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    })?;
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 200_000,
-    };
-    // SAFETY: SO_RCVTIMEO takes a timeval of the size passed.
-    check(unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        )
-    })?;
-    Ok(sock)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
 
 fn run() -> Result<(), String> {
     // SAFETY: unshare takes a flag; it moves only this thread into a new,
