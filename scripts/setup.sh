@@ -7,11 +7,51 @@
 # - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
 # - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
-# - Python's qemu.qmp client.
+# - Python's qemu.qmp client;
+# - cargo-fuzz, for scripts/check.sh's fuzz runs, and cargo-nextest, the
+#   test runner (both come with the machine image; installed if missing).
 # The Rust toolchain, gcc and binutils come with the machine.
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=
+apt_update() { [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }; }
+
+# One consistent QEMU set. The machine image may carry some of QEMU's
+# packages from a newer release (qemu-utils 10 from bookworm-backports) that
+# Breaks bookworm's qemu-system-x86 7.2, the reference: every installed
+# package built from QEMU's source is brought to the version
+# qemu-system-x86 is installed (or will be installed) at, downgrading where
+# needed. Safe to run again: nothing is asked of apt once they agree.
+qemu_version() {
+  dpkg-query -W -f '${Status} ${Version}\n' qemu-system-x86 2>/dev/null |
+    awk '$3 == "installed" { print $4 }' || true
+}
+qver=$(qemu_version)
+if [ -z "$qver" ]; then
+  apt_update
+  qver=$(apt-cache policy qemu-system-x86 | awk '$1 == "Candidate:" { print $2 }')
+  [ -n "$qver" ] && [ "$qver" != "(none)" ] ||
+    { echo "setup: apt has no qemu-system-x86" >&2; exit 1; }
+fi
+# A binary rebuild (+bN) keeps its source's version: compare sources, and
+# pin each package to the version apt has of that same source.
+qsrc=${qver%+b[0-9]*}
+qemu_set=(qemu-system-x86="$qver")
+while read -r pkg src ver status; do
+  [ "$status" = installed ] && [ "$src" = qemu ] && [ "$pkg" != qemu-system-x86 ] || continue
+  [ "${ver%+b[0-9]*}" = "$qsrc" ] && continue
+  apt_update
+  v=$(apt-cache madison "$pkg" | awk -F' [|] ' -v s="$qsrc" '
+        { v = $2; b = v; sub(/[+]b[0-9]+$/, "", b) } b == s { print v; exit }')
+  [ -n "$v" ] || { echo "setup: apt has no $pkg of QEMU $qsrc" >&2; exit 1; }
+  qemu_set+=("$pkg=$v")
+done < <(dpkg-query -W -f '${Package} ${source:Package} ${Version} ${db:Status-Status}\n' 2>/dev/null)
+if [ ${#qemu_set[@]} -gt 1 ] || [ -z "$(qemu_version)" ]; then
+  apt_update
+  apt-get install -y -qq --no-install-recommends --allow-downgrades "${qemu_set[@]}"
+fi
+
 need_apt=()
-command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v ld >/dev/null || need_apt+=(binutils)
 command -v lz4 >/dev/null || need_apt+=(lz4)
@@ -27,10 +67,11 @@ command -v xdotool >/dev/null || need_apt+=(xdotool)
 command -v import >/dev/null || need_apt+=(imagemagick)
 command -v dbus-daemon >/dev/null || need_apt+=(dbus-daemon)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  apt_update
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
+command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
+command -v cargo-nextest >/dev/null || cargo install --quiet --locked cargo-nextest
 if ! python3 -c 'import qemu.qmp' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check qemu.qmp
 fi

@@ -43,6 +43,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("oneline", "oneline.c", Kind::Pvh, &[]),
     ("flood", "flood.c", Kind::Pvh, &[]),
     ("powerbtn", "powerbtn.c", Kind::Pvh, &[]),
+    ("chatter", "chatter.c", Kind::Pvh, &[]),
     ("virtio", "virtio.c", Kind::Pvh, &[]),
     ("blkbench", "blkbench.c", Kind::Pvh, &[]),
 ];

@@ -9,7 +9,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rvirt_remote::calls::DomainOpenConsoleArgs;
@@ -26,11 +25,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// One open console stream.
+///
+/// Its end is sent exactly once, by whoever ends it first: the VMM's pty
+/// closing, the domain stopping, the client finishing it, or another
+/// client taking it over. Every message of the stream is sent under
+/// `open`, so no data can follow the end and no end can be lost between a
+/// check and a send (the VM stopping used to mark the console stopped
+/// without an end, and the pty's EOF then found it stopped and sent none).
 pub struct Console {
     serial: u32,
     pty: File,
     outbox: Arc<Outbox>,
-    stopped: AtomicBool,
+    /// False once the stream has ended.
+    open: Mutex<bool>,
+}
+
+/// How a console stream ends.
+enum End {
+    /// The guest side is gone (pty closed, domain stopped): libvirt's
+    /// empty CONTINUE message.
+    Eof,
+    /// Another client took it over with FORCE.
+    TakenOver,
+    /// The client is gone: nothing to send.
+    Silent,
 }
 
 impl Console {
@@ -38,29 +56,53 @@ impl Console {
         Procedure::DomainOpenConsole.number()
     }
 
+    /// Ends the stream with `how` unless it already ended.
+    fn end(&self, how: End) {
+        let mut open = lock(&self.open);
+        if !*open {
+            return;
+        }
+        *open = false;
+        let (p, s) = (Console::proc_(), self.serial);
+        match how {
+            End::Eof => self.outbox.send(&stream_eof(p, s)),
+            End::TakenOver => self.outbox.send(&stream_error(p, s, &forced_off())),
+            End::Silent => true,
+        };
+    }
+
+    /// The client finished or aborted the stream: confirmed with a finish
+    /// whether or not it had already ended (after an EOF the client
+    /// finishes, and waits for this).
+    fn finished(&self) {
+        let mut open = lock(&self.open);
+        *open = false;
+        self.outbox
+            .send(&stream_finish(Console::proc_(), self.serial));
+    }
+
+    /// The client went away.
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
+        self.end(End::Silent);
     }
 
     fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::Relaxed) || self.outbox.is_closed()
+        !*lock(&self.open) || self.outbox.is_closed()
     }
 
-    /// Guest output for the client; false once the console is stopped.
+    /// Guest output for the client; false once the stream has ended.
     pub fn forward(&self, data: &[u8]) -> bool {
-        !self.is_stopped()
+        let open = lock(&self.open);
+        *open
             && self
                 .outbox
                 .send(&stream_data(Console::proc_(), self.serial, data))
     }
 
-    /// The VMM closed the pty: the client's stream ends (libvirt's empty
-    /// CONTINUE message).
+    /// The guest side is gone (the VMM closed the pty, or the domain
+    /// stopped): the client's stream ends.
     pub fn end_of_file(&self) {
-        if !self.is_stopped() {
-            self.outbox.send(&stream_eof(Console::proc_(), self.serial));
-        }
-        self.stop();
+        self.end(End::Eof);
     }
 }
 
@@ -88,9 +130,8 @@ impl Streams {
                 }
             }
             _ => {
-                c.stop();
                 lock(&self.map).remove(&serial);
-                c.outbox.send(&stream_finish(Console::proc_(), serial));
+                c.finished();
             }
         }
     }
@@ -181,7 +222,7 @@ impl Daemon {
             serial,
             pty,
             outbox: outbox.clone(),
-            stopped: AtomicBool::new(false),
+            open: Mutex::new(true),
         });
         {
             let mut table = lock(&self.consoles);
@@ -192,9 +233,7 @@ impl Daemon {
                             "Active console session exists for this domain",
                         ));
                     }
-                    old.stop();
-                    old.outbox
-                        .send(&stream_error(Console::proc_(), old.serial, &forced_off()));
+                    old.end(End::TakenOver);
                 }
             }
             table.insert(name.clone(), console.clone());
@@ -249,20 +288,14 @@ fn pump(c: &Console) {
             continue;
         }
         match (&c.pty).read(&mut buf) {
-            Ok(n) if n > 0 && !c.is_stopped() => {
-                if !c
-                    .outbox
-                    .send(&stream_data(Console::proc_(), c.serial, &buf[..n]))
-                {
+            Ok(n) if n > 0 => {
+                if !c.forward(&buf[..n]) {
                     return;
                 }
             }
-            Ok(n) if n > 0 => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             _ => {
-                if !c.is_stopped() {
-                    c.outbox.send(&stream_eof(Console::proc_(), c.serial));
-                }
-                c.stop();
+                c.end_of_file();
                 return;
             }
         }

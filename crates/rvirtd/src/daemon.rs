@@ -200,8 +200,10 @@ impl Daemon {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(name);
+            // The stream ends here whether or not the pty's reader has
+            // seen the VMM go yet; whichever comes first sends the end.
             if let Some(c) = console {
-                c.stop();
+                c.end_of_file();
             }
             log_line(
                 &self.tree.log_file(name),

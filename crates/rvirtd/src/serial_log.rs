@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rvirt_domain::Domain;
@@ -24,19 +23,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One running VM's serial0 reader.
 #[derive(Default)]
 pub struct Tap {
-    /// The console stream the output also goes to.
-    console: Mutex<Option<Arc<Console>>>,
-    ended: AtomicBool,
+    /// The console stream the output also goes to, and whether the pty
+    /// has ended: one lock, so a console attached as the pty ends is
+    /// either refused or ended, never left waiting.
+    state: Mutex<TapState>,
+}
+
+#[derive(Default)]
+struct TapState {
+    console: Option<Arc<Console>>,
+    ended: bool,
 }
 
 impl Tap {
     /// Sends the output to `c` from now on (replacing an earlier holder,
     /// which FORCE already stopped). False when the pty is gone.
     pub fn attach(&self, c: Arc<Console>) -> bool {
-        if self.ended.load(Ordering::Relaxed) {
+        let mut st = lock(&self.state);
+        if st.ended {
             return false;
         }
-        *lock(&self.console) = Some(c);
+        st.console = Some(c);
         true
     }
 }
@@ -95,8 +102,12 @@ pub fn start(taps: &Arc<TapTable>, name: &str, pty: &Path, log: &Path) {
 /// The pty is gone: the attached console sees its end, and the table
 /// forgets this tap (a restarted VM has a new one under the same name).
 fn finish(taps: &TapTable, name: &str, tap: &Arc<Tap>) {
-    tap.ended.store(true, Ordering::Relaxed);
-    if let Some(c) = lock(&tap.console).take() {
+    let console = {
+        let mut st = lock(&tap.state);
+        st.ended = true;
+        st.console.take()
+    };
+    if let Some(c) = console {
         c.end_of_file();
     }
     let mut t = lock(taps);
@@ -131,12 +142,12 @@ fn run(tap: &Tap, pty: &File, mut log: File) {
         if let Err(e) = log.write_all(&buf[..n]) {
             tracing::debug!(error = %e, "domain log write failed");
         }
-        let mut slot = lock(&tap.console);
-        if let Some(c) = slot.as_ref() {
-            // A stopped console (closed, taken over, client gone) is
+        let mut st = lock(&tap.state);
+        if let Some(c) = st.console.as_ref() {
+            // An ended console (closed, taken over, client gone) is
             // dropped; the output still reaches the log.
             if !c.forward(&buf[..n]) {
-                *slot = None;
+                st.console = None;
             }
         }
     }

@@ -68,6 +68,9 @@ pub enum Guest {
     /// PVH: arms the ACPI fixed power button, waits for a press, prints
     /// whether the SCI reached the PIC, acknowledges and powers off.
     Powerbtn,
+    /// PVH: prints `CHAT n` every ~20 ms with the ACPI power button armed;
+    /// a press prints `CHAT_POWERBTN` and powers off.
+    Chatter,
     /// PVH: a minimal virtio-mmio driver; finds the devices on its command
     /// line, reads 32 bytes from virtio-rng, reads, writes, flushes and
     /// identifies a virtio-blk disk, sends and receives a frame on
@@ -78,7 +81,7 @@ pub enum Guest {
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 18] = [
+    pub const ALL: [Guest; 19] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -96,6 +99,7 @@ impl Guest {
         Guest::Oneline,
         Guest::Flood,
         Guest::Powerbtn,
+        Guest::Chatter,
         Guest::Virtio,
     ];
 
@@ -119,6 +123,7 @@ impl Guest {
             Guest::Oneline => "oneline",
             Guest::Flood => "flood",
             Guest::Powerbtn => "powerbtn",
+            Guest::Chatter => "chatter",
             Guest::Virtio => "virtio",
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! [`Vmm::new`] opens the host side (character devices) and checks what can
 //! be checked before any KVM object exists; [`Vmm::run`] boots the machine
-//! ([`Vmm::boot`]: machine, devices, kernel, vCPU threads) and then waits for
+//! (`Vmm::boot`: machine, devices, kernel, vCPU threads) and then waits for
 //! events: a guest power-off or reset, a vCPU failure, a signal. A reset
 //! tears the machine down and boots a fresh one, so nothing of the old
 //! guest survives but what real hardware keeps (the CMOS).
