@@ -509,6 +509,8 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
+    const T: Duration = Duration::from_secs(10);
+
     #[test]
     fn socket_server_serves_one_client_after_another() {
         let dir = tempfile::tempdir().unwrap();
@@ -530,10 +532,9 @@ mod tests {
         for round in 0..2u8 {
             let mut s = UnixStream::connect(&path).unwrap();
             s.write_all(&[b'a' + round]).unwrap();
-            assert_eq!(rx.recv().unwrap(), vec![b'a' + round]);
+            assert_eq!(rx.recv_timeout(T).unwrap(), vec![b'a' + round]);
             w.write_all(b"out").unwrap();
-            let mut got = [0u8; 3];
-            s.read_exact(&mut got).unwrap();
+            let got = rvirt_testkit::read_exact(&mut s, 3, T);
             assert_eq!(&got, b"out");
         }
         drop(c);
@@ -551,8 +552,7 @@ mod tests {
             .open(&name)
             .unwrap();
         c.writer().unwrap().write_all(b"a\nb").unwrap();
-        let mut got = [0u8; 3];
-        slave.read_exact(&mut got).unwrap();
+        let got = rvirt_testkit::read_exact(&mut slave, 3, T);
         assert_eq!(&got, b"a\nb", "raw mode: no CR inserted");
     }
 

@@ -110,11 +110,11 @@ fn reset_exits_with_no_reboot_and_reboots_without() {
 
     let kernel = Guest::Reset.path();
     let mut child = spawn(&["-serial", "stdio", "-kernel", kernel.to_str().unwrap()]);
-    let out = read_until(child.stdout.take().unwrap(), Duration::from_secs(30), |s| {
-        s.matches("RESET i8042").count() >= 2
+    child.until("a second boot", Duration::from_secs(30), |out, _| {
+        out.matches("RESET i8042").count() >= 2
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    let out = child.stdout_text();
+    drop(child);
     assert!(
         out.matches("RESET i8042").count() >= 2,
         "booted once only: {out}"

@@ -5,26 +5,21 @@ mod common;
 
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
 /// Connects to a chardev's listening socket, retrying while the VMM starts.
 fn connect(path: &Path) -> UnixStream {
-    let start = Instant::now();
-    loop {
-        match UnixStream::connect(path) {
-            Ok(s) => return s,
-            Err(e) if start.elapsed() > Duration::from_secs(10) => {
-                panic!("cannot connect to {}: {e}", path.display())
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
+    poll(
+        &format!("a connection to {}", path.display()),
+        Duration::from_secs(10),
+        || UnixStream::connect(path).map_err(|e| e.to_string()),
+    )
 }
 
 /// Waits for the flood guest to power off (it takes about 10 s here).
-fn finishes(child: std::process::Child) -> Run {
+fn finishes(child: Spawned) -> Run {
     let run = wait(child, Duration::from_secs(120));
     assert!(
         run.status.success(),

@@ -1,13 +1,14 @@
-//! Running rvirt-vmm as a process, the way a user or a daemon does.
+//! Running rvirt-vmm as a process, the way a user or a daemon does, with a
+//! deadline on every wait (rvirt-testkit).
 
 #![allow(dead_code, unused_imports)]
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 pub use rvirt_test_guests::{output, Guest};
+pub use rvirt_testkit::{poll, wait_for, Spawned};
 
 pub fn vmm() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rvirt-vmm"))
@@ -20,7 +21,8 @@ pub struct Run {
 }
 
 /// Makes the process started by `cmd` die with the test thread that starts
-/// it, so a failing test never leaves a VM running.
+/// it, so a VM outlives neither a failing test nor a test process killed
+/// from outside (where no `Drop` runs).
 pub fn die_with_test(cmd: &mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only
@@ -35,52 +37,24 @@ pub fn die_with_test(cmd: &mut Command) -> &mut Command {
     }
 }
 
-/// Spawns rvirt-vmm with `args`, stdout and stderr piped.
-pub fn spawn(args: &[&str]) -> Child {
-    die_with_test(&mut Command::new(vmm()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rvirt-vmm")
+/// Spawns rvirt-vmm with `args`, its stdout and stderr collected; it is
+/// killed when the returned child is dropped.
+pub fn spawn(args: &[&str]) -> Spawned {
+    Spawned::start(
+        die_with_test(&mut Command::new(vmm()))
+            .args(args)
+            .stdin(Stdio::null()),
+    )
 }
 
-/// Waits for `child` for at most `limit`, killing it past that.
-pub fn wait(mut child: Child, limit: Duration) -> Run {
-    let start = Instant::now();
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut out) = out {
-            let _ = out.read_to_string(&mut s);
-        }
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut err) = err {
-            let _ = err.read_to_string(&mut s);
-        }
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let s = child.wait().unwrap();
-            let stdout = t_out.join().unwrap();
-            panic!("rvirt-vmm did not exit within {limit:?}; stdout so far:\n{stdout}\nstatus {s}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+/// Waits for `child` to exit; past `limit` the test fails with its output
+/// and state.
+pub fn wait(child: Spawned, limit: Duration) -> Run {
+    let out = child.output(limit);
     Run {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -101,35 +75,26 @@ pub fn boot(guest: Guest, args: &[&str]) -> Run {
     run
 }
 
-/// Reads lines from `r` until one satisfies `pred` or `limit` passes;
-/// returns everything read.
-pub fn read_until<R: Read + Send + 'static>(
-    r: R,
-    limit: Duration,
-    pred: impl Fn(&str) -> bool + Send + 'static,
-) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = r;
-        let mut acc = String::new();
-        let mut buf = [0u8; 512];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    acc.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    if pred(&acc) {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = tx.send(acc);
-    });
-    rx.recv_timeout(limit).unwrap_or_default()
+pub fn sigterm(child: &Spawned) {
+    child.signal(libc::SIGTERM);
 }
 
-pub fn sigterm(child: &Child) {
-    // SAFETY: kill on a child PID we own and have not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+/// Waits until `log` (a serial port's file) holds `what`; returns all of
+/// it. Past `limit` the test fails with what the file held.
+pub fn wait_file(log: &std::path::Path, what: &str, limit: Duration) -> String {
+    poll(&format!("{what:?} in {}", log.display()), limit, || {
+        let s = std::fs::read_to_string(log).unwrap_or_default();
+        if s.contains(what) {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    })
+}
+
+/// Connects the QMP client to `sock`, retrying while the VMM starts.
+pub fn qmp_connect(sock: &std::path::Path, limit: Duration) -> rvirt_qmp::QmpClient {
+    poll(&format!("QMP on {}", sock.display()), limit, || {
+        rvirt_qmp::QmpClient::connect(sock, limit).map_err(|e| e.to_string())
+    })
 }

@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::vmm;
+use common::{vmm, Spawned};
 
 use rvirt_machine::layout::{RamLayout, E820_RAM};
 
@@ -32,10 +31,8 @@ fn kernel_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-kernel");
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-debian-kernel.sh");
-    let out = Command::new(script)
-        .arg(&dir)
-        .output()
-        .expect("run the fetch script");
+    // A download from Debian's registry the first time, then a cache hit.
+    let out = rvirt_testkit::run(Command::new(script).arg(&dir), Duration::from_secs(240));
     if out.status.success() {
         return Some(dir);
     }
@@ -111,7 +108,9 @@ fn expected_memory_kib(ram: &RamLayout) -> u64 {
 }
 
 /// One kernel boot at a time: each is a single emulated vCPU that wants a
-/// whole host core, and the bounds below assume it has one.
+/// whole host core, and the bounds below assume it has one. (This lock
+/// holds within one process; under cargo nextest, .config/nextest.toml's
+/// test group does the same across processes.)
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn boot_linux(kernel: &str, e: Expect) {
@@ -122,53 +121,36 @@ fn boot_linux(kernel: &str, e: Expect) {
         .trim()
         .to_string();
     let mem = e.mem_mib.to_string();
-    let mut child = common::die_with_test(&mut Command::new(vmm()))
-        .args([
-            "-m", &mem, "-smp", e.smp, "-cpu", cpu, "-serial", "stdio", "-append", &append,
-            "-kernel",
-        ])
-        .arg(dir.join(kernel))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let mut child = Spawned::start(
+        common::die_with_test(&mut Command::new(vmm()))
+            .args([
+                "-m", &mem, "-smp", e.smp, "-cpu", cpu, "-serial", "stdio", "-append", &append,
+                "-kernel",
+            ])
+            .arg(dir.join(kernel))
+            .stdin(Stdio::null()),
+    );
     let start = Instant::now();
-    let mut console = String::new();
+    // The serial console ends lines with CR LF.
+    let console = |c: &Spawned| c.stdout_text().replace('\r', "");
     let mut banner_at = None;
     // Done when every required line is complete (its newline has arrived)
-    // and, where asked, the whole `Memory:` line too.
+    // and, where asked, the whole `Memory:` line too. The bound is not a
+    // failure by itself: what arrived by then is checked below.
     let done = |c: &str| {
         e.required.iter().all(|l| has_line(c, l)) && (!e.memory || has_line(c, "] Memory: "))
     };
-    while start.elapsed() < e.bound && !done(&console) {
-        match rx.recv_timeout(Duration::from_millis(500)) {
-            // The serial console ends lines with CR LF.
-            Ok(bytes) => {
-                console.push_str(&String::from_utf8_lossy(&bytes).replace('\r', ""));
-                if banner_at.is_none() && console.contains("Linux version ") {
-                    banner_at = Some(start.elapsed());
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => break,
+    while start.elapsed() < e.bound && !done(&console(&child)) && child.try_wait().is_none() {
+        if banner_at.is_none() && console(&child).contains("Linux version ") {
+            banner_at = Some(start.elapsed());
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
     let elapsed = start.elapsed();
-    let _ = child.kill();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    child.kill();
+    let status = child.wait(Duration::from_secs(10));
+    let console = console(&child);
+    let stderr = child.stderr_text();
     let tail: String = {
         let lines: Vec<&str> = console.lines().collect();
         lines[lines.len().saturating_sub(25)..].join("\n")

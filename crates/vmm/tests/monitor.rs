@@ -4,17 +4,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rvirt_qmp::{ClientError, ErrorClass, QmpClient};
+use rvirt_testkit::run;
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(10);
 
 struct Vm {
-    child: Option<Child>,
+    child: Option<Spawned>,
     dir: tempfile::TempDir,
     qmp: QmpClient,
 }
@@ -56,18 +56,7 @@ impl Vm {
     }
 
     fn wait_serial(&self, what: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.serial();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < T * 3,
-                "no '{what}' on the serial port: {s}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_file(&self.dir.path().join("serial.log"), what, T * 3)
     }
 
     /// Starts with `-S` and continues once the client is connected, so the
@@ -101,8 +90,8 @@ impl Vm {
         e.data.unwrap_or(Value::Null)
     }
 
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().pid()
     }
 
     fn finish(mut self) -> Run {
@@ -110,24 +99,8 @@ impl Vm {
     }
 }
 
-impl Drop for Vm {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn connect(sock: &Path) -> QmpClient {
-    let start = Instant::now();
-    loop {
-        match QmpClient::connect(sock, T) {
-            Ok(c) => return c,
-            Err(e) if start.elapsed() > T => panic!("cannot connect to {}: {e}", sock.display()),
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
+    qmp_connect(sock, T)
 }
 
 #[test]
@@ -244,15 +217,14 @@ fn system_reset_reboots_the_guest() {
         vm.event("RESET"),
         json!({"guest": false, "reason": "host-qmp-system-reset"})
     );
-    let start = Instant::now();
-    while vm.serial().matches("COUNT 0\n").count() < 2 {
-        assert!(
-            start.elapsed() < T,
-            "the guest did not boot again: {}",
-            vm.serial()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll("the guest to boot again", T, || {
+        let s = vm.serial();
+        if s.matches("COUNT 0\n").count() < 2 {
+            Err(s)
+        } else {
+            Ok(())
+        }
+    });
     assert_eq!(vm.status(), "running");
 }
 
@@ -402,14 +374,9 @@ fn garbage_on_the_monitor_does_not_stop_the_guest() {
     ]);
     // The socket file exists from bind() on; connecting succeeds from
     // listen() on.
-    let start = Instant::now();
-    let mut raw = loop {
-        match std::os::unix::net::UnixStream::connect(&sock) {
-            Ok(s) => break s,
-            Err(e) if start.elapsed() > T => panic!("{e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
+    let mut raw = poll("the QMP socket", T, || {
+        std::os::unix::net::UnixStream::connect(&sock).map_err(|e| e.to_string())
+    });
     raw.set_read_timeout(Some(T)).unwrap();
     let mut r = BufReader::new(raw.try_clone().unwrap());
     let mut line = String::new();
@@ -439,31 +406,35 @@ fn garbage_on_the_monitor_does_not_stop_the_guest() {
     drop(raw);
     let count = |s: &str| output::values(s, "COUNT").filter_map(output::number).last();
     let before = count(&std::fs::read_to_string(&log).unwrap()).unwrap_or(0);
-    let start = Instant::now();
-    while count(&std::fs::read_to_string(&log).unwrap()).unwrap_or(0) < before + 2 {
-        assert!(start.elapsed() < T, "the guest stopped counting");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll("the guest to go on counting", T, || {
+        let s = std::fs::read_to_string(&log).unwrap();
+        if count(&s).unwrap_or(0) < before + 2 {
+            Err(format!("the guest stopped counting: {s}"))
+        } else {
+            Ok(())
+        }
+    });
     let c = connect(&sock);
     assert_eq!(
         c.execute("query-status", None).unwrap()["status"],
         "running"
     );
     c.execute("quit", None).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait(T).success());
 }
 
 fn python_summary(sock: &Path, out: &Path, lenient_quit: bool) -> std::process::Output {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../qmp/tests/python/qmp_client_test.py");
-    std::process::Command::new("python3")
-        .arg(script)
-        .arg(sock)
-        .arg("--record")
-        .arg(out)
-        .args(lenient_quit.then_some("--lenient-quit"))
-        .output()
-        .expect("python3")
+    run(
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(sock)
+            .arg("--record")
+            .arg(out)
+            .args(lenient_quit.then_some("--lenient-quit")),
+        Duration::from_secs(60),
+    )
 }
 
 fn reference_available(what: &str, ok: bool) -> bool {
@@ -478,10 +449,11 @@ fn reference_available(what: &str, ok: bool) -> bool {
 
 #[test]
 fn qemu_qmp_python_client_sees_what_it_sees_on_qemu() {
-    let has_py = std::process::Command::new("python3")
-        .args(["-c", "import qemu.qmp"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let has_py = rvirt_testkit::try_run(
+        std::process::Command::new("python3").args(["-c", "import qemu.qmp"]),
+        Duration::from_secs(30),
+    )
+    .is_ok_and(|o| o.status.success());
     let has_qemu = which("qemu-system-x86_64").is_some();
     if !reference_available("python3 with qemu.qmp", has_py)
         || !reference_available("qemu-system-x86_64", has_qemu)
@@ -522,34 +494,32 @@ fn qemu_qmp_python_client_sees_what_it_sees_on_qemu() {
     for attempt in 0..3 {
         let qsock = dir.path().join(format!("qemu{attempt}.sock"));
         let qmp = format!("unix:{},server=on,wait=off", qsock.display());
-        let mut qemu = die_with_test(&mut std::process::Command::new("qemu-system-x86_64"))
-            .args([
-                "-M",
-                "microvm",
-                "-enable-kvm",
-                "-cpu",
-                "qemu64,-pni",
-                "-m",
-                "64",
-                "-nodefaults",
-                "-display",
-                "none",
-                "-S",
-                "-qmp",
-                &qmp,
-                "-serial",
-                "null",
-                "-kernel",
-            ])
-            .arg(&kernel)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut qemu = Spawned::start(
+            die_with_test(&mut std::process::Command::new("qemu-system-x86_64"))
+                .args([
+                    "-M",
+                    "microvm",
+                    "-enable-kvm",
+                    "-cpu",
+                    "qemu64,-pni",
+                    "-m",
+                    "64",
+                    "-nodefaults",
+                    "-display",
+                    "none",
+                    "-S",
+                    "-qmp",
+                    &qmp,
+                    "-serial",
+                    "null",
+                    "-kernel",
+                ])
+                .arg(&kernel),
+        );
         wait_for_socket(&qsock);
         let out = python_summary(&qsock, &theirs, true);
-        let _ = qemu.kill();
-        let qemu_out = qemu.wait_with_output().unwrap();
+        qemu.kill();
+        qemu.wait(T);
         if out.status.success() {
             last.clear();
             break;
@@ -558,7 +528,7 @@ fn qemu_qmp_python_client_sees_what_it_sees_on_qemu() {
             "qemu.qmp against QEMU: {}{}\nQEMU said: {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&qemu_out.stderr)
+            qemu.stderr_text()
         );
     }
     assert!(last.is_empty(), "{last}");
@@ -594,11 +564,7 @@ fn same_shape(a: &Value, b: &Value, at: &str) {
 }
 
 fn wait_for_socket(p: &Path) {
-    let start = Instant::now();
-    while !p.exists() {
-        assert!(start.elapsed() < T, "{} never appeared", p.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&format!("{} to appear", p.display()), T, || p.exists());
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
@@ -613,27 +579,24 @@ fn which(cmd: &str) -> Option<PathBuf> {
 fn qmp_on_stdio() {
     use std::io::Write;
     let kernel = Guest::Counter.path();
-    let mut child = die_with_test(&mut std::process::Command::new(vmm()))
-        .args([
-            "-S",
-            "-qmp",
-            "stdio",
-            "-serial",
-            "null",
-            "-kernel",
-            kernel.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
+    let mut child = Spawned::start(
+        die_with_test(&mut std::process::Command::new(vmm()))
+            .args([
+                "-S",
+                "-qmp",
+                "stdio",
+                "-serial",
+                "null",
+                "-kernel",
+                kernel.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::piped()),
+    );
+    child
+        .stdin()
         .write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-status\", \"id\": 1}\n{\"execute\": \"quit\"}\n")
         .unwrap();
     let run = wait(child, T);
-    drop(stdin);
     assert!(run.status.success(), "{}", run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert!(lines[0].starts_with("{\"QMP\": {\"version\""), "{lines:?}");

@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use common::*;
 use rvirt_test_guests::GREETING;
+use rvirt_testkit::{read_to_end, run, KillOnDrop};
 
 fn fails_with(args: &[&str], message: &str) {
     let run = wait(spawn(args), Duration::from_secs(20));
@@ -100,19 +100,10 @@ fn serial_on_a_unix_socket_waits_for_its_client() {
         "-kernel",
         Guest::Hello.path().to_str().unwrap(),
     ]);
-    let mut tries = 0;
-    let mut s = loop {
-        match UnixStream::connect(&sock) {
-            Ok(s) => break s,
-            Err(_) if tries < 500 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("no socket: {e}"),
-        }
-    };
-    let mut got = String::new();
-    s.read_to_string(&mut got).unwrap();
+    let mut s = poll("the serial socket", Duration::from_secs(5), || {
+        UnixStream::connect(&sock).map_err(|e| format!("no socket: {e}"))
+    });
+    let got = read_to_end(&mut s, Duration::from_secs(30));
     assert!(got.starts_with(GREETING), "{got}");
     let run = wait(child, Duration::from_secs(30));
     assert!(run.status.success());
@@ -128,9 +119,12 @@ fn serial_on_a_pty_is_announced_like_qemu() {
         "-kernel",
         Guest::Counter.path().to_str().unwrap(),
     ]);
-    let err = read_until(child.stderr.take().unwrap(), Duration::from_secs(10), |s| {
-        s.contains('\n')
-    });
+    child.until(
+        "the pty's announcement",
+        Duration::from_secs(10),
+        |_, err| err.contains('\n'),
+    );
+    let err = child.stderr_text();
     let name = err
         .strip_prefix("char device redirected to ")
         .and_then(|r| r.split(' ').next())
@@ -138,7 +132,7 @@ fn serial_on_a_pty_is_announced_like_qemu() {
     assert!(err.contains("(label serial0)"), "{err}");
     assert!(std::path::Path::new(name).exists(), "{name}");
     sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -149,9 +143,10 @@ fn sigterm_stops_the_vm_cleanly() {
         "-kernel",
         Guest::Counter.path().to_str().unwrap(),
     ]);
-    let out = read_until(child.stdout.take().unwrap(), Duration::from_secs(30), |s| {
-        s.contains("COUNT 2")
+    child.until("COUNT 2", Duration::from_secs(30), |out, _| {
+        out.contains("COUNT 2")
     });
+    let out = child.stdout_text();
     assert!(out.contains("COUNT 1"), "{out}");
     sigterm(&child);
     let run = wait(child, Duration::from_secs(10));
@@ -172,18 +167,15 @@ fn start_paused_runs_no_guest_code() {
         "-kernel",
         Guest::Counter.path().to_str().unwrap(),
     ]);
-    let out = read_until(
-        child.stdout.take().unwrap(),
-        Duration::from_millis(1500),
-        |s| !s.is_empty(),
-    );
-    assert_eq!(out, "", "a paused VM printed");
+    // Whatever it would print comes within this pause.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(child.stdout_text(), "", "a paused VM printed");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.try_wait().is_none(),
         "still running, waiting for cont"
     );
     sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -214,25 +206,15 @@ fn pidfile_daemonize_and_logfile() {
         .trim()
         .parse()
         .unwrap();
+    // Not our child: killed when the test ends, whichever way.
+    let daemon = KillOnDrop::new(pid);
     assert!(log.exists());
-    let mut waited = 0;
-    while !std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .contains("COUNT 1")
-    {
-        waited += 1;
-        assert!(waited < 300, "daemon produced no output");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_file(&out, "COUNT 1", Duration::from_secs(15));
     // SAFETY: signalling the daemon we started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let mut waited = 0;
-    // SAFETY: kill with signal 0 only checks the process exists.
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        waited += 1;
-        assert!(waited < 200, "daemon did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("the daemon to exit", Duration::from_secs(10), || {
+        !daemon.alive()
+    });
     assert!(!pidfile.exists(), "pidfile removed at exit");
 }
 
@@ -268,12 +250,13 @@ fn no_permission_on_dev_kvm_is_one_clear_line() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = die_with_test(&mut std::process::Command::new(vmm()))
-        .args(["-serial", "null", "-kernel", kernel.to_str().unwrap()])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = run(
+        die_with_test(&mut std::process::Command::new(vmm()))
+            .args(["-serial", "null", "-kernel", kernel.to_str().unwrap()])
+            .uid(65534)
+            .gid(65534),
+        Duration::from_secs(20),
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -5,11 +5,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rvirt_qmp::QmpClient;
 use rvirt_test_guests::fnv1a32;
+use rvirt_testkit::try_run;
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(20);
@@ -198,11 +199,12 @@ struct Loop(String);
 
 impl Loop {
     fn attach(file: &Path) -> Loop {
-        let out = std::process::Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(file)
-            .output()
-            .expect("run losetup");
+        let out = rvirt_testkit::run(
+            std::process::Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(file),
+            T,
+        );
         assert!(
             out.status.success(),
             "losetup: {}",
@@ -214,9 +216,12 @@ impl Loop {
 
 impl Drop for Loop {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("losetup")
-            .args(["-d", &self.0])
-            .status();
+        if let Err(why) = try_run(
+            std::process::Command::new("losetup").args(["-d", &self.0]),
+            T,
+        ) {
+            eprintln!("cannot detach {}: {why}", self.0);
+        }
     }
 }
 
@@ -266,9 +271,10 @@ fn a_host_block_device_is_a_disk() {
         assert_eq!(output::value(disk, "BLK_WRITE_STATUS"), Some("0"), "{disk}");
         assert_eq!(output::value(disk, "BLK_FLUSH_STATUS"), Some("0"), "{disk}");
         // Through the loop device into its file.
-        let _ = std::process::Command::new("blockdev")
-            .args(["--flushbufs", &dev.0])
-            .status();
+        rvirt_testkit::run(
+            std::process::Command::new("blockdev").args(["--flushbufs", &dev.0]),
+            T,
+        );
         let after = std::fs::read(path).unwrap();
         assert_eq!(
             &after[9 * 512..10 * 512],
@@ -340,29 +346,18 @@ fn missing_or_unusable_backends_fail_cleanly() {
 }
 
 fn connect(sock: &Path) -> QmpClient {
-    let start = Instant::now();
-    loop {
-        match QmpClient::connect(sock, T) {
-            Ok(c) => return c,
-            Err(e) if start.elapsed() > T => panic!("cannot connect to {}: {e}", sock.display()),
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
+    qmp_connect(sock, T)
 }
 
 fn wait_serial(log: &Path, what: &str, times: usize) -> String {
-    let start = Instant::now();
-    loop {
+    poll(&format!("{times}x '{what}' on the serial port"), T, || {
         let s = std::fs::read_to_string(log).unwrap_or_default();
         if s.matches(what).count() >= times {
-            return s;
+            Ok(s)
+        } else {
+            Err(s)
         }
-        assert!(
-            start.elapsed() < T,
-            "no {times}x '{what}' on the serial port: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 /// `query-block` lists the disk; after the guest powers off (kept by
@@ -396,7 +391,6 @@ fn query_block_and_devices_survive_a_reset() {
         "-device",
         "virtio-blk-device,drive=drive0,id=disk0",
     ]);
-    let guard = KillOnDrop(Some(child));
     let c = connect(&sock);
     let blocks = c.execute("query-block", None).unwrap();
     assert_eq!(blocks[0]["device"], "drive0", "{blocks}");
@@ -424,18 +418,7 @@ fn query_block_and_devices_survive_a_reset() {
     assert_eq!(s.matches(&sum).count(), 2, "{s}");
     assert_eq!(s.matches("BLK_WRITE_STATUS 1").count(), 2, "{s}");
     assert!(!s.contains("VIRTIO_FAILED"), "{s}");
-    drop(guard);
-}
-
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    drop(child);
 }
 
 /// The libvirt form: `query-block` names the disk by its format node and
@@ -452,7 +435,7 @@ fn query_block_for_a_blockdev_disk() {
         img.display()
     );
     let kernel = Guest::Virtio.path();
-    let guard = KillOnDrop(Some(spawn(&[
+    let vm = spawn(&[
         "-S",
         "-qmp",
         &qmp,
@@ -464,7 +447,7 @@ fn query_block_for_a_blockdev_disk() {
         r#"{"node-name":"libvirt-1-format","read-only":false,"driver":"raw","file":"libvirt-1-storage"}"#,
         "-device",
         r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#,
-    ])));
+    ]);
     let c = connect(&sock);
     let blocks = c.execute("query-block", None).unwrap();
     assert_eq!(blocks.as_array().map(Vec::len), Some(1), "{blocks}");
@@ -472,5 +455,5 @@ fn query_block_for_a_blockdev_disk() {
     assert_eq!(blocks[0]["qdev"], "virtio-disk0");
     assert_eq!(blocks[0]["inserted"]["node-name"], "libvirt-1-format");
     assert_eq!(blocks[0]["inserted"]["ro"], false);
-    drop(guard);
+    drop(vm);
 }

@@ -7,17 +7,18 @@
 mod common;
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use common::*;
 use rvirt_qmp::{ClientError, ErrorClass, QmpClient};
 use rvirt_test_guests::fnv1a32;
+use rvirt_testkit::read_until;
 use rvirt_virtio::net::testing::{check, contains, if_index, link_up, packet_socket};
 use rvirt_virtio::net::{NetBackend, Tap};
 use serde_json::json;
@@ -28,12 +29,11 @@ const T: Duration = Duration::from_secs(40);
 
 // ---- the VMM process ----
 
-/// A running rvirt-vmm with its serial port in a file and stderr in
-/// another; killed and reaped when dropped.
+/// A running rvirt-vmm with its serial port in a file; killed and reaped
+/// when dropped.
 struct Vm {
-    child: Option<Child>,
+    child: Spawned,
     serial: PathBuf,
-    stderr: PathBuf,
 }
 
 impl Vm {
@@ -46,7 +46,6 @@ impl Vm {
         pre: Option<Box<dyn FnMut() -> io::Result<()> + Send + Sync>>,
     ) -> io::Result<Vm> {
         let serial = dir.join("serial.log");
-        let stderr = dir.join("stderr.log");
         let kernel = Guest::Virtio.path();
         let mut cmd = Command::new(vmm());
         die_with_test(&mut cmd);
@@ -60,19 +59,19 @@ impl Vm {
             .arg("-kernel")
             .arg(kernel)
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&stderr)?);
-        let child = cmd.spawn()?;
-        Ok(Vm {
-            child: Some(child),
-            serial,
-            stderr,
-        })
+            .stdin(Stdio::null());
+        let serial_log = serial.clone();
+        let child = Spawned::try_start(&mut cmd)?.on_fail(move || {
+            format!(
+                "serial:\n{}",
+                std::fs::read_to_string(&serial_log).unwrap_or_default()
+            )
+        });
+        Ok(Vm { child, serial })
     }
 
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+    fn pid(&self) -> i32 {
+        self.child.pid()
     }
 
     fn serial(&self) -> String {
@@ -80,44 +79,26 @@ impl Vm {
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.child.stderr_text()
     }
 
     /// Waits until `what` is on the serial port; returns all of it.
     fn wait_serial(&self, what: &str) -> String {
-        let start = Instant::now();
-        loop {
+        poll(&format!("'{what}' on the serial port"), T, || {
             let s = self.serial();
             // The whole line: the serial port delivers it byte by byte,
             // and a value after the marker may not have arrived yet.
             if s.find(what).is_some_and(|i| s[i..].contains('\n')) {
-                return s;
+                Ok(s)
+            } else {
+                Err(format!("{s}\nstderr:\n{}", self.stderr()))
             }
-            assert!(
-                start.elapsed() < T,
-                "no '{what}' on the serial port within {T:?}:\n{s}\nstderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 
     /// Waits for the VMM to exit (the guest powered off).
     fn wait_exit(&mut self) -> ExitStatus {
-        let child = self.child.as_mut().expect("running");
-        let start = Instant::now();
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                self.child = None;
-                return s;
-            }
-            assert!(
-                start.elapsed() < T,
-                "rvirt-vmm still running {T:?} later; serial:\n{}",
-                self.serial()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.child.wait(T)
     }
 
     /// The guest printed DONE and the VMM exited with status 0; returns
@@ -136,24 +117,8 @@ impl Vm {
     }
 }
 
-impl Drop for Vm {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn connect(sock: &Path) -> QmpClient {
-    let start = Instant::now();
-    loop {
-        match QmpClient::connect(sock, T) {
-            Ok(c) => return c,
-            Err(e) if start.elapsed() > T => panic!("cannot connect to {}: {e}", sock.display()),
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
+    qmp_connect(sock, T)
 }
 
 fn qmp_arg(sock: &Path) -> String {
@@ -204,22 +169,22 @@ fn net_exchange(vm: &mut Vm, pkt: &OwnedFd) {
 
 /// The host half of the exchange; returns the frame sent to the guest.
 fn net_host_side(vm: &Vm, pkt: &OwnedFd) -> Vec<u8> {
-    // Guest → tap.
+    // Guest → tap. The packet socket's receive timeout (200 ms) bounds
+    // each recv.
     let mut buf = vec![0u8; 2048];
-    let start = Instant::now();
-    let frame = loop {
-        assert!(
-            start.elapsed() < T,
-            "the guest's frame never reached the tap; serial:\n{}\nstderr:\n{}",
-            vm.serial(),
-            vm.stderr()
-        );
+    let frame = poll("the guest's frame on the tap", T, || {
         // SAFETY: recv writes at most buf.len() bytes into buf.
         let n = unsafe { libc::recv(pkt.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n > 0 && contains(&buf[..n as usize], GUEST_PAYLOAD) {
-            break buf[..n as usize].to_vec();
+            Ok(buf[..n as usize].to_vec())
+        } else {
+            Err(format!(
+                "serial:\n{}\nstderr:\n{}",
+                vm.serial(),
+                vm.stderr()
+            ))
         }
-    };
+    });
     // The interface sees the bare Ethernet frame: the 12-byte virtio-net
     // header went to the tap's IFF_VNET_HDR and was stripped there.
     assert_eq!(&frame[..6], &[0xff; 6], "{frame:02x?}");
@@ -356,15 +321,13 @@ fn net_frames_both_ways_on_a_tap_by_name() {
         // SAFETY: setns on an open namespace fd; it moves only this thread.
         check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).unwrap();
         let c = connect(&sock);
-        let start = Instant::now();
-        while if_index(name) == 0 {
-            assert!(
-                start.elapsed() < T,
-                "no tap {name} in the VMM's namespace; stderr:\n{}",
-                vm.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        poll(&format!("the tap {name} in the VMM's namespace"), T, || {
+            if if_index(name) == 0 {
+                Err(format!("stderr:\n{}", vm.stderr()))
+            } else {
+                Ok(())
+            }
+        });
         link_up(name).unwrap();
         let pkt = packet_socket(name).unwrap();
         c.execute("cont", None).unwrap();
@@ -377,32 +340,7 @@ fn net_frames_both_ways_on_a_tap_by_name() {
 
 /// Reads from `s` until `what` has arrived; returns everything read.
 fn read_stream_until(s: &mut UnixStream, what: &str) -> String {
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let start = Instant::now();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    while !contains(&got, what.as_bytes()) {
-        assert!(
-            start.elapsed() < T,
-            "no '{what}' on the console socket; got {:?}",
-            String::from_utf8_lossy(&got)
-        );
-        match s.read(&mut buf) {
-            Ok(0) => panic!(
-                "the console socket closed; got {:?}",
-                String::from_utf8_lossy(&got)
-            ),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("console socket: {e}"),
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
+    read_until(s, what, T)
 }
 
 const CONSOLE_OUT: &str = "CONSOLE_OUT hello from the virtio console\n";
