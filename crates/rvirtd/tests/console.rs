@@ -7,29 +7,28 @@ mod common;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, wait_for, Rvirtd};
+use common::{domain_xml, have_virsh, Rvirtd};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{poll, wait_for, Spawned};
 
-/// `virsh console ARGS` running on a pty.
+/// `virsh console ARGS` running on a pty; killed when dropped.
 struct Console {
-    child: Child,
+    child: Spawned,
     typescript: PathBuf,
 }
 
 impl Console {
     fn open(d: &Rvirtd, args: &str, tag: &str) -> Self {
         let typescript = d.root().join(format!("typescript-{tag}"));
-        let child = Command::new("script")
-            .args(["-qfec", &format!("virsh -c '{}' console {args}", d.uri())])
-            .arg(&typescript)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("script (util-linux)");
+        let child = Spawned::start(
+            Command::new("script")
+                .args(["-qfec", &format!("virsh -c '{}' console {args}", d.uri())])
+                .arg(&typescript)
+                .stdin(Stdio::piped()),
+        );
         Console { child, typescript }
     }
 
@@ -38,26 +37,30 @@ impl Console {
     }
 
     fn wait_for(&self, needle: &str) {
-        wait_for(
+        poll(
             &format!("'{needle}' on the console"),
             Duration::from_secs(15),
-            || self.text().contains(needle),
+            || {
+                let text = self.text();
+                if text.contains(needle) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "virsh showed:\n{text}\nscript's stderr:\n{}",
+                        self.child.stderr_text()
+                    ))
+                }
+            },
         );
     }
 
     /// Types Ctrl+] (or nothing, when virsh already ended) and returns
     /// virsh's exit status.
     fn close(mut self) -> bool {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = stdin.write_all(b"\x1d");
-            let _ = stdin.flush();
-        }
-        let mut status = None;
-        wait_for("virsh console to end", Duration::from_secs(10), || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        status.is_some_and(|s| s.success())
+        let _ = self.child.stdin().write_all(b"\x1d");
+        let _ = self.child.stdin().flush();
+        self.child.close_stdin();
+        self.child.wait(Duration::from_secs(10)).success()
     }
 }
 
@@ -145,7 +148,7 @@ fn virsh_console_reaches_a_virtio_console() {
         d.log("vcon").contains("CONSOLE_READY")
     });
     {
-        let stdin = c.child.stdin.as_mut().unwrap();
+        let stdin = c.child.stdin();
         stdin.write_all(b"through virsh console\n").unwrap();
         stdin.flush().unwrap();
     }

@@ -192,11 +192,11 @@ fn console_streams_end_whenever_the_domain_stops() {
         return;
     }
     let python = "/usr/bin/python3";
-    let have_libvirt = Command::new(python)
-        .args(["-c", "import libvirt"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let have_libvirt = rvirt_testkit::try_run(
+        Command::new(python).args(["-c", "import libvirt"]),
+        Duration::from_secs(30),
+    )
+    .is_ok_and(|o| o.status.success());
     if !have_libvirt {
         assert!(
             std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),

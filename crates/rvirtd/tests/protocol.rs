@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::{domain_xml, wait_for, Rvirtd};
+use common::{domain_xml, Conn, Rvirtd};
 use rvirt_remote::calls::{
     ConnectListAllDomainsArgs, DomainArgs, DomainDefineXmlArgs, DomainFlagsArgs,
     DomainLookupByNameArgs,
@@ -20,9 +20,10 @@ use rvirt_remote::{
     procs, Client, ClientError, Header, Message, MessageStatus, MessageType, RemoteError,
 };
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{poll, run, wait_for, Spawned};
 
-fn client(d: &Rvirtd) -> Client {
-    Client::connect_path(&d.socket(), "qemu:///system").expect("connect")
+fn client(d: &Rvirtd) -> Conn {
+    d.client()
 }
 
 fn count_domains(c: &mut Client) -> u32 {
@@ -57,11 +58,12 @@ fn socket_is_private_and_one_daemon_per_tree() {
     let d = Rvirtd::start();
     let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let second = std::process::Command::new(env!("CARGO_BIN_EXE_rvirtd"))
-        .arg("--root")
-        .arg(d.root())
-        .output()
-        .unwrap();
+    let second = run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rvirtd"))
+            .arg("--root")
+            .arg(d.root()),
+        Duration::from_secs(30),
+    );
     assert_eq!(second.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&second.stderr).contains("another rvirtd is already running"));
     // The first one still serves.
@@ -206,7 +208,7 @@ fn twenty_clients_start_and_destroy_twenty_domains() {
         .map(|i| {
             let sock = d.socket();
             std::thread::spawn(move || {
-                let mut c = Client::connect_path(&sock, "qemu:///system").unwrap();
+                let mut c = common::connect(&sock, "qemu:///system");
                 let name = format!("vm{i}");
                 let dom = c
                     .call::<procs::DomainDefineXml>(&DomainDefineXmlArgs {
@@ -302,30 +304,32 @@ fn socket_group_and_session_mode() {
     // --session: the XDG tree, and only qemu:///session is accepted.
     let home = tempfile::tempdir().unwrap();
     let run = home.path().join("xdg-run");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rvirtd"))
-        .arg("--session")
-        .arg("--vmm")
-        .arg(common::vmm())
-        .env("HOME", home.path())
-        .env("XDG_RUNTIME_DIR", &run)
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_CACHE_HOME")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let daemon = Spawned::start(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rvirtd"))
+            .arg("--session")
+            .arg("--vmm")
+            .arg(common::vmm())
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", &run)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CACHE_HOME"),
+    );
     let sock = run.join("rvirt/rvirt-sock");
-    wait_for("the session socket", Duration::from_secs(10), || {
-        sock.exists()
+    poll("the session socket", Duration::from_secs(10), || {
+        if sock.exists() {
+            Ok(())
+        } else {
+            Err(daemon.stderr_text())
+        }
     });
-    let mut c = Client::connect_path(&sock, "qemu:///session").unwrap();
+    let mut c = common::connect(&sock, "qemu:///session");
     c.call::<procs::DomainDefineXml>(&DomainDefineXmlArgs {
         xml: domain_xml("s", Guest::Hello),
     })
     .unwrap();
     assert!(home.path().join(".config/rvirt/qemu/s.xml").exists());
-    assert!(Client::connect_path(&sock, "qemu:///system").is_err());
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(common::try_connect(&sock, "qemu:///system").is_err());
+    drop(daemon);
 }
 
 #[test]

@@ -4,14 +4,21 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::{domain_xml, Rvirtd};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{try_run, Spawned};
+
+/// The script's limit; it dumps its stack and exits 10 s before.
+const LIMIT: Duration = Duration::from_secs(90);
 
 const SCRIPT: &str = r#"
-import sys, threading, time
+import faulthandler, sys, threading, time
 import libvirt
 
+# A call that hangs prints where the script is before the harness's limit.
+faulthandler.dump_traceback_later(80, exit=True)
 uri, xml = sys.argv[1], open(sys.argv[2]).read()
 libvirt.virEventRegisterDefaultImpl()
 conn = libvirt.open(uri)
@@ -52,11 +59,11 @@ print("OK")
 /// (a pyenv or venv python on PATH does not see python3-libvirt).
 fn python_with_libvirt() -> Option<&'static str> {
     let found = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
-        Command::new(py)
-            .args(["-c", "import libvirt"])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        try_run(
+            Command::new(py).args(["-c", "import libvirt"]),
+            Duration::from_secs(30),
+        )
+        .is_ok_and(|o| o.status.success())
     });
     if found.is_none() {
         assert!(
@@ -76,10 +83,9 @@ fn libvirt_python_drives_rvirtd() {
     let d = Rvirtd::start();
     let xml = d.xml_file("py.xml", &domain_xml("py", Guest::Counter));
     let script = d.xml_file("t.py", SCRIPT);
-    let out = Command::new(python)
-        .args([&script, &d.uri(), &xml])
-        .output()
-        .unwrap();
+    let out = Spawned::start(Command::new(python).args([&script, &d.uri(), &xml]))
+        .on_fail(d.reporter())
+        .output(LIMIT);
     assert!(
         out.status.success(),
         "{}{}\ndaemon: {}",

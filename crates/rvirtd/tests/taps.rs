@@ -12,11 +12,15 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, wait_for, Rvirtd};
+use common::{domain_xml, have_virsh, Rvirtd};
 use rvirt_remote::calls::{DomainArgs, DomainDefineXmlArgs};
 use rvirt_remote::error::code;
-use rvirt_remote::{procs, Client, ClientError};
+use rvirt_remote::{procs, ClientError};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{run, wait_for};
+
+/// How long one `ip` command may take.
+const IP_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs `f` on a thread of its own moved into a new network namespace.
 /// False when the namespace cannot be made (the test is skipped).
@@ -51,7 +55,7 @@ fn in_namespaces(flags: libc::c_int, f: impl FnOnce() + Send + 'static) -> bool 
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
+    let out = run(Command::new("ip").args(args), IP_LIMIT);
     assert!(
         out.status.success(),
         "ip {args:?}: {}",
@@ -61,10 +65,10 @@ fn ip(args: &[&str]) {
 
 /// `ip -d link show dev NAME` as JSON, or None when there is no such link.
 fn link(name: &str) -> Option<serde_json::Value> {
-    let out = Command::new("ip")
-        .args(["-j", "-d", "link", "show", "dev", name])
-        .output()
-        .expect("run ip");
+    let out = run(
+        Command::new("ip").args(["-j", "-d", "link", "show", "dev", name]),
+        IP_LIMIT,
+    );
     if !out.status.success() {
         return None;
     }
@@ -74,10 +78,7 @@ fn link(name: &str) -> Option<serde_json::Value> {
 
 /// The names of all links in this namespace.
 fn links() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-j", "link", "show"])
-        .output()
-        .expect("run ip");
+    let out = run(Command::new("ip").args(["-j", "link", "show"]), IP_LIMIT);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
     v.as_array()
         .into_iter()
@@ -366,7 +367,7 @@ fn network_nic_is_libvirts_network_not_found() {
     );
     assert_eq!(d.state("net"), "shut off (failed)");
 
-    let mut c = Client::connect_path(&d.socket(), "qemu:///system").expect("connect");
+    let mut c = d.client();
     let dom = c
         .call::<procs::DomainDefineXml>(&DomainDefineXmlArgs { xml })
         .expect("define")

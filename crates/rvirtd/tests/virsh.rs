@@ -5,8 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, kernel_xml, last_count, wait_for, Rvirtd};
+use common::{domain_xml, have_virsh, kernel_xml, last_count, Rvirtd};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{wait_for, Spawned};
 
 /// The table layout virsh prints (virsh-outputs.txt), for our rows.
 fn table(rows: &[(&str, &str, &str)]) -> String {
@@ -340,22 +341,19 @@ fn lifecycle_events_reach_virsh_event() {
     let d = Rvirtd::start();
     let f = d.xml_file("e.xml", &domain_xml("ev", Guest::Counter));
     d.ok(&["define", &f]);
-    let mut watcher = std::process::Command::new("virsh")
-        .args([
-            "-c",
-            &d.uri(),
-            "event",
-            "--domain",
-            "ev",
-            "--event",
-            "lifecycle",
-            "--loop",
-            "--timeout",
-            "30",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watcher = Spawned::start(std::process::Command::new("virsh").args([
+        "-c",
+        &d.uri(),
+        "event",
+        "--domain",
+        "ev",
+        "--event",
+        "lifecycle",
+        "--loop",
+        "--timeout",
+        "30",
+    ]))
+    .on_fail(d.reporter());
     wait_for("virsh event to register", Duration::from_secs(15), || {
         std::fs::read_to_string(d.root().join("rvirtd.stderr"))
             .unwrap_or_default()
@@ -366,11 +364,10 @@ fn lifecycle_events_reach_virsh_event() {
     d.ok(&["resume", "ev"]);
     d.ok(&["destroy", "ev"]);
     // virsh prints each event as it comes; four are expected.
-    let stdout = std::io::BufReader::new(watcher.stdout.take().unwrap());
     let mut text = String::new();
     let mut events = Vec::new();
-    for line in std::io::BufRead::lines(stdout) {
-        let line = line.unwrap();
+    while let Some(line) = watcher.line(Duration::from_secs(30)) {
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
         text.push_str(&line);
         text.push('\n');
         if line.starts_with("events received") {
@@ -383,8 +380,7 @@ fn lifecycle_events_reach_virsh_event() {
             break;
         }
     }
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    drop(watcher);
     assert_eq!(
         events,
         [

@@ -5,8 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, wait_for, Rvirtd};
+use common::{domain_xml, have_virsh, Rvirtd};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::wait_for;
 
 #[test]
 fn reboot_and_on_reboot_destroy() {

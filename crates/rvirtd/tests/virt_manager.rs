@@ -11,14 +11,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{domain_xml, have_virsh, vmm, wait_for, Rvirtd};
+use common::{domain_xml, have_virsh, vmm, Rvirtd};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{poll, run, try_run, wait_for, Spawned};
+
+/// How long a libvirt-python script may take; each dumps its stack and
+/// exits 10 s before (faulthandler), so a hang shows where it was.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long one xdotool, import or convert may take.
+const TOOL_LIMIT: Duration = Duration::from_secs(30);
 
 /// The running VM's guest prints `TICK n` every two seconds; its serial
 /// is a pty so that virt-manager offers a console.
@@ -32,11 +39,11 @@ fn required() -> bool {
 
 fn python_with_libvirt() -> Option<&'static str> {
     let found = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
-        Command::new(py)
-            .args(["-c", "import libvirt"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        try_run(
+            Command::new(py).args(["-c", "import libvirt"]),
+            Duration::from_secs(30),
+        )
+        .is_ok_and(|o| o.status.success())
     });
     if found.is_none() {
         assert!(
@@ -49,10 +56,11 @@ fn python_with_libvirt() -> Option<&'static str> {
 }
 
 const NEEDS: &str = r#"
-import os, sys, time
+import faulthandler, os, sys, time
 import xml.etree.ElementTree as ET
 import libvirt
 
+faulthandler.dump_traceback_later(110, exit=True)
 uri, vmm, want_version = sys.argv[1], sys.argv[2], int(sys.argv[3])
 libvirt.virEventRegisterDefaultImpl()
 conn = libvirt.open(uri)
@@ -190,13 +198,15 @@ fn answers_virt_manager_needs_through_libvirt_python() {
     let d = Rvirtd::start();
     two_vms(&d);
     let script = d.xml_file("needs.py", NEEDS);
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(d.uri())
-        .arg(vmm())
-        .arg(encoded_version().to_string())
-        .output()
-        .expect("run python3");
+    let out = Spawned::start(
+        Command::new(python)
+            .arg(&script)
+            .arg(d.uri())
+            .arg(vmm())
+            .arg(encoded_version().to_string()),
+    )
+    .on_fail(d.reporter())
+    .output(SCRIPT_LIMIT);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("OK"),
@@ -239,8 +249,9 @@ fn have_gui_tools() -> bool {
     false
 }
 
-/// A process group that dies with the test (Xvfb; virt-manager with its
-/// session bus and accessibility helpers).
+/// A process group that dies with the test: virt-manager with its session
+/// bus and accessibility helpers, its output in a log file kept with the
+/// screenshots (where rvirt-testkit's `Spawned` would keep it in memory).
 struct Group(Child);
 
 impl Group {
@@ -325,12 +336,12 @@ fn parse_ppm(data: &[u8]) -> Shot {
 struct Screen {
     display: String,
     shots: PathBuf,
-    _xvfb: Group,
+    _xvfb: Spawned,
 }
 
 impl Screen {
     fn start(shots: &Path) -> Self {
-        let mut xvfb = Group::spawn(
+        let mut xvfb = Spawned::start(
             Command::new("Xvfb")
                 .args([
                     "-displayfd",
@@ -341,14 +352,11 @@ impl Screen {
                     "-nolisten",
                     "tcp",
                 ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
+                .process_group(0),
         );
-        let mut line = String::new();
-        BufReader::new(xvfb.0.stdout.take().expect("Xvfb stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb display number");
+        let line = xvfb
+            .line(Duration::from_secs(30))
+            .unwrap_or_else(|| xvfb.fail("no display number"));
         let display = format!(":{}", line.trim());
         assert!(line.trim().parse::<u32>().is_ok(), "Xvfb said {line:?}");
         Screen {
@@ -359,11 +367,12 @@ impl Screen {
     }
 
     fn xdotool(&self, args: &[&str]) -> String {
-        let out = Command::new("xdotool")
-            .args(args)
-            .env("DISPLAY", &self.display)
-            .output()
-            .expect("xdotool");
+        let out = run(
+            Command::new("xdotool")
+                .args(args)
+                .env("DISPLAY", &self.display),
+            TOOL_LIMIT,
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -417,36 +426,36 @@ impl Screen {
     /// its pixels.
     fn shot(&self, name: &str) -> Shot {
         let png = self.shots.join(format!("{name}.png"));
-        let ok = Command::new("import")
-            .args(["-display", &self.display, "-window", "root"])
-            .arg(&png)
-            .status()
-            .expect("import")
-            .success();
-        assert!(ok, "import failed");
-        let ppm = Command::new("convert")
-            .arg(&png)
-            .arg("ppm:-")
-            .output()
-            .expect("convert");
+        let import = run(
+            Command::new("import")
+                .args(["-display", &self.display, "-window", "root"])
+                .arg(&png),
+            TOOL_LIMIT,
+        );
+        let ok = import.status.success();
+        assert!(
+            ok,
+            "import failed: {}",
+            String::from_utf8_lossy(&import.stderr)
+        );
+        let ppm = run(Command::new("convert").arg(&png).arg("ppm:-"), TOOL_LIMIT);
         parse_ppm(&ppm.stdout)
     }
 
     /// Takes `name` screenshots until `f` holds on one.
     fn wait_shot(&self, name: &str, what: &str, f: impl Fn(&Shot) -> bool) -> Shot {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        poll(what, Duration::from_secs(30), || {
             let s = self.shot(name);
             if f(&s) {
-                return s;
+                Ok(s)
+            } else {
+                std::thread::sleep(Duration::from_millis(500));
+                Err(format!(
+                    "see {}",
+                    self.shots.join(format!("{name}.png")).display()
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: see {}",
-                self.shots.join(format!("{name}.png")).display()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        })
     }
 }
 
@@ -608,9 +617,11 @@ fn virt_manager_lists_opens_console_forces_off_and_runs() {
 }
 
 const STREAMS: &str = r#"
-import os, subprocess, sys, time
+import faulthandler, os, subprocess, sys, time
 import libvirt
 
+# recv() blocks: a stream that never ends dumps the stack and exits.
+faulthandler.dump_traceback_later(110, exit=True)
 uri = sys.argv[1]
 conn = libvirt.open(uri)
 dom = conn.lookupByName("ticker")
@@ -670,7 +681,7 @@ import os, sys, libvirt
 c = libvirt.open(sys.argv[1]); s = c.newStream(0)
 c.lookupByName('ticker').openConsole('serial0', s, 0); s.recv(1)
 os._exit(0)
-""", uri])
+""", uri], timeout=30)
 assert child.returncode == 0
 deadline = time.time() + 10
 while True:
@@ -708,11 +719,9 @@ fn console_streams_as_virt_manager_opens_them() {
     let d = Rvirtd::start();
     two_vms(&d);
     let script = d.xml_file("streams.py", STREAMS);
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(d.uri())
-        .output()
-        .expect("run python3");
+    let out = Spawned::start(Command::new(python).arg(&script).arg(d.uri()))
+        .on_fail(d.reporter())
+        .output(SCRIPT_LIMIT);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("OK"),

@@ -1,13 +1,27 @@
 //! Shared by the tests: a real rvirtd on a temporary tree, the real
-//! `virsh` pointed at it, domain XML for the test guests, and waits.
+//! `virsh` and rvirt-remote's client pointed at it, domain XML for the test
+//! guests, and waits, each with a deadline (rvirt-testkit) whose failure
+//! shows the daemon's state and log.
 
 #![allow(dead_code)]
 
+use std::ops::{Deref, DerefMut};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rvirt_remote::Client;
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{poll, process_state, SocketDeadline, Spawned};
+
+/// How long one virsh command may take: a start boots a VMM and waits for
+/// its monitor, a destroy may wait out the 3 s grace, on a loaded machine.
+pub const VIRSH_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long a connection of rvirt-remote's client may stay open: its calls
+/// block without a timeout, so the socket is shut down past this.
+pub const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 
 /// A running rvirtd with its own tree.
 pub struct Rvirtd {
@@ -92,9 +106,23 @@ impl Rvirtd {
             .spawn()
             .expect("start rvirtd");
         self.child = Some(child);
-        wait_for("the rvirtd socket", Duration::from_secs(10), || {
-            std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
+        poll("the rvirtd socket", Duration::from_secs(10), || {
+            UnixStream::connect(self.socket())
+                .map(drop)
+                .map_err(|e| format!("{e}\n{}", self.report()))
         });
+    }
+
+    /// The daemon's state and the tail of its log, for failure reports.
+    pub fn report(&self) -> String {
+        report(self.root(), self.child.as_ref().map(|c| c.id() as i32))
+    }
+
+    /// [`Rvirtd::report`] for a closure that outlives this borrow.
+    pub fn reporter(&self) -> impl Fn() -> String + Send + 'static {
+        let root = self.root().to_path_buf();
+        let pid = self.child.as_ref().map(|c| c.id() as i32);
+        move || report(&root, pid)
     }
 
     /// `kill -9` the daemon (its VMs keep running).
@@ -107,13 +135,21 @@ impl Rvirtd {
 
     /// Runs the real virsh against this daemon.
     pub fn virsh(&self, args: &[&str]) -> Output {
-        Command::new("virsh")
-            .arg("-c")
-            .arg(self.uri())
-            .args(args)
-            .env("LC_ALL", "C")
-            .output()
-            .expect("run virsh")
+        Spawned::start(
+            Command::new("virsh")
+                .arg("-c")
+                .arg(self.uri())
+                .args(args)
+                .env("LC_ALL", "C")
+                .stdin(Stdio::null()),
+        )
+        .on_fail(self.reporter())
+        .output(VIRSH_LIMIT)
+    }
+
+    /// rvirt-remote's client, connected and opened, with a deadline.
+    pub fn client(&self) -> Conn {
+        connect(&self.socket(), "qemu:///system")
     }
 
     /// virsh that must succeed; returns stdout.
@@ -146,18 +182,32 @@ impl Rvirtd {
     }
 
     pub fn wait_state(&self, name: &str, want: &str) {
-        wait_for(
+        poll(
             &format!("{name} to be {want}"),
             Duration::from_secs(15),
-            || self.state(name) == want,
+            || {
+                let now = self.state(name);
+                if now == want {
+                    Ok(())
+                } else {
+                    Err(format!("{name} is {now}\n{}", self.report()))
+                }
+            },
         );
     }
 
     pub fn wait_log(&self, name: &str, needle: &str) {
-        wait_for(
+        poll(
             &format!("'{needle}' in the log of {name}"),
             Duration::from_secs(15),
-            || self.log(name).contains(needle),
+            || {
+                let log = self.log(name);
+                if log.contains(needle) {
+                    Ok(())
+                } else {
+                    Err(format!("{name}'s log:\n{log}\n{}", self.report()))
+                }
+            },
         );
     }
 
@@ -169,9 +219,56 @@ impl Rvirtd {
     }
 
     pub fn daemon_log_tail(&self) -> String {
-        let s = std::fs::read_to_string(self.root().join("rvirtd.stderr")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        log_tail(self.root())
+    }
+}
+
+fn log_tail(root: &Path) -> String {
+    let s = std::fs::read_to_string(root.join("rvirtd.stderr")).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+fn report(root: &Path, pid: Option<i32>) -> String {
+    let state = pid.map(process_state).unwrap_or_default();
+    format!("rvirtd:\n{state}rvirtd's log:\n{}", log_tail(root))
+}
+
+/// rvirt-remote's client with a deadline on its connection: its calls
+/// block without a timeout, so past [`CLIENT_LIMIT`] the socket is shut
+/// down and the call in progress fails.
+pub struct Conn {
+    client: Client,
+    _deadline: SocketDeadline,
+}
+
+/// Connects rvirt-remote's client to `sock` and opens `name`.
+pub fn connect(sock: &Path, name: &str) -> Conn {
+    try_connect(sock, name).unwrap_or_else(|e| panic!("open {name} on {}: {e}", sock.display()))
+}
+
+/// [`connect`] that returns the daemon's refusal.
+pub fn try_connect(sock: &Path, name: &str) -> Result<Conn, rvirt_remote::ClientError> {
+    let s =
+        UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect to {}: {e}", sock.display()));
+    let deadline = SocketDeadline::arm(&s, "rvirt-remote's client", CLIENT_LIMIT);
+    let client = Client::handshake(s, name)?;
+    Ok(Conn {
+        client,
+        _deadline: deadline,
+    })
+}
+
+impl Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
 }
 
@@ -191,24 +288,14 @@ impl Drop for Rvirtd {
     }
 }
 
-/// Polls `f` until it holds, failing the test after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Whether the real virsh is installed. Without it the tests are skipped,
 /// unless RVIRT_REQUIRE_REFERENCE is set, which makes them fail.
 pub fn have_virsh() -> bool {
-    let found = Command::new("virsh")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let found = rvirt_testkit::try_run(
+        Command::new("virsh").arg("--version"),
+        Duration::from_secs(30),
+    )
+    .is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
