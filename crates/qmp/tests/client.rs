@@ -10,8 +10,10 @@ use serde_json::json;
 use std::io::Write;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use rvirt_testkit::{try_run, wait_for, within, Spawned};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -71,6 +73,8 @@ fn client_times_out_and_reports_disconnects() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mute.sock");
     let listener = UnixListener::bind(&path).unwrap();
+    // Waits for the client's connection without a limit of its own: the
+    // test bounds it with `within` below.
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n").unwrap();
@@ -83,7 +87,7 @@ fn client_times_out_and_reports_disconnects() {
         other => panic!("expected a timeout, got {:?}", other.map(|_| ())),
     }
     assert!(start.elapsed() < Duration::from_secs(2));
-    server.join().unwrap();
+    within("the mute server", T, move || server.join().unwrap());
     assert!(matches!(
         QmpClient::connect(&path, T),
         Err(ClientError::Connect { .. })
@@ -106,43 +110,32 @@ fn client_sees_server_exit() {
 }
 
 fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + T;
-    while !path.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    try_run(Command::new(cmd).arg(arg), Duration::from_secs(30)).is_ok_and(|o| o.status.success())
 }
 
 /// Starts QEMU paused with a QMP socket, as the golden data was recorded.
-fn qemu(sock: &Path) -> Option<std::process::Child> {
+/// It is killed when dropped.
+fn qemu(sock: &Path) -> Option<Spawned> {
     if !have("qemu-system-x86_64", "--version") || std::fs::File::open("/dev/kvm").is_err() {
         missing("qemu-system-x86_64 or /dev/kvm");
         return None;
     }
-    let child = Command::new("qemu-system-x86_64")
-        .args([
-            "-M",
-            "microvm",
-            "-enable-kvm",
-            "-cpu",
-            "qemu64,-pni",
-            "-m",
-            "64",
-        ])
-        .args(["-nodefaults", "-display", "none", "-S", "-qmp"])
-        .arg(format!("unix:{},server=on,wait=off", sock.display()))
-        .stdout(Stdio::null())
-        .spawn()
-        .ok()?;
-    wait_for(sock);
+    let child = Spawned::try_start(
+        Command::new("qemu-system-x86_64")
+            .args([
+                "-M",
+                "microvm",
+                "-enable-kvm",
+                "-cpu",
+                "qemu64,-pni",
+                "-m",
+                "64",
+            ])
+            .args(["-nodefaults", "-display", "none", "-S", "-qmp"])
+            .arg(format!("unix:{},server=on,wait=off", sock.display())),
+    )
+    .ok()?;
+    wait_for("QEMU's QMP socket", T, || sock.exists());
     Some(child)
 }
 
@@ -155,11 +148,8 @@ fn client_against_qemu() {
     exercise(&c);
     c.execute("quit", None).unwrap();
     drop(c);
-    let deadline = Instant::now() + T;
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "QEMU did not quit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // QEMU did quit.
+    child.wait(T);
 }
 
 fn python_script() -> std::path::PathBuf {
@@ -167,11 +157,11 @@ fn python_script() -> std::path::PathBuf {
 }
 
 fn have_qemu_qmp() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import qemu.qmp"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = try_run(
+        Command::new("python3").args(["-c", "import qemu.qmp"]),
+        Duration::from_secs(30),
+    )
+    .is_ok_and(|o| o.status.success());
     if !ok {
         missing("python3 with qemu.qmp (pip install qemu.qmp)");
     }
@@ -194,13 +184,14 @@ fn qemu_qmp_python_client_against_rvirt() {
     }
     let fx = Fixture::new(RunState::Prelaunch);
     let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/python-qemu-7.2.json");
-    let out = Command::new("python3")
-        .arg(python_script())
-        .arg(&fx.path)
-        .arg("--expect-shape")
-        .arg(&expected)
-        .output()
-        .unwrap();
+    let out = rvirt_testkit::run(
+        Command::new("python3")
+            .arg(python_script())
+            .arg(&fx.path)
+            .arg("--expect-shape")
+            .arg(&expected),
+        Duration::from_secs(60),
+    );
     assert!(
         out.status.success(),
         "qmp_client_test.py failed:\n{}\n{}",

@@ -564,8 +564,13 @@ fn wait_on_blocks_until_the_first_client() {
         c
     });
     let mut server = rvirt_qmp::MonitorServer::new(vm, bus).unwrap();
-    // Returns only once the connector is attached.
-    server.listen_unix_and_wait(&path, "wait").unwrap();
+    // Returns only once the connector is attached (or never, if it fails:
+    // hence the limit).
+    let listen = path.clone();
+    let server = rvirt_testkit::within("the first client", WAIT * 2, move || {
+        server.listen_unix_and_wait(&listen, "wait").unwrap();
+        server
+    });
     let mut c = connector.join().unwrap();
     c.send(b"{\"execute\": \"qmp_capabilities\"}");
     assert_eq!(c.recv(), json!({"return": {}}));

@@ -22,6 +22,17 @@ use rvirt_remote::{
     procs, Args, Async, Client, ClientError, MessageStatus, NonnullDomain, Procedure, RemoteError,
 };
 
+/// A connected pair, the client's end and the server's. The server's end
+/// gives up waiting after a while: its thread then fails and hangs up, so
+/// a client that waits for it fails too instead of hanging the test.
+fn pair() -> (UnixStream, UnixStream) {
+    let (client_end, server_end) = UnixStream::pair().unwrap();
+    let limit = Some(Duration::from_secs(30));
+    server_end.set_read_timeout(limit).unwrap();
+    server_end.set_write_timeout(limit).unwrap();
+    (client_end, server_end)
+}
+
 /// Plays libvirtd's side of a captured session: every message the
 /// client sends must equal virsh's captured bytes.
 fn replay(sub: &str, prefix: &str) -> (UnixStream, thread::JoinHandle<()>) {
@@ -29,7 +40,7 @@ fn replay(sub: &str, prefix: &str) -> (UnixStream, thread::JoinHandle<()>) {
         .into_iter()
         .find(|(n, _)| n.starts_with(prefix))
         .expect("trace");
-    let (client_end, mut server_end) = UnixStream::pair().unwrap();
+    let (client_end, mut server_end) = pair();
     let h = thread::spawn(move || {
         for c in msgs {
             if c.to_server {
@@ -225,7 +236,7 @@ fn fake_daemon(mut s: UnixStream) {
 
 #[test]
 fn keepalive_events_and_unsupported_calls() {
-    let (a, b) = UnixStream::pair().unwrap();
+    let (a, b) = pair();
     let daemon = thread::spawn(move || fake_daemon(b));
     let mut c = Client::handshake(a, "qemu:///session").unwrap();
     assert!(c.features().keepalive);

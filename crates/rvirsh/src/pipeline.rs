@@ -197,6 +197,12 @@ mod tests {
     #[test]
     fn batches_keep_order_and_per_call_errors() {
         let (a, b) = UnixStream::pair().unwrap();
+        // A side that waits for the other past this gives up, so that a
+        // stuck exchange fails the test instead of hanging it.
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+        }
         let t = std::thread::spawn(move || fake_daemon(b));
         let mut p = Pipeline {
             sock: a,

@@ -6,7 +6,8 @@ mod common;
 
 use std::io::Write;
 
-use common::{assert_same, domain_xml, raw, reference, rvirsh, same, unique, uri, virsh};
+use common::{assert_same, domain_xml, raw, reference, rvirsh, same, unique, uri, virsh, LIMIT};
+use rvirt_testkit::Spawned;
 
 /// Writes `xml` to a temporary file.
 fn xml_file(xml: &str) -> tempfile::NamedTempFile {
@@ -349,29 +350,27 @@ fn event_loop_prints_lifecycle_events_as_virsh() {
     let path = f.path().to_str().unwrap();
     let u = uri();
     let spawn = |prog: &str| {
-        std::process::Command::new(prog)
-            .args([
-                "-c",
-                &u,
-                "event",
-                "--domain",
-                "test",
-                "--loop",
-                "--timeout",
-                "4",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn event loop")
+        Spawned::start(std::process::Command::new(prog).args([
+            "-c",
+            &u,
+            "event",
+            "--domain",
+            "test",
+            "--loop",
+            "--timeout",
+            "4",
+        ]))
     };
     let spawn_all = |prog: &str| {
-        std::process::Command::new(prog)
-            .args(["-c", &u, "event", "--all", "--loop", "--timeout", "4"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn event loop")
+        Spawned::start(std::process::Command::new(prog).args([
+            "-c",
+            &u,
+            "event",
+            "--all",
+            "--loop",
+            "--timeout",
+            "4",
+        ]))
     };
     let children = [
         spawn("virsh"),
@@ -390,9 +389,10 @@ fn event_loop_prints_lifecycle_events_as_virsh() {
     ] {
         assert_eq!(virsh(&args).code, 0, "{args:?}");
     }
+    // Each ends by itself after its --timeout.
     let outs: Vec<common::Run> = children
         .into_iter()
-        .map(|c| c.wait_with_output().expect("event loop").into())
+        .map(|c| c.output(LIMIT).into())
         .collect();
     // Other clients may drive other domains meanwhile: keep ours.
     let ours = |r: &common::Run| common::Run {
@@ -422,26 +422,19 @@ fn interrupted_event_loop_matches_virsh() {
     let runs: Vec<common::Run> = ["virsh", common::rvirsh_bin()]
         .iter()
         .map(|prog| {
-            let child = std::process::Command::new(prog)
-                .args([
-                    "-c",
-                    &u,
-                    "event",
-                    "--domain",
-                    "test",
-                    "--event",
-                    "lifecycle",
-                    "--loop",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn event loop");
+            let child = Spawned::start(std::process::Command::new(prog).args([
+                "-c",
+                &u,
+                "event",
+                "--domain",
+                "test",
+                "--event",
+                "lifecycle",
+                "--loop",
+            ]));
             std::thread::sleep(std::time::Duration::from_millis(800));
-            let pid = i32::try_from(child.id()).expect("pid");
-            // SAFETY: kill sends SIGINT to the one child spawned just above.
-            unsafe { libc::kill(pid, libc::SIGINT) };
-            child.wait_with_output().expect("event loop").into()
+            child.signal(libc::SIGINT);
+            child.output(LIMIT).into()
         })
         .collect();
     assert_same("event --loop, then Ctrl+C", &runs[0], &runs[1], &[]);
@@ -479,23 +472,22 @@ fn edit_again_on_a_terminal_matches_virsh() {
             assert_eq!(virsh(&["define", path]).code, 0);
             let _ = std::fs::remove_file(dir.path().join("ed.sh.n"));
             let cmd = format!("{prog} -c '{u}' edit {name}; echo rc=$?");
-            let mut child = std::process::Command::new("script")
-                .args(["-qefc", &cmd, "/dev/null"])
-                .env("EDITOR", &editor)
-                .env_remove("VISUAL")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .expect("script (bsdutils) is needed");
+            let mut child = Spawned::start(
+                std::process::Command::new("script")
+                    .args(["-qefc", &cmd, "/dev/null"])
+                    .env("EDITOR", &editor)
+                    .env_remove("VISUAL")
+                    .stdin(std::process::Stdio::piped()),
+            );
             for k in keys {
                 std::thread::sleep(std::time::Duration::from_millis(1200));
-                let stdin = child.stdin.as_mut().expect("stdin");
+                let stdin = child.stdin();
                 stdin.write_all(&[*k]).expect("type");
                 stdin.flush().expect("flush");
             }
             std::thread::sleep(std::time::Duration::from_millis(800));
-            drop(child.stdin.take());
-            let out = child.wait_with_output().expect("script");
+            child.close_stdin();
+            let out = child.output(LIMIT);
             // libvirt's client library (not virsh) mentions polkit on a tty.
             let text: String = String::from_utf8_lossy(&out.stdout)
                 .split_inclusive('\n')

@@ -11,15 +11,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{assert_same, raw, Run};
+use common::{assert_same, raw, Run, LIMIT};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::{poll, try_run, Spawned};
 
 struct Daemon {
     dir: tempfile::TempDir,
-    child: Child,
+    child: Spawned,
 }
 
 impl Daemon {
@@ -50,14 +51,6 @@ impl Daemon {
         assert_eq!(r.code, 0, "rvirsh {args:?}: {r:?}");
         r
     }
-
-    fn wait(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 impl Drop for Daemon {
@@ -74,8 +67,7 @@ impl Drop for Daemon {
                 }
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The daemon itself goes with `child`.
     }
 }
 
@@ -108,30 +100,26 @@ fn daemon() -> Option<Daemon> {
     if !Path::new("/dev/kvm").exists() {
         return unavailable("/dev/kvm is missing");
     }
-    if !Command::new("virsh")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if !try_run(Command::new("virsh").arg("--version"), LIMIT).is_ok_and(|o| o.status.success()) {
         return unavailable("virsh is not installed");
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = Command::new(&rvirtd)
-        .arg("--root")
-        .arg(dir.path())
-        .arg("--vmm")
-        .arg(&vmm)
-        .arg("--destroy-grace")
-        .arg("3")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rvirtd");
+    let child = Spawned::start(
+        Command::new(&rvirtd)
+            .arg("--root")
+            .arg(dir.path())
+            .arg("--vmm")
+            .arg(&vmm)
+            .arg("--destroy-grace")
+            .arg("3")
+            .stdin(Stdio::null()),
+    );
     let d = Daemon { dir, child };
     let sock = d.dir.path().join("run/rvirt/rvirt-sock");
-    d.wait("the rvirtd socket", || {
-        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    poll("the rvirtd socket", Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(&sock)
+            .map(drop)
+            .map_err(|e| format!("{e}; rvirtd said:\n{}", d.child.stderr_text()))
     });
     Some(d)
 }
@@ -332,29 +320,20 @@ fn console_shows_the_guest_and_leaves_on_ctrl_bracket() {
 /// after 1.5 s, and returns what the terminal showed; the command must
 /// end by itself and exit 0.
 fn through_pty(cmd: &str) -> String {
-    let mut child = Command::new("script")
-        .args(["-qefc", cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) is needed for the console test");
+    let mut child = Spawned::start(
+        Command::new("script")
+            .args(["-qefc", cmd, "/dev/null"])
+            .stdin(Stdio::piped()),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     {
         use std::io::Write;
-        let stdin = child.stdin.as_mut().expect("stdin");
+        let stdin = child.stdin();
         stdin.write_all(&[0x1d]).expect("send Ctrl+]");
         stdin.flush().expect("flush");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("`{cmd}` did not end on Ctrl+]");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("output");
+    // It must end on Ctrl+].
+    let out = child.output(Duration::from_secs(10));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "`{cmd}`: {text:?}");
     text
@@ -367,12 +346,15 @@ fn events_from_rvirtd_print_as_in_virsh() {
     std::fs::write(&file, domain_xml("ev", Guest::Counter)).expect("xml");
     let u = d.uri();
     let spawn = |prog: &str| {
-        Command::new(prog)
-            .args(["-c", &u, "event", "--all", "--loop", "--timeout", "5"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("event loop")
+        Spawned::start(Command::new(prog).args([
+            "-c",
+            &u,
+            "event",
+            "--all",
+            "--loop",
+            "--timeout",
+            "5",
+        ]))
     };
     let loops = [spawn("virsh"), spawn(common::rvirsh_bin())];
     std::thread::sleep(Duration::from_millis(1000));
@@ -386,10 +368,7 @@ fn events_from_rvirtd_print_as_in_virsh() {
     ] {
         d.ok(&args);
     }
-    let outs: Vec<Run> = loops
-        .into_iter()
-        .map(|c| c.wait_with_output().expect("event loop").into())
-        .collect();
+    let outs: Vec<Run> = loops.into_iter().map(|c| c.output(LIMIT).into()).collect();
     assert_same("event --all --loop on rvirtd", &outs[0], &outs[1], &[]);
     assert!(
         outs[1]

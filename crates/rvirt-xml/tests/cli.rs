@@ -3,6 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use rvirt_testkit::Spawned;
 
 const GOOD: &str = "<domain type='kvm'>
   <name>cli</name>
@@ -28,19 +31,12 @@ fn bin() -> Command {
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
+    let mut child = Spawned::start(bin().args(args).stdin(Stdio::piped()));
     if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
+        child.stdin().write_all(s.as_bytes()).unwrap();
     }
-    drop(input);
-    child.wait_with_output().unwrap()
+    child.close_stdin();
+    child.output(Duration::from_secs(30))
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {

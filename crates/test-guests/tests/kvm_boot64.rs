@@ -6,12 +6,14 @@
 //! ACPI tables here: the guests end with `POWEROFF FAILED` and `hlt`.
 
 use std::fs::File;
+use std::time::Duration;
 
 use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuExit};
 use linux_loader::loader::elf::Elf;
 use linux_loader::loader::{BzImage, KernelLoader};
 use rvirt_test_guests::{fnv1a32, output, Format, Guest};
+use rvirt_testkit::within;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 const MEM_SIZE: u64 = 64 << 20;
@@ -152,11 +154,19 @@ fn guests_with_a_64_bit_entry_report_what_the_protocol_hands_them() {
         eprintln!("no /dev/kvm: not run");
         return;
     }
-    let kvm = Kvm::new().unwrap();
     let initrd: Vec<u8> = (0..3000u32).map(|i| (i * 7 + i / 13) as u8).collect();
     for guest in [Guest::Elf64, Guest::BzImage] {
         let cmdline = format!("console=ttyS0 guest={}  end", guest.name());
-        let out = boot(&kvm, guest, &cmdline, &initrd);
+        // A guest that spins without an exit would keep KVM_RUN from
+        // returning: the boot runs on a thread of its own, under a limit.
+        let out = {
+            let (cmdline, initrd) = (cmdline.clone(), initrd.clone());
+            within(
+                &format!("{} to halt", guest.name()),
+                Duration::from_secs(60),
+                move || boot(&Kvm::new().unwrap(), guest, &cmdline, &initrd),
+            )
+        };
         let num = |key| {
             output::number_of(&out, key)
                 .unwrap_or_else(|| panic!("{}: no {key} in:\n{out}", guest.name()))

@@ -50,29 +50,41 @@ def shape_diff(ours, theirs, at="summary"):
     return None
 
 
+async def execute(qmp, *args):
+    """One command, with the deadline every step has: a server that never
+    answers fails the run with a traceback naming the command."""
+    return await asyncio.wait_for(qmp.execute(*args), TIMEOUT)
+
+
 async def run(path, lenient_quit=False):
     summary = {}
     qmp = QMPClient("rvirt-qmp-test")
     await asyncio.wait_for(qmp.connect(path), TIMEOUT)
     summary["greeting"] = json.loads(bytes(qmp.greeting._raw))
-    summary["query-status-before"] = await qmp.execute("query-status")
+    summary["query-status-before"] = await execute(qmp, "query-status")
     with qmp.listener(("RESUME",)) as listener:
-        summary["stop"] = await qmp.execute("stop")
-        summary["cont"] = await qmp.execute("cont")
+        summary["stop"] = await execute(qmp, "stop")
+        summary["cont"] = await execute(qmp, "cont")
         event = await asyncio.wait_for(listener.get(), TIMEOUT)
         summary["resume-event"] = json.loads(bytes(event))
-    summary["query-status-after"] = await qmp.execute("query-status")
+    summary["query-status-after"] = await execute(qmp, "query-status")
     if summary["query-status-after"].get("status") != "running":
         raise RuntimeError(f"not running after cont: {summary['query-status-after']}")
     try:
-        summary["quit"] = await qmp.execute("quit")
+        summary["quit"] = await execute(qmp, "quit")
     except EOFError:
         # QEMU may close the socket as it exits before qemu.qmp has read the
         # reply to quit. Tolerated only where asked (for the reference).
         if not lenient_quit:
             raise
         summary["quit"] = {}
-    await qmp.disconnect()
+    try:
+        await asyncio.wait_for(qmp.disconnect(), TIMEOUT)
+    except EOFError:
+        # The same hang-up of an exiting QEMU, seen by qemu.qmp's reader
+        # only now.
+        if not lenient_quit:
+            raise
     return summary
 
 

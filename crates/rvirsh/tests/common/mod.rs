@@ -11,13 +11,19 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use rvirt_remote::Client;
+use rvirt_testkit::{run, try_run, SocketDeadline};
 
 static LOCK: Mutex<()> = Mutex::new(());
+
+/// How long one virsh or rvirsh command may take.
+pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// The socket of libvirtd (`RVIRT_LIBVIRT_SOCK` overrides it).
 pub fn socket() -> PathBuf {
@@ -67,12 +73,21 @@ fn unavailable(why: String) -> Option<Reference> {
 /// virsh or libvirtd is not there and the reference is not required.
 pub fn reference() -> Option<Reference> {
     let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    match Command::new("virsh").arg("--version").output() {
+    match try_run(Command::new("virsh").arg("--version"), LIMIT) {
         Ok(o) if o.status.success() => {}
         Ok(o) => return unavailable(format!("`virsh --version` failed: {:?}", o.status)),
         Err(e) => return unavailable(format!("virsh is not installed ({e})")),
     }
-    let holder = match Client::connect_path(&socket(), "test:///default") {
+    let opened = UnixStream::connect(socket())
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            // Only the handshake can block: the holder then sits idle.
+            let deadline = SocketDeadline::arm(&s, "libvirtd's handshake", LIMIT);
+            let c = Client::handshake(s, "test:///default").map_err(|e| e.to_string());
+            drop(deadline);
+            c
+        });
+    let holder = match opened {
         Ok(c) => c,
         Err(e) => {
             return unavailable(format!(
@@ -88,6 +103,10 @@ pub fn reference() -> Option<Reference> {
 }
 
 fn run_tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    run(&mut tool(program, args, env), LIMIT).into()
+}
+
+fn tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(program);
     c.env("LC_ALL", "C")
         .env_remove("LIBVIRT_DEFAULT_URI")
@@ -102,10 +121,8 @@ fn run_tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
             c.env(k, v);
         }
     }
-    c.args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
-        .into()
+    c.args(args);
+    c
 }
 
 /// The rvirsh binary under test.
@@ -257,9 +274,16 @@ pub struct Cleanup(pub Vec<String>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        // Reports instead of panicking: this may run while a failed test
+        // unwinds.
+        let u = uri();
         for n in &self.0 {
-            let _ = virsh(&["destroy", n]);
-            let _ = virsh(&["undefine", n]);
+            for what in ["destroy", "undefine"] {
+                let args = ["-c", u.as_str(), what, n];
+                if let Err(why) = try_run(&mut tool("virsh", &args, &[]), LIMIT) {
+                    eprintln!("clean-up of {n}: {why}");
+                }
+            }
         }
     }
 }

@@ -110,10 +110,11 @@ fn run() -> Result<(), String> {
     // The tap set down drops frames but keeps the link; the tap deleted
     // takes the link down. `ip` runs in this thread's namespace.
     let ip = |args: &[&str]| {
-        std::process::Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
+        rvirt_testkit::try_run(
+            std::process::Command::new("ip").args(args),
+            Duration::from_secs(30),
+        )
+        .is_ok_and(|o| o.status.success())
     };
     if !ip(&["link", "set", IFNAME, "down"]) {
         eprintln!("no usable `ip`: tap down/delete not tested");
