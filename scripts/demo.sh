@@ -14,14 +14,21 @@ RUST_LOG=warn "$bin/rvirtd" --root "$root" 2>"$root/rvirtd.log" &
 daemon=$!
 cleanup() {
   local rc=$?
+  # SIGTERM, then SIGKILL if rvirtd has not gone within 10 s.
   kill "$daemon" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$daemon" 2>/dev/null || true
   wait "$daemon" 2>/dev/null || true
   rm -rf "$root"
   exit "$rc"
 }
 trap cleanup EXIT
+# Every wait below has a deadline: a daemon that never answers ends the
+# demo with its log instead of hanging it.
+fail() { echo "demo: $*" >&2; cat "$root/rvirtd.log" >&2; exit 1; }
 sock=$root/run/rvirt/rvirt-sock
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+[ -S "$sock" ] || fail "rvirtd did not open $sock within 5 s"
 export LIBVIRT_DEFAULT_URI="qemu+unix:///system?socket=$sock"
 cat > "$root/demo.xml" <<XML
 <domain type='kvm'>
@@ -43,13 +50,16 @@ cat > "$root/demo.xml" <<XML
   </devices>
 </domain>
 XML
-rvirsh() { echo "\$ rvirsh $*"; "$bin/rvirsh" "$@"; }
+rvirsh() { echo "\$ rvirsh $*"; timeout 60 "$bin/rvirsh" "$@" || fail "rvirsh $* failed"; }
 rvirsh define "$root/demo.xml"
 rvirsh start demo
+state=
 for _ in $(seq 100); do
-  [ "$("$bin/rvirsh" domstate demo)" = "shut off" ] && break
+  state=$(timeout 60 "$bin/rvirsh" domstate demo) || fail "rvirsh domstate failed"
+  [ "$state" = "shut off" ] && break
   sleep 0.1
 done
+[ "$state" = "shut off" ] || fail "the demo VM is still '$state' after 10 s"
 rvirsh domstate --reason demo
 rvirsh list --all
 echo "\$ cat console.log"

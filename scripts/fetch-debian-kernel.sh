@@ -7,6 +7,10 @@ set -euo pipefail
 dir=${1:?usage: $0 DIR}
 mkdir -p "$dir"
 cd "$dir"
+# Tests in processes of their own (cargo nextest) fetch at the same time:
+# one fetches, the others wait for it (bounded: a stuck download fails them).
+exec 9>.lock
+flock -w 200 9 || { echo "fetch-debian-kernel: $dir is locked by another fetch" >&2; exit 1; }
 if [ -s vmlinux ] && [ -s vmlinuz ]; then
   exit 0
 fi
