@@ -16,6 +16,7 @@ cleanup() {
   local rc=$?
   # SIGTERM, then SIGKILL if rvirtd has not gone within 10 s.
   kill "$daemon" 2>/dev/null || true
+  kill -CONT "$daemon" 2>/dev/null || true
   for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$daemon" 2>/dev/null || true
   wait "$daemon" 2>/dev/null || true
