@@ -18,6 +18,8 @@ use rvirt_testkit::{poll, wait_for, Spawned};
 struct Console {
     child: Spawned,
     typescript: PathBuf,
+    /// The daemon's state and log, for failure reports.
+    daemon: Box<dyn Fn() -> String>,
 }
 
 impl Console {
@@ -28,8 +30,13 @@ impl Console {
                 .args(["-qfec", &format!("virsh -c '{}' console {args}", d.uri())])
                 .arg(&typescript)
                 .stdin(Stdio::piped()),
-        );
-        Console { child, typescript }
+        )
+        .on_fail(d.reporter());
+        Console {
+            child,
+            typescript,
+            daemon: Box::new(d.reporter()),
+        }
     }
 
     fn text(&self) -> String {
@@ -46,8 +53,9 @@ impl Console {
                     Ok(())
                 } else {
                     Err(format!(
-                        "virsh showed:\n{text}\nscript's stderr:\n{}",
-                        self.child.stderr_text()
+                        "virsh showed:\n{text}\n{}\n{}",
+                        self.child.describe(),
+                        (self.daemon)()
                     ))
                 }
             },

@@ -281,10 +281,7 @@ impl Spawned {
     /// Kills the child and describes it for a failure: `why`, its state
     /// (taken before the kill), what it printed, and the context.
     fn report(&mut self, why: &str) -> String {
-        let state = match self.status {
-            Some(s) => format!("exited: {s}\n"),
-            None => process_state(self.pid()),
-        };
+        let state = self.state();
         self.kill();
         let context = self
             .context
@@ -294,8 +291,28 @@ impl Spawned {
         format!(
             "{}: {why}\n--- its state ---\n{state}--- stdout ---\n{}\n--- stderr ---\n{}{context}",
             self.name,
-            self.stdout_text(),
-            self.stderr_text(),
+            tail(&self.stdout_text()),
+            tail(&self.stderr_text()),
+        )
+    }
+
+    /// Its state (see [`process_state`]) or its exit status.
+    fn state(&self) -> String {
+        match self.status {
+            Some(s) => format!("exited: {s}\n"),
+            None => process_state(self.pid()),
+        }
+    }
+
+    /// The child's state and the end of its stderr, for the report of a
+    /// wait on something it feeds (a serial port's file, a socket): what
+    /// [`Spawned::fail`] shows, without killing it.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:\n{}--- its stderr ---\n{}",
+            self.name,
+            self.state(),
+            tail(&self.stderr_text())
         )
     }
 
@@ -322,6 +339,20 @@ impl Drop for Spawned {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The last 64 KiB of `text`: a guest flooding its console must not
+/// flood the report.
+fn tail(text: &str) -> &str {
+    const KEEP: usize = 64 << 10;
+    if text.len() <= KEEP {
+        return text;
+    }
+    let mut start = text.len() - KEEP;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 /// Kills a process the test did not spawn itself (a VMM that daemonized,
@@ -503,6 +534,25 @@ mod tests {
         assert!(msg.contains("no a third within"), "{msg}");
         assert!(msg.contains("the daemon said hello"), "{msg}");
         assert!(msg.contains("state S"), "{msg}");
+    }
+
+    #[test]
+    fn describe_tells_the_state_without_killing() {
+        let mut s = Spawned::start(Command::new("sh").args(["-c", "echo oops >&2; exec sleep 30"]));
+        s.until("its complaint", Duration::from_secs(10), |_, e| {
+            e.contains("oops")
+        });
+        let d = s.describe();
+        assert!(d.contains("state S") && d.contains("oops"), "{d}");
+        assert_eq!(s.try_wait(), None);
+    }
+
+    #[test]
+    fn reports_keep_the_end_of_a_flood() {
+        let long = format!("{}end", "x".repeat(100 << 10));
+        assert_eq!(tail(&long).len(), 64 << 10);
+        assert!(tail(&long).ends_with("end"));
+        assert_eq!(tail("short"), "short");
     }
 
     #[test]

@@ -114,6 +114,17 @@ pub struct SocketDeadline {
 impl SocketDeadline {
     /// Arms a deadline of `limit` on `sock`, named `what` in the report.
     pub fn arm(sock: &impl AsFd, what: &str, limit: Duration) -> Self {
+        Self::arm_reporting(sock, what, limit, String::new)
+    }
+
+    /// [`SocketDeadline::arm`] that also prints what `report` returns
+    /// when it fires: the state of the peer that did not answer.
+    pub fn arm_reporting(
+        sock: &impl AsFd,
+        what: &str,
+        limit: Duration,
+        report: impl FnOnce() -> String + Send + 'static,
+    ) -> Self {
         let sock = UnixStream::from(
             sock.as_fd()
                 .try_clone_to_owned()
@@ -127,7 +138,10 @@ impl SocketDeadline {
             std::thread::spawn(move || {
                 if let Err(RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
                     fired.store(true, Ordering::SeqCst);
-                    eprintln!("{what}: still waiting after {limit:?}: its socket is shut down");
+                    eprintln!(
+                        "{what}: still waiting after {limit:?}: its socket is shut down\n{}",
+                        report()
+                    );
                     let _ = sock.shutdown(std::net::Shutdown::Both);
                 }
             })

@@ -80,14 +80,20 @@ pub fn sigterm(child: &Spawned) {
 }
 
 /// Waits until `log` (a serial port's file) holds `what`; returns all of
-/// it. Past `limit` the test fails with what the file held.
-pub fn wait_file(log: &std::path::Path, what: &str, limit: Duration) -> String {
+/// it. Past `limit` the test fails with what the file held and `vmm`'s
+/// report (the state of the process writing it).
+pub fn wait_file(
+    log: &std::path::Path,
+    what: &str,
+    limit: Duration,
+    vmm: impl Fn() -> String,
+) -> String {
     poll(&format!("{what:?} in {}", log.display()), limit, || {
         let s = std::fs::read_to_string(log).unwrap_or_default();
         if s.contains(what) {
             Ok(s)
         } else {
-            Err(s)
+            Err(format!("{s}\n{}", vmm()))
         }
     })
 }

@@ -56,7 +56,10 @@ impl Vm {
     }
 
     fn wait_serial(&self, what: &str) -> String {
-        wait_file(&self.dir.path().join("serial.log"), what, T * 3)
+        let vmm = self.child.as_ref().unwrap();
+        wait_file(&self.dir.path().join("serial.log"), what, T * 3, || {
+            vmm.describe()
+        })
     }
 
     /// Starts with `-S` and continues once the client is connected, so the

@@ -209,7 +209,9 @@ fn pidfile_daemonize_and_logfile() {
     // Not our child: killed when the test ends, whichever way.
     let daemon = KillOnDrop::new(pid);
     assert!(log.exists());
-    wait_file(&out, "COUNT 1", Duration::from_secs(15));
+    wait_file(&out, "COUNT 1", Duration::from_secs(15), || {
+        rvirt_testkit::process_state(pid)
+    });
     // SAFETY: signalling the daemon we started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     wait_for("the daemon to exit", Duration::from_secs(10), || {

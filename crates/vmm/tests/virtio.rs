@@ -349,13 +349,13 @@ fn connect(sock: &Path) -> QmpClient {
     qmp_connect(sock, T)
 }
 
-fn wait_serial(log: &Path, what: &str, times: usize) -> String {
+fn wait_serial(vmm: &Spawned, log: &Path, what: &str, times: usize) -> String {
     poll(&format!("{times}x '{what}' on the serial port"), T, || {
         let s = std::fs::read_to_string(log).unwrap_or_default();
         if s.matches(what).count() >= times {
             Ok(s)
         } else {
-            Err(s)
+            Err(format!("{s}\n{}", vmm.describe()))
         }
     })
 }
@@ -405,7 +405,7 @@ fn query_block_and_devices_survive_a_reset() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "");
     c.execute("cont", None).unwrap();
-    wait_serial(&log, "DONE", 1);
+    wait_serial(&child, &log, "DONE", 1);
     c.wait_event("SHUTDOWN", T).unwrap();
     assert_eq!(
         c.execute("query-status", None).unwrap()["status"],
@@ -413,7 +413,7 @@ fn query_block_and_devices_survive_a_reset() {
     );
     c.execute("system_reset", None).unwrap();
     c.execute("cont", None).unwrap();
-    let s = wait_serial(&log, "DONE", 2);
+    let s = wait_serial(&child, &log, "DONE", 2);
     let sum = format!("BLK_READ_FNV1A32 {:#010x}", fnv1a32(&data[..4096]));
     assert_eq!(s.matches(&sum).count(), 2, "{s}");
     assert_eq!(s.matches("BLK_WRITE_STATUS 1").count(), 2, "{s}");

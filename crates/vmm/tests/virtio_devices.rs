@@ -91,7 +91,7 @@ impl Vm {
             if s.find(what).is_some_and(|i| s[i..].contains('\n')) {
                 Ok(s)
             } else {
-                Err(format!("{s}\nstderr:\n{}", self.stderr()))
+                Err(format!("{s}\n{}", self.child.describe()))
             }
         })
     }
@@ -178,11 +178,7 @@ fn net_host_side(vm: &Vm, pkt: &OwnedFd) -> Vec<u8> {
         if n > 0 && contains(&buf[..n as usize], GUEST_PAYLOAD) {
             Ok(buf[..n as usize].to_vec())
         } else {
-            Err(format!(
-                "serial:\n{}\nstderr:\n{}",
-                vm.serial(),
-                vm.stderr()
-            ))
+            Err(format!("serial:\n{}\n{}", vm.serial(), vm.child.describe()))
         }
     });
     // The interface sees the bare Ethernet frame: the 12-byte virtio-net
@@ -323,7 +319,7 @@ fn net_frames_both_ways_on_a_tap_by_name() {
         let c = connect(&sock);
         poll(&format!("the tap {name} in the VMM's namespace"), T, || {
             if if_index(name) == 0 {
-                Err(format!("stderr:\n{}", vm.stderr()))
+                Err(vm.child.describe())
             } else {
                 Ok(())
             }

@@ -147,9 +147,11 @@ impl Rvirtd {
         .output(VIRSH_LIMIT)
     }
 
-    /// rvirt-remote's client, connected and opened, with a deadline.
+    /// rvirt-remote's client, connected and opened, with a deadline whose
+    /// report shows this daemon's state and log.
     pub fn client(&self) -> Conn {
-        connect(&self.socket(), "qemu:///system")
+        open(&self.socket(), "qemu:///system", self.reporter())
+            .unwrap_or_else(|e| panic!("open qemu:///system: {e}"))
     }
 
     /// virsh that must succeed; returns stdout.
@@ -249,9 +251,17 @@ pub fn connect(sock: &Path, name: &str) -> Conn {
 
 /// [`connect`] that returns the daemon's refusal.
 pub fn try_connect(sock: &Path, name: &str) -> Result<Conn, rvirt_remote::ClientError> {
+    open(sock, name, String::new)
+}
+
+fn open(
+    sock: &Path,
+    name: &str,
+    report: impl FnOnce() -> String + Send + 'static,
+) -> Result<Conn, rvirt_remote::ClientError> {
     let s =
         UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect to {}: {e}", sock.display()));
-    let deadline = SocketDeadline::arm(&s, "rvirt-remote's client", CLIENT_LIMIT);
+    let deadline = SocketDeadline::arm_reporting(&s, "rvirt-remote's client", CLIENT_LIMIT, report);
     let client = Client::handshake(s, name)?;
     Ok(Conn {
         client,
