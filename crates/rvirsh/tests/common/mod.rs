@@ -3,8 +3,9 @@
 //!
 //! libvirtd keeps `test:///default` alive only while a connection to it is
 //! open, so each test holds one open for its whole run. The driver's state
-//! is shared by all clients: tests serialise on a lock and use domain names
-//! of their own.
+//! is shared by all clients: tests serialise on a lock (under cargo
+//! nextest, which runs each in a process of its own, on .config/nextest.toml's
+//! test group) and use domain names of their own.
 //!
 //! When virsh or libvirtd is missing the tests skip, unless
 //! `RVIRT_REQUIRE_REFERENCE` is set, in which case they fail.
