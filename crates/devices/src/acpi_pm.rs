@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rvirt_bus::{BusDevice, InterruptLine, VmControl, VmRequest};
+use rvirt_bus::BusDevice;
+use rvirt_platform::{InterruptLine, VmControl, VmRequest};
 
 /// Offsets inside the block. The event block is 4 bytes (status, enable),
 /// the control block 2 bytes, the timer 4 bytes.
@@ -70,7 +71,9 @@ impl AcpiPm {
     }
 
     fn update_sci(&self) {
-        self.sci.set_level(self.status & self.enable & PWRBTN != 0);
+        if let Err(error) = self.sci.set_level(self.status & self.enable & PWRBTN != 0) {
+            tracing::warn!(%error, "cannot drive the SCI");
+        }
     }
 
     fn timer(&self) -> u32 {
@@ -169,8 +172,16 @@ mod tests {
     #[derive(Default)]
     struct Line(AtomicBool);
     impl InterruptLine for Line {
-        fn set_level(&self, high: bool) {
-            self.0.store(high, Ordering::SeqCst);
+        fn trigger_mode(&self) -> rvirt_platform::TriggerMode {
+            rvirt_platform::TriggerMode::Level
+        }
+        fn raise(&self) -> std::io::Result<()> {
+            self.0.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+        fn lower(&self) -> std::io::Result<()> {
+            self.0.store(false, Ordering::SeqCst);
+            Ok(())
         }
     }
     #[derive(Default)]

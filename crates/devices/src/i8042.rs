@@ -6,10 +6,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use rvirt_bus::{BusDevice, VmControl, VmRequest};
-use vm_superio::Trigger;
-
-use crate::irq::EventFdTrigger;
+use rvirt_bus::BusDevice;
+use rvirt_platform::acpi::{AcpiDevice, HardwareId, Resource};
+use rvirt_platform::{InterruptLine, VmControl, VmRequest};
 
 /// Offsets inside the device's range, which starts at port 0x60 and is five
 /// ports long (0x60..=0x64).
@@ -54,16 +53,16 @@ pub struct I8042 {
     /// Output buffer: bytes for the guest, with whether each came from the
     /// aux (mouse) port.
     out: VecDeque<(u8, bool)>,
-    kbd_irq: Option<EventFdTrigger>,
-    aux_irq: Option<EventFdTrigger>,
+    kbd_irq: Option<Arc<dyn InterruptLine>>,
+    aux_irq: Option<Arc<dyn InterruptLine>>,
     control: Arc<dyn VmControl>,
 }
 
 impl I8042 {
     /// Creates the controller; `control` receives reset requests.
     pub fn new(
-        kbd_irq: Option<EventFdTrigger>,
-        aux_irq: Option<EventFdTrigger>,
+        kbd_irq: Option<Arc<dyn InterruptLine>>,
+        aux_irq: Option<Arc<dyn InterruptLine>>,
         control: Arc<dyn VmControl>,
     ) -> Self {
         I8042 {
@@ -105,7 +104,7 @@ impl I8042 {
             (self.ctr & CTR_KBD_INT != 0, &self.kbd_irq)
         };
         if let (true, Some(irq)) = (enabled, irq) {
-            if let Err(e) = irq.trigger() {
+            if let Err(e) = irq.raise() {
                 tracing::debug!("i8042 interrupt lost: {e}");
             }
         }
@@ -198,6 +197,24 @@ impl BusDevice for I8042 {
             COMMAND => self.command(byte),
             _ => {}
         }
+    }
+}
+
+/// The DSDT node of the keyboard controller (PNP0303) at `data`/`command`
+/// on `irq`.
+pub fn acpi_device(data: u16, command: u16, irq: u32) -> AcpiDevice {
+    AcpiDevice {
+        name: "PS2K".into(),
+        hid: HardwareId::Eisa("PNP0303"),
+        uid: 0,
+        resources: vec![
+            Resource::Io { base: data, len: 1 },
+            Resource::Io {
+                base: command,
+                len: 1,
+            },
+            Resource::EdgeIrq(irq),
+        ],
     }
 }
 

@@ -1,32 +1,27 @@
-//! Interrupt triggers backed by an eventfd registered as a KVM irqfd, so that
-//! raising an edge-triggered interrupt is one write and never a return to
-//! the VMM's control path.
+//! vm-superio's interrupt trait over the platform's [`InterruptLine`], so
+//! the UART raises its IRQ through whatever the VMM wired (an irqfd).
 
 use std::io;
 use std::sync::Arc;
 
-use vmm_sys_util::eventfd::EventFd;
+use rvirt_platform::InterruptLine;
 
-/// An edge-triggered interrupt: each `trigger` injects one edge.
+/// An [`InterruptLine`] as vm-superio's `Trigger`: each `trigger` raises
+/// the line once (one edge for an ISA IRQ).
 #[derive(Clone)]
-pub struct EventFdTrigger(Arc<EventFd>);
+pub struct LineTrigger(Arc<dyn InterruptLine>);
 
-impl EventFdTrigger {
-    /// Wraps an eventfd that the VMM has registered as an irqfd.
-    pub fn new(evt: EventFd) -> Self {
-        EventFdTrigger(Arc::new(evt))
-    }
-
-    /// The underlying eventfd, for registration with KVM.
-    pub fn eventfd(&self) -> &EventFd {
-        &self.0
+impl LineTrigger {
+    /// Wraps the line the device raises.
+    pub fn new(line: Arc<dyn InterruptLine>) -> Self {
+        LineTrigger(line)
     }
 }
 
-impl vm_superio::Trigger for EventFdTrigger {
+impl vm_superio::Trigger for LineTrigger {
     type E = io::Error;
 
     fn trigger(&self) -> io::Result<()> {
-        self.0.write(1)
+        self.0.raise()
     }
 }

@@ -3,17 +3,23 @@
 //! Each device is a state machine behind [`rvirt_bus::BusDevice`]: it sees the
 //! offset of an access inside its own range and nothing of the vCPU loop, the
 //! monitor or the command line, so it can be tested with no guest and no KVM.
+//! Interrupts leave through `rvirt_platform`'s lines, and each device that
+//! has a place in the DSDT says so (`acpi_device`).
 
 pub mod acpi_pm;
 pub mod i8042;
 pub mod irq;
+pub mod post;
+pub mod pvpanic;
+pub mod reset_control;
 pub mod rtc;
 pub mod serial;
-pub mod sink;
 
 pub use acpi_pm::AcpiPm;
 pub use i8042::I8042;
-pub use irq::EventFdTrigger;
+pub use irq::LineTrigger;
+pub use post::PostPort;
+pub use pvpanic::PvPanic;
+pub use reset_control::ResetControl;
 pub use rtc::Cmos;
 pub use serial::Serial;
-pub use sink::{PortSink, PvPanic, ResetControl};

@@ -9,6 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rvirt_bus::BusDevice;
+use rvirt_platform::acpi::{AcpiDevice, HardwareId, Resource};
 
 const INDEX: u64 = 0;
 const DATA: u64 = 1;
@@ -105,6 +106,16 @@ pub fn host_clock() -> Clock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
     })
+}
+
+/// The DSDT node of the RTC (PNP0B00): `len` ports at `port`, on `irq`.
+pub fn acpi_device(port: u16, len: u8, irq: u32) -> AcpiDevice {
+    AcpiDevice {
+        name: "RTC_".into(),
+        hid: HardwareId::Eisa("PNP0B00"),
+        uid: 0,
+        resources: vec![Resource::Io { base: port, len }, Resource::EdgeIrq(irq)],
+    }
 }
 
 /// CMOS RAM and RTC.

@@ -4,19 +4,21 @@ use std::io::{self, Write};
 
 use rvirt_bus::BusDevice;
 
-use crate::irq::EventFdTrigger;
+use rvirt_platform::acpi::{AcpiDevice, HardwareId, Resource};
+
+use crate::irq::LineTrigger;
 
 /// The host side a serial port writes to.
 pub type SerialOutput = Box<dyn Write + Send>;
 
-/// A 16550A UART (8 registers) raising its IRQ through an irqfd.
+/// A 16550A UART (8 registers) raising its IRQ through an interrupt line.
 pub struct Serial {
-    uart: vm_superio::Serial<EventFdTrigger, vm_superio::serial::NoEvents, SerialOutput>,
+    uart: vm_superio::Serial<LineTrigger, vm_superio::serial::NoEvents, SerialOutput>,
 }
 
 impl Serial {
     /// Creates a UART writing the guest's output to `out`.
-    pub fn new(interrupt: EventFdTrigger, out: SerialOutput) -> Self {
+    pub fn new(interrupt: LineTrigger, out: SerialOutput) -> Self {
         Serial {
             uart: vm_superio::Serial::new(interrupt, out),
         }
@@ -48,6 +50,16 @@ impl Serial {
     }
 }
 
+/// The DSDT node of COM`uid` at `port` on `irq` (a 16550A: PNP0501).
+pub fn acpi_device(uid: u8, port: u16, len: u8, irq: u32) -> AcpiDevice {
+    AcpiDevice {
+        name: format!("COM{uid}"),
+        hid: HardwareId::Eisa("PNP0501"),
+        uid,
+        resources: vec![Resource::Io { base: port, len }, Resource::EdgeIrq(irq)],
+    }
+}
+
 impl BusDevice for Serial {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         // The UART has byte registers only; wider accesses read the first
@@ -73,8 +85,24 @@ impl BusDevice for Serial {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvirt_platform::InterruptLine;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
-    use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+    use rvirt_platform::TriggerMode;
+
+    /// An edge line that counts its interrupts, as an irqfd's counter does.
+    #[derive(Default)]
+    struct Edges(AtomicU64);
+    impl InterruptLine for Edges {
+        fn trigger_mode(&self) -> TriggerMode {
+            TriggerMode::Edge
+        }
+        fn raise(&self) -> io::Result<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
 
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -91,8 +119,8 @@ mod tests {
     #[test]
     fn transmits_and_receives() {
         let out = Sink::default();
-        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
-        let trigger = EventFdTrigger::new(evt.try_clone().unwrap());
+        let evt = Arc::new(Edges::default());
+        let trigger = LineTrigger::new(evt.clone());
         let mut s = Serial::new(trigger, Box::new(out.clone()));
         for b in b"hi" {
             s.write(0, &[*b]);
@@ -101,7 +129,7 @@ mod tests {
         // Enable the "received data available" interrupt, then feed input.
         s.write(1, &[0x01]);
         assert_eq!(s.enqueue_input(b"x").unwrap(), 1);
-        assert!(evt.read().unwrap() >= 1);
+        assert!(evt.0.load(Ordering::SeqCst) >= 1);
         let mut lsr = [0u8];
         s.read(5, &mut lsr);
         assert_eq!(lsr[0] & 1, 1, "data ready");
@@ -112,8 +140,8 @@ mod tests {
 
     #[test]
     fn full_fifo_takes_what_fits() {
-        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
-        let mut s = Serial::new(EventFdTrigger::new(evt), Box::new(io::sink()));
+        let evt = Arc::new(Edges::default());
+        let mut s = Serial::new(LineTrigger::new(evt), Box::new(io::sink()));
         let big = vec![b'a'; 1000];
         let n = s.enqueue_input(&big).unwrap();
         assert!(n > 0 && n < 1000);

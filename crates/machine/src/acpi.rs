@@ -5,7 +5,9 @@
 //! (MADT overrides: the PIT on GSI 2, the SCI level-triggered on GSI 9),
 //! power-off through PM1a_CNT with the `\_S5_` sleep type, the fixed power
 //! button (PM1 status/enable) for `system_powerdown`, reset through the
-//! reset register at port 0xcf9, and the legacy devices in the DSDT.
+//! reset register at port 0xcf9, and in the DSDT the devices as each
+//! describes itself ([`AcpiConfig::devices`]): the machine does not know
+//! what they are.
 
 use acpi_tables::aml;
 use acpi_tables::facs::FACS;
@@ -14,7 +16,7 @@ use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::rsdp::Rsdp;
 use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
-use acpi_tables::{Aml, AmlSink};
+use acpi_tables::Aml;
 
 use crate::layout::{self, irqs, ports};
 
@@ -27,22 +29,23 @@ fn table_id(sig: &[u8; 4]) -> [u8; 8] {
     id
 }
 
-/// A virtio-mmio device to describe in the DSDT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MmioDevice {
-    pub base: u64,
-    pub len: u64,
-    pub irq: u32,
-}
-
 /// What the tables describe.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct AcpiConfig {
     /// APIC IDs of the vCPUs, in creation order.
     pub apic_ids: Vec<u32>,
-    /// Legacy serial ports present: (port, irq).
-    pub serial_ports: Vec<(u16, u32)>,
-    pub virtio_mmio: Vec<MmioDevice>,
+    /// The devices' own descriptions, put in the DSDT's `\_SB_` scope in
+    /// this order.
+    pub devices: Vec<Box<dyn Aml + Send + Sync>>,
+}
+
+impl std::fmt::Debug for AcpiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcpiConfig")
+            .field("apic_ids", &self.apic_ids)
+            .field("devices", &self.devices.len())
+            .finish()
+    }
 }
 
 /// The tables laid out for guest memory at `base`.
@@ -122,63 +125,9 @@ fn dsdt(cfg: &AcpiConfig) -> Sdt {
     )
     .to_aml_bytes(&mut dsdt);
 
-    let mut devices: Vec<Vec<u8>> = Vec::new();
-    let edge_irq = |n| aml::Interrupt::new(true, true, false, false, n);
-    for (i, &(port, irq)) in cfg.serial_ports.iter().enumerate() {
-        let io = aml::IO::new(port, port, 1, ports::UART_LEN as u8);
-        let irq = edge_irq(irq);
-        let uid = (i + 1) as u8;
-        devices.push(device(
-            &format!("COM{uid}"),
-            eisa("PNP0501"),
-            uid,
-            &[&io, &irq],
-        ));
-    }
-    let io = aml::IO::new(ports::CMOS, ports::CMOS, 1, ports::CMOS_LEN as u8);
-    let irq = edge_irq(irqs::RTC);
-    devices.push(device("RTC_", eisa("PNP0B00"), 0, &[&io, &irq]));
-    let (data, cmd) = (
-        aml::IO::new(0x60, 0x60, 1, 1),
-        aml::IO::new(0x64, 0x64, 1, 1),
-    );
-    let irq = edge_irq(irqs::KEYBOARD);
-    devices.push(device("PS2K", eisa("PNP0303"), 0, &[&data, &cmd, &irq]));
-    for (i, d) in cfg.virtio_mmio.iter().enumerate() {
-        let mem = aml::Memory32Fixed::new(true, d.base as u32, d.len as u32);
-        let irq = edge_irq(d.irq);
-        let hid: Box<dyn Aml> = Box::new("LNRO0005");
-        devices.push(device(&format!("VR{i:02X}"), hid, i as u8, &[&mem, &irq]));
-    }
-    let children: Vec<RawAml> = devices.into_iter().map(RawAml).collect();
-    let refs: Vec<&dyn Aml> = children.iter().map(|c| c as &dyn Aml).collect();
+    let refs: Vec<&dyn Aml> = cfg.devices.iter().map(|d| d.as_ref() as &dyn Aml).collect();
     aml::Scope::new("\\_SB_".into(), refs).to_aml_bytes(&mut dsdt);
     dsdt
-}
-
-/// Already-encoded AML, so devices of different shapes can share a scope.
-struct RawAml(Vec<u8>);
-
-impl Aml for RawAml {
-    fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
-        sink.vec(&self.0);
-    }
-}
-
-fn eisa(id: &str) -> Box<dyn Aml> {
-    Box::new(aml::EISAName::new(id))
-}
-
-fn device(name: &str, hid: Box<dyn Aml>, uid: u8, resources: &[&dyn Aml]) -> Vec<u8> {
-    let hid = aml::Name::new("_HID".into(), hid.as_ref());
-    let uid = aml::Name::new("_UID".into(), &uid);
-    let crs = aml::Name::new(
-        "_CRS".into(),
-        &aml::ResourceTemplate::new(resources.to_vec()),
-    );
-    let mut out = Vec::new();
-    aml::Device::new(name.into(), vec![&hid, &uid, &crs]).to_aml_bytes(&mut out);
-    out
 }
 
 /// The MADT. Built on the generic `Sdt` because acpi_tables' MADT type has
@@ -284,14 +233,49 @@ mod tests {
     }
 
     fn cfg(n: u32) -> AcpiConfig {
+        use rvirt_platform::acpi::{AcpiDevice, HardwareId, Resource};
+        let dev = |name: &str, hid, uid, resources| -> Box<dyn Aml + Send + Sync> {
+            Box::new(AcpiDevice {
+                name: name.into(),
+                hid,
+                uid,
+                resources,
+            })
+        };
         AcpiConfig {
             apic_ids: (0..n).collect(),
-            serial_ports: vec![(0x3f8, 4)],
-            virtio_mmio: vec![MmioDevice {
-                base: 0xd000_0000,
-                len: 0x1000,
-                irq: 5,
-            }],
+            devices: vec![
+                dev(
+                    "COM1",
+                    HardwareId::Eisa("PNP0501"),
+                    1,
+                    vec![
+                        Resource::Io {
+                            base: 0x3f8,
+                            len: 8,
+                        },
+                        Resource::EdgeIrq(4),
+                    ],
+                ),
+                dev(
+                    "RTC_",
+                    HardwareId::Eisa("PNP0B00"),
+                    0,
+                    vec![Resource::Io { base: 0x70, len: 2 }, Resource::EdgeIrq(8)],
+                ),
+                dev(
+                    "VR00",
+                    HardwareId::String("LNRO0005"),
+                    0,
+                    vec![
+                        Resource::Memory32 {
+                            base: 0xd000_0000,
+                            len: 0x1000,
+                        },
+                        Resource::EdgeIrq(5),
+                    ],
+                ),
+            ],
         }
     }
 

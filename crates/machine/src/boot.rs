@@ -37,7 +37,7 @@ pub enum BootError {
     },
     #[error("'{0}' is neither an ELF vmlinux nor a bzImage")]
     UnknownFormat(PathBuf),
-    #[error("could not load '{path}': {source}")]
+    #[error("could not load '{path}'")]
     Load {
         path: PathBuf,
         source: loader::Error,
@@ -48,6 +48,18 @@ pub enum BootError {
     CmdlineTooLong { len: usize, max: usize },
     #[error("invalid kernel command line: {0}")]
     Cmdline(linux_loader::cmdline::Error),
+    #[error("could not open '{path}'")]
+    InitrdOpen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not read '{path}'")]
+    InitrdRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("initrd '{path}' ({size} bytes) does not fit in guest memory below {limit:#x}")]
     InitrdTooLarge {
         path: PathBuf,
@@ -237,14 +249,15 @@ fn load_initrd(
     kernel_end: u64,
     limit: u64,
 ) -> Result<InitrdPlacement, BootError> {
-    let mut file = open(path)?;
-    let size = file
-        .metadata()
-        .map_err(|source| BootError::Read {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
+    let read_err = |source| BootError::InitrdRead {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(|source| BootError::InitrdOpen {
+        path: path.to_owned(),
+        source,
+    })?;
+    let size = file.metadata().map_err(read_err)?.len();
     let top = ram.low.min(limit.saturating_add(1));
     let too_large = || BootError::InitrdTooLarge {
         path: path.to_owned(),

@@ -12,9 +12,15 @@
 //! 0x000e_0000  ACPI tables: RSDP first, then XSDT, FADT, ... (reserved)
 //! 0x0010_0000  kernel (ELF segments at their physical addresses, bzImage
 //!              payload here), then free RAM; the initrd at the top of low RAM
-//! 0xc000_0000  32-bit MMIO hole: virtio-mmio slots, IOAPIC, LAPIC, KVM TSS
-//! 0x1_0000_0000  RAM above 4 GiB when the guest has more than 3 GiB
+//! 0xc000_0000  32-bit MMIO hole: a window for PCI BARs (until 0xd000_0000),
+//!              then platform devices (virtio-mmio slots), IOAPIC, LAPIC,
+//!              KVM TSS
+//! 0x1_0000_0000  RAM above 4 GiB when the guest has more than 3 GiB, then
+//!              (from the next 1 GiB boundary) the 64-bit MMIO window
 //! ```
+//!
+//! What is placed where at run time (GSIs, MMIO and port ranges) comes from
+//! the [`crate::allocator::SystemAllocator`] over these windows.
 //!
 //! The 385 KiB between the EBDA and 1 MiB are the only RAM the guest does not
 //! get back as usable in its memory map; the hole below 4 GiB is address
@@ -52,8 +58,16 @@ pub const HIGH_RAM_START: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO hole and of what lies in it.
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
 pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
-/// virtio-mmio device slots (4 KiB each).
-pub const VIRTIO_MMIO_START: u64 = 0xd000_0000;
+/// The part of the hole for 32-bit PCI BARs.
+pub const PCI_MMIO32_START: u64 = MMIO_HOLE_START;
+pub const PCI_MMIO32_END: u64 = PLATFORM_MMIO_START;
+/// Platform devices' MMIO (virtio-mmio slots, 4 KiB each), up to the IOAPIC.
+pub const PLATFORM_MMIO_START: u64 = 0xd000_0000;
+pub const PLATFORM_MMIO_END: u64 = IOAPIC_START;
+/// Where the first virtio-mmio slot lands (the allocator's first fit).
+pub const VIRTIO_MMIO_START: u64 = PLATFORM_MMIO_START;
+/// Size of the 64-bit MMIO window above RAM (for 64-bit PCI BARs).
+pub const MMIO64_SIZE: u64 = 64 << 30;
 pub const IOAPIC_START: u64 = 0xfec0_0000;
 pub const LAPIC_START: u64 = 0xfee0_0000;
 /// KVM needs three pages for the TSS and one for the identity map (used
@@ -82,14 +96,24 @@ pub mod ports {
     pub const RESET_CONTROL: u16 = 0xcf9;
 }
 
-/// Legacy ISA IRQs.
+/// Legacy ISA IRQs: fixed by the PC's design, reserved in the allocator.
 pub mod irqs {
+    pub const PIT: u32 = 0;
+    /// The slave 8259's cascade input.
+    pub const CASCADE: u32 = 2;
     pub const COM1: u32 = 4;
     pub const COM2: u32 = 3;
+    /// COM3 and COM4 share COM1's and COM2's lines, as on a PC.
+    pub const COM3: u32 = 4;
+    pub const COM4: u32 = 3;
     pub const KEYBOARD: u32 = 1;
     pub const MOUSE: u32 = 12;
     pub const RTC: u32 = 8;
     pub const SCI: u32 = 9;
+    /// Every IRQ above: no allocated GSI is ever one of them.
+    pub const LEGACY: [u32; 8] = [PIT, KEYBOARD, CASCADE, COM2, COM1, RTC, SCI, MOUSE];
+    /// IOAPIC pins (GSIs 0-23) of the in-kernel irqchip.
+    pub const IOAPIC_PINS: u32 = 24;
 }
 
 /// The SLP_TYP the DSDT's `\_S5_` package announces for power-off; the ACPI
@@ -142,6 +166,12 @@ impl RamLayout {
             r.push((MMIO_HOLE_END, self.high));
         }
         r
+    }
+
+    /// Start of the 64-bit MMIO window: the first 1 GiB boundary above RAM
+    /// (and above 4 GiB).
+    pub fn mmio64_start(&self) -> u64 {
+        (MMIO_HOLE_END + self.high).next_multiple_of(1 << 30)
     }
 
     /// The memory map handed to the guest (e820 / PVH memmap), sorted.

@@ -10,6 +10,7 @@
 //! in [`vcpu`].
 
 pub mod acpi;
+pub mod allocator;
 pub mod boot;
 pub mod cpuid;
 pub mod layout;
@@ -19,8 +20,9 @@ pub mod topology;
 pub mod vcpu;
 mod vm;
 
+pub use allocator::{AllocError, Range, SystemAllocator};
 pub use boot::{BootConfig, EntryPoint, Protocol};
 pub use cpuid::{CpuModel, CpuSpec};
 pub use topology::Topology;
 pub use vcpu::{ThreadIds, VcpuEvents, Vcpus};
-pub use vm::{Machine, MachineConfig, MachineError};
+pub use vm::{ConfigPart, Machine, MachineConfig, MachineError};

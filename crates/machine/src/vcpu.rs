@@ -17,7 +17,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use rvirt_bus::{Bus, VmControl, VmRequest};
+use rvirt_bus::Bus;
+use rvirt_platform::{VmControl, VmRequest};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 

@@ -67,6 +67,43 @@ pub enum MachineError {
     Thread(#[source] std::io::Error),
 }
 
+/// The part of [`MachineConfig`] or [`BootConfig`] an error is about, so
+/// that whoever built the configuration can name what set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigPart {
+    /// KVM itself (the accelerator), or nothing the configuration chose.
+    Accelerator,
+    Memory,
+    Cpus,
+    CpuModel,
+    Kernel,
+    Initrd,
+    Cmdline,
+}
+
+impl MachineError {
+    /// What this error is about.
+    pub fn part(&self) -> ConfigPart {
+        use BootError as B;
+        match self {
+            MachineError::Boot(
+                B::InitrdOpen { .. }
+                | B::InitrdRead { .. }
+                | B::InitrdTooLarge { .. }
+                | B::Write("the initrd"),
+            ) => ConfigPart::Initrd,
+            MachineError::Boot(B::CmdlineTooLong { .. } | B::Cmdline(_)) => ConfigPart::Cmdline,
+            MachineError::Boot(_) => ConfigPart::Kernel,
+            MachineError::TooManyVcpus { .. } => ConfigPart::Cpus,
+            MachineError::TooLittleMemory { .. } | MachineError::Memory { .. } => {
+                ConfigPart::Memory
+            }
+            MachineError::Cpuid(_) => ConfigPart::CpuModel,
+            _ => ConfigPart::Accelerator,
+        }
+    }
+}
+
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MachineError {
     move |source| MachineError::Kvm { what, source }
 }

@@ -1,10 +1,10 @@
 //! A connection's bounded output queue, shared by the thread serving the
 //! connection (replies) and whoever posts events.
 
+use crate::server::wake::Wake;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 struct Queue {
     bytes: VecDeque<u8>,
@@ -16,7 +16,7 @@ struct Queue {
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
     /// Signalled on every push so the serving thread wakes from `poll`.
-    waker: EventFd,
+    waker: Wake,
     limit: usize,
 }
 
@@ -27,7 +27,7 @@ impl Outbox {
                 bytes: VecDeque::new(),
                 overflowed: false,
             }),
-            waker: EventFd::new(EFD_NONBLOCK)?,
+            waker: Wake::new()?,
             limit,
         })
     }
@@ -65,7 +65,7 @@ impl Outbox {
         self.lock().overflowed
     }
 
-    pub(crate) fn waker(&self) -> &EventFd {
+    pub(crate) fn waker(&self) -> &Wake {
         &self.waker
     }
 

@@ -18,6 +18,7 @@ use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryBackend};
 
 use crate::chain::{self, Segment};
+use crate::ratelimit::warn_limited;
 use crate::{queue_util, ActivateContext, ActivateError, Memory, VirtioDevice, VirtioInterrupt};
 
 /// Largest queue the device offers.
@@ -172,7 +173,7 @@ impl Balloon {
                 true
             }
             Err(error) => {
-                tracing::warn!(%error, "virtio-balloon: broken statsq, device needs reset");
+                warn_limited!(%error, "virtio-balloon: broken statsq, device needs reset");
                 active.interrupt.signal_needs_reset();
                 false
             }
@@ -284,7 +285,7 @@ impl Balloon {
             active.interrupt.signal_used_queue(STATS_QUEUE);
         }
         if let Err(error) = result {
-            tracing::warn!(%error, "virtio-balloon: broken statsq, device needs reset");
+            warn_limited!(%error, "virtio-balloon: broken statsq, device needs reset");
             active.interrupt.signal_needs_reset();
         }
     }

@@ -14,6 +14,7 @@ use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::Bytes;
 
 use crate::chain::{self, Segment};
+use crate::ratelimit::warn_limited;
 use crate::{queue_util, ActivateContext, ActivateError, Memory, VirtioDevice, VirtioInterrupt};
 
 /// Largest queue the device offers.
@@ -136,7 +137,7 @@ impl Console {
             active.interrupt.signal_used_queue(RX_QUEUE);
         }
         if let Err(error) = result {
-            tracing::warn!(%error, "virtio-console: broken receiveq, device needs reset");
+            warn_limited!(%error, "virtio-console: broken receiveq, device needs reset");
             active.interrupt.signal_needs_reset();
         }
     }

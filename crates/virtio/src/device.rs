@@ -7,18 +7,10 @@ use virtio_queue::{Queue, QueueT};
 
 use crate::Memory;
 
-/// An edge-triggered interrupt into the guest.
-///
-/// The VMM implements this with an irqfd (an `EventFd` registered with
-/// `KVM_IRQFD` on the device's GSI), so raising it never leaves the kernel.
-pub trait IrqTrigger: Send + Sync {
-    /// Raises the interrupt once.
-    fn trigger(&self) -> std::io::Result<()>;
-}
-
 /// How a device tells the driver something happened. Implemented by the
-/// transport ([`crate::MmioInterrupt`]), which keeps the InterruptStatus
-/// register and the DEVICE_NEEDS_RESET bit up to date.
+/// transport ([`crate::transport::TransportInterrupt`]), which keeps the
+/// InterruptStatus (ISR) register and the DEVICE_NEEDS_RESET bit up to date
+/// and raises the line or the MSI-X vector.
 pub trait VirtioInterrupt: Send + Sync {
     /// Buffers were added to the used ring of `queue`.
     fn signal_used_queue(&self, queue: u16);

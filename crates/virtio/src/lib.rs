@@ -1,15 +1,17 @@
-//! Virtio devices on the virtio-mmio transport, as pure state machines.
+//! Virtio devices as pure state machines, over one transport core.
 //!
-//! Nothing here touches KVM or spawns threads: the transport is a
-//! [`rvirt_bus::BusDevice`], devices see guest memory only through
-//! vm-memory's checked accessors, interrupts leave through the
-//! [`IrqTrigger`] trait (an irqfd in the VMM) and queue work is done when the
-//! VMM's event loop calls [`VirtioDevice::process_queue`] (after the queue's
-//! ioeventfd fired). See README.md for the wiring.
+//! Nothing here touches KVM or spawns threads: a transport
+//! ([`transport::mmio::MmioTransport`]) is a [`rvirt_bus::BusDevice`]
+//! decoding its registers onto the shared [`transport::common::VirtioCore`];
+//! devices see guest memory only through vm-memory's checked accessors,
+//! interrupts leave through `rvirt_platform`'s interrupt traits (an irqfd
+//! in the VMM) and queue work is done when the VMM's event loop calls
+//! [`VirtioDevice::process_queue`] (after the queue's ioeventfd fired). See
+//! README.md for the wiring.
 //!
-//! Lock order: the bus lock of an [`MmioTransport`] is taken before the
-//! device's own mutex; the event-loop thread takes only the device mutex.
-//! Interrupt state is atomics shared through [`MmioInterrupt`], so a device
+//! Lock order: the bus lock of a transport is taken before the device's
+//! own mutex; the event-loop thread takes only the device mutex. Interrupt
+//! state is atomics shared through [`TransportInterrupt`], so a device
 //! never needs the transport's lock.
 
 pub mod balloon;
@@ -17,15 +19,19 @@ pub mod blk;
 mod chain;
 pub mod console;
 mod device;
-pub mod mmio;
 pub mod net;
 mod queue_util;
+mod ratelimit;
 pub mod rng;
 #[cfg(test)]
 mod test_util;
 
-pub use device::{ActivateContext, ActivateError, IrqTrigger, VirtioDevice, VirtioInterrupt};
-pub use mmio::{MmioInterrupt, MmioTransport, QueueNotifier};
+pub mod transport;
+
+pub use device::{ActivateContext, ActivateError, VirtioDevice, VirtioInterrupt};
+pub use transport::common::QueueNotifier;
+pub use transport::mmio::{self, MmioTransport};
+pub use transport::{InterruptKind, NotifyRegion, TransportInterrupt, VirtioTransport};
 
 // Re-exported so the VMM and the fuzz targets build queues and memory with
 // exactly the versions the devices use.

@@ -3,6 +3,7 @@
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress};
 
+use crate::ratelimit::warn_limited;
 use crate::{Memory, VirtioInterrupt};
 
 /// Pops every available chain of `queue`, hands it to `handle` (which returns
@@ -51,7 +52,7 @@ where
     match result {
         Ok(()) => true,
         Err(error) => {
-            tracing::warn!(queue = index, %error, "broken virtqueue, device needs reset");
+            warn_limited!(queue = index, %error, "broken virtqueue, device needs reset");
             interrupt.signal_needs_reset();
             false
         }

@@ -9,7 +9,9 @@ use virtio_queue::mock::MockSplitQueue;
 use virtio_queue::Queue;
 use vm_memory::GuestAddress;
 
-use crate::{features, ActivateContext, IrqTrigger, Memory, VirtioDevice, VirtioInterrupt};
+use rvirt_platform::{InterruptLine, TriggerMode};
+
+use crate::{features, ActivateContext, Memory, VirtioDevice, VirtioInterrupt};
 
 /// Guest RAM used by every test: 16 MiB at 0.
 pub const MEM_SIZE: u64 = 0x100_0000;
@@ -27,8 +29,11 @@ pub fn memory() -> Memory {
 #[derive(Default)]
 pub struct CountingIrq(pub AtomicUsize);
 
-impl IrqTrigger for CountingIrq {
-    fn trigger(&self) -> std::io::Result<()> {
+impl InterruptLine for CountingIrq {
+    fn trigger_mode(&self) -> TriggerMode {
+        TriggerMode::Edge
+    }
+    fn raise(&self) -> std::io::Result<()> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

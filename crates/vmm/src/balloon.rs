@@ -5,6 +5,7 @@
 //! is asked to hold `(ram - target) / 4 KiB` pages; the guest's memory is
 //! `ram - actual * 4 KiB`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rvirt_qmp::{Event, EventBus};
@@ -20,16 +21,30 @@ pub(crate) struct BalloonDevice {
     inner: Balloon,
     ram: u64,
     bus: EventBus,
+    /// The guest's memory in bytes as the driver last reported it, for the
+    /// monitor's read model (`query-balloon` reads it without a lock).
+    actual: Arc<AtomicU64>,
 }
 
 impl BalloonDevice {
     pub(crate) fn new(inner: Balloon, ram: u64, bus: EventBus) -> Self {
-        BalloonDevice { inner, ram, bus }
+        let mut d = BalloonDevice {
+            inner,
+            ram,
+            bus,
+            actual: Arc::new(AtomicU64::new(ram)),
+        };
+        d.publish();
+        d
     }
 
     fn actual_bytes(&self) -> u64 {
         self.ram
             .saturating_sub(u64::from(self.inner.actual_pages()) * PAGE)
+    }
+
+    fn publish(&mut self) {
+        self.actual.store(self.actual_bytes(), Ordering::Release);
     }
 }
 
@@ -49,6 +64,7 @@ impl VirtioDevice for BalloonDevice {
     fn write_config(&mut self, offset: u64, data: &[u8]) {
         let before = self.inner.actual_pages();
         self.inner.write_config(offset, data);
+        self.publish();
         if self.inner.actual_pages() != before {
             // As QEMU, on every change of `actual` the driver reports.
             let actual = i64::try_from(self.actual_bytes()).unwrap_or(i64::MAX);
@@ -59,24 +75,40 @@ impl VirtioDevice for BalloonDevice {
         self.inner.activate(ctx)
     }
     fn reset(&mut self) {
-        self.inner.reset()
+        self.inner.reset();
+        self.publish();
     }
     fn process_queue(&mut self, queue: u16) {
         self.inner.process_queue(queue)
     }
 }
 
-/// What the monitor threads hold: they lock the device directly, a leaf
-/// lock that nothing else is taken under.
+/// The balloon as the main loop drives it (QMP `balloon` arrives there as
+/// a monitor request) and as the monitor's read model sees it.
 #[derive(Clone)]
 pub(crate) struct BalloonControl {
     device: Arc<Mutex<BalloonDevice>>,
     ram: u64,
+    actual: Arc<AtomicU64>,
 }
 
 impl BalloonControl {
     pub(crate) fn new(device: Arc<Mutex<BalloonDevice>>, ram: u64) -> Self {
-        BalloonControl { device, ram }
+        let actual = device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .actual
+            .clone();
+        BalloonControl {
+            device,
+            ram,
+            actual,
+        }
+    }
+
+    /// What `query-balloon` reads: updated by the device on every report.
+    pub(crate) fn reading(&self) -> Arc<AtomicU64> {
+        self.actual.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, BalloonDevice> {
@@ -92,9 +124,11 @@ impl BalloonControl {
             .set_target_pages(u32::try_from(pages).unwrap_or(u32::MAX));
     }
 
-    /// QMP `query-balloon`: the guest's memory in bytes.
-    pub(crate) fn actual(&self) -> u64 {
-        self.lock().actual_bytes()
+    /// QMP `query-balloon`: the guest's memory in bytes (the monitors read
+    /// it through [`BalloonControl::reading`]).
+    #[cfg(test)]
+    fn actual(&self) -> u64 {
+        self.actual.load(Ordering::Acquire)
     }
 
     /// The pages the device is asking the driver to hold.

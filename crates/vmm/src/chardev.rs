@@ -1,14 +1,17 @@
 //! The host side of character devices: where a serial port's bytes go and
-//! where its input comes from.
+//! where its input comes from. System calls go through rustix (poll, send,
+//! ptys, termios, fcntl), which wraps them safely.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::net::SendFlags;
 use rvirt_vmm_config::ChardevBackend;
 
 /// Errors opening a character device backend.
@@ -147,7 +150,7 @@ impl Chardev {
     /// long: a socket with no client drops the bytes, as QEMU does.
     pub fn writer(&self) -> io::Result<Box<dyn Write + Send>> {
         Ok(match &self.kind {
-            Kind::Stdio => Box::new(FdWriter(dup(1)?)),
+            Kind::Stdio => Box::new(FdWriter(dup(io::stdout())?)),
             Kind::File(f) => Box::new(f.try_clone()?),
             Kind::Pty { master, .. } => Box::new(PtyWriter {
                 master: master.try_clone()?,
@@ -171,7 +174,7 @@ impl Chardev {
         let name = format!("chardev {}", self.label);
         match &self.kind {
             Kind::Stdio => {
-                let stdin = File::from(dup(0)?);
+                let stdin = File::from(dup(io::stdin())?);
                 spawn(name, move || pump(stdin, deliver))
             }
             Kind::Pty { master, .. } => {
@@ -215,15 +218,9 @@ fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<()> {
     std::thread::Builder::new().name(name).spawn(f).map(|_| ())
 }
 
-fn dup(fd: i32) -> io::Result<OwnedFd> {
-    // SAFETY: dup on a descriptor number has no memory-safety preconditions;
-    // the result is checked before being owned.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `new` is a freshly duplicated descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+/// A close-on-exec duplicate above the standard descriptors.
+fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
 }
 
 /// Writes straight to a descriptor, unbuffered, so the guest's bytes appear
@@ -232,13 +229,7 @@ struct FdWriter(OwnedFd);
 
 impl Write for FdWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: the descriptor is owned by self and `buf` is a valid slice.
-        let n = unsafe { libc::write(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        Ok(rustix::io::write(&self.0, buf)?)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -257,7 +248,7 @@ const STALL_LIMIT: Duration = Duration::from_millis(100);
 /// [`STALL_LIMIT`]. What does not fit is dropped, as QEMU drops output no
 /// one takes.
 fn write_or_drop(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     mut buf: &[u8],
     stalled: &mut bool,
     mut try_write: impl FnMut(&[u8]) -> io::Result<usize>,
@@ -284,16 +275,16 @@ fn write_or_drop(
     Ok(())
 }
 
+/// Waits until `fd` can take bytes (or `None`: for ever).
+fn wait(fd: BorrowedFd<'_>, flags: PollFlags, limit: Option<Duration>) -> bool {
+    let mut p = [PollFd::from_borrowed_fd(fd, flags)];
+    let timeout = limit.and_then(|l| Timespec::try_from(l.max(Duration::from_millis(1))).ok());
+    rustix::event::poll(&mut p, timeout.as_ref()).is_ok_and(|n| n > 0)
+}
+
 /// Waits until `fd` can take bytes, at most `limit`.
-fn wait_writable(fd: RawFd, limit: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(limit.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: polls one pollfd that lives across the call.
-    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+fn wait_writable(fd: BorrowedFd<'_>, limit: Duration) -> bool {
+    wait(fd, PollFlags::OUT, Some(limit))
 }
 
 /// The guest's output to a pty master (non-blocking: nobody may be reading
@@ -305,8 +296,8 @@ struct PtyWriter {
 
 impl Write for PtyWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let fd = self.master.as_raw_fd();
-        let master = &mut self.master;
+        let mut master = &self.master;
+        let fd = self.master.as_fd();
         match write_or_drop(fd, buf, &mut self.stalled, |b| master.write(b)) {
             // No slave open: the bytes go nowhere, as with QEMU.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(buf.len()),
@@ -328,13 +319,7 @@ impl Read for Waiting {
         loop {
             match self.0.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut p = libc::pollfd {
-                        fd: self.0.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: polls one pollfd that lives across the call.
-                    unsafe { libc::poll(&mut p, 1, -1) };
+                    wait(self.0.as_fd(), PollFlags::IN, None);
                 }
                 // EIO while no slave is open: wait for one instead of
                 // ending the input thread (a client may connect later).
@@ -357,22 +342,16 @@ impl Write for SocketWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = c.as_ref() {
-            let fd = s.as_raw_fd();
             // MSG_DONTWAIT, not O_NONBLOCK: the input thread reads the same
             // socket and must keep blocking.
             let send = |b: &[u8]| {
-                // SAFETY: sends from a live slice on an open socket.
-                let n = unsafe {
-                    libc::send(
-                        fd,
-                        b.as_ptr().cast(),
-                        b.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    )
-                };
-                usize::try_from(n).map_err(|_| io::Error::last_os_error())
+                Ok(rustix::net::send(
+                    s,
+                    b,
+                    SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+                )?)
             };
-            if write_or_drop(fd, buf, &mut self.stalled, send).is_err() {
+            if write_or_drop(s.as_fd(), buf, &mut self.stalled, send).is_err() {
                 // The client went away; wait for the next one.
                 *c = None;
                 self.stalled = false;
@@ -448,35 +427,20 @@ fn serve<F: FnMut(&[u8]) -> usize>(listener: Arc<UnixListener>, client: Client, 
 }
 
 fn open_pty() -> io::Result<(File, String)> {
-    // SAFETY: posix_openpt has no preconditions; the result is checked.
-    let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a new descriptor that this function owns.
-    let master = unsafe { File::from_raw_fd(fd) };
+    use rustix::pty::OpenptFlags;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     // Non-blocking, so that output nobody reads cannot block the guest
     // (see PtyWriter); the input thread waits in poll.
-    // SAFETY: F_GETFL/F_SETFL on our own descriptor.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: grantpt/unlockpt take the open master descriptor.
-    if unsafe { libc::grantpt(fd) } < 0 || unsafe { libc::unlockpt(fd) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut name = [0u8; 64];
-    // SAFETY: ptsname_r writes at most `name.len()` bytes into the buffer.
-    let rc = unsafe { libc::ptsname_r(fd, name.as_mut_ptr().cast(), name.len()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    let name = String::from_utf8_lossy(&name[..end]).into_owned();
+    let flags = rustix::fs::fcntl_getfl(&master)?;
+    rustix::fs::fcntl_setfl(&master, flags | rustix::fs::OFlags::NONBLOCK)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let name = rustix::pty::ptsname(&master, Vec::new())?
+        .to_string_lossy()
+        .into_owned();
     set_raw(&name)?;
-    Ok((master, name))
+    Ok((File::from(master), name))
 }
 
 /// Puts the pty's slave side in raw mode, so the guest's bytes pass
@@ -487,18 +451,9 @@ fn set_raw(slave: &str) -> io::Result<()> {
         .write(true)
         .custom_flags(libc::O_NOCTTY)
         .open(slave)?;
-    // SAFETY: termios is plain data; tcgetattr fills it from the open fd.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: the descriptor is open and `t` is a valid termios.
-    if unsafe { libc::tcgetattr(f.as_raw_fd(), &mut t) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: cfmakeraw only modifies the struct it is given.
-    unsafe { libc::cfmakeraw(&mut t) };
-    // SAFETY: the descriptor is open and `t` is a valid termios.
-    if unsafe { libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let mut t = rustix::termios::tcgetattr(&f)?;
+    t.make_raw();
+    rustix::termios::tcsetattr(&f, rustix::termios::OptionalActions::Now, &t)?;
     Ok(())
 }
 

@@ -1,21 +1,31 @@
 //! Events the VMM's main loop acts on, from devices, vCPUs, signals and
-//! (later) the monitor. Everything funnels into one channel so the main
-//! loop has a single place where the VM's state changes.
+//! the monitor. Everything funnels into one channel so the main loop has a
+//! single place where the VM's state changes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
 
-use rvirt_bus::{VmControl, VmRequest};
 use rvirt_machine::VcpuEvents;
+use rvirt_platform::{VmControl, VmRequest};
 
-/// A monitor command that changes the VM, answered by the main loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A monitor command that changes the VM, answered by the main loop. Every
+/// change a monitor makes is one of these: monitor threads never lock a
+/// device or touch the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MonitorRequest {
     Stop,
     Cont,
     Reset,
     Powerdown,
+    /// QMP `balloon`: the guest should have `target` bytes.
+    Balloon {
+        target: u64,
+    },
+    /// QMP `set_link`: the NIC named `name` (netdev or device id).
+    SetLink {
+        name: String,
+        up: bool,
+    },
 }
 
 /// Something the VMM must act on.
@@ -38,18 +48,19 @@ pub enum Event {
     Quit,
 }
 
-/// Posts events to the VMM's main loop. Cheap to clone; never blocks.
+/// Posts events to the VMM's main loop. Cheap to clone; never blocks; a
+/// plain `Sender`, which is `Sync`, so threads share it without a lock.
 #[derive(Clone)]
-pub struct EventSender(Arc<Mutex<Sender<Event>>>);
+pub struct EventSender(Sender<Event>);
 
 impl EventSender {
     pub(crate) fn new(tx: Sender<Event>) -> Self {
-        EventSender(Arc::new(Mutex::new(tx)))
+        EventSender(tx)
     }
 
     /// Posts an event. If the main loop is gone the VM is ending anyway.
     pub fn post(&self, event: Event) {
-        let _ = self.0.lock().unwrap_or_else(|p| p.into_inner()).send(event);
+        let _ = self.0.send(event);
     }
 }
 

@@ -1,19 +1,30 @@
 //! rvirt-vmm as a library: build a VM from a [`VmConfig`] and run it.
 //!
-//! [`Vmm::new`] opens the host side (character devices) and checks what can
-//! be checked before any KVM object exists; [`Vmm::run`] boots the machine
-//! (`Vmm::boot`: machine, devices, kernel, vCPU threads) and then waits for
-//! events: a guest power-off or reset, a vCPU failure, a signal. A reset
-//! tears the machine down and boots a fresh one, so nothing of the old
-//! guest survives but what real hardware keeps (the CMOS).
+//! [`Vmm::new`] opens the host side (character devices, disks, taps) and
+//! places every device (`device_manager`) before any KVM object exists;
+//! [`Vmm::run`] boots the machine (`Vmm::boot`: machine, devices wired to
+//! it, kernel, vCPU threads, the device event loop) and then waits for
+//! events: a guest power-off or reset, a vCPU failure, a signal, a monitor
+//! command. A reset tears the machine down and boots a fresh one, so
+//! nothing of the old guest survives but what real hardware keeps (the
+//! CMOS).
+//!
+//! Where things are: the device manager (factory, placement, wiring) in
+//! `device_manager/`, the device event loop in `event_loop.rs`, KVM's side
+//! of interrupts and ioeventfds in `interrupts.rs` and `ioevents.rs`, the
+//! monitor's read model in `vm_state.rs` and its backend in `monitor.rs`,
+//! the chardevs in `chardev.rs`.
 
 mod balloon;
 mod chardev;
-mod devices;
+mod device_manager;
+mod event_loop;
 mod events;
+mod interrupts;
+mod ioevents;
 mod monitor;
 mod teardown;
-mod virtio;
+mod vm_state;
 
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -21,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use rvirt_devices::AcpiPm;
 use rvirt_machine::{
-    BootConfig, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology,
+    BootConfig, ConfigPart, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology,
 };
 use rvirt_qmp::{
     Event as QmpEvent, EventBus, GuestPanicAction, MonitorServer, QmpError, RunState, ShutdownCause,
@@ -29,10 +40,10 @@ use rvirt_qmp::{
 use rvirt_vmm_config::VmConfig;
 
 pub use chardev::{Chardev, ChardevError};
-use devices::Devices;
+use device_manager::DeviceManager;
+pub use device_manager::VirtioError;
 pub use events::{Event, EventSender, MonitorRequest};
-use monitor::VmState;
-pub use virtio::VirtioError;
+use vm_state::VmState;
 
 /// Errors building or running a VM. Each names the option it concerns, so
 /// the binary can print `rvirt-vmm: -kernel: …`.
@@ -62,6 +73,8 @@ pub enum VmmError {
         #[source]
         source: VirtioError,
     },
+    #[error("-device")]
+    Placement(#[source] rvirt_machine::AllocError),
     #[error("-mon")]
     Monitor(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("-mon: file descriptor {0} is not open")]
@@ -72,25 +85,6 @@ pub enum VmmError {
     VcpuFailed { cpu: u32, report: String },
 }
 
-/// Which option a machine error comes from, for the message.
-fn option_of(e: &MachineError, initrd: Option<&std::path::Path>) -> &'static str {
-    use rvirt_machine::boot::BootError as B;
-    match e {
-        MachineError::Boot(B::InitrdTooLarge { .. }) => "-initrd",
-        MachineError::Boot(B::Open { path, .. } | B::Read { path, .. })
-            if Some(path.as_path()) == initrd =>
-        {
-            "-initrd"
-        }
-        MachineError::Boot(B::CmdlineTooLong { .. } | B::Cmdline(_)) => "-append",
-        MachineError::Boot(_) => "-kernel",
-        MachineError::TooManyVcpus { .. } => "-smp",
-        MachineError::TooLittleMemory { .. } | MachineError::Memory { .. } => "-m",
-        MachineError::Cpuid(_) => "-cpu",
-        _ => "-accel kvm",
-    }
-}
-
 /// Writes a line to stderr. Unlike `eprintln!` it never panics: a manager
 /// that closed our stderr must not take the VM down with it.
 pub fn say(args: std::fmt::Arguments) {
@@ -99,16 +93,14 @@ pub fn say(args: std::fmt::Arguments) {
 }
 
 /// Formats an error with its chain of causes, `outer: inner: innermost`.
+/// Each message says only its own part (none repeats its `#[source]`), so
+/// the chain is printed whole, once.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        // Some library errors already print their cause; say it once.
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
+        s.push_str(": ");
+        s.push_str(&c.to_string());
         cur = c.source();
     }
     s
@@ -129,7 +121,7 @@ pub enum Exit {
 pub struct Vmm {
     config: VmConfig,
     running: Option<Running>,
-    devices: Devices,
+    devices: DeviceManager,
     events: EventSender,
     receiver: Receiver<Event>,
     state: Arc<VmState>,
@@ -139,25 +131,27 @@ pub struct Vmm {
 
 /// A booted machine: dropping it stops the vCPUs and frees the VM.
 struct Running {
-    // Field order: the vCPU threads stop first, then the device loop, then
-    // the machine (guest memory, VM fd) goes away.
+    // Field order: the vCPU threads stop first, then the device event
+    // loop, then the devices' wiring (ioeventfds), then the machine (guest
+    // memory, VM fd) goes away.
     vcpus: rvirt_machine::Vcpus,
-    virtio: virtio::DeviceLoop,
+    event_loop: event_loop::EventLoop,
+    _attached: device_manager::Wiring,
     machine: Machine,
     pm: Arc<Mutex<AcpiPm>>,
 }
 
 impl Running {
     /// Stops the guest and the device work it caused: the vCPUs first, so
-    /// no new kick arrives while the device loop parks.
+    /// no new kick arrives while the event loop parks.
     fn pause(&self) {
         self.vcpus.pause();
-        self.virtio.pause();
+        self.event_loop.pause();
     }
 
     /// Devices first, so the first kick after the resume is served.
     fn resume(&self) {
-        self.virtio.resume();
+        self.event_loop.resume();
         self.vcpus.resume();
     }
 }
@@ -170,12 +164,10 @@ impl Vmm {
         let (tx, receiver) = mpsc::channel();
         let events = EventSender::new(tx);
         let bus = EventBus::new();
-        let devices = Devices::new(&config, events.clone(), &bus)?;
+        let devices = DeviceManager::new(&config, events.clone(), &bus)?;
         let state = Arc::new(VmState::new(
             &config,
-            devices.block_infos(),
-            devices.balloon(),
-            devices.nics(),
+            devices.balloon().map(|b| b.reading()),
         ));
         let mut chardevs = devices.chardev_infos();
         chardevs.extend(monitor::chardev_infos(&config));
@@ -195,6 +187,20 @@ impl Vmm {
     /// A handle to post events to the VMM (signals, the monitor).
     pub fn event_sender(&self) -> EventSender {
         self.events.clone()
+    }
+
+    /// The option that set the part of the configuration an error of the
+    /// machine is about.
+    fn option_for(part: ConfigPart) -> &'static str {
+        match part {
+            ConfigPart::Accelerator => "-accel kvm",
+            ConfigPart::Memory => "-m",
+            ConfigPart::Cpus => "-smp",
+            ConfigPart::CpuModel => "-cpu",
+            ConfigPart::Kernel => "-kernel",
+            ConfigPart::Initrd => "-initrd",
+            ConfigPart::Cmdline => "-append",
+        }
     }
 
     fn machine_config(&self) -> MachineConfig {
@@ -239,9 +245,8 @@ impl Vmm {
     /// Builds the machine, wires the devices, loads the guest and starts the
     /// vCPU threads (paused if `paused`).
     fn boot(&mut self, paused: bool) -> Result<Running, VmmError> {
-        let initrd = self.config.initrd.clone();
         let machine_err = |source: MachineError| VmmError::Machine {
-            option: option_of(&source, initrd.as_deref()),
+            option: Self::option_for(source.part()),
             source,
         };
         let mut machine = Machine::new(&self.machine_config()).map_err(machine_err)?;
@@ -250,17 +255,13 @@ impl Vmm {
             .load(&self.boot_config(), attached.platform)
             .map_err(machine_err)?;
         let vcpus = machine
-            .start(
-                Arc::new(attached.pio),
-                Arc::new(attached.mmio),
-                attached.events.clone(),
-                paused,
-            )
+            .start(attached.pio, attached.mmio, attached.events.clone(), paused)
             .map_err(machine_err)?;
         self.publish_cpus(&vcpus);
         Ok(Running {
             vcpus,
-            virtio: attached.virtio,
+            event_loop: attached.event_loop,
+            _attached: attached.wiring,
             machine,
             pm: attached.pm,
         })
@@ -487,6 +488,20 @@ impl Vmm {
                     .press_power_button();
                 Ok(())
             }
+            MonitorRequest::Balloon { target } => match self.devices.balloon() {
+                Some(b) => {
+                    b.set_target(target);
+                    Ok(())
+                }
+                None => Err(QmpError::no_balloon()),
+            },
+            MonitorRequest::SetLink { name, up } => match self.devices.nic(&name) {
+                Some(nic) => {
+                    nic.set_link(up);
+                    Ok(())
+                }
+                None => Err(QmpError::device_not_found(&name)),
+            },
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

@@ -1,73 +1,27 @@
 //! The VMM side of QMP: the [`MonitorBackend`] the monitor threads call, and
 //! starting the monitors named on the command line.
 //!
-//! Monitor threads never touch the machine. Queries read [`VmState`], which
-//! the main loop keeps current; commands that change the VM are posted to
-//! the main loop as [`Event::Monitor`] and the monitor thread waits for the
-//! main loop's answer, so every state change happens on one thread, in one
-//! order, whoever asked for it.
+//! Monitor threads never touch the machine or a device. Queries read the
+//! read model ([`VmState`]), which the main loop and the devices keep
+//! current; every command that changes the VM (run state, reset, the power
+//! button, the balloon's target, a NIC's link) is posted to the main loop
+//! as [`Event::Monitor`] and the monitor thread waits for the main loop's
+//! answer, so every change happens on one thread, in one order, whoever
+//! asked for it.
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rvirt_machine::{ThreadIds, Topology};
 use rvirt_qmp::{
     BlockInfo, ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, MonitorBackend,
     MonitorServer, QmpError, RunState, ShutdownCause,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
-use crate::balloon::BalloonControl;
 use crate::events::{Event, EventSender, MonitorRequest};
-use crate::virtio::NicControl;
+use crate::vm_state::VmState;
 use crate::VmmError;
-
-/// What the monitors can read without asking the main loop.
-pub(crate) struct VmState {
-    pub(crate) status: Mutex<RunState>,
-    /// The vCPUs of the current boot: their topology and thread IDs.
-    pub(crate) cpus: Mutex<Option<(Topology, ThreadIds)>>,
-    pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
-    /// The disks; fixed for the life of the VMM (no hotplug yet).
-    blocks: Vec<BlockInfo>,
-    balloon: Option<BalloonControl>,
-    nics: Vec<NicControl>,
-    name: Option<String>,
-    uuid: Option<String>,
-}
-
-impl VmState {
-    pub(crate) fn new(
-        cfg: &VmConfig,
-        blocks: Vec<BlockInfo>,
-        balloon: Option<BalloonControl>,
-        nics: Vec<NicControl>,
-    ) -> Self {
-        VmState {
-            status: Mutex::new(if cfg.start_paused {
-                RunState::Prelaunch
-            } else {
-                RunState::Running
-            }),
-            cpus: Mutex::new(None),
-            chardevs: Mutex::new(Vec::new()),
-            blocks,
-            balloon,
-            nics,
-            name: cfg.name.clone(),
-            uuid: cfg.uuid.clone(),
-        }
-    }
-
-    pub(crate) fn status(&self) -> RunState {
-        *self.status.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn set_status(&self, s: RunState) {
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = s;
-    }
-}
 
 /// How long a monitor thread waits for the main loop. The main loop answers
 /// in microseconds unless it is rebooting a large guest; a bound keeps a
@@ -129,33 +83,24 @@ impl MonitorBackend for Backend {
     }
 
     fn balloon(&self, target: i64) -> Result<(), QmpError> {
-        let b = self
-            .state
-            .balloon
-            .as_ref()
-            .ok_or_else(QmpError::no_balloon)?;
-        b.set_target(u64::try_from(target).unwrap_or(0));
-        Ok(())
+        self.ask(MonitorRequest::Balloon {
+            target: u64::try_from(target).unwrap_or(0),
+        })
     }
 
     fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {
-        let nic = self
-            .state
-            .nics
-            .iter()
-            .find(|n| n.is_named(name))
-            .ok_or_else(|| QmpError::device_not_found(name))?;
-        nic.set_link(up);
-        Ok(())
+        self.ask(MonitorRequest::SetLink {
+            name: name.to_string(),
+            up,
+        })
     }
 
     fn query_balloon(&self) -> Result<i64, QmpError> {
-        let b = self
+        let actual = self
             .state
-            .balloon
-            .as_ref()
+            .balloon_actual()
             .ok_or_else(QmpError::no_balloon)?;
-        Ok(i64::try_from(b.actual()).unwrap_or(i64::MAX))
+        Ok(i64::try_from(actual).unwrap_or(i64::MAX))
     }
 
     fn uuid(&self) -> Option<String> {

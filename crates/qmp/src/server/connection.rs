@@ -1,7 +1,7 @@
 //! Serving one client: read commands, run them, write replies and events,
 //! all without ever blocking on the client.
 
-use super::poll::{self, entry, READABLE, WRITABLE};
+use super::poll::{self, entry, NOTHING, READABLE, WRITABLE};
 use super::stream::Stream;
 use super::Shared;
 use crate::bus::Subscription;
@@ -11,7 +11,7 @@ use crate::message::Response;
 use crate::outbox::Outbox;
 use crate::session::{Session, SessionOutput};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,9 +102,12 @@ pub(crate) fn serve(stream: &Stream, shared: &Shared, label: &str) -> End {
         let want_write = outbox.len() > 0;
         let mut fds = [
             entry(shared.shutdown_fd(), READABLE),
-            entry(outbox.waker().as_raw_fd(), READABLE),
-            entry(stream.read_fd(), if want_read { READABLE } else { 0 }),
-            entry(stream.write_fd(), if want_write { WRITABLE } else { 0 }),
+            entry(outbox.waker().as_fd(), READABLE),
+            entry(stream.read_fd(), if want_read { READABLE } else { NOTHING }),
+            entry(
+                stream.write_fd(),
+                if want_write { WRITABLE } else { NOTHING },
+            ),
         ];
         if let Err(e) = poll::wait(&mut fds, None) {
             tracing::error!(monitor = label, "poll failed: {e}");
@@ -129,7 +132,7 @@ pub(crate) fn serve(stream: &Stream, shared: &Shared, label: &str) -> End {
                 }
             }
         }
-        if fds[3].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+        if poll::broken(&fds[3]) {
             return End::Closed;
         }
     }

@@ -7,7 +7,7 @@ use super::stream::Stream;
 use super::{ServerError, Shared};
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ pub(crate) fn accept_loop(
     loop {
         let mut fds = [
             entry(shared.shutdown_fd(), READABLE),
-            entry(listener.as_raw_fd(), READABLE),
+            entry(listener.as_fd(), READABLE),
         ];
         if let Err(e) = poll::wait(&mut fds, None) {
             tracing::error!(monitor = label, "poll failed: {e}");

@@ -13,18 +13,19 @@ mod connection;
 mod listener;
 mod poll;
 mod stream;
+pub(crate) mod wake;
 
 use crate::backend::MonitorBackend;
 use crate::bus::EventBus;
 use listener::SocketFile;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use stream::Stream;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use wake::Wake;
 
 /// Errors starting a monitor.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +77,12 @@ pub(crate) struct Shared {
     pub(crate) config: MonitorConfig,
     /// Written once on shutdown and never read, so it stays readable and
     /// every thread polling it wakes.
-    shutdown: EventFd,
+    shutdown: Wake,
 }
 
 impl Shared {
-    pub(crate) fn shutdown_fd(&self) -> RawFd {
-        self.shutdown.as_raw_fd()
+    pub(crate) fn shutdown_fd(&self) -> BorrowedFd<'_> {
+        self.shutdown.as_fd()
     }
 }
 
@@ -117,7 +118,7 @@ impl MonitorServer {
         bus: EventBus,
         config: MonitorConfig,
     ) -> Result<Self, ServerError> {
-        let shutdown = EventFd::new(EFD_NONBLOCK).map_err(ServerError::Setup)?;
+        let shutdown = Wake::new().map_err(ServerError::Setup)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 backend,

@@ -1,39 +1,61 @@
-//! A thin `poll(2)` wrapper. Each monitor thread watches at most four
+//! `poll(2)` through rustix. Each monitor thread watches at most four
 //! descriptors, so poll is simpler than epoll and needs no registration.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-pub(crate) const READABLE: i16 = libc::POLLIN;
-pub(crate) const WRITABLE: i16 = libc::POLLOUT;
+use rustix::event::{PollFd, PollFlags, Timespec};
 
-/// One descriptor to watch; `fd < 0` entries are ignored by the kernel.
-pub(crate) fn entry(fd: RawFd, events: i16) -> libc::pollfd {
-    libc::pollfd {
-        fd: if events == 0 { -1 } else { fd },
+pub(crate) const READABLE: PollFlags = PollFlags::IN;
+pub(crate) const WRITABLE: PollFlags = PollFlags::OUT;
+/// Nothing wanted: the entry is left out of the poll.
+pub(crate) const NOTHING: PollFlags = PollFlags::empty();
+
+/// One descriptor to watch, and what it reported.
+pub(crate) struct Entry<'a> {
+    fd: BorrowedFd<'a>,
+    events: PollFlags,
+    revents: PollFlags,
+}
+
+/// Watches `fd` for `events` ([`NOTHING`]: not at all).
+pub(crate) fn entry(fd: BorrowedFd<'_>, events: PollFlags) -> Entry<'_> {
+    Entry {
+        fd,
         events,
-        revents: 0,
+        revents: PollFlags::empty(),
     }
 }
 
 /// Waits until an entry is ready or `timeout` passes (`None`: forever).
-/// EINTR counts as a spurious wake-up.
-pub(crate) fn wait(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
-    let ms = timeout.map_or(-1, |t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX));
-    let nfds = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
-    // SAFETY: `fds` is a valid, exclusively borrowed array of `nfds` pollfd.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), nfds, ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+/// EINTR counts as a spurious wake-up. Entries that want nothing are not
+/// passed to the kernel at all: it would still report their hang-ups.
+pub(crate) fn wait(entries: &mut [Entry<'_>], timeout: Option<Duration>) -> io::Result<()> {
+    let mut fds: Vec<PollFd<'_>> = entries
+        .iter()
+        .filter(|e| !e.events.is_empty())
+        .map(|e| PollFd::from_borrowed_fd(e.fd, e.events))
+        .collect();
+    let timeout = timeout.and_then(|t| Timespec::try_from(t).ok());
+    match rustix::event::poll(&mut fds, timeout.as_ref()) {
+        Ok(_) => {}
+        Err(rustix::io::Errno::INTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut polled = fds.iter();
+    for e in entries.iter_mut().filter(|e| !e.events.is_empty()) {
+        e.revents = polled.next().map_or(PollFlags::empty(), |p| p.revents());
     }
     Ok(())
 }
 
 /// Whether the entry reported anything: readiness, hang-up or error.
-pub(crate) fn ready(p: &libc::pollfd) -> bool {
-    p.revents != 0
+pub(crate) fn ready(e: &Entry<'_>) -> bool {
+    !e.revents.is_empty()
+}
+
+/// Whether the entry reported a hang-up or an error.
+pub(crate) fn broken(e: &Entry<'_>) -> bool {
+    e.revents.intersects(PollFlags::ERR | PollFlags::HUP)
 }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// A client connection with nonblocking ends.
@@ -12,16 +12,9 @@ pub(crate) enum Stream {
     Pair { input: File, output: File },
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
     Ok(())
 }
 
@@ -35,25 +28,25 @@ impl Stream {
     /// pair made from stdio makes the inherited stdin/stdout nonblocking,
     /// as QEMU's stdio chardev does.
     pub(crate) fn pair(input: OwnedFd, output: OwnedFd) -> io::Result<Self> {
-        set_nonblocking(input.as_raw_fd())?;
-        set_nonblocking(output.as_raw_fd())?;
+        set_nonblocking(&input)?;
+        set_nonblocking(&output)?;
         Ok(Self::Pair {
             input: File::from(input),
             output: File::from(output),
         })
     }
 
-    pub(crate) fn read_fd(&self) -> RawFd {
+    pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Self::Socket(s) => s.as_raw_fd(),
-            Self::Pair { input, .. } => input.as_raw_fd(),
+            Self::Socket(s) => s.as_fd(),
+            Self::Pair { input, .. } => input.as_fd(),
         }
     }
 
-    pub(crate) fn write_fd(&self) -> RawFd {
+    pub(crate) fn write_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Self::Socket(s) => s.as_raw_fd(),
-            Self::Pair { output, .. } => output.as_raw_fd(),
+            Self::Socket(s) => s.as_fd(),
+            Self::Pair { output, .. } => output.as_fd(),
         }
     }
 
@@ -69,21 +62,12 @@ impl Stream {
             Self::Socket(s) => {
                 // MSG_NOSIGNAL: a vanished client must give EPIPE, not kill
                 // the VMM with SIGPIPE.
-                // SAFETY: `buf` is valid for `buf.len()` bytes for the call;
-                // the descriptor is owned by `s`.
-                let n = unsafe {
-                    libc::send(
-                        s.as_raw_fd(),
-                        buf.as_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n.unsigned_abs())
-                }
+                use rustix::net::SendFlags;
+                Ok(rustix::net::send(
+                    s,
+                    buf,
+                    SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+                )?)
             }
             Self::Pair { output, .. } => (&*output).write(buf),
         }

@@ -31,6 +31,7 @@ pub use backend::{NetBackend, SocketBackend};
 pub use tap::{Tap, TapError};
 
 use crate::chain::{self, Segment};
+use crate::ratelimit::warn_limited;
 use crate::{queue_util, ActivateContext, ActivateError, Memory, VirtioDevice, VirtioInterrupt};
 
 /// Size of `struct virtio_net_hdr_v1` (modern virtio always uses it).
@@ -187,7 +188,7 @@ impl Net {
             }
             Ok(Delivery::Wait) => Delivery::Wait,
             Err(error) => {
-                tracing::warn!(%error, "virtio-net: broken rx queue, device needs reset");
+                warn_limited!(%error, "virtio-net: broken rx queue, device needs reset");
                 active.interrupt.signal_needs_reset();
                 // The frame is lost with the queue.
                 self.rx_len = 0;

@@ -1,63 +1,50 @@
-//! The virtio-mmio (version 2) transport: a register file in front of a
-//! [`VirtioDevice`].
+//! The driver-facing state machine every transport shares: the Status
+//! handshake, feature banks and negotiation, queue configuration,
+//! activation, reset and DEVICE_NEEDS_RESET.
 //!
-//! The driver negotiates features, sets up queues and flips Status bits here,
-//! on a vCPU thread, through the bus. When it sets DRIVER_OK the transport
-//! builds `virtio_queue::Queue`s from the validated registers and hands them
-//! to the device. Queue kicks (writes to QueueNotify) are meant to be caught
-//! by an ioeventfd and never reach this code; the [`QueueNotifier`] is the
-//! fallback for a VMM that has none.
-//!
-//! ioeventfd wiring: for queue `i` of the device at `base`, register an
-//! `EventFd` with `KVM_IOEVENTFD` at address `base + QUEUE_NOTIFY_OFFSET`,
-//! length 4, with datamatch `i` (`IoEventAddress::Mmio` and
-//! `Datamatch32(i)` in kvm-ioctls), and call
-//! [`VirtioDevice::process_queue`]`(i)` on the event-loop thread when it
-//! becomes readable.
-
-mod interrupt;
-#[cfg(test)]
-mod tests;
-
-pub use interrupt::MmioInterrupt;
+//! A transport decodes its registers into calls on [`VirtioCore`]; the core
+//! never sees an offset. When the driver sets DRIVER_OK the core builds
+//! `virtio_queue::Queue`s from the validated queue registers and hands
+//! them to the device.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rvirt_bus::BusDevice;
 use virtio_bindings::virtio_config::{
     VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
     VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET,
 };
-use virtio_bindings::virtio_mmio as reg;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestAddress;
 
-use crate::{features, ActivateContext, IrqTrigger, Memory, VirtioDevice, VirtioInterrupt};
+use super::TransportInterrupt;
+use crate::ratelimit::warn_limited;
+use crate::{features, ActivateContext, Memory, VirtioDevice, VirtioInterrupt};
 
-/// "virt" in little endian.
-pub const MAGIC_VALUE: u32 = 0x7472_6976;
-/// The modern (virtio 1.x) register layout.
-pub const VERSION: u32 = 2;
-/// Reported VendorID; QEMU's value, which Linux does not interpret.
-pub const VENDOR_ID: u32 = 0x554d_4551;
-/// Size of one virtio-mmio slot.
-pub const MMIO_SIZE: u64 = 0x1000;
-/// Offset of QueueNotify, where the VMM puts each queue's ioeventfd.
-pub const QUEUE_NOTIFY_OFFSET: u64 = reg::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
-/// Offset of the device-specific configuration space.
-pub const CONFIG_OFFSET: u64 = reg::VIRTIO_MMIO_CONFIG as u64;
+pub const ACK: u32 = VIRTIO_CONFIG_S_ACKNOWLEDGE;
+pub const DRIVER: u32 = VIRTIO_CONFIG_S_DRIVER;
+pub const FEATURES_OK: u32 = VIRTIO_CONFIG_S_FEATURES_OK;
+pub const DRIVER_OK: u32 = VIRTIO_CONFIG_S_DRIVER_OK;
+pub const FAILED: u32 = VIRTIO_CONFIG_S_FAILED;
+pub const NEEDS_RESET: u32 = VIRTIO_CONFIG_S_NEEDS_RESET;
 
-const ACK: u32 = VIRTIO_CONFIG_S_ACKNOWLEDGE;
-const DRIVER: u32 = VIRTIO_CONFIG_S_DRIVER;
-const FEATURES_OK: u32 = VIRTIO_CONFIG_S_FEATURES_OK;
-const DRIVER_OK: u32 = VIRTIO_CONFIG_S_DRIVER_OK;
-const FAILED: u32 = VIRTIO_CONFIG_S_FAILED;
-const NEEDS_RESET: u32 = VIRTIO_CONFIG_S_NEEDS_RESET;
-
-/// Called for a QueueNotify write that no ioeventfd caught.
+/// Called for a queue kick that no ioeventfd caught.
 pub trait QueueNotifier: Send + Sync {
     /// The driver kicked queue `queue`.
     fn notify(&self, queue: u16);
+}
+
+/// A queue register, as both transports name them. 64-bit addresses are
+/// written in 32-bit halves on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueField {
+    Size,
+    Ready,
+    DescLow,
+    DescHigh,
+    AvailLow,
+    AvailHigh,
+    UsedLow,
+    UsedHigh,
 }
 
 /// The registers of one queue, as the driver wrote them.
@@ -114,11 +101,20 @@ impl From<virtio_queue::Error> for QueueSetupError {
     }
 }
 
-/// One virtio-mmio device slot.
-pub struct MmioTransport {
+fn set_low(field: &mut u64, value: u32) {
+    *field = (*field & !0xffff_ffff) | u64::from(value);
+}
+
+fn set_high(field: &mut u64, value: u32) {
+    *field = (*field & 0xffff_ffff) | (u64::from(value) << 32);
+}
+
+/// The transport-independent state of one virtio device as its driver
+/// drives it.
+pub struct VirtioCore {
     device: Arc<Mutex<dyn VirtioDevice>>,
     mem: Memory,
-    interrupt: Arc<MmioInterrupt>,
+    interrupt: Arc<TransportInterrupt>,
     notifier: Option<Arc<dyn QueueNotifier>>,
     device_type: u32,
     offered: u64,
@@ -131,12 +127,13 @@ pub struct MmioTransport {
     activated: bool,
 }
 
-impl MmioTransport {
-    /// Puts `device` behind a register file; `irq` raises its interrupt.
+impl VirtioCore {
+    /// The core of `device` over `mem`, raising interrupts through
+    /// `interrupt` (made for as many queues as the device has).
     pub fn new(
         device: Arc<Mutex<dyn VirtioDevice>>,
         mem: Memory,
-        irq: Arc<dyn IrqTrigger>,
+        interrupt: Arc<TransportInterrupt>,
     ) -> Self {
         let (device_type, offered, queues) = {
             let dev = lock(&device);
@@ -149,10 +146,10 @@ impl MmioTransport {
                     .collect(),
             )
         };
-        MmioTransport {
+        VirtioCore {
             device,
             mem,
-            interrupt: Arc::new(MmioInterrupt::new(irq)),
+            interrupt,
             notifier: None,
             device_type,
             offered,
@@ -171,22 +168,28 @@ impl MmioTransport {
         self.notifier = Some(notifier);
     }
 
-    /// The device, for the event loop to call `process_queue` on.
+    /// The device.
     pub fn device(&self) -> Arc<Mutex<dyn VirtioDevice>> {
         self.device.clone()
     }
 
     /// The interrupt state shared with the device.
-    pub fn interrupt(&self) -> Arc<MmioInterrupt> {
-        self.interrupt.clone()
+    pub fn interrupt(&self) -> &Arc<TransportInterrupt> {
+        &self.interrupt
     }
 
-    /// How many queues (and so ioeventfds) the device has.
+    /// The virtio device ID.
+    pub fn device_type(&self) -> u32 {
+        self.device_type
+    }
+
+    /// How many queues the device has.
     pub fn queue_count(&self) -> usize {
         self.queues.len()
     }
 
-    /// The Status register as the driver reads it.
+    /// The device status as the driver reads it (DEVICE_NEEDS_RESET
+    /// included).
     pub fn status(&self) -> u32 {
         let reset = if self.interrupt.needs_reset() {
             NEEDS_RESET
@@ -201,63 +204,37 @@ impl MmioTransport {
         self.driver_features
     }
 
-    fn selected_queue(&mut self) -> Option<&mut QueueRegs> {
-        self.queues.get_mut(self.queue_sel as usize)
+    /// Selects the 32-bit bank DeviceFeatures reads.
+    pub fn select_device_features(&mut self, bank: u32) {
+        self.device_features_sel = bank;
     }
 
-    fn read_register(&self, offset: u32) -> u32 {
-        let queue = self.queues.get(self.queue_sel as usize);
-        match offset {
-            reg::VIRTIO_MMIO_MAGIC_VALUE => MAGIC_VALUE,
-            reg::VIRTIO_MMIO_VERSION => VERSION,
-            reg::VIRTIO_MMIO_DEVICE_ID => self.device_type,
-            reg::VIRTIO_MMIO_VENDOR_ID => VENDOR_ID,
-            reg::VIRTIO_MMIO_DEVICE_FEATURES => match self.device_features_sel {
-                0 => self.offered as u32,
-                1 => (self.offered >> 32) as u32,
-                _ => 0,
-            },
-            reg::VIRTIO_MMIO_QUEUE_NUM_MAX => queue.map_or(0, |q| u32::from(q.max_size)),
-            reg::VIRTIO_MMIO_QUEUE_READY => queue.map_or(0, |q| u32::from(q.ready)),
-            reg::VIRTIO_MMIO_INTERRUPT_STATUS => self.interrupt.status(),
-            reg::VIRTIO_MMIO_STATUS => self.status(),
-            reg::VIRTIO_MMIO_CONFIG_GENERATION => self.interrupt.generation(),
-            // No shared memory regions: a length of all ones means "absent".
-            reg::VIRTIO_MMIO_SHM_LEN_LOW | reg::VIRTIO_MMIO_SHM_LEN_HIGH => u32::MAX,
-            _ => {
-                tracing::debug!(offset, "read of unknown or write-only virtio-mmio register");
-                0
-            }
+    /// The selected bank of the offered features (0 past bank 1).
+    pub fn device_features(&self) -> u32 {
+        match self.device_features_sel {
+            0 => self.offered as u32,
+            1 => (self.offered >> 32) as u32,
+            _ => 0,
         }
     }
 
-    fn write_register(&mut self, offset: u32, value: u32) {
-        match offset {
-            reg::VIRTIO_MMIO_DEVICE_FEATURES_SEL => self.device_features_sel = value,
-            reg::VIRTIO_MMIO_DRIVER_FEATURES_SEL => self.driver_features_sel = value,
-            reg::VIRTIO_MMIO_DRIVER_FEATURES => self.write_driver_features(value),
-            reg::VIRTIO_MMIO_QUEUE_SEL => self.queue_sel = value,
-            reg::VIRTIO_MMIO_QUEUE_NUM
-            | reg::VIRTIO_MMIO_QUEUE_READY
-            | reg::VIRTIO_MMIO_QUEUE_DESC_LOW
-            | reg::VIRTIO_MMIO_QUEUE_DESC_HIGH
-            | reg::VIRTIO_MMIO_QUEUE_AVAIL_LOW
-            | reg::VIRTIO_MMIO_QUEUE_AVAIL_HIGH
-            | reg::VIRTIO_MMIO_QUEUE_USED_LOW
-            | reg::VIRTIO_MMIO_QUEUE_USED_HIGH => self.write_queue_register(offset, value),
-            reg::VIRTIO_MMIO_QUEUE_NOTIFY => self.notify(value),
-            reg::VIRTIO_MMIO_INTERRUPT_ACK => self.interrupt.ack(value),
-            reg::VIRTIO_MMIO_STATUS => self.write_status(value),
-            _ => tracing::debug!(
-                offset,
-                value,
-                "write to unknown or read-only virtio-mmio register"
-            ),
+    /// Selects the 32-bit bank DriverFeatures writes.
+    pub fn select_driver_features(&mut self, bank: u32) {
+        self.driver_features_sel = bank;
+    }
+
+    /// The selected bank of the driver's features (virtio-pci reads it back).
+    pub fn driver_features_bank(&self) -> u32 {
+        match self.driver_features_sel {
+            0 => self.driver_features as u32,
+            1 => (self.driver_features >> 32) as u32,
+            _ => 0,
         }
     }
 
-    fn write_driver_features(&mut self, value: u32) {
-        // Features may change only between DRIVER and FEATURES_OK.
+    /// Writes the selected bank of the driver's features. Features may
+    /// change only between DRIVER and FEATURES_OK.
+    pub fn write_driver_features(&mut self, value: u32) {
         if self.status & (DRIVER | FEATURES_OK | FAILED) != DRIVER {
             tracing::debug!(
                 status = self.status,
@@ -266,35 +243,68 @@ impl MmioTransport {
             return;
         }
         match self.driver_features_sel {
-            0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(value),
-            1 => {
-                self.driver_features =
-                    (self.driver_features & 0xffff_ffff) | (u64::from(value) << 32)
-            }
+            0 => set_low(&mut self.driver_features, value),
+            1 => set_high(&mut self.driver_features, value),
             sel => tracing::debug!(sel, value, "DriverFeatures write to an unknown bank"),
         }
     }
 
-    fn write_queue_register(&mut self, offset: u32, value: u32) {
-        // Queues are set up after FEATURES_OK and before DRIVER_OK.
+    /// The selected queue.
+    pub fn queue_select(&self) -> u32 {
+        self.queue_sel
+    }
+
+    /// Selects the queue the queue registers address.
+    pub fn select_queue(&mut self, queue: u32) {
+        self.queue_sel = queue;
+    }
+
+    fn selected(&self) -> Option<&QueueRegs> {
+        self.queues.get(self.queue_sel as usize)
+    }
+
+    /// The selected queue's maximum size (0: no such queue).
+    pub fn queue_max_size(&self) -> u16 {
+        self.selected().map_or(0, |q| q.max_size)
+    }
+
+    /// Reads back a register of the selected queue (0 for a queue that
+    /// does not exist).
+    pub fn read_queue(&self, field: QueueField) -> u32 {
+        let Some(q) = self.selected() else { return 0 };
+        match field {
+            QueueField::Size => u32::from(q.size),
+            QueueField::Ready => u32::from(q.ready),
+            QueueField::DescLow => q.desc as u32,
+            QueueField::DescHigh => (q.desc >> 32) as u32,
+            QueueField::AvailLow => q.avail as u32,
+            QueueField::AvailHigh => (q.avail >> 32) as u32,
+            QueueField::UsedLow => q.used as u32,
+            QueueField::UsedHigh => (q.used >> 32) as u32,
+        }
+    }
+
+    /// Writes a register of the selected queue. Queues are set up after
+    /// FEATURES_OK and before DRIVER_OK; a live queue cannot change.
+    pub fn write_queue(&mut self, field: QueueField, value: u32) {
         if self.status & (FEATURES_OK | DRIVER_OK | FAILED) != FEATURES_OK {
             tracing::debug!(
-                offset,
+                ?field,
                 status = self.status,
                 "queue register write outside setup"
             );
             return;
         }
         let sel = self.queue_sel;
-        let Some(q) = self.selected_queue() else {
+        let Some(q) = self.queues.get_mut(sel as usize) else {
             tracing::debug!(
                 sel,
-                offset,
+                ?field,
                 "queue register write for a queue that does not exist"
             );
             return;
         };
-        if offset == reg::VIRTIO_MMIO_QUEUE_READY {
+        if field == QueueField::Ready {
             if value == 0 {
                 q.ready = false;
             } else {
@@ -304,21 +314,19 @@ impl MmioTransport {
         }
         // The spec forbids changing a live queue; ignore rather than corrupt it.
         if q.ready {
-            tracing::debug!(sel, offset, "queue register write while the queue is ready");
+            tracing::debug!(sel, ?field, "queue register write while the queue is ready");
             return;
         }
-        let set_low = |field: &mut u64| *field = (*field & !0xffff_ffff) | u64::from(value);
-        let set_high = |field: &mut u64| *field = (*field & 0xffff_ffff) | (u64::from(value) << 32);
-        match offset {
+        match field {
             // Out-of-range sizes are kept as given and refused at QueueReady.
-            reg::VIRTIO_MMIO_QUEUE_NUM => q.size = u16::try_from(value).unwrap_or(0),
-            reg::VIRTIO_MMIO_QUEUE_DESC_LOW => set_low(&mut q.desc),
-            reg::VIRTIO_MMIO_QUEUE_DESC_HIGH => set_high(&mut q.desc),
-            reg::VIRTIO_MMIO_QUEUE_AVAIL_LOW => set_low(&mut q.avail),
-            reg::VIRTIO_MMIO_QUEUE_AVAIL_HIGH => set_high(&mut q.avail),
-            reg::VIRTIO_MMIO_QUEUE_USED_LOW => set_low(&mut q.used),
-            reg::VIRTIO_MMIO_QUEUE_USED_HIGH => set_high(&mut q.used),
-            _ => {}
+            QueueField::Size => q.size = u16::try_from(value).unwrap_or(0),
+            QueueField::DescLow => set_low(&mut q.desc, value),
+            QueueField::DescHigh => set_high(&mut q.desc, value),
+            QueueField::AvailLow => set_low(&mut q.avail, value),
+            QueueField::AvailHigh => set_high(&mut q.avail, value),
+            QueueField::UsedLow => set_low(&mut q.used, value),
+            QueueField::UsedHigh => set_high(&mut q.used, value),
+            QueueField::Ready => {}
         }
     }
 
@@ -330,34 +338,38 @@ impl MmioTransport {
         };
         match q.build(&self.mem, false) {
             Ok(_) => {
-                if let Some(q) = self.selected_queue() {
+                if let Some(q) = self.queues.get_mut(sel as usize) {
                     q.ready = true;
                 }
             }
             Err(error) => {
-                tracing::warn!(queue = sel, %error, ?q, "driver gave a broken queue");
+                warn_limited!(queue = sel, %error, ?q, "driver gave a broken queue");
                 self.interrupt.signal_needs_reset();
             }
         }
     }
 
-    fn notify(&self, value: u32) {
+    /// A kick of `queue` that no ioeventfd caught.
+    pub fn notify(&self, queue: u32) {
         if !self.activated {
-            tracing::debug!(value, "queue kick before DRIVER_OK");
+            tracing::debug!(queue, "queue kick before DRIVER_OK");
             return;
         }
-        match (u16::try_from(value), &self.notifier) {
+        match (u16::try_from(queue), &self.notifier) {
             (Ok(queue), Some(notifier)) if (queue as usize) < self.queues.len() => {
                 notifier.notify(queue)
             }
             (Ok(queue), None) if (queue as usize) < self.queues.len() => {
                 tracing::debug!(queue, "queue kick with no notifier (ioeventfd missing?)")
             }
-            _ => tracing::debug!(value, "kick of a queue that does not exist"),
+            _ => tracing::debug!(queue, "kick of a queue that does not exist"),
         }
     }
 
-    fn write_status(&mut self, value: u32) {
+    /// The driver wrote the device status: 0 resets, other values may only
+    /// add bits, in the handshake's order; FEATURES_OK is refused for
+    /// features the device cannot take, DRIVER_OK activates.
+    pub fn write_status(&mut self, value: u32) {
         if value == 0 {
             self.reset();
             return;
@@ -388,7 +400,7 @@ impl MmioTransport {
         let mut new = new;
         if added & FEATURES_OK != 0 && !self.features_acceptable() {
             // The driver reads Status back and sees FEATURES_OK missing.
-            tracing::warn!(
+            warn_limited!(
                 driver = self.driver_features,
                 offered = self.offered,
                 "refusing the driver's features"
@@ -414,7 +426,7 @@ impl MmioTransport {
                 match regs.build(&self.mem, event_idx) {
                     Ok(queue) => queue,
                     Err(error) => {
-                        tracing::warn!(queue = i, %error, "broken queue at DRIVER_OK");
+                        warn_limited!(queue = i, %error, "broken queue at DRIVER_OK");
                         self.interrupt.signal_needs_reset();
                         return;
                     }
@@ -423,7 +435,7 @@ impl MmioTransport {
                 match Queue::new(regs.max_size) {
                     Ok(queue) => queue,
                     Err(error) => {
-                        tracing::warn!(queue = i, %error, "device declares an invalid queue");
+                        warn_limited!(queue = i, %error, "device declares an invalid queue");
                         self.interrupt.signal_needs_reset();
                         return;
                     }
@@ -441,13 +453,14 @@ impl MmioTransport {
         match lock(&self.device).activate(ctx) {
             Ok(()) => self.activated = true,
             Err(error) => {
-                tracing::warn!(%error, "virtio device failed to activate");
+                warn_limited!(%error, "virtio device failed to activate");
                 self.interrupt.signal_needs_reset();
             }
         }
     }
 
-    fn reset(&mut self) {
+    /// Resets the device and every register to its power-on value.
+    pub fn reset(&mut self) {
         lock(&self.device).reset();
         self.status = 0;
         self.device_features_sel = 0;
@@ -460,45 +473,15 @@ impl MmioTransport {
         self.interrupt.clear();
         self.activated = false;
     }
-}
 
-impl BusDevice for MmioTransport {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        if offset >= CONFIG_OFFSET {
-            lock(&self.device).read_config(offset - CONFIG_OFFSET, data);
-            return;
-        }
-        if data.len() != 4 || !offset.is_multiple_of(4) {
-            tracing::debug!(
-                offset,
-                len = data.len(),
-                "unaligned virtio-mmio register read"
-            );
-            data.fill(0);
-            return;
-        }
-        let value = self.read_register(offset as u32);
-        data.copy_from_slice(&value.to_le_bytes());
+    /// Reads the device-specific configuration space.
+    pub fn read_config(&self, offset: u64, data: &mut [u8]) {
+        lock(&self.device).read_config(offset, data);
     }
 
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        if offset >= CONFIG_OFFSET {
-            lock(&self.device).write_config(offset - CONFIG_OFFSET, data);
-            return;
-        }
-        let Ok(bytes) = <[u8; 4]>::try_from(data) else {
-            tracing::debug!(
-                offset,
-                len = data.len(),
-                "non-32-bit virtio-mmio register write"
-            );
-            return;
-        };
-        if !offset.is_multiple_of(4) {
-            tracing::debug!(offset, "unaligned virtio-mmio register write");
-            return;
-        }
-        self.write_register(offset as u32, u32::from_le_bytes(bytes));
+    /// Writes the device-specific configuration space.
+    pub fn write_config(&self, offset: u64, data: &[u8]) {
+        lock(&self.device).write_config(offset, data);
     }
 }
 

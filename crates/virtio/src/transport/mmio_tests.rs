@@ -4,9 +4,13 @@ use std::sync::{Arc, Mutex};
 use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress};
 
-use super::*;
+use super::mmio::*;
+use super::VirtioTransport;
 use crate::rng::Rng;
 use crate::test_util::*;
+use crate::{features, Memory, VirtioDevice, VirtioInterrupt};
+use rvirt_bus::BusDevice;
+use virtio_bindings::virtio_mmio as reg;
 
 struct Fixture {
     mem: Memory,
@@ -319,7 +323,7 @@ fn config_space_is_forwarded() {
 fn works_behind_an_mmio_bus() {
     let f = fixture();
     let base = 0xd000_0000;
-    let mut bus = rvirt_bus::Bus::new("mmio");
+    let bus = rvirt_bus::Bus::new("mmio");
     let t: rvirt_bus::SharedDevice = Arc::new(Mutex::new(f.t));
     bus.insert(t, base, MMIO_SIZE).unwrap();
     let mut b = [0u8; 4];
@@ -367,4 +371,22 @@ fn event_idx_run(negotiate_event_idx: bool) -> (usize, u16) {
 fn event_idx_suppresses_interrupts_when_negotiated() {
     assert_eq!(event_idx_run(true), (0, 4));
     assert_eq!(event_idx_run(false), (1, 0));
+}
+
+#[test]
+fn reports_its_notify_regions_and_interrupt_kind() {
+    let f = fixture();
+    assert_eq!(
+        f.t.notify_regions(),
+        [crate::NotifyRegion {
+            offset: QUEUE_NOTIFY_OFFSET,
+            len: 4,
+            datamatch: Some(0),
+            queue: 0,
+        }]
+    );
+    assert_eq!(
+        f.t.interrupt_kind(),
+        crate::InterruptKind::Line(rvirt_platform::TriggerMode::Edge)
+    );
 }

@@ -1,57 +1,10 @@
-//! Small write-only ports: the POST code port, QEMU's pvpanic ISA port, and
-//! the PIIX reset control register.
+//! The PIIX reset control register at port 0xcf9, which the FADT's
+//! RESET_REG points at.
 
 use std::sync::Arc;
 
-use rvirt_bus::{BusDevice, VmControl, VmRequest};
-
-/// Port 0x80 (POST codes) and other ports whose writes go nowhere. Counted so
-/// that a flood of them is visible in the debug log without a line per write.
-#[derive(Default)]
-pub struct PortSink {
-    writes: u64,
-}
-
-impl BusDevice for PortSink {
-    fn read(&mut self, _offset: u64, data: &mut [u8]) {
-        data.fill(0xff);
-    }
-
-    fn write(&mut self, _offset: u64, _data: &[u8]) {
-        self.writes += 1;
-    }
-}
-
-/// QEMU's pvpanic ISA device (port 0x505): reading it returns the events it
-/// supports; writing PANICKED reports a guest panic to the machine.
-pub struct PvPanic {
-    vm: Arc<dyn VmControl>,
-}
-
-const PVPANIC_PANICKED: u8 = 1 << 0;
-const PVPANIC_CRASH_LOADED: u8 = 1 << 1;
-
-impl PvPanic {
-    /// Creates the device.
-    pub fn new(vm: Arc<dyn VmControl>) -> Self {
-        PvPanic { vm }
-    }
-}
-
-impl BusDevice for PvPanic {
-    fn read(&mut self, _offset: u64, data: &mut [u8]) {
-        data.fill(0);
-        if let Some(b) = data.first_mut() {
-            *b = PVPANIC_PANICKED | PVPANIC_CRASH_LOADED;
-        }
-    }
-
-    fn write(&mut self, _offset: u64, data: &[u8]) {
-        if data.first().is_some_and(|b| b & PVPANIC_PANICKED != 0) {
-            self.vm.request(VmRequest::Panic);
-        }
-    }
-}
+use rvirt_bus::BusDevice;
+use rvirt_platform::{VmControl, VmRequest};
 
 /// The reset control register at port 0xcf9, which the FADT's RESET_REG
 /// points at: writing a value with the reset bit (0x04) resets the machine.
@@ -91,6 +44,7 @@ impl BusDevice for ResetControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pvpanic::{PvPanic, PVPANIC_PANICKED};
     use std::sync::Mutex;
 
     #[derive(Default)]

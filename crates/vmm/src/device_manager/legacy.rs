@@ -1,0 +1,265 @@
+//! The legacy PC devices: COM1-COM4, the i8042, the CMOS, ACPI PM, the
+//! reset register, the POST port and pvpanic, at the places and on the
+//! IRQs the PC's design fixes (claimed through the machine's allocator).
+
+use std::sync::{Arc, Mutex};
+
+use rvirt_bus::{Bus, SharedDevice};
+use rvirt_devices::{AcpiPm, Cmos, LineTrigger, PostPort, PvPanic, ResetControl, Serial, I8042};
+use rvirt_machine::acpi::AcpiConfig;
+use rvirt_machine::layout::{irqs, ports};
+use rvirt_machine::{Machine, SystemAllocator};
+use rvirt_platform::InterruptLine;
+use rvirt_vmm_config::VmConfig;
+
+use crate::chardev::Chardev;
+use crate::event_loop::Subscriber;
+use crate::events::BootEvents;
+use crate::interrupts::{IrqFd, ResampledLine};
+use crate::VmmError;
+
+/// COM1..COM4: (port, IRQ).
+const COM_PORTS: [(u16, u32); 4] = [
+    (ports::COM1, irqs::COM1),
+    (ports::COM2, irqs::COM2),
+    (ports::COM3, irqs::COM3),
+    (ports::COM4, irqs::COM4),
+];
+
+/// The fixed ports of the devices every machine has: (base, length).
+const FIXED_PORTS: [(u16, u16); 5] = [
+    (ports::I8042, ports::I8042_LEN),
+    (ports::CMOS, ports::CMOS_LEN),
+    (ports::ACPI_PM, rvirt_devices::acpi_pm::LEN as u16),
+    (ports::RESET_CONTROL, 1),
+    (ports::POST, 1),
+];
+
+struct SerialPort {
+    device: Arc<Mutex<Serial>>,
+    /// The line the UART raises: switched to each boot's irqfd.
+    line: Arc<SwitchedLine>,
+    chardev: Chardev,
+    port: u16,
+    irq: u32,
+}
+
+/// An interrupt line whose far end is replaced at every boot (a new VM fd,
+/// a new irqfd), for devices that live across boots.
+#[derive(Default)]
+struct SwitchedLine(Mutex<Option<Arc<dyn InterruptLine>>>);
+
+impl SwitchedLine {
+    fn set(&self, line: Arc<dyn InterruptLine>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
+    }
+}
+
+impl InterruptLine for SwitchedLine {
+    fn trigger_mode(&self) -> rvirt_platform::TriggerMode {
+        rvirt_platform::TriggerMode::Edge
+    }
+
+    fn raise(&self) -> std::io::Result<()> {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(line) => line.raise(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Devices that live as long as the VMM (across guest resets): the serial
+/// ports with their host connections, and the CMOS, whose contents real
+/// hardware keeps across a reset.
+pub(crate) struct LegacyDevices {
+    serials: Vec<SerialPort>,
+    cmos: Arc<Mutex<Cmos>>,
+    pvpanic: bool,
+}
+
+fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> VmmError {
+    move |source| VmmError::Setup { what, source }
+}
+
+fn placement(source: rvirt_machine::AllocError) -> VmmError {
+    VmmError::Placement(source)
+}
+
+/// What a boot's legacy devices give the main loop and the event loop.
+pub(crate) struct LegacyAttached {
+    /// The power button lives here.
+    pub(crate) pm: Arc<Mutex<AcpiPm>>,
+    /// The SCI's resampler: the event loop raises the level line again
+    /// after the guest's EOI while the PM block still holds it.
+    pub(crate) sci: Box<dyn Subscriber>,
+}
+
+impl LegacyDevices {
+    /// Opens the serial ports' host sides and claims every fixed port and
+    /// IRQ from `alloc`.
+    pub(crate) fn new(cfg: &VmConfig, alloc: &mut SystemAllocator) -> Result<Self, VmmError> {
+        for (base, len) in FIXED_PORTS {
+            alloc.reserve_pio(base, len).map_err(placement)?;
+        }
+        if cfg.pvpanic {
+            alloc.reserve_pio(ports::PVPANIC, 1).map_err(placement)?;
+        }
+        let mut serials = Vec::new();
+        for (s, &(port, irq)) in cfg.serials.iter().zip(COM_PORTS.iter()) {
+            alloc
+                .reserve_pio(port, ports::UART_LEN)
+                .map_err(placement)?;
+            let irq = alloc.legacy_irq(irq).map_err(placement)?;
+            let chardev =
+                Chardev::open(&s.chardev, &s.backend).map_err(|source| VmmError::Chardev {
+                    option: "-serial",
+                    source,
+                })?;
+            let line = Arc::new(SwitchedLine::default());
+            let out = chardev.writer().map_err(setup("serial output"))?;
+            let device = Arc::new(Mutex::new(Serial::new(LineTrigger::new(line.clone()), out)));
+            let input = device.clone();
+            chardev
+                .spawn_input(move |bytes| {
+                    let mut dev = input.lock().unwrap_or_else(|p| p.into_inner());
+                    dev.enqueue_input(bytes).unwrap_or(0)
+                })
+                .map_err(setup("serial input"))?;
+            serials.push(SerialPort {
+                device,
+                line,
+                chardev,
+                port,
+                irq,
+            });
+        }
+        Ok(LegacyDevices {
+            serials,
+            cmos: Arc::new(Mutex::new(Cmos::new(rvirt_devices::rtc::host_clock()))),
+            pvpanic: cfg.pvpanic,
+        })
+    }
+
+    /// Puts the devices on a new machine's port bus with fresh interrupt
+    /// lines, and describes them in `platform`.
+    pub(crate) fn attach(
+        &self,
+        machine: &Machine,
+        pio: &Bus,
+        platform: &mut AcpiConfig,
+        control: &Arc<BootEvents>,
+    ) -> Result<LegacyAttached, VmmError> {
+        let vm = machine.vm_fd();
+        let irqfd = |gsi| IrqFd::new(vm, gsi).map_err(setup("an irqfd"));
+        let insert = |dev: SharedDevice, base: u16, len: u16| {
+            // The ports were reserved in the allocator: an overlap here is
+            // a bug in this table, not something a user can cause.
+            pio.insert(dev, u64::from(base), u64::from(len))
+                .expect("legacy port assignments overlap");
+        };
+        for (i, s) in self.serials.iter().enumerate() {
+            s.line.set(Arc::new(irqfd(s.irq)?));
+            s.device.lock().unwrap_or_else(|p| p.into_inner()).reset();
+            insert(s.device.clone(), s.port, ports::UART_LEN);
+            platform
+                .devices
+                .push(Box::new(rvirt_devices::serial::acpi_device(
+                    i as u8 + 1,
+                    s.port,
+                    ports::UART_LEN as u8,
+                    s.irq,
+                )));
+        }
+        platform
+            .devices
+            .push(Box::new(rvirt_devices::rtc::acpi_device(
+                ports::CMOS,
+                ports::CMOS_LEN as u8,
+                irqs::RTC,
+            )));
+        platform
+            .devices
+            .push(Box::new(rvirt_devices::i8042::acpi_device(
+                ports::I8042,
+                ports::I8042 + 4,
+                irqs::KEYBOARD,
+            )));
+
+        let kbd: Arc<dyn InterruptLine> = Arc::new(irqfd(irqs::KEYBOARD)?);
+        let aux: Arc<dyn InterruptLine> = Arc::new(irqfd(irqs::MOUSE)?);
+        insert(
+            Arc::new(Mutex::new(I8042::new(
+                Some(kbd),
+                Some(aux),
+                control.clone(),
+            ))),
+            ports::I8042,
+            ports::I8042_LEN,
+        );
+        insert(self.cmos.clone(), ports::CMOS, ports::CMOS_LEN);
+        // Level-triggered, active high (the MADT's override says so).
+        let sci = ResampledLine::new(vm, irqs::SCI).map_err(setup("the SCI's irqfd"))?;
+        let pm = Arc::new(Mutex::new(AcpiPm::new(sci.clone(), control.clone())));
+        insert(
+            pm.clone(),
+            ports::ACPI_PM,
+            rvirt_devices::acpi_pm::LEN as u16,
+        );
+        insert(
+            Arc::new(Mutex::new(ResetControl::new(control.clone()))),
+            ports::RESET_CONTROL,
+            1,
+        );
+        insert(Arc::new(Mutex::new(PostPort::default())), ports::POST, 1);
+        if self.pvpanic {
+            insert(
+                Arc::new(Mutex::new(PvPanic::new(control.clone()))),
+                ports::PVPANIC,
+                1,
+            );
+        }
+        Ok(LegacyAttached {
+            pm,
+            sci: sci.subscriber(),
+        })
+    }
+
+    /// `query-chardev` entries for the serial ports.
+    pub(crate) fn chardev_infos(&self) -> Vec<rvirt_qmp::ChardevInfo> {
+        self.serials
+            .iter()
+            .map(|s| rvirt_qmp::ChardevInfo {
+                label: s.chardev.label().to_string(),
+                filename: s.chardev.filename(),
+                frontend_open: true,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_constants_agree() {
+        // The DSDT announces the S5 sleep type the PM device acts on, and
+        // the FADT the reset value the reset register acts on.
+        assert_eq!(
+            u16::from(rvirt_machine::layout::S5_SLP_TYP),
+            rvirt_devices::acpi_pm::S5_SLP_TYP
+        );
+        assert_eq!(
+            rvirt_machine::layout::RESET_VALUE,
+            rvirt_devices::reset_control::RESET_VALUE
+        );
+        assert_eq!(
+            rvirt_devices::acpi_pm::PM_TMR,
+            u64::from(ports::ACPI_PM_TMR - ports::ACPI_PM)
+        );
+        assert_eq!(
+            rvirt_devices::acpi_pm::PM1_CNT,
+            u64::from(ports::ACPI_PM1A_CNT - ports::ACPI_PM)
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! The device manager: builds every device once from the command line
+//! (factory: [`legacy`], [`virtio`]), places them through the machine's
+//! allocator (ports, IRQs, MMIO slots, GSIs; decided once, so every boot of
+//! the VM has the same layout), and wires them to each new machine: the
+//! buses, interrupt lines (`crate::interrupts`), ioeventfds
+//! (`crate::ioevents`), the ACPI description each device contributes, and
+//! the event loop that serves them (`crate::event_loop`).
+
+mod legacy;
+pub(crate) mod virtio;
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex};
+
+use rvirt_bus::Bus;
+use rvirt_devices::AcpiPm;
+use rvirt_machine::acpi::AcpiConfig;
+use rvirt_machine::layout::RamLayout;
+use rvirt_machine::{Machine, SystemAllocator};
+use rvirt_qmp::{ChardevInfo, EventBus};
+use rvirt_virtio::mmio::{self, MMIO_SIZE};
+use rvirt_virtio::{MmioTransport, VirtioTransport};
+use rvirt_vmm_config::VmConfig;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::balloon::BalloonControl;
+use crate::chardev::Chardev;
+use crate::event_loop::{EventLoop, Subscriber, DYNAMIC};
+use crate::events::{BootEvents, EventSender};
+use crate::interrupts::IrqFd;
+use crate::ioevents::{IoSpace, Notifiers};
+use crate::VmmError;
+use legacy::LegacyDevices;
+pub(crate) use virtio::NicControl;
+use virtio::SharedVirtio;
+pub use virtio::VirtioError;
+
+/// A virtio device and where it was placed.
+struct VirtioSlot {
+    device: SharedVirtio,
+    base: u64,
+    gsi: u32,
+    /// The option to blame when wiring it fails.
+    option: &'static str,
+}
+
+/// Every device of the VM, which live as long as the VMM.
+pub(crate) struct DeviceManager {
+    legacy: LegacyDevices,
+    virtio: Vec<VirtioSlot>,
+    /// The virtio consoles' host ends, open as long as the VMM.
+    chardevs: Vec<Chardev>,
+    balloon: Option<BalloonControl>,
+    nics: Vec<NicControl>,
+    events: EventSender,
+}
+
+/// A machine's buses with the devices on them.
+pub(crate) struct Attached {
+    pub(crate) pio: Arc<Bus>,
+    pub(crate) mmio: Arc<Bus>,
+    pub(crate) platform: AcpiConfig,
+    /// The power button lives here.
+    pub(crate) pm: Arc<Mutex<AcpiPm>>,
+    /// The thread serving this boot's devices.
+    pub(crate) event_loop: EventLoop,
+    /// What this boot's devices and vCPUs post to the main loop.
+    pub(crate) events: Arc<BootEvents>,
+    /// What must live as long as the boot.
+    pub(crate) wiring: Wiring,
+}
+
+/// The wiring of one boot that must live as long as it: where each
+/// transport's kicks are caught (a transport that moves re-registers
+/// through its [`Notifiers`]).
+pub(crate) struct Wiring {
+    _notifiers: Vec<Notifiers>,
+}
+
+impl DeviceManager {
+    /// Opens every device's host side and places every device.
+    pub(crate) fn new(
+        cfg: &VmConfig,
+        events: EventSender,
+        bus: &EventBus,
+    ) -> Result<Self, VmmError> {
+        let mut alloc = SystemAllocator::new(&RamLayout::new(cfg.mem_size));
+        let legacy = LegacyDevices::new(cfg, &mut alloc)?;
+        let mut dm = DeviceManager {
+            legacy,
+            virtio: Vec::new(),
+            chardevs: Vec::new(),
+            balloon: None,
+            nics: Vec::new(),
+            events,
+        };
+        let virtio_err = |(option, source)| VmmError::Virtio { option, source };
+        // Placement first, so a VM with too many devices opens none.
+        let mut places = Vec::new();
+        for _ in &cfg.virtio {
+            let placed = alloc
+                .allocate_gsi()
+                .and_then(|gsi| Ok((alloc.allocate_platform_mmio(MMIO_SIZE, MMIO_SIZE)?, gsi)));
+            match placed {
+                Ok(p) => places.push(p),
+                Err(_) => {
+                    let most = places.len();
+                    return Err(virtio_err(("-device", VirtioError::TooMany(most))));
+                }
+            }
+        }
+        for (dev, (range, gsi)) in cfg.virtio.iter().zip(places) {
+            let built = virtio::build(dev, cfg, bus).map_err(virtio_err)?;
+            dm.chardevs.extend(built.chardev);
+            dm.nics.extend(built.nic);
+            if built.balloon.is_some() {
+                dm.balloon = built.balloon;
+            }
+            dm.virtio.push(VirtioSlot {
+                device: built.device,
+                base: range.base,
+                gsi,
+                option: built.option,
+            });
+        }
+        Ok(dm)
+    }
+
+    /// Puts every device on a new machine, wired to its VM fd, and starts
+    /// the event loop that serves them (parked if `paused`).
+    pub(crate) fn attach(&self, machine: &Machine, paused: bool) -> Result<Attached, VmmError> {
+        let pio = Bus::new("pio");
+        let mmio = Bus::new("mmio");
+        let mut platform = AcpiConfig::default();
+        let control = Arc::new(BootEvents::new(self.events.clone()));
+        let legacy = self.legacy.attach(machine, &pio, &mut platform, &control)?;
+
+        let vm = machine.vm_fd();
+        let mut subscribers: Vec<Box<dyn Subscriber>> = vec![legacy.sci];
+        let mut notifiers = Vec::new();
+        for (i, s) in self.virtio.iter().enumerate() {
+            let err = |source| VmmError::Virtio {
+                option: s.option,
+                source,
+            };
+            let kvm = |what| move |source| err(VirtioError::Kvm { what, source });
+            // A reboot leaves the device as the old guest drove it.
+            s.device.lock().unwrap_or_else(|p| p.into_inner()).reset();
+            let irq = IrqFd::new(vm, s.gsi).map_err(kvm("an irqfd"))?;
+            let transport =
+                MmioTransport::new(s.device.clone(), machine.memory().clone(), Arc::new(irq));
+            let notify =
+                Notifiers::register(vm, IoSpace::Mmio, s.base, &transport.notify_regions())
+                    .map_err(kvm("an ioeventfd"))?;
+            let kicks = notify.kicks().map_err(|source| {
+                err(VirtioError::Setup {
+                    what: "an ioeventfd",
+                    source,
+                })
+            })?;
+            notifiers.push(notify);
+            subscribers.push(Box::new(VirtioSubscriber {
+                device: s.device.clone(),
+                kicks,
+            }));
+            // The slots come from the allocator: an overlap is a bug in the
+            // layout.
+            mmio.insert(Arc::new(Mutex::new(transport)), s.base, MMIO_SIZE)
+                .expect("virtio-mmio slots overlap");
+            platform.devices.push(Box::new(mmio::acpi_device(
+                i as u8,
+                s.base as u32,
+                MMIO_SIZE as u32,
+                s.gsi,
+            )));
+        }
+        let event_loop =
+            EventLoop::start("devices", subscribers, paused).map_err(|source| VmmError::Setup {
+                what: "the device event loop",
+                source,
+            })?;
+        Ok(Attached {
+            pio: Arc::new(pio),
+            mmio: Arc::new(mmio),
+            platform,
+            pm: legacy.pm,
+            event_loop,
+            events: control,
+            wiring: Wiring {
+                _notifiers: notifiers,
+            },
+        })
+    }
+
+    /// `query-chardev` entries for the serial ports and virtio consoles.
+    pub(crate) fn chardev_infos(&self) -> Vec<ChardevInfo> {
+        let mut infos = self.legacy.chardev_infos();
+        infos.extend(self.chardevs.iter().map(|c| ChardevInfo {
+            label: c.label().to_string(),
+            filename: c.filename(),
+            frontend_open: true,
+        }));
+        infos
+    }
+
+    /// The NIC `set_link` names, if any.
+    pub(crate) fn nic(&self, name: &str) -> Option<&NicControl> {
+        self.nics.iter().find(|n| n.is_named(name))
+    }
+
+    /// The balloon, if the VM has one.
+    pub(crate) fn balloon(&self) -> Option<&BalloonControl> {
+        self.balloon.as_ref()
+    }
+
+    /// The `virtio_mmio.device=` entries for the kernel command line, so
+    /// that a kernel without ACPI (or with `acpi=off`) finds the devices.
+    pub(crate) fn virtio_cmdline(&self) -> String {
+        self.virtio
+            .iter()
+            .map(|s| format!("virtio_mmio.device=4K@{:#x}:{}", s.base, s.gsi))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A virtio device as the event loop serves it: its queues' ioeventfds
+/// (tokens: the queue index) and the host descriptor it asks for.
+struct VirtioSubscriber {
+    device: SharedVirtio,
+    kicks: Vec<(u16, EventFd)>,
+}
+
+impl Subscriber for VirtioSubscriber {
+    fn fixed_fds(&self) -> Vec<(RawFd, u32)> {
+        self.kicks
+            .iter()
+            .enumerate()
+            .map(|(i, (_, evt))| (evt.as_raw_fd(), i as u32))
+            .collect()
+    }
+
+    fn dynamic_fd(&self) -> Option<RawFd> {
+        self.device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .host_fd()
+    }
+
+    fn handle(&mut self, token: u32) {
+        let lock = || self.device.lock().unwrap_or_else(|p| p.into_inner());
+        if token == DYNAMIC {
+            lock().process_host_fd();
+            return;
+        }
+        let Some((queue, evt)) = self.kicks.get(token as usize) else {
+            return;
+        };
+        // Nonblocking: a spurious wakeup reads EAGAIN and changes nothing.
+        if evt.read().is_ok() {
+            lock().process_queue(*queue);
+        }
+    }
+}

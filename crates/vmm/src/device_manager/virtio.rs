@@ -1,0 +1,271 @@
+//! The virtio device factory: each `-device` of the command line opened
+//! into a device model with its host side (a disk, a tap, a chardev, an
+//! entropy source). Device models and their host files live as long as the
+//! VMM; placing and wiring them is the device manager's job.
+
+use std::os::fd::FromRawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rvirt_qmp::EventBus;
+use rvirt_virtio::balloon::{Balloon, BalloonOptions};
+use rvirt_virtio::blk::{
+    open_disk, Block, BlockError, BlockOptions, DiscardMode, DiskOpenOptions, OpenError,
+};
+use rvirt_virtio::console::Console;
+use rvirt_virtio::net::{Net, Tap, TapError};
+use rvirt_virtio::rng::Rng;
+use rvirt_virtio::VirtioDevice;
+use rvirt_vmm_config::{ConsoleConfig, DiskConfig, NetConfig, TapSource, VirtioConfig, VmConfig};
+
+use crate::balloon::{BalloonControl, BalloonDevice};
+use crate::chardev::{Chardev, ChardevError};
+
+/// A device model as the transports and the event loop share it.
+pub(crate) type SharedVirtio = Arc<Mutex<dyn VirtioDevice>>;
+
+/// Why a virtio device's host side cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum VirtioError {
+    #[error("could not open '{}'", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    OpenDisk(OpenError),
+    #[error("'{}'", path.display())]
+    Disk {
+        path: PathBuf,
+        #[source]
+        source: BlockError,
+    },
+    #[error("netdev '{netdev}'")]
+    Tap {
+        netdev: String,
+        #[source]
+        source: TapError,
+    },
+    #[error("chardev '{chardev}'")]
+    Chardev {
+        chardev: String,
+        #[source]
+        source: ChardevError,
+    },
+    #[error("too many virtio devices: at most {0}")]
+    TooMany(usize),
+    #[error("failed to register {what} with KVM")]
+    Kvm {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to create {what}")]
+    Setup {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A device that panicked mid-request left its state as it was; serving
+    // the other queues beats taking the VMM down.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A NIC as QMP's `set_link` names it: by its netdev id or its device id.
+pub(crate) struct NicControl {
+    names: Vec<String>,
+    net: Arc<Mutex<Net>>,
+}
+
+impl NicControl {
+    pub(crate) fn is_named(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// Link status as the guest sees it in config space; a change raises a
+    /// config interrupt. Down also drops what the guest sends, as QEMU.
+    pub(crate) fn set_link(&self, up: bool) {
+        lock(&self.net).set_link_up(up);
+    }
+}
+
+/// What the factory built for one `-device`, and what the rest of the VMM
+/// keeps of it.
+pub(crate) struct Built {
+    pub(crate) device: SharedVirtio,
+    /// The option to blame when this device's wiring fails.
+    pub(crate) option: &'static str,
+    pub(crate) chardev: Option<Chardev>,
+    pub(crate) nic: Option<NicControl>,
+    pub(crate) balloon: Option<BalloonControl>,
+}
+
+impl Built {
+    fn plain(device: SharedVirtio, option: &'static str) -> Self {
+        Built {
+            device,
+            option,
+            chardev: None,
+            nic: None,
+            balloon: None,
+        }
+    }
+}
+
+/// Opens one device's host side; on error, the option to blame.
+pub(crate) fn build(
+    dev: &VirtioConfig,
+    cfg: &VmConfig,
+    bus: &EventBus,
+) -> Result<Built, (&'static str, VirtioError)> {
+    Ok(match dev {
+        VirtioConfig::Rng { filename, .. } => {
+            let rng = Rng::from_path(filename).map_err(|source| {
+                (
+                    "-object",
+                    VirtioError::Open {
+                        path: filename.clone(),
+                        source,
+                    },
+                )
+            })?;
+            Built::plain(Arc::new(Mutex::new(rng)), "-object")
+        }
+        VirtioConfig::Blk(d) => {
+            let block = open_block(d).map_err(|e| ("-drive", e))?;
+            Built::plain(Arc::new(Mutex::new(block)), "-drive")
+        }
+        VirtioConfig::Net(n) => {
+            let net = Arc::new(Mutex::new(open_nic(n).map_err(|e| ("-netdev", e))?));
+            let nic = NicControl {
+                names: std::iter::once(n.netdev.clone())
+                    .chain(n.id.clone())
+                    .collect(),
+                net: net.clone(),
+            };
+            Built {
+                nic: Some(nic),
+                ..Built::plain(net, "-netdev")
+            }
+        }
+        VirtioConfig::Console(c) => {
+            let (console, chardev) = open_console(c).map_err(|e| ("-chardev", e))?;
+            Built {
+                chardev,
+                ..Built::plain(console, "-chardev")
+            }
+        }
+        VirtioConfig::Balloon(b) => {
+            let device = Arc::new(Mutex::new(BalloonDevice::new(
+                Balloon::new(BalloonOptions {
+                    stats: true,
+                    deflate_on_oom: b.deflate_on_oom,
+                }),
+                cfg.mem_size,
+                bus.clone(),
+            )));
+            Built {
+                balloon: Some(BalloonControl::new(device.clone(), cfg.mem_size)),
+                ..Built::plain(device, "-device")
+            }
+        }
+    })
+}
+
+/// The `-drive` / `-blockdev` options as the disk opener takes them; the
+/// parser already refused any other spelling.
+fn disk_options(d: &DiskConfig) -> DiskOpenOptions {
+    DiskOpenOptions {
+        read_only: d.readonly,
+        cache: d
+            .cache
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_default(),
+        aio: d
+            .aio
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_default(),
+        discard: if d.discard {
+            DiscardMode::Unmap
+        } else {
+            DiscardMode::Ignore
+        },
+    }
+}
+
+/// Opens a disk and builds the virtio-blk device on it.
+fn open_block(d: &DiskConfig) -> Result<Block, VirtioError> {
+    let disk = open_disk(&d.path, &disk_options(d)).map_err(VirtioError::OpenDisk)?;
+    let opts = BlockOptions {
+        read_only: d.readonly,
+        serial: d.serial.clone(),
+    };
+    Block::with_disk(disk, opts).map_err(|source| VirtioError::Disk {
+        path: d.path.clone(),
+        source,
+    })
+}
+
+/// Opens the tap of a NIC (`ifname=` or a passed `fd=`) and builds the
+/// device on it.
+fn open_nic(n: &NetConfig) -> Result<Net, VirtioError> {
+    let tap_err = |source| VirtioError::Tap {
+        netdev: n.netdev.clone(),
+        source,
+    };
+    let tap = match &n.tap {
+        // The kernel picks the name (tap0, tap1, ...), as QEMU without ifname.
+        TapSource::Name(name) => Tap::open(name.as_deref().unwrap_or("tap%d")).map_err(tap_err)?,
+        TapSource::Fd(fd) => {
+            // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+            if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+                return Err(VirtioError::Setup {
+                    what: "the tap: the passed descriptor",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            // SAFETY: the descriptor is open (checked above) and was handed
+            // to this process for this NIC alone (`fd=N` on the command
+            // line), so taking ownership of it closes nothing else.
+            let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) };
+            Tap::from_fd(owned).map_err(tap_err)?
+        }
+    };
+    tracing::info!(netdev = %n.netdev, tap = tap.name(), "virtio-net on a tap");
+    Ok(Net::new(Box::new(tap), n.mac))
+}
+
+/// A virtio console whose port's chardev gets the guest's output and
+/// feeds its input; a virtio-serial-device with no port drops output.
+fn open_console(c: &ConsoleConfig) -> Result<(SharedVirtio, Option<Chardev>), VirtioError> {
+    let Some(port) = &c.port else {
+        return Ok((
+            Arc::new(Mutex::new(Console::new(Box::new(std::io::sink())))),
+            None,
+        ));
+    };
+    let chardev_err = |source| VirtioError::Chardev {
+        chardev: port.chardev.clone(),
+        source,
+    };
+    let chardev = Chardev::open(&port.chardev, &port.backend).map_err(chardev_err)?;
+    let out = chardev.writer().map_err(|source| VirtioError::Setup {
+        what: "the console's output",
+        source,
+    })?;
+    let console = Arc::new(Mutex::new(Console::new(out)));
+    let input = console.clone();
+    chardev
+        .spawn_input(move |bytes| lock(&input).push_input(bytes))
+        .map_err(|source| VirtioError::Setup {
+            what: "the console's input",
+            source,
+        })?;
+    Ok((console, Some(chardev)))
+}

@@ -1,0 +1,367 @@
+//! The device event loop: one thread per boot that does all device work
+//! driven by host descriptors (virtio queue kicks, a tap with frames, an
+//! I/O completion, a level interrupt's resample), so vCPU threads only
+//! ever run register accesses.
+//!
+//! Anything with descriptors to wait on joins as a [`Subscriber`]: the
+//! virtio devices today, and whatever non-virtio device needs the same
+//! (a display's VNC clients, fw_cfg DMA completion...). The loop can be
+//! paused and resumed: [`EventLoop::pause`] returns once no subscriber is
+//! running and none will until [`EventLoop::resume`]; the main loop pauses
+//! it after the vCPUs and resumes it before them. See docs/vmm-threads.md.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// The token a subscriber's dynamic descriptor is reported with.
+pub(crate) const DYNAMIC: u32 = u32::MAX;
+
+/// Something the event loop serves.
+pub(crate) trait Subscriber: Send {
+    /// The descriptors to wait on for readability for the subscriber's
+    /// whole life, each with the token [`Subscriber::handle`] gets back.
+    fn fixed_fds(&self) -> Vec<(RawFd, u32)>;
+
+    /// A descriptor to wait on right now, or `None`; asked again after
+    /// every batch of events, so a subscriber can stop the polling
+    /// (backpressure: a NIC with no guest buffers leaves the tap unread)
+    /// and resume it. Reported with the token [`DYNAMIC`].
+    fn dynamic_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// `token`'s descriptor is readable (level-triggered: a handler that
+    /// leaves it readable is called again).
+    fn handle(&mut self, token: u32);
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Run,
+    Pause,
+    Exit,
+}
+
+struct LoopState {
+    wanted: Wanted,
+    /// The thread is parked (runs no subscriber) until `wanted` changes.
+    parked: bool,
+}
+
+struct Control {
+    state: Mutex<LoopState>,
+    changed: Condvar,
+    wake: EventFd,
+}
+
+/// The epoll token of the control eventfd; a subscriber's descriptors use
+/// `index << 32 | token`.
+const WAKE: u64 = u64::MAX;
+
+fn epoll_token(index: usize, token: u32) -> u64 {
+    ((index as u64) << 32) | u64::from(token)
+}
+
+/// The thread serving the subscribers of one boot. Dropping it stops and
+/// joins the thread.
+pub(crate) struct EventLoop {
+    control: Arc<Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EventLoop {
+    /// Starts the thread (named `name`) over `subscribers`, parked if
+    /// `paused`.
+    pub(crate) fn start(
+        name: &str,
+        subscribers: Vec<Box<dyn Subscriber>>,
+        paused: bool,
+    ) -> io::Result<Self> {
+        let control = Arc::new(Control {
+            state: Mutex::new(LoopState {
+                wanted: if paused { Wanted::Pause } else { Wanted::Run },
+                parked: false,
+            }),
+            changed: Condvar::new(),
+            wake: EventFd::new(EFD_NONBLOCK)?,
+        });
+        let epoll = Epoll::new()?;
+        let add = |fd: RawFd, token: u64| {
+            epoll.ctl(
+                ControlOperation::Add,
+                fd,
+                EpollEvent::new(EventSet::IN, token),
+            )
+        };
+        add(control.wake.as_raw_fd(), WAKE)?;
+        let mut fixed = 0;
+        for (i, s) in subscribers.iter().enumerate() {
+            for (fd, token) in s.fixed_fds() {
+                add(fd, epoll_token(i, token))?;
+                fixed += 1;
+            }
+        }
+        let c = control.clone();
+        let events = fixed + subscribers.len() + 1;
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || serve(&c, &epoll, Subscribers::new(subscribers), events))?;
+        Ok(EventLoop {
+            control,
+            thread: Some(thread),
+        })
+    }
+
+    fn set(&self, wanted: Wanted) {
+        lock(&self.control.state).wanted = wanted;
+        self.control.changed.notify_all();
+        if let Err(e) = self.control.wake.write(1) {
+            tracing::warn!("failed to wake the event loop: {e}");
+        }
+    }
+
+    /// Stops the work; returns once no subscriber runs and none will until
+    /// [`EventLoop::resume`].
+    pub(crate) fn pause(&self) {
+        self.set(Wanted::Pause);
+        let mut st = lock(&self.control.state);
+        while !st.parked && st.wanted == Wanted::Pause {
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                return;
+            }
+            st = self
+                .control
+                .changed
+                .wait_timeout(st, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Lets the work go on; events that came while paused are served now.
+    pub(crate) fn resume(&self) {
+        self.set(Wanted::Run);
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        self.set(Wanted::Exit);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("the device event loop panicked");
+            }
+        }
+    }
+}
+
+/// Applies the wanted state; returns false when the thread must exit.
+fn obey(control: &Control) -> bool {
+    let mut st = lock(&control.state);
+    loop {
+        match st.wanted {
+            Wanted::Run => {
+                st.parked = false;
+                return true;
+            }
+            Wanted::Exit => return false,
+            Wanted::Pause => {
+                st.parked = true;
+                control.changed.notify_all();
+                st = control.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+    }
+}
+
+/// The subscribers with the dynamic descriptor each has in the epoll set.
+struct Subscribers {
+    all: Vec<Box<dyn Subscriber>>,
+    armed: Vec<Option<RawFd>>,
+}
+
+impl Subscribers {
+    fn new(all: Vec<Box<dyn Subscriber>>) -> Self {
+        let armed = vec![None; all.len()];
+        Subscribers { all, armed }
+    }
+
+    /// Asks every subscriber what it wants polled now and updates the
+    /// epoll set. Subscribers change their answer after a call into them
+    /// (a device activates, resets, runs out of guest buffers), after
+    /// which this runs.
+    fn rearm(&mut self, epoll: &Epoll) {
+        for (i, s) in self.all.iter().enumerate() {
+            let want = s.dynamic_fd();
+            if want == self.armed[i] {
+                continue;
+            }
+            if let Some(old) = self.armed[i].take() {
+                // Fails only if the descriptor was closed, which removed it.
+                let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
+            }
+            if let Some(fd) = want {
+                let ev = EpollEvent::new(EventSet::IN, epoll_token(i, DYNAMIC));
+                match epoll.ctl(ControlOperation::Add, fd, ev) {
+                    Ok(()) => self.armed[i] = Some(fd),
+                    Err(e) => tracing::warn!("event loop: cannot poll fd {fd}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Waits on every subscriber's descriptors and runs the subscriber whose
+/// descriptor fired. Epoll is level-triggered, so events that arrive while
+/// parked are seen after the resume.
+fn serve(control: &Control, epoll: &Epoll, mut subs: Subscribers, events: usize) {
+    if !obey(control) {
+        return;
+    }
+    subs.rearm(epoll);
+    let mut events = vec![EpollEvent::default(); events];
+    loop {
+        let n = match epoll.wait(-1, &mut events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::error!("event loop: epoll failed: {e}");
+                return;
+            }
+        };
+        for ev in &events[..n] {
+            let token = ev.data();
+            if token == WAKE {
+                // Consumed before reading the state, so a later change
+                // wakes the loop again.
+                let _ = control.wake.read();
+                if !obey(control) {
+                    return;
+                }
+                continue;
+            }
+            // A pause that arrived during this batch must stop the work
+            // now, not after the batch.
+            if lock(&control.state).wanted != Wanted::Run {
+                continue;
+            }
+            if let Some(s) = subs.all.get_mut((token >> 32) as usize) {
+                s.handle(token as u32);
+            }
+        }
+        subs.rearm(epoll);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records which of its eventfds fired.
+    struct Kicks {
+        evts: Vec<EventFd>,
+        calls: Arc<Mutex<Vec<u32>>>,
+    }
+
+    impl Subscriber for Kicks {
+        fn fixed_fds(&self) -> Vec<(RawFd, u32)> {
+            (0..self.evts.len() as u32)
+                .map(|i| (self.evts[i as usize].as_raw_fd(), i))
+                .collect()
+        }
+        fn handle(&mut self, token: u32) {
+            if self.evts[token as usize].read().is_ok() {
+                lock(&self.calls).push(token);
+            }
+        }
+    }
+
+    fn wait_for(calls: &Arc<Mutex<Vec<u32>>>, want: &[u32]) -> bool {
+        for _ in 0..200 {
+            if lock(calls).as_slice() == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn kicks_run_the_queue_and_pause_holds_them() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let evts: Vec<EventFd> = (0..2)
+            .map(|_| EventFd::new(EFD_NONBLOCK).unwrap())
+            .collect();
+        let fds: Vec<EventFd> = evts.iter().map(|e| e.try_clone().unwrap()).collect();
+        let sub = Kicks {
+            evts,
+            calls: calls.clone(),
+        };
+        // Started paused (as under -S): a kick waits for the resume.
+        let lp = EventLoop::start("test-loop", vec![Box::new(sub)], true).unwrap();
+        fds[1].write(1).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(lock(&calls).is_empty());
+        lp.resume();
+        assert!(wait_for(&calls, &[1]), "{:?}", lock(&calls));
+        fds[0].write(1).unwrap();
+        assert!(wait_for(&calls, &[1, 0]), "{:?}", lock(&calls));
+        lp.pause();
+        fds[0].write(1).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(lock(&calls).as_slice(), &[1, 0]);
+        lp.resume();
+        assert!(wait_for(&calls, &[1, 0, 0]), "{:?}", lock(&calls));
+        drop(lp);
+    }
+
+    /// A descriptor polled only while its subscriber wants it.
+    struct Gated {
+        evt: EventFd,
+        want: Arc<Mutex<bool>>,
+        calls: Arc<Mutex<Vec<u32>>>,
+    }
+
+    impl Subscriber for Gated {
+        fn fixed_fds(&self) -> Vec<(RawFd, u32)> {
+            Vec::new()
+        }
+        fn dynamic_fd(&self) -> Option<RawFd> {
+            lock(&self.want).then(|| self.evt.as_raw_fd())
+        }
+        fn handle(&mut self, token: u32) {
+            // Not consumed: level-triggered, it would fire again unless the
+            // subscriber stops asking for it.
+            lock(&self.calls).push(token);
+            *lock(&self.want) = false;
+        }
+    }
+
+    #[test]
+    fn a_dynamic_descriptor_is_polled_only_while_wanted() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let want = Arc::new(Mutex::new(true));
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        evt.write(1).unwrap();
+        let sub = Gated {
+            evt,
+            want: want.clone(),
+            calls: calls.clone(),
+        };
+        let lp = EventLoop::start("test-loop", vec![Box::new(sub)], false).unwrap();
+        assert!(wait_for(&calls, &[DYNAMIC]), "{:?}", lock(&calls));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(lock(&calls).as_slice(), &[DYNAMIC], "no longer polled");
+        drop(lp);
+    }
+}
