@@ -102,7 +102,36 @@ def rng():
     write("virtio_rng", "failing-source", b"\x94" + img.b)
 
 
+def mmio():
+    """Register-file ops (see fuzz_targets/virtio_mmio.rs): 2 = a 32-bit
+    write of register index (offset / 4); 0 = a read (size code in bits
+    2-3); 3 = the device serving queue N."""
+    def reg(offset, value):
+        return bytes([2, offset // 4]) + struct.pack("<I", value)
+
+    def read(offset, size_code=2):
+        return bytes([size_code << 2]) + struct.pack("<H", offset)
+
+    ack, driver, features_ok, driver_ok = 1, 2, 8, 4
+    bring_up = b"".join([
+        reg(0x70, ack), reg(0x70, ack | driver),
+        reg(0x24, 1), reg(0x20, 1),  # DriverFeaturesSel 1: VERSION_1
+        reg(0x24, 0), reg(0x20, 1),
+        reg(0x70, ack | driver | features_ok),
+    ])
+    for q, base in ((0, 0x1000), (1, 0x4000)):
+        bring_up += b"".join([
+            reg(0x30, q), reg(0x38, 8), reg(0x80, base), reg(0x90, base + 0x800),
+            reg(0xa0, base + 0x1000), reg(0x44, 1),
+        ])
+    bring_up += reg(0x70, ack | driver | features_ok | driver_ok)
+    served = bytes([3, 0, 3, 1]) + read(0x60) + reg(0x64, 1) + read(0x100, 0) + reg(0x100, 7)
+    write("virtio_mmio", "bring-up", bring_up + served)
+    write("virtio_mmio", "needs-reset", bring_up + bytes([3, 2]) + read(0x70) + reg(0x70, 0))
+
+
 if __name__ == "__main__":
+    mmio()
     net_tx()
     net_rx()
     console()
