@@ -13,9 +13,8 @@ use rvirt_platform::InterruptLine;
 use rvirt_vmm_config::VmConfig;
 
 use crate::chardev::Chardev;
-use crate::event_loop::Subscriber;
 use crate::events::BootEvents;
-use crate::interrupts::{IrqFd, ResampledLine};
+use crate::interrupts::{IrqFd, KvmLevelLine};
 use crate::VmmError;
 
 /// COM1..COM4: (port, IRQ).
@@ -85,13 +84,10 @@ fn placement(source: rvirt_machine::AllocError) -> VmmError {
     VmmError::Placement(source)
 }
 
-/// What a boot's legacy devices give the main loop and the event loop.
+/// What a boot's legacy devices give the main loop.
 pub(crate) struct LegacyAttached {
     /// The power button lives here.
     pub(crate) pm: Arc<Mutex<AcpiPm>>,
-    /// The SCI's resampler: the event loop raises the level line again
-    /// after the guest's EOI while the PM block still holds it.
-    pub(crate) sci: Box<dyn Subscriber>,
 }
 
 impl LegacyDevices {
@@ -197,9 +193,11 @@ impl LegacyDevices {
             ports::I8042_LEN,
         );
         insert(self.cmos.clone(), ports::CMOS, ports::CMOS_LEN);
-        // Level-triggered, active high (the MADT's override says so).
-        let sci = ResampledLine::new(vm, irqs::SCI).map_err(setup("the SCI's irqfd"))?;
-        let pm = Arc::new(Mutex::new(AcpiPm::new(sci.clone(), control.clone())));
+        // Level-triggered, active high (the MADT's override says so);
+        // KVM_IRQ_LINE, not a resample irqfd, whose set-up waits for an
+        // SRCU grace period at every boot (see crate::interrupts).
+        let sci = Arc::new(KvmLevelLine::new(vm.clone(), irqs::SCI));
+        let pm = Arc::new(Mutex::new(AcpiPm::new(sci, control.clone())));
         insert(
             pm.clone(),
             ports::ACPI_PM,
@@ -218,10 +216,7 @@ impl LegacyDevices {
                 1,
             );
         }
-        Ok(LegacyAttached {
-            pm,
-            sci: sci.subscriber(),
-        })
+        Ok(LegacyAttached { pm })
     }
 
     /// `query-chardev` entries for the serial ports.

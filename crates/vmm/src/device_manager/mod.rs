@@ -136,7 +136,7 @@ impl DeviceManager {
         let legacy = self.legacy.attach(machine, &pio, &mut platform, &control)?;
 
         let vm = machine.vm_fd();
-        let mut subscribers: Vec<Box<dyn Subscriber>> = vec![legacy.sci];
+        let mut subscribers: Vec<Box<dyn Subscriber>> = Vec::new();
         let mut notifiers = Vec::new();
         for (i, s) in self.virtio.iter().enumerate() {
             let err = |source| VmmError::Virtio {
