@@ -286,14 +286,12 @@ mod tests {
         }
     }
 
-    fn wait_for(calls: &Arc<Mutex<Vec<u32>>>, want: &[u32]) -> bool {
-        for _ in 0..200 {
-            if lock(calls).as_slice() == want {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
+    const T: Duration = Duration::from_secs(10);
+
+    fn wait_for(calls: &Arc<Mutex<Vec<u32>>>, want: &[u32]) {
+        rvirt_testkit::wait_for(&format!("calls {want:?}"), T, || {
+            lock(calls).as_slice() == want
+        });
     }
 
     #[test]
@@ -313,15 +311,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(lock(&calls).is_empty());
         lp.resume();
-        assert!(wait_for(&calls, &[1]), "{:?}", lock(&calls));
+        wait_for(&calls, &[1]);
         fds[0].write(1).unwrap();
-        assert!(wait_for(&calls, &[1, 0]), "{:?}", lock(&calls));
+        wait_for(&calls, &[1, 0]);
         lp.pause();
         fds[0].write(1).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(lock(&calls).as_slice(), &[1, 0]);
         lp.resume();
-        assert!(wait_for(&calls, &[1, 0, 0]), "{:?}", lock(&calls));
+        wait_for(&calls, &[1, 0, 0]);
         drop(lp);
     }
 
@@ -359,7 +357,7 @@ mod tests {
             calls: calls.clone(),
         };
         let lp = EventLoop::start("test-loop", vec![Box::new(sub)], false).unwrap();
-        assert!(wait_for(&calls, &[DYNAMIC]), "{:?}", lock(&calls));
+        wait_for(&calls, &[DYNAMIC]);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(lock(&calls).as_slice(), &[DYNAMIC], "no longer polled");
         drop(lp);
