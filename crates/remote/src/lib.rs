@@ -28,7 +28,7 @@ pub mod types;
 pub mod uri;
 pub mod xdr;
 
-pub use client::{Async, Client, ClientError, ClientOptions, StreamSender};
+pub use client::{Async, Client, ClientError, ClientOptions, Pending, StreamSender};
 pub use error::RemoteError;
 pub use frame::{FrameDecoder, FrameError};
 pub use message::{Header, Message, MessageStatus, MessageType};

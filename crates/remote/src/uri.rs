@@ -216,8 +216,7 @@ pub fn resolve_uri(
 
 /// [`resolve_uri`] with the process's environment and effective uid.
 pub fn resolve_uri_from_env(cli: Option<&str>) -> Result<RemoteUri, UriError> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = rustix::process::geteuid().is_root();
     resolve_uri(cli, |k| std::env::var(k).ok(), is_root)
 }
 

@@ -65,7 +65,7 @@ fn replay(sub: &str, prefix: &str) -> (UnixStream, thread::JoinHandle<()>) {
 #[test]
 fn error_session_matches_virsh_byte_for_byte() {
     let (sock, server) = replay("full-hex", "j-error-missing");
-    let mut c = Client::handshake(sock, "qemu:///system").unwrap();
+    let c = Client::handshake(sock, "qemu:///system").unwrap();
     assert!(c.features().keepalive && c.features().event_callback && c.features().close_callback);
     let err = c
         .call::<procs::DomainLookupByName>(&DomainLookupByNameArgs {
@@ -89,7 +89,7 @@ fn error_session_matches_virsh_byte_for_byte() {
 #[test]
 fn start_session_matches_virsh_byte_for_byte() {
     let (sock, server) = replay("full-hex", "c-start");
-    let mut c = Client::handshake(sock, "qemu:///system").unwrap();
+    let c = Client::handshake(sock, "qemu:///system").unwrap();
     let dom = c
         .call::<procs::DomainLookupByName>(&DomainLookupByNameArgs {
             name: "rpcdemo".into(),
@@ -111,7 +111,7 @@ fn start_session_matches_virsh_byte_for_byte() {
 #[test]
 fn event_session_matches_virsh_byte_for_byte() {
     let (sock, server) = replay("summary", "33-event");
-    let mut c = Client::handshake(sock, "qemu:///system").unwrap();
+    let c = Client::handshake(sock, "qemu:///system").unwrap();
     let dom = c
         .call::<procs::DomainLookupByName>(&DomainLookupByNameArgs {
             name: "rpcdemo".into(),
@@ -238,7 +238,7 @@ fn fake_daemon(mut s: UnixStream) {
 fn keepalive_events_and_unsupported_calls() {
     let (a, b) = pair();
     let daemon = thread::spawn(move || fake_daemon(b));
-    let mut c = Client::handshake(a, "qemu:///session").unwrap();
+    let c = Client::handshake(a, "qemu:///session").unwrap();
     assert!(c.features().keepalive);
     assert!(!c.features().close_callback);
 

@@ -65,6 +65,7 @@ impl Session {
         })?;
         let opts = ClientOptions {
             ask_keepalive: keepalive,
+            ..Default::default()
         };
         let client = Client::handshake_with(sock, &target.open_name, &opts)?;
         Ok(Session { client, target })

@@ -169,7 +169,7 @@ fn unknown_calls_get_errors_not_hangups() {
 #[test]
 fn unknown_domains_get_libvirts_error() {
     let d = Rvirtd::start();
-    let mut c = client(&d);
+    let c = client(&d);
     let err = c
         .call::<procs::DomainLookupByName>(&DomainLookupByNameArgs {
             name: "nosuch".into(),
@@ -186,7 +186,7 @@ fn unknown_domains_get_libvirts_error() {
 #[test]
 fn broken_definitions_are_skipped_not_deleted() {
     let mut d = Rvirtd::start();
-    let mut c = client(&d);
+    let c = client(&d);
     c.call::<procs::DomainDefineXml>(&DomainDefineXmlArgs {
         xml: domain_xml("fine", Guest::Hello),
     })
@@ -208,7 +208,7 @@ fn twenty_clients_start_and_destroy_twenty_domains() {
         .map(|i| {
             let sock = d.socket();
             std::thread::spawn(move || {
-                let mut c = common::connect(&sock, "qemu:///system");
+                let c = common::connect(&sock, "qemu:///system");
                 let name = format!("vm{i}");
                 let dom = c
                     .call::<procs::DomainDefineXml>(&DomainDefineXmlArgs {
@@ -322,7 +322,7 @@ fn socket_group_and_session_mode() {
             Err(daemon.stderr_text())
         }
     });
-    let mut c = common::connect(&sock, "qemu:///session");
+    let c = common::connect(&sock, "qemu:///session");
     c.call::<procs::DomainDefineXml>(&DomainDefineXmlArgs {
         xml: domain_xml("s", Guest::Hello),
     })

@@ -367,7 +367,7 @@ fn network_nic_is_libvirts_network_not_found() {
     );
     assert_eq!(d.state("net"), "shut off (failed)");
 
-    let mut c = d.client();
+    let c = d.client();
     let dom = c
         .call::<procs::DomainDefineXml>(&DomainDefineXmlArgs { xml })
         .expect("define")
