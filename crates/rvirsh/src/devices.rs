@@ -1,94 +1,43 @@
 //! The disks and interfaces of a domain's XML, as `domblklist` and
-//! `domiflist` read them (virsh parses the XML client-side). A tiny element
-//! tree over quick-xml is all that needs.
+//! `domiflist` read them (virsh parses the XML client-side), over the
+//! domain crate's element tree. virsh reads them with XPath; the helpers
+//! below are the few expressions it uses.
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
-
-/// An XML element: name, attributes in document order, child elements.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Elem {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub children: Vec<Elem>,
-}
-
-impl Elem {
-    fn from_start(e: &BytesStart<'_>) -> Result<Self, String> {
-        let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-        let mut attrs = Vec::new();
-        for a in e.attributes() {
-            let a = a.map_err(|e| e.to_string())?;
-            let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-            let value = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
-            attrs.push((key, value));
-        }
-        Ok(Elem {
-            name,
-            attrs,
-            children: Vec::new(),
-        })
-    }
-
-    /// The attribute's value; an empty value counts as absent, as libvirt's
-    /// `virXPathString` returns NULL for an empty string.
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Children with this name.
-    pub fn children_named<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a Elem> + 'n
-    where
-        'a: 'n,
-    {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-
-    /// `string(./child/@attr)`.
-    pub fn child_attr(&self, child: &str, attr: &str) -> Option<&str> {
-        self.children_named(child).find_map(|c| c.attr(attr))
-    }
-
-    /// `string(./child/@a|./child/@b|...)`: the first of these attributes
-    /// in document order over all `child` elements.
-    pub fn child_any_attr(&self, child: &str, attrs: &[&str]) -> Option<&str> {
-        self.children_named(child).find_map(|c| {
-            c.attrs
-                .iter()
-                .find(|(k, v)| attrs.contains(&k.as_str()) && !v.is_empty())
-                .map(|(_, v)| v.as_str())
-        })
-    }
-}
+use rvirt_domain::xml::{self, Element, XmlError};
 
 /// Parses a document into its root element.
-pub fn parse(xml: &str) -> Result<Elem, String> {
-    let mut r = Reader::from_str(xml);
-    let mut stack: Vec<Elem> = Vec::new();
-    loop {
-        match r.read_event().map_err(|e| e.to_string())? {
-            Event::Start(e) => stack.push(Elem::from_start(&e)?),
-            Event::Empty(e) => {
-                let el = Elem::from_start(&e)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => return Ok(el),
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or("unbalanced end tag")?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => return Ok(el),
-                }
-            }
-            Event::Eof => return Err("no root element".to_string()),
-            _ => {}
-        }
-    }
+pub fn parse(text: &str) -> Result<Element, XmlError> {
+    xml::parse(text)
+}
+
+/// `string(./@name)`: an empty value counts as absent, as libvirt's
+/// `virXPathString` returns NULL for an empty string.
+fn attr<'a>(e: &'a Element, name: &str) -> Option<&'a str> {
+    e.attr(name).filter(|v| !v.is_empty())
+}
+
+/// Child elements with this name.
+fn children<'a, 'n>(e: &'a Element, name: &'n str) -> impl Iterator<Item = &'a Element> + 'n
+where
+    'a: 'n,
+{
+    e.elements().filter(move |c| c.name == name)
+}
+
+/// `string(./child/@attr)`.
+fn child_attr<'a>(e: &'a Element, child: &str, name: &str) -> Option<&'a str> {
+    children(e, child).find_map(|c| attr(c, name))
+}
+
+/// `string(./child/@a|./child/@b|...)`: the first of these attributes
+/// in document order over all `child` elements.
+fn child_any_attr<'a>(e: &'a Element, child: &str, names: &[&str]) -> Option<&'a str> {
+    children(e, child).find_map(|c| {
+        c.attrs
+            .iter()
+            .find(|(k, v)| names.contains(&k.as_ref()) && !v.is_empty())
+            .map(|(_, v)| v.as_ref())
+    })
 }
 
 /// One row of `domblklist`.
@@ -110,23 +59,21 @@ pub struct Iface {
     pub mac: Option<String>,
 }
 
-fn devices(root: &Elem) -> impl Iterator<Item = &Elem> {
-    root.children_named("devices")
-        .flat_map(|d| d.children.iter())
+fn devices(root: &Element) -> impl Iterator<Item = &Element> {
+    children(root, "devices").flat_map(Element::elements)
 }
 
 /// The disks of a domain XML; `None` when a disk has no target (virsh
 /// then fails with "unable to query block list").
-pub fn disks(root: &Elem) -> Option<Vec<Disk>> {
+pub fn disks(root: &Element) -> Option<Vec<Disk>> {
     devices(root)
         .filter(|e| e.name == "disk")
         .map(|d| {
             Some(Disk {
-                type_: d.attr("type").unwrap_or("").to_string(),
-                device: d.attr("device").unwrap_or("").to_string(),
-                target: d.child_attr("target", "dev")?.to_string(),
-                source: d
-                    .child_any_attr("source", &["file", "dev", "dir", "name", "volume"])
+                type_: attr(d, "type").unwrap_or("").to_string(),
+                device: attr(d, "device").unwrap_or("").to_string(),
+                target: child_attr(d, "target", "dev")?.to_string(),
+                source: child_any_attr(d, "source", &["file", "dev", "dir", "name", "volume"])
                     .map(str::to_string),
             })
         })
@@ -134,17 +81,16 @@ pub fn disks(root: &Elem) -> Option<Vec<Disk>> {
 }
 
 /// The interfaces of a domain XML.
-pub fn interfaces(root: &Elem) -> Vec<Iface> {
+pub fn interfaces(root: &Element) -> Vec<Iface> {
     devices(root)
         .filter(|e| e.name == "interface")
         .map(|i| Iface {
-            target: i.child_attr("target", "dev").map(str::to_string),
-            type_: i.attr("type").unwrap_or("").to_string(),
-            source: i
-                .child_any_attr("source", &["bridge", "dev", "network", "name", "path"])
+            target: child_attr(i, "target", "dev").map(str::to_string),
+            type_: attr(i, "type").unwrap_or("").to_string(),
+            source: child_any_attr(i, "source", &["bridge", "dev", "network", "name", "path"])
                 .map(str::to_string),
-            model: i.child_attr("model", "type").map(str::to_string),
-            mac: i.child_attr("mac", "address").map(str::to_string),
+            model: child_attr(i, "model", "type").map(str::to_string),
+            mac: child_attr(i, "mac", "address").map(str::to_string),
         })
         .collect()
 }
@@ -205,5 +151,18 @@ mod tests {
         assert_eq!(disks(&root), None);
         assert!(parse("<domain><devices>").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn empty_values_are_absent_and_sources_are_taken_in_document_order() {
+        let root = parse(
+            "<domain><devices><disk type='' device='disk'><source dev='' file='/f'/>\
+             <source dir='/d'/><target dev=''/><target dev='vda'/></disk></devices></domain>",
+        )
+        .unwrap();
+        let d = disks(&root).unwrap();
+        assert_eq!(d[0].type_, "");
+        assert_eq!(d[0].source.as_deref(), Some("/f"));
+        assert_eq!(d[0].target, "vda");
     }
 }

@@ -62,6 +62,19 @@ pub fn strerror(e: &std::io::Error) -> String {
     }
 }
 
+/// An error and its sources as one line, `what: why: ...`: each message
+/// leaves its source out, so the chain is printed once, here.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    s
+}
+
 /// A client error as the cause line virsh would show.
 pub fn client_cause(e: &ClientError) -> String {
     match e {
@@ -72,7 +85,7 @@ pub fn client_cause(e: &ClientError) -> String {
             strerror(source)
         ),
         ClientError::Closed => "End of file while reading data: Input/output error".to_string(),
-        other => other.to_string(),
+        other => chain(other),
     }
 }
 
@@ -108,6 +121,14 @@ mod tests {
         assert_eq!(only.lines(), vec!["failed to get domain 'x'"]);
         let twice = CmdError::msg("a").context("b");
         assert_eq!(twice.lines(), vec!["b", "a"]);
+    }
+
+    #[test]
+    fn causes_are_printed_once() {
+        let e = ClientError::Frame(rvirt_remote::FrameError::Io(std::io::Error::other("reset")));
+        assert_eq!(client_cause(&e), "socket I/O failed: reset");
+        let lost = ClientError::Lost(std::sync::Arc::new(e));
+        assert_eq!(client_cause(&lost), "socket I/O failed: reset");
     }
 
     #[test]

@@ -60,37 +60,12 @@ fn domain_help(cmd: &str) -> Option<&'static str> {
     })
 }
 
-/// virsh's DESCRIPTION paragraphs.
-fn description(cmd: &str) -> &'static str {
-    match cmd {
-        "list" => "Returns list of domains.",
-        "dominfo" => "Returns basic information about the domain.",
-        "create" => "Create a domain.",
-        "define" => "Define a domain.",
-        "start" => {
-            "Start a domain, either from the last managedsave\n    state, or via a fresh boot if no managedsave state\n    is present."
-        }
-        "destroy" => "Forcefully stop a given domain, but leave its resources intact.",
-        "undefine" => "Undefine an inactive domain, or convert persistent to transient.",
-        "shutdown" => "Run shutdown in the target domain.",
-        "reboot" => "Run a reboot command in the target domain.",
-        "suspend" => "Suspend a running domain.",
-        "resume" => "Resume a previously suspended domain.",
-        "domstate" => "Returns state about a domain.",
-        "dumpxml" => "Output the domain information as an XML dump to stdout.",
-        "edit" => "Edit the XML configuration for a domain.",
-        "console" => "Connect the virtual serial console for the guest",
-        "autostart" => "Configure a domain to be automatically started at boot.",
-        "vcpuinfo" => "Returns basic information about the domain virtual CPUs.",
-        "domblklist" => "Get the summary of block devices for a domain.",
-        "domiflist" => "Get the summary of virtual interfaces for a domain.",
-        "version" => "Display the system version information.",
-        "nodeinfo" => "Returns basic information about the node.",
-        "domxml-to-native" => "Convert domain XML config to a native guest configuration format.",
-        "event" => "List event types, or wait for domain events to occur",
-        "help" => "Prints global help, command specific help, or help for a\n    group of related commands",
-        _ => "",
-    }
+/// virsh's DESCRIPTION paragraph: the command's `long_about`.
+fn description(cmd: &str) -> String {
+    Cli::command()
+        .find_subcommand(cmd)
+        .and_then(|c| c.get_long_about().map(|a| a.to_string()))
+        .unwrap_or_default()
 }
 
 fn about(cmd: &str) -> String {

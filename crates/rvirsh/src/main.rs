@@ -8,7 +8,6 @@ mod devices;
 mod error;
 mod help;
 mod out;
-mod pipeline;
 mod session;
 mod table;
 mod target;
@@ -99,10 +98,7 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return connect_failed(e.to_string()),
     };
-    // An open editor leaves the connection idle for as long as the user
-    // likes: no keepalive then, or the daemon would hang up on us.
-    let keepalive = !matches!(command, Command::Edit { .. });
-    let mut session = match Session::open(target, keepalive) {
+    let mut session = match Session::open(target) {
         Ok(s) => s,
         Err(e) => return connect_failed(client_cause(&e)),
     };

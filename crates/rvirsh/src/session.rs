@@ -5,7 +5,6 @@ use rvirt_remote::calls::{
     DomainArgs, DomainFlagsArgs, DomainLookupByIdArgs, DomainLookupByNameArgs,
     DomainLookupByUuidArgs,
 };
-use rvirt_remote::client::ClientOptions;
 use rvirt_remote::{procs, Client, ClientError, NonnullDomain, RemoteProcedure, Uuid};
 
 use crate::error::CmdError;
@@ -54,20 +53,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects and runs the handshake; keepalive is asked for only when
-    /// the command answers PINGs while it runs (not while an editor is open).
-    pub fn open(target: Target, keepalive: bool) -> Result<Self, ClientError> {
-        let sock = std::os::unix::net::UnixStream::connect(&target.socket).map_err(|source| {
-            ClientError::Connect {
-                path: target.socket.clone(),
-                source,
-            }
-        })?;
-        let opts = ClientOptions {
-            ask_keepalive: keepalive,
-            ..Default::default()
-        };
-        let client = Client::handshake_with(sock, &target.open_name, &opts)?;
+    /// Connects and runs virsh's handshake, keepalive included: the
+    /// client's reader thread answers the daemon's PINGs even while an
+    /// editor is open, and PINGs a silent daemon as virsh does.
+    pub fn open(target: Target) -> Result<Self, ClientError> {
+        let client = Client::connect_path(&target.socket, &target.open_name)?;
         Ok(Session { client, target })
     }
 

@@ -48,8 +48,7 @@ pub fn resolve(
 
 /// [`resolve`] with the process's environment and effective uid.
 pub fn resolve_from_env(cli: Option<&str>) -> Result<Target, UriError> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = rustix::process::geteuid().is_root();
     resolve(cli, |k| std::env::var(k).ok(), is_root)
 }
 

@@ -1,45 +1,32 @@
 //! The terminal: raw mode for `console` and `edit`'s question, restored
 //! when the guard drops (also on errors).
 
-use std::mem::MaybeUninit;
+use rustix::termios::{self, OptionalActions, Termios};
 
-/// Is this file descriptor a terminal?
-pub fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor number; any value is allowed.
-    unsafe { libc::isatty(fd) == 1 }
+/// Is standard input a terminal?
+pub fn stdin_is_tty() -> bool {
+    termios::isatty(std::io::stdin())
 }
 
-/// Puts a terminal into raw mode until dropped.
+/// Puts standard input's terminal into raw mode until dropped.
 pub struct RawMode {
-    fd: i32,
-    saved: libc::termios,
+    saved: Termios,
 }
 
 impl RawMode {
-    /// Raw mode on `fd`; `None` when it is not a terminal.
-    pub fn enable(fd: i32) -> Option<Self> {
-        let mut t = MaybeUninit::<libc::termios>::uninit();
-        // SAFETY: tcgetattr writes a whole termios into the pointer on
-        // success, and `t` is only read after it returned 0.
-        if unsafe { libc::tcgetattr(fd, t.as_mut_ptr()) } != 0 {
-            return None;
-        }
-        // SAFETY: tcgetattr succeeded, so `t` is initialised.
-        let saved = unsafe { t.assume_init() };
-        let mut raw = saved;
-        // SAFETY: cfmakeraw only modifies the termios it is given.
-        unsafe { libc::cfmakeraw(&mut raw) };
-        // SAFETY: `raw` is a valid termios derived from the current one.
-        if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
-            return None;
-        }
-        Some(RawMode { fd, saved })
+    /// Raw mode on standard input; `None` when it is not a terminal.
+    pub fn stdin() -> Option<Self> {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        termios::tcsetattr(&stdin, OptionalActions::Flush, &raw).ok()?;
+        Some(RawMode { saved })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY: restores the attributes read from the same descriptor.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSAFLUSH, &self.saved) };
+        let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Flush, &self.saved);
     }
 }

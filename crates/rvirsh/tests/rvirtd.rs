@@ -88,6 +88,11 @@ fn sibling(name: &str) -> PathBuf {
 
 /// Starts rvirtd on a fresh tree; `None` (skip) when a piece is missing.
 fn daemon() -> Option<Daemon> {
+    daemon_with(&[])
+}
+
+/// [`daemon`] with more rvirtd arguments.
+fn daemon_with(extra: &[&str]) -> Option<Daemon> {
     let (rvirtd, vmm) = (sibling("rvirtd"), sibling("rvirt-vmm"));
     for p in [&rvirtd, &vmm] {
         if !p.exists() {
@@ -112,6 +117,7 @@ fn daemon() -> Option<Daemon> {
             .arg(&vmm)
             .arg("--destroy-grace")
             .arg("3")
+            .args(extra)
             .stdin(Stdio::null()),
     );
     let d = Daemon { dir, child };
@@ -377,4 +383,34 @@ fn events_from_rvirtd_print_as_in_virsh() {
         "{}",
         outs[1].stdout
     );
+}
+
+/// rvirtd drops a client that stays silent past its keepalive limit (here
+/// about 2 s); an editor left open longer than that must not lose the
+/// edit: the client's reader thread answers the PINGs meanwhile.
+#[test]
+fn edit_outlives_the_daemons_keepalive_limit() {
+    let Some(d) = daemon_with(&["--keepalive-interval", "1", "--keepalive-count", "1"]) else {
+        return;
+    };
+    let file = d.dir.path().join("ka.xml");
+    let xml = domain_xml("ka", Guest::Counter)
+        .replace("  <vcpu", "  <description>before</description>\n  <vcpu");
+    std::fs::write(&file, xml).expect("xml");
+    d.ok(&["define", file.to_str().unwrap()]);
+    let r = raw(
+        common::rvirsh_bin(),
+        &["-c", &d.uri(), "edit", "ka"],
+        &[
+            ("VISUAL", ""),
+            ("EDITOR", "sleep 4; sed -i -e s/before/after/"),
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "Domain 'ka' XML configuration edited.\n\n"),
+        "{r:?}"
+    );
+    let dump = d.ok(&["dumpxml", "ka", "--inactive"]).stdout;
+    assert!(dump.contains("<description>after</description>"), "{dump}");
 }

@@ -1,13 +1,25 @@
-//! version, hostname, nodeinfo, domxml-to-native.
+//! The host commands: version, uri, hostname, nodeinfo.
 
-use rvirt_remote::calls::ConnectDomainXmlToNativeArgs;
 use rvirt_remote::procs;
 
-use super::read_file;
+use crate::cli::HostCommand;
 use crate::error::CmdError;
 use crate::out::Out;
-use crate::session::{By, Session};
+use crate::session::Session;
 use crate::LIBVIRT_VERSION;
+
+/// Runs one host command on an open session.
+pub fn run(s: &mut Session, out: &Out, c: &HostCommand) -> Result<(), CmdError> {
+    match c {
+        HostCommand::Version { daemon } => version(s, out, *daemon),
+        HostCommand::Uri => {
+            out.print(&format!("{}\n", s.target.original));
+            Ok(())
+        }
+        HostCommand::Hostname => hostname(s, out),
+        HostCommand::Nodeinfo => nodeinfo(s, out),
+    }
+}
 
 /// libvirt's `major * 1,000,000 + minor * 1,000 + micro` as `x.y.z`.
 pub fn version_string(v: u64) -> String {
@@ -69,39 +81,6 @@ pub fn nodeinfo(s: &mut Session, out: &Out) -> Result<(), CmdError> {
     ]
     .concat();
     out.print(&text);
-    Ok(())
-}
-
-pub fn domxml_to_native(
-    s: &mut Session,
-    out: &Out,
-    format: Option<&str>,
-    domain: Option<&str>,
-    xml_file: Option<&str>,
-) -> Result<(), CmdError> {
-    let format = format
-        .ok_or_else(|| CmdError::msg("command 'domxml-to-native' requires <format> option"))?;
-    let domain_xml = match (domain, xml_file) {
-        (Some(_), Some(_)) => {
-            return Err(CmdError::msg(
-                "Options --domain and --xml are mutually exclusive",
-            ))
-        }
-        (Some(d), None) => {
-            let dom = s.lookup(d, By::ANY)?;
-            s.xml(&dom, 0)?
-        }
-        (None, Some(f)) => read_file(f)?,
-        (None, None) => return Err(CmdError::msg("need either --domain or --xml")),
-    };
-    let native = s
-        .call::<procs::ConnectDomainXmlToNative>(&ConnectDomainXmlToNativeArgs {
-            native_format: format.to_string(),
-            domain_xml,
-            flags: 0,
-        })?
-        .native_config;
-    out.print(&native);
     Ok(())
 }
 

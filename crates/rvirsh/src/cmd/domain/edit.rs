@@ -14,7 +14,7 @@ use super::lifecycle::DEFINE_VALIDATE;
 use crate::error::CmdError;
 use crate::out::Out;
 use crate::session::{By, Session};
-use crate::term::{is_tty, RawMode};
+use crate::term::{stdin_is_tty, RawMode};
 
 /// What the user answered to "Try again?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +97,7 @@ pub fn answer_for(key: u8, relax_available: bool) -> Option<Answer> {
 
 /// virsh's question after a failed define; `Abort` without a terminal.
 fn ask(out: &Out, relax_available: bool) -> Answer {
-    if !is_tty(0) {
+    if !stdin_is_tty() {
         return Answer::Abort;
     }
     let choices = if relax_available {
@@ -105,7 +105,7 @@ fn ask(out: &Out, relax_available: bool) -> Answer {
     } else {
         "[y,n,f,?]"
     };
-    let raw = RawMode::enable(0);
+    let raw = RawMode::stdin();
     let mut stdin = std::io::stdin();
     let answer = loop {
         out.print(&format!("\rFailed. Try again? {choices}: "));
@@ -192,7 +192,7 @@ pub fn edit(s: &mut Session, out: &Out, arg: &str, skip_validate: bool) -> Resul
             }
             Err(e) => CmdError::from(e),
         };
-        if !is_tty(0) {
+        if !stdin_is_tty() {
             return Err(err);
         }
         print_error(&err);

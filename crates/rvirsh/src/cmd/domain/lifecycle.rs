@@ -13,7 +13,7 @@ use rvirt_remote::consts::VIR_DOMAIN_START_PAUSED;
 use rvirt_remote::procs;
 
 use super::console::run_console;
-use super::read_file;
+use crate::cmd::read_file;
 use crate::error::{is_no_support, CmdError};
 use crate::out::Out;
 use crate::session::{By, Session};
@@ -153,23 +153,27 @@ pub fn undefine(s: &mut Session, out: &Out, arg: &str, flags: u32) -> Result<(),
     Ok(())
 }
 
+/// The commands that are one call on a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Shutdown,
+    Destroy,
+    Reboot,
+    Suspend,
+    Resume,
+}
+
 /// The one-call commands: the call (the `*_FLAGS` form when there are
 /// flags, as virsh chooses), virsh's failure and success wording.
-pub fn simple(
-    s: &mut Session,
-    out: &Out,
-    cmd: &str,
-    arg: &str,
-    flags: u32,
-) -> Result<(), CmdError> {
+pub fn simple(s: &mut Session, out: &Out, op: Op, arg: &str, flags: u32) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let da = Session::dom_args(&dom);
     let df = DomainFlagsArgs {
         dom: dom.clone(),
         flags,
     };
-    let (r, fail, done) = match cmd {
-        "shutdown" => (
+    let (r, fail, done) = match op {
+        Op::Shutdown => (
             if flags == 0 {
                 s.call::<procs::DomainShutdown>(&da)
             } else {
@@ -178,7 +182,7 @@ pub fn simple(
             "Failed to shutdown domain",
             "is being shutdown",
         ),
-        "destroy" => (
+        Op::Destroy => (
             if flags == 0 {
                 s.call::<procs::DomainDestroy>(&da)
             } else {
@@ -187,22 +191,21 @@ pub fn simple(
             "Failed to destroy domain",
             "destroyed",
         ),
-        "reboot" => (
+        Op::Reboot => (
             s.call::<procs::DomainReboot>(&df),
             "Failed to reboot domain",
             "is being rebooted",
         ),
-        "suspend" => (
+        Op::Suspend => (
             s.call::<procs::DomainSuspend>(&da),
             "Failed to suspend domain",
             "suspended",
         ),
-        "resume" => (
+        Op::Resume => (
             s.call::<procs::DomainResume>(&da),
             "Failed to resume domain",
             "resumed",
         ),
-        other => return Err(CmdError::msg(format!("unknown command: '{other}'"))),
     };
     r.map_err(|e| CmdError::from(e).context(format!("{fail} '{arg}'")))?;
     out.extra(&format!("Domain '{arg}' {done}\n"));

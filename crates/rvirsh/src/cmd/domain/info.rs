@@ -244,7 +244,11 @@ pub fn vcpuinfo(s: &mut Session, out: &Out, arg: &str, pretty: bool) -> Result<(
     Ok(())
 }
 
-fn parsed_xml(s: &mut Session, arg: &str, inactive: bool) -> Result<devices::Elem, CmdError> {
+fn parsed_xml(
+    s: &mut Session,
+    arg: &str,
+    inactive: bool,
+) -> Result<rvirt_domain::xml::Element, CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let flags = if inactive { xml_flags::INACTIVE } else { 0 };
     let xml = s.xml(&dom, flags)?;

@@ -9,13 +9,12 @@ use std::time::Duration;
 use rvirt_remote::calls::DomainFlagsArgs;
 use rvirt_remote::consts::VIR_DOMAIN_CONSOLE_FORCE;
 use rvirt_remote::event::DomainState;
-use rvirt_remote::xdr::from_bytes;
-use rvirt_remote::{procs, Async, MessageStatus, NonnullDomain, RemoteError};
+use rvirt_remote::{procs, Async, MessageStatus, NonnullDomain};
 
 use crate::error::CmdError;
 use crate::out::Out;
 use crate::session::{By, Session};
-use crate::term::{is_tty, RawMode};
+use crate::term::{stdin_is_tty, RawMode};
 
 /// `VIR_DOMAIN_CONSOLE_SAFE`.
 const CONSOLE_SAFE: u32 = 1 << 1;
@@ -66,7 +65,7 @@ pub fn run_console(
     if state.state == DomainState::Shutoff as i32 {
         return Err(CmdError::msg("The domain is not running"));
     }
-    if !is_tty(0) {
+    if !stdin_is_tty() {
         return Err(CmdError::msg(
             "Cannot run interactive console without a controlling TTY",
         ));
@@ -78,7 +77,7 @@ pub fn run_console(
     }
     out.extra(&format!("{greeting}\n"));
     let sender = s.client.open_console(dom.clone(), devname, flags)?;
-    let raw = RawMode::enable(0);
+    let raw = RawMode::stdin();
     let quit = Arc::new(AtomicBool::new(false));
     let escape = out.escape;
     {
@@ -115,29 +114,25 @@ pub fn run_console(
 fn pump(s: &mut Session, quit: &AtomicBool, serial: u32) -> Result<(), CmdError> {
     let mut stdout = std::io::stdout();
     while !quit.load(Ordering::SeqCst) {
-        let Some(a) = s.client.next_async(Some(Duration::from_millis(100)))? else {
-            continue;
-        };
-        let Async::Stream {
-            serial: sn,
-            status,
-            data,
-        } = a
+        // A short wait, so that the user's escape is noticed soon.
+        let Some(a) = s
+            .client
+            .next_stream(serial, Some(Duration::from_millis(100)))?
         else {
             continue;
         };
-        if sn != serial {
-            continue;
+        if let Some(e) = a.stream_error() {
+            let e = e.map_err(|e| CmdError::msg(format!("invalid stream error: {e}")))?;
+            return Err(CmdError::msg(e.to_string()));
         }
-        match status {
-            MessageStatus::Continue if !data.is_empty() => {
+        match a {
+            Async::Stream {
+                status: MessageStatus::Continue,
+                data,
+                ..
+            } if !data.is_empty() => {
                 let _ = stdout.write_all(&data);
                 let _ = stdout.flush();
-            }
-            MessageStatus::Error => {
-                let e: RemoteError = from_bytes(&data)
-                    .map_err(|e| CmdError::msg(format!("invalid stream error: {e}")))?;
-                return Err(CmdError::msg(e.to_string()));
             }
             _ => return Ok(()),
         }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rvirt_remote::calls::{CallbackIdArgs, ConnectDomainEventCallbackRegisterAnyArgs};
 use rvirt_remote::event::LifecycleEvent;
-use rvirt_remote::{procs, Args, Async, NonnullDomain};
+use rvirt_remote::{procs, Args, NonnullDomain};
 
 use crate::cli::EventOpts;
 use crate::error::CmdError;
@@ -176,8 +176,8 @@ pub fn event(s: &mut Session, out: &Out, o: &EventOpts) -> Result<(), CmdError> 
                 _ => break Some("event loop timed out\n"),
             }
         }
-        match s.client.next_async(Some(wait)) {
-            Ok(Some(Async::Event(a))) => {
+        match s.client.next_event(Some(wait)) {
+            Ok(Some(a)) => {
                 if let Some(line) = event_line(&a, &ids) {
                     let prefix = if o.timestamp {
                         format!("{}: ", timestamp(SystemTime::now()))
