@@ -53,6 +53,8 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
+/// Through libc: rustix installs no signal handlers (its `runtime`
+/// module is for programs without libc), and one flag needs no crate.
 fn catch_sigint() {
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe; `signal` has no other preconditions.
