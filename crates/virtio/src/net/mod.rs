@@ -9,9 +9,11 @@
 //! down (config interrupt) instead of failing the VMM.
 
 pub mod backend;
-pub mod tap;
+mod tap;
+/// Host-side tap helpers for tests, kept here under their old name for the
+/// VMM's tests; they live in `rvirt-hostnet`.
 #[cfg(any(test, feature = "test-utils"))]
-pub mod testing;
+pub use rvirt_hostnet::testing;
 #[cfg(test)]
 mod tests;
 
@@ -28,7 +30,7 @@ use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::Bytes;
 
 pub use backend::{NetBackend, SocketBackend};
-pub use tap::{Tap, TapError};
+pub use rvirt_hostnet::{Tap, TapError};
 
 use crate::chain::{self, Segment};
 use crate::ratelimit::warn_limited;

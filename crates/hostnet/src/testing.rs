@@ -1,7 +1,7 @@
 //! Host-side helpers for tests that put a real tap in a private network
 //! namespace: bring a link up, and send and receive frames on it with a
-//! packet socket. Built for this crate's tests and, with the `test-utils`
-//! feature, for the VMM's end-to-end tests.
+//! packet socket. Built with the `test-utils` feature for this crate's,
+//! virtio-net's and the VMM's tests.
 
 use std::ffi::CString;
 use std::io;
