@@ -12,7 +12,7 @@ use crate::consts::{
 };
 use crate::types::{
     DomainStatsRecord, NonnullDomain, NonnullInterface, NonnullNetwork, NonnullNodeDevice,
-    NonnullStoragePool, Uuid, VcpuInfo,
+    NonnullStoragePool, NonnullStorageVol, Uuid, VcpuInfo,
 };
 use crate::xdr::{xdr_struct, CharArray, CharList, Opaque};
 
@@ -544,5 +544,66 @@ xdr_struct! {
     pub struct ConnectEventConnectionClosedMsg {
         /// `VIR_CONNECT_CLOSE_REASON_*`.
         pub reason: i32,
+    }
+
+    // ---- Networks and storage ------------------------------------------
+
+    /// `{ remote_nonnull_string name; }`: network_lookup_by_name,
+    /// storage_pool_lookup_by_name.
+    pub struct NameArgs {
+        pub name: String,
+    }
+
+    /// `{ remote_uuid uuid; }`: network_lookup_by_uuid,
+    /// storage_pool_lookup_by_uuid.
+    pub struct UuidArgs {
+        pub uuid: Uuid,
+    }
+
+    /// `{ remote_nonnull_network net; }`: network lookups.
+    pub struct NetworkRet {
+        pub net: NonnullNetwork,
+    }
+
+    /// `{ remote_nonnull_storage_pool pool; }`: pool lookups.
+    pub struct StoragePoolRet {
+        pub pool: NonnullStoragePool,
+    }
+
+    /// `remote_storage_vol_lookup_by_name_args`.
+    pub struct StorageVolLookupByNameArgs {
+        pub pool: NonnullStoragePool,
+        pub name: String,
+    }
+
+    /// `remote_storage_vol_lookup_by_key_args`.
+    pub struct StorageVolLookupByKeyArgs {
+        pub key: String,
+    }
+
+    /// `remote_storage_vol_lookup_by_path_args`.
+    pub struct StorageVolLookupByPathArgs {
+        pub path: String,
+    }
+
+    /// `{ remote_nonnull_storage_vol vol; }`: volume lookups.
+    pub struct StorageVolRet {
+        pub vol: NonnullStorageVol,
+    }
+
+    // ---- vCPU pinning ---------------------------------------------------
+
+    /// `remote_domain_get_vcpu_pin_info_args`.
+    pub struct DomainGetVcpuPinInfoArgs {
+        pub dom: NonnullDomain,
+        pub ncpumaps: i32,
+        pub maplen: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_get_vcpu_pin_info_ret`.
+    pub struct DomainGetVcpuPinInfoRet {
+        pub cpumaps: Opaque [REMOTE_CPUMAPS_MAX],
+        pub num: i32,
     }
 }

@@ -29,6 +29,7 @@ pub mod code {
     pub const NO_NETWORK: i32 = 43;
     pub const AUTH_FAILED: i32 = 45;
     pub const NO_STORAGE_POOL: i32 = 49;
+    pub const NO_STORAGE_VOL: i32 = 50;
     pub const NO_SECURITY_MODEL: i32 = 54;
     pub const OPERATION_INVALID: i32 = 55;
     pub const CONFIG_UNSUPPORTED: i32 = 67;
@@ -52,6 +53,8 @@ pub mod from {
     pub const RPC: i32 = 7;
     pub const CONF: i32 = 9;
     pub const QEMU: i32 = 10;
+    pub const STORAGE: i32 = 18;
+    pub const NETWORK: i32 = 19;
     pub const TEST: i32 = 12;
     pub const REMOTE: i32 = 13;
     pub const DOMAIN: i32 = 20;
@@ -133,6 +136,9 @@ fn templates(c: i32) -> (&'static str, &'static str) {
         code::SYSTEM_ERROR => ("system call error", "%s"),
         code::RPC => ("RPC error", "%s"),
         code::NO_DOMAIN => ("Domain not found", "Domain not found: %s"),
+        code::NO_NETWORK => ("Network not found", "Network not found: %s"),
+        code::NO_STORAGE_POOL => ("Storage pool not found", "Storage pool not found: %s"),
+        code::NO_STORAGE_VOL => ("Storage volume not found", "Storage volume not found: %s"),
         code::NO_SECURITY_MODEL => ("Security model not found", "Security model not found: %s"),
         code::OPERATION_INVALID => (
             "Requested operation is not valid",

@@ -85,6 +85,13 @@ xdr_struct! {
         pub uuid: Uuid,
     }
 
+    /// `remote_nonnull_storage_vol`.
+    pub struct NonnullStorageVol {
+        pub pool: String,
+        pub name: String,
+        pub key: String,
+    }
+
     /// `remote_nonnull_interface`.
     pub struct NonnullInterface {
         pub name: String,
