@@ -28,7 +28,9 @@ pub mod units;
 mod validate;
 pub mod xml;
 
-pub use argv::{derive_argv, Argv, DeriveError, RuntimePaths, Unsupported};
+pub use argv::{
+    derive_argv, derive_argv_with, Argv, DeriveError, FdPlan, RuntimePaths, Unsupported,
+};
 pub use error::{Error, Problem};
 pub use fill::{OsRandom, Random};
 pub use model::Domain;

@@ -250,3 +250,27 @@ fn firmware_is_refused_and_host_tuning_is_named() {
         .iter()
         .any(|w| w.starts_with("vcpu cpuset not applied")));
 }
+
+#[test]
+fn a_daemons_fd_plan_replaces_the_monitor_path_and_tap_names() {
+    let mut d = Domain::from_xml(MICROVM).unwrap();
+    d.fill_in();
+    let paths = RuntimePaths::in_dir("/run/rvirt/x");
+    let plan = rvirt_domain::FdPlan {
+        monitor: Some(3),
+        taps: [("hostnet0".to_string(), 4)].into(),
+    };
+    let a = rvirt_domain::derive_argv_with(&d, &paths, &plan).unwrap();
+    assert_eq!(
+        values(&a.args, "-chardev")[0],
+        "socket,id=charmonitor,fd=3,server=on,wait=off"
+    );
+    assert_eq!(values(&a.args, "-netdev"), ["tap,id=hostnet0,fd=4"]);
+    // The taps to open are the same with or without the plan.
+    let plain = derive_argv(&d, &paths).unwrap();
+    assert_eq!(a.taps, plain.taps);
+    assert_eq!(
+        values(&plain.args, "-chardev")[0],
+        "socket,id=charmonitor,path=/run/rvirt/x/monitor.sock,server=on,wait=off"
+    );
+}

@@ -177,6 +177,28 @@ impl QmpClient {
         }
     }
 
+    /// Runs `command` and decodes its `return` value as `T`, one of this
+    /// crate's reply types.
+    pub fn execute_as<T: serde::de::DeserializeOwned>(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<T, ClientError> {
+        let v = self.execute(command, arguments)?;
+        serde_json::from_value(v)
+            .map_err(|e| ClientError::Protocol(format!("the reply to {command}: {e}")))
+    }
+
+    /// `query-status`.
+    pub fn query_status(&self) -> Result<crate::types::StatusInfo, ClientError> {
+        self.execute_as("query-status", None)
+    }
+
+    /// `query-chardev`.
+    pub fn query_chardev(&self) -> Result<Vec<crate::types::ChardevInfo>, ClientError> {
+        self.execute_as("query-chardev", None)
+    }
+
     /// Takes the event channel, for a caller that wants to consume events
     /// on its own thread. Afterwards [`QmpClient::next_event`] fails.
     pub fn take_events(&self) -> Option<Receiver<ReceivedEvent>> {

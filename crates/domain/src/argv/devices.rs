@@ -202,8 +202,15 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
     let Some(driver) = driver else { return };
     let netdev = format!("hostnet{i}");
     let mut nd = format!("tap,id={netdev}");
-    if let Some(t) = &iface.target_dev {
-        let _ = write!(nd, ",ifname={}", qv(t));
+    match (b.fds.taps.get(&netdev), &iface.target_dev) {
+        // The daemon opened the tap: libvirt's form names only the fd.
+        (Some(fd), _) => {
+            let _ = write!(nd, ",fd={fd}");
+        }
+        (None, Some(t)) => {
+            let _ = write!(nd, ",ifname={}", qv(t));
+        }
+        (None, None) => {}
     }
     b.opt("-netdev", nd);
     let attach = iface.source.as_ref().and_then(|s| {

@@ -10,6 +10,7 @@ pub mod support;
 
 use std::fmt;
 // `write!` into a String cannot fail, so its result is ignored below.
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,21 @@ impl RuntimePaths {
             log_file: dir.join("vmm.log"),
         }
     }
+}
+
+/// Descriptors the daemon opened for the VMM, by what they stand for, as
+/// libvirt passes them to QEMU. Derivation with a plan names the
+/// descriptor (`fd=N`) where it would otherwise name a path or a device
+/// for the VMM to open; an empty plan (`xml-to-native`, `rvirt-xml`)
+/// derives the self-contained command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FdPlan {
+    /// A listening socket for the QMP monitor:
+    /// `-chardev socket,id=charmonitor,fd=N,server=on,wait=off`.
+    pub monitor: Option<i32>,
+    /// Open taps by `-netdev` id (`hostnet0`…): `-netdev tap,id=…,fd=N`
+    /// instead of `ifname=`.
+    pub taps: BTreeMap<String, i32>,
 }
 
 /// A host tap the daemon must create (and attach) before starting the VMM.
@@ -92,12 +108,13 @@ pub(crate) fn qv(s: &str) -> String {
     s.replace(',', ",,")
 }
 
-pub(crate) struct Builder {
+pub(crate) struct Builder<'a> {
     pub argv: Argv,
     pub refused: Vec<Unsupported>,
+    pub fds: &'a FdPlan,
 }
 
-impl Builder {
+impl Builder<'_> {
     pub fn opt(&mut self, flag: &str, value: impl Into<String>) {
         self.argv.args.push(flag.to_string());
         self.argv.args.push(value.into());
@@ -125,14 +142,26 @@ impl Builder {
     }
 }
 
-/// Derives the rvirt-vmm argument vector for `dom`.
+/// Derives the rvirt-vmm argument vector for `dom`, the VMM opening its
+/// monitor socket and taps itself.
 pub fn derive_argv(dom: &Domain, paths: &RuntimePaths) -> Result<Argv, DeriveError> {
+    derive_argv_with(dom, paths, &FdPlan::default())
+}
+
+/// Derives the rvirt-vmm argument vector for `dom` with the descriptors
+/// of `fds` in place of what they stand for.
+pub fn derive_argv_with(
+    dom: &Domain,
+    paths: &RuntimePaths,
+    fds: &FdPlan,
+) -> Result<Argv, DeriveError> {
     if dom.kind != "kvm" {
         return Err(DeriveError::NotKvm(dom.kind.clone()));
     }
     let mut b = Builder {
         argv: Argv::default(),
         refused: Vec::new(),
+        fds,
     };
     b.opt("-name", format!("guest={},debug-threads=on", qv(&dom.name)));
     b.flag("-S");
@@ -148,12 +177,13 @@ pub fn derive_argv(dom: &Domain, paths: &RuntimePaths) -> Result<Argv, DeriveErr
     }
     b.flag("-no-user-config");
     b.flag("-nodefaults");
+    let monitor = match fds.monitor {
+        Some(fd) => format!("fd={fd}"),
+        None => format!("path={}", qv(&paths.monitor_socket.to_string_lossy())),
+    };
     b.opt(
         "-chardev",
-        format!(
-            "socket,id=charmonitor,path={},server=on,wait=off",
-            qv(&paths.monitor_socket.to_string_lossy())
-        ),
+        format!("socket,id=charmonitor,{monitor},server=on,wait=off"),
     );
     b.opt("-mon", "chardev=charmonitor,id=monitor,mode=control");
     clock(dom, &mut b);
