@@ -53,7 +53,9 @@ fn run() -> Result<(), String> {
     let ifs = Interfaces::new().unwrap();
     ifs.set_mac(&name, MAC).unwrap();
     // `ip` runs in this thread's namespace (the child inherits it).
-    ip(&["link", "add", "name", BRIDGE, "mtu", "1400", "type", "bridge"])?;
+    ip(&[
+        "link", "add", "name", BRIDGE, "mtu", "1400", "type", "bridge",
+    ])?;
     let mtu = ifs.mtu(BRIDGE).unwrap();
     assert_eq!(mtu, 1400);
     ifs.set_mtu(&name, mtu).unwrap();

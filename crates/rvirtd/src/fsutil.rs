@@ -2,9 +2,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// What the name of a temp file of [`write_atomic`] contains (after a
+/// leading dot and the target's name), so a load can remove the leftovers
+/// of a write cut short.
+pub const TEMP_INFIX: &str = ".tmp";
 
 /// Replaces `path` with `data` so that a reader (or a crash) sees either
 /// the old or the new content, never a mix: temp file, fsync, rename,
@@ -17,7 +21,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}{TEMP_INFIX}{}",
         file_name.to_string_lossy(),
         std::process::id()
     ));
@@ -57,11 +61,7 @@ impl TreeLock {
             .truncate(false)
             .mode(0o600)
             .open(path)?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
         // The pid is only informative; a stale longer one is cut first.
         let _ = file.set_len(0);
         let mut f = &file;

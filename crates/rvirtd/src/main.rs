@@ -4,11 +4,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use rvirtd::fsutil::TreeLock;
-use rvirtd::{server, Config, Daemon, Tree};
+use rvirtd::{server, Config, Drivers, Tree};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,14 +56,14 @@ fn vmm_path(arg: Option<PathBuf>) -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = std::env::var("RVIRTD_LOG").unwrap_or_else(|_| "info".into());
-    let level = filter.parse().unwrap_or(tracing::Level::INFO);
+    // Every rvirt program reads RVIRT_LOG, in EnvFilter's syntax.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RVIRT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let is_root = unsafe { libc::getuid() } == 0;
+    let is_root = rustix::process::getuid().is_root();
     let tree = match (&args.root, args.session || !is_root) {
         (Some(root), _) => Tree::system(root),
         (None, false) => Tree::system(std::path::Path::new("/")),
@@ -87,7 +88,7 @@ fn main() -> ExitCode {
     // A client that disappears must not kill the daemon with SIGPIPE.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let daemon = Daemon::new(Config {
+    let drivers = Arc::new(Drivers::new(&Config {
         tree: tree.clone(),
         vmm: vmm_path(args.vmm),
         destroy_grace: Duration::from_secs(args.destroy_grace),
@@ -95,15 +96,15 @@ fn main() -> ExitCode {
             Duration::from_secs(args.keepalive_interval.max(1)),
             args.keepalive_count,
         ),
-    });
-    daemon.load();
+    }));
+    drivers.domain.load();
     let listener = match server::bind(&tree.socket, args.socket_group.as_deref()) {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", tree.socket.display())),
     };
-    tracing::info!(socket = %tree.socket.display(), vmm = %daemon.vmm.display(), "rvirtd ready");
-    daemon.autostart();
-    match server::serve(listener, daemon) {
+    tracing::info!(socket = %tree.socket.display(), vmm = %drivers.domain.vmm.display(), "rvirtd ready");
+    drivers.domain.autostart();
+    match server::serve(listener, drivers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("serving failed: {e}")),
     }

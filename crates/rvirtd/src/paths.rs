@@ -117,4 +117,16 @@ impl Tree {
     pub fn runtime_dir(&self, name: &str) -> PathBuf {
         self.state_dir.join(name)
     }
+
+    /// The files a domain's VMM uses: `monitor.sock` and `vmm.pid` in its
+    /// runtime directory, its output in the domain log. The one place these
+    /// names are spelled.
+    pub fn vmm_paths(&self, name: &str) -> rvirt_domain::RuntimePaths {
+        let dir = self.runtime_dir(name);
+        rvirt_domain::RuntimePaths {
+            monitor_socket: dir.join("monitor.sock"),
+            pidfile: dir.join("vmm.pid"),
+            log_file: self.log_file(name),
+        }
+    }
 }

@@ -93,7 +93,7 @@ impl Rvirtd {
             .arg("--destroy-grace")
             .arg("3")
             .args(&self.args)
-            .env("RVIRTD_LOG", "debug")
+            .env("RVIRT_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(

@@ -8,10 +8,9 @@ use rvirt_remote::types::VcpuInfo;
 use rvirt_remote::xdr::Opaque;
 use rvirt_remote::{NonnullDomain, RemoteError};
 
-use crate::daemon::Daemon;
-use crate::hostinfo;
-use crate::process;
-use crate::registry::Entry;
+use super::registry::Entry;
+use super::DomainDriver;
+use crate::driver::host::info as hostinfo;
 
 /// `VIR_DOMAIN_AFFECT_LIVE`, `_CONFIG`, `VIR_DOMAIN_VCPU_MAXIMUM`, `_GUEST`.
 const AFFECT_LIVE: u32 = 1;
@@ -47,7 +46,7 @@ fn current_vcpus(d: &Domain) -> u32 {
     d.vcpu.current.unwrap_or(d.vcpu.count)
 }
 
-impl Daemon {
+impl DomainDriver {
     pub fn list_all(&self, flags: u32) -> Vec<NonnullDomain> {
         self.reg()
             .domains
@@ -68,7 +67,10 @@ impl Daemon {
             max_mem: def.memory_kib,
             memory: def.current_memory_kib.unwrap_or(def.memory_kib),
             nr_virt_cpu: current_vcpus(&def).min(u32::from(u16::MAX)) as u16,
-            cpu_time: e.run.as_ref().map_or(0, |r| process::cpu_time_ns(r.pid)),
+            cpu_time: e
+                .run
+                .as_ref()
+                .map_or(0, |r| crate::sys::cpu_time_ns(r.pid())),
         })
     }
 
@@ -195,7 +197,7 @@ mod filter_tests {
 
     fn entry(persistent: bool, state: DomainState, autostart: bool) -> Entry {
         let config = persistent.then(|| {
-            crate::registry::StoredDef::new(
+            super::super::registry::StoredDef::new(
                 &Domain::from_xml(
                     "<domain type='kvm'><name>x</name><memory>1024</memory>\
                      <os><type>hvm</type></os></domain>",

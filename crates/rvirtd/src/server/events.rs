@@ -9,7 +9,7 @@ use rvirt_remote::calls::{DomainEventCallbackRebootMsg, DomainEventRebootMsg};
 use rvirt_remote::consts::{VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT};
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
 
-use crate::outbox::Outbox;
+use super::outbox::Outbox;
 
 /// One client's registrations.
 pub struct Subscriber {

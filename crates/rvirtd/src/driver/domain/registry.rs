@@ -11,17 +11,17 @@ use rvirt_qmp::QmpClient;
 use rvirt_remote::event::DomainState;
 use rvirt_remote::{NonnullDomain, RemoteError, Uuid};
 
+use crate::supervise::Child;
+
 /// A running VMM process and what rvirtd knows about it.
 pub struct Running {
     /// The domain id, unique among running domains since daemon start.
     pub id: i32,
-    pub pid: i32,
+    /// The VMM process, started by this rvirtd or adopted after a restart.
+    pub child: Arc<Child>,
     /// The definition it was started with (`dumpxml` without `--inactive`).
     pub live: Arc<Domain>,
     pub qmp: QmpClient,
-    /// Started by this daemon process (must be reaped with waitpid), as
-    /// opposed to adopted after a daemon restart.
-    pub own_child: bool,
     /// The shut-off reason to record when the process exits, when rvirtd
     /// caused the exit (destroy, guest power-off); none means crashed.
     pub stop_reason: Mutex<Option<i32>>,
@@ -33,6 +33,23 @@ pub struct Running {
 }
 
 impl Running {
+    /// A new record of a running VMM (not yet exited, no stop requested).
+    pub fn new(id: i32, child: Arc<Child>, live: Arc<Domain>, qmp: QmpClient) -> Self {
+        Running {
+            id,
+            child,
+            live,
+            qmp,
+            stop_reason: Mutex::new(None),
+            fake_reboot: std::sync::atomic::AtomicBool::new(false),
+            exited: (Mutex::new(false), Condvar::new()),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
     /// Waits until the follower saw the process exit, at most `timeout`.
     pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
         let (lock, cv) = &self.exited;

@@ -7,9 +7,8 @@ use rvirt_remote::error::{code, from};
 use rvirt_remote::event::{defined_detail, undefined_detail, LifecycleEvent};
 use rvirt_remote::{NonnullDomain, RemoteError};
 
-use crate::daemon::Daemon;
-use crate::registry::{wire_uuid, Entry, Registry, StoredDef};
-use crate::store;
+use super::registry::{wire_uuid, Entry, Registry, StoredDef};
+use super::DomainDriver;
 
 /// Parses and validates a document with the domain model; rejected
 /// documents change nothing.
@@ -71,7 +70,7 @@ fn reconcile(reg: &Registry, def: &mut Domain) -> Result<(), RemoteError> {
     Ok(())
 }
 
-impl Daemon {
+impl DomainDriver {
     /// Names rvirt-vmm as the emulator when the XML names none, as
     /// libvirt writes its default emulator into definitions: clients
     /// show it and pass it back to CONNECT_GET_DOMAIN_CAPABILITIES.
@@ -94,14 +93,11 @@ impl Daemon {
                 .uuid
                 .map(|u| wire_uuid(&u))
                 .ok_or_else(|| RemoteError::internal("the definition has no UUID"))?;
-            store::save(&self.tree, &def).map_err(|e| {
+            self.store.save(&def).map_err(|e| {
                 RemoteError::new(
                     code::WRITE_FAILED,
                     from::QEMU,
-                    Some(&format!(
-                        "{}: {e}",
-                        self.tree.config_file(&def.name).display()
-                    )),
+                    Some(&crate::error_chain(&e)),
                 )
             })?;
             let name = def.name.clone();
@@ -144,7 +140,7 @@ impl Daemon {
                     "cannot undefine transient domain",
                 ));
             }
-            store::remove(&self.tree, &e.name).map_err(|err| {
+            self.store.remove(&e.name).map_err(|err| {
                 RemoteError::operation_failed(&format!("cannot remove the definition: {err}"))
             })?;
             e.config = None;
@@ -233,7 +229,7 @@ impl Daemon {
                 "cannot set autostart for transient domain",
             ));
         }
-        store::set_autostart(&self.tree, &e.name, on).map_err(|err| {
+        self.store.set_autostart(&e.name, on).map_err(|err| {
             RemoteError::operation_failed(&format!("cannot change autostart: {err}"))
         })?;
         e.autostart = on;

@@ -2,31 +2,30 @@
 //! domain, driven over QMP, and a follower thread per process that turns
 //! its QMP events (and its exit) into libvirt states and events.
 
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use rustix::process::Signal;
 use rvirt_domain::model::LifecycleAction;
-use rvirt_domain::{derive_argv, Domain, RuntimePaths};
-use rvirt_qmp::ReceivedEvent;
-use rvirt_remote::error::{code, from};
+use rvirt_domain::Domain;
+use rvirt_qmp::{ReceivedEvent, ShutdownCause};
 use rvirt_remote::event::{
     paused_reason, resumed_detail, running_reason, shutdown_detail, shutoff_reason, started_detail,
     suspended_detail, DomainState, LifecycleEvent,
 };
 use rvirt_remote::{NonnullDomain, RemoteError};
 
-use crate::daemon::Daemon;
-use crate::process::{self, StartError};
-use crate::registry::Running;
+use super::registry::Running;
+use super::vmm::{self, QMP_TIMEOUT};
+use super::DomainDriver;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Daemon {
+impl DomainDriver {
     /// DOMAIN_CREATE(_WITH_FLAGS): starts a defined domain.
     pub fn start(self: &Arc<Self>, dom: &NonnullDomain, paused: bool) -> Result<(), RemoteError> {
         let (job, name) = self.job_of(dom)?;
@@ -61,76 +60,42 @@ impl Daemon {
         std::fs::create_dir_all(&rundir).map_err(|e| {
             RemoteError::operation_failed(&format!("cannot create {}: {e}", rundir.display()))
         })?;
-        let paths = RuntimePaths {
-            monitor_socket: rundir.join("monitor.sock"),
-            pidfile: rundir.join("vmm.pid"),
-            log_file: self.tree.log_file(name),
-        };
-        let argv = derive_argv(&def, &paths).map_err(|e| {
-            RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
-        })?;
-        // The host side of the NICs exists before the VMM, as with
-        // libvirt; rvirtd's descriptors close when `taps` drops at the end
-        // of this function, leaving the VMM the only holder.
-        let taps = match crate::tap::create_all(&def, &argv.taps) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(domain = name, error = %e, "cannot set up the NICs' taps");
-                self.start_failed(name);
-                let _ = std::fs::remove_dir_all(&rundir);
-                return Err(e.to_remote());
-            }
-        };
-        let args = crate::tap::with_fds(&argv.args, &taps, process::FIRST_PASSED_FD);
-        let pass: Vec<_> = taps.iter().map(|t| t.fd.as_fd()).collect();
-        let started = match process::start_vmm(
-            &self.vmm,
-            &args,
-            &pass,
-            &paths.log_file,
-            &paths.monitor_socket,
-        ) {
+        let paths = self.tree.vmm_paths(name);
+        let started = match vmm::start(&self.vmm, &def, &paths) {
             Ok(s) => s,
             Err(e) => {
+                tracing::warn!(domain = name, error = %e, "domain did not start");
                 self.start_failed(name);
                 let _ = std::fs::remove_dir_all(&rundir);
-                return Err(start_error(&e));
+                return Err(e);
             }
         };
-        let pid = started.child.id() as i32;
-        let qmp = started.qmp;
+        let (child, qmp) = (started.child, started.qmp);
+        let pid = child.pid();
         let events = qmp.take_events();
         if !paused {
             if let Err(e) = qmp.execute("cont", None) {
-                process::signal(pid, libc::SIGKILL);
-                process::reap(pid);
+                child.signal(Signal::KILL);
+                child.wait(Some(Duration::from_secs(10)));
                 self.start_failed(name);
                 let _ = std::fs::remove_dir_all(&rundir);
                 return Err(RemoteError::operation_failed(&format!(
-                    "cannot resume the new VM: {e}"
+                    "cannot resume the new VM: {}",
+                    crate::error_chain(&e)
                 )));
             }
         }
         let mut live = (*def).clone();
-        crate::ptys::annotate(&mut live, &qmp);
-        crate::tap::annotate(&mut live, &taps);
-        let run = Arc::new(Running {
-            id: self.alloc_id(),
-            pid,
-            live: Arc::new(live),
-            qmp,
-            own_child: true,
-            stop_reason: Mutex::new(None),
-            fake_reboot: AtomicBool::new(false),
-            exited: (Mutex::new(false), Condvar::new()),
-        });
+        super::ptys::annotate(&mut live, &qmp);
+        super::nics::annotate(&mut live, &started.taps);
+        let run = Arc::new(Running::new(self.alloc_id(), child, Arc::new(live), qmp));
         let (state, reason) = if paused {
             (DomainState::Paused, paused_reason::USER)
         } else {
             (DomainState::Running, running_reason::BOOTED)
         };
-        if let Some(pty) = crate::serial_log::serial0_pty(&run.live) {
-            crate::serial_log::start(&self.taps, name, &pty, &paths.log_file);
+        if let Some(pty) = super::serial_log::serial0_pty(&run.live) {
+            super::serial_log::start(&self.serial_readers, name, &pty, &paths.log_file);
         }
         let handle = self.attach(name, &run, state, reason);
         tracing::info!(domain = name, pid, id = run.id, "domain started");
@@ -207,16 +172,15 @@ impl Daemon {
         let _job = lock(&job);
         let (name, run) = self.running(dom)?;
         run.set_stop_reason(shutoff_reason::DESTROYED);
-        process::signal(run.pid, libc::SIGTERM);
-        if !run.wait_exit(self.destroy_grace) {
-            tracing::warn!(domain = %name, pid = run.pid, "VMM ignored SIGTERM; killing it");
-            process::signal(run.pid, libc::SIGKILL);
-            if !run.wait_exit(Duration::from_secs(10)) {
-                return Err(RemoteError::operation_failed(&format!(
-                    "failed to kill process {}",
-                    run.pid
-                )));
-            }
+        // The process first, then the follower's bookkeeping: destroy
+        // returns once the domain is shut off.
+        let gone = run.child.stop(self.destroy_grace);
+        if !gone || !run.wait_exit(Duration::from_secs(10)) {
+            tracing::warn!(domain = %name, pid = run.pid(), "VMM did not go away");
+            return Err(RemoteError::operation_failed(&format!(
+                "failed to kill process {}",
+                run.pid()
+            )));
         }
         Ok(())
     }
@@ -270,7 +234,7 @@ impl Daemon {
             return Ok(());
         }
         qmp(&run, command)?;
-        if !self.wait_state(&name, &run, target, process::QMP_TIMEOUT) {
+        if !self.wait_state(&name, &run, target, QMP_TIMEOUT) {
             return Err(RemoteError::operation_failed(&format!(
                 "the VM did not confirm '{command}'"
             )));
@@ -295,8 +259,6 @@ impl Daemon {
     }
 
     fn follow_loop(&self, name: &str, run: &Arc<Running>, events: Receiver<ReceivedEvent>) {
-        // The pidfd is opened first so that the exit cannot be missed.
-        let pidfd = process::pidfd_open(run.pid).ok();
         // Between a fake reboot's power-off and its `cont`, the VMM's
         // STOP and RESUME are part of the reboot, not a pause.
         let mut rebooting = false;
@@ -342,23 +304,9 @@ impl Daemon {
             }
         }
         // The monitor closed: the VMM is exiting.
-        match &pidfd {
-            Some(fd) => {
-                if !process::wait_pidfd(fd, Some(Duration::from_secs(30))) {
-                    process::signal(run.pid, libc::SIGKILL);
-                    process::wait_pidfd(fd, Some(Duration::from_secs(10)));
-                }
-            }
-            None => {
-                // Without pidfds (old kernels) the process is a zombie or
-                // gone by now, or about to be.
-                if !run.own_child {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-        if run.own_child {
-            process::reap(run.pid);
+        if !run.child.wait(Some(Duration::from_secs(30))) {
+            run.child.signal(Signal::KILL);
+            run.child.wait(Some(Duration::from_secs(10)));
         }
         let reason = run.stop_reason().unwrap_or(shutoff_reason::CRASHED);
         self.finish_stop(name, run, reason);
@@ -373,19 +321,23 @@ impl Daemon {
         run: &Arc<Running>,
         data: Option<&serde_json::Value>,
     ) -> bool {
-        let guest = data
-            .and_then(|d| d.get("guest"))
-            .and_then(|g| g.as_bool())
-            .unwrap_or(false);
-        let cause = data
-            .and_then(|d| d.get("reason"))
-            .and_then(|r| r.as_str())
-            .unwrap_or("");
-        if matches!(cause, "host-signal" | "host-qmp-quit") {
+        let ShutdownData {
+            guest,
+            reason: cause,
+        } = data
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+            .unwrap_or(ShutdownData {
+                guest: false,
+                reason: ShutdownCause::None,
+            });
+        if matches!(
+            cause,
+            ShutdownCause::HostSignal | ShutdownCause::HostQmpQuit
+        ) {
             // Our own SIGTERM or quit: destroy is already in charge.
             return false;
         }
-        if cause == "guest-shutdown" && run.fake_reboot.swap(false, Ordering::SeqCst) {
+        if cause == ShutdownCause::GuestShutdown && run.fake_reboot.swap(false, Ordering::SeqCst) {
             tracing::info!(
                 domain = name,
                 "guest powered off for a reboot; restarting it"
@@ -396,7 +348,10 @@ impl Daemon {
         }
         // With -no-reboot (on_reboot=destroy) a reset, the guest's or
         // `virsh reboot`'s, arrives as a shutdown with a reset cause.
-        let reset = matches!(cause, "guest-reset" | "host-qmp-system-reset");
+        let reset = matches!(
+            cause,
+            ShutdownCause::GuestReset | ShutdownCause::HostQmpSystemReset
+        );
         let handle = self.reg().domains.get(name).map(|e| e.handle());
         if let Some(h) = &handle {
             let detail = if guest {
@@ -407,7 +362,7 @@ impl Daemon {
             self.events
                 .lifecycle(h, LifecycleEvent::Shutdown as i32, detail);
         }
-        if matches!(cause, "guest-panic" | "host-error") {
+        if matches!(cause, ShutdownCause::GuestPanic | ShutdownCause::HostError) {
             run.set_stop_reason(shutoff_reason::CRASHED);
         }
         let action = if reset {
@@ -425,7 +380,7 @@ impl Daemon {
                 if run.stop_reason().is_none() {
                     run.set_stop_reason(shutoff_reason::SHUTDOWN);
                 }
-                process::signal(run.pid, libc::SIGTERM);
+                run.child.signal(Signal::TERM);
             }
         }
         false
@@ -440,24 +395,21 @@ impl Daemon {
             LifecycleAction::Preserve => {}
             _ => {
                 run.set_stop_reason(shutoff_reason::CRASHED);
-                process::signal(run.pid, libc::SIGTERM);
+                run.child.signal(Signal::TERM);
             }
         }
     }
 }
 
 fn qmp(run: &Running, command: &str) -> Result<(), RemoteError> {
-    run.qmp
-        .execute(command, None)
-        .map(|_| ())
-        .map_err(|e| RemoteError::operation_failed(&format!("{command}: {e}")))
+    run.qmp.execute(command, None).map(|_| ()).map_err(|e| {
+        RemoteError::operation_failed(&format!("{command}: {}", crate::error_chain(&e)))
+    })
 }
 
-fn start_error(e: &StartError) -> RemoteError {
-    match e {
-        StartError::Exited { message } => RemoteError::internal(&format!(
-            "process exited while connecting to monitor: {message}"
-        )),
-        other => RemoteError::operation_failed(&other.to_string()),
-    }
+/// The SHUTDOWN event's data.
+#[derive(serde::Deserialize)]
+struct ShutdownData {
+    guest: bool,
+    reason: ShutdownCause,
 }

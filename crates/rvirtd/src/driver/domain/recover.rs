@@ -2,23 +2,22 @@
 //! daemon (re-adopted over their monitor, or marked crashed when they
 //! died meanwhile), then autostart.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use rvirt_domain::Domain;
 use rvirt_qmp::QmpClient;
 use rvirt_remote::event::{paused_reason, running_reason, shutoff_reason, DomainState};
 
-use crate::daemon::Daemon;
-use crate::process;
-use crate::registry::{wire_uuid, Entry, Running, StoredDef};
-use crate::runtime::{self, RuntimeRecord};
-use crate::store;
+use super::registry::{wire_uuid, Entry, Running, StoredDef};
+use super::runtime::{self, RuntimeRecord};
+use super::vmm::QMP_TIMEOUT;
+use super::DomainDriver;
+use crate::supervise::Child;
 
-impl Daemon {
+impl DomainDriver {
     /// Loads everything; call once before serving.
     pub fn load(self: &Arc<Self>) {
-        for l in store::load_all(&self.tree) {
+        for l in self.store.load_all() {
             let Some(u) = l.def.uuid else { continue };
             let name = l.def.name.clone();
             let mut e = Entry::new(name.clone(), wire_uuid(&u), Some(StoredDef::new(&l.def)));
@@ -57,40 +56,31 @@ impl Daemon {
         }
         // Ids of VMs that died while rvirtd was away are not reused either.
         self.seen_id(rec.id);
-        let marker = rec.monitor.to_string_lossy().into_owned();
-        let qmp = if process::is_our_vmm(rec.pid, &marker) {
-            match QmpClient::connect(&rec.monitor, process::QMP_TIMEOUT) {
+        // The VMM's command line names its UUID (`-uuid`), which no other
+        // domain's has: a recycled pid is never taken for it.
+        let child = Child::adopt(&rec.child_record());
+        let qmp = match &child {
+            Some(_) => match QmpClient::connect(&rec.monitor, QMP_TIMEOUT) {
                 Ok(q) => Some(q),
                 Err(e) => {
-                    tracing::error!(domain = %rec.name, error = %e, "cannot reconnect to the monitor");
+                    tracing::error!(domain = %rec.name, error = %crate::error_chain(&e), "cannot reconnect to the monitor");
                     None
                 }
-            }
-        } else {
-            None
+            },
+            None => None,
         };
-        let Some(qmp) = qmp else {
+        let (Some(child), Some(qmp)) = (child, qmp) else {
             tracing::warn!(domain = %rec.name, pid = rec.pid, "VM died while rvirtd was away: shut off (crashed)");
             self.mark_crashed(&rec.name);
             return;
         };
         let paused = qmp
-            .execute("query-status", None)
+            .query_status()
             .ok()
-            .and_then(|v| v.get("running").and_then(|r| r.as_bool()))
-            .map(|running| !running)
+            .map(|s| !s.running)
             .unwrap_or(rec.state == DomainState::Paused as i32);
         let events = qmp.take_events();
-        let run = Arc::new(Running {
-            id: rec.id,
-            pid: rec.pid,
-            live,
-            qmp,
-            own_child: false,
-            stop_reason: Mutex::new(None),
-            fake_reboot: AtomicBool::new(false),
-            exited: (Mutex::new(false), Condvar::new()),
-        });
+        let run = Arc::new(Running::new(rec.id, Arc::new(child), live, qmp));
         self.seen_id(rec.id);
         let (state, reason) = match (paused, rec.state == DomainState::Paused as i32) {
             (true, true) | (false, false) => (
@@ -100,9 +90,9 @@ impl Daemon {
             (true, false) => (DomainState::Paused, paused_reason::UNKNOWN),
             (false, true) => (DomainState::Running, running_reason::UNPAUSED),
         };
-        if let Some(pty) = crate::serial_log::serial0_pty(&run.live) {
+        if let Some(pty) = super::serial_log::serial0_pty(&run.live) {
             let log = self.tree.log_file(&rec.name);
-            crate::serial_log::start(&self.taps, &rec.name, &pty, &log);
+            super::serial_log::start(&self.serial_readers, &rec.name, &pty, &log);
         }
         self.attach(&rec.name, &run, state, reason);
         tracing::info!(domain = %rec.name, pid = rec.pid, id = rec.id, "re-adopted running VM");

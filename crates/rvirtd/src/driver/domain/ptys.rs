@@ -9,16 +9,13 @@ use rvirt_qmp::QmpClient;
 
 /// `charserialN` label -> pty path, from QMP `query-chardev`.
 fn pty_paths(qmp: &QmpClient) -> Vec<(String, String)> {
-    let Ok(list) = qmp.execute("query-chardev", None) else {
+    let Ok(list) = qmp.query_chardev() else {
         return Vec::new();
     };
-    list.as_array()
-        .into_iter()
-        .flatten()
+    list.into_iter()
         .filter_map(|c| {
-            let label = c.get("label")?.as_str()?;
-            let path = c.get("filename")?.as_str()?.strip_prefix("pty:")?;
-            Some((label.to_string(), path.to_string()))
+            let path = c.filename.strip_prefix("pty:")?.to_string();
+            Some((c.label, path))
         })
         .collect()
 }

@@ -7,10 +7,9 @@ use rvirt_remote::consts::stats;
 use rvirt_remote::types::DomainStatsRecord;
 use rvirt_remote::{NonnullDomain, RemoteError, TypedParam, TypedParamValue};
 
-use crate::daemon::Daemon;
-use crate::process;
-use crate::query::list_filter;
-use crate::registry::Entry;
+use super::query::list_filter;
+use super::registry::Entry;
+use super::DomainDriver;
 
 /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS`: fail on unknown groups.
 const ENFORCE_STATS: u32 = 1 << 31;
@@ -32,7 +31,7 @@ fn record(e: &Entry, groups: u32) -> Option<DomainStatsRecord> {
     }
     if let Some(run) = &e.run {
         if groups & stats::CPU_TOTAL != 0 {
-            let ns = process::cpu_time_ns(run.pid);
+            let ns = crate::sys::cpu_time_ns(run.pid());
             p.push(param("cpu.time", TypedParamValue::ULLong(ns)));
         }
         if groups & stats::BALLOON != 0 {
@@ -55,7 +54,7 @@ fn record(e: &Entry, groups: u32) -> Option<DomainStatsRecord> {
     })
 }
 
-impl Daemon {
+impl DomainDriver {
     pub fn all_domain_stats(
         &self,
         a: &ConnectGetAllDomainStatsArgs,

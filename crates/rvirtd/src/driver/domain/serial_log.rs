@@ -7,14 +7,13 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rvirt_domain::Domain;
 
-use crate::console::Console;
+use super::console::Console;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -22,20 +21,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One running VM's serial0 reader.
 #[derive(Default)]
-pub struct Tap {
+pub struct SerialReader {
     /// The console stream the output also goes to, and whether the pty
     /// has ended: one lock, so a console attached as the pty ends is
     /// either refused or ended, never left waiting.
-    state: Mutex<TapState>,
+    state: Mutex<ReaderState>,
 }
 
 #[derive(Default)]
-struct TapState {
+struct ReaderState {
     console: Option<Arc<Console>>,
     ended: bool,
 }
 
-impl Tap {
+impl SerialReader {
     /// Sends the output to `c` from now on (replacing an earlier holder,
     /// which FORCE already stopped). False when the pty is gone.
     pub fn attach(&self, c: Arc<Console>) -> bool {
@@ -49,7 +48,7 @@ impl Tap {
 }
 
 /// Domain name -> the reader of its serial0 pty.
-pub type TapTable = Mutex<HashMap<String, Arc<Tap>>>;
+pub type ReaderTable = Mutex<HashMap<String, Arc<SerialReader>>>;
 
 /// The pty path of `live`'s serial0, when it is a pty rvirt-vmm opened.
 pub fn serial0_pty(live: &Domain) -> Option<PathBuf> {
@@ -64,7 +63,7 @@ pub fn serial0_pty(live: &Domain) -> Option<PathBuf> {
 }
 
 /// Starts reading `pty` into `log` for domain `name`.
-pub fn start(taps: &Arc<TapTable>, name: &str, pty: &Path, log: &Path) {
+pub fn start(readers: &Arc<ReaderTable>, name: &str, pty: &Path, log: &Path) {
     let file = match OpenOptions::new()
         .read(true)
         .write(true)
@@ -84,54 +83,43 @@ pub fn start(taps: &Arc<TapTable>, name: &str, pty: &Path, log: &Path) {
             return;
         }
     };
-    let tap = Arc::new(Tap::default());
-    lock(taps).insert(name.to_string(), tap.clone());
-    let (taps2, name2, tap2) = (taps.clone(), name.to_string(), tap.clone());
+    let reader = Arc::new(SerialReader::default());
+    lock(readers).insert(name.to_string(), reader.clone());
+    let (readers2, name2, reader2) = (readers.clone(), name.to_string(), reader.clone());
     let spawned = std::thread::Builder::new()
         .name(format!("serial-{name}"))
         .spawn(move || {
-            run(&tap2, &file, log);
-            finish(&taps2, &name2, &tap2);
+            run(&reader2, &file, log);
+            finish(&readers2, &name2, &reader2);
         });
     if let Err(e) = spawned {
         tracing::error!(domain = name, error = %e, "cannot start the serial log thread");
-        finish(taps, name, &tap);
+        finish(readers, name, &reader);
     }
 }
 
 /// The pty is gone: the attached console sees its end, and the table
-/// forgets this tap (a restarted VM has a new one under the same name).
-fn finish(taps: &TapTable, name: &str, tap: &Arc<Tap>) {
+/// forgets this reader (a restarted VM has a new one under the same name).
+fn finish(readers: &ReaderTable, name: &str, reader: &Arc<SerialReader>) {
     let console = {
-        let mut st = lock(&tap.state);
+        let mut st = lock(&reader.state);
         st.ended = true;
         st.console.take()
     };
     if let Some(c) = console {
         c.end_of_file();
     }
-    let mut t = lock(taps);
-    if t.get(name).is_some_and(|x| Arc::ptr_eq(x, tap)) {
+    let mut t = lock(readers);
+    if t.get(name).is_some_and(|x| Arc::ptr_eq(x, reader)) {
         t.remove(name);
     }
 }
 
 /// Reads until the VMM closes the pty (read fails with EIO).
-fn run(tap: &Tap, pty: &File, mut log: File) {
+fn run(reader: &SerialReader, pty: &File, mut log: File) {
     let mut buf = vec![0u8; 64 * 1024];
-    let fd = pty.as_raw_fd();
     loop {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd that lives across the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
-        if rc < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
+        if crate::sys::wait_readable(pty, None).is_err() {
             return;
         }
         let n = match (&*pty).read(&mut buf) {
@@ -142,7 +130,7 @@ fn run(tap: &Tap, pty: &File, mut log: File) {
         if let Err(e) = log.write_all(&buf[..n]) {
             tracing::debug!(error = %e, "domain log write failed");
         }
-        let mut st = lock(&tap.state);
+        let mut st = lock(&reader.state);
         if let Some(c) = st.console.as_ref() {
             // An ended console (closed, taken over, client gone) is
             // dropped; the output still reaches the log.

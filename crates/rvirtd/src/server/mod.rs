@@ -1,6 +1,18 @@
 //! The RPC socket: accept loop, one reader thread and one writer thread
 //! per client. What one client sends (garbage, oversized frames, a stall
 //! mid-message) only ends or blocks that client.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`connection`] | one client's reader loop, keepalive, stalls |
+//! | [`router`] | every message to its answer: ACL, connection calls, drivers |
+//! | [`outbox`] | a client's send queue and writer thread |
+//! | [`events`] | event callbacks and their delivery |
+
+pub mod connection;
+pub mod events;
+pub mod outbox;
+pub mod router;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -9,8 +21,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::connection;
-use crate::daemon::Daemon;
+use crate::driver::Drivers;
 
 /// More clients than this at once are turned away.
 const MAX_CLIENTS: usize = 1024;
@@ -44,7 +55,7 @@ pub fn bind(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
 }
 
 /// Serves clients until the listener fails.
-pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> io::Result<()> {
+pub fn serve(listener: UnixListener, drivers: Arc<Drivers>) -> io::Result<()> {
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -59,7 +70,7 @@ pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> io::Result<()> {
             tracing::warn!("too many clients; connection refused");
             continue;
         }
-        let d = daemon.clone();
+        let d = drivers.clone();
         let spawned = std::thread::Builder::new()
             .name("client".into())
             .spawn(move || {

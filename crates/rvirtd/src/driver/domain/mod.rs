@@ -1,64 +1,96 @@
-//! The daemon's shared state: the tree, the domain table, event
-//! subscribers, and the bookkeeping every operation shares (state
-//! changes with their events, runtime records, ids).
+//! The domain driver: the domain table, definitions on disk, one
+//! rvirt-vmm process per running domain followed over QMP, consoles and
+//! the serial-log readers, and domain events.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`calls`] | the `DomainCalls` group of the procedure table |
+//! | [`registry`] | the domain table |
+//! | [`definitions`] | define, undefine, create, autostart |
+//! | [`lifecycle`] | start, destroy, shutdown, suspend, resume, reboot, reset; the per-VM follower |
+//! | [`vmm`] | starting a VMM: argv with its fd plan, monitor, taps |
+//! | [`nics`] | the NICs' host taps (bridge port, MAC, up) through rvirt-hostnet |
+//! | [`recover`] | start-up: load, re-adopt running VMs, autostart |
+//! | [`runtime`] | the per-VM runtime record |
+//! | [`query`], [`stats`] | lists, info, state, XML, vCPUs; domain stats |
+//! | [`console`], [`serial_log`], [`ptys`] | console streams, serial output readers, ptys in the live XML |
+
+pub mod calls;
+pub mod console;
+pub mod definitions;
+pub mod lifecycle;
+pub mod nics;
+pub mod ptys;
+pub mod query;
+pub mod recover;
+pub mod registry;
+pub mod runtime;
+pub mod serial_log;
+pub mod stats;
+pub mod vmm;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use rvirt_domain::Domain;
 use rvirt_remote::event::{self, shutoff_reason, DomainState, LifecycleEvent};
 use rvirt_remote::{NonnullDomain, RemoteError};
 
-use crate::events::EventHub;
 use crate::paths::Tree;
-use crate::registry::{Registry, Running};
-use crate::runtime::RuntimeRecord;
+use crate::server::events::EventHub;
+use crate::store::Store;
+use crate::Config;
+use registry::{Registry, Running};
+use runtime::RuntimeRecord;
 
-/// How rvirtd is set up.
-#[derive(Debug, Clone)]
-pub struct Config {
+/// The domain driver. Lock order: the job lock of a domain (held across
+/// a whole operation), then the registry (short lookups and updates), then
+/// the console or serial-reader tables; never the other way round.
+pub struct DomainDriver {
     pub tree: Tree,
+    /// Persistent definitions and autostart links.
+    pub store: Store<Domain>,
     /// The rvirt-vmm executable.
     pub vmm: PathBuf,
     /// How long destroy waits after SIGTERM before SIGKILL.
     pub destroy_grace: Duration,
-    /// libvirtd's keepalive_interval and keepalive_count: silence before
-    /// a PING, unanswered PINGs before a client is dropped.
-    pub keepalive: (Duration, u32),
-}
-
-pub struct Daemon {
-    pub tree: Tree,
-    pub vmm: PathBuf,
-    pub destroy_grace: Duration,
-    pub keepalive: (Duration, u32),
     reg: Mutex<Registry>,
     /// Signalled on every state change, for operations that wait for the
     /// follower to see the VMM's event.
     state_cv: Condvar,
-    pub events: EventHub,
+    pub events: Arc<EventHub>,
     /// The open console of each domain (one at a time, as libvirt).
-    pub consoles: crate::console::ConsoleTable,
-    /// The serial0 pty readers of running VMs (output to the domain log).
-    pub taps: Arc<crate::serial_log::TapTable>,
+    pub consoles: console::ConsoleTable,
+    /// The serial0 readers of running VMs (output to the domain log).
+    pub serial_readers: Arc<serial_log::ReaderTable>,
     next_id: AtomicI32,
+    /// Itself, for the threads an operation starts (followers, autostart).
+    me: Weak<DomainDriver>,
 }
 
-impl Daemon {
-    pub fn new(cfg: Config) -> Arc<Self> {
-        Arc::new(Daemon {
-            tree: cfg.tree,
-            vmm: cfg.vmm,
+impl DomainDriver {
+    pub fn new(cfg: &Config, events: Arc<EventHub>) -> Arc<Self> {
+        Arc::new_cyclic(|me| DomainDriver {
+            me: me.clone(),
+            store: Store::new(&cfg.tree.config_dir, &cfg.tree.autostart_dir),
+            tree: cfg.tree.clone(),
+            vmm: cfg.vmm.clone(),
             destroy_grace: cfg.destroy_grace,
-            keepalive: cfg.keepalive,
             reg: Mutex::new(Registry::default()),
             state_cv: Condvar::new(),
-            events: EventHub::default(),
+            events,
             consoles: Default::default(),
-            taps: Default::default(),
+            serial_readers: Default::default(),
             next_id: AtomicI32::new(1),
         })
+    }
+
+    /// This driver as an `Arc`, for a thread that outlives the call.
+    pub fn arc(&self) -> Arc<Self> {
+        // The driver lives in an Arc from `new` until the daemon exits.
+        self.me.upgrade().expect("the domain driver is alive")
     }
 
     pub fn reg(&self) -> MutexGuard<'_, Registry> {
@@ -166,13 +198,13 @@ impl Daemon {
     }
 
     /// The runtime record for running entry `e`.
-    pub fn record_of(&self, e: &crate::registry::Entry, run: &Running) -> RuntimeRecord {
+    pub fn record_of(&self, e: &registry::Entry, run: &Running) -> RuntimeRecord {
         RuntimeRecord {
             name: e.name.clone(),
             uuid: e.uuid.to_string(),
             id: run.id,
-            pid: run.pid,
-            monitor: self.tree.runtime_dir(&e.name).join("monitor.sock"),
+            pid: run.child.pid(),
+            monitor: self.tree.vmm_paths(&e.name).monitor_socket,
             state: e.state as i32,
             reason: e.reason,
             persistent: e.is_persistent(),
@@ -250,7 +282,7 @@ pub fn log_line(path: &std::path::Path, text: &str) {
         .append(true)
         .open(path);
     if let Ok(mut f) = f {
-        let _ = writeln!(f, "{}: {text}", crate::process::timestamp());
+        let _ = writeln!(f, "{}: {text}", crate::sys::timestamp());
     }
 }
 

@@ -25,6 +25,15 @@ pub struct RuntimeRecord {
 }
 
 impl RuntimeRecord {
+    /// How the VMM is found again: its pid, and its UUID in its command
+    /// line (`-uuid`).
+    pub fn child_record(&self) -> crate::supervise::Record {
+        crate::supervise::Record {
+            pid: self.pid,
+            marker: self.uuid.clone(),
+        }
+    }
+
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let data = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(path, &data)

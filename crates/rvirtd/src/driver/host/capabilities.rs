@@ -8,7 +8,7 @@ use rvirt_remote::calls::ConnectGetDomainCapabilitiesArgs;
 use rvirt_remote::error::{code, from};
 use rvirt_remote::RemoteError;
 
-use crate::hostinfo::{self, CpuInfo};
+use super::info::{self as hostinfo, CpuInfo};
 
 /// The machine types rvirt-vmm accepts (`-machine`); the first is the
 /// default, as in QEMU.
@@ -239,7 +239,7 @@ fn xml_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hostinfo::parse_cpuinfo;
+    use crate::driver::host::info::parse_cpuinfo;
 
     #[test]
     fn capabilities_carry_host_cpu_cell_and_machines() {

@@ -1,19 +1,8 @@
-//! What the host is: name, CPUs, memory (CONNECT_GET_HOSTNAME,
-//! NODE_GET_INFO, NODE_GET_CPU_MAP).
+//! What the host is: CPUs and memory (NODE_GET_INFO, NODE_GET_CPU_MAP,
+//! the capabilities).
 
 use rvirt_remote::calls::NodeGetInfoRet;
 use rvirt_remote::xdr::CharArray;
-
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
 
 /// Online host CPUs.
 pub fn cpus() -> u32 {

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -17,8 +16,8 @@ use rvirt_remote::error::{code, from};
 use rvirt_remote::server::{stream_data, stream_eof, stream_error, stream_finish};
 use rvirt_remote::{MessageStatus, Procedure, RemoteError};
 
-use crate::daemon::Daemon;
-use crate::outbox::Outbox;
+use super::DomainDriver;
+use crate::server::outbox::Outbox;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -144,7 +143,7 @@ impl Streams {
     }
 }
 
-impl Daemon {
+impl DomainDriver {
     /// DOMAIN_OPEN_CONSOLE; on success the caller sends the reply, then
     /// the pump starts sending the guest's output.
     pub fn open_console(
@@ -190,19 +189,16 @@ impl Daemon {
         } else {
             return Err(not_found());
         };
-        let chardevs = run
-            .qmp
-            .execute("query-chardev", None)
-            .map_err(|e| RemoteError::operation_failed(&format!("query-chardev: {e}")))?;
-        let (label, filename) = chardevs
-            .as_array()
-            .and_then(|list| {
-                labels.iter().find_map(|label| {
-                    list.iter()
-                        .find(|c| c.get("label").and_then(|l| l.as_str()) == Some(label.as_str()))
-                        .and_then(|c| c.get("filename").and_then(|f| f.as_str()))
-                        .map(|f| (label.clone(), f.to_string()))
-                })
+        let chardevs = run.qmp.query_chardev().map_err(|e| {
+            RemoteError::operation_failed(&format!("query-chardev: {}", crate::error_chain(&e)))
+        })?;
+        let (label, filename) = labels
+            .iter()
+            .find_map(|label| {
+                chardevs
+                    .iter()
+                    .find(|c| &c.label == label)
+                    .map(|c| (label.clone(), c.filename.clone()))
             })
             .ok_or_else(not_found)?;
         let path = filename.strip_prefix("pty:").ok_or_else(|| {
@@ -239,14 +235,15 @@ impl Daemon {
             table.insert(name.clone(), console.clone());
         }
         lock(&streams.map).insert(serial, console.clone());
-        // serial0's output is already read by its log tap: the console
-        // takes its share from there rather than racing it for the bytes.
-        let tap = (label == "charserial0")
-            .then(|| lock(&self.taps).get(&name).cloned())
+        // serial0's output is already read by its serial-log reader: the
+        // console takes its share from there rather than racing it for the
+        // bytes.
+        let reader = (label == "charserial0")
+            .then(|| lock(&self.serial_readers).get(&name).cloned())
             .flatten();
-        let tapped = tap.is_some_and(|t| t.attach(console.clone()));
+        let attached = reader.is_some_and(|r| r.attach(console.clone()));
         Ok(move || {
-            if tapped {
+            if attached {
                 return;
             }
             let spawned = std::thread::Builder::new()
@@ -272,20 +269,15 @@ fn forced_off() -> RemoteError {
 /// client closes the stream, or the client goes away.
 fn pump(c: &Console) {
     let mut buf = vec![0u8; 64 * 1024];
-    let fd = c.pty.as_raw_fd();
     while !c.is_stopped() {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
         // The timeout only bounds how late a stop is noticed.
-        // SAFETY: one valid pollfd that lives across the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, 200) };
-        if rc == 0
-            || (rc < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted)
-        {
-            continue;
+        match crate::sys::wait_readable(&c.pty, Some(std::time::Duration::from_millis(200))) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(_) => {
+                c.end_of_file();
+                return;
+            }
         }
         match (&c.pty).read(&mut buf) {
             Ok(n) if n > 0 => {

@@ -1,0 +1,539 @@
+//! The domain group of the procedure table: each procedure to the domain
+//! driver's operation. What is not here answers VIR_ERR_NO_SUPPORT.
+
+use rvirt_remote::calls::*;
+use rvirt_remote::consts::{list_flags, REMOTE_DOMAIN_LIST_MAX, VIR_DOMAIN_START_PAUSED};
+use rvirt_remote::error::{code, from};
+use rvirt_remote::procedures::DomainCalls;
+use rvirt_remote::xdr::{CharList, Opaque};
+use rvirt_remote::{NonnullDomain, RemoteError};
+
+use super::DomainDriver;
+use crate::driver::host::info as hostinfo;
+use crate::server::router::Call;
+
+fn dom_ret(dom: NonnullDomain) -> Result<DomainRet, RemoteError> {
+    Ok(DomainRet { dom })
+}
+
+impl<'a> DomainCalls<Call<'a>> for DomainDriver {
+    // ---- Lists and lookups ----
+
+    fn connect_list_all_domains(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectListAllDomainsArgs,
+    ) -> Result<ConnectListAllDomainsRet, RemoteError> {
+        let doms = self.list_all(a.flags);
+        let ret = doms.len() as u32;
+        let domains = if a.need_results != 0 {
+            doms
+        } else {
+            Vec::new()
+        };
+        Ok(ConnectListAllDomainsRet { domains, ret })
+    }
+
+    fn connect_num_of_domains(&self, _cx: &Call<'a>, _a: ()) -> Result<NumRet, RemoteError> {
+        Ok(NumRet {
+            num: self.list_all(list_flags::ACTIVE).len() as i32,
+        })
+    }
+
+    fn connect_list_domains(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectListDomainsArgs,
+    ) -> Result<ConnectListDomainsRet, RemoteError> {
+        let max = a.maxids.clamp(0, REMOTE_DOMAIN_LIST_MAX as i32) as usize;
+        let mut ids: Vec<i32> = self
+            .list_all(list_flags::ACTIVE)
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        ids.sort_unstable();
+        ids.truncate(max);
+        Ok(ConnectListDomainsRet { ids })
+    }
+
+    fn connect_num_of_defined_domains(
+        &self,
+        _cx: &Call<'a>,
+        _a: (),
+    ) -> Result<NumRet, RemoteError> {
+        Ok(NumRet {
+            num: self.list_all(list_flags::INACTIVE).len() as i32,
+        })
+    }
+
+    fn connect_list_defined_domains(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectListDefinedDomainsArgs,
+    ) -> Result<ConnectListDefinedDomainsRet, RemoteError> {
+        let max = a.maxnames.clamp(0, REMOTE_DOMAIN_LIST_MAX as i32) as usize;
+        let mut names: Vec<String> = self
+            .list_all(list_flags::INACTIVE)
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        names.truncate(max);
+        Ok(ConnectListDefinedDomainsRet { names })
+    }
+
+    fn domain_lookup_by_name(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainLookupByNameArgs,
+    ) -> Result<DomainRet, RemoteError> {
+        dom_ret(self.reg().by_name(&a.name)?.handle())
+    }
+
+    fn domain_lookup_by_uuid(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainLookupByUuidArgs,
+    ) -> Result<DomainRet, RemoteError> {
+        dom_ret(self.reg().by_uuid(&a.uuid)?.handle())
+    }
+
+    fn domain_lookup_by_id(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainLookupByIdArgs,
+    ) -> Result<DomainRet, RemoteError> {
+        dom_ret(self.reg().by_id(a.id)?.handle())
+    }
+
+    // ---- Definitions ----
+
+    fn domain_define_xml(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainDefineXmlArgs,
+    ) -> Result<DomainRet, RemoteError> {
+        dom_ret(self.define(&a.xml)?)
+    }
+
+    fn domain_define_xml_flags(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainDefineXmlFlagsArgs,
+    ) -> Result<DomainRet, RemoteError> {
+        dom_ret(self.define(&a.xml)?)
+    }
+
+    fn domain_undefine(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {
+        self.undefine(&a.dom)
+    }
+
+    fn domain_undefine_flags(&self, _cx: &Call<'a>, a: DomainFlagsArgs) -> Result<(), RemoteError> {
+        self.undefine(&a.dom)
+    }
+
+    fn domain_get_autostart(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainArgs,
+    ) -> Result<DomainGetAutostartRet, RemoteError> {
+        let autostart = i32::from(self.reg().resolve(&a.dom)?.autostart);
+        Ok(DomainGetAutostartRet { autostart })
+    }
+
+    fn domain_set_autostart(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainSetAutostartArgs,
+    ) -> Result<(), RemoteError> {
+        self.set_autostart(&a.dom, a.autostart != 0)
+    }
+
+    // ---- Lifecycle ----
+
+    fn domain_create(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {
+        self.arc().start(&a.dom, false)
+    }
+
+    fn domain_create_with_flags(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<DomainRet, RemoteError> {
+        self.arc()
+            .start(&a.dom, a.flags & VIR_DOMAIN_START_PAUSED != 0)?;
+        dom_ret(self.reg().resolve(&a.dom)?.handle())
+    }
+
+    fn domain_create_xml(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainCreateXmlArgs,
+    ) -> Result<DomainRet, RemoteError> {
+        dom_ret(
+            self.arc()
+                .create_xml(&a.xml_desc, a.flags & VIR_DOMAIN_START_PAUSED != 0)?,
+        )
+    }
+
+    fn domain_destroy(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {
+        self.destroy(&a.dom)
+    }
+
+    fn domain_destroy_flags(&self, _cx: &Call<'a>, a: DomainFlagsArgs) -> Result<(), RemoteError> {
+        self.destroy(&a.dom)
+    }
+
+    fn domain_shutdown(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {
+        self.shutdown(&a.dom)
+    }
+
+    fn domain_shutdown_flags(&self, _cx: &Call<'a>, a: DomainFlagsArgs) -> Result<(), RemoteError> {
+        self.shutdown(&a.dom)
+    }
+
+    fn domain_reboot(&self, _cx: &Call<'a>, a: DomainFlagsArgs) -> Result<(), RemoteError> {
+        self.reboot(&a.dom)
+    }
+
+    fn domain_reset(&self, _cx: &Call<'a>, a: DomainFlagsArgs) -> Result<(), RemoteError> {
+        self.reset(&a.dom)
+    }
+
+    fn domain_suspend(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {
+        self.suspend(&a.dom)
+    }
+
+    fn domain_resume(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {
+        self.resume(&a.dom)
+    }
+
+    // ---- Information ----
+
+    fn domain_get_info(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainArgs,
+    ) -> Result<DomainGetInfoRet, RemoteError> {
+        self.get_info(&a.dom)
+    }
+
+    fn domain_get_state(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<DomainGetStateRet, RemoteError> {
+        let (state, reason) = self.get_state(&a.dom)?;
+        Ok(DomainGetStateRet { state, reason })
+    }
+
+    fn domain_get_xml_desc(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<XmlRet, RemoteError> {
+        Ok(XmlRet {
+            xml: self.xml_desc(&a.dom, a.flags)?,
+        })
+    }
+
+    fn domain_get_os_type(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<TypeRet, RemoteError> {
+        let def = self.reg().resolve(&a.dom)?.current_def();
+        let type_ = def.map_or_else(|| "hvm".to_string(), |x| x.os.os_type.clone());
+        Ok(TypeRet { type_ })
+    }
+
+    fn domain_get_max_memory(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainArgs,
+    ) -> Result<DomainGetMaxMemoryRet, RemoteError> {
+        let def = self.reg().resolve(&a.dom)?.current_def();
+        Ok(DomainGetMaxMemoryRet {
+            memory: def.map_or(0, |x| x.memory_kib),
+        })
+    }
+
+    fn domain_get_max_vcpus(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<NumRet, RemoteError> {
+        Ok(NumRet {
+            num: self.vcpus_flags(&a.dom, 1 | 4)?,
+        })
+    }
+
+    fn domain_get_vcpus_flags(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<NumRet, RemoteError> {
+        Ok(NumRet {
+            num: self.vcpus_flags(&a.dom, a.flags)?,
+        })
+    }
+
+    fn domain_get_vcpus(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainGetVcpusArgs,
+    ) -> Result<DomainGetVcpusRet, RemoteError> {
+        self.vcpus(&a.dom, a.maxinfo, a.maplen)
+    }
+
+    /// Every vCPU may run on every host CPU: rvirt does no pinning.
+    fn domain_get_vcpu_pin_info(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainGetVcpuPinInfoArgs,
+    ) -> Result<DomainGetVcpuPinInfoRet, RemoteError> {
+        let vcpus = {
+            let reg = self.reg();
+            let e = reg.resolve(&a.dom)?;
+            let def = e
+                .current_def()
+                .ok_or_else(|| RemoteError::internal("domain has no definition"))?;
+            def.vcpu.count
+        };
+        if a.ncpumaps < 1 || !(1..=2048).contains(&a.maplen) {
+            return Err(RemoteError::invalid_arg("bad cpumap count or length"));
+        }
+        let num = vcpus.min(a.ncpumaps as u32);
+        let host = hostinfo::cpus();
+        let mut maps = Vec::new();
+        for _ in 0..num {
+            maps.extend(hostinfo::all_cpus_map(host, a.maplen as usize));
+        }
+        Ok(DomainGetVcpuPinInfoRet {
+            cpumaps: Opaque(maps),
+            num: num as i32,
+        })
+    }
+
+    fn domain_is_active(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainArgs,
+    ) -> Result<DomainIsActiveRet, RemoteError> {
+        let active = i32::from(self.reg().resolve(&a.dom)?.is_active());
+        Ok(DomainIsActiveRet { active })
+    }
+
+    fn domain_is_persistent(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainArgs,
+    ) -> Result<DomainIsPersistentRet, RemoteError> {
+        let persistent = i32::from(self.reg().resolve(&a.dom)?.is_persistent());
+        Ok(DomainIsPersistentRet { persistent })
+    }
+
+    fn domain_is_updated(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainArgs,
+    ) -> Result<DomainIsUpdatedRet, RemoteError> {
+        self.reg().resolve(&a.dom)?;
+        Ok(DomainIsUpdatedRet { updated: 0 })
+    }
+
+    fn domain_has_managed_save_image(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<DomainHasManagedSaveImageRet, RemoteError> {
+        self.reg().resolve(&a.dom)?;
+        Ok(DomainHasManagedSaveImageRet { result: 0 })
+    }
+
+    fn domain_snapshot_num(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<NumRet, RemoteError> {
+        self.reg().resolve(&a.dom)?;
+        Ok(NumRet { num: 0 })
+    }
+
+    fn domain_get_security_label(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainArgs,
+    ) -> Result<DomainGetSecurityLabelRet, RemoteError> {
+        self.reg().resolve(&a.dom)?;
+        Ok(DomainGetSecurityLabelRet {
+            label: CharList::from_c_str(""),
+            enforcing: 0,
+        })
+    }
+
+    fn domain_get_messages(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<DomainGetMessagesRet, RemoteError> {
+        self.reg().resolve(&a.dom)?;
+        Ok(DomainGetMessagesRet { msgs: Vec::new() })
+    }
+
+    fn domain_get_metadata(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainGetMetadataArgs,
+    ) -> Result<DomainGetMetadataRet, RemoteError> {
+        self.reg().resolve(&a.dom)?;
+        Err(RemoteError::new(
+            code::NO_DOMAIN_METADATA,
+            from::DOMAIN,
+            Some("Requested metadata element is not present"),
+        ))
+    }
+
+    fn connect_get_all_domain_stats(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectGetAllDomainStatsArgs,
+    ) -> Result<ConnectGetAllDomainStatsRet, RemoteError> {
+        Ok(ConnectGetAllDomainStatsRet {
+            ret_stats: self.all_domain_stats(&a)?,
+        })
+    }
+
+    fn domain_get_control_info(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainFlagsArgs,
+    ) -> Result<DomainGetControlInfoRet, RemoteError> {
+        self.reg().resolve(&a.dom)?;
+        Ok(DomainGetControlInfoRet {
+            state: 0,
+            details: 0,
+            state_time: 0,
+        })
+    }
+
+    fn connect_domain_xml_to_native(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectDomainXmlToNativeArgs,
+    ) -> Result<ConnectDomainXmlToNativeRet, RemoteError> {
+        Ok(ConnectDomainXmlToNativeRet {
+            native_config: self.xml_to_native(&a.native_format, &a.domain_xml)?,
+        })
+    }
+
+    // ---- Consoles ----
+
+    fn domain_open_console(
+        &self,
+        cx: &Call<'a>,
+        a: DomainOpenConsoleArgs,
+    ) -> Result<(), RemoteError> {
+        let start_pump =
+            self.open_console(&cx.client.streams, &cx.client.sub.outbox, cx.serial, &a)?;
+        // The reply goes out before the first data.
+        cx.after_reply(start_pump);
+        Ok(())
+    }
+
+    // ---- Events ----
+
+    fn connect_domain_event_callback_register_any(
+        &self,
+        cx: &Call<'a>,
+        a: ConnectDomainEventCallbackRegisterAnyArgs,
+    ) -> Result<CallbackIdRet, RemoteError> {
+        let only = match &a.dom {
+            Some(dom) => Some(self.reg().resolve(dom)?.uuid),
+            None => None,
+        };
+        if !(0..=30).contains(&a.event_id) {
+            return Err(RemoteError::invalid_arg(&format!(
+                "unsupported event ID {}",
+                a.event_id
+            )));
+        }
+        let callback_id = self.events.register(&cx.client.sub, a.event_id, only);
+        Ok(CallbackIdRet { callback_id })
+    }
+
+    fn connect_domain_event_callback_deregister_any(
+        &self,
+        cx: &Call<'a>,
+        a: CallbackIdArgs,
+    ) -> Result<(), RemoteError> {
+        if !self.events.deregister(&cx.client.sub, a.callback_id) {
+            return Err(RemoteError::invalid_arg(&format!(
+                "callback ID {} not registered",
+                a.callback_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl DomainDriver {
+    /// CONNECT_DOMAIN_XML_TO_NATIVE: the rvirt-vmm command line a start
+    /// would run (with the paths the VMM would open; a start passes the
+    /// monitor and taps by descriptor instead), one option per line as
+    /// libvirt prints it.
+    pub fn xml_to_native(&self, format: &str, xml: &str) -> Result<String, RemoteError> {
+        if format != "qemu-argv" {
+            return Err(RemoteError::new(
+                code::CONFIG_UNSUPPORTED,
+                from::QEMU,
+                Some(&format!("Unsupported config type {format}")),
+            ));
+        }
+        let mut def = super::definitions::parse(xml)?;
+        def.fill_in();
+        let argv =
+            rvirt_domain::derive_argv(&def, &self.tree.vmm_paths(&def.name)).map_err(|e| {
+                RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
+            })?;
+        Ok(format_argv(&self.vmm.to_string_lossy(), &argv.args))
+    }
+}
+
+/// `prog \` then `-opt value \` lines, values shell-quoted when needed.
+fn format_argv(prog: &str, args: &[String]) -> String {
+    let mut lines = vec![quote(prog)];
+    let mut i = 0;
+    while i < args.len() {
+        let mut line = quote(&args[i]);
+        if args[i].starts_with('-') && args.get(i + 1).is_some_and(|v| !v.starts_with('-')) {
+            line.push(' ');
+            line.push_str(&quote(&args[i + 1]));
+            i += 1;
+        }
+        lines.push(line);
+        i += 1;
+    }
+    let mut out = lines.join(" \\\n");
+    out.push('\n');
+    out
+}
+
+fn quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=,./:@+%".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_lines() {
+        let args: Vec<String> = ["-name", "guest=a", "-S", "-append", "console=ttyS0 quiet"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            format_argv("/usr/bin/rvirt-vmm", &args),
+            "/usr/bin/rvirt-vmm \\\n-name guest=a \\\n-S \\\n-append 'console=ttyS0 quiet'\n"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Starting a domain's VMM as libvirt starts QEMU: the host side of its
+//! NICs first (taps), then the monitor's listening socket bound by rvirtd,
+//! both passed by descriptor and named in the command line through the
+//! argv derivation's fd plan (`-chardev socket,…,fd=3`, `-netdev
+//! tap,…,fd=4`); then the monitor connection. No file is polled for: the
+//! socket exists before the VMM does.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustix::process::Signal;
+use rvirt_domain::{derive_argv, derive_argv_with, Domain, FdPlan, RuntimePaths};
+use rvirt_qmp::QmpClient;
+use rvirt_remote::error::{code, from};
+use rvirt_remote::RemoteError;
+
+use super::nics::{self, NamedTap};
+use crate::supervise::{Child, Spawn, SpawnError, FIRST_PASSED_FD};
+
+/// How long each QMP command may take, and the greeting of a new VMM.
+pub const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a VMM that dropped its monitor may take to exit, so that its
+/// own last words can be read from the log.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the domain log {0}")]
+    Log(PathBuf, #[source] io::Error),
+    #[error("cannot bind the monitor socket {0}")]
+    Monitor(PathBuf, #[source] io::Error),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// The VMM exited before its monitor came up; `message` is what it
+    /// wrote to the log.
+    #[error("{message}")]
+    Exited { message: String },
+    #[error("no monitor")]
+    Qmp(#[source] rvirt_qmp::ClientError),
+}
+
+impl StartError {
+    /// The error as libvirt reports a QEMU that did not start.
+    pub fn to_remote(&self) -> RemoteError {
+        match self {
+            StartError::Exited { message } => RemoteError::internal(&format!(
+                "process exited while connecting to monitor: {message}"
+            )),
+            other => RemoteError::operation_failed(&crate::error_chain(other)),
+        }
+    }
+}
+
+/// A started VMM with its negotiated monitor connection and the names of
+/// the taps it was given.
+pub struct Started {
+    pub child: Arc<Child>,
+    pub qmp: QmpClient,
+    pub taps: Vec<NamedTap>,
+}
+
+/// Derives `def`'s command line (validation first), makes its taps, binds
+/// its monitor and starts `vmm` with both passed.
+pub fn start(vmm: &Path, def: &Domain, paths: &RuntimePaths) -> Result<Started, RemoteError> {
+    let plain = derive_argv(def, paths).map_err(|e| {
+        RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
+    })?;
+    // The host side of the NICs exists before the VMM, as with libvirt;
+    // rvirtd's descriptors close once the VMM has its own, leaving it the
+    // only holder (the taps are not persistent).
+    let taps = nics::open_all(def, &plain.taps).map_err(|e| e.to_remote())?;
+    let listener = bind_monitor(&paths.monitor_socket).map_err(|e| e.to_remote())?;
+    let mut plan = FdPlan {
+        monitor: Some(FIRST_PASSED_FD),
+        ..FdPlan::default()
+    };
+    let mut pass: Vec<OwnedFd> = vec![listener.into()];
+    let mut named = Vec::new();
+    for t in taps {
+        plan.taps
+            .insert(t.netdev_id.clone(), FIRST_PASSED_FD + pass.len() as i32);
+        let (fd, tap) = t.into_parts();
+        pass.push(fd);
+        named.push(tap);
+    }
+    let argv = derive_argv_with(def, paths, &plan).map_err(|e| {
+        RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
+    })?;
+    run(vmm, &argv.args, pass, paths)
+        .map(|(child, qmp)| Started {
+            child,
+            qmp,
+            taps: named,
+        })
+        .map_err(|e| e.to_remote())
+}
+
+/// Binds the monitor's socket at `path` (replacing a stale one), for the
+/// VMM to accept on; only rvirtd (its owner) may connect.
+fn bind_monitor(path: &Path) -> Result<UnixListener, StartError> {
+    let fail = |e| StartError::Monitor(path.into(), e);
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(fail(e)),
+        _ => {}
+    }
+    let l = UnixListener::bind(path).map_err(fail)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    Ok(l)
+}
+
+/// Starts the VMM with `pass` (the monitor listener first) and connects
+/// to its monitor.
+fn run(
+    vmm: &Path,
+    args: &[String],
+    pass: Vec<OwnedFd>,
+    paths: &RuntimePaths,
+) -> Result<(Arc<Child>, QmpClient), StartError> {
+    let log = &paths.log_file;
+    let mut logf = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| StartError::Log(log.into(), e))?;
+    let _ = writeln!(logf, "{}: starting up", crate::sys::timestamp());
+    let _ = writeln!(logf, "{} {}", vmm.display(), args.join(" "));
+    let offset = logf.metadata().map(|m| m.len()).unwrap_or(0);
+    drop(logf);
+    let child = Arc::new(Child::spawn(Spawn {
+        program: vmm,
+        args,
+        pass,
+        log: Some(log),
+    })?);
+    // The VMM holds the only listener now: if it dies, this connection is
+    // reset at once instead of waiting for a greeting.
+    match QmpClient::connect(&paths.monitor_socket, QMP_TIMEOUT) {
+        Ok(qmp) => Ok((child, qmp)),
+        Err(e) => {
+            if child.wait(Some(EXIT_WAIT)) {
+                let mut message = log_since(log, offset);
+                if message.is_empty() {
+                    message = "rvirt-vmm exited before its monitor came up".into();
+                }
+                return Err(StartError::Exited { message });
+            }
+            child.signal(Signal::KILL);
+            child.wait(Some(EXIT_WAIT));
+            Err(StartError::Qmp(e))
+        }
+    }
+}
+
+/// What the log got after `offset`, trimmed, the last lines only.
+fn log_since(log: &Path, offset: u64) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = File::open(log) {
+        if f.seek(SeekFrom::Start(offset)).is_ok() {
+            let _ = f.take(64 * 1024).read_to_string(&mut s);
+        }
+    }
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(5)..];
+    tail.join("\n").trim().to_string()
+}

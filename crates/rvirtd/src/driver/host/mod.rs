@@ -1,0 +1,186 @@
+//! The host driver: what the host and rvirt-vmm are (types, versions, the
+//! host name, node facts, capabilities).
+
+pub mod capabilities;
+pub mod info;
+
+use std::path::PathBuf;
+
+use rvirt_remote::calls::*;
+use rvirt_remote::consts::version_number;
+use rvirt_remote::procedures::HostCalls;
+use rvirt_remote::uri::Mode;
+use rvirt_remote::xdr::{CharList, Opaque};
+use rvirt_remote::RemoteError;
+
+use crate::server::router::Call;
+use crate::Config;
+
+/// libvirt's version that rvirtd's protocol matches (virsh prints it for
+/// `version --daemon`).
+const LIB_VERSION: u64 = 9_000_000;
+
+pub struct HostDriver {
+    mode: Mode,
+    /// The rvirt-vmm executable: the emulator the capabilities name.
+    vmm: PathBuf,
+}
+
+impl HostDriver {
+    pub fn new(cfg: &Config) -> Self {
+        HostDriver {
+            mode: cfg.tree.mode,
+            vmm: cfg.vmm.clone(),
+        }
+    }
+}
+
+/// rvirt-vmm's version as CONNECT_GET_VERSION carries it.
+fn vmm_version() -> u64 {
+    let v = env!("CARGO_PKG_VERSION");
+    let mut parts = v.split('.').map(|x| x.parse::<u64>().unwrap_or(0));
+    let (a, b, c) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    version_number(a, b, c)
+}
+
+impl<'a> HostCalls<Call<'a>> for HostDriver {
+    fn connect_get_type(&self, _cx: &Call<'a>, _a: ()) -> Result<TypeRet, RemoteError> {
+        Ok(TypeRet {
+            type_: "QEMU".into(),
+        })
+    }
+
+    fn connect_get_version(
+        &self,
+        _cx: &Call<'a>,
+        _a: (),
+    ) -> Result<ConnectGetVersionRet, RemoteError> {
+        Ok(ConnectGetVersionRet {
+            hv_ver: vmm_version(),
+        })
+    }
+
+    fn connect_get_lib_version(
+        &self,
+        _cx: &Call<'a>,
+        _a: (),
+    ) -> Result<ConnectGetLibVersionRet, RemoteError> {
+        Ok(ConnectGetLibVersionRet {
+            lib_ver: LIB_VERSION,
+        })
+    }
+
+    fn connect_get_hostname(
+        &self,
+        _cx: &Call<'a>,
+        _a: (),
+    ) -> Result<ConnectGetHostnameRet, RemoteError> {
+        Ok(ConnectGetHostnameRet {
+            hostname: crate::sys::hostname(),
+        })
+    }
+
+    fn connect_get_uri(&self, _cx: &Call<'a>, _a: ()) -> Result<ConnectGetUriRet, RemoteError> {
+        let uri = match self.mode {
+            Mode::System => "qemu:///system",
+            Mode::Session => "qemu:///session",
+        };
+        Ok(ConnectGetUriRet { uri: uri.into() })
+    }
+
+    fn connect_get_max_vcpus(
+        &self,
+        _cx: &Call<'a>,
+        _a: ConnectGetMaxVcpusArgs,
+    ) -> Result<ConnectGetMaxVcpusRet, RemoteError> {
+        Ok(ConnectGetMaxVcpusRet {
+            max_vcpus: rvirt_domain::MAX_VCPUS as i32,
+        })
+    }
+
+    fn connect_get_capabilities(
+        &self,
+        _cx: &Call<'a>,
+        _a: (),
+    ) -> Result<CapabilitiesRet, RemoteError> {
+        Ok(CapabilitiesRet {
+            capabilities: capabilities::capabilities_xml(&self.vmm),
+        })
+    }
+
+    fn connect_get_domain_capabilities(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectGetDomainCapabilitiesArgs,
+    ) -> Result<CapabilitiesRet, RemoteError> {
+        Ok(CapabilitiesRet {
+            capabilities: capabilities::domain_capabilities_xml(&self.vmm, &a)?,
+        })
+    }
+
+    fn node_get_info(&self, _cx: &Call<'a>, _a: ()) -> Result<NodeGetInfoRet, RemoteError> {
+        Ok(info::node_info())
+    }
+
+    fn node_get_cpu_map(
+        &self,
+        _cx: &Call<'a>,
+        a: NodeGetCpuMapArgs,
+    ) -> Result<NodeGetCpuMapRet, RemoteError> {
+        let n = info::cpus();
+        let map = if a.need_map != 0 {
+            info::all_cpus_map(n, info::cpu_map_len(n))
+        } else {
+            Vec::new()
+        };
+        Ok(NodeGetCpuMapRet {
+            cpumap: Opaque(map),
+            online: if a.need_online != 0 { n } else { 0 },
+            ret: n as i32,
+        })
+    }
+
+    fn node_get_security_model(
+        &self,
+        _cx: &Call<'a>,
+        _a: (),
+    ) -> Result<NodeGetSecurityModelRet, RemoteError> {
+        Ok(NodeGetSecurityModelRet {
+            model: CharList::from_c_str("none"),
+            doi: CharList::from_c_str("0"),
+        })
+    }
+}
+
+// rvirtd manages no host interfaces or devices: libvirt's drivers with none
+// answer empty lists, which virt-manager reads when it connects.
+
+impl<'a> rvirt_remote::procedures::InterfaceCalls<Call<'a>> for HostDriver {
+    fn connect_list_all_interfaces(
+        &self,
+        _cx: &Call<'a>,
+        _a: ConnectListAllArgs,
+    ) -> Result<ConnectListAllInterfacesRet, RemoteError> {
+        Ok(ConnectListAllInterfacesRet {
+            ifaces: Vec::new(),
+            ret: 0,
+        })
+    }
+}
+
+impl<'a> rvirt_remote::procedures::NodeDeviceCalls<Call<'a>> for HostDriver {
+    fn connect_list_all_node_devices(
+        &self,
+        _cx: &Call<'a>,
+        _a: ConnectListAllArgs,
+    ) -> Result<ConnectListAllNodeDevicesRet, RemoteError> {
+        Ok(ConnectListAllNodeDevicesRet {
+            devices: Vec::new(),
+            ret: 0,
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! The drivers, one per kind of object, as libvirtd has them: each owns its
+//! table and its store and implements its group of the procedure table
+//! (`rvirt_remote::procedures`); whatever a driver does not implement
+//! answers VIR_ERR_NO_SUPPORT by the table's default.
+//!
+//! | driver | serves |
+//! | --- | --- |
+//! | [`host::HostDriver`] | capabilities, node info, versions, host name; host interfaces and devices (none) |
+//! | [`domain::DomainDriver`] | domains: definitions, lifecycle, queries, stats, consoles, domain events |
+//! | [`network::NetworkDriver`] | virtual networks (none yet: empty lists, "no such network") |
+//! | [`storage::StorageDriver`] | storage pools and volumes (none yet: empty lists, "no such pool/volume") |
+//!
+//! Connection-level calls (open, features, auth) are the server's own:
+//! `server::router`.
+
+pub mod domain;
+pub mod host;
+pub mod network;
+pub mod storage;
+
+use std::sync::Arc;
+
+use rvirt_remote::procedures::{self, DomainCalls, HostCalls, NetworkCalls, StorageCalls};
+
+use crate::server::events::EventHub;
+use crate::server::router::{Call, ConnectionDriver};
+use crate::Config;
+
+/// Every driver of one daemon.
+pub struct Drivers {
+    pub connection: ConnectionDriver,
+    pub host: host::HostDriver,
+    pub domain: Arc<domain::DomainDriver>,
+    pub network: network::NetworkDriver,
+    pub storage: storage::StorageDriver,
+    /// Event callbacks of every client, for every driver's events.
+    pub events: Arc<EventHub>,
+}
+
+impl Drivers {
+    pub fn new(cfg: &Config) -> Self {
+        let events = Arc::new(EventHub::default());
+        Drivers {
+            connection: ConnectionDriver {
+                mode: cfg.tree.mode,
+                keepalive: cfg.keepalive,
+            },
+            host: host::HostDriver::new(cfg),
+            domain: domain::DomainDriver::new(cfg, events.clone()),
+            network: network::NetworkDriver,
+            storage: storage::StorageDriver,
+            events,
+        }
+    }
+}
+
+impl<'a> procedures::Drivers<Call<'a>> for Drivers {
+    fn connection(&self) -> &dyn procedures::ConnectionCalls<Call<'a>> {
+        &self.connection
+    }
+
+    fn host(&self) -> &dyn HostCalls<Call<'a>> {
+        &self.host
+    }
+
+    fn domain(&self) -> &dyn DomainCalls<Call<'a>> {
+        &*self.domain
+    }
+
+    fn network(&self) -> &dyn NetworkCalls<Call<'a>> {
+        &self.network
+    }
+
+    fn storage(&self) -> &dyn StorageCalls<Call<'a>> {
+        &self.storage
+    }
+
+    fn interface(&self) -> &dyn procedures::InterfaceCalls<Call<'a>> {
+        &self.host
+    }
+
+    fn node_device(&self) -> &dyn procedures::NodeDeviceCalls<Call<'a>> {
+        &self.host
+    }
+}
