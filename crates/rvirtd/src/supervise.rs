@@ -48,6 +48,8 @@ pub struct Spawn<'a> {
     pub pass: Vec<OwnedFd>,
     /// stdout and stderr appended here (else /dev/null).
     pub log: Option<&'a Path>,
+    /// Variables of rvirtd's environment the child does not get.
+    pub env_remove: &'a [&'a str],
 }
 
 /// What rvirtd keeps on disk to find a child again after a restart: its
@@ -104,6 +106,9 @@ impl Child {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        for var in s.env_remove {
+            cmd.env_remove(var);
+        }
         // SAFETY: the closure runs in the child between fork and exec and only
         // calls setsid and dup2, which are async-signal-safe; it reads a Vec
         // made before the fork and allocates nothing.
@@ -249,6 +254,7 @@ mod tests {
             args: &["-c".to_string(), script.to_string()],
             pass,
             log,
+            env_remove: &[],
         })
         .unwrap()
     }
@@ -339,12 +345,30 @@ mod tests {
     }
 
     #[test]
+    fn removed_variables_do_not_reach_the_child() {
+        assert!(std::env::var_os("HOME").is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("env.log");
+        let child = Child::spawn(Spawn {
+            program: Path::new("/bin/sh"),
+            args: &["-c".into(), "echo ${HOME:-unset}".into()],
+            pass: vec![],
+            log: Some(&log),
+            env_remove: &["HOME"],
+        })
+        .unwrap();
+        assert!(child.wait(Some(Duration::from_secs(10))));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "unset\n");
+    }
+
+    #[test]
     fn a_missing_program_is_an_error() {
         let e = Child::spawn(Spawn {
             program: Path::new("/nonexistent/rvirt-program"),
             args: &[],
             pass: vec![],
             log: None,
+            env_remove: &[],
         })
         .unwrap_err();
         assert!(matches!(e, SpawnError::Exec(..)), "{e}");

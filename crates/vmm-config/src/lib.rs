@@ -5,6 +5,7 @@
 //! builds a machine from. Both the `key=value` and JSON forms of an option
 //! go through [`opts::Opts`], so they are checked the same way.
 
+pub mod caps;
 pub mod chardev;
 mod config;
 pub mod opts;

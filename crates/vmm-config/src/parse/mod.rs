@@ -209,10 +209,7 @@ fn valid_uuid(s: &str) -> bool {
 
 /// Machine types that all mean rvirt's one x86 machine.
 fn known_machine(t: &str) -> bool {
-    matches!(t, "pc" | "q35" | "microvm" | "none")
-        || t.starts_with("pc-i440fx-")
-        || t.starts_with("pc-q35-")
-        || t.starts_with("pc-")
+    crate::caps::is_known_machine(t)
 }
 
 impl Builder {
@@ -604,7 +601,7 @@ impl Builder {
 fn parse_cpu(v: &str) -> Result<CpuConfig, ConfigError> {
     let mut parts = v.split(',');
     let model = parts.next().unwrap_or_default().to_string();
-    if !matches!(model.as_str(), "host" | "max" | "qemu64" | "kvm64") {
+    if !crate::caps::is_known_cpu_model(&model) {
         return Err(ConfigError::new(
             "-cpu",
             format!("unable to find CPU model '{model}' (rvirt knows host, max, qemu64, kvm64)"),

@@ -1,8 +1,8 @@
 //! Starting a domain's VMM as libvirt starts QEMU: the host side of its
 //! NICs first (taps), then the monitor's listening socket bound by rvirtd,
 //! both passed by descriptor and named in the command line through the
-//! argv derivation's fd plan (`-chardev socket,…,fd=3`, `-netdev
-//! tap,…,fd=4`); then the monitor connection. No file is polled for: the
+//! argv derivation's fd plan (`-netdev tap,…,fd=3`, then `-chardev
+//! socket,id=charmonitor,fd=N`); then the monitor connection. No file is polled for: the
 //! socket exists before the VMM does.
 
 use std::fs::{File, OpenOptions};
@@ -76,11 +76,10 @@ pub fn start(vmm: &Path, def: &Domain, paths: &RuntimePaths) -> Result<Started, 
     // only holder (the taps are not persistent).
     let taps = nics::open_all(def, &plain.taps).map_err(|e| e.to_remote())?;
     let listener = bind_monitor(&paths.monitor_socket).map_err(|e| e.to_remote())?;
-    let mut plan = FdPlan {
-        monitor: Some(FIRST_PASSED_FD),
-        ..FdPlan::default()
-    };
-    let mut pass: Vec<OwnedFd> = vec![listener.into()];
+    // The taps at 3, 4, … (as before the monitor was passed), the
+    // monitor's listener after them.
+    let mut plan = FdPlan::default();
+    let mut pass: Vec<OwnedFd> = Vec::new();
     let mut named = Vec::new();
     for t in taps {
         plan.taps
@@ -89,6 +88,8 @@ pub fn start(vmm: &Path, def: &Domain, paths: &RuntimePaths) -> Result<Started, 
         pass.push(fd);
         named.push(tap);
     }
+    plan.monitor = Some(FIRST_PASSED_FD + pass.len() as i32);
+    pass.push(listener.into());
     let argv = derive_argv_with(def, paths, &plan).map_err(|e| {
         RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
     })?;
@@ -115,8 +116,8 @@ fn bind_monitor(path: &Path) -> Result<UnixListener, StartError> {
     Ok(l)
 }
 
-/// Starts the VMM with `pass` (the monitor listener first) and connects
-/// to its monitor.
+/// Starts the VMM with `pass` (the monitor's listener among them) and
+/// connects to its monitor.
 fn run(
     vmm: &Path,
     args: &[String],
@@ -138,6 +139,9 @@ fn run(
         args,
         pass,
         log: Some(log),
+        // rvirtd's own log level is not the VMM's: the VMM writes into the
+        // domain log, and its debug lines would cut into the guest's.
+        env_remove: &["RVIRT_LOG"],
     })?);
     // The VMM holds the only listener now: if it dies, this connection is
     // reset at once instead of waiting for a greeting.

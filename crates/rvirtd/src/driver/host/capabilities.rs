@@ -1,43 +1,89 @@
 //! CONNECT_GET_CAPABILITIES and CONNECT_GET_DOMAIN_CAPABILITIES: what the
-//! host and rvirt-vmm offer, in libvirt's XML layouts. virt-manager
-//! refuses a connection without the first (it reads the host arch, the
-//! guest's arch, domain type and machine types) and reads the second
-//! for the VM window.
+//! host and rvirt-vmm offer, in libvirt's XML layouts, built as XML trees.
+//! virt-manager refuses a connection without the first (it reads the host
+//! arch, the guest's arch, domain type and machine types) and reads the
+//! second for the VM window. The machines and CPU models are rvirt-vmm's
+//! own table (`rvirt_vmm_config::caps`).
 
+use std::path::Path;
+
+use rvirt_domain::xml::{self, Element};
 use rvirt_remote::calls::ConnectGetDomainCapabilitiesArgs;
 use rvirt_remote::error::{code, from};
 use rvirt_remote::RemoteError;
+use rvirt_vmm_config::caps::{self, MACHINES, NAMED_CPU_MODELS};
 
 use super::info::{self as hostinfo, CpuInfo};
 
-/// The machine types rvirt-vmm accepts (`-machine`); the first is the
-/// default, as in QEMU.
-pub const MACHINES: &[&str] = &["pc", "q35", "microvm"];
+/// `<name>text</name>`.
+fn text(name: &'static str, t: impl Into<String>) -> Element {
+    Element::new(name).with_text(t)
+}
 
-/// The named CPU models rvirt-vmm accepts for `-cpu` besides host/max.
-const CPU_MODELS: &[&str] = &["qemu64", "kvm64"];
+/// `<name a='v' …/>`.
+fn empty(name: &'static str, attrs: &[(&str, &str)]) -> Element {
+    let mut e = Element::new(name);
+    for (k, v) in attrs {
+        e.set_attr(k, *v);
+    }
+    e
+}
 
-fn host_cpu_xml(arch: &str, cpu: &CpuInfo) -> String {
-    let mut s = format!("    <cpu>\n      <arch>{arch}</arch>\n");
+/// `<name>` holding `children`.
+fn with(name: &'static str, children: impl IntoIterator<Item = Element>) -> Element {
+    let mut e = Element::new(name);
+    for c in children {
+        e.push(c);
+    }
+    e
+}
+
+/// `<enum name='N'><value>v</value>…</enum>`.
+fn enumeration(name: &str, values: &[&str]) -> Element {
+    let mut e = empty("enum", &[("name", name)]);
+    for v in values {
+        e.push(text("value", *v));
+    }
+    e
+}
+
+fn document(root: &Element) -> String {
+    let mut out = String::new();
+    xml::write(&mut out, root, 0);
+    out
+}
+
+fn host_cpu(arch: &str, cpu: &CpuInfo) -> Element {
+    let mut e = with("cpu", [text("arch", arch)]);
     if let Some(m) = &cpu.model {
-        s.push_str(&format!("      <model>{}</model>\n", xml_escape(m)));
+        e.push(text("model", m.clone()));
     }
     if let Some(v) = &cpu.vendor {
-        s.push_str(&format!("      <vendor>{}</vendor>\n", xml_escape(v)));
+        e.push(text("vendor", v.clone()));
     }
-    s.push_str(&format!(
-        "      <topology sockets='{}' dies='1' cores='{}' threads='{}'/>\n",
-        cpu.sockets, cpu.cores, cpu.threads
+    let (sockets, cores, threads) = (
+        cpu.sockets.to_string(),
+        cpu.cores.to_string(),
+        cpu.threads.to_string(),
+    );
+    e.push(empty(
+        "topology",
+        &[
+            ("sockets", &sockets),
+            ("dies", "1"),
+            ("cores", &cores),
+            ("threads", &threads),
+        ],
     ));
-    s.push_str("      <pages unit='KiB' size='4'/>\n      <pages unit='KiB' size='2048'/>\n");
-    s.push_str("    </cpu>\n");
-    s
+    e.push(empty("pages", &[("unit", "KiB"), ("size", "4")]));
+    e.push(empty("pages", &[("unit", "KiB"), ("size", "2048")]));
+    e
 }
 
 /// The `<cpus>` of the one NUMA cell: every logical CPU with its socket,
 /// core and the CPUs sharing that core.
-fn cell_cpus_xml(cpu: &CpuInfo) -> String {
-    let mut s = format!("          <cpus num='{}'>\n", cpu.cpus.len());
+fn cell_cpus(cpu: &CpuInfo) -> Element {
+    let mut e = empty("cpus", &[("num", &cpu.cpus.len().to_string())]);
     for c in &cpu.cpus {
         let siblings: Vec<String> = cpu
             .cpus
@@ -45,77 +91,78 @@ fn cell_cpus_xml(cpu: &CpuInfo) -> String {
             .filter(|o| o.socket == c.socket && o.core == c.core)
             .map(|o| o.id.to_string())
             .collect();
-        s.push_str(&format!(
-            "            <cpu id='{}' socket_id='{}' die_id='0' core_id='{}' siblings='{}'/>\n",
-            c.id,
-            c.socket,
-            c.core,
-            siblings.join(",")
+        e.push(empty(
+            "cpu",
+            &[
+                ("id", &c.id.to_string()),
+                ("socket_id", &c.socket.to_string()),
+                ("die_id", "0"),
+                ("core_id", &c.core.to_string()),
+                ("siblings", &siblings.join(",")),
+            ],
         ));
     }
-    s.push_str("          </cpus>\n");
-    s
+    e
 }
 
-pub fn capabilities_xml(vmm: &std::path::Path) -> String {
+pub fn capabilities_xml(vmm: &Path) -> String {
     capabilities_for(vmm, &hostinfo::cpu_info(), hostinfo::memory_kib())
 }
 
-fn capabilities_for(vmm: &std::path::Path, cpu: &CpuInfo, mem_kib: u64) -> String {
+fn capabilities_for(vmm: &Path, cpu: &CpuInfo, mem_kib: u64) -> String {
     let arch = std::env::consts::ARCH;
-    let uuid = hostinfo::host_uuid()
-        .map(|u| format!("    <uuid>{u}</uuid>\n"))
-        .unwrap_or_default();
-    let mut machines = String::new();
-    for m in MACHINES {
-        machines.push_str(&format!(
-            "      <machine maxCpus='{}'>{m}</machine>\n",
-            rvirt_domain::MAX_VCPUS
-        ));
+    let mut host = Element::new("host");
+    if let Some(u) = hostinfo::host_uuid() {
+        host.push(text("uuid", u));
     }
-    format!(
-        "<capabilities>
+    host.push(host_cpu(arch, cpu));
+    host.push(Element::new("power_management"));
+    host.push(empty("iommu", &[("support", "no")]));
+    host.push(with("migration_features", [Element::new("live")]));
+    let mut cell = with(
+        "cell",
+        [
+            text("memory", mem_kib.to_string()).with_attr("unit", Some("KiB")),
+            cell_cpus(cpu),
+        ],
+    );
+    cell.set_attr("id", "0");
+    host.push(with(
+        "topology",
+        [with("cells", [cell]).with_attr("num", Some("1"))],
+    ));
+    host.push(with("secmodel", [text("model", "none"), text("doi", "0")]));
 
-  <host>
-{uuid}{host_cpu}    <power_management/>
-    <iommu support='no'/>
-    <migration_features>
-      <live/>
-    </migration_features>
-    <topology>
-      <cells num='1'>
-        <cell id='0'>
-          <memory unit='KiB'>{mem_kib}</memory>
-{cell_cpus}        </cell>
-      </cells>
-    </topology>
-    <secmodel>
-      <model>none</model>
-      <doi>0</doi>
-    </secmodel>
-  </host>
-
-  <guest>
-    <os_type>hvm</os_type>
-    <arch name='{arch}'>
-      <wordsize>64</wordsize>
-      <emulator>{emulator}</emulator>
-{machines}      <domain type='kvm'/>
-    </arch>
-    <features>
-      <acpi default='on' toggle='yes'/>
-      <apic default='on' toggle='no'/>
-      <cpuselection/>
-      <deviceboot/>
-    </features>
-  </guest>
-
-</capabilities>
-",
-        host_cpu = host_cpu_xml(arch, cpu),
-        cell_cpus = cell_cpus_xml(cpu),
-        emulator = xml_escape(&vmm.to_string_lossy()),
-    )
+    let max = rvirt_domain::MAX_VCPUS.to_string();
+    let mut guest_arch = with(
+        "arch",
+        [
+            text("wordsize", "64"),
+            text("emulator", vmm.to_string_lossy()),
+        ],
+    );
+    guest_arch.set_attr("name", arch);
+    for m in MACHINES {
+        guest_arch.push(text("machine", *m).with_attr("maxCpus", Some(max.as_str())));
+    }
+    guest_arch.push(empty("domain", &[("type", "kvm")]));
+    let guest = with(
+        "guest",
+        [
+            text("os_type", "hvm"),
+            guest_arch,
+            with(
+                "features",
+                [
+                    empty("acpi", &[("default", "on"), ("toggle", "yes")]),
+                    empty("apic", &[("default", "on"), ("toggle", "no")]),
+                    Element::new("cpuselection"),
+                    Element::new("deviceboot"),
+                ],
+            ),
+        ],
+    );
+    document(&with("capabilities", [host, guest]))
 }
 
 fn unsupported(msg: &str) -> RemoteError {
@@ -127,7 +174,7 @@ fn unsupported(msg: &str) -> RemoteError {
 /// (the defaults: rvirt-vmm, the host arch, `pc`, kvm); one that names
 /// something rvirt-vmm is not gets libvirt's error.
 pub fn domain_capabilities_xml(
-    vmm: &std::path::Path,
+    vmm: &Path,
     a: &ConnectGetDomainCapabilitiesArgs,
 ) -> Result<String, RemoteError> {
     let arch = std::env::consts::ARCH;
@@ -153,87 +200,89 @@ pub fn domain_capabilities_xml(
         )));
     }
     let machine = a.machine.as_deref().unwrap_or(MACHINES[0]);
-    let known = MACHINES.contains(&machine)
-        || machine.starts_with("pc-i440fx-")
-        || machine.starts_with("pc-q35-");
-    if !known {
+    if !caps::is_known_machine(machine) || machine == "none" {
         return Err(unsupported(&format!(
             "the machine '{machine}' is not supported by emulator '{vmm_path}'"
         )));
     }
-    let models: String = CPU_MODELS
-        .iter()
-        .map(|m| format!("      <model usable='yes' vendor='unknown'>{m}</model>\n"))
-        .collect();
-    Ok(format!(
-        "<domainCapabilities>
-  <path>{path}</path>
-  <domain>kvm</domain>
-  <machine>{machine}</machine>
-  <arch>{arch}</arch>
-  <vcpu max='{max}'/>
-  <iothreads supported='no'/>
-  <os supported='yes'>
-    <enum name='firmware'/>
-    <loader supported='no'/>
-  </os>
-  <cpu>
-    <mode name='host-passthrough' supported='yes'>
-      <enum name='hostPassthroughMigratable'>
-        <value>off</value>
-      </enum>
-    </mode>
-    <mode name='maximum' supported='yes'>
-      <enum name='maximumMigratable'>
-        <value>off</value>
-      </enum>
-    </mode>
-    <mode name='host-model' supported='no'/>
-    <mode name='custom' supported='yes'>
-{models}    </mode>
-  </cpu>
-  <memoryBacking supported='no'/>
-  <devices>
-    <disk supported='yes'>
-      <enum name='diskDevice'>
-        <value>disk</value>
-      </enum>
-      <enum name='bus'>
-        <value>virtio</value>
-      </enum>
-      <enum name='model'/>
-    </disk>
-    <graphics supported='no'/>
-    <video supported='no'/>
-    <hostdev supported='no'/>
-    <rng supported='no'/>
-    <filesystem supported='no'/>
-    <tpm supported='no'/>
-    <redirdev supported='no'/>
-    <channel supported='no'/>
-    <crypto supported='no'/>
-  </devices>
-  <features>
-    <gic supported='no'/>
-    <vmcoreinfo supported='no'/>
-    <genid supported='no'/>
-    <backingStoreInput supported='no'/>
-    <backup supported='no'/>
-    <sev supported='no'/>
-  </features>
-</domainCapabilities>
-",
-        path = xml_escape(&vmm_path),
-        machine = xml_escape(machine),
-        max = rvirt_domain::MAX_VCPUS,
-    ))
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&apos;")
+    let mode =
+        |name: &str, supported: &str| empty("mode", &[("name", name), ("supported", supported)]);
+    let mut passthrough = mode("host-passthrough", "yes");
+    passthrough.push(enumeration("hostPassthroughMigratable", &["off"]));
+    let mut maximum = mode("maximum", "yes");
+    maximum.push(enumeration("maximumMigratable", &["off"]));
+    let mut custom = mode("custom", "yes");
+    for m in NAMED_CPU_MODELS {
+        custom.push(
+            text("model", *m)
+                .with_attr("usable", Some("yes"))
+                .with_attr("vendor", Some("unknown")),
+        );
+    }
+    let unsupported_el = |name: &'static str| empty(name, &[("supported", "no")]);
+    let mut os = with(
+        "os",
+        [
+            empty("enum", &[("name", "firmware")]),
+            unsupported_el("loader"),
+        ],
+    );
+    os.set_attr("supported", "yes");
+    let mut disk = with(
+        "disk",
+        [
+            enumeration("diskDevice", &["disk"]),
+            enumeration("bus", &["virtio"]),
+            empty("enum", &[("name", "model")]),
+        ],
+    );
+    disk.set_attr("supported", "yes");
+    let mut devices = with("devices", [disk]);
+    for d in [
+        "graphics",
+        "video",
+        "hostdev",
+        "rng",
+        "filesystem",
+        "tpm",
+        "redirdev",
+        "channel",
+        "crypto",
+    ] {
+        devices.push(unsupported_el(d));
+    }
+    let root = with(
+        "domainCapabilities",
+        [
+            text("path", vmm_path.clone()),
+            text("domain", "kvm"),
+            text("machine", machine),
+            text("arch", arch),
+            empty("vcpu", &[("max", &rvirt_domain::MAX_VCPUS.to_string())]),
+            empty("iothreads", &[("supported", "no")]),
+            os,
+            with(
+                "cpu",
+                [passthrough, maximum, mode("host-model", "no"), custom],
+            ),
+            unsupported_el("memoryBacking"),
+            devices,
+            with(
+                "features",
+                [
+                    "gic",
+                    "vmcoreinfo",
+                    "genid",
+                    "backingStoreInput",
+                    "backup",
+                    "sev",
+                ]
+                .into_iter()
+                .map(unsupported_el),
+            ),
+        ],
+    );
+    Ok(document(&root))
 }
 
 #[cfg(test)]
