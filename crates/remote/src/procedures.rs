@@ -402,6 +402,36 @@ mod tests {
     }
 
     #[test]
+    fn the_acl_column_and_the_driver_groups() {
+        assert!(Procedure::DomainCreate.changes_state());
+        assert!(Procedure::DomainReset.changes_state());
+        assert!(Procedure::DomainOpenConsole.changes_state());
+        assert!(!Procedure::DomainGetXmlDesc.changes_state());
+        assert!(!Procedure::StorageVolLookupByPath.changes_state());
+        assert_eq!(Procedure::NetworkLookupByName.number(), 46);
+        assert_eq!(Procedure::StoragePoolLookupByName.number(), 84);
+        assert_eq!(Procedure::StorageVolLookupByPath.number(), 97);
+        assert_eq!(Procedure::DomainGetVcpuPinInfo.number(), 230);
+        assert_eq!(Procedure::DomainReset.number(), 245);
+        // A group without a driver answers NO_SUPPORT naming the API.
+        struct NoDrivers;
+        impl Drivers<()> for NoDrivers {}
+        let e = dispatch(
+            &NoDrivers,
+            &(),
+            Args::StorageVolLookupByPath(StorageVolLookupByPathArgs {
+                path: "/var/lib/x.img".into(),
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, crate::error::code::NO_SUPPORT);
+        assert_eq!(
+            e.to_string(),
+            "this function is not supported by the connection driver: virStorageVolLookupByPath"
+        );
+    }
+
+    #[test]
     fn api_names() {
         assert_eq!(
             Procedure::DomainGetXmlDesc.api_name(),
