@@ -8,6 +8,9 @@
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
 # - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
 # - Python's qemu.qmp client;
+# - SeaBIOS (bios.bin, bios-256k.bin, bios-microvm.bin and the VGA BIOS images
+#   in /usr/share/seabios), the firmware disk boots run through, with rvirt
+#   and with the reference QEMU alike;
 # - cargo-fuzz, for scripts/check.sh's fuzz runs, and cargo-nextest, the
 #   test runner (both come with the machine image; installed if missing).
 # The Rust toolchain, gcc and binutils come with the machine.
@@ -55,6 +58,7 @@ need_apt=()
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v ld >/dev/null || need_apt+=(binutils)
 command -v lz4 >/dev/null || need_apt+=(lz4)
+[ -e /usr/share/seabios/bios-microvm.bin ] || need_apt+=(seabios)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v virsh >/dev/null || need_apt+=(libvirt-clients)
 command -v libvirtd >/dev/null || need_apt+=(libvirt-daemon-system libvirt-daemon-driver-qemu)

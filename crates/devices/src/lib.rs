@@ -7,6 +7,8 @@
 //! has a place in the DSDT says so (`acpi_device`).
 
 pub mod acpi_pm;
+pub mod debugcon;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod irq;
 pub mod post;
@@ -16,6 +18,8 @@ pub mod rtc;
 pub mod serial;
 
 pub use acpi_pm::AcpiPm;
+pub use debugcon::DebugCon;
+pub use fw_cfg::{FwCfg, FwCfgBuilder};
 pub use i8042::I8042;
 pub use irq::LineTrigger;
 pub use post::PostPort;

@@ -27,6 +27,14 @@ const REG_C: u8 = 0x0c;
 const REG_D: u8 = 0x0d;
 const REG_CENTURY: u8 = 0x32;
 
+// Where the memory size and CPU count live (QEMU's and SeaBIOS's names).
+const CMOS_BASE_MEM: usize = 0x15;
+const CMOS_EXT_MEM: usize = 0x17;
+const CMOS_EXT_MEM_COPY: usize = 0x30;
+const CMOS_MEM_ABOVE_16M: usize = 0x34;
+const CMOS_MEM_ABOVE_4G: usize = 0x5b;
+const CMOS_SMP_COUNT: usize = 0x5f;
+
 const B_24H: u8 = 1 << 1;
 const B_BINARY: u8 = 1 << 2;
 const D_VALID: u8 = 1 << 7;
@@ -139,6 +147,29 @@ impl Cmos {
             offset: 0,
             clock,
         }
+    }
+
+    /// Writes the bytes where a PC's CMOS keeps the memory size and the CPU
+    /// count, which firmware falls back to without fw_cfg (QEMU's
+    /// `pc_cmos_init`): `low` bytes of RAM below 4 GiB, `high` above, and
+    /// `cpus` CPUs at power-on.
+    pub fn set_platform(&mut self, low: u64, high: u64, cpus: u32) {
+        let mut set16 = |reg: usize, v: u64| {
+            let v = v.min(0xffff) as u16;
+            self.ram[reg..reg + 2].copy_from_slice(&v.to_le_bytes());
+        };
+        // Base memory in KiB (640), memory above 1 MiB in KiB (at most
+        // 0xffff, so 64 MiB), memory above 16 MiB in 64 KiB units.
+        set16(CMOS_BASE_MEM, 640);
+        let ext = low.saturating_sub(1 << 20) >> 10;
+        set16(CMOS_EXT_MEM, ext);
+        set16(CMOS_EXT_MEM_COPY, ext);
+        set16(CMOS_MEM_ABOVE_16M, low.saturating_sub(16 << 20) >> 16);
+        // Memory above 4 GiB in 64 KiB units, 24 bits.
+        let above = (high >> 16).min(0xff_ffff) as u32;
+        self.ram[CMOS_MEM_ABOVE_4G..CMOS_MEM_ABOVE_4G + 3]
+            .copy_from_slice(&above.to_le_bytes()[..3]);
+        self.ram[CMOS_SMP_COUNT] = cpus.saturating_sub(1).min(0xff) as u8;
     }
 
     fn now(&self) -> DateTime {
@@ -262,6 +293,28 @@ mod tests {
             assert_eq!(DateTime::from_unix(s).to_unix(), s);
         }
         assert_eq!(DateTime::from_unix(951_782_400).day, 29); // 2000-02-29
+    }
+
+    #[test]
+    fn memory_size_bytes_as_seabios_reads_them() {
+        let mut c = Cmos::new(Box::new(|| T));
+        c.set_platform(3 << 30, 2u64 << 30, 4);
+        let r16 = |c: &mut Cmos, reg| u16::from(read(c, reg)) | u16::from(read(c, reg + 1)) << 8;
+        assert_eq!(r16(&mut c, 0x15), 640);
+        assert_eq!(r16(&mut c, 0x17), 0xffff);
+        assert_eq!(r16(&mut c, 0x30), 0xffff);
+        // SeaBIOS: RamSize = (0x34/0x35 << 16) + 16 MiB.
+        let above16 = u64::from(r16(&mut c, 0x34));
+        assert_eq!((above16 << 16) + (16 << 20), 3u64 << 30);
+        let above4g = u64::from(read(&mut c, 0x5b))
+            | u64::from(read(&mut c, 0x5c)) << 8
+            | u64::from(read(&mut c, 0x5d)) << 16;
+        assert_eq!(above4g << 16, 2u64 << 30);
+        assert_eq!(read(&mut c, 0x5f), 3);
+        // A small guest: the extended memory in KiB is exact.
+        c.set_platform(32 << 20, 0, 1);
+        assert_eq!(r16(&mut c, 0x17), 31 << 10);
+        assert_eq!(r16(&mut c, 0x34), 256, "16 MiB above 16 MiB");
     }
 
     #[test]
