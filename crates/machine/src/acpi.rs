@@ -84,10 +84,11 @@ fn fadt(dsdt: u64, facs: u64) -> acpi_tables::fadt::FADT {
         .flag(Flags::SlpButton)
         .flag(Flags::TmrValExt)
         .flag(Flags::ResetRegSup);
-    // The spec wants exactly one of each pair set: the 64-bit DSDT pointer
-    // (ACPI 2.0+ guests read it) and the 32-bit FACS pointer (as QEMU sets
-    // it); setting both makes Linux list the FACS twice.
-    f.dsdt = 0.into();
+    // Both DSDT pointers, as QEMU sets them: ACPI 2.0+ guests read the
+    // 64-bit one, SeaBIOS (which finds virtio-mmio devices in the DSDT)
+    // the 32-bit one. Only the 32-bit FACS pointer: setting both makes
+    // Linux list the FACS twice.
+    f.dsdt = (dsdt as u32).into();
     f.x_dsdt = dsdt.into();
     f.firmware_ctrl = (facs as u32).into();
     f.x_firmware_ctrl = 0.into();
@@ -168,22 +169,160 @@ fn madt(cfg: &AcpiConfig) -> Sdt {
     m
 }
 
-/// Builds all tables for guest address `base`.
-pub fn build(cfg: &AcpiConfig, base: u64) -> AcpiTables {
-    // The RSDP goes first; it is written last, once the XSDT is placed.
-    let mut out = vec![0; Rsdp::len()];
-    let dsdt_addr = place(&mut out, base, &dsdt(cfg), 16);
-    let facs_addr = place(&mut out, base, &FACS::new(), 64);
-    let fadt_addr = place(&mut out, base, &fadt(dsdt_addr, facs_addr), 16);
-    let madt_addr = place(&mut out, base, &madt(cfg), 16);
+/// Which of the two blobs firmware allocates a byte is in: the RSDP (in the
+/// F segment, where an OS scans for it) or every other table (in high RAM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blob {
+    Rsdp,
+    Tables,
+}
+
+/// A pointer field: `size` bytes at `offset` in `blob` hold an offset into
+/// `target`, to which `target`'s guest address is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pointer {
+    pub blob: Blob,
+    pub offset: u32,
+    pub size: u8,
+    pub target: Blob,
+}
+
+/// A checksum byte at `offset` in `blob`, over `start..start + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checksum {
+    pub blob: Blob,
+    pub offset: u32,
+    pub start: u32,
+    pub len: u32,
+}
+
+/// The tables before placement, as firmware's table loader takes them:
+/// two blobs whose pointers are offsets, and the fix-ups that place them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedTables {
+    pub rsdp: Vec<u8>,
+    pub tables: Vec<u8>,
+    pub pointers: Vec<Pointer>,
+    pub checksums: Vec<Checksum>,
+}
+
+/// How the tables blob must be aligned (the FACS wants 64 bytes).
+pub const TABLES_ALIGN: u64 = 64;
+/// How the RSDP must be aligned (an OS scans on 16-byte boundaries).
+pub const RSDP_ALIGN: u64 = 16;
+
+impl LinkedTables {
+    /// Applies the fix-ups for the blobs at `rsdp` and `tables`: what a
+    /// firmware's table loader does, for a VMM that places them itself.
+    pub fn link(&self, rsdp: u64, tables: u64) -> (Vec<u8>, Vec<u8>) {
+        let mut out = [self.rsdp.clone(), self.tables.clone()];
+        let index = |b: Blob| match b {
+            Blob::Rsdp => 0,
+            Blob::Tables => 1,
+        };
+        let base = |b: Blob| match b {
+            Blob::Rsdp => rsdp,
+            Blob::Tables => tables,
+        };
+        for p in &self.pointers {
+            let field = &mut out[index(p.blob)][p.offset as usize..][..usize::from(p.size)];
+            let mut v = [0u8; 8];
+            v[..field.len()].copy_from_slice(field);
+            let sum = u64::from_le_bytes(v).wrapping_add(base(p.target));
+            field.copy_from_slice(&sum.to_le_bytes()[..usize::from(p.size)]);
+        }
+        for c in &self.checksums {
+            let b = &mut out[index(c.blob)];
+            let sum = b[c.start as usize..(c.start + c.len) as usize]
+                .iter()
+                .fold(0u8, |a, x| a.wrapping_add(*x));
+            b[c.offset as usize] = b[c.offset as usize].wrapping_sub(sum);
+        }
+        let [r, t] = out;
+        (r, t)
+    }
+}
+
+/// Appends a table whose checksum is at offset 9 and returns its offset.
+fn place_sdt(
+    out: &mut Vec<u8>,
+    checksums: &mut Vec<Checksum>,
+    table: &dyn Aml,
+    align: usize,
+) -> u64 {
+    let at = place(out, 0, table, align);
+    checksums.push(Checksum {
+        blob: Blob::Tables,
+        offset: at as u32 + 9,
+        start: at as u32,
+        len: (out.len() as u64 - at) as u32,
+    });
+    at
+}
+
+/// Builds the tables for firmware to place: the tables blob with every
+/// pointer relative to its start, and the RSDP pointing into it.
+pub fn build_linked(cfg: &AcpiConfig) -> LinkedTables {
+    let mut tables = Vec::new();
+    let mut checksums = Vec::new();
+    let mut pointers = Vec::new();
+    let mut ptr = |blob, offset: u64, size, target| {
+        pointers.push(Pointer {
+            blob,
+            offset: offset as u32,
+            size,
+            target,
+        })
+    };
+    let dsdt_addr = place_sdt(&mut tables, &mut checksums, &dsdt(cfg), 16);
+    let facs_addr = place(&mut tables, 0, &FACS::new(), 64);
+    let fadt_addr = place_sdt(&mut tables, &mut checksums, &fadt(dsdt_addr, facs_addr), 16);
+    ptr(Blob::Tables, fadt_addr + 36, 4, Blob::Tables); // FIRMWARE_CTRL
+    ptr(Blob::Tables, fadt_addr + 40, 4, Blob::Tables); // DSDT
+    ptr(Blob::Tables, fadt_addr + 140, 8, Blob::Tables); // X_DSDT
+    let madt_addr = place_sdt(&mut tables, &mut checksums, &madt(cfg), 16);
     let mut xsdt = XSDT::new(OEM_ID, table_id(b"XSDT"), OEM_REVISION);
     xsdt.add_entry(fadt_addr);
     xsdt.add_entry(madt_addr);
-    let xsdt_addr = place(&mut out, base, &xsdt, 16);
+    let xsdt_addr = place_sdt(&mut tables, &mut checksums, &xsdt, 16);
+    for i in 0..2 {
+        ptr(Blob::Tables, xsdt_addr + 36 + 8 * i, 8, Blob::Tables);
+    }
     let mut rsdp = Vec::new();
     Rsdp::new(OEM_ID, xsdt_addr).to_aml_bytes(&mut rsdp);
-    out[..rsdp.len()].copy_from_slice(&rsdp);
-    AcpiTables { base, bytes: out }
+    ptr(Blob::Rsdp, 24, 8, Blob::Tables); // XsdtAddress
+                                          // The ACPI 1.0 checksum over the first 20 bytes, then the extended one
+                                          // over all 36, which covers the first.
+    checksums.push(Checksum {
+        blob: Blob::Rsdp,
+        offset: 8,
+        start: 0,
+        len: 20,
+    });
+    checksums.push(Checksum {
+        blob: Blob::Rsdp,
+        offset: 32,
+        start: 0,
+        len: rsdp.len() as u32,
+    });
+    LinkedTables {
+        rsdp,
+        tables,
+        pointers,
+        checksums,
+    }
+}
+
+/// Builds all tables for guest address `base`: the RSDP first, the other
+/// tables after it, linked as a firmware would link them.
+pub fn build(cfg: &AcpiConfig, base: u64) -> AcpiTables {
+    let linked = build_linked(cfg);
+    let tables_at = (base + linked.rsdp.len() as u64).next_multiple_of(TABLES_ALIGN);
+    let (rsdp, tables) = linked.link(base, tables_at);
+    let mut bytes = rsdp;
+    bytes.resize((tables_at - base) as usize, 0);
+    bytes.extend_from_slice(&tables);
+    AcpiTables { base, bytes }
 }
 
 #[cfg(test)]
@@ -222,7 +361,11 @@ mod tests {
         }
         let fadt = out.iter().find(|(s, _)| s == "FACP").unwrap().1.clone();
         let dsdt = at(u64_at(&fadt, 140));
-        assert_eq!(u32_at(&fadt, 40), 0, "only X_DSDT is set");
+        assert_eq!(
+            u64::from(u32_at(&fadt, 40)),
+            u64_at(&fadt, 140),
+            "DSDT = X_DSDT"
+        );
         assert_eq!(u64_at(&fadt, 132), 0, "only FIRMWARE_CTRL is set");
         let l = u32_at(b, dsdt + 4) as usize;
         out.push(("DSDT".into(), b[dsdt..dsdt + l].to_vec()));

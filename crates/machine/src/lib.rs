@@ -8,11 +8,17 @@
 //! the kernel, initrd and command line and the boot protocol's structures;
 //! set the boot vCPU's registers; start one thread per vCPU. The run loop is
 //! in [`vcpu`].
+//!
+//! Firmware boot ([`firmware`]) replaces the middle: the BIOS image is
+//! mapped below 4 GiB and into the legacy area, the vCPUs stay at the reset
+//! vector, and the ACPI tables and memory map are handed over unplaced
+//! ([`Machine::firmware_tables`]) for the VMM to serve through fw_cfg.
 
 pub mod acpi;
 pub mod allocator;
 pub mod boot;
 pub mod cpuid;
+pub mod firmware;
 pub mod layout;
 pub mod mptable;
 pub mod regs;
@@ -23,6 +29,7 @@ mod vm;
 pub use allocator::{AllocError, Range, SystemAllocator};
 pub use boot::{BootConfig, EntryPoint, Protocol};
 pub use cpuid::{CpuModel, CpuSpec};
+pub use firmware::{BiosArea, Firmware, FirmwareConfig, FirmwareError, LegacyArea, SegmentMode};
 pub use topology::Topology;
 pub use vcpu::{ThreadIds, VcpuEvents, Vcpus};
-pub use vm::{ConfigPart, Machine, MachineConfig, MachineError};
+pub use vm::{ConfigPart, FirmwareTables, Machine, MachineConfig, MachineError};

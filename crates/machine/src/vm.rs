@@ -10,7 +10,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestM
 use crate::acpi::{self, AcpiConfig};
 use crate::boot::{self, BootConfig, BootError, EntryPoint};
 use crate::cpuid::{self, CpuSpec, CpuidError};
-use crate::layout::{self, RamLayout};
+use crate::firmware::{self, BiosArea, FirmwareConfig, FirmwareError};
+use crate::layout::{self, MemoryRange, RamLayout};
 use crate::mptable;
 use crate::regs::{self, RegsError};
 use crate::topology::Topology;
@@ -25,6 +26,16 @@ pub struct MachineConfig {
     pub cpu: CpuSpec,
     /// Whether the guest gets ACPI tables (the MP table is always there).
     pub acpi: bool,
+    /// Boot through this firmware instead of loading a kernel.
+    pub firmware: Option<FirmwareConfig>,
+}
+
+/// What firmware is handed instead of tables in memory: the ACPI tables for
+/// its table loader (none without ACPI) and the memory map.
+#[derive(Debug, Clone)]
+pub struct FirmwareTables {
+    pub acpi: Option<acpi::LinkedTables>,
+    pub memory_map: Vec<MemoryRange>,
 }
 
 /// Errors building or starting a machine. Messages name the resource, so the
@@ -59,6 +70,8 @@ pub enum MachineError {
     Regs(#[from] RegsError),
     #[error(transparent)]
     Boot(#[from] BootError),
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
     #[error("the ACPI tables ({0} bytes) do not fit their area")]
     AcpiTooLarge(usize),
     #[error("failed to write {0} to guest memory")]
@@ -79,6 +92,7 @@ pub enum ConfigPart {
     Kernel,
     Initrd,
     Cmdline,
+    Bios,
 }
 
 impl MachineError {
@@ -99,6 +113,7 @@ impl MachineError {
                 ConfigPart::Memory
             }
             MachineError::Cpuid(_) => ConfigPart::CpuModel,
+            MachineError::Firmware(_) => ConfigPart::Bios,
             _ => ConfigPart::Accelerator,
         }
     }
@@ -120,6 +135,8 @@ pub struct Machine {
     ram: RamLayout,
     topology: Topology,
     acpi: bool,
+    /// The ROM and legacy area, when booting through firmware.
+    bios: Option<Arc<BiosArea>>,
 }
 
 impl Machine {
@@ -151,10 +168,18 @@ impl Machine {
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
 
-        let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
+        let vm = Arc::new(kvm.create_vm().map_err(kvm_err("CREATE_VM"))?);
         let ram = RamLayout::new(cfg.mem_size);
         let memory = create_memory(&ram)?;
+        let bios = match &cfg.firmware {
+            Some(fw) => Some(Arc::new(BiosArea::map(vm.clone(), &memory, &ram, fw)?)),
+            None => None,
+        };
         for (slot, region) in memory.iter().enumerate() {
+            if bios.is_some() {
+                // The BIOS area mapped RAM around the legacy area itself.
+                break;
+            }
             let r = kvm_userspace_memory_region {
                 slot: slot as u32,
                 guest_phys_addr: region.start_addr().0,
@@ -196,12 +221,13 @@ impl Machine {
         }
         Ok(Machine {
             vcpus,
-            vm: Arc::new(vm),
+            vm,
             _kvm: kvm,
             memory,
             ram,
             topology: cfg.topology,
             acpi: cfg.acpi,
+            bios,
         })
     }
 
@@ -257,6 +283,24 @@ impl Machine {
         let entry = boot::load(&self.memory, &self.ram, boot, rsdp)?;
         regs::setup_boot_vcpu(&self.vcpus[0], &self.memory, entry.mode, entry.address)?;
         Ok(entry)
+    }
+
+    /// The BIOS area, for the chipset that switches its segments (PAM);
+    /// `None` without firmware.
+    pub fn bios_area(&self) -> Option<&Arc<BiosArea>> {
+        self.bios.as_ref()
+    }
+
+    /// What firmware needs to build the guest's tables itself: the ACPI
+    /// tables unplaced, and the memory map. The vCPUs stay at the reset
+    /// vector, and nothing is written to guest memory: the firmware owns
+    /// the legacy area (and builds the MP table itself).
+    pub fn firmware_tables(&self, mut platform: AcpiConfig) -> FirmwareTables {
+        platform.apic_ids = self.apic_ids();
+        FirmwareTables {
+            acpi: self.acpi.then(|| acpi::build_linked(&platform)),
+            memory_map: firmware::memory_map(&self.ram),
+        }
     }
 
     /// Starts one thread per vCPU. With `paused`, the threads wait for

@@ -72,6 +72,8 @@ pub struct DiskConfig {
     /// `aio=` as given: threads (the default) is a worker pool, io_uring and
     /// native submit through io_uring.
     pub aio: Option<String>,
+    /// `bootindex=`: where firmware tries this disk in the boot order.
+    pub bootindex: Option<u32>,
 }
 
 /// Where a virtio-net device's tap comes from (`-netdev tap,...`).
@@ -95,6 +97,8 @@ pub struct NetConfig {
     /// `mac=`; QEMU's default is 52:54:00:12:34:56 plus the NIC's index.
     pub mac: [u8; 6],
     pub tap: TapSource,
+    /// `bootindex=`: where firmware tries this NIC in the boot order.
+    pub bootindex: Option<u32>,
 }
 
 /// A virtio console: `-device virtio-serial-device` with one
@@ -138,6 +142,47 @@ pub enum VirtioConfig {
     Balloon(BalloonConfig),
 }
 
+/// `-boot`: what firmware is told about booting (QEMU's meanings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootOptions {
+    /// `order=`: drive letters (`c` disk, `d` CD-ROM, `n` network, `a`
+    /// floppy), as given.
+    pub order: Option<String>,
+    /// `menu=on`: firmware offers its boot menu.
+    pub menu: bool,
+    /// `splash-time=`: how long the menu prompt waits, in ms.
+    pub splash_time: Option<u32>,
+    /// `strict=on`: boot only from devices with a boot index.
+    pub strict: bool,
+    /// `reboot-timeout=`: ms before firmware reboots when nothing boots
+    /// (-1, the default, never).
+    pub reboot_timeout: Option<i64>,
+}
+
+/// Where a `-fw_cfg` item's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FwCfgSource {
+    File(PathBuf),
+    String(String),
+}
+
+/// `-fw_cfg name=opt/…,file=…|string=…`: a file firmware or the guest
+/// reads through fw_cfg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwCfgItem {
+    pub name: String,
+    pub source: FwCfgSource,
+}
+
+/// `-debugcon`: QEMU's ISA debug console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugconConfig {
+    /// The port (`-global isa-debugcon.iobase=`; QEMU's default is 0xe9,
+    /// SeaBIOS writes to 0x402).
+    pub port: u16,
+    pub backend: ChardevBackend,
+}
+
 /// Everything rvirt-vmm needs to build and run one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -152,6 +197,19 @@ pub struct VmConfig {
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub append: Option<String>,
+    /// The firmware image: `-bios`, or the machine's default SeaBIOS when
+    /// no `-kernel` is given. `None` with `-kernel` (direct boot).
+    pub bios: Option<PathBuf>,
+    /// `-boot`.
+    pub boot: BootOptions,
+    /// `-fw_cfg` items, in order.
+    pub fw_cfg: Vec<FwCfgItem>,
+    /// `-debugcon`.
+    pub debugcon: Option<DebugconConfig>,
+    /// Whether the VM has a display. rvirt has none, so firmware always
+    /// mirrors its console to the first serial port, as QEMU's firmware
+    /// does under `-nographic` or `-machine graphics=off`.
+    pub graphics: bool,
     /// COM1..COM4, in order.
     pub serials: Vec<SerialConfig>,
     /// Every `-chardev`, by id, including those used by serials and monitors.
@@ -176,6 +234,28 @@ pub struct VmConfig {
     pub logfile: Option<PathBuf>,
 }
 
+/// Where Debian installs SeaBIOS (QEMU's own copies are links to these).
+pub const FIRMWARE_DIRS: &[&str] = &["/usr/share/seabios", "/usr/share/qemu"];
+
+/// The SeaBIOS image a machine type boots by default, as QEMU picks it.
+pub fn default_bios(machine: &str) -> &'static str {
+    if machine == "microvm" {
+        "bios-microvm.bin"
+    } else {
+        "bios-256k.bin"
+    }
+}
+
+/// The path of a firmware file: the first of [`FIRMWARE_DIRS`] that has
+/// it, or the first directory's (whose absence the load then reports).
+pub fn find_firmware(name: &str) -> PathBuf {
+    FIRMWARE_DIRS
+        .iter()
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| std::path::Path::new(FIRMWARE_DIRS[0]).join(name))
+}
+
 /// QEMU's default RAM size: 128 MiB.
 pub const DEFAULT_MEM_SIZE: u64 = 128 << 20;
 
@@ -191,6 +271,11 @@ impl Default for VmConfig {
             kernel: None,
             initrd: None,
             append: None,
+            bios: None,
+            boot: BootOptions::default(),
+            fw_cfg: Vec::new(),
+            debugcon: None,
+            graphics: false,
             serials: Vec::new(),
             chardevs: Vec::new(),
             monitors: Vec::new(),

@@ -138,6 +138,7 @@ fn derived_argv_with_nics_console_and_balloon_parses() {
             id: Some("net0".into()),
             mac: [0x52, 0x54, 0x00, 0x58, 0x39, 0xc6],
             tap: TapSource::Name(Some("tap7".into())),
+            bootindex: None,
         })
     );
     assert_eq!(
@@ -147,6 +148,7 @@ fn derived_argv_with_nics_console_and_balloon_parses() {
             id: Some("net1".into()),
             mac: [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef],
             tap: TapSource::Name(None),
+            bootindex: None,
         })
     );
     assert_eq!(

@@ -32,7 +32,8 @@ use std::sync::{Arc, Mutex};
 
 use rvirt_devices::AcpiPm;
 use rvirt_machine::{
-    BootConfig, ConfigPart, CpuModel, CpuSpec, Machine, MachineConfig, MachineError, Topology,
+    BootConfig, ConfigPart, CpuModel, CpuSpec, Firmware, FirmwareConfig, LegacyArea, Machine,
+    MachineConfig, MachineError, Topology,
 };
 use rvirt_qmp::{
     Event as QmpEvent, EventBus, GuestPanicAction, MonitorServer, QmpError, RunState, ShutdownCause,
@@ -41,7 +42,7 @@ use rvirt_vmm_config::VmConfig;
 
 pub use chardev::{Chardev, ChardevError};
 use device_manager::DeviceManager;
-pub use device_manager::VirtioError;
+pub use device_manager::{FirmwareItemsError, VirtioError};
 pub use events::{Event, EventSender, MonitorRequest};
 use vm_state::VmState;
 
@@ -75,6 +76,11 @@ pub enum VmmError {
     },
     #[error("-device")]
     Placement(#[source] rvirt_machine::AllocError),
+    #[error("fw_cfg")]
+    Firmware {
+        #[source]
+        source: FirmwareItemsError,
+    },
     #[error("-mon")]
     Monitor(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("-mon: file descriptor {0} is not open")]
@@ -120,6 +126,8 @@ pub enum Exit {
 /// The VMM for one VM.
 pub struct Vmm {
     config: VmConfig,
+    /// The BIOS image, read once: firmware boot when set.
+    firmware: Option<Firmware>,
     running: Option<Running>,
     devices: DeviceManager,
     events: EventSender,
@@ -164,6 +172,13 @@ impl Vmm {
         let (tx, receiver) = mpsc::channel();
         let events = EventSender::new(tx);
         let bus = EventBus::new();
+        let firmware = match &config.bios {
+            Some(path) => Some(Firmware::load(path).map_err(|e| VmmError::Machine {
+                option: "-bios",
+                source: e.into(),
+            })?),
+            None => None,
+        };
         let devices = DeviceManager::new(&config, events.clone(), &bus)?;
         let state = Arc::new(VmState::new(
             &config,
@@ -174,6 +189,7 @@ impl Vmm {
         *state.chardevs.lock().unwrap_or_else(|p| p.into_inner()) = chardevs;
         Ok(Vmm {
             config,
+            firmware,
             running: None,
             devices,
             events,
@@ -200,6 +216,7 @@ impl Vmm {
             ConfigPart::Kernel => "-kernel",
             ConfigPart::Initrd => "-initrd",
             ConfigPart::Cmdline => "-append",
+            ConfigPart::Bios => "-bios",
         }
     }
 
@@ -221,6 +238,14 @@ impl Vmm {
                 flags: self.config.cpu.flags.clone(),
             },
             acpi: self.config.acpi,
+            firmware: self.firmware.clone().map(|firmware| FirmwareConfig {
+                firmware,
+                // The BIOS is RAM, as QEMU maps microvm's. pc and q35 move
+                // to LegacyArea::Pam (a ROM whose legacy alias the
+                // chipset's PAM registers switch) with their host bridge:
+                // without one, SeaBIOS could not unlock its own data.
+                legacy: LegacyArea::WritableBios,
+            }),
         }
     }
 
@@ -251,9 +276,17 @@ impl Vmm {
         };
         let mut machine = Machine::new(&self.machine_config()).map_err(machine_err)?;
         let attached = self.devices.attach(&machine, paused)?;
-        machine
-            .load(&self.boot_config(), attached.platform)
-            .map_err(machine_err)?;
+        if self.firmware.is_some() {
+            // The vCPUs stay at the reset vector; firmware places the
+            // tables it reads through fw_cfg.
+            let tables = machine.firmware_tables(attached.platform);
+            self.devices
+                .attach_firmware(&machine, &attached.pio, &tables)?;
+        } else {
+            machine
+                .load(&self.boot_config(), attached.platform)
+                .map_err(machine_err)?;
+        }
         let vcpus = machine
             .start(attached.pio, attached.mmio, attached.events.clone(), paused)
             .map_err(machine_err)?;

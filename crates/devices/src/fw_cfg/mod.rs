@@ -301,7 +301,13 @@ impl FwCfg {
 impl BusDevice for FwCfg {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         match (offset, data.len()) {
-            (OFF_SELECTOR | OFF_DATA, 1) => data[0] = self.read_byte(),
+            // One byte per read; KVM hands a `rep insb` over as one longer
+            // read, which is that many byte reads in a row.
+            (OFF_SELECTOR | OFF_DATA, _) => {
+                for b in data.iter_mut() {
+                    *b = self.read_byte();
+                }
+            }
             (OFF_DMA_HIGH..=15, _) => {
                 // The DMA register reads as its signature, big-endian.
                 let sig = DMA_SIGNATURE.to_be_bytes();

@@ -9,6 +9,7 @@ use crate::size::parse_size;
 use crate::smp::SmpRequest;
 use crate::ConfigError;
 
+mod firmware;
 mod netdev;
 mod virtio;
 
@@ -38,7 +39,6 @@ pub const IGNORED_OPTIONS: &[(&str, &str)] = &[
         "the in-kernel PIT's default",
     ),
     ("-no-hpet", "there is no HPET"),
-    ("-boot strict=on", "the kernel is loaded directly"),
     ("-msg timestamp=on", "log lines carry timestamps"),
     ("-sandbox …", "not applied until the seccomp work lands"),
     ("-enable-kvm, -accel kvm", "KVM is the only accelerator"),
@@ -57,6 +57,9 @@ const WITH_ARG: &[&str] = &[
     "-kernel",
     "-initrd",
     "-append",
+    "-bios",
+    "-fw_cfg",
+    "-debugcon",
     "-serial",
     "-chardev",
     "-mon",
@@ -150,6 +153,7 @@ struct Builder {
     monitor_refs: Vec<(String, Option<String>, bool, bool)>,
     nographic: bool,
     virtio: virtio::VirtioSpecs,
+    firmware: firmware::FirmwareSpecs,
 }
 
 /// Parses rvirt-vmm's arguments (without the program name).
@@ -247,6 +251,9 @@ impl Builder {
                 if let Some(acpi) = o.get_bool("acpi")? {
                     self.cfg.acpi = acpi;
                 }
+                // graphics=off is libvirt's <bios useserial='yes'/>; rvirt
+                // has no display either way (see VmConfig::graphics).
+                o.get_bool("graphics")?;
                 if let Some(a) = o.get("accel") {
                     if a != "kvm" {
                         return Err(
@@ -268,7 +275,6 @@ impl Builder {
                     "rtc",
                     "isa-serial",
                     "i8042",
-                    "graphics",
                     "kernel-irqchip",
                     "memory-backend",
                     "suppress-vmdesc",
@@ -433,16 +439,13 @@ impl Builder {
                 o.ignore(&["driftfix", "clock"]);
                 o.finish()?;
             }
-            "-global" => {
-                if v != "kvm-pit.lost_tick_policy=delay" {
-                    return Err(ConfigError::new(opt, format!("'{v}' is not supported")));
-                }
-            }
-            "-boot" => {
-                let mut o = Opts::parse(opt, v, Some("order"))?;
-                o.ignore(&["strict", "menu", "order", "reboot-timeout", "splash-time"]);
-                o.finish()?;
-            }
+            "-global" if v == "kvm-pit.lost_tick_policy=delay" => {}
+            "-global" if self.firmware.global(v)? => {}
+            "-global" => return Err(ConfigError::new(opt, format!("'{v}' is not supported"))),
+            "-boot" => self.cfg.boot = firmware::parse_boot(v)?,
+            "-bios" => self.cfg.bios = Some(path(opt, v)?),
+            "-fw_cfg" => self.cfg.fw_cfg.push(firmware::parse_fw_cfg(v)?),
+            "-debugcon" => self.firmware.debugcon(v)?,
             "-msg" | "-sandbox" | "-d" | "-L" => {}
             _ => return Err(ConfigError::new(opt, "invalid option")),
         }
@@ -460,6 +463,7 @@ impl Builder {
                 o.finish()?;
                 self.isa_serials.push((chardev, id));
             }
+            "isa-debugcon" => self.firmware.debugcon_device(&mut o)?,
             "pvpanic" => {
                 if let Some(port) = o.get("ioport") {
                     if port != "1285" && port != "0x505" {
@@ -585,15 +589,15 @@ impl Builder {
                 "cannot be used with stdio character devices",
             ));
         }
-        if self.cfg.kernel.is_none() {
-            return Err(ConfigError::new(
-                "-kernel",
-                "no kernel given: rvirt-vmm boots kernels directly",
-            ));
-        }
         if self.cfg.initrd.is_some() && self.cfg.kernel.is_none() {
             return Err(ConfigError::new("-initrd", "only allowed with -kernel"));
         }
+        if self.cfg.append.is_some() && self.cfg.kernel.is_none() {
+            return Err(ConfigError::new("-append", "only allowed with -kernel"));
+        }
+        let firmware = std::mem::take(&mut self.firmware);
+        self.cfg.debugcon = firmware.finish(&|id| self.chardev(id, "-debugcon"))?;
+        firmware::choose_boot(&mut self.cfg)?;
         Ok(self.cfg)
     }
 }

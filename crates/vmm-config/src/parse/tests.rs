@@ -1,5 +1,6 @@
 use super::*;
 
+mod firmware;
 mod virtio_net_console_balloon;
 
 fn run(args: &[&str]) -> VmConfig {
@@ -219,8 +220,8 @@ fn bad_input_names_the_option() {
     );
     assert_eq!(err(&with_kernel(&["-m"])), "-m: requires an argument");
     assert_eq!(
-        err(&["-m", "1G"]),
-        "-kernel: no kernel given: rvirt-vmm boots kernels directly"
+        err(&["-m", "1G", "-initrd", "/i"]),
+        "-initrd: only allowed with -kernel"
     );
     assert_eq!(
         err(&with_kernel(&["-uuid", "xyz"])),
@@ -306,6 +307,7 @@ fn disk(drive: &str, path: &str) -> DiskConfig {
         discard: false,
         cache: None,
         aio: None,
+        bootindex: None,
     }
 }
 

@@ -56,11 +56,13 @@ enum DeviceRef {
         drive: String,
         id: Option<String>,
         serial: Option<String>,
+        bootindex: Option<u32>,
     },
     Net {
         netdev: String,
         id: Option<String>,
         mac: Option<[u8; 6]>,
+        bootindex: Option<u32>,
     },
     /// A virtio-serial-device and the one virtconsole on it, if any.
     Serial {
@@ -371,8 +373,14 @@ impl VirtioSpecs {
                 if serial.as_ref().is_some_and(|s| s.len() > 20) {
                     return Err(o.error("'serial' is longer than 20 bytes".into()));
                 }
-                o.ignore(&["bootindex", "write-cache"]);
-                DeviceRef::Blk { drive, id, serial }
+                let bootindex = o.get_u32("bootindex")?;
+                o.ignore(&["write-cache"]);
+                DeviceRef::Blk {
+                    drive,
+                    id,
+                    serial,
+                    bootindex,
+                }
             }
             "virtio-net-device" => {
                 let netdev = o.require("netdev")?;
@@ -399,15 +407,20 @@ impl VirtioSpecs {
                 if o.get_bool("mq")? == Some(true) {
                     return Err(o.error("mq=on: multiqueue is not supported yet".into()));
                 }
-                // Boot order is moot with a direct kernel boot.
-                o.ignore(&["bootindex"]);
+                // Firmware boots in this order; moot with a direct kernel boot.
+                let bootindex = o.get_u32("bootindex")?;
                 // Feature switches are checked but not applied: NetConfig
                 // has no field for them yet, so the device offers its own
                 // fixed feature set whatever they say.
                 for f in NET_FEATURE_SWITCHES {
                     o.get_bool(f)?;
                 }
-                DeviceRef::Net { netdev, id, mac }
+                DeviceRef::Net {
+                    netdev,
+                    id,
+                    mac,
+                    bootindex,
+                }
             }
             "virtio-serial-device" => {
                 let id = o.get("id");
@@ -518,7 +531,12 @@ impl VirtioSpecs {
                         filename: filename.clone(),
                     });
                 }
-                DeviceRef::Blk { drive, id, serial } => {
+                DeviceRef::Blk {
+                    drive,
+                    id,
+                    serial,
+                    bootindex,
+                } => {
                     if used.contains(drive) {
                         return Err(ConfigError::new(
                             "-device",
@@ -537,9 +555,15 @@ impl VirtioSpecs {
                         discard: d.discard,
                         cache: d.cache,
                         aio: d.aio,
+                        bootindex: *bootindex,
                     }));
                 }
-                DeviceRef::Net { netdev, id, mac } => {
+                DeviceRef::Net {
+                    netdev,
+                    id,
+                    mac,
+                    bootindex,
+                } => {
                     let prop = "Property 'virtio-net-device.netdev'";
                     let Some((_, tap)) = self.netdevs.iter().find(|(i, _)| i == netdev) else {
                         return Err(ConfigError::new(
@@ -559,6 +583,7 @@ impl VirtioSpecs {
                         id: id.clone(),
                         mac: macs.assign(*mac),
                         tap: tap.clone(),
+                        bootindex: *bootindex,
                     }));
                 }
                 DeviceRef::Serial { id, port, .. } => {

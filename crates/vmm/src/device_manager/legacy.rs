@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 
 use rvirt_bus::{Bus, SharedDevice};
-use rvirt_devices::{AcpiPm, Cmos, LineTrigger, PostPort, PvPanic, ResetControl, Serial, I8042};
+use rvirt_devices::{
+    AcpiPm, Cmos, DebugCon, LineTrigger, PostPort, PvPanic, ResetControl, Serial, I8042,
+};
 use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::layout::{irqs, ports};
 use rvirt_machine::{Machine, SystemAllocator};
@@ -74,6 +76,8 @@ pub(crate) struct LegacyDevices {
     serials: Vec<SerialPort>,
     cmos: Arc<Mutex<Cmos>>,
     pvpanic: bool,
+    /// The debug console's port and device, with its host side.
+    debugcon: Option<(u16, Arc<Mutex<DebugCon>>, Chardev)>,
 }
 
 fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> VmmError {
@@ -129,10 +133,27 @@ impl LegacyDevices {
                 irq,
             });
         }
+        let debugcon = match &cfg.debugcon {
+            Some(d) => {
+                alloc.reserve_pio(d.port, 1).map_err(placement)?;
+                let chardev =
+                    Chardev::open("debugcon", &d.backend).map_err(|source| VmmError::Chardev {
+                        option: "-debugcon",
+                        source,
+                    })?;
+                let out = chardev.writer().map_err(setup("debug console output"))?;
+                Some((d.port, Arc::new(Mutex::new(DebugCon::new(out))), chardev))
+            }
+            None => None,
+        };
+        let mut cmos = Cmos::new(rvirt_devices::rtc::host_clock());
+        let ram = rvirt_machine::layout::RamLayout::new(cfg.mem_size);
+        cmos.set_platform(ram.low, ram.high, cfg.smp.cpus);
         Ok(LegacyDevices {
             serials,
-            cmos: Arc::new(Mutex::new(Cmos::new(rvirt_devices::rtc::host_clock()))),
+            cmos: Arc::new(Mutex::new(cmos)),
             pvpanic: cfg.pvpanic,
+            debugcon,
         })
     }
 
@@ -215,6 +236,9 @@ impl LegacyDevices {
                 ports::PVPANIC,
                 1,
             );
+        }
+        if let Some((port, dev, _)) = &self.debugcon {
+            insert(dev.clone(), *port, 1);
         }
         Ok(LegacyAttached { pm })
     }

@@ -6,6 +6,7 @@
 //! (`crate::ioevents`), the ACPI description each device contributes, and
 //! the event loop that serves them (`crate::event_loop`).
 
+mod firmware;
 mod legacy;
 pub(crate) mod virtio;
 
@@ -13,14 +14,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use rvirt_bus::Bus;
-use rvirt_devices::AcpiPm;
+use rvirt_devices::{fw_cfg, AcpiPm};
 use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::layout::RamLayout;
-use rvirt_machine::{Machine, SystemAllocator};
+use rvirt_machine::{FirmwareTables, Machine, SystemAllocator};
 use rvirt_qmp::{ChardevInfo, EventBus};
 use rvirt_virtio::mmio::{self, MMIO_SIZE};
 use rvirt_virtio::{MmioTransport, VirtioTransport};
-use rvirt_vmm_config::VmConfig;
+use rvirt_vmm_config::{VirtioConfig, VmConfig};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::balloon::BalloonControl;
@@ -30,6 +31,7 @@ use crate::events::{BootEvents, EventSender};
 use crate::interrupts::IrqFd;
 use crate::ioevents::{IoSpace, Notifiers};
 use crate::VmmError;
+pub use firmware::FirmwareItemsError;
 use legacy::LegacyDevices;
 pub(crate) use virtio::NicControl;
 use virtio::SharedVirtio;
@@ -42,6 +44,8 @@ struct VirtioSlot {
     gsi: u32,
     /// The option to blame when wiring it fails.
     option: &'static str,
+    /// `bootindex=`, and the firmware's name for the device kind.
+    boot: Option<(u32, &'static str)>,
 }
 
 /// Every device of the VM, which live as long as the VMM.
@@ -53,6 +57,7 @@ pub(crate) struct DeviceManager {
     balloon: Option<BalloonControl>,
     nics: Vec<NicControl>,
     events: EventSender,
+    config: VmConfig,
 }
 
 /// A machine's buses with the devices on them.
@@ -93,7 +98,13 @@ impl DeviceManager {
             balloon: None,
             nics: Vec::new(),
             events,
+            config: cfg.clone(),
         };
+        if cfg.bios.is_some() {
+            alloc
+                .reserve_pio(fw_cfg::PORT_BASE, fw_cfg::PORT_LEN)
+                .map_err(VmmError::Placement)?;
+        }
         let virtio_err = |(option, source)| VmmError::Virtio { option, source };
         // Placement first, so a VM with too many devices opens none.
         let mut places = Vec::new();
@@ -116,11 +127,17 @@ impl DeviceManager {
             if built.balloon.is_some() {
                 dm.balloon = built.balloon;
             }
+            let boot = match dev {
+                VirtioConfig::Blk(d) => d.bootindex.map(|i| (i, "disk@0,0")),
+                VirtioConfig::Net(n) => n.bootindex.map(|i| (i, "ethernet@0")),
+                _ => None,
+            };
             dm.virtio.push(VirtioSlot {
                 device: built.device,
                 base: range.base,
                 gsi,
                 option: built.option,
+                boot,
             });
         }
         Ok(dm)
@@ -190,6 +207,39 @@ impl DeviceManager {
                 _notifiers: notifiers,
             },
         })
+    }
+
+    /// Puts fw_cfg on a booted machine's port bus, serving `tables` and
+    /// what the configuration says about booting.
+    pub(crate) fn attach_firmware(
+        &self,
+        machine: &Machine,
+        pio: &Bus,
+        tables: &FirmwareTables,
+    ) -> Result<(), VmmError> {
+        // SeaBIOS names a virtio-mmio device by its base address.
+        let mut boot: Vec<firmware::BootDevice> = self
+            .virtio
+            .iter()
+            .filter_map(|s| {
+                s.boot.map(|(index, name)| firmware::BootDevice {
+                    index,
+                    path: format!("/virtio-mmio@{:016x}/{name}", s.base),
+                })
+            })
+            .collect();
+        let max_cpus = machine.apic_ids().iter().max().map_or(1, |m| m + 1) as u16;
+        let items = firmware::items(&self.config, tables, max_cpus, &mut boot)
+            .map_err(|source| VmmError::Firmware { source })?;
+        let device = items.build(machine.memory().clone());
+        // The range was reserved in the allocator.
+        pio.insert(
+            Arc::new(Mutex::new(device)),
+            u64::from(fw_cfg::PORT_BASE),
+            u64::from(fw_cfg::PORT_LEN),
+        )
+        .expect("fw_cfg ports overlap");
+        Ok(())
     }
 
     /// `query-chardev` entries for the serial ports and virtio consoles.

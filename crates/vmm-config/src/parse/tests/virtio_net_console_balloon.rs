@@ -11,7 +11,18 @@ fn net(netdev: &str, id: Option<&str>, mac: [u8; 6], tap: TapSource) -> VirtioCo
         id: id.map(Into::into),
         mac,
         tap,
+        bootindex: None,
     })
+}
+
+fn booting(v: VirtioConfig, index: u32) -> VirtioConfig {
+    match v {
+        VirtioConfig::Net(n) => VirtioConfig::Net(NetConfig {
+            bootindex: Some(index),
+            ..n
+        }),
+        other => other,
+    }
 }
 
 fn console(id: Option<&str>, port: Option<(&str, Option<&str>, ChardevBackend)>) -> VirtioConfig {
@@ -35,11 +46,14 @@ fn netdev_tap_forms() {
     ]));
     assert_eq!(
         c.virtio,
-        vec![net(
-            "hostnet0",
-            Some("net0"),
-            [0x52, 0x54, 0, 0xab, 0xcd, 0xef],
-            TapSource::Name(Some("tap7".into()))
+        vec![booting(
+            net(
+                "hostnet0",
+                Some("net0"),
+                [0x52, 0x54, 0, 0xab, 0xcd, 0xef],
+                TapSource::Name(Some("tap7".into()))
+            ),
+            2
         )]
     );
     // libvirt's JSON form, with the tap passed by descriptor.
@@ -51,11 +65,14 @@ fn netdev_tap_forms() {
     ]));
     assert_eq!(
         j.virtio,
-        vec![net(
-            "hostnet0",
-            Some("net0"),
-            [0x52, 0x54, 0, 0x23, 0xf7, 0xb9],
-            TapSource::Fd(28)
+        vec![booting(
+            net(
+                "hostnet0",
+                Some("net0"),
+                [0x52, 0x54, 0, 0x23, 0xf7, 0xb9],
+                TapSource::Fd(28)
+            ),
+            1
         )]
     );
     // The same through key=value, and JSON numbers for fd.
