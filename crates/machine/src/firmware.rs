@@ -181,7 +181,6 @@ impl BiosArea {
         rom.write_slice(&fw.image, MemoryRegionAddress(0))
             .map_err(|_| FirmwareError::Map)?;
         let writable_rom = cfg.legacy == LegacyArea::WritableBios;
-        let isa_size = ISA_BIOS_SIZE.min(fw.size());
         let area = BiosArea {
             vm,
             rom,
@@ -201,9 +200,13 @@ impl BiosArea {
             // 1 MiB. Here they are a copy in guest RAM, so that what
             // firmware and fw_cfg's DMA write there (the RSDP, tables) is
             // what the guest reads; the copy at the top of 4 GiB is only
-            // run at the reset vector, before the first far jump.
-            let tail = &fw.image[(fw.size() - isa_size) as usize..];
-            ram.write_slice(tail, GuestAddress(LEGACY_END - isa_size))
+            // run at the reset vector, before the first far jump. A larger
+            // image (bios-256k.bin) is copied whole, up to the 256 KiB of
+            // the legacy area: what its own shadowing through PAM would
+            // have copied, had there been a chipset.
+            let shadow = fw.size().min(LEGACY_END - LEGACY_START);
+            let tail = &fw.image[(fw.size() - shadow) as usize..];
+            ram.write_slice(tail, GuestAddress(LEGACY_END - shadow))
                 .map_err(|_| FirmwareError::Map)?;
             area.map_ram(SLOT_LOW, 0, layout.low, false)?;
             *area.modes.lock().unwrap_or_else(|p| p.into_inner()) =

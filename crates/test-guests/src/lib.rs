@@ -29,6 +29,16 @@ pub const PVPANIC_PORT: u16 = 0x505;
 /// QEMU's isa-debug-exit port, written by `oneline` and `exits` (with 0) before they reset.
 pub const DEBUG_EXIT_PORT: u16 = 0x501;
 
+/// The boot disk: a raw 1 MiB disk image whose boot sector firmware loads
+/// and runs. It prints `MBR real mode` on COM1 from the boot sector, reads
+/// the rest of itself through int 13h, enters long mode, prints
+/// `MBR long mode, boot drive 0x80` and powers off through ACPI like the
+/// other guests (`POWEROFF …`, `DONE`). Give it to a VM as its disk, with
+/// no `-kernel`.
+pub fn boot_disk() -> PathBuf {
+    PathBuf::from(concat!(env!("OUT_DIR"), "/guests/boot-disk.img"))
+}
+
 /// One test guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Guest {

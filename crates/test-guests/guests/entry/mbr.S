@@ -1,0 +1,91 @@
+/* A boot sector: what firmware loads at 0x7C00 from the first disk and
+ * enters in real mode with DL = the BIOS drive number. It prints one line
+ * on COM1 at once (the first byte a benchmark waits for), reads the rest of
+ * the image through the BIOS's int 13h extended read, and enters the same
+ * 64-bit runtime as the other guests (long.h, paging.S). */
+#include "long.h"
+
+	.section .text.entry, "ax"
+	.code16
+	.globl mbr_start
+mbr_start:
+	cli
+	cld
+	xorw %ax, %ax
+	movw %ax, %ds
+	movw %ax, %es
+	movw %ax, %ss
+	movw $0x7c00, %sp
+	ljmp $0, $1f /* CS:IP may be 07C0:0000 */
+1:	movb %dl, boot_drive
+	movw $banner, %si
+2:	lodsb
+	testb %al, %al
+	jz 3f
+	movw $0x3f8, %dx
+	outb %al, %dx
+	jmp 2b
+3:	/* The rest of the image, right after this sector. */
+	movb boot_drive, %dl
+	movw $dap, %si
+	movb $0x42, %ah
+	int $0x13
+	jc read_failed
+	lgdtl boot_gdtr
+	movl %cr0, %eax
+	orl $1, %eax
+	movl %eax, %cr0
+	ljmpl $SEL_CODE32, $mbr32
+
+read_failed:
+	movw $failed, %si
+4:	lodsb
+	testb %al, %al
+	jz 5f
+	movw $0x3f8, %dx
+	outb %al, %dx
+	jmp 4b
+5:	hlt
+	jmp 5b
+
+	.code32
+mbr32:
+	flat32
+	enter_long mbr_long
+
+	.code64
+mbr_long:
+	movl $SEL_DATA, %eax
+	movl %eax, %ds
+	movl %eax, %es
+	movl %eax, %ss
+	movq $mbr_stack + 16384, %rsp
+	zero_bss
+	movzbl boot_drive, %edi
+	call mbr_main
+6:	cli
+	hlt
+	jmp 6b
+
+banner:
+	.asciz "MBR real mode\r\n"
+failed:
+	.asciz "MBR READ FAILED\r\n"
+boot_drive:
+	.byte 0
+	.balign 4
+	/* int 13h AH=42h disk address packet: the sectors after this one,
+	 * read to 07E0:0000 (0x7E00), which stays within one 64 KiB segment. */
+dap:
+	.byte 16, 0
+	.word __mbr_sectors
+	.word 0, 0x07e0
+	.quad 1
+boot_gdtr:
+	.word 4 * 8 - 1 /* the four descriptors of paging.S */
+	.long gdt
+
+	.section .stack, "aw", @nobits
+	.balign 4096
+mbr_stack:
+	.skip 16384

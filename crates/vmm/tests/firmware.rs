@@ -1,0 +1,220 @@
+//! Firmware boot: SeaBIOS (Debian's, as QEMU uses it) boots the boot disk
+//! of crates/test-guests from a virtio-mmio disk, through fw_cfg; against
+//! QEMU 7.2 with the same firmware and command line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rvirt_test_guests::boot_disk;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A private copy of the boot disk (a guest may write to its disk).
+fn disk_copy(dir: &Path) -> PathBuf {
+    let p = dir.join("boot.img");
+    std::fs::copy(boot_disk(), &p).unwrap();
+    p
+}
+
+fn firmware(name: &str) -> Option<PathBuf> {
+    let p = Path::new("/usr/share/seabios").join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+        panic!(
+            "{} is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh",
+            p.display()
+        );
+    }
+    eprintln!(
+        "{} not installed: the firmware boot did not run",
+        p.display()
+    );
+    None
+}
+
+/// The shared command line: the machine, RAM, the disk, the serial port
+/// in a file; the firmware is the machine's default.
+fn args(machine: &str, disk: &Path, serial: &Path) -> Vec<String> {
+    [
+        "-M",
+        machine,
+        "-m",
+        "128",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        &format!("file:{}", serial.display()),
+        "-drive",
+        &format!("file={},format=raw,if=none,id=d0", disk.display()),
+        "-device",
+        "virtio-blk-device,drive=d0,bootindex=1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run_rvirt(args: &[String]) -> Run {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = wait(spawn(&refs), LIMIT);
+    assert!(
+        run.status.success(),
+        "rvirt-vmm {args:?}: {}\n{}",
+        run.status,
+        run.stderr
+    );
+    run
+}
+
+/// The serial lines, with the power-off line set aside: the boot disk
+/// names the register it powers off through, and QEMU's microvm has
+/// hardware-reduced ACPI (a sleep control register) where rvirt has PM1a.
+fn lines(serial: &Path) -> Vec<String> {
+    std::fs::read_to_string(serial)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("POWEROFF"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn boot_disk_through_seabios_on_microvm_as_on_qemu() {
+    let Some(bios) = firmware("bios-microvm.bin") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let serial = dir.path().join("rvirt.serial");
+    run_rvirt(&args("microvm", &disk_copy(dir.path()), &serial));
+    let ours = lines(&serial);
+    assert!(
+        ours.iter().any(|l| l.contains("Booting from Hard Disk")),
+        "SeaBIOS's console on COM1: {ours:?}"
+    );
+    assert!(
+        ours.iter().any(|l| l.ends_with("MBR real mode")),
+        "{ours:?}"
+    );
+    assert!(
+        ours.contains(&"MBR long mode, boot drive 0x80".to_string()),
+        "{ours:?}"
+    );
+    assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
+
+    if which("qemu-system-x86_64").is_none() {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+        }
+        eprintln!("QEMU not installed: the comparison did not run");
+        return;
+    }
+    let qserial = dir.path().join("qemu.serial");
+    let qdisk = dir.path().join("qemu.img");
+    std::fs::copy(boot_disk(), &qdisk).unwrap();
+    let mut q = args("microvm", &qdisk, &qserial);
+    // QEMU shows SeaBIOS's console on the serial port under -nographic;
+    // rvirt, which has no display, always does.
+    q.extend(["-enable-kvm", "-nographic", "-bios"].map(String::from));
+    q.push(bios.display().to_string());
+    let qemu = Spawned::start(
+        die_with_test(&mut Command::new("qemu-system-x86_64"))
+            .args(&q)
+            .stdin(Stdio::null()),
+    )
+    .output(LIMIT);
+    assert!(qemu.status.success(), "QEMU: {qemu:?}");
+    assert_eq!(ours, lines(&qserial), "rvirt's serial lines vs QEMU's");
+}
+
+#[test]
+fn boot_disk_through_bios_256k_on_pc() {
+    if firmware("bios-256k.bin").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let serial = dir.path().join("serial");
+    let debug = dir.path().join("debug");
+    let mut a = args("pc", &disk_copy(dir.path()), &serial);
+    a.extend([
+        "-debugcon".into(),
+        format!("file:{}", debug.display()),
+        "-global".into(),
+        "isa-debugcon.iobase=0x402".into(),
+        "-boot".into(),
+        "strict=on,reboot-timeout=0".into(),
+    ]);
+    run_rvirt(&a);
+    let out = lines(&serial);
+    assert!(
+        out.contains(&"MBR long mode, boot drive 0x80".to_string()),
+        "{out:?}"
+    );
+    // SeaBIOS's own log, through the debug console: fw_cfg with DMA, the
+    // boot order from bootindex, the disk found through the DSDT.
+    let log = std::fs::read_to_string(&debug).unwrap();
+    for want in [
+        "Found QEMU fw_cfg",
+        "QEMU fw_cfg DMA interface supported",
+        "qemu/e820: addr 0x0000000000000000 len 0x0000000008000000 [RAM]",
+        "1: /virtio-mmio@00000000d0000000/disk@0,0",
+        "ACPI: virtio-mmio device VR00 at 0xd0000000, irq 5",
+        "found virtio-blk-mmio at 0xd0000000",
+    ] {
+        assert!(log.contains(want), "{want:?} not in SeaBIOS's log:\n{log}");
+    }
+}
+
+#[test]
+fn without_a_bootable_disk_seabios_says_so() {
+    if firmware("bios-microvm.bin").is_none() {
+        return;
+    }
+    // An empty disk, strict boot order and no retry: SeaBIOS reports that
+    // nothing boots, then resets (which -no-reboot turns into an exit).
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("empty.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let serial = dir.path().join("serial");
+    let mut a = args("microvm", &disk, &serial);
+    a.extend(["-boot".into(), "strict=on,reboot-timeout=0".into()]);
+    run_rvirt(&a);
+    let s = std::fs::read_to_string(&serial).unwrap();
+    assert!(s.contains("Boot failed: not a bootable disk"), "{s:?}");
+    assert!(s.contains("No bootable device."), "{s:?}");
+}
+
+#[test]
+fn bad_firmware_is_named() {
+    let run = wait(spawn(&["-bios", "/nonexistent/bios.bin"]), LIMIT);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        run.stderr
+            .contains("rvirt-vmm: -bios: could not read '/nonexistent/bios.bin'"),
+        "{}",
+        run.stderr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("odd.bin");
+    std::fs::write(&odd, vec![0u8; 1000]).unwrap();
+    let run = wait(spawn(&["-bios", odd.to_str().unwrap()]), LIMIT);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        run.stderr.contains("a BIOS image is a multiple of 64 KiB"),
+        "{}",
+        run.stderr
+    );
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(cmd))
+            .find(|f| f.is_file())
+    })
+}
