@@ -22,8 +22,7 @@ mbr_start:
 2:	lodsb
 	testb %al, %al
 	jz 3f
-	movw $0x3f8, %dx
-	outb %al, %dx
+	call putc16
 	jmp 2b
 3:	/* The rest of the image, right after this sector. */
 	movb boot_drive, %dl
@@ -42,11 +41,27 @@ read_failed:
 4:	lodsb
 	testb %al, %al
 	jz 5f
-	movw $0x3f8, %dx
-	outb %al, %dx
+	call putc16
 	jmp 4b
 5:	hlt
 	jmp 5b
+
+/* AL to COM1 once the transmitter holds nothing (LSR.THRE), as a driver
+ * must: a UART whose host side is slow keeps the byte in THR, and writing
+ * over it loses one (QEMU dropped the end of SeaBIOS's last line so).
+ * Bounded, so a missing UART costs time, not a hang. */
+putc16:
+	movb %al, %bl
+	movw $0x3fd, %dx
+	movw $0xffff, %cx
+6:	inb %dx, %al
+	testb $0x20, %al
+	jnz 7f
+	loop 6b
+7:	movw $0x3f8, %dx
+	movb %bl, %al
+	outb %al, %dx
+	ret
 
 	.code32
 mbr32:
