@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, Rvirtd};
+use common::{domain_xml, have_virsh, virtio_console_alias, with_virtio_console, Rvirtd};
 use rvirt_test_guests::Guest;
 use rvirt_testkit::{poll, wait_for, Spawned};
 
@@ -131,22 +131,12 @@ fn virsh_console_reaches_a_virtio_console() {
         return;
     }
     let d = Rvirtd::start();
-    let xml = domain_xml("vcon", Guest::Virtio).replace(
-        "<memballoon model='none'/>",
-        "<memballoon model='none'/>\n    <console type='pty'><target type='virtio'/></console>",
-    );
+    let xml = with_virtio_console(&domain_xml("vcon", Guest::Virtio));
     let f = d.xml_file("vcon.xml", &xml);
     d.ok(&["define", &f]);
     d.ok(&["start", "vcon"]);
     let live = d.ok(&["dumpxml", "vcon"]);
-    // The virtio console's alias (libvirt puts serial0's mirror first).
-    let alias = live
-        .split("<target type='virtio'")
-        .nth(1)
-        .and_then(|rest| rest.split("<alias name='").nth(1))
-        .and_then(|rest| rest.split('\'').next())
-        .unwrap_or_else(|| panic!("no alias for the virtio console: {live}"))
-        .to_string();
+    let alias = virtio_console_alias(&live);
     assert!(alias.starts_with("console"), "{alias}");
     let mut c = Console::open(&d, &format!("vcon {alias}"), "v");
     c.wait_for("Connected to domain 'vcon'");

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, Rvirtd};
+use common::{domain_xml, have_virsh, virtio_console_alias, with_virtio_console, Rvirtd};
 use rvirt_test_guests::Guest;
 use rvirt_testkit::Spawned;
 
@@ -206,23 +206,13 @@ fn console_streams_end_whenever_the_domain_stops() {
         return;
     }
     let mut d = Rvirtd::start();
-    let xml = domain_xml("chat", Guest::Chatter)
-        .replace("type='stdio'", "type='pty'")
-        .replace(
-            "<memballoon model='none'/>",
-            "<memballoon model='none'/>\n    <console type='pty'><target type='virtio'/></console>",
-        );
+    let xml = with_virtio_console(&domain_xml("chat", Guest::Chatter))
+        .replace("type='stdio'", "type='pty'");
     let f = d.xml_file("chat.xml", &xml);
     d.ok(&["define", &f]);
     d.ok(&["start", "chat"]);
     let live = d.ok(&["dumpxml", "chat"]);
-    let alias = live
-        .split("<target type='virtio'")
-        .nth(1)
-        .and_then(|rest| rest.split("<alias name='").nth(1))
-        .and_then(|rest| rest.split('\'').next())
-        .unwrap_or_else(|| panic!("no alias for the virtio console: {live}"))
-        .to_string();
+    let alias = virtio_console_alias(&live);
     d.ok(&["destroy", "chat"]);
     let script = d.xml_file("console_stop.py", CLIENT);
     let _load = Load::start(3);

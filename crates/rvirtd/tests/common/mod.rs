@@ -352,3 +352,23 @@ pub fn last_count(log: &str) -> Option<u64> {
         .rev()
         .find_map(|l| l.strip_prefix("COUNT ").and_then(|n| n.trim().parse().ok()))
 }
+
+/// `xml` with a virtio console (`<console type='pty'><target
+/// type='virtio'/>`) added to its devices.
+pub fn with_virtio_console(xml: &str) -> String {
+    xml.replace(
+        "<memballoon model='none'/>",
+        "<memballoon model='none'/>\n    <console type='pty'><target type='virtio'/></console>",
+    )
+}
+
+/// The alias of the virtio console in a live definition (libvirt puts
+/// serial0's mirror first, so it is `console1` when there is a serial).
+pub fn virtio_console_alias(live: &str) -> String {
+    live.split("<target type='virtio'")
+        .nth(1)
+        .and_then(|rest| rest.split("<alias name='").nth(1))
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no alias for the virtio console: {live}"))
+        .to_string()
+}
