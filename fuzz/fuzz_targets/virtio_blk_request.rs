@@ -8,7 +8,8 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use libfuzzer_sys::fuzz_target;
-use rvirt_virtio::blk::{Block, BlockOptions, DiskBackend};
+use rvirt_block::DiskBackend;
+use rvirt_virtio::blk::{Block, BlockOptions};
 use rvirt_virtio::virtio_queue::{Queue, QueueT};
 use rvirt_virtio::vm_memory::{Bytes, GuestAddress};
 use rvirt_virtio::{ActivateContext, Memory, VirtioDevice, VirtioInterrupt};

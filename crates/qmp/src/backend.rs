@@ -1,7 +1,9 @@
 //! What the VMM provides to the monitor.
 
 use crate::error::QmpError;
-use crate::types::{BlockInfo, ChardevInfo, CpuInfoFast, KvmInfo, RunState, VersionInfo};
+use crate::types::{
+    BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, KvmInfo, RunState, VersionInfo,
+};
 
 /// The VM as the monitor sees it. rvirt-vmm implements this; the monitor
 /// calls it from its own threads (never a vCPU thread), possibly from
@@ -64,6 +66,14 @@ pub trait MonitorBackend: Send + Sync {
 
     /// The block devices (none until rvirt has any).
     fn block(&self) -> Vec<BlockInfo> {
+        Vec::new()
+    }
+
+    /// `query-blockstats`: each disk's counters with its node graph below
+    /// (`query_nodes`: one entry per named node instead, with node-level
+    /// counters, as QEMU).
+    fn block_stats(&self, query_nodes: bool) -> Vec<BlockStats> {
+        let _ = query_nodes;
         Vec::new()
     }
 

@@ -37,6 +37,7 @@ pub use message::{Greeting, GreetingBody, Request, Response};
 pub use server::{MonitorConfig, MonitorServer, ServerError};
 pub use session::{Session, SessionOutput};
 pub use types::{
-    BlockDeviceInfo, BlockInfo, ChardevInfo, CpuInfoFast, CpuProps, KvmInfo, NameInfo, RunState,
-    StatusInfo, UuidInfo, VersionInfo, VersionTriple, NIL_UUID, QEMU_COMPAT_VERSION,
+    BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, CpuProps,
+    FileNodeStats, KvmInfo, NameInfo, RunState, StatusInfo, UuidInfo, VersionInfo, VersionTriple,
+    NIL_UUID, QEMU_COMPAT_VERSION,
 };

@@ -277,10 +277,131 @@ pub struct BlockInfo {
     pub inserted: Option<BlockDeviceInfo>,
 }
 
+/// `BlockDeviceStats`: one node's or device's I/O counters (QEMU 7.2's
+/// fields; the times are not measured and stay 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDeviceStats {
+    pub rd_bytes: u64,
+    pub wr_bytes: u64,
+    pub unmap_bytes: u64,
+    pub rd_operations: u64,
+    pub wr_operations: u64,
+    pub flush_operations: u64,
+    pub unmap_operations: u64,
+    pub rd_total_time_ns: u64,
+    pub wr_total_time_ns: u64,
+    pub flush_total_time_ns: u64,
+    pub unmap_total_time_ns: u64,
+    /// The end of the highest range written.
+    pub wr_highest_offset: u64,
+    /// Requests merged into others.
+    pub rd_merged: u64,
+    pub wr_merged: u64,
+    pub unmap_merged: u64,
+    /// Nanoseconds since the last I/O finished; absent before any did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idle_time_ns: Option<u64>,
+    pub failed_rd_operations: u64,
+    pub failed_wr_operations: u64,
+    pub failed_flush_operations: u64,
+    pub failed_unmap_operations: u64,
+    pub invalid_rd_operations: u64,
+    pub invalid_wr_operations: u64,
+    pub invalid_flush_operations: u64,
+    pub invalid_unmap_operations: u64,
+    /// Whether invalid and failed requests are counted (true at device
+    /// level, false at node level, as QEMU).
+    pub account_invalid: bool,
+    pub account_failed: bool,
+    /// Interval statistics; none are configured.
+    pub timed_stats: Vec<serde_json::Value>,
+}
+
+/// `BlockStatsSpecific` of a `file` or `host_device` node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FileNodeStats {
+    /// `file` or `host_device`.
+    pub driver: String,
+    pub discard_nb_ok: u64,
+    pub discard_nb_failed: u64,
+    pub discard_bytes_ok: u64,
+}
+
+/// One entry of `query-blockstats`: a device's counters (or a node's, with
+/// `query-nodes`), and its node graph below.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockStats {
+    /// The drive id; empty for a `-blockdev` disk.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device: Option<String>,
+    /// The guest device's id or QOM path.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub qdev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node_name: Option<String>,
+    pub stats: BlockDeviceStats,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub driver_specific: Option<FileNodeStats>,
+    /// The node's file (protocol) child.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent: Option<Box<BlockStats>>,
+    /// The node's backing child.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backing: Option<Box<BlockStats>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The keys QEMU 7.2 sends for a raw disk on a file node (seen with
+    /// qemu-system-x86_64 7.2 and a libvirt -blockdev pair).
+    #[test]
+    fn block_stats_layout() {
+        let s = BlockStats {
+            device: Some(String::new()),
+            qdev: Some("virtio-disk0".into()),
+            node_name: Some("libvirt-1-format".into()),
+            stats: BlockDeviceStats {
+                account_invalid: true,
+                account_failed: true,
+                ..Default::default()
+            },
+            parent: Some(Box::new(BlockStats {
+                node_name: Some("libvirt-1-storage".into()),
+                driver_specific: Some(FileNodeStats {
+                    driver: "file".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["device", "node-name", "parent", "qdev", "stats"]);
+        let stats = v["stats"].as_object().unwrap();
+        assert_eq!(stats.len(), 26, "{stats:?}");
+        for k in [
+            "rd_bytes",
+            "wr_operations",
+            "flush_operations",
+            "wr_highest_offset",
+            "invalid_unmap_operations",
+            "account_failed",
+            "timed_stats",
+        ] {
+            assert!(stats.contains_key(k), "{k}");
+        }
+        assert_eq!(
+            v["parent"]["driver-specific"],
+            json!({"driver": "file", "discard-nb-ok": 0, "discard-nb-failed": 0, "discard-bytes-ok": 0})
+        );
+    }
 
     #[test]
     fn run_state_spelling_matches_qapi() {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::chardev::{ChardevBackend, ChardevConfig};
+pub use crate::disk::DiskConfig;
 use crate::smp::Smp;
 
 /// `-cpu`: a model and its feature flags, in order.
@@ -45,35 +46,6 @@ pub struct SerialConfig {
     /// The device id (`serial0`).
     pub id: String,
     pub backend: ChardevBackend,
-}
-
-/// A virtio-blk disk: `-drive` (or the `-blockdev` file + raw pair) and the
-/// `-device virtio-blk-device` that uses it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiskConfig {
-    /// The drive id (`-drive id=`) or the format node's name (`-blockdev`).
-    pub drive: String,
-    /// True for a `-blockdev` disk: `query-block` then names it by node
-    /// name and leaves `device` empty, as QEMU does.
-    pub blockdev: bool,
-    /// The guest device's id (`-device …,id=`), if given.
-    pub id: Option<String>,
-    /// The raw image file or block device.
-    pub path: PathBuf,
-    pub readonly: bool,
-    /// `serial=`, returned by VIRTIO_BLK_T_GET_ID.
-    pub serial: Option<String>,
-    /// `discard=unmap`: pass guest discards to the file (else ignore them).
-    pub discard: bool,
-    /// `cache=` as given (QEMU's meanings): none and directsync open with
-    /// O_DIRECT, writethrough and directsync with O_DSYNC, unsafe ignores
-    /// flushes; writeback when absent.
-    pub cache: Option<String>,
-    /// `aio=` as given: threads (the default) is a worker pool, io_uring and
-    /// native submit through io_uring.
-    pub aio: Option<String>,
-    /// `bootindex=`: where firmware tries this disk in the boot order.
-    pub bootindex: Option<u32>,
 }
 
 /// Where a virtio-net device's tap comes from (`-netdev tap,...`).

@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod chardev;
 mod config;
+pub mod disk;
 pub mod opts;
 mod parse;
 pub mod size;
@@ -15,6 +16,7 @@ pub mod smp;
 
 pub use chardev::{ChardevBackend, ChardevConfig};
 pub use config::*;
+pub use disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
 pub use parse::{parse, usage, Action, IGNORED_OPTIONS};
 
 /// A command-line error: which option, and what is wrong with it. Displayed

@@ -17,6 +17,8 @@ pub struct Opts {
     option: String,
     pairs: Vec<(String, String)>,
     used: BTreeSet<String>,
+    /// Keys given as JSON `null` (their value in `pairs` is empty).
+    nulls: BTreeSet<String>,
 }
 
 fn split_commas(s: &str) -> Vec<String> {
@@ -48,6 +50,39 @@ fn json_scalar(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// Flattens nested JSON objects with dots, as QEMU's keyval does
+/// (`"cache":{"direct":true}` is `cache.direct=on`).
+fn flatten(
+    option: &str,
+    prefix: &str,
+    obj: &serde_json::Map<String, serde_json::Value>,
+    pairs: &mut Vec<(String, String)>,
+    nulls: &mut BTreeSet<String>,
+) -> Result<(), ConfigError> {
+    for (k, v) in obj {
+        let key = format!("{prefix}{k}");
+        match v {
+            serde_json::Value::Object(inner) => {
+                flatten(option, &format!("{key}."), inner, pairs, nulls)?
+            }
+            serde_json::Value::Null => {
+                nulls.insert(key.clone());
+                pairs.push((key, String::new()));
+            }
+            v => match json_scalar(v) {
+                Some(s) => pairs.push((key, s)),
+                None => {
+                    return Err(ConfigError::new(
+                        option,
+                        format!("unsupported value for '{key}'"),
+                    ))
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
 impl Opts {
     /// Parses `value` for `option`. `implied` names the key of a leading
     /// element without `=` (QEMU's "implied key": `-m 512` is `size=512`).
@@ -55,34 +90,11 @@ impl Opts {
     /// `nowait` in the old socket syntax).
     pub fn parse(option: &str, value: &str, implied: Option<&str>) -> Result<Self, ConfigError> {
         let mut pairs = Vec::new();
+        let mut nulls = BTreeSet::new();
         if value.trim_start().starts_with('{') {
             let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value)
                 .map_err(|e| ConfigError::new(option, format!("invalid JSON: {e}")))?;
-            for (k, v) in &obj {
-                match json_scalar(v) {
-                    Some(s) => pairs.push((k.clone(), s)),
-                    None => {
-                        // Nested objects (such as a blockdev's "file") are
-                        // flattened with dots, as QEMU's keyval does.
-                        if let serde_json::Value::Object(inner) = v {
-                            for (ik, iv) in inner {
-                                let s = json_scalar(iv).ok_or_else(|| {
-                                    ConfigError::new(
-                                        option,
-                                        format!("unsupported value for '{k}.{ik}'"),
-                                    )
-                                })?;
-                                pairs.push((format!("{k}.{ik}"), s));
-                            }
-                        } else {
-                            return Err(ConfigError::new(
-                                option,
-                                format!("unsupported value for '{k}'"),
-                            ));
-                        }
-                    }
-                }
-            }
+            flatten(option, "", &obj, &mut pairs, &mut nulls)?;
         } else {
             for (i, part) in split_commas(value).into_iter().enumerate() {
                 if part.is_empty() {
@@ -116,7 +128,42 @@ impl Opts {
             option: option.to_string(),
             pairs,
             used: BTreeSet::new(),
+            nulls,
         })
+    }
+
+    /// A reference that JSON may give as `null` (a blockdev's `backing`):
+    /// None when absent, Some(None) for null, Some(Some(name)) otherwise.
+    pub fn get_ref(&mut self, key: &str) -> Option<Option<String>> {
+        let v = self.get(key)?;
+        Some((!self.nulls.contains(key)).then_some(v))
+    }
+
+    /// Whether any key starts with `prefix.` (an inline child object, such
+    /// as a blockdev's `file.driver`, `file.filename`).
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        let dotted = format!("{prefix}.");
+        self.pairs.iter().any(|(k, _)| k.starts_with(&dotted))
+    }
+
+    /// The keys under `prefix.`, without it, as options of their own (an
+    /// inline child object); they count as understood here.
+    pub fn child(&mut self, prefix: &str) -> Opts {
+        let dotted = format!("{prefix}.");
+        let mut child = Opts {
+            option: self.option.clone(),
+            ..Default::default()
+        };
+        for (k, v) in &self.pairs {
+            if let Some(rest) = k.strip_prefix(&dotted) {
+                child.pairs.push((rest.to_string(), v.clone()));
+                if self.nulls.contains(k) {
+                    child.nulls.insert(rest.to_string());
+                }
+                self.used.insert(k.clone());
+            }
+        }
+        child
     }
 
     /// The value of `key`, if given, marking it as understood.
@@ -222,6 +269,28 @@ mod tests {
         assert_eq!(o.get_bool("x").unwrap(), Some(true));
         let e = Opts::parse("-device", "{bad", None).unwrap_err();
         assert!(e.to_string().starts_with("-device: invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn json_nesting_and_null() {
+        let mut o = Opts::parse(
+            "-blockdev",
+            r#"{"driver":"raw","file":{"driver":"file","cache":{"direct":true}},"backing":null,"x":"null"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.get_ref("backing"), Some(None));
+        assert_eq!(o.get_ref("x"), Some(Some("null".into())));
+        assert_eq!(o.get_ref("nope"), None);
+        assert!(o.has_prefix("file"));
+        let mut file = o.child("file");
+        assert_eq!(file.get("driver").as_deref(), Some("file"));
+        assert_eq!(file.get_bool("cache.direct").unwrap(), Some(true));
+        file.finish().unwrap();
+        o.get("driver");
+        o.finish().unwrap();
+        let e = Opts::parse("-blockdev", r#"{"a":[1]}"#, None).unwrap_err();
+        assert_eq!(e.to_string(), "-blockdev: unsupported value for 'a'");
     }
 
     #[test]

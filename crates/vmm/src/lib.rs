@@ -18,6 +18,7 @@
 mod balloon;
 mod chardev;
 mod device_manager;
+pub mod disk;
 mod event_loop;
 mod events;
 mod interrupts;
@@ -183,6 +184,7 @@ impl Vmm {
         let state = Arc::new(VmState::new(
             &config,
             devices.balloon().map(|b| b.reading()),
+            devices.disks(),
         ));
         let mut chardevs = devices.chardev_infos();
         chardevs.extend(monitor::chardev_infos(&config));

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rvirt_qmp::{
-    BlockInfo, ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus, MonitorBackend,
-    MonitorServer, QmpError, RunState, ShutdownCause,
+    BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus,
+    MonitorBackend, MonitorServer, QmpError, RunState, ShutdownCause,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
+use crate::disk::DiskModel;
 use crate::events::{Event, EventSender, MonitorRequest};
 use crate::vm_state::VmState;
 use crate::VmmError;
@@ -75,7 +76,15 @@ impl MonitorBackend for Backend {
     }
 
     fn block(&self) -> Vec<BlockInfo> {
-        self.state.blocks.clone()
+        self.state.disks.iter().map(DiskModel::info).collect()
+    }
+
+    fn block_stats(&self, query_nodes: bool) -> Vec<BlockStats> {
+        self.state
+            .disks
+            .iter()
+            .flat_map(|d| d.stats(query_nodes))
+            .collect()
     }
 
     fn name(&self) -> Option<String> {

@@ -1,7 +1,8 @@
 //! The monitor's read model: what QMP queries answer from without asking
 //! the main loop. The main loop keeps it current (run state, vCPU thread
 //! IDs); the rest is fixed when the VMM is built (disks, names) or
-//! published by a device as it changes (the balloon's `actual`). Monitor
+//! published by a device as it changes (the balloon's `actual`, the disks'
+//! counters). Monitor
 //! threads only read it; every change they ask for goes to the main loop
 //! as a `MonitorRequest`.
 
@@ -9,8 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rvirt_machine::{ThreadIds, Topology};
-use rvirt_qmp::{BlockDeviceInfo, BlockInfo, ChardevInfo, RunState};
-use rvirt_vmm_config::{VirtioConfig, VmConfig};
+use rvirt_qmp::{ChardevInfo, RunState};
+use rvirt_vmm_config::VmConfig;
+
+use crate::disk::DiskModel;
 
 /// What the monitors can read without asking the main loop.
 pub(crate) struct VmState {
@@ -18,8 +21,9 @@ pub(crate) struct VmState {
     /// The vCPUs of the current boot: their topology and thread IDs.
     pub(crate) cpus: Mutex<Option<(Topology, ThreadIds)>>,
     pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
-    /// The disks; fixed for the life of the VMM (no hotplug yet).
-    pub(crate) blocks: Vec<BlockInfo>,
+    /// The disks; fixed for the life of the VMM (no hotplug yet). Their
+    /// counters are atomics the I/O path updates.
+    pub(crate) disks: Vec<DiskModel>,
     /// The guest's memory as the balloon driver last reported it, if the
     /// VM has a balloon.
     pub(crate) balloon_actual: Option<Arc<AtomicU64>>,
@@ -28,7 +32,11 @@ pub(crate) struct VmState {
 }
 
 impl VmState {
-    pub(crate) fn new(cfg: &VmConfig, balloon_actual: Option<Arc<AtomicU64>>) -> Self {
+    pub(crate) fn new(
+        cfg: &VmConfig,
+        balloon_actual: Option<Arc<AtomicU64>>,
+        disks: Vec<DiskModel>,
+    ) -> Self {
         VmState {
             status: Mutex::new(if cfg.start_paused {
                 RunState::Prelaunch
@@ -37,7 +45,7 @@ impl VmState {
             }),
             cpus: Mutex::new(None),
             chardevs: Mutex::new(Vec::new()),
-            blocks: block_infos(cfg),
+            disks,
             balloon_actual,
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
@@ -58,46 +66,4 @@ impl VmState {
             .as_ref()
             .map(|a| a.load(Ordering::Acquire))
     }
-}
-
-/// `query-block`'s answer: the disks, named as QEMU names them.
-fn block_infos(cfg: &VmConfig) -> Vec<BlockInfo> {
-    cfg.virtio
-        .iter()
-        .enumerate()
-        .filter_map(|(n, dev)| {
-            let VirtioConfig::Blk(d) = dev else {
-                return None;
-            };
-            // As QEMU: a -drive is named by its id and gets an anonymous
-            // node; a -blockdev disk only by its node.
-            let (device, node_name) = if d.blockdev {
-                (String::new(), d.drive.clone())
-            } else {
-                (d.drive.clone(), format!("#block{:03}", n * 128 + 100))
-            };
-            Some(BlockInfo {
-                device,
-                qdev: d.id.clone(),
-                kind: "unknown".into(),
-                removable: false,
-                locked: false,
-                inserted: Some(BlockDeviceInfo {
-                    file: d.path.display().to_string(),
-                    node_name: Some(node_name),
-                    ro: d.readonly,
-                    drv: "raw".into(),
-                    encrypted: false,
-                    detect_zeroes: "off".into(),
-                    bps: 0,
-                    bps_rd: 0,
-                    bps_wr: 0,
-                    iops: 0,
-                    iops_rd: 0,
-                    iops_wr: 0,
-                    write_threshold: 0,
-                }),
-            })
-        })
-        .collect()
 }

@@ -77,6 +77,11 @@ const COMMANDS: &[Command] = &[
         run: query::block,
     },
     Command {
+        name: "query-blockstats",
+        params: query::BLOCKSTATS_PARAMS,
+        run: query::blockstats,
+    },
+    Command {
         name: "query-balloon",
         params: NO_PARAMS,
         run: query::balloon,

@@ -1,6 +1,7 @@
 //! The query commands: each turns a backend answer into its QAPI shape.
 
 use super::command_names;
+use crate::args::{ArgType, Param};
 use crate::backend::MonitorBackend;
 use crate::error::QmpError;
 use crate::types::{NameInfo, StatusInfo, UuidInfo, NIL_UUID};
@@ -50,6 +51,17 @@ pub(super) fn chardev(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError
 
 pub(super) fn block(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
     to_value(b.block())
+}
+
+/// The parameters of `query-blockstats` (qapi/block-core.json).
+pub(crate) const BLOCKSTATS_PARAMS: &[Param] = &[Param::optional("query-nodes", ArgType::Bool)];
+
+pub(super) fn blockstats(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    let nodes = args
+        .get("query-nodes")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    to_value(b.block_stats(nodes))
 }
 
 pub(super) fn balloon(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {

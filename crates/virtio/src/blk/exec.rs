@@ -1,13 +1,14 @@
-//! Carrying out a parsed request against the disk and guest memory.
+//! The glue between a parsed request and the block layer: guest buffers
+//! turned into host buffers, the status byte's values, and GET_ID (the one
+//! request that never reaches the disk).
 
-use vm_memory::{Address, Bytes, GuestMemoryBackend};
+use rvirt_block::IoBuf;
+use vm_memory::{Bytes, GuestMemoryBackend};
 
 use crate::chain::Segment;
 use crate::Memory;
 
-use super::aligned::AlignedBuf;
-use super::disk::{DiskBackend, GuestSlice};
-use super::request::{ByteRange, Operation, RequestError, ID_BYTES};
+use super::request::{RequestError, ID_BYTES};
 
 /// VIRTIO_BLK_S_* as the guest sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,172 +28,51 @@ impl From<&RequestError> for Status {
     }
 }
 
-/// Bounce buffers never grow past this, so a 4 GiB request costs 128 KiB.
-const CHUNK: usize = 128 * 1024;
-
-/// Per-device state the executor needs.
-pub struct Executor<'a> {
-    pub disk: &'a dyn DiskBackend,
-    pub read_only: bool,
-    pub serial: &'a [u8],
-    /// Bounce buffer for guest buffers the disk cannot take directly.
-    pub buf: &'a mut AlignedBuf,
-}
-
-/// The host view of `data`, when every buffer can go to the disk as it is
-/// (zero-copy); `None` when some buffer needs the bounce buffer (O_DIRECT
-/// misalignment) or cannot be mapped.
-pub fn direct_slices<'m>(
-    mem: &'m Memory,
-    data: &[Segment],
-    disk: &dyn DiskBackend,
-) -> Option<Vec<GuestSlice<'m>>> {
+/// The host view of guest buffers, for the block layer; None when a
+/// buffer is not guest RAM (the chain checks make that rare: a region
+/// vm-memory cannot map).
+///
+/// The invariant that makes these safe to hand over: the buffers point
+/// into the mappings of `mem`, which the device keeps (in its active
+/// state) until every request it submitted is done or the disk is
+/// quiesced; reset, re-activation and drop all quiesce the disk before
+/// letting go of the memory.
+pub fn guest_bufs(mem: &Memory, data: &[Segment]) -> Option<Vec<IoBuf>> {
     let mut out = Vec::with_capacity(data.len());
     for seg in data {
         // A buffer may straddle two memory regions: one slice per region.
         for s in mem.get_slices(seg.addr, seg.len as usize) {
-            out.push(s.ok()?);
+            let s = s.ok()?;
+            // SAFETY: vm-memory checked that the slice lies inside a mapped
+            // guest RAM region (plain memory, not MMIO). The mapping lives
+            // as long as `mem`, which the device holds until the request
+            // is done or the disk quiesced (the invariant above).
+            out.push(unsafe { IoBuf::new(s.ptr_guard_mut().as_ptr(), s.len()) });
         }
     }
-    disk.alignment().fits(&out).then_some(out)
+    Some(out)
 }
 
-/// Why a request failed while running.
+/// Why GET_ID failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    #[error("disk I/O failed")]
-    Io(#[from] std::io::Error),
-    #[error("guest memory access failed")]
-    Memory,
-    #[error("write to a read-only disk")]
-    ReadOnly,
-}
+#[error("guest memory access failed")]
+pub struct MemoryError;
 
-impl Executor<'_> {
-    /// Runs `op`; returns how many bytes it wrote into guest buffers (not
-    /// counting the status byte).
-    pub fn run(&mut self, mem: &Memory, op: &Operation) -> Result<u32, ExecError> {
-        match op {
-            Operation::Read { offset, data } => self.read(mem, *offset, data),
-            Operation::Write { offset, data } => {
-                self.writable()?;
-                self.write(mem, *offset, data).map(|()| 0)
-            }
-            Operation::Flush => self.disk.flush().map(|()| 0).map_err(Into::into),
-            Operation::GetId { data } => self.get_id(mem, data),
-            Operation::Discard(ranges) => {
-                self.writable()?;
-                self.each_range(ranges, |disk, r| disk.discard(r.offset, r.len))
-            }
-            Operation::WriteZeroes(ranges) => {
-                self.writable()?;
-                self.each_range(ranges, |disk, r| disk.write_zeroes(r.offset, r.len))
-            }
+/// GET_ID: writes the serial, zero-padded to 20 bytes (a shorter buffer
+/// gets a prefix); returns the bytes written.
+pub fn get_id(mem: &Memory, data: &[Segment], serial: &[u8]) -> Result<u32, MemoryError> {
+    let mut id = [0u8; ID_BYTES as usize];
+    let n = serial.len().min(id.len());
+    id[..n].copy_from_slice(&serial[..n]);
+    let mut done = 0usize;
+    for seg in data {
+        if done == id.len() {
+            break;
         }
+        let n = (seg.len as usize).min(id.len() - done);
+        mem.write_slice(&id[done..done + n], seg.addr)
+            .map_err(|_| MemoryError)?;
+        done += n;
     }
-
-    fn writable(&self) -> Result<(), ExecError> {
-        if self.read_only {
-            Err(ExecError::ReadOnly)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn read(&mut self, mem: &Memory, offset: u64, data: &[Segment]) -> Result<u32, ExecError> {
-        if let Some(slices) = direct_slices(mem, data, self.disk) {
-            self.disk.read_vectored_at(&slices, offset)?;
-            let total = crate::chain::total_len(data);
-            return Ok(u32::try_from(total).unwrap_or(u32::MAX));
-        }
-        self.read_bounced(mem, offset, data)
-    }
-
-    fn read_bounced(
-        &mut self,
-        mem: &Memory,
-        mut offset: u64,
-        data: &[Segment],
-    ) -> Result<u32, ExecError> {
-        let mut written = 0u32;
-        for seg in data {
-            let mut done = 0u32;
-            while done < seg.len {
-                let n = ((seg.len - done) as usize).min(CHUNK);
-                self.buf.resize(n);
-                self.disk.read_at(self.buf.as_mut_slice(), offset)?;
-                let addr = seg
-                    .addr
-                    .checked_add(u64::from(done))
-                    .ok_or(ExecError::Memory)?;
-                mem.write_slice(self.buf.as_slice(), addr)
-                    .map_err(|_| ExecError::Memory)?;
-                offset += n as u64;
-                done += n as u32;
-                written = written.saturating_add(n as u32);
-            }
-        }
-        Ok(written)
-    }
-
-    fn write(&mut self, mem: &Memory, offset: u64, data: &[Segment]) -> Result<(), ExecError> {
-        if let Some(slices) = direct_slices(mem, data, self.disk) {
-            return Ok(self.disk.write_vectored_at(&slices, offset)?);
-        }
-        self.write_bounced(mem, offset, data)
-    }
-
-    fn write_bounced(
-        &mut self,
-        mem: &Memory,
-        mut offset: u64,
-        data: &[Segment],
-    ) -> Result<(), ExecError> {
-        for seg in data {
-            let mut done = 0u32;
-            while done < seg.len {
-                let n = ((seg.len - done) as usize).min(CHUNK);
-                self.buf.resize(n);
-                let addr = seg
-                    .addr
-                    .checked_add(u64::from(done))
-                    .ok_or(ExecError::Memory)?;
-                mem.read_slice(self.buf.as_mut_slice(), addr)
-                    .map_err(|_| ExecError::Memory)?;
-                self.disk.write_at(self.buf.as_slice(), offset)?;
-                offset += n as u64;
-                done += n as u32;
-            }
-        }
-        Ok(())
-    }
-
-    fn get_id(&mut self, mem: &Memory, data: &[Segment]) -> Result<u32, ExecError> {
-        // The ID is zero-padded to 20 bytes; a shorter buffer gets a prefix.
-        let mut id = [0u8; ID_BYTES as usize];
-        let n = self.serial.len().min(id.len());
-        id[..n].copy_from_slice(&self.serial[..n]);
-        let mut done = 0usize;
-        for seg in data {
-            if done == id.len() {
-                break;
-            }
-            let n = (seg.len as usize).min(id.len() - done);
-            mem.write_slice(&id[done..done + n], seg.addr)
-                .map_err(|_| ExecError::Memory)?;
-            done += n;
-        }
-        Ok(done as u32)
-    }
-
-    fn each_range(
-        &self,
-        ranges: &[ByteRange],
-        f: impl Fn(&dyn DiskBackend, &ByteRange) -> std::io::Result<()>,
-    ) -> Result<u32, ExecError> {
-        for r in ranges {
-            f(self.disk, r)?;
-        }
-        Ok(0)
-    }
+    Ok(done as u32)
 }

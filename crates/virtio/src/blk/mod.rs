@@ -1,42 +1,34 @@
-//! virtio-blk (device type 2) on a raw image.
+//! virtio-blk (device type 2): the virtio side of a disk.
 //!
 //! One request queue; requests are parsed ([`request`]) from checked
-//! descriptor chains and run ([`exec`]) by an engine: inline on the
-//! event-loop thread (sync), on a worker pool (aio=threads) or through
-//! io_uring (aio=io_uring / native). Asynchronous engines complete requests
-//! later: their eventfd is the device's [`VirtioDevice::host_fd`], and
+//! descriptor chains, their guest buffers turned into host buffers
+//! ([`exec::guest_bufs`]), and handed to the block layer
+//! ([`rvirt_block::Disk`]), which runs them inline, on a worker pool or
+//! through io_uring. Asynchronous engines complete requests later: their
+//! eventfd is the device's [`VirtioDevice::host_fd`], and
 //! [`VirtioDevice::process_host_fd`] returns the finished chains to the
-//! used ring. [`open_disk`] opens an image with QEMU's `cache=`, `aio=` and
-//! `discard=` semantics.
+//! used ring. This module owns the status byte, the config space
+//! (capacity, limits, the `wce` byte) and the feature bits.
 
-pub mod aligned;
-pub mod disk;
-mod engine;
 pub mod exec;
-pub mod open;
 pub mod request;
 #[cfg(test)]
 mod tests;
 
+use std::ops::Not;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
+use rvirt_block::{AioMode, DiskBackend, Op, Range, Request as DiskRequest};
 use virtio_bindings::virtio_blk::{
-    VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
-    VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
+    VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_CONFIG_WCE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH,
+    VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
 };
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
-use vm_memory::Bytes;
+use vm_memory::{Bytes, GuestAddress};
 
-use aligned::AlignedBuf;
-pub use disk::{Alignment, DiskBackend, GuestSlice, RawFile};
-use engine::{Done, Engine, Job};
-use exec::{Executor, Status};
-pub use open::{
-    open_disk, AioMode, CacheMode, DiscardMode, Disk, DiskOpenOptions, HostDisk, OpenError,
-    ParseModeError,
-};
+use exec::Status;
 use request::{Limits, Operation, Parsed};
 
 use crate::{chain, ActivateContext, ActivateError, Memory, VirtioDevice, VirtioInterrupt};
@@ -53,6 +45,47 @@ pub const MAX_RANGES: u32 = 16;
 pub const MAX_RANGE_SECTORS: u32 = (u32::MAX >> 1) / SECTOR_SIZE as u32;
 /// Size of `struct virtio_blk_config` up to write_zeroes_may_unmap.
 pub const CONFIG_SIZE: usize = 60;
+/// Offset of the `wce` byte (writeback cache enabled) in the config space.
+pub const CONFIG_WCE: usize = 32;
+
+/// What the device keeps with each request it hands the block layer.
+#[derive(Debug)]
+pub struct Tag {
+    head: u16,
+    /// Where the status byte goes.
+    status: GuestAddress,
+    /// Bytes the request writes into guest buffers when it succeeds.
+    written: u32,
+}
+
+/// A disk as this device uses it: the block layer's disk with the
+/// device's request tag.
+pub type Disk = rvirt_block::Disk<Tag>;
+
+type Done = rvirt_block::Done<Tag>;
+
+/// A finished request, ready for the used ring.
+#[derive(Debug)]
+struct Completion {
+    head: u16,
+    /// Where the status byte goes; None: the chain had no room for one.
+    status: Option<GuestAddress>,
+    result: Status,
+    /// Bytes written into guest buffers, not counting the status byte.
+    written: u32,
+}
+
+impl From<Done> for Completion {
+    fn from(d: Done) -> Self {
+        let ok = d.result.is_ok();
+        Completion {
+            head: d.tag.head,
+            status: Some(d.tag.status),
+            result: if ok { Status::Ok } else { Status::IoErr },
+            written: if ok { d.tag.written } else { 0 },
+        }
+    }
+}
 
 /// How the disk is exposed.
 #[derive(Debug, Clone, Default)]
@@ -70,19 +103,24 @@ struct Active {
 }
 
 /// The block device.
+///
+/// Invariant: guest buffers handed to the disk point into the memory held
+/// by `active`; the disk is quiesced (every request finished) before
+/// `active` is dropped or replaced, and the disk is dropped (which waits)
+/// before anything else.
 pub struct Block {
-    // First, so dropping the device waits for in-flight I/O before anything
-    // else goes.
-    engine: Engine,
-    disk: Arc<dyn DiskBackend>,
+    // First, so dropping the device waits for in-flight I/O before the
+    // guest memory in `active` goes.
+    disk: Disk,
     options: BlockOptions,
     capacity: u64,
     /// Advertised as blk_size when O_DIRECT needs more than 512 bytes.
     block_size: Option<u32>,
     config: [u8; CONFIG_SIZE],
+    /// The write cache the disk was opened with, restored at reset (as
+    /// QEMU's original_wce).
+    original_wce: bool,
     active: Option<Active>,
-    /// Bounce buffer for requests run inline.
-    buf: AlignedBuf,
     /// Completions reaped and not yet on the used ring.
     done: Vec<Done>,
 }
@@ -98,20 +136,14 @@ impl Block {
     /// A block device on `disk`, running requests inline (the synchronous
     /// engine); its size is read now and fixed.
     pub fn new(disk: Box<dyn DiskBackend>, options: BlockOptions) -> Result<Self, BlockError> {
-        Self::with_disk(
-            Disk {
-                backend: Arc::from(disk),
-                engine: Engine::Sync,
-            },
-            options,
-        )
+        let disk = Disk::new(Arc::from(disk), AioMode::Sync).map_err(BlockError::Size)?;
+        Self::with_disk(disk, options)
     }
 
-    /// A block device on a disk from [`open_disk`] (or [`Disk::new`]), with
-    /// the engine chosen there.
+    /// A block device on a disk from [`Disk::open`] (or [`Disk::new`]),
+    /// with the engine and write cache chosen there.
     pub fn with_disk(disk: Disk, options: BlockOptions) -> Result<Self, BlockError> {
-        let Disk { backend, engine } = disk;
-        let size = backend.len().map_err(BlockError::Size)?;
+        let size = disk.len().map_err(BlockError::Size)?;
         let capacity = size / SECTOR_SIZE;
         if size % SECTOR_SIZE != 0 {
             tracing::warn!(
@@ -119,16 +151,18 @@ impl Block {
                 "disk size is not a multiple of 512; the tail is not visible"
             );
         }
-        let align = backend.alignment();
+        let align = disk.alignment();
         let block_size = (align.offset > SECTOR_SIZE as usize)
             .then(|| u32::try_from(align.offset).ok())
             .flatten();
+        let original_wce = disk.write_cache();
+        let mut config = build_config(capacity, options.read_only, block_size);
+        config[CONFIG_WCE] = u8::from(original_wce);
         Ok(Block {
-            engine,
-            buf: AlignedBuf::new(align.memory),
-            disk: backend,
-            config: build_config(capacity, options.read_only, block_size),
+            disk,
+            config,
             block_size,
+            original_wce,
             options,
             capacity,
             active: None,
@@ -136,14 +170,29 @@ impl Block {
         })
     }
 
+    /// The block layer's counters for this disk (`query-blockstats`).
+    pub fn stats(&self) -> Arc<rvirt_block::Stats> {
+        self.disk.stats().clone()
+    }
+
+    /// Whether the guest sees a volatile write cache now.
+    pub fn write_cache(&self) -> bool {
+        self.disk.write_cache()
+    }
+
+    fn set_write_cache(&mut self, on: bool) {
+        self.disk.set_write_cache(on);
+        self.config[CONFIG_WCE] = u8::from(on);
+    }
+
     /// Disk size in sectors, as in the config space.
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
 
-    /// Requests handed to the engine and not yet returned to the guest.
+    /// Requests handed to the disk and not yet returned to the guest.
     pub fn in_flight(&self) -> usize {
-        self.engine.in_flight() + self.done.len()
+        self.disk.in_flight() + self.done.len()
     }
 
     fn limits(&self) -> Limits {
@@ -160,11 +209,9 @@ impl Block {
     fn pump(&mut self) {
         let limits = self.limits();
         let Block {
-            engine,
             disk,
             options,
             active,
-            buf,
             done,
             ..
         } = self;
@@ -180,7 +227,7 @@ impl Block {
         let mut used = false;
         let result = (|| -> Result<(), virtio_queue::Error> {
             for d in done.drain(..) {
-                finish(mem, queue, d)?;
+                finish(mem, queue, d.into())?;
                 used = true;
             }
             if !queue.ready() {
@@ -193,7 +240,7 @@ impl Block {
                 // a hostile one re-posting heads still in flight is capped.
                 let limit = usize::from(queue.size().min(QUEUE_SIZE));
                 loop {
-                    if engine.in_flight() >= limit {
+                    if disk.in_flight() >= limit {
                         // Back here when a completion frees a slot; the
                         // driver need not kick meanwhile.
                         full = true;
@@ -207,20 +254,18 @@ impl Block {
                         mem,
                         limits: &limits,
                         options,
-                        disk: &**disk,
-                        buf,
                     };
-                    if let Some(d) = req.start(engine, chain, head) {
+                    if let Some(d) = req.start(disk, chain, head) {
                         finish(mem, queue, d)?;
                         used = true;
                     }
                 }
-                engine.commit();
+                disk.commit();
                 // What finished already goes back in this pass.
-                engine.reap_ready(done);
+                disk.reap_ready(done);
                 let reaped = !done.is_empty();
                 for d in done.drain(..) {
-                    finish(mem, queue, d)?;
+                    finish(mem, queue, d.into())?;
                     used = true;
                 }
                 if full && reaped {
@@ -250,24 +295,22 @@ struct Request<'a> {
     mem: &'a Arc<Memory>,
     limits: &'a Limits,
     options: &'a BlockOptions,
-    disk: &'a dyn DiskBackend,
-    buf: &'a mut AlignedBuf,
 }
 
 impl Request<'_> {
-    /// Parses a chain and hands it to the engine; returns the result when
+    /// Parses a chain and hands it to the disk; returns the result when
     /// it is known at once (refused, inline or synchronous).
     fn start(
         self,
-        engine: &mut Engine,
+        disk: &mut Disk,
         chain: DescriptorChain<&Memory>,
         head: u16,
-    ) -> Option<Done> {
+    ) -> Option<Completion> {
         let mem: &Memory = self.mem;
         let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
-        let Parsed { status, op } = request::parse(mem, segs, self.limits);
+        let Parsed { status, op, kind } = request::parse(mem, segs, self.limits);
         let done = |status, result, written| {
-            Some(Done {
+            Some(Completion {
                 head,
                 status,
                 result,
@@ -283,6 +326,10 @@ impl Request<'_> {
             Ok(op) => op,
             Err(error) => {
                 tracing::debug!(%error, "virtio-blk request refused");
+                // QEMU counts refused reads, writes and discards as invalid.
+                if let Some(kind) = kind {
+                    disk.stats().invalid(kind);
+                }
                 return done(Some(status_addr), Status::from(&error), 0);
             }
         };
@@ -294,37 +341,55 @@ impl Request<'_> {
             tracing::debug!("virtio-blk write to a read-only disk");
             return done(Some(status_addr), Status::IoErr, 0);
         }
-        if let Operation::GetId { .. } = op {
-            let serial = self.options.serial.as_deref().unwrap_or("").as_bytes();
-            let mut exec = Executor {
-                disk: self.disk,
-                read_only: self.options.read_only,
-                serial,
-                buf: self.buf,
-            };
-            return match exec.run(mem, &op) {
-                Ok(written) => done(Some(status_addr), Status::Ok, written),
-                Err(error) => {
-                    tracing::debug!(%error, "virtio-blk request failed");
-                    done(Some(status_addr), Status::IoErr, 0)
+        let mut written = 0;
+        let op = match op {
+            Operation::GetId { data } => {
+                let serial = self.options.serial.as_deref().unwrap_or("").as_bytes();
+                return match exec::get_id(mem, &data, serial) {
+                    Ok(n) => done(Some(status_addr), Status::Ok, n),
+                    Err(error) => {
+                        tracing::debug!(%error, "virtio-blk request failed");
+                        done(Some(status_addr), Status::IoErr, 0)
+                    }
+                };
+            }
+            Operation::Read { offset, data } | Operation::Write { offset, data } => {
+                let read = changes.not();
+                let Some(bufs) = exec::guest_bufs(mem, &data) else {
+                    tracing::debug!("virtio-blk buffer is not in guest RAM");
+                    return done(Some(status_addr), Status::IoErr, 0);
+                };
+                if read {
+                    written = u32::try_from(crate::chain::total_len(&data)).unwrap_or(u32::MAX);
+                    Op::Read { offset, bufs }
+                } else {
+                    Op::Write { offset, bufs }
                 }
-            };
-        }
-        let job = Job {
+            }
+            Operation::Flush => Op::Flush,
+            Operation::Discard(r) => Op::Discard(ranges(&r)),
+            Operation::WriteZeroes(r) => Op::WriteZeroes(ranges(&r)),
+        };
+        let tag = Tag {
             head,
             status: status_addr,
-            op,
-            mem: self.mem.clone(),
+            written,
         };
-        match engine.submit(job) {
-            Ok(()) => None,
-            Err(job) => Some(engine::run(self.disk, self.buf, &job)),
-        }
+        disk.submit(DiskRequest { tag, op }).map(Completion::from)
     }
 }
 
+fn ranges(r: &[request::ByteRange]) -> Vec<Range> {
+    r.iter()
+        .map(|r| Range {
+            offset: r.offset,
+            len: r.len,
+        })
+        .collect()
+}
+
 /// Writes the status byte and returns the chain to the used ring.
-fn finish(mem: &Memory, queue: &mut Queue, d: Done) -> Result<(), virtio_queue::Error> {
+fn finish(mem: &Memory, queue: &mut Queue, d: Completion) -> Result<(), virtio_queue::Error> {
     let len = match d.status {
         None => 0,
         Some(addr) => match mem.write_obj(d.result as u8, addr) {
@@ -366,7 +431,10 @@ impl VirtioDevice for Block {
     }
 
     fn device_features(&self) -> u64 {
-        let mut f = 1 << VIRTIO_BLK_F_SEG_MAX | 1 << VIRTIO_BLK_F_FLUSH;
+        // FLUSH and CONFIG_WCE always, as QEMU offers them (config-wce=on):
+        // the guest learns from `wce` whether there is a cache to flush.
+        let mut f =
+            1 << VIRTIO_BLK_F_SEG_MAX | 1 << VIRTIO_BLK_F_FLUSH | 1 << VIRTIO_BLK_F_CONFIG_WCE;
         if self.block_size.is_some() {
             // O_DIRECT on a 4K-sector host disk: the guest must not send
             // smaller I/O.
@@ -391,11 +459,28 @@ impl VirtioDevice for Block {
         }
     }
 
+    fn write_config(&mut self, offset: u64, data: &[u8]) {
+        // Only `wce` is writable: the driver turns the write cache on or
+        // off (QEMU takes it whatever was negotiated).
+        let wce = CONFIG_WCE as u64;
+        let Some(at) = wce.checked_sub(offset) else {
+            return;
+        };
+        if let Some(&b) = usize::try_from(at).ok().and_then(|i| data.get(i)) {
+            self.set_write_cache(b != 0);
+        }
+    }
+
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         let queue = crate::device::single_ready_queue(ctx.queues)?;
         // A new driver never sees completions meant for the old one.
-        self.engine.quiesce();
+        self.disk.quiesce();
         self.done.clear();
+        // QEMU's rule: a driver that cannot configure the cache gets one
+        // exactly when it can flush it.
+        if ctx.acked_features & 1 << VIRTIO_BLK_F_CONFIG_WCE == 0 {
+            self.set_write_cache(ctx.acked_features & 1 << VIRTIO_BLK_F_FLUSH != 0);
+        }
         self.active = Some(Active {
             mem: Arc::new(ctx.mem),
             queue,
@@ -408,9 +493,10 @@ impl VirtioDevice for Block {
         // In-flight reads still write into guest memory: wait for them, so
         // nothing lands in the memory of a reset (or rebooted) guest, and
         // drop their results.
-        self.engine.quiesce();
+        self.disk.quiesce();
         self.done.clear();
         self.active = None;
+        self.set_write_cache(self.original_wce);
     }
 
     fn process_queue(&mut self, queue: u16) {
@@ -421,11 +507,11 @@ impl VirtioDevice for Block {
     }
 
     fn host_fd(&self) -> Option<RawFd> {
-        self.engine.host_fd()
+        self.disk.host_fd()
     }
 
     fn process_host_fd(&mut self) {
-        self.engine.reap(&mut self.done);
+        self.disk.reap(&mut self.done);
         self.pump();
     }
 }

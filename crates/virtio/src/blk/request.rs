@@ -6,6 +6,7 @@
 //! spec forbids assuming anything about how these are split into
 //! descriptors, so the parser works on byte ranges across segments.
 
+use rvirt_block::IoKind;
 use vm_memory::{Bytes, GuestAddress};
 
 use crate::chain::{ChainFault, Segment, Segments};
@@ -95,6 +96,9 @@ pub struct Parsed {
     /// The last device-writable byte of the chain, if there is one.
     pub status: Option<GuestAddress>,
     pub op: Result<Operation, RequestError>,
+    /// What the header asked for, as statistics count it, when it could
+    /// be read (refused requests are counted as invalid by kind).
+    pub kind: Option<IoKind>,
 }
 
 /// Limits the parser enforces, from the device's configuration.
@@ -111,11 +115,12 @@ pub struct Limits {
 /// Parses one request out of an already collected chain.
 pub fn parse(mem: &Memory, mut segs: Segments, limits: &Limits) -> Parsed {
     let status = take_status(&mut segs.writable);
+    let mut kind = None;
     let op = match segs.fault {
         Some(fault) => Err(fault.into()),
-        None => parse_op(mem, segs, limits),
+        None => parse_op(mem, segs, limits, &mut kind),
     };
-    Parsed { status, op }
+    Parsed { status, op, kind }
 }
 
 /// Splits the status byte off the end of the writable segments.
@@ -137,7 +142,12 @@ fn take_status(writable: &mut Vec<Segment>) -> Option<GuestAddress> {
     None
 }
 
-fn parse_op(mem: &Memory, segs: Segments, limits: &Limits) -> Result<Operation, RequestError> {
+fn parse_op(
+    mem: &Memory,
+    segs: Segments,
+    limits: &Limits,
+    kind_of: &mut Option<IoKind>,
+) -> Result<Operation, RequestError> {
     let Segments {
         readable, writable, ..
     } = segs;
@@ -154,6 +164,12 @@ fn parse_op(mem: &Memory, segs: Segments, limits: &Limits) -> Result<Operation, 
     ]);
     let payload_len = crate::chain::total_len(&payload);
     let writable_len = crate::chain::total_len(&writable);
+    *kind_of = match req_type {
+        kind::IN => Some(IoKind::Read),
+        kind::OUT | kind::WRITE_ZEROES => Some(IoKind::Write),
+        kind::DISCARD => Some(IoKind::Unmap),
+        _ => None,
+    };
 
     match req_type {
         kind::IN => {

@@ -11,6 +11,8 @@ use virtio_bindings::virtio_blk::{VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BL
 use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress};
 
+use rvirt_block::{HostDisk, RawFile};
+
 use super::request::kind;
 use super::*;
 use crate::test_util::*;
@@ -116,7 +118,8 @@ impl Image {
             .open(self.file.path())
             .unwrap();
         let backend: Box<dyn DiskBackend> = if direct {
-            let disk = HostDisk::new(f, DiscardMode::Unmap, CacheMode::None).unwrap();
+            // discard=unmap, flushes on.
+            let disk = HostDisk::new(f, true, false).unwrap();
             Box::new(disk)
         } else {
             Box::new(RawFile::new(f))
@@ -729,3 +732,187 @@ fn many_requests_one_interrupt_per_pass() {
 mod engines;
 mod merge;
 mod prop;
+
+/// A disk that records what it is asked to do, for the write cache tests.
+#[derive(Default)]
+struct Recorder {
+    /// (durable, bytes) per vectored write.
+    writes: std::sync::Mutex<Vec<(bool, usize)>>,
+    flushes: std::sync::atomic::AtomicUsize,
+}
+
+impl DiskBackend for Recorder {
+    fn len(&self) -> io::Result<u64> {
+        Ok(SECTORS * 512)
+    }
+    fn read_at(&self, _: &mut [u8], _: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn write_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn discard(&self, _: u64, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn write_zeroes(&self, _: u64, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn write_vectored_at(
+        &self,
+        bufs: &[rvirt_block::IoBuf],
+        _: u64,
+        durable: bool,
+    ) -> io::Result<()> {
+        let n = rvirt_block::total_len(bufs) as usize;
+        self.writes.lock().unwrap().push((durable, n));
+        Ok(())
+    }
+}
+
+fn wce(blk: &Block) -> u8 {
+    let mut b = [0u8];
+    blk.read_config(CONFIG_WCE as u64, &mut b);
+    b[0]
+}
+
+/// QEMU's write cache model: FLUSH and CONFIG_WCE offered, `wce` in the
+/// config space is the disk's cache, the driver may change it, a driver
+/// that does not negotiate CONFIG_WCE gets a cache exactly when it
+/// negotiated FLUSH, and reset restores what the disk was opened with.
+#[test]
+fn the_write_cache_is_visible_configurable_and_reset() {
+    use virtio_bindings::virtio_blk::VIRTIO_BLK_F_CONFIG_WCE;
+    let flush = 1u64 << VIRTIO_BLK_F_FLUSH;
+    let config_wce = 1u64 << VIRTIO_BLK_F_CONFIG_WCE;
+    let mem = memory();
+    for opened_with in [true, false] {
+        let mut disk = super::Disk::new(Arc::new(Recorder::default()), AioMode::Sync).unwrap();
+        disk.set_write_cache(opened_with);
+        let mut blk = Block::with_disk(disk, BlockOptions::default()).unwrap();
+        let f = blk.device_features();
+        assert_ne!(f & flush, 0);
+        assert_ne!(f & config_wce, 0);
+        assert_eq!(wce(&blk), u8::from(opened_with));
+        assert_eq!(blk.write_cache(), opened_with);
+
+        // A driver with CONFIG_WCE keeps the cache as it is, and sets it.
+        let mock = MockSplitQueue::new(&mem, 16);
+        activate(&mut blk, &mem, &[&mock], flush | config_wce);
+        assert_eq!(wce(&blk), u8::from(opened_with));
+        blk.write_config(CONFIG_WCE as u64, &[u8::from(!opened_with)]);
+        assert_eq!(
+            (wce(&blk), blk.write_cache()),
+            (u8::from(!opened_with), !opened_with)
+        );
+        // A wider write that covers the byte, and one that misses it.
+        blk.write_config(CONFIG_WCE as u64 - 2, &[0xff, 0xff, 1, 0xff]);
+        assert!(blk.write_cache());
+        blk.write_config(0, &[0; 8]);
+        assert!(blk.write_cache());
+        blk.reset();
+        assert_eq!(
+            blk.write_cache(),
+            opened_with,
+            "reset restores the disk's cache"
+        );
+
+        // Without CONFIG_WCE: a cache exactly when the driver can flush it.
+        for (acked, cache) in [(flush, true), (0, false)] {
+            let mock = MockSplitQueue::new(&mem, 16);
+            activate(&mut blk, &mem, &[&mock], acked);
+            assert_eq!((blk.write_cache(), wce(&blk)), (cache, u8::from(cache)));
+            blk.reset();
+        }
+    }
+}
+
+/// Without a write cache every write is durable when it completes (the
+/// disk is asked for a durable write); with one, only flushes make data
+/// durable.
+#[test]
+fn writes_are_durable_exactly_when_the_cache_is_off() {
+    use virtio_bindings::virtio_blk::VIRTIO_BLK_F_CONFIG_WCE;
+    let acked = 1u64 << VIRTIO_BLK_F_FLUSH | 1 << VIRTIO_BLK_F_CONFIG_WCE;
+    for aio in [AioMode::Sync, AioMode::Threads] {
+        for cache in [true, false] {
+            let mem = memory();
+            let rec = Arc::new(Recorder::default());
+            let mut disk = super::Disk::new(rec.clone(), aio).unwrap();
+            disk.set_write_cache(cache);
+            let mut blk = Block::with_disk(disk, BlockOptions::default()).unwrap();
+            let mock = MockSplitQueue::new(&mem, 16);
+            activate(&mut blk, &mem, &[&mock], acked);
+            header(&mem, kind::OUT, 2);
+            add_chain(
+                &mock,
+                0,
+                &[(HDR, 16, 0), (BUF, 1024, 0), (STATUS, 1, WRITE)],
+            );
+            blk.process_queue(0);
+            settle(&mut blk);
+            assert_eq!(status(&mem), OK);
+            assert_eq!(
+                *rec.writes.lock().unwrap(),
+                [(!cache, 1024)],
+                "{aio:?} cache={cache}"
+            );
+            assert_eq!(rec.flushes.load(Ordering::SeqCst), 0);
+        }
+    }
+}
+
+/// The counters QMP's query-blockstats reports: operations and bytes per
+/// kind as the guest asked, failures, refused (invalid) requests, the
+/// highest offset written.
+#[test]
+fn requests_are_counted_for_blockstats() {
+    let r = Run::new();
+    let mock = MockSplitQueue::new(&r.mem, 16);
+    let mut blk = r.disk.block(BlockOptions::default());
+    let stats = blk.stats();
+    activate(&mut blk, &r.mem, &[&mock], 0);
+    let mut head = 0;
+    let mut run = |blk: &mut Block, t: u32, sector: u64, descs: &[(u64, u32, u16)]| {
+        header(&r.mem, t, sector);
+        add_chain(&mock, head, descs);
+        head += descs.len() as u16;
+        blk.process_queue(0);
+        settle(blk);
+    };
+    run(
+        &mut blk,
+        kind::IN,
+        0,
+        &[(HDR, 16, 0), (BUF, 4096, WRITE), (STATUS, 1, WRITE)],
+    );
+    run(
+        &mut blk,
+        kind::OUT,
+        9,
+        &[(HDR, 16, 0), (BUF, 512, 0), (STATUS, 1, WRITE)],
+    );
+    run(
+        &mut blk,
+        kind::FLUSH,
+        0,
+        &[(HDR, 16, 0), (STATUS, 1, WRITE)],
+    );
+    // Past the end: refused before the disk, counted as invalid.
+    run(
+        &mut blk,
+        kind::IN,
+        SECTORS,
+        &[(HDR, 16, 0), (BUF, 512, WRITE), (STATUS, 1, WRITE)],
+    );
+    let s = stats.snapshot();
+    assert_eq!((s.rd_operations, s.rd_bytes), (1, 4096));
+    assert_eq!((s.wr_operations, s.wr_bytes), (1, 512));
+    assert_eq!(s.flush_operations, 1);
+    assert_eq!(s.invalid_rd_operations, 1);
+    assert_eq!(s.wr_highest_offset, 10 * 512);
+    assert!(s.idle_time_ns.is_some());
+}

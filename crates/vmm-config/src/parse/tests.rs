@@ -1,4 +1,5 @@
 use super::*;
+use crate::disk::{Aio, Backing, Cache, FormatNode, Protocol, ProtocolNode};
 
 mod firmware;
 mod virtio_net_console_balloon;
@@ -296,19 +297,43 @@ fn virtio_rng_key_value_and_json() {
     assert!(err(&with_kernel(&["-device", "virtio-rng-device"])).contains("'rng' is missing"));
 }
 
+/// A `-drive` disk with QEMU's defaults.
 fn disk(drive: &str, path: &str) -> DiskConfig {
     DiskConfig {
         drive: drive.into(),
         blockdev: false,
         id: None,
-        path: path.into(),
-        readonly: false,
         serial: None,
-        discard: false,
-        cache: None,
-        aio: None,
+        write_cache: true,
+        image: FormatNode {
+            file: ProtocolNode {
+                filename: path.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         bootindex: None,
     }
+}
+
+/// A libvirt `-blockdev` disk: format node `fmt` over file node `file`,
+/// which has discard=unmap as libvirt always writes it.
+fn blockdev_disk(fmt: &str, file: &str, path: &str) -> DiskConfig {
+    let mut d = disk(fmt, path);
+    d.blockdev = true;
+    d.image.node_name = Some(fmt.into());
+    d.image.file.node_name = Some(file.into());
+    d
+}
+
+fn blk(c: &VmConfig) -> Vec<&DiskConfig> {
+    c.virtio
+        .iter()
+        .filter_map(|v| match v {
+            VirtioConfig::Blk(d) => Some(d),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -325,11 +350,20 @@ fn virtio_blk_from_drive() {
     ]));
     let mut a = disk("drive0", "/img/a,b.raw");
     a.id = Some("disk0".into());
-    a.readonly = true;
     a.serial = Some("SER1".into());
-    a.discard = true;
-    a.cache = Some("none".into());
-    a.aio = Some("io_uring".into());
+    let direct = Cache {
+        direct: true,
+        no_flush: false,
+    };
+    for n in [&mut a.image.read_only, &mut a.image.file.read_only] {
+        *n = true;
+    }
+    for n in [&mut a.image.discard, &mut a.image.file.discard] {
+        *n = true;
+    }
+    a.image.cache = direct;
+    a.image.file.cache = direct;
+    a.image.file.aio = Aio::IoUring;
     assert_eq!(
         c.virtio,
         vec![
@@ -337,6 +371,13 @@ fn virtio_blk_from_drive() {
             VirtioConfig::Blk(disk("d1", "/img/c.raw"))
         ]
     );
+    let d = blk(&c);
+    assert_eq!(d[0].path(), std::path::Path::new("/img/a,b.raw"));
+    assert!(d[0].read_only() && d[0].discard());
+    assert_eq!(d[0].cache(), direct);
+    assert_eq!(d[0].aio(), Aio::IoUring);
+    assert!(!d[1].read_only() && !d[1].discard());
+    assert_eq!((d[1].cache(), d[1].aio()), (Cache::default(), Aio::Threads));
     let j = run(&with_kernel(&[
         "-drive",
         "file=/img/c.raw,if=none,id=d1",
@@ -344,6 +385,55 @@ fn virtio_blk_from_drive() {
         r#"{"driver":"virtio-blk-device","drive":"d1"}"#,
     ]));
     assert_eq!(j.virtio, vec![VirtioConfig::Blk(disk("d1", "/img/c.raw"))]);
+}
+
+/// QEMU's `-drive cache=` table and the device's `write-cache`: what the
+/// host does (O_DIRECT, flushes) and what the guest sees (a volatile
+/// write cache or none).
+#[test]
+fn drive_cache_modes_and_write_cache() {
+    let one = |drive_opts: &str, device_opts: &str| -> (Cache, bool) {
+        let drive = format!("file=/a,if=none,id=d,{drive_opts}");
+        let device = format!("virtio-blk-device,drive=d{device_opts}");
+        let c = run(&with_kernel(&["-drive", &drive, "-device", &device]));
+        let d = blk(&c)[0].clone();
+        (d.cache(), d.write_cache)
+    };
+    let c = |direct, no_flush| Cache { direct, no_flush };
+    assert_eq!(one("cache=none", ""), (c(true, false), true));
+    assert_eq!(one("cache=writeback", ""), (c(false, false), true));
+    assert_eq!(one("cache=writethrough", ""), (c(false, false), false));
+    assert_eq!(one("cache=directsync", ""), (c(true, false), false));
+    assert_eq!(one("cache=unsafe", ""), (c(false, true), true));
+    assert_eq!(one("readonly=off", ""), (c(false, false), true));
+    // The specific options take precedence over cache=, as in QEMU.
+    assert_eq!(
+        one("cache=none,cache.direct=off,cache.writeback=off", ""),
+        (c(false, false), false)
+    );
+    assert_eq!(one("cache.no-flush=on", ""), (c(false, true), true));
+    // The device's write-cache overrides the drive's; auto keeps it.
+    assert_eq!(
+        one("cache=writethrough", ",write-cache=on"),
+        (c(false, false), true)
+    );
+    assert_eq!(
+        one("cache=none", ",write-cache=off"),
+        (c(true, false), false)
+    );
+    assert_eq!(
+        one("cache=directsync", ",write-cache=auto"),
+        (c(true, false), false)
+    );
+    assert_eq!(
+        err(&with_kernel(&[
+            "-drive",
+            "file=/a,if=none,id=d",
+            "-device",
+            "virtio-blk-device,drive=d,write-cache=maybe"
+        ])),
+        "-device: Parameter 'write-cache' does not accept value 'maybe'"
+    );
 }
 
 #[test]
@@ -356,13 +446,21 @@ fn virtio_blk_from_libvirt_blockdev() {
         "-device",
         r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#,
     ]));
-    let mut d = disk("libvirt-1-format", "/var/lib/libvirt/images/g.img");
+    let mut d = blockdev_disk(
+        "libvirt-1-format",
+        "libvirt-1-storage",
+        "/var/lib/libvirt/images/g.img",
+    );
     d.id = Some("virtio-disk0".into());
-    d.blockdev = true;
-    d.readonly = true;
-    d.discard = true;
-    d.cache = Some("none".into());
-    assert_eq!(c.virtio, vec![VirtioConfig::Blk(d)]);
+    d.image.read_only = true;
+    d.image.file.discard = true;
+    d.image.file.cache.direct = true;
+    assert_eq!(c.virtio, vec![VirtioConfig::Blk(d.clone())]);
+    assert!(d.read_only());
+    assert!(d.cache().direct);
+    // The format node keeps guest discards from the file unless it says
+    // unmap too (libvirt's discard='unmap').
+    assert!(!d.discard());
     // The key=value form of the same pair.
     let kv = run(&with_kernel(&[
         "-blockdev",
@@ -372,9 +470,10 @@ fn virtio_blk_from_libvirt_blockdev() {
         "-device",
         "virtio-blk-device,drive=f0",
     ]));
-    let mut d = disk("f0", "/x.img");
-    d.blockdev = true;
-    assert_eq!(kv.virtio, vec![VirtioConfig::Blk(d)]);
+    assert_eq!(
+        kv.virtio,
+        vec![VirtioConfig::Blk(blockdev_disk("f0", "s0", "/x.img"))]
+    );
     assert!(err(&with_kernel(&[
         "-blockdev",
         "driver=file,filename=/x.img,node-name=s0",
@@ -389,6 +488,108 @@ fn virtio_blk_from_libvirt_blockdev() {
         "virtio-blk-device,drive=f0",
     ]))
     .contains("unknown node 'nope'"));
+}
+
+/// Every libvirt cache mode as libvirt writes it: both nodes' `cache`
+/// objects and the device's `write-cache`.
+#[test]
+fn libvirt_cache_modes_keep_their_meaning() {
+    for (direct, no_flush, write_cache) in [
+        (true, false, "on"),   // none
+        (false, false, "on"),  // writeback
+        (false, false, "off"), // writethrough
+        (true, false, "off"),  // directsync
+        (false, true, "on"),   // unsafe
+    ] {
+        let cache = format!(r#"{{"direct":{direct},"no-flush":{no_flush}}}"#);
+        let c = run(&with_kernel(&[
+            "-blockdev",
+            &format!(
+                r#"{{"driver":"file","filename":"/d.raw","aio":"io_uring","node-name":"libvirt-1-storage","cache":{cache},"auto-read-only":true,"discard":"unmap"}}"#
+            ),
+            "-blockdev",
+            &format!(
+                r#"{{"node-name":"libvirt-1-format","read-only":false,"discard":"unmap","cache":{cache},"driver":"raw","file":"libvirt-1-storage"}}"#
+            ),
+            "-device",
+            &format!(
+                r#"{{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0","write-cache":"{write_cache}"}}"#
+            ),
+        ]));
+        let d = blk(&c)[0];
+        assert_eq!(d.cache(), Cache { direct, no_flush }, "{cache}");
+        assert_eq!(d.write_cache, write_cache == "on", "{cache}");
+        assert_eq!(d.aio(), Aio::IoUring);
+        assert!(d.discard());
+    }
+    // Without a cache object (libvirt's default mode): QEMU's defaults.
+    let c = run(&with_kernel(&[
+        "-blockdev",
+        r#"{"driver":"host_device","filename":"/dev/sdz","node-name":"s","auto-read-only":true,"discard":"unmap"}"#,
+        "-blockdev",
+        r#"{"node-name":"f","read-only":false,"driver":"raw","file":"s"}"#,
+        "-device",
+        r#"{"driver":"virtio-blk-device","drive":"f","id":"virtio-disk0","share-rw":true}"#,
+    ]));
+    let d = blk(&c)[0];
+    assert_eq!((d.cache(), d.write_cache), (Cache::default(), true));
+    assert_eq!(d.image.file.driver, Protocol::HostDevice);
+}
+
+#[test]
+fn blockdev_graph_inline_files_backing_and_sharing() {
+    // A file node defined inside the format node.
+    let c = run(&with_kernel(&[
+        "-blockdev",
+        r#"{"driver":"raw","node-name":"f","file":{"driver":"file","filename":"/in.raw","cache":{"no-flush":true}}}"#,
+        "-device",
+        "virtio-blk-device,drive=f",
+    ]));
+    let d = blk(&c)[0];
+    assert_eq!(d.path(), std::path::Path::new("/in.raw"));
+    assert!(d.cache().no_flush);
+    assert_eq!(d.image.backing, Backing::FromImage);
+    // raw has no backing file: QEMU's words.
+    assert_eq!(
+        err(&with_kernel(&[
+            "-blockdev",
+            r#"{"driver":"raw","node-name":"f","file":"s","backing":null}"#
+        ])),
+        "-blockdev: Parameter 'backing' is unexpected"
+    );
+    // One file node serves one format node.
+    assert!(err(&with_kernel(&[
+        "-blockdev",
+        "driver=file,filename=/x.img,node-name=s0",
+        "-blockdev",
+        "driver=raw,node-name=f0,file=s0",
+        "-blockdev",
+        "driver=raw,node-name=f1,file=s0",
+        "-device",
+        "virtio-blk-device,drive=f0",
+        "-device",
+        "virtio-blk-device,drive=f1",
+    ]))
+    .contains("already the file of node 'f0'"));
+    // aio=native needs O_DIRECT, on either form (QEMU's message).
+    for args in [
+        &["-drive", "file=/n.img,if=none,id=d,aio=native"][..],
+        &[
+            "-blockdev",
+            r#"{"driver":"file","filename":"/n.img","node-name":"s","aio":"native"}"#,
+        ],
+    ] {
+        let e = err(&with_kernel(args));
+        assert!(e.contains("'/n.img'"), "{e}");
+        assert!(
+            e.contains("aio=native was specified, but it requires cache.direct=on"),
+            "{e}"
+        );
+    }
+    run(&with_kernel(&[
+        "-drive",
+        "file=/n.img,if=none,id=d,aio=native,cache=none",
+    ]));
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The options that build virtio devices: `-object rng-random`, `-drive`,
-//! `-blockdev` (file/host_device + raw, as libvirt writes them), `-netdev`
+//! The options that build virtio devices: `-object rng-random`, `-drive`
+//! and `-blockdev` (through [`super::block`]), `-netdev`
 //! and `-device virtio-{rng,blk,net,serial,balloon}-device` with
 //! `virtconsole`. Backends are collected as they come and joined to their
 //! devices at the end, since QEMU accepts them in any order; devices keep
@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use super::block::BlockSpecs;
 use super::netdev::{parse_mac, parse_netdev, MacTable};
 use crate::chardev::ChardevBackend;
 use crate::config::{
@@ -14,38 +15,6 @@ use crate::config::{
 };
 use crate::opts::Opts;
 use crate::ConfigError;
-
-/// A disk backend before a device uses it.
-#[derive(Debug, Clone)]
-struct Drive {
-    /// `-drive id=` or the raw node's `node-name`.
-    id: String,
-    blockdev: bool,
-    path: PathBuf,
-    readonly: bool,
-    discard: bool,
-    cache: Option<String>,
-    aio: Option<String>,
-}
-
-/// A `driver=file` / `host_device` blockdev node.
-#[derive(Debug, Clone)]
-struct StorageNode {
-    name: String,
-    path: PathBuf,
-    readonly: bool,
-    discard: bool,
-    cache: Option<String>,
-    aio: Option<String>,
-}
-
-/// A `driver=raw` blockdev node on top of a storage node.
-#[derive(Debug, Clone)]
-struct FormatNode {
-    name: String,
-    file: String,
-    readonly: bool,
-}
 
 enum DeviceRef {
     Rng {
@@ -57,6 +26,8 @@ enum DeviceRef {
         id: Option<String>,
         serial: Option<String>,
         bootindex: Option<u32>,
+        /// `write-cache=on|off`; None for `auto`.
+        write_cache: Option<bool>,
     },
     Net {
         netdev: String,
@@ -84,9 +55,7 @@ struct PortRef {
 #[derive(Default)]
 pub(super) struct VirtioSpecs {
     rng_objects: Vec<(String, PathBuf)>,
-    drives: Vec<Drive>,
-    storage: Vec<StorageNode>,
-    formats: Vec<FormatNode>,
+    block: BlockSpecs,
     netdevs: Vec<(String, TapSource)>,
     devices: Vec<DeviceRef>,
     /// QEMU numbers the buses of id-less virtio-serial-devices globally:
@@ -121,48 +90,6 @@ const NET_FEATURE_SWITCHES: &[&str] = &[
     "any_layout",
 ];
 
-const CACHE_MODES: &[&str] = &["none", "writeback", "writethrough", "directsync", "unsafe"];
-const AIO_MODES: &[&str] = &["threads", "native", "io_uring"];
-
-fn check_format(o: &Opts, format: &str) -> Result<(), ConfigError> {
-    match format {
-        "raw" => Ok(()),
-        "qcow2" | "qcow" | "vmdk" | "vdi" | "vhdx" | "qed" => Err(o.error(format!(
-            "format '{format}' is not supported yet (only raw images)"
-        ))),
-        other => Err(o.error(format!("unknown format '{other}'"))),
-    }
-}
-
-fn one_of(o: &mut Opts, key: &str, allowed: &[&str]) -> Result<Option<String>, ConfigError> {
-    match o.get(key) {
-        Some(v) if !allowed.contains(&v.as_str()) => Err(o.error(format!(
-            "parameter '{key}' expects one of {}, not '{v}'",
-            allowed.join(", ")
-        ))),
-        v => Ok(v),
-    }
-}
-
-/// `discard=ignore|off|unmap|on`: true when discards reach the file.
-fn discard(o: &mut Opts) -> Result<bool, ConfigError> {
-    match o.get("discard").as_deref() {
-        None | Some("ignore" | "off") => Ok(false),
-        Some("unmap" | "on") => Ok(true),
-        Some(v) => Err(o.error(format!(
-            "parameter 'discard' expects 'ignore' or 'unmap', not '{v}'"
-        ))),
-    }
-}
-
-fn file_path(o: &mut Opts, key: &str) -> Result<PathBuf, ConfigError> {
-    let f = o.require(key)?;
-    if f.is_empty() {
-        return Err(o.error("empty file name".into()));
-    }
-    Ok(PathBuf::from(f))
-}
-
 impl VirtioSpecs {
     /// `-object TYPE,id=ID,...`.
     pub(super) fn object(&mut self, v: &str) -> Result<(), ConfigError> {
@@ -191,110 +118,12 @@ impl VirtioSpecs {
 
     /// `-drive file=…,format=raw,if=none,id=ID,…`.
     pub(super) fn drive(&mut self, v: &str) -> Result<(), ConfigError> {
-        let mut o = Opts::parse("-drive", v, None)?;
-        let path = file_path(&mut o, "file")?;
-        if let Some(f) = o.get("format") {
-            check_format(&o, &f)?;
-        }
-        match o.get("if").as_deref() {
-            Some("none") => {}
-            Some(other) => {
-                return Err(o.error(format!(
-                    "if={other} is not supported yet: use if=none with -device virtio-blk-device"
-                )))
-            }
-            None => {
-                return Err(o.error(
-                    "only if=none is supported (with -device virtio-blk-device,drive=ID)".into(),
-                ))
-            }
-        }
-        let id = o.require("id")?;
-        if let Some(m) = o.get("media") {
-            if m != "disk" {
-                return Err(o.error(format!("media={m} is not supported yet")));
-            }
-        }
-        let readonly = o.get_bool("readonly")?.unwrap_or(false);
-        let cache = one_of(&mut o, "cache", CACHE_MODES)?;
-        let aio = one_of(&mut o, "aio", AIO_MODES)?;
-        let discard = discard(&mut o)?;
-        o.ignore(&["werror", "rerror", "detect-zeroes", "auto-read-only"]);
-        o.finish()?;
-        self.check_new_drive("-drive", &id)?;
-        self.drives.push(Drive {
-            id,
-            blockdev: false,
-            path,
-            readonly,
-            discard,
-            cache,
-            aio,
-        });
-        Ok(())
-    }
-
-    fn check_new_drive(&self, opt: &str, id: &str) -> Result<(), ConfigError> {
-        let taken = self.drives.iter().any(|d| d.id == id)
-            || self.storage.iter().any(|s| s.name == id)
-            || self.formats.iter().any(|f| f.name == id);
-        if taken {
-            return Err(ConfigError::new(
-                opt,
-                format!("duplicate node name or id '{id}'"),
-            ));
-        }
-        Ok(())
+        self.block.drive(v)
     }
 
     /// `-blockdev`: a `file`/`host_device` node, or a `raw` node on one.
     pub(super) fn blockdev(&mut self, v: &str) -> Result<(), ConfigError> {
-        let mut o = Opts::parse("-blockdev", v, None)?;
-        let driver = o.require("driver")?;
-        let name = o.require("node-name")?;
-        let readonly = o.get_bool("read-only")?.unwrap_or(false);
-        o.ignore(&[
-            "auto-read-only",
-            "detect-zeroes",
-            "cache.no-flush",
-            "locking",
-        ]);
-        let direct = o.get_bool("cache.direct")?;
-        let discard = discard(&mut o)?;
-        match driver.as_str() {
-            "file" | "host_device" => {
-                let path = file_path(&mut o, "filename")?;
-                let aio = one_of(&mut o, "aio", AIO_MODES)?;
-                o.finish()?;
-                self.check_new_drive("-blockdev", &name)?;
-                self.storage.push(StorageNode {
-                    name,
-                    path,
-                    readonly,
-                    discard,
-                    cache: direct.map(|d| if d { "none" } else { "writeback" }.to_string()),
-                    aio,
-                });
-            }
-            "raw" => {
-                let Some(file) = o.get("file") else {
-                    return Err(o.error(
-                        "parameter 'file' is missing (the name of a driver=file node)".into(),
-                    ));
-                };
-                o.finish()?;
-                self.check_new_drive("-blockdev", &name)?;
-                self.formats.push(FormatNode {
-                    name,
-                    file,
-                    readonly,
-                });
-            }
-            other => {
-                check_format(&o, other)?;
-            }
-        }
-        Ok(())
+        self.block.blockdev(v)
     }
 
     /// `-netdev tap,id=ID,…`.
@@ -374,12 +203,24 @@ impl VirtioSpecs {
                     return Err(o.error("'serial' is longer than 20 bytes".into()));
                 }
                 let bootindex = o.get_u32("bootindex")?;
-                o.ignore(&["write-cache"]);
+                let write_cache = match o.get("write-cache").as_deref() {
+                    None | Some("auto") => None,
+                    Some("on") => Some(true),
+                    Some("off") => Some(false),
+                    Some(v) => {
+                        return Err(o.error(format!(
+                            "Parameter 'write-cache' does not accept value '{v}'"
+                        )))
+                    }
+                };
+                // share-rw lifts image locks, which rvirt never takes.
+                o.ignore(&["share-rw"]);
                 DeviceRef::Blk {
                     drive,
                     id,
                     serial,
                     bootindex,
+                    write_cache,
                 }
             }
             "virtio-net-device" => {
@@ -472,51 +313,18 @@ impl VirtioSpecs {
         Ok(true)
     }
 
-    /// A disk by drive id or raw node name.
-    fn disk(&self, name: &str) -> Result<Drive, ConfigError> {
-        if let Some(d) = self.drives.iter().find(|d| d.id == name) {
-            return Ok(d.clone());
-        }
-        let Some(f) = self.formats.iter().find(|f| f.name == name) else {
-            let what = if self.storage.iter().any(|s| s.name == name) {
-                format!("drive '{name}' is a protocol node: use the driver=raw node on it")
-            } else {
-                format!("drive '{name}' not found")
-            };
-            return Err(ConfigError::new("-device", what));
-        };
-        let s = self
-            .storage
-            .iter()
-            .find(|s| s.name == f.file)
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "-blockdev",
-                    format!("node '{}' refers to unknown node '{}'", f.name, f.file),
-                )
-            })?;
-        Ok(Drive {
-            id: f.name.clone(),
-            blockdev: true,
-            path: s.path.clone(),
-            readonly: f.readonly || s.readonly,
-            discard: s.discard,
-            cache: s.cache.clone(),
-            aio: s.aio.clone(),
-        })
-    }
-
     /// Joins devices and backends; each backend serves one device.
     /// `chardev` looks up a console port's backend by chardev id.
     pub(super) fn finish(
-        self,
+        mut self,
         chardev: &dyn Fn(&str) -> Result<ChardevBackend, ConfigError>,
     ) -> Result<Vec<VirtioConfig>, ConfigError> {
         let mut out = Vec::new();
         let mut used: Vec<String> = Vec::new();
         let mut used_netdevs: Vec<&str> = Vec::new();
         let mut macs = MacTable::default();
-        for d in &self.devices {
+        let devices = std::mem::take(&mut self.devices);
+        for d in &devices {
             match d {
                 DeviceRef::Rng { rng, id } => {
                     let (_, filename) = self
@@ -536,6 +344,7 @@ impl VirtioSpecs {
                     id,
                     serial,
                     bootindex,
+                    write_cache,
                 } => {
                     if used.contains(drive) {
                         return Err(ConfigError::new(
@@ -544,17 +353,14 @@ impl VirtioSpecs {
                         ));
                     }
                     used.push(drive.clone());
-                    let d = self.disk(drive)?;
+                    let d = self.block.resolve(drive)?;
                     out.push(VirtioConfig::Blk(DiskConfig {
-                        drive: d.id,
+                        drive: drive.clone(),
                         blockdev: d.blockdev,
                         id: id.clone(),
-                        path: d.path,
-                        readonly: d.readonly,
                         serial: serial.clone(),
-                        discard: d.discard,
-                        cache: d.cache,
-                        aio: d.aio,
+                        write_cache: write_cache.unwrap_or(d.writeback),
+                        image: d.image,
                         bootindex: *bootindex,
                     }));
                 }

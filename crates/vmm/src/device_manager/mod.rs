@@ -26,6 +26,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::balloon::BalloonControl;
 use crate::chardev::Chardev;
+use crate::disk::DiskModel;
 use crate::event_loop::{EventLoop, Subscriber, DYNAMIC};
 use crate::events::{BootEvents, EventSender};
 use crate::interrupts::IrqFd;
@@ -56,6 +57,7 @@ pub(crate) struct DeviceManager {
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
     nics: Vec<NicControl>,
+    disks: Vec<DiskModel>,
     events: EventSender,
     config: VmConfig,
 }
@@ -97,6 +99,7 @@ impl DeviceManager {
             chardevs: Vec::new(),
             balloon: None,
             nics: Vec::new(),
+            disks: Vec::new(),
             events,
             config: cfg.clone(),
         };
@@ -120,10 +123,11 @@ impl DeviceManager {
                 }
             }
         }
-        for (dev, (range, gsi)) in cfg.virtio.iter().zip(places) {
-            let built = virtio::build(dev, cfg, bus).map_err(virtio_err)?;
+        for (n, (dev, (range, gsi))) in cfg.virtio.iter().zip(places).enumerate() {
+            let built = virtio::build(n, dev, cfg, bus).map_err(virtio_err)?;
             dm.chardevs.extend(built.chardev);
             dm.nics.extend(built.nic);
+            dm.disks.extend(built.disk);
             if built.balloon.is_some() {
                 dm.balloon = built.balloon;
             }
@@ -259,6 +263,11 @@ impl DeviceManager {
     }
 
     /// The balloon, if the VM has one.
+    /// The disks, as the monitor reports them.
+    pub(crate) fn disks(&self) -> Vec<DiskModel> {
+        self.disks.clone()
+    }
+
     pub(crate) fn balloon(&self) -> Option<&BalloonControl> {
         self.balloon.as_ref()
     }

@@ -9,17 +9,15 @@ use std::sync::{Arc, Mutex};
 
 use rvirt_qmp::EventBus;
 use rvirt_virtio::balloon::{Balloon, BalloonOptions};
-use rvirt_virtio::blk::{
-    open_disk, Block, BlockError, BlockOptions, DiscardMode, DiskOpenOptions, OpenError,
-};
 use rvirt_virtio::console::Console;
 use rvirt_virtio::net::{Net, Tap, TapError};
 use rvirt_virtio::rng::Rng;
 use rvirt_virtio::VirtioDevice;
-use rvirt_vmm_config::{ConsoleConfig, DiskConfig, NetConfig, TapSource, VirtioConfig, VmConfig};
+use rvirt_vmm_config::{ConsoleConfig, NetConfig, TapSource, VirtioConfig, VmConfig};
 
 use crate::balloon::{BalloonControl, BalloonDevice};
 use crate::chardev::{Chardev, ChardevError};
+use crate::disk::{DiskError, DiskModel};
 
 /// A device model as the transports and the event loop share it.
 pub(crate) type SharedVirtio = Arc<Mutex<dyn VirtioDevice>>;
@@ -34,13 +32,7 @@ pub enum VirtioError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    OpenDisk(OpenError),
-    #[error("'{}'", path.display())]
-    Disk {
-        path: PathBuf,
-        #[source]
-        source: BlockError,
-    },
+    Disk(DiskError),
     #[error("netdev '{netdev}'")]
     Tap {
         netdev: String,
@@ -102,6 +94,8 @@ pub(crate) struct Built {
     pub(crate) chardev: Option<Chardev>,
     pub(crate) nic: Option<NicControl>,
     pub(crate) balloon: Option<BalloonControl>,
+    /// A disk, as the monitor reports it.
+    pub(crate) disk: Option<DiskModel>,
 }
 
 impl Built {
@@ -112,12 +106,16 @@ impl Built {
             chardev: None,
             nic: None,
             balloon: None,
+            disk: None,
         }
     }
 }
 
-/// Opens one device's host side; on error, the option to blame.
+/// Opens one device's host side; on error, the option to blame. `n` is the
+/// device's place among the virtio devices (a disk's anonymous node names
+/// come from it).
 pub(crate) fn build(
+    n: usize,
     dev: &VirtioConfig,
     cfg: &VmConfig,
     bus: &EventBus,
@@ -136,8 +134,12 @@ pub(crate) fn build(
             Built::plain(Arc::new(Mutex::new(rng)), "-object")
         }
         VirtioConfig::Blk(d) => {
-            let block = open_block(d).map_err(|e| ("-drive", e))?;
-            Built::plain(Arc::new(Mutex::new(block)), "-drive")
+            let (block, model) =
+                crate::disk::open(n, d).map_err(|e| ("-drive", VirtioError::Disk(e)))?;
+            Built {
+                disk: Some(model),
+                ..Built::plain(Arc::new(Mutex::new(block)), "-drive")
+            }
         }
         VirtioConfig::Net(n) => {
             let net = Arc::new(Mutex::new(open_nic(n).map_err(|e| ("-netdev", e))?));
@@ -173,42 +175,6 @@ pub(crate) fn build(
                 ..Built::plain(device, "-device")
             }
         }
-    })
-}
-
-/// The `-drive` / `-blockdev` options as the disk opener takes them; the
-/// parser already refused any other spelling.
-fn disk_options(d: &DiskConfig) -> DiskOpenOptions {
-    DiskOpenOptions {
-        read_only: d.readonly,
-        cache: d
-            .cache
-            .as_deref()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_default(),
-        aio: d
-            .aio
-            .as_deref()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_default(),
-        discard: if d.discard {
-            DiscardMode::Unmap
-        } else {
-            DiscardMode::Ignore
-        },
-    }
-}
-
-/// Opens a disk and builds the virtio-blk device on it.
-fn open_block(d: &DiskConfig) -> Result<Block, VirtioError> {
-    let disk = open_disk(&d.path, &disk_options(d)).map_err(VirtioError::OpenDisk)?;
-    let opts = BlockOptions {
-        read_only: d.readonly,
-        serial: d.serial.clone(),
-    };
-    Block::with_disk(disk, opts).map_err(|source| VirtioError::Disk {
-        path: d.path.clone(),
-        source,
     })
 }
 

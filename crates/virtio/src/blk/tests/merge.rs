@@ -123,7 +123,7 @@ fn run_pass(img: &Image, reqs: &[Req], shrink: Option<u64>) -> Outcome {
     Outcome {
         results,
         data,
-        merged: blk.engine.merged(),
+        merged: blk.disk.merged(),
     }
 }
 

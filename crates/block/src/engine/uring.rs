@@ -1,10 +1,11 @@
 //! aio=io_uring (and aio=native): reads, writes and fdatasync go through an
 //! io_uring whose completions signal an eventfd.
 //!
-//! Reads and writes go zero-copy straight to guest memory; buffers O_DIRECT
-//! cannot take go through an aligned bounce buffer of up to [`BOUNCE_MAX`].
-//! Larger bounced requests, discards, write-zeroes and GET_ID are given back
-//! to run inline: they are rare, and fallocate's fallbacks are synchronous.
+//! Reads and writes go zero-copy straight to the caller's buffers; buffers
+//! O_DIRECT cannot take go through an aligned bounce buffer of up to
+//! [`BOUNCE_MAX`]. Larger bounced requests, requests the format maps to
+//! more than one extent, discards and write-zeroes are given back to run
+//! inline: they are rare, and fallocate's fallbacks are synchronous.
 //!
 //! Zero-copy reads and writes wait in `pending` until the pass commits;
 //! those adjacent on disk then go as one READV/WRITEV (see [`merge`]).
@@ -14,15 +15,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use io_uring::{opcode, types, IoUring};
-use vm_memory::Bytes;
 
-use super::super::aligned::AlignedBuf;
-use super::super::disk::{advance, iovecs, DiskBackend};
-use super::super::exec::{direct_slices, Status};
-use super::super::request::Operation;
-use super::super::QUEUE_SIZE;
-use super::{merge, run, Done, Job};
-use crate::chain::Segment;
+use super::{merge, run, Finished, Job};
+use crate::aligned::AlignedBuf;
+use crate::buf::{advance, gather, iovecs, scatter, total_len, IoBuf};
+use crate::format::{Format, Mapping};
+use crate::request::Op;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Largest request bounced through io_uring (more is run inline).
@@ -39,68 +37,74 @@ enum Kind {
 
 /// One submitted request. Its iovecs and bounce buffer are what the kernel
 /// reads or writes until the CQE arrives, so it stays in `slots` until then.
-struct Req {
+struct Req<T> {
     /// The requests, in disk order, with their byte lengths: one, or a
     /// merged run of adjacent reads or writes.
-    parts: Vec<(Job, usize)>,
+    parts: Vec<(Job<T>, usize)>,
     kind: Kind,
     iov: Vec<libc::iovec>,
+    /// Where in the storage.
     offset: u64,
     total: usize,
     moved: usize,
-    /// The bounce buffer and, for reads, the guest segments to fill from it.
-    bounce: Option<(AlignedBuf, Vec<Segment>)>,
+    /// RWF_DSYNC: durable when it completes.
+    durable: bool,
+    /// The bounce buffer and, for reads, the buffers to fill from it.
+    bounce: Option<(AlignedBuf, Vec<IoBuf>)>,
 }
 
-// SAFETY: the raw pointers in `iov` point into guest memory (kept mapped by
-// `job.mem`) or into `bounce`, both owned by the request; nothing else
-// dereferences them on the Rust side, so moving the request across threads
-// (the device sits behind a Mutex) is fine.
-unsafe impl Send for Req {}
+// SAFETY: the raw pointers in `iov` point into the caller's buffers (valid
+// until the request finishes: IoBuf::new's contract) or into `bounce`,
+// owned by the request; nothing else dereferences them on the Rust side,
+// so moving the request across threads (the device sits behind a Mutex)
+// is fine.
+unsafe impl<T: Send> Send for Req<T> {}
 
-pub(crate) struct Uring {
+pub(crate) struct Uring<T> {
     ring: IoUring,
     event: EventFd,
-    /// The backend that owns `fd`; kept so the descriptor stays open.
-    disk: Arc<dyn DiskBackend>,
+    /// The image whose storage owns `fd`; kept so the descriptor stays open.
+    format: Arc<dyn Format>,
     fd: RawFd,
     /// Bounce buffer for requests of a failed merged run, rerun inline.
     buf: AlignedBuf,
     /// Zero-copy reads and writes of this pass, not yet in the SQ.
-    pending: Vec<Req>,
-    slots: Vec<Option<Req>>,
+    pending: Vec<Req<T>>,
+    slots: Vec<Option<Req<T>>>,
     free: Vec<usize>,
     in_flight: usize,
-    /// Requests issued as part of a merged run, ever.
-    merged: usize,
+    /// What went in merged runs since the last commit.
+    merged: merge::Merged,
     /// SQEs pushed but not yet handed to the kernel.
     unsubmitted: bool,
 }
 
-impl Uring {
-    pub fn new(disk: Arc<dyn DiskBackend>) -> io::Result<Self> {
-        let fd = disk.raw_fd().ok_or_else(|| {
+impl<T> Uring<T> {
+    /// A ring with room for `bound` requests in flight.
+    pub fn new(format: Arc<dyn Format>, bound: u16) -> io::Result<Self> {
+        let storage = format.storage();
+        let fd = storage.raw_fd().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::Unsupported,
                 "io_uring needs a disk backed by a file descriptor",
             )
         })?;
-        let entries = u32::from(QUEUE_SIZE);
-        let ring = IoUring::new(entries)?;
+        let bound = bound.max(1);
+        let ring = IoUring::new(u32::from(bound))?;
         let event = EventFd::new(EFD_NONBLOCK)?;
         ring.submitter().register_eventfd(event.as_raw_fd())?;
-        let n = usize::from(QUEUE_SIZE);
+        let n = usize::from(bound);
         Ok(Uring {
             ring,
             event,
-            buf: AlignedBuf::new(disk.alignment().memory),
+            buf: AlignedBuf::new(storage.alignment().memory),
             pending: Vec::new(),
-            disk,
+            format,
             fd,
             slots: (0..n).map(|_| None).collect(),
             free: (0..n).rev().collect(),
             in_flight: 0,
-            merged: 0,
+            merged: merge::Merged::default(),
             unsubmitted: false,
         })
     }
@@ -113,20 +117,16 @@ impl Uring {
         self.in_flight
     }
 
-    #[cfg(test)]
-    pub fn merged(&self) -> usize {
-        self.merged
-    }
-
-    pub fn submit(&mut self, job: Job) -> Result<(), Job> {
+    pub fn submit(&mut self, job: Job<T>) -> Result<(), Job<T>> {
         // Every pending request may still need a slot of its own.
         if self.free.len() <= self.pending.len() {
             return Err(job);
         }
+        let storage = self.format.storage();
         let req = match &job.op {
-            Operation::Flush => {
-                if !self.disk.flushes() {
-                    // cache=unsafe: nothing to wait for.
+            Op::Flush => {
+                if !storage.flushes() {
+                    // cache.no-flush: nothing to wait for.
                     return Err(job);
                 }
                 // Not merged across: the writes before it go to the SQ first.
@@ -137,68 +137,60 @@ impl Uring {
                     offset: 0,
                     total: 0,
                     moved: 0,
+                    durable: false,
                     bounce: None,
                     parts: vec![(job, 0)],
                 }
             }
-            Operation::Read { offset, data } | Operation::Write { offset, data } => {
-                let kind = if matches!(job.op, Operation::Read { .. }) {
-                    Kind::Read
-                } else {
-                    Kind::Write
+            Op::Read { offset, bufs } | Op::Write { offset, bufs } => {
+                let write = matches!(job.op, Op::Write { .. });
+                let kind = if write { Kind::Write } else { Kind::Read };
+                let total = total_len(bufs);
+                let Ok(n) = usize::try_from(total) else {
+                    return Err(job);
                 };
-                let offset = *offset;
-                let total = crate::chain::total_len(data);
-                let (iov, bounce) = match direct_slices(&job.mem, data, &*self.disk) {
-                    Some(slices) if slices.len() <= IOV_MAX => {
-                        let iov = iovecs(&slices);
-                        drop(slices);
-                        self.pending.push(Req {
-                            kind,
-                            iov,
-                            offset,
-                            total: total as usize,
-                            moved: 0,
-                            bounce: None,
-                            parts: vec![(job, total as usize)],
-                        });
-                        self.in_flight += 1;
-                        return Ok(());
-                    }
-                    _ => {
-                        let Ok(n) = usize::try_from(total) else {
-                            return Err(job);
-                        };
-                        if n > BOUNCE_MAX {
-                            return Err(job);
-                        }
-                        let mut buf = AlignedBuf::with_len(self.disk.alignment().memory, n);
-                        if kind == Kind::Write
-                            && gather(&job.mem, data, buf.as_mut_slice()).is_err()
-                        {
-                            // Let the inline path report the bad buffer.
-                            return Err(job);
-                        }
-                        let iov = vec![libc::iovec {
-                            iov_base: buf.as_mut_ptr().cast(),
-                            iov_len: n,
-                        }];
-                        let segs = if kind == Kind::Read {
-                            data.clone()
-                        } else {
-                            Vec::new()
-                        };
-                        (iov, Some((buf, segs)))
-                    }
+                // One host extent for the whole request, or inline.
+                let offset = match self.format.map(*offset, total, write) {
+                    Ok(Mapping::Host { offset, len }) if len == total => offset,
+                    _ => return Err(job),
                 };
+                let durable = job.durable && !storage.writes_through();
+                if storage.alignment().fits(bufs) && bufs.len() <= IOV_MAX {
+                    let iov = iovecs(bufs);
+                    self.pending.push(Req {
+                        kind,
+                        iov,
+                        offset,
+                        total: n,
+                        moved: 0,
+                        durable,
+                        bounce: None,
+                        parts: vec![(job, n)],
+                    });
+                    self.in_flight += 1;
+                    return Ok(());
+                }
+                if n > BOUNCE_MAX {
+                    return Err(job);
+                }
+                let mut buf = AlignedBuf::with_len(storage.alignment().memory, n);
+                if write {
+                    gather(bufs, 0, buf.as_mut_slice());
+                }
+                let iov = vec![libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: n,
+                }];
+                let fill = if write { Vec::new() } else { bufs.clone() };
                 Req {
                     kind,
                     iov,
                     offset,
-                    total: total as usize,
+                    total: n,
                     moved: 0,
-                    bounce,
-                    parts: vec![(job, total as usize)],
+                    durable,
+                    bounce: Some((buf, fill)),
+                    parts: vec![(job, n)],
                 }
             }
             _ => return Err(job),
@@ -210,7 +202,7 @@ impl Uring {
 
     /// Puts `req` in a free slot and queues its SQE. The caller made sure
     /// of the slot: requests in slots and pending never outnumber them.
-    fn start(&mut self, req: Req) {
+    fn start(&mut self, req: Req<T>) {
         let Some(slot) = self.free.pop() else {
             // Unreachable: `submit` keeps a slot for every pending request
             // (a merged run takes fewer). Keep the count right at least.
@@ -228,7 +220,7 @@ impl Uring {
         if self.pending.is_empty() {
             return;
         }
-        let mut reqs: Vec<Option<Req>> = self.pending.drain(..).map(Some).collect();
+        let mut reqs: Vec<Option<Req<T>>> = self.pending.drain(..).map(Some).collect();
         let extents: Vec<merge::Extent> = reqs
             .iter()
             .flatten()
@@ -247,11 +239,11 @@ impl Uring {
             for r in it {
                 merged.iov.extend_from_slice(&r.iov);
                 merged.total += r.total;
+                merged.durable |= r.durable;
                 merged.parts.extend(r.parts);
             }
-            if merged.parts.len() > 1 {
-                self.merged += merged.parts.len();
-            }
+            self.merged
+                .add(merged.kind == Kind::Write, merged.parts.len());
             self.start(merged);
         }
     }
@@ -271,6 +263,7 @@ impl Uring {
                 .build(),
             Kind::Write => opcode::Writev::new(fd, req.iov.as_ptr(), req.iov.len() as u32)
                 .offset(req.offset + req.moved as u64)
+                .rw_flags(if req.durable { libc::RWF_DSYNC } else { 0 })
                 .build(),
         }
         .user_data(slot as u64);
@@ -283,8 +276,7 @@ impl Uring {
             if pushed.is_ok() {
                 break;
             }
-            // The SQ holds QUEUE_SIZE entries and at most that many requests
-            // are in flight, so this only happens with a resubmission racing
+            // The SQ holds as many entries as requests may be in flight, so this only happens with a resubmission racing
             // a full SQ: hand the queued entries over and retry.
             if let Err(error) = self.ring.submit() {
                 tracing::warn!(%error, "io_uring submit failed");
@@ -293,7 +285,13 @@ impl Uring {
         self.unsubmitted = true;
     }
 
-    pub fn commit(&mut self) {
+    pub fn commit(&mut self) -> merge::Merged {
+        self.submit_all();
+        std::mem::take(&mut self.merged)
+    }
+
+    /// Pushes the pending requests and hands the SQ to the kernel.
+    fn submit_all(&mut self) {
         self.push_pending();
         if !self.unsubmitted {
             return;
@@ -314,14 +312,14 @@ impl Uring {
         self.unsubmitted = false;
     }
 
-    pub fn reap(&mut self, out: &mut Vec<Done>) {
+    pub fn reap(&mut self, out: &mut Vec<Finished<T>>) {
         let _ = self.event.read();
         self.reap_into(Some(out));
     }
 
     /// Takes completions already posted (buffered I/O on cached pages
     /// completes inside io_uring_enter), sparing the eventfd round trip.
-    pub fn reap_ready(&mut self, out: &mut Vec<Done>) {
+    pub fn reap_ready(&mut self, out: &mut Vec<Finished<T>>) {
         if self.in_flight > 0 && !self.ring.completion().is_empty() {
             self.reap(out);
         }
@@ -329,7 +327,7 @@ impl Uring {
 
     /// Takes every CQE; finished requests go to `out` (or are dropped when
     /// `out` is None: a reset). Short transfers are resubmitted for the rest.
-    fn reap_into(&mut self, mut out: Option<&mut Vec<Done>>) {
+    fn reap_into(&mut self, mut out: Option<&mut Vec<Finished<T>>>) {
         let mut cqes: Vec<(usize, i32)> = Vec::new();
         let mut dropped = Vec::new();
         loop {
@@ -352,26 +350,24 @@ impl Uring {
                 }
             }
         }
-        self.commit();
+        self.submit_all();
     }
 
     /// Handles the CQE of `slots[slot]`; the requests it finishes go to
     /// `out` (not written to guest memory unless `deliver`).
-    fn complete(&mut self, slot: usize, res: i32, deliver: bool, out: &mut Vec<Done>) {
+    fn complete(&mut self, slot: usize, res: i32, deliver: bool, out: &mut Vec<Finished<T>>) {
         let Some(req) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
         let result = if res < 0 {
-            tracing::debug!(
-                error = %io::Error::from_raw_os_error(-res),
-                "virtio-blk request failed"
-            );
-            Status::IoErr
+            Err(io::Error::from_raw_os_error(-res))
         } else if req.kind == Kind::Flush {
-            Status::Ok
+            Ok(())
         } else if res == 0 && req.moved < req.total {
-            tracing::debug!("virtio-blk request ran past the end of the disk");
-            Status::IoErr
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "disk ended before the request did",
+            ))
         } else {
             req.moved += res as usize;
             if req.moved < req.total && deliver {
@@ -380,55 +376,39 @@ impl Uring {
                 return;
             }
             if req.moved < req.total {
-                Status::IoErr
+                Err(io::Error::from(io::ErrorKind::Interrupted))
             } else {
-                Status::Ok
+                Ok(())
             }
         };
-        let Some(req) = self.slots[slot].take() else {
+        let Some(mut req) = self.slots[slot].take() else {
             return;
         };
         self.free.push(slot);
         self.in_flight -= req.parts.len();
-        if let [(job, _)] = &req.parts[..] {
-            let mut done = Done {
-                head: job.head,
-                status: Some(job.status),
-                result,
-                written: 0,
-            };
-            if result == Status::Ok && req.kind == Kind::Read {
-                if let Some((buf, segs)) = &req.bounce {
-                    if deliver && scatter(&job.mem, &segs[..], buf.as_slice()).is_err() {
-                        done.result = Status::IoErr;
-                        out.push(done);
-                        return;
-                    }
+        if req.parts.len() == 1 {
+            let (job, _) = req.parts.pop().expect("one part");
+            if result.is_ok() && req.kind == Kind::Read && deliver {
+                if let Some((buf, fill)) = &req.bounce {
+                    scatter(fill, 0, buf.as_slice());
                 }
-                done.written = u32::try_from(req.total).unwrap_or(u32::MAX);
             }
-            out.push(done);
+            out.push(job.finish(result));
             return;
         }
         // A merged run: the requests wholly transferred are done; after an
         // error or the end of the file, the others run again alone, so each
         // gets its own status (rereading or rewriting a range is harmless).
+        if let Err(error) = &result {
+            tracing::debug!(%error, "merged disk requests failed; running the rest one by one");
+        }
         let mut at = 0usize;
-        for (job, len) in &req.parts {
+        for (job, len) in req.parts {
             at += len;
             if at <= req.moved {
-                out.push(Done {
-                    head: job.head,
-                    status: Some(job.status),
-                    result: Status::Ok,
-                    written: if req.kind == Kind::Read {
-                        u32::try_from(*len).unwrap_or(u32::MAX)
-                    } else {
-                        0
-                    },
-                });
+                out.push(job.finish(Ok(())));
             } else if deliver {
-                out.push(run(&*self.disk, &mut self.buf, job));
+                out.push(run(&*self.format, &mut self.buf, job));
             }
         }
     }
@@ -454,32 +434,8 @@ impl Uring {
     }
 }
 
-impl Drop for Uring {
+impl<T> Drop for Uring<T> {
     fn drop(&mut self) {
         self.quiesce();
     }
-}
-
-/// Copies the guest segments into `buf` (a write's bounce buffer).
-fn gather(mem: &crate::Memory, data: &[Segment], buf: &mut [u8]) -> Result<(), ()> {
-    let mut at = 0usize;
-    for seg in data {
-        let n = seg.len as usize;
-        mem.read_slice(&mut buf[at..at + n], seg.addr)
-            .map_err(|_| ())?;
-        at += n;
-    }
-    Ok(())
-}
-
-/// Copies a read's bounce buffer out to the guest segments.
-fn scatter(mem: &crate::Memory, data: &[Segment], buf: &[u8]) -> Result<(), ()> {
-    let mut at = 0usize;
-    for seg in data {
-        let n = seg.len as usize;
-        mem.write_slice(&buf[at..at + n], seg.addr)
-            .map_err(|_| ())?;
-        at += n;
-    }
-    Ok(())
 }

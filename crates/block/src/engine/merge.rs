@@ -5,8 +5,9 @@
 //! write-zeroes) splits the pass: requests on either side of it are never
 //! merged together, so a flush still follows the writes popped before it.
 
-use super::super::request::Operation;
 use super::Job;
+use crate::buf::total_len;
+use crate::request::Op;
 
 /// Most bytes one merged transfer moves.
 pub const MAX_BYTES: u64 = 1 << 20;
@@ -25,17 +26,17 @@ pub struct Extent {
 
 impl Extent {
     /// The extent of a read or write job; None for anything else.
-    pub fn of(job: &Job) -> Option<Extent> {
-        let (write, offset, data) = match &job.op {
-            Operation::Read { offset, data } => (false, *offset, data),
-            Operation::Write { offset, data } => (true, *offset, data),
+    pub fn of<T>(job: &Job<T>) -> Option<Extent> {
+        let (write, offset, bufs) = match &job.op {
+            Op::Read { offset, bufs } => (false, *offset, bufs),
+            Op::Write { offset, bufs } => (true, *offset, bufs),
             _ => return None,
         };
         Some(Extent {
             write,
             offset,
-            len: crate::chain::total_len(data),
-            iovs: data.len(),
+            len: total_len(bufs),
+            iovs: bufs.len(),
         })
     }
 }
@@ -77,11 +78,35 @@ pub fn plan(reqs: &[Extent]) -> Vec<Vec<usize>> {
     runs
 }
 
+/// What went in merged runs (runs of more than one request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Merged {
+    pub reads: u64,
+    pub read_runs: u64,
+    pub writes: u64,
+    pub write_runs: u64,
+}
+
+impl Merged {
+    /// Counts a run of `n` requests (nothing for a run of one).
+    pub fn add(&mut self, write: bool, n: usize) {
+        if n > 1 {
+            if write {
+                self.writes += n as u64;
+                self.write_runs += 1;
+            } else {
+                self.reads += n as u64;
+                self.read_runs += 1;
+            }
+        }
+    }
+}
+
 /// Splits a pass into what to issue: runs of merged reads or writes (in
 /// disk order) and, alone and in their place, the jobs that do not merge.
-pub fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+pub fn batches<T>(jobs: Vec<Job<T>>) -> Vec<Vec<Job<T>>> {
     let mut out = Vec::new();
-    let mut segment: Vec<(Job, Extent)> = Vec::new();
+    let mut segment: Vec<(Job<T>, Extent)> = Vec::new();
     for job in jobs {
         match Extent::of(&job) {
             Some(e) => segment.push((job, e)),
@@ -95,13 +120,13 @@ pub fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     out
 }
 
-fn flush_segment(segment: &mut Vec<(Job, Extent)>, out: &mut Vec<Vec<Job>>) {
+fn flush_segment<T>(segment: &mut Vec<(Job<T>, Extent)>, out: &mut Vec<Vec<Job<T>>>) {
     if segment.is_empty() {
         return;
     }
     let extents: Vec<Extent> = segment.iter().map(|(_, e)| *e).collect();
     let runs = plan(&extents);
-    let mut jobs: Vec<Option<Job>> = segment.drain(..).map(|(j, _)| Some(j)).collect();
+    let mut jobs: Vec<Option<Job<T>>> = segment.drain(..).map(|(j, _)| Some(j)).collect();
     for run in runs {
         out.push(run.iter().filter_map(|&i| jobs[i].take()).collect());
     }

@@ -6,16 +6,15 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::super::aligned::AlignedBuf;
-use super::super::disk::DiskBackend;
-use super::{merge, run_merged, Done, Job};
+use super::{merge, run_merged, Finished, Job};
+use crate::aligned::AlignedBuf;
+use crate::format::Format;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-#[derive(Default)]
-struct State {
+struct State<T> {
     /// Runs of merged requests (most of one request).
-    jobs: VecDeque<Vec<Job>>,
-    done: Vec<Done>,
+    jobs: VecDeque<Vec<Job<T>>>,
+    done: Vec<Finished<T>>,
     /// Runs queued or running.
     busy: usize,
     /// Workers waiting for a job.
@@ -23,52 +22,61 @@ struct State {
     stop: bool,
 }
 
-struct Shared {
-    state: Mutex<State>,
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        State {
+            jobs: VecDeque::new(),
+            done: Vec::new(),
+            busy: 0,
+            idle: 0,
+            stop: false,
+        }
+    }
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
     /// Workers wait here for jobs.
     work: Condvar,
     /// `quiesce` waits here for `busy` to reach 0.
     idle: Condvar,
     /// Readable while `done` holds results.
     event: EventFd,
-    disk: Arc<dyn DiskBackend>,
+    format: Arc<dyn Format>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A worker that panicked left the lists consistent (it panics
         // outside the lock), so keep going.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-pub(crate) struct Pool {
-    shared: Arc<Shared>,
+pub(crate) struct Pool<T> {
+    shared: Arc<Shared<T>>,
     workers: Vec<JoinHandle<()>>,
     /// Jobs of the current pass, handed over together by `commit`: one lock
     /// and only as many wake-ups as there are idle workers.
-    pending: Vec<Job>,
-    /// Submitted and not reaped: the device bounds this by the queue size.
+    pending: Vec<Job<T>>,
+    /// Submitted and not reaped: the caller bounds this by its queue size.
     in_flight: usize,
-    /// Requests issued as part of a merged run, ever.
-    merged: usize,
 }
 
-impl Pool {
-    pub fn new(disk: Arc<dyn DiskBackend>, workers: usize) -> io::Result<Self> {
+impl<T: Send + 'static> Pool<T> {
+    pub fn new(format: Arc<dyn Format>, workers: usize) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             idle: Condvar::new(),
             event: EventFd::new(EFD_NONBLOCK)?,
-            disk,
+            format,
         });
         let mut pool = Pool {
             shared,
             workers: Vec::new(),
             pending: Vec::new(),
             in_flight: 0,
-            merged: 0,
         };
         for i in 0..workers {
             let shared = pool.shared.clone();
@@ -80,23 +88,23 @@ impl Pool {
         Ok(pool)
     }
 
-    pub fn submit(&mut self, job: Job) {
+    pub fn submit(&mut self, job: Job<T>) {
         self.pending.push(job);
         self.in_flight += 1;
     }
 
-    pub fn commit(&mut self) {
+    pub fn commit(&mut self) -> merge::Merged {
+        let mut merged = merge::Merged::default();
         if self.pending.is_empty() {
-            return;
+            return merged;
         }
         // Adjacent reads or writes of the pass become one preadv/pwritev.
         let runs = merge::batches(std::mem::take(&mut self.pending));
         let n = runs.len();
-        self.merged += runs
-            .iter()
-            .filter(|r| r.len() > 1)
-            .map(Vec::len)
-            .sum::<usize>();
+        for run in &runs {
+            let write = merge::Extent::of(&run[0]).is_some_and(|e| e.write);
+            merged.add(write, run.len());
+        }
         let mut st = self.shared.lock();
         st.jobs.extend(runs);
         st.busy += n;
@@ -105,13 +113,14 @@ impl Pool {
         for _ in 0..wake {
             self.shared.work.notify_one();
         }
+        merged
     }
 
     pub fn event_fd(&self) -> RawFd {
         self.shared.event.as_raw_fd()
     }
 
-    pub fn reap(&mut self, out: &mut Vec<Done>) {
+    pub fn reap(&mut self, out: &mut Vec<Finished<T>>) {
         // Cleared before taking the list: a result added after this point
         // signals again.
         let _ = self.shared.event.read();
@@ -120,7 +129,7 @@ impl Pool {
         out.append(&mut st.done);
     }
 
-    pub fn reap_ready(&mut self, out: &mut Vec<Done>) {
+    pub fn reap_ready(&mut self, out: &mut Vec<Finished<T>>) {
         if self.in_flight > 0 && !self.shared.lock().done.is_empty() {
             self.reap(out);
         }
@@ -130,27 +139,30 @@ impl Pool {
         self.in_flight
     }
 
-    #[cfg(test)]
-    pub fn merged(&self) -> usize {
-        self.merged
-    }
-
     pub fn quiesce(&mut self) {
-        self.commit();
-        let mut st = self.shared.lock();
-        while st.busy > 0 {
-            st = self.shared.idle.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        st.done.clear();
-        drop(st);
-        let _ = self.shared.event.read();
-        self.in_flight = 0;
+        quiesce(&self.shared, &mut self.pending, &mut self.in_flight);
     }
 }
 
-impl Drop for Pool {
+/// Runs what is pending, waits for every job and forgets the results.
+fn quiesce<T>(shared: &Shared<T>, pending: &mut Vec<Job<T>>, in_flight: &mut usize) {
+    let runs = merge::batches(std::mem::take(pending));
+    let mut st = shared.lock();
+    st.busy += runs.len();
+    st.jobs.extend(runs);
+    shared.work.notify_all();
+    while st.busy > 0 {
+        st = shared.idle.wait(st).unwrap_or_else(|p| p.into_inner());
+    }
+    st.done.clear();
+    drop(st);
+    let _ = shared.event.read();
+    *in_flight = 0;
+}
+
+impl<T> Drop for Pool<T> {
     fn drop(&mut self) {
-        self.quiesce();
+        quiesce(&self.shared, &mut self.pending, &mut self.in_flight);
         self.shared.lock().stop = true;
         self.shared.work.notify_all();
         for w in self.workers.drain(..) {
@@ -159,8 +171,8 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: &Shared) {
-    let mut buf = AlignedBuf::new(shared.disk.alignment().memory);
+fn worker<T>(shared: &Shared<T>) {
+    let mut buf = AlignedBuf::new(shared.format.storage().alignment().memory);
     let mut done = Vec::new();
     loop {
         let jobs = {
@@ -177,10 +189,7 @@ fn worker(shared: &Shared) {
                 st.idle -= 1;
             }
         };
-        run_merged(&*shared.disk, &mut buf, &jobs, &mut done);
-        // The jobs (and their hold on guest memory) go before the device
-        // can see the requests as finished.
-        drop(jobs);
+        run_merged(&*shared.format, &mut buf, jobs, &mut done);
         let mut st = shared.lock();
         let was_empty = st.done.is_empty();
         st.done.append(&mut done);

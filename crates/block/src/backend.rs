@@ -1,16 +1,13 @@
-//! Disk backends: where a block device's sectors live.
+//! Storage: where a disk image's bytes live on the host (a file or a block
+//! device), with positioned I/O on it.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 
-use vm_memory::VolatileSlice;
-
-use super::aligned::AlignedBuf;
-
-/// A run of guest memory, as vm-memory hands it out for `Memory`.
-pub type GuestSlice<'a> = VolatileSlice<'a, ()>;
+use crate::aligned::AlignedBuf;
+use crate::buf::{iovecs, IoBuf};
 
 /// What O_DIRECT asks of buffers and file offsets; 1 when nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,13 +25,13 @@ impl Alignment {
         offset: 1,
     };
 
-    /// Whether guest buffers can be handed to the file as they are.
-    pub fn fits(&self, slices: &[GuestSlice<'_>]) -> bool {
+    /// Whether `bufs` can be handed to the file as they are.
+    pub fn fits(&self, bufs: &[IoBuf]) -> bool {
         let m = self.memory.max(1);
         self.memory <= 1
-            || slices.iter().all(|s| {
-                (s.ptr_guard().as_ptr() as usize).is_multiple_of(m) && s.len().is_multiple_of(m)
-            })
+            || bufs
+                .iter()
+                .all(|b| (b.as_ptr() as usize).is_multiple_of(m) && b.len().is_multiple_of(m))
     }
 }
 
@@ -44,9 +41,9 @@ impl Default for Alignment {
     }
 }
 
-/// Positioned I/O on a disk image. Implementations must be safe to call with
-/// any offset and length: the caller has checked them against [`len`], but a
-/// file can shrink underneath.
+/// Positioned I/O on a disk image's storage. Implementations must be safe
+/// to call with any offset and length: the caller has checked them against
+/// [`len`], but a file can shrink underneath.
 ///
 /// [`len`]: DiskBackend::len
 pub trait DiskBackend: Send + Sync {
@@ -67,34 +64,38 @@ pub trait DiskBackend: Send + Sync {
     /// Makes the range read as zeroes, keeping it allocated.
     fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()>;
 
-    /// Reads exactly the slices' total length at `offset`, straight into
+    /// Writes all of `buf` at `offset` and makes it durable before
+    /// returning (a FUA write). The default writes, then flushes, as
+    /// QEMU emulates FUA.
+    fn write_at_durable(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.write_at(buf, offset)?;
+        self.flush()
+    }
+
+    /// Reads exactly the buffers' total length at `offset`, straight into
     /// them. The default goes through a temporary buffer and [`read_at`].
     ///
     /// [`read_at`]: DiskBackend::read_at
-    fn read_vectored_at(&self, bufs: &[GuestSlice<'_>], mut offset: u64) -> io::Result<()> {
-        let mut tmp = Vec::new();
-        for s in bufs {
-            tmp.resize(s.len(), 0);
-            self.read_at(&mut tmp, offset)?;
-            s.copy_from(&tmp);
-            offset += s.len() as u64;
-        }
+    fn read_vectored_at(&self, bufs: &[IoBuf], offset: u64) -> io::Result<()> {
+        let mut tmp = vec![0; crate::buf::total_len(bufs) as usize];
+        self.read_at(&mut tmp, offset)?;
+        crate::buf::scatter(bufs, 0, &tmp);
         Ok(())
     }
 
-    /// Writes all of the slices at `offset`, straight from them. The default
-    /// goes through a temporary buffer and [`write_at`].
+    /// Writes all of the buffers at `offset`, straight from them, durably
+    /// when `durable` (see [`write_at_durable`]). The default goes through
+    /// a temporary buffer.
     ///
-    /// [`write_at`]: DiskBackend::write_at
-    fn write_vectored_at(&self, bufs: &[GuestSlice<'_>], mut offset: u64) -> io::Result<()> {
-        let mut tmp = Vec::new();
-        for s in bufs {
-            tmp.resize(s.len(), 0);
-            s.copy_to(&mut tmp);
-            self.write_at(&tmp, offset)?;
-            offset += s.len() as u64;
+    /// [`write_at_durable`]: DiskBackend::write_at_durable
+    fn write_vectored_at(&self, bufs: &[IoBuf], offset: u64, durable: bool) -> io::Result<()> {
+        let mut tmp = vec![0; crate::buf::total_len(bufs) as usize];
+        crate::buf::gather(bufs, 0, &mut tmp);
+        if durable {
+            self.write_at_durable(&tmp, offset)
+        } else {
+            self.write_at(&tmp, offset)
         }
-        Ok(())
     }
 
     /// What buffers and offsets must be aligned to (O_DIRECT).
@@ -103,17 +104,23 @@ pub trait DiskBackend: Send + Sync {
     }
 
     /// The descriptor an engine that submits I/O itself (io_uring) reads,
-    /// writes and fdatasyncs; `None` when the backend is not a plain file.
+    /// writes and fdatasyncs; `None` when the storage is not a plain file.
     fn raw_fd(&self) -> Option<RawFd> {
         None
     }
 
-    /// Whether [`flush`] does anything (false for cache=unsafe), so an
+    /// Whether [`flush`] does anything (false with `cache.no-flush`), so an
     /// engine that submits its own fdatasync knows to skip it.
     ///
     /// [`flush`]: DiskBackend::flush
     fn flushes(&self) -> bool {
         true
+    }
+
+    /// Whether every write is durable when it completes already (the file
+    /// was opened with O_DSYNC), so nothing needs adding for a FUA write.
+    fn writes_through(&self) -> bool {
+        false
     }
 }
 
@@ -179,6 +186,12 @@ impl DiskBackend for RawFile {
         self.file.write_all_at(buf, offset)
     }
 
+    fn write_at_durable(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        // SAFETY: one iovec over `buf`, borrowed for this call.
+        let b = unsafe { IoBuf::new(buf.as_ptr().cast_mut(), buf.len()) };
+        rw_vectored(self.file.as_raw_fd(), &[b], offset, Dir::WriteDurable)
+    }
+
     fn flush(&self) -> io::Result<()> {
         self.file.sync_data()
     }
@@ -209,64 +222,57 @@ impl DiskBackend for RawFile {
         }
     }
 
-    fn read_vectored_at(&self, bufs: &[GuestSlice<'_>], offset: u64) -> io::Result<()> {
-        rw_vectored(self.file.as_raw_fd(), bufs, offset, false)
+    fn read_vectored_at(&self, bufs: &[IoBuf], offset: u64) -> io::Result<()> {
+        rw_vectored(self.file.as_raw_fd(), bufs, offset, Dir::Read)
     }
 
-    fn write_vectored_at(&self, bufs: &[GuestSlice<'_>], offset: u64) -> io::Result<()> {
-        rw_vectored(self.file.as_raw_fd(), bufs, offset, true)
+    fn write_vectored_at(&self, bufs: &[IoBuf], offset: u64, durable: bool) -> io::Result<()> {
+        let dir = if durable {
+            Dir::WriteDurable
+        } else {
+            Dir::Write
+        };
+        rw_vectored(self.file.as_raw_fd(), bufs, offset, dir)
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
+    }
+
+    fn writes_through(&self) -> bool {
+        // SAFETY: F_GETFL takes no pointer argument.
+        let flags = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_GETFL) };
+        flags >= 0 && flags & libc::O_DSYNC == libc::O_DSYNC
     }
 }
 
 /// iovecs per preadv/pwritev call (IOV_MAX on Linux).
 const IOV_MAX: usize = 1024;
 
-/// The iovecs for `bufs`, pointing into guest memory.
-pub(crate) fn iovecs(bufs: &[GuestSlice<'_>]) -> Vec<libc::iovec> {
-    bufs.iter()
-        .map(|s| libc::iovec {
-            iov_base: s.ptr_guard_mut().as_ptr().cast(),
-            iov_len: s.len(),
-        })
-        .collect()
-}
-
-/// Drops the first `n` bytes from `iov` (after a short transfer).
-pub(crate) fn advance(iov: &mut Vec<libc::iovec>, mut n: usize) {
-    let mut skip = 0;
-    for v in iov.iter_mut() {
-        if n < v.iov_len {
-            // SAFETY: `n < iov_len`, so the new base stays inside the buffer.
-            v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
-            v.iov_len -= n;
-            break;
-        }
-        n -= v.iov_len;
-        skip += 1;
-    }
-    iov.drain(..skip);
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Read,
+    Write,
+    /// pwritev2 with RWF_DSYNC: durable when it returns (a FUA write).
+    WriteDurable,
 }
 
 /// preadv/pwritev until every byte moved; end of file is an error.
-fn rw_vectored(fd: RawFd, bufs: &[GuestSlice<'_>], mut offset: u64, write: bool) -> io::Result<()> {
+fn rw_vectored(fd: RawFd, bufs: &[IoBuf], mut offset: u64, dir: Dir) -> io::Result<()> {
     let mut iov = iovecs(bufs);
     iov.retain(|v| v.iov_len > 0);
     while !iov.is_empty() {
         let n = iov.len().min(IOV_MAX) as libc::c_int;
         let off = libc::off_t::try_from(offset)
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: every iovec points into a guest-memory slice borrowed for
-        // this call (`bufs`), valid for its length; the kernel only reads
+        // SAFETY: every iovec points into an IoBuf, valid for this call
+        // (IoBuf::new's contract) for its length; the kernel only reads
         // (pwritev) or writes (preadv) those bytes.
         let ret = unsafe {
-            if write {
-                libc::pwritev(fd, iov.as_ptr(), n, off)
-            } else {
-                libc::preadv(fd, iov.as_ptr(), n, off)
+            match dir {
+                Dir::Read => libc::preadv(fd, iov.as_ptr(), n, off),
+                Dir::Write => libc::pwritev(fd, iov.as_ptr(), n, off),
+                Dir::WriteDurable => libc::pwritev2(fd, iov.as_ptr(), n, off, libc::RWF_DSYNC),
             }
         };
         match ret {
@@ -284,7 +290,7 @@ fn rw_vectored(fd: RawFd, bufs: &[GuestSlice<'_>], mut offset: u64, write: bool)
                 ))
             }
             r => {
-                advance(&mut iov, r as usize);
+                crate::buf::advance(&mut iov, r as usize);
                 offset += r as u64;
             }
         }

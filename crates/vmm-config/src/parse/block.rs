@@ -1,0 +1,366 @@
+//! `-drive` and `-blockdev` into the typed node graph of [`crate::disk`]:
+//! QEMU's cache, aio and discard spellings are read here, once.
+//!
+//! A `-drive` makes an anonymous format node over an anonymous file node,
+//! both with the drive's options (QEMU passes them down). `-blockdev`
+//! nodes are named, come in any order, and refer to each other by name
+//! (libvirt: a `file`/`host_device` node and a `raw` node on it); they are
+//! joined when a device asks for one.
+
+use std::path::PathBuf;
+
+use crate::disk::{
+    cache_mode, Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode, CACHE_MODES,
+};
+use crate::opts::Opts;
+use crate::ConfigError;
+
+/// A `-drive`: its complete graph, and its `cache.writeback`.
+#[derive(Debug)]
+struct Drive {
+    id: String,
+    image: FormatNode,
+    writeback: bool,
+}
+
+/// How a format node names its file.
+#[derive(Debug, Clone)]
+enum FileRef {
+    /// `"file": "NODE"`.
+    Node(String),
+    /// `"file": {"driver": "file", …}`: defined in place.
+    Inline(ProtocolNode),
+}
+
+/// A `-blockdev` format node before its file is looked up.
+#[derive(Debug)]
+struct Format {
+    node: FormatNode,
+    file: FileRef,
+}
+
+/// A disk as a device gets it.
+pub(super) struct Resolved {
+    pub image: FormatNode,
+    /// The guest write cache `write-cache=auto` means.
+    pub writeback: bool,
+    pub blockdev: bool,
+}
+
+/// Every `-drive` and `-blockdev` seen so far.
+#[derive(Default)]
+pub(super) struct BlockSpecs {
+    drives: Vec<Drive>,
+    protocols: Vec<ProtocolNode>,
+    formats: Vec<Format>,
+    /// Protocol nodes a format node has taken: (protocol, format).
+    taken: Vec<(String, String)>,
+}
+
+fn format(o: &Opts, format: &str) -> Result<ImageFormat, ConfigError> {
+    match format {
+        "raw" => Ok(ImageFormat::Raw),
+        "qcow2" | "qcow" | "vmdk" | "vdi" | "vhdx" | "qed" => Err(o.error(format!(
+            "format '{format}' is not supported yet (only raw images)"
+        ))),
+        other => Err(o.error(format!("unknown format '{other}'"))),
+    }
+}
+
+fn file_path(o: &mut Opts, key: &str) -> Result<PathBuf, ConfigError> {
+    let f = o.require(key)?;
+    if f.is_empty() {
+        return Err(o.error("empty file name".into()));
+    }
+    Ok(PathBuf::from(f))
+}
+
+/// `discard=ignore|off|unmap|on`: true when discards go on down.
+fn discard(o: &mut Opts) -> Result<bool, ConfigError> {
+    match o.get("discard").as_deref() {
+        None | Some("ignore" | "off") => Ok(false),
+        Some("unmap" | "on") => Ok(true),
+        Some(v) => Err(o.error(format!(
+            "parameter 'discard' expects 'ignore' or 'unmap', not '{v}'"
+        ))),
+    }
+}
+
+fn aio(o: &mut Opts) -> Result<Aio, ConfigError> {
+    match o.get("aio") {
+        None => Ok(Aio::default()),
+        Some(v) => Aio::from_qemu(&v).ok_or_else(|| {
+            o.error(format!(
+                "parameter 'aio' expects one of threads, native, io_uring, not '{v}'"
+            ))
+        }),
+    }
+}
+
+/// QEMU's rule (and message): Linux AIO only with O_DIRECT.
+fn check_native(
+    o: &Opts,
+    aio: Aio,
+    cache: Cache,
+    path: &std::path::Path,
+) -> Result<(), ConfigError> {
+    if aio == Aio::Native && !cache.direct {
+        return Err(o.error(format!(
+            "'{}': aio=native was specified, but it requires cache.direct=on, which was not specified",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A node's `cache.direct` and `cache.no-flush` over `base`.
+fn node_cache(o: &mut Opts, base: Cache) -> Result<Cache, ConfigError> {
+    Ok(Cache {
+        direct: o.get_bool("cache.direct")?.unwrap_or(base.direct),
+        no_flush: o.get_bool("cache.no-flush")?.unwrap_or(base.no_flush),
+    })
+}
+
+/// The options of a `file`/`host_device` node (the caller read `driver`
+/// and `node-name`).
+fn protocol_node(
+    o: &mut Opts,
+    driver: Protocol,
+    node_name: Option<String>,
+) -> Result<ProtocolNode, ConfigError> {
+    let filename = file_path(o, "filename")?;
+    let read_only = o.get_bool("read-only")?.unwrap_or(false);
+    // Locking: rvirt takes no image locks; auto-read-only: the node is
+    // opened as the format node needs anyway; detect-zeroes changes no data.
+    o.ignore(&["auto-read-only", "detect-zeroes", "locking"]);
+    let cache = node_cache(o, Cache::default())?;
+    let aio = aio(o)?;
+    check_native(o, aio, cache, &filename)?;
+    let discard = discard(o)?;
+    Ok(ProtocolNode {
+        node_name,
+        driver,
+        filename,
+        read_only,
+        cache,
+        aio,
+        discard,
+    })
+}
+
+fn protocol(driver: &str) -> Option<Protocol> {
+    match driver {
+        "file" => Some(Protocol::File),
+        "host_device" => Some(Protocol::HostDevice),
+        _ => None,
+    }
+}
+
+impl BlockSpecs {
+    /// `-drive file=…,format=raw,if=none,id=ID,…`.
+    pub(super) fn drive(&mut self, v: &str) -> Result<(), ConfigError> {
+        let mut o = Opts::parse("-drive", v, None)?;
+        let filename = file_path(&mut o, "file")?;
+        let fmt = match o.get("format") {
+            Some(f) => format(&o, &f)?,
+            None => ImageFormat::Raw,
+        };
+        match o.get("if").as_deref() {
+            Some("none") => {}
+            Some(other) => {
+                return Err(o.error(format!(
+                    "if={other} is not supported yet: use if=none with -device virtio-blk-device"
+                )))
+            }
+            None => {
+                return Err(o.error(
+                    "only if=none is supported (with -device virtio-blk-device,drive=ID)".into(),
+                ))
+            }
+        }
+        let id = o.require("id")?;
+        if let Some(m) = o.get("media") {
+            if m != "disk" {
+                return Err(o.error(format!("media={m} is not supported yet")));
+            }
+        }
+        let read_only = o.get_bool("readonly")?.unwrap_or(false);
+        // cache=MODE sets all three; the specific options take precedence,
+        // as in QEMU.
+        let (base, writeback) = match o.get("cache") {
+            None => (Cache::default(), true),
+            Some(m) => cache_mode(&m).ok_or_else(|| {
+                o.error(format!(
+                    "parameter 'cache' expects one of {}, not '{m}'",
+                    CACHE_MODES.join(", ")
+                ))
+            })?,
+        };
+        let cache = node_cache(&mut o, base)?;
+        let writeback = o.get_bool("cache.writeback")?.unwrap_or(writeback);
+        let aio = aio(&mut o)?;
+        check_native(&o, aio, cache, &filename)?;
+        let discard = discard(&mut o)?;
+        o.ignore(&["werror", "rerror", "detect-zeroes", "auto-read-only"]);
+        o.finish()?;
+        self.check_new("-drive", &id)?;
+        self.drives.push(Drive {
+            id,
+            writeback,
+            image: FormatNode {
+                node_name: None,
+                format: fmt,
+                read_only,
+                cache,
+                discard,
+                file: ProtocolNode {
+                    node_name: None,
+                    // QEMU would probe for host_device; both open the same.
+                    driver: Protocol::File,
+                    filename,
+                    read_only,
+                    cache,
+                    aio,
+                    discard,
+                },
+                backing: Backing::FromImage,
+            },
+        });
+        Ok(())
+    }
+
+    fn check_new(&self, opt: &str, id: &str) -> Result<(), ConfigError> {
+        let taken = self.drives.iter().any(|d| d.id == id)
+            || self
+                .protocols
+                .iter()
+                .any(|p| p.node_name.as_deref() == Some(id))
+            || self
+                .formats
+                .iter()
+                .any(|f| f.node.node_name.as_deref() == Some(id));
+        if taken {
+            return Err(ConfigError::new(
+                opt,
+                format!("duplicate node name or id '{id}'"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `-blockdev`: a `file`/`host_device` node, or a `raw` node on one.
+    pub(super) fn blockdev(&mut self, v: &str) -> Result<(), ConfigError> {
+        let mut o = Opts::parse("-blockdev", v, None)?;
+        let driver = o.require("driver")?;
+        let name = o.require("node-name")?;
+        if let Some(p) = protocol(&driver) {
+            let node = protocol_node(&mut o, p, Some(name.clone()))?;
+            o.finish()?;
+            self.check_new("-blockdev", &name)?;
+            self.protocols.push(node);
+            return Ok(());
+        }
+        let fmt = format(&o, &driver)?;
+        let read_only = o.get_bool("read-only")?.unwrap_or(false);
+        o.ignore(&["auto-read-only", "detect-zeroes"]);
+        let cache = node_cache(&mut o, Cache::default())?;
+        let discard = discard(&mut o)?;
+        let file = match o.get_ref("file") {
+            Some(Some(node)) => FileRef::Node(node),
+            None if o.has_prefix("file") => {
+                let mut inline = o.child("file");
+                let d = inline.require("driver")?;
+                let Some(p) = protocol(&d) else {
+                    return Err(o.error(format!(
+                        "file driver '{d}' is not supported (only file and host_device)"
+                    )));
+                };
+                let node_name = inline.get("node-name");
+                let node = protocol_node(&mut inline, p, node_name)?;
+                inline.finish()?;
+                FileRef::Inline(node)
+            }
+            _ => {
+                return Err(
+                    o.error("parameter 'file' is missing (the name of a driver=file node)".into())
+                )
+            }
+        };
+        // A raw image has no backing file; QEMU's words.
+        if o.get_ref("backing").is_some() {
+            return Err(o.error("Parameter 'backing' is unexpected".into()));
+        }
+        o.finish()?;
+        self.check_new("-blockdev", &name)?;
+        self.formats.push(Format {
+            node: FormatNode {
+                node_name: Some(name),
+                format: fmt,
+                read_only,
+                cache,
+                discard,
+                file: ProtocolNode::default(),
+                backing: Backing::FromImage,
+            },
+            file,
+        });
+        Ok(())
+    }
+
+    /// The disk a device names by drive id or format node name. A
+    /// protocol node serves one format node.
+    pub(super) fn resolve(&mut self, name: &str) -> Result<Resolved, ConfigError> {
+        if let Some(d) = self.drives.iter().find(|d| d.id == name) {
+            return Ok(Resolved {
+                image: d.image.clone(),
+                writeback: d.writeback,
+                blockdev: false,
+            });
+        }
+        let Some(f) = self
+            .formats
+            .iter()
+            .find(|f| f.node.node_name.as_deref() == Some(name))
+        else {
+            let what = if self
+                .protocols
+                .iter()
+                .any(|p| p.node_name.as_deref() == Some(name))
+            {
+                format!("drive '{name}' is a protocol node: use the driver=raw node on it")
+            } else {
+                format!("drive '{name}' not found")
+            };
+            return Err(ConfigError::new("-device", what));
+        };
+        let mut image = f.node.clone();
+        image.file = match &f.file {
+            FileRef::Inline(p) => p.clone(),
+            FileRef::Node(file) => {
+                let p = self
+                    .protocols
+                    .iter()
+                    .find(|p| p.node_name.as_deref() == Some(file.as_str()))
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "-blockdev",
+                            format!("node '{name}' refers to unknown node '{file}'"),
+                        )
+                    })?;
+                if let Some((_, by)) = self.taken.iter().find(|(p, _)| p == file) {
+                    return Err(ConfigError::new(
+                        "-blockdev",
+                        format!("node '{file}' is already the file of node '{by}'"),
+                    ));
+                }
+                self.taken.push((file.clone(), name.to_string()));
+                p.clone()
+            }
+        };
+        Ok(Resolved {
+            image,
+            writeback: true,
+            blockdev: true,
+        })
+    }
+}
