@@ -274,3 +274,83 @@ fn a_daemons_fd_plan_replaces_the_monitor_path_and_tap_names() {
         "socket,id=charmonitor,path=/run/rvirt/x/monitor.sock,server=on,wait=off"
     );
 }
+
+/// What rvirt-vmm would refuse at start is refused here, with the line of
+/// the element (the contract test in rvirt-xml finds any new such case).
+#[test]
+fn options_the_vmm_refuses_are_refused_with_their_line() {
+    let cases = [
+        (
+            MICROVM.replace(
+                "<memory unit='MiB'>256</memory>",
+                "<maxMemory slots='16' unit='GiB'>8</maxMemory>\n  <memory unit='MiB'>256</memory>",
+            ),
+            "maxMemory",
+            "memory hotplug",
+        ),
+        (
+            MICROVM.replace(
+                "<feature policy='disable' name='pni'/>",
+                "<topology sockets='1' dies='1' clusters='2' cores='1' threads='1'/>\n    \
+                 <feature policy='disable' name='pni'/>",
+            ),
+            "cpu/topology",
+            "clusters='2'",
+        ),
+        (
+            MICROVM.replace("qemu64</model>", "Nehalem</model>"),
+            "cpu",
+            "model 'Nehalem'",
+        ),
+        (
+            MICROVM.replace(
+                "<features><acpi/></features>",
+                "<features><acpi/></features>\n  <clock offset='localtime'/>",
+            ),
+            "clock",
+            "offset 'localtime'",
+        ),
+        (
+            MICROVM.replace(
+                "<serial type='pty'/>",
+                "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='4555'/></serial>",
+            ),
+            "serial 0",
+            "host side 'tcp'",
+        ),
+        (
+            MICROVM.replace(
+                "<serial type='pty'/>",
+                "<serial type='unix'><source path='/run/s.sock'/></serial>",
+            ),
+            "serial 0",
+            "'connect' mode",
+        ),
+    ];
+    for (xml, device, reason) in cases {
+        let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+            panic!("{device}: derived");
+        };
+        assert_eq!(list.len(), 1, "{list:?}");
+        let u = &list[0];
+        assert_eq!(u.device, device);
+        assert!(u.reason.contains(reason), "{u}");
+        let needle = match device {
+            "cpu/topology" => "<topology",
+            "serial 0" => "<serial",
+            other => other.split('/').next().unwrap(),
+        };
+        let line = xml
+            .lines()
+            .position(|l| l.contains(&format!("<{}", needle.trim_start_matches('<'))))
+            .unwrap()
+            + 1;
+        assert_eq!(u.line as usize, line, "{u}");
+    }
+    // A UNIX socket the VMM listens on is fine.
+    let bind = MICROVM.replace(
+        "<serial type='pty'/>",
+        "<serial type='unix'><source mode='bind' path='/run/s.sock'/></serial>",
+    );
+    derive(&bind).unwrap();
+}

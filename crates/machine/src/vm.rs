@@ -23,6 +23,10 @@ pub struct MachineConfig {
     /// RAM in bytes.
     pub mem_size: u64,
     pub topology: Topology,
+    /// vCPUs that exist from boot (`-smp N`): the first N of the topology.
+    /// The rest of the topology (up to `maxcpus`) is room for vCPU hotplug,
+    /// which is not there yet: those vCPUs are never created.
+    pub boot_cpus: u32,
     pub cpu: CpuSpec,
     /// Whether the guest gets ACPI tables (the MP table is always there).
     pub acpi: bool,
@@ -137,6 +141,8 @@ pub struct Machine {
     acpi: bool,
     /// The ROM and legacy area, when booting through firmware.
     bios: Option<Arc<BiosArea>>,
+    /// vCPUs created (the first ones of the topology).
+    boot_cpus: u32,
 }
 
 impl Machine {
@@ -153,7 +159,7 @@ impl Machine {
             libc::EACCES | libc::EPERM => MachineError::KvmPermission,
             _ => MachineError::KvmOpen(e),
         })?;
-        let ncpus = cfg.topology.cpus();
+        let ncpus = cfg.boot_cpus.clamp(1, cfg.topology.cpus());
         let max = kvm.get_max_vcpus();
         if ncpus as usize > max {
             return Err(MachineError::TooManyVcpus {
@@ -228,6 +234,7 @@ impl Machine {
             topology: cfg.topology,
             acpi: cfg.acpi,
             bios,
+            boot_cpus: ncpus,
         })
     }
 
@@ -250,7 +257,7 @@ impl Machine {
 
     /// APIC IDs of the vCPUs in creation order.
     pub fn apic_ids(&self) -> Vec<u32> {
-        (0..self.topology.cpus())
+        (0..self.boot_cpus)
             .map(|c| self.topology.apic_id(c))
             .collect()
     }

@@ -46,6 +46,9 @@ pub struct SerialConfig {
     /// The device id (`serial0`).
     pub id: String,
     pub backend: ChardevBackend,
+    /// The port the guest finds it on: 0 is COM1 (0x3f8, IRQ 4) … 3 is
+    /// COM4 (`isa-serial,index=N`; `-serial` ports in order).
+    pub index: u32,
 }
 
 /// Where a virtio-net device's tap comes from (`-netdev tap,...`).
@@ -182,7 +185,7 @@ pub struct VmConfig {
     /// mirrors its console to the first serial port, as QEMU's firmware
     /// does under `-nographic` or `-machine graphics=off`.
     pub graphics: bool,
-    /// COM1..COM4, in order.
+    /// Serial ports, each on the COM port its `index` names.
     pub serials: Vec<SerialConfig>,
     /// Every `-chardev`, by id, including those used by serials and monitors.
     pub chardevs: Vec<ChardevConfig>,

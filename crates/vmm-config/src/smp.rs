@@ -110,13 +110,8 @@ impl SmpRequest {
                 "Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine 'pc' is {MAX_CPUS}"
             )));
         }
-        if cpus != maxcpus {
-            // CPU hotplug does not exist yet: every possible CPU must be
-            // present at start.
-            return Err(err(format!(
-                "maxcpus ({maxcpus}) above the CPU count ({cpus}) needs CPU hotplug, which rvirt does not support yet"
-            )));
-        }
+        // maxcpus above cpus: the VM boots with `cpus` vCPUs; the others
+        // would come by hotplug, which rvirt does not do yet.
         Ok(Smp {
             cpus: cpus as u32,
             sockets: sockets as u32,
@@ -190,10 +185,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("max CPUs"));
-        assert!(req(2, 0, 0, 0, 0, 4)
-            .resolve()
-            .unwrap_err()
-            .to_string()
-            .contains("hotplug"));
+        // Fewer vCPUs at boot than the topology holds: accepted (the VM
+        // boots with 2; vCPU hotplug would add the rest).
+        let s = req(2, 0, 0, 0, 0, 4).resolve().unwrap();
+        assert_eq!((s.cpus, s.maxcpus, s.cores), (2, 4, 4));
     }
 }

@@ -232,6 +232,7 @@ impl Vmm {
                 cores: smp.cores,
                 threads: smp.threads,
             },
+            boot_cpus: smp.cpus,
             cpu: CpuSpec {
                 model: match self.config.cpu.model.as_str() {
                     "host" | "max" => CpuModel::Host,

@@ -91,6 +91,33 @@ fn cpu_count_and_topology_from_madt_and_cpuid() {
     assert_eq!(output::value(out, "CPUID_HV_SIGNATURE"), Some("KVMKVMKVM"));
 }
 
+/// `-smp 2,maxcpus=4` (libvirt's `<vcpu current='2'>4</vcpu>`): two vCPUs
+/// at boot, in a topology with room for four.
+#[test]
+fn fewer_vcpus_at_boot_than_maxcpus() {
+    let run = boot(
+        Guest::Cpus,
+        &["-smp", "2,maxcpus=4,sockets=2,cores=2,threads=1"],
+    );
+    let out = &run.stdout;
+    assert_eq!(output::number_of(out, "MADT_CPUS"), Some(2), "{out}");
+    let ids: Vec<u64> = output::values(out, "MADT_APIC_ID")
+        .filter_map(output::number)
+        .collect();
+    assert_eq!(ids, vec![0, 1]);
+    assert_eq!(output::number_of(out, "CPUID_B1_COUNT"), Some(2), "{out}");
+    let run = boot(
+        Guest::Smp,
+        &["-smp", "2,maxcpus=4,sockets=2,cores=2,threads=1"],
+    );
+    assert_eq!(
+        output::number_of(&run.stdout, "SMP_CPUS_UP"),
+        Some(2),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn every_ap_starts_through_init_sipi() {
     let run = boot(Guest::Smp, &["-smp", "4,sockets=2,cores=2,threads=1"]);

@@ -240,9 +240,7 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
 
 /// The `-chardev` backend for a character device, or why there is none.
 fn chardev_backend(c: &Chardev, id: &str) -> Result<String, String> {
-    if !support::chardev_backend(&c.dev_type) {
-        return Err(format!("host side '{}' is not supported", c.dev_type));
-    }
+    support::chardev_backend(&c.dev_type, c.source_attr("mode"))?;
     let need = |attr: &str| {
         c.source_attr(attr)
             .ok_or_else(|| format!("'{}' source has no {attr}", c.dev_type))

@@ -165,13 +165,16 @@ pub fn derive_argv_with(
     };
     b.opt("-name", format!("guest={},debug-threads=on", qv(&dom.name)));
     b.flag("-S");
-    b.opt("-machine", machine(dom));
+    let m = machine(dom, &mut b);
+    b.opt("-machine", m);
     b.opt("-accel", "kvm");
-    if let Some(cpu) = cpu(dom) {
+    if let Some(cpu) = cpu(dom, &mut b) {
         b.opt("-cpu", cpu);
     }
-    b.opt("-m", memory(dom));
-    b.opt("-smp", smp(dom));
+    let m = memory(dom, &mut b);
+    b.opt("-m", m);
+    let smp = smp(dom, &mut b);
+    b.opt("-smp", smp);
     if let Some(u) = dom.uuid {
         b.opt("-uuid", u.hyphenated().to_string());
     }
@@ -256,8 +259,16 @@ fn unapplied(dom: &Domain, b: &mut Builder) {
     }
 }
 
-fn machine(dom: &Domain) -> String {
-    let mut m = qv(dom.os.machine.as_deref().unwrap_or("pc"));
+fn machine(dom: &Domain, b: &mut Builder) -> String {
+    let name = dom.os.machine.as_deref().unwrap_or("pc");
+    if !support::machine(name) {
+        b.refuse(
+            dom.os.line.0,
+            "os/type",
+            format!("machine type '{name}' is not supported"),
+        );
+    }
+    let mut m = qv(name);
     m.push_str(",usb=off");
     let vmport_off = dom
         .features
@@ -274,7 +285,7 @@ fn machine(dom: &Domain) -> String {
 /// libvirt's CPU model for x86 guests that name none.
 const DEFAULT_CPU_MODEL: &str = "qemu64";
 
-fn cpu(dom: &Domain) -> Option<String> {
+fn cpu(dom: &Domain, b: &mut Builder) -> Option<String> {
     let x86 = matches!(dom.os.arch.as_deref(), None | Some("x86_64"));
     let Some(cpu) = dom.cpu.as_ref() else {
         return x86.then(|| DEFAULT_CPU_MODEL.to_string());
@@ -288,7 +299,19 @@ fn cpu(dom: &Domain) -> Option<String> {
         Some("host-model") => "host".to_string(),
         Some("maximum") => "max".to_string(),
         _ => match &cpu.model {
-            Some(m) => qv(&m.name),
+            Some(m) => {
+                if !support::cpu_model(&m.name) {
+                    b.refuse(
+                        cpu.line.0,
+                        "cpu",
+                        format!(
+                            "model '{}' is not supported (only qemu64, kvm64, host-model, host-passthrough, maximum)",
+                            m.name
+                        ),
+                    );
+                }
+                qv(&m.name)
+            }
             None if x86 => DEFAULT_CPU_MODEL.to_string(),
             None => return None,
         },
@@ -305,17 +328,24 @@ fn cpu(dom: &Domain) -> Option<String> {
     Some(s)
 }
 
-fn memory(dom: &Domain) -> String {
+fn memory(dom: &Domain, b: &mut Builder) -> String {
     let mut s = format!("size={}k", dom.memory_kib);
     if let Some(max) = &dom.max_memory {
         if let Some(slots) = max.slots {
+            if !support::MEMORY_HOTPLUG {
+                b.refuse(
+                    dom.lines.max_memory.0,
+                    "maxMemory",
+                    "memory hotplug (slots) is not supported",
+                );
+            }
             let _ = write!(s, ",slots={slots},maxmem={}k", max.kib);
         }
     }
     s
 }
 
-fn smp(dom: &Domain) -> String {
+fn smp(dom: &Domain, b: &mut Builder) -> String {
     let max = dom.vcpu.count;
     let mut s = dom.boot_vcpus().to_string();
     if dom.boot_vcpus() != max {
@@ -327,6 +357,13 @@ fn smp(dom: &Domain) -> String {
             // libvirt names dies whenever a topology is given.
             let _ = write!(s, ",dies={}", t.dies.unwrap_or(1));
             if let Some(c) = t.clusters.filter(|&c| c > 1) {
+                if !support::CLUSTERS {
+                    b.refuse(
+                        t.line.0,
+                        "cpu/topology",
+                        format!("clusters='{c}': x86 CPUs have no clusters"),
+                    );
+                }
                 let _ = write!(s, ",clusters={c}");
             }
             let _ = write!(s, ",cores={},threads={}", t.cores, t.threads);
@@ -341,6 +378,14 @@ fn clock(dom: &Domain, b: &mut Builder) {
         b.opt("-rtc", "base=utc");
         return;
     };
+    let offset = clock.offset.as_deref().unwrap_or("utc");
+    if !support::clock_offset(offset) {
+        b.refuse(
+            clock.extra.line.0,
+            "clock",
+            format!("offset '{offset}' is not supported: the RTC runs on UTC"),
+        );
+    }
     let base = match clock.offset.as_deref() {
         Some("localtime") => "localtime",
         _ => "utc",

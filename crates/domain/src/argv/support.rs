@@ -87,10 +87,41 @@ pub fn nic_backend_is_tap(iface_type: &str) -> bool {
     matches!(iface_type, "network" | "bridge" | "ethernet")
 }
 
-/// Host sides of character devices rvirt-vmm can open.
-pub fn chardev_backend(dev_type: &str) -> bool {
-    matches!(dev_type, "pty" | "file" | "unix" | "tcp" | "null" | "stdio")
+/// Host sides of character devices rvirt-vmm can open. UNIX sockets only
+/// as a server (`mode='bind'`): rvirt-vmm does not connect out.
+pub fn chardev_backend(dev_type: &str, mode: Option<&str>) -> Result<(), String> {
+    match dev_type {
+        "pty" | "file" | "null" | "stdio" => Ok(()),
+        "unix" if mode == Some("bind") => Ok(()),
+        "unix" => Err(format!(
+            "a UNIX socket in '{}' mode is not supported: only mode='bind'",
+            mode.unwrap_or("connect")
+        )),
+        other => Err(format!("host side '{other}' is not supported")),
+    }
 }
+
+/// CPU models `-cpu` takes (libvirt's host-passthrough and host-model
+/// become `host`, maximum `max`): rvirt-vmm's own table.
+pub fn cpu_model(name: &str) -> bool {
+    rvirt_vmm_config::caps::is_known_cpu_model(name)
+}
+
+/// Machine types `-machine` takes: rvirt-vmm's own table.
+pub fn machine(name: &str) -> bool {
+    rvirt_vmm_config::caps::is_known_machine(name)
+}
+
+/// RTC offsets: the RTC runs on UTC.
+pub fn clock_offset(offset: &str) -> bool {
+    offset == "utc"
+}
+
+/// Memory hotplug (`<maxMemory slots=…>`): no DIMM slots yet.
+pub const MEMORY_HOTPLUG: bool = false;
+
+/// CPU clusters in the topology: x86 has none.
+pub const CLUSTERS: bool = false;
 
 /// Guest sides of serial ports (`<target type>`): only the 16550 on the ISA bus.
 pub fn serial_driver(target_type: Option<&str>) -> Option<&'static str> {
@@ -123,5 +154,19 @@ mod tests {
         assert_eq!(device("filesystem", None), Refused);
         assert_eq!(device("watchdog", Some("i6300esb")), Refused);
         assert_eq!(device("something-new", None), Refused);
+    }
+
+    #[test]
+    fn chardevs_cpus_and_clocks() {
+        assert!(chardev_backend("pty", None).is_ok());
+        assert!(chardev_backend("unix", Some("bind")).is_ok());
+        assert!(chardev_backend("unix", None)
+            .unwrap_err()
+            .contains("'connect' mode"));
+        assert!(chardev_backend("tcp", Some("bind")).is_err());
+        assert!(cpu_model("qemu64") && cpu_model("host"));
+        assert!(!cpu_model("Nehalem"));
+        assert!(machine("pc-q35-7.2") && machine("microvm") && !machine("virt"));
+        assert!(clock_offset("utc") && !clock_offset("localtime"));
     }
 }

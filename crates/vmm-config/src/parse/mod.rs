@@ -150,7 +150,8 @@ struct Builder {
     smp: Option<SmpRequest>,
     serial_specs: Vec<SerialSpec>,
     /// `-device isa-serial,chardev=ID,id=ID` entries.
-    isa_serials: Vec<(String, Option<String>)>,
+    /// `-device isa-serial,chardev=ID,id=ID,index=N` entries.
+    isa_serials: Vec<(String, Option<String>, Option<u32>)>,
     monitor_refs: Vec<(String, Option<String>, bool, bool)>,
     nographic: bool,
     virtio: virtio::VirtioSpecs,
@@ -460,9 +461,10 @@ impl Builder {
             "isa-serial" => {
                 let chardev = o.require("chardev")?;
                 let id = o.get("id");
-                o.ignore(&["index", "iobase", "irq"]);
+                let index = o.get_u32("index")?;
+                o.ignore(&["iobase", "irq"]);
                 o.finish()?;
-                self.isa_serials.push((chardev, id));
+                self.isa_serials.push((chardev, id, index));
             }
             "isa-debugcon" => self.firmware.debugcon_device(&mut o)?,
             "pvpanic" => {
@@ -501,7 +503,10 @@ impl Builder {
             self.serial_specs
                 .push(SerialSpec::Backend(ChardevBackend::Stdio));
         }
-        let mut serials = Vec::new();
+        let mut serials: Vec<SerialConfig> = Vec::new();
+        // QEMU numbers the ports as it creates them: the -serial ones first,
+        // then each isa-serial takes its `index` or the next number.
+        let mut next = 0;
         for (i, spec) in self.serial_specs.iter().enumerate() {
             let (chardev, backend) = match spec {
                 SerialSpec::None => continue,
@@ -512,20 +517,37 @@ impl Builder {
                 id: format!("serial{}", serials.len()),
                 chardev,
                 backend,
+                index: next,
             });
+            next += 1;
         }
-        for (chardev, id) in &self.isa_serials {
+        for (chardev, id, index) in &self.isa_serials {
             let backend = self.chardev(chardev, "-device")?;
             let id = id
                 .clone()
                 .unwrap_or_else(|| format!("serial{}", serials.len()));
+            let index = index.unwrap_or(next);
+            next += 1;
+            if index >= 4 {
+                return Err(ConfigError::new(
+                    "-device",
+                    "Max. supported number of ISA serial ports is 4.",
+                ));
+            }
+            if serials.iter().any(|s| s.index == index) {
+                return Err(ConfigError::new(
+                    "-device",
+                    format!("isa-serial index {index}: COM{} is taken", index + 1),
+                ));
+            }
             serials.push(SerialConfig {
                 chardev: chardev.clone(),
                 id,
                 backend,
+                index,
             });
         }
-        if serials.len() > 4 {
+        if serials.len() > 4 || serials.iter().any(|s| s.index >= 4) {
             return Err(ConfigError::new(
                 "-serial",
                 "at most 4 serial ports (COM1-COM4)",

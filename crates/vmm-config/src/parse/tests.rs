@@ -649,3 +649,50 @@ fn virtio_blk_errors() {
         );
     }
 }
+
+/// `isa-serial,index=N` puts the port on COM(N+1), as QEMU; `-serial`
+/// ports come first, in order, and ports without an index take the next.
+#[test]
+fn serial_ports_keep_their_com_index() {
+    let c = run(&with_kernel(&[
+        "-chardev",
+        "pty,id=charserial0",
+        "-device",
+        "isa-serial,chardev=charserial0,id=serial0,index=1",
+    ]));
+    assert_eq!(c.serials.iter().map(|s| s.index).collect::<Vec<_>>(), [1]);
+    let c = run(&with_kernel(&[
+        "-serial",
+        "null",
+        "-chardev",
+        "null,id=a",
+        "-device",
+        "isa-serial,chardev=a",
+        "-chardev",
+        "null,id=b",
+        "-device",
+        "isa-serial,chardev=b,index=3",
+    ]));
+    assert_eq!(
+        c.serials.iter().map(|s| s.index).collect::<Vec<_>>(),
+        [0, 1, 3]
+    );
+    assert_eq!(
+        err(&with_kernel(&[
+            "-chardev",
+            "null,id=a",
+            "-device",
+            "isa-serial,chardev=a,index=4"
+        ])),
+        "-device: Max. supported number of ISA serial ports is 4."
+    );
+    assert!(err(&with_kernel(&[
+        "-serial",
+        "null",
+        "-chardev",
+        "null,id=a",
+        "-device",
+        "isa-serial,chardev=a,index=0"
+    ]))
+    .contains("COM1 is taken"));
+}

@@ -105,7 +105,9 @@ impl LegacyDevices {
             alloc.reserve_pio(ports::PVPANIC, 1).map_err(placement)?;
         }
         let mut serials = Vec::new();
-        for (s, &(port, irq)) in cfg.serials.iter().zip(COM_PORTS.iter()) {
+        for s in &cfg.serials {
+            // The COM port its index names (the parser keeps it below 4).
+            let (port, irq) = COM_PORTS[s.index as usize % COM_PORTS.len()];
             alloc
                 .reserve_pio(port, ports::UART_LEN)
                 .map_err(placement)?;

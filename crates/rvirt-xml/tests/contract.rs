@@ -1,0 +1,417 @@
+//! The contract between the domain layer and the VMM, checked so that it
+//! cannot drift: for every domain XML fixture that derives, the derived
+//! command line goes through rvirt-vmm's own parser
+//! (`rvirt_vmm_config::parse`), and what the VMM will build is compared
+//! with what the definition means: each disk's file, format, read-only,
+//! cache semantics (O_DIRECT, flushes, the guest's write cache) and aio;
+//! each NIC's MAC, model and back-end; serial ports and consoles; memory;
+//! vCPUs and topology; machine; boot (the kernel, initrd and command line
+//! of a direct boot, or firmware and each device's place in the boot
+//! order). A
+//! definition the VMM would refuse must already be refused by the
+//! derivation, with its line.
+//!
+//! The expected values are computed here from the XML model with libvirt's
+//! documented meanings, not with the derivation's helpers, so that a wrong
+//! table on either side shows.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use rvirt_domain::model::{Chardev, Disk, Domain, Interface};
+use rvirt_domain::{derive_argv, DeriveError, RuntimePaths};
+use rvirt_vmm_config::{
+    parse, Action, Aio, ChardevBackend, DiskConfig, TapSource, VirtioConfig, VmConfig,
+};
+
+thread_local! {
+    /// Every disagreement found, so one run lists them all.
+    static FOUND: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a disagreement between the definition and the VMM's config.
+macro_rules! same {
+    ($got:expr, $want:expr, $($what:tt)+) => {{
+        match (&$got, &$want) {
+            (got, want) if got != want => {
+                let what = format!($($what)+);
+                let msg = format!("{what}: VMM has {got:?}, the definition means {want:?}");
+                FOUND.with(|f| f.borrow_mut().push(msg));
+            }
+            _ => {}
+        }
+    }};
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/tests/fixtures");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("the domain crate's fixtures")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What a libvirt `cache=` mode means on the host and for the guest
+/// (libvirt's formatdomain documentation, QEMU's `-drive cache=` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CacheMeaning {
+    /// The image is opened with O_DIRECT.
+    direct: bool,
+    /// Guest flushes are not passed to the host.
+    no_flush: bool,
+    /// The guest sees a volatile write cache; without one, every write is
+    /// durable when it completes.
+    write_cache: bool,
+}
+
+fn libvirt_cache(mode: Option<&str>) -> CacheMeaning {
+    let (direct, no_flush, write_cache) = match mode {
+        None | Some("default") | Some("writeback") => (false, false, true),
+        Some("none") => (true, false, true),
+        Some("writethrough") => (false, false, false),
+        Some("directsync") => (true, false, false),
+        Some("unsafe") => (false, true, true),
+        Some(other) => panic!("libvirt has no cache mode '{other}'"),
+    };
+    CacheMeaning {
+        direct,
+        no_flush,
+        write_cache,
+    }
+}
+
+fn vmm_cache(d: &DiskConfig) -> CacheMeaning {
+    let cache = d.cache();
+    CacheMeaning {
+        direct: cache.direct,
+        no_flush: cache.no_flush,
+        write_cache: d.write_cache,
+    }
+}
+
+fn libvirt_aio(io: Option<&str>) -> Aio {
+    match io {
+        None | Some("default") | Some("threads") => Aio::Threads,
+        Some("native") => Aio::Native,
+        Some("io_uring") => Aio::IoUring,
+        Some(other) => panic!("libvirt has no io mode '{other}'"),
+    }
+}
+
+fn check_disk(name: &str, d: &Disk, c: &DiskConfig) {
+    let what = format!("{name}: disk '{}'", d.target_dev);
+    let drv = d.driver.as_ref();
+    same!(
+        Some(c.path().to_string_lossy().as_ref()),
+        d.source_path(),
+        "{what}: file"
+    );
+    let format = drv.and_then(|x| x.format.as_deref()).unwrap_or("raw");
+    same!(c.image.format.as_str(), format, "{what}: format");
+    same!(c.read_only(), d.readonly, "{what}: read-only");
+    same!(
+        vmm_cache(c),
+        libvirt_cache(drv.and_then(|x| x.cache.as_deref())),
+        "{what}: cache semantics"
+    );
+    same!(
+        c.aio(),
+        libvirt_aio(drv.and_then(|x| x.io.as_deref())),
+        "{what}: aio"
+    );
+    let unmap = drv.and_then(|x| x.discard.as_deref()) == Some("unmap");
+    same!(c.discard(), unmap, "{what}: discard");
+    same!(c.serial, d.serial, "{what}: serial");
+}
+
+fn check_nic(name: &str, i: usize, iface: &Interface, v: &VirtioConfig) {
+    let what = format!("{name}: interface {i}");
+    // The only NIC model rvirt-vmm has is virtio; anything else must have
+    // been refused.
+    same!(iface.model.as_deref(), Some("virtio"), "{what}: model");
+    let VirtioConfig::Net(n) = v else {
+        panic!("{what}: became {v:?}, not a virtio-net device");
+    };
+    let mac = iface.mac.expect("filled in").to_string();
+    let got = n
+        .mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    same!(got, mac, "{what}: MAC");
+    // A tap the daemon creates and opens (by name here; rvirtd passes the
+    // open descriptor instead).
+    same!(
+        n.tap,
+        TapSource::Name(iface.target_dev.clone()),
+        "{what}: back-end"
+    );
+}
+
+/// The host side a libvirt character device asks for.
+fn libvirt_chardev(c: &Chardev) -> ChardevBackend {
+    let path = |a: &str| PathBuf::from(c.source_attr(a).expect("source path"));
+    match c.dev_type.as_str() {
+        "pty" => ChardevBackend::Pty,
+        "null" => ChardevBackend::Null,
+        "stdio" => ChardevBackend::Stdio,
+        "file" => ChardevBackend::File {
+            path: path("path"),
+            append: c.source_attr("append") == Some("on"),
+        },
+        "unix" => ChardevBackend::Socket {
+            path: path("path"),
+            server: c.source_attr("mode") == Some("bind"),
+            wait: false,
+        },
+        other => panic!("a '{other}' character device should have been refused"),
+    }
+}
+
+fn check_chardevs(name: &str, dom: &Domain, cfg: &VmConfig) {
+    let devs = &dom.devices;
+    // With no <serial>, a serial <console> is the first serial port.
+    let console_as_serial = devs.serials.is_empty()
+        && devs
+            .consoles
+            .first()
+            .is_some_and(|c| matches!(c.target_type(), None | Some("serial")));
+    let serials: Vec<&Chardev> = if console_as_serial {
+        devs.consoles.iter().take(1).collect()
+    } else {
+        devs.serials.iter().collect()
+    };
+    same!(cfg.serials.len(), serials.len(), "{name}: serial ports");
+    for (i, c) in serials.iter().enumerate() {
+        // The COM port the guest finds it on: `<target port>`, or its place.
+        let port = c
+            .target
+            .as_ref()
+            .and_then(|t| t.attr("port"))
+            .map_or(i, |p| p.parse::<usize>().unwrap());
+        let s = cfg.serials.iter().find(|s| s.index as usize == port);
+        same!(
+            s.map(|s| &s.backend),
+            Some(&libvirt_chardev(c)),
+            "{name}: serial {i} on COM{}",
+            port + 1
+        );
+    }
+    let virtio_consoles: Vec<&Chardev> = devs
+        .consoles
+        .iter()
+        .filter(|c| c.target_type() == Some("virtio"))
+        .collect();
+    let ports: Vec<&ChardevBackend> = cfg
+        .virtio
+        .iter()
+        .filter_map(|v| match v {
+            VirtioConfig::Console(c) => c.port.as_ref().map(|p| &p.backend),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<ChardevBackend> = virtio_consoles.iter().map(|c| libvirt_chardev(c)).collect();
+    same!(
+        ports,
+        want.iter().collect::<Vec<_>>(),
+        "{name}: virtio consoles"
+    );
+}
+
+fn check_cpus(name: &str, dom: &Domain, cfg: &VmConfig) {
+    let smp = cfg.smp;
+    same!(smp.cpus, dom.boot_vcpus(), "{name}: vCPUs at boot");
+    same!(smp.maxcpus, dom.vcpu.count, "{name}: most vCPUs");
+    match dom.cpu.as_ref().and_then(|c| c.topology.as_ref()) {
+        Some(t) => {
+            same!(
+                (smp.sockets, smp.dies, smp.cores, smp.threads),
+                (t.sockets, t.dies.unwrap_or(1), t.cores, t.threads),
+                "{name}: topology"
+            );
+            same!(t.clusters.unwrap_or(1), 1, "{name}: clusters");
+        }
+        // libvirt's default: one core per socket.
+        None => same!(
+            (smp.sockets, smp.dies, smp.cores, smp.threads),
+            (dom.vcpu.count, 1, 1, 1),
+            "{name}: topology"
+        ),
+    }
+}
+
+/// The boot order libvirt gives each disk and NIC: per-device `<boot
+/// order>` if any device has one; otherwise `<os><boot dev>` (hd when
+/// absent), each naming the first device of its kind in turn.
+fn boot_order(dom: &Domain) -> (Vec<Option<u32>>, Vec<Option<u32>>) {
+    let devs = &dom.devices;
+    let mut disks: Vec<Option<u32>> = devs.disks.iter().map(|d| d.info.boot_order).collect();
+    let mut nics: Vec<Option<u32>> = devs.interfaces.iter().map(|i| i.info.boot_order).collect();
+    if disks.iter().chain(&nics).any(Option::is_some) {
+        return (disks, nics);
+    }
+    let hd = ["hd".to_string()];
+    let order = if dom.os.boot_devs.is_empty() {
+        &hd[..]
+    } else {
+        &dom.os.boot_devs[..]
+    };
+    for (n, dev) in order.iter().enumerate() {
+        let index = Some(n as u32 + 1);
+        let slot = match dev.as_str() {
+            "network" => nics.first_mut(),
+            kind => {
+                let want = match kind {
+                    "hd" => "disk",
+                    "cdrom" => "cdrom",
+                    _ => "floppy",
+                };
+                devs.disks
+                    .iter()
+                    .position(|d| d.device == want)
+                    .and_then(|i| disks.get_mut(i))
+            }
+        };
+        if let Some(s) = slot.filter(|s| s.is_none()) {
+            *s = index;
+        }
+    }
+    (disks, nics)
+}
+
+/// Checks one definition; false when the derivation refused it.
+fn check(name: &str, dom: &mut Domain) -> bool {
+    dom.fill_in();
+    let argv = match derive_argv(dom, &RuntimePaths::in_dir("/run/rvirt/contract")) {
+        Ok(a) => a,
+        Err(DeriveError::Unsupported(list)) => {
+            assert!(!list.is_empty(), "{name}");
+            for u in &list {
+                assert!(u.line > 0, "{name}: refusal without a line: {u}");
+            }
+            return false;
+        }
+        Err(e) => panic!("{name}: {e}"),
+    };
+    let cfg = match parse(&argv.args) {
+        Ok(Action::Run(cfg)) => cfg,
+        Ok(other) => panic!("{name}: the derived argv asks for {other:?}"),
+        Err(e) => {
+            let msg =
+                format!("{name}: derived, but rvirt-vmm refuses it ({e}): refuse it at derivation");
+            FOUND.with(|f| f.borrow_mut().push(msg));
+            return true;
+        }
+    };
+
+    same!(
+        cfg.machine,
+        dom.os.machine.as_deref().unwrap_or("pc"),
+        "{name}: machine"
+    );
+    let bytes = dom.memory_kib * 1024;
+    same!(cfg.mem_size, bytes.next_multiple_of(4096), "{name}: memory");
+    check_cpus(name, dom, &cfg);
+    let path = |p: &Option<String>| p.as_ref().map(PathBuf::from);
+    same!(cfg.kernel, path(&dom.os.kernel), "{name}: kernel");
+    // Without a kernel, the machine's firmware boots the guest.
+    same!(
+        cfg.bios.is_some(),
+        dom.os.kernel.is_none(),
+        "{name}: firmware boot"
+    );
+    same!(cfg.initrd, path(&dom.os.initrd), "{name}: initrd");
+    same!(cfg.append, dom.os.cmdline, "{name}: kernel command line");
+
+    let disks: Vec<&DiskConfig> = cfg
+        .virtio
+        .iter()
+        .filter_map(|v| match v {
+            VirtioConfig::Blk(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    same!(disks.len(), dom.devices.disks.len(), "{name}: disks");
+    let (disk_boot, nic_boot) = boot_order(dom);
+    for ((d, c), boot) in dom.devices.disks.iter().zip(disks).zip(disk_boot) {
+        check_disk(name, d, c);
+        same!(
+            c.bootindex,
+            boot,
+            "{name}: disk '{}': boot order",
+            d.target_dev
+        );
+    }
+    let nics: Vec<&VirtioConfig> = cfg
+        .virtio
+        .iter()
+        .filter(|v| matches!(v, VirtioConfig::Net(_)))
+        .collect();
+    same!(nics.len(), dom.devices.interfaces.len(), "{name}: NICs");
+    for (i, ((iface, v), boot)) in dom
+        .devices
+        .interfaces
+        .iter()
+        .zip(nics)
+        .zip(nic_boot)
+        .enumerate()
+    {
+        check_nic(name, i, iface, v);
+        if let VirtioConfig::Net(n) = v {
+            same!(n.bootindex, boot, "{name}: interface {i}: boot order");
+        }
+    }
+    check_chardevs(name, dom, &cfg);
+
+    let balloon = dom
+        .devices
+        .others
+        .iter()
+        .any(|o| o.kind() == "memballoon" && o.model() == Some("virtio"));
+    let has_balloon = cfg
+        .virtio
+        .iter()
+        .any(|v| matches!(v, VirtioConfig::Balloon(_)));
+    same!(has_balloon, balloon, "{name}: memory balloon");
+    let rngs = dom
+        .devices
+        .others
+        .iter()
+        .filter(|o| o.kind() == "rng")
+        .count();
+    let vmm_rngs = cfg
+        .virtio
+        .iter()
+        .filter(|v| matches!(v, VirtioConfig::Rng { .. }))
+        .count();
+    same!(vmm_rngs, rngs, "{name}: rng devices");
+    true
+}
+
+#[test]
+fn every_fixture_that_derives_means_the_same_to_the_vmm() {
+    let (mut derived, mut refused) = (0, 0);
+    for path in fixtures() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut dom = Domain::from_xml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if check(&name, &mut dom) {
+            derived += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    eprintln!("contract: {derived} fixtures derived and compared, {refused} refused");
+    let found = FOUND.with(|f| f.take());
+    assert!(
+        found.is_empty(),
+        "{} disagreements:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+    assert!(derived >= 30, "only {derived} fixtures derive");
+}
