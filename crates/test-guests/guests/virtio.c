@@ -4,8 +4,8 @@
  * interrupts). Every wait is bounded by the PIT and ends in a "timeout"
  * line instead of hanging.
  *   virtio-rng (4): reads 32 bytes.
- *   virtio-blk (2): reads sectors 0..7, writes sector 9, flushes, reads the
- *     serial.
+ *   virtio-blk (2): reports its write cache (wce), reads sectors 0..7,
+ *     writes sector 9, flushes, reads the serial.
  *   virtio-net (1): prints its MAC, sends one broadcast frame (ethertype
  *     0x88b5), then receives one frame of that ethertype (others are
  *     counted and their buffers re-posted).
@@ -15,6 +15,8 @@
  *   virtio-balloon (5): waits for a target, inflates that many pages of a
  *     patterned buffer, reports `actual`, checks the pages read back as
  *     zero, then waits for the target to drop and deflates.
+ * With virtio.hold=1 on the command line it halts after the last device
+ * instead of powering off, so the host can look at the VM while it runs.
  * The README's "virtio" section lists the exact output. */
 #include "rt/rt.h"
 #include "rt/fnv.h"
@@ -209,14 +211,25 @@ static void print_status(const char *key, int s)
 		printf("%s %d\n", key, s);
 }
 
+#define BLK_F_RO 5
+#define BLK_F_FLUSH 9
+#define BLK_F_CONFIG_WCE 11
+#define BLK_CONFIG_WCE 32 /* offset of the wce byte */
+
 static void blk(u64 base, u64 rings)
 {
-	/* FLUSH (bit 9) and RO (bit 5), if offered. */
-	if (setup(base, rings, 1u << 9 | 1u << 5, 1))
+	/* FLUSH, RO and CONFIG_WCE, if offered (Linux negotiates all three). */
+	if (setup(base, rings, 1u << BLK_F_FLUSH | 1u << BLK_F_RO | 1u << BLK_F_CONFIG_WCE, 1))
 		return;
 	u64 cap = rd32(base + R_CONFIG) | (u64)rd32(base + R_CONFIG + 4) << 32;
 	printf("BLK_CAPACITY %lu\n", cap);
-	printf("BLK_RO %d\n", (dev_features >> 5) & 1);
+	printf("BLK_RO %d\n", (dev_features >> BLK_F_RO) & 1);
+	/* Whether the disk has a volatile write cache, as Linux decides it:
+	 * the wce byte with CONFIG_WCE, else whether FLUSH is there. */
+	if (dev_features & 1u << BLK_F_CONFIG_WCE)
+		printf("BLK_WCE %d\n", rd8(base + R_CONFIG + BLK_CONFIG_WCE));
+	else
+		printf("BLK_WCE none flush=%d\n", (dev_features >> BLK_F_FLUSH) & 1);
 
 	memset((void *)buf, 0, 4096);
 	print_status("BLK_READ_STATUS", blk_req(0, 0, buf, 4096, 1));
@@ -513,10 +526,15 @@ static void balloon(u64 base, u64 rings)
 void pvh_main(const struct hvm_start_info *si)
 {
 	static const char no_input[] = "virtio.console_input=0";
+	static const char hold_opt[] = "virtio.hold=1";
+	int hold = 0;
 	const char *c = (const char *)si->cmdline_paddr;
-	for (const char *p = c; p && *p; p++)
+	for (const char *p = c; p && *p; p++) {
 		if (!memcmp(p, no_input, sizeof(no_input) - 1))
 			console_input = 0;
+		if (!memcmp(p, hold_opt, sizeof(hold_opt) - 1))
+			hold = 1;
+	}
 	int found = 0;
 	u64 base;
 	u32 irq;
@@ -542,4 +560,8 @@ void pvh_main(const struct hvm_start_info *si)
 			balloon(base, rings);
 	}
 	printf("VIRTIO_DEVICES %d\n", found);
+	if (hold) {
+		printf("VIRTIO_HOLD\n");
+		halt_forever();
+	}
 }

@@ -180,6 +180,13 @@ fn every_cache_and_aio_mode_reads_writes_and_flushes() {
             Some("0"),
             "{mode}: {disk}"
         );
+        // writethrough and directsync: no volatile cache for the guest.
+        let wce = if mode.contains("cache=writethrough") || mode.contains("cache=directsync") {
+            "0"
+        } else {
+            "1"
+        };
+        assert_eq!(output::value(disk, "BLK_WCE"), Some(wce), "{mode}: {disk}");
         let after = std::fs::read(path).unwrap();
         assert_eq!(
             &after[9 * 512..10 * 512],
@@ -456,4 +463,79 @@ fn query_block_for_a_blockdev_disk() {
     assert_eq!(blocks[0]["inserted"]["node-name"], "libvirt-1-format");
     assert_eq!(blocks[0]["inserted"]["ro"], false);
     drop(vm);
+}
+
+/// `query-blockstats` as QEMU 7.2 shapes it, counting what the guest did:
+/// one 4 KiB read, one 512-byte write at sector 9, one flush; a -blockdev
+/// disk named by its nodes, the file node below with its highest write.
+#[test]
+fn query_blockstats_counts_the_guests_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("d.img");
+    image(&img);
+    let sock = dir.path().join("qmp.sock");
+    let log = dir.path().join("serial.log");
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let serial = format!("file:{}", log.display());
+    let storage = format!(
+        r#"{{"driver":"file","filename":"{}","node-name":"libvirt-1-storage","cache":{{"direct":false,"no-flush":false}},"auto-read-only":true,"discard":"unmap"}}"#,
+        img.display()
+    );
+    let kernel = Guest::Virtio.path();
+    let vmm = spawn(&[
+        "-S",
+        "-no-shutdown",
+        "-qmp",
+        &qmp,
+        "-serial",
+        &serial,
+        "-kernel",
+        kernel.to_str().unwrap(),
+        "-blockdev",
+        &storage,
+        "-blockdev",
+        r#"{"node-name":"libvirt-1-format","read-only":false,"cache":{"direct":false,"no-flush":false},"driver":"raw","file":"libvirt-1-storage"}"#,
+        "-device",
+        r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0","write-cache":"on"}"#,
+    ]);
+    let c = connect(&sock);
+    let before = c.execute("query-blockstats", None).unwrap();
+    assert_eq!(before[0]["stats"]["rd_operations"], 0, "{before}");
+    assert!(before[0]["stats"].get("idle_time_ns").is_none(), "{before}");
+    c.execute("cont", None).unwrap();
+    let out = wait_serial(&vmm, &log, "DONE", 1);
+    assert_eq!(output::value(&out, "BLK_WCE"), Some("1"), "{out}");
+    let all = c.execute("query-blockstats", None).unwrap();
+    let e = &all[0];
+    assert_eq!(e["device"], "", "{all}");
+    assert_eq!(e["node-name"], "libvirt-1-format");
+    assert_eq!(e["qdev"], "virtio-disk0");
+    let s = &e["stats"];
+    assert_eq!(s["rd_operations"], 1, "{s}");
+    assert_eq!(s["rd_bytes"], 4096);
+    assert_eq!(s["wr_operations"], 1);
+    assert_eq!(s["wr_bytes"], 512);
+    assert_eq!(s["flush_operations"], 1);
+    assert_eq!(s["wr_highest_offset"], 10 * 512);
+    assert_eq!(s["account_invalid"], true);
+    assert!(s["idle_time_ns"].as_u64().is_some(), "{s}");
+    let p = &e["parent"];
+    assert_eq!(p["node-name"], "libvirt-1-storage");
+    assert_eq!(p["stats"]["wr_highest_offset"], 10 * 512);
+    assert_eq!(
+        p["stats"]["wr_operations"], 0,
+        "node level: QEMU counts at the device"
+    );
+    assert_eq!(p["driver-specific"]["driver"], "file");
+    let nodes = c
+        .execute("query-blockstats", Some(json!({"query-nodes": true})))
+        .unwrap();
+    let names: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node-name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["libvirt-1-format", "libvirt-1-storage"], "{nodes}");
+    drop(vmm);
 }

@@ -15,6 +15,7 @@
 //! | [`query`], [`stats`] | lists, info, state, XML, vCPUs; domain stats |
 //! | [`console`], [`serial_log`], [`ptys`] | console streams, serial output readers, ptys in the live XML |
 
+pub mod blockstats;
 pub mod calls;
 pub mod console;
 pub mod definitions;

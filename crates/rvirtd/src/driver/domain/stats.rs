@@ -1,6 +1,6 @@
 //! CONNECT_GET_ALL_DOMAIN_STATS (`virsh domstats`, virt-manager's
-//! polling): the state, cpu, balloon and vcpu groups, with libvirt's
-//! field names.
+//! polling): the state, cpu, balloon, vcpu and block groups, with
+//! libvirt's field names.
 
 use rvirt_remote::calls::ConnectGetAllDomainStatsArgs;
 use rvirt_remote::consts::stats;
@@ -13,7 +13,7 @@ use super::DomainDriver;
 
 /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS`: fail on unknown groups.
 const ENFORCE_STATS: u32 = 1 << 31;
-const KNOWN: u32 = stats::STATE | stats::CPU_TOTAL | stats::BALLOON | stats::VCPU;
+const KNOWN: u32 = stats::STATE | stats::CPU_TOTAL | stats::BALLOON | stats::VCPU | stats::BLOCK;
 
 fn param(field: &str, value: TypedParamValue) -> TypedParam {
     TypedParam {
@@ -46,6 +46,9 @@ fn record(e: &Entry, groups: u32) -> Option<DomainStatsRecord> {
             let cur = def.vcpu.current.unwrap_or(def.vcpu.count);
             p.push(param("vcpu.current", TypedParamValue::UInt(cur)));
             p.push(param("vcpu.maximum", TypedParamValue::UInt(def.vcpu.count)));
+        }
+        if groups & stats::BLOCK != 0 {
+            p.extend(super::blockstats::params(&def, &run.qmp));
         }
     }
     Some(DomainStatsRecord {
