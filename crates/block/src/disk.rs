@@ -39,8 +39,8 @@ pub struct Disk<T> {
     finished: Vec<Finished<T>>,
 }
 
-/// The queue bound a disk gets from [`Disk::new`]; see
-/// [`Disk::with_format`].
+/// The queue bound a disk gets from [`Disk::new`] and by default from
+/// [`Disk::open`]; see [`Disk::with_format`].
 pub const DEFAULT_BOUND: u16 = 256;
 
 impl<T: Send + 'static> Disk<T> {

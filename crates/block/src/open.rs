@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::backend::{Alignment, DiskBackend, RawFile};
 use crate::buf::IoBuf;
 use crate::disk::Disk;
+use crate::format::Raw;
 
 /// The engine that runs a disk's requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub struct OpenOptions {
     /// Discards punch holes (otherwise they succeed and keep the data).
     pub discard: bool,
     pub aio: AioMode,
+    /// The most requests the caller keeps in flight (its queue size):
+    /// io_uring sizes its rings by it.
+    pub queue_bound: u16,
 }
 
 impl Default for OpenOptions {
@@ -60,6 +64,7 @@ impl Default for OpenOptions {
             write_cache: true,
             discard: false,
             aio: AioMode::default(),
+            queue_bound: crate::disk::DEFAULT_BOUND,
         }
     }
 }
@@ -294,16 +299,18 @@ impl<T: Send + 'static> Disk<T> {
                 path: path_buf(),
                 source,
             })?;
-        let mut disk = Disk::new(Arc::new(host), aio).map_err(|source| match aio {
-            AioMode::IoUring => OpenError::IoUring {
-                path: path_buf(),
-                source,
-            },
-            AioMode::Threads | AioMode::Sync => OpenError::Threads {
-                path: path_buf(),
-                source,
-            },
-        })?;
+        let format = Arc::new(Raw::new(Arc::new(host)));
+        let mut disk =
+            Disk::with_format(format, aio, opts.queue_bound).map_err(|source| match aio {
+                AioMode::IoUring => OpenError::IoUring {
+                    path: path_buf(),
+                    source,
+                },
+                AioMode::Threads | AioMode::Sync => OpenError::Threads {
+                    path: path_buf(),
+                    source,
+                },
+            })?;
         disk.set_write_cache(opts.write_cache);
         Ok(disk)
     }

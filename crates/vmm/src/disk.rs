@@ -42,6 +42,7 @@ pub fn open_options(d: &DiskConfig) -> OpenOptions {
             // parser kept QEMU's rule that it needs O_DIRECT).
             Aio::Native | Aio::IoUring => AioMode::IoUring,
         },
+        queue_bound: rvirt_virtio::blk::QUEUE_SIZE,
     }
 }
 

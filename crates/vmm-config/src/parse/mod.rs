@@ -126,9 +126,11 @@ pub fn usage() -> String {
          \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
          \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
          \x20 -device virtio-rng-device,rng=ID\n\
-         \x20 -drive file=IMG,format=raw,if=none,id=ID[,readonly=on,discard=unmap]\n\
-         \x20 -blockdev driver=file|host_device,...  and driver=raw,file=NODE,node-name=ID\n\
-         \x20 -device virtio-blk-device,drive=ID[,serial=S]\n\
+         \x20 -drive file=IMG,format=raw,if=none,id=ID[,readonly=on,discard=unmap,\n\
+         \x20        cache=none|writeback|writethrough|directsync|unsafe,aio=threads|native|io_uring]\n\
+         \x20 -blockdev driver=file|host_device,filename=IMG,node-name=N[,cache.direct=,cache.no-flush=,aio=]\n\
+         \x20 -blockdev driver=raw,file=N,node-name=ID[,read-only=on,discard=unmap]\n\
+         \x20 -device virtio-blk-device,drive=ID[,serial=S,write-cache=on|off]\n\
          \x20 -qmp unix:PATH,server=on,wait=off | stdio\n\
          \x20 -mon chardev=ID,mode=control[,pretty=on]\n\
          \x20 -S                                      start with the vCPUs stopped\n\

@@ -1,4 +1,4 @@
-//! The engines and `open_disk` themselves: every cache and aio mode on a
+//! The engines and `Disk::open` through the device: every cache and aio mode on a
 //! real file, O_DIRECT with aligned and unaligned guest buffers, I/O errors,
 //! the in-flight bound, and reset/drop waiting for in-flight I/O.
 
