@@ -24,6 +24,7 @@ pub mod model;
 pub mod names;
 mod order;
 mod parse;
+pub mod storage;
 pub mod units;
 mod validate;
 pub mod xml;

@@ -161,6 +161,50 @@ pub const INTERFACE: &[&str] = &[
 
 pub const CHARDEV: &[&str] = &["source", "protocol", "log", "target", "alias", "address"];
 
+/// `<pool>` (storage pools).
+pub const POOL: &[&str] = &[
+    "name",
+    "uuid",
+    "capacity",
+    "allocation",
+    "available",
+    "features",
+    "source",
+    "target",
+    "refresh",
+];
+
+/// `<volume>` (storage volumes).
+pub const VOLUME: &[&str] = &[
+    "name",
+    "key",
+    "source",
+    "capacity",
+    "allocation",
+    "physical",
+    "target",
+    "backingStore",
+];
+
+/// `<target>` of a pool or a volume, and a volume's `<backingStore>`.
+pub const STORAGE_TARGET: &[&str] = &[
+    "path",
+    "format",
+    "permissions",
+    "timestamps",
+    "encryption",
+    "compat",
+    "clusterSize",
+    "nocow",
+    "features",
+];
+
+/// `<permissions>`.
+pub const PERMISSIONS: &[&str] = &["mode", "owner", "group", "label"];
+
+/// `<timestamps>`.
+pub const TIMESTAMPS: &[&str] = &["atime", "mtime", "ctime", "btime"];
+
 /// Rank of `name` in `table`; unknown names rank after every known one.
 pub fn rank(table: &[&str], name: &str) -> usize {
     table.iter().position(|n| *n == name).unwrap_or(table.len())

@@ -55,6 +55,15 @@ pub fn to_kib(value: &str, unit: Option<&str>) -> Result<u64, SizeError> {
     Ok(kib)
 }
 
+/// Converts `value` in `unit` (default bytes, as storage sizes have it)
+/// to bytes.
+pub fn to_bytes(value: &str, unit: Option<&str>) -> Result<u64, SizeError> {
+    let unit = unit.filter(|u| !u.is_empty()).unwrap_or("bytes");
+    let scale = unit_scale(unit).ok_or(SizeError::UnknownUnit)?;
+    let n: u64 = value.trim().parse().map_err(|_| SizeError::NotANumber)?;
+    n.checked_mul(scale).ok_or(SizeError::TooLarge)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +78,10 @@ mod tests {
         assert_eq!(to_kib("1", Some("b")), Ok(1));
         assert_eq!(to_kib("2048", Some("bytes")), Ok(2));
         assert_eq!(to_kib("1", Some("TiB")), Ok(1 << 30));
+        assert_eq!(to_bytes("10", None), Ok(10));
+        assert_eq!(to_bytes("2", Some("M")), Ok(2 << 20));
+        assert_eq!(to_bytes("1", Some("GB")), Ok(1_000_000_000));
+        assert_eq!(to_bytes("17", Some("EiB")), Err(SizeError::TooLarge));
     }
 
     #[test]
