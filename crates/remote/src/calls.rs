@@ -8,7 +8,7 @@ use crate::consts::{
     REMOTE_DOMAIN_LIST_MAX, REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_INTERFACE_LIST_MAX,
     REMOTE_NETWORK_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_SECURITY_DOI_MAX,
     REMOTE_SECURITY_LABEL_LIST_MAX, REMOTE_SECURITY_LABEL_MAX, REMOTE_SECURITY_MODEL_MAX,
-    REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_VCPUINFO_MAX,
+    REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_STORAGE_VOL_LIST_MAX, REMOTE_VCPUINFO_MAX,
 };
 use crate::types::{
     DomainStatsRecord, NonnullDomain, NonnullInterface, NonnullNetwork, NonnullNodeDevice,
@@ -589,6 +589,189 @@ xdr_struct! {
     /// `{ remote_nonnull_storage_vol vol; }`: volume lookups.
     pub struct StorageVolRet {
         pub vol: NonnullStorageVol,
+    }
+
+    // ---- Storage pools ---------------------------------------------------
+
+    /// `{ int maxnames; }`: CONNECT_LIST_(DEFINED_)STORAGE_POOLS.
+    pub struct ConnectListStoragePoolsArgs {
+        pub maxnames: i32,
+    }
+
+    /// `{ remote_nonnull_string names<REMOTE_STORAGE_POOL_LIST_MAX>; }`.
+    pub struct ConnectListStoragePoolsRet {
+        pub names: Vec<String> [REMOTE_STORAGE_POOL_LIST_MAX],
+    }
+
+    /// `{ remote_nonnull_string xml; unsigned int flags; }`:
+    /// STORAGE_POOL_CREATE_XML, STORAGE_POOL_DEFINE_XML.
+    pub struct StoragePoolXmlArgs {
+        pub xml: String,
+        pub flags: u32,
+    }
+
+    /// `{ remote_nonnull_storage_pool pool; }`: destroy, undefine,
+    /// get_info, get_autostart, num_of_volumes, is_active, is_persistent.
+    pub struct StoragePoolArgs {
+        pub pool: NonnullStoragePool,
+    }
+
+    /// `{ remote_nonnull_storage_pool pool; unsigned int flags; }`: create,
+    /// build, delete, refresh, get_xml_desc.
+    pub struct StoragePoolFlagsArgs {
+        pub pool: NonnullStoragePool,
+        pub flags: u32,
+    }
+
+    /// `remote_storage_pool_get_info_ret`.
+    pub struct StoragePoolGetInfoRet {
+        /// `virStoragePoolState` (an `unsigned char`: 4 bytes on the wire).
+        pub state: u8,
+        pub capacity: u64,
+        pub allocation: u64,
+        pub available: u64,
+    }
+
+    /// `remote_storage_pool_get_autostart_ret`.
+    pub struct StoragePoolGetAutostartRet {
+        pub autostart: i32,
+    }
+
+    /// `remote_storage_pool_set_autostart_args`.
+    pub struct StoragePoolSetAutostartArgs {
+        pub pool: NonnullStoragePool,
+        pub autostart: i32,
+    }
+
+    /// `remote_storage_pool_is_active_ret`.
+    pub struct StoragePoolIsActiveRet {
+        pub active: i32,
+    }
+
+    /// `remote_storage_pool_is_persistent_ret`.
+    pub struct StoragePoolIsPersistentRet {
+        pub persistent: i32,
+    }
+
+    /// `remote_storage_pool_list_volumes_args`.
+    pub struct StoragePoolListVolumesArgs {
+        pub pool: NonnullStoragePool,
+        pub maxnames: i32,
+    }
+
+    /// `remote_storage_pool_list_volumes_ret`.
+    pub struct StoragePoolListVolumesRet {
+        pub names: Vec<String> [REMOTE_STORAGE_VOL_LIST_MAX],
+    }
+
+    /// `remote_storage_pool_list_all_volumes_args`.
+    pub struct StoragePoolListAllVolumesArgs {
+        pub pool: NonnullStoragePool,
+        pub need_results: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_storage_pool_list_all_volumes_ret`.
+    pub struct StoragePoolListAllVolumesRet {
+        pub vols: Vec<NonnullStorageVol> [REMOTE_STORAGE_VOL_LIST_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_storage_pool_lookup_by_target_path_args`.
+    pub struct StoragePoolLookupByTargetPathArgs {
+        pub path: String,
+    }
+
+    /// `remote_connect_get_storage_pool_capabilities_args`.
+    pub struct ConnectGetStoragePoolCapabilitiesArgs {
+        pub flags: u32,
+    }
+
+    /// `remote_connect_get_storage_pool_capabilities_ret`.
+    pub struct ConnectGetStoragePoolCapabilitiesRet {
+        pub capabilities: String,
+    }
+
+    /// `remote_storage_pool_event_lifecycle_msg`: the MESSAGE of proc 370.
+    pub struct StoragePoolEventLifecycleMsg {
+        pub callback_id: i32,
+        pub pool: NonnullStoragePool,
+        /// `virStoragePoolEventLifecycleType`.
+        pub event: i32,
+        pub detail: i32,
+    }
+
+    /// `remote_storage_pool_event_refresh_msg`: the MESSAGE of proc 371.
+    pub struct StoragePoolEventRefreshMsg {
+        pub callback_id: i32,
+        pub pool: NonnullStoragePool,
+    }
+
+    // ---- Storage volumes -------------------------------------------------
+
+    /// `remote_storage_vol_create_xml_args`.
+    pub struct StorageVolCreateXmlArgs {
+        pub pool: NonnullStoragePool,
+        pub xml: String,
+        pub flags: u32,
+    }
+
+    /// `remote_storage_vol_create_xml_from_args`.
+    pub struct StorageVolCreateXmlFromArgs {
+        pub pool: NonnullStoragePool,
+        pub xml: String,
+        pub clonevol: NonnullStorageVol,
+        pub flags: u32,
+    }
+
+    /// `{ remote_nonnull_storage_vol vol; }`: get_info, get_path,
+    /// storage_pool_lookup_by_volume.
+    pub struct StorageVolArgs {
+        pub vol: NonnullStorageVol,
+    }
+
+    /// `{ remote_nonnull_storage_vol vol; unsigned int flags; }`: delete,
+    /// wipe, get_xml_desc, get_info_flags.
+    pub struct StorageVolFlagsArgs {
+        pub vol: NonnullStorageVol,
+        pub flags: u32,
+    }
+
+    /// `remote_storage_vol_get_info_ret` (and `_get_info_flags_ret`).
+    pub struct StorageVolGetInfoRet {
+        /// `virStorageVolType` (a `char`: 4 bytes on the wire).
+        pub type_: u8,
+        pub capacity: u64,
+        pub allocation: u64,
+    }
+
+    /// `remote_storage_vol_get_path_ret`.
+    pub struct StorageVolGetPathRet {
+        pub name: String,
+    }
+
+    /// `remote_storage_vol_upload_args`, `remote_storage_vol_download_args`.
+    pub struct StorageVolStreamArgs {
+        pub vol: NonnullStorageVol,
+        pub offset: u64,
+        /// 0: to the end.
+        pub length: u64,
+        pub flags: u32,
+    }
+
+    /// `remote_storage_vol_wipe_pattern_args`.
+    pub struct StorageVolWipePatternArgs {
+        pub vol: NonnullStorageVol,
+        /// `virStorageVolWipeAlgorithm`.
+        pub algorithm: u32,
+        pub flags: u32,
+    }
+
+    /// `remote_storage_vol_resize_args`.
+    pub struct StorageVolResizeArgs {
+        pub vol: NonnullStorageVol,
+        pub capacity: u64,
+        pub flags: u32,
     }
 
     // ---- vCPU pinning ---------------------------------------------------

@@ -41,6 +41,8 @@ pub const REMOTE_NETWORK_LIST_MAX: u32 = 16_384;
 pub const REMOTE_INTERFACE_LIST_MAX: u32 = 16_384;
 /// `REMOTE_STORAGE_POOL_LIST_MAX`.
 pub const REMOTE_STORAGE_POOL_LIST_MAX: u32 = 4096;
+/// `REMOTE_STORAGE_VOL_LIST_MAX`.
+pub const REMOTE_STORAGE_VOL_LIST_MAX: u32 = 16_384;
 /// `REMOTE_NODE_DEVICE_LIST_MAX`.
 pub const REMOTE_NODE_DEVICE_LIST_MAX: u32 = 16_384;
 /// `REMOTE_CPU_BASELINE_MAX`.
@@ -153,5 +155,111 @@ mod tests {
         assert_eq!(version_number(7, 2, 22), 7_002_022);
         assert_eq!(version_parts(9_000_000), (9, 0, 0));
         assert_eq!(version_parts(7_002_022), (7, 2, 22));
+    }
+}
+
+/// Storage pools and volumes: the flags and numbers of libvirt-storage.h.
+pub mod storage {
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_*` (CONNECT_LIST_ALL_STORAGE_POOLS).
+    pub mod list {
+        pub const INACTIVE: u32 = 1 << 0;
+        pub const ACTIVE: u32 = 1 << 1;
+        pub const PERSISTENT: u32 = 1 << 2;
+        pub const TRANSIENT: u32 = 1 << 3;
+        pub const AUTOSTART: u32 = 1 << 4;
+        pub const NO_AUTOSTART: u32 = 1 << 5;
+        /// The first pool-type bit (`..._DIR`); the others follow in
+        /// [`TYPE_BITS`] order.
+        pub const DIR: u32 = 1 << 6;
+        /// The pool type of each bit from `1 << 6` up, as libvirt numbers
+        /// them (`..._DIR` … `..._ISCSI_DIRECT`); sheepdog's bit stays
+        /// though libvirt 9.0 no longer has the type.
+        pub const TYPE_BITS: &[&str] = &[
+            "dir",
+            "fs",
+            "netfs",
+            "logical",
+            "disk",
+            "iscsi",
+            "scsi",
+            "mpath",
+            "rbd",
+            "sheepdog",
+            "gluster",
+            "zfs",
+            "vstorage",
+            "iscsi-direct",
+        ];
+        /// Every flag libvirt 9.0 defines.
+        pub const ALL: u32 = (1 << 20) - 1;
+    }
+    /// `virStoragePoolState`.
+    pub mod pool_state {
+        pub const INACTIVE: u8 = 0;
+        pub const BUILDING: u8 = 1;
+        pub const RUNNING: u8 = 2;
+        pub const DEGRADED: u8 = 3;
+        pub const INACCESSIBLE: u8 = 4;
+    }
+    /// `virStorageVolType`.
+    pub mod vol_type {
+        pub const FILE: u8 = 0;
+        pub const BLOCK: u8 = 1;
+        pub const DIR: u8 = 2;
+        pub const NETWORK: u8 = 3;
+        pub const NETDIR: u8 = 4;
+        pub const PLOOP: u8 = 5;
+    }
+    /// `VIR_STORAGE_XML_INACTIVE` (STORAGE_POOL_GET_XML_DESC).
+    pub const XML_INACTIVE: u32 = 1 << 0;
+    /// `VIR_STORAGE_POOL_BUILD_*`.
+    pub mod build {
+        pub const REPAIR: u32 = 1 << 0;
+        pub const RESIZE: u32 = 1 << 1;
+        pub const NO_OVERWRITE: u32 = 1 << 2;
+        pub const OVERWRITE: u32 = 1 << 3;
+    }
+    /// `VIR_STORAGE_POOL_CREATE_*` (STORAGE_POOL_CREATE, _CREATE_XML).
+    pub mod create {
+        pub const WITH_BUILD: u32 = 1 << 0;
+        pub const WITH_BUILD_OVERWRITE: u32 = 1 << 1;
+        pub const WITH_BUILD_NO_OVERWRITE: u32 = 1 << 2;
+    }
+    /// `VIR_STORAGE_POOL_DEFINE_VALIDATE`.
+    pub const DEFINE_VALIDATE: u32 = 1 << 0;
+    /// `VIR_STORAGE_VOL_CREATE_*`.
+    pub mod vol_create {
+        pub const PREALLOC_METADATA: u32 = 1 << 0;
+        pub const REFLINK: u32 = 1 << 1;
+        pub const VALIDATE: u32 = 1 << 2;
+    }
+    /// `VIR_STORAGE_VOL_RESIZE_*`.
+    pub mod resize {
+        pub const ALLOCATE: u32 = 1 << 0;
+        pub const DELTA: u32 = 1 << 1;
+        pub const SHRINK: u32 = 1 << 2;
+    }
+    /// `VIR_STORAGE_VOL_DELETE_*`.
+    pub mod vol_delete {
+        pub const ZEROED: u32 = 1 << 0;
+        pub const WITH_SNAPSHOTS: u32 = 1 << 1;
+    }
+    /// `VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM` (and DOWNLOAD's twin).
+    pub const SPARSE_STREAM: u32 = 1 << 0;
+    /// `VIR_STORAGE_VOL_GET_PHYSICAL` (STORAGE_VOL_GET_INFO_FLAGS).
+    pub const GET_PHYSICAL: u32 = 1 << 0;
+    /// `VIR_STORAGE_VOL_WIPE_ALG_ZERO`: the one algorithm without `scrub`.
+    pub const WIPE_ALG_ZERO: u32 = 0;
+    /// `VIR_STORAGE_POOL_EVENT_ID_*`.
+    pub const EVENT_ID_LIFECYCLE: i32 = 0;
+    pub const EVENT_ID_REFRESH: i32 = 1;
+    /// `virStoragePoolEventLifecycleType`.
+    pub mod event {
+        pub const DEFINED: i32 = 0;
+        pub const UNDEFINED: i32 = 1;
+        pub const STARTED: i32 = 2;
+        pub const STOPPED: i32 = 3;
+        pub const CREATED: i32 = 4;
+        pub const DELETED: i32 = 5;
     }
 }

@@ -36,11 +36,14 @@ pub mod code {
     pub const OPERATION_TIMEOUT: i32 = 68;
     pub const INVALID_STREAM: i32 = 73;
     pub const ARGUMENT_UNSUPPORTED: i32 = 74;
+    pub const STORAGE_PROBE_FAILED: i32 = 75;
+    pub const STORAGE_POOL_BUILT: i32 = 76;
     pub const OPERATION_ABORTED: i32 = 78;
     pub const NO_DOMAIN_METADATA: i32 = 80;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
     pub const RESOURCE_BUSY: i32 = 87;
     pub const ACCESS_DENIED: i32 = 88;
+    pub const STORAGE_VOL_EXIST: i32 = 90;
     pub const DEVICE_MISSING: i32 = 99;
     pub const MULTIPLE_DOMAINS: i32 = 110;
 }
@@ -151,6 +154,17 @@ fn templates(c: i32) -> (&'static str, &'static str) {
         ),
         code::INVALID_STREAM => ("stream is not valid", "stream is not valid: %s"),
         code::ARGUMENT_UNSUPPORTED => ("argument unsupported", "argument unsupported: %s"),
+        code::STORAGE_PROBE_FAILED => {
+            ("Storage pool probe failed", "Storage pool probe failed: %s")
+        }
+        code::STORAGE_POOL_BUILT => (
+            "storage pool already built",
+            "Storage pool already built: %s",
+        ),
+        code::STORAGE_VOL_EXIST => (
+            "this storage volume exists already",
+            "storage volume %s exists already",
+        ),
         code::OPERATION_ABORTED => ("operation aborted", "operation aborted: %s"),
         code::NO_DOMAIN_METADATA => ("metadata not found", "metadata not found: %s"),
         code::OPERATION_UNSUPPORTED => ("Operation not supported", "Operation not supported: %s"),

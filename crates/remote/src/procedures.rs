@@ -326,14 +326,53 @@ procedures! {
     }
     /// Storage pools and volumes.
     storage: StorageCalls {
+        ConnectNumOfStoragePools(CONNECT_NUM_OF_STORAGE_POOLS) = 71: () => NumRet, r, connect_num_of_storage_pools;
+        ConnectListStoragePools(CONNECT_LIST_STORAGE_POOLS) = 72: ConnectListStoragePoolsArgs => ConnectListStoragePoolsRet, r, connect_list_storage_pools;
+        ConnectNumOfDefinedStoragePools(CONNECT_NUM_OF_DEFINED_STORAGE_POOLS) = 73: () => NumRet, r, connect_num_of_defined_storage_pools;
+        ConnectListDefinedStoragePools(CONNECT_LIST_DEFINED_STORAGE_POOLS) = 74: ConnectListStoragePoolsArgs => ConnectListStoragePoolsRet, r, connect_list_defined_storage_pools;
+        StoragePoolCreateXml(STORAGE_POOL_CREATE_XML) = 76: StoragePoolXmlArgs => StoragePoolRet, w, storage_pool_create_xml;
+        StoragePoolDefineXml(STORAGE_POOL_DEFINE_XML) = 77: StoragePoolXmlArgs => StoragePoolRet, w, storage_pool_define_xml;
+        StoragePoolCreate(STORAGE_POOL_CREATE) = 78: StoragePoolFlagsArgs => (), w, storage_pool_create;
+        StoragePoolBuild(STORAGE_POOL_BUILD) = 79: StoragePoolFlagsArgs => (), w, storage_pool_build;
+        StoragePoolDestroy(STORAGE_POOL_DESTROY) = 80: StoragePoolArgs => (), w, storage_pool_destroy;
+        StoragePoolDelete(STORAGE_POOL_DELETE) = 81: StoragePoolFlagsArgs => (), w, storage_pool_delete;
+        StoragePoolUndefine(STORAGE_POOL_UNDEFINE) = 82: StoragePoolArgs => (), w, storage_pool_undefine;
+        StoragePoolRefresh(STORAGE_POOL_REFRESH) = 83: StoragePoolFlagsArgs => (), w, storage_pool_refresh;
         StoragePoolLookupByName(STORAGE_POOL_LOOKUP_BY_NAME) = 84: NameArgs => StoragePoolRet, r, storage_pool_lookup_by_name;
         StoragePoolLookupByUuid(STORAGE_POOL_LOOKUP_BY_UUID) = 85: UuidArgs => StoragePoolRet, r, storage_pool_lookup_by_uuid;
+        StoragePoolLookupByVolume(STORAGE_POOL_LOOKUP_BY_VOLUME) = 86: StorageVolArgs => StoragePoolRet, r, storage_pool_lookup_by_volume;
+        StoragePoolGetInfo(STORAGE_POOL_GET_INFO) = 87: StoragePoolArgs => StoragePoolGetInfoRet, r, storage_pool_get_info;
+        StoragePoolGetXmlDesc(STORAGE_POOL_GET_XML_DESC) = 88: StoragePoolFlagsArgs => XmlRet, r, storage_pool_get_xml_desc;
+        StoragePoolGetAutostart(STORAGE_POOL_GET_AUTOSTART) = 89: StoragePoolArgs => StoragePoolGetAutostartRet, r, storage_pool_get_autostart;
+        StoragePoolSetAutostart(STORAGE_POOL_SET_AUTOSTART) = 90: StoragePoolSetAutostartArgs => (), w, storage_pool_set_autostart;
+        StoragePoolNumOfVolumes(STORAGE_POOL_NUM_OF_VOLUMES) = 91: StoragePoolArgs => NumRet, r, storage_pool_num_of_volumes;
+        StoragePoolListVolumes(STORAGE_POOL_LIST_VOLUMES) = 92: StoragePoolListVolumesArgs => StoragePoolListVolumesRet, r, storage_pool_list_volumes;
+        StorageVolCreateXml(STORAGE_VOL_CREATE_XML) = 93: StorageVolCreateXmlArgs => StorageVolRet, w, storage_vol_create_xml;
+        StorageVolDelete(STORAGE_VOL_DELETE) = 94: StorageVolFlagsArgs => (), w, storage_vol_delete;
         StorageVolLookupByName(STORAGE_VOL_LOOKUP_BY_NAME) = 95: StorageVolLookupByNameArgs => StorageVolRet, r, storage_vol_lookup_by_name;
         StorageVolLookupByKey(STORAGE_VOL_LOOKUP_BY_KEY) = 96: StorageVolLookupByKeyArgs => StorageVolRet, r, storage_vol_lookup_by_key;
         StorageVolLookupByPath(STORAGE_VOL_LOOKUP_BY_PATH) = 97: StorageVolLookupByPathArgs => StorageVolRet, r, storage_vol_lookup_by_path;
+        StorageVolGetInfo(STORAGE_VOL_GET_INFO) = 98: StorageVolArgs => StorageVolGetInfoRet, r, storage_vol_get_info;
+        StorageVolGetXmlDesc(STORAGE_VOL_GET_XML_DESC) = 99: StorageVolFlagsArgs => XmlRet, r, storage_vol_get_xml_desc;
+        StorageVolGetPath(STORAGE_VOL_GET_PATH) = 100: StorageVolArgs => StorageVolGetPathRet, r, storage_vol_get_path;
+        StorageVolCreateXmlFrom(STORAGE_VOL_CREATE_XML_FROM) = 125: StorageVolCreateXmlFromArgs => StorageVolRet, w, storage_vol_create_xml_from;
+        StoragePoolIsActive(STORAGE_POOL_IS_ACTIVE) = 154: StoragePoolArgs => StoragePoolIsActiveRet, r, storage_pool_is_active;
+        StoragePoolIsPersistent(STORAGE_POOL_IS_PERSISTENT) = 155: StoragePoolArgs => StoragePoolIsPersistentRet, r, storage_pool_is_persistent;
+        StorageVolWipe(STORAGE_VOL_WIPE) = 165: StorageVolFlagsArgs => (), w, storage_vol_wipe;
+        /// Opens an upload stream: the client's STREAM messages are written
+        /// into the volume.
+        StorageVolUpload(STORAGE_VOL_UPLOAD) = 208: StorageVolStreamArgs => (), w, storage_vol_upload;
+        /// Opens a download stream: the volume's bytes flow as STREAM messages.
+        StorageVolDownload(STORAGE_VOL_DOWNLOAD) = 209: StorageVolStreamArgs => (), w, storage_vol_download;
+        StorageVolWipePattern(STORAGE_VOL_WIPE_PATTERN) = 259: StorageVolWipePatternArgs => (), w, storage_vol_wipe_pattern;
+        StorageVolResize(STORAGE_VOL_RESIZE) = 260: StorageVolResizeArgs => (), w, storage_vol_resize;
         ConnectListAllStoragePools(CONNECT_LIST_ALL_STORAGE_POOLS) = 281: ConnectListAllArgs => ConnectListAllStoragePoolsRet, r, connect_list_all_storage_pools;
+        StoragePoolListAllVolumes(STORAGE_POOL_LIST_ALL_VOLUMES) = 282: StoragePoolListAllVolumesArgs => StoragePoolListAllVolumesRet, r, storage_pool_list_all_volumes;
         ConnectStoragePoolEventRegisterAny(CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY) = 368: ConnectStoragePoolEventRegisterAnyArgs => CallbackIdRet, r, connect_storage_pool_event_register_any;
         ConnectStoragePoolEventDeregisterAny(CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY) = 369: CallbackIdArgs => (), r, connect_storage_pool_event_deregister_any;
+        StorageVolGetInfoFlags(STORAGE_VOL_GET_INFO_FLAGS) = 378: StorageVolFlagsArgs => StorageVolGetInfoRet, r, storage_vol_get_info_flags;
+        StoragePoolLookupByTargetPath(STORAGE_POOL_LOOKUP_BY_TARGET_PATH) = 391: StoragePoolLookupByTargetPathArgs => StoragePoolRet, r, storage_pool_lookup_by_target_path;
+        ConnectGetStoragePoolCapabilities(CONNECT_GET_STORAGE_POOL_CAPABILITIES) = 403: ConnectGetStoragePoolCapabilitiesArgs => ConnectGetStoragePoolCapabilitiesRet, r, connect_get_storage_pool_capabilities;
     }
     /// Host interfaces.
     interface: InterfaceCalls {
@@ -353,6 +392,10 @@ procedures! {
         DomainEventCallbackLifecycle(DOMAIN_EVENT_CALLBACK_LIFECYCLE) = 318: DomainEventCallbackLifecycleMsg => (), r, domain_event_callback_lifecycle;
         /// Reboot event MESSAGE for a registered callback.
         DomainEventCallbackReboot(DOMAIN_EVENT_CALLBACK_REBOOT) = 319: DomainEventCallbackRebootMsg => (), r, domain_event_callback_reboot;
+        /// Storage pool lifecycle event MESSAGE for a registered callback.
+        StoragePoolEventLifecycle(STORAGE_POOL_EVENT_LIFECYCLE) = 370: StoragePoolEventLifecycleMsg => (), r, storage_pool_event_lifecycle;
+        /// Storage pool refresh event MESSAGE for a registered callback.
+        StoragePoolEventRefresh(STORAGE_POOL_EVENT_REFRESH) = 371: StoragePoolEventRefreshMsg => (), r, storage_pool_event_refresh;
         /// The daemon tells a client why it is closing the connection.
         ConnectEventConnectionClosed(CONNECT_EVENT_CONNECTION_CLOSED) = 362: ConnectEventConnectionClosedMsg => (), r, connect_event_connection_closed;
     }
@@ -429,6 +472,35 @@ mod tests {
             e.to_string(),
             "this function is not supported by the connection driver: virStorageVolLookupByPath"
         );
+    }
+
+    #[test]
+    fn storage_numbers_as_virsh_sends_them() {
+        // Read off virsh 9.0's and libvirt-python's traffic to libvirtd
+        // (LIBVIRT_DEBUG's RPC_CLIENT_MSG_TX_QUEUE lines).
+        for (p, n) in [
+            (Procedure::StoragePoolGetInfo, 87),
+            (Procedure::StoragePoolIsActive, 154),
+            (Procedure::StoragePoolIsPersistent, 155),
+            (Procedure::StorageVolCreateXmlFrom, 125),
+            (Procedure::StorageVolWipe, 165),
+            (Procedure::StorageVolUpload, 208),
+            (Procedure::StorageVolDownload, 209),
+            (Procedure::StorageVolWipePattern, 259),
+            (Procedure::StorageVolResize, 260),
+            (Procedure::StoragePoolListAllVolumes, 282),
+            (Procedure::StorageVolGetInfoFlags, 378),
+            (Procedure::StoragePoolLookupByTargetPath, 391),
+            (Procedure::ConnectGetStoragePoolCapabilities, 403),
+        ] {
+            assert_eq!(p.number(), n, "{p}");
+        }
+        assert_eq!(
+            Procedure::StorageVolCreateXmlFrom.api_name(),
+            "virStorageVolCreateXMLFrom"
+        );
+        assert!(Procedure::StorageVolDownload.changes_state());
+        assert!(!Procedure::StoragePoolGetXmlDesc.changes_state());
     }
 
     #[test]
