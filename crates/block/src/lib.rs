@@ -22,6 +22,11 @@
 //!
 //! Options are typed ([`OpenOptions`]); how QEMU's command line spells them
 //! is `rvirt-vmm-config`'s business.
+//!
+//! [`image`]: images as a storage pool sees them (create, inspect, resize,
+//! copy raw and qcow2 images, on imago), for the daemon's volumes.
+
+pub mod image;
 
 mod aligned;
 mod backend;
