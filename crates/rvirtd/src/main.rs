@@ -98,6 +98,8 @@ fn main() -> ExitCode {
         ),
     }));
     drivers.domain.load();
+    // Pools before domains autostart: a domain's volume disks need them.
+    drivers.storage.load();
     let listener = match server::bind(&tree.socket, args.socket_group.as_deref()) {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", tree.socket.display())),

@@ -25,6 +25,14 @@ pub struct Tree {
     pub socket: PathBuf,
     /// Held (flock) while a daemon serves this tree.
     pub lock_file: PathBuf,
+    /// Persistent storage pool definitions, `NAME.xml`.
+    pub storage_config_dir: PathBuf,
+    /// `NAME.xml` symlinks for pools started with the daemon.
+    pub storage_autostart_dir: PathBuf,
+    /// The live definitions of running pools, `NAME.xml`.
+    pub storage_state_dir: PathBuf,
+    /// The `default` pool's directory (system mode).
+    pub images_dir: PathBuf,
 }
 
 impl Tree {
@@ -39,6 +47,11 @@ impl Tree {
             log_dir: root.join("var/log/rvirt/qemu"),
             socket: run.join("rvirt-sock"),
             lock_file: run.join("rvirtd.lock"),
+            storage_config_dir: root.join("etc/rvirt/storage"),
+            storage_autostart_dir: root.join("etc/rvirt/storage/autostart"),
+            storage_state_dir: run.join("storage"),
+            // Where libvirt's packages put the default pool.
+            images_dir: root.join("var/lib/libvirt/images"),
         }
     }
 
@@ -54,7 +67,8 @@ impl Tree {
                 .filter(|p| p.is_absolute())
                 .unwrap_or_else(|| home.join(fallback))
         };
-        let config = xdg("XDG_CONFIG_HOME", ".config").join("rvirt/qemu");
+        let config_home = xdg("XDG_CONFIG_HOME", ".config").join("rvirt");
+        let config = config_home.join("qemu");
         let cache = xdg("XDG_CACHE_HOME", ".cache").join("rvirt/qemu");
         let run = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
             Some(p) if p.is_absolute() => p.join("rvirt"),
@@ -68,6 +82,10 @@ impl Tree {
             log_dir: cache.join("log"),
             socket: run.join("rvirt-sock"),
             lock_file: run.join("rvirtd.lock"),
+            storage_config_dir: config_home.join("storage"),
+            storage_autostart_dir: config_home.join("storage/autostart"),
+            storage_state_dir: run.join("storage"),
+            images_dir: xdg("XDG_DATA_HOME", ".local/share").join("rvirt/images"),
         })
     }
 
@@ -90,6 +108,9 @@ impl Tree {
             &self.autostart_dir,
             &self.state_dir,
             &self.log_dir,
+            &self.storage_config_dir,
+            &self.storage_autostart_dir,
+            &self.storage_state_dir,
         ] {
             b.create(d)?;
         }

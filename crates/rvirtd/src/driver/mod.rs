@@ -8,7 +8,7 @@
 //! | [`host::HostDriver`] | capabilities, node info, versions, host name; host interfaces and devices (none) |
 //! | [`domain::DomainDriver`] | domains: definitions, lifecycle, queries, stats, consoles, domain events |
 //! | [`network::NetworkDriver`] | virtual networks (none yet: empty lists, "no such network") |
-//! | [`storage::StorageDriver`] | storage pools and volumes (none yet: empty lists, "no such pool/volume") |
+//! | [`storage::StorageDriver`] | storage pools (dir) and their volumes: definitions, lifecycle, volumes, upload/download, pool events |
 //!
 //! Connection-level calls (open, features, auth) are the server's own:
 //! `server::router`.
@@ -32,7 +32,7 @@ pub struct Drivers {
     pub host: host::HostDriver,
     pub domain: Arc<domain::DomainDriver>,
     pub network: network::NetworkDriver,
-    pub storage: storage::StorageDriver,
+    pub storage: Arc<storage::StorageDriver>,
     /// Event callbacks of every client, for every driver's events.
     pub events: Arc<EventHub>,
 }
@@ -40,15 +40,23 @@ pub struct Drivers {
 impl Drivers {
     pub fn new(cfg: &Config) -> Self {
         let events = Arc::new(EventHub::default());
+        let storage = storage::StorageDriver::new(cfg, events.clone());
+        let domain = domain::DomainDriver::new(cfg, events.clone(), storage.clone());
+        // A volume a running domain uses is not deleted: the storage
+        // driver asks the domain driver (never under a storage lock).
+        let weak = Arc::downgrade(&domain);
+        storage.set_in_use(Box::new(move |path, pool, vol| {
+            weak.upgrade().and_then(|d| d.volume_user(path, pool, vol))
+        }));
         Drivers {
             connection: ConnectionDriver {
                 mode: cfg.tree.mode,
                 keepalive: cfg.keepalive,
             },
             host: host::HostDriver::new(cfg),
-            domain: domain::DomainDriver::new(cfg, events.clone()),
+            domain,
             network: network::NetworkDriver,
-            storage: storage::StorageDriver,
+            storage,
             events,
         }
     }
@@ -72,7 +80,7 @@ impl<'a> procedures::Drivers<Call<'a>> for Drivers {
     }
 
     fn storage(&self) -> &dyn StorageCalls<Call<'a>> {
-        &self.storage
+        &*self.storage
     }
 
     fn interface(&self) -> &dyn procedures::InterfaceCalls<Call<'a>> {

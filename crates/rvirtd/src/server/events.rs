@@ -1,21 +1,38 @@
-//! Domain event callbacks (CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY)
-//! and their delivery to every interested client.
+//! Event callbacks (CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+//! CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY) and their delivery to every
+//! interested client.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use rvirt_remote::calls::{DomainEventCallbackRebootMsg, DomainEventRebootMsg};
+use rvirt_remote::calls::{
+    DomainEventCallbackRebootMsg, DomainEventRebootMsg, StoragePoolEventLifecycleMsg,
+    StoragePoolEventRefreshMsg,
+};
+use rvirt_remote::consts::storage::{EVENT_ID_LIFECYCLE, EVENT_ID_REFRESH};
 use rvirt_remote::consts::{VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT};
+use rvirt_remote::types::NonnullStoragePool;
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
+
+/// What kind of object a callback watches: event ids are numbered per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Domain,
+    StoragePool,
+}
+
+/// One registration: the kind, the event id, and the one object it is
+/// limited to (by UUID), if any.
+type Registration = (Kind, i32, Option<Uuid>);
 
 use super::outbox::Outbox;
 
 /// One client's registrations.
 pub struct Subscriber {
     pub outbox: Arc<Outbox>,
-    /// callback id -> (event id, only this domain).
-    callbacks: Mutex<HashMap<i32, (i32, Option<Uuid>)>>,
+    /// callback id -> what it watches.
+    callbacks: Mutex<HashMap<i32, Registration>>,
 }
 
 impl Subscriber {
@@ -26,7 +43,7 @@ impl Subscriber {
         }
     }
 
-    fn callbacks(&self) -> std::sync::MutexGuard<'_, HashMap<i32, (i32, Option<Uuid>)>> {
+    fn callbacks(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Registration>> {
         self.callbacks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -52,17 +69,42 @@ impl EventHub {
     /// Registers a callback and returns its id (unique per daemon, as
     /// libvirtd's are).
     pub fn register(&self, s: &Subscriber, event_id: i32, dom: Option<Uuid>) -> i32 {
+        self.register_kind(s, Kind::Domain, event_id, dom)
+    }
+
+    /// Registers a callback for objects of `kind`.
+    pub fn register_kind(
+        &self,
+        s: &Subscriber,
+        kind: Kind,
+        event_id: i32,
+        only: Option<Uuid>,
+    ) -> i32 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        s.callbacks().insert(id, (event_id, dom));
+        s.callbacks().insert(id, (kind, event_id, only));
         tracing::debug!(callback = id, event_id, "event callback registered");
         id
     }
 
     pub fn deregister(&self, s: &Subscriber, id: i32) -> bool {
-        s.callbacks().remove(&id).is_some()
+        self.deregister_kind(s, Kind::Domain, id)
     }
 
-    fn each(&self, event_id: i32, dom: &NonnullDomain, mut f: impl FnMut(&Subscriber, i32)) {
+    /// Removes callback `id` if it watches objects of `kind`.
+    pub fn deregister_kind(&self, s: &Subscriber, kind: Kind, id: i32) -> bool {
+        let mut cbs = s.callbacks();
+        if cbs.get(&id).is_some_and(|r| r.0 == kind) {
+            cbs.remove(&id);
+            return true;
+        }
+        false
+    }
+
+    fn each(&self, event_id: i32, dom: &NonnullDomain, f: impl FnMut(&Subscriber, i32)) {
+        self.each_of(Kind::Domain, event_id, &dom.uuid, f)
+    }
+
+    fn each_of(&self, kind: Kind, event_id: i32, uuid: &Uuid, mut f: impl FnMut(&Subscriber, i32)) {
         let subs: Vec<Arc<Subscriber>> = self
             .subscribers
             .lock()
@@ -74,7 +116,9 @@ impl EventHub {
             let ids: Vec<i32> = s
                 .callbacks()
                 .iter()
-                .filter(|(_, (ev, only))| *ev == event_id && only.is_none_or(|u| u == dom.uuid))
+                .filter(|(_, (k, ev, only))| {
+                    *k == kind && *ev == event_id && only.is_none_or(|u| u == *uuid)
+                })
                 .map(|(id, _)| *id)
                 .collect();
             for id in ids {
@@ -103,6 +147,40 @@ impl EventHub {
                         msg: DomainEventRebootMsg { dom: dom.clone() },
                     },
                 )));
+        });
+    }
+
+    /// Pushes a storage pool lifecycle event
+    /// (`rvirt_remote::consts::storage::event`) to every matching callback.
+    pub fn pool_lifecycle(&self, pool: &NonnullStoragePool, event: i32, detail: i32) {
+        tracing::debug!(pool = %pool.name, event, detail, "storage pool event");
+        self.each_of(
+            Kind::StoragePool,
+            EVENT_ID_LIFECYCLE,
+            &pool.uuid,
+            |s, id| {
+                s.outbox
+                    .send(&server::event(&Args::StoragePoolEventLifecycle(
+                        StoragePoolEventLifecycleMsg {
+                            callback_id: id,
+                            pool: pool.clone(),
+                            event,
+                            detail,
+                        },
+                    )));
+            },
+        );
+    }
+
+    /// Pushes a storage pool refresh event.
+    pub fn pool_refresh(&self, pool: &NonnullStoragePool) {
+        self.each_of(Kind::StoragePool, EVENT_ID_REFRESH, &pool.uuid, |s, id| {
+            s.outbox.send(&server::event(&Args::StoragePoolEventRefresh(
+                StoragePoolEventRefreshMsg {
+                    callback_id: id,
+                    pool: pool.clone(),
+                },
+            )));
         });
     }
 }

@@ -8,11 +8,13 @@
 //! | [`router`] | every message to its answer: ACL, connection calls, drivers |
 //! | [`outbox`] | a client's send queue and writer thread |
 //! | [`events`] | event callbacks and their delivery |
+//! | [`streams`] | a client's open streams (console, volume upload and download) |
 
 pub mod connection;
 pub mod events;
 pub mod outbox;
 pub mod router;
+pub mod streams;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;

@@ -2,43 +2,108 @@
 //! writer thread per client sends them, so that a client that stops
 //! reading only ever blocks its own writer, never a VM follower or
 //! another client. A client whose queue overflows is disconnected.
+//!
+//! Bulk data (a volume's download) goes through the same queue but is
+//! paced: [`Outbox::send_bulk`] waits while more than [`BULK_BYTES`] of it
+//! are queued and unwritten, so a download neither fills the queue (which
+//! would drop the client at the next event) nor holds the file in memory.
 
 use std::io::Write;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use rvirt_remote::Message;
 
 /// Messages waiting for a slow client before it is dropped.
 const QUEUE: usize = 1024;
 
+/// Bulk bytes queued and not yet written before a bulk sender waits.
+pub const BULK_BYTES: usize = 4 << 20;
+
+/// One queued message; bulk messages give their bytes back to the budget
+/// once written.
+pub struct Queued {
+    pub bytes: Vec<u8>,
+    budget: Option<Arc<Budget>>,
+}
+
+/// Bulk bytes in the queue, and a condition to wait for them to drain.
+#[derive(Default)]
+struct Budget {
+    queued: Mutex<usize>,
+    drained: Condvar,
+}
+
+impl Budget {
+    fn release(&self, n: usize) {
+        let mut q = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+        *q = q.saturating_sub(n);
+        self.drained.notify_all();
+    }
+}
+
 pub struct Outbox {
-    tx: SyncSender<Vec<u8>>,
+    tx: SyncSender<Queued>,
     stream: UnixStream,
     closed: AtomicBool,
+    bulk: Arc<Budget>,
 }
 
 impl Outbox {
     /// The outbox and the receiving end its writer thread drains.
-    pub fn new(stream: UnixStream) -> (Self, Receiver<Vec<u8>>) {
+    pub fn new(stream: UnixStream) -> (Self, Receiver<Queued>) {
         let (tx, rx) = sync_channel(QUEUE);
         (
             Outbox {
                 tx,
                 stream,
                 closed: AtomicBool::new(false),
+                bulk: Arc::default(),
             },
             rx,
         )
     }
 
+    /// Queues bulk data once less than [`BULK_BYTES`] of it wait to be
+    /// written; false (and nothing queued) once the connection is closed.
+    pub fn send_bulk(&self, m: &Message) -> bool {
+        let bytes = match m.to_bytes() {
+            Ok(b) => b,
+            Err(_) => return false,
+        };
+        let n = bytes.len();
+        {
+            let mut q = self
+                .bulk
+                .queued
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while *q > BULK_BYTES {
+                if self.is_closed() {
+                    return false;
+                }
+                // The timeout only bounds how late a close is noticed.
+                q = self
+                    .bulk
+                    .drained
+                    .wait_timeout(q, Duration::from_millis(200))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            *q += n;
+        }
+        self.queue(Queued {
+            bytes,
+            budget: Some(self.bulk.clone()),
+        })
+    }
+
     /// Queues `m`; false (and the connection is closed) if it cannot be.
     pub fn send(&self, m: &Message) -> bool {
-        if self.closed.load(Ordering::Relaxed) {
-            return false;
-        }
         let bytes = match m.to_bytes() {
             Ok(b) => b,
             Err(e) => {
@@ -46,7 +111,20 @@ impl Outbox {
                 return false;
             }
         };
-        match self.tx.try_send(bytes) {
+        self.queue(Queued {
+            bytes,
+            budget: None,
+        })
+    }
+
+    fn queue(&self, q: Queued) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            if let Some(b) = &q.budget {
+                b.release(q.bytes.len());
+            }
+            return false;
+        }
+        match self.tx.try_send(q) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("client does not read its messages; disconnecting it");
@@ -61,6 +139,7 @@ impl Outbox {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
         let _ = self.stream.shutdown(Shutdown::Both);
+        self.bulk.drained.notify_all();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -69,9 +148,13 @@ impl Outbox {
 }
 
 /// The writer thread's loop: send until the queue or the socket ends.
-pub fn write_loop(mut stream: UnixStream, rx: Receiver<Vec<u8>>) {
-    for bytes in rx {
-        if stream.write_all(&bytes).is_err() {
+pub fn write_loop(mut stream: UnixStream, rx: Receiver<Queued>) {
+    for q in rx {
+        let ok = stream.write_all(&q.bytes).is_ok();
+        if let Some(b) = &q.budget {
+            b.release(q.bytes.len());
+        }
+        if !ok {
             let _ = stream.shutdown(Shutdown::Both);
             break;
         }

@@ -21,7 +21,7 @@ use rvirt_remote::uri::Mode;
 use rvirt_remote::{Message, RemoteError};
 
 use super::events::Subscriber;
-use crate::driver::domain::console::Streams;
+use super::streams::Streams;
 
 /// `VIR_CONNECT_RO`.
 pub const VIR_CONNECT_RO: u32 = 1;
@@ -261,7 +261,7 @@ mod tests {
         fake: Fake,
         client: Client,
         peer: std::os::unix::net::UnixStream,
-        rx: std::sync::mpsc::Receiver<Vec<u8>>,
+        rx: std::sync::mpsc::Receiver<super::super::outbox::Queued>,
     }
 
     fn rig() -> Rig {
@@ -294,9 +294,9 @@ mod tests {
 
         fn sent(&self) -> Vec<Message> {
             let mut out = Vec::new();
-            while let Ok(bytes) = self.rx.try_recv() {
+            while let Ok(q) = self.rx.try_recv() {
                 let mut d = rvirt_remote::FrameDecoder::new();
-                d.push(&bytes);
+                d.push(&q.bytes);
                 out.push(d.next_message().unwrap().unwrap());
             }
             let _ = &self.peer;

@@ -18,6 +18,7 @@ use rvirt_remote::{MessageStatus, Procedure, RemoteError};
 
 use super::DomainDriver;
 use crate::server::outbox::Outbox;
+use crate::server::streams::{ClientStream, Streams};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -108,38 +109,19 @@ impl Console {
 /// Domain name -> its console.
 pub type ConsoleTable = Mutex<HashMap<String, Arc<Console>>>;
 
-/// The consoles one connection opened, by the serial of their call.
-#[derive(Default)]
-pub struct Streams {
-    map: Mutex<HashMap<u32, Arc<Console>>>,
-}
-
-impl Streams {
-    /// A STREAM message from the client: data for the guest, or the
-    /// stream's end (finish or abort), which is confirmed as libvirtd
-    /// confirms it.
-    pub fn incoming(&self, serial: u32, status: MessageStatus, data: &[u8]) {
-        let Some(c) = lock(&self.map).get(&serial).cloned() else {
-            return;
-        };
-        match status {
-            MessageStatus::Continue => {
-                if (&c.pty).write_all(data).is_err() {
-                    tracing::debug!("console write failed");
-                }
-            }
-            _ => {
-                lock(&self.map).remove(&serial);
-                c.finished();
-            }
+impl ClientStream for Console {
+    fn data(&self, data: &[u8]) {
+        if (&self.pty).write_all(data).is_err() {
+            tracing::debug!("console write failed");
         }
     }
 
-    /// Stops every console of a connection that ended.
-    pub fn close_all(&self) {
-        for (_, c) in lock(&self.map).drain() {
-            c.stop();
-        }
+    fn end(&self, _status: MessageStatus) {
+        self.finished();
+    }
+
+    fn stop(&self) {
+        Console::stop(self);
     }
 }
 
@@ -234,7 +216,7 @@ impl DomainDriver {
             }
             table.insert(name.clone(), console.clone());
         }
-        lock(&streams.map).insert(serial, console.clone());
+        streams.add(serial, console.clone());
         // serial0's output is already read by its serial-log reader: the
         // console takes its share from there rather than racing it for the
         // bytes.

@@ -61,7 +61,10 @@ impl DomainDriver {
             RemoteError::operation_failed(&format!("cannot create {}: {e}", rundir.display()))
         })?;
         let paths = self.tree.vmm_paths(name);
-        let started = match vmm::start(&self.vmm, &def, &paths) {
+        let started = match self
+            .resolve_volumes(&def)
+            .and_then(|for_vmm| vmm::start(&self.vmm, &for_vmm, &paths))
+        {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(domain = name, error = %e, "domain did not start");

@@ -14,6 +14,7 @@
 //! | [`runtime`] | the per-VM runtime record |
 //! | [`query`], [`stats`] | lists, info, state, XML, vCPUs; domain stats |
 //! | [`console`], [`serial_log`], [`ptys`] | console streams, serial output readers, ptys in the live XML |
+//! | [`volumes`] | `<disk type='volume'>` resolved through the storage driver at start |
 
 pub mod blockstats;
 pub mod calls;
@@ -29,6 +30,7 @@ pub mod runtime;
 pub mod serial_log;
 pub mod stats;
 pub mod vmm;
+pub mod volumes;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -69,12 +71,19 @@ pub struct DomainDriver {
     next_id: AtomicI32,
     /// Itself, for the threads an operation starts (followers, autostart).
     me: Weak<DomainDriver>,
+    /// The storage driver, which resolves `<disk type='volume'>` at start.
+    pub storage: Arc<crate::driver::storage::StorageDriver>,
 }
 
 impl DomainDriver {
-    pub fn new(cfg: &Config, events: Arc<EventHub>) -> Arc<Self> {
+    pub fn new(
+        cfg: &Config,
+        events: Arc<EventHub>,
+        storage: Arc<crate::driver::storage::StorageDriver>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| DomainDriver {
             me: me.clone(),
+            storage,
             store: Store::new(&cfg.tree.config_dir, &cfg.tree.autostart_dir),
             tree: cfg.tree.clone(),
             vmm: cfg.vmm.clone(),
@@ -96,6 +105,30 @@ impl DomainDriver {
 
     pub fn reg(&self) -> MutexGuard<'_, Registry> {
         self.reg.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The running domain whose disks use the volume at `path` (by path,
+    /// or as `<source pool= volume=/>`), if any.
+    pub fn volume_user(&self, path: &std::path::Path, pool: &str, vol: &str) -> Option<String> {
+        let reg = self.reg();
+        reg.domains.values().find_map(|e| {
+            let run = e.run.as_ref()?;
+            run.live
+                .devices
+                .disks
+                .iter()
+                .any(|d| {
+                    let by_volume = d.disk_type == "volume"
+                        && d.source.as_ref().is_some_and(|s| {
+                            s.attr("pool") == Some(pool) && s.attr("volume") == Some(vol)
+                        });
+                    by_volume
+                        || (d.disk_type != "volume"
+                            && d.source_path()
+                                .is_some_and(|p| std::path::Path::new(p) == path))
+                })
+                .then(|| e.name.clone())
+        })
     }
 
     /// The next domain id (ids only grow, as libvirt's do).
