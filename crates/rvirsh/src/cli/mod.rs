@@ -3,12 +3,16 @@
 
 mod domain;
 mod host;
+mod pool;
+mod volume;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
 pub use domain::{DomainCommand, EventOpts, ListOpts};
 pub use host::HostCommand;
+pub use pool::{BuildOpts, PoolAs, PoolCommand, PoolListOpts};
+pub use volume::{TransferOpts, VolArg, VolCommand, VolCreateAs};
 
 use crate::error::CmdError;
 
@@ -58,6 +62,10 @@ pub enum Command {
     Domain(DomainCommand),
     #[command(flatten)]
     Host(HostCommand),
+    #[command(flatten)]
+    Pool(PoolCommand),
+    #[command(flatten)]
+    Volume(VolCommand),
     /// print help
     #[command(
         long_about = "Prints global help, command specific help, or help for a\n    group of related commands"
@@ -75,6 +83,8 @@ impl Command {
     pub fn check_required(&self) -> Result<(), CmdError> {
         match self {
             Command::Domain(c) => c.check_required(),
+            Command::Pool(c) => c.check_required(),
+            Command::Volume(c) => c.check_required(),
             Command::Host(_) | Command::Help { .. } => Ok(()),
         }
     }
@@ -111,7 +121,7 @@ pub fn escape_byte(s: &str) -> Result<u8, CmdError> {
 #[derive(Debug)]
 pub enum Parsed {
     /// Run this.
-    Run(Cli),
+    Run(Box<Cli>),
     /// Print this on stdout and exit 0 (help).
     Print(String),
     /// Print `error: MSG` and exit 1.
@@ -155,7 +165,7 @@ fn context_str(e: &clap::Error, k: ContextKind) -> Option<String> {
 /// Parses argv, rewording clap's errors as virsh's.
 pub fn parse(args: &[String]) -> Parsed {
     let e = match Cli::try_parse_from(args) {
-        Ok(cli) => return Parsed::Run(cli),
+        Ok(cli) => return Parsed::Run(Box::new(cli)),
         Err(e) => e,
     };
     let cmd = command_word(args).unwrap_or("").to_string();
@@ -232,7 +242,7 @@ mod tests {
 
     fn run(s: &str) -> Cli {
         match parse(&argv(s)) {
-            Parsed::Run(c) => c,
+            Parsed::Run(c) => *c,
             other => panic!("{s}: expected a command, got {other:?}"),
         }
     }

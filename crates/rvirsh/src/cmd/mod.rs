@@ -1,9 +1,11 @@
-//! The commands, one module per group (`domain`, `host`; `network`,
-//! `pool` and `volume` go beside them). Each prints what virsh prints and
-//! returns the error lines virsh would print.
+//! The commands, one module per group (`domain`, `host`, `pool`,
+//! `volume`; `network` goes beside them). Each prints what virsh prints
+//! and returns the error lines virsh would print.
 
 mod domain;
 mod host;
+mod pool;
+mod volume;
 
 use crate::cli::Command;
 use crate::error::CmdError;
@@ -15,6 +17,8 @@ pub fn run(s: &mut Session, out: &Out, c: &Command) -> Result<(), CmdError> {
     match c {
         Command::Domain(c) => domain::run(s, out, c),
         Command::Host(c) => host::run(s, out, c),
+        Command::Pool(c) => pool::run(s, out, c),
+        Command::Volume(c) => volume::run(s, out, c),
         // Answered before connecting (see main).
         Command::Help { .. } => Ok(()),
     }
