@@ -42,12 +42,58 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
         "host",
         &["hostname", "nodeinfo", "uri", "version"],
     ),
+    (
+        "Storage Pool",
+        "pool",
+        &[
+            "pool-autostart",
+            "pool-build",
+            "pool-create-as",
+            "pool-create",
+            "pool-define-as",
+            "pool-define",
+            "pool-delete",
+            "pool-destroy",
+            "pool-dumpxml",
+            "pool-info",
+            "pool-list",
+            "pool-name",
+            "pool-refresh",
+            "pool-start",
+            "pool-undefine",
+            "pool-uuid",
+        ],
+    ),
+    (
+        "Storage Volume",
+        "volume",
+        &[
+            "vol-clone",
+            "vol-create-as",
+            "vol-create",
+            "vol-create-from",
+            "vol-delete",
+            "vol-download",
+            "vol-dumpxml",
+            "vol-info",
+            "vol-key",
+            "vol-list",
+            "vol-name",
+            "vol-path",
+            "vol-pool",
+            "vol-resize",
+            "vol-upload",
+            "vol-wipe",
+        ],
+    ),
     ("Virsh itself", "virsh", &["help"]),
 ];
 
 /// Positional arguments virsh requires (`<domain>`); other positionals
 /// are optional (`[--xml <string>]`).
-const REQUIRED: &[&str] = &["domain", "file", "format"];
+const REQUIRED: &[&str] = &[
+    "domain", "file", "format", "pool", "vol", "name", "type", "capacity", "newname",
+];
 
 /// The domain argument's help where virsh words it for the command.
 fn domain_help(cmd: &str) -> Option<&'static str> {
