@@ -202,9 +202,6 @@ pub const STORAGE_TARGET: &[&str] = &[
 /// `<permissions>`.
 pub const PERMISSIONS: &[&str] = &["mode", "owner", "group", "label"];
 
-/// `<timestamps>`.
-pub const TIMESTAMPS: &[&str] = &["atime", "mtime", "ctime", "btime"];
-
 /// Rank of `name` in `table`; unknown names rank after every known one.
 pub fn rank(table: &[&str], name: &str) -> usize {
     table.iter().position(|n| *n == name).unwrap_or(table.len())
