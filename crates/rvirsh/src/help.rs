@@ -167,7 +167,7 @@ fn options(name: &str, cmd: &clap::Command) -> Vec<(String, String)> {
             continue;
         }
         if a.get_action().takes_values() {
-            let kind = if long == "timeout" {
+            let kind = if matches!(long, "timeout" | "offset" | "length") {
                 "number"
             } else {
                 "string"

@@ -513,3 +513,99 @@ fn edit_again_on_a_terminal_matches_virsh() {
         );
     }
 }
+
+/// The pool and volume commands on the test driver's `default-pool`,
+/// with a volume made for the purpose: the same bytes as virsh's.
+#[test]
+fn storage_commands_match_virsh() {
+    let Some(_r) = reference() else { return };
+    let (vol, _) = unique("vol");
+    let v = vol.as_str();
+    assert_eq!(virsh(&["vol-create-as", "default-pool", v, "10M"]).code, 0);
+    let path = format!("/default-pool/{v}");
+    let p = path.as_str();
+    let upload = xml_file("some bytes to upload\n");
+    let up = upload.path().to_str().unwrap();
+    let down = tempfile::NamedTempFile::new().unwrap();
+    let down = down.path().to_str().unwrap();
+    for args in [
+        vec!["pool-list"],
+        vec!["pool-list", "--all"],
+        vec!["pool-list", "--all", "--details"],
+        vec!["pool-list", "--details"],
+        vec!["pool-list", "--inactive"],
+        vec!["pool-list", "--name"],
+        vec!["pool-list", "--uuid"],
+        vec!["pool-list", "--all", "--name", "--uuid"],
+        vec!["pool-list", "--type", "dir"],
+        vec!["pool-list", "--type", "fs"],
+        vec!["pool-list", "--type", "foo"],
+        vec!["pool-list", "--persistent"],
+        vec!["pool-list", "--transient"],
+        vec!["pool-list", "--autostart"],
+        vec!["-q", "pool-list", "--all", "--details"],
+        vec!["pool-info", "default-pool"],
+        vec!["pool-info", "default-pool", "--bytes"],
+        vec!["pool-info", "dfe224cb-28fb-8dd0-c4b2-64eb3f0f4566"],
+        vec!["pool-dumpxml", "default-pool"],
+        vec!["pool-dumpxml", "--inactive", "default-pool"],
+        vec!["pool-uuid", "default-pool"],
+        vec!["pool-name", "dfe224cb-28fb-8dd0-c4b2-64eb3f0f4566"],
+        vec!["vol-list", "default-pool"],
+        vec!["vol-list", "default-pool", "--details"],
+        vec!["vol-info", "--pool", "default-pool", v],
+        vec!["vol-info", "--pool", "default-pool", v, "--bytes"],
+        vec!["vol-dumpxml", "--pool", "default-pool", v],
+        vec!["vol-path", "--pool", "default-pool", v],
+        vec!["vol-key", "--pool", "default-pool", v],
+        vec!["vol-name", p],
+        vec!["vol-pool", p],
+        vec!["vol-pool", "--uuid", p],
+        vec!["vol-upload", "--pool", "default-pool", v, up],
+        vec!["vol-download", "--pool", "default-pool", v, down],
+        vec!["vol-create-as", "default-pool", "q", "1M", "--print-xml"],
+        vec![
+            "vol-create-as",
+            "default-pool",
+            "q",
+            "1M",
+            "--format",
+            "qcow2",
+            "--print-xml",
+        ],
+        vec![
+            "pool-define-as",
+            "q",
+            "dir",
+            "--target",
+            "/q",
+            "--print-xml",
+        ],
+        vec!["help", "pool-list"],
+        vec!["help", "pool-info"],
+        vec!["help", "vol-info"],
+        vec!["help", "vol-create-as"],
+        vec!["help", "volume"],
+        // Errors.
+        vec!["pool-info", "nosuch"],
+        vec!["pool-info"],
+        vec!["vol-info", "nosuch"],
+        vec!["vol-info", "--pool", "default-pool", "nosuch"],
+        vec!["vol-info", "--pool", "nosuch", "x"],
+        vec!["vol-list"],
+        vec!["vol-create-as", "default-pool", v, "1M"],
+        vec![
+            "vol-create-as",
+            "default-pool",
+            "q",
+            "99999999999999999999999",
+        ],
+        vec!["pool-start", "default-pool"],
+        vec!["pool-undefine", "default-pool"],
+        vec!["pool-delete", "default-pool"],
+    ] {
+        same(&args, &[v]);
+    }
+    assert_eq!(virsh(&["vol-delete", "--pool", "default-pool", v]).code, 0);
+    same(&["vol-info", "--pool", "default-pool", v], &[v]);
+}

@@ -46,7 +46,7 @@ pub struct PoolAs {
     #[arg(value_name = "name")]
     pub name: Option<String>,
     /// type of the pool
-    #[arg(value_name = "type")]
+    #[arg(id = "type", value_name = "type")]
     pub kind: Option<String>,
     /// print XML document, but don't define/create
     #[arg(long)]

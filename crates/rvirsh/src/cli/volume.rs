@@ -24,14 +24,24 @@ impl VolArg {
     }
 }
 
-/// Upload and download options.
+/// Upload and download options, in virsh's order.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TransferOpts {
-    #[command(flatten)]
-    pub vol: VolArg,
+    /// vol name, key or path
+    #[arg(value_name = "vol")]
+    pub vol: Option<String>,
+    /// vol name, key or path
+    #[arg(long = "vol", value_name = "vol", conflicts_with = "vol")]
+    pub vol_opt: Option<String>,
     /// file
     #[arg(value_name = "file")]
     pub file: Option<String>,
+    /// file
+    #[arg(long = "file", value_name = "file", conflicts_with = "file")]
+    pub file_opt: Option<String>,
+    /// pool name or uuid
+    #[arg(long = "pool", value_name = "string")]
+    pub pool: Option<String>,
     /// volume offset
     #[arg(long, value_name = "number", default_value_t = 0)]
     pub offset: u64,
@@ -177,9 +187,9 @@ pub enum VolCommand {
         #[arg(long)]
         prealloc_metadata: bool,
     },
-    /// clone a volume.
     #[command(
         name = "vol-clone",
+        about = "clone a volume.",
         long_about = "Clone an existing volume within the parent pool."
     )]
     Clone {
@@ -228,7 +238,7 @@ pub enum VolCommand {
     /// wipe a vol
     #[command(
         name = "vol-wipe",
-        long_about = "Ensure data previously on a volume is not accessible to future reads."
+        long_about = "Ensure data previously on a volume is not accessible to future reads"
     )]
     Wipe {
         #[command(flatten)]
@@ -246,6 +256,21 @@ pub enum VolCommand {
         long_about = "Download volume contents to a file"
     )]
     Download(TransferOpts),
+}
+
+impl TransferOpts {
+    /// The volume as a [`VolArg`].
+    pub fn vol_arg(&self) -> VolArg {
+        VolArg {
+            vol: self.vol.clone(),
+            vol_opt: self.vol_opt.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+
+    pub fn file(&self, cmd: &str) -> Result<&str, CmdError> {
+        super::required(&self.file, &self.file_opt, cmd, "file")
+    }
 }
 
 impl VolCommand {
@@ -309,8 +334,8 @@ impl VolCommand {
                 req(capacity, "capacity")
             }
             Self::Upload(t) | Self::Download(t) => {
-                t.vol.get(n)?;
-                req(&t.file, "file")
+                t.vol_arg().get(n)?;
+                t.file(n).map(drop)
             }
         }
     }

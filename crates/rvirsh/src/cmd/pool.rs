@@ -355,10 +355,11 @@ fn pool_list(s: &mut Session, out: &Out, o: &PoolListOpts) -> Result<(), CmdErro
     pools.sort_by_key(|p| p.name.to_lowercase());
     if o.name || o.uuid {
         for p in &pools {
+            // virsh pads names to 20 columns here.
             let line = match (o.uuid, o.name) {
-                (true, true) => format!("{} {}\n", p.uuid, p.name),
+                (true, true) => format!("{} {:<20}\n", p.uuid, p.name),
                 (true, false) => format!("{}\n", p.uuid),
-                _ => format!("{}\n", p.name),
+                _ => format!("{:<20}\n", p.name),
             };
             out.print(&line);
         }

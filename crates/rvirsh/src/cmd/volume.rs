@@ -57,7 +57,7 @@ pub fn run(s: &mut Session, out: &Out, c: &VolCommand) -> Result<(), CmdError> {
                 vol: vol.clone(),
                 ..Default::default()
             };
-            let v = lookup(s, &arg, n)?;
+            let v = lookup_hinted(s, &arg, n, false)?;
             out.print(&format!("{}\n", v.name));
             Ok(())
         }
@@ -66,7 +66,7 @@ pub fn run(s: &mut Session, out: &Out, c: &VolCommand) -> Result<(), CmdError> {
                 vol: vol.clone(),
                 ..Default::default()
             };
-            let v = lookup(s, &arg, n)?;
+            let v = lookup_hinted(s, &arg, n, false)?;
             let p = s
                 .call::<procs::StoragePoolLookupByVolume>(&StorageVolArgs { vol: v })
                 .map_err(|e| CmdError::from(e).context("failed to get parent pool"))?
@@ -295,6 +295,17 @@ pub fn scaled(text: &str) -> Result<u64, CmdError> {
 /// A volume as virsh's `virshCommandOptVolBy` finds it: with `--pool`, by
 /// name in that (running) pool; then by key; then by path.
 pub fn lookup(s: &mut Session, a: &VolArg, cmd: &str) -> Result<NonnullStorageVol, CmdError> {
+    lookup_hinted(s, a, cmd, true)
+}
+
+/// [`lookup`]; `hint`: the command has a `--pool` option, which virsh
+/// suggests when the volume is not found without it.
+fn lookup_hinted(
+    s: &mut Session,
+    a: &VolArg,
+    cmd: &str,
+    hint: bool,
+) -> Result<NonnullStorageVol, CmdError> {
     let arg = a.get(cmd)?.to_string();
     let pool = match &a.pool {
         Some(p) => Some(lookup_pool(s, p)?),
@@ -336,7 +347,7 @@ pub fn lookup(s: &mut Session, a: &VolArg, cmd: &str) -> Result<NonnullStorageVo
         }
     }
     let Some(vol) = found else {
-        let ctx = if pool.is_some() {
+        let ctx = if pool.is_some() || !hint {
             format!("failed to get vol '{arg}'")
         } else {
             format!("failed to get vol '{arg}', specifying --pool might help")
@@ -541,7 +552,7 @@ fn transfer_args(
     t: &TransferOpts,
     cmd: &str,
 ) -> Result<StorageVolStreamArgs, CmdError> {
-    let vol = lookup(s, &t.vol, cmd)?;
+    let vol = lookup(s, &t.vol_arg(), cmd)?;
     Ok(StorageVolStreamArgs {
         vol,
         offset: t.offset,
@@ -553,7 +564,7 @@ fn transfer_args(
 /// `vol-upload`: the file's bytes as STREAM data, then the finish, then
 /// the daemon's confirmation.
 fn upload(s: &mut Session, t: &TransferOpts, cmd: &str) -> Result<(), CmdError> {
-    let path = t.file.as_deref().unwrap_or_default();
+    let path = t.file(cmd)?;
     let mut file = std::fs::File::open(path)
         .map_err(|e| CmdError::msg(format!("cannot read {path}: {}", strerror(&e))))?;
     let a = transfer_args(s, t, cmd)?;
@@ -613,7 +624,7 @@ fn stream_failure(m: &Async) -> CmdError {
 /// `vol-download`: STREAM data into the file until the empty CONTINUE,
 /// then the finish and the daemon's confirmation.
 fn download(s: &mut Session, t: &TransferOpts, cmd: &str) -> Result<(), CmdError> {
-    let path = t.file.as_deref().unwrap_or_default();
+    let path = t.file(cmd)?;
     let a = transfer_args(s, t, cmd)?;
     let name = a.vol.name.clone();
     let mut file = std::fs::OpenOptions::new()
