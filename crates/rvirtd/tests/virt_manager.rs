@@ -110,8 +110,11 @@ ids = [conn.domainEventRegisterAny(None, ev, cb, None) for ev in (
     libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
     libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED)]
 assert len(set(ids)) == 4, ids
+# Storage pool events are served (virt-manager's storage tab follows them).
+pool_cb = conn.storagePoolEventRegisterAny(None, libvirt.VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE, cb, None)
+assert pool_cb not in ids, (pool_cb, ids)
+conn.storagePoolEventDeregisterAny(pool_cb)
 for reg in (lambda: conn.networkEventRegisterAny(None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, cb, None),
-            lambda: conn.storagePoolEventRegisterAny(None, libvirt.VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE, cb, None),
             lambda: conn.nodeDeviceEventRegisterAny(None, libvirt.VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE, cb, None)):
     try:
         reg()
