@@ -64,7 +64,7 @@ pub trait MonitorBackend: Send + Sync {
     /// The character devices, monitors included.
     fn chardevs(&self) -> Vec<ChardevInfo>;
 
-    /// The block devices (none until rvirt has any).
+    /// The block devices (`query-block`); none by default.
     fn block(&self) -> Vec<BlockInfo> {
         Vec::new()
     }

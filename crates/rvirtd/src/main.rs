@@ -56,7 +56,7 @@ fn vmm_path(arg: Option<PathBuf>) -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Every rvirt program reads RVIRT_LOG, in EnvFilter's syntax.
+    // RVIRT_LOG in EnvFilter's syntax (rvirt-vmm reads it as a bare level).
     let filter = tracing_subscriber::EnvFilter::try_from_env("RVIRT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

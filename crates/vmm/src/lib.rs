@@ -2,9 +2,9 @@
 //!
 //! [`Vmm::new`] opens the host side (character devices, disks, taps) and
 //! places every device (`device_manager`) before any KVM object exists;
-//! [`Vmm::run`] boots the machine (`Vmm::boot`: machine, devices wired to
-//! it, kernel, vCPU threads, the device event loop) and then waits for
-//! events: a guest power-off or reset, a vCPU failure, a signal, a monitor
+//! [`Vmm::start`] boots the machine (`Vmm::boot`: machine, devices wired to
+//! it, kernel, vCPU threads, the device event loop) and [`Vmm::run`] (which
+//! boots first if `start` was not called) waits for events: a guest power-off or reset, a vCPU failure, a signal, a monitor
 //! command. A reset tears the machine down and boots a fresh one, so
 //! nothing of the old guest survives but what real hardware keeps (the
 //! CMOS).

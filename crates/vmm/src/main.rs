@@ -1,6 +1,7 @@
 //! rvirt-vmm: one process per VM, with QEMU's command line.
 //!
-//! The boot path starts at [`rvirt_vmm::Vmm::run`]; the vCPU run loop is
+//! The boot path is [`rvirt_vmm::Vmm::new`], then [`rvirt_vmm::Vmm::start`]
+//! (which boots through `Vmm::boot`), then `Vmm::run`; the vCPU run loop is
 //! `rvirt_machine::vcpu`.
 
 use std::fs::File;
