@@ -54,6 +54,12 @@ if [ ${#qemu_set[@]} -gt 1 ] || [ -z "$(qemu_version)" ]; then
   apt-get install -y -qq --no-install-recommends --allow-downgrades "${qemu_set[@]}"
 fi
 
+# The user rvirtd runs VMMs as (its --user default, as libvirt-qemu is
+# libvirtd's).
+getent passwd rvirt-qemu >/dev/null ||
+  useradd --system --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --user-group rvirt-qemu
+
 need_apt=()
 command -v gcc >/dev/null || need_apt+=(gcc)
 command -v ld >/dev/null || need_apt+=(binutils)

@@ -259,6 +259,7 @@ fn a_daemons_fd_plan_replaces_the_monitor_path_and_tap_names() {
     let plan = rvirt_domain::FdPlan {
         monitor: Some(3),
         taps: [("hostnet0".to_string(), 4)].into(),
+        ..Default::default()
     };
     let a = rvirt_domain::derive_argv_with(&d, &paths, &plan).unwrap();
     assert_eq!(
@@ -353,4 +354,45 @@ fn options_the_vmm_refuses_are_refused_with_their_line() {
         "<serial type='unix'><source mode='bind' path='/run/s.sock'/></serial>",
     );
     derive(&bind).unwrap();
+}
+
+#[test]
+fn passed_files_are_fd_sets_and_a_confining_daemon_gets_libvirts_sandbox() {
+    let xml = r#"<domain type='kvm'>
+  <name>f</name>
+  <memory unit='MiB'>64</memory>
+  <os><type arch='x86_64' machine='microvm'>hvm</type><kernel>/k</kernel></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='/var/lib/a.img'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='file'><source path='/var/log/f.serial'/><target port='0'/></serial>
+  </devices>
+</domain>"#;
+    let mut d = Domain::from_xml(xml).unwrap();
+    d.fill_in();
+    let paths = RuntimePaths::in_dir("/run/rvirt/f");
+    let plan = rvirt_domain::FdPlan {
+        monitor: Some(3),
+        files: [("charserial0".to_string(), 4), ("vda".to_string(), 5)].into(),
+        sandbox: true,
+        daemon_logs: true,
+        ..Default::default()
+    };
+    let a = rvirt_domain::derive_argv_with(&d, &paths, &plan).unwrap();
+    // libvirt's forms: -add-fd before the option that names /dev/fdset/N.
+    assert_eq!(values(&a.args, "-add-fd"), ["set=0,fd=5", "set=1,fd=4"]);
+    assert!(values(&a.args, "-blockdev")[0].contains(r#""filename":"/dev/fdset/0""#));
+    assert!(
+        values(&a.args, "-chardev").contains(&"file,id=charserial0,path=/dev/fdset/1,append=on")
+    );
+    assert_eq!(values(&a.args, "-sandbox"), [rvirt_domain::argv::SANDBOX]);
+    assert!(values(&a.args, "-D").is_empty() && values(&a.args, "-pidfile").is_empty());
+    // Without a plan: paths, no sandbox, the VMM's own log and pid file.
+    let plain = derive_argv(&d, &paths).unwrap();
+    assert!(values(&plain.args, "-add-fd").is_empty());
+    assert!(values(&plain.args, "-sandbox").is_empty());
+    assert_eq!(values(&plain.args, "-D"), ["/run/rvirt/f/vmm.log"]);
 }

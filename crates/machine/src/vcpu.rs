@@ -109,6 +109,9 @@ struct Worker {
 }
 
 impl Vcpus {
+    // Crate-private, called once from Machine::start: each argument is one
+    // input of the run loop.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         fds: Vec<VcpuFd>,
         topology: Topology,
@@ -117,6 +120,7 @@ impl Vcpus {
         mmio: Arc<Bus>,
         events: Arc<dyn VcpuEvents>,
         paused: bool,
+        on_start: Option<fn()>,
     ) -> std::io::Result<Vcpus> {
         register_signal_handler(kick_signal(), handle_kick).map_err(std::io::Error::other)?;
         let control = Arc::new(Control {
@@ -147,7 +151,12 @@ impl Vcpus {
             let handle = std::thread::Builder::new()
                 // QEMU's name for vCPU threads (with debug-threads=on).
                 .name(format!("CPU {cpu}/KVM"))
-                .spawn(move || worker.run())?;
+                .spawn(move || {
+                    if let Some(hook) = on_start {
+                        hook();
+                    }
+                    worker.run()
+                })?;
             vcpus.threads.push(handle);
         }
         Ok(vcpus)

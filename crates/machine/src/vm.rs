@@ -143,6 +143,8 @@ pub struct Machine {
     bios: Option<Arc<BiosArea>>,
     /// vCPUs created (the first ones of the topology).
     boot_cpus: u32,
+    /// Run first on every vCPU thread (the VMM's seccomp filter).
+    vcpu_thread_start: Option<fn()>,
 }
 
 impl Machine {
@@ -235,6 +237,7 @@ impl Machine {
             acpi: cfg.acpi,
             bios,
             boot_cpus: ncpus,
+            vcpu_thread_start: None,
         })
     }
 
@@ -310,6 +313,12 @@ impl Machine {
         }
     }
 
+    /// Has every vCPU thread [`Machine::start`] creates run `hook` before
+    /// it enters the guest (the VMM confines its threads by kind this way).
+    pub fn on_vcpu_thread_start(&mut self, hook: fn()) {
+        self.vcpu_thread_start = Some(hook);
+    }
+
     /// Starts one thread per vCPU. With `paused`, the threads wait for
     /// [`Vcpus::resume`] before running guest code.
     pub fn start(
@@ -328,6 +337,7 @@ impl Machine {
             mmio,
             events,
             paused,
+            self.vcpu_thread_start,
         )
         .map_err(MachineError::Thread)
     }

@@ -41,6 +41,11 @@ pub struct Config {
     pub vmm: PathBuf,
     /// How long destroy waits after SIGTERM before SIGKILL.
     pub destroy_grace: Duration,
+    /// How VMMs are confined: their user and group (qemu.conf's `user` and
+    /// `group`); None runs them as rvirtd's own user, unjailed.
+    pub confine: Option<driver::domain::confine::Confinement>,
+    /// `-sandbox on,…` (qemu.conf's `seccomp_sandbox`).
+    pub sandbox: bool,
     /// libvirtd's keepalive_interval and keepalive_count: silence before
     /// a PING, unanswered PINGs before a client is dropped.
     pub keepalive: (Duration, u32),

@@ -41,6 +41,58 @@ struct Args {
     /// Unanswered PINGs before a client is dropped (keepalive_count).
     #[arg(long, default_value_t = 5)]
     keepalive_count: u32,
+    /// The user VMMs run as (qemu.conf's `user`); scripts/setup.sh creates
+    /// rvirt-qemu.
+    #[arg(long, value_name = "USER", default_value = "rvirt-qemu")]
+    user: String,
+    /// The group VMMs run as (qemu.conf's `group`); default: the user's.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+    /// Run VMMs unconfined: as rvirtd's own user, no jail, no -sandbox.
+    #[arg(long)]
+    unconfined: bool,
+    /// Forbidden system calls are logged by the kernel and allowed (for
+    /// finding what a seccomp filter lacks; never in production).
+    #[arg(long)]
+    seccomp_log: bool,
+}
+
+/// The uid and gid of `user` (and `group`, else the user's own).
+fn identity(user: &str, group: Option<&str>) -> Result<(u32, u32), String> {
+    let c = std::ffi::CString::new(user).map_err(|_| format!("invalid user '{user}'"))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain data that getpwnam_r fills.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r writes into `pw` and `buf` (whose length is passed)
+    // and sets `out` to `&pw` or null.
+    let rc =
+        unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if rc != 0 || out.is_null() {
+        return Err(format!(
+            "user '{user}' does not exist (scripts/setup.sh creates rvirt-qemu; --unconfined runs VMMs as rvirtd's own user)"
+        ));
+    }
+    let (uid, mut gid) = (pw.pw_uid, pw.pw_gid);
+    if let Some(g) = group {
+        let c = std::ffi::CString::new(g).map_err(|_| format!("invalid group '{g}'"))?;
+        // SAFETY: group is plain data that getgrnam_r fills.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: as getpwnam_r above.
+        let rc =
+            unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut out) };
+        if rc != 0 || out.is_null() {
+            return Err(format!("group '{g}' does not exist"));
+        }
+        gid = gr.gr_gid;
+    }
+    if uid == 0 {
+        return Err(format!(
+            "user '{user}' is root: use --unconfined to run VMMs as root"
+        ));
+    }
+    Ok((uid, gid))
 }
 
 fn vmm_path(arg: Option<PathBuf>) -> PathBuf {
@@ -85,6 +137,19 @@ fn main() -> ExitCode {
         }
         Err(e) => return fail(&format!("cannot lock {}: {e}", tree.lock_file.display())),
     };
+    // Jailing needs root (namespaces, ownership, cgroups): a session daemon
+    // confines its VMMs with -sandbox only.
+    let confine = if args.unconfined || !is_root {
+        None
+    } else {
+        match identity(&args.user, args.group.as_deref()) {
+            Ok((uid, gid)) => Some(rvirtd::driver::domain::confine::Confinement {
+                label: rvirtd::driver::domain::dac::Label { uid, gid },
+                seccomp_log: args.seccomp_log,
+            }),
+            Err(e) => return fail(&e),
+        }
+    };
     // A client that disappears must not kill the daemon with SIGPIPE.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
@@ -92,6 +157,8 @@ fn main() -> ExitCode {
         tree: tree.clone(),
         vmm: vmm_path(args.vmm),
         destroy_grace: Duration::from_secs(args.destroy_grace),
+        confine,
+        sandbox: !args.unconfined,
         keepalive: (
             Duration::from_secs(args.keepalive_interval.max(1)),
             args.keepalive_count,

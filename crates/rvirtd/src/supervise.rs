@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::Signal;
@@ -50,6 +51,10 @@ pub struct Spawn<'a> {
     pub log: Option<&'a Path>,
     /// Variables of rvirtd's environment the child does not get.
     pub env_remove: &'a [&'a str],
+    /// Confinement the child enters between fork and exec (crates/jail):
+    /// after its session and descriptors are set up, before the program
+    /// runs.
+    pub jail: Option<Arc<rvirt_jail::Prepared>>,
 }
 
 /// What rvirtd keeps on disk to find a child again after a restart: its
@@ -109,9 +114,11 @@ impl Child {
         for var in s.env_remove {
             cmd.env_remove(var);
         }
+        let jail = s.jail;
         // SAFETY: the closure runs in the child between fork and exec and only
-        // calls setsid and dup2, which are async-signal-safe; it reads a Vec
-        // made before the fork and allocates nothing.
+        // calls setsid and dup2, which are async-signal-safe, and the jail's
+        // entry, which makes only system calls on data prepared before the
+        // fork; it reads a Vec made before the fork and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() < 0 {
@@ -122,6 +129,9 @@ impl Child {
                     if libc::dup2(fd, FIRST_PASSED_FD + i as RawFd) < 0 {
                         return Err(io::Error::last_os_error());
                     }
+                }
+                if let Some(j) = &jail {
+                    j.enter()?;
                 }
                 Ok(())
             });
@@ -255,6 +265,7 @@ mod tests {
             pass,
             log,
             env_remove: &[],
+            jail: None,
         })
         .unwrap()
     }
@@ -355,6 +366,7 @@ mod tests {
             pass: vec![],
             log: Some(&log),
             env_remove: &["HOME"],
+            jail: None,
         })
         .unwrap();
         assert!(child.wait(Some(Duration::from_secs(10))));
@@ -369,6 +381,7 @@ mod tests {
             pass: vec![],
             log: None,
             env_remove: &[],
+            jail: None,
         })
         .unwrap_err();
         assert!(matches!(e, SpawnError::Exec(..)), "{e}");

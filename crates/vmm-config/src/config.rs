@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::chardev::{ChardevBackend, ChardevConfig};
 pub use crate::disk::DiskConfig;
+use crate::sandbox::{AddFd, RunAs, SandboxConfig};
 use crate::smp::Smp;
 
 /// `-cpu`: a model and its feature flags, in order.
@@ -207,6 +208,12 @@ pub struct VmConfig {
     pub pidfile: Option<PathBuf>,
     /// `-D`: the log file.
     pub logfile: Option<PathBuf>,
+    /// `-sandbox on`: seccomp filters per thread and Landlock.
+    pub sandbox: Option<SandboxConfig>,
+    /// `-runas`: the user to become once everything is open.
+    pub runas: Option<RunAs>,
+    /// `-add-fd`: descriptors passed for `/dev/fdset/N` paths.
+    pub add_fds: Vec<AddFd>,
 }
 
 /// Where Debian installs SeaBIOS (QEMU's own copies are links to these).
@@ -263,6 +270,9 @@ impl Default for VmConfig {
             daemonize: false,
             pidfile: None,
             logfile: None,
+            sandbox: None,
+            runas: None,
+            add_fds: Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod config;
 pub mod disk;
 pub mod opts;
 mod parse;
+pub mod sandbox;
 pub mod size;
 pub mod smp;
 

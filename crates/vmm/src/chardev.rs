@@ -66,12 +66,15 @@ impl Chardev {
             ChardevBackend::Stdio => Kind::Stdio,
             ChardevBackend::Null => Kind::Null,
             ChardevBackend::File { path, append } => {
-                let f = OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .append(*append)
-                    .truncate(!*append)
-                    .open(path)
+                let f = crate::fdset::open(path, false, true)
+                    .unwrap_or_else(|| {
+                        OpenOptions::new()
+                            .create(true)
+                            .write(true)
+                            .append(*append)
+                            .truncate(!*append)
+                            .open(path)
+                    })
                     .map_err(|source| ChardevError::Open {
                         path: path.clone(),
                         source,
@@ -215,7 +218,13 @@ pub(crate) fn adopt_listener(fd: i32) -> Option<UnixListener> {
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<()> {
-    std::thread::Builder::new().name(name).spawn(f).map(|_| ())
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            crate::sandbox::enter(crate::sandbox::Kind::Chardev);
+            f()
+        })
+        .map(|_| ())
 }
 
 /// A close-on-exec duplicate above the standard descriptors.

@@ -115,7 +115,10 @@ impl EventLoop {
         let events = fixed + subscribers.len() + 1;
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || serve(&c, &epoll, Subscribers::new(subscribers), events))?;
+            .spawn(move || {
+                crate::sandbox::enter(crate::sandbox::Kind::Devices);
+                serve(&c, &epoll, Subscribers::new(subscribers), events)
+            })?;
         Ok(EventLoop {
             control,
             thread: Some(thread),

@@ -46,6 +46,9 @@ pub enum Event {
     Monitor(MonitorRequest, Sender<Result<(), rvirt_qmp::QmpError>>),
     /// QMP `quit`.
     Quit,
+    /// Test builds: fire the armed sandbox probe (SIGUSR1).
+    #[cfg(feature = "sandbox-probe")]
+    Probe,
 }
 
 /// Posts events to the VMM's main loop. Cheap to clone; never blocks; a

@@ -21,9 +21,11 @@ mod device_manager;
 pub mod disk;
 mod event_loop;
 mod events;
+mod fdset;
 mod interrupts;
 mod ioevents;
 mod monitor;
+pub mod sandbox;
 mod teardown;
 mod vm_state;
 
@@ -45,6 +47,7 @@ pub use chardev::{Chardev, ChardevError};
 use device_manager::DeviceManager;
 pub use device_manager::{FirmwareItemsError, VirtioError};
 pub use events::{Event, EventSender, MonitorRequest};
+pub use teardown::prefork as prefork_teardown;
 use vm_state::VmState;
 
 /// Errors building or running a VM. Each names the option it concerns, so
@@ -170,6 +173,10 @@ type Reply = Sender<Result<(), QmpError>>;
 impl Vmm {
     /// Opens the host-side resources named in `config`.
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
+        fdset::init(&config.add_fds).map_err(|e| VmmError::Setup {
+            what: "-add-fd",
+            source: std::io::Error::other(e),
+        })?;
         let (tx, receiver) = mpsc::channel();
         let events = EventSender::new(tx);
         let bus = EventBus::new();
@@ -278,6 +285,7 @@ impl Vmm {
             source,
         };
         let mut machine = Machine::new(&self.machine_config()).map_err(machine_err)?;
+        machine.on_vcpu_thread_start(sandbox::enter_vcpu);
         let attached = self.devices.attach(&machine, paused)?;
         if self.firmware.is_some() {
             // The vCPUs stay at the reset vector; firmware places the
@@ -446,6 +454,11 @@ impl Vmm {
                 self.set_state(RunState::InternalError);
                 self.running = Some(running);
                 return Err(VmmError::VcpuFailed { cpu, report });
+            }
+            #[cfg(feature = "sandbox-probe")]
+            Event::Probe => {
+                sandbox::probe::fire();
+                running
             }
             Event::Signal(sig) => {
                 self.bus.post(QmpEvent::shutdown(ShutdownCause::HostSignal));

@@ -10,7 +10,8 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rvirt_vmm::{error_chain, say, Event, Exit, Vmm};
+use rvirt_vmm::sandbox::{self, Kind, Prepared};
+use rvirt_vmm::{error_chain, prefork_teardown, say, Event, Exit, Vmm};
 use rvirt_vmm_config::{parse, usage, Action, VmConfig};
 
 const NAME: &str = "rvirt-vmm";
@@ -48,20 +49,43 @@ fn main() -> ExitCode {
             Err(e) => return fail(format_args!("-daemonize: {e}")),
         }
     }
+    // The filters are built (and the -runas user looked up) before
+    // anything is confined; the teardown child is forked from this one
+    // thread, holding nothing; then the whole process is confined before
+    // anything the command line names is opened.
+    let prepared = match sandbox::prepare(&config) {
+        Ok(p) => p,
+        Err(e) => return fail(format_args!("-sandbox: {}", error_chain(&e))),
+    };
+    if prepared.is_on() {
+        prefork_teardown();
+    }
+    if let Err(e) = prepared.confine(&config) {
+        return fail(format_args!("-sandbox: {}", error_chain(&e)));
+    }
+    #[cfg(feature = "sandbox-probe")]
+    let probe = sandbox::probe::arm();
+    #[cfg(not(feature = "sandbox-probe"))]
+    let probe = false;
     // Block the termination signals in every thread before any is created;
     // one thread takes them with sigwait and tells the main loop.
-    let signals = match block_signals() {
+    let signals = match block_signals(probe) {
         Ok(s) => s,
         Err(e) => return fail(format_args!("failed to set up signals: {e}")),
     };
-    let code = run(config, signals, daemon.as_mut());
+    let code = run(config, signals, daemon.as_mut(), prepared);
     if let Some(d) = daemon {
         d.finish(code == ExitCode::SUCCESS);
     }
     code
 }
 
-fn run(config: VmConfig, signals: libc::sigset_t, daemon: Option<&mut Daemon>) -> ExitCode {
+fn run(
+    config: VmConfig,
+    signals: libc::sigset_t,
+    daemon: Option<&mut Daemon>,
+    prepared: Prepared,
+) -> ExitCode {
     let pidfile = config.pidfile.clone();
     let mut vmm = match Vmm::new(config) {
         Ok(v) => v,
@@ -81,18 +105,35 @@ fn run(config: VmConfig, signals: libc::sigset_t, daemon: Option<&mut Daemon>) -
         }
         return fail(error_chain(&e));
     }
+    // Everything is open: drop to the -runas user, then narrow the main
+    // thread to what the running VM needs.
+    if let Some(user) = &prepared.user {
+        if let Err(e) = user.become_user() {
+            return fail(format_args!("-runas: {}", error_chain(&e)));
+        }
+    }
+    sandbox::enter(Kind::Main);
     // The signal thread starts after the guest does: the signals are
     // blocked until then and wait as pending, and the guest's first
     // instructions need not wait for one more thread creation.
     let sender = vmm.event_sender();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || loop {
-            let mut sig = 0;
-            // SAFETY: `signals` is an initialised set and `sig` a valid out
-            // pointer; sigwait only reads the one and writes the other.
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-                sender.post(Event::Signal(sig));
+        .spawn(move || {
+            sandbox::enter(Kind::Signals);
+            loop {
+                let mut sig = 0;
+                // SAFETY: `signals` is an initialised set and `sig` a valid
+                // out pointer; sigwait only reads the one and writes the
+                // other.
+                if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                    #[cfg(feature = "sandbox-probe")]
+                    if sig == libc::SIGUSR1 {
+                        sender.post(Event::Probe);
+                        continue;
+                    }
+                    sender.post(Event::Signal(sig));
+                }
             }
         });
     if let Err(e) = spawned {
@@ -144,7 +185,8 @@ fn init_logging(file: Option<&Path>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn block_signals() -> std::io::Result<libc::sigset_t> {
+/// Blocks SIGTERM, SIGINT and SIGHUP (and SIGUSR1 for an armed probe).
+fn block_signals(probe: bool) -> std::io::Result<libc::sigset_t> {
     // SAFETY: sigset_t is plain data initialised by sigemptyset before use;
     // pthread_sigmask only changes this thread's mask (inherited by threads
     // created later).
@@ -153,6 +195,9 @@ fn block_signals() -> std::io::Result<libc::sigset_t> {
         libc::sigemptyset(&mut set);
         for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
             libc::sigaddset(&mut set, s);
+        }
+        if probe {
+            libc::sigaddset(&mut set, libc::SIGUSR1);
         }
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {

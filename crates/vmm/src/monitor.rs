@@ -198,6 +198,7 @@ pub(crate) fn start(
         bus: bus.clone(),
     });
     let mut server = MonitorServer::new(backend, bus).map_err(monitor_err)?;
+    server.on_thread_start(crate::sandbox::enter_monitor);
     for m in &cfg.monitors {
         match &m.backend {
             ChardevBackend::Socket { path, wait, .. } => {

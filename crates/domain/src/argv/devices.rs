@@ -132,6 +132,8 @@ fn disk(d: &Disk, node: usize, bootindex: Option<u32>, b: &mut Builder) {
         return;
     };
 
+    let path = b.file(&d.target_dev, path);
+    let path = path.as_str();
     let storage = format!("libvirt-{node}-storage");
     let fmt_node = format!("libvirt-{node}-format");
     let cache = drv
@@ -239,7 +241,7 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
 }
 
 /// The `-chardev` backend for a character device, or why there is none.
-fn chardev_backend(c: &Chardev, id: &str) -> Result<String, String> {
+fn chardev_backend(c: &Chardev, id: &str, b: &mut Builder) -> Result<String, String> {
     support::chardev_backend(&c.dev_type, c.source_attr("mode"))?;
     let need = |attr: &str| {
         c.source_attr(attr)
@@ -251,8 +253,11 @@ fn chardev_backend(c: &Chardev, id: &str) -> Result<String, String> {
         "null" => format!("null,id={id}"),
         "stdio" => format!("stdio,id={id}"),
         "file" => {
-            let mut s = format!("file,id={id},path={}", qv(need("path")?));
-            if c.source_attr("append") == Some("on") {
+            let path = b.file(id, need("path")?);
+            let mut s = format!("file,id={id},path={}", qv(&path));
+            // A passed file is opened by the daemon, appending (libvirt's
+            // form always says so).
+            if c.source_attr("append") == Some("on") || path.starts_with("/dev/fdset/") {
                 s.push_str(",append=on");
             }
             s
@@ -293,7 +298,7 @@ fn chardevs(dom: &Domain, b: &mut Builder) {
     for (i, c) in serials.iter().enumerate() {
         let what = format!("serial {i}");
         let id = format!("charserial{i}");
-        let backend = match chardev_backend(c, &id) {
+        let backend = match chardev_backend(c, &id, b) {
             Ok(s) => s,
             Err(reason) => {
                 b.refuse(c.line.0, what, reason);
@@ -328,7 +333,7 @@ fn chardevs(dom: &Domain, b: &mut Builder) {
         match c.target_type() {
             Some("virtio") => {
                 let id = format!("charconsole{i}");
-                let backend = match chardev_backend(c, &id) {
+                let backend = match chardev_backend(c, &id, b) {
                     Ok(s) => s,
                     Err(reason) => {
                         b.refuse(c.line.0, format!("console {i}"), reason);

@@ -49,7 +49,21 @@ pub struct FdPlan {
     /// Open taps by `-netdev` id (`hostnet0`…): `-netdev tap,id=…,fd=N`
     /// instead of `ifname=`.
     pub taps: BTreeMap<String, i32>,
+    /// Open files, as libvirt passes them: `-add-fd set=K,fd=N` and
+    /// `/dev/fdset/K` where the path would be. Disks by target (`vda`),
+    /// chardev files by chardev id (`charserial0`).
+    pub files: BTreeMap<String, i32>,
+    /// The daemon confines the VMM: `-sandbox on,…` as libvirt asks for
+    /// it (qemu.conf's `seccomp_sandbox`).
+    pub sandbox: bool,
+    /// The daemon takes the VMM's stderr as its log and writes its pid
+    /// file, as libvirt does: no `-D`, no `-pidfile` (neither path is in
+    /// reach of a confined VMM).
+    pub daemon_logs: bool,
 }
+
+/// libvirt's `-sandbox` when qemu.conf's `seccomp_sandbox` is on.
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 /// A host tap the daemon must create (and attach) before starting the VMM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +126,8 @@ pub(crate) struct Builder<'a> {
     pub argv: Argv,
     pub refused: Vec<Unsupported>,
     pub fds: &'a FdPlan,
+    /// The next fd set number.
+    pub next_fdset: u32,
 }
 
 impl Builder<'_> {
@@ -122,6 +138,21 @@ impl Builder<'_> {
 
     pub fn flag(&mut self, flag: &str) {
         self.argv.args.push(flag.to_string());
+    }
+
+    /// The path the VMM is to open for `what` (a disk's target, a
+    /// chardev's id): `/dev/fdset/K` after an `-add-fd` when the daemon
+    /// passes it open, else `path` itself.
+    pub fn file(&mut self, what: &str, path: &str) -> String {
+        match self.fds.files.get(what) {
+            Some(fd) => {
+                let set = self.next_fdset;
+                self.next_fdset += 1;
+                self.opt("-add-fd", format!("set={set},fd={fd}"));
+                format!("/dev/fdset/{set}")
+            }
+            None => path.to_string(),
+        }
     }
 
     pub fn refuse(&mut self, line: u32, device: impl Into<String>, reason: impl Into<String>) {
@@ -162,6 +193,7 @@ pub fn derive_argv_with(
         argv: Argv::default(),
         refused: Vec::new(),
         fds,
+        next_fdset: 0,
     };
     b.opt("-name", format!("guest={},debug-threads=on", qv(&dom.name)));
     b.flag("-S");
@@ -216,8 +248,13 @@ pub fn derive_argv_with(
     }
     unapplied(dom, &mut b);
     devices::all(dom, &mut b);
-    b.opt("-pidfile", paths.pidfile.to_string_lossy().into_owned());
-    b.opt("-D", paths.log_file.to_string_lossy().into_owned());
+    if fds.sandbox {
+        b.opt("-sandbox", SANDBOX);
+    }
+    if !fds.daemon_logs {
+        b.opt("-pidfile", paths.pidfile.to_string_lossy().into_owned());
+        b.opt("-D", paths.log_file.to_string_lossy().into_owned());
+    }
     if b.refused.is_empty() {
         Ok(b.argv)
     } else {

@@ -104,6 +104,8 @@ pub struct MonitorServer {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     sockets: Vec<SocketFile>,
+    /// Run first on every monitor thread (the VMM's seccomp filter).
+    on_thread_start: Option<fn()>,
 }
 
 impl MonitorServer {
@@ -128,7 +130,14 @@ impl MonitorServer {
             }),
             threads: Vec::new(),
             sockets: Vec::new(),
+            on_thread_start: None,
         })
+    }
+
+    /// Has every monitor thread started from now on run `hook` first (the
+    /// VMM confines its threads by kind this way).
+    pub fn on_thread_start(&mut self, hook: fn()) {
+        self.on_thread_start = Some(hook);
     }
 
     /// `-qmp unix:PATH,server=on,wait=off` and `-chardev socket,path=PATH,
@@ -240,9 +249,15 @@ impl MonitorServer {
     }
 
     fn spawn(&mut self, label: &str, f: impl FnOnce() + Send + 'static) -> Result<(), ServerError> {
+        let hook = self.on_thread_start;
         let handle = std::thread::Builder::new()
             .name(format!("qmp-{label}"))
-            .spawn(f)
+            .spawn(move || {
+                if let Some(h) = hook {
+                    h();
+                }
+                f()
+            })
             .map_err(ServerError::Setup)?;
         self.threads.push(handle);
         Ok(())

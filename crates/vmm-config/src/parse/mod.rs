@@ -41,7 +41,6 @@ pub const IGNORED_OPTIONS: &[(&str, &str)] = &[
     ),
     ("-no-hpet", "there is no HPET"),
     ("-msg timestamp=on", "log lines carry timestamps"),
-    ("-sandbox …", "not applied until the seccomp work lands"),
     ("-enable-kvm, -accel kvm", "KVM is the only accelerator"),
 ];
 
@@ -84,6 +83,8 @@ const WITH_ARG: &[&str] = &[
     "-boot",
     "-msg",
     "-sandbox",
+    "-runas",
+    "-add-fd",
     "-d",
     "-vga",
     "-L",
@@ -137,6 +138,10 @@ pub fn usage() -> String {
          \x20 -no-reboot                              exit instead of rebooting\n\
          \x20 -no-shutdown                            stop instead of exiting on guest power-off\n\
          \x20 -daemonize, -pidfile FILE, -D LOGFILE\n\
+         \x20 -sandbox on[,obsolete=,elevateprivileges=,spawn=,resourcecontrol=]\n\
+         \x20                                         seccomp filters per thread and Landlock\n\
+         \x20 -runas USER|UID:GID                     drop to USER once everything is open\n\
+         \x20 -add-fd fd=N,set=M[,opaque=S]          a passed descriptor for /dev/fdset/M\n\
          \x20 -version, -help\n\
          Accepted and ignored (they change nothing for this machine):\n",
     );
@@ -450,7 +455,10 @@ impl Builder {
             "-bios" => self.cfg.bios = Some(path(opt, v)?),
             "-fw_cfg" => self.cfg.fw_cfg.push(firmware::parse_fw_cfg(v)?),
             "-debugcon" => self.firmware.debugcon(v)?,
-            "-msg" | "-sandbox" | "-d" | "-L" => {}
+            "-sandbox" => self.cfg.sandbox = crate::sandbox::parse_sandbox(v)?,
+            "-runas" => self.cfg.runas = Some(crate::sandbox::parse_runas(v)?),
+            "-add-fd" => self.cfg.add_fds.push(crate::sandbox::parse_add_fd(v)?),
+            "-msg" | "-d" | "-L" => {}
             _ => return Err(ConfigError::new(opt, "invalid option")),
         }
         Ok(())

@@ -107,6 +107,8 @@ fn modern_libvirt_spellings() {
         "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     ]));
     assert!(c.start_paused && c.no_shutdown);
+    let sandbox = c.sandbox.expect("-sandbox on");
+    assert!(!sandbox.spawn && !sandbox.obsolete && !sandbox.resource_control);
     assert_eq!(c.machine, "pc-i440fx-7.2");
     assert_eq!(c.mem_size, 512 << 20);
     assert_eq!(c.cpu.model, "qemu64");

@@ -61,9 +61,15 @@ impl DomainDriver {
             RemoteError::operation_failed(&format!("cannot create {}: {e}", rundir.display()))
         })?;
         let paths = self.tree.vmm_paths(name);
+        let options = vmm::Options {
+            vmm: &self.vmm,
+            confine: self.confine.as_ref(),
+            sandbox: self.sandbox,
+            name,
+        };
         let started = match self
             .resolve_volumes(&def)
-            .and_then(|for_vmm| vmm::start(&self.vmm, &for_vmm, &paths))
+            .and_then(|for_vmm| vmm::start(&options, &for_vmm, &paths))
         {
             Ok(s) => s,
             Err(e) => {
@@ -73,13 +79,14 @@ impl DomainDriver {
                 return Err(e);
             }
         };
-        let (child, qmp) = (started.child, started.qmp);
+        let (child, qmp, held) = (started.child, started.qmp, started.held);
         let pid = child.pid();
         let events = qmp.take_events();
         if !paused {
             if let Err(e) = qmp.execute("cont", None) {
                 child.signal(Signal::KILL);
                 child.wait(Some(Duration::from_secs(10)));
+                held.release();
                 self.start_failed(name);
                 let _ = std::fs::remove_dir_all(&rundir);
                 return Err(RemoteError::operation_failed(&format!(
@@ -91,7 +98,16 @@ impl DomainDriver {
         let mut live = (*def).clone();
         super::ptys::annotate(&mut live, &qmp);
         super::nics::annotate(&mut live, &started.taps);
-        let run = Arc::new(Running::new(self.alloc_id(), child, Arc::new(live), qmp));
+        if let Some(label) = held.label {
+            super::confine::annotate(&mut live, label);
+        }
+        let run = Arc::new(Running::new(
+            self.alloc_id(),
+            child,
+            Arc::new(live),
+            qmp,
+            held,
+        ));
         let (state, reason) = if paused {
             (DomainState::Paused, paused_reason::USER)
         } else {

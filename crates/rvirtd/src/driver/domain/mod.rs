@@ -18,7 +18,9 @@
 
 pub mod blockstats;
 pub mod calls;
+pub mod confine;
 pub mod console;
+pub mod dac;
 pub mod definitions;
 pub mod lifecycle;
 pub mod nics;
@@ -59,6 +61,10 @@ pub struct DomainDriver {
     pub vmm: PathBuf,
     /// How long destroy waits after SIGTERM before SIGKILL.
     pub destroy_grace: Duration,
+    /// How VMMs are confined (None: as rvirtd's own user).
+    pub confine: Option<confine::Confinement>,
+    /// `-sandbox on,…` for every VMM.
+    pub sandbox: bool,
     reg: Mutex<Registry>,
     /// Signalled on every state change, for operations that wait for the
     /// follower to see the VMM's event.
@@ -88,6 +94,8 @@ impl DomainDriver {
             tree: cfg.tree.clone(),
             vmm: cfg.vmm.clone(),
             destroy_grace: cfg.destroy_grace,
+            confine: cfg.confine.clone(),
+            sandbox: cfg.sandbox,
             reg: Mutex::new(Registry::default()),
             state_cv: Condvar::new(),
             events,
@@ -243,6 +251,7 @@ impl DomainDriver {
             reason: e.reason,
             persistent: e.is_persistent(),
             live_xml: run.live.to_xml(),
+            held: run.held.clone(),
         }
     }
 
@@ -259,6 +268,9 @@ impl DomainDriver {
         // While `run` is the domain's, nothing else starts it or touches its
         // runtime directory, so the cleanup can happen outside the lock.
         if is_current(&self.reg()) {
+            // The files go back to their owners before anyone sees the
+            // domain shut off.
+            run.held.restore_labels();
             let _ = std::fs::remove_file(self.tree.state_file(name));
             let _ = std::fs::remove_dir_all(self.tree.runtime_dir(name));
             let console = self
@@ -304,6 +316,9 @@ impl DomainDriver {
                 .lifecycle(&h, LifecycleEvent::Stopped as i32, stopped_detail(reason));
         }
         run.mark_exited();
+        // The VMM's teardown child may still hold the VM for a few ms;
+        // nobody waits for it.
+        run.held.remove_cgroup();
     }
 }
 

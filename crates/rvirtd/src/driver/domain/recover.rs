@@ -71,6 +71,7 @@ impl DomainDriver {
         };
         let (Some(child), Some(qmp)) = (child, qmp) else {
             tracing::warn!(domain = %rec.name, pid = rec.pid, "VM died while rvirtd was away: shut off (crashed)");
+            rec.held.release();
             self.mark_crashed(&rec.name);
             return;
         };
@@ -80,7 +81,13 @@ impl DomainDriver {
             .map(|s| !s.running)
             .unwrap_or(rec.state == DomainState::Paused as i32);
         let events = qmp.take_events();
-        let run = Arc::new(Running::new(rec.id, Arc::new(child), live, qmp));
+        let run = Arc::new(Running::new(
+            rec.id,
+            Arc::new(child),
+            live,
+            qmp,
+            rec.held.clone(),
+        ));
         self.seen_id(rec.id);
         let (state, reason) = match (paused, rec.state == DomainState::Paused as i32) {
             (true, true) | (false, false) => (

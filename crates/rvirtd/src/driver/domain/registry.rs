@@ -30,11 +30,19 @@ pub struct Running {
     pub fake_reboot: std::sync::atomic::AtomicBool,
     /// Set by the follower thread when the process is gone.
     pub exited: (Mutex<bool>, Condvar),
+    /// Labels and cgroup of a confined VMM, released when it ends.
+    pub held: super::confine::Held,
 }
 
 impl Running {
     /// A new record of a running VMM (not yet exited, no stop requested).
-    pub fn new(id: i32, child: Arc<Child>, live: Arc<Domain>, qmp: QmpClient) -> Self {
+    pub fn new(
+        id: i32,
+        child: Arc<Child>,
+        live: Arc<Domain>,
+        qmp: QmpClient,
+        held: super::confine::Held,
+    ) -> Self {
         Running {
             id,
             child,
@@ -43,6 +51,7 @@ impl Running {
             stop_reason: Mutex::new(None),
             fake_reboot: std::sync::atomic::AtomicBool::new(false),
             exited: (Mutex::new(false), Condvar::new()),
+            held,
         }
     }
 

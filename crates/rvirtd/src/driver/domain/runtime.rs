@@ -22,6 +22,9 @@ pub struct RuntimeRecord {
     pub persistent: bool,
     /// The definition it runs with, in dumpxml layout.
     pub live_xml: String,
+    /// What the confined VM holds (labels, cgroup), released when it ends.
+    #[serde(default)]
+    pub held: super::confine::Held,
 }
 
 impl RuntimeRecord {
@@ -75,6 +78,7 @@ mod tests {
             reason: 1,
             persistent: true,
             live_xml: "<domain/>".into(),
+            held: Default::default(),
         };
         rec.save(&dir.path().join("a.json")).unwrap();
         std::fs::write(dir.path().join("b.json"), "{not json").unwrap();

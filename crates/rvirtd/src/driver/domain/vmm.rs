@@ -19,6 +19,7 @@ use rvirt_qmp::QmpClient;
 use rvirt_remote::error::{code, from};
 use rvirt_remote::RemoteError;
 
+use super::confine::{self, Confinement, Held};
 use super::nics::{self, NamedTap};
 use crate::supervise::{Child, Spawn, SpawnError, FIRST_PASSED_FD};
 
@@ -63,19 +64,52 @@ pub struct Started {
     pub child: Arc<Child>,
     pub qmp: QmpClient,
     pub taps: Vec<NamedTap>,
+    /// What the confined VM holds until it ends.
+    pub held: Held,
+}
+
+/// How a VMM is started.
+pub struct Options<'a> {
+    pub vmm: &'a Path,
+    /// The jail and ownership (none: the VMM runs as rvirtd's user).
+    pub confine: Option<&'a Confinement>,
+    /// `-sandbox on,…`: the VMM's own seccomp filters and Landlock.
+    pub sandbox: bool,
+    pub name: &'a str,
 }
 
 /// Derives `def`'s command line (validation first), makes its taps, binds
 /// its monitor and starts `vmm` with both passed.
-pub fn start(vmm: &Path, def: &Domain, paths: &RuntimePaths) -> Result<Started, RemoteError> {
+pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Started, RemoteError> {
     let plain = derive_argv(def, paths).map_err(|e| {
         RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
     })?;
+    let rundir = paths
+        .monitor_socket
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
+    let confined = match o.confine {
+        Some(c) => Some(confine::prepare(c, o.vmm, def, o.name, &rundir)?),
+        None => None,
+    };
+    let (held, jail, files) = match confined {
+        Some(p) => (p.held, p.jail, p.files),
+        None => Default::default(),
+    };
+    let release = |e: RemoteError| {
+        held.release();
+        e
+    };
     // The host side of the NICs exists before the VMM, as with libvirt;
     // rvirtd's descriptors close once the VMM has its own, leaving it the
     // only holder (the taps are not persistent).
-    let taps = nics::open_all(def, &plain.taps).map_err(|e| e.to_remote())?;
-    let listener = bind_monitor(&paths.monitor_socket).map_err(|e| e.to_remote())?;
+    let taps = nics::open_all(def, &plain.taps)
+        .map_err(|e| e.to_remote())
+        .map_err(release)?;
+    let listener = bind_monitor(&paths.monitor_socket)
+        .map_err(|e| e.to_remote())
+        .map_err(release)?;
     // The taps at 3, 4, … (as before the monitor was passed), the
     // monitor's listener after them.
     let mut plan = FdPlan::default();
@@ -90,16 +124,33 @@ pub fn start(vmm: &Path, def: &Domain, paths: &RuntimePaths) -> Result<Started, 
     }
     plan.monitor = Some(FIRST_PASSED_FD + pass.len() as i32);
     pass.push(listener.into());
-    let argv = derive_argv_with(def, paths, &plan).map_err(|e| {
-        RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
-    })?;
-    run(vmm, &argv.args, pass, paths)
-        .map(|(child, qmp)| Started {
+    // Files rvirtd opened (chardev files), as -add-fd.
+    for (what, fd) in files {
+        plan.files.insert(what, FIRST_PASSED_FD + pass.len() as i32);
+        pass.push(fd);
+    }
+    plan.sandbox = o.sandbox;
+    plan.daemon_logs = true;
+    let mut args = derive_argv_with(def, paths, &plan)
+        .map_err(|e| RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string())))
+        .map_err(release)?
+        .args;
+    if let (Some(c), true) = (o.confine, o.sandbox) {
+        if c.seccomp_log {
+            if let Some(i) = args.iter().position(|a| a == "-sandbox") {
+                args[i + 1].push_str(",x-log=on");
+            }
+        }
+    }
+    match run(o.vmm, &args, pass, paths, jail) {
+        Ok((child, qmp)) => Ok(Started {
             child,
             qmp,
             taps: named,
-        })
-        .map_err(|e| e.to_remote())
+            held,
+        }),
+        Err(e) => Err(release(e.to_remote())),
+    }
 }
 
 /// Binds the monitor's socket at `path` (replacing a stale one), for the
@@ -123,6 +174,7 @@ fn run(
     args: &[String],
     pass: Vec<OwnedFd>,
     paths: &RuntimePaths,
+    jail: Option<Arc<rvirt_jail::Prepared>>,
 ) -> Result<(Arc<Child>, QmpClient), StartError> {
     let log = &paths.log_file;
     let mut logf = OpenOptions::new()
@@ -142,7 +194,15 @@ fn run(
         // rvirtd's own log level is not the VMM's: the VMM writes into the
         // domain log, and its debug lines would cut into the guest's.
         env_remove: &["RVIRT_LOG"],
+        jail,
     })?);
+    // The pid file is rvirtd's to write, as libvirt writes QEMU's: the
+    // VMM cannot reach the runtime directory.
+    if let Err(e) =
+        crate::fsutil::write_atomic(&paths.pidfile, format!("{}\n", child.pid()).as_bytes())
+    {
+        tracing::warn!(file = %paths.pidfile.display(), error = %e, "cannot write the pid file");
+    }
     // The VMM holds the only listener now: if it dies, this connection is
     // reset at once instead of waiting for a greeting.
     match QmpClient::connect(&paths.monitor_socket, QMP_TIMEOUT) {

@@ -1,0 +1,383 @@
+//! Confining a domain's VMM (the Dom0/DomU split for KVM): what rvirtd
+//! prepares before the VMM exists and releases after it is gone.
+//!
+//! - the jail (crates/jail): the VMM's user and group, no capabilities,
+//!   no_new_privs, its own mount namespace whose root holds a minimal /dev,
+//!   a private /tmp and, bound read-only, the program with its libraries
+//!   and the files the definition names that the VMM opens by path (kernel,
+//!   initrd, disks not passed open); a cgroup with the definition's
+//!   `<memtune>` and `<cputune>` limits; rlimits;
+//! - ownership (`dac.rs`): files the VMM writes given to its user;
+//! - descriptors: chardev files opened by rvirtd and passed with
+//!   `-add-fd` (the monitor and taps are passed by `vmm.rs`);
+//! - `-sandbox on,…` on the command line: the VMM's own seccomp filters
+//!   per thread and Landlock (crates/vmm/src/sandbox).
+//!
+//! What a running VM holds ([`Held`]) is kept in its runtime record, so a
+//! restarted rvirtd releases it too.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use rvirt_domain::xml::Element;
+use rvirt_domain::Domain;
+use rvirt_jail::{Bind, Cgroup, Device, Jail, Limits, Rlimit};
+use rvirt_remote::RemoteError;
+use serde::{Deserialize, Serialize};
+
+use super::dac::{self, Label};
+
+/// How rvirtd confines the VMMs it starts (`--user`/`--group`, as
+/// qemu.conf's `user`/`group`).
+#[derive(Debug, Clone)]
+pub struct Confinement {
+    pub label: Label,
+    /// `-sandbox …,x-log=on`: forbidden calls logged by the kernel and
+    /// allowed, for finding what a filter lacks.
+    pub seccomp_log: bool,
+}
+
+/// What a running VM holds that must be given back when it ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    /// The VMM's user and group.
+    pub label: Option<Label>,
+    /// Files given to that user (symlinks resolved).
+    pub labelled: Vec<PathBuf>,
+    /// Its cgroup directories.
+    pub cgroup_v2: Option<PathBuf>,
+    pub cgroup_v1: Vec<PathBuf>,
+}
+
+impl Held {
+    fn cgroup(&self) -> Option<Cgroup> {
+        (self.cgroup_v2.is_some() || !self.cgroup_v1.is_empty()).then(|| Cgroup {
+            v2: self.cgroup_v2.clone(),
+            v1: self.cgroup_v1.clone(),
+        })
+    }
+
+    /// Gives every labelled file its owner and mode back.
+    pub fn restore_labels(&self) {
+        for p in &self.labelled {
+            dac::restore(p);
+        }
+    }
+
+    /// Kills what is left in the cgroup (the VMM's teardown child) and
+    /// removes it.
+    pub fn remove_cgroup(&self) {
+        if let Some(cg) = self.cgroup() {
+            cg.remove(Duration::from_secs(5));
+        }
+    }
+
+    /// Both, for a VM found dead.
+    pub fn release(&self) {
+        self.restore_labels();
+        self.remove_cgroup();
+    }
+}
+
+/// What [`prepare`] made for a start.
+pub struct Prepared {
+    pub held: Held,
+    pub jail: Option<Arc<rvirt_jail::Prepared>>,
+    /// Opened files to pass, by what they stand for (a chardev id).
+    pub files: BTreeMap<String, OwnedFd>,
+}
+
+/// The libraries of each VMM binary, found once (by the dynamic loader).
+fn shared_objects(vmm: &Path) -> Vec<PathBuf> {
+    static CACHE: OnceLock<Mutex<BTreeMap<PathBuf, Vec<PathBuf>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+    c.entry(vmm.to_path_buf())
+        .or_insert_with(|| {
+            rvirt_jail::shared_objects(vmm).unwrap_or_else(|e| {
+                tracing::warn!(vmm = %vmm.display(), error = %e, "cannot list the VMM's libraries");
+                Vec::new()
+            })
+        })
+        .clone()
+}
+
+fn failed(what: impl std::fmt::Display) -> RemoteError {
+    RemoteError::operation_failed(&what.to_string())
+}
+
+/// The element's text as a number, scaled by its `unit` (KiB default).
+fn kib(e: &Element) -> Option<u64> {
+    rvirt_domain::units::to_kib(e.text().trim(), e.attr("unit")).ok()
+}
+
+/// `<memtune>` and `<cputune>` as cgroup limits.
+pub fn limits(def: &Domain) -> Limits {
+    let mut l = Limits {
+        // Threads of one VM: its vCPUs and a few dozen helpers; a bound
+        // against a VMM that forks or spawns without end.
+        pids_max: Some(1024),
+        ..Limits::default()
+    };
+    if let Some(m) = def.extra.child("memtune") {
+        l.memory_max = m.child("hard_limit").and_then(kib).map(|k| k * 1024);
+        l.memory_high = m.child("soft_limit").and_then(kib).map(|k| k * 1024);
+    }
+    if let Some(c) = &def.cputune {
+        let num = |name: &str| {
+            c.child(name)
+                .and_then(|e| e.text().trim().parse::<i64>().ok())
+        };
+        l.cpu_shares = num("shares").and_then(|s| u64::try_from(s).ok());
+        // The whole VM's bandwidth; a per-vCPU one (period/quota, which
+        // libvirt sets on each vCPU's own group) is given to the VM as
+        // vCPUs × quota.
+        let global = num("global_quota").zip(num("global_period"));
+        let per_vcpu = num("quota")
+            .zip(num("period"))
+            .map(|(q, p)| (q.saturating_mul(def.vcpu.count as i64), p));
+        l.cpu_max = global
+            .or(per_vcpu)
+            .filter(|(q, p)| *q > 0 && *p > 0)
+            .map(|(q, p)| (q as u64, p as u64));
+    }
+    l
+}
+
+/// A name for the VM's cgroup, unique across daemons and restarts.
+fn cgroup_name(name: &str) -> String {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("qemu-{stamp}-{clean}")
+}
+
+/// Labels, opens and lays out everything for `def`'s confined VMM. On
+/// failure whatever was labelled is given back.
+pub fn prepare(
+    conf: &Confinement,
+    vmm: &Path,
+    def: &Domain,
+    name: &str,
+    rundir: &Path,
+) -> Result<Prepared, RemoteError> {
+    let mut held = Held {
+        label: Some(conf.label),
+        ..Held::default()
+    };
+    match prepare_in(conf, vmm, def, name, rundir, &mut held) {
+        Ok((jail, files)) => Ok(Prepared {
+            held,
+            jail: Some(Arc::new(jail)),
+            files,
+        }),
+        Err(e) => {
+            held.release();
+            Err(e)
+        }
+    }
+}
+
+fn prepare_in(
+    conf: &Confinement,
+    vmm: &Path,
+    def: &Domain,
+    name: &str,
+    rundir: &Path,
+    held: &mut Held,
+) -> Result<(rvirt_jail::Prepared, BTreeMap<String, OwnedFd>), RemoteError> {
+    let label = conf.label;
+    let mut binds: Vec<Bind> = Vec::new();
+    let vmm = std::fs::canonicalize(vmm).unwrap_or_else(|_| vmm.to_path_buf());
+    binds.push(Bind {
+        path: vmm.clone(),
+        writable: false,
+    });
+    for lib in shared_objects(&vmm) {
+        binds.push(Bind {
+            path: lib,
+            writable: false,
+        });
+    }
+    // The kernel and initrd are read by path at every boot: bound
+    // read-only, given to the VM's user only if it cannot read them.
+    for p in [&def.os.kernel, &def.os.initrd].into_iter().flatten() {
+        let p = Path::new(p);
+        if !dac::readable_by(p, label) {
+            held.labelled
+                .push(dac::set(p, label, false).map_err(|e| failed(crate::error_chain(&e)))?);
+        }
+        binds.push(Bind {
+            path: p.to_path_buf(),
+            writable: false,
+        });
+    }
+    // Disks are read by path until the block layer takes /dev/fdset (see
+    // argv): writable ones are given to the VM's user, read-only ones keep
+    // their owner and are bound read-only.
+    for d in &def.devices.disks {
+        let Some(src) = d.source_path() else { continue };
+        let p = Path::new(src);
+        let writable = !d.readonly;
+        if writable {
+            held.labelled.push(
+                dac::set(p, label, !d.shareable).map_err(|e| failed(crate::error_chain(&e)))?,
+            );
+        }
+        binds.push(Bind {
+            path: p.to_path_buf(),
+            writable,
+        });
+    }
+    // Chardev files: opened (created) here and passed.
+    let mut files = BTreeMap::new();
+    let devs = &def.devices;
+    let serials_are_consoles = devs.serials.is_empty();
+    let serials = if serials_are_consoles {
+        devs.consoles.iter().take(1).collect::<Vec<_>>()
+    } else {
+        devs.serials.iter().collect()
+    };
+    let mut chardev_files: Vec<(String, &rvirt_domain::model::Chardev)> = serials
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (format!("charserial{i}"), c))
+        .collect();
+    chardev_files.extend(
+        devs.consoles
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.target_type() == Some("virtio"))
+            .map(|(i, c)| (format!("charconsole{i}"), c)),
+    );
+    let mut ptys = false;
+    for (id, c) in chardev_files {
+        match c.dev_type.as_str() {
+            "pty" => ptys = true,
+            "file" => {
+                let Some(path) = c.source_attr("path") else {
+                    continue;
+                };
+                let append = c.source_attr("append") == Some("on");
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create(true).mode(0o600);
+                if append {
+                    o.append(true);
+                } else {
+                    o.truncate(true);
+                }
+                let f = o
+                    .open(path)
+                    .map_err(|e| failed(format!("cannot open {path}: {e}")))?;
+                held.labelled.push(
+                    dac::set(Path::new(path), label, true)
+                        .map_err(|e| failed(crate::error_chain(&e)))?,
+                );
+                files.insert(id, OwnedFd::from(f));
+            }
+            _ => {}
+        }
+    }
+    for o in &def.devices.others {
+        if o.kind() != "rng" {
+            continue;
+        }
+        let file = o
+            .element
+            .child("backend")
+            .map(|b| b.text())
+            .unwrap_or_default();
+        let file = file.trim();
+        if !file.is_empty() && !matches!(file, "/dev/urandom" | "/dev/random") {
+            binds.push(Bind {
+                path: PathBuf::from(file),
+                writable: false,
+            });
+        }
+    }
+    let mut devices = vec![
+        Device::Null,
+        Device::Zero,
+        Device::Full,
+        Device::Random,
+        Device::Urandom,
+        Device::Kvm,
+    ];
+    if ptys {
+        devices.push(Device::Ptys);
+    }
+    let cgroup = match Cgroup::create(&cgroup_name(name), &limits(def)) {
+        Ok(cg) => {
+            held.cgroup_v2 = cg.v2.clone();
+            held.cgroup_v1 = cg.v1.clone();
+            Some(cg)
+        }
+        Err(e) => return Err(failed(format!("cgroup: {}", crate::error_chain(&e)))),
+    };
+    let root = rundir.join("root");
+    std::fs::create_dir_all(&root)
+        .map_err(|e| failed(format!("cannot create {}: {e}", root.display())))?;
+    let jail = Jail {
+        uid: label.uid,
+        gid: label.gid,
+        root,
+        binds,
+        devices,
+        rlimits: vec![
+            // No core dumps: they would hold guest memory.
+            Rlimit {
+                resource: libc::RLIMIT_CORE,
+                limit: 0,
+            },
+            Rlimit {
+                resource: libc::RLIMIT_NOFILE,
+                limit: 4096,
+            },
+            // Per user (all VMs share it): a backstop behind the cgroup's
+            // pids.max, which bounds each VM.
+            Rlimit {
+                resource: libc::RLIMIT_NPROC,
+                limit: 16_384,
+            },
+            Rlimit {
+                resource: libc::RLIMIT_MSGQUEUE,
+                limit: 0,
+            },
+        ],
+        tmp_size: 16 << 20,
+        cgroup,
+    };
+    let prepared = jail
+        .prepare()
+        .map_err(|e| failed(format!("jail: {}", crate::error_chain(&e))))?;
+    Ok((prepared, files))
+}
+
+/// The `<seclabel>` libvirt writes in the live XML of a DAC-labelled
+/// domain.
+pub fn annotate(live: &mut Domain, label: Label) {
+    let text = label.to_string();
+    let mut s = Element::new("seclabel");
+    s.set_attr("type", "dynamic");
+    s.set_attr("model", "dac");
+    s.set_attr("relabel", "yes");
+    s.push(Element::new("label").with_text(text.clone()));
+    s.push(Element::new("imagelabel").with_text(text));
+    live.extra.push(s);
+}
