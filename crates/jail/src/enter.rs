@@ -125,6 +125,7 @@ pub(crate) unsafe fn enter(p: &Prepared) -> io::Result<()> {
                     source,
                     target,
                     writable,
+                    devices,
                 } => {
                     check(
                         libc::mount(
@@ -136,8 +137,10 @@ pub(crate) unsafe fn enter(p: &Prepared) -> io::Result<()> {
                         ) as libc::c_long,
                         c"bind a file",
                     )?;
-                    let mut flags =
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
+                    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID;
+                    if !*devices {
+                        flags |= libc::MS_NODEV;
+                    }
                     if !*writable {
                         flags |= libc::MS_RDONLY;
                     }

@@ -133,11 +133,14 @@ enum Step {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
-    /// Bind `source` onto `target`, read-only unless `writable`.
+    /// Bind `source` onto `target`, read-only unless `writable`; device
+    /// nodes usable only with `devices` (the ptys, a disk that is a block
+    /// device).
     Bind {
         source: CString,
         target: CString,
         writable: bool,
+        devices: bool,
     },
 }
 
@@ -228,6 +231,7 @@ impl Jail {
                     source: cs("/dev/pts"),
                     target: c(&inside(Path::new("/dev/pts")))?,
                     writable: true,
+                    devices: true,
                 });
             }
         }
@@ -249,10 +253,13 @@ impl Jail {
             } else {
                 steps.push(Step::Touch(c(&inside(&b.path))?));
             }
+            use std::os::unix::fs::FileTypeExt;
+            let ft = meta.file_type();
             steps.push(Step::Bind {
                 source: c(&source)?,
                 target: c(&inside(&b.path))?,
                 writable: b.writable,
+                devices: ft.is_block_device() || ft.is_char_device(),
             });
         }
         let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
