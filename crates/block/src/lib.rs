@@ -43,6 +43,7 @@ pub use backend::{Alignment, DiskBackend, RawFile};
 pub use buf::{total_len, IoBuf};
 pub use disk::{Disk, DEFAULT_BOUND};
 pub use engine::merge::{MAX_BYTES as MERGE_MAX_BYTES, MAX_IOV as MERGE_MAX_IOV};
+pub use engine::threads::on_worker_start;
 pub use engine::{BOUNCE_MAX, WORKERS};
 pub use format::{Format, Mapping, Raw};
 pub use open::{in_memory, probe_alignment, AioMode, HostDisk, OpenError, OpenOptions};

@@ -289,6 +289,42 @@ impl<T: Send + 'static> Disk<T> {
                     }
                 }
             })?;
+        Self::from_file(file, path, opts)
+    }
+
+    /// Sets up the image `file` that someone else opened (a descriptor a
+    /// confining parent passed): O_DIRECT is turned on if `opts` asks for
+    /// it; a file that must write through needs O_DSYNC already (it cannot
+    /// be added later). `path` names it in errors.
+    pub fn from_file(file: File, path: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
+        let path_buf = || path.to_path_buf();
+        let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| OpenError::Open {
+            path: path_buf(),
+            source: e.into(),
+        })?;
+        if opts.direct && !flags.contains(rustix::fs::OFlags::DIRECT) {
+            rustix::fs::fcntl_setfl(&file, flags | rustix::fs::OFlags::DIRECT).map_err(|e| {
+                if e == rustix::io::Errno::INVAL {
+                    OpenError::NoDirectIo { path: path_buf() }
+                } else {
+                    OpenError::Open {
+                        path: path_buf(),
+                        source: e.into(),
+                    }
+                }
+            })?;
+        }
+        // rustix's OFlags::DSYNC is O_SYNC's value; the bit is O_DSYNC's.
+        let dsync = flags.bits() & libc::O_DSYNC as u32 != 0;
+        if !opts.write_cache && !opts.no_flush && !dsync {
+            return Err(OpenError::Open {
+                path: path_buf(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a disk without a write cache needs a descriptor opened with O_DSYNC",
+                ),
+            });
+        }
         let aio = if opts.aio == AioMode::Threads && in_memory(&file) {
             AioMode::Sync
         } else {

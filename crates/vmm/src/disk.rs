@@ -60,7 +60,21 @@ pub(crate) struct DiskModel {
 /// Opens disk `n` (its place among the virtio devices names its
 /// anonymous nodes) and builds its device.
 pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskError> {
-    let disk = Disk::open(d.path(), &open_options(d)).map_err(DiskError::Open)?;
+    let opts = open_options(d);
+    // /dev/fdset/N: the image the parent opened and passed (-add-fd).
+    let disk = match crate::fdset::open(d.path(), true, !opts.read_only) {
+        Some(file) => {
+            let file = file.map_err(|source| {
+                DiskError::Open(OpenError::Open {
+                    path: d.path().to_path_buf(),
+                    source,
+                })
+            })?;
+            Disk::from_file(file, d.path(), &opts)
+        }
+        None => Disk::open(d.path(), &opts),
+    }
+    .map_err(DiskError::Open)?;
     let opts = BlockOptions {
         read_only: d.read_only(),
         serial: d.serial.clone(),

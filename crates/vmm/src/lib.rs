@@ -173,6 +173,7 @@ type Reply = Sender<Result<(), QmpError>>;
 impl Vmm {
     /// Opens the host-side resources named in `config`.
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
+        rvirt_block::on_worker_start(sandbox::enter_block_io);
         fdset::init(&config.add_fds).map_err(|e| VmmError::Setup {
             what: "-add-fd",
             source: std::io::Error::other(e),

@@ -10,7 +10,7 @@
 
 mod exec;
 pub(crate) mod merge;
-mod threads;
+pub(crate) mod threads;
 mod uring;
 
 use std::io;

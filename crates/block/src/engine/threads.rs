@@ -63,6 +63,15 @@ pub(crate) struct Pool<T> {
     in_flight: usize,
 }
 
+/// Run first on every worker thread started from now on (the VMM confines
+/// its threads by kind this way); set once per process.
+static WORKER_START: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Has every worker thread run `hook` before its first request.
+pub fn on_worker_start(hook: fn()) {
+    let _ = WORKER_START.set(hook);
+}
+
 impl<T: Send + 'static> Pool<T> {
     pub fn new(format: Arc<dyn Format>, workers: usize) -> io::Result<Self> {
         let shared = Arc::new(Shared {
@@ -82,7 +91,12 @@ impl<T: Send + 'static> Pool<T> {
             let shared = pool.shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("blk-io-{i}"))
-                .spawn(move || worker(&shared))?;
+                .spawn(move || {
+                    if let Some(hook) = WORKER_START.get() {
+                        hook();
+                    }
+                    worker(&shared)
+                })?;
             pool.workers.push(handle);
         }
         Ok(pool)

@@ -14,7 +14,8 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use io_uring::{opcode, types, IoUring};
+use io_uring::register::Restriction;
+use io_uring::{opcode, squeue, types, IoUring};
 
 use super::{merge, run, Finished, Job};
 use crate::aligned::AlignedBuf;
@@ -63,9 +64,9 @@ unsafe impl<T: Send> Send for Req<T> {}
 pub(crate) struct Uring<T> {
     ring: IoUring,
     event: EventFd,
-    /// The image whose storage owns `fd`; kept so the descriptor stays open.
+    /// The image whose storage owns the registered descriptor; kept so it
+    /// stays open.
     format: Arc<dyn Format>,
-    fd: RawFd,
     /// Bounce buffer for requests of a failed merged run, rerun inline.
     buf: AlignedBuf,
     /// Zero-copy reads and writes of this pass, not yet in the SQ.
@@ -90,9 +91,28 @@ impl<T> Uring<T> {
             )
         })?;
         let bound = bound.max(1);
-        let ring = IoUring::new(u32::from(bound))?;
+        // io_uring performs its operations outside seccomp's reach, so the
+        // ring is created disabled, restricted to what a disk needs
+        // (positioned reads and writes and fdatasync on the registered
+        // image, no other file, no further registration), then enabled: a
+        // compromised VMM holding it can do nothing else with it (and the
+        // sandbox forbids making new rings once the VM runs).
+        let ring = IoUring::builder()
+            .setup_r_disabled()
+            .build(u32::from(bound))?;
         let event = EventFd::new(EFD_NONBLOCK)?;
-        ring.submitter().register_eventfd(event.as_raw_fd())?;
+        let sub = ring.submitter();
+        sub.register_eventfd(event.as_raw_fd())?;
+        sub.register_files(&[fd])?;
+        let fixed = squeue::Flags::FIXED_FILE.bits();
+        sub.register_restrictions(&mut [
+            Restriction::sqe_op(opcode::Readv::CODE),
+            Restriction::sqe_op(opcode::Writev::CODE),
+            Restriction::sqe_op(opcode::Fsync::CODE),
+            Restriction::sqe_flags_allowed(fixed),
+            Restriction::sqe_flags_required(fixed),
+        ])?;
+        sub.register_enable_rings()?;
         let n = usize::from(bound);
         Ok(Uring {
             ring,
@@ -100,7 +120,6 @@ impl<T> Uring<T> {
             buf: AlignedBuf::new(storage.alignment().memory),
             pending: Vec::new(),
             format,
-            fd,
             slots: (0..n).map(|_| None).collect(),
             free: (0..n).rev().collect(),
             in_flight: 0,
@@ -253,7 +272,8 @@ impl<T> Uring<T> {
         let Some(req) = &self.slots[slot] else {
             return;
         };
-        let fd = types::Fd(self.fd);
+        // The image is registered file 0 (the ring accepts no other).
+        let fd = types::Fixed(0);
         let entry = match req.kind {
             Kind::Flush => opcode::Fsync::new(fd)
                 .flags(types::FsyncFlags::DATASYNC)

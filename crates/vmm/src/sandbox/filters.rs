@@ -490,3 +490,116 @@ pub fn clone3_enosys() -> Result<BpfProgram, seccompiler::BackendError> {
 fn arch() -> TargetArch {
     TargetArch::x86_64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn libvirt() -> SandboxConfig {
+        rvirt_vmm_config::sandbox::parse_sandbox(
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn allowed(kind: Kind, cfg: &SandboxConfig) -> Vec<Sysno> {
+        narrow(kind, list(kind, cfg, false))
+            .into_iter()
+            .map(|a| match a {
+                Allow::Any(s) | Allow::If(s, _) => s,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_thread_may_exec_trace_mount_or_elevate_under_libvirts_options() {
+        let cfg = libvirt();
+        for kind in Kind::ALL {
+            let calls = allowed(kind, &cfg);
+            for forbidden in [
+                Sysno::execve,
+                Sysno::execveat,
+                Sysno::fork,
+                Sysno::vfork,
+                Sysno::ptrace,
+                Sysno::process_vm_readv,
+                Sysno::process_vm_writev,
+                Sysno::mount,
+                Sysno::umount2,
+                Sysno::pivot_root,
+                Sysno::chroot,
+                Sysno::setuid,
+                Sysno::setresuid,
+                Sysno::capset,
+                Sysno::kill,
+                Sysno::bpf,
+                Sysno::perf_event_open,
+                Sysno::init_module,
+                Sysno::kexec_load,
+                Sysno::unshare,
+                Sysno::setns,
+            ] {
+                assert!(
+                    !calls.contains(&forbidden),
+                    "{} allows {}",
+                    kind.name(),
+                    forbidden.name()
+                );
+            }
+            // Sockets, new rings and new files are for start only.
+            if kind != Kind::Start {
+                for start_only in [
+                    Sysno::socket,
+                    Sysno::bind,
+                    Sysno::connect,
+                    Sysno::io_uring_setup,
+                    Sysno::io_uring_register,
+                ] {
+                    assert!(
+                        !calls.contains(&start_only),
+                        "{} allows {}",
+                        kind.name(),
+                        start_only.name()
+                    );
+                }
+            }
+            if !matches!(kind, Kind::Start | Kind::Main) {
+                assert!(
+                    !calls.contains(&Sysno::openat),
+                    "{} opens files",
+                    kind.name()
+                );
+                assert!(
+                    !calls.contains(&Sysno::clone),
+                    "{} creates threads",
+                    kind.name()
+                );
+            }
+        }
+        // Every list builds into a program.
+        for kind in Kind::ALL {
+            let (_, n) = build(kind, &cfg, false).unwrap();
+            println!("{:>9}: {n} calls", kind.name());
+        }
+    }
+
+    #[test]
+    fn the_options_add_what_they_allow() {
+        let mut cfg = libvirt();
+        assert!(!allowed(Kind::Main, &cfg).contains(&Sysno::setuid));
+        assert!(allowed(Kind::Vcpu, &cfg).len() < allowed(Kind::Main, &cfg).len());
+        cfg.spawn = true;
+        assert!(allowed(Kind::Main, &cfg).contains(&Sysno::execve));
+        cfg.elevate = Elevate::Allow;
+        assert!(allowed(Kind::Vcpu, &cfg).contains(&Sysno::setresuid));
+        cfg.resource_control = true;
+        assert!(allowed(Kind::Main, &cfg).contains(&Sysno::sched_setaffinity));
+        // -runas: glibc makes every thread change its credentials.
+        let cfg = libvirt();
+        let runas = narrow(Kind::Devices, list(Kind::Devices, &cfg, true));
+        assert!(runas
+            .iter()
+            .any(|a| matches!(a, Allow::Any(Sysno::setresuid))));
+    }
+}

@@ -123,8 +123,8 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
         match v {
             VirtioConfig::Rng { filename, .. } => file(&mut r, filename, read()),
             VirtioConfig::Blk(d) => {
-                let access = if d.readonly { read() } else { read_write() };
-                file(&mut r, &d.path, access);
+                let access = if d.read_only() { read() } else { read_write() };
+                file(&mut r, d.path(), access);
             }
             VirtioConfig::Net(n) => {
                 if matches!(n.tap, rvirt_vmm_config::TapSource::Name(_)) {

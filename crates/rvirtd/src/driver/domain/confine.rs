@@ -219,6 +219,10 @@ fn prepare_in(
     // read-only, given to the VM's user only if it cannot read them.
     for p in [&def.os.kernel, &def.os.initrd].into_iter().flatten() {
         let p = Path::new(p);
+        if !p.exists() {
+            // Absent inside the jail too: the VMM reports it, naming it.
+            continue;
+        }
         if !dac::readable_by(p, label) {
             held.labelled
                 .push(dac::set(p, label, false).map_err(|e| failed(crate::error_chain(&e)))?);
@@ -228,9 +232,10 @@ fn prepare_in(
             writable: false,
         });
     }
-    // Disks are read by path until the block layer takes /dev/fdset (see
-    // argv): writable ones are given to the VM's user, read-only ones keep
-    // their owner and are bound read-only.
+    // Disks: opened here with the flags their cache mode means and passed
+    // (-add-fd); writable ones are also given to the VM's user, as libvirt
+    // does, read-only ones keep their owner and mode.
+    let mut files = BTreeMap::new();
     for d in &def.devices.disks {
         let Some(src) = d.source_path() else { continue };
         let p = Path::new(src);
@@ -240,13 +245,10 @@ fn prepare_in(
                 dac::set(p, label, !d.shareable).map_err(|e| failed(crate::error_chain(&e)))?,
             );
         }
-        binds.push(Bind {
-            path: p.to_path_buf(),
-            writable,
-        });
+        let f = open_disk(p, d).map_err(|e| failed(format!("cannot open {src}: {e}")))?;
+        files.insert(d.target_dev.clone(), OwnedFd::from(f));
     }
     // Chardev files: opened (created) here and passed.
-    let mut files = BTreeMap::new();
     let devs = &def.devices;
     let serials_are_consoles = devs.serials.is_empty();
     let serials = if serials_are_consoles {
@@ -367,6 +369,28 @@ fn prepare_in(
         .prepare()
         .map_err(|e| failed(format!("jail: {}", crate::error_chain(&e))))?;
     Ok((prepared, files))
+}
+
+/// Opens a disk image as rvirt-vmm would (rvirt_block's open): read-only
+/// or read-write, O_DIRECT and O_DSYNC as its cache mode means (O_DSYNC
+/// cannot be added to an open file later).
+fn open_disk(path: &Path, d: &rvirt_domain::model::Disk) -> std::io::Result<std::fs::File> {
+    let mode = d.driver.as_ref().and_then(|x| x.cache.as_deref());
+    let (cache, writeback) = mode
+        .and_then(rvirt_vmm_config::disk::cache_mode)
+        .unwrap_or((rvirt_vmm_config::Cache::default(), true));
+    let mut flags = 0;
+    if cache.direct {
+        flags |= libc::O_DIRECT;
+    }
+    if !writeback && !cache.no_flush {
+        flags |= libc::O_DSYNC;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(!d.readonly)
+        .custom_flags(flags)
+        .open(path)
 }
 
 /// The `<seclabel>` libvirt writes in the live XML of a DAC-labelled
