@@ -47,7 +47,7 @@ pub enum Event {
     /// QMP `quit`.
     Quit,
     /// Test builds: fire the armed sandbox probe (SIGUSR1).
-    #[cfg(feature = "sandbox-probe")]
+    #[cfg(any(feature = "sandbox-probe", debug_assertions))]
     Probe,
 }
 

@@ -456,7 +456,7 @@ impl Vmm {
                 self.running = Some(running);
                 return Err(VmmError::VcpuFailed { cpu, report });
             }
-            #[cfg(feature = "sandbox-probe")]
+            #[cfg(any(feature = "sandbox-probe", debug_assertions))]
             Event::Probe => {
                 sandbox::probe::fire();
                 running

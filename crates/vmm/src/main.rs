@@ -63,9 +63,9 @@ fn main() -> ExitCode {
     if let Err(e) = prepared.confine(&config) {
         return fail(format_args!("-sandbox: {}", error_chain(&e)));
     }
-    #[cfg(feature = "sandbox-probe")]
-    let probe = sandbox::probe::arm();
-    #[cfg(not(feature = "sandbox-probe"))]
+    #[cfg(any(feature = "sandbox-probe", debug_assertions))]
+    let probe = sandbox::probe::arm(config.name.as_deref());
+    #[cfg(not(any(feature = "sandbox-probe", debug_assertions)))]
     let probe = false;
     // Block the termination signals in every thread before any is created;
     // one thread takes them with sigwait and tells the main loop.
@@ -127,7 +127,7 @@ fn run(
                 // out pointer; sigwait only reads the one and writes the
                 // other.
                 if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-                    #[cfg(feature = "sandbox-probe")]
+                    #[cfg(any(feature = "sandbox-probe", debug_assertions))]
                     if sig == libc::SIGUSR1 {
                         sender.post(Event::Probe);
                         continue;

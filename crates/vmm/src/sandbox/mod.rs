@@ -24,8 +24,10 @@
 
 mod filters;
 mod paths;
-#[cfg(feature = "sandbox-probe")]
+#[cfg(any(feature = "sandbox-probe", debug_assertions))]
 pub mod probe;
+#[cfg(all(feature = "sandbox-probe", not(debug_assertions)))]
+compile_error!("the sandbox probe is for test builds: never in a release build");
 mod sigsys;
 
 use std::cell::Cell;
@@ -145,7 +147,7 @@ impl Prepared {
 }
 
 fn install(kind: Kind) -> Result<(), SandboxError> {
-    #[cfg(feature = "sandbox-probe")]
+    #[cfg(any(feature = "sandbox-probe", debug_assertions))]
     probe::register(kind);
     let Some(s) = SANDBOX.get() else {
         return Ok(());

@@ -1,9 +1,11 @@
-//! Test-only (feature `sandbox-probe`, never in a release build): makes a
-//! thread of a chosen kind try something its confinement forbids, so that
-//! a test can see it stopped.
+//! Test-only (debug builds, which the tests run, or the `sandbox-probe`
+//! feature; never in a release build): makes a thread of a chosen kind try
+//! something its confinement forbids, so that a test can see it stopped.
 //!
-//! `RVIRT_SANDBOX_PROBE=KIND:ACTION[:PATH]` in the VMM's environment arms
-//! it; SIGUSR1 (from the test) fires it. KIND is a thread kind (`main`,
+//! `RVIRT_SANDBOX_PROBE=NAME=KIND:ACTION[:PATH];…` in the VMM's environment
+//! arms it for the VM named NAME (`-name guest=NAME`; `*` for any), so one
+//! daemon can start VMs each probing something else; SIGUSR1 (from the
+//! test) fires it. KIND is a thread kind (`main`,
 //! `vcpu`, `devices`, `monitor`, `chardev`, `blk-io`, `signals`); ACTION is
 //! `open` (PATH, a host file outside the VM), `execve`, `ptrace`, `socket`
 //! (AF_INET) or `mount`. The main thread does it itself; any other kind
@@ -47,8 +49,14 @@ static PENDING: AtomicU8 = AtomicU8::new(0);
 
 /// Reads `RVIRT_SANDBOX_PROBE`; true when armed (the caller then waits for
 /// SIGUSR1 in its signal thread).
-pub fn arm() -> bool {
-    let Ok(spec) = std::env::var("RVIRT_SANDBOX_PROBE") else {
+pub fn arm(name: Option<&str>) -> bool {
+    let Ok(specs) = std::env::var("RVIRT_SANDBOX_PROBE") else {
+        return false;
+    };
+    let Some(spec) = specs.split(';').find_map(|s| {
+        let (who, what) = s.split_once('=')?;
+        (who == "*" || Some(who) == name).then_some(what)
+    }) else {
         return false;
     };
     let mut parts = spec.splitn(3, ':');
@@ -135,7 +143,9 @@ fn act(a: &Armed) {
                 )
             }
             Action::Ptrace => {
-                libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, libc::getppid(), 0, 0)
+                // init: a process outside the VM (getppid itself is not a
+                // call every thread may make).
+                libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, 1, 0, 0)
             }
             Action::Socket => libc::syscall(
                 libc::SYS_socket,
