@@ -29,6 +29,8 @@ pub struct Rvirtd {
     pub child: Option<Child>,
     /// Extra daemon options.
     pub args: Vec<String>,
+    /// Extra environment for the daemon (and the VMMs it starts).
+    pub env: Vec<(String, String)>,
 }
 
 /// rvirt-vmm from the same target directory (`cargo build -p rvirt-vmm`),
@@ -60,6 +62,23 @@ impl Rvirtd {
             dir,
             child: None,
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// A daemon with `env` added to its environment.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut d = Rvirtd {
+            dir,
+            child: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn();
         d
@@ -93,6 +112,7 @@ impl Rvirtd {
             .arg("--destroy-grace")
             .arg("3")
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RVIRT_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,431 @@
+//! Every VMM rvirtd starts is confined (the Dom0/DomU split): an
+//! unprivileged user, no capabilities, no_new_privs, a seccomp filter on
+//! every thread, a root holding only what it needs, its own cgroup; files
+//! it writes given to its user and given back however the VM ends; a
+//! forbidden call crashes the domain and its log names the call; one VM
+//! cannot reach another's disk. Through the real virsh.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use rvirt_test_guests::Guest;
+use rvirt_testkit::poll;
+
+/// A ticking guest with a disk, a pty serial console, a file serial port
+/// and a memory limit.
+fn xml(name: &str, disk: &Path, serial_file: &Path) -> String {
+    format!(
+        "<domain type='kvm'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <memtune><hard_limit unit='MiB'>512</hard_limit></memtune>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='microvm'>hvm</type>
+    <kernel>{}</kernel>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model></cpu>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='pty'><target port='0'/></serial>
+    <serial type='file'><source path='{}'/><target port='1'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        Guest::Ticker.path().display(),
+        disk.display(),
+        serial_file.display()
+    )
+}
+
+/// A 1 MiB image owned by 4321:4321, mode 0640.
+fn image(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, vec![0u8; 1 << 20]).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    rustix::fs::chown(
+        &p,
+        Some(rustix::fs::Uid::from_raw(4321)),
+        Some(rustix::fs::Gid::from_raw(4321)),
+    )
+    .unwrap();
+    p
+}
+
+fn owner(p: &Path) -> (u32, u32, u32) {
+    let m = std::fs::metadata(p).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+fn pid(d: &Rvirtd, name: &str) -> i32 {
+    let f = d.root().join(format!("run/rvirt/qemu/{name}/vmm.pid"));
+    std::fs::read_to_string(&f)
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn field(status: &str, name: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Every path under `dir` (relative), not following symlinks.
+fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let r = rel.join(e.file_name());
+        out.push(r.clone());
+        if e.file_type().is_ok_and(|t| t.is_dir()) && r != Path::new("dev/pts") {
+            walk(&e.path(), &r, out);
+        }
+    }
+}
+
+fn have_user() -> bool {
+    let ok = rvirt_testkit::try_run(
+        std::process::Command::new("getent").args(["passwd", "rvirt-qemu"]),
+        Duration::from_secs(10),
+    )
+    .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+        "the rvirt-qemu user (scripts/setup.sh) is required"
+    );
+    ok
+}
+
+#[test]
+fn every_vmm_is_unprivileged_filtered_and_sees_only_its_files() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let disk = image(d.root(), "a.img");
+    let serial = d.root().join("a.serial");
+    let f = d.xml_file("a.xml", &xml("a", &disk, &serial));
+    d.ok(&["define", &f]);
+    d.ok(&["start", "a"]);
+    let pid = pid(&d, "a");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid: u32 = field(&status, "Uid:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let gid: u32 = field(&status, "Gid:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(uid != 0 && gid != 0, "{status}");
+    assert_eq!(
+        field(&status, "Uid:"),
+        format!("{uid}\t{uid}\t{uid}\t{uid}")
+    );
+    assert_eq!(field(&status, "CapEff:"), "0000000000000000");
+    assert_eq!(field(&status, "CapPrm:"), "0000000000000000");
+    assert_eq!(field(&status, "CapBnd:"), "0000000000000000");
+    assert_eq!(field(&status, "NoNewPrivs:"), "1");
+    assert_eq!(field(&status, "Groups:"), "");
+    // Every thread, once all have started (the signal thread last).
+    poll("the VMM's threads", Duration::from_secs(20), || {
+        let mut seen = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let st = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let comm = comm.trim().to_string();
+            if comm.starts_with("kvm-") {
+                continue;
+            }
+            if field(&st, "Seccomp:") != "2" || field(&st, "NoNewPrivs:") != "1" {
+                return Err(format!("thread {comm} is not filtered:\n{st}"));
+            }
+            seen.push(comm);
+        }
+        let all = ["CPU 0/KVM", "devices", "signals", "chardev", "blk-io"]
+            .iter()
+            .all(|w| seen.iter().any(|s| s.starts_with(w)))
+            && seen.iter().any(|s| s.starts_with("qmp-"));
+        all.then_some(()).ok_or(format!("threads so far: {seen:?}"))
+    });
+
+    // Its root: a minimal /dev, /tmp, the program and its libraries, the
+    // kernel; not the disk (passed open), nothing else of the host.
+    let mut view = Vec::new();
+    walk(
+        Path::new(&format!("/proc/{pid}/root")),
+        Path::new(""),
+        &mut view,
+    );
+    let dev: Vec<String> = view
+        .iter()
+        .filter_map(|p| p.strip_prefix("dev").ok())
+        .filter(|p| p.components().count() == 1)
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut dev_sorted = dev.clone();
+    dev_sorted.sort();
+    assert_eq!(
+        dev_sorted,
+        ["full", "kvm", "null", "ptmx", "pts", "random", "urandom", "zero"],
+        "{view:?}"
+    );
+    let kernel = Guest::Ticker.path();
+    let rel = |p: &Path| p.strip_prefix("/").unwrap().to_path_buf();
+    assert!(view.contains(&rel(&kernel)), "{view:?}");
+    assert!(
+        !view.contains(&rel(&disk)),
+        "the disk is passed open: {view:?}"
+    );
+    assert!(!view.contains(&PathBuf::from("etc/passwd")), "{view:?}");
+    assert!(
+        !view
+            .iter()
+            .any(|p| p.starts_with("proc") || p.starts_with("home") || p.starts_with("root")),
+        "{view:?}"
+    );
+    for p in &view {
+        let top = p
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            ["dev", "tmp", "etc", "lib", "lib64", "usr", "work"].contains(&top.as_str())
+                || kernel.starts_with(format!("/{top}")),
+            "unexpected {} in the VMM's root",
+            p.display()
+        );
+    }
+    let kvm = std::fs::metadata(format!("/proc/{pid}/root/dev/kvm")).unwrap();
+    assert_eq!((kvm.uid(), kvm.mode() & 0o777), (uid, 0o600));
+
+    // The live XML carries libvirt's DAC label; the files it writes are
+    // its user's now, with their mode.
+    let live = d.ok(&["dumpxml", "a"]);
+    let label = format!("+{uid}:+{gid}");
+    assert!(
+        live.contains(&format!(
+            "<seclabel type='dynamic' model='dac' relabel='yes'>\n    <label>{label}</label>\n    <imagelabel>{label}</imagelabel>\n  </seclabel>"
+        )),
+        "{live}"
+    );
+    assert_eq!(owner(&disk), (uid, gid, 0o640));
+    assert_eq!(owner(&serial).0, uid);
+
+    // Its cgroup, with <memtune>'s limit.
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mem = cgroups
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+        .or_else(|| {
+            cgroups
+                .lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        })
+        .unwrap();
+    assert!(mem.starts_with("/rvirt/"), "{cgroups}");
+    let limit = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"]
+        .iter()
+        .find_map(|root| {
+            let dir = format!("{root}{mem}");
+            std::fs::read_to_string(format!("{dir}/memory.limit_in_bytes"))
+                .or_else(|_| std::fs::read_to_string(format!("{dir}/memory.max")))
+                .ok()
+        })
+        .unwrap_or_default();
+    assert_eq!(limit.trim(), (512u64 << 20).to_string(), "{cgroups}");
+
+    d.ok(&["destroy", "a"]);
+    assert_eq!(owner(&disk), (4321, 4321, 0o640));
+    assert_eq!(
+        owner(&serial).0,
+        0,
+        "the serial file rvirtd made is root's again"
+    );
+    poll("the VM's cgroup to go", Duration::from_secs(10), || {
+        let left: Vec<String> = [
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup",
+        ]
+        .iter()
+        .map(|r| format!("{r}{mem}"))
+        .filter(|p| Path::new(p).exists())
+        .collect();
+        left.is_empty().then_some(()).ok_or(format!("{left:?}"))
+    });
+}
+
+#[test]
+fn ownership_comes_back_however_the_vm_ends() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let mut d = Rvirtd::start();
+    let disk = image(d.root(), "b.img");
+    let serial = d.root().join("b.serial");
+    let f = d.xml_file("b.xml", &xml("b", &disk, &serial));
+    d.ok(&["define", &f]);
+
+    // kill -9 of the VMM: crashed, the image given back.
+    d.ok(&["start", "b"]);
+    assert_ne!(owner(&disk).0, 4321);
+    // SAFETY: kill sends a signal to one positive pid.
+    unsafe { libc::kill(pid(&d, "b"), libc::SIGKILL) };
+    d.wait_state("b", "shut off (crashed)");
+    assert_eq!(owner(&disk), (4321, 4321, 0o640));
+
+    // kill -9 of rvirtd, then destroy through the new one.
+    d.ok(&["start", "b"]);
+    assert_ne!(owner(&disk).0, 4321);
+    d.kill9();
+    d.spawn();
+    assert_eq!(d.state("b"), "running (booted)");
+    d.ok(&["destroy", "b"]);
+    assert_eq!(owner(&disk), (4321, 4321, 0o640));
+
+    // The VMM killed while rvirtd is away: the new one finds it dead and
+    // gives the image back.
+    d.ok(&["start", "b"]);
+    let vmm = pid(&d, "b");
+    d.kill9();
+    // SAFETY: as above.
+    unsafe { libc::kill(vmm, libc::SIGKILL) };
+    poll("the VMM to die", Duration::from_secs(10), || {
+        (!Path::new(&format!("/proc/{vmm}/status")).exists()
+            || std::fs::read_to_string(format!("/proc/{vmm}/status"))
+                .is_ok_and(|s| field(&s, "State:").starts_with('Z')))
+        .then_some(())
+        .ok_or_else(|| "alive".to_string())
+    });
+    d.spawn();
+    assert_eq!(d.state("b"), "shut off (crashed)");
+    assert_eq!(owner(&disk), (4321, 4321, 0o640));
+
+    // The guest changed the mode meanwhile (its user owns the file): the
+    // mode comes back too.
+    d.ok(&["start", "b"]);
+    std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o666)).unwrap();
+    d.ok(&["destroy", "b"]);
+    assert_eq!(owner(&disk), (4321, 4321, 0o640));
+}
+
+#[test]
+fn a_second_vm_is_denied_the_first_vms_disk() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let d = Rvirtd::start_with_env(&[], &[]);
+    let disk = image(d.root(), "c.img");
+    let f = d.xml_file("c.xml", &xml("c", &disk, &d.root().join("c.serial")));
+    d.ok(&["define", &f]);
+    d.ok(&["start", "c"]);
+    // A second domain naming the same (writable, not shareable) image.
+    let f2 = d.xml_file("c2.xml", &xml("c2", &disk, &d.root().join("c2.serial")));
+    d.ok(&["define", &f2]);
+    let err = d.fails(&["start", "c2"]);
+    assert!(err.contains("is in use by another domain"), "{err}");
+    assert_eq!(d.state("c2"), "shut off (failed)");
+    // The refusal left the first VM's label alone.
+    assert_ne!(owner(&disk).0, 4321);
+    d.ok(&["destroy", "c"]);
+    assert_eq!(owner(&disk), (4321, 4321, 0o640));
+}
+
+#[test]
+fn a_forbidden_call_crashes_the_domain_and_its_log_names_it() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let other = tempfile::tempdir().unwrap();
+    let foreign = image(other.path(), "other-vm.img");
+    let probes = format!(
+        "pv=vcpu:ptrace;pd=devices:execve;pm=monitor:socket;pc=chardev:mount;\
+         ps=signals:socket;pmain=main:mount;popen=main:open:{}",
+        foreign.display()
+    );
+    let d = Rvirtd::start_with_env(&[], &[("RVIRT_SANDBOX_PROBE", &probes)]);
+    let cases = [
+        ("pv", "the vcpu thread made a forbidden system call: ptrace"),
+        (
+            "pd",
+            "the devices thread made a forbidden system call: execve",
+        ),
+        (
+            "pm",
+            "the monitor thread made a forbidden system call: socket",
+        ),
+        (
+            "pc",
+            "the chardev thread made a forbidden system call: mount",
+        ),
+        (
+            "ps",
+            "the signals thread made a forbidden system call: socket",
+        ),
+        (
+            "pmain",
+            "the main thread made a forbidden system call: mount",
+        ),
+    ];
+    for (name, line) in cases {
+        let disk = image(d.root(), &format!("{name}.img"));
+        let f = d.xml_file(
+            &format!("{name}.xml"),
+            &xml(name, &disk, &d.root().join(format!("{name}.serial"))),
+        );
+        d.ok(&["define", &f]);
+        d.ok(&["start", name]);
+        let vmm = pid(&d, name);
+        // The signal thread (started last) is up once its probe target is.
+        d.wait_log(name, "char device redirected");
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: kill sends a signal to one positive pid.
+        unsafe { libc::kill(vmm, libc::SIGUSR1) };
+        d.wait_state(name, "shut off (crashed)");
+        d.wait_log(name, line);
+        assert_eq!(owner(&disk), (4321, 4321, 0o640), "{name}");
+    }
+    // Another VM's image is not in reach: not in this VMM's root, and
+    // Landlock would refuse it anyway.
+    let disk = image(d.root(), "popen.img");
+    let f = d.xml_file(
+        "popen.xml",
+        &xml("popen", &disk, &d.root().join("popen.serial")),
+    );
+    d.ok(&["define", &f]);
+    d.ok(&["start", "popen"]);
+    d.wait_log("popen", "char device redirected");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid(&d, "popen"), libc::SIGUSR1) };
+    d.wait_log("popen", "rvirt-vmm: probe: main open: errno 2");
+    assert_eq!(d.state("popen"), "running (booted)");
+    d.ok(&["destroy", "popen"]);
+}
