@@ -429,3 +429,54 @@ fn a_forbidden_call_crashes_the_domain_and_its_log_names_it() {
     assert_eq!(d.state("popen"), "running (booted)");
     d.ok(&["destroy", "popen"]);
 }
+
+#[test]
+fn a_shared_read_only_image_stays_read_only_and_keeps_its_owner() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let shared = image(d.root(), "base.img");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o444)).unwrap();
+    for name in ["ro1", "ro2"] {
+        let own = image(d.root(), &format!("{name}.img"));
+        let text = xml(name, &own, &d.root().join(format!("{name}.serial"))).replace(
+            "    <serial type='pty'>",
+            &format!(
+                "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n      \
+                 <source file='{}'/>\n      <target dev='vdb' bus='virtio'/>\n      <readonly/>\n    \
+                 </disk>\n    <serial type='pty'>",
+                shared.display()
+            ),
+        );
+        let f = d.xml_file(&format!("{name}.xml"), &text);
+        d.ok(&["define", &f]);
+        d.ok(&["start", name]);
+    }
+    // Both run on it; it was never given to their user.
+    assert_eq!(owner(&shared), (4321, 4321, 0o444));
+    let pid = pid(&d, "ro1");
+    // The VMM holds it open read-only (passed by rvirtd).
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap();
+    let mut found = false;
+    for e in fds.flatten() {
+        let target = std::fs::read_link(format!(
+            "/proc/{pid}/fd/{}",
+            e.file_name().to_string_lossy()
+        ));
+        if target.is_ok_and(|t| t == shared) {
+            let info = std::fs::read_to_string(e.path()).unwrap();
+            let flags = u32::from_str_radix(&field(&info, "flags:"), 8).unwrap();
+            assert_eq!(
+                flags & libc::O_ACCMODE as u32,
+                libc::O_RDONLY as u32,
+                "{info}"
+            );
+            found = true;
+        }
+    }
+    assert!(found, "the VMM does not hold {}", shared.display());
+    d.ok(&["destroy", "ro1"]);
+    d.ok(&["destroy", "ro2"]);
+    assert_eq!(owner(&shared), (4321, 4321, 0o444));
+}

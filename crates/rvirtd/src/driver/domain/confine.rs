@@ -396,6 +396,17 @@ fn open_disk(path: &Path, d: &rvirt_domain::model::Disk) -> std::io::Result<std:
 /// The `<seclabel>` libvirt writes in the live XML of a DAC-labelled
 /// domain.
 pub fn annotate(live: &mut Domain, label: Label) {
+    // The definition's own DAC label (if it had one) is replaced by the
+    // one in force; labels of other models stay.
+    let others: Vec<Element> = live
+        .extra
+        .take_children("seclabel")
+        .into_iter()
+        .filter(|e| e.attr("model") != Some("dac"))
+        .collect();
+    for e in others {
+        live.extra.push(e);
+    }
     let text = label.to_string();
     let mut s = Element::new("seclabel");
     s.set_attr("type", "dynamic");
@@ -404,4 +415,26 @@ pub fn annotate(live: &mut Domain, label: Label) {
     s.push(Element::new("label").with_text(text.clone()));
     s.push(Element::new("imagelabel").with_text(text));
     live.extra.push(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_in_force_replaces_a_defined_dac_label_and_keeps_others() {
+        let mut dom = Domain::from_xml(
+            "<domain type='kvm'><name>s</name><memory>65536</memory><os><type>hvm</type></os>
+               <seclabel type='dynamic' model='dac' relabel='yes'/>
+               <seclabel type='none' model='selinux'/>
+             </domain>",
+        )
+        .unwrap();
+        annotate(&mut dom, Label { uid: 995, gid: 996 });
+        let xml = dom.to_xml();
+        assert_eq!(xml.matches("model='dac'").count(), 1, "{xml}");
+        assert!(xml.contains("model='selinux'"), "{xml}");
+        assert!(xml.contains("<label>+995:+996</label>"), "{xml}");
+        assert!(xml.contains("<imagelabel>+995:+996</imagelabel>"), "{xml}");
+    }
 }
