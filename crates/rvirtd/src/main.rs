@@ -96,14 +96,31 @@ fn identity(user: &str, group: Option<&str>) -> Result<(u32, u32), String> {
 }
 
 fn vmm_path(arg: Option<PathBuf>) -> PathBuf {
-    if let Some(p) = arg.or_else(|| std::env::var_os("RVIRT_VMM").map(PathBuf::from)) {
-        return p;
+    let p = arg
+        .or_else(|| std::env::var_os("RVIRT_VMM").map(PathBuf::from))
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.join("rvirt-vmm")))
+                .filter(|p| p.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from("rvirt-vmm"));
+    absolute_program(p)
+}
+
+/// The program as an absolute path, resolved once here: a confined VMM is
+/// exec'd after the jail's pivot_root, where neither rvirtd's working
+/// directory nor its PATH exist.
+fn absolute_program(p: PathBuf) -> PathBuf {
+    if p.components().count() > 1 {
+        return std::path::absolute(&p).unwrap_or(p);
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("rvirt-vmm")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("rvirt-vmm"))
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(&p))
+        .find(|c| c.is_file())
+        .unwrap_or(p)
 }
 
 fn main() -> ExitCode {
@@ -182,4 +199,24 @@ fn main() -> ExitCode {
 fn fail(msg: &str) -> ExitCode {
     eprintln!("rvirtd: {msg}");
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vmm_is_named_by_an_absolute_path() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_program(PathBuf::from("target/rvirt-vmm")),
+            cwd.join("target/rvirt-vmm")
+        );
+        assert_eq!(
+            absolute_program(PathBuf::from("/a/b")),
+            PathBuf::from("/a/b")
+        );
+        // A bare name is found on PATH (sh is on every PATH this runs with).
+        assert!(absolute_program(PathBuf::from("sh")).is_absolute());
+    }
 }
