@@ -1,8 +1,13 @@
 //! The two ways a guest reaches configuration space: the PC's
 //! CONFIG_ADDRESS/CONFIG_DATA ports (0xCF8/0xCFC, "configuration mechanism
 //! #1") and PCI Express's memory-mapped ECAM window.
+//!
+//! Both hold their segment weakly: they sit on the machine's buses, which
+//! the segment holds (to move BARs), and the segment holds the ECAM window
+//! (through the host bridge that places it); strong references both ways
+//! would keep a torn-down machine alive.
 
-use std::sync::Arc;
+use std::sync::Weak;
 
 use rvirt_bus::{BusDevice, SharedDevice};
 
@@ -21,7 +26,7 @@ pub const ECAM_BUS_SIZE: u64 = 1 << 20;
 /// byte accesses, as on the real chipsets; that device is passed in and
 /// reached through this one, since both cannot sit on the bus at once.
 pub struct ConfigIo {
-    segment: Arc<PciSegment>,
+    segment: Weak<PciSegment>,
     address: u32,
     reset_control: Option<SharedDevice>,
 }
@@ -30,7 +35,7 @@ pub struct ConfigIo {
 const ENABLE: u32 = 1 << 31;
 
 impl ConfigIo {
-    pub fn new(segment: Arc<PciSegment>, reset_control: Option<SharedDevice>) -> Self {
+    pub fn new(segment: Weak<PciSegment>, reset_control: Option<SharedDevice>) -> Self {
         ConfigIo {
             segment,
             address: 0,
@@ -59,9 +64,9 @@ impl BusDevice for ConfigIo {
                     rc.lock().unwrap_or_else(|p| p.into_inner()).read(0, data);
                 }
             }
-            (4..=7, _) => match self.target(offset - 4) {
-                Some((bus, devfn, reg)) => self.segment.read_config(bus, devfn, reg, data),
-                None => data.fill(0xff),
+            (4..=7, _) => match (self.target(offset - 4), self.segment.upgrade()) {
+                (Some((bus, devfn, reg)), Some(s)) => s.read_config(bus, devfn, reg, data),
+                _ => data.fill(0xff),
             },
             _ => data.fill(0xff),
         }
@@ -79,8 +84,10 @@ impl BusDevice for ConfigIo {
                 }
             }
             (4..=7, _) => {
-                if let Some((bus, devfn, reg)) = self.target(offset - 4) {
-                    self.segment.write_config(bus, devfn, reg, data);
+                if let (Some((bus, devfn, reg)), Some(s)) =
+                    (self.target(offset - 4), self.segment.upgrade())
+                {
+                    s.write_config(bus, devfn, reg, data);
                 }
             }
             _ => tracing::debug!(offset, len = data.len(), "odd access to CONFIG_ADDRESS"),
@@ -90,11 +97,11 @@ impl BusDevice for ConfigIo {
 
 /// The ECAM window: 1 MiB per bus, 4 KiB per function.
 pub struct Ecam {
-    segment: Arc<PciSegment>,
+    segment: Weak<PciSegment>,
 }
 
 impl Ecam {
-    pub fn new(segment: Arc<PciSegment>) -> Self {
+    pub fn new(segment: Weak<PciSegment>) -> Self {
         Ecam { segment }
     }
 
@@ -111,16 +118,16 @@ impl Ecam {
 
 impl BusDevice for Ecam {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
-        match Self::decode(offset, data.len()) {
-            Some((bus, devfn, reg)) => self.segment.read_config(bus, devfn, reg, data),
-            None => data.fill(0xff),
+        match (Self::decode(offset, data.len()), self.segment.upgrade()) {
+            (Some((bus, devfn, reg)), Some(s)) => s.read_config(bus, devfn, reg, data),
+            _ => data.fill(0xff),
         }
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
-        match Self::decode(offset, data.len()) {
-            Some((bus, devfn, reg)) => self.segment.write_config(bus, devfn, reg, data),
-            None => tracing::debug!(offset, len = data.len(), "odd ECAM access"),
+        match (Self::decode(offset, data.len()), self.segment.upgrade()) {
+            (Some((bus, devfn, reg)), Some(s)) => s.write_config(bus, devfn, reg, data),
+            _ => tracing::debug!(offset, len = data.len(), "odd ECAM access"),
         }
     }
 }

@@ -82,6 +82,8 @@ pub enum VmmError {
         #[source]
         source: FirmwareItemsError,
     },
+    #[error("-device")]
+    Pci(#[source] rvirt_pci::segment::TopologyError),
     #[error("-mon")]
     Monitor(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("-mon: file descriptor {0} is not open")]
@@ -249,6 +251,7 @@ impl Vmm {
                 // without one, SeaBIOS could not unlock its own data.
                 legacy: LegacyArea::WritableBios,
             }),
+            board: device_manager::board(self.config.chipset),
         }
     }
 

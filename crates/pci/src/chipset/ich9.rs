@@ -37,9 +37,12 @@ pub struct Lpc {
 
 impl Lpc {
     /// The bridge, routing PIRQA-H through `pirq` and placing the ACPI PM
-    /// block `pm` (at [`PM_BASE`] already with [`Preset::Firmware`]).
+    /// block `pm` (at [`PM_BASE`] already with [`Preset::DirectBoot`]).
     pub fn new(pirq: Arc<PirqRouter>, pm: Placement, preset: Preset) -> Self {
         let mut cfg = ConfigSpace::endpoint(&IDS, false);
+        // Slot 31 has more functions on the real part (and QEMU's: SATA,
+        // SMBus), so function 0 says multifunction.
+        cfg.set_multifunction(true);
         for base in [PIRQ_A_D, PIRQ_E_H] {
             for i in 0..4 {
                 cfg.set_u8(base + i, ROUTE_DISABLED);
@@ -50,7 +53,7 @@ impl Lpc {
         cfg.set_wmask_u32(PMBASE, 0xff80);
         cfg.set_wmask_u8(ACPI_CNTL, 0x87);
         cfg.set_wmask_u32(RCBA, 0xffff_c001);
-        if preset == Preset::Firmware {
+        if preset == Preset::DirectBoot {
             cfg.set_u32(PMBASE, u32::from(PM_BASE) | 1);
             cfg.set_u8(ACPI_CNTL, ACPI_ENABLE);
         }

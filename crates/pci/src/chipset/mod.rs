@@ -25,8 +25,9 @@ pub enum Preset {
     /// Reset values: firmware will program them.
     Reset,
     /// As firmware leaves them (the ACPI PM block at 0x600 and enabled,
-    /// ECAM at 0xb0000000), for a kernel booted directly.
-    Firmware,
+    /// ECAM at 0xb0000000), for a kernel booted directly: the VMM plays
+    /// firmware.
+    DirectBoot,
 }
 
 /// Where firmware (and rvirt for a direct kernel boot) puts the ACPI PM

@@ -81,7 +81,7 @@ pub struct PowerManagement {
 }
 
 impl PowerManagement {
-    /// `pm` is the ACPI PM block; with [`Preset::Firmware`] it is already at
+    /// `pm` is the ACPI PM block; with [`Preset::DirectBoot`] it is already at
     /// [`PM_BASE`] and PMBA says so.
     pub fn new(pm: Placement, preset: Preset) -> Self {
         let mut cfg = ConfigSpace::endpoint(&PM_IDS, false);
@@ -92,7 +92,7 @@ impl PowerManagement {
         cfg.set_u32(SMBBA, 1);
         cfg.set_wmask_u32(SMBBA, 0xfff0);
         cfg.set_wmask_u8(0xd2, 0x0f);
-        if preset == Preset::Firmware {
+        if preset == Preset::DirectBoot {
             cfg.set_u32(PMBA, u32::from(PM_BASE) | 1);
             cfg.set_u8(PMREGMISC, 1);
         }

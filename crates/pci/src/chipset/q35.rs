@@ -32,7 +32,7 @@ pub struct HostBridge {
 }
 
 impl HostBridge {
-    /// `ecam` is the ECAM window device; with [`Preset::Firmware`] it is at
+    /// `ecam` is the ECAM window device; with [`Preset::DirectBoot`] it is at
     /// [`ECAM_BASE`] already and PCIEXBAR says so.
     pub fn new(ecam: Placement, preset: Preset, pam_hook: Option<Arc<dyn PamHook>>) -> Self {
         let mut cfg = ConfigSpace::endpoint(&IDS, false);
@@ -43,7 +43,7 @@ impl HostBridge {
         cfg.set_wmask_u8(SMRAM, 0x78);
         cfg.set_u8(ESMRAMC, 0x38);
         cfg.set_wmask_u8(ESMRAMC, 0x01);
-        if preset == Preset::Firmware {
+        if preset == Preset::DirectBoot {
             cfg.set_u32(PCIEXBAR, ECAM_BASE as u32 | 1);
         }
         let mut f = HostBridge { cfg, pam, ecam };

@@ -5,7 +5,7 @@
 //!
 //! The layout is QEMU's for a modern device, so a guest sees the same
 //! function on either VMM: device ID 0x1040 + type, revision 1, subsystem
-//! 1af4:type; BAR 1 (32-bit, 4 KiB) holds the MSI-X table at 0 and the PBA
+//! 1af4:1100 (QEMU's, as for its other devices); BAR 1 (32-bit, 4 KiB) holds the MSI-X table at 0 and the PBA
 //! at 0x800; BAR 4 (64-bit prefetchable, 16 KiB) holds the common structure
 //! at 0, the ISR at 0x1000, the device configuration at 0x2000 and the
 //! notify area at 0x3000 (queue `q` at 0x3000 + 4q). Capabilities, newest
@@ -40,6 +40,8 @@ use crate::{Memory, VirtioDevice};
 
 /// virtio's PCI vendor ID.
 pub const VENDOR_ID: u16 = 0x1af4;
+/// QEMU's subsystem ID, which its modern virtio functions carry too.
+pub const QEMU_SUBSYSTEM: u16 = 0x1100;
 /// A modern device's ID is this plus its virtio device type.
 pub const DEVICE_ID_BASE: u16 = 0x1040;
 /// The BAR of the MSI-X table and PBA.
@@ -146,7 +148,7 @@ impl PciTransport {
             revision: 1,
             class: class_of(device_type),
             subsystem_vendor: VENDOR_ID,
-            subsystem: device_type as u16,
+            subsystem: QEMU_SUBSYSTEM,
         };
         let express = placement == PciPlacement::Express;
         let mut cfg = ConfigSpace::endpoint(&ids, express);
