@@ -135,7 +135,10 @@ impl SystemAllocator {
             got.push(g);
         }
         let missing = wanted.clone().find(|g| !got.contains(g));
-        for g in got.into_iter().filter(|g| missing.is_some() || !wanted.contains(g)) {
+        for g in got
+            .into_iter()
+            .filter(|g| missing.is_some() || !wanted.contains(g))
+        {
             self.gsis.free_id(g).expect("the pin was just allocated");
         }
         match missing {
@@ -306,7 +309,11 @@ mod tests {
         let mut b = alloc();
         b.allocate_gsi().unwrap();
         assert!(b.reserve_gsis(4, 2).is_err(), "4 is a legacy line");
-        assert_eq!(b.free_gsis().len(), 15, "a failed reservation takes nothing");
+        assert_eq!(
+            b.free_gsis().len(),
+            15,
+            "a failed reservation takes nothing"
+        );
     }
 
     #[test]

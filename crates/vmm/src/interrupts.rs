@@ -318,7 +318,10 @@ mod tests {
         edge.raise().unwrap();
         assert_eq!(edge.trigger_mode(), TriggerMode::Edge);
         let level = ResampledLine::new(vm.clone(), 10).unwrap();
-        assert!(level.pending.lock().unwrap().is_some(), "not registered yet");
+        assert!(
+            level.pending.lock().unwrap().is_some(),
+            "not registered yet"
+        );
         level.raise().unwrap();
         assert!(level.pending.lock().unwrap().is_none());
         level.lower().unwrap();

@@ -147,7 +147,7 @@ struct Running {
     // memory, VM fd) goes away.
     vcpus: rvirt_machine::Vcpus,
     event_loop: event_loop::EventLoop,
-    _attached: device_manager::Wiring,
+    wiring: device_manager::Wiring,
     machine: Machine,
     pm: Arc<Mutex<AcpiPm>>,
 }
@@ -300,7 +300,7 @@ impl Vmm {
         Ok(Running {
             vcpus,
             event_loop: attached.event_loop,
-            _attached: attached.wiring,
+            wiring: attached.wiring,
             machine,
             pm: attached.pm,
         })
@@ -441,6 +441,10 @@ impl Vmm {
                 self.reboot(running)?
             }
             Event::Monitor(request, reply) => self.monitor_request(running, request, reply)?,
+            Event::QueryPci(reply) => {
+                let _ = reply.send(running.wiring.query_pci());
+                running
+            }
             Event::Quit => {
                 end = Some(Exit::Quit);
                 running

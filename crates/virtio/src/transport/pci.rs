@@ -97,7 +97,9 @@ fn class_of(device_type: u32) -> u32 {
         1 => 0x020000, // network: Ethernet
         2 => 0x010000, // storage: SCSI, as QEMU's virtio-blk-pci
         3 => 0x078000, // communication: other (virtio-serial)
-        _ => 0xff0000, // other (rng, balloon)
+        // QEMU's PCI_CLASS_OTHERS (0xff) as a class word: base class 0,
+        // subclass 0xff (rng, balloon).
+        _ => 0x00ff00,
     }
 }
 

@@ -100,7 +100,7 @@ fn the_function_looks_like_qemus_modern_device() {
     let mut f = fixture(PciPlacement::Conventional);
     let t = &mut f.t;
     assert_eq!(cr(t, 0, 4), 0x1044_1af4, "1af4:1040 + 4 (rng)");
-    assert_eq!(cr(t, 8, 4), 0xff00_0001);
+    assert_eq!(cr(t, 8, 4), 0x00ff_0001);
     assert_eq!(cr(t, 0x2c, 4), 0x1100_1af4);
     assert_eq!(cr(t, 0x3d, 1), 1, "INTA");
     let c = caps(t);

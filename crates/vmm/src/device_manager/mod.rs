@@ -97,6 +97,16 @@ pub(crate) struct Wiring {
     pub(crate) pci: Option<pci::PciWiring>,
 }
 
+impl Wiring {
+    /// `query-pci`: the PCI buses as the guest programmed them.
+    pub(crate) fn query_pci(&self) -> Vec<rvirt_qmp::PciInfo> {
+        self.pci
+            .as_ref()
+            .map(|p| pci::query(&p.segment))
+            .unwrap_or_default()
+    }
+}
+
 impl DeviceManager {
     /// Opens every device's host side and places every device.
     pub(crate) fn new(

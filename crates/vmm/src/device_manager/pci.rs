@@ -26,7 +26,7 @@ use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::layout;
 use rvirt_machine::{Machine, SystemAllocator};
 use rvirt_pci::access::{ConfigIo, Ecam, CONFIG_IO_BASE, CONFIG_IO_LEN};
-use rvirt_pci::acpi::{Route, RootBridge};
+use rvirt_pci::acpi::{RootBridge, Route};
 use rvirt_pci::bridge::RootPort;
 use rvirt_pci::chipset::{i440fx, ich9, piix, q35, Preset, ECAM_BASE, ECAM_SIZE, PM_BASE};
 use rvirt_pci::config::{command, reg};
@@ -128,8 +128,9 @@ impl PciPlan {
         alloc: &mut SystemAllocator,
         requests: Vec<PciRequest>,
     ) -> Result<Self, VmmError> {
-        let window64 = rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size)
-            .mmio64_start();
+        let window64 =
+            rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size)
+                .mmio64_start();
         // Bus numbers in slot order, as firmware enumerates bus 0.
         let mut order: Vec<usize> = (0..cfg.root_ports.len()).collect();
         order.sort_by_key(|&i| (cfg.root_ports[i].addr.slot, cfg.root_ports[i].addr.function));
@@ -154,7 +155,10 @@ impl PciPlan {
                 .map_err(placement)?;
             let (msix_bar, virtio_bar) = match r.addr.bus {
                 PciBus::Root => (
-                    alloc.allocate_mmio32(MSIX_BAR_SIZE, MSIX_BAR_SIZE).map_err(placement)?.base,
+                    alloc
+                        .allocate_mmio32(MSIX_BAR_SIZE, MSIX_BAR_SIZE)
+                        .map_err(placement)?
+                        .base,
                     alloc
                         .allocate_mmio64(VIRTIO_BAR_SIZE, VIRTIO_BAR_SIZE)
                         .map_err(placement)?
@@ -218,7 +222,8 @@ impl PciPlan {
         // the ISA IRQs a routing register may pick.
         let mut gsi_lines: Vec<Arc<dyn InterruptLine>> = Vec::new();
         for w in 0..wires(self.chipset) {
-            let line = ResampledLine::new(vm.clone(), PIRQ_GSI_BASE + w).map_err(kvm("a PCI interrupt line"))?;
+            let line = ResampledLine::new(vm.clone(), PIRQ_GSI_BASE + w)
+                .map_err(kvm("a PCI interrupt line"))?;
             subscribers.push(line.subscriber());
             gsi_lines.push(line);
         }
@@ -264,15 +269,16 @@ impl PciPlan {
         let observer: Arc<dyn BarObserver> = notifiers.clone();
         let segment = Arc::new_cyclic(|me: &Weak<PciSegment>| {
             let mut b = SegmentBuilder::new();
-            let mut add = |b: &mut SegmentBuilder, info: FunctionInfo, f: SharedFunction, port: bool| {
-                match b.add(info, f, port) {
+            let mut add =
+                |b: &mut SegmentBuilder, info: FunctionInfo, f: SharedFunction, port: bool| match b
+                    .add(info, f, port)
+                {
                     Ok(id) => Some(id),
                     Err(e) => {
                         failed.get_or_insert(e);
                         None
                     }
-                }
-            };
+                };
             let root = |slot, function| FunctionInfo {
                 id: None,
                 parent: None,
@@ -295,8 +301,18 @@ impl PciPlan {
                     add(&mut b, root(31, 0), Arc::new(Mutex::new(lpc)), false);
                 }
                 _ => {
-                    add(&mut b, root(0, 0), Arc::new(Mutex::new(i440fx::HostBridge::new(None))), false);
-                    add(&mut b, root(1, 0), Arc::new(Mutex::new(piix::IsaBridge::new(router.clone()))), false);
+                    add(
+                        &mut b,
+                        root(0, 0),
+                        Arc::new(Mutex::new(i440fx::HostBridge::new(None))),
+                        false,
+                    );
+                    add(
+                        &mut b,
+                        root(1, 0),
+                        Arc::new(Mutex::new(piix::IsaBridge::new(router.clone()))),
+                        false,
+                    );
                     let pmf = piix::PowerManagement::new(pm, Preset::DirectBoot);
                     add(&mut b, root(1, 3), Arc::new(Mutex::new(pmf)), false);
                 }
@@ -364,7 +380,10 @@ impl PciPlan {
             .collect();
         platform.devices.push(Box::new(RootBridge {
             express: q35,
-            mem32: (layout::PCI_MMIO32_START as u32, layout::IOAPIC_START as u32 - 1),
+            mem32: (
+                layout::PCI_MMIO32_START as u32,
+                layout::IOAPIC_START as u32 - 1,
+            ),
             mem64: Some(self.mem64),
             routes,
             ecam: q35.then_some((ECAM_BASE, ECAM_SIZE)),
@@ -428,11 +447,17 @@ fn program_port(f: &SharedFunction, plan: &PortPlan) {
         cfg.set_u16(reg::MEMORY_BASE, ((mem >> 16) & 0xfff0) as u16);
         cfg.set_u16(reg::MEMORY_LIMIT, ((limit(mem) >> 16) & 0xfff0) as u16);
         cfg.set_u16(reg::PREF_MEMORY_BASE, (((pref >> 16) & 0xfff0) | 1) as u16);
-        cfg.set_u16(reg::PREF_MEMORY_LIMIT, (((limit(pref) >> 16) & 0xfff0) | 1) as u16);
+        cfg.set_u16(
+            reg::PREF_MEMORY_LIMIT,
+            (((limit(pref) >> 16) & 0xfff0) | 1) as u16,
+        );
         cfg.set_u32(reg::PREF_BASE_UPPER32, (pref >> 32) as u32);
         cfg.set_u32(reg::PREF_LIMIT_UPPER32, (limit(pref) >> 32) as u32);
     }
-    cfg.set_u16(reg::COMMAND, command::IO | command::MEMORY | command::MASTER);
+    cfg.set_u16(
+        reg::COMMAND,
+        command::IO | command::MEMORY | command::MASTER,
+    );
 }
 
 /// The ioeventfds of the virtio functions' notify areas, moved with BAR 4.
@@ -472,4 +497,147 @@ pub(crate) struct PciWiring {
     pub(crate) segment: Arc<PciSegment>,
     _notifiers: Arc<PciNotifiers>,
     _routing: Arc<GsiRouting>,
+}
+
+/// QEMU's names of the PCI classes (its `pci_class_descriptions`) that
+/// rvirt's and QEMU's pc and q35 functions have.
+fn class_desc(class: u16) -> Option<&'static str> {
+    Some(match class {
+        0x0100 => "SCSI controller",
+        0x0101 => "IDE controller",
+        0x0106 => "SATA controller",
+        0x0180 => "Storage controller",
+        0x0200 => "Ethernet controller",
+        0x0600 => "Host bridge",
+        0x0601 => "ISA bridge",
+        0x0604 => "PCI bridge",
+        0x0680 => "Bridge",
+        0x0c03 => "USB controller",
+        0x0c05 => "SMBus",
+        _ => return None,
+    })
+}
+
+/// `query-pci` for `segment`, in QEMU's shape: the root bus, and behind
+/// each bridge whose secondary bus is programmed, its bus.
+pub(crate) fn query(segment: &PciSegment) -> Vec<rvirt_qmp::PciInfo> {
+    vec![rvirt_qmp::PciInfo {
+        bus: 0,
+        devices: query_bus(segment, None, 0),
+    }]
+}
+
+fn query_bus(
+    segment: &PciSegment,
+    parent: Option<FunctionId>,
+    number: u8,
+) -> Vec<rvirt_qmp::PciDeviceInfo> {
+    use rvirt_qmp::{
+        PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo, PciDeviceRegion,
+        PciMemoryRange,
+    };
+    let mut ids: Vec<FunctionId> = segment
+        .functions()
+        .filter(|(_, i)| i.parent == parent)
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_by_key(|&id| segment.info(id).devfn());
+    let mut out = Vec::new();
+    for id in ids {
+        let info = segment.info(id).clone();
+        let mapped = segment.mapped(id);
+        let (device, bridge_regs) = {
+            let f = lock(segment.function(id));
+            let c = f.config();
+            let bridge = segment.is_bridge(id);
+            let class = (c.read_u32(reg::REVISION) >> 16) as u16;
+            let pin = c.interrupt_pin();
+            let regions = (0..c.bar_count())
+                .filter_map(|i| c.bar(i).map(|b| (i, b)))
+                .map(|(i, b)| {
+                    let memory = b.kind != rvirt_pci::BarKind::Io;
+                    PciDeviceRegion {
+                        bar: i as i64,
+                        kind: if memory { "memory" } else { "io" }.into(),
+                        address: mapped[i].map_or(-1, |m| m.base as i64),
+                        size: b.size as i64,
+                        prefetch: memory.then_some(b.prefetchable),
+                        mem_type_64: memory.then_some(b.kind == rvirt_pci::BarKind::Mem64),
+                    }
+                })
+                .collect();
+            let (subsystem, subsystem_vendor) = if bridge {
+                (None, None)
+            } else {
+                (
+                    Some(i64::from(c.read_u16(reg::SUBSYSTEM_ID))),
+                    Some(i64::from(c.read_u16(reg::SUBSYSTEM_VENDOR_ID))),
+                )
+            };
+            let device = PciDeviceInfo {
+                bus: i64::from(number),
+                slot: i64::from(info.slot),
+                function: i64::from(info.function),
+                class_info: PciDeviceClass {
+                    desc: class_desc(class).map(str::to_string),
+                    class: i64::from(class),
+                },
+                id: PciDeviceId {
+                    device: i64::from(c.read_u16(reg::DEVICE_ID)),
+                    vendor: i64::from(c.read_u16(reg::VENDOR_ID)),
+                    subsystem,
+                    subsystem_vendor,
+                },
+                irq: (pin != 0).then(|| i64::from(c.read_u8(reg::INTERRUPT_LINE))),
+                irq_pin: i64::from(pin),
+                qdev_id: info.id.clone().unwrap_or_default(),
+                pci_bridge: None,
+                regions,
+            };
+            let regs = bridge.then(|| {
+                let u8_ = |r| u64::from(c.read_u8(r));
+                let u16_ = |r| u64::from(c.read_u16(r));
+                let u32_ = |r| u64::from(c.read_u32(r));
+                (
+                    c.bus_numbers(),
+                    (
+                        (u8_(reg::IO_BASE) & 0xf0) << 8,
+                        ((u8_(reg::IO_LIMIT) & 0xf0) << 8) | 0xfff,
+                    ),
+                    (
+                        (u16_(reg::MEMORY_BASE) & 0xfff0) << 16,
+                        ((u16_(reg::MEMORY_LIMIT) & 0xfff0) << 16) | 0xf_ffff,
+                    ),
+                    (
+                        ((u16_(reg::PREF_MEMORY_BASE) & 0xfff0) << 16)
+                            | (u32_(reg::PREF_BASE_UPPER32) << 32),
+                        ((u16_(reg::PREF_MEMORY_LIMIT) & 0xfff0) << 16)
+                            | 0xf_ffff
+                            | (u32_(reg::PREF_LIMIT_UPPER32) << 32),
+                    ),
+                )
+            });
+            (device, regs)
+        };
+        let mut device = device;
+        if let Some(((secondary, subordinate), io, mem, pref)) = bridge_regs {
+            let range = |(base, limit): (u64, u64)| PciMemoryRange {
+                base: base as i64,
+                limit: limit as i64,
+            };
+            device.pci_bridge = Some(PciBridgeInfo {
+                bus: PciBusInfo {
+                    number: i64::from(number),
+                    secondary: i64::from(secondary),
+                    subordinate: i64::from(subordinate),
+                    io_range: range(io),
+                    memory_range: range(mem),
+                    prefetchable_range: range(pref),
+                },
+                devices: (secondary != 0).then(|| query_bus(segment, Some(id), secondary)),
+            });
+        }
+        out.push(device);
+    }
+    out
 }
