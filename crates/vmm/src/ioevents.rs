@@ -172,9 +172,10 @@ mod tests {
         };
         assert!(Notifiers::register(&vm, IoSpace::Pio, 0x1000, &[odd]).is_err());
         // Taken off the bus and put back, as a BAR whose decode toggles.
+        let evt = evt.try_clone().unwrap();
         n.place(&vm, None).unwrap();
-        ioevent(&vm, IoSpace::Mmio, 0xe000_0000, &regions[0], evt, true).unwrap();
-        ioevent(&vm, IoSpace::Mmio, 0xe000_0000, &regions[0], evt, false).unwrap();
+        ioevent(&vm, IoSpace::Mmio, 0xe000_0000, &regions[0], &evt, true).unwrap();
+        ioevent(&vm, IoSpace::Mmio, 0xe000_0000, &regions[0], &evt, false).unwrap();
         n.place(&vm, Some(0xf000_0000)).unwrap();
         assert_eq!(n.base(), Some(0xf000_0000));
     }

@@ -269,16 +269,16 @@ impl PciPlan {
         let observer: Arc<dyn BarObserver> = notifiers.clone();
         let segment = Arc::new_cyclic(|me: &Weak<PciSegment>| {
             let mut b = SegmentBuilder::new();
-            let mut add =
-                |b: &mut SegmentBuilder, info: FunctionInfo, f: SharedFunction, port: bool| match b
-                    .add(info, f, port)
-                {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                        None
-                    }
-                };
+            let mut add = |b: &mut SegmentBuilder,
+                           info: FunctionInfo,
+                           f: SharedFunction,
+                           port: bool| match b.add(info, f, port) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    None
+                }
+            };
             let root = |slot, function| FunctionInfo {
                 id: None,
                 parent: None,
