@@ -143,6 +143,11 @@ fn check_guest(out: &str, disk: &[u8], ecam: bool) {
     want("MSIX_UNMASKED_PBA", "0");
     want("BLK_FLUSH_STATUS", "0");
     want("MSIX_FLUSH_IRR", "1");
+    want("INTX_READ_STATUS", "0");
+    want("INTX_IRR", "01");
+    want("INTX_STATUS_BIT", "1");
+    want("INTX_ISR", "0x1");
+    want("INTX_STATUS_BIT_AFTER_ISR", "0");
     want("MOVED_BAR_READS_BACK", "1");
     want("MOVED_READ_STATUS", "0");
     want("MOVED_READ_MATCH", "1");
@@ -156,6 +161,7 @@ fn comparable(out: &str, qemu_only: &[&str]) -> Vec<String> {
     out.lines()
         .filter(|l| {
             !l.starts_with("BAR_AT ")
+                && !l.starts_with("INTX_LINE_AT ")
                 && !l.starts_with("MOVE ")
                 && !l.starts_with("POWEROFF")
                 && !l.starts_with("CF8_FUNCTIONS")

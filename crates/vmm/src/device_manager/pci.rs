@@ -325,7 +325,8 @@ impl PciPlan {
                     .any(|f| f.addr.bus == PciBus::Port(port_ids.len()));
                 let rp = RootPort::new(p.cfg.port, p.cfg.slot, occupied);
                 let f: SharedFunction = Arc::new(Mutex::new(rp));
-                program_port(&f, p);
+                let gsi = PIRQ_GSI_BASE + pirq(self.chipset, p.cfg.addr.slot, 0) as u32;
+                program_port(&f, p, gsi);
                 let info = FunctionInfo {
                     id: Some(p.cfg.id.clone()),
                     parent: None,
@@ -337,7 +338,8 @@ impl PciPlan {
             }
             for (plan, (transport, n)) in self.functions.iter().zip(transports) {
                 let f: SharedFunction = Arc::new(Mutex::new(transport));
-                program_function(&f, plan);
+                let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
+                program_function(&f, plan, gsi);
                 set_multifunction(&f, plan.addr.multifunction);
                 let parent = match plan.addr.bus {
                     PciBus::Root => None,
@@ -426,20 +428,24 @@ fn set_multifunction(f: &SharedFunction, on: bool) {
 }
 
 /// What firmware leaves in a virtio function: its BARs, decode and bus
-/// mastering on.
-fn program_function(f: &SharedFunction, plan: &FunctionPlan) {
+/// mastering on, and the Interrupt Line register naming the IOAPIC pin
+/// its INTA drives (as the GSI `_PRT` gives; Linux reads `_PRT`, simpler
+/// guests this register).
+fn program_function(f: &SharedFunction, plan: &FunctionPlan, gsi: u32) {
     let mut f = lock(f);
     let cfg = f.config_mut();
     cfg.set_bar_address(usize::from(MSIX_BAR), plan.msix_bar);
     cfg.set_bar_address(usize::from(VIRTIO_BAR), plan.virtio_bar);
     cfg.set_u16(reg::COMMAND, command::MEMORY | command::MASTER);
+    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
 }
 
 /// What firmware leaves in a root port: its bus numbers, and windows
 /// around what is behind it.
-fn program_port(f: &SharedFunction, plan: &PortPlan) {
+fn program_port(f: &SharedFunction, plan: &PortPlan, gsi: u32) {
     let mut f = lock(f);
     let cfg = f.config_mut();
+    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
     cfg.set_bar_address(usize::from(rvirt_pci::bridge::MSIX_BAR), plan.msix_bar);
     cfg.set_bytes(reg::PRIMARY_BUS, &[0, plan.bus_number, plan.bus_number]);
     if let Some((mem, pref)) = plan.windows {
