@@ -219,12 +219,8 @@ pub struct PciAddr {
 pub enum DeviceAddr {
     /// A virtio-mmio slot (`-device virtio-*-device`), placed in order.
     Mmio,
-    /// A PCI function (`-device virtio-*-pci`); `bootindex` is kept for
-    /// firmware's boot order.
-    Pci {
-        addr: PciAddr,
-        bootindex: Option<u32>,
-    },
+    /// A PCI function (`-device virtio-*-pci`).
+    Pci { addr: PciAddr },
 }
 
 /// `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`.

@@ -1,5 +1,6 @@
 //! PCI placement: `-device pcie-root-port,…`, and `bus=`, `addr=`,
-//! `multifunction=`, `bootindex=` on the virtio-*-pci devices, resolved
+//! `multifunction=` on the virtio-*-pci devices (their `bootindex=` is the
+//! device's own, as on virtio-mmio), resolved
 //! the way QEMU 7.2 realizes devices: in command-line order, an absent
 //! `addr` taking the first slot whose function 0 is free, and QEMU's own
 //! messages for a bus that does not exist, a slot taken, a function in a
@@ -21,7 +22,6 @@ struct Request {
     bus: Option<String>,
     addr: Option<(u8, u8)>,
     multifunction: bool,
-    bootindex: Option<u32>,
 }
 
 enum Kind {
@@ -71,7 +71,7 @@ fn parse_addr(o: &Opts, driver: &str, v: &str) -> Result<(u8, u8), ConfigError> 
 }
 
 impl PciSpecs {
-    /// Takes `bus=`, `addr=`, `multifunction=` and `bootindex=` off a PCI
+    /// Takes `bus=`, `addr=` and `multifunction=` off a PCI
     /// device's options; `virtio` is its index among the virtio devices.
     pub(super) fn device(
         &mut self,
@@ -81,10 +81,6 @@ impl PciSpecs {
     ) -> Result<(), ConfigError> {
         let mut r = self.common(driver, o)?;
         r.kind = Kind::Virtio(virtio);
-        r.bootindex = match o.get("bootindex") {
-            Some(b) => Some(number(o, "bootindex", &b, u64::from(u32::MAX))? as u32),
-            None => None,
-        };
         self.requests.push(r);
         Ok(())
     }
@@ -129,7 +125,6 @@ impl PciSpecs {
             bus: o.get("bus"),
             addr,
             multifunction: o.get_bool("multifunction")?.unwrap_or(false),
-            bootindex: None,
         })
     }
 
@@ -195,13 +190,7 @@ impl PciSpecs {
                 multifunction: r.multifunction,
             };
             match r.kind {
-                Kind::Virtio(i) => devices.push((
-                    i,
-                    DeviceAddr::Pci {
-                        addr,
-                        bootindex: r.bootindex,
-                    },
-                )),
+                Kind::Virtio(i) => devices.push((i, DeviceAddr::Pci { addr })),
                 Kind::Port {
                     port,
                     chassis,

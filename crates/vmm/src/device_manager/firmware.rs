@@ -215,7 +215,8 @@ mod tests {
     }
 
     /// The table loader run as SeaBIOS runs it, then every table found from
-    /// the RSDP the way a guest finds them, each with a valid checksum.
+    /// the RSDP the way a guest finds them, each with a valid checksum (q35's
+    /// MCFG among them).
     #[test]
     fn seabios_links_the_tables_into_valid_acpi() {
         let cfg = AcpiConfig {
@@ -232,6 +233,7 @@ mod tests {
                     Resource::EdgeIrq(5),
                 ],
             })],
+            ecam: Some((0xb000_0000, 0xff)),
         };
         let linked = build_linked(&cfg);
         let files = BTreeMap::from([
@@ -270,7 +272,13 @@ mod tests {
         let sigs: Vec<&[u8]> = (0..(xsdt.len() - 36) / 8)
             .map(|i| &table(u64_at(xsdt, 36 + 8 * i))[0..4])
             .collect();
-        assert_eq!(sigs, [b"FACP", b"APIC"]);
+        assert_eq!(sigs, [b"FACP", b"APIC", b"MCFG"]);
+        let mcfg = table(u64_at(xsdt, 36 + 16));
+        assert_eq!(
+            u64_at(mcfg, 44),
+            0xb000_0000,
+            "the ECAM base is not relocated"
+        );
         let fadt = table(u64_at(xsdt, 36));
         let dsdt = table(u64_at(fadt, 140));
         assert_eq!(&dsdt[0..4], b"DSDT");

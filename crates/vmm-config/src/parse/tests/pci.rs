@@ -42,11 +42,8 @@ fn pc_devices_take_the_first_free_slots_or_their_addr() {
     assert_eq!(c.virtio_addrs[3], DeviceAddr::Mmio);
     assert_eq!(addr(&c, 4), (PciBus::Root, 3, 0));
     assert!(matches!(
-        c.virtio_addrs[4],
-        DeviceAddr::Pci {
-            bootindex: Some(2),
-            ..
-        }
+        &c.virtio[4],
+        VirtioConfig::Blk(d) if d.bootindex == Some(2)
     ));
     assert_eq!(c.virtio_addrs.len(), c.virtio.len());
 }
