@@ -245,11 +245,13 @@ impl Vmm {
             acpi: self.config.acpi,
             firmware: self.firmware.clone().map(|firmware| FirmwareConfig {
                 firmware,
-                // The BIOS is RAM, as QEMU maps microvm's. pc and q35 move
-                // to LegacyArea::Pam (a ROM whose legacy alias the
-                // chipset's PAM registers switch) with their host bridge:
-                // without one, SeaBIOS could not unlock its own data.
-                legacy: LegacyArea::WritableBios,
+                // microvm's BIOS is RAM, as QEMU maps it; on pc and q35 it
+                // is a ROM whose legacy alias the host bridge's PAM
+                // registers switch to RAM (SeaBIOS's shadowing).
+                legacy: match self.config.chipset {
+                    rvirt_vmm_config::Chipset::Microvm => LegacyArea::WritableBios,
+                    _ => LegacyArea::Pam,
+                },
             }),
             board: device_manager::board(self.config.chipset),
         }

@@ -27,6 +27,9 @@ pub const PIRQ_E_H: u16 = 0x68;
 /// Root complex base address (no chipset configuration registers behind
 /// it here).
 pub const RCBA: u16 = 0xf0;
+// SMI_EN (PMBASE + 0x30) is not emulated: rvirt has no SMM, and a read of
+// an unclaimed port returns all ones, so firmware finds APMC_EN (bit 5)
+// set and skips its SMM setup, as on QEMU with SMM off.
 
 /// The LPC bridge, function 0 of slot 31.
 pub struct Lpc {

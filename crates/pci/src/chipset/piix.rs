@@ -33,6 +33,10 @@ pub const PMBA: u16 = 0x40;
 pub const PMREGMISC: u16 = 0x80;
 /// SMBus base (no SMBus controller behind it).
 pub const SMBBA: u16 = 0x90;
+/// DEVACTB (device activity B); bit 25 enables SMIs from the APM control
+/// port (0xb2).
+pub const DEVACTB: u16 = 0x58;
+pub const DEVACTB_APMC_EN: u32 = 1 << 25;
 
 /// The PIIX3 PCI-to-ISA bridge.
 pub struct IsaBridge {
@@ -92,6 +96,10 @@ impl PowerManagement {
         cfg.set_u32(SMBBA, 1);
         cfg.set_wmask_u32(SMBBA, 0xfff0);
         cfg.set_wmask_u8(0xd2, 0x0f);
+        // rvirt has no SMM: APMC_EN reads as set and read-only, which tells
+        // firmware SMM is set up already (SeaBIOS would otherwise raise an
+        // SMI and wait for it forever), as QEMU does with SMM off.
+        cfg.set_u32(DEVACTB, DEVACTB_APMC_EN);
         if preset == Preset::DirectBoot {
             cfg.set_u32(PMBA, u32::from(PM_BASE) | 1);
             cfg.set_u8(PMREGMISC, 1);
@@ -122,5 +130,36 @@ impl PciFunction for PowerManagement {
         if overlaps(offset, data.len(), PMBA, 4) || overlaps(offset, data.len(), PMREGMISC, 1) {
             self.place();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use rvirt_bus::{Bus, BusDevice};
+
+    use super::*;
+
+    struct Nothing;
+
+    impl BusDevice for Nothing {
+        fn read(&mut self, _: u64, _: &mut [u8]) {}
+        fn write(&mut self, _: u64, _: &[u8]) {}
+    }
+
+    /// Firmware reads APMC_EN as "SMM set up" and cannot clear it.
+    #[test]
+    fn apmc_enable_reads_set_and_stays() {
+        let pm = Placement::new(
+            Arc::new(Bus::new("pio")),
+            Arc::new(Mutex::new(Nothing)),
+            12,
+            None,
+        );
+        let mut f = PowerManagement::new(pm, Preset::Reset);
+        assert_eq!(f.config().read_u32(DEVACTB), DEVACTB_APMC_EN);
+        f.write_config(DEVACTB, &[0; 4]);
+        assert_eq!(f.config().read_u32(DEVACTB), DEVACTB_APMC_EN);
     }
 }

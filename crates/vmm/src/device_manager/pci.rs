@@ -24,10 +24,11 @@ use kvm_ioctls::VmFd;
 use rvirt_bus::{Bus, SharedDevice};
 use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::layout;
-use rvirt_machine::{Machine, SystemAllocator};
+use rvirt_machine::{BiosArea, Machine, SegmentMode, SystemAllocator};
 use rvirt_pci::access::{ConfigIo, Ecam, CONFIG_IO_BASE, CONFIG_IO_LEN};
 use rvirt_pci::acpi::{RootBridge, Route};
 use rvirt_pci::bridge::RootPort;
+use rvirt_pci::chipset::pam::{PamHook, PamMode, PamRange};
 use rvirt_pci::chipset::{i440fx, ich9, piix, q35, Preset, ECAM_BASE, ECAM_SIZE, PM_BASE};
 use rvirt_pci::config::{command, reg};
 use rvirt_pci::function::{lock, Placement};
@@ -83,6 +84,8 @@ pub(crate) struct PciPlan {
     /// device drives.
     isa_irqs: Vec<u32>,
     mem64: (u64, u64),
+    /// Where RAM below 4 GiB ends.
+    ram_low: u64,
 }
 
 /// A virtio device to put on PCI: its index, address, id, and vectors.
@@ -128,9 +131,8 @@ impl PciPlan {
         alloc: &mut SystemAllocator,
         requests: Vec<PciRequest>,
     ) -> Result<Self, VmmError> {
-        let window64 =
-            rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size)
-                .mmio64_start();
+        let ram = rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size);
+        let window64 = ram.mmio64_start();
         // Bus numbers in slot order, as firmware enumerates bus 0.
         let mut order: Vec<usize> = (0..cfg.root_ports.len()).collect();
         order.sort_by_key(|&i| (cfg.root_ports[i].addr.slot, cfg.root_ports[i].addr.function));
@@ -197,6 +199,7 @@ impl PciPlan {
             functions,
             isa_irqs,
             mem64: (window64, window64 + layout::MMIO64_SIZE - 1),
+            ram_low: ram.low,
         })
     }
 
@@ -217,6 +220,18 @@ impl PciPlan {
         let vm = machine.vm_fd();
         let kvm = |what: &'static str| move |source| VmmError::Setup { what, source };
         let routing = GsiRouting::new(vm.clone());
+        // With firmware, the functions come up as at reset and firmware
+        // programs them (as on QEMU); the PAM registers drive its
+        // shadowing of the BIOS area. Without, rvirt plays firmware.
+        let bios = machine.bios_area().cloned();
+        let preset = match bios {
+            Some(_) => Preset::Reset,
+            None => Preset::DirectBoot,
+        };
+        let pam_hook = || -> Option<Arc<dyn PamHook>> {
+            bios.clone()
+                .map(|area| Arc::new(BiosPam(area)) as Arc<dyn PamHook>)
+        };
 
         // INTx: a resampled level line per PIRQ wire, and level lines on
         // the ISA IRQs a routing register may pick.
@@ -295,16 +310,16 @@ impl PciPlan {
                 Chipset::Q35 => {
                     let ecam: SharedDevice = Arc::new(Mutex::new(Ecam::new(me.clone())));
                     let ecam = Placement::new(mmio.clone(), ecam, ECAM_SIZE, None);
-                    let mch = q35::HostBridge::new(ecam, Preset::DirectBoot, None);
+                    let mch = q35::HostBridge::new(ecam, preset, pam_hook());
                     add(&mut b, root(0, 0), Arc::new(Mutex::new(mch)), false);
-                    let lpc = ich9::Lpc::new(router.clone(), pm, Preset::DirectBoot);
+                    let lpc = ich9::Lpc::new(router.clone(), pm, preset);
                     add(&mut b, root(31, 0), Arc::new(Mutex::new(lpc)), false);
                 }
                 _ => {
                     add(
                         &mut b,
                         root(0, 0),
-                        Arc::new(Mutex::new(i440fx::HostBridge::new(None))),
+                        Arc::new(Mutex::new(i440fx::HostBridge::new(pam_hook()))),
                         false,
                     );
                     add(
@@ -313,7 +328,7 @@ impl PciPlan {
                         Arc::new(Mutex::new(piix::IsaBridge::new(router.clone()))),
                         false,
                     );
-                    let pmf = piix::PowerManagement::new(pm, Preset::DirectBoot);
+                    let pmf = piix::PowerManagement::new(pm, preset);
                     add(&mut b, root(1, 3), Arc::new(Mutex::new(pmf)), false);
                 }
             }
@@ -326,7 +341,9 @@ impl PciPlan {
                 let rp = RootPort::new(p.cfg.port, p.cfg.slot, occupied);
                 let f: SharedFunction = Arc::new(Mutex::new(rp));
                 let gsi = PIRQ_GSI_BASE + pirq(self.chipset, p.cfg.addr.slot, 0) as u32;
-                program_port(&f, p, gsi);
+                if preset == Preset::DirectBoot {
+                    program_port(&f, p, gsi);
+                }
                 let info = FunctionInfo {
                     id: Some(p.cfg.id.clone()),
                     parent: None,
@@ -339,7 +356,9 @@ impl PciPlan {
             for (plan, (transport, n)) in self.functions.iter().zip(transports) {
                 let f: SharedFunction = Arc::new(Mutex::new(transport));
                 let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
-                program_function(&f, plan, gsi);
+                if preset == Preset::DirectBoot {
+                    program_function(&f, plan, gsi);
+                }
                 set_multifunction(&f, plan.addr.multifunction);
                 let parent = match plan.addr.bus {
                     PciBus::Root => None,
@@ -383,7 +402,14 @@ impl PciPlan {
         platform.devices.push(Box::new(RootBridge {
             express: q35,
             mem32: (
-                layout::PCI_MMIO32_START as u32,
+                // Firmware puts 32-bit BARs where it likes above RAM
+                // (SeaBIOS: from 2 or 3 GiB, or above q35's ECAM), so the
+                // window starts where RAM ends, as QEMU's; rvirt's own
+                // placement keeps to the allocator's window.
+                match preset {
+                    Preset::Reset => self.ram_low as u32,
+                    Preset::DirectBoot => layout::PCI_MMIO32_START as u32,
+                },
                 layout::IOAPIC_START as u32 - 1,
             ),
             mem64: Some(self.mem64),
@@ -409,6 +435,33 @@ impl PciPlan {
                 let port = &self.ports[i].cfg.addr;
                 pirq(self.chipset, port.slot, swizzle(addr.slot, pin))
             }
+        }
+    }
+}
+
+/// The host bridge's PAM registers reaching firmware's shadowing of the
+/// BIOS area (the mapping is `rvirt_machine::BiosArea`'s).
+struct BiosPam(Arc<BiosArea>);
+
+impl PamHook for BiosPam {
+    fn pam_changed(&self, range: PamRange, mode: PamMode) {
+        let mode = match mode {
+            PamMode::Pci => SegmentMode::Rom,
+            PamMode::ReadOnly => SegmentMode::RamReadOnly,
+            // KVM has no write-only memory; BiosArea serves it as RAM.
+            PamMode::WriteOnly | PamMode::ReadWrite => SegmentMode::Ram,
+        };
+        // A configuration write cannot fail back to the guest: a KVM slot
+        // that will not change is logged, and the segment keeps its mode.
+        if let Err(e) = self
+            .0
+            .set(u64::from(range.base), u64::from(range.len), mode)
+        {
+            tracing::error!(
+                base = range.base,
+                ?mode,
+                "PAM: the BIOS area could not be remapped: {e}"
+            );
         }
     }
 }
