@@ -1,6 +1,7 @@
 #!/bin/bash
-# rvirt-vmm vs QEMU microvm: guest-driven virtio-blk requests per second
-# (4 KiB sequential and random reads and writes on a raw image in tmpfs).
+# rvirt-vmm vs QEMU: guest-driven virtio-blk requests per second (4 KiB
+# sequential and random reads and writes on a raw image in tmpfs), on
+# microvm's virtio-mmio, or with PCI=1 on pc's virtio-blk-pci.
 # Builds rvirt-vmm (release) and the test guests, creates the image, then
 # bench.py runs both VMMs alternately and prints medians and rvirt/QEMU.
 #
@@ -22,6 +23,7 @@
 #                       2-core host other work otherwise decides the figures
 #   ALSO="NAME=PATH ..."  more rvirt-vmm binaries run in the same rounds, each
 #                       compared with QEMU too (e.g. an older build)
+#   PCI=1               pc and virtio-blk-pci (modern) for both VMMs
 #   QEMU=qemu-system-x86_64
 #   RVIRT_VMM=PATH      benchmark this rvirt-vmm binary instead of building one
 #   NO_BUILD=1          use the existing target/release/rvirt-vmm as it is
@@ -86,6 +88,7 @@ python3 "$ROOT/bench/virtio/bench.py" \
   --rvirt "$RVIRT" --qemu "$QEMU_BIN" --guest "$GUEST" --image "$IMAGE" \
   --rounds "$ROUNDS" --warmup "$WARMUP" --n "$N" --qd "$QD" --cache "$CACHE" \
   --aio "$AIO" --nice "$NICE" --extra-append "${APPEND:-}" --commit "$COMMIT" ${ALSO_ARGS[@]+"${ALSO_ARGS[@]}"} \
+  ${PCI:+--pci} \
   --json "$ROOT/bench/results/virtio-$STAMP.json" || status=$?
 
 if [ -n "$BLK_REQUEST" ]; then

@@ -46,6 +46,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("chatter", "chatter.c", Kind::Pvh, &[]),
     ("virtio", "virtio.c", Kind::Pvh, &[]),
     ("blkbench", "blkbench.c", Kind::Pvh, &[]),
+    ("pci", "pci.c", Kind::Pvh, &[]),
 ];
 
 /// Runtime sources linked into every guest.

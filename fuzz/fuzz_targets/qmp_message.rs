@@ -7,8 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use rvirt_qmp::json::{Framed, Streamer};
 use rvirt_qmp::{
-    ChardevInfo, CpuInfoFast, CpuProps, MonitorBackend, QmpError, RunState, Session,
-    SessionOutput,
+    ChardevInfo, CpuInfoFast, CpuProps, MonitorBackend, QmpError, RunState, Session, SessionOutput,
 };
 use std::sync::{Arc, Mutex};
 
@@ -38,7 +37,9 @@ impl MonitorBackend for FakeVm {
         None
     }
     fn cpus(&self) -> Vec<CpuInfoFast> {
-        (0..2).map(|i| CpuInfoFast::x86_64(i, 100 + i, CpuProps::default())).collect()
+        (0..2)
+            .map(|i| CpuInfoFast::x86_64(i, 100 + i, CpuProps::default()))
+            .collect()
     }
     fn chardevs(&self) -> Vec<ChardevInfo> {
         Vec::new()
@@ -63,7 +64,9 @@ impl SessionOutput for Check {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, input)) = data.split_first() else { return };
+    let Some((&mode, input)) = data.split_first() else {
+        return;
+    };
     let vm = Arc::new(FakeVm(Mutex::new(RunState::Prelaunch)));
     // A small size limit now and then exercises the oversize path.
     let limit = if mode & 1 == 0 { 1 << 20 } else { 64 };

@@ -34,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // The bytes as a bare payload too, so the decoders see every shape.
-    check_payload(i32::from(data[0]) + 256 * i32::from(data.len() % 2 == 0), stream);
+    check_payload(
+        i32::from(data[0]) + 256 * i32::from(data.len() % 2 == 0),
+        stream,
+    );
 });
 
 fn check_payload(proc_: i32, payload: &[u8]) {

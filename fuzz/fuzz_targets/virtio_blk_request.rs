@@ -71,14 +71,20 @@ impl VirtioInterrupt for NoIrq {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, image)) = data.split_first() else { return };
+    let Some((&mode, image)) = data.split_first() else {
+        return;
+    };
     let mem = Memory::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap();
     let n = image.len().min(MEM_SIZE);
     mem.write_slice(&image[..n], GuestAddress(0)).unwrap();
 
     let mut queue = Queue::new(QUEUE_SIZE).unwrap();
-    queue.try_set_desc_table_address(GuestAddress(DESC)).unwrap();
-    queue.try_set_avail_ring_address(GuestAddress(AVAIL)).unwrap();
+    queue
+        .try_set_desc_table_address(GuestAddress(DESC))
+        .unwrap();
+    queue
+        .try_set_avail_ring_address(GuestAddress(AVAIL))
+        .unwrap();
     queue.try_set_used_ring_address(GuestAddress(USED)).unwrap();
     queue.set_event_idx(mode & 1 != 0);
     queue.set_ready(true);

@@ -130,20 +130,24 @@ fuzz_target!(|data: &[u8]| {
             // A read of any size anywhere in (and past) the window.
             0 => {
                 let off = common::take(&mut input, 2);
-                let off = u64::from(u16::from_le_bytes([
-                    off.first().copied().unwrap_or(0),
-                    off.get(1).copied().unwrap_or(0),
-                ]) & 0x1ff);
+                let off = u64::from(
+                    u16::from_le_bytes([
+                        off.first().copied().unwrap_or(0),
+                        off.get(1).copied().unwrap_or(0),
+                    ]) & 0x1ff,
+                );
                 let mut buf = [0u8; 8];
                 t.read(off, &mut buf[..size]);
             }
             // A write of any size anywhere.
             1 => {
                 let off = common::take(&mut input, 2);
-                let off = u64::from(u16::from_le_bytes([
-                    off.first().copied().unwrap_or(0),
-                    off.get(1).copied().unwrap_or(0),
-                ]) & 0x1ff);
+                let off = u64::from(
+                    u16::from_le_bytes([
+                        off.first().copied().unwrap_or(0),
+                        off.get(1).copied().unwrap_or(0),
+                    ]) & 0x1ff,
+                );
                 let value = common::take(&mut input, size);
                 t.write(off, value);
             }

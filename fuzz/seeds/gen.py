@@ -130,7 +130,60 @@ def mmio():
     write("virtio_mmio", "needs-reset", bring_up + bytes([3, 2]) + read(0x70) + reg(0x70, 0))
 
 
+def pci_config():
+    """Ops of 9 bytes: kind (bits 0-2; size code in bits 6-7, 2 = 4 bytes),
+    a 32-bit target, a 32-bit value. Kind 0: CONFIG_ADDRESS = target, then
+    CONFIG_DATA = value."""
+    def cfg(bus, dev, fn, reg, value):
+        addr = 0x80000000 | bus << 16 | dev << 11 | fn << 8 | reg
+        return bytes([0x80]) + struct.pack("<II", addr, value)
+    def bar_io(value):
+        return bytes([0x85]) + struct.pack("<II", 0, value)
+    # The root port: bus 1, a memory window, decode; the device behind it:
+    # BAR 1 inside the window, decode; the root-bus device: a 64-bit BAR
+    # written half by half, decode on, then moved.
+    ops = b"".join([
+        cfg(0, 2, 0, 0x18, 0x00010100),
+        cfg(0, 2, 0, 0x20, 0xc010c000),
+        cfg(0, 2, 0, 0x04, 0x7),
+        cfg(1, 0, 0, 0x14, 0xc0000000),
+        cfg(1, 0, 0, 0x04, 0x6),
+        cfg(0, 3, 0, 0x20, 0xd0000000),
+        cfg(0, 3, 0, 0x24, 0x1),
+        cfg(0, 3, 0, 0x04, 0x6),
+        bar_io(0x14),
+        cfg(0, 3, 0, 0x20, 0xe0000000),
+        cfg(0, 3, 0, 0x24, 0x0),
+        cfg(0, 3, 0, 0x9a, 0x8000),
+    ])
+    write("pci_config", "pc-bridge-and-bars", b"\x00" + ops)
+    write("pci_config", "q35-bridge-and-bars", b"\x01" + ops + cfg(0, 0, 0, 0x60, 0xb0000001))
+
+
+def pci_msix():
+    """Ops of 6 bytes: kind (bits 0-2; size code in bits 6-7), a 16-bit
+    offset, 3 value bytes."""
+    def op(kind, size, offset, value=b"\0\0\0"):
+        return bytes([kind | size << 6]) + struct.pack("<H", offset) + value
+    ops = b"".join([
+        op(3, 0, 0, b"\x01\0\0"),                 # enabled
+        op(0, 2, 0, b"\x00\x00\xe0"),             # address low
+        op(0, 2, 8, b"\x41\0\0"),                 # data
+        op(5, 0, 0, b"\x00\0\0"),                 # raise 0: masked
+        op(2, 3, 0),                               # PBA
+        op(0, 2, 12, b"\0\0\0"),                  # unmask: fires
+        op(3, 0, 0, b"\x03\0\0"),                 # function mask
+        op(5, 0, 0, b"\x00\0\0"),
+        op(3, 0, 0, b"\x01\0\0"),                 # unmask the function
+        op(1, 3, 0x10),
+        op(4, 0, 0),
+    ])
+    write("pci_msix", "mask-pend-unmask", ops)
+
+
 if __name__ == "__main__":
+    pci_config()
+    pci_msix()
     mmio()
     net_tx()
     net_rx()

@@ -13,6 +13,7 @@ use acpi_tables::aml;
 use acpi_tables::facs::FACS;
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
+use acpi_tables::mcfg::MCFG;
 use acpi_tables::rsdp::Rsdp;
 use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
@@ -37,6 +38,8 @@ pub struct AcpiConfig {
     /// The devices' own descriptions, put in the DSDT's `\_SB_` scope in
     /// this order.
     pub devices: Vec<Box<dyn Aml + Send + Sync>>,
+    /// The ECAM window for the MCFG table (q35): base and the last bus.
+    pub ecam: Option<(u64, u8)>,
 }
 
 impl std::fmt::Debug for AcpiConfig {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for AcpiConfig {
         f.debug_struct("AcpiConfig")
             .field("apic_ids", &self.apic_ids)
             .field("devices", &self.devices.len())
+            .field("ecam", &self.ecam)
             .finish()
     }
 }
@@ -284,8 +288,15 @@ pub fn build_linked(cfg: &AcpiConfig) -> LinkedTables {
     let mut xsdt = XSDT::new(OEM_ID, table_id(b"XSDT"), OEM_REVISION);
     xsdt.add_entry(fadt_addr);
     xsdt.add_entry(madt_addr);
+    let mut entries = 2;
+    if let Some((ecam, last_bus)) = cfg.ecam {
+        let mut mcfg = MCFG::new(OEM_ID, table_id(b"MCFG"), OEM_REVISION);
+        mcfg.add_ecam(ecam, 0, 0, last_bus);
+        xsdt.add_entry(place_sdt(&mut tables, &mut checksums, &mcfg, 16));
+        entries += 1;
+    }
     let xsdt_addr = place_sdt(&mut tables, &mut checksums, &xsdt, 16);
-    for i in 0..2 {
+    for i in 0..entries {
         ptr(Blob::Tables, xsdt_addr + 36 + 8 * i, 8, Blob::Tables);
     }
     let mut rsdp = Vec::new();
@@ -419,7 +430,22 @@ mod tests {
                     ],
                 ),
             ],
+            ecam: None,
         }
+    }
+
+    #[test]
+    fn q35_gets_an_mcfg_for_its_ecam() {
+        let mut c = cfg(1);
+        c.ecam = Some((0xb000_0000, 0xff));
+        let t = build(&c, layout::ACPI_START);
+        let all = tables(&t);
+        let (_, mcfg) = all.iter().find(|(s, _)| s == "MCFG").unwrap();
+        assert_eq!(sum(mcfg), 0);
+        // One allocation: base, segment 0, buses 0-255.
+        assert_eq!(mcfg.len(), 44 + 16);
+        assert_eq!(u64_at(mcfg, 44), 0xb000_0000);
+        assert_eq!((mcfg[54], mcfg[55]), (0, 0xff));
     }
 
     #[test]

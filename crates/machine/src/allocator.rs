@@ -123,6 +123,48 @@ impl SystemAllocator {
         self.gsis.allocate_id().map_err(exhausted("IOAPIC pin"))
     }
 
+    /// Takes the IOAPIC pins `first..first + count` out of what
+    /// [`SystemAllocator::allocate_gsi`] hands out (PCI INTx's PIRQ pins,
+    /// 16-23, which the DSDT's `_PRT` names). Fails if one is taken.
+    pub fn reserve_gsis(&mut self, first: u32, count: u32) -> Result<(), AllocError> {
+        let wanted = first..first + count;
+        // IdAllocator cannot take a given ID: take them all, give back the
+        // rest.
+        let mut got = Vec::new();
+        while let Ok(g) = self.gsis.allocate_id() {
+            got.push(g);
+        }
+        let missing = wanted.clone().find(|g| !got.contains(g));
+        for g in got
+            .into_iter()
+            .filter(|g| missing.is_some() || !wanted.contains(g))
+        {
+            self.gsis.free_id(g).expect("the pin was just allocated");
+        }
+        match missing {
+            Some(g) => Err(AllocError::Unavailable {
+                what: "IOAPIC pin",
+                base: g.into(),
+                len: 1,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The IOAPIC pins no one has, in order (the ISA IRQs a PIRQ may be
+    /// routed to without sharing a legacy device's line are those below
+    /// 16).
+    pub fn free_gsis(&mut self) -> Vec<u32> {
+        let mut got = Vec::new();
+        while let Ok(g) = self.gsis.allocate_id() {
+            got.push(g);
+        }
+        for &g in &got {
+            self.gsis.free_id(g).expect("the pin was just allocated");
+        }
+        got
+    }
+
     /// Gives an IOAPIC pin back.
     pub fn free_gsi(&mut self, gsi: u32) -> Result<(), AllocError> {
         if irqs::LEGACY.contains(&gsi) {
@@ -254,6 +296,24 @@ mod tests {
         assert!(a.free_gsi(4).is_err(), "a legacy line is never freed");
         assert_eq!(a.legacy_irq(4), Ok(4));
         assert_eq!(a.legacy_irq(5), Err(AllocError::NotLegacy(5)));
+    }
+
+    #[test]
+    fn pirq_pins_are_reserved_whole() {
+        let mut a = alloc();
+        a.reserve_gsis(16, 8).unwrap();
+        assert_eq!(a.free_gsis(), [5, 6, 7, 10, 11, 13, 14, 15]);
+        let got: Vec<u32> = (0..8).map(|_| a.allocate_gsi().unwrap()).collect();
+        assert_eq!(got, [5, 6, 7, 10, 11, 13, 14, 15]);
+        assert!(a.allocate_gsi().is_err());
+        let mut b = alloc();
+        b.allocate_gsi().unwrap();
+        assert!(b.reserve_gsis(4, 2).is_err(), "4 is a legacy line");
+        assert_eq!(
+            b.free_gsis().len(),
+            15,
+            "a failed reservation takes nothing"
+        );
     }
 
     #[test]

@@ -142,7 +142,25 @@ pub struct RamLayout {
     pub low: u64,
     /// Bytes of RAM at 4 GiB.
     pub high: u64,
+    /// A window below 4 GiB the memory map reserves besides the legacy
+    /// areas: q35's ECAM (MMCONFIG), which Linux uses only if reserved.
+    pub reserved: Option<(u64, u64)>,
 }
+
+/// Which PC board the RAM is laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Board {
+    /// `pc` (and `microvm`): RAM up to 3 GiB below the hole.
+    #[default]
+    Pc,
+    /// `q35`: RAM below the ECAM window at 0xb0000000, and only 2 GiB low
+    /// once the guest has 2.75 GiB or more, as QEMU lays it out.
+    Q35,
+}
+
+/// q35's ECAM window: 256 buses of 1 MiB, where firmware puts it.
+pub const Q35_ECAM_BASE: u64 = 0xb000_0000;
+pub const Q35_ECAM_SIZE: u64 = 0x1000_0000;
 
 impl RamLayout {
     /// Splits `size` bytes of RAM around the 32-bit MMIO hole.
@@ -151,6 +169,27 @@ impl RamLayout {
         RamLayout {
             low,
             high: size - low,
+            reserved: None,
+        }
+    }
+
+    /// The layout of `size` bytes of RAM on `board`.
+    pub fn for_board(board: Board, size: u64) -> Self {
+        match board {
+            Board::Pc => Self::new(size),
+            Board::Q35 => {
+                let hole = if size >= Q35_ECAM_BASE {
+                    0x8000_0000
+                } else {
+                    Q35_ECAM_BASE
+                };
+                let low = size.min(hole);
+                RamLayout {
+                    low,
+                    high: size - low,
+                    reserved: Some((Q35_ECAM_BASE, Q35_ECAM_SIZE)),
+                }
+            }
         }
     }
 
@@ -192,6 +231,9 @@ impl RamLayout {
             reserved(ACPI_START, HIGH_RAM_START),
             ram(HIGH_RAM_START, self.low),
         ];
+        if let Some((base, len)) = self.reserved {
+            map.push(reserved(base, base + len));
+        }
         if self.high > 0 {
             map.push(ram(MMIO_HOLE_END, MMIO_HOLE_END + self.high));
         }
@@ -221,7 +263,8 @@ mod tests {
             l,
             RamLayout {
                 low: 128 << 20,
-                high: 0
+                high: 0,
+                reserved: None,
             }
         );
         assert_eq!(l.regions(), vec![(0, 128 << 20)]);
@@ -239,6 +282,21 @@ mod tests {
         assert_eq!(usable(&l), (5000 << 20) - (HIGH_RAM_START - EBDA_START));
         // Exactly 3 GiB still fits below the hole.
         assert_eq!(RamLayout::new(3 << 30).high, 0);
+    }
+
+    #[test]
+    fn q35_keeps_ram_below_the_ecam_window() {
+        let small = RamLayout::for_board(Board::Q35, 1 << 30);
+        assert_eq!((small.low, small.high), (1 << 30, 0));
+        let at_limit = RamLayout::for_board(Board::Q35, Q35_ECAM_BASE - 4096);
+        assert_eq!(at_limit.high, 0);
+        let big = RamLayout::for_board(Board::Q35, 5000 << 20);
+        assert_eq!((big.low, big.high), (2 << 30, (5000 << 20) - (2 << 30)));
+        let map = big.memory_map();
+        assert!(map.windows(2).all(|w| w[0].start < w[1].start), "sorted");
+        assert!(map.iter().any(|r| r.start == Q35_ECAM_BASE
+            && r.size == Q35_ECAM_SIZE
+            && r.kind == E820_RESERVED));
     }
 
     #[test]

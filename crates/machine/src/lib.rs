@@ -30,6 +30,7 @@ pub use allocator::{AllocError, Range, SystemAllocator};
 pub use boot::{BootConfig, EntryPoint, Protocol};
 pub use cpuid::{CpuModel, CpuSpec};
 pub use firmware::{BiosArea, Firmware, FirmwareConfig, FirmwareError, LegacyArea, SegmentMode};
+pub use layout::Board;
 pub use topology::Topology;
 pub use vcpu::{ThreadIds, VcpuEvents, Vcpus};
 pub use vm::{ConfigPart, FirmwareTables, Machine, MachineConfig, MachineError};

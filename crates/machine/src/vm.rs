@@ -11,7 +11,7 @@ use crate::acpi::{self, AcpiConfig};
 use crate::boot::{self, BootConfig, BootError, EntryPoint};
 use crate::cpuid::{self, CpuSpec, CpuidError};
 use crate::firmware::{self, BiosArea, FirmwareConfig, FirmwareError};
-use crate::layout::{self, MemoryRange, RamLayout};
+use crate::layout::{self, Board, MemoryRange, RamLayout};
 use crate::mptable;
 use crate::regs::{self, RegsError};
 use crate::topology::Topology;
@@ -32,6 +32,8 @@ pub struct MachineConfig {
     pub acpi: bool,
     /// Boot through this firmware instead of loading a kernel.
     pub firmware: Option<FirmwareConfig>,
+    /// How RAM sits around the 32-bit hole.
+    pub board: Board,
 }
 
 /// What firmware is handed instead of tables in memory: the ACPI tables for
@@ -177,7 +179,7 @@ impl Machine {
             .map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
 
         let vm = Arc::new(kvm.create_vm().map_err(kvm_err("CREATE_VM"))?);
-        let ram = RamLayout::new(cfg.mem_size);
+        let ram = RamLayout::for_board(cfg.board, cfg.mem_size);
         let memory = create_memory(&ram)?;
         let bios = match &cfg.firmware {
             Some(fw) => Some(Arc::new(BiosArea::map(vm.clone(), &memory, &ram, fw)?)),

@@ -2,7 +2,7 @@
 
 use crate::error::QmpError;
 use crate::types::{
-    BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, KvmInfo, RunState, VersionInfo,
+    BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, KvmInfo, PciInfo, RunState, VersionInfo,
 };
 
 /// The VM as the monitor sees it. rvirt-vmm implements this; the monitor
@@ -95,6 +95,12 @@ pub trait MonitorBackend: Send + Sync {
     fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {
         let _ = up;
         Err(QmpError::device_not_found(name))
+    }
+
+    /// `query-pci`: the PCI buses as the guest has programmed them (none
+    /// for a machine without PCI).
+    fn query_pci(&self) -> Result<Vec<PciInfo>, QmpError> {
+        Ok(Vec::new())
     }
 
     /// The version reported in the greeting, `query-version` and

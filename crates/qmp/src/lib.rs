@@ -38,6 +38,7 @@ pub use server::{MonitorConfig, MonitorServer, ServerError};
 pub use session::{Session, SessionOutput};
 pub use types::{
     BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, CpuProps,
-    FileNodeStats, KvmInfo, NameInfo, RunState, StatusInfo, UuidInfo, VersionInfo, VersionTriple,
-    NIL_UUID, QEMU_COMPAT_VERSION,
+    FileNodeStats, KvmInfo, NameInfo, PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId,
+    PciDeviceInfo, PciDeviceRegion, PciInfo, PciMemoryRange, RunState, StatusInfo, UuidInfo,
+    VersionInfo, VersionTriple, NIL_UUID, QEMU_COMPAT_VERSION,
 };

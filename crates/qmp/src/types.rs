@@ -352,6 +352,103 @@ pub struct BlockStats {
     pub backing: Option<Box<BlockStats>>,
 }
 
+/// One PCI bus of `query-pci` (QAPI `PciInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciInfo {
+    /// The bus number.
+    pub bus: i64,
+    pub devices: Vec<PciDeviceInfo>,
+}
+
+/// One function (QAPI `PciDeviceInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciDeviceInfo {
+    pub bus: i64,
+    pub slot: i64,
+    pub function: i64,
+    pub class_info: PciDeviceClass,
+    pub id: PciDeviceId,
+    /// The Interrupt Line register, for functions with an interrupt pin.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub irq: Option<i64>,
+    /// 0: none, 1: INTA …
+    pub irq_pin: i64,
+    /// The device's id, `""` if it has none.
+    pub qdev_id: String,
+    /// For PCI-to-PCI bridges.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pci_bridge: Option<PciBridgeInfo>,
+    pub regions: Vec<PciDeviceRegion>,
+}
+
+/// QAPI `PciDeviceClass`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciDeviceClass {
+    /// QEMU's name of the class, for the classes it names.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub desc: Option<String>,
+    /// Base class and subclass (`0x0200`).
+    pub class: i64,
+}
+
+/// QAPI `PciDeviceId`; the subsystem IDs only for type 0 headers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciDeviceId {
+    pub device: i64,
+    pub vendor: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub subsystem: Option<i64>,
+    #[serde(
+        rename = "subsystem-vendor",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub subsystem_vendor: Option<i64>,
+}
+
+/// QAPI `PciBridgeInfo`: the bridge's bus numbers and windows, and what is
+/// behind it once its secondary bus is programmed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciBridgeInfo {
+    pub bus: PciBusInfo,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub devices: Option<Vec<PciDeviceInfo>>,
+}
+
+/// QAPI `PciBusInfo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciBusInfo {
+    /// The bus the bridge is on.
+    pub number: i64,
+    pub secondary: i64,
+    pub subordinate: i64,
+    pub io_range: PciMemoryRange,
+    pub memory_range: PciMemoryRange,
+    pub prefetchable_range: PciMemoryRange,
+}
+
+/// QAPI `PciMemoryRange` (inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciMemoryRange {
+    pub base: i64,
+    pub limit: i64,
+}
+
+/// QAPI `PciDeviceRegion`: one BAR; `address` -1 while it decodes nowhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciDeviceRegion {
+    pub bar: i64,
+    /// `io` or `memory`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub address: i64,
+    pub size: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prefetch: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mem_type_64: Option<bool>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

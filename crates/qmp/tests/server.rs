@@ -86,6 +86,7 @@ fn every_query_command() {
         "query-cpus-fast",
         "query-chardev",
         "query-block",
+        "query-pci",
         "stop",
         "cont",
         "system_reset",
@@ -120,6 +121,7 @@ fn every_query_command() {
     );
     assert_eq!(q("query-chardev")["return"][0]["label"], "compat_monitor0");
     assert_eq!(q("query-block")["return"], json!([]));
+    assert_eq!(q("query-pci")["return"], json!([]));
 }
 
 #[test]

@@ -25,8 +25,13 @@
  *                     half the index space ahead (no interrupts)
  *   blkbench.ring3=0  stay in ring 0 (default: drop to ring 3 with IOPL 3 for
  *                     the benchmark, where kvm_pvm runs guest code natively)
+ *   blkbench.pci=1    drive the first modern virtio-pci block device found
+ *                     through CONFIG_ADDRESS/CONFIG_DATA on bus 0 instead
+ *                     (1af4:1042; its BARs as firmware or the VMM left them,
+ *                     MSI-X left off: the guest polls)
  *
  * Output:
+ *   VIRTIO_PCI <bus:slot.fn> common=0x<addr> notify=0x<addr>   with blkbench.pci=1
  *   VIRTIO_DEVICE 0x<base> id=<device id> version=<mmio version> irq=<n>
  *                     each non-empty transport up to the first virtio-blk
  *                     with version 2 (QEMU needs
@@ -78,6 +83,149 @@ static inline u64 rdtsc(void)
 
 static u64 base;
 static u32 qsize;
+static u32 features;
+static int ev; /* VIRTIO_RING_F_EVENT_IDX negotiated */
+
+/* ---- virtio-pci (blkbench.pci=1) ---- */
+
+static int pci; /* the device is virtio-pci */
+static u64 common, notify, devcfg;
+
+static inline u32 inl(u16 port)
+{
+	u32 v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static u32 cfg32(u8 devfn, u8 reg)
+{
+	outl(0xcf8, 0x80000000u | (u32)devfn << 8 | reg);
+	return inl(0xcfc);
+}
+
+static u64 bar(u8 devfn, u8 i)
+{
+	u32 lo = cfg32(devfn, 0x10 + 4 * i);
+	u64 a = lo & ~0xfu;
+	if ((lo & 7) == 4)
+		a |= (u64)cfg32(devfn, 0x14 + 4 * i) << 32;
+	return a;
+}
+
+extern u64 pml4[];
+static u64 hipd[4][512] __attribute__((aligned(4096)));
+static int hipds;
+
+/* Identity-maps (uncached, user-accessible for ring 3) the GiB holding a
+ * BAR above 4 GiB; the entry's tables cover the first 4 GiB only. */
+static int map_high(u64 addr)
+{
+	u64 *pdpt = (u64 *)(pml4[0] & ~0xfffull);
+	u64 i = addr >> 30;
+	if (i < 4 || (pdpt[i] & 1))
+		return 0;
+	if (i >= 512 || hipds == 4)
+		return -1;
+	u64 *pd = hipd[hipds++];
+	for (u64 k = 0; k < 512; k++)
+		pd[k] = (i << 30) + (k << 21) + 0x9f;
+	pdpt[i] = (u64)pd + 0x07;
+	u64 cr3;
+	__asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3) : : "memory");
+	return 0;
+}
+
+/* The first 1af4:1042 on bus 0: its structures through the vendor
+ * capabilities. 0 if none. */
+static int find_pci(void)
+{
+	for (u8 slot = 0; slot < 32; slot++) {
+		u8 devfn = slot << 3;
+		if (cfg32(devfn, 0) != 0x10421af4)
+			continue;
+		u8 at = cfg32(devfn, 0x34) & 0xfc;
+		for (int n = 0; at >= 0x40 && n < 48; n++) {
+			u32 head = cfg32(devfn, at);
+			if ((head & 0xff) == 0x09) {
+				u8 type = head >> 24, b = cfg32(devfn, at + 4) & 0xff;
+				u64 a = b < 6 ? bar(devfn, b) + cfg32(devfn, at + 8) : 0;
+				if (type == 1)
+					common = a;
+				else if (type == 2)
+					notify = a; /* queue 0: notify_off 0 */
+				else if (type == 4)
+					devcfg = a;
+			}
+			at = (head >> 8) & 0xfc;
+		}
+		if (!common || !notify || !devcfg || map_high(common) || map_high(notify) ||
+		    map_high(devcfg))
+			return 0;
+		/* Memory decode and bus mastering on. */
+		outl(0xcf8, 0x80000000u | (u32)devfn << 8 | 4);
+		outl(0xcfc, inl(0xcfc) | 6);
+		printf("VIRTIO_PCI 00:%02x.0 common=0x%lx notify=0x%lx\n", slot, common, notify);
+		return 1;
+	}
+	return 0;
+}
+
+static int setup_pci(int irq, int flush, int event_idx)
+{
+	wr8(common + 0x14, 0);
+	wr8(common + 0x14, S_ACK | S_DRIVER);
+	wr32(common + 0x00, 1);
+	if (!(rd32(common + 0x04) & 1)) {
+		printf("BLKBENCH_FAILED no VERSION_1\n");
+		return -1;
+	}
+	wr32(common + 0x00, 0);
+	u32 low = rd32(common + 0x04) & ((flush ? 1u << 9 : 0) | (event_idx ? 1u << 29 : 0));
+	wr32(common + 0x08, 1);
+	wr32(common + 0x0c, 1);
+	wr32(common + 0x08, 0);
+	wr32(common + 0x0c, low);
+	features = low;
+	ev = (low >> 29) & 1;
+	wr8(common + 0x14, S_ACK | S_DRIVER | S_FEATURES_OK);
+	if (!(rd8(common + 0x14) & S_FEATURES_OK)) {
+		printf("BLKBENCH_FAILED FEATURES_OK\n");
+		return -1;
+	}
+	wr16(common + 0x16, 0);
+	qsize = rd16(common + 0x18);
+	if (qsize > QMAX)
+		qsize = QMAX;
+	while (qsize & (qsize - 1))
+		qsize &= qsize - 1;
+	if (qsize < 3) {
+		printf("BLKBENCH_FAILED queue max %u\n", qsize);
+		return -1;
+	}
+	memset((void *)DESC, 0, 0x6000);
+	wr16(AVAIL, irq ? 0 : 1);
+	wr16(common + 0x18, qsize);
+	wr64(common + 0x20, DESC);
+	wr64(common + 0x28, AVAIL);
+	wr64(common + 0x30, USED);
+	wr16(common + 0x1c, 1);
+	wr8(common + 0x14, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	if (rd8(common + 0x14) != (S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK)) {
+		printf("BLKBENCH_FAILED DRIVER_OK status=0x%x\n", rd8(common + 0x14));
+		return -1;
+	}
+	return 0;
+}
+
+/* Kicks queue 0. */
+static inline void kick(void)
+{
+	if (pci)
+		wr16(notify, 0);
+	else
+		wr32(base + R_QUEUE_NOTIFY, 0);
+}
 
 /* ---- command line ---- */
 
@@ -119,9 +267,6 @@ static u64 find_blk(const char *cmd, u32 *irq)
 }
 
 /* ---- device set-up ---- */
-
-static u32 features;
-static int ev; /* VIRTIO_RING_F_EVENT_IDX negotiated */
 
 static int setup(int irq, int flush, int event_idx)
 {
@@ -223,16 +368,16 @@ static inline void publish(void)
 	mb();
 	wr16(AVAIL + 2, avail_idx);
 	mb();
-	int kick;
+	int need;
 	if (ev) { /* vring_need_event(avail_event, new, old) */
 		u16 avail_event = rd16(USED + 4 + 8 * qsize);
-		kick = (u16)(avail_idx - avail_event - 1) < (u16)(avail_idx - published);
+		need = (u16)(avail_idx - avail_event - 1) < (u16)(avail_idx - published);
 	} else {
-		kick = !(rd16(USED) & 1); /* VRING_USED_F_NO_NOTIFY */
+		need = !(rd16(USED) & 1); /* VRING_USED_F_NO_NOTIFY */
 	}
 	published = avail_idx;
-	if (kick) {
-		wr32(base + R_QUEUE_NOTIFY, 0);
+	if (need) {
+		kick();
 		kicks++;
 	}
 }
@@ -278,7 +423,7 @@ static void phase(const char *name, u32 type, int random, u32 n, u32 qd)
 				last = rdtsc();
 			else if ((spins & 1023) == 0 && rdtsc() - last > (1ull << 31)) {
 				spins = 0;
-				wr32(base + R_QUEUE_NOTIFY, 0);
+				kick();
 				rekicks++;
 				if (rekicks == 10) {
 					printf("BLKBENCH_FAILED %s stuck at %u of %u\n", name, done, n);
@@ -369,7 +514,16 @@ void pvh_main(const struct hvm_start_info *si)
 {
 	const char *cmd = (const char *)si->cmdline_paddr;
 	u32 irq = 0;
-	base = find_blk(cmd, &irq);
+	pci = dec(find(cmd, "blkbench.pci="), 0) != 0;
+	if (pci) {
+		if (!find_pci()) {
+			printf("BLKBENCH_FAILED no virtio-pci block device\n");
+			leave_fast();
+		}
+		base = common;
+	} else {
+		base = find_blk(cmd, &irq);
+	}
 	if (!base) {
 		printf("BLKBENCH_FAILED no virtio-blk device\n");
 		leave_fast();
@@ -381,9 +535,10 @@ void pvh_main(const struct hvm_start_info *si)
 	int flush = dec(find(cmd, "blkbench.flush="), 1) != 0;
 	int event_idx = dec(find(cmd, "blkbench.event_idx="), 0) != 0;
 	irq_on = want_irq;
-	if (setup(want_irq, flush, event_idx))
+	if (pci ? setup_pci(want_irq, flush, event_idx) : setup(want_irq, flush, event_idx))
 		leave_fast();
-	u64 cap = rd32(base + R_CONFIG) | (u64)rd32(base + R_CONFIG + 4) << 32;
+	u64 cfg = pci ? devcfg : base + R_CONFIG;
+	u64 cap = rd32(cfg) | (u64)rd32(cfg + 4) << 32;
 	nblocks = cap / 8;
 	if (qd > qsize / 3)
 		qd = qsize / 3;

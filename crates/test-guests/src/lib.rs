@@ -87,11 +87,16 @@ pub enum Guest {
     /// virtio-net, writes and echoes a line on virtio-console, and inflates
     /// and deflates the balloon as asked (see the README).
     Virtio,
+    /// PVH: enumerates PCI through CF8 and ECAM, walks capabilities,
+    /// sizes (and where unassigned assigns) BARs, drives a virtio-blk
+    /// through modern virtio-pci with MSI-X seen in the local APIC's IRR,
+    /// and moves its BAR (see the README).
+    Pci,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 19] = [
+    pub const ALL: [Guest; 20] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -111,6 +116,7 @@ impl Guest {
         Guest::Powerbtn,
         Guest::Chatter,
         Guest::Virtio,
+        Guest::Pci,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -135,6 +141,7 @@ impl Guest {
             Guest::Powerbtn => "powerbtn",
             Guest::Chatter => "chatter",
             Guest::Virtio => "virtio",
+            Guest::Pci => "pci",
         }
     }
 

@@ -103,8 +103,8 @@ pub struct BalloonConfig {
     pub deflate_on_oom: bool,
 }
 
-/// A virtio device on a virtio-mmio slot, in command-line order (which is
-/// slot order).
+/// A virtio device, in command-line order; where each sits is in
+/// [`VmConfig::virtio_addrs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VirtioConfig {
     /// virtio-rng reading from `filename` (`-object rng-random`).
@@ -159,6 +159,97 @@ pub struct DebugconConfig {
     pub backend: ChardevBackend,
 }
 
+/// The chipset a machine type selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chipset {
+    /// `pc`, `pc-i440fx-*`: i440FX host bridge, PIIX3/PIIX4, a PCI bus.
+    I440fx,
+    /// `q35`, `pc-q35-*`: Q35 host bridge, ICH9, a PCI Express root complex
+    /// with ECAM.
+    Q35,
+    /// `microvm`: no PCI; virtio devices on virtio-mmio.
+    Microvm,
+}
+
+impl Chipset {
+    /// The chipset of a machine type, if rvirt has it.
+    pub fn of(machine: &str) -> Option<Self> {
+        match machine {
+            "q35" => Some(Chipset::Q35),
+            t if t.starts_with("pc-q35-") => Some(Chipset::Q35),
+            "microvm" => Some(Chipset::Microvm),
+            // `none` is QEMU's empty board; rvirt builds its default one.
+            "pc" | "none" => Some(Chipset::I440fx),
+            t if t.starts_with("pc-") => Some(Chipset::I440fx),
+            _ => None,
+        }
+    }
+
+    /// The id of the root bus, as `bus=` names it.
+    pub fn root_bus(self) -> Option<&'static str> {
+        match self {
+            Chipset::I440fx => Some("pci.0"),
+            Chipset::Q35 => Some("pcie.0"),
+            Chipset::Microvm => None,
+        }
+    }
+}
+
+/// A PCI bus a function sits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PciBus {
+    /// The root bus (`pci.0` on pc, `pcie.0` on q35).
+    Root,
+    /// The secondary bus of [`VmConfig::root_ports`]`[i]`.
+    Port(usize),
+}
+
+/// A PCI function's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciAddr {
+    pub bus: PciBus,
+    pub slot: u8,
+    pub function: u8,
+    /// `multifunction=on`: header type bit 7, other functions may share
+    /// the slot.
+    pub multifunction: bool,
+}
+
+/// Where a device sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceAddr {
+    /// A virtio-mmio slot (`-device virtio-*-device`), placed in order.
+    Mmio,
+    /// A PCI function (`-device virtio-*-pci`).
+    Pci { addr: PciAddr },
+}
+
+/// `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootPortConfig {
+    /// The id, which devices behind it name as their `bus=`.
+    pub id: String,
+    /// The port number (Link Capabilities).
+    pub port: u8,
+    pub chassis: u8,
+    /// The physical slot number (Slot Capabilities).
+    pub slot: u16,
+    pub addr: PciAddr,
+}
+
+impl VirtioConfig {
+    /// The device's id (`-device …,id=`), if it has one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            VirtioConfig::Rng { id, .. } => id.as_deref(),
+            VirtioConfig::Blk(d) => d.id.as_deref(),
+            VirtioConfig::Net(n) => n.id.as_deref(),
+            VirtioConfig::Console(c) => c.id.as_deref(),
+            VirtioConfig::Balloon(b) => b.id.as_deref(),
+        }
+    }
+}
+
 /// Everything rvirt-vmm needs to build and run one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -168,8 +259,10 @@ pub struct VmConfig {
     pub mem_size: u64,
     pub smp: Smp,
     pub cpu: CpuConfig,
-    /// The `-machine` type as given (all select the one x86 machine).
+    /// The `-machine` type as given.
     pub machine: String,
+    /// The chipset that type selects.
+    pub chipset: Chipset,
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub append: Option<String>,
@@ -193,8 +286,15 @@ pub struct VmConfig {
     pub monitors: Vec<MonitorConfig>,
     /// QEMU's pvpanic ISA device (`-device pvpanic`).
     pub pvpanic: bool,
-    /// virtio-mmio devices, in slot order.
+    /// The virtio devices, in command-line order.
     pub virtio: Vec<VirtioConfig>,
+    /// Where each of [`VmConfig::virtio`] sits, in the same order:
+    /// virtio-mmio slots are handed out in this order, PCI functions sit
+    /// where `bus=`/`addr=` (or QEMU's first free slot) put them.
+    pub virtio_addrs: Vec<DeviceAddr>,
+    /// PCI Express root ports (`-device pcie-root-port`), in command-line
+    /// order.
+    pub root_ports: Vec<RootPortConfig>,
     /// ACPI tables (off with `-no-acpi` or `-machine acpi=off`: the guest
     /// finds its CPUs in the MP table and cannot power itself off).
     pub acpi: bool,
@@ -250,6 +350,7 @@ impl Default for VmConfig {
             smp: Smp::default(),
             cpu: CpuConfig::default(),
             machine: "pc".into(),
+            chipset: Chipset::I440fx,
             kernel: None,
             initrd: None,
             append: None,
@@ -263,6 +364,8 @@ impl Default for VmConfig {
             monitors: Vec::new(),
             pvpanic: false,
             virtio: Vec::new(),
+            virtio_addrs: Vec::new(),
+            root_ports: Vec::new(),
             acpi: true,
             start_paused: false,
             no_reboot: false,

@@ -44,6 +44,9 @@ pub enum Event {
     Signal(i32),
     /// A monitor command and where to send its result.
     Monitor(MonitorRequest, Sender<Result<(), rvirt_qmp::QmpError>>),
+    /// QMP `query-pci`: the configuration space is the devices', so the
+    /// main loop reads it, as it does for the other device state.
+    QueryPci(Sender<Vec<rvirt_qmp::PciInfo>>),
     /// QMP `quit`.
     Quit,
     /// Test builds: fire the armed sandbox probe (SIGUSR1).

@@ -8,13 +8,15 @@
 //! - [`KvmLevelLine`]: a level-triggered line driven with `KVM_IRQ_LINE`
 //!   (the ACPI SCI): exact, and rare enough that the ioctl costs nothing.
 //! - [`ResampledLine`]: a level-triggered line as an irqfd with a resample
-//!   eventfd (for PCI INTx, issue 13): KVM asserts the line on the write
+//!   eventfd (PCI INTx's PIRQ pins): KVM asserts the line on the write
 //!   and lowers it at the guest's EOI, then signals the resample fd; the
 //!   event loop ([`ResampledLine::subscriber`]) raises it again while the
 //!   device still holds it high. Registering one waits for an SRCU grace
 //!   period of the VM's irq routing (`synchronize_srcu` in KVM's irqfd
 //!   resampler set-up): measured here as +5-7 ms to the first guest line
-//!   when the SCI used it, so only devices that need it should.
+//!   when the SCI used it. So a line registers with KVM when it is first
+//!   raised, not at boot: guests that use MSI-X (all of today's) never
+//!   pay it.
 //! - [`MsiRoutes`]: MSI vectors, each an irqfd on a GSI whose entry in the
 //!   VM's GSI routing table carries the message the guest programmed.
 
@@ -89,29 +91,38 @@ impl InterruptLine for KvmLevelLine {
 }
 
 /// A level-triggered line as an irqfd with a resample eventfd.
-// PCI INTx's (issue 13); until then only the tests below drive it.
-#[allow(dead_code)]
 pub(crate) struct ResampledLine {
     trigger: EventFd,
     resample: EventFd,
     /// The level the device holds.
     high: AtomicBool,
+    /// Where to register the pair on first use; `None` once registered
+    /// (or for a line that is not KVM's, in tests).
+    pending: Mutex<Option<(Arc<VmFd>, u32)>>,
 }
 
-#[allow(dead_code)]
 impl ResampledLine {
-    /// Registers the pair on `gsi` (an IOAPIC pin, which must be
-    /// level-triggered in the guest's routing: `_PRT`, the MADT).
-    pub(crate) fn new(vm: &VmFd, gsi: u32) -> io::Result<Arc<Self>> {
-        let trigger = EventFd::new(EFD_NONBLOCK)?;
-        let resample = EventFd::new(EFD_NONBLOCK)?;
-        vm.register_irqfd_with_resample(&trigger, &resample, gsi)
-            .map_err(kvm)?;
+    /// The pair for `gsi` (an IOAPIC pin, which must be level-triggered in
+    /// the guest's routing: `_PRT`, the MADT), registered with KVM when
+    /// the line is first raised.
+    pub(crate) fn new(vm: Arc<VmFd>, gsi: u32) -> io::Result<Arc<Self>> {
         Ok(Arc::new(ResampledLine {
-            trigger,
-            resample,
+            trigger: EventFd::new(EFD_NONBLOCK)?,
+            resample: EventFd::new(EFD_NONBLOCK)?,
             high: AtomicBool::new(false),
+            pending: Mutex::new(Some((vm, gsi))),
         }))
+    }
+
+    /// Registers the pair with KVM if that is still to do.
+    fn register(&self) -> io::Result<()> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((vm, gsi)) = pending.as_ref() {
+            vm.register_irqfd_with_resample(&self.trigger, &self.resample, *gsi)
+                .map_err(kvm)?;
+            *pending = None;
+        }
+        Ok(())
     }
 
     /// What the event loop runs when the guest has EOI'd the line.
@@ -126,6 +137,7 @@ impl InterruptLine for ResampledLine {
     }
 
     fn raise(&self) -> io::Result<()> {
+        self.register()?;
         self.high.store(true, Ordering::Release);
         self.trigger.write(1)
     }
@@ -159,9 +171,6 @@ impl Subscriber for Resampler {
 /// The VM's GSI routing table: KVM replaces it whole on every change, so
 /// the default routes of the PIC and IOAPIC pins are kept here beside the
 /// MSI routes.
-// MSI's first users are virtio-pci and the PCI devices (issue 13); until
-// then only the tests below drive it.
-#[allow(dead_code)]
 pub(crate) struct GsiRouting {
     vm: Arc<VmFd>,
     msi: Mutex<BTreeMap<u32, MsiMessage>>,
@@ -170,7 +179,6 @@ pub(crate) struct GsiRouting {
 /// The IOAPIC's pins, routed as KVM does by default.
 const IOAPIC_PINS: u32 = 24;
 
-#[allow(dead_code)]
 impl GsiRouting {
     pub(crate) fn new(vm: Arc<VmFd>) -> Arc<Self> {
         Arc::new(GsiRouting {
@@ -233,14 +241,12 @@ impl GsiRouting {
 
 /// A device's MSI vectors: one GSI and irqfd per vector, routed through
 /// the VM's [`GsiRouting`].
-#[allow(dead_code)]
 pub(crate) struct MsiRoutes {
     routing: Arc<GsiRouting>,
     /// Per vector: its GSI and irqfd.
     vectors: Vec<(u32, EventFd)>,
 }
 
-#[allow(dead_code)]
 impl MsiRoutes {
     /// One vector per GSI in `gsis` (from the machine's allocator).
     pub(crate) fn new(vm: &VmFd, routing: Arc<GsiRouting>, gsis: &[u32]) -> io::Result<Self> {
@@ -311,9 +317,15 @@ mod tests {
         let edge = IrqFd::new(&vm, 5).unwrap();
         edge.raise().unwrap();
         assert_eq!(edge.trigger_mode(), TriggerMode::Edge);
-        let level = ResampledLine::new(&vm, 10).unwrap();
+        let level = ResampledLine::new(vm.clone(), 10).unwrap();
+        assert!(
+            level.pending.lock().unwrap().is_some(),
+            "not registered yet"
+        );
         level.raise().unwrap();
+        assert!(level.pending.lock().unwrap().is_none());
         level.lower().unwrap();
+        level.raise().unwrap();
         let sci = KvmLevelLine::new(vm.clone(), 9);
         sci.raise().unwrap();
         sci.lower().unwrap();
@@ -328,6 +340,7 @@ mod tests {
             trigger: EventFd::new(EFD_NONBLOCK).unwrap(),
             resample: EventFd::new(EFD_NONBLOCK).unwrap(),
             high: AtomicBool::new(false),
+            pending: Mutex::new(None),
         });
         let mut sub = line.subscriber();
         line.raise().unwrap();

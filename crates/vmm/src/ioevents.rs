@@ -13,7 +13,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IoSpace {
     Mmio,
-    // A PCI I/O BAR's (issue 13).
+    /// A PCI I/O BAR's (none of rvirt's functions has one yet).
     #[allow(dead_code)]
     Pio,
 }
@@ -23,12 +23,13 @@ fn kvm(e: kvm_ioctls::Error) -> io::Error {
 }
 
 /// The ioeventfds of one transport's notify regions. Moving them
-/// ([`Notifiers::relocate`]) is for windows that move, PCI BARs (issue 13);
-/// virtio-mmio slots stay put.
-#[allow(dead_code)]
+/// ([`Notifiers::place`]) is for windows that move, PCI BARs; virtio-mmio
+/// slots stay put.
 pub(crate) struct Notifiers {
     space: IoSpace,
-    base: u64,
+    /// Where they are registered now; `None`: nowhere (a BAR that does
+    /// not decode).
+    base: Option<u64>,
     entries: Vec<(NotifyRegion, EventFd)>,
 }
 
@@ -68,8 +69,20 @@ fn ioevent(
     result.map_err(kvm)
 }
 
-#[allow(dead_code)]
 impl Notifiers {
+    /// One eventfd per region, registered nowhere yet.
+    pub(crate) fn new(space: IoSpace, regions: &[NotifyRegion]) -> io::Result<Self> {
+        let entries = regions
+            .iter()
+            .map(|r| Ok((*r, EventFd::new(EFD_NONBLOCK)?)))
+            .collect::<io::Result<_>>()?;
+        Ok(Notifiers {
+            space,
+            base: None,
+            entries,
+        })
+    }
+
     /// Creates one eventfd per region and registers them at `base`.
     pub(crate) fn register(
         vm: &VmFd,
@@ -77,38 +90,41 @@ impl Notifiers {
         base: u64,
         regions: &[NotifyRegion],
     ) -> io::Result<Self> {
-        let mut entries = Vec::with_capacity(regions.len());
-        for region in regions {
-            let evt = EventFd::new(EFD_NONBLOCK)?;
-            ioevent(vm, space, base, region, &evt, true)?;
-            entries.push((*region, evt));
-        }
-        Ok(Notifiers {
-            space,
-            base,
-            entries,
-        })
+        let mut n = Self::new(space, regions)?;
+        n.place(vm, Some(base))?;
+        Ok(n)
     }
 
-    /// The window moved to `base`: every region is registered there and no
-    /// longer at the old base. On failure the regions not yet moved stay
-    /// where they were.
-    pub(crate) fn relocate(&mut self, vm: &VmFd, base: u64) -> io::Result<()> {
+    /// The window is at `base` now (`None`: it decodes nowhere): every
+    /// region is registered there and no longer where it was. On failure
+    /// the regions not yet moved stay where they were.
+    pub(crate) fn place(&mut self, vm: &VmFd, base: Option<u64>) -> io::Result<()> {
         if base == self.base {
             return Ok(());
         }
         for (region, evt) in &self.entries {
-            ioevent(vm, self.space, base, region, evt, true)?;
-            if let Err(error) = ioevent(vm, self.space, self.base, region, evt, false) {
-                tracing::warn!(%error, "cannot unregister a moved ioeventfd");
+            if let Some(new) = base {
+                ioevent(vm, self.space, new, region, evt, true)?;
+            }
+            if let Some(old) = self.base {
+                if let Err(error) = ioevent(vm, self.space, old, region, evt, false) {
+                    tracing::warn!(%error, "cannot unregister a moved ioeventfd");
+                }
             }
         }
         self.base = base;
         Ok(())
     }
 
+    /// The window moved to `base`.
+    #[cfg(test)]
+    pub(crate) fn relocate(&mut self, vm: &VmFd, base: u64) -> io::Result<()> {
+        self.place(vm, Some(base))
+    }
+
     /// Where the window is now.
-    pub(crate) fn base(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn base(&self) -> Option<u64> {
         self.base
     }
 
@@ -139,9 +155,9 @@ mod tests {
             queue: 1,
         }];
         let mut n = Notifiers::register(&vm, IoSpace::Mmio, 0xd000_0000, &regions).unwrap();
-        assert_eq!(n.base(), 0xd000_0000);
+        assert_eq!(n.base(), Some(0xd000_0000));
         n.relocate(&vm, 0xe000_0000).unwrap();
-        assert_eq!(n.base(), 0xe000_0000);
+        assert_eq!(n.base(), Some(0xe000_0000));
         // Registering the same fd, address and datamatch twice fails with
         // EEXIST: the new place is taken, the old one is free again.
         let (_, evt) = &n.entries[0];
@@ -155,5 +171,12 @@ mod tests {
             ..regions[0]
         };
         assert!(Notifiers::register(&vm, IoSpace::Pio, 0x1000, &[odd]).is_err());
+        // Taken off the bus and put back, as a BAR whose decode toggles.
+        let evt = evt.try_clone().unwrap();
+        n.place(&vm, None).unwrap();
+        ioevent(&vm, IoSpace::Mmio, 0xe000_0000, &regions[0], &evt, true).unwrap();
+        ioevent(&vm, IoSpace::Mmio, 0xe000_0000, &regions[0], &evt, false).unwrap();
+        n.place(&vm, Some(0xf000_0000)).unwrap();
+        assert_eq!(n.base(), Some(0xf000_0000));
     }
 }

@@ -85,6 +85,8 @@ pub enum VmmError {
         #[source]
         source: FirmwareItemsError,
     },
+    #[error("-device")]
+    Pci(#[source] rvirt_pci::segment::TopologyError),
     #[error("-mon")]
     Monitor(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("-mon: file descriptor {0} is not open")]
@@ -148,7 +150,7 @@ struct Running {
     // memory, VM fd) goes away.
     vcpus: rvirt_machine::Vcpus,
     event_loop: event_loop::EventLoop,
-    _attached: device_manager::Wiring,
+    wiring: device_manager::Wiring,
     machine: Machine,
     pm: Arc<Mutex<AcpiPm>>,
 }
@@ -251,12 +253,15 @@ impl Vmm {
             acpi: self.config.acpi,
             firmware: self.firmware.clone().map(|firmware| FirmwareConfig {
                 firmware,
-                // The BIOS is RAM, as QEMU maps microvm's. pc and q35 move
-                // to LegacyArea::Pam (a ROM whose legacy alias the
-                // chipset's PAM registers switch) with their host bridge:
-                // without one, SeaBIOS could not unlock its own data.
-                legacy: LegacyArea::WritableBios,
+                // microvm's BIOS is RAM, as QEMU maps it; on pc and q35 it
+                // is a ROM whose legacy alias the host bridge's PAM
+                // registers switch to RAM (SeaBIOS's shadowing).
+                legacy: match self.config.chipset {
+                    rvirt_vmm_config::Chipset::Microvm => LegacyArea::WritableBios,
+                    _ => LegacyArea::Pam,
+                },
             }),
+            board: device_manager::board(self.config.chipset),
         }
     }
 
@@ -306,7 +311,7 @@ impl Vmm {
         Ok(Running {
             vcpus,
             event_loop: attached.event_loop,
-            _attached: attached.wiring,
+            wiring: attached.wiring,
             machine,
             pm: attached.pm,
         })
@@ -447,6 +452,10 @@ impl Vmm {
                 self.reboot(running)?
             }
             Event::Monitor(request, reply) => self.monitor_request(running, request, reply)?,
+            Event::QueryPci(reply) => {
+                let _ = reply.send(running.wiring.query_pci());
+                running
+            }
             Event::Quit => {
                 end = Some(Exit::Quit);
                 running

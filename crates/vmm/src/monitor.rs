@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rvirt_qmp::{
     BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus,
-    MonitorBackend, MonitorServer, QmpError, RunState, ShutdownCause,
+    MonitorBackend, MonitorServer, PciInfo, QmpError, RunState, ShutdownCause,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
@@ -153,6 +153,13 @@ impl MonitorBackend for Backend {
                 )
             })
             .collect()
+    }
+
+    fn query_pci(&self) -> Result<Vec<PciInfo>, QmpError> {
+        let (tx, rx) = mpsc::channel();
+        self.events.post(Event::QueryPci(tx));
+        rx.recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| QmpError::generic("the VMM did not answer"))
     }
 
     fn chardevs(&self) -> Vec<ChardevInfo> {

@@ -179,6 +179,100 @@ fn boot_disk_through_bios_256k_on_pc() {
     }
 }
 
+/// The command line of `args` with the disk on PCI instead: on pc at
+/// 00:04.0, on q35 behind a root port at 00:02.0 (which SeaBIOS numbers
+/// and opens itself), as libvirt writes them.
+fn pci_args(machine: &str, disk: &Path, serial: &Path) -> Vec<String> {
+    let mut a = args(machine, disk, serial);
+    a.truncate(a.len() - 2);
+    let devices: &[&str] = match machine {
+        "q35" => &[
+            "-device",
+            "pcie-root-port,port=16,chassis=1,id=pci.1,bus=pcie.0,multifunction=on,addr=0x2",
+            "-device",
+            "virtio-blk-pci,drive=d0,bus=pci.1,addr=0x0,bootindex=1",
+        ],
+        _ => &[
+            "-device",
+            "virtio-blk-pci,drive=d0,bus=pci.0,addr=0x4,bootindex=1",
+        ],
+    };
+    a.extend(devices.iter().map(|s| s.to_string()));
+    a.extend([
+        "-debugcon".into(),
+        format!("file:{}", serial.with_extension("debug").display()),
+        "-global".into(),
+        "isa-debugcon.iobase=0x402".into(),
+    ]);
+    a
+}
+
+/// SeaBIOS (bios-256k.bin) on pc and q35 shadows itself through the host
+/// bridge's PAM registers, enumerates PCI, and boots the boot disk from a
+/// virtio-blk-pci disk named by bootindex, with the same serial lines as
+/// QEMU 7.2 with the same command line; the boot order it is handed names
+/// the disk by its PCI path, as QEMU's does.
+#[test]
+fn boot_disk_from_virtio_blk_pci_on_pc_and_q35_as_on_qemu() {
+    let Some(bios) = firmware("bios-256k.bin") else {
+        return;
+    };
+    let qemu = which("qemu-system-x86_64");
+    if qemu.is_none() && std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+        panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+    }
+    for (machine, path) in [
+        ("pc", "1: /pci@i0cf8/scsi@4/disk@0,0"),
+        ("q35", "1: /pci@i0cf8/pci-bridge@2/scsi@0/disk@0,0"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("rvirt.serial");
+        run_rvirt(&pci_args(machine, &disk_copy(dir.path()), &serial));
+        let ours = lines(&serial);
+        assert!(
+            ours.contains(&"MBR long mode, boot drive 0x80".to_string()),
+            "{machine}: {ours:?}"
+        );
+        assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
+        let log = std::fs::read_to_string(serial.with_extension("debug")).unwrap();
+        for want in [
+            path,
+            "found virtio-blk at ",
+            "using modern (1.0) virtio mode",
+        ] {
+            assert!(
+                log.contains(want),
+                "{machine}: {want:?} not in SeaBIOS's log:\n{log}"
+            );
+        }
+
+        if qemu.is_none() {
+            eprintln!("QEMU not installed: the comparison did not run");
+            continue;
+        }
+        let qserial = dir.path().join("qemu.serial");
+        let qdisk = dir.path().join("qemu.img");
+        std::fs::copy(boot_disk(), &qdisk).unwrap();
+        let mut q = pci_args(machine, &qdisk, &qserial);
+        q.extend(["-enable-kvm", "-nographic", "-bios"].map(String::from));
+        q.push(bios.display().to_string());
+        let run = Spawned::start(
+            die_with_test(&mut Command::new("qemu-system-x86_64"))
+                .args(&q)
+                .stdin(Stdio::null()),
+        )
+        .output(LIMIT);
+        assert!(run.status.success(), "QEMU: {run:?}");
+        assert_eq!(
+            ours,
+            lines(&qserial),
+            "{machine}: rvirt's serial lines vs QEMU's"
+        );
+        let qlog = std::fs::read_to_string(qserial.with_extension("debug")).unwrap();
+        assert!(qlog.contains(path), "{machine}: QEMU's boot order:\n{qlog}");
+    }
+}
+
 #[test]
 fn without_a_bootable_disk_seabios_says_so() {
     if firmware("bios-microvm.bin").is_none() {

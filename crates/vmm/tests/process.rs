@@ -58,8 +58,8 @@ fn bad_input_gets_one_line_and_status_1() {
         "-frobnicate: invalid option",
     );
     fails_with(
-        &["-kernel", k, "-device", "virtio-blk-pci,drive=d0"],
-        "not supported yet",
+        &["-kernel", k, "-device", "e1000,netdev=n0"],
+        "-device: device 'e1000' is not supported",
     );
     fails_with(
         &["-kernel", k, "-serial", "file:/nonexistent/dir/out"],

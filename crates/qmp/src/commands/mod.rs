@@ -82,6 +82,11 @@ const COMMANDS: &[Command] = &[
         run: query::blockstats,
     },
     Command {
+        name: "query-pci",
+        params: NO_PARAMS,
+        run: query::pci,
+    },
+    Command {
         name: "query-balloon",
         params: NO_PARAMS,
         run: query::balloon,

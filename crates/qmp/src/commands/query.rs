@@ -64,6 +64,10 @@ pub(super) fn blockstats(b: &dyn MonitorBackend, args: Args) -> Result<Value, Qm
     to_value(b.block_stats(nodes))
 }
 
+pub(super) fn pci(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.query_pci()?)
+}
+
 pub(super) fn balloon(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
     Ok(json!({ "actual": b.query_balloon()? }))
 }

@@ -204,6 +204,16 @@ impl VirtioCore {
         self.driver_features
     }
 
+    /// The bank DeviceFeatures reads (virtio-pci reads the selector back).
+    pub fn device_features_select(&self) -> u32 {
+        self.device_features_sel
+    }
+
+    /// The bank DriverFeatures writes.
+    pub fn driver_features_select(&self) -> u32 {
+        self.driver_features_sel
+    }
+
     /// Selects the 32-bit bank DeviceFeatures reads.
     pub fn select_device_features(&mut self, bank: u32) {
         self.device_features_sel = bank;

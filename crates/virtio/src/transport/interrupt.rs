@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::sync::Arc;
 
+use rvirt_pci::msix::Msix;
 use rvirt_platform::{InterruptLine, MsiVectors};
 
 use crate::ratelimit::warn_limited;
@@ -22,6 +23,13 @@ pub enum InterruptDelivery {
     Line(Arc<dyn InterruptLine>),
     /// MSI-X: the vector the driver gave the queue, or the config vector.
     Msi(Arc<dyn MsiVectors>),
+    /// virtio-pci: the function's MSI-X vectors while the driver has
+    /// enabled MSI-X (the table's mask and pending bits apply), else its
+    /// INTx pin, a level line the driver lowers by reading the ISR.
+    Pci {
+        msix: Arc<Msix>,
+        intx: Arc<dyn InterruptLine>,
+    },
 }
 
 /// InterruptStatus (ISR), DEVICE_NEEDS_RESET, ConfigGeneration and the
@@ -73,10 +81,13 @@ impl TransportInterrupt {
     pub fn ack(&self, bits: u32) {
         let left = self.status.fetch_and(!bits, Ordering::AcqRel) & !bits;
         if left == 0 {
-            if let InterruptDelivery::Line(line) = &self.delivery {
-                if let Err(error) = line.lower() {
-                    warn_limited!(%error, "cannot lower a virtio interrupt line");
-                }
+            let line = match &self.delivery {
+                InterruptDelivery::Line(line) => Some(line),
+                InterruptDelivery::Pci { intx, .. } => Some(intx),
+                InterruptDelivery::Msi(_) => None,
+            };
+            if let Some(Err(error)) = line.map(|l| l.lower()) {
+                warn_limited!(%error, "cannot lower a virtio interrupt line");
             }
         }
     }
@@ -124,6 +135,15 @@ impl TransportInterrupt {
             // A driver that gave no vector gets no interrupt, as specified.
             InterruptDelivery::Msi(_) if vector == NO_VECTOR => Ok(()),
             InterruptDelivery::Msi(msi) => msi.raise(vector),
+            InterruptDelivery::Pci { msix, intx } => {
+                if !msix.enabled() {
+                    intx.raise()
+                } else if vector == NO_VECTOR {
+                    Ok(())
+                } else {
+                    msix.trigger(vector)
+                }
+            }
         };
         if let Err(error) = result {
             // The guest will miss one interrupt; nothing better to do here.

@@ -6,7 +6,8 @@
 //! [`common::VirtioCore`]. A transport is a register decoder over it:
 //! [`mmio::MmioTransport`] decodes the virtio-mmio register file; a
 //! virtio-pci transport decodes the PCI capabilities' structures (common
-//! configuration, notify, ISR, device configuration) onto the same core.
+//! configuration, notify, ISR, device configuration) onto the same core:
+//! [`pci::PciTransport`].
 //!
 //! Interrupts leave through [`TransportInterrupt`]: one line for
 //! everything with an InterruptStatus/ISR register the driver reads
@@ -22,6 +23,7 @@ mod interrupt;
 pub mod mmio;
 #[cfg(test)]
 mod mmio_tests;
+pub mod pci;
 
 use std::sync::{Arc, Mutex};
 

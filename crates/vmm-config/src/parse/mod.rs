@@ -12,6 +12,7 @@ use crate::ConfigError;
 mod block;
 mod firmware;
 mod netdev;
+mod pci;
 mod virtio;
 
 /// What the command line asks for.
@@ -38,6 +39,14 @@ pub const IGNORED_OPTIONS: &[(&str, &str)] = &[
     (
         "-global kvm-pit.lost_tick_policy=delay",
         "the in-kernel PIT's default",
+    ),
+    (
+        "-global PIIX4_PM.disable_s3=1 (and disable_s4, ICH9-LPC's)",
+        "the DSDT offers no S3 or S4",
+    ),
+    (
+        "-global …acpi-pci-hotplug-with-bridge-support=off",
+        "there is no PCI hot-plug",
     ),
     ("-no-hpet", "there is no HPET"),
     ("-msg timestamp=on", "log lines carry timestamps"),
@@ -163,6 +172,7 @@ struct Builder {
     nographic: bool,
     virtio: virtio::VirtioSpecs,
     firmware: firmware::FirmwareSpecs,
+    pci: pci::PciSpecs,
 }
 
 /// Parses rvirt-vmm's arguments (without the program name).
@@ -252,10 +262,11 @@ impl Builder {
             "-machine" | "-M" => {
                 let mut o = Opts::parse(opt, v, Some("type"))?;
                 if let Some(t) = o.get("type") {
-                    if !known_machine(&t) {
-                        return Err(o.error(format!("unsupported machine type '{t}'")));
-                    }
+                    let chipset = Chipset::of(&t)
+                        .filter(|_| known_machine(&t))
+                        .ok_or_else(|| o.error(format!("unsupported machine type '{t}'")))?;
                     self.cfg.machine = t;
+                    self.cfg.chipset = chipset;
                 }
                 if let Some(acpi) = o.get_bool("acpi")? {
                     self.cfg.acpi = acpi;
@@ -448,9 +459,8 @@ impl Builder {
                 o.ignore(&["driftfix", "clock"]);
                 o.finish()?;
             }
-            "-global" if v == "kvm-pit.lost_tick_policy=delay" => {}
             "-global" if self.firmware.global(v)? => {}
-            "-global" => return Err(ConfigError::new(opt, format!("'{v}' is not supported"))),
+            "-global" => global(v)?,
             "-boot" => self.cfg.boot = firmware::parse_boot(v)?,
             "-bios" => self.cfg.bios = Some(path(opt, v)?),
             "-fw_cfg" => self.cfg.fw_cfg.push(firmware::parse_fw_cfg(v)?),
@@ -486,6 +496,26 @@ impl Builder {
                 o.ignore(&["id", "events"]);
                 o.finish()?;
                 self.cfg.pvpanic = true;
+            }
+            "pcie-root-port" => {
+                self.pci.root_port(&mut o)?;
+                o.finish()?;
+            }
+            d if d.ends_with("-pci-transitional") => {
+                return Err(o.error(format!(
+                    "'{d}': rvirt's virtio-pci devices are modern only (no legacy interface); use '{}'",
+                    d.trim_end_matches("-transitional")
+                )));
+            }
+            d if virtio_pci_base(d).is_some() => {
+                let base = virtio_pci_base(d).unwrap_or_default();
+                virtio_pci_options(&mut o)?;
+                let index = self.virtio.device_count();
+                self.pci.device(d, &mut o, index)?;
+                if !self.virtio.device(&base, &mut o)? {
+                    return Err(o.error(format!("device '{d}' is not supported")));
+                }
+                o.finish()?;
             }
             d if self.virtio.device(d, &mut o)? => o.finish()?,
             d if d.starts_with("virtio") => {
@@ -566,6 +596,12 @@ impl Builder {
         self.cfg.serials = serials;
         let virtio = std::mem::take(&mut self.virtio);
         self.cfg.virtio = virtio.finish(&|id| self.chardev(id, "-device"))?;
+        let (placed, ports) = std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
+        self.cfg.virtio_addrs = vec![DeviceAddr::Mmio; self.cfg.virtio.len()];
+        for (i, addr) in placed {
+            self.cfg.virtio_addrs[i] = addr;
+        }
+        self.cfg.root_ports = ports;
         for (chardev, id, control, pretty) in &self.monitor_refs {
             let backend = self.chardev(chardev, "-mon")?;
             self.cfg.monitors.push(MonitorConfig {
@@ -632,6 +668,73 @@ impl Builder {
         self.cfg.debugcon = firmware.finish(&|id| self.chardev(id, "-debugcon"))?;
         firmware::choose_boot(&mut self.cfg)?;
         Ok(self.cfg)
+    }
+}
+
+/// The virtio-*-device a virtio-*-pci (or -pci-non-transitional) driver
+/// puts on PCI.
+fn virtio_pci_base(driver: &str) -> Option<String> {
+    let stem = driver
+        .strip_suffix("-pci-non-transitional")
+        .or_else(|| driver.strip_suffix("-pci"))?;
+    stem.starts_with("virtio-")
+        .then(|| format!("{stem}-device"))
+}
+
+/// The virtio-pci proxy's own properties: what rvirt's modern-only
+/// transport is is accepted, the rest refused.
+fn virtio_pci_options(o: &mut Opts) -> Result<(), ConfigError> {
+    match o.get("disable-legacy").as_deref() {
+        None | Some("on" | "auto" | "true") => {}
+        Some(v) => {
+            return Err(o.error(format!(
+                "disable-legacy={v}: the legacy virtio-pci interface is not emulated"
+            )))
+        }
+    }
+    if o.get_bool("disable-modern")? == Some(true) {
+        return Err(o.error("disable-modern=on: rvirt's virtio-pci is modern only".into()));
+    }
+    // Kicks always go through ioeventfds; off changes nothing a guest sees.
+    o.get_bool("ioeventfd")?;
+    // No option ROMs: a ROM BAR switched off, or an empty ROM file, is what
+    // rvirt's functions already are.
+    if o.get_bool("rombar")? == Some(true) {
+        return Err(o.error("rombar=on: option ROMs are not emulated".into()));
+    }
+    if o.get("romfile").is_some_and(|f| !f.is_empty()) {
+        return Err(o.error("romfile: option ROMs are not emulated".into()));
+    }
+    Ok(())
+}
+
+/// `-global DRIVER.PROPERTY=VALUE`: those libvirt passes for pc and q35,
+/// accepted where they describe what rvirt's machine already is.
+fn global(v: &str) -> Result<(), ConfigError> {
+    let refuse = |why: &str| Err(ConfigError::new("-global", format!("'{v}': {why}")));
+    let Some((target, value)) = v.split_once('=') else {
+        return refuse("expected DRIVER.PROPERTY=VALUE");
+    };
+    let on = matches!(value, "1" | "on" | "true" | "yes");
+    let off = matches!(value, "0" | "off" | "false" | "no");
+    match target {
+        "kvm-pit.lost_tick_policy" if value == "delay" => Ok(()),
+        "PIIX4_PM.disable_s3" | "ICH9-LPC.disable_s3" if on => Ok(()),
+        "PIIX4_PM.disable_s4" | "ICH9-LPC.disable_s4" if on => Ok(()),
+        "PIIX4_PM.disable_s3" | "ICH9-LPC.disable_s3" if off => {
+            refuse("S3 (suspend to RAM) is not supported")
+        }
+        "PIIX4_PM.disable_s4" | "ICH9-LPC.disable_s4" if off => {
+            refuse("S4 (suspend to disk) is not supported")
+        }
+        "PIIX4_PM.acpi-pci-hotplug-with-bridge-support"
+        | "ICH9-LPC.acpi-pci-hotplug-with-bridge-support"
+        | "PIIX4_PM.acpi-root-pci-hotplug"
+            if off =>
+        {
+            Ok(())
+        }
+        _ => refuse("not supported"),
     }
 }
 

@@ -2,6 +2,7 @@ use super::*;
 use crate::disk::{Aio, Backing, Cache, FormatNode, Protocol, ProtocolNode};
 
 mod firmware;
+mod pci;
 mod virtio_net_console_balloon;
 
 fn run(args: &[&str]) -> VmConfig {
@@ -233,10 +234,13 @@ fn bad_input_names_the_option() {
     assert!(err(&with_kernel(&["-cpu", "Skylake"])).starts_with("-cpu: unable to find CPU model"));
     assert!(err(&with_kernel(&["-machine", "virt"])).contains("unsupported machine type"));
     assert!(err(&with_kernel(&["-accel", "tcg"])).contains("only kvm"));
-    assert!(err(&with_kernel(&["-device", "virtio-blk-pci,drive=d"])).contains("not supported yet"));
+    assert_eq!(
+        err(&with_kernel(&["-device", "virtio-blk-pci,drive=d"])),
+        "-device: drive 'd' not found"
+    );
     assert!(
         err(&with_kernel(&["-device", r#"{"driver":"virtio-net-pci"}"#]))
-            .contains("not supported yet")
+            .contains("parameter 'netdev' is missing")
     );
     assert!(err(&with_kernel(&[
         "-blockdev",
@@ -640,11 +644,7 @@ fn virtio_blk_errors() {
     ]))
     .contains("longer than 20"));
     // Still rejected: virtio devices rvirt does not have.
-    for d in [
-        "virtio-scsi-device",
-        "virtio-gpu-device",
-        "virtio-net-pci,netdev=n0",
-    ] {
+    for d in ["virtio-scsi-device", "virtio-gpu-device"] {
         assert!(
             err(&with_kernel(&["-device", d])).contains("not supported yet"),
             "{d}"

@@ -186,6 +186,11 @@ impl VirtioSpecs {
         Ok(())
     }
 
+    /// How many devices so far (a virtconsole is part of its bus's).
+    pub(super) fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
     /// `-device virtio-*-device,…`; false if `driver` is not one of ours.
     pub(super) fn device(&mut self, driver: &str, o: &mut Opts) -> Result<bool, ConfigError> {
         let dev = match driver {

@@ -11,7 +11,7 @@ use rvirt_devices::fw_cfg::loader::{self, Command, Zone};
 use rvirt_devices::fw_cfg::{e820_entry, keys, FwCfgBuilder, FwCfgError};
 use rvirt_machine::acpi::{Blob, LinkedTables};
 use rvirt_machine::FirmwareTables;
-use rvirt_vmm_config::{FwCfgSource, VmConfig};
+use rvirt_vmm_config::{FwCfgSource, PciAddr, PciBus, VmConfig};
 
 /// QEMU's names for the ACPI blobs and the loader script.
 pub(crate) const ACPI_TABLES_FILE: &str = "etc/acpi/tables";
@@ -35,6 +35,40 @@ pub enum FirmwareItemsError {
 pub(crate) struct BootDevice {
     pub(crate) index: u32,
     pub(crate) path: String,
+}
+
+/// QEMU's firmware path of a virtio device at `addr` with `name` under it
+/// (`/pci@i0cf8/scsi@4/disk@0,0`; behind a root port
+/// `/pci@i0cf8/pci-bridge@1c/scsi@0/disk@0,0`): SeaBIOS matches its own
+/// path of the function against it, with the device's kind left out.
+pub(crate) fn pci_boot_path(cfg: &VmConfig, addr: PciAddr, name: &str) -> String {
+    // QEMU names a PCI node by its class: mass storage is `scsi`, a NIC
+    // `ethernet`, whose PHY is the boot device.
+    let (node, leaf) = match name {
+        "disk@0,0" => ("scsi", "disk@0,0"),
+        _ => ("ethernet", "ethernet-phy@0"),
+    };
+    let mut path = format!("/{}/{leaf}", node_name(node, addr));
+    let mut bus = addr.bus;
+    // Root ports sit on the root bus, but follow the chain whatever it is;
+    // the parser keeps the indices in range and acyclic.
+    for _ in 0..cfg.root_ports.len() {
+        let PciBus::Port(i) = bus else { break };
+        let Some(port) = cfg.root_ports.get(i) else {
+            break;
+        };
+        path = format!("/{}{path}", node_name("pci-bridge", port.addr));
+        bus = port.addr.bus;
+    }
+    format!("/pci@i0cf8{path}")
+}
+
+/// `NAME@SLOT[,FUNCTION]`, as QEMU and SeaBIOS spell a PCI node.
+fn node_name(name: &str, addr: PciAddr) -> String {
+    match addr.function {
+        0 => format!("{name}@{:x}", addr.slot),
+        f => format!("{name}@{:x},{f:x}", addr.slot),
+    }
 }
 
 /// The `bootorder` file: device paths by boot index, one a line, NUL
@@ -181,7 +215,8 @@ mod tests {
     }
 
     /// The table loader run as SeaBIOS runs it, then every table found from
-    /// the RSDP the way a guest finds them, each with a valid checksum.
+    /// the RSDP the way a guest finds them, each with a valid checksum (q35's
+    /// MCFG among them).
     #[test]
     fn seabios_links_the_tables_into_valid_acpi() {
         let cfg = AcpiConfig {
@@ -198,6 +233,7 @@ mod tests {
                     Resource::EdgeIrq(5),
                 ],
             })],
+            ecam: Some((0xb000_0000, 0xff)),
         };
         let linked = build_linked(&cfg);
         let files = BTreeMap::from([
@@ -236,7 +272,13 @@ mod tests {
         let sigs: Vec<&[u8]> = (0..(xsdt.len() - 36) / 8)
             .map(|i| &table(u64_at(xsdt, 36 + 8 * i))[0..4])
             .collect();
-        assert_eq!(sigs, [b"FACP", b"APIC"]);
+        assert_eq!(sigs, [b"FACP", b"APIC", b"MCFG"]);
+        let mcfg = table(u64_at(xsdt, 36 + 16));
+        assert_eq!(
+            u64_at(mcfg, 44),
+            0xb000_0000,
+            "the ECAM base is not relocated"
+        );
         let fadt = table(u64_at(xsdt, 36));
         let dsdt = table(u64_at(fadt, 140));
         assert_eq!(&dsdt[0..4], b"DSDT");

@@ -28,11 +28,10 @@ const COM_PORTS: [(u16, u32); 4] = [
 ];
 
 /// The fixed ports of the devices every machine has: (base, length).
-const FIXED_PORTS: [(u16, u16); 5] = [
+const FIXED_PORTS: [(u16, u16); 4] = [
     (ports::I8042, ports::I8042_LEN),
     (ports::CMOS, ports::CMOS_LEN),
     (ports::ACPI_PM, rvirt_devices::acpi_pm::LEN as u16),
-    (ports::RESET_CONTROL, 1),
     (ports::POST, 1),
 ];
 
@@ -88,10 +87,13 @@ fn placement(source: rvirt_machine::AllocError) -> VmmError {
     VmmError::Placement(source)
 }
 
-/// What a boot's legacy devices give the main loop.
+/// What a boot's legacy devices give the main loop and the PCI chipset.
 pub(crate) struct LegacyAttached {
     /// The power button lives here.
     pub(crate) pm: Arc<Mutex<AcpiPm>>,
+    /// The reset register (port 0xcf9), left off the bus when a PCI
+    /// chipset puts it behind CONFIG_ADDRESS (0xcf8-0xcff).
+    pub(crate) reset_control: Option<SharedDevice>,
 }
 
 impl LegacyDevices {
@@ -103,6 +105,15 @@ impl LegacyDevices {
         }
         if cfg.pvpanic {
             alloc.reserve_pio(ports::PVPANIC, 1).map_err(placement)?;
+        }
+        if cfg.chipset == rvirt_vmm_config::Chipset::Microvm {
+            alloc
+                .reserve_pio(ports::RESET_CONTROL, 1)
+                .map_err(placement)?;
+        } else {
+            // CONFIG_ADDRESS and CONFIG_DATA, with the reset register among
+            // them.
+            alloc.reserve_pio(0xcf8, 8).map_err(placement)?;
         }
         let mut serials = Vec::new();
         for s in &cfg.serials {
@@ -160,13 +171,15 @@ impl LegacyDevices {
     }
 
     /// Puts the devices on a new machine's port bus with fresh interrupt
-    /// lines, and describes them in `platform`.
+    /// lines, and describes them in `platform`. With `pci`, the reset
+    /// register is handed back instead of placed.
     pub(crate) fn attach(
         &self,
         machine: &Machine,
         pio: &Bus,
         platform: &mut AcpiConfig,
         control: &Arc<BootEvents>,
+        pci: bool,
     ) -> Result<LegacyAttached, VmmError> {
         let vm = machine.vm_fd();
         let irqfd = |gsi| IrqFd::new(vm, gsi).map_err(setup("an irqfd"));
@@ -226,11 +239,13 @@ impl LegacyDevices {
             ports::ACPI_PM,
             rvirt_devices::acpi_pm::LEN as u16,
         );
-        insert(
-            Arc::new(Mutex::new(ResetControl::new(control.clone()))),
-            ports::RESET_CONTROL,
-            1,
-        );
+        let reset: SharedDevice = Arc::new(Mutex::new(ResetControl::new(control.clone())));
+        let reset_control = if pci {
+            Some(reset)
+        } else {
+            insert(reset, ports::RESET_CONTROL, 1);
+            None
+        };
         insert(Arc::new(Mutex::new(PostPort::default())), ports::POST, 1);
         if self.pvpanic {
             insert(
@@ -242,7 +257,7 @@ impl LegacyDevices {
         if let Some((port, dev, _)) = &self.debugcon {
             insert(dev.clone(), *port, 1);
         }
-        Ok(LegacyAttached { pm })
+        Ok(LegacyAttached { pm, reset_control })
     }
 
     /// `query-chardev` entries for the serial ports.

@@ -8,6 +8,7 @@
 
 mod firmware;
 mod legacy;
+mod pci;
 pub(crate) mod virtio;
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -21,7 +22,7 @@ use rvirt_machine::{FirmwareTables, Machine, SystemAllocator};
 use rvirt_qmp::{ChardevInfo, EventBus};
 use rvirt_virtio::mmio::{self, MMIO_SIZE};
 use rvirt_virtio::{MmioTransport, VirtioTransport};
-use rvirt_vmm_config::{VirtioConfig, VmConfig};
+use rvirt_vmm_config::{Chipset, DeviceAddr, VirtioConfig, VmConfig};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::balloon::BalloonControl;
@@ -34,15 +35,24 @@ use crate::ioevents::{IoSpace, Notifiers};
 use crate::VmmError;
 pub use firmware::FirmwareItemsError;
 use legacy::LegacyDevices;
+pub(crate) use pci::board;
 pub(crate) use virtio::NicControl;
 use virtio::SharedVirtio;
 pub use virtio::VirtioError;
 
+/// Where a virtio device was placed.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// A virtio-mmio slot and its (edge) IOAPIC pin.
+    Mmio { base: u64, gsi: u32 },
+    /// A PCI function ([`pci::PciPlan`] has the rest).
+    Pci,
+}
+
 /// A virtio device and where it was placed.
 struct VirtioSlot {
     device: SharedVirtio,
-    base: u64,
-    gsi: u32,
+    place: Place,
     /// The option to blame when wiring it fails.
     option: &'static str,
     /// `bootindex=`, and the firmware's name for the device kind.
@@ -53,6 +63,8 @@ struct VirtioSlot {
 pub(crate) struct DeviceManager {
     legacy: LegacyDevices,
     virtio: Vec<VirtioSlot>,
+    /// The PCI side (pc and q35).
+    pci: Option<pci::PciPlan>,
     /// The virtio consoles' host ends, open as long as the VMM.
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
@@ -82,6 +94,17 @@ pub(crate) struct Attached {
 /// through its [`Notifiers`]).
 pub(crate) struct Wiring {
     _notifiers: Vec<Notifiers>,
+    pub(crate) pci: Option<pci::PciWiring>,
+}
+
+impl Wiring {
+    /// `query-pci`: the PCI buses as the guest programmed them.
+    pub(crate) fn query_pci(&self) -> Vec<rvirt_qmp::PciInfo> {
+        self.pci
+            .as_ref()
+            .map(|p| pci::query(&p.segment))
+            .unwrap_or_default()
+    }
 }
 
 impl DeviceManager {
@@ -91,11 +114,17 @@ impl DeviceManager {
         events: EventSender,
         bus: &EventBus,
     ) -> Result<Self, VmmError> {
-        let mut alloc = SystemAllocator::new(&RamLayout::new(cfg.mem_size));
+        let board = pci::board(cfg.chipset);
+        let mut alloc = SystemAllocator::new(&RamLayout::for_board(board, cfg.mem_size));
+        let has_pci = cfg.chipset != Chipset::Microvm;
+        if has_pci {
+            pci::PciPlan::reserve(cfg, &mut alloc)?;
+        }
         let legacy = LegacyDevices::new(cfg, &mut alloc)?;
         let mut dm = DeviceManager {
             legacy,
             virtio: Vec::new(),
+            pci: None,
             chardevs: Vec::new(),
             balloon: None,
             nics: Vec::new(),
@@ -109,22 +138,30 @@ impl DeviceManager {
                 .map_err(VmmError::Placement)?;
         }
         let virtio_err = |(option, source)| VmmError::Virtio { option, source };
-        // Placement first, so a VM with too many devices opens none.
+        // virtio-mmio placement first, so a VM with too many devices opens
+        // none.
         let mut places = Vec::new();
-        for _ in &cfg.virtio {
+        let mut mmio = 0;
+        for addr in &cfg.virtio_addrs {
+            if let DeviceAddr::Pci { .. } = addr {
+                places.push(Place::Pci);
+                continue;
+            }
             let placed = alloc
                 .allocate_gsi()
                 .and_then(|gsi| Ok((alloc.allocate_platform_mmio(MMIO_SIZE, MMIO_SIZE)?, gsi)));
             match placed {
-                Ok(p) => places.push(p),
-                Err(_) => {
-                    let most = places.len();
-                    return Err(virtio_err(("-device", VirtioError::TooMany(most))));
-                }
+                Ok((range, gsi)) => places.push(Place::Mmio {
+                    base: range.base,
+                    gsi,
+                }),
+                Err(_) => return Err(virtio_err(("-device", VirtioError::TooMany(mmio)))),
             }
+            mmio += 1;
         }
-        for (n, (dev, (range, gsi))) in cfg.virtio.iter().zip(places).enumerate() {
-            let built = virtio::build(n, dev, cfg, bus).map_err(virtio_err)?;
+        let mut requests = Vec::new();
+        for (i, (dev, place)) in cfg.virtio.iter().zip(places).enumerate() {
+            let built = virtio::build(i, dev, cfg, bus).map_err(virtio_err)?;
             dm.chardevs.extend(built.chardev);
             dm.nics.extend(built.nic);
             dm.disks.extend(built.disk);
@@ -136,13 +173,26 @@ impl DeviceManager {
                 VirtioConfig::Net(n) => n.bootindex.map(|i| (i, "ethernet@0")),
                 _ => None,
             };
+            if let DeviceAddr::Pci { addr, .. } = cfg.virtio_addrs[i] {
+                let vectors = rvirt_virtio::transport::pci::vectors_for(
+                    &*built.device.lock().unwrap_or_else(|p| p.into_inner()),
+                );
+                requests.push(pci::PciRequest {
+                    virtio: i,
+                    addr,
+                    id: dev.id().map(str::to_string),
+                    vectors,
+                });
+            }
             dm.virtio.push(VirtioSlot {
                 device: built.device,
-                base: range.base,
-                gsi,
+                place,
                 option: built.option,
                 boot,
             });
+        }
+        if has_pci {
+            dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests)?);
         }
         Ok(dm)
     }
@@ -150,16 +200,21 @@ impl DeviceManager {
     /// Puts every device on a new machine, wired to its VM fd, and starts
     /// the event loop that serves them (parked if `paused`).
     pub(crate) fn attach(&self, machine: &Machine, paused: bool) -> Result<Attached, VmmError> {
-        let pio = Bus::new("pio");
-        let mmio = Bus::new("mmio");
+        let pio = Arc::new(Bus::new("pio"));
+        let mmio = Arc::new(Bus::new("mmio"));
         let mut platform = AcpiConfig::default();
         let control = Arc::new(BootEvents::new(self.events.clone()));
-        let legacy = self.legacy.attach(machine, &pio, &mut platform, &control)?;
+        let legacy =
+            self.legacy
+                .attach(machine, &pio, &mut platform, &control, self.pci.is_some())?;
 
         let vm = machine.vm_fd();
         let mut subscribers: Vec<Box<dyn Subscriber>> = Vec::new();
         let mut notifiers = Vec::new();
         for (i, s) in self.virtio.iter().enumerate() {
+            let Place::Mmio { base, gsi } = s.place else {
+                continue;
+            };
             let err = |source| VmmError::Virtio {
                 option: s.option,
                 source,
@@ -167,12 +222,11 @@ impl DeviceManager {
             let kvm = |what| move |source| err(VirtioError::Kvm { what, source });
             // A reboot leaves the device as the old guest drove it.
             s.device.lock().unwrap_or_else(|p| p.into_inner()).reset();
-            let irq = IrqFd::new(vm, s.gsi).map_err(kvm("an irqfd"))?;
+            let irq = IrqFd::new(vm, gsi).map_err(kvm("an irqfd"))?;
             let transport =
                 MmioTransport::new(s.device.clone(), machine.memory().clone(), Arc::new(irq));
-            let notify =
-                Notifiers::register(vm, IoSpace::Mmio, s.base, &transport.notify_regions())
-                    .map_err(kvm("an ioeventfd"))?;
+            let notify = Notifiers::register(vm, IoSpace::Mmio, base, &transport.notify_regions())
+                .map_err(kvm("an ioeventfd"))?;
             let kicks = notify.kicks().map_err(|source| {
                 err(VirtioError::Setup {
                     what: "an ioeventfd",
@@ -186,29 +240,48 @@ impl DeviceManager {
             }));
             // The slots come from the allocator: an overlap is a bug in the
             // layout.
-            mmio.insert(Arc::new(Mutex::new(transport)), s.base, MMIO_SIZE)
+            mmio.insert(Arc::new(Mutex::new(transport)), base, MMIO_SIZE)
                 .expect("virtio-mmio slots overlap");
             platform.devices.push(Box::new(mmio::acpi_device(
                 i as u8,
-                s.base as u32,
+                base as u32,
                 MMIO_SIZE as u32,
-                s.gsi,
+                gsi,
             )));
         }
+        let pci = match &self.pci {
+            Some(plan) => {
+                let devices: Vec<SharedVirtio> =
+                    self.virtio.iter().map(|s| s.device.clone()).collect();
+                let pm: rvirt_bus::SharedDevice = legacy.pm.clone();
+                Some(plan.attach(
+                    machine,
+                    &pio,
+                    &mmio,
+                    pm,
+                    legacy.reset_control,
+                    &devices,
+                    &mut subscribers,
+                    &mut platform,
+                )?)
+            }
+            None => None,
+        };
         let event_loop =
             EventLoop::start("devices", subscribers, paused).map_err(|source| VmmError::Setup {
                 what: "the device event loop",
                 source,
             })?;
         Ok(Attached {
-            pio: Arc::new(pio),
-            mmio: Arc::new(mmio),
+            pio,
+            mmio,
             platform,
             pm: legacy.pm,
             event_loop,
             events: control,
             wiring: Wiring {
                 _notifiers: notifiers,
+                pci,
             },
         })
     }
@@ -221,15 +294,21 @@ impl DeviceManager {
         pio: &Bus,
         tables: &FirmwareTables,
     ) -> Result<(), VmmError> {
-        // SeaBIOS names a virtio-mmio device by its base address.
         let mut boot: Vec<firmware::BootDevice> = self
             .virtio
             .iter()
-            .filter_map(|s| {
-                s.boot.map(|(index, name)| firmware::BootDevice {
-                    index,
-                    path: format!("/virtio-mmio@{:016x}/{name}", s.base),
-                })
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let (index, name) = s.boot?;
+                let path = match (s.place, self.config.virtio_addrs[i]) {
+                    // SeaBIOS names a virtio-mmio device by its base address.
+                    (Place::Mmio { base, .. }, _) => format!("/virtio-mmio@{base:016x}/{name}"),
+                    (Place::Pci, DeviceAddr::Pci { addr, .. }) => {
+                        firmware::pci_boot_path(&self.config, addr, name)
+                    }
+                    (Place::Pci, DeviceAddr::Mmio) => return None,
+                };
+                Some(firmware::BootDevice { index, path })
             })
             .collect();
         let max_cpus = machine.apic_ids().iter().max().map_or(1, |m| m + 1) as u16;
@@ -277,7 +356,10 @@ impl DeviceManager {
     pub(crate) fn virtio_cmdline(&self) -> String {
         self.virtio
             .iter()
-            .map(|s| format!("virtio_mmio.device=4K@{:#x}:{}", s.base, s.gsi))
+            .filter_map(|s| match s.place {
+                Place::Mmio { base, gsi } => Some(format!("virtio_mmio.device=4K@{base:#x}:{gsi}")),
+                Place::Pci => None,
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -1,0 +1,81 @@
+//! The capabilities besides MSI and MSI-X that functions here carry: PCI
+//! Express (endpoint or root port) and power management.
+
+use crate::config::ConfigSpace;
+
+/// The PCI Express capability's ID.
+pub const PCIE_CAP_ID: u8 = 0x10;
+/// Its length (version 2).
+pub const PCIE_CAP_LEN: u8 = 0x3c;
+/// The power management capability's ID.
+pub const PM_CAP_ID: u8 = 0x01;
+pub const PM_CAP_LEN: u8 = 8;
+/// The vendor-specific capability's ID (virtio-pci's structures).
+pub const VENDOR_CAP_ID: u8 = 0x09;
+
+/// What sits behind a PCI Express capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortType {
+    /// An endpoint (a device behind a root port).
+    Endpoint,
+    /// A root port with slot `slot`; `occupied` if a device is behind it.
+    RootPort { port: u8, slot: u16, occupied: bool },
+}
+
+/// Adds a PCI Express capability (version 2, a x1 link at 2.5 GT/s, no
+/// hot-plug) and returns its offset.
+pub fn add_pcie(cfg: &mut ConfigSpace, kind: PortType) -> u16 {
+    let o = cfg.add_capability(PCIE_CAP_ID, PCIE_CAP_LEN);
+    let (type_bits, slot_implemented) = match kind {
+        PortType::Endpoint => (0x0, 0),
+        PortType::RootPort { .. } => (0x4, 1 << 8),
+    };
+    cfg.set_u16(o + 2, 0x2 | (type_bits << 4) | slot_implemented);
+    // Device Capabilities: 128-byte payloads, role-based error reporting.
+    cfg.set_u32(o + 4, 1 << 15);
+    // Device Control: error reporting enables, payload and read request
+    // sizes, the rest of what Linux programs; Device Status: W1C.
+    cfg.set_wmask_u16(o + 8, 0x7fff);
+    cfg.set_w1cmask_u16(o + 0xa, 0x000f);
+    let port = match kind {
+        PortType::RootPort { port, .. } => u32::from(port),
+        PortType::Endpoint => 0,
+    };
+    // Link Capabilities: 2.5 GT/s, x1, port number; data link layer active
+    // reporting on a root port.
+    let dll = if slot_implemented != 0 { 1 << 20 } else { 0 };
+    cfg.set_u32(o + 0xc, 0x1 | (1 << 4) | dll | (port << 24));
+    cfg.set_wmask_u16(o + 0x10, 0x0fc3);
+    let active = matches!(kind, PortType::RootPort { occupied: true, .. });
+    // Link Status: 2.5 GT/s, x1, and the link up if a device is there.
+    cfg.set_u16(o + 0x12, 0x1 | (1 << 4) | (u16::from(active) << 13));
+    if let PortType::RootPort { slot, occupied, .. } = kind {
+        // Slot Capabilities: the physical slot number, nothing hot-pluggable.
+        cfg.set_u32(o + 0x14, u32::from(slot) << 19);
+        cfg.set_wmask_u16(o + 0x18, 0x1fff);
+        // Slot Status: presence detect state; the change bits are W1C.
+        cfg.set_u16(o + 0x1a, u16::from(occupied) << 6);
+        cfg.set_w1cmask_u16(o + 0x1a, 0x011f);
+        // Root Control and Root Status (PME status W1C).
+        cfg.set_wmask_u16(o + 0x1c, 0x001f);
+        cfg.set_w1cmask_u16(o + 0x22, 0x0001);
+    }
+    // Device Control 2, Link Capabilities 2 (2.5 GT/s), Link Control 2.
+    cfg.set_wmask_u16(o + 0x28, 0x041f);
+    cfg.set_u32(o + 0x2c, 1 << 1);
+    cfg.set_u16(o + 0x30, 0x1);
+    cfg.set_wmask_u16(o + 0x30, 0x000f);
+    o
+}
+
+/// Adds a power management capability (version 3, D0 and D3hot) and
+/// returns its offset.
+pub fn add_pm(cfg: &mut ConfigSpace) -> u16 {
+    let o = cfg.add_capability(PM_CAP_ID, PM_CAP_LEN);
+    cfg.set_u16(o + 2, 0x3);
+    // PMCSR: PowerState and PME_En writable, No_Soft_Reset set, PME_Status W1C.
+    cfg.set_u16(o + 4, 1 << 3);
+    cfg.set_wmask_u16(o + 4, 0x0103);
+    cfg.set_w1cmask_u16(o + 4, 0x8000);
+    o
+}

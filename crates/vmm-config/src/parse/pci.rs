@@ -1,0 +1,294 @@
+//! PCI placement: `-device pcie-root-port,…`, and `bus=`, `addr=`,
+//! `multifunction=` on the virtio-*-pci devices (their `bootindex=` is the
+//! device's own, as on virtio-mmio), resolved
+//! the way QEMU 7.2 realizes devices: in command-line order, an absent
+//! `addr` taking the first slot whose function 0 is free, and QEMU's own
+//! messages for a bus that does not exist, a slot taken, a function in a
+//! single-function slot.
+
+use crate::config::{Chipset, DeviceAddr, PciAddr, PciBus, RootPortConfig};
+use crate::opts::Opts;
+use crate::ConfigError;
+
+/// The virtio devices' PCI addresses (by index among the virtio devices)
+/// and the root ports.
+pub(super) type Resolved = (Vec<(usize, DeviceAddr)>, Vec<RootPortConfig>);
+
+/// The placement options of one PCI device, before resolution.
+struct Request {
+    driver: String,
+    id: Option<String>,
+    kind: Kind,
+    bus: Option<String>,
+    addr: Option<(u8, u8)>,
+    multifunction: bool,
+}
+
+enum Kind {
+    /// The `n`th virtio device of the command line.
+    Virtio(usize),
+    Port {
+        port: u8,
+        chassis: u8,
+        slot: u16,
+    },
+}
+
+/// The PCI devices seen so far, in command-line order.
+#[derive(Default)]
+pub(super) struct PciSpecs {
+    requests: Vec<Request>,
+}
+
+/// A number as QEMU's integer properties take it: decimal or 0x-hex.
+fn number(o: &Opts, key: &str, v: &str, max: u64) -> Result<u64, ConfigError> {
+    let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => v.parse(),
+    };
+    parsed.ok().filter(|&n| n <= max).ok_or_else(|| {
+        o.error(format!(
+            "Parameter '{key}' expects a number up to {max}, not '{v}'"
+        ))
+    })
+}
+
+/// `addr=SLOT[.FUNCTION]`, both hexadecimal with an optional 0x (QEMU's
+/// PCI device address syntax).
+fn parse_addr(o: &Opts, driver: &str, v: &str) -> Result<(u8, u8), ConfigError> {
+    let hex = |s: &str| {
+        let s = s.strip_prefix("0x").unwrap_or(s);
+        u8::from_str_radix(s, 16).ok()
+    };
+    let (slot, function) = match v.split_once('.') {
+        Some((s, f)) => (hex(s), hex(f)),
+        None => (hex(v), Some(0)),
+    };
+    match (slot, function) {
+        (Some(s), Some(f)) if s < 32 && f < 8 => Ok((s, f)),
+        _ => Err(o.error(format!("Property '{driver}.addr' doesn't take value '{v}'"))),
+    }
+}
+
+impl PciSpecs {
+    /// Takes `bus=`, `addr=` and `multifunction=` off a PCI
+    /// device's options; `virtio` is its index among the virtio devices.
+    pub(super) fn device(
+        &mut self,
+        driver: &str,
+        o: &mut Opts,
+        virtio: usize,
+    ) -> Result<(), ConfigError> {
+        let mut r = self.common(driver, o)?;
+        r.kind = Kind::Virtio(virtio);
+        self.requests.push(r);
+        Ok(())
+    }
+
+    /// `-device pcie-root-port,port=,chassis=,slot=,id=,bus=,addr=`.
+    pub(super) fn root_port(&mut self, o: &mut Opts) -> Result<(), ConfigError> {
+        let mut r = self.common("pcie-root-port", o)?;
+        let num = |o: &mut Opts, key: &str, max: u64| -> Result<u64, ConfigError> {
+            match o.get(key) {
+                Some(v) => number(o, key, &v, max),
+                None => Ok(0),
+            }
+        };
+        let port = num(o, "port", 0xff)? as u8;
+        let chassis = num(o, "chassis", 0xff)? as u8;
+        let slot = num(o, "slot", 0x1fff)? as u16;
+        // rvirt's ports never hot-plug, whatever libvirt asks.
+        o.get_bool("hotplug")?;
+        if r.id.is_none() {
+            return Err(o.error(
+                "pcie-root-port needs an id (devices behind it name it as their bus)".into(),
+            ));
+        }
+        r.kind = Kind::Port {
+            port,
+            chassis,
+            slot,
+        };
+        self.requests.push(r);
+        Ok(())
+    }
+
+    fn common(&self, driver: &str, o: &mut Opts) -> Result<Request, ConfigError> {
+        let addr = match o.get("addr") {
+            Some(a) => Some(parse_addr(o, driver, &a)?),
+            None => None,
+        };
+        Ok(Request {
+            driver: driver.to_string(),
+            id: o.get("id"),
+            kind: Kind::Virtio(0),
+            bus: o.get("bus"),
+            addr,
+            multifunction: o.get_bool("multifunction")?.unwrap_or(false),
+        })
+    }
+
+    /// Resolves every request in order: the virtio devices' addresses as
+    /// (index, address), and the root ports.
+    pub(super) fn resolve(self, chipset: Chipset) -> Result<Resolved, ConfigError> {
+        let err = |m: String| ConfigError::new("-device", m);
+        let Some(root_name) = chipset.root_bus() else {
+            return match self.requests.first() {
+                Some(r) => Err(err(format!("No 'PCI' bus found for device '{}'", r.driver))),
+                None => Ok((Vec::new(), Vec::new())),
+            };
+        };
+        let mut slots = Slots::new(chipset);
+        let mut devices = Vec::new();
+        let mut ports: Vec<RootPortConfig> = Vec::new();
+        for r in self.requests {
+            let bus = match r.bus.as_deref() {
+                None => PciBus::Root,
+                Some(b) if b == root_name => PciBus::Root,
+                Some(b) => ports
+                    .iter()
+                    .position(|p| p.id == b)
+                    .map(PciBus::Port)
+                    .ok_or_else(|| err(format!("Bus '{b}' not found")))?,
+            };
+            if let Kind::Port { .. } = r.kind {
+                if chipset != Chipset::Q35 {
+                    return Err(err(
+                        "pcie-root-port needs a PCI Express root complex: use machine q35".into(),
+                    ));
+                }
+                if bus != PciBus::Root {
+                    return Err(err(format!(
+                        "pcie-root-port '{}' must sit on {root_name}",
+                        r.id.as_deref().unwrap_or_default()
+                    )));
+                }
+            }
+            let (slot, function) = match r.addr {
+                Some(a) => a,
+                None => (
+                    slots.first_free(bus).ok_or_else(|| {
+                        err(format!(
+                            "PCI: no slot/function available for {}, all in use or reserved",
+                            r.driver
+                        ))
+                    })?,
+                    0,
+                ),
+            };
+            if matches!(bus, PciBus::Port(_)) && slot != 0 {
+                return Err(err(format!(
+                    "PCI: slot {slot} is not valid for {}, parent device only allows plugging into slot 0.",
+                    r.driver
+                )));
+            }
+            slots.take(bus, slot, function, &r.driver, r.multifunction)?;
+            let addr = PciAddr {
+                bus,
+                slot,
+                function,
+                multifunction: r.multifunction,
+            };
+            match r.kind {
+                Kind::Virtio(i) => devices.push((i, DeviceAddr::Pci { addr })),
+                Kind::Port {
+                    port,
+                    chassis,
+                    slot,
+                } => {
+                    let id = r.id.unwrap_or_default();
+                    if ports.iter().any(|p| p.id == id) {
+                        return Err(err(format!("Duplicate device ID '{id}'")));
+                    }
+                    ports.push(RootPortConfig {
+                        id,
+                        port,
+                        chassis,
+                        slot,
+                        addr,
+                    })
+                }
+            }
+        }
+        Ok((devices, ports))
+    }
+}
+
+/// Which functions are taken, by whom.
+struct Slots {
+    taken: Vec<(PciBus, u8, u8, String, bool)>,
+}
+
+impl Slots {
+    /// The chipset's own functions taken.
+    fn new(chipset: Chipset) -> Self {
+        let own: &[(u8, u8, &str, bool)] = match chipset {
+            Chipset::I440fx => &[
+                (0, 0, "i440FX", false),
+                (1, 0, "PIIX3", true),
+                (1, 3, "PIIX4_PM", false),
+            ],
+            Chipset::Q35 => &[(0, 0, "mch", false), (31, 0, "ICH9-LPC", true)],
+            Chipset::Microvm => &[],
+        };
+        Slots {
+            taken: own
+                .iter()
+                .map(|&(s, f, name, mf)| (PciBus::Root, s, f, name.to_string(), mf))
+                .collect(),
+        }
+    }
+
+    fn at(&self, bus: PciBus, slot: u8, function: u8) -> Option<&(PciBus, u8, u8, String, bool)> {
+        self.taken
+            .iter()
+            .find(|t| t.0 == bus && t.1 == slot && t.2 == function)
+    }
+
+    fn first_free(&self, bus: PciBus) -> Option<u8> {
+        let last = if matches!(bus, PciBus::Port(_)) {
+            0
+        } else {
+            31
+        };
+        (0..=last).find(|&s| self.at(bus, s, 0).is_none())
+    }
+
+    fn take(
+        &mut self,
+        bus: PciBus,
+        slot: u8,
+        function: u8,
+        driver: &str,
+        multifunction: bool,
+    ) -> Result<(), ConfigError> {
+        let err = |m: String| ConfigError::new("-device", m);
+        if let Some(t) = self.at(bus, slot, function) {
+            return Err(err(format!(
+                "PCI: slot {slot} function {function} not available for {driver}, in use by {}",
+                t.3
+            )));
+        }
+        if function > 0 {
+            if self.at(bus, slot, 0).is_some_and(|f0| !f0.4) {
+                return Err(err(format!(
+                    "PCI: single function device can't be populated in function {slot:x}.{function:x}"
+                )));
+            }
+        } else if !multifunction {
+            if let Some(f) = self
+                .taken
+                .iter()
+                .find(|t| t.0 == bus && t.1 == slot && t.2 > 0)
+            {
+                return Err(err(format!(
+                    "PCI: {slot:x}.0 indicates single function, but {slot:x}.{:x} is already populated.",
+                    f.2
+                )));
+            }
+        }
+        self.taken
+            .push((bus, slot, function, driver.to_string(), multifunction));
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! PCI placement on the command line, as QEMU 7.2 resolves it.
+
+use super::*;
+
+fn pci(extra: &[&str]) -> VmConfig {
+    run(&with_kernel(extra))
+}
+
+fn addr(c: &VmConfig, i: usize) -> (PciBus, u8, u8) {
+    match c.virtio_addrs[i] {
+        DeviceAddr::Pci { addr, .. } => (addr.bus, addr.slot, addr.function),
+        DeviceAddr::Mmio => panic!("device {i} on virtio-mmio"),
+    }
+}
+
+#[test]
+fn pc_devices_take_the_first_free_slots_or_their_addr() {
+    let c = pci(&[
+        "-object",
+        "rng-random,id=r,filename=/dev/urandom",
+        "-device",
+        "virtio-rng-pci,rng=r",
+        "-device",
+        r#"{"driver":"virtio-balloon-pci","id":"balloon0","bus":"pci.0","addr":"0x7"}"#,
+        "-device",
+        "virtio-serial-pci,id=vs0,addr=0x5.0x1",
+        "-device",
+        "virtio-rng-device,rng=r",
+        "-device",
+        "virtio-blk-pci,drive=d,bootindex=2",
+        "-drive",
+        "file=/x,if=none,id=d,format=raw",
+    ]);
+    assert_eq!(c.chipset, Chipset::I440fx);
+    assert_eq!(
+        addr(&c, 0),
+        (PciBus::Root, 2, 0),
+        "slots 0 and 1 are the chipset's"
+    );
+    assert_eq!(addr(&c, 1), (PciBus::Root, 7, 0));
+    assert_eq!(addr(&c, 2), (PciBus::Root, 5, 1));
+    assert_eq!(c.virtio_addrs[3], DeviceAddr::Mmio);
+    assert_eq!(addr(&c, 4), (PciBus::Root, 3, 0));
+    assert!(matches!(
+        &c.virtio[4],
+        VirtioConfig::Blk(d) if d.bootindex == Some(2)
+    ));
+    assert_eq!(c.virtio_addrs.len(), c.virtio.len());
+}
+
+#[test]
+fn q35_root_ports_and_devices_behind_them() {
+    let c = pci(&[
+        "-machine",
+        "pc-q35-7.2,usb=off,vmport=off",
+        "-device",
+        r#"{"driver":"pcie-root-port","port":16,"chassis":1,"id":"pci.1","bus":"pcie.0","multifunction":true,"addr":"0x2"}"#,
+        "-device",
+        r#"{"driver":"pcie-root-port","port":17,"chassis":2,"id":"pci.2","bus":"pcie.0","addr":"0x2.0x1"}"#,
+        "-device",
+        "pcie-root-port,port=0x12,chassis=3,id=pci.3",
+        "-device",
+        r#"{"driver":"virtio-balloon-pci","id":"balloon0","bus":"pci.2","addr":"0x0"}"#,
+        "-device",
+        "virtio-serial-pci,bus=pci.1",
+        "-device",
+        "virtio-serial-pci",
+    ]);
+    assert_eq!(c.chipset, Chipset::Q35);
+    let ports: Vec<(&str, u8, u8, u8, u8)> = c
+        .root_ports
+        .iter()
+        .map(|p| {
+            (
+                p.id.as_str(),
+                p.port,
+                p.chassis,
+                p.addr.slot,
+                p.addr.function,
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("pci.1", 16, 1, 2, 0),
+            ("pci.2", 17, 2, 2, 1),
+            ("pci.3", 0x12, 3, 1, 0)
+        ]
+    );
+    assert!(c.root_ports[0].addr.multifunction);
+    assert_eq!(addr(&c, 0), (PciBus::Port(1), 0, 0));
+    assert_eq!(addr(&c, 1), (PciBus::Port(0), 0, 0));
+    assert_eq!(addr(&c, 2), (PciBus::Root, 3, 0));
+}
+
+#[test]
+fn qemus_placement_errors() {
+    let e = |extra: &[&str]| err(&with_kernel(extra));
+    assert_eq!(
+        e(&["-device", "virtio-balloon-pci,bus=pci.4"]),
+        "-device: Bus 'pci.4' not found"
+    );
+    assert_eq!(
+        e(&["-machine", "q35", "-device", "virtio-balloon-pci,bus=pci.0"]),
+        "-device: Bus 'pci.0' not found"
+    );
+    assert_eq!(
+        e(&["-device", "virtio-balloon-pci,addr=1"]),
+        "-device: PCI: slot 1 function 0 not available for virtio-balloon-pci, in use by PIIX3"
+    );
+    assert_eq!(
+        e(&[
+            "-device",
+            "virtio-balloon-pci,addr=4",
+            "-device",
+            "virtio-serial-pci,addr=4.2"
+        ]),
+        "-device: PCI: single function device can't be populated in function 4.2"
+    );
+    assert_eq!(
+        e(&[
+            "-device",
+            "virtio-serial-pci,addr=4.2",
+            "-device",
+            "virtio-balloon-pci,addr=4"
+        ]),
+        "-device: PCI: 4.0 indicates single function, but 4.2 is already populated."
+    );
+    assert_eq!(
+        e(&["-device", "virtio-balloon-pci,addr=0x20"]),
+        "-device: Property 'virtio-balloon-pci.addr' doesn't take value '0x20'"
+    );
+    assert_eq!(
+        e(&["-M", "microvm", "-device", "virtio-balloon-pci"]),
+        "-device: No 'PCI' bus found for device 'virtio-balloon-pci'"
+    );
+    assert_eq!(
+        e(&["-device", "pcie-root-port,id=p1"]),
+        "-device: pcie-root-port needs a PCI Express root complex: use machine q35"
+    );
+    assert_eq!(
+        e(&[
+            "-M",
+            "q35",
+            "-device",
+            "pcie-root-port,id=p1",
+            "-device",
+            "virtio-balloon-pci,bus=p1,addr=1"
+        ]),
+        "-device: PCI: slot 1 is not valid for virtio-balloon-pci, parent device only allows plugging into slot 0."
+    );
+    assert_eq!(
+        e(&["-device", "virtio-blk-pci-transitional,drive=d"]),
+        "-device: 'virtio-blk-pci-transitional': rvirt's virtio-pci devices are modern only (no legacy interface); use 'virtio-blk-pci'"
+    );
+    assert_eq!(
+        e(&["-device", "virtio-balloon-pci,disable-legacy=off"]),
+        "-device: disable-legacy=off: the legacy virtio-pci interface is not emulated"
+    );
+    assert_eq!(
+        e(&["-device", "e1000,netdev=n"]),
+        "-device: device 'e1000' is not supported"
+    );
+    assert_eq!(
+        e(&["-device", "virtio-gpu-pci"]),
+        "-device: device 'virtio-gpu-pci' is not supported"
+    );
+}
+
+#[test]
+fn globals_libvirt_passes() {
+    for g in [
+        "kvm-pit.lost_tick_policy=delay",
+        "PIIX4_PM.disable_s3=1",
+        "PIIX4_PM.disable_s4=1",
+        "ICH9-LPC.disable_s3=1",
+        "ICH9-LPC.disable_s4=1",
+        "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off",
+    ] {
+        pci(&["-global", g]);
+    }
+    assert_eq!(
+        err(&with_kernel(&["-global", "PIIX4_PM.disable_s3=0"])),
+        "-global: 'PIIX4_PM.disable_s3=0': S3 (suspend to RAM) is not supported"
+    );
+    assert_eq!(
+        err(&with_kernel(&["-global", "isa-fdc.driveA=x"])),
+        "-global: 'isa-fdc.driveA=x': not supported"
+    );
+}

@@ -1,0 +1,702 @@
+//! PCI on `pc` and `q35`: the chipset's functions, the root ports and the
+//! virtio-pci functions of the command line.
+//!
+//! Placed once ([`PciPlan::new`]): each function where the command line put
+//! it, its MSI-X vectors' GSIs, and, since rvirt boots kernels directly
+//! and so plays firmware, what firmware would program: every BAR inside
+//! the windows the DSDT's `_CRS` describes (32-bit BARs in the allocator's
+//! 32-bit PCI window, 64-bit ones above RAM), each root port's bus numbers
+//! (in slot order, as SeaBIOS numbers them) and memory windows around the
+//! BARs behind it, decode and bus mastering on.
+//!
+//! Wired to each boot's machine ([`PciPlan::attach`]): a fresh segment of
+//! fresh functions behind CONFIG_ADDRESS/CONFIG_DATA (and ECAM on q35,
+//! placed by PCIEXBAR), MSI-X through KVM GSI routes with one irqfd per
+//! vector, INTx on the PIRQ wires (resampled level lines on GSIs 16-23,
+//! and the ISA IRQ a PIRQ routing register picks), and the ioeventfds in
+//! each virtio BAR, which follow the BAR wherever the guest moves it
+//! ([`PciNotifiers`], the segment's [`BarObserver`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use kvm_ioctls::VmFd;
+use rvirt_bus::{Bus, SharedDevice};
+use rvirt_machine::acpi::AcpiConfig;
+use rvirt_machine::layout;
+use rvirt_machine::{BiosArea, Machine, SegmentMode, SystemAllocator};
+use rvirt_pci::access::{ConfigIo, Ecam, CONFIG_IO_BASE, CONFIG_IO_LEN};
+use rvirt_pci::acpi::{RootBridge, Route};
+use rvirt_pci::bridge::RootPort;
+use rvirt_pci::chipset::pam::{PamHook, PamMode, PamRange};
+use rvirt_pci::chipset::{i440fx, ich9, piix, q35, Preset, ECAM_BASE, ECAM_SIZE, PM_BASE};
+use rvirt_pci::config::{command, reg};
+use rvirt_pci::function::{lock, Placement};
+use rvirt_pci::intx::{swizzle, PirqRouter, PIRQ_GSI_BASE};
+use rvirt_pci::{
+    BarMapping, BarObserver, FunctionId, FunctionInfo, PciSegment, SegmentBuilder, SharedFunction,
+};
+use rvirt_platform::InterruptLine;
+use rvirt_virtio::transport::pci::{
+    PciPlacement, PciTransport, MSIX_BAR, MSIX_BAR_SIZE, VIRTIO_BAR, VIRTIO_BAR_SIZE,
+};
+use rvirt_virtio::VirtioTransport;
+use rvirt_vmm_config::{Chipset, PciAddr, PciBus, RootPortConfig, VmConfig};
+
+use super::virtio::SharedVirtio;
+use super::VirtioSubscriber;
+use crate::event_loop::Subscriber;
+use crate::interrupts::{GsiRouting, KvmLevelLine, MsiRoutes, ResampledLine};
+use crate::ioevents::{IoSpace, Notifiers};
+use crate::VmmError;
+
+/// A root port's bridge windows are 1 MiB grained.
+const WINDOW: u64 = 1 << 20;
+
+/// A root port as placed.
+struct PortPlan {
+    cfg: RootPortConfig,
+    bus_number: u8,
+    /// Where firmware would put its MSI-X BAR.
+    msix_bar: u64,
+    /// Its memory and prefetchable windows, if anything is behind it.
+    windows: Option<(u64, u64)>,
+}
+
+/// A virtio-pci function as placed.
+struct FunctionPlan {
+    /// Its index among the device manager's virtio devices.
+    virtio: usize,
+    addr: PciAddr,
+    id: Option<String>,
+    msi_gsis: Vec<u32>,
+    /// Where firmware would put BAR 1 (MSI-X) and BAR 4 (virtio).
+    msix_bar: u64,
+    virtio_bar: u64,
+}
+
+/// The PCI side of the machine, placed once.
+pub(crate) struct PciPlan {
+    chipset: Chipset,
+    ports: Vec<PortPlan>,
+    functions: Vec<FunctionPlan>,
+    /// The ISA IRQs a PIRQ routing register may pick: those no other
+    /// device drives.
+    isa_irqs: Vec<u32>,
+    mem64: (u64, u64),
+    /// Where RAM below 4 GiB ends.
+    ram_low: u64,
+}
+
+/// A virtio device to put on PCI: its index, address, id, and vectors.
+pub(crate) struct PciRequest {
+    pub(crate) virtio: usize,
+    pub(crate) addr: PciAddr,
+    pub(crate) id: Option<String>,
+    pub(crate) vectors: u16,
+}
+
+fn placement(source: rvirt_machine::AllocError) -> VmmError {
+    VmmError::Placement(source)
+}
+
+/// How many PIRQ wires a chipset has.
+fn wires(chipset: Chipset) -> u32 {
+    match chipset {
+        Chipset::Q35 => 8,
+        _ => 4,
+    }
+}
+
+/// The PIRQ wire of pin `pin` of the root-bus slot `slot`.
+fn pirq(chipset: Chipset, slot: u8, pin: u8) -> usize {
+    match chipset {
+        Chipset::Q35 => rvirt_pci::q35_pirq(slot, pin),
+        _ => rvirt_pci::pc_pirq(slot, pin),
+    }
+}
+
+impl PciPlan {
+    /// Takes the PIRQ pins (GSIs 16-23) from `alloc`, before anything else
+    /// takes IOAPIC pins.
+    pub(crate) fn reserve(cfg: &VmConfig, alloc: &mut SystemAllocator) -> Result<(), VmmError> {
+        alloc
+            .reserve_gsis(PIRQ_GSI_BASE, wires(cfg.chipset))
+            .map_err(placement)
+    }
+
+    /// Places the root ports and `requests` (in command-line order).
+    pub(crate) fn new(
+        cfg: &VmConfig,
+        alloc: &mut SystemAllocator,
+        requests: Vec<PciRequest>,
+    ) -> Result<Self, VmmError> {
+        let ram = rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size);
+        let window64 = ram.mmio64_start();
+        // Bus numbers in slot order, as firmware enumerates bus 0.
+        let mut order: Vec<usize> = (0..cfg.root_ports.len()).collect();
+        order.sort_by_key(|&i| (cfg.root_ports[i].addr.slot, cfg.root_ports[i].addr.function));
+        let mut ports = Vec::new();
+        for p in &cfg.root_ports {
+            let bar = rvirt_pci::bridge::MSIX_BAR_SIZE;
+            ports.push(PortPlan {
+                cfg: p.clone(),
+                bus_number: 0,
+                msix_bar: alloc.allocate_mmio32(bar, bar).map_err(placement)?.base,
+                windows: None,
+            });
+        }
+        for (n, &i) in order.iter().enumerate() {
+            ports[i].bus_number = n as u8 + 1;
+        }
+        let mut functions = Vec::new();
+        for r in requests {
+            let msi_gsis = (0..r.vectors)
+                .map(|_| alloc.allocate_msi_gsi())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(placement)?;
+            let (msix_bar, virtio_bar) = match r.addr.bus {
+                PciBus::Root => (
+                    alloc
+                        .allocate_mmio32(MSIX_BAR_SIZE, MSIX_BAR_SIZE)
+                        .map_err(placement)?
+                        .base,
+                    alloc
+                        .allocate_mmio64(VIRTIO_BAR_SIZE, VIRTIO_BAR_SIZE)
+                        .map_err(placement)?
+                        .base,
+                ),
+                PciBus::Port(p) => {
+                    let port = &mut ports[p];
+                    let (mem, pref) = match port.windows {
+                        Some(w) => w,
+                        None => {
+                            let mem = alloc.allocate_mmio32(WINDOW, WINDOW).map_err(placement)?;
+                            let pref = alloc.allocate_mmio64(WINDOW, WINDOW).map_err(placement)?;
+                            port.windows = Some((mem.base, pref.base));
+                            (mem.base, pref.base)
+                        }
+                    };
+                    // Behind a port only slot 0 decodes: one BAR pair per
+                    // function.
+                    let f = u64::from(r.addr.function);
+                    (mem + f * MSIX_BAR_SIZE, pref + f * VIRTIO_BAR_SIZE)
+                }
+            };
+            functions.push(FunctionPlan {
+                virtio: r.virtio,
+                addr: r.addr,
+                id: r.id,
+                msi_gsis,
+                msix_bar,
+                virtio_bar,
+            });
+        }
+        let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
+        Ok(PciPlan {
+            chipset: cfg.chipset,
+            ports,
+            functions,
+            isa_irqs,
+            mem64: (window64, window64 + layout::MMIO64_SIZE - 1),
+            ram_low: ram.low,
+        })
+    }
+
+    /// Builds this boot's segment over `pio` and `mmio`, wires it to the
+    /// machine, and adds its subscribers and DSDT node.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attach(
+        &self,
+        machine: &Machine,
+        pio: &Arc<Bus>,
+        mmio: &Arc<Bus>,
+        pm: SharedDevice,
+        reset_control: Option<SharedDevice>,
+        virtio: &[SharedVirtio],
+        subscribers: &mut Vec<Box<dyn Subscriber>>,
+        platform: &mut AcpiConfig,
+    ) -> Result<PciWiring, VmmError> {
+        let vm = machine.vm_fd();
+        let kvm = |what: &'static str| move |source| VmmError::Setup { what, source };
+        let routing = GsiRouting::new(vm.clone());
+        // With firmware, the functions come up as at reset and firmware
+        // programs them (as on QEMU); the PAM registers drive its
+        // shadowing of the BIOS area. Without, rvirt plays firmware.
+        let bios = machine.bios_area().cloned();
+        let preset = match bios {
+            Some(_) => Preset::Reset,
+            None => Preset::DirectBoot,
+        };
+        let pam_hook = || -> Option<Arc<dyn PamHook>> {
+            bios.clone()
+                .map(|area| Arc::new(BiosPam(area)) as Arc<dyn PamHook>)
+        };
+
+        // INTx: a resampled level line per PIRQ wire, and level lines on
+        // the ISA IRQs a routing register may pick.
+        let mut gsi_lines: Vec<Arc<dyn InterruptLine>> = Vec::new();
+        for w in 0..wires(self.chipset) {
+            let line = ResampledLine::new(vm.clone(), PIRQ_GSI_BASE + w)
+                .map_err(kvm("a PCI interrupt line"))?;
+            subscribers.push(line.subscriber());
+            gsi_lines.push(line);
+        }
+        let mut isa_lines: Vec<Option<Arc<dyn InterruptLine>>> = vec![None; 16];
+        for &irq in &self.isa_irqs {
+            isa_lines[irq as usize] = Some(Arc::new(KvmLevelLine::new(vm.clone(), irq)));
+        }
+        let router = PirqRouter::new(gsi_lines, isa_lines);
+
+        // The virtio functions' fallible parts first: MSI routes and
+        // ioeventfds.
+        let notifiers = Arc::new(PciNotifiers {
+            vm: vm.clone(),
+            by_function: Mutex::new(BTreeMap::new()),
+        });
+        let mut transports = Vec::new();
+        for f in &self.functions {
+            let device = virtio[f.virtio].clone();
+            device.lock().unwrap_or_else(|p| p.into_inner()).reset();
+            let msi = MsiRoutes::new(vm, routing.clone(), &f.msi_gsis)
+                .map_err(kvm("the MSI-X vectors' irqfds"))?;
+            let express = matches!(f.addr.bus, PciBus::Port(_));
+            let pin = router.source(self.wire_of(&f.addr, 0));
+            let transport = PciTransport::new(
+                device.clone(),
+                machine.memory().clone(),
+                Arc::new(msi),
+                pin,
+                if express {
+                    PciPlacement::Express
+                } else {
+                    PciPlacement::Conventional
+                },
+            );
+            let n = Notifiers::new(IoSpace::Mmio, &transport.notify_regions())
+                .map_err(kvm("an ioeventfd"))?;
+            let kicks = n.kicks().map_err(kvm("an ioeventfd"))?;
+            subscribers.push(Box::new(VirtioSubscriber { device, kicks }));
+            transports.push((transport, n));
+        }
+
+        let mut failed = None;
+        let observer: Arc<dyn BarObserver> = notifiers.clone();
+        let segment = Arc::new_cyclic(|me: &Weak<PciSegment>| {
+            let mut b = SegmentBuilder::new();
+            let mut add = |b: &mut SegmentBuilder,
+                           info: FunctionInfo,
+                           f: SharedFunction,
+                           port: bool| match b.add(info, f, port) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    None
+                }
+            };
+            let root = |slot, function| FunctionInfo {
+                id: None,
+                parent: None,
+                slot,
+                function,
+            };
+            let pm = Placement::new(
+                pio.clone(),
+                pm,
+                rvirt_devices::acpi_pm::LEN,
+                Some(u64::from(PM_BASE)),
+            );
+            match self.chipset {
+                Chipset::Q35 => {
+                    let ecam: SharedDevice = Arc::new(Mutex::new(Ecam::new(me.clone())));
+                    let ecam = Placement::new(mmio.clone(), ecam, ECAM_SIZE, None);
+                    let mch = q35::HostBridge::new(ecam, preset, pam_hook());
+                    add(&mut b, root(0, 0), Arc::new(Mutex::new(mch)), false);
+                    let lpc = ich9::Lpc::new(router.clone(), pm, preset);
+                    add(&mut b, root(31, 0), Arc::new(Mutex::new(lpc)), false);
+                }
+                _ => {
+                    add(
+                        &mut b,
+                        root(0, 0),
+                        Arc::new(Mutex::new(i440fx::HostBridge::new(pam_hook()))),
+                        false,
+                    );
+                    add(
+                        &mut b,
+                        root(1, 0),
+                        Arc::new(Mutex::new(piix::IsaBridge::new(router.clone()))),
+                        false,
+                    );
+                    let pmf = piix::PowerManagement::new(pm, preset);
+                    add(&mut b, root(1, 3), Arc::new(Mutex::new(pmf)), false);
+                }
+            }
+            let mut port_ids = Vec::new();
+            for p in &self.ports {
+                let occupied = self
+                    .functions
+                    .iter()
+                    .any(|f| f.addr.bus == PciBus::Port(port_ids.len()));
+                let rp = RootPort::new(p.cfg.port, p.cfg.slot, occupied);
+                let f: SharedFunction = Arc::new(Mutex::new(rp));
+                let gsi = PIRQ_GSI_BASE + pirq(self.chipset, p.cfg.addr.slot, 0) as u32;
+                if preset == Preset::DirectBoot {
+                    program_port(&f, p, gsi);
+                }
+                let info = FunctionInfo {
+                    id: Some(p.cfg.id.clone()),
+                    parent: None,
+                    slot: p.cfg.addr.slot,
+                    function: p.cfg.addr.function,
+                };
+                set_multifunction(&f, p.cfg.addr.multifunction);
+                port_ids.push(add(&mut b, info, f, true));
+            }
+            for (plan, (transport, n)) in self.functions.iter().zip(transports) {
+                let f: SharedFunction = Arc::new(Mutex::new(transport));
+                let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
+                if preset == Preset::DirectBoot {
+                    program_function(&f, plan, gsi);
+                }
+                set_multifunction(&f, plan.addr.multifunction);
+                let parent = match plan.addr.bus {
+                    PciBus::Root => None,
+                    PciBus::Port(i) => port_ids[i],
+                };
+                let info = FunctionInfo {
+                    id: plan.id.clone(),
+                    parent,
+                    slot: plan.addr.slot,
+                    function: plan.addr.function,
+                };
+                if let Some(id) = add(&mut b, info, f, false) {
+                    notifiers.insert(id, n);
+                }
+            }
+            b.build(pio.clone(), mmio.clone(), Some(observer))
+        });
+        if let Some(e) = failed {
+            return Err(VmmError::Pci(e));
+        }
+        segment.apply_all();
+        let config_io = ConfigIo::new(Arc::downgrade(&segment), reset_control);
+        // The port range was reserved in the allocator: an overlap is a bug
+        // in the layout.
+        pio.insert(
+            Arc::new(Mutex::new(config_io)),
+            u64::from(CONFIG_IO_BASE),
+            u64::from(CONFIG_IO_LEN),
+        )
+        .expect("CONFIG_ADDRESS overlaps a legacy device");
+
+        let q35 = self.chipset == Chipset::Q35;
+        let routes = (0..32u8)
+            .flat_map(|slot| (0..4u8).map(move |pin| (slot, pin)))
+            .map(|(slot, pin)| Route {
+                slot,
+                pin,
+                gsi: PIRQ_GSI_BASE + pirq(self.chipset, slot, pin) as u32,
+            })
+            .collect();
+        platform.devices.push(Box::new(RootBridge {
+            express: q35,
+            mem32: (
+                // Firmware puts 32-bit BARs where it likes above RAM
+                // (SeaBIOS: from 2 or 3 GiB, or above q35's ECAM), so the
+                // window starts where RAM ends, as QEMU's; rvirt's own
+                // placement keeps to the allocator's window.
+                match preset {
+                    Preset::Reset => self.ram_low as u32,
+                    Preset::DirectBoot => layout::PCI_MMIO32_START as u32,
+                },
+                layout::IOAPIC_START as u32 - 1,
+            ),
+            mem64: Some(self.mem64),
+            routes,
+            ecam: q35.then_some((ECAM_BASE, ECAM_SIZE)),
+        }));
+        if q35 {
+            platform.ecam = Some((ECAM_BASE, 0xff));
+        }
+        Ok(PciWiring {
+            segment,
+            _notifiers: notifiers,
+            _routing: routing,
+        })
+    }
+
+    /// The PIRQ wire pin `pin` of the function at `addr` drives: through
+    /// its root port's swizzle, then the chipset's map of root slots.
+    fn wire_of(&self, addr: &PciAddr, pin: u8) -> usize {
+        match addr.bus {
+            PciBus::Root => pirq(self.chipset, addr.slot, pin),
+            PciBus::Port(i) => {
+                let port = &self.ports[i].cfg.addr;
+                pirq(self.chipset, port.slot, swizzle(addr.slot, pin))
+            }
+        }
+    }
+}
+
+/// The host bridge's PAM registers reaching firmware's shadowing of the
+/// BIOS area (the mapping is `rvirt_machine::BiosArea`'s).
+struct BiosPam(Arc<BiosArea>);
+
+impl PamHook for BiosPam {
+    fn pam_changed(&self, range: PamRange, mode: PamMode) {
+        let mode = match mode {
+            PamMode::Pci => SegmentMode::Rom,
+            PamMode::ReadOnly => SegmentMode::RamReadOnly,
+            // KVM has no write-only memory; BiosArea serves it as RAM.
+            PamMode::WriteOnly | PamMode::ReadWrite => SegmentMode::Ram,
+        };
+        // A configuration write cannot fail back to the guest: a KVM slot
+        // that will not change is logged, and the segment keeps its mode.
+        if let Err(e) = self
+            .0
+            .set(u64::from(range.base), u64::from(range.len), mode)
+        {
+            tracing::error!(
+                base = range.base,
+                ?mode,
+                "PAM: the BIOS area could not be remapped: {e}"
+            );
+        }
+    }
+}
+
+/// The board layout a chipset implies.
+pub(crate) fn board(chipset: Chipset) -> rvirt_machine::Board {
+    match chipset {
+        Chipset::Q35 => rvirt_machine::Board::Q35,
+        _ => rvirt_machine::Board::Pc,
+    }
+}
+
+fn set_multifunction(f: &SharedFunction, on: bool) {
+    if on {
+        lock(f).config_mut().set_multifunction(true);
+    }
+}
+
+/// What firmware leaves in a virtio function: its BARs, decode and bus
+/// mastering on, and the Interrupt Line register naming the IOAPIC pin
+/// its INTA drives (as the GSI `_PRT` gives; Linux reads `_PRT`, simpler
+/// guests this register).
+fn program_function(f: &SharedFunction, plan: &FunctionPlan, gsi: u32) {
+    let mut f = lock(f);
+    let cfg = f.config_mut();
+    cfg.set_bar_address(usize::from(MSIX_BAR), plan.msix_bar);
+    cfg.set_bar_address(usize::from(VIRTIO_BAR), plan.virtio_bar);
+    cfg.set_u16(reg::COMMAND, command::MEMORY | command::MASTER);
+    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+}
+
+/// What firmware leaves in a root port: its bus numbers, and windows
+/// around what is behind it.
+fn program_port(f: &SharedFunction, plan: &PortPlan, gsi: u32) {
+    let mut f = lock(f);
+    let cfg = f.config_mut();
+    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+    cfg.set_bar_address(usize::from(rvirt_pci::bridge::MSIX_BAR), plan.msix_bar);
+    cfg.set_bytes(reg::PRIMARY_BUS, &[0, plan.bus_number, plan.bus_number]);
+    if let Some((mem, pref)) = plan.windows {
+        let limit = |base: u64| base + WINDOW - 1;
+        cfg.set_u16(reg::MEMORY_BASE, ((mem >> 16) & 0xfff0) as u16);
+        cfg.set_u16(reg::MEMORY_LIMIT, ((limit(mem) >> 16) & 0xfff0) as u16);
+        cfg.set_u16(reg::PREF_MEMORY_BASE, (((pref >> 16) & 0xfff0) | 1) as u16);
+        cfg.set_u16(
+            reg::PREF_MEMORY_LIMIT,
+            (((limit(pref) >> 16) & 0xfff0) | 1) as u16,
+        );
+        cfg.set_u32(reg::PREF_BASE_UPPER32, (pref >> 32) as u32);
+        cfg.set_u32(reg::PREF_LIMIT_UPPER32, (limit(pref) >> 32) as u32);
+    }
+    cfg.set_u16(
+        reg::COMMAND,
+        command::IO | command::MEMORY | command::MASTER,
+    );
+}
+
+/// The ioeventfds of the virtio functions' notify areas, moved with BAR 4.
+pub(crate) struct PciNotifiers {
+    vm: Arc<VmFd>,
+    by_function: Mutex<BTreeMap<FunctionId, Notifiers>>,
+}
+
+impl PciNotifiers {
+    fn insert(&self, id: FunctionId, n: Notifiers) {
+        self.by_function
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, n);
+    }
+}
+
+impl BarObserver for PciNotifiers {
+    fn bar_moved(&self, function: FunctionId, bar: u8, mapping: Option<BarMapping>) {
+        if bar != VIRTIO_BAR {
+            return;
+        }
+        let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&function) {
+            if let Err(error) = n.place(&self.vm, mapping.map(|m| m.base)) {
+                // The kicks then reach the transport through the bus
+                // (slower, still correct).
+                tracing::warn!(%error, "cannot move a virtio-pci device's ioeventfds");
+            }
+        }
+    }
+}
+
+/// What a boot's PCI side keeps alive: the segment (with its functions
+/// and the buses' BAR ranges), the ioeventfds, the GSI routing.
+pub(crate) struct PciWiring {
+    pub(crate) segment: Arc<PciSegment>,
+    _notifiers: Arc<PciNotifiers>,
+    _routing: Arc<GsiRouting>,
+}
+
+/// QEMU's names of the PCI classes (its `pci_class_descriptions`) that
+/// rvirt's and QEMU's pc and q35 functions have.
+fn class_desc(class: u16) -> Option<&'static str> {
+    Some(match class {
+        0x0100 => "SCSI controller",
+        0x0101 => "IDE controller",
+        0x0106 => "SATA controller",
+        0x0180 => "Storage controller",
+        0x0200 => "Ethernet controller",
+        0x0600 => "Host bridge",
+        0x0601 => "ISA bridge",
+        0x0604 => "PCI bridge",
+        0x0680 => "Bridge",
+        0x0c03 => "USB controller",
+        0x0c05 => "SMBus",
+        _ => return None,
+    })
+}
+
+/// `query-pci` for `segment`, in QEMU's shape: the root bus, and behind
+/// each bridge whose secondary bus is programmed, its bus.
+pub(crate) fn query(segment: &PciSegment) -> Vec<rvirt_qmp::PciInfo> {
+    vec![rvirt_qmp::PciInfo {
+        bus: 0,
+        devices: query_bus(segment, None, 0),
+    }]
+}
+
+fn query_bus(
+    segment: &PciSegment,
+    parent: Option<FunctionId>,
+    number: u8,
+) -> Vec<rvirt_qmp::PciDeviceInfo> {
+    use rvirt_qmp::{
+        PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo, PciDeviceRegion,
+        PciMemoryRange,
+    };
+    let mut ids: Vec<FunctionId> = segment
+        .functions()
+        .filter(|(_, i)| i.parent == parent)
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_by_key(|&id| segment.info(id).devfn());
+    let mut out = Vec::new();
+    for id in ids {
+        let info = segment.info(id).clone();
+        let mapped = segment.mapped(id);
+        let (device, bridge_regs) = {
+            let f = lock(segment.function(id));
+            let c = f.config();
+            let bridge = segment.is_bridge(id);
+            let class = (c.read_u32(reg::REVISION) >> 16) as u16;
+            let pin = c.interrupt_pin();
+            let regions = (0..c.bar_count())
+                .filter_map(|i| c.bar(i).map(|b| (i, b)))
+                .map(|(i, b)| {
+                    let memory = b.kind != rvirt_pci::BarKind::Io;
+                    PciDeviceRegion {
+                        bar: i as i64,
+                        kind: if memory { "memory" } else { "io" }.into(),
+                        address: mapped[i].map_or(-1, |m| m.base as i64),
+                        size: b.size as i64,
+                        prefetch: memory.then_some(b.prefetchable),
+                        mem_type_64: memory.then_some(b.kind == rvirt_pci::BarKind::Mem64),
+                    }
+                })
+                .collect();
+            let (subsystem, subsystem_vendor) = if bridge {
+                (None, None)
+            } else {
+                (
+                    Some(i64::from(c.read_u16(reg::SUBSYSTEM_ID))),
+                    Some(i64::from(c.read_u16(reg::SUBSYSTEM_VENDOR_ID))),
+                )
+            };
+            let device = PciDeviceInfo {
+                bus: i64::from(number),
+                slot: i64::from(info.slot),
+                function: i64::from(info.function),
+                class_info: PciDeviceClass {
+                    desc: class_desc(class).map(str::to_string),
+                    class: i64::from(class),
+                },
+                id: PciDeviceId {
+                    device: i64::from(c.read_u16(reg::DEVICE_ID)),
+                    vendor: i64::from(c.read_u16(reg::VENDOR_ID)),
+                    subsystem,
+                    subsystem_vendor,
+                },
+                irq: (pin != 0).then(|| i64::from(c.read_u8(reg::INTERRUPT_LINE))),
+                irq_pin: i64::from(pin),
+                qdev_id: info.id.clone().unwrap_or_default(),
+                pci_bridge: None,
+                regions,
+            };
+            let regs = bridge.then(|| {
+                let u8_ = |r| u64::from(c.read_u8(r));
+                let u16_ = |r| u64::from(c.read_u16(r));
+                let u32_ = |r| u64::from(c.read_u32(r));
+                (
+                    c.bus_numbers(),
+                    (
+                        (u8_(reg::IO_BASE) & 0xf0) << 8,
+                        ((u8_(reg::IO_LIMIT) & 0xf0) << 8) | 0xfff,
+                    ),
+                    (
+                        (u16_(reg::MEMORY_BASE) & 0xfff0) << 16,
+                        ((u16_(reg::MEMORY_LIMIT) & 0xfff0) << 16) | 0xf_ffff,
+                    ),
+                    (
+                        ((u16_(reg::PREF_MEMORY_BASE) & 0xfff0) << 16)
+                            | (u32_(reg::PREF_BASE_UPPER32) << 32),
+                        ((u16_(reg::PREF_MEMORY_LIMIT) & 0xfff0) << 16)
+                            | 0xf_ffff
+                            | (u32_(reg::PREF_LIMIT_UPPER32) << 32),
+                    ),
+                )
+            });
+            (device, regs)
+        };
+        let mut device = device;
+        if let Some(((secondary, subordinate), io, mem, pref)) = bridge_regs {
+            let range = |(base, limit): (u64, u64)| PciMemoryRange {
+                base: base as i64,
+                limit: limit as i64,
+            };
+            device.pci_bridge = Some(PciBridgeInfo {
+                bus: PciBusInfo {
+                    number: i64::from(number),
+                    secondary: i64::from(secondary),
+                    subordinate: i64::from(subordinate),
+                    io_range: range(io),
+                    memory_range: range(mem),
+                    prefetchable_range: range(pref),
+                },
+                devices: (secondary != 0).then(|| query_bus(segment, Some(id), secondary)),
+            });
+        }
+        out.push(device);
+    }
+    out
+}
