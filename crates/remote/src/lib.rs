@@ -6,6 +6,8 @@
 //!   into messages.
 //! - [`procedures`] (table), [`calls`] (structs), [`types`]: every
 //!   procedure's number, argument and return type.
+//! - [`names`]: the name of every libvirt procedure by number, known to
+//!   rvirt or not.
 //! - [`error`]: `remote_error` with libvirt's codes and message shapes.
 //! - [`event`]: domain states, reasons and lifecycle events, with virsh's words.
 //! - [`keepalive`], [`server`], [`handshake`], [`client`], [`uri`]: the two ends.
@@ -22,6 +24,7 @@ pub mod frame;
 pub mod handshake;
 pub mod keepalive;
 pub mod message;
+pub mod names;
 pub mod procedures;
 pub mod server;
 pub mod types;

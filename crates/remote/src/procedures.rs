@@ -405,21 +405,7 @@ impl Procedure {
     /// The public API function behind it, as libvirt names it in
     /// VIR_ERR_NO_SUPPORT messages (`DOMAIN_GET_XML_DESC` -> `virDomainGetXMLDesc`).
     pub fn api_name(self) -> String {
-        let wire = self.name().trim_start_matches("REMOTE_PROC_");
-        let mut out = String::from("vir");
-        for word in wire.split('_') {
-            match word {
-                "XML" | "UUID" | "ID" | "CPU" | "OS" | "URI" => out.push_str(word),
-                _ => {
-                    let mut c = word.chars();
-                    if let Some(first) = c.next() {
-                        out.push(first);
-                        out.extend(c.map(|ch| ch.to_ascii_lowercase()));
-                    }
-                }
-            }
-        }
-        out
+        crate::names::api_name(self.name().trim_start_matches("REMOTE_PROC_"))
     }
 }
 

@@ -114,16 +114,24 @@ where
         }
         Err(Refused::UnknownProcedure(h)) if h.is_remote() => {
             // Not a dropped connection, not an RPC error: a procedure rvirt
-            // does not know, answered as a driver without it answers.
-            tracing::info!(procedure = h.proc_, "unknown procedure");
-            Some(error_reply(
-                &h,
-                &RemoteError::new(
-                    code::NO_SUPPORT,
-                    from::RPC,
-                    Some(&format!("unknown procedure {}", h.proc_)),
-                ),
-            ))
+            // does not implement, answered as libvirtd answers an API its
+            // driver lacks, by the API's name when libvirt has one.
+            let error = match rvirt_remote::names::wire_name(h.proc_) {
+                Some(wire) => {
+                    let api = rvirt_remote::names::api_name(wire);
+                    tracing::info!(procedure = h.proc_, api, "procedure not implemented");
+                    RemoteError::no_support(&api)
+                }
+                None => {
+                    tracing::info!(procedure = h.proc_, "unknown procedure");
+                    RemoteError::new(
+                        code::NO_SUPPORT,
+                        from::RPC,
+                        Some(&format!("unknown procedure {}", h.proc_)),
+                    )
+                }
+            };
+            Some(error_reply(&h, &error))
         }
         Err(refused) => {
             tracing::debug!(error = %refused, "message refused");
@@ -407,6 +415,22 @@ mod tests {
             (
                 code::NO_SUPPORT,
                 Some("this function is not supported by the connection driver: unknown procedure 99999")
+            )
+        );
+        // One libvirt has and rvirt does not: named by its API.
+        let known = Message {
+            header: Header::remote(211, MessageType::Call, 5, MessageStatus::Ok),
+            payload: vec![],
+        };
+        assert!(route(&r.fake, &r.client, &known));
+        let e = error_of(&r.sent()[0]);
+        assert_eq!(
+            (e.code, e.message.as_deref()),
+            (
+                code::NO_SUPPORT,
+                Some(
+                    "this function is not supported by the connection driver: virDomainScreenshot"
+                )
             )
         );
         let mut bad = Vec::new();
