@@ -213,7 +213,16 @@ pub(crate) fn domain(mut root: Element, p: &mut Problems) -> Domain {
         lines.current_memory = e.line;
         let kib = size(p, &mut e);
         current_memory_attrs = e.attrs;
-        kib
+        // libvirt's post-parse: a balloon target of zero or above the
+        // memory is the memory, so a `virsh edit` that lowers <memory>
+        // below <currentMemory> is not an error.
+        kib.map(|k| {
+            if k == 0 || k > memory_kib {
+                memory_kib
+            } else {
+                k
+            }
+        })
     });
     let max_memory = root.take_child("maxMemory").and_then(|mut e| {
         lines.max_memory = e.line;

@@ -16,19 +16,7 @@ pub(crate) fn check(d: &Domain, p: &mut Problems) {
 }
 
 fn memory(d: &Domain, p: &mut Problems) {
-    if let Some(cur) = d.current_memory_kib {
-        if cur > d.memory_kib && d.memory_kib > 0 {
-            p.push(
-                d.lines.current_memory.0,
-                "currentMemory",
-                None,
-                format!(
-                    "current memory ({cur} KiB) is larger than memory ({} KiB)",
-                    d.memory_kib
-                ),
-            );
-        }
-    }
+    // currentMemory above memory is clamped when parsed, as libvirt does.
     if let Some(max) = &d.max_memory {
         if max.kib < d.memory_kib {
             p.push(

@@ -299,9 +299,9 @@ fn options_the_vmm_refuses_are_refused_with_their_line() {
             "clusters='2'",
         ),
         (
-            MICROVM.replace("qemu64</model>", "Nehalem</model>"),
+            MICROVM.replace("qemu64</model>", "Cascadelake-Server</model>"),
             "cpu",
-            "model 'Nehalem'",
+            "model 'Cascadelake-Server'",
         ),
         (
             MICROVM.replace(

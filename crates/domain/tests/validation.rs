@@ -163,17 +163,15 @@ fn zero_memory() {
 }
 
 #[test]
-fn current_memory_above_memory() {
-    check(
-        &with(
+fn current_memory_above_memory_is_clamped_as_libvirt_does() {
+    for cur in ["513", "0"] {
+        let xml = with(
             "<currentMemory unit='MiB'>512",
-            "<currentMemory unit='MiB'>513",
-        ),
-        5,
-        "currentMemory",
-        None,
-        "larger than memory",
-    );
+            &format!("<currentMemory unit='MiB'>{cur}"),
+        );
+        let d = rvirt_domain::Domain::from_xml(&xml).expect("clamped, not refused");
+        assert_eq!(d.current_memory_kib, Some(d.memory_kib), "{cur}");
+    }
 }
 
 #[test]

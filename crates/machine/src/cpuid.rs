@@ -8,10 +8,14 @@ use crate::topology::Topology;
 /// Which base feature set a `-cpu` model starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuModel {
-    /// Everything KVM supports (`host`, `max`).
-    Host,
-    /// QEMU's `qemu64`: a conservative x86-64 baseline.
-    Qemu64,
+    /// Everything KVM supports (`host`, `max`). `migratable` (QEMU's
+    /// default) leaves out what a migration could not keep: the invariant
+    /// TSC.
+    Host { migratable: bool },
+    /// A named model: KVM's set narrowed to these features (QEMU's names;
+    /// x2apic, tsc-deadline and hypervisor are always kept, as KVM gives
+    /// them to every model).
+    Named(&'static [&'static str]),
 }
 
 /// A `-cpu` request: a model plus `+feat` / `-feat` flags, in order.
@@ -24,7 +28,7 @@ pub struct CpuSpec {
 impl Default for CpuSpec {
     fn default() -> Self {
         CpuSpec {
-            model: CpuModel::Host,
+            model: CpuModel::Host { migratable: true },
             flags: Vec::new(),
         }
     }
@@ -130,28 +134,72 @@ fn reg_mut(e: &mut kvm_cpuid_entry2, reg: Reg) -> &mut u32 {
     }
 }
 
-/// qemu64's feature set: (leaf, register, mask of bits kept).
-/// From QEMU's qemu64 model: the x86-64 baseline plus SSE3 and CX16.
-fn qemu64_mask(leaf: u32, reg: Reg) -> Option<u32> {
-    let names: &[&str] = match (leaf, reg) {
-        (1, Reg::Edx) => &[
-            "fpu", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "sep", "mtrr", "pge",
-            "mca", "cmov", "pat", "pse36", "clflush", "mmx", "fxsr", "sse", "sse2", "ht",
-        ],
-        // KVM adds x2apic, tsc-deadline and hypervisor to every model.
-        (1, Reg::Ecx) => &["pni", "cx16", "x2apic", "tsc-deadline", "hypervisor"],
-        (0x8000_0001, Reg::Edx) => &["syscall", "nx", "lm"],
-        (0x8000_0001, Reg::Ecx) => &["lahf-lm", "svm", "abm", "sse4a"],
-        (7, _) | (0xd, Reg::Eax) => &[],
-        _ => return None,
-    };
-    Some(
-        names
-            .iter()
-            .filter_map(|n| find(n))
-            .filter(|f| f.leaf == leaf && f.reg == reg)
-            .fold(0, |m, f| m | (1 << f.bit)),
-    )
+/// The leaves and registers a named model narrows: (leaf, index, register).
+const MODEL_REGS: &[(u32, u32, Reg)] = &[
+    (1, 0, Reg::Ecx),
+    (1, 0, Reg::Edx),
+    (7, 0, Reg::Ebx),
+    (7, 0, Reg::Ecx),
+    (7, 0, Reg::Edx),
+    (0xd, 1, Reg::Eax),
+    (0x8000_0001, 0, Reg::Ecx),
+    (0x8000_0001, 0, Reg::Edx),
+];
+
+/// The features KVM adds to every model.
+const IMPLIED: &[&str] = &["x2apic", "tsc-deadline", "hypervisor"];
+
+/// The mask of bits a model with `features` keeps in (leaf, index, reg).
+fn model_mask(features: &[&str], leaf: u32, index: u32, reg: Reg) -> u32 {
+    features
+        .iter()
+        .chain(IMPLIED)
+        .filter_map(|n| find(n))
+        .filter(|f| f.leaf == leaf && f.index == index && f.reg == reg)
+        .fold(0, |m, f| m | (1 << f.bit))
+}
+
+/// Whether KVM's `supported` set has feature `f`.
+fn has(supported: &CpuId, f: &Feature) -> bool {
+    supported
+        .as_slice()
+        .iter()
+        .find(|e| e.function == f.leaf && e.index == f.index)
+        .is_some_and(|e| {
+            let mut e = *e;
+            *reg_mut(&mut e, f.reg) & (1 << f.bit) != 0
+        })
+}
+
+/// The features of rvirt's table KVM offers (first names, QEMU's
+/// spelling), as the migratable `host` model shows them (no invariant TSC).
+pub fn supported_features(supported: &CpuId) -> Vec<&'static str> {
+    FEATURES
+        .iter()
+        .filter(|f| f.names[0] != "invtsc" && has(supported, f))
+        .map(|f| f.names[0])
+        .collect()
+}
+
+/// Which of `features` KVM cannot give (QEMU's `unavailable-features`
+/// of a model); unknown names count as unavailable.
+pub fn unavailable_features(supported: &CpuId, features: &[&str]) -> Vec<String> {
+    features
+        .iter()
+        .filter(|n| find(n).is_none_or(|f| !has(supported, f)))
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// KVM's supported CPUID on this host, read from `/dev/kvm` (what
+/// `query-cpu-definitions` checks models against, with no VM).
+pub fn kvm_supported() -> Result<CpuId, vmm_sys_util::errno::Error> {
+    kvm_ioctls::Kvm::new()?.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+}
+
+/// Whether `name` is a feature rvirt knows (any of QEMU's spellings).
+pub fn is_feature(name: &str) -> bool {
+    find(name).is_some()
 }
 
 fn entry(cpuid: &mut CpuId, leaf: u32, index: u32) -> Option<&mut kvm_cpuid_entry2> {
@@ -180,18 +228,18 @@ pub fn build(
         .collect();
 
     for e in entries.iter_mut() {
-        // Invariant TSC is left out unless asked for (`+invtsc`), as QEMU's
-        // migratable `host` model does: guests would otherwise rely on a
-        // constant TSC that a migration cannot promise, and on AMD Linux
-        // also expects a firmware MSR bit (HWCR.TscFreqSel) KVM may lack.
-        if e.function == 0x8000_0007 {
+        // Invariant TSC is left out unless asked for (`+invtsc`) or the
+        // host model is not migratable, as QEMU's `host` does: guests
+        // would otherwise rely on a constant TSC that a migration cannot
+        // promise, and on AMD Linux also expects a firmware MSR bit
+        // (HWCR.TscFreqSel) KVM may lack.
+        if e.function == 0x8000_0007 && spec.model != (CpuModel::Host { migratable: false }) {
             e.edx &= !(1 << 8);
         }
-        if spec.model == CpuModel::Qemu64 {
-            for reg in [Reg::Eax, Reg::Ebx, Reg::Ecx, Reg::Edx] {
-                let idx_ok = e.function != 0xd || e.index == 1;
-                if let (Some(mask), true) = (qemu64_mask(e.function, reg), idx_ok) {
-                    *reg_mut(e, reg) &= mask;
+        if let CpuModel::Named(features) = spec.model {
+            for &(leaf, index, reg) in MODEL_REGS {
+                if e.function == leaf && e.index == index {
+                    *reg_mut(e, reg) &= model_mask(features, leaf, index, reg);
                 }
             }
         }
@@ -201,14 +249,7 @@ pub fn build(
     // Explicit flags, in order, so `-cpu host,-avx,+avx` ends with avx on.
     for (name, on) in &spec.flags {
         let f = find(name).ok_or_else(|| CpuidError::UnknownFeature(name.clone()))?;
-        let host_has = host_bits
-            .as_slice()
-            .iter()
-            .find(|e| e.function == f.leaf && e.index == f.index)
-            .is_some_and(|e| {
-                let mut e = *e;
-                *reg_mut(&mut e, f.reg) & (1 << f.bit) != 0
-            });
+        let host_has = has(&host_bits, f);
         if let Some(e) = entries
             .iter_mut()
             .find(|e| e.function == f.leaf && e.index == f.index)
@@ -343,6 +384,13 @@ fn extended_topology(leaf: u32, topo: &Topology, apic_id: u32) -> Vec<kvm_cpuid_
 mod tests {
     use super::*;
 
+    /// QEMU's `qemu64` feature set (the default model).
+    const QEMU64: &[&str] = &[
+        "fpu", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "sep", "mtrr", "pge", "mca",
+        "cmov", "pat", "pse36", "clflush", "mmx", "fxsr", "sse", "sse2", "pni", "cx16", "syscall",
+        "nx", "lm", "lahf-lm", "svm",
+    ];
+
     fn fake_supported() -> CpuId {
         let e = |function, index, eax, ebx, ecx, edx| kvm_cpuid_entry2 {
             function,
@@ -403,11 +451,31 @@ mod tests {
         let c = build(&fake_supported(), &CpuSpec::default(), &topo, 0).unwrap();
         assert_eq!(get(&c, 0x8000_0007, 0).edx & (1 << 8), 0);
         let spec = CpuSpec {
-            model: CpuModel::Host,
+            model: CpuModel::Host { migratable: true },
             flags: vec![("invtsc".into(), true)],
         };
         let c = build(&fake_supported(), &spec, &topo, 0).unwrap();
         assert_ne!(get(&c, 0x8000_0007, 0).edx & (1 << 8), 0);
+        let spec = CpuSpec {
+            model: CpuModel::Host { migratable: false },
+            flags: Vec::new(),
+        };
+        let c = build(&fake_supported(), &spec, &topo, 0).unwrap();
+        assert_ne!(get(&c, 0x8000_0007, 0).edx & (1 << 8), 0, "migratable=off");
+    }
+
+    #[test]
+    fn usability_against_kvms_set() {
+        let s = fake_supported();
+        assert!(unavailable_features(&s, &["sse2", "avx2", "lm"]).is_empty());
+        // Leaf 0xd is absent from the fake set, as is anything unknown.
+        assert_eq!(
+            unavailable_features(&s, &["xsaveopt", "frobnicate"]),
+            ["xsaveopt", "frobnicate"]
+        );
+        let host = supported_features(&s);
+        assert!(host.contains(&"avx2") && host.contains(&"pni"));
+        assert!(!host.contains(&"invtsc") && !host.contains(&"xsaveopt"));
     }
 
     #[test]
@@ -426,7 +494,7 @@ mod tests {
     #[test]
     fn flags_and_models() {
         let spec = CpuSpec {
-            model: CpuModel::Qemu64,
+            model: CpuModel::Named(QEMU64),
             flags: vec![("pni".into(), false), ("avx2".into(), true)],
         };
         let c = build(&fake_supported(), &spec, &Topology::flat(1), 0).unwrap();
@@ -435,7 +503,7 @@ mod tests {
         assert_eq!(get(&c, 1, 0).ecx & (1 << 28), 0, "qemu64 has no avx");
         assert_eq!(get(&c, 7, 0).ebx, 1 << 5, "only the avx2 asked for");
         let bad = CpuSpec {
-            model: CpuModel::Host,
+            model: CpuModel::Host { migratable: true },
             flags: vec![("frobnicate".into(), true)],
         };
         assert_eq!(

@@ -14,6 +14,8 @@ pub enum ArgType {
     Bool,
     /// `[str]`: a list of enum strings (`qmp_capabilities`'s `enable`).
     StrList,
+    /// A JSON object (a struct argument, checked by its command).
+    Object,
 }
 
 /// One parameter of a command.
@@ -57,6 +59,8 @@ fn type_ok(ty: ArgType, v: &Value) -> Result<(), &'static str> {
         ArgType::Bool => Err("boolean"),
         ArgType::StrList if v.is_array() => Ok(()),
         ArgType::StrList => Err("array"),
+        ArgType::Object if v.is_object() => Ok(()),
+        ArgType::Object => Err("object"),
     }
 }
 

@@ -2,7 +2,8 @@
 
 use crate::error::QmpError;
 use crate::types::{
-    BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, KvmInfo, PciInfo, RunState, VersionInfo,
+    BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, KvmInfo,
+    PciInfo, RunState, VersionInfo,
 };
 
 /// The VM as the monitor sees it. rvirt-vmm implements this; the monitor
@@ -101,6 +102,21 @@ pub trait MonitorBackend: Send + Sync {
     /// for a machine without PCI).
     fn query_pci(&self) -> Result<Vec<PciInfo>, QmpError> {
         Ok(Vec::new())
+    }
+
+    /// `query-cpu-definitions`: the CPU models `-cpu` takes and what of
+    /// each this host lacks.
+    fn cpu_definitions(&self) -> Result<Vec<CpuDefinitionInfo>, QmpError> {
+        Err(QmpError::generic("CPU definitions are not available"))
+    }
+
+    /// `query-cpu-model-expansion` of `model` (`full`: every property;
+    /// else `static`): the features it has on this host, as booleans.
+    fn cpu_model_expansion(&self, model: &str, full: bool) -> Result<CpuModelInfo, QmpError> {
+        let _ = full;
+        Err(QmpError::generic(format!(
+            "The CPU definition '{model}' cannot be expanded"
+        )))
     }
 
     /// The version reported in the greeting, `query-version` and

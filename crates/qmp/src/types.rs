@@ -537,3 +537,60 @@ mod tests {
         );
     }
 }
+
+/// One entry of `query-cpu-definitions`: a CPU model and whether this
+/// host (KVM) can run it; `unavailable_features` empty means usable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CpuDefinitionInfo {
+    pub name: String,
+    pub typename: String,
+    pub unavailable_features: Vec<String>,
+    #[serde(rename = "static")]
+    pub static_: bool,
+    pub migration_safe: bool,
+    pub deprecated: bool,
+}
+
+impl CpuDefinitionInfo {
+    /// An x86_64 model as QEMU 7.2 lists it.
+    pub fn x86_64(name: &str, unavailable_features: Vec<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            typename: format!("{name}-x86_64-cpu"),
+            unavailable_features,
+            static_: false,
+            migration_safe: true,
+            deprecated: false,
+        }
+    }
+}
+
+/// `CpuModelInfo`: a model and its properties (feature name: on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuModelInfo {
+    pub name: String,
+    #[serde(default)]
+    pub props: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl CpuModelInfo {
+    /// Model `name` with each of `features` on.
+    pub fn with_features<'a>(name: &str, features: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            name: name.to_string(),
+            props: features
+                .into_iter()
+                .map(|f| (f.to_string(), serde_json::Value::Bool(true)))
+                .collect(),
+        }
+    }
+
+    /// The features that are on.
+    pub fn features_on(&self) -> impl Iterator<Item = &str> {
+        self.props
+            .iter()
+            .filter(|(_, v)| v.as_bool() == Some(true))
+            .map(|(k, _)| k.as_str())
+    }
+}

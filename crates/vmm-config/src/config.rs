@@ -10,10 +10,13 @@ use crate::smp::Smp;
 /// `-cpu`: a model and its feature flags, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuConfig {
-    /// `host`, `max`, `qemu64` or `kvm64`.
+    /// `host`, `max` or a model of `caps::CPU_MODELS`.
     pub model: String,
     /// (feature, on) in the order given.
     pub flags: Vec<(String, bool)>,
+    /// `migratable=` (on by default, as QEMU's): whether `host`/`max`
+    /// leave out what a migration could not keep.
+    pub migratable: bool,
 }
 
 impl Default for CpuConfig {
@@ -23,6 +26,7 @@ impl Default for CpuConfig {
         CpuConfig {
             model: "qemu64".into(),
             flags: Vec::new(),
+            migratable: true,
         }
     }
 }

@@ -245,8 +245,13 @@ impl Vmm {
             boot_cpus: smp.cpus,
             cpu: CpuSpec {
                 model: match self.config.cpu.model.as_str() {
-                    "host" | "max" => CpuModel::Host,
-                    _ => CpuModel::Qemu64,
+                    "host" | "max" => CpuModel::Host {
+                        migratable: self.config.cpu.migratable,
+                    },
+                    // The parser lets only the table's models through.
+                    name => CpuModel::Named(
+                        rvirt_vmm_config::caps::cpu_model(name).map_or(&[], |m| m.features),
+                    ),
                 },
                 flags: self.config.cpu.flags.clone(),
             },

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rvirt_qmp::{
-    BlockInfo, BlockStats, ChardevInfo, CpuInfoFast, CpuProps, Event as QmpEvent, EventBus,
-    MonitorBackend, MonitorServer, PciInfo, QmpError, RunState, ShutdownCause,
+    BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, CpuProps,
+    Event as QmpEvent, EventBus, MonitorBackend, MonitorServer, PciInfo, QmpError, RunState,
+    ShutdownCause,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 
@@ -44,7 +45,43 @@ impl Backend {
     }
 }
 
+/// KVM's CPUID on this host, for the CPU model queries (read from
+/// `/dev/kvm`, not from the VM: it answers under `-machine none` too, as
+/// libvirt's capability probe runs it).
+fn kvm_cpuid() -> Result<kvm_bindings::CpuId, QmpError> {
+    rvirt_machine::cpuid::kvm_supported()
+        .map_err(|e| QmpError::generic(format!("cannot read KVM's CPUID: {e}")))
+}
+
 impl MonitorBackend for Backend {
+    fn cpu_definitions(&self) -> Result<Vec<CpuDefinitionInfo>, QmpError> {
+        let kvm = kvm_cpuid()?;
+        let host = CpuDefinitionInfo::x86_64("host", Vec::new());
+        let max = CpuDefinitionInfo::x86_64("max", Vec::new());
+        let models = rvirt_vmm_config::caps::CPU_MODELS.iter().map(|m| {
+            let missing = rvirt_machine::cpuid::unavailable_features(&kvm, m.features);
+            CpuDefinitionInfo::x86_64(m.name, missing)
+        });
+        Ok([host, max].into_iter().chain(models).collect())
+    }
+
+    fn cpu_model_expansion(&self, model: &str, full: bool) -> Result<CpuModelInfo, QmpError> {
+        let _ = full;
+        let kvm = kvm_cpuid()?;
+        let on: Vec<&str> = match model {
+            "host" | "max" => rvirt_machine::cpuid::supported_features(&kvm),
+            name => match rvirt_vmm_config::caps::cpu_model(name) {
+                Some(m) => m.features.to_vec(),
+                None => {
+                    return Err(QmpError::generic(format!(
+                        "The CPU definition '{name}' is unknown."
+                    )))
+                }
+            },
+        };
+        Ok(CpuModelInfo::with_features(model, on))
+    }
+
     fn status(&self) -> RunState {
         self.state.status()
     }

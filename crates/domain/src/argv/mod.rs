@@ -342,8 +342,13 @@ fn cpu(dom: &Domain, b: &mut Builder) -> Option<String> {
                         cpu.line.0,
                         "cpu",
                         format!(
-                            "model '{}' is not supported (only qemu64, kvm64, host-model, host-passthrough, maximum)",
-                            m.name
+                            "model '{}' is not supported (only host-model, host-passthrough, maximum and {})",
+                            m.name,
+                            rvirt_vmm_config::caps::CPU_MODELS
+                                .iter()
+                                .map(|m| m.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     );
                 }

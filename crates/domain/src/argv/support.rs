@@ -52,6 +52,21 @@ pub fn device(kind: &str, variant: Option<&str>) -> Support {
         .map_or(Refused, |(_, _, s)| *s)
 }
 
+/// The running domain as clients should see it: what derivation leaves
+/// off that a client would try to use is not shown. A `<graphics>` in
+/// the live XML makes virt-viewer and virt-manager connect to a display
+/// server that does not exist (virt-viewer waits for it forever), and a
+/// `<channel>` promises a guest agent or spice channel nobody serves.
+/// The persistent definition keeps both, as written.
+pub fn live_view(dom: &crate::Domain) -> crate::Domain {
+    let mut live = dom.clone();
+    live.devices
+        .others
+        .retain(|o| !(o.kind() == "graphics" && device("graphics", o.dev_type()) != Emulated));
+    live.devices.channels.clear();
+    live
+}
+
 /// The `-device` driver for a disk on `bus`, if rvirt-vmm has one.
 pub fn disk_driver(bus: &str) -> Option<&'static str> {
     match bus {
@@ -165,7 +180,25 @@ mod tests {
             .contains("'connect' mode"));
         assert!(chardev_backend("tcp", Some("bind")).is_err());
         assert!(cpu_model("qemu64") && cpu_model("host"));
-        assert!(!cpu_model("Nehalem"));
+        assert!(cpu_model("Nehalem") && !cpu_model("Skylake-Client"));
+    }
+
+    #[test]
+    fn the_live_view_shows_no_display_and_no_channel() {
+        let dom = crate::Domain::from_xml(
+            "<domain type='kvm'><name>g</name><memory>65536</memory><os><type>hvm</type></os>\
+             <devices><graphics type='vnc' port='-1'/><video><model type='vga'/></video>\
+             <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\
+             </devices></domain>",
+        )
+        .unwrap();
+        let live = live_view(&dom).to_xml();
+        assert!(
+            !live.contains("<graphics") && !live.contains("<channel"),
+            "{live}"
+        );
+        assert!(live.contains("<video"), "{live}");
+        assert!(dom.to_xml().contains("<graphics"));
         assert!(machine("pc-q35-7.2") && machine("microvm") && !machine("virt"));
         assert!(clock_offset("utc") && !clock_offset("localtime"));
     }

@@ -92,6 +92,16 @@ const COMMANDS: &[Command] = &[
         run: query::balloon,
     },
     Command {
+        name: "query-cpu-definitions",
+        params: NO_PARAMS,
+        run: query::cpu_definitions,
+    },
+    Command {
+        name: "query-cpu-model-expansion",
+        params: query::CPU_MODEL_EXPANSION_PARAMS,
+        run: query::cpu_model_expansion,
+    },
+    Command {
         name: "balloon",
         params: control::BALLOON_PARAMS,
         run: control::balloon,

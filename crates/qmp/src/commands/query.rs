@@ -71,3 +71,33 @@ pub(super) fn pci(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
 pub(super) fn balloon(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
     Ok(json!({ "actual": b.query_balloon()? }))
 }
+
+pub(super) fn cpu_definitions(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.cpu_definitions()?)
+}
+
+/// The parameters of `query-cpu-model-expansion` (qapi/machine-target.json).
+pub(crate) const CPU_MODEL_EXPANSION_PARAMS: &[Param] = &[
+    Param::required("type", ArgType::Str),
+    Param::required("model", ArgType::Object),
+];
+
+pub(super) fn cpu_model_expansion(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    let full = match args.get("type").and_then(Value::as_str) {
+        Some("full") => true,
+        Some("static") => false,
+        _ => {
+            return Err(QmpError::invalid_parameter_value(
+                "type",
+                "CpuModelExpansionType",
+            ))
+        }
+    };
+    let model: crate::types::CpuModelInfo = args
+        .get("model")
+        .cloned()
+        .and_then(|m| serde_json::from_value(m).ok())
+        .ok_or_else(|| QmpError::invalid_parameter_type("model", "object"))?;
+    let expanded = b.cpu_model_expansion(&model.name, full)?;
+    Ok(json!({ "model": expanded }))
+}

@@ -124,7 +124,7 @@ pub fn usage() -> String {
          \x20 -name [guest=]NAME[,debug-threads=on]  VM name\n\
          \x20 -machine|-M TYPE[,accel=kvm]           pc, q35, microvm, pc-i440fx-X.Y, … (one x86 machine)\n\
          \x20 -accel kvm, -enable-kvm                 KVM (the only accelerator)\n\
-         \x20 -cpu MODEL[,+FEAT|-FEAT|FEAT=on|off]    host, max, qemu64, kvm64\n\
+         \x20 -cpu MODEL[,+FEAT|-FEAT|FEAT=on|off]    host, max, qemu64, kvm64, Nehalem … Skylake-Server-noTSX-IBRS\n\
          \x20 -m [size=]SIZE                          RAM: 5000 (MiB), 512M, 4G\n\
          \x20 -smp [cpus=]N[,sockets=,dies=,cores=,threads=,maxcpus=]\n\
          \x20 -uuid UUID\n\
@@ -742,12 +742,17 @@ fn parse_cpu(v: &str) -> Result<CpuConfig, ConfigError> {
     let mut parts = v.split(',');
     let model = parts.next().unwrap_or_default().to_string();
     if !crate::caps::is_known_cpu_model(&model) {
+        let known: Vec<&str> = crate::caps::CPU_MODELS.iter().map(|m| m.name).collect();
         return Err(ConfigError::new(
             "-cpu",
-            format!("unable to find CPU model '{model}' (rvirt knows host, max, qemu64, kvm64)"),
+            format!(
+                "unable to find CPU model '{model}' (rvirt knows host, max, {})",
+                known.join(", ")
+            ),
         ));
     }
     let mut flags = Vec::new();
+    let mut migratable = true;
     for p in parts.filter(|p| !p.is_empty()) {
         let flag = if let Some(f) = p.strip_prefix('+') {
             (f.to_string(), true)
@@ -771,9 +776,19 @@ fn parse_cpu(v: &str) -> Result<CpuConfig, ConfigError> {
         if flag.0.is_empty() {
             return Err(ConfigError::new("-cpu", format!("invalid feature '{p}'")));
         }
+        // A property of the CPU object, not a CPUID feature: QEMU's
+        // `migratable` (libvirt's host-passthrough sets it either way).
+        if flag.0 == "migratable" {
+            migratable = flag.1;
+            continue;
+        }
         flags.push(flag);
     }
-    Ok(CpuConfig { model, flags })
+    Ok(CpuConfig {
+        model,
+        flags,
+        migratable,
+    })
 }
 
 #[cfg(test)]

@@ -193,6 +193,19 @@ fn each_option_form() {
         .pvpanic
     );
     assert_eq!(run(&with_kernel(&["-cpu", "host"])).cpu.model, "host");
+    // libvirt's host-passthrough: `migratable` is the CPU's property, not
+    // a CPUID feature.
+    let c = run(&with_kernel(&["-cpu", "host,migratable=on"])).cpu;
+    assert!(c.migratable && c.flags.is_empty());
+    let c = run(&with_kernel(&["-cpu", "max,migratable=off,+avx"])).cpu;
+    assert!(!c.migratable);
+    assert_eq!(c.flags, [("avx".to_string(), true)]);
+    assert_eq!(
+        run(&with_kernel(&["-cpu", "Haswell-noTSX,vmx=on"]))
+            .cpu
+            .model,
+        "Haswell-noTSX"
+    );
     assert_eq!(parse(&["-version"]).unwrap(), Action::Version);
     assert_eq!(parse(&["-help"]).unwrap(), Action::Help);
     assert!(usage().contains("-no-user-config"));

@@ -95,7 +95,7 @@ impl DomainDriver {
                 )));
             }
         }
-        let mut live = (*def).clone();
+        let mut live = rvirt_domain::argv::support::live_view(&def);
         super::ptys::annotate(&mut live, &qmp);
         super::nics::annotate(&mut live, &started.taps);
         if let Some(label) = held.label {

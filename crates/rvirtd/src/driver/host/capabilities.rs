@@ -2,8 +2,10 @@
 //! host and rvirt-vmm offer, in libvirt's XML layouts, built as XML trees.
 //! virt-manager refuses a connection without the first (it reads the host
 //! arch, the guest's arch, domain type and machine types) and reads the
-//! second for the VM window. The machines and CPU models are rvirt-vmm's
-//! own table (`rvirt_vmm_config::caps`).
+//! second for the VM window (virt-install for its default CPU). The
+//! machines and CPU models are rvirt-vmm's own table
+//! (`rvirt_vmm_config::caps`); which models this host runs, and which of
+//! them the host CPU is, come from rvirt-vmm's probe (`cpu_probe`).
 
 use std::path::Path;
 
@@ -11,8 +13,9 @@ use rvirt_domain::xml::{self, Element};
 use rvirt_remote::calls::ConnectGetDomainCapabilitiesArgs;
 use rvirt_remote::error::{code, from};
 use rvirt_remote::RemoteError;
-use rvirt_vmm_config::caps::{self, MACHINES, NAMED_CPU_MODELS};
+use rvirt_vmm_config::caps::{self, CPU_MODELS, MACHINES};
 
+use super::cpu_probe::CpuFacts;
 use super::info::{self as hostinfo, CpuInfo};
 
 /// `<name>text</name>`.
@@ -53,10 +56,14 @@ fn document(root: &Element) -> String {
     out
 }
 
-fn host_cpu(arch: &str, cpu: &CpuInfo) -> Element {
+/// The host CPU as libvirt describes it: a model of the table (never the
+/// brand string: clients copy it into `-cpu`), its vendor, the topology,
+/// then the features the host has beyond the model.
+fn host_cpu(arch: &str, cpu: &CpuInfo, facts: Option<&CpuFacts>) -> Element {
     let mut e = with("cpu", [text("arch", arch)]);
-    if let Some(m) = &cpu.model {
-        e.push(text("model", m.clone()));
+    let host_model = facts.map(|f| f.host_model(cpu.vendor.as_deref()));
+    if let Some(m) = &host_model {
+        e.push(text("model", m.model.name));
     }
     if let Some(v) = &cpu.vendor {
         e.push(text("vendor", v.clone()));
@@ -75,6 +82,9 @@ fn host_cpu(arch: &str, cpu: &CpuInfo) -> Element {
             ("threads", &threads),
         ],
     ));
+    for f in host_model.iter().flat_map(|m| &m.require) {
+        e.push(empty("feature", &[("name", f)]));
+    }
     e.push(empty("pages", &[("unit", "KiB"), ("size", "4")]));
     e.push(empty("pages", &[("unit", "KiB"), ("size", "2048")]));
     e
@@ -105,17 +115,17 @@ fn cell_cpus(cpu: &CpuInfo) -> Element {
     e
 }
 
-pub fn capabilities_xml(vmm: &Path) -> String {
-    capabilities_for(vmm, &hostinfo::cpu_info(), hostinfo::memory_kib())
+pub fn capabilities_xml(vmm: &Path, facts: Option<&CpuFacts>) -> String {
+    capabilities_for(vmm, &hostinfo::cpu_info(), facts, hostinfo::memory_kib())
 }
 
-fn capabilities_for(vmm: &Path, cpu: &CpuInfo, mem_kib: u64) -> String {
+fn capabilities_for(vmm: &Path, cpu: &CpuInfo, facts: Option<&CpuFacts>, mem_kib: u64) -> String {
     let arch = std::env::consts::ARCH;
     let mut host = Element::new("host");
     if let Some(u) = hostinfo::host_uuid() {
         host.push(text("uuid", u));
     }
-    host.push(host_cpu(arch, cpu));
+    host.push(host_cpu(arch, cpu, facts));
     host.push(Element::new("power_management"));
     host.push(empty("iommu", &[("support", "no")]));
     host.push(with("migration_features", [Element::new("live")]));
@@ -165,6 +175,52 @@ fn capabilities_for(vmm: &Path, cpu: &CpuInfo, mem_kib: u64) -> String {
     document(&with("capabilities", [host, guest]))
 }
 
+/// The domain capabilities' `<cpu>`: host-passthrough and maximum, each
+/// migratable or not (`-cpu host|max,migratable=on|off`); host-model as
+/// the model closest to the host with the features to add and take away
+/// (`fallback='forbid'`: clients take host-model as safe only then); the
+/// named models with their usability on this host. Without the probe's
+/// facts host-model is unsupported and usability unknown.
+fn domain_cpu(facts: Option<&CpuFacts>, vendor: Option<&str>) -> Element {
+    let mode =
+        |name: &str, supported: &str| empty("mode", &[("name", name), ("supported", supported)]);
+    let mut passthrough = mode("host-passthrough", "yes");
+    passthrough.push(enumeration("hostPassthroughMigratable", &["on", "off"]));
+    let mut maximum = mode("maximum", "yes");
+    maximum.push(enumeration("maximumMigratable", &["on", "off"]));
+    let host_model = match facts {
+        Some(f) => {
+            let m = f.host_model(vendor);
+            let mut e = mode("host-model", "yes");
+            e.push(text("model", m.model.name).with_attr("fallback", Some("forbid")));
+            if let Some(v) = vendor {
+                e.push(text("vendor", v));
+            }
+            for (policy, names) in [("require", &m.require), ("disable", &m.disable)] {
+                for n in names {
+                    e.push(empty("feature", &[("policy", policy), ("name", n)]));
+                }
+            }
+            e
+        }
+        None => mode("host-model", "no"),
+    };
+    let mut custom = mode("custom", "yes");
+    for m in CPU_MODELS {
+        let usable = match facts {
+            Some(f) if f.usable(m.name) => "yes",
+            Some(_) => "no",
+            None => "unknown",
+        };
+        custom.push(
+            text("model", m.name)
+                .with_attr("usable", Some(usable))
+                .with_attr("vendor", Some(m.vendor.unwrap_or("unknown"))),
+        );
+    }
+    with("cpu", [passthrough, maximum, host_model, custom])
+}
+
 fn unsupported(msg: &str) -> RemoteError {
     RemoteError::new(code::INVALID_ARG, from::QEMU, Some(msg))
 }
@@ -176,6 +232,7 @@ fn unsupported(msg: &str) -> RemoteError {
 pub fn domain_capabilities_xml(
     vmm: &Path,
     a: &ConnectGetDomainCapabilitiesArgs,
+    facts: Option<&CpuFacts>,
 ) -> Result<String, RemoteError> {
     let arch = std::env::consts::ARCH;
     let vmm_path = vmm.to_string_lossy();
@@ -205,20 +262,7 @@ pub fn domain_capabilities_xml(
             "the machine '{machine}' is not supported by emulator '{vmm_path}'"
         )));
     }
-    let mode =
-        |name: &str, supported: &str| empty("mode", &[("name", name), ("supported", supported)]);
-    let mut passthrough = mode("host-passthrough", "yes");
-    passthrough.push(enumeration("hostPassthroughMigratable", &["off"]));
-    let mut maximum = mode("maximum", "yes");
-    maximum.push(enumeration("maximumMigratable", &["off"]));
-    let mut custom = mode("custom", "yes");
-    for m in NAMED_CPU_MODELS {
-        custom.push(
-            text("model", *m)
-                .with_attr("usable", Some("yes"))
-                .with_attr("vendor", Some("unknown")),
-        );
-    }
+    let cpu = domain_cpu(facts, hostinfo::cpu_info().vendor.as_deref());
     let unsupported_el = |name: &'static str| empty(name, &[("supported", "no")]);
     let mut os = with(
         "os",
@@ -261,10 +305,7 @@ pub fn domain_capabilities_xml(
             empty("vcpu", &[("max", &rvirt_domain::MAX_VCPUS.to_string())]),
             empty("iothreads", &[("supported", "no")]),
             os,
-            with(
-                "cpu",
-                [passthrough, maximum, mode("host-model", "no"), custom],
-            ),
+            cpu,
             unsupported_el("memoryBacking"),
             devices,
             with(
@@ -297,9 +338,29 @@ mod tests {
              processor\t: 1\nvendor_id\t: AuthenticAMD\nphysical id\t: 0\ncore id\t\t: 0\ncpu cores\t: 1\n",
             2,
         );
-        let x = capabilities_for(std::path::Path::new("/opt/rvirt-vmm"), &cpu, 4_000_000);
+        let facts = CpuFacts {
+            models: Vec::new(),
+            host_features: caps::cpu_model("kvm64")
+                .unwrap()
+                .features
+                .iter()
+                .chain(&["ss"])
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        let x = capabilities_for(
+            std::path::Path::new("/opt/rvirt-vmm"),
+            &cpu,
+            Some(&facts),
+            4_000_000,
+        );
+        assert!(
+            !x.contains("AMD EPYC"),
+            "the brand string is no model:\n{x}"
+        );
         for want in [
-            "<model>AMD EPYC</model>",
+            "<model>kvm64</model>",
+            "<feature name='ss'/>",
             "<vendor>AMD</vendor>",
             "<topology sockets='1' dies='1' cores='1' threads='2'/>",
             "<memory unit='KiB'>4000000</memory>",
@@ -330,13 +391,52 @@ mod tests {
     #[test]
     fn domain_capabilities_check_their_arguments() {
         let vmm = std::path::Path::new("/opt/rvirt-vmm");
-        let x = domain_capabilities_xml(vmm, &args(None, None, None)).unwrap();
+        let x = domain_capabilities_xml(vmm, &args(None, None, None), None).unwrap();
         assert!(x.contains("<machine>pc</machine>") && x.contains("<domain>kvm</domain>"));
-        let x = domain_capabilities_xml(vmm, &args(Some("/opt/rvirt-vmm"), Some("microvm"), None))
-            .unwrap();
+        let x = domain_capabilities_xml(
+            vmm,
+            &args(Some("/opt/rvirt-vmm"), Some("microvm"), None),
+            None,
+        )
+        .unwrap();
         assert!(x.contains("<machine>microvm</machine>"), "{x}");
-        assert!(domain_capabilities_xml(vmm, &args(None, Some("virt"), None)).is_err());
-        assert!(domain_capabilities_xml(vmm, &args(None, None, Some("xen"))).is_err());
-        assert!(domain_capabilities_xml(vmm, &args(Some("/usr/bin/qemu"), None, None)).is_err());
+        assert!(domain_capabilities_xml(vmm, &args(None, Some("virt"), None), None).is_err());
+        assert!(domain_capabilities_xml(vmm, &args(None, None, Some("xen")), None).is_err());
+        assert!(
+            domain_capabilities_xml(vmm, &args(Some("/usr/bin/qemu"), None, None), None).is_err()
+        );
+    }
+
+    #[test]
+    fn domain_capabilities_cpu_modes() {
+        let facts = CpuFacts {
+            models: vec![
+                ("kvm64".into(), Vec::new()),
+                ("Nehalem".into(), vec!["pni".into()]),
+            ],
+            host_features: caps::cpu_model("kvm64")
+                .unwrap()
+                .features
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        let mut out = String::new();
+        xml::write(&mut out, &domain_cpu(Some(&facts), Some("Intel")), 0);
+        for want in [
+            "<enum name='hostPassthroughMigratable'>\n      <value>on</value>\n      <value>off</value>",
+            "<mode name='host-model' supported='yes'>\n    <model fallback='forbid'>kvm64</model>\n    <vendor>Intel</vendor>",
+            "<model usable='yes' vendor='unknown'>kvm64</model>",
+            "<model usable='no' vendor='Intel'>Nehalem</model>",
+        ] {
+            assert!(out.contains(want), "{want} missing:\n{out}");
+        }
+        let mut out = String::new();
+        xml::write(&mut out, &domain_cpu(None, Some("Intel")), 0);
+        assert!(
+            out.contains("<mode name='host-model' supported='no'/>"),
+            "{out}"
+        );
+        assert!(out.contains("usable='unknown'"), "{out}");
     }
 }

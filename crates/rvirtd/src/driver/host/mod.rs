@@ -2,9 +2,11 @@
 //! host name, node facts, capabilities).
 
 pub mod capabilities;
+pub mod cpu_probe;
 pub mod info;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rvirt_remote::calls::*;
 use rvirt_remote::consts::version_number;
@@ -24,6 +26,12 @@ pub struct HostDriver {
     mode: Mode,
     /// The rvirt-vmm executable: the emulator the capabilities name.
     vmm: PathBuf,
+    /// Where the CPU probe's monitor socket goes for a moment.
+    probe_dir: PathBuf,
+    /// What rvirt-vmm said of this host's CPUs: probed on first use and
+    /// kept (a failed probe too, logged once), as libvirt caches QEMU's
+    /// capabilities.
+    cpu: Mutex<Option<Option<Arc<cpu_probe::CpuFacts>>>>,
 }
 
 impl HostDriver {
@@ -31,7 +39,26 @@ impl HostDriver {
         HostDriver {
             mode: cfg.tree.mode,
             vmm: cfg.vmm.clone(),
+            probe_dir: cfg.tree.state_dir.clone(),
+            cpu: Mutex::new(None),
         }
+    }
+
+    /// The CPU facts of this host, probing rvirt-vmm the first time.
+    pub fn cpu_facts(&self) -> Option<Arc<cpu_probe::CpuFacts>> {
+        let mut cached = self.cpu.lock().unwrap_or_else(PoisonError::into_inner);
+        cached
+            .get_or_insert_with(|| match cpu_probe::probe(&self.vmm, &self.probe_dir) {
+                Ok(f) => {
+                    tracing::info!(host_features = f.host_features.len(), "CPU models probed");
+                    Some(Arc::new(f))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error_chain(&e), "cannot probe rvirt-vmm's CPU models");
+                    None
+                }
+            })
+            .clone()
     }
 }
 
@@ -108,7 +135,7 @@ impl<'a> HostCalls<Call<'a>> for HostDriver {
         _a: (),
     ) -> Result<CapabilitiesRet, RemoteError> {
         Ok(CapabilitiesRet {
-            capabilities: capabilities::capabilities_xml(&self.vmm),
+            capabilities: capabilities::capabilities_xml(&self.vmm, self.cpu_facts().as_deref()),
         })
     }
 
@@ -118,7 +145,11 @@ impl<'a> HostCalls<Call<'a>> for HostDriver {
         a: ConnectGetDomainCapabilitiesArgs,
     ) -> Result<CapabilitiesRet, RemoteError> {
         Ok(CapabilitiesRet {
-            capabilities: capabilities::domain_capabilities_xml(&self.vmm, &a)?,
+            capabilities: capabilities::domain_capabilities_xml(
+                &self.vmm,
+                &a,
+                self.cpu_facts().as_deref(),
+            )?,
         })
     }
 
