@@ -116,6 +116,41 @@ pub mod xml_flags {
 
 /// `VIR_DOMAIN_START_PAUSED`, for DOMAIN_CREATE_WITH_FLAGS and CREATE_XML.
 pub const VIR_DOMAIN_START_PAUSED: u32 = 1 << 0;
+
+/// `virDomainCreateFlags` of DOMAIN_CREATE_WITH_FLAGS and CREATE_XML.
+pub mod start_flags {
+    pub const PAUSED: u32 = 1 << 0;
+    /// Destroyed when the connection that started it closes.
+    pub const AUTODESTROY: u32 = 1 << 1;
+    pub const BYPASS_CACHE: u32 = 1 << 2;
+    pub const FORCE_BOOT: u32 = 1 << 3;
+    /// CREATE_XML: validate against the schema (CREATE_WITH_FLAGS:
+    /// RESET_NVRAM).
+    pub const VALIDATE: u32 = 1 << 4;
+}
+
+/// `virDomainShutdownFlagValues` / `virDomainRebootFlagValues`: the modes.
+pub mod shutdown_modes {
+    pub const ACPI_POWER_BTN: u32 = 1 << 0;
+    pub const GUEST_AGENT: u32 = 1 << 1;
+    pub const INITCTL: u32 = 1 << 2;
+    pub const SIGNAL: u32 = 1 << 3;
+    pub const PARAVIRT: u32 = 1 << 4;
+}
+
+/// `VIR_DOMAIN_DESTROY_GRACEFUL`: SIGTERM only, never SIGKILL.
+pub const VIR_DOMAIN_DESTROY_GRACEFUL: u32 = 1 << 0;
+
+/// `virDomainUndefineFlagsValues`: managed save, snapshot and checkpoint
+/// metadata, NVRAM and TPM state (none of which rvirt keeps).
+pub const VIR_DOMAIN_UNDEFINE_ALL: u32 = 0x7f;
+
+/// `virDomainModificationImpact`: AFFECT_LIVE, AFFECT_CONFIG.
+pub mod affect {
+    pub const CURRENT: u32 = 0;
+    pub const LIVE: u32 = 1 << 0;
+    pub const CONFIG: u32 = 1 << 1;
+}
 /// `VIR_DOMAIN_CONSOLE_FORCE`, for DOMAIN_OPEN_CONSOLE.
 pub const VIR_DOMAIN_CONSOLE_FORCE: u32 = 1 << 0;
 /// `VIR_DOMAIN_EVENT_ID_LIFECYCLE`, the event id of CALLBACK_REGISTER_ANY.

@@ -266,6 +266,23 @@ impl RemoteError {
         Self::new(code::NO_SUPPORT, from::DOMAIN, Some(api))
     }
 
+    /// libvirt's `virCheckFlags`: VIR_ERR_INVALID_ARG naming the flags
+    /// outside `supported` and the driver function (`qemuDomainReboot`)
+    /// that refused them.
+    pub fn check_flags(flags: u32, supported: u32, function: &str) -> Result<(), Self> {
+        let extra = flags & !supported;
+        if extra == 0 {
+            return Ok(());
+        }
+        Err(Self::new(
+            code::INVALID_ARG,
+            from::QEMU,
+            Some(&format!(
+                "unsupported flags (0x{extra:x}) in function {function}"
+            )),
+        ))
+    }
+
     /// VIR_ERR_RPC for a procedure number the daemon does not know.
     pub fn unknown_procedure(proc_: i32) -> Self {
         Self::new(
@@ -323,6 +340,17 @@ mod tests {
             "Domain not found: no domain with matching name 'nosuchdomain'"
         );
         assert_eq!(from_bytes::<RemoteError>(&to_bytes(&e)).unwrap(), e);
+    }
+
+    #[test]
+    fn unsupported_flags_as_vir_check_flags_words_them() {
+        assert!(RemoteError::check_flags(3, 3, "f").is_ok());
+        let e = RemoteError::check_flags(0x14, 1, "qemuDomainShutdownFlags").unwrap_err();
+        assert_eq!(e.code, code::INVALID_ARG);
+        assert_eq!(
+            e.to_string(),
+            "invalid argument: unsupported flags (0x14) in function qemuDomainShutdownFlags"
+        );
     }
 
     #[test]

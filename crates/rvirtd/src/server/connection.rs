@@ -29,6 +29,7 @@ pub fn serve(drivers: &Drivers, mut stream: UnixStream) -> io::Result<()> {
     drivers.events.attach(&sub);
     let client = Client::new(sub);
     let result = read_loop(drivers, &client, &mut stream);
+    drivers.domain.autodestroy(client.autodestroy.take());
     client.streams.close_all();
     client.sub.outbox.close();
     result

@@ -35,6 +35,9 @@ pub struct Client {
     /// Started when the client asks whether keepalive is supported, as
     /// libvirtd starts it.
     pub keepalive: RefCell<Option<KeepaliveTracker>>,
+    /// Domains it started with VIR_DOMAIN_START_AUTODESTROY (each with the
+    /// id of that run): destroyed when the connection goes away.
+    pub autodestroy: RefCell<Vec<rvirt_remote::NonnullDomain>>,
 }
 
 impl Client {
@@ -44,6 +47,7 @@ impl Client {
             streams: Streams::default(),
             read_only: Cell::new(false),
             keepalive: RefCell::new(None),
+            autodestroy: RefCell::new(Vec::new()),
         }
     }
 }

@@ -187,10 +187,30 @@ impl DomainDriver {
     /// DOMAIN_DESTROY: SIGTERM, then SIGKILL after the grace period;
     /// returns once the domain is shut off.
     pub fn destroy(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        self.destroy_with(dom, false)
+    }
+
+    /// DOMAIN_DESTROY_FLAGS: `graceful` (VIR_DOMAIN_DESTROY_GRACEFUL)
+    /// sends SIGTERM only and fails, as libvirt does, when the process
+    /// outlives the grace period.
+    pub fn destroy_with(&self, dom: &NonnullDomain, graceful: bool) -> Result<(), RemoteError> {
         let (job, _) = self.job_of(dom)?;
         let _job = lock(&job);
         let (name, run) = self.running(dom)?;
         run.set_stop_reason(shutoff_reason::DESTROYED);
+        if graceful {
+            run.child.signal(Signal::TERM);
+            if !run.child.wait(Some(self.destroy_grace)) {
+                return Err(RemoteError::new(
+                    rvirt_remote::error::code::SYSTEM_ERROR,
+                    rvirt_remote::error::from::QEMU,
+                    Some(&format!(
+                        "Failed to terminate process {} with SIGTERM: Device or resource busy",
+                        run.pid()
+                    )),
+                ));
+            }
+        }
         // The process first, then the follower's bookkeeping: destroy
         // returns once the domain is shut off.
         let gone = run.child.stop(self.destroy_grace);
@@ -202,6 +222,25 @@ impl DomainDriver {
             )));
         }
         Ok(())
+    }
+
+    /// Destroys the domains a closing connection started with
+    /// VIR_DOMAIN_START_AUTODESTROY, each only if it still runs the run
+    /// that connection started (the same id), as libvirt's autodestroy.
+    pub fn autodestroy(&self, doms: Vec<NonnullDomain>) {
+        for dom in doms {
+            let same_run = self
+                .reg()
+                .resolve(&dom)
+                .is_ok_and(|e| e.is_active() && e.id() == dom.id);
+            if !same_run {
+                continue;
+            }
+            tracing::info!(domain = %dom.name, "autodestroy: its connection closed");
+            if let Err(e) = self.destroy(&dom) {
+                tracing::warn!(domain = %dom.name, error = %e, "autodestroy failed");
+            }
+        }
     }
 
     /// DOMAIN_SHUTDOWN: presses the ACPI power button; the domain shuts

@@ -97,7 +97,8 @@ impl DomainDriver {
 
     pub fn vcpus_flags(&self, dom: &NonnullDomain, flags: u32) -> Result<i32, RemoteError> {
         if flags & VCPU_GUEST != 0 {
-            return Err(RemoteError::no_support("virDomainGetVcpusFlags"));
+            self.reg().resolve(dom)?;
+            return Err(super::calls::agent_not_configured());
         }
         let reg = self.reg();
         let e = reg.resolve(dom)?;
