@@ -790,3 +790,167 @@ xdr_struct! {
         pub num: i32,
     }
 }
+
+/// `REMOTE_NODE_MAX_CELLS`.
+pub const REMOTE_NODE_MAX_CELLS: u32 = 1024;
+/// `REMOTE_DOMAIN_MEMORY_STATS_MAX`.
+pub const REMOTE_DOMAIN_MEMORY_STATS_MAX: u32 = 1024;
+/// `REMOTE_NODE_CPU_STATS_MAX` and `REMOTE_NODE_MEMORY_STATS_MAX`.
+pub const REMOTE_NODE_STATS_MAX: u32 = 16;
+
+xdr_struct! {
+    // ---- Device and resource edits ---------------------------------------
+
+    /// `{ dom; remote_nonnull_string xml; }`: attach_device, detach_device.
+    pub struct DomainDeviceArgs {
+        pub dom: NonnullDomain,
+        pub xml: String,
+    }
+
+    /// `{ dom; xml; unsigned int flags; }`: attach_device_flags,
+    /// detach_device_flags, update_device_flags.
+    pub struct DomainDeviceFlagsArgs {
+        pub dom: NonnullDomain,
+        pub xml: String,
+        pub flags: u32,
+    }
+
+    /// `{ dom; unsigned hyper memory; }` (KiB): set_memory, set_max_memory.
+    pub struct DomainSetMemoryArgs {
+        pub dom: NonnullDomain,
+        pub memory: u64,
+    }
+
+    /// `remote_domain_set_memory_flags_args`.
+    pub struct DomainSetMemoryFlagsArgs {
+        pub dom: NonnullDomain,
+        pub memory: u64,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_set_vcpus_args`.
+    pub struct DomainSetVcpusArgs {
+        pub dom: NonnullDomain,
+        pub nvcpus: u32,
+    }
+
+    /// `remote_domain_set_vcpus_flags_args`.
+    pub struct DomainSetVcpusFlagsArgs {
+        pub dom: NonnullDomain,
+        pub nvcpus: u32,
+        pub flags: u32,
+    }
+
+    // ---- Host facts and statistics --------------------------------------
+
+    /// `remote_node_get_free_memory_ret` (bytes).
+    pub struct NodeGetFreeMemoryRet {
+        pub free_mem: u64,
+    }
+
+    /// `remote_node_get_cells_free_memory_args`.
+    pub struct NodeGetCellsFreeMemoryArgs {
+        pub start_cell: i32,
+        pub maxcells: i32,
+    }
+
+    /// `remote_node_get_cells_free_memory_ret` (bytes per cell).
+    pub struct NodeGetCellsFreeMemoryRet {
+        pub cells: Vec<u64> [REMOTE_NODE_MAX_CELLS],
+    }
+
+    /// `remote_node_get_cpu_stats_args`.
+    pub struct NodeGetCpuStatsArgs {
+        pub cpu_num: i32,
+        pub nparams: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_node_get_cpu_stats` and `remote_node_get_memory_stats`:
+    /// one named counter.
+    pub struct NodeStat {
+        pub field: String,
+        pub value: u64,
+    }
+
+    /// `remote_node_get_cpu_stats_ret`, `remote_node_get_memory_stats_ret`.
+    pub struct NodeStatsRet {
+        pub params: Vec<NodeStat> [REMOTE_NODE_STATS_MAX],
+        pub nparams: i32,
+    }
+
+    /// `remote_node_get_memory_stats_args`.
+    pub struct NodeGetMemoryStatsArgs {
+        pub nparams: i32,
+        pub cell_num: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_get_job_info_ret`.
+    pub struct DomainGetJobInfoRet {
+        pub type_: i32,
+        pub time_elapsed: u64,
+        pub time_remaining: u64,
+        pub data_total: u64,
+        pub data_processed: u64,
+        pub data_remaining: u64,
+        pub mem_total: u64,
+        pub mem_processed: u64,
+        pub mem_remaining: u64,
+        pub file_total: u64,
+        pub file_processed: u64,
+        pub file_remaining: u64,
+    }
+
+    /// `remote_domain_memory_stats_args`.
+    pub struct DomainMemoryStatsArgs {
+        pub dom: NonnullDomain,
+        pub max_stats: u32,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_memory_stat`: a `VIR_DOMAIN_MEMORY_STAT_*` tag and
+    /// its value (KiB, or seconds for LAST_UPDATE).
+    pub struct DomainMemoryStat {
+        pub tag: i32,
+        pub val: u64,
+    }
+
+    /// `remote_domain_memory_stats_ret`.
+    pub struct DomainMemoryStatsRet {
+        pub stats: Vec<DomainMemoryStat> [REMOTE_DOMAIN_MEMORY_STATS_MAX],
+    }
+
+    /// `remote_domain_block_stats_args`.
+    pub struct DomainBlockStatsArgs {
+        pub dom: NonnullDomain,
+        pub path: String,
+    }
+
+    /// `remote_domain_block_stats_ret`.
+    pub struct DomainBlockStatsRet {
+        pub rd_req: i64,
+        pub rd_bytes: i64,
+        pub wr_req: i64,
+        pub wr_bytes: i64,
+        pub errs: i64,
+    }
+
+    /// `remote_domain_interface_stats_args`.
+    pub struct DomainInterfaceStatsArgs {
+        pub dom: NonnullDomain,
+        pub device: String,
+    }
+
+    /// `remote_domain_interface_stats_ret`.
+    pub struct DomainInterfaceStatsRet {
+        pub rx_bytes: i64,
+        pub rx_packets: i64,
+        pub rx_errs: i64,
+        pub rx_drop: i64,
+        pub tx_bytes: i64,
+        pub tx_packets: i64,
+        pub tx_errs: i64,
+        pub tx_drop: i64,
+    }
+}

@@ -169,6 +169,7 @@ fn templates(c: i32) -> (&'static str, &'static str) {
         code::NO_DOMAIN_METADATA => ("metadata not found", "metadata not found: %s"),
         code::OPERATION_UNSUPPORTED => ("Operation not supported", "Operation not supported: %s"),
         code::RESOURCE_BUSY => ("resource busy", "resource busy: %s"),
+        code::DEVICE_MISSING => ("device not found", "device not found: %s"),
         code::ACCESS_DENIED => ("access denied", "access denied: %s"),
         code::MULTIPLE_DOMAINS => (
             "multiple matching domains found",
@@ -266,6 +267,8 @@ impl RemoteError {
         Self::new(code::NO_SUPPORT, from::DOMAIN, Some(api))
     }
 
+    // Calls fail with libvirt's `remote_error` as the wire carries it.
+    #[allow(clippy::result_large_err)]
     /// libvirt's `virCheckFlags`: VIR_ERR_INVALID_ARG naming the flags
     /// outside `supported` and the driver function (`qemuDomainReboot`)
     /// that refused them.

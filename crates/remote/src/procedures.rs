@@ -255,6 +255,10 @@ procedures! {
         ConnectGetSysinfo(CONNECT_GET_SYSINFO) = 203: ConnectGetSysinfoArgs => ConnectGetSysinfoRet, r, connect_get_sysinfo;
         NodeGetCpuMap(NODE_GET_CPU_MAP) = 293: NodeGetCpuMapArgs => NodeGetCpuMapRet, r, node_get_cpu_map;
         ConnectGetDomainCapabilities(CONNECT_GET_DOMAIN_CAPABILITIES) = 342: ConnectGetDomainCapabilitiesArgs => CapabilitiesRet, r, connect_get_domain_capabilities;
+        NodeGetCellsFreeMemory(NODE_GET_CELLS_FREE_MEMORY) = 101: NodeGetCellsFreeMemoryArgs => NodeGetCellsFreeMemoryRet, r, node_get_cells_free_memory;
+        NodeGetFreeMemory(NODE_GET_FREE_MEMORY) = 102: () => NodeGetFreeMemoryRet, r, node_get_free_memory;
+        NodeGetCpuStats(NODE_GET_CPU_STATS) = 227: NodeGetCpuStatsArgs => NodeStatsRet, r, node_get_cpu_stats;
+        NodeGetMemoryStats(NODE_GET_MEMORY_STATS) = 228: NodeGetMemoryStatsArgs => NodeStatsRet, r, node_get_memory_stats;
     }
     /// Domains: definitions, lifecycle, queries, consoles, domain events.
     domain: DomainCalls {
@@ -315,6 +319,20 @@ procedures! {
         ConnectGetAllDomainStats(CONNECT_GET_ALL_DOMAIN_STATS) = 344: ConnectGetAllDomainStatsArgs => ConnectGetAllDomainStatsRet, r, connect_get_all_domain_stats;
         DomainDefineXmlFlags(DOMAIN_DEFINE_XML_FLAGS) = 350: DomainDefineXmlFlagsArgs => DomainRet, w, domain_define_xml_flags;
         DomainGetMessages(DOMAIN_GET_MESSAGES) = 426: DomainFlagsArgs => DomainGetMessagesRet, r, domain_get_messages;
+        DomainAttachDevice(DOMAIN_ATTACH_DEVICE) = 8: DomainDeviceArgs => (), w, domain_attach_device;
+        DomainDetachDevice(DOMAIN_DETACH_DEVICE) = 13: DomainDeviceArgs => (), w, domain_detach_device;
+        DomainSetMaxMemory(DOMAIN_SET_MAX_MEMORY) = 30: DomainSetMemoryArgs => (), w, domain_set_max_memory;
+        DomainSetMemory(DOMAIN_SET_MEMORY) = 31: DomainSetMemoryArgs => (), w, domain_set_memory;
+        DomainSetVcpus(DOMAIN_SET_VCPUS) = 32: DomainSetVcpusArgs => (), w, domain_set_vcpus;
+        DomainBlockStats(DOMAIN_BLOCK_STATS) = 64: DomainBlockStatsArgs => DomainBlockStatsRet, r, domain_block_stats;
+        DomainInterfaceStats(DOMAIN_INTERFACE_STATS) = 65: DomainInterfaceStatsArgs => DomainInterfaceStatsRet, r, domain_interface_stats;
+        DomainMemoryStats(DOMAIN_MEMORY_STATS) = 159: DomainMemoryStatsArgs => DomainMemoryStatsRet, r, domain_memory_stats;
+        DomainAttachDeviceFlags(DOMAIN_ATTACH_DEVICE_FLAGS) = 160: DomainDeviceFlagsArgs => (), w, domain_attach_device_flags;
+        DomainDetachDeviceFlags(DOMAIN_DETACH_DEVICE_FLAGS) = 161: DomainDeviceFlagsArgs => (), w, domain_detach_device_flags;
+        DomainGetJobInfo(DOMAIN_GET_JOB_INFO) = 163: DomainArgs => DomainGetJobInfoRet, r, domain_get_job_info;
+        DomainUpdateDeviceFlags(DOMAIN_UPDATE_DEVICE_FLAGS) = 174: DomainDeviceFlagsArgs => (), w, domain_update_device_flags;
+        DomainSetVcpusFlags(DOMAIN_SET_VCPUS_FLAGS) = 199: DomainSetVcpusFlagsArgs => (), w, domain_set_vcpus_flags;
+        DomainSetMemoryFlags(DOMAIN_SET_MEMORY_FLAGS) = 204: DomainSetMemoryFlagsArgs => (), w, domain_set_memory_flags;
     }
     /// Virtual networks.
     network: NetworkCalls {

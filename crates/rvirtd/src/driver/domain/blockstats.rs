@@ -31,6 +31,32 @@ fn query(qmp: &QmpClient) -> Vec<BlockStats> {
     }
 }
 
+/// DOMAIN_BLOCK_STATS (`virsh domblkstat`): the counters of the disk
+/// whose target (`vda`) or source path is `disk`, as libvirt finds it:
+/// read requests and bytes, write requests and bytes, errors (-1: the VMM
+/// keeps no error count, as libvirt says of QEMU).
+pub fn disk_stats(def: &Domain, qmp: &QmpClient, disk: &str) -> Option<[i64; 5]> {
+    let d = def
+        .devices
+        .disks
+        .iter()
+        .find(|d| d.target_dev == disk || d.source_path() == Some(disk))?;
+    let alias = d.info.alias.as_deref()?;
+    let stats = query(qmp);
+    let s = &stats
+        .iter()
+        .find(|s| s.qdev.as_deref() == Some(alias))?
+        .stats;
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    Some([
+        n(s.rd_operations),
+        n(s.rd_bytes),
+        n(s.wr_operations),
+        n(s.wr_bytes),
+        -1,
+    ])
+}
+
 /// `block.count` and, per disk, its name, path and counters.
 pub fn params(def: &Domain, qmp: &QmpClient) -> Vec<TypedParam> {
     let stats = query(qmp);

@@ -174,7 +174,7 @@ impl DomainDriver {
 
     /// The running process of the domain a call names, or libvirt's
     /// "domain is not running".
-    fn running(&self, dom: &NonnullDomain) -> Result<(String, Arc<Running>), RemoteError> {
+    pub fn running(&self, dom: &NonnullDomain) -> Result<(String, Arc<Running>), RemoteError> {
         let reg = self.reg();
         let e = reg.resolve(dom)?;
         let run = e

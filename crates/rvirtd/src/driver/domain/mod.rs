@@ -7,6 +7,7 @@
 //! | [`calls`] | the `DomainCalls` group of the procedure table |
 //! | [`registry`] | the domain table |
 //! | [`definitions`] | define, undefine, create, autostart |
+//! | [`edit`] | attach, detach, update a device; set memory and vCPUs |
 //! | [`lifecycle`] | start, destroy, shutdown, suspend, resume, reboot, reset; the per-VM follower |
 //! | [`vmm`] | starting a VMM: argv with its fd plan, monitor, taps |
 //! | [`nics`] | the NICs' host taps (bridge port, MAC, up) through rvirt-hostnet |
@@ -22,6 +23,7 @@ pub mod confine;
 pub mod console;
 pub mod dac;
 pub mod definitions;
+pub mod edit;
 pub mod lifecycle;
 pub mod nics;
 pub mod ptys;

@@ -4,6 +4,7 @@
 pub mod capabilities;
 pub mod cpu_probe;
 pub mod info;
+pub mod stats;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -173,6 +174,46 @@ impl<'a> HostCalls<Call<'a>> for HostDriver {
             online: if a.need_online != 0 { n } else { 0 },
             ret: n as i32,
         })
+    }
+
+    fn node_get_free_memory(
+        &self,
+        _cx: &Call<'a>,
+        _a: (),
+    ) -> Result<NodeGetFreeMemoryRet, RemoteError> {
+        Ok(NodeGetFreeMemoryRet {
+            free_mem: stats::free_bytes(),
+        })
+    }
+
+    fn node_get_cells_free_memory(
+        &self,
+        _cx: &Call<'a>,
+        a: NodeGetCellsFreeMemoryArgs,
+    ) -> Result<NodeGetCellsFreeMemoryRet, RemoteError> {
+        Ok(NodeGetCellsFreeMemoryRet {
+            cells: stats::cells_free(a.start_cell, a.maxcells)?,
+        })
+    }
+
+    fn node_get_memory_stats(
+        &self,
+        _cx: &Call<'a>,
+        a: NodeGetMemoryStatsArgs,
+    ) -> Result<NodeStatsRet, RemoteError> {
+        RemoteError::check_flags(a.flags, 0, "virHostMemGetStats")?;
+        let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        stats::memory_stats(&text, a.cell_num, a.nparams)
+    }
+
+    fn node_get_cpu_stats(
+        &self,
+        _cx: &Call<'a>,
+        a: NodeGetCpuStatsArgs,
+    ) -> Result<NodeStatsRet, RemoteError> {
+        RemoteError::check_flags(a.flags, 0, "virHostCPUGetStats")?;
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        stats::cpu_stats(&text, a.cpu_num, a.nparams)
     }
 
     fn node_get_security_model(
