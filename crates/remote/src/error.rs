@@ -277,13 +277,12 @@ impl RemoteError {
         if extra == 0 {
             return Ok(());
         }
-        Err(Self::new(
-            code::INVALID_ARG,
-            from::QEMU,
-            Some(&format!(
-                "unsupported flags (0x{extra:x}) in function {function}"
-            )),
-        ))
+        // virCheckFlags' message stands alone, with no "invalid argument"
+        // in front (libvirt 9.0's test and QEMU drivers both).
+        let message = format!("unsupported flags (0x{extra:x}) in function {function}");
+        let mut e = Self::new(code::INVALID_ARG, from::QEMU, Some(&message));
+        e.message = Some(message);
+        Err(e)
     }
 
     /// VIR_ERR_RPC for a procedure number the daemon does not know.
@@ -352,7 +351,7 @@ mod tests {
         assert_eq!(e.code, code::INVALID_ARG);
         assert_eq!(
             e.to_string(),
-            "invalid argument: unsupported flags (0x14) in function qemuDomainShutdownFlags"
+            "unsupported flags (0x14) in function qemuDomainShutdownFlags"
         );
     }
 

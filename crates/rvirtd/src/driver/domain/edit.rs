@@ -422,10 +422,11 @@ impl DomainDriver {
         if config {
             let mut d = super::definitions::parse(&stored.unwrap_or_default())?;
             if maximum {
+                // The vCPUs online at boot stay as they were, up to the
+                // new maximum (libvirt writes `current='1'` then).
+                let current = d.vcpu.current.unwrap_or(d.vcpu.count);
                 d.vcpu.count = n;
-                if d.vcpu.current.is_some_and(|c| c > n) {
-                    d.vcpu.current = None;
-                }
+                d.vcpu.current = (current < n).then_some(current);
             } else {
                 if n > d.vcpu.count {
                     return Err(RemoteError::invalid_arg(&format!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 use rvirt_qmp::{CpuDefinitionInfo, CpuModelInfo, QmpClient};
-use rvirt_vmm_config::caps::{self, CpuModelDef, CPU_MODELS, KVM_IMPLIED_FEATURES};
+use rvirt_vmm_config::caps::{self, CpuModelDef, CPU_MODELS};
 use serde_json::json;
 
 use crate::supervise::{Child, Spawn, FIRST_PASSED_FD};
@@ -68,7 +68,7 @@ impl CpuFacts {
             let require: Vec<&str> = host
                 .iter()
                 .copied()
-                .filter(|f| !m.features.contains(f) && !KVM_IMPLIED_FEATURES.contains(f))
+                .filter(|f| !m.features.contains(f))
                 .collect();
             (require, disable)
         };
@@ -199,7 +199,8 @@ mod tests {
         host.extend(["x2apic", "vmx", "hypervisor"]);
         let m = facts(&host).host_model(Some("Intel"));
         assert_eq!(m.model.name, "Nehalem");
-        assert_eq!(m.require, ["vmx"]);
+        // Listed as libvirt lists them, those KVM gives every model too.
+        assert_eq!(m.require, ["x2apic", "vmx", "hypervisor"]);
         assert!(m.disable.is_empty());
         // On another vendor's host the Intel models are not candidates.
         let m = facts(&host).host_model(Some("AMD"));
