@@ -637,3 +637,54 @@ fn new_procedures_refuse_garbage_and_unknown_flags() {
         .is_err());
     assert_eq!(stored(), before, "a refused edit changed the definition");
 }
+
+#[test]
+fn virt_xml_edit_and_update() {
+    if !have_virsh() || !have("virt-xml", "virtinst") {
+        return;
+    }
+    let d = Rvirtd::start();
+    let f = d.xml_file("x.xml", &balloon_xml("vx"));
+    d.ok(&["define", &f]);
+    let img = d.root().join("vdb.img");
+    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    let disk = d.xml_file("disk.xml", &DISK.replace("SRC", &img.to_string_lossy()));
+    d.ok(&["attach-device", "vx", &disk, "--config"]);
+    let virt_xml = |args: &[&str]| {
+        run(Command::new("virt-xml")
+            .args(["--connect", &d.uri(), "vx"])
+            .args(args))
+    };
+    let inactive = || d.ok(&["dumpxml", "--inactive", "vx"]);
+
+    // --edit: a redefinition.
+    let out = virt_xml(&["--edit", "--memory", "40"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(inactive().contains("<currentMemory unit='KiB'>40960</currentMemory>"));
+    let out = virt_xml(&["--edit", "target=vdb", "--disk", "readonly=on"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(inactive().contains("<readonly/>"), "{}", inactive());
+
+    // --update on a running domain: the live half is refused (no
+    // hot-plug), virt-xml says so and the definition stays.
+    d.ok(&["start", "vx"]);
+    let before = inactive();
+    let out = virt_xml(&["--edit", "target=vdb", "--disk", "readonly=off", "--update"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("live update of device 'disk' is not supported"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(inactive(), before);
+    d.ok(&["destroy", "vx"]);
+    // Stopped, --update is only a define.
+    let out = virt_xml(&["--edit", "target=vdb", "--disk", "readonly=off", "--update"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("--update is inapplicable"),
+        "{}",
+        text(&out)
+    );
+    assert!(!inactive().contains("<readonly/>"));
+}
