@@ -8,6 +8,10 @@
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
 # - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
 # - Python's qemu.qmp client;
+# - virtinst (virt-install, virt-xml, virt-clone) and Ansible (ansible-core
+#   from PyPI, with the community.libvirt and ansible.posix collections
+#   taken from PyPI's `ansible` wheel, as Galaxy is not reachable here; lxml
+#   for the module) for the client tests;
 # - SeaBIOS (bios.bin, bios-256k.bin, bios-microvm.bin and the VGA BIOS images
 #   in /usr/share/seabios), the firmware disk boots run through, with rvirt
 #   and with the reference QEMU alike;
@@ -76,6 +80,9 @@ command -v Xvfb >/dev/null || need_apt+=(xvfb)
 command -v xdotool >/dev/null || need_apt+=(xdotool)
 command -v import >/dev/null || need_apt+=(imagemagick)
 command -v dbus-daemon >/dev/null || need_apt+=(dbus-daemon)
+command -v virt-install >/dev/null || need_apt+=(virtinst)
+command -v losetup >/dev/null || need_apt+=(mount)
+/usr/bin/python3 -c 'import lxml' 2>/dev/null || need_apt+=(python3-lxml)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt_update
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
@@ -84,6 +91,25 @@ command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
 command -v cargo-nextest >/dev/null || cargo install --quiet --locked cargo-nextest
 if ! python3 -c 'import qemu.qmp' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check qemu.qmp
+fi
+# Ansible's libvirt module, for crates/rvirtd/tests/ansible.rs: ansible-core,
+# and the two collections it needs out of the `ansible` wheel of the same
+# release (ansible 12 ships with ansible-core 2.19).
+ansible_collections=/usr/local/share/rvirt/ansible
+command -v ansible-playbook >/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check 'ansible-core>=2.19,<2.20'
+if [ ! -e "$ansible_collections/ansible_collections/community/libvirt/plugins/modules/virt.py" ]; then
+  wheel_dir=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$wheel_dir" 'ansible==12.3.0'
+  python3 - "$wheel_dir"/ansible-*.whl "$ansible_collections" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if n.startswith(("ansible_collections/community/libvirt/", "ansible_collections/ansible/posix/")):
+            z.extract(n, dest)
+PY
+  rm -rf "$wheel_dir"
 fi
 # libvirtd for rvirsh's reference tests (its test driver needs no VMs). This
 # machine has no init system: run it under tini so exited children are
