@@ -11,7 +11,7 @@
 # - virtinst (virt-install, virt-xml, virt-clone) and Ansible (ansible-core
 #   from PyPI, with the community.libvirt and ansible.posix collections
 #   taken from PyPI's `ansible` wheel, as Galaxy is not reachable here; lxml
-#   for the module) for the client tests;
+#   for the module) and libvirt-dbus for the client tests;
 # - SeaBIOS (bios.bin, bios-256k.bin, bios-microvm.bin and the VGA BIOS images
 #   in /usr/share/seabios), the firmware disk boots run through, with rvirt
 #   and with the reference QEMU alike;
@@ -81,6 +81,7 @@ command -v xdotool >/dev/null || need_apt+=(xdotool)
 command -v import >/dev/null || need_apt+=(imagemagick)
 command -v dbus-daemon >/dev/null || need_apt+=(dbus-daemon)
 command -v virt-install >/dev/null || need_apt+=(virtinst)
+command -v libvirt-dbus >/dev/null || need_apt+=(libvirt-dbus)
 command -v losetup >/dev/null || need_apt+=(mount)
 /usr/bin/python3 -c 'import lxml' 2>/dev/null || need_apt+=(python3-lxml)
 if [ ${#need_apt[@]} -gt 0 ]; then
