@@ -358,10 +358,7 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
             .execute("query-balloon", None)
             .ok()
             .and_then(|v| v["actual"].as_u64())
-            .map_or(
-                run.live.current_memory_kib.unwrap_or(run.live.memory_kib),
-                |b| b / 1024,
-            );
+            .map_or_else(|| run.memory_kib(), |b| b / 1024);
         let mut stats = vec![DomainMemoryStat {
             tag: ACTUAL_BALLOON,
             val: actual,

@@ -358,6 +358,12 @@ impl DomainDriver {
                     }
                 }
                 "GUEST_PANICKED" => self.on_crash(run),
+                "BALLOON_CHANGE" => {
+                    let actual = ev.data.as_ref().and_then(|d| d["actual"].as_u64());
+                    if let Some(bytes) = actual {
+                        run.balloon_kib.store(bytes / 1024, Ordering::Relaxed);
+                    }
+                }
                 _ => {}
             }
         }

@@ -65,7 +65,10 @@ impl DomainDriver {
         Ok(DomainGetInfoRet {
             state: e.state as u8,
             max_mem: def.memory_kib,
-            memory: def.current_memory_kib.unwrap_or(def.memory_kib),
+            memory: e.run.as_ref().map_or_else(
+                || def.current_memory_kib.unwrap_or(def.memory_kib),
+                |r| r.memory_kib(),
+            ),
             nr_virt_cpu: current_vcpus(&def).min(u32::from(u16::MAX)) as u16,
             cpu_time: e
                 .run

@@ -32,6 +32,9 @@ pub struct Running {
     pub exited: (Mutex<bool>, Condvar),
     /// Labels and cgroup of a confined VMM, released when it ends.
     pub held: super::confine::Held,
+    /// The guest's memory as the balloon last reported it (KiB; 0 until a
+    /// BALLOON_CHANGE event), as libvirt tracks it for dominfo.
+    pub balloon_kib: std::sync::atomic::AtomicU64,
 }
 
 impl Running {
@@ -52,11 +55,21 @@ impl Running {
             fake_reboot: std::sync::atomic::AtomicBool::new(false),
             exited: (Mutex::new(false), Condvar::new()),
             held,
+            balloon_kib: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn pid(&self) -> i32 {
         self.child.pid()
+    }
+
+    /// The guest's memory now (KiB): the balloon's last word, else the
+    /// definition's target.
+    pub fn memory_kib(&self) -> u64 {
+        match self.balloon_kib.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => self.live.current_memory_kib.unwrap_or(self.live.memory_kib),
+            kib => kib,
+        }
     }
 
     /// Waits until the follower saw the process exit, at most `timeout`.

@@ -35,7 +35,7 @@ fn record(e: &Entry, groups: u32) -> Option<DomainStatsRecord> {
             p.push(param("cpu.time", TypedParamValue::ULLong(ns)));
         }
         if groups & stats::BALLOON != 0 {
-            let cur = def.current_memory_kib.unwrap_or(def.memory_kib);
+            let cur = run.memory_kib();
             p.push(param("balloon.current", TypedParamValue::ULLong(cur)));
             p.push(param(
                 "balloon.maximum",
