@@ -153,6 +153,35 @@ fn bridge_nic_is_a_vnet_tap_on_the_bridge() {
             ["vnet0", "bridge", "br0", "virtio", "52:54:00:12:34:56"],
             "{iflist}"
         );
+        // domifstat reads the tap's counters as libvirt does, swapped:
+        // what the tap sent, the guest received.
+        // This thread's namespace (sysfs and /proc/self show the host's).
+        let tap_stat = |column: usize| -> u64 {
+            std::fs::read_to_string("/proc/thread-self/net/dev")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix("vnet0:"))
+                .and_then(|r| r.split_whitespace().nth(column)?.parse().ok())
+                .expect("vnet0 in /proc/net/dev")
+        };
+        let (sent, got) = (tap_stat(9), tap_stat(1));
+        for name in ["vnet0", "52:54:00:12:34:56"] {
+            let stats = d.ok(&["domifstat", "br", name]);
+            let field = |f: &str| -> u64 {
+                stats
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name} {f} ")))
+                    .unwrap_or_else(|| panic!("{f} missing: {stats}"))
+                    .trim()
+                    .parse()
+                    .unwrap()
+            };
+            assert!(field("rx_packets") >= sent, "{stats}");
+            assert!(field("tx_packets") >= got, "{stats}");
+        }
+        assert!(d
+            .fails(&["domifstat", "br", "vnet7"])
+            .contains("'vnet7' is not a known interface"));
 
         // A restarted daemon adopts the VM with its live XML; the tap is
         // the VMM's alone, so it stays.

@@ -319,25 +319,26 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
             })
             .and_then(|i| i.target_dev.clone())
             .ok_or_else(unknown)?;
-        let read = |f: &str| -> Result<i64, RemoteError> {
-            // The name came from the definition: no path can be smuggled in.
-            if tap.contains('/') || tap.starts_with('.') {
-                return Err(unknown());
-            }
-            std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/{f}"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(unknown)
-        };
+        // /proc/net/dev, as libvirt reads it: the counters of this
+        // process's network namespace, where rvirtd made the tap.
+        let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+        let v: Vec<i64> = dev
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(&format!("{tap}:")))
+            .ok_or_else(unknown)?
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let col = |i: usize| v.get(i).copied().unwrap_or(0);
         Ok(DomainInterfaceStatsRet {
-            rx_bytes: read("tx_bytes")?,
-            rx_packets: read("tx_packets")?,
-            rx_errs: read("tx_errors")?,
-            rx_drop: read("tx_dropped")?,
-            tx_bytes: read("rx_bytes")?,
-            tx_packets: read("rx_packets")?,
-            tx_errs: read("rx_errors")?,
-            tx_drop: read("rx_dropped")?,
+            rx_bytes: col(8),
+            rx_packets: col(9),
+            rx_errs: col(10),
+            rx_drop: col(11),
+            tx_bytes: col(0),
+            tx_packets: col(1),
+            tx_errs: col(2),
+            tx_drop: col(3),
         })
     }
 
