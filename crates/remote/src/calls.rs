@@ -5,14 +5,16 @@
 
 use crate::consts::{
     REMOTE_AUTH_TYPE_LIST_MAX, REMOTE_CPUMAPS_MAX, REMOTE_CPUMAP_MAX, REMOTE_CPU_BASELINE_MAX,
-    REMOTE_DOMAIN_LIST_MAX, REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_INTERFACE_LIST_MAX,
-    REMOTE_NETWORK_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_SECURITY_DOI_MAX,
+    REMOTE_DOMAIN_LIST_MAX, REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_DOMAIN_SNAPSHOT_LIST_MAX,
+    REMOTE_INTERFACE_LIST_MAX, REMOTE_NETWORK_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX,
+    REMOTE_NWFILTER_LIST_MAX, REMOTE_SECRET_LIST_MAX, REMOTE_SECURITY_DOI_MAX,
     REMOTE_SECURITY_LABEL_LIST_MAX, REMOTE_SECURITY_LABEL_MAX, REMOTE_SECURITY_MODEL_MAX,
     REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_STORAGE_VOL_LIST_MAX, REMOTE_VCPUINFO_MAX,
 };
 use crate::types::{
-    DomainStatsRecord, NonnullDomain, NonnullInterface, NonnullNetwork, NonnullNodeDevice,
-    NonnullStoragePool, NonnullStorageVol, Uuid, VcpuInfo,
+    DomainStatsRecord, NonnullDomain, NonnullDomainSnapshot, NonnullInterface, NonnullNetwork,
+    NonnullNodeDevice, NonnullNwfilter, NonnullSecret, NonnullStoragePool, NonnullStorageVol, Uuid,
+    VcpuInfo,
 };
 use crate::xdr::{xdr_struct, CharArray, CharList, Opaque};
 
@@ -952,5 +954,73 @@ xdr_struct! {
         pub tx_packets: i64,
         pub tx_errs: i64,
         pub tx_drop: i64,
+    }
+}
+
+xdr_struct! {
+    // ---- Lookups of objects rvirt has none of ---------------------------
+
+    /// `remote_interface_lookup_by_name_ret` (and by MAC string, whose
+    /// argument is one string as [`NameArgs`]).
+    pub struct InterfaceRet {
+        pub iface: NonnullInterface,
+    }
+
+    /// `remote_node_device_lookup_by_name_ret`.
+    pub struct NodeDeviceRet {
+        pub dev: NonnullNodeDevice,
+    }
+
+    /// `remote_secret_lookup_by_uuid_ret` and by usage.
+    pub struct SecretRet {
+        pub secret: NonnullSecret,
+    }
+
+    /// `remote_secret_lookup_by_usage_args`.
+    pub struct SecretLookupByUsageArgs {
+        pub usage_type: i32,
+        pub usage_id: String,
+    }
+
+    /// `remote_connect_list_all_secrets_ret`.
+    pub struct ConnectListAllSecretsRet {
+        pub secrets: Vec<NonnullSecret> [REMOTE_SECRET_LIST_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_nwfilter_lookup_by_name_ret` and by UUID.
+    pub struct NwfilterRet {
+        pub nwfilter: NonnullNwfilter,
+    }
+
+    /// `remote_connect_list_all_nwfilters_ret`.
+    pub struct ConnectListAllNwfiltersRet {
+        pub filters: Vec<NonnullNwfilter> [REMOTE_NWFILTER_LIST_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_domain_snapshot_lookup_by_name_args`.
+    pub struct DomainSnapshotLookupByNameArgs {
+        pub dom: NonnullDomain,
+        pub name: String,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_snapshot_lookup_by_name_ret`.
+    pub struct DomainSnapshotRet {
+        pub snap: NonnullDomainSnapshot,
+    }
+
+    /// `remote_domain_list_all_snapshots_args`.
+    pub struct DomainListAllSnapshotsArgs {
+        pub dom: NonnullDomain,
+        pub need_results: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_list_all_snapshots_ret`.
+    pub struct DomainListAllSnapshotsRet {
+        pub snapshots: Vec<NonnullDomainSnapshot> [REMOTE_DOMAIN_SNAPSHOT_LIST_MAX],
+        pub ret: i32,
     }
 }

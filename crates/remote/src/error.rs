@@ -30,10 +30,15 @@ pub mod code {
     pub const AUTH_FAILED: i32 = 45;
     pub const NO_STORAGE_POOL: i32 = 49;
     pub const NO_STORAGE_VOL: i32 = 50;
+    pub const NO_NODE_DEVICE: i32 = 53;
     pub const NO_SECURITY_MODEL: i32 = 54;
     pub const OPERATION_INVALID: i32 = 55;
+    pub const NO_INTERFACE: i32 = 57;
+    pub const NO_NWFILTER: i32 = 62;
+    pub const NO_SECRET: i32 = 66;
     pub const CONFIG_UNSUPPORTED: i32 = 67;
     pub const OPERATION_TIMEOUT: i32 = 68;
+    pub const NO_DOMAIN_SNAPSHOT: i32 = 72;
     pub const INVALID_STREAM: i32 = 73;
     pub const ARGUMENT_UNSUPPORTED: i32 = 74;
     pub const STORAGE_PROBE_FAILED: i32 = 75;
@@ -61,7 +66,12 @@ pub mod from {
     pub const TEST: i32 = 12;
     pub const REMOTE: i32 = 13;
     pub const DOMAIN: i32 = 20;
+    pub const NODEDEV: i32 = 22;
     pub const SECURITY: i32 = 24;
+    pub const INTERFACE: i32 = 26;
+    pub const SECRET: i32 = 30;
+    pub const NWFILTER: i32 = 33;
+    pub const DOMAIN_SNAPSHOT: i32 = 35;
     pub const STREAMS: i32 = 38;
     pub const EVENT: i32 = 40;
     pub const CAPABILITIES: i32 = 44;
@@ -143,6 +153,11 @@ fn templates(c: i32) -> (&'static str, &'static str) {
         code::NO_STORAGE_POOL => ("Storage pool not found", "Storage pool not found: %s"),
         code::NO_STORAGE_VOL => ("Storage volume not found", "Storage volume not found: %s"),
         code::NO_SECURITY_MODEL => ("Security model not found", "Security model not found: %s"),
+        code::NO_NODE_DEVICE => ("Node device not found", "Node device not found: %s"),
+        code::NO_INTERFACE => ("Interface not found", "Interface not found: %s"),
+        code::NO_NWFILTER => ("Network filter not found", "Network filter not found: %s"),
+        code::NO_SECRET => ("Secret not found", "Secret not found: %s"),
+        code::NO_DOMAIN_SNAPSHOT => ("Domain snapshot not found", "Domain snapshot not found: %s"),
         code::OPERATION_INVALID => (
             "Requested operation is not valid",
             "Requested operation is not valid: %s",

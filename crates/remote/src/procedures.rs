@@ -333,6 +333,8 @@ procedures! {
         DomainUpdateDeviceFlags(DOMAIN_UPDATE_DEVICE_FLAGS) = 174: DomainDeviceFlagsArgs => (), w, domain_update_device_flags;
         DomainSetVcpusFlags(DOMAIN_SET_VCPUS_FLAGS) = 199: DomainSetVcpusFlagsArgs => (), w, domain_set_vcpus_flags;
         DomainSetMemoryFlags(DOMAIN_SET_MEMORY_FLAGS) = 204: DomainSetMemoryFlagsArgs => (), w, domain_set_memory_flags;
+        DomainSnapshotLookupByName(DOMAIN_SNAPSHOT_LOOKUP_BY_NAME) = 189: DomainSnapshotLookupByNameArgs => DomainSnapshotRet, r, domain_snapshot_lookup_by_name;
+        DomainListAllSnapshots(DOMAIN_LIST_ALL_SNAPSHOTS) = 274: DomainListAllSnapshotsArgs => DomainListAllSnapshotsRet, r, domain_list_all_snapshots;
     }
     /// Virtual networks.
     network: NetworkCalls {
@@ -395,10 +397,25 @@ procedures! {
     /// Host interfaces.
     interface: InterfaceCalls {
         ConnectListAllInterfaces(CONNECT_LIST_ALL_INTERFACES) = 284: ConnectListAllArgs => ConnectListAllInterfacesRet, r, connect_list_all_interfaces;
+        InterfaceLookupByName(INTERFACE_LOOKUP_BY_NAME) = 128: NameArgs => InterfaceRet, r, interface_lookup_by_name;
+        InterfaceLookupByMacString(INTERFACE_LOOKUP_BY_MAC_STRING) = 129: NameArgs => InterfaceRet, r, interface_lookup_by_mac_string;
+    }
+    /// Secrets.
+    secret: SecretCalls {
+        SecretLookupByUuid(SECRET_LOOKUP_BY_UUID) = 141: UuidArgs => SecretRet, r, secret_lookup_by_uuid;
+        SecretLookupByUsage(SECRET_LOOKUP_BY_USAGE) = 147: SecretLookupByUsageArgs => SecretRet, r, secret_lookup_by_usage;
+        ConnectListAllSecrets(CONNECT_LIST_ALL_SECRETS) = 287: ConnectListAllArgs => ConnectListAllSecretsRet, r, connect_list_all_secrets;
+    }
+    /// Network filters.
+    nwfilter: NwfilterCalls {
+        NwfilterLookupByName(NWFILTER_LOOKUP_BY_NAME) = 175: NameArgs => NwfilterRet, r, nwfilter_lookup_by_name;
+        NwfilterLookupByUuid(NWFILTER_LOOKUP_BY_UUID) = 176: UuidArgs => NwfilterRet, r, nwfilter_lookup_by_uuid;
+        ConnectListAllNwfilters(CONNECT_LIST_ALL_NWFILTERS) = 286: ConnectListAllArgs => ConnectListAllNwfiltersRet, r, connect_list_all_nwfilters;
     }
     /// Host devices.
     node_device: NodeDeviceCalls {
         ConnectListAllNodeDevices(CONNECT_LIST_ALL_NODE_DEVICES) = 285: ConnectListAllArgs => ConnectListAllNodeDevicesRet, r, connect_list_all_node_devices;
+        NodeDeviceLookupByName(NODE_DEVICE_LOOKUP_BY_NAME) = 113: NameArgs => NodeDeviceRet, r, node_device_lookup_by_name;
         ConnectNodeDeviceEventRegisterAny(CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY) = 374: ConnectNodeDeviceEventRegisterAnyArgs => CallbackIdRet, r, connect_node_device_event_register_any;
         ConnectNodeDeviceEventDeregisterAny(CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY) = 375: CallbackIdArgs => (), r, connect_node_device_event_deregister_any;
     }

@@ -103,6 +103,25 @@ xdr_struct! {
         pub name: String,
     }
 
+    /// `remote_nonnull_secret`.
+    pub struct NonnullSecret {
+        pub uuid: Uuid,
+        pub usage_type: i32,
+        pub usage_id: String,
+    }
+
+    /// `remote_nonnull_nwfilter`.
+    pub struct NonnullNwfilter {
+        pub name: String,
+        pub uuid: Uuid,
+    }
+
+    /// `remote_nonnull_domain_snapshot`.
+    pub struct NonnullDomainSnapshot {
+        pub name: String,
+        pub dom: NonnullDomain,
+    }
+
     /// `remote_vcpu_info`: one entry of DOMAIN_GET_VCPUS.
     pub struct VcpuInfo {
         pub number: u32,

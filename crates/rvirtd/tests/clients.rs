@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{domain_xml, have_virsh, Rvirtd, VIRSH_LIMIT};
 use rvirt_remote::calls::*;
 use rvirt_remote::error::code;
-use rvirt_remote::{procs, ClientError, Procedure, RemoteError};
+use rvirt_remote::{procs, ClientError, Procedure, RemoteError, Uuid};
 use rvirt_test_guests::Guest;
 use rvirt_testkit::{wait_for, Spawned};
 
@@ -439,6 +439,35 @@ fn missing_objects_and_host_facts() {
         let theirs = stderr(&virsh_on("test:///default", args));
         assert_eq!(ours.trim(), theirs.trim(), "{args:?}");
     }
+    // Host interfaces, node devices, secrets, network filters: rvirtd has
+    // none; libvirtd's own drivers answer these lookups so.
+    if let Some(q) = libvirt_qemu() {
+        for args in [
+            &["iface-dumpxml", "nosuch"][..],
+            &["iface-name", "52:54:00:00:00:99"],
+            &["nodedev-dumpxml", "nosuch"],
+            &["secret-dumpxml", "11111111-2222-3333-4444-555555555555"],
+            &["nwfilter-dumpxml", "nosuch"],
+            &["nwfilter-dumpxml", "11111111-2222-3333-4444-555555555555"],
+        ] {
+            let ours = d.fails(args);
+            let theirs = stderr(&virsh_on(q, args));
+            assert_eq!(ours.trim(), theirs.trim(), "{args:?}");
+        }
+    }
+    assert!(d.ok(&["secret-list"]).contains("UUID"));
+    // Snapshots (none yet), as the test driver answers for its domain.
+    let f = d.xml_file("s.xml", &domain_xml("test", Guest::Ticker));
+    d.ok(&["define", &f]);
+    let args = ["snapshot-info", "test", "nosuch"];
+    let ours = d.fails(&args);
+    let theirs = stderr(&virsh_on("test:///default", &args));
+    assert_eq!(ours.trim(), theirs.trim());
+    assert_eq!(
+        d.ok(&["snapshot-list", "test"]),
+        String::from_utf8_lossy(&virsh_on("test:///default", &["snapshot-list", "test"]).stdout)
+    );
+
     // Free memory: the host's, in one cell, close to /proc/meminfo's.
     let free_kib = |s: &str| -> u64 {
         s.lines()
@@ -568,6 +597,17 @@ fn new_procedures_refuse_garbage_and_unknown_flags() {
         Procedure::NodeGetCellsFreeMemory,
         Procedure::NodeGetCpuStats,
         Procedure::NodeGetMemoryStats,
+        Procedure::DomainSnapshotLookupByName,
+        Procedure::DomainListAllSnapshots,
+        Procedure::InterfaceLookupByName,
+        Procedure::InterfaceLookupByMacString,
+        Procedure::NodeDeviceLookupByName,
+        Procedure::SecretLookupByUuid,
+        Procedure::SecretLookupByUsage,
+        Procedure::ConnectListAllSecrets,
+        Procedure::NwfilterLookupByName,
+        Procedure::NwfilterLookupByUuid,
+        Procedure::ConnectListAllNwfilters,
     ] {
         match c.call_raw(p, vec![0xff; 7]) {
             Err(ClientError::Remote(e)) => assert_eq!(e.code, code::RPC, "{p:?}: {e}"),
@@ -635,6 +675,64 @@ fn new_procedures_refuse_garbage_and_unknown_flags() {
             flags: 0,
         })
         .is_err());
+    // The lookups of objects rvirtd has none of check their flags as
+    // libvirt's drivers do, and a snapshot of a missing domain is
+    // "no domain", not "no snapshot".
+    let e = remote(
+        c.call::<procs::DomainSnapshotLookupByName>(&DomainSnapshotLookupByNameArgs {
+            dom: dom.clone(),
+            name: "s".into(),
+            flags: 1,
+        })
+        .map(drop),
+    );
+    assert_eq!(
+        e.message.as_deref(),
+        Some("unsupported flags (0x1) in function qemuDomainSnapshotLookupByName")
+    );
+    let mut gone = dom.clone();
+    gone.name = "gone".into();
+    gone.uuid = Uuid([7; 16]);
+    let e = remote(
+        c.call::<procs::DomainListAllSnapshots>(&DomainListAllSnapshotsArgs {
+            dom: gone,
+            need_results: 1,
+            flags: 0,
+        })
+        .map(drop),
+    );
+    assert_eq!(e.code, code::NO_DOMAIN, "{e}");
+    let e = remote(
+        c.call::<procs::DomainListAllSnapshots>(&DomainListAllSnapshotsArgs {
+            dom: dom.clone(),
+            need_results: 1,
+            flags: 0x800,
+        })
+        .map(drop),
+    );
+    assert_eq!(
+        e.message.as_deref(),
+        Some("unsupported flags (0x800) in function qemuDomainListAllSnapshots")
+    );
+    let e = remote(
+        c.call::<procs::ConnectListAllSecrets>(&ConnectListAllArgs {
+            need_results: 1,
+            flags: 0x10,
+        })
+        .map(drop),
+    );
+    assert_eq!(
+        e.message.as_deref(),
+        Some("unsupported flags (0x10) in function secretConnectListAllSecrets")
+    );
+    let e = remote(
+        c.call::<procs::ConnectListAllNwfilters>(&ConnectListAllArgs {
+            need_results: 1,
+            flags: 1,
+        })
+        .map(drop),
+    );
+    assert_eq!(e.code, code::INVALID_ARG);
     assert_eq!(stored(), before, "a refused edit changed the definition");
 }
 

@@ -5,7 +5,7 @@
 //!
 //! | driver | serves |
 //! | --- | --- |
-//! | [`host::HostDriver`] | capabilities, node info, versions, host name; host interfaces and devices (none) |
+//! | [`host::HostDriver`] | capabilities, node info and stats, versions, host name; host interfaces, devices, secrets and network filters (none: empty lists, "not found") |
 //! | [`domain::DomainDriver`] | domains: definitions, lifecycle, queries, stats, consoles, domain events |
 //! | [`network::NetworkDriver`] | virtual networks (none yet: empty lists, "no such network") |
 //! | [`storage::StorageDriver`] | storage pools (dir) and their volumes: definitions, lifecycle, volumes, upload/download, pool events |
@@ -88,6 +88,14 @@ impl<'a> procedures::Drivers<Call<'a>> for Drivers {
     }
 
     fn node_device(&self) -> &dyn procedures::NodeDeviceCalls<Call<'a>> {
+        &self.host
+    }
+
+    fn secret(&self) -> &dyn procedures::SecretCalls<Call<'a>> {
+        &self.host
+    }
+
+    fn nwfilter(&self) -> &dyn procedures::NwfilterCalls<Call<'a>> {
         &self.host
     }
 }

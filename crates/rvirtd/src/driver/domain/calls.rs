@@ -377,6 +377,39 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
         Ok(DomainMemoryStatsRet { stats })
     }
 
+    // ---- Snapshots (none yet) ----
+
+    fn domain_snapshot_lookup_by_name(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainSnapshotLookupByNameArgs,
+    ) -> Result<DomainSnapshotRet, RemoteError> {
+        flags(a.flags, 0, "qemuDomainSnapshotLookupByName")?;
+        self.reg().resolve(&a.dom)?;
+        Err(RemoteError::new(
+            code::NO_DOMAIN_SNAPSHOT,
+            from::DOMAIN_SNAPSHOT,
+            Some(&format!(
+                "no domain snapshot with matching name '{}'",
+                a.name
+            )),
+        ))
+    }
+
+    fn domain_list_all_snapshots(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainListAllSnapshotsArgs,
+    ) -> Result<DomainListAllSnapshotsRet, RemoteError> {
+        // ROOTS, TOPOLOGICAL and every filter: all of them select from none.
+        flags(a.flags, 0x7ff, "qemuDomainListAllSnapshots")?;
+        self.reg().resolve(&a.dom)?;
+        Ok(DomainListAllSnapshotsRet {
+            snapshots: Vec::new(),
+            ret: 0,
+        })
+    }
+
     // ---- Lifecycle ----
 
     fn domain_create(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {

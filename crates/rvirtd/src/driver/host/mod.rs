@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rvirt_remote::calls::*;
 use rvirt_remote::consts::version_number;
+use rvirt_remote::error::{code, from};
 use rvirt_remote::procedures::HostCalls;
 use rvirt_remote::uri::Mode;
 use rvirt_remote::xdr::{CharList, Opaque};
@@ -232,6 +233,34 @@ impl<'a> HostCalls<Call<'a>> for HostDriver {
 // answer empty lists, which virt-manager reads when it connects.
 
 impl<'a> rvirt_remote::procedures::InterfaceCalls<Call<'a>> for HostDriver {
+    // libvirtd's interface driver's words (udev backend).
+    fn interface_lookup_by_name(
+        &self,
+        _cx: &Call<'a>,
+        a: NameArgs,
+    ) -> Result<InterfaceRet, RemoteError> {
+        Err(RemoteError::new(
+            code::NO_INTERFACE,
+            from::INTERFACE,
+            Some(&format!("couldn't find interface named '{}'", a.name)),
+        ))
+    }
+
+    fn interface_lookup_by_mac_string(
+        &self,
+        _cx: &Call<'a>,
+        a: NameArgs,
+    ) -> Result<InterfaceRet, RemoteError> {
+        Err(RemoteError::new(
+            code::NO_INTERFACE,
+            from::INTERFACE,
+            Some(&format!(
+                "couldn't find interface with MAC address '{}'",
+                a.name
+            )),
+        ))
+    }
+
     fn connect_list_all_interfaces(
         &self,
         _cx: &Call<'a>,
@@ -244,7 +273,94 @@ impl<'a> rvirt_remote::procedures::InterfaceCalls<Call<'a>> for HostDriver {
     }
 }
 
+// No secrets and no network filters either: empty lists, and lookups that
+// fail as libvirtd's secret and nwfilter drivers fail them.
+impl<'a> rvirt_remote::procedures::SecretCalls<Call<'a>> for HostDriver {
+    fn secret_lookup_by_uuid(&self, _cx: &Call<'a>, a: UuidArgs) -> Result<SecretRet, RemoteError> {
+        Err(RemoteError::new(
+            code::NO_SECRET,
+            from::SECRET,
+            Some(&format!("no secret with matching uuid '{}'", a.uuid)),
+        ))
+    }
+
+    fn secret_lookup_by_usage(
+        &self,
+        _cx: &Call<'a>,
+        a: SecretLookupByUsageArgs,
+    ) -> Result<SecretRet, RemoteError> {
+        Err(RemoteError::new(
+            code::NO_SECRET,
+            from::SECRET,
+            Some(&format!("no secret with matching usage '{}'", a.usage_id)),
+        ))
+    }
+
+    fn connect_list_all_secrets(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectListAllArgs,
+    ) -> Result<ConnectListAllSecretsRet, RemoteError> {
+        // The (no-)ephemeral and (no-)private filters select from none.
+        RemoteError::check_flags(a.flags, 0xf, "secretConnectListAllSecrets")?;
+        Ok(ConnectListAllSecretsRet {
+            secrets: Vec::new(),
+            ret: 0,
+        })
+    }
+}
+
+impl<'a> rvirt_remote::procedures::NwfilterCalls<Call<'a>> for HostDriver {
+    fn nwfilter_lookup_by_name(
+        &self,
+        _cx: &Call<'a>,
+        a: NameArgs,
+    ) -> Result<NwfilterRet, RemoteError> {
+        Err(RemoteError::new(
+            code::NO_NWFILTER,
+            from::NWFILTER,
+            Some(&format!("no nwfilter with matching name '{}'", a.name)),
+        ))
+    }
+
+    fn nwfilter_lookup_by_uuid(
+        &self,
+        _cx: &Call<'a>,
+        a: UuidArgs,
+    ) -> Result<NwfilterRet, RemoteError> {
+        Err(RemoteError::new(
+            code::NO_NWFILTER,
+            from::NWFILTER,
+            Some(&format!("no nwfilter with matching uuid '{}'", a.uuid)),
+        ))
+    }
+
+    fn connect_list_all_nwfilters(
+        &self,
+        _cx: &Call<'a>,
+        a: ConnectListAllArgs,
+    ) -> Result<ConnectListAllNwfiltersRet, RemoteError> {
+        RemoteError::check_flags(a.flags, 0, "nwfilterConnectListAllNWFilters")?;
+        Ok(ConnectListAllNwfiltersRet {
+            filters: Vec::new(),
+            ret: 0,
+        })
+    }
+}
+
 impl<'a> rvirt_remote::procedures::NodeDeviceCalls<Call<'a>> for HostDriver {
+    fn node_device_lookup_by_name(
+        &self,
+        _cx: &Call<'a>,
+        a: NameArgs,
+    ) -> Result<NodeDeviceRet, RemoteError> {
+        Err(RemoteError::new(
+            code::NO_NODE_DEVICE,
+            from::NODEDEV,
+            Some(&format!("no node device with matching name '{}'", a.name)),
+        ))
+    }
+
     fn connect_list_all_node_devices(
         &self,
         _cx: &Call<'a>,
