@@ -16,6 +16,8 @@ pub enum ArgType {
     StrList,
     /// A JSON object (a struct argument, checked by its command).
     Object,
+    /// `any` (`qom-set`'s value): checked by whoever takes it.
+    Any,
 }
 
 /// One parameter of a command.
@@ -61,6 +63,7 @@ fn type_ok(ty: ArgType, v: &Value) -> Result<(), &'static str> {
         ArgType::StrList => Err("array"),
         ArgType::Object if v.is_object() => Ok(()),
         ArgType::Object => Err("object"),
+        ArgType::Any => Ok(()),
     }
 }
 

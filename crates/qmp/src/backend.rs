@@ -91,6 +91,26 @@ pub trait MonitorBackend: Send + Sync {
         Err(QmpError::no_balloon())
     }
 
+    /// `qom-get` of `property` on the object at `path`. rvirt's object tree
+    /// holds only what libvirt reads through it (the balloon's
+    /// `guest-stats`); any other path: DeviceNotFound, as QEMU.
+    fn qom_get(&self, path: &str, property: &str) -> Result<serde_json::Value, QmpError> {
+        let _ = property;
+        Err(QmpError::device_not_found(path))
+    }
+
+    /// `qom-set` of `property` on the object at `path` to `value` (the
+    /// balloon's `guest-stats-polling-interval`, as libvirt sets it).
+    fn qom_set(
+        &self,
+        path: &str,
+        property: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), QmpError> {
+        let _ = (property, value);
+        Err(QmpError::device_not_found(path))
+    }
+
     /// `set_link`: takes the link of the NIC named `name` (its netdev id or
     /// its device id) up or down. Unknown names: DeviceNotFound, as QEMU.
     fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {

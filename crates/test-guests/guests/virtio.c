@@ -14,7 +14,9 @@
  *     virtio.console_input=0 on the command line).
  *   virtio-balloon (5): waits for a target, inflates that many pages of a
  *     patterned buffer, reports `actual`, checks the pages read back as
- *     zero, then waits for the target to drop and deflates.
+ *     zero, then waits for the target to drop and deflates. With
+ *     virtio.balloon_stats=1 it also sends statistics on the statsq and
+ *     sends them again whenever the device gives the buffer back.
  * With virtio.hold=1 on the command line it halts after the last device
  * instead of powering off, so the host can look at the VM while it runs.
  * The README's "virtio" section lists the exact output. */
@@ -421,6 +423,8 @@ static void console(u64 base, u64 rings)
 
 static u64 pattern(u64 a) { return a * 0x9e3779b97f4a7c15ul | 1; }
 
+static void bal_serve_stats(void);
+
 /* Reads and acknowledges InterruptStatus; 1 if it had the configuration
  * change bit. */
 static int bal_config_irq(void)
@@ -438,6 +442,7 @@ static int bal_config_irq(void)
 static long bal_wait_target(u32 from, int *irq)
 {
 	for (u32 ms = 0; ms < WAIT_MS; ms++) {
+		bal_serve_stats();
 		*irq |= bal_config_irq();
 		u32 n = rd32(dev_base + R_CONFIG);
 		if (n != from) {
@@ -462,12 +467,61 @@ static int bal_send(int q, u32 first, u32 count)
 	return wait_used(q, WAIT_MS, 0) < 0 ? -1 : 0;
 }
 
+/* With virtio.balloon_stats=1: STATS_VQ negotiated, and the statistics
+ * buffer (struct virtio_balloon_stat: le16 tag, le64 val, packed) sent
+ * on the statsq with fixed numbers and the minor-fault count set to the
+ * round, so the host can tell a fresh buffer from the first. */
+#define BAL_F_STATS_VQ 1
+#define BAL_STATS_Q 2
+static int bal_stats;
+static u32 bal_round;
+
+static void bal_put_stat(u64 a, u16 tag, u64 val)
+{
+	wr16(a, tag);
+	for (int i = 0; i < 8; i++)
+		*(volatile u8 *)(a + 2 + i) = (u8)(val >> (8 * i));
+}
+
+static void bal_send_stats(void)
+{
+	static const u64 fixed[][2] = {
+		{ 2, 7 },                /* major faults */
+		{ 4, 32ul << 20 },       /* free memory */
+		{ 5, 64ul << 20 },       /* total memory */
+		{ 6, 48ul << 20 },       /* available memory */
+		{ 7, 1ul << 20 },        /* disk caches */
+	};
+	u64 a = buf + 0x1000;
+	u32 n = 0;
+	bal_round++;
+	bal_put_stat(a, 3, bal_round); /* minor faults: the round */
+	n++;
+	for (u32 i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++, n++)
+		bal_put_stat(a + 10 * n, (u16)fixed[i][0], fixed[i][1]);
+	set_desc(BAL_STATS_Q, 0, a, 10 * n, 0);
+	post(BAL_STATS_Q, 0);
+	printf("BALLOON_STATS %u\n", bal_round);
+}
+
+/* The device gives the statistics buffer back when it wants new numbers:
+ * refill and send it again. */
+static void bal_serve_stats(void)
+{
+	if (bal_stats && rd16(vqs[BAL_STATS_Q].used + 2) != vqs[BAL_STATS_Q].used_seen) {
+		vqs[BAL_STATS_Q].used_seen++;
+		bal_send_stats();
+	}
+}
+
 static void balloon(u64 base, u64 rings)
 {
-	/* Neither STATS_VQ nor DEFLATE_ON_OOM: inflateq and deflateq only. */
-	if (setup(base, rings, 0, 2))
+	/* No DEFLATE_ON_OOM; STATS_VQ only when asked for. */
+	if (setup(base, rings, bal_stats ? 1u << BAL_F_STATS_VQ : 0, bal_stats ? 3 : 2))
 		return;
 	printf("BALLOON_FEATURES 0x%x\n", dev_features);
+	if (bal_stats)
+		bal_send_stats();
 	printf("BALLOON_NUM_PAGES %u\n", rd32(base + R_CONFIG));
 	printf("BALLOON_ACTUAL %u\n", rd32(base + R_CONFIG + 4));
 	for (u64 a = BAL_BUF; a < BAL_BUF + (BAL_MAX + 1) * 4096; a += 8)
@@ -527,6 +581,7 @@ void pvh_main(const struct hvm_start_info *si)
 {
 	static const char no_input[] = "virtio.console_input=0";
 	static const char hold_opt[] = "virtio.hold=1";
+	static const char stats_opt[] = "virtio.balloon_stats=1";
 	int hold = 0;
 	const char *c = (const char *)si->cmdline_paddr;
 	for (const char *p = c; p && *p; p++) {
@@ -534,6 +589,8 @@ void pvh_main(const struct hvm_start_info *si)
 			console_input = 0;
 		if (!memcmp(p, hold_opt, sizeof(hold_opt) - 1))
 			hold = 1;
+		if (!memcmp(p, stats_opt, sizeof(stats_opt) - 1))
+			bal_stats = 1;
 	}
 	int found = 0;
 	u64 base;

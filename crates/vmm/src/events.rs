@@ -21,6 +21,11 @@ pub enum MonitorRequest {
     Balloon {
         target: u64,
     },
+    /// QMP `qom-set` of the balloon's `guest-stats-polling-interval`:
+    /// ask the driver for statistics every `secs` seconds (0: stop).
+    BalloonStatsInterval {
+        secs: u32,
+    },
     /// QMP `set_link`: the NIC named `name` (netdev or device id).
     SetLink {
         name: String,

@@ -30,8 +30,9 @@ mod teardown;
 mod vm_state;
 
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rvirt_devices::AcpiPm;
 use rvirt_machine::{
@@ -141,6 +142,9 @@ pub struct Vmm {
     state: Arc<VmState>,
     bus: EventBus,
     monitors: Option<MonitorServer>,
+    /// When the balloon's statistics timer next asks the driver for new
+    /// numbers (`guest-stats-polling-interval`), if it is set.
+    next_stats_poll: Option<Instant>,
 }
 
 /// A booted machine: dropping it stops the vCPUs and frees the VM.
@@ -209,6 +213,7 @@ impl Vmm {
             state,
             bus,
             monitors: None,
+            next_stats_poll: None,
         })
     }
 
@@ -395,13 +400,37 @@ impl Vmm {
             self.start()?;
         }
         loop {
-            let Ok(event) = self.receiver.recv() else {
-                return Ok(Exit::GuestShutdown);
+            let event = match self.next_stats_poll {
+                None => self
+                    .receiver
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(at) => self
+                    .receiver
+                    .recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            let event = match event {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.poll_balloon_stats();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(Exit::GuestShutdown),
             };
             if let Some(end) = self.handle(event)? {
                 return Ok(end);
             }
         }
+    }
+
+    /// The balloon's statistics timer fired: the driver gets its stats
+    /// buffer back to refill, and the timer is set again.
+    fn poll_balloon_stats(&mut self) {
+        self.next_stats_poll = self.devices.balloon().and_then(|b| {
+            b.poll_stats();
+            let secs = b.interval();
+            (secs > 0).then(|| Instant::now() + Duration::from_secs(u64::from(secs)))
+        });
     }
 
     /// A shutdown for `cause`: the VM ends, or under `-no-shutdown` its
@@ -555,6 +584,24 @@ impl Vmm {
             MonitorRequest::Balloon { target } => match self.devices.balloon() {
                 Some(b) => {
                     b.set_target(target);
+                    Ok(())
+                }
+                None => Err(QmpError::no_balloon()),
+            },
+            // As QEMU's setter: a new timer fires at once, a changed one
+            // after the new interval, 0 stops it.
+            MonitorRequest::BalloonStatsInterval { secs } => match self.devices.balloon() {
+                Some(b) => {
+                    let before = b.interval();
+                    b.set_interval(secs);
+                    if secs == 0 {
+                        self.next_stats_poll = None;
+                    } else if before == 0 {
+                        self.next_stats_poll = Some(Instant::now());
+                    } else if secs != before {
+                        self.next_stats_poll =
+                            Some(Instant::now() + Duration::from_secs(u64::from(secs)));
+                    }
                     Ok(())
                 }
                 None => Err(QmpError::no_balloon()),

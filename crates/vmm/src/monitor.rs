@@ -134,6 +134,26 @@ impl MonitorBackend for Backend {
         })
     }
 
+    fn qom_get(&self, path: &str, property: &str) -> Result<serde_json::Value, QmpError> {
+        match &self.state.balloon {
+            Some(b) => b.qom_get(path, property),
+            None => Err(QmpError::device_not_found(path)),
+        }
+    }
+
+    fn qom_set(
+        &self,
+        path: &str,
+        property: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), QmpError> {
+        let Some(b) = &self.state.balloon else {
+            return Err(QmpError::device_not_found(path));
+        };
+        let secs = b.qom_set_interval(path, property, value)?;
+        self.ask(MonitorRequest::BalloonStatsInterval { secs })
+    }
+
     fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {
         self.ask(MonitorRequest::SetLink {
             name: name.to_string(),

@@ -6,13 +6,13 @@
 //! threads only read it; every change they ask for goes to the main loop
 //! as a `MonitorRequest`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rvirt_machine::{ThreadIds, Topology};
 use rvirt_qmp::{ChardevInfo, RunState};
 use rvirt_vmm_config::VmConfig;
 
+use crate::balloon::BalloonReading;
 use crate::disk::DiskModel;
 
 /// What the monitors can read without asking the main loop.
@@ -24,9 +24,9 @@ pub(crate) struct VmState {
     /// The disks; fixed for the life of the VMM (no hotplug yet). Their
     /// counters are atomics the I/O path updates.
     pub(crate) disks: Vec<DiskModel>,
-    /// The guest's memory as the balloon driver last reported it, if the
-    /// VM has a balloon.
-    pub(crate) balloon_actual: Option<Arc<AtomicU64>>,
+    /// The balloon's size and the guest's statistics as the driver last
+    /// reported them, if the VM has a balloon.
+    pub(crate) balloon: Option<BalloonReading>,
     pub(crate) name: Option<String>,
     pub(crate) uuid: Option<String>,
 }
@@ -34,7 +34,7 @@ pub(crate) struct VmState {
 impl VmState {
     pub(crate) fn new(
         cfg: &VmConfig,
-        balloon_actual: Option<Arc<AtomicU64>>,
+        balloon: Option<BalloonReading>,
         disks: Vec<DiskModel>,
     ) -> Self {
         VmState {
@@ -46,7 +46,7 @@ impl VmState {
             cpus: Mutex::new(None),
             chardevs: Mutex::new(Vec::new()),
             disks,
-            balloon_actual,
+            balloon,
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
         }
@@ -62,8 +62,6 @@ impl VmState {
 
     /// `query-balloon`'s answer in bytes, if the VM has a balloon.
     pub(crate) fn balloon_actual(&self) -> Option<u64> {
-        self.balloon_actual
-            .as_ref()
-            .map(|a| a.load(Ordering::Acquire))
+        self.balloon.as_ref().map(BalloonReading::actual)
     }
 }

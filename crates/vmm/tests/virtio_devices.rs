@@ -569,6 +569,99 @@ fn balloon_inflates_and_deflates_on_qmp_request() {
     assert!(status.success(), "{status}; stderr:\n{}", vm.stderr());
 }
 
+/// The guest's balloon statistics as libvirt reads them: the buffer the
+/// driver sends at start is in `qom-get guest-stats` under QEMU's names,
+/// what it did not report stays -1 (as an unsigned); no new numbers come
+/// until `guest-stats-polling-interval` is set, then the device gives the
+/// buffer back each interval and each round's numbers replace the last.
+#[test]
+fn balloon_statistics_through_qom() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("qmp.sock");
+    let qmp = qmp_arg(&sock);
+    let vm = Vm::spawn(
+        dir.path(),
+        &[
+            "-m",
+            "128",
+            "-qmp",
+            &qmp,
+            "-device",
+            "virtio-balloon-device,id=balloon0",
+            "-append",
+            "virtio.balloon_stats=1",
+        ],
+        None,
+    )
+    .unwrap();
+    let c = connect(&sock);
+    let path = "/machine/peripheral/balloon0";
+    let guest_stats = || {
+        c.execute(
+            "qom-get",
+            Some(json!({"path": path, "property": "guest-stats"})),
+        )
+        .unwrap()
+    };
+    vm.wait_serial("BALLOON_STATS 1");
+    let first = poll("the first statistics", T, || {
+        let g = guest_stats();
+        if g["last-update"] != json!(0) {
+            Ok(g)
+        } else {
+            Err(g.to_string())
+        }
+    });
+    let mib = |n: u64| json!(n << 20);
+    let stats = &first["stats"];
+    assert_eq!(stats["stat-minor-faults"], json!(1), "{first}");
+    assert_eq!(stats["stat-major-faults"], json!(7), "{first}");
+    assert_eq!(stats["stat-free-memory"], mib(32), "{first}");
+    assert_eq!(stats["stat-total-memory"], mib(64), "{first}");
+    assert_eq!(stats["stat-available-memory"], mib(48), "{first}");
+    assert_eq!(stats["stat-disk-caches"], mib(1), "{first}");
+    for unreported in [
+        "stat-swap-in",
+        "stat-swap-out",
+        "stat-htlb-pgalloc",
+        "stat-htlb-pgfail",
+    ] {
+        assert_eq!(stats[unreported], json!(u64::MAX), "{first}");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = first["last-update"].as_u64().unwrap();
+    assert!(at <= now && at + 60 > now, "{first}");
+    // Without polling the device keeps the buffer.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!vm.serial().contains("BALLOON_STATS 2"));
+    assert_eq!(guest_stats()["stats"]["stat-minor-faults"], json!(1));
+
+    c.execute(
+        "qom-set",
+        Some(json!({"path": path, "property": "guest-stats-polling-interval", "value": 1})),
+    )
+    .unwrap();
+    vm.wait_serial("BALLOON_STATS 3");
+    poll("the third round's statistics", T, || {
+        let g = guest_stats();
+        let round = g["stats"]["stat-minor-faults"].as_u64().unwrap_or(0);
+        if round >= 3 {
+            Ok(())
+        } else {
+            Err(g.to_string())
+        }
+    });
+    c.execute(
+        "qom-set",
+        Some(json!({"path": path, "property": "guest-stats-polling-interval", "value": 0})),
+    )
+    .unwrap();
+    let _ = c.execute("quit", None);
+}
+
 // ---- all of them ----
 
 /// The guest's output split per device, `VIRTIO_DEVICE` lines included.

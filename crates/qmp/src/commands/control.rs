@@ -99,6 +99,36 @@ pub(super) fn balloon(
     Ok(Value::Object(Map::new()))
 }
 
+/// `qom-get`'s arguments (qapi/qom.json).
+pub(crate) const QOM_GET_PARAMS: &[Param] = &[
+    Param::required("path", ArgType::Str),
+    Param::required("property", ArgType::Str),
+];
+
+pub(super) fn qom_get(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let text = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
+    b.qom_get(text("path"), text("property"))
+}
+
+/// `qom-set`'s arguments (qapi/qom.json).
+pub(crate) const QOM_SET_PARAMS: &[Param] = &[
+    Param::required("path", ArgType::Str),
+    Param::required("property", ArgType::Str),
+    Param::required("value", ArgType::Any),
+];
+
+pub(super) fn qom_set(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let text = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
+    b.qom_set(text("path"), text("property"), &args["value"])?;
+    Ok(Value::Object(Map::new()))
+}
+
 /// `set_link`'s arguments (qapi/net.json).
 pub(crate) const SET_LINK_PARAMS: &[Param] = &[
     Param::required("name", ArgType::Str),

@@ -107,6 +107,16 @@ const COMMANDS: &[Command] = &[
         run: control::balloon,
     },
     Command {
+        name: "qom-get",
+        params: control::QOM_GET_PARAMS,
+        run: control::qom_get,
+    },
+    Command {
+        name: "qom-set",
+        params: control::QOM_SET_PARAMS,
+        run: control::qom_set,
+    },
+    Command {
         name: "set_link",
         params: control::SET_LINK_PARAMS,
         run: control::set_link,

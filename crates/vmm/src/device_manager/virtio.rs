@@ -171,7 +171,11 @@ pub(crate) fn build(
                 bus.clone(),
             )));
             Built {
-                balloon: Some(BalloonControl::new(device.clone(), cfg.mem_size)),
+                balloon: Some(BalloonControl::new(
+                    device.clone(),
+                    cfg.mem_size,
+                    b.id.clone(),
+                )),
                 ..Built::plain(device, "-device")
             }
         }
