@@ -830,6 +830,13 @@ xdr_struct! {
         pub flags: u32,
     }
 
+    /// `remote_domain_set_memory_stats_period_args`.
+    pub struct DomainSetMemoryStatsPeriodArgs {
+        pub dom: NonnullDomain,
+        pub period: i32,
+        pub flags: u32,
+    }
+
     /// `remote_domain_set_vcpus_args`.
     pub struct DomainSetVcpusArgs {
         pub dom: NonnullDomain,

@@ -333,6 +333,7 @@ procedures! {
         DomainUpdateDeviceFlags(DOMAIN_UPDATE_DEVICE_FLAGS) = 174: DomainDeviceFlagsArgs => (), w, domain_update_device_flags;
         DomainSetVcpusFlags(DOMAIN_SET_VCPUS_FLAGS) = 199: DomainSetVcpusFlagsArgs => (), w, domain_set_vcpus_flags;
         DomainSetMemoryFlags(DOMAIN_SET_MEMORY_FLAGS) = 204: DomainSetMemoryFlagsArgs => (), w, domain_set_memory_flags;
+        DomainSetMemoryStatsPeriod(DOMAIN_SET_MEMORY_STATS_PERIOD) = 308: DomainSetMemoryStatsPeriodArgs => (), w, domain_set_memory_stats_period;
         DomainSnapshotLookupByName(DOMAIN_SNAPSHOT_LOOKUP_BY_NAME) = 189: DomainSnapshotLookupByNameArgs => DomainSnapshotRet, r, domain_snapshot_lookup_by_name;
         DomainListAllSnapshots(DOMAIN_LIST_ALL_SNAPSHOTS) = 274: DomainListAllSnapshotsArgs => DomainListAllSnapshotsRet, r, domain_list_all_snapshots;
     }

@@ -422,6 +422,131 @@ fn flags_modes_and_autodestroy() {
     d.ok(&["destroy", "ad"]);
 }
 
+/// virsh dommemstat with the guest's balloon statistics, as libvirt shows
+/// them (QEMU's guest-stats in libvirt's names and KiB, what the guest did
+/// not report left out), refreshed on `<stats period='1'/>`; `--period`
+/// with `--config` and `--live`, and its errors in libvirtd's QEMU
+/// driver's words.
+#[test]
+fn dommemstat_with_guest_statistics() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let xml = domain_xml("ms", Guest::Virtio)
+        .replace(
+            "<cmdline>console=ttyS0</cmdline>",
+            "<cmdline>console=ttyS0 virtio.balloon_stats=1</cmdline>",
+        )
+        .replace(
+            "<memballoon model='none'/>",
+            "<memballoon model='virtio'><stats period='1'/><address type='virtio-mmio'/></memballoon>",
+        );
+    let f = d.xml_file("ms.xml", &xml);
+    d.ok(&["define", &f]);
+    d.ok(&["start", "ms"]);
+    d.wait_log("ms", "BALLOON_STATS 2");
+    let field = |out: &str, name: &str| -> Option<u64> {
+        out.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok())?
+        })
+    };
+    let out = wait_for_stats(&d, |o| field(o, "minor_fault").is_some_and(|n| n >= 2));
+    let names: Vec<&str> = out.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        names,
+        [
+            "actual",
+            "major_fault",
+            "minor_fault",
+            "unused",
+            "available",
+            "usable",
+            "last_update",
+            "disk_caches",
+            "rss",
+            ""
+        ],
+        "{out}"
+    );
+    assert_eq!(field(&out, "actual"), Some(64 << 10), "{out}");
+    assert_eq!(field(&out, "major_fault"), Some(7), "{out}");
+    assert_eq!(field(&out, "unused"), Some(32 << 10), "{out}");
+    assert_eq!(field(&out, "available"), Some(64 << 10), "{out}");
+    assert_eq!(field(&out, "usable"), Some(48 << 10), "{out}");
+    assert_eq!(field(&out, "disk_caches"), Some(1 << 10), "{out}");
+    assert!(
+        field(&out, "last_update").is_some_and(|t| t > 1_600_000_000),
+        "{out}"
+    );
+
+    // --period: live stops the polling (the rounds stop), config writes
+    // <stats> where libvirt writes it and 0 removes it.
+    d.ok(&["dommemstat", "ms", "--period", "0", "--live"]);
+    let settled = d.log("ms").matches("BALLOON_STATS").count();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        d.log("ms").matches("BALLOON_STATS").count() <= settled + 1,
+        "polling went on after --period 0"
+    );
+    d.ok(&["dommemstat", "ms", "--period", "7", "--config"]);
+    let inactive = d.ok(&["dumpxml", "--inactive", "ms"]);
+    assert!(
+        inactive.contains("<memballoon model='virtio'>\n      <stats period='7'/>\n"),
+        "{inactive}"
+    );
+    d.ok(&["dommemstat", "ms", "--period", "0", "--config"]);
+    assert!(!d.ok(&["dumpxml", "--inactive", "ms"]).contains("<stats"));
+    d.ok(&["destroy", "ms"]);
+
+    // Without a balloon, and on a stopped domain: libvirt's words.
+    let f = d.xml_file("nb.xml", &domain_xml("nb", Guest::Ticker));
+    d.ok(&["define", &f]);
+    let cases: [&[&str]; 3] = [
+        &["dommemstat", "nb", "--period", "5", "--config"],
+        &["dommemstat", "nb", "--period", "5", "--live"],
+        &["dommemstat", "nb", "--period", "-5", "--config"],
+    ];
+    let ours: Vec<String> = cases.iter().map(|a| d.fails(a)).collect();
+    assert!(
+        ours[0].contains(
+            "error: internal error: No memory balloon device configured, can not set the collection period"
+        ),
+        "{}",
+        ours[0]
+    );
+    assert!(ours[1].contains("domain is not running"), "{}", ours[1]);
+    if let Some(q) = libvirt_qemu() {
+        let name = format!("rvclients-nb-{}", std::process::id());
+        let x = domain_xml(&name, Guest::Ticker).replace("type='kvm'", "type='qemu'");
+        let qf = d.xml_file("qnb.xml", &x);
+        assert!(virsh_on(q, &["define", &qf]).status.success());
+        for (args, ours) in cases.iter().zip(&ours) {
+            let mut theirs_args = args.to_vec();
+            theirs_args[1] = &name;
+            let theirs = stderr(&virsh_on(q, &theirs_args));
+            assert_eq!(ours.trim(), theirs.trim(), "{args:?}");
+        }
+        let _ = virsh_on(q, &["undefine", &name]);
+    }
+}
+
+/// dommemstat until `done` holds for its output (the guest's statistics
+/// arrive a moment after the buffer is sent).
+fn wait_for_stats(d: &Rvirtd, done: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    wait_for(
+        "dommemstat to show the guest's statistics",
+        VIRSH_LIMIT,
+        || {
+            out = d.ok(&["dommemstat", "ms"]);
+            done(&out)
+        },
+    );
+    out
+}
+
 #[test]
 fn missing_objects_and_host_facts() {
     if !have_virsh() {
@@ -588,6 +713,7 @@ fn new_procedures_refuse_garbage_and_unknown_flags() {
         Procedure::DomainDetachDeviceFlags,
         Procedure::DomainUpdateDeviceFlags,
         Procedure::DomainSetMemoryFlags,
+        Procedure::DomainSetMemoryStatsPeriod,
         Procedure::DomainSetVcpusFlags,
         Procedure::DomainSetMaxMemory,
         Procedure::DomainMemoryStats,
@@ -657,6 +783,25 @@ fn new_procedures_refuse_garbage_and_unknown_flags() {
         }),
     );
     assert!(matches!(e.code, code::XML_ERROR | code::INVALID_ARG), "{e}");
+    let e = remote(
+        c.call::<procs::DomainSetMemoryStatsPeriod>(&DomainSetMemoryStatsPeriodArgs {
+            dom: dom.clone(),
+            period: -1,
+            flags: 2,
+        }),
+    );
+    assert_eq!(e.code, code::INVALID_ARG, "{e}");
+    let e = remote(
+        c.call::<procs::DomainSetMemoryStatsPeriod>(&DomainSetMemoryStatsPeriodArgs {
+            dom: dom.clone(),
+            period: 5,
+            flags: 4,
+        }),
+    );
+    assert_eq!(
+        e.message.as_deref(),
+        Some("unsupported flags (0x4) in function qemuDomainSetMemoryStatsPeriod")
+    );
     let e = remote(c.call::<procs::DomainShutdownFlags>(&DomainFlagsArgs {
         dom: dom.clone(),
         flags: 1 << 20,

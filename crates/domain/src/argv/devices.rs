@@ -391,7 +391,7 @@ fn others(dom: &Domain, b: &mut Builder) {
             Support::Emulated => match kind {
                 "memballoon" => b.opt(
                     "-device",
-                    format!("{},id=balloon0", support::VIRTIO_BALLOON),
+                    format!("{},id={}", support::VIRTIO_BALLOON, support::BALLOON_ID),
                 ),
                 "rng" => {
                     let backend = o.element.child("backend");

@@ -153,6 +153,10 @@ pub const NUMA: bool = false;
 pub const VIRTCONSOLE: &str = "virtconsole";
 pub const VIRTIO_SERIAL: &str = "virtio-serial-device";
 pub const VIRTIO_BALLOON: &str = "virtio-balloon-device";
+/// The balloon's device id, and its QOM path, where the guest's memory
+/// statistics are read and their polling interval set (as libvirt does).
+pub const BALLOON_ID: &str = "balloon0";
+pub const BALLOON_QOM_PATH: &str = "/machine/peripheral/balloon0";
 pub const VIRTIO_RNG: &str = "virtio-rng-device";
 
 #[cfg(test)]

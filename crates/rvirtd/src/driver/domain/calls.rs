@@ -352,8 +352,9 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
     ) -> Result<DomainMemoryStatsRet, RemoteError> {
         flags(a.flags, 0, "qemuDomainMemoryStats")?;
         let (_, run) = self.running(&a.dom)?;
-        const ACTUAL_BALLOON: i32 = 6;
-        const RSS: i32 = 7;
+        use super::memstats::{self, tag};
+        // libvirt's order: the balloon's size, the guest's statistics
+        // (with a balloon), then the VMM's resident set.
         let actual = run
             .qmp
             .execute("query-balloon", None)
@@ -361,20 +362,31 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
             .and_then(|v| v["actual"].as_u64())
             .map_or_else(|| run.memory_kib(), |b| b / 1024);
         let mut stats = vec![DomainMemoryStat {
-            tag: ACTUAL_BALLOON,
+            tag: tag::ACTUAL_BALLOON,
             val: actual,
         }];
+        if memstats::has_balloon(&run.live) {
+            stats.extend(memstats::guest(&run.qmp));
+        }
         let rss = std::fs::read_to_string(format!("/proc/{}/statm", run.pid()))
             .ok()
             .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok());
         if let Some(pages) = rss {
             stats.push(DomainMemoryStat {
-                tag: RSS,
+                tag: tag::RSS,
                 val: pages * 4,
             });
         }
         stats.truncate(a.max_stats as usize);
         Ok(DomainMemoryStatsRet { stats })
+    }
+
+    fn domain_set_memory_stats_period(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainSetMemoryStatsPeriodArgs,
+    ) -> Result<(), RemoteError> {
+        self.set_memory_stats_period(&a.dom, a.period, a.flags)
     }
 
     // ---- Snapshots (none yet) ----

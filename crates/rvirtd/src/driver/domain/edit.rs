@@ -377,6 +377,74 @@ impl DomainDriver {
         Ok(())
     }
 
+    /// SET_MEMORY_STATS_PERIOD: how often the balloon asks the guest for
+    /// its statistics (`--live`: QMP `qom-set`; `--config`: `<memballoon>`'s
+    /// `<stats period='N'/>`, none for 0), with libvirt's checks.
+    pub fn set_memory_stats_period(
+        &self,
+        dom: &NonnullDomain,
+        period: i32,
+        flags: u32,
+    ) -> Result<(), RemoteError> {
+        RemoteError::check_flags(
+            flags,
+            affect::LIVE | affect::CONFIG,
+            "qemuDomainSetMemoryStatsPeriod",
+        )?;
+        let (job, _) = self.job_of(dom)?;
+        let _job = job.lock().unwrap_or_else(PoisonError::into_inner);
+        let (active, stored) = self.edit_state(dom)?;
+        let (live, config) = impact(flags, active, stored.is_some())?;
+        let Ok(secs) = u32::try_from(period) else {
+            return Err(RemoteError::invalid_arg(
+                "period parameter must not be negative",
+            ));
+        };
+        let no_balloon = || {
+            RemoteError::new(
+                code::INTERNAL_ERROR,
+                from::QEMU,
+                Some("No memory balloon device configured, can not set the collection period"),
+            )
+        };
+        let mut def = match &stored {
+            Some(x) if config => Some(super::definitions::parse(x)?),
+            _ => None,
+        };
+        if let Some(d) = def.as_mut() {
+            let balloon = d
+                .devices
+                .others
+                .iter_mut()
+                .find(|o| o.kind() == "memballoon" && o.model() != Some("none"))
+                .ok_or_else(no_balloon)?;
+            balloon.element.take_child("stats");
+            if secs > 0 {
+                let stats = Element::new("stats").with_attr("period", Some(secs.to_string()));
+                // Where libvirt writes it: first, before alias and address.
+                let before = ["alias", "address"]
+                    .into_iter()
+                    .find(|n| balloon.element.child(n).is_some())
+                    .unwrap_or("driver");
+                balloon.element.insert_before(before, stats);
+            }
+        }
+        if live {
+            let (_, run) = self.running(dom)?;
+            if !super::memstats::has_balloon(&run.live) {
+                return Err(no_balloon());
+            }
+            super::memstats::set_period(&run.qmp, secs).map_err(|e| {
+                tracing::warn!(error = %crate::error_chain(&e), "qom-set guest-stats-polling-interval");
+                RemoteError::operation_invalid("unable to set balloon driver collection period")
+            })?;
+        }
+        if let Some(d) = def {
+            self.define(&d.to_inactive_xml())?;
+        }
+        Ok(())
+    }
+
     /// SET_VCPUS(_FLAGS): the vCPU count of the persistent definition
     /// (`--config`, `--maximum`); rvirt-vmm has no vCPU hot-plug, so a live
     /// change is refused as libvirt refuses it where QEMU cannot.

@@ -82,6 +82,13 @@ impl DomainDriver {
         let (child, qmp, held) = (started.child, started.qmp, started.held);
         let pid = child.pid();
         let events = qmp.take_events();
+        // As libvirt, before the vCPUs run: a failure is logged, not fatal
+        // (the guest runs; dommemstat then shows the first numbers only).
+        if let Some(secs) = super::memstats::period(&def) {
+            if let Err(e) = super::memstats::set_period(&qmp, secs) {
+                tracing::warn!(domain = name, error = %crate::error_chain(&e), "cannot set the balloon's statistics period");
+            }
+        }
         if !paused {
             if let Err(e) = qmp.execute("cont", None) {
                 child.signal(Signal::KILL);

@@ -25,6 +25,7 @@ pub mod dac;
 pub mod definitions;
 pub mod edit;
 pub mod lifecycle;
+pub mod memstats;
 pub mod nics;
 pub mod ptys;
 pub mod query;
