@@ -703,7 +703,7 @@ xdr_struct! {
         pub detail: i32,
     }
 
-    /// `remote_storage_pool_event_refresh_msg`: the MESSAGE of proc 371.
+    /// `remote_storage_pool_event_refresh_msg`: the MESSAGE of proc 373.
     pub struct StoragePoolEventRefreshMsg {
         pub callback_id: i32,
         pub pool: NonnullStoragePool,

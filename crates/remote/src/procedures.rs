@@ -431,7 +431,7 @@ procedures! {
         /// Storage pool lifecycle event MESSAGE for a registered callback.
         StoragePoolEventLifecycle(STORAGE_POOL_EVENT_LIFECYCLE) = 370: StoragePoolEventLifecycleMsg => (), r, storage_pool_event_lifecycle;
         /// Storage pool refresh event MESSAGE for a registered callback.
-        StoragePoolEventRefresh(STORAGE_POOL_EVENT_REFRESH) = 371: StoragePoolEventRefreshMsg => (), r, storage_pool_event_refresh;
+        StoragePoolEventRefresh(STORAGE_POOL_EVENT_REFRESH) = 373: StoragePoolEventRefreshMsg => (), r, storage_pool_event_refresh;
         /// The daemon tells a client why it is closing the connection.
         ConnectEventConnectionClosed(CONNECT_EVENT_CONNECTION_CLOSED) = 362: ConnectEventConnectionClosedMsg => (), r, connect_event_connection_closed;
     }
