@@ -362,7 +362,8 @@ fn device_and_resource_edits() {
                  <memballoon model='virtio'/></devices></domain>"
             ),
         );
-        assert!(virsh_on(q, &["define", &xml]).status.success());
+        let o = virsh_on(q, &["define", &xml]);
+        assert!(o.status.success(), "{}", stderr(&o));
         let theirs = |args: &[&str]| {
             let mut a = args.to_vec();
             a[1] = name.as_str();
@@ -521,7 +522,8 @@ fn dommemstat_with_guest_statistics() {
         let name = format!("rvclients-nb-{}", std::process::id());
         let x = domain_xml(&name, Guest::Ticker).replace("type='kvm'", "type='qemu'");
         let qf = d.xml_file("qnb.xml", &x);
-        assert!(virsh_on(q, &["define", &qf]).status.success());
+        let o = virsh_on(q, &["define", &qf]);
+        assert!(o.status.success(), "{}", stderr(&o));
         for (args, ours) in cases.iter().zip(&ours) {
             let mut theirs_args = args.to_vec();
             theirs_args[1] = &name;
