@@ -75,6 +75,63 @@ fn guest_kernel(g: Guest) -> String {
     g.path().to_string_lossy().into_owned()
 }
 
+/// Disk files through virtinst, which needs storage pools for them:
+/// virt-install with a file (virtinst makes a pool of its directory),
+/// virt-clone --auto-clone (the clone's volume made from the original's,
+/// same bytes), virt-xml --add-device with a new file of a given size.
+#[test]
+fn virt_clone_and_disk_files() {
+    if !have_virsh() || !have("virt-clone", "virtinst") {
+        return;
+    }
+    let d = Rvirtd::start();
+    let imgs = d.root().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let src = imgs.join("src.img");
+    let pattern: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&src, &pattern).unwrap();
+    let disk = format!("path={},bus=virtio", src.display());
+    let out = virt_install(&d.uri(), "src", &["--disk", &disk]);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.report());
+    assert_eq!(d.state("src"), "running (booted)");
+    let vols = d.ok(&["vol-list", "imgs"]);
+    assert!(vols.contains(&src.display().to_string()), "{vols}");
+    d.ok(&["destroy", "src"]);
+
+    let out = run(Command::new("virt-clone").args([
+        "--connect",
+        &d.uri(),
+        "--original",
+        "src",
+        "--auto-clone",
+    ]));
+    assert!(out.status.success(), "{}\n{}", text(&out), d.report());
+    let clone = imgs.join("src-clone.img");
+    assert_eq!(std::fs::read(&clone).unwrap(), pattern, "the clone's disk");
+    let blk = d.ok(&["domblklist", "--inactive", "src-clone"]);
+    assert!(blk.contains(&clone.display().to_string()), "{blk}");
+    let (a, b) = (d.ok(&["domuuid", "src"]), d.ok(&["domuuid", "src-clone"]));
+    assert_ne!(a, b);
+    d.ok(&["start", "src-clone"]);
+    assert_eq!(d.state("src-clone"), "running (booted)");
+    d.ok(&["destroy", "src-clone"]);
+
+    let extra = imgs.join("extra.img");
+    let out = run(Command::new("virt-xml").args([
+        "--connect",
+        &d.uri(),
+        "src",
+        "--add-device",
+        "--disk",
+        &format!("{},size=0.01", extra.display()),
+    ]));
+    assert!(out.status.success(), "{}\n{}", text(&out), d.report());
+    // virtinst's size is in GiB, sent as whole bytes.
+    assert_eq!(std::fs::metadata(&extra).unwrap().len(), 10_737_418);
+    let blk = d.ok(&["domblklist", "--inactive", "src"]);
+    assert!(blk.contains(&extra.display().to_string()), "{blk}");
+}
+
 fn virt_install(uri: &str, name: &str, extra: &[&str]) -> Output {
     let boot = format!(
         "kernel={},kernel_args=console=ttyS0",
