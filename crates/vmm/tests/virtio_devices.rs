@@ -576,24 +576,37 @@ fn balloon_inflates_and_deflates_on_qmp_request() {
 /// buffer back each interval and each round's numbers replace the last.
 #[test]
 fn balloon_statistics_through_qom() {
+    balloon_statistics(&[]);
+}
+
+/// The same under libvirt's `-sandbox` (as rvirtd starts every VMM): the
+/// monitor thread's `qom-get`/`qom-set` and the main loop's polling timer
+/// (which gives the buffer back and interrupts the guest) stay inside
+/// their threads' seccomp filters.
+#[test]
+fn balloon_statistics_through_qom_under_the_sandbox() {
+    balloon_statistics(&[
+        "-sandbox",
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    ]);
+}
+
+fn balloon_statistics(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("qmp.sock");
     let qmp = qmp_arg(&sock);
-    let vm = Vm::spawn(
-        dir.path(),
-        &[
-            "-m",
-            "128",
-            "-qmp",
-            &qmp,
-            "-device",
-            "virtio-balloon-device,id=balloon0",
-            "-append",
-            "virtio.balloon_stats=1",
-        ],
-        None,
-    )
-    .unwrap();
+    let mut args = vec![
+        "-m",
+        "128",
+        "-qmp",
+        &qmp,
+        "-device",
+        "virtio-balloon-device,id=balloon0",
+        "-append",
+        "virtio.balloon_stats=1",
+    ];
+    args.extend_from_slice(extra);
+    let mut vm = Vm::spawn(dir.path(), &args, None).unwrap();
     let c = connect(&sock);
     let path = "/machine/peripheral/balloon0";
     let guest_stats = || {
@@ -659,7 +672,17 @@ fn balloon_statistics_through_qom() {
         Some(json!({"path": path, "property": "guest-stats-polling-interval", "value": 0})),
     )
     .unwrap();
+    assert_eq!(
+        c.execute(
+            "qom-get",
+            Some(json!({"path": path, "property": "guest-stats-polling-interval"})),
+        )
+        .unwrap(),
+        json!(0)
+    );
     let _ = c.execute("quit", None);
+    let status = vm.wait_exit();
+    assert!(status.success(), "{status}; stderr:\n{}", vm.stderr());
 }
 
 // ---- all of them ----
