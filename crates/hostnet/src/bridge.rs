@@ -52,6 +52,17 @@ fn sockaddr_in(a: Ipv4Addr) -> libc::sockaddr {
     unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
 }
 
+/// A datagram socket of `family`, for that family's address ioctls.
+fn socket(family: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket() takes plain ints and returns a new fd or -1.
+    let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl Interfaces {
     fn raw_ioctl(&self, request: libc::c_ulong, arg: *mut libc::c_void) -> io::Result<()> {
         // SAFETY: every caller passes the argument its request reads or
@@ -130,6 +141,8 @@ impl Interfaces {
                 } else {
                     u32::MAX << (32 - u32::from(prefix.min(32)))
                 };
+                // IPv4 addresses are set through an AF_INET socket.
+                let sock = socket(libc::AF_INET)?;
                 for (request, value) in [
                     (libc::SIOCSIFADDR, a),
                     (libc::SIOCSIFNETMASK, Ipv4Addr::from(mask)),
@@ -137,7 +150,14 @@ impl Interfaces {
                 ] {
                     let mut req = crate::ifreq(name)?;
                     req.ifr_ifru.ifru_addr = sockaddr_in(value);
-                    self.raw_ioctl(request, (&mut req as *mut libc::ifreq).cast())?;
+                    // SAFETY: these requests read one `struct ifreq`, which
+                    // `req` is, alive across the call.
+                    let rc = unsafe {
+                        libc::ioctl(sock.as_raw_fd(), request, &mut req as *mut libc::ifreq)
+                    };
+                    if rc < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             }
@@ -148,13 +168,7 @@ impl Interfaces {
     fn add_ipv6(&self, name: &str, addr: Ipv6Addr, prefix: u8) -> io::Result<()> {
         let ifindex = libc::c_int::try_from(self.index(name)?)
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: socket() takes plain ints and returns a new fd or -1.
-        let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let sock = socket(libc::AF_INET6)?;
         let mut req = In6Ifreq {
             addr: addr.octets(),
             prefixlen: u32::from(prefix),

@@ -93,7 +93,12 @@ pub mod feature {
     /// `VIR_DRV_FEATURE_REMOTE_CLOSE_CALLBACK`: procs 360/361.
     pub const REMOTE_CLOSE_CALLBACK: i32 = 15;
     /// `VIR_DRV_FEATURE_TYPED_PARAM_STRING`.
-    pub const TYPED_PARAM_STRING: i32 = 16;
+    pub const TYPED_PARAM_STRING: i32 = 9;
+    /// `VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER`: NETWORK_UPDATE
+    /// carries command and section in their documented order; a client
+    /// told no swaps them (the protocol had them the wrong way round once),
+    /// as virsh 9.0 asks right before `net-update`.
+    pub const NETWORK_UPDATE_HAS_CORRECT_ORDER: i32 = 16;
 }
 
 /// `VIR_CONNECT_LIST_DOMAINS_*` flags of CONNECT_LIST_ALL_DOMAINS.

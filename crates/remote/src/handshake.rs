@@ -39,6 +39,9 @@ impl ServerFeatures {
             feature::PROGRAM_KEEPALIVE => self.keepalive,
             feature::REMOTE_EVENT_CALLBACK => self.event_callback,
             feature::REMOTE_CLOSE_CALLBACK => self.close_callback,
+            // Whatever network driver answers: rvirt reads the fields as
+            // the protocol file declares them.
+            feature::NETWORK_UPDATE_HAS_CORRECT_ORDER => true,
             _ => false,
         }
     }

@@ -280,6 +280,16 @@ fn dhcp_hosts_are_added_modified_and_deleted_as_net_update_does() {
         .update(command::ADD_FIRST, section::IP_DHCP_HOST, -1, h)
         .unwrap_err();
     assert_eq!(e, UpdateError::Invalid("there is an existing dhcp host entry in network 'd' that matches \"<host mac='52:54:00:00:00:09' name='g' ip='192.168.122.9'/>\"".into()));
+    // libvirt's words, absent attributes as its C strings print them.
+    let e = n
+        .update(
+            command::ADD_LAST,
+            section::IP_DHCP_HOST,
+            -1,
+            "<host mac='52:54:00:00:00:09' ip='192.168.122.20'/>",
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "there is an existing dhcp host entry in network 'd' that matches \"<host mac='52:54:00:00:00:09' name='(null)' ip='192.168.122.20'/>\"");
     n.update(
         command::MODIFY,
         section::IP_DHCP_HOST,
@@ -314,7 +324,7 @@ fn dhcp_hosts_are_added_modified_and_deleted_as_net_update_does() {
             "<host mac='52:54:00:00:00:01' ip='192.168.122.3'/>",
         )
         .unwrap_err();
-    assert_eq!(e.to_string(), "couldn't locate an existing dhcp host entry with \"mac='52:54:00:00:00:01'\" in network 'd'");
+    assert_eq!(e.to_string(), "couldn't locate an existing dhcp host entry with \"mac='52:54:00:00:00:01'\" \"name='(null)'\" \"ip='192.168.122.3'\" in network 'd'");
     let e = n
         .update(command::ADD_LAST, section::IP_DHCP_HOST, 3, h)
         .unwrap_err();

@@ -66,22 +66,19 @@ fn same_host(a: &DhcpHost, b: &DhcpHost) -> bool {
     a.mac == b.mac && a.id == b.id && a.name == b.name && a.ip == b.ip
 }
 
+fn or_null(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "(null)".into())
+}
+
+/// The host as libvirt quotes it in its messages (its C strings print
+/// `(null)` when absent).
 fn describe(h: &DhcpHost) -> String {
-    let mut s = String::from("<host");
-    if let Some(m) = h.mac {
-        s.push_str(&format!(" mac='{m}'"));
-    }
-    if let Some(i) = &h.id {
-        s.push_str(&format!(" id='{i}'"));
-    }
-    if let Some(n) = &h.name {
-        s.push_str(&format!(" name='{n}'"));
-    }
-    if let Some(ip) = h.ip {
-        s.push_str(&format!(" ip='{ip}'"));
-    }
-    s.push_str("/>");
-    s
+    format!(
+        "<host mac='{}' name='{}' ip='{}'/>",
+        or_null(h.mac.map(|m| m.to_string())),
+        or_null(h.name.clone()),
+        or_null(h.ip.map(|a| a.to_string()))
+    )
 }
 
 impl Network {
@@ -166,13 +163,11 @@ impl Network {
                 match at {
                     Some(i) => dhcp.hosts[i] = host,
                     None => {
-                        let key = match (host.mac, &host.id) {
-                            (Some(m), _) => format!("mac='{m}'"),
-                            (None, Some(id)) => format!("id='{id}'"),
-                            _ => format!("name='{}'", host.name.clone().unwrap_or_default()),
-                        };
                         return Err(UpdateError::Invalid(format!(
-                            "couldn't locate an existing dhcp host entry with \"{key}\" in network '{name}'"
+                            "couldn't locate an existing dhcp host entry with \"mac='{}'\" \"name='{}'\" \"ip='{}'\" in network '{name}'",
+                            or_null(host.mac.map(|m| m.to_string())),
+                            or_null(host.name.clone()),
+                            or_null(host.ip.map(|a| a.to_string()))
                         )));
                     }
                 }

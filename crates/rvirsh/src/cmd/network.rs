@@ -387,7 +387,9 @@ fn update(
             }
         }
     };
-    out.extra(&format!("Updated network {} {what}\n", n.name));
+    // virsh's message has no newline of its own: the blank line every
+    // command ends with ends it.
+    out.extra(&format!("Updated network {} {what}", n.name));
     Ok(())
 }
 

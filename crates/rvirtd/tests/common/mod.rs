@@ -314,6 +314,22 @@ impl Drop for Rvirtd {
                 }
             }
         }
+        // Nor a network's dnsmasq (nor what it forked: its process group),
+        // which would keep a test's network namespace alive.
+        let nets = self.root().join("run/rvirt/network");
+        for e in std::fs::read_dir(nets).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "pid") {
+                if let Ok(pid) = std::fs::read_to_string(e.path()) {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        if pid > 0 {
+                            // SAFETY: kill sends a signal to one process
+                            // group, dnsmasq's own (it runs in its session).
+                            unsafe { libc::kill(-pid, libc::SIGKILL) };
+                        }
+                    }
+                }
+            }
+        }
         self.kill9();
     }
 }
