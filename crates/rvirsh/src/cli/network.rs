@@ -111,19 +111,13 @@ pub enum NetworkCommand {
         net: Net,
     },
     /// convert a network name to network UUID
-    #[command(
-        name = "net-uuid",
-        long_about = "Convert a network name to network UUID."
-    )]
+    #[command(name = "net-uuid")]
     NetUuid {
         #[command(flatten)]
         net: Net,
     },
     /// convert a network UUID to network name
-    #[command(
-        name = "net-name",
-        long_about = "Convert a network UUID to network name."
-    )]
+    #[command(name = "net-name")]
     NetName {
         #[command(flatten)]
         net: Net,
@@ -195,10 +189,7 @@ pub enum NetworkCommand {
         disable: bool,
     },
     /// update parts of an existing network's configuration
-    #[command(
-        name = "net-update",
-        long_about = "Update part of an existing network's configuration."
-    )]
+    #[command(name = "net-update")]
     NetUpdate {
         #[command(flatten)]
         net: Net,
@@ -227,7 +218,7 @@ pub enum NetworkCommand {
     /// print lease info for a given network
     #[command(
         name = "net-dhcp-leases",
-        long_about = "Output the IP address leases for the network."
+        long_about = "Print lease info for a given network"
     )]
     NetDhcpLeases {
         #[command(flatten)]

@@ -5,9 +5,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rvirt_remote::calls::{
     CallbackIdArgs, ConnectListAllArgs, ConnectNetworkEventRegisterAnyArgs,
-    DomainInterfaceAddressesArgs, DomainLookupByNameArgs, NameArgs, NetworkArgs,
-    NetworkGetDhcpLeasesArgs, NetworkGetXmlDescArgs, NetworkSetAutostartArgs, NetworkUpdateArgs,
-    NetworkXmlArgs, UuidArgs,
+    DomainInterfaceAddressesArgs, NameArgs, NetworkArgs, NetworkGetDhcpLeasesArgs,
+    NetworkGetXmlDescArgs, NetworkSetAutostartArgs, NetworkUpdateArgs, NetworkXmlArgs, UuidArgs,
 };
 use rvirt_remote::consts::{
     interface_addresses_source, ip_addr_type, network_event, network_list_flags as lf,
@@ -542,19 +541,7 @@ fn domifaddr(
     full: bool,
     source: Option<&str>,
 ) -> Result<(), CmdError> {
-    let dom = match s.lookup(arg, By::ANY) {
-        Ok(d) => d,
-        Err(e) => {
-            // virsh names the cause when the lookup by name fails.
-            let cause = s
-                .call::<procs::DomainLookupByName>(&DomainLookupByNameArgs { name: arg.into() })
-                .err();
-            return Err(match cause {
-                Some(c) => CmdError::from(c).context(format!("failed to get domain '{arg}'")),
-                None => e,
-            });
-        }
-    };
+    let dom = s.lookup(arg, By::ANY)?;
     let src = match source {
         None | Some("lease") => interface_addresses_source::LEASE,
         Some("agent") => interface_addresses_source::AGENT,
