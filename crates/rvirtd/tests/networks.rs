@@ -551,3 +551,73 @@ fn bad_input_gets_libvirts_errors_and_leaves_nothing() {
             .contains(" lab    inactive   no          yes"));
     });
 }
+
+#[test]
+fn virt_install_network_default_creates_a_domain_that_starts() {
+    if !have_tools() {
+        return;
+    }
+    let found = rvirt_testkit::try_run(Command::new("virt-install").arg("--version"), TOOL_LIMIT)
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+            "virt-install (Debian package virtinst) is required: RVIRT_REQUIRE_REFERENCE is set"
+        );
+        eprintln!("virt-install missing: test skipped");
+        return;
+    }
+    in_netns(|| {
+        ip(&["link", "set", "lo", "up"]);
+        let d = Rvirtd::start_with(&["--default-network"]);
+        let kernel = Guest::Dhcp.path();
+        let boot = format!("kernel={},kernel_args=console=ttyS0", kernel.display());
+        let out = run(
+            Command::new("virt-install")
+                .args([
+                    "--connect",
+                    &d.uri(),
+                    "--name",
+                    "vi",
+                    "--memory",
+                    "64",
+                    "--vcpus",
+                    "1",
+                ])
+                .args(["--machine", "microvm", "--cpu", "qemu64", "--boot", &boot])
+                .args([
+                    "--network",
+                    "default,model=virtio",
+                    "--disk",
+                    "none",
+                    "--import",
+                ])
+                .args(["--graphics", "none", "--controller", "usb,model=none"])
+                .args([
+                    "--memballoon",
+                    "none",
+                    "--osinfo",
+                    "detect=off,name=linux2022",
+                ])
+                .args(["--noautoconsole"])
+                .env("LC_ALL", "C"),
+            Duration::from_secs(120),
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "virt-install: {text}\n{}", d.report());
+        assert!(text.contains("Domain creation completed."), "{text}");
+        let xml = d.ok(&["dumpxml", "--inactive", "vi"]);
+        assert!(
+            xml.contains("<interface type='network'>")
+                && xml.contains("<source network='default'/>"),
+            "{xml}"
+        );
+        // It started on the network: its guest took a lease from dnsmasq.
+        let log = wait_guest_log(&d, "vi", "DHCP_ACK 192.168.122.");
+        assert!(log.contains("DHCP_ROUTER 192.168.122.1"), "{log}");
+    });
+}
