@@ -62,9 +62,7 @@ pub(super) fn network(mut root: Element, p: &mut Problems) -> Option<Network> {
             }
         }
     });
-    let forward = root
-        .take_child("forward")
-        .and_then(|f| forward(f, &name, p));
+    let forward = root.take_child("forward").and_then(|f| forward(f, p));
     let bridge = root.take_child("bridge").map(|mut b| Bridge {
         name: b.take_attr("name").filter(|n| !n.is_empty()),
         stp: b.take_attr("stp").and_then(|v| {
@@ -171,7 +169,7 @@ pub(super) fn network(mut root: Element, p: &mut Problems) -> Option<Network> {
     })
 }
 
-fn forward(mut f: Element, name: &str, p: &mut Problems) -> Option<Forward> {
+fn forward(mut f: Element, p: &mut Problems) -> Option<Forward> {
     let line = f.line;
     let mode = match f.take_attr("mode") {
         None => ForwardMode::Nat,
@@ -199,7 +197,6 @@ fn forward(mut f: Element, name: &str, p: &mut Problems) -> Option<Forward> {
             f.children.insert(0, Node::Element(i));
         }
     }
-    let _ = name;
     for c in f.children.iter_mut() {
         if let Node::Element(nat) = c {
             if nat.name == "nat" {

@@ -13,7 +13,7 @@ use rvirt_remote::consts::{
     network_update_flags, VIR_NETWORK_EVENT_ID_LIFECYCLE, VIR_NETWORK_XML_INACTIVE,
 };
 use rvirt_remote::types::NonnullNetwork;
-use rvirt_remote::{procs, Args, ClientError, Uuid};
+use rvirt_remote::{procs, Args, Uuid};
 
 use super::domain::event::{catch_sigint, interrupted, timestamp};
 use super::read_file;
@@ -30,7 +30,7 @@ pub fn run(s: &mut Session, out: &Out, c: &NetworkCommand) -> Result<(), CmdErro
         NetworkCommand::NetList(o) => list(s, out, o),
         NetworkCommand::NetInfo { net } => info(s, out, net.get(name)?),
         NetworkCommand::NetUuid { net } => {
-            let n = lookup(s, net.get(name)?, false)?;
+            let n = lookup(s, net.get(name)?)?;
             out.print(&format!("{}\n", n.uuid));
             Ok(())
         }
@@ -41,7 +41,7 @@ pub fn run(s: &mut Session, out: &Out, c: &NetworkCommand) -> Result<(), CmdErro
             Ok(())
         }
         NetworkCommand::NetDumpxml { net, inactive } => {
-            let n = lookup(s, net.get(name)?, false)?;
+            let n = lookup(s, net.get(name)?)?;
             let flags = if *inactive {
                 VIR_NETWORK_XML_INACTIVE
             } else {
@@ -78,7 +78,7 @@ pub fn run(s: &mut Session, out: &Out, c: &NetworkCommand) -> Result<(), CmdErro
             Ok(())
         }
         NetworkCommand::NetStart { net } => {
-            let n = lookup(s, net.get(name)?, true)?;
+            let n = lookup(s, net.get(name)?)?;
             s.call::<procs::NetworkCreate>(&NetworkArgs { net: n.clone() })
                 .map_err(|e| {
                     CmdError::from(e).context(format!("Failed to start network {}", n.name))
@@ -87,7 +87,7 @@ pub fn run(s: &mut Session, out: &Out, c: &NetworkCommand) -> Result<(), CmdErro
             Ok(())
         }
         NetworkCommand::NetDestroy { net } => {
-            let n = lookup(s, net.get(name)?, false)?;
+            let n = lookup(s, net.get(name)?)?;
             s.call::<procs::NetworkDestroy>(&NetworkArgs { net: n.clone() })
                 .map_err(|e| {
                     CmdError::from(e).context(format!("Failed to destroy network {}", n.name))
@@ -96,7 +96,7 @@ pub fn run(s: &mut Session, out: &Out, c: &NetworkCommand) -> Result<(), CmdErro
             Ok(())
         }
         NetworkCommand::NetUndefine { net } => {
-            let n = lookup(s, net.get(name)?, false)?;
+            let n = lookup(s, net.get(name)?)?;
             s.call::<procs::NetworkUndefine>(&NetworkArgs { net: n.clone() })
                 .map_err(|e| {
                     CmdError::from(e).context(format!("Failed to undefine network {}", n.name))
@@ -105,7 +105,7 @@ pub fn run(s: &mut Session, out: &Out, c: &NetworkCommand) -> Result<(), CmdErro
             Ok(())
         }
         NetworkCommand::NetAutostart { net, disable } => {
-            let n = lookup(s, net.get(name)?, false)?;
+            let n = lookup(s, net.get(name)?)?;
             let r = s.call::<procs::NetworkSetAutostart>(&NetworkSetAutostartArgs {
                 net: n.clone(),
                 autostart: i32::from(!*disable),
@@ -166,23 +166,17 @@ pub fn run(s: &mut Session, out: &Out, c: &NetworkCommand) -> Result<(), CmdErro
 /// Finds a network as virsh does (`virshCommandOptNetworkBy`): a
 /// 36-character argument by UUID first, then by name; the failure is
 /// `failed to get network 'x'` over the daemon's last error.
-fn lookup(s: &mut Session, arg: &str, _start: bool) -> Result<NonnullNetwork, CmdError> {
-    let mut last: Option<ClientError> = None;
+fn lookup(s: &mut Session, arg: &str) -> Result<NonnullNetwork, CmdError> {
     if arg.len() == 36 {
         if let Ok(uuid) = arg.parse::<Uuid>() {
-            match s.call::<procs::NetworkLookupByUuid>(&UuidArgs { uuid }) {
-                Ok(r) => return Ok(r.net),
-                Err(e) => last = Some(e),
+            if let Ok(r) = s.call::<procs::NetworkLookupByUuid>(&UuidArgs { uuid }) {
+                return Ok(r.net);
             }
         }
     }
-    match s.call::<procs::NetworkLookupByName>(&NameArgs { name: arg.into() }) {
-        Ok(r) => Ok(r.net),
-        Err(e) => {
-            let _ = last.take();
-            Err(CmdError::from(e).context(format!("failed to get network '{arg}'")))
-        }
-    }
+    s.call::<procs::NetworkLookupByName>(&NameArgs { name: arg.into() })
+        .map(|r| r.net)
+        .map_err(|e| CmdError::from(e).context(format!("failed to get network '{arg}'")))
 }
 
 /// `net-name`: by UUID only.
@@ -240,7 +234,7 @@ fn list(s: &mut Session, out: &Out, o: &NetListOpts) -> Result<(), CmdError> {
         })
         .map_err(|e| CmdError::from(e).context("Failed to list networks"))?
         .nets;
-    nets.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    nets.sort_by_key(|a| a.name.to_lowercase());
     if o.name || o.uuid {
         for n in &nets {
             if o.uuid {
@@ -277,7 +271,7 @@ fn list(s: &mut Session, out: &Out, o: &NetListOpts) -> Result<(), CmdError> {
 }
 
 fn info(s: &mut Session, out: &Out, arg: &str) -> Result<(), CmdError> {
-    let n = lookup(s, arg, false)?;
+    let n = lookup(s, arg)?;
     let a = NetworkArgs { net: n.clone() };
     out.field("Name:", &n.name);
     out.field("UUID:", n.uuid);
@@ -345,7 +339,7 @@ fn update(
             "Options --current and --live are mutually exclusive"
         }));
     }
-    let n = lookup(s, arg, false)?;
+    let n = lookup(s, arg)?;
     let cmd = update_command(command)
         .ok_or_else(|| CmdError::msg(format!("unrecognized command name '{command}'")))?;
     let sec = update_section(section)
@@ -417,7 +411,7 @@ fn local_time(secs: i64) -> String {
 }
 
 fn leases(s: &mut Session, out: &Out, arg: &str, mac: Option<&str>) -> Result<(), CmdError> {
-    let n = lookup(s, arg, false)?;
+    let n = lookup(s, arg)?;
     let mut leases = s
         .call::<procs::NetworkGetDhcpLeases>(&NetworkGetDhcpLeasesArgs {
             net: n.clone(),
@@ -429,12 +423,7 @@ fn leases(s: &mut Session, out: &Out, arg: &str, mac: Option<&str>) -> Result<()
             CmdError::from(e).context(format!("Failed to get leases info for {}", n.name))
         })?
         .leases;
-    leases.sort_by(|a, b| {
-        let key = |l: &rvirt_remote::calls::NetworkDhcpLease| {
-            l.mac.clone().unwrap_or_default().to_lowercase()
-        };
-        key(a).cmp(&key(b))
-    });
+    leases.sort_by_key(|l| l.mac.clone().unwrap_or_default().to_lowercase());
     let mut t = Table::new(&[
         "Expiry Time",
         "MAC address",
@@ -474,7 +463,7 @@ fn event(s: &mut Session, out: &Out, o: &NetEventOpts) -> Result<(), CmdError> {
         Some(other) => return Err(CmdError::msg(format!("unknown event type {other}"))),
     }
     let net = match &o.network {
-        Some(n) => Some(lookup(s, n, false)?),
+        Some(n) => Some(lookup(s, n)?),
         None => None,
     };
     let id = s
