@@ -82,7 +82,12 @@ pub(super) fn network(mut root: Element, p: &mut Problems) -> Option<Network> {
                 None
             }
         }),
-        attrs: std::mem::take(&mut b.attrs),
+        attrs: {
+            // In the order the writer puts them, so a re-read compares equal.
+            let mut a = std::mem::take(&mut b.attrs);
+            a.sort_by_cached_key(|(k, _)| order::rank(order::NETWORK_BRIDGE_ATTRS, k));
+            a
+        },
         line: b.line,
     });
     let mtu = root.take_child("mtu").and_then(|mut m| {
