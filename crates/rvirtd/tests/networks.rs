@@ -460,6 +460,86 @@ fn virsh_drives_the_lifecycle_and_destroy_leaves_nothing() {
     });
 }
 
+/// A guest that keeps running, with a NIC on network `net`.
+fn counter_on(name: &str, net: &str, mac: &str) -> String {
+    domain_xml(name, Guest::Counter).replace(
+        "</devices>",
+        &format!(
+            "<interface type='network'><mac address='{mac}'/><source network='{net}'/>\
+             <model type='virtio'/></interface>\n  </devices>"
+        ),
+    )
+}
+
+#[test]
+fn a_bridge_network_puts_guests_on_the_host_bridge_and_leaves_it() {
+    if !have_tools() {
+        return;
+    }
+    in_netns(|| {
+        ip(&["link", "set", "lo", "up"]);
+        let d = Rvirtd::start();
+        let root = d.root().to_path_buf();
+        let f = d.xml_file(
+            "lan.xml",
+            "<network>\n  <name>lan</name>\n  <forward mode='bridge'/>\n  \
+             <bridge name='rvhost0'/>\n</network>\n",
+        );
+        d.ok(&["net-define", &f]);
+        // As libvirt writes it: no address, MAC, STP or delay of its own.
+        let xml = d.ok(&["net-dumpxml", "lan"]);
+        assert!(
+            xml.contains("  <forward mode='bridge'/>\n  <bridge name='rvhost0'/>\n</network>"),
+            "{xml}"
+        );
+        assert!(!xml.contains("<mac "), "{xml}");
+        // libvirt starts it whether or not the bridge is there yet; a guest
+        // started while it is missing fails where libvirt's does (the tap
+        // takes the bridge's MTU first) and leaves no tap.
+        assert_eq!(d.ok(&["net-start", "lan"]), "Network lan started\n\n");
+        assert!(!link_exists("rvhost0"), "the host's bridge is not made");
+        let g = d.xml_file("g.xml", &counter_on("g", "lan", "52:54:00:00:00:44"));
+        d.ok(&["define", &g]);
+        let err = d.fails(&["start", "g"]);
+        assert!(
+            err.contains("error: Cannot get interface MTU on 'rvhost0': No such device"),
+            "{err}"
+        );
+        assert!(!link_exists("vnet0"));
+
+        // The host's bridge, with the MTU the tap takes from it.
+        ip(&["link", "add", "rvhost0", "mtu", "1450", "type", "bridge"]);
+        ip(&["link", "set", "rvhost0", "up"]);
+        d.ok(&["start", "g"]);
+        let tap = ip(&["-d", "-o", "link", "show", "dev", "vnet0"]);
+        assert!(
+            tap.contains("master rvhost0") && tap.contains("mtu 1450"),
+            "{tap}"
+        );
+        let live = d.ok(&["dumpxml", "g"]);
+        assert!(
+            live.contains("<source network='lan' portid='") && live.contains(" bridge='rvhost0'/>"),
+            "{live}"
+        );
+        // Nothing of a virtual network's is made for it.
+        assert!(dnsmasqs(&root).is_empty());
+        assert!(nft_tables().trim().is_empty(), "{}", nft_tables());
+        assert!(!root.join("var/lib/rvirt/dnsmasq/lan.conf").exists());
+        d.ok(&["destroy", "g"]);
+        wait_for("the tap to go", Duration::from_secs(10), || {
+            !link_exists("vnet0")
+        });
+
+        // Destroying the network leaves the host's bridge where it was.
+        assert_eq!(d.ok(&["net-destroy", "lan"]), "Network lan destroyed\n\n");
+        assert!(link_exists("rvhost0"), "the host's bridge is kept");
+        assert_eq!(
+            d.ok(&["net-undefine", "lan"]),
+            "Network lan has been undefined\n\n"
+        );
+    });
+}
+
 #[test]
 fn bad_input_gets_libvirts_errors_and_leaves_nothing() {
     if !have_tools() {
