@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::{domain_xml, have_virsh, Rvirtd};
 use rvirt_test_guests::Guest;
-use rvirt_testkit::{poll, run, wait_for};
+use rvirt_testkit::{poll, run, wait_for, Spawned};
 
 /// How long one `ip` or `nft` command may take.
 const TOOL_LIMIT: Duration = Duration::from_secs(30);
@@ -457,6 +457,71 @@ fn virsh_drives_the_lifecycle_and_destroy_leaves_nothing() {
         assert!(!root
             .join("etc/rvirt/qemu/networks/autostart/lab.xml")
             .exists());
+    });
+}
+
+#[test]
+fn lifecycle_events_reach_virsh_net_event() {
+    if !have_tools() {
+        return;
+    }
+    in_netns(|| {
+        ip(&["link", "set", "lo", "up"]);
+        let d = Rvirtd::start();
+        let mut watcher = Spawned::start(Command::new("virsh").args([
+            "-c",
+            &d.uri(),
+            "net-event",
+            "--event",
+            "lifecycle",
+            "--loop",
+            "--timeout",
+            "60",
+        ]))
+        .on_fail(d.reporter());
+        wait_for(
+            "virsh net-event to register",
+            Duration::from_secs(15),
+            || {
+                std::fs::read_to_string(d.root().join("rvirtd.stderr"))
+                    .unwrap_or_default()
+                    .contains("event callback registered")
+            },
+        );
+        let f = d.xml_file("lab.xml", LAB);
+        d.ok(&["net-define", &f]);
+        d.ok(&["net-start", "lab"]);
+        d.ok(&["net-destroy", "lab"]);
+        d.ok(&["net-undefine", "lab"]);
+        // A transient network: started and stopped, never defined.
+        let t = d.xml_file(
+            "tr.xml",
+            "<network><name>tr</name><bridge name='rvtr0'/></network>",
+        );
+        d.ok(&["net-create", &t]);
+        d.ok(&["net-destroy", "tr"]);
+        let mut events = Vec::new();
+        while events.len() < 6 {
+            let Some(line) = watcher.line(Duration::from_secs(30)) else {
+                break;
+            };
+            if line.starts_with("event '") {
+                events.push(line.trim_end().to_string());
+            }
+        }
+        // virsh's own wording, in the order the changes were made.
+        assert_eq!(
+            events,
+            [
+                "event 'lifecycle' for network lab: Defined",
+                "event 'lifecycle' for network lab: Started",
+                "event 'lifecycle' for network lab: Stopped",
+                "event 'lifecycle' for network lab: Undefined",
+                "event 'lifecycle' for network tr: Started",
+                "event 'lifecycle' for network tr: Stopped",
+            ]
+        );
+        watcher.kill();
     });
 }
 
