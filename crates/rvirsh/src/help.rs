@@ -119,8 +119,15 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
 /// Positional arguments virsh requires (`<domain>`); other positionals
 /// are optional (`[--xml <string>]`).
 const REQUIRED: &[&str] = &[
-    "domain", "file", "format", "network", "command", "section", "xml", "pool", "vol", "name",
-    "type", "capacity", "newname",
+    "domain", "file", "format", "network", "pool", "vol", "name", "type", "capacity", "newname",
+];
+
+/// Positionals virsh requires in one command only (`domxml-to-native`'s
+/// `--xml` is optional, `net-update`'s `<xml>` is not).
+const REQUIRED_IN: &[(&str, &str)] = &[
+    ("net-update", "command"),
+    ("net-update", "section"),
+    ("net-update", "xml"),
 ];
 
 /// The domain argument's help where virsh words it for the command.
@@ -185,7 +192,9 @@ fn options(name: &str, cmd: &clap::Command) -> Vec<(String, String)> {
     for a in args {
         let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
         let id = a.get_id().to_string();
-        if a.is_positional() && REQUIRED.contains(&id.as_str()) {
+        let required =
+            REQUIRED.contains(&id.as_str()) || REQUIRED_IN.contains(&(name, id.as_str()));
+        if a.is_positional() && required {
             let help = domain_help(name)
                 .filter(|_| id == "domain")
                 .or_else(|| network_help(name).filter(|_| id == "network"))
