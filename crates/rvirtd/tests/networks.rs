@@ -762,7 +762,11 @@ fn virt_install_network_default_creates_a_domain_that_starts() {
             "{xml}"
         );
         // It started on the network: its guest took a lease from dnsmasq.
-        let log = wait_guest_log(&d, "vi", "DHCP_ACK 192.168.122.");
-        assert!(log.contains("DHCP_ROUTER 192.168.122.1"), "{log}");
+        // DHCP_OK follows the lease's lines, so they are whole by then.
+        let log = wait_guest_log(&d, "vi", "DHCP_OK");
+        assert!(
+            log.contains("DHCP_ACK 192.168.122.") && log.contains("DHCP_ROUTER 192.168.122.1\n"),
+            "{log}"
+        );
     });
 }
