@@ -163,6 +163,41 @@ fn wait_guest_log(d: &Rvirtd, name: &str, needle: &str) -> String {
 
 /// The DHCP guest on network `net`, sending its datagram to the router's
 /// `port`; powered off, it starts again (so it stays running for queries).
+/// The VMM of `name` runs confined (rvirtd's default) and reaches the
+/// network only through the tap rvirtd made and passed it open: not root,
+/// no capabilities, filtered, and its own root has no /dev/net/tun.
+fn assert_confined_with_its_tap(d: &Rvirtd, name: &str) {
+    let pidfile = d.root().join(format!("run/rvirt/qemu/{name}/vmm.pid"));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
+        .trim()
+        .parse()
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert!(!field("Uid:").starts_with('0'), "{status}");
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    assert!(
+        !Path::new(&format!("/proc/{pid}/root/dev/net/tun")).exists(),
+        "the VMM's root has /dev/net/tun"
+    );
+    let tap_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == Path::new("/dev/net/tun")))
+        .count();
+    assert_eq!(tap_fds, 1, "the VMM holds its tap");
+}
+
 fn dhcp_domain(name: &str, net: &str, mac: &str, port: u16) -> String {
     domain_xml(name, Guest::Dhcp)
         .replace(
@@ -251,6 +286,7 @@ fn dhcp_guest_on_the_default_nat_network() {
             format!("rvirt dhcp guest {leased} rvirt")
         );
         assert_eq!(from.ip().to_string(), leased);
+        assert_confined_with_its_tap(&d, "g");
 
         // The lease, through the real virsh, as rvirtd read it from the
         // lease helper's status file.
