@@ -48,7 +48,35 @@ pub fn vmm() -> PathBuf {
         "{} is missing: run `cargo build -p rvirt-vmm` first (or set RVIRT_VMM)",
         p.display()
     );
+    assert_fresh(&p);
     p
+}
+
+/// `cargo test -p rvirtd` builds rvirtd but not rvirt-vmm: a VMM built
+/// before a rebase or an edit would be tested in place of the sources
+/// (a disk_cache failure came from one that predated CONFIG_WCE). Its
+/// dep-info file (cargo's `rvirt-vmm.d`, beside it) lists every source it
+/// was built from; one newer than the binary means it is stale.
+fn assert_fresh(vmm: &Path) {
+    let Ok(deps) = std::fs::read_to_string(vmm.with_extension("d")) else {
+        return;
+    };
+    let built = std::fs::metadata(vmm).and_then(|m| m.modified()).unwrap();
+    let sources = deps.split_once(": ").map_or("", |(_, s)| s);
+    // Make's syntax: a space inside a path is escaped.
+    let sources = sources.replace("\\ ", "\0");
+    for src in sources.split_whitespace() {
+        let src = PathBuf::from(src.replace('\0', " "));
+        let newer = std::fs::metadata(&src)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > built);
+        assert!(
+            !newer,
+            "{} is older than {}: run `cargo build -p rvirt-vmm` first (or set RVIRT_VMM)",
+            vmm.display(),
+            src.display()
+        );
+    }
 }
 
 impl Rvirtd {
