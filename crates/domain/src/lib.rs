@@ -22,6 +22,7 @@ mod format;
 pub mod mac;
 pub mod model;
 pub mod names;
+pub mod network;
 mod order;
 mod parse;
 pub mod storage;
@@ -58,6 +59,13 @@ impl Domain {
     /// a tap another VM may hold.
     pub fn forget_generated_names(&mut self) {
         for iface in &mut self.devices.interfaces {
+            // A virtual network's port and bridge are given at each start.
+            if iface.iface_type == "network" {
+                if let Some(src) = iface.source.as_mut() {
+                    src.take_attr("portid");
+                    src.take_attr("bridge");
+                }
+            }
             if iface.target_dev.as_deref().is_some_and(|t| {
                 ["vnet", "macvtap", "macvlan"]
                     .iter()
@@ -114,6 +122,7 @@ mod tests {
             <interface type='ethernet'><target dev='vnet3'/><model type='virtio'/></interface>\
             <interface type='ethernet'><target dev='macvtap0'/><model type='virtio'/></interface>\
             <interface type='ethernet'><target dev='tap7'/><model type='virtio'/></interface>\
+            <interface type='network'><source network='default' portid='8c1a3a2e-4d4f-4bbb-9c1e-2f5f0d3c4b5a' bridge='virbr0'/><target dev='vnet4'/><model type='virtio'/></interface>\
             </devices></domain>";
         let mut d = Domain::from_xml(xml).unwrap();
         d.forget_generated_names();
@@ -123,6 +132,9 @@ mod tests {
             .iter()
             .map(|i| i.target_dev.as_deref())
             .collect();
-        assert_eq!(names, [None, None, Some("tap7")]);
+        assert_eq!(names, [None, None, Some("tap7"), None]);
+        let src = d.devices.interfaces[3].source.as_ref().unwrap();
+        assert_eq!(src.attrs.len(), 1);
+        assert_eq!(src.attr("network"), Some("default"));
     }
 }

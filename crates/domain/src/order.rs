@@ -206,3 +206,42 @@ pub const PERMISSIONS: &[&str] = &["mode", "owner", "group", "label"];
 pub fn rank(table: &[&str], name: &str) -> usize {
     table.iter().position(|n| *n == name).unwrap_or(table.len())
 }
+
+/// `<network>` children, as `virNetworkDefFormatBuf` writes them.
+pub const NETWORK: &[&str] = &[
+    "name",
+    "uuid",
+    "title",
+    "description",
+    "metadata",
+    "forward",
+    "bridge",
+    "mtu",
+    "mac",
+    "domain",
+    "dns",
+    "vlan",
+    "bandwidth",
+    "virtualport",
+    "ip",
+    "route",
+    "portgroup",
+];
+
+/// `<forward>` children.
+pub const NETWORK_FORWARD: &[&str] = &["nat", "pf", "driver", "interface", "address"];
+
+/// `<nat>` children.
+pub const NETWORK_NAT: &[&str] = &["address", "port"];
+
+/// `<bridge>` attributes.
+pub const NETWORK_BRIDGE_ATTRS: &[&str] = &["name", "zone", "stp", "delay", "macTableManager"];
+
+/// `<dns>` children.
+pub const NETWORK_DNS: &[&str] = &["forwarder", "txt", "srv", "host"];
+
+/// `<ip>` children.
+pub const NETWORK_IP: &[&str] = &["tftp", "dhcp"];
+
+/// `<dhcp>` children.
+pub const NETWORK_DHCP: &[&str] = &["range", "host", "bootp"];

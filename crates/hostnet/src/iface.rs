@@ -23,6 +23,11 @@ impl Interfaces {
         Ok(Interfaces(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    /// The socket the ioctls go through.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.0
+    }
+
     fn ioctl(&self, request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<()> {
         // SAFETY: every request used here reads and/or writes one `struct
         // ifreq`, which `req` is, and it lives across the call.

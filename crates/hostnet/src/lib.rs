@@ -6,6 +6,8 @@
 //! - [`tap`]: `/dev/net/tun` taps with IFF_VNET_HDR, opened by name or
 //!   adopted from a descriptor, the vnet header size and the receive
 //!   offloads.
+//! - [`bridge`]: a virtual network's bridge (create, STP, forward delay,
+//!   addresses, delete), as libvirt's bridge driver makes it.
 //! - [`iface`]: the interface ioctls on any link (MAC, MTU, index, up) and
 //!   bridge ports, as libvirt's QEMU driver applies them to a new tap.
 //! - `testing` (feature `test-utils`): packet sockets and link helpers for
@@ -16,6 +18,7 @@
 //! enough to keep in one place here (Cloud Hypervisor's `net_util` does the
 //! same).
 
+pub mod bridge;
 pub mod iface;
 pub mod tap;
 #[cfg(feature = "test-utils")]

@@ -130,3 +130,60 @@ fn a_bridged_tap_in_a_private_namespace_carries_frames_both_ways() {
         Err(why) => eprintln!("skipped: cannot set up a tap here ({why})"),
     }
 }
+
+/// A virtual network's bridge as the network driver makes it, checked
+/// with `ip`, in a namespace of its own.
+fn bridge() -> Result<(), String> {
+    // SAFETY: unshare takes a flag; it moves only this thread into a new,
+    // empty network namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "unshare(CLONE_NEWNET): {}",
+            io::Error::last_os_error()
+        ));
+    }
+    let ifs = Interfaces::new().unwrap();
+    ifs.create_bridge("rvnet0")
+        .map_err(|e| format!("create bridge: {e}"))?;
+    let e = ifs.create_bridge("rvnet0").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "a name in use");
+    assert!(ifs.exists("rvnet0"));
+    ifs.set_mac("rvnet0", MAC).unwrap();
+    ifs.set_bridge_forward_delay("rvnet0", 3).unwrap();
+    ifs.set_bridge_stp("rvnet0", true).unwrap();
+    ifs.add_address("rvnet0", "10.66.0.1".parse().unwrap(), 24)
+        .unwrap();
+    ifs.add_address("rvnet0", "fd66::1".parse().unwrap(), 64)
+        .unwrap();
+    ifs.set_up("rvnet0").unwrap();
+    let link = ip(&["-d", "-o", "link", "show", "rvnet0"])?;
+    for want in [
+        "stp_state 1",
+        "forward_delay 300",
+        "fe:54:00:ab:cd:ef",
+        ",UP",
+    ] {
+        assert!(link.contains(want), "{want} missing from: {link}");
+    }
+    let addrs = ip(&["-o", "addr", "show", "rvnet0"])?;
+    assert!(
+        addrs.contains("inet 10.66.0.1/24 brd 10.66.0.255"),
+        "{addrs}"
+    );
+    assert!(addrs.contains("inet6 fd66::1/64"), "{addrs}");
+    ifs.delete_bridge("rvnet0")
+        .map_err(|e| format!("delete bridge: {e}"))?;
+    assert!(!ifs.exists("rvnet0"));
+    Ok(())
+}
+
+#[test]
+fn a_network_bridge_with_its_addresses_in_a_private_namespace() {
+    match std::thread::spawn(bridge).join().unwrap() {
+        Ok(()) => {}
+        Err(why) if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() => {
+            panic!("cannot make a bridge here ({why}) and RVIRT_REQUIRE_REFERENCE is set")
+        }
+        Err(why) => eprintln!("skipped: cannot make a bridge here ({why})"),
+    }
+}

@@ -5,11 +5,13 @@
 
 use crate::consts::{
     REMOTE_AUTH_TYPE_LIST_MAX, REMOTE_CPUMAPS_MAX, REMOTE_CPUMAP_MAX, REMOTE_CPU_BASELINE_MAX,
-    REMOTE_DOMAIN_LIST_MAX, REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_DOMAIN_SNAPSHOT_LIST_MAX,
-    REMOTE_INTERFACE_LIST_MAX, REMOTE_NETWORK_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX,
-    REMOTE_NWFILTER_LIST_MAX, REMOTE_SECRET_LIST_MAX, REMOTE_SECURITY_DOI_MAX,
-    REMOTE_SECURITY_LABEL_LIST_MAX, REMOTE_SECURITY_LABEL_MAX, REMOTE_SECURITY_MODEL_MAX,
-    REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_STORAGE_VOL_LIST_MAX, REMOTE_VCPUINFO_MAX,
+    REMOTE_DOMAIN_INTERFACE_MAX, REMOTE_DOMAIN_IP_ADDR_MAX, REMOTE_DOMAIN_LIST_MAX,
+    REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_DOMAIN_SNAPSHOT_LIST_MAX, REMOTE_INTERFACE_LIST_MAX,
+    REMOTE_NETWORK_DHCP_LEASES_MAX, REMOTE_NETWORK_LIST_MAX, REMOTE_NETWORK_NAME_LIST_MAX,
+    REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_NWFILTER_LIST_MAX, REMOTE_SECRET_LIST_MAX,
+    REMOTE_SECURITY_DOI_MAX, REMOTE_SECURITY_LABEL_LIST_MAX, REMOTE_SECURITY_LABEL_MAX,
+    REMOTE_SECURITY_MODEL_MAX, REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_STORAGE_VOL_LIST_MAX,
+    REMOTE_VCPUINFO_MAX,
 };
 use crate::types::{
     DomainStatsRecord, NonnullDomain, NonnullDomainSnapshot, NonnullInterface, NonnullNetwork,
@@ -790,6 +792,143 @@ xdr_struct! {
     pub struct DomainGetVcpuPinInfoRet {
         pub cpumaps: Opaque [REMOTE_CPUMAPS_MAX],
         pub num: i32,
+    }
+
+    // ---- Virtual networks -------------------------------------------------
+
+    /// `{ remote_nonnull_network net; }`: create, destroy, undefine,
+    /// get_autostart, get_bridge_name, is_active, is_persistent.
+    pub struct NetworkArgs {
+        pub net: NonnullNetwork,
+    }
+
+    /// `{ int maxnames; }`: CONNECT_LIST_(DEFINED_)NETWORKS.
+    pub struct ConnectListNetworksArgs {
+        pub maxnames: i32,
+    }
+
+    /// `{ remote_nonnull_string names<REMOTE_NETWORK_NAME_LIST_MAX>; }`.
+    pub struct ConnectListNetworksRet {
+        pub names: Vec<String> [REMOTE_NETWORK_NAME_LIST_MAX],
+    }
+
+    /// `remote_network_create_xml_args`, `remote_network_define_xml_args`.
+    pub struct NetworkXmlArgs {
+        pub xml: String,
+    }
+
+    /// `remote_network_get_xml_desc_args`.
+    pub struct NetworkGetXmlDescArgs {
+        pub net: NonnullNetwork,
+        /// `VIR_NETWORK_XML_INACTIVE`.
+        pub flags: u32,
+    }
+
+    /// `remote_network_get_autostart_ret`.
+    pub struct NetworkGetAutostartRet {
+        pub autostart: i32,
+    }
+
+    /// `remote_network_get_bridge_name_ret`.
+    pub struct NetworkGetBridgeNameRet {
+        pub name: String,
+    }
+
+    /// `remote_network_set_autostart_args`.
+    pub struct NetworkSetAutostartArgs {
+        pub net: NonnullNetwork,
+        pub autostart: i32,
+    }
+
+    /// `remote_network_is_active_ret`.
+    pub struct NetworkIsActiveRet {
+        pub active: i32,
+    }
+
+    /// `remote_network_is_persistent_ret`.
+    pub struct NetworkIsPersistentRet {
+        pub persistent: i32,
+    }
+
+    /// `remote_network_update_args`.
+    pub struct NetworkUpdateArgs {
+        pub net: NonnullNetwork,
+        /// `virNetworkUpdateCommand`.
+        pub command: u32,
+        /// `virNetworkUpdateSection`.
+        pub section: u32,
+        pub parent_index: i32,
+        pub xml: String,
+        /// `virNetworkUpdateFlags`.
+        pub flags: u32,
+    }
+
+    /// `remote_network_dhcp_lease`.
+    pub struct NetworkDhcpLease {
+        pub iface: String,
+        /// Seconds since the epoch.
+        pub expirytime: i64,
+        /// `virIPAddrType`.
+        pub type_: i32,
+        pub mac: Option<String>,
+        pub iaid: Option<String>,
+        pub ipaddr: String,
+        pub prefix: u32,
+        pub hostname: Option<String>,
+        pub clientid: Option<String>,
+    }
+
+    /// `remote_network_get_dhcp_leases_args`.
+    pub struct NetworkGetDhcpLeasesArgs {
+        pub net: NonnullNetwork,
+        pub mac: Option<String>,
+        pub need_results: i32,
+        pub flags: u32,
+    }
+
+    /// `remote_network_get_dhcp_leases_ret`.
+    pub struct NetworkGetDhcpLeasesRet {
+        pub leases: Vec<NetworkDhcpLease> [REMOTE_NETWORK_DHCP_LEASES_MAX],
+        pub ret: u32,
+    }
+
+    /// `remote_network_event_lifecycle_msg`: the MESSAGE of proc 315.
+    pub struct NetworkEventLifecycleMsg {
+        pub callback_id: i32,
+        pub net: NonnullNetwork,
+        /// `virNetworkEventLifecycleType`.
+        pub event: i32,
+        pub detail: i32,
+    }
+
+    // ---- Guest interface addresses -----------------------------------
+
+    /// `remote_domain_interface_addresses_args`.
+    pub struct DomainInterfaceAddressesArgs {
+        pub dom: NonnullDomain,
+        /// `virDomainInterfaceAddressesSource`.
+        pub source: u32,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_ip_addr`.
+    pub struct DomainIpAddr {
+        /// `virIPAddrType`.
+        pub type_: i32,
+        pub addr: String,
+        pub prefix: u32,
+    }
+
+    /// `remote_domain_interface`.
+    pub struct DomainInterface {
+        pub name: String,
+        pub hwaddr: Option<String>,
+        pub addrs: Vec<DomainIpAddr> [REMOTE_DOMAIN_IP_ADDR_MAX],
+    }
+
+    /// `remote_domain_interface_addresses_ret`.
+    pub struct DomainInterfaceAddressesRet {
+        pub ifaces: Vec<DomainInterface> [REMOTE_DOMAIN_INTERFACE_MAX],
     }
 }
 

@@ -37,6 +37,14 @@ pub const REMOTE_VCPUINFO_MAX: u32 = 16_384;
 pub const REMOTE_CPUMAPS_MAX: u32 = 8_388_608;
 /// `REMOTE_NETWORK_LIST_MAX`.
 pub const REMOTE_NETWORK_LIST_MAX: u32 = 16_384;
+/// `REMOTE_NETWORK_NAME_LIST_MAX`: CONNECT_LIST_(DEFINED_)NETWORKS.
+pub const REMOTE_NETWORK_NAME_LIST_MAX: u32 = 16_384;
+/// `REMOTE_NETWORK_DHCP_LEASES_MAX`.
+pub const REMOTE_NETWORK_DHCP_LEASES_MAX: u32 = 65_536;
+/// `REMOTE_DOMAIN_INTERFACE_MAX`: DOMAIN_INTERFACE_ADDRESSES.
+pub const REMOTE_DOMAIN_INTERFACE_MAX: u32 = 2048;
+/// `REMOTE_DOMAIN_IP_ADDR_MAX`: addresses per interface.
+pub const REMOTE_DOMAIN_IP_ADDR_MAX: u32 = 2048;
 /// `REMOTE_INTERFACE_LIST_MAX`.
 pub const REMOTE_INTERFACE_LIST_MAX: u32 = 16_384;
 /// `REMOTE_STORAGE_POOL_LIST_MAX`.
@@ -91,7 +99,12 @@ pub mod feature {
     /// `VIR_DRV_FEATURE_REMOTE_CLOSE_CALLBACK`: procs 360/361.
     pub const REMOTE_CLOSE_CALLBACK: i32 = 15;
     /// `VIR_DRV_FEATURE_TYPED_PARAM_STRING`.
-    pub const TYPED_PARAM_STRING: i32 = 16;
+    pub const TYPED_PARAM_STRING: i32 = 9;
+    /// `VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER`: NETWORK_UPDATE
+    /// carries command and section in their documented order; a client
+    /// told no swaps them (the protocol had them the wrong way round once),
+    /// as virsh 9.0 asks right before `net-update`.
+    pub const NETWORK_UPDATE_HAS_CORRECT_ORDER: i32 = 16;
 }
 
 /// `VIR_CONNECT_LIST_DOMAINS_*` flags of CONNECT_LIST_ALL_DOMAINS.
@@ -163,6 +176,63 @@ pub const VIR_DOMAIN_CONSOLE_FORCE: u32 = 1 << 0;
 pub const VIR_DOMAIN_EVENT_ID_LIFECYCLE: i32 = 0;
 /// `VIR_DOMAIN_EVENT_ID_REBOOT`.
 pub const VIR_DOMAIN_EVENT_ID_REBOOT: i32 = 1;
+
+/// `VIR_NETWORK_EVENT_ID_LIFECYCLE`, the event id of
+/// CONNECT_NETWORK_EVENT_REGISTER_ANY.
+pub const VIR_NETWORK_EVENT_ID_LIFECYCLE: i32 = 0;
+
+/// `virNetworkEventLifecycleType`: the `event` of a network lifecycle
+/// message, and the words `virsh net-event` prints for it.
+pub mod network_event {
+    pub const DEFINED: i32 = 0;
+    pub const UNDEFINED: i32 = 1;
+    pub const STARTED: i32 = 2;
+    pub const STOPPED: i32 = 3;
+
+    /// As `virsh net-event` prints it.
+    pub fn name(event: i32) -> &'static str {
+        match event {
+            DEFINED => "Defined",
+            UNDEFINED => "Undefined",
+            STARTED => "Started",
+            STOPPED => "Stopped",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Flags of CONNECT_LIST_ALL_NETWORKS (`virConnectListAllNetworksFlags`).
+pub mod network_list_flags {
+    pub const INACTIVE: u32 = 1 << 0;
+    pub const ACTIVE: u32 = 1 << 1;
+    pub const PERSISTENT: u32 = 1 << 2;
+    pub const TRANSIENT: u32 = 1 << 3;
+    pub const AUTOSTART: u32 = 1 << 4;
+    pub const NO_AUTOSTART: u32 = 1 << 5;
+}
+
+/// `VIR_NETWORK_XML_INACTIVE`, for NETWORK_GET_XML_DESC.
+pub const VIR_NETWORK_XML_INACTIVE: u32 = 1 << 0;
+
+/// `virNetworkUpdateFlags`.
+pub mod network_update_flags {
+    pub const AFFECT_CURRENT: u32 = 0;
+    pub const AFFECT_LIVE: u32 = 1 << 0;
+    pub const AFFECT_CONFIG: u32 = 1 << 1;
+}
+
+/// `virDomainInterfaceAddressesSource`.
+pub mod interface_addresses_source {
+    pub const LEASE: u32 = 0;
+    pub const AGENT: u32 = 1;
+    pub const ARP: u32 = 2;
+}
+
+/// `virIPAddrType`.
+pub mod ip_addr_type {
+    pub const IPV4: i32 = 0;
+    pub const IPV6: i32 = 1;
+}
 
 /// `VIR_DOMAIN_STATS_*` groups of CONNECT_GET_ALL_DOMAIN_STATS.
 pub mod stats {

@@ -336,11 +336,30 @@ procedures! {
         DomainSetMemoryStatsPeriod(DOMAIN_SET_MEMORY_STATS_PERIOD) = 308: DomainSetMemoryStatsPeriodArgs => (), w, domain_set_memory_stats_period;
         DomainSnapshotLookupByName(DOMAIN_SNAPSHOT_LOOKUP_BY_NAME) = 189: DomainSnapshotLookupByNameArgs => DomainSnapshotRet, r, domain_snapshot_lookup_by_name;
         DomainListAllSnapshots(DOMAIN_LIST_ALL_SNAPSHOTS) = 274: DomainListAllSnapshotsArgs => DomainListAllSnapshotsRet, r, domain_list_all_snapshots;
+        /// Addresses of the guest's NICs (from the networks' DHCP leases).
+        DomainInterfaceAddresses(DOMAIN_INTERFACE_ADDRESSES) = 353: DomainInterfaceAddressesArgs => DomainInterfaceAddressesRet, r, domain_interface_addresses;
     }
     /// Virtual networks.
     network: NetworkCalls {
+        ConnectListDefinedNetworks(CONNECT_LIST_DEFINED_NETWORKS) = 36: ConnectListNetworksArgs => ConnectListNetworksRet, r, connect_list_defined_networks;
+        ConnectListNetworks(CONNECT_LIST_NETWORKS) = 38: ConnectListNetworksArgs => ConnectListNetworksRet, r, connect_list_networks;
+        NetworkCreate(NETWORK_CREATE) = 39: NetworkArgs => (), w, network_create;
+        NetworkCreateXml(NETWORK_CREATE_XML) = 40: NetworkXmlArgs => NetworkRet, w, network_create_xml;
+        NetworkDefineXml(NETWORK_DEFINE_XML) = 41: NetworkXmlArgs => NetworkRet, w, network_define_xml;
+        NetworkDestroy(NETWORK_DESTROY) = 42: NetworkArgs => (), w, network_destroy;
+        NetworkGetXmlDesc(NETWORK_GET_XML_DESC) = 43: NetworkGetXmlDescArgs => XmlRet, r, network_get_xml_desc;
+        NetworkGetAutostart(NETWORK_GET_AUTOSTART) = 44: NetworkArgs => NetworkGetAutostartRet, r, network_get_autostart;
+        NetworkGetBridgeName(NETWORK_GET_BRIDGE_NAME) = 45: NetworkArgs => NetworkGetBridgeNameRet, r, network_get_bridge_name;
         NetworkLookupByName(NETWORK_LOOKUP_BY_NAME) = 46: NameArgs => NetworkRet, r, network_lookup_by_name;
         NetworkLookupByUuid(NETWORK_LOOKUP_BY_UUID) = 47: UuidArgs => NetworkRet, r, network_lookup_by_uuid;
+        NetworkSetAutostart(NETWORK_SET_AUTOSTART) = 48: NetworkSetAutostartArgs => (), w, network_set_autostart;
+        NetworkUndefine(NETWORK_UNDEFINE) = 49: NetworkArgs => (), w, network_undefine;
+        ConnectNumOfDefinedNetworks(CONNECT_NUM_OF_DEFINED_NETWORKS) = 50: () => NumRet, r, connect_num_of_defined_networks;
+        ConnectNumOfNetworks(CONNECT_NUM_OF_NETWORKS) = 52: () => NumRet, r, connect_num_of_networks;
+        NetworkIsActive(NETWORK_IS_ACTIVE) = 152: NetworkArgs => NetworkIsActiveRet, r, network_is_active;
+        NetworkIsPersistent(NETWORK_IS_PERSISTENT) = 153: NetworkArgs => NetworkIsPersistentRet, r, network_is_persistent;
+        NetworkUpdate(NETWORK_UPDATE) = 291: NetworkUpdateArgs => (), w, network_update;
+        NetworkGetDhcpLeases(NETWORK_GET_DHCP_LEASES) = 341: NetworkGetDhcpLeasesArgs => NetworkGetDhcpLeasesRet, r, network_get_dhcp_leases;
         ConnectListAllNetworks(CONNECT_LIST_ALL_NETWORKS) = 283: ConnectListAllArgs => ConnectListAllNetworksRet, r, connect_list_all_networks;
         ConnectNetworkEventRegisterAny(CONNECT_NETWORK_EVENT_REGISTER_ANY) = 313: ConnectNetworkEventRegisterAnyArgs => CallbackIdRet, r, connect_network_event_register_any;
         ConnectNetworkEventDeregisterAny(CONNECT_NETWORK_EVENT_DEREGISTER_ANY) = 314: CallbackIdArgs => (), r, connect_network_event_deregister_any;
@@ -428,6 +447,8 @@ procedures! {
         DomainEventCallbackLifecycle(DOMAIN_EVENT_CALLBACK_LIFECYCLE) = 318: DomainEventCallbackLifecycleMsg => (), r, domain_event_callback_lifecycle;
         /// Reboot event MESSAGE for a registered callback.
         DomainEventCallbackReboot(DOMAIN_EVENT_CALLBACK_REBOOT) = 319: DomainEventCallbackRebootMsg => (), r, domain_event_callback_reboot;
+        /// Network lifecycle event MESSAGE for a registered callback.
+        NetworkEventLifecycle(NETWORK_EVENT_LIFECYCLE) = 315: NetworkEventLifecycleMsg => (), r, network_event_lifecycle;
         /// Storage pool lifecycle event MESSAGE for a registered callback.
         StoragePoolEventLifecycle(STORAGE_POOL_EVENT_LIFECYCLE) = 370: StoragePoolEventLifecycleMsg => (), r, storage_pool_event_lifecycle;
         /// Storage pool refresh event MESSAGE for a registered callback.
@@ -474,6 +495,28 @@ mod tests {
         assert!(!Procedure::DomainGetXmlDesc.changes_state());
         assert!(!Procedure::StorageVolLookupByPath.changes_state());
         assert_eq!(Procedure::NetworkLookupByName.number(), 46);
+        // The network procedures, as virsh 9.0 sends them (captured with
+        // LIBVIRT_LOG_FILTERS=1:rpc.netclient against libvirtd).
+        for (p, n) in [
+            (Procedure::NetworkCreate, 39),
+            (Procedure::NetworkCreateXml, 40),
+            (Procedure::NetworkDefineXml, 41),
+            (Procedure::NetworkDestroy, 42),
+            (Procedure::NetworkGetXmlDesc, 43),
+            (Procedure::NetworkGetAutostart, 44),
+            (Procedure::NetworkGetBridgeName, 45),
+            (Procedure::NetworkSetAutostart, 48),
+            (Procedure::NetworkUndefine, 49),
+            (Procedure::NetworkIsActive, 152),
+            (Procedure::NetworkIsPersistent, 153),
+            (Procedure::NetworkUpdate, 291),
+            (Procedure::NetworkGetDhcpLeases, 341),
+            (Procedure::DomainInterfaceAddresses, 353),
+        ] {
+            assert_eq!(p.number(), n, "{p}");
+        }
+        assert!(Procedure::NetworkUpdate.changes_state());
+        assert!(!Procedure::NetworkGetDhcpLeases.changes_state());
         assert_eq!(Procedure::StoragePoolLookupByName.number(), 84);
         assert_eq!(Procedure::StorageVolLookupByPath.number(), 97);
         assert_eq!(Procedure::DomainGetVcpuPinInfo.number(), 230);
@@ -535,6 +578,10 @@ mod tests {
         assert_eq!(
             Procedure::DomainLookupByUuid.api_name(),
             "virDomainLookupByUUID"
+        );
+        assert_eq!(
+            Procedure::NetworkGetDhcpLeases.api_name(),
+            "virNetworkGetDHCPLeases"
         );
     }
 }

@@ -34,13 +34,40 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
     (
         "Domain Monitoring",
         "monitor",
-        &["domblklist", "domiflist", "dominfo", "domstate", "list"],
+        &[
+            "domblklist",
+            "domifaddr",
+            "domiflist",
+            "dominfo",
+            "domstate",
+            "list",
+        ],
     ),
     ("Domain Events", "events", &["event"]),
     (
         "Host and Hypervisor",
         "host",
         &["hostname", "nodeinfo", "uri", "version"],
+    ),
+    (
+        "Networking",
+        "network",
+        &[
+            "net-autostart",
+            "net-create",
+            "net-define",
+            "net-destroy",
+            "net-dhcp-leases",
+            "net-dumpxml",
+            "net-event",
+            "net-info",
+            "net-list",
+            "net-name",
+            "net-start",
+            "net-undefine",
+            "net-update",
+            "net-uuid",
+        ],
     ),
     (
         "Storage Pool",
@@ -92,7 +119,15 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
 /// Positional arguments virsh requires (`<domain>`); other positionals
 /// are optional (`[--xml <string>]`).
 const REQUIRED: &[&str] = &[
-    "domain", "file", "format", "pool", "vol", "name", "type", "capacity", "newname",
+    "domain", "file", "format", "network", "pool", "vol", "name", "type", "capacity", "newname",
+];
+
+/// Positionals virsh requires in one command only (`domxml-to-native`'s
+/// `--xml` is optional, `net-update`'s `<xml>` is not).
+const REQUIRED_IN: &[(&str, &str)] = &[
+    ("net-update", "command"),
+    ("net-update", "section"),
+    ("net-update", "xml"),
 ];
 
 /// The domain argument's help where virsh words it for the command.
@@ -102,6 +137,15 @@ fn domain_help(cmd: &str) -> Option<&'static str> {
         "domid" => "domain name or uuid",
         "domname" => "domain id or uuid",
         "domuuid" => "domain id or name",
+        _ => return None,
+    })
+}
+
+/// The network argument's help where virsh words it for the command.
+fn network_help(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "net-uuid" => "network name",
+        "net-name" => "network uuid",
         _ => return None,
     })
 }
@@ -148,9 +192,12 @@ fn options(name: &str, cmd: &clap::Command) -> Vec<(String, String)> {
     for a in args {
         let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
         let id = a.get_id().to_string();
-        if a.is_positional() && REQUIRED.contains(&id.as_str()) {
+        let required =
+            REQUIRED.contains(&id.as_str()) || REQUIRED_IN.contains(&(name, id.as_str()));
+        if a.is_positional() && required {
             let help = domain_help(name)
                 .filter(|_| id == "domain")
+                .or_else(|| network_help(name).filter(|_| id == "network"))
                 .unwrap_or(&help);
             out.push((format!("<{id}>"), format!("[--{id}] <string>  {help}")));
             continue;
@@ -167,7 +214,10 @@ fn options(name: &str, cmd: &clap::Command) -> Vec<(String, String)> {
             continue;
         }
         if a.get_action().takes_values() {
-            let kind = if matches!(long, "timeout" | "offset" | "length") {
+            let number = a
+                .get_value_names()
+                .is_some_and(|v| v.iter().any(|n| n == "number"));
+            let kind = if matches!(long, "timeout" | "offset" | "length") || number {
                 "number"
             } else {
                 "string"

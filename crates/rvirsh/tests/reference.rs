@@ -609,3 +609,173 @@ fn storage_commands_match_virsh() {
     assert_eq!(virsh(&["vol-delete", "--pool", "default-pool", v]).code, 0);
     same(&["vol-info", "--pool", "default-pool", v], &[v]);
 }
+
+/// A network of the test driver named `name`.
+fn network_xml(name: &str) -> String {
+    format!(
+        "<network>\n  <name>{name}</name>\n  <forward mode='nat'/>\n  <bridge name='rvref0'/>\n  \
+         <ip address='10.250.0.1' netmask='255.255.255.0'>\n    <dhcp>\n      \
+         <range start='10.250.0.2' end='10.250.0.9'/>\n    </dhcp>\n  </ip>\n</network>\n"
+    )
+}
+
+/// Runs `args` with virsh, then `undo` with virsh, then `args` with
+/// rvirsh, and compares: for commands that change the driver's state.
+fn same_after(args: &[&str], undo: &[&str], names: &[&str]) {
+    let v = virsh(args);
+    assert_eq!(virsh(undo).code, 0, "virsh {undo:?}");
+    let r = rvirsh(args);
+    assert_same(&args.join(" "), &v, &r, names);
+}
+
+/// Removes the test's networks from the shared driver, however the test ends.
+struct NetCleanup(Vec<String>);
+
+impl Drop for NetCleanup {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = virsh(&["net-destroy", n]);
+            let _ = virsh(&["net-undefine", n]);
+        }
+    }
+}
+
+#[test]
+fn network_commands_match_virsh() {
+    let Some(_r) = reference() else { return };
+    let (name, _) = unique("net");
+    let _cleanup = NetCleanup(vec![name.clone(), format!("{name}t")]);
+    let n = name.as_str();
+    let f = xml_file(&network_xml(n));
+    let path = f.path().to_str().unwrap();
+    let bad = xml_file(
+        "<network><name>bad</name><ip address='10.251.0.1' netmask='255.255.255.0'>\
+         <dhcp><range start='10.252.0.2' end='10.252.0.9'/></dhcp></ip></network>",
+    );
+    let bad_path = bad.path().to_str().unwrap();
+    let host = xml_file("<host mac='52:54:00:00:00:77' name='h' ip='10.250.0.7'/>");
+    let host_path = host.path().to_str().unwrap();
+    same_after(&["net-define", path], &["net-undefine", n], &[n]);
+    let uuid = virsh(&["net-uuid", n]).stdout.trim().to_string();
+    for args in [
+        vec!["net-list"],
+        vec!["net-list", "--all"],
+        vec!["net-list", "--inactive"],
+        vec!["net-list", "--all", "--name"],
+        vec!["net-list", "--all", "--uuid"],
+        vec!["net-list", "--all", "--table"],
+        vec!["net-list", "--persistent", "--all"],
+        vec!["net-list", "--transient"],
+        vec!["net-list", "--autostart", "--all"],
+        vec!["net-list", "--no-autostart", "--all"],
+        vec!["net-list", "--name", "--uuid"],
+        vec!["-q", "net-list", "--all"],
+        vec!["net-info", "default"],
+        vec!["net-info", n],
+        vec!["net-info", &uuid],
+        vec!["net-info", "--network", n],
+        vec!["net-uuid", n],
+        vec!["net-name", &uuid],
+        vec!["net-dumpxml", "default"],
+        vec!["net-dumpxml", n],
+        vec!["net-event", "--list"],
+        vec!["domifaddr", "test"],
+        vec!["domifaddr", "test", "--full"],
+        vec!["domifaddr", "test", "--source", "lease"],
+        vec!["domifaddr", "test", "--interface", "nosuch"],
+        vec!["help", "net-list"],
+        vec!["help", "net-info"],
+        vec!["help", "net-update"],
+        vec!["help", "net-dhcp-leases"],
+        vec!["help", "domifaddr"],
+        // Errors, as the driver and virsh word them.
+        vec!["net-info", "nosuch"],
+        vec!["net-name", "nosuch"],
+        vec!["net-uuid"],
+        vec!["net-start", "default"],
+        vec!["net-destroy", "nosuch"],
+        vec!["net-undefine", "default"],
+        vec!["net-define", bad_path],
+        vec!["net-define", "/nonexistent/net.xml"],
+        vec!["net-dhcp-leases", "default"],
+        vec!["net-update", n, "bogus", "ip-dhcp-host", host_path],
+        vec!["net-update", n, "add", "bogus", host_path],
+        vec![
+            "net-update",
+            n,
+            "delete",
+            "ip-dhcp-host",
+            host_path,
+            "--config",
+        ],
+        vec![
+            "net-update",
+            n,
+            "add",
+            "ip-dhcp-host",
+            host_path,
+            "--current",
+            "--live",
+        ],
+        vec!["net-event", "--event", "nosuch"],
+        vec!["domifaddr", "nosuch"],
+    ] {
+        same(&args, &[n]);
+    }
+    same_after(&["net-start", n], &["net-destroy", n], &[n]);
+    same(&["net-start", n], &[n]);
+    same(&["net-list", "--all"], &[n]);
+    same_after(&["net-destroy", n], &["net-start", n], &[n]);
+    same_after(
+        &["net-autostart", n],
+        &["net-autostart", n, "--disable"],
+        &[n],
+    );
+    same_after(
+        &["net-autostart", n, "--disable"],
+        &["net-autostart", n],
+        &[n],
+    );
+    same(&["net-autostart", n, "--disable"], &[n]);
+    same_after(
+        &[
+            "net-update",
+            n,
+            "add",
+            "ip-dhcp-host",
+            host_path,
+            "--config",
+        ],
+        &[
+            "net-update",
+            n,
+            "delete",
+            "ip-dhcp-host",
+            host_path,
+            "--config",
+        ],
+        &[n],
+    );
+    same(
+        &[
+            "net-update",
+            n,
+            "add-last",
+            "ip-dhcp-host",
+            "<host mac='52:54:00:00:00:78' ip='10.250.0.8'/>",
+            "--live",
+        ],
+        &[n],
+    );
+    same(&["net-dumpxml", n], &[n]);
+    same_after(&["net-destroy", n], &["net-start", n], &[n]);
+    same_after(&["net-undefine", n], &["net-define", path], &[n]);
+    same(&["net-list", "--all"], &[n]);
+    let transient = xml_file(&network_xml(&format!("{n}t")));
+    let tpath = transient.path().to_str().unwrap();
+    let tn = format!("{n}t");
+    same_after(&["net-create", tpath], &["net-destroy", &tn], &[n, &tn]);
+    same(&["net-list", "--transient"], &[n, &tn]);
+    same_after(&["net-destroy", &tn], &["net-create", tpath], &[n, &tn]);
+    same(&["net-list", "--all"], &[n]);
+}

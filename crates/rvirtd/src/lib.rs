@@ -49,6 +49,8 @@ pub struct Config {
     /// libvirtd's keepalive_interval and keepalive_count: silence before
     /// a PING, unanswered PINGs before a client is dropped.
     pub keepalive: (Duration, u32),
+    /// The network driver's programs and the default network.
+    pub network: driver::network::NetworkConfig,
 }
 
 /// An error with its sources, `outer: inner: innermost`: the one place a

@@ -55,6 +55,19 @@ struct Args {
     /// finding what a seccomp filter lacks; never in production).
     #[arg(long)]
     seccomp_log: bool,
+    /// dnsmasq for the networks' DHCP and DNS (default: $RVIRT_DNSMASQ,
+    /// else /usr/sbin/dnsmasq).
+    #[arg(long, value_name = "PATH")]
+    dnsmasq: Option<PathBuf>,
+    /// nftables' nft for the networks' firewall rules (default:
+    /// $RVIRT_NFT, else /usr/sbin/nft).
+    #[arg(long, value_name = "PATH")]
+    nft: Option<PathBuf>,
+    /// Install the `default` NAT network (192.168.122.0/24 on virbr0,
+    /// autostarted) on the first start of this tree, as libvirt's packages
+    /// do; implied in system mode on `/`.
+    #[arg(long)]
+    default_network: bool,
 }
 
 /// The uid and gid of `user` (and `group`, else the user's own).
@@ -123,6 +136,23 @@ fn absolute_program(p: PathBuf) -> PathBuf {
         .unwrap_or(p)
 }
 
+/// A program named by an option, else by a variable, else at `fallback`.
+fn program(arg: Option<PathBuf>, var: &str, fallback: &str) -> PathBuf {
+    arg.or_else(|| std::env::var_os(var).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(fallback))
+}
+
+/// The lease helper, beside rvirtd (`RVIRT_LEASESHELPER` overrides).
+fn leases_helper() -> PathBuf {
+    if let Some(p) = std::env::var_os("RVIRT_LEASESHELPER") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("rvirt-leaseshelper")))
+        .unwrap_or_else(|| PathBuf::from("rvirt-leaseshelper"))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     // RVIRT_LOG in EnvFilter's syntax (rvirt-vmm reads it as a bare level).
@@ -141,6 +171,11 @@ fn main() -> ExitCode {
             Err(e) => return fail(&format!("cannot find the session directories: {e}")),
         },
     };
+    // The networks' directory is made on the first start of a tree: that
+    // is when libvirt's packages would have installed the default network.
+    let first_start = !tree.network_config_dir.exists();
+    let install_default = args.default_network
+        || (args.root.is_none() && tree.mode == rvirt_remote::uri::Mode::System);
     if let Err(e) = tree.create() {
         return fail(&format!("cannot create the directories: {e}"));
     }
@@ -180,7 +215,14 @@ fn main() -> ExitCode {
             Duration::from_secs(args.keepalive_interval.max(1)),
             args.keepalive_count,
         ),
+        network: rvirtd::driver::network::NetworkConfig {
+            dnsmasq: program(args.dnsmasq, "RVIRT_DNSMASQ", "/usr/sbin/dnsmasq"),
+            leases_helper: leases_helper(),
+            nft: program(args.nft, "RVIRT_NFT", "/usr/sbin/nft"),
+            install_default,
+        },
     }));
+    drivers.network.load(first_start);
     drivers.domain.load();
     // Pools before domains autostart: a domain's volume disks need them.
     drivers.storage.load();
@@ -189,6 +231,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot listen on {}: {e}", tree.socket.display())),
     };
     tracing::info!(socket = %tree.socket.display(), vmm = %drivers.domain.vmm.display(), "rvirtd ready");
+    // Networks first: an autostarted domain may need one.
+    drivers.network.autostart();
     drivers.domain.autostart();
     match server::serve(listener, drivers) {
         Ok(()) => ExitCode::SUCCESS,

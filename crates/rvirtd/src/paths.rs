@@ -21,6 +21,17 @@ pub struct Tree {
     pub state_dir: PathBuf,
     /// Per-domain logs, `NAME.log`.
     pub log_dir: PathBuf,
+    /// Persistent network definitions, `NAME.xml`.
+    pub network_config_dir: PathBuf,
+    /// `NAME.xml` symlinks for networks started with the daemon.
+    pub network_autostart_dir: PathBuf,
+    /// Runtime state of active networks (`NAME.json`: the live definition
+    /// and dnsmasq's record; dnsmasq's pid file `NAME.pid`).
+    pub network_state_dir: PathBuf,
+    /// dnsmasq's configuration (`NAME.conf`), its output (`NAME.log`) and
+    /// the leases the lease helper keeps (`BRIDGE.status`), as libvirt's
+    /// `/var/lib/libvirt/dnsmasq`.
+    pub dnsmasq_dir: PathBuf,
     /// The RPC socket.
     pub socket: PathBuf,
     /// Held (flock) while a daemon serves this tree.
@@ -45,6 +56,10 @@ impl Tree {
             autostart_dir: root.join("etc/rvirt/qemu/autostart"),
             state_dir: run.join("qemu"),
             log_dir: root.join("var/log/rvirt/qemu"),
+            network_config_dir: root.join("etc/rvirt/qemu/networks"),
+            network_autostart_dir: root.join("etc/rvirt/qemu/networks/autostart"),
+            network_state_dir: run.join("network"),
+            dnsmasq_dir: root.join("var/lib/rvirt/dnsmasq"),
             socket: run.join("rvirt-sock"),
             lock_file: run.join("rvirtd.lock"),
             storage_config_dir: root.join("etc/rvirt/storage"),
@@ -76,6 +91,10 @@ impl Tree {
         };
         Ok(Tree {
             mode: Mode::Session,
+            network_config_dir: config.join("networks"),
+            network_autostart_dir: config.join("networks/autostart"),
+            network_state_dir: run.join("network"),
+            dnsmasq_dir: run.join("dnsmasq"),
             autostart_dir: config.join("autostart"),
             config_dir: config,
             state_dir: run.join("qemu"),
@@ -111,6 +130,10 @@ impl Tree {
             &self.storage_config_dir,
             &self.storage_autostart_dir,
             &self.storage_state_dir,
+            &self.network_config_dir,
+            &self.network_autostart_dir,
+            &self.network_state_dir,
+            &self.dnsmasq_dir,
         ] {
             b.create(d)?;
         }

@@ -1,4 +1,4 @@
-//! Supervised children: the VMMs today, dnsmasq and passt next. A child is
+//! Supervised children: the VMMs and the networks' dnsmasq (passt next). A child is
 //! started with descriptors passed at fixed numbers, in its own session so
 //! it outlives rvirtd, its output appended to a log; it is watched through
 //! a pidfd (no polling, no pid-reuse race), stopped with SIGTERM and then
@@ -55,6 +55,8 @@ pub struct Spawn<'a> {
     /// after its session and descriptors are set up, before the program
     /// runs.
     pub jail: Option<Arc<rvirt_jail::Prepared>>,
+    /// Variables the child gets besides rvirtd's.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 /// What rvirtd keeps on disk to find a child again after a restart: its
@@ -115,6 +117,9 @@ impl Child {
             cmd.env_remove(var);
         }
         let jail = s.jail;
+        for (k, v) in s.env {
+            cmd.env(k, v);
+        }
         // SAFETY: the closure runs in the child between fork and exec and only
         // calls setsid and dup2, which are async-signal-safe, and the jail's
         // entry, which makes only system calls on data prepared before the
@@ -199,6 +204,14 @@ impl Child {
         !self.reaped.load(Ordering::SeqCst) && sys::signal(self.pid, sig)
     }
 
+    /// Sends `sig` to the child's process group: its own, since it started a
+    /// new session, so this reaches what it forked (dnsmasq's script
+    /// runner) and nothing else. False when the group is gone.
+    pub fn signal_group(&self, sig: Signal) -> bool {
+        rustix::process::Pid::from_raw(self.pid)
+            .is_some_and(|p| rustix::process::kill_process_group(p, sig).is_ok())
+    }
+
     /// Waits until it has exited, at most `timeout` (`None`: for ever);
     /// true once it has. A child of this process is reaped then.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
@@ -266,6 +279,7 @@ mod tests {
             log,
             env_remove: &[],
             jail: None,
+            env: &[],
         })
         .unwrap()
     }
@@ -367,6 +381,7 @@ mod tests {
             log: Some(&log),
             env_remove: &["HOME"],
             jail: None,
+            env: &[],
         })
         .unwrap();
         assert!(child.wait(Some(Duration::from_secs(10))));
@@ -382,6 +397,7 @@ mod tests {
             log: None,
             env_remove: &[],
             jail: None,
+            env: &[],
         })
         .unwrap_err();
         assert!(matches!(e, SpawnError::Exec(..)), "{e}");

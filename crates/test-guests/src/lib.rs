@@ -92,11 +92,17 @@ pub enum Guest {
     /// through modern virtio-pci with MSI-X seen in the local APIC's IRR,
     /// and moves its BAR (see the README).
     Pci,
+    /// PVH: its own polling virtio-net driver (transport in a file of its
+    /// own) takes a DHCP lease, prints the address, router and DNS servers,
+    /// and sends a UDP datagram to `net.udp=ADDR:PORT` (`router:PORT`: the
+    /// lease's router); `net.bench=N` then sends N more from ring 3 (see
+    /// the README).
+    Dhcp,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 20] = [
+    pub const ALL: [Guest; 21] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -117,6 +123,7 @@ impl Guest {
         Guest::Chatter,
         Guest::Virtio,
         Guest::Pci,
+        Guest::Dhcp,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -142,6 +149,7 @@ impl Guest {
             Guest::Chatter => "chatter",
             Guest::Virtio => "virtio",
             Guest::Pci => "pci",
+            Guest::Dhcp => "dhcp",
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod domain;
 mod host;
+mod network;
 mod pool;
 mod volume;
 
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 pub use domain::{DomainCommand, EventOpts, ListOpts};
 pub use host::HostCommand;
+pub use network::{NetEventOpts, NetListOpts, NetworkCommand};
 pub use pool::{BuildOpts, PoolAs, PoolCommand, PoolListOpts};
 pub use volume::{TransferOpts, VolArg, VolCommand, VolCreateAs};
 
@@ -63,6 +65,8 @@ pub enum Command {
     #[command(flatten)]
     Host(HostCommand),
     #[command(flatten)]
+    Network(NetworkCommand),
+    #[command(flatten)]
     Pool(PoolCommand),
     #[command(flatten)]
     Volume(VolCommand),
@@ -85,6 +89,7 @@ impl Command {
             Command::Domain(c) => c.check_required(),
             Command::Pool(c) => c.check_required(),
             Command::Volume(c) => c.check_required(),
+            Command::Network(c) => c.check_required(),
             Command::Host(_) | Command::Help { .. } => Ok(()),
         }
     }

@@ -1,9 +1,10 @@
-//! The commands, one module per group (`domain`, `host`, `pool`,
-//! `volume`; `network` goes beside them). Each prints what virsh prints
-//! and returns the error lines virsh would print.
+//! The commands, one module per group (`domain`, `host`, `network`,
+//! `pool`, `volume`). Each prints what virsh prints and returns the error
+//! lines virsh would print.
 
 mod domain;
 mod host;
+mod network;
 mod pool;
 mod volume;
 
@@ -19,6 +20,7 @@ pub fn run(s: &mut Session, out: &Out, c: &Command) -> Result<(), CmdError> {
         Command::Host(c) => host::run(s, out, c),
         Command::Pool(c) => pool::run(s, out, c),
         Command::Volume(c) => volume::run(s, out, c),
+        Command::Network(c) => network::run(s, out, c),
         // Answered before connecting (see main).
         Command::Help { .. } => Ok(()),
     }

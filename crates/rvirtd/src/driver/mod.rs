@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | [`host::HostDriver`] | capabilities, node info and stats, versions, host name; host interfaces, devices, secrets and network filters (none: empty lists, "not found") |
 //! | [`domain::DomainDriver`] | domains: definitions, lifecycle, queries, stats, consoles, domain events |
-//! | [`network::NetworkDriver`] | virtual networks (none yet: empty lists, "no such network") |
+//! | [`network::NetworkDriver`] | virtual networks: definitions, bridges, dnsmasq, firewall rules, leases, network events |
 //! | [`storage::StorageDriver`] | storage pools (dir) and their volumes: definitions, lifecycle, volumes, upload/download, pool events |
 //!
 //! Connection-level calls (open, features, auth) are the server's own:
@@ -31,7 +31,7 @@ pub struct Drivers {
     pub connection: ConnectionDriver,
     pub host: host::HostDriver,
     pub domain: Arc<domain::DomainDriver>,
-    pub network: network::NetworkDriver,
+    pub network: Arc<network::NetworkDriver>,
     pub storage: Arc<storage::StorageDriver>,
     /// Event callbacks of every client, for every driver's events.
     pub events: Arc<EventHub>,
@@ -40,8 +40,10 @@ pub struct Drivers {
 impl Drivers {
     pub fn new(cfg: &Config) -> Self {
         let events = Arc::new(EventHub::default());
+        let network = network::NetworkDriver::new(&cfg.tree, cfg.network.clone(), events.clone());
         let storage = storage::StorageDriver::new(cfg, events.clone());
-        let domain = domain::DomainDriver::new(cfg, events.clone(), storage.clone());
+        let domain =
+            domain::DomainDriver::new(cfg, events.clone(), storage.clone(), network.clone());
         // A volume a running domain uses is not deleted: the storage
         // driver asks the domain driver (never under a storage lock).
         let weak = Arc::downgrade(&domain);
@@ -55,7 +57,7 @@ impl Drivers {
             },
             host: host::HostDriver::new(cfg),
             domain,
-            network: network::NetworkDriver,
+            network,
             storage,
             events,
         }
@@ -76,7 +78,7 @@ impl<'a> procedures::Drivers<Call<'a>> for Drivers {
     }
 
     fn network(&self) -> &dyn NetworkCalls<Call<'a>> {
-        &self.network
+        &*self.network
     }
 
     fn storage(&self) -> &dyn StorageCalls<Call<'a>> {

@@ -1,4 +1,5 @@
 //! Event callbacks (CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+//! CONNECT_NETWORK_EVENT_REGISTER_ANY,
 //! CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY) and their delivery to every
 //! interested client.
 
@@ -7,18 +8,22 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rvirt_remote::calls::{
-    DomainEventCallbackRebootMsg, DomainEventRebootMsg, StoragePoolEventLifecycleMsg,
-    StoragePoolEventRefreshMsg,
+    DomainEventCallbackRebootMsg, DomainEventRebootMsg, NetworkEventLifecycleMsg,
+    StoragePoolEventLifecycleMsg, StoragePoolEventRefreshMsg,
 };
 use rvirt_remote::consts::storage::{EVENT_ID_LIFECYCLE, EVENT_ID_REFRESH};
-use rvirt_remote::consts::{VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT};
-use rvirt_remote::types::NonnullStoragePool;
+use rvirt_remote::consts::{
+    VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT, VIR_NETWORK_EVENT_ID_LIFECYCLE,
+};
+use rvirt_remote::types::{NonnullNetwork, NonnullStoragePool};
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
 
-/// What kind of object a callback watches: event ids are numbered per kind.
+/// What kind of object a callback watches: event ids are numbered per
+/// kind, so a domain's lifecycle callback (0) is not a network's (0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Domain,
+    Network,
     StoragePool,
 }
 
@@ -148,6 +153,26 @@ impl EventHub {
                     },
                 )));
         });
+    }
+
+    /// Pushes a network lifecycle event (`consts::network_event`).
+    pub fn network_lifecycle(&self, net: &NonnullNetwork, event: i32) {
+        tracing::debug!(network = %net.name, event, "network lifecycle event");
+        self.each_of(
+            Kind::Network,
+            VIR_NETWORK_EVENT_ID_LIFECYCLE,
+            &net.uuid,
+            |s, id| {
+                s.outbox.send(&server::event(&Args::NetworkEventLifecycle(
+                    NetworkEventLifecycleMsg {
+                        callback_id: id,
+                        net: net.clone(),
+                        event,
+                        detail: 0,
+                    },
+                )));
+            },
+        );
     }
 
     /// Pushes a storage pool lifecycle event

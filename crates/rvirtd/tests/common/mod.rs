@@ -48,7 +48,35 @@ pub fn vmm() -> PathBuf {
         "{} is missing: run `cargo build -p rvirt-vmm` first (or set RVIRT_VMM)",
         p.display()
     );
+    assert_fresh(&p);
     p
+}
+
+/// `cargo test -p rvirtd` builds rvirtd but not rvirt-vmm: a VMM built
+/// before a rebase or an edit would be tested in place of the sources
+/// (a disk_cache failure came from one that predated CONFIG_WCE). Its
+/// dep-info file (cargo's `rvirt-vmm.d`, beside it) lists every source it
+/// was built from; one newer than the binary means it is stale.
+fn assert_fresh(vmm: &Path) {
+    let Ok(deps) = std::fs::read_to_string(vmm.with_extension("d")) else {
+        return;
+    };
+    let built = std::fs::metadata(vmm).and_then(|m| m.modified()).unwrap();
+    let sources = deps.split_once(": ").map_or("", |(_, s)| s);
+    // Make's syntax: a space inside a path is escaped.
+    let sources = sources.replace("\\ ", "\0");
+    for src in sources.split_whitespace() {
+        let src = PathBuf::from(src.replace('\0', " "));
+        let newer = std::fs::metadata(&src)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > built);
+        assert!(
+            !newer,
+            "{} is older than {}: run `cargo build -p rvirt-vmm` first (or set RVIRT_VMM)",
+            vmm.display(),
+            src.display()
+        );
+    }
 }
 
 impl Rvirtd {
@@ -311,6 +339,22 @@ impl Drop for Rvirtd {
                 if let Ok(pid) = text.trim().parse::<i32>() {
                     // SAFETY: kill sends a signal to one positive pid.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        // Nor a network's dnsmasq (nor what it forked: its process group),
+        // which would keep a test's network namespace alive.
+        let nets = self.root().join("run/rvirt/network");
+        for e in std::fs::read_dir(nets).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "pid") {
+                if let Ok(pid) = std::fs::read_to_string(e.path()) {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        if pid > 0 {
+                            // SAFETY: kill sends a signal to one process
+                            // group, dnsmasq's own (it runs in its session).
+                            unsafe { libc::kill(-pid, libc::SIGKILL) };
+                        }
+                    }
                 }
             }
         }

@@ -55,7 +55,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 /// Through libc: rustix installs no signal handlers (its `runtime`
 /// module is for programs without libc), and one flag needs no crate.
-fn catch_sigint() {
+pub(crate) fn catch_sigint() {
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe; `signal` has no other preconditions.
     unsafe {
@@ -64,6 +64,11 @@ fn catch_sigint() {
             on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
+}
+
+/// Whether Ctrl+C was pressed since [`catch_sigint`].
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// `YYYY-MM-DD HH:MM:SS.mmm+0000`, libvirt's timestamp, in UTC.

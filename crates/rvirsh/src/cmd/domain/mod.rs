@@ -3,7 +3,7 @@
 
 mod console;
 mod edit;
-mod event;
+pub(crate) mod event;
 mod info;
 mod lifecycle;
 mod list;

@@ -790,6 +790,73 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
         }
         Ok(())
     }
+
+    // ---- Guest addresses ----
+
+    fn domain_interface_addresses(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainInterfaceAddressesArgs,
+    ) -> Result<DomainInterfaceAddressesRet, RemoteError> {
+        use rvirt_remote::consts::interface_addresses_source as source;
+        let live = {
+            let reg = self.reg();
+            let e = reg.resolve(&a.dom)?;
+            match &e.run {
+                Some(r) => r.live.clone(),
+                None => return Err(RemoteError::operation_invalid("domain is not running")),
+            }
+        };
+        match a.source {
+            source::LEASE => {}
+            source::AGENT | source::ARP => {
+                return Err(RemoteError::new(
+                    rvirt_remote::error::code::ARGUMENT_UNSUPPORTED,
+                    rvirt_remote::error::from::QEMU,
+                    Some(&format!(
+                        "source {} is not supported by rvirt: only the DHCP leases (--source lease) are",
+                        a.source
+                    )),
+                ))
+            }
+            other => {
+                return Err(RemoteError::new(
+                    rvirt_remote::error::code::ARGUMENT_UNSUPPORTED,
+                    rvirt_remote::error::from::QEMU,
+                    Some(&format!("Unknown IP address data source {other}")),
+                ))
+            }
+        }
+        // As libvirt's qemuDomainGetDHCPInterfaces: the NICs on a virtual
+        // network that have a lease, named by their tap.
+        let mut ifaces = Vec::new();
+        for i in &live.devices.interfaces {
+            let (Some(mac), Some(net)) = (i.mac, i.source.as_ref().and_then(|s| s.attr("network")))
+            else {
+                continue;
+            };
+            if i.iface_type != "network" {
+                continue;
+            }
+            let leases = self.networks.leases_for(net, mac);
+            if leases.is_empty() {
+                continue;
+            }
+            ifaces.push(DomainInterface {
+                name: i.target_dev.clone().unwrap_or_default(),
+                hwaddr: Some(mac.to_string()),
+                addrs: leases
+                    .into_iter()
+                    .map(|l| DomainIpAddr {
+                        type_: l.type_,
+                        addr: l.ipaddr,
+                        prefix: l.prefix,
+                    })
+                    .collect(),
+            });
+        }
+        Ok(DomainInterfaceAddressesRet { ifaces })
+    }
 }
 
 impl DomainDriver {

@@ -66,6 +66,7 @@ impl DomainDriver {
             confine: self.confine.as_ref(),
             sandbox: self.sandbox,
             name,
+            networks: &*self.networks,
         };
         let started = match self
             .resolve_volumes(&def)

@@ -78,6 +78,8 @@ pub struct DomainDriver {
     /// The serial0 readers of running VMs (output to the domain log).
     pub serial_readers: Arc<serial_log::ReaderTable>,
     next_id: AtomicI32,
+    /// The networks `<interface type='network'>` NICs join.
+    pub networks: Arc<crate::driver::network::NetworkDriver>,
     /// Itself, for the threads an operation starts (followers, autostart).
     me: Weak<DomainDriver>,
     /// The storage driver, which resolves `<disk type='volume'>` at start.
@@ -89,10 +91,12 @@ impl DomainDriver {
         cfg: &Config,
         events: Arc<EventHub>,
         storage: Arc<crate::driver::storage::StorageDriver>,
+        networks: Arc<crate::driver::network::NetworkDriver>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| DomainDriver {
             me: me.clone(),
             storage,
+            networks,
             store: Store::new(&cfg.tree.config_dir, &cfg.tree.autostart_dir),
             tree: cfg.tree.clone(),
             vmm: cfg.vmm.clone(),

@@ -5,7 +5,10 @@
 //! MTU, a port of `<source bridge>`, up. The VMM gets the open tap as
 //! `-netdev tap,fd=N` (the argv derivation's fd plan); the taps are not
 //! persistent, so they go away with the last descriptor: at VMM exit, or
-//! when rvirtd drops them after a failed start.
+//! when rvirtd drops them after a failed start. A NIC on a virtual network
+//! (`<interface type='network'>`) gets the bridge and MTU the network
+//! driver gives it, as libvirt's network port allocation does; the network
+//! must be active.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -27,6 +30,9 @@ pub const DEFAULT_NAME: &str = "vnet%d";
 pub enum TapSetupError {
     #[error("no network with matching name '{0}'")]
     NoNetwork(String),
+    /// The network driver's refusal (an inactive network…), as it is.
+    #[error("{}", .0.message.clone().unwrap_or_default())]
+    Network(RemoteError),
     /// ERANGE, as libvirt reports a name that does not fit `ifr_name`.
     #[error("Network interface name '{0}' is too long: Numerical result out of range")]
     NameTooLong(String),
@@ -61,6 +67,7 @@ impl TapSetupError {
         let detail = self.to_string();
         match self {
             TapSetupError::NoNetwork(_) => crate::driver::network::no_network(&detail),
+            TapSetupError::Network(e) => e.clone(),
             _ => RemoteError::new(code::SYSTEM_ERROR, from::NONE, Some(&detail)),
         }
     }
@@ -82,6 +89,20 @@ pub struct NamedTap {
     pub iface: Option<usize>,
     /// The name the kernel gave it.
     pub name: String,
+    /// For a NIC on a virtual network: the port's id and the bridge.
+    pub port: Option<(uuid::Uuid, String)>,
+}
+
+/// Where a NIC on a virtual network goes: the network driver's answer.
+pub trait Networks {
+    /// The bridge and MTU of active network `name`, or libvirt's error.
+    fn port(&self, name: &str) -> Result<(String, Option<u32>), RemoteError>;
+}
+
+impl Networks for crate::driver::network::NetworkDriver {
+    fn port(&self, name: &str) -> Result<(String, Option<u32>), RemoteError> {
+        crate::driver::network::NetworkDriver::port(self, name)
+    }
 }
 
 impl HostTap {
@@ -92,21 +113,36 @@ impl HostTap {
 }
 
 /// Opens the taps `reqs` ask for (from [`rvirt_domain::derive_argv`] on
-/// `dom`). Nothing is opened when a NIC names a network, since rvirtd has
-/// no network driver yet; on any failure the taps made so far are closed,
-/// which removes them.
-pub fn open_all(dom: &Domain, reqs: &[TapRequest]) -> Result<Vec<HostTap>, TapSetupError> {
-    if let Some((_, net)) = reqs
+/// `dom`), a NIC on a virtual network on the bridge `networks` gives it.
+/// Every network is asked first, so an inactive one fails the start before
+/// any tap exists; on any failure the taps made so far are closed, which
+/// removes them.
+pub fn open_all(
+    dom: &Domain,
+    reqs: &[TapRequest],
+    networks: &dyn Networks,
+) -> Result<Vec<HostTap>, TapSetupError> {
+    let ports = reqs
         .iter()
-        .filter_map(|r| r.attach.as_ref())
-        .find(|(kind, _)| kind == "network")
-    {
-        return Err(TapSetupError::NoNetwork(net.clone()));
-    }
-    reqs.iter().map(|r| open(dom, r)).collect()
+        .map(|r| match &r.attach {
+            Some((kind, net)) if kind == "network" => networks
+                .port(net)
+                .map(|(bridge, mtu)| Some((bridge, mtu)))
+                .map_err(TapSetupError::Network),
+            _ => Ok(None),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    reqs.iter()
+        .zip(ports)
+        .map(|(r, port)| open(dom, r, port))
+        .collect()
 }
 
-fn open(dom: &Domain, req: &TapRequest) -> Result<HostTap, TapSetupError> {
+fn open(
+    dom: &Domain,
+    req: &TapRequest,
+    network: Option<(String, Option<u32>)>,
+) -> Result<HostTap, TapSetupError> {
     let iface = req
         .netdev_id
         .strip_prefix("hostnet")
@@ -138,12 +174,20 @@ fn open(dom: &Domain, req: &TapRequest) -> Result<HostTap, TapSetupError> {
                 source,
             })?;
     }
-    if let Some((kind, bridge)) = &req.attach {
-        if kind == "bridge" {
-            let mtu = ifs.mtu(bridge).map_err(|source| TapSetupError::GetMtu {
-                name: bridge.clone(),
-                source,
-            })?;
+    let bridge = match (&network, &req.attach) {
+        (Some((bridge, _)), _) => Some(bridge.clone()),
+        (None, Some((kind, bridge))) if kind == "bridge" => Some(bridge.clone()),
+        _ => None,
+    };
+    if let Some(bridge) = &bridge {
+        {
+            let mtu = match network.as_ref().and_then(|(_, mtu)| *mtu) {
+                Some(m) => m,
+                None => ifs.mtu(bridge).map_err(|source| TapSetupError::GetMtu {
+                    name: bridge.clone(),
+                    source,
+                })?,
+            };
             ifs.set_mtu(&name, mtu)
                 .map_err(|source| TapSetupError::SetMtu {
                     name: name.clone(),
@@ -167,19 +211,26 @@ fn open(dom: &Domain, req: &TapRequest) -> Result<HostTap, TapSetupError> {
             source,
         })?;
     tracing::debug!(tap = %name, netdev = %req.netdev_id, "host tap ready");
+    let port = network.map(|(bridge, _)| (uuid::Uuid::new_v4(), bridge));
     Ok(HostTap {
         netdev_id: req.netdev_id.clone(),
-        named: NamedTap { iface, name },
+        named: NamedTap { iface, name, port },
         fd: tap.into(),
     })
 }
 
 /// Puts the tap names into the live definition (`<target dev='vnet0'/>`),
-/// as libvirt shows them while the domain runs.
+/// and a network NIC's port and bridge into its source (`<source
+/// network='default' portid='…' bridge='virbr0'/>`), as libvirt shows them
+/// while the domain runs.
 pub fn annotate(live: &mut Domain, taps: &[NamedTap]) {
     for t in taps {
         if let Some(i) = t.iface.and_then(|i| live.devices.interfaces.get_mut(i)) {
             i.target_dev = Some(t.name.clone());
+            if let (Some((portid, bridge)), Some(src)) = (&t.port, i.source.as_mut()) {
+                src.set_attr("portid", portid.to_string());
+                src.set_attr("bridge", bridge.clone());
+            }
         }
     }
 }
@@ -214,6 +265,14 @@ mod tests {
         );
     }
 
+    struct NoNetworks;
+
+    impl Networks for NoNetworks {
+        fn port(&self, name: &str) -> Result<(String, Option<u32>), RemoteError> {
+            Err(TapSetupError::NoNetwork(name.to_string()).to_remote())
+        }
+    }
+
     #[test]
     fn network_nics_fail_before_any_tap_is_made() {
         let dom = Domain::from_xml(
@@ -234,8 +293,11 @@ mod tests {
                 attach: Some(("network".into(), "default".into())),
             },
         ];
-        match open_all(&dom, &reqs) {
-            Err(TapSetupError::NoNetwork(n)) => assert_eq!(n, "default"),
+        match open_all(&dom, &reqs, &NoNetworks) {
+            Err(TapSetupError::Network(e)) => assert_eq!(
+                e.message.as_deref(),
+                Some("Network not found: no network with matching name 'default'")
+            ),
             other => panic!("{other:?}"),
         }
     }

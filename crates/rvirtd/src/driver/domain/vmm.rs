@@ -76,6 +76,8 @@ pub struct Options<'a> {
     /// `-sandbox on,…`: the VMM's own seccomp filters and Landlock.
     pub sandbox: bool,
     pub name: &'a str,
+    /// The virtual networks a NIC of `type='network'` is put on.
+    pub networks: &'a dyn nics::Networks,
 }
 
 /// Derives `def`'s command line (validation first), makes its taps, binds
@@ -104,7 +106,7 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
     // The host side of the NICs exists before the VMM, as with libvirt;
     // rvirtd's descriptors close once the VMM has its own, leaving it the
     // only holder (the taps are not persistent).
-    let taps = nics::open_all(def, &plain.taps)
+    let taps = nics::open_all(def, &plain.taps, o.networks)
         .map_err(|e| e.to_remote())
         .map_err(release)?;
     let listener = bind_monitor(&paths.monitor_socket)
@@ -195,6 +197,7 @@ fn run(
         // domain log, and its debug lines would cut into the guest's.
         env_remove: &["RVIRT_LOG"],
         jail,
+        env: &[],
     })?);
     // The pid file is rvirtd's to write, as libvirt writes QEMU's: the
     // VMM cannot reach the runtime directory.
