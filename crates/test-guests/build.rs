@@ -46,10 +46,15 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("chatter", "chatter.c", Kind::Pvh, &[]),
     ("virtio", "virtio.c", Kind::Pvh, &[]),
     ("blkbench", "blkbench.c", Kind::Pvh, &[]),
+    ("dhcp", "dhcp.c", Kind::Pvh, &[]),
 ];
 
+/// Sources in `guests/` some guests link besides their own and the runtime:
+/// the network guests' driver, with its transport in a file of its own.
+const GUEST_SOURCES: &[(&str, &[&str])] = &[("dhcp", &["net/vdev_mmio.c", "net/netif.c"])];
+
 /// Runtime sources linked into every guest.
-const RT: &[&str] = &["console.c", "acpi.c", "hw.c", "madt.c", "fnv.c"];
+const RT: &[&str] = &["console.c", "acpi.c", "hw.c", "madt.c", "fnv.c", "ring3.c"];
 
 const CFLAGS: &[&str] = &[
     "-m64",
@@ -131,6 +136,16 @@ fn main() {
     for &(name, source, kind, extra) in GUESTS {
         let main_obj = obj.join(format!("{name}.o"));
         cc(&src.join(source), &main_obj, extra);
+        let sources: Vec<PathBuf> = GUEST_SOURCES
+            .iter()
+            .filter(|(guest, _)| *guest == name)
+            .flat_map(|(_, files)| files.iter())
+            .map(|f| {
+                let o = obj.join(format!("{name}-{}.o", f.replace(['/', '.'], "_")));
+                cc(&src.join(f), &o, extra);
+                o
+            })
+            .collect();
         let (script, entry_objs) = match kind {
             Kind::Pvh => ("pvh.ld", [&pvh, &start_pvh]),
             Kind::Elf64 | Kind::BzImage => ("linux.ld", [&linux64, &start_linux]),
@@ -145,7 +160,11 @@ fn main() {
             .arg(src.join(script))
             .arg("-o")
             .arg(&elf);
-        ld.args(entry_objs).arg(&paging).args(&rt).arg(&main_obj);
+        ld.args(entry_objs)
+            .arg(&paging)
+            .args(&rt)
+            .arg(&main_obj)
+            .args(&sources);
         run(&mut ld);
         if let Kind::BzImage = kind {
             build_bzimage(

@@ -41,7 +41,9 @@
  * (their newline); tsc is the guest's RDTSC difference over the phase.
  * Then leaves fast (isa-debug-exit, i8042 reset, triple fault). */
 #include "rt/rt.h"
+#include "rt/args.h"
 #include "rt/leave.h"
+#include "rt/ring3.h"
 #include "rt/virtio_mmio.h"
 
 #define QMAX 256
@@ -69,36 +71,9 @@ struct desc {
 static inline void mb(void) { __asm__ volatile("mfence" ::: "memory"); }
 static inline void wr16(u64 a, u16 v) { *(volatile u16 *)a = v; }
 static inline void wr64(u64 a, u64 v) { *(volatile u64 *)a = v; }
-static inline u64 rdtsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return (u64)hi << 32 | lo;
-}
 
 static u64 base;
 static u32 qsize;
-
-/* ---- command line ---- */
-
-static const char *find(const char *s, const char *key)
-{
-	size_t k = strlen(key);
-	for (; s && *s; s++)
-		if (!memcmp(s, key, k))
-			return s + k;
-	return 0;
-}
-
-static u64 dec(const char *p, u64 dflt)
-{
-	if (!p || *p < '0' || *p > '9')
-		return dflt;
-	u64 v = 0;
-	for (; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (u64)(*p - '0');
-	return v;
-}
 
 /* First virtio-blk device on the command line; 0 if none. */
 static u64 find_blk(const char *cmd, u32 *irq)
@@ -314,57 +289,6 @@ static void phase(const char *name, u32 type, int random, u32 n, u32 qd)
 	       errors, rekicks, kicks, t1 - t0);
 }
 
-/* ---- ring 3 ---- */
-
-/* 0x08 code64, 0x10 data (ring 0, as the entry's GDT), 0x18 code32,
- * 0x20 data DPL 3, 0x28 code64 DPL 3. */
-static u64 gdt3[6] __attribute__((aligned(16))) = {
-	0,
-	0x00af9a000000ffffull,
-	0x00cf92000000ffffull,
-	0x00cf9a000000ffffull,
-	0x00cff2000000ffffull,
-	0x00affa000000ffffull,
-};
-
-/* Marks the identity map user-accessible (the entry's tables are
- * supervisor-only), loads a GDT with ring-3 segments and returns in ring 3
- * with IOPL 3 (port I/O for the serial line and leave_fast) and IF 0. No
- * TSS: nothing may trap back to ring 0 from here on. */
-static void to_ring3(void)
-{
-	u64 cr3;
-	__asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
-	u64 *pml4 = (u64 *)(cr3 & ~0xfffull);
-	pml4[0] |= 4;
-	u64 *pdpt = (u64 *)(pml4[0] & 0x000ffffffffff000ull);
-	for (int i = 0; i < 4; i++) {
-		pdpt[i] |= 4;
-		u64 *pd = (u64 *)(pdpt[i] & 0x000ffffffffff000ull);
-		for (int j = 0; j < 512; j++)
-			pd[j] |= 4;
-	}
-	__asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
-	struct __attribute__((packed)) {
-		u16 limit;
-		u64 base;
-	} gdtr = {sizeof(gdt3) - 1, (u64)gdt3};
-	__asm__ volatile("lgdt %0" : : "m"(gdtr));
-	__asm__ volatile("mov %%rsp, %%rax\n\t"
-			 "pushq $0x23\n\t"
-			 "pushq %%rax\n\t"
-			 "pushq $0x3002\n\t" /* IOPL 3, IF 0 */
-			 "pushq $0x2b\n\t"
-			 "leaq 1f(%%rip), %%rax\n\t"
-			 "pushq %%rax\n\t"
-			 "iretq\n"
-			 "1:\n\t"
-			 "mov $0x23, %%ax\n\t"
-			 "mov %%ax, %%ds\n\t"
-			 "mov %%ax, %%es\n\t"
-			 : : : "rax", "memory");
-}
-
 void pvh_main(const struct hvm_start_info *si)
 {
 	const char *cmd = (const char *)si->cmdline_paddr;
@@ -374,12 +298,12 @@ void pvh_main(const struct hvm_start_info *si)
 		printf("BLKBENCH_FAILED no virtio-blk device\n");
 		leave_fast();
 	}
-	u32 n = (u32)dec(find(cmd, "blkbench.n="), 2000);
-	u32 qd = (u32)dec(find(cmd, "blkbench.qd="), 16);
-	int want_irq = dec(find(cmd, "blkbench.irq="), 0) != 0;
-	int ring3 = dec(find(cmd, "blkbench.ring3="), 1) != 0;
-	int flush = dec(find(cmd, "blkbench.flush="), 1) != 0;
-	int event_idx = dec(find(cmd, "blkbench.event_idx="), 0) != 0;
+	u32 n = (u32)arg_dec(arg_find(cmd, "blkbench.n="), 2000);
+	u32 qd = (u32)arg_dec(arg_find(cmd, "blkbench.qd="), 16);
+	int want_irq = arg_dec(arg_find(cmd, "blkbench.irq="), 0) != 0;
+	int ring3 = arg_dec(arg_find(cmd, "blkbench.ring3="), 1) != 0;
+	int flush = arg_dec(arg_find(cmd, "blkbench.flush="), 1) != 0;
+	int event_idx = arg_dec(arg_find(cmd, "blkbench.event_idx="), 0) != 0;
 	irq_on = want_irq;
 	if (setup(want_irq, flush, event_idx))
 		leave_fast();

@@ -87,11 +87,17 @@ pub enum Guest {
     /// virtio-net, writes and echoes a line on virtio-console, and inflates
     /// and deflates the balloon as asked (see the README).
     Virtio,
+    /// PVH: its own polling virtio-net driver (transport in a file of its
+    /// own) takes a DHCP lease, prints the address, router and DNS servers,
+    /// and sends a UDP datagram to `net.udp=ADDR:PORT` (`router:PORT`: the
+    /// lease's router); `net.bench=N` then sends N more from ring 3 (see
+    /// the README).
+    Dhcp,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 19] = [
+    pub const ALL: [Guest; 20] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -111,6 +117,7 @@ impl Guest {
         Guest::Powerbtn,
         Guest::Chatter,
         Guest::Virtio,
+        Guest::Dhcp,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -135,6 +142,7 @@ impl Guest {
             Guest::Powerbtn => "powerbtn",
             Guest::Chatter => "chatter",
             Guest::Virtio => "virtio",
+            Guest::Dhcp => "dhcp",
         }
     }
 

@@ -35,6 +35,12 @@ static inline u32 rd32(u64 a) { return *(volatile u32 *)a; }
 static inline u64 rd64(u64 a) { return *(volatile u64 *)a; }
 static inline void wr8(u64 a, u8 v) { *(volatile u8 *)a = v; }
 static inline void wr32(u64 a, u32 v) { *(volatile u32 *)a = v; }
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (u64)hi << 32 | lo;
+}
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 
 static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
