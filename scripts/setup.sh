@@ -4,6 +4,9 @@
 # - the reference QEMU the monitor tests compare against;
 # - lz4, to unpack Debian's kernel for the Linux boot tests;
 # - iproute2, whose `ip` sets up bridges and reads taps in the network tests;
+# - passt, the user-mode network back-end rvirt-vmm runs for `-netdev user`
+#   and rvirtd for `<interface type='user'>` with `<backend type='passt'/>`;
+# - virtinst's virt-install, which the user-networking test drives;
 # - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
 # - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
@@ -66,6 +69,8 @@ command -v ld >/dev/null || need_apt+=(binutils)
 command -v lz4 >/dev/null || need_apt+=(lz4)
 [ -e /usr/share/seabios/bios-microvm.bin ] || need_apt+=(seabios)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v passt >/dev/null || need_apt+=(passt)
+command -v virt-install >/dev/null || need_apt+=(virtinst)
 command -v virsh >/dev/null || need_apt+=(libvirt-clients)
 command -v libvirtd >/dev/null || need_apt+=(libvirt-daemon-system libvirt-daemon-driver-qemu)
 command -v tini >/dev/null || need_apt+=(tini)

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rvirt_domain::model::{Chardev, Disk, Domain, Interface};
 use rvirt_domain::{derive_argv, DeriveError, RuntimePaths};
 use rvirt_vmm_config::{
-    parse, Action, Aio, ChardevBackend, DiskConfig, TapSource, VirtioConfig, VmConfig,
+    parse, Action, Aio, ChardevBackend, DiskConfig, Netdev, TapSource, VirtioConfig, VmConfig,
 };
 
 thread_local! {
@@ -146,8 +146,8 @@ fn check_nic(name: &str, i: usize, iface: &Interface, v: &VirtioConfig) {
     // A tap the daemon creates and opens (by name here; rvirtd passes the
     // open descriptor instead).
     same!(
-        n.tap,
-        TapSource::Name(iface.target_dev.clone()),
+        n.backend,
+        Netdev::Tap(TapSource::Name(iface.target_dev.clone())),
         "{what}: back-end"
     );
 }

@@ -1,4 +1,5 @@
-//! Where virtio-net frames go: a TAP device or, for tests, a socketpair.
+//! Where virtio-net frames go: a TAP device, a stream socket (QEMU's
+//! `-netdev stream`, passt) or, for tests, a socketpair.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -25,6 +26,24 @@ pub trait NetBackend: Send {
     /// The descriptor the VMM polls for incoming frames.
     fn raw_fd(&self) -> Option<RawFd> {
         None
+    }
+    /// Whether frames can flow: a stream back-end has a peer to lose and
+    /// find again; the others are connected for as long as they live.
+    fn connected(&self) -> bool {
+        true
+    }
+    /// The peer failed (end of file, an error, broken framing): drop the
+    /// connection. Nothing for a back-end that cannot reconnect.
+    fn disconnect(&mut self) {}
+    /// While disconnected: a descriptor that becomes readable when it is
+    /// time to try again ([`NetBackend::reconnect`]); `None` if the
+    /// back-end stays down.
+    fn reconnect_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// Tries to connect again; true once connected.
+    fn reconnect(&mut self) -> io::Result<bool> {
+        Ok(false)
     }
 }
 

@@ -58,6 +58,8 @@ pub(crate) struct DeviceManager {
     balloon: Option<BalloonControl>,
     nics: Vec<NicControl>,
     disks: Vec<DiskModel>,
+    /// passt for each `-netdev user`, stopped when the VMM ends.
+    _passt: Vec<crate::passt::Passt>,
     events: EventSender,
     config: VmConfig,
 }
@@ -100,6 +102,7 @@ impl DeviceManager {
             balloon: None,
             nics: Vec::new(),
             disks: Vec::new(),
+            _passt: Vec::new(),
             events,
             config: cfg.clone(),
         };
@@ -128,6 +131,7 @@ impl DeviceManager {
             dm.chardevs.extend(built.chardev);
             dm.nics.extend(built.nic);
             dm.disks.extend(built.disk);
+            dm._passt.extend(built.passt);
             if built.balloon.is_some() {
                 dm.balloon = built.balloon;
             }
