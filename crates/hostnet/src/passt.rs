@@ -122,6 +122,8 @@ pub struct PasstOptions {
     pub ipv4_only: bool,
     /// `--ipv6-only`.
     pub ipv6_only: bool,
+    /// `--log-file`: passt's own log, else its messages go to stderr.
+    pub log_file: Option<PathBuf>,
 }
 
 impl PasstOptions {
@@ -146,6 +148,9 @@ impl PasstOptions {
         }
         if let Some(i) = &self.interface {
             a.extend(["--interface".into(), i.clone()]);
+        }
+        if let Some(l) = &self.log_file {
+            a.extend(["--log-file".into(), l.display().to_string()]);
         }
         for (addr, prefix) in &self.addresses {
             a.extend(["--address".into(), addr.to_string()]);
@@ -286,6 +291,7 @@ mod tests {
             }],
             ipv4_only: true,
             ipv6_only: false,
+            log_file: None,
         };
         let a = o.args(
             &Endpoint::Socket("/run/x.socket".into()),

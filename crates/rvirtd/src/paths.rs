@@ -19,6 +19,10 @@ pub struct Tree {
     /// Runtime state of running domains (`NAME.json`, `NAME/` with the
     /// monitor socket and pid file).
     pub state_dir: PathBuf,
+    /// passt's sockets and pid files (`NAME-ALIAS.socket`, `.pid`), as
+    /// libvirt's passt state directory: outside the private state
+    /// directory, since passt writes its pid file as nobody.
+    pub passt_dir: PathBuf,
     /// Per-domain logs, `NAME.log`.
     pub log_dir: PathBuf,
     /// The RPC socket.
@@ -44,6 +48,7 @@ impl Tree {
             config_dir: root.join("etc/rvirt/qemu"),
             autostart_dir: root.join("etc/rvirt/qemu/autostart"),
             state_dir: run.join("qemu"),
+            passt_dir: run.join("passt"),
             log_dir: root.join("var/log/rvirt/qemu"),
             socket: run.join("rvirt-sock"),
             lock_file: run.join("rvirtd.lock"),
@@ -79,6 +84,7 @@ impl Tree {
             autostart_dir: config.join("autostart"),
             config_dir: config,
             state_dir: run.join("qemu"),
+            passt_dir: run.join("passt"),
             log_dir: cache.join("log"),
             socket: run.join("rvirt-sock"),
             lock_file: run.join("rvirtd.lock"),
@@ -148,6 +154,7 @@ impl Tree {
             monitor_socket: dir.join("monitor.sock"),
             pidfile: dir.join("vmm.pid"),
             log_file: self.log_file(name),
+            passt_dir: self.passt_dir.clone(),
         }
     }
 }

@@ -311,19 +311,23 @@ mod tests {
             eprintln!("passt is not installed: skipped");
             return;
         }
-        let mut u = slirp();
-        u.hostfwd.clear();
-        let (p, fd) = Passt::start("t0", &u).unwrap();
-        let pid = p.child.id();
-        let dir = p.dir.clone();
-        assert!(dir.join("passt.pid").exists());
-        assert!(Path::new(&format!("/proc/{pid}")).exists());
-        drop(p);
-        assert!(!dir.exists(), "the pid file's directory goes");
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "passt is stopped and reaped"
-        );
-        drop(fd);
+        // passt copies the network of its namespace: a private one.
+        rvirt_testkit::netns::in_netns(|| {
+            rvirt_testkit::netns::routed();
+            let mut u = slirp();
+            u.hostfwd.clear();
+            let (p, fd) = Passt::start("t0", &u).unwrap();
+            let pid = p.child.id();
+            let dir = p.dir.clone();
+            assert!(dir.join("passt.pid").exists());
+            assert!(Path::new(&format!("/proc/{pid}")).exists());
+            drop(p);
+            assert!(!dir.exists(), "the pid file's directory goes");
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "passt is stopped and reaped"
+            );
+            drop(fd);
+        });
     }
 }

@@ -3,7 +3,10 @@
 //! host, with the same lines as under QEMU 7.2's `-netdev user` (slirp) in
 //! the same test; passt ends with the VMM, even a killed one; `-netdev
 //! stream` follows its peer (the link goes down with it and comes back with
-//! `reconnect=`); bad input gets one line.
+//! `reconnect=`); bad input gets one line. passt copies the network of the
+//! namespace it starts in, so its tests run in a private one with a dummy
+//! uplink and a default route (rvirt-testkit's `netns`): the traffic stays
+//! on its loopback.
 
 mod common;
 
@@ -80,11 +83,22 @@ fn passt_marker(vmm_pid: i32, netdev: &str) -> String {
     format!("rvirt-vmm-{vmm_pid}-passt-{netdev}")
 }
 
+/// Runs `f` in a private network namespace with a default route.
+fn in_routed_netns(f: impl FnOnce() + Send + 'static) {
+    rvirt_testkit::netns::in_netns(move || {
+        rvirt_testkit::netns::routed();
+        f();
+    });
+}
+
 #[test]
 fn dhcp_guest_under_passt_prints_what_it_prints_under_qemu_slirp() {
-    if !have("passt") {
-        return;
+    if have("passt") {
+        in_routed_netns(dhcp_guest_both_ways);
     }
+}
+
+fn dhcp_guest_both_ways() {
     let kernel = Guest::Dhcp.path();
     let kernel = kernel.to_str().unwrap();
     let (host, port) = host_socket();
@@ -171,9 +185,12 @@ fn dhcp_guest_under_passt_prints_what_it_prints_under_qemu_slirp() {
 
 #[test]
 fn user_networking_options_reach_passt() {
-    if !have("passt") {
-        return;
+    if have("passt") {
+        in_routed_netns(options_reach_passt);
     }
+}
+
+fn options_reach_passt() {
     // A network of its own, and a forward whose port the test then finds
     // bound by passt.
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -239,9 +256,12 @@ fn user_networking_options_reach_passt() {
 
 #[test]
 fn passt_goes_when_the_vmm_is_killed() {
-    if !have("passt") {
-        return;
+    if have("passt") {
+        in_routed_netns(passt_goes_with_a_killed_vmm);
     }
+}
+
+fn passt_goes_with_a_killed_vmm() {
     let kernel = Guest::Dhcp.path();
     let mut child = spawn(&[
         "-M",

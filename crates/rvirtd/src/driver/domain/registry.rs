@@ -32,6 +32,8 @@ pub struct Running {
     pub exited: (Mutex<bool>, Condvar),
     /// Labels and cgroup of a confined VMM, released when it ends.
     pub held: super::confine::Held,
+    /// The passt serving its user-mode interfaces, stopped with it.
+    pub passt: Vec<super::passt::PasstChild>,
 }
 
 impl Running {
@@ -52,7 +54,14 @@ impl Running {
             fake_reboot: std::sync::atomic::AtomicBool::new(false),
             exited: (Mutex::new(false), Condvar::new()),
             held,
+            passt: Vec::new(),
         }
+    }
+
+    /// With the passt processes serving it.
+    pub fn with_passt(mut self, passt: Vec<super::passt::PasstChild>) -> Self {
+        self.passt = passt;
+        self
     }
 
     pub fn pid(&self) -> i32 {

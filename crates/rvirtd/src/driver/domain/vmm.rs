@@ -21,6 +21,7 @@ use rvirt_remote::RemoteError;
 
 use super::confine::{self, Confinement, Held};
 use super::nics::{self, NamedTap};
+use super::passt::{self, PasstChild};
 use crate::supervise::{Child, Spawn, SpawnError, FIRST_PASSED_FD};
 
 /// How long each QMP command may take, and the greeting of a new VMM.
@@ -66,6 +67,8 @@ pub struct Started {
     pub taps: Vec<NamedTap>,
     /// What the confined VM holds until it ends.
     pub held: Held,
+    /// The passt of each `<backend type='passt'/>` interface.
+    pub passt: Vec<PasstChild>,
 }
 
 /// How a VMM is started.
@@ -97,7 +100,17 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
         Some(p) => (p.held, p.jail, p.files),
         None => Default::default(),
     };
+    // passt serves its socket before the VMM connects to it, as libvirt
+    // starts it before QEMU.
+    let passt = match passt::start_all(&plain.passt, &paths.log_file) {
+        Ok(p) => p,
+        Err(e) => {
+            held.release();
+            return Err(e);
+        }
+    };
     let release = |e: RemoteError| {
+        passt::stop_all(&passt);
         held.release();
         e
     };
@@ -148,6 +161,7 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
             qmp,
             taps: named,
             held,
+            passt,
         }),
         Err(e) => Err(release(e.to_remote())),
     }
@@ -223,7 +237,7 @@ fn run(
 }
 
 /// What the log got after `offset`, trimmed, the last lines only.
-fn log_since(log: &Path, offset: u64) -> String {
+pub(super) fn log_since(log: &Path, offset: u64) -> String {
     let mut s = String::new();
     if let Ok(mut f) = File::open(log) {
         if f.seek(SeekFrom::Start(offset)).is_ok() {
