@@ -9,15 +9,21 @@
 //! timerfd the caller polls. Frames are reassembled by [`FrameReader`], a
 //! state machine that never reads past the next frame's length, so a
 //! level-triggered poll of the socket never misses a frame left in a
-//! buffer.
+//! buffer. On the way out a full socket pushes back: a frame it refuses is
+//! not taken (`WouldBlock`), the caller keeps it and waits for
+//! [`StreamNetdev::writable_fd`]; the rest of a frame the kernel took in
+//! part is kept here and written first, so the stream never tears.
+//!
+//! A closed connection's descriptors are kept until the next connection
+//! is made, so a new descriptor never reuses the number of one a poller
+//! still has registered (the timerfd is made up front for the same reason).
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::event::{poll, PollFd, PollFlags};
 use rustix::time::{
     timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
     Timespec,
@@ -26,11 +32,6 @@ use rustix::time::{
 /// The largest frame accepted from the peer: a 64 KiB IP packet and an
 /// Ethernet header with VLAN tags (passt sends at most 65520 + 14).
 pub const MAX_FRAME: usize = 65535 + 22;
-
-/// How long a frame half written may wait for the peer to read, before the
-/// peer counts as gone (a partial frame cannot be dropped: it would
-/// desynchronise the stream).
-const PARTIAL_WRITE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a stream back-end could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -137,51 +138,52 @@ fn read_some(src: &mut impl Read, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usi
     }
 }
 
-/// Writes `frame` with its length in front. `WouldBlock` before the first
-/// byte went out drops the frame (a full socket, as a full tap queue);
-/// once part of it is out, the rest is written as the peer reads, for at
-/// most [`PARTIAL_WRITE_WAIT`], after which `TimedOut`.
-pub fn write_frame<S: Write + AsFd>(dst: &mut S, frame: &[u8]) -> io::Result<()> {
+/// Writes `frame` with its length in front, after what `pending` holds of
+/// an earlier frame. `WouldBlock` when the socket cannot take the start of
+/// it (or `pending` is not out yet): the frame is not taken. When the
+/// kernel takes part of it, the rest goes to `pending`, and the frame is
+/// taken.
+pub fn write_frame<S: Write>(dst: &mut S, frame: &[u8], pending: &mut Vec<u8>) -> io::Result<()> {
+    if !flush_pending(dst, pending)? {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
     let len = u32::try_from(frame.len())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?
         .to_be_bytes();
     let total = 4 + frame.len();
-    let mut done = 0usize;
-    let mut deadline = None;
-    while done < total {
-        let bufs = if done < 4 {
-            [IoSlice::new(&len[done..]), IoSlice::new(frame)]
-        } else {
-            [IoSlice::new(&frame[done - 4..]), IoSlice::new(&[])]
-        };
-        match dst.write_vectored(&bufs) {
+    let n = loop {
+        match dst.write_vectored(&[IoSlice::new(&len), IoSlice::new(frame)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
+            Ok(n) => break n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && done == 0 => return Err(e),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let end = *deadline.get_or_insert_with(|| Instant::now() + PARTIAL_WRITE_WAIT);
-                let left = end.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "peer stopped reading in the middle of a frame",
-                    ));
-                }
-                let timeout = Timespec::try_from(left).unwrap_or(Timespec {
-                    tv_sec: 1,
-                    tv_nsec: 0,
-                });
-                let mut fds = [PollFd::new(&*dst, PollFlags::OUT)];
-                match poll(&mut fds, Some(&timeout)) {
-                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
             Err(e) => return Err(e),
+        }
+    };
+    if n < total {
+        if n < 4 {
+            pending.extend_from_slice(&len[n..]);
+            pending.extend_from_slice(frame);
+        } else {
+            pending.extend_from_slice(&frame[n - 4..]);
         }
     }
     Ok(())
+}
+
+/// Writes what `pending` holds; true once it is all out.
+pub fn flush_pending<S: Write>(dst: &mut S, pending: &mut Vec<u8>) -> io::Result<bool> {
+    while !pending.is_empty() {
+        match dst.write(pending) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Where the stream goes.
@@ -199,10 +201,31 @@ enum Peer {
 pub struct StreamNetdev {
     peer: Peer,
     reconnect: Option<Duration>,
-    conn: Option<UnixStream>,
+    conn: Option<Connection>,
+    /// The last connection's descriptors, closed once the next is made.
+    retired: Option<Connection>,
     reader: FrameReader,
+    /// The rest of a frame the kernel took in part.
+    pending: Vec<u8>,
     /// Armed while disconnected with `reconnect` set.
     timer: Option<OwnedFd>,
+}
+
+/// A connection, and a second descriptor of it to poll for writability
+/// (the first is polled for frames; one descriptor cannot be in an epoll
+/// set twice).
+#[derive(Debug)]
+struct Connection {
+    sock: UnixStream,
+    out: OwnedFd,
+}
+
+impl Connection {
+    fn new(sock: UnixStream) -> io::Result<Self> {
+        sock.set_nonblocking(true)?;
+        let out = sock.as_fd().try_clone_to_owned()?;
+        Ok(Connection { sock, out })
+    }
 }
 
 impl StreamNetdev {
@@ -228,7 +251,9 @@ impl StreamNetdev {
             peer: Peer::Path(path.to_path_buf()),
             reconnect,
             conn: None,
+            retired: None,
             reader: FrameReader::default(),
+            pending: Vec::new(),
             timer,
         };
         match dial(path) {
@@ -256,14 +281,14 @@ impl StreamNetdev {
             }
             Err(e) => return Err(StreamError::NotStream(raw, e.into())),
         }
-        let conn = UnixStream::from(fd);
-        conn.set_nonblocking(true)
-            .map_err(StreamError::NonBlocking)?;
+        let conn = Connection::new(UnixStream::from(fd)).map_err(StreamError::NonBlocking)?;
         Ok(StreamNetdev {
             peer: Peer::Fd,
             reconnect: None,
             conn: Some(conn),
+            retired: None,
             reader: FrameReader::default(),
+            pending: Vec::new(),
             timer: None,
         })
     }
@@ -274,7 +299,27 @@ impl StreamNetdev {
 
     /// The connection's descriptor, to poll for frames.
     pub fn fd(&self) -> Option<RawFd> {
-        self.conn.as_ref().map(AsRawFd::as_raw_fd)
+        self.conn.as_ref().map(|c| c.sock.as_raw_fd())
+    }
+
+    /// A descriptor of the connection to poll for writability, while a
+    /// send was refused or a frame's rest waits.
+    pub fn writable_fd(&self) -> Option<RawFd> {
+        self.conn.as_ref().map(|c| c.out.as_raw_fd())
+    }
+
+    /// Part of a frame waits to be written ([`StreamNetdev::flush`]).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes the rest of a frame taken in part; true once it is out.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or(io::Error::from(io::ErrorKind::NotConnected))?;
+        flush_pending(&mut conn.sock, &mut self.pending)
     }
 
     /// Receives one frame into `out`; `NotConnected` without a connection.
@@ -283,7 +328,7 @@ impl StreamNetdev {
             .conn
             .as_mut()
             .ok_or(io::Error::from(io::ErrorKind::NotConnected))?;
-        self.reader.read_frame(conn, out)
+        self.reader.read_frame(&mut conn.sock, out)
     }
 
     /// Sends one frame (see [`write_frame`]).
@@ -292,16 +337,19 @@ impl StreamNetdev {
             .conn
             .as_mut()
             .ok_or(io::Error::from(io::ErrorKind::NotConnected))?;
-        write_frame(conn, frame)
+        write_frame(&mut conn.sock, frame, &mut self.pending)
     }
 
     /// Drops the connection (the peer went away or broke the framing) and,
     /// with `reconnect`, arms the timer for the next attempt.
     pub fn disconnect(&mut self) {
-        if self.conn.take().is_none() {
+        let Some(old) = self.conn.take() else {
             return;
-        }
+        };
+        let _ = old.sock.shutdown(std::net::Shutdown::Both);
+        self.retired = Some(old);
         self.reader.reset();
+        self.pending.clear();
         if self.reconnect.is_some() {
             if let Err(e) = self.arm_timer() {
                 tracing::warn!(error = %e, "stream netdev: no reconnection timer; staying down");
@@ -339,6 +387,7 @@ impl StreamNetdev {
         match dial(path) {
             Ok(c) => {
                 self.conn = Some(c);
+                self.retired = None;
                 self.reader.reset();
                 Ok(true)
             }
@@ -371,15 +420,14 @@ impl StreamNetdev {
 }
 
 /// Connects to `path`, non-blocking from then on.
-fn dial(path: &Path) -> io::Result<UnixStream> {
-    let c = UnixStream::connect(path)?;
-    c.set_nonblocking(true)?;
-    Ok(c)
+fn dial(path: &Path) -> io::Result<Connection> {
+    Connection::new(UnixStream::connect(path)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::event::{poll, PollFd, PollFlags};
 
     /// Hands out a byte stream in the chunks given, then WouldBlock.
     struct Chunks(Vec<Vec<u8>>);
@@ -515,13 +563,29 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_reader_gets_whole_frames_and_a_stopped_one_times_out() {
+    fn a_full_socket_pushes_back_and_never_tears_a_frame() {
         let (a, b) = UnixStream::pair().unwrap();
         let mut ours = StreamNetdev::from_fd(a.into()).unwrap();
-        // The kernel takes big writes in pieces once the socket is nearly
-        // full: the frame is finished as the reader reads.
+        // Nobody reads: frames go in until the socket refuses one; the
+        // kernel may have taken the frame before it in part.
+        let mut sent = Vec::new();
+        for i in 0..1000u32 {
+            let frame = vec![i as u8; 60000 - i as usize];
+            match ours.send(&frame) {
+                Ok(()) => sent.push((frame.len(), i as u8)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent.len() < 1000, "the socket never filled");
+        assert!(ours.writable_fd().is_some());
+        // The reader drains everything while the writer keeps going as
+        // the socket lets it: every frame taken arrives whole, in order.
         let reader = std::thread::spawn(move || {
             let mut theirs = b;
+            theirs
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             let mut r = FrameReader::default();
             let mut out = vec![0u8; MAX_FRAME];
             let mut got = Vec::new();
@@ -532,39 +596,30 @@ mod tests {
                     got.len()
                 );
                 got.push((n, out[0]));
-                std::thread::sleep(Duration::from_micros(200));
             }
             got
         });
-        let mut sent = Vec::new();
-        for i in 0..200u32 {
-            let frame = vec![i as u8; 60000 - i as usize];
-            match ours.send(&frame) {
-                Ok(()) => sent.push((frame.len(), i as u8)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("{e}"),
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for i in 1000..1100u32 {
+            let frame = vec![i as u8; 1000 + i as usize];
+            loop {
+                match ours.send(&frame) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        assert!(std::time::Instant::now() < deadline, "the reader stalled");
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
             }
+            sent.push((frame.len(), i as u8));
+        }
+        while !ours.flush().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "the reader stalled");
+            std::thread::yield_now();
         }
         drop(ours);
-        let got = join(reader);
-        assert_eq!(got, sent, "every frame sent arrived whole, in order");
-
-        let (a, _b) = UnixStream::pair().unwrap();
-        let mut ours = StreamNetdev::from_fd(a.into()).unwrap();
-        let frame = vec![1u8; 60000];
-        // Nobody reads: frames go in whole until one is cut by the full
-        // socket, whose rest then waits in vain.
-        let mut tries = 0;
-        let e = loop {
-            tries += 1;
-            assert!(tries < 1000, "the socket never filled");
-            match ours.send(&frame) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => break e,
-            }
-        };
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert_eq!(join(reader), sent);
     }
 
     /// Joins a test thread (its panic is the test's).
@@ -600,12 +655,19 @@ mod tests {
         let mut buf = [0u8; 6];
         peer.read_exact(&mut buf).unwrap();
         assert_eq!(&buf[4..], b"hi");
-        // The peer goes away: disconnected, the timer armed again.
+        // The peer goes away: disconnected, the timer armed again; the old
+        // descriptors stay open until the next connection, so it cannot
+        // get their numbers.
         drop(peer);
         let mut out = [0u8; 16];
         let e = s.recv(&mut out).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let (old_in, old_out) = (s.fd().unwrap(), s.writable_fd().unwrap());
         s.disconnect();
         assert!(!s.is_connected() && s.reconnect_fd().is_some());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s.try_reconnect().unwrap());
+        assert!(![old_in, old_out].contains(&s.fd().unwrap()));
+        assert!(![old_in, old_out].contains(&s.writable_fd().unwrap()));
     }
 }

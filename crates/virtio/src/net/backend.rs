@@ -9,8 +9,11 @@ use std::os::unix::net::UnixDatagram;
 /// both directions, as a TAP opened with IFF_VNET_HDR and a vnet header size
 /// of 12 expects.
 pub trait NetBackend: Send {
-    /// Sends one frame. `WouldBlock` drops it (a full TAP queue drops too);
-    /// any other error takes the link down.
+    /// Sends one frame. `WouldBlock`: not taken; with a
+    /// [`NetBackend::writable_fd`] the device keeps it and stops sending
+    /// until that descriptor is writable (backpressure), without one it
+    /// drops it (a full TAP queue drops too). Any other error takes the
+    /// link down.
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
     /// Receives one frame into `buf`; `WouldBlock` when there is none.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
@@ -44,6 +47,20 @@ pub trait NetBackend: Send {
     /// Tries to connect again; true once connected.
     fn reconnect(&mut self) -> io::Result<bool> {
         Ok(false)
+    }
+    /// A descriptor that polls writable when a refused send may go
+    /// through, for back-ends that push back instead of dropping.
+    fn writable_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// Part of a taken frame waits to be written ([`NetBackend::flush`]
+    /// once [`NetBackend::writable_fd`] is writable).
+    fn has_pending(&self) -> bool {
+        false
+    }
+    /// Writes what waits; true once it is all out.
+    fn flush(&mut self) -> io::Result<bool> {
+        Ok(true)
     }
 }
 

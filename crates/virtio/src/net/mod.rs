@@ -82,6 +82,9 @@ pub struct Net {
     /// are.
     carrier: bool,
     active: Option<Active>,
+    /// The back-end refused a frame: the transmit queue waits for it to be
+    /// writable, the frame still in the ring.
+    tx_blocked: bool,
     /// A frame read from the backend that waits for a receive buffer.
     rx_frame: Vec<u8>,
     rx_len: usize,
@@ -97,6 +100,7 @@ impl Net {
             mac,
             link_up: true,
             carrier,
+            tx_blocked: false,
             active: None,
             rx_frame: vec![0; MAX_FRAME],
             rx_len: 0,
@@ -156,6 +160,7 @@ impl Net {
         self.backend.disconnect();
         self.carrier = false;
         self.rx_len = 0;
+        self.tx_blocked = false;
         self.status_changed(before);
     }
 
@@ -256,39 +261,62 @@ impl Net {
         let mem = &active.mem;
         let backend = &mut *self.backend;
         let frame = &mut self.tx_frame;
+        let pushes_back = backend.writable_fd().is_some();
         let mut failure = None;
-        queue_util::drain(&mut active.tx, mem, TX_QUEUE, &*active.interrupt, |chain| {
-            let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
-            if let Some(fault) = segs.fault {
-                tracing::debug!(%fault, "virtio-net: dropping a malformed tx chain");
-                return 0;
-            }
-            let total = chain::total_len(&segs.readable);
-            if total < HDR_LEN as u64 || total > MAX_FRAME as u64 {
-                tracing::debug!(total, "virtio-net: dropping a tx frame of bad size");
-                return 0;
-            }
-            if !link_up || failure.is_some() {
-                return 0;
-            }
-            frame.clear();
-            for Segment { addr, len } in &segs.readable {
-                let start = frame.len();
-                frame.resize(start + *len as usize, 0);
-                if mem.read_slice(&mut frame[start..], *addr).is_err() {
-                    return 0;
+        let drained =
+            queue_util::drain_until(&mut active.tx, mem, TX_QUEUE, &*active.interrupt, |chain| {
+                let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
+                if let Some(fault) = segs.fault {
+                    tracing::debug!(%fault, "virtio-net: dropping a malformed tx chain");
+                    return Some(0);
                 }
-            }
-            match backend.send(frame) {
-                Ok(()) => {}
-                // A full tap queue drops, as a real NIC would.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => failure = Some(e),
-            }
-            0
-        });
+                let total = chain::total_len(&segs.readable);
+                if total < HDR_LEN as u64 || total > MAX_FRAME as u64 {
+                    tracing::debug!(total, "virtio-net: dropping a tx frame of bad size");
+                    return Some(0);
+                }
+                if !link_up || failure.is_some() {
+                    return Some(0);
+                }
+                frame.clear();
+                for Segment { addr, len } in &segs.readable {
+                    let start = frame.len();
+                    frame.resize(start + *len as usize, 0);
+                    if mem.read_slice(&mut frame[start..], *addr).is_err() {
+                        return Some(0);
+                    }
+                }
+                match backend.send(frame) {
+                    Ok(()) => {}
+                    // The back-end pushes back: the frame stays in the ring
+                    // until it can take it.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && pushes_back => return None,
+                    // A full tap queue drops, as a real NIC would.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => failure = Some(e),
+                }
+                Some(0)
+            });
+        self.tx_blocked = drained == queue_util::Drained::Stopped;
         if let Some(e) = failure {
             self.backend_failed(&e);
+        }
+    }
+
+    /// The back-end can take more: the rest of a frame first, then what
+    /// waits in the transmit queue.
+    fn process_writable(&mut self) {
+        match self.backend.flush() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                self.backend_failed(&e);
+                return;
+            }
+        }
+        if self.tx_blocked {
+            self.tx_blocked = false;
+            self.process_tx();
         }
     }
 
@@ -529,12 +557,15 @@ impl VirtioDevice for Net {
     fn reset(&mut self) {
         self.active = None;
         self.rx_len = 0;
+        self.tx_blocked = false;
     }
 
     fn process_queue(&mut self, queue: u16) {
         match queue {
             // New receive buffers: deliver what waits.
             RX_QUEUE => self.process_backend_rx(),
+            // While the back-end pushes back, its writability resumes.
+            TX_QUEUE if self.tx_blocked => {}
             TX_QUEUE => self.process_tx(),
             _ => {}
         }
@@ -555,5 +586,15 @@ impl VirtioDevice for Net {
         } else {
             self.process_reconnect();
         }
+    }
+    fn host_fd_out(&self) -> Option<std::os::fd::RawFd> {
+        if self.carrier && (self.tx_blocked || self.backend.has_pending()) {
+            self.backend.writable_fd()
+        } else {
+            None
+        }
+    }
+    fn process_host_fd_out(&mut self) {
+        self.process_writable();
     }
 }

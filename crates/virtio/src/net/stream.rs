@@ -3,7 +3,8 @@
 //! stream carries bare Ethernet frames, so the virtio-net header is
 //! dropped on the way out and a zero one (no checksum or GSO request) put
 //! in front on the way in; no offload is offered to the guest, whose
-//! frames therefore always arrive complete with their checksums.
+//! frames therefore always arrive complete with their checksums. A full
+//! socket pushes back on the transmit queue instead of dropping.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -51,5 +52,17 @@ impl NetBackend for StreamNetdev {
 
     fn reconnect(&mut self) -> io::Result<bool> {
         self.try_reconnect()
+    }
+
+    fn writable_fd(&self) -> Option<RawFd> {
+        StreamNetdev::writable_fd(self)
+    }
+
+    fn has_pending(&self) -> bool {
+        StreamNetdev::has_pending(self)
+    }
+
+    fn flush(&mut self) -> io::Result<bool> {
+        StreamNetdev::flush(self)
     }
 }

@@ -27,7 +27,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::balloon::BalloonControl;
 use crate::chardev::Chardev;
 use crate::disk::DiskModel;
-use crate::event_loop::{EventLoop, Subscriber, DYNAMIC};
+use crate::event_loop::{EventLoop, Subscriber, DYNAMIC, DYNAMIC_OUT};
 use crate::events::{BootEvents, EventSender};
 use crate::interrupts::IrqFd;
 use crate::ioevents::{IoSpace, Notifiers};
@@ -310,10 +310,21 @@ impl Subscriber for VirtioSubscriber {
             .host_fd()
     }
 
+    fn dynamic_out_fd(&self) -> Option<RawFd> {
+        self.device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .host_fd_out()
+    }
+
     fn handle(&mut self, token: u32) {
         let lock = || self.device.lock().unwrap_or_else(|p| p.into_inner());
         if token == DYNAMIC {
             lock().process_host_fd();
+            return;
+        }
+        if token == DYNAMIC_OUT {
+            lock().process_host_fd_out();
             return;
         }
         let Some((queue, evt)) = self.kicks.get(token as usize) else {

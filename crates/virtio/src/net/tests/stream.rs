@@ -122,3 +122,53 @@ fn broken_framing_takes_the_link_down() {
     assert_eq!(net.host_fd(), None, "a passed socket does not reconnect");
     assert_eq!(used_idx(&rx), 0);
 }
+
+#[test]
+fn a_full_socket_holds_the_transmit_queue_until_it_drains() {
+    let mem = memory();
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    let mut net = Net::new(Box::new(StreamNetdev::from_fd(ours.into()).unwrap()), MAC);
+    let rx = MockSplitQueue::create(&mem, GuestAddress(0), 16);
+    let tx = MockSplitQueue::create(&mem, GuestAddress(0x1_0000), 16);
+    let _irq = activate(&mut net, &mem, &[&rx, &tx], 0);
+    // Big frames until the socket (nobody reads it) refuses one: that
+    // chain and those after it stay in the ring, and the device waits for
+    // the socket to be writable instead of dropping them.
+    let big = 60000u32;
+    mem.write_slice(&vec![0u8; big as usize], GuestAddress(DATA))
+        .unwrap();
+    for i in 0..16 {
+        add_chain(&tx, i, &[(DATA, big, 0)]);
+    }
+    net.process_queue(TX_QUEUE);
+    let taken = used_idx(&tx);
+    assert!(taken < 16, "the socket never filled");
+    assert!(net.host_fd_out().is_some(), "waits for writability");
+    // A kick meanwhile changes nothing.
+    net.process_queue(TX_QUEUE);
+    assert_eq!(used_idx(&tx), taken);
+    // The peer reads: the device goes on where it stopped, no frame lost.
+    let reader = std::thread::spawn(move || {
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut r = rvirt_hostnet::stream::FrameReader::default();
+        let mut out = vec![0u8; rvirt_hostnet::stream::MAX_FRAME];
+        let mut n = 0;
+        while r.read_frame(&mut peer, &mut out).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    rvirt_testkit::wait_for(
+        "the transmit queue to drain",
+        Duration::from_secs(10),
+        || {
+            if net.host_fd_out().is_some() {
+                net.process_host_fd_out();
+            }
+            used_idx(&tx) == 16 && net.host_fd_out().is_none()
+        },
+    );
+    drop(net);
+    assert_eq!(reader.join().unwrap(), 16);
+}
