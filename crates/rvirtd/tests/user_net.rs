@@ -281,3 +281,41 @@ fn virt_install_network_user_creates_a_domain_that_starts() {
         assert!(Path::new(&d.root().join("etc/rvirt/qemu/vi.xml")).exists());
     });
 }
+
+#[test]
+fn bad_user_networking_is_refused_with_its_reason() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start_with_env(&[], &[("RVIRT_PASST", "/nonexistent/passt")]);
+    // A malformed <portForward> is refused at define, with its line, and
+    // nothing is defined.
+    let bad = user_domain(
+        "bf",
+        9,
+        "<backend type='passt'/>\
+         <portForward proto='sctp'><range start='2222'/></portForward>",
+    );
+    let err = d.fails(&["define", &d.xml_file("bf.xml", &bad)]);
+    assert!(
+        err.contains("invalid protocol 'sctp' in <portForward>"),
+        "{err}"
+    );
+    assert!(err.contains("line "), "{err}");
+    d.fails(&["dominfo", "bf"]);
+    // passt missing: the start fails naming it in one line, and the
+    // domain stays shut off with no VMM started.
+    let xml = user_domain("np", 9, "<backend type='passt'/>");
+    d.ok(&["define", &d.xml_file("np.xml", &xml)]);
+    let err = d.fails(&["start", "np"]);
+    let reason: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("Could not start 'passt'"))
+        .collect();
+    assert_eq!(reason.len(), 1, "{err}");
+    assert!(reason[0].contains("/nonexistent/passt"), "{err}");
+    assert_eq!(d.state("np"), "shut off (failed)");
+    assert!(!d.root().join("run/rvirt/qemu/np.json").exists());
+    let socket = passt_socket(&d, "np");
+    assert!(processes_with(&socket).is_empty());
+}
