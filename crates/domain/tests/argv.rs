@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use rvirt_domain::{derive_argv, DeriveError, Domain, RuntimePaths};
+use rvirt_domain::{derive_argv, derive_argv_with, DeriveError, Domain, FdPlan, RuntimePaths};
 
 const MICROVM: &str = "<domain type='kvm'>
   <name>micro,vm</name>
@@ -44,6 +44,12 @@ const MICROVM: &str = "<domain type='kvm'>
   </devices>
 </domain>
 ";
+
+fn derive_with(xml: &str, plan: &FdPlan) -> Result<rvirt_domain::Argv, DeriveError> {
+    let mut d = Domain::from_xml(xml).unwrap();
+    d.fill_in();
+    derive_argv_with(&d, &RuntimePaths::in_dir("/run/rvirt/x"), plan)
+}
 
 fn derive(xml: &str) -> Result<rvirt_domain::Argv, DeriveError> {
     let mut d = Domain::from_xml(xml).unwrap();
@@ -180,7 +186,32 @@ fn user_nics_as_libvirt_gives_them_to_qemu() {
         "{:?}",
         a.args
     );
-    assert!(a.taps.is_empty() && a.passt.is_empty());
+    assert!(a.taps.is_empty());
+    // A daemon may serve it with its own passt, told slirp's addressing.
+    assert_eq!(a.passt.len(), 1);
+    let slirp = a.passt[0].slirp.as_ref().expect("slirp's addressing");
+    assert_eq!(
+        (slirp.guest, slirp.prefix, slirp.host, slirp.dns),
+        (
+            "172.17.2.15".parse().unwrap(),
+            24,
+            "172.17.2.2".parse().unwrap(),
+            "172.17.2.3".parse().unwrap()
+        )
+    );
+    // With its socket passed, the VMM gets a stream on it instead.
+    let mut plan = FdPlan::default();
+    plan.streams.insert("hostnet0".into(), 7);
+    let b = derive_with(&xml, &plan).unwrap();
+    assert!(
+        b.args.contains(
+            &r#"{"type":"stream","addr":{"type":"fd","str":"7"},"server":false,"id":"hostnet0"}"#
+                .to_string()
+        ),
+        "{:?}",
+        b.args
+    );
+    assert!(!b.args.iter().any(|a| a.contains(r#""type":"user""#)));
     // With passt as the back-end the daemon starts it, and the VMM
     // connects to its socket in the runtime directory.
     let xml = MICROVM.replace(
@@ -208,6 +239,17 @@ fn user_nics_as_libvirt_gives_them_to_qemu() {
         std::path::Path::new("/run/rvirt/x/passt/micro,vm-net0.pid")
     );
     assert_eq!(p.user.port_forwards.len(), 1);
+    assert!(p.slirp.is_none());
+    // The same with its socket passed.
+    let b = derive_with(&xml, &plan).unwrap();
+    assert!(
+        b.args.contains(
+            &r#"{"type":"stream","addr":{"type":"fd","str":"7"},"server":false,"id":"hostnet0"}"#
+                .to_string()
+        ),
+        "{:?}",
+        b.args
+    );
     // What QEMU's user networking cannot do without passt is refused.
     let xml = MICROVM.replace(
         "<interface type='ethernet'>",

@@ -2,10 +2,10 @@
 //! told on its command line, and how its start-up is waited for.
 //!
 //! rvirt-vmm runs it for `-netdev user` on one end of a socketpair
-//! (`--fd`); rvirtd runs it for `<interface type='user'><backend
-//! type='passt'/>` on a UNIX socket (`--socket`) as libvirt does. Both
-//! build its arguments here from typed options, so passt's spelling lives
-//! in one place.
+//! (`--fd`); rvirtd runs it, jailed, for every `<interface type='user'>`
+//! on one end of a socketpair too, the VMM getting the other. Both build
+//! its arguments here from typed options, so passt's spelling lives in one
+//! place.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -127,6 +127,39 @@ pub struct PasstOptions {
 }
 
 impl PasstOptions {
+    /// slirp's network for a `-netdev user` (`net=`, `host=`,
+    /// `dhcpstart=`, `dns=`: 10.0.2.15/24, gateway 10.0.2.2 which reaches
+    /// the host, DNS 10.0.2.3 forwarded to the host's resolver) and its
+    /// `hostfwd=` rules in passt's words, so a guest sees the network
+    /// QEMU's slirp would give it. Both rvirt-vmm (`-netdev user` by hand)
+    /// and rvirtd (which runs this passt itself for a confined VMM) use it.
+    pub fn slirp(u: &rvirt_vmm_config::UserNetdev) -> PasstOptions {
+        PasstOptions {
+            addresses: vec![(IpAddr::V4(u.guest), Some(u.prefix))],
+            gateway: Some(u.host),
+            dns: vec![IpAddr::V4(u.dns)],
+            dns_forward: Some(u.dns),
+            forwards: u
+                .hostfwd
+                .iter()
+                .map(|f| PortForward {
+                    udp: f.udp,
+                    address: f.host_addr.map(IpAddr::V4),
+                    dev: None,
+                    ranges: vec![PortRange {
+                        start: f.host_port,
+                        end: None,
+                        to: (f.guest_port != f.host_port).then_some(f.guest_port),
+                        exclude: false,
+                    }],
+                })
+                .collect(),
+            ipv4_only: !u.ipv6,
+            ipv6_only: !u.ipv4,
+            ..PasstOptions::default()
+        }
+    }
+
     /// The command line: `--one-off` on `endpoint` (it ends with its one
     /// client), in the foreground (its own pid is the one supervised),
     /// `--pid pidfile` (written once it is ready, see [`wait_ready`]), then

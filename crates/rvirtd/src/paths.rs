@@ -19,9 +19,10 @@ pub struct Tree {
     /// Runtime state of running domains (`NAME.json`, `NAME/` with the
     /// monitor socket and pid file).
     pub state_dir: PathBuf,
-    /// passt's sockets and pid files (`NAME-ALIAS.socket`, `.pid`), as
-    /// libvirt's passt state directory: outside the private state
-    /// directory, since passt writes its pid file as nobody.
+    /// passt's pid files (`NAME/NAME-ALIAS.pid`), as libvirt's passt state
+    /// directory: outside the private state directory, since passt writes
+    /// its pid file as the VM's user (or nobody), one directory per
+    /// domain, given to that user and bound into its passt's jail.
     pub passt_dir: PathBuf,
     /// Per-domain logs, `NAME.log`.
     pub log_dir: PathBuf,
@@ -154,7 +155,9 @@ impl Tree {
             monitor_socket: dir.join("monitor.sock"),
             pidfile: dir.join("vmm.pid"),
             log_file: self.log_file(name),
-            passt_dir: self.passt_dir.clone(),
+            // Its own directory: a domain's passt, jailed, gets only its
+            // own pid files.
+            passt_dir: self.passt_dir.join(name),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! User-mode networking through rvirtd and the real virsh and virt-install:
 //! `<interface type='user'>` with `<backend type='passt'/>` (rvirtd runs
-//! passt as libvirt does, the VMM connects with `-netdev stream`) and
-//! without it (the VMM's `-netdev user`, served by passt with slirp's
-//! addressing). The `dhcp` guest gets its lease and its datagram reaches a
+//! passt as libvirt does) and without it (libvirt's `-netdev user`, which
+//! rvirtd serves with a passt told slirp's addressing). Confinement is on
+//! (the default): passt is jailed as the VM's user in the VM's cgroup, the
+//! VMM gets its end of passt's socket (`-netdev stream` on a passed fd). The `dhcp` guest gets its lease and its datagram reaches a
 //! UDP socket on the host; no passt is left after the domain stops, however
 //! it stops (power-off, destroy, kill -9 of the VMM), and a restarted
 //! rvirtd adopts a running one. passt copies the network of its namespace,
@@ -103,13 +104,13 @@ fn processes_with(marker: &str) -> Vec<i32> {
         .collect()
 }
 
-/// What passt's command line says for domain `name`'s first NIC (the
-/// VMM's names the same socket in its `-netdev`).
+/// What passt's command line says for domain `name`'s first NIC: its pid
+/// file, in the domain's own passt directory.
 fn passt_socket(d: &Rvirtd, name: &str) -> String {
     format!(
-        "--socket {}",
+        "--pid {}",
         d.root()
-            .join(format!("run/rvirt/passt/{name}-net0.socket"))
+            .join(format!("run/rvirt/passt/{name}/{name}-net0.pid"))
             .display()
     )
 }
@@ -118,6 +119,31 @@ fn wait_no_passt(marker: &str) {
     wait_for(&format!("no passt on {marker}"), LIMIT, || {
         processes_with(marker).is_empty()
     });
+}
+
+/// A line of /proc/PID/status, without its name.
+fn status_field(pid: i32, name: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// passt runs as its VM's user and group (not root, not nobody, as
+/// unconfined), in its VM's cgroup, as rvirtd confines it. (Its
+/// capabilities say nothing here: passt's own user namespace gives it a
+/// full set inside.)
+fn assert_confined_beside_its_vmm(passt: i32, vmm: i32) {
+    let uid = status_field(vmm, "Uid:");
+    assert!(!uid.starts_with("0\t"), "the VMM runs as root: {uid}");
+    assert_eq!(status_field(passt, "Uid:"), uid);
+    assert_eq!(status_field(passt, "Gid:"), status_field(vmm, "Gid:"));
+    let cgroup = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(cgroup(passt), cgroup(vmm));
+    assert!(cgroup(passt).contains("/rvirt/"), "{}", cgroup(passt));
 }
 
 /// The VMM's pid from `virsh dominfo`'s runtime record, read from the tree.
@@ -148,7 +174,17 @@ fn passt_backend_gives_a_lease_and_goes_with_the_domain() {
         assert!(log.contains("DHCP_ROUTER 192.0.2.1"), "{log}");
         // libvirt's passt command line, in the domain log.
         let socket = passt_socket(&d, "up");
-        assert!(log.contains(&format!("passt --one-off {socket} ")), "{log}");
+        assert!(
+            log.contains(&format!(
+                "passt --one-off --fd 3 --foreground --quiet {socket}"
+            )),
+            "{log}"
+        );
+        // The VMM gets its end of passt's socket, no path.
+        assert!(
+            log.contains(r#"-netdev {"type":"stream","addr":{"type":"fd","str":"#),
+            "{log}"
+        );
         // The guest powers off: the domain stops and its passt is gone.
         d.wait_state("up", "shut off (shutdown)");
         wait_no_passt(&socket);
@@ -156,6 +192,7 @@ fn passt_backend_gives_a_lease_and_goes_with_the_domain() {
         // destroy of a paused domain.
         d.ok(&["start", "--paused", "up"]);
         assert_eq!(processes_with(&socket).len(), 1, "one passt");
+        assert_confined_beside_its_vmm(processes_with(&socket)[0], vmm_pid(&d, "up"));
         d.ok(&["destroy", "up"]);
         wait_no_passt(&socket);
 
@@ -217,11 +254,23 @@ fn user_without_passt_backend_is_slirps_network() {
             native.contains(r#"{"type":"user","net":"10.0.9.0/24","id":"hostnet0"}"#),
             "{native}"
         );
-        d.ok(&["start", "us"]);
+        d.ok(&["start", "--paused", "us"]);
+        // rvirtd runs this passt too, jailed beside the confined VMM (which
+        // could not run it), told slirp's addressing.
+        let marker = passt_socket(&d, "us");
+        assert_eq!(processes_with(&marker).len(), 1, "one passt");
+        assert_confined_beside_its_vmm(processes_with(&marker)[0], vmm_pid(&d, "us"));
+        d.ok(&["resume", "us"]);
         assert_eq!(datagram(&host), "rvirt dhcp guest 10.0.9.15 us");
         d.wait_state("us", "shut off (shutdown)");
+        wait_no_passt(&marker);
         let log = d.log("us");
         assert!(log.contains("DHCP_ROUTER 10.0.9.2"), "{log}");
+        assert!(
+            log.contains("--address 10.0.9.15 --netmask 24 --gateway 10.0.9.2 --dns 10.0.9.3"),
+            "{log}"
+        );
+        assert!(!log.contains(r#""type":"user""#), "{log}");
     });
 }
 

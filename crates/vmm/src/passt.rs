@@ -14,7 +14,6 @@
 //! backs that up where passt keeps the VMM's credentials).
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -23,7 +22,7 @@ use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Signal};
-use rvirt_hostnet::passt::{self, Endpoint, PasstOptions, PortForward, PortRange};
+use rvirt_hostnet::passt::{self, Endpoint, PasstOptions};
 use rvirt_vmm_config::UserNetdev;
 
 /// passt's descriptor for its end of the socketpair.
@@ -54,30 +53,7 @@ pub enum PasstError {
 
 /// passt's options for a `-netdev user`.
 fn options(u: &UserNetdev) -> PasstOptions {
-    PasstOptions {
-        addresses: vec![(IpAddr::V4(u.guest), Some(u.prefix))],
-        gateway: Some(u.host),
-        dns: vec![IpAddr::V4(u.dns)],
-        dns_forward: Some(u.dns),
-        forwards: u
-            .hostfwd
-            .iter()
-            .map(|f| PortForward {
-                udp: f.udp,
-                address: f.host_addr.map(IpAddr::V4),
-                dev: None,
-                ranges: vec![PortRange {
-                    start: f.host_port,
-                    end: None,
-                    to: (f.guest_port != f.host_port).then_some(f.guest_port),
-                    exclude: false,
-                }],
-            })
-            .collect(),
-        ipv4_only: !u.ipv6,
-        ipv6_only: !u.ipv4,
-        ..PasstOptions::default()
-    }
+    PasstOptions::slirp(u)
 }
 
 /// A running passt, stopped and reaped when dropped.

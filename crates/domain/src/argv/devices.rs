@@ -231,7 +231,9 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
 /// `-netdev user`, as libvirt 9.0 gives QEMU (`net=` from an IPv4 `<ip>`;
 /// rvirt-vmm serves it with passt and slirp's addressing), or with
 /// `<backend type='passt'/>` the `-netdev stream` that connects to the
-/// passt the daemon starts. False when the interface is refused.
+/// passt the daemon starts; either as a stream on a passed socket when the
+/// daemon runs passt for it (`FdPlan::streams`). False when the interface
+/// is refused.
 fn user_netdev(iface: &Interface, netdev: &str, alias: &str, what: &str, b: &mut Builder) -> bool {
     let user = match UserNet::of(iface) {
         Ok(u) => u,
@@ -241,59 +243,84 @@ fn user_netdev(iface: &Interface, netdev: &str, alias: &str, what: &str, b: &mut
         }
     };
     let line = iface.line.0;
-    if user.passt {
-        let base = format!("{}-{alias}", b.name);
-        let socket = b.paths.passt_dir.join(format!("{base}.socket"));
-        let pidfile = b.paths.passt_dir.join(format!("{base}.pid"));
-        b.opt(
+    let base = format!("{}-{alias}", b.name);
+    let socket = b.paths.passt_dir.join(format!("{base}.socket"));
+    let pidfile = b.paths.passt_dir.join(format!("{base}.pid"));
+    let passed = b.fds.streams.get(netdev).copied();
+    let mut slirp = None;
+    if !user.passt {
+        if user.ips.iter().any(|(a, _)| a.is_ipv6()) {
+            b.refuse(
+                line,
+                what,
+                "an IPv6 <ip> on user networking needs <backend type='passt'/>",
+            );
+            return false;
+        }
+        if user.mtu.is_some() || user.source_dev.is_some() {
+            b.refuse(
+                line,
+                what,
+                "<mtu> and <source dev> on user networking need <backend type='passt'/>",
+            );
+            return false;
+        }
+        let net = user.ips.first().map(|(a, p)| match p {
+            Some(p) => format!("{a}/{p}"),
+            None => a.to_string(),
+        });
+        let arg = json(&UserNetdevArg {
+            kind: "user",
+            net: net.as_deref(),
+            id: netdev,
+        });
+        match rvirt_vmm_config::parse_netdev(&arg) {
+            Ok((_, rvirt_vmm_config::Netdev::User(u))) => slirp = Some(u),
+            Ok(_) => {}
+            Err(e) => {
+                b.refuse(line, what, e.to_string());
+                return false;
+            }
+        }
+        if passed.is_none() {
+            b.opt("-netdev", arg);
+        }
+    }
+    match passed {
+        Some(fd) => b.opt(
             "-netdev",
             json(&StreamNetdev {
                 kind: "stream",
-                addr: UnixAddr {
+                addr: StreamAddr::Fd {
+                    kind: "fd",
+                    str: &fd.to_string(),
+                },
+                server: false,
+                id: netdev,
+            }),
+        ),
+        None if user.passt => b.opt(
+            "-netdev",
+            json(&StreamNetdev {
+                kind: "stream",
+                addr: StreamAddr::Unix {
                     kind: "unix",
                     path: &socket.to_string_lossy(),
                 },
                 server: false,
                 id: netdev,
             }),
-        );
-        b.argv.passt.push(PasstRequest {
-            netdev_id: netdev.to_string(),
-            alias: alias.to_string(),
-            socket,
-            pidfile,
-            user,
-        });
-        return true;
+        ),
+        None => {}
     }
-    if user.ips.iter().any(|(a, _)| a.is_ipv6()) {
-        b.refuse(
-            line,
-            what,
-            "an IPv6 <ip> on user networking needs <backend type='passt'/>",
-        );
-        return false;
-    }
-    if user.mtu.is_some() || user.source_dev.is_some() {
-        b.refuse(
-            line,
-            what,
-            "<mtu> and <source dev> on user networking need <backend type='passt'/>",
-        );
-        return false;
-    }
-    let net = user.ips.first().map(|(a, p)| match p {
-        Some(p) => format!("{a}/{p}"),
-        None => a.to_string(),
+    b.argv.passt.push(PasstRequest {
+        netdev_id: netdev.to_string(),
+        alias: alias.to_string(),
+        socket,
+        pidfile,
+        user,
+        slirp,
     });
-    b.opt(
-        "-netdev",
-        json(&UserNetdevArg {
-            kind: "user",
-            net: net.as_deref(),
-            id: netdev,
-        }),
-    );
     true
 }
 
@@ -310,16 +337,24 @@ struct UserNetdevArg<'a> {
 struct StreamNetdev<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
-    addr: UnixAddr<'a>,
+    addr: StreamAddr<'a>,
     server: bool,
     id: &'a str,
 }
 
 #[derive(Serialize)]
-struct UnixAddr<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    path: &'a str,
+#[serde(untagged)]
+enum StreamAddr<'a> {
+    Unix {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        path: &'a str,
+    },
+    Fd {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        str: &'a str,
+    },
 }
 
 fn json(v: &impl Serialize) -> String {

@@ -61,6 +61,12 @@ pub struct FdPlan {
     /// The daemon confines the VMM: `-sandbox on,…` as libvirt asks for
     /// it (qemu.conf's `seccomp_sandbox`).
     pub sandbox: bool,
+    /// Connected sockets to the passt the daemon started for each
+    /// user-mode NIC, by `-netdev` id: `-netdev {"type":"stream",
+    /// "addr":{"type":"fd","str":"N"},…}` instead of libvirt's socket path
+    /// or `-netdev user` (a confined VMM can neither reach a path outside
+    /// its jail nor run passt itself).
+    pub streams: BTreeMap<String, i32>,
     /// The daemon takes the VMM's stderr as its log and writes its pid
     /// file, as libvirt does: no `-D`, no `-pidfile` (neither path is in
     /// reach of a confined VMM).
@@ -81,9 +87,12 @@ pub struct TapRequest {
     pub attach: Option<(String, String)>,
 }
 
-/// A passt the daemon must start before the VMM, for an `<interface
-/// type='user'>` with `<backend type='passt'/>` (libvirt's way: `passt
-/// --one-off --socket …`, the VMM's `-netdev stream` connecting to it).
+/// A passt the daemon may start before the VMM, one per `<interface
+/// type='user'>`. With `<backend type='passt'/>` it must (libvirt's way:
+/// `passt --one-off --socket …`, the VMM's `-netdev stream` connecting to
+/// it); without one libvirt's argv is `-netdev user`, which rvirt-vmm
+/// serves with a passt of its own, unless the daemon starts this passt
+/// with slirp's addressing and passes the socket (`FdPlan::streams`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasstRequest {
     /// The `-netdev` id: `hostnet0`…
@@ -96,6 +105,10 @@ pub struct PasstRequest {
     pub pidfile: PathBuf,
     /// What passt gives the guest.
     pub user: crate::usernet::UserNet,
+    /// For an interface without a back-end: the `-netdev user` libvirt
+    /// derives, as rvirt-vmm reads it (slirp's addressing, which passt is
+    /// told instead of `user`'s options).
+    pub slirp: Option<rvirt_vmm_config::UserNetdev>,
 }
 
 /// The derived command line.

@@ -14,6 +14,8 @@ mod firmware;
 mod netdev;
 mod virtio;
 
+pub use netdev::parse_netdev;
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

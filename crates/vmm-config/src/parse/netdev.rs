@@ -28,8 +28,10 @@ const OTHER_NETDEV_TYPES: &[&str] = &[
 const INVALID_WITH_FD: &str = "ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, \
                                fds=, and vhostfds= are invalid with fd=";
 
-/// Parses `-netdev TYPE,id=ID,...` into its id and back-end.
-pub(super) fn parse_netdev(v: &str) -> Result<(String, Netdev), ConfigError> {
+/// Parses `-netdev TYPE,id=ID,...` (or its JSON form) into its id and
+/// back-end; rvirt-domain reads slirp's addressing for a daemon's passt
+/// with it.
+pub fn parse_netdev(v: &str) -> Result<(String, Netdev), ConfigError> {
     let mut o = Opts::parse_repeating("-netdev", v, Some("type"), &["hostfwd"])?;
     let kind = o
         .get("type")

@@ -102,14 +102,10 @@ impl DomainDriver {
         if let Some(label) = held.label {
             super::confine::annotate(&mut live, label);
         }
-        let run = Arc::new(Running::new(
-            self.alloc_id(),
-            child,
-            Arc::new(live),
-            qmp,
-            held,
-        )
-        .with_passt(started.passt));
+        let run = Arc::new(
+            Running::new(self.alloc_id(), child, Arc::new(live), qmp, held)
+                .with_passt(started.passt),
+        );
         let (state, reason) = if paused {
             (DomainState::Paused, paused_reason::USER)
         } else {

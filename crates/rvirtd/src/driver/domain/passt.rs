@@ -1,20 +1,37 @@
-//! passt for `<interface type='user'>` with `<backend type='passt'/>`, as
-//! libvirt 9.0's QEMU driver runs it (`qemu_passt.c`): before the VMM,
-//! `passt --one-off --socket run/rvirt/passt/NAME-ALIAS.socket` with the
-//! interface's `<mtu>`, `<source dev>`, `<backend logFile>`, `<ip>`s and
-//! `<portForward>`s, and the VMM's `-netdev stream` connects to that
-//! socket. Two departures, both for supervision: passt runs in the
-//! foreground as a supervised child (its pidfd is watched and it is reaped
-//! here, where libvirt lets it daemonize and keeps a pid file), and it is
-//! not given the guest's MAC as its own (`--mac-addr`, which later libvirt
-//! dropped as a mistake).
+//! passt for every `<interface type='user'>`, run by rvirtd beside the
+//! domain's VMM. libvirt 9.0 runs passt itself only for `<backend
+//! type='passt'/>` (`qemu_passt.c`: before QEMU, `passt --one-off --socket
+//! …` with the interface's `<mtu>`, `<source dev>`, `<backend logFile>`,
+//! `<ip>`s and `<portForward>`s) and gives QEMU `-netdev user` otherwise,
+//! which QEMU serves with its built-in slirp. rvirt-vmm has no slirp: by
+//! hand it runs passt for `-netdev user` itself, but a VMM rvirtd starts is
+//! confined (seccomp denies execve, its jail holds no passt, its Landlock
+//! no host files). So rvirtd runs this passt for both kinds, told slirp's
+//! addressing for a plain `type='user'` (the guest sees the network
+//! libvirt and QEMU would give it), and passes the VMM its end of a
+//! socketpair (`-netdev stream` on `addr.type=fd`): no socket path either
+//! side must reach, nothing for the VMM to spawn.
+//!
+//! passt is confined as its VMM is (`confine.rs`, crates/jail): the VM's
+//! user and group, no capabilities, no_new_privs, its own mount namespace
+//! whose root holds only the passt program and its libraries, /dev/null
+//! and /dev/urandom, the host's resolv.conf (the DNS it forwards to), its
+//! pid file's directory and a `<backend logFile>`; and the VM's cgroup, so
+//! `cgroup.kill` on the VM's end takes it too. passt then applies its own
+//! sandbox on top (namespaces, seccomp). Two departures from libvirt, both
+//! for supervision: passt runs in the foreground as a supervised child
+//! (its pidfd watched, reaped here), and it is not given the guest's MAC
+//! as its own (`--mac-addr`, which later libvirt dropped as a mistake).
 //!
 //! passt ends with the domain on every path: with `--one-off` it exits
-//! when the VMM's connection closes (shutdown, destroy, a crash or
-//! `kill -9` of the VMM), and the follower's clean-up stops and reaps it
-//! all the same. Its record (pid and socket path) is in the domain's
-//! runtime record, so a restarted rvirtd adopts it again.
+//! when the VMM's end of the socket closes (shutdown, destroy, a crash or
+//! `kill -9` of the VMM), the follower's clean-up stops and reaps it all
+//! the same, and removing the VM's cgroup kills whatever is left. Its
+//! record (pid and pid file path, which its command line contains) is in
+//! the domain's runtime record, so a restarted rvirtd adopts it again.
 
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,23 +41,24 @@ use rvirt_domain::PasstRequest;
 use rvirt_hostnet::passt::{self, Endpoint, PasstOptions, PortForward, PortRange};
 use rvirt_remote::RemoteError;
 
-use crate::supervise::{Child, Record, Spawn};
+use super::confine::{self, Held};
+use super::dac::Label;
+use crate::supervise::{Child, Record, Spawn, FIRST_PASSED_FD};
 
 /// How long passt may take to serve its socket (40-60 ms here, unloaded).
 const START_LIMIT: Duration = Duration::from_secs(10);
 /// How long a passt has after SIGTERM, when it did not go with its VMM.
 const STOP_GRACE: Duration = Duration::from_secs(2);
-/// The unprivileged user and group passt drops to when rvirtd is root:
-/// Debian's nobody and nogroup (passt's own default), by number, so that
-/// its directory can be given to it.
+/// The unprivileged user and group passt drops to when rvirtd is root and
+/// does not confine it: Debian's nobody and nogroup (passt's own default),
+/// by number, so that its directory can be given to it.
 const NOBODY: u32 = 65534;
 
 /// A running passt and how it is found again.
 #[derive(Debug, Clone)]
 pub struct PasstChild {
     pub child: Arc<Child>,
-    /// Its socket path, which its command line contains; its pid file is
-    /// beside it (`.pid`).
+    /// Its pid file's path, which its command line contains.
     pub marker: String,
 }
 
@@ -55,6 +73,15 @@ impl PasstChild {
             child: Arc::new(c),
             marker: rec.marker.clone(),
         })
+    }
+}
+
+/// passt's options for a request: slirp's network for a plain
+/// `type='user'`, else the interface's own as libvirt 9.0 passes them.
+fn request_options(r: &PasstRequest) -> PasstOptions {
+    match &r.slirp {
+        Some(u) => PasstOptions::slirp(u),
+        None => options(&r.user),
     }
 }
 
@@ -93,15 +120,40 @@ fn failed(why: &str) -> RemoteError {
     RemoteError::internal(&format!("Could not start 'passt': {why}"))
 }
 
-/// Starts a passt for each request, logging into `log`; all of them serve
-/// their socket on return. On failure those started are stopped.
-pub fn start_all(reqs: &[PasstRequest], log: &Path) -> Result<Vec<PasstChild>, RemoteError> {
-    let mut started = Vec::new();
+/// How passt is confined: the VM's label and cgroup, and an empty
+/// directory to mount its root on (its VMM's: each mounts its own root in
+/// its own namespace).
+pub struct Confined<'a> {
+    pub label: Label,
+    pub held: &'a mut Held,
+    pub root: &'a Path,
+}
+
+/// The passt started for a domain, and the VMM's end of each one's
+/// socket by `-netdev` id.
+#[derive(Default)]
+pub struct Started {
+    pub children: Vec<PasstChild>,
+    pub ends: Vec<(String, OwnedFd)>,
+}
+
+/// Starts a passt for each request, logging into `log`, confined when
+/// `confined` says how; all of them serve their socket on return. On
+/// failure those started are stopped.
+pub fn start_all(
+    reqs: &[PasstRequest],
+    log: &Path,
+    mut confined: Option<Confined<'_>>,
+) -> Result<Started, RemoteError> {
+    let mut started = Started::default();
     for r in reqs {
-        match start(r, log) {
-            Ok(c) => started.push(c),
+        match start(r, log, confined.as_mut()) {
+            Ok((c, end)) => {
+                started.children.push(c);
+                started.ends.push((r.netdev_id.clone(), end));
+            }
             Err(e) => {
-                stop_all(&started);
+                stop_all(&started.children);
                 return Err(e);
             }
         }
@@ -109,11 +161,15 @@ pub fn start_all(reqs: &[PasstRequest], log: &Path) -> Result<Vec<PasstChild>, R
     Ok(started)
 }
 
-fn start(r: &PasstRequest, log: &Path) -> Result<PasstChild, RemoteError> {
+fn start(
+    r: &PasstRequest,
+    log: &Path,
+    confined: Option<&mut Confined<'_>>,
+) -> Result<(PasstChild, OwnedFd), RemoteError> {
     let dir = r
-        .socket
+        .pidfile
         .parent()
-        .ok_or_else(|| failed("no directory for its socket"))?;
+        .ok_or_else(|| failed("no directory for its pid file"))?;
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -123,36 +179,62 @@ fn start(r: &PasstRequest, log: &Path) -> Result<PasstChild, RemoteError> {
             .map_err(|e| failed(&format!("cannot create {}: {e}", dir.display())))?;
     }
     let root = rustix::process::geteuid().is_root();
-    if root {
-        // passt binds its socket as root but writes its pid file after
-        // dropping to nobody: the directory is nobody's (and private: root
-        // reaches the socket anyway), as libvirt's is its QEMU user's.
-        let (uid, gid) = (
-            rustix::process::Uid::from_raw(NOBODY),
-            rustix::process::Gid::from_raw(NOBODY),
-        );
-        rustix::fs::chown(dir, Some(uid), Some(gid))
-            .map_err(|e| failed(&format!("cannot give {} to passt: {e}", dir.display())))?;
+    // passt writes its pid file as the user it runs as: the directory is
+    // that user's (and private), as libvirt's is its QEMU user's.
+    let owner = match &confined {
+        Some(c) => Some(c.label),
+        None if root => Some(Label {
+            uid: NOBODY,
+            gid: NOBODY,
+        }),
+        None => None,
+    };
+    if let Some(l) = owner {
+        rustix::fs::chown(
+            dir,
+            Some(rustix::process::Uid::from_raw(l.uid)),
+            Some(rustix::process::Gid::from_raw(l.gid)),
+        )
+        .map_err(|e| failed(&format!("cannot give {} to passt: {e}", dir.display())))?;
     }
     for stale in [&r.socket, &r.pidfile] {
         let _ = std::fs::remove_file(stale);
     }
+    let named = passt::program();
+    let program = confine::resolve(&named);
+    let jail = match confined {
+        Some(c) => {
+            // The jail binds the program where it is.
+            let program = program.as_deref().ok_or_else(|| {
+                failed(&format!("cannot execute {} (not found)", named.display()))
+            })?;
+            let mut writable = vec![dir.to_path_buf()];
+            if let Some(f) = &r.user.log_file {
+                writable.push(confine::passt_log_file(Path::new(f), c.label, c.held)?);
+            }
+            Some(confine::passt_jail(
+                program, c.label, c.held, c.root, &writable,
+            )?)
+        }
+        None => None,
+    };
+    // Unconfined as root, passt drops to nobody itself; jailed it already
+    // runs as the VM's user and has no capability to drop.
     let runas = format!("{NOBODY}:{NOBODY}");
-    let args = options(&r.user).args(
-        &Endpoint::Socket(r.socket.clone()),
-        &r.pidfile,
-        root.then_some(runas.as_str()),
-    );
-    let program = passt::program();
+    let runas = (root && jail.is_none()).then_some(runas.as_str());
+    let args = request_options(r).args(&Endpoint::Fd(FIRST_PASSED_FD), &r.pidfile, runas);
+    let program = program.unwrap_or(named);
     crate::driver::domain::log_line(log, &format!("{} {}", program.display(), args.join(" ")));
     let offset = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let (vmm_end, passt_end) =
+        UnixStream::pair().map_err(|e| failed(&format!("socketpair: {e}")))?;
     let child = Child::spawn(Spawn {
         program: &program,
         args: &args,
-        pass: Vec::new(),
+        pass: vec![passt_end.into()],
         log: Some(log),
         env_remove: &["RVIRT_LOG"],
-        jail: None,
+        jail,
     })
     .map_err(|e| failed(&crate::error_chain(&e)))?;
     let child = Arc::new(child);
@@ -168,24 +250,30 @@ fn start(r: &PasstRequest, log: &Path) -> Result<PasstChild, RemoteError> {
             return Err(failed(&e.to_string()));
         }
     }
-    tracing::debug!(pid = child.pid(), socket = %r.socket.display(), netdev = %r.netdev_id, "passt serves");
-    Ok(PasstChild {
-        child,
-        marker: r.socket.display().to_string(),
-    })
+    tracing::debug!(pid = child.pid(), netdev = %r.netdev_id, "passt serves");
+    Ok((
+        PasstChild {
+            child,
+            marker: r.pidfile.display().to_string(),
+        },
+        vmm_end.into(),
+    ))
 }
 
 /// Stops and reaps every passt (most have gone with their VMM already)
-/// and removes its socket and pid file.
+/// and removes its pid file.
 pub fn stop_all(children: &[PasstChild]) {
     for p in children {
         if !p.child.has_exited() && !p.child.stop(STOP_GRACE) {
             tracing::warn!(pid = p.child.pid(), "passt did not go away");
             continue;
         }
-        let socket = Path::new(&p.marker);
-        let _ = std::fs::remove_file(socket);
-        let _ = std::fs::remove_file(socket.with_extension("pid"));
+        let pidfile = Path::new(&p.marker);
+        let _ = std::fs::remove_file(pidfile);
+        // The domain's directory goes with its last passt.
+        if let Some(dir) = pidfile.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

@@ -85,14 +85,9 @@ impl DomainDriver {
             .map(|s| !s.running)
             .unwrap_or(rec.state == DomainState::Paused as i32);
         let events = qmp.take_events();
-        let run = Arc::new(Running::new(
-            rec.id,
-            Arc::new(child),
-            live,
-            qmp,
-            rec.held.clone(),
-        )
-        .with_passt(passt));
+        let run = Arc::new(
+            Running::new(rec.id, Arc::new(child), live, qmp, rec.held.clone()).with_passt(passt),
+        );
         self.seen_id(rec.id);
         let (state, reason) = match (paused, rec.state == DomainState::Paused as i32) {
             (true, true) | (false, false) => (

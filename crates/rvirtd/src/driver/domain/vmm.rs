@@ -67,7 +67,7 @@ pub struct Started {
     pub taps: Vec<NamedTap>,
     /// What the confined VM holds until it ends.
     pub held: Held,
-    /// The passt of each `<backend type='passt'/>` interface.
+    /// The passt of each `<interface type='user'>`.
     pub passt: Vec<PasstChild>,
 }
 
@@ -81,8 +81,10 @@ pub struct Options<'a> {
     pub name: &'a str,
 }
 
-/// Derives `def`'s command line (validation first), makes its taps, binds
-/// its monitor and starts `vmm` with both passed.
+/// Derives `def`'s command line (validation first), confines it, starts
+/// the passt of its user-mode NICs, makes its taps, binds its monitor and
+/// starts `vmm` with them passed. What was started or held is given back
+/// on failure.
 pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Started, RemoteError> {
     let plain = derive_argv(def, paths).map_err(|e| {
         RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
@@ -96,19 +98,26 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
         Some(c) => Some(confine::prepare(c, o.vmm, def, o.name, &rundir)?),
         None => None,
     };
-    let (held, jail, files) = match confined {
+    let (mut held, jail, files) = match confined {
         Some(p) => (p.held, p.jail, p.files),
         None => Default::default(),
     };
-    // passt serves its socket before the VMM connects to it, as libvirt
-    // starts it before QEMU.
-    let passt = match passt::start_all(&plain.passt, &paths.log_file) {
+    // passt is up before the VMM, as libvirt starts it before QEMU; jailed
+    // as the VMM is and in its cgroup (`passt.rs`).
+    let root = rundir.join("root");
+    let jailed = held.label.map(|label| passt::Confined {
+        label,
+        held: &mut held,
+        root: &root,
+    });
+    let passt = match passt::start_all(&plain.passt, &paths.log_file, jailed) {
         Ok(p) => p,
         Err(e) => {
             held.release();
             return Err(e);
         }
     };
+    let (passt, passt_ends) = (passt.children, passt.ends);
     let release = |e: RemoteError| {
         passt::stop_all(&passt);
         held.release();
@@ -140,6 +149,12 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
     // Files rvirtd opened (chardev files), as -add-fd.
     for (what, fd) in files {
         plan.files.insert(what, FIRST_PASSED_FD + pass.len() as i32);
+        pass.push(fd);
+    }
+    // Each user-mode NIC's end of its passt's socket.
+    for (netdev, fd) in passt_ends {
+        plan.streams
+            .insert(netdev, FIRST_PASSED_FD + pass.len() as i32);
         pass.push(fd);
     }
     plan.sandbox = o.sandbox;
