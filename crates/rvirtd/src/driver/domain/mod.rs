@@ -10,7 +10,7 @@
 //! | [`lifecycle`] | start, destroy, shutdown, suspend, resume, reboot, reset; the per-VM follower |
 //! | [`vmm`] | starting a VMM: argv with its fd plan, monitor, taps |
 //! | [`nics`] | the NICs' host taps (bridge port, MAC, up) through rvirt-hostnet |
-//! | [`passt`] | passt for `<interface type='user'>` with `<backend type='passt'/>`, supervised |
+//! | [`passt`] | passt for every `<interface type='user'>`, supervised and jailed beside the VMM |
 //! | [`recover`] | start-up: load, re-adopt running VMs, autostart |
 //! | [`runtime`] | the per-VM runtime record |
 //! | [`query`], [`stats`] | lists, info, state, XML, vCPUs; domain stats |
