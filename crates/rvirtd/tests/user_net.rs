@@ -368,3 +368,45 @@ fn bad_user_networking_is_refused_with_its_reason() {
     let socket = passt_socket(&d, "np");
     assert!(processes_with(&socket).is_empty());
 }
+
+#[test]
+fn passt_log_file_is_lent_to_the_vm_and_unconfined_passt_still_serves() {
+    if !have_virsh() || !have_passt() {
+        return;
+    }
+    in_routed_netns(|| {
+        // Confined: a <backend logFile> is created, given to the VM's user
+        // while it runs (passt opens it inside its jail), and given back.
+        let d = daemon();
+        let logs = tempfile::tempdir().unwrap();
+        let file = logs.path().join("passt.log");
+        let xml = user_domain(
+            "lf",
+            9,
+            &format!("<backend type='passt' logFile='{}'/>", file.display()),
+        );
+        d.ok(&["define", &d.xml_file("lf.xml", &xml)]);
+        d.ok(&["start", "--paused", "lf"]);
+        let marker = passt_socket(&d, "lf");
+        assert_eq!(processes_with(&marker).len(), 1, "one passt");
+        use std::os::unix::fs::MetadataExt;
+        let uid = status_field(vmm_pid(&d, "lf"), "Uid:");
+        let owner = std::fs::metadata(&file).unwrap().uid();
+        assert!(uid.starts_with(&format!("{owner}\t")), "{owner} vs {uid}");
+        d.ok(&["destroy", "lf"]);
+        wait_no_passt(&marker);
+        assert_eq!(std::fs::metadata(&file).unwrap().uid(), 0);
+
+        // Unconfined: the same passt, unjailed, on a socketpair.
+        let d = Rvirtd::start_with(&["--unconfined"]);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (host, port) = host_socket();
+        let xml = user_domain("uc", port, "");
+        d.ok(&["define", &d.xml_file("uc.xml", &xml)]);
+        d.ok(&["start", "uc"]);
+        assert_eq!(datagram(&host), "rvirt dhcp guest 10.0.2.15 uc");
+        d.wait_state("uc", "shut off (shutdown)");
+        wait_no_passt(&passt_socket(&d, "uc"));
+    });
+}

@@ -171,12 +171,23 @@ fn start(
         .parent()
         .ok_or_else(|| failed("no directory for its pid file"))?;
     {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| failed(&format!("cannot create {}: {e}", dir.display())))?;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let cannot =
+            |d: &Path, e: std::io::Error| failed(&format!("cannot create {}: {e}", d.display()));
+        // The parent of the domains' directories is crossed, not listed,
+        // by an unjailed passt that writes its pid file as nobody.
+        if let Some(parent) = dir.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(parent)
+                .map_err(|e| cannot(parent, e))?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))
+                .map_err(|e| cannot(parent, e))?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(cannot(dir, e)),
+            _ => {}
+        }
     }
     let root = rustix::process::geteuid().is_root();
     // passt writes its pid file as the user it runs as: the directory is
