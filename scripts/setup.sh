@@ -7,6 +7,9 @@
 # - Debian's dnsmasq (dnsmasq-base: the program without its system service,
 #   what libvirt depends on) for the virtual networks' DHCP and DNS, and
 #   nftables' nft for their firewall rules;
+# - passt, the user-mode network back-end rvirt-vmm runs for `-netdev user`
+#   and rvirtd for `<interface type='user'>` with `<backend type='passt'/>`;
+# - virtinst's virt-install, which the user-networking test drives;
 # - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
 # - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
@@ -75,6 +78,8 @@ command -v lz4 >/dev/null || need_apt+=(lz4)
 command -v ip >/dev/null || need_apt+=(iproute2)
 [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+command -v passt >/dev/null || need_apt+=(passt)
+command -v virt-install >/dev/null || need_apt+=(virtinst)
 command -v virsh >/dev/null || need_apt+=(libvirt-clients)
 command -v libvirtd >/dev/null || need_apt+=(libvirt-daemon-system libvirt-daemon-driver-qemu)
 command -v tini >/dev/null || need_apt+=(tini)

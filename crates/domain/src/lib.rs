@@ -27,11 +27,13 @@ mod order;
 mod parse;
 pub mod storage;
 pub mod units;
+pub mod usernet;
 mod validate;
 pub mod xml;
 
 pub use argv::{
-    derive_argv, derive_argv_with, Argv, DeriveError, FdPlan, RuntimePaths, Unsupported,
+    derive_argv, derive_argv_with, Argv, DeriveError, FdPlan, PasstRequest, RuntimePaths,
+    Unsupported,
 };
 pub use error::{Error, Problem};
 pub use fill::{OsRandom, Random};

@@ -139,6 +139,7 @@ pub const INTERFACE: &[&str] = &[
     "virtualport",
     "ip",
     "route",
+    "portForward",
     "script",
     "downscript",
     "backenddomain",

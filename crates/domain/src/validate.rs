@@ -13,6 +13,21 @@ pub(crate) fn check(d: &Domain, p: &mut Problems) {
     vcpus(d, p);
     disks(d, p);
     macs(d, p);
+    user_interfaces(d, p);
+}
+
+/// `<interface type='user'>`'s back-end, addresses and forwards.
+fn user_interfaces(d: &Domain, p: &mut Problems) {
+    for iface in d
+        .devices
+        .interfaces
+        .iter()
+        .filter(|i| i.iface_type == "user")
+    {
+        if let Err((line, message)) = crate::usernet::UserNet::of(iface) {
+            p.push(line, "interface", None, message);
+        }
+    }
 }
 
 fn memory(d: &Domain, p: &mut Problems) {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use rvirt_domain::{derive_argv, DeriveError, Domain, RuntimePaths};
+use rvirt_domain::{derive_argv, derive_argv_with, DeriveError, Domain, FdPlan, RuntimePaths};
 
 const MICROVM: &str = "<domain type='kvm'>
   <name>micro,vm</name>
@@ -44,6 +44,12 @@ const MICROVM: &str = "<domain type='kvm'>
   </devices>
 </domain>
 ";
+
+fn derive_with(xml: &str, plan: &FdPlan) -> Result<rvirt_domain::Argv, DeriveError> {
+    let mut d = Domain::from_xml(xml).unwrap();
+    d.fill_in();
+    derive_argv_with(&d, &RuntimePaths::in_dir("/run/rvirt/x"), plan)
+}
 
 fn derive(xml: &str) -> Result<rvirt_domain::Argv, DeriveError> {
     let mut d = Domain::from_xml(xml).unwrap();
@@ -154,15 +160,108 @@ fn devices_the_guest_needs_are_refused_all_at_once() {
 }
 
 #[test]
-fn qcow2_network_disks_and_user_nics_are_refused() {
+fn qcow2_network_disks_and_direct_nics_are_refused() {
     let xml = MICROVM
         .replace("type='raw'", "type='qcow2'")
-        .replace("<interface type='ethernet'>", "<interface type='user'>");
+        .replace("<interface type='ethernet'>", "<interface type='direct'>");
     let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
         panic!()
     };
     assert!(list[0].reason.contains("qcow2"));
     assert!(list[1].reason.contains("tap backends"));
+}
+
+#[test]
+fn user_nics_as_libvirt_gives_them_to_qemu() {
+    // QEMU's own user networking (rvirt-vmm runs passt for it), with the
+    // network of an IPv4 <ip>.
+    let xml = MICROVM.replace(
+        "<interface type='ethernet'>",
+        "<interface type='user'><ip family='ipv4' address='172.17.2.0' prefix='24'/>",
+    );
+    let a = derive(&xml).unwrap();
+    assert!(
+        a.args
+            .contains(&r#"{"type":"user","net":"172.17.2.0/24","id":"hostnet0"}"#.to_string()),
+        "{:?}",
+        a.args
+    );
+    assert!(a.taps.is_empty());
+    // A daemon may serve it with its own passt, told slirp's addressing.
+    assert_eq!(a.passt.len(), 1);
+    let slirp = a.passt[0].slirp.as_ref().expect("slirp's addressing");
+    assert_eq!(
+        (slirp.guest, slirp.prefix, slirp.host, slirp.dns),
+        (
+            "172.17.2.15".parse().unwrap(),
+            24,
+            "172.17.2.2".parse().unwrap(),
+            "172.17.2.3".parse().unwrap()
+        )
+    );
+    // With its socket passed, the VMM gets a stream on it instead.
+    let mut plan = FdPlan::default();
+    plan.streams.insert("hostnet0".into(), 7);
+    let b = derive_with(&xml, &plan).unwrap();
+    assert!(
+        b.args.contains(
+            &r#"{"type":"stream","addr":{"type":"fd","str":"7"},"server":false,"id":"hostnet0"}"#
+                .to_string()
+        ),
+        "{:?}",
+        b.args
+    );
+    assert!(!b.args.iter().any(|a| a.contains(r#""type":"user""#)));
+    // With passt as the back-end the daemon starts it, and the VMM
+    // connects to its socket in the runtime directory.
+    let xml = MICROVM.replace(
+        "<interface type='ethernet'>",
+        "<interface type='user'><backend type='passt'/>\
+         <portForward proto='tcp'><range start='2222' to='22'/></portForward>",
+    );
+    let a = derive(&xml).unwrap();
+    assert!(
+        a.args.contains(
+            &r#"{"type":"stream","addr":{"type":"unix","path":"/run/rvirt/x/passt/micro,vm-net0.socket"},"server":false,"id":"hostnet0"}"#
+                .to_string()
+        ),
+        "{:?}",
+        a.args
+    );
+    assert_eq!(a.passt.len(), 1);
+    let p = &a.passt[0];
+    assert_eq!(
+        (p.netdev_id.as_str(), p.alias.as_str()),
+        ("hostnet0", "net0")
+    );
+    assert_eq!(
+        p.pidfile,
+        std::path::Path::new("/run/rvirt/x/passt/micro,vm-net0.pid")
+    );
+    assert_eq!(p.user.port_forwards.len(), 1);
+    assert!(p.slirp.is_none());
+    // The same with its socket passed.
+    let b = derive_with(&xml, &plan).unwrap();
+    assert!(
+        b.args.contains(
+            &r#"{"type":"stream","addr":{"type":"fd","str":"7"},"server":false,"id":"hostnet0"}"#
+                .to_string()
+        ),
+        "{:?}",
+        b.args
+    );
+    // What QEMU's user networking cannot do without passt is refused.
+    let xml = MICROVM.replace(
+        "<interface type='ethernet'>",
+        "<interface type='user'><ip family='ipv6' address='fd00::'/>",
+    );
+    let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+        panic!()
+    };
+    assert!(
+        list[0].reason.contains("needs <backend type='passt'/>"),
+        "{list:?}"
+    );
 }
 
 #[test]
@@ -188,7 +287,7 @@ fn refused_fixtures_name_their_devices() {
     let cases = [
         ("vi-hostdev.xml", "hostdev"),
         ("vi-filesystem.xml", "filesystem"),
-        ("vi-net-user.xml", "interface 0"),
+        ("vi-net-direct.xml", "interface 0"),
         ("vi-minimal.xml", "disk 'hda'"),
         ("vi-disk-network.xml", "source type 'network'"),
     ];

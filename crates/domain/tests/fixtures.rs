@@ -254,7 +254,16 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
             || (om == "q35" && lm.starts_with("pc-q35-"));
         assert!(same, "{name}: machine {om} vs {lm}");
         assert_eq!(disks(&ours), disks(&l), "{name}: disks");
-        assert_eq!(nics(&ours), nics(&l), "{name}: NICs");
+        // domxml-to-native hands QEMU every NIC as a tap (libvirt 9.0
+        // turns each interface into type='ethernet' for it), so a user-mode
+        // NIC's back-end is checked by the tests of user networking.
+        let mut our_nics = nics(&ours);
+        for (_, _, kind) in our_nics.values_mut() {
+            if kind == "user" || kind == "stream" {
+                *kind = "tap".into();
+            }
+        }
+        assert_eq!(our_nics, nics(&l), "{name}: NICs");
         let balloon = |args: &[String]| {
             values(args, "-device")
                 .iter()

@@ -10,6 +10,11 @@
 //!   addresses, delete), as libvirt's bridge driver makes it.
 //! - [`iface`]: the interface ioctls on any link (MAC, MTU, index, up) and
 //!   bridge ports, as libvirt's QEMU driver applies them to a new tap.
+//! - [`stream`]: QEMU's `-netdev stream` framing (a 4-byte big-endian
+//!   length before each frame) on a UNIX stream socket, connected by path
+//!   or adopted, with reconnection.
+//! - [`passt`]: passt's command line from typed options, and the wait
+//!   for its start-up.
 //! - `testing` (feature `test-utils`): packet sockets and link helpers for
 //!   tests in private network namespaces.
 //!
@@ -20,11 +25,14 @@
 
 pub mod bridge;
 pub mod iface;
+pub mod passt;
+pub mod stream;
 pub mod tap;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
 pub use iface::Interfaces;
+pub use stream::{StreamError, StreamNetdev};
 pub use tap::{Offloads, Tap, TapError, VNET_HDR_LEN};
 
 use std::io;

@@ -118,7 +118,7 @@ pub(crate) unsafe fn enter(p: &Prepared) -> io::Result<()> {
                             *flags,
                             ptr(data).cast(),
                         ) as libc::c_long,
-                        c"mount a tmpfs",
+                        c"mount a tmpfs or /proc",
                     )?;
                 }
                 Step::Bind {

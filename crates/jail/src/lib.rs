@@ -14,7 +14,8 @@
 //! 3. a new root: a tmpfs on the jail's (empty) root directory, holding a
 //!    minimal `/dev` (its own tmpfs: null, zero, full, random, urandom,
 //!    kvm, net/tun when asked, ptmx and the host's /dev/pts for ptys), a
-//!    private `/tmp`, and bind mounts of exactly the files it is given
+//!    private `/tmp`, a /proc of its own processes when asked, and bind
+//!    mounts of exactly the files it is given
 //!    (read-only unless said otherwise: the program, its libraries, the
 //!    guest's kernel…); `pivot_root` into it, the old root detached; the
 //!    root then read-only;
@@ -99,6 +100,11 @@ pub struct Jail {
     pub rlimits: Vec<Rlimit>,
     /// Size of the private /tmp, in bytes.
     pub tmp_size: u64,
+    /// A /proc of the child's own processes only (`subset=pid`,
+    /// `hidepid=invisible`, read-only): for a program that reads
+    /// `/proc/self` (passt does), without the host's /proc/sys or
+    /// /proc/net or other users' processes.
+    pub proc_self: bool,
     /// The cgroup(s) the child joins before anything else.
     pub cgroup: Option<Cgroup>,
 }
@@ -200,6 +206,17 @@ impl Jail {
             },
         ];
         let mut made: Vec<PathBuf> = vec![PathBuf::from("/dev"), PathBuf::from("/tmp")];
+        if self.proc_self {
+            steps.push(Step::Mkdir(c(&inside(Path::new("/proc")))?, 0o555));
+            steps.push(Step::Mount {
+                source: Some(cs("proc")),
+                target: c(&inside(Path::new("/proc")))?,
+                fstype: Some(cs("proc")),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+                data: Some(cs("hidepid=invisible,subset=pid")),
+            });
+            made.push(PathBuf::from("/proc"));
+        }
         let mut mkdirs = |p: &Path, steps: &mut Vec<Step>| -> Result<(), JailError> {
             let mut cur = PathBuf::from("/");
             for comp in p.components().skip(1) {

@@ -16,12 +16,14 @@
 //! table on either side shows.
 
 use std::cell::RefCell;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use rvirt_domain::model::{Chardev, Disk, Domain, Interface};
 use rvirt_domain::{derive_argv, DeriveError, RuntimePaths};
 use rvirt_vmm_config::{
-    parse, Action, Aio, ChardevBackend, DiskConfig, TapSource, VirtioConfig, VmConfig,
+    parse, Action, Aio, ChardevBackend, DiskConfig, Netdev, StreamAddr, StreamNetdev, TapSource,
+    UserNetdev, VirtioConfig, VmConfig,
 };
 
 thread_local! {
@@ -127,7 +129,7 @@ fn check_disk(name: &str, d: &Disk, c: &DiskConfig) {
     same!(c.serial, d.serial, "{what}: serial");
 }
 
-fn check_nic(name: &str, i: usize, iface: &Interface, v: &VirtioConfig) {
+fn check_nic(name: &str, dom: &str, i: usize, iface: &Interface, v: &VirtioConfig) {
     let what = format!("{name}: interface {i}");
     // The only NIC model rvirt-vmm has is virtio; anything else must have
     // been refused.
@@ -143,13 +145,55 @@ fn check_nic(name: &str, i: usize, iface: &Interface, v: &VirtioConfig) {
         .collect::<Vec<_>>()
         .join(":");
     same!(got, mac, "{what}: MAC");
-    // A tap the daemon creates and opens (by name here; rvirtd passes the
-    // open descriptor instead).
     same!(
-        n.tap,
-        TapSource::Name(iface.target_dev.clone()),
+        n.backend,
+        libvirt_nic_backend(dom, i, iface),
         "{what}: back-end"
     );
+}
+
+/// The back-end a libvirt interface asks for.
+fn libvirt_nic_backend(dom: &str, i: usize, iface: &Interface) -> Netdev {
+    if iface.iface_type != "user" {
+        // A tap the daemon creates and opens (by name here; rvirtd passes
+        // the open descriptor instead).
+        return Netdev::Tap(TapSource::Name(iface.target_dev.clone()));
+    }
+    let passt = iface
+        .extra
+        .child("backend")
+        .is_some_and(|b| b.attr("type") == Some("passt"));
+    if passt {
+        // The socket of the passt the daemon starts for this NIC.
+        let alias = iface.info.alias.clone().unwrap_or(format!("net{i}"));
+        let socket = format!("/run/rvirt/contract/passt/{dom}-{alias}.socket");
+        return Netdev::Stream(StreamNetdev {
+            addr: StreamAddr::Unix(PathBuf::from(socket)),
+            reconnect: None,
+        });
+    }
+    // slirp's network (10.0.2.0/24 unless an IPv4 <ip> moves it): the host
+    // at .2, the DNS server at .3, the guest's lease at .15.
+    let (net, prefix) = iface
+        .extra
+        .elements()
+        .filter(|e| e.name == "ip")
+        .filter_map(|e| {
+            let a = e.attr("address")?.parse::<Ipv4Addr>().ok()?;
+            Some((a, e.attr("prefix").map_or(24, |p| p.parse().unwrap())))
+        })
+        .next()
+        .unwrap_or((Ipv4Addr::new(10, 0, 2, 0), 24));
+    let base = u32::from(net) & (u32::MAX << (32 - prefix));
+    Netdev::User(UserNetdev {
+        guest: Ipv4Addr::from(base | 15),
+        prefix,
+        host: Ipv4Addr::from(base | 2),
+        dns: Ipv4Addr::from(base | 3),
+        hostfwd: Vec::new(),
+        ipv4: true,
+        ipv6: true,
+    })
 }
 
 /// The host side a libvirt character device asks for.
@@ -360,7 +404,7 @@ fn check(name: &str, dom: &mut Domain) -> bool {
         .zip(nic_boot)
         .enumerate()
     {
-        check_nic(name, i, iface, v);
+        check_nic(name, &dom.name, i, iface, v);
         if let VirtioConfig::Net(n) = v {
             same!(n.bootindex, boot, "{name}: interface {i}: boot order");
         }

@@ -19,6 +19,11 @@ pub struct Tree {
     /// Runtime state of running domains (`NAME.json`, `NAME/` with the
     /// monitor socket and pid file).
     pub state_dir: PathBuf,
+    /// passt's pid files (`NAME/NAME-ALIAS.pid`), as libvirt's passt state
+    /// directory: outside the private state directory, since passt writes
+    /// its pid file as the VM's user (or nobody), one directory per
+    /// domain, given to that user and bound into its passt's jail.
+    pub passt_dir: PathBuf,
     /// Per-domain logs, `NAME.log`.
     pub log_dir: PathBuf,
     /// Persistent network definitions, `NAME.xml`.
@@ -55,6 +60,7 @@ impl Tree {
             config_dir: root.join("etc/rvirt/qemu"),
             autostart_dir: root.join("etc/rvirt/qemu/autostart"),
             state_dir: run.join("qemu"),
+            passt_dir: run.join("passt"),
             log_dir: root.join("var/log/rvirt/qemu"),
             network_config_dir: root.join("etc/rvirt/qemu/networks"),
             network_autostart_dir: root.join("etc/rvirt/qemu/networks/autostart"),
@@ -98,6 +104,7 @@ impl Tree {
             autostart_dir: config.join("autostart"),
             config_dir: config,
             state_dir: run.join("qemu"),
+            passt_dir: run.join("passt"),
             log_dir: cache.join("log"),
             socket: run.join("rvirt-sock"),
             lock_file: run.join("rvirtd.lock"),
@@ -171,6 +178,9 @@ impl Tree {
             monitor_socket: dir.join("monitor.sock"),
             pidfile: dir.join("vmm.pid"),
             log_file: self.log_file(name),
+            // Its own directory: a domain's passt, jailed, gets only its
+            // own pid files.
+            passt_dir: self.passt_dir.join(name),
         }
     }
 }

@@ -18,10 +18,15 @@
 //! - Streams: [`read_until`], [`read_exact`] and [`read_to_end`] read a
 //!   socket, pipe or pty with a deadline; [`SocketDeadline`] shuts a socket
 //!   down under a client library that blocks on it without a timeout.
+//! - Networks: [`netns::in_netns`] runs a test in a private network
+//!   namespace, [`netns::routed`] gives it a default route (what passt
+//!   copies), [`netns::ip`] runs iproute2 with a deadline.
 
 mod child;
 mod io;
 mod wait;
+
+pub mod netns;
 
 pub use child::{process_state, run, try_run, KillOnDrop, Spawned};
 pub use io::{read_exact, read_to_end, read_until, SocketDeadline};

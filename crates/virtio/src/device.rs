@@ -76,6 +76,14 @@ pub trait VirtioDevice: Send {
     }
     /// Called by the event loop when [`VirtioDevice::host_fd`] is readable.
     fn process_host_fd(&mut self) {}
+    /// A host descriptor to wait on for writability right now (a back-end
+    /// that pushed back), or `None`; asked again as `host_fd` is.
+    fn host_fd_out(&self) -> Option<RawFd> {
+        None
+    }
+    /// Called by the event loop when [`VirtioDevice::host_fd_out`] is
+    /// writable.
+    fn process_host_fd_out(&mut self) {}
 }
 
 /// The device's `N` queues, if the transport handed over exactly `N` and the

@@ -23,19 +23,57 @@ pub fn drain<F>(
 where
     F: FnMut(DescriptorChain<&Memory>) -> u32,
 {
+    drain_until(queue, mem, index, interrupt, |chain| Some(handle(chain))) != Drained::Broken
+}
+
+/// How [`drain_until`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every available chain was handled.
+    All,
+    /// The handler stopped; its chain is still available.
+    Stopped,
+    /// The rings are broken; the device signalled DEVICE_NEEDS_RESET.
+    Broken,
+}
+
+/// [`drain`] whose handler may stop at a chain it cannot take now (a
+/// back-end that is full): returning `None` leaves that chain available,
+/// to be handled first next time, and ends the drain.
+pub fn drain_until<F>(
+    queue: &mut Queue,
+    mem: &Memory,
+    index: u16,
+    interrupt: &dyn VirtioInterrupt,
+    mut handle: F,
+) -> Drained
+where
+    F: FnMut(DescriptorChain<&Memory>) -> Option<u32>,
+{
     if !queue.ready() {
-        return true;
+        return Drained::All;
     }
     let mut used = false;
-    let result = (|| -> Result<(), virtio_queue::Error> {
+    let result = (|| -> Result<Drained, virtio_queue::Error> {
         loop {
             queue.disable_notification(mem)?;
-            // A fresh iterator per chain: `add_used` needs the queue back.
-            while let Some(chain) = queue.iter(mem)?.next() {
+            loop {
+                let pos = queue.next_avail();
+                // A fresh iterator per chain: `add_used` needs the queue back.
+                let Some(chain) = queue.iter(mem)?.next() else {
+                    break;
+                };
                 let head = chain.head_index();
-                let len = handle(chain);
-                queue.add_used(mem, head, len)?;
-                used = true;
+                match handle(chain) {
+                    Some(len) => {
+                        queue.add_used(mem, head, len)?;
+                        used = true;
+                    }
+                    None => {
+                        queue.set_next_avail(pos);
+                        return Ok(Drained::Stopped);
+                    }
+                }
             }
             // With EVENT_IDX, re-check after re-enabling so a buffer added in
             // between is not left waiting for a kick that will not come.
@@ -43,18 +81,18 @@ where
                 break;
             }
         }
-        Ok(())
+        Ok(Drained::All)
     })();
     let notify = used && wants_interrupt(queue, mem);
     if notify {
         interrupt.signal_used_queue(index);
     }
     match result {
-        Ok(()) => true,
+        Ok(d) => d,
         Err(error) => {
             warn_limited!(queue = index, %error, "broken virtqueue, device needs reset");
             interrupt.signal_needs_reset();
-            false
+            Drained::Broken
         }
     }
 }

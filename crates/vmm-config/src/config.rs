@@ -1,5 +1,6 @@
 //! The configuration structs the command line parses into.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::chardev::{ChardevBackend, ChardevConfig};
@@ -66,7 +67,67 @@ pub enum TapSource {
     Fd(i32),
 }
 
-/// A virtio-net NIC: `-netdev tap,id=ID,...` and the
+/// What carries a virtio-net device's frames: the `-netdev` it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Netdev {
+    /// `-netdev tap`.
+    Tap(TapSource),
+    /// `-netdev stream` (`server=off`): frames over a UNIX stream socket,
+    /// each after its length (passt's `--socket`).
+    Stream(StreamNetdev),
+    /// `-netdev user`: user-mode networking, which rvirt-vmm serves by
+    /// running passt with slirp's addressing.
+    User(UserNetdev),
+}
+
+/// `-netdev stream,addr.type=…` as a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamNetdev {
+    pub addr: StreamAddr,
+    /// `reconnect=N`: with the peer gone (or not there at start), try
+    /// again every N seconds instead of staying down.
+    pub reconnect: Option<u32>,
+}
+
+/// Where a stream netdev connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamAddr {
+    /// `addr.type=unix,addr.path=PATH`.
+    Unix(PathBuf),
+    /// `addr.type=fd,addr.str=N`: a connected socket the parent passed.
+    Fd(i32),
+}
+
+/// `-netdev user`: slirp's network, served by passt. The addresses are
+/// slirp's defaults unless given (`net=`, `host=`, `dhcpstart=`, `dns=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserNetdev {
+    /// The guest's DHCP address (`dhcpstart=`, the 15th of `net=`).
+    pub guest: Ipv4Addr,
+    /// The prefix length of `net=`.
+    pub prefix: u8,
+    /// The gateway (`host=`, the 2nd of `net=`), which reaches the host
+    /// itself.
+    pub host: Ipv4Addr,
+    /// The DNS server (`dns=`, the 3rd of `net=`), forwarded to the host's
+    /// resolver.
+    pub dns: Ipv4Addr,
+    pub hostfwd: Vec<HostFwd>,
+    /// `ipv4=`, `ipv6=`.
+    pub ipv4: bool,
+    pub ipv6: bool,
+}
+
+/// `hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFwd {
+    pub udp: bool,
+    pub host_addr: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// A virtio-net NIC: `-netdev TYPE,id=ID,...` and the
 /// `-device virtio-net-device,netdev=ID,...` that uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetConfig {
@@ -76,7 +137,7 @@ pub struct NetConfig {
     pub id: Option<String>,
     /// `mac=`; QEMU's default is 52:54:00:12:34:56 plus the NIC's index.
     pub mac: [u8; 6],
-    pub tap: TapSource,
+    pub backend: Netdev,
     /// `bootindex=`: where firmware tries this NIC in the boot order.
     pub bootindex: Option<u32>,
 }

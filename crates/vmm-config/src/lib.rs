@@ -18,7 +18,7 @@ pub mod smp;
 pub use chardev::{ChardevBackend, ChardevConfig};
 pub use config::*;
 pub use disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
-pub use parse::{parse, usage, Action, IGNORED_OPTIONS};
+pub use parse::{parse, parse_netdev, usage, Action, IGNORED_OPTIONS};
 
 /// A command-line error: which option, and what is wrong with it. Displayed
 /// as QEMU does, `-smp: …`, for the binary to prefix with its name.

@@ -56,6 +56,7 @@ fn flatten(
     option: &str,
     prefix: &str,
     obj: &serde_json::Map<String, serde_json::Value>,
+    repeatable: &[&str],
     pairs: &mut Vec<(String, String)>,
     nulls: &mut BTreeSet<String>,
 ) -> Result<(), ConfigError> {
@@ -63,7 +64,19 @@ fn flatten(
         let key = format!("{prefix}{k}");
         match v {
             serde_json::Value::Object(inner) => {
-                flatten(option, &format!("{key}."), inner, pairs, nulls)?
+                flatten(option, &format!("{key}."), inner, repeatable, pairs, nulls)?
+            }
+            // A repeatable key's list (QAPI's `['String']`: strings or
+            // `{"str": …}` objects) is that key given once per item.
+            serde_json::Value::Array(items) if repeatable.contains(&key.as_str()) => {
+                for item in items {
+                    let s = json_scalar(item)
+                        .or_else(|| item.get("str").and_then(json_scalar))
+                        .ok_or_else(|| {
+                            ConfigError::new(option, format!("unsupported value for '{key}'"))
+                        })?;
+                    pairs.push((key.clone(), s));
+                }
             }
             serde_json::Value::Null => {
                 nulls.insert(key.clone());
@@ -89,12 +102,25 @@ impl Opts {
     /// `flags` lists keys that may appear bare to mean `on` (`server`,
     /// `nowait` in the old socket syntax).
     pub fn parse(option: &str, value: &str, implied: Option<&str>) -> Result<Self, ConfigError> {
+        Self::parse_repeating(option, value, implied, &[])
+    }
+
+    /// [`Opts::parse`] where the keys in `repeatable` may be given more
+    /// than once (`hostfwd=` of `-netdev user`); in the JSON form their
+    /// value is a list of strings or of `{"str": …}` objects (QAPI's
+    /// `['String']`). Read them with [`Opts::get_all`].
+    pub fn parse_repeating(
+        option: &str,
+        value: &str,
+        implied: Option<&str>,
+        repeatable: &[&str],
+    ) -> Result<Self, ConfigError> {
         let mut pairs = Vec::new();
         let mut nulls = BTreeSet::new();
         if value.trim_start().starts_with('{') {
             let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value)
                 .map_err(|e| ConfigError::new(option, format!("invalid JSON: {e}")))?;
-            flatten(option, "", &obj, &mut pairs, &mut nulls)?;
+            flatten(option, "", &obj, repeatable, &mut pairs, &mut nulls)?;
         } else {
             for (i, part) in split_commas(value).into_iter().enumerate() {
                 if part.is_empty() {
@@ -117,7 +143,7 @@ impl Opts {
         }
         let mut seen = BTreeSet::new();
         for (k, _) in &pairs {
-            if !seen.insert(k.clone()) {
+            if !seen.insert(k.clone()) && !repeatable.contains(&k.as_str()) {
                 return Err(ConfigError::new(
                     option,
                     format!("parameter '{k}' given twice"),
@@ -177,6 +203,16 @@ impl Opts {
             self.used.insert(key.to_string());
         }
         v
+    }
+
+    /// Every value of a repeatable `key`, in order.
+    pub fn get_all(&mut self, key: &str) -> Vec<String> {
+        self.used.insert(key.to_string());
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// The value of `key`, which must be given.
@@ -291,6 +327,31 @@ mod tests {
         o.finish().unwrap();
         let e = Opts::parse("-blockdev", r#"{"a":[1]}"#, None).unwrap_err();
         assert_eq!(e.to_string(), "-blockdev: unsupported value for 'a'");
+    }
+
+    #[test]
+    fn repeatable_keys_in_both_forms() {
+        let mut o = Opts::parse_repeating(
+            "-netdev",
+            "user,id=n0,hostfwd=tcp::1-:2,hostfwd=udp::3-:4",
+            Some("type"),
+            &["hostfwd"],
+        )
+        .unwrap();
+        assert_eq!(o.get_all("hostfwd"), ["tcp::1-:2", "udp::3-:4"]);
+        let mut o = Opts::parse_repeating(
+            "-netdev",
+            r#"{"type":"user","id":"n0","hostfwd":[{"str":"tcp::1-:2"},"udp::3-:4"]}"#,
+            None,
+            &["hostfwd"],
+        )
+        .unwrap();
+        assert_eq!(o.get_all("hostfwd"), ["tcp::1-:2", "udp::3-:4"]);
+        o.get("type");
+        o.get("id");
+        o.finish().unwrap();
+        let e = Opts::parse_repeating("-netdev", "user,id=a,id=b", None, &["hostfwd"]).unwrap_err();
+        assert_eq!(e.to_string(), "-netdev: parameter 'id' given twice");
     }
 
     #[test]

@@ -21,6 +21,8 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// The token a subscriber's dynamic descriptor is reported with.
 pub(crate) const DYNAMIC: u32 = u32::MAX;
+/// The token of a subscriber's dynamic descriptor polled for writability.
+pub(crate) const DYNAMIC_OUT: u32 = u32::MAX - 1;
 
 /// Something the event loop serves.
 pub(crate) trait Subscriber: Send {
@@ -33,6 +35,17 @@ pub(crate) trait Subscriber: Send {
     /// (backpressure: a NIC with no guest buffers leaves the tap unread)
     /// and resume it. Reported with the token [`DYNAMIC`].
     fn dynamic_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// A descriptor to wait on for writability right now (a back-end that
+    /// pushed back), asked as [`Subscriber::dynamic_fd`] is; reported with
+    /// the token [`DYNAMIC_OUT`]. It must not be the dynamic descriptor
+    /// itself (one descriptor is in an epoll set once): a duplicate of it.
+    /// A subscriber never hands back the number of a descriptor it closed
+    /// and opened again in between, which would keep a registration the
+    /// kernel dropped with the old one.
+    fn dynamic_out_fd(&self) -> Option<RawFd> {
         None
     }
 
@@ -112,7 +125,9 @@ impl EventLoop {
             }
         }
         let c = control.clone();
-        let events = fixed + subscribers.len() + 1;
+        // Each subscriber's two dynamic descriptors, the fixed ones, the
+        // control eventfd.
+        let events = fixed + 2 * subscribers.len() + 1;
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -187,16 +202,23 @@ fn obey(control: &Control) -> bool {
     }
 }
 
-/// The subscribers with the dynamic descriptor each has in the epoll set.
+/// The subscribers with the dynamic descriptors each has in the epoll
+/// set: for reading, and for writing.
 struct Subscribers {
     all: Vec<Box<dyn Subscriber>>,
     armed: Vec<Option<RawFd>>,
+    armed_out: Vec<Option<RawFd>>,
 }
 
 impl Subscribers {
     fn new(all: Vec<Box<dyn Subscriber>>) -> Self {
         let armed = vec![None; all.len()];
-        Subscribers { all, armed }
+        let armed_out = vec![None; all.len()];
+        Subscribers {
+            all,
+            armed,
+            armed_out,
+        }
     }
 
     /// Asks every subscriber what it wants polled now and updates the
@@ -205,21 +227,40 @@ impl Subscribers {
     /// which this runs.
     fn rearm(&mut self, epoll: &Epoll) {
         for (i, s) in self.all.iter().enumerate() {
-            let want = s.dynamic_fd();
-            if want == self.armed[i] {
-                continue;
-            }
-            if let Some(old) = self.armed[i].take() {
-                // Fails only if the descriptor was closed, which removed it.
-                let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
-            }
-            if let Some(fd) = want {
-                let ev = EpollEvent::new(EventSet::IN, epoll_token(i, DYNAMIC));
-                match epoll.ctl(ControlOperation::Add, fd, ev) {
-                    Ok(()) => self.armed[i] = Some(fd),
-                    Err(e) => tracing::warn!("event loop: cannot poll fd {fd}: {e}"),
-                }
-            }
+            let slot = &mut self.armed[i];
+            rearm_one(
+                epoll,
+                slot,
+                s.dynamic_fd(),
+                EventSet::IN,
+                epoll_token(i, DYNAMIC),
+            );
+            let slot = &mut self.armed_out[i];
+            let token = epoll_token(i, DYNAMIC_OUT);
+            rearm_one(epoll, slot, s.dynamic_out_fd(), EventSet::OUT, token);
+        }
+    }
+}
+
+/// Makes `slot` (what is in the epoll set) `want`.
+fn rearm_one(
+    epoll: &Epoll,
+    slot: &mut Option<RawFd>,
+    want: Option<RawFd>,
+    events: EventSet,
+    token: u64,
+) {
+    if want == *slot {
+        return;
+    }
+    if let Some(old) = slot.take() {
+        // Fails only if the descriptor was closed, which removed it.
+        let _ = epoll.ctl(ControlOperation::Delete, old, EpollEvent::default());
+    }
+    if let Some(fd) = want {
+        match epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(events, token)) {
+            Ok(()) => *slot = Some(fd),
+            Err(e) => tracing::warn!("event loop: cannot poll fd {fd}: {e}"),
         }
     }
 }
@@ -346,6 +387,44 @@ mod tests {
             lock(&self.calls).push(token);
             *lock(&self.want) = false;
         }
+    }
+
+    /// Wants its socket's duplicate polled for writability until called.
+    struct Blocked {
+        out: std::os::fd::OwnedFd,
+        want: Arc<Mutex<bool>>,
+        calls: Arc<Mutex<Vec<u32>>>,
+    }
+
+    impl Subscriber for Blocked {
+        fn fixed_fds(&self) -> Vec<(RawFd, u32)> {
+            Vec::new()
+        }
+        fn dynamic_out_fd(&self) -> Option<RawFd> {
+            lock(&self.want).then(|| self.out.as_raw_fd())
+        }
+        fn handle(&mut self, token: u32) {
+            lock(&self.calls).push(token);
+            *lock(&self.want) = false;
+        }
+    }
+
+    #[test]
+    fn a_writable_descriptor_is_reported_as_such() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let want = Arc::new(Mutex::new(true));
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let sub = Blocked {
+            out: a.into(),
+            want: want.clone(),
+            calls: calls.clone(),
+        };
+        let lp = EventLoop::start("test-loop", vec![Box::new(sub)], false).unwrap();
+        // An empty socket is writable at once.
+        wait_for(&calls, &[DYNAMIC_OUT]);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(lock(&calls).as_slice(), &[DYNAMIC_OUT], "no longer polled");
+        drop(lp);
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod fdset;
 mod interrupts;
 mod ioevents;
 mod monitor;
+mod passt;
 pub mod sandbox;
 mod teardown;
 mod vm_state;

@@ -1,7 +1,8 @@
 //! `-sandbox on` and `-runas` by hand (no daemon, no jail): every thread
 //! filtered; a forbidden call from each kind of thread ends the VMM with
 //! a log line naming the thread and the call; Landlock refuses a file the
-//! command line does not name; `x-log=on` logs instead of killing.
+//! command line does not name; `x-log=on` logs instead of killing;
+//! `-netdev user` (passt, which it could not run) is refused in one line.
 //!
 //! The probe (crates/vmm/src/sandbox/probe.rs, in debug builds) makes the
 //! chosen thread try the call when the test sends SIGUSR1.
@@ -258,4 +259,31 @@ fn runas_drops_every_thread_to_the_user() {
     vm.signal(libc::SIGTERM);
     let st = vm.wait(Duration::from_secs(30));
     assert!(st.success(), "{st:?}\n{}", vm.describe());
+}
+
+#[test]
+fn user_networking_is_refused_under_the_sandbox_in_one_line() {
+    // A sandboxed VMM cannot execute passt: -netdev user is refused before
+    // anything starts, naming the netdev (rvirtd runs passt itself).
+    let out = rvirt_testkit::run(
+        Command::new(vmm()).args([
+            "-M",
+            "microvm",
+            "-nodefaults",
+            "-kernel",
+            Guest::Ticker.path().to_str().unwrap(),
+            "-netdev",
+            "user,id=un0",
+            "-device",
+            "virtio-net-device,netdev=un0",
+            "-sandbox",
+            LIBVIRT_SANDBOX,
+        ]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("-netdev user 'un0' needs passt"), "{err}");
 }

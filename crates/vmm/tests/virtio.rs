@@ -325,8 +325,8 @@ fn missing_or_unusable_backends_fail_cleanly() {
             "fd 0 is not a tap device",
         ),
         (
-            vec!["-netdev", "user,id=n0"],
-            "type 'user' is not supported",
+            vec!["-netdev", "socket,id=n0,connect=127.0.0.1:1"],
+            "type 'socket' is not supported yet",
         ),
         (
             vec!["-device", "virtconsole,chardev=c0"],

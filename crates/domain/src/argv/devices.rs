@@ -6,9 +6,12 @@ use std::fmt::Write as _;
 
 use super::blockdev;
 use super::support::{self, Support};
-use super::{qv, Builder, TapRequest};
+use serde::Serialize;
+
+use super::{qv, Builder, PasstRequest, TapRequest};
 use crate::model::{Chardev, Disk, Domain, Interface};
 use crate::names;
+use crate::usernet::UserNet;
 
 pub(super) fn all(dom: &Domain, b: &mut Builder) {
     let boot = boot_indices(dom);
@@ -193,18 +196,177 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
     if driver.is_none() {
         b.refuse(line, &what, format!("NIC model '{model}' is not emulated"));
     }
-    if !support::nic_backend_is_tap(&iface.iface_type) {
+    if !support::nic_backend(&iface.iface_type) {
         b.refuse(
             line,
             &what,
-            "only tap backends (network, bridge, ethernet) are supported".to_string(),
+            "only tap backends (network, bridge, ethernet) and user are supported".to_string(),
         );
         return;
     }
     let Some(driver) = driver else { return };
     let netdev = format!("hostnet{i}");
+    let id = iface
+        .info
+        .alias
+        .clone()
+        .unwrap_or_else(|| format!("net{i}"));
+    if iface.iface_type == "user" {
+        if !user_netdev(iface, &netdev, &id, &what, b) {
+            return;
+        }
+    } else {
+        tap_netdev(iface, &netdev, b);
+    }
+    let mut dev = format!("{driver},netdev={netdev},id={}", qv(&id));
+    if let Some(mac) = iface.mac {
+        let _ = write!(dev, ",mac={mac}");
+    }
+    if let Some(i) = bootindex {
+        let _ = write!(dev, ",bootindex={i}");
+    }
+    b.opt("-device", dev);
+}
+
+/// `-netdev user`, as libvirt 9.0 gives QEMU (`net=` from an IPv4 `<ip>`;
+/// rvirt-vmm serves it with passt and slirp's addressing), or with
+/// `<backend type='passt'/>` the `-netdev stream` that connects to the
+/// passt the daemon starts; either as a stream on a passed socket when the
+/// daemon runs passt for it (`FdPlan::streams`). False when the interface
+/// is refused.
+fn user_netdev(iface: &Interface, netdev: &str, alias: &str, what: &str, b: &mut Builder) -> bool {
+    let user = match UserNet::of(iface) {
+        Ok(u) => u,
+        Err((line, message)) => {
+            b.refuse(line, what, message);
+            return false;
+        }
+    };
+    let line = iface.line.0;
+    let base = format!("{}-{alias}", b.name);
+    let socket = b.paths.passt_dir.join(format!("{base}.socket"));
+    let pidfile = b.paths.passt_dir.join(format!("{base}.pid"));
+    let passed = b.fds.streams.get(netdev).copied();
+    let mut slirp = None;
+    if !user.passt {
+        if user.ips.iter().any(|(a, _)| a.is_ipv6()) {
+            b.refuse(
+                line,
+                what,
+                "an IPv6 <ip> on user networking needs <backend type='passt'/>",
+            );
+            return false;
+        }
+        if user.mtu.is_some() || user.source_dev.is_some() {
+            b.refuse(
+                line,
+                what,
+                "<mtu> and <source dev> on user networking need <backend type='passt'/>",
+            );
+            return false;
+        }
+        let net = user.ips.first().map(|(a, p)| match p {
+            Some(p) => format!("{a}/{p}"),
+            None => a.to_string(),
+        });
+        let arg = json(&UserNetdevArg {
+            kind: "user",
+            net: net.as_deref(),
+            id: netdev,
+        });
+        match rvirt_vmm_config::parse_netdev(&arg) {
+            Ok((_, rvirt_vmm_config::Netdev::User(u))) => slirp = Some(u),
+            Ok(_) => {}
+            Err(e) => {
+                b.refuse(line, what, e.to_string());
+                return false;
+            }
+        }
+        if passed.is_none() {
+            b.opt("-netdev", arg);
+        }
+    }
+    match passed {
+        Some(fd) => b.opt(
+            "-netdev",
+            json(&StreamNetdev {
+                kind: "stream",
+                addr: StreamAddr::Fd {
+                    kind: "fd",
+                    str: &fd.to_string(),
+                },
+                server: false,
+                id: netdev,
+            }),
+        ),
+        None if user.passt => b.opt(
+            "-netdev",
+            json(&StreamNetdev {
+                kind: "stream",
+                addr: StreamAddr::Unix {
+                    kind: "unix",
+                    path: &socket.to_string_lossy(),
+                },
+                server: false,
+                id: netdev,
+            }),
+        ),
+        None => {}
+    }
+    b.argv.passt.push(PasstRequest {
+        netdev_id: netdev.to_string(),
+        alias: alias.to_string(),
+        socket,
+        pidfile,
+        user,
+        slirp,
+    });
+    true
+}
+
+#[derive(Serialize)]
+struct UserNetdevArg<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    net: Option<&'a str>,
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct StreamNetdev<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    addr: StreamAddr<'a>,
+    server: bool,
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StreamAddr<'a> {
+    Unix {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        path: &'a str,
+    },
+    Fd {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        str: &'a str,
+    },
+}
+
+fn json(v: &impl Serialize) -> String {
+    // Plain structs of strings and booleans always serialize.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// `-netdev tap`: by descriptor when the daemon opened the tap, else by
+/// name; the daemon's tap request.
+fn tap_netdev(iface: &Interface, netdev: &str, b: &mut Builder) {
     let mut nd = format!("tap,id={netdev}");
-    match (b.fds.taps.get(&netdev), &iface.target_dev) {
+    match (b.fds.taps.get(netdev), &iface.target_dev) {
         // The daemon opened the tap: libvirt's form names only the fd.
         (Some(fd), _) => {
             let _ = write!(nd, ",fd={fd}");
@@ -221,23 +383,10 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
             .find_map(|k| s.attr(k).map(|v| (k.to_string(), v.to_string())))
     });
     b.argv.taps.push(TapRequest {
-        netdev_id: netdev.clone(),
+        netdev_id: netdev.to_string(),
         ifname: iface.target_dev.clone(),
         attach,
     });
-    let id = iface
-        .info
-        .alias
-        .clone()
-        .unwrap_or_else(|| format!("net{i}"));
-    let mut dev = format!("{driver},netdev={netdev},id={}", qv(&id));
-    if let Some(mac) = iface.mac {
-        let _ = write!(dev, ",mac={mac}");
-    }
-    if let Some(i) = bootindex {
-        let _ = write!(dev, ",bootindex={i}");
-    }
-    b.opt("-device", dev);
 }
 
 /// The `-chardev` backend for a character device, or why there is none.

@@ -22,16 +22,21 @@ pub struct RuntimePaths {
     pub monitor_socket: PathBuf,
     pub pidfile: PathBuf,
     pub log_file: PathBuf,
+    /// Where the passt of each `<backend type='passt'/>` interface has its
+    /// socket and pid file (`NAME-ALIAS.socket`, `NAME-ALIAS.pid`, as
+    /// libvirt's passt state directory).
+    pub passt_dir: PathBuf,
 }
 
 impl RuntimePaths {
-    /// `monitor.sock`, `vmm.pid` and `vmm.log` inside `dir`.
+    /// `monitor.sock`, `vmm.pid`, `vmm.log` and `passt/` inside `dir`.
     pub fn in_dir(dir: impl AsRef<Path>) -> Self {
         let dir = dir.as_ref();
         RuntimePaths {
             monitor_socket: dir.join("monitor.sock"),
             pidfile: dir.join("vmm.pid"),
             log_file: dir.join("vmm.log"),
+            passt_dir: dir.join("passt"),
         }
     }
 }
@@ -56,6 +61,12 @@ pub struct FdPlan {
     /// The daemon confines the VMM: `-sandbox on,…` as libvirt asks for
     /// it (qemu.conf's `seccomp_sandbox`).
     pub sandbox: bool,
+    /// Connected sockets to the passt the daemon started for each
+    /// user-mode NIC, by `-netdev` id: `-netdev {"type":"stream",
+    /// "addr":{"type":"fd","str":"N"},…}` instead of libvirt's socket path
+    /// or `-netdev user` (a confined VMM can neither reach a path outside
+    /// its jail nor run passt itself).
+    pub streams: BTreeMap<String, i32>,
     /// The daemon takes the VMM's stderr as its log and writes its pid
     /// file, as libvirt does: no `-D`, no `-pidfile` (neither path is in
     /// reach of a confined VMM).
@@ -76,6 +87,30 @@ pub struct TapRequest {
     pub attach: Option<(String, String)>,
 }
 
+/// A passt the daemon may start before the VMM, one per `<interface
+/// type='user'>`. With `<backend type='passt'/>` it must (libvirt's way:
+/// `passt --one-off --socket …`, the VMM's `-netdev stream` connecting to
+/// it); without one libvirt's argv is `-netdev user`, which rvirt-vmm
+/// serves with a passt of its own, unless the daemon starts this passt
+/// with slirp's addressing and passes the socket (`FdPlan::streams`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasstRequest {
+    /// The `-netdev` id: `hostnet0`…
+    pub netdev_id: String,
+    /// The interface's alias (`net0`…), which names its socket.
+    pub alias: String,
+    /// Where passt listens and the VMM connects.
+    pub socket: PathBuf,
+    /// Where passt writes its pid once it serves.
+    pub pidfile: PathBuf,
+    /// What passt gives the guest.
+    pub user: crate::usernet::UserNet,
+    /// For an interface without a back-end: the `-netdev user` libvirt
+    /// derives, as rvirt-vmm reads it (slirp's addressing, which passt is
+    /// told instead of `user`'s options).
+    pub slirp: Option<rvirt_vmm_config::UserNetdev>,
+}
+
 /// The derived command line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Argv {
@@ -84,6 +119,7 @@ pub struct Argv {
     /// Devices left off because only a display user needs them.
     pub warnings: Vec<String>,
     pub taps: Vec<TapRequest>,
+    pub passt: Vec<PasstRequest>,
 }
 
 /// One device rvirt-vmm cannot provide.
@@ -128,6 +164,9 @@ pub(crate) struct Builder<'a> {
     pub fds: &'a FdPlan,
     /// The next fd set number.
     pub next_fdset: u32,
+    pub paths: &'a RuntimePaths,
+    /// The domain's name.
+    pub name: &'a str,
 }
 
 impl Builder<'_> {
@@ -194,6 +233,8 @@ pub fn derive_argv_with(
         refused: Vec::new(),
         fds,
         next_fdset: 0,
+        paths,
+        name: &dom.name,
     };
     b.opt("-name", format!("guest={},debug-threads=on", qv(&dom.name)));
     b.flag("-S");

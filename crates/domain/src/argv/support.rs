@@ -102,6 +102,12 @@ pub fn nic_backend_is_tap(iface_type: &str) -> bool {
     matches!(iface_type, "network" | "bridge" | "ethernet")
 }
 
+/// Interface types rvirt-vmm can back: a tap, or user-mode networking
+/// (passt, run by the VMM or by the daemon).
+pub fn nic_backend(iface_type: &str) -> bool {
+    nic_backend_is_tap(iface_type) || iface_type == "user"
+}
+
 /// Host sides of character devices rvirt-vmm can open. UNIX sockets only
 /// as a server (`mode='bind'`): rvirt-vmm does not connect out.
 pub fn chardev_backend(dev_type: &str, mode: Option<&str>) -> Result<(), String> {

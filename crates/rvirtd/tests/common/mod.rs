@@ -85,18 +85,11 @@ impl Rvirtd {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut d = Rvirtd {
-            dir,
-            child: None,
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-        };
-        d.spawn();
-        d
+        Self::start_with_env(args, &[])
     }
 
-    /// A daemon with `env` added to its environment.
+    /// A daemon with `env` set in its environment, which its children
+    /// (VMMs, passt) inherit.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut d = Rvirtd {

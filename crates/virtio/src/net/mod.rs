@@ -6,9 +6,11 @@
 //! many receive chains as it needs (`num_buffers` says how many); without it
 //! every frame goes into one chain (with GUEST_TSO the driver posts 64 KiB
 //! chains for that) and `num_buffers` is 1. A backend error takes the link
-//! down (config interrupt) instead of failing the VMM.
+//! down (config interrupt) instead of failing the VMM; a back-end that can
+//! reconnect (a stream) brings it up again when its peer is back.
 
 pub mod backend;
+mod stream;
 mod tap;
 /// Host-side tap helpers for tests, kept here under their old name for the
 /// VMM's tests; they live in `rvirt-hostnet`.
@@ -30,7 +32,7 @@ use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::Bytes;
 
 pub use backend::{NetBackend, SocketBackend};
-pub use rvirt_hostnet::{Tap, TapError};
+pub use rvirt_hostnet::{StreamError, StreamNetdev, Tap, TapError};
 
 use crate::chain::{self, Segment};
 use crate::ratelimit::warn_limited;
@@ -74,8 +76,15 @@ struct Active {
 pub struct Net {
     backend: Box<dyn NetBackend>,
     mac: [u8; 6],
+    /// The link as QMP's `set_link` sets it.
     link_up: bool,
+    /// The back-end has its peer. The guest sees the link up when both
+    /// are.
+    carrier: bool,
     active: Option<Active>,
+    /// The back-end refused a frame: the transmit queue waits for it to be
+    /// writable, the frame still in the ring.
+    tx_blocked: bool,
     /// A frame read from the backend that waits for a receive buffer.
     rx_frame: Vec<u8>,
     rx_len: usize,
@@ -85,10 +94,13 @@ pub struct Net {
 impl Net {
     /// A device with MAC address `mac` on `backend`; the link starts up.
     pub fn new(backend: Box<dyn NetBackend>, mac: [u8; 6]) -> Self {
+        let carrier = backend.connected();
         Net {
             backend,
             mac,
             link_up: true,
+            carrier,
+            tx_blocked: false,
             active: None,
             rx_frame: vec![0; MAX_FRAME],
             rx_len: 0,
@@ -96,20 +108,34 @@ impl Net {
         }
     }
 
+    /// The link as the guest sees it: set up (QMP `set_link`) and the
+    /// back-end connected.
     pub fn link_up(&self) -> bool {
-        self.link_up
+        self.status_up()
     }
 
-    /// Sets the link status (QMP `set_link`); a change raises a config
-    /// interrupt.
+    /// Sets the link status (QMP `set_link`); a change the guest can see
+    /// raises a config interrupt.
     pub fn set_link_up(&mut self, up: bool) {
         if self.link_up == up {
             return;
         }
+        let before = self.status_up();
         self.link_up = up;
         tracing::info!(up, "virtio-net: link status changed");
-        if let Some(active) = &self.active {
-            active.interrupt.signal_config_change();
+        self.status_changed(before);
+    }
+
+    /// What the guest sees: the link set up and the back-end connected.
+    fn status_up(&self) -> bool {
+        self.link_up && self.carrier
+    }
+
+    fn status_changed(&self, before: bool) {
+        if before != self.status_up() {
+            if let Some(active) = &self.active {
+                active.interrupt.signal_config_change();
+            }
         }
     }
 
@@ -125,18 +151,38 @@ impl Net {
     /// until the rx queue is kicked, so frames wait in the host (the tap
     /// queue) instead of piling up here.
     pub fn wants_backend_rx(&self) -> bool {
-        self.active.is_some() && self.link_up && self.rx_len == 0
+        self.active.is_some() && self.status_up() && self.rx_len == 0
     }
 
     fn backend_failed(&mut self, error: &io::Error) {
         tracing::warn!(%error, "virtio-net: backend failed, taking the link down");
-        self.set_link_up(false);
+        let before = self.status_up();
+        self.backend.disconnect();
+        self.carrier = false;
+        self.rx_len = 0;
+        self.tx_blocked = false;
+        self.status_changed(before);
+    }
+
+    /// The back-end's reconnection time came: the link comes up again if
+    /// its peer is back.
+    pub fn process_reconnect(&mut self) {
+        match self.backend.reconnect() {
+            Ok(true) => {
+                let before = self.status_up();
+                self.carrier = true;
+                tracing::info!("virtio-net: back-end connected again");
+                self.status_changed(before);
+            }
+            Ok(false) => {}
+            Err(error) => warn_limited!(%error, "virtio-net: cannot reconnect the back-end"),
+        }
     }
 
     /// Moves frames from the backend into receive buffers until either side
     /// runs out (or [`BUDGET`] frames).
     pub fn process_backend_rx(&mut self) {
-        if self.active.is_none() || !self.link_up {
+        if self.active.is_none() || !self.status_up() {
             return;
         }
         let mut added = false;
@@ -208,53 +254,76 @@ impl Net {
     }
 
     fn process_tx(&mut self) {
+        let link_up = self.status_up();
         let Some(active) = self.active.as_mut() else {
             return;
         };
         let mem = &active.mem;
         let backend = &mut *self.backend;
         let frame = &mut self.tx_frame;
-        let link_up = self.link_up;
+        let pushes_back = backend.writable_fd().is_some();
         let mut failure = None;
-        queue_util::drain(&mut active.tx, mem, TX_QUEUE, &*active.interrupt, |chain| {
-            let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
-            if let Some(fault) = segs.fault {
-                tracing::debug!(%fault, "virtio-net: dropping a malformed tx chain");
-                return 0;
-            }
-            let total = chain::total_len(&segs.readable);
-            if total < HDR_LEN as u64 || total > MAX_FRAME as u64 {
-                tracing::debug!(total, "virtio-net: dropping a tx frame of bad size");
-                return 0;
-            }
-            if !link_up || failure.is_some() {
-                return 0;
-            }
-            frame.clear();
-            for Segment { addr, len } in &segs.readable {
-                let start = frame.len();
-                frame.resize(start + *len as usize, 0);
-                if mem.read_slice(&mut frame[start..], *addr).is_err() {
-                    return 0;
+        let drained =
+            queue_util::drain_until(&mut active.tx, mem, TX_QUEUE, &*active.interrupt, |chain| {
+                let segs = chain::collect(mem, chain, usize::from(QUEUE_SIZE));
+                if let Some(fault) = segs.fault {
+                    tracing::debug!(%fault, "virtio-net: dropping a malformed tx chain");
+                    return Some(0);
                 }
-            }
-            match backend.send(frame) {
-                Ok(()) => {}
-                // A full tap queue drops, as a real NIC would.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => failure = Some(e),
-            }
-            0
-        });
+                let total = chain::total_len(&segs.readable);
+                if total < HDR_LEN as u64 || total > MAX_FRAME as u64 {
+                    tracing::debug!(total, "virtio-net: dropping a tx frame of bad size");
+                    return Some(0);
+                }
+                if !link_up || failure.is_some() {
+                    return Some(0);
+                }
+                frame.clear();
+                for Segment { addr, len } in &segs.readable {
+                    let start = frame.len();
+                    frame.resize(start + *len as usize, 0);
+                    if mem.read_slice(&mut frame[start..], *addr).is_err() {
+                        return Some(0);
+                    }
+                }
+                match backend.send(frame) {
+                    Ok(()) => {}
+                    // The back-end pushes back: the frame stays in the ring
+                    // until it can take it.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && pushes_back => return None,
+                    // A full tap queue drops, as a real NIC would.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => failure = Some(e),
+                }
+                Some(0)
+            });
+        self.tx_blocked = drained == queue_util::Drained::Stopped;
         if let Some(e) = failure {
             self.backend_failed(&e);
+        }
+    }
+
+    /// The back-end can take more: the rest of a frame first, then what
+    /// waits in the transmit queue.
+    fn process_writable(&mut self) {
+        match self.backend.flush() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                self.backend_failed(&e);
+                return;
+            }
+        }
+        if self.tx_blocked {
+            self.tx_blocked = false;
+            self.process_tx();
         }
     }
 
     fn config(&self) -> [u8; CONFIG_SIZE] {
         let mut c = [0u8; CONFIG_SIZE];
         c[..6].copy_from_slice(&self.mac);
-        let status = if self.link_up {
+        let status = if self.status_up() {
             VIRTIO_NET_S_LINK_UP as u16
         } else {
             0
@@ -488,24 +557,44 @@ impl VirtioDevice for Net {
     fn reset(&mut self) {
         self.active = None;
         self.rx_len = 0;
+        self.tx_blocked = false;
     }
 
     fn process_queue(&mut self, queue: u16) {
         match queue {
             // New receive buffers: deliver what waits.
             RX_QUEUE => self.process_backend_rx(),
+            // While the back-end pushes back, its writability resumes.
+            TX_QUEUE if self.tx_blocked => {}
             TX_QUEUE => self.process_tx(),
             _ => {}
         }
     }
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
-        if self.wants_backend_rx() {
+        if !self.carrier {
+            // Reconnection goes on whatever the guest does.
+            self.backend.reconnect_fd()
+        } else if self.wants_backend_rx() {
             self.backend_fd()
         } else {
             None
         }
     }
     fn process_host_fd(&mut self) {
-        self.process_backend_rx();
+        if self.carrier {
+            self.process_backend_rx();
+        } else {
+            self.process_reconnect();
+        }
+    }
+    fn host_fd_out(&self) -> Option<std::os::fd::RawFd> {
+        if self.carrier && (self.tx_blocked || self.backend.has_pending()) {
+            self.backend.writable_fd()
+        } else {
+            None
+        }
+    }
+    fn process_host_fd_out(&mut self) {
+        self.process_writable();
     }
 }

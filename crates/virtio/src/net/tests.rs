@@ -288,4 +288,5 @@ fn offloads_follow_guest_features() {
 }
 
 mod mrg;
+mod stream;
 mod tap_ns;

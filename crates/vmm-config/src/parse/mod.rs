@@ -15,6 +15,8 @@ mod netdev;
 mod pci;
 mod virtio;
 
+pub use netdev::parse_netdev;
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

@@ -1,16 +1,16 @@
-//! `-netdev tap,...` (the only network backend) and QEMU's MAC address
-//! rules: the `mac=` syntax and the default 52:54:00:12:34:56+ series.
+//! `-netdev tap|stream|user,...` and QEMU's MAC address rules: the `mac=`
+//! syntax and the default 52:54:00:12:34:56+ series.
 
-use crate::config::TapSource;
+use std::net::Ipv4Addr;
+
+use crate::config::{HostFwd, Netdev, StreamAddr, StreamNetdev, TapSource, UserNetdev};
 use crate::opts::Opts;
 use crate::ConfigError;
 
-/// Netdev types QEMU 7.2 knows; all but tap are refused as not yet
-/// supported, anything else as unknown (QEMU's wording).
+/// Netdev types QEMU 7.2 knows that rvirt does not serve; anything else
+/// is refused as unknown (QEMU's wording).
 const OTHER_NETDEV_TYPES: &[&str] = &[
-    "user",
     "socket",
-    "stream",
     "dgram",
     "l2tpv3",
     "vde",
@@ -28,15 +28,19 @@ const OTHER_NETDEV_TYPES: &[&str] = &[
 const INVALID_WITH_FD: &str = "ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, \
                                fds=, and vhostfds= are invalid with fd=";
 
-/// Parses `-netdev TYPE,id=ID,...` into its id and tap source.
-pub(super) fn parse_netdev(v: &str) -> Result<(String, TapSource), ConfigError> {
-    let mut o = Opts::parse("-netdev", v, Some("type"))?;
+/// Parses `-netdev TYPE,id=ID,...` (or its JSON form) into its id and
+/// back-end; rvirt-domain reads slirp's addressing for a daemon's passt
+/// with it.
+pub fn parse_netdev(v: &str) -> Result<(String, Netdev), ConfigError> {
+    let mut o = Opts::parse_repeating("-netdev", v, Some("type"), &["hostfwd"])?;
     let kind = o
         .get("type")
         .ok_or_else(|| o.error("Parameter 'type' is missing".into()))?;
-    if kind != "tap" {
+    if !matches!(kind.as_str(), "tap" | "stream" | "user") {
         return Err(if OTHER_NETDEV_TYPES.contains(&kind.as_str()) {
-            o.error(format!("type '{kind}' is not supported yet (only tap)"))
+            o.error(format!(
+                "type '{kind}' is not supported yet (only tap, stream and user)"
+            ))
         } else {
             o.error(format!("Parameter 'type' does not accept value '{kind}'"))
         });
@@ -44,6 +48,16 @@ pub(super) fn parse_netdev(v: &str) -> Result<(String, TapSource), ConfigError> 
     let id = o
         .get("id")
         .ok_or_else(|| o.error("Parameter 'id' is missing".into()))?;
+    let netdev = match kind.as_str() {
+        "stream" => Netdev::Stream(stream(&mut o)?),
+        "user" => Netdev::User(user(&mut o)?),
+        _ => Netdev::Tap(tap(&mut o)?),
+    };
+    o.finish()?;
+    Ok((id, netdev))
+}
+
+fn tap(o: &mut Opts) -> Result<TapSource, ConfigError> {
     let ifname = o.get("ifname");
     let fd = o.get("fd");
     let script = o.get("script");
@@ -97,17 +111,233 @@ pub(super) fn parse_netdev(v: &str) -> Result<(String, TapSource), ConfigError> 
     }
     // sndbuf only throttles the host side; poll-us only applies to vhost.
     o.ignore(&["sndbuf", "poll-us"]);
-    o.finish()?;
-    let tap = match fd {
-        Some(fd) => TapSource::Fd(fd.parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+    Ok(match fd {
+        Some(fd) => TapSource::Fd(fd_number(&fd).ok_or_else(|| {
             ConfigError::new(
                 "-netdev",
                 format!("fd={fd}: expects a file descriptor number"),
             )
         })?),
         None => TapSource::Name(ifname.filter(|n| !n.is_empty())),
+    })
+}
+
+fn fd_number(s: &str) -> Option<i32> {
+    s.parse::<i32>().ok().filter(|n| *n >= 0)
+}
+
+/// `-netdev stream` as QEMU 7.2 has it, as a client (`server=off`, its
+/// default), with QEMU 8's `reconnect=`.
+fn stream(o: &mut Opts) -> Result<StreamNetdev, ConfigError> {
+    if o.get_bool("server")? == Some(true) {
+        return Err(
+            o.error("server=on is not supported: rvirt connects to its peer (server=off)".into())
+        );
+    }
+    let reconnect = o.get_u32("reconnect")?.filter(|n| *n > 0);
+    let kind = o.require("addr.type")?;
+    let addr = match kind.as_str() {
+        "unix" => {
+            let path = o.require("addr.path")?;
+            if o.get_bool("addr.abstract")? == Some(true) {
+                return Err(o.error("addr.abstract=on is not supported".into()));
+            }
+            o.get_bool("addr.tight")?;
+            if path.is_empty() {
+                return Err(o.error("addr.path is empty".into()));
+            }
+            StreamAddr::Unix(path.into())
+        }
+        "fd" => {
+            let n = o.require("addr.str")?;
+            if reconnect.is_some() {
+                return Err(o.error("reconnect= needs addr.type=unix".into()));
+            }
+            StreamAddr::Fd(fd_number(&n).ok_or_else(|| {
+                o.error(format!("addr.str={n}: expects a file descriptor number"))
+            })?)
+        }
+        "inet" | "vsock" => {
+            return Err(o.error(format!(
+                "addr.type={kind} is not supported yet (only unix and fd)"
+            )))
+        }
+        other => {
+            return Err(o.error(format!(
+                "Parameter 'addr.type' does not accept value '{other}'"
+            )))
+        }
     };
-    Ok((id, tap))
+    Ok(StreamNetdev { addr, reconnect })
+}
+
+/// slirp's options that passt has no counterpart for.
+const USER_UNSUPPORTED: &[&str] = &[
+    "hostname",
+    "domainname",
+    "dnssearch",
+    "tftp",
+    "tftp-server-name",
+    "bootfile",
+    "smb",
+    "smbserver",
+    "guestfwd",
+    "ipv6-net",
+    "ipv6-prefix",
+    "ipv6-prefixlen",
+    "ipv6-host",
+    "ipv6-dns",
+];
+
+/// `-netdev user` with slirp's addressing (QEMU's net/slirp.c defaults).
+fn user(o: &mut Opts) -> Result<UserNetdev, ConfigError> {
+    for key in USER_UNSUPPORTED {
+        if o.get(key).is_some() {
+            return Err(o.error(format!(
+                "parameter '{key}' is not supported by rvirt's user networking (passt)"
+            )));
+        }
+    }
+    if o.get_bool("restrict")? == Some(true) {
+        return Err(
+            o.error("restrict=on is not supported by rvirt's user networking (passt)".into())
+        );
+    }
+    let ipv4 = o.get_bool("ipv4")?.unwrap_or(true);
+    let ipv6 = o.get_bool("ipv6")?.unwrap_or(true);
+    if !ipv4 && !ipv6 {
+        return Err(o.error("IPv4 and IPv6 cannot both be disabled".into()));
+    }
+    let (net, prefix) = match o.get("net") {
+        None => (Ipv4Addr::new(10, 0, 2, 0), 24),
+        Some(n) => {
+            parse_net(&n).ok_or_else(|| o.error(format!("net={n}: expects ADDRESS[/MASK]")))?
+        }
+    };
+    let mask = u32::MAX << (32 - prefix);
+    let network = u32::from(net) & mask;
+    let in_net = |key: &str, default: u32, o: &mut Opts| -> Result<Ipv4Addr, ConfigError> {
+        let a = match o.get(key) {
+            None => Ipv4Addr::from(network | default),
+            Some(v) => v
+                .parse::<Ipv4Addr>()
+                .map_err(|_| o.error(format!("{key}={v}: expects an IPv4 address")))?,
+        };
+        if u32::from(a) & mask != network {
+            return Err(o.error(format!(
+                "{key}={a} is not in the network {}/{prefix}",
+                Ipv4Addr::from(network)
+            )));
+        }
+        Ok(a)
+    };
+    let host = in_net("host", 2, o)?;
+    let guest = in_net("dhcpstart", 15, o)?;
+    let dns = in_net("dns", 3, o)?;
+    if guest == host || guest == dns {
+        return Err(o.error(format!(
+            "dhcpstart={guest} is the host's or the DNS server's address"
+        )));
+    }
+    let hostfwd = o
+        .get_all("hostfwd")
+        .iter()
+        .map(|r| {
+            host_forward(r, guest)
+                .map_err(|why| o.error(format!("Invalid host forwarding rule '{r}' ({why})")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(UserNetdev {
+        guest,
+        prefix,
+        host,
+        dns,
+        hostfwd,
+        ipv4,
+        ipv6,
+    })
+}
+
+/// `ADDRESS[/MASK]`, MASK a prefix length or a dotted netmask; without
+/// one, the address's class decides, as QEMU's slirp does.
+fn parse_net(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, mask) = match s.split_once('/') {
+        Some((a, m)) => (a.parse::<Ipv4Addr>().ok()?, Some(m)),
+        None => (s.parse::<Ipv4Addr>().ok()?, None),
+    };
+    let a = u32::from(addr);
+    let prefix = match mask {
+        Some(m) if m.contains('.') => {
+            let m = u32::from(m.parse::<Ipv4Addr>().ok()?);
+            // A netmask is ones then zeros.
+            if m.leading_ones() + m.trailing_zeros() != 32 {
+                return None;
+            }
+            m.leading_ones() as u8
+        }
+        Some(m) => m.parse::<u8>().ok()?,
+        None if a & 0x8000_0000 == 0 => 8,
+        None if a & 0xfff0_0000 == 0xac10_0000 => 12,
+        None if a & 0xc000_0000 == 0x8000_0000 => 16,
+        None if a & 0xffff_0000 == 0xc0a8_0000 => 16,
+        None => 24,
+    };
+    // Room for the gateway, DNS and guest addresses at .2, .3 and .15.
+    (1..=27).contains(&prefix).then_some((addr, prefix))
+}
+
+/// A number as C's strtol with base 0 reads it (slirp's ports): decimal,
+/// 0x hex or 0 octal.
+fn c_number(s: &str) -> Option<i64> {
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        i64::from_str_radix(h, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        i64::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`, with slirp's
+/// reasons for a bad rule. passt forwards to the one guest address, so a
+/// guest address must be that one.
+fn host_forward(rule: &str, guest: Ipv4Addr) -> Result<HostFwd, &'static str> {
+    let (proto, rest) = rule.split_once(':').ok_or("No : separators")?;
+    let udp = match proto {
+        "" | "tcp" => false,
+        "udp" => true,
+        _ => return Err("Bad protocol name"),
+    };
+    let (haddr, rest) = rest.split_once(':').ok_or("Missing : separator")?;
+    let host_addr = match haddr {
+        "" => None,
+        a => Some(a.parse::<Ipv4Addr>().map_err(|_| "Bad host address")?),
+    };
+    let (hport, rest) = rest.split_once('-').ok_or("Bad host port separator")?;
+    let host_port = c_number(hport)
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or("Bad host port")?;
+    let (gaddr, gport) = rest
+        .split_once(':')
+        .ok_or("Missing guest address separator")?;
+    if !gaddr.is_empty() {
+        let a = gaddr.parse::<Ipv4Addr>().map_err(|_| "Bad guest address")?;
+        if a != guest {
+            return Err("passt forwards to the guest's own address only");
+        }
+    }
+    let guest_port = c_number(gport)
+        .filter(|p| (1..=65535).contains(p))
+        .ok_or("Bad guest port")?;
+    if host_port == 0 {
+        return Err("host port 0 is not supported: passt binds the port given");
+    }
+    Ok(HostFwd {
+        udp,
+        host_addr,
+        host_port: host_port as u16,
+        guest_port: guest_port as u16,
+    })
 }
 
 /// Parses a MAC as QEMU's `mac` property does: six two-digit hex bytes
@@ -188,6 +418,73 @@ mod tests {
             "",
         ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_forwarding_rules_as_slirp_reads_them() {
+        let g = Ipv4Addr::new(10, 0, 2, 15);
+        assert_eq!(
+            host_forward("tcp::2222-:22", g),
+            Ok(HostFwd {
+                udp: false,
+                host_addr: None,
+                host_port: 2222,
+                guest_port: 22
+            })
+        );
+        assert_eq!(
+            host_forward("udp:127.0.0.1:0x10-10.0.2.15:017", g),
+            Ok(HostFwd {
+                udp: true,
+                host_addr: Some(Ipv4Addr::LOCALHOST),
+                host_port: 16,
+                guest_port: 15
+            })
+        );
+        for (rule, why) in [
+            ("bogus", "No : separators"),
+            ("sctp::1-:2", "Bad protocol name"),
+            ("tcp:1", "Missing : separator"),
+            ("tcp:x:1-:2", "Bad host address"),
+            ("tcp::1:2", "Bad host port separator"),
+            ("tcp::99999-:22", "Bad host port"),
+            ("tcp::1-2", "Missing guest address separator"),
+            ("tcp::1-1.2.3:4", "Bad guest address"),
+            ("tcp::1-:0", "Bad guest port"),
+            (
+                "tcp::1-10.0.2.16:22",
+                "passt forwards to the guest's own address only",
+            ),
+            (
+                "tcp::0-:22",
+                "host port 0 is not supported: passt binds the port given",
+            ),
+        ] {
+            assert_eq!(host_forward(rule, g), Err(why), "{rule}");
+        }
+    }
+
+    #[test]
+    fn networks_with_and_without_masks() {
+        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(parse_net("10.0.2.0/24"), Some((a("10.0.2.0"), 24)));
+        assert_eq!(
+            parse_net("192.168.76.0/255.255.255.0"),
+            Some((a("192.168.76.0"), 24))
+        );
+        assert_eq!(parse_net("10.1.0.0"), Some((a("10.1.0.0"), 8)));
+        assert_eq!(parse_net("172.16.0.0"), Some((a("172.16.0.0"), 12)));
+        assert_eq!(parse_net("192.168.1.0"), Some((a("192.168.1.0"), 16)));
+        assert_eq!(parse_net("203.0.113.0"), Some((a("203.0.113.0"), 24)));
+        for bad in [
+            "10.0.2.0/33",
+            "10.0.2.0/30",
+            "10.0.2.0/255.0.255.0",
+            "ten",
+            "10.0.2.0/x",
+        ] {
+            assert_eq!(parse_net(bad), None, "{bad}");
         }
     }
 

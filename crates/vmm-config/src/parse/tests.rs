@@ -3,6 +3,7 @@ use crate::disk::{Aio, Backing, Cache, FormatNode, Protocol, ProtocolNode};
 
 mod firmware;
 mod pci;
+mod netdev_user_stream;
 mod virtio_net_console_balloon;
 
 fn run(args: &[&str]) -> VmConfig {
@@ -260,7 +261,7 @@ fn bad_input_names_the_option() {
         r#"{"driver":"file","filename":"/x"}"#
     ]))
     .contains("parameter 'node-name' is missing"));
-    assert!(err(&with_kernel(&["-netdev", "user,id=n0"])).starts_with("-netdev: type 'user'"));
+    assert!(err(&with_kernel(&["-netdev", "socket,id=n0"])).starts_with("-netdev: type 'socket'"));
     assert!(err(&with_kernel(&["-drive", "file=x"])).contains("only if=none"));
     assert!(err(&with_kernel(&["-device", "e1000"])).contains("not supported"));
     assert_eq!(

@@ -11,7 +11,7 @@ use super::block::BlockSpecs;
 use super::netdev::{parse_mac, parse_netdev, MacTable};
 use crate::chardev::ChardevBackend;
 use crate::config::{
-    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, NetConfig, TapSource, VirtioConfig,
+    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, NetConfig, Netdev, VirtioConfig,
 };
 use crate::opts::Opts;
 use crate::ConfigError;
@@ -56,7 +56,7 @@ struct PortRef {
 pub(super) struct VirtioSpecs {
     rng_objects: Vec<(String, PathBuf)>,
     block: BlockSpecs,
-    netdevs: Vec<(String, TapSource)>,
+    netdevs: Vec<(String, Netdev)>,
     devices: Vec<DeviceRef>,
     /// QEMU numbers the buses of id-less virtio-serial-devices globally:
     /// `virtio-serial-bus.0`, `.1`, …
@@ -126,16 +126,16 @@ impl VirtioSpecs {
         self.block.blockdev(v)
     }
 
-    /// `-netdev tap,id=ID,…`.
+    /// `-netdev tap|stream|user,id=ID,…`.
     pub(super) fn netdev(&mut self, v: &str) -> Result<(), ConfigError> {
-        let (id, tap) = parse_netdev(v)?;
+        let (id, netdev) = parse_netdev(v)?;
         if self.netdevs.iter().any(|(i, _)| *i == id) {
             return Err(ConfigError::new(
                 "-netdev",
                 format!("Duplicate ID '{id}' for netdev"),
             ));
         }
-        self.netdevs.push((id, tap));
+        self.netdevs.push((id, netdev));
         Ok(())
     }
 
@@ -376,7 +376,7 @@ impl VirtioSpecs {
                     bootindex,
                 } => {
                     let prop = "Property 'virtio-net-device.netdev'";
-                    let Some((_, tap)) = self.netdevs.iter().find(|(i, _)| i == netdev) else {
+                    let Some((_, backend)) = self.netdevs.iter().find(|(i, _)| i == netdev) else {
                         return Err(ConfigError::new(
                             "-device",
                             format!("{prop} can't find value '{netdev}'"),
@@ -393,7 +393,7 @@ impl VirtioSpecs {
                         netdev: netdev.clone(),
                         id: id.clone(),
                         mac: macs.assign(*mac),
-                        tap: tap.clone(),
+                        backend: backend.clone(),
                         bootindex: *bootindex,
                     }));
                 }

@@ -28,7 +28,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::balloon::BalloonControl;
 use crate::chardev::Chardev;
 use crate::disk::DiskModel;
-use crate::event_loop::{EventLoop, Subscriber, DYNAMIC};
+use crate::event_loop::{EventLoop, Subscriber, DYNAMIC, DYNAMIC_OUT};
 use crate::events::{BootEvents, EventSender};
 use crate::interrupts::IrqFd;
 use crate::ioevents::{IoSpace, Notifiers};
@@ -70,6 +70,8 @@ pub(crate) struct DeviceManager {
     balloon: Option<BalloonControl>,
     nics: Vec<NicControl>,
     disks: Vec<DiskModel>,
+    /// passt for each `-netdev user`, stopped when the VMM ends.
+    _passt: Vec<crate::passt::Passt>,
     events: EventSender,
     config: VmConfig,
 }
@@ -129,6 +131,7 @@ impl DeviceManager {
             balloon: None,
             nics: Vec::new(),
             disks: Vec::new(),
+            _passt: Vec::new(),
             events,
             config: cfg.clone(),
         };
@@ -165,6 +168,7 @@ impl DeviceManager {
             dm.chardevs.extend(built.chardev);
             dm.nics.extend(built.nic);
             dm.disks.extend(built.disk);
+            dm._passt.extend(built.passt);
             if built.balloon.is_some() {
                 dm.balloon = built.balloon;
             }
@@ -388,10 +392,21 @@ impl Subscriber for VirtioSubscriber {
             .host_fd()
     }
 
+    fn dynamic_out_fd(&self) -> Option<RawFd> {
+        self.device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .host_fd_out()
+    }
+
     fn handle(&mut self, token: u32) {
         let lock = || self.device.lock().unwrap_or_else(|p| p.into_inner());
         if token == DYNAMIC {
             lock().process_host_fd();
+            return;
+        }
+        if token == DYNAMIC_OUT {
+            lock().process_host_fd_out();
             return;
         }
         let Some((queue, evt)) = self.kicks.get(token as usize) else {

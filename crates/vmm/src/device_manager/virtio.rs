@@ -1,6 +1,6 @@
 //! The virtio device factory: each `-device` of the command line opened
-//! into a device model with its host side (a disk, a tap, a chardev, an
-//! entropy source). Device models and their host files live as long as the
+//! into a device model with its host side (a disk, a tap, a stream socket
+//! or passt, a chardev, an entropy source). Device models and their host files live as long as the
 //! VMM; placing and wiring them is the device manager's job.
 
 use std::os::fd::FromRawFd;
@@ -10,14 +10,17 @@ use std::sync::{Arc, Mutex};
 use rvirt_qmp::EventBus;
 use rvirt_virtio::balloon::{Balloon, BalloonOptions};
 use rvirt_virtio::console::Console;
-use rvirt_virtio::net::{Net, Tap, TapError};
+use rvirt_virtio::net::{Net, NetBackend, StreamError, StreamNetdev, Tap, TapError};
 use rvirt_virtio::rng::Rng;
 use rvirt_virtio::VirtioDevice;
-use rvirt_vmm_config::{ConsoleConfig, NetConfig, TapSource, VirtioConfig, VmConfig};
+use rvirt_vmm_config::{
+    ConsoleConfig, NetConfig, Netdev, StreamAddr, TapSource, VirtioConfig, VmConfig,
+};
 
 use crate::balloon::{BalloonControl, BalloonDevice};
 use crate::chardev::{Chardev, ChardevError};
 use crate::disk::{DiskError, DiskModel};
+use crate::passt::{Passt, PasstError};
 
 /// A device model as the transports and the event loop share it.
 pub(crate) type SharedVirtio = Arc<Mutex<dyn VirtioDevice>>;
@@ -38,6 +41,18 @@ pub enum VirtioError {
         netdev: String,
         #[source]
         source: TapError,
+    },
+    #[error("netdev '{netdev}'")]
+    Stream {
+        netdev: String,
+        #[source]
+        source: StreamError,
+    },
+    #[error("netdev '{netdev}'")]
+    Passt {
+        netdev: String,
+        #[source]
+        source: PasstError,
     },
     #[error("chardev '{chardev}'")]
     Chardev {
@@ -96,6 +111,8 @@ pub(crate) struct Built {
     pub(crate) balloon: Option<BalloonControl>,
     /// A disk, as the monitor reports it.
     pub(crate) disk: Option<DiskModel>,
+    /// The passt serving a `-netdev user`, which lives as long as the VMM.
+    pub(crate) passt: Option<Passt>,
 }
 
 impl Built {
@@ -107,6 +124,7 @@ impl Built {
             nic: None,
             balloon: None,
             disk: None,
+            passt: None,
         }
     }
 }
@@ -142,7 +160,8 @@ pub(crate) fn build(
             }
         }
         VirtioConfig::Net(n) => {
-            let net = Arc::new(Mutex::new(open_nic(n).map_err(|e| ("-netdev", e))?));
+            let (net, passt) = open_nic(n).map_err(|e| ("-netdev", e))?;
+            let net = Arc::new(Mutex::new(net));
             let nic = NicControl {
                 names: std::iter::once(n.netdev.clone())
                     .chain(n.id.clone())
@@ -151,6 +170,7 @@ pub(crate) fn build(
             };
             Built {
                 nic: Some(nic),
+                passt,
                 ..Built::plain(net, "-netdev")
             }
         }
@@ -182,33 +202,74 @@ pub(crate) fn build(
     })
 }
 
-/// Opens the tap of a NIC (`ifname=` or a passed `fd=`) and builds the
-/// device on it.
-fn open_nic(n: &NetConfig) -> Result<Net, VirtioError> {
+/// Opens a NIC's back-end (its tap, its stream socket, or passt for
+/// `-netdev user`) and builds the device on it.
+fn open_nic(n: &NetConfig) -> Result<(Net, Option<Passt>), VirtioError> {
+    let stream_err = |source| VirtioError::Stream {
+        netdev: n.netdev.clone(),
+        source,
+    };
+    let (backend, passt): (Box<dyn NetBackend>, _) = match &n.backend {
+        Netdev::Tap(source) => (Box::new(open_tap(n, source)?), None),
+        Netdev::Stream(s) => {
+            let stream = match &s.addr {
+                StreamAddr::Unix(path) => StreamNetdev::connect(
+                    path,
+                    s.reconnect
+                        .map(|secs| std::time::Duration::from_secs(secs.into())),
+                )
+                .map_err(stream_err)?,
+                StreamAddr::Fd(fd) => {
+                    StreamNetdev::from_fd(adopt_fd(*fd, "the stream: the passed descriptor")?)
+                        .map_err(stream_err)?
+                }
+            };
+            tracing::info!(netdev = %n.netdev, "virtio-net on a stream socket");
+            (Box::new(stream), None)
+        }
+        Netdev::User(u) => {
+            let (passt, fd) = Passt::start(&n.netdev, u).map_err(|source| VirtioError::Passt {
+                netdev: n.netdev.clone(),
+                source,
+            })?;
+            let stream = StreamNetdev::from_fd(fd).map_err(stream_err)?;
+            (Box::new(stream), Some(passt))
+        }
+    };
+    Ok((Net::new(backend, n.mac), passt))
+}
+
+/// Takes ownership of a descriptor handed over on the command line
+/// (`fd=N`), once it is known to be open.
+fn adopt_fd(fd: i32, what: &'static str) -> Result<std::os::fd::OwnedFd, VirtioError> {
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(VirtioError::Setup {
+            what,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: the descriptor is open (checked above) and was handed to
+    // this process for this NIC alone (`fd=N` on the command line), so
+    // taking ownership of it closes nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens the tap of a NIC (`ifname=` or a passed `fd=`).
+fn open_tap(n: &NetConfig, source: &TapSource) -> Result<Tap, VirtioError> {
     let tap_err = |source| VirtioError::Tap {
         netdev: n.netdev.clone(),
         source,
     };
-    let tap = match &n.tap {
+    let tap = match source {
         // The kernel picks the name (tap0, tap1, ...), as QEMU without ifname.
         TapSource::Name(name) => Tap::open(name.as_deref().unwrap_or("tap%d")).map_err(tap_err)?,
         TapSource::Fd(fd) => {
-            // SAFETY: fcntl(F_GETFD) only queries the descriptor.
-            if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
-                return Err(VirtioError::Setup {
-                    what: "the tap: the passed descriptor",
-                    source: std::io::Error::last_os_error(),
-                });
-            }
-            // SAFETY: the descriptor is open (checked above) and was handed
-            // to this process for this NIC alone (`fd=N` on the command
-            // line), so taking ownership of it closes nothing else.
-            let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) };
-            Tap::from_fd(owned).map_err(tap_err)?
+            Tap::from_fd(adopt_fd(*fd, "the tap: the passed descriptor")?).map_err(tap_err)?
         }
     };
     tracing::info!(netdev = %n.netdev, tap = tap.name(), "virtio-net on a tap");
-    Ok(Net::new(Box::new(tap), n.mac))
+    Ok(tap)
 }
 
 /// A virtio console whose port's chardev gets the guest's output and

@@ -54,6 +54,11 @@ pub enum SandboxError {
     NoUser(String),
     #[error("cannot become {0}")]
     RunAs(String, #[source] std::io::Error),
+    #[error(
+        "-netdev user '{0}' needs passt, which a sandboxed VMM cannot run: \
+         give it -netdev stream to a passt started outside (as rvirtd does)"
+    )]
+    UserNet(String),
 }
 
 struct Installed {
@@ -94,6 +99,22 @@ pub struct Prepared {
 /// from the main thread, before any other thread exists.
 pub fn prepare(config: &VmConfig) -> Result<Prepared, SandboxError> {
     let user = config.runas.as_ref().map(lookup).transpose()?;
+    if config.sandbox.is_some() {
+        // Landlock lists no passt to execute (and spawn=deny forbids it):
+        // refused here in one line rather than failing at exec. rvirtd
+        // runs passt itself for a confined VMM (docs/confinement.md).
+        let user_net = config.virtio.iter().find_map(|v| match v {
+            rvirt_vmm_config::VirtioConfig::Net(n)
+                if matches!(n.backend, rvirt_vmm_config::Netdev::User(_)) =>
+            {
+                Some(n.netdev.clone())
+            }
+            _ => None,
+        });
+        if let Some(id) = user_net {
+            return Err(SandboxError::UserNet(id));
+        }
+    }
     if let Some(cfg) = config.sandbox {
         let mut filters = Vec::new();
         let mut counts = Vec::new();

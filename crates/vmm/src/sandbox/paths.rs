@@ -127,7 +127,10 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
                 file(&mut r, d.path(), access);
             }
             VirtioConfig::Net(n) => {
-                if matches!(n.tap, rvirt_vmm_config::TapSource::Name(_)) {
+                if matches!(
+                    n.backend,
+                    rvirt_vmm_config::Netdev::Tap(rvirt_vmm_config::TapSource::Name(_))
+                ) {
                     file(&mut r, Path::new("/dev/net/tun"), read_write());
                 }
             }

@@ -91,7 +91,8 @@ pub struct Prepared {
     pub files: BTreeMap<String, OwnedFd>,
 }
 
-/// The libraries of each VMM binary, found once (by the dynamic loader).
+/// The libraries of each program a jail runs (a VMM, passt), found once
+/// (by the dynamic loader).
 fn shared_objects(vmm: &Path) -> Vec<PathBuf> {
     static CACHE: OnceLock<Mutex<BTreeMap<PathBuf, Vec<PathBuf>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -363,12 +364,98 @@ fn prepare_in(
             },
         ],
         tmp_size: 16 << 20,
+        proc_self: false,
         cgroup,
     };
     let prepared = jail
         .prepare()
         .map_err(|e| failed(format!("jail: {}", crate::error_chain(&e))))?;
     Ok((prepared, files))
+}
+
+/// The jail of a domain's passt (`passt.rs`): the VM's user and group and
+/// cgroup, a root holding the passt program and its libraries, /dev/null
+/// and /dev/urandom, a /proc of its own processes, the host's resolv.conf (passt reads the resolvers it
+/// forwards DNS to) and `writable` (its pid file's directory, a log file).
+/// Its socket is passed open.
+pub fn passt_jail(
+    program: &Path,
+    label: Label,
+    held: &Held,
+    root: &Path,
+    writable: &[PathBuf],
+) -> Result<Arc<rvirt_jail::Prepared>, RemoteError> {
+    let mut binds = vec![Bind {
+        path: program.to_path_buf(),
+        writable: false,
+    }];
+    for lib in shared_objects(program) {
+        binds.push(Bind {
+            path: lib,
+            writable: false,
+        });
+    }
+    let resolv = Path::new("/etc/resolv.conf");
+    if resolv.exists() {
+        binds.push(Bind {
+            path: resolv.to_path_buf(),
+            writable: false,
+        });
+    }
+    for w in writable {
+        binds.push(Bind {
+            path: w.clone(),
+            writable: true,
+        });
+    }
+    std::fs::create_dir_all(root)
+        .map_err(|e| failed(format!("cannot create {}: {e}", root.display())))?;
+    let jail = Jail {
+        uid: label.uid,
+        gid: label.gid,
+        root: root.to_path_buf(),
+        binds,
+        devices: vec![Device::Null, Device::Urandom],
+        rlimits: vec![Rlimit {
+            resource: libc::RLIMIT_CORE,
+            limit: 0,
+        }],
+        tmp_size: 1 << 20,
+        // passt reads /proc/self/exe (to tell passt from pasta) and writes
+        // its own uid_map when it sandboxes itself.
+        proc_self: true,
+        cgroup: held.cgroup(),
+    };
+    jail.prepare()
+        .map(Arc::new)
+        .map_err(|e| failed(format!("jail: {}", crate::error_chain(&e))))
+}
+
+/// `program` as an absolute path (what a jail binds): itself if it has a
+/// `/`, else the first file of that name on the PATH, as Command finds it.
+pub fn resolve(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 || program.is_absolute() {
+        return std::fs::canonicalize(program).ok();
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+}
+
+/// A `<backend logFile>` for a jailed passt: created if missing and given
+/// to the VM's user (given back when the VM ends), as libvirt labels it.
+pub fn passt_log_file(path: &Path, label: Label, held: &mut Held) -> Result<PathBuf, RemoteError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| failed(format!("cannot open {}: {e}", path.display())))?;
+    let labelled = dac::set(path, label, true).map_err(|e| failed(crate::error_chain(&e)))?;
+    held.labelled.push(labelled.clone());
+    Ok(labelled)
 }
 
 /// Opens a disk image as rvirt-vmm would (rvirt_block's open): read-only

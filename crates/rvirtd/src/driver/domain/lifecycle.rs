@@ -94,6 +94,7 @@ impl DomainDriver {
             if let Err(e) = qmp.execute("cont", None) {
                 child.signal(Signal::KILL);
                 child.wait(Some(Duration::from_secs(10)));
+                super::passt::stop_all(&started.passt);
                 held.release();
                 self.start_failed(name);
                 let _ = std::fs::remove_dir_all(&rundir);
@@ -109,13 +110,10 @@ impl DomainDriver {
         if let Some(label) = held.label {
             super::confine::annotate(&mut live, label);
         }
-        let run = Arc::new(Running::new(
-            self.alloc_id(),
-            child,
-            Arc::new(live),
-            qmp,
-            held,
-        ));
+        let run = Arc::new(
+            Running::new(self.alloc_id(), child, Arc::new(live), qmp, held)
+                .with_passt(started.passt),
+        );
         let (state, reason) = if paused {
             (DomainState::Paused, paused_reason::USER)
         } else {

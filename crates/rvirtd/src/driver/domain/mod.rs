@@ -11,6 +11,7 @@
 //! | [`lifecycle`] | start, destroy, shutdown, suspend, resume, reboot, reset; the per-VM follower |
 //! | [`vmm`] | starting a VMM: argv with its fd plan, monitor, taps |
 //! | [`nics`] | the NICs' host taps (bridge port, MAC, up) through rvirt-hostnet |
+//! | [`passt`] | passt for every `<interface type='user'>`, supervised and jailed beside the VMM |
 //! | [`recover`] | start-up: load, re-adopt running VMs, autostart |
 //! | [`runtime`] | the per-VM runtime record |
 //! | [`query`], [`stats`] | lists, info, state, XML, vCPUs; domain stats |
@@ -27,6 +28,7 @@ pub mod edit;
 pub mod lifecycle;
 pub mod memstats;
 pub mod nics;
+pub mod passt;
 pub mod ptys;
 pub mod query;
 pub mod recover;
@@ -259,6 +261,7 @@ impl DomainDriver {
             persistent: e.is_persistent(),
             live_xml: run.live.to_xml(),
             held: run.held.clone(),
+            passt: run.passt.iter().map(passt::PasstChild::record).collect(),
         }
     }
 
@@ -272,6 +275,9 @@ impl DomainDriver {
                 .get(name)
                 .is_some_and(|e| e.run.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)))
         };
+        // Gone with the VMM already (--one-off) or stopped here: no passt
+        // outlives its domain.
+        passt::stop_all(&run.passt);
         // While `run` is the domain's, nothing else starts it or touches its
         // runtime directory, so the cleanup can happen outside the lock.
         if is_current(&self.reg()) {

@@ -8,6 +8,7 @@ use rvirt_domain::Domain;
 use rvirt_qmp::QmpClient;
 use rvirt_remote::event::{paused_reason, running_reason, shutoff_reason, DomainState};
 
+use super::passt::PasstChild;
 use super::registry::{wire_uuid, Entry, Running, StoredDef};
 use super::runtime::{self, RuntimeRecord};
 use super::vmm::QMP_TIMEOUT;
@@ -59,6 +60,7 @@ impl DomainDriver {
         // The VMM's command line names its UUID (`-uuid`), which no other
         // domain's has: a recycled pid is never taken for it.
         let child = Child::adopt(&rec.child_record());
+        let passt: Vec<PasstChild> = rec.passt.iter().filter_map(PasstChild::adopt).collect();
         let qmp = match &child {
             Some(_) => match QmpClient::connect(&rec.monitor, QMP_TIMEOUT) {
                 Ok(q) => Some(q),
@@ -71,6 +73,8 @@ impl DomainDriver {
         };
         let (Some(child), Some(qmp)) = (child, qmp) else {
             tracing::warn!(domain = %rec.name, pid = rec.pid, "VM died while rvirtd was away: shut off (crashed)");
+            // A passt left behind by a VMM that died goes too.
+            super::passt::stop_all(&passt);
             rec.held.release();
             self.mark_crashed(&rec.name);
             return;
@@ -81,13 +85,9 @@ impl DomainDriver {
             .map(|s| !s.running)
             .unwrap_or(rec.state == DomainState::Paused as i32);
         let events = qmp.take_events();
-        let run = Arc::new(Running::new(
-            rec.id,
-            Arc::new(child),
-            live,
-            qmp,
-            rec.held.clone(),
-        ));
+        let run = Arc::new(
+            Running::new(rec.id, Arc::new(child), live, qmp, rec.held.clone()).with_passt(passt),
+        );
         self.seen_id(rec.id);
         let (state, reason) = match (paused, rec.state == DomainState::Paused as i32) {
             (true, true) | (false, false) => (

@@ -35,6 +35,8 @@ pub struct Running {
     /// The guest's memory as the balloon last reported it (KiB; 0 until a
     /// BALLOON_CHANGE event), as libvirt tracks it for dominfo.
     pub balloon_kib: std::sync::atomic::AtomicU64,
+    /// The passt serving its user-mode interfaces, stopped with it.
+    pub passt: Vec<super::passt::PasstChild>,
 }
 
 impl Running {
@@ -56,7 +58,14 @@ impl Running {
             exited: (Mutex::new(false), Condvar::new()),
             held,
             balloon_kib: std::sync::atomic::AtomicU64::new(0),
+            passt: Vec::new(),
         }
+    }
+
+    /// With the passt processes serving it.
+    pub fn with_passt(mut self, passt: Vec<super::passt::PasstChild>) -> Self {
+        self.passt = passt;
+        self
     }
 
     pub fn pid(&self) -> i32 {

@@ -25,6 +25,10 @@ pub struct RuntimeRecord {
     /// What the confined VM holds (labels, cgroup), released when it ends.
     #[serde(default)]
     pub held: super::confine::Held,
+    /// The passt of its user-mode interfaces (pid, socket path), adopted
+    /// with it.
+    #[serde(default)]
+    pub passt: Vec<crate::supervise::Record>,
 }
 
 impl RuntimeRecord {
@@ -79,6 +83,10 @@ mod tests {
             persistent: true,
             live_xml: "<domain/>".into(),
             held: Default::default(),
+            passt: vec![crate::supervise::Record {
+                pid: 43,
+                marker: "/run/x/passt/net0.socket".into(),
+            }],
         };
         rec.save(&dir.path().join("a.json")).unwrap();
         std::fs::write(dir.path().join("b.json"), "{not json").unwrap();

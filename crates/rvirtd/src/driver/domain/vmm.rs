@@ -21,6 +21,7 @@ use rvirt_remote::RemoteError;
 
 use super::confine::{self, Confinement, Held};
 use super::nics::{self, NamedTap};
+use super::passt::{self, PasstChild};
 use crate::supervise::{Child, Spawn, SpawnError, FIRST_PASSED_FD};
 
 /// How long each QMP command may take, and the greeting of a new VMM.
@@ -66,6 +67,8 @@ pub struct Started {
     pub taps: Vec<NamedTap>,
     /// What the confined VM holds until it ends.
     pub held: Held,
+    /// The passt of each `<interface type='user'>`.
+    pub passt: Vec<PasstChild>,
 }
 
 /// How a VMM is started.
@@ -80,8 +83,10 @@ pub struct Options<'a> {
     pub networks: &'a dyn nics::Networks,
 }
 
-/// Derives `def`'s command line (validation first), makes its taps, binds
-/// its monitor and starts `vmm` with both passed.
+/// Derives `def`'s command line (validation first), confines it, starts
+/// the passt of its user-mode NICs, makes its taps, binds its monitor and
+/// starts `vmm` with them passed. What was started or held is given back
+/// on failure.
 pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Started, RemoteError> {
     let plain = derive_argv(def, paths).map_err(|e| {
         RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
@@ -95,11 +100,28 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
         Some(c) => Some(confine::prepare(c, o.vmm, def, o.name, &rundir)?),
         None => None,
     };
-    let (held, jail, files) = match confined {
+    let (mut held, jail, files) = match confined {
         Some(p) => (p.held, p.jail, p.files),
         None => Default::default(),
     };
+    // passt is up before the VMM, as libvirt starts it before QEMU; jailed
+    // as the VMM is and in its cgroup (`passt.rs`).
+    let root = rundir.join("root");
+    let jailed = held.label.map(|label| passt::Confined {
+        label,
+        held: &mut held,
+        root: &root,
+    });
+    let passt = match passt::start_all(&plain.passt, &paths.log_file, jailed) {
+        Ok(p) => p,
+        Err(e) => {
+            held.release();
+            return Err(e);
+        }
+    };
+    let (passt, passt_ends) = (passt.children, passt.ends);
     let release = |e: RemoteError| {
+        passt::stop_all(&passt);
         held.release();
         e
     };
@@ -131,6 +153,12 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
         plan.files.insert(what, FIRST_PASSED_FD + pass.len() as i32);
         pass.push(fd);
     }
+    // Each user-mode NIC's end of its passt's socket.
+    for (netdev, fd) in passt_ends {
+        plan.streams
+            .insert(netdev, FIRST_PASSED_FD + pass.len() as i32);
+        pass.push(fd);
+    }
     plan.sandbox = o.sandbox;
     plan.daemon_logs = true;
     let mut args = derive_argv_with(def, paths, &plan)
@@ -150,6 +178,7 @@ pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Star
             qmp,
             taps: named,
             held,
+            passt,
         }),
         Err(e) => Err(release(e.to_remote())),
     }
@@ -226,7 +255,7 @@ fn run(
 }
 
 /// What the log got after `offset`, trimmed, the last lines only.
-fn log_since(log: &Path, offset: u64) -> String {
+pub(super) fn log_since(log: &Path, offset: u64) -> String {
     let mut s = String::new();
     if let Ok(mut f) = File::open(log) {
         if f.seek(SeekFrom::Start(offset)).is_ok() {

@@ -10,7 +10,7 @@ fn net(netdev: &str, id: Option<&str>, mac: [u8; 6], tap: TapSource) -> VirtioCo
         netdev: netdev.into(),
         id: id.map(Into::into),
         mac,
-        tap,
+        backend: Netdev::Tap(tap),
         bootindex: None,
     })
 }
@@ -204,16 +204,16 @@ fn netdev_errors() {
             "-netdev: fd=tapfd: expects a file descriptor number",
         ),
         (
-            &["-netdev", "user,id=n0"],
-            "-netdev: type 'user' is not supported yet (only tap)",
+            &["-netdev", "socket,id=n0,listen=:1234"],
+            "-netdev: type 'socket' is not supported yet (only tap, stream and user)",
         ),
         (
             &["-netdev", r#"{"type":"bridge","id":"n0","br":"br0"}"#],
-            "-netdev: type 'bridge' is not supported yet (only tap)",
+            "-netdev: type 'bridge' is not supported yet (only tap, stream and user)",
         ),
         (
             &["-netdev", "socket,id=n0,listen=:1234"],
-            "-netdev: type 'socket' is not supported yet (only tap)",
+            "-netdev: type 'socket' is not supported yet (only tap, stream and user)",
         ),
         (
             &["-netdev", "bogus,id=n0"],

@@ -1,0 +1,68 @@
+//! Private network namespaces for tests that make links or need a
+//! network of their own (passt copies the addresses and default route of
+//! the namespace it starts in): the host's interfaces stay untouched, and
+//! a test's traffic never leaves the namespace.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::run;
+
+/// How long one `ip` command may take.
+const IP_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `f` on a thread of its own moved into a new network namespace
+/// (what it starts inherits it). False when no namespace can be made, and
+/// the test is then skipped, unless `RVIRT_REQUIRE_REFERENCE` is set,
+/// which makes it fail.
+pub fn in_netns(f: impl FnOnce() + Send + 'static) -> bool {
+    let joined = std::thread::spawn(move || {
+        // SAFETY: unshare takes flags only; the new namespace is this
+        // thread's (and what it starts) alone.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        f();
+        Ok(())
+    })
+    .join();
+    match joined {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            assert!(
+                std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+                "cannot create a network namespace ({e}): RVIRT_REQUIRE_REFERENCE is set"
+            );
+            eprintln!("cannot create a network namespace ({e}): test skipped");
+            false
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Runs `ip ARGS` (iproute2), failing the test on an error.
+pub fn ip(args: &[&str]) {
+    let out = run(Command::new("ip").args(args), IP_LIMIT);
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// In a fresh namespace: loopback up, and a link `uplink0` with
+/// 192.0.2.2/24 (TEST-NET-1, nobody's) and a default route via 192.0.2.1,
+/// the "host network" user-mode networking copies. It is one end of a veth
+/// pair whose other end (`uplink1`) stays in the namespace, so it has a
+/// carrier (not every kernel has the dummy link type). Nothing answers at
+/// 192.0.2.1: traffic for the host goes to the loopback.
+pub fn routed() {
+    ip(&["link", "set", "lo", "up"]);
+    ip(&[
+        "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1",
+    ]);
+    ip(&["addr", "add", "192.0.2.2/24", "dev", "uplink0"]);
+    ip(&["link", "set", "uplink1", "up"]);
+    ip(&["link", "set", "uplink0", "up"]);
+    ip(&["route", "add", "default", "via", "192.0.2.1"]);
+}
