@@ -385,12 +385,14 @@ impl Session<'_> {
         self.conn.out.extend_from_slice(&v.to_be_bytes());
     }
 
-    /// A security failure: 3.8 clients get the reason.
+    /// A security failure: 3.8 clients get QEMU's reason, byte for byte
+    /// (its C string with the NUL); the log says `why`.
     fn fail(&mut self, version: Version, why: &'static str, deadline: Instant) -> ClientError {
+        const REASON: &[u8] = b"Authentication failed\0";
         self.u32(1);
         if version == Version::V3_8 {
-            self.u32(why.len() as u32);
-            self.conn.out.extend_from_slice(why.as_bytes());
+            self.u32(REASON.len() as u32);
+            self.conn.out.extend_from_slice(REASON);
         }
         let _ = self.conn.flush(deadline);
         ClientError::Refused(why)

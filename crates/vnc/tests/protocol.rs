@@ -124,7 +124,8 @@ fn vnc_auth_in_3_3_and_reasons_in_3_8() {
     c.send(&vnc_auth_response(b"wrong", &challenge));
     assert_eq!(u32_of(&c.read(4)), 1);
     let len = u32_of(&c.read(4)) as usize;
-    assert_eq!(c.read(len), b"authentication failed");
+    // QEMU's reason, with the NUL of its C string.
+    assert_eq!(c.read(len), b"Authentication failed\0");
     c.assert_closed("wrong password");
 }
 

@@ -44,7 +44,7 @@ fn client(server: &str, args: &[&str]) -> Output {
 fn assert_refused(what: &str, out: &Output) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("authentication failed"),
+        !out.status.success() && err.contains("Authentication failed"),
         "{what}: not refused as expected:\n{}\n{err}",
         String::from_utf8_lossy(&out.stdout)
     );
