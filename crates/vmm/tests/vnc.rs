@@ -33,22 +33,21 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// Runs the QMP script against a VMM started by `start(qmp, display)`.
-fn transcript(start: impl FnOnce(&str, &str) -> Spawned) -> Value {
+/// Runs the QMP script against a VMM started by `start(qmp, vnc)`, with
+/// a TCP listener (`tcp`) or `-vnc none`.
+fn transcript(tcp: bool, start: impl FnOnce(&str, &str) -> Spawned) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("qmp.sock");
     let port = free_port();
-    let mut vmm = start(
-        &format!("unix:{},server=on,wait=off", sock.display()),
-        &format!("127.0.0.1:{},password=on", port - 5900),
-    );
-    let out = run(
-        Command::new("python3")
-            .arg(script())
-            .arg(&sock)
-            .arg(port.to_string()),
-        T,
-    );
+    let (vnc, arg) = match tcp {
+        true => (
+            format!("127.0.0.1:{},password=on", port - 5900),
+            port.to_string(),
+        ),
+        false => ("none".to_string(), "none".to_string()),
+    };
+    let mut vmm = start(&format!("unix:{},server=on,wait=off", sock.display()), &vnc);
+    let out = run(Command::new("python3").arg(script()).arg(&sock).arg(arg), T);
     assert!(
         out.status.success(),
         "vnc_qmp.py failed:\n{}\n{}",
@@ -61,8 +60,17 @@ fn transcript(start: impl FnOnce(&str, &str) -> Spawned) -> Value {
 
 #[test]
 fn qmp_vnc_commands_and_events_match_qemu() {
+    compare_with_qemu(true);
+}
+
+#[test]
+fn qmp_vnc_none_matches_qemu() {
+    compare_with_qemu(false);
+}
+
+fn compare_with_qemu(tcp: bool) {
     let guest = Guest::Hello.path();
-    let ours = transcript(|qmp, vnc| {
+    let ours = transcript(tcp, |qmp, vnc| {
         spawn(&[
             "-S",
             "-qmp",
@@ -80,7 +88,7 @@ fn qmp_vnc_commands_and_events_match_qemu() {
         eprintln!("QEMU not installed: the comparison did not run");
         return;
     }
-    let theirs = transcript(|qmp, vnc| {
+    let theirs = transcript(tcp, |qmp, vnc| {
         Spawned::start(
             die_with_test(&mut Command::new("qemu-system-x86_64"))
                 .args(["-machine", "none", "-nodefaults", "-display", "none"])

@@ -206,6 +206,11 @@ impl Conn<'_> {
         if !woken.is_empty() {
             self.shared.wake.drain();
         }
+        // Asked to go (the read side is shut down then): say why, not
+        // that the socket ended.
+        if let Some(why) = *lock(&self.shared.closing) {
+            return Err(ClientError::Refused(why));
+        }
         if sock.intersects(PollFlags::OUT | PollFlags::ERR) && self.queued() > 0 {
             self.write()?;
         }

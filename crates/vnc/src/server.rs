@@ -213,26 +213,26 @@ impl Inner {
         self.stop.load(Ordering::Acquire)
     }
 
-    fn spawn(self: &Arc<Self>, name: &str, f: impl FnOnce() + Send + 'static) {
+    fn spawn(self: &Arc<Self>, name: &str, f: impl FnOnce() + Send + 'static) -> bool {
         match std::thread::Builder::new().name(name.into()).spawn(f) {
             Ok(handle) => {
                 let mut threads = lock(&self.threads);
                 threads.retain(|t| !t.is_finished());
                 threads.push(handle);
+                true
             }
-            Err(e) => tracing::error!("vnc: cannot start thread {name}: {e}"),
+            Err(e) => {
+                tracing::error!("vnc: cannot start thread {name}: {e}");
+                false
+            }
         }
     }
 
     fn start_client(self: &Arc<Self>, fd: OwnedFd, skip_auth: bool) {
-        let peer = AddrInfo::peer(&fd);
-        if lock(&self.clients).len() >= self.options.max_clients {
-            tracing::warn!(
-                "vnc: client {peer} refused: {} clients connected",
-                self.options.max_clients
-            );
+        if self.stopping() {
             return;
         }
+        let peer = AddrInfo::peer(&fd);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = match ClientShared::new(id, peer, fd) {
             Ok(s) => Arc::new(s),
@@ -241,13 +241,30 @@ impl Inner {
                 return;
             }
         };
-        lock(&self.clients).push(shared.clone());
+        {
+            // Counted and added under one lock, so the limit holds.
+            let mut clients = lock(&self.clients);
+            if clients.len() >= self.options.max_clients {
+                let max = self.options.max_clients;
+                tracing::warn!(
+                    "vnc: client {} refused: {max} clients connected",
+                    shared.info
+                );
+                return;
+            }
+            clients.push(shared.clone());
+        }
         let client = shared.info.clone();
         self.emit(|server| Event::Connected { server, client });
-        let inner = self.clone();
-        self.spawn(&format!("vnc-client-{id}"), move || {
-            client::serve(inner, shared, skip_auth)
+        let (inner, serving) = (self.clone(), shared.clone());
+        let started = self.spawn(&format!("vnc-client-{id}"), move || {
+            client::serve(inner, serving, skip_auth)
         });
+        if !started {
+            self.remove(id);
+            let client = shared.info.clone();
+            self.emit(|server| Event::Disconnected { server, client });
+        }
     }
 
     fn accept_loop(self: Arc<Self>, listener: OwnedFd) {

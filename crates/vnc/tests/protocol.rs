@@ -343,3 +343,33 @@ fn client_by_file_descriptor_skips_auth() {
     c.send(b"RFB 003.008\n");
     assert_eq!(c.read(2), [1, 2]);
 }
+
+#[test]
+fn client_limit_and_handshake_deadline() {
+    let fx = Fixture::new(Options {
+        max_clients: 1,
+        handshake_limit: Duration::from_millis(500),
+        ..Options::default()
+    });
+    let port = fx.listen_tcp();
+    let mut first = tcp(port);
+    first.handshake(b"RFB 003.008\n", true);
+    // Over the limit: closed before the version line.
+    let mut second = tcp(port);
+    assert_eq!(
+        read_to_end(&mut second.s, LIMIT),
+        "",
+        "a client over the limit was served"
+    );
+    drop(first);
+    wait_for("the first client's removal", LIMIT, || {
+        fx.server.clients().is_empty()
+    });
+    // A client that never answers the version line is dropped at the
+    // handshake's deadline.
+    let started = Instant::now();
+    let mut silent = tcp(port);
+    assert_eq!(silent.read(12), b"RFB 003.008\n");
+    silent.assert_closed("silent client");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+}

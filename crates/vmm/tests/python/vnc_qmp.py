@@ -3,9 +3,10 @@
 7.2 and rvirt-vmm by crates/vmm/tests/vnc.rs, which compares the two
 transcripts.
 
-usage: vnc_qmp.py QMP_SOCKET VNC_PORT
+usage: vnc_qmp.py QMP_SOCKET VNC_PORT|none
 
-The VMM runs with -vnc 127.0.0.1:DISPLAY,password=on. Prints one JSON
+The VMM runs with -vnc 127.0.0.1:DISPLAY,password=on, or with -vnc none
+(a shorter session: clients by descriptor only). Prints one JSON
 object: the replies in order, the VNC bytes the clients saw, and the
 events (timestamps dropped; the listening port and the clients' ports
 replaced by names, since they differ between the two runs).
@@ -21,7 +22,8 @@ import time
 
 faulthandler.dump_traceback_later(50, exit=True)
 
-qmp_path, vnc_port = sys.argv[1], int(sys.argv[2])
+qmp_path = sys.argv[1]
+vnc_port = None if sys.argv[2] == "none" else int(sys.argv[2])
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(20)
 for _ in range(400):
@@ -102,6 +104,26 @@ vnc = []
 greeting = json.loads(f.readline())
 cmd("qmp_capabilities")
 cmd("query-vnc")
+if vnc_port is None:
+    # No listener: no events, query-vnc disabled, no password auth.
+    cmd("set_password", {"protocol": "vnc", "password": "abc"})
+    cmd("expire_password", {"protocol": "vnc", "time": "now"})
+    a, b = socket.socketpair()
+    cmd("getfd", {"fdname": "c1"}, [b.fileno()])
+    cmd("add_client", {"protocol": "vnc", "fdname": "c1"})
+    a.settimeout(10)
+    vnc.append(["fd banner", recv_exact(a, 12).decode()])
+    a.sendall(b"RFB 003.008\n")
+    vnc.append(["fd security types", list(recv_exact(a, 2))])
+    cmd("query-vnc")
+    a.close()
+    cmd("quit")
+    for line in f:
+        msg = json.loads(line)
+        if "event" in msg:
+            events.append({"event": msg["event"], "data": norm(msg.get("data"))})
+    print(json.dumps({"replies": replies, "vnc": vnc, "events": events}, indent=1, sort_keys=True))
+    sys.exit(0)
 cmd("set_password", {"protocol": "vnc", "password": "abc", "connected": "fail"})
 cmd("set_password", {"protocol": "vnc", "password": "abc", "display": "nope"})
 cmd("set_password", {"protocol": "spice", "password": "abc"})
