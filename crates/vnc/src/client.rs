@@ -36,7 +36,7 @@ impl Wake {
         let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
     }
 
-    fn drain(&self) {
+    pub fn drain(&self) {
         let mut b = [0u8; 8];
         let _ = rustix::io::read(&self.fd, &mut b);
     }

@@ -22,4 +22,6 @@ pub use auth::response as vnc_auth_response;
 pub use framebuffer::{BlankFramebuffer, Damage, Framebuffer, Mode, PixelFormat, Rect};
 pub use input::{InputSink, KeyEvent, NoInput, PointerEvent};
 pub use pixel::Converter;
-pub use server::{AddrInfo, Event, EventSink, NoPasswordAuth, Options, SharePolicy, VncServer};
+pub use server::{
+    AddrInfo, Event, EventSink, NoPasswordAuth, Options, SharePolicy, ThreadRole, VncServer,
+};

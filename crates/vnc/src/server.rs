@@ -7,7 +7,11 @@
 //! client. A client's thread is the only one that writes to its socket,
 //! from a bounded output queue, with non-blocking writes: a client that
 //! stops reading holds only its own thread and its queue, and is
-//! disconnected when the queue overflows.
+//! disconnected when the queue overflows. Client threads are started by
+//! the server's own threads only (the accept thread, and the refresh
+//! thread for clients handed over by descriptor), so a caller such as a
+//! monitor thread never creates one: a confined caller need not be
+//! allowed to.
 
 use crate::client::{self, ClientShared, Wake};
 use crate::framebuffer::Framebuffer;
@@ -16,7 +20,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::net::{AddressFamily, SocketFlags};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +36,18 @@ pub enum SharePolicy {
     ForceShared,
     /// The flag is ignored: every client shares.
     Ignore,
+}
+
+/// What a thread of the server does, for [`Options::on_thread_start`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadRole {
+    /// Accepts clients on a listening socket and starts their threads.
+    Accept,
+    /// Hands damage to the clients; starts the threads of clients added
+    /// by descriptor.
+    Refresh,
+    /// Serves one client: its socket, its queue.
+    Client,
 }
 
 /// How the server runs.
@@ -51,6 +67,9 @@ pub struct Options {
     /// Time a client has to finish the handshake (version, security,
     /// ClientInit).
     pub handshake_limit: Duration,
+    /// Run by every thread of the server before anything else (rvirt-vmm
+    /// narrows the thread's seccomp filter to its role).
+    pub on_thread_start: Option<fn(ThreadRole)>,
 }
 
 impl Default for Options {
@@ -63,6 +82,7 @@ impl Default for Options {
             refresh: Duration::from_millis(30),
             max_clients: 32,
             handshake_limit: Duration::from_secs(120),
+            on_thread_start: None,
         }
     }
 }
@@ -179,6 +199,18 @@ pub(crate) struct Auth {
     pub expires: Option<SystemTime>,
 }
 
+/// A client handed over by descriptor, waiting for the refresh thread.
+struct Adopt {
+    fd: OwnedFd,
+    skip_auth: bool,
+    /// Dropped once the client is started (or refused).
+    _done: mpsc::SyncSender<()>,
+}
+
+/// How long [`VncServer::add_client`] waits for the refresh thread to take
+/// the client (it does at once unless the host is starved).
+const ADOPT_LIMIT: Duration = Duration::from_secs(10);
+
 pub(crate) struct Inner {
     pub fb: Arc<dyn Framebuffer>,
     pub input: Arc<dyn InputSink>,
@@ -191,6 +223,10 @@ pub(crate) struct Inner {
     stop_wake: Wake,
     next_id: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Clients added by descriptor for the refresh thread to start; `None`
+    /// once that thread is gone.
+    adopt: Mutex<Option<Vec<Adopt>>>,
+    adopt_wake: Wake,
 }
 
 /// Locks, tolerating a poisoned lock: the data are plain values a
@@ -213,8 +249,20 @@ impl Inner {
         self.stop.load(Ordering::Acquire)
     }
 
-    fn spawn(self: &Arc<Self>, name: &str, f: impl FnOnce() + Send + 'static) -> bool {
-        match std::thread::Builder::new().name(name.into()).spawn(f) {
+    fn spawn(
+        self: &Arc<Self>,
+        name: &str,
+        role: ThreadRole,
+        f: impl FnOnce() + Send + 'static,
+    ) -> bool {
+        let hook = self.options.on_thread_start;
+        let body = move || {
+            if let Some(h) = hook {
+                h(role);
+            }
+            f()
+        };
+        match std::thread::Builder::new().name(name.into()).spawn(body) {
             Ok(handle) => {
                 let mut threads = lock(&self.threads);
                 threads.retain(|t| !t.is_finished());
@@ -257,7 +305,7 @@ impl Inner {
         let client = shared.info.clone();
         self.emit(|server| Event::Connected { server, client });
         let (inner, serving) = (self.clone(), shared.clone());
-        let started = self.spawn(&format!("vnc-client-{id}"), move || {
+        let started = self.spawn(&format!("vnc-client-{id}"), ThreadRole::Client, move || {
             client::serve(inner, serving, skip_auth)
         });
         if !started {
@@ -305,10 +353,22 @@ impl Inner {
             },
         );
         loop {
-            let mut fds = [PollFd::new(&self.stop_wake, PollFlags::IN)];
+            let mut fds = [
+                PollFd::new(&self.stop_wake, PollFlags::IN),
+                PollFd::new(&self.adopt_wake, PollFlags::IN),
+            ];
             let _ = rustix::event::poll(&mut fds, Some(&interval));
             if self.stopping() {
+                // Callers waiting in add_client see their senders dropped.
+                lock(&self.adopt).take();
                 return;
+            }
+            if fds[1].revents().contains(PollFlags::IN) {
+                self.adopt_wake.drain();
+                let adopted = lock(&self.adopt).as_mut().map(std::mem::take);
+                for a in adopted.into_iter().flatten() {
+                    self.start_client(a.fd, a.skip_auth);
+                }
             }
             let clients = lock(&self.clients).clone();
             if clients.is_empty() {
@@ -359,9 +419,15 @@ impl VncServer {
             stop_wake: Wake::new()?,
             next_id: AtomicU64::new(1),
             threads: Mutex::new(Vec::new()),
+            adopt: Mutex::new(Some(Vec::new())),
+            adopt_wake: Wake::new()?,
         });
         let refresh = inner.clone();
-        inner.spawn("vnc-refresh", move || refresh.refresh_loop());
+        if !inner.spawn("vnc-refresh", ThreadRole::Refresh, move || {
+            refresh.refresh_loop()
+        }) {
+            return Err(std::io::Error::other("cannot start the refresh thread"));
+        }
         Ok(Self { inner })
     }
 
@@ -372,15 +438,32 @@ impl VncServer {
         let addr = AddrInfo::local(&listener);
         lock(&self.inner.listeners).push(addr.clone());
         let inner = self.inner.clone();
-        self.inner
-            .spawn("vnc-accept", move || inner.accept_loop(listener));
+        self.inner.spawn("vnc-accept", ThreadRole::Accept, move || {
+            inner.accept_loop(listener)
+        });
         addr
     }
 
     /// Serves a client already connected on `fd` (QMP `add_client`);
-    /// `skip_auth` offers it no authentication.
+    /// `skip_auth` offers it no authentication. The refresh thread starts
+    /// it; this returns once it has (its Connected event sent, as QEMU
+    /// sends VNC_CONNECTED before add_client's reply), or after 10 s.
     pub fn add_client(&self, fd: OwnedFd, skip_auth: bool) {
-        self.inner.start_client(fd, skip_auth);
+        let (done, started) = mpsc::sync_channel(1);
+        {
+            let mut adopt = lock(&self.inner.adopt);
+            // None: the server is shutting down; the descriptor closes.
+            let Some(queue) = adopt.as_mut() else { return };
+            queue.push(Adopt {
+                fd,
+                skip_auth,
+                _done: done,
+            });
+        }
+        self.inner.adopt_wake.wake();
+        if started.recv_timeout(ADOPT_LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
+            tracing::warn!("vnc: the refresh thread did not take a client in time");
+        }
     }
 
     /// Sets the password (its first 8 bytes count); only with
