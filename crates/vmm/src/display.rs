@@ -95,6 +95,7 @@ impl Display {
             password_auth: cfg.password,
             name: name.map_or_else(|| "rvirt".into(), |n| format!("rvirt ({n})")),
             max_clients: cfg.connections as usize,
+            on_thread_start: Some(crate::sandbox::enter_vnc),
             ..Options::default()
         };
         let server_info = move |a: AddrInfo| VncServerInfo {
