@@ -13,7 +13,7 @@
 # - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
 # - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
-# - Python's qemu.qmp client;
+# - Python's qemu.qmp client and vncdotool (a VNC client);
 # - virtinst (virt-install, virt-xml, virt-clone) and Ansible (ansible-core
 #   from PyPI, with the community.libvirt and ansible.posix collections
 #   taken from PyPI's `ansible` wheel, as Galaxy is not reachable here; lxml
@@ -121,6 +121,10 @@ with zipfile.ZipFile(wheel) as z:
             z.extract(n, dest)
 PY
   rm -rf "$wheel_dir"
+fi
+# A real VNC client for crates/vnc's tests.
+if ! python3 -c 'import vncdotool' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check vncdotool
 fi
 # libvirtd for rvirsh's reference tests (its test driver needs no VMs). This
 # machine has no init system: run it under tini so exited children are

@@ -3,8 +3,9 @@
 use crate::error::QmpError;
 use crate::types::{
     BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, KvmInfo,
-    PciInfo, RunState, VersionInfo,
+    PciInfo, RunState, VersionInfo, VncInfo,
 };
+use std::os::fd::OwnedFd;
 
 /// The VM as the monitor sees it. rvirt-vmm implements this; the monitor
 /// calls it from its own threads (never a vCPU thread), possibly from
@@ -137,6 +138,32 @@ pub trait MonitorBackend: Send + Sync {
         Err(QmpError::generic(format!(
             "The CPU definition '{model}' cannot be expanded"
         )))
+    }
+
+    /// `query-vnc`. Without a VNC server: not enabled.
+    fn query_vnc(&self) -> VncInfo {
+        VncInfo::default()
+    }
+
+    /// `set_password` for VNC. Fails without a VNC server or without
+    /// `password=on` (the monitor answers QEMU's "Could not set password").
+    fn set_vnc_password(&self, password: &str) -> Result<(), QmpError> {
+        let _ = password;
+        Err(QmpError::generic("no VNC server"))
+    }
+
+    /// `expire_password` for VNC: seconds since the epoch after which every
+    /// login fails (`None`: never). Fails without a VNC server.
+    fn expire_vnc_password(&self, at: Option<u64>) -> Result<(), QmpError> {
+        let _ = at;
+        Err(QmpError::generic("no VNC server"))
+    }
+
+    /// `add_client` for VNC: serve a client already connected on `fd`.
+    /// Without a VNC server QEMU closes the descriptor and answers success.
+    fn add_vnc_client(&self, fd: OwnedFd, skipauth: bool) -> Result<(), QmpError> {
+        let _ = (fd, skipauth);
+        Ok(())
     }
 
     /// The version reported in the greeting, `query-version` and

@@ -90,6 +90,27 @@ pub enum Event {
         /// RAM minus the balloon, in bytes.
         actual: i64,
     },
+    /// A VNC client connected (before authentication).
+    VncConnected {
+        /// The listener.
+        server: crate::types::VncServerInfo,
+        /// The client.
+        client: crate::types::VncBasicInfo,
+    },
+    /// A VNC client finished its handshake.
+    VncInitialized {
+        /// The listener.
+        server: crate::types::VncServerInfo,
+        /// The client.
+        client: crate::types::VncBasicInfo,
+    },
+    /// A VNC client is gone.
+    VncDisconnected {
+        /// The listener.
+        server: crate::types::VncServerInfo,
+        /// The client.
+        client: crate::types::VncBasicInfo,
+    },
 }
 
 impl Event {
@@ -119,6 +140,9 @@ impl Event {
             Self::Shutdown { .. } => "SHUTDOWN",
             Self::GuestPanicked { .. } => "GUEST_PANICKED",
             Self::BalloonChange { .. } => "BALLOON_CHANGE",
+            Self::VncConnected { .. } => "VNC_CONNECTED",
+            Self::VncInitialized { .. } => "VNC_INITIALIZED",
+            Self::VncDisconnected { .. } => "VNC_DISCONNECTED",
         }
     }
 
@@ -138,6 +162,11 @@ impl Event {
                 Some(Value::Object(data))
             }
             Self::BalloonChange { actual } => Some(json!({ "actual": actual })),
+            Self::VncConnected { server, client }
+            | Self::VncInitialized { server, client }
+            | Self::VncDisconnected { server, client } => {
+                Some(json!({ "server": server, "client": client }))
+            }
         }
     }
 }

@@ -40,6 +40,6 @@ pub use types::{
     BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo,
     CpuInfoFast, CpuModelInfo, CpuProps, FileNodeStats, KvmInfo, NameInfo, PciBridgeInfo,
     PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo, PciDeviceRegion, PciInfo,
-    PciMemoryRange, RunState, StatusInfo, UuidInfo, VersionInfo, VersionTriple, NIL_UUID,
-    QEMU_COMPAT_VERSION,
+    PciMemoryRange, RunState, StatusInfo, UuidInfo, VersionInfo, VersionTriple, VncBasicInfo,
+    VncInfo, VncServerInfo, NIL_UUID, QEMU_COMPAT_VERSION,
 };

@@ -2,7 +2,7 @@
 //! server drives it from a socket; tests and the fuzzer drive it directly.
 
 use crate::backend::MonitorBackend;
-use crate::commands::{dispatch, negotiate};
+use crate::commands::{dispatch, negotiate, Fds};
 use crate::error::QmpError;
 use crate::json::{to_qmp_line, Framed, Streamer, StreamerError};
 use crate::message::{Greeting, Request, Response};
@@ -28,6 +28,7 @@ pub struct Session {
     backend: Arc<dyn MonitorBackend>,
     streamer: Streamer,
     negotiated: bool,
+    fds: Fds,
 }
 
 impl Session {
@@ -37,7 +38,15 @@ impl Session {
             backend,
             streamer: Streamer::new(max_message),
             negotiated: false,
+            fds: Fds::default(),
         }
+    }
+
+    /// Descriptors the client passed (SCM_RIGHTS) with its latest bytes:
+    /// the next `getfd` names the first; an earlier batch not taken yet is
+    /// closed, as QEMU's socket chardev keeps only the latest.
+    pub fn receive_fds(&mut self, fds: Vec<std::os::fd::OwnedFd>) {
+        self.fds.received = fds;
     }
 
     /// The greeting to send first.
@@ -100,7 +109,7 @@ impl Session {
         out: &mut dyn SessionOutput,
     ) -> Result<serde_json::Value, QmpError> {
         if self.negotiated {
-            return dispatch(&*self.backend, &req.execute, &req.arguments);
+            return dispatch(&*self.backend, &mut self.fds, &req.execute, &req.arguments);
         }
         if req.execute != "qmp_capabilities" {
             // QEMU has only this command before negotiation and replaces

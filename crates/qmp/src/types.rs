@@ -594,3 +594,53 @@ impl CpuModelInfo {
             .map(|(k, _)| k.as_str())
     }
 }
+
+/// A VNC socket address (QAPI `VncBasicInfo`; `VncClientInfo` adds only
+/// the TLS and SASL names rvirt never has).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VncBasicInfo {
+    /// The IP address, or "" for a unix socket.
+    pub host: String,
+    /// The port, or the unix socket's path ("" for an unnamed peer).
+    pub service: String,
+    /// "ipv4", "ipv6" or "unix".
+    pub family: String,
+    /// Always false: rvirt has no websocket listener.
+    pub websocket: bool,
+}
+
+/// The VNC server's listening address with its authentication (QAPI
+/// `VncServerInfo`), as events carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VncServerInfo {
+    /// The address.
+    #[serde(flatten)]
+    pub addr: VncBasicInfo,
+    /// "none" or "vnc".
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auth: Option<String>,
+}
+
+/// `query-vnc` (QAPI `VncInfo`). Without a listening socket only
+/// `enabled: false` is sent, as QEMU (even with clients added by
+/// descriptor).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VncInfo {
+    /// Whether the server listens.
+    pub enabled: bool,
+    /// The listening address.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub host: Option<String>,
+    /// Its family.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub family: Option<String>,
+    /// Its port or path.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service: Option<String>,
+    /// "none" or "vnc".
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auth: Option<String>,
+    /// The connected clients.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub clients: Option<Vec<VncBasicInfo>>,
+}

@@ -344,6 +344,8 @@ pub struct VmConfig {
     /// mirrors its console to the first serial port, as QEMU's firmware
     /// does under `-nographic` or `-machine graphics=off`.
     pub graphics: bool,
+    /// `-vnc`: the VNC server of the graphical console.
+    pub vnc: Option<crate::vnc::VncConfig>,
     /// Serial ports, each on the COM port its `index` names.
     pub serials: Vec<SerialConfig>,
     /// Every `-chardev`, by id, including those used by serials and monitors.
@@ -424,6 +426,7 @@ impl Default for VmConfig {
             fw_cfg: Vec::new(),
             debugcon: None,
             graphics: false,
+            vnc: None,
             serials: Vec::new(),
             chardevs: Vec::new(),
             monitors: Vec::new(),

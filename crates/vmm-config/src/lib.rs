@@ -14,11 +14,13 @@ mod parse;
 pub mod sandbox;
 pub mod size;
 pub mod smp;
+pub mod vnc;
 
 pub use chardev::{ChardevBackend, ChardevConfig};
 pub use config::*;
 pub use disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
 pub use parse::{parse, parse_netdev, usage, Action, IGNORED_OPTIONS};
+pub use vnc::{VncConfig, VncListen, VncShare};
 
 /// A command-line error: which option, and what is wrong with it. Displayed
 /// as QEMU does, `-smp: …`, for the binary to prefix with its name.

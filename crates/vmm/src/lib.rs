@@ -13,12 +13,13 @@
 //! `device_manager/`, the device event loop in `event_loop.rs`, KVM's side
 //! of interrupts and ioeventfds in `interrupts.rs` and `ioevents.rs`, the
 //! monitor's read model in `vm_state.rs` and its backend in `monitor.rs`,
-//! the chardevs in `chardev.rs`.
+//! the chardevs in `chardev.rs`, the VNC console in `display.rs`.
 
 mod balloon;
 mod chardev;
 mod device_manager;
 pub mod disk;
+mod display;
 mod event_loop;
 mod events;
 mod fdset;
@@ -95,6 +96,8 @@ pub enum VmmError {
     MonitorFd(i32),
     #[error("-mon: a monitor cannot run on {0}")]
     MonitorBackend(String),
+    #[error("-vnc")]
+    Vnc(#[source] display::DisplayError),
     #[error("vCPU {cpu} failed:\n{report}")]
     VcpuFailed { cpu: u32, report: String },
 }
@@ -146,6 +149,8 @@ pub struct Vmm {
     /// When the balloon's statistics timer next asks the driver for new
     /// numbers (`guest-stats-polling-interval`), if it is set.
     next_stats_poll: Option<Instant>,
+    /// The VNC server (`-vnc`), listening from `Vmm::new` on.
+    display: Option<Arc<display::Display>>,
 }
 
 /// A booted machine: dropping it stops the vCPUs and frees the VM.
@@ -201,6 +206,13 @@ impl Vmm {
             devices.balloon().map(|b| b.reading()),
             devices.disks(),
         ));
+        let display = match &config.vnc {
+            Some(vnc) => Some(
+                display::Display::start(vnc, config.name.as_deref(), bus.clone())
+                    .map_err(VmmError::Vnc)?,
+            ),
+            None => None,
+        };
         let mut chardevs = devices.chardev_infos();
         chardevs.extend(monitor::chardev_infos(&config));
         *state.chardevs.lock().unwrap_or_else(|p| p.into_inner()) = chardevs;
@@ -215,6 +227,7 @@ impl Vmm {
             bus,
             monitors: None,
             next_stats_poll: None,
+            display,
         })
     }
 
@@ -348,6 +361,7 @@ impl Vmm {
             self.state.clone(),
             self.events.clone(),
             self.bus.clone(),
+            self.display.clone(),
         )?;
         self.monitors = Some(monitors);
         if !self.config.start_paused {

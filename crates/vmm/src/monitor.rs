@@ -16,11 +16,13 @@ use std::time::Duration;
 use rvirt_qmp::{
     BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, CpuProps,
     Event as QmpEvent, EventBus, MonitorBackend, MonitorServer, PciInfo, QmpError, RunState,
-    ShutdownCause,
+    ShutdownCause, VncInfo,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
+use std::os::fd::OwnedFd;
 
 use crate::disk::DiskModel;
+use crate::display::Display;
 use crate::events::{Event, EventSender, MonitorRequest};
 use crate::vm_state::VmState;
 use crate::VmmError;
@@ -34,6 +36,9 @@ pub(crate) struct Backend {
     state: Arc<VmState>,
     events: EventSender,
     bus: EventBus,
+    /// The VNC server: its calls are its own (locked inside rvirt-vnc) and
+    /// touch no machine state, so monitor threads make them directly.
+    display: Option<Arc<Display>>,
 }
 
 impl Backend {
@@ -219,6 +224,36 @@ impl MonitorBackend for Backend {
             .map_err(|_| QmpError::generic("the VMM did not answer"))
     }
 
+    fn query_vnc(&self) -> VncInfo {
+        self.display.as_ref().map(|d| d.info()).unwrap_or_default()
+    }
+
+    fn set_vnc_password(&self, password: &str) -> Result<(), QmpError> {
+        match &self.display {
+            Some(d) => d.set_password(password),
+            None => Err(QmpError::generic("no VNC server")),
+        }
+    }
+
+    fn expire_vnc_password(&self, at: Option<u64>) -> Result<(), QmpError> {
+        match &self.display {
+            Some(d) => {
+                d.expire_password(at);
+                Ok(())
+            }
+            None => Err(QmpError::generic("no VNC server")),
+        }
+    }
+
+    fn add_vnc_client(&self, fd: OwnedFd, skipauth: bool) -> Result<(), QmpError> {
+        // Without -vnc the descriptor is closed and the answer is success,
+        // as QEMU's.
+        if let Some(d) = &self.display {
+            d.add_client(fd, skipauth);
+        }
+        Ok(())
+    }
+
     fn chardevs(&self) -> Vec<ChardevInfo> {
         self.state
             .chardevs
@@ -255,11 +290,13 @@ pub(crate) fn start(
     state: Arc<VmState>,
     events: EventSender,
     bus: EventBus,
+    display: Option<Arc<Display>>,
 ) -> Result<MonitorServer, VmmError> {
     let backend = Arc::new(Backend {
         state,
         events,
         bus: bus.clone(),
+        display,
     });
     let mut server = MonitorServer::new(backend, bus).map_err(monitor_err)?;
     server.on_thread_start(crate::sandbox::enter_monitor);

@@ -2,15 +2,22 @@
 //! filtered; a forbidden call from each kind of thread ends the VMM with
 //! a log line naming the thread and the call; Landlock refuses a file the
 //! command line does not name; `x-log=on` logs instead of killing;
-//! `-netdev user` (passt, which it could not run) is refused in one line.
+//! `-netdev user` (passt, which it could not run) is refused in one line;
+//! the VNC server's threads are filtered too, serving a real client and one
+//! passed over QMP.
 //!
 //! The probe (crates/vmm/src/sandbox/probe.rs, in debug builds) makes the
 //! chosen thread try the call when the test sends SIGUSR1.
 
 mod common;
 
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use rvirt_testkit::{read_exact, read_until, run, try_run};
 
 use common::*;
 
@@ -77,10 +84,15 @@ fn threads(pid: i32) -> Vec<(i32, String)> {
 
 /// Waits until every kind of thread runs.
 fn wait_threads(vm: &Spawned) {
+    wait_threads_and(vm, &[]);
+}
+
+/// Waits until every kind of thread runs, and those named `more`.
+fn wait_threads_and(vm: &Spawned, more: &[&str]) {
     let pid = vm.pid();
     poll("every kind of thread", Duration::from_secs(30), || {
         let names: Vec<String> = threads(pid).into_iter().map(|(_, n)| n).collect();
-        let want = [
+        let mut want = vec![
             "CPU 0/KVM",
             "devices",
             "qmp-",
@@ -88,6 +100,7 @@ fn wait_threads(vm: &Spawned) {
             "blk-io-0",
             "signals",
         ];
+        want.extend_from_slice(more);
         let missing: Vec<&&str> = want
             .iter()
             .filter(|w| !names.iter().any(|n| n.starts_with(**w)))
@@ -111,22 +124,27 @@ fn status_field(path: &str, field: &str) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn every_thread_is_filtered_and_the_guest_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut vm = start(dir.path(), LIBVIRT_SANDBOX, None, &[]);
-    wait_threads(&vm);
-    let pid = vm.pid();
+/// Every thread of `pid` (but KVM's own worker, which belongs to the
+/// process and never runs user code) runs under a seccomp filter with
+/// no_new_privs.
+fn assert_all_filtered(pid: i32) {
     for (tid, name) in threads(pid) {
         let status = format!("/proc/{pid}/task/{tid}/status");
-        // KVM's own worker thread belongs to the process too; it never
-        // runs user code.
         if name.starts_with("kvm-") {
             continue;
         }
         assert_eq!(status_field(&status, "Seccomp:"), "2", "thread {name}");
         assert_eq!(status_field(&status, "NoNewPrivs:"), "1", "thread {name}");
     }
+}
+
+#[test]
+fn every_thread_is_filtered_and_the_guest_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = start(dir.path(), LIBVIRT_SANDBOX, None, &[]);
+    wait_threads(&vm);
+    let pid = vm.pid();
+    assert_all_filtered(pid);
     // One filter for the whole process, one for the thread's kind (and the
     // clone3 one under spawn=deny).
     let vcpu = threads(pid)
@@ -150,8 +168,14 @@ fn every_thread_is_filtered_and_the_guest_runs() {
 /// Fires the probe and returns the VMM's exit status and stderr.
 fn probe(spec: &str, sandbox: &str) -> (std::process::ExitStatus, String, Spawned) {
     let dir = tempfile::tempdir().unwrap();
-    let mut vm = start(dir.path(), sandbox, Some(spec), &[]);
-    wait_threads(&vm);
+    // The VNC server's threads, one of them serving a client that is in
+    // its handshake while the probe fires.
+    let vnc = format!("unix:{}", dir.path().join("vnc.sock").display());
+    let mut vm = start(dir.path(), sandbox, Some(spec), &["-vnc", &vnc]);
+    wait_threads_and(&vm, &["vnc-accept", "vnc-refresh"]);
+    let mut client = connect_unix(&dir.path().join("vnc.sock"));
+    assert_eq!(read_exact(&mut client, 12, T), b"RFB 003.008\n");
+    wait_threads_and(&vm, &["vnc-client-"]);
     vm.signal(libc::SIGUSR1);
     let st = match poll("the probe's effect", Duration::from_secs(20), || {
         if let Some(st) = vm.try_wait() {
@@ -180,6 +204,10 @@ fn a_forbidden_call_from_each_kind_of_thread_ends_the_vmm_and_is_named() {
         ("monitor:socket", "monitor", "socket"),
         ("chardev:mount", "chardev", "mount"),
         ("blk-io:open:/etc/passwd", "blk-io", "openat"),
+        ("vnc:execve", "vnc", "execve"),
+        ("vnc:open:/etc/passwd", "vnc", "openat"),
+        ("vnc-client:socket", "vnc-client", "socket"),
+        ("vnc-client:open:/etc/passwd", "vnc-client", "openat"),
         ("signals:socket", "signals", "socket"),
         ("main:mount", "main", "mount"),
         ("main:execve", "main", "execve"),
@@ -286,4 +314,167 @@ fn user_networking_is_refused_under_the_sandbox_in_one_line() {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].contains("-netdev user 'un0' needs passt"), "{err}");
+}
+
+const T: Duration = Duration::from_secs(60);
+
+fn connect_unix(path: &Path) -> UnixStream {
+    poll("a unix socket", T, || {
+        UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))
+    })
+}
+
+/// vncdotool (installed by scripts/setup.sh) through rvirt-vnc's own
+/// driver script; without it the capture is skipped unless
+/// RVIRT_REQUIRE_REFERENCE says everything must run.
+fn vncdotool_script() -> Option<PathBuf> {
+    let ok = try_run(Command::new("python3").args(["-c", "import vncdotool"]), T)
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("python3 with vncdotool is required (RVIRT_REQUIRE_REFERENCE is set)");
+        }
+        eprintln!("vncdotool not available: the capture did not run");
+        return None;
+    }
+    Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../vnc/tests/python/vnc_client.py"))
+}
+
+/// One QMP command over `qmp`, `fds` passed with it (SCM_RIGHTS); returns
+/// what arrived up to its reply.
+fn qmp(qmp: &mut UnixStream, cmd: &str, fds: &[std::os::fd::BorrowedFd<'_>]) -> String {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() {
+        assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
+    }
+    let line = format!("{cmd}\n");
+    let sent = rustix::net::sendmsg(
+        &*qmp,
+        &[std::io::IoSlice::new(line.as_bytes())],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(sent, line.len());
+    let reply = read_until(qmp, "\"return\"", T);
+    assert!(!reply.contains("\"error\""), "{cmd}: {reply}");
+    reply
+}
+
+/// An RFB 3.8 handshake without authentication up to ServerInit: the
+/// blank 640x480 screen.
+fn handshake(c: &mut UnixStream) {
+    assert_eq!(read_exact(c, 12, T), b"RFB 003.008\n");
+    c.write_all(b"RFB 003.008\n").unwrap();
+    assert_eq!(read_exact(c, 2, T), [1, 1]);
+    c.write_all(&[1]).unwrap();
+    assert_eq!(read_exact(c, 4, T), [0, 0, 0, 0]);
+    c.write_all(&[1]).unwrap();
+    let init = read_exact(c, 24, T);
+    assert_eq!(&init[..4], &[2, 128, 1, 224], "640x480");
+    let name_len = u32::from_be_bytes(init[20..24].try_into().unwrap()) as usize;
+    assert_eq!(read_exact(c, name_len, T), b"rvirt (probed)");
+}
+
+/// A PPM (P6) of a blank 640x480 screen.
+fn assert_blank_ppm(path: &Path) {
+    let data = std::fs::read(path).unwrap();
+    let header = b"P6\n640 480\n255\n";
+    assert!(
+        data.starts_with(header),
+        "{:?}",
+        &data[..data.len().min(20)]
+    );
+    let pixels = &data[header.len()..];
+    assert_eq!(pixels.len(), 640 * 480 * 3);
+    assert!(pixels.iter().all(|&b| b == 0), "the screen is not blank");
+}
+
+/// `-vnc` under libvirt's `-sandbox`: the accept, refresh and client
+/// threads all filtered, vncdotool captures the screen, and a client
+/// passed with getfd and add_client over the monitor is served.
+fn vnc_under_the_sandbox(tcp: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vnc.sock");
+    let (vnc, server) = if tcp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        (
+            format!("127.0.0.1:{}", port - 5900),
+            format!("127.0.0.1::{port}"),
+        )
+    } else {
+        let path = sock.display().to_string();
+        (format!("unix:{path}"), path)
+    };
+    let mut vm = start(dir.path(), LIBVIRT_SANDBOX, None, &["-vnc", &vnc]);
+    wait_threads_and(&vm, &["vnc-accept", "vnc-refresh"]);
+    let pid = vm.pid();
+
+    // A client by descriptor: the monitor thread receives it (recvmsg,
+    // SCM_RIGHTS), the refresh thread starts its thread.
+    let mut monitor = connect_unix(&dir.path().join("qmp.sock"));
+    read_until(&mut monitor, "\"QMP\"", T);
+    qmp(&mut monitor, r#"{"execute":"qmp_capabilities"}"#, &[]);
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    use std::os::fd::AsFd;
+    qmp(
+        &mut monitor,
+        r#"{"execute":"getfd","arguments":{"fdname":"c1"}}"#,
+        &[theirs.as_fd()],
+    );
+    drop(theirs);
+    qmp(
+        &mut monitor,
+        r#"{"execute":"add_client","arguments":{"protocol":"vnc","fdname":"c1"}}"#,
+        &[],
+    );
+    handshake(&mut ours);
+    wait_threads_and(&vm, &["vnc-client-"]);
+    assert_all_filtered(pid);
+
+    // A real client over the listener while that one stays connected.
+    if let Some(script) = vncdotool_script() {
+        let shot = dir.path().join("shot.ppm");
+        let out = run(
+            Command::new("python3")
+                .arg(script)
+                .arg(&server)
+                .args(["capture", shot.to_str().unwrap()]),
+            T,
+        );
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+            "vncdotool: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            vm.describe()
+        );
+        assert_blank_ppm(&shot);
+    }
+    // The passed client is still served: a full update of the screen.
+    ours.write_all(&[3, 0, 0, 0, 0, 0, 2, 128, 1, 224]).unwrap();
+    let head = read_exact(&mut ours, 16, T);
+    assert_eq!(&head[..4], &[0, 0, 0, 1]);
+    read_exact(&mut ours, 640 * 480 * 4, T);
+    assert_all_filtered(pid);
+    assert!(vm.try_wait().is_none(), "{}", vm.describe());
+    vm.signal(libc::SIGTERM);
+    let st = vm.wait(Duration::from_secs(30));
+    assert!(st.success(), "{st:?}\n{}", vm.describe());
+}
+
+#[test]
+fn vnc_over_tcp_under_the_sandbox() {
+    vnc_under_the_sandbox(true);
+}
+
+#[test]
+fn vnc_over_a_unix_socket_under_the_sandbox() {
+    vnc_under_the_sandbox(false);
 }

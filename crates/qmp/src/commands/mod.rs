@@ -1,6 +1,7 @@
 //! The command table and dispatch.
 
 mod control;
+mod display;
 mod hmp;
 mod query;
 
@@ -10,14 +11,23 @@ use crate::error::QmpError;
 use serde_json::{Map, Value};
 
 pub(crate) use control::negotiate;
+pub(crate) use display::Fds;
 
 type Handler = fn(&dyn MonitorBackend, &Map<String, Value>) -> Result<Value, QmpError>;
+
+/// A handler that also sees the monitor's named file descriptors.
+type FdHandler = fn(&dyn MonitorBackend, &mut Fds, &Map<String, Value>) -> Result<Value, QmpError>;
+
+enum Run {
+    Plain(Handler),
+    WithFds(FdHandler),
+}
 
 /// One command: its name, its parameters in schema order, its handler.
 struct Command {
     name: &'static str,
     params: &'static [Param],
-    run: Handler,
+    run: Run,
 }
 
 const NO_PARAMS: &[Param] = &[];
@@ -29,127 +39,157 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "qmp_capabilities",
         params: CAPABILITIES_PARAMS,
-        run: control::already_negotiated,
+        run: Run::Plain(control::already_negotiated),
     },
     Command {
         name: "query-version",
         params: NO_PARAMS,
-        run: query::version,
+        run: Run::Plain(query::version),
     },
     Command {
         name: "query-commands",
         params: NO_PARAMS,
-        run: query::commands,
+        run: Run::Plain(query::commands),
     },
     Command {
         name: "query-status",
         params: NO_PARAMS,
-        run: query::status,
+        run: Run::Plain(query::status),
     },
     Command {
         name: "query-name",
         params: NO_PARAMS,
-        run: query::name,
+        run: Run::Plain(query::name),
     },
     Command {
         name: "query-uuid",
         params: NO_PARAMS,
-        run: query::uuid,
+        run: Run::Plain(query::uuid),
     },
     Command {
         name: "query-kvm",
         params: NO_PARAMS,
-        run: query::kvm,
+        run: Run::Plain(query::kvm),
     },
     Command {
         name: "query-cpus-fast",
         params: NO_PARAMS,
-        run: query::cpus_fast,
+        run: Run::Plain(query::cpus_fast),
     },
     Command {
         name: "query-chardev",
         params: NO_PARAMS,
-        run: query::chardev,
+        run: Run::Plain(query::chardev),
     },
     Command {
         name: "query-block",
         params: NO_PARAMS,
-        run: query::block,
+        run: Run::Plain(query::block),
     },
     Command {
         name: "query-blockstats",
         params: query::BLOCKSTATS_PARAMS,
-        run: query::blockstats,
+        run: Run::Plain(query::blockstats),
     },
     Command {
         name: "query-pci",
         params: NO_PARAMS,
-        run: query::pci,
+        run: Run::Plain(query::pci),
     },
     Command {
         name: "query-balloon",
         params: NO_PARAMS,
-        run: query::balloon,
+        run: Run::Plain(query::balloon),
     },
     Command {
         name: "query-cpu-definitions",
         params: NO_PARAMS,
-        run: query::cpu_definitions,
+        run: Run::Plain(query::cpu_definitions),
     },
     Command {
         name: "query-cpu-model-expansion",
         params: query::CPU_MODEL_EXPANSION_PARAMS,
-        run: query::cpu_model_expansion,
+        run: Run::Plain(query::cpu_model_expansion),
     },
     Command {
         name: "balloon",
         params: control::BALLOON_PARAMS,
-        run: control::balloon,
+        run: Run::Plain(control::balloon),
     },
     Command {
         name: "qom-get",
         params: control::QOM_GET_PARAMS,
-        run: control::qom_get,
+        run: Run::Plain(control::qom_get),
     },
     Command {
         name: "qom-set",
         params: control::QOM_SET_PARAMS,
-        run: control::qom_set,
+        run: Run::Plain(control::qom_set),
     },
     Command {
         name: "set_link",
         params: control::SET_LINK_PARAMS,
-        run: control::set_link,
+        run: Run::Plain(control::set_link),
+    },
+    Command {
+        name: "query-vnc",
+        params: NO_PARAMS,
+        run: Run::Plain(display::query_vnc),
+    },
+    Command {
+        name: "set_password",
+        params: display::SET_PASSWORD_PARAMS,
+        run: Run::Plain(display::set_password),
+    },
+    Command {
+        name: "expire_password",
+        params: display::EXPIRE_PASSWORD_PARAMS,
+        run: Run::Plain(display::expire_password),
+    },
+    Command {
+        name: "getfd",
+        params: display::GETFD_PARAMS,
+        run: Run::WithFds(display::getfd),
+    },
+    Command {
+        name: "closefd",
+        params: display::GETFD_PARAMS,
+        run: Run::WithFds(display::closefd),
+    },
+    Command {
+        name: "add_client",
+        params: display::ADD_CLIENT_PARAMS,
+        run: Run::WithFds(display::add_client),
     },
     Command {
         name: "stop",
         params: NO_PARAMS,
-        run: control::stop,
+        run: Run::Plain(control::stop),
     },
     Command {
         name: "cont",
         params: NO_PARAMS,
-        run: control::cont,
+        run: Run::Plain(control::cont),
     },
     Command {
         name: "system_reset",
         params: NO_PARAMS,
-        run: control::system_reset,
+        run: Run::Plain(control::system_reset),
     },
     Command {
         name: "system_powerdown",
         params: NO_PARAMS,
-        run: control::system_powerdown,
+        run: Run::Plain(control::system_powerdown),
     },
     Command {
         name: "quit",
         params: NO_PARAMS,
-        run: control::quit,
+        run: Run::Plain(control::quit),
     },
     Command {
         name: "human-monitor-command",
         params: hmp::PARAMS,
-        run: hmp::run,
+        run: Run::Plain(hmp::run),
     },
 ];
 
@@ -162,6 +202,7 @@ pub fn command_names() -> impl Iterator<Item = &'static str> {
 /// arguments, call the handler.
 pub(crate) fn dispatch(
     backend: &dyn MonitorBackend,
+    fds: &mut Fds,
     name: &str,
     args: &Map<String, Value>,
 ) -> Result<Value, QmpError> {
@@ -171,5 +212,8 @@ pub(crate) fn dispatch(
         .ok_or_else(|| QmpError::command_not_found(name))?;
     check(cmd.params, args)?;
     tracing::debug!(command = name, "QMP command");
-    (cmd.run)(backend, args)
+    match cmd.run {
+        Run::Plain(run) => run(backend, args),
+        Run::WithFds(run) => run(backend, fds, args),
+    }
 }

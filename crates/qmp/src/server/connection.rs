@@ -122,7 +122,12 @@ pub(crate) fn serve(stream: &Stream, shared: &Shared, label: &str) -> End {
             let _ = outbox.waker().read();
         }
         if poll::ready(&fds[2]) {
-            match stream.read(&mut buf) {
+            let mut passed = Vec::new();
+            let got = stream.read(&mut buf, &mut passed);
+            if !passed.is_empty() {
+                session.receive_fds(passed);
+            }
+            match got {
                 Ok(0) => eof = true,
                 Ok(n) => input.extend_from_slice(&buf[..n]),
                 Err(e) if is_transient(&e) => {}

@@ -50,9 +50,29 @@ impl Stream {
         }
     }
 
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads what arrived; descriptors passed with it (SCM_RIGHTS, for
+    /// `getfd`) are appended to `fds`.
+    pub(crate) fn read(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        use std::mem::MaybeUninit;
         match self {
-            Self::Socket(s) => (&*s).read(buf),
+            Self::Socket(s) => {
+                let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(8))];
+                let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+                let mut iov = [io::IoSliceMut::new(buf)];
+                let got = rustix::net::recvmsg(
+                    s,
+                    &mut iov,
+                    &mut cmsg,
+                    RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+                )?;
+                for msg in cmsg.drain() {
+                    if let RecvAncillaryMessage::ScmRights(passed) = msg {
+                        fds.extend(passed);
+                    }
+                }
+                Ok(got.bytes)
+            }
             Self::Pair { input, .. } => (&*input).read(buf),
         }
     }

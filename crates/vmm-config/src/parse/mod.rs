@@ -87,6 +87,7 @@ const WITH_ARG: &[&str] = &[
     "-pidfile",
     "-D",
     "-display",
+    "-vnc",
     "-realtime",
     "-overcommit",
     "-rtc",
@@ -145,6 +146,8 @@ pub fn usage() -> String {
          \x20 -device virtio-blk-device,drive=ID[,serial=S,write-cache=on|off]\n\
          \x20 -qmp unix:PATH,server=on,wait=off | stdio\n\
          \x20 -mon chardev=ID,mode=control[,pretty=on]\n\
+         \x20 -vnc [HOST]:DISPLAY|unix:PATH|none[,password=on,share=allow-exclusive|force-shared|ignore,\n\
+         \x20        to=DISPLAY,connections=N]  the VNC console (a blank 640x480 screen: no display device yet)\n\
          \x20 -S                                      start with the vCPUs stopped\n\
          \x20 -no-reboot                              exit instead of rebooting\n\
          \x20 -no-shutdown                            stop instead of exiting on guest power-off\n\
@@ -441,6 +444,7 @@ impl Builder {
                 }
                 o.finish()?;
             }
+            "-vnc" => self.cfg.vnc = Some(crate::vnc::parse_vnc(v)?),
             "-realtime" | "-overcommit" => {
                 let mut o = Opts::parse(opt, v, None)?;
                 if o.get_bool("mlock")? == Some(true) || o.get_bool("mem-lock")? == Some(true) {

@@ -42,6 +42,11 @@ pub enum Kind {
     Chardev,
     /// `blk-io*`: a disk's worker threads.
     BlockIo,
+    /// `vnc-accept`, `vnc-refresh`: the VNC server's accept and refresh
+    /// threads, which start the client threads.
+    Vnc,
+    /// `vnc-client-N`: one VNC client's socket.
+    VncClient,
     /// `signals`: sigwait.
     Signals,
     /// The child that drops the last reference to the VM after exit.
@@ -50,7 +55,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of [`Kind::index`].
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Start,
         Kind::Main,
         Kind::Vcpu,
@@ -58,6 +63,8 @@ impl Kind {
         Kind::Monitor,
         Kind::Chardev,
         Kind::BlockIo,
+        Kind::Vnc,
+        Kind::VncClient,
         Kind::Signals,
         Kind::Teardown,
     ];
@@ -75,6 +82,8 @@ impl Kind {
             Kind::Monitor => "monitor",
             Kind::Chardev => "chardev",
             Kind::BlockIo => "blk-io",
+            Kind::Vnc => "vnc",
+            Kind::VncClient => "vnc-client",
             Kind::Signals => "signals",
             Kind::Teardown => "teardown",
         }
@@ -213,6 +222,44 @@ const BLOCK_IO: &[Sysno] = &[
     Sysno::fallocate,
     Sysno::ioctl,
     Sysno::lseek,
+];
+
+/// The VNC server's accept and refresh threads (and, as they make the
+/// client threads, everything in [`VNC_CLIENT`]): accepting, polling the
+/// listener and the wake-up eventfds, and starting a client (its eventfd,
+/// FIONBIO on its socket, its peer's address, its thread; prctl and clone
+/// are narrowed below; clone3 passes this list to meet the process-wide
+/// filter's ENOSYS, as in `main`: a trap here would win over it, and
+/// glibc blocks every signal around clone3, so the trap would kill the
+/// process without its report; the new thread installs its own filter
+/// under this one: seccomp, which can only narrow).
+const VNC: &[Sysno] = &[
+    Sysno::clone3,
+    Sysno::seccomp,
+    Sysno::accept4,
+    Sysno::poll,
+    Sysno::ppoll,
+    Sysno::read,
+    Sysno::eventfd2,
+    Sysno::ioctl,
+    Sysno::getpeername,
+    Sysno::prctl,
+];
+
+/// A VNC client's thread: its non-blocking socket (recv and send are
+/// recvfrom and sendto), its wake-up eventfd, and shutting down its own or
+/// (taking exclusive access) another client's socket. It receives no
+/// descriptor and opens nothing: its challenge comes from getrandom.
+/// mremap: glibc's realloc of a large (mmap'd) block, its output queue and
+/// pixel buffers growing to a full frame.
+const VNC_CLIENT: &[Sysno] = &[
+    Sysno::mremap,
+    Sysno::recvfrom,
+    Sysno::sendto,
+    Sysno::poll,
+    Sysno::ppoll,
+    Sysno::read,
+    Sysno::shutdown,
 ];
 
 const SIGNALS: &[Sysno] = &[Sysno::rt_sigtimedwait];
@@ -366,7 +413,8 @@ fn list(kind: Kind, cfg: &SandboxConfig, runas: bool) -> Vec<Allow> {
     let mut calls: Vec<Sysno> = COMMON.to_vec();
     let own: &[&[Sysno]] = match kind {
         Kind::Start => &[
-            START, MAIN, VCPU, DEVICES, MONITOR, CHARDEV, BLOCK_IO, SIGNALS, TEARDOWN,
+            START, MAIN, VCPU, DEVICES, MONITOR, CHARDEV, BLOCK_IO, VNC, VNC_CLIENT, SIGNALS,
+            TEARDOWN,
         ],
         Kind::Main => &[MAIN, VCPU, DEVICES, SIGNALS],
         Kind::Vcpu => &[VCPU],
@@ -374,6 +422,10 @@ fn list(kind: Kind, cfg: &SandboxConfig, runas: bool) -> Vec<Allow> {
         Kind::Monitor => &[MONITOR],
         Kind::Chardev => &[CHARDEV],
         Kind::BlockIo => &[BLOCK_IO],
+        // Client threads start under the filters of the thread that makes
+        // them, so this one holds what they do.
+        Kind::Vnc => &[VNC, VNC_CLIENT],
+        Kind::VncClient => &[VNC_CLIENT],
         Kind::Signals => &[SIGNALS],
         Kind::Teardown => &[TEARDOWN],
     };
@@ -390,7 +442,8 @@ fn list(kind: Kind, cfg: &SandboxConfig, runas: bool) -> Vec<Allow> {
         calls.extend_from_slice(OBSOLETE);
     }
     let mut out: Vec<Allow> = calls.into_iter().map(Allow::Any).collect();
-    let creates_threads = matches!(kind, Kind::Start | Kind::Main);
+    // The VNC server starts a thread per client from its own threads.
+    let creates_threads = matches!(kind, Kind::Start | Kind::Main | Kind::Vnc);
     if cfg.spawn {
         out.extend(SPAWN.iter().map(|&s| Allow::Any(s)));
         if creates_threads {
@@ -414,13 +467,24 @@ fn list(kind: Kind, cfg: &SandboxConfig, runas: bool) -> Vec<Allow> {
 
 /// Narrows calls that take a choice of family or operation: sockets
 /// (UNIX only after start), prctl (naming threads, no_new_privs), tgkill
-/// (this process's threads only).
+/// (this process's threads only), the VNC server's ioctl (FIONBIO only).
 fn narrow(kind: Kind, allows: Vec<Allow>) -> Vec<Allow> {
     let pid = std::process::id() as u64;
     allows
         .into_iter()
         .map(|a| match a {
             Allow::Any(Sysno::tgkill) => Allow::If(Sysno::tgkill, vec![rule(vec![eq(0, pid)])]),
+            Allow::Any(Sysno::ioctl) if kind == Kind::Vnc => Allow::If(
+                Sysno::ioctl,
+                // The request number is an unsigned int.
+                vec![rule(vec![SeccompCondition::new(
+                    1,
+                    Len::Dword,
+                    Op::Eq,
+                    libc::FIONBIO,
+                )
+                .expect("valid seccomp condition")])],
+            ),
             Allow::Any(Sysno::prctl) if kind != Kind::Start => Allow::If(
                 Sysno::prctl,
                 [
@@ -570,6 +634,8 @@ mod tests {
                     "{} opens files",
                     kind.name()
                 );
+            }
+            if !matches!(kind, Kind::Start | Kind::Main | Kind::Vnc) {
                 assert!(
                     !calls.contains(&Sysno::clone),
                     "{} creates threads",
@@ -582,6 +648,35 @@ mod tests {
             let (_, n) = build(kind, &cfg, false).unwrap();
             println!("{:>9}: {n} calls", kind.name());
         }
+    }
+
+    #[test]
+    fn a_vnc_client_thread_only_talks_on_its_socket() {
+        let cfg = libvirt();
+        let client = allowed(Kind::VncClient, &cfg);
+        for not in [
+            Sysno::accept4,
+            Sysno::recvmsg,
+            Sysno::sendmsg,
+            Sysno::ioctl,
+            Sysno::clone,
+            Sysno::prctl,
+            Sysno::eventfd2,
+            Sysno::openat,
+        ] {
+            assert!(!client.contains(&not), "vnc-client allows {}", not.name());
+        }
+        // The server's threads: ioctl is FIONBIO only.
+        let server = narrow(Kind::Vnc, list(Kind::Vnc, &cfg, false));
+        assert!(server
+            .iter()
+            .any(|a| matches!(a, Allow::If(Sysno::ioctl, _))));
+        assert!(!server.iter().any(|a| matches!(a, Allow::Any(Sysno::ioctl))));
+        // The monitor creates no thread (add_client hands the descriptor to
+        // the VNC server's refresh thread) and receives passed descriptors.
+        let monitor = allowed(Kind::Monitor, &cfg);
+        assert!(!monitor.contains(&Sysno::clone));
+        assert!(monitor.contains(&Sysno::recvmsg));
     }
 
     #[test]

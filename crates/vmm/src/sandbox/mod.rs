@@ -150,6 +150,7 @@ impl Prepared {
         let (Some(cfg), Some(s)) = (self.sandbox, SANDBOX.get()) else {
             return Ok(());
         };
+        warm_malloc();
         sigsys::install().map_err(SandboxError::Sigsys)?;
         // Core dumps would write guest memory out; a process that is not
         // dumpable cannot be ptraced by another of the same user either.
@@ -164,6 +165,27 @@ impl Prepared {
             seccompiler::apply_filter(&s.clone3).map_err(|e| SandboxError::Install("clone3", e))?;
         }
         install(Kind::Start)
+    }
+}
+
+/// glibc's malloc opens /proc/sys/vm/overcommit_memory the first time any
+/// thread shrinks a thread arena's heap (and caches the answer for the
+/// process); once confined that open is a forbidden call, from whichever
+/// thread frees first (a VNC client thread freeing a frame's buffers ended
+/// the VMM this way). One arena is shrunk here, before any filter or
+/// Landlock, so that the answer is cached. Small blocks, because large ones
+/// would be mmap'd rather than taken from the thread's heap: freed, they
+/// leave a top over the 128 KiB trim threshold, which glibc gives back by
+/// shrinking the heap.
+fn warm_malloc() {
+    let warm = std::thread::Builder::new()
+        .name("malloc-warm".into())
+        .spawn(|| {
+            let blocks: Vec<Vec<u8>> = (0..1024).map(|_| vec![1u8; 1024]).collect();
+            drop(std::hint::black_box(blocks));
+        });
+    if let Ok(t) = warm {
+        let _ = t.join();
     }
 }
 
@@ -201,6 +223,12 @@ pub fn enter_monitor() {
 }
 pub fn enter_block_io() {
     enter(Kind::BlockIo)
+}
+pub fn enter_vnc(role: rvirt_vnc::ThreadRole) {
+    enter(match role {
+        rvirt_vnc::ThreadRole::Accept | rvirt_vnc::ThreadRole::Refresh => Kind::Vnc,
+        rvirt_vnc::ThreadRole::Client => Kind::VncClient,
+    })
 }
 
 /// The number of calls `kind` may make (for docs and tests).

@@ -4,7 +4,7 @@
 //! read (kernel, initrd, firmware, fw_cfg files, read-only disks, the
 //! entropy source), files written (disks, chardev files), directories a
 //! file or socket is created in (chardev files that may not exist yet,
-//! monitor sockets, the pid file), and the devices the VM needs (/dev/kvm,
+//! monitor sockets, a VNC unix socket, the pid file), and the devices the VM needs (/dev/kvm,
 //! /dev/net/tun for a tap by name, /dev/ptmx and /dev/pts for ptys).
 //! `/dev/fdset/N` names a descriptor, not a path, and needs no rule. With
 //! Landlock ABI 6 the process also may not signal a process outside its
@@ -142,6 +142,14 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
             VirtioConfig::Balloon(_) => {}
         }
     }
+    if let Some(rvirt_vmm_config::VncConfig {
+        listen: rvirt_vmm_config::VncListen::Unix(p),
+        ..
+    }) = &config.vnc
+    {
+        // Bound after the sandbox's start, a stale file replaced.
+        parent(&mut r, p);
+    }
     if let Some(p) = &config.pidfile {
         parent(&mut r, p);
     }
@@ -196,6 +204,8 @@ mod tests {
             "fd=3,set=1",
             "-serial",
             "pty",
+            "-vnc",
+            "unix:/run/vm/vnc.sock",
         ])
         .unwrap()
         {
@@ -208,6 +218,7 @@ mod tests {
         assert!(paths.contains(&Path::new("/srv/ro.img")));
         assert!(paths.contains(&Path::new("/dev/kvm")));
         assert!(paths.contains(&Path::new("/dev/ptmx")));
+        assert!(paths.contains(&Path::new("/run/vm")));
         assert!(!paths.iter().any(|p| p.starts_with("/dev/fdset")));
         let ro = r
             .iter()

@@ -6,7 +6,8 @@
 //! arms it for the VM named NAME (`-name guest=NAME`; `*` for any), so one
 //! daemon can start VMs each probing something else; SIGUSR1 (from the
 //! test) fires it. KIND is a thread kind (`main`,
-//! `vcpu`, `devices`, `monitor`, `chardev`, `blk-io`, `signals`); ACTION is
+//! `vcpu`, `devices`, `monitor`, `chardev`, `blk-io`, `vnc`, `vnc-client`,
+//! `signals`); ACTION is
 //! `open` (PATH, a host file outside the VM), `execve`, `ptrace`, `socket`
 //! (AF_INET) or `mount`. The main thread does it itself; any other kind
 //! gets SIGUSR2 and does it in the handler, on its own thread, under its

@@ -1,0 +1,175 @@
+//! The graphical console: rvirt-vnc's server on the listener `-vnc` names,
+//! its events on the QMP bus, and what the monitor asks of it.
+//!
+//! No display device exists yet, so the server shows a blank 640x480
+//! screen, as QEMU serves its "Guest has not initialized the display"
+//! screen when no device drew anything (without QEMU's text); the display
+//! devices will implement `rvirt_vnc::Framebuffer` and replace it.
+
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rvirt_qmp::{Event as QmpEvent, EventBus, QmpError, VncBasicInfo, VncInfo, VncServerInfo};
+use rvirt_vmm_config::{VncConfig, VncListen, VncShare};
+use rvirt_vnc::{AddrInfo, BlankFramebuffer, Event, NoInput, Options, SharePolicy, VncServer};
+
+/// Why `-vnc` could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum DisplayError {
+    #[error("cannot listen on {0}")]
+    Listen(String, #[source] std::io::Error),
+    #[error("no free port from {0} to {1}")]
+    NoFreePort(u16, u16, #[source] std::io::Error),
+    #[error("cannot start the VNC server")]
+    Start(#[source] std::io::Error),
+}
+
+/// The VNC server and what QMP reports of it.
+pub(crate) struct Display {
+    server: VncServer,
+    auth: &'static str,
+}
+
+fn basic(a: &AddrInfo) -> VncBasicInfo {
+    VncBasicInfo {
+        host: a.host.clone(),
+        service: a.service.clone(),
+        family: a.family.into(),
+        websocket: false,
+    }
+}
+
+fn listener(listen: &VncListen) -> Result<Option<OwnedFd>, DisplayError> {
+    match listen {
+        VncListen::None => Ok(None),
+        VncListen::Unix(path) => {
+            // As QEMU: a socket file left by an earlier run is replaced.
+            let _ = std::fs::remove_file(path);
+            let l = UnixListener::bind(path)
+                .map_err(|e| DisplayError::Listen(format!("unix:{}", path.display()), e))?;
+            Ok(Some(l.into()))
+        }
+        VncListen::Tcp { host, port, to } => {
+            // An empty host is every IPv4 address.
+            let host = if host.is_empty() {
+                "0.0.0.0"
+            } else {
+                host.as_str()
+            };
+            let last = to.unwrap_or(*port);
+            let mut err = None;
+            for p in *port..=last {
+                match TcpListener::bind((host, p)) {
+                    Ok(l) => return Ok(Some(l.into())),
+                    Err(e) => err = Some(e),
+                }
+            }
+            let e = err.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into());
+            match to {
+                Some(_) => Err(DisplayError::NoFreePort(*port, last, e)),
+                None => Err(DisplayError::Listen(format!("{host}:{port}"), e)),
+            }
+        }
+    }
+}
+
+impl Display {
+    /// Listens where `cfg` says and starts the server; its events go to
+    /// `bus` (only with a listener, as QEMU's).
+    pub(crate) fn start(
+        cfg: &VncConfig,
+        name: Option<&str>,
+        bus: EventBus,
+    ) -> Result<Arc<Self>, DisplayError> {
+        let listen = listener(&cfg.listen)?;
+        let auth = if cfg.password { "vnc" } else { "none" };
+        let options = Options {
+            share: match cfg.share {
+                VncShare::AllowExclusive => SharePolicy::AllowExclusive,
+                VncShare::ForceShared => SharePolicy::ForceShared,
+                VncShare::Ignore => SharePolicy::Ignore,
+            },
+            password_auth: cfg.password,
+            name: name.map_or_else(|| "rvirt".into(), |n| format!("rvirt ({n})")),
+            max_clients: cfg.connections as usize,
+            on_thread_start: Some(crate::sandbox::enter_vnc),
+            ..Options::default()
+        };
+        let server_info = move |a: AddrInfo| VncServerInfo {
+            addr: basic(&a),
+            auth: Some(auth.into()),
+        };
+        let events = Box::new(move |e: Event| {
+            let event = match e {
+                Event::Connected {
+                    server: Some(s),
+                    client,
+                } => QmpEvent::VncConnected {
+                    server: server_info(s),
+                    client: basic(&client),
+                },
+                Event::Initialized {
+                    server: Some(s),
+                    client,
+                } => QmpEvent::VncInitialized {
+                    server: server_info(s),
+                    client: basic(&client),
+                },
+                Event::Disconnected {
+                    server: Some(s),
+                    client,
+                } => QmpEvent::VncDisconnected {
+                    server: server_info(s),
+                    client: basic(&client),
+                },
+                _ => return,
+            };
+            bus.post(event);
+        });
+        let server = VncServer::new(
+            Arc::new(BlankFramebuffer::new(640, 480)),
+            Arc::new(NoInput),
+            options,
+            events,
+        )
+        .map_err(DisplayError::Start)?;
+        if let Some(fd) = listen {
+            let addr = server.listen(fd);
+            tracing::info!("vnc: listening on {addr}");
+        }
+        Ok(Arc::new(Self { server, auth }))
+    }
+
+    /// `query-vnc`.
+    pub(crate) fn info(&self) -> VncInfo {
+        let Some(l) = self.server.listening() else {
+            return VncInfo::default();
+        };
+        VncInfo {
+            enabled: true,
+            host: Some(l.host),
+            family: Some(l.family.into()),
+            service: Some(l.service),
+            auth: Some(self.auth.into()),
+            clients: Some(self.server.clients().iter().map(basic).collect()),
+        }
+    }
+
+    pub(crate) fn set_password(&self, password: &str) -> Result<(), QmpError> {
+        self.server
+            .set_password(password)
+            .map_err(|e| QmpError::generic(e.to_string()))
+    }
+
+    pub(crate) fn expire_password(&self, at: Option<u64>) {
+        self.server
+            .expire_password(at.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)));
+    }
+
+    pub(crate) fn add_client(&self, fd: OwnedFd, skipauth: bool) {
+        self.server.add_client(fd, skipauth);
+    }
+}
