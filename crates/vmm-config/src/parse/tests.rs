@@ -2,8 +2,8 @@ use super::*;
 use crate::disk::{Aio, Backing, Cache, FormatNode, Protocol, ProtocolNode};
 
 mod firmware;
-mod pci;
 mod netdev_user_stream;
+mod pci;
 mod virtio_net_console_balloon;
 
 fn run(args: &[&str]) -> VmConfig {

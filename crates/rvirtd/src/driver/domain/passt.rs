@@ -246,6 +246,7 @@ fn start(
         log: Some(log),
         env_remove: &["RVIRT_LOG"],
         jail,
+        env: &[],
     })
     .map_err(|e| failed(&crate::error_chain(&e)))?;
     let child = Arc::new(child);

@@ -139,6 +139,7 @@ pub fn probe(vmm: &Path, dir: &Path) -> Result<CpuFacts, ProbeError> {
         // and lives for the two questions it is asked. libvirt's QEMU
         // probe, too, runs outside any domain's confinement.
         jail: None,
+        env: &[],
     })
     .map_err(|e| ProbeError::Spawn(vmm.into(), e));
     let result = child.and_then(|child| {
