@@ -55,12 +55,33 @@ pub struct Qcow2 {
     storage: Arc<dyn DiskBackend>,
     cluster_size: u64,
     chain: Vec<Layer>,
+    /// The top image's held-back table writes (writable images).
+    anchors: Option<Arc<store::Anchors>>,
 }
 
 impl Qcow2 {
     /// The image file of the top layer.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// Writes imago's caches, then the table writes held back until they
+    /// were (see [`store::Anchors`]); nothing when none were.
+    fn settle(&self) -> io::Result<()> {
+        let Some(anchors) = &self.anchors else {
+            return self.top.flush();
+        };
+        let n = anchors.pending();
+        self.top.flush()?;
+        anchors.apply(&*self.storage, n)
+    }
+
+    /// [`Qcow2::settle`] when a table write is waiting.
+    fn settle_pending(&self) -> io::Result<()> {
+        match &self.anchors {
+            Some(a) if a.pending() > 0 => self.settle(),
+            _ => Ok(()),
+        }
     }
 
     /// Whether `storage` is the top image's file (not an external data
@@ -103,7 +124,7 @@ impl Format for Qcow2 {
     }
 
     fn flush(&self) -> io::Result<()> {
-        self.top.flush()
+        self.settle()
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -117,7 +138,9 @@ impl Format for Qcow2 {
         // mapping once imago's tables are written. An O_DSYNC file made
         // the writes durable already, but the tables may still be cached.
         if durable || self.storage.writes_through() {
-            self.top.flush()?;
+            self.settle()?;
+        } else {
+            self.settle_pending()?;
         }
         if durable {
             self.storage.flush()?;
@@ -157,6 +180,7 @@ impl Format for Qcow2 {
             at += n;
         }
         self.top.write_zeroes(offset, len)?;
+        self.settle_pending()?;
         for (offset, n) in host {
             // The clusters stay allocated (as zero clusters), so nothing
             // else is written there; the file may drop their blocks.
@@ -166,7 +190,8 @@ impl Format for Qcow2 {
     }
 
     fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.top.write_zeroes(offset, len)
+        self.top.write_zeroes(offset, len)?;
+        self.settle_pending()
     }
 
     fn chain(&self) -> Vec<Layer> {
@@ -179,7 +204,7 @@ impl Drop for Qcow2 {
     /// synced (the engines are gone by now: a `Disk` drops its engine
     /// first), so a VMM that ends by any orderly way leaves a clean image.
     fn drop(&mut self) {
-        if let Err(error) = self.top.flush().and_then(|()| self.storage.flush()) {
+        if let Err(error) = self.settle().and_then(|()| self.storage.flush()) {
             tracing::error!(path = %self.path.display(), %error, "cannot flush the qcow2 image");
         }
     }

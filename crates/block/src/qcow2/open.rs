@@ -22,6 +22,7 @@ use imago::qcow2::Qcow2 as ImagoQcow2;
 use imago::raw::Raw as ImagoRaw;
 use imago::{DenyImplicitOpenGate, FormatAccess, FormatDriverBuilder};
 
+use super::store::Anchors;
 use super::{Qcow2, Store};
 use crate::backend::DiskBackend;
 use crate::format::Layer;
@@ -84,7 +85,26 @@ pub(crate) fn open_qcow2(
     let (host, _) = open_host(&spec.path, opts, read_only, passed)?;
     let storage: Arc<dyn DiskBackend> = Arc::new(host);
     let mut chain = Vec::new();
-    let top = open_layer(spec, opts, passed, storage.clone(), !read_only, &mut chain)?;
+    // A writable qcow2 image's anchored writes wait for its refcounts
+    // (`Anchors`); an image too short for a header is left to imago to
+    // refuse.
+    let anchors = if read_only {
+        None
+    } else {
+        cluster_size(&*storage)
+            .and_then(|c| Anchors::new(&*storage, c))
+            .ok()
+            .map(Arc::new)
+    };
+    let top = open_layer(
+        spec,
+        opts,
+        passed,
+        storage.clone(),
+        !read_only,
+        anchors.clone(),
+        &mut chain,
+    )?;
     let cluster_size = chain.first().and_then(|l| l.cluster_size).unwrap_or(65536);
     if !read_only {
         // QEMU reads past a file's end as zeroes and may leave an image
@@ -104,6 +124,7 @@ pub(crate) fn open_qcow2(
         storage,
         cluster_size,
         chain,
+        anchors,
     })
 }
 
@@ -122,6 +143,7 @@ fn open_layer(
     passed: PassedFiles,
     host: Arc<dyn DiskBackend>,
     writable: bool,
+    anchors: Option<Arc<Anchors>>,
     chain: &mut Vec<Layer>,
 ) -> Result<FormatAccess<Store>, OpenError> {
     if chain.len() >= MAX_CHAIN {
@@ -129,7 +151,10 @@ fn open_layer(
             path: spec.path.clone(),
         });
     }
-    let store = Store::new(host.clone(), &spec.path);
+    let mut store = Store::new(host.clone(), &spec.path);
+    if let Some(a) = anchors {
+        store = store.anchored(a);
+    }
     let err = |e| format_error(&spec.path, e);
     match spec.format {
         ImageFormat::Raw => {
@@ -205,7 +230,7 @@ fn open_layer(
             };
             if let Some(b) = below {
                 let (file, _) = open_host(&b.path, opts, true, passed)?;
-                let lower = open_layer(&b, opts, passed, Arc::new(file), false, chain)?;
+                let lower = open_layer(&b, opts, passed, Arc::new(file), false, None, chain)?;
                 q.set_backing(Some(lower));
             }
             let access = FormatAccess::new(q);

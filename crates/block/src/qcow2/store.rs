@@ -11,7 +11,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use imago::io_buffers::{IoVector, IoVectorMut};
 use imago::storage::drivers::CommonStorageHelper;
@@ -24,6 +24,94 @@ pub struct Store {
     disk: Arc<dyn DiskBackend>,
     path: PathBuf,
     helper: CommonStorageHelper,
+    /// For a writable qcow2 image: the writes that wait for the refcounts.
+    anchors: Option<Arc<Anchors>>,
+}
+
+/// The qcow2 structures the header anchors (the header itself, the L1
+/// table, the refcount table) and the writes to them held back.
+///
+/// imago 0.2 keeps new refcounts in its refblock cache but writes an L1
+/// entry for a new L2 table (and a refcount table entry for a new
+/// refblock, and the header when a table moves) at once. A process killed
+/// in between (SIGKILL: nothing of the cache is written) leaves a table
+/// the image reaches whose cluster has refcount 0, which `qemu-img check`
+/// calls corruption, and a later allocation could reuse that cluster.
+/// QEMU writes the refcounts first. rvirt restores that order below imago:
+/// writes to these structures wait here until imago's caches have been
+/// written ([`Anchors::apply`], called by the format after imago's flush);
+/// reads see them meanwhile. Only writes that a guest's allocation makes
+/// wait, and only until the allocating request completes.
+pub struct Anchors {
+    state: Mutex<AnchorState>,
+    cluster_size: u64,
+}
+
+#[derive(Default)]
+struct AnchorState {
+    /// The L1 table and the refcount table, as (offset, bytes).
+    l1: (u64, u64),
+    rt: (u64, u64),
+    /// Held-back writes, in the order imago made them.
+    pending: Vec<(u64, crate::aligned::AlignedBuf)>,
+}
+
+/// Bytes of the header a write must miss to go straight through.
+const HEADER: u64 = 512;
+
+impl AnchorState {
+    /// Reads the tables' places from header bytes at file offset 0.
+    fn parse(&mut self, header: &[u8], cluster_size: u64) {
+        if header.len() < 60 {
+            return;
+        }
+        let be32 = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().unwrap()) as u64;
+        let be64 = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().unwrap());
+        self.l1 = (be64(40), be32(36) * 8);
+        self.rt = (be64(48), be32(56) * cluster_size);
+    }
+
+    fn anchored(&self, offset: u64, len: u64) -> bool {
+        let hits = |(at, n): (u64, u64)| offset < at + n && at < offset + len;
+        offset < HEADER || hits(self.l1) || hits(self.rt)
+    }
+}
+
+impl Anchors {
+    /// Reads the header of `disk` to learn where the tables are.
+    pub fn new(disk: &dyn DiskBackend, cluster_size: u64) -> io::Result<Self> {
+        let align = disk.alignment();
+        let mut buf =
+            crate::aligned::AlignedBuf::with_len(align.memory.max(1), align.offset.max(512));
+        disk.read_at(buf.as_mut_slice(), 0)?;
+        let mut state = AnchorState::default();
+        state.parse(buf.as_slice(), cluster_size);
+        Ok(Anchors {
+            state: Mutex::new(state),
+            cluster_size,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, AnchorState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes held back so far.
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Writes the first `n` held-back writes (those made before the caller
+    /// flushed imago's caches) to `disk`.
+    pub fn apply(&self, disk: &dyn DiskBackend, n: usize) -> io::Result<()> {
+        let mut state = self.lock();
+        let n = n.min(state.pending.len());
+        for (offset, buf) in &state.pending[..n] {
+            disk.write_at(buf.as_slice(), *offset)?;
+        }
+        state.pending.drain(..n);
+        Ok(())
+    }
 }
 
 impl Store {
@@ -32,7 +120,14 @@ impl Store {
             disk,
             path: path.to_path_buf(),
             helper: CommonStorageHelper::default(),
+            anchors: None,
         }
+    }
+
+    /// Holds back writes to the anchored structures (see [`Anchors`]).
+    pub fn anchored(mut self, anchors: Arc<Anchors>) -> Self {
+        self.anchors = Some(anchors);
+        self
     }
 
     /// The backend the engines use for the same file.
@@ -91,12 +186,51 @@ impl imago::Storage for Store {
     unsafe fn pure_readv(&self, bufv: IoVectorMut<'_>, offset: u64) -> io::Result<()> {
         // SAFETY: the iovecs point into `bufv`, alive for this whole call.
         let bufs = unsafe { bufs(bufv.as_iovec()) };
-        read_full(&*self.disk, &bufs, offset)
+        let Some(anchors) = &self.anchors else {
+            return read_full(&*self.disk, &bufs, offset);
+        };
+        let end = offset + crate::buf::total_len(&bufs);
+        let state = anchors.lock();
+        if !state
+            .pending
+            .iter()
+            .any(|(at, d)| offset < at + d.len() as u64 && *at < end)
+        {
+            // Nothing held back here: no lock for the read (a write held
+            // back meanwhile races with this read inside imago already).
+            drop(state);
+            return read_full(&*self.disk, &bufs, offset);
+        }
+        // Under the lock, so the held-back writes cannot land in between.
+        read_full(&*self.disk, &bufs, offset)?;
+        for (at, data) in &state.pending {
+            let from = offset.max(*at);
+            let to = end.min(at + data.len() as u64);
+            if from < to {
+                let src = &data.as_slice()[(from - at) as usize..(to - at) as usize];
+                crate::buf::scatter(&bufs, (from - offset) as usize, src);
+            }
+        }
+        Ok(())
     }
 
     unsafe fn pure_writev(&self, bufv: IoVector<'_>, offset: u64) -> io::Result<()> {
         // SAFETY: as in `pure_readv`; the backend only reads from them.
         let bufs = unsafe { bufs(bufv.as_iovec()) };
+        if let Some(anchors) = &self.anchors {
+            let len = crate::buf::total_len(&bufs);
+            let mut state = anchors.lock();
+            if state.anchored(offset, len) {
+                let mut data = crate::aligned::AlignedBuf::with_len(self.mem_align(), len as usize);
+                crate::buf::gather(&bufs, 0, data.as_mut_slice());
+                if offset == 0 {
+                    // A new header may move the tables.
+                    state.parse(data.as_slice(), anchors.cluster_size);
+                }
+                state.pending.push((offset, data));
+                return Ok(());
+            }
+        }
         self.disk.write_vectored_at(&bufs, offset, false)
     }
 
