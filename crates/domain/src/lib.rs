@@ -30,7 +30,8 @@ mod validate;
 pub mod xml;
 
 pub use argv::{
-    derive_argv, derive_argv_with, Argv, DeriveError, FdPlan, RuntimePaths, Unsupported,
+    backing_key, derive_argv, derive_argv_with, Argv, DeriveError, FdPlan, RuntimePaths,
+    Unsupported,
 };
 pub use error::{Error, Problem};
 pub use fill::{OsRandom, Random};

@@ -6,6 +6,8 @@
 
 mod blockdev;
 mod devices;
+
+pub use devices::backing_key;
 pub mod support;
 
 use std::fmt;
