@@ -541,3 +541,76 @@ fn a_loop_in_the_chain_is_refused() {
     let msg = chain(&open(&spec(&b, Backing::FromImage)).err().unwrap());
     assert!(msg.contains("backing chain longer"), "{msg}");
 }
+
+/// Found by the `qcow2_image` fuzz target: imago 0.2 allocates whatever
+/// has refcount 0, so a writable image must not leave its header or tables
+/// without one (imago would overwrite them, or recurse without end placing
+/// a refcount block at cluster 0). Such an image is refused for writing
+/// and still served read-only, where nothing is allocated.
+#[test]
+fn unreferenced_metadata_is_refused_for_writing() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let d = dir.path();
+    let be64 = |h: &[u8], at: usize| u64::from_be_bytes(h[at..at + 8].try_into().unwrap()) as usize;
+    // Each damage, then what the refusal names.
+    type Damage = fn(&mut Vec<u8>, usize, usize);
+    let cases: [(&str, Damage, &str); 3] = [
+        // No refcount block for the first clusters (the fuzzer's input:
+        // the block moved to the second entry).
+        (
+            "no-rb0.qcow2",
+            |h, rt, _| {
+                let e: [u8; 8] = h[rt..rt + 8].try_into().unwrap();
+                h[rt..rt + 8].fill(0);
+                h[rt + 8..rt + 16].copy_from_slice(&e);
+            },
+            "the header has refcount 0",
+        ),
+        // The header's refcount (16 bits, the first in the first block).
+        (
+            "header.qcow2",
+            |h, _, rb| h[rb..rb + 2].fill(0),
+            "the header has refcount 0",
+        ),
+        // The refcount table's own cluster.
+        (
+            "rt.qcow2",
+            |h, rt, rb| {
+                let i = rt / 512 * 2;
+                h[rb + i..rb + i + 2].fill(0)
+            },
+            "the refcount table has refcount 0",
+        ),
+    ];
+    for (name, damage, what) in cases {
+        let p = d.join(name);
+        qemu_img_ok(&[
+            "create",
+            "-f",
+            "qcow2",
+            "-o",
+            "cluster_size=512",
+            s(&p),
+            "1M",
+        ]);
+        let mut h = std::fs::read(&p).unwrap();
+        let rt = be64(&h, 48);
+        let rb = be64(&h, rt);
+        damage(&mut h, rt, rb);
+        std::fs::write(&p, h).unwrap();
+        let msg = chain(&open(&spec(&p, Backing::None)).err().unwrap());
+        assert!(msg.contains(name) && msg.contains(what), "{msg}");
+        let mut disk = open(&ImageSpec {
+            read_only: true,
+            ..spec(&p, Backing::None)
+        })
+        .unwrap();
+        let mut b = vec![1u8; 512];
+        let read = Op::Read {
+            offset: 0,
+            bufs: vec![buf(&mut b)],
+        };
+        run(&mut disk, vec![read]).pop().unwrap().unwrap();
+        assert!(b.iter().all(|&x| x == 0));
+    }
+}

@@ -30,6 +30,8 @@
 //!   flight on other threads still use, so rvirt discards by making the
 //!   clusters zero (`write_zeroes`, which keeps mappings valid) and then
 //!   giving the host space of whole clusters back to the file system.
+//! - Damage imago trusts: a writable image whose header or tables have
+//!   refcount 0 is refused at open (`check_metadata_refcounts`).
 //! - Errors naming the image; the chain as `query-block` shows it.
 
 mod open;

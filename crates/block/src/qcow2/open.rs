@@ -25,6 +25,7 @@ use imago::{DenyImplicitOpenGate, FormatAccess, FormatDriverBuilder};
 use super::store::Anchors;
 use super::{Qcow2, Store};
 use crate::backend::DiskBackend;
+use crate::buf::IoBuf;
 use crate::format::Layer;
 use crate::open::{open_host, OpenError, OpenOptions, PassedFiles};
 
@@ -187,6 +188,9 @@ fn open_layer(
                 .open(DenyImplicitOpenGate::default())
                 .map_err(err)?;
             let cluster_size = cluster_size(&*host).map_err(err)?;
+            if writable {
+                check_metadata_refcounts(&*host, cluster_size).map_err(err)?;
+            }
             if q.requires_external_data_file() {
                 return Err(OpenError::Feature {
                     path: spec.path.clone(),
@@ -266,4 +270,125 @@ fn cluster_size(host: &dyn DiskBackend) -> io::Result<u64> {
         ));
     }
     Ok(1 << bits)
+}
+
+/// Refuses a writable image whose header, L1 table or refcount table has
+/// no refcount.
+///
+/// imago 0.2 trusts the refcounts when it allocates: a cluster with
+/// refcount 0 is free, so a guest's write could land on the header (and
+/// with it a backing file name of the guest's choosing) or on a table.
+/// And an image whose refcount table has no block for the first clusters
+/// makes imago place a new refcount block at cluster 0, which the table
+/// cannot point to (offset 0 means "none"), so imago recurses until the
+/// stack overflows (found by the `qcow2_image` fuzz target). QEMU guards
+/// against both with its overlap checks; rvirt checks once at open that
+/// what the header anchors is allocated, which a consistent image always
+/// is (`qemu-img check -r all` repairs one that is not).
+fn check_metadata_refcounts(host: &dyn DiskBackend, cluster_size: u64) -> io::Result<()> {
+    let header = read_exact(host, 0, 104)?;
+    let be32 = |at: usize| -> u64 {
+        header
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap()).into())
+    };
+    let be64 = |at: usize| -> u64 {
+        header
+            .get(at..at + 8)
+            .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()))
+    };
+    let refcount_order = if be32(4) >= 3 && be32(100) >= 104 {
+        be32(96)
+    } else {
+        4
+    };
+    if refcount_order > 6 {
+        return Err(invalid(format!(
+            "refcount order {refcount_order} out of range (0 to 6)"
+        )));
+    }
+    let (rt, rt_clusters) = (be64(48), be32(56));
+    let (l1, l1_entries) = (be64(40), be32(36));
+    // QEMU's own limits (QCOW_MAX_REFTABLE_SIZE, QCOW_MAX_L1_SIZE): no
+    // image QEMU writes has larger tables, and they bound this check.
+    if rt_clusters * cluster_size > 8 << 20 {
+        return Err(invalid(format!(
+            "refcount table of {rt_clusters} clusters too large"
+        )));
+    }
+    if l1_entries * 8 > 32 << 20 {
+        return Err(invalid(format!(
+            "L1 table of {l1_entries} entries too large"
+        )));
+    }
+    let cluster_bits = cluster_size.trailing_zeros();
+    // Refcounts per refcount block, as a power of two.
+    let rb_bits = cluster_bits + 3 - refcount_order as u32;
+    let refcount = |offset: u64| -> io::Result<u64> {
+        let cluster = offset >> cluster_bits;
+        let entry = (cluster >> rb_bits)
+            .checked_mul(8)
+            .and_then(|e| e.checked_add(rt))
+            .and_then(|at| read_exact(host, at, 8).ok())
+            .ok_or_else(|| invalid(format!("no refcount table entry for offset {offset:#x}")))?;
+        let block = u64::from_be_bytes(entry[..8].try_into().unwrap()) & !0x1ff;
+        if block == 0 {
+            return Ok(0);
+        }
+        let index = cluster & ((1 << rb_bits) - 1);
+        let bit = index << refcount_order;
+        let width = 1u64 << refcount_order;
+        let bytes = block
+            .checked_add(bit / 8)
+            .and_then(|at| read_exact(host, at, width.div_ceil(8)).ok())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "refcount block at {block:#x} past the end of the file"
+                ))
+            })?;
+        Ok(if width < 8 {
+            // Narrow refcounts fill a byte from its low bits (QEMU's
+            // get_refcount_ro0..2).
+            u64::from(bytes[0] >> (bit % 8)) & ((1 << width) - 1)
+        } else {
+            bytes.iter().fold(0, |v, b| v << 8 | u64::from(*b))
+        })
+    };
+    let mut anchored = vec![("the header", 0)];
+    for i in 0..rt_clusters {
+        anchored.push(("the refcount table", rt.saturating_add(i * cluster_size)));
+    }
+    for i in 0..(l1_entries * 8).div_ceil(cluster_size) {
+        anchored.push(("the L1 table", l1.saturating_add(i * cluster_size)));
+    }
+    for (what, offset) in anchored {
+        if refcount(offset)? == 0 {
+            return Err(invalid(format!(
+                "{what} has refcount 0 at offset {offset:#x} (damaged image; qemu-img check -r all repairs it)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// `len` bytes at `offset`, read in whole aligned blocks (O_DIRECT).
+fn read_exact(host: &dyn DiskBackend, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let align = host.alignment();
+    let step = align.offset.max(1) as u64;
+    let start = offset / step * step;
+    let end = offset
+        .checked_add(len)
+        .and_then(|e| e.checked_next_multiple_of(step))
+        .ok_or_else(|| invalid(format!("offset {offset:#x} out of range")))?;
+    let mut buf = crate::aligned::AlignedBuf::with_len(align.memory.max(1), (end - start) as usize);
+    // Past the end reads as zeroes (an image may end inside a block).
+    // SAFETY: `buf` outlives the call that uses the IoBuf.
+    let io = [unsafe { IoBuf::new(buf.as_mut_ptr(), buf.len()) }];
+    super::store::read_full(host, &io, start)?;
+    let from = (offset - start) as usize;
+    Ok(buf.as_slice()[from..from + len as usize].to_vec())
 }

@@ -270,7 +270,7 @@ impl imago::Storage for Store {
 /// file as an error (a raw disk is exactly its file), so past the first
 /// short read this reads nothing more: a second read at an unaligned
 /// offset would be refused under O_DIRECT.
-fn read_full(disk: &dyn DiskBackend, bufs: &[IoBuf], offset: u64) -> io::Result<()> {
+pub(super) fn read_full(disk: &dyn DiskBackend, bufs: &[IoBuf], offset: u64) -> io::Result<()> {
     let Some(fd) = disk.raw_fd() else {
         return disk.read_vectored_at(bufs, offset);
     };
