@@ -386,24 +386,34 @@ fn sigkill_while_writing_leaves_no_corruption() {
     assert!(!text.contains("ERROR"), "{text}");
 }
 
+/// Every orderly end of a VMM writing: QMP quit, SIGTERM, SIGINT, and a
+/// reset under -no-reboot (the guest's own power-off and reset end the
+/// boots above, whose images are checked too).
 #[test]
-fn quit_and_sigterm_close_the_image_cleanly() {
-    for how in ["quit", "SIGTERM"] {
+fn quit_signals_and_reset_close_the_image_cleanly() {
+    for how in ["quit", "SIGTERM", "SIGINT", "system_reset"] {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let sock = dir.path().join("qmp.sock");
         let qmp = format!("unix:{},server=on,wait=off", sock.display());
-        let (mut vmm, img, log) = writer(dir.path(), &["-qmp", &qmp]);
+        let (mut vmm, img, log) = writer(dir.path(), &["-no-reboot", "-qmp", &qmp]);
         let c = qmp_connect(&sock, T);
         wait_file(&log, "PHASE seqwrite START", T, || vmm.describe());
         std::thread::sleep(Duration::from_millis(300));
-        if how == "quit" {
-            c.execute("quit", None).unwrap();
-        } else {
-            sigterm(&vmm);
+        match how {
+            "SIGTERM" => sigterm(&vmm),
+            "SIGINT" => vmm.signal(libc::SIGINT),
+            _ => {
+                c.execute(how, None).unwrap();
+            }
         }
         let status = vmm.wait(T);
         assert!(status.success(), "{how}: {status}");
         let (code, text) = check(&img);
         assert_eq!(code, 0, "{how}: {text}");
+        // The guest's writes are there: the image is not empty.
+        let map: Value =
+            serde_json::from_str(&qemu_img_ok(&["map", "--output=json", s(&img)])).unwrap();
+        let data = map.as_array().unwrap().iter().any(|e| e["data"] == true);
+        assert!(data, "{how}: nothing written: {map}");
     }
 }
