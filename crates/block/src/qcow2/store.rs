@@ -125,7 +125,7 @@ impl Store {
     }
 
     /// Holds back writes to the anchored structures (see [`Anchors`]).
-    pub fn anchored(mut self, anchors: Arc<Anchors>) -> Self {
+    pub(crate) fn anchored(mut self, anchors: Arc<Anchors>) -> Self {
         self.anchors = Some(anchors);
         self
     }
