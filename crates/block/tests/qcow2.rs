@@ -554,7 +554,13 @@ fn unreferenced_metadata_is_refused_for_writing() {
     let be64 = |h: &[u8], at: usize| u64::from_be_bytes(h[at..at + 8].try_into().unwrap()) as usize;
     // Each damage, then what the refusal names.
     type Damage = fn(&mut Vec<u8>, usize, usize);
-    let cases: [(&str, Damage, &str); 3] = [
+    let cases: [(&str, Damage, &str); 4] = [
+        // A refcount table of no clusters (the fuzzer's second input).
+        (
+            "no-rt.qcow2",
+            |h, _, _| h[56..60].fill(0),
+            "the header has refcount 0",
+        ),
         // No refcount block for the first clusters (the fuzzer's input:
         // the block moved to the second entry).
         (

@@ -326,6 +326,10 @@ fn check_metadata_refcounts(host: &dyn DiskBackend, cluster_size: u64) -> io::Re
     let rb_bits = cluster_bits + 3 - refcount_order as u32;
     let refcount = |offset: u64| -> io::Result<u64> {
         let cluster = offset >> cluster_bits;
+        if (cluster >> rb_bits) >= rt_clusters << (cluster_bits - 3) {
+            // Past the refcount table's end: no refcount block.
+            return Ok(0);
+        }
         let entry = (cluster >> rb_bits)
             .checked_mul(8)
             .and_then(|e| e.checked_add(rt))
