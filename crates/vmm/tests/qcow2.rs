@@ -210,6 +210,62 @@ fn a_guest_reads_the_base_through_an_overlay_and_writes_only_the_overlay() {
     }
 }
 
+/// Under libvirt's `-sandbox` (seccomp per thread kind, Landlock on the
+/// files the command line names): imago's metadata I/O and allocating
+/// writes pass the `devices` and `blk-io` filters on every engine, and
+/// the chain is within Landlock's rules, named as nodes or only in the
+/// overlay's header.
+#[test]
+fn a_chain_works_under_the_sandbox() {
+    const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+    for aio in ["threads", "io_uring"] {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let (base, top) = chain(dir.path());
+        let before = std::fs::read(&base).unwrap();
+        let cache = format!(r#""aio":"{aio}","#);
+        let nodes: Vec<String> = libvirt_nodes(&base, &top, &cache)
+            .into_iter()
+            // "aio" belongs to the file nodes only.
+            .map(|n| {
+                if n.contains(r#""driver":"qcow2""#) {
+                    n.replace(&cache, "")
+                } else {
+                    n
+                }
+            })
+            .collect();
+        let mut args: Vec<&str> = vec!["-no-reboot", "-sandbox", SANDBOX];
+        args.extend(nodes.iter().map(String::as_str));
+        args.extend([
+            "-device",
+            r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#,
+        ]);
+        let run = boot(Guest::Virtio, &args);
+        assert_overlay_took_the_write(&run.stdout, &base, &top, &before);
+
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let (base, top) = chain(dir.path());
+        let before = std::fs::read(&base).unwrap();
+        let drive = format!(
+            "file={},format=qcow2,if=none,id=d0,aio={aio},cache=none",
+            top.display()
+        );
+        let run = boot(
+            Guest::Virtio,
+            &[
+                "-no-reboot",
+                "-sandbox",
+                SANDBOX,
+                "-drive",
+                &drive,
+                "-device",
+                "virtio-blk-device,drive=d0",
+            ],
+        );
+        assert_overlay_took_the_write(&run.stdout, &base, &top, &before);
+    }
+}
+
 /// `-blockdev` with `backing: null` opens nothing but the image: the base
 /// can be gone, the guest reads zeroes where the base had data.
 #[test]
