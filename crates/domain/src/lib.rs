@@ -30,8 +30,8 @@ mod validate;
 pub mod xml;
 
 pub use argv::{
-    backing_key, derive_argv, derive_argv_with, Argv, DeriveError, FdPlan, RuntimePaths,
-    Unsupported,
+    backing_key, backing_paths, derive_argv, derive_argv_with, Argv, DeriveError, FdPlan,
+    RuntimePaths, Unsupported,
 };
 pub use error::{Error, Problem};
 pub use fill::{OsRandom, Random};

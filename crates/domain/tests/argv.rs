@@ -483,3 +483,54 @@ fn passed_files_are_fd_sets_and_a_confining_daemon_gets_libvirts_sandbox() {
     assert!(values(&plain.args, "-sandbox").is_empty());
     assert_eq!(values(&plain.args, "-D"), ["/run/rvirt/f/vmm.log"]);
 }
+
+/// A confining daemon passes every image of a chain: each file node names
+/// its own fd set, the `-add-fd` right before it; the keys are
+/// `backing_key`'s, the paths `backing_paths`' (top down).
+#[test]
+fn a_daemons_fd_plan_passes_every_image_of_a_chain() {
+    let chain = "<backingStore type='file' index='1'>
+        <format type='qcow2'/><source file='/mid.qcow2'/>
+        <backingStore type='file' index='2'>
+          <format type='raw'/><source file='/base.raw'/><backingStore/>
+        </backingStore>
+      </backingStore>";
+    let mut d = Domain::from_xml(&with_backing(chain)).unwrap();
+    d.fill_in();
+    let disk = &d.devices.disks[0];
+    assert_eq!(
+        rvirt_domain::backing_paths(disk),
+        ["/mid.qcow2", "/base.raw"]
+    );
+    let plan = rvirt_domain::FdPlan {
+        files: [
+            ("vda".to_string(), 5),
+            (rvirt_domain::backing_key("vda", 1), 6),
+            (rvirt_domain::backing_key("vda", 2), 7),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let a =
+        rvirt_domain::derive_argv_with(&d, &RuntimePaths::in_dir("/run/rvirt/c"), &plan).unwrap();
+    // Deepest first, as the nodes.
+    assert_eq!(
+        values(&a.args, "-add-fd"),
+        ["set=0,fd=7", "set=1,fd=6", "set=2,fd=5"]
+    );
+    let files: Vec<serde_json::Value> = values(&a.args, "-blockdev")
+        .iter()
+        .map(|v| serde_json::from_str::<serde_json::Value>(v).unwrap())
+        .filter(|n| n.get("filename").is_some())
+        .collect();
+    let names: Vec<&str> = files
+        .iter()
+        .map(|n| n["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/dev/fdset/0", "/dev/fdset/1", "/dev/fdset/2"]);
+    for (i, a2) in a.args.iter().enumerate() {
+        if a2 == "-add-fd" {
+            assert_eq!(a.args[i + 2], "-blockdev", "{:?}", a.args);
+        }
+    }
+}

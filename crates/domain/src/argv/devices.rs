@@ -162,6 +162,16 @@ fn chain(d: &Disk) -> Result<Chain, (u32, String)> {
     })
 }
 
+/// The images below disk `d`'s own that its definition names
+/// (`<backingStore>`), top down: the `k`-th is opened read-only by the VMM
+/// under [`backing_key`]`(target, k + 1)`. Empty when the chain is refused
+/// (the derivation says why).
+pub fn backing_paths(d: &Disk) -> Vec<String> {
+    chain(d)
+        .map(|c| c.below.into_iter().map(|b| b.path).collect())
+        .unwrap_or_default()
+}
+
 /// The [`super::FdPlan::files`] key of the image `depth` levels below the
 /// disk `target`'s own (`vda[1]` is the backing image of `vda`'s).
 pub fn backing_key(target: &str, depth: usize) -> String {

@@ -7,7 +7,7 @@
 mod blockdev;
 mod devices;
 
-pub use devices::backing_key;
+pub use devices::{backing_key, backing_paths};
 pub mod support;
 
 use std::fmt;

@@ -81,6 +81,11 @@ pub struct Options<'a> {
 /// Derives `def`'s command line (validation first), makes its taps, binds
 /// its monitor and starts `vmm` with both passed.
 pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Started, RemoteError> {
+    let filled = match o.confine {
+        Some(_) => confine::fill_chains(def)?,
+        None => None,
+    };
+    let def = filled.as_ref().unwrap_or(def);
     let plain = derive_argv(def, paths).map_err(|e| {
         RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
     })?;
