@@ -161,6 +161,12 @@ def main():
     ap.add_argument("--qemu", required=True)
     ap.add_argument("--guest", required=True)
     ap.add_argument("--image", required=True, help="raw image (in tmpfs)")
+    ap.add_argument("--format", default="raw", choices=["raw", "qcow2"],
+                    help="qcow2: a new image (qemu-img create, --prealloc) before every run, "
+                    "so each VMM's writes allocate alike")
+    ap.add_argument("--prealloc", default="off", choices=["off", "metadata"],
+                    help="qcow2 preallocation= of the images made for each run")
+    ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--n", type=int, default=20000)
@@ -191,7 +197,7 @@ def main():
         return ["-M", machine, "-enable-kvm", "-cpu", "qemu64,-pni",
                 "-m", "128", "-nodefaults", "-no-reboot", "-display", "none",
                 "-serial", "stdio",
-                "-drive", f"file={a.image},format=raw,if=none,id=d0,cache={cache},aio={a.aio}",
+                "-drive", f"file={a.image},format={a.format},if=none,id=d0,cache={cache},aio={a.aio}",
                 "-device", device,
                 "-kernel", a.guest,
                 "-append", f"blkbench.n={a.n} blkbench.qd={qd} {pci} {a.extra_append}".strip()]
@@ -215,6 +221,17 @@ def main():
         vmms[name] = (lambda path: lambda cache, qd: [path] + common(cache, qd))(path)
         expected_status[name] = 0
         extra.append(name)
+    def run(argv):
+        if a.format == "qcow2":
+            # A fresh image for every run: after one run its clusters are
+            # allocated, and the next VMM would measure a different thing.
+            if os.path.exists(a.image):
+                os.unlink(a.image)
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                            f"preallocation={a.prealloc}", a.image, f"{a.size_mib}M"],
+                           check=True)
+        return run_once(argv, a.timeout, a.nice)
+
     cases = [(c, int(q)) for c in a.cache.split(",") for q in a.qd.split(",")]
     samples = {f"{c}/qd{q}": {v: [] for v in vmms} for c, q in cases}
     problems = []
@@ -222,7 +239,7 @@ def main():
     for _ in range(a.warmup):
         for c, q in cases:
             for v, mk in vmms.items():
-                run_once(mk(c, q), a.timeout, a.nice)
+                run(mk(c, q))
 
     for i in range(a.rounds):
         names = list(vmms)
@@ -232,7 +249,7 @@ def main():
         for c, q in cases:
             key = f"{c}/qd{q}"
             for v in order:
-                r = run_once(vmms[v](c, q), a.timeout, a.nice)
+                r = run(vmms[v](c, q))
                 r["phases"] = parse(r, a.n)
                 r["round"] = i
                 samples[key][v].append(r)
@@ -254,6 +271,7 @@ def main():
     print()
     print(f"virtio-blk{'-pci on pc' if a.pci else ' on microvm'}, 4 KiB requests, N={a.n} per phase, median of {a.rounds} rounds "
           f"(host-timed serial markers); image {a.image}"
+          + (f" (qcow2, fresh each run, preallocation={a.prealloc})" if a.format == "qcow2" else "")
           + (f"; both VMMs at nice {a.nice}" if a.nice else ""))
     print("ratio = median rvirt / median QEMU; paired = median over rounds of the "
           "round's rvirt/QEMU (scored);\ntsc = QEMU/rvirt guest TSC cycles (medians); "

@@ -17,6 +17,8 @@
 #   CACHE=writeback     cache= modes, comma-separated (e.g. writeback,none)
 #   AIO=threads         aio= for both VMMs
 #   SIZE_MIB=256        image size; IMAGE=/dev/shm/... to choose its path
+#   FORMAT=raw          or qcow2: a new image (64 KiB clusters) made with
+#                       qemu-img before every run, PREALLOC=off|metadata
 #   APPEND=             more guest command line (blkbench.event_idx=1,
 #                       blkbench.irq=1, blkbench.flush=0, blkbench.ring3=0)
 #   NICE=-10            nice value for both VMMs (as root; 0 = off): on this
@@ -80,14 +82,14 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
 if [ -n "${RVIRT_VMM:-}" ]; then COMMIT="binary $RVIRT_VMM (tree at $COMMIT)"; fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $ROUNDS rounds, N=$N, QD=$QD, cache=$CACHE, aio=$AIO, nice $NICE" >&2
+echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $ROUNDS rounds, N=$N, QD=$QD, cache=$CACHE, aio=$AIO, format=${FORMAT:-raw} (prealloc ${PREALLOC:-off}), nice $NICE" >&2
 ALSO_ARGS=()
 for x in ${ALSO:-}; do ALSO_ARGS+=(--also "$x"); done
 status=0
 python3 "$ROOT/bench/virtio/bench.py" \
   --rvirt "$RVIRT" --qemu "$QEMU_BIN" --guest "$GUEST" --image "$IMAGE" \
   --rounds "$ROUNDS" --warmup "$WARMUP" --n "$N" --qd "$QD" --cache "$CACHE" \
-  --aio "$AIO" --nice "$NICE" --extra-append "${APPEND:-}" --commit "$COMMIT" ${ALSO_ARGS[@]+"${ALSO_ARGS[@]}"} \
+  --aio "$AIO" --format "${FORMAT:-raw}" --prealloc "${PREALLOC:-off}" --size-mib "$SIZE_MIB" --nice "$NICE" --extra-append "${APPEND:-}" --commit "$COMMIT" ${ALSO_ARGS[@]+"${ALSO_ARGS[@]}"} \
   ${PCI:+--pci} \
   --json "$ROOT/bench/results/virtio-$STAMP.json" || status=$?
 

@@ -79,6 +79,12 @@ impl<T: Send + 'static> Disk<T> {
         self.format.is_empty()
     }
 
+    /// The image and the images below it, top first (empty for a raw
+    /// image, which is just its file).
+    pub fn chain(&self) -> Vec<crate::format::Layer> {
+        self.format.chain()
+    }
+
     /// The storage requests end up in.
     pub fn backend(&self) -> &Arc<dyn DiskBackend> {
         self.format.storage()

@@ -35,6 +35,7 @@ mod disk;
 mod engine;
 mod format;
 mod open;
+mod qcow2;
 mod request;
 mod stats;
 
@@ -45,7 +46,11 @@ pub use disk::{Disk, DEFAULT_BOUND};
 pub use engine::merge::{MAX_BYTES as MERGE_MAX_BYTES, MAX_IOV as MERGE_MAX_IOV};
 pub use engine::threads::on_worker_start;
 pub use engine::{BOUNCE_MAX, WORKERS};
-pub use format::{Format, Mapping, Raw};
-pub use open::{in_memory, probe_alignment, AioMode, HostDisk, OpenError, OpenOptions};
+pub use format::{Format, Layer, Mapping, Raw};
+pub use open::{
+    in_memory, no_passed_files, probe_alignment, AioMode, HostDisk, OpenError, OpenOptions,
+    PassedFiles,
+};
+pub use qcow2::{Backing, ImageFormat, ImageSpec, Qcow2, Store, MAX_CHAIN};
 pub use request::{Done, IoKind, Op, Range, Request};
 pub use stats::{Stats, StatsSnapshot};

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use crate::backend::{Alignment, DiskBackend, RawFile};
 use crate::buf::IoBuf;
 use crate::disk::Disk;
-use crate::format::Raw;
+use crate::format::{Format, Raw};
+use crate::qcow2::{Backing, ImageFormat, ImageSpec};
 
 /// The engine that runs a disk's requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,6 +91,30 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// imago refused the image (a feature it does not support: dirty
+    /// after a crash, zstd compression, extended L2 entries; or damage);
+    /// its message names what.
+    #[error("'{}'", path.display())]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("'{}': qcow2 images with {feature} are not supported", path.display())]
+    Feature {
+        path: PathBuf,
+        feature: &'static str,
+    },
+    #[error("'{}': backing file '{backing}' has {}; name the backing image on the command line, or set it with qemu-img rebase -F", path.display(), match format { Some(f) => format!("unknown format '{f}'"), None => "no format in the image header (rvirt does not probe backing files)".into() })]
+    BackingFormat {
+        path: PathBuf,
+        backing: String,
+        format: Option<String>,
+    },
+    #[error("'{}': backing chain longer than {} images", path.display(), crate::qcow2::MAX_CHAIN)]
+    ChainTooLong { path: PathBuf },
+    #[error("'{}': a raw image has no backing image", path.display())]
+    RawBacking { path: PathBuf },
     #[error("'{}': cannot start the disk I/O threads", path.display())]
     Threads {
         path: PathBuf,
@@ -261,81 +286,179 @@ pub fn in_memory(file: &File) -> bool {
     [libc::TMPFS_MAGIC, RAMFS_MAGIC, libc::HUGETLBFS_MAGIC].contains(&kind)
 }
 
+/// The descriptors a confining parent opened and passed for some paths
+/// (`/dev/fdset/N`): `passed(path, write)` is the file for `path`, opened
+/// for writing when `write`, or `None` for a path this process opens
+/// itself. Every image of a chain goes through it, so a parent that
+/// passes them all keeps the VMM from opening any file by name.
+pub type PassedFiles<'a> = &'a dyn Fn(&Path, bool) -> Option<io::Result<File>>;
+
+/// No passed descriptors: every path is opened.
+pub fn no_passed_files(_: &Path, _: bool) -> Option<io::Result<File>> {
+    None
+}
+
+/// Opens the file at `path` as `opts` say (read-only when `read_only`),
+/// or takes the one passed for it, with the policies on top; says whether
+/// it lives in memory.
+pub(crate) fn open_host(
+    path: &Path,
+    opts: &OpenOptions,
+    read_only: bool,
+    passed: PassedFiles,
+) -> Result<(HostDisk, bool), OpenError> {
+    let path_buf = || path.to_path_buf();
+    let file = match passed(path, !read_only) {
+        Some(file) => {
+            let file = file.map_err(|source| OpenError::Open {
+                path: path_buf(),
+                source,
+            })?;
+            adopt(file, path, opts, read_only)?
+        }
+        None => open_path(path, opts, read_only)?,
+    };
+    let memory = in_memory(&file);
+    let host =
+        HostDisk::new(file, opts.discard, opts.no_flush).map_err(|source| OpenError::Open {
+            path: path_buf(),
+            source,
+        })?;
+    Ok((host, memory))
+}
+
+fn open_path(path: &Path, opts: &OpenOptions, read_only: bool) -> Result<File, OpenError> {
+    let mut flags = 0;
+    if opts.direct {
+        flags |= libc::O_DIRECT;
+    }
+    // Every write durable when it completes, unless durability is
+    // not wanted at all.
+    if !opts.write_cache && !opts.no_flush && !read_only {
+        flags |= libc::O_DSYNC;
+    }
+    FsOpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|source| {
+            if opts.direct && source.raw_os_error() == Some(libc::EINVAL) {
+                OpenError::NoDirectIo {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                OpenError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })
+}
+
+/// Sets up `file`, which someone else opened: O_DIRECT is turned on if
+/// `opts` asks for it; a writable file that must write through needs
+/// O_DSYNC already (it cannot be added later).
+fn adopt(file: File, path: &Path, opts: &OpenOptions, read_only: bool) -> Result<File, OpenError> {
+    let path_buf = || path.to_path_buf();
+    let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| OpenError::Open {
+        path: path_buf(),
+        source: e.into(),
+    })?;
+    if opts.direct && !flags.contains(rustix::fs::OFlags::DIRECT) {
+        rustix::fs::fcntl_setfl(&file, flags | rustix::fs::OFlags::DIRECT).map_err(|e| {
+            if e == rustix::io::Errno::INVAL {
+                OpenError::NoDirectIo { path: path_buf() }
+            } else {
+                OpenError::Open {
+                    path: path_buf(),
+                    source: e.into(),
+                }
+            }
+        })?;
+    }
+    // rustix's OFlags::DSYNC is O_SYNC's value; the bit is O_DSYNC's.
+    let dsync = flags.bits() & libc::O_DSYNC as u32 != 0;
+    if !opts.write_cache && !opts.no_flush && !read_only && !dsync {
+        return Err(OpenError::Open {
+            path: path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a disk without a write cache needs a descriptor opened with O_DSYNC",
+            ),
+        });
+    }
+    Ok(file)
+}
+
 impl<T: Send + 'static> Disk<T> {
     /// Opens the raw image at `path` as `opts` says.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
-        let path_buf = || path.to_path_buf();
-        let mut flags = 0;
-        if opts.direct {
-            flags |= libc::O_DIRECT;
-        }
-        // Every write durable when it completes, unless durability is
-        // not wanted at all.
-        if !opts.write_cache && !opts.no_flush {
-            flags |= libc::O_DSYNC;
-        }
-        let file = FsOpenOptions::new()
-            .read(true)
-            .write(!opts.read_only)
-            .custom_flags(flags)
-            .open(path)
-            .map_err(|source| {
-                if opts.direct && source.raw_os_error() == Some(libc::EINVAL) {
-                    OpenError::NoDirectIo { path: path_buf() }
-                } else {
-                    OpenError::Open {
-                        path: path_buf(),
-                        source,
-                    }
-                }
-            })?;
-        Self::from_file(file, path, opts)
+        Self::open_raw(path, opts, &no_passed_files)
     }
 
-    /// Sets up the image `file` that someone else opened (a descriptor a
-    /// confining parent passed): O_DIRECT is turned on if `opts` asks for
-    /// it; a file that must write through needs O_DSYNC already (it cannot
-    /// be added later). `path` names it in errors.
+    fn open_raw(path: &Path, opts: &OpenOptions, passed: PassedFiles) -> Result<Self, OpenError> {
+        let (host, memory) = open_host(path, opts, opts.read_only, passed)?;
+        let format: Arc<dyn Format> = Arc::new(Raw::new(Arc::new(host)));
+        Self::with_opened(path, format, memory, opts)
+    }
+
+    /// Sets up the raw image `file` that someone else opened (a descriptor
+    /// a confining parent passed): O_DIRECT is turned on if `opts` asks
+    /// for it; a file that must write through needs O_DSYNC already (it
+    /// cannot be added later). `path` names it in errors.
     pub fn from_file(file: File, path: &Path, opts: &OpenOptions) -> Result<Self, OpenError> {
-        let path_buf = || path.to_path_buf();
-        let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| OpenError::Open {
-            path: path_buf(),
-            source: e.into(),
-        })?;
-        if opts.direct && !flags.contains(rustix::fs::OFlags::DIRECT) {
-            rustix::fs::fcntl_setfl(&file, flags | rustix::fs::OFlags::DIRECT).map_err(|e| {
-                if e == rustix::io::Errno::INVAL {
-                    OpenError::NoDirectIo { path: path_buf() }
-                } else {
-                    OpenError::Open {
-                        path: path_buf(),
-                        source: e.into(),
-                    }
+        let file = std::cell::Cell::new(Some(file));
+        let passed = |_: &Path, _: bool| file.take().map(Ok);
+        Self::open_raw(path, opts, &passed)
+    }
+
+    /// Opens the image `spec` describes (raw or qcow2, with its backing
+    /// chain) as `opts` says.
+    pub fn open_image(spec: &ImageSpec, opts: &OpenOptions) -> Result<Self, OpenError> {
+        Self::open_image_with(spec, opts, &no_passed_files)
+    }
+
+    /// [`Disk::open_image`], with the files `passed` gives for their
+    /// paths instead of opening them.
+    pub fn open_image_with(
+        spec: &ImageSpec,
+        opts: &OpenOptions,
+        passed: PassedFiles,
+    ) -> Result<Self, OpenError> {
+        let opts = OpenOptions {
+            read_only: opts.read_only || spec.read_only,
+            ..*opts
+        };
+        match spec.format {
+            ImageFormat::Raw => {
+                if let Backing::Image(_) = spec.backing {
+                    return Err(OpenError::RawBacking {
+                        path: spec.path.clone(),
+                    });
                 }
-            })?;
+                Self::open_raw(&spec.path, &opts, passed)
+            }
+            ImageFormat::Qcow2 => {
+                let q = crate::qcow2::open_qcow2(spec, &opts, passed)?;
+                let memory = q.storage().raw_fd().is_some_and(fd_in_memory);
+                Self::with_opened(&spec.path, Arc::new(q), memory, &opts)
+            }
         }
-        // rustix's OFlags::DSYNC is O_SYNC's value; the bit is O_DSYNC's.
-        let dsync = flags.bits() & libc::O_DSYNC as u32 != 0;
-        if !opts.write_cache && !opts.no_flush && !dsync {
-            return Err(OpenError::Open {
-                path: path_buf(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "a disk without a write cache needs a descriptor opened with O_DSYNC",
-                ),
-            });
-        }
-        let aio = if opts.aio == AioMode::Threads && in_memory(&file) {
+    }
+
+    fn with_opened(
+        path: &Path,
+        format: Arc<dyn Format>,
+        memory: bool,
+        opts: &OpenOptions,
+    ) -> Result<Self, OpenError> {
+        let path_buf = || path.to_path_buf();
+        let aio = if opts.aio == AioMode::Threads && memory {
             AioMode::Sync
         } else {
             opts.aio
         };
-        let host =
-            HostDisk::new(file, opts.discard, opts.no_flush).map_err(|source| OpenError::Open {
-                path: path_buf(),
-                source,
-            })?;
-        let format = Arc::new(Raw::new(Arc::new(host)));
         let mut disk =
             Disk::with_format(format, aio, opts.queue_bound).map_err(|source| match aio {
                 AioMode::IoUring => OpenError::IoUring {
@@ -350,4 +473,13 @@ impl<T: Send + 'static> Disk<T> {
         disk.set_write_cache(opts.write_cache);
         Ok(disk)
     }
+}
+
+/// [`in_memory`] for a descriptor.
+fn fd_in_memory(fd: RawFd) -> bool {
+    // SAFETY: the descriptor belongs to an open image that outlives this
+    // call; ManuallyDrop keeps the borrowed File from closing it.
+    let file =
+        std::mem::ManuallyDrop::new(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    in_memory(&file)
 }

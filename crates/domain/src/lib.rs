@@ -32,8 +32,8 @@ mod validate;
 pub mod xml;
 
 pub use argv::{
-    derive_argv, derive_argv_with, Argv, DeriveError, FdPlan, PasstRequest, RuntimePaths,
-    Unsupported,
+    backing_key, backing_paths, derive_argv, derive_argv_with, Argv, DeriveError, FdPlan,
+    PasstRequest, RuntimePaths, Unsupported,
 };
 pub use error::{Error, Problem};
 pub use fill::{OsRandom, Random};

@@ -160,15 +160,102 @@ fn devices_the_guest_needs_are_refused_all_at_once() {
 }
 
 #[test]
-fn qcow2_network_disks_and_direct_nics_are_refused() {
+fn vmdk_network_disks_and_direct_nics_are_refused() {
     let xml = MICROVM
-        .replace("type='raw'", "type='qcow2'")
+        .replace("type='raw'", "type='vmdk'")
         .replace("<interface type='ethernet'>", "<interface type='direct'>");
     let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
         panic!()
     };
-    assert!(list[0].reason.contains("qcow2"));
+    assert!(list[0].reason.contains("vmdk"));
     assert!(list[1].reason.contains("tap backends"));
+}
+
+/// The disk of [`MICROVM`] as qcow2 with `store` as its `<backingStore>`.
+fn with_backing(store: &str) -> String {
+    MICROVM.replace("type='raw'", "type='qcow2'").replace(
+        "<source file='/img,1.raw'/>",
+        &format!("<source file='/top.qcow2'/>{store}"),
+    )
+}
+
+fn blockdevs(xml: &str) -> Vec<serde_json::Value> {
+    values(&derive(xml).unwrap().args, "-blockdev")
+        .iter()
+        .map(|v| serde_json::from_str(v).unwrap())
+        .collect()
+}
+
+#[test]
+fn qcow2_backing_chains_as_libvirt_writes_them() {
+    // No <backingStore>: the header's chain, no "backing" key (libvirt's
+    // argv when it has not probed the image).
+    let b = blockdevs(&with_backing(""));
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[1]["driver"], "qcow2");
+    assert!(b[1].get("backing").is_none(), "{}", b[1]);
+    // <backingStore/>: nothing below.
+    let b = blockdevs(&with_backing("<backingStore/>"));
+    assert_eq!(b[1]["backing"], serde_json::Value::Null);
+    // Two deep: base (raw) under mid (qcow2) under the disk; backing
+    // nodes first, read-only, numbered down the chain.
+    let chain = "<backingStore type='file' index='1'>
+        <format type='qcow2'/><source file='/mid.qcow2'/>
+        <backingStore type='file' index='2'>
+          <format type='raw'/><source file='/base.raw'/><backingStore/>
+        </backingStore>
+      </backingStore>";
+    let b = blockdevs(&with_backing(chain));
+    let names: Vec<&str> = b.iter().map(|n| n["node-name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "libvirt-1-storage",
+            "libvirt-1-format",
+            "libvirt-2-storage",
+            "libvirt-2-format",
+            "libvirt-3-storage",
+            "libvirt-3-format"
+        ]
+    );
+    assert_eq!(b[0]["filename"], "/base.raw");
+    assert_eq!(b[1]["driver"], "raw");
+    assert_eq!(b[1]["read-only"], true);
+    assert!(b[1].get("backing").is_none(), "raw has no backing key");
+    assert_eq!(b[2]["filename"], "/mid.qcow2");
+    assert_eq!(b[3]["backing"], "libvirt-1-format");
+    assert_eq!(b[3]["read-only"], true);
+    assert_eq!(b[4]["filename"], "/top.qcow2");
+    assert_eq!(b[5]["backing"], "libvirt-2-format");
+    assert_eq!(b[5]["read-only"], true, "the MICROVM disk is <readonly/>");
+    let argv = derive(&with_backing(chain)).unwrap();
+    let dev = values(&argv.args, "-device");
+    assert!(dev
+        .iter()
+        .any(|d| d.contains(r#""drive":"libvirt-3-format""#)));
+
+    // A backing store without a format is refused with its line.
+    let bad = with_backing("<backingStore type='file'><source file='/b'/></backingStore>");
+    let Err(DeriveError::Unsupported(list)) = derive(&bad) else {
+        panic!()
+    };
+    assert!(list[0].reason.contains("no <format type>"), "{}", list[0]);
+    assert!(list[0].line > 0);
+    // And a raw disk with something below it.
+    let raw = with_backing(chain).replace("type='qcow2'/>\n", "");
+    let raw = raw.replacen(
+        "<driver name='qemu' type='qcow2'",
+        "<driver name='qemu' type='raw'",
+        1,
+    );
+    let Err(DeriveError::Unsupported(list)) = derive(&raw) else {
+        panic!()
+    };
+    assert!(
+        list[0].reason.contains("raw image has no backing"),
+        "{}",
+        list[0]
+    );
 }
 
 #[test]
@@ -494,4 +581,55 @@ fn passed_files_are_fd_sets_and_a_confining_daemon_gets_libvirts_sandbox() {
     assert!(values(&plain.args, "-add-fd").is_empty());
     assert!(values(&plain.args, "-sandbox").is_empty());
     assert_eq!(values(&plain.args, "-D"), ["/run/rvirt/f/vmm.log"]);
+}
+
+/// A confining daemon passes every image of a chain: each file node names
+/// its own fd set, the `-add-fd` right before it; the keys are
+/// `backing_key`'s, the paths `backing_paths`' (top down).
+#[test]
+fn a_daemons_fd_plan_passes_every_image_of_a_chain() {
+    let chain = "<backingStore type='file' index='1'>
+        <format type='qcow2'/><source file='/mid.qcow2'/>
+        <backingStore type='file' index='2'>
+          <format type='raw'/><source file='/base.raw'/><backingStore/>
+        </backingStore>
+      </backingStore>";
+    let mut d = Domain::from_xml(&with_backing(chain)).unwrap();
+    d.fill_in();
+    let disk = &d.devices.disks[0];
+    assert_eq!(
+        rvirt_domain::backing_paths(disk),
+        ["/mid.qcow2", "/base.raw"]
+    );
+    let plan = rvirt_domain::FdPlan {
+        files: [
+            ("vda".to_string(), 5),
+            (rvirt_domain::backing_key("vda", 1), 6),
+            (rvirt_domain::backing_key("vda", 2), 7),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let a =
+        rvirt_domain::derive_argv_with(&d, &RuntimePaths::in_dir("/run/rvirt/c"), &plan).unwrap();
+    // Deepest first, as the nodes.
+    assert_eq!(
+        values(&a.args, "-add-fd"),
+        ["set=0,fd=7", "set=1,fd=6", "set=2,fd=5"]
+    );
+    let files: Vec<serde_json::Value> = values(&a.args, "-blockdev")
+        .iter()
+        .map(|v| serde_json::from_str::<serde_json::Value>(v).unwrap())
+        .filter(|n| n.get("filename").is_some())
+        .collect();
+    let names: Vec<&str> = files
+        .iter()
+        .map(|n| n["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/dev/fdset/0", "/dev/fdset/1", "/dev/fdset/2"]);
+    for (i, a2) in a.args.iter().enumerate() {
+        if a2 == "-add-fd" {
+            assert_eq!(a.args[i + 2], "-blockdev", "{:?}", a.args);
+        }
+    }
 }

@@ -224,15 +224,26 @@ pub struct ChardevInfo {
 }
 
 /// The medium in a block device (QAPI `BlockDeviceInfo`, the fields libvirt
-/// reads).
+/// reads). QEMU spells its keys with underscores, except `node-name`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub struct BlockDeviceInfo {
     /// Image file name.
     pub file: String,
     /// Node name in the block graph.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(rename = "node-name", skip_serializing_if = "Option::is_none", default)]
     pub node_name: Option<String>,
+    /// The backing file the image's header names.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backing_file: Option<String>,
+    /// Images below this one.
+    #[serde(default)]
+    pub backing_file_depth: u32,
+    /// The image and the chain below it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub image: Option<ImageInfo>,
+    /// The cache mode in effect.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cache: Option<BlockdevCacheInfo>,
     /// Read-only.
     pub ro: bool,
     /// Format driver, e.g. `raw` or `qcow2`.
@@ -255,6 +266,48 @@ pub struct BlockDeviceInfo {
     pub iops_wr: i64,
     /// Write threshold in bytes, zero when unset.
     pub write_threshold: i64,
+}
+
+/// QAPI `BlockdevCacheInfo`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevCacheInfo {
+    /// The guest sees a volatile write cache.
+    pub writeback: bool,
+    /// O_DIRECT.
+    pub direct: bool,
+    /// Flushes are ignored.
+    pub no_flush: bool,
+}
+
+/// QAPI `ImageInfo`: one image of a chain, `backing-image` the next one
+/// down.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageInfo {
+    pub filename: String,
+    /// `raw` or `qcow2`.
+    pub format: String,
+    /// Whether the image was not closed cleanly (`Some` for qcow2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dirty_flag: Option<bool>,
+    /// Bytes the file takes on the host.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub actual_size: Option<u64>,
+    pub virtual_size: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cluster_size: Option<u64>,
+    /// The backing file as the header names it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backing_filename: Option<String>,
+    /// The same, resolved against the image's directory.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub full_backing_filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backing_filename_format: Option<String>,
+    /// The image below, when it is open.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backing_image: Option<Box<ImageInfo>>,
 }
 
 /// One entry of `query-block`.

@@ -20,10 +20,11 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use rvirt_domain::model::{Chardev, Disk, Domain, Interface};
+use rvirt_domain::xml::Element;
 use rvirt_domain::{derive_argv, DeriveError, RuntimePaths};
 use rvirt_vmm_config::{
-    parse, Action, Aio, ChardevBackend, DiskConfig, Netdev, StreamAddr, StreamNetdev, TapSource,
-    UserNetdev, VirtioConfig, VmConfig,
+    parse, Action, Aio, Backing, ChardevBackend, DiskConfig, FormatNode, ImageFormat, Netdev,
+    StreamAddr, StreamNetdev, TapSource, UserNetdev, VirtioConfig, VmConfig,
 };
 
 thread_local! {
@@ -127,6 +128,46 @@ fn check_disk(name: &str, d: &Disk, c: &DiskConfig) {
     let unmap = drv.and_then(|x| x.discard.as_deref()) == Some("unmap");
     same!(c.discard(), unmap, "{what}: discard");
     same!(c.serial, d.serial, "{what}: serial");
+    check_chain(&what, d.backing_store.as_ref(), &c.image);
+}
+
+/// `<backingStore>` as libvirt means it: absent, the image's header names
+/// the chain (the VMM follows it); empty, nothing below; otherwise the
+/// image below, read-only, with its own `<backingStore>`.
+fn check_chain(what: &str, store: Option<&Element>, node: &FormatNode) {
+    match (store, &node.backing) {
+        (None, Backing::FromImage) => {}
+        (Some(e), Backing::None) if e.attr("type").is_none() => {}
+        (Some(e), Backing::Node(below)) if e.attr("type").is_some() => {
+            let file = e
+                .child("source")
+                .and_then(|s| s.attr("file").or_else(|| s.attr("dev")));
+            same!(
+                Some(below.path().to_string_lossy().as_ref()),
+                file,
+                "{what}: backing file"
+            );
+            let format = e.child("format").and_then(|f| f.attr("type"));
+            same!(
+                Some(below.format.as_str()),
+                format,
+                "{what}: backing format"
+            );
+            same!(below.read_only(), true, "{what}: backing image read-only");
+            if below.format == ImageFormat::Raw {
+                same!(below.backing, Backing::FromImage, "{what}: below raw");
+            } else {
+                check_chain(what, e.child("backingStore"), below);
+            }
+        }
+        (store, backing) => {
+            let msg = format!(
+                "{what}: backing chain: VMM has {backing:?}, the definition has {:?}",
+                store.map(|e| e.attr("type"))
+            );
+            FOUND.with(|f| f.borrow_mut().push(msg));
+        }
+    }
 }
 
 fn check_nic(name: &str, dom: &str, i: usize, iface: &Interface, v: &VirtioConfig) {
@@ -458,4 +499,30 @@ fn every_fixture_that_derives_means_the_same_to_the_vmm() {
         found.join("\n")
     );
     assert!(derived >= 30, "only {derived} fixtures derive");
+}
+
+/// The qcow2 fixture with `<backingStore>` chains as libvirt writes them
+/// (an explicit chain two deep ending in `<backingStore/>`, one ending
+/// where the header takes over, and an empty one), through the same
+/// comparison.
+#[test]
+fn backing_chains_mean_the_same_to_the_vmm() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/tests/fixtures/dx-disk-backing.xml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let source = "<source file='/var/lib/rvirt-fx/a.qcow2'/>";
+    assert!(text.contains(source));
+    let chains = [
+        "<backingStore type='file' index='1'><format type='qcow2'/><source file='/var/lib/rvirt-fx/b.qcow2'/><backingStore type='file' index='2'><format type='raw'/><source file='/var/lib/rvirt-fx/c.raw'/><backingStore/></backingStore></backingStore>",
+        "<backingStore type='file' index='1'><format type='qcow2'/><source file='/var/lib/rvirt-fx/b.qcow2'/></backingStore>",
+        "<backingStore type='block' index='1'><format type='qcow2'/><source dev='/dev/vg/base'/><backingStore/></backingStore>",
+        "<backingStore/>",
+    ];
+    for (i, chain) in chains.iter().enumerate() {
+        let xml = text.replace(source, &format!("{source}{chain}"));
+        let mut dom = Domain::from_xml(&xml).unwrap();
+        assert!(check(&format!("chain {i}"), &mut dom), "chain {i} refused");
+    }
+    let found = FOUND.with(|f| f.take());
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }

@@ -3,7 +3,8 @@
 //! every thread, a root holding only what it needs, its own cgroup; files
 //! it writes given to its user and given back however the VM ends; a
 //! forbidden call crashes the domain and its log names the call; one VM
-//! cannot reach another's disk. Through the real virsh.
+//! cannot reach another's disk; a qcow2 overlay and its base are passed by
+//! descriptor and left clean. Through the real virsh.
 
 mod common;
 
@@ -479,4 +480,196 @@ fn a_shared_read_only_image_stays_read_only_and_keeps_its_owner() {
     d.ok(&["destroy", "ro1"]);
     d.ok(&["destroy", "ro2"]);
     assert_eq!(owner(&shared), (4321, 4321, 0o444));
+}
+
+/// 64 KiB of a pattern no two sectors share (the virtio guest reads its
+/// first 4 KiB and writes sector 9).
+fn pattern() -> Vec<u8> {
+    (0..65536u32)
+        .map(|i| (i.wrapping_mul(31) + i / 512) as u8)
+        .collect()
+}
+
+fn qemu_img(args: &[&str]) -> (i32, String) {
+    let out = rvirt_testkit::run(
+        std::process::Command::new("qemu-img").args(args),
+        Duration::from_secs(30),
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The virtio guest on a qcow2 overlay over `base` (its format `fmt`),
+/// the chain named in `<backingStore>` as libvirt writes it; the guest
+/// waits for the power button once done with the disk.
+fn qcow2_xml(name: &str, top: &Path, base: &Path, fmt: &str) -> String {
+    format!(
+        "<domain type='kvm'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='microvm'>hvm</type>
+    <kernel>{}</kernel>
+    <cmdline>console=ttyS0 virtio.hold=1</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model></cpu>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{}'/>
+      <backingStore type='file'>
+        <format type='{fmt}'/>
+        <source file='{}'/>
+        <backingStore/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='stdio'><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        Guest::Virtio.path().display(),
+        top.display(),
+        base.display()
+    )
+}
+
+#[test]
+fn a_qcow2_overlay_and_its_base_are_passed_by_descriptor_and_stay_clean() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let d = Rvirtd::start();
+    // A qcow2 base ended by `virsh destroy`, a raw one by `virsh shutdown`;
+    // then a chain only the overlay's header names (rvirtd reads it, as
+    // libvirt does, and passes the base too).
+    for (name, fmt, end, named) in [
+        ("q1", "qcow2", "destroy", true),
+        ("q2", "raw", "shutdown", true),
+        ("q3", "qcow2", "shutdown", false),
+    ] {
+        let raw = d.root().join(format!("{name}-data.raw"));
+        std::fs::write(&raw, pattern()).unwrap();
+        let base = d.root().join(format!("{name}-base.{fmt}"));
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let (code, out) = qemu_img(&["convert", "-O", fmt, &s(&raw), &s(&base)]);
+        assert_eq!(code, 0, "{out}");
+        // The base stays its owner's and read-only.
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let base_before = std::fs::read(&base).unwrap();
+        let top = d.root().join(format!("{name}-top.qcow2"));
+        let (code, out) = qemu_img(&[
+            "create",
+            "-f",
+            "qcow2",
+            "-o",
+            "cluster_size=4096",
+            "-b",
+            &s(&base),
+            "-F",
+            fmt,
+            &s(&top),
+        ]);
+        assert_eq!(code, 0, "{out}");
+        let mut text = qcow2_xml(name, &top, &base, fmt);
+        if !named {
+            let (a, b) = (
+                text.find("      <backingStore").unwrap(),
+                text.find("      <target").unwrap(),
+            );
+            text.replace_range(a..b, "");
+        }
+        let f = d.xml_file(&format!("{name}.xml"), &text);
+        d.ok(&["define", &f]);
+        d.ok(&["start", name]);
+        rvirt_testkit::wait_for(
+            "the guest to finish with its disk",
+            Duration::from_secs(60),
+            || d.log(name).contains("VIRTIO_HOLD"),
+        );
+        let log = d.log(name);
+        let sum = format!("{:#010x}", rvirt_test_guests::fnv1a32(&pattern()[..4096]));
+        assert!(
+            log.contains(&format!("BLK_READ_FNV1A32 {sum}")),
+            "the base's data through the overlay: {log}"
+        );
+        for ok in [
+            "BLK_READ_STATUS 0",
+            "BLK_WRITE_STATUS 0",
+            "BLK_FLUSH_STATUS 0",
+        ] {
+            assert!(log.contains(ok), "{ok}: {log}");
+        }
+        // Both images came by descriptor: the VMM's command line names
+        // neither, and it holds the base read-only.
+        let pid = pid(&d, name);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(!cmdline.contains(&s(&base)), "{cmdline}");
+        assert!(!cmdline.contains(&s(&top)), "{cmdline}");
+        assert_eq!(cmdline.matches("/dev/fdset/").count(), 2, "{cmdline}");
+        let mut base_fds = 0;
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            if std::fs::read_link(e.path()).is_ok_and(|t| t == base) {
+                let fd = e.file_name().to_string_lossy().into_owned();
+                let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap();
+                let flags = u32::from_str_radix(&field(&info, "flags:"), 8).unwrap();
+                assert_eq!(flags & libc::O_ACCMODE as u32, libc::O_RDONLY as u32);
+                base_fds += 1;
+            }
+        }
+        assert!(base_fds > 0, "the VMM does not hold {}", base.display());
+
+        if end == "destroy" {
+            d.ok(&["destroy", name]);
+        } else {
+            d.ok(&["shutdown", name]);
+            d.wait_state(name, "shut off (shutdown)");
+            assert!(d.log(name).contains("VIRTIO_POWERBTN"), "{}", d.log(name));
+        }
+        // Clean, the write in the overlay, the rest still below, the base
+        // untouched.
+        let (code, out) = qemu_img(&["check", &s(&top)]);
+        assert_eq!(code, 0, "after {end}: {out}");
+        let mut want = pattern();
+        for (i, b) in want[9 * 512..10 * 512].iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        let expect = d.root().join(format!("{name}-expect.raw"));
+        std::fs::write(&expect, want).unwrap();
+        let (code, out) = qemu_img(&["compare", "-f", "qcow2", "-F", "raw", &s(&top), &s(&expect)]);
+        assert_eq!(code, 0, "after {end}: {out}");
+        let (_, map) = qemu_img(&["map", "--output=json", &s(&top)]);
+        let map: serde_json::Value = serde_json::from_str(&map).unwrap();
+        let depth_at = |off: u64| {
+            map.as_array()
+                .unwrap()
+                .iter()
+                .find(|e| {
+                    let start = e["start"].as_u64().unwrap();
+                    start <= off && off < start + e["length"].as_u64().unwrap()
+                })
+                .map(|e| e["depth"].as_u64().unwrap())
+        };
+        assert_eq!(depth_at(9 * 512), Some(0), "{map}");
+        assert_eq!(depth_at(65536 - 512), Some(1), "{map}");
+        assert!(
+            std::fs::read(&base).unwrap() == base_before,
+            "the base changed"
+        );
+    }
 }

@@ -17,12 +17,15 @@
  *     zero, then waits for the target to drop and deflates. With
  *     virtio.balloon_stats=1 it also sends statistics on the statsq and
  *     sends them again whenever the device gives the buffer back.
- * With virtio.hold=1 on the command line it halts after the last device
- * instead of powering off, so the host can look at the VM while it runs.
+ * With virtio.hold=1 on the command line it waits after the last device
+ * for the ACPI power button (halts, without ACPI) instead of powering off,
+ * so the host can look at the VM while it runs and then shut it down.
  * The README's "virtio" section lists the exact output. */
 #include "rt/rt.h"
 #include "rt/fnv.h"
 #include "rt/virtio_mmio.h"
+
+#define PWRBTN (1u << 8)
 
 #define QSZ 8
 #define NQ 3
@@ -619,6 +622,16 @@ void pvh_main(const struct hvm_start_info *si)
 	printf("VIRTIO_DEVICES %d\n", found);
 	if (hold) {
 		printf("VIRTIO_HOLD\n");
-		halt_forever();
+		/* Until the ACPI power button (a host's clean shutdown), then
+		 * power off; without ACPI, for ever. */
+		u64 fadt = acpi_find_table("FACP");
+		u16 evt = fadt ? (u16)rd32(fadt + 56) : 0;
+		if (!evt)
+			halt_forever();
+		outw(evt + rd8(fadt + 88) / 2, PWRBTN);
+		while (!(inw(evt) & PWRBTN))
+			pit_sleep_ms(20);
+		outw(evt, PWRBTN);
+		printf("VIRTIO_POWERBTN\n");
 	}
 }

@@ -71,6 +71,7 @@ pub const CACHE_MODES: &[&str] = &["none", "writeback", "writethrough", "directs
 pub enum ImageFormat {
     #[default]
     Raw,
+    Qcow2,
 }
 
 impl ImageFormat {
@@ -78,6 +79,7 @@ impl ImageFormat {
     pub fn as_str(self) -> &'static str {
         match self {
             ImageFormat::Raw => "raw",
+            ImageFormat::Qcow2 => "qcow2",
         }
     }
 }
@@ -119,12 +121,16 @@ pub struct ProtocolNode {
 /// Where a format node's backing chain comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Backing {
-    /// Not given: the image's own header names it (qcow2); raw has none.
+    /// Not given: the image's own header names it (qcow2, as QEMU does
+    /// for `-drive` and for `-blockdev` without `backing`; the block layer
+    /// follows it only when the header also names the format); raw has
+    /// none.
     #[default]
     FromImage,
-    /// `"backing": null`: no backing file, whatever the header says.
+    /// `"backing": null`: no backing file, whatever the header says
+    /// (libvirt's way: it names every image of a chain itself).
     None,
-    /// `"backing": "NODE"`: that format node.
+    /// `"backing": "NODE"`: that format node, read-only.
     Node(Box<FormatNode>),
 }
 
@@ -149,6 +155,14 @@ impl FormatNode {
     /// The image file or device.
     pub fn path(&self) -> &Path {
         &self.file.filename
+    }
+
+    /// The format node below this one, if the command line named one.
+    pub fn backing_node(&self) -> Option<&FormatNode> {
+        match &self.backing {
+            Backing::Node(n) => Some(n),
+            Backing::FromImage | Backing::None => None,
+        }
     }
 
     /// Whether writes are refused: either node being read-only is enough.

@@ -8,10 +8,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rvirt_block::{AioMode, OpenError, OpenOptions, Stats};
-use rvirt_qmp::{BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, FileNodeStats};
+use rvirt_block::{AioMode, ImageSpec, Layer, OpenError, OpenOptions, Stats};
+use rvirt_qmp::{
+    BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, BlockdevCacheInfo, FileNodeStats,
+    ImageInfo,
+};
 use rvirt_virtio::blk::{Block, BlockError, BlockOptions, Disk};
-use rvirt_vmm_config::{Aio, DiskConfig, Protocol};
+use rvirt_vmm_config::{Aio, Backing, DiskConfig, FormatNode, ImageFormat, Protocol};
 
 /// Why a disk cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,76 @@ pub fn open_options(d: &DiskConfig) -> OpenOptions {
     }
 }
 
+/// The block layer's description of a format node and the chain the
+/// command line gave below it. Backing nodes are read-only whatever they
+/// say (QEMU opens them so too).
+pub fn image_spec(node: &FormatNode) -> ImageSpec {
+    ImageSpec {
+        path: node.path().to_path_buf(),
+        format: match node.format {
+            ImageFormat::Raw => rvirt_block::ImageFormat::Raw,
+            ImageFormat::Qcow2 => rvirt_block::ImageFormat::Qcow2,
+        },
+        read_only: node.read_only(),
+        backing: match &node.backing {
+            Backing::FromImage => rvirt_block::Backing::FromImage,
+            Backing::None => rvirt_block::Backing::None,
+            Backing::Node(below) => {
+                let mut spec = image_spec(below);
+                spec.read_only = true;
+                rvirt_block::Backing::Image(Box::new(spec))
+            }
+        },
+    }
+}
+
+/// `query-block`'s `image` for `layers` (top first): each with the next
+/// one nested as its `backing-image`. `actual-size` is read when asked.
+fn image_info(layers: &[Layer]) -> Option<ImageInfo> {
+    let (top, below) = layers.split_first()?;
+    let full = top.backing_filename.as_ref().map(|b| {
+        let p = std::path::Path::new(b);
+        if p.is_absolute() {
+            b.clone()
+        } else {
+            std::path::Path::new(&top.filename)
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join(p)
+                .display()
+                .to_string()
+        }
+    });
+    let qcow2 = top.format == "qcow2";
+    Some(ImageInfo {
+        filename: top.filename.clone(),
+        format: top.format.into(),
+        // imago refuses images left dirty, so an open one is clean.
+        dirty_flag: qcow2.then_some(false),
+        actual_size: None,
+        virtual_size: top.virtual_size,
+        cluster_size: top.cluster_size,
+        backing_filename_format: top
+            .backing_filename
+            .as_ref()
+            .and(top.backing_format.clone()),
+        backing_filename: top.backing_filename.clone(),
+        full_backing_filename: full,
+        backing_image: image_info(below).map(Box::new),
+    })
+}
+
+/// Fills in each image's `actual-size` from the file system, now.
+fn fill_actual_size(image: &mut ImageInfo) {
+    use std::os::unix::fs::MetadataExt;
+    image.actual_size = std::fs::metadata(&image.filename)
+        .ok()
+        .map(|m| m.blocks() * 512);
+    if let Some(b) = image.backing_image.as_mut() {
+        fill_actual_size(b);
+    }
+}
+
 /// What the monitor knows about one disk.
 #[derive(Clone)]
 pub(crate) struct DiskModel {
@@ -60,21 +133,37 @@ pub(crate) struct DiskModel {
 /// Opens disk `n` (its place among the virtio devices names its
 /// anonymous nodes) and builds its device.
 pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskError> {
-    let opts = open_options(d);
-    // /dev/fdset/N: the image the parent opened and passed (-add-fd).
-    let disk = match crate::fdset::open(d.path(), true, !opts.read_only) {
-        Some(file) => {
-            let file = file.map_err(|source| {
-                DiskError::Open(OpenError::Open {
-                    path: d.path().to_path_buf(),
-                    source,
-                })
-            })?;
-            Disk::from_file(file, d.path(), &opts)
-        }
-        None => Disk::open(d.path(), &opts),
+    // /dev/fdset/N: the files the parent opened and passed (-add-fd),
+    // the backing images' too.
+    let confined = rvirt_vmm_config::sandbox::fdset_of(d.path()).is_some();
+    let passed = |path: &std::path::Path, write: bool| {
+        crate::fdset::open(path, true, write).or_else(|| {
+            // A parent that passes the image passes its chain (libvirt
+            // names every node): a backing file named only in the image's
+            // header is not the parent's choice and is not opened.
+            confined.then(|| {
+                Err(std::io::Error::other(format!(
+                    "backing file of '{}' not passed by descriptor",
+                    d.path().display()
+                )))
+            })
+        })
+    };
+    let disk = Disk::open_image_with(&image_spec(&d.image), &open_options(d), &passed)
+        .map_err(DiskError::Open)?;
+    let mut layers = disk.chain();
+    if layers.is_empty() {
+        // Raw: the block layer's chain is just the file.
+        layers.push(Layer {
+            filename: d.path().display().to_string(),
+            format: "raw",
+            virtual_size: disk.len().unwrap_or(0),
+            read_only: d.read_only(),
+            backing_filename: None,
+            backing_format: None,
+            cluster_size: None,
+        });
     }
-    .map_err(DiskError::Open)?;
     let opts = BlockOptions {
         read_only: d.read_only(),
         serial: d.serial.clone(),
@@ -101,6 +190,14 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskE
         inserted: Some(BlockDeviceInfo {
             file: d.path().display().to_string(),
             node_name: Some(node_name),
+            backing_file: layers[0].backing_filename.clone(),
+            backing_file_depth: layers.len() as u32 - 1,
+            image: image_info(&layers),
+            cache: Some(BlockdevCacheInfo {
+                writeback: d.write_cache,
+                direct: d.cache().direct,
+                no_flush: d.cache().no_flush,
+            }),
             ro: d.read_only(),
             drv: d.image.format.as_str().into(),
             encrypted: false,
@@ -130,7 +227,11 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskE
 impl DiskModel {
     /// `query-block`'s entry.
     pub(crate) fn info(&self) -> BlockInfo {
-        self.info.clone()
+        let mut info = self.info.clone();
+        if let Some(image) = info.inserted.as_mut().and_then(|i| i.image.as_mut()) {
+            fill_actual_size(image);
+        }
+        info
     }
 
     fn node_name(&self) -> Option<String> {

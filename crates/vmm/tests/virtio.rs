@@ -307,8 +307,17 @@ fn missing_or_unusable_backends_fail_cleanly() {
             "-drive: Could not open '/nonexistent/x.img': No such file or directory",
         ),
         (
-            vec!["-drive", "file=/x.qcow2,format=qcow2,if=none,id=d0"],
-            "format 'qcow2' is not supported yet",
+            vec!["-drive", "file=/x.vmdk,format=vmdk,if=none,id=d0"],
+            "format 'vmdk' is not supported yet",
+        ),
+        (
+            vec![
+                "-drive",
+                "file=/dev/null,format=qcow2,if=none,id=d0",
+                "-device",
+                "virtio-blk-device,drive=d0",
+            ],
+            "-drive: '/dev/null'",
         ),
         (
             vec!["-device", "virtio-net-device,netdev=n0"],

@@ -28,13 +28,25 @@ pub(crate) fn run(
             format.flush()?;
             format.storage().flush()
         }
+        Op::Discard(ranges) if format.zeroes_itself() => ranges
+            .iter()
+            .try_for_each(|r| format.discard(r.offset, r.len)),
         Op::Discard(ranges) => {
             each_extent(format, ranges, false, |s, host, len| s.discard(host, len))
         }
         Op::WriteZeroes(ranges) => {
-            each_extent(format, ranges, true, |s, host, len| {
-                s.write_zeroes(host, len)
-            })?;
+            if format.zeroes_itself() {
+                for r in ranges {
+                    format.write_zeroes(r.offset, r.len)?;
+                }
+                if durable {
+                    format.flush()?;
+                }
+            } else {
+                each_extent(format, ranges, true, |s, host, len| {
+                    s.write_zeroes(host, len)
+                })?;
+            }
             if durable {
                 format.storage().flush()?;
             }
@@ -60,8 +72,14 @@ fn each_extent(
             if len == 0 {
                 return Err(no_progress());
             }
-            if let Mapping::Host { offset, .. } = m {
-                f(&**storage, offset, len)?;
+            match m {
+                Mapping::Host { offset, .. } => f(&**storage, offset, len)?,
+                Mapping::Zero { .. } => {}
+                Mapping::Format { .. } => {
+                    return Err(io::Error::other(
+                        "the image format mapped a discard to itself",
+                    ))
+                }
             }
             done += len;
         }
@@ -107,8 +125,42 @@ pub(crate) fn transfer(
                     "the image format mapped a write to a hole",
                 ))
             }
+            Mapping::Format { .. } => through_format(format, offset + done, &part, write, durable)?,
         }
         done += len;
+    }
+    Ok(())
+}
+
+/// Reads or writes `bufs` at virtual `offset` through the format itself
+/// (allocation, a backing image, compressed data). The format works on
+/// byte slices, and the block layer never makes a Rust reference to the
+/// caller's memory (it may change under the I/O: `IoBuf`), so the bytes
+/// go through a buffer of our own, a chunk at a time; this path is the
+/// exception (a cluster's first write, data below an overlay), not the
+/// steady state.
+fn through_format(
+    format: &dyn Format,
+    offset: u64,
+    bufs: &[IoBuf],
+    write: bool,
+    durable: bool,
+) -> io::Result<()> {
+    let total = total_len(bufs) as usize;
+    let mut chunk = vec![0u8; total.min(CHUNK)];
+    let mut at = 0;
+    while at < total {
+        let n = (total - at).min(CHUNK);
+        let buf = &mut chunk[..n];
+        let pos = offset + at as u64;
+        if write {
+            gather(bufs, at, buf);
+            format.write(pos, buf, durable)?;
+        } else {
+            format.read(pos, buf)?;
+            scatter(bufs, at, buf);
+        }
+        at += n;
     }
     Ok(())
 }

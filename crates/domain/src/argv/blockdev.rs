@@ -55,6 +55,11 @@ pub struct FormatNode<'a> {
     pub detect_zeroes: Option<&'a str>,
     pub driver: &'a str,
     pub file: &'a str,
+    /// Absent: the image's header names the backing image (the VMM opens
+    /// it only if the header names its format too); `null`: none; a
+    /// node name: that format node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing: Option<Option<&'a str>>,
 }
 
 /// `-device` for the guest's disk.

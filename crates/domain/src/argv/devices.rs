@@ -26,10 +26,17 @@ pub(super) fn all(dom: &Domain, b: &mut Builder) {
             format!("{},id=virtio-serial0", support::VIRTIO_SERIAL),
         );
     }
-    let n = dom.devices.disks.len();
+    // libvirt numbers block nodes from the last image of the last disk
+    // up: every image of a chain has its own pair of nodes.
+    let chains: Vec<Result<Chain, (u32, String)>> = dom.devices.disks.iter().map(chain).collect();
+    let mut n: usize = chains
+        .iter()
+        .map(|c| c.as_ref().map_or(1, |c| 1 + c.below.len()))
+        .sum();
     for (i, d) in dom.devices.disks.iter().enumerate() {
-        // libvirt numbers block nodes from the last disk up.
-        disk(d, n - i, boot.disks[i], b);
+        let layers = chains[i].as_ref().map_or(1, |c| 1 + c.below.len());
+        disk(d, &chains[i], n, boot.disks[i], b);
+        n -= layers;
     }
     for (i, iface) in dom.devices.interfaces.iter().enumerate() {
         nic(iface, i, boot.nics[i], b);
@@ -87,7 +94,100 @@ fn boot_indices(dom: &Domain) -> Boot {
     boot
 }
 
-fn disk(d: &Disk, node: usize, bootindex: Option<u32>, b: &mut Builder) {
+/// An image below a disk's own, from `<backingStore>`.
+struct Backing {
+    path: String,
+    format: String,
+    /// `file` or `block`.
+    kind: String,
+}
+
+/// A disk's backing chain as its definition gives it.
+struct Chain {
+    below: Vec<Backing>,
+    /// How the chain ends: `None` when the last `<backingStore>` is absent
+    /// (the image's header says, as in QEMU), `Some(())` when it is empty
+    /// (`<backingStore/>`: nothing below).
+    closed: bool,
+}
+
+/// Reads the `<backingStore>` chain of `d` (libvirt's nesting: each holds
+/// its `<format>`, `<source>` and the next `<backingStore>`).
+fn chain(d: &Disk) -> Result<Chain, (u32, String)> {
+    let mut below = Vec::new();
+    let mut next = d.backing_store.as_ref();
+    while let Some(e) = next {
+        let line = e.line.0;
+        let Some(kind) = e.attr("type") else {
+            // `<backingStore/>`: the chain ends here.
+            return Ok(Chain {
+                below,
+                closed: true,
+            });
+        };
+        if kind != "file" && kind != "block" {
+            return Err((
+                line,
+                format!("backing store type '{kind}' is not supported"),
+            ));
+        }
+        let format = e
+            .child("format")
+            .and_then(|f| f.attr("type"))
+            .ok_or((line, "backing store has no <format type>".to_string()))?;
+        if !support::disk_format(format) {
+            return Err((
+                line,
+                format!("backing image format '{format}' is not supported"),
+            ));
+        }
+        let path = e
+            .child("source")
+            .and_then(|s| s.attr("file").or_else(|| s.attr("dev")))
+            .ok_or((line, "backing store has no source".to_string()))?;
+        below.push(Backing {
+            path: path.to_string(),
+            format: format.to_string(),
+            kind: kind.to_string(),
+        });
+        if format == "raw" {
+            // Nothing is below a raw image.
+            return Ok(Chain {
+                below,
+                closed: true,
+            });
+        }
+        next = e.child("backingStore");
+    }
+    Ok(Chain {
+        below,
+        closed: false,
+    })
+}
+
+/// The images below disk `d`'s own that its definition names
+/// (`<backingStore>`), top down: the `k`-th is opened read-only by the VMM
+/// under [`backing_key`]`(target, k + 1)`. Empty when the chain is refused
+/// (the derivation says why).
+pub fn backing_paths(d: &Disk) -> Vec<String> {
+    chain(d)
+        .map(|c| c.below.into_iter().map(|b| b.path).collect())
+        .unwrap_or_default()
+}
+
+/// The [`super::FdPlan::files`] key of the image `depth` levels below the
+/// disk `target`'s own (`vda[1]` is the backing image of `vda`'s).
+pub fn backing_key(target: &str, depth: usize) -> String {
+    format!("{target}[{depth}]")
+}
+
+fn disk(
+    d: &Disk,
+    chain: &Result<Chain, (u32, String)>,
+    node: usize,
+    bootindex: Option<u32>,
+    b: &mut Builder,
+) {
     let what = format!("disk '{}'", d.target_dev);
     let line = d.line.0;
     let mut ok = true;
@@ -129,27 +229,92 @@ fn disk(d: &Disk, node: usize, bootindex: Option<u32>, b: &mut Builder) {
         b.refuse(line, &what, "has no source".to_string());
         ok = false;
     }
-    let (Some(device_driver), Some(source_driver), Some(path), true) =
-        (device_driver, source_driver, path, ok)
+    let chain = match chain {
+        Ok(c) => Some(c),
+        Err((l, why)) => {
+            b.refuse(*l, &what, why.clone());
+            ok = false;
+            None
+        }
+    };
+    if let Some(c) = chain {
+        if format == "raw" && !c.below.is_empty() {
+            b.refuse(line, &what, "a raw image has no backing image".to_string());
+            ok = false;
+        }
+    }
+    let (Some(device_driver), Some(source_driver), Some(path), Some(chain), true) =
+        (device_driver, source_driver, path, chain, ok)
     else {
         return;
     };
 
-    let path = b.file(&d.target_dev, path);
-    let path = path.as_str();
-    let storage = format!("libvirt-{node}-storage");
-    let fmt_node = format!("libvirt-{node}-format");
     let cache = drv
         .and_then(|x| x.cache.as_deref())
         .and_then(blockdev::cache_mode);
     let io = drv
         .and_then(|x| x.io.as_deref())
         .filter(|io| *io != "default");
+    let detect_zeroes = drv
+        .and_then(|x| x.detect_zeroes.as_deref())
+        .filter(|z| *z != "default");
+    // The images below first, deepest first, each read-only with the
+    // disk's cache and aio (libvirt passes them down the chain); then the
+    // disk's own image on them.
+    let top_node = node;
+    let deepest = node - chain.below.len();
+    for (k, below) in chain.below.iter().enumerate().rev() {
+        let n = node - 1 - k;
+        let storage = format!("libvirt-{n}-storage");
+        let fmt_node = format!("libvirt-{n}-format");
+        let lower = format!("libvirt-{}-format", n - 1);
+        let below_path = b.file(&backing_key(&d.target_dev, k + 1), &below.path);
+        b.opt(
+            "-blockdev",
+            blockdev::json(&blockdev::StorageNode {
+                driver: if below.kind == "block" {
+                    "host_device"
+                } else {
+                    "file"
+                },
+                filename: &below_path,
+                aio: io,
+                node_name: &storage,
+                cache: cache.map(|c| c.0),
+                auto_read_only: true,
+                discard: "unmap",
+            }),
+        );
+        let backing = if n > deepest {
+            Some(Some(lower.as_str()))
+        } else if chain.closed || below.format == "raw" {
+            Some(None)
+        } else {
+            None
+        };
+        b.opt(
+            "-blockdev",
+            blockdev::json(&blockdev::FormatNode {
+                node_name: &fmt_node,
+                read_only: true,
+                discard: None,
+                cache: cache.map(|c| c.0),
+                detect_zeroes: None,
+                driver: &below.format,
+                file: &storage,
+                backing: (below.format != "raw").then_some(backing).flatten(),
+            }),
+        );
+    }
+    let storage = format!("libvirt-{top_node}-storage");
+    let fmt_node = format!("libvirt-{top_node}-format");
+    let lower = format!("libvirt-{}-format", top_node - 1);
+    let path = b.file(&d.target_dev, path);
     b.opt(
         "-blockdev",
         blockdev::json(&blockdev::StorageNode {
             driver: source_driver,
-            filename: path,
+            filename: &path,
             aio: io,
             node_name: &storage,
             cache: cache.map(|c| c.0),
@@ -157,6 +322,15 @@ fn disk(d: &Disk, node: usize, bootindex: Option<u32>, b: &mut Builder) {
             discard: "unmap",
         }),
     );
+    let backing = if format == "raw" {
+        None
+    } else if !chain.below.is_empty() {
+        Some(Some(lower.as_str()))
+    } else if chain.closed {
+        Some(None)
+    } else {
+        None
+    };
     b.opt(
         "-blockdev",
         blockdev::json(&blockdev::FormatNode {
@@ -166,11 +340,10 @@ fn disk(d: &Disk, node: usize, bootindex: Option<u32>, b: &mut Builder) {
                 .and_then(|x| x.discard.as_deref())
                 .filter(|x| *x == "unmap"),
             cache: cache.map(|c| c.0),
-            detect_zeroes: drv
-                .and_then(|x| x.detect_zeroes.as_deref())
-                .filter(|z| *z != "default"),
+            detect_zeroes,
             driver: format,
             file: &storage,
+            backing,
         }),
     );
     let alias = d.info.alias.clone().unwrap_or_else(|| names::disk_alias(d));

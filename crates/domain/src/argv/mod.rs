@@ -6,6 +6,8 @@
 
 mod blockdev;
 mod devices;
+
+pub use devices::{backing_key, backing_paths};
 pub mod support;
 
 use std::fmt;

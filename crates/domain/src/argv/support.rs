@@ -86,7 +86,7 @@ pub fn disk_source_driver(disk_type: &str) -> Option<&'static str> {
 
 /// Image formats rvirt-vmm reads.
 pub fn disk_format(format: &str) -> bool {
-    format == "raw"
+    matches!(format, "raw" | "qcow2")
 }
 
 /// The `-device` driver for a NIC model.

@@ -32,11 +32,14 @@ enum FileRef {
     Inline(ProtocolNode),
 }
 
-/// A `-blockdev` format node before its file is looked up.
+/// A `-blockdev` format node before its file and backing node are
+/// looked up.
 #[derive(Debug)]
 struct Format {
     node: FormatNode,
     file: FileRef,
+    /// `backing`: absent, `null`, or a node name.
+    backing: Option<Option<String>>,
 }
 
 /// A disk as a device gets it.
@@ -53,15 +56,18 @@ pub(super) struct BlockSpecs {
     drives: Vec<Drive>,
     protocols: Vec<ProtocolNode>,
     formats: Vec<Format>,
-    /// Protocol nodes a format node has taken: (protocol, format).
+    /// Nodes another node or a device has taken: (node, taken by): a
+    /// protocol node as a format node's file, a format node as another's
+    /// backing image or as a device's disk.
     taken: Vec<(String, String)>,
 }
 
 fn format(o: &Opts, format: &str) -> Result<ImageFormat, ConfigError> {
     match format {
         "raw" => Ok(ImageFormat::Raw),
-        "qcow2" | "qcow" | "vmdk" | "vdi" | "vhdx" | "qed" => Err(o.error(format!(
-            "format '{format}' is not supported yet (only raw images)"
+        "qcow2" => Ok(ImageFormat::Qcow2),
+        "qcow" | "vmdk" | "vdi" | "vhdx" | "qed" => Err(o.error(format!(
+            "format '{format}' is not supported yet (only raw and qcow2 images)"
         ))),
         other => Err(o.error(format!("unknown format '{other}'"))),
     }
@@ -286,9 +292,13 @@ impl BlockSpecs {
                 )
             }
         };
+        let backing = o.get_ref("backing");
         // A raw image has no backing file; QEMU's words.
-        if o.get_ref("backing").is_some() {
+        if fmt == ImageFormat::Raw && backing.is_some() {
             return Err(o.error("Parameter 'backing' is unexpected".into()));
+        }
+        if backing.as_ref().is_some_and(|b| b.as_deref() == Some("")) {
+            return Err(o.error("parameter 'backing' is empty (a node name or null)".into()));
         }
         o.finish()?;
         self.check_new("-blockdev", &name)?;
@@ -303,12 +313,14 @@ impl BlockSpecs {
                 backing: Backing::FromImage,
             },
             file,
+            backing,
         });
         Ok(())
     }
 
     /// The disk a device names by drive id or format node name. A
-    /// protocol node serves one format node.
+    /// protocol node serves one format node, a format node one device or
+    /// one overlay.
     pub(super) fn resolve(&mut self, name: &str) -> Result<Resolved, ConfigError> {
         if let Some(d) = self.drives.iter().find(|d| d.id == name) {
             return Ok(Resolved {
@@ -317,6 +329,34 @@ impl BlockSpecs {
                 blockdev: false,
             });
         }
+        let image = self.format_node(name, "-device", &mut Vec::new())?;
+        Ok(Resolved {
+            image,
+            writeback: true,
+            blockdev: true,
+        })
+    }
+
+    /// Marks `node` as taken by `by`, or says who has it already.
+    fn take(&mut self, node: &str, by: &str, what: &str) -> Result<(), ConfigError> {
+        if let Some((_, other)) = self.taken.iter().find(|(n, _)| n == node) {
+            return Err(ConfigError::new(
+                "-blockdev",
+                format!("node '{node}' is already {what} of node '{other}'"),
+            ));
+        }
+        self.taken.push((node.to_string(), by.to_string()));
+        Ok(())
+    }
+
+    /// Format node `name` with its file and its backing chain joined in;
+    /// `above`: the overlays already on the way down (a loop is refused).
+    fn format_node(
+        &mut self,
+        name: &str,
+        user: &str,
+        above: &mut Vec<String>,
+    ) -> Result<FormatNode, ConfigError> {
         let Some(f) = self
             .formats
             .iter()
@@ -327,40 +367,51 @@ impl BlockSpecs {
                 .iter()
                 .any(|p| p.node_name.as_deref() == Some(name))
             {
-                format!("drive '{name}' is a protocol node: use the driver=raw node on it")
+                format!("drive '{name}' is a protocol node: use the format node on it")
             } else {
                 format!("drive '{name}' not found")
             };
-            return Err(ConfigError::new("-device", what));
+            return Err(ConfigError::new(user, what));
         };
+        if above.iter().any(|a| a == name) {
+            return Err(ConfigError::new(
+                "-blockdev",
+                format!("node '{name}' is in its own backing chain"),
+            ));
+        }
         let mut image = f.node.clone();
-        image.file = match &f.file {
-            FileRef::Inline(p) => p.clone(),
+        let file_ref = f.file.clone();
+        let backing = f.backing.clone();
+        image.file = match file_ref {
+            FileRef::Inline(p) => p,
             FileRef::Node(file) => {
                 let p = self
                     .protocols
                     .iter()
                     .find(|p| p.node_name.as_deref() == Some(file.as_str()))
+                    .cloned()
                     .ok_or_else(|| {
                         ConfigError::new(
                             "-blockdev",
                             format!("node '{name}' refers to unknown node '{file}'"),
                         )
                     })?;
-                if let Some((_, by)) = self.taken.iter().find(|(p, _)| p == file) {
-                    return Err(ConfigError::new(
-                        "-blockdev",
-                        format!("node '{file}' is already the file of node '{by}'"),
-                    ));
-                }
-                self.taken.push((file.clone(), name.to_string()));
-                p.clone()
+                self.take(&file, name, "the file")?;
+                p
             }
         };
-        Ok(Resolved {
-            image,
-            writeback: true,
-            blockdev: true,
-        })
+        image.backing = match backing {
+            None => Backing::FromImage,
+            Some(None) => Backing::None,
+            Some(Some(below)) => {
+                above.push(name.to_string());
+                if above.iter().all(|a| *a != below) {
+                    self.take(&below, name, "the backing image")?;
+                }
+                let node = self.format_node(&below, "-blockdev", above)?;
+                Backing::Node(Box::new(node))
+            }
+        };
+        Ok(image)
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::disk::{Aio, Backing, Cache, FormatNode, Protocol, ProtocolNode};
+use crate::disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
 
 mod firmware;
 mod netdev_user_stream;
@@ -556,6 +556,103 @@ fn libvirt_cache_modes_keep_their_meaning() {
     assert_eq!(d.image.file.driver, Protocol::HostDevice);
 }
 
+/// libvirt 9.0's chain: a file node and a qcow2 node per image, the base
+/// read-only with `"backing": null`, the overlay naming it.
+fn libvirt_chain(top_backing: &str) -> Vec<String> {
+    let mut v: Vec<String> = K.iter().map(|s| s.to_string()).collect();
+    v.extend([
+        "-blockdev".into(),
+        r#"{"driver":"file","filename":"/base.qcow2","node-name":"libvirt-2-storage","auto-read-only":true,"discard":"unmap"}"#.into(),
+        "-blockdev".into(),
+        r#"{"node-name":"libvirt-2-format","read-only":true,"driver":"qcow2","file":"libvirt-2-storage","backing":null}"#.into(),
+        "-blockdev".into(),
+        r#"{"driver":"file","filename":"/top.qcow2","node-name":"libvirt-1-storage","auto-read-only":true,"discard":"unmap"}"#.into(),
+        "-blockdev".into(),
+        format!(r#"{{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage","backing":{top_backing}}}"#),
+        "-device".into(),
+        r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#.into(),
+    ]);
+    v
+}
+
+#[test]
+fn qcow2_forms_and_backing_chains() {
+    // -drive: the header's backing file, as QEMU.
+    let c = run(&with_kernel(&[
+        "-drive",
+        "file=/a.qcow2,format=qcow2,if=none,id=d",
+        "-device",
+        "virtio-blk-device,drive=d",
+    ]));
+    let d = blk(&c)[0];
+    assert_eq!(d.image.format, ImageFormat::Qcow2);
+    assert_eq!(d.image.backing, Backing::FromImage);
+
+    // libvirt's explicit chain.
+    let args = libvirt_chain(r#""libvirt-2-format""#);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let c = run(&args);
+    let d = blk(&c)[0];
+    assert_eq!(d.path(), std::path::Path::new("/top.qcow2"));
+    assert!(!d.read_only());
+    let base = d.image.backing_node().expect("a backing node");
+    assert_eq!(base.path(), std::path::Path::new("/base.qcow2"));
+    assert_eq!(base.node_name.as_deref(), Some("libvirt-2-format"));
+    assert!(base.read_only);
+    assert_eq!(base.backing, Backing::None);
+
+    // backing: null on the top: nothing below.
+    let args = libvirt_chain("null");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(blk(&run(&args))[0].image.backing, Backing::None);
+
+    // Unknown and looping backing nodes.
+    let args = libvirt_chain(r#""nope""#);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(err(&args).contains("'nope' not found"), "{}", err(&args));
+    let looped = with_kernel(&[
+        "-blockdev",
+        "driver=file,filename=/a,node-name=sa",
+        "-blockdev",
+        "driver=qcow2,node-name=a,file=sa,backing=b",
+        "-blockdev",
+        "driver=file,filename=/b,node-name=sb",
+        "-blockdev",
+        "driver=qcow2,node-name=b,file=sb,backing=a",
+        "-device",
+        "virtio-blk-device,drive=a",
+    ]);
+    assert!(
+        err(&looped).contains("in its own backing chain"),
+        "{}",
+        err(&looped)
+    );
+    // One base under two overlays.
+    let shared = with_kernel(&[
+        "-blockdev",
+        "driver=file,filename=/base,node-name=s0",
+        "-blockdev",
+        r#"{"driver":"qcow2","node-name":"base","file":"s0","backing":null}"#,
+        "-blockdev",
+        "driver=file,filename=/a,node-name=sa",
+        "-blockdev",
+        "driver=qcow2,node-name=a,file=sa,backing=base",
+        "-blockdev",
+        "driver=file,filename=/b,node-name=sb",
+        "-blockdev",
+        "driver=qcow2,node-name=b,file=sb,backing=base",
+        "-device",
+        "virtio-blk-device,drive=a",
+        "-device",
+        "virtio-blk-device,drive=b",
+    ]);
+    assert!(
+        err(&shared).contains("already the backing image of node 'a'"),
+        "{}",
+        err(&shared)
+    );
+}
+
 #[test]
 fn blockdev_graph_inline_files_backing_and_sharing() {
     // A file node defined inside the format node.
@@ -617,15 +714,15 @@ fn virtio_blk_errors() {
     assert_eq!(
         err(&with_kernel(&[
             "-drive",
-            "file=/a.qcow2,format=qcow2,if=none,id=d"
+            "file=/a.vmdk,format=vmdk,if=none,id=d"
         ])),
-        "-drive: format 'qcow2' is not supported yet (only raw images)"
+        "-drive: format 'vmdk' is not supported yet (only raw and qcow2 images)"
     );
     assert!(err(&with_kernel(&[
         "-blockdev",
-        r#"{"driver":"qcow2","node-name":"f","file":"s"}"#
+        r#"{"driver":"qed","node-name":"f","file":"s"}"#
     ]))
-    .contains("format 'qcow2' is not supported yet"));
+    .contains("format 'qed' is not supported yet"));
     assert_eq!(
         err(&with_kernel(&["-device", "virtio-blk-device,drive=nope"])),
         "-device: drive 'nope' not found"

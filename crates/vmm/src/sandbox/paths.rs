@@ -18,7 +18,7 @@ use landlock::{
     RulesetError, Scope, ABI,
 };
 use rvirt_vmm_config::sandbox::fdset_of;
-use rvirt_vmm_config::{ChardevBackend, VirtioConfig, VmConfig};
+use rvirt_vmm_config::{Backing, ChardevBackend, VirtioConfig, VmConfig};
 
 const ABI_USED: ABI = ABI::V6;
 
@@ -90,6 +90,42 @@ fn chardev(rules: &mut Vec<Rule>, b: &ChardevBackend) {
     }
 }
 
+/// Read rules for the backing images of `node`: the nodes the command
+/// line names, or the files its qcow2 header names (read here, before the
+/// sandbox, as the block layer will read them: only with a named format,
+/// by a path relative to the image's directory).
+fn backing_chain(rules: &mut Vec<Rule>, node: &rvirt_vmm_config::FormatNode) {
+    match &node.backing {
+        Backing::None => {}
+        Backing::Node(below) => {
+            file(rules, below.path(), read());
+            backing_chain(rules, below);
+        }
+        Backing::FromImage => {
+            if node.format != rvirt_vmm_config::ImageFormat::Qcow2
+                || fdset_of(node.path()).is_some()
+            {
+                return;
+            }
+            let mut image = node.path().to_path_buf();
+            for _ in 0..rvirt_block::MAX_CHAIN {
+                let Ok(info) = rvirt_block::image::inspect(&image) else {
+                    return;
+                };
+                let Some(b) = info.backing.filter(|b| b.format.is_some()) else {
+                    return;
+                };
+                let below = b.path_from(&image);
+                file(rules, &below, read());
+                if b.format.as_deref() != Some("qcow2") {
+                    return;
+                }
+                image = below;
+            }
+        }
+    }
+}
+
 /// The rules for `config`.
 fn rules(config: &VmConfig) -> Vec<Rule> {
     let mut r = Vec::new();
@@ -125,6 +161,7 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
             VirtioConfig::Blk(d) => {
                 let access = if d.read_only() { read() } else { read_write() };
                 file(&mut r, d.path(), access);
+                backing_chain(&mut r, &d.image);
             }
             VirtioConfig::Net(n) => {
                 if matches!(

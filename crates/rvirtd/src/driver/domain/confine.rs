@@ -8,8 +8,10 @@
 //!   initrd, disks not passed open); a cgroup with the definition's
 //!   `<memtune>` and `<cputune>` limits; rlimits;
 //! - ownership (`dac.rs`): files the VMM writes given to its user;
-//! - descriptors: chardev files opened by rvirtd and passed with
-//!   `-add-fd` (the monitor and taps are passed by `vmm.rs`);
+//! - descriptors: disk images (every image of a qcow2 chain, read from
+//!   the headers where the definition names none) and chardev files
+//!   opened by rvirtd and passed with `-add-fd` (the monitor and taps are
+//!   passed by `vmm.rs`);
 //! - `-sandbox on,…` on the command line: the VMM's own seccomp filters
 //!   per thread and Landlock (crates/vmm/src/sandbox).
 //!
@@ -246,8 +248,19 @@ fn prepare_in(
                 dac::set(p, label, !d.shareable).map_err(|e| failed(crate::error_chain(&e)))?,
             );
         }
-        let f = open_disk(p, d).map_err(|e| failed(format!("cannot open {src}: {e}")))?;
+        let f =
+            open_disk(p, d, d.readonly).map_err(|e| failed(format!("cannot open {src}: {e}")))?;
         files.insert(d.target_dev.clone(), OwnedFd::from(f));
+        // The images of its <backingStore> chain, read-only, as libvirt
+        // passes every node: the VMM opens none of them by name.
+        for (k, below) in rvirt_domain::backing_paths(d).iter().enumerate() {
+            let f = open_disk(Path::new(below), d, true)
+                .map_err(|e| failed(format!("cannot open {below}: {e}")))?;
+            files.insert(
+                rvirt_domain::backing_key(&d.target_dev, k + 1),
+                OwnedFd::from(f),
+            );
+        }
     }
     // Chardev files: opened (created) here and passed.
     let devs = &def.devices;
@@ -458,10 +471,95 @@ pub fn passt_log_file(path: &Path, label: Label, held: &mut Held) -> Result<Path
     Ok(labelled)
 }
 
-/// Opens a disk image as rvirt-vmm would (rvirt_block's open): read-only
-/// or read-write, O_DIRECT and O_DSYNC as its cache mode means (O_DSYNC
-/// cannot be added to an open file later).
-fn open_disk(path: &Path, d: &rvirt_domain::model::Disk) -> std::io::Result<std::fs::File> {
+/// `def` with the backing chain of every qcow2 disk whose definition names
+/// none read from the image headers, as libvirt 9.0 does before it passes
+/// every node (qemuDomainDetermineDiskChain): a confined VMM opens no file
+/// by name, so the images its header names are opened here and passed
+/// too. A header naming a backing file without its format is refused (as
+/// libvirt does: probing would let whoever writes the backing file choose
+/// what the VMM reads). `None` when nothing changes.
+pub fn fill_chains(def: &Domain) -> Result<Option<Domain>, RemoteError> {
+    let mut out: Option<Domain> = None;
+    for (i, d) in def.devices.disks.iter().enumerate() {
+        let qcow2 = d.driver.as_ref().and_then(|x| x.format.as_deref()) == Some("qcow2");
+        let Some(src) = d
+            .source_path()
+            .filter(|_| qcow2 && d.backing_store.is_none())
+        else {
+            continue;
+        };
+        let mut chain: Vec<(PathBuf, &'static str)> = Vec::new();
+        let mut image = PathBuf::from(src);
+        loop {
+            if chain.len() >= rvirt_block::MAX_CHAIN {
+                return Err(failed(format!("backing chain of {src} is too long")));
+            }
+            let info =
+                rvirt_block::image::inspect(&image).map_err(|e| failed(crate::error_chain(&e)))?;
+            let Some(b) = info.backing else { break };
+            let format = match b.format.as_deref() {
+                Some("qcow2") => "qcow2",
+                Some("raw") => "raw",
+                Some(other) => {
+                    return Err(failed(format!(
+                        "backing image '{}' of '{}' has format '{other}'",
+                        b.name,
+                        image.display()
+                    )))
+                }
+                None => {
+                    return Err(failed(format!(
+                        "format of backing image '{}' of image '{}' was not specified in the image metadata",
+                        b.name,
+                        image.display()
+                    )))
+                }
+            };
+            let below = b.path_from(&image);
+            chain.push((below.clone(), format));
+            if format == "raw" {
+                break;
+            }
+            image = below;
+        }
+        if chain.is_empty() {
+            continue;
+        }
+        // Deepest first: each <backingStore> holds the next one down, the
+        // last an empty one (nothing below).
+        let mut next = Element::new("backingStore");
+        for (path, format) in chain.iter().rev() {
+            let block = std::fs::metadata(path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_block_device()
+            });
+            let mut e = Element::new("backingStore");
+            e.set_attr("type", if block { "block" } else { "file" });
+            let mut f = Element::new("format");
+            f.set_attr("type", *format);
+            e.push(f);
+            let mut source = Element::new("source");
+            source.set_attr(
+                if block { "dev" } else { "file" },
+                path.display().to_string(),
+            );
+            e.push(source);
+            e.push(next);
+            next = e;
+        }
+        out.get_or_insert_with(|| def.clone()).devices.disks[i].backing_store = Some(next);
+    }
+    Ok(out)
+}
+
+/// Opens an image of disk `d` as rvirt-vmm would (rvirt_block's open):
+/// read-only or read-write, O_DIRECT and O_DSYNC as its cache mode means
+/// (O_DSYNC cannot be added to an open file later).
+fn open_disk(
+    path: &Path,
+    d: &rvirt_domain::model::Disk,
+    read_only: bool,
+) -> std::io::Result<std::fs::File> {
     let mode = d.driver.as_ref().and_then(|x| x.cache.as_deref());
     let (cache, writeback) = mode
         .and_then(rvirt_vmm_config::disk::cache_mode)
@@ -470,12 +568,12 @@ fn open_disk(path: &Path, d: &rvirt_domain::model::Disk) -> std::io::Result<std:
     if cache.direct {
         flags |= libc::O_DIRECT;
     }
-    if !writeback && !cache.no_flush {
+    if !writeback && !cache.no_flush && !read_only {
         flags |= libc::O_DSYNC;
     }
     std::fs::OpenOptions::new()
         .read(true)
-        .write(!d.readonly)
+        .write(!read_only)
         .custom_flags(flags)
         .open(path)
 }

@@ -88,6 +88,11 @@ pub struct Options<'a> {
 /// starts `vmm` with them passed. What was started or held is given back
 /// on failure.
 pub fn start(o: &Options<'_>, def: &Domain, paths: &RuntimePaths) -> Result<Started, RemoteError> {
+    let filled = match o.confine {
+        Some(_) => confine::fill_chains(def)?,
+        None => None,
+    };
+    let def = filled.as_ref().unwrap_or(def);
     let plain = derive_argv(def, paths).map_err(|e| {
         RemoteError::new(code::CONFIG_UNSUPPORTED, from::QEMU, Some(&e.to_string()))
     })?;
