@@ -245,7 +245,8 @@ impl Rvirtd {
             Duration::from_secs(15),
             || {
                 let log = self.log(name);
-                if log.contains(needle) {
+                // The whole line: a marker's value may still be on its way.
+                if log.find(needle).is_some_and(|i| log[i..].contains('\n')) {
                     Ok(())
                 } else {
                     Err(format!("{name}'s log:\n{log}\n{}", self.report()))
