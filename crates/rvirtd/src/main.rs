@@ -155,7 +155,7 @@ fn leases_helper() -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // RVIRT_LOG in EnvFilter's syntax (rvirt-vmm reads it as a bare level).
+    // RVIRT_LOG in EnvFilter's syntax, as every rvirt program reads it.
     let filter = tracing_subscriber::EnvFilter::try_from_env("RVIRT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -157,17 +157,13 @@ fn run(
     }
 }
 
-/// Logs go to `-D FILE` or stderr, at the level in RVIRT_LOG (default warn).
+/// Logs go to `-D FILE` or stderr, filtered by RVIRT_LOG in tracing's
+/// EnvFilter syntax as every rvirt program reads it (default warn).
 fn init_logging(file: Option<&Path>) -> std::io::Result<()> {
-    let level = match std::env::var("RVIRT_LOG").as_deref() {
-        Ok("error") => tracing::Level::ERROR,
-        Ok("info") => tracing::Level::INFO,
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::WARN,
-    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RVIRT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_env_filter(filter)
         .with_target(false);
     match file {
         Some(path) => {
