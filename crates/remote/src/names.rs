@@ -479,7 +479,7 @@ pub fn api_name(wire: &str) -> String {
     for word in wire.split('_') {
         match word {
             "XML" | "UUID" | "ID" | "CPU" | "OS" | "URI" | "PM" | "NMI" | "MAC" | "SSH" | "SEV"
-            | "TLS" => out.push_str(word),
+            | "DHCP" | "TLS" => out.push_str(word),
             "NWFILTER" => out.push_str("NWFilter"),
             "IOTHREAD" => out.push_str("IOThread"),
             "FSFREEZE" => out.push_str("FSFreeze"),
