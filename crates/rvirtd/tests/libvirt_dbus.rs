@@ -45,6 +45,12 @@ def on_event(domain, event, detail, path=None):
     events.append([int(event), int(detail)])
 bus.add_signal_receiver(on_event, signal_name="DomainEvent",
                         dbus_interface="org.libvirt.Connect", path_keyword="path")
+# libvirt-dbus takes its name once it has connected: wait for it (20 s).
+until = time.monotonic() + 20
+while not bus.name_has_owner("org.libvirt"):
+    if time.monotonic() > until:
+        sys.exit("org.libvirt has no owner on the bus after 20 s")
+    time.sleep(0.05)
 conn = dbus.Interface(bus.get_object("org.libvirt", "/org/libvirt/QEMU"), "org.libvirt.Connect")
 props = lambda p: dbus.Interface(bus.get_object("org.libvirt", p), "org.freedesktop.DBus.Properties")
 out = {}
