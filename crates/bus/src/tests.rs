@@ -1,4 +1,4 @@
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::*;
 
@@ -131,10 +131,14 @@ fn lookups_run_concurrently_with_moves() {
     bus.insert(Arc::new(Mutex::new(Tagged(9))), 0x1000, 0x1000)
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
+    // Loops the readers have run: the mover keeps moving until they have
+    // run a while, however late a loaded host schedules them.
+    let loops = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
         .map(|_| {
             let bus = bus.clone();
             let stop = stop.clone();
+            let loops = loops.clone();
             std::thread::spawn(move || {
                 let mut hits = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -149,18 +153,28 @@ fn lookups_run_concurrently_with_moves() {
                             assert_eq!(b, [0xff; 4]);
                         }
                     }
+                    loops.fetch_add(1, Ordering::Relaxed);
                 }
                 hits
             })
         })
         .collect();
-    for i in 0..2000u64 {
-        let (from, to) = if i % 2 == 0 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut i = 0u64;
+    // An even number of moves, so the device ends where it started.
+    while i < 2000 || !i.is_multiple_of(2) || loops.load(Ordering::Relaxed) < 3000 {
+        assert!(
+            std::time::Instant::now() < deadline || !i.is_multiple_of(2),
+            "the readers ran {} loops in 20 s",
+            loops.load(Ordering::Relaxed)
+        );
+        let (from, to) = if i.is_multiple_of(2) {
             (0x1000, 0x2000)
         } else {
             (0x2000, 0x1000)
         };
         bus.relocate(from, to, 0x1000).unwrap();
+        i += 1;
     }
     stop.store(true, Ordering::Relaxed);
     let hits: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
