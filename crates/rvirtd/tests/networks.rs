@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use common::{domain_xml, have_virsh, Rvirtd};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::netns::in_netns;
 use rvirt_testkit::{poll, run, wait_for, Spawned};
 
 /// How long one `ip` or `nft` command may take.
@@ -26,33 +27,6 @@ const TOOL_LIMIT: Duration = Duration::from_secs(30);
 /// How long the DHCP guest may take to lease and send (its ring-0 code is
 /// emulated here: a few seconds, more under load).
 const GUEST_LIMIT: Duration = Duration::from_secs(120);
-
-/// Runs `f` on a thread of its own moved into a new network namespace;
-/// false when the namespace cannot be made (the test is skipped).
-fn in_netns(f: impl FnOnce() + Send + 'static) -> bool {
-    let joined = std::thread::spawn(move || {
-        // SAFETY: unshare takes a flag only; the new network namespace is
-        // this thread's (and what it starts) alone.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        f();
-        Ok(())
-    })
-    .join();
-    match joined {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            assert!(
-                std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
-                "cannot create a network namespace ({e}): RVIRT_REQUIRE_REFERENCE is set"
-            );
-            eprintln!("cannot create a network namespace ({e}): test skipped");
-            false
-        }
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
 
 /// Whether the network tools are here (Debian's dnsmasq-base, nftables).
 fn have_tools() -> bool {

@@ -17,42 +17,11 @@ use rvirt_remote::calls::{DomainArgs, DomainDefineXmlArgs};
 use rvirt_remote::error::code;
 use rvirt_remote::{procs, ClientError};
 use rvirt_test_guests::Guest;
+use rvirt_testkit::netns::{in_namespaces, in_netns};
 use rvirt_testkit::{run, wait_for};
 
 /// How long one `ip` command may take.
 const IP_LIMIT: Duration = Duration::from_secs(30);
-
-/// Runs `f` on a thread of its own moved into a new network namespace.
-/// False when the namespace cannot be made (the test is skipped).
-fn in_netns(f: impl FnOnce() + Send + 'static) -> bool {
-    in_namespaces(libc::CLONE_NEWNET, f)
-}
-
-/// [`in_netns`] with other namespaces (`CLONE_NEW*` flags) too.
-fn in_namespaces(flags: libc::c_int, f: impl FnOnce() + Send + 'static) -> bool {
-    let joined = std::thread::spawn(move || {
-        // SAFETY: unshare takes flags only; the new namespaces are this
-        // thread's (and what it starts) alone.
-        if unsafe { libc::unshare(flags) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        f();
-        Ok(())
-    })
-    .join();
-    match joined {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            assert!(
-                std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
-                "cannot create a network namespace ({e}): RVIRT_REQUIRE_REFERENCE is set"
-            );
-            eprintln!("cannot create a network namespace ({e}): test skipped");
-            false
-        }
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
 
 fn ip(args: &[&str]) {
     let out = run(Command::new("ip").args(args), IP_LIMIT);

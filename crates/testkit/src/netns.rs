@@ -16,10 +16,15 @@ const IP_LIMIT: Duration = Duration::from_secs(30);
 /// the test is then skipped, unless `RVIRT_REQUIRE_REFERENCE` is set,
 /// which makes it fail.
 pub fn in_netns(f: impl FnOnce() + Send + 'static) -> bool {
+    in_namespaces(libc::CLONE_NEWNET, f)
+}
+
+/// [`in_netns`] with other namespaces too (`CLONE_NEW*` flags).
+pub fn in_namespaces(flags: libc::c_int, f: impl FnOnce() + Send + 'static) -> bool {
     let joined = std::thread::spawn(move || {
-        // SAFETY: unshare takes flags only; the new namespace is this
+        // SAFETY: unshare takes flags only; the new namespaces are this
         // thread's (and what it starts) alone.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        if unsafe { libc::unshare(flags) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         f();
