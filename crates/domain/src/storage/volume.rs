@@ -122,7 +122,12 @@ impl Volume {
                     extra: t,
                 }
             }
-            None => VolTarget::default(),
+            // The writer always writes a <target> (as vol-dumpxml does):
+            // read its absence as an empty one, so a re-read is equal.
+            None => VolTarget {
+                extra: Element::new("target"),
+                ..VolTarget::default()
+            },
         };
         let backing = root.take_child("backingStore").map(|mut b| {
             let (path, _) = required_text(&mut p, &mut b, "path", "backing store path");
