@@ -169,6 +169,19 @@ impl Pool {
                 PoolTarget::default()
             }
         };
+        // libvirt reads the first of each and ignores the rest: drop the
+        // rest too, so what is written reads back as the same model.
+        for n in [
+            "name",
+            "uuid",
+            "capacity",
+            "allocation",
+            "available",
+            "source",
+            "target",
+        ] {
+            root.take_children(n);
+        }
         Error::from_problems("storage pool", p)?;
         Ok(Pool {
             kind,

@@ -144,6 +144,19 @@ impl Volume {
                 extra: b,
             }
         });
+        // libvirt reads the first of each and ignores the rest: drop the
+        // rest too, so what is written reads back as the same model.
+        for n in [
+            "name",
+            "key",
+            "capacity",
+            "allocation",
+            "physical",
+            "target",
+            "backingStore",
+        ] {
+            root.take_children(n);
+        }
         Error::from_problems("storage volume", p)?;
         Ok(Volume {
             kind,
