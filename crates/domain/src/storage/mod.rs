@@ -91,7 +91,10 @@ impl Permissions {
             }
         }
         perms.label = e.take_child("label").map(|mut l| l.take_text());
-        perms.extra = e;
+        for n in ["mode", "owner", "group", "label"] {
+            e.take_children(n);
+        }
+        perms.extra = kept(e, order::PERMISSIONS);
         perms
     }
 
@@ -114,6 +117,14 @@ impl Permissions {
 }
 
 /// Appends the kept parts of `extra` and sorts by `table`.
+/// What a reader keeps of an element it does not model, in the order the
+/// writer puts it (`finish`: known names in `table`'s order, unknown ones
+/// after), so a model read back from its own output equals the original.
+fn kept(mut extra: Element, table: &[&str]) -> Element {
+    extra.sort_children(|n| order::rank(table, n));
+    extra
+}
+
 fn finish(mut el: Element, extra: &Element, table: &[&str]) -> Element {
     el.merge(extra);
     el.sort_children(|n| order::rank(table, n));

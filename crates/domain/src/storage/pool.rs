@@ -1,6 +1,6 @@
 //! `<pool>`: a storage pool definition.
 
-use super::{bytes_el, finish, required_text, size, Error, Permissions};
+use super::{bytes_el, finish, kept, required_text, size, Error, Permissions};
 use crate::error::Problems;
 use crate::order;
 use crate::xml::{self, Element, Line, Node};
@@ -156,7 +156,7 @@ impl Pool {
                 PoolTarget {
                     path: sanitize_path(&path),
                     permissions,
-                    extra: t,
+                    extra: kept(t, order::STORAGE_TARGET),
                 }
             }
             None => {
@@ -192,7 +192,7 @@ impl Pool {
             available: 0,
             source,
             target,
-            extra: root,
+            extra: kept(root, order::POOL),
             line,
         })
     }

@@ -1,7 +1,7 @@
 //! `<volume>`: a storage volume, as a client asks for one (vol-create) and
 //! as the daemon reports one (vol-dumpxml).
 
-use super::{bytes_el, finish, required_text, size, Error, Permissions};
+use super::{bytes_el, finish, kept, required_text, size, Error, Permissions};
 use crate::error::Problems;
 use crate::order;
 use crate::xml::{self, Element, Line};
@@ -119,7 +119,7 @@ impl Volume {
                     format,
                     permissions,
                     timestamps: None,
-                    extra: t,
+                    extra: kept(t, order::STORAGE_TARGET),
                 }
             }
             // The writer always writes a <target> (as vol-dumpxml does):
@@ -141,7 +141,7 @@ impl Volume {
                 format,
                 permissions,
                 timestamps: None,
-                extra: b,
+                extra: kept(b, order::STORAGE_TARGET),
             }
         });
         // libvirt reads the first of each and ignores the rest: drop the
@@ -167,7 +167,7 @@ impl Volume {
             physical,
             target,
             backing,
-            extra: root,
+            extra: kept(root, order::VOLUME),
             line,
         })
     }
