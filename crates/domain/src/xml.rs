@@ -527,6 +527,10 @@ fn start_element(
 ) -> Result<Element, XmlError> {
     let name = intern_bytes(e.name().as_ref())
         .map_err(|_| err_at(input, offset, "element name is not UTF-8"))?;
+    // quick-xml reads `<\n/>` as an element with no name; XML has none.
+    if name.is_empty() {
+        return Err(err_at(input, offset, "element without a name"));
+    }
     // One allocation of the right size: every attribute has one '=' (a
     // value may hold more, which only over-reserves).
     let eqs = e.attributes_raw().iter().filter(|&&b| b == b'=').count();
