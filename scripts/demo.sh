@@ -10,7 +10,7 @@ cargo build --release --quiet -p rvirt-vmm -p rvirtd -p rvirsh -p rvirt-test-gue
 guest=$(cargo run --release --quiet -p rvirt-test-guests -- hello)
 bin=$PWD/target/release
 root=$(mktemp -d /tmp/rvirt-demo.XXXXXX)
-RUST_LOG=warn "$bin/rvirtd" --root "$root" 2>"$root/rvirtd.log" &
+RVIRT_LOG=warn "$bin/rvirtd" --root "$root" 2>"$root/rvirtd.log" &
 daemon=$!
 cleanup() {
   local rc=$?
