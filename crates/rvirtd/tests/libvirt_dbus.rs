@@ -125,7 +125,7 @@ fn libvirt_dbus_lists_drives_and_signals() {
 mount -t tmpfs rvirt-dbus-test /run/libvirt
 ln -s {sock} /run/libvirt/libvirt-sock
 dbus-daemon --config-file={conf} --nofork --nopidfile &
-while [ ! -S {bus} ]; do sleep 0.05; done
+i=0; while [ ! -S {bus} ]; do i=$((i+1)); [ $i -lt 400 ] || exit 1; sleep 0.05; done
 DBUS_SYSTEM_BUS_ADDRESS=unix:path={bus} exec libvirt-dbus --system",
         sock = d.socket().display(),
         conf = dir.join("bus.conf").display(),
