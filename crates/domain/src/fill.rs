@@ -56,6 +56,9 @@ pub(crate) fn fill_in(d: &mut Domain, rng: &mut dyn Random) {
     }
     serial_console(d);
     macs(d, rng);
+    drive_addresses(d);
+    crate::pci::controller_indices(d);
+    crate::pci::fill_in(d);
     aliases_and_addresses(d);
 }
 
@@ -128,26 +131,36 @@ fn serial_console(d: &mut Domain) {
     }
 }
 
-fn virtio_mmio() -> Element {
-    Element::new("address").with_attr("type", Some("virtio-mmio"))
-}
-
-fn aliases_and_addresses(d: &mut Domain) {
-    let devs = &mut d.devices;
-    for disk in &mut devs.disks {
+/// The bus libvirt infers from a disk's target name, and the drive
+/// address on its controller (before the controllers they imply are
+/// added).
+fn drive_addresses(d: &mut Domain) {
+    for disk in &mut d.devices.disks {
         // libvirt writes the bus it inferred from the target name.
         if disk.target_bus.is_none() && disk.bus() != "none" {
             disk.target_bus = Some(disk.bus().to_string());
         }
         if disk.info.address.is_none() {
             let bus = disk.bus().to_string();
-            disk.info.address = match names::disk_index(&disk.target_dev)
+            disk.info.address = names::disk_index(&disk.target_dev)
                 .and_then(|i| names::drive_address(&bus, i))
-            {
-                Some(a) => Some(names::drive_address_element(a)),
-                None if bus == "virtio" => Some(virtio_mmio()),
-                None => None,
-            };
+                .map(names::drive_address_element);
+        }
+    }
+}
+
+fn virtio_mmio() -> Element {
+    Element::new("address").with_attr("type", Some("virtio-mmio"))
+}
+
+fn aliases_and_addresses(d: &mut Domain) {
+    // pc and q35 devices have their PCI addresses by now (`pci.rs`);
+    // machines without PCI put virtio devices on virtio-mmio.
+    let mmio = crate::pci::Chipset::of(d).is_none();
+    let devs = &mut d.devices;
+    for disk in &mut devs.disks {
+        if disk.info.address.is_none() && disk.bus() == "virtio" && mmio {
+            disk.info.address = Some(virtio_mmio());
         }
         if disk.info.alias.is_none() {
             disk.info.alias = Some(names::disk_alias(disk));
@@ -155,7 +168,7 @@ fn aliases_and_addresses(d: &mut Domain) {
     }
     for (i, iface) in devs.interfaces.iter_mut().enumerate() {
         iface.info.alias.get_or_insert_with(|| format!("net{i}"));
-        if iface.info.address.is_none() && iface.model.as_deref() == Some("virtio") {
+        if mmio && iface.info.address.is_none() && iface.model.as_deref() == Some("virtio") {
             iface.info.address = Some(virtio_mmio());
         }
     }
@@ -183,7 +196,10 @@ fn aliases_and_addresses(d: &mut Domain) {
                 );
             }
         }
-        if virtio && matches!(e.name.as_ref(), "memballoon" | "rng") && e.child("address").is_none()
+        if mmio
+            && virtio
+            && matches!(e.name.as_ref(), "memballoon" | "rng")
+            && e.child("address").is_none()
         {
             e.insert_before("", virtio_mmio());
         }
@@ -326,9 +342,16 @@ mod tests {
         let addr = disks[0].info.address.as_ref().unwrap();
         assert_eq!(addr.attr("bus"), Some("1"));
         assert_eq!(addr.attr("unit"), Some("0"));
-        assert_eq!(
-            disks[2].info.address.as_ref().unwrap().attr("type"),
-            Some("virtio-mmio")
-        );
+        // pc: after the three NICs (slots 2-4) and the SATA controller
+        // the disks imply (5).
+        let virtio = disks[2].info.address.as_ref().unwrap();
+        assert_eq!(virtio.attr("type"), Some("pci"));
+        assert_eq!(virtio.attr("slot"), Some("0x06"));
+        // microvm has no PCI: virtio devices go on virtio-mmio.
+        let microvm = XML.replace("<type>hvm</type>", "<type machine='microvm'>hvm</type>");
+        let mut d = Domain::from_xml(&microvm).unwrap();
+        fill_in(&mut d, &mut Constant);
+        let virtio = d.devices.disks[2].info.address.as_ref().unwrap();
+        assert_eq!(virtio.attr("type"), Some("virtio-mmio"));
     }
 }

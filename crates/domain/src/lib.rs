@@ -25,6 +25,7 @@ pub mod names;
 pub mod network;
 mod order;
 mod parse;
+pub mod pci;
 pub mod storage;
 pub mod units;
 pub mod usernet;

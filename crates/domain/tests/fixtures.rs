@@ -289,3 +289,113 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
         "compared only {compared} (refused {refused})"
     );
 }
+
+/// Where each device sits on PCI, and each PCI controller's model, target
+/// and address, keyed by what the device is.
+fn pci_picture(d: &Domain) -> Vec<String> {
+    let pci = |a: Option<&rvirt_domain::xml::Element>| {
+        a.filter(|a| a.attr("type") == Some("pci"))
+            .map(|a| {
+                let n = |k: &str| a.attr(k).unwrap_or("-").to_string();
+                format!(
+                    "{}:{}.{}{}",
+                    n("bus"),
+                    n("slot"),
+                    n("function"),
+                    a.attr("multifunction")
+                        .map(|m| format!(" mf={m}"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_else(|| "none".into())
+    };
+    let devs = &d.devices;
+    let mut out = Vec::new();
+    for x in &devs.disks {
+        out.push(format!(
+            "disk {} {}",
+            x.target_dev,
+            pci(x.info.address.as_ref())
+        ));
+    }
+    for (i, x) in devs.interfaces.iter().enumerate() {
+        out.push(format!("interface {i} {}", pci(x.info.address.as_ref())));
+    }
+    let mut counts = BTreeMap::<String, usize>::new();
+    for o in &devs.others {
+        let e = &o.element;
+        // Inputs, audio and the like that are not on PCI are not this
+        // test's business.
+        let on_pci = e
+            .child("address")
+            .is_some_and(|a| a.attr("type") == Some("pci"));
+        if o.kind() != "controller" && !on_pci {
+            continue;
+        }
+        let n = counts.entry(o.kind().to_string()).or_default();
+        let mut line = format!(
+            "{} {} type={} index={} model={} {}",
+            o.kind(),
+            n,
+            o.dev_type().unwrap_or("-"),
+            e.attr("index").unwrap_or("-"),
+            o.model().unwrap_or("-"),
+            pci(e.child("address"))
+        );
+        *n += 1;
+        if let Some(m) = e.child("model").and_then(|m| m.attr("name")) {
+            line += &format!(" name={m}");
+        }
+        if o.kind() == "controller" {
+            if let Some(t) = e.child("target") {
+                for (k, v) in &t.attrs {
+                    line += &format!(" {k}={v}");
+                }
+            }
+        }
+        out.push(line);
+    }
+    out
+}
+
+/// libvirt's PCI addresses and controllers after `virsh define`: each
+/// pc and q35 input fixture (`vi-*`, `hr-*`), filled in, places every
+/// device where libvirt 9.0 did in its `dx-*` dumpxml.
+#[test]
+fn fill_in_places_pci_devices_as_libvirt_does() {
+    let mut compared = 0;
+    let mut wrong = Vec::new();
+    for path in fixtures() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix("vi-").or(file.strip_prefix("hr-")) else {
+            continue;
+        };
+        let dx = path.with_file_name(format!("dx-{rest}"));
+        if !dx.exists() {
+            continue;
+        }
+        let mut ours = Domain::from_xml(&read(&path)).unwrap();
+        if rvirt_domain::pci::Chipset::of(&ours).is_none() {
+            continue;
+        }
+        ours.fill_in_with(&mut Counter(0));
+        let libvirt = Domain::from_xml(&read(&dx)).unwrap();
+        let (o, l) = (pci_picture(&ours), pci_picture(&libvirt));
+        if o != l {
+            let diff: Vec<String> = l
+                .iter()
+                .filter(|x| !o.contains(x))
+                .map(|x| format!("  libvirt: {x}"))
+                .chain(
+                    o.iter()
+                        .filter(|x| !l.contains(x))
+                        .map(|x| format!("  rvirt:   {x}")),
+                )
+                .collect();
+            wrong.push(format!("{file}:\n{}", diff.join("\n")));
+        }
+        compared += 1;
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(compared >= 40, "compared only {compared}");
+}
