@@ -14,6 +14,7 @@ pub(crate) fn check(d: &Domain, p: &mut Problems) {
     disks(d, p);
     macs(d, p);
     user_interfaces(d, p);
+    pci_addresses(d, p);
 }
 
 /// `<interface type='user'>`'s back-end, addresses and forwards.
@@ -132,6 +133,74 @@ fn macs(d: &Domain, p: &mut Problems) {
             } else {
                 seen.insert(mac, iface.line.0);
             }
+        }
+    }
+}
+
+/// Every `<address type='pci'>` in range (domain 0, bus 0-0xff, slot
+/// 0-0x1f, function 0-7), and no two devices on one function.
+fn pci_addresses(d: &Domain, p: &mut Problems) {
+    let devs = &d.devices;
+    let addresses = devs
+        .disks
+        .iter()
+        .map(|x| &x.info)
+        .chain(devs.interfaces.iter().map(|x| &x.info))
+        .chain(devs.serials.iter().map(|x| &x.info))
+        .chain(devs.consoles.iter().map(|x| &x.info))
+        .chain(devs.channels.iter().map(|x| &x.info))
+        .filter_map(|i| i.address.as_ref())
+        .chain(
+            devs.others
+                .iter()
+                .filter_map(|o| o.element.child("address")),
+        )
+        .filter(|a| a.attr("type") == Some("pci"));
+    let mut seen = HashMap::new();
+    for a in addresses {
+        let line = a.line.0;
+        let mut ok = true;
+        for (attr, max) in [
+            ("domain", 0),
+            ("bus", 0xff),
+            ("slot", 0x1f),
+            ("function", 7),
+        ] {
+            let Some(v) = a.attr(attr) else { continue };
+            let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+                Some(h) => u32::from_str_radix(h, 16).ok(),
+                None => v.parse().ok(),
+            };
+            if n.is_none_or(|n| n > max) {
+                p.push(
+                    line,
+                    "address",
+                    Some(attr),
+                    format!("PCI address {attr}='{v}' must be a number up to {max:#x}"),
+                );
+                ok = false;
+            }
+        }
+        let Some(at) = crate::pci::PciAddress::read(a).filter(|_| ok) else {
+            continue;
+        };
+        // An empty address asks for one to be assigned.
+        if (at.bus, at.slot, at.function) == (0, 0, 0) {
+            continue;
+        }
+        let key = (at.bus, at.slot, at.function);
+        if let Some(&first) = seen.get(&key) {
+            p.push(
+                line,
+                "address",
+                None,
+                format!(
+                    "PCI address {:02x}:{:02x}.{:x} is already used by the device on line {first}",
+                    at.bus, at.slot, at.function
+                ),
+            );
+        } else {
+            seen.insert(key, line);
         }
     }
 }

@@ -385,3 +385,39 @@ fn unknown_domain_type() {
         "unknown domain type 'kvmm'",
     );
 }
+
+#[test]
+fn pci_addresses_out_of_range_or_shared_are_refused() {
+    let doc = with(
+        "<target dev='vda' bus='virtio'/>",
+        "<target dev='vda' bus='virtio'/>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x20' function='0x0'/>",
+    );
+    check(
+        &doc,
+        19,
+        "address",
+        Some("slot"),
+        "slot='0x20' must be a number up to 0x1f",
+    );
+    let doc = with(
+        "<target dev='vda' bus='virtio'/>",
+        "<target dev='vda' bus='virtio'/>\n      <address type='pci' bus='0x00' slot='0x03' function='eight'/>",
+    );
+    check(&doc, 19, "address", Some("function"), "function='eight'");
+    let doc = with(
+        "<target dev='vda' bus='virtio'/>",
+        "<target dev='vda' bus='virtio'/>\n      <address type='pci' bus='0x00' slot='0x03' function='0x0'/>",
+    );
+    let doc = doc.replacen(
+        "<model type='virtio'/>",
+        "<model type='virtio'/>\n      <address type='pci' bus='0' slot='3' function='0'/>",
+        1,
+    );
+    check(
+        &doc,
+        25,
+        "address",
+        None,
+        "00:03.0 is already used by the device on line 19",
+    );
+}

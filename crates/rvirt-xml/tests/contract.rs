@@ -7,7 +7,8 @@
 //! each NIC's MAC, model and back-end; serial ports and consoles; memory;
 //! vCPUs and topology; machine; boot (the kernel, initrd and command line
 //! of a direct boot, or firmware and each device's place in the boot
-//! order). A
+//! order); on pc and q35 each virtio device's PCI function (bus, slot,
+//! function, multifunction) and each pcie-root-port's. A
 //! definition the VMM would refuse must already be refused by the
 //! derivation, with its line.
 //!
@@ -23,8 +24,9 @@ use rvirt_domain::model::{Chardev, Disk, Domain, Interface};
 use rvirt_domain::xml::Element;
 use rvirt_domain::{derive_argv, DeriveError, RuntimePaths};
 use rvirt_vmm_config::{
-    parse, Action, Aio, Backing, ChardevBackend, DiskConfig, FormatNode, ImageFormat, Netdev,
-    StreamAddr, StreamNetdev, TapSource, UserNetdev, VirtioConfig, VmConfig,
+    parse, Action, Aio, Backing, ChardevBackend, DeviceAddr, DiskConfig, FormatNode, ImageFormat,
+    Netdev, PciAddr, PciBus, StreamAddr, StreamNetdev, TapSource, UserNetdev, VirtioConfig,
+    VmConfig,
 };
 
 thread_local! {
@@ -368,6 +370,129 @@ fn boot_order(dom: &Domain) -> (Vec<Option<u32>>, Vec<Option<u32>>) {
     (disks, nics)
 }
 
+/// A libvirt number: `0x…` hexadecimal, decimal otherwise.
+fn number(v: &str) -> u32 {
+    match v.strip_prefix("0x") {
+        Some(h) => u32::from_str_radix(h, 16).unwrap(),
+        None => v.parse().unwrap(),
+    }
+}
+
+/// Where the definition puts a device: the PCI function its `<address
+/// type='pci'>` names (bus N being the root port with index N), or a
+/// virtio-mmio slot for any other address.
+fn libvirt_place(a: Option<&Element>, cfg: &VmConfig) -> Option<DeviceAddr> {
+    let Some(a) = a.filter(|a| a.attr("type") == Some("pci")) else {
+        return Some(DeviceAddr::Mmio);
+    };
+    let n = |k: &str| a.attr(k).map_or(0, number);
+    let bus = match n("bus") {
+        0 => PciBus::Root,
+        b => PciBus::Port(
+            cfg.root_ports
+                .iter()
+                .position(|p| p.id == format!("pci.{b}"))?,
+        ),
+    };
+    Some(DeviceAddr::Pci {
+        addr: PciAddr {
+            bus,
+            slot: n("slot") as u8,
+            function: n("function") as u8,
+            multifunction: a.attr("multifunction") == Some("on"),
+        },
+    })
+}
+
+/// Each virtio device's PCI function and each root port, as the
+/// definition places them.
+fn check_pci(name: &str, dom: &Domain, cfg: &VmConfig) {
+    let addrs = |f: &dyn Fn(&VirtioConfig) -> bool| -> Vec<DeviceAddr> {
+        cfg.virtio
+            .iter()
+            .zip(&cfg.virtio_addrs)
+            .filter(|(v, _)| f(v))
+            .map(|(_, a)| *a)
+            .collect()
+    };
+    let devs = &dom.devices;
+    let want = |a: Option<&Element>| libvirt_place(a, cfg);
+    let disks: Vec<_> = devs
+        .disks
+        .iter()
+        .map(|d| want(d.info.address.as_ref()))
+        .collect();
+    let got: Vec<_> = addrs(&|v| matches!(v, VirtioConfig::Blk(_)))
+        .into_iter()
+        .map(Some)
+        .collect();
+    same!(got, disks, "{name}: disks' places");
+    let nics: Vec<_> = devs
+        .interfaces
+        .iter()
+        .map(|i| want(i.info.address.as_ref()))
+        .collect();
+    let got: Vec<_> = addrs(&|v| matches!(v, VirtioConfig::Net(_)))
+        .into_iter()
+        .map(Some)
+        .collect();
+    same!(got, nics, "{name}: NICs' places");
+    let others = |kind: &str| -> Vec<Option<DeviceAddr>> {
+        devs.others
+            .iter()
+            .filter(|o| o.kind() == kind && o.model() == Some("virtio"))
+            .map(|o| want(o.element.child("address")))
+            .collect()
+    };
+    let got: Vec<_> = addrs(&|v| matches!(v, VirtioConfig::Balloon(_)))
+        .into_iter()
+        .map(Some)
+        .collect();
+    same!(got, others("memballoon"), "{name}: balloon's place");
+    let got: Vec<_> = addrs(&|v| matches!(v, VirtioConfig::Rng { .. }))
+        .into_iter()
+        .map(Some)
+        .collect();
+    same!(got, others("rng"), "{name}: RNGs' places");
+    // The virtio-serial controller, where the VMM has one.
+    let serial = devs
+        .others
+        .iter()
+        .find(|o| o.kind() == "controller" && o.dev_type() == Some("virtio-serial"));
+    let got = addrs(&|v| matches!(v, VirtioConfig::Console(_)));
+    if let (Some(c), Some(g)) = (serial, got.first()) {
+        same!(
+            Some(*g),
+            want(c.element.child("address")),
+            "{name}: virtio-serial's place"
+        );
+    }
+    let ports: Vec<(String, u8, u8, PciAddr)> = devs
+        .others
+        .iter()
+        .filter(|o| o.kind() == "controller" && o.model() == Some("pcie-root-port"))
+        .map(|o| {
+            let t = o.element.child("target").expect("filled in");
+            let a = o.element.child("address").expect("filled in");
+            let n = |e: &Element, k: &str| e.attr(k).map_or(0, number);
+            let addr = PciAddr {
+                bus: PciBus::Root,
+                slot: n(a, "slot") as u8,
+                function: n(a, "function") as u8,
+                multifunction: a.attr("multifunction") == Some("on"),
+            };
+            let id = format!("pci.{}", o.element.attr("index").unwrap());
+            (id, n(t, "port") as u8, n(t, "chassis") as u8, addr)
+        })
+        .collect();
+    let got: Vec<(String, u8, u8, PciAddr)> = cfg
+        .root_ports
+        .iter()
+        .map(|p| (p.id.clone(), p.port, p.chassis, p.addr))
+        .collect();
+    same!(got, ports, "{name}: root ports");
+}
+
 /// Checks one definition; false when the derivation refused it.
 fn check(name: &str, dom: &mut Domain) -> bool {
     dom.fill_in();
@@ -451,6 +576,7 @@ fn check(name: &str, dom: &mut Domain) -> bool {
         }
     }
     check_chardevs(name, dom, &cfg);
+    check_pci(name, dom, &cfg);
 
     let balloon = dom
         .devices

@@ -66,6 +66,8 @@ pub struct FormatNode<'a> {
 #[derive(Serialize)]
 pub struct BlockDevice<'a> {
     pub driver: &'a str,
+    #[serde(flatten)]
+    pub pci: Option<super::pci::PciPlace>,
     #[serde(rename = "share-rw", skip_serializing_if = "std::ops::Not::not")]
     pub share_rw: bool,
     pub drive: &'a str,

@@ -4,27 +4,70 @@
 // `write!` into a String cannot fail, so its result is ignored below.
 use std::fmt::Write as _;
 
-use super::blockdev;
-use super::support::{self, Support};
 use serde::Serialize;
 
+use super::blockdev;
+use super::pci::{self, PciPlace};
+use super::support::{self, Support};
 use super::{qv, Builder, PasstRequest, TapRequest};
 use crate::model::{Chardev, Disk, Domain, Interface};
 use crate::names;
 use crate::usernet::UserNet;
 
+/// A small virtio device's `-device` on PCI, keys in libvirt's order.
+#[derive(Serialize)]
+struct VirtioDevice<'a> {
+    driver: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rng: Option<&'a str>,
+    id: &'a str,
+    #[serde(flatten)]
+    pci: PciPlace,
+}
+
+/// `-device` for a virtio device with an id: libvirt's JSON on PCI, the
+/// key=value form rvirt has always used on virtio-mmio.
+fn virtio_device(base: &str, id: &str, rng: Option<&str>, place: Option<PciPlace>) -> String {
+    match place {
+        Some(pci) => blockdev::json(&VirtioDevice {
+            driver: pci::driver(base, &Some(pci.clone())),
+            rng,
+            id,
+            pci,
+        }),
+        None => {
+            let mut s = pci::driver(base, &None);
+            if let Some(r) = rng {
+                let _ = write!(s, ",rng={r}");
+            }
+            let _ = write!(s, ",id={id}");
+            s
+        }
+    }
+}
+
 pub(super) fn all(dom: &Domain, b: &mut Builder) {
     let boot = boot_indices(dom);
+    pci::root_ports(dom, b);
     let needs_virtio_serial = dom
         .devices
         .consoles
         .iter()
         .any(|c| c.target_type() == Some("virtio"));
-    if needs_virtio_serial {
-        b.opt(
-            "-device",
-            format!("{},id=virtio-serial0", support::VIRTIO_SERIAL),
-        );
+    // The controller libvirt adds for virtio consoles and channels: on
+    // PCI the guest sees it whether or not a console uses it.
+    let controller = dom.devices.others.iter().find(|o| {
+        o.kind() == "controller"
+            && o.dev_type() == Some("virtio-serial")
+            && o.element.attr("index").is_none_or(|i| i == "0")
+    });
+    let serial_place = controller.and_then(|o| {
+        let what = "controller (virtio-serial)";
+        pci::place(dom, o.element.child("address"), o.line(), what, b)
+    });
+    if needs_virtio_serial || serial_place.is_some() {
+        let dev = virtio_device(support::VIRTIO_SERIAL, "virtio-serial0", None, serial_place);
+        b.opt("-device", dev);
     }
     // libvirt numbers block nodes from the last image of the last disk
     // up: every image of a chain has its own pair of nodes.
@@ -35,11 +78,11 @@ pub(super) fn all(dom: &Domain, b: &mut Builder) {
         .sum();
     for (i, d) in dom.devices.disks.iter().enumerate() {
         let layers = chains[i].as_ref().map_or(1, |c| 1 + c.below.len());
-        disk(d, &chains[i], n, boot.disks[i], b);
+        disk(dom, d, &chains[i], n, boot.disks[i], b);
         n -= layers;
     }
     for (i, iface) in dom.devices.interfaces.iter().enumerate() {
-        nic(iface, i, boot.nics[i], b);
+        nic(dom, iface, i, boot.nics[i], b);
     }
     chardevs(dom, b);
     others(dom, b);
@@ -182,6 +225,7 @@ pub fn backing_key(target: &str, depth: usize) -> String {
 }
 
 fn disk(
+    dom: &Domain,
     d: &Disk,
     chain: &Result<Chain, (u32, String)>,
     node: usize,
@@ -347,10 +391,13 @@ fn disk(
         }),
     );
     let alias = d.info.alias.clone().unwrap_or_else(|| names::disk_alias(d));
+    let place = pci::place(dom, d.info.address.as_ref(), line, &what, b);
+    let driver = pci::driver(device_driver, &place);
     b.opt(
         "-device",
         blockdev::json(&blockdev::BlockDevice {
-            driver: device_driver,
+            driver: &driver,
+            pci: place,
             share_rw: d.shareable,
             drive: &fmt_node,
             id: &alias,
@@ -361,7 +408,21 @@ fn disk(
     );
 }
 
-fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
+/// A NIC's `-device` on PCI, keys in libvirt's order.
+#[derive(Serialize)]
+struct NicDevice<'a> {
+    driver: String,
+    netdev: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
+    #[serde(flatten)]
+    pci: PciPlace,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bootindex: Option<u32>,
+}
+
+fn nic(dom: &Domain, iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
     let line = iface.line.0;
     let what = format!("interface {i} (type '{}')", iface.iface_type);
     let model = iface.model.as_deref().unwrap_or("rtl8139");
@@ -391,13 +452,30 @@ fn nic(iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
     } else {
         tap_netdev(iface, &netdev, b);
     }
-    let mut dev = format!("{driver},netdev={netdev},id={}", qv(&id));
-    if let Some(mac) = iface.mac {
-        let _ = write!(dev, ",mac={mac}");
-    }
-    if let Some(i) = bootindex {
-        let _ = write!(dev, ",bootindex={i}");
-    }
+    let dev = match pci::place(dom, iface.info.address.as_ref(), line, &what, b) {
+        Some(pci) => blockdev::json(&NicDevice {
+            driver: pci::driver(driver, &Some(pci.clone())),
+            netdev: &netdev,
+            id: &id,
+            mac: iface.mac.map(|m| m.to_string()),
+            pci,
+            bootindex,
+        }),
+        None => {
+            let mut dev = format!(
+                "{},netdev={netdev},id={}",
+                pci::driver(driver, &None),
+                qv(&id)
+            );
+            if let Some(mac) = iface.mac {
+                let _ = write!(dev, ",mac={mac}");
+            }
+            if let Some(i) = bootindex {
+                let _ = write!(dev, ",bootindex={i}");
+            }
+            dev
+        }
+    };
     b.opt("-device", dev);
 }
 
@@ -693,6 +771,7 @@ fn others(dom: &Domain, b: &mut Builder) {
         let kind = o.kind();
         let variant = match kind {
             "input" => o.element.attr("bus"),
+            "controller" if o.dev_type() == Some("pci") => Some(o.model().unwrap_or("pci-root")),
             "controller" | "graphics" => o.dev_type(),
             _ => o.model(),
         };
@@ -711,10 +790,12 @@ fn others(dom: &Domain, b: &mut Builder) {
                 ),
             ),
             Support::Emulated => match kind {
-                "memballoon" => b.opt(
-                    "-device",
-                    format!("{},id={}", support::VIRTIO_BALLOON, support::BALLOON_ID),
-                ),
+                "memballoon" => {
+                    let what = "memballoon";
+                    let place = pci::place(dom, o.element.child("address"), o.line(), what, b);
+                    let dev = virtio_device(support::VIRTIO_BALLOON, support::BALLOON_ID, None, place);
+                    b.opt("-device", dev);
+                }
                 "rng" => {
                     let backend = o.element.child("backend");
                     let model = backend.and_then(|x| x.attr("model"));
@@ -732,10 +813,10 @@ fn others(dom: &Domain, b: &mut Builder) {
                         "-object",
                         format!("rng-random,id=objrng{rngs},filename={}", qv(&file)),
                     );
-                    b.opt(
-                        "-device",
-                        format!("{},rng=objrng{rngs},id=rng{rngs}", support::VIRTIO_RNG),
-                    );
+                    let place = pci::place(dom, o.element.child("address"), o.line(), "rng", b);
+                    let (obj, id) = (format!("objrng{rngs}"), format!("rng{rngs}"));
+                    let dev = virtio_device(support::VIRTIO_RNG, &id, Some(&obj), place);
+                    b.opt("-device", dev);
                     rngs += 1;
                 }
                 _ => {}

@@ -6,6 +6,7 @@
 
 mod blockdev;
 mod devices;
+mod pci;
 
 pub use devices::{backing_key, backing_paths};
 pub mod support;

@@ -22,7 +22,9 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("memballoon", Some("virtio"), Emulated),
     ("memballoon", Some("none"), Implicit),
     ("rng", Some("virtio"), Emulated),
-    ("controller", Some("pci"), Implicit),
+    ("controller", Some("pci-root"), Implicit),
+    ("controller", Some("pcie-root"), Implicit),
+    ("controller", Some("pcie-root-port"), Emulated),
     ("controller", Some("ide"), Implicit),
     ("controller", Some("fdc"), Implicit),
     ("controller", Some("virtio-serial"), Implicit),
@@ -43,8 +45,9 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
 ];
 
 /// Support for a device that is not a disk, NIC or character device.
-/// `variant` is the model for memballoon/rng/controller... as listed above;
-/// for inputs it is the bus. Anything not in the table is refused.
+/// `variant` is the model for memballoon/rng... as listed above; for
+/// inputs it is the bus; for controllers the type, and for PCI
+/// controllers the model. Anything not in the table is refused.
 pub fn device(kind: &str, variant: Option<&str>) -> Support {
     DEVICES
         .iter()
@@ -67,10 +70,11 @@ pub fn live_view(dom: &crate::Domain) -> crate::Domain {
     live
 }
 
-/// The `-device` driver for a disk on `bus`, if rvirt-vmm has one.
+/// The `-device` driver for a disk on `bus`, if rvirt-vmm has one,
+/// without its transport suffix (`-pci`, `-device`).
 pub fn disk_driver(bus: &str) -> Option<&'static str> {
     match bus {
-        "virtio" => Some("virtio-blk-device"),
+        "virtio" => Some("virtio-blk"),
         _ => None,
     }
 }
@@ -89,10 +93,10 @@ pub fn disk_format(format: &str) -> bool {
     matches!(format, "raw" | "qcow2")
 }
 
-/// The `-device` driver for a NIC model.
+/// The `-device` driver for a NIC model, without its transport suffix.
 pub fn nic_driver(model: &str) -> Option<&'static str> {
     match model {
-        "virtio" => Some("virtio-net-device"),
+        "virtio" => Some("virtio-net"),
         _ => None,
     }
 }
@@ -155,15 +159,16 @@ pub fn serial_driver(target_type: Option<&str>) -> Option<&'static str> {
 /// Guest NUMA topology (`-numa`): not emulated yet.
 pub const NUMA: bool = false;
 
-/// The virtio console port and the bus it sits on.
+/// The virtio console port, and the virtio devices without their
+/// transport suffix (`-pci` on pc and q35, `-device` on virtio-mmio).
 pub const VIRTCONSOLE: &str = "virtconsole";
-pub const VIRTIO_SERIAL: &str = "virtio-serial-device";
-pub const VIRTIO_BALLOON: &str = "virtio-balloon-device";
+pub const VIRTIO_SERIAL: &str = "virtio-serial";
+pub const VIRTIO_BALLOON: &str = "virtio-balloon";
+pub const VIRTIO_RNG: &str = "virtio-rng";
 /// The balloon's device id, and its QOM path, where the guest's memory
 /// statistics are read and their polling interval set (as libvirt does).
 pub const BALLOON_ID: &str = "balloon0";
 pub const BALLOON_QOM_PATH: &str = "/machine/peripheral/balloon0";
-pub const VIRTIO_RNG: &str = "virtio-rng-device";
 
 #[cfg(test)]
 mod tests {
@@ -176,6 +181,9 @@ mod tests {
         assert_eq!(device("input", Some("usb")), Omitted);
         assert_eq!(device("input", Some("ps2")), Implicit);
         assert_eq!(device("hostdev", Some("pci")), Refused);
+        assert_eq!(device("controller", Some("pcie-root-port")), Emulated);
+        assert_eq!(device("controller", Some("pci-root")), Implicit);
+        assert_eq!(device("controller", Some("pci-bridge")), Refused);
         assert_eq!(device("filesystem", None), Refused);
         assert_eq!(device("watchdog", Some("i6300esb")), Refused);
         assert_eq!(device("something-new", None), Refused);
