@@ -68,12 +68,14 @@ fn outside(option: &str, value: &str) -> bool {
         "usb",
         "uhci",
         "ehci",
+        "xhci",
         "ide-",
         "ahci",
         "scsi",
         "lsi",
         "floppy",
         "qxl",
+        "VGA",
         "virtio-vga",
         "hda",
         "intel-hda",
@@ -216,10 +218,18 @@ fn libvirts_pc_and_q35_lines_keep_their_pci_topology() {
         let mut ports = 0;
         for pair in kept.windows(2).filter(|p| p[0] == "-device") {
             let d = driver(&pair[1]);
+            let on_pci = d.ends_with("-pci") || d == "pcie-root-port";
             if !(d.starts_with("virtio-") || d == "pcie-root-port") || !pair[1].starts_with('{') {
                 if d.starts_with("virtio-") {
                     virtio += 1;
                 }
+                continue;
+            }
+            // libvirt keeps a stored virtio-mmio address on pc
+            // (`virtio-blk-device`): that device stays on virtio-mmio.
+            if !on_pci {
+                assert_eq!(c.virtio_addrs[virtio], DeviceAddr::Mmio, "{name}: {d}");
+                virtio += 1;
                 continue;
             }
             let v: serde_json::Value = serde_json::from_str(&pair[1]).unwrap();
