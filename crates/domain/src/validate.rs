@@ -15,6 +15,7 @@ pub(crate) fn check(d: &Domain, p: &mut Problems) {
     macs(d, p);
     user_interfaces(d, p);
     pci_addresses(d, p);
+    boot(d, p);
 }
 
 /// `<interface type='user'>`'s back-end, addresses and forwards.
@@ -201,6 +202,46 @@ fn pci_addresses(d: &Domain, p: &mut Problems) {
             );
         } else {
             seen.insert(key, line);
+        }
+    }
+}
+
+/// `<bootmenu timeout>` and `<bios rebootTimeout useserial>` in libvirt's
+/// ranges (both kept whole in `<os>`'s extra part).
+fn boot(d: &Domain, p: &mut Problems) {
+    if let Some(m) = d.os.extra.child("bootmenu") {
+        if let Some(t) = m.attr("timeout") {
+            if !t.parse::<u32>().is_ok_and(|t| t <= 0xffff) {
+                p.push(
+                    m.line.0,
+                    "os/bootmenu",
+                    Some("timeout"),
+                    format!("invalid boot menu timeout '{t}', must be in range [0,65535]"),
+                );
+            }
+        }
+    }
+    let Some(bios) = d.os.extra.child("bios") else {
+        return;
+    };
+    if let Some(t) = bios.attr("rebootTimeout") {
+        if !t.parse::<i32>().is_ok_and(|t| (-1..=0xffff).contains(&t)) {
+            p.push(
+                bios.line.0,
+                "os/bios",
+                Some("rebootTimeout"),
+                format!("invalid value '{t}' for rebootTimeout, must be in range [-1,65535]"),
+            );
+        }
+    }
+    if let Some(v) = bios.attr("useserial") {
+        if !matches!(v, "yes" | "no") {
+            p.push(
+                bios.line.0,
+                "os/bios",
+                Some("useserial"),
+                format!("invalid value '{v}' for useserial, must be yes or no"),
+            );
         }
     }
 }

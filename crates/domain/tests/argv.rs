@@ -421,6 +421,9 @@ fn firmware_is_refused_and_host_tuning_is_named() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].device, "os/loader");
     assert!(list[0].reason.contains("OVMF_CODE.fd"));
+    assert!(list[0]
+        .reason
+        .contains("UEFI firmware is not supported by rvirt: OVMF cannot run"));
 
     let xml = MICROVM.replace(
         "<vcpu current='1'>2</vcpu>",
@@ -632,4 +635,140 @@ fn a_daemons_fd_plan_passes_every_image_of_a_chain() {
             assert_eq!(a.args[i + 2], "-blockdev", "{:?}", a.args);
         }
     }
+}
+
+/// A disk boot through firmware on pc, the shape virt-install writes with
+/// `--boot network,hd,menu=on`, derived as libvirt 9.0 derives it
+/// (`virsh domxml-to-native` of the same XML on QEMU 7.2).
+const FIRMWARE: &str = "<domain type='kvm'>
+  <name>fw</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
+    <loader type='rom'>/usr/share/seabios/bios.bin</loader>
+    <boot dev='network'/>
+    <boot dev='cdrom'/>
+    <boot dev='hd'/>
+    <boot dev='network'/>
+    <bootmenu enable='yes' timeout='3000'/>
+    <bios useserial='yes' rebootTimeout='5000'/>
+  </os>
+  <devices>
+    <disk type='file' device='disk'>
+      <source file='/a.raw'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <source file='/b.raw'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <interface type='ethernet'><model type='virtio'/></interface>
+    <interface type='ethernet'><model type='virtio'/></interface>
+    <serial type='pty'/>
+  </devices>
+</domain>
+";
+
+/// The bootindex of each `-device` whose driver starts with `driver`
+/// (virtio-mmio or virtio-pci, whichever the machine gets).
+fn bootindex(args: &[String], driver: &str) -> Vec<Option<String>> {
+    values(args, "-device")
+        .into_iter()
+        .map(props)
+        .filter(|d| d["driver"].starts_with(driver))
+        .map(|d| d.get("bootindex").cloned())
+        .collect()
+}
+
+#[test]
+fn firmware_boot_options_follow_libvirt() {
+    let a = derive(FIRMWARE).unwrap();
+    let args = &a.args;
+    assert!(values(args, "-kernel").is_empty());
+    // -bios right after -cpu, as libvirt places it.
+    let at = args.iter().position(|x| x == "-bios").unwrap();
+    assert_eq!(args[at - 2], "-cpu");
+    assert_eq!(args[at + 1], "/usr/share/seabios/bios.bin");
+    assert_eq!(
+        values(args, "-boot"),
+        ["menu=on,reboot-timeout=5000,splash-time=3000,strict=on"]
+    );
+    // Each kind's position in <os><boot>, the last one when named twice;
+    // only the first device of a kind; no cdrom here, so 2 goes unused.
+    let some = |v: &str| Some(v.to_string());
+    assert_eq!(bootindex(args, "virtio-blk-"), [some("3"), None]);
+    assert_eq!(bootindex(args, "virtio-net-"), [some("4"), None]);
+
+    // The menu's timeout only counts with the menu on; menu=off is said.
+    let xml = FIRMWARE.replace("enable='yes' timeout", "enable='no' timeout");
+    let a = derive(&xml).unwrap();
+    assert_eq!(
+        values(&a.args, "-boot"),
+        ["menu=off,reboot-timeout=5000,strict=on"]
+    );
+    // No <loader>: the machine's SeaBIOS (rvirt-vmm's default), no -bios.
+    let xml = FIRMWARE.replace(
+        "<loader type='rom'>/usr/share/seabios/bios.bin</loader>",
+        "",
+    );
+    assert!(values(&derive(&xml).unwrap().args, "-bios").is_empty());
+}
+
+#[test]
+fn per_device_boot_order_replaces_os_boot() {
+    let xml = FIRMWARE
+        .replace("<boot dev='network'/>", "")
+        .replace("<boot dev='cdrom'/>", "")
+        .replace("<boot dev='hd'/>", "")
+        .replace(
+            "<source file='/b.raw'/>",
+            "<source file='/b.raw'/><boot order='1'/>",
+        );
+    let a = derive(&xml).unwrap();
+    let some = |v: &str| Some(v.to_string());
+    assert_eq!(bootindex(&a.args, "virtio-blk-"), [None, some("1")]);
+    assert_eq!(bootindex(&a.args, "virtio-net-"), [None, None]);
+}
+
+#[test]
+fn uefi_in_every_spelling_is_refused_with_the_reason() {
+    let cases = [
+        (
+            "<loader type='rom'>/usr/share/seabios/bios.bin</loader>",
+            "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\n    <nvram>/var/lib/x_VARS.fd</nvram>",
+            vec![("os/loader", 7), ("os/nvram", 8)],
+        ),
+        (
+            "<loader type='rom'>/usr/share/seabios/bios.bin</loader>",
+            "<loader type='rom'>/usr/share/ovmf/OVMF.fd</loader>",
+            vec![("os/loader", 7)],
+        ),
+        ("<os>", "<os firmware='efi'>", vec![("os", 5)]),
+    ];
+    for (from, to, want) in cases {
+        let xml = FIRMWARE.replace(from, to);
+        let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+            panic!("{to}: not refused")
+        };
+        let got: Vec<_> = list.iter().map(|u| (u.device.as_str(), u.line)).collect();
+        assert_eq!(got, want, "{to}");
+        for u in &list {
+            assert!(
+                u.reason.contains("UEFI firmware is not supported by rvirt"),
+                "{u}"
+            );
+        }
+    }
+    // A loader beside a direct kernel boot: rvirt-vmm would refuse -bios
+    // with -kernel, so derivation does, with the line.
+    let xml = FIRMWARE.replace(
+        "<boot dev='network'/>\n    <boot dev='cdrom'/>",
+        "<kernel>/vmlinuz</kernel>",
+    );
+    let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+        panic!()
+    };
+    assert_eq!(list[0].device, "os/loader");
+    assert!(list[0].reason.contains("direct <kernel>"));
 }

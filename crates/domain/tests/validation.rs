@@ -421,3 +421,43 @@ fn pci_addresses_out_of_range_or_shared_are_refused() {
         "00:03.0 is already used by the device on line 19",
     );
 }
+
+#[test]
+fn boot_menu_timeout_out_of_range() {
+    let os = "<type arch='x86_64' machine='pc'>hvm</type>";
+    check(
+        &with(
+            os,
+            &format!("{os}\n    <bootmenu enable='yes' timeout='65536'/>"),
+        ),
+        13,
+        "os/bootmenu",
+        Some("timeout"),
+        "must be in range [0,65535]",
+    );
+}
+
+#[test]
+fn bios_reboot_timeout_and_useserial() {
+    let os = "<type arch='x86_64' machine='pc'>hvm</type>";
+    check(
+        &with(os, &format!("{os}\n    <bios rebootTimeout='-2'/>")),
+        13,
+        "os/bios",
+        Some("rebootTimeout"),
+        "must be in range [-1,65535]",
+    );
+    check(
+        &with(os, &format!("{os}\n    <bios useserial='on'/>")),
+        13,
+        "os/bios",
+        Some("useserial"),
+        "must be yes or no",
+    );
+    // -1 (never reboot) and the top of the range are libvirt's own values.
+    let ok = with(
+        os,
+        &format!("{os}\n    <bios useserial='yes' rebootTimeout='-1'/>"),
+    );
+    Domain::from_xml(&ok).unwrap();
+}

@@ -332,8 +332,10 @@ fn check_cpus(name: &str, dom: &Domain, cfg: &VmConfig) {
 }
 
 /// The boot order libvirt gives each disk and NIC: per-device `<boot
-/// order>` if any device has one; otherwise `<os><boot dev>` (hd when
-/// absent), each naming the first device of its kind in turn.
+/// order>` if any device has one; otherwise each `<os><boot dev>`'s
+/// position (hd when absent) on the first device of its kind, a kind named
+/// twice at its last position (libvirt 9.0's
+/// qemuProcessPrepareDeviceBootorder).
 fn boot_order(dom: &Domain) -> (Vec<Option<u32>>, Vec<Option<u32>>) {
     let devs = &dom.devices;
     let mut disks: Vec<Option<u32>> = devs.disks.iter().map(|d| d.info.boot_order).collect();
@@ -347,25 +349,24 @@ fn boot_order(dom: &Domain) -> (Vec<Option<u32>>, Vec<Option<u32>>) {
     } else {
         &dom.os.boot_devs[..]
     };
-    for (n, dev) in order.iter().enumerate() {
-        let index = Some(n as u32 + 1);
-        let slot = match dev.as_str() {
-            "network" => nics.first_mut(),
-            kind => {
-                let want = match kind {
-                    "hd" => "disk",
-                    "cdrom" => "cdrom",
-                    _ => "floppy",
-                };
-                devs.disks
-                    .iter()
-                    .position(|d| d.device == want)
-                    .and_then(|i| disks.get_mut(i))
-            }
+    let mut cd_seen = false;
+    let mut fd_seen = false;
+    let mut hd_seen = false;
+    for (i, d) in devs.disks.iter().enumerate() {
+        let (kind, seen) = match d.device.as_str() {
+            "cdrom" => ("cdrom", &mut cd_seen),
+            "floppy" => ("fd", &mut fd_seen),
+            _ => ("hd", &mut hd_seen),
         };
-        if let Some(s) = slot.filter(|s| s.is_none()) {
-            *s = index;
+        if !std::mem::replace(seen, true) {
+            disks[i] = order.iter().rposition(|o| o == kind).map(|p| p as u32 + 1);
         }
+    }
+    if let Some(n) = nics.first_mut() {
+        *n = order
+            .iter()
+            .rposition(|o| o == "network")
+            .map(|p| p as u32 + 1);
     }
     (disks, nics)
 }
@@ -534,6 +535,20 @@ fn check(name: &str, dom: &mut Domain) -> bool {
         dom.os.kernel.is_none(),
         "{name}: firmware boot"
     );
+    if let Some(loader) = dom.os.extra.child("loader") {
+        same!(
+            cfg.bios,
+            Some(PathBuf::from(loader.text().trim())),
+            "{name}: firmware"
+        );
+    }
+    let menu = dom.os.bootmenu == Some(true)
+        || dom
+            .os
+            .extra
+            .child("bootmenu")
+            .is_some_and(|m| m.attr("enable") == Some("yes"));
+    same!(cfg.boot.menu, menu, "{name}: boot menu");
     same!(cfg.initrd, path(&dom.os.initrd), "{name}: initrd");
     same!(cfg.append, dom.os.cmdline, "{name}: kernel command line");
 

@@ -47,7 +47,7 @@ fn virtio_device(base: &str, id: &str, rng: Option<&str>, place: Option<PciPlace
 }
 
 pub(super) fn all(dom: &Domain, b: &mut Builder) {
-    let boot = boot_indices(dom);
+    let boot = super::boot::indices(dom);
     pci::root_ports(dom, b);
     let needs_virtio_serial = dom
         .devices
@@ -86,55 +86,6 @@ pub(super) fn all(dom: &Domain, b: &mut Builder) {
     }
     chardevs(dom, b);
     others(dom, b);
-}
-
-struct Boot {
-    disks: Vec<Option<u32>>,
-    nics: Vec<Option<u32>>,
-}
-
-/// Boot indices: per-device `<boot order>` if any device has one, otherwise
-/// `<os><boot dev>` mapped to the first device of each kind, as libvirt does.
-fn boot_indices(dom: &Domain) -> Boot {
-    let devs = &dom.devices;
-    let per_device = devs.disks.iter().any(|d| d.info.boot_order.is_some())
-        || devs.interfaces.iter().any(|i| i.info.boot_order.is_some());
-    let mut boot = Boot {
-        disks: devs.disks.iter().map(|d| d.info.boot_order).collect(),
-        nics: devs.interfaces.iter().map(|i| i.info.boot_order).collect(),
-    };
-    if per_device {
-        return boot;
-    }
-    let mut next = 1;
-    // libvirt boots from the first hard disk when nothing is said.
-    let default = ["hd".to_string()];
-    let devs_order = if dom.os.boot_devs.is_empty() {
-        &default[..]
-    } else {
-        &dom.os.boot_devs[..]
-    };
-    for dev in devs_order {
-        let wanted = match dev.as_str() {
-            "hd" => "disk",
-            "cdrom" => "cdrom",
-            "fd" => "floppy",
-            _ => {
-                if !boot.nics.is_empty() && boot.nics[0].is_none() {
-                    boot.nics[0] = Some(next);
-                    next += 1;
-                }
-                continue;
-            }
-        };
-        if let Some(i) = devs.disks.iter().position(|d| d.device == wanted) {
-            if boot.disks[i].is_none() {
-                boot.disks[i] = Some(next);
-                next += 1;
-            }
-        }
-    }
-    boot
 }
 
 /// An image below a disk's own, from `<backingStore>`.

@@ -5,6 +5,7 @@
 //! sets the same through QMP after start; rvirt does it up front).
 
 mod blockdev;
+mod boot;
 mod devices;
 mod pci;
 
@@ -247,6 +248,9 @@ pub fn derive_argv_with(
     if let Some(cpu) = cpu(dom, &mut b) {
         b.opt("-cpu", cpu);
     }
+    if let Some(bios) = boot::firmware(dom, &mut b) {
+        b.opt("-bios", bios);
+    }
     let m = memory(dom, &mut b);
     b.opt("-m", m);
     let smp = smp(dom, &mut b);
@@ -273,14 +277,8 @@ pub fn derive_argv_with(
     if !dom.has_feature("acpi") {
         b.flag("-no-acpi");
     }
-    b.opt(
-        "-boot",
-        if dom.os.bootmenu == Some(true) {
-            "menu=on,strict=on"
-        } else {
-            "strict=on"
-        },
-    );
+    let boot = boot::boot_option(dom);
+    b.opt("-boot", boot);
     if let Some(k) = &dom.os.kernel {
         b.opt("-kernel", k.clone());
     }
@@ -309,13 +307,6 @@ pub fn derive_argv_with(
 /// Parts of a definition the command line does not carry: refused when the
 /// guest depends on them, otherwise named in a warning.
 fn unapplied(dom: &Domain, b: &mut Builder) {
-    if let Some(loader) = dom.os.extra.child("loader") {
-        b.refuse(
-            loader.line.0,
-            "os/loader",
-            format!("firmware '{}' is not supported", loader.text().trim()),
-        );
-    }
     let numa = dom
         .cpu
         .as_ref()
