@@ -84,6 +84,10 @@ command -v virsh >/dev/null || need_apt+=(libvirt-clients)
 command -v libvirtd >/dev/null || need_apt+=(libvirt-daemon-system libvirt-daemon-driver-qemu)
 command -v tini >/dev/null || need_apt+=(tini)
 command -v script >/dev/null || need_apt+=(bsdutils)
+# GRUB for i386-pc (grub-mkimage and its modules) and mkfs.ext2 -d: the
+# firmware test builds a real GRUB disk from them, unprivileged.
+[ -e /usr/lib/grub/i386-pc/boot.img ] || need_apt+=(grub-pc-bin)
+command -v mkfs.ext2 >/dev/null || need_apt+=(e2fsprogs)
 /usr/bin/python3 -c 'import libvirt' 2>/dev/null || need_apt+=(python3-libvirt)
 command -v virt-manager >/dev/null || need_apt+=(virt-manager)
 command -v Xvfb >/dev/null || need_apt+=(xvfb)

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, Rvirtd};
+use common::{domain_xml, have_virsh, have_virt_install, Rvirtd};
 use rvirt_remote::calls::{
     NameArgs, StoragePoolFlagsArgs, StorageVolCreateXmlArgs, StorageVolLookupByPathArgs,
 };
@@ -559,24 +559,6 @@ fn bad_input_gets_libvirts_errors_and_changes_nothing() {
         "{err}"
     );
     assert_eq!(names(&images), vols_before);
-}
-
-/// Whether Debian's virt-install is installed (skipped without, unless
-/// RVIRT_REQUIRE_REFERENCE is set).
-fn have_virt_install() -> bool {
-    let found = rvirt_testkit::try_run(
-        Command::new("virt-install").arg("--version"),
-        Duration::from_secs(60),
-    )
-    .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
-            "virt-install (Debian package virtinst) is required: RVIRT_REQUIRE_REFERENCE is set"
-        );
-        eprintln!("virt-install not installed: test skipped");
-    }
-    found
 }
 
 /// The real virt-install with `--disk size=1`: it creates its volume in

@@ -374,6 +374,24 @@ pub fn have_virsh() -> bool {
     found
 }
 
+/// Whether Debian's virt-install is installed (skipped without, unless
+/// RVIRT_REQUIRE_REFERENCE is set).
+pub fn have_virt_install() -> bool {
+    let found = rvirt_testkit::try_run(
+        Command::new("virt-install").arg("--version"),
+        Duration::from_secs(60),
+    )
+    .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+            "virt-install (Debian package virtinst) is required: RVIRT_REQUIRE_REFERENCE is set"
+        );
+        eprintln!("virt-install not installed: test skipped");
+    }
+    found
+}
+
 /// A microvm domain booting `guest` with its serial on the VMM's stdout
 /// (so the guest's output lands in the domain log).
 pub fn domain_xml(name: &str, guest: Guest) -> String {

@@ -268,7 +268,13 @@ pub fn domain_capabilities_xml(
         "os",
         [
             empty("enum", &[("name", "firmware")]),
-            unsupported_el("loader"),
+            // SeaBIOS only: a ROM image (`-bios`); UEFI cannot run on
+            // these hosts, so no pflash and no firmware autoselection.
+            {
+                let mut l = with("loader", [enumeration("type", &["rom"])]);
+                l.set_attr("supported", "yes");
+                l
+            },
         ],
     );
     os.set_attr("supported", "yes");
