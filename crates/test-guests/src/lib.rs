@@ -16,6 +16,7 @@
 use std::path::PathBuf;
 
 mod abi;
+pub mod grub;
 pub mod image;
 pub mod output;
 
