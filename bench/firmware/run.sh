@@ -1,0 +1,40 @@
+#!/bin/bash
+# rvirt-vmm vs QEMU 7.2 booting the MBR test disk through the same SeaBIOS
+# (issue 14, "Benchmark"): fork -> SeaBIOS's banner, -> the MBR's first
+# serial byte, -> exit after the guest powers off; on microvm
+# (bios-microvm.bin, virtio-mmio), pc and q35 (bios-256k.bin,
+# virtio-blk-pci). Target: the MBR's first byte in <= 0.5x QEMU's time.
+#
+# Needs: /dev/kvm, qemu-system-x86_64 (Debian qemu-system-x86), seabios,
+# python3.
+# Usage: bench/firmware/run.sh
+#   RUNS=7 WARMUP=1   runs per VMM and machine (alternating), untimed first
+#   QEMU=qemu-system-x86_64
+#   RVIRT_VMM=PATH    benchmark this rvirt-vmm binary instead of building one
+#   NO_BUILD=1        use the existing target/release/rvirt-vmm as it is
+# Results also go to bench/results/firmware-<UTC timestamp>.json (git-ignored).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+QEMU=${QEMU:-qemu-system-x86_64}
+QEMU_BIN=$(command -v "$QEMU" || true)
+if [ -z "$QEMU_BIN" ]; then
+  echo "bench/firmware: $QEMU not found; install it with:" >&2
+  echo "  apt-get install -y --no-install-recommends qemu-system-x86" >&2
+  exit 1
+fi
+SEABIOS=/usr/share/seabios
+[ -e $SEABIOS/bios-256k.bin ] || { echo "bench/firmware: Debian's seabios is needed" >&2; exit 1; }
+[ -w /dev/kvm ] || { echo "bench/firmware: /dev/kvm is missing or not writable" >&2; exit 1; }
+RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
+if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
+  echo "building rvirt-vmm (release) and the test guests..." >&2
+  cargo build --quiet --release -p rvirt-vmm -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml"
+fi
+DISK=$(ls "$ROOT"/target/*/build/rvirt-test-guests-*/out/guests/boot-disk.img 2>/dev/null | head -1)
+[ -n "$DISK" ] || { echo "bench/firmware: build rvirt-test-guests first" >&2; exit 1; }
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+exec python3 "$ROOT/bench/firmware/bench.py" --rvirt "$RVIRT" --qemu "$QEMU_BIN" \
+  --disk "$DISK" --seabios-dir $SEABIOS --runs "${RUNS:-7}" --warmup "${WARMUP:-1}" \
+  --commit "$COMMIT" --json "$ROOT/bench/results/firmware-$STAMP.json"
