@@ -3,7 +3,9 @@
 //! GRUB on the serial console → Linux's banner and the command line from
 //! grub.cfg. On rvirt-vmm (pc, virtio-blk-pci) beside QEMU 7.2 with the
 //! same disk, and through rvirtd with the real virsh from a domain XML
-//! with no `<kernel>`.
+//! with no `<kernel>` (whose disk rvirtd's derivation still puts on
+//! virtio-mmio, which SeaBIOS also boots, until it derives libvirt's PCI
+//! addresses).
 //!
 //! Everything after SeaBIOS runs emulated on these hosts (GRUB reads the
 //! 14 MiB kernel through int 13h, Linux decompresses itself): one boot
@@ -24,9 +26,12 @@ use rvirt_testkit::{poll, Spawned};
 /// `Command line: BOOT_IMAGE=/boot/vmlinuz …`.
 const CMDLINE: &str = "console=ttyS0 earlyprintk=ttyS0 noxsave rvirt.boot=grub";
 /// The three boots at once, GRUB's load of the kernel and Linux's
-/// decompression included: one alone took QEMU 7.2 over 10 minutes on this
-/// 2-core machine at a load of 14 (SeaBIOS → "GRUB: booting" 8.7 min).
-const BOOT_BOUND: Duration = Duration::from_secs(1500);
+/// decompression included. Measured on this 2-core machine at a load of
+/// 12-14: 24 minutes for rvirt-vmm and for QEMU 7.2 on virtio-blk-pci
+/// (SeaBIOS reaches a modern-only virtio-pci disk through the PCI
+/// configuration window, several exits per register, in both VMMs) and 8
+/// minutes for the domain, whose disk rvirtd still puts on virtio-mmio.
+const BOOT_BOUND: Duration = Duration::from_secs(2700);
 
 fn grub_cfg() -> String {
     format!(
@@ -266,5 +271,9 @@ fn grub_boots_debians_kernel_from_a_real_disk() {
         .unwrap_or_default();
     assert!(!cmd.contains("-kernel"), "{cmd}");
     assert_eq!(grub_and_banner(&log), grub_and_banner(&qemu), "{log}");
-    d.ok(&["destroy", "grub"]);
+    // Linux finds no root file system and panics; with on_reboot=destroy
+    // the domain may be off already.
+    if d.state("grub").starts_with("running") {
+        d.ok(&["destroy", "grub"]);
+    }
 }
