@@ -218,10 +218,27 @@ fn prepare_in(
             writable: false,
         });
     }
-    // The kernel and initrd are read by path at every boot: bound
-    // read-only, given to the VM's user only if it cannot read them.
-    for p in [&def.os.kernel, &def.os.initrd].into_iter().flatten() {
-        let p = Path::new(p);
+    // Without a <kernel>, firmware: the <loader> ROM, or the SeaBIOS file
+    // rvirt-vmm picks for the machine (vmm-config's rule, so both agree).
+    let firmware = def
+        .os
+        .kernel
+        .is_none()
+        .then(|| match def.os.extra.child("loader") {
+            Some(l) => PathBuf::from(l.text().trim()),
+            None => rvirt_vmm_config::find_firmware(rvirt_vmm_config::default_bios(
+                def.os.machine.as_deref().unwrap_or("pc"),
+            )),
+        });
+    // The kernel, initrd and firmware are read by path at every boot:
+    // bound read-only, given to the VM's user only if it cannot read them.
+    let by_path = [&def.os.kernel, &def.os.initrd]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .chain(firmware);
+    for p in by_path {
+        let p = p.as_path();
         if !p.exists() {
             // Absent inside the jail too: the VMM reports it, naming it.
             continue;
