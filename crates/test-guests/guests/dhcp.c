@@ -1,5 +1,6 @@
 /* DHCP and a UDP datagram over the guest's own virtio-net driver
- * (net/netif.c on net/vdev_mmio.c: the transport is one file).
+ * (net/netif.c on net/vdev_mmio.c, or on net/vdev_pci.c for a modern
+ * virtio-pci NIC: the first virtio-net device either transport finds).
  *
  * Takes a lease (DISCOVER, OFFER, REQUEST, ACK: the broadcast flag set,
  * up to 4 attempts of 2 s each), prints the address, router and DNS

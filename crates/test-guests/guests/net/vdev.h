@@ -1,8 +1,8 @@
 /* A virtio device as the drivers in this directory see it, whatever the
  * transport: split virtqueues in guest memory (virtio 1.x, 2.7) and the
  * handful of transport operations a polling driver needs. vdev_mmio.c is
- * the virtio-mmio (version 2) transport; a virtio-pci one provides the
- * same functions. */
+ * the virtio-mmio (version 2) transport and the entry points; vdev_pci.c
+ * the modern virtio-pci one they hand PCI devices to. */
 #pragma once
 
 #include "../rt/rt.h"
@@ -77,11 +77,16 @@ static inline int vq_pop(struct virtq *q, u32 *id, u32 *len)
 	return 1;
 }
 
-/* One device. `base` and `irq` mean what the transport says. */
+/* One device. `base` and `irq` mean what the transport says (on PCI, the
+ * common configuration's address and bus << 8 | devfn). */
 struct vdev {
 	u64 base;
 	u32 irq;
 	u32 device_id;
+	/* virtio-pci: its structures. */
+	int pci;
+	u64 common, notify, dcfg;
+	u32 notify_mult;
 };
 
 /* The next device the command line names, moving *cmd past it: 1, or 0
@@ -98,3 +103,13 @@ int vdev_go(struct vdev *d);
 void vdev_notify(struct vdev *d, u16 n);
 u8 vdev_cfg8(struct vdev *d, u32 off);
 void vdev_reset(struct vdev *d);
+
+/* The virtio-pci transport (vdev_pci.c), reached through the functions
+ * above for a device with `pci` set. */
+int vdev_pci_next(struct vdev *d);
+long vdev_pci_start(struct vdev *d, u32 want);
+int vdev_pci_queue(struct vdev *d, u16 n, struct virtq *q);
+int vdev_pci_go(struct vdev *d);
+void vdev_pci_notify(struct vdev *d, u16 n);
+u8 vdev_pci_cfg8(struct vdev *d, u32 off);
+void vdev_pci_reset(struct vdev *d);

@@ -2,7 +2,8 @@
  * `virtio_mmio.device=SIZE@0xBASE:IRQ` on the command line (rvirt-vmm
  * appends them; QEMU's microvm does with acpi=off, and offers version 2
  * with -global virtio-mmio.force-legacy=false). Empty slots (device id 0)
- * and legacy (version 1) transports are skipped. */
+ * and legacy (version 1) transports are skipped. When the command line
+ * names no more devices, those on PCI follow (vdev_pci.c). */
 #include "vdev.h"
 #include "../rt/virtio_mmio.h"
 
@@ -19,13 +20,16 @@ int vdev_next(const char **cmd, struct vdev *d)
 		d->base = base;
 		d->irq = irq;
 		d->device_id = id;
+		d->pci = 0;
 		return 1;
 	}
-	return 0;
+	return vdev_pci_next(d);
 }
 
 long vdev_start(struct vdev *d, u32 want)
 {
+	if (d->pci)
+		return vdev_pci_start(d, want);
 	u64 b = d->base;
 	wr32(b + R_STATUS, 0);
 	wr32(b + R_STATUS, S_ACK);
@@ -51,6 +55,8 @@ long vdev_start(struct vdev *d, u32 want)
 
 int vdev_queue(struct vdev *d, u16 n, struct virtq *q)
 {
+	if (d->pci)
+		return vdev_pci_queue(d, n, q);
 	u64 b = d->base;
 	wr32(b + R_QUEUE_SEL, n);
 	if (rd32(b + R_QUEUE_NUM_MAX) < q->size) {
@@ -70,6 +76,8 @@ int vdev_queue(struct vdev *d, u16 n, struct virtq *q)
 
 int vdev_go(struct vdev *d)
 {
+	if (d->pci)
+		return vdev_pci_go(d);
 	u32 all = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
 	wr32(d->base + R_STATUS, all);
 	if (rd32(d->base + R_STATUS) != all) {
@@ -79,8 +87,20 @@ int vdev_go(struct vdev *d)
 	return 0;
 }
 
-void vdev_notify(struct vdev *d, u16 n) { wr32(d->base + R_QUEUE_NOTIFY, n); }
+void vdev_notify(struct vdev *d, u16 n)
+{
+	if (d->pci)
+		vdev_pci_notify(d, n);
+	else
+		wr32(d->base + R_QUEUE_NOTIFY, n);
+}
 
-u8 vdev_cfg8(struct vdev *d, u32 off) { return rd8(d->base + R_CONFIG + off); }
+u8 vdev_cfg8(struct vdev *d, u32 off) { return d->pci ? vdev_pci_cfg8(d, off) : rd8(d->base + R_CONFIG + off); }
 
-void vdev_reset(struct vdev *d) { wr32(d->base + R_STATUS, 0); }
+void vdev_reset(struct vdev *d)
+{
+	if (d->pci)
+		vdev_pci_reset(d);
+	else
+		wr32(d->base + R_STATUS, 0);
+}
