@@ -744,7 +744,8 @@ fn others(dom: &Domain, b: &mut Builder) {
                 "memballoon" => {
                     let what = "memballoon";
                     let place = pci::place(dom, o.element.child("address"), o.line(), what, b);
-                    let dev = virtio_device(support::VIRTIO_BALLOON, support::BALLOON_ID, None, place);
+                    let dev =
+                        virtio_device(support::VIRTIO_BALLOON, support::BALLOON_ID, None, place);
                     b.opt("-device", dev);
                 }
                 "rng" => {
