@@ -48,6 +48,7 @@ def domain_xml(name, kernel, serial):
   <features><acpi/></features>
   <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model><feature policy='disable' name='pni'/><feature policy='disable' name='svm'/></cpu>
   <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
   <devices>
     <serial type='file'><source path='{serial}'/><target port='0'/></serial>
     <controller type='usb' model='none'/>
