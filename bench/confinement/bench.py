@@ -31,6 +31,7 @@ def domain_xml(name, kernel, serial):
   <features><acpi/></features>
   <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model><feature policy='disable' name='pni'/><feature policy='disable' name='svm'/></cpu>
   <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
   <devices>
     <serial type='file'><source path='{serial}'/><target port='0'/></serial>
     <controller type='usb' model='none'/>
@@ -54,7 +55,10 @@ class Daemon:
         deadline = now() + 10
         while not os.path.exists(self.sock):
             if now() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"rvirtd {name} did not come up")
+                self.stop()
+                with open(os.path.join(self.root, "rvirtd.log")) as f:
+                    said = f.read().strip().splitlines()[-3:]
+                raise RuntimeError(f"rvirtd {name} did not come up: {said}")
             time.sleep(0.01)
 
     def virsh(self, *args, check=True):
@@ -125,14 +129,23 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--exit-runs", type=int, default=10)
     ap.add_argument("--json")
+    ap.add_argument("--also", action="append", default=[],
+                    help="NAME=RVIRTD: another rvirtd build, confined, in the same rounds")
     a = ap.parse_args()
     vmm = os.path.join(a.bin, "rvirt-vmm")
     rvirtd = os.path.join(a.bin, "rvirtd")
     samples = {"confined": [], "unconfined": [], "exits": {}}
+    also = [x.split("=", 1) for x in a.also]
     with tempfile.TemporaryDirectory(prefix="rvirt-confine-bench-") as tmp:
-        daemons = {"confined": Daemon(rvirtd, vmm, tmp, "confined", []),
-                   "unconfined": Daemon(rvirtd, vmm, tmp, "unconfined", ["--unconfined"])}
+        daemons = {}
         try:
+            # Made inside the try, so that one that fails to come up stops
+            # those before it.
+            daemons["confined"] = Daemon(rvirtd, vmm, tmp, "confined", [])
+            daemons["unconfined"] = Daemon(rvirtd, vmm, tmp, "unconfined", ["--unconfined"])
+            for name, binary in also:
+                samples[name] = []
+                daemons[name] = Daemon(binary, vmm, tmp, name, [])
             serials = {}
             for k, d in daemons.items():
                 serials[k] = os.path.join(tmp, f"{k}.serial")
@@ -168,16 +181,32 @@ def main():
         o = med(s[idx] for s in samples["exits"][f"oneline-{which}"])
         return (e - o) / 100_000 * 1e9  # ns
 
+    def paired(key):
+        # Each round's confined / unconfined (the two run back to back, so
+        # they see about the same host load), then the median.
+        return med(c / u for c, u in zip(samples[key], samples["unconfined"]))
+
     rows = [
         ("start -> guest line, via rvirtd (ms)", med(samples["confined"]), med(samples["unconfined"]), True),
+        ("  paired (median of round ratios)", None, None, paired("confined")),
         ("per exit, wall (ns)", per_exit("sandbox", 0), per_exit("plain", 0), True),
         ("per exit, CPU time (ns)", per_exit("sandbox", 1), per_exit("plain", 1), False),
     ]
+    for i, (name, _) in enumerate(also):
+        rows.insert(2 + 2 * i, (f"  {name}: start -> line (ms)", med(samples[name]), med(samples["unconfined"]), False))
+        rows.insert(3 + 2 * i, (f"  {name}: paired", None, None, paired(name)))
     print(f"{'':42} {'confined':>10} {'unconfined':>10} {'ratio':>7}  target")
     for name, c, u, scored in rows:
-        ratio = c / u if u else float("nan")
+        if c is None:
+            # A paired ratio: scored as the medians are.
+            ratio, c, u, scored = scored, float("nan"), float("nan"), True
+        else:
+            ratio = c / u if u else float("nan")
         verdict = ("PASS" if ratio <= 1.1 else "MISS") if scored else "(info)"
-        print(f"{name:42} {c:10.1f} {u:10.1f} {ratio:7.3f}  <= 1.1 {verdict}")
+        cs, us = ("", "") if c != c else (f"{c:.1f}", f"{u:.1f}")  # NaN: a paired row
+        print(f"{name:42} {cs:>10} {us:>10} {ratio:7.3f}  <= 1.1 {verdict}")
+    print(f"start -> line samples (ms): " + "; ".join(
+        f"{k} {min(v):.1f}-{max(v):.1f}" for k, v in samples.items() if k != "exits"))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(samples, f, indent=1)

@@ -12,6 +12,7 @@
 # Needs: root, /dev/kvm, virsh, python3, the rvirt-qemu user
 # (scripts/setup.sh).
 # Usage: bench/confinement/run.sh   RUNS=10 EXIT_RUNS=10 NO_BUILD=1
+#   ALSO="before=/path/to/rvirtd"  more rvirtd builds, confined, in the same rounds
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REL=$ROOT/target/release
@@ -28,4 +29,5 @@ EXITS=$(cargo run --quiet --release -p rvirt-test-guests --manifest-path "$ROOT/
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$ROOT/bench/results"
 exec python3 "$ROOT/bench/confinement/bench.py" --bin "$REL" --oneline "$ONELINE" --exits "$EXITS" \
-  --runs "${RUNS:-10}" --exit-runs "${EXIT_RUNS:-10}" --json "$ROOT/bench/results/confinement-$STAMP.json"
+  --runs "${RUNS:-10}" --exit-runs "${EXIT_RUNS:-10}" \
+  $(for x in ${ALSO:-}; do printf -- '--also %s ' "$x"; done) --json "$ROOT/bench/results/confinement-$STAMP.json"

@@ -23,6 +23,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from private_libvirtd import PrivateLibvirtd  # noqa: E402
+
 NEEDLE = b"ONELINE"
 now = time.monotonic  # CLOCK_MONOTONIC
 ENV = dict(os.environ, LC_ALL="C")
@@ -45,6 +48,7 @@ def domain_xml(name, kernel, serial):
   <features><acpi/></features>
   <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model><feature policy='disable' name='pni'/><feature policy='disable' name='svm'/></cpu>
   <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
   <devices>
     <serial type='file'><source path='{serial}'/><target port='0'/></serial>
     <controller type='usb' model='none'/>
@@ -130,34 +134,11 @@ def pid_file(path):
 
 
 def start_private_libvirtd(d):
-    """A fresh libvirtd (and virtlogd) of its own, in a private mount
-    namespace: empty /run, /var/lib/libvirt, /var/log/libvirt and copies of
-    /etc/libvirt and /var/cache/libvirt (the QEMU capabilities cache, so it
-    does not re-probe) bind-mounted from `d`. Clients reach it through
-    d/run/libvirt/libvirt-sock. Returns the tini process (stop it with
-    SIGTERM); every process it starts stays inside the namespace."""
-    binds = {"run": "/run", "lib": "/var/lib/libvirt", "log": "/var/log/libvirt",
-             "cache": "/var/cache/libvirt", "etc": "/etc/libvirt"}
-    for sub, real in binds.items():
-        if sub in ("etc", "cache") and os.path.isdir(real):
-            shutil.copytree(real, os.path.join(d, sub), symlinks=True)
-        else:
-            os.makedirs(os.path.join(d, sub), exist_ok=True)
-    script = " && ".join([f"mount --bind {os.path.join(d, sub)} {real}" for sub, real in binds.items()]
-                         + ["virtlogd -d", "exec tini -s -- libvirtd"])
-    out = open(os.path.join(d, "libvirtd.log"), "w")
-    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    try:
-        wait_socket(os.path.join(d, "run/libvirt/libvirt-sock"), 60, "private libvirtd")
-        deadline = now() + 10
-        while not os.path.exists(os.path.join(d, "run/libvirtd.pid")) and now() < deadline:
-            time.sleep(0.02)
-    except Exception:
-        p.terminate()
-        p.wait()
-        raise
-    return p
+    """A fresh libvirtd (and virtlogd) of its own, QEMU run as root in its
+    own copy of qemu.conf (bench/lib/private_libvirtd.py). Clients reach it
+    through d/run/libvirt/libvirt-sock. Returns the tini process (stop it
+    with SIGTERM); every process it starts stays inside the namespace."""
+    return PrivateLibvirtd(d).proc
 
 
 def wait_line(path, timeout=30.0):

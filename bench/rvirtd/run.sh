@@ -9,11 +9,12 @@
 #   3. daemon RSS idle and with 1,000 defined domains
 #   4. `list --all` over 1,000 defined domains (rvirsh/rvirtd vs virsh/libvirtd)
 #
-# Needs: root, /dev/kvm, libvirtd 9.0 + QEMU, tini, unshare (see
-# /work/shared/REFERENCE-STACK.md), virsh, python3.
+# Needs: root, /dev/kvm; installs what is missing (libvirtd 9.0 + QEMU,
+# virsh, tini, unshare, python3) with apt-get.
 # libvirt side: by default a fresh libvirtd + virtlogd of the run's own, under
 # tini in a private mount namespace (empty /run, /var/lib/libvirt,
-# /var/log/libvirt; copies of /etc/libvirt and the QEMU capabilities cache),
+# /var/log/libvirt; copies of /etc/libvirt, whose qemu.conf runs QEMU as
+# root, and of the QEMU capabilities cache; bench/lib/private_libvirtd.py),
 # reached through its socket in the temporary directory and stopped at the
 # end: its RSS is a fresh daemon's, and other users of the shared libvirtd
 # neither see nor disturb the run. LIBVIRTD=shared uses the running
@@ -34,10 +35,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REL=$ROOT/target/release
 
-for tool in virsh python3 tini unshare libvirtd virtlogd; do
-  command -v $tool >/dev/null || { echo "bench/rvirtd: $tool is needed (see /work/shared/REFERENCE-STACK.md)" >&2; exit 1; }
-done
-[ -w /dev/kvm ] || { echo "bench/rvirtd: /dev/kvm is missing or not writable" >&2; exit 1; }
+. "$ROOT/bench/lib/need.sh"
+need_kvm
+need python3 python3
+need unshare util-linux
+need tini tini
+need virsh libvirt-clients
+need libvirtd libvirt-daemon-system libvirt-daemon-driver-qemu
+need qemu-system-x86_64 qemu-system-x86
 
 if [ -z "${NO_BUILD:-}" ]; then
   echo "building rvirt-vmm, rvirtd, rvirsh and the test guests (release)..." >&2

@@ -48,6 +48,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("blkbench", "blkbench.c", Kind::Pvh, &[]),
     ("pci", "pci.c", Kind::Pvh, &[]),
     ("dhcp", "dhcp.c", Kind::Pvh, &[]),
+    ("idle", "idle.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:

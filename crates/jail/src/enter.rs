@@ -3,7 +3,7 @@
 use std::ffi::CStr;
 use std::io;
 
-use crate::{Prepared, Step};
+use crate::{Joined, Prepared, Step};
 
 /// Writes `what` and the error to stderr (the child's log), returns the
 /// error for the spawn to report.
@@ -30,14 +30,19 @@ fn check(rc: libc::c_long, what: &CStr) -> io::Result<()> {
 /// # Safety
 ///
 /// Single-threaded child between fork and exec.
-pub(crate) unsafe fn enter(p: &Prepared) -> io::Result<()> {
+pub(crate) unsafe fn enter(p: &Prepared, joined: Joined) -> io::Result<()> {
     // SAFETY: raw system calls whose pointer arguments are C strings and
     // buffers owned by `p` or on this stack, valid for each call; in a
     // forked single-threaded child, no other thread observes the process's
     // state changing.
     unsafe {
-        for procs in &p.procs {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        // `cgroup.procs` moves the whole thread group under the
+        // threadgroup rwsem's write side (an RCU grace period, ms); `tasks`
+        // moves the calling thread, which is all of this process, without
+        // it (v1 only: v2 refuses threads of a domain cgroup).
+        let v2 = p.procs_v2.as_ref().filter(|_| !joined.v2);
+        for file in v2.into_iter().chain(p.tasks_v1.iter()) {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             check(fd as libc::c_long, c"join the cgroup")?;
             let rc = libc::write(fd, b"0".as_ptr().cast(), 1);
             libc::close(fd);

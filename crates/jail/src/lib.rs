@@ -7,8 +7,12 @@
 //! after fork: only system calls on data made before the fork (no
 //! allocation, no lock), in this order:
 //!
-//! 1. joins its cgroup(s) (`cgroup.procs`), so every thread and process it
-//!    makes is accounted there;
+//! 1. joins its cgroup(s), so every thread and process it makes is
+//!    accounted there: [`Prepared::fork`] makes it inside the cgroup v2
+//!    directory (`clone3` with `CLONE_INTO_CGROUP`; `cgroup.procs` only
+//!    where the kernel lacks that), and it joins each v1 hierarchy of a
+//!    hybrid host through `tasks` (as a single thread: no threadgroup
+//!    lock);
 //! 2. a mount namespace and an IPC namespace of its own; every mount made
 //!    private, so nothing propagates back to the host;
 //! 3. a new root: a tmpfs on the jail's (empty) root directory, holding a
@@ -31,13 +35,16 @@
 
 pub mod cgroup;
 mod enter;
+mod fork;
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use cgroup::{Cgroup, CgroupError, Limits};
+pub use fork::{Forked, Joined};
 
 /// A device node of the jail's /dev.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +125,8 @@ pub enum JailError {
     Relative(PathBuf),
     #[error("cannot find '{0}'")]
     Missing(PathBuf, #[source] io::Error),
+    #[error("cannot open the cgroup {0}")]
+    Cgroup(PathBuf, #[source] io::Error),
 }
 
 /// One step of the child's setup, on C strings made in the parent.
@@ -158,7 +167,12 @@ pub struct Prepared {
     root: CString,
     steps: Vec<Step>,
     rlimits: Vec<Rlimit>,
-    procs: Vec<CString>,
+    /// The cgroup v2 directory, for `clone3` to make the child in.
+    cgroup_v2: Option<OwnedFd>,
+    /// Its `cgroup.procs`, where the child was not made inside.
+    procs_v2: Option<CString>,
+    /// The `tasks` file of each v1 directory.
+    tasks_v1: Vec<CString>,
     last_cap: u32,
 }
 
@@ -283,39 +297,52 @@ impl Jail {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(63);
-        let procs = match &self.cgroup {
-            Some(cg) => cg
-                .procs_files()
-                .iter()
-                .map(|p| c(p))
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
+        let (mut cgroup_v2, mut procs_v2, mut tasks_v1) = (None, None, Vec::new());
+        if let Some(cg) = &self.cgroup {
+            if let Some(dir) = &cg.v2 {
+                let fd = rustix::fs::open(
+                    dir,
+                    rustix::fs::OFlags::PATH
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| JailError::Cgroup(dir.clone(), e.into()))?;
+                cgroup_v2 = Some(fd);
+                procs_v2 = Some(c(&dir.join("cgroup.procs"))?);
+            }
+            for dir in &cg.v1 {
+                tasks_v1.push(c(&dir.join("tasks"))?);
+            }
+        }
         Ok(Prepared {
             uid: self.uid,
             gid: self.gid,
             root: c(root)?,
             steps,
             rlimits: self.rlimits.clone(),
-            procs,
+            cgroup_v2,
+            procs_v2,
+            tasks_v1,
             last_cap,
         })
     }
 }
 
 impl Prepared {
-    /// Confines the calling process. Runs in a forked child before exec:
-    /// only system calls on data made by [`Jail::prepare`]; on failure it
-    /// writes the step that failed to stderr.
+    /// Confines the calling process. Runs in the child [`Prepared::fork`]
+    /// made (`joined` is what it said), before exec: only system calls on
+    /// data made by [`Jail::prepare`]; on failure it writes the step that
+    /// failed to stderr. A child forked otherwise (`Command::pre_exec`)
+    /// passes `Joined { v2: false }`.
     ///
     /// # Safety
     ///
-    /// The caller must be a single-threaded child between fork and exec
-    /// (as in `Command::pre_exec`): this changes the process's mounts,
-    /// credentials and limits for good.
-    pub unsafe fn enter(&self) -> io::Result<()> {
+    /// The caller must be a single-threaded child between fork and exec:
+    /// this changes the process's mounts, credentials and limits for good.
+    pub unsafe fn enter(&self, joined: Joined) -> io::Result<()> {
         // SAFETY: the caller's contract is this function's.
-        unsafe { enter::enter(self) }
+        unsafe { enter::enter(self, joined) }
     }
 }
 

@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys;
 
+mod forked;
+
 /// The descriptor number the first passed fd gets in the child (after
 /// stdin, stdout and stderr).
 pub const FIRST_PASSED_FD: RawFd = 3;
@@ -53,7 +55,7 @@ pub struct Spawn<'a> {
     pub env_remove: &'a [&'a str],
     /// Confinement the child enters between fork and exec (crates/jail):
     /// after its session and descriptors are set up, before the program
-    /// runs.
+    /// runs. A jailed child is made inside its cgroup v2 (`forked.rs`).
     pub jail: Option<Arc<rvirt_jail::Prepared>>,
     /// Variables the child gets besides rvirtd's.
     pub env: &'a [(&'a str, &'a str)],
@@ -84,17 +86,15 @@ impl Child {
     /// `FIRST_PASSED_FD…` and nothing else of rvirtd's open.
     pub fn spawn(s: Spawn<'_>) -> Result<Child, SpawnError> {
         let program = s.program.to_path_buf();
-        let (out, err) = match s.log {
-            Some(path) => {
-                let f = OpenOptions::new()
+        let log = match s.log {
+            Some(path) => Some(
+                OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| SpawnError::Log(path.into(), e))?;
-                let f2 = f.try_clone().map_err(|e| SpawnError::Log(path.into(), e))?;
-                (Stdio::from(f), Stdio::from(f2))
-            }
-            None => (Stdio::null(), Stdio::null()),
+                    .map_err(|e| SpawnError::Log(path.into(), e))?,
+            ),
+            None => None,
         };
         // Copies numbered above the target range, so that placing one in the
         // child never overwrites another not yet placed; close-on-exec, so
@@ -107,6 +107,28 @@ impl Child {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SpawnError::Pass(program.clone(), e))?;
         drop(s.pass);
+        if let Some(jail) = &s.jail {
+            // Made inside its cgroup (see forked.rs), which Command cannot.
+            let plan = forked::Plan::new(s.program, s.args, s.env_remove, s.env)
+                .map_err(|e| SpawnError::Exec(program.clone(), e))?;
+            let (pid, pidfd) = forked::spawn(&plan, log, &high, jail)
+                .map_err(|e| SpawnError::Exec(program.clone(), e))?;
+            return Ok(Child {
+                pid,
+                pidfd,
+                own: true,
+                reaped: AtomicBool::new(false),
+            });
+        }
+        let (out, err) = match log {
+            Some(f) => {
+                let f2 = f
+                    .try_clone()
+                    .map_err(|e| SpawnError::Log(s.log.unwrap_or(Path::new("")).into(), e))?;
+                (Stdio::from(f), Stdio::from(f2))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
         let high_raw: Vec<RawFd> = high.iter().map(AsRawFd::as_raw_fd).collect();
         let mut cmd = Command::new(s.program);
         cmd.args(s.args)
@@ -116,14 +138,12 @@ impl Child {
         for var in s.env_remove {
             cmd.env_remove(var);
         }
-        let jail = s.jail;
         for (k, v) in s.env {
             cmd.env(k, v);
         }
         // SAFETY: the closure runs in the child between fork and exec and only
-        // calls setsid and dup2, which are async-signal-safe, and the jail's
-        // entry, which makes only system calls on data prepared before the
-        // fork; it reads a Vec made before the fork and allocates nothing.
+        // calls setsid and dup2, which are async-signal-safe; it reads a Vec
+        // made before the fork and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() < 0 {
@@ -134,9 +154,6 @@ impl Child {
                     if libc::dup2(fd, FIRST_PASSED_FD + i as RawFd) < 0 {
                         return Err(io::Error::last_os_error());
                     }
-                }
-                if let Some(j) = &jail {
-                    j.enter()?;
                 }
                 Ok(())
             });
@@ -401,5 +418,65 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(e, SpawnError::Exec(..)), "{e}");
+    }
+
+    #[test]
+    fn a_jailed_child_is_made_by_hand_and_its_exec_error_comes_back() {
+        // Needs root (mounts, cgroups), as rvirtd's confinement does.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let sh = std::fs::canonicalize("/bin/sh").unwrap();
+        let mut binds = vec![rvirt_jail::Bind {
+            path: sh.clone(),
+            writable: false,
+        }];
+        for lib in rvirt_jail::shared_objects(&sh).unwrap() {
+            binds.push(rvirt_jail::Bind {
+                path: lib,
+                writable: false,
+            });
+        }
+        let jail = rvirt_jail::Jail {
+            uid: 65534,
+            gid: 65534,
+            root,
+            binds,
+            devices: vec![rvirt_jail::Device::Null],
+            tmp_size: 1 << 20,
+            ..rvirt_jail::Jail::default()
+        };
+        let jail = Arc::new(jail.prepare().unwrap());
+        let log = dir.path().join("jailed.log");
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let child = Child::spawn(Spawn {
+            program: &sh,
+            args: &["-c".into(), "echo $RVIRT_T >&3; echo logged".into()],
+            pass: vec![b.into()],
+            log: Some(&log),
+            env_remove: &[],
+            jail: Some(jail.clone()),
+            env: &[("RVIRT_T", "jailed")],
+        })
+        .unwrap();
+        assert!(child.wait(Some(Duration::from_secs(10))));
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut &a, &mut s).unwrap();
+        assert_eq!(s, "jailed\n");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "logged\n");
+        let e = Child::spawn(Spawn {
+            program: Path::new("/nonexistent/rvirt-program"),
+            args: &[],
+            pass: vec![],
+            log: None,
+            env_remove: &[],
+            jail: Some(jail),
+            env: &[],
+        })
+        .unwrap_err();
+        match e {
+            SpawnError::Exec(_, e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
+            e => panic!("{e}"),
+        }
     }
 }

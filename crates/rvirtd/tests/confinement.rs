@@ -251,6 +251,19 @@ fn every_vmm_is_unprivileged_filtered_and_sees_only_its_files() {
         })
         .unwrap();
     assert!(mem.starts_with("/rvirt/"), "{cgroups}");
+    // The same group in every hierarchy it is accounted in: the v2 one it
+    // was cloned into (clone3 CLONE_INTO_CGROUP) and, on a hybrid host,
+    // each v1 one it joined before exec.
+    for l in cgroups.lines() {
+        let ctrls = l.split(':').nth(1).unwrap_or_default();
+        if l.starts_with("0::")
+            || ctrls
+                .split(',')
+                .any(|c| ["memory", "pids", "cpu"].contains(&c))
+        {
+            assert!(l.ends_with(&format!(":{mem}")), "{cgroups}");
+        }
+    }
     let limit = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"]
         .iter()
         .find_map(|root| {

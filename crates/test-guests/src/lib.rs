@@ -99,11 +99,13 @@ pub enum Guest {
     /// lease's router); `net.bench=N` then sends N more from ring 3 (see
     /// the README).
     Dhcp,
+    /// `IDLE`, then halted with interrupts off for good (bench/density).
+    Idle,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 21] = [
+    pub const ALL: [Guest; 22] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -125,6 +127,7 @@ impl Guest {
         Guest::Virtio,
         Guest::Pci,
         Guest::Dhcp,
+        Guest::Idle,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -151,6 +154,7 @@ impl Guest {
             Guest::Virtio => "virtio",
             Guest::Pci => "pci",
             Guest::Dhcp => "dhcp",
+            Guest::Idle => "idle",
         }
     }
 
@@ -182,6 +186,7 @@ impl Guest {
                 | Guest::Panic
                 | Guest::Exits
                 | Guest::Oneline
+                | Guest::Idle
         )
     }
 }
