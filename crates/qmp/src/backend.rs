@@ -2,8 +2,8 @@
 
 use crate::error::QmpError;
 use crate::types::{
-    BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, KvmInfo,
-    PciInfo, RunState, VersionInfo, VncInfo,
+    AddfdInfo, BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo,
+    FdsetInfo, KvmInfo, PciInfo, RunState, VersionInfo, VncInfo,
 };
 use std::os::fd::OwnedFd;
 
@@ -164,6 +164,48 @@ pub trait MonitorBackend: Send + Sync {
     fn add_vnc_client(&self, fd: OwnedFd, skipauth: bool) -> Result<(), QmpError> {
         let _ = (fd, skipauth);
         Ok(())
+    }
+
+    /// `add-fd`: puts `fd` into fd set `set` (a new set when `None`), where
+    /// options naming `/dev/fdset/N` find it (qapi/misc.json).
+    fn add_fd(
+        &self,
+        fd: OwnedFd,
+        set: Option<i64>,
+        opaque: Option<String>,
+    ) -> Result<AddfdInfo, QmpError> {
+        let _ = (fd, set, opaque);
+        Err(QmpError::generic("fd sets are not available"))
+    }
+
+    /// `remove-fd`: closes descriptor `fd` of set `set`, or the whole set.
+    fn remove_fd(&self, set: i64, fd: Option<i64>) -> Result<(), QmpError> {
+        let _ = fd;
+        Err(QmpError::generic(format!(
+            "File descriptor named 'fdset-id:{set}' not found"
+        )))
+    }
+
+    /// `query-fdsets`.
+    fn query_fdsets(&self) -> Vec<FdsetInfo> {
+        Vec::new()
+    }
+
+    /// `blockdev-add` of one node, as QMP gave it (a flat union on
+    /// `driver`: the VMM's configuration reads it as it reads `-blockdev`).
+    fn blockdev_add(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), QmpError> {
+        let _ = args;
+        Err(QmpError::generic("blockdev-add is not available"))
+    }
+
+    /// `blockdev-del` of a node `blockdev-add` made and nothing uses.
+    fn blockdev_del(&self, node_name: &str) -> Result<(), QmpError> {
+        Err(QmpError::generic(format!(
+            "Failed to find node with node-name='{node_name}'"
+        )))
     }
 
     /// The version reported in the greeting, `query-version` and

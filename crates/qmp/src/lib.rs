@@ -37,9 +37,10 @@ pub use message::{Greeting, GreetingBody, Request, Response};
 pub use server::{MonitorConfig, MonitorServer, ServerError};
 pub use session::{Session, SessionOutput};
 pub use types::{
-    BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, BlockdevCacheInfo, ChardevInfo,
-    CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, CpuProps, FileNodeStats, ImageInfo, KvmInfo,
-    NameInfo, PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo,
-    PciDeviceRegion, PciInfo, PciMemoryRange, RunState, StatusInfo, UuidInfo, VersionInfo,
-    VersionTriple, VncBasicInfo, VncInfo, VncServerInfo, NIL_UUID, QEMU_COMPAT_VERSION,
+    AddfdInfo, BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, BlockdevCacheInfo,
+    ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, CpuProps, FdsetFdInfo, FdsetInfo,
+    FileNodeStats, ImageInfo, KvmInfo, NameInfo, PciBridgeInfo, PciBusInfo, PciDeviceClass,
+    PciDeviceId, PciDeviceInfo, PciDeviceRegion, PciInfo, PciMemoryRange, RunState, StatusInfo,
+    UuidInfo, VersionInfo, VersionTriple, VncBasicInfo, VncInfo, VncServerInfo, NIL_UUID,
+    QEMU_COMPAT_VERSION,
 };

@@ -697,3 +697,28 @@ pub struct VncInfo {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub clients: Option<Vec<VncBasicInfo>>,
 }
+
+/// `add-fd`'s answer (qapi/misc.json `AddfdInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddfdInfo {
+    #[serde(rename = "fdset-id")]
+    pub fdset_id: i64,
+    /// The descriptor's number in the VMM.
+    pub fd: i64,
+}
+
+/// One descriptor of an fd set (QAPI `FdsetFdInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdsetFdInfo {
+    pub fd: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub opaque: Option<String>,
+}
+
+/// One fd set (QAPI `FdsetInfo`), as `query-fdsets` lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdsetInfo {
+    #[serde(rename = "fdset-id")]
+    pub fdset_id: i64,
+    pub fds: Vec<FdsetFdInfo>,
+}

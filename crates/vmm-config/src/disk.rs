@@ -112,6 +112,9 @@ pub struct ProtocolNode {
     pub driver: Protocol,
     pub filename: PathBuf,
     pub read_only: bool,
+    /// `auto-read-only`: a file that cannot be opened for writing is
+    /// opened read-only instead (libvirt sets it on every file node).
+    pub auto_read_only: bool,
     pub cache: Cache,
     pub aio: Aio,
     /// `discard=unmap`: discards reaching this node punch holes.

@@ -19,6 +19,7 @@ pub mod vnc;
 pub use chardev::{ChardevBackend, ChardevConfig};
 pub use config::*;
 pub use disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
+pub use parse::block::{blockdev_node, FileRef, FormatDef, NodeDef};
 pub use parse::{parse, parse_netdev, usage, Action, IGNORED_OPTIONS};
 pub use vnc::{VncConfig, VncListen, VncShare};
 

@@ -31,6 +31,10 @@ pub enum MonitorRequest {
         name: String,
         up: bool,
     },
+    /// QMP `blockdev-add`: opens files, which only the main thread may.
+    BlockdevAdd(serde_json::Map<String, serde_json::Value>),
+    /// QMP `blockdev-del`.
+    BlockdevDel(String),
 }
 
 /// Something the VMM must act on.

@@ -16,6 +16,7 @@
 //! the chardevs in `chardev.rs`, the VNC console in `display.rs`.
 
 mod balloon;
+mod block_nodes;
 mod chardev;
 mod device_manager;
 pub mod disk;
@@ -628,6 +629,8 @@ impl Vmm {
                 }
                 None => Err(QmpError::device_not_found(&name)),
             },
+            MonitorRequest::BlockdevAdd(args) => self.state.nodes().add(&args),
+            MonitorRequest::BlockdevDel(name) => self.state.nodes().del(&name),
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

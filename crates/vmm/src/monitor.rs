@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rvirt_qmp::{
-    BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, CpuProps,
-    Event as QmpEvent, EventBus, MonitorBackend, MonitorServer, PciInfo, QmpError, RunState,
-    ShutdownCause, VncInfo,
+    AddfdInfo, BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo,
+    CpuProps, Event as QmpEvent, EventBus, FdsetInfo, MonitorBackend, MonitorServer, PciInfo,
+    QmpError, RunState, ShutdownCause, VncInfo,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 use std::os::fd::OwnedFd;
@@ -252,6 +252,34 @@ impl MonitorBackend for Backend {
             d.add_client(fd, skipauth);
         }
         Ok(())
+    }
+
+    fn add_fd(
+        &self,
+        fd: OwnedFd,
+        set: Option<i64>,
+        opaque: Option<String>,
+    ) -> Result<AddfdInfo, QmpError> {
+        crate::fdset::add(fd, set, opaque)
+    }
+
+    fn remove_fd(&self, set: i64, fd: Option<i64>) -> Result<(), QmpError> {
+        crate::fdset::remove(set, fd)
+    }
+
+    fn query_fdsets(&self) -> Vec<FdsetInfo> {
+        crate::fdset::query()
+    }
+
+    fn blockdev_add(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::BlockdevAdd(args.clone()))
+    }
+
+    fn blockdev_del(&self, node_name: &str) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::BlockdevDel(node_name.to_string()))
     }
 
     fn chardevs(&self) -> Vec<ChardevInfo> {

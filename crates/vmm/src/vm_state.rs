@@ -13,6 +13,7 @@ use rvirt_qmp::{ChardevInfo, RunState};
 use rvirt_vmm_config::VmConfig;
 
 use crate::balloon::BalloonReading;
+use crate::block_nodes::BlockNodes;
 use crate::disk::DiskModel;
 
 /// What the monitors can read without asking the main loop.
@@ -29,6 +30,10 @@ pub(crate) struct VmState {
     pub(crate) balloon: Option<BalloonReading>,
     pub(crate) name: Option<String>,
     pub(crate) uuid: Option<String>,
+    /// The named block nodes and who holds each. Monitor threads change
+    /// it (`blockdev-add`, `blockdev-del`): it is no guest state until a
+    /// device or a snapshot takes a node, which the main loop does.
+    pub(crate) nodes: Mutex<BlockNodes>,
 }
 
 impl VmState {
@@ -49,6 +54,7 @@ impl VmState {
             balloon,
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
+            nodes: Mutex::new(BlockNodes::new(cfg)),
         }
     }
 
@@ -58,6 +64,11 @@ impl VmState {
 
     pub(crate) fn set_status(&self, s: RunState) {
         *self.status.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// The block node graph, locked.
+    pub(crate) fn nodes(&self) -> std::sync::MutexGuard<'_, BlockNodes> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `query-balloon`'s answer in bytes, if the VM has a balloon.

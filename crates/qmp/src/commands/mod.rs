@@ -1,11 +1,12 @@
 //! The command table and dispatch.
 
+mod block;
 mod control;
 mod display;
 mod hmp;
 mod query;
 
-use crate::args::{check, ArgType, Param};
+use crate::args::{check, check_open, ArgType, Param};
 use crate::backend::MonitorBackend;
 use crate::error::QmpError;
 use serde_json::{Map, Value};
@@ -21,6 +22,9 @@ type FdHandler = fn(&dyn MonitorBackend, &mut Fds, &Map<String, Value>) -> Resul
 enum Run {
     Plain(Handler),
     WithFds(FdHandler),
+    /// A flat union whose members the backend checks: only the listed
+    /// parameters are checked here, the others pass on (`blockdev-add`).
+    Open(Handler),
 }
 
 /// One command: its name, its parameters in schema order, its handler.
@@ -162,6 +166,31 @@ const COMMANDS: &[Command] = &[
         run: Run::WithFds(display::add_client),
     },
     Command {
+        name: "add-fd",
+        params: block::ADD_FD_PARAMS,
+        run: Run::WithFds(block::add_fd),
+    },
+    Command {
+        name: "remove-fd",
+        params: block::REMOVE_FD_PARAMS,
+        run: Run::Plain(block::remove_fd),
+    },
+    Command {
+        name: "query-fdsets",
+        params: NO_PARAMS,
+        run: Run::Plain(block::query_fdsets),
+    },
+    Command {
+        name: "blockdev-add",
+        params: block::BLOCKDEV_ADD_PARAMS,
+        run: Run::Open(block::blockdev_add),
+    },
+    Command {
+        name: "blockdev-del",
+        params: block::BLOCKDEV_DEL_PARAMS,
+        run: Run::Plain(block::blockdev_del),
+    },
+    Command {
         name: "stop",
         params: NO_PARAMS,
         run: Run::Plain(control::stop),
@@ -210,10 +239,13 @@ pub(crate) fn dispatch(
         .iter()
         .find(|c| c.name == name)
         .ok_or_else(|| QmpError::command_not_found(name))?;
-    check(cmd.params, args)?;
+    match cmd.run {
+        Run::Open(_) => check_open(cmd.params, args)?,
+        _ => check(cmd.params, args)?,
+    }
     tracing::debug!(command = name, "QMP command");
     match cmd.run {
-        Run::Plain(run) => run(backend, args),
+        Run::Plain(run) | Run::Open(run) => run(backend, args),
         Run::WithFds(run) => run(backend, fds, args),
     }
 }

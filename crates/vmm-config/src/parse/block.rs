@@ -24,8 +24,8 @@ struct Drive {
 }
 
 /// How a format node names its file.
-#[derive(Debug, Clone)]
-enum FileRef {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRef {
     /// `"file": "NODE"`.
     Node(String),
     /// `"file": {"driver": "file", …}`: defined in place.
@@ -34,12 +34,95 @@ enum FileRef {
 
 /// A `-blockdev` format node before its file and backing node are
 /// looked up.
-#[derive(Debug)]
-struct Format {
-    node: FormatNode,
-    file: FileRef,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatDef {
+    /// The node, its `file` and `backing` still to fill in.
+    pub node: FormatNode,
+    pub file: FileRef,
     /// `backing`: absent, `null`, or a node name.
-    backing: Option<Option<String>>,
+    pub backing: Option<Option<String>>,
+}
+
+/// One `-blockdev` (or QMP `blockdev-add`) node as given, its references
+/// to other nodes not looked up yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeDef {
+    /// `file` / `host_device`.
+    Protocol(ProtocolNode),
+    /// `raw` / `qcow2`.
+    Format(FormatDef),
+}
+
+impl NodeDef {
+    /// The node's `node-name`.
+    pub fn name(&self) -> &str {
+        match self {
+            NodeDef::Protocol(p) => p.node_name.as_deref(),
+            NodeDef::Format(f) => f.node.node_name.as_deref(),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// Reads one node in `-blockdev`'s syntax (key=value or JSON) for
+/// `option` (the name errors give: `-blockdev`, `blockdev-add`).
+pub fn blockdev_node(option: &str, v: &str) -> Result<NodeDef, ConfigError> {
+    let mut o = Opts::parse(option, v, None)?;
+    let driver = o.require("driver")?;
+    let name = o.require("node-name")?;
+    if let Some(p) = protocol(&driver) {
+        let node = protocol_node(&mut o, p, Some(name))?;
+        o.finish()?;
+        return Ok(NodeDef::Protocol(node));
+    }
+    let fmt = format(&o, &driver)?;
+    let read_only = o.get_bool("read-only")?.unwrap_or(false);
+    o.ignore(&["auto-read-only", "detect-zeroes"]);
+    let cache = node_cache(&mut o, Cache::default())?;
+    let discard = discard(&mut o)?;
+    let file = match o.get_ref("file") {
+        Some(Some(node)) => FileRef::Node(node),
+        None if o.has_prefix("file") => {
+            let mut inline = o.child("file");
+            let d = inline.require("driver")?;
+            let Some(p) = protocol(&d) else {
+                return Err(o.error(format!(
+                    "file driver '{d}' is not supported (only file and host_device)"
+                )));
+            };
+            let node_name = inline.get("node-name");
+            let node = protocol_node(&mut inline, p, node_name)?;
+            inline.finish()?;
+            FileRef::Inline(node)
+        }
+        _ => {
+            return Err(
+                o.error("parameter 'file' is missing (the name of a driver=file node)".into())
+            )
+        }
+    };
+    let backing = o.get_ref("backing");
+    // A raw image has no backing file; QEMU's words.
+    if fmt == ImageFormat::Raw && backing.is_some() {
+        return Err(o.error("Parameter 'backing' is unexpected".into()));
+    }
+    if backing.as_ref().is_some_and(|b| b.as_deref() == Some("")) {
+        return Err(o.error("parameter 'backing' is empty (a node name or null)".into()));
+    }
+    o.finish()?;
+    Ok(NodeDef::Format(FormatDef {
+        node: FormatNode {
+            node_name: Some(name),
+            format: fmt,
+            read_only,
+            cache,
+            discard,
+            file: ProtocolNode::default(),
+            backing: Backing::FromImage,
+        },
+        file,
+        backing,
+    }))
 }
 
 /// A disk as a device gets it.
@@ -55,7 +138,7 @@ pub(super) struct Resolved {
 pub(super) struct BlockSpecs {
     drives: Vec<Drive>,
     protocols: Vec<ProtocolNode>,
-    formats: Vec<Format>,
+    formats: Vec<FormatDef>,
     /// Nodes another node or a device has taken: (node, taken by): a
     /// protocol node as a format node's file, a format node as another's
     /// backing image or as a device's disk.
@@ -136,9 +219,9 @@ fn protocol_node(
 ) -> Result<ProtocolNode, ConfigError> {
     let filename = file_path(o, "filename")?;
     let read_only = o.get_bool("read-only")?.unwrap_or(false);
-    // Locking: rvirt takes no image locks; auto-read-only: the node is
-    // opened as the format node needs anyway; detect-zeroes changes no data.
-    o.ignore(&["auto-read-only", "detect-zeroes", "locking"]);
+    let auto_read_only = o.get_bool("auto-read-only")?.unwrap_or(false);
+    // Locking: rvirt takes no image locks; detect-zeroes changes no data.
+    o.ignore(&["detect-zeroes", "locking"]);
     let cache = node_cache(o, Cache::default())?;
     let aio = aio(o)?;
     check_native(o, aio, cache, &filename)?;
@@ -148,6 +231,7 @@ fn protocol_node(
         driver,
         filename,
         read_only,
+        auto_read_only,
         cache,
         aio,
         discard,
@@ -225,6 +309,7 @@ impl BlockSpecs {
                     driver: Protocol::File,
                     filename,
                     read_only,
+                    auto_read_only: false,
                     cache,
                     aio,
                     discard,
@@ -256,65 +341,12 @@ impl BlockSpecs {
 
     /// `-blockdev`: a `file`/`host_device` node, or a `raw` node on one.
     pub(super) fn blockdev(&mut self, v: &str) -> Result<(), ConfigError> {
-        let mut o = Opts::parse("-blockdev", v, None)?;
-        let driver = o.require("driver")?;
-        let name = o.require("node-name")?;
-        if let Some(p) = protocol(&driver) {
-            let node = protocol_node(&mut o, p, Some(name.clone()))?;
-            o.finish()?;
-            self.check_new("-blockdev", &name)?;
-            self.protocols.push(node);
-            return Ok(());
+        let node = blockdev_node("-blockdev", v)?;
+        self.check_new("-blockdev", node.name())?;
+        match node {
+            NodeDef::Protocol(p) => self.protocols.push(p),
+            NodeDef::Format(f) => self.formats.push(f),
         }
-        let fmt = format(&o, &driver)?;
-        let read_only = o.get_bool("read-only")?.unwrap_or(false);
-        o.ignore(&["auto-read-only", "detect-zeroes"]);
-        let cache = node_cache(&mut o, Cache::default())?;
-        let discard = discard(&mut o)?;
-        let file = match o.get_ref("file") {
-            Some(Some(node)) => FileRef::Node(node),
-            None if o.has_prefix("file") => {
-                let mut inline = o.child("file");
-                let d = inline.require("driver")?;
-                let Some(p) = protocol(&d) else {
-                    return Err(o.error(format!(
-                        "file driver '{d}' is not supported (only file and host_device)"
-                    )));
-                };
-                let node_name = inline.get("node-name");
-                let node = protocol_node(&mut inline, p, node_name)?;
-                inline.finish()?;
-                FileRef::Inline(node)
-            }
-            _ => {
-                return Err(
-                    o.error("parameter 'file' is missing (the name of a driver=file node)".into())
-                )
-            }
-        };
-        let backing = o.get_ref("backing");
-        // A raw image has no backing file; QEMU's words.
-        if fmt == ImageFormat::Raw && backing.is_some() {
-            return Err(o.error("Parameter 'backing' is unexpected".into()));
-        }
-        if backing.as_ref().is_some_and(|b| b.as_deref() == Some("")) {
-            return Err(o.error("parameter 'backing' is empty (a node name or null)".into()));
-        }
-        o.finish()?;
-        self.check_new("-blockdev", &name)?;
-        self.formats.push(Format {
-            node: FormatNode {
-                node_name: Some(name),
-                format: fmt,
-                read_only,
-                cache,
-                discard,
-                file: ProtocolNode::default(),
-                backing: Backing::FromImage,
-            },
-            file,
-            backing,
-        });
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use crate::size::parse_size;
 use crate::smp::SmpRequest;
 use crate::ConfigError;
 
-mod block;
+pub(crate) mod block;
 mod firmware;
 mod netdev;
 mod pci;

@@ -474,6 +474,7 @@ fn virtio_blk_from_libvirt_blockdev() {
     d.id = Some("virtio-disk0".into());
     d.image.read_only = true;
     d.image.file.discard = true;
+    d.image.file.auto_read_only = true;
     d.image.file.cache.direct = true;
     assert_eq!(c.virtio, vec![VirtioConfig::Blk(d.clone())]);
     assert!(d.read_only());
