@@ -190,6 +190,32 @@ impl<T: Send + 'static> Disk<T> {
         self.merged
     }
 
+    /// Waits (up to `limit`) until no request is in flight, their results
+    /// moved to `out`, then makes the image's metadata and data durable:
+    /// the point at which a caller may switch its device to another image
+    /// (a snapshot's overlay) with nothing of this one left in flight or
+    /// cached. On a timeout the requests still in flight stay so.
+    pub fn settle(&mut self, out: &mut Vec<Done<T>>, limit: std::time::Duration) -> io::Result<()> {
+        let deadline = std::time::Instant::now() + limit;
+        while self.in_flight() > 0 {
+            self.reap_ready(out);
+            if self.in_flight() == 0 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "requests still in flight",
+                ));
+            }
+            // Short naps: an engine's completions come within microseconds
+            // to milliseconds, and this runs only when images are switched.
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        self.format.flush()?;
+        self.format.storage().flush()
+    }
+
     /// Waits until no request is in flight and forgets their results: the
     /// caller is being reset and takes its buffers back.
     pub fn quiesce(&mut self) {

@@ -208,6 +208,15 @@ pub trait MonitorBackend: Send + Sync {
         )))
     }
 
+    /// `blockdev-snapshot` of each (node, overlay) pair (one, or a
+    /// `transaction`'s): the overlay, a format node `blockdev-add` made
+    /// with no backing image, gets `node` as its backing image and takes
+    /// its place under the device.
+    fn blockdev_snapshot(&self, actions: Vec<(String, String)>) -> Result<(), QmpError> {
+        let _ = actions;
+        Err(QmpError::generic("snapshots are not available"))
+    }
+
     /// The version reported in the greeting, `query-version` and
     /// `info version`.
     fn version(&self) -> VersionInfo {

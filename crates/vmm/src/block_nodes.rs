@@ -144,16 +144,16 @@ impl BlockNodes {
         );
     }
 
-    // For device_add (hot-plug) and blockdev-snapshot.
-    #[allow(dead_code)]
     /// Whether `name` is a node.
+    // For device_add (hot-plug).
+    #[allow(dead_code)]
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.nodes.contains_key(name)
     }
 
-    // For device_add (hot-plug) and blockdev-snapshot.
-    #[allow(dead_code)]
     /// The format node `name`, with its file and chain.
+    // For device_add (hot-plug).
+    #[allow(dead_code)]
     pub(crate) fn format_node(&self, name: &str) -> Option<&FormatNode> {
         match &self.nodes.get(name)?.kind {
             Kind::Format(f) => Some(f),
@@ -161,9 +161,9 @@ impl BlockNodes {
         }
     }
 
-    // For device_add (hot-plug) and blockdev-snapshot.
-    #[allow(dead_code)]
     /// What holds `name`, if anything.
+    // For device_add (hot-plug).
+    #[allow(dead_code)]
     pub(crate) fn user(&self, name: &str) -> Option<&User> {
         self.nodes.get(name)?.user.as_ref()
     }
@@ -321,9 +321,9 @@ impl BlockNodes {
         Ok(())
     }
 
-    // For device_add (hot-plug) and blockdev-snapshot.
+    /// A device takes format node `name`.
+    // For device_add (hot-plug).
     #[allow(dead_code)]
-    /// A device (or the VMM for a snapshot) takes format node `name`.
     pub(crate) fn attach(&mut self, name: &str, user: User) -> Result<FormatNode, QmpError> {
         let n = self.nodes.get_mut(name).ok_or_else(|| not_found(name))?;
         let Kind::Format(f) = &n.kind else {
@@ -338,9 +338,88 @@ impl BlockNodes {
         Ok(f.clone())
     }
 
-    // For device_add (hot-plug) and blockdev-snapshot.
-    #[allow(dead_code)]
+    /// Checks `blockdev-snapshot`'s `node` and `overlay` as QEMU does;
+    /// returns the device that uses `node` and the image it is to use:
+    /// `overlay` over `node` (read-only from then on).
+    pub(crate) fn snapshot_plan(
+        &self,
+        node: &str,
+        overlay: &str,
+    ) -> Result<(String, FormatNode), QmpError> {
+        let n = self.nodes.get(node).ok_or_else(|| not_found(node))?;
+        let Kind::Format(active) = &n.kind else {
+            return Err(QmpError::generic(format!(
+                "node '{node}' is a protocol node: snapshots are of format nodes"
+            )));
+        };
+        let device = match &n.user {
+            Some(User::Device(d)) => d.clone(),
+            Some(User::Node {
+                name: above,
+                role: Role::Backing,
+            }) => return Err(busy(node, above)),
+            _ => {
+                return Err(QmpError::generic(format!(
+                    "node '{node}' is not the active layer of a disk"
+                )))
+            }
+        };
+        let o = self.nodes.get(overlay).ok_or_else(|| not_found(overlay))?;
+        // A file node cannot have a backing image, whoever uses it.
+        let Kind::Format(top) = &o.kind else {
+            return Err(QmpError::generic(
+                "The overlay does not support backing images",
+            ));
+        };
+        if o.user.is_some() {
+            return Err(QmpError::generic("The overlay is already in use"));
+        }
+        match (top.format, &top.backing) {
+            (rvirt_vmm_config::ImageFormat::Raw, _) => {
+                return Err(QmpError::generic(
+                    "The overlay does not support backing images",
+                ))
+            }
+            (_, Backing::Node(_)) => {
+                return Err(QmpError::generic("The overlay already has a backing image"))
+            }
+            _ => {}
+        }
+        if top.read_only() {
+            return Err(QmpError::generic(format!(
+                "The overlay '{overlay}' is read-only"
+            )));
+        }
+        let mut below = active.clone();
+        below.read_only = true;
+        let mut image = top.clone();
+        image.backing = Backing::Node(Box::new(below));
+        Ok((device, image))
+    }
+
+    /// Records a snapshot made: `overlay` (now `image`) is the device's,
+    /// `node` its backing image.
+    pub(crate) fn snapshot_done(&mut self, node: &str, overlay: &str, image: FormatNode) {
+        let device = self.nodes.get(node).and_then(|n| n.user.clone());
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.user = Some(User::Node {
+                name: overlay.to_string(),
+                role: Role::Backing,
+            });
+            if let Kind::Format(f) = &mut n.kind {
+                f.read_only = true;
+            }
+        }
+        if let Some(o) = self.nodes.get_mut(overlay) {
+            o.user = device;
+            o.kind = Kind::Format(image);
+            o.children.push(node.to_string());
+        }
+    }
+
     /// Lets go of `name` (a device unplugged).
+    // For device_del (hot-plug).
+    #[allow(dead_code)]
     pub(crate) fn detach(&mut self, name: &str) {
         if let Some(n) = self.nodes.get_mut(name) {
             n.user = None;

@@ -6,7 +6,7 @@
 //! rvirt-vmm-config); this maps it onto the block layer's open options.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rvirt_block::{AioMode, ImageSpec, Layer, OpenError, OpenOptions, Stats};
 use rvirt_qmp::{
@@ -119,20 +119,29 @@ fn fill_actual_size(image: &mut ImageInfo) {
     }
 }
 
-/// What the monitor knows about one disk.
+/// What the monitor knows about one disk, and the handle a snapshot
+/// switches it through. Clones share the mutable parts: the monitor's
+/// copy sees a snapshot the main loop made.
 #[derive(Clone)]
 pub(crate) struct DiskModel {
-    info: BlockInfo,
+    /// Its place among the virtio devices (names its anonymous nodes).
+    n: usize,
+    /// The disk as configured, its image graph as it is now.
+    config: Arc<Mutex<DiskConfig>>,
+    info: Arc<Mutex<BlockInfo>>,
     /// The protocol node's name and driver.
-    file_node: String,
+    file_node: Arc<Mutex<String>>,
     file_driver: &'static str,
     discard: bool,
     stats: Arc<Stats>,
+    /// The device, typed, for switching its image.
+    block: Arc<Mutex<Block>>,
 }
 
-/// Opens disk `n` (its place among the virtio devices names its
-/// anonymous nodes) and builds its device.
-pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskError> {
+/// Opens the image of `d` with its chain: passed descriptors (the
+/// parent's `-add-fd`, QMP `add-fd`, or those a node kept) where the paths
+/// name fd sets.
+pub(crate) fn open_disk(d: &DiskConfig) -> Result<Disk, OpenError> {
     // /dev/fdset/N: the files the parent opened and passed (-add-fd),
     // the backing images' too.
     let confined = rvirt_vmm_config::sandbox::fdset_of(d.path()).is_some();
@@ -149,8 +158,11 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskE
             })
         })
     };
-    let disk = Disk::open_image_with(&image_spec(&d.image), &open_options(d), &passed)
-        .map_err(DiskError::Open)?;
+    Disk::open_image_with(&image_spec(&d.image), &open_options(d), &passed)
+}
+
+/// `query-block`'s entry for disk `n`, configured as `d`, on `disk`.
+fn block_info(n: usize, d: &DiskConfig, disk: &Disk) -> BlockInfo {
     let mut layers = disk.chain();
     if layers.is_empty() {
         // Raw: the block layer's chain is just the file.
@@ -164,24 +176,12 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskE
             cluster_size: None,
         });
     }
-    let opts = BlockOptions {
-        read_only: d.read_only(),
-        serial: d.serial.clone(),
-    };
-    let block = Block::with_disk(disk, opts).map_err(|source| DiskError::Block {
-        path: d.path().to_path_buf(),
-        source,
-    })?;
-    // As QEMU: a -drive is named by its id and gets anonymous nodes; a
-    // -blockdev disk only by its nodes.
-    let anon = |k: usize| format!("#block{:03}", n * 128 + k);
     let (device, node_name) = if d.blockdev {
         (String::new(), d.drive.clone())
     } else {
-        (d.drive.clone(), anon(100))
+        (d.drive.clone(), anon(n, 100))
     };
-    let file_node = d.image.file.node_name.clone().unwrap_or_else(|| anon(1));
-    let info = BlockInfo {
+    BlockInfo {
         device,
         qdev: d.id.clone(),
         kind: "unknown".into(),
@@ -210,24 +210,94 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskE
             iops_wr: 0,
             write_threshold: 0,
         }),
+    }
+}
+
+/// As QEMU: a -drive is named by its id and gets anonymous nodes; a
+/// -blockdev disk only by its nodes.
+fn anon(n: usize, k: usize) -> String {
+    format!("#block{:03}", n * 128 + k)
+}
+
+/// Opens disk `n` (its place among the virtio devices names its
+/// anonymous nodes) and builds its device.
+pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Arc<Mutex<Block>>, DiskModel), DiskError> {
+    let disk = open_disk(d).map_err(DiskError::Open)?;
+    let info = block_info(n, d, &disk);
+    let opts = BlockOptions {
+        read_only: d.read_only(),
+        serial: d.serial.clone(),
     };
+    let block = Block::with_disk(disk, opts).map_err(|source| DiskError::Block {
+        path: d.path().to_path_buf(),
+        source,
+    })?;
+    let file_node = d.image.file.node_name.clone().unwrap_or_else(|| anon(n, 1));
+    let stats = block.stats();
+    let block = Arc::new(Mutex::new(block));
     let model = DiskModel {
-        info,
-        file_node,
+        n,
+        config: Arc::new(Mutex::new(d.clone())),
+        info: Arc::new(Mutex::new(info)),
+        file_node: Arc::new(Mutex::new(file_node)),
         file_driver: match d.image.file.driver {
             Protocol::File => "file",
             Protocol::HostDevice => "host_device",
         },
         discard: d.discard(),
-        stats: block.stats(),
+        stats,
+        block: block.clone(),
     };
     Ok((block, model))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl DiskModel {
+    /// The format node the device uses (its `-blockdev` top node), if
+    /// named.
+    pub(crate) fn top_node(&self) -> Option<String> {
+        lock(&self.config).image.node_name.clone()
+    }
+
+    /// Puts the device on `image` (a snapshot's overlay over the image in
+    /// use): see [`Block::switch_disk`] for the order. The caller has the
+    /// device loop paused. On an error the device keeps its image.
+    pub(crate) fn switch_image(&self, image: FormatNode) -> Result<(), String> {
+        let mut cfg = lock(&self.config).clone();
+        if cfg.blockdev {
+            // A -blockdev disk is known by its top node.
+            cfg.drive = image.node_name.clone().unwrap_or_default();
+        }
+        cfg.image = image;
+        let mut info = None;
+        let old = lock(&self.block)
+            .switch_disk(|| {
+                let disk = open_disk(&cfg)?;
+                info = Some(block_info(self.n, &cfg, &disk));
+                Ok::<_, OpenError>(disk)
+            })
+            .map_err(|e| crate::error_chain(&e))?;
+        // Closing the old image writes nothing new: it was settled.
+        drop(old);
+        if let Some(info) = info {
+            *lock(&self.info) = info;
+        }
+        *lock(&self.file_node) = cfg
+            .image
+            .file
+            .node_name
+            .clone()
+            .unwrap_or_else(|| anon(self.n, 1));
+        *lock(&self.config) = cfg;
+        Ok(())
+    }
+
     /// `query-block`'s entry.
     pub(crate) fn info(&self) -> BlockInfo {
-        let mut info = self.info.clone();
+        let mut info = lock(&self.info).clone();
         if let Some(image) = info.inserted.as_mut().and_then(|i| i.image.as_mut()) {
             fill_actual_size(image);
         }
@@ -235,7 +305,7 @@ impl DiskModel {
     }
 
     fn node_name(&self) -> Option<String> {
-        self.info
+        lock(&self.info)
             .inserted
             .as_ref()
             .and_then(|i| i.node_name.clone())
@@ -252,7 +322,7 @@ impl DiskModel {
             ..Default::default()
         };
         let file = BlockStats {
-            node_name: Some(self.file_node.clone()),
+            node_name: Some(lock(&self.file_node).clone()),
             stats: node_level(),
             driver_specific: Some(FileNodeStats {
                 driver: self.file_driver.into(),
@@ -299,9 +369,15 @@ impl DiskModel {
             account_failed: true,
             ..Default::default()
         };
+        // One guard at a time: a temporary guard lives to the end of the
+        // statement.
+        let (device_name, qdev) = {
+            let info = lock(&self.info);
+            (info.device.clone(), info.qdev.clone())
+        };
         vec![BlockStats {
-            device: Some(self.info.device.clone()),
-            qdev: self.info.qdev.clone(),
+            device: Some(device_name),
+            qdev,
             node_name: self.node_name(),
             stats: device,
             parent: Some(Box::new(file)),

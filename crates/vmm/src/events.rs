@@ -35,6 +35,9 @@ pub enum MonitorRequest {
     BlockdevAdd(serde_json::Map<String, serde_json::Value>),
     /// QMP `blockdev-del`.
     BlockdevDel(String),
+    /// QMP `blockdev-snapshot` (one) or `transaction` (several):
+    /// (node, overlay) pairs.
+    BlockdevSnapshot(Vec<(String, String)>),
 }
 
 /// Something the VMM must act on.

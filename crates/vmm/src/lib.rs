@@ -542,6 +542,61 @@ impl Vmm {
         Ok(running)
     }
 
+    /// `blockdev-snapshot` of each (node, overlay): every pair is checked
+    /// first, then each disk is switched to its overlay with the device
+    /// loop paused (so no request runs during a switch). A switch that
+    /// fails leaves that disk, and those after it, on their images; those
+    /// switched before stay switched (QEMU's transactions undo them; rvirt
+    /// reports which did not switch).
+    fn snapshot(
+        &mut self,
+        running: &Running,
+        actions: &[(String, String)],
+    ) -> Result<(), QmpError> {
+        let mut plans = Vec::new();
+        {
+            let nodes = self.state.nodes();
+            for (i, (node, overlay)) in actions.iter().enumerate() {
+                if actions[..i].iter().any(|(n, o)| n == node || o == overlay) {
+                    return Err(QmpError::generic(format!(
+                        "node '{node}' or overlay '{overlay}' named twice in one transaction"
+                    )));
+                }
+                let (_, image) = nodes.snapshot_plan(node, overlay)?;
+                let disk = self
+                    .devices
+                    .disks()
+                    .into_iter()
+                    .find(|d| d.top_node().as_deref() == Some(node.as_str()))
+                    .ok_or_else(|| {
+                        QmpError::generic(format!(
+                            "node '{node}' is not the active layer of a disk"
+                        ))
+                    })?;
+                plans.push((node, overlay, image, disk));
+            }
+        }
+        let live = self.state.status() == RunState::Running;
+        if live {
+            running.event_loop.pause();
+        }
+        let mut result = Ok(());
+        for (node, overlay, image, disk) in plans {
+            if let Err(e) = disk.switch_image(image.clone()) {
+                result = Err(QmpError::generic(format!(
+                    "cannot put overlay '{overlay}' over node '{node}': {e}"
+                )));
+                break;
+            }
+            self.state.nodes().snapshot_done(node, overlay, image);
+            tracing::info!(node = %node, overlay = %overlay, "snapshot: the disk writes to the overlay");
+        }
+        if live {
+            running.event_loop.resume();
+        }
+        result
+    }
+
     fn monitor_request(
         &mut self,
         running: Running,
@@ -631,6 +686,7 @@ impl Vmm {
             },
             MonitorRequest::BlockdevAdd(args) => self.state.nodes().add(&args),
             MonitorRequest::BlockdevDel(name) => self.state.nodes().del(&name),
+            MonitorRequest::BlockdevSnapshot(actions) => self.snapshot(&running, &actions),
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

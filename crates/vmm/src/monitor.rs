@@ -282,6 +282,10 @@ impl MonitorBackend for Backend {
         self.ask(MonitorRequest::BlockdevDel(node_name.to_string()))
     }
 
+    fn blockdev_snapshot(&self, actions: Vec<(String, String)>) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::BlockdevSnapshot(actions))
+    }
+
     fn chardevs(&self) -> Vec<ChardevInfo> {
         self.state
             .chardevs

@@ -42,6 +42,11 @@ impl Raw {
     fn line(&mut self) -> Value {
         let mut l = String::new();
         self.reader.read_line(&mut l).expect("a QMP line in time");
+        if l.is_empty() {
+            // The other end closed: the caller's assertion says what was
+            // expected (and may show the process's output).
+            return json!({"closed": true});
+        }
         serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l:?}"))
     }
 
@@ -320,4 +325,280 @@ fn which(cmd: &str) -> Option<std::path::PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join(cmd))
         .find(|p| p.exists())
+}
+
+/// libvirt's two nodes for `path` (qcow2, `backing: null`).
+fn libvirt_disk(n: u32, path: &Path, read_only: bool) -> [Value; 2] {
+    [
+        json!({"driver": "file", "filename": s(path), "node-name": format!("libvirt-{n}-storage"),
+               "auto-read-only": true, "discard": "unmap"}),
+        json!({"node-name": format!("libvirt-{n}-format"), "read-only": read_only,
+               "driver": "qcow2", "file": format!("libvirt-{n}-storage"), "backing": null}),
+    ]
+}
+
+fn qemu_img_out(args: &[&str]) -> String {
+    let out = run(Command::new("qemu-img").args(args), T);
+    assert!(out.status.success(), "qemu-img {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `qemu-img check` is clean (exit 0).
+fn assert_clean(image: &Path) {
+    let out = run(Command::new("qemu-img").args(["check", s(image)]), T);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "qemu-img check {}: {out:?}",
+        image.display()
+    );
+}
+
+/// The blkbench guest (4 KiB reads and writes, 16 in flight) writing a
+/// qcow2 disk given as libvirt gives it; a `transaction` puts an overlay
+/// under it while it writes. No request is lost (the guest finishes every
+/// phase without an error or a re-kick), the base takes no write after
+/// the snapshot answered, the overlay holds the writes since, both images
+/// are clean, and `query-block` shows the new chain.
+#[test]
+fn a_snapshot_taken_while_the_guest_writes_loses_nothing() {
+    snapshot_while_writing(&[]);
+    // Confined as rvirtd runs it: the switch runs on the main thread,
+    // the overlay's workers under their own filter.
+    snapshot_while_writing(&[
+        "-sandbox",
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    ]);
+}
+
+fn snapshot_while_writing(extra: &[&str]) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let d = dir.path();
+    let base = d.join("base.qcow2");
+    let ov = d.join("overlay.qcow2");
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        "cluster_size=4096",
+        s(&base),
+        "64M",
+    ]);
+    // As libvirt (and rvirtd) create it: the base named in its header.
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        "cluster_size=4096",
+        "-b",
+        s(&base),
+        "-F",
+        "qcow2",
+        s(&ov),
+    ]);
+    let log = d.join("serial.log");
+    let sock = d.join("qmp.sock");
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let serial = format!("file:{}", log.display());
+    let guest = Guest::Virtio.path().with_file_name("blkbench.elf");
+    let [file, fmt] = libvirt_disk(1, &base, false);
+    let (file, fmt) = (file.to_string(), fmt.to_string());
+    let mut args = extra.to_vec();
+    args.extend([
+        "-kernel",
+        s(&guest),
+        "-append",
+        "blkbench.n=20000",
+        "-serial",
+        &serial,
+        "-qmp",
+        &qmp,
+        "-blockdev",
+        &file,
+        "-blockdev",
+        &fmt,
+        "-device",
+        r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#,
+    ]);
+    let mut vmm = spawn(&args);
+    let mut q = Raw::connect(&sock);
+    for node in libvirt_disk(2, &ov, false) {
+        let r = q.cmd(json!({"execute": "blockdev-add", "arguments": node}), None);
+        assert_eq!(r, json!({"return": {}}));
+    }
+    wait_file(&log, "PHASE seqwrite START", T, || vmm.describe());
+    std::thread::sleep(Duration::from_millis(20));
+    let r = q.cmd(
+        json!({"execute": "transaction", "arguments": {"actions": [
+            {"type": "blockdev-snapshot",
+             "data": {"node": "libvirt-1-format", "overlay": "libvirt-2-format"}}]}}),
+        None,
+    );
+    assert_eq!(r, json!({"return": {}}), "{}", vmm.describe());
+    let base_then = std::fs::read(&base).unwrap();
+    let info = q.cmd(json!({"execute": "query-block"}), None);
+    let inserted = &info["return"][0]["inserted"];
+    assert_eq!(inserted["node-name"], "libvirt-2-format", "{info}");
+    assert_eq!(inserted["file"], s(&ov), "{info}");
+    assert_eq!(inserted["backing_file_depth"], 1, "{info}");
+    assert_eq!(
+        inserted["image"]["backing-image"]["filename"],
+        s(&base),
+        "{info}"
+    );
+    // The old active layer is now a backing image: not deletable, not
+    // snapshotted again.
+    let r = q.cmd(
+        json!({"execute": "blockdev-del", "arguments": {"node-name": "libvirt-1-format"}}),
+        None,
+    );
+    assert_eq!(
+        r["error"]["desc"],
+        "Node 'libvirt-1-format' is busy: node is used as backing hd of 'libvirt-2-format'"
+    );
+    wait_file(&log, "BLKBENCH DONE", Duration::from_secs(300), || {
+        vmm.describe()
+    });
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(!out.contains("BLKBENCH_FAILED"), "{out}");
+    for line in out.lines().filter(|l| l.starts_with("PHASE_STATS")) {
+        assert!(
+            line.contains(" errors=0 ") && line.contains(" rekicks=0 "),
+            "{line}"
+        );
+    }
+    q.cmd(json!({"execute": "quit"}), None);
+    vmm.wait(T);
+    assert!(
+        std::fs::read(&base).unwrap() == base_then,
+        "the base was written after the snapshot"
+    );
+    assert_clean(&base);
+    assert_clean(&ov);
+    let map: Value =
+        serde_json::from_str(&qemu_img_out(&["map", "--output=json", s(&ov)])).unwrap();
+    assert!(
+        map.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["depth"] == 0 && e["data"] == true),
+        "nothing written to the overlay: {map}"
+    );
+}
+
+/// Snapshots QEMU refuses are refused, and the disk keeps its image.
+#[test]
+fn bad_snapshots_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let d = dir.path();
+    let base = d.join("base.qcow2");
+    let ov = d.join("ov.qcow2");
+    let ro = d.join("ro.qcow2");
+    for p in [&base, &ov, &ro] {
+        qemu_img_ok(&["create", "-f", "qcow2", s(p), "16M"]);
+    }
+    let sock = d.join("qmp.sock");
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let kernel = Guest::Virtio.path();
+    let [file, fmt] = libvirt_disk(1, &base, false);
+    let (file, fmt) = (file.to_string(), fmt.to_string());
+    let _vmm = spawn(&[
+        "-S",
+        "-qmp",
+        &qmp,
+        "-kernel",
+        s(&kernel),
+        "-blockdev",
+        &file,
+        "-blockdev",
+        &fmt,
+        "-device",
+        r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#,
+    ]);
+    let mut q = Raw::connect(&sock);
+    let add = |q: &mut Raw, v: Value| {
+        let r = q.cmd(json!({"execute": "blockdev-add", "arguments": v}), None);
+        assert_eq!(r, json!({"return": {}}), "{v}");
+    };
+    for n in libvirt_disk(2, &ov, false) {
+        add(&mut q, n);
+    }
+    for n in libvirt_disk(3, &ro, true) {
+        add(&mut q, n);
+    }
+    let before = q.cmd(json!({"execute": "query-block"}), None);
+    let snap = |q: &mut Raw, node: &str, overlay: &str| {
+        let r = q.cmd(
+            json!({"execute": "blockdev-snapshot", "arguments": {"node": node, "overlay": overlay}}),
+            None,
+        );
+        r["error"]["desc"]
+            .as_str()
+            .unwrap_or_else(|| panic!("accepted: {r}"))
+            .to_string()
+    };
+    assert_eq!(
+        snap(&mut q, "nosuch", "libvirt-2-format"),
+        "Cannot find device='nosuch' nor node-name='nosuch'"
+    );
+    assert_eq!(
+        snap(&mut q, "libvirt-1-format", "nosuch"),
+        "Cannot find device='nosuch' nor node-name='nosuch'"
+    );
+    assert_eq!(
+        snap(&mut q, "libvirt-1-format", "libvirt-1-format"),
+        "The overlay is already in use"
+    );
+    assert_eq!(
+        snap(&mut q, "libvirt-1-format", "libvirt-3-format"),
+        "The overlay 'libvirt-3-format' is read-only"
+    );
+    // An overlay that already has a backing image.
+    add(
+        &mut q,
+        json!({"driver": "file", "filename": s(&ov), "node-name": "f4"}),
+    );
+    add(
+        &mut q,
+        json!({"driver": "qcow2", "file": "f4", "node-name": "q4", "backing": "libvirt-3-format"}),
+    );
+    assert_eq!(
+        snap(&mut q, "libvirt-1-format", "q4"),
+        "The overlay already has a backing image"
+    );
+    assert_eq!(
+        snap(&mut q, "libvirt-1-format", "libvirt-2-storage"),
+        "The overlay does not support backing images"
+    );
+    assert_eq!(
+        snap(&mut q, "libvirt-2-format", "libvirt-3-format"),
+        "node 'libvirt-2-format' is not the active layer of a disk"
+    );
+    // A transaction with an action rvirt does not run does nothing.
+    let r = q.cmd(
+        json!({"execute": "transaction", "arguments": {"actions": [
+            {"type": "blockdev-snapshot", "data": {"node": "libvirt-1-format", "overlay": "libvirt-2-format"}},
+            {"type": "drive-backup", "data": {}}]}}),
+        None,
+    );
+    assert!(
+        r["error"]["desc"]
+            .as_str()
+            .unwrap()
+            .contains("drive-backup"),
+        "{r}"
+    );
+    assert_eq!(
+        q.cmd(json!({"execute": "query-block"}), None),
+        before,
+        "a refused snapshot changed the disk"
+    );
+    // And the good one still works afterwards.
+    let r = q.cmd(
+        json!({"execute": "blockdev-snapshot", "arguments": {"node": "libvirt-1-format", "overlay": "libvirt-2-format"}}),
+        None,
+    );
+    assert_eq!(r, json!({"return": {}}));
 }

@@ -85,3 +85,66 @@ pub(super) fn blockdev_del(b: &dyn MonitorBackend, args: Args) -> Result<Value, 
     b.blockdev_del(name)?;
     Ok(empty())
 }
+
+/// `blockdev-snapshot`.
+pub(crate) const BLOCKDEV_SNAPSHOT_PARAMS: &[Param] = &[
+    Param::required("node", ArgType::Str),
+    Param::required("overlay", ArgType::Str),
+];
+
+fn snapshot_pair(args: Args) -> (String, String) {
+    let s = |k| {
+        args.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (s("node"), s("overlay"))
+}
+
+pub(super) fn blockdev_snapshot(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    b.blockdev_snapshot(vec![snapshot_pair(args)])?;
+    Ok(empty())
+}
+
+/// `transaction`: rvirt runs the `blockdev-snapshot` actions (libvirt's
+/// external snapshots); other action types are refused before anything
+/// is done.
+pub(crate) const TRANSACTION_PARAMS: &[Param] = &[
+    Param::required("actions", ArgType::Any),
+    Param::optional("properties", ArgType::Object),
+];
+
+pub(super) fn transaction(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    let Some(actions) = args.get("actions").and_then(Value::as_array) else {
+        return Err(QmpError::invalid_parameter_type("actions", "array"));
+    };
+    let mut pairs = Vec::new();
+    for (i, a) in actions.iter().enumerate() {
+        let Some(a) = a.as_object() else {
+            return Err(QmpError::invalid_parameter_type(
+                &format!("actions[{i}]"),
+                "object",
+            ));
+        };
+        let kind = a
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| QmpError::missing_parameter("type"))?;
+        if kind != "blockdev-snapshot" {
+            return Err(QmpError::generic(format!(
+                "transaction action '{kind}' is not supported (only blockdev-snapshot)"
+            )));
+        }
+        let data = a
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or_else(|| QmpError::missing_parameter("data"))?;
+        crate::args::check(BLOCKDEV_SNAPSHOT_PARAMS, data)?;
+        pairs.push(snapshot_pair(data));
+    }
+    if !pairs.is_empty() {
+        b.blockdev_snapshot(pairs)?;
+    }
+    Ok(empty())
+}

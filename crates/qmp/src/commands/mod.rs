@@ -191,6 +191,16 @@ const COMMANDS: &[Command] = &[
         run: Run::Plain(block::blockdev_del),
     },
     Command {
+        name: "blockdev-snapshot",
+        params: block::BLOCKDEV_SNAPSHOT_PARAMS,
+        run: Run::Plain(block::blockdev_snapshot),
+    },
+    Command {
+        name: "transaction",
+        params: block::TRANSACTION_PARAMS,
+        run: Run::Plain(block::transaction),
+    },
+    Command {
         name: "stop",
         params: NO_PARAMS,
         run: Run::Plain(control::stop),

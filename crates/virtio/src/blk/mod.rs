@@ -132,6 +132,20 @@ pub enum BlockError {
     Size(#[source] std::io::Error),
 }
 
+/// How long [`Block::switch_disk`] waits for the requests in flight.
+pub const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Why [`Block::switch_disk`] kept the old disk.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError<E> {
+    #[error("cannot settle the disk in use")]
+    Settle(#[source] std::io::Error),
+    #[error(transparent)]
+    Open(E),
+    #[error("the new image has {new} bytes, the disk {old}")]
+    Size { new: u64, old: u64 },
+}
+
 impl Block {
     /// A block device on `disk`, running requests inline (the synchronous
     /// engine); its size is read now and fixed.
@@ -188,6 +202,60 @@ impl Block {
     /// Disk size in sectors, as in the config space.
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// Switches the device to the disk `open` returns (a snapshot's
+    /// overlay on the image in use, or the image below after a commit),
+    /// in an order that loses and reorders no request: the requests in
+    /// flight finish on the old disk and go back to the guest, the old
+    /// image is made durable, and only then is the new one opened (so it
+    /// reads the old one's tables as they are on disk) and put in place.
+    /// The caller keeps the device from running meanwhile (it holds the
+    /// device's lock with the device loop paused). On an error the device
+    /// keeps its disk. Returns the old disk.
+    pub fn switch_disk<E>(
+        &mut self,
+        open: impl FnOnce() -> Result<Disk, E>,
+    ) -> Result<Disk, SwitchError<E>> {
+        self.disk
+            .settle(&mut self.done, SETTLE_LIMIT)
+            .map_err(SwitchError::Settle)?;
+        self.return_done();
+        let mut disk = open().map_err(SwitchError::Open)?;
+        let size = disk.len().map_err(SwitchError::Settle)?;
+        if size / SECTOR_SIZE != self.capacity {
+            return Err(SwitchError::Size {
+                new: size,
+                old: self.capacity * SECTOR_SIZE,
+            });
+        }
+        disk.set_write_cache(self.disk.write_cache());
+        Ok(std::mem::replace(&mut self.disk, disk))
+    }
+
+    /// Puts finished requests on the used ring without starting others.
+    fn return_done(&mut self) {
+        let Some(Active {
+            mem,
+            queue,
+            interrupt,
+        }) = self.active.as_mut()
+        else {
+            self.done.clear();
+            return;
+        };
+        let mut used = false;
+        for d in self.done.drain(..) {
+            if let Err(error) = finish(mem, queue, d.into()) {
+                tracing::warn!(queue = 0, %error, "broken virtqueue, device needs reset");
+                interrupt.signal_needs_reset();
+                return;
+            }
+            used = true;
+        }
+        if used && crate::queue_util::wants_interrupt(queue, mem) {
+            interrupt.signal_used_queue(0);
+        }
     }
 
     /// Requests handed to the disk and not yet returned to the guest.

@@ -156,7 +156,7 @@ pub(crate) fn build(
                 crate::disk::open(n, d).map_err(|e| ("-drive", VirtioError::Disk(e)))?;
             Built {
                 disk: Some(model),
-                ..Built::plain(Arc::new(Mutex::new(block)), "-drive")
+                ..Built::plain(block, "-drive")
             }
         }
         VirtioConfig::Net(n) => {

@@ -176,8 +176,10 @@ const DEVICES: &[Sysno] = &[
 ];
 
 /// A monitor connection: its socket, passed descriptors (SCM_RIGHTS), the
-/// shutdown eventfd.
+/// shutdown eventfd; statx for `query-block`'s `actual-size` of each image
+/// (metadata by path: nothing is opened).
 const MONITOR: &[Sysno] = &[
+    Sysno::statx,
     Sysno::eventfd2,
     Sysno::ioctl,
     Sysno::accept4,
@@ -269,11 +271,13 @@ const TEARDOWN: &[Sysno] = &[Sysno::read, Sysno::recvmsg, Sysno::close_range];
 
 /// The main thread's event loop and reboots: a new VM (/dev/kvm, guest
 /// memory, the kernel read again), new threads, the device loop's epoll
-/// and eventfds, the monitors' requests; the signal thread is started
-/// from here too.
+/// and eventfds, the monitors' requests (`blockdev-add` and snapshots
+/// open images: fstatfs tells whether one lives in memory); the signal
+/// thread is started from here too.
 const MAIN: &[Sysno] = &[
     Sysno::ioctl,
     Sysno::openat,
+    Sysno::fstatfs,
     Sysno::read,
     Sysno::pread64,
     Sysno::lseek,
