@@ -37,6 +37,8 @@ pub struct Disk<T> {
     writes_through: bool,
     /// Completions reaped from the engine, not yet counted.
     finished: Vec<Finished<T>>,
+    /// Where writes are logged while a commit job copies this disk.
+    write_log: Option<Arc<crate::commit::WriteLog>>,
 }
 
 /// The queue bound a disk gets from [`Disk::new`] and by default from
@@ -66,6 +68,7 @@ impl<T: Send + 'static> Disk<T> {
             write_cache: true,
             merged: 0,
             finished: Vec::new(),
+            write_log: None,
         })
     }
 
@@ -118,6 +121,15 @@ impl<T: Send + 'static> Disk<T> {
     /// (the sync engine, no-op flushes, what an engine leaves to the
     /// caller's thread); otherwise [`Disk::reap`] returns it later.
     pub fn submit(&mut self, req: Request<T>) -> Option<Done<T>> {
+        if let Some(log) = &self.write_log {
+            match &req.op {
+                Op::Write { offset, bufs } => log.mark(*offset, crate::buf::total_len(bufs)),
+                Op::Discard(r) | Op::WriteZeroes(r) => {
+                    r.iter().for_each(|r| log.mark(r.offset, r.len))
+                }
+                Op::Read { .. } | Op::Flush => {}
+            }
+        }
         let durable = !self.write_cache && self.flushes && !self.writes_through;
         let job = Job {
             tag: req.tag,
@@ -188,6 +200,13 @@ impl<T: Send + 'static> Disk<T> {
     /// Requests issued as part of a merged run, ever.
     pub fn merged(&self) -> usize {
         self.merged
+    }
+
+    /// Logs every write, discard and write-zeroes submitted from now on
+    /// into `log` (or stops logging): a commit job copies those ranges
+    /// again before the device switches images.
+    pub fn log_writes(&mut self, log: Option<Arc<crate::commit::WriteLog>>) {
+        self.write_log = log;
     }
 
     /// Waits (up to `limit`) until no request is in flight, their results

@@ -100,6 +100,15 @@ pub trait Format: Send + Sync {
         Err(io::ErrorKind::Unsupported.into())
     }
 
+    /// Whether the start of `[offset, offset + len)` is held by this image
+    /// itself (data or explicit zeroes) rather than by the images below,
+    /// and for how many bytes that holds (at least one when `len` is
+    /// not zero). A commit copies what the overlay holds. An image
+    /// without a chain holds everything.
+    fn allocation(&self, _offset: u64, len: u64) -> io::Result<(bool, u64)> {
+        Ok((true, len))
+    }
+
     /// The image and the images below it, top first, as a monitor shows
     /// them (`query-block`'s `image` and its `backing-image`s).
     fn chain(&self) -> Vec<Layer> {

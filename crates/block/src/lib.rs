@@ -31,6 +31,7 @@ pub mod image;
 mod aligned;
 mod backend;
 mod buf;
+pub mod commit;
 mod disk;
 mod engine;
 mod format;

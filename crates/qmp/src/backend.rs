@@ -2,10 +2,23 @@
 
 use crate::error::QmpError;
 use crate::types::{
-    AddfdInfo, BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo,
-    FdsetInfo, KvmInfo, PciInfo, RunState, VersionInfo, VncInfo,
+    AddfdInfo, BlockCommit, BlockInfo, BlockJobInfo, BlockStats, ChardevInfo, CpuDefinitionInfo,
+    CpuInfoFast, CpuModelInfo, FdsetInfo, KvmInfo, PciInfo, RunState, VersionInfo, VncInfo,
 };
 use std::os::fd::OwnedFd;
+
+/// What a job command asks of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobVerb {
+    /// `block-job-complete`: pivot (an active commit).
+    Complete,
+    /// `block-job-cancel` (`force`: even when ready).
+    Cancel { force: bool },
+    /// `job-finalize`.
+    Finalize,
+    /// `job-dismiss`.
+    Dismiss,
+}
 
 /// The VM as the monitor sees it. rvirt-vmm implements this; the monitor
 /// calls it from its own threads (never a vCPU thread), possibly from
@@ -215,6 +228,26 @@ pub trait MonitorBackend: Send + Sync {
     fn blockdev_snapshot(&self, actions: Vec<(String, String)>) -> Result<(), QmpError> {
         let _ = actions;
         Err(QmpError::generic("snapshots are not available"))
+    }
+
+    /// `block-commit`: starts a commit job.
+    fn block_commit(&self, args: BlockCommit) -> Result<(), QmpError> {
+        Err(QmpError::generic(format!(
+            "Cannot find device='{}' nor node-name='{}'",
+            args.device, args.device
+        )))
+    }
+
+    /// `query-block-jobs`.
+    fn block_jobs(&self) -> Vec<BlockJobInfo> {
+        Vec::new()
+    }
+
+    /// `block-job-complete`, `block-job-cancel`, `job-finalize`,
+    /// `job-dismiss` (and `job-complete`, `job-cancel`) on job `id`.
+    fn job_verb(&self, verb: JobVerb, id: &str) -> Result<(), QmpError> {
+        let _ = verb;
+        Err(QmpError::generic(format!("Block job '{id}' not found")))
     }
 
     /// The version reported in the greeting, `query-version` and

@@ -111,6 +111,20 @@ pub enum Event {
         /// The client.
         client: crate::types::VncBasicInfo,
     },
+    /// A job moved to `status` (QAPI `JobStatus`: created, running,
+    /// ready, waiting, pending, concluded, null, ...).
+    JobStatusChange {
+        /// The job's id.
+        id: String,
+        /// Its new status.
+        status: String,
+    },
+    /// A block job can be completed (`block-job-complete`).
+    BlockJobReady(crate::types::BlockJobEvent),
+    /// A block job ended, with `error` if it failed.
+    BlockJobCompleted(crate::types::BlockJobEvent),
+    /// A block job was cancelled before it was ready.
+    BlockJobCancelled(crate::types::BlockJobEvent),
 }
 
 impl Event {
@@ -143,6 +157,10 @@ impl Event {
             Self::VncConnected { .. } => "VNC_CONNECTED",
             Self::VncInitialized { .. } => "VNC_INITIALIZED",
             Self::VncDisconnected { .. } => "VNC_DISCONNECTED",
+            Self::JobStatusChange { .. } => "JOB_STATUS_CHANGE",
+            Self::BlockJobReady(_) => "BLOCK_JOB_READY",
+            Self::BlockJobCompleted(_) => "BLOCK_JOB_COMPLETED",
+            Self::BlockJobCancelled(_) => "BLOCK_JOB_CANCELLED",
         }
     }
 
@@ -166,6 +184,10 @@ impl Event {
             | Self::VncInitialized { server, client }
             | Self::VncDisconnected { server, client } => {
                 Some(json!({ "server": server, "client": client }))
+            }
+            Self::JobStatusChange { id, status } => Some(json!({"id": id, "status": status})),
+            Self::BlockJobReady(e) | Self::BlockJobCompleted(e) | Self::BlockJobCancelled(e) => {
+                serde_json::to_value(e).ok()
             }
         }
     }

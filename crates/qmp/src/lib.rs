@@ -27,7 +27,7 @@ mod server;
 mod session;
 mod types;
 
-pub use backend::MonitorBackend;
+pub use backend::{JobVerb, MonitorBackend};
 pub use bus::EventBus;
 pub use client::{ClientError, QmpClient, ReceivedEvent};
 pub use commands::command_names;
@@ -37,10 +37,10 @@ pub use message::{Greeting, GreetingBody, Request, Response};
 pub use server::{MonitorConfig, MonitorServer, ServerError};
 pub use session::{Session, SessionOutput};
 pub use types::{
-    AddfdInfo, BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockStats, BlockdevCacheInfo,
-    ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo, CpuProps, FdsetFdInfo, FdsetInfo,
-    FileNodeStats, ImageInfo, KvmInfo, NameInfo, PciBridgeInfo, PciBusInfo, PciDeviceClass,
-    PciDeviceId, PciDeviceInfo, PciDeviceRegion, PciInfo, PciMemoryRange, RunState, StatusInfo,
-    UuidInfo, VersionInfo, VersionTriple, VncBasicInfo, VncInfo, VncServerInfo, NIL_UUID,
-    QEMU_COMPAT_VERSION,
+    AddfdInfo, BlockCommit, BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockJobEvent,
+    BlockJobInfo, BlockStats, BlockdevCacheInfo, ChardevInfo, CpuDefinitionInfo, CpuInfoFast,
+    CpuModelInfo, CpuProps, FdsetFdInfo, FdsetInfo, FileNodeStats, ImageInfo, KvmInfo, NameInfo,
+    PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo, PciDeviceRegion,
+    PciInfo, PciMemoryRange, RunState, StatusInfo, UuidInfo, VersionInfo, VersionTriple,
+    VncBasicInfo, VncInfo, VncServerInfo, NIL_UUID, QEMU_COMPAT_VERSION,
 };

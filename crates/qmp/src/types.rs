@@ -722,3 +722,54 @@ pub struct FdsetInfo {
     pub fdset_id: i64,
     pub fds: Vec<FdsetFdInfo>,
 }
+
+/// The data of `BLOCK_JOB_READY`, `BLOCK_JOB_COMPLETED` and
+/// `BLOCK_JOB_CANCELLED` (qapi/block-core.json).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockJobEvent {
+    /// QAPI `JobType`: `commit`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The job's id (QEMU names the job, not the disk, for jobs with ids).
+    pub device: String,
+    pub len: u64,
+    pub offset: u64,
+    pub speed: u64,
+    /// Why the job failed (`BLOCK_JOB_COMPLETED` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// One entry of `query-block-jobs` (QAPI `BlockJobInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockJobInfo {
+    #[serde(rename = "auto-finalize")]
+    pub auto_finalize: bool,
+    #[serde(rename = "io-status")]
+    pub io_status: String,
+    pub device: String,
+    #[serde(rename = "auto-dismiss")]
+    pub auto_dismiss: bool,
+    pub busy: bool,
+    pub len: u64,
+    pub offset: u64,
+    pub status: String,
+    pub paused: bool,
+    pub speed: u64,
+    pub ready: bool,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// `block-commit`'s arguments, as the VMM gets them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockCommit {
+    pub job_id: Option<String>,
+    pub device: String,
+    pub top_node: Option<String>,
+    pub base_node: Option<String>,
+    pub auto_finalize: bool,
+    pub auto_dismiss: bool,
+}

@@ -417,6 +417,22 @@ impl BlockNodes {
         }
     }
 
+    /// Records a commit's pivot: `base` is the device's again, `top`
+    /// (the overlay) is free, for `blockdev-del`.
+    pub(crate) fn commit_done(&mut self, top: &str, base: &str) {
+        let device = self.nodes.get(top).and_then(|n| n.user.clone());
+        if let Some(t) = self.nodes.get_mut(top) {
+            t.user = None;
+            t.children.retain(|c| c != base);
+        }
+        if let Some(b) = self.nodes.get_mut(base) {
+            b.user = device;
+            if let Kind::Format(f) = &mut b.kind {
+                f.read_only = false;
+            }
+        }
+    }
+
     /// Lets go of `name` (a device unplugged).
     // For device_del (hot-plug).
     #[allow(dead_code)]

@@ -262,6 +262,29 @@ impl DiskModel {
         lock(&self.config).image.node_name.clone()
     }
 
+    /// The device's id, if it has one, else its drive's name (as the
+    /// block graph names the device).
+    pub(crate) fn qdev(&self) -> Option<String> {
+        let c = lock(&self.config);
+        Some(c.id.clone().unwrap_or_else(|| c.drive.clone()))
+    }
+
+    /// The image graph the device uses now.
+    pub(crate) fn image(&self) -> FormatNode {
+        lock(&self.config).image.clone()
+    }
+
+    /// See [`Block::settle_and_log`]; the caller has the device loop
+    /// paused.
+    pub(crate) fn settle_and_log(
+        &self,
+        log: Option<Arc<rvirt_block::commit::WriteLog>>,
+    ) -> Result<(), String> {
+        lock(&self.block)
+            .settle_and_log(log)
+            .map_err(|e| e.to_string())
+    }
+
     /// Puts the device on `image` (a snapshot's overlay over the image in
     /// use): see [`Block::switch_disk`] for the order. The caller has the
     /// device loop paused. On an error the device keeps its image.

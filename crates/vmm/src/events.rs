@@ -38,6 +38,10 @@ pub enum MonitorRequest {
     /// QMP `blockdev-snapshot` (one) or `transaction` (several):
     /// (node, overlay) pairs.
     BlockdevSnapshot(Vec<(String, String)>),
+    /// QMP `block-commit`.
+    BlockCommit(rvirt_qmp::BlockCommit),
+    /// QMP `block-job-complete`, `block-job-cancel`, `job-*` of a job.
+    Job(rvirt_qmp::JobVerb, String),
 }
 
 /// Something the VMM must act on.
@@ -61,6 +65,11 @@ pub enum Event {
     QueryPci(Sender<Vec<rvirt_qmp::PciInfo>>),
     /// QMP `quit`.
     Quit,
+    /// A block job's copy thread ended.
+    JobCopied {
+        id: String,
+        result: Result<(), String>,
+    },
     /// Test builds: fire the armed sandbox probe (SIGUSR1).
     #[cfg(any(feature = "sandbox-probe", debug_assertions))]
     Probe,

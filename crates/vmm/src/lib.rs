@@ -16,6 +16,7 @@
 //! the chardevs in `chardev.rs`, the VNC console in `display.rs`.
 
 mod balloon;
+mod block_job;
 mod block_nodes;
 mod chardev;
 mod device_manager;
@@ -43,7 +44,8 @@ use rvirt_machine::{
     MachineConfig, MachineError, Topology,
 };
 use rvirt_qmp::{
-    Event as QmpEvent, EventBus, GuestPanicAction, MonitorServer, QmpError, RunState, ShutdownCause,
+    Event as QmpEvent, EventBus, GuestPanicAction, JobVerb, MonitorServer, QmpError, RunState,
+    ShutdownCause,
 };
 use rvirt_vmm_config::VmConfig;
 
@@ -182,6 +184,20 @@ impl Running {
 }
 
 type Reply = Sender<Result<(), QmpError>>;
+
+/// Runs its argument with the device loop of `running` paused (when the
+/// VM runs; otherwise the loop is paused already).
+fn pauser(running: &Running, live: bool) -> impl Fn(&mut dyn FnMut()) + '_ {
+    move |f: &mut dyn FnMut()| {
+        if live {
+            running.event_loop.pause();
+        }
+        f();
+        if live {
+            running.event_loop.resume();
+        }
+    }
+}
 
 impl Vmm {
     /// Opens the host-side resources named in `config`.
@@ -377,6 +393,9 @@ impl Vmm {
     /// this returns.
     pub fn run(&mut self) -> Result<Exit, VmmError> {
         let result = self.event_loop();
+        // A commit's copy stops where it is: the base holds only what the
+        // overlay above it holds too.
+        self.state.jobs.stop_all();
         if let Some(running) = self.running.take() {
             running.vcpus.stop();
             teardown::defer(running.machine.vm_fd().as_raw_fd());
@@ -508,6 +527,12 @@ impl Vmm {
             }
             Event::Quit => {
                 end = Some(Exit::Quit);
+                running
+            }
+            Event::JobCopied { id, result } => {
+                let pause = pauser(&running, self.state.status() == RunState::Running);
+                self.state.jobs.copied(&id, result, &pause, &self.bus);
+                drop(pause);
                 running
             }
             Event::VcpuFailed { cpu, report } => {
@@ -687,6 +712,32 @@ impl Vmm {
             MonitorRequest::BlockdevAdd(args) => self.state.nodes().add(&args),
             MonitorRequest::BlockdevDel(name) => self.state.nodes().del(&name),
             MonitorRequest::BlockdevSnapshot(actions) => self.snapshot(&running, &actions),
+            MonitorRequest::BlockCommit(args) => {
+                let pause = pauser(&running, self.state.status() == RunState::Running);
+                let nodes = self.state.nodes();
+                self.state.jobs.start_commit(
+                    args,
+                    &self.devices.disks(),
+                    &nodes,
+                    &pause,
+                    &self.events,
+                    &self.bus,
+                )
+            }
+            MonitorRequest::Job(verb, id) => {
+                let pause = pauser(&running, self.state.status() == RunState::Running);
+                let jobs = &self.state.jobs;
+                match verb {
+                    JobVerb::Complete => {
+                        jobs.complete(&id, &pause, &self.bus).map(|(top, base, _)| {
+                            self.state.nodes().commit_done(&top, &base);
+                        })
+                    }
+                    JobVerb::Cancel { .. } => jobs.cancel(&id, &pause, &self.bus),
+                    JobVerb::Finalize => jobs.finalize(&id),
+                    JobVerb::Dismiss => jobs.dismiss(&id, &self.bus),
+                }
+            }
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

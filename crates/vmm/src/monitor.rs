@@ -286,6 +286,18 @@ impl MonitorBackend for Backend {
         self.ask(MonitorRequest::BlockdevSnapshot(actions))
     }
 
+    fn block_commit(&self, args: rvirt_qmp::BlockCommit) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::BlockCommit(args))
+    }
+
+    fn block_jobs(&self) -> Vec<rvirt_qmp::BlockJobInfo> {
+        self.state.jobs.infos()
+    }
+
+    fn job_verb(&self, verb: rvirt_qmp::JobVerb, id: &str) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::Job(verb, id.to_string()))
+    }
+
     fn chardevs(&self) -> Vec<ChardevInfo> {
         self.state
             .chardevs

@@ -34,6 +34,8 @@ pub(crate) struct VmState {
     /// it (`blockdev-add`, `blockdev-del`): it is no guest state until a
     /// device or a snapshot takes a node, which the main loop does.
     pub(crate) nodes: Mutex<BlockNodes>,
+    /// The block jobs (`block-commit`).
+    pub(crate) jobs: crate::block_job::Jobs,
 }
 
 impl VmState {
@@ -55,6 +57,7 @@ impl VmState {
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
             nodes: Mutex::new(BlockNodes::new(cfg)),
+            jobs: Default::default(),
         }
     }
 

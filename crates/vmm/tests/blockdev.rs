@@ -24,6 +24,8 @@ const T: Duration = Duration::from_secs(60);
 struct Raw {
     stream: UnixStream,
     reader: BufReader<UnixStream>,
+    /// Events read while waiting for answers, oldest first.
+    events: Vec<Value>,
 }
 
 impl Raw {
@@ -33,7 +35,11 @@ impl Raw {
         });
         stream.set_read_timeout(Some(T)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
-        let mut raw = Raw { stream, reader };
+        let mut raw = Raw {
+            stream,
+            reader,
+            events: Vec::new(),
+        };
         raw.line();
         raw.cmd(json!({"execute": "qmp_capabilities"}), None);
         raw
@@ -77,6 +83,22 @@ impl Raw {
             let v = self.line();
             if v.get("event").is_none() {
                 return v;
+            }
+            self.events.push(v);
+        }
+    }
+
+    /// The first event called `name` not taken yet (reading on, each read
+    /// bounded by the socket's timeout); the events before it are kept.
+    fn wait_event(&mut self, name: &str) -> Value {
+        loop {
+            if let Some(i) = self.events.iter().position(|e| e["event"] == name) {
+                return self.events.remove(i);
+            }
+            let v = self.line();
+            assert!(v.get("closed").is_none(), "the VMM ended before {name}");
+            if v.get("event").is_some() {
+                self.events.push(v);
             }
         }
     }
@@ -601,4 +623,203 @@ fn bad_snapshots_are_refused_and_change_nothing() {
         None,
     );
     assert_eq!(r, json!({"return": {}}));
+}
+
+/// The snapshot, then `block-commit` of the overlay into the base while
+/// the guest writes (libvirt's arguments), `BLOCK_JOB_READY`, the pivot
+/// once the guest is done, `job-dismiss`: the jobs' events in QEMU's
+/// order, the base holds everything the overlay had (`qemu-img compare`),
+/// both images clean, the disk on the base again and the overlay's nodes
+/// free to delete.
+#[test]
+fn an_active_commit_while_the_guest_writes_lands_everything_in_the_base() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let d = dir.path();
+    let base = d.join("base.qcow2");
+    let ov = d.join("overlay.qcow2");
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        "cluster_size=4096",
+        s(&base),
+        "64M",
+    ]);
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        "cluster_size=4096",
+        "-b",
+        s(&base),
+        "-F",
+        "qcow2",
+        s(&ov),
+    ]);
+    let log = d.join("serial.log");
+    let sock = d.join("qmp.sock");
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let serial = format!("file:{}", log.display());
+    let guest = Guest::Virtio.path().with_file_name("blkbench.elf");
+    let [file, fmt] = libvirt_disk(1, &base, false);
+    let (file, fmt) = (file.to_string(), fmt.to_string());
+    // Kept after the guest is done (its exit is a reset: -no-reboot makes
+    // it a shutdown, -no-shutdown keeps the VMM), for the pivot.
+    let mut vmm = spawn(&[
+        "-no-reboot",
+        "-no-shutdown",
+        "-kernel",
+        s(&guest),
+        "-append",
+        "blkbench.n=20000",
+        "-serial",
+        &serial,
+        "-qmp",
+        &qmp,
+        "-blockdev",
+        &file,
+        "-blockdev",
+        &fmt,
+        "-device",
+        r#"{"driver":"virtio-blk-device","drive":"libvirt-1-format","id":"virtio-disk0"}"#,
+    ]);
+    let mut q = Raw::connect(&sock);
+    for node in libvirt_disk(2, &ov, false) {
+        let r = q.cmd(json!({"execute": "blockdev-add", "arguments": node}), None);
+        assert_eq!(r, json!({"return": {}}));
+    }
+    wait_file(&log, "PHASE seqwrite START", T, || vmm.describe());
+    let r = q.cmd(
+        json!({"execute": "blockdev-snapshot",
+               "arguments": {"node": "libvirt-1-format", "overlay": "libvirt-2-format"}}),
+        None,
+    );
+    assert_eq!(r, json!({"return": {}}), "{}", vmm.describe());
+    // Wrong commits change nothing.
+    let commit = |q: &mut Raw, args: Value| {
+        q.cmd(json!({"execute": "block-commit", "arguments": args}), None)
+    };
+    let err = |v: Value| {
+        v["error"]["desc"]
+            .as_str()
+            .unwrap_or_else(|| panic!("accepted: {v}"))
+            .to_string()
+    };
+    assert_eq!(
+        err(commit(&mut q, json!({"device": "nosuch"}))),
+        "Cannot find device='nosuch' nor node-name='nosuch'"
+    );
+    assert_eq!(
+        err(commit(
+            &mut q,
+            json!({"device": "libvirt-2-format", "base-node": "libvirt-2-storage"})
+        )),
+        "'libvirt-2-format' and 'libvirt-2-storage' are not in the same chain"
+    );
+    assert_eq!(
+        err(commit(
+            &mut q,
+            json!({"device": "libvirt-2-format", "base-node": "libvirt-2-format"})
+        )),
+        "cannot commit an image into itself"
+    );
+    assert_eq!(
+        q.cmd(json!({"execute": "query-block-jobs"}), None),
+        json!({"return": []})
+    );
+    wait_file(
+        &log,
+        "PHASE randwrite START",
+        Duration::from_secs(300),
+        || vmm.describe(),
+    );
+    // libvirt 9.0's block-commit for `virsh blockcommit --active`.
+    let r = commit(
+        &mut q,
+        json!({"job-id": "commit-vda-libvirt-1-format", "device": "libvirt-2-format",
+               "top-node": "libvirt-2-format", "base-node": "libvirt-1-format",
+               "auto-finalize": true, "auto-dismiss": false}),
+    );
+    assert_eq!(r, json!({"return": {}}), "{}", vmm.describe());
+    assert_eq!(
+        err(commit(
+            &mut q,
+            json!({"job-id": "other", "device": "libvirt-2-format"})
+        )),
+        "Node 'libvirt-2-format' is busy: block device is in use by block job: commit"
+    );
+    let ready = q.wait_event("BLOCK_JOB_READY");
+    assert_eq!(
+        ready["data"]["device"], "commit-vda-libvirt-1-format",
+        "{ready}"
+    );
+    assert_eq!(ready["data"]["type"], "commit", "{ready}");
+    let jobs = q.cmd(json!({"execute": "query-block-jobs"}), None);
+    assert_eq!(jobs["return"][0]["ready"], true, "{jobs}");
+    assert_eq!(jobs["return"][0]["status"], "ready", "{jobs}");
+    wait_file(&log, "BLKBENCH DONE", Duration::from_secs(300), || {
+        vmm.describe()
+    });
+    let out = std::fs::read_to_string(&log).unwrap();
+    for line in out.lines().filter(|l| l.starts_with("PHASE_STATS")) {
+        assert!(
+            line.contains(" errors=0 ") && line.contains(" rekicks=0 "),
+            "{line}"
+        );
+    }
+    q.wait_event("SHUTDOWN");
+    let r = q.cmd(
+        json!({"execute": "block-job-complete", "arguments": {"device": "commit-vda-libvirt-1-format"}}),
+        None,
+    );
+    assert_eq!(r, json!({"return": {}}), "{}", vmm.describe());
+    let done = q.wait_event("BLOCK_JOB_COMPLETED");
+    assert!(done["data"].get("error").is_none(), "{done}");
+    let r = q.cmd(
+        json!({"execute": "job-dismiss", "arguments": {"id": "commit-vda-libvirt-1-format"}}),
+        None,
+    );
+    assert_eq!(r, json!({"return": {}}));
+    q.wait_event("JOB_STATUS_CHANGE");
+    let statuses: Vec<Value> = std::iter::once(q.events.clone())
+        .flatten()
+        .filter(|e| e["event"] == "JOB_STATUS_CHANGE")
+        .map(|e| e["data"]["status"].clone())
+        .collect();
+    // `created` was taken by the wait above; what follows, in QEMU's order.
+    assert_eq!(
+        statuses,
+        [
+            "running",
+            "ready",
+            "waiting",
+            "pending",
+            "concluded",
+            "null"
+        ]
+        .map(|s| json!(s))
+        .to_vec(),
+        "{:?}",
+        q.events
+    );
+    let info = q.cmd(json!({"execute": "query-block"}), None);
+    let inserted = &info["return"][0]["inserted"];
+    assert_eq!(inserted["node-name"], "libvirt-1-format", "{info}");
+    assert_eq!(inserted["file"], s(&base), "{info}");
+    assert_eq!(inserted["backing_file_depth"], 0, "{info}");
+    for node in ["libvirt-2-format", "libvirt-2-storage"] {
+        let r = q.cmd(
+            json!({"execute": "blockdev-del", "arguments": {"node-name": node}}),
+            None,
+        );
+        assert_eq!(r, json!({"return": {}}), "{node}");
+    }
+    q.cmd(json!({"execute": "quit"}), None);
+    vmm.wait(T);
+    assert_clean(&base);
+    assert_clean(&ov);
+    let cmp = qemu_img_out(&["compare", "-f", "qcow2", "-F", "qcow2", s(&ov), s(&base)]);
+    assert!(cmp.contains("Images are identical"), "{cmp}");
 }

@@ -196,6 +196,24 @@ impl Format for Qcow2 {
         self.settle_pending()
     }
 
+    fn allocation(&self, offset: u64, len: u64) -> io::Result<(bool, u64)> {
+        let (m, n) = self.top.get_shallow_mapping(offset, len)?;
+        let own = match m {
+            ShallowMapping::Raw { .. } => true,
+            ShallowMapping::Zero { explicit, .. } => explicit,
+            ShallowMapping::Indirect { .. } => false,
+            ShallowMapping::Eof { .. } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "request beyond the end of the disk",
+                ))
+            }
+            // Compressed and other special clusters hold data here.
+            _ => true,
+        };
+        Ok((own, n.min(len)))
+    }
+
     fn chain(&self) -> Vec<Layer> {
         self.chain.clone()
     }

@@ -4,8 +4,9 @@
 
 use super::display::Fds;
 use crate::args::{ArgType, Param};
-use crate::backend::MonitorBackend;
+use crate::backend::{JobVerb, MonitorBackend};
 use crate::error::QmpError;
+use crate::types::BlockCommit;
 use serde_json::{Map, Value};
 
 type Args<'a> = &'a Map<String, Value>;
@@ -147,4 +148,96 @@ pub(super) fn transaction(b: &dyn MonitorBackend, args: Args) -> Result<Value, Q
         b.blockdev_snapshot(pairs)?;
     }
     Ok(empty())
+}
+
+/// `block-commit` (qapi/block-core.json): libvirt's members; `speed`
+/// must be 0 (rvirt copies at full speed), `backing-file` is accepted and
+/// unused (rvirt commits only into the image right below, whose name the
+/// overlays keep).
+pub(crate) const BLOCK_COMMIT_PARAMS: &[Param] = &[
+    Param::optional("job-id", ArgType::Str),
+    Param::required("device", ArgType::Str),
+    Param::optional("base-node", ArgType::Str),
+    Param::optional("base", ArgType::Str),
+    Param::optional("top-node", ArgType::Str),
+    Param::optional("top", ArgType::Str),
+    Param::optional("backing-file", ArgType::Str),
+    Param::optional("backing-mask-protocol", ArgType::Bool),
+    Param::optional("speed", ArgType::Int),
+    Param::optional("on-error", ArgType::Str),
+    Param::optional("filter-node-name", ArgType::Str),
+    Param::optional("auto-finalize", ArgType::Bool),
+    Param::optional("auto-dismiss", ArgType::Bool),
+];
+
+pub(super) fn block_commit(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    let s = |k: &str| args.get(k).and_then(Value::as_str).map(String::from);
+    let flag = |k: &str| args.get(k).and_then(Value::as_bool).unwrap_or(true);
+    for k in ["base", "top"] {
+        if args.contains_key(k) {
+            return Err(QmpError::generic(format!(
+                "'{k}' is not supported: name the node with '{k}-node'"
+            )));
+        }
+    }
+    if args
+        .get("speed")
+        .and_then(Value::as_i64)
+        .is_some_and(|v| v != 0)
+    {
+        return Err(QmpError::generic("'speed' is not supported (only 0)"));
+    }
+    b.block_commit(BlockCommit {
+        job_id: s("job-id"),
+        device: s("device").unwrap_or_default(),
+        top_node: s("top-node"),
+        base_node: s("base-node"),
+        auto_finalize: flag("auto-finalize"),
+        auto_dismiss: flag("auto-dismiss"),
+    })?;
+    Ok(empty())
+}
+
+pub(super) fn query_block_jobs(b: &dyn MonitorBackend, _: Args) -> Result<Value, QmpError> {
+    to_value(b.block_jobs())
+}
+
+/// `block-job-complete` and `block-job-cancel` name the job `device`.
+pub(crate) const BLOCK_JOB_COMPLETE_PARAMS: &[Param] = &[Param::required("device", ArgType::Str)];
+pub(crate) const BLOCK_JOB_CANCEL_PARAMS: &[Param] = &[
+    Param::required("device", ArgType::Str),
+    Param::optional("force", ArgType::Bool),
+];
+/// The `job-*` commands name it `id`.
+pub(crate) const JOB_ID_PARAMS: &[Param] = &[Param::required("id", ArgType::Str)];
+
+fn job(b: &dyn MonitorBackend, args: Args, key: &str, verb: JobVerb) -> Result<Value, QmpError> {
+    let id = args.get(key).and_then(Value::as_str).unwrap_or_default();
+    b.job_verb(verb, id)?;
+    Ok(empty())
+}
+
+pub(super) fn block_job_complete(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    job(b, args, "device", JobVerb::Complete)
+}
+
+pub(super) fn block_job_cancel(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    let force = args.get("force").and_then(Value::as_bool).unwrap_or(false);
+    job(b, args, "device", JobVerb::Cancel { force })
+}
+
+pub(super) fn job_complete(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    job(b, args, "id", JobVerb::Complete)
+}
+
+pub(super) fn job_cancel(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    job(b, args, "id", JobVerb::Cancel { force: true })
+}
+
+pub(super) fn job_finalize(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    job(b, args, "id", JobVerb::Finalize)
+}
+
+pub(super) fn job_dismiss(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
+    job(b, args, "id", JobVerb::Dismiss)
 }

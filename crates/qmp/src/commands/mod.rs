@@ -201,6 +201,46 @@ const COMMANDS: &[Command] = &[
         run: Run::Plain(block::transaction),
     },
     Command {
+        name: "block-commit",
+        params: block::BLOCK_COMMIT_PARAMS,
+        run: Run::Plain(block::block_commit),
+    },
+    Command {
+        name: "query-block-jobs",
+        params: NO_PARAMS,
+        run: Run::Plain(block::query_block_jobs),
+    },
+    Command {
+        name: "block-job-complete",
+        params: block::BLOCK_JOB_COMPLETE_PARAMS,
+        run: Run::Plain(block::block_job_complete),
+    },
+    Command {
+        name: "block-job-cancel",
+        params: block::BLOCK_JOB_CANCEL_PARAMS,
+        run: Run::Plain(block::block_job_cancel),
+    },
+    Command {
+        name: "job-complete",
+        params: block::JOB_ID_PARAMS,
+        run: Run::Plain(block::job_complete),
+    },
+    Command {
+        name: "job-cancel",
+        params: block::JOB_ID_PARAMS,
+        run: Run::Plain(block::job_cancel),
+    },
+    Command {
+        name: "job-finalize",
+        params: block::JOB_ID_PARAMS,
+        run: Run::Plain(block::job_finalize),
+    },
+    Command {
+        name: "job-dismiss",
+        params: block::JOB_ID_PARAMS,
+        run: Run::Plain(block::job_dismiss),
+    },
+    Command {
         name: "stop",
         params: NO_PARAMS,
         run: Run::Plain(control::stop),

@@ -233,6 +233,20 @@ impl Block {
         Ok(std::mem::replace(&mut self.disk, disk))
     }
 
+    /// Finishes the requests in flight (back to the guest) and makes the
+    /// image durable; with `log`, every write from then on is logged
+    /// there (a commit job's start), without, logging stops. The caller
+    /// keeps the device from running meanwhile.
+    pub fn settle_and_log(
+        &mut self,
+        log: Option<Arc<rvirt_block::commit::WriteLog>>,
+    ) -> std::io::Result<()> {
+        self.disk.settle(&mut self.done, SETTLE_LIMIT)?;
+        self.return_done();
+        self.disk.log_writes(log);
+        Ok(())
+    }
+
     /// Puts finished requests on the used ring without starting others.
     fn return_done(&mut self) {
         let Some(Active {

@@ -1,0 +1,192 @@
+//! What a commit job needs of the block layer: which ranges of an overlay
+//! hold data of its own ([`Format::allocation`]), copying those into the
+//! image below, and the log of the ranges a guest wrote while the copy
+//! ran ([`WriteLog`]), which the caller copies again with the disk
+//! settled before it switches the device to the image below.
+//!
+//! The copy runs on the caller's thread (a job thread, never a vCPU or
+//! the device loop), through the formats directly: no engine.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use crate::format::{Format, Mapping};
+use crate::open::{open_host, OpenError, OpenOptions, PassedFiles};
+use crate::qcow2::{Backing, ImageFormat, ImageSpec};
+
+/// Bytes copied per step.
+pub const COMMIT_CHUNK: u64 = 1 << 20;
+
+/// Ranges of a virtual disk written since the log was started, merged.
+#[derive(Debug, Default)]
+pub struct WriteLog {
+    ranges: Mutex<BTreeMap<u64, u64>>,
+}
+
+impl WriteLog {
+    /// Records `[offset, offset + len)`.
+    pub fn mark(&self, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let mut r = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut start, mut end) = (offset, offset.saturating_add(len));
+        // Merge with every range that touches this one.
+        let touching: Vec<(u64, u64)> = r
+            .range(..=end)
+            .rev()
+            .take_while(|(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            r.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        r.insert(start, end);
+    }
+
+    /// The ranges logged so far, in order, as (offset, len).
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        let r = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        r.iter().map(|(&s, &e)| (s, e - s)).collect()
+    }
+
+    /// Bytes logged.
+    pub fn bytes(&self) -> u64 {
+        self.ranges().iter().map(|(_, l)| l).sum()
+    }
+}
+
+/// Opens an image (with the chain `spec` names) as a bare format, for a
+/// copy on the caller's thread.
+pub fn open_format(
+    spec: &ImageSpec,
+    opts: &OpenOptions,
+    passed: PassedFiles,
+) -> Result<Arc<dyn Format>, OpenError> {
+    let read_only = opts.read_only || spec.read_only;
+    let opts = OpenOptions { read_only, ..*opts };
+    Ok(match spec.format {
+        ImageFormat::Raw => {
+            if let Backing::Image(_) = spec.backing {
+                return Err(OpenError::RawBacking {
+                    path: spec.path.clone(),
+                });
+            }
+            let (host, _) = open_host(&spec.path, &opts, read_only, passed)?;
+            Arc::new(crate::format::Raw::new(Arc::new(host)))
+        }
+        ImageFormat::Qcow2 => Arc::new(crate::qcow2::open_qcow2(spec, &opts, passed)?),
+    })
+}
+
+/// Reads `buf.len()` bytes of `f`'s virtual disk at `offset`, through
+/// its chain.
+pub fn read_virtual(f: &dyn Format, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let m = f.map(offset, buf.len() as u64, false)?;
+        let n = (m.len() as usize).min(buf.len()).max(1);
+        let (now, rest) = buf.split_at_mut(n);
+        match m {
+            Mapping::Host { offset: host, .. } => f.storage().read_at(now, host)?,
+            Mapping::Zero { .. } => now.fill(0),
+            Mapping::Format { .. } => f.read(offset, now)?,
+        }
+        offset += n as u64;
+        buf = rest;
+    }
+    Ok(())
+}
+
+/// Writes `buf` to `f`'s virtual disk at `offset` (allocating as needed).
+pub fn write_virtual(f: &dyn Format, mut offset: u64, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let m = f.map(offset, buf.len() as u64, true)?;
+        let n = (m.len() as usize).min(buf.len()).max(1);
+        let (now, rest) = buf.split_at(n);
+        match m {
+            Mapping::Host { offset: host, .. } => f.storage().write_at(now, host)?,
+            Mapping::Zero { .. } | Mapping::Format { .. } => f.write(offset, now, false)?,
+        }
+        offset += n as u64;
+        buf = rest;
+    }
+    Ok(())
+}
+
+/// Copies what `top` holds itself in `[offset, offset + len)` (data or
+/// explicit zeroes, per [`Format::allocation`]) into `base`; `buf` is
+/// scratch space of at least `len` bytes. Returns the bytes copied.
+pub fn copy_allocated(
+    top: &dyn Format,
+    base: &dyn Format,
+    offset: u64,
+    len: u64,
+    buf: &mut [u8],
+) -> io::Result<u64> {
+    let mut at = offset;
+    let end = offset + len;
+    let mut copied = 0;
+    while at < end {
+        let (own, n) = top.allocation(at, end - at)?;
+        let n = n.clamp(1, end - at);
+        if own {
+            let chunk = &mut buf[..n as usize];
+            read_virtual(top, at, chunk)?;
+            write_virtual(base, at, chunk)?;
+            copied += n;
+        }
+        at += n;
+    }
+    Ok(copied)
+}
+
+/// Copies every range of `ranges` (all of them, whoever holds them) from
+/// `top` into `base`: the ranges a guest wrote during the copy.
+pub fn copy_ranges(
+    top: &dyn Format,
+    base: &dyn Format,
+    ranges: &[(u64, u64)],
+    buf: &mut [u8],
+) -> io::Result<()> {
+    let size = top.len()?;
+    for &(offset, len) in ranges {
+        let mut at = offset.min(size);
+        let end = offset.saturating_add(len).min(size);
+        while at < end {
+            let n = (end - at).min(buf.len() as u64);
+            let chunk = &mut buf[..n as usize];
+            read_virtual(top, at, chunk)?;
+            write_virtual(base, at, chunk)?;
+            at += n;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `f`'s metadata and data durable.
+pub fn flush(f: &dyn Format) -> io::Result<()> {
+    f.flush()?;
+    f.storage().flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_merges_touching_ranges() {
+        let log = WriteLog::default();
+        log.mark(100, 10);
+        log.mark(0, 10);
+        log.mark(110, 5);
+        log.mark(50, 0);
+        log.mark(5, 100);
+        assert_eq!(log.ranges(), vec![(0, 115)]);
+        log.mark(200, 1);
+        assert_eq!(log.ranges(), vec![(0, 115), (200, 1)]);
+        assert_eq!(log.bytes(), 116);
+    }
+}
