@@ -143,6 +143,21 @@ pub fn copy_allocated(
     Ok(copied)
 }
 
+/// Bytes of `[0, size)` that `top` holds itself.
+pub fn allocated_bytes(top: &dyn Format, size: u64) -> io::Result<u64> {
+    let mut at = 0;
+    let mut total = 0;
+    while at < size {
+        let (own, n) = top.allocation(at, size - at)?;
+        let n = n.clamp(1, size - at);
+        if own {
+            total += n;
+        }
+        at += n;
+    }
+    Ok(total)
+}
+
 /// Copies every range of `ranges` (all of them, whoever holds them) from
 /// `top` into `base`: the ranges a guest wrote during the copy.
 pub fn copy_ranges(

@@ -133,6 +133,18 @@ fn not_found(name: &str) -> QmpError {
     ))
 }
 
+fn not_in_chain(base: &str) -> QmpError {
+    QmpError::generic(format!("'{base}' is not in this backing file chain"))
+}
+
+/// QEMU's answer to `block-job-*` naming no job.
+fn no_block_job(id: &str) -> QmpError {
+    QmpError {
+        class: rvirt_qmp::ErrorClass::DeviceNotActive,
+        desc: format!("Block job '{id}' not found"),
+    }
+}
+
 fn verb_refused(id: &str, status: Status, verb: &str) -> QmpError {
     QmpError::generic(format!(
         "Job '{id}' in state '{}' cannot accept command verb '{verb}'",
@@ -226,9 +238,7 @@ impl Jobs {
             )));
         }
         let Some(base_node) = config.backing_node().cloned() else {
-            return Err(QmpError::generic(format!(
-                "'{top}' and '{base}' are not in the same chain"
-            )));
+            return Err(not_in_chain(&base));
         };
         if below.as_deref() != Some(base.as_str()) {
             // Deeper in the chain, or elsewhere.
@@ -241,9 +251,7 @@ impl Jobs {
                 }
                 n = b.backing_node();
             }
-            return Err(QmpError::generic(format!(
-                "'{top}' and '{base}' are not in the same chain"
-            )));
+            return Err(not_in_chain(&base));
         }
         let id = args.job_id.clone().unwrap_or_else(|| args.device.clone());
         let mut jobs = self.lock();
@@ -279,8 +287,6 @@ impl Jobs {
             }
         };
         let progress = Arc::new(Progress::default());
-        let len = top_fmt.len().unwrap_or(0);
-        progress.len.store(len, Ordering::Relaxed);
         status_change(bus, &id, "created");
         status_change(bus, &id, "running");
         let thread = spawn_copy(
@@ -373,13 +379,9 @@ impl Jobs {
         bus: &EventBus,
     ) -> Result<(String, String, String), QmpError> {
         let mut jobs = self.lock();
-        let job = jobs
-            .get_mut(id)
-            .ok_or_else(|| QmpError::generic(format!("Block job '{id}' not found")))?;
+        let job = jobs.get_mut(id).ok_or_else(|| no_block_job(id))?;
         if job.status != Status::Ready {
-            return Err(QmpError::generic(format!(
-                "The active block job '{id}' cannot be completed"
-            )));
+            return Err(verb_refused(id, job.status, "complete"));
         }
         let disk = job.disk.clone();
         let log = job.log.clone();
@@ -431,9 +433,7 @@ impl Jobs {
         bus: &EventBus,
     ) -> Result<(), QmpError> {
         let mut jobs = self.lock();
-        let job = jobs
-            .get_mut(id)
-            .ok_or_else(|| QmpError::generic(format!("Block job '{id}' not found")))?;
+        let job = jobs.get_mut(id).ok_or_else(|| no_block_job(id))?;
         match job.status {
             Status::Running => {
                 // The copy thread stops at its next chunk and reports.
@@ -462,7 +462,7 @@ impl Jobs {
         let jobs = self.lock();
         let job = jobs
             .get(id)
-            .ok_or_else(|| QmpError::generic(format!("Job '{id}' not found")))?;
+            .ok_or_else(|| QmpError::generic("Job not found"))?;
         match job.status {
             Status::Concluded => Ok(()),
             s => Err(verb_refused(id, s, "finalize")),
@@ -474,7 +474,7 @@ impl Jobs {
         let mut jobs = self.lock();
         let job = jobs
             .get(id)
-            .ok_or_else(|| QmpError::generic(format!("Job '{id}' not found")))?;
+            .ok_or_else(|| QmpError::generic("Job not found"))?;
         if job.status != Status::Concluded {
             return Err(verb_refused(id, job.status, "dismiss"));
         }
@@ -511,18 +511,22 @@ fn spawn_copy(
         .spawn(move || {
             crate::sandbox::enter_block_io();
             let result = (|| -> Result<(), String> {
-                let len = top.len().map_err(|e| e.to_string())?;
+                let size = top.len().map_err(|e| e.to_string())?;
+                // As QEMU counts: the work is the bytes the overlay holds.
+                let work =
+                    commit::allocated_bytes(&*top, size).map_err(|e| format!("cannot map: {e}"))?;
+                progress.len.store(work, Ordering::Relaxed);
                 let mut buf = vec![0u8; COMMIT_CHUNK as usize];
-                let mut at = 0;
-                while at < len {
+                let (mut at, mut done) = (0, 0);
+                while at < size {
                     if progress.cancel.load(Ordering::Relaxed) {
                         return Err("cancelled".into());
                     }
-                    let n = COMMIT_CHUNK.min(len - at);
-                    commit::copy_allocated(&*top, &*base, at, n, &mut buf)
+                    let n = COMMIT_CHUNK.min(size - at);
+                    done += commit::copy_allocated(&*top, &*base, at, n, &mut buf)
                         .map_err(|e| format!("cannot copy at {at}: {e}"))?;
                     at += n;
-                    progress.offset.store(at, Ordering::Relaxed);
+                    progress.offset.store(done.min(work), Ordering::Relaxed);
                 }
                 commit::flush(&*base).map_err(|e| format!("cannot flush the base: {e}"))
             })();
