@@ -141,6 +141,28 @@ impl QmpClient {
         arguments: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, ClientError> {
+        self.send(command, arguments, timeout, None)
+    }
+
+    /// Runs `command` with the descriptor `fd` passed alongside
+    /// (SCM_RIGHTS), as `add-fd` and `getfd` take theirs: the monitor gets
+    /// its own copy; the caller keeps `fd`.
+    pub fn execute_with_fd(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Value, ClientError> {
+        self.send(command, arguments, self.timeout, Some(fd))
+    }
+
+    fn send(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        timeout: Duration,
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<Value, ClientError> {
         let id = format!("rvirt-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::sync_channel(1);
         {
@@ -159,7 +181,11 @@ impl QmpClient {
         let mut line =
             serde_json::to_vec(&msg).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
-        if let Err(e) = lock(&self.writer).write_all(&line) {
+        let written = match fd {
+            None => lock(&self.writer).write_all(&line),
+            Some(fd) => send_with_fd(&lock(&self.writer), &line, fd),
+        };
+        if let Err(e) = written {
             lock(&self.pending).waiters.remove(&id);
             return Err(ClientError::Io(e));
         }
@@ -344,4 +370,30 @@ fn route(v: Value, pending: &Mutex<Pending>, events: &Sender<ReceivedEvent>) {
     if let Some(tx) = lock(pending).waiters.remove(id) {
         let _ = tx.send(reply);
     }
+}
+
+/// Writes `line` with `fd` attached to its first byte.
+fn send_with_fd(
+    stream: &UnixStream,
+    line: &[u8],
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let fds = [fd];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = SendAncillaryBuffer::new(&mut space);
+    if !ancillary.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other("no room for the descriptor"));
+    }
+    let n = rustix::net::sendmsg(
+        stream,
+        &[std::io::IoSlice::new(line)],
+        &mut ancillary,
+        SendFlags::NOSIGNAL,
+    )?;
+    // The descriptor went with the first bytes; the rest plainly.
+    if n < line.len() {
+        (&*stream).write_all(&line[n..])?;
+    }
+    Ok(())
 }

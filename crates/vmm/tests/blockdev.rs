@@ -991,3 +991,42 @@ fn commit_transcript(
     }
     out
 }
+
+/// rvirt-qmp's client passes a descriptor with `add-fd` (as rvirtd passes
+/// an overlay to a confined VMM), and a node opens it by its fd set.
+#[test]
+fn the_client_passes_an_image_by_descriptor() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let img = dir.path().join("passed.qcow2");
+    qemu_img_ok(&["create", "-f", "qcow2", s(&img), "16M"]);
+    let sock = dir.path().join("qmp.sock");
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let kernel = Guest::Virtio.path();
+    let _vmm = spawn(&["-S", "-qmp", &qmp, "-kernel", s(&kernel)]);
+    let c = qmp_connect(&sock, T);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&img)
+        .unwrap();
+    let added = c
+        .execute_with_fd("add-fd", Some(json!({"opaque": "overlay"})), file.as_fd())
+        .unwrap();
+    let set = added["fdset-id"].as_i64().unwrap();
+    let sets = c.execute("query-fdsets", None).unwrap();
+    assert_eq!(sets[0]["fdset-id"], set, "{sets}");
+    assert_eq!(sets[0]["fds"][0]["opaque"], "overlay", "{sets}");
+    let path = format!("/dev/fdset/{set}");
+    c.execute(
+        "blockdev-add",
+        Some(json!({"driver": "file", "filename": path, "node-name": "f0"})),
+    )
+    .unwrap();
+    c.execute(
+        "blockdev-add",
+        Some(json!({"driver": "qcow2", "file": "f0", "node-name": "q0", "backing": null})),
+    )
+    .unwrap();
+    c.execute("remove-fd", Some(json!({"fdset-id": set})))
+        .unwrap();
+}
