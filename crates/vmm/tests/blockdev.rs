@@ -985,6 +985,61 @@ fn commit_transcript(
         "disk on the base".into(),
         info["return"][0]["inserted"]["file"].clone(),
     ));
+    // A second snapshot, its commit cancelled once ready: the disk stays
+    // on the overlay.
+    let ov3 = d.join("overlay3.qcow2");
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        s(&base),
+        "-F",
+        "qcow2",
+        s(&ov3),
+    ]);
+    let [f3, q3] = libvirt_disk(3, &ov3, false);
+    let mut step = |q: &mut Raw, name: &str, execute: &str, args: Value| {
+        let r = q.cmd(json!({"execute": execute, "arguments": args}), None);
+        out.push((name.to_string(), r));
+    };
+    step(&mut q, "add file 3", "blockdev-add", f3);
+    step(&mut q, "add qcow2 3", "blockdev-add", q3);
+    step(
+        &mut q,
+        "snapshot 3",
+        "blockdev-snapshot",
+        json!({"node": "libvirt-1-format", "overlay": "libvirt-3-format"}),
+    );
+    step(
+        &mut q,
+        "commit 3",
+        "block-commit",
+        json!({"job-id": "j3", "device": "libvirt-3-format", "auto-dismiss": false}),
+    );
+    q.wait_event("BLOCK_JOB_READY");
+    step(
+        &mut q,
+        "cancel ready",
+        "block-job-cancel",
+        json!({"device": "j3"}),
+    );
+    let concluded = poll("the job to conclude", T, || {
+        let r = q.cmd(json!({"execute": "query-block-jobs"}), None);
+        if r["return"][0]["status"] == "concluded" {
+            Ok(r)
+        } else {
+            Err(r.to_string())
+        }
+    });
+    assert_eq!(concluded["return"][0]["ready"], false, "{concluded}");
+    step(&mut q, "cancelled", "query-block-jobs", json!({}));
+    step(&mut q, "dismiss 3", "job-dismiss", json!({"id": "j3"}));
+    let info = q.cmd(json!({"execute": "query-block"}), None);
+    out.push((
+        "disk on the overlay".into(),
+        info["return"][0]["inserted"]["file"].clone(),
+    ));
     drop(vmm);
     for (_, v) in &mut out {
         *v = serde_json::from_str(&v.to_string().replace(s(d), "DIR")).unwrap();
