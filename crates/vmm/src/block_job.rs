@@ -178,6 +178,21 @@ impl Jobs {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// QEMU's answer when `node`'s disk has a job that is not over: its
+    /// image must not change under the job.
+    pub(crate) fn check_idle(&self, node: &str) -> Result<(), QmpError> {
+        let jobs = self.lock();
+        if jobs
+            .values()
+            .any(|j| (j.top == node || j.base == node) && j.status != Status::Concluded)
+        {
+            return Err(QmpError::generic(format!(
+                "Node '{node}' is busy: block device is in use by block job: commit"
+            )));
+        }
+        Ok(())
+    }
+
     /// `query-block-jobs`.
     pub(crate) fn infos(&self) -> Vec<BlockJobInfo> {
         self.lock().values().map(Job::info).collect()

@@ -588,6 +588,7 @@ impl Vmm {
                     )));
                 }
                 let (_, image) = nodes.snapshot_plan(node, overlay)?;
+                self.state.jobs.check_idle(node)?;
                 let disk = self
                     .devices
                     .disks()

@@ -750,6 +750,30 @@ fn an_active_commit_while_the_guest_writes_lands_everything_in_the_base() {
         )),
         "Node 'libvirt-2-format' is busy: block device is in use by block job: commit"
     );
+    // The disk's image must not change under the job.
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        s(&ov),
+        "-F",
+        "qcow2",
+        s(&d.join("third.qcow2")),
+    ]);
+    for node in libvirt_disk(3, &d.join("third.qcow2"), false) {
+        let r = q.cmd(json!({"execute": "blockdev-add", "arguments": node}), None);
+        assert_eq!(r, json!({"return": {}}));
+    }
+    let r = q.cmd(
+        json!({"execute": "blockdev-snapshot",
+               "arguments": {"node": "libvirt-2-format", "overlay": "libvirt-3-format"}}),
+        None,
+    );
+    assert_eq!(
+        r["error"]["desc"],
+        "Node 'libvirt-2-format' is busy: block device is in use by block job: commit"
+    );
     let ready = q.wait_event("BLOCK_JOB_READY");
     assert_eq!(
         ready["data"]["device"], "commit-vda-libvirt-1-format",
