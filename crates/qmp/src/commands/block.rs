@@ -241,3 +241,85 @@ pub(super) fn job_finalize(b: &dyn MonitorBackend, args: Args) -> Result<Value, 
 pub(super) fn job_dismiss(b: &dyn MonitorBackend, args: Args) -> Result<Value, QmpError> {
     job(b, args, "id", JobVerb::Dismiss)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{ChardevInfo, CpuInfoFast, RunState};
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    /// Records the snapshot pairs it is given.
+    #[derive(Default)]
+    struct Snapshots(Mutex<Vec<(String, String)>>);
+
+    impl MonitorBackend for Snapshots {
+        fn status(&self) -> RunState {
+            RunState::Running
+        }
+        fn stop(&self) -> Result<(), QmpError> {
+            Ok(())
+        }
+        fn cont(&self) -> Result<(), QmpError> {
+            Ok(())
+        }
+        fn system_reset(&self) {}
+        fn system_powerdown(&self) {}
+        fn quit(&self) {}
+        fn name(&self) -> Option<String> {
+            None
+        }
+        fn uuid(&self) -> Option<String> {
+            None
+        }
+        fn cpus(&self) -> Vec<CpuInfoFast> {
+            Vec::new()
+        }
+        fn chardevs(&self) -> Vec<ChardevInfo> {
+            Vec::new()
+        }
+        fn blockdev_snapshot(&self, actions: Vec<(String, String)>) -> Result<(), QmpError> {
+            self.0.lock().unwrap().extend(actions);
+            Ok(())
+        }
+    }
+
+    fn run(args: Value) -> Result<Vec<(String, String)>, String> {
+        let b = Snapshots::default();
+        transaction(&b, args.as_object().unwrap()).map_err(|e| e.desc)?;
+        let pairs = b.0.lock().unwrap().clone();
+        Ok(pairs)
+    }
+
+    #[test]
+    fn a_transaction_runs_its_snapshots_or_nothing() {
+        let snap = |n: &str, o: &str| json!({"type": "blockdev-snapshot", "data": {"node": n, "overlay": o}});
+        assert_eq!(
+            run(json!({"actions": [snap("a", "b"), snap("c", "d")]})),
+            Ok(vec![("a".into(), "b".into()), ("c".into(), "d".into())])
+        );
+        assert_eq!(run(json!({"actions": []})), Ok(vec![]));
+        assert_eq!(
+            run(json!({"actions": "x"})),
+            Err("Invalid parameter type for 'actions', expected: array".into())
+        );
+        assert_eq!(
+            run(json!({"actions": [snap("a", "b"), 7]})),
+            Err("Invalid parameter type for 'actions[1]', expected: object".into())
+        );
+        assert_eq!(
+            run(json!({"actions": [{"type": "blockdev-snapshot"}]})),
+            Err("Parameter 'data' is missing".into())
+        );
+        assert_eq!(
+            run(json!({"actions": [{"type": "blockdev-snapshot", "data": {"node": "a"}}]})),
+            Err("Parameter 'overlay' is missing".into())
+        );
+        // One action rvirt does not run: none runs.
+        assert!(
+            run(json!({"actions": [snap("a", "b"), {"type": "drive-backup", "data": {}}]}))
+                .unwrap_err()
+                .contains("drive-backup")
+        );
+    }
+}
