@@ -1169,4 +1169,26 @@ xdr_struct! {
         pub snapshots: Vec<NonnullDomainSnapshot> [REMOTE_DOMAIN_SNAPSHOT_LIST_MAX],
         pub ret: i32,
     }
+
+    /// `remote_domain_snapshot_create_xml_args`.
+    pub struct DomainSnapshotCreateXmlArgs {
+        pub dom: NonnullDomain,
+        pub xml_desc: String,
+        pub flags: u32,
+    }
+
+    /// `{ remote_nonnull_domain_snapshot snap; unsigned int flags; }`: the
+    /// arguments of get_xml_desc, delete, get_parent, num_children,
+    /// is_current and has_metadata.
+    pub struct DomainSnapshotFlagsArgs {
+        pub snap: NonnullDomainSnapshot,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_snapshot_list_all_children_args`.
+    pub struct DomainSnapshotListAllChildrenArgs {
+        pub snapshot: NonnullDomainSnapshot,
+        pub need_results: i32,
+        pub flags: u32,
+    }
 }

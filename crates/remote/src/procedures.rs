@@ -336,6 +336,19 @@ procedures! {
         DomainSetMemoryStatsPeriod(DOMAIN_SET_MEMORY_STATS_PERIOD) = 308: DomainSetMemoryStatsPeriodArgs => (), w, domain_set_memory_stats_period;
         DomainSnapshotLookupByName(DOMAIN_SNAPSHOT_LOOKUP_BY_NAME) = 189: DomainSnapshotLookupByNameArgs => DomainSnapshotRet, r, domain_snapshot_lookup_by_name;
         DomainListAllSnapshots(DOMAIN_LIST_ALL_SNAPSHOTS) = 274: DomainListAllSnapshotsArgs => DomainListAllSnapshotsRet, r, domain_list_all_snapshots;
+        DomainSnapshotCreateXml(DOMAIN_SNAPSHOT_CREATE_XML) = 185: DomainSnapshotCreateXmlArgs => DomainSnapshotRet, w, domain_snapshot_create_xml;
+        DomainSnapshotGetXmlDesc(DOMAIN_SNAPSHOT_GET_XML_DESC) = 186: DomainSnapshotFlagsArgs => XmlRet, r, domain_snapshot_get_xml_desc;
+        /// `{ int result; }`.
+        DomainHasCurrentSnapshot(DOMAIN_HAS_CURRENT_SNAPSHOT) = 190: DomainFlagsArgs => NumRet, r, domain_has_current_snapshot;
+        DomainSnapshotCurrent(DOMAIN_SNAPSHOT_CURRENT) = 191: DomainFlagsArgs => DomainSnapshotRet, r, domain_snapshot_current;
+        DomainSnapshotDelete(DOMAIN_SNAPSHOT_DELETE) = 193: DomainSnapshotFlagsArgs => (), w, domain_snapshot_delete;
+        DomainSnapshotGetParent(DOMAIN_SNAPSHOT_GET_PARENT) = 244: DomainSnapshotFlagsArgs => DomainSnapshotRet, r, domain_snapshot_get_parent;
+        DomainSnapshotNumChildren(DOMAIN_SNAPSHOT_NUM_CHILDREN) = 246: DomainSnapshotFlagsArgs => NumRet, r, domain_snapshot_num_children;
+        /// `{ int current; }`.
+        DomainSnapshotIsCurrent(DOMAIN_SNAPSHOT_IS_CURRENT) = 271: DomainSnapshotFlagsArgs => NumRet, r, domain_snapshot_is_current;
+        /// `{ int metadata; }`.
+        DomainSnapshotHasMetadata(DOMAIN_SNAPSHOT_HAS_METADATA) = 272: DomainSnapshotFlagsArgs => NumRet, r, domain_snapshot_has_metadata;
+        DomainSnapshotListAllChildren(DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN) = 275: DomainSnapshotListAllChildrenArgs => DomainListAllSnapshotsRet, r, domain_snapshot_list_all_children;
         /// Addresses of the guest's NICs (from the networks' DHCP leases).
         DomainInterfaceAddresses(DOMAIN_INTERFACE_ADDRESSES) = 353: DomainInterfaceAddressesArgs => DomainInterfaceAddressesRet, r, domain_interface_addresses;
     }

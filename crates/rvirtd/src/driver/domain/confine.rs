@@ -572,7 +572,7 @@ pub fn fill_chains(def: &Domain) -> Result<Option<Domain>, RemoteError> {
 /// Opens an image of disk `d` as rvirt-vmm would (rvirt_block's open):
 /// read-only or read-write, O_DIRECT and O_DSYNC as its cache mode means
 /// (O_DSYNC cannot be added to an open file later).
-fn open_disk(
+pub(super) fn open_disk(
     path: &Path,
     d: &rvirt_domain::model::Disk,
     read_only: bool,

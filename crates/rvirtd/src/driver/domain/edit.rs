@@ -344,13 +344,13 @@ impl DomainDriver {
         }
         if live {
             let (_, run) = self.running(dom)?;
-            if kib > run.live.memory_kib {
+            if kib > run.live().memory_kib {
                 return Err(RemoteError::invalid_arg(
                     "cannot set memory higher than max memory",
                 ));
             }
             if run
-                .live
+                .live()
                 .devices
                 .others
                 .iter()
@@ -431,7 +431,7 @@ impl DomainDriver {
         }
         if live {
             let (_, run) = self.running(dom)?;
-            if !super::memstats::has_balloon(&run.live) {
+            if !super::memstats::has_balloon(&run.live()) {
                 return Err(no_balloon());
             }
             super::memstats::set_period(&run.qmp, secs).map_err(|e| {

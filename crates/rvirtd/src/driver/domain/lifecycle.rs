@@ -119,7 +119,7 @@ impl DomainDriver {
         } else {
             (DomainState::Running, running_reason::BOOTED)
         };
-        if let Some(pty) = super::serial_log::serial0_pty(&run.live) {
+        if let Some(pty) = super::serial_log::serial0_pty(&run.live()) {
             super::serial_log::start(&self.serial_readers, name, &pty, &paths.log_file);
         }
         let handle = self.attach(name, &run, state, reason);
@@ -436,9 +436,9 @@ impl DomainDriver {
             run.set_stop_reason(shutoff_reason::CRASHED);
         }
         let action = if reset {
-            run.live.on_reboot.unwrap_or(LifecycleAction::Destroy)
+            run.live().on_reboot.unwrap_or(LifecycleAction::Destroy)
         } else {
-            run.live.on_poweroff.unwrap_or(LifecycleAction::Destroy)
+            run.live().on_poweroff.unwrap_or(LifecycleAction::Destroy)
         };
         match action {
             LifecycleAction::Restart if !reset => {
@@ -457,7 +457,7 @@ impl DomainDriver {
     }
 
     fn on_crash(&self, run: &Arc<Running>) {
-        match run.live.on_crash.unwrap_or(LifecycleAction::Destroy) {
+        match run.live().on_crash.unwrap_or(LifecycleAction::Destroy) {
             LifecycleAction::Restart => {
                 let _ = run.qmp.execute("system_reset", None);
                 let _ = run.qmp.execute("cont", None);

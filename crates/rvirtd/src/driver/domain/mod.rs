@@ -16,6 +16,7 @@
 //! | [`runtime`] | the per-VM runtime record |
 //! | [`query`], [`stats`] | lists, info, state, XML, vCPUs; domain stats |
 //! | [`console`], [`serial_log`], [`ptys`] | console streams, serial output readers, ptys in the live XML |
+//! | [`snapshot`] | external disk-only snapshots and their metadata |
 //! | [`volumes`] | `<disk type='volume'>` resolved through the storage driver at start |
 
 pub mod blockstats;
@@ -35,6 +36,7 @@ pub mod recover;
 pub mod registry;
 pub mod runtime;
 pub mod serial_log;
+pub mod snapshot;
 pub mod stats;
 pub mod vmm;
 pub mod volumes;
@@ -130,7 +132,7 @@ impl DomainDriver {
         let reg = self.reg();
         reg.domains.values().find_map(|e| {
             let run = e.run.as_ref()?;
-            run.live
+            run.live()
                 .devices
                 .disks
                 .iter()
@@ -259,8 +261,8 @@ impl DomainDriver {
             state: e.state as i32,
             reason: e.reason,
             persistent: e.is_persistent(),
-            live_xml: run.live.to_xml(),
-            held: run.held.clone(),
+            live_xml: run.live().to_xml(),
+            held: run.held_now(),
             passt: run.passt.iter().map(passt::PasstChild::record).collect(),
         }
     }
@@ -283,7 +285,7 @@ impl DomainDriver {
         if is_current(&self.reg()) {
             // The files go back to their owners before anyone sees the
             // domain shut off.
-            run.held.restore_labels();
+            run.held_now().restore_labels();
             let _ = std::fs::remove_file(self.tree.state_file(name));
             let _ = std::fs::remove_dir_all(self.tree.runtime_dir(name));
             let console = self

@@ -91,7 +91,7 @@ impl DomainDriver {
         let inactive = flags & xml_flags::INACTIVE != 0;
         match (&e.run, inactive, &e.config) {
             (Some(run), false, _) | (Some(run), true, None) => {
-                Ok(with_id(&run.live.to_xml(), run.id))
+                Ok(with_id(&run.live().to_xml(), run.id))
             }
             (_, _, Some(cfg)) => Ok(cfg.xml().to_string()),
             (None, _, None) => Err(RemoteError::internal("domain has no definition")),
@@ -116,7 +116,7 @@ impl DomainDriver {
                 .run
                 .as_ref()
                 .ok_or_else(|| RemoteError::operation_invalid("domain is not running"))?;
-            run.live.clone()
+            run.live()
         } else {
             e.config
                 .as_ref()
@@ -148,7 +148,7 @@ impl DomainDriver {
         let run = e.run.as_ref().ok_or_else(|| {
             RemoteError::operation_invalid("cannot retrieve vcpu information for inactive domain")
         })?;
-        let n = current_vcpus(&run.live).min(maxinfo.max(0) as u32);
+        let n = current_vcpus(&run.live()).min(maxinfo.max(0) as u32);
         let host = hostinfo::cpus();
         let maplen = maplen.clamp(0, 2048) as usize;
         let info = (0..n)

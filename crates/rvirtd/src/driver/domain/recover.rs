@@ -97,7 +97,7 @@ impl DomainDriver {
             (true, false) => (DomainState::Paused, paused_reason::UNKNOWN),
             (false, true) => (DomainState::Running, running_reason::UNPAUSED),
         };
-        if let Some(pty) = super::serial_log::serial0_pty(&run.live) {
+        if let Some(pty) = super::serial_log::serial0_pty(&run.live()) {
             let log = self.tree.log_file(&rec.name);
             super::serial_log::start(&self.serial_readers, &rec.name, &pty, &log);
         }

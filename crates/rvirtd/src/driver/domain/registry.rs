@@ -19,8 +19,9 @@ pub struct Running {
     pub id: i32,
     /// The VMM process, started by this rvirtd or adopted after a restart.
     pub child: Arc<Child>,
-    /// The definition it was started with (`dumpxml` without `--inactive`).
-    pub live: Arc<Domain>,
+    /// The live definition (`dumpxml` without `--inactive`): the one it was
+    /// started with, then as snapshots and block jobs change its disks.
+    live: std::sync::RwLock<Arc<Domain>>,
     pub qmp: QmpClient,
     /// The shut-off reason to record when the process exits, when rvirtd
     /// caused the exit (destroy, guest power-off); none means crashed.
@@ -32,6 +33,9 @@ pub struct Running {
     pub exited: (Mutex<bool>, Condvar),
     /// Labels and cgroup of a confined VMM, released when it ends.
     pub held: super::confine::Held,
+    /// Files given to the VM's user while it runs (snapshot overlays),
+    /// given back with `held`'s.
+    labelled_later: Mutex<Vec<std::path::PathBuf>>,
     /// The guest's memory as the balloon last reported it (KiB; 0 until a
     /// BALLOON_CHANGE event), as libvirt tracks it for dominfo.
     pub balloon_kib: std::sync::atomic::AtomicU64,
@@ -51,12 +55,13 @@ impl Running {
         Running {
             id,
             child,
-            live,
+            live: std::sync::RwLock::new(live),
             qmp,
             stop_reason: Mutex::new(None),
             fake_reboot: std::sync::atomic::AtomicBool::new(false),
             exited: (Mutex::new(false), Condvar::new()),
             held,
+            labelled_later: Mutex::new(Vec::new()),
             balloon_kib: std::sync::atomic::AtomicU64::new(0),
             passt: Vec::new(),
         }
@@ -68,6 +73,42 @@ impl Running {
         self
     }
 
+    /// The live definition now.
+    pub fn live(&self) -> Arc<Domain> {
+        self.live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the live definition (the caller holds the domain's job
+    /// lock and saves the runtime record after).
+    pub fn set_live(&self, live: Domain) {
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(live);
+    }
+
+    /// Records files given to the VM's user after its start.
+    pub fn label_later(&self, paths: Vec<std::path::PathBuf>) {
+        self.labelled_later
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(paths);
+    }
+
+    /// What the VM holds now: what it started with and what it was given
+    /// since.
+    pub fn held_now(&self) -> super::confine::Held {
+        let mut h = self.held.clone();
+        h.labelled.extend(
+            self.labelled_later
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        h
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.pid()
     }
@@ -76,7 +117,10 @@ impl Running {
     /// definition's target.
     pub fn memory_kib(&self) -> u64 {
         match self.balloon_kib.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => self.live.current_memory_kib.unwrap_or(self.live.memory_kib),
+            0 => {
+                let live = self.live();
+                live.current_memory_kib.unwrap_or(live.memory_kib)
+            }
             kib => kib,
         }
     }
@@ -164,7 +208,7 @@ impl Entry {
     /// The definition that describes it now: the live one while running.
     pub fn current_def(&self) -> Option<Arc<Domain>> {
         match &self.run {
-            Some(r) => Some(r.live.clone()),
+            Some(r) => Some(r.live()),
             None => self.config.as_ref().and_then(|c| c.domain().ok()),
         }
     }
