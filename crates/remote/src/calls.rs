@@ -1185,6 +1185,56 @@ xdr_struct! {
         pub flags: u32,
     }
 
+    /// `remote_domain_block_commit_args`.
+    pub struct DomainBlockCommitArgs {
+        pub dom: NonnullDomain,
+        pub disk: String,
+        pub base: Option<String>,
+        pub top: Option<String>,
+        pub bandwidth: u64,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_get_block_job_info_args` and
+    /// `remote_domain_block_job_abort_args`: a disk and flags.
+    pub struct DomainBlockJobArgs {
+        pub dom: NonnullDomain,
+        pub path: String,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_get_block_job_info_ret`.
+    pub struct DomainGetBlockJobInfoRet {
+        pub found: i32,
+        pub type_: i32,
+        pub bandwidth: u64,
+        pub cur: u64,
+        pub end: u64,
+    }
+
+    /// `remote_domain_event_block_job_msg`.
+    pub struct DomainEventBlockJobMsg {
+        pub dom: NonnullDomain,
+        pub path: String,
+        pub type_: i32,
+        pub status: i32,
+    }
+
+    /// `remote_domain_event_callback_block_job_msg`.
+    pub struct DomainEventCallbackBlockJobMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventBlockJobMsg,
+    }
+
+    /// `remote_domain_event_block_job_2_msg`.
+    pub struct DomainEventBlockJob2Msg {
+        pub callback_id: i32,
+        pub dom: NonnullDomain,
+        pub dst: String,
+        pub type_: i32,
+        pub status: i32,
+    }
+
     /// `remote_domain_snapshot_list_all_children_args`.
     pub struct DomainSnapshotListAllChildrenArgs {
         pub snapshot: NonnullDomainSnapshot,

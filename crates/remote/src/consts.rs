@@ -176,6 +176,30 @@ pub const VIR_DOMAIN_CONSOLE_FORCE: u32 = 1 << 0;
 pub const VIR_DOMAIN_EVENT_ID_LIFECYCLE: i32 = 0;
 /// `VIR_DOMAIN_EVENT_ID_REBOOT`.
 pub const VIR_DOMAIN_EVENT_ID_REBOOT: i32 = 1;
+/// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB`: the disk named by its path.
+pub const VIR_DOMAIN_EVENT_ID_BLOCK_JOB: i32 = 8;
+/// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2`: the disk named by its target.
+pub const VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2: i32 = 16;
+
+/// `virDomainBlockJobType`, `virConnectDomainEventBlockJobStatus` and the
+/// flags of block commit and block job abort.
+pub mod block_job {
+    pub const TYPE_ACTIVE_COMMIT: i32 = 4;
+    pub const COMPLETED: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const CANCELED: i32 = 2;
+    pub const READY: i32 = 3;
+    /// `VIR_DOMAIN_BLOCK_COMMIT_ACTIVE`.
+    pub const COMMIT_ACTIVE: u32 = 1 << 2;
+    /// `VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES`.
+    pub const COMMIT_BANDWIDTH_BYTES: u32 = 1 << 4;
+    /// `VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC`.
+    pub const ABORT_ASYNC: u32 = 1 << 0;
+    /// `VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT`.
+    pub const ABORT_PIVOT: u32 = 1 << 1;
+    /// `VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES`.
+    pub const INFO_BANDWIDTH_BYTES: u32 = 1 << 0;
+}
 
 /// `VIR_NETWORK_EVENT_ID_LIFECYCLE`, the event id of
 /// CONNECT_NETWORK_EVENT_REGISTER_ANY.

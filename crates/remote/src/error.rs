@@ -45,6 +45,7 @@ pub mod code {
     pub const STORAGE_POOL_BUILT: i32 = 76;
     pub const OPERATION_ABORTED: i32 = 78;
     pub const NO_DOMAIN_METADATA: i32 = 80;
+    pub const BLOCK_COPY_ACTIVE: i32 = 83;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
     pub const RESOURCE_BUSY: i32 = 87;
     pub const ACCESS_DENIED: i32 = 88;
@@ -163,6 +164,7 @@ fn templates(c: i32) -> (&'static str, &'static str) {
             "Requested operation is not valid: %s",
         ),
         code::CONFIG_UNSUPPORTED => ("unsupported configuration", "unsupported configuration: %s"),
+        code::BLOCK_COPY_ACTIVE => ("block copy still active", "block copy still active: %s"),
         code::OPERATION_TIMEOUT => (
             "Timed out during operation",
             "Timed out during operation: %s",

@@ -348,6 +348,9 @@ procedures! {
         DomainSnapshotIsCurrent(DOMAIN_SNAPSHOT_IS_CURRENT) = 271: DomainSnapshotFlagsArgs => NumRet, r, domain_snapshot_is_current;
         /// `{ int metadata; }`.
         DomainSnapshotHasMetadata(DOMAIN_SNAPSHOT_HAS_METADATA) = 272: DomainSnapshotFlagsArgs => NumRet, r, domain_snapshot_has_metadata;
+        DomainBlockCommit(DOMAIN_BLOCK_COMMIT) = 290: DomainBlockCommitArgs => (), w, domain_block_commit;
+        DomainGetBlockJobInfo(DOMAIN_GET_BLOCK_JOB_INFO) = 238: DomainBlockJobArgs => DomainGetBlockJobInfoRet, r, domain_get_block_job_info;
+        DomainBlockJobAbort(DOMAIN_BLOCK_JOB_ABORT) = 237: DomainBlockJobArgs => (), w, domain_block_job_abort;
         DomainSnapshotListAllChildren(DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN) = 275: DomainSnapshotListAllChildrenArgs => DomainListAllSnapshotsRet, r, domain_snapshot_list_all_children;
         /// Addresses of the guest's NICs (from the networks' DHCP leases).
         DomainInterfaceAddresses(DOMAIN_INTERFACE_ADDRESSES) = 353: DomainInterfaceAddressesArgs => DomainInterfaceAddressesRet, r, domain_interface_addresses;
@@ -460,6 +463,10 @@ procedures! {
         DomainEventCallbackLifecycle(DOMAIN_EVENT_CALLBACK_LIFECYCLE) = 318: DomainEventCallbackLifecycleMsg => (), r, domain_event_callback_lifecycle;
         /// Reboot event MESSAGE for a registered callback.
         DomainEventCallbackReboot(DOMAIN_EVENT_CALLBACK_REBOOT) = 319: DomainEventCallbackRebootMsg => (), r, domain_event_callback_reboot;
+        /// Block job event MESSAGE (the disk by path) for a registered callback.
+        DomainEventCallbackBlockJob(DOMAIN_EVENT_CALLBACK_BLOCK_JOB) = 326: DomainEventCallbackBlockJobMsg => (), r, domain_event_callback_block_job;
+        /// Block job event MESSAGE (the disk by target) for a registered callback.
+        DomainEventBlockJob2(DOMAIN_EVENT_BLOCK_JOB_2) = 339: DomainEventBlockJob2Msg => (), r, domain_event_block_job_2;
         /// Network lifecycle event MESSAGE for a registered callback.
         NetworkEventLifecycle(NETWORK_EVENT_LIFECYCLE) = 315: NetworkEventLifecycleMsg => (), r, network_event_lifecycle;
         /// Storage pool lifecycle event MESSAGE for a registered callback.

@@ -314,3 +314,134 @@ fn a_disk_only_snapshot_of_a_writing_guest_lands_its_writes_in_the_overlay() {
         .trim()
         .is_empty());
 }
+
+fn chain_of(d: &Rvirtd, name: &str) -> String {
+    disk_of(&d.ok(&["dumpxml", name]))
+}
+
+#[test]
+fn blockcommit_active_pivots_the_disk_back_to_a_base_that_holds_everything() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let base = d.root().join("cm.qcow2");
+    let ov1 = d.root().join("cm.s1");
+    let ov2 = d.root().join("cm.s2");
+    let (code, out) = qemu_img(&["create", "-f", "qcow2", &s(&base), "64M"]);
+    assert_eq!(code, 0, "{out}");
+    // The guest benches, resets and benches again (on_reboot restart):
+    // it writes until the domain is destroyed.
+    let text = xml("cm", &base);
+    let f = d.xml_file("cm.xml", &text);
+    d.ok(&["define", &f]);
+    d.ok(&["start", "cm"]);
+    rvirt_testkit::wait_for(
+        "the guest to start reading",
+        Duration::from_secs(120),
+        || d.log("cm").contains("PHASE seqread START"),
+    );
+    let err = d.fails(&["blockcommit", "cm", "vda", "--active"]);
+    assert!(
+        err.contains(&format!(
+            "invalid argument: top '{}' in chain for 'vda' has no backing file",
+            s(&base)
+        )),
+        "{err}"
+    );
+    let err = d.fails(&["blockjob", "cm", "vda", "--abort"]);
+    assert!(
+        err.contains(
+            "Requested operation is not valid: disk vda does not have an active block job"
+        ),
+        "{err}"
+    );
+    let err = d.fails(&["blockcommit", "cm", "vdz", "--active"]);
+    assert!(
+        err.contains("invalid argument: disk 'vdz' not found in domain"),
+        "{err}"
+    );
+    d.ok(&["snapshot-create-as", "cm", "s1", "--disk-only"]);
+    let err = d.fails(&["blockcommit", "cm", "vda"]);
+    assert!(
+        err.contains("invalid argument: commit of 'vda' active layer requires active flag"),
+        "{err}"
+    );
+    // The commit runs while the guest writes; ready, it follows the
+    // guest's writes until the pivot.
+    rvirt_testkit::wait_for("the guest to write", Duration::from_secs(120), || {
+        d.log("cm").contains("PHASE seqwrite START")
+    });
+    let out = d.ok(&["blockcommit", "cm", "vda", "--active"]);
+    assert!(out.contains("Active Block Commit started"), "{out}");
+    let err = d.fails(&["blockcommit", "cm", "vda", "--active"]);
+    assert!(
+        err.contains("disk 'vda' already in active block job"),
+        "{err}"
+    );
+    rvirt_testkit::wait_for("the commit to be ready", Duration::from_secs(120), || {
+        // virsh writes job progress to stderr.
+        let o = d.virsh(&["blockjob", "cm", "vda", "--info"]);
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stderr).contains("Active Block Commit: [100 %]")
+    });
+    // Settled, overlay and base hold the same disk; the pivot switches.
+    d.ok(&["suspend", "cm"]);
+    d.ok(&["blockjob", "cm", "vda", "--pivot"]);
+    let (code, out) = qemu_img(&["compare", "-U", &s(&ov1), &s(&base)]);
+    assert_eq!(code, 0, "{out}");
+    let live = chain_of(&d, "cm");
+    assert!(
+        live.contains(&format!("<source file='{}'/>", s(&base))),
+        "{live}"
+    );
+    assert!(!live.contains("cm.s1"), "{live}");
+    let inactive = disk_of(&d.ok(&["dumpxml", "--inactive", "cm"]));
+    assert!(
+        inactive.contains(&format!("<source file='{}'/>", s(&base))),
+        "{inactive}"
+    );
+    assert_eq!(
+        std::fs::metadata(&ov1).unwrap().uid(),
+        0,
+        "the overlay was not given back"
+    );
+    let out = d.ok(&["blockjob", "cm", "vda", "--info"]);
+    assert!(out.contains("No current block job for vda"), "{out}");
+
+    // Again with virsh waiting for libvirt's events and pivoting itself.
+    d.ok(&["snapshot-create-as", "cm", "s2", "--disk-only"]);
+    assert!(chain_of(&d, "cm").contains("cm.s2"));
+    let out = d.ok(&[
+        "blockcommit",
+        "cm",
+        "vda",
+        "--active",
+        "--pivot",
+        "--wait",
+        "--verbose",
+    ]);
+    assert!(out.contains("Successfully pivoted"), "{out}");
+    let live = chain_of(&d, "cm");
+    assert!(
+        live.contains(&format!("<source file='{}'/>", s(&base))),
+        "{live}"
+    );
+    d.ok(&["resume", "cm"]);
+    // The guest's next writes land in the base.
+    let runs = d.log("cm").matches("BLKBENCH DONE").count();
+    rvirt_testkit::wait_for("the guest to bench again", Duration::from_secs(300), || {
+        d.log("cm").matches("BLKBENCH DONE").count() > runs + 1
+    });
+    d.ok(&["destroy", "cm"]);
+    let log = d.log("cm");
+    for line in log.lines().filter(|l| l.starts_with("PHASE_STATS")) {
+        assert!(line.contains(" errors=0 "), "{line}");
+    }
+    for img in [&base, &ov1, &ov2] {
+        let (code, out) = qemu_img(&["check", &s(img)]);
+        assert_eq!(code, 0, "{}: {out}", img.display());
+    }
+    let (_, info) = qemu_img(&["info", "--output=json", &s(&base)]);
+    assert!(!info.contains("backing-filename"), "{info}");
+}

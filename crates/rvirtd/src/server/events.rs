@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rvirt_remote::calls::{
+    DomainEventBlockJob2Msg, DomainEventBlockJobMsg, DomainEventCallbackBlockJobMsg,
     DomainEventCallbackRebootMsg, DomainEventRebootMsg, NetworkEventLifecycleMsg,
     StoragePoolEventLifecycleMsg, StoragePoolEventRefreshMsg,
 };
 use rvirt_remote::consts::storage::{EVENT_ID_LIFECYCLE, EVENT_ID_REFRESH};
 use rvirt_remote::consts::{
-    VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT, VIR_NETWORK_EVENT_ID_LIFECYCLE,
+    VIR_DOMAIN_EVENT_ID_BLOCK_JOB, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+    VIR_DOMAIN_EVENT_ID_REBOOT, VIR_NETWORK_EVENT_ID_LIFECYCLE,
 };
 use rvirt_remote::types::{NonnullNetwork, NonnullStoragePool};
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
@@ -152,6 +154,37 @@ impl EventHub {
                         msg: DomainEventRebootMsg { dom: dom.clone() },
                     },
                 )));
+        });
+    }
+
+    /// Pushes a block job's event twice, as libvirt does: BLOCK_JOB naming
+    /// the disk by `path`, BLOCK_JOB_2 by `target` (`vda`).
+    pub fn block_job(&self, dom: &NonnullDomain, path: &str, target: &str, kind: i32, status: i32) {
+        tracing::debug!(domain = %dom.name, target, kind, status, "block job event");
+        self.each(VIR_DOMAIN_EVENT_ID_BLOCK_JOB, dom, |s, id| {
+            s.outbox
+                .send(&server::event(&Args::DomainEventCallbackBlockJob(
+                    DomainEventCallbackBlockJobMsg {
+                        callback_id: id,
+                        msg: DomainEventBlockJobMsg {
+                            dom: dom.clone(),
+                            path: path.to_string(),
+                            type_: kind,
+                            status,
+                        },
+                    },
+                )));
+        });
+        self.each(VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, dom, |s, id| {
+            s.outbox.send(&server::event(&Args::DomainEventBlockJob2(
+                DomainEventBlockJob2Msg {
+                    callback_id: id,
+                    dom: dom.clone(),
+                    dst: target.to_string(),
+                    type_: kind,
+                    status,
+                },
+            )));
         });
     }
 

@@ -524,6 +524,54 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
         Ok(NumRet { num: 1 })
     }
 
+    // ---- Block jobs (blockjob.rs) ----
+
+    fn domain_block_commit(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainBlockCommitArgs,
+    ) -> Result<(), RemoteError> {
+        self.block_commit(
+            &a.dom,
+            &a.disk,
+            a.base.as_deref(),
+            a.top.as_deref(),
+            a.bandwidth,
+            a.flags,
+        )
+    }
+
+    fn domain_get_block_job_info(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainBlockJobArgs,
+    ) -> Result<DomainGetBlockJobInfoRet, RemoteError> {
+        Ok(match self.block_job_info(&a.dom, &a.path, a.flags)? {
+            Some((type_, bandwidth, cur, end)) => DomainGetBlockJobInfoRet {
+                found: 1,
+                type_,
+                bandwidth,
+                cur,
+                end,
+            },
+            None => DomainGetBlockJobInfoRet {
+                found: 0,
+                type_: 0,
+                bandwidth: 0,
+                cur: 0,
+                end: 0,
+            },
+        })
+    }
+
+    fn domain_block_job_abort(
+        &self,
+        _cx: &Call<'a>,
+        a: DomainBlockJobArgs,
+    ) -> Result<(), RemoteError> {
+        self.block_job_abort(&a.dom, &a.path, a.flags)
+    }
+
     // ---- Lifecycle ----
 
     fn domain_create(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {

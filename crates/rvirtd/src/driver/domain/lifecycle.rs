@@ -364,6 +364,9 @@ impl DomainDriver {
                     }
                 }
                 "GUEST_PANICKED" => self.on_crash(run),
+                "BLOCK_JOB_READY" | "BLOCK_JOB_COMPLETED" | "BLOCK_JOB_CANCELLED" => {
+                    self.on_block_job_event(name, run, &ev)
+                }
                 "BALLOON_CHANGE" => {
                     let actual = ev.data.as_ref().and_then(|d| d["actual"].as_u64());
                     if let Some(bytes) = actual {

@@ -16,9 +16,11 @@
 //! | [`runtime`] | the per-VM runtime record |
 //! | [`query`], [`stats`] | lists, info, state, XML, vCPUs; domain stats |
 //! | [`console`], [`serial_log`], [`ptys`] | console streams, serial output readers, ptys in the live XML |
+//! | [`blockjob`] | block commit, its job's info, pivot and abort, its events |
 //! | [`snapshot`] | external disk-only snapshots and their metadata |
 //! | [`volumes`] | `<disk type='volume'>` resolved through the storage driver at start |
 
+pub mod blockjob;
 pub mod blockstats;
 pub mod calls;
 pub mod confine;

@@ -36,6 +36,8 @@ pub struct Running {
     /// Files given to the VM's user while it runs (snapshot overlays),
     /// given back with `held`'s.
     labelled_later: Mutex<Vec<std::path::PathBuf>>,
+    /// Its block graph as rvirtd changed it, and its block jobs.
+    pub blocks: super::blockjob::BlockState,
     /// The guest's memory as the balloon last reported it (KiB; 0 until a
     /// BALLOON_CHANGE event), as libvirt tracks it for dominfo.
     pub balloon_kib: std::sync::atomic::AtomicU64,
@@ -62,6 +64,7 @@ impl Running {
             exited: (Mutex::new(false), Condvar::new()),
             held,
             labelled_later: Mutex::new(Vec::new()),
+            blocks: Default::default(),
             balloon_kib: std::sync::atomic::AtomicU64::new(0),
             passt: Vec::new(),
         }
@@ -93,6 +96,22 @@ impl Running {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(paths);
+    }
+
+    /// Gives `path` (given to the VM's user since its start) back to its
+    /// owner, the VM having let go of it.
+    pub fn unlabel(&self, path: &std::path::Path) {
+        let Ok(path) = std::fs::canonicalize(path) else {
+            return;
+        };
+        let mut l = self
+            .labelled_later
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = l.iter().position(|p| *p == path) {
+            l.remove(i);
+            super::dac::restore(&path);
+        }
     }
 
     /// What the VM holds now: what it started with and what it was given

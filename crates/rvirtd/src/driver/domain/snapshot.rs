@@ -550,34 +550,8 @@ impl DomainDriver {
         let failed = |what: &str, e: &dyn std::error::Error| {
             RemoteError::operation_failed(&format!("{what}: {}", crate::error_chain(e)))
         };
-        // The top node of each disk now, and the next free node number.
-        let info = qmp
-            .execute("query-block", None)
-            .map_err(|e| failed("query-block", &e))?;
-        let mut top = std::collections::BTreeMap::new();
-        let mut next = 0u64;
+        let (top, next) = top_nodes(run)?;
         let live = run.live();
-        for b in info.as_array().into_iter().flatten() {
-            let Some(node) = b["inserted"]["node-name"].as_str() else {
-                continue;
-            };
-            if let Some(n) = node
-                .strip_prefix("libvirt-")
-                .and_then(|s| s.strip_suffix("-format"))
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                next = next.max(n + 1);
-            }
-            let qdev = b["qdev"].as_str().unwrap_or_default();
-            if let Some(d) = live
-                .devices
-                .disks
-                .iter()
-                .find(|d| d.info.alias.as_deref() == Some(qdev))
-            {
-                top.insert(d.target_dev.clone(), node.to_string());
-            }
-        }
         let mut labelled = Vec::new();
         let mut fdsets = Vec::new();
         let mut nodes: Vec<String> = Vec::new();
@@ -659,6 +633,13 @@ impl DomainDriver {
             }
             qmp.execute("transaction", Some(json!({ "actions": actions })))
                 .map_err(|e| failed("transaction", &e))?;
+            for a in &actions {
+                if let (Some(n), Some(o)) =
+                    (a["data"]["node"].as_str(), a["data"]["overlay"].as_str())
+                {
+                    run.blocks.stacked(n, o);
+                }
+            }
             Ok(())
         })();
         if let Err(e) = result {
@@ -863,6 +844,41 @@ impl DomainDriver {
         }
         Ok(())
     }
+}
+
+/// The top format node of each disk (by target) as the VMM's
+/// `query-block` names it, and the next free node number.
+pub(super) fn top_nodes(
+    run: &Running,
+) -> Result<(std::collections::BTreeMap<String, String>, u64), RemoteError> {
+    let info = run.qmp.execute("query-block", None).map_err(|e| {
+        RemoteError::operation_failed(&format!("query-block: {}", crate::error_chain(&e)))
+    })?;
+    let mut top = std::collections::BTreeMap::new();
+    let mut next = 0u64;
+    let live = run.live();
+    for b in info.as_array().into_iter().flatten() {
+        let Some(node) = b["inserted"]["node-name"].as_str() else {
+            continue;
+        };
+        if let Some(n) = node
+            .strip_prefix("libvirt-")
+            .and_then(|s| s.strip_suffix("-format"))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            next = next.max(n + 1);
+        }
+        let qdev = b["qdev"].as_str().unwrap_or_default();
+        if let Some(d) = live
+            .devices
+            .disks
+            .iter()
+            .find(|d| d.info.alias.as_deref() == Some(qdev))
+        {
+            top.insert(d.target_dev.clone(), node.to_string());
+        }
+    }
+    Ok((top, next))
 }
 
 fn parent_of(el: &Element) -> Option<String> {
