@@ -427,6 +427,62 @@ fn blockcommit_active_pivots_the_disk_back_to_a_base_that_holds_everything() {
         live.contains(&format!("<source file='{}'/>", s(&base))),
         "{live}"
     );
+
+    // A third commit cancelled once ready: the disk stays on its overlay;
+    // virsh event sees libvirt's events.
+    let ov3 = d.root().join("cm.s3");
+    d.ok(&["snapshot-create-as", "cm", "s3", "--disk-only"]);
+    let registered = || {
+        std::fs::read_to_string(d.root().join("rvirtd.stderr"))
+            .unwrap_or_default()
+            .matches("event callback registered")
+            .count()
+    };
+    let before = registered();
+    let mut watcher = rvirt_testkit::Spawned::start(
+        std::process::Command::new("virsh")
+            .args([
+                "-c",
+                &d.uri(),
+                "event",
+                "--domain",
+                "cm",
+                "--event",
+                "block-job-2",
+                "--loop",
+                "--timeout",
+                "60",
+            ])
+            .env("LC_ALL", "C"),
+    )
+    .on_fail(d.reporter());
+    rvirt_testkit::wait_for("virsh event to register", Duration::from_secs(15), || {
+        registered() > before
+    });
+    d.ok(&["blockcommit", "cm", "vda", "--active"]);
+    let ready = watcher.line_with("ready", Duration::from_secs(60));
+    assert!(
+        ready.contains("event 'block-job-2' for domain 'cm': Active Block Commit for vda ready"),
+        "{ready}"
+    );
+    d.ok(&["blockjob", "cm", "vda", "--abort"]);
+    let cancelled = watcher.line_with("canceled", Duration::from_secs(60));
+    assert!(
+        cancelled.contains("Active Block Commit for vda canceled"),
+        "{cancelled}"
+    );
+    watcher.kill();
+    let live = chain_of(&d, "cm");
+    assert!(
+        live.contains(&format!("<source file='{}'/>", s(&ov3))),
+        "{live}"
+    );
+    assert!(
+        live.contains(&format!("<source file='{}'/>", s(&base))),
+        "{live}"
+    );
+    let out = d.ok(&["blockjob", "cm", "vda", "--info"]);
+    assert!(out.contains("No current block job for vda"), "{out}");
     d.ok(&["resume", "cm"]);
     // The guest's next writes land in the base.
     let runs = d.log("cm").matches("BLKBENCH DONE").count();
@@ -438,10 +494,11 @@ fn blockcommit_active_pivots_the_disk_back_to_a_base_that_holds_everything() {
     for line in log.lines().filter(|l| l.starts_with("PHASE_STATS")) {
         assert!(line.contains(" errors=0 "), "{line}");
     }
-    for img in [&base, &ov1, &ov2] {
+    for img in [&base, &ov1, &ov2, &ov3] {
         let (code, out) = qemu_img(&["check", &s(img)]);
         assert_eq!(code, 0, "{}: {out}", img.display());
     }
     let (_, info) = qemu_img(&["info", "--output=json", &s(&base)]);
     assert!(!info.contains("backing-filename"), "{info}");
+    assert_eq!(std::fs::metadata(&ov3).unwrap().uid(), 0);
 }
