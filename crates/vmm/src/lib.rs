@@ -83,6 +83,12 @@ pub enum VmmError {
     },
     #[error("-device")]
     Placement(#[source] rvirt_machine::AllocError),
+    #[error("-device {driver}")]
+    Ata {
+        driver: &'static str,
+        #[source]
+        source: disk::DiskError,
+    },
     #[error("fw_cfg")]
     Firmware {
         #[source]

@@ -45,7 +45,7 @@ pub const ABAR: u8 = 5;
 pub const ABAR_SIZE: u64 = 0x1000;
 /// The index/data pair (AHCI 1.3 section 2.3): an I/O window on ABAR.
 pub const IDP_BAR: u8 = 4;
-pub const IDP_SIZE: u64 = 0x10;
+pub const IDP_SIZE: u64 = 0x20;
 /// The most PRDT entries a command may have (PRDTL is 16 bits).
 const MAX_PRDT: usize = 65535;
 
@@ -167,14 +167,27 @@ pub struct Ahci {
     idp_index: u32,
 }
 
+/// The configuration space as QEMU's ich9-ahci lays it out: the SATA
+/// capability at 0xa8 (naming the index/data pair in BAR 4), MSI at 0x80
+/// heading the list, AHCI mode in the address map register.
 fn config() -> (ConfigSpace, MsiCapability) {
     let mut cfg = ConfigSpace::endpoint(&IDS, false);
     cfg.add_bar(usize::from(IDP_BAR), BarSpec::io(IDP_SIZE));
     cfg.add_bar(usize::from(ABAR), BarSpec::mem32(ABAR_SIZE));
     cfg.set_interrupt_pin(1);
-    let msi_cap = MsiCapability::add(&mut cfg, 1, false);
+    cfg.set_u8(reg::CACHE_LINE_SIZE, 0x08);
+    const SATA_CAP_ID: u8 = 0x12;
+    let sata = cfg.add_capability_at(0xa8, SATA_CAP_ID, 8);
+    cfg.set_u16(sata + 2, 0x10);
+    // The value QEMU 7.2 writes: BARLOC 8 (BAR 4), BAROFST 4.
+    cfg.set_u32(sata + 4, 0x48);
+    cfg.set_u8(ADDRESS_MAP, 1 << 6);
+    let msi_cap = MsiCapability::add_at(&mut cfg, 0x80, 1, false);
     (cfg, msi_cap)
 }
+
+/// ICH9's address map register: bit 6 selects AHCI mode.
+const ADDRESS_MAP: u16 = 0x90;
 
 impl Ahci {
     /// A controller with `devices[p]` on port `p` (at most [`PORTS`]).
