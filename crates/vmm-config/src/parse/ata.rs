@@ -106,7 +106,8 @@ impl AtaSpecs {
                     bus: PciBus::Root,
                     slot: 31,
                     function: 2,
-                    multifunction: false,
+                    // QEMU makes every ICH9 function of slot 31 so.
+                    multifunction: true,
                 },
             });
         }
