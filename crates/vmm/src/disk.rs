@@ -128,6 +128,17 @@ pub(crate) struct DiskModel {
     file_driver: &'static str,
     discard: bool,
     stats: Arc<Stats>,
+    /// A removable medium's live state, read at each `query-block`.
+    tray: Option<Arc<dyn Fn() -> Tray + Send + Sync>>,
+}
+
+/// A CD-ROM's tray and medium as `query-block` reports them.
+#[derive(Debug, Clone)]
+pub(crate) struct Tray {
+    pub(crate) open: bool,
+    pub(crate) locked: bool,
+    /// The medium's file, if one is in.
+    pub(crate) file: Option<String>,
 }
 
 /// Opens disk `n` (its place among the virtio devices names its
@@ -246,12 +257,41 @@ impl DiskModel {
             },
             discard: d.discard(),
             stats,
+            tray: None,
+        }
+    }
+
+    /// The same, its tray and medium read live from `tray`.
+    pub(crate) fn with_tray(self, tray: Arc<dyn Fn() -> Tray + Send + Sync>) -> Self {
+        DiskModel {
+            tray: Some(tray),
+            ..self
         }
     }
 
     /// `query-block`'s entry.
     pub(crate) fn info(&self) -> BlockInfo {
         let mut info = self.info.clone();
+        if let Some(tray) = &self.tray {
+            let t = tray();
+            info.tray_open = Some(t.open);
+            info.locked = t.locked;
+            match t.file {
+                None => info.inserted = None,
+                Some(file) => {
+                    if let Some(i) = info.inserted.as_mut() {
+                        if i.file != file {
+                            // A medium the monitor put in: a raw file.
+                            i.file = file.clone();
+                            i.backing_file = None;
+                            i.backing_file_depth = 0;
+                            i.drv = "raw".into();
+                            i.image = None;
+                        }
+                    }
+                }
+            }
+        }
         if let Some(image) = info.inserted.as_mut().and_then(|i| i.image.as_mut()) {
             fill_actual_size(image);
         }

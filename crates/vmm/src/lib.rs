@@ -634,6 +634,7 @@ impl Vmm {
                 }
                 None => Err(QmpError::device_not_found(&name)),
             },
+            MonitorRequest::Medium { target, op } => self.devices.medium(&target, op, &self.bus),
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

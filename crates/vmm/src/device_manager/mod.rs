@@ -361,6 +361,28 @@ impl DeviceManager {
         infos
     }
 
+    /// A removable-media command on the CD-ROM `target` names (its device
+    /// id, or its `-drive` id).
+    pub(crate) fn medium(
+        &self,
+        target: &rvirt_qmp::MediumTarget,
+        op: rvirt_qmp::MediumOp,
+        bus: &EventBus,
+    ) -> Result<(), rvirt_qmp::QmpError> {
+        let found = self
+            .ata_drives
+            .iter()
+            .find(|d| match (&target.id, &target.device) {
+                (Some(id), _) => d.id.as_deref() == Some(id.as_str()),
+                (None, Some(dev)) => d.device.as_deref() == Some(dev.as_str()),
+                (None, None) => false,
+            });
+        let Some(drive) = found else {
+            return Err(rvirt_qmp::QmpError::device_not_found(target.name()));
+        };
+        ata::medium(&self.ata[drive.controller].ahci, drive, op, bus)
+    }
+
     /// The NIC `set_link` names, if any.
     pub(crate) fn nic(&self, name: &str) -> Option<&NicControl> {
         self.nics.iter().find(|n| n.is_named(name))
