@@ -136,6 +136,10 @@ impl Outcome {
     }
 }
 
+/// Told when the guest opens or closes a CD-ROM's tray (START STOP UNIT):
+/// the port and whether the tray is open now.
+pub type TrayMoved = Arc<dyn Fn(usize, bool) + Send + Sync>;
+
 /// How a boot wires the controller.
 pub struct Wiring {
     pub memory: Memory,
@@ -162,6 +166,7 @@ pub struct Ahci {
     intx: Arc<IntxPin>,
     memory: Option<Memory>,
     kick: Option<EventFd>,
+    tray_moved: Option<TrayMoved>,
     ghc: u32,
     /// The index register of the index/data pair.
     idp_index: u32,
@@ -214,6 +219,7 @@ impl Ahci {
             intx: IntxPin::unconnected(),
             memory: None,
             kick: None,
+            tray_moved: None,
             ghc: ghc::AE,
             idp_index: 0,
         }
@@ -241,6 +247,12 @@ impl Ahci {
             }
             p.in_flight = [None; SLOTS];
         }
+    }
+
+    /// Who hears of the guest's tray moves (the monitor's
+    /// DEVICE_TRAY_MOVED); kept across boots.
+    pub fn on_tray_moved(&mut self, f: TrayMoved) {
+        self.tray_moved = Some(f);
     }
 
     /// The attachment on `port`, for the monitor (media changes).
@@ -625,6 +637,10 @@ impl Ahci {
             mem.read_slice(&mut cdb, GuestAddress(table + fis::ACMD_OFFSET))
                 .map_err(hba_error)?;
             action = device.drive.packet(&cdb, dma);
+            let moved = device.drive.cdrom_state().and_then(|c| c.take_moved());
+            if let (Some(m), Some(f)) = (moved, &self.tray_moved) {
+                f(n, m == crate::atapi::Tray::Opened);
+            }
         }
         let segs = prdt(mem, table, prdtl).map_err(hba_error)?;
         let (op, len, pio) = match action {

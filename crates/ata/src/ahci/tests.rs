@@ -313,3 +313,25 @@ fn atapi_reads_and_inquiry_on_a_cdrom() {
     let tfd = r.run(&packet, &[0], &[], false);
     assert_eq!(tfd & 0xff, 0x50);
 }
+
+#[test]
+fn a_guest_eject_is_reported_and_then_reads_find_no_medium() {
+    let mut r = rig(Kind::Cdrom, AioMode::Sync);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    r.ahci.on_tray_moved(Arc::new(move |port, open| {
+        s.lock().unwrap().push((port, open))
+    }));
+    let mut packet = h2d(0xa0, 0, 0);
+    packet[3] = 1;
+    // START STOP UNIT: LoEj, Start clear (eject).
+    let tfd = r.run(&packet, &[0x1b, 0, 0, 0, 2], &[], false);
+    assert_eq!(tfd & 0xff, 0x50);
+    assert_eq!(*seen.lock().unwrap(), [(0, true)]);
+    // TEST UNIT READY: not ready, medium not present, tray open.
+    let tfd = r.run(&packet, &[0], &[], false);
+    assert_eq!(tfd, 0x2451);
+    // Load again.
+    r.run(&packet, &[0x1b, 0, 0, 0, 3], &[], false);
+    assert_eq!(*seen.lock().unwrap(), [(0, true), (0, false)]);
+}

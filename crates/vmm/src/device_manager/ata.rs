@@ -52,8 +52,9 @@ pub(crate) struct Built {
 }
 
 /// Opens every ATA drive and builds the controllers; `first` is the
-/// first disk number free for anonymous node names.
-pub(crate) fn build(cfg: &VmConfig, first: usize) -> Result<Built, VmmError> {
+/// first disk number free for anonymous node names; the guest's tray
+/// moves are posted on `bus`.
+pub(crate) fn build(cfg: &VmConfig, first: usize, bus: &EventBus) -> Result<Built, VmmError> {
     let mut ports: Vec<Vec<Option<Attachment>>> = cfg
         .ahci
         .iter()
@@ -126,6 +127,31 @@ pub(crate) fn build(cfg: &VmConfig, first: usize) -> Result<Built, VmmError> {
             cfg: c.clone(),
         })
         .collect();
+    // The guest's own ejects and loads, as DEVICE_TRAY_MOVED.
+    for (c, controller) in controllers.iter().enumerate() {
+        let names: Vec<(u8, String, String)> = drives
+            .iter()
+            .filter(|d| d.controller == c && d.cdrom)
+            .map(|d| {
+                (
+                    d.port,
+                    d.device.clone().unwrap_or_default(),
+                    d.id.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let bus = bus.clone();
+        let moved = move |port: usize, open: bool| {
+            if let Some((_, device, id)) = names.iter().find(|n| usize::from(n.0) == port) {
+                bus.post(QmpEvent::DeviceTrayMoved {
+                    device: device.clone(),
+                    id: id.clone(),
+                    tray_open: open,
+                });
+            }
+        };
+        lock(&controller.ahci).on_tray_moved(Arc::new(moved));
+    }
     for (m, d) in trays {
         let drive: &AtaDrive = &drives[d];
         let ahci = controllers[drive.controller].ahci.clone();
@@ -156,6 +182,10 @@ pub(crate) fn build(cfg: &VmConfig, first: usize) -> Result<Built, VmmError> {
 pub(crate) struct AtaSubscriber {
     pub(crate) ahci: Arc<Mutex<Ahci>>,
     pub(crate) kick: EventFd,
+}
+
+fn lock(a: &Mutex<Ahci>) -> std::sync::MutexGuard<'_, Ahci> {
+    a.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl AtaSubscriber {

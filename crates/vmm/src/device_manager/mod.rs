@@ -201,7 +201,7 @@ impl DeviceManager {
                 boot,
             });
         }
-        let ata = ata::build(cfg, cfg.virtio.len())?;
+        let ata = ata::build(cfg, cfg.virtio.len(), bus)?;
         dm.ata = ata.controllers;
         dm.ata_drives = ata.drives;
         dm.disks.extend(ata.models);
