@@ -352,7 +352,9 @@ fn boot_iso(dir: &Path) -> Option<PathBuf> {
 
 /// q35 with the boot medium on the built-in AHCI controller: a disk on
 /// port 0 or a CD-ROM on port 2, as libvirt 9.0 writes `<disk bus='sata'>`.
-fn sata_args(medium: &Path, cdrom: bool, serial: &Path) -> Vec<String> {
+/// On pc (`pc_ahci`), the disk is on port 3 of a `-device ahci` in slot 7
+/// instead, as libvirt writes a `<controller type='sata'>` there.
+fn sata_args(medium: &Path, cdrom: bool, pc_ahci: bool, serial: &Path) -> Vec<String> {
     let (blockdev, device) = if cdrom {
         (
             format!(
@@ -367,12 +369,20 @@ fn sata_args(medium: &Path, cdrom: bool, serial: &Path) -> Vec<String> {
                 r#"{{"node-name":"hd","read-only":false,"driver":"raw","file":{{"driver":"file","filename":"{}"}}}}"#,
                 medium.display()
             ),
-            r#"{"driver":"ide-hd","bus":"ide.0","drive":"hd","id":"sata0-0-0","bootindex":1}"#,
+            if pc_ahci {
+                r#"{"driver":"ide-hd","bus":"sata0.3","drive":"hd","id":"sata0-0-3","bootindex":1}"#
+            } else {
+                r#"{"driver":"ide-hd","bus":"ide.0","drive":"hd","id":"sata0-0-0","bootindex":1}"#
+            },
         )
     };
-    [
+    let mut a: Vec<String> = [
         "-M",
-        "pc-q35-7.2",
+        if pc_ahci {
+            "pc-i440fx-7.2"
+        } else {
+            "pc-q35-7.2"
+        },
         "-m",
         "128",
         "-nodefaults",
@@ -390,16 +400,28 @@ fn sata_args(medium: &Path, cdrom: bool, serial: &Path) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if pc_ahci {
+        // Before the drive on it, as QEMU wants (and libvirt writes).
+        a.splice(
+            0..0,
+            [
+                "-device".to_string(),
+                r#"{"driver":"ahci","id":"sata0","bus":"pci.0","addr":"0x7"}"#.to_string(),
+            ],
+        );
+    }
+    a
 }
 
 /// SeaBIOS boots the boot disk from a SATA disk and an El Torito ISO from
-/// a SATA CD-ROM on q35's AHCI controller (finding them through its
-/// IDENTIFY and ATAPI commands, reading through PRDs), with the same
+/// a SATA CD-ROM on q35's AHCI controller, and a disk on a `-device ahci`
+/// on pc (finding them through its IDENTIFY and ATAPI commands, reading
+/// through PRDs), with the same
 /// serial lines as QEMU 7.2 with the same firmware and command line; the
 /// boot order names each drive by QEMU's path.
 #[test]
-fn boot_disk_and_iso_from_ahci_on_q35_as_on_qemu() {
+fn boot_disk_and_iso_from_ahci_as_on_qemu() {
     let Some(bios) = firmware("bios-256k.bin") else {
         return;
     };
@@ -409,21 +431,32 @@ fn boot_disk_and_iso_from_ahci_on_q35_as_on_qemu() {
     }
     let dir = tempfile::tempdir().unwrap();
     let iso = boot_iso(dir.path());
-    let mut cases = vec![(
-        false,
-        "1: /pci@i0cf8/pci8086,2922@1f,2/drive@0/disk@0",
-        "MBR long mode, boot drive 0x80",
-        "AHCI/0: registering: \"AHCI/0: QEMU HARDDISK ATA-7 Hard-Disk (1 MiBytes)\"",
-    )];
+    let mut cases = vec![
+        (
+            false,
+            false,
+            "1: /pci@i0cf8/pci8086,2922@1f,2/drive@0/disk@0",
+            "MBR long mode, boot drive 0x80",
+            "AHCI/0: registering: \"AHCI/0: QEMU HARDDISK ATA-7 Hard-Disk (1 MiBytes)\"",
+        ),
+        (
+            false,
+            true,
+            "1: /pci@i0cf8/pci8086,2922@7/drive@3/disk@0",
+            "MBR long mode, boot drive 0x80",
+            "AHCI/3: registering: \"AHCI/3: QEMU HARDDISK ATA-7 Hard-Disk (1 MiBytes)\"",
+        ),
+    ];
     if iso.is_some() {
         cases.push((
             true,
+            false,
             "1: /pci@i0cf8/pci8086,2922@1f,2/drive@2/disk@0",
             "MBR long mode, boot drive 0xe0",
             "AHCI/2: registering: \"DVD/CD [AHCI/2: QEMU DVD-ROM ATAPI-4 DVD/CD]\"",
         ));
     }
-    for (cdrom, path, booted, found) in cases {
+    for (cdrom, pc_ahci, path, booted, found) in cases {
         let medium = |name: &str| match &iso {
             Some(iso) if cdrom => iso.clone(),
             _ => {
@@ -432,8 +465,8 @@ fn boot_disk_and_iso_from_ahci_on_q35_as_on_qemu() {
                 p
             }
         };
-        let serial = dir.path().join(format!("rvirt-{cdrom}.serial"));
-        run_rvirt(&sata_args(&medium("rvirt.img"), cdrom, &serial));
+        let serial = dir.path().join(format!("rvirt-{cdrom}-{pc_ahci}.serial"));
+        run_rvirt(&sata_args(&medium("rvirt.img"), cdrom, pc_ahci, &serial));
         let ours = lines(&serial);
         assert!(ours.contains(&booted.to_string()), "{ours:?}");
         assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
@@ -446,8 +479,8 @@ fn boot_disk_and_iso_from_ahci_on_q35_as_on_qemu() {
             eprintln!("QEMU not installed: the comparison did not run");
             continue;
         }
-        let qserial = dir.path().join(format!("qemu-{cdrom}.serial"));
-        let mut q = sata_args(&medium("qemu.img"), cdrom, &qserial);
+        let qserial = dir.path().join(format!("qemu-{cdrom}-{pc_ahci}.serial"));
+        let mut q = sata_args(&medium("qemu.img"), cdrom, pc_ahci, &qserial);
         q.extend(["-enable-kvm", "-nographic", "-bios"].map(String::from));
         q.push(bios.display().to_string());
         let run = Spawned::start(
