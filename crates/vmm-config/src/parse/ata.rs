@@ -22,6 +22,9 @@ struct DriveRef {
     bootindex: Option<u32>,
     serial: Option<String>,
     write_cache: Option<bool>,
+    /// How many `-device` controllers came before it: as in QEMU, a
+    /// drive's bus must exist when the drive is created.
+    controllers_before: usize,
 }
 
 /// The ATA options seen so far.
@@ -68,6 +71,7 @@ impl AtaSpecs {
             bootindex: o.get_u32("bootindex")?,
             serial: o.get("serial"),
             write_cache,
+            controllers_before: self.controllers.len(),
         };
         // Identity and geometry hints that change nothing rvirt's drives
         // report (they keep QEMU's defaults).
@@ -137,7 +141,7 @@ impl AtaSpecs {
                     let c = if name == "ide" && chipset == Chipset::Q35 {
                         Some(0)
                     } else {
-                        self.controllers
+                        self.controllers[..d.controllers_before]
                             .iter()
                             .position(|id| id.as_deref() == Some(name))
                             .map(|i| i + first_own)

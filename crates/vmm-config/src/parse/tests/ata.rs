@@ -96,6 +96,14 @@ fn bad_ata_buses_and_shared_drives_are_refused() {
         "ide-cd,bus=ide.0"
     ])))
     .contains("in use"));
+    // A drive before its controller: the bus does not exist yet (QEMU).
+    let e = err(&q35(&with(&[
+        "-device",
+        "ide-hd,bus=sata1.0,drive=d0",
+        "-device",
+        "ahci,id=sata1",
+    ])));
+    assert!(e.contains("'sata1.0' not found"), "{e}");
     // pc's IDE is not there yet: said so.
     assert!(err(&with_kernel(&with(&[
         "-device",
