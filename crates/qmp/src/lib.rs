@@ -27,7 +27,7 @@ mod server;
 mod session;
 mod types;
 
-pub use backend::MonitorBackend;
+pub use backend::{MediumOp, MediumTarget, MonitorBackend};
 pub use bus::EventBus;
 pub use client::{ClientError, QmpClient, ReceivedEvent};
 pub use commands::command_names;

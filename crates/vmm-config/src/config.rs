@@ -302,6 +302,39 @@ pub struct RootPortConfig {
     pub addr: PciAddr,
 }
 
+/// An AHCI controller: q35's built-in one at 00:1f.2 (its ports are the
+/// buses `ide.0`-`ide.5`, as QEMU names them) or `-device ich9-ahci|ahci`
+/// (buses `ID.0`-`ID.5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AhciConfig {
+    pub id: Option<String>,
+    pub builtin: bool,
+    pub addr: PciAddr,
+}
+
+/// What an ATA drive is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtaKind {
+    /// `-device ide-hd`.
+    Disk,
+    /// `-device ide-cd`: read-only, removable, possibly empty.
+    Cdrom,
+}
+
+/// `-device ide-hd|ide-cd,bus=,drive=,…` on an AHCI port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtaDriveConfig {
+    pub kind: AtaKind,
+    /// Index in [`VmConfig::ahci`].
+    pub controller: usize,
+    pub port: u8,
+    pub id: Option<String>,
+    /// The medium; `None` for a CD-ROM with none.
+    pub disk: Option<DiskConfig>,
+    /// `bootindex=` (also in `disk`, which an empty CD-ROM lacks).
+    pub bootindex: Option<u32>,
+}
+
 impl VirtioConfig {
     /// The device's id (`-device …,id=`), if it has one.
     pub fn id(&self) -> Option<&str> {
@@ -362,6 +395,10 @@ pub struct VmConfig {
     /// PCI Express root ports (`-device pcie-root-port`), in command-line
     /// order.
     pub root_ports: Vec<RootPortConfig>,
+    /// AHCI controllers, the built-in one first (q35).
+    pub ahci: Vec<AhciConfig>,
+    /// ATA drives on them, in command-line order.
+    pub ata_drives: Vec<AtaDriveConfig>,
     /// ACPI tables (off with `-no-acpi` or `-machine acpi=off`: the guest
     /// finds its CPUs in the MP table and cannot power itself off).
     pub acpi: bool,
@@ -434,6 +471,8 @@ impl Default for VmConfig {
             virtio: Vec::new(),
             virtio_addrs: Vec::new(),
             root_ports: Vec::new(),
+            ahci: Vec::new(),
+            ata_drives: Vec::new(),
             acpi: true,
             start_paused: false,
             no_reboot: false,

@@ -280,6 +280,12 @@ fn devices_rvirt_does_not_emulate_are_refused_naming_them() {
         let (kept, dropped) = keep(&words(&text));
         for d in dropped {
             let drv = driver(&d);
+            // Emulated now (rvirt-ata), but dropped here with the
+            // controllers and drives they need; pc's PIIX3 IDE, which is
+            // not, is refused by name in the parser's own tests (ata.rs).
+            if ["ahci", "ich9-ahci", "ide-hd", "ide-cd"].contains(&drv.as_str()) {
+                continue;
+            }
             if !seen.insert(drv.clone()) {
                 continue;
             }

@@ -128,11 +128,41 @@ pub(crate) struct DiskModel {
     file_driver: &'static str,
     discard: bool,
     stats: Arc<Stats>,
+    /// A removable medium's live state, read at each `query-block`.
+    tray: Option<Arc<dyn Fn() -> Tray + Send + Sync>>,
+}
+
+/// A CD-ROM's tray and medium as `query-block` reports them.
+#[derive(Debug, Clone)]
+pub(crate) struct Tray {
+    pub(crate) open: bool,
+    pub(crate) locked: bool,
+    /// The medium's file, if one is in.
+    pub(crate) file: Option<String>,
 }
 
 /// Opens disk `n` (its place among the virtio devices names its
 /// anonymous nodes) and builds its device.
 pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskError> {
+    let (disk, layers): (Disk, _) = open_image(d, &open_options(d))?;
+    let opts = BlockOptions {
+        read_only: d.read_only(),
+        serial: d.serial.clone(),
+    };
+    let block = Block::with_disk(disk, opts).map_err(|source| DiskError::Block {
+        path: d.path().to_path_buf(),
+        source,
+    })?;
+    let model = DiskModel::new(n, d, &layers, block.stats(), false);
+    Ok((block, model))
+}
+
+/// Opens `d`'s image chain for a device whose requests carry tags of type
+/// `T`; returns it with its layers, top first.
+pub(crate) fn open_image<T: Send + 'static>(
+    d: &DiskConfig,
+    options: &OpenOptions,
+) -> Result<(rvirt_block::Disk<T>, Vec<Layer>), DiskError> {
     // /dev/fdset/N: the files the parent opened and passed (-add-fd),
     // the backing images' too.
     let confined = rvirt_vmm_config::sandbox::fdset_of(d.path()).is_some();
@@ -149,7 +179,7 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskE
             })
         })
     };
-    let disk = Disk::open_image_with(&image_spec(&d.image), &open_options(d), &passed)
+    let disk = rvirt_block::Disk::open_image_with(&image_spec(&d.image), options, &passed)
         .map_err(DiskError::Open)?;
     let mut layers = disk.chain();
     if layers.is_empty() {
@@ -164,70 +194,104 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Block, DiskModel), DiskE
             cluster_size: None,
         });
     }
-    let opts = BlockOptions {
-        read_only: d.read_only(),
-        serial: d.serial.clone(),
-    };
-    let block = Block::with_disk(disk, opts).map_err(|source| DiskError::Block {
-        path: d.path().to_path_buf(),
-        source,
-    })?;
-    // As QEMU: a -drive is named by its id and gets anonymous nodes; a
-    // -blockdev disk only by its nodes.
-    let anon = |k: usize| format!("#block{:03}", n * 128 + k);
-    let (device, node_name) = if d.blockdev {
-        (String::new(), d.drive.clone())
-    } else {
-        (d.drive.clone(), anon(100))
-    };
-    let file_node = d.image.file.node_name.clone().unwrap_or_else(|| anon(1));
-    let info = BlockInfo {
-        device,
-        qdev: d.id.clone(),
-        kind: "unknown".into(),
-        removable: false,
-        locked: false,
-        inserted: Some(BlockDeviceInfo {
-            file: d.path().display().to_string(),
-            node_name: Some(node_name),
-            backing_file: layers[0].backing_filename.clone(),
-            backing_file_depth: layers.len() as u32 - 1,
-            image: image_info(&layers),
-            cache: Some(BlockdevCacheInfo {
-                writeback: d.write_cache,
-                direct: d.cache().direct,
-                no_flush: d.cache().no_flush,
-            }),
-            ro: d.read_only(),
-            drv: d.image.format.as_str().into(),
-            encrypted: false,
-            detect_zeroes: "off".into(),
-            bps: 0,
-            bps_rd: 0,
-            bps_wr: 0,
-            iops: 0,
-            iops_rd: 0,
-            iops_wr: 0,
-            write_threshold: 0,
-        }),
-    };
-    let model = DiskModel {
-        info,
-        file_node,
-        file_driver: match d.image.file.driver {
-            Protocol::File => "file",
-            Protocol::HostDevice => "host_device",
-        },
-        discard: d.discard(),
-        stats: block.stats(),
-    };
-    Ok((block, model))
+    Ok((disk, layers))
 }
 
 impl DiskModel {
+    /// The monitor's view of disk `n` (its place names its anonymous
+    /// nodes), opened as `layers` (top first), counted in `stats`;
+    /// `removable` for a CD-ROM.
+    pub(crate) fn new(
+        n: usize,
+        d: &DiskConfig,
+        layers: &[Layer],
+        stats: Arc<Stats>,
+        removable: bool,
+    ) -> Self {
+        // As QEMU: a -drive is named by its id and gets anonymous nodes; a
+        // -blockdev disk only by its nodes.
+        let anon = |k: usize| format!("#block{:03}", n * 128 + k);
+        let (device, node_name) = if d.blockdev {
+            (String::new(), d.drive.clone())
+        } else {
+            (d.drive.clone(), anon(100))
+        };
+        let file_node = d.image.file.node_name.clone().unwrap_or_else(|| anon(1));
+        let info = BlockInfo {
+            device,
+            qdev: d.id.clone(),
+            kind: "unknown".into(),
+            removable,
+            locked: false,
+            tray_open: removable.then_some(false),
+            inserted: Some(BlockDeviceInfo {
+                file: d.path().display().to_string(),
+                node_name: Some(node_name),
+                backing_file: layers.first().and_then(|l| l.backing_filename.clone()),
+                backing_file_depth: layers.len().saturating_sub(1) as u32,
+                image: image_info(layers),
+                cache: Some(BlockdevCacheInfo {
+                    writeback: d.write_cache,
+                    direct: d.cache().direct,
+                    no_flush: d.cache().no_flush,
+                }),
+                ro: d.read_only(),
+                drv: d.image.format.as_str().into(),
+                encrypted: false,
+                detect_zeroes: "off".into(),
+                bps: 0,
+                bps_rd: 0,
+                bps_wr: 0,
+                iops: 0,
+                iops_rd: 0,
+                iops_wr: 0,
+                write_threshold: 0,
+            }),
+        };
+        DiskModel {
+            info,
+            file_node,
+            file_driver: match d.image.file.driver {
+                Protocol::File => "file",
+                Protocol::HostDevice => "host_device",
+            },
+            discard: d.discard(),
+            stats,
+            tray: None,
+        }
+    }
+
+    /// The same, its tray and medium read live from `tray`.
+    pub(crate) fn with_tray(self, tray: Arc<dyn Fn() -> Tray + Send + Sync>) -> Self {
+        DiskModel {
+            tray: Some(tray),
+            ..self
+        }
+    }
+
     /// `query-block`'s entry.
     pub(crate) fn info(&self) -> BlockInfo {
         let mut info = self.info.clone();
+        if let Some(tray) = &self.tray {
+            let t = tray();
+            info.tray_open = Some(t.open);
+            info.locked = t.locked;
+            match t.file {
+                None => info.inserted = None,
+                Some(file) => {
+                    if let Some(i) = info.inserted.as_mut() {
+                        if i.file != file {
+                            // A medium the monitor put in: a raw file.
+                            i.file = file.clone();
+                            i.backing_file = None;
+                            i.backing_file_depth = 0;
+                            i.drv = "raw".into();
+                            i.image = None;
+                        }
+                    }
+                }
+            }
+        }
         if let Some(image) = info.inserted.as_mut().and_then(|i| i.image.as_mut()) {
             fill_actual_size(image);
         }

@@ -31,6 +31,11 @@ pub enum MonitorRequest {
         name: String,
         up: bool,
     },
+    /// The removable-media commands on a CD-ROM.
+    Medium {
+        target: rvirt_qmp::MediumTarget,
+        op: rvirt_qmp::MediumOp,
+    },
 }
 
 /// Something the VMM must act on.

@@ -83,6 +83,12 @@ pub enum VmmError {
     },
     #[error("-device")]
     Placement(#[source] rvirt_machine::AllocError),
+    #[error("-device {driver}")]
+    Ata {
+        driver: &'static str,
+        #[source]
+        source: disk::DiskError,
+    },
     #[error("fw_cfg")]
     Firmware {
         #[source]
@@ -628,6 +634,7 @@ impl Vmm {
                 }
                 None => Err(QmpError::device_not_found(&name)),
             },
+            MonitorRequest::Medium { target, op } => self.devices.medium(&target, op, &self.bus),
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

@@ -9,6 +9,7 @@ use crate::size::parse_size;
 use crate::smp::SmpRequest;
 use crate::ConfigError;
 
+mod ata;
 mod block;
 mod firmware;
 mod netdev;
@@ -178,6 +179,7 @@ struct Builder {
     virtio: virtio::VirtioSpecs,
     firmware: firmware::FirmwareSpecs,
     pci: pci::PciSpecs,
+    ata: ata::AtaSpecs,
 }
 
 /// Parses rvirt-vmm's arguments (without the program name).
@@ -507,6 +509,20 @@ impl Builder {
                 self.pci.root_port(&mut o)?;
                 o.finish()?;
             }
+            "ich9-ahci" | "ahci" => {
+                let n = self.ata.controller_count();
+                self.pci.ahci(&driver, &mut o, n)?;
+                self.ata.controller(&mut o);
+                o.finish()?;
+            }
+            "ide-hd" => {
+                self.ata.drive(AtaKind::Disk, &mut o)?;
+                o.finish()?;
+            }
+            "ide-cd" => {
+                self.ata.drive(AtaKind::Cdrom, &mut o)?;
+                o.finish()?;
+            }
             d if d.ends_with("-pci-transitional") => {
                 return Err(o.error(format!(
                     "'{d}': rvirt's virtio-pci devices are modern only (no legacy interface); use '{}'",
@@ -600,9 +616,14 @@ impl Builder {
             ));
         }
         self.cfg.serials = serials;
-        let virtio = std::mem::take(&mut self.virtio);
+        let (placed, ports, ahci_placed) =
+            std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
+        let mut virtio = std::mem::take(&mut self.virtio);
+        let (ahci, ata_drives) =
+            std::mem::take(&mut self.ata).finish(self.cfg.chipset, &ahci_placed, &mut virtio)?;
+        self.cfg.ahci = ahci;
+        self.cfg.ata_drives = ata_drives;
         self.cfg.virtio = virtio.finish(&|id| self.chardev(id, "-device"))?;
-        let (placed, ports) = std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
         self.cfg.virtio_addrs = vec![DeviceAddr::Mmio; self.cfg.virtio.len()];
         for (i, addr) in placed {
             self.cfg.virtio_addrs[i] = addr;

@@ -10,9 +10,14 @@ use crate::config::{Chipset, DeviceAddr, PciAddr, PciBus, RootPortConfig};
 use crate::opts::Opts;
 use crate::ConfigError;
 
-/// The virtio devices' PCI addresses (by index among the virtio devices)
-/// and the root ports.
-pub(super) type Resolved = (Vec<(usize, DeviceAddr)>, Vec<RootPortConfig>);
+/// The virtio devices' PCI addresses (by index among the virtio devices),
+/// the root ports, and the `-device` AHCI controllers' addresses (by
+/// index among them).
+pub(super) type Resolved = (
+    Vec<(usize, DeviceAddr)>,
+    Vec<RootPortConfig>,
+    Vec<(usize, PciAddr)>,
+);
 
 /// The placement options of one PCI device, before resolution.
 struct Request {
@@ -27,6 +32,8 @@ struct Request {
 enum Kind {
     /// The `n`th virtio device of the command line.
     Virtio(usize),
+    /// The `n`th `-device ich9-ahci` of the command line.
+    Ahci(usize),
     Port {
         port: u8,
         chassis: u8,
@@ -85,6 +92,14 @@ impl PciSpecs {
         Ok(())
     }
 
+    /// `-device ich9-ahci|ahci,id=,bus=,addr=`, the `n`th of them.
+    pub(super) fn ahci(&mut self, driver: &str, o: &mut Opts, n: usize) -> Result<(), ConfigError> {
+        let mut r = self.common(driver, o)?;
+        r.kind = Kind::Ahci(n);
+        self.requests.push(r);
+        Ok(())
+    }
+
     /// `-device pcie-root-port,port=,chassis=,slot=,id=,bus=,addr=`.
     pub(super) fn root_port(&mut self, o: &mut Opts) -> Result<(), ConfigError> {
         let mut r = self.common("pcie-root-port", o)?;
@@ -135,12 +150,13 @@ impl PciSpecs {
         let Some(root_name) = chipset.root_bus() else {
             return match self.requests.first() {
                 Some(r) => Err(err(format!("No 'PCI' bus found for device '{}'", r.driver))),
-                None => Ok((Vec::new(), Vec::new())),
+                None => Ok((Vec::new(), Vec::new(), Vec::new())),
             };
         };
         let mut slots = Slots::new(chipset);
         let mut devices = Vec::new();
         let mut ports: Vec<RootPortConfig> = Vec::new();
+        let mut ahci = Vec::new();
         for r in self.requests {
             let bus = match r.bus.as_deref() {
                 None => PciBus::Root,
@@ -191,6 +207,7 @@ impl PciSpecs {
             };
             match r.kind {
                 Kind::Virtio(i) => devices.push((i, DeviceAddr::Pci { addr })),
+                Kind::Ahci(i) => ahci.push((i, addr)),
                 Kind::Port {
                     port,
                     chassis,
@@ -210,7 +227,7 @@ impl PciSpecs {
                 }
             }
         }
-        Ok((devices, ports))
+        Ok((devices, ports, ahci))
     }
 }
 
@@ -228,7 +245,11 @@ impl Slots {
                 (1, 0, "PIIX3", true),
                 (1, 3, "PIIX4_PM", false),
             ],
-            Chipset::Q35 => &[(0, 0, "mch", false), (31, 0, "ICH9-LPC", true)],
+            Chipset::Q35 => &[
+                (0, 0, "mch", false),
+                (31, 0, "ICH9-LPC", true),
+                (31, 2, "ich9-ahci", false),
+            ],
             Chipset::Microvm => &[],
         };
         Slots {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
 
+mod ata;
 mod firmware;
 mod netdev_user_stream;
 mod pci;

@@ -58,6 +58,8 @@ pub(super) struct VirtioSpecs {
     block: BlockSpecs,
     netdevs: Vec<(String, Netdev)>,
     devices: Vec<DeviceRef>,
+    /// Drives ATA devices took (a drive serves one device).
+    ata_used: Vec<String>,
     /// QEMU numbers the buses of id-less virtio-serial-devices globally:
     /// `virtio-serial-bus.0`, `.1`, …
     anonymous_serial_buses: usize,
@@ -184,6 +186,36 @@ impl VirtioSpecs {
         }
         *slot = Some(PortRef { chardev, id });
         Ok(())
+    }
+
+    /// The disk an ATA device (`ide-hd`, `ide-cd`) names by `drive=`,
+    /// taken for it: call before [`VirtioSpecs::finish`], which then
+    /// refuses a virtio device on the same drive.
+    pub(super) fn ata_disk(
+        &mut self,
+        drive: &str,
+        id: Option<String>,
+        serial: Option<String>,
+        bootindex: Option<u32>,
+        write_cache: Option<bool>,
+    ) -> Result<DiskConfig, ConfigError> {
+        if self.ata_used.iter().any(|d| d == drive) {
+            return Err(ConfigError::new(
+                "-device",
+                format!("drive '{drive}' is already in use"),
+            ));
+        }
+        self.ata_used.push(drive.to_string());
+        let d = self.block.resolve(drive)?;
+        Ok(DiskConfig {
+            drive: drive.to_string(),
+            blockdev: d.blockdev,
+            id,
+            serial,
+            write_cache: write_cache.unwrap_or(d.writeback),
+            image: d.image,
+            bootindex,
+        })
     }
 
     /// How many devices so far (a virtconsole is part of its bus's).
@@ -325,7 +357,7 @@ impl VirtioSpecs {
         chardev: &dyn Fn(&str) -> Result<ChardevBackend, ConfigError>,
     ) -> Result<Vec<VirtioConfig>, ConfigError> {
         let mut out = Vec::new();
-        let mut used: Vec<String> = Vec::new();
+        let mut used: Vec<String> = std::mem::take(&mut self.ata_used);
         let mut used_netdevs: Vec<&str> = Vec::new();
         let mut macs = MacTable::default();
         let devices = std::mem::take(&mut self.devices);

@@ -6,6 +6,7 @@
 //! (`crate::ioevents`), the ACPI description each device contributes, and
 //! the event loop that serves them (`crate::event_loop`).
 
+mod ata;
 mod firmware;
 mod legacy;
 mod pci;
@@ -65,6 +66,9 @@ pub(crate) struct DeviceManager {
     virtio: Vec<VirtioSlot>,
     /// The PCI side (pc and q35).
     pci: Option<pci::PciPlan>,
+    /// The AHCI controllers and their drives.
+    ata: Vec<ata::AtaController>,
+    ata_drives: Vec<ata::AtaDrive>,
     /// The virtio consoles' host ends, open as long as the VMM.
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
@@ -127,6 +131,8 @@ impl DeviceManager {
             legacy,
             virtio: Vec::new(),
             pci: None,
+            ata: Vec::new(),
+            ata_drives: Vec::new(),
             chardevs: Vec::new(),
             balloon: None,
             nics: Vec::new(),
@@ -195,8 +201,12 @@ impl DeviceManager {
                 boot,
             });
         }
+        let ata = ata::build(cfg, cfg.virtio.len(), bus)?;
+        dm.ata = ata.controllers;
+        dm.ata_drives = ata.drives;
+        dm.disks.extend(ata.models);
         if has_pci {
-            dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests)?);
+            dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests, &dm.ata)?);
         }
         Ok(dm)
     }
@@ -315,6 +325,17 @@ impl DeviceManager {
                 Some(firmware::BootDevice { index, path })
             })
             .collect();
+        for d in &self.ata_drives {
+            let Some(index) = d.bootindex else { continue };
+            let Some(c) = self.ata.get(d.controller) else {
+                continue;
+            };
+            // QEMU names an AHCI controller by its IDs (it has no firmware
+            // name), a port as a drive and the unit under it as a disk.
+            let leaf = format!("drive@{:x}/disk@0", d.port);
+            let path = firmware::pci_path(&self.config, c.cfg.addr, "pci8086,2922", &leaf);
+            boot.push(firmware::BootDevice { index, path });
+        }
         let max_cpus = machine.apic_ids().iter().max().map_or(1, |m| m + 1) as u16;
         let items = firmware::items(&self.config, tables, max_cpus, &mut boot)
             .map_err(|source| VmmError::Firmware { source })?;
@@ -338,6 +359,28 @@ impl DeviceManager {
             frontend_open: true,
         }));
         infos
+    }
+
+    /// A removable-media command on the CD-ROM `target` names (its device
+    /// id, or its `-drive` id).
+    pub(crate) fn medium(
+        &self,
+        target: &rvirt_qmp::MediumTarget,
+        op: rvirt_qmp::MediumOp,
+        bus: &EventBus,
+    ) -> Result<(), rvirt_qmp::QmpError> {
+        let found = self
+            .ata_drives
+            .iter()
+            .find(|d| match (&target.id, &target.device) {
+                (Some(id), _) => d.id.as_deref() == Some(id.as_str()),
+                (None, Some(dev)) => d.device.as_deref() == Some(dev.as_str()),
+                (None, None) => false,
+            });
+        let Some(drive) = found else {
+            return Err(rvirt_qmp::QmpError::device_not_found(target.name()));
+        };
+        ata::medium(&self.ata[drive.controller].ahci, drive, op, bus)
     }
 
     /// The NIC `set_link` names, if any.

@@ -43,6 +43,10 @@ use rvirt_virtio::transport::pci::{
 use rvirt_virtio::VirtioTransport;
 use rvirt_vmm_config::{Chipset, PciAddr, PciBus, RootPortConfig, VmConfig};
 
+use rvirt_ata::ahci::{Ahci, Wiring as AhciWiring, ABAR, ABAR_SIZE};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::ata::{AtaController, AtaSubscriber};
 use super::virtio::SharedVirtio;
 use super::VirtioSubscriber;
 use crate::event_loop::Subscriber;
@@ -75,11 +79,22 @@ struct FunctionPlan {
     virtio_bar: u64,
 }
 
+/// An AHCI controller as placed.
+struct AhciPlan {
+    ahci: Arc<Mutex<Ahci>>,
+    addr: PciAddr,
+    id: Option<String>,
+    msi_gsi: u32,
+    /// Where firmware would put ABAR.
+    abar: u64,
+}
+
 /// The PCI side of the machine, placed once.
 pub(crate) struct PciPlan {
     chipset: Chipset,
     ports: Vec<PortPlan>,
     functions: Vec<FunctionPlan>,
+    ahci: Vec<AhciPlan>,
     /// The ISA IRQs a PIRQ routing register may pick: those no other
     /// device drives.
     isa_irqs: Vec<u32>,
@@ -125,11 +140,13 @@ impl PciPlan {
             .map_err(placement)
     }
 
-    /// Places the root ports and `requests` (in command-line order).
+    /// Places the root ports, `requests` (in command-line order) and the
+    /// AHCI controllers.
     pub(crate) fn new(
         cfg: &VmConfig,
         alloc: &mut SystemAllocator,
         requests: Vec<PciRequest>,
+        ata: &[AtaController],
     ) -> Result<Self, VmmError> {
         let ram = rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size);
         let window64 = ram.mmio64_start();
@@ -192,11 +209,25 @@ impl PciPlan {
                 virtio_bar,
             });
         }
+        let mut ahci = Vec::new();
+        for c in ata {
+            ahci.push(AhciPlan {
+                ahci: c.ahci.clone(),
+                addr: c.cfg.addr,
+                id: c.cfg.id.clone(),
+                msi_gsi: alloc.allocate_msi_gsi().map_err(placement)?,
+                abar: alloc
+                    .allocate_mmio32(ABAR_SIZE, ABAR_SIZE)
+                    .map_err(placement)?
+                    .base,
+            });
+        }
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
             chipset: cfg.chipset,
             ports,
             functions,
+            ahci,
             isa_irqs,
             mem64: (window64, window64 + layout::MMIO64_SIZE - 1),
             ram_low: ram.low,
@@ -280,6 +311,25 @@ impl PciPlan {
             transports.push((transport, n));
         }
 
+        // The AHCI controllers: this boot's memory, MSI route, INTx pin
+        // and the kick that wakes the device thread.
+        for a in &self.ahci {
+            let msi = MsiRoutes::new(vm, routing.clone(), &[a.msi_gsi])
+                .map_err(kvm("the AHCI MSI vector's irqfd"))?;
+            let kick = EventFd::new(EFD_NONBLOCK).map_err(kvm("an AHCI eventfd"))?;
+            let wake = kick.try_clone().map_err(kvm("an AHCI eventfd"))?;
+            lock_ahci(&a.ahci).attach(AhciWiring {
+                memory: machine.memory().clone(),
+                msi: Arc::new(msi),
+                intx: router.source(self.wire_of(&a.addr, 0)),
+                kick: Some(wake),
+            });
+            subscribers.push(Box::new(AtaSubscriber {
+                ahci: a.ahci.clone(),
+                kick,
+            }));
+        }
+
         let mut failed = None;
         let observer: Arc<dyn BarObserver> = notifiers.clone();
         let segment = Arc::new_cyclic(|me: &Weak<PciSegment>| {
@@ -352,6 +402,28 @@ impl PciPlan {
                 };
                 set_multifunction(&f, p.cfg.addr.multifunction);
                 port_ids.push(add(&mut b, info, f, true));
+            }
+            for a in &self.ahci {
+                let f: SharedFunction = a.ahci.clone();
+                if preset == Preset::DirectBoot {
+                    let gsi = PIRQ_GSI_BASE + self.wire_of(&a.addr, 0) as u32;
+                    let mut f = lock(&f);
+                    let cfg = f.config_mut();
+                    cfg.set_bar_address(usize::from(ABAR), a.abar);
+                    cfg.set_u16(reg::COMMAND, command::MEMORY | command::MASTER);
+                    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+                }
+                set_multifunction(&f, a.addr.multifunction);
+                let info = FunctionInfo {
+                    id: a.id.clone(),
+                    parent: match a.addr.bus {
+                        PciBus::Root => None,
+                        PciBus::Port(i) => port_ids[i],
+                    },
+                    slot: a.addr.slot,
+                    function: a.addr.function,
+                };
+                add(&mut b, info, f, false);
             }
             for (plan, (transport, n)) in self.functions.iter().zip(transports) {
                 let f: SharedFunction = Arc::new(Mutex::new(transport));
@@ -437,6 +509,10 @@ impl PciPlan {
             }
         }
     }
+}
+
+fn lock_ahci(a: &Mutex<Ahci>) -> std::sync::MutexGuard<'_, Ahci> {
+    a.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The host bridge's PAM registers reaching firmware's shadowing of the
