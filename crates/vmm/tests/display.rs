@@ -1,0 +1,229 @@
+//! Display devices: the `display` test guest sets a Bochs DISPI mode on
+//! `-device bochs-display` and draws; a real VNC client (vncdotool)
+//! captures the screen between its steps, which must show the pattern,
+//! keep it through an impossible mode and a BAR move, and show what the
+//! guest drew through the moved BAR. The same guest and command line run
+//! under QEMU 7.2 must give the same pixels.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rvirt_testkit::{run, try_run};
+
+const T: Duration = Duration::from_secs(120);
+const W: usize = 800;
+const H: usize = 600;
+
+fn which(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+/// vncdotool is installed by scripts/setup.sh; without it the tests skip
+/// unless `RVIRT_REQUIRE_REFERENCE` is set.
+fn have_vncdotool() -> bool {
+    let ok = try_run(Command::new("python3").args(["-c", "import vncdotool"]), T)
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("python3 with vncdotool is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
+        }
+        eprintln!("skipped: vncdotool not available (pip install vncdotool)");
+    }
+    ok
+}
+
+/// A capture: width, height, RGB bytes.
+type Image = (usize, usize, Vec<u8>);
+
+fn read_ppm(path: &Path) -> Image {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..at]).into_owned());
+    }
+    assert_eq!((fields[0].as_str(), fields[3].as_str()), ("P6", "255"));
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let pixels = data[at + 1..].to_vec();
+    assert_eq!(pixels.len(), w * h * 3);
+    (w, h, pixels)
+}
+
+/// Captures the screen served on the unix socket `sock` into `out` (a
+/// PNG, as vncdotool writes, converted to PPM beside it by PIL, which
+/// vncdotool brings).
+fn capture(sock: &Path, out: &Path) -> Image {
+    let png = out.with_extension("png");
+    let o = run(
+        Command::new("vncdo")
+            .arg("-s")
+            .arg(sock)
+            .arg("capture")
+            .arg(&png),
+        T,
+    );
+    assert!(
+        o.status.success(),
+        "vncdo capture: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').save(sys.argv[2], 'PPM')",
+            ])
+            .arg(&png)
+            .arg(out),
+        T,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read_ppm(out)
+}
+
+/// What the guest draws: step 1 (bands and a box), with step 3's black
+/// stripe if `stripe`.
+fn expected(stripe: bool) -> Image {
+    let mut px = Vec::with_capacity(W * H * 3);
+    for y in 0..H {
+        for x in 0..W {
+            let rgb = if stripe && (300..320).contains(&y) {
+                [0, 0, 0]
+            } else if (350..450).contains(&x) && (100..150).contains(&y) {
+                [255, 255, 0]
+            } else {
+                [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]][y / 150]
+            };
+            px.extend_from_slice(&rgb);
+        }
+    }
+    (W, H, px)
+}
+
+fn assert_same(what: &str, got: &Image, want: &Image) {
+    assert_eq!((got.0, got.1), (want.0, want.1), "{what}: size");
+    let differ = got
+        .2
+        .chunks(3)
+        .zip(want.2.chunks(3))
+        .position(|(a, b)| a != b);
+    if let Some(i) = differ {
+        panic!(
+            "{what}: pixel ({}, {}) is {:?}, not {:?}",
+            i % got.0,
+            i / got.0,
+            &got.2[i * 3..i * 3 + 3],
+            &want.2[i * 3..i * 3 + 3]
+        );
+    }
+}
+
+/// Runs the display guest under `program` with `args` and a VNC server on
+/// a unix socket, captures the screen after each of its steps, and
+/// checks its lines; returns the captures.
+fn steps(program: &Path, args: &[&str], dir: &Path, name: &str) -> Vec<Image> {
+    let sock = dir.join(format!("{name}.vnc"));
+    let guest = Guest::Display.path();
+    let mut cmd = Command::new(program);
+    cmd.args(["-M", "pc", "-accel", "kvm", "-m", "128", "-nodefaults"])
+        .args(["-serial", "stdio", "-vnc"])
+        .arg(format!("unix:{}", sock.display()))
+        .args(args)
+        .arg("-kernel")
+        .arg(&guest)
+        .stdin(Stdio::piped());
+    let mut vm = Spawned::start(die_with_test(&mut cmd));
+    let found = vm.line_with("DISPLAY ", T);
+    assert!(found.contains("id=0xb0c5 vram64k=256"), "{name}: {found}");
+    let edid = vm.line_with("EDID ", T);
+    assert_eq!(edid.trim(), "EDID ffffff00 ffffff", "{name}");
+    let mut shots = Vec::new();
+    for (i, step) in ["DRAWN", "REFUSED", "MOVED"].iter().enumerate() {
+        vm.line_with(step, T);
+        shots.push(capture(&sock, &dir.join(format!("{name}-{i}.ppm"))));
+        vm.stdin().write_all(b"\n").unwrap();
+        vm.stdin().flush().unwrap();
+    }
+    vm.line_with("DONE", T);
+    let status = vm.wait(T);
+    assert!(status.success(), "{name}: {status}\n{}", vm.describe());
+    shots
+}
+
+#[test]
+fn bochs_display_draws_refuses_and_follows_its_bar() {
+    if !have_vncdotool() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ours = steps(&vmm(), &["-device", "bochs-display"], dir.path(), "rvirt");
+    assert_same("after drawing", &ours[0], &expected(false));
+    assert_same("after an impossible mode", &ours[1], &expected(false));
+    assert_same("drawn through the moved BAR", &ours[2], &expected(true));
+
+    if !which("qemu-system-x86_64") {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+        }
+        eprintln!("QEMU not installed: the comparison did not run");
+        return;
+    }
+    let theirs = steps(
+        Path::new("qemu-system-x86_64"),
+        &["-display", "none", "-device", "bochs-display"],
+        dir.path(),
+        "qemu",
+    );
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_same(&format!("step {i}: rvirt against QEMU"), a, b);
+    }
+}
+
+#[test]
+fn bochs_display_options_as_qemu() {
+    let guest = Guest::Hello.path();
+    for (device, message) in [
+        ("bochs-display,vgamem=1M", "video memory too small"),
+        ("bochs-display,vgamem=512M", "video memory too big"),
+        ("bochs-display,vgamem=lots", "not a size"),
+        ("bochs-display,foo=1", "foo"),
+    ] {
+        let o = run(
+            Command::new(vmm())
+                .args(["-nodefaults", "-device", device, "-kernel"])
+                .arg(&guest),
+            T,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{device}: {err}");
+        assert!(err.contains(message), "{device}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{device}: {err}");
+    }
+    let o = run(
+        Command::new(vmm())
+            .args([
+                "-M",
+                "microvm",
+                "-nodefaults",
+                "-device",
+                "bochs-display",
+                "-kernel",
+            ])
+            .arg(&guest),
+        T,
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
