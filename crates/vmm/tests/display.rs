@@ -227,3 +227,122 @@ fn bochs_display_options_as_qemu() {
     );
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// An RFB client that stays connected (raw encoding, the server's 32-bit
+/// format), to see incremental updates.
+struct Client(std::os::unix::net::UnixStream);
+
+/// One rectangle of an update: x, y, w, h and its pixels (XRGB, LE).
+type Rect = (usize, usize, usize, usize, Vec<u8>);
+
+impl Client {
+    fn connect(sock: &Path) -> Self {
+        use rvirt_testkit::read_exact;
+        let mut c = poll("the VNC socket", T, || {
+            std::os::unix::net::UnixStream::connect(sock).map_err(|e| e.to_string())
+        });
+        assert_eq!(read_exact(&mut c, 12, T), b"RFB 003.008\n");
+        c.write_all(b"RFB 003.008\n").unwrap();
+        assert_eq!(read_exact(&mut c, 2, T), [1, 1]);
+        c.write_all(&[1]).unwrap();
+        assert_eq!(read_exact(&mut c, 4, T), [0, 0, 0, 0]);
+        c.write_all(&[1]).unwrap();
+        let init = read_exact(&mut c, 24, T);
+        assert_eq!(&init[..4], &[3, 32, 2, 88], "800x600");
+        let name = u32::from_be_bytes(init[20..24].try_into().unwrap()) as usize;
+        read_exact(&mut c, name, T);
+        Client(c)
+    }
+
+    fn request(&mut self, incremental: bool) {
+        let mut m = vec![3, u8::from(incremental), 0, 0, 0, 0];
+        m.extend_from_slice(&(W as u16).to_be_bytes());
+        m.extend_from_slice(&(H as u16).to_be_bytes());
+        self.0.write_all(&m).unwrap();
+    }
+
+    /// The next update, if one starts within `within`.
+    fn update(&mut self, within: Duration) -> Option<Vec<Rect>> {
+        use rvirt_testkit::read_exact;
+        use std::os::fd::AsRawFd;
+        let mut fd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, valid for the call, of a socket we own.
+        let n = unsafe { libc::poll(&mut fd, 1, within.as_millis() as i32) };
+        if n <= 0 {
+            return None;
+        }
+        let head = read_exact(&mut self.0, 4, T);
+        assert_eq!(head[0], 0, "a FramebufferUpdate");
+        let n = u16::from_be_bytes([head[2], head[3]]);
+        let mut rects = Vec::new();
+        for _ in 0..n {
+            let r = read_exact(&mut self.0, 12, T);
+            let f = |i: usize| usize::from(u16::from_be_bytes([r[i], r[i + 1]]));
+            assert_eq!(&r[8..12], &[0, 0, 0, 0], "raw");
+            let (x, y, w, h) = (f(0), f(2), f(4), f(6));
+            rects.push((x, y, w, h, read_exact(&mut self.0, w * h * 4, T)));
+        }
+        Some(rects)
+    }
+}
+
+#[test]
+fn incremental_updates_carry_only_the_rows_the_guest_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vnc");
+    let guest = Guest::Display.path();
+    let mut cmd = Command::new(vmm());
+    cmd.args(["-M", "pc", "-m", "128", "-nodefaults", "-serial", "stdio"])
+        .args(["-device", "bochs-display", "-vnc"])
+        .arg(format!("unix:{}", sock.display()))
+        .arg("-kernel")
+        .arg(&guest)
+        .stdin(Stdio::piped());
+    let mut vm = Spawned::start(die_with_test(&mut cmd));
+    let mut next = |vm: &mut Spawned, line: &str| {
+        vm.stdin().write_all(b"\n").unwrap();
+        vm.stdin().flush().unwrap();
+        vm.line_with(line, T);
+    };
+    vm.line_with("DRAWN", T);
+    let mut c = Client::connect(&sock);
+    c.request(false);
+    let full = c.update(T).expect("the first update");
+    assert_eq!(full.len(), 1);
+    let (x, y, w, h, px) = &full[0];
+    assert_eq!((*x, *y, *w, *h), (0, 0, W, H));
+    // Red at the top left (XRGB little-endian: B, G, R, X).
+    assert_eq!(&px[..3], &[0, 0, 255]);
+
+    // The BAR moves: the slot is new, so everything is sent again; then
+    // the screen is quiet (a pending request stays unanswered).
+    next(&mut vm, "REFUSED");
+    let quiet = (0..20).any(|_| {
+        c.request(true);
+        c.update(Duration::from_millis(1000)).is_none()
+    });
+    assert!(quiet, "the screen never stops changing");
+    // The stripe over rows 300-319: only the rows its pages hold come
+    // (a 4 KiB page spans about 1.3 rows of 3200 bytes).
+    next(&mut vm, "MOVED");
+    let rects = c.update(T).expect("an update for the stripe");
+    let mut rows = std::collections::BTreeSet::new();
+    for (x, y, w, h, px) in &rects {
+        assert_eq!((*x, *w), (0, W), "full-width rows");
+        assert!(*y >= 298 && y + h <= 322, "rows {y}..{}", y + h);
+        for r in 0..*h {
+            rows.insert(y + r);
+            if (300..320).contains(&(y + r)) {
+                let row = &px[r * W * 4..(r + 1) * W * 4];
+                assert!(row.chunks(4).all(|p| p[..3] == [0, 0, 0]), "row {}", y + r);
+            }
+        }
+    }
+    assert!((300..320).all(|r| rows.contains(&r)), "{rows:?}");
+    next(&mut vm, "DONE");
+    assert!(vm.wait(T).success());
+}
