@@ -77,6 +77,11 @@ impl Screen {
         }
     }
 
+    /// The mode shown now (`None`: the blank screen before the first).
+    pub fn shown(&self) -> Option<ScanMode> {
+        self.update().mode
+    }
+
     /// Takes up the registers' mode if it is valid and new.
     fn update(&self) -> MutexGuard<'_, Shown> {
         let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());

@@ -187,6 +187,64 @@ impl Drop for MemorySlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kvm_ioctls::{Kvm, VcpuExit};
+
+    /// A real VM: a vCPU in real mode writes two pages of device memory
+    /// mapped at 0x10000; the dirty log names exactly those, and a move
+    /// keeps the bytes and reports everything once.
+    #[test]
+    fn guest_writes_reach_the_dirty_log_and_survive_a_move() {
+        let kvm = Kvm::new().expect("/dev/kvm");
+        let vm = Arc::new(kvm.create_vm().unwrap());
+        // RAM for the code at 0x1000.
+        let ram = DeviceMemory::new(0x1000).unwrap();
+        let code: &[u8] = &[
+            0xb8, 0x00, 0x10, // mov ax, 0x1000
+            0x8e, 0xd8, // mov ds, ax
+            0xc6, 0x06, 0x00, 0x00, 0x5a, // mov byte [0x0000], 0x5a
+            0xc6, 0x06, 0x00, 0x30, 0xa5, // mov byte [0x3000], 0xa5
+            0xf4, // hlt
+        ];
+        ram.write(0, code);
+        let ram_slot = MemorySlot::new(vm.clone(), 0, ram);
+        ram_slot.place(Some(0x1000)).unwrap();
+        let vram = DeviceMemory::new(64 << 10).unwrap();
+        let slot = MemorySlot::new(vm.clone(), FIRST_DEVICE_SLOT, vram.clone());
+        assert_eq!(slot.dirty().unwrap(), Some(Vec::new()), "mapped nowhere");
+        slot.place(Some(0x10000)).unwrap();
+        assert_eq!(slot.dirty().unwrap(), None, "just mapped: everything");
+        assert_eq!(slot.dirty().unwrap(), Some(vec![0]), "nothing written");
+
+        let mut vcpu = vm.create_vcpu(0).unwrap();
+        let mut sregs = vcpu.get_sregs().unwrap();
+        sregs.cs.base = 0;
+        sregs.cs.selector = 0;
+        vcpu.set_sregs(&sregs).unwrap();
+        let regs = kvm_bindings::kvm_regs {
+            rip: 0x1000,
+            rflags: 2,
+            ..Default::default()
+        };
+        vcpu.set_regs(&regs).unwrap();
+        loop {
+            match vcpu.run().unwrap() {
+                VcpuExit::Hlt => break,
+                other => panic!("unexpected exit {other:?}"),
+            }
+        }
+        assert_eq!(slot.dirty().unwrap(), Some(vec![0b1001]), "pages 0 and 3");
+        let mut b = [0u8; 1];
+        vram.read(0x3000, &mut b);
+        assert_eq!(b, [0xa5]);
+
+        slot.place(Some(0x20000)).unwrap();
+        assert_eq!(slot.at(), Some(0x20000));
+        assert_eq!(slot.dirty().unwrap(), None, "moved: everything");
+        vram.read(0, &mut b);
+        assert_eq!(b, [0x5a], "the bytes move with the slot");
+        slot.place(None).unwrap();
+        assert_eq!(slot.dirty().unwrap(), Some(Vec::new()));
+    }
 
     #[test]
     fn reads_and_writes_are_clipped() {

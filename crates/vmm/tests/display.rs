@@ -134,11 +134,11 @@ fn assert_same(what: &str, got: &Image, want: &Image) {
 /// Runs the display guest under `program` with `args` and a VNC server on
 /// a unix socket, captures the screen after each of its steps, and
 /// checks its lines; returns the captures.
-fn steps(program: &Path, args: &[&str], dir: &Path, name: &str) -> Vec<Image> {
+fn steps(program: &Path, machine: &str, args: &[&str], dir: &Path, name: &str) -> Vec<Image> {
     let sock = dir.join(format!("{name}.vnc"));
     let guest = Guest::Display.path();
     let mut cmd = Command::new(program);
-    cmd.args(["-M", "pc", "-accel", "kvm", "-m", "128", "-nodefaults"])
+    cmd.args(["-M", machine, "-accel", "kvm", "-m", "128", "-nodefaults"])
         .args(["-serial", "stdio", "-vnc"])
         .arg(format!("unix:{}", sock.display()))
         .args(args)
@@ -164,12 +164,27 @@ fn steps(program: &Path, args: &[&str], dir: &Path, name: &str) -> Vec<Image> {
 }
 
 #[test]
-fn bochs_display_draws_refuses_and_follows_its_bar() {
+fn bochs_display_draws_refuses_and_follows_its_bar_on_pc() {
+    draws_refuses_and_follows_its_bar("pc");
+}
+
+#[test]
+fn bochs_display_draws_refuses_and_follows_its_bar_on_q35() {
+    draws_refuses_and_follows_its_bar("q35");
+}
+
+fn draws_refuses_and_follows_its_bar(machine: &str) {
     if !have_vncdotool() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ours = steps(&vmm(), &["-device", "bochs-display"], dir.path(), "rvirt");
+    let ours = steps(
+        &vmm(),
+        machine,
+        &["-device", "bochs-display"],
+        dir.path(),
+        "rvirt",
+    );
     assert_same("after drawing", &ours[0], &expected(false));
     assert_same("after an impossible mode", &ours[1], &expected(false));
     assert_same("drawn through the moved BAR", &ours[2], &expected(true));
@@ -183,6 +198,7 @@ fn bochs_display_draws_refuses_and_follows_its_bar() {
     }
     let theirs = steps(
         Path::new("qemu-system-x86_64"),
+        machine,
         &["-display", "none", "-device", "bochs-display"],
         dir.path(),
         "qemu",
