@@ -226,11 +226,9 @@ mod tests {
             ..Default::default()
         };
         vcpu.set_regs(&regs).unwrap();
-        loop {
-            match vcpu.run().unwrap() {
-                VcpuExit::Hlt => break,
-                other => panic!("unexpected exit {other:?}"),
-            }
+        match vcpu.run().unwrap() {
+            VcpuExit::Hlt => {}
+            other => panic!("unexpected exit {other:?}"),
         }
         assert_eq!(slot.dirty().unwrap(), Some(vec![0b1001]), "pages 0 and 3");
         let mut b = [0u8; 1];

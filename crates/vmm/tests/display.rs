@@ -319,7 +319,7 @@ fn incremental_updates_carry_only_the_rows_the_guest_wrote() {
         .arg(&guest)
         .stdin(Stdio::piped());
     let mut vm = Spawned::start(die_with_test(&mut cmd));
-    let mut next = |vm: &mut Spawned, line: &str| {
+    let next = |vm: &mut Spawned, line: &str| {
         vm.stdin().write_all(b"\n").unwrap();
         vm.stdin().flush().unwrap();
         vm.line_with(line, T);
