@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rvirt_display::bochs::{self, BochsDisplay};
 use rvirt_display::screen::{DisplayState, Screen};
-use rvirt_machine::{DeviceMemory, Machine, MemorySlot, SlotError, SystemAllocator};
+use rvirt_machine::{DeviceMemory, Machine, MemorySlot, SystemAllocator};
 use rvirt_pci::config::{command, reg};
 use rvirt_pci::function::lock;
 use rvirt_pci::{BarMapping, FunctionId, SharedFunction};
@@ -68,15 +68,9 @@ pub(crate) struct DisplayPlan {
 impl DisplayPlan {
     /// Makes the VRAM and places the BARs in the 32-bit window.
     pub(crate) fn new(cfg: &DisplayConfig, alloc: &mut SystemAllocator) -> Result<Self, VmmError> {
-        let memory = DeviceMemory::new(cfg.vgamem as usize).map_err(|e| match e {
-            SlotError::Map(_, source) => VmmError::Setup {
-                what: "the display's video memory",
-                source: std::io::Error::other(source),
-            },
-            other => VmmError::Setup {
-                what: "the display's video memory",
-                source: std::io::Error::other(other),
-            },
+        let memory = DeviceMemory::new(cfg.vgamem as usize).map_err(|e| VmmError::Setup {
+            what: "the display's video memory",
+            source: std::io::Error::other(e),
         })?;
         let place = |e| VmmError::Placement(e);
         let vram_bar = alloc
