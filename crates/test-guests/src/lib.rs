@@ -101,11 +101,17 @@ pub enum Guest {
     Dhcp,
     /// `IDLE`, then halted with interrupts off for good (bench/density).
     Idle,
+    /// PVH: finds the first 1234:1111 function, sets 800x600x32 through
+    /// the Bochs DISPI registers in BAR 2 and draws bands and a box, then
+    /// (each step after a byte on COM1) programs an impossible mode and
+    /// moves BAR 0, then draws a stripe through the moved BAR (see the
+    /// README).
+    Display,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 22] = [
+    pub const ALL: [Guest; 23] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -128,6 +134,7 @@ impl Guest {
         Guest::Pci,
         Guest::Dhcp,
         Guest::Idle,
+        Guest::Display,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -155,6 +162,7 @@ impl Guest {
             Guest::Pci => "pci",
             Guest::Dhcp => "dhcp",
             Guest::Idle => "idle",
+            Guest::Display => "display",
         }
     }
 

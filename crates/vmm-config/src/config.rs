@@ -289,6 +289,24 @@ pub enum DeviceAddr {
     Pci { addr: PciAddr },
 }
 
+/// A display device's model, by QEMU's device name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayModel {
+    /// `-device bochs-display`: the Bochs VBE registers and VRAM, no VGA.
+    Bochs,
+}
+
+/// `-device bochs-display,vgamem=,edid=,id=,bus=,addr=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayConfig {
+    pub model: DisplayModel,
+    pub id: Option<String>,
+    /// Video memory in bytes: 4 to 256 MiB, a power of two (QEMU rounds
+    /// up).
+    pub vgamem: u64,
+    pub addr: PciAddr,
+}
+
 /// `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootPortConfig {
@@ -379,6 +397,9 @@ pub struct VmConfig {
     pub graphics: bool,
     /// `-vnc`: the VNC server of the graphical console.
     pub vnc: Option<crate::vnc::VncConfig>,
+    /// The display device the console shows (`-device bochs-display`);
+    /// without one the console is blank.
+    pub display: Option<DisplayConfig>,
     /// Serial ports, each on the COM port its `index` names.
     pub serials: Vec<SerialConfig>,
     /// Every `-chardev`, by id, including those used by serials and monitors.
@@ -464,6 +485,7 @@ impl Default for VmConfig {
             debugcon: None,
             graphics: false,
             vnc: None,
+            display: None,
             serials: Vec::new(),
             chardevs: Vec::new(),
             monitors: Vec::new(),

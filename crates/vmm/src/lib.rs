@@ -214,7 +214,7 @@ impl Vmm {
         ));
         let display = match &config.vnc {
             Some(vnc) => Some(
-                display::Display::start(vnc, config.name.as_deref(), bus.clone())
+                display::Display::start(vnc, config.name.as_deref(), devices.screen(), bus.clone())
                     .map_err(VmmError::Vnc)?,
             ),
             None => None,

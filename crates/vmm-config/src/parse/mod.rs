@@ -138,6 +138,7 @@ pub fn usage() -> String {
          \x20 -chardev stdio|file|pty|socket|null,id=ID[,path=…,server=on,wait=off]\n\
          \x20 -device isa-serial,chardev=ID[,id=…]    a serial port on a chardev\n\
          \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
+         \x20 -device bochs-display[,vgamem=SIZE,bus=,addr=]  a display, shown by -vnc\n\
          \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
          \x20 -device virtio-rng-device,rng=ID\n\
          \x20 -drive file=IMG,format=raw,if=none,id=ID[,readonly=on,discard=unmap,\n\
@@ -523,6 +524,40 @@ impl Builder {
                 self.ata.drive(AtaKind::Cdrom, &mut o)?;
                 o.finish()?;
             }
+            "bochs-display" => {
+                if self.cfg.display.is_some() {
+                    return Err(o.error(
+                        "only one display device is supported (the VNC console shows one)".into(),
+                    ));
+                }
+                let vgamem = match o.get("vgamem") {
+                    Some(v) => crate::size::parse_size(&v, 1)
+                        .ok_or_else(|| o.error(format!("vgamem: '{v}' is not a size")))?,
+                    None => 16 << 20,
+                };
+                let vgamem = match vgamem {
+                    v if v < 4 << 20 => Err("video memory too small"),
+                    v if v > 256 << 20 => Err("video memory too big"),
+                    v => Ok(v.next_power_of_two()),
+                }
+                .map_err(|e| o.error(format!("bochs-display: {e}")))?;
+                // The EDID is always there (QEMU's default); asking for
+                // none changes nothing a guest relies on.
+                o.get_bool("edid")?;
+                let id = self.pci.display(driver.as_str(), &mut o)?;
+                o.finish()?;
+                self.cfg.display = Some(DisplayConfig {
+                    model: DisplayModel::Bochs,
+                    id,
+                    vgamem,
+                    addr: PciAddr {
+                        bus: PciBus::Root,
+                        slot: 0,
+                        function: 0,
+                        multifunction: false,
+                    },
+                });
+            }
             d if d.ends_with("-pci-transitional") => {
                 return Err(o.error(format!(
                     "'{d}': rvirt's virtio-pci devices are modern only (no legacy interface); use '{}'",
@@ -616,7 +651,7 @@ impl Builder {
             ));
         }
         self.cfg.serials = serials;
-        let (placed, ports, ahci_placed) =
+        let (placed, ports, ahci_placed, display) =
             std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
         let mut virtio = std::mem::take(&mut self.virtio);
         let (ahci, ata_drives) =
@@ -624,6 +659,9 @@ impl Builder {
         self.cfg.ahci = ahci;
         self.cfg.ata_drives = ata_drives;
         self.cfg.virtio = virtio.finish(&|id| self.chardev(id, "-device"))?;
+        if let (Some(d), Some(addr)) = (self.cfg.display.as_mut(), display) {
+            d.addr = addr;
+        }
         self.cfg.virtio_addrs = vec![DeviceAddr::Mmio; self.cfg.virtio.len()];
         for (i, addr) in placed {
             self.cfg.virtio_addrs[i] = addr;

@@ -7,6 +7,7 @@
 //! the event loop that serves them (`crate::event_loop`).
 
 mod ata;
+mod display;
 mod firmware;
 mod legacy;
 mod pci;
@@ -386,6 +387,12 @@ impl DeviceManager {
     /// The NIC `set_link` names, if any.
     pub(crate) fn nic(&self, name: &str) -> Option<&NicControl> {
         self.nics.iter().find(|n| n.is_named(name))
+    }
+
+    /// What the VNC console shows: the display device's screen, if any.
+    pub(crate) fn screen(&self) -> Option<Arc<dyn rvirt_vnc::Framebuffer>> {
+        let s = self.pci.as_ref()?.screen()?;
+        Some(s)
     }
 
     /// The balloon, if the VM has one.

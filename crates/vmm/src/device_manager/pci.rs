@@ -47,6 +47,7 @@ use rvirt_ata::ahci::{Ahci, Wiring as AhciWiring, ABAR, ABAR_SIZE};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::ata::{AtaController, AtaSubscriber};
+use super::display::{DisplayPlan, VramSlot};
 use super::virtio::SharedVirtio;
 use super::VirtioSubscriber;
 use crate::event_loop::Subscriber;
@@ -101,6 +102,8 @@ pub(crate) struct PciPlan {
     mem64: (u64, u64),
     /// Where RAM below 4 GiB ends.
     ram_low: u64,
+    /// The display device, if any.
+    display: Option<DisplayPlan>,
 }
 
 /// A virtio device to put on PCI: its index, address, id, and vectors.
@@ -222,8 +225,13 @@ impl PciPlan {
                     .base,
             });
         }
+        let display = match &cfg.display {
+            Some(d) => Some(DisplayPlan::new(d, alloc)?),
+            None => None,
+        };
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
+            display,
             chipset: cfg.chipset,
             ports,
             functions,
@@ -284,6 +292,7 @@ impl PciPlan {
         let notifiers = Arc::new(PciNotifiers {
             vm: vm.clone(),
             by_function: Mutex::new(BTreeMap::new()),
+            vram: Mutex::new(None),
         });
         let mut transports = Vec::new();
         for f in &self.functions {
@@ -424,6 +433,18 @@ impl PciPlan {
                     function: a.addr.function,
                 };
                 add(&mut b, info, f, false);
+            }
+            if let Some(d) = &self.display {
+                let (f, mut slot) = d.attach(machine, preset == Preset::DirectBoot);
+                set_multifunction(&f, d.addr.multifunction);
+                let info = FunctionInfo {
+                    id: d.id.clone(),
+                    parent: None,
+                    slot: d.addr.slot,
+                    function: d.addr.function,
+                };
+                slot.id = add(&mut b, info, f, false);
+                *notifiers.vram.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
             }
             for (plan, (transport, n)) in self.functions.iter().zip(transports) {
                 let f: SharedFunction = Arc::new(Mutex::new(transport));
@@ -595,10 +616,12 @@ fn program_port(f: &SharedFunction, plan: &PortPlan, gsi: u32) {
     );
 }
 
-/// The ioeventfds of the virtio functions' notify areas, moved with BAR 4.
+/// The ioeventfds of the virtio functions' notify areas, moved with BAR 4,
+/// and the display's VRAM slot, moved with its BAR 0.
 pub(crate) struct PciNotifiers {
     vm: Arc<VmFd>,
     by_function: Mutex<BTreeMap<FunctionId, Notifiers>>,
+    vram: Mutex<Option<VramSlot>>,
 }
 
 impl PciNotifiers {
@@ -612,6 +635,9 @@ impl PciNotifiers {
 
 impl BarObserver for PciNotifiers {
     fn bar_moved(&self, function: FunctionId, bar: u8, mapping: Option<BarMapping>) {
+        if let Some(v) = &*self.vram.lock().unwrap_or_else(|p| p.into_inner()) {
+            v.bar_moved(function, bar, mapping);
+        }
         if bar != VIRTIO_BAR {
             return;
         }
@@ -623,6 +649,13 @@ impl BarObserver for PciNotifiers {
                 tracing::warn!(%error, "cannot move a virtio-pci device's ioeventfds");
             }
         }
+    }
+}
+
+impl PciPlan {
+    /// What the VNC server shows, with a display device.
+    pub(crate) fn screen(&self) -> Option<Arc<rvirt_display::screen::Screen>> {
+        self.display.as_ref().map(DisplayPlan::screen)
     }
 }
 
@@ -643,6 +676,8 @@ fn class_desc(class: u16) -> Option<&'static str> {
         0x0106 => "SATA controller",
         0x0180 => "Storage controller",
         0x0200 => "Ethernet controller",
+        0x0300 => "VGA controller",
+        0x0380 => "Display controller",
         0x0600 => "Host bridge",
         0x0601 => "ISA bridge",
         0x0604 => "PCI bridge",

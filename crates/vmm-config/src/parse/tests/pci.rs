@@ -189,3 +189,26 @@ fn globals_libvirt_passes() {
         "-global: 'isa-fdc.driveA=x': not supported"
     );
 }
+
+#[test]
+fn bochs_display_takes_a_slot_like_any_pci_device() {
+    let c = pci(&[
+        "-device",
+        "virtio-rng-pci,rng=r",
+        "-object",
+        "rng-random,id=r,filename=/dev/urandom",
+        "-device",
+        "bochs-display,id=video0,vgamem=5M",
+    ]);
+    let d = c.display.expect("a display");
+    assert_eq!(d.model, DisplayModel::Bochs);
+    assert_eq!(d.id.as_deref(), Some("video0"));
+    assert_eq!(d.vgamem, 8 << 20, "rounded up to a power of two, as QEMU");
+    assert_eq!((d.addr.bus, d.addr.slot), (PciBus::Root, 3));
+    let c = pci(&[
+        "-device",
+        r#"{"driver":"bochs-display","bus":"pci.0","addr":"0x1f"}"#,
+    ]);
+    assert_eq!(c.display.unwrap().addr.slot, 31);
+    assert_eq!(pci(&[]).display, None);
+}
