@@ -101,11 +101,15 @@ pub enum Guest {
     Dhcp,
     /// `IDLE`, then halted with interrupts off for good (bench/density).
     Idle,
+    /// PVH: finds an e1000 on PCI bus 0, reads its MAC from the EEPROM
+    /// (EERD and bit-banged EECD) with the checksum, sends a broadcast
+    /// frame and waits for one to its MAC, polling (see the README).
+    E1000,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 22] = [
+    pub const ALL: [Guest; 23] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -128,6 +132,7 @@ impl Guest {
         Guest::Pci,
         Guest::Dhcp,
         Guest::Idle,
+        Guest::E1000,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -155,6 +160,7 @@ impl Guest {
             Guest::Pci => "pci",
             Guest::Dhcp => "dhcp",
             Guest::Idle => "idle",
+            Guest::E1000 => "e1000",
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod firmware;
 mod legacy;
+mod nic;
 mod pci;
 pub(crate) mod virtio;
 
@@ -69,6 +70,9 @@ pub(crate) struct DeviceManager {
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
     nics: Vec<NicControl>,
+    /// The NICs that are not virtio (`-device e1000`), in command-line
+    /// order, as [`VmConfig::nics`].
+    pci_nics: Vec<nic::SharedE1000>,
     disks: Vec<DiskModel>,
     /// passt for each `-netdev user`, stopped when the VMM ends.
     _passt: Vec<crate::passt::Passt>,
@@ -130,6 +134,7 @@ impl DeviceManager {
             chardevs: Vec::new(),
             balloon: None,
             nics: Vec::new(),
+            pci_nics: Vec::new(),
             disks: Vec::new(),
             _passt: Vec::new(),
             events,
@@ -194,6 +199,14 @@ impl DeviceManager {
                 option: built.option,
                 boot,
             });
+        }
+        for n in &cfg.nics {
+            let built = nic::build(n).map_err(|source| VmmError::Virtio {
+                option: "-netdev",
+                source,
+            })?;
+            dm.pci_nics.push(built.device);
+            dm._passt.extend(built.passt);
         }
         if has_pci {
             dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests)?);
@@ -265,6 +278,7 @@ impl DeviceManager {
                     pm,
                     legacy.reset_control,
                     &devices,
+                    &self.pci_nics,
                     &mut subscribers,
                     &mut platform,
                 )?)
@@ -314,6 +328,12 @@ impl DeviceManager {
                 };
                 Some(firmware::BootDevice { index, path })
             })
+            .chain(self.config.nics.iter().filter_map(|n| {
+                Some(firmware::BootDevice {
+                    index: n.net.bootindex?,
+                    path: firmware::pci_boot_path(&self.config, n.addr, "ethernet@0"),
+                })
+            }))
             .collect();
         let max_cpus = machine.apic_ids().iter().max().map_or(1, |m| m + 1) as u16;
         let items = firmware::items(&self.config, tables, max_cpus, &mut boot)

@@ -202,9 +202,17 @@ pub(crate) fn build(
     })
 }
 
-/// Opens a NIC's back-end (its tap, its stream socket, or passt for
-/// `-netdev user`) and builds the device on it.
+/// Opens a NIC's back-end and builds the device on it.
 fn open_nic(n: &NetConfig) -> Result<(Net, Option<Passt>), VirtioError> {
+    let (backend, passt) = open_netdev(n)?;
+    Ok((Net::new(backend, n.mac), passt))
+}
+
+/// Opens a NIC's back-end: its tap, its stream socket, or passt for
+/// `-netdev user` (any NIC model's).
+pub(crate) fn open_netdev(
+    n: &NetConfig,
+) -> Result<(Box<dyn NetBackend>, Option<Passt>), VirtioError> {
     let stream_err = |source| VirtioError::Stream {
         netdev: n.netdev.clone(),
         source,
@@ -224,7 +232,7 @@ fn open_nic(n: &NetConfig) -> Result<(Net, Option<Passt>), VirtioError> {
                         .map_err(stream_err)?
                 }
             };
-            tracing::info!(netdev = %n.netdev, "virtio-net on a stream socket");
+            tracing::info!(netdev = %n.netdev, "NIC on a stream socket");
             (Box::new(stream), None)
         }
         Netdev::User(u) => {
@@ -236,7 +244,7 @@ fn open_nic(n: &NetConfig) -> Result<(Net, Option<Passt>), VirtioError> {
             (Box::new(stream), Some(passt))
         }
     };
-    Ok((Net::new(backend, n.mac), passt))
+    Ok((backend, passt))
 }
 
 /// Takes ownership of a descriptor handed over on the command line
@@ -268,7 +276,7 @@ fn open_tap(n: &NetConfig, source: &TapSource) -> Result<Tap, VirtioError> {
             Tap::from_fd(adopt_fd(*fd, "the tap: the passed descriptor")?).map_err(tap_err)?
         }
     };
-    tracing::info!(netdev = %n.netdev, tap = tap.name(), "virtio-net on a tap");
+    tracing::info!(netdev = %n.netdev, tap = tap.name(), "NIC on a tap");
     Ok(tap)
 }
 
