@@ -105,7 +105,11 @@ pub struct E1000 {
     intx: Arc<IntxPin>,
     kick: EventFd,
     ioaddr: u32,
+    /// The link as the guest sees it: set up (QMP `set_link`) and the
+    /// back-end connected.
     link_up: bool,
+    /// QMP `set_link`'s setting.
+    admin_up: bool,
     /// Frames the back-end pushed back, sent before any other.
     queued: std::collections::VecDeque<Vec<u8>>,
     /// One receive buffer: the vnet header and the longest frame.
@@ -199,6 +203,7 @@ impl E1000 {
             kick: EventFd::new(EFD_NONBLOCK)?,
             ioaddr: 0,
             link_up: true,
+            admin_up: true,
             queued: Default::default(),
             rx_buf: vec![0; VNET_HDR_LEN + MAX_FRAME_LPE],
             complained: 0,
@@ -255,7 +260,7 @@ impl E1000 {
         self.tx.clear();
         self.queued.clear();
         self.ioaddr = 0;
-        let up = self.backend.connected();
+        let up = self.admin_up && self.backend.connected();
         self.phy = Phy::new(up);
         self.link_up = up;
         if up {
@@ -479,7 +484,7 @@ impl E1000 {
                 Err(error) => tracing::debug!(%error, "e1000: the back-end is still down"),
             }
         }
-        self.set_link(self.backend.connected());
+        self.set_link(self.admin_up && self.backend.connected());
         if self.backend.has_pending() {
             if let Err(error) = self.backend.flush() {
                 self.backend_failed(&error);
@@ -496,7 +501,17 @@ impl E1000 {
         self.complain(Complaint::Backend, &format!("the back-end failed: {error}"));
         self.backend.disconnect();
         self.queued.clear();
-        self.set_link(self.backend.connected());
+        self.set_link(self.admin_up && self.backend.connected());
+    }
+
+    /// QMP `set_link`: the link as the guest sees it (STATUS.LU, the PHY's
+    /// link bit, LSC on a change); while down nothing is sent or received,
+    /// as on QEMU.
+    pub fn set_link_up(&mut self, up: bool) {
+        self.admin_up = up;
+        self.set_link(up && self.backend.connected());
+        // Receiving may resume: the event loop asks for descriptors again.
+        self.kick();
     }
 
     /// Sends one frame (the vnet header in front, zero: the card did its

@@ -322,3 +322,21 @@ fn mdic_reaches_the_phy_and_unknown_registers_read_zero() {
     r.nic.read_bar(MMIO_BAR, u64::from(RA) + 2, &mut b);
     assert_eq!(u16::from_le_bytes(b), 0x1200);
 }
+
+#[test]
+fn set_link_takes_the_link_down_and_up_with_lsc() {
+    let mut r = rig();
+    setup_rx(&mut r, 8);
+    wr(&mut r.nic, IMS, icr::LSC);
+    r.nic.set_link_up(false);
+    assert_eq!(rd(&mut r.nic, STATUS) & status::LU, 0);
+    assert!(*r.line.0.lock().unwrap(), "LSC raised");
+    assert_ne!(rd(&mut r.nic, ICR) & icr::LSC, 0);
+    assert!(r.nic.poll_fd().is_none(), "nothing received while down");
+    r.nic.process();
+    assert_eq!(rd(&mut r.nic, STATUS) & status::LU, 0, "stays down");
+    r.nic.set_link_up(true);
+    assert_ne!(rd(&mut r.nic, STATUS) & status::LU, 0);
+    assert_ne!(rd(&mut r.nic, ICR) & icr::LSC, 0);
+    assert!(r.nic.poll_fd().is_some());
+}

@@ -205,6 +205,11 @@ impl DeviceManager {
                 option: "-netdev",
                 source,
             })?;
+            dm.nics.push(NicControl::new(
+                &n.net.netdev,
+                n.net.id.as_deref(),
+                virtio::Nic::E1000(built.device.clone()),
+            ));
             dm.pci_nics.push(built.device);
             dm._passt.extend(built.passt);
         }

@@ -85,18 +85,42 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A NIC as QMP's `set_link` names it: by its netdev id or its device id.
 pub(crate) struct NicControl {
     names: Vec<String>,
-    net: Arc<Mutex<Net>>,
+    nic: Nic,
+}
+
+/// The NIC models `set_link` reaches.
+pub(crate) enum Nic {
+    Virtio(Arc<Mutex<Net>>),
+    E1000(super::nic::SharedE1000),
 }
 
 impl NicControl {
+    /// A NIC known by its netdev id and, if given, its device id.
+    pub(crate) fn new(netdev: &str, id: Option<&str>, nic: Nic) -> Self {
+        NicControl {
+            names: std::iter::once(netdev)
+                .chain(id)
+                .map(str::to_string)
+                .collect(),
+            nic,
+        }
+    }
+
     pub(crate) fn is_named(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
     }
 
-    /// Link status as the guest sees it in config space; a change raises a
-    /// config interrupt. Down also drops what the guest sends, as QEMU.
+    /// Link status as the guest sees it (virtio-net's config space and a
+    /// config interrupt, the e1000's STATUS and LSC). Down also drops what
+    /// the guest sends, as QEMU.
     pub(crate) fn set_link(&self, up: bool) {
-        lock(&self.net).set_link_up(up);
+        match &self.nic {
+            Nic::Virtio(net) => lock(net).set_link_up(up),
+            Nic::E1000(card) => card
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_link_up(up),
+        }
     }
 }
 
@@ -162,12 +186,7 @@ pub(crate) fn build(
         VirtioConfig::Net(n) => {
             let (net, passt) = open_nic(n).map_err(|e| ("-netdev", e))?;
             let net = Arc::new(Mutex::new(net));
-            let nic = NicControl {
-                names: std::iter::once(n.netdev.clone())
-                    .chain(n.id.clone())
-                    .collect(),
-                net: net.clone(),
-            };
+            let nic = NicControl::new(&n.netdev, n.id.as_deref(), Nic::Virtio(net.clone()));
             Built {
                 nic: Some(nic),
                 passt,
