@@ -623,6 +623,19 @@ impl Builder {
         for (i, (dev, addr)) in finished.devices.into_iter().zip(addrs).enumerate() {
             match (models.next_if(|&(at, _)| at == i), dev, addr) {
                 (Some((_, model)), VirtioConfig::Net(net), DeviceAddr::Pci { addr }) => {
+                    // Behind a root port it would need the port's I/O and
+                    // memory windows around its BARs, which rvirt's
+                    // placement gives virtio functions only.
+                    if addr.bus != PciBus::Root {
+                        return Err(ConfigError::new(
+                            "-device",
+                            format!(
+                                "{} '{}' must sit on the root bus: behind a root port it is not supported yet",
+                                model.driver(),
+                                net.id.as_deref().unwrap_or(&net.netdev)
+                            ),
+                        ));
+                    }
                     self.cfg.nics.push(PciNicConfig { model, net, addr })
                 }
                 (_, dev, addr) => {

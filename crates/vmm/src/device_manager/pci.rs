@@ -207,7 +207,8 @@ impl PciPlan {
         }
         let mut nics = Vec::new();
         for n in &cfg.nics {
-            // The parser puts these on the root bus only.
+            // The parser keeps these on the root bus: their BARs come from
+            // the machine's windows, not a root port's.
             let mmio = rvirt_nic::e1000::MMIO_SIZE;
             let io = rvirt_nic::e1000::IO_SIZE;
             nics.push(NicPlan {

@@ -245,4 +245,13 @@ fn e1000_errors_are_qemus() {
         "virtio-net-pci,netdev=n"
     ])
     .contains("it's in use"));
+    assert!(e(&[
+        "-M",
+        "q35",
+        "-device",
+        "pcie-root-port,id=pci.1,chassis=1,addr=0x2",
+        "-device",
+        "e1000,netdev=n,id=net0,bus=pci.1"
+    ])
+    .contains("e1000 'net0' must sit on the root bus"));
 }
