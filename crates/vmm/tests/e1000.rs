@@ -259,3 +259,84 @@ fn frames_both_ways_on_a_tap() {
         assert!(lines.starts_with("E1000 slot=5 "), "{lines}");
     });
 }
+
+/// QMP `set_link` reaches the card by its id or its netdev: a guest started
+/// with the link down sees STATUS.LU clear and its frame goes nowhere;
+/// set up again, the link carries the host's frame to it.
+#[test]
+fn set_link_takes_the_link_down_and_up() {
+    use rvirt_qmp::QmpClient;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("net.sock");
+    let qmp_sock = dir.path().join("qmp.sock");
+    let serial = dir.path().join("serial.log");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut args = base_args(&serial);
+    args.extend([
+        "-S".into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", qmp_sock.display()),
+        "-netdev".into(),
+        format!(
+            "stream,id=hostnet0,server=off,addr.type=unix,addr.path={}",
+            sock.display()
+        ),
+        "-device".into(),
+        "e1000,netdev=hostnet0,id=net0,mac=52:54:00:12:34:56".into(),
+    ]);
+    let vm = Spawned::start(
+        die_with_test(&mut Command::new(vmm()))
+            .args(&args)
+            .stdin(Stdio::null()),
+    );
+    listener.set_nonblocking(true).unwrap();
+    let mut conn = poll("the VMM's stream connection", T, || {
+        listener
+            .accept()
+            .map(|(c, _)| c)
+            .map_err(|e| format!("{e}\n{}", vm.describe()))
+    });
+    conn.set_nonblocking(false).unwrap();
+    let qmp = poll("the monitor", T, || {
+        QmpClient::connect(&qmp_sock, T).map_err(|e| e.to_string())
+    });
+    let link = |name: &str, up: bool| {
+        qmp.execute(
+            "set_link",
+            Some(serde_json::json!({ "name": name, "up": up })),
+        )
+    };
+    assert!(link("nope", false).is_err(), "an unknown NIC is an error");
+    link("hostnet0", false).expect("set_link by netdev");
+    qmp.execute("cont", None).unwrap();
+    let serial_text = || std::fs::read_to_string(&serial).unwrap_or_default();
+    let seen = poll("the guest's transmit", T, || {
+        let s = serial_text();
+        if s.contains("TX_DONE") {
+            Ok(s)
+        } else {
+            Err(format!("serial:\n{s}"))
+        }
+    });
+    assert_eq!(output::value(&seen, "LINK"), Some("0"), "{seen}");
+    // Down: the guest's frame went nowhere.
+    conn.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 4];
+    assert!(
+        conn.read(&mut b).is_err(),
+        "a frame crossed a link that is down"
+    );
+    link("net0", true).expect("set_link by device id");
+    let reply = host_frame();
+    conn.write_all(&(reply.len() as u32).to_be_bytes()).unwrap();
+    conn.write_all(&reply).unwrap();
+    let out = vm.output(T);
+    let s = serial_text();
+    assert!(out.status.success() && output::done(&s), "{s}");
+    assert_eq!(
+        output::value(&s, "RX_PAYLOAD").map(str::as_bytes),
+        Some(HOST_PAYLOAD),
+        "{s}"
+    );
+}
