@@ -107,11 +107,15 @@ pub enum Guest {
     /// moves BAR 0, then draws a stripe through the moved BAR (see the
     /// README).
     Display,
+    /// PVH: finds an e1000 on PCI bus 0, reads its MAC from the EEPROM
+    /// (EERD and bit-banged EECD) with the checksum, sends a broadcast
+    /// frame and waits for one to its MAC, polling (see the README).
+    E1000,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 23] = [
+    pub const ALL: [Guest; 24] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -135,6 +139,7 @@ impl Guest {
         Guest::Dhcp,
         Guest::Idle,
         Guest::Display,
+        Guest::E1000,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -163,6 +168,7 @@ impl Guest {
             Guest::Dhcp => "dhcp",
             Guest::Idle => "idle",
             Guest::Display => "display",
+            Guest::E1000 => "e1000",
         }
     }
 

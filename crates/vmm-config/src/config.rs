@@ -142,6 +142,32 @@ pub struct NetConfig {
     pub bootindex: Option<u32>,
 }
 
+/// The model of an emulated NIC that is not virtio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicModel {
+    /// `-device e1000`: Intel's 82540EM.
+    E1000,
+}
+
+impl NicModel {
+    /// QEMU's driver name.
+    pub fn driver(self) -> &'static str {
+        match self {
+            NicModel::E1000 => "e1000",
+        }
+    }
+}
+
+/// An emulated NIC that is not virtio (`-device e1000,netdev=ID,...`):
+/// its netdev, MAC, id and boot index as virtio-net's, always a PCI
+/// function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PciNicConfig {
+    pub model: NicModel,
+    pub net: NetConfig,
+    pub addr: PciAddr,
+}
+
 /// A virtio console: `-device virtio-serial-device` with one
 /// `-device virtconsole,chardev=ID` on it (port 0; no MULTIPORT yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,6 +439,9 @@ pub struct VmConfig {
     /// virtio-mmio slots are handed out in this order, PCI functions sit
     /// where `bus=`/`addr=` (or QEMU's first free slot) put them.
     pub virtio_addrs: Vec<DeviceAddr>,
+    /// The emulated NICs that are not virtio (`-device e1000`), in
+    /// command-line order.
+    pub nics: Vec<PciNicConfig>,
     /// PCI Express root ports (`-device pcie-root-port`), in command-line
     /// order.
     pub root_ports: Vec<RootPortConfig>,
@@ -492,6 +521,7 @@ impl Default for VmConfig {
             pvpanic: false,
             virtio: Vec::new(),
             virtio_addrs: Vec::new(),
+            nics: Vec::new(),
             root_ports: Vec::new(),
             ahci: Vec::new(),
             ata_drives: Vec::new(),

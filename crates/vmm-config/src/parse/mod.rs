@@ -558,6 +558,17 @@ impl Builder {
                     },
                 });
             }
+            "e1000" => {
+                let index = self.virtio.device_count();
+                self.pci.device("e1000", &mut o, index)?;
+                self.virtio.nic(NicModel::E1000, &mut o)?;
+                o.finish()?;
+            }
+            "e1000e" => {
+                return Err(
+                    o.error("'e1000e' is not supported yet (rvirt emulates the e1000)".into())
+                )
+            }
             d if d.ends_with("-pci-transitional") => {
                 return Err(o.error(format!(
                     "'{d}': rvirt's virtio-pci devices are modern only (no legacy interface); use '{}'",
@@ -658,13 +669,39 @@ impl Builder {
             std::mem::take(&mut self.ata).finish(self.cfg.chipset, &ahci_placed, &mut virtio)?;
         self.cfg.ahci = ahci;
         self.cfg.ata_drives = ata_drives;
-        self.cfg.virtio = virtio.finish(&|id| self.chardev(id, "-device"))?;
+        let finished = virtio.finish(&|id| self.chardev(id, "-device"))?;
         if let (Some(d), Some(addr)) = (self.cfg.display.as_mut(), display) {
             d.addr = addr;
         }
-        self.cfg.virtio_addrs = vec![DeviceAddr::Mmio; self.cfg.virtio.len()];
+        let mut addrs = vec![DeviceAddr::Mmio; finished.devices.len()];
         for (i, addr) in placed {
-            self.cfg.virtio_addrs[i] = addr;
+            addrs[i] = addr;
+        }
+        // The NICs that are not virtio leave the virtio list, placed.
+        let mut models = finished.nics.into_iter().peekable();
+        for (i, (dev, addr)) in finished.devices.into_iter().zip(addrs).enumerate() {
+            match (models.next_if(|&(at, _)| at == i), dev, addr) {
+                (Some((_, model)), VirtioConfig::Net(net), DeviceAddr::Pci { addr }) => {
+                    // Behind a root port it would need the port's I/O and
+                    // memory windows around its BARs, which rvirt's
+                    // placement gives virtio functions only.
+                    if addr.bus != PciBus::Root {
+                        return Err(ConfigError::new(
+                            "-device",
+                            format!(
+                                "{} '{}' must sit on the root bus: behind a root port it is not supported yet",
+                                model.driver(),
+                                net.id.as_deref().unwrap_or(&net.netdev)
+                            ),
+                        ));
+                    }
+                    self.cfg.nics.push(PciNicConfig { model, net, addr })
+                }
+                (_, dev, addr) => {
+                    self.cfg.virtio.push(dev);
+                    self.cfg.virtio_addrs.push(addr);
+                }
+            }
         }
         self.cfg.root_ports = ports;
         for (chardev, id, control, pretty) in &self.monitor_refs {

@@ -10,6 +10,7 @@ mod ata;
 mod display;
 mod firmware;
 mod legacy;
+mod nic;
 mod pci;
 pub(crate) mod virtio;
 
@@ -74,6 +75,9 @@ pub(crate) struct DeviceManager {
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
     nics: Vec<NicControl>,
+    /// The NICs that are not virtio (`-device e1000`), in command-line
+    /// order, as [`VmConfig::nics`].
+    pci_nics: Vec<nic::SharedE1000>,
     disks: Vec<DiskModel>,
     /// passt for each `-netdev user`, stopped when the VMM ends.
     _passt: Vec<crate::passt::Passt>,
@@ -137,6 +141,7 @@ impl DeviceManager {
             chardevs: Vec::new(),
             balloon: None,
             nics: Vec::new(),
+            pci_nics: Vec::new(),
             disks: Vec::new(),
             _passt: Vec::new(),
             events,
@@ -206,6 +211,19 @@ impl DeviceManager {
         dm.ata = ata.controllers;
         dm.ata_drives = ata.drives;
         dm.disks.extend(ata.models);
+        for n in &cfg.nics {
+            let built = nic::build(n).map_err(|source| VmmError::Virtio {
+                option: "-netdev",
+                source,
+            })?;
+            dm.nics.push(NicControl::new(
+                &n.net.netdev,
+                n.net.id.as_deref(),
+                virtio::Nic::E1000(built.device.clone()),
+            ));
+            dm.pci_nics.push(built.device);
+            dm._passt.extend(built.passt);
+        }
         if has_pci {
             dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests, &dm.ata)?);
         }
@@ -276,6 +294,7 @@ impl DeviceManager {
                     pm,
                     legacy.reset_control,
                     &devices,
+                    &self.pci_nics,
                     &mut subscribers,
                     &mut platform,
                 )?)
@@ -325,6 +344,12 @@ impl DeviceManager {
                 };
                 Some(firmware::BootDevice { index, path })
             })
+            .chain(self.config.nics.iter().filter_map(|n| {
+                Some(firmware::BootDevice {
+                    index: n.net.bootindex?,
+                    path: firmware::pci_boot_path(&self.config, n.addr, "ethernet@0"),
+                })
+            }))
             .collect();
         for d in &self.ata_drives {
             let Some(index) = d.bootindex else { continue };

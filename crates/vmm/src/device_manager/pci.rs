@@ -1,5 +1,6 @@
-//! PCI on `pc` and `q35`: the chipset's functions, the root ports and the
-//! virtio-pci functions of the command line.
+//! PCI on `pc` and `q35`: the chipset's functions, the root ports, the
+//! virtio-pci functions and the emulated NICs (`-device e1000`) of the
+//! command line.
 //!
 //! Placed once ([`PciPlan::new`]): each function where the command line put
 //! it, its MSI-X vectors' GSIs, and, since rvirt boots kernels directly
@@ -48,6 +49,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::ata::{AtaController, AtaSubscriber};
 use super::display::{DisplayPlan, VramSlot};
+use super::nic::{NicSubscriber, SharedE1000};
 use super::virtio::SharedVirtio;
 use super::VirtioSubscriber;
 use crate::event_loop::Subscriber;
@@ -90,12 +92,23 @@ struct AhciPlan {
     abar: u64,
 }
 
+/// An emulated NIC that is not virtio, as placed.
+struct NicPlan {
+    addr: PciAddr,
+    id: Option<String>,
+    /// Where firmware would put BAR 0 (registers) and BAR 1 (ports).
+    mmio_bar: u64,
+    io_bar: u64,
+}
+
 /// The PCI side of the machine, placed once.
 pub(crate) struct PciPlan {
     chipset: Chipset,
     ports: Vec<PortPlan>,
     functions: Vec<FunctionPlan>,
     ahci: Vec<AhciPlan>,
+    /// [`VmConfig::nics`], in order.
+    nics: Vec<NicPlan>,
     /// The ISA IRQs a PIRQ routing register may pick: those no other
     /// device drives.
     isa_irqs: Vec<u32>,
@@ -229,6 +242,19 @@ impl PciPlan {
             Some(d) => Some(DisplayPlan::new(d, alloc)?),
             None => None,
         };
+        let mut nics = Vec::new();
+        for n in &cfg.nics {
+            // The parser keeps these on the root bus: their BARs come from
+            // the machine's windows, not a root port's.
+            let mmio = rvirt_nic::e1000::MMIO_SIZE;
+            let io = rvirt_nic::e1000::IO_SIZE;
+            nics.push(NicPlan {
+                addr: n.addr,
+                id: n.net.id.clone(),
+                mmio_bar: alloc.allocate_mmio32(mmio, mmio).map_err(placement)?.base,
+                io_bar: alloc.allocate_pio(io, io).map_err(placement)?.base,
+            });
+        }
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
             display,
@@ -236,6 +262,7 @@ impl PciPlan {
             ports,
             functions,
             ahci,
+            nics,
             isa_irqs,
             mem64: (window64, window64 + layout::MMIO64_SIZE - 1),
             ram_low: ram.low,
@@ -253,6 +280,7 @@ impl PciPlan {
         pm: SharedDevice,
         reset_control: Option<SharedDevice>,
         virtio: &[SharedVirtio],
+        nics: &[SharedE1000],
         subscribers: &mut Vec<Box<dyn Subscriber>>,
         platform: &mut AcpiConfig,
     ) -> Result<PciWiring, VmmError> {
@@ -336,6 +364,16 @@ impl PciPlan {
             subscribers.push(Box::new(AtaSubscriber {
                 ahci: a.ahci.clone(),
                 kick,
+            }));
+        }
+        // The NICs: this boot's RAM and INTx pin, a fresh function.
+        for (plan, device) in self.nics.iter().zip(nics) {
+            let pin = router.source(self.wire_of(&plan.addr, 0));
+            let mut d = device.lock().unwrap_or_else(|p| p.into_inner());
+            d.attach(machine.memory().clone(), pin);
+            subscribers.push(Box::new(NicSubscriber {
+                device: device.clone(),
+                kick: d.kick_fd(),
             }));
         }
 
@@ -467,6 +505,21 @@ impl PciPlan {
                     notifiers.insert(id, n);
                 }
             }
+            for (plan, device) in self.nics.iter().zip(nics) {
+                let f: SharedFunction = device.clone();
+                if preset == Preset::DirectBoot {
+                    let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
+                    program_nic(&f, plan, gsi);
+                }
+                set_multifunction(&f, plan.addr.multifunction);
+                let info = FunctionInfo {
+                    id: plan.id.clone(),
+                    parent: None,
+                    slot: plan.addr.slot,
+                    function: plan.addr.function,
+                };
+                add(&mut b, info, f, false);
+            }
             b.build(pio.clone(), mmio.clone(), Some(observer))
         });
         if let Some(e) = failed {
@@ -587,6 +640,21 @@ fn program_function(f: &SharedFunction, plan: &FunctionPlan, gsi: u32) {
     cfg.set_bar_address(usize::from(MSIX_BAR), plan.msix_bar);
     cfg.set_bar_address(usize::from(VIRTIO_BAR), plan.virtio_bar);
     cfg.set_u16(reg::COMMAND, command::MEMORY | command::MASTER);
+    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+}
+
+/// What firmware leaves in an e1000: its BARs, decode and bus mastering
+/// on, the Interrupt Line register.
+fn program_nic(f: &SharedFunction, plan: &NicPlan, gsi: u32) {
+    use rvirt_nic::e1000::{IO_BAR, MMIO_BAR};
+    let mut f = lock(f);
+    let cfg = f.config_mut();
+    cfg.set_bar_address(usize::from(MMIO_BAR), plan.mmio_bar);
+    cfg.set_bar_address(usize::from(IO_BAR), plan.io_bar);
+    cfg.set_u16(
+        reg::COMMAND,
+        command::IO | command::MEMORY | command::MASTER,
+    );
     cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
 }
 
