@@ -21,6 +21,8 @@
 # - SeaBIOS (bios.bin, bios-256k.bin, bios-microvm.bin and the VGA BIOS images
 #   in /usr/share/seabios), the firmware disk boots run through, with rvirt
 #   and with the reference QEMU alike;
+# - xorriso, which builds the El Torito ISO the SATA CD-ROM boot tests
+#   boot from;
 # - cargo-fuzz, for scripts/check.sh's fuzz runs, and cargo-nextest, the
 #   test runner (both come with the machine image; installed if missing).
 # The Rust toolchain, gcc and binutils come with the machine.
@@ -75,6 +77,7 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 command -v ld >/dev/null || need_apt+=(binutils)
 command -v lz4 >/dev/null || need_apt+=(lz4)
 [ -e /usr/share/seabios/bios-microvm.bin ] || need_apt+=(seabios)
+command -v xorriso >/dev/null || need_apt+=(xorriso)
 command -v ip >/dev/null || need_apt+=(iproute2)
 [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 [ -x /usr/sbin/nft ] || need_apt+=(nftables)

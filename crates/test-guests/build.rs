@@ -49,6 +49,8 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("pci", "pci.c", Kind::Pvh, &[]),
     ("dhcp", "dhcp.c", Kind::Pvh, &[]),
     ("idle", "idle.c", Kind::Pvh, &[]),
+    ("display", "display.c", Kind::Pvh, &[]),
+    ("e1000", "e1000.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:

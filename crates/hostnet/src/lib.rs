@@ -6,6 +6,8 @@
 //! - [`tap`]: `/dev/net/tun` taps with IFF_VNET_HDR, opened by name or
 //!   adopted from a descriptor, the vnet header size and the receive
 //!   offloads.
+//! - [`backend`]: [`NetBackend`], what a NIC model sends frames to and
+//!   receives them from, for taps, streams and test socketpairs.
 //! - [`bridge`]: a virtual network's bridge (create, STP, forward delay,
 //!   addresses, delete), as libvirt's bridge driver makes it.
 //! - [`iface`]: the interface ioctls on any link (MAC, MTU, index, up) and
@@ -23,6 +25,7 @@
 //! enough to keep in one place here (Cloud Hypervisor's `net_util` does the
 //! same).
 
+pub mod backend;
 pub mod bridge;
 pub mod iface;
 pub mod passt;
@@ -31,6 +34,7 @@ pub mod tap;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
+pub use backend::{NetBackend, SocketBackend};
 pub use iface::Interfaces;
 pub use stream::{StreamError, StreamNetdev};
 pub use tap::{Offloads, Tap, TapError, VNET_HDR_LEN};

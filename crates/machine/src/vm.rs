@@ -1,5 +1,6 @@
 //! Creating the KVM VM, its memory and its vCPUs, and loading a guest.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_PIT_SPEAKER_DUMMY};
@@ -14,6 +15,7 @@ use crate::firmware::{self, BiosArea, FirmwareConfig, FirmwareError};
 use crate::layout::{self, Board, MemoryRange, RamLayout};
 use crate::mptable;
 use crate::regs::{self, RegsError};
+use crate::slot::{DeviceMemory, MemorySlot, FIRST_DEVICE_SLOT};
 use crate::topology::Topology;
 use crate::vcpu::{VcpuEvents, Vcpus};
 
@@ -147,6 +149,8 @@ pub struct Machine {
     boot_cpus: u32,
     /// Run first on every vCPU thread (the VMM's seccomp filter).
     vcpu_thread_start: Option<fn()>,
+    /// The next KVM slot number for device memory.
+    next_slot: AtomicU32,
 }
 
 impl Machine {
@@ -240,6 +244,7 @@ impl Machine {
             bios,
             boot_cpus: ncpus,
             vcpu_thread_start: None,
+            next_slot: AtomicU32::new(FIRST_DEVICE_SLOT),
         })
     }
 
@@ -253,6 +258,13 @@ impl Machine {
     /// Guest memory.
     pub fn memory(&self) -> &GuestMemoryMmap {
         &self.memory
+    }
+
+    /// `memory` as a new memory slot of this VM (with KVM's dirty log),
+    /// mapped nowhere until [`MemorySlot::place`].
+    pub fn memory_slot(&self, memory: Arc<DeviceMemory>) -> MemorySlot {
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        MemorySlot::new(self.vm.clone(), slot, memory)
     }
 
     /// The RAM layout.

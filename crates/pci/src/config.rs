@@ -426,6 +426,30 @@ impl ConfigSpace {
         at
     }
 
+    /// Adds a capability at a fixed offset `at` (a model that must match
+    /// QEMU's layout byte for byte, as ICH9 AHCI's MSI at 0x80); later
+    /// [`ConfigSpace::add_capability`] calls go past it. It heads the
+    /// list, as there.
+    ///
+    /// # Panics
+    /// If `at` is not dword aligned, lies before the header's end, or the
+    /// capability does not fit (a device model bug).
+    pub fn add_capability_at(&mut self, at: u16, id: u8, len: u8) -> u16 {
+        let end = at + u16::from(len);
+        assert!(
+            at.is_multiple_of(4) && at >= FIRST_CAPABILITY && len >= 2 && end <= CONFIG_SIZE as u16,
+            "capability placement"
+        );
+        let head = self.read_u8(reg::CAPABILITY_LIST);
+        self.set_u8(at, id);
+        self.set_u8(at + 1, head);
+        self.set_u8(reg::CAPABILITY_LIST, at as u8);
+        let st = self.read_u16(reg::STATUS);
+        self.set_u16(reg::STATUS, st | status::CAP_LIST);
+        self.next_capability = self.next_capability.max(end);
+        at
+    }
+
     /// Reads `data.len()` bytes at `offset`; bytes past the space read as
     /// all ones, as a config read of a register that does not exist.
     pub fn read(&self, offset: u16, data: &mut [u8]) {

@@ -181,3 +181,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn capabilities_at_fixed_offsets_head_the_list_and_push_later_ones_past() {
+    let mut c = ConfigSpace::endpoint(&IDS, false);
+    assert_eq!(c.add_capability_at(0xa8, 0x12, 8), 0xa8);
+    assert_eq!(c.add_capability_at(0x80, 0x05, 14), 0x80);
+    // The list: 0x80 -> 0xa8 -> end, as QEMU's ich9-ahci.
+    assert_eq!(c.read_u8(reg::CAPABILITY_LIST), 0x80);
+    assert_eq!(c.read_u16(0x80), 0xa805);
+    assert_eq!(c.read_u16(0xa8), 0x0012);
+    assert_ne!(c.read_u16(reg::STATUS) & status::CAP_LIST, 0);
+    assert_eq!(c.add_capability(0x09, 4), 0xb0);
+}

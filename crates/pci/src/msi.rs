@@ -37,9 +37,27 @@ impl MsiCapability {
     /// # Panics
     /// For a vector count the spec does not have (a device model bug).
     pub fn add(cfg: &mut ConfigSpace, vectors: u8, per_vector_mask: bool) -> Self {
+        Self::add_maybe_at(cfg, None, vectors, per_vector_mask)
+    }
+
+    /// [`MsiCapability::add`] at the fixed offset `at` (see
+    /// [`ConfigSpace::add_capability_at`]).
+    pub fn add_at(cfg: &mut ConfigSpace, at: u16, vectors: u8, per_vector_mask: bool) -> Self {
+        Self::add_maybe_at(cfg, Some(at), vectors, per_vector_mask)
+    }
+
+    fn add_maybe_at(
+        cfg: &mut ConfigSpace,
+        at: Option<u16>,
+        vectors: u8,
+        per_vector_mask: bool,
+    ) -> Self {
         assert!(vectors.is_power_of_two() && vectors <= 32, "MSI vectors");
         let len = if per_vector_mask { 24 } else { 14 };
-        let offset = cfg.add_capability(CAP_ID, len);
+        let offset = match at {
+            Some(at) => cfg.add_capability_at(at, CAP_ID, len),
+            None => cfg.add_capability(CAP_ID, len),
+        };
         let mmc = u16::try_from(vectors.trailing_zeros()).expect("at most 5");
         let pvm = if per_vector_mask { PER_VECTOR_MASK } else { 0 };
         cfg.set_u16(offset + 2, (mmc << 1) | ADDR_64 | pvm);

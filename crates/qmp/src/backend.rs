@@ -132,6 +132,15 @@ pub trait MonitorBackend: Send + Sync {
         Err(QmpError::device_not_found(name))
     }
 
+    /// The removable-media commands (`eject`, `blockdev-open-tray`,
+    /// `blockdev-close-tray`, `blockdev-remove-medium`,
+    /// `blockdev-change-medium`) on the drive `target` names. Unknown
+    /// drives: DeviceNotFound, as QEMU.
+    fn medium(&self, target: &MediumTarget, op: MediumOp) -> Result<(), QmpError> {
+        let _ = op;
+        Err(QmpError::device_not_found(target.name()))
+    }
+
     /// `query-pci`: the PCI buses as the guest has programmed them (none
     /// for a machine without PCI).
     fn query_pci(&self) -> Result<Vec<PciInfo>, QmpError> {
@@ -255,4 +264,44 @@ pub trait MonitorBackend: Send + Sync {
     fn version(&self) -> VersionInfo {
         VersionInfo::rvirt()
     }
+}
+
+/// The drive a removable-media command names: by its block backend name
+/// (`device`) or its guest device's id (`id`), as QEMU takes either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediumTarget {
+    pub device: Option<String>,
+    pub id: Option<String>,
+}
+
+impl MediumTarget {
+    /// The name errors give.
+    pub fn name(&self) -> &str {
+        self.id
+            .as_deref()
+            .or(self.device.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// What a removable-media command does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediumOp {
+    /// `blockdev-open-tray`; `eject` is this and a removal.
+    OpenTray {
+        force: bool,
+    },
+    CloseTray,
+    /// `blockdev-remove-medium` (the tray must be open).
+    Remove,
+    /// `eject`.
+    Eject {
+        force: bool,
+    },
+    /// `blockdev-change-medium`: open, remove, insert `filename` (raw),
+    /// close.
+    Change {
+        filename: String,
+        format: Option<String>,
+    },
 }

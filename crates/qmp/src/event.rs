@@ -90,6 +90,15 @@ pub enum Event {
         /// RAM minus the balloon, in bytes.
         actual: i64,
     },
+    /// A removable medium's tray opened or closed (the guest's eject, or
+    /// the monitor's).
+    DeviceTrayMoved {
+        /// The drive's block backend name (empty for a `-blockdev` one).
+        device: String,
+        /// The guest device's id.
+        id: String,
+        tray_open: bool,
+    },
     /// A VNC client connected (before authentication).
     VncConnected {
         /// The listener.
@@ -154,6 +163,7 @@ impl Event {
             Self::Shutdown { .. } => "SHUTDOWN",
             Self::GuestPanicked { .. } => "GUEST_PANICKED",
             Self::BalloonChange { .. } => "BALLOON_CHANGE",
+            Self::DeviceTrayMoved { .. } => "DEVICE_TRAY_MOVED",
             Self::VncConnected { .. } => "VNC_CONNECTED",
             Self::VncInitialized { .. } => "VNC_INITIALIZED",
             Self::VncDisconnected { .. } => "VNC_DISCONNECTED",
@@ -180,6 +190,11 @@ impl Event {
                 Some(Value::Object(data))
             }
             Self::BalloonChange { actual } => Some(json!({ "actual": actual })),
+            Self::DeviceTrayMoved {
+                device,
+                id,
+                tray_open,
+            } => Some(json!({ "device": device, "id": id, "tray-open": tray_open })),
             Self::VncConnected { server, client }
             | Self::VncInitialized { server, client }
             | Self::VncDisconnected { server, client } => {

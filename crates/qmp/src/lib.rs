@@ -27,7 +27,7 @@ mod server;
 mod session;
 mod types;
 
-pub use backend::{JobVerb, MonitorBackend};
+pub use backend::{JobVerb, MediumOp, MediumTarget, MonitorBackend};
 pub use bus::EventBus;
 pub use client::{ClientError, QmpClient, ReceivedEvent};
 pub use commands::command_names;

@@ -328,6 +328,9 @@ pub struct BlockInfo {
     /// The medium, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub inserted: Option<BlockDeviceInfo>,
+    /// Whether the tray is open; only for removable media.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tray_open: Option<bool>,
 }
 
 /// `BlockDeviceStats`: one node's or device's I/O counters (QEMU 7.2's

@@ -101,11 +101,21 @@ pub enum Guest {
     Dhcp,
     /// `IDLE`, then halted with interrupts off for good (bench/density).
     Idle,
+    /// PVH: finds the first 1234:1111 function, sets 800x600x32 through
+    /// the Bochs DISPI registers in BAR 2 and draws bands and a box, then
+    /// (each step after a byte on COM1) programs an impossible mode and
+    /// moves BAR 0, then draws a stripe through the moved BAR (see the
+    /// README).
+    Display,
+    /// PVH: finds an e1000 on PCI bus 0, reads its MAC from the EEPROM
+    /// (EERD and bit-banged EECD) with the checksum, sends a broadcast
+    /// frame and waits for one to its MAC, polling (see the README).
+    E1000,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 22] = [
+    pub const ALL: [Guest; 24] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -128,6 +138,8 @@ impl Guest {
         Guest::Pci,
         Guest::Dhcp,
         Guest::Idle,
+        Guest::Display,
+        Guest::E1000,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -155,6 +167,8 @@ impl Guest {
             Guest::Pci => "pci",
             Guest::Dhcp => "dhcp",
             Guest::Idle => "idle",
+            Guest::Display => "display",
+            Guest::E1000 => "e1000",
         }
     }
 

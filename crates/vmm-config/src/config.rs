@@ -142,6 +142,32 @@ pub struct NetConfig {
     pub bootindex: Option<u32>,
 }
 
+/// The model of an emulated NIC that is not virtio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicModel {
+    /// `-device e1000`: Intel's 82540EM.
+    E1000,
+}
+
+impl NicModel {
+    /// QEMU's driver name.
+    pub fn driver(self) -> &'static str {
+        match self {
+            NicModel::E1000 => "e1000",
+        }
+    }
+}
+
+/// An emulated NIC that is not virtio (`-device e1000,netdev=ID,...`):
+/// its netdev, MAC, id and boot index as virtio-net's, always a PCI
+/// function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PciNicConfig {
+    pub model: NicModel,
+    pub net: NetConfig,
+    pub addr: PciAddr,
+}
+
 /// A virtio console: `-device virtio-serial-device` with one
 /// `-device virtconsole,chardev=ID` on it (port 0; no MULTIPORT yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,6 +315,24 @@ pub enum DeviceAddr {
     Pci { addr: PciAddr },
 }
 
+/// A display device's model, by QEMU's device name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayModel {
+    /// `-device bochs-display`: the Bochs VBE registers and VRAM, no VGA.
+    Bochs,
+}
+
+/// `-device bochs-display,vgamem=,edid=,id=,bus=,addr=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayConfig {
+    pub model: DisplayModel,
+    pub id: Option<String>,
+    /// Video memory in bytes: 4 to 256 MiB, a power of two (QEMU rounds
+    /// up).
+    pub vgamem: u64,
+    pub addr: PciAddr,
+}
+
 /// `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootPortConfig {
@@ -300,6 +344,39 @@ pub struct RootPortConfig {
     /// The physical slot number (Slot Capabilities).
     pub slot: u16,
     pub addr: PciAddr,
+}
+
+/// An AHCI controller: q35's built-in one at 00:1f.2 (its ports are the
+/// buses `ide.0`-`ide.5`, as QEMU names them) or `-device ich9-ahci|ahci`
+/// (buses `ID.0`-`ID.5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AhciConfig {
+    pub id: Option<String>,
+    pub builtin: bool,
+    pub addr: PciAddr,
+}
+
+/// What an ATA drive is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtaKind {
+    /// `-device ide-hd`.
+    Disk,
+    /// `-device ide-cd`: read-only, removable, possibly empty.
+    Cdrom,
+}
+
+/// `-device ide-hd|ide-cd,bus=,drive=,…` on an AHCI port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtaDriveConfig {
+    pub kind: AtaKind,
+    /// Index in [`VmConfig::ahci`].
+    pub controller: usize,
+    pub port: u8,
+    pub id: Option<String>,
+    /// The medium; `None` for a CD-ROM with none.
+    pub disk: Option<DiskConfig>,
+    /// `bootindex=` (also in `disk`, which an empty CD-ROM lacks).
+    pub bootindex: Option<u32>,
 }
 
 impl VirtioConfig {
@@ -346,6 +423,9 @@ pub struct VmConfig {
     pub graphics: bool,
     /// `-vnc`: the VNC server of the graphical console.
     pub vnc: Option<crate::vnc::VncConfig>,
+    /// The display device the console shows (`-device bochs-display`);
+    /// without one the console is blank.
+    pub display: Option<DisplayConfig>,
     /// Serial ports, each on the COM port its `index` names.
     pub serials: Vec<SerialConfig>,
     /// Every `-chardev`, by id, including those used by serials and monitors.
@@ -359,9 +439,16 @@ pub struct VmConfig {
     /// virtio-mmio slots are handed out in this order, PCI functions sit
     /// where `bus=`/`addr=` (or QEMU's first free slot) put them.
     pub virtio_addrs: Vec<DeviceAddr>,
+    /// The emulated NICs that are not virtio (`-device e1000`), in
+    /// command-line order.
+    pub nics: Vec<PciNicConfig>,
     /// PCI Express root ports (`-device pcie-root-port`), in command-line
     /// order.
     pub root_ports: Vec<RootPortConfig>,
+    /// AHCI controllers, the built-in one first (q35).
+    pub ahci: Vec<AhciConfig>,
+    /// ATA drives on them, in command-line order.
+    pub ata_drives: Vec<AtaDriveConfig>,
     /// ACPI tables (off with `-no-acpi` or `-machine acpi=off`: the guest
     /// finds its CPUs in the MP table and cannot power itself off).
     pub acpi: bool,
@@ -427,13 +514,17 @@ impl Default for VmConfig {
             debugcon: None,
             graphics: false,
             vnc: None,
+            display: None,
             serials: Vec::new(),
             chardevs: Vec::new(),
             monitors: Vec::new(),
             pvpanic: false,
             virtio: Vec::new(),
             virtio_addrs: Vec::new(),
+            nics: Vec::new(),
             root_ports: Vec::new(),
+            ahci: Vec::new(),
+            ata_drives: Vec::new(),
             acpi: true,
             start_paused: false,
             no_reboot: false,

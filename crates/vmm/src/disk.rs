@@ -134,14 +134,35 @@ pub(crate) struct DiskModel {
     file_driver: &'static str,
     discard: bool,
     stats: Arc<Stats>,
-    /// The device, typed, for switching its image.
-    block: Arc<Mutex<Block>>,
+    /// The virtio-blk device, typed, for switching its image (ATA drives
+    /// have none: they take no snapshot).
+    block: Option<Arc<Mutex<Block>>>,
+    /// A removable medium's live state, read at each `query-block`.
+    tray: Option<Arc<dyn Fn() -> Tray + Send + Sync>>,
+}
+
+/// A CD-ROM's tray and medium as `query-block` reports them.
+#[derive(Debug, Clone)]
+pub(crate) struct Tray {
+    pub(crate) open: bool,
+    pub(crate) locked: bool,
+    /// The medium's file, if one is in.
+    pub(crate) file: Option<String>,
 }
 
 /// Opens the image of `d` with its chain: passed descriptors (the
 /// parent's `-add-fd`, QMP `add-fd`, or those a node kept) where the paths
 /// name fd sets.
 pub(crate) fn open_disk(d: &DiskConfig) -> Result<Disk, OpenError> {
+    open_disk_with(d, &open_options(d))
+}
+
+/// [`open_disk`] for a device whose requests carry tags of type `T`, with
+/// its own options.
+fn open_disk_with<T: Send + 'static>(
+    d: &DiskConfig,
+    options: &OpenOptions,
+) -> Result<rvirt_block::Disk<T>, OpenError> {
     // /dev/fdset/N: the files the parent opened and passed (-add-fd),
     // the backing images' too.
     let confined = rvirt_vmm_config::sandbox::fdset_of(d.path()).is_some();
@@ -158,24 +179,45 @@ pub(crate) fn open_disk(d: &DiskConfig) -> Result<Disk, OpenError> {
             })
         })
     };
-    Disk::open_image_with(&image_spec(&d.image), &open_options(d), &passed)
+    rvirt_block::Disk::open_image_with(&image_spec(&d.image), options, &passed)
 }
 
-/// `query-block`'s entry for disk `n`, configured as `d`, on `disk`.
-fn block_info(n: usize, d: &DiskConfig, disk: &Disk) -> BlockInfo {
-    let mut layers = disk.chain();
+/// Opens `d`'s image chain for a device whose requests carry tags of type
+/// `T`; returns it with its layers, top first.
+pub(crate) fn open_image<T: Send + 'static>(
+    d: &DiskConfig,
+    options: &OpenOptions,
+) -> Result<(rvirt_block::Disk<T>, Vec<Layer>), DiskError> {
+    let disk = open_disk_with(d, options).map_err(DiskError::Open)?;
+    let layers = layers_of(d, disk.chain(), disk.len().unwrap_or(0));
+    Ok((disk, layers))
+}
+
+/// The image's layers, top first; a raw image's chain is just the file.
+fn layers_of(d: &DiskConfig, mut layers: Vec<Layer>, len: u64) -> Vec<Layer> {
     if layers.is_empty() {
-        // Raw: the block layer's chain is just the file.
         layers.push(Layer {
             filename: d.path().display().to_string(),
             format: "raw",
-            virtual_size: disk.len().unwrap_or(0),
+            virtual_size: len,
             read_only: d.read_only(),
             backing_filename: None,
             backing_format: None,
             cluster_size: None,
         });
     }
+    layers
+}
+
+/// `query-block`'s entry for disk `n`, configured as `d`, on `disk`.
+fn block_info(n: usize, d: &DiskConfig, disk: &Disk) -> BlockInfo {
+    let layers = layers_of(d, disk.chain(), disk.len().unwrap_or(0));
+    block_info_of(n, d, &layers, false)
+}
+
+/// `query-block`'s entry for disk `n`, configured as `d`, opened as
+/// `layers` (top first); `removable` for a CD-ROM.
+fn block_info_of(n: usize, d: &DiskConfig, layers: &[Layer], removable: bool) -> BlockInfo {
     let (device, node_name) = if d.blockdev {
         (String::new(), d.drive.clone())
     } else {
@@ -185,14 +227,15 @@ fn block_info(n: usize, d: &DiskConfig, disk: &Disk) -> BlockInfo {
         device,
         qdev: d.id.clone(),
         kind: "unknown".into(),
-        removable: false,
+        removable,
         locked: false,
+        tray_open: removable.then_some(false),
         inserted: Some(BlockDeviceInfo {
             file: d.path().display().to_string(),
             node_name: Some(node_name),
-            backing_file: layers[0].backing_filename.clone(),
-            backing_file_depth: layers.len() as u32 - 1,
-            image: image_info(&layers),
+            backing_file: layers.first().and_then(|l| l.backing_filename.clone()),
+            backing_file_depth: layers.len().saturating_sub(1) as u32,
+            image: image_info(layers),
             cache: Some(BlockdevCacheInfo {
                 writeback: d.write_cache,
                 direct: d.cache().direct,
@@ -246,7 +289,8 @@ pub(crate) fn open(n: usize, d: &DiskConfig) -> Result<(Arc<Mutex<Block>>, DiskM
         },
         discard: d.discard(),
         stats,
-        block: block.clone(),
+        block: Some(block.clone()),
+        tray: None,
     };
     Ok((block, model))
 }
@@ -256,6 +300,48 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl DiskModel {
+    /// The monitor's view of disk `n` (its place names its anonymous
+    /// nodes), opened as `layers` (top first), counted in `stats`;
+    /// `removable` for a CD-ROM. A device built this way (an ATA drive)
+    /// takes no snapshot.
+    pub(crate) fn new(
+        n: usize,
+        d: &DiskConfig,
+        layers: &[Layer],
+        stats: Arc<Stats>,
+        removable: bool,
+    ) -> Self {
+        let file_node = d.image.file.node_name.clone().unwrap_or_else(|| anon(n, 1));
+        DiskModel {
+            n,
+            config: Arc::new(Mutex::new(d.clone())),
+            info: Arc::new(Mutex::new(block_info_of(n, d, layers, removable))),
+            file_node: Arc::new(Mutex::new(file_node)),
+            file_driver: match d.image.file.driver {
+                Protocol::File => "file",
+                Protocol::HostDevice => "host_device",
+            },
+            discard: d.discard(),
+            stats,
+            block: None,
+            tray: None,
+        }
+    }
+
+    /// The same, its tray and medium read live from `tray`.
+    pub(crate) fn with_tray(self, tray: Arc<dyn Fn() -> Tray + Send + Sync>) -> Self {
+        DiskModel {
+            tray: Some(tray),
+            ..self
+        }
+    }
+
+    fn virtio_block(&self) -> Result<&Mutex<Block>, String> {
+        self.block
+            .as_deref()
+            .ok_or_else(|| "the device does not support this operation".to_string())
+    }
+
     /// The format node the device uses (its `-blockdev` top node), if
     /// named.
     pub(crate) fn top_node(&self) -> Option<String> {
@@ -280,7 +366,7 @@ impl DiskModel {
         &self,
         log: Option<Arc<rvirt_block::commit::WriteLog>>,
     ) -> Result<(), String> {
-        lock(&self.block)
+        lock(self.virtio_block()?)
             .settle_and_log(log)
             .map_err(|e| e.to_string())
     }
@@ -296,7 +382,7 @@ impl DiskModel {
         }
         cfg.image = image;
         let mut info = None;
-        let old = lock(&self.block)
+        let old = lock(self.virtio_block()?)
             .switch_disk(|| {
                 let disk = open_disk(&cfg)?;
                 info = Some(block_info(self.n, &cfg, &disk));
@@ -321,6 +407,26 @@ impl DiskModel {
     /// `query-block`'s entry.
     pub(crate) fn info(&self) -> BlockInfo {
         let mut info = lock(&self.info).clone();
+        if let Some(tray) = &self.tray {
+            let t = tray();
+            info.tray_open = Some(t.open);
+            info.locked = t.locked;
+            match t.file {
+                None => info.inserted = None,
+                Some(file) => {
+                    if let Some(i) = info.inserted.as_mut() {
+                        if i.file != file {
+                            // A medium the monitor put in: a raw file.
+                            i.file = file.clone();
+                            i.backing_file = None;
+                            i.backing_file_depth = 0;
+                            i.drv = "raw".into();
+                            i.image = None;
+                        }
+                    }
+                }
+            }
+        }
         if let Some(image) = info.inserted.as_mut().and_then(|i| i.image.as_mut()) {
             fill_actual_size(image);
         }

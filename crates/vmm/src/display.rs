@@ -1,10 +1,9 @@
 //! The graphical console: rvirt-vnc's server on the listener `-vnc` names,
 //! its events on the QMP bus, and what the monitor asks of it.
 //!
-//! No display device exists yet, so the server shows a blank 640x480
-//! screen, as QEMU serves its "Guest has not initialized the display"
-//! screen when no device drew anything (without QEMU's text); the display
-//! devices will implement `rvirt_vnc::Framebuffer` and replace it.
+//! The server shows the display device's screen (`rvirt_display`); with
+//! none, a blank 640x480 screen, as QEMU serves its "Guest has not
+//! initialized the display" screen (without QEMU's text).
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
@@ -14,7 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use rvirt_qmp::{Event as QmpEvent, EventBus, QmpError, VncBasicInfo, VncInfo, VncServerInfo};
 use rvirt_vmm_config::{VncConfig, VncListen, VncShare};
-use rvirt_vnc::{AddrInfo, BlankFramebuffer, Event, NoInput, Options, SharePolicy, VncServer};
+use rvirt_vnc::{
+    AddrInfo, BlankFramebuffer, Event, Framebuffer, NoInput, Options, SharePolicy, VncServer,
+};
 
 /// Why `-vnc` could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +78,13 @@ fn listener(listen: &VncListen) -> Result<Option<OwnedFd>, DisplayError> {
 }
 
 impl Display {
-    /// Listens where `cfg` says and starts the server; its events go to
-    /// `bus` (only with a listener, as QEMU's).
+    /// Listens where `cfg` says and starts the server over `screen` (a
+    /// blank one without); its events go to `bus` (only with a listener,
+    /// as QEMU's).
     pub(crate) fn start(
         cfg: &VncConfig,
         name: Option<&str>,
+        screen: Option<Arc<dyn Framebuffer>>,
         bus: EventBus,
     ) -> Result<Arc<Self>, DisplayError> {
         let listen = listener(&cfg.listen)?;
@@ -130,7 +133,7 @@ impl Display {
             bus.post(event);
         });
         let server = VncServer::new(
-            Arc::new(BlankFramebuffer::new(640, 480)),
+            screen.unwrap_or_else(|| Arc::new(BlankFramebuffer::new(640, 480))),
             Arc::new(NoInput),
             options,
             events,

@@ -42,6 +42,11 @@ pub enum MonitorRequest {
     BlockCommit(rvirt_qmp::BlockCommit),
     /// QMP `block-job-complete`, `block-job-cancel`, `job-*` of a job.
     Job(rvirt_qmp::JobVerb, String),
+    /// The removable-media commands on a CD-ROM.
+    Medium {
+        target: rvirt_qmp::MediumTarget,
+        op: rvirt_qmp::MediumOp,
+    },
 }
 
 /// Something the VMM must act on.

@@ -86,6 +86,12 @@ pub enum VmmError {
     },
     #[error("-device")]
     Placement(#[source] rvirt_machine::AllocError),
+    #[error("-device {driver}")]
+    Ata {
+        driver: &'static str,
+        #[source]
+        source: disk::DiskError,
+    },
     #[error("fw_cfg")]
     Firmware {
         #[source]
@@ -225,7 +231,7 @@ impl Vmm {
         ));
         let display = match &config.vnc {
             Some(vnc) => Some(
-                display::Display::start(vnc, config.name.as_deref(), bus.clone())
+                display::Display::start(vnc, config.name.as_deref(), devices.screen(), bus.clone())
                     .map_err(VmmError::Vnc)?,
             ),
             None => None,
@@ -739,6 +745,7 @@ impl Vmm {
                     JobVerb::Dismiss => jobs.dismiss(&id, &self.bus),
                 }
             }
+            MonitorRequest::Medium { target, op } => self.devices.medium(&target, op, &self.bus),
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

@@ -159,6 +159,17 @@ impl MonitorBackend for Backend {
         self.ask(MonitorRequest::BalloonStatsInterval { secs })
     }
 
+    fn medium(
+        &self,
+        target: &rvirt_qmp::MediumTarget,
+        op: rvirt_qmp::MediumOp,
+    ) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::Medium {
+            target: target.clone(),
+            op,
+        })
+    }
+
     fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {
         self.ask(MonitorRequest::SetLink {
             name: name.to_string(),

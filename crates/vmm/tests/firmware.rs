@@ -1,6 +1,8 @@
 //! Firmware boot: SeaBIOS (Debian's, as QEMU uses it) boots the boot disk
-//! of crates/test-guests from a virtio-mmio disk, through fw_cfg; against
-//! QEMU 7.2 with the same firmware and command line.
+//! of crates/test-guests from a virtio-mmio disk, through fw_cfg, from
+//! virtio-blk-pci, and from a SATA disk and an El Torito CD-ROM on q35's
+//! AHCI controller; against QEMU 7.2 with the same firmware and command
+//! line.
 
 mod common;
 
@@ -320,4 +322,178 @@ fn which(cmd: &str) -> Option<PathBuf> {
             .map(|d| d.join(cmd))
             .find(|f| f.is_file())
     })
+}
+
+/// An El Torito ISO (no emulation) whose boot image is the boot disk,
+/// loaded whole (128 sectors: the boot sector does not read the rest from
+/// a CD), built with Debian's xorriso; None where it is missing and not
+/// required.
+fn boot_iso(dir: &Path) -> Option<PathBuf> {
+    let Some(xorriso) = which("xorriso") else {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("xorriso is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
+        }
+        eprintln!("xorriso not installed: the CD-ROM boot did not run");
+        return None;
+    };
+    let tree = dir.join("iso");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(boot_disk(), tree.join("boot.img")).unwrap();
+    let iso = dir.join("boot.iso");
+    let mut cmd = Command::new(xorriso);
+    cmd.args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(&iso)
+        .args(["-b", "boot.img", "-no-emul-boot", "-boot-load-size", "128"])
+        .arg(&tree);
+    let run = Spawned::start(&mut cmd).output(LIMIT);
+    assert!(run.status.success(), "xorriso: {run:?}");
+    Some(iso)
+}
+
+/// q35 with the boot medium on the built-in AHCI controller: a disk on
+/// port 0 or a CD-ROM on port 2, as libvirt 9.0 writes `<disk bus='sata'>`.
+/// On pc (`pc_ahci`), the disk is on port 3 of a `-device ahci` in slot 7
+/// instead, as libvirt writes a `<controller type='sata'>` there.
+fn sata_args(medium: &Path, cdrom: bool, pc_ahci: bool, serial: &Path) -> Vec<String> {
+    let (blockdev, device) = if cdrom {
+        (
+            format!(
+                r#"{{"node-name":"cd","read-only":true,"driver":"raw","file":{{"driver":"file","filename":"{}"}}}}"#,
+                medium.display()
+            ),
+            r#"{"driver":"ide-cd","bus":"ide.2","drive":"cd","id":"sata0-0-2","bootindex":1}"#,
+        )
+    } else {
+        (
+            format!(
+                r#"{{"node-name":"hd","read-only":false,"driver":"raw","file":{{"driver":"file","filename":"{}"}}}}"#,
+                medium.display()
+            ),
+            if pc_ahci {
+                r#"{"driver":"ide-hd","bus":"sata0.3","drive":"hd","id":"sata0-0-3","bootindex":1}"#
+            } else {
+                r#"{"driver":"ide-hd","bus":"ide.0","drive":"hd","id":"sata0-0-0","bootindex":1}"#
+            },
+        )
+    };
+    let mut a: Vec<String> = [
+        "-M",
+        if pc_ahci {
+            "pc-i440fx-7.2"
+        } else {
+            "pc-q35-7.2"
+        },
+        "-m",
+        "128",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        &format!("file:{}", serial.display()),
+        "-blockdev",
+        &blockdev,
+        "-device",
+        device,
+        "-debugcon",
+        &format!("file:{}", serial.with_extension("debug").display()),
+        "-global",
+        "isa-debugcon.iobase=0x402",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if pc_ahci {
+        // Before the drive on it, as QEMU wants (and libvirt writes).
+        a.splice(
+            0..0,
+            [
+                "-device".to_string(),
+                r#"{"driver":"ahci","id":"sata0","bus":"pci.0","addr":"0x7"}"#.to_string(),
+            ],
+        );
+    }
+    a
+}
+
+/// SeaBIOS boots the boot disk from a SATA disk and an El Torito ISO from
+/// a SATA CD-ROM on q35's AHCI controller, and a disk on a `-device ahci`
+/// on pc (finding them through its IDENTIFY and ATAPI commands, reading
+/// through PRDs), with the same
+/// serial lines as QEMU 7.2 with the same firmware and command line; the
+/// boot order names each drive by QEMU's path.
+#[test]
+fn boot_disk_and_iso_from_ahci_as_on_qemu() {
+    let Some(bios) = firmware("bios-256k.bin") else {
+        return;
+    };
+    let qemu = which("qemu-system-x86_64");
+    if qemu.is_none() && std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+        panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let iso = boot_iso(dir.path());
+    let mut cases = vec![
+        (
+            false,
+            false,
+            "1: /pci@i0cf8/pci8086,2922@1f,2/drive@0/disk@0",
+            "MBR long mode, boot drive 0x80",
+            "AHCI/0: registering: \"AHCI/0: QEMU HARDDISK ATA-7 Hard-Disk (1 MiBytes)\"",
+        ),
+        (
+            false,
+            true,
+            "1: /pci@i0cf8/pci8086,2922@7/drive@3/disk@0",
+            "MBR long mode, boot drive 0x80",
+            "AHCI/3: registering: \"AHCI/3: QEMU HARDDISK ATA-7 Hard-Disk (1 MiBytes)\"",
+        ),
+    ];
+    if iso.is_some() {
+        cases.push((
+            true,
+            false,
+            "1: /pci@i0cf8/pci8086,2922@1f,2/drive@2/disk@0",
+            "MBR long mode, boot drive 0xe0",
+            "AHCI/2: registering: \"DVD/CD [AHCI/2: QEMU DVD-ROM ATAPI-4 DVD/CD]\"",
+        ));
+    }
+    for (cdrom, pc_ahci, path, booted, found) in cases {
+        let medium = |name: &str| match &iso {
+            Some(iso) if cdrom => iso.clone(),
+            _ => {
+                let p = dir.path().join(name);
+                std::fs::copy(boot_disk(), &p).unwrap();
+                p
+            }
+        };
+        let serial = dir.path().join(format!("rvirt-{cdrom}-{pc_ahci}.serial"));
+        run_rvirt(&sata_args(&medium("rvirt.img"), cdrom, pc_ahci, &serial));
+        let ours = lines(&serial);
+        assert!(ours.contains(&booted.to_string()), "{ours:?}");
+        assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
+        let log = std::fs::read_to_string(serial.with_extension("debug")).unwrap();
+        for want in [path, found] {
+            assert!(log.contains(want), "{want:?} not in SeaBIOS's log:\n{log}");
+        }
+
+        if qemu.is_none() {
+            eprintln!("QEMU not installed: the comparison did not run");
+            continue;
+        }
+        let qserial = dir.path().join(format!("qemu-{cdrom}-{pc_ahci}.serial"));
+        let mut q = sata_args(&medium("qemu.img"), cdrom, pc_ahci, &qserial);
+        q.extend(["-enable-kvm", "-nographic", "-bios"].map(String::from));
+        q.push(bios.display().to_string());
+        let run = Spawned::start(
+            die_with_test(&mut Command::new("qemu-system-x86_64"))
+                .args(&q)
+                .stdin(Stdio::null()),
+        )
+        .output(LIMIT);
+        assert!(run.status.success(), "QEMU: {run:?}");
+        assert_eq!(ours, lines(&qserial), "rvirt's serial lines vs QEMU's");
+        let qlog = std::fs::read_to_string(qserial.with_extension("debug")).unwrap();
+        for want in [path, found] {
+            assert!(qlog.contains(want), "{want:?} not in QEMU's SeaBIOS log");
+        }
+    }
 }

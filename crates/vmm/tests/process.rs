@@ -58,8 +58,8 @@ fn bad_input_gets_one_line_and_status_1() {
         "-frobnicate: invalid option",
     );
     fails_with(
-        &["-kernel", k, "-device", "e1000,netdev=n0"],
-        "-device: device 'e1000' is not supported",
+        &["-kernel", k, "-device", "ne2k_pci,netdev=n0"],
+        "-device: device 'ne2k_pci' is not supported",
     );
     fails_with(
         &["-kernel", k, "-serial", "file:/nonexistent/dir/out"],

@@ -2,7 +2,7 @@
 
 use super::CAPABILITIES_PARAMS;
 use crate::args::{check, ArgType, Param};
-use crate::backend::MonitorBackend;
+use crate::backend::{MediumOp, MediumTarget, MonitorBackend};
 use crate::error::{ErrorClass, QmpError};
 use serde_json::{json, Map, Value};
 
@@ -142,6 +142,93 @@ pub(super) fn set_link(
     let name = args.get("name").and_then(Value::as_str).unwrap_or_default();
     let up = args.get("up").and_then(Value::as_bool).unwrap_or(true);
     b.set_link(name, up)?;
+    Ok(Value::Object(Map::new()))
+}
+
+/// `eject` and `blockdev-open-tray`'s arguments (qapi/block.json).
+pub(crate) const EJECT_PARAMS: &[Param] = &[
+    Param::optional("device", ArgType::Str),
+    Param::optional("id", ArgType::Str),
+    Param::optional("force", ArgType::Bool),
+];
+
+/// `blockdev-close-tray`'s arguments.
+pub(crate) const CLOSE_TRAY_PARAMS: &[Param] = &[
+    Param::optional("device", ArgType::Str),
+    Param::optional("id", ArgType::Str),
+];
+
+/// `blockdev-remove-medium`'s arguments.
+pub(crate) const REMOVE_MEDIUM_PARAMS: &[Param] = &[Param::required("id", ArgType::Str)];
+
+/// `blockdev-change-medium`'s arguments.
+pub(crate) const CHANGE_MEDIUM_PARAMS: &[Param] = &[
+    Param::optional("device", ArgType::Str),
+    Param::optional("id", ArgType::Str),
+    Param::required("filename", ArgType::Str),
+    Param::optional("format", ArgType::Str),
+    Param::optional("force", ArgType::Bool),
+    Param::optional("read-only-mode", ArgType::Str),
+];
+
+fn target(args: &Map<String, Value>) -> Result<MediumTarget, QmpError> {
+    let s = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_string);
+    let t = MediumTarget {
+        device: s("device"),
+        id: s("id"),
+    };
+    match (&t.device, &t.id) {
+        (None, None) => Err(QmpError::generic("Cannot find device=(null) nor id=(null)")),
+        (Some(_), Some(_)) => Err(QmpError::generic(
+            "Parameter 'id' and 'device' cannot both be given",
+        )),
+        _ => Ok(t),
+    }
+}
+
+fn force(args: &Map<String, Value>) -> bool {
+    args.get("force").and_then(Value::as_bool).unwrap_or(false)
+}
+
+pub(super) fn eject(b: &dyn MonitorBackend, args: &Map<String, Value>) -> Result<Value, QmpError> {
+    b.medium(&target(args)?, MediumOp::Eject { force: force(args) })?;
+    Ok(Value::Object(Map::new()))
+}
+
+pub(super) fn open_tray(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    b.medium(&target(args)?, MediumOp::OpenTray { force: force(args) })?;
+    Ok(Value::Object(Map::new()))
+}
+
+pub(super) fn close_tray(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    b.medium(&target(args)?, MediumOp::CloseTray)?;
+    Ok(Value::Object(Map::new()))
+}
+
+pub(super) fn remove_medium(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    b.medium(&target(args)?, MediumOp::Remove)?;
+    Ok(Value::Object(Map::new()))
+}
+
+pub(super) fn change_medium(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let s = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_string);
+    let op = MediumOp::Change {
+        filename: s("filename").unwrap_or_default(),
+        format: s("format"),
+    };
+    b.medium(&target(args)?, op)?;
     Ok(Value::Object(Map::new()))
 }
 

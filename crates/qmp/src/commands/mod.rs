@@ -136,6 +136,31 @@ const COMMANDS: &[Command] = &[
         run: Run::Plain(control::set_link),
     },
     Command {
+        name: "eject",
+        params: control::EJECT_PARAMS,
+        run: Run::Plain(control::eject),
+    },
+    Command {
+        name: "blockdev-open-tray",
+        params: control::EJECT_PARAMS,
+        run: Run::Plain(control::open_tray),
+    },
+    Command {
+        name: "blockdev-close-tray",
+        params: control::CLOSE_TRAY_PARAMS,
+        run: Run::Plain(control::close_tray),
+    },
+    Command {
+        name: "blockdev-remove-medium",
+        params: control::REMOVE_MEDIUM_PARAMS,
+        run: Run::Plain(control::remove_medium),
+    },
+    Command {
+        name: "blockdev-change-medium",
+        params: control::CHANGE_MEDIUM_PARAMS,
+        run: Run::Plain(control::change_medium),
+    },
+    Command {
         name: "query-vnc",
         params: NO_PARAMS,
         run: Run::Plain(display::query_vnc),

@@ -24,13 +24,17 @@ mbr_start:
 	jz 3f
 	call putc16
 	jmp 2b
-3:	/* The rest of the image, right after this sector. */
+3:	/* The rest of the image, right after this sector; from a CD-ROM
+	 * (El Torito without emulation: drives 0xE0 and up) the firmware
+	 * loaded it whole already (the image's boot-load-size). */
 	movb boot_drive, %dl
+	cmpb $0xe0, %dl
+	jae 8f
 	movw $dap, %si
 	movb $0x42, %ah
 	int $0x13
 	jc read_failed
-	lgdtl boot_gdtr
+8:	lgdtl boot_gdtr
 	movl %cr0, %eax
 	orl $1, %eax
 	movl %eax, %cr0

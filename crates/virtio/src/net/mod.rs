@@ -9,8 +9,6 @@
 //! down (config interrupt) instead of failing the VMM; a back-end that can
 //! reconnect (a stream) brings it up again when its peer is back.
 
-pub mod backend;
-mod stream;
 mod tap;
 /// Host-side tap helpers for tests, kept here under their old name for the
 /// VMM's tests; they live in `rvirt-hostnet`.
@@ -31,7 +29,7 @@ use virtio_bindings::virtio_net::{
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::Bytes;
 
-pub use backend::{NetBackend, SocketBackend};
+pub use rvirt_hostnet::backend::{NetBackend, SocketBackend};
 pub use rvirt_hostnet::{StreamError, StreamNetdev, Tap, TapError};
 
 use crate::chain::{self, Segment};
@@ -546,7 +544,10 @@ impl VirtioDevice for Net {
             mrg_rxbuf: ctx.acked_features & F_MRG_RXBUF != 0,
         });
         self.rx_len = 0;
-        if let Err(e) = self.backend.set_offloads(ctx.acked_features) {
+        if let Err(e) = self
+            .backend
+            .set_offloads(tap::guest_offloads(ctx.acked_features))
+        {
             // The backend might hand the guest offloaded frames it did not
             // accept; better no link than corrupt packets.
             self.backend_failed(&e);

@@ -9,6 +9,7 @@ use crate::size::parse_size;
 use crate::smp::SmpRequest;
 use crate::ConfigError;
 
+mod ata;
 pub(crate) mod block;
 mod firmware;
 mod netdev;
@@ -137,6 +138,7 @@ pub fn usage() -> String {
          \x20 -chardev stdio|file|pty|socket|null,id=ID[,path=…,server=on,wait=off]\n\
          \x20 -device isa-serial,chardev=ID[,id=…]    a serial port on a chardev\n\
          \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
+         \x20 -device bochs-display[,vgamem=SIZE,bus=,addr=]  a display, shown by -vnc\n\
          \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
          \x20 -device virtio-rng-device,rng=ID\n\
          \x20 -drive file=IMG,format=raw,if=none,id=ID[,readonly=on,discard=unmap,\n\
@@ -178,6 +180,7 @@ struct Builder {
     virtio: virtio::VirtioSpecs,
     firmware: firmware::FirmwareSpecs,
     pci: pci::PciSpecs,
+    ata: ata::AtaSpecs,
 }
 
 /// Parses rvirt-vmm's arguments (without the program name).
@@ -507,6 +510,65 @@ impl Builder {
                 self.pci.root_port(&mut o)?;
                 o.finish()?;
             }
+            "ich9-ahci" | "ahci" => {
+                let n = self.ata.controller_count();
+                self.pci.ahci(&driver, &mut o, n)?;
+                self.ata.controller(&mut o);
+                o.finish()?;
+            }
+            "ide-hd" => {
+                self.ata.drive(AtaKind::Disk, &mut o)?;
+                o.finish()?;
+            }
+            "ide-cd" => {
+                self.ata.drive(AtaKind::Cdrom, &mut o)?;
+                o.finish()?;
+            }
+            "bochs-display" => {
+                if self.cfg.display.is_some() {
+                    return Err(o.error(
+                        "only one display device is supported (the VNC console shows one)".into(),
+                    ));
+                }
+                let vgamem = match o.get("vgamem") {
+                    Some(v) => crate::size::parse_size(&v, 1)
+                        .ok_or_else(|| o.error(format!("vgamem: '{v}' is not a size")))?,
+                    None => 16 << 20,
+                };
+                let vgamem = match vgamem {
+                    v if v < 4 << 20 => Err("video memory too small"),
+                    v if v > 256 << 20 => Err("video memory too big"),
+                    v => Ok(v.next_power_of_two()),
+                }
+                .map_err(|e| o.error(format!("bochs-display: {e}")))?;
+                // The EDID is always there (QEMU's default); asking for
+                // none changes nothing a guest relies on.
+                o.get_bool("edid")?;
+                let id = self.pci.display(driver.as_str(), &mut o)?;
+                o.finish()?;
+                self.cfg.display = Some(DisplayConfig {
+                    model: DisplayModel::Bochs,
+                    id,
+                    vgamem,
+                    addr: PciAddr {
+                        bus: PciBus::Root,
+                        slot: 0,
+                        function: 0,
+                        multifunction: false,
+                    },
+                });
+            }
+            "e1000" => {
+                let index = self.virtio.device_count();
+                self.pci.device("e1000", &mut o, index)?;
+                self.virtio.nic(NicModel::E1000, &mut o)?;
+                o.finish()?;
+            }
+            "e1000e" => {
+                return Err(
+                    o.error("'e1000e' is not supported yet (rvirt emulates the e1000)".into())
+                )
+            }
             d if d.ends_with("-pci-transitional") => {
                 return Err(o.error(format!(
                     "'{d}': rvirt's virtio-pci devices are modern only (no legacy interface); use '{}'",
@@ -600,12 +662,46 @@ impl Builder {
             ));
         }
         self.cfg.serials = serials;
-        let virtio = std::mem::take(&mut self.virtio);
-        self.cfg.virtio = virtio.finish(&|id| self.chardev(id, "-device"))?;
-        let (placed, ports) = std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
-        self.cfg.virtio_addrs = vec![DeviceAddr::Mmio; self.cfg.virtio.len()];
+        let (placed, ports, ahci_placed, display) =
+            std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
+        let mut virtio = std::mem::take(&mut self.virtio);
+        let (ahci, ata_drives) =
+            std::mem::take(&mut self.ata).finish(self.cfg.chipset, &ahci_placed, &mut virtio)?;
+        self.cfg.ahci = ahci;
+        self.cfg.ata_drives = ata_drives;
+        let finished = virtio.finish(&|id| self.chardev(id, "-device"))?;
+        if let (Some(d), Some(addr)) = (self.cfg.display.as_mut(), display) {
+            d.addr = addr;
+        }
+        let mut addrs = vec![DeviceAddr::Mmio; finished.devices.len()];
         for (i, addr) in placed {
-            self.cfg.virtio_addrs[i] = addr;
+            addrs[i] = addr;
+        }
+        // The NICs that are not virtio leave the virtio list, placed.
+        let mut models = finished.nics.into_iter().peekable();
+        for (i, (dev, addr)) in finished.devices.into_iter().zip(addrs).enumerate() {
+            match (models.next_if(|&(at, _)| at == i), dev, addr) {
+                (Some((_, model)), VirtioConfig::Net(net), DeviceAddr::Pci { addr }) => {
+                    // Behind a root port it would need the port's I/O and
+                    // memory windows around its BARs, which rvirt's
+                    // placement gives virtio functions only.
+                    if addr.bus != PciBus::Root {
+                        return Err(ConfigError::new(
+                            "-device",
+                            format!(
+                                "{} '{}' must sit on the root bus: behind a root port it is not supported yet",
+                                model.driver(),
+                                net.id.as_deref().unwrap_or(&net.netdev)
+                            ),
+                        ));
+                    }
+                    self.cfg.nics.push(PciNicConfig { model, net, addr })
+                }
+                (_, dev, addr) => {
+                    self.cfg.virtio.push(dev);
+                    self.cfg.virtio_addrs.push(addr);
+                }
+            }
         }
         self.cfg.root_ports = ports;
         for (chardev, id, control, pretty) in &self.monitor_refs {

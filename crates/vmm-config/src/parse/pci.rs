@@ -10,9 +10,15 @@ use crate::config::{Chipset, DeviceAddr, PciAddr, PciBus, RootPortConfig};
 use crate::opts::Opts;
 use crate::ConfigError;
 
-/// The virtio devices' PCI addresses (by index among the virtio devices)
-/// and the root ports.
-pub(super) type Resolved = (Vec<(usize, DeviceAddr)>, Vec<RootPortConfig>);
+/// The virtio devices' PCI addresses (by index among the virtio devices),
+/// the root ports, the `-device` AHCI controllers' addresses (by index
+/// among them), and the display device's address.
+pub(super) type Resolved = (
+    Vec<(usize, DeviceAddr)>,
+    Vec<RootPortConfig>,
+    Vec<(usize, PciAddr)>,
+    Option<PciAddr>,
+);
 
 /// The placement options of one PCI device, before resolution.
 struct Request {
@@ -27,6 +33,10 @@ struct Request {
 enum Kind {
     /// The `n`th virtio device of the command line.
     Virtio(usize),
+    /// The `n`th `-device ich9-ahci` of the command line.
+    Ahci(usize),
+    /// The display device.
+    Display,
     Port {
         port: u8,
         chassis: u8,
@@ -85,6 +95,28 @@ impl PciSpecs {
         Ok(())
     }
 
+    /// `-device ich9-ahci|ahci,id=,bus=,addr=`, the `n`th of them.
+    pub(super) fn ahci(&mut self, driver: &str, o: &mut Opts, n: usize) -> Result<(), ConfigError> {
+        let mut r = self.common(driver, o)?;
+        r.kind = Kind::Ahci(n);
+        self.requests.push(r);
+        Ok(())
+    }
+
+    /// Takes the placement options (and `id=`) off the display device's;
+    /// returns its id.
+    pub(super) fn display(
+        &mut self,
+        driver: &str,
+        o: &mut Opts,
+    ) -> Result<Option<String>, ConfigError> {
+        let mut r = self.common(driver, o)?;
+        r.kind = Kind::Display;
+        let id = r.id.clone();
+        self.requests.push(r);
+        Ok(id)
+    }
+
     /// `-device pcie-root-port,port=,chassis=,slot=,id=,bus=,addr=`.
     pub(super) fn root_port(&mut self, o: &mut Opts) -> Result<(), ConfigError> {
         let mut r = self.common("pcie-root-port", o)?;
@@ -135,12 +167,14 @@ impl PciSpecs {
         let Some(root_name) = chipset.root_bus() else {
             return match self.requests.first() {
                 Some(r) => Err(err(format!("No 'PCI' bus found for device '{}'", r.driver))),
-                None => Ok((Vec::new(), Vec::new())),
+                None => Ok((Vec::new(), Vec::new(), Vec::new(), None)),
             };
         };
         let mut slots = Slots::new(chipset);
         let mut devices = Vec::new();
+        let mut display = None;
         let mut ports: Vec<RootPortConfig> = Vec::new();
+        let mut ahci = Vec::new();
         for r in self.requests {
             let bus = match r.bus.as_deref() {
                 None => PciBus::Root,
@@ -182,6 +216,12 @@ impl PciSpecs {
                     r.driver
                 )));
             }
+            if matches!(r.kind, Kind::Display) && bus != PciBus::Root {
+                return Err(err(format!(
+                    "{} must sit on {root_name}: a root port's window is too small for its video memory",
+                    r.driver
+                )));
+            }
             slots.take(bus, slot, function, &r.driver, r.multifunction)?;
             let addr = PciAddr {
                 bus,
@@ -191,6 +231,8 @@ impl PciSpecs {
             };
             match r.kind {
                 Kind::Virtio(i) => devices.push((i, DeviceAddr::Pci { addr })),
+                Kind::Ahci(i) => ahci.push((i, addr)),
+                Kind::Display => display = Some(addr),
                 Kind::Port {
                     port,
                     chassis,
@@ -210,7 +252,7 @@ impl PciSpecs {
                 }
             }
         }
-        Ok((devices, ports))
+        Ok((devices, ports, ahci, display))
     }
 }
 
@@ -228,7 +270,11 @@ impl Slots {
                 (1, 0, "PIIX3", true),
                 (1, 3, "PIIX4_PM", false),
             ],
-            Chipset::Q35 => &[(0, 0, "mch", false), (31, 0, "ICH9-LPC", true)],
+            Chipset::Q35 => &[
+                (0, 0, "mch", false),
+                (31, 0, "ICH9-LPC", true),
+                (31, 2, "ich9-ahci", false),
+            ],
             Chipset::Microvm => &[],
         };
         Slots {

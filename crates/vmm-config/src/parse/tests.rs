@@ -1,6 +1,7 @@
 use super::*;
 use crate::disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
 
+mod ata;
 mod firmware;
 mod netdev_user_stream;
 mod pci;
@@ -263,7 +264,8 @@ fn bad_input_names_the_option() {
     .contains("parameter 'node-name' is missing"));
     assert!(err(&with_kernel(&["-netdev", "socket,id=n0"])).starts_with("-netdev: type 'socket'"));
     assert!(err(&with_kernel(&["-drive", "file=x"])).contains("only if=none"));
-    assert!(err(&with_kernel(&["-device", "e1000"])).contains("not supported"));
+    assert!(err(&with_kernel(&["-device", "ne2k_pci"])).contains("not supported"));
+    assert!(err(&with_kernel(&["-device", "e1000"])).contains("parameter 'netdev' is missing"));
     assert_eq!(
         err(&with_kernel(&["-serial", "chardev:nope"])),
         "-serial: chardev 'nope' not found"

@@ -1,7 +1,8 @@
 //! The options that build virtio devices: `-object rng-random`, `-drive`
 //! and `-blockdev` (through [`super::block`]), `-netdev`
 //! and `-device virtio-{rng,blk,net,serial,balloon}-device` with
-//! `virtconsole`. Backends are collected as they come and joined to their
+//! `virtconsole`, and the NICs that share `-netdev` with virtio-net
+//! (`-device e1000`). Backends are collected as they come and joined to their
 //! devices at the end, since QEMU accepts them in any order; devices keep
 //! command-line order, which is slot order.
 
@@ -11,7 +12,8 @@ use super::block::BlockSpecs;
 use super::netdev::{parse_mac, parse_netdev, MacTable};
 use crate::chardev::ChardevBackend;
 use crate::config::{
-    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, NetConfig, Netdev, VirtioConfig,
+    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, NetConfig, Netdev, NicModel,
+    VirtioConfig,
 };
 use crate::opts::Opts;
 use crate::ConfigError;
@@ -34,6 +36,8 @@ enum DeviceRef {
         id: Option<String>,
         mac: Option<[u8; 6]>,
         bootindex: Option<u32>,
+        /// `None` for virtio-net.
+        model: Option<NicModel>,
     },
     /// A virtio-serial-device and the one virtconsole on it, if any.
     Serial {
@@ -43,6 +47,14 @@ enum DeviceRef {
         port: Option<PortRef>,
     },
     Balloon(BalloonConfig),
+}
+
+/// The devices joined to their back-ends, in command-line order: the
+/// NICs that are not virtio among them (by index, with their model), for
+/// the caller to take out once they are placed.
+pub(super) struct Finished {
+    pub(super) devices: Vec<VirtioConfig>,
+    pub(super) nics: Vec<(usize, NicModel)>,
 }
 
 /// A `virtconsole` before its chardev is looked up.
@@ -58,6 +70,8 @@ pub(super) struct VirtioSpecs {
     block: BlockSpecs,
     netdevs: Vec<(String, Netdev)>,
     devices: Vec<DeviceRef>,
+    /// Drives ATA devices took (a drive serves one device).
+    ata_used: Vec<String>,
     /// QEMU numbers the buses of id-less virtio-serial-devices globally:
     /// `virtio-serial-bus.0`, `.1`, …
     anonymous_serial_buses: usize,
@@ -186,6 +200,55 @@ impl VirtioSpecs {
         Ok(())
     }
 
+    /// The disk an ATA device (`ide-hd`, `ide-cd`) names by `drive=`,
+    /// taken for it: call before [`VirtioSpecs::finish`], which then
+    /// refuses a virtio device on the same drive.
+    pub(super) fn ata_disk(
+        &mut self,
+        drive: &str,
+        id: Option<String>,
+        serial: Option<String>,
+        bootindex: Option<u32>,
+        write_cache: Option<bool>,
+    ) -> Result<DiskConfig, ConfigError> {
+        if self.ata_used.iter().any(|d| d == drive) {
+            return Err(ConfigError::new(
+                "-device",
+                format!("drive '{drive}' is already in use"),
+            ));
+        }
+        self.ata_used.push(drive.to_string());
+        let d = self.block.resolve(drive)?;
+        Ok(DiskConfig {
+            drive: drive.to_string(),
+            blockdev: d.blockdev,
+            id,
+            serial,
+            write_cache: write_cache.unwrap_or(d.writeback),
+            image: d.image,
+            bootindex,
+        })
+    }
+
+    /// `-device e1000,…`: a NIC that is not virtio but takes its netdev
+    /// and MAC as virtio-net does (and counts among its default MACs).
+    pub(super) fn nic(&mut self, model: NicModel, o: &mut Opts) -> Result<(), ConfigError> {
+        let dev = net_ref(model.driver(), o, Some(model))?;
+        // QEMU's e1000 properties that change nothing a guest of rvirt's
+        // sees: no option ROM is loaded, and the timers they tune are not
+        // emulated (README of rvirt-nic).
+        o.ignore(&[
+            "romfile",
+            "rombar",
+            "autonegotiation",
+            "mitigation",
+            "extra_mac_registers",
+            "migrate_tso_props",
+        ]);
+        self.devices.push(dev);
+        Ok(())
+    }
+
     /// How many devices so far (a virtconsole is part of its bus's).
     pub(super) fn device_count(&self) -> usize {
         self.devices.len()
@@ -229,44 +292,17 @@ impl VirtioSpecs {
                 }
             }
             "virtio-net-device" => {
-                let netdev = o.require("netdev")?;
-                let id = o.get("id");
-                let mac = match o.get("mac") {
-                    None => None,
-                    Some(m) => {
-                        let Some(mac) = parse_mac(&m) else {
-                            return Err(o.error(format!(
-                                "Property 'virtio-net-device.mac' doesn't take value '{m}'"
-                            )));
-                        };
-                        // QEMU's -device takes it, but the guest cannot use
-                        // a group address as its own (Linux picks a random
-                        // one); this is QEMU's -net nic message.
-                        if mac[0] & 1 != 0 {
-                            return Err(o.error(
-                                "NIC cannot have multicast MAC address (odd 1st byte)".into(),
-                            ));
-                        }
-                        Some(mac)
-                    }
-                };
+                let dev = net_ref("virtio-net-device", o, None)?;
                 if o.get_bool("mq")? == Some(true) {
                     return Err(o.error("mq=on: multiqueue is not supported yet".into()));
                 }
-                // Firmware boots in this order; moot with a direct kernel boot.
-                let bootindex = o.get_u32("bootindex")?;
                 // Feature switches are checked but not applied: NetConfig
                 // has no field for them yet, so the device offers its own
                 // fixed feature set whatever they say.
                 for f in NET_FEATURE_SWITCHES {
                     o.get_bool(f)?;
                 }
-                DeviceRef::Net {
-                    netdev,
-                    id,
-                    mac,
-                    bootindex,
-                }
+                dev
             }
             "virtio-serial-device" => {
                 let id = o.get("id");
@@ -323,9 +359,10 @@ impl VirtioSpecs {
     pub(super) fn finish(
         mut self,
         chardev: &dyn Fn(&str) -> Result<ChardevBackend, ConfigError>,
-    ) -> Result<Vec<VirtioConfig>, ConfigError> {
+    ) -> Result<Finished, ConfigError> {
         let mut out = Vec::new();
-        let mut used: Vec<String> = Vec::new();
+        let mut models = Vec::new();
+        let mut used: Vec<String> = std::mem::take(&mut self.ata_used);
         let mut used_netdevs: Vec<&str> = Vec::new();
         let mut macs = MacTable::default();
         let devices = std::mem::take(&mut self.devices);
@@ -374,8 +411,10 @@ impl VirtioSpecs {
                     id,
                     mac,
                     bootindex,
+                    model,
                 } => {
-                    let prop = "Property 'virtio-net-device.netdev'";
+                    let driver = model.map_or("virtio-net-device", NicModel::driver);
+                    let prop = format!("Property '{driver}.netdev'");
                     let Some((_, backend)) = self.netdevs.iter().find(|(i, _)| i == netdev) else {
                         return Err(ConfigError::new(
                             "-device",
@@ -396,6 +435,9 @@ impl VirtioSpecs {
                         backend: backend.clone(),
                         bootindex: *bootindex,
                     }));
+                    if let Some(m) = model {
+                        models.push((out.len() - 1, *m));
+                    }
                 }
                 DeviceRef::Serial { id, port, .. } => {
                     let port = match port {
@@ -416,6 +458,40 @@ impl VirtioSpecs {
         }
         // A -netdev no device uses is accepted, as QEMU does (it warns
         // "netdev ID has no peer"); it carries no traffic.
-        Ok(out)
+        Ok(Finished {
+            devices: out,
+            nics: models,
+        })
     }
+}
+
+/// The options every NIC model takes: `netdev=`, `id=`, `mac=`,
+/// `bootindex=`.
+fn net_ref(driver: &str, o: &mut Opts, model: Option<NicModel>) -> Result<DeviceRef, ConfigError> {
+    let netdev = o.require("netdev")?;
+    let id = o.get("id");
+    let mac = match o.get("mac") {
+        None => None,
+        Some(m) => {
+            let Some(mac) = parse_mac(&m) else {
+                return Err(o.error(format!("Property '{driver}.mac' doesn't take value '{m}'")));
+            };
+            // QEMU's -device takes it, but the guest cannot use a group
+            // address as its own (Linux picks a random one); this is
+            // QEMU's -net nic message.
+            if mac[0] & 1 != 0 {
+                return Err(o.error("NIC cannot have multicast MAC address (odd 1st byte)".into()));
+            }
+            Some(mac)
+        }
+    };
+    // Firmware boots in this order; moot with a direct kernel boot.
+    let bootindex = o.get_u32("bootindex")?;
+    Ok(DeviceRef::Net {
+        netdev,
+        id,
+        mac,
+        bootindex,
+        model,
+    })
 }

@@ -48,6 +48,12 @@ pub(crate) fn pci_boot_path(cfg: &VmConfig, addr: PciAddr, name: &str) -> String
         "disk@0,0" => ("scsi", "disk@0,0"),
         _ => ("ethernet", "ethernet-phy@0"),
     };
+    pci_path(cfg, addr, node, leaf)
+}
+
+/// QEMU's firmware path of `leaf` under the PCI function at `addr` named
+/// `node`, through the root ports above it.
+pub(crate) fn pci_path(cfg: &VmConfig, addr: PciAddr, node: &str, leaf: &str) -> String {
     let mut path = format!("/{}/{leaf}", node_name(node, addr));
     let mut bus = addr.bus;
     // Root ports sit on the root bus, but follow the chain whatever it is;

@@ -6,8 +6,11 @@
 //! (`crate::ioevents`), the ACPI description each device contributes, and
 //! the event loop that serves them (`crate::event_loop`).
 
+mod ata;
+mod display;
 mod firmware;
 mod legacy;
+mod nic;
 mod pci;
 pub(crate) mod virtio;
 
@@ -65,10 +68,16 @@ pub(crate) struct DeviceManager {
     virtio: Vec<VirtioSlot>,
     /// The PCI side (pc and q35).
     pci: Option<pci::PciPlan>,
+    /// The AHCI controllers and their drives.
+    ata: Vec<ata::AtaController>,
+    ata_drives: Vec<ata::AtaDrive>,
     /// The virtio consoles' host ends, open as long as the VMM.
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
     nics: Vec<NicControl>,
+    /// The NICs that are not virtio (`-device e1000`), in command-line
+    /// order, as [`VmConfig::nics`].
+    pci_nics: Vec<nic::SharedE1000>,
     disks: Vec<DiskModel>,
     /// passt for each `-netdev user`, stopped when the VMM ends.
     _passt: Vec<crate::passt::Passt>,
@@ -127,9 +136,12 @@ impl DeviceManager {
             legacy,
             virtio: Vec::new(),
             pci: None,
+            ata: Vec::new(),
+            ata_drives: Vec::new(),
             chardevs: Vec::new(),
             balloon: None,
             nics: Vec::new(),
+            pci_nics: Vec::new(),
             disks: Vec::new(),
             _passt: Vec::new(),
             events,
@@ -195,8 +207,25 @@ impl DeviceManager {
                 boot,
             });
         }
+        let ata = ata::build(cfg, cfg.virtio.len(), bus)?;
+        dm.ata = ata.controllers;
+        dm.ata_drives = ata.drives;
+        dm.disks.extend(ata.models);
+        for n in &cfg.nics {
+            let built = nic::build(n).map_err(|source| VmmError::Virtio {
+                option: "-netdev",
+                source,
+            })?;
+            dm.nics.push(NicControl::new(
+                &n.net.netdev,
+                n.net.id.as_deref(),
+                virtio::Nic::E1000(built.device.clone()),
+            ));
+            dm.pci_nics.push(built.device);
+            dm._passt.extend(built.passt);
+        }
         if has_pci {
-            dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests)?);
+            dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests, &dm.ata)?);
         }
         Ok(dm)
     }
@@ -265,6 +294,7 @@ impl DeviceManager {
                     pm,
                     legacy.reset_control,
                     &devices,
+                    &self.pci_nics,
                     &mut subscribers,
                     &mut platform,
                 )?)
@@ -314,7 +344,24 @@ impl DeviceManager {
                 };
                 Some(firmware::BootDevice { index, path })
             })
+            .chain(self.config.nics.iter().filter_map(|n| {
+                Some(firmware::BootDevice {
+                    index: n.net.bootindex?,
+                    path: firmware::pci_boot_path(&self.config, n.addr, "ethernet@0"),
+                })
+            }))
             .collect();
+        for d in &self.ata_drives {
+            let Some(index) = d.bootindex else { continue };
+            let Some(c) = self.ata.get(d.controller) else {
+                continue;
+            };
+            // QEMU names an AHCI controller by its IDs (it has no firmware
+            // name), a port as a drive and the unit under it as a disk.
+            let leaf = format!("drive@{:x}/disk@0", d.port);
+            let path = firmware::pci_path(&self.config, c.cfg.addr, "pci8086,2922", &leaf);
+            boot.push(firmware::BootDevice { index, path });
+        }
         let max_cpus = machine.apic_ids().iter().max().map_or(1, |m| m + 1) as u16;
         let items = firmware::items(&self.config, tables, max_cpus, &mut boot)
             .map_err(|source| VmmError::Firmware { source })?;
@@ -340,9 +387,37 @@ impl DeviceManager {
         infos
     }
 
+    /// A removable-media command on the CD-ROM `target` names (its device
+    /// id, or its `-drive` id).
+    pub(crate) fn medium(
+        &self,
+        target: &rvirt_qmp::MediumTarget,
+        op: rvirt_qmp::MediumOp,
+        bus: &EventBus,
+    ) -> Result<(), rvirt_qmp::QmpError> {
+        let found = self
+            .ata_drives
+            .iter()
+            .find(|d| match (&target.id, &target.device) {
+                (Some(id), _) => d.id.as_deref() == Some(id.as_str()),
+                (None, Some(dev)) => d.device.as_deref() == Some(dev.as_str()),
+                (None, None) => false,
+            });
+        let Some(drive) = found else {
+            return Err(rvirt_qmp::QmpError::device_not_found(target.name()));
+        };
+        ata::medium(&self.ata[drive.controller].ahci, drive, op, bus)
+    }
+
     /// The NIC `set_link` names, if any.
     pub(crate) fn nic(&self, name: &str) -> Option<&NicControl> {
         self.nics.iter().find(|n| n.is_named(name))
+    }
+
+    /// What the VNC console shows: the display device's screen, if any.
+    pub(crate) fn screen(&self) -> Option<Arc<dyn rvirt_vnc::Framebuffer>> {
+        let s = self.pci.as_ref()?.screen()?;
+        Some(s)
     }
 
     /// The balloon, if the VM has one.

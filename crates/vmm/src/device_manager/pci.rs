@@ -1,5 +1,6 @@
-//! PCI on `pc` and `q35`: the chipset's functions, the root ports and the
-//! virtio-pci functions of the command line.
+//! PCI on `pc` and `q35`: the chipset's functions, the root ports, the
+//! virtio-pci functions and the emulated NICs (`-device e1000`) of the
+//! command line.
 //!
 //! Placed once ([`PciPlan::new`]): each function where the command line put
 //! it, its MSI-X vectors' GSIs, and, since rvirt boots kernels directly
@@ -43,6 +44,12 @@ use rvirt_virtio::transport::pci::{
 use rvirt_virtio::VirtioTransport;
 use rvirt_vmm_config::{Chipset, PciAddr, PciBus, RootPortConfig, VmConfig};
 
+use rvirt_ata::ahci::{Ahci, Wiring as AhciWiring, ABAR, ABAR_SIZE};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::ata::{AtaController, AtaSubscriber};
+use super::display::{DisplayPlan, VramSlot};
+use super::nic::{NicSubscriber, SharedE1000};
 use super::virtio::SharedVirtio;
 use super::VirtioSubscriber;
 use crate::event_loop::Subscriber;
@@ -75,17 +82,41 @@ struct FunctionPlan {
     virtio_bar: u64,
 }
 
+/// An AHCI controller as placed.
+struct AhciPlan {
+    ahci: Arc<Mutex<Ahci>>,
+    addr: PciAddr,
+    id: Option<String>,
+    msi_gsi: u32,
+    /// Where firmware would put ABAR.
+    abar: u64,
+}
+
+/// An emulated NIC that is not virtio, as placed.
+struct NicPlan {
+    addr: PciAddr,
+    id: Option<String>,
+    /// Where firmware would put BAR 0 (registers) and BAR 1 (ports).
+    mmio_bar: u64,
+    io_bar: u64,
+}
+
 /// The PCI side of the machine, placed once.
 pub(crate) struct PciPlan {
     chipset: Chipset,
     ports: Vec<PortPlan>,
     functions: Vec<FunctionPlan>,
+    ahci: Vec<AhciPlan>,
+    /// [`VmConfig::nics`], in order.
+    nics: Vec<NicPlan>,
     /// The ISA IRQs a PIRQ routing register may pick: those no other
     /// device drives.
     isa_irqs: Vec<u32>,
     mem64: (u64, u64),
     /// Where RAM below 4 GiB ends.
     ram_low: u64,
+    /// The display device, if any.
+    display: Option<DisplayPlan>,
 }
 
 /// A virtio device to put on PCI: its index, address, id, and vectors.
@@ -125,11 +156,13 @@ impl PciPlan {
             .map_err(placement)
     }
 
-    /// Places the root ports and `requests` (in command-line order).
+    /// Places the root ports, `requests` (in command-line order) and the
+    /// AHCI controllers.
     pub(crate) fn new(
         cfg: &VmConfig,
         alloc: &mut SystemAllocator,
         requests: Vec<PciRequest>,
+        ata: &[AtaController],
     ) -> Result<Self, VmmError> {
         let ram = rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size);
         let window64 = ram.mmio64_start();
@@ -192,11 +225,44 @@ impl PciPlan {
                 virtio_bar,
             });
         }
+        let mut ahci = Vec::new();
+        for c in ata {
+            ahci.push(AhciPlan {
+                ahci: c.ahci.clone(),
+                addr: c.cfg.addr,
+                id: c.cfg.id.clone(),
+                msi_gsi: alloc.allocate_msi_gsi().map_err(placement)?,
+                abar: alloc
+                    .allocate_mmio32(ABAR_SIZE, ABAR_SIZE)
+                    .map_err(placement)?
+                    .base,
+            });
+        }
+        let display = match &cfg.display {
+            Some(d) => Some(DisplayPlan::new(d, alloc)?),
+            None => None,
+        };
+        let mut nics = Vec::new();
+        for n in &cfg.nics {
+            // The parser keeps these on the root bus: their BARs come from
+            // the machine's windows, not a root port's.
+            let mmio = rvirt_nic::e1000::MMIO_SIZE;
+            let io = rvirt_nic::e1000::IO_SIZE;
+            nics.push(NicPlan {
+                addr: n.addr,
+                id: n.net.id.clone(),
+                mmio_bar: alloc.allocate_mmio32(mmio, mmio).map_err(placement)?.base,
+                io_bar: alloc.allocate_pio(io, io).map_err(placement)?.base,
+            });
+        }
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
+            display,
             chipset: cfg.chipset,
             ports,
             functions,
+            ahci,
+            nics,
             isa_irqs,
             mem64: (window64, window64 + layout::MMIO64_SIZE - 1),
             ram_low: ram.low,
@@ -214,6 +280,7 @@ impl PciPlan {
         pm: SharedDevice,
         reset_control: Option<SharedDevice>,
         virtio: &[SharedVirtio],
+        nics: &[SharedE1000],
         subscribers: &mut Vec<Box<dyn Subscriber>>,
         platform: &mut AcpiConfig,
     ) -> Result<PciWiring, VmmError> {
@@ -253,6 +320,7 @@ impl PciPlan {
         let notifiers = Arc::new(PciNotifiers {
             vm: vm.clone(),
             by_function: Mutex::new(BTreeMap::new()),
+            vram: Mutex::new(None),
         });
         let mut transports = Vec::new();
         for f in &self.functions {
@@ -278,6 +346,35 @@ impl PciPlan {
             let kicks = n.kicks().map_err(kvm("an ioeventfd"))?;
             subscribers.push(Box::new(VirtioSubscriber { device, kicks }));
             transports.push((transport, n));
+        }
+
+        // The AHCI controllers: this boot's memory, MSI route, INTx pin
+        // and the kick that wakes the device thread.
+        for a in &self.ahci {
+            let msi = MsiRoutes::new(vm, routing.clone(), &[a.msi_gsi])
+                .map_err(kvm("the AHCI MSI vector's irqfd"))?;
+            let kick = EventFd::new(EFD_NONBLOCK).map_err(kvm("an AHCI eventfd"))?;
+            let wake = kick.try_clone().map_err(kvm("an AHCI eventfd"))?;
+            lock_ahci(&a.ahci).attach(AhciWiring {
+                memory: machine.memory().clone(),
+                msi: Arc::new(msi),
+                intx: router.source(self.wire_of(&a.addr, 0)),
+                kick: Some(wake),
+            });
+            subscribers.push(Box::new(AtaSubscriber {
+                ahci: a.ahci.clone(),
+                kick,
+            }));
+        }
+        // The NICs: this boot's RAM and INTx pin, a fresh function.
+        for (plan, device) in self.nics.iter().zip(nics) {
+            let pin = router.source(self.wire_of(&plan.addr, 0));
+            let mut d = device.lock().unwrap_or_else(|p| p.into_inner());
+            d.attach(machine.memory().clone(), pin);
+            subscribers.push(Box::new(NicSubscriber {
+                device: device.clone(),
+                kick: d.kick_fd(),
+            }));
         }
 
         let mut failed = None;
@@ -353,6 +450,40 @@ impl PciPlan {
                 set_multifunction(&f, p.cfg.addr.multifunction);
                 port_ids.push(add(&mut b, info, f, true));
             }
+            for a in &self.ahci {
+                let f: SharedFunction = a.ahci.clone();
+                if preset == Preset::DirectBoot {
+                    let gsi = PIRQ_GSI_BASE + self.wire_of(&a.addr, 0) as u32;
+                    let mut f = lock(&f);
+                    let cfg = f.config_mut();
+                    cfg.set_bar_address(usize::from(ABAR), a.abar);
+                    cfg.set_u16(reg::COMMAND, command::MEMORY | command::MASTER);
+                    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+                }
+                set_multifunction(&f, a.addr.multifunction);
+                let info = FunctionInfo {
+                    id: a.id.clone(),
+                    parent: match a.addr.bus {
+                        PciBus::Root => None,
+                        PciBus::Port(i) => port_ids[i],
+                    },
+                    slot: a.addr.slot,
+                    function: a.addr.function,
+                };
+                add(&mut b, info, f, false);
+            }
+            if let Some(d) = &self.display {
+                let (f, mut slot) = d.attach(machine, preset == Preset::DirectBoot);
+                set_multifunction(&f, d.addr.multifunction);
+                let info = FunctionInfo {
+                    id: d.id.clone(),
+                    parent: None,
+                    slot: d.addr.slot,
+                    function: d.addr.function,
+                };
+                slot.id = add(&mut b, info, f, false);
+                *notifiers.vram.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+            }
             for (plan, (transport, n)) in self.functions.iter().zip(transports) {
                 let f: SharedFunction = Arc::new(Mutex::new(transport));
                 let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
@@ -373,6 +504,21 @@ impl PciPlan {
                 if let Some(id) = add(&mut b, info, f, false) {
                     notifiers.insert(id, n);
                 }
+            }
+            for (plan, device) in self.nics.iter().zip(nics) {
+                let f: SharedFunction = device.clone();
+                if preset == Preset::DirectBoot {
+                    let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
+                    program_nic(&f, plan, gsi);
+                }
+                set_multifunction(&f, plan.addr.multifunction);
+                let info = FunctionInfo {
+                    id: plan.id.clone(),
+                    parent: None,
+                    slot: plan.addr.slot,
+                    function: plan.addr.function,
+                };
+                add(&mut b, info, f, false);
             }
             b.build(pio.clone(), mmio.clone(), Some(observer))
         });
@@ -439,6 +585,10 @@ impl PciPlan {
     }
 }
 
+fn lock_ahci(a: &Mutex<Ahci>) -> std::sync::MutexGuard<'_, Ahci> {
+    a.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The host bridge's PAM registers reaching firmware's shadowing of the
 /// BIOS area (the mapping is `rvirt_machine::BiosArea`'s).
 struct BiosPam(Arc<BiosArea>);
@@ -493,6 +643,21 @@ fn program_function(f: &SharedFunction, plan: &FunctionPlan, gsi: u32) {
     cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
 }
 
+/// What firmware leaves in an e1000: its BARs, decode and bus mastering
+/// on, the Interrupt Line register.
+fn program_nic(f: &SharedFunction, plan: &NicPlan, gsi: u32) {
+    use rvirt_nic::e1000::{IO_BAR, MMIO_BAR};
+    let mut f = lock(f);
+    let cfg = f.config_mut();
+    cfg.set_bar_address(usize::from(MMIO_BAR), plan.mmio_bar);
+    cfg.set_bar_address(usize::from(IO_BAR), plan.io_bar);
+    cfg.set_u16(
+        reg::COMMAND,
+        command::IO | command::MEMORY | command::MASTER,
+    );
+    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+}
+
 /// What firmware leaves in a root port: its bus numbers, and windows
 /// around what is behind it.
 fn program_port(f: &SharedFunction, plan: &PortPlan, gsi: u32) {
@@ -519,10 +684,12 @@ fn program_port(f: &SharedFunction, plan: &PortPlan, gsi: u32) {
     );
 }
 
-/// The ioeventfds of the virtio functions' notify areas, moved with BAR 4.
+/// The ioeventfds of the virtio functions' notify areas, moved with BAR 4,
+/// and the display's VRAM slot, moved with its BAR 0.
 pub(crate) struct PciNotifiers {
     vm: Arc<VmFd>,
     by_function: Mutex<BTreeMap<FunctionId, Notifiers>>,
+    vram: Mutex<Option<VramSlot>>,
 }
 
 impl PciNotifiers {
@@ -536,6 +703,9 @@ impl PciNotifiers {
 
 impl BarObserver for PciNotifiers {
     fn bar_moved(&self, function: FunctionId, bar: u8, mapping: Option<BarMapping>) {
+        if let Some(v) = &*self.vram.lock().unwrap_or_else(|p| p.into_inner()) {
+            v.bar_moved(function, bar, mapping);
+        }
         if bar != VIRTIO_BAR {
             return;
         }
@@ -547,6 +717,13 @@ impl BarObserver for PciNotifiers {
                 tracing::warn!(%error, "cannot move a virtio-pci device's ioeventfds");
             }
         }
+    }
+}
+
+impl PciPlan {
+    /// What the VNC server shows, with a display device.
+    pub(crate) fn screen(&self) -> Option<Arc<rvirt_display::screen::Screen>> {
+        self.display.as_ref().map(DisplayPlan::screen)
     }
 }
 
@@ -567,6 +744,8 @@ fn class_desc(class: u16) -> Option<&'static str> {
         0x0106 => "SATA controller",
         0x0180 => "Storage controller",
         0x0200 => "Ethernet controller",
+        0x0300 => "VGA controller",
+        0x0380 => "Display controller",
         0x0600 => "Host bridge",
         0x0601 => "ISA bridge",
         0x0604 => "PCI bridge",

@@ -85,18 +85,42 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A NIC as QMP's `set_link` names it: by its netdev id or its device id.
 pub(crate) struct NicControl {
     names: Vec<String>,
-    net: Arc<Mutex<Net>>,
+    nic: Nic,
+}
+
+/// The NIC models `set_link` reaches.
+pub(crate) enum Nic {
+    Virtio(Arc<Mutex<Net>>),
+    E1000(super::nic::SharedE1000),
 }
 
 impl NicControl {
+    /// A NIC known by its netdev id and, if given, its device id.
+    pub(crate) fn new(netdev: &str, id: Option<&str>, nic: Nic) -> Self {
+        NicControl {
+            names: std::iter::once(netdev)
+                .chain(id)
+                .map(str::to_string)
+                .collect(),
+            nic,
+        }
+    }
+
     pub(crate) fn is_named(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
     }
 
-    /// Link status as the guest sees it in config space; a change raises a
-    /// config interrupt. Down also drops what the guest sends, as QEMU.
+    /// Link status as the guest sees it (virtio-net's config space and a
+    /// config interrupt, the e1000's STATUS and LSC). Down also drops what
+    /// the guest sends, as QEMU.
     pub(crate) fn set_link(&self, up: bool) {
-        lock(&self.net).set_link_up(up);
+        match &self.nic {
+            Nic::Virtio(net) => lock(net).set_link_up(up),
+            Nic::E1000(card) => card
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_link_up(up),
+        }
     }
 }
 
@@ -162,12 +186,7 @@ pub(crate) fn build(
         VirtioConfig::Net(n) => {
             let (net, passt) = open_nic(n).map_err(|e| ("-netdev", e))?;
             let net = Arc::new(Mutex::new(net));
-            let nic = NicControl {
-                names: std::iter::once(n.netdev.clone())
-                    .chain(n.id.clone())
-                    .collect(),
-                net: net.clone(),
-            };
+            let nic = NicControl::new(&n.netdev, n.id.as_deref(), Nic::Virtio(net.clone()));
             Built {
                 nic: Some(nic),
                 passt,
@@ -202,9 +221,17 @@ pub(crate) fn build(
     })
 }
 
-/// Opens a NIC's back-end (its tap, its stream socket, or passt for
-/// `-netdev user`) and builds the device on it.
+/// Opens a NIC's back-end and builds the device on it.
 fn open_nic(n: &NetConfig) -> Result<(Net, Option<Passt>), VirtioError> {
+    let (backend, passt) = open_netdev(n)?;
+    Ok((Net::new(backend, n.mac), passt))
+}
+
+/// Opens a NIC's back-end: its tap, its stream socket, or passt for
+/// `-netdev user` (any NIC model's).
+pub(crate) fn open_netdev(
+    n: &NetConfig,
+) -> Result<(Box<dyn NetBackend>, Option<Passt>), VirtioError> {
     let stream_err = |source| VirtioError::Stream {
         netdev: n.netdev.clone(),
         source,
@@ -224,7 +251,7 @@ fn open_nic(n: &NetConfig) -> Result<(Net, Option<Passt>), VirtioError> {
                         .map_err(stream_err)?
                 }
             };
-            tracing::info!(netdev = %n.netdev, "virtio-net on a stream socket");
+            tracing::info!(netdev = %n.netdev, "NIC on a stream socket");
             (Box::new(stream), None)
         }
         Netdev::User(u) => {
@@ -236,7 +263,7 @@ fn open_nic(n: &NetConfig) -> Result<(Net, Option<Passt>), VirtioError> {
             (Box::new(stream), Some(passt))
         }
     };
-    Ok((Net::new(backend, n.mac), passt))
+    Ok((backend, passt))
 }
 
 /// Takes ownership of a descriptor handed over on the command line
@@ -268,7 +295,7 @@ fn open_tap(n: &NetConfig, source: &TapSource) -> Result<Tap, VirtioError> {
             Tap::from_fd(adopt_fd(*fd, "the tap: the passed descriptor")?).map_err(tap_err)?
         }
     };
-    tracing::info!(netdev = %n.netdev, tap = tap.name(), "virtio-net on a tap");
+    tracing::info!(netdev = %n.netdev, tap = tap.name(), "NIC on a tap");
     Ok(tap)
 }
 

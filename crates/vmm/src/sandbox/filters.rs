@@ -469,9 +469,14 @@ fn list(kind: Kind, cfg: &SandboxConfig, runas: bool) -> Vec<Allow> {
     out
 }
 
+/// `KVM_GET_DIRTY_LOG`: `_IOW(KVMIO, 0x42, struct kvm_dirty_log)` (16
+/// bytes), which kvm-ioctls keeps private.
+const KVM_GET_DIRTY_LOG: u64 = 0x4010_ae42;
+
 /// Narrows calls that take a choice of family or operation: sockets
 /// (UNIX only after start), prctl (naming threads, no_new_privs), tgkill
-/// (this process's threads only), the VNC server's ioctl (FIONBIO only).
+/// (this process's threads only), the VNC server's ioctl (FIONBIO, and
+/// the display's dirty log).
 fn narrow(kind: Kind, allows: Vec<Allow>) -> Vec<Allow> {
     let pid = std::process::id() as u64;
     allows
@@ -480,14 +485,15 @@ fn narrow(kind: Kind, allows: Vec<Allow>) -> Vec<Allow> {
             Allow::Any(Sysno::tgkill) => Allow::If(Sysno::tgkill, vec![rule(vec![eq(0, pid)])]),
             Allow::Any(Sysno::ioctl) if kind == Kind::Vnc => Allow::If(
                 Sysno::ioctl,
-                // The request number is an unsigned int.
-                vec![rule(vec![SeccompCondition::new(
-                    1,
-                    Len::Dword,
-                    Op::Eq,
-                    libc::FIONBIO,
-                )
-                .expect("valid seccomp condition")])],
+                // The request number is an unsigned int. The refresh
+                // thread reads the display's dirty log.
+                [libc::FIONBIO, KVM_GET_DIRTY_LOG]
+                    .iter()
+                    .map(|&op| {
+                        rule(vec![SeccompCondition::new(1, Len::Dword, Op::Eq, op)
+                            .expect("valid seccomp condition")])
+                    })
+                    .collect(),
             ),
             Allow::Any(Sysno::prctl) if kind != Kind::Start => Allow::If(
                 Sysno::prctl,

@@ -103,14 +103,18 @@ pub fn prepare(config: &VmConfig) -> Result<Prepared, SandboxError> {
         // Landlock lists no passt to execute (and spawn=deny forbids it):
         // refused here in one line rather than failing at exec. rvirtd
         // runs passt itself for a confined VMM (docs/confinement.md).
-        let user_net = config.virtio.iter().find_map(|v| match v {
-            rvirt_vmm_config::VirtioConfig::Net(n)
-                if matches!(n.backend, rvirt_vmm_config::Netdev::User(_)) =>
-            {
-                Some(n.netdev.clone())
-            }
-            _ => None,
-        });
+        let nets = config
+            .virtio
+            .iter()
+            .filter_map(|v| match v {
+                rvirt_vmm_config::VirtioConfig::Net(n) => Some(n),
+                _ => None,
+            })
+            .chain(config.nics.iter().map(|n| &n.net));
+        let user_net = nets
+            .filter(|n| matches!(n.backend, rvirt_vmm_config::Netdev::User(_)))
+            .map(|n| n.netdev.clone())
+            .next();
         if let Some(id) = user_net {
             return Err(SandboxError::UserNet(id));
         }

@@ -179,6 +179,14 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
             VirtioConfig::Balloon(_) => {}
         }
     }
+    for n in &config.nics {
+        if matches!(
+            n.net.backend,
+            rvirt_vmm_config::Netdev::Tap(rvirt_vmm_config::TapSource::Name(_))
+        ) {
+            file(&mut r, Path::new("/dev/net/tun"), read_write());
+        }
+    }
     if let Some(rvirt_vmm_config::VncConfig {
         listen: rvirt_vmm_config::VncListen::Unix(p),
         ..

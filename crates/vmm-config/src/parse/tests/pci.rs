@@ -159,8 +159,8 @@ fn qemus_placement_errors() {
         "-device: disable-legacy=off: the legacy virtio-pci interface is not emulated"
     );
     assert_eq!(
-        e(&["-device", "e1000,netdev=n"]),
-        "-device: device 'e1000' is not supported"
+        e(&["-device", "ne2k_pci,netdev=n"]),
+        "-device: device 'ne2k_pci' is not supported"
     );
     assert_eq!(
         e(&["-device", "virtio-gpu-pci"]),
@@ -188,4 +188,93 @@ fn globals_libvirt_passes() {
         err(&with_kernel(&["-global", "isa-fdc.driveA=x"])),
         "-global: 'isa-fdc.driveA=x': not supported"
     );
+}
+
+#[test]
+fn bochs_display_takes_a_slot_like_any_pci_device() {
+    let c = pci(&[
+        "-device",
+        "virtio-rng-pci,rng=r",
+        "-object",
+        "rng-random,id=r,filename=/dev/urandom",
+        "-device",
+        "bochs-display,id=video0,vgamem=5M",
+    ]);
+    let d = c.display.expect("a display");
+    assert_eq!(d.model, DisplayModel::Bochs);
+    assert_eq!(d.id.as_deref(), Some("video0"));
+    assert_eq!(d.vgamem, 8 << 20, "rounded up to a power of two, as QEMU");
+    assert_eq!((d.addr.bus, d.addr.slot), (PciBus::Root, 3));
+    let c = pci(&[
+        "-device",
+        r#"{"driver":"bochs-display","bus":"pci.0","addr":"0x1f"}"#,
+    ]);
+    assert_eq!(c.display.unwrap().addr.slot, 31);
+    assert_eq!(pci(&[]).display, None);
+}
+
+#[test]
+fn e1000_takes_a_netdev_a_mac_and_a_pci_place() {
+    let c = pci(&[
+        "-netdev",
+        "tap,id=hostnet0,ifname=t0",
+        "-netdev",
+        "tap,id=hostnet1,ifname=t1",
+        "-netdev",
+        "tap,id=hostnet2,ifname=t2",
+        "-device",
+        "virtio-net-pci,netdev=hostnet0",
+        "-device",
+        r#"{"driver":"e1000","netdev":"hostnet1","id":"net1","mac":"52:54:00:aa:bb:cc","bus":"pci.0","addr":"0x7","bootindex":3}"#,
+        "-device",
+        "e1000,netdev=hostnet2,romfile=",
+    ]);
+    assert_eq!(c.virtio.len(), 1, "the e1000s leave the virtio list");
+    assert_eq!(c.virtio_addrs.len(), 1);
+    assert_eq!(addr(&c, 0), (PciBus::Root, 2, 0));
+    let [a, b] = &c.nics[..] else {
+        panic!("{:?}", c.nics)
+    };
+    assert_eq!(a.model, NicModel::E1000);
+    assert_eq!(a.net.netdev, "hostnet1");
+    assert_eq!(a.net.id.as_deref(), Some("net1"));
+    assert_eq!(a.net.mac, [0x52, 0x54, 0, 0xaa, 0xbb, 0xcc]);
+    assert_eq!(a.net.bootindex, Some(3));
+    assert_eq!(
+        (a.addr.bus, a.addr.slot, a.addr.function),
+        (PciBus::Root, 7, 0)
+    );
+    // QEMU's default MACs: the first free one, whatever the NIC's model.
+    assert_eq!(b.net.mac, [0x52, 0x54, 0, 0x12, 0x34, 0x57]);
+    assert_eq!(b.addr.slot, 3);
+}
+
+#[test]
+fn e1000_errors_are_qemus() {
+    let base = ["-netdev", "tap,id=n,ifname=t0"];
+    let e = |extra: &[&str]| err(&with_kernel(&[&base[..], extra].concat()));
+    assert!(e(&["-device", "e1000,netdev=nope"])
+        .contains("Property 'e1000.netdev' can't find value 'nope'"));
+    assert!(e(&["-device", "e1000,netdev=n,mac=01:00:00:00:00:01"]).contains("multicast"));
+    assert!(e(&["-device", "e1000,netdev=n,mac=zz"]).contains("Property 'e1000.mac'"));
+    assert!(e(&["-device", "e1000,netdev=n,speed=10"]).contains("speed"));
+    assert!(e(&["-device", "e1000e,netdev=n"]).contains("'e1000e' is not supported yet"));
+    assert!(e(&["-M", "microvm", "-device", "e1000,netdev=n"])
+        .contains("No 'PCI' bus found for device 'e1000'"));
+    assert!(e(&[
+        "-device",
+        "e1000,netdev=n",
+        "-device",
+        "virtio-net-pci,netdev=n"
+    ])
+    .contains("it's in use"));
+    assert!(e(&[
+        "-M",
+        "q35",
+        "-device",
+        "pcie-root-port,id=pci.1,chassis=1,addr=0x2",
+        "-device",
+        "e1000,netdev=n,id=net0,bus=pci.1"
+    ])
+    .contains("e1000 'net0' must sit on the root bus"));
 }

@@ -1,0 +1,23 @@
+#!/bin/bash
+# rvirt-vmm vs QEMU 7.2: e1000 frames per second from the guest to the host
+# (the e1000 test guest with e1000.bench=N, over -netdev stream to
+# bench.py, which times the frames as they arrive). Both VMMs get the same
+# command line, alternately.
+#
+# Needs: /dev/kvm, qemu-system-x86_64 (Debian qemu-system-x86), python3.
+#   N=20000 ROUNDS=5 WARMUP=1
+#   RVIRT_VMM=PATH   benchmark this binary instead of building one (release)
+#   QEMU=qemu-system-x86_64
+# Results also go to bench/results/e1000-<UTC timestamp>.json (git-ignored).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+QEMU=$(command -v "${QEMU:-qemu-system-x86_64}") || {
+  echo "bench/e1000: qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)" >&2; exit 1; }
+[ -w /dev/kvm ] || { echo "bench/e1000: /dev/kvm is missing or not writable" >&2; exit 1; }
+cd "$ROOT"
+if [ -z "${RVIRT_VMM:-}" ]; then
+  cargo build -q --release -p rvirt-vmm
+  RVIRT_VMM=$ROOT/target/release/rvirt-vmm
+fi
+GUEST=$(cargo run -q -p rvirt-test-guests -- e1000)
+exec python3 "$ROOT/bench/e1000/bench.py" "$RVIRT_VMM" "$QEMU" "$GUEST"

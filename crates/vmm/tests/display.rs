@@ -1,0 +1,376 @@
+//! Display devices: the `display` test guest sets a Bochs DISPI mode on
+//! `-device bochs-display` and draws; a real VNC client (vncdotool)
+//! captures the screen between its steps, which must show the pattern,
+//! keep it through an impossible mode and a BAR move, and show what the
+//! guest drew through the moved BAR. The same guest and command line run
+//! under QEMU 7.2 must give the same pixels.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rvirt_testkit::{run, try_run};
+
+const T: Duration = Duration::from_secs(120);
+const W: usize = 800;
+const H: usize = 600;
+
+fn which(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+/// vncdotool is installed by scripts/setup.sh; without it the tests skip
+/// unless `RVIRT_REQUIRE_REFERENCE` is set.
+fn have_vncdotool() -> bool {
+    let ok = try_run(Command::new("python3").args(["-c", "import vncdotool"]), T)
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("python3 with vncdotool is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
+        }
+        eprintln!("skipped: vncdotool not available (pip install vncdotool)");
+    }
+    ok
+}
+
+/// A capture: width, height, RGB bytes.
+type Image = (usize, usize, Vec<u8>);
+
+fn read_ppm(path: &Path) -> Image {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..at]).into_owned());
+    }
+    assert_eq!((fields[0].as_str(), fields[3].as_str()), ("P6", "255"));
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let pixels = data[at + 1..].to_vec();
+    assert_eq!(pixels.len(), w * h * 3);
+    (w, h, pixels)
+}
+
+/// Captures the screen served on the unix socket `sock` into `out` (a
+/// PNG, as vncdotool writes, converted to PPM beside it by PIL, which
+/// vncdotool brings).
+fn capture(sock: &Path, out: &Path) -> Image {
+    let png = out.with_extension("png");
+    let o = run(
+        Command::new("vncdo")
+            .arg("-s")
+            .arg(sock)
+            .arg("capture")
+            .arg(&png),
+        T,
+    );
+    assert!(
+        o.status.success(),
+        "vncdo capture: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').save(sys.argv[2], 'PPM')",
+            ])
+            .arg(&png)
+            .arg(out),
+        T,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read_ppm(out)
+}
+
+/// What the guest draws: step 1 (bands and a box), with step 3's black
+/// stripe if `stripe`.
+fn expected(stripe: bool) -> Image {
+    let mut px = Vec::with_capacity(W * H * 3);
+    for y in 0..H {
+        for x in 0..W {
+            let rgb = if stripe && (300..320).contains(&y) {
+                [0, 0, 0]
+            } else if (350..450).contains(&x) && (100..150).contains(&y) {
+                [255, 255, 0]
+            } else {
+                [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]][y / 150]
+            };
+            px.extend_from_slice(&rgb);
+        }
+    }
+    (W, H, px)
+}
+
+fn assert_same(what: &str, got: &Image, want: &Image) {
+    assert_eq!((got.0, got.1), (want.0, want.1), "{what}: size");
+    let differ = got
+        .2
+        .chunks(3)
+        .zip(want.2.chunks(3))
+        .position(|(a, b)| a != b);
+    if let Some(i) = differ {
+        panic!(
+            "{what}: pixel ({}, {}) is {:?}, not {:?}",
+            i % got.0,
+            i / got.0,
+            &got.2[i * 3..i * 3 + 3],
+            &want.2[i * 3..i * 3 + 3]
+        );
+    }
+}
+
+/// Runs the display guest under `program` with `args` and a VNC server on
+/// a unix socket, captures the screen after each of its steps, and
+/// checks its lines; returns the captures.
+fn steps(program: &Path, machine: &str, args: &[&str], dir: &Path, name: &str) -> Vec<Image> {
+    let sock = dir.join(format!("{name}.vnc"));
+    let guest = Guest::Display.path();
+    let mut cmd = Command::new(program);
+    cmd.args(["-M", machine, "-accel", "kvm", "-m", "128", "-nodefaults"])
+        .args(["-serial", "stdio", "-vnc"])
+        .arg(format!("unix:{}", sock.display()))
+        .args(args)
+        .arg("-kernel")
+        .arg(&guest)
+        .stdin(Stdio::piped());
+    let mut vm = Spawned::start(die_with_test(&mut cmd));
+    let found = vm.line_with("DISPLAY ", T);
+    assert!(found.contains("id=0xb0c5 vram64k=256"), "{name}: {found}");
+    let edid = vm.line_with("EDID ", T);
+    assert_eq!(edid.trim(), "EDID ffffff00 ffffff", "{name}");
+    let mut shots = Vec::new();
+    for (i, step) in ["DRAWN", "REFUSED", "MOVED"].iter().enumerate() {
+        vm.line_with(step, T);
+        shots.push(capture(&sock, &dir.join(format!("{name}-{i}.ppm"))));
+        vm.stdin().write_all(b"\n").unwrap();
+        vm.stdin().flush().unwrap();
+    }
+    vm.line_with("DONE", T);
+    let status = vm.wait(T);
+    assert!(status.success(), "{name}: {status}\n{}", vm.describe());
+    shots
+}
+
+#[test]
+fn bochs_display_draws_refuses_and_follows_its_bar_on_pc() {
+    draws_refuses_and_follows_its_bar("pc");
+}
+
+#[test]
+fn bochs_display_draws_refuses_and_follows_its_bar_on_q35() {
+    draws_refuses_and_follows_its_bar("q35");
+}
+
+fn draws_refuses_and_follows_its_bar(machine: &str) {
+    if !have_vncdotool() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ours = steps(
+        &vmm(),
+        machine,
+        &["-device", "bochs-display"],
+        dir.path(),
+        "rvirt",
+    );
+    assert_same("after drawing", &ours[0], &expected(false));
+    assert_same("after an impossible mode", &ours[1], &expected(false));
+    assert_same("drawn through the moved BAR", &ours[2], &expected(true));
+
+    if !which("qemu-system-x86_64") {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+        }
+        eprintln!("QEMU not installed: the comparison did not run");
+        return;
+    }
+    let theirs = steps(
+        Path::new("qemu-system-x86_64"),
+        machine,
+        &["-display", "none", "-device", "bochs-display"],
+        dir.path(),
+        "qemu",
+    );
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_same(&format!("step {i}: rvirt against QEMU"), a, b);
+    }
+}
+
+#[test]
+fn bochs_display_options_as_qemu() {
+    let guest = Guest::Hello.path();
+    for (device, message) in [
+        ("bochs-display,vgamem=1M", "video memory too small"),
+        ("bochs-display,vgamem=512M", "video memory too big"),
+        ("bochs-display,vgamem=lots", "not a size"),
+        ("bochs-display,foo=1", "foo"),
+    ] {
+        let o = run(
+            Command::new(vmm())
+                .args(["-nodefaults", "-device", device, "-kernel"])
+                .arg(&guest),
+            T,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{device}: {err}");
+        assert!(err.contains(message), "{device}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{device}: {err}");
+    }
+    let o = run(
+        Command::new(vmm())
+            .args([
+                "-M",
+                "microvm",
+                "-nodefaults",
+                "-device",
+                "bochs-display",
+                "-kernel",
+            ])
+            .arg(&guest),
+        T,
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// An RFB client that stays connected (raw encoding, the server's 32-bit
+/// format), to see incremental updates.
+struct Client(std::os::unix::net::UnixStream);
+
+/// One rectangle of an update: x, y, w, h and its pixels (XRGB, LE).
+type Rect = (usize, usize, usize, usize, Vec<u8>);
+
+impl Client {
+    fn connect(sock: &Path) -> Self {
+        use rvirt_testkit::read_exact;
+        let mut c = poll("the VNC socket", T, || {
+            std::os::unix::net::UnixStream::connect(sock).map_err(|e| e.to_string())
+        });
+        assert_eq!(read_exact(&mut c, 12, T), b"RFB 003.008\n");
+        c.write_all(b"RFB 003.008\n").unwrap();
+        assert_eq!(read_exact(&mut c, 2, T), [1, 1]);
+        c.write_all(&[1]).unwrap();
+        assert_eq!(read_exact(&mut c, 4, T), [0, 0, 0, 0]);
+        c.write_all(&[1]).unwrap();
+        let init = read_exact(&mut c, 24, T);
+        assert_eq!(&init[..4], &[3, 32, 2, 88], "800x600");
+        let name = u32::from_be_bytes(init[20..24].try_into().unwrap()) as usize;
+        read_exact(&mut c, name, T);
+        Client(c)
+    }
+
+    fn request(&mut self, incremental: bool) {
+        let mut m = vec![3, u8::from(incremental), 0, 0, 0, 0];
+        m.extend_from_slice(&(W as u16).to_be_bytes());
+        m.extend_from_slice(&(H as u16).to_be_bytes());
+        self.0.write_all(&m).unwrap();
+    }
+
+    /// The next update, if one starts within `within`.
+    fn update(&mut self, within: Duration) -> Option<Vec<Rect>> {
+        use rvirt_testkit::read_exact;
+        use std::os::fd::AsRawFd;
+        let mut fd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, valid for the call, of a socket we own.
+        let n = unsafe { libc::poll(&mut fd, 1, within.as_millis() as i32) };
+        if n <= 0 {
+            return None;
+        }
+        let head = read_exact(&mut self.0, 4, T);
+        assert_eq!(head[0], 0, "a FramebufferUpdate");
+        let n = u16::from_be_bytes([head[2], head[3]]);
+        let mut rects = Vec::new();
+        for _ in 0..n {
+            let r = read_exact(&mut self.0, 12, T);
+            let f = |i: usize| usize::from(u16::from_be_bytes([r[i], r[i + 1]]));
+            assert_eq!(&r[8..12], &[0, 0, 0, 0], "raw");
+            let (x, y, w, h) = (f(0), f(2), f(4), f(6));
+            rects.push((x, y, w, h, read_exact(&mut self.0, w * h * 4, T)));
+        }
+        Some(rects)
+    }
+}
+
+#[test]
+fn incremental_updates_carry_only_the_rows_the_guest_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vnc");
+    let guest = Guest::Display.path();
+    let mut cmd = Command::new(vmm());
+    // Confined as rvirtd runs it: the refresh thread's filter must let it
+    // read the dirty log.
+    cmd.args(["-M", "pc", "-m", "128", "-nodefaults", "-serial", "stdio"])
+        .args(["-sandbox", "on", "-device", "bochs-display", "-vnc"])
+        .arg(format!("unix:{}", sock.display()))
+        .arg("-kernel")
+        .arg(&guest)
+        .stdin(Stdio::piped());
+    let mut vm = Spawned::start(die_with_test(&mut cmd));
+    let next = |vm: &mut Spawned, line: &str| {
+        vm.stdin().write_all(b"\n").unwrap();
+        vm.stdin().flush().unwrap();
+        vm.line_with(line, T);
+    };
+    vm.line_with("DRAWN", T);
+    let mut c = Client::connect(&sock);
+    c.request(false);
+    let full = c.update(T).expect("the first update");
+    assert_eq!(full.len(), 1);
+    let (x, y, w, h, px) = &full[0];
+    assert_eq!((*x, *y, *w, *h), (0, 0, W, H));
+    // Red at the top left (XRGB little-endian: B, G, R, X).
+    assert_eq!(&px[..3], &[0, 0, 255]);
+
+    // The BAR moves: the slot is new, so everything is sent again; then
+    // the screen is quiet (a pending request stays unanswered).
+    next(&mut vm, "REFUSED");
+    let quiet = (0..20).any(|_| {
+        c.request(true);
+        c.update(Duration::from_millis(1000)).is_none()
+    });
+    assert!(quiet, "the screen never stops changing");
+    // The stripe over rows 300-319: only the rows its pages hold come
+    // (a 4 KiB page spans about 1.3 rows of 3200 bytes).
+    next(&mut vm, "MOVED");
+    // The first update may come while the guest is still drawing; the
+    // rest of the stripe follows in the next ones, until the screen is
+    // quiet again. Applied to the full frame, they must give the stripe.
+    let mut frame = full[0].4.clone();
+    let mut rows = std::collections::BTreeSet::new();
+    let mut update = c.update(T).expect("an update for the stripe");
+    for _ in 0..20 {
+        for (x, y, w, h, px) in &update {
+            assert_eq!((*x, *w), (0, W), "full-width rows");
+            assert!(*y >= 298 && y + h <= 322, "rows {y}..{}", y + h);
+            rows.extend(*y..y + h);
+            frame[y * W * 4..(y + h) * W * 4].copy_from_slice(px);
+        }
+        c.request(true);
+        match c.update(Duration::from_millis(1000)) {
+            Some(u) => update = u,
+            None => break,
+        }
+    }
+    assert!((300..320).all(|r| rows.contains(&r)), "{rows:?}");
+    for y in 300..320 {
+        let row = &frame[y * W * 4..(y + 1) * W * 4];
+        assert!(row.chunks(4).all(|p| p[..3] == [0, 0, 0]), "row {y}");
+    }
+    next(&mut vm, "DONE");
+    assert!(vm.wait(T).success());
+}

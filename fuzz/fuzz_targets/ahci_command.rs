@@ -1,0 +1,123 @@
+//! Arbitrary guest memory under an AHCI port: the input is copied over the
+//! command list, the received-FIS area, the command tables and their
+//! PRDTs, and its first bytes pick which slots are issued on a disk port
+//! and a CD-ROM port; the controller serves them against in-memory media.
+//! Nothing may panic or hang; every issued slot completes.
+#![no_main]
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use libfuzzer_sys::fuzz_target;
+use rvirt_ata::ahci::{regs, Ahci, Attachment, Wiring};
+use rvirt_ata::drive::{Drive, Identity, Kind};
+use rvirt_block::{AioMode, Disk, DiskBackend};
+use rvirt_pci::intx::IntxPin;
+use rvirt_platform::{MsiMessage, MsiVectors};
+use vm_memory::{Bytes, GuestAddress};
+
+const MEM_SIZE: usize = 0x1_0000;
+const DISK_SIZE: usize = 64 * 2048;
+
+struct RamDisk(Mutex<Vec<u8>>);
+
+impl RamDisk {
+    fn range(&self, offset: u64, len: usize) -> io::Result<std::ops::Range<usize>> {
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let end = start.checked_add(len).ok_or(io::ErrorKind::InvalidInput)?;
+        if end > DISK_SIZE {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(start..end)
+    }
+}
+
+impl DiskBackend for RamDisk {
+    fn len(&self) -> io::Result<u64> {
+        Ok(DISK_SIZE as u64)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let r = self.range(offset, buf.len())?;
+        buf.copy_from_slice(&self.0.lock().unwrap()[r]);
+        Ok(())
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let r = self.range(offset, buf.len())?;
+        self.0.lock().unwrap()[r].copy_from_slice(buf);
+        Ok(())
+    }
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.write_zeroes(offset, len)
+    }
+    fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let r = self.range(offset, len)?;
+        self.0.lock().unwrap()[r].fill(0);
+        Ok(())
+    }
+}
+
+struct NoMsi;
+
+impl MsiVectors for NoMsi {
+    fn count(&self) -> u16 {
+        1
+    }
+    fn route(&self, _: u16, _: Option<MsiMessage>) -> io::Result<()> {
+        Ok(())
+    }
+    fn raise(&self, _: u16) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn disk() -> Disk<u8> {
+    Disk::new(Arc::new(RamDisk(Mutex::new(vec![0x5a; DISK_SIZE]))), AioMode::Sync).unwrap()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((head, image)) = data.split_at_checked(8) else {
+        return;
+    };
+    let mem = vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM_SIZE)])
+        .unwrap();
+    let n = image.len().min(MEM_SIZE);
+    mem.write_slice(&image[..n], GuestAddress(0)).unwrap();
+    let hd = Drive::disk(Identity::qemu(Kind::Disk, 1), DISK_SIZE as u64, false, true);
+    let cd = Drive::cdrom(Identity::qemu(Kind::Cdrom, 2), Some(DISK_SIZE as u64));
+    let mut ahci = Ahci::new(vec![
+        Some(Attachment {
+            drive: hd,
+            disk: Some(disk()),
+        }),
+        Some(Attachment {
+            drive: cd,
+            disk: Some(disk()),
+        }),
+    ]);
+    ahci.attach(Wiring {
+        memory: mem,
+        msi: Arc::new(NoMsi),
+        intx: IntxPin::unconnected(),
+        kick: None,
+    });
+    for (port, slots) in [(0u64, &head[0..4]), (1, &head[4..8])] {
+        let base = regs::PORT_BASE + port * regs::PORT_LEN;
+        // Both ports' lists and FIS areas inside the input: 0x0 and 0x400
+        // for the lists, 0x800 and 0x900 for the FIS areas.
+        ahci.write_reg(base + regs::port::CLB, (port * 0x400) as u32);
+        ahci.write_reg(base + regs::port::FB, (0x800 + port * 0x100) as u32);
+        ahci.write_reg(base + regs::port::CMD, regs::cmd::FRE | regs::cmd::ST);
+        let issued = u32::from_le_bytes(slots.try_into().unwrap());
+        ahci.write_reg(base + regs::port::CI, issued);
+        ahci.reap();
+        assert_eq!(
+            ahci.read_reg(base + regs::port::CI),
+            0,
+            "a command never completed"
+        );
+    }
+});
