@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use rvirt_qmp::{Event as QmpEvent, EventBus, QmpError, VncBasicInfo, VncInfo, VncServerInfo};
 use rvirt_vmm_config::{VncConfig, VncListen, VncShare};
-use rvirt_vnc::{AddrInfo, BlankFramebuffer, Event, NoInput, Options, SharePolicy, VncServer};
+use rvirt_vnc::{AddrInfo, BlankFramebuffer, Event, InputSink, Options, SharePolicy, VncServer};
 
 /// Why `-vnc` could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +78,13 @@ fn listener(listen: &VncListen) -> Result<Option<OwnedFd>, DisplayError> {
 
 impl Display {
     /// Listens where `cfg` says and starts the server; its events go to
-    /// `bus` (only with a listener, as QEMU's).
+    /// `bus` (only with a listener, as QEMU's), its clients' keys and
+    /// pointer to `input`.
     pub(crate) fn start(
         cfg: &VncConfig,
         name: Option<&str>,
         bus: EventBus,
+        input: Arc<dyn InputSink>,
     ) -> Result<Arc<Self>, DisplayError> {
         let listen = listener(&cfg.listen)?;
         let auth = if cfg.password { "vnc" } else { "none" };
@@ -131,7 +133,7 @@ impl Display {
         });
         let server = VncServer::new(
             Arc::new(BlankFramebuffer::new(640, 480)),
-            Arc::new(NoInput),
+            input,
             options,
             events,
         )

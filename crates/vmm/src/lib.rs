@@ -23,6 +23,7 @@ mod display;
 mod event_loop;
 mod events;
 mod fdset;
+mod input;
 mod interrupts;
 mod ioevents;
 mod monitor;
@@ -208,8 +209,13 @@ impl Vmm {
         ));
         let display = match &config.vnc {
             Some(vnc) => Some(
-                display::Display::start(vnc, config.name.as_deref(), bus.clone())
-                    .map_err(VmmError::Vnc)?,
+                display::Display::start(
+                    vnc,
+                    config.name.as_deref(),
+                    bus.clone(),
+                    devices.input_sink(),
+                )
+                .map_err(VmmError::Vnc)?,
             ),
             None => None,
         };

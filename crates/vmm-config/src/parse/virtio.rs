@@ -1,6 +1,6 @@
 //! The options that build virtio devices: `-object rng-random`, `-drive`
 //! and `-blockdev` (through [`super::block`]), `-netdev`
-//! and `-device virtio-{rng,blk,net,serial,balloon}-device` with
+//! and `-device virtio-{rng,blk,net,serial,balloon,keyboard,mouse,tablet}-device` with
 //! `virtconsole`. Backends are collected as they come and joined to their
 //! devices at the end, since QEMU accepts them in any order; devices keep
 //! command-line order, which is slot order.
@@ -11,7 +11,8 @@ use super::block::BlockSpecs;
 use super::netdev::{parse_mac, parse_netdev, MacTable};
 use crate::chardev::ChardevBackend;
 use crate::config::{
-    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, NetConfig, Netdev, VirtioConfig,
+    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, InputConfig, InputModel, NetConfig,
+    Netdev, VirtioConfig,
 };
 use crate::opts::Opts;
 use crate::ConfigError;
@@ -43,6 +44,7 @@ enum DeviceRef {
         port: Option<PortRef>,
     },
     Balloon(BalloonConfig),
+    Input(InputConfig),
 }
 
 /// A `virtconsole` before its chardev is looked up.
@@ -312,6 +314,20 @@ impl VirtioSpecs {
                 }
                 DeviceRef::Balloon(BalloonConfig { id, deflate_on_oom })
             }
+            "virtio-keyboard-device" | "virtio-mouse-device" | "virtio-tablet-device" => {
+                let model = match driver {
+                    "virtio-keyboard-device" => InputModel::Keyboard,
+                    "virtio-mouse-device" => InputModel::Mouse,
+                    _ => InputModel::Tablet,
+                };
+                let id = o.get("id");
+                // QEMU 7.2's default; without the wheel axis the devices
+                // describe themselves differently, which rvirt does not.
+                if o.get_bool("wheel-axis")? == Some(false) {
+                    return Err(o.error("wheel-axis=off is not supported".into()));
+                }
+                DeviceRef::Input(InputConfig { id, model })
+            }
             _ => return Ok(false),
         };
         self.devices.push(dev);
@@ -412,6 +428,7 @@ impl VirtioSpecs {
                     }));
                 }
                 DeviceRef::Balloon(b) => out.push(VirtioConfig::Balloon(b.clone())),
+                DeviceRef::Input(i) => out.push(VirtioConfig::Input(i.clone())),
             }
         }
         // A -netdev no device uses is accepted, as QEMU does (it warns
