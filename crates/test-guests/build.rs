@@ -49,6 +49,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("pci", "pci.c", Kind::Pvh, &[]),
     ("dhcp", "dhcp.c", Kind::Pvh, &[]),
     ("idle", "idle.c", Kind::Pvh, &[]),
+    ("ps2", "ps2.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:

@@ -421,7 +421,10 @@ mod tests {
             rd(&mut d, DATA);
             n += 1;
         }
-        assert!(n <= 1 + CONTROLLER_QUEUE + crate::ps2::QUEUE_SIZE, "{n}");
+        assert!(
+            n <= 1 + CONTROLLER_QUEUE + crate::ps2::QUEUE_SIZE + crate::ps2::HEADROOM,
+            "{n}"
+        );
     }
 
     fn drain(d: &mut I8042) -> Vec<(u8, bool)> {

@@ -9,36 +9,54 @@ use std::collections::VecDeque;
 
 use rvirt_input::Key;
 
-/// Bytes a device holds for the controller (QEMU's PS2_QUEUE_SIZE).
+/// Input bytes (scancodes, mouse packets) a device holds for the
+/// controller (QEMU's PS2_QUEUE_SIZE).
 pub const QUEUE_SIZE: usize = 16;
-/// Room kept free for command replies: input events are dropped before
-/// they would take it (QEMU's PS2_QUEUE_HEADROOM), so a guest that stops
-/// reading loses key strokes, never the answer to its next command.
+/// Room beyond that for command replies, which go out before the input
+/// bytes already waiting (QEMU's PS2_QUEUE_HEADROOM and its command
+/// queue): a guest that stops reading loses key strokes, never the answer
+/// to its next command.
 pub const HEADROOM: usize = 8;
 
 const ACK: u8 = 0xfa;
 const RESEND: u8 = 0xfe;
 const SELF_TEST_OK: u8 = 0xaa;
 
-/// A device's output queue.
+/// A device's output: command replies ahead of input bytes.
 #[derive(Debug, Default)]
-struct Queue(VecDeque<u8>);
+struct Queue {
+    replies: VecDeque<u8>,
+    input: VecDeque<u8>,
+}
 
 impl Queue {
-    /// A command's reply: dropped only past the full size, which a guest
-    /// reaches only by never reading.
+    fn len(&self) -> usize {
+        self.replies.len() + self.input.len()
+    }
+
+    fn clear(&mut self) {
+        self.replies.clear();
+        self.input.clear();
+    }
+
+    fn pop(&mut self) -> Option<u8> {
+        self.replies.pop_front().or_else(|| self.input.pop_front())
+    }
+
+    /// A command's reply: dropped only past the headroom, which a guest
+    /// reaches only by writing commands without reading.
     fn reply(&mut self, bytes: &[u8]) {
-        if self.0.len() + bytes.len() <= QUEUE_SIZE {
-            self.0.extend(bytes);
+        if self.len() + bytes.len() <= QUEUE_SIZE + HEADROOM {
+            self.replies.extend(bytes);
         }
     }
 
-    /// An input event's bytes, all or none, keeping the headroom free.
+    /// An input event's bytes, all or none.
     fn event(&mut self, bytes: &[u8]) -> bool {
-        if self.0.len() + bytes.len() > QUEUE_SIZE - HEADROOM {
+        if self.len() + bytes.len() > QUEUE_SIZE {
             return false;
         }
-        self.0.extend(bytes);
+        self.input.extend(bytes);
         true
     }
 }
@@ -83,7 +101,7 @@ fn translated_set(set: u8) -> u8 {
 impl Keyboard {
     /// The next byte for the controller.
     pub fn pop(&mut self) -> Option<u8> {
-        self.queue.0.pop_front()
+        self.queue.pop()
     }
 
     /// The controller's translate bit changed.
@@ -98,7 +116,7 @@ impl Keyboard {
 
     /// Power-on state (and the reset command's).
     fn reset(&mut self) {
-        self.queue.0.clear();
+        self.queue.clear();
         self.pending = None;
         self.scan_enabled = true;
         self.scancode_set = 2;
@@ -255,10 +273,10 @@ impl Mouse {
     /// The next byte for the controller; motion held back while the queue
     /// was full goes out as the queue drains.
     pub fn pop(&mut self) -> Option<u8> {
-        if self.queue.0.is_empty() && self.streaming() && (self.dx | self.dy | self.dz) != 0 {
+        if self.queue.len() == 0 && self.streaming() && (self.dx | self.dy | self.dz) != 0 {
             self.sync();
         }
-        self.queue.0.pop_front()
+        self.queue.pop()
     }
 
     fn streaming(&self) -> bool {
@@ -323,7 +341,7 @@ impl Mouse {
                 self.kind = 0;
                 self.detect = 0;
                 self.wrap = false;
-                self.queue.0.clear();
+                self.queue.clear();
                 self.queue.reply(&[ACK, SELF_TEST_OK, 0]);
                 return;
             }
@@ -502,13 +520,18 @@ mod tests {
         for _ in 0..100 {
             k.key(a, true);
         }
-        assert_eq!(k.queue.0.len(), QUEUE_SIZE - HEADROOM);
+        assert_eq!(k.queue.len(), QUEUE_SIZE);
+        // The reply goes out first.
         k.write(0xf2);
-        assert_eq!(k.queue.0.len(), QUEUE_SIZE - HEADROOM + 3);
+        assert_eq!(k.queue.len(), QUEUE_SIZE + 3);
+        assert_eq!(
+            (k.pop(), k.pop(), k.pop(), k.pop()),
+            (Some(ACK), Some(0xab), Some(0x83), Some(0x1c))
+        );
         for _ in 0..100 {
             k.write(0xf2);
         }
-        assert!(k.queue.0.len() <= QUEUE_SIZE);
+        assert!(k.queue.len() <= QUEUE_SIZE + HEADROOM);
     }
 
     #[test]
@@ -564,7 +587,7 @@ mod tests {
         for _ in 0..10_000 {
             m.event(i32::MAX, i32::MIN, 0, 0);
         }
-        assert!(m.queue.0.len() <= QUEUE_SIZE - HEADROOM);
+        assert!(m.queue.len() <= QUEUE_SIZE);
         assert!(m.dx <= MAX_MOTION && m.dy <= MAX_MOTION);
         // Reading lets the rest out.
         let mut n = 0;

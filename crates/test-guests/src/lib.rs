@@ -101,11 +101,15 @@ pub enum Guest {
     Dhcp,
     /// `IDLE`, then halted with interrupts off for good (bench/density).
     Idle,
+    /// PVH: sets up the i8042 as Linux does (printing every answer), then
+    /// echoes each byte it delivers as `KBD xx` or `AUX xx` until the
+    /// Escape key's release (see the README).
+    Ps2,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 22] = [
+    pub const ALL: [Guest; 23] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -128,6 +132,7 @@ impl Guest {
         Guest::Pci,
         Guest::Dhcp,
         Guest::Idle,
+        Guest::Ps2,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -155,6 +160,7 @@ impl Guest {
             Guest::Pci => "pci",
             Guest::Dhcp => "dhcp",
             Guest::Idle => "idle",
+            Guest::Ps2 => "ps2",
         }
     }
 

@@ -130,18 +130,24 @@ impl InputSink for InputRouter {
             tablet.send(&events);
             return;
         }
-        // Relative: nothing moves on the first event (no last position).
-        let (dx, dy) = match last {
-            Some((x, y)) => (
+        // Relative: the first position is no motion; QEMU then has nothing
+        // to report unless a button changed.
+        let motion = last.map(|(x, y)| {
+            (
                 i32::from(event.x) - i32::from(x),
                 i32::from(event.y) - i32::from(y),
-            ),
-            None => (0, 0),
-        };
+            )
+        });
+        if motion.is_none() && old == event.buttons {
+            return;
+        }
+        let (dx, dy) = motion.unwrap_or((0, 0));
         if let Some(mut mouse) = Self::active(&self.mouse) {
             let mut events = button_events(old, event.buttons);
-            events.push(InputEvent::new(EV_REL, REL_X, dx));
-            events.push(InputEvent::new(EV_REL, REL_Y, dy));
+            if motion.is_some() {
+                events.push(InputEvent::new(EV_REL, REL_X, dx));
+                events.push(InputEvent::new(EV_REL, REL_Y, dy));
+            }
             mouse.send(&events);
             return;
         }
