@@ -105,11 +105,16 @@ pub enum Guest {
     /// echoes each byte it delivers as `KBD xx` or `AUX xx` until the
     /// Escape key's release (see the README).
     Ps2,
+    /// PVH: drives the virtio-input devices (virtio-mmio) on its command
+    /// line: prints their configuration answers, sets Caps Lock through
+    /// the status queue and prints each event as `EV dev type code value`
+    /// until Escape's release (see the README).
+    Vinput,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 23] = [
+    pub const ALL: [Guest; 24] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -133,6 +138,7 @@ impl Guest {
         Guest::Dhcp,
         Guest::Idle,
         Guest::Ps2,
+        Guest::Vinput,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -161,6 +167,7 @@ impl Guest {
             Guest::Dhcp => "dhcp",
             Guest::Idle => "idle",
             Guest::Ps2 => "ps2",
+            Guest::Vinput => "vinput",
         }
     }
 

@@ -205,3 +205,128 @@ fn ps2_keys_and_pointer_from_a_vnc_client_as_qemu() {
     let theirs = typed(qemu);
     assert_eq!(ours, theirs, "rvirt (left) and QEMU (right)");
 }
+
+/// The `EV` lines the `vinput` guest printed.
+fn events(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with("EV "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn virtio_keyboard_and_tablet_from_a_vnc_client() {
+    if !have_vncdotool() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vnc.sock");
+    let vnc = format!("unix:{}", sock.display());
+    let guest = Guest::Vinput.path();
+    let mut vm = spawn(&[
+        "-m",
+        "128",
+        "-vnc",
+        &vnc,
+        "-serial",
+        "stdio",
+        "-device",
+        "virtio-keyboard-device,id=kbd",
+        "-device",
+        "virtio-tablet-device,id=tablet",
+        "-device",
+        "virtio-mouse-device,id=mouse",
+        "-kernel",
+        guest.to_str().unwrap(),
+    ]);
+    vm.line_with("VINPUT_READY 3", T);
+    // The configuration answers, as QEMU 7.2's devices give them.
+    let out = vm.stdout_text();
+    for want in [
+        "INPUT 0 NAME QEMU Virtio Keyboard",
+        "INPUT 0 SERIAL 0",
+        "  DEVIDS 8 6 0 27 6 1 0 1 0",
+        "  EV_BITS 11 size 1 bits 3",
+        "  EV_BITS 14 size 1 bits 0",
+        "INPUT 1 NAME QEMU Virtio Tablet",
+        "  DEVIDS 8 6 0 27 6 3 0 2 0",
+        "  EV_BITS 1 size 43 bits 7",
+        "  EV_BITS 2 size 2 bits 1",
+        "  EV_BITS 3 size 1 bits 2",
+        "  ABS 0 min 0 max 32767",
+        "  ABS 1 min 0 max 32767",
+        "INPUT 2 NAME QEMU Virtio Mouse",
+        "  DEVIDS 8 6 0 27 6 2 0 2 0",
+        "  EV_BITS 2 size 2 bits 3",
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want:?} missing:\n{out}");
+    }
+    let steps: &[(&[&str], usize)] = &[
+        (&["key", "a"], 4),
+        (&["move", "100", "50"], 3),
+        (&["click", "1"], 8),
+        // The guest stops at Escape's release, before its SYN_REPORT.
+        (&["key", "esc"], 3),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for (i, (step, _)) in steps.iter().enumerate() {
+        if i > 0 {
+            args.push("sync");
+        }
+        args.extend_from_slice(step);
+    }
+    let mut client = Spawned::start(
+        die_with_test(&mut Command::new("python3"))
+            .arg(client_script())
+            .arg(&sock)
+            .args(&args)
+            .stdin(Stdio::piped()),
+    );
+    let mut seen = 0;
+    for (i, (step, n)) in steps.iter().enumerate() {
+        seen += n;
+        vm.until(&format!("{seen} events after {step:?}"), T, |out, _| {
+            events(out).len() >= seen
+        });
+        if i + 1 < steps.len() {
+            client.line_with("sync", T);
+            client.stdin().write_all(b"\n").unwrap();
+        }
+    }
+    client.line_with("ok", T);
+    assert!(vm.wait(T).success(), "{}", vm.stderr_text());
+    // Keys on the keyboard (KEY_A 30, KEY_ESC 1), the pointer on the
+    // tablet scaled to 0..32767 over 640x480 (100 -> 5119, 50 -> 3413),
+    // nothing on the mouse while the tablet runs.
+    assert_eq!(
+        events(&vm.stdout_text()),
+        [
+            "EV 0 1 1e 1",
+            "EV 0 0 0 0",
+            "EV 0 1 1e 0",
+            "EV 0 0 0 0",
+            "EV 1 3 0 13ff",
+            "EV 1 3 1 d55",
+            "EV 1 0 0 0",
+            "EV 1 1 110 1",
+            "EV 1 3 0 13ff",
+            "EV 1 3 1 d55",
+            "EV 1 0 0 0",
+            "EV 1 1 110 0",
+            "EV 1 3 0 13ff",
+            "EV 1 3 1 d55",
+            "EV 1 0 0 0",
+            "EV 0 1 1 1",
+            "EV 0 0 0 0",
+            "EV 0 1 1 0",
+        ]
+    );
+    // The Caps Lock LED the guest set came back through the status queue.
+    assert_eq!(
+        vm.stdout_text()
+            .lines()
+            .filter(|l| l.starts_with("STATUS"))
+            .count(),
+        3
+    );
+}
