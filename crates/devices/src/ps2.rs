@@ -227,7 +227,7 @@ const MOUSE_SCALE21: u8 = 0x10;
 
 /// Accumulated motion is held within this, so a guest that never reads
 /// cannot make it overflow.
-const MAX_MOTION: i32 = 1 << 16;
+const MAX_MOTION: i32 = 2048;
 
 /// The mouse.
 #[derive(Debug)]
