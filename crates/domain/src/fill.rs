@@ -233,7 +233,8 @@ fn aliases_and_addresses(d: &mut Domain) {
         let n = counts.entry(o.element.name.clone()).or_default();
         let alias = other_alias(o, *n);
         *n += 1;
-        let virtio = o.model() == Some("virtio");
+        let virtio = o.model() == Some("virtio")
+            || (o.kind() == "input" && o.element.attr("bus") == Some("virtio"));
         let e = &mut o.element;
         if let Some(alias) = alias {
             if e.child("alias").is_none() {
@@ -245,7 +246,7 @@ fn aliases_and_addresses(d: &mut Domain) {
         }
         if mmio
             && virtio
-            && matches!(e.name.as_ref(), "memballoon" | "rng")
+            && matches!(e.name.as_ref(), "memballoon" | "rng" | "input")
             && e.child("address").is_none()
         {
             e.insert_before("", virtio_mmio());
