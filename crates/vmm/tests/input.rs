@@ -330,3 +330,65 @@ fn virtio_keyboard_and_tablet_from_a_vnc_client() {
         3
     );
 }
+
+#[test]
+fn virtio_input_pci_on_pc() {
+    if !have_vncdotool() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vnc.sock");
+    let vnc = format!("unix:{}", sock.display());
+    let guest = Guest::Vinput.path();
+    let mut vm = spawn(&[
+        "-M",
+        "pc",
+        "-m",
+        "128",
+        "-vnc",
+        &vnc,
+        "-serial",
+        "stdio",
+        "-device",
+        r#"{"driver":"virtio-tablet-pci","id":"input0","bus":"pci.0","addr":"0x5"}"#,
+        "-device",
+        "virtio-keyboard-pci,id=input1",
+        "-kernel",
+        guest.to_str().unwrap(),
+    ]);
+    vm.line_with("VINPUT_READY 2", T);
+    let out = vm.stdout_text();
+    // In PCI scan order: the keyboard took slot 2, the tablet is at 5.
+    assert!(out.contains("INPUT 0 NAME QEMU Virtio Keyboard"), "{out}");
+    assert!(out.contains("INPUT 1 NAME QEMU Virtio Tablet"), "{out}");
+    let mut client = Spawned::start(
+        die_with_test(&mut Command::new("python3"))
+            .arg(client_script())
+            .args([
+                sock.to_str().unwrap(),
+                "move",
+                "320",
+                "240",
+                "sync",
+                "key",
+                "esc",
+            ])
+            .stdin(Stdio::piped()),
+    );
+    vm.line_with("EV 1 0 0 0", T);
+    client.line_with("sync", T);
+    client.stdin().write_all(b"\n").unwrap();
+    client.line_with("ok", T);
+    assert!(vm.wait(T).success(), "{}", vm.stderr_text());
+    assert_eq!(
+        events(&vm.stdout_text()),
+        [
+            "EV 1 3 0 3fff",
+            "EV 1 3 1 3fff",
+            "EV 1 0 0 0",
+            "EV 0 1 1 1",
+            "EV 0 0 0 0",
+            "EV 0 1 1 0",
+        ]
+    );
+}
