@@ -51,14 +51,19 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("idle", "idle.c", Kind::Pvh, &[]),
     ("display", "display.c", Kind::Pvh, &[]),
     ("e1000", "e1000.c", Kind::Pvh, &[]),
+    ("ps2", "ps2.c", Kind::Pvh, &[]),
+    ("vinput", "vinput.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:
 /// the network guests' driver, with its transport in a file of its own.
-const GUEST_SOURCES: &[(&str, &[&str])] = &[(
-    "dhcp",
-    &["net/vdev_mmio.c", "net/vdev_pci.c", "net/netif.c"],
-)];
+const GUEST_SOURCES: &[(&str, &[&str])] = &[
+    (
+        "dhcp",
+        &["net/vdev_mmio.c", "net/vdev_pci.c", "net/netif.c"],
+    ),
+    ("vinput", &["net/vdev_mmio.c", "net/vdev_pci.c"]),
+];
 
 /// Runtime sources linked into every guest.
 const RT: &[&str] = &["console.c", "acpi.c", "hw.c", "madt.c", "fnv.c", "ring3.c"];

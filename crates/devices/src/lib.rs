@@ -12,6 +12,7 @@ pub mod fw_cfg;
 pub mod i8042;
 pub mod irq;
 pub mod post;
+pub mod ps2;
 pub mod pvpanic;
 pub mod reset_control;
 pub mod rtc;

@@ -54,12 +54,59 @@ pub(crate) fn fill_in(d: &mut Domain, rng: &mut dyn Random) {
             .others
             .sort_by_cached_key(|o| crate::order::rank(crate::order::DEVICES, o.kind()));
     }
+    implicit_ps2(d);
     serial_console(d);
     macs(d, rng);
     drive_addresses(d);
     crate::pci::controller_indices(d);
     crate::pci::fill_in(d);
     aliases_and_addresses(d);
+}
+
+/// The PS/2 mouse and keyboard libvirt 9.0 adds to every x86 guest (its
+/// `qemuDomainDefAddImplicitInputDevice`: the i8042 is part of the
+/// machine, microvm included), unless `<features><ps2 state='off'/>`;
+/// each only when no input of that type is on PS/2 already, after the
+/// inputs the definition has.
+fn implicit_ps2(d: &mut Domain) {
+    let x86 = matches!(d.os.arch.as_deref(), None | Some("x86_64" | "i686"));
+    let ps2_off = d
+        .features
+        .as_ref()
+        .and_then(|f| f.child("ps2"))
+        .is_some_and(|p| p.attr("state") == Some("off"));
+    if d.os.os_type != "hvm" || !x86 || ps2_off {
+        return;
+    }
+    for ty in ["mouse", "keyboard"] {
+        let present = d.devices.others.iter().any(|o| {
+            o.kind() == "input" && o.dev_type() == Some(ty) && o.element.attr("bus") == Some("ps2")
+        });
+        if present {
+            continue;
+        }
+        // After the last input (or where inputs go in libvirt's order).
+        let at = d
+            .devices
+            .others
+            .iter()
+            .rposition(|o| o.kind() == "input")
+            .map(|i| i + 1);
+        let input = OtherDevice {
+            element: Element::new("input")
+                .with_attr("type", Some(ty))
+                .with_attr("bus", Some("ps2")),
+        };
+        match at {
+            Some(i) => d.devices.others.insert(i, input),
+            None => {
+                d.devices.others.push(input);
+                d.devices
+                    .others
+                    .sort_by_cached_key(|o| crate::order::rank(crate::order::DEVICES, o.kind()));
+            }
+        }
+    }
 }
 
 fn macs(d: &mut Domain, rng: &mut dyn Random) {
@@ -186,7 +233,8 @@ fn aliases_and_addresses(d: &mut Domain) {
         let n = counts.entry(o.element.name.clone()).or_default();
         let alias = other_alias(o, *n);
         *n += 1;
-        let virtio = o.model() == Some("virtio");
+        let virtio = o.model() == Some("virtio")
+            || (o.kind() == "input" && o.element.attr("bus") == Some("virtio"));
         let e = &mut o.element;
         if let Some(alias) = alias {
             if e.child("alias").is_none() {
@@ -198,7 +246,7 @@ fn aliases_and_addresses(d: &mut Domain) {
         }
         if mmio
             && virtio
-            && matches!(e.name.as_ref(), "memballoon" | "rng")
+            && matches!(e.name.as_ref(), "memballoon" | "rng" | "input")
             && e.child("address").is_none()
         {
             e.insert_before("", virtio_mmio());
@@ -353,5 +401,61 @@ mod tests {
         fill_in(&mut d, &mut Constant);
         let virtio = d.devices.disks[2].info.address.as_ref().unwrap();
         assert_eq!(virtio.attr("type"), Some("virtio-mmio"));
+    }
+
+    fn inputs(d: &Domain) -> Vec<(String, String)> {
+        d.devices
+            .others
+            .iter()
+            .filter(|o| o.kind() == "input")
+            .map(|o| {
+                (
+                    o.dev_type().unwrap_or_default().to_string(),
+                    o.element.attr("bus").unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn implicit_ps2_inputs_as_libvirt() {
+        let base = "<domain type='kvm'><name>f</name><memory>1024</memory>\
+                    <os><type>hvm</type></os><devices>DEVS</devices></domain>";
+        let filled = |devs: &str, features: &str| {
+            let xml = base
+                .replace("DEVS", devs)
+                .replace("<devices>", &format!("{features}<devices>"));
+            let mut d = Domain::from_xml(&xml).unwrap();
+            d.fill_in_with(&mut Constant);
+            d
+        };
+        let pair = |t: &str, b: &str| (t.to_string(), b.to_string());
+        let d = filled("<input type='tablet' bus='usb'/>", "");
+        assert_eq!(
+            inputs(&d),
+            [
+                pair("tablet", "usb"),
+                pair("mouse", "ps2"),
+                pair("keyboard", "ps2")
+            ]
+        );
+        // After the other inputs, before what follows them.
+        let xml = d.to_xml();
+        let (tablet, keyboard, balloon) = (
+            xml.find("'tablet'").unwrap(),
+            xml.find("'keyboard'").unwrap(),
+            xml.find("<memballoon").unwrap(),
+        );
+        assert!(tablet < keyboard && keyboard < balloon, "{xml}");
+        // Filling in again adds nothing; a PS/2 keyboard of its own is kept.
+        let mut again = d.clone();
+        again.fill_in_with(&mut Constant);
+        assert_eq!(inputs(&again), inputs(&d));
+        let d = filled("<input type='keyboard' bus='ps2'/>", "");
+        assert_eq!(inputs(&d), [pair("keyboard", "ps2"), pair("mouse", "ps2")]);
+        let d = filled("", "<features><ps2 state='off'/></features>");
+        assert!(inputs(&d).is_empty());
+        let d = filled("", "");
+        assert_eq!(inputs(&d), [pair("mouse", "ps2"), pair("keyboard", "ps2")]);
     }
 }

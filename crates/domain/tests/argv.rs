@@ -772,3 +772,61 @@ fn uefi_in_every_spelling_is_refused_with_the_reason() {
     assert_eq!(list[0].device, "os/loader");
     assert!(list[0].reason.contains("direct <kernel>"));
 }
+
+#[test]
+fn inputs_virtio_emulated_ps2_implicit_usb_left_off() {
+    let xml = MICROVM.replace(
+        "<graphics type='vnc'/>",
+        "<input type='tablet' bus='usb'/>
+    <input type='tablet' bus='virtio'/>
+    <input type='keyboard' bus='virtio'><alias name='ua-kbd'/></input>
+    <input type='mouse' bus='virtio'/>
+    <graphics type='vnc'/>",
+    );
+    let a = derive(&xml).unwrap();
+    // Ids are libvirt's aliases: inputs numbered whatever their bus.
+    assert_eq!(
+        values(&a.args, "-device")
+            .into_iter()
+            .filter(|d| d.contains("input") || d.contains("kbd"))
+            .collect::<Vec<_>>(),
+        [
+            "virtio-tablet-device,id=input1",
+            "virtio-keyboard-device,id=ua-kbd",
+            "virtio-mouse-device,id=input3",
+        ]
+    );
+    // The USB tablet keeps its warning; the implicit PS/2 pair says nothing.
+    assert!(a
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("input (usb) left off")));
+    assert!(!a.warnings.iter().any(|w| w.contains("ps2")));
+    let bad = MICROVM.replace(
+        "<graphics type='vnc'/>",
+        "<input type='passthrough' bus='virtio'><source evdev='/dev/input/event1'/></input>",
+    );
+    let Err(DeriveError::Unsupported(list)) = derive(&bad) else {
+        panic!("passthrough input accepted");
+    };
+    assert_eq!(list[0].device, "input");
+    assert!(list[0].reason.contains("'passthrough'"), "{list:?}");
+}
+
+#[test]
+fn virtio_inputs_on_pc_are_pci_functions() {
+    let xml = FIRMWARE.replace(
+        "<serial type='pty'/>",
+        "<serial type='pty'/>\n    <input type='tablet' bus='virtio'/>",
+    );
+    let a = derive(&xml).unwrap();
+    let tablet: Vec<_> = values(&a.args, "-device")
+        .into_iter()
+        .map(props)
+        .filter(|d| d["driver"] == "virtio-tablet-pci")
+        .collect();
+    assert_eq!(tablet.len(), 1, "{:?}", a.args);
+    assert_eq!(tablet[0]["id"], "input0");
+    assert_eq!(tablet[0]["bus"], "pci.0");
+    assert!(tablet[0]["addr"].starts_with("0x"), "{tablet:?}");
+}

@@ -111,11 +111,20 @@ pub enum Guest {
     /// (EERD and bit-banged EECD) with the checksum, sends a broadcast
     /// frame and waits for one to its MAC, polling (see the README).
     E1000,
+    /// PVH: sets up the i8042 as Linux does (printing every answer), then
+    /// echoes each byte it delivers as `KBD xx` or `AUX xx` until the
+    /// Escape key's release (see the README).
+    Ps2,
+    /// PVH: drives the virtio-input devices (virtio-mmio) on its command
+    /// line: prints their configuration answers, sets Caps Lock through
+    /// the status queue and prints each event as `EV dev type code value`
+    /// until Escape's release (see the README).
+    Vinput,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 24] = [
+    pub const ALL: [Guest; 26] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -140,6 +149,8 @@ impl Guest {
         Guest::Idle,
         Guest::Display,
         Guest::E1000,
+        Guest::Ps2,
+        Guest::Vinput,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -169,6 +180,8 @@ impl Guest {
             Guest::Idle => "idle",
             Guest::Display => "display",
             Guest::E1000 => "e1000",
+            Guest::Ps2 => "ps2",
+            Guest::Vinput => "vinput",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod blk;
 mod chain;
 pub mod console;
 mod device;
+pub mod input;
 pub mod net;
 mod queue_util;
 mod ratelimit;

@@ -194,6 +194,22 @@ pub struct BalloonConfig {
     pub deflate_on_oom: bool,
 }
 
+/// Which virtio-input device (`-device virtio-{keyboard,mouse,tablet}-…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputModel {
+    Keyboard,
+    Mouse,
+    Tablet,
+}
+
+/// `-device virtio-keyboard-device|virtio-mouse-device|virtio-tablet-device[,id=]`
+/// (and their `-pci` forms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputConfig {
+    pub id: Option<String>,
+    pub model: InputModel,
+}
+
 /// A virtio device, in command-line order; where each sits is in
 /// [`VmConfig::virtio_addrs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +223,7 @@ pub enum VirtioConfig {
     Net(NetConfig),
     Console(ConsoleConfig),
     Balloon(BalloonConfig),
+    Input(InputConfig),
 }
 
 /// `-boot`: what firmware is told about booting (QEMU's meanings).
@@ -388,6 +405,7 @@ impl VirtioConfig {
             VirtioConfig::Net(n) => n.id.as_deref(),
             VirtioConfig::Console(c) => c.id.as_deref(),
             VirtioConfig::Balloon(b) => b.id.as_deref(),
+            VirtioConfig::Input(i) => i.id.as_deref(),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use rvirt_qmp::{Event as QmpEvent, EventBus, QmpError, VncBasicInfo, VncInfo, VncServerInfo};
 use rvirt_vmm_config::{VncConfig, VncListen, VncShare};
 use rvirt_vnc::{
-    AddrInfo, BlankFramebuffer, Event, Framebuffer, NoInput, Options, SharePolicy, VncServer,
+    AddrInfo, BlankFramebuffer, Event, Framebuffer, InputSink, Options, SharePolicy, VncServer,
 };
 
 /// Why `-vnc` could not be served.
@@ -80,12 +80,13 @@ fn listener(listen: &VncListen) -> Result<Option<OwnedFd>, DisplayError> {
 impl Display {
     /// Listens where `cfg` says and starts the server over `screen` (a
     /// blank one without); its events go to `bus` (only with a listener,
-    /// as QEMU's).
+    /// as QEMU's), its clients' keys and pointer to `input`.
     pub(crate) fn start(
         cfg: &VncConfig,
         name: Option<&str>,
         screen: Option<Arc<dyn Framebuffer>>,
         bus: EventBus,
+        input: Arc<dyn InputSink>,
     ) -> Result<Arc<Self>, DisplayError> {
         let listen = listener(&cfg.listen)?;
         let auth = if cfg.password { "vnc" } else { "none" };
@@ -134,7 +135,7 @@ impl Display {
         });
         let server = VncServer::new(
             screen.unwrap_or_else(|| Arc::new(BlankFramebuffer::new(640, 480))),
-            Arc::new(NoInput),
+            input,
             options,
             events,
         )

@@ -25,6 +25,7 @@ mod display;
 mod event_loop;
 mod events;
 mod fdset;
+mod input;
 mod interrupts;
 mod ioevents;
 mod monitor;
@@ -231,8 +232,14 @@ impl Vmm {
         ));
         let display = match &config.vnc {
             Some(vnc) => Some(
-                display::Display::start(vnc, config.name.as_deref(), devices.screen(), bus.clone())
-                    .map_err(VmmError::Vnc)?,
+                display::Display::start(
+                    vnc,
+                    config.name.as_deref(),
+                    devices.screen(),
+                    bus.clone(),
+                    devices.input_sink(),
+                )
+                .map_err(VmmError::Vnc)?,
             ),
             None => None,
         };

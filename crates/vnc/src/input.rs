@@ -1,5 +1,5 @@
-//! Where the console's keys and pointer go: the i8042 or virtio-input
-//! implements [`InputSink`].
+//! Where the console's keys and pointer go: rvirt-vmm implements
+//! [`InputSink`] over the i8042 and virtio-input.
 
 /// A key pressed or released.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +42,8 @@ pub trait InputSink: Send + Sync {
     }
 }
 
-/// An input sink that drops everything (no input device yet).
+/// An input sink that drops everything (a server without input devices,
+/// the tests').
 #[derive(Debug, Default)]
 pub struct NoInput;
 

@@ -718,7 +718,13 @@ fn chardevs(dom: &Domain, b: &mut Builder) {
 
 fn others(dom: &Domain, b: &mut Builder) {
     let mut rngs = 0;
+    let mut inputs = 0;
     for o in &dom.devices.others {
+        // libvirt numbers every input, whatever its bus, in its alias.
+        let input = inputs;
+        if o.kind() == "input" {
+            inputs += 1;
+        }
         let kind = o.kind();
         let variant = match kind {
             "input" => o.element.attr("bus"),
@@ -770,6 +776,20 @@ fn others(dom: &Domain, b: &mut Builder) {
                     let dev = virtio_device(support::VIRTIO_RNG, &id, Some(&obj), place);
                     b.opt("-device", dev);
                     rngs += 1;
+                }
+                "input" => {
+                    let ty = o.dev_type().unwrap_or_default();
+                    let Some(driver) = support::virtio_input_driver(ty) else {
+                        b.refuse(o.line(), "input", format!("virtio '{ty}' is not emulated"));
+                        continue;
+                    };
+                    let id = o
+                        .element
+                        .child("alias")
+                        .and_then(|a| a.attr("name"))
+                        .map_or_else(|| format!("input{input}"), str::to_string);
+                    let place = pci::place(dom, o.element.child("address"), o.line(), "input", b);
+                    b.opt("-device", virtio_device(driver, &id, None, place));
                 }
                 _ => {}
             },

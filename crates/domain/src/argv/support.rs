@@ -33,6 +33,7 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("controller", Some("scsi"), Omitted),
     ("controller", Some("ccid"), Omitted),
     ("input", Some("ps2"), Implicit),
+    ("input", Some("virtio"), Emulated),
     ("input", None, Omitted),
     ("graphics", None, Omitted),
     ("video", None, Omitted),
@@ -170,6 +171,18 @@ pub const VIRTIO_RNG: &str = "virtio-rng";
 pub const BALLOON_ID: &str = "balloon0";
 pub const BALLOON_QOM_PATH: &str = "/machine/peripheral/balloon0";
 
+/// The `-device` driver stem (`-device` or `-pci` follows) for a virtio
+/// `<input type=…>` (QEMU's virtio-input-hid devices; `passthrough` and
+/// `evdev` are host devices rvirt-vmm does not open).
+pub fn virtio_input_driver(input_type: &str) -> Option<&'static str> {
+    match input_type {
+        "keyboard" => Some("virtio-keyboard"),
+        "mouse" => Some("virtio-mouse"),
+        "tablet" => Some("virtio-tablet"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +193,9 @@ mod tests {
         assert_eq!(device("graphics", Some("vnc")), Omitted);
         assert_eq!(device("input", Some("usb")), Omitted);
         assert_eq!(device("input", Some("ps2")), Implicit);
+        assert_eq!(device("input", Some("virtio")), Emulated);
+        assert_eq!(virtio_input_driver("tablet"), Some("virtio-tablet"));
+        assert_eq!(virtio_input_driver("passthrough"), None);
         assert_eq!(device("hostdev", Some("pci")), Refused);
         assert_eq!(device("controller", Some("pcie-root-port")), Emulated);
         assert_eq!(device("controller", Some("pci-root")), Implicit);

@@ -102,6 +102,7 @@ int vdev_queue(struct vdev *d, u16 n, struct virtq *q);
 int vdev_go(struct vdev *d);
 void vdev_notify(struct vdev *d, u16 n);
 u8 vdev_cfg8(struct vdev *d, u32 off);
+void vdev_cfg_write8(struct vdev *d, u32 off, u8 v);
 void vdev_reset(struct vdev *d);
 
 /* The virtio-pci transport (vdev_pci.c), reached through the functions
@@ -110,6 +111,7 @@ int vdev_pci_next(struct vdev *d);
 long vdev_pci_start(struct vdev *d, u32 want);
 int vdev_pci_queue(struct vdev *d, u16 n, struct virtq *q);
 int vdev_pci_go(struct vdev *d);
+void vdev_pci_cfg_write8(struct vdev *d, u32 off, u8 v);
 void vdev_pci_notify(struct vdev *d, u16 n);
 u8 vdev_pci_cfg8(struct vdev *d, u32 off);
 void vdev_pci_reset(struct vdev *d);

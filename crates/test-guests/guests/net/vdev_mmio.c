@@ -97,6 +97,14 @@ void vdev_notify(struct vdev *d, u16 n)
 
 u8 vdev_cfg8(struct vdev *d, u32 off) { return d->pci ? vdev_pci_cfg8(d, off) : rd8(d->base + R_CONFIG + off); }
 
+void vdev_cfg_write8(struct vdev *d, u32 off, u8 v)
+{
+	if (d->pci)
+		vdev_pci_cfg_write8(d, off, v);
+	else
+		wr8(d->base + R_CONFIG + off, v);
+}
+
 void vdev_reset(struct vdev *d)
 {
 	if (d->pci)

@@ -226,4 +226,6 @@ void vdev_pci_notify(struct vdev *d, u16 n)
 
 u8 vdev_pci_cfg8(struct vdev *d, u32 off) { return rd8(d->dcfg + off); }
 
+void vdev_pci_cfg_write8(struct vdev *d, u32 off, u8 v) { wr8(d->dcfg + off, v); }
+
 void vdev_pci_reset(struct vdev *d) { wr8(d->common + C_STATUS, 0); }

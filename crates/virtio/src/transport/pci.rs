@@ -94,9 +94,10 @@ mod common {
 /// The PCI class QEMU gives each device type.
 fn class_of(device_type: u32) -> u32 {
     match device_type {
-        1 => 0x020000, // network: Ethernet
-        2 => 0x010000, // storage: SCSI, as QEMU's virtio-blk-pci
-        3 => 0x078000, // communication: other (virtio-serial)
+        1 => 0x020000,  // network: Ethernet
+        2 => 0x010000,  // storage: SCSI, as QEMU's virtio-blk-pci
+        3 => 0x078000,  // communication: other (virtio-serial)
+        18 => 0x098000, // input: other, as QEMU's virtio-input-pci
         // QEMU's PCI_CLASS_OTHERS (0xff) as a class word: base class 0,
         // subclass 0xff (rng, balloon).
         _ => 0x00ff00,

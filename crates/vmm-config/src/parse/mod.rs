@@ -141,6 +141,7 @@ pub fn usage() -> String {
          \x20 -device bochs-display[,vgamem=SIZE,bus=,addr=]  a display, shown by -vnc\n\
          \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
          \x20 -device virtio-rng-device,rng=ID\n\
+         \x20 -device virtio-keyboard-device|virtio-mouse-device|virtio-tablet-device[,id=]  virtio-input\n\
          \x20 -drive file=IMG,format=raw,if=none,id=ID[,readonly=on,discard=unmap,\n\
          \x20        cache=none|writeback|writethrough|directsync|unsafe,aio=threads|native|io_uring]\n\
          \x20 -blockdev driver=file|host_device,filename=IMG,node-name=N[,cache.direct=,cache.no-flush=,aio=]\n\

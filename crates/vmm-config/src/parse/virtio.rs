@@ -1,6 +1,6 @@
 //! The options that build virtio devices: `-object rng-random`, `-drive`
 //! and `-blockdev` (through [`super::block`]), `-netdev`
-//! and `-device virtio-{rng,blk,net,serial,balloon}-device` with
+//! and `-device virtio-{rng,blk,net,serial,balloon,keyboard,mouse,tablet}-device` with
 //! `virtconsole`, and the NICs that share `-netdev` with virtio-net
 //! (`-device e1000`). Backends are collected as they come and joined to their
 //! devices at the end, since QEMU accepts them in any order; devices keep
@@ -12,8 +12,8 @@ use super::block::BlockSpecs;
 use super::netdev::{parse_mac, parse_netdev, MacTable};
 use crate::chardev::ChardevBackend;
 use crate::config::{
-    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, NetConfig, Netdev, NicModel,
-    VirtioConfig,
+    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, InputConfig, InputModel, NetConfig,
+    Netdev, NicModel, VirtioConfig,
 };
 use crate::opts::Opts;
 use crate::ConfigError;
@@ -47,6 +47,7 @@ enum DeviceRef {
         port: Option<PortRef>,
     },
     Balloon(BalloonConfig),
+    Input(InputConfig),
 }
 
 /// The devices joined to their back-ends, in command-line order: the
@@ -348,6 +349,20 @@ impl VirtioSpecs {
                 }
                 DeviceRef::Balloon(BalloonConfig { id, deflate_on_oom })
             }
+            "virtio-keyboard-device" | "virtio-mouse-device" | "virtio-tablet-device" => {
+                let model = match driver {
+                    "virtio-keyboard-device" => InputModel::Keyboard,
+                    "virtio-mouse-device" => InputModel::Mouse,
+                    _ => InputModel::Tablet,
+                };
+                let id = o.get("id");
+                // QEMU 7.2's default; without the wheel axis the devices
+                // describe themselves differently, which rvirt does not.
+                if o.get_bool("wheel-axis")? == Some(false) {
+                    return Err(o.error("wheel-axis=off is not supported".into()));
+                }
+                DeviceRef::Input(InputConfig { id, model })
+            }
             _ => return Ok(false),
         };
         self.devices.push(dev);
@@ -454,6 +469,7 @@ impl VirtioSpecs {
                     }));
                 }
                 DeviceRef::Balloon(b) => out.push(VirtioConfig::Balloon(b.clone())),
+                DeviceRef::Input(i) => out.push(VirtioConfig::Input(i.clone())),
             }
         }
         // A -netdev no device uses is accepted, as QEMU does (it warns

@@ -11,7 +11,7 @@ use rvirt_devices::{
 use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::layout::{irqs, ports};
 use rvirt_machine::{Machine, SystemAllocator};
-use rvirt_platform::InterruptLine;
+use rvirt_platform::{InterruptLine, VmControl, VmRequest};
 use rvirt_vmm_config::VmConfig;
 
 use crate::chardev::Chardev;
@@ -68,11 +68,42 @@ impl InterruptLine for SwitchedLine {
     }
 }
 
+/// Where a device that lives across boots sends its machine requests: each
+/// boot's events.
+#[derive(Default)]
+struct SwitchedControl(Mutex<Option<Arc<BootEvents>>>);
+
+impl SwitchedControl {
+    fn set(&self, control: Arc<BootEvents>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(control);
+    }
+}
+
+impl VmControl for SwitchedControl {
+    fn request(&self, request: VmRequest) {
+        if let Some(c) = &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            c.request(request);
+        }
+    }
+}
+
+/// The i8042 and the far ends of its lines, switched at every boot. It
+/// lives as long as the VMM because the console's input reaches it from
+/// the VNC server, which outlives boots.
+struct Keyboard {
+    device: Arc<Mutex<I8042>>,
+    kbd: Arc<SwitchedLine>,
+    aux: Arc<SwitchedLine>,
+    control: Arc<SwitchedControl>,
+}
+
 /// Devices that live as long as the VMM (across guest resets): the serial
-/// ports with their host connections, and the CMOS, whose contents real
-/// hardware keeps across a reset.
+/// ports with their host connections, the i8042 (the console's keys and
+/// pointer go there), and the CMOS, whose contents real hardware keeps
+/// across a reset.
 pub(crate) struct LegacyDevices {
     serials: Vec<SerialPort>,
+    i8042: Keyboard,
     cmos: Arc<Mutex<Cmos>>,
     pvpanic: bool,
     /// The debug console's port and device, with its host side.
@@ -162,8 +193,22 @@ impl LegacyDevices {
         let mut cmos = Cmos::new(rvirt_devices::rtc::host_clock());
         let ram = rvirt_machine::layout::RamLayout::new(cfg.mem_size);
         cmos.set_platform(ram.low, ram.high, cfg.smp.cpus);
+        let kbd = Arc::new(SwitchedLine::default());
+        let aux = Arc::new(SwitchedLine::default());
+        let control = Arc::new(SwitchedControl::default());
+        let i8042 = Keyboard {
+            device: Arc::new(Mutex::new(I8042::new(
+                Some(kbd.clone()),
+                Some(aux.clone()),
+                control.clone(),
+            ))),
+            kbd,
+            aux,
+            control,
+        };
         Ok(LegacyDevices {
             serials,
+            i8042,
             cmos: Arc::new(Mutex::new(cmos)),
             pvpanic: cfg.pvpanic,
             debugcon,
@@ -216,18 +261,18 @@ impl LegacyDevices {
                 ports::I8042 + 4,
                 irqs::KEYBOARD,
             )));
+        platform
+            .devices
+            .push(Box::new(rvirt_devices::i8042::acpi_mouse_device(
+                irqs::MOUSE,
+            )));
 
-        let kbd: Arc<dyn InterruptLine> = Arc::new(irqfd(irqs::KEYBOARD)?);
-        let aux: Arc<dyn InterruptLine> = Arc::new(irqfd(irqs::MOUSE)?);
-        insert(
-            Arc::new(Mutex::new(I8042::new(
-                Some(kbd),
-                Some(aux),
-                control.clone(),
-            ))),
-            ports::I8042,
-            ports::I8042_LEN,
-        );
+        let k = &self.i8042;
+        k.kbd.set(Arc::new(irqfd(irqs::KEYBOARD)?));
+        k.aux.set(Arc::new(irqfd(irqs::MOUSE)?));
+        k.control.set(control.clone());
+        k.device.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        insert(k.device.clone(), ports::I8042, ports::I8042_LEN);
         insert(self.cmos.clone(), ports::CMOS, ports::CMOS_LEN);
         // Level-triggered, active high (the MADT's override says so);
         // KVM_IRQ_LINE, not a resample irqfd, whose set-up waits for an
@@ -258,6 +303,12 @@ impl LegacyDevices {
             insert(dev.clone(), *port, 1);
         }
         Ok(LegacyAttached { pm, reset_control })
+    }
+
+    /// The i8042, where the console's keys and pointer go when no virtio
+    /// device takes them.
+    pub(crate) fn i8042(&self) -> Arc<Mutex<I8042>> {
+        self.i8042.device.clone()
     }
 
     /// `query-chardev` entries for the serial ports.

@@ -81,6 +81,8 @@ pub(crate) struct DeviceManager {
     disks: Vec<DiskModel>,
     /// passt for each `-netdev user`, stopped when the VMM ends.
     _passt: Vec<crate::passt::Passt>,
+    /// The virtio-input devices, in command-line order.
+    inputs: Vec<Arc<Mutex<rvirt_virtio::input::Input>>>,
     events: EventSender,
     config: VmConfig,
 }
@@ -144,6 +146,7 @@ impl DeviceManager {
             pci_nics: Vec::new(),
             disks: Vec::new(),
             _passt: Vec::new(),
+            inputs: Vec::new(),
             events,
             config: cfg.clone(),
         };
@@ -181,6 +184,7 @@ impl DeviceManager {
             dm.nics.extend(built.nic);
             dm.disks.extend(built.disk);
             dm._passt.extend(built.passt);
+            dm.inputs.extend(built.input);
             if built.balloon.is_some() {
                 dm.balloon = built.balloon;
             }
@@ -424,6 +428,15 @@ impl DeviceManager {
     /// The disks, as the monitor reports them.
     pub(crate) fn disks(&self) -> Vec<DiskModel> {
         self.disks.clone()
+    }
+
+    /// Where the console's keys and pointer go (the i8042 and the
+    /// virtio-input devices, routed as QEMU).
+    pub(crate) fn input_sink(&self) -> Arc<dyn rvirt_vnc::InputSink> {
+        Arc::new(crate::input::InputRouter::new(
+            self.legacy.i8042(),
+            &self.inputs,
+        ))
     }
 
     pub(crate) fn balloon(&self) -> Option<&BalloonControl> {

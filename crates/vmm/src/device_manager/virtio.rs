@@ -1,6 +1,7 @@
 //! The virtio device factory: each `-device` of the command line opened
 //! into a device model with its host side (a disk, a tap, a stream socket
-//! or passt, a chardev, an entropy source). Device models and their host files live as long as the
+//! or passt, a chardev, an entropy source; virtio-input has none: the
+//! console feeds it). Device models and their host files live as long as the
 //! VMM; placing and wiring them is the device manager's job.
 
 use std::os::fd::FromRawFd;
@@ -10,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use rvirt_qmp::EventBus;
 use rvirt_virtio::balloon::{Balloon, BalloonOptions};
 use rvirt_virtio::console::Console;
+use rvirt_virtio::input::{Input, InputKind};
 use rvirt_virtio::net::{Net, NetBackend, StreamError, StreamNetdev, Tap, TapError};
 use rvirt_virtio::rng::Rng;
 use rvirt_virtio::VirtioDevice;
 use rvirt_vmm_config::{
-    ConsoleConfig, NetConfig, Netdev, StreamAddr, TapSource, VirtioConfig, VmConfig,
+    ConsoleConfig, InputModel, NetConfig, Netdev, StreamAddr, TapSource, VirtioConfig, VmConfig,
 };
 
 use crate::balloon::{BalloonControl, BalloonDevice};
@@ -137,6 +139,8 @@ pub(crate) struct Built {
     pub(crate) disk: Option<DiskModel>,
     /// The passt serving a `-netdev user`, which lives as long as the VMM.
     pub(crate) passt: Option<Passt>,
+    /// A virtio-input device, which the console's input reaches.
+    pub(crate) input: Option<Arc<Mutex<Input>>>,
 }
 
 impl Built {
@@ -149,6 +153,7 @@ impl Built {
             balloon: None,
             disk: None,
             passt: None,
+            input: None,
         }
     }
 }
@@ -215,6 +220,17 @@ pub(crate) fn build(
                     cfg.mem_size,
                     b.id.clone(),
                 )),
+                ..Built::plain(device, "-device")
+            }
+        }
+        VirtioConfig::Input(i) => {
+            let device = Arc::new(Mutex::new(Input::new(match i.model {
+                InputModel::Keyboard => InputKind::Keyboard,
+                InputModel::Mouse => InputKind::Mouse,
+                InputModel::Tablet => InputKind::Tablet,
+            })));
+            Built {
+                input: Some(device.clone()),
                 ..Built::plain(device, "-device")
             }
         }

@@ -176,7 +176,7 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
                     chardev(&mut r, &p.backend);
                 }
             }
-            VirtioConfig::Balloon(_) => {}
+            VirtioConfig::Balloon(_) | VirtioConfig::Input(_) => {}
         }
     }
     for n in &config.nics {

@@ -278,3 +278,22 @@ fn e1000_errors_are_qemus() {
     ])
     .contains("e1000 'net0' must sit on the root bus"));
 }
+
+#[test]
+fn virtio_input_pci_as_libvirt_writes_it() {
+    let c = pci(&[
+        "-device",
+        r#"{"driver":"virtio-tablet-pci","id":"input0","bus":"pci.0","addr":"0x4"}"#,
+        "-device",
+        "virtio-keyboard-pci,id=input1",
+    ]);
+    assert_eq!(addr(&c, 0), (PciBus::Root, 4, 0));
+    assert_eq!(addr(&c, 1), (PciBus::Root, 2, 0));
+    assert!(matches!(
+        &c.virtio[0],
+        VirtioConfig::Input(InputConfig {
+            model: InputModel::Tablet,
+            ..
+        })
+    ));
+}

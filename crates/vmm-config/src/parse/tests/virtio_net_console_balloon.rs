@@ -601,3 +601,35 @@ fn virtio_balloon_forms_and_errors() {
         "-device: invalid parameter 'frob'"
     );
 }
+
+#[test]
+fn virtio_input_devices() {
+    let c = run(&with_kernel(&[
+        "-device",
+        "virtio-keyboard-device,id=input0",
+        "-device",
+        r#"{"driver":"virtio-tablet-device","id":"input1","wheel-axis":true}"#,
+        "-device",
+        "virtio-mouse-device",
+    ]));
+    let input = |id: Option<&str>, model| {
+        VirtioConfig::Input(InputConfig {
+            id: id.map(Into::into),
+            model,
+        })
+    };
+    assert_eq!(
+        c.virtio,
+        vec![
+            input(Some("input0"), InputModel::Keyboard),
+            input(Some("input1"), InputModel::Tablet),
+            input(None, InputModel::Mouse),
+        ]
+    );
+    assert!(err(&with_kernel(&[
+        "-device",
+        "virtio-mouse-device,wheel-axis=off"
+    ]))
+    .contains("wheel-axis=off"));
+    assert!(err(&with_kernel(&["-device", "virtio-tablet-device,serial=x"])).contains("serial"));
+}
