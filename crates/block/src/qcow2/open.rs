@@ -189,6 +189,17 @@ fn open_layer(
                 .map_err(err)?;
             let cluster_size = cluster_size(&*host).map_err(err)?;
             if writable {
+                // imago 0.2 loses guest data with 64-bit refcounts: a
+                // refcount update lands in the last 8 bytes of a data
+                // cluster (crates/block/tests/qcow2.rs found it with
+                // 512-byte clusters). Such images are refused for writing
+                // until that is fixed; read-only layers are never written.
+                if refcount_order(&*host).map_err(err)? == 6 {
+                    return Err(OpenError::Feature {
+                        path: spec.path.clone(),
+                        feature: "64-bit refcounts (refcount_bits=64)",
+                    });
+                }
                 check_metadata_refcounts(&*host, cluster_size).map_err(err)?;
             }
             if q.requires_external_data_file() {
@@ -285,6 +296,18 @@ fn cluster_size(host: &dyn DiskBackend) -> io::Result<u64> {
 /// against both with its overlap checks; rvirt checks once at open that
 /// what the header anchors is allocated, which a consistent image always
 /// is (`qemu-img check -r all` repairs one that is not).
+/// The image's refcount order (log2 of its refcount width): the header's
+/// for version 3, 4 for version 2.
+fn refcount_order(host: &dyn DiskBackend) -> io::Result<u32> {
+    let header = read_exact(host, 0, 104)?;
+    let be32 = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().unwrap());
+    Ok(if be32(4) >= 3 && be32(100) >= 104 {
+        be32(96)
+    } else {
+        4
+    })
+}
+
 fn check_metadata_refcounts(host: &dyn DiskBackend, cluster_size: u64) -> io::Result<()> {
     let header = read_exact(host, 0, 104)?;
     let be32 = |at: usize| -> u64 {
