@@ -163,8 +163,15 @@ long vdev_pci_start(struct vdev *d, u32 want)
 {
 	u64 c = d->common;
 	wr8(c + C_STATUS, 0);
-	while (rd8(c + C_STATUS))
+	/* The reset completes when the status reads 0 (virtio 1.2, 4.1.4.3.2);
+	 * a device that never gets there fails the driver, bounded. */
+	for (u32 spins = 0; rd8(c + C_STATUS); spins++) {
+		if (spins >= 1000000) {
+			printf("VIRTIO_FAILED reset\n");
+			return -1;
+		}
 		cpu_relax();
+	}
 	wr8(c + C_STATUS, S_ACK);
 	wr8(c + C_STATUS, S_ACK | S_DRIVER);
 	wr32(c + C_DFSELECT, 1);
