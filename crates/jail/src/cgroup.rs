@@ -224,9 +224,9 @@ impl Cgroup {
     }
 
     /// Kills every process left in the group, then removes it, waiting at
-    /// most `wait` for the processes to go. Leaves nothing on failure that
-    /// a later call cannot remove.
-    pub fn remove(&self, wait: Duration) {
+    /// most `wait` for the processes to go; true when no directory of it is
+    /// left. Leaves nothing on failure that a later call cannot remove.
+    pub fn remove(&self, wait: Duration) -> bool {
         // cgroup.kill (v2, Linux 5.14) kills the whole group at once;
         // otherwise each listed process is killed.
         let killed = self
@@ -241,6 +241,7 @@ impl Cgroup {
             }
         }
         let deadline = Instant::now() + wait;
+        let mut gone = true;
         for dir in self.v2.iter().chain(self.v1.iter()) {
             loop {
                 match std::fs::remove_dir(dir) {
@@ -251,12 +252,14 @@ impl Cgroup {
                     }
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
                         tracing::warn!(cgroup = %dir.display(), error = %e, "cgroup left behind");
+                        gone = false;
                         break;
                     }
                     _ => break,
                 }
             }
         }
+        gone
     }
 }
 

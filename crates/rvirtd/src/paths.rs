@@ -49,6 +49,10 @@ pub struct Tree {
     pub storage_state_dir: PathBuf,
     /// The `default` pool's directory (system mode).
     pub images_dir: PathBuf,
+    /// Cgroups of stopped VMs not yet removed (`CGROUP.json`, the
+    /// cgroup's unique name): outside `state_dir`, whose names are
+    /// domains'.
+    pub cgroup_dir: PathBuf,
 }
 
 impl Tree {
@@ -73,6 +77,7 @@ impl Tree {
             storage_state_dir: run.join("storage"),
             // Where libvirt's packages put the default pool.
             images_dir: root.join("var/lib/libvirt/images"),
+            cgroup_dir: run.join("cgroups"),
         }
     }
 
@@ -112,6 +117,7 @@ impl Tree {
             storage_autostart_dir: config_home.join("storage/autostart"),
             storage_state_dir: run.join("storage"),
             images_dir: xdg("XDG_DATA_HOME", ".local/share").join("rvirt/images"),
+            cgroup_dir: run.join("cgroups"),
         })
     }
 
@@ -133,6 +139,7 @@ impl Tree {
             &self.config_dir,
             &self.autostart_dir,
             &self.state_dir,
+            &self.cgroup_dir,
             &self.log_dir,
             &self.storage_config_dir,
             &self.storage_autostart_dir,

@@ -686,3 +686,55 @@ fn a_qcow2_overlay_and_its_base_are_passed_by_descriptor_and_stay_clean() {
         );
     }
 }
+
+/// A VM's cgroup is removed after the VM, outside any client's wait; a
+/// daemon stopped before that finishes leaves a record of it, and the next
+/// daemon removes it. The removal is held back here by a child group (a
+/// cgroup with children cannot be removed), so rvirtd is surely killed
+/// while it still waits.
+#[test]
+fn a_cgroup_left_by_a_killed_daemon_is_removed_by_the_next() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let mut d = Rvirtd::start();
+    let disk = image(d.root(), "a.img");
+    let serial = d.root().join("a.serial");
+    let f = d.xml_file("a.xml", &xml("a", &disk, &serial));
+    d.ok(&["define", &f]);
+    d.ok(&["start", "a"]);
+    let pid = pid(&d, "a");
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let dirs: Vec<PathBuf> = cgroups
+        .lines()
+        .filter_map(|l| {
+            let (ctrl, path) = l.split_once(':')?.1.split_once(':')?;
+            let root = match ctrl {
+                "" => ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+                    .into_iter()
+                    .find(|r| Path::new(r).join("cgroup.controllers").exists())?
+                    .to_string(),
+                c => format!("/sys/fs/cgroup/{}", c.split(',').next()?),
+            };
+            Some(PathBuf::from(format!("{root}{path}")))
+        })
+        .filter(|p| p.to_string_lossy().contains("/rvirt/") && p.is_dir())
+        .collect();
+    assert!(!dirs.is_empty(), "{cgroups}");
+    let hold = dirs[0].join("hold");
+    std::fs::create_dir(&hold).unwrap();
+    d.ok(&["destroy", "a"]);
+    d.kill9();
+    std::fs::remove_dir(&hold).unwrap();
+    assert!(
+        dirs[0].exists(),
+        "the killed daemon left {dirs:?}\n{}",
+        d.daemon_log_tail()
+    );
+    d.spawn();
+    poll("the left cgroup to go", Duration::from_secs(10), || {
+        let left: Vec<&PathBuf> = dirs.iter().filter(|p| p.exists()).collect();
+        left.is_empty().then_some(()).ok_or(format!("{left:?}"))
+    });
+    assert!(d.state("a").starts_with("shut off"));
+}

@@ -71,10 +71,34 @@ impl Held {
     }
 
     /// Kills what is left in the cgroup (the VMM's teardown child) and
-    /// removes it.
-    pub fn remove_cgroup(&self) {
-        if let Some(cg) = self.cgroup() {
-            cg.remove(Duration::from_secs(5));
+    /// removes it; true when nothing of it is left.
+    pub fn remove_cgroup(&self) -> bool {
+        self.cgroup()
+            .is_none_or(|cg| cg.remove(Duration::from_secs(5)))
+    }
+
+    /// Records in `dir` that this VM's cgroup is about to be removed, so
+    /// that a daemon stopped before the removal ends (it waits for the
+    /// VMM's teardown child) removes it at its next start
+    /// ([`sweep_cgroups`]): by then the runtime record that named it is
+    /// gone. Returns the record, to delete once the cgroup is.
+    pub fn note_cgroup_removal(&self, dir: &Path) -> Option<PathBuf> {
+        let cg = self.cgroup()?;
+        // The cgroup's own name is unique across daemons and restarts.
+        let name = cg.v2.as_ref().or(cg.v1.first())?.file_name()?;
+        let path = dir.join(format!("{}.json", name.to_string_lossy()));
+        let only = Held {
+            cgroup_v2: self.cgroup_v2.clone(),
+            cgroup_v1: self.cgroup_v1.clone(),
+            ..Held::default()
+        };
+        let data = serde_json::to_vec(&only).ok()?;
+        match crate::fsutil::write_atomic(&path, &data) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot record a cgroup to remove");
+                None
+            }
         }
     }
 
@@ -83,6 +107,51 @@ impl Held {
         self.restore_labels();
         self.remove_cgroup();
     }
+}
+
+/// Removes the cgroups [`Held::note_cgroup_removal`] recorded in `dir`
+/// that a previous daemon did not finish removing. Only directories named
+/// `rvirt/NAME` in a cgroup mount are touched, whatever a record says.
+pub fn sweep_cgroups(dir: &Path) {
+    let records = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for path in records.map(|e| e.path()) {
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let held = std::fs::read(&path)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<Held>(&d).ok());
+        let gone = match held {
+            Some(h)
+                if h.cgroup_v2
+                    .iter()
+                    .chain(&h.cgroup_v1)
+                    .all(|p| is_vm_cgroup(p)) =>
+            {
+                tracing::info!(record = %path.display(), "removing a stopped VM's cgroup left by the previous daemon");
+                h.remove_cgroup()
+            }
+            _ => {
+                tracing::warn!(record = %path.display(), "unusable cgroup record dropped");
+                true
+            }
+        };
+        if gone {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Whether `p` is a VM's cgroup as [`Cgroup::create`] names them.
+fn is_vm_cgroup(p: &Path) -> bool {
+    p.starts_with("/sys/fs/cgroup")
+        && p.parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "rvirt")
+        && p.file_name().is_some()
+        && !p
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
 }
 
 /// What [`prepare`] made for a start.
@@ -622,6 +691,47 @@ pub fn annotate(live: &mut Domain, label: Label) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_vm_cgroups_are_swept() {
+        assert!(is_vm_cgroup(Path::new("/sys/fs/cgroup/rvirt/a-1")));
+        assert!(is_vm_cgroup(Path::new("/sys/fs/cgroup/memory/rvirt/a-1")));
+        for p in [
+            "/sys/fs/cgroup/system.slice",
+            "/sys/fs/cgroup/rvirt",
+            "/sys/fs/cgroup/rvirt/../system.slice/x",
+            "/etc/rvirt/x",
+        ] {
+            assert!(!is_vm_cgroup(Path::new(p)), "{p}");
+        }
+    }
+
+    /// A cgroup whose removal a stopped daemon did not finish is removed
+    /// by the next one; a record naming anything else is dropped unused.
+    /// (Needs root, as every confinement test does.)
+    #[test]
+    fn a_recorded_cgroup_is_removed_at_the_next_start() {
+        let name = format!("sweep-test-{}", std::process::id());
+        let cg = Cgroup::create(&name, &Limits::default()).expect("cgroup (run as root)");
+        let held = Held {
+            cgroup_v2: cg.v2.clone(),
+            cgroup_v1: cg.v1.clone(),
+            ..Held::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let record = held.note_cgroup_removal(dir.path()).expect("recorded");
+        let dirs: Vec<PathBuf> = cg.v2.iter().chain(&cg.v1).cloned().collect();
+        assert!(!dirs.is_empty() && dirs.iter().all(|d| d.is_dir()));
+        let bad = dir.path().join("bad.json");
+        let hostile = Held {
+            cgroup_v2: Some(PathBuf::from("/sys/fs/cgroup/init.scope")),
+            ..Held::default()
+        };
+        std::fs::write(&bad, serde_json::to_vec(&hostile).unwrap()).unwrap();
+        sweep_cgroups(dir.path());
+        assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} removed");
+        assert!(!record.exists() && !bad.exists(), "records dropped");
+    }
 
     #[test]
     fn the_label_in_force_replaces_a_defined_dac_label_and_keeps_others() {

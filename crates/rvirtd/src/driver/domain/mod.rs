@@ -282,6 +282,8 @@ impl DomainDriver {
         // Gone with the VMM already (--one-off) or stopped here: no passt
         // outlives its domain.
         passt::stop_all(&run.passt);
+        // Before the runtime record (which names the cgroup) goes.
+        let cgroup_record = run.held.note_cgroup_removal(&self.tree.cgroup_dir);
         // While `run` is the domain's, nothing else starts it or touches its
         // runtime directory, so the cleanup can happen outside the lock.
         if is_current(&self.reg()) {
@@ -335,7 +337,11 @@ impl DomainDriver {
         run.mark_exited();
         // The VMM's teardown child may still hold the VM for a few ms;
         // nobody waits for it.
-        run.held.remove_cgroup();
+        if run.held.remove_cgroup() {
+            if let Some(p) = cgroup_record {
+                let _ = std::fs::remove_file(p);
+            }
+        }
     }
 }
 

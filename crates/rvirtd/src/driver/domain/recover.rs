@@ -18,6 +18,7 @@ use crate::supervise::Child;
 impl DomainDriver {
     /// Loads everything; call once before serving.
     pub fn load(self: &Arc<Self>) {
+        super::confine::sweep_cgroups(&self.tree.cgroup_dir);
         for l in self.store.load_all() {
             let Some(u) = l.def.uuid else { continue };
             let name = l.def.name.clone();
