@@ -289,6 +289,8 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--reserve-mib", type=int, default=3072)
     ap.add_argument("--skip-libvirt", action="store_true")
+    ap.add_argument("--pid-max", type=int, default=0,
+                    help="raise kernel.pid_max to this for the run (restored after)")
     ap.add_argument("--json")
     a = ap.parse_args()
     ns = [int(x) for x in a.ns.split(",") if x]
@@ -301,6 +303,24 @@ def main():
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
 
+    # Each VM costs a few tasks (its VMM's threads, rvirtd's per domain):
+    # past ~3,600 VMs that is more than the kernel's default pid_max of
+    # 32,768. Raised only when asked, deliberately, and put back after.
+    old_pid_max = read_int("/proc/sys/kernel/pid_max")
+    if a.pid_max > old_pid_max:
+        with open("/proc/sys/kernel/pid_max", "w") as f:
+            f.write(str(a.pid_max))
+        log(f"kernel.pid_max raised from {old_pid_max} to {a.pid_max} for this run")
+    try:
+        run_all(a, ns, lns)
+    finally:
+        if read_int("/proc/sys/kernel/pid_max") != old_pid_max:
+            with open("/proc/sys/kernel/pid_max", "w") as f:
+                f.write(str(old_pid_max))
+            log(f"kernel.pid_max restored to {old_pid_max}")
+
+
+def run_all(a, ns, lns):
     prefix = f"dn{os.getpid()}-"
     res = {"prefix": prefix, "mem_mib": a.mem_mib, "clients": a.clients,
            "host": {"pid_max": read_int("/proc/sys/kernel/pid_max"),

@@ -23,6 +23,8 @@
 #   NS=100,500,1000    the Ns for rvirtd (more: NS=100,1000,5000)
 #   LIBVIRT_NS=...     the Ns for libvirt (default NS)
 #   CLIENTS=4 MEM_MIB=128 RESERVE_MIB=3072 SKIP_LIBVIRT=1 NO_BUILD=1
+#   PID_MAX=4194304    raise kernel.pid_max for the run (systemd's default on
+#                      64-bit hosts), restored after: NS=5000 needs it
 # Results also go to bench/results/density-<UTC timestamp>.json.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -47,4 +49,4 @@ mkdir -p "$ROOT/bench/results"
 exec /usr/bin/python3 "$ROOT/bench/density/bench.py" --bin "$REL" --guest "$GUEST" \
   --ns "${NS:-100,500,1000}" ${LIBVIRT_NS:+--libvirt-ns "$LIBVIRT_NS"} \
   --clients "${CLIENTS:-4}" --mem-mib "${MEM_MIB:-128}" --reserve-mib "${RESERVE_MIB:-3072}" \
-  ${SKIP_LIBVIRT:+--skip-libvirt} --json "$ROOT/bench/results/density-$STAMP.json"
+  ${SKIP_LIBVIRT:+--skip-libvirt} ${PID_MAX:+--pid-max "$PID_MAX"} --json "$ROOT/bench/results/density-$STAMP.json"
