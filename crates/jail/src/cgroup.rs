@@ -202,6 +202,15 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Whether the group bounds its tasks: `pids.max` is set in a
+    /// hierarchy with the pids controller.
+    pub fn bounds_pids(&self) -> bool {
+        self.v2
+            .iter()
+            .chain(&self.v1)
+            .any(|d| std::fs::read_to_string(d.join("pids.max")).is_ok_and(|v| v.trim() != "max"))
+    }
+
     /// The files a process writes `0` to, to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.v2

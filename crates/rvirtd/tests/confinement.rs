@@ -274,6 +274,30 @@ fn every_vmm_is_unprivileged_filtered_and_sees_only_its_files() {
         })
         .unwrap_or_default();
     assert_eq!(limit.trim(), (512u64 << 20).to_string(), "{cgroups}");
+    // Its tasks bounded by the group's pids.max; the per-user NPROC
+    // backstop (one count for every VM of the user) only without it.
+    let pids_max = [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ]
+    .iter()
+    .find_map(|r| std::fs::read_to_string(format!("{r}{mem}/pids.max")).ok())
+    .map(|v| v.trim().to_string());
+    let nproc_of = |p: &str| {
+        std::fs::read_to_string(format!("/proc/{p}/limits"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Max processes"))
+            .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
+            .unwrap()
+    };
+    let nproc = nproc_of(&pid.to_string());
+    match pids_max.as_deref() {
+        // Inherited as rvirtd (and this test) have it.
+        Some("1024") => assert_eq!(nproc, nproc_of("self"), "{cgroups}"),
+        other => assert_eq!((other, nproc.as_str()), (other, "16384"), "{cgroups}"),
+    }
 
     d.ok(&["destroy", "a"]);
     assert_eq!(owner(&disk), (4321, 4321, 0o640));
