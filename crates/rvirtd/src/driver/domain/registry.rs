@@ -299,9 +299,14 @@ impl Registry {
     /// The domain a call names: by UUID as libvirt's drivers do, with the
     /// name in the message as the QEMU driver words it.
     pub fn resolve(&self, dom: &NonnullDomain) -> Result<&Entry, RemoteError> {
+        // The UUID decides, as libvirt's lookup; the handle's name finds it
+        // in O(log n) unless the domain was renamed since (then a scan).
+        // `virsh list` calls this once per domain: a scan each time made
+        // listing 5,000 domains quadratic.
         self.domains
-            .values()
-            .find(|e| e.uuid == dom.uuid)
+            .get(&dom.name)
+            .filter(|e| e.uuid == dom.uuid)
+            .or_else(|| self.domains.values().find(|e| e.uuid == dom.uuid))
             .ok_or_else(|| {
                 RemoteError::new(
                     rvirt_remote::error::code::NO_DOMAIN,
@@ -325,4 +330,29 @@ impl Registry {
 /// Converts the domain model's UUID to the protocol's.
 pub fn wire_uuid(u: &uuid::Uuid) -> Uuid {
     Uuid(*u.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_resolves_by_uuid_whatever_its_name_says() {
+        let mut reg = Registry::default();
+        for (name, b) in [("a", 1u8), ("b", 2)] {
+            reg.domains
+                .insert(name.into(), Entry::new(name.into(), Uuid([b; 16]), None));
+        }
+        let handle = |name: &str, b: u8| NonnullDomain {
+            name: name.into(),
+            uuid: Uuid([b; 16]),
+            id: -1,
+        };
+        assert_eq!(reg.resolve(&handle("a", 1)).unwrap().name, "a");
+        // A stale name (the domain was renamed): found by its UUID.
+        assert_eq!(reg.resolve(&handle("old", 2)).unwrap().name, "b");
+        // The name of one with the UUID of another: the UUID decides.
+        assert_eq!(reg.resolve(&handle("a", 2)).unwrap().name, "b");
+        assert!(reg.resolve(&handle("a", 3)).is_err());
+    }
 }
