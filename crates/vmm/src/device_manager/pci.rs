@@ -774,18 +774,20 @@ fn query_bus(
         PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo, PciDeviceRegion,
         PciMemoryRange,
     };
-    let mut ids: Vec<FunctionId> = segment
+    let mut ids: Vec<(FunctionId, FunctionInfo)> = segment
         .functions()
+        .into_iter()
         .filter(|(_, i)| i.parent == parent)
-        .map(|(id, _)| id)
         .collect();
-    ids.sort_by_key(|&id| segment.info(id).devfn());
+    ids.sort_by_key(|(_, info)| info.devfn());
     let mut out = Vec::new();
-    for id in ids {
-        let info = segment.info(id).clone();
+    for (id, info) in ids {
         let mapped = segment.mapped(id);
+        let Some(function) = segment.function(id) else {
+            continue;
+        };
         let (device, bridge_regs) = {
-            let f = lock(segment.function(id));
+            let f = lock(&function);
             let c = f.config();
             let bridge = segment.is_bridge(id);
             let class = (c.read_u32(reg::REVISION) >> 16) as u16;
