@@ -106,6 +106,14 @@ const NET_FEATURE_SWITCHES: &[&str] = &[
 ];
 
 impl VirtioSpecs {
+    /// Specs that know only `netdevs` (a hot-plugged device's view).
+    pub(super) fn with_netdevs(netdevs: Vec<(String, Netdev)>) -> Self {
+        VirtioSpecs {
+            netdevs,
+            ..Default::default()
+        }
+    }
+
     /// `-object TYPE,id=ID,...`.
     pub(super) fn object(&mut self, v: &str) -> Result<(), ConfigError> {
         let mut o = Opts::parse("-object", v, Some("qom-type"))?;

@@ -1,0 +1,346 @@
+//! Hot-plug on q35: `netdev_add`/`netdev_del` (the back-ends a NIC will
+//! name), `device_add` of a virtio-net-pci into an empty hot-plug capable
+//! `pcie-root-port`, and `device_del`, which presses the port's attention
+//! button; the device leaves when the guest powers the slot off
+//! ([`DeviceManager::unplugged`], then DEVICE_DELETED), as on QEMU. A guest
+//! that never answers keeps the device.
+//!
+//! A hot-plugged device joins the device manager's lists as if it had been
+//! on the command line (the configuration, the PCI plan, the virtio
+//! devices), so every later boot has it, as QEMU keeps it across a reset;
+//! one that leaves is taken out of them, its GSIs given back.
+
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rvirt_qmp::{Event as QmpEvent, QmpError};
+use rvirt_vmm_config::{DeviceAddr, Netdev, PciBus, TapSource, VirtioConfig};
+use serde_json::{Map, Value};
+
+use super::{DeviceManager, Place, VirtioSlot, Wiring};
+use crate::event_loop::EventLoop;
+
+/// A back-end `netdev_add` made.
+pub(crate) struct AddedNetdev {
+    id: String,
+    netdev: Netdev,
+    /// The tap's descriptor (`fd` named one `getfd` passed).
+    fd: Option<OwnedFd>,
+    /// Its device left the machine: the back-end stays until `netdev_del`
+    /// (as QEMU's), but no device can use it again (its tap went with the
+    /// device).
+    defunct: bool,
+}
+
+/// QEMU's `DEVICE_DELETED` paths for a device with id `id`.
+fn peripheral(id: &str) -> String {
+    format!("/machine/peripheral/{id}")
+}
+
+impl DeviceManager {
+    /// Every netdev id the VM has: the command line's, and those added.
+    fn netdev_in_use(&self, id: &str) -> Option<String> {
+        self.config.virtio.iter().find_map(|v| match v {
+            VirtioConfig::Net(n) if n.netdev == id => {
+                Some(n.id.clone().unwrap_or_else(|| "a NIC".into()))
+            }
+            _ => None,
+        })
+    }
+
+    /// `netdev_add`: a tap (its descriptor from `getfd`) or a stream.
+    pub(crate) fn netdev_add(&mut self, json: &str, fd: Option<OwnedFd>) -> Result<(), QmpError> {
+        let mut args: Map<String, Value> =
+            serde_json::from_str(json).map_err(|e| QmpError::generic(e.to_string()))?;
+        if let Some(fd) = &fd {
+            // The parser reads `fd` as a number: the descriptor's, here.
+            args.insert("fd".into(), Value::String(fd.as_raw_fd().to_string()));
+        }
+        let (id, netdev) = rvirt_vmm_config::parse_netdev(&Value::Object(args).to_string())
+            .map_err(|e| QmpError::generic(e.message))?;
+        match &netdev {
+            Netdev::Tap(TapSource::Fd(_)) if fd.is_none() => {
+                return Err(QmpError::generic(
+                    "netdev_add: a tap's fd must name a descriptor passed with getfd",
+                ))
+            }
+            Netdev::Tap(TapSource::Name(_)) => {
+                return Err(QmpError::generic(
+                    "netdev_add: a running VMM opens no tap by name; pass it with getfd and fd=",
+                ))
+            }
+            Netdev::User(_) => {
+                return Err(QmpError::generic(
+                    "netdev_add: type 'user' cannot be added while the VM runs",
+                ))
+            }
+            _ => {}
+        }
+        if self.netdev_in_use(&id).is_some() || self.netdevs.iter().any(|n| n.id == id) {
+            return Err(QmpError::generic(format!("Duplicate ID '{id}' for netdev")));
+        }
+        self.netdevs.push(AddedNetdev {
+            id,
+            netdev,
+            fd,
+            defunct: false,
+        });
+        Ok(())
+    }
+
+    /// `netdev_del`.
+    pub(crate) fn netdev_del(&mut self, id: &str) -> Result<(), QmpError> {
+        if let Some(i) = self.netdevs.iter().position(|n| n.id == id) {
+            self.netdevs.remove(i);
+            return Ok(());
+        }
+        if let Some(dev) = self.netdev_in_use(id) {
+            return Err(QmpError::generic(format!(
+                "netdev '{id}' is in use by device '{dev}': device_del it first"
+            )));
+        }
+        Err(QmpError::device_not_found(id))
+    }
+
+    /// `device_add` of a virtio-net-pci into an empty hot-plug capable root
+    /// port of this boot's machine (`wiring`, `event_loop`).
+    pub(crate) fn device_add(
+        &mut self,
+        json: &str,
+        wiring: &Wiring,
+        event_loop: &EventLoop,
+    ) -> Result<(), QmpError> {
+        let (Some(plan), Some(live)) = (&self.pci, &wiring.pci) else {
+            return Err(QmpError::generic(
+                "Bus 'main-system-bus' does not support hotplugging",
+            ));
+        };
+        let free: Vec<(String, Netdev)> = self
+            .netdevs
+            .iter()
+            .filter(|n| !n.defunct)
+            .map(|n| (n.id.clone(), n.netdev.clone()))
+            .collect();
+        let hot = rvirt_vmm_config::parse_device_add(
+            json,
+            self.config.chipset,
+            &self.config.root_ports,
+            free,
+        )
+        .map_err(|e| QmpError::generic(e.message))?;
+        // QEMU takes a device without an id too; rvirt names the device
+        // to unplug by its id only, so it asks for one.
+        let Some(id) = hot.device.id().map(str::to_string) else {
+            return Err(QmpError::generic(
+                "device_add: give the device an id (device_del names it)",
+            ));
+        };
+        let taken = self.config.virtio.iter().any(|v| v.id() == Some(&id))
+            || self.config.root_ports.iter().any(|p| p.id == id);
+        if taken {
+            return Err(QmpError::generic(format!("Duplicate ID '{id}' for device")));
+        }
+        let PciBus::Port(port) = hot.addr.bus else {
+            return Err(QmpError::generic("only a root port's slot hot-plugs"));
+        };
+        if !plan.port_hotplugs(port) {
+            return Err(QmpError::generic(format!(
+                "Bus '{}' does not support hotplugging",
+                self.config.root_ports[port].id
+            )));
+        }
+        if let Some(other) = plan.occupant(port) {
+            return Err(QmpError::generic(format!(
+                "PCI: slot 0 function 0 not available for {}, in use by {}",
+                hot.driver,
+                other.id.as_deref().unwrap_or("a device")
+            )));
+        }
+        let mut device = hot.device;
+        // A tap passed with getfd: the device takes a duplicate, so a
+        // failure leaves the netdev as it was.
+        let mut netdev_index = None;
+        if let VirtioConfig::Net(n) = &mut device {
+            let i = self.netdevs.iter().position(|a| a.id == n.netdev);
+            netdev_index = i;
+            if let Some(fd) = i.and_then(|i| self.netdevs[i].fd.as_ref()) {
+                let dup = fd
+                    .try_clone()
+                    .map_err(|e| QmpError::generic(format!("cannot use the tap: {e}")))?;
+                n.backend = Netdev::Tap(TapSource::Fd(dup.into_raw_fd()));
+            }
+        }
+        let index = self.virtio.len();
+        let built = super::virtio::build(index, &device, &self.config, &self.bus)
+            .map_err(|(_, e)| QmpError::generic(crate::error_chain(&e)))?;
+        let vectors = rvirt_virtio::transport::pci::vectors_for(
+            &*built.device.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        let Some(alloc) = self.alloc.as_mut() else {
+            return Err(QmpError::generic("no allocator for hot-plug"));
+        };
+        let mut gsis = Vec::new();
+        for _ in 0..vectors {
+            match alloc.allocate_msi_gsi() {
+                Ok(g) => gsis.push(g),
+                Err(e) => {
+                    for g in gsis {
+                        let _ = alloc.free_msi_gsi(g);
+                    }
+                    return Err(QmpError::generic(format!("no GSI for the device: {e}")));
+                }
+            }
+        }
+        let slot = VirtioSlot {
+            device: built.device,
+            retired: Arc::new(AtomicBool::new(false)),
+            place: Place::Pci,
+            option: built.option,
+            boot: None,
+        };
+        let Some(plan) = self.pci.as_mut() else {
+            return Err(QmpError::generic("no PCI"));
+        };
+        plan.add_hotplugged(index, hot.addr, Some(id.clone()), gsis);
+        let plugged = match plan.find(&id) {
+            Some(fplan) => live.plug(plan, fplan, &slot, event_loop),
+            None => Err("the device was not placed".into()),
+        };
+        if let Err(e) = plugged {
+            if let Some(gone) = plan.remove(&id) {
+                if let Some(alloc) = self.alloc.as_mut() {
+                    for g in gone.msi_gsis {
+                        let _ = alloc.free_msi_gsi(g);
+                    }
+                }
+            }
+            return Err(QmpError::generic(e));
+        }
+        if let Some(i) = netdev_index {
+            // The device owns its tap now; the netdev's id stays taken.
+            self.netdevs.remove(i);
+        }
+        self.nics.extend(built.nic);
+        self.disks.extend(built.disk);
+        self.virtio.push(slot);
+        self.config.virtio.push(device);
+        self.config
+            .virtio_addrs
+            .push(DeviceAddr::Pci { addr: hot.addr });
+        tracing::info!(%id, "device hot-plugged");
+        Ok(())
+    }
+
+    /// `device_del`: the attention button of the device's slot is pressed.
+    pub(crate) fn device_del(&mut self, id: &str, wiring: &Wiring) -> Result<(), QmpError> {
+        let id = id.strip_prefix("/machine/peripheral/").unwrap_or(id);
+        let Some(plan) = &self.pci else {
+            return Err(QmpError::device_not_found(id));
+        };
+        let Some(f) = plan.find(id) else {
+            if self.config.virtio.iter().any(|v| v.id() == Some(id))
+                || self.config.root_ports.iter().any(|p| p.id == id)
+            {
+                let bus = self.config.chipset.root_bus().unwrap_or("main-system-bus");
+                return Err(QmpError::generic(format!(
+                    "Bus '{bus}' does not support hotplugging"
+                )));
+            }
+            return Err(QmpError::device_not_found(id));
+        };
+        let port = match f.addr.bus {
+            PciBus::Port(p) if plan.port_hotplugs(p) => p,
+            PciBus::Port(p) => {
+                return Err(QmpError::generic(format!(
+                    "Bus '{}' does not support hotplugging",
+                    self.config.root_ports[p].id
+                )))
+            }
+            PciBus::Root => {
+                let bus = self.config.chipset.root_bus().unwrap_or_default();
+                return Err(QmpError::generic(format!(
+                    "Bus '{bus}' does not support hotplugging"
+                )));
+            }
+        };
+        if self.unplugging.iter().any(|u| u == id) {
+            return Err(QmpError::generic(format!(
+                "Device {id} is already in the process of unplug"
+            )));
+        }
+        let pressed = wiring.pci.as_ref().is_some_and(|w| w.press_button(port));
+        if !pressed {
+            return Err(QmpError::generic(
+                "the device's slot is not on this machine",
+            ));
+        }
+        self.unplugging.push(id.to_string());
+        Ok(())
+    }
+
+    /// The guest let the function `function` (device `id`) go: what is
+    /// left of it is released, it leaves the lists, and the events QEMU
+    /// sends follow (the virtio back-end's, then the device's).
+    pub(crate) fn unplugged(
+        &mut self,
+        function: rvirt_pci::FunctionId,
+        id: Option<String>,
+        wiring: &Wiring,
+        event_loop: &EventLoop,
+    ) -> Vec<QmpEvent> {
+        if let Some(w) = &wiring.pci {
+            w.released(function);
+        }
+        let Some(id) = id else {
+            return Vec::new();
+        };
+        self.unplugging.retain(|u| *u != id);
+        let Some(plan) = self.pci.as_mut() else {
+            return Vec::new();
+        };
+        let Some(gone) = plan.remove(&id) else {
+            return Vec::new();
+        };
+        if let Some(alloc) = self.alloc.as_mut() {
+            for g in &gone.msi_gsis {
+                let _ = alloc.free_msi_gsi(*g);
+            }
+        }
+        let i = gone.virtio;
+        if i < self.virtio.len() {
+            let slot = self.virtio.remove(i);
+            slot.retired.store(true, Ordering::Release);
+            event_loop.wake();
+            slot.device
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reset();
+        }
+        if i < self.config.virtio.len() {
+            let dev = self.config.virtio.remove(i);
+            self.config.virtio_addrs.remove(i);
+            if let VirtioConfig::Net(n) = dev {
+                self.nics.retain(|c| !c.is_named(&id));
+                self.netdevs.push(AddedNetdev {
+                    id: n.netdev,
+                    netdev: n.backend,
+                    fd: None,
+                    defunct: true,
+                });
+            }
+        }
+        tracing::info!(%id, "device unplugged");
+        let path = peripheral(&id);
+        vec![
+            QmpEvent::DeviceDeleted {
+                device: None,
+                path: format!("{path}/virtio-backend"),
+            },
+            QmpEvent::DeviceDeleted {
+                device: Some(id),
+                path,
+            },
+        ]
+    }
+}
