@@ -228,3 +228,99 @@ fn a_guest_that_never_answers_keeps_the_device() {
     assert!(error(qmp.execute("netdev_del", Some(json!({"id": "hostnet1"})))).contains("in use"));
     assert!(error(qmp.execute("netdev_del", Some(json!({"id": "nope"})))).contains("nope"));
 }
+
+/// A hot-plugged NIC is part of the machine from then on: after a reset
+/// the guest finds it behind the port at boot (as on QEMU), and the
+/// port is no longer empty.
+#[test]
+fn a_hotplugged_nic_stays_across_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mon.sock");
+    let net = dir.path().join("net.sock");
+    let _peer = UnixListener::bind(&net).unwrap();
+    let args: Vec<String> = args(&sock, 2)
+        .into_iter()
+        .filter(|a| a != "-no-reboot")
+        .collect();
+    let mut vm = start(false, &args);
+    let qmp = qmp_connect(&sock, T);
+    vm.line_with("HP_READY", T);
+    qmp.execute(
+        "netdev_add",
+        Some(json!({"type": "stream", "id": "hostnet1", "server": false,
+                    "addr": {"type": "unix", "path": net}})),
+    )
+    .unwrap();
+    qmp.execute(
+        "device_add",
+        Some(
+            json!({"driver": "virtio-net-pci", "netdev": "hostnet1", "id": "net1",
+                    "mac": MAC, "bus": "pci.1"}),
+        ),
+    )
+    .unwrap();
+    vm.line_with("HP_ARMED", T);
+    qmp.execute("system_reset", None).unwrap();
+    vm.line_with("HP_FAILED no empty hot-plug port", T);
+    let out = vm.stdout_text();
+    let second = &out[out.rfind("ECAM_BUSES").unwrap()..];
+    assert!(
+        second.contains("PCI 01:00.0 1af4:1041"),
+        "the NIC at boot:\n{second}"
+    );
+    let dev = behind_port(&qmp, "net1").expect("net1 in query-pci");
+    assert!(
+        dev["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["address"].as_i64().unwrap() > 0),
+        "placed as firmware would: {dev}"
+    );
+    // Its back-end is in use; the monitor refuses what does not fit.
+    let e = error(qmp.execute(
+        "device_add",
+        Some(
+            json!({"driver": "virtio-net-pci", "netdev": "hostnet1", "id": "net9",
+                    "bus": "pci.1"}),
+        ),
+    ));
+    assert!(e.contains("hostnet1") || e.contains("not available"), "{e}");
+    for (cmd, args, want) in [
+        (
+            "device_add",
+            json!({"driver": "nonsense", "bus": "pci.1", "id": "x"}),
+            "nonsense",
+        ),
+        (
+            "device_add",
+            json!({"driver": "virtio-net-pci", "id": "x"}),
+            "hotplugging",
+        ),
+        (
+            "device_add",
+            json!({"driver": "virtio-net-pci", "bus": "pci.1"}),
+            "netdev",
+        ),
+        ("device_del", json!({"id": "nope"}), "nope"),
+        (
+            "netdev_add",
+            json!({"type": "tap", "id": "t0", "fd": "unnamed"}),
+            "unnamed",
+        ),
+        ("netdev_add", json!({"type": "user", "id": "u0"}), "user"),
+        (
+            "netdev_add",
+            json!({"type": "stream", "id": "hostnet1", "server": false,
+                              "addr": {"type": "unix", "path": "/nonexistent"}}),
+            "Duplicate",
+        ),
+    ] {
+        let e = error(qmp.execute(cmd, Some(args.clone())));
+        assert!(e.contains(want), "{cmd} {args}: {e}");
+    }
+    assert_eq!(
+        qmp.query_status().unwrap().status,
+        rvirt_qmp::RunState::Running
+    );
+}

@@ -11,7 +11,7 @@
 //! one that leaves is taken out of them, its GSIs given back.
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use rvirt_qmp::{Event as QmpEvent, QmpError};
@@ -208,7 +208,7 @@ impl DeviceManager {
             None => Err("the device was not placed".into()),
         };
         if let Err(e) = plugged {
-            if let Some(gone) = plan.remove(&id) {
+            if let Some(gone) = plan.remove(index) {
                 if let Some(alloc) = self.alloc.as_mut() {
                     for g in gone.msi_gsis {
                         let _ = alloc.free_msi_gsi(g);
@@ -281,7 +281,9 @@ impl DeviceManager {
 
     /// The guest let the function `function` (device `id`) go: what is
     /// left of it is released, it leaves the lists, and the events QEMU
-    /// sends follow (the virtio back-end's, then the device's).
+    /// sends follow (the virtio back-end's, then the device's). A device
+    /// from the command line goes the same way (QEMU's root ports take
+    /// those out too).
     pub(crate) fn unplugged(
         &mut self,
         function: rvirt_pci::FunctionId,
@@ -289,39 +291,34 @@ impl DeviceManager {
         wiring: &Wiring,
         event_loop: &EventLoop,
     ) -> Vec<QmpEvent> {
-        if let Some(w) = &wiring.pci {
-            w.released(function);
+        let Some(flag) = wiring.pci.as_ref().and_then(|w| w.released(function)) else {
+            return Vec::new();
+        };
+        // The event loop drops the retired subscriber at this wakeup.
+        event_loop.wake();
+        if let Some(id) = &id {
+            self.unplugging.retain(|u| u != id);
         }
-        let Some(id) = id else {
+        let Some(i) = self
+            .virtio
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.retired, &flag))
+        else {
             return Vec::new();
         };
-        self.unplugging.retain(|u| *u != id);
-        let Some(plan) = self.pci.as_mut() else {
-            return Vec::new();
-        };
-        let Some(gone) = plan.remove(&id) else {
-            return Vec::new();
-        };
-        if let Some(alloc) = self.alloc.as_mut() {
-            for g in &gone.msi_gsis {
-                let _ = alloc.free_msi_gsi(*g);
+        self.virtio.remove(i);
+        if let Some(gone) = self.pci.as_mut().and_then(|p| p.remove(i)) {
+            if let Some(alloc) = self.alloc.as_mut() {
+                for g in &gone.msi_gsis {
+                    let _ = alloc.free_msi_gsi(*g);
+                }
             }
-        }
-        let i = gone.virtio;
-        if i < self.virtio.len() {
-            let slot = self.virtio.remove(i);
-            slot.retired.store(true, Ordering::Release);
-            event_loop.wake();
-            slot.device
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .reset();
         }
         if i < self.config.virtio.len() {
             let dev = self.config.virtio.remove(i);
             self.config.virtio_addrs.remove(i);
             if let VirtioConfig::Net(n) = dev {
-                self.nics.retain(|c| !c.is_named(&id));
+                self.nics.retain(|c| !c.is_named(&n.netdev));
                 self.netdevs.push(AddedNetdev {
                     id: n.netdev,
                     netdev: n.backend,
@@ -330,7 +327,10 @@ impl DeviceManager {
                 });
             }
         }
-        tracing::info!(%id, "device unplugged");
+        tracing::info!(id = id.as_deref().unwrap_or(""), "device unplugged");
+        let Some(id) = id else {
+            return Vec::new();
+        };
         let path = peripheral(&id);
         vec![
             QmpEvent::DeviceDeleted {

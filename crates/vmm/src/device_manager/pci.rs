@@ -629,7 +629,13 @@ impl PciPlan {
             kicks,
             retired: slot.retired.clone(),
         });
-        Ok((transport, n, sub, WiredFunction { msi, pin }))
+        let wired = WiredFunction {
+            msi,
+            pin,
+            device: slot.device.clone(),
+            retired: slot.retired.clone(),
+        };
+        Ok((transport, n, sub, wired))
     }
 
     /// The function behind root port `port`, if any.
@@ -673,13 +679,10 @@ impl PciPlan {
         });
     }
 
-    /// Forgets the function with id `id` (it left the machine), and
-    /// renumbers the virtio devices after it; returns it.
-    pub(super) fn remove(&mut self, id: &str) -> Option<FunctionPlan> {
-        let i = self
-            .functions
-            .iter()
-            .position(|f| f.id.as_deref() == Some(id))?;
+    /// Forgets the function of virtio device `virtio` (it left the
+    /// machine), and renumbers the virtio devices after it; returns it.
+    pub(super) fn remove(&mut self, virtio: usize) -> Option<FunctionPlan> {
+        let i = self.functions.iter().position(|f| f.virtio == virtio)?;
         let gone = self.functions.remove(i);
         for f in &mut self.functions {
             if f.virtio > gone.virtio {
@@ -859,14 +862,24 @@ impl BarObserver for PciNotifiers {
 pub(super) struct WiredFunction {
     msi: Arc<MsiRoutes>,
     pin: Arc<rvirt_pci::intx::IntxPin>,
+    device: super::virtio::SharedVirtio,
+    retired: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WiredFunction {
     /// The function left: its INTx let go, its vectors' routes and irqfds
-    /// removed.
-    fn release(&self) {
+    /// removed, the device reset (it touches guest memory no more) and its
+    /// subscriber retired; returns the device's retirement flag.
+    fn release(&self) -> Arc<std::sync::atomic::AtomicBool> {
         let _ = rvirt_platform::InterruptLine::lower(&*self.pin);
         self.msi.release();
+        self.device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.retired.clone()
     }
 }
 
@@ -928,7 +941,7 @@ impl PciWiring {
         let id = match self.segment.plug(info, f) {
             Ok(id) => id,
             Err(e) => {
-                w.release();
+                w.msi.release();
                 return Err(e.to_string());
             }
         };
@@ -961,16 +974,18 @@ impl PciWiring {
     }
 
     /// The function `function` left the segment: its interrupts are
-    /// released.
-    pub(super) fn released(&self, function: FunctionId) {
+    /// released, its device reset and retired; the device's retirement
+    /// flag names it among the device manager's.
+    pub(super) fn released(
+        &self,
+        function: FunctionId,
+    ) -> Option<Arc<std::sync::atomic::AtomicBool>> {
         let w = self
             .functions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&function);
-        if let Some(w) = w {
-            w.release();
-        }
+        w.map(|w| w.release())
     }
 }
 
