@@ -101,6 +101,9 @@ fn behind_port(qmp: &rvirt_qmp::QmpClient, id: &str) -> Option<Value> {
 
 const MAC: &str = "52:54:00:12:ab:cd";
 
+/// libvirt's `-sandbox` for QEMU.
+const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
 /// The whole exchange on one VMM; returns the guest's HP_ lines.
 fn plug_and_unplug(qemu: bool, dir: &Path) -> Vec<String> {
     let sock = dir.join(if qemu { "qemu.sock" } else { "rvirt.sock" });
@@ -117,7 +120,8 @@ fn plug_and_unplug(qemu: bool, dir: &Path) -> Vec<String> {
     .unwrap();
     let nic = json!({"driver": "virtio-net-pci", "netdev": "hostnet1", "id": "net1",
                      "mac": MAC, "bus": "pci.1", "addr": "0x0"});
-    qmp.execute("device_add", Some(nic.clone())).unwrap();
+    qmp.execute("device_add", Some(nic.clone()))
+        .unwrap_or_else(|e| panic!("device_add: {e}\n{}", vm.stderr_text()));
     // The slot is taken now; the root bus does not hot-plug.
     let again = json!({"driver": "virtio-net-pci", "netdev": "hostnet1", "id": "net2",
                        "bus": "pci.1"});
@@ -183,6 +187,139 @@ fn q35_nic_hotplug_and_unplug_as_on_qemu() {
     }
     let theirs = plug_and_unplug(true, dir.path());
     assert_eq!(ours, theirs, "rvirt:\n{ours:#?}\nQEMU:\n{theirs:#?}");
+}
+
+/// Hot-plug under libvirt's `-sandbox`: every system call the main loop
+/// and the device thread make for it is in their lists (a stream
+/// back-end's connect, the new irqfds, ioeventfds and routes, the event
+/// loop taking in and dropping a subscriber).
+///
+/// The back-end is a connected socket passed with `getfd` (a sandboxed
+/// VMM connects none itself: a path is refused with a reply, not a
+/// crash), over a raw monitor connection, since the names `getfd` gives
+/// belong to the connection that passed them.
+#[test]
+fn hotplug_under_the_sandbox() {
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mon.sock");
+    let mut a = args(&sock, 1);
+    a.extend(["-sandbox".to_string(), SANDBOX.to_string()]);
+    let mut vm = start(false, &a);
+    let mut m = RawMonitor::connect(&sock);
+    m.ok(&vm, json!({"execute": "qmp_capabilities"}), None);
+    vm.line_with("HP_READY", T);
+    let refused = m.cmd(
+        json!({"execute": "netdev_add", "arguments": {"type": "stream", "id": "n0",
+               "server": false, "addr": {"type": "unix", "path": "/nonexistent"}}}),
+        None,
+    );
+    let why = refused["error"]["desc"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("sandboxed"), "{refused}\n{}", vm.stderr_text());
+    let (_ours, theirs) = UnixStream::pair().unwrap();
+    m.ok(
+        &vm,
+        json!({"execute": "getfd", "arguments": {"fdname": "net1fd"}}),
+        Some(theirs.as_fd()),
+    );
+    drop(theirs);
+    m.ok(
+        &vm,
+        json!({"execute": "netdev_add", "arguments": {"type": "stream", "id": "hostnet1",
+               "server": false, "addr": {"type": "fd", "str": "net1fd"}}}),
+        None,
+    );
+    m.ok(
+        &vm,
+        json!({"execute": "device_add", "arguments": {"driver": "virtio-net-pci",
+               "netdev": "hostnet1", "id": "net1", "mac": MAC, "bus": "pci.1"}}),
+        None,
+    );
+    vm.line_with("HP_ARMED", T);
+    m.ok(
+        &vm,
+        json!({"execute": "device_del", "arguments": {"id": "net1"}}),
+        None,
+    );
+    vm.until("the guest's last line", T, |o, _| o.contains("\nDONE"));
+    m.ok(&vm, json!({"execute": "query-status"}), None);
+    assert!(
+        m.seen
+            .iter()
+            .any(|e| e["event"] == "DEVICE_DELETED" && e["data"]["device"] == "net1"),
+        "{:?}",
+        m.seen
+    );
+    let out = vm.stdout_text();
+    assert_eq!(output::value(&out, "HP_MAC"), Some(MAC), "{out}");
+    assert_eq!(output::value(&out, "HP_GONE"), Some("1"), "{out}");
+    assert!(
+        !vm.stderr_text().contains("seccomp"),
+        "{}",
+        vm.stderr_text()
+    );
+}
+
+/// A monitor connection that passes descriptors (SCM_RIGHTS) with a
+/// command, and keeps the events that arrive on the way.
+struct RawMonitor {
+    stream: std::os::unix::net::UnixStream,
+    lines: std::io::BufReader<std::os::unix::net::UnixStream>,
+    seen: Vec<Value>,
+}
+
+impl RawMonitor {
+    fn connect(sock: &Path) -> Self {
+        let stream = poll("the monitor", T, || {
+            std::os::unix::net::UnixStream::connect(sock).map_err(|e| e.to_string())
+        });
+        stream.set_read_timeout(Some(T)).unwrap();
+        let lines = std::io::BufReader::new(stream.try_clone().unwrap());
+        RawMonitor {
+            stream,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Sends `c` (with `fd`); its reply, or `{"closed": true}`.
+    fn cmd(&mut self, c: Value, fd: Option<std::os::fd::BorrowedFd<'_>>) -> Value {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        use std::io::BufRead;
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = fd.map(|f| [f]);
+        if let Some(f) = &fds {
+            assert!(control.push(SendAncillaryMessage::ScmRights(f)));
+        }
+        let line = format!("{c}\n");
+        let io = [std::io::IoSlice::new(line.as_bytes())];
+        if rustix::net::sendmsg(&self.stream, &io, &mut control, SendFlags::empty()).is_err() {
+            return json!({"closed": true});
+        }
+        loop {
+            let mut l = String::new();
+            if self.lines.read_line(&mut l).unwrap_or(0) == 0 {
+                return json!({"closed": true});
+            }
+            let v: Value = serde_json::from_str(&l).unwrap();
+            if v.get("event").is_some() {
+                self.seen.push(v);
+            } else if v.get("QMP").is_none() {
+                return v;
+            }
+        }
+    }
+
+    /// `cmd`, which must succeed.
+    fn ok(&mut self, vm: &Spawned, c: Value, fd: Option<std::os::fd::BorrowedFd<'_>>) {
+        let r = self.cmd(c.clone(), fd);
+        assert!(r.get("return").is_some(), "{c}: {r}\n{}", vm.stderr_text());
+    }
 }
 
 /// A guest that never answers the attention button keeps the device, and

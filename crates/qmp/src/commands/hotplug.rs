@@ -43,14 +43,23 @@ pub(super) fn device_del(
     Ok(json!({}))
 }
 
-/// A `fd` that is not a number names a descriptor `getfd` passed, which
-/// the back-end takes over (QEMU's `monitor_fd_param`).
+/// A tap's `fd`, or a stream's `addr.str` with `addr.type` `fd`, that is
+/// not a number names a descriptor `getfd` passed, which the back-end
+/// takes over (QEMU's `monitor_fd_param`).
 pub(super) fn netdev_add(
     b: &dyn MonitorBackend,
     fds: &mut Fds,
     args: &Map<String, Value>,
 ) -> Result<Value, QmpError> {
-    let fd = match args.get("fd") {
+    let addr = args.get("addr").and_then(Value::as_object);
+    let (name, key) = match (args.get("fd"), addr) {
+        (Some(v), _) => (Some(v), "fd"),
+        (None, Some(a)) if a.get("type").and_then(Value::as_str) == Some("fd") => {
+            (a.get("str"), "addr.str")
+        }
+        _ => (None, "fd"),
+    };
+    let fd = match name {
         None => None,
         Some(Value::String(name)) if name.parse::<i32>().is_err() => {
             Some(fds.take(name).ok_or_else(|| {
@@ -58,7 +67,7 @@ pub(super) fn netdev_add(
             })?)
         }
         Some(Value::String(_)) => None,
-        Some(_) => return Err(QmpError::invalid_parameter_type("fd", "string")),
+        Some(_) => return Err(QmpError::invalid_parameter_type(key, "string")),
     };
     b.netdev_add(args, fd)?;
     Ok(json!({}))

@@ -15,7 +15,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use rvirt_qmp::{Event as QmpEvent, QmpError};
-use rvirt_vmm_config::{DeviceAddr, Netdev, PciBus, TapSource, VirtioConfig};
+use rvirt_vmm_config::{
+    DeviceAddr, Netdev, PciBus, StreamAddr, StreamNetdev, TapSource, VirtioConfig,
+};
 use serde_json::{Map, Value};
 
 use super::{DeviceManager, Place, VirtioSlot, Wiring};
@@ -54,16 +56,32 @@ impl DeviceManager {
         let mut args: Map<String, Value> =
             serde_json::from_str(json).map_err(|e| QmpError::generic(e.to_string()))?;
         if let Some(fd) = &fd {
-            // The parser reads `fd` as a number: the descriptor's, here.
-            args.insert("fd".into(), Value::String(fd.as_raw_fd().to_string()));
+            // The parser reads the descriptor as a number: ours, here.
+            let n = Value::String(fd.as_raw_fd().to_string());
+            if args.contains_key("fd") {
+                args.insert("fd".into(), n);
+            } else if let Some(addr) = args.get_mut("addr").and_then(Value::as_object_mut) {
+                addr.insert("str".into(), n);
+            }
         }
         let (id, netdev) = rvirt_vmm_config::parse_netdev(&Value::Object(args).to_string())
             .map_err(|e| QmpError::generic(e.message))?;
         match &netdev {
-            Netdev::Tap(TapSource::Fd(_)) if fd.is_none() => {
+            Netdev::Tap(TapSource::Fd(_)) | Netdev::Stream(StreamNetdev { addr: StreamAddr::Fd(_), .. })
+                if fd.is_none() =>
+            {
                 return Err(QmpError::generic(
-                    "netdev_add: a tap's fd must name a descriptor passed with getfd",
+                    "netdev_add: the descriptor must be one passed with getfd",
                 ))
+            }
+            // Under the sandbox the VMM opens no socket once the VM runs.
+            Netdev::Stream(StreamNetdev { addr: StreamAddr::Unix(path), .. })
+                if crate::sandbox::is_installed() =>
+            {
+                return Err(QmpError::generic(format!(
+                    "netdev_add: a sandboxed VMM connects no socket ('{}'): pass a connected one with getfd and addr.type=fd",
+                    path.display()
+                )))
             }
             Netdev::Tap(TapSource::Name(_)) => {
                 return Err(QmpError::generic(
@@ -158,8 +176,8 @@ impl DeviceManager {
             )));
         }
         let mut device = hot.device;
-        // A tap passed with getfd: the device takes a duplicate, so a
-        // failure leaves the netdev as it was.
+        // A descriptor passed with getfd: the device takes a duplicate,
+        // so a failure leaves the netdev as it was.
         let mut netdev_index = None;
         if let VirtioConfig::Net(n) = &mut device {
             let i = self.netdevs.iter().position(|a| a.id == n.netdev);
@@ -167,8 +185,13 @@ impl DeviceManager {
             if let Some(fd) = i.and_then(|i| self.netdevs[i].fd.as_ref()) {
                 let dup = fd
                     .try_clone()
-                    .map_err(|e| QmpError::generic(format!("cannot use the tap: {e}")))?;
-                n.backend = Netdev::Tap(TapSource::Fd(dup.into_raw_fd()));
+                    .map_err(|e| QmpError::generic(format!("cannot use the netdev: {e}")))?
+                    .into_raw_fd();
+                match &mut n.backend {
+                    Netdev::Tap(source) => *source = TapSource::Fd(dup),
+                    Netdev::Stream(s) => s.addr = StreamAddr::Fd(dup),
+                    Netdev::User(_) => {}
+                }
             }
         }
         let index = self.virtio.len();
