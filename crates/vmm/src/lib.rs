@@ -539,9 +539,13 @@ impl Vmm {
                 running
             }
             Event::PciUnplugged { function, id } => {
-                let events =
-                    self.devices
-                        .unplugged(function, id, &running.wiring, &running.event_loop);
+                let events = self.devices.unplugged(
+                    function,
+                    id,
+                    &running.wiring,
+                    &running.event_loop,
+                    &mut self.state.nodes(),
+                );
                 for e in events {
                     self.bus.post(e);
                 }
@@ -725,10 +729,12 @@ impl Vmm {
                 }
                 None => Err(QmpError::no_balloon()),
             },
-            MonitorRequest::DeviceAdd(json) => {
-                self.devices
-                    .device_add(&json, &running.wiring, &running.event_loop)
-            }
+            MonitorRequest::DeviceAdd(json) => self.devices.device_add(
+                &json,
+                &running.wiring,
+                &running.event_loop,
+                &mut self.state.nodes(),
+            ),
             MonitorRequest::DeviceDel(id) => self.devices.device_del(&id, &running.wiring),
             MonitorRequest::NetdevAdd(json, fd) => self.devices.netdev_add(&json, fd.take()),
             MonitorRequest::NetdevDel(id) => self.devices.netdev_del(&id),

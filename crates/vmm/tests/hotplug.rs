@@ -461,3 +461,82 @@ fn a_hotplugged_nic_stays_across_a_reset() {
         rvirt_qmp::RunState::Running
     );
 }
+
+/// A disk the way libvirt hot-plugs one: `blockdev-add` of its file and
+/// raw nodes, `device_add` of a virtio-blk-pci on the top node; the guest
+/// reads its capacity and first sector through the new function; after
+/// `device_del` and the guest's answer the nodes are free for
+/// `blockdev-del`. Returns the guest's HP_ lines.
+fn disk_plug_and_unplug(qemu: bool, dir: &Path) -> Vec<String> {
+    let sock = dir.join(if qemu { "qemu-d.sock" } else { "rvirt-d.sock" });
+    let image = dir.join(if qemu { "qemu.img" } else { "rvirt.img" });
+    let data: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(13) + i / 512) as u8)
+        .collect();
+    std::fs::write(&image, &data).unwrap();
+    let mut vm = start(qemu, &args(&sock, 1));
+    let qmp = qmp_connect(&sock, T);
+    vm.line_with("HP_READY", T);
+    qmp.execute(
+        "blockdev-add",
+        Some(json!({"driver": "file", "filename": image, "node-name": "f1"})),
+    )
+    .unwrap();
+    qmp.execute(
+        "blockdev-add",
+        Some(json!({"driver": "raw", "file": "f1", "node-name": "d1"})),
+    )
+    .unwrap();
+    qmp.execute(
+        "device_add",
+        Some(
+            json!({"driver": "virtio-blk-pci", "drive": "d1", "id": "disk1",
+                    "bus": "pci.1", "addr": "0x0"}),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("device_add: {e}\n{}", vm.stderr_text()));
+    // In use now: neither another device nor blockdev-del takes it.
+    assert!(!error(qmp.execute("blockdev-del", Some(json!({"node-name": "d1"})))).is_empty());
+    vm.line_with("HP_ARMED", T);
+    qmp.execute("device_del", Some(json!({"id": "disk1"})))
+        .unwrap();
+    let deleted = qmp.wait_event("DEVICE_DELETED", T).unwrap();
+    let deleted = if deleted
+        .data
+        .as_ref()
+        .is_some_and(|d| d.get("device").is_none())
+    {
+        qmp.wait_event("DEVICE_DELETED", T).unwrap()
+    } else {
+        deleted
+    };
+    assert_eq!(deleted.data.unwrap_or_default()["device"], "disk1");
+    vm.until("the guest's last line", T, |o, _| o.contains("\nDONE"));
+    qmp.execute("blockdev-del", Some(json!({"node-name": "d1"})))
+        .unwrap();
+    qmp.execute("blockdev-del", Some(json!({"node-name": "f1"})))
+        .unwrap();
+    let out = vm.stdout_text().replace('\r', "");
+    let want = |k: &str, v: &str| assert_eq!(output::value(&out, k), Some(v), "{k} in\n{out}");
+    want("HP_DEVICE", "1af4:1042");
+    want("HP_CAPACITY", "128");
+    want("HP_READ_STATUS", "0");
+    let fnv = format!("{:#010x}", rvirt_test_guests::fnv1a32(&data[..512]));
+    want("HP_READ_FNV1A32", &fnv);
+    want("HP_GONE", "1");
+    out.lines()
+        .filter(|l| l.starts_with("HP_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn q35_disk_hotplug_and_unplug_as_on_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = disk_plug_and_unplug(false, dir.path());
+    if !qemu_available() {
+        return;
+    }
+    let theirs = disk_plug_and_unplug(true, dir.path());
+    assert_eq!(ours, theirs, "rvirt:\n{ours:#?}\nQEMU:\n{theirs:#?}");
+}

@@ -8,6 +8,7 @@ use super::pci::parse_addr;
 use super::virtio::VirtioSpecs;
 use super::{virtio_pci_base, virtio_pci_options};
 use crate::config::{Chipset, Netdev, PciAddr, PciBus, RootPortConfig, VirtioConfig};
+use crate::disk::FormatNode;
 use crate::opts::Opts;
 use crate::ConfigError;
 
@@ -23,12 +24,14 @@ pub struct HotplugDevice {
 
 /// Parses `device_add`'s arguments (`value`: its JSON object, or the
 /// key=value form) for a machine of `chipset` with `ports`; `netdevs` are
-/// the back-ends a NIC may name (those not in use).
+/// the back-ends a NIC may name and `nodes` the format nodes a disk may
+/// (those not in use).
 pub fn parse_device_add(
     value: &str,
     chipset: Chipset,
     ports: &[RootPortConfig],
     netdevs: Vec<(String, Netdev)>,
+    nodes: Vec<(String, FormatNode)>,
 ) -> Result<HotplugDevice, ConfigError> {
     let mut o = Opts::parse("device_add", value, Some("driver"))?;
     let driver = o.require("driver")?;
@@ -68,7 +71,7 @@ pub fn parse_device_add(
             "{driver}: only function 0 is hot-plugged (no multifunction hot-plug)"
         )));
     }
-    let mut specs = VirtioSpecs::with_netdevs(netdevs);
+    let mut specs = VirtioSpecs::with_backends(netdevs, nodes);
     if !specs.device(&base, &mut o)? {
         return Err(o.error(format!("device '{driver}' cannot be hot-plugged")));
     }
@@ -138,7 +141,7 @@ mod tests {
     }
 
     fn add(v: &str) -> Result<HotplugDevice, String> {
-        parse_device_add(v, Chipset::Q35, &ports(), tap()).map_err(|e| e.to_string())
+        parse_device_add(v, Chipset::Q35, &ports(), tap(), Vec::new()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -190,6 +193,7 @@ mod tests {
             Chipset::Microvm,
             &[],
             tap(),
+            Vec::new(),
         )
         .unwrap_err()
         .to_string();

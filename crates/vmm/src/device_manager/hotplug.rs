@@ -1,6 +1,7 @@
 //! Hot-plug on q35: `netdev_add`/`netdev_del` (the back-ends a NIC will
-//! name), `device_add` of a virtio-net-pci into an empty hot-plug capable
-//! `pcie-root-port`, and `device_del`, which presses the port's attention
+//! name), `device_add` of a virtio-net-pci (on a netdev) or a
+//! virtio-blk-pci (on a format node `blockdev-add` made) into an empty hot-plug
+//! capable `pcie-root-port`, and `device_del`, which presses the port's attention
 //! button; the device leaves when the guest powers the slot off
 //! ([`DeviceManager::unplugged`], then DEVICE_DELETED), as on QEMU. A guest
 //! that never answers keeps the device.
@@ -21,6 +22,7 @@ use rvirt_vmm_config::{
 use serde_json::{Map, Value};
 
 use super::{DeviceManager, Place, VirtioSlot, Wiring};
+use crate::block_nodes::{BlockNodes, User};
 use crate::event_loop::EventLoop;
 
 /// A back-end `netdev_add` made.
@@ -128,6 +130,7 @@ impl DeviceManager {
         json: &str,
         wiring: &Wiring,
         event_loop: &EventLoop,
+        nodes: &mut BlockNodes,
     ) -> Result<(), QmpError> {
         let (Some(plan), Some(live)) = (&self.pci, &wiring.pci) else {
             return Err(QmpError::generic(
@@ -140,11 +143,22 @@ impl DeviceManager {
             .filter(|n| !n.defunct)
             .map(|n| (n.id.clone(), n.netdev.clone()))
             .collect();
+        // A disk's drive: a format node `blockdev-add` made that nothing
+        // uses yet.
+        let drive = serde_json::from_str::<Value>(json)
+            .ok()
+            .and_then(|v| v.get("drive").and_then(Value::as_str).map(str::to_string));
+        let free_nodes: Vec<_> = drive
+            .iter()
+            .filter(|d| nodes.user(d).is_none())
+            .filter_map(|d| Some((d.clone(), nodes.format_node(d)?.clone())))
+            .collect();
         let hot = rvirt_vmm_config::parse_device_add(
             json,
             self.config.chipset,
             &self.config.root_ports,
             free,
+            free_nodes,
         )
         .map_err(|e| QmpError::generic(e.message))?;
         // QEMU takes a device without an id too; rvirt names the device
@@ -244,6 +258,13 @@ impl DeviceManager {
             // The device owns its tap now; the netdev's id stays taken.
             self.netdevs.remove(i);
         }
+        if let VirtioConfig::Blk(d) = &device {
+            if d.blockdev {
+                if let Err(e) = nodes.attach(&d.drive, User::Device(id.clone())) {
+                    tracing::warn!(drive = %d.drive, "hot-plugged disk's node: {}", e.desc);
+                }
+            }
+        }
         self.nics.extend(built.nic);
         self.disks.extend(built.disk);
         self.virtio.push(slot);
@@ -313,6 +334,7 @@ impl DeviceManager {
         id: Option<String>,
         wiring: &Wiring,
         event_loop: &EventLoop,
+        nodes: &mut BlockNodes,
     ) -> Vec<QmpEvent> {
         let Some(flag) = wiring.pci.as_ref().and_then(|w| w.released(function)) else {
             return Vec::new();
@@ -340,14 +362,23 @@ impl DeviceManager {
         if i < self.config.virtio.len() {
             let dev = self.config.virtio.remove(i);
             self.config.virtio_addrs.remove(i);
-            if let VirtioConfig::Net(n) = dev {
-                self.nics.retain(|c| !c.is_named(&n.netdev));
-                self.netdevs.push(AddedNetdev {
-                    id: n.netdev,
-                    netdev: n.backend,
-                    fd: None,
-                    defunct: true,
-                });
+            match dev {
+                VirtioConfig::Net(n) => {
+                    self.nics.retain(|c| !c.is_named(&n.netdev));
+                    self.netdevs.push(AddedNetdev {
+                        id: n.netdev,
+                        netdev: n.backend,
+                        fd: None,
+                        defunct: true,
+                    });
+                }
+                // The node stays for blockdev-del, free again (as QEMU's).
+                VirtioConfig::Blk(d) => {
+                    nodes.detach(&d.drive);
+                    let qdev = d.id.clone().or(Some(d.drive.clone()));
+                    self.disks.retain(|m| m.qdev() != qdev);
+                }
+                _ => {}
             }
         }
         tracing::info!(id = id.as_deref().unwrap_or(""), "device unplugged");
