@@ -37,6 +37,9 @@ pub(crate) struct AddedNetdev {
     defunct: bool,
 }
 
+/// How long an unplug request is pending for a repeated `device_del`.
+const UNPLUG_PENDING: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// QEMU's `DEVICE_DELETED` paths for a device with id `id`.
 fn peripheral(id: &str) -> String {
     format!("/machine/peripheral/{id}")
@@ -308,7 +311,13 @@ impl DeviceManager {
                 )));
             }
         };
-        if self.unplugging.iter().any(|u| u == id) {
+        // As QEMU 7.2: a request repeated within 5 s is refused (a second
+        // press of the button would cancel the first in the guest); later
+        // the button is pressed again.
+        let now = std::time::Instant::now();
+        self.unplugging
+            .retain(|(_, at)| now.duration_since(*at) < UNPLUG_PENDING);
+        if self.unplugging.iter().any(|(u, _)| u == id) {
             return Err(QmpError::generic(format!(
                 "Device {id} is already in the process of unplug"
             )));
@@ -319,7 +328,7 @@ impl DeviceManager {
                 "the device's slot is not on this machine",
             ));
         }
-        self.unplugging.push(id.to_string());
+        self.unplugging.push((id.to_string(), now));
         Ok(())
     }
 
@@ -342,7 +351,7 @@ impl DeviceManager {
         // The event loop drops the retired subscriber at this wakeup.
         event_loop.wake();
         if let Some(id) = &id {
-            self.unplugging.retain(|u| u != id);
+            self.unplugging.retain(|(u, _)| u != id);
         }
         let Some(i) = self
             .virtio

@@ -99,8 +99,8 @@ pub(crate) struct DeviceManager {
     /// Back-ends `netdev_add` made that no device uses yet, with the
     /// descriptor a tap was passed as.
     netdevs: Vec<hotplug::AddedNetdev>,
-    /// Devices `device_del` asked the guest to let go of.
-    unplugging: Vec<String>,
+    /// Devices `device_del` asked the guest to let go of, and when.
+    unplugging: Vec<(String, std::time::Instant)>,
 }
 
 /// A machine's buses with the devices on them.
