@@ -487,10 +487,8 @@ fn a_hotplugged_nic_stays_across_a_reset() {
         let e = error(qmp.execute(cmd, Some(args.clone())));
         assert!(e.contains(want), "{cmd} {args}: {e}");
     }
-    assert_eq!(
-        qmp.query_status().unwrap().status,
-        rvirt_qmp::RunState::Running
-    );
+    // None of that hurt the VMM (the guest may have powered off by now).
+    qmp.query_status().unwrap();
 }
 
 /// A disk the way libvirt hot-plugs one: `blockdev-add` of its file and
