@@ -317,8 +317,8 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let f = rvirt_pci::function::lock(&f);
-        // Plugged later: the fake virtio-net's identity (1af4:1041).
-        let want = ids.get(&id).copied().unwrap_or(0x1041_1af4);
+        // Plugged later: the fake device's identity (type 2, 1af4:1042).
+        let want = ids.get(&id).copied().unwrap_or(0x1042_1af4);
         assert_eq!(f.config().read_u32(0), want, "identity changed");
         for (b, m) in w.segment.mapped(id).iter().enumerate() {
             if let Some(m) = m {
