@@ -2,7 +2,9 @@
 //! chipset's functions, a root port, a virtio-pci function behind it and
 //! one on the root bus) driven through CONFIG_ADDRESS/CONFIG_DATA and ECAM
 //! with any value at any register, any size, any bus/slot/function, and
-//! accesses to wherever the BARs then decode. Nothing may panic; the
+//! accesses to wherever the BARs then decode, and devices plugged behind
+//! the root port, unplug requests and unplugs in between (the guest's
+//! answer, powering the slot off, among the writes). Nothing may panic; the
 //! identity registers never change; the BARs on the MMIO bus never
 //! overlap (the bus refuses that) and every one is a BAR some function
 //! decodes.
@@ -82,6 +84,31 @@ struct World {
     config_io: ConfigIo,
     ecam: Ecam,
     mmio: Arc<Bus>,
+    port: rvirt_pci::FunctionId,
+    mem: Memory,
+    router: Arc<PirqRouter>,
+}
+
+impl World {
+    /// A virtio function for behind the port.
+    fn transport(&self) -> SharedFunction {
+        Arc::new(Mutex::new(PciTransport::new(
+            Arc::new(Mutex::new(Fake)),
+            self.mem.clone(),
+            Arc::new(Null),
+            self.router.source(0),
+            PciPlacement::Express,
+        )))
+    }
+
+    /// What is behind the port now.
+    fn behind_port(&self) -> Option<rvirt_pci::FunctionId> {
+        self.segment
+            .functions()
+            .into_iter()
+            .find(|(_, i)| i.parent == Some(self.port))
+            .map(|(id, _)| id)
+    }
 }
 
 fn world(q35: bool) -> World {
@@ -96,6 +123,7 @@ fn world(q35: bool) -> World {
     );
     let pm: SharedDevice = Arc::new(Mutex::new(Pm));
     pio.insert(pm.clone(), 0x600, 12).unwrap();
+    let mut port_id = None;
     let segment = Arc::new_cyclic(|me: &Weak<PciSegment>| {
         let mut b = SegmentBuilder::new();
         let info = |parent, slot, function| FunctionInfo {
@@ -159,6 +187,7 @@ fn world(q35: bool) -> World {
                 true,
             )
             .unwrap();
+        port_id = Some(port);
         for (parent, slot, placement) in [
             (Some(port), 0, PciPlacement::Express),
             (None, 3, PciPlacement::Conventional),
@@ -181,6 +210,9 @@ fn world(q35: bool) -> World {
         ecam: Ecam::new(Arc::downgrade(&segment)),
         segment,
         mmio,
+        port: port_id.expect("the port was added"),
+        mem,
+        router,
     }
 }
 
@@ -189,13 +221,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut w = world(first & 1 != 0);
-    let ids: Vec<u32> = w
+    let ids: std::collections::BTreeMap<_, u32> = w
         .segment
         .functions()
-        .map(|(id, _)| {
-            rvirt_pci::function::lock(w.segment.function(id))
-                .config()
-                .read_u32(0)
+        .into_iter()
+        .filter_map(|(id, _)| {
+            let f = w.segment.function(id)?;
+            let v = rvirt_pci::function::lock(&f).config().read_u32(0);
+            Some((id, v))
         })
         .collect();
     // Each op: kind, then a 32-bit target and a 32-bit value.
@@ -245,6 +278,29 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
+            // Hot-plug behind the port, an unplug request, an unplug.
+            _ if target & 3 == 1 => {
+                let info = FunctionInfo {
+                    id: Some("hot".into()),
+                    parent: Some(w.port),
+                    slot: (target >> 8) as u8 & 1,
+                    function: 0,
+                };
+                let t = w.transport();
+                let _ = w.segment.plug(info, t);
+            }
+            _ if target & 3 == 2 => {
+                if let Some(f) = w.segment.function(w.port) {
+                    if let Some(p) = rvirt_pci::function::lock(&f).hotplug_port() {
+                        p.push_attention_button();
+                    }
+                }
+            }
+            _ if target & 3 == 3 => {
+                if let Some(id) = w.behind_port() {
+                    w.segment.unplug(id).unwrap();
+                }
+            }
             _ => {
                 let mut b = [0u8; 4];
                 w.config_io.read(
@@ -254,9 +310,16 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    for (i, (id, _)) in w.segment.functions().enumerate() {
-        let f = rvirt_pci::function::lock(w.segment.function(id));
-        assert_eq!(f.config().read_u32(0), ids[i], "identity changed");
+    // A write may power a hot-plug slot off, which takes out what is
+    // behind it; whatever is left keeps its identity.
+    for (id, _) in w.segment.functions() {
+        let Some(f) = w.segment.function(id) else {
+            continue;
+        };
+        let f = rvirt_pci::function::lock(&f);
+        // Plugged later: the fake device's identity (type 2, 1af4:1042).
+        let want = ids.get(&id).copied().unwrap_or(0x1042_1af4);
+        assert_eq!(f.config().read_u32(0), want, "identity changed");
         for (b, m) in w.segment.mapped(id).iter().enumerate() {
             if let Some(m) = m {
                 let spec = f.config().bar(b).expect("a mapped BAR exists");

@@ -22,8 +22,51 @@ pub enum PortType {
     RootPort { port: u8, slot: u16, occupied: bool },
 }
 
-/// Adds a PCI Express capability (version 2, a x1 link at 2.5 GT/s, no
-/// hot-plug) and returns its offset.
+/// The slot registers of a hot-plug capable port (PCI Express base
+/// specification 7.5.3.9-11), as QEMU's `pcie-root-port` sets them.
+pub mod slot {
+    /// Offsets inside the PCI Express capability.
+    pub const LINK_STATUS: u16 = 0x12;
+    pub const CAPABILITIES: u16 = 0x14;
+    pub const CONTROL: u16 = 0x18;
+    pub const STATUS: u16 = 0x1a;
+
+    /// Link Status: data link layer link active.
+    pub const DLLLA: u16 = 1 << 13;
+
+    /// Slot Capabilities: ABP, PCP, AIP, PIP, HPS, HPC, EIP.
+    pub const CAPS: u32 = 0x1 | 0x2 | 0x8 | 0x10 | 0x20 | 0x40 | (1 << 17);
+    /// Hot-plug surprise and hot-plug capable (`hotplug=off` clears them).
+    pub const HOTPLUG_CAPS: u32 = 0x20 | 0x40;
+
+    /// Slot Control: the enables of the events this port signals.
+    pub const ABPE: u16 = 1 << 0;
+    pub const PDCE: u16 = 1 << 3;
+    pub const CCIE: u16 = 1 << 4;
+    pub const HPIE: u16 = 1 << 5;
+    pub const AIC_OFF: u16 = 0x3 << 6;
+    pub const PIC_ON: u16 = 0x1 << 8;
+    pub const PIC_OFF: u16 = 0x3 << 8;
+    pub const PIC_MASK: u16 = 0x3 << 8;
+    /// Power controller control: 1 is off.
+    pub const PCC: u16 = 1 << 10;
+    /// Electromechanical interlock control (reads 0; a 1 toggles EIS).
+    pub const EIC: u16 = 1 << 11;
+    /// What a guest may write in Slot Control (QEMU's mask).
+    pub const CTL_WRITABLE: u16 = ABPE | PDCE | CCIE | HPIE | 0xc0 | PIC_MASK | PCC | EIC;
+
+    /// Slot Status: the events (same bits as their enables), W1C.
+    pub const ABP: u16 = 1 << 0;
+    pub const PDC: u16 = 1 << 3;
+    pub const CC: u16 = 1 << 4;
+    pub const EVENTS: u16 = ABP | PDC | CC;
+    /// Presence detect state, electromechanical interlock status.
+    pub const PDS: u16 = 1 << 6;
+    pub const EIS: u16 = 1 << 7;
+}
+
+/// Adds a PCI Express capability (version 2, a x1 link at 2.5 GT/s; a
+/// root port's slot hot-plug capable) and returns its offset.
 pub fn add_pcie(cfg: &mut ConfigSpace, kind: PortType) -> u16 {
     let o = cfg.add_capability(PCIE_CAP_ID, PCIE_CAP_LEN);
     let (type_bits, slot_implemented) = match kind {
@@ -50,12 +93,24 @@ pub fn add_pcie(cfg: &mut ConfigSpace, kind: PortType) -> u16 {
     // Link Status: 2.5 GT/s, x1, and the link up if a device is there.
     cfg.set_u16(o + 0x12, 0x1 | (1 << 4) | (u16::from(active) << 13));
     if let PortType::RootPort { slot, occupied, .. } = kind {
-        // Slot Capabilities: the physical slot number, nothing hot-pluggable.
-        cfg.set_u32(o + 0x14, u32::from(slot) << 19);
-        cfg.set_wmask_u16(o + 0x18, 0x1fff);
-        // Slot Status: presence detect state; the change bits are W1C.
+        // Slot Capabilities as QEMU's hot-pluggable root port: attention
+        // button, power controller, attention and power indicators,
+        // electromechanical interlock, hot-plug surprise and capable, and
+        // the physical slot number.
+        cfg.set_u32(o + 0x14, slot::CAPS | (u32::from(slot) << 19));
+        // Slot Control: indicators off, an empty slot's power off (as
+        // QEMU's port at reset); a populated one powered, its power
+        // indicator on.
+        let ctl = if occupied {
+            slot::AIC_OFF | slot::PIC_ON
+        } else {
+            slot::AIC_OFF | slot::PIC_OFF | slot::PCC
+        };
+        cfg.set_u16(o + 0x18, ctl);
+        cfg.set_wmask_u16(o + 0x18, slot::CTL_WRITABLE);
+        // Slot Status: presence detect state; the event bits are W1C.
         cfg.set_u16(o + 0x1a, u16::from(occupied) << 6);
-        cfg.set_w1cmask_u16(o + 0x1a, 0x011f);
+        cfg.set_w1cmask_u16(o + 0x1a, slot::EVENTS);
         // Root Control and Root Status (PME status W1C).
         cfg.set_wmask_u16(o + 0x1c, 0x001f);
         cfg.set_w1cmask_u16(o + 0x22, 0x0001);

@@ -450,6 +450,24 @@ impl ConfigSpace {
         at
     }
 
+    /// The offset of the first capability with ID `id` (the list is
+    /// read-only to the guest, so it is the one added).
+    pub fn find_capability(&self, id: u8) -> Option<u16> {
+        let mut at = self.read_u8(reg::CAPABILITY_LIST);
+        // At most 48 capabilities fit 256 bytes; the bound keeps a loop
+        // from spinning.
+        for _ in 0..48 {
+            if at < 0x40 {
+                return None;
+            }
+            if self.read_u8(u16::from(at)) == id {
+                return Some(u16::from(at));
+            }
+            at = self.read_u8(u16::from(at) + 1);
+        }
+        None
+    }
+
     /// Reads `data.len()` bytes at `offset`; bytes past the space read as
     /// all ones, as a config read of a register that does not exist.
     pub fn read(&self, offset: u16, data: &mut [u8]) {

@@ -48,6 +48,18 @@ pub trait PciFunction: Send {
             "write to a BAR with nothing behind it"
         );
     }
+
+    /// Whether the guest asked (since the last call) for what is behind
+    /// this function to be taken out: a hot-plug port whose slot it
+    /// powered off. The segment asks after every configuration write.
+    fn take_ejected(&mut self) -> bool {
+        false
+    }
+
+    /// The function as a hot-plug capable root port, if it is one.
+    fn hotplug_port(&mut self) -> Option<&mut crate::bridge::RootPort> {
+        None
+    }
 }
 
 /// A function as the bus topology and its BAR ranges share it.

@@ -9,13 +9,21 @@
 //! moves or removes the BARs' ranges on the port or MMIO bus, telling the
 //! [`BarObserver`] (the VMM, which moves the ioeventfds in them).
 //!
-//! Lock order: the segment's mutex (held for the whole of a configuration
-//! write, so writes and the moves they cause are serialized), then one
-//! function's mutex at a time (never two), then the bus's writers' mutex
-//! and the observer (leaves). Configuration reads take only the function's
-//! mutex. BAR accesses take only the function's mutex (through the bus).
+//! Functions can come and go while the guest runs: a device hot-plugged
+//! behind a root port ([`PciSegment::plug`]), taken out when the guest
+//! powers that port's slot off (or at once by [`PciSegment::unplug`]).
+//! A function taken out leaves its [`FunctionId`] unused for good.
+//!
+//! Lock order: the segment's `applied` mutex (held for the whole of a
+//! configuration write, a plug or an unplug, so those and the moves they
+//! cause are serialized), then the node table's lock (read for lookups,
+//! written only to add or take out a node, never while a function's
+//! mutex is held), then one function's mutex at a time (never two), then
+//! the bus's writers' mutex and the observer (leaves). Configuration reads
+//! take the node table's read lock and the function's mutex. BAR accesses
+//! take only the function's mutex (through the bus).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use rvirt_bus::{Bus, SharedDevice};
 
@@ -47,10 +55,19 @@ impl FunctionInfo {
     }
 }
 
-/// Told when a BAR starts, stops or moves decoding.
+/// Told when a BAR starts, stops or moves decoding, and when a function
+/// leaves the segment.
 pub trait BarObserver: Send + Sync {
     /// BAR `bar` of `function` decodes at `mapping` now (`None`: nowhere).
     fn bar_moved(&self, function: FunctionId, bar: u8, mapping: Option<BarMapping>);
+
+    /// `function` (at `info`) was taken out of the segment: the guest
+    /// powered off the hot-plug slot it was behind, or it was unplugged
+    /// at once. Its BARs are already off the buses and no configuration
+    /// cycle reaches it any more.
+    fn unplugged(&self, function: FunctionId, info: &FunctionInfo, f: SharedFunction) {
+        let _ = (function, info, f);
+    }
 }
 
 /// Why a topology cannot be built.
@@ -64,6 +81,10 @@ pub enum TopologyError {
     NotABridge,
     #[error("a PCI Express port has only slot 0 behind it")]
     PortSlot,
+    #[error("no such function")]
+    Gone,
+    #[error("the bus does not support hot-plugging")]
+    NotHotpluggable,
 }
 
 struct Node {
@@ -72,6 +93,47 @@ struct Node {
     bridge: bool,
     /// Only slot 0 decodes behind it (a PCI Express downstream port).
     express_port: bool,
+}
+
+/// Checks that `info` is a free place among `nodes` and makes the node.
+fn check<'a>(
+    nodes: impl Iterator<Item = Option<&'a Node>> + Clone,
+    info: FunctionInfo,
+    function: SharedFunction,
+    express_port: bool,
+) -> Result<Node, TopologyError> {
+    if info.slot >= 32 || info.function >= 8 {
+        return Err(TopologyError::NoSuchSlot(info.slot));
+    }
+    if let Some(p) = info.parent {
+        let parent = nodes
+            .clone()
+            .nth(p.0)
+            .flatten()
+            .ok_or(TopologyError::NotABridge)?;
+        if !parent.bridge {
+            return Err(TopologyError::NotABridge);
+        }
+        if parent.express_port && info.slot != 0 {
+            return Err(TopologyError::PortSlot);
+        }
+    }
+    if nodes
+        .flatten()
+        .any(|n| n.info.parent == info.parent && n.info.devfn() == info.devfn())
+    {
+        return Err(TopologyError::Taken {
+            slot: info.slot,
+            function: info.function,
+        });
+    }
+    let bridge = lock(&function).config().header() == HeaderType::Bridge;
+    Ok(Node {
+        info,
+        function,
+        bridge,
+        express_port,
+    })
 }
 
 /// Builds a segment's topology before the guest runs.
@@ -93,35 +155,8 @@ impl SegmentBuilder {
         function: SharedFunction,
         express_port: bool,
     ) -> Result<FunctionId, TopologyError> {
-        if info.slot >= 32 || info.function >= 8 {
-            return Err(TopologyError::NoSuchSlot(info.slot));
-        }
-        if let Some(p) = info.parent {
-            let parent = self.nodes.get(p.0).ok_or(TopologyError::NotABridge)?;
-            if !parent.bridge {
-                return Err(TopologyError::NotABridge);
-            }
-            if parent.express_port && info.slot != 0 {
-                return Err(TopologyError::PortSlot);
-            }
-        }
-        if self
-            .nodes
-            .iter()
-            .any(|n| n.info.parent == info.parent && n.info.devfn() == info.devfn())
-        {
-            return Err(TopologyError::Taken {
-                slot: info.slot,
-                function: info.function,
-            });
-        }
-        let bridge = lock(&function).config().header() == HeaderType::Bridge;
-        self.nodes.push(Node {
-            info,
-            function,
-            bridge,
-            express_port,
-        });
+        let node = check(self.nodes.iter().map(Some), info, function, express_port)?;
+        self.nodes.push(node);
         Ok(FunctionId(self.nodes.len() - 1))
     }
 
@@ -134,7 +169,7 @@ impl SegmentBuilder {
     ) -> PciSegment {
         let n = self.nodes.len();
         PciSegment {
-            nodes: self.nodes,
+            nodes: RwLock::new(self.nodes.into_iter().map(|n| Some(Arc::new(n))).collect()),
             applied: Mutex::new(vec![[None; 6]; n]),
             pio,
             mmio,
@@ -145,7 +180,9 @@ impl SegmentBuilder {
 
 /// The functions of one segment and what their BARs decode.
 pub struct PciSegment {
-    nodes: Vec<Node>,
+    /// By [`FunctionId`]; a function taken out leaves `None` (ids are
+    /// never reused).
+    nodes: RwLock<Vec<Option<Arc<Node>>>>,
     /// Where each function's BARs are on the machine's buses.
     applied: Mutex<Vec<[Option<BarMapping>; 6]>>,
     pio: Arc<Bus>,
@@ -153,41 +190,64 @@ pub struct PciSegment {
     observer: Option<Arc<dyn BarObserver>>,
 }
 
+type Nodes = Vec<Option<Arc<Node>>>;
+
 impl PciSegment {
     fn applied(&self) -> MutexGuard<'_, Vec<[Option<BarMapping>; 6]>> {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every function, in the order added.
-    pub fn functions(&self) -> impl Iterator<Item = (FunctionId, &FunctionInfo)> {
-        self.nodes
+    fn nodes(&self) -> RwLockReadGuard<'_, Nodes> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn node(&self, id: FunctionId) -> Option<Arc<Node>> {
+        self.nodes().get(id.0).cloned().flatten()
+    }
+
+    /// Every function present, in the order added.
+    pub fn functions(&self) -> Vec<(FunctionId, FunctionInfo)> {
+        self.nodes()
             .iter()
             .enumerate()
-            .map(|(i, n)| (FunctionId(i), &n.info))
+            .filter_map(|(i, n)| n.as_ref().map(|n| (FunctionId(i), n.info.clone())))
+            .collect()
     }
 
-    /// The function `id`.
-    pub fn function(&self, id: FunctionId) -> &SharedFunction {
-        &self.nodes[id.0].function
+    /// The function `id`, unless it was taken out.
+    pub fn function(&self, id: FunctionId) -> Option<SharedFunction> {
+        self.node(id).map(|n| n.function.clone())
     }
 
-    /// Where `id` sits.
-    pub fn info(&self, id: FunctionId) -> &FunctionInfo {
-        &self.nodes[id.0].info
+    /// Where `id` sits, unless it was taken out.
+    pub fn info(&self, id: FunctionId) -> Option<FunctionInfo> {
+        self.node(id).map(|n| n.info.clone())
     }
 
     /// Whether `id` is a bridge.
     pub fn is_bridge(&self, id: FunctionId) -> bool {
-        self.nodes[id.0].bridge
+        self.node(id).is_some_and(|n| n.bridge)
+    }
+
+    /// The function with device id `name` (`-device …,id=`).
+    pub fn find_id(&self, name: &str) -> Option<FunctionId> {
+        self.nodes()
+            .iter()
+            .position(|n| {
+                n.as_ref()
+                    .is_some_and(|n| n.info.id.as_deref() == Some(name))
+            })
+            .map(FunctionId)
     }
 
     /// The bus number `id` answers on now: 0 on the root bus, else its
     /// bridge's secondary bus number (`None` while that is unprogrammed).
     pub fn bus_number(&self, id: FunctionId) -> Option<u8> {
-        match self.nodes[id.0].info.parent {
+        match self.node(id)?.info.parent {
             None => Some(0),
             Some(p) => {
-                let (secondary, _) = lock(&self.nodes[p.0].function).config().bus_numbers();
+                let parent = self.node(p)?;
+                let (secondary, _) = lock(&parent.function).config().bus_numbers();
                 (secondary != 0).then_some(secondary)
             }
         }
@@ -195,55 +255,108 @@ impl PciSegment {
 
     /// The function answering configuration cycles for `bus`/`devfn`.
     pub fn resolve(&self, bus: u8, devfn: u8) -> Option<FunctionId> {
-        self.find(None, 0, bus, devfn)
-    }
-
-    fn children(&self, parent: Option<FunctionId>) -> impl Iterator<Item = (usize, &Node)> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(move |(_, n)| n.info.parent == parent)
-    }
-
-    fn find(&self, parent: Option<FunctionId>, here: u8, bus: u8, devfn: u8) -> Option<FunctionId> {
-        if bus == here {
-            if parent.is_some_and(|p| self.nodes[p.0].express_port) && devfn >> 3 != 0 {
-                return None;
-            }
-            return self
-                .children(parent)
-                .find(|(_, n)| n.info.devfn() == devfn)
-                .map(|(i, _)| FunctionId(i));
-        }
-        // A bridge forwards the numbers from its secondary to its
-        // subordinate; one programmed at or below its own bus forwards
-        // nothing (the topology is a tree, so this always ends).
-        for (i, n) in self.children(parent).filter(|(_, n)| n.bridge) {
-            let (secondary, subordinate) = lock(&n.function).config().bus_numbers();
-            if secondary > here && (secondary..=subordinate).contains(&bus) {
-                return self.find(Some(FunctionId(i)), secondary, bus, devfn);
-            }
-        }
-        None
+        find(&self.nodes(), None, 0, bus, devfn)
     }
 
     /// A configuration read; all ones where no function answers.
     pub fn read_config(&self, bus: u8, devfn: u8, offset: u16, data: &mut [u8]) {
-        match self.resolve(bus, devfn) {
-            Some(id) => lock(&self.nodes[id.0].function).read_config(offset, data),
+        match self.resolve(bus, devfn).and_then(|id| self.node(id)) {
+            Some(n) => lock(&n.function).read_config(offset, data),
             None => data.fill(0xff),
         }
     }
 
-    /// A configuration write; BARs that now decode elsewhere move.
+    /// A configuration write; BARs that now decode elsewhere move, and
+    /// what is behind a hot-plug slot the write powered off is taken out.
     pub fn write_config(&self, bus: u8, devfn: u8, offset: u16, data: &[u8]) {
-        let Some(id) = self.resolve(bus, devfn) else {
+        let Some((id, node)) = self
+            .resolve(bus, devfn)
+            .and_then(|id| Some((id, self.node(id)?)))
+        else {
             return;
         };
         let mut applied = self.applied();
-        lock(&self.nodes[id.0].function).write_config(offset, data);
+        let ejected = {
+            let mut f = lock(&node.function);
+            f.write_config(offset, data);
+            f.take_ejected()
+        };
         for j in self.subtree(id) {
             self.apply(&mut applied, j);
+        }
+        if ejected {
+            let children: Vec<FunctionId> = children(&self.nodes(), Some(id))
+                .map(|(c, _)| FunctionId(c))
+                .collect();
+            for c in children {
+                self.take_out(&mut applied, c);
+            }
+        }
+    }
+
+    /// Adds `function` at `info`'s place while the guest runs: a device
+    /// hot-plugged behind a hot-plug capable root port, which then tells
+    /// the guest. Its BARs decode once the guest programs them.
+    pub fn plug(
+        &self,
+        info: FunctionInfo,
+        function: SharedFunction,
+    ) -> Result<FunctionId, TopologyError> {
+        let mut applied = self.applied();
+        let port = info
+            .parent
+            .and_then(|p| self.node(p))
+            .ok_or(TopologyError::NotHotpluggable)?;
+        if !lock(&port.function)
+            .hotplug_port()
+            .is_some_and(|p| p.hotplug_capable())
+        {
+            return Err(TopologyError::NotHotpluggable);
+        }
+        let id = {
+            let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+            let node = check(nodes.iter().map(|n| n.as_deref()), info, function, false)?;
+            nodes.push(Some(Arc::new(node)));
+            FunctionId(nodes.len() - 1)
+        };
+        applied.push([None; 6]);
+        self.apply(&mut applied, id);
+        if let Some(p) = lock(&port.function).hotplug_port() {
+            p.plug();
+        }
+        Ok(id)
+    }
+
+    /// Takes `id` (and everything behind it) out at once, as a failed
+    /// hot-plug is undone; the observer hears of each.
+    pub fn unplug(&self, id: FunctionId) -> Result<(), TopologyError> {
+        let mut applied = self.applied();
+        if self.node(id).is_none() {
+            return Err(TopologyError::Gone);
+        }
+        self.take_out(&mut applied, id);
+        Ok(())
+    }
+
+    /// Removes `id` and its subtree: BARs off the buses, nodes gone.
+    fn take_out(&self, applied: &mut [[Option<BarMapping>; 6]], id: FunctionId) {
+        let mut all = self.subtree(id);
+        // Deepest first, so a bridge outlives what is behind it.
+        all.reverse();
+        for j in all {
+            for (b, slot) in applied[j.0].iter_mut().enumerate() {
+                if let Some(old) = slot.take() {
+                    let _ = self.bus(old.space).remove(old.base);
+                    self.notify(j, b, None);
+                }
+            }
+            let node = {
+                let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+                nodes.get_mut(j.0).and_then(Option::take)
+            };
+            if let (Some(node), Some(o)) = (node, &self.observer) {
+                o.unplugged(j, &node.info, node.function.clone());
+            }
         }
     }
 
@@ -251,7 +364,8 @@ impl PciSegment {
     /// them up for a direct kernel boot, or at reset).
     pub fn apply_all(&self) {
         let mut applied = self.applied();
-        for j in 0..self.nodes.len() {
+        let n = self.nodes().len();
+        for j in 0..n {
             self.apply(&mut applied, FunctionId(j));
         }
     }
@@ -271,12 +385,17 @@ impl PciSegment {
 
     /// `id` and every function behind it, if it is a bridge.
     fn subtree(&self, id: FunctionId) -> Vec<FunctionId> {
+        let nodes = self.nodes();
         let mut out = vec![id];
         let mut i = 0;
         while i < out.len() {
             let p = out[i];
-            if self.nodes[p.0].bridge {
-                out.extend(self.children(Some(p)).map(|(c, _)| FunctionId(c)));
+            if nodes
+                .get(p.0)
+                .and_then(Option::as_ref)
+                .is_some_and(|n| n.bridge)
+            {
+                out.extend(children(&nodes, Some(p)).map(|(c, _)| FunctionId(c)));
             }
             i += 1;
         }
@@ -286,10 +405,11 @@ impl PciSegment {
     /// The windows of every bridge above `id`.
     fn upstream_windows(&self, id: FunctionId) -> Vec<BridgeWindows> {
         let mut out = Vec::new();
-        let mut p = self.nodes[id.0].info.parent;
+        let mut p = self.node(id).and_then(|n| n.info.parent);
         while let Some(b) = p {
-            out.push(lock(&self.nodes[b.0].function).config().bridge_windows());
-            p = self.nodes[b.0].info.parent;
+            let Some(bridge) = self.node(b) else { break };
+            out.push(lock(&bridge.function).config().bridge_windows());
+            p = bridge.info.parent;
         }
         out
     }
@@ -297,8 +417,11 @@ impl PciSegment {
     /// Where `id`'s BARs should be: decoded by the function and forwarded
     /// by every bridge above it.
     fn wanted(&self, id: FunctionId) -> [Option<BarMapping>; 6] {
+        let Some(node) = self.node(id) else {
+            return [None; 6];
+        };
         let (mut bars, prefetchable) = {
-            let f = lock(&self.nodes[id.0].function);
+            let f = lock(&node.function);
             let cfg = f.config();
             let pf: [bool; 6] = std::array::from_fn(|i| cfg.bar(i).is_some_and(|b| b.prefetchable));
             (cfg.decoded_bars(), pf)
@@ -346,7 +469,7 @@ impl PciSegment {
                     match self.bus(new.space).relocate(old.base, new.base, new.size) {
                         Ok(()) => Some(new),
                         Err(error) => {
-                            tracing::warn!(%error, "BAR {b} of {:?} cannot decode there", self.nodes[id.0].info);
+                            tracing::warn!(%error, "BAR {b} of {id:?} cannot decode there");
                             let _ = self.bus(old.space).remove(old.base);
                             None
                         }
@@ -357,14 +480,15 @@ impl PciSegment {
                     None
                 }
                 (None, Some(new)) => {
-                    let region: SharedDevice = Arc::new(Mutex::new(BarRegion::new(
-                        self.nodes[id.0].function.clone(),
-                        b as u8,
-                    )));
+                    let Some(node) = self.node(id) else {
+                        continue;
+                    };
+                    let region: SharedDevice =
+                        Arc::new(Mutex::new(BarRegion::new(node.function.clone(), b as u8)));
                     match self.bus(new.space).insert(region, new.base, new.size) {
                         Ok(()) => Some(new),
                         Err(error) => {
-                            tracing::warn!(%error, "BAR {b} of {:?} cannot decode there", self.nodes[id.0].info);
+                            tracing::warn!(%error, "BAR {b} of {id:?} cannot decode there");
                             None
                         }
                     }
@@ -380,8 +504,46 @@ impl PciSegment {
 
     /// Where `id`'s BARs are on the machine's buses now.
     pub fn mapped(&self, id: FunctionId) -> [Option<BarMapping>; 6] {
-        self.applied()[id.0]
+        self.applied().get(id.0).copied().unwrap_or([None; 6])
     }
+}
+
+fn children(nodes: &Nodes, parent: Option<FunctionId>) -> impl Iterator<Item = (usize, &Node)> {
+    nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.as_deref().map(|n| (i, n)))
+        .filter(move |(_, n)| n.info.parent == parent)
+}
+
+fn find(
+    nodes: &Nodes,
+    parent: Option<FunctionId>,
+    here: u8,
+    bus: u8,
+    devfn: u8,
+) -> Option<FunctionId> {
+    if bus == here {
+        let port = parent
+            .and_then(|p| nodes.get(p.0)?.as_ref())
+            .is_some_and(|p| p.express_port);
+        if port && devfn >> 3 != 0 {
+            return None;
+        }
+        return children(nodes, parent)
+            .find(|(_, n)| n.info.devfn() == devfn)
+            .map(|(i, _)| FunctionId(i));
+    }
+    // A bridge forwards the numbers from its secondary to its
+    // subordinate; one programmed at or below its own bus forwards
+    // nothing (the topology is a tree, so this always ends).
+    for (i, n) in children(nodes, parent).filter(|(_, n)| n.bridge) {
+        let (secondary, subordinate) = lock(&n.function).config().bus_numbers();
+        if secondary > here && (secondary..=subordinate).contains(&bus) {
+            return find(nodes, Some(FunctionId(i)), secondary, bus, devfn);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@ use std::sync::Mutex;
 use super::*;
 use crate::bar::BarSpec;
 use crate::bridge::RootPort;
-use crate::config::{ConfigSpace, Ids};
+use crate::caps;
+use crate::config::{command, reg, ConfigSpace, Ids};
 use crate::function::PciFunction;
 
 /// An endpoint with a 4 KiB 32-bit BAR 0 whose bytes remember writes.
@@ -48,11 +49,15 @@ impl PciFunction for Dev {
 }
 
 #[derive(Default)]
-struct Moves(Mutex<Vec<(usize, u8, Option<u64>)>>);
+struct Moves(Mutex<Vec<(usize, u8, Option<u64>)>>, Mutex<Vec<usize>>);
 
 impl BarObserver for Moves {
     fn bar_moved(&self, f: FunctionId, bar: u8, m: Option<BarMapping>) {
         self.0.lock().unwrap().push((f.0, bar, m.map(|m| m.base)));
+    }
+
+    fn unplugged(&self, f: FunctionId, _: &FunctionInfo, _: SharedFunction) {
+        self.1.lock().unwrap().push(f.0);
     }
 }
 
@@ -222,15 +227,22 @@ proptest::proptest! {
     )) {
         let w = world();
         let s = &w.seg;
-        let ids: Vec<u32> = s.functions().map(|(id, _)| lock(s.function(id)).config().read_u32(0)).collect();
+        let ids: std::collections::BTreeMap<FunctionId, u32> = s
+            .functions()
+            .into_iter()
+            .map(|(id, _)| (id, lock(&s.function(id).unwrap()).config().read_u32(0)))
+            .collect();
         for (bus, slot, func, reg, data) in &writes {
             s.write_config(*bus, slot << 3 | func, *reg, data);
             let mut b = [0u8; 4];
             s.read_config(*bus, slot << 3 | func, *reg, &mut b[..data.len().min(4)]);
         }
-        for (i, (id, _)) in s.functions().enumerate() {
-            let f = lock(s.function(id));
-            proptest::prop_assert_eq!(f.config().read_u32(0), ids[i]);
+        // A write may power the port's slot off, which takes the device
+        // behind it out; whatever is left keeps its identity.
+        for (id, _) in s.functions() {
+            let f = s.function(id).unwrap();
+            let f = lock(&f);
+            proptest::prop_assert_eq!(f.config().read_u32(0), ids[&id]);
             for (b, m) in s.mapped(id).iter().enumerate() {
                 if let Some(m) = m {
                     proptest::prop_assert_eq!(Some(m.size), f.config().bar(b).map(|s| s.size));
@@ -241,4 +253,75 @@ proptest::proptest! {
         let ranges = w.mmio.ranges();
         proptest::prop_assert!(ranges.windows(2).all(|r| r[0].0 + r[0].1 <= r[1].0));
     }
+}
+
+/// A device plugged behind an empty port while the guest runs: it answers
+/// once plugged, its BARs decode where the guest puts them inside the
+/// port's windows, and it is gone (BARs off the bus, the observer told,
+/// configuration cycles unanswered) when the guest powers the slot off.
+#[test]
+fn hotplug_behind_a_port_and_eject() {
+    let mut b = SegmentBuilder::new();
+    let port = b
+        .add(
+            info(None, 2, 0),
+            Arc::new(Mutex::new(RootPort::new(16, 1, false))),
+            true,
+        )
+        .unwrap();
+    let pio = Arc::new(Bus::new("pio"));
+    let mmio = Arc::new(Bus::new("mmio"));
+    let moves = Arc::new(Moves::default());
+    let seg = Arc::new(b.build(pio, mmio.clone(), Some(moves.clone())));
+    let devfn = 2 << 3;
+    cw32(&seg, 0, devfn, reg::PRIMARY_BUS, 0x0001_0100);
+    cw32(&seg, 0, devfn, reg::MEMORY_BASE, 0xc010_c010);
+    cw32(&seg, 0, devfn, reg::COMMAND, u32::from(command::MEMORY));
+    assert_eq!(cr32(&seg, 1, 0, 0), 0xffff_ffff, "empty slot");
+    let dev = seg.plug(info(Some(port), 0, 0), Dev::shared()).unwrap();
+    assert_eq!(
+        seg.plug(info(Some(port), 0, 0), Dev::shared()),
+        Err(TopologyError::Taken {
+            slot: 0,
+            function: 0
+        })
+    );
+    assert_eq!(
+        seg.plug(info(Some(port), 1, 0), Dev::shared()),
+        Err(TopologyError::PortSlot)
+    );
+    assert_ne!(cr32(&seg, 1, 0, 0), 0xffff_ffff, "answers once plugged");
+    cw32(&seg, 1, 0, reg::BAR0, 0xc010_0000);
+    cw32(&seg, 1, 0, reg::COMMAND, u32::from(command::MEMORY));
+    assert_eq!(seg.mapped(dev)[0].map(|m| m.base), Some(0xc010_0000));
+    assert!(mmio.ranges().iter().any(|r| r.0 == 0xc010_0000));
+
+    // The guest's answer to the attention button: power and indicator off.
+    let pcie = lock(&seg.function(port).unwrap())
+        .config()
+        .find_capability(caps::PCIE_CAP_ID)
+        .unwrap();
+    let ctl_at = pcie + caps::slot::CONTROL;
+    // The guest powers the slot on when it sees the device, as Linux.
+    seg.write_config(0, devfn, ctl_at, &caps::slot::PIC_ON.to_le_bytes());
+    assert_ne!(cr32(&seg, 1, 0, 0), 0xffff_ffff);
+    let ctl = caps::slot::PCC | caps::slot::PIC_OFF;
+    seg.write_config(0, devfn, ctl_at, &ctl.to_le_bytes());
+    assert_eq!(cr32(&seg, 1, 0, 0), 0xffff_ffff, "gone after power-off");
+    assert!(seg.function(dev).is_none());
+    assert!(
+        mmio.ranges().iter().all(|r| r.0 != 0xc010_0000),
+        "BAR off the bus"
+    );
+    assert_eq!(*moves.1.lock().unwrap(), vec![dev.0]);
+    assert!(moves.0.lock().unwrap().contains(&(dev.0, 0, None)));
+    // Writing it again ejects nothing more; the port itself stays.
+    seg.write_config(0, devfn, ctl_at, &ctl.to_le_bytes());
+    assert_eq!(moves.1.lock().unwrap().len(), 1);
+    assert!(seg.function(port).is_some());
+    // A new device takes the slot and a new id.
+    let again = seg.plug(info(Some(port), 0, 0), Dev::shared()).unwrap();
+    assert_ne!(again, dev);
+    seg.unplug(again).unwrap();
+    assert_eq!(seg.unplug(again), Err(TopologyError::Gone));
 }

@@ -49,7 +49,21 @@ impl Param {
             optional: true,
         }
     }
+
+    /// Any further arguments, checked by the command itself (the
+    /// properties of `device_add` and `netdev_add`, which QEMU's schema
+    /// leaves open).
+    pub const fn rest() -> Self {
+        Self {
+            name: REST,
+            ty: ArgType::Any,
+            optional: true,
+        }
+    }
 }
+
+/// The name of [`Param::rest`].
+const REST: &str = "*";
 
 fn type_ok(ty: ArgType, v: &Value) -> Result<(), &'static str> {
     match ty {
@@ -71,6 +85,9 @@ fn type_ok(ty: ArgType, v: &Value) -> Result<(), &'static str> {
 /// marshallers visit them), then rejects leftovers.
 pub fn check(params: &[Param], args: &Map<String, Value>) -> Result<(), QmpError> {
     check_open(params, args)?;
+    if params.iter().any(|p| p.name == REST) {
+        return Ok(());
+    }
     match args
         .keys()
         .find(|k| !params.iter().any(|p| p.name == k.as_str()))

@@ -141,6 +141,38 @@ pub trait MonitorBackend: Send + Sync {
         Err(QmpError::device_not_found(target.name()))
     }
 
+    /// `device_add` with its arguments as given (the driver and its
+    /// properties, QEMU's `-device` in JSON).
+    fn device_add(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), QmpError> {
+        let _ = args;
+        Err(QmpError::generic("Bus does not support hotplugging"))
+    }
+
+    /// `device_del` of the device with id (or QOM path) `id`: a request
+    /// the guest answers; DEVICE_DELETED follows once it is gone.
+    fn device_del(&self, id: &str) -> Result<(), QmpError> {
+        Err(QmpError::device_not_found(id))
+    }
+
+    /// `netdev_add` with its arguments as given; `fd` is the descriptor
+    /// its `fd` argument named (taken from those `getfd` named).
+    fn netdev_add(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+        fd: Option<OwnedFd>,
+    ) -> Result<(), QmpError> {
+        let _ = (args, fd);
+        Err(QmpError::generic("netdev_add is not supported"))
+    }
+
+    /// `netdev_del` of the back-end with id `id`.
+    fn netdev_del(&self, id: &str) -> Result<(), QmpError> {
+        Err(QmpError::generic(format!("Device '{id}' not found")))
+    }
+
     /// `query-pci`: the PCI buses as the guest has programmed them (none
     /// for a machine without PCI).
     fn query_pci(&self) -> Result<Vec<PciInfo>, QmpError> {

@@ -120,6 +120,14 @@ pub enum Event {
         /// The client.
         client: crate::types::VncBasicInfo,
     },
+    /// A device is gone from the guest (after `device_del`, once the
+    /// guest let it go).
+    DeviceDeleted {
+        /// Its id, if it had one.
+        device: Option<String>,
+        /// Its QOM path (`/machine/peripheral/ID`).
+        path: String,
+    },
     /// A job moved to `status` (QAPI `JobStatus`: created, running,
     /// ready, waiting, pending, concluded, null, ...).
     JobStatusChange {
@@ -167,6 +175,7 @@ impl Event {
             Self::VncConnected { .. } => "VNC_CONNECTED",
             Self::VncInitialized { .. } => "VNC_INITIALIZED",
             Self::VncDisconnected { .. } => "VNC_DISCONNECTED",
+            Self::DeviceDeleted { .. } => "DEVICE_DELETED",
             Self::JobStatusChange { .. } => "JOB_STATUS_CHANGE",
             Self::BlockJobReady(_) => "BLOCK_JOB_READY",
             Self::BlockJobCompleted(_) => "BLOCK_JOB_COMPLETED",
@@ -199,6 +208,14 @@ impl Event {
             | Self::VncInitialized { server, client }
             | Self::VncDisconnected { server, client } => {
                 Some(json!({ "server": server, "client": client }))
+            }
+            Self::DeviceDeleted { device, path } => {
+                let mut data = Map::new();
+                if let Some(d) = device {
+                    data.insert("device".into(), json!(d));
+                }
+                data.insert("path".into(), json!(path));
+                Some(Value::Object(data))
             }
             Self::JobStatusChange { id, status } => Some(json!({"id": id, "status": status})),
             Self::BlockJobReady(e) | Self::BlockJobCompleted(e) | Self::BlockJobCancelled(e) => {

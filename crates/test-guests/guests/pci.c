@@ -549,6 +549,184 @@ static void move(struct fn *f)
 	wr8(common + 0x14, 0);
 }
 
+
+/* ---- pci.hotplug=1|2: native PCI Express hot-plug, the OS's side ----
+ * Finds the first empty hot-plug capable root port, aims its MSI-X vector
+ * at this CPU (vector 0x60, then 0x61 for the button) and enables its
+ * hot-plug interrupts, says
+ * HP_READY and waits for a device to appear (the host's device_add);
+ * powers the slot on, assigns the new function's BARs inside the port's
+ * windows and reads the virtio device's configuration through them
+ * (a NIC's MAC, a disk's capacity and its first sector). Then HP_ARMED and
+ * waits for the attention button (the host's device_del): with 1 it
+ * answers as Linux's pciehp does, powering the slot and its indicator
+ * off, and watches the device go; with 2 it never answers and checks the
+ * device is still there. Every wait bounded. */
+#define HP_WAIT_MS 60000u
+#define SLTCTL 0x18
+#define SLTSTA 0x1a
+
+static u8 find_cap(u8 bus, u8 devfn, u8 want)
+{
+	u8 at = cfg_r8(bus, devfn, 0x34) & 0xfc;
+	for (int n = 0; at >= 0x40 && n < 48; n++) {
+		if (cfg_r8(bus, devfn, at) == want)
+			return at;
+		at = cfg_r8(bus, devfn, at + 1) & 0xfc;
+	}
+	return 0;
+}
+
+/* Waits until (slot status & mask) != 0 (or == 0 with `clear`). */
+static u16 wait_status(u8 bus, u8 devfn, u8 exp, u16 mask, int clear)
+{
+	for (u32 ms = 0; ms < HP_WAIT_MS; ms++) {
+		u16 st = cfg_r16(bus, devfn, exp + SLTSTA);
+		if (clear ? !(st & mask) : (st & mask))
+			return st;
+		pit_wait(PIT_HZ / 1000);
+	}
+	return 0xffff;
+}
+
+static void hotplug(int answer)
+{
+	struct fn *port = 0;
+	u8 exp = 0;
+	for (int i = 0; i < nfns && !port; i++) {
+		if (fns[i].id != 0x000c1b36)
+			continue;
+		u8 e = find_cap(fns[i].bus, fns[i].devfn, 0x10);
+		u32 caps = cfg_r32(fns[i].bus, fns[i].devfn, e + 0x14);
+		if (e && (caps & 0x40) && !(cfg_r16(fns[i].bus, fns[i].devfn, e + SLTSTA) & 0x40)) {
+			port = &fns[i];
+			exp = e;
+		}
+	}
+	if (!port) {
+		printf("HP_FAILED no empty hot-plug port\n");
+		return;
+	}
+	u8 b = port->bus, d = port->devfn;
+	char name[8];
+	bdf(b, d, name);
+	u8 sec = (u8)(cfg_r32(b, d, 0x18) >> 8);
+	printf("HP_PORT %s\n", name);
+	printf("HP_SLOT_CAPS 0x%x\n", cfg_r32(b, d, exp + 0x14) & 0x7ffff);
+	printf("HP_SLOT_CTL 0x%x\n", cfg_r16(b, d, exp + SLTCTL));
+	/* The port's MSI-X vector 0 to vector 0x60 on this CPU. */
+	u8 mx = find_cap(b, d, 0x11);
+	u64 table = bar_addr(port, cfg_r32(b, d, mx + 4) & 7) + (cfg_r32(b, d, mx + 4) & ~7u);
+	if (!mx || !table || map_gib(table)) {
+		printf("HP_FAILED no MSI-X table\n");
+		return;
+	}
+	wr32(lapic + 0xf0, rd32(lapic + 0xf0) | 0x1ff);
+	cfg_w16(b, d, 4, cfg_r16(b, d, 4) | 6);
+	wr32(table + 12, 1);
+	wr32(table, (u32)lapic);
+	wr32(table + 4, 0);
+	wr32(table + 8, 0x60);
+	wr32(table + 12, 0);
+	cfg_w16(b, d, mx + 2, (cfg_r16(b, d, mx + 2) | 0x8000) & ~0x4000);
+	/* Events cleared, then presence and button interrupts on (not
+	 * command completed: with interrupts off nothing acknowledges a
+	 * vector, so each event gets its own). */
+	cfg_w16(b, d, exp + SLTSTA, 0x1f);
+	u16 ctl = cfg_r16(b, d, exp + SLTCTL);
+	cfg_w16(b, d, exp + SLTCTL, ctl | 0x20 | 0x08 | 0x01);
+	cfg_w16(b, d, exp + SLTSTA, 0x1f);
+	int before = irr_now(0x60);
+	printf("HP_READY\n");
+
+	u16 st = wait_status(b, d, exp, 0x40, 0);
+	printf("HP_PRESENT %u\n", st != 0xffff);
+	if (st == 0xffff)
+		return;
+	printf("HP_PDC %u\n", (st >> 3) & 1);
+	printf("HP_IRR %d%d\n", before, irr(0x60));
+	printf("HP_LINK_ACTIVE %u\n", (cfg_r16(b, d, exp + 0x12) >> 13) & 1);
+	/* Power on, power indicator on (as pciehp does), events cleared. */
+	cfg_w16(b, d, exp + SLTSTA, st & 0x1f);
+	ctl = cfg_r16(b, d, exp + SLTCTL);
+	cfg_w16(b, d, exp + SLTCTL, (ctl & ~0x0700) | 0x0100);
+	cfg_w16(b, d, exp + SLTSTA, 0x1f);
+	u32 id = cfg_r32(sec, 0, 0);
+	printf("HP_DEVICE %04x:%04x\n", id & 0xffff, id >> 16);
+	if ((id & 0xffff) != 0x1af4)
+		return;
+	struct fn dev = {sec, 0, id, cfg_r8(sec, 0, 0xe)};
+	/* BARs inside the port's windows: prefetchable 64-bit ones in the
+	 * prefetchable window, the rest in the memory window. */
+	u64 mem = (u64)(cfg_r16(b, d, 0x20) & 0xfff0) << 16;
+	u64 pref = ((u64)(cfg_r16(b, d, 0x24) & 0xfff0) << 16) | (u64)cfg_r32(b, d, 0x28) << 32;
+	for (int i = 0; i < 6; i++) {
+		u16 reg = 0x10 + 4 * i;
+		u32 lo = cfg_r32(sec, 0, reg);
+		cfg_w32(sec, 0, reg, 0xffffffff);
+		u32 mlo = cfg_r32(sec, 0, reg);
+		cfg_w32(sec, 0, reg, lo);
+		if (!mlo || (lo & 1))
+			continue;
+		int is64 = (lo & 6) == 4;
+		u64 size = (u64)(~(mlo & ~0xfu)) + 1;
+		size &= 0xffffffff;
+		u64 *cur = is64 && (lo & 8) ? &pref : &mem;
+		*cur = (*cur + size - 1) & ~(size - 1);
+		cfg_w32(sec, 0, reg, (u32)*cur);
+		if (is64)
+			cfg_w32(sec, 0, reg + 4, (u32)(*cur >> 32));
+		*cur += size;
+		if (is64)
+			i++;
+	}
+	cfg_w16(sec, 0, 4, 6);
+	if (virtio_caps(&dev)) {
+		printf("HP_FAILED virtio structures not reachable\n");
+		return;
+	}
+	wr8(common + 0x14, 0);
+	wr8(common + 0x14, 3);
+	printf("HP_VIRTIO_STATUS %u\n", rd8(common + 0x14));
+	if ((id >> 16) == 0x1041) {
+		printf("HP_MAC %02x:%02x:%02x:%02x:%02x:%02x\n", rd8(device_cfg), rd8(device_cfg + 1),
+		       rd8(device_cfg + 2), rd8(device_cfg + 3), rd8(device_cfg + 4), rd8(device_cfg + 5));
+	} else if ((id >> 16) == 0x1042) {
+		printf("HP_CAPACITY %lu\n", rd64(device_cfg));
+		if (bringup(&dev, 1) >= 0) {
+			pstatus("HP_READ_STATUS", blk_req(0, 0, BUFS, 512, 1));
+			printf("HP_READ_FNV1A32 0x%08x\n", fnv1a32(BUFS, 512));
+		}
+	}
+	wr8(common + 0x14, 0);
+
+	wr32(table + 12, 1);
+	wr32(table + 8, 0x61);
+	wr32(table + 12, 0);
+	before = irr_now(0x61);
+	printf("HP_ARMED\n");
+	st = wait_status(b, d, exp, 0x01, 0);
+	printf("HP_BUTTON %u\n", st != 0xffff);
+	if (st == 0xffff)
+		return;
+	printf("HP_BUTTON_IRR %d%d\n", before, irr(0x61));
+	cfg_w16(b, d, exp + SLTSTA, st & 0x1f);
+	if (answer != 1) {
+		/* Never answered: the device stays. */
+		pit_wait(PIT_HZ);
+		printf("HP_STILL_THERE %u\n", (cfg_r32(sec, 0, 0) & 0xffff) == 0x1af4);
+		return;
+	}
+	/* As pciehp: power indicator off, power off. */
+	ctl = cfg_r16(b, d, exp + SLTCTL);
+	cfg_w16(b, d, exp + SLTCTL, (ctl & ~0x0300) | 0x0300 | 0x0400);
+	st = wait_status(b, d, exp, 0x40, 1);
+	printf("HP_GONE %u\n", st != 0xffff);
+	printf("HP_GONE_PDC %u\n", st != 0xffff ? (st >> 3) & 1 : 0);
+	printf("HP_AFTER 0x%08x\n", cfg_r32(sec, 0, 0));
+	printf("HP_LINK_AFTER %u\n", (cfg_r16(b, d, exp + 0x12) >> 13) & 1);
+}
+
 /* pci.bench=N: the cost of a configuration access, for bench/pci: N reads
  * of 00:00.0's IDs through CF8/CFC (two exits each), then through ECAM
  * (one), each between markers the host times. Then leaves fast. */
@@ -609,6 +787,11 @@ void pvh_main(const struct hvm_start_info *si)
 		printf("ECAM_AGREES %d\n", agree);
 	}
 	list();
+	u32 hp = cmdline_u32((const char *)si->cmdline_paddr, "pci.hotplug=");
+	if (hp) {
+		hotplug((int)hp);
+		return;
+	}
 	for (int i = 0; i < nfns; i++)
 		caps(&fns[i]);
 	for (int i = 0; i < nfns; i++)

@@ -361,6 +361,9 @@ pub struct RootPortConfig {
     /// The physical slot number (Slot Capabilities).
     pub slot: u16,
     pub addr: PciAddr,
+    /// `hotplug=` (on by default, as QEMU's): whether its slot takes
+    /// devices while the guest runs.
+    pub hotplug: bool,
 }
 
 /// An AHCI controller: q35's built-in one at 00:1f.2 (its ports are the

@@ -20,7 +20,9 @@ pub use chardev::{ChardevBackend, ChardevConfig};
 pub use config::*;
 pub use disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolNode};
 pub use parse::block::{blockdev_node, FileRef, FormatDef, NodeDef};
-pub use parse::{parse, parse_netdev, usage, Action, IGNORED_OPTIONS};
+pub use parse::{
+    parse, parse_device_add, parse_netdev, usage, Action, HotplugDevice, IGNORED_OPTIONS,
+};
 pub use vnc::{VncConfig, VncListen, VncShare};
 
 /// A command-line error: which option, and what is wrong with it. Displayed

@@ -152,8 +152,6 @@ impl BlockNodes {
     }
 
     /// The format node `name`, with its file and chain.
-    // For device_add (hot-plug).
-    #[allow(dead_code)]
     pub(crate) fn format_node(&self, name: &str) -> Option<&FormatNode> {
         match &self.nodes.get(name)?.kind {
             Kind::Format(f) => Some(f),
@@ -162,8 +160,6 @@ impl BlockNodes {
     }
 
     /// What holds `name`, if anything.
-    // For device_add (hot-plug).
-    #[allow(dead_code)]
     pub(crate) fn user(&self, name: &str) -> Option<&User> {
         self.nodes.get(name)?.user.as_ref()
     }
@@ -322,8 +318,6 @@ impl BlockNodes {
     }
 
     /// A device takes format node `name`.
-    // For device_add (hot-plug).
-    #[allow(dead_code)]
     pub(crate) fn attach(&mut self, name: &str, user: User) -> Result<FormatNode, QmpError> {
         let n = self.nodes.get_mut(name).ok_or_else(|| not_found(name))?;
         let Kind::Format(f) = &n.kind else {
@@ -434,8 +428,6 @@ impl BlockNodes {
     }
 
     /// Lets go of `name` (a device unplugged).
-    // For device_del (hot-plug).
-    #[allow(dead_code)]
     pub(crate) fn detach(&mut self, name: &str) {
         if let Some(n) = self.nodes.get_mut(name) {
             n.user = None;

@@ -52,6 +52,14 @@ pub(crate) trait Subscriber: Send {
     /// `token`'s descriptor is readable (level-triggered: a handler that
     /// leaves it readable is called again).
     fn handle(&mut self, token: u32);
+
+    /// Whether the subscriber is done for good (a device unplugged): it is
+    /// not called again, and is taken out of the loop (its descriptors
+    /// unwatched, the subscriber dropped) at the next
+    /// [`EventLoop::wake`].
+    fn retired(&self) -> bool {
+        false
+    }
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,6 +83,8 @@ struct Control {
     state: Mutex<LoopState>,
     changed: Condvar,
     wake: EventFd,
+    /// Subscribers added while the loop runs ([`EventLoop::add`]).
+    joining: Mutex<Vec<Box<dyn Subscriber>>>,
 }
 
 /// The epoll token of the control eventfd; a subscriber's descriptors use
@@ -107,6 +117,7 @@ impl EventLoop {
             }),
             changed: Condvar::new(),
             wake: EventFd::new(EFD_NONBLOCK)?,
+            joining: Mutex::new(Vec::new()),
         });
         let epoll = Epoll::new()?;
         let add = |fd: RawFd, token: u64| {
@@ -117,22 +128,17 @@ impl EventLoop {
             )
         };
         add(control.wake.as_raw_fd(), WAKE)?;
-        let mut fixed = 0;
         for (i, s) in subscribers.iter().enumerate() {
             for (fd, token) in s.fixed_fds() {
                 add(fd, epoll_token(i, token))?;
-                fixed += 1;
             }
         }
         let c = control.clone();
-        // Each subscriber's two dynamic descriptors, the fixed ones, the
-        // control eventfd.
-        let events = fixed + 2 * subscribers.len() + 1;
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 crate::sandbox::enter(crate::sandbox::Kind::Devices);
-                serve(&c, &epoll, Subscribers::new(subscribers), events)
+                serve(&c, &epoll, Subscribers::new(subscribers))
             })?;
         Ok(EventLoop {
             control,
@@ -170,6 +176,22 @@ impl EventLoop {
     pub(crate) fn resume(&self) {
         self.set(Wanted::Run);
     }
+
+    /// Adds a subscriber (a device hot-plugged); it is served from the
+    /// loop's next wakeup on (at once if the loop runs, at the resume if
+    /// it is paused).
+    pub(crate) fn add(&self, subscriber: Box<dyn Subscriber>) {
+        lock(&self.control.joining).push(subscriber);
+        self.wake();
+    }
+
+    /// Wakes the loop so that it takes in added subscribers and drops
+    /// retired ones.
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.control.wake.write(1) {
+            tracing::warn!("failed to wake the event loop: {e}");
+        }
+    }
 }
 
 impl Drop for EventLoop {
@@ -205,7 +227,9 @@ fn obey(control: &Control) -> bool {
 /// The subscribers with the dynamic descriptors each has in the epoll
 /// set: for reading, and for writing.
 struct Subscribers {
-    all: Vec<Box<dyn Subscriber>>,
+    /// By index (the epoll token's high half); a retired subscriber
+    /// leaves `None`, so the others keep their tokens.
+    all: Vec<Option<Box<dyn Subscriber>>>,
     armed: Vec<Option<RawFd>>,
     armed_out: Vec<Option<RawFd>>,
 }
@@ -215,9 +239,50 @@ impl Subscribers {
         let armed = vec![None; all.len()];
         let armed_out = vec![None; all.len()];
         Subscribers {
-            all,
+            all: all.into_iter().map(Some).collect(),
             armed,
             armed_out,
+        }
+    }
+
+    /// How many events one wait may return: each subscriber's fixed and
+    /// two dynamic descriptors, and the control eventfd.
+    fn capacity(&self) -> usize {
+        let fixed: usize = self.all.iter().flatten().map(|s| s.fixed_fds().len()).sum();
+        fixed + 2 * self.all.len() + 1
+    }
+
+    /// Takes in the subscribers added since the last call, and takes out
+    /// those retired: their descriptors leave the epoll set and the
+    /// subscribers are dropped here, on the loop's thread.
+    fn join_and_reap(&mut self, epoll: &Epoll, control: &Control) {
+        for (i, slot) in self.all.iter_mut().enumerate() {
+            if !slot.as_ref().is_some_and(|s| s.retired()) {
+                continue;
+            }
+            if let Some(s) = slot.take() {
+                for (fd, _) in s.fixed_fds() {
+                    let _ = epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default());
+                }
+            }
+            for armed in [&mut self.armed[i], &mut self.armed_out[i]] {
+                if let Some(fd) = armed.take() {
+                    let _ = epoll.ctl(ControlOperation::Delete, fd, EpollEvent::default());
+                }
+            }
+        }
+        let joining = std::mem::take(&mut *lock(&control.joining));
+        for s in joining {
+            let i = self.all.len();
+            for (fd, token) in s.fixed_fds() {
+                let ev = EpollEvent::new(EventSet::IN, epoll_token(i, token));
+                if let Err(e) = epoll.ctl(ControlOperation::Add, fd, ev) {
+                    tracing::warn!("event loop: cannot watch a new device's fd {fd}: {e}");
+                }
+            }
+            self.all.push(Some(s));
+            self.armed.push(None);
+            self.armed_out.push(None);
         }
     }
 
@@ -227,6 +292,7 @@ impl Subscribers {
     /// which this runs.
     fn rearm(&mut self, epoll: &Epoll) {
         for (i, s) in self.all.iter().enumerate() {
+            let Some(s) = s else { continue };
             let slot = &mut self.armed[i];
             rearm_one(
                 epoll,
@@ -268,12 +334,13 @@ fn rearm_one(
 /// Waits on every subscriber's descriptors and runs the subscriber whose
 /// descriptor fired. Epoll is level-triggered, so events that arrive while
 /// parked are seen after the resume.
-fn serve(control: &Control, epoll: &Epoll, mut subs: Subscribers, events: usize) {
+fn serve(control: &Control, epoll: &Epoll, mut subs: Subscribers) {
     if !obey(control) {
         return;
     }
+    subs.join_and_reap(epoll, control);
     subs.rearm(epoll);
-    let mut events = vec![EpollEvent::default(); events];
+    let mut events = vec![EpollEvent::default(); subs.capacity()];
     loop {
         let n = match epoll.wait(-1, &mut events) {
             Ok(n) => n,
@@ -283,6 +350,7 @@ fn serve(control: &Control, epoll: &Epoll, mut subs: Subscribers, events: usize)
                 return;
             }
         };
+        let mut grown = false;
         for ev in &events[..n] {
             let token = ev.data();
             if token == WAKE {
@@ -292,6 +360,8 @@ fn serve(control: &Control, epoll: &Epoll, mut subs: Subscribers, events: usize)
                 if !obey(control) {
                     return;
                 }
+                subs.join_and_reap(epoll, control);
+                grown = true;
                 continue;
             }
             // A pause that arrived during this batch must stop the work
@@ -299,11 +369,19 @@ fn serve(control: &Control, epoll: &Epoll, mut subs: Subscribers, events: usize)
             if lock(&control.state).wanted != Wanted::Run {
                 continue;
             }
-            if let Some(s) = subs.all.get_mut((token >> 32) as usize) {
-                s.handle(token as u32);
+            if let Some(Some(s)) = subs.all.get_mut((token >> 32) as usize) {
+                if !s.retired() {
+                    s.handle(token as u32);
+                }
             }
         }
         subs.rearm(epoll);
+        if grown {
+            let want = subs.capacity();
+            if events.len() < want {
+                events.resize(want, EpollEvent::default());
+            }
+        }
     }
 }
 
@@ -331,6 +409,54 @@ mod tests {
     }
 
     const T: Duration = Duration::from_secs(10);
+
+    /// A [`Kicks`] that can be retired.
+    struct Retiring(Kicks, Arc<std::sync::atomic::AtomicBool>);
+
+    impl Subscriber for Retiring {
+        fn fixed_fds(&self) -> Vec<(RawFd, u32)> {
+            self.0.fixed_fds()
+        }
+        fn handle(&mut self, token: u32) {
+            self.0.handle(token)
+        }
+        fn retired(&self) -> bool {
+            self.1.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// A subscriber added to a running loop is served (after a resume if
+    /// added while paused); once retired it is not called again and its
+    /// descriptors are released by the loop.
+    #[test]
+    fn subscribers_join_and_retire_while_the_loop_runs() {
+        let lp = EventLoop::start("test-devices", Vec::new(), true).unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        let kick = evt.try_clone().unwrap();
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sub = Retiring(
+            Kicks {
+                evts: vec![evt],
+                calls: calls.clone(),
+            },
+            gone.clone(),
+        );
+        lp.add(Box::new(sub));
+        kick.write(1).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(lock(&calls).is_empty(), "paused: nothing runs");
+        lp.resume();
+        wait_for(&calls, &[0]);
+        gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        lp.wake();
+        // The loop drops the subscriber: its eventfd (shared with `kick`)
+        // is then only ours, and a kick reaches no one.
+        kick.write(1).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(*lock(&calls), vec![0]);
+        assert_eq!(kick.read().unwrap(), 1, "nobody read it");
+    }
 
     fn wait_for(calls: &Arc<Mutex<Vec<u32>>>, want: &[u32]) {
         rvirt_testkit::wait_for(&format!("calls {want:?}"), T, || {

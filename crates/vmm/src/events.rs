@@ -47,7 +47,40 @@ pub enum MonitorRequest {
         target: rvirt_qmp::MediumTarget,
         op: rvirt_qmp::MediumOp,
     },
+    /// QMP `device_add`, its arguments as JSON.
+    DeviceAdd(String),
+    /// QMP `device_del` of the device with this id.
+    DeviceDel(String),
+    /// QMP `netdev_add`, its arguments as JSON, with the descriptor its
+    /// `fd` named.
+    NetdevAdd(String, PassedFd),
+    /// QMP `netdev_del`.
+    NetdevDel(String),
 }
+
+/// A descriptor a monitor client passed, on its way to the main loop,
+/// which takes it (once).
+#[derive(Debug, Clone, Default)]
+pub struct PassedFd(std::sync::Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>);
+
+impl PassedFd {
+    pub(crate) fn new(fd: Option<std::os::fd::OwnedFd>) -> Self {
+        PassedFd(std::sync::Arc::new(std::sync::Mutex::new(fd)))
+    }
+
+    /// The descriptor, if not taken yet.
+    pub(crate) fn take(&self) -> Option<std::os::fd::OwnedFd> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl PartialEq for PassedFd {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PassedFd {}
 
 /// Something the VMM must act on.
 #[derive(Debug)]
@@ -74,6 +107,13 @@ pub enum Event {
     JobCopied {
         id: String,
         result: Result<(), String>,
+    },
+    /// The guest let a hot-plugged (or any hot-unpluggable) PCI function
+    /// go: the segment took it out (its BARs and ioeventfds are gone); the
+    /// main loop releases the rest and posts DEVICE_DELETED.
+    PciUnplugged {
+        function: rvirt_pci::FunctionId,
+        id: Option<String>,
     },
     /// Test builds: fire the armed sandbox probe (SIGUSR1).
     #[cfg(any(feature = "sandbox-probe", debug_assertions))]

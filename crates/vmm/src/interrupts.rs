@@ -259,6 +259,19 @@ impl MsiRoutes {
         Ok(MsiRoutes { routing, vectors })
     }
 
+    /// The device left the machine: every vector's route removed and its
+    /// irqfd unregistered, so nothing of it can interrupt the guest.
+    pub(crate) fn release(&self) {
+        for (gsi, evt) in &self.vectors {
+            if let Err(error) = self.routing.set(*gsi, None) {
+                tracing::warn!(%error, gsi, "cannot remove an MSI route");
+            }
+            if let Err(error) = self.routing.vm.unregister_irqfd(evt, *gsi) {
+                tracing::warn!(%error, gsi, "cannot unregister an irqfd");
+            }
+        }
+    }
+
     fn vector(&self, vector: u16) -> io::Result<&(u32, EventFd)> {
         self.vectors
             .get(usize::from(vector))

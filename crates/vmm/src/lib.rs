@@ -53,7 +53,7 @@ use rvirt_vmm_config::VmConfig;
 pub use chardev::{Chardev, ChardevError};
 use device_manager::DeviceManager;
 pub use device_manager::{FirmwareItemsError, VirtioError};
-pub use events::{Event, EventSender, MonitorRequest};
+pub use events::{Event, EventSender, MonitorRequest, PassedFd};
 pub use teardown::prefork as prefork_teardown;
 use vm_state::VmState;
 
@@ -538,6 +538,19 @@ impl Vmm {
                 let _ = reply.send(running.wiring.query_pci());
                 running
             }
+            Event::PciUnplugged { function, id } => {
+                let events = self.devices.unplugged(
+                    function,
+                    id,
+                    &running.wiring,
+                    &running.event_loop,
+                    &mut self.state.nodes(),
+                );
+                for e in events {
+                    self.bus.post(e);
+                }
+                running
+            }
             Event::Quit => {
                 end = Some(Exit::Quit);
                 running
@@ -716,6 +729,15 @@ impl Vmm {
                 }
                 None => Err(QmpError::no_balloon()),
             },
+            MonitorRequest::DeviceAdd(json) => self.devices.device_add(
+                &json,
+                &running.wiring,
+                &running.event_loop,
+                &mut self.state.nodes(),
+            ),
+            MonitorRequest::DeviceDel(id) => self.devices.device_del(&id, &running.wiring),
+            MonitorRequest::NetdevAdd(json, fd) => self.devices.netdev_add(&json, fd.take()),
+            MonitorRequest::NetdevDel(id) => self.devices.netdev_del(&id),
             MonitorRequest::SetLink { name, up } => match self.devices.nic(&name) {
                 Some(nic) => {
                     nic.set_link(up);

@@ -177,6 +177,34 @@ impl MonitorBackend for Backend {
         })
     }
 
+    fn device_add(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::DeviceAdd(
+            serde_json::Value::Object(args.clone()).to_string(),
+        ))
+    }
+
+    fn device_del(&self, id: &str) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::DeviceDel(id.to_string()))
+    }
+
+    fn netdev_add(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+        fd: Option<OwnedFd>,
+    ) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::NetdevAdd(
+            serde_json::Value::Object(args.clone()).to_string(),
+            crate::events::PassedFd::new(fd),
+        ))
+    }
+
+    fn netdev_del(&self, id: &str) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::NetdevDel(id.to_string()))
+    }
+
     fn query_balloon(&self) -> Result<i64, QmpError> {
         let actual = self
             .state

@@ -22,8 +22,8 @@ pub(crate) struct VmState {
     /// The vCPUs of the current boot: their topology and thread IDs.
     pub(crate) cpus: Mutex<Option<(Topology, ThreadIds)>>,
     pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
-    /// The disks; fixed for the life of the VMM (no hotplug yet). Their
-    /// counters are atomics the I/O path updates.
+    /// The disks of the command line (a hot-plugged disk is not listed
+    /// yet). Their counters are atomics the I/O path updates.
     pub(crate) disks: Vec<DiskModel>,
     /// The balloon's size and the guest's statistics as the driver last
     /// reported them, if the VM has a balloon.

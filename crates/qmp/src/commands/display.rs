@@ -21,6 +21,14 @@ pub(crate) struct Fds {
     named: BTreeMap<String, OwnedFd>,
 }
 
+impl Fds {
+    /// Takes the descriptor `getfd` named `name`, as QEMU's
+    /// `monitor_get_fd` does (the name is used up).
+    pub(crate) fn take(&mut self, name: &str) -> Option<OwnedFd> {
+        self.named.remove(name)
+    }
+}
+
 fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     args.get(key).and_then(Value::as_str)
 }

@@ -4,6 +4,7 @@ mod block;
 mod control;
 mod display;
 mod hmp;
+mod hotplug;
 mod query;
 
 use crate::args::{check, check_open, ArgType, Param};
@@ -189,6 +190,26 @@ const COMMANDS: &[Command] = &[
         name: "add_client",
         params: display::ADD_CLIENT_PARAMS,
         run: Run::WithFds(display::add_client),
+    },
+    Command {
+        name: "device_add",
+        params: hotplug::DEVICE_ADD_PARAMS,
+        run: Run::Plain(hotplug::device_add),
+    },
+    Command {
+        name: "device_del",
+        params: hotplug::ID_PARAMS,
+        run: Run::Plain(hotplug::device_del),
+    },
+    Command {
+        name: "netdev_add",
+        params: hotplug::NETDEV_ADD_PARAMS,
+        run: Run::WithFds(hotplug::netdev_add),
+    },
+    Command {
+        name: "netdev_del",
+        params: hotplug::ID_PARAMS,
+        run: Run::Plain(hotplug::netdev_del),
     },
     Command {
         name: "add-fd",

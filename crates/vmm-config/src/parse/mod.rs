@@ -12,10 +12,12 @@ use crate::ConfigError;
 mod ata;
 pub(crate) mod block;
 mod firmware;
+mod hotplug;
 mod netdev;
 mod pci;
 mod virtio;
 
+pub use hotplug::{parse_device_add, HotplugDevice};
 pub use netdev::parse_netdev;
 
 /// What the command line asks for.
@@ -49,7 +51,7 @@ pub const IGNORED_OPTIONS: &[(&str, &str)] = &[
     ),
     (
         "-global …acpi-pci-hotplug-with-bridge-support=off",
-        "there is no PCI hot-plug",
+        "hot-plug is native PCI Express on q35 root ports; there is no ACPI PCI hot-plug",
     ),
     ("-no-hpet", "there is no HPET"),
     ("-msg timestamp=on", "log lines carry timestamps"),

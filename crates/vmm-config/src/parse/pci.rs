@@ -41,6 +41,7 @@ enum Kind {
         port: u8,
         chassis: u8,
         slot: u16,
+        hotplug: bool,
     },
 }
 
@@ -65,7 +66,7 @@ fn number(o: &Opts, key: &str, v: &str, max: u64) -> Result<u64, ConfigError> {
 
 /// `addr=SLOT[.FUNCTION]`, both hexadecimal with an optional 0x (QEMU's
 /// PCI device address syntax).
-fn parse_addr(o: &Opts, driver: &str, v: &str) -> Result<(u8, u8), ConfigError> {
+pub(super) fn parse_addr(o: &Opts, driver: &str, v: &str) -> Result<(u8, u8), ConfigError> {
     let hex = |s: &str| {
         let s = s.strip_prefix("0x").unwrap_or(s);
         u8::from_str_radix(s, 16).ok()
@@ -129,8 +130,7 @@ impl PciSpecs {
         let port = num(o, "port", 0xff)? as u8;
         let chassis = num(o, "chassis", 0xff)? as u8;
         let slot = num(o, "slot", 0x1fff)? as u16;
-        // rvirt's ports never hot-plug, whatever libvirt asks.
-        o.get_bool("hotplug")?;
+        let hotplug = o.get_bool("hotplug")?.unwrap_or(true);
         if r.id.is_none() {
             return Err(o.error(
                 "pcie-root-port needs an id (devices behind it name it as their bus)".into(),
@@ -140,6 +140,7 @@ impl PciSpecs {
             port,
             chassis,
             slot,
+            hotplug,
         };
         self.requests.push(r);
         Ok(())
@@ -237,6 +238,7 @@ impl PciSpecs {
                     port,
                     chassis,
                     slot,
+                    hotplug,
                 } => {
                     let id = r.id.unwrap_or_default();
                     if ports.iter().any(|p| p.id == id) {
@@ -248,6 +250,7 @@ impl PciSpecs {
                         chassis,
                         slot,
                         addr,
+                        hotplug,
                     })
                 }
             }

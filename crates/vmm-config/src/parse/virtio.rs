@@ -15,6 +15,7 @@ use crate::config::{
     BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, InputConfig, InputModel, NetConfig,
     Netdev, NicModel, VirtioConfig,
 };
+use crate::disk::FormatNode;
 use crate::opts::Opts;
 use crate::ConfigError;
 
@@ -70,6 +71,8 @@ pub(super) struct VirtioSpecs {
     rng_objects: Vec<(String, PathBuf)>,
     block: BlockSpecs,
     netdevs: Vec<(String, Netdev)>,
+    /// Format nodes `blockdev-add` made (for `device_add`).
+    nodes: Vec<(String, FormatNode)>,
     devices: Vec<DeviceRef>,
     /// Drives ATA devices took (a drive serves one device).
     ata_used: Vec<String>,
@@ -106,6 +109,20 @@ const NET_FEATURE_SWITCHES: &[&str] = &[
 ];
 
 impl VirtioSpecs {
+    /// Specs that know only `netdevs` and the format nodes `nodes` (a
+    /// hot-plugged device's view: the back-ends and nodes the monitor
+    /// added).
+    pub(super) fn with_backends(
+        netdevs: Vec<(String, Netdev)>,
+        nodes: Vec<(String, FormatNode)>,
+    ) -> Self {
+        VirtioSpecs {
+            netdevs,
+            nodes,
+            ..Default::default()
+        }
+    }
+
     /// `-object TYPE,id=ID,...`.
     pub(super) fn object(&mut self, v: &str) -> Result<(), ConfigError> {
         let mut o = Opts::parse("-object", v, Some("qom-type"))?;
@@ -410,7 +427,14 @@ impl VirtioSpecs {
                         ));
                     }
                     used.push(drive.clone());
-                    let d = self.block.resolve(drive)?;
+                    let d = match self.nodes.iter().find(|(n, _)| n == drive) {
+                        Some((_, image)) => super::block::Resolved {
+                            image: image.clone(),
+                            writeback: true,
+                            blockdev: true,
+                        },
+                        None => self.block.resolve(drive)?,
+                    };
                     out.push(VirtioConfig::Blk(DiskConfig {
                         drive: drive.clone(),
                         blockdev: d.blockdev,

@@ -9,12 +9,14 @@
 mod ata;
 mod display;
 mod firmware;
+mod hotplug;
 mod legacy;
 mod nic;
 mod pci;
 pub(crate) mod virtio;
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rvirt_bus::Bus;
@@ -55,6 +57,9 @@ enum Place {
 /// A virtio device and where it was placed.
 struct VirtioSlot {
     device: SharedVirtio,
+    /// Set when the device left the machine: the event loop drops its
+    /// subscriber.
+    retired: Arc<AtomicBool>,
     place: Place,
     /// The option to blame when wiring it fails.
     option: &'static str,
@@ -84,7 +89,18 @@ pub(crate) struct DeviceManager {
     /// The virtio-input devices, in command-line order.
     inputs: Vec<Arc<Mutex<rvirt_virtio::input::Input>>>,
     events: EventSender,
+    /// The configuration, kept current with hot-plug (the devices of the
+    /// next boot).
     config: VmConfig,
+    /// What placed the devices, for those hot-plugged later (their
+    /// vectors' GSIs).
+    alloc: Option<SystemAllocator>,
+    bus: EventBus,
+    /// Back-ends `netdev_add` made that no device uses yet, with the
+    /// descriptor a tap was passed as.
+    netdevs: Vec<hotplug::AddedNetdev>,
+    /// Devices `device_del` asked the guest to let go of, and when.
+    unplugging: Vec<(String, std::time::Instant)>,
 }
 
 /// A machine's buses with the devices on them.
@@ -149,6 +165,10 @@ impl DeviceManager {
             inputs: Vec::new(),
             events,
             config: cfg.clone(),
+            alloc: None,
+            bus: bus.clone(),
+            netdevs: Vec::new(),
+            unplugging: Vec::new(),
         };
         if cfg.bios.is_some() {
             alloc
@@ -206,6 +226,7 @@ impl DeviceManager {
             }
             dm.virtio.push(VirtioSlot {
                 device: built.device,
+                retired: Arc::new(AtomicBool::new(false)),
                 place,
                 option: built.option,
                 boot,
@@ -231,6 +252,7 @@ impl DeviceManager {
         if has_pci {
             dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests, &dm.ata)?);
         }
+        dm.alloc = Some(alloc);
         Ok(dm)
     }
 
@@ -274,6 +296,7 @@ impl DeviceManager {
             subscribers.push(Box::new(VirtioSubscriber {
                 device: s.device.clone(),
                 kicks,
+                retired: s.retired.clone(),
             }));
             // The slots come from the allocator: an overlap is a bug in the
             // layout.
@@ -288,8 +311,6 @@ impl DeviceManager {
         }
         let pci = match &self.pci {
             Some(plan) => {
-                let devices: Vec<SharedVirtio> =
-                    self.virtio.iter().map(|s| s.device.clone()).collect();
                 let pm: rvirt_bus::SharedDevice = legacy.pm.clone();
                 Some(plan.attach(
                     machine,
@@ -297,8 +318,9 @@ impl DeviceManager {
                     &mmio,
                     pm,
                     legacy.reset_control,
-                    &devices,
+                    &self.virtio,
                     &self.pci_nics,
+                    self.events.clone(),
                     &mut subscribers,
                     &mut platform,
                 )?)
@@ -462,6 +484,7 @@ impl DeviceManager {
 struct VirtioSubscriber {
     device: SharedVirtio,
     kicks: Vec<(u16, EventFd)>,
+    retired: Arc<AtomicBool>,
 }
 
 impl Subscriber for VirtioSubscriber {
@@ -485,6 +508,10 @@ impl Subscriber for VirtioSubscriber {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .host_fd_out()
+    }
+
+    fn retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     fn handle(&mut self, token: u32) {

@@ -50,9 +50,9 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::ata::{AtaController, AtaSubscriber};
 use super::display::{DisplayPlan, VramSlot};
 use super::nic::{NicSubscriber, SharedE1000};
-use super::virtio::SharedVirtio;
-use super::VirtioSubscriber;
+use super::{VirtioSlot, VirtioSubscriber};
 use crate::event_loop::Subscriber;
+use crate::events::{Event, EventSender};
 use crate::interrupts::{GsiRouting, KvmLevelLine, MsiRoutes, ResampledLine};
 use crate::ioevents::{IoSpace, Notifiers};
 use crate::VmmError;
@@ -66,17 +66,20 @@ struct PortPlan {
     bus_number: u8,
     /// Where firmware would put its MSI-X BAR.
     msix_bar: u64,
-    /// Its memory and prefetchable windows, if anything is behind it.
+    /// Its memory and prefetchable windows: for what is behind it, or
+    /// for what may be hot-plugged there (firmware reserves them too).
     windows: Option<(u64, u64)>,
+    /// The GSI of its MSI-X vector (hot-plug events).
+    msi_gsi: u32,
 }
 
 /// A virtio-pci function as placed.
-struct FunctionPlan {
+pub(super) struct FunctionPlan {
     /// Its index among the device manager's virtio devices.
-    virtio: usize,
-    addr: PciAddr,
-    id: Option<String>,
-    msi_gsis: Vec<u32>,
+    pub(super) virtio: usize,
+    pub(super) addr: PciAddr,
+    pub(super) id: Option<String>,
+    pub(super) msi_gsis: Vec<u32>,
     /// Where firmware would put BAR 1 (MSI-X) and BAR 4 (virtio).
     msix_bar: u64,
     virtio_bar: u64,
@@ -172,11 +175,22 @@ impl PciPlan {
         let mut ports = Vec::new();
         for p in &cfg.root_ports {
             let bar = rvirt_pci::bridge::MSIX_BAR_SIZE;
+            let msix_bar = alloc.allocate_mmio32(bar, bar).map_err(placement)?.base;
+            // A hot-plug slot gets its windows whether or not anything
+            // is behind it at start, as SeaBIOS reserves them.
+            let windows = if p.hotplug {
+                let mem = alloc.allocate_mmio32(WINDOW, WINDOW).map_err(placement)?;
+                let pref = alloc.allocate_mmio64(WINDOW, WINDOW).map_err(placement)?;
+                Some((mem.base, pref.base))
+            } else {
+                None
+            };
             ports.push(PortPlan {
                 cfg: p.clone(),
                 bus_number: 0,
-                msix_bar: alloc.allocate_mmio32(bar, bar).map_err(placement)?.base,
-                windows: None,
+                msix_bar,
+                windows,
+                msi_gsi: alloc.allocate_msi_gsi().map_err(placement)?,
             });
         }
         for (n, &i) in order.iter().enumerate() {
@@ -279,8 +293,9 @@ impl PciPlan {
         mmio: &Arc<Bus>,
         pm: SharedDevice,
         reset_control: Option<SharedDevice>,
-        virtio: &[SharedVirtio],
+        virtio: &[VirtioSlot],
         nics: &[SharedE1000],
+        events: EventSender,
         subscribers: &mut Vec<Box<dyn Subscriber>>,
         platform: &mut AcpiConfig,
     ) -> Result<PciWiring, VmmError> {
@@ -321,31 +336,22 @@ impl PciPlan {
             vm: vm.clone(),
             by_function: Mutex::new(BTreeMap::new()),
             vram: Mutex::new(None),
+            events,
         });
         let mut transports = Vec::new();
+        let mut wired = Vec::new();
         for f in &self.functions {
-            let device = virtio[f.virtio].clone();
-            device.lock().unwrap_or_else(|p| p.into_inner()).reset();
-            let msi = MsiRoutes::new(vm, routing.clone(), &f.msi_gsis)
-                .map_err(kvm("the MSI-X vectors' irqfds"))?;
-            let express = matches!(f.addr.bus, PciBus::Port(_));
-            let pin = router.source(self.wire_of(&f.addr, 0));
-            let transport = PciTransport::new(
-                device.clone(),
-                machine.memory().clone(),
-                Arc::new(msi),
-                pin,
-                if express {
-                    PciPlacement::Express
-                } else {
-                    PciPlacement::Conventional
-                },
-            );
-            let n = Notifiers::new(IoSpace::Mmio, &transport.notify_regions())
-                .map_err(kvm("an ioeventfd"))?;
-            let kicks = n.kicks().map_err(kvm("an ioeventfd"))?;
-            subscribers.push(Box::new(VirtioSubscriber { device, kicks }));
+            let slot = &virtio[f.virtio];
+            slot.device
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reset();
+            let (transport, n, sub, w) = self
+                .wire_function(vm, machine.memory(), &routing, &router, f, slot)
+                .map_err(kvm("a virtio-pci function's irqfds and ioeventfds"))?;
+            subscribers.push(sub);
             transports.push((transport, n));
+            wired.push(w);
         }
 
         // The AHCI controllers: this boot's memory, MSI route, INTx pin
@@ -377,6 +383,14 @@ impl PciPlan {
             }));
         }
 
+        let mut port_msi: Vec<Arc<dyn rvirt_platform::MsiVectors>> = Vec::new();
+        for p in &self.ports {
+            let msi = MsiRoutes::new(vm, routing.clone(), &[p.msi_gsi])
+                .map_err(kvm("a root port's MSI-X irqfd"))?;
+            port_msi.push(Arc::new(msi));
+        }
+        let mut functions = BTreeMap::new();
+        let mut ports_out = Vec::new();
         let mut failed = None;
         let observer: Arc<dyn BarObserver> = notifiers.clone();
         let segment = Arc::new_cyclic(|me: &Weak<PciSegment>| {
@@ -430,12 +444,15 @@ impl PciPlan {
                 }
             }
             let mut port_ids = Vec::new();
-            for p in &self.ports {
+            for (p, msi) in self.ports.iter().zip(port_msi) {
                 let occupied = self
                     .functions
                     .iter()
                     .any(|f| f.addr.bus == PciBus::Port(port_ids.len()));
-                let rp = RootPort::new(p.cfg.port, p.cfg.slot, occupied);
+                let wire = pirq(self.chipset, p.cfg.addr.slot, 0);
+                let mut rp =
+                    RootPort::new(p.cfg.port, p.cfg.slot, occupied).wire(msi, router.source(wire));
+                rp.set_hotplug(p.cfg.hotplug);
                 let f: SharedFunction = Arc::new(Mutex::new(rp));
                 let gsi = PIRQ_GSI_BASE + pirq(self.chipset, p.cfg.addr.slot, 0) as u32;
                 if preset == Preset::DirectBoot {
@@ -484,7 +501,7 @@ impl PciPlan {
                 slot.id = add(&mut b, info, f, false);
                 *notifiers.vram.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
             }
-            for (plan, (transport, n)) in self.functions.iter().zip(transports) {
+            for ((plan, (transport, n)), w) in self.functions.iter().zip(transports).zip(wired) {
                 let f: SharedFunction = Arc::new(Mutex::new(transport));
                 let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
                 if preset == Preset::DirectBoot {
@@ -503,6 +520,7 @@ impl PciPlan {
                 };
                 if let Some(id) = add(&mut b, info, f, false) {
                     notifiers.insert(id, n);
+                    functions.insert(id, w);
                 }
             }
             for (plan, device) in self.nics.iter().zip(nics) {
@@ -520,6 +538,7 @@ impl PciPlan {
                 };
                 add(&mut b, info, f, false);
             }
+            ports_out = port_ids;
             b.build(pio.clone(), mmio.clone(), Some(observer))
         });
         if let Some(e) = failed {
@@ -567,9 +586,110 @@ impl PciPlan {
         }
         Ok(PciWiring {
             segment,
-            _notifiers: notifiers,
-            _routing: routing,
+            notifiers,
+            routing,
+            router,
+            vm: vm.clone(),
+            memory: machine.memory().clone(),
+            ports: ports_out,
+            functions: Mutex::new(functions),
         })
+    }
+
+    /// The transport of `plan`'s function on this boot's machine, with its
+    /// ioeventfds (registered nowhere yet), its subscriber and what is
+    /// released when it leaves.
+    fn wire_function(
+        &self,
+        vm: &VmFd,
+        memory: &rvirt_virtio::Memory,
+        routing: &Arc<GsiRouting>,
+        router: &Arc<PirqRouter>,
+        plan: &FunctionPlan,
+        slot: &VirtioSlot,
+    ) -> std::io::Result<(PciTransport, Notifiers, Box<dyn Subscriber>, WiredFunction)> {
+        let msi = Arc::new(MsiRoutes::new(vm, routing.clone(), &plan.msi_gsis)?);
+        let express = matches!(plan.addr.bus, PciBus::Port(_));
+        let pin = router.source(self.wire_of(&plan.addr, 0));
+        let transport = PciTransport::new(
+            slot.device.clone(),
+            memory.clone(),
+            msi.clone(),
+            pin.clone(),
+            if express {
+                PciPlacement::Express
+            } else {
+                PciPlacement::Conventional
+            },
+        );
+        let n = Notifiers::new(IoSpace::Mmio, &transport.notify_regions())?;
+        let kicks = n.kicks()?;
+        let sub = Box::new(VirtioSubscriber {
+            device: slot.device.clone(),
+            kicks,
+            retired: slot.retired.clone(),
+        });
+        let wired = WiredFunction {
+            msi,
+            pin,
+            device: slot.device.clone(),
+            retired: slot.retired.clone(),
+        };
+        Ok((transport, n, sub, wired))
+    }
+
+    /// The function behind root port `port`, if any.
+    pub(super) fn occupant(&self, port: usize) -> Option<&FunctionPlan> {
+        self.functions
+            .iter()
+            .find(|f| f.addr.bus == PciBus::Port(port))
+    }
+
+    /// The function with device id `id`.
+    pub(super) fn find(&self, id: &str) -> Option<&FunctionPlan> {
+        self.functions.iter().find(|f| f.id.as_deref() == Some(id))
+    }
+
+    /// Whether root port `port`'s slot hot-plugs.
+    pub(super) fn port_hotplugs(&self, port: usize) -> bool {
+        self.ports.get(port).is_some_and(|p| p.cfg.hotplug)
+    }
+
+    /// Places a function hot-plugged behind a port: firmware's BARs for the
+    /// next boots at the start of the port's windows (a hot-plug port has
+    /// them whatever is behind it).
+    pub(super) fn add_hotplugged(
+        &mut self,
+        virtio: usize,
+        addr: PciAddr,
+        id: Option<String>,
+        msi_gsis: Vec<u32>,
+    ) {
+        let (msix_bar, virtio_bar) = match addr.bus {
+            PciBus::Port(p) => self.ports[p].windows.unwrap_or_default(),
+            PciBus::Root => (0, 0),
+        };
+        self.functions.push(FunctionPlan {
+            virtio,
+            addr,
+            id,
+            msi_gsis,
+            msix_bar,
+            virtio_bar,
+        });
+    }
+
+    /// Forgets the function of virtio device `virtio` (it left the
+    /// machine), and renumbers the virtio devices after it; returns it.
+    pub(super) fn remove(&mut self, virtio: usize) -> Option<FunctionPlan> {
+        let i = self.functions.iter().position(|f| f.virtio == virtio)?;
+        let gone = self.functions.remove(i);
+        for f in &mut self.functions {
+            if f.virtio > gone.virtio {
+                f.virtio -= 1;
+            }
+        }
+        Some(gone)
     }
 
     /// The PIRQ wire pin `pin` of the function at `addr` drives: through
@@ -684,12 +804,15 @@ fn program_port(f: &SharedFunction, plan: &PortPlan, gsi: u32) {
     );
 }
 
-/// The ioeventfds of the virtio functions' notify areas, moved with BAR 4,
-/// and the display's VRAM slot, moved with its BAR 0.
+/// The ioeventfds of the virtio functions' notify areas, moved with BAR 4;
+/// the display's VRAM slot, moved with its BAR 0; and where the segment's
+/// news of a function taken out goes (the main loop, which finishes the
+/// removal).
 pub(crate) struct PciNotifiers {
     vm: Arc<VmFd>,
     by_function: Mutex<BTreeMap<FunctionId, Notifiers>>,
     vram: Mutex<Option<VramSlot>>,
+    events: EventSender,
 }
 
 impl PciNotifiers {
@@ -718,6 +841,46 @@ impl BarObserver for PciNotifiers {
             }
         }
     }
+
+    /// Runs on the vCPU thread whose configuration write powered the slot
+    /// off: the BARs (and so the ioeventfds) are gone already; the rest
+    /// is the main loop's.
+    fn unplugged(&self, function: FunctionId, info: &FunctionInfo, _: SharedFunction) {
+        self.by_function
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&function);
+        self.events.post(Event::PciUnplugged {
+            function,
+            id: info.id.clone(),
+        });
+    }
+}
+
+/// What of a virtio function's wiring outlives its removal from the
+/// segment until the main loop releases it.
+pub(super) struct WiredFunction {
+    msi: Arc<MsiRoutes>,
+    pin: Arc<rvirt_pci::intx::IntxPin>,
+    device: super::virtio::SharedVirtio,
+    retired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WiredFunction {
+    /// The function left: its INTx let go, its vectors' routes and irqfds
+    /// removed, the device reset (it touches guest memory no more) and its
+    /// subscriber retired; returns the device's retirement flag.
+    fn release(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        let _ = rvirt_platform::InterruptLine::lower(&*self.pin);
+        self.msi.release();
+        self.device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.retired.clone()
+    }
 }
 
 impl PciPlan {
@@ -728,11 +891,102 @@ impl PciPlan {
 }
 
 /// What a boot's PCI side keeps alive: the segment (with its functions
-/// and the buses' BAR ranges), the ioeventfds, the GSI routing.
+/// and the buses' BAR ranges), the ioeventfds, the GSI routing; and what
+/// a hot-plug needs to wire a new function.
 pub(crate) struct PciWiring {
     pub(crate) segment: Arc<PciSegment>,
-    _notifiers: Arc<PciNotifiers>,
-    _routing: Arc<GsiRouting>,
+    notifiers: Arc<PciNotifiers>,
+    routing: Arc<GsiRouting>,
+    router: Arc<PirqRouter>,
+    vm: Arc<VmFd>,
+    memory: rvirt_virtio::Memory,
+    /// Each root port's function.
+    ports: Vec<Option<FunctionId>>,
+    /// The virtio functions present.
+    functions: Mutex<BTreeMap<FunctionId, WiredFunction>>,
+}
+
+impl PciWiring {
+    /// Puts `plan`'s function (a device hot-plugged behind a root port) on
+    /// this boot's machine: wired, on the segment, its port told, its
+    /// subscriber on `event_loop`.
+    pub(super) fn plug(
+        &self,
+        pci: &PciPlan,
+        plan: &FunctionPlan,
+        slot: &VirtioSlot,
+        event_loop: &crate::event_loop::EventLoop,
+    ) -> Result<FunctionId, String> {
+        let PciBus::Port(p) = plan.addr.bus else {
+            return Err("only a root port's slot hot-plugs".into());
+        };
+        let parent = self.ports.get(p).copied().flatten();
+        let (transport, n, sub, w) = pci
+            .wire_function(
+                &self.vm,
+                &self.memory,
+                &self.routing,
+                &self.router,
+                plan,
+                slot,
+            )
+            .map_err(|e| format!("cannot wire the device: {e}"))?;
+        let info = FunctionInfo {
+            id: plan.id.clone(),
+            parent,
+            slot: plan.addr.slot,
+            function: plan.addr.function,
+        };
+        let f: SharedFunction = Arc::new(Mutex::new(transport));
+        let id = match self.segment.plug(info, f) {
+            Ok(id) => id,
+            Err(e) => {
+                w.msi.release();
+                return Err(e.to_string());
+            }
+        };
+        self.notifiers.insert(id, n);
+        self.functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, w);
+        event_loop.add(sub);
+        Ok(id)
+    }
+
+    /// `device_del` of what is behind root port `port`: its attention
+    /// button is pressed; false if the port is not on this machine.
+    pub(super) fn press_button(&self, port: usize) -> bool {
+        let Some(f) = self.ports.get(port).copied().flatten() else {
+            return false;
+        };
+        let Some(f) = self.segment.function(f) else {
+            return false;
+        };
+        let mut f = lock(&f);
+        match f.hotplug_port() {
+            Some(p) => {
+                p.push_attention_button();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The function `function` left the segment: its interrupts are
+    /// released, its device reset and retired; the device's retirement
+    /// flag names it among the device manager's.
+    pub(super) fn released(
+        &self,
+        function: FunctionId,
+    ) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        let w = self
+            .functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&function);
+        w.map(|w| w.release())
+    }
 }
 
 /// QEMU's names of the PCI classes (its `pci_class_descriptions`) that
@@ -774,18 +1028,20 @@ fn query_bus(
         PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo, PciDeviceRegion,
         PciMemoryRange,
     };
-    let mut ids: Vec<FunctionId> = segment
+    let mut ids: Vec<(FunctionId, FunctionInfo)> = segment
         .functions()
+        .into_iter()
         .filter(|(_, i)| i.parent == parent)
-        .map(|(id, _)| id)
         .collect();
-    ids.sort_by_key(|&id| segment.info(id).devfn());
+    ids.sort_by_key(|(_, info)| info.devfn());
     let mut out = Vec::new();
-    for id in ids {
-        let info = segment.info(id).clone();
+    for (id, info) in ids {
         let mapped = segment.mapped(id);
+        let Some(function) = segment.function(id) else {
+            continue;
+        };
         let (device, bridge_regs) = {
-            let f = lock(segment.function(id));
+            let f = lock(&function);
             let c = f.config();
             let bridge = segment.is_bridge(id);
             let class = (c.read_u32(reg::REVISION) >> 16) as u16;

@@ -272,7 +272,9 @@ const TEARDOWN: &[Sysno] = &[Sysno::read, Sysno::recvmsg, Sysno::close_range];
 /// The main thread's event loop and reboots: a new VM (/dev/kvm, guest
 /// memory, the kernel read again), new threads, the device loop's epoll
 /// and eventfds, the monitors' requests (`blockdev-add` and snapshots
-/// open images: fstatfs tells whether one lives in memory); the signal
+/// open images: fstatfs tells whether one lives in memory; getsockopt: a
+/// stream back-end hot-plugged on a socket passed with getfd checks its
+/// type); the signal
 /// thread is started from here too.
 const MAIN: &[Sysno] = &[
     Sysno::ioctl,
@@ -308,6 +310,7 @@ const MAIN: &[Sysno] = &[
     Sysno::getgid,
     Sysno::getegid,
     Sysno::sched_getaffinity,
+    Sysno::getsockopt,
     Sysno::clone3,
 ];
 

@@ -236,6 +236,13 @@ pub fn enter_vnc(role: rvirt_vnc::ThreadRole) {
 }
 
 /// The number of calls `kind` may make (for docs and tests).
+/// Whether the sandbox's filters are installed (`-sandbox on`, once the
+/// VM runs): what the main loop may do for a monitor request depends on
+/// it.
+pub fn is_installed() -> bool {
+    SANDBOX.get().is_some()
+}
+
 pub fn allowed_count(kind: Kind) -> Option<usize> {
     SANDBOX.get().map(|s| s.counts[kind.index()])
 }
