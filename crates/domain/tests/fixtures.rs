@@ -188,7 +188,8 @@ fn pci_devices(args: &[String]) -> BTreeMap<String, String> {
         .map(props)
         .filter(|d| {
             let drv = d["driver"].as_str();
-            drv == "pcie-root-port" || (drv.starts_with("virtio-") && drv.ends_with("-pci"))
+            matches!(drv, "pcie-root-port" | "ahci" | "e1000")
+                || (drv.starts_with("virtio-") && drv.ends_with("-pci"))
         })
         .map(|d| {
             let get = |k: &str| d.get(k).cloned().unwrap_or_default();
@@ -221,7 +222,7 @@ fn mem_kib(v: &str) -> u64 {
 #[test]
 fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
     let paths = RuntimePaths::in_dir("/run/rvirt/test");
-    let (mut compared, mut refused, mut pci_compared) = (0, 0, 0);
+    let (mut compared, mut refused, mut pci_compared, mut ata_compared) = (0, 0, 0, 0);
     for path in fixtures() {
         let argv_path = path.with_extension("argv");
         let libvirt = read(&argv_path);
@@ -297,6 +298,16 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
                 );
             }
         }
+        // ATA drives (SATA, IDE) written as libvirt writes them.
+        for dev in values(&ours, "-device") {
+            if dev.starts_with(r#"{"driver":"ide-"#) {
+                assert!(
+                    values(&l, "-device").contains(&dev),
+                    "{name}: libvirt does not write {dev}"
+                );
+                ata_compared += 1;
+            }
+        }
         // domxml-to-native hands QEMU every NIC as a tap (libvirt 9.0
         // turns each interface into type='ethernet' for it), so a user-mode
         // NIC's back-end is checked by the tests of user networking.
@@ -327,8 +338,9 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
         assert_eq!(ours.iter().any(|a| a == "-no-reboot"), destroy, "{name}");
     }
     eprintln!(
-        "argv compared with libvirt: {compared} ({pci_compared} PCI devices), refused as unsupported: {refused}"
+        "argv compared with libvirt: {compared} ({pci_compared} PCI devices, {ata_compared} ATA drives), refused as unsupported: {refused}"
     );
+    assert!(ata_compared >= 2, "only {ata_compared} ATA drives compared");
     assert!(
         pci_compared >= 100,
         "only {pci_compared} PCI devices compared"
