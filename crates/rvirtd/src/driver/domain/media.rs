@@ -8,7 +8,7 @@
 //! (`blockdev-insert-medium`), the tray closed (`blockdev-close-tray`);
 //! then the old nodes deleted and the old image given back. The VMM's
 //! DEVICE_TRAY_MOVED becomes libvirt's TRAY_CHANGE event
-//! ([`DomainDriver::on_tray_moved`]).
+//! (`DomainDriver::on_tray_moved`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
