@@ -172,3 +172,66 @@ fn a_sata_boot_disk_on_q35_boots_through_seabios() {
         "{cmd}"
     );
 }
+
+/// `virt-install --cdrom` on q35: an El Torito ISO (the boot disk as a
+/// no-emulation boot image, built with xorriso) on a SATA CD-ROM, which
+/// rvirtd derives as libvirt's `ide-cd` on the built-in AHCI; SeaBIOS
+/// boots it (drive 0xe0) and the guest powers off.
+#[test]
+fn virt_install_cdrom_boots_an_iso_from_a_sata_cdrom() {
+    if !have_virsh() || !have_virt_install() {
+        return;
+    }
+    let xorriso = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("xorriso"))
+            .find(|f| f.is_file())
+    });
+    let Some(xorriso) = xorriso else {
+        assert!(
+            std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+            "xorriso is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh"
+        );
+        return;
+    };
+    let d = Rvirtd::start();
+    let tree = d.root().join("iso");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(rvirt_test_guests::boot_disk(), tree.join("boot.img")).unwrap();
+    let iso = d.root().join("boot.iso");
+    let out = run(
+        Command::new(xorriso)
+            .args(["-as", "mkisofs", "-quiet", "-o"])
+            .arg(&iso)
+            .args(["-b", "boot.img", "-no-emul-boot", "-boot-load-size", "128"])
+            .arg(&tree),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "xorriso: {out:?}");
+    let out = run(
+        Command::new("virt-install")
+            .args(["--connect", &d.uri(), "--name", "fw-cd", "--machine", "q35"])
+            .args(["--cdrom", &iso.display().to_string(), "--disk", "none"])
+            .args(["--osinfo", "generic", "--memory", "128", "--noautoconsole"])
+            .args(["--graphics", "none", "--serial", "pty", "--network", "none"])
+            .env("HOME", d.root())
+            .stdin(Stdio::null()),
+        Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "virt-install: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.daemon_log_tail()
+    );
+    d.wait_log("fw-cd", "MBR long mode, boot drive 0xe0");
+    d.wait_state("fw-cd", "shut off (shutdown)");
+    let log = d.log("fw-cd");
+    let cmd = log
+        .lines()
+        .find(|l| l.contains("rvirt-vmm ") && l.contains(" -name "))
+        .unwrap_or_else(|| panic!("no command line in the log:\n{log}"));
+    assert!(cmd.contains(r#""driver":"ide-cd","bus":"ide."#), "{cmd}");
+    assert!(cmd.contains(r#""bootindex":1"#), "{cmd}");
+}
