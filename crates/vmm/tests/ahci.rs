@@ -147,8 +147,9 @@ fn cdrom_media_change_through_the_monitor() {
 /// (`-blockdev` file and format nodes): the tray opened, the medium
 /// removed, its nodes then free for `blockdev-del`, the new pair added
 /// with `blockdev-add` and put in with `blockdev-insert-medium`, the tray
-/// closed; an insert into a closed tray, over a medium, or of a node in
-/// use or unknown fails with QEMU's error and changes nothing.
+/// closed; an insert into a closed tray, over a medium, or of an unknown
+/// node fails with QEMU 7.2's error (checked against it with this
+/// sequence) and changes nothing.
 #[test]
 fn cdrom_media_change_with_libvirts_nodes() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,7 +197,7 @@ fn cdrom_media_change_with_libvirts_nodes() {
     let insert = json!({"id": "sata0-0-2", "node-name": "libvirt-2-format"});
 
     let e = err("blockdev-insert-medium", insert.clone());
-    assert!(e.contains("Tray of device 'sata0-0-2' is not open"), "{e}");
+    assert!(e.contains("Tray of the device is not open"), "{e}");
     qmp.execute(
         "blockdev-open-tray",
         Some(json!({"id": "sata0-0-2", "force": true})),
@@ -204,10 +205,7 @@ fn cdrom_media_change_with_libvirts_nodes() {
     .unwrap();
     tray_moved(&qmp, true);
     let e = err("blockdev-insert-medium", insert.clone());
-    assert!(
-        e.contains("There already is a medium in device 'sata0-0-2'"),
-        "{e}"
-    );
+    assert!(e.contains("There already is a medium in the device"), "{e}");
     let e = err("blockdev-del", json!({"node-name": "libvirt-1-format"}));
     assert!(e.contains("in use"), "{e}");
     assert_eq!(cd_entry(&qmp)["inserted"]["file"], first.as_str());
@@ -223,12 +221,14 @@ fn cdrom_media_change_with_libvirts_nodes() {
         "blockdev-insert-medium",
         json!({"id": "sata0-0-2", "node-name": "nope"}),
     );
-    assert!(e.contains("nope"), "{e}");
+    assert!(e.contains("Node 'nope' not found"), "{e}");
+    // A protocol node: QEMU would take it, rvirt-vmm takes format nodes
+    // only (libvirt inserts nothing else).
     let e = err(
         "blockdev-insert-medium",
         json!({"id": "sata0-0-2", "node-name": "libvirt-2-storage"}),
     );
-    assert!(e.contains("libvirt-2-storage"), "{e}");
+    assert!(e.contains("'libvirt-2-storage' is a protocol node"), "{e}");
     assert!(cd_entry(&qmp).get("inserted").is_none());
 
     qmp.execute("blockdev-insert-medium", Some(insert.clone()))

@@ -234,7 +234,9 @@ pub(crate) fn open_medium(node: &rvirt_vmm_config::FormatNode) -> Result<Disk<u8
 }
 
 /// `blockdev-insert-medium`: `disk` (node `node_name`'s image, at
-/// `filename`) into `drive`'s open, empty tray, as QEMU checks it.
+/// `filename`) into `drive`'s open, empty tray, as QEMU checks it. Only a
+/// format node is taken (libvirt inserts nothing else; QEMU would also
+/// take a protocol node).
 pub(crate) fn insert(
     ahci: &Mutex<Ahci>,
     drive: &AtaDrive,
@@ -257,16 +259,13 @@ pub(crate) fn insert(
         .device(port)
         .and_then(|x| x.drive.cdrom_state())
         .is_some_and(|c| c.tray_open());
+    // QEMU 7.2's words (they name no device).
     if !open {
-        return Err(QmpError::generic(format!(
-            "Tray of device '{name}' is not open"
-        )));
+        return Err(QmpError::generic("Tray of the device is not open"));
     }
     let mut file = drive.file.lock().unwrap_or_else(|p| p.into_inner());
     if file.is_some() {
-        return Err(QmpError::generic(format!(
-            "There already is a medium in device '{name}'"
-        )));
+        return Err(QmpError::generic("There already is a medium in the device"));
     }
     a.set_medium(port, Some(disk));
     *file = Some(filename);

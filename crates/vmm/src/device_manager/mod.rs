@@ -420,9 +420,14 @@ impl DeviceManager {
             .unwrap_or_default();
         match op {
             rvirt_qmp::MediumOp::Insert { node_name } => {
+                if !nodes.contains(&node_name) {
+                    return Err(rvirt_qmp::QmpError::generic(format!(
+                        "Node '{node_name}' not found"
+                    )));
+                }
                 let node = nodes.format_node(&node_name).cloned().ok_or_else(|| {
                     rvirt_qmp::QmpError::generic(format!(
-                        "Cannot find device='' nor node-name='{node_name}'"
+                        "node '{node_name}' is a protocol node: a CD-ROM takes a format node"
                     ))
                 })?;
                 if nodes.user(&node_name).is_some() {
