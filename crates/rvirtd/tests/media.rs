@@ -142,6 +142,11 @@ fn change_media_ejects_inserts_and_updates_a_sata_cdrom() {
     tray_event(&mut watcher, "opened");
     let live = disk_of(&d.ok(&["dumpxml", "media"]));
     assert!(!live.contains("<source"), "{live}");
+    // libvirt's live XML shows the open tray.
+    assert!(
+        live.contains("<target dev='sdb' bus='sata' tray='open'/>"),
+        "{live}"
+    );
     let config = disk_of(&d.ok(&["dumpxml", "--inactive", "media"]));
     assert!(config.contains(&s(&first)), "{config}");
 
@@ -154,6 +159,7 @@ fn change_media_ejects_inserts_and_updates_a_sata_cdrom() {
         live.contains(&format!("<source file='{}'", s(&second))),
         "{live}"
     );
+    assert!(!live.contains("tray="), "{live}");
     let blk = d.ok(&["domblklist", "media"]);
     assert!(blk.contains(&s(&second)), "{blk}");
     // Given to the VM's user while it is in.

@@ -125,6 +125,16 @@ fn drive_state(run: &Running, alias: &str) -> Result<(bool, Option<String>), Rem
     Ok((open, node))
 }
 
+/// libvirt's live `<target tray='open'>` of a removable drive (no
+/// attribute when closed).
+fn set_tray(d: &mut Disk, open: bool) {
+    if open {
+        d.target_extra.set_attr("tray", "open");
+    } else {
+        let _ = d.target_extra.take_attr("tray");
+    }
+}
+
 impl DomainDriver {
     /// The live half of an update of removable drive `dev` (its target
     /// names the drive; its `<source>`, or none, is the new medium).
@@ -225,25 +235,29 @@ impl DomainDriver {
         if let Some(old) = disk.source_path() {
             run.unlabel(Path::new(old));
         }
-        let mut updated = (*live).clone();
-        let d = &mut updated.devices.disks[index];
-        match &new {
-            Some(p) => {
-                let key = if d.disk_type == "block" {
-                    "dev"
-                } else {
-                    "file"
-                };
-                let mut source = d.source.clone().unwrap_or_else(|| Element::new("source"));
-                source.attrs.retain(|(k, _)| {
-                    let k: &str = k.as_ref();
-                    k != "file" && k != "dev"
-                });
-                d.source = Some(source.with_attr(key, Some(p.clone())));
+        run.update_live(|l| {
+            let Some(d) = l.devices.disks.iter_mut().find(|d| d.target_dev == target) else {
+                return;
+            };
+            match &new {
+                Some(p) => {
+                    let key = if d.disk_type == "block" {
+                        "dev"
+                    } else {
+                        "file"
+                    };
+                    let mut source = d.source.clone().unwrap_or_else(|| Element::new("source"));
+                    source.attrs.retain(|(k, _)| {
+                        let k: &str = k.as_ref();
+                        k != "file" && k != "dev"
+                    });
+                    d.source = Some(source.with_attr(key, Some(p.clone())));
+                }
+                None => d.source = None,
             }
-            None => d.source = None,
-        }
-        run.set_live(updated);
+            // An eject leaves the tray open, as libvirt's live XML says.
+            set_tray(d, new.is_none());
+        });
         self.save_record(name, run);
         tracing::info!(
             domain = name,
@@ -355,6 +369,17 @@ impl DomainDriver {
         };
         let open = d["tray-open"].as_bool().unwrap_or(false);
         run.media.set_tray(alias, open);
+        run.update_live(|l| {
+            if let Some(disk) = l
+                .devices
+                .disks
+                .iter_mut()
+                .find(|x| x.info.alias.as_deref() == Some(alias))
+            {
+                set_tray(disk, open);
+            }
+        });
+        self.save_record(name, run);
         let reason = if open {
             VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN
         } else {

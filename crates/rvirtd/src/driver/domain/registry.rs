@@ -93,6 +93,16 @@ impl Running {
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(live);
     }
 
+    /// Changes the live definition in place: `f` runs on a copy under the
+    /// write lock, so two threads changing different parts (a request and
+    /// the monitor's events) lose neither change.
+    pub fn update_live(&self, f: impl FnOnce(&mut Domain)) {
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        let mut d = (**live).clone();
+        f(&mut d);
+        *live = Arc::new(d);
+    }
+
     /// Records files given to the VM's user after its start.
     pub fn label_later(&self, paths: Vec<std::path::PathBuf>) {
         self.labelled_later
