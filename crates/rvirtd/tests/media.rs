@@ -245,6 +245,18 @@ fn change_media_ejects_inserts_and_updates_a_sata_cdrom() {
             img.display()
         );
     }
+    // Shut off, the current state is the definition.
+    let out = d.ok(&["change-media", "media", "sdb", "--eject"]);
+    assert!(out.contains("Successfully ejected media"), "{out}");
+    let config = disk_of(&d.ok(&["dumpxml", "--inactive", "media"]));
+    assert!(!config.contains("<source"), "{config}");
+    d.ok(&["start", "media"]);
+    let cmd = d.log("media");
+    assert!(
+        cmd.contains(r#""driver":"ide-cd","bus":"ide.1","id":"sata0-0-1"}"#),
+        "{cmd}"
+    );
+    d.ok(&["destroy", "media"]);
 }
 
 /// A drive that starts empty (no `-blockdev`, the drive alone): a medium
