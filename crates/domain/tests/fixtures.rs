@@ -460,3 +460,61 @@ fn fill_in_places_pci_devices_as_libvirt_does() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(compared >= 40, "compared only {compared}");
 }
+
+/// Each disk's `<address type='drive'>` after `virsh define`: every
+/// input fixture (`vi-*`, `hr-*`), filled in, gives each IDE, SATA, SCSI
+/// and floppy disk the controller, bus, target and unit libvirt 9.0 gave
+/// it in its `dx-*` dumpxml (the ports the ATA drives' `bus` comes from).
+#[test]
+fn fill_in_gives_drive_addresses_as_libvirt_does() {
+    let drive = |d: &Domain| -> Vec<String> {
+        d.devices
+            .disks
+            .iter()
+            .map(|x| {
+                let a = x
+                    .info
+                    .address
+                    .as_ref()
+                    .filter(|a| a.attr("type") == Some("drive"));
+                let n = |k: &str| a.and_then(|a| a.attr(k)).unwrap_or("-").to_string();
+                format!(
+                    "{} {} {}:{}:{}:{}",
+                    x.target_dev,
+                    x.bus(),
+                    n("controller"),
+                    n("bus"),
+                    n("target"),
+                    n("unit")
+                )
+            })
+            .collect()
+    };
+    let (mut compared, mut on_controllers) = (0, 0);
+    for path in fixtures() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix("vi-").or(file.strip_prefix("hr-")) else {
+            continue;
+        };
+        let dx = path.with_file_name(format!("dx-{rest}"));
+        if !dx.exists() {
+            continue;
+        }
+        let mut ours = Domain::from_xml(&read(&path)).unwrap();
+        ours.fill_in_with(&mut Counter(0));
+        let libvirt = Domain::from_xml(&read(&dx)).unwrap();
+        assert_eq!(drive(&ours), drive(&libvirt), "{file}");
+        on_controllers += libvirt
+            .devices
+            .disks
+            .iter()
+            .filter(|d| d.bus() != "virtio")
+            .count();
+        compared += 1;
+    }
+    assert!(compared >= 40, "compared only {compared}");
+    assert!(
+        on_controllers >= 10,
+        "only {on_controllers} drive addresses"
+    );
+}
