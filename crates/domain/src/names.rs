@@ -51,7 +51,7 @@ pub fn drive_address_element(addr: (u32, u32, u32, u32)) -> Element {
 }
 
 /// Reads back a `type='drive'` address.
-fn read_drive_address(a: &Element) -> Option<(u32, u32, u32, u32)> {
+pub(crate) fn read_drive_address(a: &Element) -> Option<(u32, u32, u32, u32)> {
     if a.attr("type") != Some("drive") {
         return None;
     }

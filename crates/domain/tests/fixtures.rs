@@ -188,7 +188,8 @@ fn pci_devices(args: &[String]) -> BTreeMap<String, String> {
         .map(props)
         .filter(|d| {
             let drv = d["driver"].as_str();
-            drv == "pcie-root-port" || (drv.starts_with("virtio-") && drv.ends_with("-pci"))
+            matches!(drv, "pcie-root-port" | "ahci" | "e1000")
+                || (drv.starts_with("virtio-") && drv.ends_with("-pci"))
         })
         .map(|d| {
             let get = |k: &str| d.get(k).cloned().unwrap_or_default();
@@ -221,7 +222,7 @@ fn mem_kib(v: &str) -> u64 {
 #[test]
 fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
     let paths = RuntimePaths::in_dir("/run/rvirt/test");
-    let (mut compared, mut refused, mut pci_compared) = (0, 0, 0);
+    let (mut compared, mut refused, mut pci_compared, mut ata_compared) = (0, 0, 0, 0);
     for path in fixtures() {
         let argv_path = path.with_extension("argv");
         let libvirt = read(&argv_path);
@@ -297,6 +298,16 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
                 );
             }
         }
+        // ATA drives (SATA, IDE) written as libvirt writes them.
+        for dev in values(&ours, "-device") {
+            if dev.starts_with(r#"{"driver":"ide-"#) {
+                assert!(
+                    values(&l, "-device").contains(&dev),
+                    "{name}: libvirt does not write {dev}"
+                );
+                ata_compared += 1;
+            }
+        }
         // domxml-to-native hands QEMU every NIC as a tap (libvirt 9.0
         // turns each interface into type='ethernet' for it), so a user-mode
         // NIC's back-end is checked by the tests of user networking.
@@ -327,8 +338,9 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
         assert_eq!(ours.iter().any(|a| a == "-no-reboot"), destroy, "{name}");
     }
     eprintln!(
-        "argv compared with libvirt: {compared} ({pci_compared} PCI devices), refused as unsupported: {refused}"
+        "argv compared with libvirt: {compared} ({pci_compared} PCI devices, {ata_compared} ATA drives), refused as unsupported: {refused}"
     );
+    assert!(ata_compared >= 2, "only {ata_compared} ATA drives compared");
     assert!(
         pci_compared >= 100,
         "only {pci_compared} PCI devices compared"
@@ -447,4 +459,62 @@ fn fill_in_places_pci_devices_as_libvirt_does() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(compared >= 40, "compared only {compared}");
+}
+
+/// Each disk's `<address type='drive'>` after `virsh define`: every
+/// input fixture (`vi-*`, `hr-*`), filled in, gives each IDE, SATA, SCSI
+/// and floppy disk the controller, bus, target and unit libvirt 9.0 gave
+/// it in its `dx-*` dumpxml (the ports the ATA drives' `bus` comes from).
+#[test]
+fn fill_in_gives_drive_addresses_as_libvirt_does() {
+    let drive = |d: &Domain| -> Vec<String> {
+        d.devices
+            .disks
+            .iter()
+            .map(|x| {
+                let a = x
+                    .info
+                    .address
+                    .as_ref()
+                    .filter(|a| a.attr("type") == Some("drive"));
+                let n = |k: &str| a.and_then(|a| a.attr(k)).unwrap_or("-").to_string();
+                format!(
+                    "{} {} {}:{}:{}:{}",
+                    x.target_dev,
+                    x.bus(),
+                    n("controller"),
+                    n("bus"),
+                    n("target"),
+                    n("unit")
+                )
+            })
+            .collect()
+    };
+    let (mut compared, mut on_controllers) = (0, 0);
+    for path in fixtures() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix("vi-").or(file.strip_prefix("hr-")) else {
+            continue;
+        };
+        let dx = path.with_file_name(format!("dx-{rest}"));
+        if !dx.exists() {
+            continue;
+        }
+        let mut ours = Domain::from_xml(&read(&path)).unwrap();
+        ours.fill_in_with(&mut Counter(0));
+        let libvirt = Domain::from_xml(&read(&dx)).unwrap();
+        assert_eq!(drive(&ours), drive(&libvirt), "{file}");
+        on_controllers += libvirt
+            .devices
+            .disks
+            .iter()
+            .filter(|d| d.bus() != "virtio")
+            .count();
+        compared += 1;
+    }
+    assert!(compared >= 40, "compared only {compared}");
+    assert!(
+        on_controllers >= 10,
+        "only {on_controllers} drive addresses"
+    );
 }

@@ -134,7 +134,7 @@ pub trait MonitorBackend: Send + Sync {
 
     /// The removable-media commands (`eject`, `blockdev-open-tray`,
     /// `blockdev-close-tray`, `blockdev-remove-medium`,
-    /// `blockdev-change-medium`) on the drive `target` names. Unknown
+    /// `blockdev-insert-medium`, `blockdev-change-medium`) on the drive `target` names. Unknown
     /// drives: DeviceNotFound, as QEMU.
     fn medium(&self, target: &MediumTarget, op: MediumOp) -> Result<(), QmpError> {
         let _ = op;
@@ -329,6 +329,11 @@ pub enum MediumOp {
     /// `eject`.
     Eject {
         force: bool,
+    },
+    /// `blockdev-insert-medium`: the format node `node_name` (added with
+    /// `blockdev-add`) into the open, empty tray.
+    Insert {
+        node_name: String,
     },
     /// `blockdev-change-medium`: open, remove, insert `filename` (raw),
     /// close.

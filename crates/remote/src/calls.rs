@@ -544,6 +544,20 @@ xdr_struct! {
         pub msg: DomainEventRebootMsg,
     }
 
+    /// `remote_domain_event_tray_change_msg`.
+    pub struct DomainEventTrayChangeMsg {
+        pub dom: NonnullDomain,
+        pub dev_alias: String,
+        /// `VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN` (0) or `_CLOSE` (1).
+        pub reason: i32,
+    }
+
+    /// `remote_domain_event_callback_tray_change_msg`.
+    pub struct DomainEventCallbackTrayChangeMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventTrayChangeMsg,
+    }
+
     /// `remote_connect_event_connection_closed_msg`.
     pub struct ConnectEventConnectionClosedMsg {
         /// `VIR_CONNECT_CLOSE_REASON_*`.

@@ -176,6 +176,11 @@ pub const VIR_DOMAIN_CONSOLE_FORCE: u32 = 1 << 0;
 pub const VIR_DOMAIN_EVENT_ID_LIFECYCLE: i32 = 0;
 /// `VIR_DOMAIN_EVENT_ID_REBOOT`.
 pub const VIR_DOMAIN_EVENT_ID_REBOOT: i32 = 1;
+/// `VIR_DOMAIN_EVENT_ID_TRAY_CHANGE`: a removable drive's tray moved.
+pub const VIR_DOMAIN_EVENT_ID_TRAY_CHANGE: i32 = 10;
+/// `VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN` and `_CLOSE`.
+pub const VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN: i32 = 0;
+pub const VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE: i32 = 1;
 /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB`: the disk named by its path.
 pub const VIR_DOMAIN_EVENT_ID_BLOCK_JOB: i32 = 8;
 /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2`: the disk named by its target.

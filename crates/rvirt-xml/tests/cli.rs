@@ -140,7 +140,7 @@ fn to_argv_prints_one_argument_per_line_and_warns_on_stderr() {
 
 #[test]
 fn to_argv_lists_refused_devices_with_lines() {
-    let xml = GOOD.replace("bus='virtio'", "bus='ide'").replace(
+    let xml = GOOD.replace("bus='virtio'", "bus='usb'").replace(
         "<serial type='pty'/>",
         "<serial type='pty'/>\n    <hostdev mode='subsystem' type='pci'/>",
     );
@@ -151,7 +151,7 @@ fn to_argv_lists_refused_devices_with_lines() {
     assert_eq!(
         lines,
         [
-            "-:6: disk 'vda': bus 'ide' is not emulated",
+            "-:6: disk 'vda': bus 'usb' is not emulated",
             "-:8: hostdev: 'pci' is not emulated"
         ],
         "{err}"

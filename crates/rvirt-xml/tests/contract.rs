@@ -24,9 +24,9 @@ use rvirt_domain::model::{Chardev, Disk, Domain, Interface};
 use rvirt_domain::xml::Element;
 use rvirt_domain::{derive_argv, DeriveError, RuntimePaths};
 use rvirt_vmm_config::{
-    parse, Action, Aio, Backing, ChardevBackend, DeviceAddr, DiskConfig, FormatNode, ImageFormat,
-    Netdev, PciAddr, PciBus, StreamAddr, StreamNetdev, TapSource, UserNetdev, VirtioConfig,
-    VmConfig,
+    parse, Action, Aio, AtaDriveConfig, AtaKind, Backing, ChardevBackend, DeviceAddr, DiskConfig,
+    FormatNode, ImageFormat, NetConfig, Netdev, NicModel, PciAddr, PciBus, StreamAddr,
+    StreamNetdev, TapSource, UserNetdev, VirtioConfig, VmConfig,
 };
 
 thread_local! {
@@ -116,7 +116,12 @@ fn check_disk(name: &str, d: &Disk, c: &DiskConfig) {
     );
     let format = drv.and_then(|x| x.format.as_deref()).unwrap_or("raw");
     same!(c.image.format.as_str(), format, "{what}: format");
-    same!(c.read_only(), d.readonly, "{what}: read-only");
+    // A CD-ROM is read-only whatever the definition says (libvirt's too).
+    same!(
+        c.read_only(),
+        d.readonly || d.device == "cdrom",
+        "{what}: read-only"
+    );
     same!(
         vmm_cache(c),
         libvirt_cache(drv.and_then(|x| x.cache.as_deref())),
@@ -172,14 +177,73 @@ fn check_chain(what: &str, store: Option<&Element>, node: &FormatNode) {
     }
 }
 
-fn check_nic(name: &str, dom: &str, i: usize, iface: &Interface, v: &VirtioConfig) {
-    let what = format!("{name}: interface {i}");
-    // The only NIC model rvirt-vmm has is virtio; anything else must have
-    // been refused.
-    same!(iface.model.as_deref(), Some("virtio"), "{what}: model");
-    let VirtioConfig::Net(n) = v else {
-        panic!("{what}: became {v:?}, not a virtio-net device");
+/// An ATA drive as the definition means it: a disk or a CD-ROM, on
+/// the AHCI controller (index in `VmConfig::ahci`: q35's built-in one
+/// first, then each `-device ahci`, whose id is libvirt's `sataN`) and
+/// port its drive address names.
+fn check_ata(name: &str, dom: &Domain, d: &Disk, a: &AtaDriveConfig, cfg: &VmConfig) {
+    let what = format!("{name}: disk '{}'", d.target_dev);
+    let kind = if d.device == "cdrom" {
+        AtaKind::Cdrom
+    } else {
+        AtaKind::Disk
     };
+    same!(a.kind, kind, "{what}: kind");
+    let addr = d
+        .info
+        .address
+        .as_ref()
+        .filter(|x| x.attr("type") == Some("drive"))
+        .expect("filled in");
+    let n = |k: &str| addr.attr(k).map_or(0, number);
+    let q35 = cfg.ahci.first().is_some_and(|c| c.builtin);
+    let controller = match n("controller") {
+        0 if q35 => Some(0),
+        c => cfg
+            .ahci
+            .iter()
+            .position(|x| x.id.as_deref() == Some(&format!("sata{c}"))),
+    };
+    same!(Some(a.controller), controller, "{what}: controller");
+    same!(u32::from(a.port), n("unit"), "{what}: port");
+    if !q35 || n("controller") != 0 {
+        let want = dom
+            .devices
+            .others
+            .iter()
+            .find(|o| {
+                o.kind() == "controller"
+                    && o.dev_type() == Some("sata")
+                    && o.element.attr("index").map(number) == Some(n("controller"))
+            })
+            .and_then(|o| libvirt_place(o.element.child("address"), cfg));
+        let got = cfg
+            .ahci
+            .get(a.controller)
+            .map(|c| DeviceAddr::Pci { addr: c.addr });
+        same!(got, want, "{what}: its controller's place");
+    }
+    match &a.disk {
+        Some(c) => check_disk(name, d, c),
+        None => same!(d.source_path(), None, "{what}: medium"),
+    }
+}
+
+/// The VMM's NIC for a definition's interface: virtio-net or e1000.
+enum VmmNic<'a> {
+    Virtio(&'a NetConfig),
+    Pci(&'a NetConfig, NicModel),
+}
+
+fn check_nic(name: &str, dom: &str, i: usize, iface: &Interface, v: &VmmNic) {
+    let what = format!("{name}: interface {i}");
+    // virtio and e1000 are the NIC models rvirt-vmm has; anything else
+    // must have been refused.
+    let (n, model) = match v {
+        VmmNic::Virtio(n) => (*n, "virtio"),
+        VmmNic::Pci(n, m) => (*n, m.driver()),
+    };
+    same!(iface.model.as_deref(), Some(model), "{what}: model");
     let mac = iface.mac.expect("filled in").to_string();
     let got = n
         .mac
@@ -421,6 +485,7 @@ fn check_pci(name: &str, dom: &Domain, cfg: &VmConfig) {
     let disks: Vec<_> = devs
         .disks
         .iter()
+        .filter(|d| d.bus() == "virtio")
         .map(|d| want(d.info.address.as_ref()))
         .collect();
     let got: Vec<_> = addrs(&|v| matches!(v, VirtioConfig::Blk(_)))
@@ -428,16 +493,24 @@ fn check_pci(name: &str, dom: &Domain, cfg: &VmConfig) {
         .map(Some)
         .collect();
     same!(got, disks, "{name}: disks' places");
-    let nics: Vec<_> = devs
-        .interfaces
-        .iter()
-        .map(|i| want(i.info.address.as_ref()))
-        .collect();
+    let nics = |virtio: bool| -> Vec<_> {
+        devs.interfaces
+            .iter()
+            .filter(|i| (i.model.as_deref() == Some("virtio")) == virtio)
+            .map(|i| want(i.info.address.as_ref()))
+            .collect()
+    };
     let got: Vec<_> = addrs(&|v| matches!(v, VirtioConfig::Net(_)))
         .into_iter()
         .map(Some)
         .collect();
-    same!(got, nics, "{name}: NICs' places");
+    same!(got, nics(true), "{name}: virtio NICs' places");
+    let got: Vec<_> = cfg
+        .nics
+        .iter()
+        .map(|n| Some(DeviceAddr::Pci { addr: n.addr }))
+        .collect();
+    same!(got, nics(false), "{name}: e1000 NICs' places");
     let others = |kind: &str| -> Vec<Option<DeviceAddr>> {
         devs.others
             .iter()
@@ -552,43 +625,51 @@ fn check(name: &str, dom: &mut Domain) -> bool {
     same!(cfg.initrd, path(&dom.os.initrd), "{name}: initrd");
     same!(cfg.append, dom.os.cmdline, "{name}: kernel command line");
 
-    let disks: Vec<&DiskConfig> = cfg
-        .virtio
-        .iter()
-        .filter_map(|v| match v {
-            VirtioConfig::Blk(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    same!(disks.len(), dom.devices.disks.len(), "{name}: disks");
+    // virtio disks in their order, ATA drives (SATA, IDE) in theirs.
+    let mut virtio_disks = cfg.virtio.iter().filter_map(|v| match v {
+        VirtioConfig::Blk(d) => Some(d),
+        _ => None,
+    });
+    let mut ata = cfg.ata_drives.iter();
+    let n_disks = virtio_disks.clone().count() + cfg.ata_drives.len();
+    same!(n_disks, dom.devices.disks.len(), "{name}: disks");
     let (disk_boot, nic_boot) = boot_order(dom);
-    for ((d, c), boot) in dom.devices.disks.iter().zip(disks).zip(disk_boot) {
-        check_disk(name, d, c);
+    for (d, boot) in dom.devices.disks.iter().zip(disk_boot) {
+        let bootindex = if matches!(d.bus(), "sata" | "ide") {
+            let Some(a) = ata.next() else { break };
+            check_ata(name, dom, d, a, &cfg);
+            a.bootindex
+        } else {
+            let Some(c) = virtio_disks.next() else { break };
+            check_disk(name, d, c);
+            c.bootindex
+        };
         same!(
-            c.bootindex,
+            bootindex,
             boot,
             "{name}: disk '{}': boot order",
             d.target_dev
         );
     }
-    let nics: Vec<&VirtioConfig> = cfg
-        .virtio
-        .iter()
-        .filter(|v| matches!(v, VirtioConfig::Net(_)))
-        .collect();
-    same!(nics.len(), dom.devices.interfaces.len(), "{name}: NICs");
-    for (i, ((iface, v), boot)) in dom
-        .devices
-        .interfaces
-        .iter()
-        .zip(nics)
-        .zip(nic_boot)
-        .enumerate()
-    {
-        check_nic(name, &dom.name, i, iface, v);
-        if let VirtioConfig::Net(n) = v {
-            same!(n.bootindex, boot, "{name}: interface {i}: boot order");
-        }
+    // virtio NICs in their order, e1000s in theirs.
+    let mut virtio_nics = cfg.virtio.iter().filter_map(|v| match v {
+        VirtioConfig::Net(n) => Some(n),
+        _ => None,
+    });
+    let mut pci_nics = cfg.nics.iter();
+    let n_nics = virtio_nics.clone().count() + cfg.nics.len();
+    same!(n_nics, dom.devices.interfaces.len(), "{name}: NICs");
+    for (i, (iface, boot)) in dom.devices.interfaces.iter().zip(nic_boot).enumerate() {
+        let v = if iface.model.as_deref() == Some("virtio") {
+            let Some(n) = virtio_nics.next() else { break };
+            VmmNic::Virtio(n)
+        } else {
+            let Some(n) = pci_nics.next() else { break };
+            VmmNic::Pci(&n.net, n.model)
+        };
+        check_nic(name, &dom.name, i, iface, &v);
+        let (VmmNic::Virtio(n) | VmmNic::Pci(n, _)) = v;
+        same!(n.bootindex, boot, "{name}: interface {i}: boot order");
     }
     check_chardevs(name, dom, &cfg);
     check_pci(name, dom, &cfg);

@@ -100,7 +100,22 @@ impl BlockNodes {
             let device = d.id.clone().unwrap_or_else(|| d.drive.clone());
             graph.seed(&d.image, User::Device(device));
         }
+        // ATA drives' media: a CD-ROM's is let go when it is removed
+        // (`blockdev-remove-medium`), then deleted by the client.
+        for a in &cfg.ata_drives {
+            let Some(d) = &a.disk else { continue };
+            let device = a.id.clone().unwrap_or_else(|| d.drive.clone());
+            graph.seed(&d.image, User::Device(device));
+        }
         graph
+    }
+
+    /// The format node device `device` holds, if any.
+    pub(crate) fn held_by(&self, device: &str) -> Option<String> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| matches!(&n.user, Some(User::Device(d)) if d == device))
+            .map(|(name, _)| name.clone())
     }
 
     fn seed(&mut self, f: &FormatNode, user: User) {

@@ -774,7 +774,10 @@ impl Vmm {
                     JobVerb::Dismiss => jobs.dismiss(&id, &self.bus),
                 }
             }
-            MonitorRequest::Medium { target, op } => self.devices.medium(&target, op, &self.bus),
+            MonitorRequest::Medium { target, op } => {
+                let mut nodes = self.state.nodes();
+                self.devices.medium(&target, op, &self.bus, &mut nodes)
+            }
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);

@@ -68,9 +68,14 @@ pub struct BlockDevice<'a> {
     pub driver: &'a str,
     #[serde(flatten)]
     pub pci: Option<super::pci::PciPlace>,
+    /// An ATA drive's port (SATA, IDE).
+    #[serde(flatten)]
+    pub ata: Option<DrivePlace>,
     #[serde(rename = "share-rw", skip_serializing_if = "std::ops::Not::not")]
     pub share_rw: bool,
-    pub drive: &'a str,
+    /// None: a CD-ROM with no medium.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drive: Option<&'a str>,
     pub id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootindex: Option<u32>,
@@ -78,6 +83,16 @@ pub struct BlockDevice<'a> {
     pub serial: Option<&'a str>,
     #[serde(rename = "write-cache", skip_serializing_if = "Option::is_none")]
     pub write_cache: Option<&'a str>,
+}
+
+/// Where an ATA drive plugs in, as libvirt writes its drive address:
+/// `"bus":"ide.N"` (port N of q35's built-in AHCI), `"bus":"sataC.N"`
+/// (an `ahci` device) or `"bus":"ide.B","unit":U` (pc's IDE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrivePlace {
+    pub bus: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<u32>,
 }
 
 /// The object as one JSON argument.

@@ -29,7 +29,10 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("controller", Some("fdc"), Implicit),
     ("controller", Some("virtio-serial"), Implicit),
     ("controller", Some("usb"), Omitted),
-    ("controller", Some("sata"), Omitted),
+    // q35's built-in AHCI (00:1f.2) is part of the machine; another one
+    // (pc, or a second on q35) is `-device ahci`, emitted with the disks'
+    // controllers (derive's sata_controllers()).
+    ("controller", Some("sata"), Implicit),
     ("controller", Some("scsi"), Omitted),
     ("controller", Some("ccid"), Omitted),
     ("input", Some("ps2"), Implicit),
@@ -76,9 +79,28 @@ pub fn live_view(dom: &crate::Domain) -> crate::Domain {
 pub fn disk_driver(bus: &str) -> Option<&'static str> {
     match bus {
         "virtio" => Some("virtio-blk"),
+        "sata" | "ide" => Some("ide-hd"),
         _ => None,
     }
 }
+
+/// The `-device` driver for a `<disk device=…>` on `bus`: a disk's, or a
+/// CD-ROM's (an ATAPI drive on SATA or IDE; virtio has no CD-ROM).
+pub fn disk_device_driver(bus: &str, device: &str) -> Option<&'static str> {
+    match (bus, device) {
+        (_, "disk") => disk_driver(bus),
+        ("sata" | "ide", "cdrom") => Some("ide-cd"),
+        _ => None,
+    }
+}
+
+/// The `-device` driver of an AHCI controller that is not q35's built-in one.
+pub const AHCI: &str = "ahci";
+
+/// pc's PIIX3 IDE controller (00:01.1, buses `ide.0` and `ide.1`): not in
+/// rvirt-vmm yet (the `ide` branch adds it); until it is, `<disk
+/// bus='ide'>` is refused here rather than by the VMM at start.
+pub const PIIX3_IDE: bool = false;
 
 /// Disk source types rvirt-vmm can open, with the block driver for each.
 pub fn disk_source_driver(disk_type: &str) -> Option<&'static str> {
@@ -98,8 +120,17 @@ pub fn disk_format(format: &str) -> bool {
 pub fn nic_driver(model: &str) -> Option<&'static str> {
     match model {
         "virtio" => Some("virtio-net"),
+        // QEMU's 82540EM; only ever a PCI function. e1000e (82574L) is
+        // not emulated.
+        "e1000" => Some("e1000"),
         _ => None,
     }
+}
+
+/// Whether a NIC model's driver is a PCI device with no transport suffix
+/// (no virtio-mmio form).
+pub fn nic_is_pci_only(model: &str) -> bool {
+    model == "e1000"
 }
 
 /// Interface types whose backend is a host tap device.
@@ -203,6 +234,12 @@ mod tests {
         assert_eq!(device("filesystem", None), Refused);
         assert_eq!(device("watchdog", Some("i6300esb")), Refused);
         assert_eq!(device("something-new", None), Refused);
+        assert_eq!(disk_device_driver("sata", "cdrom"), Some("ide-cd"));
+        assert_eq!(disk_device_driver("ide", "disk"), Some("ide-hd"));
+        assert_eq!(disk_device_driver("virtio", "cdrom"), None);
+        assert_eq!(disk_device_driver("scsi", "disk"), None);
+        assert_eq!(nic_driver("e1000"), Some("e1000"));
+        assert_eq!(nic_driver("e1000e"), None);
     }
 
     #[test]

@@ -161,6 +161,12 @@ pub(crate) const CLOSE_TRAY_PARAMS: &[Param] = &[
 /// `blockdev-remove-medium`'s arguments.
 pub(crate) const REMOVE_MEDIUM_PARAMS: &[Param] = &[Param::required("id", ArgType::Str)];
 
+/// `blockdev-insert-medium`'s arguments.
+pub(crate) const INSERT_MEDIUM_PARAMS: &[Param] = &[
+    Param::required("id", ArgType::Str),
+    Param::required("node-name", ArgType::Str),
+];
+
 /// `blockdev-change-medium`'s arguments.
 pub(crate) const CHANGE_MEDIUM_PARAMS: &[Param] = &[
     Param::optional("device", ArgType::Str),
@@ -216,6 +222,19 @@ pub(super) fn remove_medium(
     args: &Map<String, Value>,
 ) -> Result<Value, QmpError> {
     b.medium(&target(args)?, MediumOp::Remove)?;
+    Ok(Value::Object(Map::new()))
+}
+
+pub(super) fn insert_medium(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let node_name = args
+        .get("node-name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    b.medium(&target(args)?, MediumOp::Insert { node_name })?;
     Ok(Value::Object(Map::new()))
 }
 

@@ -157,6 +157,11 @@ const COMMANDS: &[Command] = &[
         run: Run::Plain(control::remove_medium),
     },
     Command {
+        name: "blockdev-insert-medium",
+        params: control::INSERT_MEDIUM_PARAMS,
+        run: Run::Plain(control::insert_medium),
+    },
+    Command {
         name: "blockdev-change-medium",
         params: control::CHANGE_MEDIUM_PARAMS,
         run: Run::Plain(control::change_medium),

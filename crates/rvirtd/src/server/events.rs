@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rvirt_remote::calls::{
     DomainEventBlockJob2Msg, DomainEventBlockJobMsg, DomainEventCallbackBlockJobMsg,
-    DomainEventCallbackRebootMsg, DomainEventRebootMsg, NetworkEventLifecycleMsg,
-    StoragePoolEventLifecycleMsg, StoragePoolEventRefreshMsg,
+    DomainEventCallbackRebootMsg, DomainEventCallbackTrayChangeMsg, DomainEventRebootMsg,
+    DomainEventTrayChangeMsg, NetworkEventLifecycleMsg, StoragePoolEventLifecycleMsg,
+    StoragePoolEventRefreshMsg,
 };
 use rvirt_remote::consts::storage::{EVENT_ID_LIFECYCLE, EVENT_ID_REFRESH};
 use rvirt_remote::consts::{
     VIR_DOMAIN_EVENT_ID_BLOCK_JOB, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-    VIR_DOMAIN_EVENT_ID_REBOOT, VIR_NETWORK_EVENT_ID_LIFECYCLE,
+    VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, VIR_NETWORK_EVENT_ID_LIFECYCLE,
 };
 use rvirt_remote::types::{NonnullNetwork, NonnullStoragePool};
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
@@ -152,6 +153,26 @@ impl EventHub {
                     DomainEventCallbackRebootMsg {
                         callback_id: id,
                         msg: DomainEventRebootMsg { dom: dom.clone() },
+                    },
+                )));
+        });
+    }
+
+    /// A removable drive's tray moved (the VMM's DEVICE_TRAY_MOVED):
+    /// libvirt's TRAY_CHANGE with the device's alias and
+    /// `VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN` or `_CLOSE`.
+    pub fn tray_change(&self, dom: &NonnullDomain, alias: &str, reason: i32) {
+        tracing::debug!(domain = %dom.name, alias, reason, "tray change event");
+        self.each(VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, dom, |s, id| {
+            s.outbox
+                .send(&server::event(&Args::DomainEventCallbackTrayChange(
+                    DomainEventCallbackTrayChangeMsg {
+                        callback_id: id,
+                        msg: DomainEventTrayChangeMsg {
+                            dom: dom.clone(),
+                            dev_alias: alias.to_string(),
+                            reason,
+                        },
                     },
                 )));
         });

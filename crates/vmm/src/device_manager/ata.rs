@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use rvirt_ata::ahci::{Ahci, Attachment};
 use rvirt_ata::drive::{Drive, Identity, Kind};
-use rvirt_block::{AioMode, Backing, ImageFormat, ImageSpec, OpenOptions, Stats};
+use rvirt_block::{AioMode, Backing, Disk, ImageFormat, ImageSpec, OpenOptions, Stats};
 use rvirt_qmp::{Event as QmpEvent, EventBus, MediumOp, QmpError};
 use rvirt_vmm_config::{AhciConfig, AtaKind, VmConfig};
 use vmm_sys_util::eventfd::EventFd;
@@ -213,6 +213,65 @@ impl Subscriber for AtaSubscriber {
     }
 }
 
+/// Opens format node `node` (added with `blockdev-add`, its file perhaps
+/// passed as `/dev/fdset/N`) as a CD-ROM's medium: read-only, raw, on
+/// the inline engine as every CD-ROM medium.
+pub(crate) fn open_medium(node: &rvirt_vmm_config::FormatNode) -> Result<Disk<u8>, QmpError> {
+    let mut spec = crate::disk::image_spec(node);
+    spec.read_only = true;
+    if spec.format != ImageFormat::Raw {
+        return Err(QmpError::generic("a CD-ROM medium must be raw".to_string()));
+    }
+    let options = OpenOptions {
+        read_only: true,
+        aio: AioMode::Sync,
+        ..OpenOptions::default()
+    };
+    let passed = |path: &std::path::Path, write: bool| crate::fdset::open(path, true, write);
+    let name = node.node_name.clone().unwrap_or_default();
+    Disk::<u8>::open_image_with(&spec, &options, &passed)
+        .map_err(|e| QmpError::generic(format!("Could not open node '{name}': {e}")))
+}
+
+/// `blockdev-insert-medium`: `disk` (node `node_name`'s image, at
+/// `filename`) into `drive`'s open, empty tray, as QEMU checks it. Only a
+/// format node is taken (libvirt inserts nothing else; QEMU would also
+/// take a protocol node).
+pub(crate) fn insert(
+    ahci: &Mutex<Ahci>,
+    drive: &AtaDrive,
+    disk: Disk<u8>,
+    filename: String,
+) -> Result<(), QmpError> {
+    let name = drive
+        .id
+        .clone()
+        .or_else(|| drive.device.clone())
+        .unwrap_or_default();
+    if !drive.cdrom {
+        return Err(QmpError::generic(format!(
+            "Device '{name}' is not removable"
+        )));
+    }
+    let port = usize::from(drive.port);
+    let mut a = ahci.lock().unwrap_or_else(|p| p.into_inner());
+    let open = a
+        .device(port)
+        .and_then(|x| x.drive.cdrom_state())
+        .is_some_and(|c| c.tray_open());
+    // QEMU 7.2's words (they name no device).
+    if !open {
+        return Err(QmpError::generic("Tray of the device is not open"));
+    }
+    let mut file = drive.file.lock().unwrap_or_else(|p| p.into_inner());
+    if file.is_some() {
+        return Err(QmpError::generic("There already is a medium in the device"));
+    }
+    a.set_medium(port, Some(disk));
+    *file = Some(filename);
+    Ok(())
+}
+
 /// Runs a removable-media command on `drive` of `ahci`; posts
 /// DEVICE_TRAY_MOVED for each tray move.
 pub(crate) fn medium(
@@ -234,6 +293,10 @@ pub(crate) fn medium(
     // A new medium is opened before the tray moves, so a file that will
     // not open changes nothing.
     let new_disk = match &op {
+        // Needs the block graph: the device manager's medium().
+        MediumOp::Insert { .. } => {
+            return Err(QmpError::generic("blockdev-insert-medium needs a node"));
+        }
         MediumOp::Change { filename, format } => {
             if format.as_deref().is_some_and(|f| f != "raw") {
                 return Err(QmpError::generic(format!(
@@ -319,6 +382,7 @@ pub(crate) fn medium(
             }
             remove(&mut a);
         }
+        MediumOp::Insert { .. } => {}
         MediumOp::Change { filename, .. } => {
             if !open_tray(&mut a, false) {
                 return Err(locked());

@@ -420,6 +420,7 @@ impl DeviceManager {
         target: &rvirt_qmp::MediumTarget,
         op: rvirt_qmp::MediumOp,
         bus: &EventBus,
+        nodes: &mut crate::block_nodes::BlockNodes,
     ) -> Result<(), rvirt_qmp::QmpError> {
         let found = self
             .ata_drives
@@ -432,7 +433,51 @@ impl DeviceManager {
         let Some(drive) = found else {
             return Err(rvirt_qmp::QmpError::device_not_found(target.name()));
         };
-        ata::medium(&self.ata[drive.controller].ahci, drive, op, bus)
+        let ahci = &self.ata[drive.controller].ahci;
+        // The name its medium's node is held under (BlockNodes::new).
+        let holder = drive
+            .id
+            .clone()
+            .or_else(|| drive.device.clone())
+            .unwrap_or_default();
+        match op {
+            rvirt_qmp::MediumOp::Insert { node_name } => {
+                if !nodes.contains(&node_name) {
+                    return Err(rvirt_qmp::QmpError::generic(format!(
+                        "Node '{node_name}' not found"
+                    )));
+                }
+                let node = nodes.format_node(&node_name).cloned().ok_or_else(|| {
+                    rvirt_qmp::QmpError::generic(format!(
+                        "node '{node_name}' is a protocol node: a CD-ROM takes a format node"
+                    ))
+                })?;
+                if nodes.user(&node_name).is_some() {
+                    return Err(rvirt_qmp::QmpError::generic(format!(
+                        "Node '{node_name}' is already in use"
+                    )));
+                }
+                let disk = ata::open_medium(&node)?;
+                let filename = node.path().display().to_string();
+                ata::insert(ahci, drive, disk, filename)?;
+                nodes.attach(&node_name, crate::block_nodes::User::Device(holder))?;
+                Ok(())
+            }
+            op => {
+                let removes = matches!(
+                    op,
+                    rvirt_qmp::MediumOp::Remove
+                        | rvirt_qmp::MediumOp::Eject { .. }
+                        | rvirt_qmp::MediumOp::Change { .. }
+                );
+                ata::medium(ahci, drive, op, bus)?;
+                // The node that was the medium is free for blockdev-del.
+                if let (true, Some(n)) = (removes, nodes.held_by(&holder)) {
+                    nodes.detach(&n);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The NIC `set_link` names, if any.

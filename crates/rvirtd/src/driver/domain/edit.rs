@@ -4,9 +4,10 @@
 //! taken out of) the stored XML, and the result goes through the same
 //! validation, fill-in (aliases, addresses) and atomic write as any
 //! define, so a rejected edit changes nothing. `--live` changes only what
-//! rvirt-vmm can change at run time (the balloon target); everything
-//! else is refused with libvirt's "not supported live" errors (rvirt-vmm
-//! has no hot-plug until its PCI bus lands).
+//! rvirt-vmm can change at run time (the balloon target, a CD-ROM's
+//! medium: [`super::media`]); everything else is refused with libvirt's
+//! "not supported live" errors (rvirt-vmm has no hot-plug until its PCI
+//! bus lands).
 
 use std::sync::PoisonError;
 
@@ -270,7 +271,12 @@ impl DomainDriver {
         let _job = job.lock().unwrap_or_else(PoisonError::into_inner);
         let (active, stored) = self.edit_state(dom)?;
         let (live, config) = impact(flags, active, stored.is_some())?;
-        if live {
+        if live && edit == DeviceEdit::Update && super::media::is_removable(&dev) {
+            // A CD-ROM's medium: changed live before the config, as
+            // libvirt does (neither changes when the live half fails).
+            let (name, run) = self.running(dom)?;
+            self.change_media_live(&name, &run, &dev, flags & MODIFY_FORCE != 0)?;
+        } else if live {
             // Before the config: libvirt changes neither when the live
             // half fails.
             return Err(RemoteError::new(

@@ -367,6 +367,7 @@ impl DomainDriver {
                 "BLOCK_JOB_READY" | "BLOCK_JOB_COMPLETED" | "BLOCK_JOB_CANCELLED" => {
                     self.on_block_job_event(name, run, &ev)
                 }
+                "DEVICE_TRAY_MOVED" => self.on_tray_moved(name, run, ev.data.as_ref()),
                 "BALLOON_CHANGE" => {
                     let actual = ev.data.as_ref().and_then(|d| d["actual"].as_u64());
                     if let Some(bytes) = actual {

@@ -29,6 +29,7 @@ pub mod dac;
 pub mod definitions;
 pub mod edit;
 pub mod lifecycle;
+pub mod media;
 pub mod memstats;
 pub mod nics;
 pub mod passt;

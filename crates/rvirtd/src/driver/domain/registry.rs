@@ -43,6 +43,8 @@ pub struct Running {
     pub balloon_kib: std::sync::atomic::AtomicU64,
     /// The passt serving its user-mode interfaces, stopped with it.
     pub passt: Vec<super::passt::PasstChild>,
+    /// Its removable drives' trays and media as rvirtd last saw them.
+    pub media: super::media::MediaState,
 }
 
 impl Running {
@@ -67,6 +69,7 @@ impl Running {
             blocks: Default::default(),
             balloon_kib: std::sync::atomic::AtomicU64::new(0),
             passt: Vec::new(),
+            media: Default::default(),
         }
     }
 
@@ -88,6 +91,16 @@ impl Running {
     /// lock and saves the runtime record after).
     pub fn set_live(&self, live: Domain) {
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(live);
+    }
+
+    /// Changes the live definition in place: `f` runs on a copy under the
+    /// write lock, so two threads changing different parts (a request and
+    /// the monitor's events) lose neither change.
+    pub fn update_live(&self, f: impl FnOnce(&mut Domain)) {
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        let mut d = (**live).clone();
+        f(&mut d);
+        *live = Arc::new(d);
     }
 
     /// Records files given to the VM's user after its start.

@@ -855,7 +855,8 @@ pub(super) fn top_nodes(
         RemoteError::operation_failed(&format!("query-block: {}", crate::error_chain(&e)))
     })?;
     let mut top = std::collections::BTreeMap::new();
-    let mut next = 0u64;
+    // Past the nodes of media rvirtd inserted, which query-block does not name.
+    let mut next = run.media.next_free();
     let live = run.live();
     for b in info.as_array().into_iter().flatten() {
         let Some(node) = b["inserted"]["node-name"].as_str() else {
