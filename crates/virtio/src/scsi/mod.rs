@@ -20,7 +20,7 @@ mod tests;
 use std::sync::Arc;
 
 use rvirt_block::{Done, Op, Request as DiskRequest};
-use rvirt_scsi::disk::DiskInfo;
+pub use rvirt_scsi::disk::DiskInfo;
 use rvirt_scsi::mmc::{Cdrom, Flavor, Tray};
 use rvirt_scsi::{Outcome, Sense};
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
@@ -203,6 +203,9 @@ impl Scsi {
         let Some(active) = self.active.as_ref() else {
             return;
         };
+        if !active.queues[q].ready() {
+            return;
+        }
         let mem = active.mem.clone();
         let interrupt = active.interrupt.clone();
         let mut used = false;
@@ -451,10 +454,18 @@ impl VirtioDevice for Scsi {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let queues: [Queue; 3] = crate::device::ready_queues(ctx.queues)?;
+        // Only the request queue must be there: SeaBIOS sets up that one
+        // alone, and QEMU serves it so.
+        let got = ctx.queues.len();
+        if got != 3 {
+            return Err(ActivateError::QueueCount { expected: 3, got });
+        }
+        if !ctx.queues[2].ready() {
+            return Err(ActivateError::QueueNotReady(2));
+        }
         self.active = Some(Active {
             mem: Arc::new(ctx.mem),
-            queues: queues.into(),
+            queues: ctx.queues,
             interrupt: ctx.interrupt,
         });
         Ok(())

@@ -106,9 +106,7 @@ impl Rig {
         req[..8].copy_from_slice(&addr);
         req[19..19 + cdb.len()].copy_from_slice(cdb);
         self.mem.write_slice(&req, GuestAddress(REQ)).unwrap();
-        self.mem
-            .write_slice(&out.to_vec(), GuestAddress(OUT))
-            .unwrap();
+        self.mem.write_slice(out, GuestAddress(OUT)).unwrap();
         let mut chain = vec![(REQ, REQ_LEN, 0)];
         if !out.is_empty() {
             chain.push((OUT, out.len() as u32, 0));
@@ -381,4 +379,30 @@ fn the_config_space_is_qemus_and_takes_sense_and_cdb_sizes() {
     let mut past = [0xffu8; 8];
     dev.read_config(1000, &mut past);
     assert_eq!(past, [0; 8]);
+}
+
+#[test]
+fn the_request_queue_alone_is_enough_as_for_seabios() {
+    let mut r = rig();
+    let mem = r.mem.clone();
+    let qs = [0, 1, 2].map(|i| MockSplitQueue::create(&mem, GuestAddress(i * 0x1_0000), 16));
+    let mut queues: Vec<virtio_queue::Queue> =
+        qs.iter().map(|m| m.create_queue().unwrap()).collect();
+    queues[0].set_ready(false);
+    queues[1].set_ready(false);
+    let irq = Arc::new(RecordingInterrupt::default());
+    let ctx = |queues| ActivateContext {
+        mem: mem.clone(),
+        queues,
+        interrupt: irq.clone(),
+        acked_features: crate::features::VERSION_1,
+    };
+    r.dev.activate(ctx(queues)).unwrap();
+    // A kick on a control queue that is not there changes nothing.
+    r.dev.process_queue(0);
+    assert!(!irq.needs_reset.load(std::sync::atomic::Ordering::SeqCst));
+    let mut queues: Vec<virtio_queue::Queue> =
+        qs.iter().map(|m| m.create_queue().unwrap()).collect();
+    queues[2].set_ready(false);
+    assert!(r.dev.activate(ctx(queues)).is_err(), "no request queue");
 }

@@ -14,6 +14,7 @@ pub(crate) mod block;
 mod firmware;
 mod netdev;
 mod pci;
+mod scsi;
 mod virtio;
 
 pub use netdev::parse_netdev;
@@ -523,6 +524,15 @@ impl Builder {
             }
             "ide-cd" => {
                 self.ata.drive(AtaKind::Cdrom, &mut o)?;
+                o.finish()?;
+            }
+            "scsi-hd" | "scsi-cd" => {
+                let kind = if driver == "scsi-hd" {
+                    AtaKind::Disk
+                } else {
+                    AtaKind::Cdrom
+                };
+                self.virtio.scsi_lun(kind, &mut o)?;
                 o.finish()?;
             }
             "bochs-display" => {

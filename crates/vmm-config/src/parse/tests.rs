@@ -5,6 +5,7 @@ mod ata;
 mod firmware;
 mod netdev_user_stream;
 mod pci;
+mod scsi;
 mod virtio_net_console_balloon;
 
 fn run(args: &[&str]) -> VmConfig {
