@@ -27,7 +27,12 @@ struct VirtioDevice<'a> {
 
 /// `-device` for a virtio device with an id: libvirt's JSON on PCI, the
 /// key=value form rvirt has always used on virtio-mmio.
-fn virtio_device(base: &str, id: &str, rng: Option<&str>, place: Option<PciPlace>) -> String {
+pub(super) fn virtio_device(
+    base: &str,
+    id: &str,
+    rng: Option<&str>,
+    place: Option<PciPlace>,
+) -> String {
     match place {
         Some(pci) => blockdev::json(&VirtioDevice {
             driver: pci::driver(base, &Some(pci.clone())),
@@ -49,6 +54,7 @@ fn virtio_device(base: &str, id: &str, rng: Option<&str>, place: Option<PciPlace
 pub(super) fn all(dom: &Domain, b: &mut Builder) {
     let boot = super::boot::indices(dom);
     pci::root_ports(dom, b);
+    super::scsi::controllers(dom, b);
     let needs_virtio_serial = dom
         .devices
         .consoles
@@ -192,7 +198,7 @@ fn disk(
         b.refuse(line, &what, format!("bus '{bus}' is not emulated"));
         ok = false;
     }
-    if d.device != "disk" {
+    if !support::disk_device(bus, &d.device) {
         b.refuse(
             line,
             &what,
@@ -220,6 +226,17 @@ fn disk(
         ok = false;
     }
     let path = d.source_path();
+    if path.is_none() && ok && bus == "scsi" && d.device == "cdrom" {
+        // An empty CD-ROM: the device alone.
+        let alias = d.info.alias.clone().unwrap_or_else(|| names::disk_alias(d));
+        let lun = super::scsi::Lun {
+            drive: None,
+            id: &alias,
+            bootindex,
+            write_cache: None,
+        };
+        return super::scsi::device(dom, d, lun, b);
+    }
     if path.is_none() && ok {
         b.refuse(line, &what, "has no source".to_string());
         ok = false;
@@ -342,6 +359,15 @@ fn disk(
         }),
     );
     let alias = d.info.alias.clone().unwrap_or_else(|| names::disk_alias(d));
+    if bus == "scsi" {
+        let lun = super::scsi::Lun {
+            drive: Some(&fmt_node),
+            id: &alias,
+            bootindex,
+            write_cache: cache.map(|c| if c.1 { "on" } else { "off" }),
+        };
+        return super::scsi::device(dom, d, lun, b);
+    }
     let place = pci::place(dom, d.info.address.as_ref(), line, &what, b);
     let driver = pci::driver(device_driver, &place);
     b.opt(
@@ -729,6 +755,11 @@ fn others(dom: &Domain, b: &mut Builder) {
         let variant = match kind {
             "input" => o.element.attr("bus"),
             "controller" if o.dev_type() == Some("pci") => Some(o.model().unwrap_or("pci-root")),
+            "controller"
+                if o.dev_type() == Some("scsi") && o.model() == Some(super::scsi::MODEL) =>
+            {
+                o.model()
+            }
             "controller" | "graphics" => o.dev_type(),
             _ => o.model(),
         };

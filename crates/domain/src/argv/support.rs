@@ -30,6 +30,9 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("controller", Some("virtio-serial"), Implicit),
     ("controller", Some("usb"), Omitted),
     ("controller", Some("sata"), Omitted),
+    // Emitted with its disks (argv/scsi.rs); other SCSI models are left
+    // off, their disks refused.
+    ("controller", Some("virtio-scsi"), Emulated),
     ("controller", Some("scsi"), Omitted),
     ("controller", Some("ccid"), Omitted),
     ("input", Some("ps2"), Implicit),
@@ -76,8 +79,15 @@ pub fn live_view(dom: &crate::Domain) -> crate::Domain {
 pub fn disk_driver(bus: &str) -> Option<&'static str> {
     match bus {
         "virtio" => Some("virtio-blk"),
+        // scsi-hd or scsi-cd, on a virtio-scsi controller (argv/scsi.rs).
+        "scsi" => Some("scsi-hd"),
         _ => None,
     }
+}
+
+/// Whether a disk of kind `device` (`disk`, `cdrom`, ...) can sit on `bus`.
+pub fn disk_device(bus: &str, device: &str) -> bool {
+    device == "disk" || (bus == "scsi" && device == "cdrom")
 }
 
 /// Disk source types rvirt-vmm can open, with the block driver for each.
