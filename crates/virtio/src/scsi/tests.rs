@@ -406,3 +406,55 @@ fn the_request_queue_alone_is_enough_as_for_seabios() {
     queues[2].set_ready(false);
     assert!(r.dev.activate(ctx(queues)).is_err(), "no request queue");
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn descriptor() -> impl Strategy<Value = (u64, u32, u16)> {
+        (
+            prop_oneof![
+                Just(REQ),
+                Just(RESP),
+                Just(BUF),
+                Just(OUT),
+                Just(MEM_SIZE - 64),
+                any::<u64>(),
+            ],
+            prop_oneof![Just(REQ_LEN), Just(RESP_LEN), 0u32..4096, any::<u32>()],
+            prop_oneof![Just(0u16), Just(WRITE)],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any chain over any header, LUN address and CDB comes back, once,
+        /// never longer than its writable buffers, and never writes the
+        /// CD-ROM's medium.
+        #[test]
+        fn random_requests_come_back_bounded(
+            chain in proptest::collection::vec(descriptor(), 1..6),
+            header in proptest::collection::vec(any::<u8>(), 51),
+            target in 0u8..3,
+        ) {
+            let mut r = rig();
+            let mut header = header;
+            if header[0] & 1 == 0 {
+                // Mostly well-formed addresses, so commands reach LUNs.
+                let l = lun(target, u16::from(header[3] & 1));
+                header[..8].copy_from_slice(&l);
+            }
+            r.mem.write_slice(&header, GuestAddress(REQ)).unwrap();
+            let resp = r.raw(&chain);
+            let room: u64 = chain
+                .iter()
+                .filter(|d| d.2 == WRITE)
+                .map(|d| u64::from(d.1))
+                .sum();
+            prop_assert!(u64::from(resp.used_len) <= room);
+            let iso = std::fs::read(r._files[1].path()).unwrap();
+            prop_assert!(iso.iter().all(|&b| b == 0xcd));
+        }
+    }
+}
