@@ -49,18 +49,26 @@ pub enum RequestError {
     Memory,
 }
 
-/// Reads the first `n` bytes of `segs` (which lie in guest memory).
+/// Reads the first `n` bytes of `segs` (which lie in guest memory); an
+/// error if they hold fewer.
 fn gather(mem: &Memory, segs: &[Segment], n: u32) -> Result<Vec<u8>, RequestError> {
     let mut out = Vec::with_capacity(n as usize);
     for s in segs {
-        let want = (n as usize - out.len()).min(s.len as usize);
-        if want == 0 {
+        if out.len() == n as usize {
             break;
         }
+        // Zero-length descriptors are legal anywhere in a chain.
+        let want = (n as usize - out.len()).min(s.len as usize);
         let mut buf = vec![0u8; want];
         mem.read_slice(&mut buf, s.addr)
             .map_err(|_| RequestError::Memory)?;
         out.extend_from_slice(&buf);
+    }
+    if out.len() < n as usize {
+        return Err(RequestError::ShortHeader {
+            need: n,
+            got: out.len() as u64,
+        });
     }
     Ok(out)
 }

@@ -282,7 +282,27 @@ fn hostile_chains_come_back_without_a_response() {
         (BUF + 100, 412, WRITE),
     ]);
     assert_eq!((resp.response, resp.status), (0, 0));
+    // Zero-length descriptors anywhere (the fuzz target found the first
+    // one ending the header early).
+    let resp2 = r.raw(&[
+        (REQ, 0, 0),
+        (REQ, REQ_LEN, 0),
+        (RESP, 0, WRITE),
+        (RESP, RESP_LEN, WRITE),
+        (BUF, 512, WRITE),
+    ]);
+    assert_eq!((resp2.response, resp2.status), (0, 0));
     let want: Vec<u8> = (512..1024).map(pattern).collect();
+    assert_eq!(r.buf(512), want);
+    let resp = r.raw(&[
+        (REQ, 5, 0),
+        (REQ + 5, 20, 0),
+        (REQ + 25, REQ_LEN - 25, 0),
+        (RESP, 10, WRITE),
+        (RESP + 10, RESP_LEN - 10 + 100, WRITE),
+        (BUF + 100, 412, WRITE),
+    ]);
+    assert_eq!((resp.response, resp.status), (0, 0));
     let mut got = vec![0u8; 512];
     r.mem
         .read_slice(&mut got[..100], GuestAddress(RESP + RESP_LEN as u64))
