@@ -181,7 +181,41 @@ def pci_msix():
     write("pci_msix", "mask-pend-unmask", ops)
 
 
+def scsi():
+    """Request queue in slot 0, control queue in slot 1; headers of 51
+    bytes (8-byte LUN, tag, attributes, a 32-byte CDB), responses of 108."""
+    def req(target, lun, cdb):
+        return bytes([1, target, 0, lun]) + bytes(4) + bytes(11) + cdb + bytes(32 - len(cdb))
+    img = Image()
+    cmds = [
+        (0, 0, bytes([0x12, 0, 0, 0, 36, 0]), 36, False),                  # INQUIRY
+        (0, 0, bytes([0x28, 0, 0, 0, 0, 1, 0, 0, 2, 0]), 1024, False),     # READ(10)
+        (0, 0, bytes([0x2a, 0, 0, 0, 0, 3, 0, 0, 1, 0]), 512, True),       # WRITE(10)
+        (0, 1, bytes([0x28, 0, 0, 0, 0, 1, 0, 0, 1, 0]), 2048, False),     # CD READ(10)
+        (0, 0, bytes([0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]), 256, False),  # REPORT LUNS
+        (7, 0, bytes([0x00]), 0, False),                                    # bad target
+    ]
+    chains = []
+    for i, (t, l, cdb, n, out) in enumerate(cmds):
+        at = 0x800 + i * 0x100
+        img.put(at, req(t, l, cdb))
+        chain = [(at, 51, 0)]
+        if out and n:
+            chain.append((0x4000, n, 0))
+        chain.append((0x2000 + i * 0x80, 108, WRITE))
+        if not out and n:
+            chain.append((0x6000, n, WRITE))
+        chains.append(chain)
+    img.queue(0, chains)
+    # A LOGICAL UNIT RESET on the control queue.
+    img.put(0x1800, struct.pack("<II", 0, 5) + bytes([1, 0, 0, 0]) + bytes(12))
+    img.queue(1, [[(0x1800, 24, 0), (0x1900, 1, WRITE)]])
+    write("virtio_scsi_request", "commands", b"\x00" + img.b)
+    write("virtio_scsi_request", "read-only-event-idx", b"\x84" + img.b)
+
+
 if __name__ == "__main__":
+    scsi()
     pci_config()
     pci_msix()
     mmio()

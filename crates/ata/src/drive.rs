@@ -186,7 +186,7 @@ impl Drive {
             read_only: true,
             write_cache: false,
             original_write_cache: false,
-            cdrom: Some(Cdrom::new(medium)),
+            cdrom: Some(crate::atapi::cdrom(medium)),
         }
     }
 
@@ -274,7 +274,7 @@ impl Drive {
     /// A PACKET command's CDB (for a CD-ROM).
     pub fn packet(&mut self, cdb: &[u8; 12], dma: bool) -> Action {
         match self.cdrom.as_mut() {
-            Some(cd) => cd.packet(cdb, dma),
+            Some(cd) => crate::atapi::packet(cd, cdb, dma),
             None => Action::Error(error::ABRT),
         }
     }

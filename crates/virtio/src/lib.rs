@@ -24,6 +24,7 @@ pub mod net;
 mod queue_util;
 mod ratelimit;
 pub mod rng;
+pub mod scsi;
 #[cfg(test)]
 mod test_util;
 

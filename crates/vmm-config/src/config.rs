@@ -224,6 +224,8 @@ pub enum VirtioConfig {
     Console(ConsoleConfig),
     Balloon(BalloonConfig),
     Input(InputConfig),
+    /// `virtio-scsi-device|pci` with its `scsi-hd`/`scsi-cd` LUNs.
+    Scsi(ScsiConfig),
 }
 
 /// `-boot`: what firmware is told about booting (QEMU's meanings).
@@ -376,6 +378,32 @@ pub struct AhciConfig {
     pub addr: PciAddr,
 }
 
+/// A virtio-scsi controller and the LUNs on its bus (`bus=ID.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScsiConfig {
+    pub id: Option<String>,
+    /// In command-line order.
+    pub luns: Vec<ScsiLunConfig>,
+}
+
+/// `-device scsi-hd|scsi-cd,bus=,channel=0,scsi-id=,lun=,drive=,…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScsiLunConfig {
+    /// Disk or CD-ROM (the ATA kinds mean the same here).
+    pub kind: AtaKind,
+    /// `scsi-id=`.
+    pub target: u8,
+    pub lun: u16,
+    pub id: Option<String>,
+    /// The medium; `None` for a CD-ROM with none.
+    pub disk: Option<DiskConfig>,
+    /// `bootindex=` (also in `disk`, which an empty CD-ROM lacks).
+    pub bootindex: Option<u32>,
+    /// `device_id=` (libvirt's `drive-scsi0-0-0-0`): what VPD page 0x83
+    /// names the LUN by when it has no serial.
+    pub device_id: Option<String>,
+}
+
 /// What an ATA drive is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AtaKind {
@@ -409,6 +437,7 @@ impl VirtioConfig {
             VirtioConfig::Console(c) => c.id.as_deref(),
             VirtioConfig::Balloon(b) => b.id.as_deref(),
             VirtioConfig::Input(i) => i.id.as_deref(),
+            VirtioConfig::Scsi(s) => s.id.as_deref(),
         }
     }
 }

@@ -28,7 +28,12 @@ struct VirtioDevice<'a> {
 
 /// `-device` for a virtio device with an id: libvirt's JSON on PCI, the
 /// key=value form rvirt has always used on virtio-mmio.
-fn virtio_device(base: &str, id: &str, rng: Option<&str>, place: Option<PciPlace>) -> String {
+pub(super) fn virtio_device(
+    base: &str,
+    id: &str,
+    rng: Option<&str>,
+    place: Option<PciPlace>,
+) -> String {
     match place {
         Some(pci) => blockdev::json(&VirtioDevice {
             driver: pci::driver(base, &Some(pci.clone())),
@@ -50,6 +55,8 @@ fn virtio_device(base: &str, id: &str, rng: Option<&str>, place: Option<PciPlace
 pub(super) fn all(dom: &Domain, b: &mut Builder) {
     let boot = super::boot::indices(dom);
     pci::root_ports(dom, b);
+    // libvirt's controller order: SCSI, then SATA, then virtio-serial.
+    super::scsi::controllers(dom, b);
     sata_controllers(dom, b);
     let needs_virtio_serial = dom
         .devices
@@ -348,6 +355,15 @@ fn disk(
     // A CD-ROM with no medium: the drive alone, its tray empty (libvirt
     // still counts it in the node numbering).
     if d.device == "cdrom" && d.source_path().is_none() {
+        if ok && bus == "scsi" {
+            let lun = super::scsi::Lun {
+                drive: None,
+                id: &alias,
+                bootindex,
+                write_cache: None,
+            };
+            return super::scsi::device(dom, d, lun, b);
+        }
         if let (true, Some(driver)) = (ok, device_driver) {
             b.opt(
                 "-device",
@@ -509,6 +525,15 @@ fn disk(
             backing,
         }),
     );
+    if bus == "scsi" {
+        let lun = super::scsi::Lun {
+            drive: Some(&fmt_node),
+            id: &alias,
+            bootindex,
+            write_cache: cache.map(|c| if c.1 { "on" } else { "off" }),
+        };
+        return super::scsi::device(dom, d, lun, b);
+    }
     let (driver, place) = if ata.is_some() {
         (device_driver.to_string(), None)
     } else {
@@ -914,6 +939,11 @@ fn others(dom: &Domain, b: &mut Builder) {
         let variant = match kind {
             "input" => o.element.attr("bus"),
             "controller" if o.dev_type() == Some("pci") => Some(o.model().unwrap_or("pci-root")),
+            "controller"
+                if o.dev_type() == Some("scsi") && o.model() == Some(super::scsi::MODEL) =>
+            {
+                o.model()
+            }
             "controller" | "graphics" => o.dev_type(),
             _ => o.model(),
         };

@@ -8,6 +8,7 @@ mod blockdev;
 mod boot;
 mod devices;
 mod pci;
+mod scsi;
 
 pub use devices::{backing_key, backing_paths};
 pub mod support;

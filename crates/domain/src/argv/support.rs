@@ -33,6 +33,9 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     // (pc, or a second on q35) is `-device ahci`, emitted with the disks'
     // controllers (derive's sata_controllers()).
     ("controller", Some("sata"), Implicit),
+    // Emitted with its disks (argv/scsi.rs); other SCSI models are left
+    // off, their disks refused.
+    ("controller", Some("virtio-scsi"), Emulated),
     ("controller", Some("scsi"), Omitted),
     ("controller", Some("ccid"), Omitted),
     ("input", Some("ps2"), Implicit),
@@ -80,16 +83,20 @@ pub fn disk_driver(bus: &str) -> Option<&'static str> {
     match bus {
         "virtio" => Some("virtio-blk"),
         "sata" | "ide" => Some("ide-hd"),
+        // scsi-hd or scsi-cd, on a virtio-scsi controller (argv/scsi.rs).
+        "scsi" => Some("scsi-hd"),
         _ => None,
     }
 }
 
 /// The `-device` driver for a `<disk device=…>` on `bus`: a disk's, or a
-/// CD-ROM's (an ATAPI drive on SATA or IDE; virtio has no CD-ROM).
+/// CD-ROM's (an ATAPI drive on SATA or IDE, an MMC LUN on SCSI; virtio
+/// has no CD-ROM).
 pub fn disk_device_driver(bus: &str, device: &str) -> Option<&'static str> {
     match (bus, device) {
         (_, "disk") => disk_driver(bus),
         ("sata" | "ide", "cdrom") => Some("ide-cd"),
+        ("scsi", "cdrom") => Some("scsi-cd"),
         _ => None,
     }
 }
@@ -237,7 +244,9 @@ mod tests {
         assert_eq!(disk_device_driver("sata", "cdrom"), Some("ide-cd"));
         assert_eq!(disk_device_driver("ide", "disk"), Some("ide-hd"));
         assert_eq!(disk_device_driver("virtio", "cdrom"), None);
-        assert_eq!(disk_device_driver("scsi", "disk"), None);
+        assert_eq!(disk_device_driver("scsi", "disk"), Some("scsi-hd"));
+        assert_eq!(disk_device_driver("scsi", "cdrom"), Some("scsi-cd"));
+        assert_eq!(disk_device_driver("usb", "disk"), None);
         assert_eq!(nic_driver("e1000"), Some("e1000"));
         assert_eq!(nic_driver("e1000e"), None);
     }

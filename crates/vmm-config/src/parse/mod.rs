@@ -15,6 +15,7 @@ mod firmware;
 mod hotplug;
 mod netdev;
 mod pci;
+mod scsi;
 mod virtio;
 
 pub use hotplug::{parse_device_add, HotplugDevice};
@@ -525,6 +526,15 @@ impl Builder {
             }
             "ide-cd" => {
                 self.ata.drive(AtaKind::Cdrom, &mut o)?;
+                o.finish()?;
+            }
+            "scsi-hd" | "scsi-cd" => {
+                let kind = if driver == "scsi-hd" {
+                    AtaKind::Disk
+                } else {
+                    AtaKind::Cdrom
+                };
+                self.virtio.scsi_lun(kind, &mut o)?;
                 o.finish()?;
             }
             "bochs-display" => {

@@ -5,6 +5,7 @@ mod ata;
 mod firmware;
 mod netdev_user_stream;
 mod pci;
+mod scsi;
 mod virtio_net_console_balloon;
 
 fn run(args: &[&str]) -> VmConfig {
@@ -758,7 +759,7 @@ fn virtio_blk_errors() {
     ]))
     .contains("longer than 20"));
     // Still rejected: virtio devices rvirt does not have.
-    for d in ["virtio-scsi-device", "virtio-gpu-device"] {
+    for d in ["virtio-9p-device", "virtio-gpu-device"] {
         assert!(
             err(&with_kernel(&["-device", d])).contains("not supported yet"),
             "{d}"

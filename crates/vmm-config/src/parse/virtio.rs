@@ -12,8 +12,8 @@ use super::block::BlockSpecs;
 use super::netdev::{parse_mac, parse_netdev, MacTable};
 use crate::chardev::ChardevBackend;
 use crate::config::{
-    BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, InputConfig, InputModel, NetConfig,
-    Netdev, NicModel, VirtioConfig,
+    AtaKind, BalloonConfig, ConsoleConfig, ConsolePort, DiskConfig, InputConfig, InputModel,
+    NetConfig, Netdev, NicModel, ScsiConfig, VirtioConfig,
 };
 use crate::disk::FormatNode;
 use crate::opts::Opts;
@@ -49,6 +49,12 @@ enum DeviceRef {
     },
     Balloon(BalloonConfig),
     Input(InputConfig),
+    /// A virtio-scsi controller: its id, its place among the controllers
+    /// (its bus's name is in `scsi_buses`).
+    Scsi {
+        id: Option<String>,
+        n: usize,
+    },
 }
 
 /// The devices joined to their back-ends, in command-line order: the
@@ -79,6 +85,10 @@ pub(super) struct VirtioSpecs {
     /// QEMU numbers the buses of id-less virtio-serial-devices globally:
     /// `virtio-serial-bus.0`, `.1`, …
     anonymous_serial_buses: usize,
+    /// The `scsi-hd`/`scsi-cd` LUNs, in command-line order.
+    scsi_luns: Vec<super::scsi::LunRef>,
+    /// The virtio-scsi controllers' bus names, in order.
+    scsi_buses: Vec<String>,
 }
 
 /// virtio-net's on/off feature properties (QEMU 7.2's names).
@@ -248,6 +258,13 @@ impl VirtioSpecs {
         })
     }
 
+    /// `-device scsi-hd|scsi-cd,…` on a virtio-scsi controller's bus.
+    pub(super) fn scsi_lun(&mut self, kind: AtaKind, o: &mut Opts) -> Result<(), ConfigError> {
+        let l = super::scsi::lun(kind, o, self.scsi_buses.len())?;
+        self.scsi_luns.push(l);
+        Ok(())
+    }
+
     /// `-device e1000,…`: a NIC that is not virtio but takes its netdev
     /// and MAC as virtio-net does (and counts among its default MACs).
     pub(super) fn nic(&mut self, model: NicModel, o: &mut Opts) -> Result<(), ConfigError> {
@@ -366,6 +383,43 @@ impl VirtioSpecs {
                 }
                 DeviceRef::Balloon(BalloonConfig { id, deflate_on_oom })
             }
+            "virtio-scsi-device" => {
+                let id = o.get("id");
+                if let Some(q) = o.get_u32("num_queues")? {
+                    if q != 1 {
+                        return Err(o.error(format!(
+                            "num_queues={q}: only one request queue is supported yet"
+                        )));
+                    }
+                }
+                if let Some(t) = o.get("iothread") {
+                    return Err(o.error(format!("iothread '{t}': iothreads are not supported")));
+                }
+                // Limits QEMU lets the user tune; rvirt's device keeps its
+                // defaults (QEMU 7.2's).
+                o.ignore(&[
+                    "cmd_per_lun",
+                    "max_sectors",
+                    "virtqueue_size",
+                    "seg_max_adjust",
+                    "hotplug",
+                    "param_change",
+                ]);
+                // QEMU names the bus of an id-less controller `scsi.N`.
+                let bus = match &id {
+                    Some(id) => format!("{id}.0"),
+                    None => format!(
+                        "scsi.{}",
+                        self.devices
+                            .iter()
+                            .filter(|d| matches!(d, DeviceRef::Scsi { id: None, .. }))
+                            .count()
+                    ),
+                };
+                let n = self.scsi_buses.len();
+                self.scsi_buses.push(bus);
+                DeviceRef::Scsi { id, n }
+            }
             "virtio-keyboard-device" | "virtio-mouse-device" | "virtio-tablet-device" => {
                 let model = match driver {
                     "virtio-keyboard-device" => InputModel::Keyboard,
@@ -398,6 +452,8 @@ impl VirtioSpecs {
         let mut used_netdevs: Vec<&str> = Vec::new();
         let mut macs = MacTable::default();
         let devices = std::mem::take(&mut self.devices);
+        let scsi_luns = std::mem::take(&mut self.scsi_luns);
+        let scsi_places = super::scsi::place(&scsi_luns, &self.scsi_buses)?;
         for d in &devices {
             match d {
                 DeviceRef::Rng { rng, id } => {
@@ -494,6 +550,41 @@ impl VirtioSpecs {
                 }
                 DeviceRef::Balloon(b) => out.push(VirtioConfig::Balloon(b.clone())),
                 DeviceRef::Input(i) => out.push(VirtioConfig::Input(i.clone())),
+                DeviceRef::Scsi { id, n, .. } => {
+                    let mut luns = Vec::new();
+                    for (l, (c, addr)) in scsi_luns.iter().zip(&scsi_places) {
+                        if c != n {
+                            continue;
+                        }
+                        let disk = match &l.drive {
+                            Some(drive) => {
+                                if used.contains(drive) {
+                                    return Err(ConfigError::new(
+                                        "-device",
+                                        format!("drive '{drive}' is already in use"),
+                                    ));
+                                }
+                                used.push(drive.clone());
+                                let d = self.block.resolve(drive)?;
+                                Some(DiskConfig {
+                                    drive: drive.clone(),
+                                    blockdev: d.blockdev,
+                                    id: l.id.clone(),
+                                    serial: l.serial.clone(),
+                                    write_cache: l.write_cache.unwrap_or(d.writeback),
+                                    image: d.image,
+                                    bootindex: l.bootindex,
+                                })
+                            }
+                            None => None,
+                        };
+                        luns.push(super::scsi::config(l, *addr, disk));
+                    }
+                    out.push(VirtioConfig::Scsi(ScsiConfig {
+                        id: id.clone(),
+                        luns,
+                    }));
+                }
             }
         }
         // A -netdev no device uses is accepted, as QEMU does (it warns

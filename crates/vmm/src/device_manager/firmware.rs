@@ -45,8 +45,8 @@ pub(crate) fn pci_boot_path(cfg: &VmConfig, addr: PciAddr, name: &str) -> String
     // QEMU names a PCI node by its class: mass storage is `scsi`, a NIC
     // `ethernet`, whose PHY is the boot device.
     let (node, leaf) = match name {
-        "disk@0,0" => ("scsi", "disk@0,0"),
-        _ => ("ethernet", "ethernet-phy@0"),
+        n if n.starts_with("ethernet") => ("ethernet", "ethernet-phy@0"),
+        n => ("scsi", n),
     };
     pci_path(cfg, addr, node, leaf)
 }

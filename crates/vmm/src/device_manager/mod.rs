@@ -13,6 +13,7 @@ mod hotplug;
 mod legacy;
 mod nic;
 mod pci;
+mod scsi;
 pub(crate) mod virtio;
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -63,8 +64,8 @@ struct VirtioSlot {
     place: Place,
     /// The option to blame when wiring it fails.
     option: &'static str,
-    /// `bootindex=`, and the firmware's name for the device kind.
-    boot: Option<(u32, &'static str)>,
+    /// `bootindex=`s, and the firmware's name for each device under it.
+    boot: Vec<(u32, String)>,
 }
 
 /// Every device of the VM, which live as long as the VMM.
@@ -202,16 +203,36 @@ impl DeviceManager {
             let built = virtio::build(i, dev, cfg, bus).map_err(virtio_err)?;
             dm.chardevs.extend(built.chardev);
             dm.nics.extend(built.nic);
-            dm.disks.extend(built.disk);
+            dm.disks.extend(built.disks);
             dm._passt.extend(built.passt);
             dm.inputs.extend(built.input);
             if built.balloon.is_some() {
                 dm.balloon = built.balloon;
             }
-            let boot = match dev {
-                VirtioConfig::Blk(d) => d.bootindex.map(|i| (i, "disk@0,0")),
-                VirtioConfig::Net(n) => n.bootindex.map(|i| (i, "ethernet@0")),
-                _ => None,
+            let boot: Vec<(u32, String)> = match dev {
+                VirtioConfig::Blk(d) => d
+                    .bootindex
+                    .map(|i| (i, "disk@0,0".into()))
+                    .into_iter()
+                    .collect(),
+                VirtioConfig::Net(n) => n
+                    .bootindex
+                    .map(|i| (i, "ethernet@0".into()))
+                    .into_iter()
+                    .collect(),
+                // QEMU's path of a LUN: channel, then the target and LUN
+                // (`channel@0/disk@1,0`), as SeaBIOS looks it up.
+                VirtioConfig::Scsi(s) => s
+                    .luns
+                    .iter()
+                    .filter_map(|l| {
+                        Some((
+                            l.bootindex?,
+                            format!("channel@0/disk@{:x},{:x}", l.target, l.lun),
+                        ))
+                    })
+                    .collect(),
+                _ => Vec::new(),
             };
             if let DeviceAddr::Pci { addr, .. } = cfg.virtio_addrs[i] {
                 let vectors = rvirt_virtio::transport::pci::vectors_for(
@@ -358,17 +379,23 @@ impl DeviceManager {
             .virtio
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| {
-                let (index, name) = s.boot?;
-                let path = match (s.place, self.config.virtio_addrs[i]) {
-                    // SeaBIOS names a virtio-mmio device by its base address.
-                    (Place::Mmio { base, .. }, _) => format!("/virtio-mmio@{base:016x}/{name}"),
-                    (Place::Pci, DeviceAddr::Pci { addr, .. }) => {
-                        firmware::pci_boot_path(&self.config, addr, name)
-                    }
-                    (Place::Pci, DeviceAddr::Mmio) => return None,
-                };
-                Some(firmware::BootDevice { index, path })
+            .flat_map(|(i, s)| {
+                s.boot.iter().filter_map(move |(index, name)| {
+                    let path = match (s.place, self.config.virtio_addrs[i]) {
+                        // SeaBIOS names a virtio-mmio device by its base address.
+                        (Place::Mmio { base, .. }, _) => {
+                            format!("/virtio-mmio@{base:016x}/{name}")
+                        }
+                        (Place::Pci, DeviceAddr::Pci { addr, .. }) => {
+                            firmware::pci_boot_path(&self.config, addr, name)
+                        }
+                        (Place::Pci, DeviceAddr::Mmio) => return None,
+                    };
+                    Some(firmware::BootDevice {
+                        index: *index,
+                        path,
+                    })
+                })
             })
             .chain(self.config.nics.iter().filter_map(|n| {
                 Some(firmware::BootDevice {

@@ -136,7 +136,7 @@ pub(crate) struct Built {
     pub(crate) nic: Option<NicControl>,
     pub(crate) balloon: Option<BalloonControl>,
     /// A disk, as the monitor reports it.
-    pub(crate) disk: Option<DiskModel>,
+    pub(crate) disks: Vec<DiskModel>,
     /// The passt serving a `-netdev user`, which lives as long as the VMM.
     pub(crate) passt: Option<Passt>,
     /// A virtio-input device, which the console's input reaches.
@@ -151,7 +151,7 @@ impl Built {
             chardev: None,
             nic: None,
             balloon: None,
-            disk: None,
+            disks: Vec::new(),
             passt: None,
             input: None,
         }
@@ -184,7 +184,7 @@ pub(crate) fn build(
             let (block, model) =
                 crate::disk::open(n, d).map_err(|e| ("-drive", VirtioError::Disk(e)))?;
             Built {
-                disk: Some(model),
+                disks: vec![model],
                 ..Built::plain(block, "-drive")
             }
         }
@@ -221,6 +221,14 @@ pub(crate) fn build(
                     b.id.clone(),
                 )),
                 ..Built::plain(device, "-device")
+            }
+        }
+        VirtioConfig::Scsi(s) => {
+            let (scsi, disks) =
+                super::scsi::open(n, s).map_err(|e| ("-drive", VirtioError::Disk(e)))?;
+            Built {
+                disks,
+                ..Built::plain(scsi, "-device")
             }
         }
         VirtioConfig::Input(i) => {

@@ -176,6 +176,13 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
                     chardev(&mut r, &p.backend);
                 }
             }
+            VirtioConfig::Scsi(s) => {
+                for d in s.luns.iter().filter_map(|l| l.disk.as_ref()) {
+                    let access = if d.read_only() { read() } else { read_write() };
+                    file(&mut r, d.path(), access);
+                    backing_chain(&mut r, &d.image);
+                }
+            }
             VirtioConfig::Balloon(_) | VirtioConfig::Input(_) => {}
         }
     }
