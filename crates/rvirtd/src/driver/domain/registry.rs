@@ -43,6 +43,8 @@ pub struct Running {
     pub balloon_kib: std::sync::atomic::AtomicU64,
     /// The passt serving its user-mode interfaces, stopped with it.
     pub passt: Vec<super::passt::PasstChild>,
+    /// What was hot-plugged, and the guest's answers to detaches.
+    pub hotplug: super::hotplug::HotplugState,
 }
 
 impl Running {
@@ -67,6 +69,7 @@ impl Running {
             blocks: Default::default(),
             balloon_kib: std::sync::atomic::AtomicU64::new(0),
             passt: Vec::new(),
+            hotplug: Default::default(),
         }
     }
 
