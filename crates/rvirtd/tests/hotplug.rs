@@ -8,7 +8,10 @@
 //! sector; a second disk finds no free port (libvirt's error, nothing
 //! changed); bad XML changes nothing; the detach ends with the device
 //! gone from the guest and the live XML, the image given back to its
-//! owner, and DEVICE_REMOVED (`virsh event`). A microvm is refused.
+//! owner, and DEVICE_REMOVED (`virsh event`). A qcow2 overlay on a raw
+//! base (every image passed open), a NIC on a bridge (its tap made and
+//! passed with `getfd`, in a private network namespace); a microvm is
+//! refused.
 
 mod common;
 
@@ -260,4 +263,76 @@ fn a_nic_is_hot_plugged_on_a_bridge_and_unplugged_with_virsh() {
         rvirt_testkit::wait_for("the tap to go", T, || !link_exists("vnet0"));
         let _ = d.virsh(&["destroy", name]);
     });
+}
+
+/// A qcow2 overlay on a raw base, the chain read from its header and
+/// every image passed open (the confined VMM opens none by name): the
+/// guest reads the base's first sector through the overlay, and after
+/// the detach the overlay is given back (the base, read-only, was never
+/// taken).
+#[test]
+fn a_qcow2_disk_with_a_backing_image_is_hot_plugged() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let name = "hp-qcow2";
+    let file = d.xml_file("dom.xml", &xml(name));
+    d.ok(&["define", &file]);
+    d.ok(&["start", name]);
+    d.wait_log(name, "HP_READY");
+    let data: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(13) ^ (i >> 9)) as u8)
+        .collect();
+    let base = d.root().join("base.raw");
+    std::fs::write(&base, &data).unwrap();
+    let top = d.root().join("top.qcow2");
+    let out = rvirt_testkit::run(
+        Command::new("qemu-img").args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            base.to_str().unwrap(),
+            "-F",
+            "raw",
+            top.to_str().unwrap(),
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    let (top_owner, base_owner) = (owner(&top), owner(&base));
+    let disk = d.xml_file(
+        "disk.xml",
+        &disk_xml(&top, "vdb").replace("type='raw'", "type='qcow2'"),
+    );
+    d.ok(&["attach-device", name, &disk, "--live"]);
+    d.wait_log(name, "HP_READ_FNV1A32");
+    let log = d.log(name);
+    let want = |k: &str, v: &str| assert_eq!(output::value(&log, k), Some(v), "{k} in\n{log}");
+    want("HP_CAPACITY", "128");
+    want("HP_READ_STATUS", "0");
+    want(
+        "HP_READ_FNV1A32",
+        &format!("0x{:08x}", fnv1a32(&data[..512])),
+    );
+    let live = d.ok(&["dumpxml", name]);
+    assert!(live.contains("<backingStore type='file'>"), "{live}");
+    assert_eq!(
+        owner(&base),
+        base_owner,
+        "the read-only base keeps its owner"
+    );
+
+    let mut event = removed_event(&d, name);
+    d.ok(&["detach-device", name, &disk, "--live"]);
+    let ev = event.line_with("device-removed", T);
+    assert!(ev.contains("virtio-disk1"), "{ev}");
+    assert_eq!(owner(&top), top_owner, "the overlay is given back");
+    let _ = d.virsh(&["destroy", name]);
 }
