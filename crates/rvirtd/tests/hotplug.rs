@@ -336,3 +336,47 @@ fn a_qcow2_disk_with_a_backing_image_is_hot_plugged() {
     assert_eq!(owner(&top), top_owner, "the overlay is given back");
     let _ = d.virsh(&["destroy", name]);
 }
+
+/// A guest that answers the detach after libvirt's 5 s: the call still
+/// succeeds with the device in place, and the removal (live XML,
+/// DEVICE_REMOVED) happens when the guest lets go.
+#[test]
+fn a_late_answer_finishes_the_detach_later() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let name = "hp-late";
+    let file = d.xml_file(
+        "dom.xml",
+        &xml(name).replace("pci.hotplug=1", "pci.hotplug=3"),
+    );
+    d.ok(&["define", &file]);
+    d.ok(&["start", name]);
+    d.wait_log(name, "HP_READY");
+    let image = d.root().join("late.img");
+    std::fs::write(&image, vec![7u8; 65536]).unwrap();
+    let disk = d.xml_file("disk.xml", &disk_xml(&image, "vdb"));
+    d.ok(&["attach-device", name, &disk, "--live"]);
+    d.wait_log(name, "HP_ARMED");
+    let mut event = removed_event(&d, name);
+    let asked = std::time::Instant::now();
+    d.ok(&["detach-device", name, &disk, "--live"]);
+    assert!(
+        asked.elapsed() >= Duration::from_secs(5),
+        "the detach waited"
+    );
+    // Not answered yet: still there.
+    let xml = d.ok(&["dumpxml", name]);
+    assert!(xml.contains("late.img"), "{xml}");
+    assert!(d.log(name).contains("HP_LATE"));
+    assert!(!d.log(name).contains("HP_GONE"));
+    let ev = event.line_with("device-removed", T);
+    assert!(ev.contains("virtio-disk1"), "{ev}");
+    d.wait_log(name, "HP_GONE");
+    let xml = d.ok(&["dumpxml", name]);
+    if d.state(name).starts_with("running") {
+        assert!(!xml.contains("late.img"), "{xml}");
+    }
+    let _ = d.virsh(&["destroy", name]);
+}
