@@ -119,6 +119,13 @@ fn a_disk_is_hot_plugged_and_unplugged_with_virsh() {
     );
     let why = d.fails(&["attach-device", name, &sata, "--live"]);
     assert!(why.contains("not supported"), "{why}");
+    // An image that is not there: refused before the VMM is asked.
+    let missing = d.xml_file(
+        "missing.xml",
+        &disk_xml(&d.root().join("nothing.img"), "vdb"),
+    );
+    let why = d.fails(&["attach-device", name, &missing, "--live"]);
+    assert!(why.contains("nothing.img"), "{why}");
     assert_eq!(d.ok(&["dumpxml", name]), before);
 
     let disk = d.xml_file("disk.xml", &disk_xml(&image, "vdb"));
