@@ -33,8 +33,8 @@ mod validate;
 pub mod xml;
 
 pub use argv::{
-    backing_key, backing_paths, derive_argv, derive_argv_with, Argv, DeriveError, FdPlan,
-    PasstRequest, RuntimePaths, Unsupported,
+    backing_key, backing_paths, derive_argv, derive_argv_with, derive_disk, derive_nic, Argv,
+    DeriveError, FdPlan, PasstRequest, RuntimePaths, Unsupported,
 };
 pub use error::{Error, Problem};
 pub use fill::{OsRandom, Random};

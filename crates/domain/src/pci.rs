@@ -829,6 +829,46 @@ pub(crate) fn fill_in(d: &mut Domain) {
     controller_defaults(d);
 }
 
+/// The PCI address a virtio device hot-plugged into running `d` gets, as
+/// libvirt 9.0's `qemuDomainEnsurePCIAddress`: the one its definition
+/// gives (`given`) if free, else the first free slot that takes it (on
+/// q35 an empty `pcie-root-port`; no port is added to a running
+/// machine). `transitional`: `model='virtio-transitional'`. Errors are
+/// libvirt's texts.
+pub fn hotplug_address(
+    d: &Domain,
+    given: Option<&Element>,
+    transitional: bool,
+) -> Result<PciAddress, String> {
+    let Some(chipset) = Chipset::of(d) else {
+        return Err("the machine has no PCI bus".into());
+    };
+    let mut addrs = Addrs::new(d, chipset, false);
+    let plug = Plug::virtio(chipset, transitional.then_some("virtio-transitional"));
+    if let Some(a) = given
+        .filter(|g| !wanted(Some(g)))
+        .and_then(PciAddress::read)
+    {
+        let bus = addrs.buses.get(usize::from(a.bus));
+        if bus.is_none_or(|b| !b.kind.accepts(plug) || !b.kind.slots().contains(&a.slot)) {
+            return Err(format!(
+                "PCI bus {:#04x} cannot take the device at slot {:#04x}",
+                a.bus, a.slot
+            ));
+        }
+        if addrs.slot_in_use(a.bus, a.slot) {
+            return Err(format!(
+                "Attempted double use of PCI Address {:04x}:{:02x}:{:02x}.{:x}",
+                0, a.bus, a.slot, a.function
+            ));
+        }
+        return Ok(a);
+    }
+    addrs
+        .next(plug, None)
+        .ok_or_else(|| "No more available PCI slots".to_string())
+}
+
 /// Adds `<controller type index model>` after the last controller, where
 /// libvirt appends the controllers it adds (`virDomainDefAddController`).
 pub(crate) fn add_controller(d: &mut Domain, ty: &str, idx: u32, model: Option<&str>) {

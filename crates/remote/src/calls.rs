@@ -1249,6 +1249,18 @@ xdr_struct! {
         pub status: i32,
     }
 
+    /// `remote_domain_event_device_removed_msg`.
+    pub struct DomainEventDeviceRemovedMsg {
+        pub dom: NonnullDomain,
+        pub dev_alias: String,
+    }
+
+    /// `remote_domain_event_callback_device_removed_msg`.
+    pub struct DomainEventCallbackDeviceRemovedMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventDeviceRemovedMsg,
+    }
+
     /// `remote_domain_snapshot_list_all_children_args`.
     pub struct DomainSnapshotListAllChildrenArgs {
         pub snapshot: NonnullDomainSnapshot,

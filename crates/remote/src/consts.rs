@@ -183,6 +183,9 @@ pub const VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN: i32 = 0;
 pub const VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE: i32 = 1;
 /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB`: the disk named by its path.
 pub const VIR_DOMAIN_EVENT_ID_BLOCK_JOB: i32 = 8;
+/// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED`: a device the guest let go of
+/// (after a detach), by alias.
+pub const VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED: i32 = 15;
 /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2`: the disk named by its target.
 pub const VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2: i32 = 16;
 

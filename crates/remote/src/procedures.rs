@@ -467,6 +467,8 @@ procedures! {
         DomainEventCallbackTrayChange(DOMAIN_EVENT_CALLBACK_TRAY_CHANGE) = 328: DomainEventCallbackTrayChangeMsg => (), r, domain_event_callback_tray_change;
         /// Block job event MESSAGE (the disk by path) for a registered callback.
         DomainEventCallbackBlockJob(DOMAIN_EVENT_CALLBACK_BLOCK_JOB) = 326: DomainEventCallbackBlockJobMsg => (), r, domain_event_callback_block_job;
+        /// Device removed event MESSAGE (the device by alias) for a registered callback.
+        DomainEventCallbackDeviceRemoved(DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED) = 333: DomainEventCallbackDeviceRemovedMsg => (), r, domain_event_callback_device_removed;
         /// Block job event MESSAGE (the disk by target) for a registered callback.
         DomainEventBlockJob2(DOMAIN_EVENT_BLOCK_JOB_2) = 339: DomainEventBlockJob2Msg => (), r, domain_event_block_job_2;
         /// Network lifecycle event MESSAGE for a registered callback.

@@ -550,7 +550,7 @@ static void move(struct fn *f)
 }
 
 
-/* ---- pci.hotplug=1|2: native PCI Express hot-plug, the OS's side ----
+/* ---- pci.hotplug=1|2|3: native PCI Express hot-plug, the OS's side ----
  * Finds the first empty hot-plug capable root port, aims its MSI-X vector
  * at this CPU (vector 0x60, then 0x61 for the button) and enables its
  * hot-plug interrupts, says
@@ -561,7 +561,8 @@ static void move(struct fn *f)
  * waits for the attention button (the host's device_del): with 1 it
  * answers as Linux's pciehp does, powering the slot and its indicator
  * off, and watches the device go; with 2 it never answers and checks the
- * device is still there. Every wait bounded. */
+ * device is still there; with 3 it answers as 1 after 12 s. Every wait
+ * bounded. */
 #define HP_WAIT_MS 60000u
 #define SLTCTL 0x18
 #define SLTSTA 0x1a
@@ -711,7 +712,12 @@ static void hotplug(int answer)
 		return;
 	printf("HP_BUTTON_IRR %d%d\n", before, irr(0x61));
 	cfg_w16(b, d, exp + SLTSTA, st & 0x1f);
-	if (answer != 1) {
+	if (answer == 3) {
+		/* Answers late: past the 5 s libvirt waits in a detach. */
+		printf("HP_LATE\n");
+		pit_sleep_ms(12000);
+	}
+	if (answer == 2) {
 		/* Never answered: the device stays. */
 		pit_wait(PIT_HZ);
 		printf("HP_STILL_THERE %u\n", (cfg_r32(sec, 0, 0) & 0xffff) == 0x1af4);

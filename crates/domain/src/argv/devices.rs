@@ -106,7 +106,7 @@ struct Backing {
 }
 
 /// A disk's backing chain as its definition gives it.
-struct Chain {
+pub(super) struct Chain {
     below: Vec<Backing>,
     /// How the chain ends: `None` when the last `<backingStore>` is absent
     /// (the image's header says, as in QEMU), `Some(())` when it is empty
@@ -114,9 +114,16 @@ struct Chain {
     closed: bool,
 }
 
+impl Chain {
+    /// How many images are below the disk's own.
+    pub(super) fn below_len(&self) -> usize {
+        self.below.len()
+    }
+}
+
 /// Reads the `<backingStore>` chain of `d` (libvirt's nesting: each holds
 /// its `<format>`, `<source>` and the next `<backingStore>`).
-fn chain(d: &Disk) -> Result<Chain, (u32, String)> {
+pub(super) fn chain(d: &Disk) -> Result<Chain, (u32, String)> {
     let mut below = Vec::new();
     let mut next = d.backing_store.as_ref();
     while let Some(e) = next {
@@ -316,7 +323,7 @@ fn sata_controllers(dom: &Domain, b: &mut Builder) {
     }
 }
 
-fn disk(
+pub(super) fn disk(
     dom: &Domain,
     d: &Disk,
     chain: &Result<Chain, (u32, String)>,
@@ -570,7 +577,13 @@ struct NicDevice<'a> {
     bootindex: Option<u32>,
 }
 
-fn nic(dom: &Domain, iface: &Interface, i: usize, bootindex: Option<u32>, b: &mut Builder) {
+pub(super) fn nic(
+    dom: &Domain,
+    iface: &Interface,
+    i: usize,
+    bootindex: Option<u32>,
+    b: &mut Builder,
+) {
     let line = iface.line.0;
     let what = format!("interface {i} (type '{}')", iface.iface_type);
     let model = iface.model.as_deref().unwrap_or("rtl8139");

@@ -7,10 +7,12 @@
 mod blockdev;
 mod boot;
 mod devices;
+mod hotplug;
 mod pci;
 mod scsi;
 
 pub use devices::{backing_key, backing_paths};
+pub use hotplug::{derive_disk, derive_nic};
 pub mod support;
 
 use std::fmt;
@@ -76,6 +78,10 @@ pub struct FdPlan {
     /// file, as libvirt does: no `-D`, no `-pidfile` (neither path is in
     /// reach of a confined VMM).
     pub daemon_logs: bool,
+    /// Files already in a VMM's fd set (hot-plug: passed with QMP
+    /// `add-fd`), by what they stand for as in `files`: `/dev/fdset/K`
+    /// with no `-add-fd`.
+    pub fdsets: BTreeMap<String, u32>,
 }
 
 /// libvirt's `-sandbox` when qemu.conf's `seccomp_sandbox` is on.
@@ -188,6 +194,9 @@ impl Builder<'_> {
     /// chardev's id): `/dev/fdset/K` after an `-add-fd` when the daemon
     /// passes it open, else `path` itself.
     pub fn file(&mut self, what: &str, path: &str) -> String {
+        if let Some(set) = self.fds.fdsets.get(what) {
+            return format!("/dev/fdset/{set}");
+        }
         match self.fds.files.get(what) {
             Some(fd) => {
                 let set = self.next_fdset;

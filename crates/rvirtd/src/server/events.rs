@@ -9,14 +9,16 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rvirt_remote::calls::{
     DomainEventBlockJob2Msg, DomainEventBlockJobMsg, DomainEventCallbackBlockJobMsg,
-    DomainEventCallbackRebootMsg, DomainEventCallbackTrayChangeMsg, DomainEventRebootMsg,
+    DomainEventCallbackDeviceRemovedMsg, DomainEventCallbackRebootMsg,
+    DomainEventCallbackTrayChangeMsg, DomainEventDeviceRemovedMsg, DomainEventRebootMsg,
     DomainEventTrayChangeMsg, NetworkEventLifecycleMsg, StoragePoolEventLifecycleMsg,
     StoragePoolEventRefreshMsg,
 };
 use rvirt_remote::consts::storage::{EVENT_ID_LIFECYCLE, EVENT_ID_REFRESH};
 use rvirt_remote::consts::{
-    VIR_DOMAIN_EVENT_ID_BLOCK_JOB, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-    VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, VIR_NETWORK_EVENT_ID_LIFECYCLE,
+    VIR_DOMAIN_EVENT_ID_BLOCK_JOB, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
+    VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT,
+    VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, VIR_NETWORK_EVENT_ID_LIFECYCLE,
 };
 use rvirt_remote::types::{NonnullNetwork, NonnullStoragePool};
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
@@ -172,6 +174,24 @@ impl EventHub {
                             dom: dom.clone(),
                             dev_alias: alias.to_string(),
                             reason,
+                        },
+                    },
+                )));
+        });
+    }
+
+    /// Pushes DEVICE_REMOVED: the guest let go of the device `alias`
+    /// (after a detach) and it is gone from the live definition.
+    pub fn device_removed(&self, dom: &NonnullDomain, alias: &str) {
+        tracing::debug!(domain = %dom.name, alias, "device removed event");
+        self.each(VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, dom, |s, id| {
+            s.outbox
+                .send(&server::event(&Args::DomainEventCallbackDeviceRemoved(
+                    DomainEventCallbackDeviceRemovedMsg {
+                        callback_id: id,
+                        msg: DomainEventDeviceRemovedMsg {
+                            dom: dom.clone(),
+                            dev_alias: alias.to_string(),
                         },
                     },
                 )));

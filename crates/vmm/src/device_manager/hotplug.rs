@@ -237,7 +237,7 @@ impl DeviceManager {
             retired: Arc::new(AtomicBool::new(false)),
             place: Place::Pci,
             option: built.option,
-            boot: None,
+            boot: Vec::new(),
         };
         let Some(plan) = self.pci.as_mut() else {
             return Err(QmpError::generic("no PCI"));
@@ -269,7 +269,7 @@ impl DeviceManager {
             }
         }
         self.nics.extend(built.nic);
-        self.disks.extend(built.disk);
+        self.disks.extend(built.disks);
         self.virtio.push(slot);
         self.config.virtio.push(device);
         self.config

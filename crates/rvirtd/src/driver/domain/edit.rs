@@ -4,10 +4,10 @@
 //! taken out of) the stored XML, and the result goes through the same
 //! validation, fill-in (aliases, addresses) and atomic write as any
 //! define, so a rejected edit changes nothing. `--live` changes only what
-//! rvirt-vmm can change at run time (the balloon target, a CD-ROM's
-//! medium: [`super::media`]); everything else is refused with libvirt's
-//! "not supported live" errors (rvirt-vmm has no hot-plug until its PCI
-//! bus lands).
+//! rvirt-vmm can change at run time: the balloon target, a CD-ROM's
+//! medium ([`super::media`]), and virtio disks and NICs hot-plugged on q35
+//! (`hotplug.rs`); everything else is refused with libvirt's "not
+//! supported live" errors.
 
 use std::sync::PoisonError;
 
@@ -187,7 +187,7 @@ fn find(devices: &Element, dev: &Element) -> Result<Option<usize>, RemoteError> 
 }
 
 /// Applies `edit` of `dev` to the `<devices>` of a definition tree.
-fn apply(root: &mut Element, edit: DeviceEdit, dev: Element) -> Result<(), RemoteError> {
+pub(super) fn apply(root: &mut Element, edit: DeviceEdit, dev: Element) -> Result<(), RemoteError> {
     let Some(Node::Element(devices)) = root
         .children
         .iter_mut()
@@ -216,6 +216,28 @@ fn apply(root: &mut Element, edit: DeviceEdit, dev: Element) -> Result<(), Remot
         }
     }
     Ok(())
+}
+
+/// The alias of the device of a live definition tree that `dev` names
+/// (as [`apply`] finds it), or libvirt's error when none matches.
+pub(super) fn alias_of(root: &mut Element, dev: &Element) -> Result<String, RemoteError> {
+    let Some(Node::Element(devices)) = root
+        .children
+        .iter_mut()
+        .find(|n| matches!(n, Node::Element(e) if AsRef::<str>::as_ref(&e.name) == "devices"))
+    else {
+        return Err(RemoteError::internal("the definition has no <devices>"));
+    };
+    let kind: String = AsRef::<str>::as_ref(&dev.name).to_string();
+    let i = find(devices, dev)?.ok_or_else(|| missing(&kind, dev))?;
+    match &devices.children[i] {
+        Node::Element(e) => e
+            .child("alias")
+            .and_then(|a| a.attr("name"))
+            .map(str::to_string)
+            .ok_or_else(|| RemoteError::operation_failed("the device has no alias")),
+        _ => Err(missing(&kind, dev)),
+    }
 }
 
 fn missing(kind: &str, dev: &Element) -> RemoteError {
@@ -271,31 +293,54 @@ impl DomainDriver {
         let _job = job.lock().unwrap_or_else(PoisonError::into_inner);
         let (active, stored) = self.edit_state(dom)?;
         let (live, config) = impact(flags, active, stored.is_some())?;
-        if live && edit == DeviceEdit::Update && super::media::is_removable(&dev) {
-            // A CD-ROM's medium: changed live before the config, as
-            // libvirt does (neither changes when the live half fails).
-            let (name, run) = self.running(dom)?;
-            self.change_media_live(&name, &run, &dev, flags & MODIFY_FORCE != 0)?;
-        } else if live {
-            // Before the config: libvirt changes neither when the live
-            // half fails.
-            return Err(RemoteError::new(
-                code::OPERATION_UNSUPPORTED,
-                from::QEMU,
-                Some(&format!(
-                    "live {} of device '{}' is not supported",
-                    edit.verb(),
-                    AsRef::<str>::as_ref(&dev.name) as &str
-                )),
-            ));
-        }
-        if config {
+        // A CD-ROM's medium is the one device update-device changes live.
+        let media = edit == DeviceEdit::Update && super::media::is_removable(&dev);
+        let run = if live {
+            let run = self.reg().resolve(dom)?.run.clone();
+            let run = run.ok_or_else(|| RemoteError::operation_invalid("domain is not running"))?;
+            // What cannot change live is refused before anything else.
+            if !media && (edit == DeviceEdit::Update || !super::hotplug::can_plug(&run.live(), &dev))
+            {
+                return Err(RemoteError::new(
+                    code::OPERATION_UNSUPPORTED,
+                    from::QEMU,
+                    Some(&format!(
+                        "live {} of device '{}' is not supported",
+                        edit.verb(),
+                        AsRef::<str>::as_ref(&dev.name) as &str
+                    )),
+                ));
+            }
+            Some(run)
+        } else {
+            None
+        };
+        // The persistent half is checked first and saved last: libvirt
+        // changes neither when the live half fails.
+        let new_config = if config {
             let stored = stored.unwrap_or_default();
             let mut root = xml::parse(&stored).map_err(|e| {
                 RemoteError::internal(&format!("stored definition unreadable: {e}"))
             })?;
-            apply(&mut root, edit, dev)?;
-            self.define(&document(&root))?;
+            apply(&mut root, edit, dev.clone())?;
+            let text = document(&root);
+            super::definitions::parse(&text)?;
+            Some(text)
+        } else {
+            None
+        };
+        if let Some(run) = run {
+            let name = self.reg().resolve(dom)?.name.clone();
+            match edit {
+                _ if media => {
+                    self.change_media_live(&name, &run, &dev, flags & MODIFY_FORCE != 0)?
+                }
+                DeviceEdit::Attach => self.attach_live(&name, &run, &dev)?,
+                _ => self.detach_live(&name, &run, &dev)?,
+            }
+        }
+        if let Some(text) = new_config {
+            self.define(&text)?;
         }
         Ok(())
     }

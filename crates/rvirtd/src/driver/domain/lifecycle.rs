@@ -368,6 +368,13 @@ impl DomainDriver {
                     self.on_block_job_event(name, run, &ev)
                 }
                 "DEVICE_TRAY_MOVED" => self.on_tray_moved(name, run, ev.data.as_ref()),
+                "DEVICE_DELETED" => {
+                    // QEMU reports the virtio back-end (no `device`) too.
+                    let alias = ev.data.as_ref().and_then(|d| d["device"].as_str());
+                    if let Some(alias) = alias {
+                        self.on_device_deleted(name, run, alias);
+                    }
+                }
                 "BALLOON_CHANGE" => {
                     let actual = ev.data.as_ref().and_then(|d| d["actual"].as_u64());
                     if let Some(bytes) = actual {

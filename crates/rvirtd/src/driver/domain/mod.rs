@@ -8,6 +8,7 @@
 //! | [`registry`] | the domain table |
 //! | [`definitions`] | define, undefine, create, autostart |
 //! | [`edit`] | attach, detach, update a device; set memory and vCPUs |
+//! | [`hotplug`] | `--live` attach and detach: PCI Express hot-plug of virtio disks and NICs |
 //! | [`lifecycle`] | start, destroy, shutdown, suspend, resume, reboot, reset; the per-VM follower |
 //! | [`vmm`] | starting a VMM: argv with its fd plan, monitor, taps |
 //! | [`nics`] | the NICs' host taps (bridge port, MAC, up) through rvirt-hostnet |
@@ -28,6 +29,7 @@ pub mod console;
 pub mod dac;
 pub mod definitions;
 pub mod edit;
+pub mod hotplug;
 pub mod lifecycle;
 pub mod media;
 pub mod memstats;

@@ -138,6 +138,29 @@ pub fn open_all(
         .collect()
 }
 
+/// Opens the one tap `reqs` asks for (a hot-plugged NIC's, interface
+/// `index` of `dom`, whose back-end is not numbered by its index).
+pub fn open_at(
+    dom: &Domain,
+    index: usize,
+    reqs: &[TapRequest],
+    networks: &dyn Networks,
+) -> Result<HostTap, TapSetupError> {
+    let Some(req) = reqs.first() else {
+        return Err(TapSetupError::Other {
+            name: DEFAULT_NAME.to_string(),
+            source: TapError::Open(std::io::Error::from(std::io::ErrorKind::InvalidInput)),
+        });
+    };
+    let port = match &req.attach {
+        Some((kind, net)) if kind == "network" => {
+            Some(networks.port(net).map_err(TapSetupError::Network)?)
+        }
+        _ => None,
+    };
+    open_for(dom, Some(index), req, port)
+}
+
 fn open(
     dom: &Domain,
     req: &TapRequest,
@@ -148,6 +171,15 @@ fn open(
         .strip_prefix("hostnet")
         .and_then(|i| i.parse::<usize>().ok())
         .filter(|&i| i < dom.devices.interfaces.len());
+    open_for(dom, iface, req, network)
+}
+
+fn open_for(
+    dom: &Domain,
+    iface: Option<usize>,
+    req: &TapRequest,
+    network: Option<(String, Option<u32>)>,
+) -> Result<HostTap, TapSetupError> {
     let wanted = req.ifname.as_deref().unwrap_or(DEFAULT_NAME);
     if wanted.len() >= libc::IFNAMSIZ {
         return Err(TapSetupError::NameTooLong(wanted.to_string()));

@@ -45,6 +45,8 @@ pub struct Running {
     pub passt: Vec<super::passt::PasstChild>,
     /// Its removable drives' trays and media as rvirtd last saw them.
     pub media: super::media::MediaState,
+    /// What was hot-plugged, and the guest's answers to detaches.
+    pub hotplug: super::hotplug::HotplugState,
 }
 
 impl Running {
@@ -70,6 +72,7 @@ impl Running {
             balloon_kib: std::sync::atomic::AtomicU64::new(0),
             passt: Vec::new(),
             media: Default::default(),
+            hotplug: Default::default(),
         }
     }
 

@@ -551,6 +551,8 @@ impl DomainDriver {
             RemoteError::operation_failed(&format!("{what}: {}", crate::error_chain(e)))
         };
         let (top, next) = top_nodes(run)?;
+        // Hot-plugged disks' nodes are not in query-block.
+        let next = run.hotplug.next_node(next);
         let live = run.live();
         let mut labelled = Vec::new();
         let mut fdsets = Vec::new();
