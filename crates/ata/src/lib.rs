@@ -11,6 +11,7 @@
 pub mod ahci;
 pub mod atapi;
 pub mod drive;
+pub mod ide;
 pub mod identify;
 pub mod sg;
 
