@@ -736,8 +736,9 @@ impl Ide {
         let r = unit.regs;
         let command = ch.command;
         let Some(att) = unit.att.as_mut() else {
-            ch.phase = Phase::Idle;
-            return;
+            // A missing master beside a slave answers, and aborts
+            // everything (as QEMU's empty IDEState does).
+            return self.finish_error(c, error::ABRT);
         };
         let cd = att.drive.kind() == Kind::Cdrom;
         // What the task file alone decides (the shared core knows no
@@ -822,8 +823,7 @@ impl Ide {
             n => n & !1,
         };
         let Some(att) = ch.units[u].att.as_mut() else {
-            ch.phase = Phase::Idle;
-            return;
+            return self.finish_error(c, error::ABRT);
         };
         let action = att.drive.packet(&cdb, dma);
         let moved = att.drive.cdrom_state().and_then(|c| c.take_moved());

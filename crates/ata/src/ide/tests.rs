@@ -207,6 +207,22 @@ fn reset_signatures_and_missing_drives_read_zero() {
     assert_eq!((r.status(0), r.inb(0, 2)), (0, 0));
     r.outb(0, 7, cmd::IDENTIFY);
     assert!(!r.ide.irq_pending(0));
+    // A missing master beside a slave answers, and aborts what it gets
+    // (SeaBIOS probes it so before the slave).
+    let slave = Attachment {
+        drive: Drive::disk(Identity::qemu(Kind::Disk, 2), 1 << 20, false, true),
+        disk: Some(disk_of(r.disk.as_file(), AioMode::Sync)),
+    };
+    let mut only_slave = Ide::new(vec![None, Some(slave)]);
+    only_slave.write_command_block(0, 6, &[0xa0]);
+    only_slave.write_command_block(0, 7, &[cmd::IDENTIFY]);
+    let mut b = [0];
+    only_slave.read_command_block(0, 7, &mut b);
+    assert_eq!(b[0], status::READY | status::ERR);
+    only_slave.write_command_block(0, 6, &[0xb0]);
+    only_slave.write_command_block(0, 7, &[cmd::IDENTIFY]);
+    only_slave.read_command_block(0, 7, &mut b);
+    assert_eq!(b[0], status::READY | status::DRQ);
     // An empty controller reads 0 everywhere.
     let mut empty = Ide::new(Vec::new());
     let mut b = [0xaa];

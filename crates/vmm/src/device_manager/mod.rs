@@ -70,6 +70,8 @@ pub(crate) struct DeviceManager {
     pci: Option<pci::PciPlan>,
     /// The AHCI controllers and their drives.
     ata: Vec<ata::AtaController>,
+    /// pc's PIIX3 IDE.
+    ide: Option<Arc<Mutex<rvirt_ata::ide::Ide>>>,
     ata_drives: Vec<ata::AtaDrive>,
     /// The virtio consoles' host ends, open as long as the VMM.
     chardevs: Vec<Chardev>,
@@ -139,6 +141,7 @@ impl DeviceManager {
             virtio: Vec::new(),
             pci: None,
             ata: Vec::new(),
+            ide: None,
             ata_drives: Vec::new(),
             chardevs: Vec::new(),
             balloon: None,
@@ -213,6 +216,7 @@ impl DeviceManager {
         }
         let ata = ata::build(cfg, cfg.virtio.len(), bus)?;
         dm.ata = ata.controllers;
+        dm.ide = ata.ide;
         dm.ata_drives = ata.drives;
         dm.disks.extend(ata.models);
         for n in &cfg.nics {
@@ -229,7 +233,13 @@ impl DeviceManager {
             dm._passt.extend(built.passt);
         }
         if has_pci {
-            dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests, &dm.ata)?);
+            dm.pci = Some(pci::PciPlan::new(
+                cfg,
+                &mut alloc,
+                requests,
+                &dm.ata,
+                dm.ide.clone(),
+            )?);
         }
         Ok(dm)
     }
@@ -357,6 +367,20 @@ impl DeviceManager {
             .collect();
         for d in &self.ata_drives {
             let Some(index) = d.bootindex else { continue };
+            if d.ide {
+                // QEMU's path: the IDE function by its class, the channel
+                // as a drive and the unit as a disk under it.
+                let leaf = format!("drive@{:x}/disk@{:x}", d.port / 2, d.port % 2);
+                let addr = rvirt_vmm_config::PciAddr {
+                    bus: rvirt_vmm_config::PciBus::Root,
+                    slot: 1,
+                    function: 1,
+                    multifunction: false,
+                };
+                let path = firmware::pci_path(&self.config, addr, "ide", &leaf);
+                boot.push(firmware::BootDevice { index, path });
+                continue;
+            }
             let Some(c) = self.ata.get(d.controller) else {
                 continue;
             };
@@ -410,7 +434,10 @@ impl DeviceManager {
         let Some(drive) = found else {
             return Err(rvirt_qmp::QmpError::device_not_found(target.name()));
         };
-        ata::medium(&self.ata[drive.controller].ahci, drive, op, bus)
+        match (&self.ide, drive.ide) {
+            (Some(ide), true) => ata::medium(ide, drive, op, bus),
+            _ => ata::medium(&self.ata[drive.controller].ahci, drive, op, bus),
+        }
     }
 
     /// The NIC `set_link` names, if any.
