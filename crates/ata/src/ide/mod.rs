@@ -820,7 +820,8 @@ impl Ide {
         let limit = match u64::from(r.lcyl) | u64::from(r.hcyl) << 8 {
             // QEMU's reading of a zero or odd byte count.
             0 | 0xffff => 0xfffe,
-            n => n & !1,
+            // Even, and at least a word, so every DRQ block moves data.
+            n => (n & !1).max(2),
         };
         let Some(att) = ch.units[u].att.as_mut() else {
             return self.finish_error(c, error::ABRT);
