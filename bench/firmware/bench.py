@@ -7,7 +7,11 @@ powers off) on:
 - microvm: bios-microvm.bin, the disk on virtio-mmio;
 - pc: bios-256k.bin, the disk on virtio-blk-pci (SeaBIOS shadows itself
   through PAM, enumerates PCI and boots through bootindex);
-- q35: the same behind a pcie-root-port.
+- q35: the same behind a pcie-root-port;
+- pc-ide: bios-256k.bin, the disk on the PIIX3 IDE (ide.0 master; SeaBIOS
+  reads it by PIO through the legacy ports);
+- q35-ahci: the disk on q35's AHCI (port 0; PRDs).
+CASES picks a subset (bench/firmware/run.sh: CASES=pc-ide,q35-ahci).
 Each VMM gets the same firmware file (-bios) and the same disk; QEMU runs
 SeaBIOS's console on COM1 as rvirt does (-machine graphics=off). Stamps are
 CLOCK_MONOTONIC from just before fork to the read that first holds a marker:
@@ -20,9 +24,11 @@ import datetime
 import json
 import os
 import select
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import time
 
 
@@ -76,7 +82,15 @@ def main():
         ap.add_argument("--" + k.replace("_", "-"), required=k != "commit", default="")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--cases", default="", help="comma-separated subset of the cases")
     a = ap.parse_args()
+    # ide-hd and AHCI disks are writable (QEMU refuses a read-only ide-hd):
+    # each VMM boots its own copy, made once (the MBR writes nothing).
+    tmp = tempfile.mkdtemp(prefix="rvirt-bench-firmware-")
+    copies = {}
+    for v in ("rvirt", "qemu"):
+        copies[v] = os.path.join(tmp, f"{v}.img")
+        shutil.copy(a.disk, copies[v])
 
     base = ["-m", "128", "-nodefaults", "-no-reboot", "-serial", "stdio",
             "-drive", f"file={a.disk},format=raw,if=none,id=d0,readonly=on"]
@@ -89,15 +103,30 @@ def main():
         "q35": ["-M", "q35"] + bios("bios-256k.bin")
         + ["-device", "pcie-root-port,port=16,chassis=1,id=rp0,bus=pcie.0,multifunction=on,addr=0x2",
            "-device", "virtio-blk-pci,drive=d0,bootindex=1,bus=rp0"],
+        # The ATA controllers SeaBIOS drives itself: PIIX3 IDE by PIO
+        # through the legacy ports, AHCI through PRDs.
+        "pc-ide": ["-M", "pc"] + bios("bios-256k.bin")
+        + ["-device", "ide-hd,drive=d1,bus=ide.0,unit=0,bootindex=1"],
+        "q35-ahci": ["-M", "q35"] + bios("bios-256k.bin")
+        + ["-device", "ide-hd,drive=d1,bus=ide.0,bootindex=1"],
     }
+    if a.cases:
+        wanted = a.cases.split(",")
+        unknown = [c for c in wanted if c not in cases]
+        if unknown:
+            ap.error(f"unknown cases {unknown}; known: {list(cases)}")
+        cases = {c: cases[c] for c in wanted}
     qemu_extra = ["-accel", "kvm", "-cpu", "qemu64,-pni", "-display", "none",
                   "-machine", "graphics=off"]
     markers = {"seabios": b"SeaBIOS (version", "mbr": b"MBR", "done": b"DONE"}
 
     def argv(vmm, case):
+        extra = cases[case]
+        if "drive=d1" in " ".join(extra):
+            extra = ["-drive", f"file={copies[vmm]},format=raw,if=none,id=d1"] + extra
         if vmm == "qemu":
-            return [a.qemu] + qemu_extra + base + cases[case]
-        return [a.rvirt, "-cpu", "qemu64,-pni"] + base + cases[case]
+            return [a.qemu] + qemu_extra + base + extra
+        return [a.rvirt, "-cpu", "qemu64,-pni"] + base + extra
 
     samples = {c: {"rvirt": [], "qemu": []} for c in cases}
     problems = []
@@ -128,6 +157,13 @@ def main():
                   f"{qv if qv is not None else nan:9.1f} {ratio if ratio is not None else nan:6.3f}")
             table.append({"case": case, "metric": key, "label": label, "unit": "ms",
                           "rvirt": rv, "qemu": qv, "ratio": ratio})
+    ata = {r["case"]: r for r in table if r["metric"] == "mbr"}
+    if "pc-ide" in ata and "q35-ahci" in ata:
+        ide, ahci = ata["pc-ide"], ata["q35-ahci"]
+        if ide["rvirt"] and ahci["rvirt"] and ide["qemu"] and ahci["qemu"]:
+            print(f"\nfork -> MBR via IDE / via AHCI: rvirt {ide['rvirt'] / ahci['rvirt']:.3f}, "
+                  f"QEMU {ide['qemu'] / ahci['qemu']:.3f}")
+    shutil.rmtree(tmp, ignore_errors=True)
     for p in problems:
         print("problem:", p, file=sys.stderr)
     os.makedirs(os.path.dirname(a.json), exist_ok=True)

@@ -3,7 +3,9 @@
 # (issue 14, "Benchmark"): fork -> SeaBIOS's banner, -> the MBR's first
 # serial byte, -> exit after the guest powers off; on microvm
 # (bios-microvm.bin, virtio-mmio), pc and q35 (bios-256k.bin,
-# virtio-blk-pci). Target: the MBR's first byte in <= 0.5x QEMU's time.
+# virtio-blk-pci), and from an IDE disk (pc) and an AHCI disk (q35), the
+# IDE/AHCI ratio printed for both VMMs. Target: the MBR's first byte in
+# <= 0.5x QEMU's time.
 #
 # Needs: /dev/kvm, qemu-system-x86_64 (Debian qemu-system-x86), seabios,
 # python3.
@@ -12,6 +14,7 @@
 #   QEMU=qemu-system-x86_64
 #   RVIRT_VMM=PATH    benchmark this rvirt-vmm binary instead of building one
 #   NO_BUILD=1        use the existing target/release/rvirt-vmm as it is
+#   CASES=pc-ide,q35-ahci  only these (microvm, pc, q35, pc-ide, q35-ahci)
 # Results also go to bench/results/firmware-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,4 +40,4 @@ if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COM
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 exec python3 "$ROOT/bench/firmware/bench.py" --rvirt "$RVIRT" --qemu "$QEMU_BIN" \
   --disk "$DISK" --seabios-dir $SEABIOS --runs "${RUNS:-7}" --warmup "${WARMUP:-1}" \
-  --commit "$COMMIT" --json "$ROOT/bench/results/firmware-$STAMP.json"
+  --cases "${CASES:-}" --commit "$COMMIT" --json "$ROOT/bench/results/firmware-$STAMP.json"

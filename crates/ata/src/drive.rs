@@ -194,6 +194,11 @@ impl Drive {
         self.kind
     }
 
+    /// A disk's size in sectors (0 for a CD-ROM).
+    pub fn sectors(&self) -> u64 {
+        self.sectors
+    }
+
     /// The signature registers after a reset.
     pub fn signature(&self) -> u32 {
         match self.kind {

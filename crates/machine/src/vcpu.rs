@@ -296,16 +296,42 @@ impl Worker {
         s.idle -= 1;
     }
 
+    /// The I/O exit just taken, element by element: a `rep ins`/`rep outs`
+    /// is `count` accesses of `size` bytes to the same port (as QEMU's
+    /// kvm_handle_io runs them), not one wide access.
+    fn port_io(&mut self) {
+        let run = self.fd.get_kvm_run();
+        // SAFETY: run_once saw KVM_EXIT_IO for this exit, so `io` is the
+        // union's live member (kvm-ioctls' run() reads it the same way).
+        let io = unsafe { run.__bindgen_anon_1.io };
+        let size = usize::from(io.size).max(1);
+        let len = size * io.count as usize;
+        let base = (run as *mut kvm_bindings::kvm_run).cast::<u8>();
+        // SAFETY: the kernel puts the exit's data `data_offset` bytes into
+        // the kvm_run mapping, `size * count` bytes long, inside the
+        // mapping (kvm-ioctls' run() builds the same slice); the mapping
+        // lives as long as the vCPU fd and nothing else refers to it here.
+        let data =
+            unsafe { std::slice::from_raw_parts_mut(base.add(io.data_offset as usize), len) };
+        let port = u64::from(io.port);
+        for element in data.chunks_mut(size) {
+            if u32::from(io.direction) == kvm_bindings::KVM_EXIT_IO_IN {
+                self.pio.read(port, element);
+            } else {
+                self.pio.write(port, element);
+            }
+        }
+    }
+
     /// Enters the guest once and handles the exit. Returns false when the
     /// vCPU cannot go on.
     fn run_once(&mut self) -> bool {
         match self.fd.run() {
-            Ok(VcpuExit::IoIn(port, data)) => {
-                self.pio.read(u64::from(port), data);
-            }
-            Ok(VcpuExit::IoOut(port, data)) => {
-                self.pio.write(u64::from(port), data);
-            }
+            // The slice kvm-ioctls gives holds every element of a string
+            // instruction (`rep insw` on an IDE data port) without their
+            // width: the exit is read from kvm_run instead, once the
+            // exit's borrow ends.
+            Ok(VcpuExit::IoIn(..) | VcpuExit::IoOut(..)) => self.port_io(),
             Ok(VcpuExit::MmioRead(addr, data)) => {
                 self.mmio.read(addr, data);
             }

@@ -413,12 +413,18 @@ pub enum AtaKind {
     Cdrom,
 }
 
-/// `-device ide-hd|ide-cd,bus=,drive=,…` on an AHCI port.
+/// `-device ide-hd|ide-cd,bus=,drive=,…` on an AHCI port or on pc's PIIX3
+/// IDE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtaDriveConfig {
     pub kind: AtaKind,
-    /// Index in [`VmConfig::ahci`].
+    /// On pc's built-in PIIX3 IDE (00:01.1, buses `ide.0` and `ide.1`)
+    /// rather than an AHCI controller.
+    pub ide: bool,
+    /// Index in [`VmConfig::ahci`] (0 on the PIIX3 IDE).
     pub controller: usize,
+    /// The AHCI port, or on the PIIX3 IDE channel * 2 + unit (QEMU's
+    /// drive number, as its serials count).
     pub port: u8,
     pub id: Option<String>,
     /// The medium; `None` for a CD-ROM with none.

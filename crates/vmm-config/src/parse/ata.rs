@@ -1,7 +1,9 @@
 //! `-device ich9-ahci|ahci` and `-device ide-hd|ide-cd`, as libvirt 9.0
 //! writes them for `<disk bus='sata'>`: a drive names its AHCI port as
 //! `bus=NAME.N` (q35's built-in controller is `ide`, a `-device` one its
-//! id) and its medium by `drive=` (absent for an empty CD-ROM).
+//! id) and its medium by `drive=` (absent for an empty CD-ROM). On pc,
+//! `ide.0` and `ide.1` are the PIIX3 IDE's channels, each with units 0
+//! and 1 (`unit=`), as libvirt writes them for `<disk bus='ide'>`.
 
 use crate::config::{AhciConfig, AtaDriveConfig, AtaKind, Chipset, PciAddr, PciBus};
 use crate::opts::Opts;
@@ -146,18 +148,29 @@ impl AtaSpecs {
                             .position(|id| id.as_deref() == Some(name))
                             .map(|i| i + first_own)
                     };
+                    if name == "ide" && chipset == Chipset::I440fx {
+                        let unit = piix_unit(&drives, n, d.unit, bus, driver)?;
+                        drives.push(d.into_config(true, 0, n * 2 + unit, block)?);
+                        continue;
+                    }
                     let Some(c) = c else {
-                        if name == "ide" && chipset == Chipset::I440fx {
-                            return Err(err(format!(
-                                "{driver} on '{bus}': the PIIX3 IDE controller of pc is not emulated yet (use q35's SATA, or -device ich9-ahci)"
-                            )));
-                        }
                         return Err(err(format!("Bus '{bus}' not found")));
                     };
                     if n >= PORTS {
                         return Err(err(format!("Bus '{bus}' not found")));
                     }
                     (c, n)
+                }
+                // pc: the first PIIX3 IDE bus with a free unit, as QEMU
+                // finds it (the built-in controller comes first).
+                None if chipset == Chipset::I440fx
+                    && drives.iter().filter(|x| x.ide).count() < 4 =>
+                {
+                    let n = u8::from(drives.iter().filter(|x| x.ide && x.port < 2).count() >= 2);
+                    let bus = format!("ide.{n}");
+                    let unit = piix_unit(&drives, n, d.unit, &bus, driver)?;
+                    drives.push(d.into_config(true, 0, n * 2 + unit, block)?);
+                    continue;
                 }
                 // QEMU's first free port of the first controller.
                 None => {
@@ -166,7 +179,11 @@ impl AtaSpecs {
                         return Err(err(format!("No 'IDE' bus found for device '{driver}'")));
                     }
                     let port = (0..PORTS)
-                        .find(|p| !drives.iter().any(|x| x.controller == c && x.port == *p))
+                        .find(|p| {
+                            !drives
+                                .iter()
+                                .any(|x| !x.ide && x.controller == c && x.port == *p)
+                        })
                         .ok_or_else(|| err(format!("No free bus for device '{driver}'")))?;
                     (c, port)
                 }
@@ -179,32 +196,71 @@ impl AtaSpecs {
             }
             if drives
                 .iter()
-                .any(|x| x.controller == controller && x.port == port)
+                .any(|x| !x.ide && x.controller == controller && x.port == port)
             {
                 return Err(err(format!(
                     "IDE unit 0 is in use on {}",
                     d.bus.as_deref().unwrap_or("the bus")
                 )));
             }
-            let disk = match &d.drive {
-                Some(drive) => Some(block.ata_disk(
-                    drive,
-                    d.id.clone(),
-                    d.serial.clone(),
-                    d.bootindex,
-                    d.write_cache,
-                )?),
-                None => None,
-            };
-            drives.push(AtaDriveConfig {
-                kind: d.kind,
-                controller,
-                port,
-                id: d.id,
-                disk,
-                bootindex: d.bootindex,
-            });
+            drives.push(d.into_config(false, controller, port, block)?);
         }
         Ok((ahci, drives))
+    }
+}
+
+impl DriveRef {
+    fn into_config(
+        self,
+        ide: bool,
+        controller: usize,
+        port: u8,
+        block: &mut VirtioSpecs,
+    ) -> Result<AtaDriveConfig, ConfigError> {
+        let disk = match &self.drive {
+            Some(drive) => Some(block.ata_disk(
+                drive,
+                self.id.clone(),
+                self.serial.clone(),
+                self.bootindex,
+                self.write_cache,
+            )?),
+            None => None,
+        };
+        Ok(AtaDriveConfig {
+            kind: self.kind,
+            ide,
+            controller,
+            port,
+            id: self.id,
+            disk,
+            bootindex: self.bootindex,
+        })
+    }
+}
+
+/// The unit a drive takes on PIIX3 IDE channel `n` (`ide.N`): the one it
+/// names, or the first free, with QEMU's errors.
+fn piix_unit(
+    drives: &[AtaDriveConfig],
+    n: u8,
+    unit: Option<u32>,
+    bus: &str,
+    driver: &str,
+) -> Result<u8, ConfigError> {
+    let err = |m: String| ConfigError::new("-device", m);
+    if n >= 2 {
+        return Err(err(format!("Bus '{bus}' not found")));
+    }
+    let taken = |u: u8| drives.iter().any(|x| x.ide && x.port == n * 2 + u);
+    match unit {
+        Some(u) if u >= 2 => Err(err(format!(
+            "Can't create IDE unit {u}, bus supports only 2 units"
+        ))),
+        Some(u) if taken(u as u8) => Err(err(format!("IDE unit {u} is in use"))),
+        Some(u) => Ok(u as u8),
+        None => (0..2)
+            .find(|&u| !taken(u))
+            .ok_or_else(|| err(format!("No free bus for device '{driver}'"))),
     }
 }

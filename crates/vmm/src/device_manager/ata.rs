@@ -1,5 +1,6 @@
 //! The ATA controllers: AHCI (q35's built-in 00:1f.2 and `-device
-//! ich9-ahci`) with their `ide-hd` and `ide-cd` drives on the block layer,
+//! ich9-ahci`) and pc's built-in PIIX3 IDE (00:01.1) with their `ide-hd`
+//! and `ide-cd` drives on the block layer,
 //! built once (the disks stay open across reboots; each boot re-attaches
 //! the controller to its memory and interrupts, [`crate::device_manager`]'s
 //! PCI plan), served on the device thread ([`AtaSubscriber`]).
@@ -14,9 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use rvirt_ata::ahci::{Ahci, Attachment};
 use rvirt_ata::drive::{Drive, Identity, Kind};
+use rvirt_ata::ide::Ide;
 use rvirt_block::{AioMode, Backing, Disk, ImageFormat, ImageSpec, OpenOptions, Stats};
 use rvirt_qmp::{Event as QmpEvent, EventBus, MediumOp, QmpError};
-use rvirt_vmm_config::{AhciConfig, AtaKind, VmConfig};
+use rvirt_vmm_config::{AhciConfig, AtaKind, Chipset, VmConfig};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::disk::{open_image, open_options, DiskModel, Tray};
@@ -31,6 +33,8 @@ pub(crate) struct AtaController {
 
 /// A drive as the monitor and firmware see it.
 pub(crate) struct AtaDrive {
+    /// On the PIIX3 IDE (`port` is then channel * 2 + unit).
+    pub(crate) ide: bool,
     pub(crate) controller: usize,
     pub(crate) port: u8,
     pub(crate) bootindex: Option<u32>,
@@ -47,6 +51,8 @@ pub(crate) struct AtaDrive {
 /// media as the monitor reports them.
 pub(crate) struct Built {
     pub(crate) controllers: Vec<AtaController>,
+    /// pc's PIIX3 IDE (always there on pc, as on QEMU).
+    pub(crate) ide: Option<Arc<Mutex<Ide>>>,
     pub(crate) drives: Vec<AtaDrive>,
     pub(crate) models: Vec<DiskModel>,
 }
@@ -60,6 +66,7 @@ pub(crate) fn build(cfg: &VmConfig, first: usize, bus: &EventBus) -> Result<Buil
         .iter()
         .map(|_| (0..rvirt_ata::ahci::PORTS).map(|_| None).collect())
         .collect();
+    let mut ide_units: Vec<Option<Attachment>> = (0..4).map(|_| None).collect();
     let mut drives = Vec::new();
     let mut models = Vec::new();
     // The CD-ROMs' models, to give their live tray once the controllers
@@ -107,9 +114,19 @@ pub(crate) fn build(cfg: &VmConfig, first: usize, bus: &EventBus) -> Result<Buil
             }
             None => (Drive::cdrom(identity, None), None),
         };
-        ports[d.controller][usize::from(d.port)] = Some(Attachment { drive, disk });
+        let slot = match d.ide {
+            true => ide_units.get_mut(usize::from(d.port)),
+            false => ports
+                .get_mut(d.controller)
+                .and_then(|p| p.get_mut(usize::from(d.port))),
+        };
+        // The parser keeps every drive on a bus that exists.
+        if let Some(slot) = slot {
+            *slot = Some(Attachment { drive, disk });
+        }
         let dc = d.disk.as_ref();
         drives.push(AtaDrive {
+            ide: d.ide,
             controller: d.controller,
             port: d.port,
             bootindex: d.bootindex,
@@ -127,40 +144,32 @@ pub(crate) fn build(cfg: &VmConfig, first: usize, bus: &EventBus) -> Result<Buil
             cfg: c.clone(),
         })
         .collect();
+    let ide = (cfg.chipset == Chipset::I440fx).then(|| Arc::new(Mutex::new(Ide::new(ide_units))));
     // The guest's own ejects and loads, as DEVICE_TRAY_MOVED.
+    if let Some(ide) = &ide {
+        let moved = tray_moved(&drives, bus, |d| d.ide);
+        lock(ide).on_tray_moved(moved);
+    }
     for (c, controller) in controllers.iter().enumerate() {
-        let names: Vec<(u8, String, String)> = drives
-            .iter()
-            .filter(|d| d.controller == c && d.cdrom)
-            .map(|d| {
-                (
-                    d.port,
-                    d.device.clone().unwrap_or_default(),
-                    d.id.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let bus = bus.clone();
-        let moved = move |port: usize, open: bool| {
-            if let Some((_, device, id)) = names.iter().find(|n| usize::from(n.0) == port) {
-                bus.post(QmpEvent::DeviceTrayMoved {
-                    device: device.clone(),
-                    id: id.clone(),
-                    tray_open: open,
-                });
-            }
-        };
-        lock(&controller.ahci).on_tray_moved(Arc::new(moved));
+        let moved = tray_moved(&drives, bus, |d| !d.ide && d.controller == c);
+        lock(&controller.ahci).on_tray_moved(moved);
     }
     for (m, d) in trays {
         let drive: &AtaDrive = &drives[d];
-        let ahci = controllers[drive.controller].ahci.clone();
         let port = usize::from(drive.port);
         let file = drive.file.clone();
+        let state: Arc<dyn Fn() -> (bool, bool) + Send + Sync> = match (&ide, drive.ide) {
+            (Some(ide), true) => {
+                let ide = ide.clone();
+                Arc::new(move || tray_state(&mut *lock(&ide), port))
+            }
+            _ => {
+                let ahci = controllers[drive.controller].ahci.clone();
+                Arc::new(move || tray_state(&mut *lock(&ahci), port))
+            }
+        };
         let tray = move || {
-            let mut a = ahci.lock().unwrap_or_else(|p| p.into_inner());
-            let cd = a.device(port).and_then(|x| x.drive.cdrom_state());
-            let (open, locked) = cd.map_or((false, false), |c| (c.tray_open(), c.locked()));
+            let (open, locked) = state();
             Tray {
                 open,
                 locked,
@@ -172,29 +181,100 @@ pub(crate) fn build(cfg: &VmConfig, first: usize, bus: &EventBus) -> Result<Buil
     }
     Ok(Built {
         controllers,
+        ide,
         drives,
         models,
     })
 }
 
-/// An AHCI controller on the device thread: the kick its PxCI writes
-/// send (token 0) and its disks' completions (the other tokens).
-pub(crate) struct AtaSubscriber {
-    pub(crate) ahci: Arc<Mutex<Ahci>>,
+/// The tray of CD-ROM `n` of a controller: open, locked.
+fn tray_state<C: Controller>(c: &mut C, n: usize) -> (bool, bool) {
+    let cd = c.device(n).and_then(|x| x.drive.cdrom_state());
+    cd.map_or((false, false), |c| (c.tray_open(), c.locked()))
+}
+
+/// DEVICE_TRAY_MOVED for the guest's moves of the CD-ROMs `mine` picks.
+fn tray_moved(
+    drives: &[AtaDrive],
+    bus: &EventBus,
+    mine: impl Fn(&AtaDrive) -> bool,
+) -> Arc<dyn Fn(usize, bool) + Send + Sync> {
+    let names: Vec<(u8, String, String)> = drives
+        .iter()
+        .filter(|d| mine(d) && d.cdrom)
+        .map(|d| {
+            (
+                d.port,
+                d.device.clone().unwrap_or_default(),
+                d.id.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let bus = bus.clone();
+    Arc::new(move |port: usize, open: bool| {
+        if let Some((_, device, id)) = names.iter().find(|n| usize::from(n.0) == port) {
+            bus.post(QmpEvent::DeviceTrayMoved {
+                device: device.clone(),
+                id: id.clone(),
+                tray_open: open,
+            });
+        }
+    })
+}
+
+/// What the device thread and the monitor need of an ATA controller.
+pub(crate) trait Controller: Send {
+    fn process(&mut self);
+    fn reap(&mut self);
+    fn host_fds(&self) -> Vec<RawFd>;
+    /// Drive `n` (an AHCI port; channel * 2 + unit on IDE).
+    fn device(&mut self, n: usize) -> Option<&mut Attachment>;
+    fn set_medium(&mut self, n: usize, disk: Option<rvirt_block::Disk<u8>>);
+}
+
+macro_rules! controller {
+    ($t:ty) => {
+        impl Controller for $t {
+            fn process(&mut self) {
+                <$t>::process(self)
+            }
+            fn reap(&mut self) {
+                <$t>::reap(self)
+            }
+            fn host_fds(&self) -> Vec<RawFd> {
+                <$t>::host_fds(self)
+            }
+            fn device(&mut self, n: usize) -> Option<&mut Attachment> {
+                <$t>::device(self, n)
+            }
+            fn set_medium(&mut self, n: usize, disk: Option<rvirt_block::Disk<u8>>) {
+                <$t>::set_medium(self, n, disk)
+            }
+        }
+    };
+}
+controller!(Ahci);
+controller!(Ide);
+
+/// An ATA controller on the device thread: the kick its register writes
+/// send (AHCI's PxCI, IDE's command and data ports; token 0) and its
+/// disks' completions (the other tokens).
+pub(crate) struct AtaSubscriber<C: Controller> {
+    pub(crate) ctrl: Arc<Mutex<C>>,
     pub(crate) kick: EventFd,
 }
 
-fn lock(a: &Mutex<Ahci>) -> std::sync::MutexGuard<'_, Ahci> {
+fn lock<C: ?Sized>(a: &Mutex<C>) -> std::sync::MutexGuard<'_, C> {
     a.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl AtaSubscriber {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ahci> {
-        self.ahci.lock().unwrap_or_else(|p| p.into_inner())
+impl<C: Controller> AtaSubscriber<C> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, C> {
+        lock(&self.ctrl)
     }
 }
 
-impl Subscriber for AtaSubscriber {
+impl<C: Controller + 'static> Subscriber for AtaSubscriber<C> {
     fn fixed_fds(&self) -> Vec<(RawFd, u32)> {
         let mut fds = vec![(self.kick.as_raw_fd(), 0)];
         fds.extend(self.lock().host_fds().into_iter().map(|fd| (fd, 1)));
@@ -234,11 +314,12 @@ pub(crate) fn open_medium(node: &rvirt_vmm_config::FormatNode) -> Result<Disk<u8
 }
 
 /// `blockdev-insert-medium`: `disk` (node `node_name`'s image, at
-/// `filename`) into `drive`'s open, empty tray, as QEMU checks it. Only a
+/// `filename`) into `drive`'s open, empty tray (on an AHCI or IDE
+/// controller), as QEMU checks it. Only a
 /// format node is taken (libvirt inserts nothing else; QEMU would also
 /// take a protocol node).
-pub(crate) fn insert(
-    ahci: &Mutex<Ahci>,
+pub(crate) fn insert<C: Controller>(
+    ahci: &Mutex<C>,
     drive: &AtaDrive,
     disk: Disk<u8>,
     filename: String,
@@ -272,10 +353,10 @@ pub(crate) fn insert(
     Ok(())
 }
 
-/// Runs a removable-media command on `drive` of `ahci`; posts
-/// DEVICE_TRAY_MOVED for each tray move.
-pub(crate) fn medium(
-    ahci: &Mutex<Ahci>,
+/// Runs a removable-media command on `drive` of `ahci` (an AHCI or IDE
+/// controller); posts DEVICE_TRAY_MOVED for each tray move.
+pub(crate) fn medium<C: Controller>(
+    ahci: &Mutex<C>,
     drive: &AtaDrive,
     op: MediumOp,
     bus: &EventBus,
@@ -330,11 +411,11 @@ pub(crate) fn medium(
     };
     let port = usize::from(drive.port);
     let mut a = ahci.lock().unwrap_or_else(|p| p.into_inner());
-    let cd = |a: &mut Ahci| -> Option<(bool, bool)> {
+    let cd = |a: &mut C| -> Option<(bool, bool)> {
         let c = a.device(port)?.drive.cdrom_state()?;
         Some((c.tray_open(), c.locked()))
     };
-    let open_tray = |a: &mut Ahci, force: bool| -> bool {
+    let open_tray = |a: &mut C, force: bool| -> bool {
         let was = cd(a).is_some_and(|(open, _)| open);
         let opened = a
             .device(port)
@@ -345,11 +426,11 @@ pub(crate) fn medium(
         }
         opened
     };
-    let remove = |a: &mut Ahci| {
+    let remove = |a: &mut C| {
         a.set_medium(port, None);
         *drive.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
     };
-    let close_tray = |a: &mut Ahci| {
+    let close_tray = |a: &mut C| {
         if cd(a).is_some_and(|(open, _)| open) {
             if let Some(c) = a.device(port).and_then(|x| x.drive.cdrom_state()) {
                 c.close_tray();

@@ -76,6 +76,8 @@ pub(crate) struct DeviceManager {
     pci: Option<pci::PciPlan>,
     /// The AHCI controllers and their drives.
     ata: Vec<ata::AtaController>,
+    /// pc's PIIX3 IDE.
+    ide: Option<Arc<Mutex<rvirt_ata::ide::Ide>>>,
     ata_drives: Vec<ata::AtaDrive>,
     /// The virtio consoles' host ends, open as long as the VMM.
     chardevs: Vec<Chardev>,
@@ -156,6 +158,7 @@ impl DeviceManager {
             virtio: Vec::new(),
             pci: None,
             ata: Vec::new(),
+            ide: None,
             ata_drives: Vec::new(),
             chardevs: Vec::new(),
             balloon: None,
@@ -255,6 +258,7 @@ impl DeviceManager {
         }
         let ata = ata::build(cfg, cfg.virtio.len(), bus)?;
         dm.ata = ata.controllers;
+        dm.ide = ata.ide;
         dm.ata_drives = ata.drives;
         dm.disks.extend(ata.models);
         for n in &cfg.nics {
@@ -271,7 +275,13 @@ impl DeviceManager {
             dm._passt.extend(built.passt);
         }
         if has_pci {
-            dm.pci = Some(pci::PciPlan::new(cfg, &mut alloc, requests, &dm.ata)?);
+            dm.pci = Some(pci::PciPlan::new(
+                cfg,
+                &mut alloc,
+                requests,
+                &dm.ata,
+                dm.ide.clone(),
+            )?);
         }
         dm.alloc = Some(alloc);
         Ok(dm)
@@ -406,6 +416,20 @@ impl DeviceManager {
             .collect();
         for d in &self.ata_drives {
             let Some(index) = d.bootindex else { continue };
+            if d.ide {
+                // QEMU's path: the IDE function by its class, the channel
+                // as a drive and the unit as a disk under it.
+                let leaf = format!("drive@{:x}/disk@{:x}", d.port / 2, d.port % 2);
+                let addr = rvirt_vmm_config::PciAddr {
+                    bus: rvirt_vmm_config::PciBus::Root,
+                    slot: 1,
+                    function: 1,
+                    multifunction: false,
+                };
+                let path = firmware::pci_path(&self.config, addr, "ide", &leaf);
+                boot.push(firmware::BootDevice { index, path });
+                continue;
+            }
             let Some(c) = self.ata.get(d.controller) else {
                 continue;
             };
@@ -460,7 +484,8 @@ impl DeviceManager {
         let Some(drive) = found else {
             return Err(rvirt_qmp::QmpError::device_not_found(target.name()));
         };
-        let ahci = &self.ata[drive.controller].ahci;
+        // pc's IDE drives are on the PIIX3 function, the rest on an AHCI.
+        let ide = self.ide.as_ref().filter(|_| drive.ide);
         // The name its medium's node is held under (BlockNodes::new).
         let holder = drive
             .id
@@ -486,7 +511,10 @@ impl DeviceManager {
                 }
                 let disk = ata::open_medium(&node)?;
                 let filename = node.path().display().to_string();
-                ata::insert(ahci, drive, disk, filename)?;
+                match ide {
+                    Some(ide) => ata::insert(ide, drive, disk, filename)?,
+                    None => ata::insert(&self.ata[drive.controller].ahci, drive, disk, filename)?,
+                }
                 nodes.attach(&node_name, crate::block_nodes::User::Device(holder))?;
                 Ok(())
             }
@@ -497,7 +525,10 @@ impl DeviceManager {
                         | rvirt_qmp::MediumOp::Eject { .. }
                         | rvirt_qmp::MediumOp::Change { .. }
                 );
-                ata::medium(ahci, drive, op, bus)?;
+                match ide {
+                    Some(ide) => ata::medium(ide, drive, op, bus)?,
+                    None => ata::medium(&self.ata[drive.controller].ahci, drive, op, bus)?,
+                }
                 // The node that was the medium is free for blockdev-del.
                 if let (true, Some(n)) = (removes, nodes.held_by(&holder)) {
                     nodes.detach(&n);

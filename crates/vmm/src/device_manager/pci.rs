@@ -45,6 +45,9 @@ use rvirt_virtio::VirtioTransport;
 use rvirt_vmm_config::{Chipset, PciAddr, PciBus, RootPortConfig, VmConfig};
 
 use rvirt_ata::ahci::{Ahci, Wiring as AhciWiring, ABAR, ABAR_SIZE};
+use rvirt_ata::ide::{
+    Ide, Wiring as IdeWiring, BM_BAR as IDE_BM_BAR, BM_SIZE as IDE_BM_SIZE, LEGACY as IDE_LEGACY,
+};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::ata::{AtaController, AtaSubscriber};
@@ -95,6 +98,13 @@ struct AhciPlan {
     abar: u64,
 }
 
+/// pc's PIIX3 IDE as placed (00:01.1).
+struct IdePlan {
+    ide: Arc<Mutex<Ide>>,
+    /// Where firmware would put the bus-master registers (BAR 4).
+    bm_bar: u64,
+}
+
 /// An emulated NIC that is not virtio, as placed.
 struct NicPlan {
     addr: PciAddr,
@@ -110,6 +120,7 @@ pub(crate) struct PciPlan {
     ports: Vec<PortPlan>,
     functions: Vec<FunctionPlan>,
     ahci: Vec<AhciPlan>,
+    ide: Option<IdePlan>,
     /// [`VmConfig::nics`], in order.
     nics: Vec<NicPlan>,
     /// The ISA IRQs a PIRQ routing register may pick: those no other
@@ -156,7 +167,19 @@ impl PciPlan {
     pub(crate) fn reserve(cfg: &VmConfig, alloc: &mut SystemAllocator) -> Result<(), VmmError> {
         alloc
             .reserve_gsis(PIRQ_GSI_BASE, wires(cfg.chipset))
-            .map_err(placement)
+            .map_err(placement)?;
+        if cfg.chipset == Chipset::I440fx {
+            // The PIIX3 IDE's compatibility ports and ISA IRQs 14 and 15:
+            // no PIRQ routing register may pick those.
+            for l in rvirt_ata::ide::LEGACY {
+                alloc.reserve_pio(l.command, 8).map_err(placement)?;
+                alloc.reserve_pio(l.control, 1).map_err(placement)?;
+            }
+            alloc
+                .reserve_gsis(rvirt_ata::ide::LEGACY[0].irq, 2)
+                .map_err(placement)?;
+        }
+        Ok(())
     }
 
     /// Places the root ports, `requests` (in command-line order) and the
@@ -166,6 +189,7 @@ impl PciPlan {
         alloc: &mut SystemAllocator,
         requests: Vec<PciRequest>,
         ata: &[AtaController],
+        ide: Option<Arc<Mutex<Ide>>>,
     ) -> Result<Self, VmmError> {
         let ram = rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size);
         let window64 = ram.mmio64_start();
@@ -252,6 +276,16 @@ impl PciPlan {
                     .base,
             });
         }
+        let ide = match ide {
+            Some(ide) => Some(IdePlan {
+                ide,
+                bm_bar: alloc
+                    .allocate_pio(IDE_BM_SIZE, IDE_BM_SIZE)
+                    .map_err(placement)?
+                    .base,
+            }),
+            None => None,
+        };
         let display = match &cfg.display {
             Some(d) => Some(DisplayPlan::new(d, alloc)?),
             None => None,
@@ -276,6 +310,7 @@ impl PciPlan {
             ports,
             functions,
             ahci,
+            ide,
             nics,
             isa_irqs,
             mem64: (window64, window64 + layout::MMIO64_SIZE - 1),
@@ -368,9 +403,45 @@ impl PciPlan {
                 kick: Some(wake),
             });
             subscribers.push(Box::new(AtaSubscriber {
-                ahci: a.ahci.clone(),
+                ctrl: a.ahci.clone(),
                 kick,
             }));
+        }
+        // The PIIX3 IDE: this boot's memory, ISA IRQs 14 and 15, the kick,
+        // and the compatibility ports (decoded whatever the PCI command
+        // register says, as PIIX3 in legacy mode and QEMU do).
+        if let Some(p) = &self.ide {
+            let kick = EventFd::new(EFD_NONBLOCK).map_err(kvm("an IDE eventfd"))?;
+            let wake = kick.try_clone().map_err(kvm("an IDE eventfd"))?;
+            let line = |n: usize| -> Arc<dyn InterruptLine> {
+                Arc::new(KvmLevelLine::new(vm.clone(), IDE_LEGACY[n].irq))
+            };
+            lock_ide(&p.ide).attach(IdeWiring {
+                memory: machine.memory().clone(),
+                irqs: [line(0), line(1)],
+                kick: Some(wake),
+            });
+            subscribers.push(Box::new(AtaSubscriber {
+                ctrl: p.ide.clone(),
+                kick,
+            }));
+            for (c, l) in IDE_LEGACY.iter().enumerate() {
+                let block: SharedDevice = Arc::new(Mutex::new(IdePorts {
+                    ide: p.ide.clone(),
+                    channel: c,
+                    control: false,
+                }));
+                let control: SharedDevice = Arc::new(Mutex::new(IdePorts {
+                    ide: p.ide.clone(),
+                    channel: c,
+                    control: true,
+                }));
+                // Reserved in the allocator ([`PciPlan::reserve`]).
+                pio.insert(block, u64::from(l.command), 8)
+                    .expect("the IDE ports overlap a legacy device");
+                pio.insert(control, u64::from(l.control), 1)
+                    .expect("the IDE ports overlap a legacy device");
+            }
         }
         // The NICs: this boot's RAM and INTx pin, a fresh function.
         for (plan, device) in self.nics.iter().zip(nics) {
@@ -439,6 +510,16 @@ impl PciPlan {
                         Arc::new(Mutex::new(piix::IsaBridge::new(router.clone()))),
                         false,
                     );
+                    if let Some(p) = &self.ide {
+                        let f: SharedFunction = p.ide.clone();
+                        if preset == Preset::DirectBoot {
+                            let mut f = lock(&f);
+                            let cfg = f.config_mut();
+                            cfg.set_bar_address(usize::from(IDE_BM_BAR), p.bm_bar);
+                            cfg.set_u16(reg::COMMAND, command::IO | command::MASTER);
+                        }
+                        add(&mut b, root(1, 1), f, false);
+                    }
                     let pmf = piix::PowerManagement::new(pm, preset);
                     add(&mut b, root(1, 3), Arc::new(Mutex::new(pmf)), false);
                 }
@@ -707,6 +788,44 @@ impl PciPlan {
 
 fn lock_ahci(a: &Mutex<Ahci>) -> std::sync::MutexGuard<'_, Ahci> {
     a.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_ide(a: &Mutex<Ide>) -> std::sync::MutexGuard<'_, Ide> {
+    a.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A PIIX3 IDE channel's compatibility ports on the I/O bus: its command
+/// block (8 ports) or its control block (alternate status / device
+/// control).
+struct IdePorts {
+    ide: Arc<Mutex<Ide>>,
+    channel: usize,
+    control: bool,
+}
+
+impl rvirt_bus::BusDevice for IdePorts {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        let mut ide = lock_ide(&self.ide);
+        if self.control {
+            data.fill(0);
+            if let Some(b) = data.first_mut() {
+                *b = ide.read_control(self.channel);
+            }
+        } else {
+            ide.read_command_block(self.channel, offset, data);
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        let mut ide = lock_ide(&self.ide);
+        if self.control {
+            if let Some(&v) = data.first() {
+                ide.write_control(self.channel, v);
+            }
+        } else {
+            ide.write_command_block(self.channel, offset, data);
+        }
+    }
 }
 
 /// The host bridge's PAM registers reaching firmware's shadowing of the

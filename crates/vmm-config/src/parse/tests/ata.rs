@@ -104,13 +104,74 @@ fn bad_ata_buses_and_shared_drives_are_refused() {
         "ahci,id=sata1",
     ])));
     assert!(e.contains("'sata1.0' not found"), "{e}");
-    // pc's IDE is not there yet: said so.
-    assert!(err(&with_kernel(&with(&[
-        "-device",
-        "ide-hd,bus=ide.0,drive=d0"
-    ])))
-    .contains("PIIX3"));
     // A slot taken by the built-in controller.
     let e = err(&q35(&["-device", "ahci,id=s,addr=0x1f.2"]));
     assert!(e.contains("ich9-ahci"), "{e}");
+}
+
+#[test]
+fn pc_drives_land_on_the_piix3_ide_channels_and_units() {
+    let c = run(&with_kernel(&[
+        "-blockdev",
+        r#"{"driver":"file","filename":"/a.raw","node-name":"libvirt-2-storage","auto-read-only":true,"discard":"unmap"}"#,
+        "-blockdev",
+        r#"{"node-name":"libvirt-2-format","read-only":false,"driver":"raw","file":"libvirt-2-storage"}"#,
+        "-device",
+        r#"{"driver":"ide-hd","bus":"ide.0","unit":0,"drive":"libvirt-2-format","id":"ide0-0-0","bootindex":2}"#,
+        "-blockdev",
+        r#"{"driver":"file","filename":"/cd.iso","node-name":"libvirt-1-storage","auto-read-only":true,"discard":"unmap"}"#,
+        "-blockdev",
+        r#"{"node-name":"libvirt-1-format","read-only":true,"driver":"raw","file":"libvirt-1-storage"}"#,
+        "-device",
+        r#"{"driver":"ide-cd","bus":"ide.1","unit":1,"drive":"libvirt-1-format","id":"ide0-1-1","bootindex":1}"#,
+        "-device",
+        "ide-cd,bus=ide.0,id=empty",
+    ]));
+    assert!(c.ahci.is_empty(), "pc has no AHCI");
+    let d = &c.ata_drives;
+    assert_eq!(d.len(), 3);
+    assert!(d.iter().all(|x| x.ide));
+    assert_eq!((d[0].kind, d[0].port), (AtaKind::Disk, 0));
+    assert_eq!(
+        (d[1].kind, d[1].port, d[1].bootindex),
+        (AtaKind::Cdrom, 3, Some(1))
+    );
+    // No unit given: the first free one of the bus.
+    assert_eq!((d[2].port, d[2].disk.is_none()), (1, true));
+    // No bus given: the first free unit of the first channel with one.
+    let c = run(&with_kernel(&[
+        "-device",
+        "ide-cd,id=a",
+        "-device",
+        "ide-cd,id=b",
+        "-device",
+        "ide-cd,id=c",
+    ]));
+    let ports: Vec<u8> = c.ata_drives.iter().map(|x| x.port).collect();
+    assert_eq!(ports, [0, 1, 2]);
+}
+
+#[test]
+fn pc_ide_addresses_are_checked_as_qemu_checks_them() {
+    let pc = |extra: &[&'static str]| err(&with_kernel(extra));
+    let e = pc(&["-device", "ide-cd,bus=ide.2"]);
+    assert!(e.contains("Bus 'ide.2' not found"), "{e}");
+    let e = pc(&["-device", "ide-cd,bus=ide.0,unit=2"]);
+    assert!(
+        e.contains("Can't create IDE unit 2, bus supports only 2 units"),
+        "{e}"
+    );
+    let e = pc(&[
+        "-device",
+        "ide-cd,bus=ide.1,unit=1",
+        "-device",
+        "ide-cd,bus=ide.1,unit=1",
+    ]);
+    assert!(e.contains("IDE unit 1 is in use"), "{e}");
+    let four = ["-device", "ide-cd"].repeat(5);
+    let e = pc(&four);
+    assert!(
+        e.contains("No 'IDE' bus found") || e.contains("No free bus"),
+        "{e}"
+    );
 }
