@@ -177,8 +177,8 @@ fn check_chain(what: &str, store: Option<&Element>, node: &FormatNode) {
     }
 }
 
-/// An ATA drive as the definition means it: a disk or a CD-ROM, on
-/// the AHCI controller (index in `VmConfig::ahci`: q35's built-in one
+/// An ATA drive as the definition means it: a disk or a CD-ROM, on pc's
+/// PIIX3 IDE, or on the AHCI controller (index in `VmConfig::ahci`: q35's built-in one
 /// first, then each `-device ahci`, whose id is libvirt's `sataN`) and
 /// port its drive address names.
 fn check_ata(name: &str, dom: &Domain, d: &Disk, a: &AtaDriveConfig, cfg: &VmConfig) {
@@ -196,6 +196,16 @@ fn check_ata(name: &str, dom: &Domain, d: &Disk, a: &AtaDriveConfig, cfg: &VmCon
         .filter(|x| x.attr("type") == Some("drive"))
         .expect("filled in");
     let n = |k: &str| addr.attr(k).map_or(0, number);
+    // pc's IDE drives are on the PIIX3 (built in): channel * 2 + unit.
+    same!(a.ide, d.bus() == "ide", "{what}: on the PIIX3 IDE");
+    if d.bus() == "ide" {
+        same!(u32::from(a.port), n("bus") * 2 + n("unit"), "{what}: port");
+        match &a.disk {
+            Some(c) => check_disk(name, d, c),
+            None => same!(d.source_path(), None, "{what}: medium"),
+        }
+        return;
+    }
     let q35 = cfg.ahci.first().is_some_and(|c| c.builtin);
     let controller = match n("controller") {
         0 if q35 => Some(0),

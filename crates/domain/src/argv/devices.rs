@@ -254,9 +254,6 @@ fn ata_place(dom: &Domain, d: &Disk) -> Result<blockdev::DrivePlace, String> {
             if chipset == Chipset::Q35 {
                 return Err("q35 has no IDE controller (use bus='sata')".to_string());
             }
-            if !support::PIIX3_IDE {
-                return Err("pc's PIIX3 IDE controller is not emulated yet".to_string());
-            }
             ide_place((c, bus, unit))
         }
     }
@@ -1031,8 +1028,7 @@ mod tests {
 
     /// pc's IDE drives of the recorded fixtures, each as libvirt 9.0
     /// wrote it: the driver, port and id that start its `-device` (the
-    /// whole line is compared by the fixture test once rvirt-vmm has the
-    /// PIIX3's IDE and `support::PIIX3_IDE` is on).
+    /// fixture test compares the whole line).
     #[test]
     fn ide_drives_are_placed_as_libvirt_places_them() {
         let fixtures = [

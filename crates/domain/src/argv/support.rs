@@ -104,11 +104,6 @@ pub fn disk_device_driver(bus: &str, device: &str) -> Option<&'static str> {
 /// The `-device` driver of an AHCI controller that is not q35's built-in one.
 pub const AHCI: &str = "ahci";
 
-/// pc's PIIX3 IDE controller (00:01.1, buses `ide.0` and `ide.1`): not in
-/// rvirt-vmm yet (the `ide` branch adds it); until it is, `<disk
-/// bus='ide'>` is refused here rather than by the VMM at start.
-pub const PIIX3_IDE: bool = false;
-
 /// Disk source types rvirt-vmm can open, with the block driver for each.
 pub fn disk_source_driver(disk_type: &str) -> Option<&'static str> {
     match disk_type {
