@@ -6,6 +6,7 @@ mod firmware;
 mod netdev_user_stream;
 mod pci;
 mod virtio_net_console_balloon;
+mod watchdog;
 
 fn run(args: &[&str]) -> VmConfig {
     match parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}")) {

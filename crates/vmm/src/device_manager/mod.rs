@@ -10,9 +10,11 @@ mod ata;
 mod display;
 mod firmware;
 mod legacy;
+mod lpt;
 mod nic;
 mod pci;
 pub(crate) mod virtio;
+mod watchdog;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,7 @@ struct VirtioSlot {
 /// Every device of the VM, which live as long as the VMM.
 pub(crate) struct DeviceManager {
     legacy: LegacyDevices,
+    parallels: lpt::ParallelPorts,
     virtio: Vec<VirtioSlot>,
     /// The PCI side (pc and q35).
     pci: Option<pci::PciPlan>,
@@ -134,8 +137,10 @@ impl DeviceManager {
             pci::PciPlan::reserve(cfg, &mut alloc)?;
         }
         let legacy = LegacyDevices::new(cfg, &mut alloc)?;
+        let parallels = lpt::ParallelPorts::new(cfg, &mut alloc)?;
         let mut dm = DeviceManager {
             legacy,
+            parallels,
             virtio: Vec::new(),
             pci: None,
             ata: Vec::new(),
@@ -244,6 +249,7 @@ impl DeviceManager {
         let legacy =
             self.legacy
                 .attach(machine, &pio, &mut platform, &control, self.pci.is_some())?;
+        self.parallels.attach(machine, &pio, &mut platform)?;
 
         let vm = machine.vm_fd();
         let mut subscribers: Vec<Box<dyn Subscriber>> = Vec::new();
@@ -288,6 +294,14 @@ impl DeviceManager {
         }
         let pci = match &self.pci {
             Some(plan) => {
+                let watchdog = match plan.watchdog() {
+                    Some(w) => {
+                        let built = w.attach(control.clone())?;
+                        subscribers.push(built.subscriber);
+                        Some(built.function)
+                    }
+                    None => None,
+                };
                 let devices: Vec<SharedVirtio> =
                     self.virtio.iter().map(|s| s.device.clone()).collect();
                 let pm: rvirt_bus::SharedDevice = legacy.pm.clone();
@@ -299,6 +313,7 @@ impl DeviceManager {
                     legacy.reset_control,
                     &devices,
                     &self.pci_nics,
+                    watchdog,
                     &mut subscribers,
                     &mut platform,
                 )?)
