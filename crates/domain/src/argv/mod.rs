@@ -7,6 +7,7 @@
 mod blockdev;
 mod boot;
 mod devices;
+mod isa;
 mod pci;
 
 pub use devices::{backing_key, backing_paths};
