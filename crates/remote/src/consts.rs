@@ -176,6 +176,8 @@ pub const VIR_DOMAIN_CONSOLE_FORCE: u32 = 1 << 0;
 pub const VIR_DOMAIN_EVENT_ID_LIFECYCLE: i32 = 0;
 /// `VIR_DOMAIN_EVENT_ID_REBOOT`.
 pub const VIR_DOMAIN_EVENT_ID_REBOOT: i32 = 1;
+/// `VIR_DOMAIN_EVENT_ID_WATCHDOG`.
+pub const VIR_DOMAIN_EVENT_ID_WATCHDOG: i32 = 3;
 /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB`: the disk named by its path.
 pub const VIR_DOMAIN_EVENT_ID_BLOCK_JOB: i32 = 8;
 /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2`: the disk named by its target.

@@ -463,6 +463,8 @@ procedures! {
         DomainEventCallbackLifecycle(DOMAIN_EVENT_CALLBACK_LIFECYCLE) = 318: DomainEventCallbackLifecycleMsg => (), r, domain_event_callback_lifecycle;
         /// Reboot event MESSAGE for a registered callback.
         DomainEventCallbackReboot(DOMAIN_EVENT_CALLBACK_REBOOT) = 319: DomainEventCallbackRebootMsg => (), r, domain_event_callback_reboot;
+        /// Watchdog event MESSAGE for a registered callback.
+        DomainEventCallbackWatchdog(DOMAIN_EVENT_CALLBACK_WATCHDOG) = 321: DomainEventCallbackWatchdogMsg => (), r, domain_event_callback_watchdog;
         /// Block job event MESSAGE (the disk by path) for a registered callback.
         DomainEventCallbackBlockJob(DOMAIN_EVENT_CALLBACK_BLOCK_JOB) = 326: DomainEventCallbackBlockJobMsg => (), r, domain_event_callback_block_job;
         /// Block job event MESSAGE (the disk by target) for a registered callback.
