@@ -148,3 +148,46 @@ fn watchdog_events_reach_libvirt_python() {
         d.log("wdr")
     );
 }
+
+/// `<parallel type='file'>`: rvirtd opens the file and passes it to the
+/// confined VMM; the `lpt` guest's bytes land in it.
+#[test]
+fn parallel_port_prints_to_a_file() {
+    let d = Rvirtd::start();
+    let out = d.root().join("lp.out");
+    let xml = format!(
+        "<domain type='kvm'>
+  <name>lpt</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{}</kernel>
+    <cmdline>lpt.msg=through-rvirtd</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model></cpu>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <serial type='stdio'><target port='0'/></serial>
+    <parallel type='file'><source path='{}'/><target port='0'/></parallel>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        Guest::Lpt.path().display(),
+        out.display()
+    );
+    let file = d.xml_file("lpt.xml", &xml);
+    d.ok(&["define", &file]);
+    d.ok(&["start", "lpt"]);
+    d.wait_log("lpt", "LPT_SENT");
+    d.wait_state("lpt", "shut off (shutdown)");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        "through-rvirtd\n",
+        "{}",
+        d.log("lpt")
+    );
+}

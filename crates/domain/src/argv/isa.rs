@@ -109,6 +109,23 @@ pub(super) fn parallel(o: &OtherDevice, n: &mut Counters, b: &mut Builder) {
     );
 }
 
+/// The `<parallel>` ports as character devices, with the chardev ids the
+/// derivation gives them (`charparallelN`): the daemon opens their files.
+pub fn parallel_chardevs(dom: &Domain) -> Vec<(String, crate::model::Chardev)> {
+    dom.devices
+        .others
+        .iter()
+        .filter(|o| o.kind() == "parallel")
+        .enumerate()
+        .map(|(i, o)| {
+            (
+                format!("charparallel{i}"),
+                crate::parse::parallel_chardev(&o.element),
+            )
+        })
+        .collect()
+}
+
 fn alias(o: &OtherDevice) -> Option<String> {
     o.element
         .child("alias")

@@ -8,6 +8,7 @@ mod blockdev;
 mod boot;
 mod devices;
 mod isa;
+pub use isa::parallel_chardevs;
 mod pci;
 
 pub use devices::{backing_key, backing_paths};
