@@ -53,6 +53,8 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("e1000", "e1000.c", Kind::Pvh, &[]),
     ("ps2", "ps2.c", Kind::Pvh, &[]),
     ("vinput", "vinput.c", Kind::Pvh, &[]),
+    ("wdt", "wdt.c", Kind::Pvh, &[]),
+    ("lpt", "lpt.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:

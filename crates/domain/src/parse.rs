@@ -732,6 +732,15 @@ fn interface(p: &mut Problems, mut e: Element) -> Interface {
     }
 }
 
+/// A `<parallel>` (kept whole among the other devices) read as the
+/// character device it is, for the derivation of its host side.
+pub(crate) fn parallel_chardev(e: &Element) -> Chardev {
+    let mut p = Problems::default();
+    // Its kind only names the element in messages the derivation does not
+    // write.
+    chardev(&mut p, e.clone(), ChardevKind::Serial)
+}
+
 fn chardev(p: &mut Problems, mut e: Element, kind: ChardevKind) -> Chardev {
     let line = e.line;
     let dev_type = e.take_attr("type").unwrap_or_else(|| "pty".into());

@@ -324,6 +324,16 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
                 .any(|d| props(d)["driver"].starts_with("virtio-balloon"))
         };
         assert_eq!(balloon(&ours), balloon(&l), "{name}: memory balloon");
+        // The watchdog byte for byte, and its action.
+        let watchdog = |args: &[String]| {
+            let devs: Vec<String> = values(args, "-device")
+                .into_iter()
+                .filter(|d| props(d)["driver"] == "i6300esb")
+                .map(str::to_string)
+                .collect();
+            (devs, one(args, "-watchdog-action"))
+        };
+        assert_eq!(watchdog(&ours), watchdog(&l), "{name}: watchdog");
         assert_eq!(
             chardevs(&ours),
             chardevs(&l),

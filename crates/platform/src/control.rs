@@ -9,6 +9,9 @@ pub enum VmRequest {
     Reset,
     /// The guest reported a panic (pvpanic).
     Panic,
+    /// A watchdog ran out: the machine takes its watchdog action
+    /// (`-watchdog-action`), which may be to do nothing.
+    Watchdog,
 }
 
 /// Receives [`VmRequest`]s from devices. Implementations must return at once:

@@ -132,6 +132,13 @@ pub trait MonitorBackend: Send + Sync {
         Err(QmpError::device_not_found(name))
     }
 
+    /// `watchdog-set-action`: what the VMM does when a watchdog runs out
+    /// from now on.
+    fn set_watchdog_action(&self, action: crate::WatchdogAction) -> Result<(), QmpError> {
+        let _ = action;
+        Err(QmpError::generic("watchdog-set-action is not available"))
+    }
+
     /// The removable-media commands (`eject`, `blockdev-open-tray`,
     /// `blockdev-close-tray`, `blockdev-remove-medium`,
     /// `blockdev-insert-medium`, `blockdev-change-medium`) on the drive `target` names. Unknown

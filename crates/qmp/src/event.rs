@@ -54,6 +54,54 @@ pub enum GuestPanicAction {
     Run,
 }
 
+/// What the VMM does when a watchdog runs out (QAPI `WatchdogAction`,
+/// `-watchdog-action`, `-action watchdog=`, `watchdog-set-action`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WatchdogAction {
+    /// A guest reset (the default).
+    #[default]
+    Reset,
+    /// The ACPI power button.
+    Shutdown,
+    /// The VMM exits.
+    Poweroff,
+    /// The vCPUs stop in state `watchdog`.
+    Pause,
+    /// A line on stderr.
+    Debug,
+    /// Nothing but the event.
+    None,
+    /// An NMI to the vCPUs.
+    InjectNmi,
+}
+
+impl WatchdogAction {
+    /// Every action, with its QAPI name.
+    pub const ALL: [(&'static str, WatchdogAction); 7] = [
+        ("reset", WatchdogAction::Reset),
+        ("shutdown", WatchdogAction::Shutdown),
+        ("poweroff", WatchdogAction::Poweroff),
+        ("pause", WatchdogAction::Pause),
+        ("debug", WatchdogAction::Debug),
+        ("none", WatchdogAction::None),
+        ("inject-nmi", WatchdogAction::InjectNmi),
+    ];
+
+    /// The action QAPI names `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|&(_, a)| a)
+    }
+
+    /// Its QAPI name.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("reset", |(n, _)| n)
+    }
+}
+
 /// An event the VMM posts to the monitors.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -83,6 +131,11 @@ pub enum Event {
         action: GuestPanicAction,
         /// Optional `GuestPanicInformation` (hyper-v or s390 details).
         info: Option<Value>,
+    },
+    /// A watchdog ran out; posted before its action is taken, as QEMU.
+    Watchdog {
+        /// The action taken.
+        action: WatchdogAction,
     },
     /// The guest's balloon driver changed how much memory it gave back:
     /// `actual` is the guest's memory in bytes.
@@ -170,6 +223,7 @@ impl Event {
             Self::Powerdown => "POWERDOWN",
             Self::Shutdown { .. } => "SHUTDOWN",
             Self::GuestPanicked { .. } => "GUEST_PANICKED",
+            Self::Watchdog { .. } => "WATCHDOG",
             Self::BalloonChange { .. } => "BALLOON_CHANGE",
             Self::DeviceTrayMoved { .. } => "DEVICE_TRAY_MOVED",
             Self::VncConnected { .. } => "VNC_CONNECTED",
@@ -198,6 +252,7 @@ impl Event {
                 }
                 Some(Value::Object(data))
             }
+            Self::Watchdog { action } => Some(json!({ "action": action })),
             Self::BalloonChange { actual } => Some(json!({ "actual": actual })),
             Self::DeviceTrayMoved {
                 device,

@@ -32,7 +32,7 @@ pub use bus::EventBus;
 pub use client::{ClientError, QmpClient, ReceivedEvent};
 pub use commands::command_names;
 pub use error::{ErrorClass, QmpError};
-pub use event::{Event, EventMessage, GuestPanicAction, ShutdownCause, Timestamp};
+pub use event::{Event, EventMessage, GuestPanicAction, ShutdownCause, Timestamp, WatchdogAction};
 pub use message::{Greeting, GreetingBody, Request, Response};
 pub use server::{MonitorConfig, MonitorServer, ServerError};
 pub use session::{Session, SessionOutput};

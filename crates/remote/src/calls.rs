@@ -558,6 +558,19 @@ xdr_struct! {
         pub msg: DomainEventTrayChangeMsg,
     }
 
+    /// `remote_domain_event_watchdog_msg`.
+    pub struct DomainEventWatchdogMsg {
+        pub dom: NonnullDomain,
+        /// `VIR_DOMAIN_EVENT_WATCHDOG_*` (`event::watchdog_action`).
+        pub action: i32,
+    }
+
+    /// `remote_domain_event_callback_watchdog_msg`: the MESSAGE of proc 321.
+    pub struct DomainEventCallbackWatchdogMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventWatchdogMsg,
+    }
+
     /// `remote_connect_event_connection_closed_msg`.
     pub struct ConnectEventConnectionClosedMsg {
         /// `VIR_CONNECT_CLOSE_REASON_*`.

@@ -123,6 +123,7 @@ pub mod paused_reason {
     pub const UNKNOWN: i32 = 0;
     pub const USER: i32 = 1;
     pub const IOERROR: i32 = 5;
+    pub const WATCHDOG: i32 = 6;
     pub const SHUTTING_DOWN: i32 = 8;
     pub const CRASHED: i32 = 10;
     pub const STARTING_UP: i32 = 11;
@@ -282,6 +283,33 @@ pub mod suspended_detail {
     pub const RESTORED: i32 = 4;
     pub const FROM_SNAPSHOT: i32 = 5;
     pub const API_ERROR: i32 = 6;
+}
+
+/// `virDomainEventWatchdogAction`: what the hypervisor did when the
+/// watchdog ran out.
+pub mod watchdog_action {
+    pub const NONE: i32 = 0;
+    pub const PAUSE: i32 = 1;
+    pub const RESET: i32 = 2;
+    pub const POWEROFF: i32 = 3;
+    pub const SHUTDOWN: i32 = 4;
+    pub const DEBUG: i32 = 5;
+    pub const INJECTNMI: i32 = 6;
+
+    /// The action QEMU's WATCHDOG event names (`-watchdog-action`'s
+    /// spelling), as libvirt's qemuMonitorJSONHandleWatchdog maps it.
+    pub fn from_qemu(action: &str) -> Option<i32> {
+        Some(match action {
+            "none" => NONE,
+            "pause" => PAUSE,
+            "reset" => RESET,
+            "poweroff" => POWEROFF,
+            "shutdown" => SHUTDOWN,
+            "debug" => DEBUG,
+            "inject-nmi" => INJECTNMI,
+            _ => return None,
+        })
+    }
 }
 
 /// `virDomainEventResumedDetailType`.

@@ -463,6 +463,8 @@ procedures! {
         DomainEventCallbackLifecycle(DOMAIN_EVENT_CALLBACK_LIFECYCLE) = 318: DomainEventCallbackLifecycleMsg => (), r, domain_event_callback_lifecycle;
         /// Reboot event MESSAGE for a registered callback.
         DomainEventCallbackReboot(DOMAIN_EVENT_CALLBACK_REBOOT) = 319: DomainEventCallbackRebootMsg => (), r, domain_event_callback_reboot;
+        /// Watchdog event MESSAGE for a registered callback.
+        DomainEventCallbackWatchdog(DOMAIN_EVENT_CALLBACK_WATCHDOG) = 321: DomainEventCallbackWatchdogMsg => (), r, domain_event_callback_watchdog;
         /// Tray change event MESSAGE (a CD-ROM's tray opened or closed) for a registered callback.
         DomainEventCallbackTrayChange(DOMAIN_EVENT_CALLBACK_TRAY_CHANGE) = 328: DomainEventCallbackTrayChangeMsg => (), r, domain_event_callback_tray_change;
         /// Block job event MESSAGE (the disk by path) for a registered callback.

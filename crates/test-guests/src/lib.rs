@@ -120,11 +120,20 @@ pub enum Guest {
     /// the status queue and prints each event as `EV dev type code value`
     /// until Escape's release (see the README).
     Vinput,
+    /// PVH: finds the i6300esb on PCI bus 0, programs ~96 ms stages on the
+    /// 1 MHz scale and enables it; `wdt.keep=MS` pings it that long then
+    /// disables it and powers off, else it stops pinging and waits 3 s;
+    /// a boot after a watchdog reset clears the flag and powers off (see
+    /// the README).
+    Wdt,
+    /// PVH: prints `lpt.msg=WORD` (or a fixed line) through the parallel
+    /// port at 0x378 with the BUSY/STROBE handshake (see the README).
+    Lpt,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 26] = [
+    pub const ALL: [Guest; 28] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -151,6 +160,8 @@ impl Guest {
         Guest::E1000,
         Guest::Ps2,
         Guest::Vinput,
+        Guest::Wdt,
+        Guest::Lpt,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -182,6 +193,8 @@ impl Guest {
             Guest::E1000 => "e1000",
             Guest::Ps2 => "ps2",
             Guest::Vinput => "vinput",
+            Guest::Wdt => "wdt",
+            Guest::Lpt => "lpt",
         }
     }
 

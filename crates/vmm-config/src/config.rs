@@ -524,6 +524,12 @@ pub struct VmConfig {
     pub runas: Option<RunAs>,
     /// `-add-fd`: descriptors passed for `/dev/fdset/N` paths.
     pub add_fds: Vec<AddFd>,
+    /// `-device i6300esb`.
+    pub watchdog: Option<crate::WatchdogConfig>,
+    /// `-watchdog-action`, `-action watchdog=`.
+    pub watchdog_action: crate::WatchdogAction,
+    /// Parallel ports, in index order.
+    pub parallels: Vec<crate::ParallelConfig>,
 }
 
 /// Where Debian installs SeaBIOS (QEMU's own copies are links to these).
@@ -591,6 +597,9 @@ impl Default for VmConfig {
             sandbox: None,
             runas: None,
             add_fds: Vec::new(),
+            watchdog: None,
+            watchdog_action: crate::WatchdogAction::Reset,
+            parallels: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod sandbox;
 pub mod size;
 pub mod smp;
 pub mod vnc;
+pub mod watchdog;
 
 pub use chardev::{ChardevBackend, ChardevConfig};
 pub use config::*;
@@ -24,6 +25,7 @@ pub use parse::{
     parse, parse_device_add, parse_netdev, usage, Action, HotplugDevice, IGNORED_OPTIONS,
 };
 pub use vnc::{VncConfig, VncListen, VncShare};
+pub use watchdog::{ParallelConfig, WatchdogAction, WatchdogConfig};
 
 /// A command-line error: which option, and what is wrong with it. Displayed
 /// as QEMU does, `-smp: …`, for the binary to prefix with its name.

@@ -81,7 +81,6 @@ fn outside(option: &str, value: &str) -> bool {
         "intel-hda",
         "e1000e",
         "rtl8139",
-        "i6300esb",
         "vmgenid",
         "virtserialport",
         "virtio-9p",
@@ -90,8 +89,7 @@ fn outside(option: &str, value: &str) -> bool {
         "usb-kbd",
     ];
     match option {
-        "-audiodev" | "-spice" | "-vnc" | "-fsdev" | "-watchdog-action" | "-smbios" | "-k"
-        | "-numa" | "-trace" => true,
+        "-audiodev" | "-spice" | "-vnc" | "-fsdev" | "-smbios" | "-k" | "-numa" | "-trace" => true,
         "-device" => DRIVERS.iter().any(|d| driver(value).contains(d)),
         // Secrets and memory backends, and the spice channels.
         "-object" => value.contains("\"secret\"") || value.contains("memory-backend"),

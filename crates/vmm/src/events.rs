@@ -56,6 +56,8 @@ pub enum MonitorRequest {
     NetdevAdd(String, PassedFd),
     /// QMP `netdev_del`.
     NetdevDel(String),
+    /// QMP `watchdog-set-action`.
+    WatchdogAction(rvirt_vmm_config::WatchdogAction),
 }
 
 /// A descriptor a monitor client passed, on its way to the main loop,
@@ -91,6 +93,8 @@ pub enum Event {
     Reset,
     /// The guest reported a panic.
     Panic,
+    /// The watchdog ran out: the main loop takes the watchdog action.
+    Watchdog,
     VcpuFailed {
         cpu: u32,
         report: String,
@@ -142,6 +146,7 @@ impl VmControl for EventSender {
             VmRequest::PowerOff => Event::PowerOff,
             VmRequest::Reset => Event::Reset,
             VmRequest::Panic => Event::Panic,
+            VmRequest::Watchdog => Event::Watchdog,
         });
     }
 }
@@ -165,9 +170,12 @@ impl BootEvents {
 
 impl VmControl for BootEvents {
     fn request(&self, request: VmRequest) {
-        // Every request a device makes ends this machine's run: a power-off,
-        // a reset (a fresh machine boots) or a panic.
-        self.stop.store(true, Ordering::Release);
+        // Every request a device makes ends this machine's run (a power-off,
+        // a reset: a fresh machine boots, a panic) except the watchdog's,
+        // whose action the main loop picks and may be to run on.
+        if request != VmRequest::Watchdog {
+            self.stop.store(true, Ordering::Release);
+        }
         self.sender.request(request);
     }
 }

@@ -533,6 +533,11 @@ impl Vmm {
                 self.bus.post(QmpEvent::reset(ShutdownCause::GuestReset));
                 self.reboot(running)?
             }
+            Event::Watchdog => {
+                let (next, ended) = self.watchdog_expired(running)?;
+                end = ended;
+                next
+            }
             Event::Monitor(request, reply) => self.monitor_request(running, request, reply)?,
             Event::QueryPci(reply) => {
                 let _ = reply.send(running.wiring.query_pci());
@@ -579,6 +584,66 @@ impl Vmm {
         };
         self.running = Some(running);
         Ok(end)
+    }
+
+    /// The watchdog ran out: post WATCHDOG, then take the action, as
+    /// QEMU's `watchdog_perform_action`.
+    fn watchdog_expired(&mut self, running: Running) -> Result<(Running, Option<Exit>), VmmError> {
+        use rvirt_vmm_config::WatchdogAction as A;
+        let action = self.config.watchdog_action;
+        tracing::info!(action = action.as_str(), "watchdog expired");
+        let event = QmpEvent::Watchdog {
+            action: qmp_watchdog_action(action),
+        };
+        let mut end = None;
+        let running = match action {
+            A::Reset => {
+                self.bus.post(event);
+                // A guest reset: under -no-reboot a shutdown.
+                if self.config.no_reboot {
+                    end = self.shutdown(&running, ShutdownCause::GuestReset);
+                    running
+                } else {
+                    self.bus.post(QmpEvent::reset(ShutdownCause::GuestReset));
+                    self.reboot(running)?
+                }
+            }
+            A::Shutdown => {
+                self.bus.post(event);
+                self.bus.post(QmpEvent::Powerdown);
+                running
+                    .pm
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .press_power_button();
+                running
+            }
+            A::Poweroff => {
+                // QEMU exits at once, with no SHUTDOWN event.
+                self.bus.post(event);
+                end = Some(Exit::GuestShutdown);
+                running
+            }
+            A::Pause => {
+                if self.state.status() == RunState::Running {
+                    self.pause(&running, RunState::Watchdog, Some(event));
+                } else {
+                    self.bus.post(event);
+                }
+                running
+            }
+            A::Debug => {
+                self.bus.post(event);
+                eprintln!("watchdog: timer fired");
+                running
+            }
+            // The parser refuses inject-nmi: rvirt cannot inject an NMI yet.
+            A::None | A::InjectNmi => {
+                self.bus.post(event);
+                running
+            }
+        };
+        Ok((running, end))
     }
 
     /// Boots a fresh machine in place of `old`. A running VM keeps running;
@@ -778,9 +843,18 @@ impl Vmm {
                 let mut nodes = self.state.nodes();
                 self.devices.medium(&target, op, &self.bus, &mut nodes)
             }
+            MonitorRequest::WatchdogAction(action) => {
+                self.config.watchdog_action = action;
+                Ok(())
+            }
         };
         // The monitor may have given up waiting; nothing to do then.
         let _ = reply.send(result);
         Ok(running)
     }
+}
+
+/// The monitor's name for a watchdog action.
+fn qmp_watchdog_action(a: rvirt_vmm_config::WatchdogAction) -> rvirt_qmp::WatchdogAction {
+    rvirt_qmp::WatchdogAction::parse(a.as_str()).unwrap_or_default()
 }

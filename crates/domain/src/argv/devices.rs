@@ -812,7 +812,7 @@ fn tap_netdev(iface: &Interface, netdev: &str, b: &mut Builder) {
 }
 
 /// The `-chardev` backend for a character device, or why there is none.
-fn chardev_backend(c: &Chardev, id: &str, b: &mut Builder) -> Result<String, String> {
+pub(super) fn chardev_backend(c: &Chardev, id: &str, b: &mut Builder) -> Result<String, String> {
     support::chardev_backend(&c.dev_type, c.source_attr("mode"))?;
     let need = |attr: &str| {
         c.source_attr(attr)
@@ -939,6 +939,7 @@ fn chardevs(dom: &Domain, b: &mut Builder) {
 fn others(dom: &Domain, b: &mut Builder) {
     let mut rngs = 0;
     let mut inputs = 0;
+    let mut isa = super::isa::Counters::default();
     for o in &dom.devices.others {
         // libvirt numbers every input, whatever its bus, in its alias.
         let input = inputs;
@@ -1016,6 +1017,8 @@ fn others(dom: &Domain, b: &mut Builder) {
                     let place = pci::place(dom, o.element.child("address"), o.line(), "input", b);
                     b.opt("-device", virtio_device(driver, &id, None, place));
                 }
+                "watchdog" => super::isa::watchdog(dom, o, &mut isa, b),
+                "parallel" => super::isa::parallel(o, &mut isa, b),
                 _ => {}
             },
         }

@@ -8,6 +8,8 @@ mod blockdev;
 mod boot;
 mod devices;
 mod hotplug;
+mod isa;
+pub use isa::parallel_chardevs;
 mod pci;
 mod scsi;
 

@@ -49,6 +49,8 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("redirfilter", None, Omitted),
     ("smartcard", None, Omitted),
     ("hub", None, Omitted),
+    ("watchdog", Some("i6300esb"), Emulated),
+    ("parallel", None, Emulated),
 ];
 
 /// Support for a device that is not a disk, NIC or character device.
@@ -234,7 +236,8 @@ mod tests {
         assert_eq!(device("controller", Some("pci-root")), Implicit);
         assert_eq!(device("controller", Some("pci-bridge")), Refused);
         assert_eq!(device("filesystem", None), Refused);
-        assert_eq!(device("watchdog", Some("i6300esb")), Refused);
+        assert_eq!(device("watchdog", Some("i6300esb")), Emulated);
+        assert_eq!(device("watchdog", Some("ib700")), Refused);
         assert_eq!(device("something-new", None), Refused);
         assert_eq!(disk_device_driver("sata", "cdrom"), Some("ide-cd"));
         assert_eq!(disk_device_driver("ide", "disk"), Some("ide-hd"));

@@ -145,6 +145,24 @@ pub(super) fn set_link(
     Ok(Value::Object(Map::new()))
 }
 
+/// `watchdog-set-action`'s arguments (qapi/run-state.json).
+pub(crate) const WATCHDOG_SET_ACTION_PARAMS: &[Param] = &[Param::required("action", ArgType::Str)];
+
+pub(super) fn watchdog_set_action(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let name = args
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let action = crate::WatchdogAction::parse(name).ok_or_else(|| {
+        QmpError::generic(format!("Parameter 'action' does not accept value '{name}'"))
+    })?;
+    b.set_watchdog_action(action)?;
+    Ok(Value::Object(Map::new()))
+}
+
 /// `eject` and `blockdev-open-tray`'s arguments (qapi/block.json).
 pub(crate) const EJECT_PARAMS: &[Param] = &[
     Param::optional("device", ArgType::Str),

@@ -137,6 +137,11 @@ const COMMANDS: &[Command] = &[
         run: Run::Plain(control::set_link),
     },
     Command {
+        name: "watchdog-set-action",
+        params: control::WATCHDOG_SET_ACTION_PARAMS,
+        run: Run::Plain(control::watchdog_set_action),
+    },
+    Command {
         name: "eject",
         params: control::EJECT_PARAMS,
         run: Run::Plain(control::eject),

@@ -10,15 +10,16 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use rvirt_remote::calls::{
     DomainEventBlockJob2Msg, DomainEventBlockJobMsg, DomainEventCallbackBlockJobMsg,
     DomainEventCallbackDeviceRemovedMsg, DomainEventCallbackRebootMsg,
-    DomainEventCallbackTrayChangeMsg, DomainEventDeviceRemovedMsg, DomainEventRebootMsg,
-    DomainEventTrayChangeMsg, NetworkEventLifecycleMsg, StoragePoolEventLifecycleMsg,
+    DomainEventCallbackTrayChangeMsg, DomainEventCallbackWatchdogMsg, DomainEventDeviceRemovedMsg,
+    DomainEventRebootMsg, DomainEventTrayChangeMsg, DomainEventWatchdogMsg,
+    NetworkEventLifecycleMsg, StoragePoolEventLifecycleMsg,
     StoragePoolEventRefreshMsg,
 };
 use rvirt_remote::consts::storage::{EVENT_ID_LIFECYCLE, EVENT_ID_REFRESH};
 use rvirt_remote::consts::{
     VIR_DOMAIN_EVENT_ID_BLOCK_JOB, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
     VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT,
-    VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, VIR_NETWORK_EVENT_ID_LIFECYCLE,
+    VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, VIR_DOMAIN_EVENT_ID_WATCHDOG, VIR_NETWORK_EVENT_ID_LIFECYCLE,
 };
 use rvirt_remote::types::{NonnullNetwork, NonnullStoragePool};
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
@@ -192,6 +193,23 @@ impl EventHub {
                         msg: DomainEventDeviceRemovedMsg {
                             dom: dom.clone(),
                             dev_alias: alias.to_string(),
+                        },
+                    },
+                )));
+        });
+    }
+
+    /// Pushes a watchdog event (`event::watchdog_action`).
+    pub fn watchdog(&self, dom: &NonnullDomain, action: i32) {
+        tracing::debug!(domain = %dom.name, action, "watchdog event");
+        self.each(VIR_DOMAIN_EVENT_ID_WATCHDOG, dom, |s, id| {
+            s.outbox
+                .send(&server::event(&Args::DomainEventCallbackWatchdog(
+                    DomainEventCallbackWatchdogMsg {
+                        callback_id: id,
+                        msg: DomainEventWatchdogMsg {
+                            dom: dom.clone(),
+                            action,
                         },
                     },
                 )));

@@ -17,6 +17,7 @@ mod netdev;
 mod pci;
 mod scsi;
 mod virtio;
+mod watchdog;
 
 pub use hotplug::{parse_device_add, HotplugDevice};
 pub use netdev::parse_netdev;
@@ -101,6 +102,9 @@ const WITH_ARG: &[&str] = &[
     "-sandbox",
     "-runas",
     "-add-fd",
+    "-watchdog-action",
+    "-action",
+    "-parallel",
     "-d",
     "-vga",
     "-L",
@@ -185,6 +189,8 @@ struct Builder {
     firmware: firmware::FirmwareSpecs,
     pci: pci::PciSpecs,
     ata: ata::AtaSpecs,
+    parallel: watchdog::ParallelSpecs,
+    watchdog_seen: bool,
 }
 
 /// Parses rvirt-vmm's arguments (without the program name).
@@ -481,6 +487,13 @@ impl Builder {
             "-sandbox" => self.cfg.sandbox = crate::sandbox::parse_sandbox(v)?,
             "-runas" => self.cfg.runas = Some(crate::sandbox::parse_runas(v)?),
             "-add-fd" => self.cfg.add_fds.push(crate::sandbox::parse_add_fd(v)?),
+            "-watchdog-action" => self.cfg.watchdog_action = watchdog::watchdog_action(v)?,
+            "-action" => {
+                if let Some(a) = watchdog::action(v)? {
+                    self.cfg.watchdog_action = a;
+                }
+            }
+            "-parallel" => self.parallel.shorthand(v)?,
             "-msg" | "-d" | "-L" => {}
             _ => return Err(ConfigError::new(opt, "invalid option")),
         }
@@ -500,6 +513,18 @@ impl Builder {
                 self.isa_serials.push((chardev, id, index));
             }
             "isa-debugcon" => self.firmware.debugcon_device(&mut o)?,
+            "isa-parallel" => {
+                self.parallel.device(&mut o)?;
+                o.finish()?;
+            }
+            "i6300esb" => {
+                if self.watchdog_seen {
+                    return Err(o.error("only one i6300esb watchdog is supported".into()));
+                }
+                self.watchdog_seen = true;
+                self.pci.watchdog(&mut o)?;
+                o.finish()?;
+            }
             "pvpanic" => {
                 if let Some(port) = o.get("ioport") {
                     if port != "1285" && port != "0x505" {
@@ -675,8 +700,11 @@ impl Builder {
             ));
         }
         self.cfg.serials = serials;
-        let (placed, ports, ahci_placed, display) =
+        let (placed, ports, ahci_placed, display, watchdog) =
             std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
+        self.cfg.watchdog = watchdog.map(|(id, addr)| crate::WatchdogConfig { id, addr });
+        let parallel = std::mem::take(&mut self.parallel);
+        self.cfg.parallels = parallel.finish(&|id| self.chardev(id, "-device"))?;
         let mut virtio = std::mem::take(&mut self.virtio);
         let (ahci, ata_drives) =
             std::mem::take(&mut self.ata).finish(self.cfg.chipset, &ahci_placed, &mut virtio)?;

@@ -12,12 +12,13 @@ use crate::ConfigError;
 
 /// The virtio devices' PCI addresses (by index among the virtio devices),
 /// the root ports, the `-device` AHCI controllers' addresses (by index
-/// among them), and the display device's address.
+/// among them), the display device's address, and the watchdog's.
 pub(super) type Resolved = (
     Vec<(usize, DeviceAddr)>,
     Vec<RootPortConfig>,
     Vec<(usize, PciAddr)>,
     Option<PciAddr>,
+    Option<(Option<String>, PciAddr)>,
 );
 
 /// The placement options of one PCI device, before resolution.
@@ -37,6 +38,8 @@ enum Kind {
     Ahci(usize),
     /// The display device.
     Display,
+    /// The i6300esb watchdog.
+    Watchdog,
     Port {
         port: u8,
         chassis: u8,
@@ -118,6 +121,14 @@ impl PciSpecs {
         Ok(id)
     }
 
+    /// Takes the placement options (and `id=`) off `-device i6300esb`.
+    pub(super) fn watchdog(&mut self, o: &mut Opts) -> Result<(), ConfigError> {
+        let mut r = self.common("i6300esb", o)?;
+        r.kind = Kind::Watchdog;
+        self.requests.push(r);
+        Ok(())
+    }
+
     /// `-device pcie-root-port,port=,chassis=,slot=,id=,bus=,addr=`.
     pub(super) fn root_port(&mut self, o: &mut Opts) -> Result<(), ConfigError> {
         let mut r = self.common("pcie-root-port", o)?;
@@ -168,12 +179,13 @@ impl PciSpecs {
         let Some(root_name) = chipset.root_bus() else {
             return match self.requests.first() {
                 Some(r) => Err(err(format!("No 'PCI' bus found for device '{}'", r.driver))),
-                None => Ok((Vec::new(), Vec::new(), Vec::new(), None)),
+                None => Ok((Vec::new(), Vec::new(), Vec::new(), None, None)),
             };
         };
         let mut slots = Slots::new(chipset);
         let mut devices = Vec::new();
         let mut display = None;
+        let mut watchdog = None;
         let mut ports: Vec<RootPortConfig> = Vec::new();
         let mut ahci = Vec::new();
         for r in self.requests {
@@ -217,6 +229,14 @@ impl PciSpecs {
                     r.driver
                 )));
             }
+            // Conventional PCI (QEMU's i6300esb is): rvirt places its BAR
+            // from the machine's window, not a root port's.
+            if matches!(r.kind, Kind::Watchdog) && bus != PciBus::Root {
+                return Err(err(format!(
+                    "{} must sit on {root_name}: behind a root port it is not supported yet",
+                    r.driver
+                )));
+            }
             if matches!(r.kind, Kind::Display) && bus != PciBus::Root {
                 return Err(err(format!(
                     "{} must sit on {root_name}: a root port's window is too small for its video memory",
@@ -234,6 +254,7 @@ impl PciSpecs {
                 Kind::Virtio(i) => devices.push((i, DeviceAddr::Pci { addr })),
                 Kind::Ahci(i) => ahci.push((i, addr)),
                 Kind::Display => display = Some(addr),
+                Kind::Watchdog => watchdog = Some((r.id.clone(), addr)),
                 Kind::Port {
                     port,
                     chassis,
@@ -255,7 +276,7 @@ impl PciSpecs {
                 }
             }
         }
-        Ok((devices, ports, ahci, display))
+        Ok((devices, ports, ahci, display, watchdog))
     }
 }
 

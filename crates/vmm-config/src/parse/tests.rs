@@ -7,6 +7,7 @@ mod netdev_user_stream;
 mod pci;
 mod scsi;
 mod virtio_net_console_balloon;
+mod watchdog;
 
 fn run(args: &[&str]) -> VmConfig {
     match parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}")) {

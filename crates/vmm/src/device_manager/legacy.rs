@@ -47,10 +47,10 @@ struct SerialPort {
 /// An interrupt line whose far end is replaced at every boot (a new VM fd,
 /// a new irqfd), for devices that live across boots.
 #[derive(Default)]
-struct SwitchedLine(Mutex<Option<Arc<dyn InterruptLine>>>);
+pub(super) struct SwitchedLine(Mutex<Option<Arc<dyn InterruptLine>>>);
 
 impl SwitchedLine {
-    fn set(&self, line: Arc<dyn InterruptLine>) {
+    pub(super) fn set(&self, line: Arc<dyn InterruptLine>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
     }
 }

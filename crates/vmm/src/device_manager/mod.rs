@@ -11,10 +11,12 @@ mod display;
 mod firmware;
 mod hotplug;
 mod legacy;
+mod lpt;
 mod nic;
 mod pci;
 mod scsi;
 pub(crate) mod virtio;
+mod watchdog;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +73,7 @@ struct VirtioSlot {
 /// Every device of the VM, which live as long as the VMM.
 pub(crate) struct DeviceManager {
     legacy: LegacyDevices,
+    parallels: lpt::ParallelPorts,
     virtio: Vec<VirtioSlot>,
     /// The PCI side (pc and q35).
     pci: Option<pci::PciPlan>,
@@ -153,8 +156,10 @@ impl DeviceManager {
             pci::PciPlan::reserve(cfg, &mut alloc)?;
         }
         let legacy = LegacyDevices::new(cfg, &mut alloc)?;
+        let parallels = lpt::ParallelPorts::new(cfg, &mut alloc)?;
         let mut dm = DeviceManager {
             legacy,
+            parallels,
             virtio: Vec::new(),
             pci: None,
             ata: Vec::new(),
@@ -297,6 +302,7 @@ impl DeviceManager {
         let legacy =
             self.legacy
                 .attach(machine, &pio, &mut platform, &control, self.pci.is_some())?;
+        self.parallels.attach(machine, &pio, &mut platform)?;
 
         let vm = machine.vm_fd();
         let mut subscribers: Vec<Box<dyn Subscriber>> = Vec::new();
@@ -342,6 +348,14 @@ impl DeviceManager {
         }
         let pci = match &self.pci {
             Some(plan) => {
+                let watchdog = match plan.watchdog() {
+                    Some(w) => {
+                        let built = w.attach(control.clone())?;
+                        subscribers.push(built.subscriber);
+                        Some(built.function)
+                    }
+                    None => None,
+                };
                 let pm: rvirt_bus::SharedDevice = legacy.pm.clone();
                 Some(plan.attach(
                     machine,
@@ -352,6 +366,7 @@ impl DeviceManager {
                     &self.virtio,
                     &self.pci_nics,
                     self.events.clone(),
+                    watchdog,
                     &mut subscribers,
                     &mut platform,
                 )?)

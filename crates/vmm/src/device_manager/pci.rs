@@ -53,6 +53,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::ata::{AtaController, AtaSubscriber};
 use super::display::{DisplayPlan, VramSlot};
 use super::nic::{NicSubscriber, SharedE1000};
+use super::watchdog::WatchdogPlan;
 use super::{VirtioSlot, VirtioSubscriber};
 use crate::event_loop::Subscriber;
 use crate::events::{Event, EventSender};
@@ -131,6 +132,8 @@ pub(crate) struct PciPlan {
     ram_low: u64,
     /// The display device, if any.
     display: Option<DisplayPlan>,
+    /// The watchdog, if any.
+    watchdog: Option<WatchdogPlan>,
 }
 
 /// A virtio device to put on PCI: its index, address, id, and vectors.
@@ -303,9 +306,14 @@ impl PciPlan {
                 io_bar: alloc.allocate_pio(io, io).map_err(placement)?.base,
             });
         }
+        let watchdog = match &cfg.watchdog {
+            Some(w) => Some(WatchdogPlan::new(w, alloc)?),
+            None => None,
+        };
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
             display,
+            watchdog,
             chipset: cfg.chipset,
             ports,
             functions,
@@ -331,6 +339,7 @@ impl PciPlan {
         virtio: &[VirtioSlot],
         nics: &[SharedE1000],
         events: EventSender,
+        watchdog: Option<SharedFunction>,
         subscribers: &mut Vec<Box<dyn Subscriber>>,
         platform: &mut AcpiConfig,
     ) -> Result<PciWiring, VmmError> {
@@ -609,6 +618,22 @@ impl PciPlan {
                 if preset == Preset::DirectBoot {
                     let gsi = PIRQ_GSI_BASE + self.wire_of(&plan.addr, 0) as u32;
                     program_nic(&f, plan, gsi);
+                }
+                set_multifunction(&f, plan.addr.multifunction);
+                let info = FunctionInfo {
+                    id: plan.id.clone(),
+                    parent: None,
+                    slot: plan.addr.slot,
+                    function: plan.addr.function,
+                };
+                add(&mut b, info, f, false);
+            }
+            if let (Some(plan), Some(f)) = (&self.watchdog, watchdog) {
+                if preset == Preset::DirectBoot {
+                    let mut g = lock(&f);
+                    let cfg = g.config_mut();
+                    cfg.set_bar_address(usize::from(rvirt_devices::i6300esb::BAR), plan.bar);
+                    cfg.set_u16(reg::COMMAND, command::MEMORY);
                 }
                 set_multifunction(&f, plan.addr.multifunction);
                 let info = FunctionInfo {
@@ -1003,6 +1028,11 @@ impl WiredFunction {
 }
 
 impl PciPlan {
+    /// The watchdog, if the VM has one.
+    pub(crate) fn watchdog(&self) -> Option<&WatchdogPlan> {
+        self.watchdog.as_ref()
+    }
+
     /// What the VNC server shows, with a display device.
     pub(crate) fn screen(&self) -> Option<Arc<rvirt_display::screen::Screen>> {
         self.display.as_ref().map(DisplayPlan::screen)

@@ -142,7 +142,8 @@ const COMMON: &[Sysno] = &[
 ];
 
 /// The vCPU loop: KVM_RUN; the devices it reaches through the bus write
-/// serial output and raise interrupts through eventfds or KVM_IRQ_LINE.
+/// serial output and raise interrupts through eventfds or KVM_IRQ_LINE;
+/// the watchdog's registers arm its timerfd.
 const VCPU: &[Sysno] = &[
     Sysno::ioctl,
     Sysno::read,
@@ -150,6 +151,7 @@ const VCPU: &[Sysno] = &[
     Sysno::sendmsg,
     Sysno::sendto,
     Sysno::pwrite64,
+    Sysno::timerfd_settime,
 ];
 
 /// The device loop: epoll, ioeventfds, taps (readv/writev), disks (the
@@ -173,6 +175,8 @@ const DEVICES: &[Sysno] = &[
     Sysno::io_uring_enter,
     Sysno::ioctl,
     Sysno::lseek,
+    // The watchdog's second stage, armed when the first runs out.
+    Sysno::timerfd_settime,
 ];
 
 /// A monitor connection: its socket, passed descriptors (SCM_RIGHTS), the
@@ -292,6 +296,8 @@ const MAIN: &[Sysno] = &[
     Sysno::eventfd2,
     Sysno::epoll_create1,
     Sysno::epoll_ctl,
+    // Each boot's watchdog timer.
+    Sysno::timerfd_create,
     Sysno::pipe2,
     Sysno::mremap,
     Sysno::rt_sigaction,

@@ -368,6 +368,8 @@ fn prepare_in(
             .filter(|(_, c)| c.target_type() == Some("virtio"))
             .map(|(i, c)| (format!("charconsole{i}"), c)),
     );
+    let parallels = rvirt_domain::argv::parallel_chardevs(def);
+    chardev_files.extend(parallels.iter().map(|(id, c)| (id.clone(), c)));
     let mut ptys = false;
     for (id, c) in chardev_files {
         match c.dev_type.as_str() {

@@ -364,6 +364,7 @@ impl DomainDriver {
                     }
                 }
                 "GUEST_PANICKED" => self.on_crash(run),
+                "WATCHDOG" => self.on_watchdog(name, run, ev.data.as_ref()),
                 "BLOCK_JOB_READY" | "BLOCK_JOB_COMPLETED" | "BLOCK_JOB_CANCELLED" => {
                     self.on_block_job_event(name, run, &ev)
                 }
@@ -465,6 +466,38 @@ impl DomainDriver {
             }
         }
         false
+    }
+
+    /// The VMM's watchdog ran out and took `data.action`: libvirt's
+    /// watchdog event, and for `pause` the domain paused with reason
+    /// watchdog (the STOP that follows then changes nothing), as
+    /// qemuProcessHandleWatchdog. The other actions' effects arrive as
+    /// their own events (RESET, POWERDOWN, SHUTDOWN, or the VMM's exit).
+    fn on_watchdog(&self, name: &str, run: &Arc<Running>, data: Option<&serde_json::Value>) {
+        use rvirt_remote::event::watchdog_action;
+        let qemu = data.and_then(|d| d["action"].as_str()).unwrap_or_default();
+        let Some(action) = watchdog_action::from_qemu(qemu) else {
+            tracing::warn!(
+                domain = name,
+                action = qemu,
+                "WATCHDOG event with an unknown action"
+            );
+            return;
+        };
+        tracing::info!(domain = name, action = qemu, "watchdog expired");
+        let handle = self.reg().domains.get(name).map(|e| e.handle());
+        if let Some(h) = &handle {
+            self.events.watchdog(h, action);
+        }
+        if action == watchdog_action::PAUSE && run.stop_reason().is_none() {
+            self.transition(
+                name,
+                run,
+                DomainState::Paused,
+                paused_reason::WATCHDOG,
+                Some((LifecycleEvent::Suspended as i32, suspended_detail::WATCHDOG)),
+            );
+        }
     }
 
     fn on_crash(&self, run: &Arc<Running>) {

@@ -1,0 +1,431 @@
+//! The i6300esb watchdog and the parallel port through test guests, each
+//! run on rvirt-vmm and on QEMU 7.2 with the same command line
+//! (differential): the same QMP events in the same order, the same guest
+//! output, the same bytes in the parallel port's file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(60);
+
+fn qemu() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("qemu-system-x86_64"))
+            .find(|p| p.exists())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+            "qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)"
+        );
+        eprintln!("qemu-system-x86_64 not found: the QEMU half is skipped");
+    }
+    found
+}
+
+/// The programs to run: rvirt-vmm, then QEMU if there is one.
+fn programs() -> Vec<PathBuf> {
+    let mut p = vec![vmm()];
+    p.extend(qemu());
+    p
+}
+
+fn base_args(guest: Guest, serial: &Path, append: &str) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-M",
+        "pc",
+        "-enable-kvm",
+        "-cpu",
+        "qemu64,-pni",
+        "-m",
+        "128",
+        "-nodefaults",
+        "-display",
+        "none",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend([
+        "-serial".into(),
+        format!("file:{}", serial.display()),
+        "-kernel".into(),
+        guest.path().display().to_string(),
+        "-append".into(),
+        append.into(),
+    ]);
+    a
+}
+
+/// What one run showed: the events (name and data) from `cont` on, the
+/// guest's `WDT`/`LPT` lines, whether the process ended with 0.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    events: Vec<(String, Option<Value>)>,
+    lines: Vec<String>,
+    success: bool,
+}
+
+/// Runs the `wdt` guest under `program` with `-watchdog-action action`,
+/// stopped at start (`-S`) so no event is missed; `before` runs on the
+/// monitor before `cont`, `stopped` once the VM stops on its own (the
+/// pause action) and must end it.
+fn run_wdt(
+    program: &Path,
+    action: &str,
+    append: &str,
+    extra: &[&str],
+    before: &dyn Fn(&rvirt_qmp::QmpClient),
+    stopped: &dyn Fn(&rvirt_qmp::QmpClient),
+) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = dir.path().join("serial.log");
+    let sock = dir.path().join("qmp.sock");
+    let mut args = base_args(Guest::Wdt, &serial, append);
+    args.extend(
+        [
+            "-S",
+            "-device",
+            "i6300esb,id=watchdog0",
+            "-watchdog-action",
+            action,
+            "-qmp",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args.push(format!("unix:{},server=on,wait=off", sock.display()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let vm = Spawned::start(
+        die_with_test(&mut Command::new(program))
+            .args(&args)
+            .stdin(Stdio::null()),
+    );
+    let qmp = qmp_connect(&sock, T);
+    before(&qmp);
+    qmp.execute("cont", None).expect("cont");
+    let deadline = Instant::now() + T;
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "{}: no end after {events:?}\n{}",
+            program.display(),
+            vm.describe()
+        );
+        let ev = match qmp.next_event(left) {
+            Ok(ev) => ev,
+            Err(rvirt_qmp::ClientError::Disconnected) => break,
+            Err(e) => panic!("{}: {e} after {events:?}", program.display()),
+        };
+        let name = ev.event.clone();
+        events.push((name.clone(), ev.data.clone()));
+        if name == "STOP" {
+            stopped(&qmp);
+        }
+        if name == "SHUTDOWN" {
+            break;
+        }
+    }
+    drop(qmp);
+    let out = vm.output(T);
+    let serial = std::fs::read_to_string(&serial).unwrap_or_default();
+    Outcome {
+        events,
+        lines: serial
+            .lines()
+            .filter(|l| l.starts_with("WDT"))
+            .map(str::to_string)
+            .collect(),
+        success: out.status.success(),
+    }
+}
+
+fn nothing(_: &rvirt_qmp::QmpClient) {}
+
+fn name_of(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Runs `case` on every program and checks they agree; returns rvirt's.
+fn differential(case: impl Fn(&Path) -> Outcome) -> Outcome {
+    let mut runs = programs().into_iter().map(|p| (name_of(&p), case(&p)));
+    let (_, ours) = runs.next().unwrap();
+    for (name, theirs) in runs {
+        assert_eq!(ours, theirs, "rvirt-vmm and {name} differ");
+    }
+    ours
+}
+
+fn ev(name: &str, data: Option<Value>) -> (String, Option<Value>) {
+    (name.to_string(), data)
+}
+
+fn shutdown(reason: &str) -> (String, Option<Value>) {
+    let guest = reason.starts_with("guest");
+    ev("SHUTDOWN", Some(json!({"guest": guest, "reason": reason})))
+}
+
+fn watchdog(action: &str) -> (String, Option<Value>) {
+    ev("WATCHDOG", Some(json!({ "action": action })))
+}
+
+/// `o` with each run of identical RESET events as one: SeaBIOS, which
+/// QEMU runs before the guest, resets the machine once more when it finds
+/// itself booted after a reset (its shadowed copy is no longer pristine);
+/// rvirt boots the guest directly.
+fn one_reset_per_reset(mut o: Outcome) -> Outcome {
+    o.events.dedup_by(|a, b| a.0 == "RESET" && a == b);
+    o
+}
+
+#[test]
+fn expiry_resets_and_the_next_boot_sees_the_flag() {
+    // Under libvirt's sandbox: the vCPU arms the timer, the device loop
+    // runs its stages, the main thread makes the next boot's timer.
+    let sandbox = [
+        "-sandbox",
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    ];
+    let o = differential(|p| {
+        one_reset_per_reset(run_wdt(p, "reset", "", &sandbox, &nothing, &nothing))
+    });
+    assert_eq!(
+        o.events,
+        [
+            ev("RESUME", None),
+            watchdog("reset"),
+            ev(
+                "RESET",
+                Some(json!({"guest": true, "reason": "guest-reset"}))
+            ),
+            shutdown("guest-shutdown"),
+        ]
+    );
+    assert!(o.success);
+    assert!(o.lines.contains(&"WDT_ARMED".into()), "{:?}", o.lines);
+    assert!(o.lines.contains(&"WDT_PREVIOUS 0x1200".into()));
+    assert!(o.lines.contains(&"WDT_PREVIOUS_CLEARED 0x0000".into()));
+    assert!(!o.lines.iter().any(|l| l.starts_with("WDT_SURVIVED")));
+}
+
+#[test]
+fn expiry_under_no_reboot_shuts_down() {
+    let o = differential(|p| run_wdt(p, "reset", "", &["-no-reboot"], &nothing, &nothing));
+    assert_eq!(
+        o.events,
+        [
+            ev("RESUME", None),
+            watchdog("reset"),
+            shutdown("guest-reset")
+        ]
+    );
+    assert!(o.success);
+}
+
+#[test]
+fn reloading_keeps_it_quiet() {
+    let o = differential(|p| run_wdt(p, "reset", "wdt.keep=600", &[], &nothing, &nothing));
+    assert_eq!(o.events, [ev("RESUME", None), shutdown("guest-shutdown")]);
+    assert!(
+        o.lines.contains(&"WDT_KEPT 600 WDT_LOCK 0x00".into()),
+        "{:?}",
+        o.lines
+    );
+    assert!(o.lines.contains(&"WDT_CONFIG 0x0004 WDT_LOCK 0x02".into()));
+    assert!(o
+        .lines
+        .contains(&"WDT_CONFIG_RESET 0x0000 WDT_LOCK_RESET 0x00".into()));
+}
+
+#[test]
+fn action_none_and_debug_let_the_guest_run() {
+    for action in ["none", "debug"] {
+        let o = differential(|p| run_wdt(p, action, "", &[], &nothing, &nothing));
+        assert_eq!(
+            o.events,
+            [
+                ev("RESUME", None),
+                watchdog(action),
+                shutdown("guest-shutdown")
+            ]
+        );
+        // The watchdog reset itself after the action, as QEMU's does.
+        assert!(
+            o.lines.contains(&"WDT_SURVIVED WDT_LOCK 0x00".into()),
+            "{:?}",
+            o.lines
+        );
+    }
+}
+
+#[test]
+fn action_shutdown_presses_the_power_button() {
+    // The guest polls and ignores the button: it runs on to its own
+    // power-off.
+    let o = differential(|p| run_wdt(p, "shutdown", "", &[], &nothing, &nothing));
+    assert_eq!(
+        o.events,
+        [
+            ev("RESUME", None),
+            watchdog("shutdown"),
+            ev("POWERDOWN", None),
+            shutdown("guest-shutdown")
+        ]
+    );
+}
+
+#[test]
+fn action_pause_stops_in_state_watchdog() {
+    let stopped = |q: &rvirt_qmp::QmpClient| {
+        let s = q.execute("query-status", None).expect("query-status");
+        assert_eq!(s["status"], "watchdog", "{s}");
+        assert_eq!(s["running"], false);
+        q.execute("quit", None).expect("quit");
+    };
+    let o = differential(|p| run_wdt(p, "pause", "", &[], &nothing, &stopped));
+    assert_eq!(
+        o.events,
+        [
+            ev("RESUME", None),
+            watchdog("pause"),
+            ev("STOP", None),
+            shutdown("host-qmp-quit")
+        ]
+    );
+}
+
+#[test]
+fn action_poweroff_ends_the_process() {
+    let o = differential(|p| run_wdt(p, "poweroff", "", &[], &nothing, &nothing));
+    assert_eq!(o.events, [ev("RESUME", None), watchdog("poweroff")]);
+    assert!(o.success);
+}
+
+#[test]
+fn watchdog_set_action_changes_the_action() {
+    let before = |q: &rvirt_qmp::QmpClient| {
+        let bad = q
+            .execute("watchdog-set-action", Some(json!({"action": "explode"})))
+            .expect_err("an unknown action");
+        let rvirt_qmp::ClientError::Command { error, .. } = bad else {
+            panic!("{bad}");
+        };
+        assert_eq!(error.class, rvirt_qmp::ErrorClass::GenericError);
+        assert_eq!(
+            error.desc,
+            "Parameter 'action' does not accept value 'explode'"
+        );
+        q.execute("watchdog-set-action", Some(json!({"action": "none"})))
+            .expect("watchdog-set-action");
+    };
+    let o = differential(|p| run_wdt(p, "reset", "", &["-no-reboot"], &before, &nothing));
+    assert_eq!(
+        o.events,
+        [
+            ev("RESUME", None),
+            watchdog("none"),
+            shutdown("guest-shutdown")
+        ]
+    );
+}
+
+/// Runs the `lpt` guest with the port on a file through `args` (`{}`: the
+/// file's path); returns the guest's LPT lines and the file.
+fn run_lpt(program: &Path, port: &[&str], word: &str) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = dir.path().join("serial.log");
+    let file = dir.path().join("lpt.out");
+    let mut args = base_args(Guest::Lpt, &serial, &format!("lpt.msg={word}"));
+    args.push("-no-reboot".into());
+    args.extend(
+        port.iter()
+            .map(|a| a.replace("{}", &file.display().to_string())),
+    );
+    let vm = Spawned::start(
+        die_with_test(&mut Command::new(program))
+            .args(&args)
+            .stdin(Stdio::null()),
+    );
+    let out = vm.output(T);
+    let serial = std::fs::read_to_string(&serial).unwrap_or_default();
+    assert!(
+        out.status.success() && output::done(&serial),
+        "{}: {}\n{serial}\n{}",
+        program.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        serial
+            .lines()
+            .filter(|l| l.starts_with("LPT"))
+            .map(str::to_string)
+            .collect(),
+        std::fs::read_to_string(&file).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn parallel_port_bytes_reach_a_file_chardev() {
+    let forms: [&[&str]; 2] = [
+        &[
+            "-chardev",
+            "file,id=charparallel0,path={}",
+            "-device",
+            r#"{"driver":"isa-parallel","chardev":"charparallel0","id":"parallel0"}"#,
+        ],
+        &["-parallel", "file:{}"],
+    ];
+    for form in forms {
+        let mut runs = programs()
+            .into_iter()
+            .map(|p| (name_of(&p), run_lpt(&p, form, "printed-on-LPT1")));
+        let (_, (lines, file)) = runs.next().unwrap();
+        assert_eq!(file, "printed-on-LPT1\n", "{form:?}");
+        assert_eq!(
+            lines,
+            [
+                "LPT_RESET status=0xd9 control=0xcc",
+                "LPT_SENT 16 stalls=0 status=0x59"
+            ],
+            "{form:?}"
+        );
+        for (name, theirs) in runs {
+            assert_eq!((&lines, &file), (&theirs.0, &theirs.1), "{name} differs");
+        }
+    }
+}
+
+#[test]
+fn bad_watchdog_options_are_refused() {
+    for (args, msg) in [
+        (
+            &["-watchdog-action", "explode"][..],
+            "-watchdog-action: Parameter 'watchdog' does not accept value 'explode'",
+        ),
+        (
+            &["-M", "microvm", "-device", "i6300esb"][..],
+            "No 'PCI' bus found for device 'i6300esb'",
+        ),
+        (
+            &["-device", "isa-parallel"][..],
+            "parameter 'chardev' is missing",
+        ),
+    ] {
+        let kernel = Guest::Hello.path();
+        let mut all = vec!["-kernel", kernel.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let run = wait(spawn(&all), T);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(msg), "{args:?}: {}", run.stderr);
+    }
+}
