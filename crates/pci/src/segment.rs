@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rvirt_bus::{Bus, SharedDevice};
 
 use crate::bar::{AddressSpace, BarMapping};
-use crate::config::{BridgeWindows, HeaderType};
+use crate::config::{BridgeWindows, HeaderType, BAR_SLOTS};
 use crate::function::{lock, BarRegion, SharedFunction};
 
 /// A function's index in its segment.
@@ -135,7 +135,7 @@ impl SegmentBuilder {
         let n = self.nodes.len();
         PciSegment {
             nodes: self.nodes,
-            applied: Mutex::new(vec![[None; 6]; n]),
+            applied: Mutex::new(vec![[None; BAR_SLOTS]; n]),
             pio,
             mmio,
             observer,
@@ -147,14 +147,14 @@ impl SegmentBuilder {
 pub struct PciSegment {
     nodes: Vec<Node>,
     /// Where each function's BARs are on the machine's buses.
-    applied: Mutex<Vec<[Option<BarMapping>; 6]>>,
+    applied: Mutex<Vec<[Option<BarMapping>; BAR_SLOTS]>>,
     pio: Arc<Bus>,
     mmio: Arc<Bus>,
     observer: Option<Arc<dyn BarObserver>>,
 }
 
 impl PciSegment {
-    fn applied(&self) -> MutexGuard<'_, Vec<[Option<BarMapping>; 6]>> {
+    fn applied(&self) -> MutexGuard<'_, Vec<[Option<BarMapping>; BAR_SLOTS]>> {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -296,11 +296,12 @@ impl PciSegment {
 
     /// Where `id`'s BARs should be: decoded by the function and forwarded
     /// by every bridge above it.
-    fn wanted(&self, id: FunctionId) -> [Option<BarMapping>; 6] {
+    fn wanted(&self, id: FunctionId) -> [Option<BarMapping>; BAR_SLOTS] {
         let (mut bars, prefetchable) = {
             let f = lock(&self.nodes[id.0].function);
             let cfg = f.config();
-            let pf: [bool; 6] = std::array::from_fn(|i| cfg.bar(i).is_some_and(|b| b.prefetchable));
+            let pf: [bool; BAR_SLOTS] =
+                std::array::from_fn(|i| cfg.bar(i).is_some_and(|b| b.prefetchable));
             (cfg.decoded_bars(), pf)
         };
         let windows = self.upstream_windows(id);
@@ -334,7 +335,7 @@ impl PciSegment {
     }
 
     /// Brings `id`'s BARs on the buses in line with what it decodes.
-    fn apply(&self, applied: &mut [[Option<BarMapping>; 6]], id: FunctionId) {
+    fn apply(&self, applied: &mut [[Option<BarMapping>; BAR_SLOTS]], id: FunctionId) {
         let wanted = self.wanted(id);
         for (b, want) in wanted.into_iter().enumerate() {
             let have = applied[id.0][b];
@@ -379,7 +380,7 @@ impl PciSegment {
     }
 
     /// Where `id`'s BARs are on the machine's buses now.
-    pub fn mapped(&self, id: FunctionId) -> [Option<BarMapping>; 6] {
+    pub fn mapped(&self, id: FunctionId) -> [Option<BarMapping>; BAR_SLOTS] {
         self.applied()[id.0]
     }
 }
