@@ -337,9 +337,13 @@ pub enum DeviceAddr {
 pub enum DisplayModel {
     /// `-device bochs-display`: the Bochs VBE registers and VRAM, no VGA.
     Bochs,
+    /// `-device VGA` (and `-vga std`): QEMU's std VGA, the legacy VGA and
+    /// its BIOS as well.
+    Vga,
 }
 
-/// `-device bochs-display,vgamem=,edid=,id=,bus=,addr=`.
+/// `-device bochs-display,vgamem=,edid=,id=,bus=,addr=` or
+/// `-device VGA,vgamem_mb=,romfile=,edid=,id=,bus=,addr=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayConfig {
     pub model: DisplayModel,
@@ -348,6 +352,8 @@ pub struct DisplayConfig {
     /// up).
     pub vgamem: u64,
     pub addr: PciAddr,
+    /// The expansion ROM (the std VGA's BIOS); `None`: no ROM BAR.
+    pub romfile: Option<PathBuf>,
 }
 
 /// `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`.

@@ -11,6 +11,7 @@ use crate::ConfigError;
 
 mod ata;
 pub(crate) mod block;
+mod display;
 mod firmware;
 mod netdev;
 mod pci;
@@ -139,6 +140,8 @@ pub fn usage() -> String {
          \x20 -device isa-serial,chardev=ID[,id=…]    a serial port on a chardev\n\
          \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
          \x20 -device bochs-display[,vgamem=SIZE,bus=,addr=]  a display, shown by -vnc\n\
+         \x20 -device VGA[,vgamem_mb=N,romfile=PATH,bus=,addr=]  QEMU's std VGA, shown by -vnc\n\
+         \x20 -vga std|none              std VGA on the root bus (none: no display)\n\
          \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
          \x20 -device virtio-rng-device,rng=ID\n\
          \x20 -device virtio-keyboard-device|virtio-mouse-device|virtio-tablet-device[,id=]  virtio-input\n\
@@ -441,7 +444,8 @@ impl Builder {
             }
             "-pidfile" => self.cfg.pidfile = Some(path(opt, v)?),
             "-D" => self.cfg.logfile = Some(path(opt, v)?),
-            "-display" | "-vga" => {
+            "-vga" => self.vga(v)?,
+            "-display" => {
                 let mut o = Opts::parse(opt, v, Some("type"))?;
                 if o.require("type")? != "none" {
                     return Err(o.error("there is no display: only 'none' is supported".into()));
@@ -557,7 +561,12 @@ impl Builder {
                         function: 0,
                         multifunction: false,
                     },
+                    romfile: None,
                 });
+            }
+            "VGA" => {
+                self.std_vga(&mut o)?;
+                o.finish()?;
             }
             "e1000" => {
                 let index = self.virtio.device_count();
