@@ -34,6 +34,8 @@ pub const NOCLEARMEM: u16 = 0x80;
 
 /// What `ID` reads: the newest interface version (`VBE_DISPI_ID5`).
 pub const ID5: u16 = 0xb0c5;
+/// The oldest interface version (`VBE_DISPI_ID0`).
+pub const ID0: u16 = 0xb0c0;
 
 /// The smallest mode QEMU shows (either side).
 pub const MIN_SIDE: u16 = 64;

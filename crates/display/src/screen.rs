@@ -82,12 +82,17 @@ impl DisplayState {
         *self.dispi() = Dispi::default();
     }
 
-    /// A DISPI register read as the device answers it: with a VGA,
-    /// `GETCAPS` in ENABLE makes the resolution and depth registers read
+    /// A DISPI register read as the device answers it: with a VGA, ID
+    /// reads the version last written, and `GETCAPS` in ENABLE makes the resolution and depth registers read
     /// their largest values, as QEMU's std VGA (SeaBIOS's VGA BIOS probes
     /// them so).
     pub fn dispi_read(&self, i: usize) -> u16 {
         let d = self.dispi();
+        // The std VGA keeps the interface version a guest wrote (SeaBIOS's
+        // VGA BIOS writes ID0 and expects it back before it uses DISPI).
+        if self.vga.is_some() && i == dispi::index::ID && d.reg(i) != 0 {
+            return d.reg(i);
+        }
         if self.vga.is_some() && d.reg(dispi::index::ENABLE) & dispi::GETCAPS != 0 {
             match i {
                 dispi::index::XRES => return VBE_MAX_XRES,
@@ -101,8 +106,8 @@ impl DisplayState {
 
     /// A DISPI register write as the device takes it: with a VGA, turning
     /// a mode on resets the virtual width and offsets and clears the
-    /// mode's memory unless `NOCLEARMEM` (QEMU's std VGA); a bank past
-    /// the memory is refused.
+    /// mode's memory unless `NOCLEARMEM` (QEMU's std VGA); an ID that is
+    /// no interface version and a bank past the memory are refused.
     pub fn dispi_write(&self, i: usize, v: u16) {
         if self.vga.is_none() {
             self.dispi().write(i, v);
@@ -131,6 +136,7 @@ impl DisplayState {
                     d.write(i, v);
                 }
             }
+            dispi::index::ID if !(dispi::ID0..=dispi::ID5).contains(&v) => {}
             dispi::index::BANK if usize::from(v) >= self.vram.len() >> 16 => {
                 tracing::debug!(bank = v, "vga: bank past the video memory refused");
             }

@@ -284,6 +284,13 @@ mod tests {
             p.write(1, &v.to_le_bytes());
         };
         assert_eq!(rd(&mut p, index::ID as u16), 0xb0c5);
+        // The version written reads back (SeaBIOS's VGA BIOS's probe);
+        // anything else is not taken.
+        wr(&mut p, index::ID as u16, 0xb0c0);
+        assert_eq!(rd(&mut p, index::ID as u16), 0xb0c0);
+        wr(&mut p, index::ID as u16, 0x1234);
+        assert_eq!(rd(&mut p, index::ID as u16), 0xb0c0);
+        wr(&mut p, index::ID as u16, 0xb0c5);
         wr(&mut p, index::ENABLE as u16, GETCAPS);
         assert_eq!(rd(&mut p, index::XRES as u16), 16000);
         assert_eq!(rd(&mut p, index::BPP as u16), 32);

@@ -527,16 +527,22 @@ impl Vga {
                 let glyph = font + 32 * 4 * usize::from(c);
                 for y in 0..ch {
                     let mut bits = u16::from(byte(glyph + 4 * y));
-                    if cursor_lines.as_ref().is_some_and(|l| l.contains(&y)) && cell == cursor {
+                    // The cursor's lines are solid, all nine dots too.
+                    let on_cursor =
+                        cursor_lines.as_ref().is_some_and(|l| l.contains(&y)) && cell == cursor;
+                    if on_cursor {
                         bits = 0xff;
                     }
                     let out = (row * ch + y) * width + col * cw;
                     for x in 0..cw {
                         // A 16-dot cell doubles each dot; a 9th dot copies
-                        // the 8th for the line-drawing characters.
+                        // the 8th for the line-drawing characters (0xB0-0xDF,
+                        // as QEMU draws them) and for the cursor.
                         let bit = match (cw, x) {
                             (16, x) => bits & (0x80 >> (x / 2)) != 0,
-                            (9, 8) => dup9 && (0xc0..=0xdf).contains(&c) && bits & 1 != 0,
+                            (9, 8) => {
+                                on_cursor || (dup9 && (0xb0..=0xdf).contains(&c) && bits & 1 != 0)
+                            }
                             (_, x) => bits & (0x80 >> x) != 0,
                         };
                         pixels[out + x] = if bit { fg } else { bg };
@@ -642,6 +648,7 @@ pub(crate) mod tests {
         v.write_port(0x3d5, 82);
         let p = v.draw_text(&*vram, true).unwrap();
         assert_eq!(p.pixels[(16 + 13) * 720 + 20], grey);
+        assert_eq!(p.pixels[(16 + 14) * 720 + 26], grey, "all nine dots");
         assert_eq!(p.pixels[(16 + 12) * 720 + 20], 0);
         // Blank while the palette is being programmed.
         v.read_port(0x3da);

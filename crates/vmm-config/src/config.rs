@@ -441,9 +441,11 @@ pub struct VmConfig {
     pub fw_cfg: Vec<FwCfgItem>,
     /// `-debugcon`.
     pub debugcon: Option<DebugconConfig>,
-    /// Whether the VM has a display. rvirt has none, so firmware always
-    /// mirrors its console to the first serial port, as QEMU's firmware
-    /// does under `-nographic` or `-machine graphics=off`.
+    /// Whether firmware uses the display: a std VGA with its BIOS and
+    /// neither `-nographic` nor `-machine graphics=off`. Otherwise
+    /// firmware mirrors its console to the first serial port, as QEMU's
+    /// does under those options (and rvirt's with no display it could
+    /// use).
     pub graphics: bool,
     /// `-vnc`: the VNC server of the graphical console.
     pub vnc: Option<crate::vnc::VncConfig>,

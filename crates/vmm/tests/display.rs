@@ -374,3 +374,152 @@ fn incremental_updates_carry_only_the_rows_the_guest_wrote() {
     next(&mut vm, "DONE");
     assert!(vm.wait(T).success());
 }
+
+/// A boot sector that prints a line through the VGA BIOS (int 10h,
+/// teletype), then `SHOT` on COM1 for the test, and halts; on a 1 MiB
+/// disk (SeaBIOS wants more than a few sectors). Hand-assembled: 16-bit
+/// code at 0x7C00, the message after it.
+fn int10_disk(dir: &Path) -> std::path::PathBuf {
+    let msg = b"Hello from int 10h, through the VGA BIOS\r\n\0";
+    let mut code = vec![
+        0x31, 0xc0, // xor ax, ax
+        0x8e, 0xd8, // mov ds, ax
+        0xbe, 0, 0,    // mov si, msg (patched below)
+        0xac, // 1: lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x09, // jz 2f
+        0xb4, 0x0e, // mov ah, 0x0e (teletype)
+        0xbb, 0x07, 0x00, // mov bx, 7 (page 0, grey)
+        0xcd, 0x10, // int 0x10
+        0xeb, 0xf2, // jmp 1b
+        0xba, 0xf8, 0x03, // 2: mov dx, 0x3f8
+    ];
+    for c in b"\nSHOT\n" {
+        code.extend([0xb0, *c, 0xee]); // mov al, c; out dx, al
+    }
+    code.extend([0xfa, 0xf4, 0xeb, 0xfd]); // cli; 3: hlt; jmp 3b
+    let at = 0x7c00 + code.len() as u16;
+    code[5..7].copy_from_slice(&at.to_le_bytes());
+    let mut img = vec![0u8; 1 << 20];
+    img[..code.len()].copy_from_slice(&code);
+    img[code.len()..code.len() + msg.len()].copy_from_slice(msg);
+    img[510] = 0x55;
+    img[511] = 0xaa;
+    let p = dir.join("int10.img");
+    std::fs::write(&p, img).unwrap();
+    p
+}
+
+/// Boots `disk` through SeaBIOS with `-device VGA` under `program` and
+/// captures the screen once the boot sector printed its line.
+fn vga_boot_screen(
+    program: &Path,
+    machine: &str,
+    extra: &[&str],
+    disk: &Path,
+    dir: &Path,
+    name: &str,
+) -> Image {
+    let sock = dir.join(format!("{name}.vnc"));
+    let mut cmd = Command::new(program);
+    cmd.args(["-M", machine, "-accel", "kvm", "-m", "128", "-nodefaults"])
+        .args(extra)
+        .args(["-serial", "stdio", "-vnc"])
+        .arg(format!("unix:{}", sock.display()))
+        .args(["-device", "VGA", "-drive"])
+        .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
+        .args(["-device", "virtio-blk-pci,drive=d0,bootindex=1"])
+        .stdin(Stdio::null());
+    let mut vm = Spawned::start(die_with_test(&mut cmd));
+    vm.line_with("SHOT", T);
+    let shot = capture(&sock, &dir.join(format!("{name}.ppm")));
+    vm.kill();
+    shot
+}
+
+/// The pixels in which two captures of one size differ.
+fn differing(a: &Image, b: &Image) -> Vec<(usize, usize)> {
+    assert_eq!((a.0, a.1), (b.0, b.1), "size");
+    a.2.chunks(3)
+        .zip(b.2.chunks(3))
+        .enumerate()
+        .filter(|(_, (p, q))| p != q)
+        .map(|(i, _)| (i % a.0, i / a.0))
+        .collect()
+}
+
+#[test]
+fn seabios_and_the_vga_bios_show_text_mode_as_on_qemu() {
+    if !have_vncdotool() {
+        return;
+    }
+    let bios = Path::new("/usr/share/seabios/vgabios-stdvga.bin");
+    if !bios.exists() {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!(
+                "{} is required (RVIRT_REQUIRE_REFERENCE is set)",
+                bios.display()
+            );
+        }
+        eprintln!("skipped: no VGA BIOS");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let disk = int10_disk(dir.path());
+    let have_qemu = which("qemu-system-x86_64");
+    if !have_qemu && std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+        panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+    }
+    for machine in ["pc", "q35"] {
+        let ours = vga_boot_screen(
+            &vmm(),
+            machine,
+            &[],
+            &disk,
+            dir.path(),
+            &format!("rvirt-{machine}"),
+        );
+        // Text mode 3: 80x25 cells of 9x16 dots. SeaBIOS's banner, its
+        // boot line and the boot sector's line are on rows 0-2, grey on
+        // black; the fourth row holds only the cursor.
+        assert_eq!((ours.0, ours.1), (720, 400), "{machine}");
+        let lit = |rows: std::ops::Range<usize>| {
+            ours.2[rows.start * 720 * 3..rows.end * 720 * 3]
+                .chunks(3)
+                .filter(|p| *p == [0xa8, 0xa8, 0xa8])
+                .count()
+        };
+        for row in 0..3 {
+            assert!(
+                lit(row * 16..row * 16 + 16) > 400,
+                "{machine}: text row {row} is empty"
+            );
+        }
+        assert!(
+            lit(64..400) <= 18,
+            "{machine}: more than the cursor below the text"
+        );
+        if !have_qemu {
+            eprintln!("QEMU not installed: the comparison did not run");
+            continue;
+        }
+        let theirs = vga_boot_screen(
+            Path::new("qemu-system-x86_64"),
+            machine,
+            &["-display", "none"],
+            &disk,
+            dir.path(),
+            &format!("qemu-{machine}"),
+        );
+        // Only the cursor may differ: it blinks, and the two captures
+        // need not fall in the same phase (2 lines of 9 dots, in the
+        // fourth row's first cell).
+        let d = differing(&ours, &theirs);
+        assert!(
+            d.len() <= 18 && d.iter().all(|&(x, y)| x < 9 && (48..64).contains(&y)),
+            "{machine}: {} pixels differ from QEMU's, first {:?}",
+            d.len(),
+            &d[..d.len().min(10)]
+        );
+    }
+}

@@ -181,6 +181,8 @@ struct Builder {
     isa_serials: Vec<(String, Option<String>, Option<u32>)>,
     monitor_refs: Vec<(String, Option<String>, bool, bool)>,
     nographic: bool,
+    /// `-machine graphics=off`: firmware's console on the serial port.
+    nographic_firmware: bool,
     virtio: virtio::VirtioSpecs,
     firmware: firmware::FirmwareSpecs,
     pci: pci::PciSpecs,
@@ -283,9 +285,11 @@ impl Builder {
                 if let Some(acpi) = o.get_bool("acpi")? {
                     self.cfg.acpi = acpi;
                 }
-                // graphics=off is libvirt's <bios useserial='yes'/>; rvirt
-                // has no display either way (see VmConfig::graphics).
-                o.get_bool("graphics")?;
+                // graphics=off is libvirt's <bios useserial='yes'/> (see
+                // VmConfig::graphics).
+                if o.get_bool("graphics")? == Some(false) {
+                    self.nographic_firmware = true;
+                }
                 if let Some(a) = o.get("accel") {
                     if a != "kvm" {
                         return Err(
@@ -617,6 +621,15 @@ impl Builder {
 
     fn finish(mut self) -> Result<VmConfig, ConfigError> {
         self.cfg.smp = self.smp.unwrap_or_default().resolve()?;
+        // As QEMU: firmware uses the display unless told not to. Without
+        // one that has a VGA BIOS (bochs-display has none in rvirt) it
+        // mirrors its console to the serial port: nothing could show it.
+        let firmware_display = self
+            .cfg
+            .display
+            .as_ref()
+            .is_some_and(|d| d.model == DisplayModel::Vga && d.romfile.is_some());
+        self.cfg.graphics = firmware_display && !self.nographic && !self.nographic_firmware;
         if self.nographic && self.serial_specs.is_empty() && self.isa_serials.is_empty() {
             self.serial_specs
                 .push(SerialSpec::Backend(ChardevBackend::Stdio));
