@@ -248,20 +248,37 @@ impl Screen {
         })
     }
 
+    /// The size of what the legacy VGA shows now (as
+    /// [`Screen::legacy_picture`] would draw it, without drawing), if it
+    /// is what is shown.
+    fn legacy_size(&self, shown: &Shown) -> Option<(u16, u16)> {
+        let vga = self.state.vga()?;
+        if self.state.dispi().reg(dispi::index::ENABLE) & dispi::ENABLED != 0 {
+            return None;
+        }
+        let text = match vga.output() {
+            Output::Text => vga.text_geometry(),
+            Output::Blank | Output::Graphics => None,
+        };
+        Some(match (text, &shown.legacy, shown.mode) {
+            (Some((cols, rows, cw, ch)), _, _) => ((cols * cw) as u16, (rows * ch) as u16),
+            (None, Some(p), _) => (p.width, p.height),
+            (None, None, Some(m)) => (m.width, m.height),
+            (None, None, None) => (BLANK.width, BLANK.height),
+        })
+    }
+
     /// Takes up the registers' mode if it is valid and new.
     fn update(&self) -> MutexGuard<'_, Shown> {
         let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
         if self.state.vga.is_some() {
             let was_legacy = shown.legacy.is_some();
-            if let Some(p) = self.legacy_picture(&shown) {
-                if shown.legacy.as_ref().map(|o| (o.width, o.height)) != Some((p.width, p.height)) {
+            if let Some(size) = self.legacy_size(&shown) {
+                // Drawn here only when the size changes (or on the switch
+                // from DISPI); `damage` draws and compares otherwise.
+                if shown.legacy.as_ref().map(|o| (o.width, o.height)) != Some(size) {
                     shown.changed = true;
-                }
-                // The rows that differ are found in `damage`; a picture
-                // taken here for `mode` alone is kept as the new one only
-                // once reported.
-                if shown.legacy.is_none() || shown.changed {
-                    shown.legacy = Some(p);
+                    shown.legacy = self.legacy_picture(&shown);
                 }
                 return shown;
             }

@@ -325,7 +325,7 @@ mod tests {
         let (_, state, _) = device();
         let screen = Screen::new(state.clone());
         assert_eq!(screen.mode().width, 640, "blank before anything");
-        crate::vga::tests::mode3(&mut *state.vga().unwrap());
+        crate::vga::tests::mode3(&mut state.vga().unwrap());
         assert_eq!((screen.mode().width, screen.mode().height), (720, 400));
         assert_eq!(screen.damage(), vec![Damage::All]);
         // A character written: only its rows change.
