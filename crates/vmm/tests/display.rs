@@ -226,6 +226,69 @@ fn draws_refuses_and_follows_its_bar(machine: &str) {
     }
 }
 
+/// `-device VGA`'s and `-vga`'s bad values: one line each, naming what
+/// is wrong; a missing VGA BIOS names the file.
+#[test]
+fn std_vga_options_are_checked() {
+    let guest = Guest::Hello.path();
+    for (args, message) in [
+        (
+            &["-device", "VGA,romfile=/nonexistent/vgabios.bin"][..],
+            "-device VGA: romfile: could not read '/nonexistent/vgabios.bin'",
+        ),
+        (
+            &["-device", "VGA,vgamem_mb=512"][..],
+            "does not fit the 256 MiB 32-bit PCI window",
+        ),
+        (
+            &["-device", "VGA,vgamem_mb=x"][..],
+            "'x' is not a number of MiB",
+        ),
+        (
+            &["-vga", "qxl"][..],
+            "only 'std' (QEMU's std VGA) and 'none' are supported",
+        ),
+        (
+            &["-vga", "std", "-device", "VGA"][..],
+            "only one display device",
+        ),
+        (
+            &["-M", "microvm", "-vga", "std"][..],
+            "No 'PCI' bus found for device 'VGA'",
+        ),
+    ] {
+        let o = run(
+            Command::new(vmm())
+                .arg("-nodefaults")
+                .args(args)
+                .arg("-kernel")
+                .arg(&guest),
+            T,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    // `-vga none` and `romfile=` (no ROM) boot as without.
+    let o = run(
+        Command::new(vmm())
+            .args([
+                "-nodefaults",
+                "-serial",
+                "stdio",
+                "-vga",
+                "none",
+                "-device",
+                "VGA,romfile=",
+                "-kernel",
+            ])
+            .arg(&guest),
+        T,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn bochs_display_options_as_qemu() {
     let guest = Guest::Hello.path();
