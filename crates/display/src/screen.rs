@@ -194,8 +194,10 @@ struct Shown {
     /// The mode changed and its full repaint is not reported yet.
     changed: bool,
     /// The legacy VGA's picture, while it is what is shown (instead of
-    /// `mode`).
+    /// `mode`), as drawn at the last look.
     legacy: Option<Picture>,
+    /// The legacy picture as `damage` last reported it.
+    reported: Option<Picture>,
 }
 
 impl Screen {
@@ -206,6 +208,7 @@ impl Screen {
                 mode: None,
                 changed: false,
                 legacy: None,
+                reported: None,
             }),
         }
     }
@@ -244,7 +247,10 @@ impl Screen {
             Output::Text => vga
                 .draw_text(&*self.state.vram, phase % 2 == 0)
                 .unwrap_or_else(|| blank(w, h)),
-            Output::Blank | Output::Graphics => blank(w, h),
+            Output::Graphics => vga
+                .draw_graphics(&*self.state.vram)
+                .unwrap_or_else(|| blank(w, h)),
+            Output::Blank => blank(w, h),
         })
     }
 
@@ -258,7 +264,8 @@ impl Screen {
         }
         let text = match vga.output() {
             Output::Text => vga.text_geometry(),
-            Output::Blank | Output::Graphics => None,
+            Output::Graphics => vga.graphics_geometry().map(|(w, h, _)| (w, h, 1, 1)),
+            Output::Blank => None,
         };
         Some(match (text, &shown.legacy, shown.mode) {
             (Some((cols, rows, cw, ch)), _, _) => ((cols * cw) as u16, (rows * ch) as u16),
@@ -274,16 +281,19 @@ impl Screen {
         if self.state.vga.is_some() {
             let was_legacy = shown.legacy.is_some();
             if let Some(size) = self.legacy_size(&shown) {
-                // Drawn here only when the size changes (or on the switch
-                // from DISPI); `damage` draws and compares otherwise.
+                // Drawn afresh on every look, so a client's first full
+                // update is never older than the guest's last write;
+                // `damage` compares it with what it reported last.
                 if shown.legacy.as_ref().map(|o| (o.width, o.height)) != Some(size) {
                     shown.changed = true;
-                    shown.legacy = self.legacy_picture(&shown);
                 }
+                let old = shown.legacy.take();
+                shown.legacy = self.legacy_picture(&shown).or(old);
                 return shown;
             }
             if was_legacy {
                 shown.legacy = None;
+                shown.reported = None;
                 shown.mode = None;
             }
         }
@@ -382,18 +392,16 @@ impl Framebuffer for Screen {
 
     fn damage(&self) -> Vec<Damage> {
         let mut shown = self.update();
-        if shown.legacy.is_some() {
-            // Drawn again and compared with what was reported last.
-            let new = self.legacy_picture(&shown);
-            let old = shown.legacy.take();
+        if let Some(new) = shown.legacy.clone() {
+            // Just drawn (`update`), compared with what was reported last.
             let changed = std::mem::take(&mut shown.changed);
-            let out = match (&old, &new) {
-                (Some(o), Some(n)) if !changed && (o.width, o.height) == (n.width, n.height) => {
-                    changed_rows(o, n)
+            let out = match &shown.reported {
+                Some(o) if !changed && (o.width, o.height) == (new.width, new.height) => {
+                    changed_rows(o, &new)
                 }
                 _ => vec![Damage::All],
             };
-            shown.legacy = new.or(old);
+            shown.reported = Some(new);
             // The VRAM's log is read (and cleared) all the same, so a
             // DISPI mode set later starts from a clean log.
             let _ = self.state.vram.dirty();

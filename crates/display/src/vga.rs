@@ -6,7 +6,8 @@
 //! planes as QEMU's `vga_draw_text` draws it: characters and attributes
 //! in planes 0 and 1, the font the guest (its VGA BIOS) loaded into plane
 //! 2, the 16-colour palette through the attribute controller and the DAC,
-//! and the cursor. Written from the VGA's register definitions and QEMU's
+//! and the cursor; and the graphics modes a VGA BIOS sets (12h's four
+//! planes, 13h's chain-4 bytes) as `vga_draw_graphic` draws them. Written from the VGA's register definitions and QEMU's
 //! `hw/display/vga.c` behaviour; no crate implements a VGA.
 //!
 //! The planes live at the start of the VRAM as QEMU keeps them: byte
@@ -73,6 +74,11 @@ mod crtc {
     pub const PROTECT: usize = 0x11;
 }
 
+/// The CRTC's mode control and the attribute controller's colour plane
+/// enable register.
+const CRTC_MODE: usize = 0x17;
+const ATTR_PLANE_ENABLE: usize = 0x12;
+
 /// The first legacy port and how many there are (0x3b0-0x3df).
 pub const PORT_BASE: u16 = 0x3b0;
 pub const PORT_COUNT: u16 = 0x30;
@@ -111,8 +117,7 @@ pub enum Output {
     Blank,
     /// Text mode.
     Text,
-    /// A graphics mode through the VGA registers (not drawn: rvirt shows
-    /// graphics through the Bochs DISPI registers only).
+    /// A graphics mode through the VGA registers ([`Vga::draw_graphics`]).
     Graphics,
 }
 
@@ -469,6 +474,96 @@ impl Vga {
         })
     }
 
+    /// The 256 DAC colours, as XRGB8888 (QEMU's `update_palette256`).
+    fn palette256(&self) -> [u32; 256] {
+        std::array::from_fn(|i| {
+            let p = i * 3;
+            (c6_to_8(self.palette[p]) << 16)
+                | (c6_to_8(self.palette[p + 1]) << 8)
+                | c6_to_8(self.palette[p + 2])
+        })
+    }
+
+    /// A graphics mode's width, height and bits per pixel (4 or 8), if
+    /// [`Vga::draw_graphics`] draws it.
+    pub fn graphics_geometry(&self) -> Option<(usize, usize, u8)> {
+        let shift = (self.gfx[gfx::MODE] >> 5) & 3;
+        let half_clock = self.seq[seq::CLOCK_MODE] & 0x08 != 0;
+        let width = (usize::from(self.crtc[crtc::H_DISP]) + 1) * 8;
+        let o = self.crtc[crtc::OVERFLOW];
+        let height = (usize::from(self.crtc[crtc::V_DISP_END])
+            | (usize::from(o & 0x02) << 7)
+            | (usize::from(o & 0x40) << 3))
+            + 1;
+        // CGA addressing (CRTC mode bits 0 and 1 clear) is not drawn.
+        if self.crtc[CRTC_MODE] & 3 != 3 || width > 2048 || height > 2048 {
+            return None;
+        }
+        let kind = match (shift, half_clock) {
+            (0, false) => 4,
+            (2 | 3, true) => 8,
+            _ => return None,
+        };
+        Some((width, height, kind))
+    }
+
+    /// Draws a graphics mode from `vram`'s planes as QEMU's
+    /// `vga_draw_graphic` does for the two kinds a VGA BIOS sets: 16
+    /// colours from four planes (mode 12h and its kin: shift control 0,
+    /// full dot clock) and 256 colours from chain-4 bytes, each doubled
+    /// (mode 13h: shift control 2, half dot clock); with the CRTC's scan
+    /// line doubling and line offset. `None` for anything else (CGA
+    /// modes, 16-colour at half dot clock, sizes QEMU would not draw).
+    pub fn draw_graphics(&self, vram: &dyn Vram) -> Option<Picture> {
+        let (width, height, kind) = self.graphics_geometry()?;
+        let double_scan = usize::from(self.crtc[crtc::MAX_SCAN] >> 7);
+        let multi_scan = ((usize::from(self.crtc[crtc::MAX_SCAN] & 0x1f) + 1) << double_scan) - 1;
+        let mut planes = vec![0u8; PLANES_SIZE];
+        vram.read(0, &mut planes);
+        let byte = |at: usize| planes[at % PLANES_SIZE];
+        let start = (usize::from(self.crtc[crtc::START_LO])
+            | (usize::from(self.crtc[crtc::START_HI]) << 8))
+            * 4;
+        let line = usize::from(self.crtc[crtc::OFFSET]) << 3;
+        let p16 = self.palette16();
+        let p256 = self.palette256();
+        let plane_mask = expand(self.attr[ATTR_PLANE_ENABLE] & 0xf);
+        let mut pixels = vec![0u32; width * height];
+        let mut addr = start;
+        let mut run = multi_scan;
+        for y in 0..height {
+            let row = &mut pixels[y * width..(y + 1) * width];
+            if kind == 4 {
+                for (i, out) in row.chunks_mut(8).enumerate() {
+                    let at = addr + 4 * i;
+                    let data =
+                        u32::from_le_bytes([byte(at), byte(at + 1), byte(at + 2), byte(at + 3)])
+                            & plane_mask;
+                    for (x, px) in out.iter_mut().enumerate() {
+                        let colour =
+                            (0..4).fold(0, |c, p| c | ((((data >> (8 * p)) >> (7 - x)) & 1) << p));
+                        *px = p16[colour as usize];
+                    }
+                }
+            } else {
+                for (x, px) in row.iter_mut().enumerate() {
+                    *px = p256[usize::from(byte(addr + x / 2))];
+                }
+            }
+            if run == 0 {
+                addr += line;
+                run = multi_scan;
+            } else {
+                run -= 1;
+            }
+        }
+        Some(Picture {
+            width: width as u16,
+            height: height as u16,
+            pixels,
+        })
+    }
+
     /// Text mode's geometry: columns, rows, character cell width and
     /// height; `None` for one QEMU would not draw either.
     pub fn text_geometry(&self) -> Option<(usize, usize, usize, usize)> {
@@ -694,6 +789,92 @@ pub(crate) mod tests {
         v.write_mem(&*vram, 12, 0x0a, Banking::default());
         vram.read(48, &mut b);
         assert_eq!(b, [0xf0, 0x3f, 0xf0, 0x3f]);
+    }
+
+    /// Mode 12h's and 13h's registers as a VGA BIOS sets them (those the
+    /// drawing reads), palette entry `c` = attribute `c`.
+    fn graphics_mode(v: &mut Vga, m13: bool) {
+        let set = |v: &mut Vga, port: u16, i: u8, x: u8| {
+            v.write_port(port, i);
+            v.write_port(port + 1, x);
+        };
+        v.write_port(0x3c2, 0xe3);
+        set(v, 0x3c4, 1, if m13 { 0x09 } else { 0x01 });
+        set(v, 0x3c4, 2, 0x0f);
+        set(v, 0x3c4, 4, if m13 { 0x0e } else { 0x06 });
+        let crtc: &[(u8, u8)] = if m13 {
+            &[
+                (0x11, 0x0e),
+                (1, 0x4f),
+                (7, 0x1f),
+                (9, 0x41),
+                (0x12, 0x8f),
+                (0x13, 0x28),
+                (0x17, 0xa3),
+            ]
+        } else {
+            &[
+                (0x11, 0x0c),
+                (1, 0x4f),
+                (7, 0x3e),
+                (9, 0x40),
+                (0x12, 0xdf),
+                (0x13, 0x28),
+                (0x17, 0xe3),
+            ]
+        };
+        for &(i, x) in crtc {
+            set(v, 0x3d4, i, x);
+        }
+        set(v, 0x3ce, 5, if m13 { 0x40 } else { 0x00 });
+        set(v, 0x3ce, 6, 0x05);
+        v.read_port(0x3da);
+        for i in 0..16u8 {
+            v.write_port(0x3c0, i);
+            v.write_port(0x3c0, i);
+        }
+        v.write_port(0x3c0, 0x12);
+        v.write_port(0x3c0, 0x0f);
+        v.write_port(0x3c0, 0x20);
+        // DAC entry 5: pure red; entry 200: pure blue.
+        v.write_port(0x3c8, 5);
+        for c in [0x3f, 0, 0] {
+            v.write_port(0x3c9, c);
+        }
+        v.write_port(0x3c8, 200);
+        for c in [0, 0, 0x3f] {
+            v.write_port(0x3c9, c);
+        }
+    }
+
+    #[test]
+    fn graphics_modes_12h_and_13h_are_drawn_from_the_planes() {
+        let vram = HeapVram::new(1 << 20);
+        let mut v = Vga::default();
+        graphics_mode(&mut v, false);
+        assert_eq!(v.output(), Output::Graphics);
+        assert_eq!(v.graphics_geometry(), Some((640, 480, 4)));
+        // Pixel (9, 2) in colour 5 (planes 0 and 2): byte 2 * 80 + 1, bit 6.
+        vram.write((2 * 80 + 1) * 4, &[0x40, 0, 0x40, 0]);
+        let p = v.draw_graphics(&*vram).unwrap();
+        assert_eq!(p.pixels[2 * 640 + 9], 0xff0000);
+        assert_eq!(p.pixels[2 * 640 + 8], 0);
+        assert_eq!(p.pixels.iter().filter(|&&x| x != 0).count(), 1);
+        // 13h: 320x200 bytes shown doubled each way as 640x400.
+        let mut v = Vga::default();
+        graphics_mode(&mut v, true);
+        assert_eq!(v.graphics_geometry(), Some((640, 400, 8)));
+        vram.write(0, &[0; 64]);
+        vram.write(3 * 320 + 7, &[200]);
+        let p = v.draw_graphics(&*vram).unwrap();
+        for (x, y) in [(14, 6), (15, 6), (14, 7), (15, 7)] {
+            assert_eq!(p.pixels[y * 640 + x], 0x0000ff, "({x}, {y})");
+        }
+        assert_eq!(p.pixels.iter().filter(|&&x| x != 0).count(), 4);
+        // CGA addressing is not drawn.
+        v.write_port(0x3d4, 0x17);
+        v.write_port(0x3d5, 0xa0);
+        assert_eq!(v.draw_graphics(&*vram), None);
     }
 
     #[test]
