@@ -65,7 +65,8 @@ pub enum Placement {
 }
 
 /// The DISPI registers and the EDID as BAR 2 decodes them; shared with
-/// the std VGA's BAR 2 (the same layout plus the VGA ports at 0x400).
+/// the std VGA's BAR 2 (the same layout plus the VGA ports at 0x400,
+/// which [`crate::stdvga`] decodes before it).
 pub struct RegisterBar {
     state: Arc<DisplayState>,
     edid: [u8; edid::LEN],
@@ -89,11 +90,9 @@ impl RegisterBar {
         } else if offset >= DISPI_OFFSET && offset + len <= DISPI_OFFSET + DISPI_LEN {
             // 16-bit registers, wider accesses split into them and a byte
             // read taking the low byte, as QEMU's memory core adjusts.
-            let vram = self.state.vram().len();
-            let d = self.state.dispi();
             for (i, chunk) in data.chunks_mut(2).enumerate() {
                 let index = ((offset - DISPI_OFFSET) / 2) as usize + i;
-                let v = d.read(index, vram).to_le_bytes();
+                let v = self.state.dispi_read(index).to_le_bytes();
                 chunk.copy_from_slice(&v[..chunk.len()]);
             }
         } else if offset >= QEXT_OFFSET && offset + len <= QEXT_OFFSET + QEXT_LEN && len == 4 {
@@ -113,12 +112,11 @@ impl RegisterBar {
     pub fn write(&self, offset: u64, data: &[u8]) {
         let len = data.len() as u64;
         if offset >= DISPI_OFFSET && offset + len <= DISPI_OFFSET + DISPI_LEN {
-            let mut d = self.state.dispi();
             for (i, chunk) in data.chunks(2).enumerate() {
                 let index = ((offset - DISPI_OFFSET) / 2) as usize + i;
                 let mut v = [0u8; 2];
                 v[..chunk.len()].copy_from_slice(chunk);
-                d.write(index, u16::from_le_bytes(v));
+                self.state.dispi_write(index, u16::from_le_bytes(v));
             }
         } else if offset == QEXT_OFFSET + QEXT_BYTEORDER_REG && len == 4 {
             match u32::from_le_bytes([data[0], data[1], data[2], data[3]]) {

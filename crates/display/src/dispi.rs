@@ -27,9 +27,15 @@ pub const REGISTERS: usize = 10;
 
 /// `ENABLE`: the mode is on.
 pub const ENABLED: u16 = 0x01;
+/// `ENABLE`: the resolution registers read their maxima (std VGA).
+pub const GETCAPS: u16 = 0x02;
+/// `ENABLE`: turning a mode on keeps the memory (std VGA).
+pub const NOCLEARMEM: u16 = 0x80;
 
 /// What `ID` reads: the newest interface version (`VBE_DISPI_ID5`).
 pub const ID5: u16 = 0xb0c5;
+/// The oldest interface version (`VBE_DISPI_ID0`).
+pub const ID0: u16 = 0xb0c0;
 
 /// The smallest mode QEMU shows (either side).
 pub const MIN_SIDE: u16 = 64;

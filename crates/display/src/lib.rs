@@ -13,6 +13,8 @@ pub mod bochs;
 pub mod dispi;
 pub mod edid;
 pub mod screen;
+pub mod stdvga;
+pub mod vga;
 
 /// A page of video memory as the dirty log counts them.
 pub const PAGE_SIZE: usize = 4096;

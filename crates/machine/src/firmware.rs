@@ -212,7 +212,9 @@ impl BiosArea {
             *area.modes.lock().unwrap_or_else(|p| p.into_inner()) =
                 [(SegmentMode::Ram, false); SEGMENTS];
         } else {
-            area.map_ram(SLOT_LOW, 0, LEGACY_START, false)?;
+            // Below the legacy area, but for the VGA window (not RAM on a
+            // PC chipset: the std VGA answers there, or nothing).
+            area.map_ram(SLOT_LOW, 0, layout::VGA_WINDOW_START, false)?;
             area.map_ram(SLOT_MID, LEGACY_END, layout.low - LEGACY_END, false)?;
             let mut state = area.modes.lock().unwrap_or_else(|p| p.into_inner());
             for (i, (mode, mapped)) in state.iter_mut().enumerate() {

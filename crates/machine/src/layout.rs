@@ -9,6 +9,7 @@
 //! 0x0000_9000  identity page tables (PML4, PDPT, PD: first 1 GiB)
 //! 0x0002_0000  kernel command line
 //! 0x0009_fc00  EBDA: MP floating pointer and MP table        (reserved)
+//! 0x000a_0000  the VGA window: not RAM (the std VGA's, or nothing)
 //! 0x000e_0000  ACPI tables: RSDP first, then XSDT, FADT, ... (reserved)
 //! 0x0010_0000  kernel (ELF segments at their physical addresses, bzImage
 //!              payload here), then free RAM; the initrd at the top of low RAM
@@ -48,6 +49,10 @@ pub const CMDLINE_START: u64 = 0x20000;
 pub const CMDLINE_MAX: usize = 0x10000;
 /// Extended BIOS data area: where an OS looks for the MP floating pointer.
 pub const EBDA_START: u64 = 0x9fc00;
+/// The legacy VGA window: never RAM (a VGA device's memory, or nothing),
+/// as on QEMU's pc and q35.
+pub const VGA_WINDOW_START: u64 = 0xa_0000;
+pub const VGA_WINDOW_END: u64 = 0xc_0000;
 /// ACPI tables; the RSDP is at the start so a scan of 0xe0000..0xfffff finds
 /// it even when the boot protocol does not pass its address.
 pub const ACPI_START: u64 = 0xe0000;

@@ -194,17 +194,37 @@ impl Machine {
                 // The BIOS area mapped RAM around the legacy area itself.
                 break;
             }
-            let r = kvm_userspace_memory_region {
-                slot: slot as u32,
-                guest_phys_addr: region.start_addr().0,
-                memory_size: region.len(),
-                userspace_addr: region.as_ptr() as u64,
-                flags: 0,
-            };
-            // SAFETY: the region is a live mapping of exactly `memory_size`
-            // bytes owned by `memory`, which outlives the VM fd and every
-            // vCPU thread (field order above; `Vcpus` holds a clone).
-            unsafe { vm.set_user_memory_region(r) }.map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
+            let start = region.start_addr().0;
+            // The VGA window (0xA0000-0xBFFFF) is not RAM, as on QEMU's pc
+            // and q35: a display device (or nothing) answers there. The
+            // piece above it takes the slot after the regions'.
+            let mut pieces = vec![(slot as u32, start, 0, region.len())];
+            if start == 0 && region.len() > layout::VGA_WINDOW_END {
+                pieces = vec![
+                    (slot as u32, 0, 0, layout::VGA_WINDOW_START),
+                    (
+                        LOW_RAM_ABOVE_VGA_SLOT,
+                        layout::VGA_WINDOW_END,
+                        layout::VGA_WINDOW_END,
+                        region.len() - layout::VGA_WINDOW_END,
+                    ),
+                ];
+            }
+            for (slot, addr, offset, len) in pieces {
+                let r = kvm_userspace_memory_region {
+                    slot,
+                    guest_phys_addr: addr,
+                    memory_size: len,
+                    userspace_addr: region.as_ptr() as u64 + offset,
+                    flags: 0,
+                };
+                // SAFETY: `[offset, offset + len)` lies inside the region, a
+                // live mapping owned by `memory`, which outlives the VM fd
+                // and every vCPU thread (field order above; `Vcpus` holds a
+                // clone).
+                unsafe { vm.set_user_memory_region(r) }
+                    .map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
+            }
         }
         // The interrupt controllers come after the memory: registering a
         // memory slot waits for an SRCU grace period that the irqchip and
@@ -356,6 +376,10 @@ impl Machine {
         .map_err(MachineError::Thread)
     }
 }
+
+/// The slot of direct boot's low RAM above the VGA window (after the
+/// RAM regions' own, 0 and 1).
+const LOW_RAM_ABOVE_VGA_SLOT: u32 = 2;
 
 fn create_memory(ram: &RamLayout) -> Result<GuestMemoryMmap, MachineError> {
     let regions: Vec<(GuestAddress, usize)> = ram

@@ -22,6 +22,8 @@ pub mod reg {
     pub const BAR0: u16 = 0x10;
     pub const SUBSYSTEM_VENDOR_ID: u16 = 0x2c;
     pub const SUBSYSTEM_ID: u16 = 0x2e;
+    /// Type 0's expansion ROM base address register.
+    pub const ROM_ADDRESS: u16 = 0x30;
     pub const CAPABILITY_LIST: u16 = 0x34;
     pub const INTERRUPT_LINE: u16 = 0x3c;
     pub const INTERRUPT_PIN: u16 = 0x3d;
@@ -58,6 +60,15 @@ pub mod status {
     /// The error bits, each cleared by writing 1.
     pub const W1C: u16 = 0xf900;
 }
+
+/// The expansion ROM's slot in [`ConfigSpace::decoded_bars`] (after the
+/// six BARs, as QEMU's `PCI_ROM_SLOT`), and how many slots there are.
+pub const ROM_BAR: usize = 6;
+pub const BAR_SLOTS: usize = 7;
+/// The expansion ROM register's decode enable bit.
+pub const ROM_ENABLE: u32 = 1;
+/// The smallest expansion ROM (its address bits start at bit 11).
+pub const ROM_MIN_SIZE: u64 = 2 << 10;
 
 /// Conventional PCI's configuration space.
 pub const CONFIG_SIZE: usize = 256;
@@ -118,6 +129,8 @@ pub struct ConfigSpace {
     /// register value, except while a 64-bit BAR has one new half.
     effective: [u64; 6],
     pending: [Option<Half>; 6],
+    /// The expansion ROM's size, if the function has one (type 0 only).
+    rom: Option<u64>,
     next_capability: u16,
 }
 
@@ -195,6 +208,7 @@ impl ConfigSpace {
             bars: [None; 6],
             effective: [0; 6],
             pending: [None; 6],
+            rom: None,
             next_capability: FIRST_CAPABILITY,
         };
         c.set_u16(reg::VENDOR_ID, ids.vendor);
@@ -303,6 +317,32 @@ impl ConfigSpace {
         }
     }
 
+    /// Declares an expansion ROM of `size` bytes (register 0x30): its
+    /// address bits and the enable bit writable, sized as hardware does
+    /// (writing all ones reads back the size mask). It decodes, read-only,
+    /// while enabled and COMMAND's memory bit is on
+    /// ([`ConfigSpace::decoded_bars`]'s [`ROM_BAR`]).
+    ///
+    /// # Panics
+    /// On a bridge (whose ROM register sits elsewhere; none of rvirt's has
+    /// one), or a size that is not a power of two from 2 KiB to 2 GiB: the
+    /// device model is wrong, not the guest.
+    pub fn add_rom(&mut self, size: u64) {
+        assert_eq!(self.header, HeaderType::Endpoint, "ROM on a bridge");
+        assert!(
+            size.is_power_of_two() && (ROM_MIN_SIZE..=1 << 31).contains(&size),
+            "ROM size {size:#x}"
+        );
+        self.rom = Some(size);
+        let mask = (!(size - 1) as u32) & !((ROM_MIN_SIZE as u32) - 1);
+        self.set_wmask_u32(reg::ROM_ADDRESS, mask | ROM_ENABLE);
+    }
+
+    /// The expansion ROM's size, if there is one.
+    pub fn rom_size(&self) -> Option<u64> {
+        self.rom
+    }
+
     /// BAR `index`'s declaration, if it is the first register of a BAR.
     pub fn bar(&self, index: usize) -> Option<BarSpec> {
         self.bars.get(index).copied().flatten()
@@ -343,11 +383,25 @@ impl ConfigSpace {
     /// Where each BAR decodes now: its address if COMMAND enables its
     /// space and the range is one hardware would decode (not at 0, not
     /// wrapping, a 32-bit BAR below 4 GiB, ports below 64 Ki); `None`
-    /// otherwise.
-    pub fn decoded_bars(&self) -> [Option<BarMapping>; 6] {
+    /// otherwise. Slot [`ROM_BAR`] is the expansion ROM, which also needs
+    /// its own enable bit.
+    pub fn decoded_bars(&self) -> [Option<BarMapping>; BAR_SLOTS] {
         let cmd = self.read_u16(reg::COMMAND);
-        let mut out = [None; 6];
-        for (i, slot) in out.iter_mut().enumerate() {
+        let mut out = [None; BAR_SLOTS];
+        if let Some(size) = self.rom {
+            let r = self.read_u32(reg::ROM_ADDRESS);
+            let base = u64::from(r) & !(size - 1);
+            if cmd & command::MEMORY != 0 && r & ROM_ENABLE != 0 && base != 0 {
+                // A 32-bit register whose base is size-aligned: never
+                // past 4 GiB.
+                out[ROM_BAR] = Some(BarMapping {
+                    space: AddressSpace::Memory,
+                    base,
+                    size,
+                });
+            }
+        }
+        for (i, slot) in out.iter_mut().take(6).enumerate() {
             let Some(spec) = self.bars[i] else { continue };
             let (space, enabled, limit) = match spec.kind {
                 BarKind::Io => (AddressSpace::Io, cmd & command::IO != 0, 0x1_0000),

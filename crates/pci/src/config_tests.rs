@@ -68,13 +68,38 @@ fn bars_size_like_hardware() {
 }
 
 #[test]
+fn the_expansion_rom_sizes_and_decodes_only_when_enabled() {
+    let mut c = endpoint();
+    c.add_rom(64 << 10);
+    assert_eq!(c.rom_size(), Some(64 << 10));
+    write32(&mut c, 0x30, u32::MAX);
+    assert_eq!(c.read_u32(0x30), 0xffff_0001, "size mask and enable");
+    write32(&mut c, 0x30, 0xfebc_0000);
+    c.write(4, &[0x2, 0]);
+    assert_eq!(c.decoded_bars()[ROM_BAR], None, "not enabled");
+    write32(&mut c, 0x30, 0xfebc_0001);
+    let m = c.decoded_bars()[ROM_BAR].unwrap();
+    assert_eq!((m.base, m.size), (0xfebc_0000, 64 << 10));
+    assert_eq!(m.space, AddressSpace::Memory);
+    // Unaligned address bits are not writable; memory decode off hides it.
+    write32(&mut c, 0x30, 0xfebc_8801);
+    assert_eq!(c.read_u32(0x30), 0xfebc_0001);
+    c.write(4, &[0x1, 0]);
+    assert_eq!(c.decoded_bars()[ROM_BAR], None);
+    // Enabled at 0: nowhere.
+    c.write(4, &[0x2, 0]);
+    write32(&mut c, 0x30, 1);
+    assert_eq!(c.decoded_bars()[ROM_BAR], None);
+}
+
+#[test]
 fn decode_follows_command_and_limits() {
     let mut c = endpoint();
     write32(&mut c, 0x10, 0xc000);
     write32(&mut c, 0x14, 0xfe00_0000);
     write32(&mut c, 0x20, 0x0);
     write32(&mut c, 0x24, 0x8);
-    assert_eq!(c.decoded_bars(), [None; 6], "decode off");
+    assert_eq!(c.decoded_bars(), [None; BAR_SLOTS], "decode off");
     c.write(4, &[0x3, 0]);
     let d = c.decoded_bars();
     assert_eq!(d[0].unwrap().base, 0xc000);

@@ -12,6 +12,7 @@
 //! - [`segment`]: the topology (root bus, bridges, the buses behind them)
 //!   reached by bus number as programmed, which keeps the buses in step
 //!   with every BAR move.
+//! - [`rom`]: an expansion ROM image behind a function's ROM BAR.
 //! - [`access`]: CF8/CFC and ECAM.
 //! - [`bridge`]: `pcie-root-port`. [`chipset`]: the i440FX/PIIX and
 //!   Q35/ICH9 functions. [`intx`]: INTx pins and the PIRQ wires.
@@ -28,6 +29,7 @@ pub mod function;
 pub mod intx;
 pub mod msi;
 pub mod msix;
+pub mod rom;
 pub mod segment;
 
 pub use bar::{AddressSpace, BarKind, BarMapping, BarSpec};

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use rvirt_bus::{Bus, SharedDevice};
 
 use crate::bar::{AddressSpace, BarMapping};
-use crate::config::{BridgeWindows, HeaderType};
+use crate::config::{BridgeWindows, HeaderType, BAR_SLOTS};
 use crate::function::{lock, BarRegion, SharedFunction};
 
 /// A function's index in its segment.
@@ -170,7 +170,7 @@ impl SegmentBuilder {
         let n = self.nodes.len();
         PciSegment {
             nodes: RwLock::new(self.nodes.into_iter().map(|n| Some(Arc::new(n))).collect()),
-            applied: Mutex::new(vec![[None; 6]; n]),
+            applied: Mutex::new(vec![[None; BAR_SLOTS]; n]),
             pio,
             mmio,
             observer,
@@ -184,7 +184,7 @@ pub struct PciSegment {
     /// never reused).
     nodes: RwLock<Vec<Option<Arc<Node>>>>,
     /// Where each function's BARs are on the machine's buses.
-    applied: Mutex<Vec<[Option<BarMapping>; 6]>>,
+    applied: Mutex<Vec<[Option<BarMapping>; BAR_SLOTS]>>,
     pio: Arc<Bus>,
     mmio: Arc<Bus>,
     observer: Option<Arc<dyn BarObserver>>,
@@ -193,7 +193,7 @@ pub struct PciSegment {
 type Nodes = Vec<Option<Arc<Node>>>;
 
 impl PciSegment {
-    fn applied(&self) -> MutexGuard<'_, Vec<[Option<BarMapping>; 6]>> {
+    fn applied(&self) -> MutexGuard<'_, Vec<[Option<BarMapping>; BAR_SLOTS]>> {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -319,7 +319,7 @@ impl PciSegment {
             nodes.push(Some(Arc::new(node)));
             FunctionId(nodes.len() - 1)
         };
-        applied.push([None; 6]);
+        applied.push([None; BAR_SLOTS]);
         self.apply(&mut applied, id);
         if let Some(p) = lock(&port.function).hotplug_port() {
             p.plug();
@@ -339,7 +339,7 @@ impl PciSegment {
     }
 
     /// Removes `id` and its subtree: BARs off the buses, nodes gone.
-    fn take_out(&self, applied: &mut [[Option<BarMapping>; 6]], id: FunctionId) {
+    fn take_out(&self, applied: &mut [[Option<BarMapping>; BAR_SLOTS]], id: FunctionId) {
         let mut all = self.subtree(id);
         // Deepest first, so a bridge outlives what is behind it.
         all.reverse();
@@ -416,14 +416,15 @@ impl PciSegment {
 
     /// Where `id`'s BARs should be: decoded by the function and forwarded
     /// by every bridge above it.
-    fn wanted(&self, id: FunctionId) -> [Option<BarMapping>; 6] {
+    fn wanted(&self, id: FunctionId) -> [Option<BarMapping>; BAR_SLOTS] {
         let Some(node) = self.node(id) else {
-            return [None; 6];
+            return [None; BAR_SLOTS];
         };
         let (mut bars, prefetchable) = {
             let f = lock(&node.function);
             let cfg = f.config();
-            let pf: [bool; 6] = std::array::from_fn(|i| cfg.bar(i).is_some_and(|b| b.prefetchable));
+            let pf: [bool; BAR_SLOTS] =
+                std::array::from_fn(|i| cfg.bar(i).is_some_and(|b| b.prefetchable));
             (cfg.decoded_bars(), pf)
         };
         let windows = self.upstream_windows(id);
@@ -457,7 +458,7 @@ impl PciSegment {
     }
 
     /// Brings `id`'s BARs on the buses in line with what it decodes.
-    fn apply(&self, applied: &mut [[Option<BarMapping>; 6]], id: FunctionId) {
+    fn apply(&self, applied: &mut [[Option<BarMapping>; BAR_SLOTS]], id: FunctionId) {
         let wanted = self.wanted(id);
         for (b, want) in wanted.into_iter().enumerate() {
             let have = applied[id.0][b];
@@ -503,8 +504,8 @@ impl PciSegment {
     }
 
     /// Where `id`'s BARs are on the machine's buses now.
-    pub fn mapped(&self, id: FunctionId) -> [Option<BarMapping>; 6] {
-        self.applied().get(id.0).copied().unwrap_or([None; 6])
+    pub fn mapped(&self, id: FunctionId) -> [Option<BarMapping>; BAR_SLOTS] {
+        self.applied().get(id.0).copied().unwrap_or([None; BAR_SLOTS])
     }
 }
 

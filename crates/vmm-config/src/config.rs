@@ -339,9 +339,13 @@ pub enum DeviceAddr {
 pub enum DisplayModel {
     /// `-device bochs-display`: the Bochs VBE registers and VRAM, no VGA.
     Bochs,
+    /// `-device VGA` (and `-vga std`): QEMU's std VGA, the legacy VGA and
+    /// its BIOS as well.
+    Vga,
 }
 
-/// `-device bochs-display,vgamem=,edid=,id=,bus=,addr=`.
+/// `-device bochs-display,vgamem=,edid=,id=,bus=,addr=` or
+/// `-device VGA,vgamem_mb=,romfile=,edid=,id=,bus=,addr=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayConfig {
     pub model: DisplayModel,
@@ -350,6 +354,8 @@ pub struct DisplayConfig {
     /// up).
     pub vgamem: u64,
     pub addr: PciAddr,
+    /// The expansion ROM (the std VGA's BIOS); `None`: no ROM BAR.
+    pub romfile: Option<PathBuf>,
 }
 
 /// `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`.
@@ -473,9 +479,11 @@ pub struct VmConfig {
     pub fw_cfg: Vec<FwCfgItem>,
     /// `-debugcon`.
     pub debugcon: Option<DebugconConfig>,
-    /// Whether the VM has a display. rvirt has none, so firmware always
-    /// mirrors its console to the first serial port, as QEMU's firmware
-    /// does under `-nographic` or `-machine graphics=off`.
+    /// Whether firmware uses the display: a std VGA with its BIOS and
+    /// neither `-nographic` nor `-machine graphics=off`. Otherwise
+    /// firmware mirrors its console to the first serial port, as QEMU's
+    /// does under those options (and rvirt's with no display it could
+    /// use).
     pub graphics: bool,
     /// `-vnc`: the VNC server of the graphical console.
     pub vnc: Option<crate::vnc::VncConfig>,

@@ -75,7 +75,6 @@ fn outside(option: &str, value: &str) -> bool {
         "lsi",
         "floppy",
         "qxl",
-        "VGA",
         "virtio-vga",
         "hda",
         "intel-hda",

@@ -108,6 +108,8 @@ pub enum VmmError {
     MonitorBackend(String),
     #[error("-vnc")]
     Vnc(#[source] display::DisplayError),
+    #[error("-device VGA: romfile")]
+    Rom(#[source] rvirt_pci::rom::RomError),
     #[error("vCPU {cpu} failed:\n{report}")]
     VcpuFailed { cpu: u32, report: String },
 }

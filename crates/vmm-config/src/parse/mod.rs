@@ -11,6 +11,7 @@ use crate::ConfigError;
 
 mod ata;
 pub(crate) mod block;
+mod display;
 mod firmware;
 mod hotplug;
 mod netdev;
@@ -146,6 +147,8 @@ pub fn usage() -> String {
          \x20 -device isa-serial,chardev=ID[,id=…]    a serial port on a chardev\n\
          \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
          \x20 -device bochs-display[,vgamem=SIZE,bus=,addr=]  a display, shown by -vnc\n\
+         \x20 -device VGA[,vgamem_mb=N,romfile=PATH,bus=,addr=]  QEMU's std VGA, shown by -vnc\n\
+         \x20 -vga std|none              std VGA on the root bus (none: no display)\n\
          \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
          \x20 -device virtio-rng-device,rng=ID\n\
          \x20 -device virtio-keyboard-device|virtio-mouse-device|virtio-tablet-device[,id=]  virtio-input\n\
@@ -185,6 +188,8 @@ struct Builder {
     isa_serials: Vec<(String, Option<String>, Option<u32>)>,
     monitor_refs: Vec<(String, Option<String>, bool, bool)>,
     nographic: bool,
+    /// `-machine graphics=off`: firmware's console on the serial port.
+    nographic_firmware: bool,
     virtio: virtio::VirtioSpecs,
     firmware: firmware::FirmwareSpecs,
     pci: pci::PciSpecs,
@@ -289,9 +294,11 @@ impl Builder {
                 if let Some(acpi) = o.get_bool("acpi")? {
                     self.cfg.acpi = acpi;
                 }
-                // graphics=off is libvirt's <bios useserial='yes'/>; rvirt
-                // has no display either way (see VmConfig::graphics).
-                o.get_bool("graphics")?;
+                // graphics=off is libvirt's <bios useserial='yes'/> (see
+                // VmConfig::graphics).
+                if o.get_bool("graphics")? == Some(false) {
+                    self.nographic_firmware = true;
+                }
                 if let Some(a) = o.get("accel") {
                     if a != "kvm" {
                         return Err(
@@ -450,7 +457,8 @@ impl Builder {
             }
             "-pidfile" => self.cfg.pidfile = Some(path(opt, v)?),
             "-D" => self.cfg.logfile = Some(path(opt, v)?),
-            "-display" | "-vga" => {
+            "-vga" => self.vga(v)?,
+            "-display" => {
                 let mut o = Opts::parse(opt, v, Some("type"))?;
                 if o.require("type")? != "none" {
                     return Err(o.error("there is no display: only 'none' is supported".into()));
@@ -594,7 +602,12 @@ impl Builder {
                         function: 0,
                         multifunction: false,
                     },
+                    romfile: None,
                 });
+            }
+            "VGA" => {
+                self.std_vga(&mut o)?;
+                o.finish()?;
             }
             "e1000" => {
                 let index = self.virtio.device_count();
@@ -645,6 +658,15 @@ impl Builder {
 
     fn finish(mut self) -> Result<VmConfig, ConfigError> {
         self.cfg.smp = self.smp.unwrap_or_default().resolve()?;
+        // As QEMU: firmware uses the display unless told not to. Without
+        // one that has a VGA BIOS (bochs-display has none in rvirt) it
+        // mirrors its console to the serial port: nothing could show it.
+        let firmware_display = self
+            .cfg
+            .display
+            .as_ref()
+            .is_some_and(|d| d.model == DisplayModel::Vga && d.romfile.is_some());
+        self.cfg.graphics = firmware_display && !self.nographic && !self.nographic_firmware;
         if self.nographic && self.serial_specs.is_empty() && self.isa_serials.is_empty() {
             self.serial_specs
                 .push(SerialSpec::Backend(ChardevBackend::Stdio));

@@ -129,6 +129,15 @@ impl PciSpecs {
         Ok(())
     }
 
+    /// Moves the request just made to the front, so it takes the first
+    /// free slot before every `-device` (`-vga std`, which QEMU makes
+    /// with the machine).
+    pub(super) fn first_is_last(&mut self) {
+        if let Some(r) = self.requests.pop() {
+            self.requests.insert(0, r);
+        }
+    }
+
     /// `-device pcie-root-port,port=,chassis=,slot=,id=,bus=,addr=`.
     pub(super) fn root_port(&mut self, o: &mut Opts) -> Result<(), ConfigError> {
         let mut r = self.common("pcie-root-port", o)?;

@@ -1,18 +1,25 @@
-//! The display device (`-device bochs-display`): its VRAM, made once and
-//! kept over reboots as hardware keeps it, mapped into each boot's VM as a
-//! KVM memory slot with dirty logging that follows BAR 0 wherever the
-//! guest (or SeaBIOS) puts it; the screen the VNC server reads.
+//! The display device (`-device bochs-display` or `VGA`): its VRAM, made
+//! once and kept over reboots as hardware keeps it, mapped into each
+//! boot's VM as a KVM memory slot with dirty logging that follows BAR 0
+//! wherever the guest (or SeaBIOS) puts it; the screen the VNC server
+//! reads. The std VGA's legacy ports and 0xA0000 window sit on the buses
+//! at their fixed places, its BIOS behind the ROM BAR.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rvirt_bus::{Bus, SharedDevice};
 use rvirt_display::bochs::{self, BochsDisplay};
 use rvirt_display::screen::{DisplayState, Screen};
+use rvirt_display::stdvga::DISPI_PORT_COUNT;
+use rvirt_display::stdvga::{DispiPorts, StdVga, VgaPorts, VgaWindow, DISPI_PORT};
+use rvirt_display::vga::{WINDOW_BASE, WINDOW_SIZE};
 use rvirt_machine::{DeviceMemory, Machine, MemorySlot, SystemAllocator};
 use rvirt_pci::config::{command, reg};
 use rvirt_pci::function::lock;
+use rvirt_pci::rom::OptionRom;
 use rvirt_pci::{BarMapping, FunctionId, SharedFunction};
-use rvirt_vmm_config::{DisplayConfig, PciAddr};
+use rvirt_vmm_config::{DisplayConfig, DisplayModel, PciAddr};
 
 use crate::VmmError;
 
@@ -63,6 +70,9 @@ pub(crate) struct DisplayPlan {
     mmio_bar: u64,
     vram: Arc<Vram>,
     state: Arc<DisplayState>,
+    model: DisplayModel,
+    /// The std VGA's BIOS, read once.
+    rom: Option<OptionRom>,
 }
 
 impl DisplayPlan {
@@ -86,7 +96,16 @@ impl DisplayPlan {
             slot: Mutex::new(None),
             unlogged: AtomicBool::new(false),
         });
-        let state = DisplayState::new(vram.clone());
+        let (state, rom) = match cfg.model {
+            DisplayModel::Bochs => (DisplayState::new(vram.clone()), None),
+            DisplayModel::Vga => {
+                let rom = match &cfg.romfile {
+                    Some(p) => Some(OptionRom::load(p).map_err(VmmError::Rom)?),
+                    None => None,
+                };
+                (DisplayState::with_vga(vram.clone()), rom)
+            }
+        };
         Ok(DisplayPlan {
             addr: cfg.addr,
             id: cfg.id.clone(),
@@ -94,6 +113,8 @@ impl DisplayPlan {
             mmio_bar,
             vram,
             state,
+            model: cfg.model,
+            rom,
         })
     }
 
@@ -108,10 +129,16 @@ impl DisplayPlan {
     pub(crate) fn attach(&self, machine: &Machine, program: bool) -> (SharedFunction, VramSlot) {
         let slot = Arc::new(machine.memory_slot(self.vram.memory.clone()));
         *self.vram.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot.clone());
-        let f: SharedFunction = Arc::new(Mutex::new(BochsDisplay::new(
-            self.state.clone(),
-            bochs::Placement::Conventional,
-        )));
+        let f: SharedFunction = match self.model {
+            DisplayModel::Bochs => Arc::new(Mutex::new(BochsDisplay::new(
+                self.state.clone(),
+                bochs::Placement::Conventional,
+            ))),
+            DisplayModel::Vga => Arc::new(Mutex::new(StdVga::new(
+                self.state.clone(),
+                self.rom.clone(),
+            ))),
+        };
         if program {
             let mut g = lock(&f);
             let cfg = g.config_mut();
@@ -120,6 +147,30 @@ impl DisplayPlan {
             cfg.set_u16(reg::COMMAND, command::MEMORY);
         }
         (f, VramSlot { id: None, slot })
+    }
+}
+
+impl DisplayPlan {
+    /// The std VGA's legacy decoders on this boot's buses: ports
+    /// 0x3b0-0x3df, DISPI at 0x1ce/0x1cf, the 0xA0000 window (which the
+    /// machine leaves without RAM). Nothing for bochs-display.
+    pub(crate) fn attach_legacy(&self, pio: &Bus, mmio: &Bus) -> Result<(), VmmError> {
+        if self.model != DisplayModel::Vga {
+            return Ok(());
+        }
+        let bus = |e| VmmError::Setup {
+            what: "the VGA's legacy ports and window",
+            source: std::io::Error::other(e),
+        };
+        let ports: SharedDevice = Arc::new(Mutex::new(VgaPorts(self.state.clone())));
+        pio.insert(ports, u64::from(VgaPorts::BASE), u64::from(VgaPorts::LEN))
+            .map_err(bus)?;
+        let dispi: SharedDevice = Arc::new(Mutex::new(DispiPorts::new(self.state.clone())));
+        pio.insert(dispi, u64::from(DISPI_PORT), u64::from(DISPI_PORT_COUNT))
+            .map_err(bus)?;
+        let window: SharedDevice = Arc::new(Mutex::new(VgaWindow(self.state.clone())));
+        mmio.insert(window, WINDOW_BASE, WINDOW_SIZE).map_err(bus)?;
+        Ok(())
     }
 }
 

@@ -473,6 +473,9 @@ impl PciPlan {
         let mut ports_out = Vec::new();
         let mut failed = None;
         let observer: Arc<dyn BarObserver> = notifiers.clone();
+        if let Some(d) = &self.display {
+            d.attach_legacy(pio, mmio)?;
+        }
         let segment = Arc::new_cyclic(|me: &Weak<PciSegment>| {
             let mut b = SegmentBuilder::new();
             let mut add = |b: &mut SegmentBuilder,

@@ -138,6 +138,10 @@ fn rules(config: &VmConfig) -> Vec<Rule> {
     {
         file(&mut r, p, read());
     }
+    // The std VGA's BIOS, read when the device is made (after this).
+    if let Some(rom) = config.display.as_ref().and_then(|d| d.romfile.as_ref()) {
+        file(&mut r, rom, read());
+    }
     for item in &config.fw_cfg {
         if let rvirt_vmm_config::FwCfgSource::File(p) = &item.source {
             file(&mut r, p, read());
@@ -258,6 +262,8 @@ mod tests {
             "pty",
             "-vnc",
             "unix:/run/vm/vnc.sock",
+            "-device",
+            "VGA,romfile=/srv/vga.rom",
         ])
         .unwrap()
         {
@@ -271,6 +277,7 @@ mod tests {
         assert!(paths.contains(&Path::new("/dev/kvm")));
         assert!(paths.contains(&Path::new("/dev/ptmx")));
         assert!(paths.contains(&Path::new("/run/vm")));
+        assert!(paths.contains(&Path::new("/srv/vga.rom")), "the VGA BIOS");
         assert!(!paths.iter().any(|p| p.starts_with("/dev/fdset")));
         let ro = r
             .iter()

@@ -214,6 +214,64 @@ fn bochs_display_takes_a_slot_like_any_pci_device() {
 }
 
 #[test]
+fn std_vga_as_libvirt_writes_it_and_as_vga_std() {
+    let c = pci(&[
+        "-device",
+        "virtio-rng-pci,rng=r",
+        "-object",
+        "rng-random,id=r,filename=/dev/urandom",
+        "-device",
+        r#"{"driver":"VGA","id":"video0","vgamem_mb":8,"bus":"pci.0","addr":"0x5"}"#,
+    ]);
+    let d = c.display.expect("a display");
+    assert_eq!(d.model, DisplayModel::Vga);
+    assert_eq!(d.id.as_deref(), Some("video0"));
+    assert_eq!(d.vgamem, 8 << 20);
+    assert_eq!((d.addr.bus, d.addr.slot), (PciBus::Root, 5));
+    assert_eq!(
+        d.romfile.as_deref(),
+        Some(std::path::Path::new(
+            "/usr/share/seabios/vgabios-stdvga.bin"
+        ))
+    );
+    let d = pci(&["-device", "VGA,vgamem_mb=3,romfile="])
+        .display
+        .unwrap();
+    assert_eq!((d.vgamem, d.romfile), (4 << 20, None), "rounded up; no ROM");
+    // -vga std comes first whatever the order: 00:02.0 on pc, 00:01.0
+    // on q35, as QEMU makes it with the machine.
+    let c = pci(&[
+        "-device",
+        "virtio-rng-pci,rng=r",
+        "-object",
+        "rng-random,id=r,filename=/dev/urandom",
+        "-vga",
+        "std",
+    ]);
+    assert_eq!(c.display.as_ref().unwrap().addr.slot, 2);
+    assert_eq!(addr(&c, 0), (PciBus::Root, 3, 0));
+    let c = pci(&["-M", "q35", "-vga", "std"]);
+    assert_eq!(c.display.unwrap().addr.slot, 1);
+    assert_eq!(pci(&["-vga", "none"]).display, None);
+    assert_eq!(
+        err(&with_kernel(&["-vga", "cirrus"])),
+        "-vga: 'cirrus': only 'std' (QEMU's std VGA) and 'none' are supported"
+    );
+    assert_eq!(
+        err(&with_kernel(&["-vga", "std", "-device", "VGA"])),
+        "-device: only one display device is supported (the VNC console shows one)"
+    );
+    assert_eq!(
+        err(&with_kernel(&["-device", "VGA,vgamem_mb=512"])),
+        "-device: vgamem_mb: 512 MiB does not fit the 256 MiB 32-bit PCI window"
+    );
+    assert_eq!(
+        err(&with_kernel(&["-device", "VGA,vgamem_mb=lots"])),
+        "-device: vgamem_mb: 'lots' is not a number of MiB"
+    );
+}
+
+#[test]
 fn e1000_takes_a_netdev_a_mac_and_a_pci_place() {
     let c = pci(&[
         "-netdev",
