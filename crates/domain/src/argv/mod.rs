@@ -7,9 +7,11 @@
 mod blockdev;
 mod boot;
 mod devices;
+mod graphics;
 mod pci;
 
 pub use devices::{backing_key, backing_paths};
+pub use graphics::{vnc_listen, vnc_port, VncListen, VNC_PORT_MIN};
 pub mod support;
 
 use std::fmt;
