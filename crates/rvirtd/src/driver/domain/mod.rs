@@ -9,6 +9,7 @@
 //! | [`definitions`] | define, undefine, create, autostart |
 //! | [`edit`] | attach, detach, update a device; set memory and vCPUs |
 //! | [`lifecycle`] | start, destroy, shutdown, suspend, resume, reboot, reset; the per-VM follower |
+//! | [`graphics`] | VNC ports from 5900, the listen address in the live XML, the password; the graphical console's fd, screenshots and events |
 //! | [`vmm`] | starting a VMM: argv with its fd plan, monitor, taps |
 //! | [`nics`] | the NICs' host taps (bridge port, MAC, up) through rvirt-hostnet |
 //! | [`passt`] | passt for every `<interface type='user'>`, supervised and jailed beside the VMM |
@@ -28,6 +29,7 @@ pub mod console;
 pub mod dac;
 pub mod definitions;
 pub mod edit;
+pub mod graphics;
 pub mod lifecycle;
 pub mod memstats;
 pub mod nics;
@@ -90,6 +92,8 @@ pub struct DomainDriver {
     me: Weak<DomainDriver>,
     /// The storage driver, which resolves `<disk type='volume'>` at start.
     pub storage: Arc<crate::driver::storage::StorageDriver>,
+    /// The VNC ports running domains hold.
+    pub vnc_ports: Arc<graphics::VncPorts>,
 }
 
 impl DomainDriver {
@@ -115,6 +119,7 @@ impl DomainDriver {
             consoles: Default::default(),
             serial_readers: Default::default(),
             next_id: AtomicI32::new(1),
+            vnc_ports: Default::default(),
         })
     }
 

@@ -43,6 +43,8 @@ pub struct Running {
     pub balloon_kib: std::sync::atomic::AtomicU64,
     /// The passt serving its user-mode interfaces, stopped with it.
     pub passt: Vec<super::passt::PasstChild>,
+    /// Its VNC ports, given back when this record goes.
+    pub vnc: super::graphics::PortLease,
 }
 
 impl Running {
@@ -67,6 +69,7 @@ impl Running {
             blocks: Default::default(),
             balloon_kib: std::sync::atomic::AtomicU64::new(0),
             passt: Vec::new(),
+            vnc: Default::default(),
         }
     }
 
@@ -126,6 +129,12 @@ impl Running {
                 .cloned(),
         );
         h
+    }
+
+    /// Holds the VNC port lease for as long as the record lives.
+    pub fn with_vnc(mut self, vnc: super::graphics::PortLease) -> Self {
+        self.vnc = vnc;
+        self
     }
 
     pub fn pid(&self) -> i32 {

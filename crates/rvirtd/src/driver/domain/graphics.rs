@@ -1,0 +1,182 @@
+//! The graphical console of a running domain: VNC ports from 5900 as
+//! libvirt's port allocator hands them out (the lowest port no running
+//! domain holds and nothing on the host is bound to, released when the
+//! VM stops), the live XML's `port` and listen address, and the password
+//! set over QMP before the vCPUs run.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rvirt_domain::argv::{vnc_listen, vnc_port, VncListen, VNC_PORT_MIN};
+use rvirt_domain::xml::{Element, Node};
+use rvirt_domain::Domain;
+use rvirt_qmp::QmpClient;
+use rvirt_remote::RemoteError;
+
+/// The last port libvirt's `display` range offers (qemu.conf's
+/// `remote_display_port_max`).
+const VNC_PORT_MAX: u16 = 65535;
+
+/// The ports the running domains' VNC servers hold.
+#[derive(Debug, Default)]
+pub struct VncPorts {
+    used: Mutex<BTreeSet<u16>>,
+}
+
+/// Ports held for one running domain; dropping it (when its [`Running`]
+/// record goes, the VM having stopped) gives them back.
+///
+/// [`Running`]: super::registry::Running
+#[derive(Debug, Default)]
+pub struct PortLease {
+    ports: Vec<u16>,
+    pool: Option<Arc<VncPorts>>,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            let mut used = pool.lock();
+            for p in &self.ports {
+                used.remove(p);
+            }
+        }
+    }
+}
+
+/// Whether nothing on the host listens on `port`, as libvirt checks it:
+/// binding the wildcard addresses of both families.
+fn free_on_host(port: u16) -> bool {
+    if TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_err() {
+        return false;
+    }
+    match TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)) {
+        Ok(_) => true,
+        // A host without IPv6 only has the IPv4 side to check.
+        Err(e) => matches!(
+            e.raw_os_error(),
+            Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+        ),
+    }
+}
+
+/// The `<graphics type='vnc'>` elements of `dom`.
+fn vnc_elements(dom: &mut Domain) -> impl Iterator<Item = &mut Element> {
+    dom.devices
+        .others
+        .iter_mut()
+        .filter(|o| o.kind() == "graphics" && o.dev_type() == Some("vnc"))
+        .map(|o| &mut o.element)
+}
+
+impl VncPorts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u16>> {
+        self.used.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The definition to start: each VNC server's port chosen (autoport)
+    /// or taken as given, and its listen address written out as libvirt's
+    /// live XML shows it (`listen=` and `<listen type='address'
+    /// address=…/>`).
+    pub fn assign(self: &Arc<Self>, def: &Domain) -> Result<(Domain, PortLease), RemoteError> {
+        let mut dom = def.clone();
+        let mut lease = PortLease {
+            ports: Vec::new(),
+            pool: Some(self.clone()),
+        };
+        for g in vnc_elements(&mut dom) {
+            let VncListen::Address(address) = vnc_listen(g) else {
+                continue;
+            };
+            let port = match vnc_port(g) {
+                Some(p) => {
+                    // A fixed port is the user's: held, not checked (the
+                    // VMM says so if it is taken).
+                    self.lock().insert(p);
+                    p
+                }
+                None => self.allocate()?,
+            };
+            lease.ports.push(port);
+            g.set_attr("port", port.to_string());
+            if g.attr("autoport").is_none() {
+                g.set_attr("autoport", "yes");
+            }
+            g.set_attr("listen", address.clone());
+            set_listen_address(g, &address);
+        }
+        Ok((dom, lease))
+    }
+
+    /// The ports a re-adopted VM's live definition shows, held again.
+    pub fn adopt(self: &Arc<Self>, live: &Domain) -> PortLease {
+        let mut live = live.clone();
+        let ports: Vec<u16> = vnc_elements(&mut live)
+            .filter_map(|g| g.attr("port")?.parse().ok())
+            .collect();
+        self.lock().extend(&ports);
+        PortLease {
+            ports,
+            pool: Some(self.clone()),
+        }
+    }
+
+    fn allocate(&self) -> Result<u16, RemoteError> {
+        let mut used = self.lock();
+        let port = (VNC_PORT_MIN..=VNC_PORT_MAX)
+            .find(|p| !used.contains(p) && free_on_host(*p))
+            .ok_or_else(|| {
+                // libvirt's virPortAllocatorAcquire.
+                RemoteError::internal(&format!(
+                    "Unable to find an unused port in range 'display' ({VNC_PORT_MIN}-{VNC_PORT_MAX})"
+                ))
+            })?;
+        used.insert(port);
+        Ok(port)
+    }
+}
+
+/// Gives the first `<listen type='address'>` the address, adding one if
+/// there is no `<listen>`.
+fn set_listen_address(g: &mut Element, address: &str) {
+    for n in &mut g.children {
+        if let Node::Element(l) = n {
+            if l.name == "listen" {
+                if l.attr("type").unwrap_or("address") == "address" {
+                    l.set_attr("address", address.to_string());
+                }
+                return;
+            }
+        }
+    }
+    let mut l = Element::new("listen");
+    l.set_attr("type", "address");
+    l.set_attr("address", address.to_string());
+    g.children.push(Node::Element(l));
+}
+
+/// `passwd=` of each VNC server, set over QMP before the guest runs, as
+/// libvirt does after starting QEMU with `password=on`.
+pub fn set_passwords(def: &Domain, qmp: &QmpClient) -> Result<(), RemoteError> {
+    let vnc = def
+        .devices
+        .others
+        .iter()
+        .filter(|o| o.kind() == "graphics" && o.dev_type() == Some("vnc"));
+    for g in vnc {
+        if let Some(pw) = g.element.attr("passwd") {
+            qmp.execute(
+                "set_password",
+                Some(serde_json::json!({"protocol": "vnc", "password": pw})),
+            )
+            .map_err(|e| {
+                RemoteError::operation_failed(&format!(
+                    "cannot set the VNC password: {}",
+                    crate::error_chain(&e)
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
