@@ -271,6 +271,26 @@ xdr_struct! {
         pub flags: u32,
     }
 
+    /// `remote_domain_screenshot_args`.
+    pub struct DomainScreenshotArgs {
+        pub dom: NonnullDomain,
+        pub screen: u32,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_screenshot_ret`: the picture's MIME type.
+    pub struct DomainScreenshotRet {
+        pub mime: Option<String>,
+    }
+
+    /// `remote_domain_open_graphics_fd_args` (also OPEN_GRAPHICS's, whose
+    /// descriptor comes with the call).
+    pub struct DomainOpenGraphicsArgs {
+        pub dom: NonnullDomain,
+        pub idx: u32,
+        pub flags: u32,
+    }
+
     // ---- Domain information --------------------------------------------
 
     /// `remote_domain_get_info_ret`: `unsigned char`/`unsigned short` are

@@ -301,6 +301,11 @@ procedures! {
         DomainGetVcpusFlags(DOMAIN_GET_VCPUS_FLAGS) = 200: DomainFlagsArgs => NumRet, r, domain_get_vcpus_flags;
         /// Opens a console stream: data then flows as STREAM messages.
         DomainOpenConsole(DOMAIN_OPEN_CONSOLE) = 201: DomainOpenConsoleArgs => (), w, domain_open_console;
+        /// The picture as a stream after the reply (its MIME type).
+        DomainScreenshot(DOMAIN_SCREENSHOT) = 211: DomainScreenshotArgs => DomainScreenshotRet, w, domain_screenshot;
+        /// A connected socket to the graphics server, passed with the
+        /// reply (REPLY_WITH_FDS).
+        DomainOpenGraphicsFd(DOMAIN_OPEN_GRAPHICS_FD) = 343: DomainOpenGraphicsArgs => (), w, domain_open_graphics_fd;
         DomainIsUpdated(DOMAIN_IS_UPDATED) = 202: DomainArgs => DomainIsUpdatedRet, r, domain_is_updated;
         DomainGetState(DOMAIN_GET_STATE) = 212: DomainFlagsArgs => DomainGetStateRet, r, domain_get_state;
         DomainGetControlInfo(DOMAIN_GET_CONTROL_INFO) = 229: DomainFlagsArgs => DomainGetControlInfoRet, r, domain_get_control_info;

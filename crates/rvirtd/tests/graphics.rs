@@ -1,0 +1,303 @@
+//! The graphical console through rvirtd with the real clients: VNC ports
+//! from 5900 in the live XML, virsh vncdisplay/domdisplay/screenshot, a
+//! VNC client (vncdotool) capturing the screen virsh's screenshot also
+//! shows, libvirt-python's openGraphicsFD speaking RFB, graphics rvirt
+//! does not serve refused with one line.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{domain_xml, have_virsh, Rvirtd};
+use rvirt_test_guests::Guest;
+use rvirt_testkit::{run, try_run};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A ticking microvm guest with a VNC console (`graphics` inside
+/// `<devices>`) and no display device: the VNC server shows its blank
+/// screen until display devices exist.
+fn vnc_xml(name: &str, graphics: &str) -> String {
+    domain_xml(name, Guest::Ticker).replace(
+        "<memballoon model='none'/>",
+        &format!(
+            "<memballoon model='none'/>\n    {graphics}\n    <video><model type='none'/></video>"
+        ),
+    )
+}
+
+/// The VNC port a live definition shows.
+fn vnc_port(live: &str) -> u16 {
+    live.split("<graphics type='vnc' port='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no VNC port in {live}"))
+}
+
+/// The pixels of a binary PPM (P6, maxval 255): width, height, RGB.
+fn read_ppm(p: &Path) -> (usize, usize, Vec<u8>) {
+    let data = std::fs::read(p).unwrap();
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
+    }
+    assert_eq!((fields[0].as_str(), fields[3].as_str()), ("P6", "255"));
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, data[i + 1..].to_vec())
+}
+
+fn have_vncdotool() -> bool {
+    let found = try_run(
+        Command::new("python3").args(["-c", "import vncdotool"]),
+        LIMIT,
+    )
+    .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+            "vncdotool is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh"
+        );
+        eprintln!("vncdotool not installed: its capture is skipped");
+    }
+    found
+}
+
+/// A Python with libvirt-python (Debian's, when a pyenv one is first).
+fn python_with_libvirt() -> Option<&'static str> {
+    let found = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
+        try_run(Command::new(py).args(["-c", "import libvirt"]), LIMIT)
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_none(),
+            "python3-libvirt is required: RVIRT_REQUIRE_REFERENCE is set"
+        );
+    }
+    found
+}
+
+/// vncdotool's command line (`vncdo`) captures PNG only: the capture is
+/// saved as PNG, then written as PPM by PIL (vncdotool's own dependency).
+const CAPTURE: &str = r#"
+import subprocess, sys
+from PIL import Image
+server, password, out = sys.argv[1:4]
+png = out + ".png"
+cmd = ["vncdo", "-s", server, "--timeout", "30"]
+if password:
+    cmd += ["-p", password]
+subprocess.run(cmd + ["capture", png], check=True, timeout=50)
+Image.open(png).convert("RGB").save(out, "PPM")
+"#;
+
+const OPEN_GRAPHICS_FD: &str = r#"
+import libvirt, socket, sys
+c = libvirt.open(sys.argv[1])
+d = c.lookupByName(sys.argv[2])
+fd = d.openGraphicsFD(0, libvirt.VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
+s = socket.socket(fileno=fd)
+s.settimeout(20)
+def exact(n):
+    b = b""
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        assert chunk, "closed"
+        b += chunk
+    return b
+version = exact(12)
+s.sendall(version)
+n = exact(1)[0]
+types = list(exact(n))
+print(version.decode().strip(), types)
+try:
+    d.openGraphicsFD(1, 0)
+except libvirt.libvirtError as e:
+    print(e.get_error_message())
+"#;
+
+#[test]
+fn vnc_console_through_virsh_a_vnc_client_and_libvirt_python() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let a = d.xml_file(
+        "a.xml",
+        &vnc_xml("gfx-a", "<graphics type='vnc' port='-1' autoport='yes'/>"),
+    );
+    let b = d.xml_file(
+        "b.xml",
+        &vnc_xml(
+            "gfx-b",
+            "<graphics type='vnc' autoport='yes' passwd='s3cret'><listen type='address' address='127.0.0.1'/></graphics>",
+        ),
+    );
+    d.ok(&["define", &a]);
+    d.ok(&["define", &b]);
+    d.ok(&["start", "gfx-a"]);
+    d.ok(&["start", "gfx-b"]);
+
+    // Each VM its port, the lowest free from 5900 (another process on the
+    // host may hold some of them), shown in the live XML as libvirt's.
+    let live_a = d.ok(&["dumpxml", "gfx-a"]);
+    let (pa, pb) = (vnc_port(&live_a), vnc_port(&d.ok(&["dumpxml", "gfx-b"])));
+    assert!(pa >= 5900 && pb > pa, "{pa} {pb}");
+    assert!(
+        live_a.contains(&format!(
+            "<graphics type='vnc' port='{pa}' autoport='yes' listen='127.0.0.1'>\n      <listen type='address' address='127.0.0.1'/>\n    </graphics>"
+        )),
+        "{live_a}"
+    );
+    let inactive = d.ok(&["dumpxml", "--inactive", "gfx-a"]);
+    assert!(
+        inactive.contains("<graphics type='vnc' port='-1' autoport='yes'"),
+        "{inactive}"
+    );
+
+    // virsh's own formatting of what the XML says.
+    let disp = |p: u16| format!("127.0.0.1:{}", p - 5900);
+    assert_eq!(d.ok(&["vncdisplay", "gfx-a"]).trim(), disp(pa));
+    assert_eq!(
+        d.ok(&["domdisplay", "gfx-a"]).trim(),
+        format!("vnc://{}", disp(pa))
+    );
+    assert_eq!(
+        d.ok(&["domdisplay", "gfx-b"]).trim(),
+        format!("vnc://{}", disp(pb))
+    );
+    // The password only with --security-info (--include-password asks it).
+    assert!(!d.ok(&["dumpxml", "gfx-b"]).contains("s3cret"));
+    assert!(d
+        .ok(&["dumpxml", "--security-info", "gfx-b"])
+        .contains("passwd='s3cret'"));
+    assert_eq!(
+        d.ok(&["domdisplay", "--include-password", "gfx-b"]).trim(),
+        format!("vnc://:s3cret@{}", disp(pb))
+    );
+
+    // virsh screenshot: a PPM of the screen.
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("virsh.ppm");
+    let out = d.ok(&["screenshot", "gfx-a", shot.to_str().unwrap()]);
+    assert_eq!(
+        out.trim(),
+        format!(
+            "Screenshot saved to {}, with type of image/x-portable-pixmap",
+            shot.display()
+        )
+    );
+    let (w, h, ours) = read_ppm(&shot);
+    assert_eq!((w, h), (640, 480));
+
+    // A real VNC client on the port sees the same picture.
+    if have_vncdotool() {
+        let client = dir.path().join("client.ppm");
+        let server = format!("127.0.0.1::{pa}");
+        let capture = |server: &str, password: &str, out: &Path| {
+            run(
+                Command::new("python3")
+                    .args(["-c", CAPTURE, server, password])
+                    .arg(out),
+                LIMIT,
+            )
+        };
+        let out = capture(&server, "", &client);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read_ppm(&client), (w, h, ours.clone()));
+        // The password protects gfx-b.
+        let b_server = format!("127.0.0.1::{pb}");
+        let wrong = capture(&b_server, "wrong", &dir.path().join("no.ppm"));
+        assert!(!wrong.status.success());
+        let right = capture(&b_server, "s3cret", &dir.path().join("b.ppm"));
+        assert!(
+            right.status.success(),
+            "{}",
+            String::from_utf8_lossy(&right.stderr)
+        );
+    }
+
+    // openGraphicsFD: a socket speaking RFB, without authentication
+    // (SKIPAUTH) even where a password is set.
+    if let Some(py) = python_with_libvirt() {
+        let out = run(
+            Command::new(py).args(["-c", OPEN_GRAPHICS_FD, &d.uri(), "gfx-b"]),
+            LIMIT,
+        );
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            d.report()
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "RFB 003.008 [1]",
+                "invalid argument: No graphics backend with index 1"
+            ],
+        );
+    }
+
+    // Stopping gives the port back: the next VM gets it again.
+    d.ok(&["destroy", "gfx-a"]);
+    let c = d.xml_file(
+        "c.xml",
+        &vnc_xml("gfx-c", "<graphics type='vnc' autoport='yes'/>"),
+    );
+    d.ok(&["define", &c]);
+    d.ok(&["start", "gfx-c"]);
+    assert_eq!(vnc_port(&d.ok(&["dumpxml", "gfx-c"])), pa);
+    d.ok(&["destroy", "gfx-b"]);
+    d.ok(&["destroy", "gfx-c"]);
+}
+
+#[test]
+fn graphics_rvirt_does_not_serve_are_refused_with_one_line() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let x = d.xml_file(
+        "s.xml",
+        &vnc_xml("gfx-spice", "<graphics type='spice' autoport='yes'/>"),
+    );
+    d.ok(&["define", &x]);
+    let e = d.fails(&["start", "gfx-spice"]);
+    let lines: Vec<&str> = e.trim().lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "error: Failed to start domain 'gfx-spice'",
+            "error: unsupported configuration: The guest needs devices rvirt-vmm does not emulate: line 31: graphics: type 'spice' is not supported: rvirt serves VNC only",
+        ],
+        "{e}"
+    );
+    // A domain without graphics has no display, as libvirt says.
+    let n = d.xml_file("n.xml", &domain_xml("gfx-none", Guest::Ticker));
+    d.ok(&["define", &n]);
+    d.ok(&["start", "gfx-none"]);
+    assert_eq!(
+        d.fails(&["vncdisplay", "gfx-none"]).trim(),
+        "error: Failed to get VNC port. Is this domain using VNC?"
+    );
+    let e = d.fails(&["screenshot", "gfx-none", "/nonexistent/x.ppm"]);
+    assert!(e.contains("no screens to take screenshot from"), "{e}");
+    d.ok(&["destroy", "gfx-none"]);
+}
