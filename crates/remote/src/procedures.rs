@@ -472,6 +472,8 @@ procedures! {
         DomainEventCallbackBlockJob(DOMAIN_EVENT_CALLBACK_BLOCK_JOB) = 326: DomainEventCallbackBlockJobMsg => (), r, domain_event_callback_block_job;
         /// Block job event MESSAGE (the disk by target) for a registered callback.
         DomainEventBlockJob2(DOMAIN_EVENT_BLOCK_JOB_2) = 339: DomainEventBlockJob2Msg => (), r, domain_event_block_job_2;
+        /// Graphics (VNC client) event MESSAGE for a registered callback.
+        DomainEventCallbackGraphics(DOMAIN_EVENT_CALLBACK_GRAPHICS) = 323: DomainEventCallbackGraphicsMsg => (), r, domain_event_callback_graphics;
         /// Network lifecycle event MESSAGE for a registered callback.
         NetworkEventLifecycle(NETWORK_EVENT_LIFECYCLE) = 315: NetworkEventLifecycleMsg => (), r, network_event_lifecycle;
         /// Storage pool lifecycle event MESSAGE for a registered callback.

@@ -127,6 +127,35 @@ except libvirt.libvirtError as e:
     print(e.get_error_message())
 "#;
 
+/// A VNC client on the TCP port (security None), seen through
+/// libvirt-python's graphics event callback.
+const GRAPHICS_EVENTS: &str = r#"
+import libvirt, socket, sys, threading, time
+libvirt.virEventRegisterDefaultImpl()
+c = libvirt.open(sys.argv[1])
+seen = []
+def on_graphics(conn, dom, phase, local, remote, auth, subject, opaque):
+    seen.append((dom.name(), phase, local["family"], local["node"], local["service"], remote["node"], auth, subject))
+c.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_GRAPHICS, on_graphics, None)
+def loop():
+    while True:
+        libvirt.virEventRunDefaultImpl()
+threading.Thread(target=loop, daemon=True).start()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20)
+v = s.recv(12); s.sendall(v)
+assert s.recv(2) == b"\x01\x01"
+s.sendall(b"\x01")
+assert s.recv(4) == b"\x00\x00\x00\x00"
+s.sendall(b"\x01")
+s.recv(24)
+s.close()
+deadline = time.time() + 20
+while len(seen) < 3 and time.time() < deadline:
+    time.sleep(0.05)
+for e in seen:
+    print(*e)
+"#;
+
 #[test]
 fn vnc_console_through_virsh_a_vnc_client_and_libvirt_python() {
     if !have_virsh() {
@@ -253,6 +282,25 @@ fn vnc_console_through_virsh_a_vnc_client_and_libvirt_python() {
                 "invalid argument: No graphics backend with index 1"
             ],
         );
+    }
+
+    // VNC clients reach libvirt's graphics event: connect, initialize,
+    // disconnect, with the server's and the client's addresses.
+    if let Some(py) = python_with_libvirt() {
+        let out = run(
+            Command::new(py).args(["-c", GRAPHICS_EVENTS, &d.uri(), &pa.to_string()]),
+            LIMIT,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let phases: Vec<String> = (0..3)
+            .map(|p| format!("gfx-a {p} 0 127.0.0.1 {pa} 127.0.0.1 none []"))
+            .collect();
+        assert_eq!(text.lines().collect::<Vec<_>>(), phases);
     }
 
     // Stopping gives the port back: the next VM gets it again.

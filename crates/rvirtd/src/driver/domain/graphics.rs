@@ -351,3 +351,44 @@ pub fn without_passwords(def: &Domain) -> Option<Domain> {
     }
     Some(d)
 }
+
+/// A QMP VNC event as libvirt's DOMAIN_EVENT_ID_GRAPHICS
+/// (qemuMonitorJSONHandleGraphicsVNC): the server's and the client's
+/// addresses, the server's auth scheme; no identity without SASL or TLS.
+pub fn event(
+    events: &crate::server::events::EventHub,
+    dom: &rvirt_remote::NonnullDomain,
+    qmp_event: &str,
+    data: &serde_json::Value,
+) {
+    use rvirt_remote::calls::{DomainEventGraphicsAddress, DomainEventGraphicsMsg};
+    let phase = match qmp_event {
+        "VNC_CONNECTED" => 0,
+        "VNC_INITIALIZED" => 1,
+        _ => 2,
+    };
+    let (server, client) = (&data["server"], &data["client"]);
+    if !server.is_object() || !client.is_object() {
+        tracing::warn!(event = qmp_event, "VNC event without server or client");
+        return;
+    }
+    let address = |v: &serde_json::Value| DomainEventGraphicsAddress {
+        family: match v["family"].as_str() {
+            Some("ipv6") => 1,
+            Some("unix") => 2,
+            _ => 0,
+        },
+        node: v["host"].as_str().unwrap_or_default().to_string(),
+        service: v["service"].as_str().unwrap_or_default().to_string(),
+    };
+    let (local, remote) = (address(server), address(client));
+    let auth_scheme = server["auth"].as_str().unwrap_or_default().to_string();
+    events.graphics(dom, &|dom| DomainEventGraphicsMsg {
+        dom,
+        phase,
+        local: local.clone(),
+        remote: remote.clone(),
+        auth_scheme: auth_scheme.clone(),
+        subject: Vec::new(),
+    });
+}

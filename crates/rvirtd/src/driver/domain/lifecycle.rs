@@ -380,6 +380,12 @@ impl DomainDriver {
                 "BLOCK_JOB_READY" | "BLOCK_JOB_COMPLETED" | "BLOCK_JOB_CANCELLED" => {
                     self.on_block_job_event(name, run, &ev)
                 }
+                "VNC_CONNECTED" | "VNC_INITIALIZED" | "VNC_DISCONNECTED" => {
+                    let handle = self.reg().domains.get(name).map(|e| e.handle());
+                    if let (Some(h), Some(data)) = (handle, ev.data.as_ref()) {
+                        super::graphics::event(&self.events, &h, &ev.event, data);
+                    }
+                }
                 "BALLOON_CHANGE" => {
                     let actual = ev.data.as_ref().and_then(|d| d["actual"].as_u64());
                     if let Some(bytes) = actual {
