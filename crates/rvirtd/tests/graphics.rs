@@ -349,3 +349,86 @@ fn graphics_rvirt_does_not_serve_are_refused_with_one_line() {
     assert!(e.contains("no screens to take screenshot from"), "{e}");
     d.ok(&["destroy", "gfx-none"]);
 }
+
+/// Garbage, unknown flags, a stopped domain and a screen that does not
+/// exist: each answered with libvirt's error, the daemon and the VM on.
+#[test]
+fn graphics_procedures_refuse_bad_input() {
+    use rvirt_remote::calls::{DomainDefineXmlArgs, DomainOpenGraphicsArgs, DomainScreenshotArgs};
+    use rvirt_remote::error::code;
+    use rvirt_remote::{procs, ClientError, Procedure};
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let c = d.client();
+    let dom = c
+        .call::<procs::DomainDefineXml>(&DomainDefineXmlArgs {
+            xml: vnc_xml("bad", "<graphics type='vnc' autoport='yes'/>"),
+        })
+        .unwrap()
+        .dom;
+    for p in [Procedure::DomainScreenshot, Procedure::DomainOpenGraphicsFd] {
+        match c.call_raw(p, vec![0xff; 7]) {
+            Err(ClientError::Remote(e)) => assert_eq!(e.code, code::RPC, "{p:?}: {e}"),
+            other => panic!("{p:?}: {other:?}"),
+        }
+    }
+    let err = |r: Result<_, ClientError>| match r {
+        Err(ClientError::Remote(e)) => (e.code, e.message.unwrap_or_default()),
+        Ok(_) => panic!("accepted"),
+        Err(other) => panic!("{other:?}"),
+    };
+    let shot = |screen, flags| {
+        c.call::<procs::DomainScreenshot>(&DomainScreenshotArgs {
+            dom: dom.clone(),
+            screen,
+            flags,
+        })
+        .map(drop)
+    };
+    let fd = |idx, flags| {
+        c.call::<procs::DomainOpenGraphicsFd>(&DomainOpenGraphicsArgs {
+            dom: dom.clone(),
+            idx,
+            flags,
+        })
+    };
+    let not_running = (
+        code::OPERATION_INVALID,
+        "Requested operation is not valid: domain is not running".to_string(),
+    );
+    assert_eq!(err(shot(0, 0)), not_running);
+    assert_eq!(err(fd(0, 1)), not_running);
+    c.call::<procs::DomainCreate>(&rvirt_remote::calls::DomainArgs { dom: dom.clone() })
+        .unwrap();
+    assert_eq!(
+        err(shot(0, 4)),
+        (
+            code::INVALID_ARG,
+            "unsupported flags (0x4) in function qemuDomainScreenshot".into()
+        )
+    );
+    assert_eq!(
+        err(shot(1, 0)),
+        (
+            code::INVALID_ARG,
+            "invalid argument: no screen with index 1".into()
+        )
+    );
+    assert_eq!(
+        err(fd(0, 2)),
+        (
+            code::INVALID_ARG,
+            "unsupported flags (0x2) in function qemuDomainOpenGraphicsFD".into()
+        )
+    );
+    assert_eq!(
+        err(fd(7, 0)),
+        (
+            code::INVALID_ARG,
+            "invalid argument: No graphics backend with index 7".into()
+        )
+    );
+    assert_eq!(d.state("bad"), "running (booted)");
+}
