@@ -186,10 +186,11 @@ fn video(v: &OtherDevice, n: usize, b: &mut Builder) {
         );
         return;
     }
+    // An unsigned int of KiB, as libvirt reads it (so the bytes fit).
     let vram = m
         .and_then(|m| m.attr("vram"))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_VRAM_KIB);
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(DEFAULT_VRAM_KIB, u64::from);
     // libvirt's JSON, in its key order: VGA's memory in MiB, bochs's in
     // bytes, both from `vram`.
     let mut dev = format!("{{\"driver\":\"{driver}\",\"id\":\"video{n}\"");
