@@ -432,3 +432,41 @@ fn graphics_procedures_refuse_bad_input() {
     );
     assert_eq!(d.state("bad"), "running (booted)");
 }
+
+/// `<listen type='socket'/>`: a unix socket in the domain's directory,
+/// named in the live XML, speaking RFB; virsh's URI for it.
+#[test]
+fn vnc_on_a_unix_socket() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let x = d.xml_file(
+        "u.xml",
+        &vnc_xml(
+            "gfx-unix",
+            "<graphics type='vnc'><listen type='socket'/></graphics>",
+        ),
+    );
+    d.ok(&["define", &x]);
+    d.ok(&["start", "gfx-unix"]);
+    let live = d.ok(&["dumpxml", "gfx-unix"]);
+    let path = live
+        .split("<listen type='socket' socket='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_else(|| panic!("no socket in {live}"))
+        .to_string();
+    assert!(path.ends_with("/vnc.sock"), "{path}");
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    assert_eq!(
+        rvirt_testkit::read_exact(&mut s, 12, LIMIT),
+        b"RFB 003.008\n"
+    );
+    let uri = d.ok(&["domdisplay", "gfx-unix"]);
+    assert!(
+        uri.trim().starts_with("vnc+unix://") && uri.contains(&path),
+        "{uri}"
+    );
+    d.ok(&["destroy", "gfx-unix"]);
+}

@@ -79,15 +79,34 @@ impl VncPorts {
     /// or taken as given, and its listen address written out as libvirt's
     /// live XML shows it (`listen=` and `<listen type='address'
     /// address=…/>`).
-    pub fn assign(self: &Arc<Self>, def: &Domain) -> Result<(Domain, PortLease), RemoteError> {
+    /// A `<listen type='socket'>` without a path gets `socket`, as libvirt
+    /// names one in the domain's directory.
+    pub fn assign(
+        self: &Arc<Self>,
+        def: &Domain,
+        socket: &std::path::Path,
+    ) -> Result<(Domain, PortLease), RemoteError> {
         let mut dom = def.clone();
         let mut lease = PortLease {
             ports: Vec::new(),
             pool: Some(self.clone()),
         };
         for g in vnc_elements(&mut dom) {
-            let VncListen::Address(address) = vnc_listen(g) else {
-                continue;
+            let address = match vnc_listen(g) {
+                VncListen::Address(a) => a,
+                VncListen::Socket(None) => {
+                    if let Some(dir) = socket.parent() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            RemoteError::operation_failed(&format!(
+                                "cannot create {}: {e}",
+                                dir.display()
+                            ))
+                        })?;
+                    }
+                    set_socket(g, &socket.to_string_lossy());
+                    continue;
+                }
+                _ => continue,
             };
             let port = match vnc_port(g) {
                 Some(p) => {
@@ -154,6 +173,18 @@ fn in_libvirts_order(g: &mut Element) {
     ];
     let rank = |k: &str| ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len());
     g.attrs.sort_by_key(|(k, _)| rank(k));
+}
+
+/// Gives the first `<listen type='socket'>` its path.
+fn set_socket(g: &mut Element, path: &str) {
+    for n in &mut g.children {
+        if let Node::Element(l) = n {
+            if l.name == "listen" && l.attr("type") == Some("socket") {
+                l.set_attr("socket", path.to_string());
+                return;
+            }
+        }
+    }
 }
 
 /// Gives the first `<listen type='address'>` the address, adding one if

@@ -61,7 +61,9 @@ impl DomainDriver {
             RemoteError::operation_failed(&format!("cannot create {}: {e}", rundir.display()))
         })?;
         let paths = self.tree.vmm_paths(name);
-        let (def, vnc) = match self.vnc_ports.assign(&def) {
+        // In a directory of its own, which a jailed VMM may write.
+        let vnc_socket = rundir.join("vnc").join("vnc.sock");
+        let (def, vnc) = match self.vnc_ports.assign(&def, &vnc_socket) {
             Ok((d, lease)) => (Arc::new(d), lease),
             Err(e) => {
                 self.start_failed(name);
