@@ -259,6 +259,24 @@ fn vnc_console_through_virsh_a_vnc_client_and_libvirt_python() {
             "{}",
             String::from_utf8_lossy(&right.stderr)
         );
+        // passwdValidTo in the past: expired at start, as libvirt sets it.
+        let x = d.xml_file(
+            "x.xml",
+            &vnc_xml(
+                "gfx-x",
+                "<graphics type='vnc' autoport='yes' passwd='s3cret' passwdValidTo='2001-01-01T00:00:00'/>",
+            ),
+        );
+        d.ok(&["define", &x]);
+        d.ok(&["start", "gfx-x"]);
+        let px = vnc_port(&d.ok(&["dumpxml", "gfx-x"]));
+        let expired = capture(
+            &format!("127.0.0.1::{px}"),
+            "s3cret",
+            &dir.path().join("x.ppm"),
+        );
+        assert!(!expired.status.success());
+        d.ok(&["destroy", "gfx-x"]);
     }
 
     // openGraphicsFD: a socket speaking RFB, without authentication

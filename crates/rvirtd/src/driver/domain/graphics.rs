@@ -206,8 +206,31 @@ fn set_listen_address(g: &mut Element, address: &str) {
     g.children.push(Node::Element(l));
 }
 
-/// `passwd=` of each VNC server, set over QMP before the guest runs, as
-/// libvirt does after starting QEMU with `password=on`.
+/// Seconds since the epoch of `passwdValidTo` (`YYYY-MM-DDTHH:MM:SS`,
+/// UTC, as libvirt reads it); `None` if it is not one.
+fn valid_to(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let num = |v: Option<&str>| v?.parse::<i64>().ok();
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (num(d.next())?, num(d.next())?, num(d.next())?);
+    let mut t = time.splitn(3, ':');
+    let (h, min, sec) = (num(t.next())?, num(t.next())?, num(t.next())?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + min * 60 + sec)
+}
+
+/// `passwd=` of each VNC server, set over QMP before the guest runs, then
+/// its expiry (`passwdValidTo`, else never), as libvirt does after starting
+/// QEMU with `password=on` (qemuDomainChangeGraphicsPasswords).
 pub fn set_passwords(def: &Domain, qmp: &QmpClient) -> Result<(), RemoteError> {
     let vnc = def
         .devices
@@ -220,12 +243,20 @@ pub fn set_passwords(def: &Domain, qmp: &QmpClient) -> Result<(), RemoteError> {
                 "set_password",
                 Some(serde_json::json!({"protocol": "vnc", "password": pw})),
             )
-            .map_err(|e| {
-                RemoteError::operation_failed(&format!(
-                    "cannot set the VNC password: {}",
-                    crate::error_chain(&e)
-                ))
-            })?;
+            .map_err(|e| qmp_failed("cannot set the VNC password", &e))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let time = match g.element.attr("passwdValidTo").and_then(valid_to) {
+                None => "never".to_string(),
+                Some(t) if t <= now => "now".to_string(),
+                Some(t) => t.to_string(),
+            };
+            qmp.execute(
+                "expire_password",
+                Some(serde_json::json!({"protocol": "vnc", "time": time})),
+            )
+            .map_err(|e| qmp_failed("cannot set the VNC password's expiry", &e))?;
         }
     }
     Ok(())
@@ -422,4 +453,18 @@ pub fn event(
         auth_scheme: auth_scheme.clone(),
         subject: Vec::new(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_to;
+
+    #[test]
+    fn password_validity_as_libvirt_reads_it() {
+        assert_eq!(valid_to("1970-01-01T00:00:00"), Some(0));
+        assert_eq!(valid_to("2010-04-09T15:51:00"), Some(1_270_828_260));
+        assert_eq!(valid_to("2000-03-01T00:00:01"), Some(951_868_801));
+        assert_eq!(valid_to("2010-13-09T15:51:00"), None);
+        assert_eq!(valid_to("yesterday"), None);
+    }
 }
