@@ -221,7 +221,8 @@ fn mem_kib(v: &str) -> u64 {
 #[test]
 fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
     let paths = RuntimePaths::in_dir("/run/rvirt/test");
-    let (mut compared, mut refused, mut pci_compared, mut vnc_compared) = (0, 0, 0, 0);
+    let (mut compared, mut refused, mut pci_compared) = (0, 0, 0);
+    let (mut vnc_compared, mut video_compared) = (0, 0);
     for path in fixtures() {
         let argv_path = path.with_extension("argv");
         let libvirt = read(&argv_path);
@@ -266,6 +267,24 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
             vnc_compared += 1;
             assert_eq!(one(&ours, "-vnc"), one(&l, "-vnc"), "{name}: -vnc");
             assert_eq!(one(&ours, "-audiodev"), one(&l, "-audiodev"), "{name}");
+        }
+        // The display device, byte for byte as libvirt writes it (VGA
+        // and bochs-display; the others are refused).
+        let video = |args: &[String]| -> Vec<String> {
+            values(args, "-device")
+                .into_iter()
+                .filter(|d| d.contains("\"id\":\"video0\""))
+                .map(str::to_string)
+                .collect()
+        };
+        let kept = dom
+            .devices
+            .others
+            .iter()
+            .any(|o| o.kind() == "video" && matches!(o.model(), Some("vga" | "bochs")));
+        if kept {
+            video_compared += 1;
+            assert_eq!(video(&ours), video(&l), "{name}: video");
         }
         let (oc, lc) = (one(&ours, "-cpu"), one(&l, "-cpu"));
         assert_eq!(oc.is_some(), lc.is_some(), "{name}: -cpu");
@@ -340,13 +359,17 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
         assert_eq!(ours.iter().any(|a| a == "-no-reboot"), destroy, "{name}");
     }
     eprintln!(
-        "argv compared with libvirt: {compared} ({pci_compared} PCI devices, {vnc_compared} with -vnc), refused as unsupported: {refused}"
+        "argv compared with libvirt: {compared} ({pci_compared} PCI devices, {vnc_compared} with -vnc, {video_compared} with VGA), refused as unsupported: {refused}"
     );
     assert!(
         pci_compared >= 100,
         "only {pci_compared} PCI devices compared"
     );
     assert!(vnc_compared >= 1, "no fixture's -vnc compared");
+    assert!(
+        video_compared >= 2,
+        "only {video_compared} VGA devices compared"
+    );
     assert!(
         compared >= 30,
         "compared only {compared} (refused {refused})"

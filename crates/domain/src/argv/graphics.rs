@@ -87,7 +87,7 @@ pub(super) fn all(dom: &Domain, b: &mut Builder) {
     }
     let videos = dom.devices.others.iter().filter(|o| o.kind() == "video");
     for (n, v) in videos.enumerate() {
-        video(v, n, b);
+        video(dom, v, n, b);
     }
 }
 
@@ -159,7 +159,7 @@ fn vnc_args(dom: &Domain, g: &OtherDevice, b: &mut Builder) {
     b.opt("-vnc", vnc);
 }
 
-fn video(v: &OtherDevice, n: usize, b: &mut Builder) {
+fn video(dom: &Domain, v: &OtherDevice, n: usize, b: &mut Builder) {
     let model = v.model().unwrap_or("default");
     if model == "none" {
         return;
@@ -201,6 +201,12 @@ fn video(v: &OtherDevice, n: usize, b: &mut Builder) {
         _ => {
             let _ = write!(dev, ",\"vgamem\":{}", vram * 1024);
         }
+    }
+    // On PCI where fill-in put it (slot 2 on pc, as libvirt).
+    if let Some(place) = super::pci::place(dom, v.element.child("address"), v.line(), "video", b) {
+        let json = serde_json::to_string(&place).unwrap_or_default();
+        let fields = json.trim_start_matches('{').trim_end_matches('}');
+        let _ = write!(dev, ",{fields}");
     }
     dev.push('}');
     b.opt("-device", dev);
