@@ -306,6 +306,9 @@ procedures! {
         /// A connected socket to the graphics server, passed with the
         /// reply (REPLY_WITH_FDS).
         DomainOpenGraphicsFd(DOMAIN_OPEN_GRAPHICS_FD) = 343: DomainOpenGraphicsArgs => (), w, domain_open_graphics_fd;
+        /// The socket passed with the call (CALL_WITH_FDS) becomes a client
+        /// of the graphics server.
+        DomainOpenGraphics(DOMAIN_OPEN_GRAPHICS) = 249: DomainOpenGraphicsArgs => (), w, domain_open_graphics;
         DomainIsUpdated(DOMAIN_IS_UPDATED) = 202: DomainArgs => DomainIsUpdatedRet, r, domain_is_updated;
         DomainGetState(DOMAIN_GET_STATE) = 212: DomainFlagsArgs => DomainGetStateRet, r, domain_get_state;
         DomainGetControlInfo(DOMAIN_GET_CONTROL_INFO) = 229: DomainFlagsArgs => DomainGetControlInfoRet, r, domain_get_control_info;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, Rvirtd};
+use common::{display_pattern, display_xml, domain_xml, first_difference, have_virsh, Rvirtd};
 use rvirt_test_guests::Guest;
 use rvirt_testkit::{run, try_run};
 
@@ -125,6 +125,49 @@ try:
     d.openGraphicsFD(1, 0)
 except libvirt.libvirtError as e:
     print(e.get_error_message())
+"#;
+
+/// openGraphics (DOMAIN_OPEN_GRAPHICS, 249): the client's own socket,
+/// passed with the call, becomes a VNC client (SKIPAUTH as asked); then
+/// the errors libvirt gives: a missing graphics index, unknown flags.
+/// Prints the version, the security types and the screen's size.
+const OPEN_GRAPHICS: &str = r#"
+import libvirt, socket, struct, sys
+c = libvirt.open(sys.argv[1])
+d = c.lookupByName(sys.argv[2])
+if sys.argv[3] == "stopped":
+    a, b = socket.socketpair()
+    try:
+        d.openGraphics(0, b.fileno(), 0)
+    except libvirt.libvirtError as e:
+        print(e.get_error_code(), e.get_error_message())
+    sys.exit(0)
+s, theirs = socket.socketpair()
+d.openGraphics(0, theirs.fileno(), libvirt.VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
+theirs.close()
+s.settimeout(20)
+def exact(n):
+    b = b""
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        assert chunk, "closed"
+        b += chunk
+    return b
+version = exact(12)
+s.sendall(version)
+n = exact(1)[0]
+types = list(exact(n))
+s.sendall(bytes([types[0]]))
+assert exact(4) == b"\0\0\0\0", "security result"
+s.sendall(b"\x01")
+w, h = struct.unpack(">HH", exact(4))
+print(version.decode().strip(), types, f"{w}x{h}")
+for idx, flags in ((1, 0), (0, 2)):
+    a, b = socket.socketpair()
+    try:
+        d.openGraphics(idx, b.fileno(), flags)
+    except libvirt.libvirtError as e:
+        print(e.get_error_code(), e.get_error_message())
 "#;
 
 /// A VNC client on the TCP port (security None), seen through
@@ -279,6 +322,31 @@ fn vnc_console_through_virsh_a_vnc_client_and_libvirt_python() {
         d.ok(&["destroy", "gfx-x"]);
     }
 
+    // openGraphics: the client's socket, without authentication (SKIPAUTH)
+    // even where a password is set.
+    if let Some(py) = python_with_libvirt() {
+        let out = run(
+            Command::new(py).args(["-c", OPEN_GRAPHICS, &d.uri(), "gfx-b", "running"]),
+            LIMIT,
+        );
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            d.report()
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "RFB 003.008 [1] 640x480",
+                "8 invalid argument: No graphics backend with index 1",
+                "8 unsupported flags (0x2) in function qemuDomainOpenGraphics",
+            ],
+            "{text}"
+        );
+    }
+
     // openGraphicsFD: a socket speaking RFB, without authentication
     // (SKIPAUTH) even where a password is set.
     if let Some(py) = python_with_libvirt() {
@@ -392,7 +460,11 @@ fn graphics_procedures_refuse_bad_input() {
         })
         .unwrap()
         .dom;
-    for p in [Procedure::DomainScreenshot, Procedure::DomainOpenGraphicsFd] {
+    for p in [
+        Procedure::DomainScreenshot,
+        Procedure::DomainOpenGraphicsFd,
+        Procedure::DomainOpenGraphics,
+    ] {
         match c.call_raw(p, vec![0xff; 7]) {
             Err(ClientError::Remote(e)) => assert_eq!(e.code, code::RPC, "{p:?}: {e}"),
             other => panic!("{p:?}: {other:?}"),
@@ -454,6 +526,24 @@ fn graphics_procedures_refuse_bad_input() {
             "invalid argument: No graphics backend with index 7".into()
         )
     );
+    // OPEN_GRAPHICS as a plain CALL, without the descriptor it needs:
+    // libvirt's dispatcher error, before anything else is looked at.
+    let passed = |idx, flags| {
+        c.call::<procs::DomainOpenGraphics>(&DomainOpenGraphicsArgs {
+            dom: dom.clone(),
+            idx,
+            flags,
+        })
+    };
+    for (idx, flags) in [(0, 0), (7, 2)] {
+        assert_eq!(
+            err(passed(idx, flags)),
+            (
+                code::INTERNAL_ERROR,
+                "internal error: No FD available at slot 0".into()
+            )
+        );
+    }
     assert_eq!(d.state("bad"), "running (booted)");
 }
 
@@ -493,4 +583,84 @@ fn vnc_on_a_unix_socket() {
         "{uri}"
     );
     d.ok(&["destroy", "gfx-unix"]);
+}
+
+/// A guest that draws: `virsh screenshot` writes the picture the guest
+/// drew on its bochs-display, and a VNC client on the socket `domdisplay`
+/// names captures the same pixels.
+#[test]
+fn virsh_screenshot_and_a_vnc_client_show_what_the_guest_drew() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    // On a unix socket: this test's VM takes no port from 5900, which the
+    // port test next to it counts on having to itself.
+    let xml = display_xml("gfx-draw").replace(
+        "<graphics type='vnc' autoport='yes'/>",
+        "<graphics type='vnc'><listen type='socket'/></graphics>",
+    );
+    let x = d.xml_file("display.xml", &xml);
+    d.ok(&["define", &x]);
+    d.ok(&["start", "gfx-draw"]);
+    d.wait_log("gfx-draw", "DRAWN");
+    let want = display_pattern();
+
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("virsh.ppm");
+    d.ok(&["screenshot", "gfx-draw", shot.to_str().unwrap()]);
+    let ours = read_ppm(&shot);
+    if let Some(diff) = first_difference(&ours, &want) {
+        panic!("virsh screenshot: {diff}");
+    }
+
+    if have_vncdotool() {
+        let uri = d.ok(&["domdisplay", "gfx-draw"]);
+        let sock = uri
+            .trim()
+            .strip_prefix("vnc+unix://")
+            .unwrap_or_else(|| panic!("domdisplay: {uri}"));
+        let client = dir.path().join("client.ppm");
+        let out = run(
+            Command::new("python3")
+                .args(["-c", CAPTURE, sock, ""])
+                .arg(&client),
+            LIMIT,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read_ppm(&client), ours, "vncdotool's capture");
+    }
+
+    // openGraphics hands the client's socket to the same server.
+    let python = python_with_libvirt();
+    if let Some(py) = python {
+        let out = run(
+            Command::new(py).args(["-c", OPEN_GRAPHICS, &d.uri(), "gfx-draw", "running"]),
+            LIMIT,
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.lines().next(),
+            Some("RFB 003.008 [1] 800x600"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    d.ok(&["destroy", "gfx-draw"]);
+    if let Some(py) = python {
+        let out = run(
+            Command::new(py).args(["-c", OPEN_GRAPHICS, &d.uri(), "gfx-draw", "stopped"]),
+            LIMIT,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "55 Requested operation is not valid: domain is not running",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

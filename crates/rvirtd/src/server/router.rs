@@ -38,6 +38,9 @@ pub struct Client {
     /// Domains it started with VIR_DOMAIN_START_AUTODESTROY (each with the
     /// id of that run): destroyed when the connection goes away.
     pub autodestroy: RefCell<Vec<rvirt_remote::NonnullDomain>>,
+    /// The descriptors the CALL_WITH_FDS being routed carried, in order
+    /// (the reader fills it before routing and empties it after).
+    pub passed_fds: RefCell<Vec<std::os::fd::OwnedFd>>,
 }
 
 impl Client {
@@ -48,6 +51,7 @@ impl Client {
             read_only: Cell::new(false),
             keepalive: RefCell::new(None),
             autodestroy: RefCell::new(Vec::new()),
+            passed_fds: RefCell::new(Vec::new()),
         }
     }
 }
@@ -76,6 +80,12 @@ impl<'a> Call<'a> {
     /// graphics socket: the reply becomes REPLY_WITH_FDS.
     pub fn reply_fd(&self, fd: std::os::fd::OwnedFd) {
         self.reply_fds.borrow_mut().push(fd);
+    }
+
+    /// The descriptor at `slot` of those the call carried, taken (as
+    /// libvirt's virNetMessageDupFD, which dups it).
+    pub fn passed_fd(&self, slot: usize) -> Option<std::os::fd::OwnedFd> {
+        self.client.passed_fds.borrow().get(slot)?.try_clone().ok()
     }
 
     /// Runs `f` once the reply has been queued (a console's first data
@@ -443,7 +453,7 @@ mod tests {
         );
         // One libvirt has and rvirt does not: named by its API.
         let known = Message {
-            header: Header::remote(249, MessageType::Call, 5, MessageStatus::Ok),
+            header: Header::remote(210, MessageType::Call, 5, MessageStatus::Ok),
             payload: vec![],
         };
         assert!(route(&r.fake, &r.client, &known));
@@ -452,9 +462,7 @@ mod tests {
             (e.code, e.message.as_deref()),
             (
                 code::NO_SUPPORT,
-                Some(
-                    "this function is not supported by the connection driver: virDomainOpenGraphics"
-                )
+                Some("this function is not supported by the connection driver: virDomainInjectNMI")
             )
         );
         let mut bad = Vec::new();

@@ -946,6 +946,14 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
         Ok(())
     }
 
+    fn domain_open_graphics(
+        &self,
+        cx: &Call<'a>,
+        a: DomainOpenGraphicsArgs,
+    ) -> Result<(), RemoteError> {
+        self.open_graphics(&a.dom, a.idx, cx.passed_fd(0), a.flags)
+    }
+
     // ---- Events ----
 
     fn connect_domain_event_callback_register_any(

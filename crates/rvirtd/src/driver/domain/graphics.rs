@@ -290,6 +290,30 @@ fn qmp_failed(what: &str, e: &rvirt_qmp::ClientError) -> RemoteError {
     RemoteError::operation_failed(&format!("{what}: {}", crate::error_chain(e)))
 }
 
+/// Makes `fd` a client of the VM's VNC server: `getfd` then `add_client`,
+/// as libvirt's qemuMonitorOpenGraphics (`skipauth` from the flags).
+fn add_client(qmp: &QmpClient, fd: std::os::fd::OwnedFd, flags: u32) -> Result<(), RemoteError> {
+    use std::os::fd::AsFd;
+    qmp.execute_with_fd(
+        "getfd",
+        Some(serde_json::json!({"fdname": "graphicsfd"})),
+        fd.as_fd(),
+    )
+    .map_err(|e| qmp_failed("cannot pass the graphics socket", &e))?;
+    // The VMM holds its own copy now.
+    drop(fd);
+    qmp.execute(
+        "add_client",
+        Some(serde_json::json!({
+            "protocol": "vnc",
+            "fdname": "graphicsfd",
+            "skipauth": flags & OPEN_GRAPHICS_SKIPAUTH != 0,
+        })),
+    )
+    .map_err(|e| qmp_failed("cannot add the graphics client", &e))?;
+    Ok(())
+}
+
 impl super::DomainDriver {
     /// DOMAIN_OPEN_GRAPHICS_FD: one end of a new socket pair becomes a
     /// client of the VM's VNC server (`getfd` + `add_client`, as libvirt's
@@ -300,7 +324,6 @@ impl super::DomainDriver {
         idx: u32,
         flags: u32,
     ) -> Result<std::os::fd::OwnedFd, RemoteError> {
-        use std::os::fd::AsFd;
         RemoteError::check_flags(flags, OPEN_GRAPHICS_SKIPAUTH, "qemuDomainOpenGraphicsFD")?;
         let (_, run) = self.running(dom)?;
         graphics_at(&run.live(), idx)?;
@@ -313,25 +336,26 @@ impl super::DomainDriver {
         .map_err(|e| {
             RemoteError::operation_failed(&format!("Unable to create socket pair: {e}"))
         })?;
-        run.qmp
-            .execute_with_fd(
-                "getfd",
-                Some(serde_json::json!({"fdname": "graphicsfd"})),
-                theirs.as_fd(),
-            )
-            .map_err(|e| qmp_failed("cannot pass the graphics socket", &e))?;
-        drop(theirs);
-        run.qmp
-            .execute(
-                "add_client",
-                Some(serde_json::json!({
-                    "protocol": "vnc",
-                    "fdname": "graphicsfd",
-                    "skipauth": flags & OPEN_GRAPHICS_SKIPAUTH != 0,
-                })),
-            )
-            .map_err(|e| qmp_failed("cannot add the graphics client", &e))?;
+        add_client(&run.qmp, theirs, flags)?;
         Ok(ours)
+    }
+
+    /// DOMAIN_OPEN_GRAPHICS: the socket the client passed with the call
+    /// becomes a client of the VM's VNC server, as libvirt's
+    /// qemuDomainOpenGraphics; `fd` is `None` when the call carried none.
+    pub fn open_graphics(
+        &self,
+        dom: &rvirt_remote::NonnullDomain,
+        idx: u32,
+        fd: Option<std::os::fd::OwnedFd>,
+        flags: u32,
+    ) -> Result<(), RemoteError> {
+        // remoteDispatchDomainOpenGraphics's virNetMessageDupFD comes first.
+        let fd = fd.ok_or_else(|| RemoteError::internal("No FD available at slot 0"))?;
+        RemoteError::check_flags(flags, OPEN_GRAPHICS_SKIPAUTH, "qemuDomainOpenGraphics")?;
+        let (_, run) = self.running(dom)?;
+        graphics_at(&run.live(), idx)?;
+        add_client(&run.qmp, fd, flags)
     }
 
     /// DOMAIN_SCREENSHOT's picture: `screendump` into an unlinked file
