@@ -9,7 +9,8 @@
 //! the guest's lines as they come, Force Off turns it off and Run starts
 //! the other. The screenshots stay in target/tmp/virt-manager-shots/.
 //! And its graphics console: a guest's picture on a bochs-display, pixel
-//! for pixel, through OPEN_GRAPHICS_FD and gtk-vnc.
+//! for pixel, through OPEN_GRAPHICS_FD and gtk-vnc; virt-viewer --attach
+//! the same way.
 
 mod common;
 
@@ -722,6 +723,74 @@ fn virt_manager_graphics_console_shows_the_guests_picture() {
         log.contains("drawing") && !log.contains("VNC connecting to host"),
         "virt-manager did not use openGraphicsFD: see {}",
         shots.join("virt-manager.log").display()
+    );
+    d.ok(&["destroy", "drawing"]);
+}
+
+/// virt-viewer (`--attach`: the console through OPEN_GRAPHICS_FD, as
+/// virt-manager's) shows the same picture, pixel for pixel. Screenshots in
+/// target/tmp/virt-viewer-shots/.
+#[test]
+fn virt_viewer_attach_shows_the_guests_picture() {
+    if !have_virsh() || !have_gui_tools() {
+        return;
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("virt-viewer").is_file()));
+    if !on_path {
+        assert!(
+            !required(),
+            "the virt-viewer test needs Debian's virt-viewer: RVIRT_REQUIRE_REFERENCE is set"
+        );
+        eprintln!("virt-viewer not installed: test skipped");
+        return;
+    }
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("virt-viewer-shots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let d = Rvirtd::start();
+    let x = d.xml_file("drawing.xml", &display_xml("drawing"));
+    d.ok(&["define", &x]);
+    d.ok(&["start", "drawing"]);
+    d.wait_log("drawing", "DRAWN");
+
+    let screen = Screen::start(&shots);
+    let home = d.root().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let log = std::fs::File::create(shots.join("virt-viewer.log")).unwrap();
+    let local = d.uri().replacen("qemu+unix://", "qemu://", 1);
+    let _viewer = Group::spawn(
+        Command::new("dbus-run-session")
+            .args(["--", "virt-viewer", "--debug", "--attach", "--connect"])
+            .arg(&local)
+            .arg("drawing")
+            .env("DISPLAY", &screen.display)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("GSETTINGS_BACKEND", "memory")
+            .env("NO_AT_BRIDGE", "1")
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    );
+    let mut found = Err(String::new());
+    poll(
+        "the guest's picture in virt-viewer",
+        Duration::from_secs(60),
+        || {
+            let s = screen.shot("1-viewer");
+            found = find_picture(&s);
+            match &found {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    std::thread::sleep(Duration::from_millis(500));
+                    Err(format!("{e}: see {}", shots.join("1-viewer.png").display()))
+                }
+            }
+        },
     );
     d.ok(&["destroy", "drawing"]);
 }
