@@ -498,12 +498,11 @@ fn check_pci(name: &str, dom: &Domain, cfg: &VmConfig) {
 fn check(name: &str, dom: &mut Domain) -> bool {
     // virt-install's spice and qxl/virtio-gpu are refused at derivation
     // with one line (rvirt-domain's tests/argv.rs): the rest of each
-    // fixture is compared without them. VGA and bochs-display derive as
-    // libvirt writes them but rvirt-vmm has neither until the display
-    // devices land: they are left out here until then.
+    // fixture is compared without them. VGA derives as libvirt writes it
+    // but rvirt-vmm has no std VGA yet: it is left out here until then.
     dom.devices.others.retain(|o| match o.kind() {
         "graphics" => o.dev_type() == Some("vnc"),
-        "video" => o.model() == Some("none"),
+        "video" => matches!(o.model(), Some("none" | "bochs")),
         _ => true,
     });
     dom.fill_in();
