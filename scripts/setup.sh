@@ -12,7 +12,8 @@
 # - virtinst's virt-install, which the user-networking test drives;
 # - the real libvirt clients (virsh, libvirt-python) that drive rvirtd, and
 #   libvirtd itself, whose test driver rvirsh's output is compared against;
-# - virt-manager under Xvfb, driven with xdotool and checked on screenshots;
+# - virt-manager and virt-viewer under Xvfb, driven with xdotool and checked
+#   on screenshots;
 # - Python's qemu.qmp client and vncdotool (a VNC client);
 # - virtinst (virt-install, virt-xml, virt-clone) and Ansible (ansible-core
 #   from PyPI, with the community.libvirt and ansible.posix collections
@@ -93,6 +94,7 @@ command -v script >/dev/null || need_apt+=(bsdutils)
 command -v mkfs.ext2 >/dev/null || need_apt+=(e2fsprogs)
 /usr/bin/python3 -c 'import libvirt' 2>/dev/null || need_apt+=(python3-libvirt)
 command -v virt-manager >/dev/null || need_apt+=(virt-manager)
+command -v virt-viewer >/dev/null || need_apt+=(virt-viewer)
 command -v Xvfb >/dev/null || need_apt+=(xvfb)
 command -v xdotool >/dev/null || need_apt+=(xdotool)
 command -v import >/dev/null || need_apt+=(imagemagick)

@@ -50,6 +50,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("dhcp", "dhcp.c", Kind::Pvh, &[]),
     ("idle", "idle.c", Kind::Pvh, &[]),
     ("display", "display.c", Kind::Pvh, &[]),
+    ("displaybench", "displaybench.c", Kind::Pvh, &[]),
     ("e1000", "e1000.c", Kind::Pvh, &[]),
     ("ps2", "ps2.c", Kind::Pvh, &[]),
     ("vinput", "vinput.c", Kind::Pvh, &[]),

@@ -124,6 +124,7 @@ fn emulated_devices_get_arguments_with_libvirt_ids() {
             "virtio-net-device",
             "isa-serial",
             "virtconsole",
+            "VGA",
             "virtio-balloon-device",
             "virtio-rng-device"
         ]
@@ -132,10 +133,145 @@ fn emulated_devices_get_arguments_with_libvirt_ids() {
         values(args, "-object"),
         ["rng-random,id=objrng0,filename=/dev/hwrng"]
     );
-    // Display devices and the agent channel are left off, with a warning each.
-    assert_eq!(a.warnings.len(), 3, "{:?}", a.warnings);
-    assert!(a.warnings.iter().any(|w| w.starts_with("graphics")));
-    assert!(a.warnings.iter().any(|w| w.starts_with("video")));
+    // The VNC console and its display device, as libvirt 9.0 writes them.
+    assert_eq!(
+        values(args, "-audiodev"),
+        [r#"{"id":"audio1","driver":"none"}"#]
+    );
+    assert_eq!(values(args, "-vnc"), ["127.0.0.1:0,audiodev=audio1"]);
+    // The agent channel is left off, with a warning.
+    assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+}
+
+/// `<graphics type='vnc'>` and `<video>` as libvirt 9.0 derives them:
+/// the listener (address, unix socket, none), the password and share
+/// policy, the display device with its memory.
+#[test]
+fn vnc_and_video_as_libvirt_writes_them() {
+    let with = |graphics: &str, video: &str| {
+        let xml = MICROVM
+            .replace("<graphics type='vnc'/>", graphics)
+            .replace("<video><model type='vga'/></video>", video);
+        derive(&xml).unwrap().args
+    };
+    let cases = [
+        (
+            "<graphics type='vnc' port='5903' autoport='no' listen='0.0.0.0' passwd='x' sharePolicy='force-shared'/>",
+            "0.0.0.0:3,password=on,share=force-shared,audiodev=audio1",
+        ),
+        (
+            "<graphics type='vnc' port='-1' autoport='yes'><listen type='address' address='::1'/></graphics>",
+            "[::1]:0,audiodev=audio1",
+        ),
+        (
+            "<graphics type='vnc'><listen type='socket' socket='/run/v,1.sock'/></graphics>",
+            "unix:/run/v,,1.sock,audiodev=audio1",
+        ),
+        (
+            "<graphics type='vnc'><listen type='socket'/></graphics>",
+            "unix:/run/rvirt/x/vnc.sock,audiodev=audio1",
+        ),
+        (
+            "<graphics type='vnc'><listen type='none'/></graphics>",
+            "none,audiodev=audio1",
+        ),
+        (
+            "<graphics type='vnc'/><audio id='2' type='none'/>",
+            "127.0.0.1:0,audiodev=audio2",
+        ),
+    ];
+    for (graphics, vnc) in cases {
+        let args = with(graphics, "");
+        assert_eq!(values(&args, "-vnc"), [vnc], "{graphics}");
+    }
+    let video = |v: &str| {
+        let args = with("", v);
+        assert!(values(&args, "-vnc").is_empty());
+        values(&args, "-device")
+            .into_iter()
+            .filter(|d| d.contains("video0"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        video("<video><model type='vga' vram='16384' heads='1' primary='yes'/></video>"),
+        [r#"{"driver":"VGA","id":"video0","vgamem_mb":16}"#]
+    );
+    assert_eq!(
+        video("<video><model type='vga' vram='65536'/></video>"),
+        [r#"{"driver":"VGA","id":"video0","vgamem_mb":64}"#]
+    );
+    assert_eq!(
+        video("<video><model type='bochs' vram='16384'/></video>"),
+        [r#"{"driver":"bochs-display","id":"video0","vgamem":16777216}"#]
+    );
+    assert!(video("<video><model type='none'/></video>").is_empty());
+}
+
+/// What rvirt does not serve is refused at derivation, one line each,
+/// naming the element's line and what is wrong.
+#[test]
+fn other_graphics_and_video_models_are_refused_with_one_line() {
+    for (graphics, video, reason) in [
+        (
+            "<graphics type='spice' autoport='yes'/>",
+            "",
+            "graphics: type 'spice' is not supported: rvirt serves VNC only",
+        ),
+        (
+            "<graphics type='sdl'/>",
+            "",
+            "graphics: type 'sdl' is not supported: rvirt serves VNC only",
+        ),
+        (
+            "<graphics type='egl-headless'/>",
+            "",
+            "graphics: type 'egl-headless' is not supported: rvirt serves VNC only",
+        ),
+        (
+            "<graphics type='vnc' websocket='5700'/>",
+            "",
+            "graphics: a websocket is not supported",
+        ),
+        (
+            "<graphics type='vnc'><listen type='network' network='default'/></graphics>",
+            "",
+            "graphics: listen type 'network' ('default') is not supported: give an address",
+        ),
+        (
+            "",
+            "<video><model type='qxl' ram='65536' vram='65536' vgamem='16384' heads='1'/></video>",
+            "video: model 'qxl' is not emulated (vga, bochs and none are)",
+        ),
+        (
+            "",
+            "<video><model type='virtio' heads='1'/></video>",
+            "video: model 'virtio' is not emulated (vga, bochs and none are)",
+        ),
+        (
+            "",
+            "<video><model type='cirrus'/></video>",
+            "video: model 'cirrus' is not emulated (vga, bochs and none are)",
+        ),
+        (
+            "",
+            "<video><model type='vga' heads='2'/></video>",
+            "video: 2 heads: only one is supported",
+        ),
+    ] {
+        let xml = MICROVM
+            .replace("<graphics type='vnc'/>", graphics)
+            .replace("<video><model type='vga'/></video>", video);
+        let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
+            panic!("{graphics}{video}: not refused")
+        };
+        assert_eq!(list.len(), 1, "{list:?}");
+        let line = list[0].to_string();
+        assert!(
+            line.starts_with("line ") && line.ends_with(&format!(": {reason}")),
+            "{line:?} is not {reason:?}"
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,8 @@
 use crate::error::QmpError;
 use crate::types::{
     AddfdInfo, BlockCommit, BlockInfo, BlockJobInfo, BlockStats, ChardevInfo, CpuDefinitionInfo,
-    CpuInfoFast, CpuModelInfo, FdsetInfo, KvmInfo, PciInfo, RunState, VersionInfo, VncInfo,
+    CpuInfoFast, CpuModelInfo, FdsetInfo, ImageFormat, KvmInfo, PciInfo, RunState, VersionInfo,
+    VncInfo,
 };
 use std::os::fd::OwnedFd;
 
@@ -296,6 +297,22 @@ pub trait MonitorBackend: Send + Sync {
     fn job_verb(&self, verb: JobVerb, id: &str) -> Result<(), QmpError> {
         let _ = verb;
         Err(QmpError::generic(format!("Block job '{id}' not found")))
+    }
+
+    /// `screendump`: the picture of the graphical console (`device` and
+    /// `head` name another console) written to `filename`, a path or
+    /// `/dev/fdset/N`. Without one, QEMU's answer.
+    fn screendump(
+        &self,
+        filename: &str,
+        device: Option<&str>,
+        head: Option<i64>,
+        format: ImageFormat,
+    ) -> Result<(), QmpError> {
+        let _ = (filename, device, head, format);
+        Err(QmpError::generic(
+            "There is no QemuConsole I can screendump from.",
+        ))
     }
 
     /// The version reported in the greeting, `query-version` and

@@ -39,8 +39,8 @@ pub use session::{Session, SessionOutput};
 pub use types::{
     AddfdInfo, BlockCommit, BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockJobEvent,
     BlockJobInfo, BlockStats, BlockdevCacheInfo, ChardevInfo, CpuDefinitionInfo, CpuInfoFast,
-    CpuModelInfo, CpuProps, FdsetFdInfo, FdsetInfo, FileNodeStats, ImageInfo, KvmInfo, NameInfo,
-    PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo, PciDeviceRegion,
-    PciInfo, PciMemoryRange, RunState, StatusInfo, UuidInfo, VersionInfo, VersionTriple,
-    VncBasicInfo, VncInfo, VncServerInfo, NIL_UUID, QEMU_COMPAT_VERSION,
+    CpuModelInfo, CpuProps, FdsetFdInfo, FdsetInfo, FileNodeStats, ImageFormat, ImageInfo, KvmInfo,
+    NameInfo, PciBridgeInfo, PciBusInfo, PciDeviceClass, PciDeviceId, PciDeviceInfo,
+    PciDeviceRegion, PciInfo, PciMemoryRange, RunState, StatusInfo, UuidInfo, VersionInfo,
+    VersionTriple, VncBasicInfo, VncInfo, VncServerInfo, NIL_UUID, QEMU_COMPAT_VERSION,
 };

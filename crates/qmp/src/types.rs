@@ -776,3 +776,14 @@ pub struct BlockCommit {
     pub auto_finalize: bool,
     pub auto_dismiss: bool,
 }
+
+/// `screendump`'s `format` (QAPI `ImageFormat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// Binary PPM, the default.
+    #[default]
+    Ppm,
+    /// PNG.
+    Png,
+}

@@ -5,13 +5,13 @@
 
 use crate::consts::{
     REMOTE_AUTH_TYPE_LIST_MAX, REMOTE_CPUMAPS_MAX, REMOTE_CPUMAP_MAX, REMOTE_CPU_BASELINE_MAX,
-    REMOTE_DOMAIN_INTERFACE_MAX, REMOTE_DOMAIN_IP_ADDR_MAX, REMOTE_DOMAIN_LIST_MAX,
-    REMOTE_DOMAIN_MESSAGES_MAX, REMOTE_DOMAIN_SNAPSHOT_LIST_MAX, REMOTE_INTERFACE_LIST_MAX,
-    REMOTE_NETWORK_DHCP_LEASES_MAX, REMOTE_NETWORK_LIST_MAX, REMOTE_NETWORK_NAME_LIST_MAX,
-    REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_NWFILTER_LIST_MAX, REMOTE_SECRET_LIST_MAX,
-    REMOTE_SECURITY_DOI_MAX, REMOTE_SECURITY_LABEL_LIST_MAX, REMOTE_SECURITY_LABEL_MAX,
-    REMOTE_SECURITY_MODEL_MAX, REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_STORAGE_VOL_LIST_MAX,
-    REMOTE_VCPUINFO_MAX,
+    REMOTE_DOMAIN_EVENT_GRAPHICS_IDENTITY_MAX, REMOTE_DOMAIN_INTERFACE_MAX,
+    REMOTE_DOMAIN_IP_ADDR_MAX, REMOTE_DOMAIN_LIST_MAX, REMOTE_DOMAIN_MESSAGES_MAX,
+    REMOTE_DOMAIN_SNAPSHOT_LIST_MAX, REMOTE_INTERFACE_LIST_MAX, REMOTE_NETWORK_DHCP_LEASES_MAX,
+    REMOTE_NETWORK_LIST_MAX, REMOTE_NETWORK_NAME_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX,
+    REMOTE_NWFILTER_LIST_MAX, REMOTE_SECRET_LIST_MAX, REMOTE_SECURITY_DOI_MAX,
+    REMOTE_SECURITY_LABEL_LIST_MAX, REMOTE_SECURITY_LABEL_MAX, REMOTE_SECURITY_MODEL_MAX,
+    REMOTE_STORAGE_POOL_LIST_MAX, REMOTE_STORAGE_VOL_LIST_MAX, REMOTE_VCPUINFO_MAX,
 };
 use crate::types::{
     DomainStatsRecord, NonnullDomain, NonnullDomainSnapshot, NonnullInterface, NonnullNetwork,
@@ -268,6 +268,26 @@ xdr_struct! {
         pub dom: NonnullDomain,
         /// The device alias (`serial0`); NULL means the first console.
         pub dev_name: Option<String>,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_screenshot_args`.
+    pub struct DomainScreenshotArgs {
+        pub dom: NonnullDomain,
+        pub screen: u32,
+        pub flags: u32,
+    }
+
+    /// `remote_domain_screenshot_ret`: the picture's MIME type.
+    pub struct DomainScreenshotRet {
+        pub mime: Option<String>,
+    }
+
+    /// `remote_domain_open_graphics_fd_args` (also OPEN_GRAPHICS's, whose
+    /// descriptor comes with the call).
+    pub struct DomainOpenGraphicsArgs {
+        pub dom: NonnullDomain,
+        pub idx: u32,
         pub flags: u32,
     }
 
@@ -569,6 +589,38 @@ xdr_struct! {
     pub struct DomainEventCallbackWatchdogMsg {
         pub callback_id: i32,
         pub msg: DomainEventWatchdogMsg,
+    }
+
+    /// `remote_domain_event_graphics_address`.
+    pub struct DomainEventGraphicsAddress {
+        /// `VIR_DOMAIN_EVENT_GRAPHICS_ADDRESS_*`: 0 IPv4, 1 IPv6, 2 UNIX.
+        pub family: i32,
+        pub node: String,
+        pub service: String,
+    }
+
+    /// `remote_domain_event_graphics_identity`.
+    pub struct DomainEventGraphicsIdentity {
+        pub type_: String,
+        pub name: String,
+    }
+
+    /// `remote_domain_event_graphics_msg`.
+    pub struct DomainEventGraphicsMsg {
+        pub dom: NonnullDomain,
+        /// `VIR_DOMAIN_EVENT_GRAPHICS_*`: 0 connect, 1 initialize,
+        /// 2 disconnect.
+        pub phase: i32,
+        pub local: DomainEventGraphicsAddress,
+        pub remote: DomainEventGraphicsAddress,
+        pub auth_scheme: String,
+        pub subject: Vec<DomainEventGraphicsIdentity> [REMOTE_DOMAIN_EVENT_GRAPHICS_IDENTITY_MAX],
+    }
+
+    /// `remote_domain_event_callback_graphics_msg`.
+    pub struct DomainEventCallbackGraphicsMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventGraphicsMsg,
     }
 
     /// `remote_connect_event_connection_closed_msg`.

@@ -47,6 +47,8 @@ pub fn check_length(len: u32) -> Result<(), FrameError> {
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// Bytes still to drop from what arrives (see [`FrameDecoder::skip`]).
+    skip: usize,
 }
 
 impl FrameDecoder {
@@ -57,7 +59,17 @@ impl FrameDecoder {
 
     /// Appends received bytes.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        let drop = self.skip.min(data.len());
+        self.skip -= drop;
+        self.buf.extend_from_slice(&data[drop..]);
+    }
+
+    /// Drops the next `n` bytes, buffered or yet to come: the one byte
+    /// each descriptor of a `*_WITH_FDS` message arrives with after it.
+    pub fn skip(&mut self, n: usize) {
+        let now = n.min(self.buf.len());
+        self.buf.drain(..now);
+        self.skip += n - now;
     }
 
     /// Bytes received but not yet returned as a frame.
@@ -150,6 +162,26 @@ mod tests {
         }
         assert_eq!(out, vec![a, b]);
         assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn skips_the_descriptor_bytes_buffered_or_still_to_come() {
+        let a = msg(1, vec![0, 0, 0, 2]);
+        let b = msg(2, vec![]);
+        // Two descriptor bytes after `a`, one already here, one later.
+        for split in 0..3 {
+            let mut d = FrameDecoder::new();
+            let mut first = a.to_bytes().unwrap();
+            first.extend(vec![0u8; split]);
+            d.push(&first);
+            assert_eq!(d.next_message().unwrap(), Some(a.clone()));
+            d.skip(2);
+            let mut rest = vec![0u8; 2 - split];
+            rest.extend(b.to_bytes().unwrap());
+            d.push(&rest);
+            assert_eq!(d.next_message().unwrap(), Some(b.clone()));
+            assert_eq!(d.buffered(), 0);
+        }
     }
 
     #[test]

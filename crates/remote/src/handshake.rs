@@ -42,6 +42,8 @@ impl ServerFeatures {
             // Whatever network driver answers: rvirt reads the fields as
             // the protocol file declares them.
             feature::NETWORK_UPDATE_HAS_CORRECT_ORDER => true,
+            // A UNIX socket carries descriptors (OPEN_GRAPHICS_FD).
+            feature::FD_PASSING => true,
             _ => false,
         }
     }

@@ -301,6 +301,14 @@ procedures! {
         DomainGetVcpusFlags(DOMAIN_GET_VCPUS_FLAGS) = 200: DomainFlagsArgs => NumRet, r, domain_get_vcpus_flags;
         /// Opens a console stream: data then flows as STREAM messages.
         DomainOpenConsole(DOMAIN_OPEN_CONSOLE) = 201: DomainOpenConsoleArgs => (), w, domain_open_console;
+        /// The picture as a stream after the reply (its MIME type).
+        DomainScreenshot(DOMAIN_SCREENSHOT) = 211: DomainScreenshotArgs => DomainScreenshotRet, w, domain_screenshot;
+        /// A connected socket to the graphics server, passed with the
+        /// reply (REPLY_WITH_FDS).
+        DomainOpenGraphicsFd(DOMAIN_OPEN_GRAPHICS_FD) = 343: DomainOpenGraphicsArgs => (), w, domain_open_graphics_fd;
+        /// The socket passed with the call (CALL_WITH_FDS) becomes a client
+        /// of the graphics server.
+        DomainOpenGraphics(DOMAIN_OPEN_GRAPHICS) = 249: DomainOpenGraphicsArgs => (), w, domain_open_graphics;
         DomainIsUpdated(DOMAIN_IS_UPDATED) = 202: DomainArgs => DomainIsUpdatedRet, r, domain_is_updated;
         DomainGetState(DOMAIN_GET_STATE) = 212: DomainFlagsArgs => DomainGetStateRet, r, domain_get_state;
         DomainGetControlInfo(DOMAIN_GET_CONTROL_INFO) = 229: DomainFlagsArgs => DomainGetControlInfoRet, r, domain_get_control_info;
@@ -473,6 +481,8 @@ procedures! {
         DomainEventCallbackDeviceRemoved(DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED) = 333: DomainEventCallbackDeviceRemovedMsg => (), r, domain_event_callback_device_removed;
         /// Block job event MESSAGE (the disk by target) for a registered callback.
         DomainEventBlockJob2(DOMAIN_EVENT_BLOCK_JOB_2) = 339: DomainEventBlockJob2Msg => (), r, domain_event_block_job_2;
+        /// Graphics (VNC client) event MESSAGE for a registered callback.
+        DomainEventCallbackGraphics(DOMAIN_EVENT_CALLBACK_GRAPHICS) = 323: DomainEventCallbackGraphicsMsg => (), r, domain_event_callback_graphics;
         /// Network lifecycle event MESSAGE for a registered callback.
         NetworkEventLifecycle(NETWORK_EVENT_LIFECYCLE) = 315: NetworkEventLifecycleMsg => (), r, network_event_lifecycle;
         /// Storage pool lifecycle event MESSAGE for a registered callback.

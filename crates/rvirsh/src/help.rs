@@ -16,6 +16,7 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "create",
             "define",
             "destroy",
+            "domdisplay",
             "domid",
             "domname",
             "domuuid",
@@ -24,11 +25,13 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "edit",
             "reboot",
             "resume",
+            "screenshot",
             "shutdown",
             "start",
             "suspend",
             "undefine",
             "vcpuinfo",
+            "vncdisplay",
         ],
     ),
     (
@@ -181,7 +184,8 @@ fn group_text(name: &str, keyword: &str, cmds: &[&str]) -> String {
 fn options(name: &str, cmd: &clap::Command) -> Vec<(String, String)> {
     let args: Vec<&clap::Arg> = cmd
         .get_arguments()
-        .filter(|a| a.get_id() != "help")
+        // Hidden: a second spelling of an option virsh lists once.
+        .filter(|a| a.get_id() != "help" && !a.is_hide_set())
         .collect();
     let positional: Vec<String> = args
         .iter()

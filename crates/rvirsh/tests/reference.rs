@@ -779,3 +779,53 @@ fn network_commands_match_virsh() {
     same_after(&["net-destroy", &tn], &["net-create", tpath], &[n, &tn]);
     same(&["net-list", "--all"], &[n]);
 }
+
+/// The graphical console's commands on a test-driver domain with a VNC
+/// server, on one without, and on a stopped one; screenshot's stream
+/// (the test driver's PNG) into a file both tools write alike.
+#[test]
+fn graphics_commands_match_virsh() {
+    let Some(_r) = reference() else { return };
+    let (name, uuid) = unique("gfx");
+    let (off, off_uuid) = unique("gfxoff");
+    let _cleanup = common::Cleanup(vec![name.clone(), off.clone()]);
+    let vnc = "<graphics type='vnc' port='5905' autoport='no' listen='0.0.0.0' passwd='pw'>\n      <listen type='address' address='0.0.0.0'/>\n    </graphics>\n  </devices>";
+    let f = xml_file(&domain_xml(&name, &uuid).replace("</devices>", vnc));
+    let g = xml_file(&domain_xml(&off, &off_uuid).replace("</devices>", vnc));
+    assert_eq!(virsh(&["define", f.path().to_str().unwrap()]).code, 0);
+    assert_eq!(virsh(&["define", g.path().to_str().unwrap()]).code, 0);
+    assert_eq!(virsh(&["start", &name]).code, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("shot.png");
+    let shot = shot.to_str().unwrap();
+    let (n, o) = (name.as_str(), off.as_str());
+    for args in [
+        vec!["vncdisplay", n],
+        vec!["domdisplay", n],
+        vec!["domdisplay", n, "--include-password"],
+        vec!["domdisplay", n, "--type", "vnc", "--all"],
+        vec!["domdisplay", n, "--type", "spice"],
+        vec!["vncdisplay", "test"],
+        vec!["domdisplay", "test"],
+        vec!["vncdisplay", o],
+        vec!["domdisplay", o],
+        vec!["vncdisplay", "nosuchdomain"],
+        vec!["screenshot", "test", "--file", shot],
+        vec!["screenshot", "test", shot],
+        vec!["screenshot", "test", "--screen", "x"],
+        vec!["screenshot", "nosuchdomain", shot],
+        vec!["screenshot", o, shot],
+        vec!["screenshot", "test", "--file", "/nonexistent/dir/x.png"],
+        vec!["help", "screenshot"],
+        vec!["help", "domdisplay"],
+        vec!["help", "vncdisplay"],
+    ] {
+        same(&args, &[n, o, "test"]);
+    }
+    // Both wrote the test driver's picture.
+    let v = std::fs::read(shot).unwrap();
+    assert_eq!(&v[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(virsh(&["destroy", n]).code, 0);
+    assert_eq!(virsh(&["undefine", n]).code, 0);
+    assert_eq!(virsh(&["undefine", o]).code, 0);
+}

@@ -15,6 +15,7 @@ const GOOD: &str = "<domain type='kvm'>
     <disk type='file' device='disk'><source file='/d.raw'/><target dev='vda' bus='virtio'/></disk>
     <serial type='pty'/>
     <graphics type='vnc'/>
+    <sound model='ich9'/>
   </devices>
 </domain>
 ";
@@ -131,9 +132,12 @@ fn to_argv_prints_one_argument_per_line_and_warns_on_stderr() {
         &"socket,id=charmonitor,path=/tmp/rv/monitor.sock,server=on,wait=off".to_string()
     ));
     assert!(args.contains(&"isa-serial,chardev=charserial0,id=serial0,index=0".to_string()));
+    // The VNC console as libvirt writes it; the sound card left off.
+    let pos = args.iter().position(|a| a == "-vnc").unwrap();
+    assert_eq!(args[pos + 1], "127.0.0.1:0,audiodev=audio1");
     let err = text(&out.stderr);
     assert!(
-        err.starts_with("-: warning: graphics (vnc) left off"),
+        err.starts_with("-: warning: sound (ich9) left off"),
         "{err}"
     );
 }

@@ -579,6 +579,15 @@ fn check_pci(name: &str, dom: &Domain, cfg: &VmConfig) {
 
 /// Checks one definition; false when the derivation refused it.
 fn check(name: &str, dom: &mut Domain) -> bool {
+    // virt-install's spice and qxl/virtio-gpu are refused at derivation
+    // with one line (rvirt-domain's tests/argv.rs): the rest of each
+    // fixture is compared without them. VGA derives as libvirt writes it
+    // but rvirt-vmm has no std VGA yet: it is left out here until then.
+    dom.devices.others.retain(|o| match o.kind() {
+        "graphics" => o.dev_type() == Some("vnc"),
+        "video" => matches!(o.model(), Some("none" | "bochs")),
+        _ => true,
+    });
     dom.fill_in();
     let argv = match derive_argv(dom, &RuntimePaths::in_dir("/run/rvirt/contract")) {
         Ok(a) => a,

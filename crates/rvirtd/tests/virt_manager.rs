@@ -8,6 +8,9 @@
 //! double-click opens the running VM's window, its serial console shows
 //! the guest's lines as they come, Force Off turns it off and Run starts
 //! the other. The screenshots stay in target/tmp/virt-manager-shots/.
+//! And its graphics console: a guest's picture on a bochs-display, pixel
+//! for pixel, through OPEN_GRAPHICS_FD and gtk-vnc; virt-viewer --attach
+//! the same way.
 
 mod common;
 
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, vmm, Rvirtd};
+use common::{display_pattern, display_xml, domain_xml, have_virsh, vmm, Rvirtd};
 use rvirt_test_guests::Guest;
 use rvirt_testkit::{poll, run, try_run, wait_for, Spawned};
 
@@ -464,6 +467,41 @@ impl Screen {
     }
 }
 
+/// virt-manager on `screen` connected to `d` by `uri`, with `args` after the
+/// connection, its home and settings private to the test and its log kept
+/// with the screenshots.
+fn virt_manager(uri: &str, d: &Rvirtd, screen: &Screen, args: &[&str]) -> Group {
+    let home = d.root().join("home");
+    let runtime = home.join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let log = std::fs::File::create(screen.shots.join("virt-manager.log")).unwrap();
+    Group::spawn(
+        Command::new("dbus-run-session")
+            .args(["--", "virt-manager", "--no-fork", "--debug", "--connect"])
+            .arg(uri)
+            .args(args)
+            .env("DISPLAY", &screen.display)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_RUNTIME_DIR", &runtime)
+            // Settings in memory: no state from an earlier run, nothing left.
+            .env("GSETTINGS_BACKEND", "memory")
+            .env("NO_AT_BRIDGE", "1")
+            .env("LANG", "C.UTF-8")
+            .env("LC_ALL", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    )
+}
+
 // Where things are on the 1280x800 screen: with no window manager every
 // toplevel sits at 0,0 with GTK's default size, so the positions are
 // fixed. The VM list is sorted by name: `idle` first, `ticker` second.
@@ -513,34 +551,7 @@ fn virt_manager_lists_opens_console_forces_off_and_runs() {
     d.wait_log("ticker", "TICK 1");
 
     let screen = Screen::start(&shots);
-    let home = d.root().join("home");
-    let runtime = home.join("run");
-    std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::set_permissions(
-        &runtime,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
-    let log = std::fs::File::create(shots.join("virt-manager.log")).unwrap();
-    let _vm = Group::spawn(
-        Command::new("dbus-run-session")
-            .args(["--", "virt-manager", "--no-fork", "--debug", "--connect"])
-            .arg(d.uri())
-            .env("DISPLAY", &screen.display)
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_RUNTIME_DIR", &runtime)
-            // Settings in memory: no state from an earlier run, nothing left.
-            .env("GSETTINGS_BACKEND", "memory")
-            .env("NO_AT_BRIDGE", "1")
-            .env("LANG", "C.UTF-8")
-            .env("LC_ALL", "C.UTF-8")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log),
-    );
+    let _vm = virt_manager(&d.uri(), &d, &screen, &[]);
 
     wait_for("the virt-manager window", Duration::from_secs(60), || {
         screen.window_named("Virtual Machine Manager").is_some()
@@ -619,6 +630,169 @@ fn virt_manager_lists_opens_console_forces_off_and_runs() {
         icon_blue(s, IDLE_ROW.1 as usize) > 50
     });
     d.ok(&["destroy", "idle"]);
+}
+
+/// Where the guest's 800x600 picture sits on the screen: the first pixel,
+/// row by row, of the red band at its top left, if every pixel of the
+/// picture is there.
+fn find_picture(s: &Shot) -> Result<(usize, usize), String> {
+    let (w, h, want) = display_pattern();
+    let at = s.rgb.chunks(3).position(|p| p == [255, 0, 0]);
+    let Some(at) = at else {
+        return Err("no red band on the screen".into());
+    };
+    let (ox, oy) = (at % s.w, at / s.w);
+    if ox + w > s.w || oy + h > s.h {
+        return Err(format!(
+            "the picture at ({ox}, {oy}) does not fit the screen"
+        ));
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) * 3;
+            let px = s.px(ox + x, oy + y);
+            if [px.0, px.1, px.2] != want[i..i + 3] {
+                return Err(format!(
+                    "guest pixel ({x}, {y}) at ({}, {}) is {px:?}, not {:?}",
+                    ox + x,
+                    oy + y,
+                    &want[i..i + 3]
+                ));
+            }
+        }
+    }
+    Ok((ox, oy))
+}
+
+/// virt-manager's graphics console: the VM window of a guest that drew on
+/// its bochs-display shows the guest's picture, pixel for pixel, through
+/// gtk-vnc on the socket virt-manager gets with DOMAIN_OPEN_GRAPHICS_FD
+/// (a local connection). The screenshots stay in
+/// target/tmp/virt-manager-graphics-shots/.
+#[test]
+fn virt_manager_graphics_console_shows_the_guests_picture() {
+    if !have_virsh() || !have_gui_tools() {
+        return;
+    }
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("virt-manager-graphics-shots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let d = Rvirtd::start();
+    let x = d.xml_file("drawing.xml", &display_xml("drawing"));
+    d.ok(&["define", &x]);
+    d.ok(&["start", "drawing"]);
+    // The guest keeps its picture for two minutes after this line.
+    d.wait_log("drawing", "DRAWN");
+
+    let screen = Screen::start(&shots);
+    // The local URI a user types (`qemu:///system`), with the test's
+    // socket: virt-manager takes a URI with a transport (`qemu+unix`) for
+    // a remote host and would dial the listen address itself.
+    let local = d.uri().replacen("qemu+unix://", "qemu://", 1);
+    let _vm = virt_manager(&local, &d, &screen, &["--show-domain-console", "drawing"]);
+    wait_for("the drawing VM window", Duration::from_secs(60), || {
+        screen.window_named("drawing on QEMU/KVM").is_some()
+    });
+    let mut found = Err(String::new());
+    let shot = poll(
+        "the guest's picture in the VM window",
+        Duration::from_secs(45),
+        || {
+            let s = screen.shot("1-graphics");
+            found = find_picture(&s);
+            match &found {
+                Ok(_) => Ok(s),
+                Err(e) => {
+                    std::thread::sleep(Duration::from_millis(500));
+                    Err(format!(
+                        "{e}: see {}",
+                        shots.join("1-graphics.png").display()
+                    ))
+                }
+            }
+        },
+    );
+    let (ox, oy) = found.unwrap();
+    // Inside the window, below its toolbar.
+    assert!(oy > 0 && ox + 800 <= shot.w, "picture at ({ox}, {oy})");
+    // The console came through OPEN_GRAPHICS_FD: virt-manager logs a
+    // connection to a host and port only when it dials one itself.
+    let log = std::fs::read_to_string(shots.join("virt-manager.log")).unwrap_or_default();
+    assert!(
+        log.contains("drawing") && !log.contains("VNC connecting to host"),
+        "virt-manager did not use openGraphicsFD: see {}",
+        shots.join("virt-manager.log").display()
+    );
+    d.ok(&["destroy", "drawing"]);
+}
+
+/// virt-viewer (`--attach`: the console through OPEN_GRAPHICS_FD, as
+/// virt-manager's) shows the same picture, pixel for pixel. Screenshots in
+/// target/tmp/virt-viewer-shots/.
+#[test]
+fn virt_viewer_attach_shows_the_guests_picture() {
+    if !have_virsh() || !have_gui_tools() {
+        return;
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("virt-viewer").is_file()));
+    if !on_path {
+        assert!(
+            !required(),
+            "the virt-viewer test needs Debian's virt-viewer: RVIRT_REQUIRE_REFERENCE is set"
+        );
+        eprintln!("virt-viewer not installed: test skipped");
+        return;
+    }
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("virt-viewer-shots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let d = Rvirtd::start();
+    let x = d.xml_file("drawing.xml", &display_xml("drawing"));
+    d.ok(&["define", &x]);
+    d.ok(&["start", "drawing"]);
+    d.wait_log("drawing", "DRAWN");
+
+    let screen = Screen::start(&shots);
+    let home = d.root().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let log = std::fs::File::create(shots.join("virt-viewer.log")).unwrap();
+    let local = d.uri().replacen("qemu+unix://", "qemu://", 1);
+    let _viewer = Group::spawn(
+        Command::new("dbus-run-session")
+            .args(["--", "virt-viewer", "--debug", "--attach", "--connect"])
+            .arg(&local)
+            .arg("drawing")
+            .env("DISPLAY", &screen.display)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("GSETTINGS_BACKEND", "memory")
+            .env("NO_AT_BRIDGE", "1")
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    );
+    let mut found = Err(String::new());
+    poll(
+        "the guest's picture in virt-viewer",
+        Duration::from_secs(60),
+        || {
+            let s = screen.shot("1-viewer");
+            found = find_picture(&s);
+            match &found {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    std::thread::sleep(Duration::from_millis(500));
+                    Err(format!("{e}: see {}", shots.join("1-viewer.png").display()))
+                }
+            }
+        },
+    );
+    d.ok(&["destroy", "drawing"]);
 }
 
 const STREAMS: &str = r#"

@@ -107,6 +107,9 @@ pub enum Guest {
     /// moves BAR 0, then draws a stripe through the moved BAR (see the
     /// README).
     Display,
+    /// PVH: bench/display's guest: 1024x768x32 drawn whole, then a 64x64
+    /// box for each byte on COM1 (see the README).
+    DisplayBench,
     /// PVH: finds an e1000 on PCI bus 0, reads its MAC from the EEPROM
     /// (EERD and bit-banged EECD) with the checksum, sends a broadcast
     /// frame and waits for one to its MAC, polling (see the README).
@@ -133,7 +136,7 @@ pub enum Guest {
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 28] = [
+    pub const ALL: [Guest; 29] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -157,6 +160,7 @@ impl Guest {
         Guest::Dhcp,
         Guest::Idle,
         Guest::Display,
+        Guest::DisplayBench,
         Guest::E1000,
         Guest::Ps2,
         Guest::Vinput,
@@ -190,6 +194,7 @@ impl Guest {
             Guest::Dhcp => "dhcp",
             Guest::Idle => "idle",
             Guest::Display => "display",
+            Guest::DisplayBench => "displaybench",
             Guest::E1000 => "e1000",
             Guest::Ps2 => "ps2",
             Guest::Vinput => "vinput",

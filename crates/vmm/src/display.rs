@@ -5,16 +5,19 @@
 //! none, a blank 640x480 screen, as QEMU serves its "Guest has not
 //! initialized the display" screen (without QEMU's text).
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rvirt_qmp::{Event as QmpEvent, EventBus, QmpError, VncBasicInfo, VncInfo, VncServerInfo};
 use rvirt_vmm_config::{VncConfig, VncListen, VncShare};
 use rvirt_vnc::{
-    AddrInfo, BlankFramebuffer, Event, Framebuffer, InputSink, Options, SharePolicy, VncServer,
+    AddrInfo, BlankFramebuffer, Event, Framebuffer, ImageFormat, InputSink, Options, Screenshot,
+    SharePolicy, VncServer,
 };
 
 /// Why `-vnc` could not be served.
@@ -32,6 +35,8 @@ pub enum DisplayError {
 pub(crate) struct Display {
     server: VncServer,
     auth: &'static str,
+    /// What the server shows, for `screendump`.
+    fb: Arc<dyn Framebuffer>,
 }
 
 fn basic(a: &AddrInfo) -> VncBasicInfo {
@@ -133,18 +138,14 @@ impl Display {
             };
             bus.post(event);
         });
-        let server = VncServer::new(
-            screen.unwrap_or_else(|| Arc::new(BlankFramebuffer::new(640, 480))),
-            input,
-            options,
-            events,
-        )
-        .map_err(DisplayError::Start)?;
+        let fb = screen.unwrap_or_else(|| Arc::new(BlankFramebuffer::new(640, 480)));
+        let server =
+            VncServer::new(fb.clone(), input, options, events).map_err(DisplayError::Start)?;
         if let Some(fd) = listen {
             let addr = server.listen(fd);
             tracing::info!("vnc: listening on {addr}");
         }
-        Ok(Arc::new(Self { server, auth }))
+        Ok(Arc::new(Self { server, auth, fb }))
     }
 
     /// `query-vnc`.
@@ -171,6 +172,33 @@ impl Display {
     pub(crate) fn expire_password(&self, at: Option<u64>) {
         self.server
             .expire_password(at.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)));
+    }
+
+    /// `screendump`: the screen as it is now, in `format`, into `out`.
+    pub(crate) fn screendump(
+        &self,
+        format: ImageFormat,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        // Encoded in memory first, so the file gets one write of a whole
+        // picture.
+        let mut image = Vec::new();
+        Screenshot::capture(self.fb.as_ref()).write(format, &mut image)?;
+        out.write_all(&image)?;
+        out.flush()
+    }
+
+    /// `screendump` to a path: written beside it and renamed over it, so
+    /// a reader never sees half a picture (tempfile's file is 0600).
+    pub(crate) fn screendump_to(&self, format: ImageFormat, path: &Path) -> std::io::Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        self.screendump(format, tmp.as_file_mut())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 
     pub(crate) fn add_client(&self, fd: OwnedFd, skipauth: bool) {

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use rvirt_qmp::{
     AddfdInfo, BlockInfo, BlockStats, ChardevInfo, CpuDefinitionInfo, CpuInfoFast, CpuModelInfo,
-    CpuProps, Event as QmpEvent, EventBus, FdsetInfo, MonitorBackend, MonitorServer, PciInfo,
-    QmpError, RunState, ShutdownCause, VncInfo,
+    CpuProps, Event as QmpEvent, EventBus, FdsetInfo, ImageFormat, MonitorBackend, MonitorServer,
+    PciInfo, QmpError, RunState, ShutdownCause, VncInfo,
 };
 use rvirt_vmm_config::{ChardevBackend, VmConfig};
 use std::os::fd::OwnedFd;
@@ -39,6 +39,8 @@ pub(crate) struct Backend {
     /// The VNC server: its calls are its own (locked inside rvirt-vnc) and
     /// touch no machine state, so monitor threads make them directly.
     display: Option<Arc<Display>>,
+    /// `-sandbox on`: the monitor threads may open no path.
+    confined: bool,
 }
 
 impl Backend {
@@ -296,6 +298,47 @@ impl MonitorBackend for Backend {
         }
     }
 
+    fn screendump(
+        &self,
+        filename: &str,
+        device: Option<&str>,
+        head: Option<i64>,
+        format: ImageFormat,
+    ) -> Result<(), QmpError> {
+        let Some(display) = &self.display else {
+            return Err(QmpError::generic(
+                "There is no QemuConsole I can screendump from.",
+            ));
+        };
+        // One console: the display's, head 0 (QEMU's default).
+        if let Some(d) = device {
+            return Err(QmpError::generic(format!("Device '{d}' not found")));
+        }
+        if head.is_some_and(|h| h != 0) {
+            return Err(QmpError::generic("Invalid head"));
+        }
+        let format = match format {
+            ImageFormat::Ppm => rvirt_vnc::ImageFormat::Ppm,
+            ImageFormat::Png => rvirt_vnc::ImageFormat::Png,
+        };
+        let failed =
+            |e: std::io::Error| QmpError::generic(format!("Could not write '{filename}': {e}"));
+        let path = std::path::Path::new(filename);
+        if let Some(file) = crate::fdset::open(path, false, true) {
+            let mut file =
+                file.map_err(|e| QmpError::generic(format!("Could not open '{filename}': {e}")))?;
+            return display.screendump(format, &mut file).map_err(failed);
+        }
+        if self.confined {
+            // Landlock and the monitor's seccomp filter forbid opening
+            // host paths: refuse before trying.
+            return Err(QmpError::generic(format!(
+                "Could not open '{filename}': a confined VMM opens no path (pass the file with add-fd and name /dev/fdset/N)"
+            )));
+        }
+        display.screendump_to(format, path).map_err(failed)
+    }
+
     fn add_vnc_client(&self, fd: OwnedFd, skipauth: bool) -> Result<(), QmpError> {
         // Without -vnc the descriptor is closed and the answer is success,
         // as QEMU's.
@@ -392,6 +435,7 @@ pub(crate) fn start(
         events,
         bus: bus.clone(),
         display,
+        confined: cfg.sandbox.is_some(),
     });
     let mut server = MonitorServer::new(backend, bus).map_err(monitor_err)?;
     server.on_thread_start(crate::sandbox::enter_monitor);

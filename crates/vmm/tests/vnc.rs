@@ -176,3 +176,102 @@ fn vnc_options_refused_with_one_line() {
         assert_eq!(out.stderr.lines().count(), 1, "-vnc {arg}: {}", out.stderr);
     }
 }
+
+/// `screendump` of the display the VNC server shows, into a path (written
+/// atomically) or into a file passed with `add-fd`, which is how a
+/// confined VMM gets it: under `-sandbox on` a path is refused.
+#[test]
+fn screendump_to_a_path_and_to_an_fd_set() {
+    use std::os::fd::AsFd;
+    let dir = tempfile::tempdir().unwrap();
+    let guest = Guest::Hello.path();
+    let mut ppm = b"P6\n640 480\n255\n".to_vec();
+    ppm.resize(ppm.len() + 640 * 480 * 3, 0);
+    for sandbox in ["off", "on"] {
+        let sock = dir.path().join(format!("qmp-{sandbox}.sock"));
+        let qmp = format!("unix:{},server=on,wait=off", sock.display());
+        let _vmm = spawn(&[
+            "-S",
+            "-sandbox",
+            sandbox,
+            "-qmp",
+            &qmp,
+            "-vnc",
+            "none",
+            "-kernel",
+            guest.to_str().unwrap(),
+        ]);
+        let c = qmp_connect(&sock, T);
+        let err = |cmd: &str, args: Value| match c.execute(cmd, Some(args)) {
+            Err(rvirt_qmp::ClientError::Command { error, .. }) => error.desc,
+            other => panic!("{cmd}: {other:?}"),
+        };
+        let path = dir.path().join(format!("shot-{sandbox}.ppm"));
+        let args = serde_json::json!({"filename": path});
+        if sandbox == "off" {
+            c.execute("screendump", Some(args)).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), ppm);
+            let png = dir.path().join("shot.png");
+            let args = serde_json::json!({"filename": png, "format": "png"});
+            c.execute("screendump", Some(args)).unwrap();
+            let png = std::fs::read(&png).unwrap();
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+            // IHDR: width and height.
+            assert_eq!(&png[16..24], &[0, 0, 2, 128, 0, 0, 1, 224]);
+        } else {
+            let e = err("screendump", args);
+            assert!(e.contains("add-fd"), "{e}");
+            assert!(!path.exists());
+        }
+        // Into a file the client opened, as rvirtd passes it.
+        let file = std::fs::File::create(dir.path().join(format!("fd-{sandbox}.ppm"))).unwrap();
+        let added = c.execute_with_fd("add-fd", None, file.as_fd()).unwrap();
+        let set = added["fdset-id"].as_u64().unwrap();
+        let target = format!("/dev/fdset/{set}");
+        c.execute("screendump", Some(serde_json::json!({"filename": target})))
+            .unwrap();
+        let got = std::fs::read(dir.path().join(format!("fd-{sandbox}.ppm"))).unwrap();
+        assert_eq!(got, ppm);
+        c.execute("remove-fd", Some(serde_json::json!({"fdset-id": set})))
+            .unwrap();
+        let e = err("screendump", serde_json::json!({"filename": target}));
+        assert!(e.starts_with(&format!("Could not open '{target}'")), "{e}");
+        let e = err("remove-fd", serde_json::json!({"fdset-id": set}));
+        assert_eq!(
+            e,
+            format!("File descriptor named 'fdset-id:{set}' not found")
+        );
+        // QEMU 7.2's answers to bad arguments.
+        let e = err(
+            "screendump",
+            serde_json::json!({"filename": target, "format": "bmp"}),
+        );
+        assert_eq!(e, "Parameter 'format' does not accept value 'bmp'");
+        let e = err(
+            "screendump",
+            serde_json::json!({"filename": target, "head": 1}),
+        );
+        assert_eq!(e, "'head' must be specified together with 'device'");
+        let e = err("add-fd", serde_json::json!({}));
+        assert_eq!(e, "No file descriptor supplied via SCM_RIGHTS");
+    }
+}
+
+/// Without a display (no `-vnc`), QEMU's answer.
+#[test]
+fn screendump_without_a_display() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("qmp.sock");
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let guest = Guest::Hello.path();
+    let _vmm = spawn(&["-S", "-qmp", &qmp, "-kernel", guest.to_str().unwrap()]);
+    let c = qmp_connect(&sock, T);
+    let path = dir.path().join("x.ppm");
+    match c.execute("screendump", Some(serde_json::json!({"filename": path}))) {
+        Err(rvirt_qmp::ClientError::Command { error, .. }) => {
+            assert_eq!(error.desc, "There is no QemuConsole I can screendump from.")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!path.exists());
+}

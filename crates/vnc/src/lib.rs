@@ -10,6 +10,7 @@
 //! Security: None and VNC's DES challenge. See README.md for the threads.
 
 mod auth;
+mod capture;
 mod client;
 mod encode;
 mod framebuffer;
@@ -19,6 +20,7 @@ pub mod proto;
 mod server;
 
 pub use auth::response as vnc_auth_response;
+pub use capture::{ImageFormat, Screenshot};
 pub use framebuffer::{BlankFramebuffer, Damage, Framebuffer, Mode, PixelFormat, Rect};
 pub use input::{InputSink, KeyEvent, NoInput, PointerEvent};
 pub use pixel::Converter;

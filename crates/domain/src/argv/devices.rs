@@ -94,6 +94,7 @@ pub(super) fn all(dom: &Domain, b: &mut Builder) {
         nic(dom, iface, i, boot.nics[i], b);
     }
     chardevs(dom, b);
+    super::graphics::all(dom, b);
     others(dom, b);
 }
 
@@ -947,6 +948,10 @@ fn others(dom: &Domain, b: &mut Builder) {
             inputs += 1;
         }
         let kind = o.kind();
+        if matches!(kind, "graphics" | "video") {
+            // argv/graphics.rs: derived or refused there.
+            continue;
+        }
         let variant = match kind {
             "input" => o.element.attr("bus"),
             "controller" if o.dev_type() == Some("pci") => Some(o.model().unwrap_or("pci-root")),

@@ -7,6 +7,7 @@
 mod blockdev;
 mod boot;
 mod devices;
+mod graphics;
 mod hotplug;
 mod isa;
 pub use isa::parallel_chardevs;
@@ -14,6 +15,7 @@ mod pci;
 mod scsi;
 
 pub use devices::{backing_key, backing_paths};
+pub use graphics::{vnc_listen, vnc_port, VncListen, VNC_PORT_MIN};
 pub use hotplug::{derive_disk, derive_nic};
 pub mod support;
 

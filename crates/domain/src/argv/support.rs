@@ -41,8 +41,11 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("input", Some("ps2"), Implicit),
     ("input", Some("virtio"), Emulated),
     ("input", None, Omitted),
-    ("graphics", None, Omitted),
-    ("video", None, Omitted),
+    // Derived by argv/graphics.rs, which refuses the rest with its reason.
+    ("graphics", Some("vnc"), Emulated),
+    ("video", Some("vga"), Emulated),
+    ("video", Some("bochs"), Emulated),
+    ("video", Some("none"), Implicit),
     ("sound", None, Omitted),
     ("audio", None, Omitted),
     ("redirdev", None, Omitted),
@@ -225,7 +228,9 @@ mod tests {
     #[test]
     fn table_classifies_devices() {
         assert_eq!(device("rng", Some("virtio")), Emulated);
-        assert_eq!(device("graphics", Some("vnc")), Omitted);
+        assert_eq!(device("graphics", Some("vnc")), Emulated);
+        assert_eq!(device("graphics", Some("spice")), Refused);
+        assert_eq!(device("video", Some("qxl")), Refused);
         assert_eq!(device("input", Some("usb")), Omitted);
         assert_eq!(device("input", Some("ps2")), Implicit);
         assert_eq!(device("input", Some("virtio")), Emulated);
@@ -265,7 +270,7 @@ mod tests {
     fn the_live_view_shows_no_display_and_no_channel() {
         let dom = crate::Domain::from_xml(
             "<domain type='kvm'><name>g</name><memory>65536</memory><os><type>hvm</type></os>\
-             <devices><graphics type='vnc' port='-1'/><video><model type='vga'/></video>\
+             <devices><graphics type='spice' port='-1'/><video><model type='vga'/></video>\
              <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\
              </devices></domain>",
         )
@@ -277,6 +282,12 @@ mod tests {
         );
         assert!(live.contains("<video"), "{live}");
         assert!(dom.to_xml().contains("<graphics"));
+        let vnc = crate::Domain::from_xml(
+            "<domain type='kvm'><name>g</name><memory>65536</memory><os><type>hvm</type></os>\
+             <devices><graphics type='vnc' port='-1'/></devices></domain>",
+        )
+        .unwrap();
+        assert!(live_view(&vnc).to_xml().contains("<graphics type='vnc'"));
         assert!(machine("pc-q35-7.2") && machine("microvm") && !machine("virt"));
         assert!(clock_offset("utc") && !clock_offset("localtime"));
     }

@@ -5,6 +5,7 @@
 use crate::args::{ArgType, Param};
 use crate::backend::MonitorBackend;
 use crate::error::{ErrorClass, QmpError};
+use crate::types::ImageFormat;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -182,6 +183,39 @@ pub(super) fn closefd(
         .remove(name)
         .map(|_| empty())
         .ok_or_else(|| QmpError::generic(format!("File descriptor named '{name}' not found")))
+}
+
+/// `screendump` (qapi/ui.json, QEMU 7.2: `format` since 7.1).
+pub(crate) const SCREENDUMP_PARAMS: &[Param] = &[
+    Param::required("filename", ArgType::Str),
+    Param::optional("device", ArgType::Str),
+    Param::optional("head", ArgType::Int),
+    Param::optional("format", ArgType::Str),
+];
+
+pub(super) fn screendump(
+    b: &dyn MonitorBackend,
+    args: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    let format = match str_arg(args, "format") {
+        None | Some("ppm") => ImageFormat::Ppm,
+        Some("png") => ImageFormat::Png,
+        Some(other) => {
+            return Err(QmpError::generic(format!(
+                "Parameter 'format' does not accept value '{other}'"
+            )))
+        }
+    };
+    let head = args.get("head").and_then(Value::as_i64);
+    if head.is_some() && !args.contains_key("device") {
+        // QEMU 7.2's qmp_screendump.
+        return Err(QmpError::generic(
+            "'head' must be specified together with 'device'",
+        ));
+    }
+    let filename = str_arg(args, "filename").unwrap_or_default();
+    b.screendump(filename, str_arg(args, "device"), head, format)?;
+    Ok(empty())
 }
 
 /// `add_client` (qapi/misc.json).

@@ -197,6 +197,11 @@ const COMMANDS: &[Command] = &[
         run: Run::WithFds(display::closefd),
     },
     Command {
+        name: "screendump",
+        params: display::SCREENDUMP_PARAMS,
+        run: Run::Plain(display::screendump),
+    },
+    Command {
         name: "add_client",
         params: display::ADD_CLIENT_PARAMS,
         run: Run::WithFds(display::add_client),

@@ -342,6 +342,42 @@ pub enum DomainCommand {
         #[arg(long)]
         safe: bool,
     },
+    /// domain display connection URI
+    #[command(long_about = "Output the IP address and port number for the graphical display.")]
+    Domdisplay {
+        #[command(flatten)]
+        dom: Dom,
+        /// includes the password into the connection URI if available
+        #[arg(long)]
+        include_password: bool,
+        /// select particular graphical display (e.g. "vnc", "spice", "rdp", "dbus")
+        #[arg(long = "type", value_name = "string")]
+        type_: Option<String>,
+        /// show all possible graphical displays
+        #[arg(long)]
+        all: bool,
+    },
+    /// vnc display
+    #[command(long_about = "Output the IP address and port number for the VNC display.")]
+    Vncdisplay {
+        #[command(flatten)]
+        dom: Dom,
+    },
+    /// take a screenshot of a current domain console and store it into a file
+    #[command(long_about = "screenshot of a current domain console")]
+    Screenshot {
+        #[command(flatten)]
+        dom: Dom,
+        /// where to store the screenshot
+        #[arg(long, value_name = "string")]
+        file: Option<String>,
+        /// ID of a screen to take screenshot of
+        #[arg(long, value_name = "number")]
+        screen: Option<String>,
+        /// `--file` given without its name, as virsh takes it
+        #[arg(value_name = "string", hide = true, conflicts_with = "file")]
+        file_pos: Option<String>,
+    },
     /// autostart a domain
     #[command(long_about = "Configure a domain to be automatically started at boot.")]
     Autostart {
@@ -424,6 +460,9 @@ impl DomainCommand {
             Self::Dumpxml { .. } => "dumpxml",
             Self::Edit { .. } => "edit",
             Self::Console { .. } => "console",
+            Self::Domdisplay { .. } => "domdisplay",
+            Self::Vncdisplay { .. } => "vncdisplay",
+            Self::Screenshot { .. } => "screenshot",
             Self::Autostart { .. } => "autostart",
             Self::Vcpuinfo { .. } => "vcpuinfo",
             Self::Domblklist { .. } => "domblklist",
@@ -453,6 +492,9 @@ impl DomainCommand {
             | Self::Dumpxml { dom, .. }
             | Self::Edit { dom, .. }
             | Self::Console { dom, .. }
+            | Self::Domdisplay { dom, .. }
+            | Self::Vncdisplay { dom }
+            | Self::Screenshot { dom, .. }
             | Self::Autostart { dom, .. }
             | Self::Vcpuinfo { dom, .. }
             | Self::Domblklist { dom, .. }

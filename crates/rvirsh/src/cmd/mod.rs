@@ -4,7 +4,7 @@
 
 mod domain;
 mod host;
-mod network;
+pub(crate) mod network;
 mod pool;
 mod volume;
 

@@ -388,7 +388,7 @@ fn update(
 
 /// `YYYY-MM-DD HH:MM:SS` in local time, as virsh prints a lease's expiry
 /// (`g_date_time_new_from_unix_local`).
-fn local_time(secs: i64) -> String {
+pub(crate) fn local_time(secs: i64) -> String {
     let t: libc::time_t = secs as libc::time_t;
     // SAFETY: all-zero is a valid `struct tm` (plain integers and a null
     // zone pointer), which localtime_r fills in.

@@ -10,6 +10,7 @@
 
 use std::io::Write;
 use std::net::Shutdown;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -29,6 +30,9 @@ pub const BULK_BYTES: usize = 4 << 20;
 pub struct Queued {
     pub bytes: Vec<u8>,
     budget: Option<Arc<Budget>>,
+    /// Descriptors sent after the bytes, one per one-byte message, as
+    /// libvirt's virNetSocketSendFD sends them.
+    fds: Vec<OwnedFd>,
 }
 
 /// Bulk bytes in the queue, and a condition to wait for them to drain.
@@ -99,11 +103,17 @@ impl Outbox {
         self.queue(Queued {
             bytes,
             budget: Some(self.bulk.clone()),
+            fds: Vec::new(),
         })
     }
 
     /// Queues `m`; false (and the connection is closed) if it cannot be.
     pub fn send(&self, m: &Message) -> bool {
+        self.send_with_fds(m, Vec::new())
+    }
+
+    /// Queues `m` (a REPLY_WITH_FDS) and the descriptors that follow it.
+    pub fn send_with_fds(&self, m: &Message, fds: Vec<OwnedFd>) -> bool {
         let bytes = match m.to_bytes() {
             Ok(b) => b,
             Err(e) => {
@@ -114,6 +124,7 @@ impl Outbox {
         self.queue(Queued {
             bytes,
             budget: None,
+            fds,
         })
     }
 
@@ -147,10 +158,34 @@ impl Outbox {
     }
 }
 
+/// One descriptor with a one-byte message (SCM_RIGHTS).
+fn send_fd(stream: &UnixStream, fd: &OwnedFd) -> bool {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd.as_fd()];
+    if !cmsg.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return false;
+    }
+    loop {
+        match rustix::net::sendmsg(
+            stream,
+            &[std::io::IoSlice::new(&[0])],
+            &mut cmsg,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(1) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return false,
+        }
+    }
+}
+
 /// The writer thread's loop: send until the queue or the socket ends.
 pub fn write_loop(mut stream: UnixStream, rx: Receiver<Queued>) {
     for q in rx {
-        let ok = stream.write_all(&q.bytes).is_ok();
+        let ok = stream.write_all(&q.bytes).is_ok() && q.fds.iter().all(|fd| send_fd(&stream, fd));
         if let Some(b) = &q.budget {
             b.release(q.bytes.len());
         }

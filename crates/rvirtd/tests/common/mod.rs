@@ -448,3 +448,58 @@ pub fn virtio_console_alias(live: &str) -> String {
         .unwrap_or_else(|| panic!("no alias for the virtio console: {live}"))
         .to_string()
 }
+
+/// The `display` guest on a `pc` machine with a VNC console on a port
+/// from 5900 and a bochs-display (`<video model='bochs'>`): it draws
+/// [`display_pattern`] at 800x600, prints `DRAWN`, waits two minutes for a
+/// byte on its serial that never comes (the serial is rvirtd's log) and
+/// powers off.
+pub fn display_xml(name: &str) -> String {
+    domain_xml(name, Guest::Display)
+        .replace("machine='microvm'", "machine='pc'")
+        .replace(
+            "<memballoon model='none'/>",
+            "<memballoon model='none'/>\n    <graphics type='vnc' autoport='yes'/>\n    <video><model type='bochs'/></video>",
+        )
+}
+
+/// What the display guest draws at its first step: four bands (red,
+/// green, blue, white) and a yellow box, 800x600 RGB.
+pub fn display_pattern() -> (usize, usize, Vec<u8>) {
+    let (w, h) = (800, 600);
+    let mut px = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let rgb = if (350..450).contains(&x) && (100..150).contains(&y) {
+                [255, 255, 0]
+            } else {
+                [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]][y / 150]
+            };
+            px.extend_from_slice(&rgb);
+        }
+    }
+    (w, h, px)
+}
+
+/// The first pixel where two RGB pictures differ, with both colours, or
+/// their sizes when those differ.
+pub fn first_difference(
+    got: &(usize, usize, Vec<u8>),
+    want: &(usize, usize, Vec<u8>),
+) -> Option<String> {
+    if (got.0, got.1) != (want.0, want.1) {
+        return Some(format!("{}x{}, not {}x{}", got.0, got.1, want.0, want.1));
+    }
+    let i = got
+        .2
+        .chunks(3)
+        .zip(want.2.chunks(3))
+        .position(|(a, b)| a != b)?;
+    Some(format!(
+        "pixel ({}, {}) is {:?}, not {:?}",
+        i % got.0,
+        i / got.0,
+        &got.2[i * 3..i * 3 + 3],
+        &want.2[i * 3..i * 3 + 3]
+    ))
+}

@@ -38,6 +38,10 @@ pub const IGNORED_OPTIONS: &[(&str, &str)] = &[
     ("-nodefaults", "rvirt adds no default devices"),
     ("-display none", "there is no display"),
     (
+        "-audiodev none,id=ID",
+        "there is no sound (libvirt gives one to -vnc)",
+    ),
+    (
         "-nographic",
         "there is no display (also means -serial stdio)",
     ),
@@ -94,6 +98,7 @@ const WITH_ARG: &[&str] = &[
     "-D",
     "-display",
     "-vnc",
+    "-audiodev",
     "-realtime",
     "-overcommit",
     "-rtc",
@@ -466,6 +471,19 @@ impl Builder {
                 o.finish()?;
             }
             "-vnc" => self.cfg.vnc = Some(crate::vnc::parse_vnc(v)?),
+            // libvirt gives every VNC server an audio back-end; rvirt has no
+            // sound, so only `none` (nothing to play) is accepted.
+            "-audiodev" => {
+                let mut o = Opts::parse(opt, v, Some("driver"))?;
+                let driver = o.require("driver")?;
+                if driver != "none" {
+                    return Err(o.error(format!(
+                        "driver '{driver}' is not supported: there is no sound, only 'none'"
+                    )));
+                }
+                o.require("id")?;
+                o.finish()?;
+            }
             "-realtime" | "-overcommit" => {
                 let mut o = Opts::parse(opt, v, None)?;
                 if o.get_bool("mlock")? == Some(true) || o.get_bool("mem-lock")? == Some(true) {

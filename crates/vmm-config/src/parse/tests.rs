@@ -814,3 +814,23 @@ fn serial_ports_keep_their_com_index() {
     ]))
     .contains("COM1 is taken"));
 }
+
+#[test]
+fn audiodev_none_as_libvirt_gives_it_to_vnc() {
+    let c = run(&with_kernel(&[
+        "-audiodev",
+        r#"{"id":"audio1","driver":"none"}"#,
+        "-vnc",
+        "127.0.0.1:0,audiodev=audio1",
+    ]));
+    assert!(c.vnc.is_some());
+    run(&with_kernel(&["-audiodev", "none,id=a"]));
+    assert_eq!(
+        err(&with_kernel(&["-audiodev", "pa,id=a"])),
+        "-audiodev: driver 'pa' is not supported: there is no sound, only 'none'"
+    );
+    assert_eq!(
+        err(&with_kernel(&["-audiodev", "none"])),
+        "-audiodev: parameter 'id' is missing"
+    );
+}

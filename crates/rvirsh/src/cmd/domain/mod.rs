@@ -2,6 +2,7 @@
 //! virsh prints and returns the error lines virsh would print.
 
 mod console;
+mod display;
 mod edit;
 pub(crate) mod event;
 mod info;
@@ -155,5 +156,31 @@ pub fn run(s: &mut Session, out: &Out, c: &DomainCommand) -> Result<(), CmdError
             xml.as_deref().or(xml_opt.as_deref()),
         ),
         DomainCommand::Event(o) => event::event(s, out, o),
+        DomainCommand::Vncdisplay { dom } => display::vncdisplay(s, out, dom.get(name)?),
+        DomainCommand::Domdisplay {
+            dom,
+            include_password,
+            type_,
+            all,
+        } => display::domdisplay(
+            s,
+            out,
+            dom.get(name)?,
+            *include_password,
+            type_.as_deref(),
+            *all,
+        ),
+        DomainCommand::Screenshot {
+            dom,
+            file,
+            screen,
+            file_pos,
+        } => display::screenshot(
+            s,
+            out,
+            dom.get(name)?,
+            file.as_deref().or(file_pos.as_deref()),
+            screen.as_deref(),
+        ),
     }
 }

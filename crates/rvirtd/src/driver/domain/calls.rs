@@ -691,7 +691,7 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
 
     fn domain_get_xml_desc(
         &self,
-        _cx: &Call<'a>,
+        cx: &Call<'a>,
         a: DomainFlagsArgs,
     ) -> Result<XmlRet, RemoteError> {
         flags(
@@ -699,6 +699,14 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
             xml_flags::SECURE | xml_flags::INACTIVE | xml_flags::UPDATE_CPU | xml_flags::MIGRATABLE,
             "qemuDomainGetXMLDesc",
         )?;
+        // Passwords are not for read-only connections (libvirt.c).
+        if cx.client.read_only.get() && a.flags & xml_flags::SECURE != 0 {
+            return Err(RemoteError::new(
+                code::OPERATION_DENIED,
+                from::NONE,
+                Some("virDomainGetXMLDesc with secure flag"),
+            ));
+        }
         Ok(XmlRet {
             xml: self.xml_desc(&a.dom, a.flags)?,
         })
@@ -905,6 +913,45 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
         // The reply goes out before the first data.
         cx.after_reply(start_pump);
         Ok(())
+    }
+
+    // ---- Graphics ----
+
+    fn domain_screenshot(
+        &self,
+        cx: &Call<'a>,
+        a: DomainScreenshotArgs,
+    ) -> Result<DomainScreenshotRet, RemoteError> {
+        let picture = self.screenshot(&a.dom, a.screen, a.flags)?;
+        let stream = crate::server::streams::BytesOut::open(
+            &cx.client.streams,
+            &cx.client.sub.outbox,
+            rvirt_remote::Procedure::DomainScreenshot.number(),
+            cx.serial,
+        );
+        // The picture follows the reply, as libvirt streams its file.
+        cx.after_reply(move || stream.send(&picture));
+        Ok(DomainScreenshotRet {
+            mime: Some("image/x-portable-pixmap".into()),
+        })
+    }
+
+    fn domain_open_graphics_fd(
+        &self,
+        cx: &Call<'a>,
+        a: DomainOpenGraphicsArgs,
+    ) -> Result<(), RemoteError> {
+        let fd = self.open_graphics_fd(&a.dom, a.idx, a.flags)?;
+        cx.reply_fd(fd);
+        Ok(())
+    }
+
+    fn domain_open_graphics(
+        &self,
+        cx: &Call<'a>,
+        a: DomainOpenGraphicsArgs,
+    ) -> Result<(), RemoteError> {
+        self.open_graphics(&a.dom, a.idx, cx.passed_fd(0), a.flags)
     }
 
     // ---- Events ----

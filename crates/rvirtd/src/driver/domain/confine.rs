@@ -398,6 +398,31 @@ fn prepare_in(
             _ => {}
         }
     }
+    // A VNC server on a unix socket creates it: its directory is bound
+    // writable (the domain's own `vnc/`, given to the VM's user, unless
+    // the definition names another; the user's permissions apply there).
+    for o in &def.devices.others {
+        if o.kind() != "graphics" || o.dev_type() != Some("vnc") {
+            continue;
+        }
+        let rvirt_domain::argv::VncListen::Socket(Some(sock)) =
+            rvirt_domain::argv::vnc_listen(&o.element)
+        else {
+            continue;
+        };
+        let Some(dir) = Path::new(&sock).parent() else {
+            continue;
+        };
+        if dir == rundir.join("vnc") {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::os::unix::fs::chown(dir, Some(label.uid), Some(label.gid)))
+                .map_err(|e| failed(format!("cannot prepare {}: {e}", dir.display())))?;
+        }
+        binds.push(Bind {
+            path: dir.to_path_buf(),
+            writable: true,
+        });
+    }
     for o in &def.devices.others {
         if o.kind() != "rng" {
             continue;

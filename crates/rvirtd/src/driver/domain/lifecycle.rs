@@ -61,6 +61,16 @@ impl DomainDriver {
             RemoteError::operation_failed(&format!("cannot create {}: {e}", rundir.display()))
         })?;
         let paths = self.tree.vmm_paths(name);
+        // In a directory of its own, which a jailed VMM may write.
+        let vnc_socket = rundir.join("vnc").join("vnc.sock");
+        let (def, vnc) = match self.vnc_ports.assign(&def, &vnc_socket) {
+            Ok((d, lease)) => (Arc::new(d), lease),
+            Err(e) => {
+                self.start_failed(name);
+                let _ = std::fs::remove_dir_all(&rundir);
+                return Err(e);
+            }
+        };
         let options = vmm::Options {
             vmm: &self.vmm,
             confine: self.confine.as_ref(),
@@ -90,19 +100,23 @@ impl DomainDriver {
                 tracing::warn!(domain = name, error = %crate::error_chain(&e), "cannot set the balloon's statistics period");
             }
         }
-        if !paused {
-            if let Err(e) = qmp.execute("cont", None) {
-                child.signal(Signal::KILL);
-                child.wait(Some(Duration::from_secs(10)));
-                super::passt::stop_all(&started.passt);
-                held.release();
-                self.start_failed(name);
-                let _ = std::fs::remove_dir_all(&rundir);
-                return Err(RemoteError::operation_failed(&format!(
+        let resumed = super::graphics::set_passwords(&def, &qmp).and_then(|()| match paused {
+            true => Ok(()),
+            false => qmp.execute("cont", None).map(drop).map_err(|e| {
+                RemoteError::operation_failed(&format!(
                     "cannot resume the new VM: {}",
                     crate::error_chain(&e)
-                )));
-            }
+                ))
+            }),
+        });
+        if let Err(e) = resumed {
+            child.signal(Signal::KILL);
+            child.wait(Some(Duration::from_secs(10)));
+            super::passt::stop_all(&started.passt);
+            held.release();
+            self.start_failed(name);
+            let _ = std::fs::remove_dir_all(&rundir);
+            return Err(e);
         }
         let mut live = rvirt_domain::argv::support::live_view(&def);
         super::ptys::annotate(&mut live, &qmp);
@@ -112,7 +126,8 @@ impl DomainDriver {
         }
         let run = Arc::new(
             Running::new(self.alloc_id(), child, Arc::new(live), qmp, held)
-                .with_passt(started.passt),
+                .with_passt(started.passt)
+                .with_vnc(vnc),
         );
         let (state, reason) = if paused {
             (DomainState::Paused, paused_reason::USER)
@@ -374,6 +389,12 @@ impl DomainDriver {
                     let alias = ev.data.as_ref().and_then(|d| d["device"].as_str());
                     if let Some(alias) = alias {
                         self.on_device_deleted(name, run, alias);
+                    }
+                }
+                "VNC_CONNECTED" | "VNC_INITIALIZED" | "VNC_DISCONNECTED" => {
+                    let handle = self.reg().domains.get(name).map(|e| e.handle());
+                    if let (Some(h), Some(data)) = (handle, ev.data.as_ref()) {
+                        super::graphics::event(&self.events, &h, &ev.event, data);
                     }
                 }
                 "BALLOON_CHANGE" => {

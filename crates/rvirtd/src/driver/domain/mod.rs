@@ -10,6 +10,7 @@
 //! | [`edit`] | attach, detach, update a device; set memory and vCPUs |
 //! | [`hotplug`] | `--live` attach and detach: PCI Express hot-plug of virtio disks and NICs |
 //! | [`lifecycle`] | start, destroy, shutdown, suspend, resume, reboot, reset; the per-VM follower |
+//! | [`graphics`] | VNC ports from 5900, the listen address in the live XML, the password; the graphical console's fd, screenshots and events |
 //! | [`vmm`] | starting a VMM: argv with its fd plan, monitor, taps |
 //! | [`nics`] | the NICs' host taps (bridge port, MAC, up) through rvirt-hostnet |
 //! | [`passt`] | passt for every `<interface type='user'>`, supervised and jailed beside the VMM |
@@ -29,6 +30,7 @@ pub mod console;
 pub mod dac;
 pub mod definitions;
 pub mod edit;
+pub mod graphics;
 pub mod hotplug;
 pub mod lifecycle;
 pub mod media;
@@ -93,6 +95,8 @@ pub struct DomainDriver {
     me: Weak<DomainDriver>,
     /// The storage driver, which resolves `<disk type='volume'>` at start.
     pub storage: Arc<crate::driver::storage::StorageDriver>,
+    /// The VNC ports running domains hold.
+    pub vnc_ports: Arc<graphics::VncPorts>,
 }
 
 impl DomainDriver {
@@ -118,6 +122,7 @@ impl DomainDriver {
             consoles: Default::default(),
             serial_readers: Default::default(),
             next_id: AtomicI32::new(1),
+            vnc_ports: Default::default(),
         })
     }
 

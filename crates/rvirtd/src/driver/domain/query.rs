@@ -89,11 +89,22 @@ impl DomainDriver {
         let reg = self.reg();
         let e = reg.resolve(dom)?;
         let inactive = flags & xml_flags::INACTIVE != 0;
+        // Graphics passwords only with VIR_DOMAIN_XML_SECURE, as libvirt.
+        let secure = flags & xml_flags::SECURE != 0;
+        let hide = |d: &rvirt_domain::Domain| match secure {
+            true => None,
+            false => super::graphics::without_passwords(d),
+        };
         match (&e.run, inactive, &e.config) {
             (Some(run), false, _) | (Some(run), true, None) => {
-                Ok(with_id(&run.live().to_xml(), run.id))
+                let live = run.live();
+                let xml = hide(&live).map_or_else(|| live.to_xml(), |d| d.to_xml());
+                Ok(with_id(&xml, run.id))
             }
-            (_, _, Some(cfg)) => Ok(cfg.xml().to_string()),
+            (_, _, Some(cfg)) => match hide(&*cfg.domain()?) {
+                Some(d) => Ok(d.to_inactive_xml()),
+                None => Ok(cfg.xml().to_string()),
+            },
             (None, _, None) => Err(RemoteError::internal("domain has no definition")),
         }
     }

@@ -87,7 +87,9 @@ impl DomainDriver {
             .unwrap_or(rec.state == DomainState::Paused as i32);
         let events = qmp.take_events();
         let run = Arc::new(
-            Running::new(rec.id, Arc::new(child), live, qmp, rec.held.clone()).with_passt(passt),
+            Running::new(rec.id, Arc::new(child), live.clone(), qmp, rec.held.clone())
+                .with_passt(passt)
+                .with_vnc(self.vnc_ports.adopt(&live)),
         );
         self.seen_id(rec.id);
         let (state, reason) = match (paused, rec.state == DomainState::Paused as i32) {

@@ -47,6 +47,8 @@ pub struct Running {
     pub media: super::media::MediaState,
     /// What was hot-plugged, and the guest's answers to detaches.
     pub hotplug: super::hotplug::HotplugState,
+    /// Its VNC ports, given back when this record goes.
+    pub vnc: super::graphics::PortLease,
 }
 
 impl Running {
@@ -73,6 +75,7 @@ impl Running {
             passt: Vec::new(),
             media: Default::default(),
             hotplug: Default::default(),
+            vnc: Default::default(),
         }
     }
 
@@ -142,6 +145,12 @@ impl Running {
                 .cloned(),
         );
         h
+    }
+
+    /// Holds the VNC port lease for as long as the record lives.
+    pub fn with_vnc(mut self, vnc: super::graphics::PortLease) -> Self {
+        self.vnc = vnc;
+        self
     }
 
     pub fn pid(&self) -> i32 {

@@ -287,10 +287,17 @@ pub fn domain_capabilities_xml(
         ],
     );
     disk.set_attr("supported", "yes");
-    let mut devices = with("devices", [disk]);
-    for d in [
-        "graphics",
+    // What argv/graphics.rs derives: a VNC server, a VGA or bochs display
+    // (libvirt's value order). virt-install then picks VNC and VGA.
+    let mut graphics = with("graphics", [enumeration("type", &["vnc"])]);
+    graphics.set_attr("supported", "yes");
+    let mut video = with(
         "video",
+        [enumeration("modelType", &["vga", "none", "bochs"])],
+    );
+    video.set_attr("supported", "yes");
+    let mut devices = with("devices", [disk, graphics, video]);
+    for d in [
         "hostdev",
         "rng",
         "filesystem",
