@@ -20,8 +20,9 @@ pub const PM_TMR: u64 = 8;
 /// Length of the whole block on the port bus.
 pub const LEN: u64 = 12;
 
-/// The SLP_TYP value the DSDT's `\_S5_` package announces.
-pub const S5_SLP_TYP: u16 = 5;
+/// The SLP_TYP value the DSDT's `\_S5_` package announces: 0, as QEMU's
+/// PIIX4/ICH9 PM (`rvirt_machine::layout::S5_SLP_TYP` is the same).
+pub const S5_SLP_TYP: u16 = 0;
 
 const PWRBTN: u16 = 1 << 8;
 const TMR_STS: u16 = 1 << 0;
@@ -201,8 +202,15 @@ mod tests {
     #[test]
     fn s5_powers_off_other_states_do_not() {
         let (mut pm, _, r) = dev();
-        let s3 = (3u16 << SLP_TYP_SHIFT) | SLP_EN;
-        pm.write(PM1_CNT, &s3.to_le_bytes());
+        // S3, and the SLP_TYP 5 rvirt once announced, keep the guest
+        // running; SLP_TYP 0 without SLP_EN too.
+        for other in [
+            (3u16 << SLP_TYP_SHIFT) | SLP_EN,
+            (5 << SLP_TYP_SHIFT) | SLP_EN,
+            0,
+        ] {
+            pm.write(PM1_CNT, &other.to_le_bytes());
+        }
         assert!(r.0.lock().unwrap().is_empty());
         let s5 = (S5_SLP_TYP << SLP_TYP_SHIFT) | SLP_EN;
         pm.write(PM1_CNT, &s5.to_le_bytes());

@@ -505,13 +505,15 @@ mod tests {
         let t = build(&cfg(1), layout::ACPI_START);
         let dsdt = tables(&t).into_iter().find(|(s, _)| s == "DSDT").unwrap().1;
         let find = |needle: &[u8]| dsdt.windows(needle.len()).position(|w| w == needle);
-        // NameOp "_S5_" PackageOp PkgLength(6) NumElements(4) BytePrefix 5 ...
+        // NameOp "_S5_" PackageOp PkgLength NumElements(4) Zero Zero Zero
+        // Zero: QEMU's pc and q35 package, SLP_TYP 0.
         let s5 = find(b"_S5_").unwrap();
         assert_eq!(dsdt[s5 - 1], 0x08);
         assert_eq!(
-            &dsdt[s5 + 4..s5 + 12],
-            &[0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00]
+            &dsdt[s5 + 4..s5 + 10],
+            &[0x12, 0x06, 0x04, 0x00, 0x00, 0x00]
         );
+        assert_eq!(dsdt[s5 + 10], 0x00);
         assert!(find(b"COM1").is_some());
         assert!(find(b"LNRO0005").is_some());
         assert!(find(b"RTC_").is_some());
