@@ -128,6 +128,25 @@ pub(crate) fn table_loader(tables: &LinkedTables) -> Vec<u8> {
     loader::encode(&commands)
 }
 
+/// What the ACPI tables blob is padded to a multiple of, as QEMU's
+/// `ACPI_BUILD_TABLE_SIZE`: firmware learns the files' sizes from the
+/// directory before they are rebuilt ([`acpi_files`] on first read), so a
+/// rebuild that grows a table by a few bytes keeps the blob's size.
+pub(crate) const ACPI_TABLES_PAD: usize = 0x2_0000;
+
+/// The three ACPI files for `tables`: the tables blob (padded), the RSDP
+/// and the loader script. A rebuild of the same tables has the same sizes
+/// (same tables, same commands), the values in them aside.
+pub(crate) fn acpi_files(tables: &LinkedTables) -> Vec<(String, Vec<u8>)> {
+    let mut blob = tables.tables.clone();
+    blob.resize(blob.len().next_multiple_of(ACPI_TABLES_PAD), 0);
+    vec![
+        (ACPI_TABLES_FILE.into(), blob),
+        (ACPI_RSDP_FILE.into(), tables.rsdp.clone()),
+        (TABLE_LOADER_FILE.into(), table_loader(tables)),
+    ]
+}
+
 /// Everything fw_cfg serves for one boot.
 pub(crate) fn items(
     cfg: &VmConfig,
@@ -174,9 +193,9 @@ pub(crate) fn items(
         .collect();
     b.file("etc/e820", e820)?;
     if let Some(acpi) = &tables.acpi {
-        b.file(ACPI_TABLES_FILE, acpi.tables.clone())?;
-        b.file(ACPI_RSDP_FILE, acpi.rsdp.clone())?;
-        b.file(TABLE_LOADER_FILE, table_loader(acpi))?;
+        for (name, data) in acpi_files(acpi) {
+            b.file(&name, data)?;
+        }
     }
     b.file("bootorder", bootorder(boot_devices, cfg.boot.strict))?;
     let fail_wait = cfg.boot.reboot_timeout.unwrap_or(-1) as u32;

@@ -391,7 +391,23 @@ impl DeviceManager {
         let max_cpus = machine.apic_ids().iter().max().map_or(1, |m| m + 1) as u16;
         let items = firmware::items(&self.config, tables, max_cpus, &mut boot)
             .map_err(|source| VmmError::Firmware { source })?;
-        let device = items.build(machine.memory().clone());
+        let mut device = items.build(machine.memory().clone());
+        if tables.acpi.is_some() {
+            // Rebuilt when firmware first reads them, after it placed the
+            // BARs: the root bridge's 64-bit window is where it put them,
+            // as QEMU's `acpi_build_update` makes it.
+            let platform = tables.platform.clone();
+            device.refresh_on_first_select(
+                &[
+                    firmware::ACPI_TABLES_FILE,
+                    firmware::ACPI_RSDP_FILE,
+                    firmware::TABLE_LOADER_FILE,
+                ],
+                Box::new(move || {
+                    firmware::acpi_files(&rvirt_machine::acpi::build_linked(&platform))
+                }),
+            );
+        }
         // The range was reserved in the allocator.
         pio.insert(
             Arc::new(Mutex::new(device)),

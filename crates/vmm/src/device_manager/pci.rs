@@ -27,7 +27,7 @@ use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::layout;
 use rvirt_machine::{BiosArea, Machine, SegmentMode, SystemAllocator};
 use rvirt_pci::access::{ConfigIo, Ecam, CONFIG_IO_BASE, CONFIG_IO_LEN};
-use rvirt_pci::acpi::{RootBridge, Route};
+use rvirt_pci::acpi::{LiveRootBridge, RootBridge, Route, PC_HOLE64_SIZE, Q35_HOLE64_SIZE};
 use rvirt_pci::bridge::RootPort;
 use rvirt_pci::chipset::pam::{PamHook, PamMode, PamRange};
 use rvirt_pci::chipset::{i440fx, ich9, piix, q35, Preset, ECAM_BASE, ECAM_SIZE, PM_BASE};
@@ -564,7 +564,7 @@ impl PciPlan {
                 gsi: PIRQ_GSI_BASE + pirq(self.chipset, slot, pin) as u32,
             })
             .collect();
-        platform.devices.push(Box::new(RootBridge {
+        let bridge = RootBridge {
             express: q35,
             mem32: (
                 // Firmware puts 32-bit BARs where it likes above RAM
@@ -580,7 +580,20 @@ impl PciPlan {
             mem64: Some(self.mem64),
             routes,
             ecam: q35.then_some((ECAM_BASE, ECAM_SIZE)),
-        }));
+        };
+        match preset {
+            // rvirt placed the BARs inside its own window.
+            Preset::DirectBoot => platform.devices.push(Box::new(bridge)),
+            // Firmware places them: the 64-bit window is computed as
+            // QEMU's from where it put them, each time the tables are
+            // built (again when firmware first reads them).
+            Preset::Reset => platform.devices.push(Box::new(LiveRootBridge {
+                bridge,
+                segment: Arc::downgrade(&segment),
+                floor: self.mem64.0,
+                size: if q35 { Q35_HOLE64_SIZE } else { PC_HOLE64_SIZE },
+            })),
+        }
         if q35 {
             platform.ecam = Some((ECAM_BASE, 0xff));
         }
