@@ -13,7 +13,8 @@
 //!   reached by bus number as programmed, which keeps the buses in step
 //!   with every BAR move.
 //! - [`access`]: CF8/CFC and ECAM.
-//! - [`bridge`]: `pcie-root-port`. [`chipset`]: the i440FX/PIIX and
+//! - [`bridge`]: `pcie-root-port`. [`pci_bridge`]: `pci-bridge` and
+//!   `pcie-pci-bridge`. [`chipset`]: the i440FX/PIIX and
 //!   Q35/ICH9 functions. [`intx`]: INTx pins and the PIRQ wires.
 //! - [`acpi`]: the root bridge's DSDT node (`_CRS`, `_PRT`).
 
@@ -28,6 +29,7 @@ pub mod function;
 pub mod intx;
 pub mod msi;
 pub mod msix;
+pub mod pci_bridge;
 pub mod segment;
 
 pub use bar::{AddressSpace, BarKind, BarMapping, BarSpec};
