@@ -79,6 +79,8 @@ impl PciBridge {
                 caps::add_pcie(&mut cfg, PortType::PciBridge);
                 caps::add_pm(&mut cfg);
                 MsiCapability::add(&mut cfg, 1, true);
+                // INTA, as QEMU's (for its SHPC): nothing here asserts it.
+                cfg.set_interrupt_pin(1);
                 cfg
             }
         };
@@ -121,7 +123,10 @@ mod tests {
         assert_eq!(c.read_u32(8) >> 8, 0x060400);
         assert_eq!(c.size(), 256, "conventional");
         let list = caps(c);
-        assert_eq!(list.iter().map(|c| c.1).collect::<Vec<_>>(), [SLOTID_CAP_ID]);
+        assert_eq!(
+            list.iter().map(|c| c.1).collect::<Vec<_>>(),
+            [SLOTID_CAP_ID]
+        );
         let o = list[0].0;
         assert_eq!((c.read_u8(o + 2), c.read_u8(o + 3)), (0x20, 3));
         assert_eq!(c.interrupt_pin(), 0, "no SHPC, no pin");
@@ -140,6 +145,7 @@ mod tests {
         let pcie = caps(c)[2].0;
         // Device/port type 7: PCI Express to PCI/PCI-X bridge.
         assert_eq!((c.read_u16(pcie + 2) >> 4) & 0xf, 0x7);
+        assert_eq!(c.interrupt_pin(), 1, "QEMU's INTA");
     }
 
     #[test]

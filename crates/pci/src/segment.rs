@@ -521,7 +521,9 @@ impl PciSegment {
                 span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
             }
         };
-        for node in &self.nodes {
+        // A snapshot: no function's lock is taken under the nodes' lock.
+        let nodes: Vec<Arc<Node>> = self.nodes().iter().flatten().cloned().collect();
+        for node in &nodes {
             let f = lock(&node.function);
             let config = f.config();
             if let Some((lo, hi)) = config.bridge_windows().prefetchable {

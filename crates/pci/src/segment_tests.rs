@@ -324,6 +324,7 @@ fn hotplug_behind_a_port_and_eject() {
     assert_ne!(again, dev);
     seg.unplug(again).unwrap();
     assert_eq!(seg.unplug(again), Err(TopologyError::Gone));
+}
 
 /// The span above 4 GiB the ACPI 64-bit window is computed from: 64-bit
 /// BARs and prefetchable windows with memory decode on, nothing else.
