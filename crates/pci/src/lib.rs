@@ -17,6 +17,8 @@
 //!   `pcie-pci-bridge`. [`chipset`]: the i440FX/PIIX and
 //!   Q35/ICH9 functions. [`intx`]: INTx pins and the PIRQ wires.
 //! - [`acpi`]: the root bridge's DSDT node (`_CRS`, `_PRT`).
+//! - [`pcihp`]: pc's ACPI PCI hot-plug (QEMU's PIIX4 registers at 0xae00
+//!   and the DSDT's slot devices).
 
 pub mod access;
 pub mod acpi;
@@ -30,6 +32,7 @@ pub mod intx;
 pub mod msi;
 pub mod msix;
 pub mod pci_bridge;
+pub mod pcihp;
 pub mod segment;
 
 pub use bar::{AddressSpace, BarKind, BarMapping, BarSpec};

@@ -259,6 +259,7 @@ mod tests {
                 ],
             })],
             ecam: Some((0xb000_0000, 0xff)),
+            gpe0: None,
         };
         let linked = build_linked(&cfg);
         let files = BTreeMap::from([
