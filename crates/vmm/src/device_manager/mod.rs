@@ -6,6 +6,7 @@
 //! (`crate::ioevents`), the ACPI description each device contributes, and
 //! the event loop that serves them (`crate::event_loop`).
 
+mod acpi_hotplug;
 mod ata;
 mod display;
 mod firmware;
@@ -124,6 +125,8 @@ pub(crate) struct Attached {
 pub(crate) struct Wiring {
     _notifiers: Vec<Notifiers>,
     pub(crate) pci: Option<pci::PciWiring>,
+    /// pc's ACPI PCI hot-plug registers.
+    pub(crate) _pcihp: Option<Arc<Mutex<rvirt_pci::pcihp::PciHotplug>>>,
 }
 
 impl Wiring {
@@ -148,6 +151,9 @@ impl DeviceManager {
         let has_pci = cfg.chipset != Chipset::Microvm;
         if has_pci {
             pci::PciPlan::reserve(cfg, &mut alloc)?;
+            if acpi_hotplug::wanted(cfg) {
+                acpi_hotplug::reserve(&mut alloc)?;
+            }
         }
         let legacy = LegacyDevices::new(cfg, &mut alloc)?;
         let mut dm = DeviceManager {
@@ -327,6 +333,9 @@ impl DeviceManager {
             }
             None => None,
         };
+        // After the root bridge's node: the slot devices go in its scope.
+        let pcihp = (pci.is_some() && acpi_hotplug::wanted(&self.config))
+            .then(|| acpi_hotplug::attach(&pio, &legacy.pm, &mut platform));
         let event_loop =
             EventLoop::start("devices", subscribers, paused).map_err(|source| VmmError::Setup {
                 what: "the device event loop",
@@ -342,6 +351,7 @@ impl DeviceManager {
             wiring: Wiring {
                 _notifiers: notifiers,
                 pci,
+                _pcihp: pcihp,
             },
         })
     }
