@@ -16,13 +16,23 @@ use rvirt_devices::AcpiPm;
 use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::SystemAllocator;
 use rvirt_pci::pcihp::{self, HotplugAml, HotplugSignal, PciHotplug};
-use rvirt_vmm_config::{Chipset, VmConfig};
+use rvirt_vmm_config::{Chipset, PciAddr, PciBus, VmConfig};
 
 use crate::VmmError;
 
 /// The slots of pc's chipset functions (host bridge, PIIX3 and its PM),
 /// which never hot-plug.
-const FIXED_SLOTS: u32 = 0b11;
+const CHIPSET_SLOTS: u32 = 0b11;
+
+/// The root-bus slots that do not hot-plug, as QEMU 7.2's
+/// `acpi_pcihp_pc_no_hotplug` finds them: the chipset's, and those of the
+/// bridges and AHCI controllers given on the command line.
+fn fixed_slots(cfg: &VmConfig) -> u32 {
+    let root = |a: &PciAddr| (a.bus == PciBus::Root).then_some(1u32 << a.slot);
+    let bridges = cfg.root_ports.iter().filter_map(|p| root(&p.addr));
+    let ahci = cfg.ahci.iter().filter_map(|c| root(&c.addr));
+    bridges.chain(ahci).fold(CHIPSET_SLOTS, |m, b| m | b)
+}
 
 /// Whether `cfg`'s machine has it: pc with ACPI.
 pub(crate) fn wanted(cfg: &VmConfig) -> bool {
@@ -62,6 +72,7 @@ impl HotplugSignal for Signal {
 /// Puts the blocks on `pio` and their ACPI description in `platform` (after
 /// the root bridge's node); returns the register block, for plugging.
 pub(crate) fn attach(
+    cfg: &VmConfig,
     pio: &Bus,
     pm: &Arc<Mutex<AcpiPm>>,
     platform: &mut AcpiConfig,
@@ -69,7 +80,8 @@ pub(crate) fn attach(
     let signal = Arc::new(Signal {
         pm: Arc::downgrade(pm),
     });
-    let block = Arc::new(Mutex::new(PciHotplug::new(FIXED_SLOTS, signal)));
+    let fixed = fixed_slots(cfg);
+    let block = Arc::new(Mutex::new(PciHotplug::new(fixed, signal)));
     // Both ranges were reserved in the allocator: an overlap is a bug in
     // the layout.
     pio.insert(block.clone(), u64::from(pcihp::BASE), u64::from(pcihp::LEN))
@@ -82,8 +94,8 @@ pub(crate) fn attach(
     .expect("the GPE0 ports overlap");
     platform.gpe0 = Some((GPE0_BASE, GPE0_LEN as u8));
     platform.devices.push(Box::new(HotplugAml {
-        removable: !FIXED_SLOTS,
-        fixed: FIXED_SLOTS,
+        removable: !fixed,
+        fixed,
     }));
     block
 }

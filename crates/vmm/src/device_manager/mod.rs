@@ -335,7 +335,7 @@ impl DeviceManager {
         };
         // After the root bridge's node: the slot devices go in its scope.
         let pcihp = (pci.is_some() && acpi_hotplug::wanted(&self.config))
-            .then(|| acpi_hotplug::attach(&pio, &legacy.pm, &mut platform));
+            .then(|| acpi_hotplug::attach(&self.config, &pio, &legacy.pm, &mut platform));
         let event_loop =
             EventLoop::start("devices", subscribers, paused).map_err(|source| VmmError::Setup {
                 what: "the device event loop",
