@@ -403,20 +403,7 @@ impl DeviceManager {
             .map_err(|source| VmmError::Firmware { source })?;
         let mut device = items.build(machine.memory().clone());
         if tables.acpi.is_some() {
-            // Rebuilt when firmware first reads them, after it placed the
-            // BARs: the root bridge's 64-bit window is where it put them,
-            // as QEMU's `acpi_build_update` makes it.
-            let platform = tables.platform.clone();
-            device.refresh_on_first_select(
-                &[
-                    firmware::ACPI_TABLES_FILE,
-                    firmware::ACPI_RSDP_FILE,
-                    firmware::TABLE_LOADER_FILE,
-                ],
-                Box::new(move || {
-                    firmware::acpi_files(&rvirt_machine::acpi::build_linked(&platform))
-                }),
-            );
+            firmware::refresh_acpi(&mut device, tables.platform.clone());
         }
         // The range was reserved in the allocator.
         pio.insert(
