@@ -20,8 +20,9 @@ pub const PM_TMR: u64 = 8;
 /// Length of the whole block on the port bus.
 pub const LEN: u64 = 12;
 
-/// The SLP_TYP value the DSDT's `\_S5_` package announces.
-pub const S5_SLP_TYP: u16 = 5;
+/// The SLP_TYP value the DSDT's `\_S5_` package announces: 0, as QEMU's
+/// PIIX4/ICH9 PM (`rvirt_machine::layout::S5_SLP_TYP` is the same).
+pub const S5_SLP_TYP: u16 = 0;
 
 const PWRBTN: u16 = 1 << 8;
 const TMR_STS: u16 = 1 << 0;
@@ -33,10 +34,18 @@ const SLP_TYP_SHIFT: u16 = 10;
 /// The PM timer's fixed frequency, from the ACPI specification.
 const PM_TIMER_HZ: u128 = 3_579_545;
 
-/// PM1a event/control registers and PM timer.
+/// pc's GPE0 block (QEMU's PIIX4 `GPE_BASE`/`GPE_LEN`): a 16-bit status
+/// (write-one-to-clear) then a 16-bit enable register.
+pub const GPE0_BASE: u16 = 0xafe0;
+pub const GPE0_LEN: u16 = 4;
+
+/// PM1a event/control registers and PM timer, and the GPE0 status and
+/// enable bits ([`Gpe0`] puts them on the bus).
 pub struct AcpiPm {
     status: u16,
     enable: u16,
+    gpe_status: u16,
+    gpe_enable: u16,
     control: u16,
     start: Instant,
     sci: Arc<dyn InterruptLine>,
@@ -49,6 +58,8 @@ impl AcpiPm {
         AcpiPm {
             status: 0,
             enable: 0,
+            gpe_status: 0,
+            gpe_enable: 0,
             // The FADT has no SMI command port, so ACPI is on from the start
             // and SCI_EN reads as set.
             control: SCI_EN,
@@ -70,8 +81,17 @@ impl AcpiPm {
         self.enable & PWRBTN != 0
     }
 
+    /// Sets GPE0 status bits (an ACPI PCI hot-plug event is bit 1); the
+    /// SCI is asserted while a set bit is enabled.
+    pub fn raise_gpe(&mut self, bits: u16) {
+        self.gpe_status |= bits;
+        self.update_sci();
+    }
+
     fn update_sci(&self) {
-        if let Err(error) = self.sci.set_level(self.status & self.enable & PWRBTN != 0) {
+        let level =
+            self.status & self.enable & PWRBTN != 0 || self.gpe_status & self.gpe_enable != 0;
+        if let Err(error) = self.sci.set_level(level) {
             tracing::warn!(%error, "cannot drive the SCI");
         }
     }
@@ -163,6 +183,47 @@ impl BusDevice for AcpiPm {
     }
 }
 
+/// The GPE0 block on the port bus, over the PM device's GPE bits (one lock:
+/// the SCI is theirs together). Byte-wise as QEMU's: status bytes clear
+/// the bits written as 1, enable bytes take the value.
+pub struct Gpe0(pub Arc<std::sync::Mutex<AcpiPm>>);
+
+impl Gpe0 {
+    fn pm(&self) -> std::sync::MutexGuard<'_, AcpiPm> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl BusDevice for Gpe0 {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        let pm = self.pm();
+        let regs = [pm.gpe_status.to_le_bytes(), pm.gpe_enable.to_le_bytes()].concat();
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = usize::try_from(offset)
+                .ok()
+                .and_then(|o| regs.get(o + i))
+                .copied()
+                .unwrap_or(0);
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        let mut pm = self.pm();
+        for (i, &b) in data.iter().enumerate() {
+            let at = offset + i as u64;
+            let shift = 8 * (at % 2);
+            match at {
+                0 | 1 => pm.gpe_status &= !(u16::from(b) << shift),
+                2 | 3 => {
+                    pm.gpe_enable = (pm.gpe_enable & !(0xff << shift)) | (u16::from(b) << shift)
+                }
+                _ => {}
+            }
+        }
+        pm.update_sci();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,8 +262,15 @@ mod tests {
     #[test]
     fn s5_powers_off_other_states_do_not() {
         let (mut pm, _, r) = dev();
-        let s3 = (3u16 << SLP_TYP_SHIFT) | SLP_EN;
-        pm.write(PM1_CNT, &s3.to_le_bytes());
+        // S3, and the SLP_TYP 5 rvirt once announced, keep the guest
+        // running; SLP_TYP 0 without SLP_EN too.
+        for other in [
+            (3u16 << SLP_TYP_SHIFT) | SLP_EN,
+            (5 << SLP_TYP_SHIFT) | SLP_EN,
+            0,
+        ] {
+            pm.write(PM1_CNT, &other.to_le_bytes());
+        }
         assert!(r.0.lock().unwrap().is_empty());
         let s5 = (S5_SLP_TYP << SLP_TYP_SHIFT) | SLP_EN;
         pm.write(PM1_CNT, &s5.to_le_bytes());
@@ -239,5 +307,31 @@ mod tests {
         let mut b = [0u8; 4];
         pm.read(PM_TMR, &mut b);
         assert!(u32::from_le_bytes(b).wrapping_sub(u32::from_le_bytes(a)) >= 7000);
+    }
+
+    #[test]
+    fn a_gpe_raises_the_sci_while_enabled_and_clears_on_one() {
+        let (pm, line, _) = dev();
+        let pm = Arc::new(Mutex::new(pm));
+        let mut gpe = Gpe0(pm.clone());
+        pm.lock().unwrap().raise_gpe(1 << 1);
+        assert!(!line.0.load(Ordering::SeqCst), "not enabled yet");
+        gpe.write(2, &[0x02]);
+        assert!(line.0.load(Ordering::SeqCst));
+        let mut regs = [0u8; 4];
+        gpe.read(0, &mut regs);
+        assert_eq!(regs, [0x02, 0, 0x02, 0]);
+        // Writing 0 to status changes nothing; 1 clears and drops the SCI.
+        gpe.write(0, &[0x00]);
+        assert!(line.0.load(Ordering::SeqCst));
+        gpe.write(0, &[0x02, 0x00]);
+        assert!(!line.0.load(Ordering::SeqCst));
+        // The power button still drives the same SCI.
+        pm.lock().unwrap().write(PM1_EN, &PWRBTN.to_le_bytes());
+        pm.lock().unwrap().press_power_button();
+        assert!(line.0.load(Ordering::SeqCst));
+        let mut past = [0xffu8; 2];
+        gpe.read(3, &mut past);
+        assert_eq!(past, [0, 0]);
     }
 }

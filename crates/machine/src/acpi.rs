@@ -40,6 +40,9 @@ pub struct AcpiConfig {
     pub devices: Vec<Box<dyn Aml + Send + Sync>>,
     /// The ECAM window for the MCFG table (q35): base and the last bus.
     pub ecam: Option<(u64, u8)>,
+    /// The GPE0 block (port, length in bytes) for the FADT, where a
+    /// device raises general-purpose events (pc's ACPI PCI hot-plug).
+    pub gpe0: Option<(u16, u8)>,
 }
 
 impl std::fmt::Debug for AcpiConfig {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for AcpiConfig {
             .field("apic_ids", &self.apic_ids)
             .field("devices", &self.devices.len())
             .field("ecam", &self.ecam)
+            .field("gpe0", &self.gpe0)
             .finish()
     }
 }
@@ -79,7 +83,7 @@ fn io_gas(port: u16, bits: u8, access: AccessSize) -> GAS {
     GAS::new(AddressSpace::SystemIo, bits, 0, access, u64::from(port))
 }
 
-fn fadt(dsdt: u64, facs: u64) -> acpi_tables::fadt::FADT {
+fn fadt(dsdt: u64, facs: u64, gpe0: Option<(u16, u8)>) -> acpi_tables::fadt::FADT {
     let mut f = FADTBuilder::new(OEM_ID, table_id(b"FACP"), OEM_REVISION)
         // WBINVD works, C1 is supported, there is no fixed sleep button,
         // the PM timer is 32 bits wide, and the reset register is valid.
@@ -108,6 +112,11 @@ fn fadt(dsdt: u64, facs: u64) -> acpi_tables::fadt::FADT {
     f.pm_tmr_blk = u32::from(ports::ACPI_PM_TMR).into();
     f.pm_tmr_len = 4;
     f.x_pm_tmr_blk = io_gas(ports::ACPI_PM_TMR, 32, AccessSize::DwordAccess);
+    if let Some((port, len)) = gpe0 {
+        f.gpe0_blk = u32::from(port).into();
+        f.gpe0_blk_len = len;
+        f.x_gpe0_blk = io_gas(port, len * 8, AccessSize::ByteAccess);
+    }
     f.reset_reg = io_gas(ports::RESET_CONTROL, 8, AccessSize::ByteAccess);
     f.reset_value = layout::RESET_VALUE;
     f.century = 0x32;
@@ -280,7 +289,12 @@ pub fn build_linked(cfg: &AcpiConfig) -> LinkedTables {
     };
     let dsdt_addr = place_sdt(&mut tables, &mut checksums, &dsdt(cfg), 16);
     let facs_addr = place(&mut tables, 0, &FACS::new(), 64);
-    let fadt_addr = place_sdt(&mut tables, &mut checksums, &fadt(dsdt_addr, facs_addr), 16);
+    let fadt_addr = place_sdt(
+        &mut tables,
+        &mut checksums,
+        &fadt(dsdt_addr, facs_addr, cfg.gpe0),
+        16,
+    );
     ptr(Blob::Tables, fadt_addr + 36, 4, Blob::Tables); // FIRMWARE_CTRL
     ptr(Blob::Tables, fadt_addr + 40, 4, Blob::Tables); // DSDT
     ptr(Blob::Tables, fadt_addr + 140, 8, Blob::Tables); // X_DSDT
@@ -431,6 +445,7 @@ mod tests {
                 ),
             ],
             ecam: None,
+            gpe0: None,
         }
     }
 
@@ -498,6 +513,21 @@ mod tests {
         assert_eq!(u32_at(&fadt, 112) & (1 << 20), 0, "not hardware-reduced");
         assert_eq!(u64_at(&fadt, 116 + 4), 0xcf9, "RESET_REG address");
         assert_eq!(fadt[128], 6, "RESET_VALUE");
+        assert_eq!((u32_at(&fadt, 80), fadt[92]), (0, 0), "no GPE0 block");
+    }
+
+    /// pc's GPE0 block (ACPI PCI hot-plug) in GPE0_BLK, its length and
+    /// X_GPE0_BLK, as QEMU's PIIX4 FADT.
+    #[test]
+    fn fadt_names_a_gpe0_block_when_one_is_given() {
+        let mut c = cfg(1);
+        c.gpe0 = Some((0xafe0, 4));
+        let t = build(&c, layout::ACPI_START);
+        let fadt = tables(&t).into_iter().find(|(s, _)| s == "FACP").unwrap().1;
+        assert_eq!((u32_at(&fadt, 80), fadt[92]), (0xafe0, 4));
+        // X_GPE0_BLK at 220: system I/O, 32 bits, the port.
+        assert_eq!((fadt[220], fadt[221]), (1, 32));
+        assert_eq!(u64_at(&fadt, 224), 0xafe0);
     }
 
     #[test]
@@ -505,13 +535,15 @@ mod tests {
         let t = build(&cfg(1), layout::ACPI_START);
         let dsdt = tables(&t).into_iter().find(|(s, _)| s == "DSDT").unwrap().1;
         let find = |needle: &[u8]| dsdt.windows(needle.len()).position(|w| w == needle);
-        // NameOp "_S5_" PackageOp PkgLength(6) NumElements(4) BytePrefix 5 ...
+        // NameOp "_S5_" PackageOp PkgLength NumElements(4) Zero Zero Zero
+        // Zero: QEMU's pc and q35 package, SLP_TYP 0.
         let s5 = find(b"_S5_").unwrap();
         assert_eq!(dsdt[s5 - 1], 0x08);
         assert_eq!(
-            &dsdt[s5 + 4..s5 + 12],
-            &[0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00]
+            &dsdt[s5 + 4..s5 + 10],
+            &[0x12, 0x06, 0x04, 0x00, 0x00, 0x00]
         );
+        assert_eq!(dsdt[s5 + 10], 0x00);
         assert!(find(b"COM1").is_some());
         assert!(find(b"LNRO0005").is_some());
         assert!(find(b"RTC_").is_some());

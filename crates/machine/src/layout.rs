@@ -122,8 +122,10 @@ pub mod irqs {
 }
 
 /// The SLP_TYP the DSDT's `\_S5_` package announces for power-off; the ACPI
-/// PM device acts on the same value.
-pub const S5_SLP_TYP: u8 = 5;
+/// PM device acts on the same value. 0, as QEMU's PIIX4 and ICH9 PM (whose
+/// DSDT has `\_S5_` = {0, 0, 0, 0}): a guest that hard-codes it, or
+/// compares it with what it saw under QEMU, finds the same.
+pub const S5_SLP_TYP: u8 = 0;
 /// What the FADT tells the guest to write to the reset register (PIIX: CPU
 /// reset and system reset).
 pub const RESET_VALUE: u8 = 0x06;

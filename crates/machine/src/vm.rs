@@ -43,6 +43,11 @@ pub struct MachineConfig {
 #[derive(Debug, Clone)]
 pub struct FirmwareTables {
     pub acpi: Option<acpi::LinkedTables>,
+    /// What the tables were built from (APIC IDs filled in), to build them
+    /// again once firmware has programmed the devices whose description
+    /// reads their live state (QEMU rebuilds them when firmware first reads
+    /// them).
+    pub platform: Arc<AcpiConfig>,
     pub memory_map: Vec<MemoryRange>,
 }
 
@@ -343,6 +348,7 @@ impl Machine {
         platform.apic_ids = self.apic_ids();
         FirmwareTables {
             acpi: self.acpi.then(|| acpi::build_linked(&platform)),
+            platform: Arc::new(platform),
             memory_map: firmware::memory_map(&self.ram),
         }
     }

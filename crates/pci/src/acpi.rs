@@ -5,8 +5,53 @@
 //! ECAM window as a motherboard resource, which Linux wants reserved before
 //! it uses MMCONFIG.
 
+use std::sync::Weak;
+
 use acpi_tables::aml::{self, AddressSpaceCacheable};
 use acpi_tables::{Aml, AmlSink};
+
+use crate::segment::PciSegment;
+
+/// QEMU's default `pci-hole64-size` on `pc` (i440FX: 2 GiB) and `q35`
+/// (32 GiB): how far past its start the 64-bit window reaches at least.
+pub const PC_HOLE64_SIZE: u64 = 1 << 31;
+pub const Q35_HOLE64_SIZE: u64 = 1 << 35;
+
+/// The 64-bit window (inclusive) `_CRS` announces, as QEMU 7.2 computes it
+/// (`pci_hole64_fix` on): from the lowest 64-bit BAR or prefetchable window
+/// the guest placed above 4 GiB (`used`), or from `floor` (the first GiB
+/// boundary above RAM) if none, to the highest such address or `size` past
+/// the start rounded up to a GiB, whichever is higher.
+pub fn hole64(used: Option<(u64, u64)>, floor: u64, size: u64) -> (u64, u64) {
+    const GIB: u64 = 1 << 30;
+    let start = used.map_or(floor, |(lo, _)| lo);
+    let reach = start.saturating_add(size).next_multiple_of(GIB);
+    let end = used.map_or(reach, |(_, hi)| hi.saturating_add(1).max(reach));
+    (start, end - 1)
+}
+
+/// A [`RootBridge`] whose 64-bit window is read from the segment each time
+/// the node is serialized ([`hole64`] over [`PciSegment::used_above_4g`]):
+/// the tables firmware reads after it placed the BARs (rvirt-vmm rebuilds
+/// them then, as QEMU's `acpi_build_update`) describe where it placed them.
+pub struct LiveRootBridge {
+    pub bridge: RootBridge,
+    pub segment: Weak<PciSegment>,
+    /// [`hole64`]'s `floor` and `size`.
+    pub floor: u64,
+    pub size: u64,
+}
+
+impl Aml for LiveRootBridge {
+    fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
+        let used = self.segment.upgrade().and_then(|s| s.used_above_4g());
+        let bridge = RootBridge {
+            mem64: Some(hole64(used, self.floor, self.size)),
+            ..self.bridge.clone()
+        };
+        bridge.to_aml_bytes(sink);
+    }
+}
 
 /// One `_PRT` entry: pin `pin` (0 = INTA) of every function in root-bus
 /// slot `slot` raises GSI `gsi`.
@@ -103,6 +148,23 @@ impl Aml for RootBridge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_64_bit_window_is_qemus() {
+        const G: u64 = 1 << 30;
+        // Nothing placed: from the floor, the hole's size on.
+        assert_eq!(hole64(None, 5 * G, PC_HOLE64_SIZE), (5 * G, 7 * G - 1));
+        // A BAR at 4 GiB + 16 KiB: from it, to the GiB boundary past the size.
+        let bar = (4 * G + 0x4000, 4 * G + 0x7fff);
+        assert_eq!(hole64(Some(bar), 5 * G, PC_HOLE64_SIZE), (bar.0, 7 * G - 1));
+        assert_eq!(
+            hole64(Some(bar), 5 * G, Q35_HOLE64_SIZE),
+            (bar.0, 37 * G - 1)
+        );
+        // Something placed beyond the reach extends it.
+        let far = (4 * G, 100 * G - 1);
+        assert_eq!(hole64(Some(far), 5 * G, PC_HOLE64_SIZE), far);
+    }
 
     #[test]
     fn the_root_bridge_names_its_windows_and_routes() {

@@ -20,6 +20,8 @@ pub enum PortType {
     Endpoint,
     /// A root port with slot `slot`; `occupied` if a device is behind it.
     RootPort { port: u8, slot: u16, occupied: bool },
+    /// A PCI Express-to-PCI bridge (`pcie-pci-bridge`).
+    PciBridge,
 }
 
 /// The slot registers of a hot-plug capable port (PCI Express base
@@ -72,6 +74,7 @@ pub fn add_pcie(cfg: &mut ConfigSpace, kind: PortType) -> u16 {
     let (type_bits, slot_implemented) = match kind {
         PortType::Endpoint => (0x0, 0),
         PortType::RootPort { .. } => (0x4, 1 << 8),
+        PortType::PciBridge => (0x7, 0),
     };
     cfg.set_u16(o + 2, 0x2 | (type_bits << 4) | slot_implemented);
     // Device Capabilities: 128-byte payloads, role-based error reporting.
@@ -82,7 +85,7 @@ pub fn add_pcie(cfg: &mut ConfigSpace, kind: PortType) -> u16 {
     cfg.set_w1cmask_u16(o + 0xa, 0x000f);
     let port = match kind {
         PortType::RootPort { port, .. } => u32::from(port),
-        PortType::Endpoint => 0,
+        PortType::Endpoint | PortType::PciBridge => 0,
     };
     // Link Capabilities: 2.5 GT/s, x1, port number; data link layer active
     // reporting on a root port.

@@ -14,9 +14,12 @@
 //!   with every BAR move.
 //! - [`rom`]: an expansion ROM image behind a function's ROM BAR.
 //! - [`access`]: CF8/CFC and ECAM.
-//! - [`bridge`]: `pcie-root-port`. [`chipset`]: the i440FX/PIIX and
+//! - [`bridge`]: `pcie-root-port`. [`pci_bridge`]: `pci-bridge` and
+//!   `pcie-pci-bridge`. [`chipset`]: the i440FX/PIIX and
 //!   Q35/ICH9 functions. [`intx`]: INTx pins and the PIRQ wires.
 //! - [`acpi`]: the root bridge's DSDT node (`_CRS`, `_PRT`).
+//! - [`pcihp`]: pc's ACPI PCI hot-plug (QEMU's PIIX4 registers at 0xae00
+//!   and the DSDT's slot devices).
 
 pub mod access;
 pub mod acpi;
@@ -29,6 +32,8 @@ pub mod function;
 pub mod intx;
 pub mod msi;
 pub mod msix;
+pub mod pci_bridge;
+pub mod pcihp;
 pub mod rom;
 pub mod segment;
 

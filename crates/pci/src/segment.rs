@@ -507,6 +507,40 @@ impl PciSegment {
     pub fn mapped(&self, id: FunctionId) -> [Option<BarMapping>; BAR_SLOTS] {
         self.applied().get(id.0).copied().unwrap_or([None; BAR_SLOTS])
     }
+
+    /// The span above 4 GiB (inclusive) the guest put 64-bit things in, as
+    /// QEMU's `pci_bus_get_w64_range` finds it for the ACPI 64-bit window:
+    /// every 64-bit memory BAR and every bridge's prefetchable window of a
+    /// function with memory decode on, clipped below at 4 GiB, whatever the
+    /// bridges above forward. `None` if there is none.
+    pub fn used_above_4g(&self) -> Option<(u64, u64)> {
+        const FOUR_GIB: u64 = 1 << 32;
+        let mut span: Option<(u64, u64)> = None;
+        let mut extend = |lo: u64, hi: u64| {
+            let lo = lo.max(FOUR_GIB);
+            if hi >= lo {
+                span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            }
+        };
+        // A snapshot: no function's lock is taken under the nodes' lock.
+        let nodes: Vec<Arc<Node>> = self.nodes().iter().flatten().cloned().collect();
+        for node in &nodes {
+            let f = lock(&node.function);
+            let config = f.config();
+            if let Some((lo, hi)) = config.bridge_windows().prefetchable {
+                extend(lo, hi);
+            }
+            for (i, m) in config.decoded_bars().iter().enumerate() {
+                let (Some(m), Some(spec)) = (m, config.bar(i)) else {
+                    continue;
+                };
+                if spec.kind == crate::bar::BarKind::Mem64 {
+                    extend(m.base, m.base + m.size - 1);
+                }
+            }
+        }
+        span
+    }
 }
 
 fn children(nodes: &Nodes, parent: Option<FunctionId>) -> impl Iterator<Item = (usize, &Node)> {

@@ -325,3 +325,74 @@ fn hotplug_behind_a_port_and_eject() {
     seg.unplug(again).unwrap();
     assert_eq!(seg.unplug(again), Err(TopologyError::Gone));
 }
+
+/// The span above 4 GiB the ACPI 64-bit window is computed from: 64-bit
+/// BARs and prefetchable windows with memory decode on, nothing else.
+#[test]
+fn the_span_above_4g_is_what_the_guest_placed() {
+    const G: u64 = 1 << 30;
+    let mut b = SegmentBuilder::new();
+    let ids = Ids {
+        vendor: 0x1af4,
+        device: 0x1042,
+        revision: 1,
+        class: 0x010000,
+        subsystem_vendor: 0x1af4,
+        subsystem: 2,
+    };
+    let mut cfg = ConfigSpace::endpoint(&ids, false);
+    cfg.add_bar(0, BarSpec::mem64(0x4000, true));
+    let dev: SharedFunction = Arc::new(Mutex::new(Dev { cfg, mem: [0; 16] }));
+    b.add(info(None, 4, 0), dev, false).unwrap();
+    b.add(info(None, 3, 0), Dev::shared(), false).unwrap();
+    let port: SharedFunction = Arc::new(Mutex::new(RootPort::new(16, 1, true)));
+    b.add(info(None, 2, 0), port, true).unwrap();
+    let seg = Arc::new(b.build(Arc::new(Bus::new("pio")), Arc::new(Bus::new("mmio")), None));
+    // The root bridge's DSDT node reads the span each time it is built.
+    let node = crate::acpi::LiveRootBridge {
+        bridge: crate::acpi::RootBridge {
+            express: false,
+            mem32: (0xc000_0000, 0xfebf_ffff),
+            mem64: None,
+            routes: Vec::new(),
+            ecam: None,
+        },
+        segment: Arc::downgrade(&seg),
+        floor: 5 * G,
+        size: crate::acpi::PC_HOLE64_SIZE,
+    };
+    let has = |needle: u64| {
+        let mut aml = Vec::new();
+        acpi_tables::Aml::to_aml_bytes(&node, &mut aml);
+        aml.windows(8).any(|w| w == needle.to_le_bytes())
+    };
+    assert!(
+        has(5 * G) && has(7 * G - 1),
+        "from the floor before firmware"
+    );
+    // The 32-bit device's BAR counts for nothing, placed or not.
+    cw32(&seg, 0, 3 << 3, 0x10, 0xc000_0000);
+    cw32(&seg, 0, 3 << 3, 0x04, 2);
+    assert_eq!(seg.used_above_4g(), None);
+    // The 64-bit BAR at 4 GiB + 16 KiB: counted only with decode on.
+    cw32(&seg, 0, 4 << 3, 0x10, 0x4000);
+    cw32(&seg, 0, 4 << 3, 0x14, 1);
+    assert_eq!(seg.used_above_4g(), None);
+    cw32(&seg, 0, 4 << 3, 0x04, 2);
+    assert_eq!(seg.used_above_4g(), Some((4 * G + 0x4000, 4 * G + 0x7fff)));
+    // The port's prefetchable window at 5 GiB (1 MiB) widens it.
+    cw32(&seg, 0, 2 << 3, 0x24, 0x4000_4000);
+    cw32(&seg, 0, 2 << 3, 0x28, 1);
+    cw32(&seg, 0, 2 << 3, 0x2c, 1);
+    assert_eq!(seg.used_above_4g(), Some((4 * G + 0x4000, 4 * G + 0x7fff)));
+    cw32(&seg, 0, 2 << 3, 0x04, 2);
+    assert_eq!(
+        seg.used_above_4g(),
+        Some((4 * G + 0x4000, 5 * G + 0xf_ffff))
+    );
+    assert!(
+        has(4 * G + 0x4000) && has(7 * G - 1),
+        "from where it was placed"
+    );
+    assert!(!has(5 * G), "the floor is gone");
+}

@@ -778,6 +778,18 @@ void pvh_main(const struct hvm_start_info *si)
 	} else {
 		printf("ECAM none\n");
 	}
+	if (!ecam) {
+		/* pc's ACPI PCI hot-plug (PIIX4): the FADT's GPE0 block, and the
+		 * register block at 0xae00 for bus 0: removable slots, nothing
+		 * plugged or asked to leave, no GPE pending or enabled. */
+		u64 fadt = acpi_find_table("FACP");
+		if (fadt)
+			printf("FADT_GPE0 0x%x %u\n", rd32(fadt + 80), rd8(fadt + 92));
+		outl(0xae10, 0);
+		printf("PCIHP_RMV 0x%x\n", inl(0xae0c));
+		printf("PCIHP_UP 0x%x PCIHP_DOWN 0x%x\n", inl(0xae00), inl(0xae04));
+		printf("GPE0 0x%x\n", inl(0xafe0));
+	}
 	u32 iterations = cmdline_u32((const char *)si->cmdline_paddr, "pci.bench=");
 	if (iterations)
 		bench(iterations);

@@ -310,7 +310,8 @@ impl Chipset {
 pub enum PciBus {
     /// The root bus (`pci.0` on pc, `pcie.0` on q35).
     Root,
-    /// The secondary bus of [`VmConfig::root_ports`]`[i]`.
+    /// The secondary bus of [`VmConfig::root_ports`]`[i]` (a root port
+    /// or a PCI bridge).
     Port(usize),
 }
 
@@ -358,9 +359,36 @@ pub struct DisplayConfig {
     pub romfile: Option<PathBuf>,
 }
 
-/// `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`.
+/// Which bridge a [`RootPortConfig`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PortModel {
+    /// `pcie-root-port`: one slot behind it (slot 0).
+    #[default]
+    RootPort,
+    /// `pci-bridge,chassis_nr=`: 32 slots behind it; `chassis` is its
+    /// `chassis_nr`.
+    PciBridge,
+    /// `pcie-pci-bridge` (libvirt's `pcie-to-pci-bridge`): 32 slots.
+    PcieToPciBridge,
+}
+
+impl PortModel {
+    /// QEMU's driver name.
+    pub fn driver(self) -> &'static str {
+        match self {
+            PortModel::RootPort => "pcie-root-port",
+            PortModel::PciBridge => "pci-bridge",
+            PortModel::PcieToPciBridge => "pcie-pci-bridge",
+        }
+    }
+}
+
+/// A bridge: `-device pcie-root-port,port=,chassis=,id=,bus=,addr=`,
+/// `-device pci-bridge,chassis_nr=,id=,bus=,addr=` or `-device
+/// pcie-pci-bridge,id=,bus=,addr=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootPortConfig {
+    pub model: PortModel,
     /// The id, which devices behind it name as their `bus=`.
     pub id: String,
     /// The port number (Link Capabilities).
@@ -506,8 +534,8 @@ pub struct VmConfig {
     /// The emulated NICs that are not virtio (`-device e1000`), in
     /// command-line order.
     pub nics: Vec<PciNicConfig>,
-    /// PCI Express root ports (`-device pcie-root-port`), in command-line
-    /// order.
+    /// The bridges (`-device pcie-root-port`, `pci-bridge`,
+    /// `pcie-pci-bridge`), in command-line order.
     pub root_ports: Vec<RootPortConfig>,
     /// AHCI controllers, the built-in one first (q35).
     pub ahci: Vec<AhciConfig>,

@@ -5,8 +5,10 @@
 //! boot order, the memory map and the ACPI tables with the commands that
 //! link them ([`loader`]).
 //!
-//! The device is an immutable set of items built once per boot
-//! ([`FwCfgBuilder`]) plus the guest's cursor into them. Nothing the guest
+//! The device is a set of items built once per boot ([`FwCfgBuilder`])
+//! plus the guest's cursor into them; the only change after that is a
+//! one-time refresh of some files when firmware first selects one
+//! ([`FwCfg::refresh_on_first_select`]). Nothing the guest
 //! writes can change an item: every item is read-only, so a DMA write
 //! request sets the error bit, as QEMU does for its read-only items. DMA goes
 //! through vm-memory's checked accessors: a descriptor or buffer outside
@@ -161,6 +163,13 @@ impl FwCfgBuilder {
         items.insert(keys::FILE_DIR, dir);
         FwCfg {
             items,
+            names: self
+                .files
+                .keys()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), keys::FILE_FIRST + i as u16))
+                .collect(),
+            refresh: None,
             selector: None,
             offset: 0,
             dma_high: 0,
@@ -170,9 +179,21 @@ impl FwCfgBuilder {
     }
 }
 
+/// Makes new contents for some files: (name, bytes) pairs.
+pub type Refresher = Box<dyn FnOnce() -> Vec<(String, Vec<u8>)> + Send>;
+
+/// Files remade when firmware first selects one of them.
+struct Refresh {
+    keys: Vec<u16>,
+    make: Refresher,
+}
+
 /// The device: the items and the guest's cursor.
 pub struct FwCfg {
     items: BTreeMap<u16, Vec<u8>>,
+    /// Each file's key.
+    names: BTreeMap<String, u16>,
+    refresh: Option<Refresh>,
     /// The selected item's key, `None` for a key with no item.
     selector: Option<u16>,
     /// The read offset into the selected item.
@@ -185,11 +206,50 @@ pub struct FwCfg {
 }
 
 impl FwCfg {
+    /// Has the first selection of any of `files` replace their contents
+    /// (and any other file's `make` returns) with what `make` returns then,
+    /// once, as QEMU's `acpi_build_update` rebuilds the ACPI tables when
+    /// firmware first reads them, after it has placed the BARs. A file
+    /// keeps its size: firmware read the sizes from the directory already,
+    /// so new contents of another size are dropped with a warning (the
+    /// caller pads them to a fixed size).
+    pub fn refresh_on_first_select(&mut self, files: &[&str], make: Refresher) {
+        let keys = files
+            .iter()
+            .filter_map(|f| self.names.get(*f).copied())
+            .collect();
+        self.refresh = Some(Refresh { keys, make });
+    }
+
     fn select(&mut self, key: u16) {
         // The write bit (0x4000) is ignored: no item is writable.
         let key = key & !0x4000;
+        if self.refresh.as_ref().is_some_and(|r| r.keys.contains(&key)) {
+            if let Some(r) = self.refresh.take() {
+                self.replace((r.make)());
+            }
+        }
         self.selector = self.items.contains_key(&key).then_some(key);
         self.offset = 0;
+    }
+
+    fn replace(&mut self, files: Vec<(String, Vec<u8>)>) {
+        for (name, data) in files {
+            let Some(item) = self.names.get(&name).and_then(|k| self.items.get_mut(k)) else {
+                tracing::warn!(name, "fw_cfg: no such file to refresh");
+                continue;
+            };
+            if item.len() == data.len() {
+                *item = data;
+            } else {
+                tracing::warn!(
+                    name,
+                    was = item.len(),
+                    now = data.len(),
+                    "fw_cfg: a refreshed file changed size; firmware gets the old one"
+                );
+            }
+        }
     }
 
     fn current(&self) -> &[u8] {

@@ -370,3 +370,46 @@ fn loader_refuses_what_seabios_refuses() {
     // Unknown commands are skipped.
     assert!(loader::execute(&[0x7fu8; 128], &files, alloc).is_ok());
 }
+
+/// Files remade on firmware's first selection of one of them (QEMU's
+/// `acpi_build_update`): once, only on a listed file, by port or DMA, and
+/// never at another size than the directory announced.
+#[test]
+fn refreshed_files_are_remade_once_on_first_select() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut d = device();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    d.refresh_on_first_select(
+        &["etc/zeta", "bootorder"],
+        Box::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            vec![
+                ("etc/zeta".into(), b"LAST".to_vec()),
+                ("bootorder".into(), b"/other-size\n".to_vec()),
+                ("etc/nonesuch".into(), b"x".to_vec()),
+            ]
+        }),
+    );
+    // The directory and an unlisted file do not trigger it.
+    select(&mut d, keys::FILE_DIR);
+    select(&mut d, keys::FILE_FIRST + 1);
+    assert_eq!(read_port(&mut d, 2), [0, 1]);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // bootorder by DMA: remade, but its new size is refused.
+    let status = dma(
+        &mut d,
+        0x1000,
+        (u32::from(keys::FILE_FIRST) << 16) | dma::SELECT | dma::READ,
+        8,
+        0x2000,
+    );
+    assert_eq!(status, 0);
+    assert_eq!(guest(&d, 0x2000, 8), b"/disk@0\n");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    select(&mut d, keys::FILE_FIRST + 2);
+    assert_eq!(read_port(&mut d, 4), b"LAST");
+    select(&mut d, keys::FILE_FIRST + 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "remade once");
+}

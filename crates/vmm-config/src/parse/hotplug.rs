@@ -121,6 +121,7 @@ mod tests {
 
     fn ports() -> Vec<RootPortConfig> {
         let port = |id: &str, slot: u8, hotplug: bool| RootPortConfig {
+            model: crate::config::PortModel::RootPort,
             id: id.into(),
             port: 16,
             chassis: 1,

@@ -565,6 +565,14 @@ impl Builder {
                 self.pci.root_port(&mut o)?;
                 o.finish()?;
             }
+            "pci-bridge" => {
+                self.pci.pci_bridge(PortModel::PciBridge, &mut o)?;
+                o.finish()?;
+            }
+            "pcie-pci-bridge" => {
+                self.pci.pci_bridge(PortModel::PcieToPciBridge, &mut o)?;
+                o.finish()?;
+            }
             "ich9-ahci" | "ahci" => {
                 let n = self.ata.controller_count();
                 self.pci.ahci(&driver, &mut o, n)?;

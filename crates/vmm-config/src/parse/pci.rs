@@ -1,4 +1,5 @@
-//! PCI placement: `-device pcie-root-port,…`, and `bus=`, `addr=`,
+//! PCI placement: `-device pcie-root-port,…`, `pci-bridge,…`,
+//! `pcie-pci-bridge,…`, and `bus=`, `addr=`,
 //! `multifunction=` on the virtio-*-pci devices (their `bootindex=` is the
 //! device's own, as on virtio-mmio), resolved
 //! the way QEMU 7.2 realizes devices: in command-line order, an absent
@@ -6,7 +7,7 @@
 //! messages for a bus that does not exist, a slot taken, a function in a
 //! single-function slot.
 
-use crate::config::{Chipset, DeviceAddr, PciAddr, PciBus, RootPortConfig};
+use crate::config::{Chipset, DeviceAddr, PciAddr, PciBus, PortModel, RootPortConfig};
 use crate::opts::Opts;
 use crate::ConfigError;
 
@@ -41,6 +42,7 @@ enum Kind {
     /// The i6300esb watchdog.
     Watchdog,
     Port {
+        model: PortModel,
         port: u8,
         chassis: u8,
         slot: u16,
@@ -157,10 +159,60 @@ impl PciSpecs {
             ));
         }
         r.kind = Kind::Port {
+            model: PortModel::RootPort,
             port,
             chassis,
             slot,
             hotplug,
+        };
+        self.requests.push(r);
+        Ok(())
+    }
+
+    /// `-device pci-bridge,chassis_nr=,shpc=,msi=,id=,bus=,addr=` and
+    /// `-device pcie-pci-bridge,msi=,id=,bus=,addr=`. Neither has QEMU's
+    /// standard hot-plug controller (SHPC): `shpc=on` is refused, and
+    /// without it QEMU's `pci-bridge` has no MSI either, so its `msi=` is
+    /// moot. `pcie-pci-bridge` has MSI (registers only: nothing raises it),
+    /// so `msi=off` is refused.
+    pub(super) fn pci_bridge(&mut self, model: PortModel, o: &mut Opts) -> Result<(), ConfigError> {
+        let driver = model.driver();
+        let mut r = self.common(driver, o)?;
+        let mut chassis = 0;
+        if model == PortModel::PciBridge {
+            chassis = match o.get("chassis_nr") {
+                Some(v) => number(o, "chassis_nr", &v, 0xff)? as u8,
+                None => 0,
+            };
+            if chassis == 0 {
+                // QEMU's slotid_cap_init refuses it too.
+                return Err(o.error(
+                    "Bridge chassis not specified. Each bridge is required to be assigned a unique chassis id > 0.".into(),
+                ));
+            }
+            if o.get_bool("shpc")? == Some(true) {
+                return Err(o.error(
+                    "pci-bridge has no standard hot-plug controller here: use shpc=off".into(),
+                ));
+            }
+            o.ignore(&["msi"]);
+        } else if o.get("msi").is_some_and(|v| v == "off") {
+            return Err(
+                o.error("pcie-pci-bridge always has MSI here: msi=off is not supported".into())
+            );
+        }
+        if r.id.is_none() {
+            return Err(o.error(format!(
+                "{driver} needs an id (devices behind it name it as their bus)"
+            )));
+        }
+        r.kind = Kind::Port {
+            model,
+            port: 0,
+            chassis,
+            slot: 0,
+            // No standard hot-plug controller: nothing hot-plugs behind it.
+            hotplug: false,
         };
         self.requests.push(r);
         Ok(())
@@ -207,23 +259,42 @@ impl PciSpecs {
                     .map(PciBus::Port)
                     .ok_or_else(|| err(format!("Bus '{b}' not found")))?,
             };
-            if let Kind::Port { .. } = r.kind {
-                if chipset != Chipset::Q35 {
-                    return Err(err(
-                        "pcie-root-port needs a PCI Express root complex: use machine q35".into(),
-                    ));
-                }
-                if bus != PciBus::Root {
+            let parent = match bus {
+                PciBus::Root => None,
+                PciBus::Port(i) => Some(ports[i].model),
+            };
+            if let Kind::Port { model, .. } = r.kind {
+                let driver = model.driver();
+                if model != PortModel::PciBridge && chipset != Chipset::Q35 {
                     return Err(err(format!(
-                        "pcie-root-port '{}' must sit on {root_name}",
+                        "{driver} needs a PCI Express root complex: use machine q35"
+                    )));
+                }
+                let fits = match model {
+                    PortModel::RootPort => parent.is_none(),
+                    // On the root complex or a root port.
+                    PortModel::PcieToPciBridge => parent.is_none_or(|p| p == PortModel::RootPort),
+                    // Anywhere a conventional device may sit.
+                    PortModel::PciBridge => true,
+                };
+                if !fits {
+                    let place = match model {
+                        PortModel::PcieToPciBridge => format!("{root_name} or a pcie-root-port"),
+                        _ => root_name.to_string(),
+                    };
+                    return Err(err(format!(
+                        "{driver} '{}' must sit on {place}",
                         r.id.as_deref().unwrap_or_default()
                     )));
                 }
             }
+            // Behind a root port only slot 0 exists; behind a PCI bridge
+            // all 32.
+            let one_slot = parent == Some(PortModel::RootPort);
             let (slot, function) = match r.addr {
                 Some(a) => a,
                 None => (
-                    slots.first_free(bus).ok_or_else(|| {
+                    slots.first_free(bus, one_slot).ok_or_else(|| {
                         err(format!(
                             "PCI: no slot/function available for {}, all in use or reserved",
                             r.driver
@@ -232,7 +303,7 @@ impl PciSpecs {
                     0,
                 ),
             };
-            if matches!(bus, PciBus::Port(_)) && slot != 0 {
+            if one_slot && slot != 0 {
                 return Err(err(format!(
                     "PCI: slot {slot} is not valid for {}, parent device only allows plugging into slot 0.",
                     r.driver
@@ -248,7 +319,7 @@ impl PciSpecs {
             }
             if matches!(r.kind, Kind::Display) && bus != PciBus::Root {
                 return Err(err(format!(
-                    "{} must sit on {root_name}: a root port's window is too small for its video memory",
+                    "{} must sit on {root_name}: a bridge's window is too small for its video memory",
                     r.driver
                 )));
             }
@@ -265,6 +336,7 @@ impl PciSpecs {
                 Kind::Display => display = Some(addr),
                 Kind::Watchdog => watchdog = Some((r.id.clone(), addr)),
                 Kind::Port {
+                    model,
                     port,
                     chassis,
                     slot,
@@ -275,6 +347,7 @@ impl PciSpecs {
                         return Err(err(format!("Duplicate device ID '{id}'")));
                     }
                     ports.push(RootPortConfig {
+                        model,
                         id,
                         port,
                         chassis,
@@ -324,12 +397,8 @@ impl Slots {
             .find(|t| t.0 == bus && t.1 == slot && t.2 == function)
     }
 
-    fn first_free(&self, bus: PciBus) -> Option<u8> {
-        let last = if matches!(bus, PciBus::Port(_)) {
-            0
-        } else {
-            31
-        };
+    fn first_free(&self, bus: PciBus, one_slot: bool) -> Option<u8> {
+        let last = if one_slot { 0 } else { 31 };
         (0..=last).find(|&s| self.at(bus, s, 0).is_none())
     }
 

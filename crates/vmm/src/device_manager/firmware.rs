@@ -8,8 +8,10 @@
 //! QEMU.
 
 use rvirt_devices::fw_cfg::loader::{self, Command, Zone};
-use rvirt_devices::fw_cfg::{e820_entry, keys, FwCfgBuilder, FwCfgError};
-use rvirt_machine::acpi::{Blob, LinkedTables};
+use std::sync::Arc;
+
+use rvirt_devices::fw_cfg::{e820_entry, keys, FwCfg, FwCfgBuilder, FwCfgError};
+use rvirt_machine::acpi::{AcpiConfig, Blob, LinkedTables};
 use rvirt_machine::FirmwareTables;
 use rvirt_vmm_config::{FwCfgSource, PciAddr, PciBus, VmConfig};
 
@@ -128,6 +130,36 @@ pub(crate) fn table_loader(tables: &LinkedTables) -> Vec<u8> {
     loader::encode(&commands)
 }
 
+/// What the ACPI tables blob is padded to a multiple of, as QEMU's
+/// `ACPI_BUILD_TABLE_SIZE`: firmware learns the files' sizes from the
+/// directory before they are rebuilt ([`acpi_files`] on first read), so a
+/// rebuild that grows a table by a few bytes keeps the blob's size.
+pub(crate) const ACPI_TABLES_PAD: usize = 0x2_0000;
+
+/// The three ACPI files for `tables`: the tables blob (padded), the RSDP
+/// and the loader script. A rebuild of the same tables has the same sizes
+/// (same tables, same commands), the values in them aside.
+pub(crate) fn acpi_files(tables: &LinkedTables) -> Vec<(String, Vec<u8>)> {
+    let mut blob = tables.tables.clone();
+    blob.resize(blob.len().next_multiple_of(ACPI_TABLES_PAD), 0);
+    vec![
+        (ACPI_TABLES_FILE.into(), blob),
+        (ACPI_RSDP_FILE.into(), tables.rsdp.clone()),
+        (TABLE_LOADER_FILE.into(), table_loader(tables)),
+    ]
+}
+
+/// Has `device` rebuild the three ACPI files from `platform` when firmware
+/// first selects one of them, after it placed the BARs: the root bridge's
+/// 64-bit window is then where it put them, as QEMU's `acpi_build_update`
+/// makes it.
+pub(crate) fn refresh_acpi(device: &mut FwCfg, platform: Arc<AcpiConfig>) {
+    device.refresh_on_first_select(
+        &[ACPI_TABLES_FILE, ACPI_RSDP_FILE, TABLE_LOADER_FILE],
+        Box::new(move || acpi_files(&rvirt_machine::acpi::build_linked(&platform))),
+    );
+}
+
 /// Everything fw_cfg serves for one boot.
 pub(crate) fn items(
     cfg: &VmConfig,
@@ -174,9 +206,9 @@ pub(crate) fn items(
         .collect();
     b.file("etc/e820", e820)?;
     if let Some(acpi) = &tables.acpi {
-        b.file(ACPI_TABLES_FILE, acpi.tables.clone())?;
-        b.file(ACPI_RSDP_FILE, acpi.rsdp.clone())?;
-        b.file(TABLE_LOADER_FILE, table_loader(acpi))?;
+        for (name, data) in acpi_files(acpi) {
+            b.file(&name, data)?;
+        }
     }
     b.file("bootorder", bootorder(boot_devices, cfg.boot.strict))?;
     let fail_wait = cfg.boot.reboot_timeout.unwrap_or(-1) as u32;
@@ -203,7 +235,7 @@ pub(crate) fn items(
 mod tests {
     use std::collections::BTreeMap;
 
-    use rvirt_machine::acpi::{build_linked, AcpiConfig};
+    use rvirt_machine::acpi::build_linked;
     use rvirt_platform::acpi::{AcpiDevice, HardwareId, Resource};
 
     use super::*;
@@ -240,6 +272,7 @@ mod tests {
                 ],
             })],
             ecam: Some((0xb000_0000, 0xff)),
+            gpe0: None,
         };
         let linked = build_linked(&cfg);
         let files = BTreeMap::from([
@@ -292,6 +325,82 @@ mod tests {
         let facs = u64::from(u32_at(fadt, 36));
         assert_eq!(&t[at(facs)..at(facs) + 4], b"FACS");
         assert_eq!(facs % 64, 0, "FACS alignment");
+    }
+
+    /// Firmware's first read of `etc/acpi/tables` gets tables rebuilt from
+    /// where it placed the BARs: here a root port's prefetchable window at
+    /// 8 GiB moves the root bridge's 64-bit window from the floor (5 GiB)
+    /// to 8 GiB-10 GiB, QEMU's pci-hole64 rule.
+    #[test]
+    fn the_tables_are_rebuilt_from_the_live_bars_on_first_read() {
+        use std::sync::Mutex;
+
+        use rvirt_bus::{Bus, BusDevice};
+        use rvirt_pci::acpi::{LiveRootBridge, RootBridge, PC_HOLE64_SIZE};
+        use rvirt_pci::bridge::RootPort;
+        use rvirt_pci::{FunctionInfo, SegmentBuilder};
+        const G: u64 = 1 << 30;
+
+        let mut b = SegmentBuilder::new();
+        let port = FunctionInfo {
+            id: None,
+            parent: None,
+            slot: 2,
+            function: 0,
+        };
+        b.add(
+            port,
+            Arc::new(Mutex::new(RootPort::new(16, 1, false))),
+            true,
+        )
+        .unwrap();
+        let pio = Arc::new(Bus::new("pio"));
+        let seg = Arc::new(b.build(pio, Arc::new(Bus::new("mmio")), None));
+        let platform = Arc::new(AcpiConfig {
+            apic_ids: vec![0],
+            devices: vec![Box::new(LiveRootBridge {
+                bridge: RootBridge {
+                    express: false,
+                    mem32: (0xc000_0000, 0xfebf_ffff),
+                    mem64: None,
+                    routes: Vec::new(),
+                    ecam: None,
+                },
+                segment: Arc::downgrade(&seg),
+                floor: 5 * G,
+                size: PC_HOLE64_SIZE,
+            })],
+            ..Default::default()
+        });
+        let mut items = FwCfgBuilder::new();
+        let first = acpi_files(&build_linked(&platform));
+        for (name, data) in &first {
+            items.file(name, data.clone()).unwrap();
+        }
+        let has = |blob: &[u8], v: u64| blob.windows(8).any(|w| w == v.to_le_bytes());
+        assert!(has(&first[0].1, 5 * G) && has(&first[0].1, 7 * G - 1));
+        let key = items.file_key(ACPI_TABLES_FILE).unwrap();
+        let memory = vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(
+            vm_memory::GuestAddress(0),
+            0x1_0000,
+        )])
+        .unwrap();
+        let mut fw = items.build(memory);
+        refresh_acpi(&mut fw, platform);
+        // Firmware: the port's prefetchable window at 8 GiB (1 MiB), decode on.
+        let port_devfn = 2 << 3;
+        seg.write_config(0, port_devfn, 0x24, &0u32.to_le_bytes());
+        seg.write_config(0, port_devfn, 0x28, &2u32.to_le_bytes());
+        seg.write_config(0, port_devfn, 0x2c, &2u32.to_le_bytes());
+        seg.write_config(0, port_devfn, 0x04, &2u16.to_le_bytes());
+        fw.write(0, &key.to_le_bytes());
+        let mut blob = vec![0u8; first[0].1.len()];
+        fw.read(1, &mut blob);
+        assert!(
+            has(&blob, 8 * G) && has(&blob, 10 * G - 1),
+            "the live window"
+        );
+        assert!(!has(&blob, 5 * G), "the floor is gone");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! (`crate::ioevents`), the ACPI description each device contributes, and
 //! the event loop that serves them (`crate::event_loop`).
 
+mod acpi_hotplug;
 mod ata;
 mod display;
 mod firmware;
@@ -130,6 +131,8 @@ pub(crate) struct Attached {
 pub(crate) struct Wiring {
     _notifiers: Vec<Notifiers>,
     pub(crate) pci: Option<pci::PciWiring>,
+    /// pc's ACPI PCI hot-plug registers.
+    pub(crate) _pcihp: Option<Arc<Mutex<rvirt_pci::pcihp::PciHotplug>>>,
 }
 
 impl Wiring {
@@ -154,6 +157,9 @@ impl DeviceManager {
         let has_pci = cfg.chipset != Chipset::Microvm;
         if has_pci {
             pci::PciPlan::reserve(cfg, &mut alloc)?;
+            if acpi_hotplug::wanted(cfg) {
+                acpi_hotplug::reserve(&mut alloc)?;
+            }
         }
         let legacy = LegacyDevices::new(cfg, &mut alloc)?;
         let parallels = lpt::ParallelPorts::new(cfg, &mut alloc)?;
@@ -373,6 +379,9 @@ impl DeviceManager {
             }
             None => None,
         };
+        // After the root bridge's node: the slot devices go in its scope.
+        let pcihp = (pci.is_some() && acpi_hotplug::wanted(&self.config))
+            .then(|| acpi_hotplug::attach(&self.config, &pio, &legacy.pm, &mut platform));
         let event_loop =
             EventLoop::start("devices", subscribers, paused).map_err(|source| VmmError::Setup {
                 what: "the device event loop",
@@ -388,6 +397,7 @@ impl DeviceManager {
             wiring: Wiring {
                 _notifiers: notifiers,
                 pci,
+                _pcihp: pcihp,
             },
         })
     }
@@ -457,7 +467,10 @@ impl DeviceManager {
         let max_cpus = machine.apic_ids().iter().max().map_or(1, |m| m + 1) as u16;
         let items = firmware::items(&self.config, tables, max_cpus, &mut boot)
             .map_err(|source| VmmError::Firmware { source })?;
-        let device = items.build(machine.memory().clone());
+        let mut device = items.build(machine.memory().clone());
+        if tables.acpi.is_some() {
+            firmware::refresh_acpi(&mut device, tables.platform.clone());
+        }
         // The range was reserved in the allocator.
         pio.insert(
             Arc::new(Mutex::new(device)),

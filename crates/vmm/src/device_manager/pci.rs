@@ -27,13 +27,14 @@ use rvirt_machine::acpi::AcpiConfig;
 use rvirt_machine::layout;
 use rvirt_machine::{BiosArea, Machine, SegmentMode, SystemAllocator};
 use rvirt_pci::access::{ConfigIo, Ecam, CONFIG_IO_BASE, CONFIG_IO_LEN};
-use rvirt_pci::acpi::{RootBridge, Route};
+use rvirt_pci::acpi::{LiveRootBridge, RootBridge, Route, PC_HOLE64_SIZE, Q35_HOLE64_SIZE};
 use rvirt_pci::bridge::RootPort;
 use rvirt_pci::chipset::pam::{PamHook, PamMode, PamRange};
 use rvirt_pci::chipset::{i440fx, ich9, piix, q35, Preset, ECAM_BASE, ECAM_SIZE, PM_BASE};
 use rvirt_pci::config::{command, reg};
 use rvirt_pci::function::{lock, Placement};
 use rvirt_pci::intx::{swizzle, PirqRouter, PIRQ_GSI_BASE};
+use rvirt_pci::pci_bridge::{BridgeModel, PciBridge};
 use rvirt_pci::{
     BarMapping, BarObserver, FunctionId, FunctionInfo, PciSegment, SegmentBuilder, SharedFunction,
 };
@@ -42,7 +43,7 @@ use rvirt_virtio::transport::pci::{
     PciPlacement, PciTransport, MSIX_BAR, MSIX_BAR_SIZE, VIRTIO_BAR, VIRTIO_BAR_SIZE,
 };
 use rvirt_virtio::VirtioTransport;
-use rvirt_vmm_config::{Chipset, PciAddr, PciBus, RootPortConfig, VmConfig};
+use rvirt_vmm_config::{Chipset, PciAddr, PciBus, PortModel, RootPortConfig, VmConfig};
 
 use rvirt_ata::ahci::{Ahci, Wiring as AhciWiring, ABAR, ABAR_SIZE};
 use rvirt_ata::ide::{
@@ -61,20 +62,83 @@ use crate::interrupts::{GsiRouting, KvmLevelLine, MsiRoutes, ResampledLine};
 use crate::ioevents::{IoSpace, Notifiers};
 use crate::VmmError;
 
-/// A root port's bridge windows are 1 MiB grained.
+/// A bridge's windows are 1 MiB grained.
 const WINDOW: u64 = 1 << 20;
 
-/// A root port as placed.
+/// A bridge's memory and prefetchable windows: (base, length) each.
+#[derive(Clone, Copy)]
+struct Windows {
+    mem: (u64, u64),
+    pref: (u64, u64),
+}
+
+/// A bridge (root port or PCI bridge) as placed.
 struct PortPlan {
     cfg: RootPortConfig,
-    bus_number: u8,
-    /// Where firmware would put its MSI-X BAR.
+    /// Primary, secondary and subordinate bus numbers, as firmware numbers
+    /// them (depth first, in slot order).
+    buses: [u8; 3],
+    /// Where firmware would put a root port's MSI-X BAR.
     msix_bar: u64,
-    /// Its memory and prefetchable windows: for what is behind it, or
-    /// for what may be hot-plugged there (firmware reserves them too).
-    windows: Option<(u64, u64)>,
-    /// The GSI of its MSI-X vector (hot-plug events).
-    msi_gsi: u32,
+    /// Its windows, if anything is behind it or it is a hot-plug root
+    /// port (firmware reserves them too): those of the bridge on the root
+    /// bus above it, which holds every BAR behind it.
+    windows: Option<Windows>,
+    /// A root port's MSI-X vector's GSI (hot-plug events).
+    msi_gsi: Option<u32>,
+}
+
+/// Bus numbers `[primary, secondary, subordinate]` for each of `ports`,
+/// as firmware assigns them: depth first from bus 0, each bus's bridges in
+/// slot order.
+fn bus_numbers(ports: &[RootPortConfig]) -> Vec<[u8; 3]> {
+    fn walk(ports: &[RootPortConfig], bus: PciBus, number: u8, next: &mut u8, out: &mut [[u8; 3]]) {
+        let mut children: Vec<usize> = (0..ports.len())
+            .filter(|&i| ports[i].addr.bus == bus)
+            .collect();
+        children.sort_by_key(|&i| (ports[i].addr.slot, ports[i].addr.function));
+        for i in children {
+            *next = next.saturating_add(1);
+            let secondary = *next;
+            walk(ports, PciBus::Port(i), secondary, next, out);
+            out[i] = [number, secondary, *next];
+        }
+    }
+    let mut out = vec![[0; 3]; ports.len()];
+    walk(ports, PciBus::Root, 0, &mut 0, &mut out);
+    out
+}
+
+/// Whether `port` is a root port whose slot hot-plugs.
+fn hotplug_port(port: &RootPortConfig) -> bool {
+    port.model == PortModel::RootPort && port.hotplug
+}
+
+/// Whether `bus` is behind bridge `port` (directly or further down).
+fn bus_is_below(ports: &[RootPortConfig], bus: PciBus, port: usize) -> bool {
+    let mut bus = bus;
+    for _ in 0..=ports.len() {
+        let PciBus::Port(i) = bus else { return false };
+        if i == port {
+            return true;
+        }
+        let Some(p) = ports.get(i) else { return false };
+        bus = p.addr.bus;
+    }
+    false
+}
+
+/// The bridge on the root bus above (or at) `bus`, if `bus` is behind one.
+fn top_bridge(ports: &[RootPortConfig], bus: PciBus) -> Option<usize> {
+    let mut top = None;
+    let mut bus = bus;
+    // The parser keeps the chain acyclic; the bound is for safety only.
+    for _ in 0..=ports.len() {
+        let PciBus::Port(i) = bus else { break };
+        top = Some(i);
+        bus = ports.get(i)?.addr.bus;
+    }
+    top
 }
 
 /// A virtio-pci function as placed.
@@ -196,41 +260,73 @@ impl PciPlan {
     ) -> Result<Self, VmmError> {
         let ram = rvirt_machine::layout::RamLayout::for_board(board(cfg.chipset), cfg.mem_size);
         let window64 = ram.mmio64_start();
-        // Bus numbers in slot order, as firmware enumerates bus 0.
-        let mut order: Vec<usize> = (0..cfg.root_ports.len()).collect();
-        order.sort_by_key(|&i| (cfg.root_ports[i].addr.slot, cfg.root_ports[i].addr.function));
+        let numbers = bus_numbers(&cfg.root_ports);
         let mut ports = Vec::new();
-        for p in &cfg.root_ports {
-            let bar = rvirt_pci::bridge::MSIX_BAR_SIZE;
-            let msix_bar = alloc.allocate_mmio32(bar, bar).map_err(placement)?.base;
-            // A hot-plug slot gets its windows whether or not anything
-            // is behind it at start, as SeaBIOS reserves them.
-            let windows = if p.hotplug {
-                let mem = alloc.allocate_mmio32(WINDOW, WINDOW).map_err(placement)?;
-                let pref = alloc.allocate_mmio64(WINDOW, WINDOW).map_err(placement)?;
-                Some((mem.base, pref.base))
-            } else {
-                None
+        for (p, buses) in cfg.root_ports.iter().zip(numbers) {
+            let msix_bar = match p.model {
+                PortModel::RootPort => {
+                    let bar = rvirt_pci::bridge::MSIX_BAR_SIZE;
+                    alloc.allocate_mmio32(bar, bar).map_err(placement)?.base
+                }
+                PortModel::PciBridge | PortModel::PcieToPciBridge => 0,
+            };
+            let msi_gsi = match p.model {
+                PortModel::RootPort => Some(alloc.allocate_msi_gsi().map_err(placement)?),
+                PortModel::PciBridge | PortModel::PcieToPciBridge => None,
             };
             ports.push(PortPlan {
                 cfg: p.clone(),
-                bus_number: 0,
+                buses,
                 msix_bar,
-                windows,
-                msi_gsi: alloc.allocate_msi_gsi().map_err(placement)?,
+                windows: None,
+                msi_gsi,
             });
         }
-        for (n, &i) in order.iter().enumerate() {
-            ports[i].bus_number = n as u8 + 1;
+        // Each bridge on the root bus gets windows for every function
+        // below it; the bridges below it forward the same windows.
+        let tops: Vec<Option<usize>> = requests
+            .iter()
+            .map(|r| top_bridge(&cfg.root_ports, r.addr.bus))
+            .collect();
+        let mut top_windows: Vec<Option<Windows>> = vec![None; ports.len()];
+        for (t, slot) in top_windows.iter_mut().enumerate() {
+            let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64;
+            if n == 0 && hotplug_port(&cfg.root_ports[t]) {
+                // Room for one function, as SeaBIOS reserves for a hot-plug
+                // slot whatever is behind it at start.
+                n = 1;
+            }
+            if n == 0 {
+                continue;
+            }
+            let mem_len = (n * MSIX_BAR_SIZE).next_multiple_of(WINDOW);
+            let pref_len = (n * VIRTIO_BAR_SIZE).next_multiple_of(WINDOW);
+            let mem = alloc.allocate_mmio32(mem_len, WINDOW).map_err(placement)?;
+            let pref = alloc.allocate_mmio64(pref_len, WINDOW).map_err(placement)?;
+            *slot = Some(Windows {
+                mem: (mem.base, mem_len),
+                pref: (pref.base, pref_len),
+            });
         }
+        for (i, port) in ports.iter_mut().enumerate() {
+            let top = top_bridge(&cfg.root_ports, PciBus::Port(i));
+            if hotplug_port(&port.cfg)
+                || requests
+                    .iter()
+                    .any(|r| bus_is_below(&cfg.root_ports, r.addr.bus, i))
+            {
+                port.windows = top.and_then(|t| top_windows[t]);
+            }
+        }
+        let mut used = vec![0u64; ports.len()];
         let mut functions = Vec::new();
-        for r in requests {
+        for (r, top) in requests.into_iter().zip(tops) {
             let msi_gsis = (0..r.vectors)
                 .map(|_| alloc.allocate_msi_gsi())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(placement)?;
-            let (msix_bar, virtio_bar) = match r.addr.bus {
-                PciBus::Root => (
+            let (msix_bar, virtio_bar) = match top.and_then(|t| top_windows[t].map(|w| (t, w))) {
+                None => (
                     alloc
                         .allocate_mmio32(MSIX_BAR_SIZE, MSIX_BAR_SIZE)
                         .map_err(placement)?
@@ -240,21 +336,11 @@ impl PciPlan {
                         .map_err(placement)?
                         .base,
                 ),
-                PciBus::Port(p) => {
-                    let port = &mut ports[p];
-                    let (mem, pref) = match port.windows {
-                        Some(w) => w,
-                        None => {
-                            let mem = alloc.allocate_mmio32(WINDOW, WINDOW).map_err(placement)?;
-                            let pref = alloc.allocate_mmio64(WINDOW, WINDOW).map_err(placement)?;
-                            port.windows = Some((mem.base, pref.base));
-                            (mem.base, pref.base)
-                        }
-                    };
-                    // Behind a port only slot 0 decodes: one BAR pair per
-                    // function.
-                    let f = u64::from(r.addr.function);
-                    (mem + f * MSIX_BAR_SIZE, pref + f * VIRTIO_BAR_SIZE)
+                // The next BAR pair in the windows of the bridge above.
+                Some((t, w)) => {
+                    let k = used[t];
+                    used[t] += 1;
+                    (w.mem.0 + k * MSIX_BAR_SIZE, w.pref.0 + k * VIRTIO_BAR_SIZE)
                 }
             };
             functions.push(FunctionPlan {
@@ -463,11 +549,16 @@ impl PciPlan {
             }));
         }
 
-        let mut port_msi: Vec<Arc<dyn rvirt_platform::MsiVectors>> = Vec::new();
+        let mut port_msi: Vec<Option<Arc<dyn rvirt_platform::MsiVectors>>> = Vec::new();
         for p in &self.ports {
-            let msi = MsiRoutes::new(vm, routing.clone(), &[p.msi_gsi])
-                .map_err(kvm("a root port's MSI-X irqfd"))?;
-            port_msi.push(Arc::new(msi));
+            let msi = match p.msi_gsi {
+                Some(gsi) => Some(Arc::new(
+                    MsiRoutes::new(vm, routing.clone(), &[gsi])
+                        .map_err(kvm("a root port's MSI-X irqfd"))?,
+                ) as Arc<dyn rvirt_platform::MsiVectors>),
+                None => None,
+            };
+            port_msi.push(msi);
         }
         let mut functions = BTreeMap::new();
         let mut ports_out = Vec::new();
@@ -536,29 +627,50 @@ impl PciPlan {
                     add(&mut b, root(1, 3), Arc::new(Mutex::new(pmf)), false);
                 }
             }
-            let mut port_ids = Vec::new();
+            let mut port_ids: Vec<Option<FunctionId>> = Vec::new();
             for (p, msi) in self.ports.iter().zip(port_msi) {
-                let occupied = self
-                    .functions
-                    .iter()
-                    .any(|f| f.addr.bus == PciBus::Port(port_ids.len()));
-                let wire = pirq(self.chipset, p.cfg.addr.slot, 0);
-                let mut rp =
-                    RootPort::new(p.cfg.port, p.cfg.slot, occupied).wire(msi, router.source(wire));
-                rp.set_hotplug(p.cfg.hotplug);
-                let f: SharedFunction = Arc::new(Mutex::new(rp));
-                let gsi = PIRQ_GSI_BASE + pirq(self.chipset, p.cfg.addr.slot, 0) as u32;
+                let i = port_ids.len();
+                let f: SharedFunction = match (p.cfg.model, msi) {
+                    (PortModel::RootPort, Some(msi)) => {
+                        let below = PciBus::Port(i);
+                        let occupied = self.functions.iter().any(|f| f.addr.bus == below)
+                            || self.ports.iter().any(|q| q.cfg.addr.bus == below);
+                        let wire = self.wire_of(&p.cfg.addr, 0);
+                        let mut rp = RootPort::new(p.cfg.port, p.cfg.slot, occupied)
+                            .wire(msi, router.source(wire));
+                        rp.set_hotplug(p.cfg.hotplug);
+                        Arc::new(Mutex::new(rp))
+                    }
+                    // A root port's plan always has a vector; without one it
+                    // would signal nothing.
+                    (PortModel::RootPort, None) => {
+                        Arc::new(Mutex::new(RootPort::new(p.cfg.port, p.cfg.slot, false)))
+                    }
+                    (PortModel::PciBridge, _) => {
+                        Arc::new(Mutex::new(PciBridge::new(BridgeModel::PciBridge {
+                            chassis: p.cfg.chassis,
+                        })))
+                    }
+                    (PortModel::PcieToPciBridge, _) => {
+                        Arc::new(Mutex::new(PciBridge::new(BridgeModel::PcieToPci)))
+                    }
+                };
+                let gsi = PIRQ_GSI_BASE + self.wire_of(&p.cfg.addr, 0) as u32;
                 if preset == Preset::DirectBoot {
                     program_port(&f, p, gsi);
                 }
                 let info = FunctionInfo {
                     id: Some(p.cfg.id.clone()),
-                    parent: None,
+                    parent: match p.cfg.addr.bus {
+                        PciBus::Root => None,
+                        PciBus::Port(j) => port_ids.get(j).copied().flatten(),
+                    },
                     slot: p.cfg.addr.slot,
                     function: p.cfg.addr.function,
                 };
                 set_multifunction(&f, p.cfg.addr.multifunction);
-                port_ids.push(add(&mut b, info, f, true));
+                let express_port = p.cfg.model == PortModel::RootPort;
+                port_ids.push(add(&mut b, info, f, express_port));
             }
             for a in &self.ahci {
                 let f: SharedFunction = a.ahci.clone();
@@ -673,7 +785,7 @@ impl PciPlan {
                 gsi: PIRQ_GSI_BASE + pirq(self.chipset, slot, pin) as u32,
             })
             .collect();
-        platform.devices.push(Box::new(RootBridge {
+        let bridge = RootBridge {
             express: q35,
             mem32: (
                 // Firmware puts 32-bit BARs where it likes above RAM
@@ -689,7 +801,20 @@ impl PciPlan {
             mem64: Some(self.mem64),
             routes,
             ecam: q35.then_some((ECAM_BASE, ECAM_SIZE)),
-        }));
+        };
+        match preset {
+            // rvirt placed the BARs inside its own window.
+            Preset::DirectBoot => platform.devices.push(Box::new(bridge)),
+            // Firmware places them: the 64-bit window is computed as
+            // QEMU's from where it put them, each time the tables are
+            // built (again when firmware first reads them).
+            Preset::Reset => platform.devices.push(Box::new(LiveRootBridge {
+                bridge,
+                segment: Arc::downgrade(&segment),
+                floor: self.mem64.0,
+                size: if q35 { Q35_HOLE64_SIZE } else { PC_HOLE64_SIZE },
+            })),
+        }
         if q35 {
             platform.ecam = Some((ECAM_BASE, 0xff));
         }
@@ -718,7 +843,10 @@ impl PciPlan {
         slot: &VirtioSlot,
     ) -> std::io::Result<(PciTransport, Notifiers, Box<dyn Subscriber>, WiredFunction)> {
         let msi = Arc::new(MsiRoutes::new(vm, routing.clone(), &plan.msi_gsis)?);
-        let express = matches!(plan.addr.bus, PciBus::Port(_));
+        // PCI Express only on a root port: behind a PCI bridge the bus is
+        // conventional, as on pc's root bus.
+        let express = matches!(plan.addr.bus,
+            PciBus::Port(i) if self.ports[i].cfg.model == PortModel::RootPort);
         let pin = router.source(self.wire_of(&plan.addr, 0));
         let transport = PciTransport::new(
             slot.device.clone(),
@@ -775,7 +903,10 @@ impl PciPlan {
         msi_gsis: Vec<u32>,
     ) {
         let (msix_bar, virtio_bar) = match addr.bus {
-            PciBus::Port(p) => self.ports[p].windows.unwrap_or_default(),
+            PciBus::Port(p) => self.ports[p]
+                .windows
+                .map(|w| (w.mem.0, w.pref.0))
+                .unwrap_or_default(),
             PciBus::Root => (0, 0),
         };
         self.functions.push(FunctionPlan {
@@ -802,15 +933,18 @@ impl PciPlan {
     }
 
     /// The PIRQ wire pin `pin` of the function at `addr` drives: through
-    /// its root port's swizzle, then the chipset's map of root slots.
+    /// the swizzle of every bridge above it, then the chipset's map of
+    /// root slots.
     fn wire_of(&self, addr: &PciAddr, pin: u8) -> usize {
-        match addr.bus {
-            PciBus::Root => pirq(self.chipset, addr.slot, pin),
-            PciBus::Port(i) => {
-                let port = &self.ports[i].cfg.addr;
-                pirq(self.chipset, port.slot, swizzle(addr.slot, pin))
-            }
+        let (mut bus, mut slot, mut pin) = (addr.bus, addr.slot, pin);
+        // The parser keeps the chain acyclic; the bound is for safety only.
+        for _ in 0..=self.ports.len() {
+            let PciBus::Port(i) = bus else { break };
+            let Some(port) = self.ports.get(i) else { break };
+            pin = swizzle(slot, pin);
+            (bus, slot) = (port.cfg.addr.bus, port.cfg.addr.slot);
         }
+        pirq(self.chipset, slot, pin)
     }
 }
 
@@ -925,25 +1059,31 @@ fn program_nic(f: &SharedFunction, plan: &NicPlan, gsi: u32) {
     cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
 }
 
-/// What firmware leaves in a root port: its bus numbers, and windows
-/// around what is behind it.
+/// What firmware leaves in a bridge: its bus numbers, windows around what
+/// is behind it, a root port's MSI-X BAR, the Interrupt Line if it has a
+/// pin.
 fn program_port(f: &SharedFunction, plan: &PortPlan, gsi: u32) {
     let mut f = lock(f);
     let cfg = f.config_mut();
-    cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
-    cfg.set_bar_address(usize::from(rvirt_pci::bridge::MSIX_BAR), plan.msix_bar);
-    cfg.set_bytes(reg::PRIMARY_BUS, &[0, plan.bus_number, plan.bus_number]);
-    if let Some((mem, pref)) = plan.windows {
-        let limit = |base: u64| base + WINDOW - 1;
+    if cfg.interrupt_pin() != 0 {
+        cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+    }
+    if plan.cfg.model == PortModel::RootPort {
+        cfg.set_bar_address(usize::from(rvirt_pci::bridge::MSIX_BAR), plan.msix_bar);
+    }
+    cfg.set_bytes(reg::PRIMARY_BUS, &plan.buses);
+    if let Some(w) = plan.windows {
+        let limit = |(base, len): (u64, u64)| base + len - 1;
+        let (mem, pref) = (w.mem.0, w.pref.0);
         cfg.set_u16(reg::MEMORY_BASE, ((mem >> 16) & 0xfff0) as u16);
-        cfg.set_u16(reg::MEMORY_LIMIT, ((limit(mem) >> 16) & 0xfff0) as u16);
+        cfg.set_u16(reg::MEMORY_LIMIT, ((limit(w.mem) >> 16) & 0xfff0) as u16);
         cfg.set_u16(reg::PREF_MEMORY_BASE, (((pref >> 16) & 0xfff0) | 1) as u16);
         cfg.set_u16(
             reg::PREF_MEMORY_LIMIT,
-            (((limit(pref) >> 16) & 0xfff0) | 1) as u16,
+            (((limit(w.pref) >> 16) & 0xfff0) | 1) as u16,
         );
         cfg.set_u32(reg::PREF_BASE_UPPER32, (pref >> 32) as u32);
-        cfg.set_u32(reg::PREF_LIMIT_UPPER32, (limit(pref) >> 32) as u32);
+        cfg.set_u32(reg::PREF_LIMIT_UPPER32, (limit(w.pref) >> 32) as u32);
     }
     cfg.set_u16(
         reg::COMMAND,

@@ -355,3 +355,92 @@ fn virtio_input_pci_as_libvirt_writes_it() {
         })
     ));
 }
+
+/// `pci-bridge` on pc (and behind another), `pcie-pci-bridge` behind a
+/// root port on q35, as libvirt 9.0 writes them: 32 slots behind each.
+#[test]
+fn pci_bridges_and_devices_behind_them() {
+    let c = pci(&[
+        "-device",
+        r#"{"driver":"pci-bridge","chassis_nr":1,"id":"pci.1","bus":"pci.0","addr":"0x5"}"#,
+        "-device",
+        r#"{"driver":"pci-bridge","chassis_nr":2,"id":"pci.2","bus":"pci.1","addr":"0x1"}"#,
+        "-device",
+        r#"{"driver":"virtio-balloon-pci","id":"balloon0","bus":"pci.1","addr":"0x3"}"#,
+        "-device",
+        "virtio-serial-pci,bus=pci.2",
+    ]);
+    let bridges: Vec<(PortModel, &str, u8, PciBus, u8)> = c
+        .root_ports
+        .iter()
+        .map(|p| (p.model, p.id.as_str(), p.chassis, p.addr.bus, p.addr.slot))
+        .collect();
+    assert_eq!(
+        bridges,
+        [
+            (PortModel::PciBridge, "pci.1", 1, PciBus::Root, 5),
+            (PortModel::PciBridge, "pci.2", 2, PciBus::Port(0), 1),
+        ]
+    );
+    assert_eq!(addr(&c, 0), (PciBus::Port(0), 3, 0));
+    assert_eq!(addr(&c, 1), (PciBus::Port(1), 0, 0), "the first free slot");
+
+    let c = pci(&[
+        "-M",
+        "pc-q35-7.2",
+        "-device",
+        r#"{"driver":"pcie-root-port","port":16,"chassis":1,"id":"pci.1","bus":"pcie.0","addr":"0x2"}"#,
+        "-device",
+        r#"{"driver":"pcie-pci-bridge","id":"pci.2","bus":"pci.1","addr":"0x0"}"#,
+        "-device",
+        r#"{"driver":"virtio-balloon-pci","id":"balloon0","bus":"pci.2","addr":"0x1"}"#,
+    ]);
+    assert_eq!(c.root_ports[1].model, PortModel::PcieToPciBridge);
+    assert_eq!(c.root_ports[1].addr.bus, PciBus::Port(0));
+    assert_eq!(addr(&c, 0), (PciBus::Port(1), 1, 0));
+}
+
+#[test]
+fn pci_bridge_errors() {
+    let e = |extra: &[&str]| err(&with_kernel(extra));
+    assert_eq!(
+        e(&["-device", "pci-bridge,id=b"]),
+        "-device: Bridge chassis not specified. Each bridge is required to be assigned a unique chassis id > 0."
+    );
+    assert_eq!(
+        e(&["-device", "pci-bridge,id=b,chassis_nr=1,shpc=on"]),
+        "-device: pci-bridge has no standard hot-plug controller here: use shpc=off"
+    );
+    assert_eq!(
+        e(&["-device", "pci-bridge,chassis_nr=1"]),
+        "-device: pci-bridge needs an id (devices behind it name it as their bus)"
+    );
+    assert_eq!(
+        e(&["-device", "pcie-pci-bridge,id=b"]),
+        "-device: pcie-pci-bridge needs a PCI Express root complex: use machine q35"
+    );
+    assert_eq!(
+        e(&["-M", "q35", "-device", "pcie-pci-bridge,id=b,msi=off"]),
+        "-device: pcie-pci-bridge always has MSI here: msi=off is not supported"
+    );
+    assert_eq!(
+        e(&[
+            "-M",
+            "q35",
+            "-device",
+            "pci-bridge,id=b,chassis_nr=1",
+            "-device",
+            "pcie-pci-bridge,id=c,bus=b"
+        ]),
+        "-device: pcie-pci-bridge 'c' must sit on pcie.0 or a pcie-root-port"
+    );
+    assert_eq!(
+        e(&[
+            "-device",
+            "pci-bridge,id=b,chassis_nr=1,addr=4",
+            "-device",
+            "pci-bridge,id=b,chassis_nr=2"
+        ]),
+        "-device: Duplicate device ID 'b'"
+    );
+}
