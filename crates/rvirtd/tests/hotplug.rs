@@ -65,10 +65,18 @@ fn disk_xml(path: &Path, target: &str) -> String {
     )
 }
 
-/// `virsh event` for one DEVICE_REMOVED of `name`, started before the
-/// detach.
+/// `virsh event` for one DEVICE_REMOVED of `name`, registered with the
+/// daemon before it returns (a guest that answers at once is removed
+/// before a slow virsh would have registered).
 fn removed_event(d: &Rvirtd, name: &str) -> Spawned {
-    Spawned::start(
+    let registered = || {
+        std::fs::read_to_string(d.root().join("rvirtd.stderr"))
+            .unwrap_or_default()
+            .matches("event callback registered")
+            .count()
+    };
+    let before = registered();
+    let event = Spawned::start(
         Command::new("virsh")
             .arg("-c")
             .arg(d.uri())
@@ -77,7 +85,11 @@ fn removed_event(d: &Rvirtd, name: &str) -> Spawned {
             .env("LC_ALL", "C")
             .stdin(Stdio::null()),
     )
-    .on_fail(d.reporter())
+    .on_fail(d.reporter());
+    rvirt_testkit::wait_for("virsh event to register", Duration::from_secs(15), || {
+        registered() > before
+    });
+    event
 }
 
 #[test]
