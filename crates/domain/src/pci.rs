@@ -947,8 +947,11 @@ fn default_controllers(d: &mut Domain, chipset: Chipset) {
     }
 }
 
-/// Gives controllers without an `index` the one libvirt gives: the next
-/// free of their type; a USB2 companion (`<master>`) its master's.
+/// Gives controllers without an `index` the one libvirt gives
+/// (`virDomainAssignControllerIndexes`): the lowest free of their type; a
+/// USB2 companion (`<master>`) its master's. A PCI controller other than
+/// the root starts after the root bus, whose index 0 is the root's even
+/// when the definition leaves the root to the fill-in.
 pub(crate) fn controller_indices(d: &mut Domain) {
     for i in 0..d.devices.others.len() {
         let o = &d.devices.others[i];
@@ -963,14 +966,16 @@ pub(crate) fn controller_indices(d: &mut Domain) {
         let idx = if companion {
             before.rev().find_map(index).unwrap_or(0)
         } else {
-            d.devices
+            let root = matches!(o.model(), Some("pci-root" | "pcie-root"));
+            let first = u32::from(ty == "pci" && !root);
+            let used: Vec<u32> = d
+                .devices
                 .others
                 .iter()
                 .filter(|c| c.kind() == "controller" && c.dev_type() == Some(ty.as_str()))
                 .filter_map(index)
-                .map(|x| x + 1)
-                .max()
-                .unwrap_or(0)
+                .collect();
+            (first..).find(|i| !used.contains(i)).unwrap_or(first)
         };
         let e = &mut d.devices.others[i].element;
         // After `type`, where libvirt writes it.

@@ -25,8 +25,6 @@ fn q35(devices: &str) -> Domain {
 
 const DISK: &str = "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
     <source file='/a.img'/><target dev='vda' bus='virtio'/></disk>";
-// Indexed: rvirt-domain numbers an index-less PCI controller from 0,
-// where libvirt starts after the root bus's.
 const PORT: &str = "<controller type='pci' index='1' model='pcie-root-port'/>";
 const PORT2: &str = "<controller type='pci' index='2' model='pcie-root-port'/>";
 
@@ -108,4 +106,37 @@ fn a_disk_and_a_nic_derive_as_at_start() {
         ]
     );
     assert_eq!(a.taps.len(), 1);
+}
+
+#[test]
+fn an_index_less_root_port_numbers_after_the_root_bus() {
+    // libvirt gives it the lowest index the root (0, added by the
+    // fill-in) leaves free, and its chassis from that index.
+    let port = "<controller type='pci' model='pcie-root-port'/>";
+    let d = q35(port);
+    let ports: Vec<_> = d
+        .devices
+        .others
+        .iter()
+        .filter(|o| o.model() == Some("pcie-root-port"))
+        .collect();
+    let first = ports[0];
+    assert_eq!(first.element.attr("index"), Some("1"));
+    let target = first.element.child("target").unwrap();
+    assert_eq!(target.attr("chassis"), Some("1"));
+    assert!(d
+        .devices
+        .others
+        .iter()
+        .any(|o| o.model() == Some("pcie-root") && o.element.attr("index") == Some("0")));
+    // The lowest free index: a gap is filled before the end.
+    let d = q35(&format!("{PORT2}{port}"));
+    let idx: Vec<_> = d
+        .devices
+        .others
+        .iter()
+        .filter(|o| o.model() == Some("pcie-root-port"))
+        .filter_map(|o| o.element.attr("index"))
+        .collect();
+    assert_eq!(idx, ["2", "1"]);
 }

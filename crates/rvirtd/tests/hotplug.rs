@@ -65,10 +65,18 @@ fn disk_xml(path: &Path, target: &str) -> String {
     )
 }
 
-/// `virsh event` for one DEVICE_REMOVED of `name`, started before the
-/// detach.
+/// `virsh event` for one DEVICE_REMOVED of `name`, registered with the
+/// daemon before it returns (a guest that answers at once is removed
+/// before a slow virsh would have registered).
 fn removed_event(d: &Rvirtd, name: &str) -> Spawned {
-    Spawned::start(
+    let registered = || {
+        std::fs::read_to_string(d.root().join("rvirtd.stderr"))
+            .unwrap_or_default()
+            .matches("event callback registered")
+            .count()
+    };
+    let before = registered();
+    let event = Spawned::start(
         Command::new("virsh")
             .arg("-c")
             .arg(d.uri())
@@ -77,7 +85,11 @@ fn removed_event(d: &Rvirtd, name: &str) -> Spawned {
             .env("LC_ALL", "C")
             .stdin(Stdio::null()),
     )
-    .on_fail(d.reporter())
+    .on_fail(d.reporter());
+    rvirt_testkit::wait_for("virsh event to register", Duration::from_secs(15), || {
+        registered() > before
+    });
+    event
 }
 
 #[test]
@@ -385,5 +397,76 @@ fn a_late_answer_finishes_the_detach_later() {
     if d.state(name).starts_with("running") {
         assert!(!xml.contains("late.img"), "{xml}");
     }
+    let _ = d.virsh(&["destroy", name]);
+}
+
+/// Whether process `pid` has `file` open.
+fn holds(pid: i32, file: &Path) -> bool {
+    let file = std::fs::canonicalize(file).unwrap();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == file))
+}
+
+/// rvirtd killed and restarted between the attach and the detach: the
+/// restarted daemon still deletes the disk's block nodes (the VMM lets go
+/// of the image) and gives the image back to its owner. The guest powers
+/// off once done, so `<on_poweroff>restart` keeps the VMM (and what it
+/// holds) to be looked at.
+#[test]
+fn a_restarted_daemon_detaches_what_the_previous_one_attached() {
+    if !have_virsh() {
+        return;
+    }
+    let mut d = Rvirtd::start();
+    let name = "hp-restart";
+    let file = d.xml_file(
+        "dom.xml",
+        &xml(name).replace(
+            "<on_poweroff>destroy</on_poweroff>",
+            "<on_poweroff>restart</on_poweroff>",
+        ),
+    );
+    d.ok(&["define", &file]);
+    d.ok(&["start", name]);
+    d.wait_log(name, "HP_READY");
+    let pid: i32 = std::fs::read_to_string(d.root().join(format!("run/rvirt/qemu/{name}/vmm.pid")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let image = d.root().join("kept.img");
+    std::fs::write(&image, vec![5u8; 65536]).unwrap();
+    rustix::fs::chown(
+        &image,
+        Some(rustix::process::Uid::from_raw(4321)),
+        Some(rustix::process::Gid::from_raw(4321)),
+    )
+    .unwrap();
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    let disk = d.xml_file("disk.xml", &disk_xml(&image, "vdb"));
+    d.ok(&["attach-device", name, &disk, "--live"]);
+    d.wait_log(name, "HP_ARMED");
+    assert!(holds(pid, &image), "the VMM has the image open");
+    assert_ne!(owner(&image), (4321, 4321), "the VM's user has the image");
+
+    d.kill9();
+    d.spawn();
+    assert!(d.state(name).starts_with("running"), "re-adopted");
+    let mut event = removed_event(&d, name);
+    d.ok(&["detach-device", name, &disk, "--live"]);
+    let ev = event.line_with("device-removed", T);
+    assert!(ev.contains("virtio-disk1"), "{ev}");
+    assert!(!holds(pid, &image), "the nodes are deleted\n{}", d.report());
+    assert_eq!(owner(&image), (4321, 4321), "the image is given back");
+    // The same VMM throughout: what was seen is what it did.
+    assert!(d.state(name).starts_with("running"));
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let after = d.ok(&["dumpxml", name]);
+    assert!(!after.contains("kept.img"), "{after}");
     let _ = d.virsh(&["destroy", name]);
 }

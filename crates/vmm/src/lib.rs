@@ -553,6 +553,9 @@ impl Vmm {
                     &running.event_loop,
                     &mut self.state.nodes(),
                 );
+                // Before DEVICE_DELETED: whoever waits for it finds the
+                // disk gone from query-block.
+                self.state.set_disks(self.devices.disks());
                 for e in events {
                     self.bus.post(e);
                 }
@@ -796,12 +799,18 @@ impl Vmm {
                 }
                 None => Err(QmpError::no_balloon()),
             },
-            MonitorRequest::DeviceAdd(json) => self.devices.device_add(
-                &json,
-                &running.wiring,
-                &running.event_loop,
-                &mut self.state.nodes(),
-            ),
+            MonitorRequest::DeviceAdd(json) => {
+                let added = self.devices.device_add(
+                    &json,
+                    &running.wiring,
+                    &running.event_loop,
+                    &mut self.state.nodes(),
+                );
+                if added.is_ok() {
+                    self.state.set_disks(self.devices.disks());
+                }
+                added
+            }
             MonitorRequest::DeviceDel(id) => self.devices.device_del(&id, &running.wiring),
             MonitorRequest::NetdevAdd(json, fd) => self.devices.netdev_add(&json, fd.take()),
             MonitorRequest::NetdevDel(id) => self.devices.netdev_del(&id),

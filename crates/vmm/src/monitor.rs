@@ -120,12 +120,12 @@ impl MonitorBackend for Backend {
     }
 
     fn block(&self) -> Vec<BlockInfo> {
-        self.state.disks.iter().map(DiskModel::info).collect()
+        self.state.disks().iter().map(DiskModel::info).collect()
     }
 
     fn block_stats(&self, query_nodes: bool) -> Vec<BlockStats> {
         self.state
-            .disks
+            .disks()
             .iter()
             .flat_map(|d| d.stats(query_nodes))
             .collect()

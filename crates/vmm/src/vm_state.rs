@@ -1,9 +1,8 @@
 //! The monitor's read model: what QMP queries answer from without asking
 //! the main loop. The main loop keeps it current (run state, vCPU thread
-//! IDs); the rest is fixed when the VMM is built (disks, names) or
-//! published by a device as it changes (the balloon's `actual`, the disks'
-//! counters). Monitor
-//! threads only read it; every change they ask for goes to the main loop
+//! IDs, the disks at each hot-plug); the rest is fixed when the VMM is
+//! built (names) or published by a device as it changes (the balloon's
+//! `actual`, the disks' counters). Monitor threads only read it; every change they ask for goes to the main loop
 //! as a `MonitorRequest`.
 
 use std::sync::Mutex;
@@ -22,9 +21,10 @@ pub(crate) struct VmState {
     /// The vCPUs of the current boot: their topology and thread IDs.
     pub(crate) cpus: Mutex<Option<(Topology, ThreadIds)>>,
     pub(crate) chardevs: Mutex<Vec<ChardevInfo>>,
-    /// The disks of the command line (a hot-plugged disk is not listed
-    /// yet). Their counters are atomics the I/O path updates.
-    pub(crate) disks: Vec<DiskModel>,
+    /// The disks: the command line's, and those hot-plugged (the main
+    /// loop republishes the list at each plug and unplug). Their counters
+    /// are atomics the I/O path updates.
+    disks: Mutex<Vec<DiskModel>>,
     /// The balloon's size and the guest's statistics as the driver last
     /// reported them, if the VM has a balloon.
     pub(crate) balloon: Option<BalloonReading>,
@@ -52,7 +52,7 @@ impl VmState {
             }),
             cpus: Mutex::new(None),
             chardevs: Mutex::new(Vec::new()),
-            disks,
+            disks: Mutex::new(disks),
             balloon,
             name: cfg.name.clone(),
             uuid: cfg.uuid.clone(),
@@ -67,6 +67,16 @@ impl VmState {
 
     pub(crate) fn set_status(&self, s: RunState) {
         *self.status.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// The disks `query-block` and `query-blockstats` report.
+    pub(crate) fn disks(&self) -> Vec<DiskModel> {
+        self.disks.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A disk was plugged or unplugged: `disks` is the list now.
+    pub(crate) fn set_disks(&self, disks: Vec<DiskModel>) {
+        *self.disks.lock().unwrap_or_else(|p| p.into_inner()) = disks;
     }
 
     /// The block node graph, locked.

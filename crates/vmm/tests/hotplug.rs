@@ -491,6 +491,29 @@ fn a_hotplugged_nic_stays_across_a_reset() {
     qmp.query_status().unwrap();
 }
 
+/// How many `query-block` and `query-blockstats` entries are device
+/// `id`'s (its `qdev` path names it) on top node `d1`.
+fn block_of(qmp: &rvirt_qmp::QmpClient, id: &str) -> (usize, usize) {
+    let mine = |e: &Value, node: &Value| {
+        e["qdev"]
+            .as_str()
+            .is_some_and(|q| q.split('/').any(|p| p == id))
+            && node == "d1"
+    };
+    let count = |cmd: &str, node: fn(&Value) -> &Value| {
+        let v = qmp.execute(cmd, None).unwrap();
+        v.as_array()
+            .unwrap_or_else(|| panic!("{cmd}: {v}"))
+            .iter()
+            .filter(|e| mine(e, node(e)))
+            .count()
+    };
+    (
+        count("query-block", |e| &e["inserted"]["node-name"]),
+        count("query-blockstats", |e| &e["node-name"]),
+    )
+}
+
 /// A disk the way libvirt hot-plugs one: `blockdev-add` of its file and
 /// raw nodes, `device_add` of a virtio-blk-pci on the top node; the guest
 /// reads its capacity and first sector through the new function; after
@@ -524,6 +547,8 @@ fn disk_plug_and_unplug(qemu: bool, dir: &Path) -> Vec<String> {
         ),
     )
     .unwrap_or_else(|e| panic!("device_add: {e}\n{}", vm.stderr_text()));
+    // The disk is a block device now (domblkstat, snapshots).
+    assert_eq!(block_of(&qmp, "disk1"), (1, 1), "after device_add");
     // In use now: neither another device nor blockdev-del takes it.
     assert!(!error(qmp.execute("blockdev-del", Some(json!({"node-name": "d1"})))).is_empty());
     vm.line_with("HP_ARMED", T);
@@ -540,6 +565,7 @@ fn disk_plug_and_unplug(qemu: bool, dir: &Path) -> Vec<String> {
         deleted
     };
     assert_eq!(deleted.data.unwrap_or_default()["device"], "disk1");
+    assert_eq!(block_of(&qmp, "disk1"), (0, 0), "after DEVICE_DELETED");
     vm.until("the guest's last line", T, |o, _| o.contains("\nDONE"));
     qmp.execute("blockdev-del", Some(json!({"node-name": "d1"})))
         .unwrap();

@@ -299,7 +299,8 @@ impl DomainDriver {
             let run = self.reg().resolve(dom)?.run.clone();
             let run = run.ok_or_else(|| RemoteError::operation_invalid("domain is not running"))?;
             // What cannot change live is refused before anything else.
-            if !media && (edit == DeviceEdit::Update || !super::hotplug::can_plug(&run.live(), &dev))
+            if !media
+                && (edit == DeviceEdit::Update || !super::hotplug::can_plug(&run.live(), &dev))
             {
                 return Err(RemoteError::new(
                     code::OPERATION_UNSUPPORTED,

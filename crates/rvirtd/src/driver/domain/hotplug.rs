@@ -34,6 +34,7 @@ use rvirt_remote::RemoteError;
 use serde_json::{json, Value};
 
 use super::registry::Running;
+use super::runtime::HotplugRecord;
 use super::DomainDriver;
 
 /// How long a detach waits for the guest, as libvirt's
@@ -50,8 +51,8 @@ pub struct HotplugState {
 
 #[derive(Default)]
 struct Inner {
-    /// Block nodes of hot-plugged disks, by alias (they are not in
-    /// `query-block`).
+    /// Block nodes of hot-plugged disks, by alias, top first (kept in
+    /// the runtime record: [`HotplugState::record`]).
     nodes: BTreeMap<String, Vec<String>>,
     /// The next `libvirt-N-…` number no node has (0: ask `query-block`).
     next_node: u64,
@@ -89,6 +90,22 @@ impl HotplugState {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// What the runtime record keeps: the nodes and the next number.
+    pub fn record(&self) -> HotplugRecord {
+        let g = self.lock();
+        HotplugRecord {
+            nodes: g.nodes.clone(),
+            next_node: g.next_node,
+        }
+    }
+
+    /// Takes back what a previous daemon recorded, for an adopted VM.
+    pub fn restore(&self, r: HotplugRecord) {
+        let mut g = self.lock();
+        g.nodes = r.nodes;
+        g.next_node = r.next_node;
     }
 
     /// The next free block node number, at least `seen` (what

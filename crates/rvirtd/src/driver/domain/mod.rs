@@ -274,6 +274,8 @@ impl DomainDriver {
             live_xml: run.live().to_xml(),
             held: run.held_now(),
             passt: run.passt.iter().map(passt::PasstChild::record).collect(),
+            labelled_later: run.labelled_later(),
+            hotplug: run.hotplug.record(),
         }
     }
 

@@ -86,11 +86,18 @@ impl DomainDriver {
             .map(|s| !s.running)
             .unwrap_or(rec.state == DomainState::Paused as i32);
         let events = qmp.take_events();
+        // `held` lists every file the VM's user has; those given after
+        // the start go back at their own unplug, so they are told apart
+        // again (the record keeps both for a release after a crash).
+        let mut held = rec.held.clone();
+        held.labelled.retain(|p| !rec.labelled_later.contains(p));
         let run = Arc::new(
-            Running::new(rec.id, Arc::new(child), live.clone(), qmp, rec.held.clone())
+            Running::new(rec.id, Arc::new(child), live.clone(), qmp, held)
                 .with_passt(passt)
                 .with_vnc(self.vnc_ports.adopt(&live)),
         );
+        run.label_later(rec.labelled_later.clone());
+        run.hotplug.restore(rec.hotplug.clone());
         self.seen_id(rec.id);
         let (state, reason) = match (paused, rec.state == DomainState::Paused as i32) {
             (true, true) | (false, false) => (

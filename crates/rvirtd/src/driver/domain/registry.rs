@@ -133,6 +133,14 @@ impl Running {
         }
     }
 
+    /// The files given to the VM's user since it started.
+    pub fn labelled_later(&self) -> Vec<std::path::PathBuf> {
+        self.labelled_later
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// What the VM holds now: what it started with and what it was given
     /// since.
     pub fn held_now(&self) -> super::confine::Held {

@@ -1,7 +1,9 @@
 //! The record rvirtd keeps for each running domain in the state
 //! directory, so that a restarted daemon (even after `kill -9`) finds its
-//! VMs again: pid, monitor socket, id, state and the live definition.
+//! VMs again: pid, monitor socket, id, state, the live definition, and
+//! what it holds (files given to its user, hot-plugged disks' nodes).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,28 @@ pub struct RuntimeRecord {
     /// with it.
     #[serde(default)]
     pub passt: Vec<crate::supervise::Record>,
+    /// The files in `held.labelled` given to the VM's user after its
+    /// start (a hot-plugged disk, an overlay, a medium), each given back
+    /// when the VM lets go of it rather than at its end.
+    #[serde(default)]
+    pub labelled_later: Vec<PathBuf>,
+    /// What its hot-plugged devices hold in the VMM, for their detach.
+    #[serde(default)]
+    pub hotplug: HotplugRecord,
+}
+
+/// What a detach of a hot-plugged disk undoes in the VMM, kept so that a
+/// daemon restarted between the attach and the detach still deletes the
+/// disk's block nodes. (Its fdsets need no record: they are removed once
+/// the nodes hold the descriptors.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HotplugRecord {
+    /// The block nodes of each hot-plugged disk, by alias, top first.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, Vec<String>>,
+    /// The next `libvirt-N-…` number no node has (0: unknown).
+    #[serde(default)]
+    pub next_node: u64,
 }
 
 impl RuntimeRecord {
@@ -87,6 +111,15 @@ mod tests {
                 pid: 43,
                 marker: "/run/x/passt/net0.socket".into(),
             }],
+            labelled_later: vec!["/img/hot.img".into()],
+            hotplug: HotplugRecord {
+                nodes: [(
+                    "virtio-disk1".to_string(),
+                    vec!["libvirt-3-format".to_string()],
+                )]
+                .into(),
+                next_node: 4,
+            },
         };
         rec.save(&dir.path().join("a.json")).unwrap();
         std::fs::write(dir.path().join("b.json"), "{not json").unwrap();
@@ -95,5 +128,11 @@ mod tests {
         assert_eq!(files.len(), 2);
         assert_eq!(RuntimeRecord::load(&files[0]).unwrap(), rec);
         assert!(RuntimeRecord::load(&files[1]).is_err());
+        // A record from before hot-plug was recorded still loads.
+        let old = r#"{"name":"a","uuid":"u","id":1,"pid":2,"monitor":"/m","state":1,
+            "reason":1,"persistent":false,"live_xml":"<domain/>"}"#;
+        let old: RuntimeRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(old.hotplug, HotplugRecord::default());
+        assert!(old.labelled_later.is_empty());
     }
 }
