@@ -505,7 +505,10 @@ impl PciSegment {
 
     /// Where `id`'s BARs are on the machine's buses now.
     pub fn mapped(&self, id: FunctionId) -> [Option<BarMapping>; BAR_SLOTS] {
-        self.applied().get(id.0).copied().unwrap_or([None; BAR_SLOTS])
+        self.applied()
+            .get(id.0)
+            .copied()
+            .unwrap_or([None; BAR_SLOTS])
     }
 
     /// The span above 4 GiB (inclusive) the guest put 64-bit things in, as

@@ -10,18 +10,17 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use rvirt_remote::calls::{
     DomainEventBlockJob2Msg, DomainEventBlockJobMsg, DomainEventCallbackBlockJobMsg,
     DomainEventCallbackDeviceRemovedMsg, DomainEventCallbackGraphicsMsg,
-    DomainEventCallbackRebootMsg, DomainEventCallbackTrayChangeMsg,
-    DomainEventCallbackWatchdogMsg, DomainEventDeviceRemovedMsg, DomainEventGraphicsMsg,
-    DomainEventRebootMsg, DomainEventTrayChangeMsg, DomainEventWatchdogMsg,
-    NetworkEventLifecycleMsg, StoragePoolEventLifecycleMsg,
-    StoragePoolEventRefreshMsg,
+    DomainEventCallbackRebootMsg, DomainEventCallbackTrayChangeMsg, DomainEventCallbackWatchdogMsg,
+    DomainEventDeviceRemovedMsg, DomainEventGraphicsMsg, DomainEventRebootMsg,
+    DomainEventTrayChangeMsg, DomainEventWatchdogMsg, NetworkEventLifecycleMsg,
+    StoragePoolEventLifecycleMsg, StoragePoolEventRefreshMsg,
 };
 use rvirt_remote::consts::storage::{EVENT_ID_LIFECYCLE, EVENT_ID_REFRESH};
 use rvirt_remote::consts::{
     VIR_DOMAIN_EVENT_ID_BLOCK_JOB, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
-    VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_ID_GRAPHICS, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-    VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, VIR_DOMAIN_EVENT_ID_WATCHDOG,
-    VIR_NETWORK_EVENT_ID_LIFECYCLE,
+    VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_ID_GRAPHICS,
+    VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_ID_TRAY_CHANGE,
+    VIR_DOMAIN_EVENT_ID_WATCHDOG, VIR_NETWORK_EVENT_ID_LIFECYCLE,
 };
 use rvirt_remote::types::{NonnullNetwork, NonnullStoragePool};
 use rvirt_remote::{server, Args, NonnullDomain, Uuid};
