@@ -5,51 +5,9 @@
 use crate::chardev::ChardevBackend;
 use crate::config::PciAddr;
 
-/// What the VMM does when a watchdog runs out (QEMU's `WatchdogAction`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum WatchdogAction {
-    /// A guest reset (QEMU's default).
-    #[default]
-    Reset,
-    /// The ACPI power button.
-    Shutdown,
-    /// The VMM exits at once.
-    Poweroff,
-    /// The vCPUs stop (run state `watchdog`).
-    Pause,
-    /// A line on stderr.
-    Debug,
-    /// Nothing but the event.
-    None,
-    /// An NMI to every vCPU.
-    InjectNmi,
-}
-
-impl WatchdogAction {
-    /// Every action with QEMU's name for it.
-    pub const ALL: [(&'static str, WatchdogAction); 7] = [
-        ("reset", WatchdogAction::Reset),
-        ("shutdown", WatchdogAction::Shutdown),
-        ("poweroff", WatchdogAction::Poweroff),
-        ("pause", WatchdogAction::Pause),
-        ("debug", WatchdogAction::Debug),
-        ("none", WatchdogAction::None),
-        ("inject-nmi", WatchdogAction::InjectNmi),
-    ];
-
-    /// The action QEMU names `name`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|&(_, a)| a)
-    }
-
-    /// QEMU's name for it.
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, a)| *a == self)
-            .map_or("reset", |(n, _)| n)
-    }
-}
+/// What the VMM does when a watchdog runs out: QAPI's `WatchdogAction`,
+/// the one type the command line and the monitor share, as in QEMU.
+pub use rvirt_qmp::WatchdogAction;
 
 /// `-device i6300esb,id=,bus=,addr=`.
 #[derive(Debug, Clone, PartialEq, Eq)]

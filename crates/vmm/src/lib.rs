@@ -597,9 +597,7 @@ impl Vmm {
         use rvirt_vmm_config::WatchdogAction as A;
         let action = self.config.watchdog_action;
         tracing::info!(action = action.as_str(), "watchdog expired");
-        let event = QmpEvent::Watchdog {
-            action: qmp_watchdog_action(action),
-        };
+        let event = QmpEvent::Watchdog { action };
         let mut end = None;
         let running = match action {
             A::Reset => {
@@ -863,9 +861,4 @@ impl Vmm {
         let _ = reply.send(result);
         Ok(running)
     }
-}
-
-/// The monitor's name for a watchdog action.
-fn qmp_watchdog_action(a: rvirt_vmm_config::WatchdogAction) -> rvirt_qmp::WatchdogAction {
-    rvirt_qmp::WatchdogAction::parse(a.as_str()).unwrap_or_default()
 }

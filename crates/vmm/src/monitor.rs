@@ -173,15 +173,12 @@ impl MonitorBackend for Backend {
     }
 
     fn set_watchdog_action(&self, action: rvirt_qmp::WatchdogAction) -> Result<(), QmpError> {
-        let a = match rvirt_vmm_config::WatchdogAction::parse(action.as_str()) {
-            Some(rvirt_vmm_config::WatchdogAction::InjectNmi) | None => {
-                return Err(QmpError::generic(
-                    "watchdog action inject-nmi is not supported yet",
-                ))
-            }
-            Some(a) => a,
-        };
-        self.ask(MonitorRequest::WatchdogAction(a))
+        if action == rvirt_qmp::WatchdogAction::InjectNmi {
+            return Err(QmpError::generic(
+                "watchdog action inject-nmi is not supported yet",
+            ));
+        }
+        self.ask(MonitorRequest::WatchdogAction(action))
     }
 
     fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {
