@@ -104,3 +104,80 @@ pub fn qmp_connect(sock: &std::path::Path, limit: Duration) -> rvirt_qmp::QmpCli
         rvirt_qmp::QmpClient::connect(sock, limit).map_err(|e| e.to_string())
     })
 }
+
+/// Whether the reference tools must be there (CI sets
+/// `RVIRT_REQUIRE_REFERENCE`): a missing one then fails the test.
+pub fn required() -> bool {
+    std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some()
+}
+
+/// Says that `what` is missing: a failure when [`required`], else a line
+/// on stderr and false (the test does not run in full).
+pub fn require(what: &str) -> bool {
+    if required() {
+        panic!("{what} is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
+    }
+    eprintln!("{what} not installed: the test did not run in full");
+    false
+}
+
+/// `cmd` on the PATH.
+pub fn which(cmd: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(cmd))
+            .find(|f| f.is_file())
+    })
+}
+
+/// Debian's SeaBIOS image `name` (`bios-256k.bin`, `bios-microvm.bin`),
+/// or None when the package is missing (see [`require`]).
+pub fn seabios(name: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new("/usr/share/seabios").join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    require(&p.display().to_string());
+    None
+}
+
+/// An El Torito ISO (no emulation) in `dir` whose boot image is the test
+/// boot disk, made with xorriso; None when xorriso is missing.
+pub fn boot_iso(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let Some(xorriso) = which("xorriso") else {
+        require("xorriso");
+        return None;
+    };
+    let tree = dir.join("iso");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(rvirt_test_guests::boot_disk(), tree.join("boot.img")).unwrap();
+    let iso = dir.join("boot.iso");
+    let mut cmd = Command::new(xorriso);
+    cmd.args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(&iso)
+        .args(["-b", "boot.img", "-no-emul-boot", "-boot-load-size", "128"])
+        .arg(&tree);
+    let run = Spawned::start(&mut cmd).output(Duration::from_secs(60));
+    assert!(run.status.success(), "xorriso: {run:?}");
+    Some(iso)
+}
+
+/// A firmware boot's serial lines, comparable between VMMs. SeaBIOS's
+/// serial console buffers its output and sends it when the UART can take
+/// it, also from its timer interrupt: the dots after "Booting from Hard
+/// Disk" (or "DVD/CD") and their line end come whenever that is — before
+/// the boot sector's first line, after it, or (on QEMU, whose UART is
+/// paced at the line's baud rate) never, when the boot sector took over
+/// first. Those dots are left out, and the power-off line; every other
+/// byte of both sides is compared.
+pub fn seabios_lines(serial: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(serial)
+        .unwrap()
+        .replace("Booting from Hard Disk", "Booting from Hard Disk\n")
+        .replace("Booting from DVD/CD", "Booting from DVD/CD\n")
+        .lines()
+        .map(|l| l.trim_start_matches('.'))
+        .filter(|l| !l.is_empty() && !l.starts_with("POWEROFF"))
+        .map(String::from)
+        .collect()
+}

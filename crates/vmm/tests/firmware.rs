@@ -22,24 +22,6 @@ fn disk_copy(dir: &Path) -> PathBuf {
     p
 }
 
-fn firmware(name: &str) -> Option<PathBuf> {
-    let p = Path::new("/usr/share/seabios").join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
-        panic!(
-            "{} is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh",
-            p.display()
-        );
-    }
-    eprintln!(
-        "{} not installed: the firmware boot did not run",
-        p.display()
-    );
-    None
-}
-
 /// The shared command line: the machine, RAM, the disk, the serial port
 /// in a file; the firmware is the machine's default.
 fn args(machine: &str, disk: &Path, serial: &Path) -> Vec<String> {
@@ -74,36 +56,15 @@ fn run_rvirt(args: &[String]) -> Run {
     run
 }
 
-/// The serial lines, with the power-off line set aside: the boot disk
-/// names the register it powers off through, and QEMU's microvm has
-/// hardware-reduced ACPI (a sleep control register) where rvirt has PM1a.
-fn lines(serial: &Path) -> Vec<String> {
-    // SeaBIOS's serial console buffers its output and sends it when the
-    // UART can take it, also from its timer interrupt: the dots after
-    // "Booting from Hard Disk" and their line end come whenever that is —
-    // before the boot sector's first line, after it, or (on QEMU, whose
-    // UART is paced at the line's baud rate) never, when the boot sector
-    // took over first. Those dots are left out; every other byte of both
-    // sides is compared.
-    std::fs::read_to_string(serial)
-        .unwrap()
-        .replace("Booting from Hard Disk", "Booting from Hard Disk\n")
-        .lines()
-        .map(|l| l.trim_start_matches('.'))
-        .filter(|l| !l.is_empty() && !l.starts_with("POWEROFF"))
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 fn boot_disk_through_seabios_on_microvm_as_on_qemu() {
-    let Some(bios) = firmware("bios-microvm.bin") else {
+    let Some(bios) = seabios("bios-microvm.bin") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let serial = dir.path().join("rvirt.serial");
     run_rvirt(&args("microvm", &disk_copy(dir.path()), &serial));
-    let ours = lines(&serial);
+    let ours = seabios_lines(&serial);
     assert!(
         ours.iter().any(|l| l.contains("Booting from Hard Disk")),
         "SeaBIOS's console on COM1: {ours:?}"
@@ -140,12 +101,16 @@ fn boot_disk_through_seabios_on_microvm_as_on_qemu() {
     )
     .output(LIMIT);
     assert!(qemu.status.success(), "QEMU: {qemu:?}");
-    assert_eq!(ours, lines(&qserial), "rvirt's serial lines vs QEMU's");
+    assert_eq!(
+        ours,
+        seabios_lines(&qserial),
+        "rvirt's serial lines vs QEMU's"
+    );
 }
 
 #[test]
 fn boot_disk_through_bios_256k_on_pc() {
-    if firmware("bios-256k.bin").is_none() {
+    if seabios("bios-256k.bin").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -161,7 +126,7 @@ fn boot_disk_through_bios_256k_on_pc() {
         "strict=on,reboot-timeout=0".into(),
     ]);
     run_rvirt(&a);
-    let out = lines(&serial);
+    let out = seabios_lines(&serial);
     assert!(
         out.contains(&"MBR long mode, boot drive 0x80".to_string()),
         "{out:?}"
@@ -216,7 +181,7 @@ fn pci_args(machine: &str, disk: &Path, serial: &Path) -> Vec<String> {
 /// the disk by its PCI path, as QEMU's does.
 #[test]
 fn boot_disk_from_virtio_blk_pci_on_pc_and_q35_as_on_qemu() {
-    let Some(bios) = firmware("bios-256k.bin") else {
+    let Some(bios) = seabios("bios-256k.bin") else {
         return;
     };
     let qemu = which("qemu-system-x86_64");
@@ -230,7 +195,7 @@ fn boot_disk_from_virtio_blk_pci_on_pc_and_q35_as_on_qemu() {
         let dir = tempfile::tempdir().unwrap();
         let serial = dir.path().join("rvirt.serial");
         run_rvirt(&pci_args(machine, &disk_copy(dir.path()), &serial));
-        let ours = lines(&serial);
+        let ours = seabios_lines(&serial);
         assert!(
             ours.contains(&"MBR long mode, boot drive 0x80".to_string()),
             "{machine}: {ours:?}"
@@ -267,7 +232,7 @@ fn boot_disk_from_virtio_blk_pci_on_pc_and_q35_as_on_qemu() {
         assert!(run.status.success(), "QEMU: {run:?}");
         assert_eq!(
             ours,
-            lines(&qserial),
+            seabios_lines(&qserial),
             "{machine}: rvirt's serial lines vs QEMU's"
         );
         let qlog = std::fs::read_to_string(qserial.with_extension("debug")).unwrap();
@@ -277,7 +242,7 @@ fn boot_disk_from_virtio_blk_pci_on_pc_and_q35_as_on_qemu() {
 
 #[test]
 fn without_a_bootable_disk_seabios_says_so() {
-    if firmware("bios-microvm.bin").is_none() {
+    if seabios("bios-microvm.bin").is_none() {
         return;
     }
     // An empty disk, strict boot order and no retry: SeaBIOS reports that
@@ -314,40 +279,6 @@ fn bad_firmware_is_named() {
         "{}",
         run.stderr
     );
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(cmd))
-            .find(|f| f.is_file())
-    })
-}
-
-/// An El Torito ISO (no emulation) whose boot image is the boot disk,
-/// loaded whole (128 sectors: the boot sector does not read the rest from
-/// a CD), built with Debian's xorriso; None where it is missing and not
-/// required.
-fn boot_iso(dir: &Path) -> Option<PathBuf> {
-    let Some(xorriso) = which("xorriso") else {
-        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
-            panic!("xorriso is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
-        }
-        eprintln!("xorriso not installed: the CD-ROM boot did not run");
-        return None;
-    };
-    let tree = dir.join("iso");
-    std::fs::create_dir_all(&tree).unwrap();
-    std::fs::copy(boot_disk(), tree.join("boot.img")).unwrap();
-    let iso = dir.join("boot.iso");
-    let mut cmd = Command::new(xorriso);
-    cmd.args(["-as", "mkisofs", "-quiet", "-o"])
-        .arg(&iso)
-        .args(["-b", "boot.img", "-no-emul-boot", "-boot-load-size", "128"])
-        .arg(&tree);
-    let run = Spawned::start(&mut cmd).output(LIMIT);
-    assert!(run.status.success(), "xorriso: {run:?}");
-    Some(iso)
 }
 
 /// q35 with the boot medium on the built-in AHCI controller: a disk on
@@ -422,7 +353,7 @@ fn sata_args(medium: &Path, cdrom: bool, pc_ahci: bool, serial: &Path) -> Vec<St
 /// boot order names each drive by QEMU's path.
 #[test]
 fn boot_disk_and_iso_from_ahci_as_on_qemu() {
-    let Some(bios) = firmware("bios-256k.bin") else {
+    let Some(bios) = seabios("bios-256k.bin") else {
         return;
     };
     let qemu = which("qemu-system-x86_64");
@@ -467,7 +398,7 @@ fn boot_disk_and_iso_from_ahci_as_on_qemu() {
         };
         let serial = dir.path().join(format!("rvirt-{cdrom}-{pc_ahci}.serial"));
         run_rvirt(&sata_args(&medium("rvirt.img"), cdrom, pc_ahci, &serial));
-        let ours = lines(&serial);
+        let ours = seabios_lines(&serial);
         assert!(ours.contains(&booted.to_string()), "{ours:?}");
         assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
         let log = std::fs::read_to_string(serial.with_extension("debug")).unwrap();
@@ -490,7 +421,11 @@ fn boot_disk_and_iso_from_ahci_as_on_qemu() {
         )
         .output(LIMIT);
         assert!(run.status.success(), "QEMU: {run:?}");
-        assert_eq!(ours, lines(&qserial), "rvirt's serial lines vs QEMU's");
+        assert_eq!(
+            ours,
+            seabios_lines(&qserial),
+            "rvirt's serial lines vs QEMU's"
+        );
         let qlog = std::fs::read_to_string(qserial.with_extension("debug")).unwrap();
         for want in [path, found] {
             assert!(qlog.contains(want), "{want:?} not in QEMU's SeaBIOS log");

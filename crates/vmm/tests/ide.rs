@@ -20,71 +20,6 @@ use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn required() -> bool {
-    std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some()
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(cmd))
-            .find(|f| f.is_file())
-    })
-}
-
-fn bios() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/share/seabios/bios-256k.bin");
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        !required(),
-        "{} is required: run scripts/setup.sh",
-        p.display()
-    );
-    eprintln!(
-        "{} not installed: the firmware boot did not run",
-        p.display()
-    );
-    None
-}
-
-/// An El Torito ISO (no emulation) whose boot image is the boot disk,
-/// built with xorriso (as firmware.rs builds its own).
-fn boot_iso(dir: &Path) -> Option<PathBuf> {
-    let Some(xorriso) = which("xorriso") else {
-        assert!(!required(), "xorriso is required: run scripts/setup.sh");
-        eprintln!("xorriso not installed: the CD-ROM boot did not run");
-        return None;
-    };
-    let tree = dir.join("iso");
-    std::fs::create_dir_all(&tree).unwrap();
-    std::fs::copy(boot_disk(), tree.join("boot.img")).unwrap();
-    let iso = dir.join("boot.iso");
-    let mut cmd = Command::new(xorriso);
-    cmd.args(["-as", "mkisofs", "-quiet", "-o"])
-        .arg(&iso)
-        .args(["-b", "boot.img", "-no-emul-boot", "-boot-load-size", "128"])
-        .arg(&tree);
-    let run = Spawned::start(&mut cmd).output(LIMIT);
-    assert!(run.status.success(), "xorriso: {run:?}");
-    Some(iso)
-}
-
-/// The serial lines as firmware.rs compares them: SeaBIOS's progress dots
-/// (sent whenever its UART takes them) and the power-off line set aside.
-fn lines(serial: &Path) -> Vec<String> {
-    std::fs::read_to_string(serial)
-        .unwrap()
-        .replace("Booting from Hard Disk", "Booting from Hard Disk\n")
-        .replace("Booting from DVD/CD", "Booting from DVD/CD\n")
-        .lines()
-        .map(|l| l.trim_start_matches('.'))
-        .filter(|l| !l.is_empty() && !l.starts_with("POWEROFF"))
-        .map(String::from)
-        .collect()
-}
-
 /// A drive as libvirt 9.0 writes `<disk bus='ide'>`: its blockdev and its
 /// `-device` JSON.
 struct Drive<'a> {
@@ -147,7 +82,7 @@ fn ide_args(drives: &[Drive], serial: &Path) -> Vec<String> {
 /// serial lines, the drives SeaBIOS finds and the boot order it reads.
 #[test]
 fn seabios_boots_ide_disks_and_cdroms_as_on_qemu() {
-    let Some(bios) = bios() else {
+    let Some(bios) = seabios("bios-256k.bin") else {
         return;
     };
     let qemu = which("qemu-system-x86_64");
@@ -228,7 +163,7 @@ fn seabios_boots_ide_disks_and_cdroms_as_on_qemu() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let run = wait(spawn(&refs), LIMIT);
         assert!(run.status.success(), "rvirt-vmm {args:?}: {}", run.stderr);
-        let ours = lines(&serial);
+        let ours = seabios_lines(&serial);
         assert!(ours.contains(&booted.to_string()), "{name}: {ours:?}");
         assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
         let log = std::fs::read_to_string(serial.with_extension("debug")).unwrap();
@@ -256,7 +191,7 @@ fn seabios_boots_ide_disks_and_cdroms_as_on_qemu() {
         assert!(run.status.success(), "QEMU: {run:?}");
         assert_eq!(
             ours,
-            lines(&qserial),
+            seabios_lines(&qserial),
             "{name}: rvirt's serial lines vs QEMU's"
         );
         let qlog = std::fs::read_to_string(qserial.with_extension("debug")).unwrap();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,56 +16,6 @@ use common::*;
 use rvirt_test_guests::boot_disk;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn require(what: &str) -> bool {
-    if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
-        panic!("{what} is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
-    }
-    eprintln!("{what} not installed: the test did not run in full");
-    false
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(cmd))
-            .find(|f| f.is_file())
-    })
-}
-
-/// The serial lines without SeaBIOS's dots (sent whenever its timer lets
-/// them go, see firmware.rs) and the power-off line.
-fn lines(serial: &Path) -> Vec<String> {
-    std::fs::read_to_string(serial)
-        .unwrap()
-        .replace("Booting from Hard Disk", "Booting from Hard Disk\n")
-        .replace("Booting from DVD/CD", "Booting from DVD/CD\n")
-        .lines()
-        .map(|l| l.trim_start_matches('.'))
-        .filter(|l| !l.is_empty() && !l.starts_with("POWEROFF"))
-        .map(String::from)
-        .collect()
-}
-
-/// An El Torito ISO (no emulation) whose boot image is the boot disk.
-fn boot_iso(dir: &Path) -> Option<PathBuf> {
-    let Some(xorriso) = which("xorriso") else {
-        require("xorriso");
-        return None;
-    };
-    let tree = dir.join("iso");
-    std::fs::create_dir_all(&tree).unwrap();
-    std::fs::copy(boot_disk(), tree.join("boot.img")).unwrap();
-    let iso = dir.join("boot.iso");
-    let mut cmd = Command::new(xorriso);
-    cmd.args(["-as", "mkisofs", "-quiet", "-o"])
-        .arg(&iso)
-        .args(["-b", "boot.img", "-no-emul-boot", "-boot-load-size", "128"])
-        .arg(&tree);
-    let run = Spawned::start(&mut cmd).output(LIMIT);
-    assert!(run.status.success(), "xorriso: {run:?}");
-    Some(iso)
-}
 
 /// The controller in slot 4 of the root bus, a disk at 0:0 and (with an
 /// ISO) a CD-ROM at 1:0, in libvirt 9.0's JSON; the boot index on
@@ -180,7 +130,7 @@ fn boot_disk_and_iso_from_virtio_scsi_as_on_qemu() {
             run.status,
             run.stderr
         );
-        let ours = lines(&serial);
+        let ours = seabios_lines(&serial);
         let log = std::fs::read_to_string(serial.with_extension("debug")).unwrap();
         assert!(ours.contains(&booted.to_string()), "{tag}: {ours:?}\n{log}");
         assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
@@ -211,7 +161,7 @@ fn boot_disk_and_iso_from_virtio_scsi_as_on_qemu() {
         assert!(run.status.success(), "QEMU: {run:?}");
         assert_eq!(
             ours,
-            lines(&qserial),
+            seabios_lines(&qserial),
             "{tag}: rvirt's serial lines vs QEMU's"
         );
         let qlog = std::fs::read_to_string(qserial.with_extension("debug")).unwrap();
