@@ -17,7 +17,7 @@ use rvirt_ata::ahci::{Ahci, Attachment};
 use rvirt_ata::drive::{Drive, Identity, Kind};
 use rvirt_ata::ide::Ide;
 use rvirt_block::{AioMode, Disk, Stats};
-use rvirt_qmp::{Event as QmpEvent, EventBus};
+use rvirt_qmp::EventBus;
 use rvirt_vmm_config::{AhciConfig, AtaKind, Chipset, VmConfig};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -187,25 +187,15 @@ fn tray_moved(
     bus: &EventBus,
     mine: impl Fn(&AtaDrive) -> bool,
 ) -> Arc<dyn Fn(usize, bool) + Send + Sync> {
-    let names: Vec<(u8, String, String)> = drives
+    let names: Vec<(u8, Removable)> = drives
         .iter()
         .filter(|d| mine(d) && d.media.cdrom)
-        .map(|d| {
-            (
-                d.port,
-                d.media.device.clone().unwrap_or_default(),
-                d.media.id.clone().unwrap_or_default(),
-            )
-        })
+        .map(|d| (d.port, d.media.clone()))
         .collect();
     let bus = bus.clone();
     Arc::new(move |port: usize, open: bool| {
-        if let Some((_, device, id)) = names.iter().find(|n| usize::from(n.0) == port) {
-            bus.post(QmpEvent::DeviceTrayMoved {
-                device: device.clone(),
-                id: id.clone(),
-                tray_open: open,
-            });
+        if let Some((_, m)) = names.iter().find(|n| usize::from(n.0) == port) {
+            m.moved(&bus, open);
         }
     })
 }

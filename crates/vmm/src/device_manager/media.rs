@@ -44,7 +44,9 @@ impl Removable {
         }
     }
 
-    fn moved(&self, bus: &EventBus, open: bool) {
+    /// Posts DEVICE_TRAY_MOVED for this drive (the monitor's moves and
+    /// the guest's).
+    pub(crate) fn moved(&self, bus: &EventBus, open: bool) {
         bus.post(QmpEvent::DeviceTrayMoved {
             device: self.device.clone().unwrap_or_default(),
             id: self.id.clone().unwrap_or_default(),

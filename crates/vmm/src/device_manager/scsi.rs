@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rvirt_block::AioMode;
-use rvirt_qmp::{Event as QmpEvent, EventBus};
+use rvirt_qmp::EventBus;
 use rvirt_virtio::scsi::DiskInfo;
 use rvirt_virtio::scsi::{Device, LunSpec, Scsi};
 use rvirt_vmm_config::{AtaKind, ScsiConfig};
@@ -142,22 +142,11 @@ pub(crate) fn open(n: usize, cfg: &ScsiConfig, bus: &EventBus) -> Result<Opened,
     }
     let mut scsi = Scsi::new(specs);
     // The guest's own ejects and loads, as DEVICE_TRAY_MOVED.
-    let names: Vec<(u8, u16, String, String)> = luns
-        .iter()
-        .filter(|l| l.2.cdrom)
-        .map(|(t, l, m)| {
-            let name = |n: &Option<String>| n.clone().unwrap_or_default();
-            (*t, *l, name(&m.device), name(&m.id))
-        })
-        .collect();
+    let names: Vec<(u8, u16, Removable)> = luns.iter().filter(|l| l.2.cdrom).cloned().collect();
     let bus = bus.clone();
     scsi.on_tray_moved(Arc::new(move |target, lun, open| {
-        if let Some((_, _, device, id)) = names.iter().find(|n| (n.0, n.1) == (target, lun)) {
-            bus.post(QmpEvent::DeviceTrayMoved {
-                device: device.clone(),
-                id: id.clone(),
-                tray_open: open,
-            });
+        if let Some((_, _, m)) = names.iter().find(|n| (n.0, n.1) == (target, lun)) {
+            m.moved(&bus, open);
         }
     }));
     let ctrl = Arc::new(Mutex::new(scsi));
