@@ -84,10 +84,15 @@ fn iso(dir: &Path, name: &str, blocks: usize) -> std::path::PathBuf {
 /// The next tray-change event `virsh event` printed: the drive's alias
 /// and `what` (opened, closed).
 fn tray_event(watcher: &mut rvirt_testkit::Spawned, what: &str) {
+    tray_event_of(watcher, "sata0-0-1", what);
+}
+
+fn tray_event_of(watcher: &mut rvirt_testkit::Spawned, alias: &str, what: &str) {
     let line = watcher.line_with("tray-change", Duration::from_secs(60));
     assert!(
-        line.contains("event 'tray-change' for domain 'media' disk sata0-0-1")
-            && line.contains(what),
+        line.contains(&format!(
+            "event 'tray-change' for domain 'media' disk {alias}"
+        )) && line.contains(what),
         "{line}"
     );
 }
@@ -297,4 +302,73 @@ fn an_empty_cdrom_takes_a_medium_and_gives_it_back() {
     d.ok(&["change-media", "empty", "sdb", "--insert", &s(&img)]);
     d.ok(&["destroy", "empty"]);
     assert_eq!(std::fs::metadata(&img).unwrap().uid(), 0);
+}
+
+/// The same on a `scsi-cd` on virtio-scsi: `virsh change-media` ejects
+/// and inserts through the monitor's media commands, libvirt's
+/// tray-change events name the LUN's alias.
+#[test]
+fn change_media_ejects_and_inserts_on_a_scsi_cdrom() {
+    if !have_virsh() || !have_user() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let first = iso(d.root(), "first.iso", 16);
+    let second = iso(d.root(), "second.iso", 32);
+    let def = xml("media", Some(&first))
+        .replace(
+            "<target dev='sdb' bus='sata'/>",
+            "<target dev='sda' bus='scsi'/>",
+        )
+        .replace(
+            "<memballoon",
+            "<controller type='scsi' model='virtio-scsi'/>\n    <memballoon",
+        );
+    let f = d.xml_file("media.xml", &def);
+    d.ok(&["define", &f]);
+    d.ok(&["start", "media"]);
+    d.wait_log("media", "TICK");
+    let disk = disk_of(&d.ok(&["dumpxml", "media"]));
+    assert!(disk.contains("<alias name='scsi0-0-0-0'/>"), "{disk}");
+    let cmd = d.log("media");
+    assert!(
+        cmd.contains(r#""driver":"scsi-cd","bus":"scsi0.0""#),
+        "{cmd}"
+    );
+    let registered = || {
+        std::fs::read_to_string(d.root().join("rvirtd.stderr"))
+            .unwrap_or_default()
+            .matches("event callback registered")
+            .count()
+    };
+    let before = registered();
+    let mut watcher = rvirt_testkit::Spawned::start(
+        std::process::Command::new("virsh")
+            .args(["-c", &d.uri(), "event", "--domain", "media"])
+            .args(["--event", "tray-change", "--loop", "--timeout", "120"])
+            .env("LC_ALL", "C"),
+    )
+    .on_fail(d.reporter());
+    rvirt_testkit::wait_for("virsh event to register", Duration::from_secs(15), || {
+        registered() > before
+    });
+
+    let out = d.ok(&["change-media", "media", "sda", "--eject"]);
+    assert!(out.contains("Successfully ejected media"), "{out}");
+    tray_event_of(&mut watcher, "scsi0-0-0-0", "opened");
+    let live = disk_of(&d.ok(&["dumpxml", "media"]));
+    assert!(!live.contains("<source"), "{live}");
+    assert!(live.contains("tray='open'"), "{live}");
+
+    let out = d.ok(&["change-media", "media", "sda", "--insert", &s(&second)]);
+    assert!(out.contains("Successfully inserted media"), "{out}");
+    tray_event_of(&mut watcher, "scsi0-0-0-0", "closed");
+    let live = disk_of(&d.ok(&["dumpxml", "media"]));
+    assert!(
+        live.contains(&format!("<source file='{}'", s(&second))),
+        "{live}"
+    );
+    let blk = d.ok(&["domblklist", "media"]);
+    assert!(blk.contains(&s(&second)), "{blk}");
+    d.ok(&["destroy", "media"]);
 }

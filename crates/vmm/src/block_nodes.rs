@@ -107,6 +107,15 @@ impl BlockNodes {
             let device = a.id.clone().unwrap_or_else(|| d.drive.clone());
             graph.seed(&d.image, User::Device(device));
         }
+        // virtio-scsi LUNs' media, held alike.
+        for s in &cfg.virtio {
+            let VirtioConfig::Scsi(s) = s else { continue };
+            for l in &s.luns {
+                let Some(d) = &l.disk else { continue };
+                let device = l.id.clone().unwrap_or_else(|| d.drive.clone());
+                graph.seed(&d.image, User::Device(device));
+            }
+        }
         graph
     }
 

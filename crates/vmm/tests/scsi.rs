@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use rvirt_test_guests::boot_disk;
+use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -171,5 +172,235 @@ fn boot_disk_and_iso_from_virtio_scsi_as_on_qemu() {
                 "{tag}: {want:?} not in QEMU's SeaBIOS log"
             );
         }
+    }
+}
+
+const T: Duration = Duration::from_secs(30);
+
+/// The machine of the media test: a disk at 0:0 and a CD-ROM at 1:0 on
+/// a virtio-scsi-pci, the CD-ROM's medium a node pair as libvirt 9.0
+/// writes it.
+fn media_args(sock: &Path, disk: &str, iso: &str) -> Vec<String> {
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    [
+        "-M",
+        "q35",
+        "-m",
+        "128",
+        "-S",
+        "-nodefaults",
+        "-qmp",
+        &qmp,
+        "-device",
+        r#"{"driver":"virtio-scsi-pci","id":"scsi0","bus":"pcie.0","addr":"0x4"}"#,
+        "-blockdev",
+        &format!(
+            r#"{{"node-name":"hd","read-only":false,"driver":"raw","file":{{"driver":"file","filename":"{disk}"}}}}"#
+        ),
+        "-device",
+        r#"{"driver":"scsi-hd","bus":"scsi0.0","channel":0,"scsi-id":0,"lun":0,"drive":"hd","id":"scsi0-0-0-0"}"#,
+        "-blockdev",
+        &media_storage(1, iso),
+        "-blockdev",
+        &media_format(1),
+        "-device",
+        r#"{"driver":"scsi-cd","bus":"scsi0.0","channel":0,"scsi-id":1,"lun":0,"drive":"libvirt-1-format","id":"scsi0-0-1-0"}"#,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn media_storage(n: u32, file: &str) -> String {
+    format!(
+        r#"{{"driver":"file","filename":"{file}","node-name":"libvirt-{n}-storage","auto-read-only":true,"discard":"unmap"}}"#
+    )
+}
+
+fn media_format(n: u32) -> String {
+    format!(
+        r#"{{"node-name":"libvirt-{n}-format","read-only":true,"driver":"raw","file":"libvirt-{n}-storage"}}"#
+    )
+}
+
+/// Runs libvirt's media commands and the bad ones around them on the
+/// CD-ROM; the transcript: each command's reply (or error class and
+/// description), the DEVICE_TRAY_MOVED events it caused, and what
+/// `query-block` then says of the tray and medium.
+fn media_sequence(qmp: &rvirt_qmp::QmpClient, first: &str, second: &str) -> Vec<Value> {
+    let cd = || -> Value {
+        let all = qmp.execute("query-block", None).unwrap();
+        let e = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["qdev"] == "scsi0-0-1-0")
+            .cloned()
+            .unwrap_or_else(|| panic!("no CD-ROM in {all}"));
+        json!({
+            "device": e["device"], "qdev": e["qdev"], "removable": e["removable"],
+            "locked": e["locked"], "tray_open": e["tray_open"],
+            "file": e["inserted"]["file"], "ro": e["inserted"]["ro"],
+        })
+    };
+    let mut out = vec![json!({ "query-block": cd() })];
+    let steps: Vec<(&str, Value)> = vec![
+        (
+            "blockdev-add",
+            serde_json::from_str(&media_storage(2, second)).unwrap(),
+        ),
+        (
+            "blockdev-add",
+            serde_json::from_str(&media_format(2)).unwrap(),
+        ),
+        (
+            "blockdev-insert-medium",
+            json!({"id": "scsi0-0-1-0", "node-name": "libvirt-2-format"}),
+        ),
+        ("blockdev-remove-medium", json!({"id": "scsi0-0-1-0"})),
+        ("eject", json!({"id": "scsi0-0-0-0"})),
+        ("eject", json!({"id": "nope"})),
+        (
+            "blockdev-open-tray",
+            json!({"id": "scsi0-0-1-0", "force": true}),
+        ),
+        (
+            "blockdev-insert-medium",
+            json!({"id": "scsi0-0-1-0", "node-name": "libvirt-2-format"}),
+        ),
+        ("blockdev-del", json!({"node-name": "libvirt-1-format"})),
+        ("blockdev-remove-medium", json!({"id": "scsi0-0-1-0"})),
+        ("blockdev-del", json!({"node-name": "libvirt-1-format"})),
+        ("blockdev-del", json!({"node-name": "libvirt-1-storage"})),
+        (
+            "blockdev-insert-medium",
+            json!({"id": "scsi0-0-1-0", "node-name": "nope"}),
+        ),
+        (
+            "blockdev-insert-medium",
+            json!({"id": "scsi0-0-1-0", "node-name": "libvirt-2-format"}),
+        ),
+        ("blockdev-close-tray", json!({"id": "scsi0-0-1-0"})),
+        ("blockdev-del", json!({"node-name": "libvirt-2-format"})),
+        ("eject", json!({"id": "scsi0-0-1-0"})),
+        (
+            "blockdev-change-medium",
+            json!({"id": "scsi0-0-1-0", "filename": first, "format": "raw"}),
+        ),
+        // By the drive's name: a -blockdev drive has none.
+        ("eject", json!({"device": "libvirt-1-format"})),
+        (
+            "blockdev-change-medium",
+            json!({"id": "scsi0-0-1-0", "filename": second, "format": "raw"}),
+        ),
+    ];
+    for (cmd, args) in steps {
+        let reply = match qmp.execute(cmd, Some(args.clone())) {
+            Ok(v) => json!({ "return": v }),
+            Err(rvirt_qmp::ClientError::Command { error, .. }) => {
+                json!({ "error": {"class": error.class, "desc": error.desc} })
+            }
+            Err(e) => panic!("{cmd}: {e:?}"),
+        };
+        // The events a command causes are sent before its reply; a short
+        // wait catches any late one.
+        let mut events = Vec::new();
+        while let Ok(ev) = qmp.wait_event("DEVICE_TRAY_MOVED", Duration::from_millis(300)) {
+            events.push(ev.data.unwrap_or_default());
+        }
+        out.push(json!({"cmd": cmd, "args": args, "reply": reply, "events": events, "query-block": cd()}));
+    }
+    out
+}
+
+/// `scsi-cd`'s removable medium through the monitor, as for ATAPI: the
+/// libvirt 9.0 sequence (tray opened, medium removed, its nodes deleted,
+/// a new node pair added and inserted, tray closed), `eject` and
+/// `blockdev-change-medium`, each tray move a DEVICE_TRAY_MOVED with the
+/// device's id; bad requests fail with QEMU 7.2's errors and change
+/// nothing; `scsi-hd` is not removable. Against QEMU 7.2 with the same
+/// command line: the same replies, events and `query-block` trays.
+#[test]
+fn a_scsi_cdrom_changes_media_over_qmp_as_on_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = |name: &str, blocks: usize| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, vec![0u8; blocks * 2048]).unwrap();
+        p.display().to_string()
+    };
+    let first = image("first.iso", 16);
+    let second = image("second.iso", 32);
+    let disk = image("disk.img", 16);
+    let sock = dir.path().join("qmp.sock");
+    let mut args = media_args(&sock, &disk, &first);
+    args.extend([
+        "-kernel".to_string(),
+        Guest::Counter.path().display().to_string(),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let vm = spawn(&refs);
+    let qmp = qmp_connect(&sock, T);
+    let ours = media_sequence(&qmp, &first, &second);
+    qmp.execute("quit", None).unwrap();
+    wait(vm, T);
+
+    let step = |i: usize| &ours[i];
+    let desc = |i: usize| {
+        step(i)["reply"]["error"]["desc"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let moved = |open: bool| json!({"device": "", "id": "scsi0-0-1-0", "tray-open": open});
+    assert_eq!(
+        ours[0]["query-block"],
+        json!({"device": "", "qdev": "scsi0-0-1-0", "removable": true, "locked": false,
+               "tray_open": false, "file": first, "ro": true})
+    );
+    assert_eq!(desc(3), "Tray of the device is not open");
+    assert_eq!(desc(4), "Tray of device 'scsi0-0-1-0' is not open");
+    assert_eq!(desc(5), "Device 'scsi0-0-0-0' is not removable");
+    assert!(desc(6).contains("'nope'"), "{}", step(6));
+    assert_eq!(step(7)["events"], json!([moved(true)]));
+    assert_eq!(step(7)["query-block"]["tray_open"], true);
+    assert_eq!(desc(8), "There already is a medium in the device");
+    assert!(desc(9).contains("in use"), "{}", step(9));
+    assert_eq!(step(10)["reply"], json!({"return": {}}));
+    assert_eq!(step(10)["query-block"]["file"], Value::Null);
+    for i in [11, 12, 14] {
+        assert_eq!(step(i)["reply"], json!({"return": {}}), "{}", step(i));
+    }
+    assert_eq!(desc(13), "Node 'nope' not found");
+    assert_eq!(step(15)["events"], json!([moved(false)]));
+    assert_eq!(step(15)["query-block"]["file"], second.as_str());
+    assert!(desc(16).contains("in use"), "{}", step(16));
+    assert_eq!(step(17)["events"], json!([moved(true)]));
+    assert_eq!(step(17)["query-block"]["file"], Value::Null);
+    assert_eq!(step(18)["events"], json!([moved(false)]));
+    assert_eq!(step(18)["query-block"]["file"], first.as_str());
+    assert_eq!(step(18)["query-block"]["tray_open"], false);
+    assert!(desc(19).contains("libvirt-1-format"), "{}", step(19));
+    assert_eq!(step(20)["events"], json!([moved(true), moved(false)]));
+    assert_eq!(step(20)["query-block"]["file"], second.as_str());
+
+    let qemu = which("qemu-system-x86_64");
+    if qemu.is_none() && !require("qemu-system-x86_64") {
+        return;
+    }
+    let Some(qemu) = qemu else { return };
+    let qsock = dir.path().join("qemu-qmp.sock");
+    let q = media_args(&qsock, &disk, &first);
+    let qemu = Spawned::start(
+        die_with_test(&mut Command::new(qemu))
+            .args(&q)
+            .args(["-display", "none"])
+            .stdin(Stdio::null()),
+    );
+    let qmp = qmp_connect(&qsock, T);
+    let theirs = media_sequence(&qmp, &first, &second);
+    qmp.execute("quit", None).unwrap();
+    wait(qemu, T);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, q) in ours.iter().zip(&theirs) {
+        assert_eq!(o, q, "rvirt-vmm vs QEMU 7.2");
     }
 }

@@ -45,6 +45,10 @@ pub const CONFIG_SIZE: usize = 36;
 /// fixed).
 const FEATURES: u64 = 1 << 1 | 1 << 2;
 
+/// Who hears of the guest's tray moves (START STOP UNIT), by target,
+/// LUN and whether the tray is now open.
+pub type TrayMoved = Arc<dyn Fn(u8, u16, bool) + Send + Sync>;
+
 /// A disk of a LUN; requests carry no tag (they run inline).
 pub type Disk = rvirt_block::Disk<()>;
 
@@ -89,6 +93,7 @@ pub struct Scsi {
     sense_size: u32,
     cdb_size: u32,
     active: Option<Active>,
+    tray_moved: Option<TrayMoved>,
 }
 
 impl Scsi {
@@ -124,6 +129,7 @@ impl Scsi {
             sense_size: DEFAULT_SENSE_SIZE,
             cdb_size: DEFAULT_CDB_SIZE,
             active: None,
+            tray_moved: None,
         }
     }
 
@@ -150,6 +156,13 @@ impl Scsi {
                 l.disk = medium;
             }
         }
+    }
+
+    /// Who hears of the guest's tray moves from now on (the monitor's
+    /// DEVICE_TRAY_MOVED); kept across resets. Without one they wait for
+    /// [`Scsi::take_tray_moves`].
+    pub fn on_tray_moved(&mut self, f: TrayMoved) {
+        self.tray_moved = Some(f);
     }
 
     /// The tray moves the guest made (START STOP UNIT) since the last
@@ -189,12 +202,21 @@ impl Scsi {
         if cdb.first() == Some(&rvirt_scsi::op::REPORT_LUNS) {
             return Some((rvirt_scsi::target::report_luns(cdb, &luns), None));
         }
+        let tray_moved = self.tray_moved.clone();
         let Some(l) = self.find(target, lun) else {
             return Some((rvirt_scsi::target::no_lun(cdb), None));
         };
         let out = match &mut l.scsi {
             Target::Disk(d) => d.command(cdb),
-            Target::Cdrom(cd) => cd.command(cdb),
+            Target::Cdrom(cd) => {
+                let out = cd.command(cdb);
+                if let Some(f) = &tray_moved {
+                    if let Some(m) = cd.take_moved() {
+                        f(target, lun, m == Tray::Opened);
+                    }
+                }
+                out
+            }
         };
         Some((out, l.disk.as_mut()))
     }

@@ -478,3 +478,54 @@ mod hostile {
         }
     }
 }
+
+/// A medium the monitor puts in (tray opened, medium set, tray closed):
+/// the guest's next command gets UNIT ATTENTION, MEDIUM MAY HAVE CHANGED
+/// (once), then reads the new medium; the guest's own eject (START STOP
+/// UNIT with LoEj) is a tray move the VMM reports.
+#[test]
+fn a_medium_change_is_a_unit_attention_and_a_guest_eject_a_tray_move() {
+    let mut r = rig();
+    let tur = [0u8; 6];
+    let resp = r.cmd(lun(1, 1), &tur, &[], 0);
+    assert_eq!((resp.status, resp.sense[12]), (2, 0x3a), "empty");
+    let (f, iso) = disk_on(&vec![0xee; 2 * 2048], true);
+    r._files.push(f);
+    assert!(r.dev.cdrom(1, 1).unwrap().open_tray(false));
+    r.dev.set_medium(1, 1, Some(iso));
+    r.dev.cdrom(1, 1).unwrap().close_tray();
+    assert!(r.dev.cdrom(0, 0).is_none(), "a disk has no tray");
+    let resp = r.cmd(lun(1, 1), &tur, &[], 0);
+    assert_eq!(
+        (resp.status, resp.sense[2], resp.sense[12], resp.sense[13]),
+        (2, 6, 0x28, 0)
+    );
+    let resp = r.cmd(lun(1, 1), &tur, &[], 0);
+    assert_eq!(resp.status, 0, "the attention is reported once");
+    let resp = r.cmd(lun(1, 1), &read10(1, 1), &[], 2048);
+    assert_eq!(resp.status, 0);
+    assert_eq!(r.buf(2048), vec![0xee; 2048]);
+    // The moves so far were the monitor's.
+    r.dev.take_tray_moves();
+    // START STOP UNIT: LoEj, not Start: the tray opens.
+    let resp = r.cmd(lun(1, 1), &[0x1b, 0, 0, 0, 2, 0], &[], 0);
+    assert_eq!(resp.status, 0);
+    assert_eq!(r.dev.take_tray_moves(), vec![(1, 1, Tray::Opened)]);
+    assert!(r.dev.take_tray_moves().is_empty());
+}
+
+/// With a listener, the guest's tray moves go to it as they happen.
+#[test]
+fn the_guests_tray_moves_reach_the_listener() {
+    let mut r = rig();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = heard.clone();
+    r.dev.on_tray_moved(Arc::new(move |t, l, open| {
+        h.lock().unwrap().push((t, l, open))
+    }));
+    // LoEj with and without Start: open, then load (close).
+    assert_eq!(r.cmd(lun(1, 0), &[0x1b, 0, 0, 0, 2, 0], &[], 0).status, 0);
+    assert_eq!(r.cmd(lun(1, 0), &[0x1b, 0, 0, 0, 3, 0], &[], 0).status, 0);
+    assert_eq!(*heard.lock().unwrap(), vec![(1, 0, true), (1, 0, false)]);
+    assert!(r.dev.take_tray_moves().is_empty());
+}

@@ -16,12 +16,13 @@ use std::sync::{Arc, Mutex};
 use rvirt_ata::ahci::{Ahci, Attachment};
 use rvirt_ata::drive::{Drive, Identity, Kind};
 use rvirt_ata::ide::Ide;
-use rvirt_block::{AioMode, Backing, Disk, ImageFormat, ImageSpec, OpenOptions, Stats};
-use rvirt_qmp::{Event as QmpEvent, EventBus, MediumOp, QmpError};
+use rvirt_block::{AioMode, Disk, Stats};
+use rvirt_qmp::EventBus;
 use rvirt_vmm_config::{AhciConfig, AtaKind, Chipset, VmConfig};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::disk::{open_image, open_options, DiskModel, Tray};
+use super::media::{self, Removable, Slot};
+use crate::disk::{open_image, open_options, DiskModel};
 use crate::event_loop::Subscriber;
 use crate::VmmError;
 
@@ -38,13 +39,7 @@ pub(crate) struct AtaDrive {
     pub(crate) controller: usize,
     pub(crate) port: u8,
     pub(crate) bootindex: Option<u32>,
-    pub(crate) cdrom: bool,
-    /// The guest device's id.
-    pub(crate) id: Option<String>,
-    /// Its `-drive` id (a `-blockdev` drive has no backend name).
-    pub(crate) device: Option<String>,
-    /// The medium's file, for `query-block` (a CD-ROM's changes).
-    pub(crate) file: Arc<Mutex<Option<String>>>,
+    pub(crate) media: Removable,
 }
 
 /// What [`build`] opens: the controllers, their drives, and the drives'
@@ -130,10 +125,12 @@ pub(crate) fn build(cfg: &VmConfig, first: usize, bus: &EventBus) -> Result<Buil
             controller: d.controller,
             port: d.port,
             bootindex: d.bootindex,
-            cdrom: kind == Kind::Cdrom,
-            id: d.id.clone(),
-            device: dc.filter(|c| !c.blockdev).map(|c| c.drive.clone()),
-            file: Arc::new(Mutex::new(dc.map(|c| c.path().display().to_string()))),
+            media: Removable {
+                cdrom: kind == Kind::Cdrom,
+                id: d.id.clone(),
+                device: dc.filter(|c| !c.blockdev).map(|c| c.drive.clone()),
+                file: Arc::new(Mutex::new(dc.map(|c| c.path().display().to_string()))),
+            },
         });
     }
     let controllers: Vec<AtaController> = ports
@@ -157,27 +154,18 @@ pub(crate) fn build(cfg: &VmConfig, first: usize, bus: &EventBus) -> Result<Buil
     for (m, d) in trays {
         let drive: &AtaDrive = &drives[d];
         let port = usize::from(drive.port);
-        let file = drive.file.clone();
-        let state: Arc<dyn Fn() -> (bool, bool) + Send + Sync> = match (&ide, drive.ide) {
+        let tray = match (&ide, drive.ide) {
             (Some(ide), true) => {
                 let ide = ide.clone();
-                Arc::new(move || tray_state(&mut *lock(&ide), port))
+                media::tray_model(&drive.media, move || tray_state(&mut *lock(&ide), port))
             }
             _ => {
                 let ahci = controllers[drive.controller].ahci.clone();
-                Arc::new(move || tray_state(&mut *lock(&ahci), port))
-            }
-        };
-        let tray = move || {
-            let (open, locked) = state();
-            Tray {
-                open,
-                locked,
-                file: file.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                media::tray_model(&drive.media, move || tray_state(&mut *lock(&ahci), port))
             }
         };
         let model = models.remove(m);
-        models.insert(m, model.with_tray(Arc::new(tray)));
+        models.insert(m, model.with_tray(tray));
     }
     Ok(Built {
         controllers,
@@ -199,25 +187,15 @@ fn tray_moved(
     bus: &EventBus,
     mine: impl Fn(&AtaDrive) -> bool,
 ) -> Arc<dyn Fn(usize, bool) + Send + Sync> {
-    let names: Vec<(u8, String, String)> = drives
+    let names: Vec<(u8, Removable)> = drives
         .iter()
-        .filter(|d| mine(d) && d.cdrom)
-        .map(|d| {
-            (
-                d.port,
-                d.device.clone().unwrap_or_default(),
-                d.id.clone().unwrap_or_default(),
-            )
-        })
+        .filter(|d| mine(d) && d.media.cdrom)
+        .map(|d| (d.port, d.media.clone()))
         .collect();
     let bus = bus.clone();
     Arc::new(move |port: usize, open: bool| {
-        if let Some((_, device, id)) = names.iter().find(|n| usize::from(n.0) == port) {
-            bus.post(QmpEvent::DeviceTrayMoved {
-                device: device.clone(),
-                id: id.clone(),
-                tray_open: open,
-            });
+        if let Some((_, m)) = names.iter().find(|n| usize::from(n.0) == port) {
+            m.moved(&bus, open);
         }
     })
 }
@@ -293,186 +271,29 @@ impl<C: Controller + 'static> Subscriber for AtaSubscriber<C> {
     }
 }
 
-/// Opens format node `node` (added with `blockdev-add`, its file perhaps
-/// passed as `/dev/fdset/N`) as a CD-ROM's medium: read-only, raw, on
-/// the inline engine as every CD-ROM medium.
-pub(crate) fn open_medium(node: &rvirt_vmm_config::FormatNode) -> Result<Disk<u8>, QmpError> {
-    let mut spec = crate::disk::image_spec(node);
-    spec.read_only = true;
-    if spec.format != ImageFormat::Raw {
-        return Err(QmpError::generic("a CD-ROM medium must be raw".to_string()));
-    }
-    let options = OpenOptions {
-        read_only: true,
-        aio: AioMode::Sync,
-        ..OpenOptions::default()
-    };
-    let passed = |path: &std::path::Path, write: bool| crate::fdset::open(path, true, write);
-    let name = node.node_name.clone().unwrap_or_default();
-    Disk::<u8>::open_image_with(&spec, &options, &passed)
-        .map_err(|e| QmpError::generic(format!("Could not open node '{name}': {e}")))
+/// A drive of an AHCI or IDE controller, for [`media`]'s commands.
+pub(crate) struct AtaSlot<'a, C> {
+    ctrl: std::sync::MutexGuard<'a, C>,
+    port: usize,
 }
 
-/// `blockdev-insert-medium`: `disk` (node `node_name`'s image, at
-/// `filename`) into `drive`'s open, empty tray (on an AHCI or IDE
-/// controller), as QEMU checks it. Only a
-/// format node is taken (libvirt inserts nothing else; QEMU would also
-/// take a protocol node).
-pub(crate) fn insert<C: Controller>(
-    ahci: &Mutex<C>,
-    drive: &AtaDrive,
-    disk: Disk<u8>,
-    filename: String,
-) -> Result<(), QmpError> {
-    let name = drive
-        .id
-        .clone()
-        .or_else(|| drive.device.clone())
-        .unwrap_or_default();
-    if !drive.cdrom {
-        return Err(QmpError::generic(format!(
-            "Device '{name}' is not removable"
-        )));
+impl<'a, C: Controller> AtaSlot<'a, C> {
+    pub(crate) fn lock(ctrl: &'a Mutex<C>, drive: &AtaDrive) -> Self {
+        AtaSlot {
+            ctrl: lock(ctrl),
+            port: usize::from(drive.port),
+        }
     }
-    let port = usize::from(drive.port);
-    let mut a = ahci.lock().unwrap_or_else(|p| p.into_inner());
-    let open = a
-        .device(port)
-        .and_then(|x| x.drive.cdrom_state())
-        .is_some_and(|c| c.tray_open());
-    // QEMU 7.2's words (they name no device).
-    if !open {
-        return Err(QmpError::generic("Tray of the device is not open"));
-    }
-    let mut file = drive.file.lock().unwrap_or_else(|p| p.into_inner());
-    if file.is_some() {
-        return Err(QmpError::generic("There already is a medium in the device"));
-    }
-    a.set_medium(port, Some(disk));
-    *file = Some(filename);
-    Ok(())
 }
 
-/// Runs a removable-media command on `drive` of `ahci` (an AHCI or IDE
-/// controller); posts DEVICE_TRAY_MOVED for each tray move.
-pub(crate) fn medium<C: Controller>(
-    ahci: &Mutex<C>,
-    drive: &AtaDrive,
-    op: MediumOp,
-    bus: &EventBus,
-) -> Result<(), QmpError> {
-    let name = drive
-        .id
-        .clone()
-        .or_else(|| drive.device.clone())
-        .unwrap_or_default();
-    if !drive.cdrom {
-        return Err(QmpError::generic(format!(
-            "Device '{name}' is not removable"
-        )));
+impl<C: Controller> Slot for AtaSlot<'_, C> {
+    type Tag = u8;
+
+    fn cdrom(&mut self) -> Option<&mut rvirt_scsi::mmc::Cdrom> {
+        self.ctrl.device(self.port)?.drive.cdrom_state()
     }
-    // A new medium is opened before the tray moves, so a file that will
-    // not open changes nothing.
-    let new_disk = match &op {
-        // Needs the block graph: the device manager's medium().
-        MediumOp::Insert { .. } => {
-            return Err(QmpError::generic("blockdev-insert-medium needs a node"));
-        }
-        MediumOp::Change { filename, format } => {
-            if format.as_deref().is_some_and(|f| f != "raw") {
-                return Err(QmpError::generic(format!(
-                    "format '{}' is not supported for a CD-ROM medium (raw only)",
-                    format.as_deref().unwrap_or_default()
-                )));
-            }
-            let spec = ImageSpec {
-                path: filename.into(),
-                format: ImageFormat::Raw,
-                read_only: true,
-                backing: Backing::None,
-            };
-            let options = OpenOptions {
-                read_only: true,
-                aio: AioMode::Sync,
-                ..OpenOptions::default()
-            };
-            let disk = rvirt_block::Disk::<u8>::open_image(&spec, &options)
-                .map_err(|e| QmpError::generic(format!("Could not open '{filename}': {e}")))?;
-            Some(disk)
-        }
-        _ => None,
-    };
-    let moved = |open: bool| {
-        bus.post(QmpEvent::DeviceTrayMoved {
-            device: drive.device.clone().unwrap_or_default(),
-            id: drive.id.clone().unwrap_or_default(),
-            tray_open: open,
-        })
-    };
-    let port = usize::from(drive.port);
-    let mut a = ahci.lock().unwrap_or_else(|p| p.into_inner());
-    let cd = |a: &mut C| -> Option<(bool, bool)> {
-        let c = a.device(port)?.drive.cdrom_state()?;
-        Some((c.tray_open(), c.locked()))
-    };
-    let open_tray = |a: &mut C, force: bool| -> bool {
-        let was = cd(a).is_some_and(|(open, _)| open);
-        let opened = a
-            .device(port)
-            .and_then(|x| x.drive.cdrom_state())
-            .is_some_and(|c| c.open_tray(force));
-        if opened && !was {
-            moved(true);
-        }
-        opened
-    };
-    let remove = |a: &mut C| {
-        a.set_medium(port, None);
-        *drive.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    };
-    let close_tray = |a: &mut C| {
-        if cd(a).is_some_and(|(open, _)| open) {
-            if let Some(c) = a.device(port).and_then(|x| x.drive.cdrom_state()) {
-                c.close_tray();
-            }
-            moved(false);
-        }
-    };
-    let locked = || {
-        QmpError::generic(format!(
-            "Device '{name}' is locked and force was not specified, wait for tray to open and try again"
-        ))
-    };
-    match op {
-        // A locked tray stays shut: the guest was asked to open it.
-        MediumOp::OpenTray { force } => {
-            open_tray(&mut a, force);
-        }
-        MediumOp::CloseTray => close_tray(&mut a),
-        MediumOp::Remove => {
-            if !cd(&mut a).is_some_and(|(open, _)| open) {
-                return Err(QmpError::generic(format!(
-                    "Tray of device '{name}' is not open"
-                )));
-            }
-            remove(&mut a);
-        }
-        MediumOp::Eject { force } => {
-            if !open_tray(&mut a, force) {
-                return Err(locked());
-            }
-            remove(&mut a);
-        }
-        MediumOp::Insert { .. } => {}
-        MediumOp::Change { filename, .. } => {
-            if !open_tray(&mut a, false) {
-                return Err(locked());
-            }
-            remove(&mut a);
-            a.set_medium(port, new_disk);
-            *drive.file.lock().unwrap_or_else(|p| p.into_inner()) = Some(filename);
-            close_tray(&mut a);
-        }
+
+    fn set_medium(&mut self, disk: Option<Disk<u8>>) {
+        self.ctrl.set_medium(self.port, disk)
     }
-    Ok(())
 }

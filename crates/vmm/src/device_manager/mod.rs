@@ -13,6 +13,7 @@ mod firmware;
 mod hotplug;
 mod legacy;
 mod lpt;
+mod media;
 mod nic;
 mod pci;
 mod scsi;
@@ -83,6 +84,8 @@ pub(crate) struct DeviceManager {
     /// pc's PIIX3 IDE.
     ide: Option<Arc<Mutex<rvirt_ata::ide::Ide>>>,
     ata_drives: Vec<ata::AtaDrive>,
+    /// The virtio-scsi controllers' LUNs.
+    scsi_luns: Vec<scsi::ScsiLun>,
     /// The virtio consoles' host ends, open as long as the VMM.
     chardevs: Vec<Chardev>,
     balloon: Option<BalloonControl>,
@@ -171,6 +174,7 @@ impl DeviceManager {
             ata: Vec::new(),
             ide: None,
             ata_drives: Vec::new(),
+            scsi_luns: Vec::new(),
             chardevs: Vec::new(),
             balloon: None,
             nics: Vec::new(),
@@ -220,6 +224,7 @@ impl DeviceManager {
             dm.disks.extend(built.disks);
             dm._passt.extend(built.passt);
             dm.inputs.extend(built.input);
+            dm.scsi_luns.extend(built.scsi_luns);
             if built.balloon.is_some() {
                 dm.balloon = built.balloon;
             }
@@ -501,47 +506,66 @@ impl DeviceManager {
         bus: &EventBus,
         nodes: &mut crate::block_nodes::BlockNodes,
     ) -> Result<(), rvirt_qmp::QmpError> {
+        use rvirt_qmp::{MediumOp, QmpError};
+        // An ATA drive (pc's IDE drives are on the PIIX3 function, the
+        // rest on an AHCI) or a virtio-scsi LUN.
+        enum Found<'a> {
+            Ata(&'a ata::AtaDrive),
+            Scsi(&'a scsi::ScsiLun),
+        }
         let found = self
             .ata_drives
             .iter()
-            .find(|d| match (&target.id, &target.device) {
-                (Some(id), _) => d.id.as_deref() == Some(id.as_str()),
-                (None, Some(dev)) => d.device.as_deref() == Some(dev.as_str()),
-                (None, None) => false,
+            .find(|d| d.media.is(target))
+            .map(Found::Ata)
+            .or_else(|| {
+                self.scsi_luns
+                    .iter()
+                    .find(|l| l.media.is(target))
+                    .map(Found::Scsi)
             });
-        let Some(drive) = found else {
-            return Err(rvirt_qmp::QmpError::device_not_found(target.name()));
+        let Some(found) = found else {
+            return Err(QmpError::device_not_found(target.name()));
         };
-        // pc's IDE drives are on the PIIX3 function, the rest on an AHCI.
-        let ide = self.ide.as_ref().filter(|_| drive.ide);
+        let media = match found {
+            Found::Ata(d) => &d.media,
+            Found::Scsi(l) => &l.media,
+        };
         // The name its medium's node is held under (BlockNodes::new).
-        let holder = drive
-            .id
-            .clone()
-            .or_else(|| drive.device.clone())
-            .unwrap_or_default();
+        let holder = media.name();
         match op {
-            rvirt_qmp::MediumOp::Insert { node_name } => {
+            MediumOp::Insert { node_name } => {
                 if !nodes.contains(&node_name) {
-                    return Err(rvirt_qmp::QmpError::generic(format!(
-                        "Node '{node_name}' not found"
-                    )));
+                    return Err(QmpError::generic(format!("Node '{node_name}' not found")));
                 }
                 let node = nodes.format_node(&node_name).cloned().ok_or_else(|| {
-                    rvirt_qmp::QmpError::generic(format!(
+                    QmpError::generic(format!(
                         "node '{node_name}' is a protocol node: a CD-ROM takes a format node"
                     ))
                 })?;
                 if nodes.user(&node_name).is_some() {
-                    return Err(rvirt_qmp::QmpError::generic(format!(
+                    return Err(QmpError::generic(format!(
                         "Node '{node_name}' is already in use"
                     )));
                 }
-                let disk = ata::open_medium(&node)?;
                 let filename = node.path().display().to_string();
-                match ide {
-                    Some(ide) => ata::insert(ide, drive, disk, filename)?,
-                    None => ata::insert(&self.ata[drive.controller].ahci, drive, disk, filename)?,
+                match found {
+                    Found::Ata(d) => {
+                        let disk = media::open_node(&node)?;
+                        match self.ide.as_ref().filter(|_| d.ide) {
+                            Some(ide) => {
+                                media::insert(ata::AtaSlot::lock(ide, d), media, disk, filename)?
+                            }
+                            None => {
+                                let ahci = &self.ata[d.controller].ahci;
+                                media::insert(ata::AtaSlot::lock(ahci, d), media, disk, filename)?
+                            }
+                        }
+                    }
+                    Found::Scsi(l) => {
+                        let disk = media::open_node(&node)?;
+                        media::insert(scsi::ScsiSlot::lock(l), media, disk, filename)?
+                    }
                 }
                 nodes.attach(&node_name, crate::block_nodes::User::Device(holder))?;
                 Ok(())
@@ -549,13 +573,17 @@ impl DeviceManager {
             op => {
                 let removes = matches!(
                     op,
-                    rvirt_qmp::MediumOp::Remove
-                        | rvirt_qmp::MediumOp::Eject { .. }
-                        | rvirt_qmp::MediumOp::Change { .. }
+                    MediumOp::Remove | MediumOp::Eject { .. } | MediumOp::Change { .. }
                 );
-                match ide {
-                    Some(ide) => ata::medium(ide, drive, op, bus)?,
-                    None => ata::medium(&self.ata[drive.controller].ahci, drive, op, bus)?,
+                match found {
+                    Found::Ata(d) => match self.ide.as_ref().filter(|_| d.ide) {
+                        Some(ide) => media::run(|| ata::AtaSlot::lock(ide, d), media, op, bus)?,
+                        None => {
+                            let ahci = &self.ata[d.controller].ahci;
+                            media::run(|| ata::AtaSlot::lock(ahci, d), media, op, bus)?
+                        }
+                    },
+                    Found::Scsi(l) => media::run(|| scsi::ScsiSlot::lock(l), media, op, bus)?,
                 }
                 // The node that was the medium is free for blockdev-del.
                 if let (true, Some(n)) = (removes, nodes.held_by(&holder)) {

@@ -141,6 +141,8 @@ pub(crate) struct Built {
     pub(crate) passt: Option<Passt>,
     /// A virtio-input device, which the console's input reaches.
     pub(crate) input: Option<Arc<Mutex<Input>>>,
+    /// A virtio-scsi controller's LUNs, for the monitor's media commands.
+    pub(crate) scsi_luns: Vec<super::scsi::ScsiLun>,
 }
 
 impl Built {
@@ -154,6 +156,7 @@ impl Built {
             disks: Vec::new(),
             passt: None,
             input: None,
+            scsi_luns: Vec::new(),
         }
     }
 }
@@ -224,11 +227,12 @@ pub(crate) fn build(
             }
         }
         VirtioConfig::Scsi(s) => {
-            let (scsi, disks) =
-                super::scsi::open(n, s).map_err(|e| ("-drive", VirtioError::Disk(e)))?;
+            let opened =
+                super::scsi::open(n, s, bus).map_err(|e| ("-drive", VirtioError::Disk(e)))?;
             Built {
-                disks,
-                ..Built::plain(scsi, "-device")
+                disks: opened.models,
+                scsi_luns: opened.luns,
+                ..Built::plain(opened.ctrl, "-device")
             }
         }
         VirtioConfig::Input(i) => {
