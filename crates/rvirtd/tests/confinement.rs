@@ -527,21 +527,6 @@ fn pattern() -> Vec<u8> {
         .collect()
 }
 
-fn qemu_img(args: &[&str]) -> (i32, String) {
-    let out = rvirt_testkit::run(
-        std::process::Command::new("qemu-img").args(args),
-        Duration::from_secs(30),
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// The virtio guest on a qcow2 overlay over `base` (its format `fmt`),
 /// the chain named in `<backingStore>` as libvirt writes it; the guest
 /// waits for the power button once done with the disk.

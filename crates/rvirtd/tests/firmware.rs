@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{have_virsh, have_virt_install, Rvirtd};
+use common::{have_virsh, have_virt_install, qemu_img_ok, Rvirtd};
 use rvirt_testkit::run;
 
 /// What the boot disk prints: from its boot sector, then after reading the
@@ -35,15 +35,6 @@ fn virt_install_with(d: &Rvirtd, name: &str, disk: &str, extra: &[&str]) -> std:
             .stdin(Stdio::null()),
         Duration::from_secs(300),
     )
-}
-
-fn qemu_img(args: &[&str]) {
-    let out = run(Command::new("qemu-img").args(args), Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The raw boot disk: defined by virt-install with no `<kernel>` and
@@ -102,7 +93,7 @@ fn virt_install_imports_a_qcow2_boot_disk() {
     let disk = d.root().join("boot.qcow2");
     let src = rvirt_test_guests::boot_disk();
     let (src, dst) = (src.to_string_lossy(), disk.to_string_lossy());
-    qemu_img(&["convert", "-f", "raw", "-O", "qcow2", &src, &dst]);
+    qemu_img_ok(&["convert", "-f", "raw", "-O", "qcow2", &src, &dst]);
     let out = virt_install(&d, "fw2", &format!("{dst},format=qcow2,bus=virtio"));
     let said = format!(
         "{}{}",

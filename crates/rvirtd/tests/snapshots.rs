@@ -19,21 +19,6 @@ fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn qemu_img(args: &[&str]) -> (i32, String) {
-    let out = rvirt_testkit::run(
-        std::process::Command::new("qemu-img").args(args),
-        Duration::from_secs(30),
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn have_user() -> bool {
     let ok = rvirt_testkit::try_run(
         std::process::Command::new("getent").args(["passwd", "rvirt-qemu"]),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{domain_xml, have_virsh, have_virt_install, Rvirtd};
+use common::{domain_xml, have_virsh, have_virt_install, qemu_img_ok, Rvirtd};
 use rvirt_remote::calls::{
     NameArgs, StoragePoolFlagsArgs, StorageVolCreateXmlArgs, StorageVolLookupByPathArgs,
 };
@@ -17,19 +17,6 @@ use rvirt_remote::error::code;
 use rvirt_remote::{procs, ClientError};
 use rvirt_test_guests::Guest;
 use rvirt_testkit::run;
-
-const QEMU_IMG_LIMIT: Duration = Duration::from_secs(60);
-
-/// `qemu-img ARGS`' stdout; it must succeed.
-fn qemu_img(args: &[&str]) -> String {
-    let out = run(Command::new("qemu-img").args(args), QEMU_IMG_LIMIT);
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The names in a directory, sorted.
 fn names(dir: &Path) -> Vec<String> {
@@ -138,13 +125,13 @@ fn the_pool_and_volume_lifecycle_through_virsh() {
     ] {
         let p = dir.join(name);
         let ps = p.to_string_lossy();
-        let info = qemu_img(&["info", "--output=json", &ps]);
+        let info = qemu_img_ok(&["info", "--output=json", &ps]);
         assert!(info.contains("\"format\": \"qcow2\""), "{info}");
         assert!(
             info.contains(&format!("\"virtual-size\": {size}")),
             "{info}"
         );
-        qemu_img(&["check", &ps]);
+        qemu_img_ok(&["check", &ps]);
         let xml = d.ok(&["vol-dumpxml", "--pool", "p1", name]);
         assert!(
             xml.contains(&format!("<capacity unit='bytes'>{size}</capacity>")),
@@ -152,7 +139,7 @@ fn the_pool_and_volume_lifecycle_through_virsh() {
         );
         assert!(xml.contains("<format type='qcow2'/>"), "{xml}");
     }
-    let c = qemu_img(&[
+    let c = qemu_img_ok(&[
         "info",
         "--output=json",
         &dir.join("c.qcow2").to_string_lossy(),
@@ -198,10 +185,10 @@ fn the_pool_and_volume_lifecycle_through_virsh() {
         dir.join("c.qcow2").to_string_lossy().into_owned(),
         dir.join("e.qcow2").to_string_lossy().into_owned(),
     );
-    qemu_img(&["check", &es]);
-    let e = qemu_img(&["info", "--output=json", &es]);
+    qemu_img_ok(&["check", &es]);
+    let e = qemu_img_ok(&["info", "--output=json", &es]);
     assert!(e.contains("\"virtual-size\": 31457280"), "{e}");
-    qemu_img(&["compare", &cs, &es]);
+    qemu_img_ok(&["compare", &cs, &es]);
     d.ok(&["vol-resize", "--pool", "p1", "a.raw", "8M"]);
     assert_eq!(std::fs::metadata(&a_path).unwrap().len(), 8 << 20);
     let err = d.fails(&["vol-resize", "--pool", "p1", "a.raw", "1M"]);
@@ -602,7 +589,7 @@ fn virt_install_creates_its_disk_in_the_default_pool_and_starts() {
         vols.contains(&image.to_string_lossy().into_owned()),
         "{vols}"
     );
-    let info = qemu_img(&["info", "--output=json", &image.to_string_lossy()]);
+    let info = qemu_img_ok(&["info", "--output=json", &image.to_string_lossy()]);
     assert!(info.contains("\"virtual-size\": 1073741824"), "{info}");
     // virtinst asks for raw here: it picks qcow2 only from a hypervisor
     // version of QEMU 1.2 on, and rvirtd reports rvirt's own (0.1.0).

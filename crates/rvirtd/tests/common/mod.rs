@@ -503,3 +503,27 @@ pub fn first_difference(
         &want.2[i * 3..i * 3 + 3]
     ))
 }
+
+/// qemu-img's exit code and its output (stdout then stderr), within 60 s.
+pub fn qemu_img(args: &[&str]) -> (i32, String) {
+    let out = rvirt_testkit::run(Command::new("qemu-img").args(args), Duration::from_secs(60));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// qemu-img that must succeed: its stdout.
+pub fn qemu_img_ok(args: &[&str]) -> String {
+    let out = rvirt_testkit::run(Command::new("qemu-img").args(args), Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
