@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rvirt_testkit::{try_run, wait_for, within, Spawned};
+use rvirt_testkit::{try_run, wait_listening, within, Spawned};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -135,7 +135,7 @@ fn qemu(sock: &Path) -> Option<Spawned> {
             .arg(format!("unix:{},server=on,wait=off", sock.display())),
     )
     .ok()?;
-    wait_for("QEMU's QMP socket", T, || sock.exists());
+    wait_listening(sock, T);
     Some(child)
 }
 

@@ -557,10 +557,9 @@ fn wait_on_blocks_until_the_first_client() {
     let vm = std::sync::Arc::new(common::MockVm::new(bus.clone(), RunState::Prelaunch));
     let p = path.clone();
     let connector = std::thread::spawn(move || {
-        let deadline = Instant::now() + WAIT;
-        while !p.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // The file appears at bind, a moment before listen: wait for the
+        // listener, not the file.
+        rvirt_testkit::wait_listening(&p, WAIT);
         let mut c = Raw::connect(&p);
         assert!(c.recv().get("QMP").is_some());
         c

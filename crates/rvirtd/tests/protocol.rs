@@ -316,7 +316,7 @@ fn socket_group_and_session_mode() {
     );
     let sock = run.join("rvirt/rvirt-sock");
     poll("the session socket", Duration::from_secs(10), || {
-        if sock.exists() {
+        if rvirt_testkit::is_listening(&sock) {
             Ok(())
         } else {
             Err(daemon.stderr_text())

@@ -13,6 +13,7 @@
 //!   process the test did not spawn itself (a daemonized VMM, one a daemon
 //!   started).
 //! - Waits: [`wait_for`] and [`poll`] poll a condition until a deadline;
+//!   [`wait_listening`] waits for a Unix socket to accept connections;
 //!   [`within`] runs a call that cannot be given a timeout on a thread of
 //!   its own and fails past its deadline.
 //! - Streams: [`read_until`], [`read_exact`] and [`read_to_end`] read a
@@ -30,4 +31,4 @@ pub mod netns;
 
 pub use child::{process_state, run, try_run, KillOnDrop, Spawned};
 pub use io::{read_exact, read_to_end, read_until, SocketDeadline};
-pub use wait::{poll, wait_for, within};
+pub use wait::{is_listening, poll, wait_for, wait_listening, within};

@@ -1,5 +1,7 @@
 //! Waits on conditions and calls, each with a deadline.
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,43 @@ pub fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, Str
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// Waits until a Unix socket is listening at `path`: bound *and*
+/// listening, which a check for the file alone does not tell (the file
+/// appears at `bind`, a moment before `listen`, and a client connecting in
+/// between is refused). Read from `/proc/net/unix`, so nothing connects to
+/// the server to find out. Fails naming `path` after `limit`.
+pub fn wait_listening(path: &Path, limit: Duration) {
+    wait_for(&format!("a listener at {}", path.display()), limit, || {
+        is_listening(path)
+    })
+}
+
+/// Whether a Unix socket is listening at `path` now (see
+/// [`wait_listening`]).
+pub fn is_listening(path: &Path) -> bool {
+    let want = path.as_os_str().as_bytes();
+    std::fs::read("/proc/net/unix").is_ok_and(|table| {
+        table
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .any(|line| listens_at(line, want))
+    })
+}
+
+/// A `/proc/net/unix` row: `Num RefCount Protocol Flags Type St Inode Path`;
+/// flag `__SO_ACCEPTCON` (0x10000) marks a listening socket.
+fn listens_at(line: &[u8], path: &[u8]) -> bool {
+    let fields: Vec<&[u8]> = line
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .collect();
+    let flags = fields
+        .get(3)
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .and_then(|f| u32::from_str_radix(f, 16).ok());
+    fields.len() >= 8 && fields[7..].join(&b' ') == path && flags.is_some_and(|f| f & 0x1_0000 != 0)
 }
 
 /// Runs `f` on a thread of its own and returns what it returns; fails the
@@ -64,6 +103,27 @@ pub fn within<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_is_listening_only_after_listen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let sock = rustix::net::socket(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        let addr = rustix::net::SocketAddrUnix::new(&path).unwrap();
+        rustix::net::bind(&sock, &addr).unwrap();
+        // Bound, the file is there, but nobody can connect yet.
+        assert!(path.exists());
+        let r = std::panic::catch_unwind(|| wait_listening(&path, Duration::from_millis(100)));
+        assert!(r.is_err());
+        rustix::net::listen(&sock, 1).unwrap();
+        wait_listening(&path, Duration::from_secs(5));
+        std::os::unix::net::UnixStream::connect(&path).unwrap();
+    }
 
     #[test]
     fn wait_for_fails_past_its_limit() {

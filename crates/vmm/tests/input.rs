@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use rvirt_testkit::try_run;
+use rvirt_testkit::{try_run, wait_listening};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -121,7 +121,7 @@ fn rvirt(sock: &Path) -> Spawned {
         "-kernel",
         guest.to_str().unwrap(),
     ]);
-    wait_for("the VNC socket", T, || sock.exists());
+    wait_listening(sock, T);
     s
 }
 
@@ -139,7 +139,7 @@ fn qemu(sock: &Path) -> Spawned {
             .arg(Guest::Ps2.path())
             .stdin(Stdio::null()),
     );
-    wait_for("QEMU's VNC socket", T, || sock.exists());
+    wait_listening(sock, T);
     s
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use rvirt_qmp::{ClientError, ErrorClass, QmpClient};
-use rvirt_testkit::run;
+use rvirt_testkit::{run, wait_listening};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(10);
@@ -711,7 +711,7 @@ fn same_shape(a: &Value, b: &Value, at: &str) {
 }
 
 fn wait_for_socket(p: &Path) {
-    wait_for(&format!("{} to appear", p.display()), T, || p.exists());
+    wait_listening(p, T);
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
