@@ -73,20 +73,30 @@ fn client_times_out_and_reports_disconnects() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mute.sock");
     let listener = UnixListener::bind(&path).unwrap();
+    let (hang_up, told) = std::sync::mpsc::channel::<()>();
     // Waits for the client's connection without a limit of its own: the
     // test bounds it with `within` below.
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n").unwrap();
-        // Never answers, then hangs up.
-        std::thread::sleep(Duration::from_millis(600));
+        // Never answers; hangs up once the client has given up (not after
+        // a fixed time, which a client slowed by a loaded machine could
+        // outlast and then see the hang-up instead of its timeout).
+        let _ = told.recv();
     });
     let start = Instant::now();
-    match QmpClient::connect(&path, Duration::from_millis(300)) {
+    let p = path.clone();
+    let got = within("a client with a 300 ms limit", 6 * T, move || {
+        QmpClient::connect(&p, Duration::from_millis(300)).map(drop)
+    });
+    match got {
         Err(ClientError::Timeout(_)) => {}
-        other => panic!("expected a timeout, got {:?}", other.map(|_| ())),
+        other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // Its own limit ended the wait, not `within`'s: 300 ms is far from
+    // both bounds, whatever the load.
+    assert!(start.elapsed() < 2 * T, "{:?}", start.elapsed());
+    hang_up.send(()).unwrap();
     within("the mute server", T, move || server.join().unwrap());
     assert!(matches!(
         QmpClient::connect(&path, T),

@@ -84,6 +84,10 @@ fn virt_clone_and_disk_files() {
     if !have_virsh() || !have("virt-clone", "virtinst") {
         return;
     }
+    // VNC from 5900: this test's VMs take ports in a namespace of its own.
+    if !rvirt_testkit::netns::own_ports() {
+        return;
+    }
     let d = Rvirtd::start();
     let imgs = d.root().join("imgs");
     std::fs::create_dir_all(&imgs).unwrap();
@@ -166,6 +170,10 @@ fn cpu_line(xml: &str) -> String {
 #[test]
 fn virt_install_one_liners() {
     if !have_virsh() || !have("virt-install", "virtinst") {
+        return;
+    }
+    // VNC from 5900: this test's VMs take ports in a namespace of its own.
+    if !rvirt_testkit::netns::own_ports() {
         return;
     }
     let d = Rvirtd::start();
@@ -275,6 +283,10 @@ impl Drop for Loop {
 #[test]
 fn virt_install_with_a_block_device_disk() {
     if !have_virsh() || !have("virt-install", "virtinst") {
+        return;
+    }
+    // VNC from 5900: this test's VMs take ports in a namespace of its own.
+    if !rvirt_testkit::netns::own_ports() {
         return;
     }
     let d = Rvirtd::start();

@@ -119,13 +119,18 @@ fn libvirt_dbus_lists_drives_and_signals() {
     )
     .unwrap();
     // In its own mount namespace: /run/libvirt a fresh tmpfs whose
-    // libvirt-sock leads to rvirtd; then the bus, then libvirt-dbus.
+    // libvirt-sock leads to rvirtd; then the bus, then libvirt-dbus once
+    // the bus listens (its socket file appears at bind, a moment before
+    // listen: libvirt-dbus connecting in between is refused and exits).
+    // Listening sockets carry flag 00010000 in /proc/net/unix, as
+    // rvirt-testkit's wait_listening reads it.
     let script = format!(
         "set -e
 mount -t tmpfs rvirt-dbus-test /run/libvirt
 ln -s {sock} /run/libvirt/libvirt-sock
 dbus-daemon --config-file={conf} --nofork --nopidfile &
-i=0; while [ ! -S {bus} ]; do i=$((i+1)); [ $i -lt 400 ] || exit 1; sleep 0.05; done
+listening() {{ awk -v p={bus} '$8 == p && $4 == \"00010000\" {{ f = 1 }} END {{ exit !f }}' /proc/net/unix; }}
+i=0; until listening; do i=$((i+1)); [ $i -lt 400 ] || exit 1; sleep 0.05; done
 DBUS_SYSTEM_BUS_ADDRESS=unix:path={bus} exec libvirt-dbus --system",
         sock = d.socket().display(),
         conf = dir.join("bus.conf").display(),
@@ -139,7 +144,7 @@ DBUS_SYSTEM_BUS_ADDRESS=unix:path={bus} exec libvirt-dbus --system",
             .process_group(0),
     );
     poll("the private bus", Duration::from_secs(20), || {
-        if bus.exists() {
+        if rvirt_testkit::is_listening(&bus) {
             Ok(())
         } else {
             Err(format!("no bus yet: {}", service.stderr_text()))

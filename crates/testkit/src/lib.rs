@@ -21,7 +21,8 @@
 //!   down under a client library that blocks on it without a timeout.
 //! - Networks: [`netns::in_netns`] runs a test in a private network
 //!   namespace, [`netns::routed`] gives it a default route (what passt
-//!   copies), [`netns::ip`] runs iproute2 with a deadline.
+//!   copies), [`netns::own_ports`] gives a test's thread TCP ports of its
+//!   own (VNC from 5900), [`netns::ip`] runs iproute2 with a deadline.
 
 mod child;
 mod io;
