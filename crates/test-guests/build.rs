@@ -52,6 +52,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("display", "display.c", Kind::Pvh, &[]),
     ("displaybench", "displaybench.c", Kind::Pvh, &[]),
     ("e1000", "e1000.c", Kind::Pvh, &[]),
+    ("e1000e", "e1000e.c", Kind::Pvh, &[]),
     ("ps2", "ps2.c", Kind::Pvh, &[]),
     ("vinput", "vinput.c", Kind::Pvh, &[]),
     ("wdt", "wdt.c", Kind::Pvh, &[]),

@@ -126,6 +126,36 @@ pub fn add_pcie(cfg: &mut ConfigSpace, kind: PortType) -> u16 {
     o
 }
 
+/// Adds a version 1 PCI Express endpoint capability (20 bytes: no slot,
+/// root or second-generation registers) at offset `at`, as QEMU's
+/// `pcie_endpoint_cap_v1_init` lays it out for e1000e (where a version 2
+/// capability would not fit before 0x100).
+pub fn add_pcie_v1_endpoint_at(cfg: &mut ConfigSpace, at: u16) -> u16 {
+    const V1_LEN: u8 = 0x14;
+    let o = cfg.add_capability_at(at, PCIE_CAP_ID, V1_LEN);
+    cfg.set_u16(o + 2, 0x1);
+    // Device Capabilities: role-based error reporting.
+    cfg.set_u32(o + 4, 1 << 15);
+    cfg.set_wmask_u16(o + 8, 0x7fff);
+    cfg.set_w1cmask_u16(o + 0xa, 0x000f);
+    // Link Capabilities and Status: 2.5 GT/s, x1.
+    cfg.set_u32(o + 0xc, 0x1 | (1 << 4));
+    cfg.set_wmask_u16(o + 0x10, 0x0fc3);
+    cfg.set_u16(o + 0x12, 0x1 | (1 << 4));
+    o
+}
+
+/// Adds a power management capability at offset `at` with Capabilities
+/// `pmc` (PowerState, PME_En and Data_Select writable, PME_Status W1C, as
+/// QEMU's e1000e) and returns its offset.
+pub fn add_pm_at(cfg: &mut ConfigSpace, at: u16, pmc: u16) -> u16 {
+    let o = cfg.add_capability_at(at, PM_CAP_ID, PM_CAP_LEN);
+    cfg.set_u16(o + 2, pmc);
+    cfg.set_wmask_u16(o + 4, 0x0003 | 0x0100 | 0x1e00);
+    cfg.set_w1cmask_u16(o + 4, 0x8000);
+    o
+}
+
 /// Adds a power management capability (version 3, D0 and D3hot) and
 /// returns its offset.
 pub fn add_pm(cfg: &mut ConfigSpace) -> u16 {

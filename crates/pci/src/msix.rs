@@ -52,15 +52,36 @@ impl MsixCapability {
     ///
     /// # Panics
     /// On a layout the spec forbids (a device model bug).
-    pub fn add(
+    pub fn add(cfg: &mut ConfigSpace, vectors: u16, table: (u8, u32), pba: (u8, u32)) -> Self {
+        Self::add_maybe_at(cfg, None, vectors, table, pba)
+    }
+
+    /// [`MsixCapability::add`] at the fixed offset `at` (see
+    /// [`ConfigSpace::add_capability_at`]), for a model that matches
+    /// QEMU's layout (e1000e's MSI-X at 0xa0).
+    pub fn add_at(
         cfg: &mut ConfigSpace,
+        at: u16,
+        vectors: u16,
+        table: (u8, u32),
+        pba: (u8, u32),
+    ) -> Self {
+        Self::add_maybe_at(cfg, Some(at), vectors, table, pba)
+    }
+
+    fn add_maybe_at(
+        cfg: &mut ConfigSpace,
+        at: Option<u16>,
         vectors: u16,
         (table_bar, table_offset): (u8, u32),
         (pba_bar, pba_offset): (u8, u32),
     ) -> Self {
         assert!((1..=MAX_VECTORS).contains(&vectors), "MSI-X vectors");
         assert!(table_bar < 6 && pba_bar < 6 && (table_offset | pba_offset) & 7 == 0);
-        let offset = cfg.add_capability(CAP_ID, CAP_LEN);
+        let offset = match at {
+            Some(at) => cfg.add_capability_at(at, CAP_ID, CAP_LEN),
+            None => cfg.add_capability(CAP_ID, CAP_LEN),
+        };
         cfg.set_u16(offset + 2, vectors - 1);
         cfg.set_wmask_u16(offset + 2, ENABLE | FUNCTION_MASK);
         cfg.set_u32(offset + 4, table_offset | u32::from(table_bar));
@@ -290,6 +311,14 @@ impl Msix {
             .get(usize::from(v))
             .copied()
             .unwrap_or(false)
+    }
+
+    /// Clears vector `v`'s pending bit without delivering it (a device
+    /// whose driver asks for that, as e1000e's PBACLR).
+    pub fn clear_pending(&self, v: u16) {
+        if let Some(p) = self.lock().pending.get_mut(usize::from(v)) {
+            *p = false;
+        }
     }
 
     /// Signals vector `v`: delivered now if it is enabled and unmasked,

@@ -114,6 +114,11 @@ pub enum Guest {
     /// (EERD and bit-banged EECD) with the checksum, sends a broadcast
     /// frame and waits for one to its MAC, polling (see the README).
     E1000,
+    /// PVH: finds an e1000e (82574L) on PCI buses 0-7, reads its MAC from
+    /// the EEPROM with the checksum, turns on MSI-X with masked vectors,
+    /// sends a broadcast frame and waits for one to its MAC on extended
+    /// descriptors, the causes seen in the PBA (see the README).
+    E1000e,
     /// PVH: sets up the i8042 as Linux does (printing every answer), then
     /// echoes each byte it delivers as `KBD xx` or `AUX xx` until the
     /// Escape key's release (see the README).
@@ -136,7 +141,7 @@ pub enum Guest {
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 29] = [
+    pub const ALL: [Guest; 30] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -162,6 +167,7 @@ impl Guest {
         Guest::Display,
         Guest::DisplayBench,
         Guest::E1000,
+        Guest::E1000e,
         Guest::Ps2,
         Guest::Vinput,
         Guest::Wdt,
@@ -196,6 +202,7 @@ impl Guest {
             Guest::Display => "display",
             Guest::DisplayBench => "displaybench",
             Guest::E1000 => "e1000",
+            Guest::E1000e => "e1000e",
             Guest::Ps2 => "ps2",
             Guest::Vinput => "vinput",
             Guest::Wdt => "wdt",

@@ -147,6 +147,8 @@ pub struct NetConfig {
 pub enum NicModel {
     /// `-device e1000`: Intel's 82540EM.
     E1000,
+    /// `-device e1000e`: Intel's 82574L (PCI Express, MSI-X).
+    E1000e,
 }
 
 impl NicModel {
@@ -154,13 +156,15 @@ impl NicModel {
     pub fn driver(self) -> &'static str {
         match self {
             NicModel::E1000 => "e1000",
+            NicModel::E1000e => "e1000e",
         }
     }
 }
 
-/// An emulated NIC that is not virtio (`-device e1000,netdev=ID,...`):
+/// An emulated NIC that is not virtio (`-device e1000|e1000e,netdev=ID,...`):
 /// its netdev, MAC, id and boot index as virtio-net's, always a PCI
-/// function.
+/// function (an e1000 on the root bus; an e1000e also behind a root
+/// port, as libvirt places it on q35).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PciNicConfig {
     pub model: NicModel,

@@ -1,10 +1,12 @@
-//! The e1000 NIC through the real binary, end to end: the `e1000` test
+//! The e1000 and e1000e NICs through the real binary, end to end: the `e1000` test
 //! guest finds the card on PCI, reads its MAC from the EEPROM, sends a
 //! broadcast frame and waits for one to its MAC, while the test plays the
 //! network: a `-netdev stream` peer on a UNIX socket (QEMU's framing), and
 //! a tap in a private network namespace. Over the stream the same command
 //! line runs under QEMU 7.2 too, and both must print the same and put the
-//! same frame on the wire.
+//! same frame on the wire. The `e1000e` guest does the same on an 82574L
+//! behind a q35 root port as libvirt places it, with MSI-X on and
+//! extended receive descriptors.
 
 mod common;
 
@@ -32,9 +34,14 @@ const HOST_PAYLOAD: &[u8] = b"hello from the host";
 /// The options both VMMs get (QEMU's reference form in the test-guests
 /// README), before the network.
 fn base_args(serial: &Path) -> Vec<String> {
+    base_args_for(serial, "pc", Guest::E1000)
+}
+
+/// The options both VMMs get for `guest` on `machine`.
+fn base_args_for(serial: &Path, machine: &str, guest: Guest) -> Vec<String> {
     [
         "-M",
-        "pc",
+        machine,
         "-enable-kvm",
         "-cpu",
         "qemu64,-pni",
@@ -51,7 +58,7 @@ fn base_args(serial: &Path) -> Vec<String> {
     .chain([
         format!("file:{}", serial.display()),
         "-kernel".into(),
-        Guest::E1000.path().display().to_string(),
+        guest.path().display().to_string(),
     ])
     .collect()
 }
@@ -69,7 +76,10 @@ fn host_frame() -> Vec<u8> {
 /// The guest's lines about the card (from `E1000` on), what firmware
 /// printed before them left out.
 fn card_lines(serial: &str) -> String {
-    let start = serial.find("E1000 ").unwrap_or(0);
+    let start = serial
+        .find("E1000 ")
+        .or_else(|| serial.find("E1000E "))
+        .unwrap_or(0);
     serial[start..]
         .lines()
         .take_while(|l| !l.starts_with("POWEROFF"))
@@ -142,20 +152,38 @@ fn stream_peer(listener: &UnixListener, vm: &Spawned) -> (Vec<u8>, UnixStream) {
 /// Runs `program` with the base options and a `-netdev stream` to a peer
 /// played by the test: the guest's card lines and its frame.
 fn over_stream(program: &Path, dir: &Path) -> (String, Vec<u8>) {
+    over_stream_with(
+        program,
+        dir,
+        "pc",
+        Guest::E1000,
+        &["e1000,netdev=hostnet0,id=net0,mac=52:54:00:12:34:56,romfile="],
+    )
+}
+
+/// [`over_stream`] for `guest` on `machine` with `devices`.
+fn over_stream_with(
+    program: &Path,
+    dir: &Path,
+    machine: &str,
+    guest: Guest,
+    devices: &[&str],
+) -> (String, Vec<u8>) {
     let sock = dir.join("net.sock");
     let serial = dir.join("serial.log");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).unwrap();
-    let mut args = base_args(&serial);
+    let mut args = base_args_for(&serial, machine, guest);
     args.extend([
         "-netdev".into(),
         format!(
             "stream,id=hostnet0,server=off,addr.type=unix,addr.path={}",
             sock.display()
         ),
-        "-device".into(),
-        "e1000,netdev=hostnet0,id=net0,mac=52:54:00:12:34:56,romfile=".into(),
     ]);
+    for d in devices {
+        args.extend(["-device".to_string(), d.to_string()]);
+    }
     let vm = Spawned::start(
         die_with_test(&mut Command::new(program))
             .args(&args)
@@ -339,4 +367,116 @@ fn set_link_takes_the_link_down_and_up() {
         Some(HOST_PAYLOAD),
         "{s}"
     );
+}
+
+/// The e1000e guest's lines on either VMM.
+fn check_e1000e_guest(lines: &str) {
+    assert_eq!(
+        output::value(lines, "E1000E"),
+        Some("subsystem=0x00008086 class=0x020000 bar0_type=0"),
+        "{lines}"
+    );
+    assert_eq!(
+        output::value(lines, "CAPS"),
+        Some("01@c8 05@d0 10@e0 11@a0")
+    );
+    assert_eq!(output::value(lines, "MAC"), Some("52:54:00:12:34:56"));
+    assert_eq!(output::value(lines, "EEPROM_SUM"), Some("0xbaba"));
+    assert_eq!(output::value(lines, "PHY_ID"), Some("0141:0cb1"));
+    assert_eq!(output::value(lines, "LINK"), Some("1"));
+    assert_eq!(output::value(lines, "MSIX_CTRL"), Some("0x8004 PBA 0"));
+    // The transmit cause on vector 1, then the receive cause on vector 0.
+    assert_eq!(
+        output::value(lines, "TX_DONE"),
+        Some("1 TDH=1 VEC1_PENDING 1"),
+        "{lines}"
+    );
+    assert_eq!(output::value(lines, "RX_LEN"), Some("60 STATUS 0x00000003"));
+    assert_eq!(output::value(lines, "RX_FROM"), Some("02:00:00:00:00:01"));
+    assert_eq!(
+        output::value(lines, "RX_PAYLOAD").map(str::as_bytes),
+        Some(&b"hello from the host"[..])
+    );
+    assert!(lines.contains("\nPBA 3\n"), "{lines}");
+    assert_eq!(output::value(lines, "ICR_TXQ0"), Some("1 ICR_RXQ0 1"));
+    assert_eq!(output::value(lines, "ICR_AFTER"), Some("0"));
+}
+
+/// libvirt 9.0's q35 placement: the card behind a `pcie-root-port`, as
+/// JSON; the same command line on QEMU 7.2 must give the same lines and
+/// put the same frame on the wire.
+const E1000E_DEVICES: [&str; 2] = [
+    r#"{"driver":"pcie-root-port","port":16,"chassis":1,"id":"pci.1","bus":"pcie.0","multifunction":true,"addr":"0x2"}"#,
+    r#"{"driver":"e1000e","netdev":"hostnet0","id":"net0","mac":"52:54:00:12:34:56","bus":"pci.1","addr":"0x0","romfile":""}"#,
+];
+
+#[test]
+fn e1000e_frames_both_ways_behind_a_root_port_as_on_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lines, frame) =
+        over_stream_with(&vmm(), dir.path(), "q35", Guest::E1000e, &E1000E_DEVICES);
+    check_e1000e_guest(&lines);
+    assert_eq!(&frame[6..12], &GUEST_MAC);
+    assert_eq!(&frame[14..14 + 27], b"hello from the e1000e guest");
+    let Some(qemu) = qemu() else { return };
+    let (q_lines, q_frame) =
+        over_stream_with(&qemu, dir.path(), "q35", Guest::E1000e, &E1000E_DEVICES);
+    check_e1000e_guest(&q_lines);
+    assert_eq!(lines, q_lines, "the guest saw the same card");
+    assert_eq!(frame, q_frame, "the same frame on the wire");
+}
+
+/// The e1000e on the root bus of q35 over a tap handed down as `fd=N` in
+/// a private network namespace.
+#[test]
+fn e1000e_frames_both_ways_on_a_tap() {
+    rvirt_testkit::netns::in_netns(|| {
+        let name = "rve1000e";
+        let tap = Tap::open(name).expect("tap");
+        link_up(name).expect("link up");
+        let pkt: OwnedFd = packet_socket(name).expect("packet socket");
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("serial.log");
+        let fd: RawFd = tap.raw_fd().expect("a tap has a descriptor");
+        let mut args = base_args_for(&serial, "q35", Guest::E1000e);
+        args.extend([
+            "-netdev".into(),
+            format!("tap,id=hostnet0,fd={fd}"),
+            "-device".into(),
+            "e1000e,netdev=hostnet0,id=net0,mac=52:54:00:12:34:56,bus=pcie.0,addr=0x5".into(),
+        ]);
+        let mut cmd = Command::new(vmm());
+        die_with_test(&mut cmd);
+        // SAFETY: the hook only calls fcntl, which is async-signal-safe;
+        // it clears FD_CLOEXEC on the tap so that rvirt-vmm inherits it.
+        unsafe {
+            cmd.pre_exec(move || check(libc::fcntl(fd, libc::F_SETFD, 0)).map(|_| ()));
+        }
+        let vm = Spawned::start(cmd.args(&args).stdin(Stdio::null()));
+        drop(tap);
+        let mut buf = vec![0u8; 2048];
+        let payload = b"hello from the e1000e guest";
+        let frame = poll("the guest's frame on the tap", T, || {
+            // SAFETY: recv writes at most buf.len() bytes into buf.
+            let n = unsafe { libc::recv(pkt.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n > 0 && contains(&buf[..n as usize], payload) {
+                Ok(buf[..n as usize].to_vec())
+            } else {
+                Err(format!(
+                    "serial:\n{}\n{}",
+                    std::fs::read_to_string(&serial).unwrap_or_default(),
+                    vm.describe()
+                ))
+            }
+        });
+        assert_eq!(&frame[6..12], &GUEST_MAC);
+        let eth = host_frame();
+        // SAFETY: send reads eth.len() bytes from eth.
+        let sent = unsafe { libc::send(pkt.as_raw_fd(), eth.as_ptr().cast(), eth.len(), 0) };
+        assert_eq!(sent, eth.len() as isize, "{}", io::Error::last_os_error());
+        let out = vm.output(T);
+        let serial = std::fs::read_to_string(&serial).unwrap_or_default();
+        assert!(out.status.success() && output::done(&serial), "{serial}");
+        check_e1000e_guest(&card_lines(&serial));
+    });
 }

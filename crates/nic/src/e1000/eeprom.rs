@@ -1,8 +1,10 @@
-//! The 82540EM's 64-word Microwire EEPROM: QEMU's contents (its
+//! The cards' 64-word EEPROM. The 82540EM's: QEMU's contents (its
 //! `e1000_eeprom_template`, the MAC in words 0-2, the device ID in words 11
 //! and 13, the checksum word that makes the sum 0xBABA), read through EERD
 //! (Linux, iPXE) or bit-banged through EECD (older drivers, SeaBIOS-era
-//! option ROMs).
+//! option ROMs). The 82574's: QEMU's `e1000e_eeprom_template` with the
+//! same MAC, ID and checksum words, read through EERD in its own layout
+//! ([`eerw`]).
 
 /// Words, as the EEPROM holds them.
 pub const WORDS: usize = 64;
@@ -45,6 +47,29 @@ const TEMPLATE: [u16; WORDS] = [
     0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0x0000, //
 ];
 
+/// QEMU's 82574 image (its `e1000e_eeprom_template`: datasheet table 36)
+/// with the device ID and MAC left out.
+pub const TEMPLATE_82574: [u16; WORDS] = [
+    0x0000, 0x0000, 0x0000, 0x0420, 0xf746, 0x2010, 0xffff, 0xffff, //
+    0x0000, 0x0000, 0x026b, 0x0000, 0x8086, 0x0000, 0x0000, 0x8058, //
+    0x0000, 0x2001, 0x7e7c, 0xffff, 0x1000, 0x00c8, 0x0000, 0x2704, //
+    0x6cc9, 0x3150, 0x070e, 0x460b, 0x2d84, 0x0100, 0xf000, 0x0706, //
+    0x6000, 0x0080, 0x0f04, 0x7fff, 0x4f01, 0xc600, 0x0000, 0x20ff, //
+    0x0028, 0x0003, 0x0000, 0x0000, 0x0000, 0x0003, 0x0000, 0xffff, //
+    0x0100, 0xc000, 0x121c, 0xc007, 0xffff, 0xffff, 0xffff, 0xffff, //
+    0xffff, 0xffff, 0xffff, 0xffff, 0x0000, 0x0120, 0xffff, 0x0000, //
+];
+
+/// EERD as the 82574 lays it out (QEMU's `E1000_EERW_*`): start, done,
+/// a 14-bit word address from bit 2, the data from bit 16.
+pub mod eerw {
+    pub const START: u32 = 1 << 0;
+    pub const DONE: u32 = 1 << 1;
+    pub const ADDR_SHIFT: u32 = 2;
+    pub const ADDR_MASK: u32 = (1 << 14) - 1;
+    pub const DATA_SHIFT: u32 = 16;
+}
+
 /// The EEPROM and the state of a bit-banged read.
 pub struct Eeprom {
     words: [u16; WORDS],
@@ -59,7 +84,14 @@ pub struct Eeprom {
 impl Eeprom {
     /// QEMU's image for `device_id` and `mac`.
     pub fn new(device_id: u16, mac: [u8; 6]) -> Self {
-        let mut words = TEMPLATE;
+        Self::with_template(&TEMPLATE, device_id, mac)
+    }
+
+    /// `template` for `device_id` and `mac`: the MAC in words 0-2, the
+    /// device ID in 11 and 13, the checksum word (QEMU's
+    /// `e1000x_core_prepare_eeprom`, which both cards share).
+    pub fn with_template(template: &[u16; WORDS], device_id: u16, mac: [u8; 6]) -> Self {
+        let mut words = *template;
         for i in 0..3 {
             words[i] = u16::from_le_bytes([mac[2 * i], mac[2 * i + 1]]);
         }
@@ -95,6 +127,20 @@ impl Eeprom {
         match self.word(index) {
             Some(w) => (u32::from(w) << eerd::DATA_SHIFT) | eerd::DONE | r,
             None => eerd::DONE | r,
+        }
+    }
+
+    /// EERD of the 82574 after `written` was written: a read with a word
+    /// address inside the EEPROM completes at once; another reads back
+    /// without Done, as QEMU's `e1000e_set_eerd`.
+    pub fn eerw(&self, written: u32) -> u32 {
+        let addr = (written >> eerw::ADDR_SHIFT) & eerw::ADDR_MASK;
+        let word = (written & eerw::START != 0)
+            .then(|| self.word(addr as usize))
+            .flatten();
+        match word {
+            Some(w) => eerw::DONE | (addr << eerw::ADDR_SHIFT) | (u32::from(w) << eerw::DATA_SHIFT),
+            None => addr << eerw::ADDR_SHIFT,
         }
     }
 
@@ -157,6 +203,28 @@ mod tests {
         assert_eq!((e.word(11), e.word(13)), (Some(0x100e), Some(0x100e)));
         let sum = (0..WORDS).fold(0u16, |s, i| s.wrapping_add(e.word(i).unwrap()));
         assert_eq!(sum, CHECKSUM_SUM);
+    }
+
+    #[test]
+    fn the_82574_image_and_its_eerd_layout() {
+        let e = Eeprom::with_template(&TEMPLATE_82574, 0x10d3, MAC);
+        assert_eq!(
+            (e.word(0), e.word(11), e.word(13)),
+            (Some(0x5452), Some(0x10d3), Some(0x10d3))
+        );
+        assert_eq!(e.word(3), Some(0x0420));
+        let sum = (0..WORDS).fold(0u16, |s, i| s.wrapping_add(e.word(i).unwrap()));
+        assert_eq!(sum, CHECKSUM_SUM);
+        let v = e.eerw(eerw::START | (2 << eerw::ADDR_SHIFT));
+        assert_eq!(
+            v,
+            eerw::DONE | (2 << eerw::ADDR_SHIFT) | (0x5634 << eerw::DATA_SHIFT)
+        );
+        assert_eq!(
+            e.eerw(eerw::START | (64 << eerw::ADDR_SHIFT)),
+            64 << eerw::ADDR_SHIFT
+        );
+        assert_eq!(e.eerw(5 << eerw::ADDR_SHIFT), 5 << eerw::ADDR_SHIFT);
     }
 
     #[test]

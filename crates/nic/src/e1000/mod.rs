@@ -1,5 +1,9 @@
-//! Intel's 82540EM gigabit controller as QEMU 7.2's `e1000` presents it
-//! (PCI 8086:100e, revision 3, subsystem 1af4:1100): BAR 0 the 128 KiB of
+//! Intel's gigabit controllers as QEMU 7.2 presents them: the 82540EM
+//! (`e1000`) and, on the same core, the 82574L (`e1000e`, [`e82574`]:
+//! its PCI Express function, MSI-X, extended receive descriptors; pick it
+//! with [`Model::E82574l`]).
+//!
+//! The 82540EM (PCI 8086:100e, revision 3, subsystem 1af4:1100): BAR 0 the 128 KiB of
 //! registers, BAR 1 the 64 ports of IOADDR/IODATA, the EEPROM
 //! ([`eeprom`]) with the MAC, the PHY behind MDIC ([`phy`]), one transmit
 //! ring ([`tx`]: legacy, context and data descriptors, checksum offload and
@@ -20,6 +24,7 @@
 //! (VLAN-tagged frames pass as they are); IOADDR/IODATA work as on
 //! hardware, where QEMU's e1000 reads zero there; no option ROM.
 
+pub mod e82574;
 pub mod eeprom;
 pub mod phy;
 pub mod regs;
@@ -37,7 +42,7 @@ use rvirt_pci::bar::BarSpec;
 use rvirt_pci::config::{command, overlaps, reg, status as pci_status, ConfigSpace, Ids};
 use rvirt_pci::intx::IntxPin;
 use rvirt_pci::PciFunction;
-use rvirt_platform::InterruptLine;
+use rvirt_platform::{InterruptLine, MsiVectors};
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -92,9 +97,44 @@ enum Complaint {
     Backend = 16,
 }
 
-/// One e1000 function.
+/// Which card a function is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// The 82540EM, QEMU's `e1000`.
+    E82540em,
+    /// The 82574L, QEMU's `e1000e`.
+    E82574l,
+}
+
+impl Model {
+    /// The name QEMU and the logs give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::E82540em => "e1000",
+            Model::E82574l => "e1000e",
+        }
+    }
+
+    /// The BAR of its registers, and of IOADDR/IODATA.
+    fn bars(self) -> (u8, u8) {
+        match self {
+            Model::E82540em => (MMIO_BAR, IO_BAR),
+            Model::E82574l => (e82574::MMIO_BAR, e82574::IO_BAR),
+        }
+    }
+}
+
+/// Where the 82574's MSI-X and MSI vectors are delivered.
+type MsiOut = (Arc<dyn MsiVectors>, Arc<dyn MsiVectors>);
+
+/// One e1000 or e1000e function.
 pub struct E1000 {
+    model: Model,
     cfg: ConfigSpace,
+    /// The 82574's MSI-X and MSI; `None` on the 82540EM.
+    ext: Option<e82574::Vectors>,
+    /// Where they deliver, kept for each boot's fresh function.
+    msi_out: Option<MsiOut>,
     mac: [u8; 6],
     regs: Box<[u32]>,
     eeprom: Eeprom,
@@ -187,11 +227,24 @@ fn plain(offset: u32) -> bool {
 }
 
 impl E1000 {
-    /// A card with MAC address `mac` on `backend`; it joins a machine with
-    /// [`E1000::attach`].
+    /// An 82540EM with MAC address `mac` on `backend`; it joins a machine
+    /// with [`E1000::attach`].
     pub fn new(backend: Box<dyn NetBackend>, mac: [u8; 6]) -> io::Result<Self> {
+        Self::with_model(Model::E82540em, backend, mac)
+    }
+
+    /// A card of `model` with MAC address `mac` on `backend`.
+    pub fn with_model(
+        model: Model,
+        backend: Box<dyn NetBackend>,
+        mac: [u8; 6],
+    ) -> io::Result<Self> {
+        let (cfg, ext) = Self::config_space(model, None);
         let mut e = E1000 {
-            cfg: Self::config_space(),
+            model,
+            cfg,
+            ext,
+            msi_out: None,
             mac,
             regs: vec![0u32; 0x8000].into_boxed_slice(),
             eeprom: Eeprom::new(DEVICE_ID, mac),
@@ -212,7 +265,11 @@ impl E1000 {
         Ok(e)
     }
 
-    fn config_space() -> ConfigSpace {
+    fn config_space(model: Model, out: Option<&MsiOut>) -> (ConfigSpace, Option<e82574::Vectors>) {
+        if model == Model::E82574l {
+            let (cfg, v) = e82574::config_space(out.map(|o| o.0.clone()), out.map(|o| o.1.clone()));
+            return (cfg, Some(v));
+        }
         let ids = Ids {
             vendor: VENDOR_ID,
             device: DEVICE_ID,
@@ -226,13 +283,27 @@ impl E1000 {
         cfg.set_u8(reg::CACHE_LINE_SIZE, 0x10);
         cfg.add_bar(usize::from(MMIO_BAR), BarSpec::mem32(MMIO_SIZE));
         cfg.add_bar(usize::from(IO_BAR), BarSpec::io(IO_SIZE));
-        cfg
+        (cfg, None)
+    }
+
+    /// Which card this is.
+    pub fn model(&self) -> Model {
+        self.model
+    }
+
+    /// Where the 82574's MSI-X vectors (five) and MSI vector (one) are
+    /// delivered from the next [`E1000::attach`] on; the 82540EM has
+    /// neither and ignores them.
+    pub fn set_msi_vectors(&mut self, msix: Arc<dyn MsiVectors>, msi: Arc<dyn MsiVectors>) {
+        self.msi_out = Some((msix, msi));
     }
 
     /// Puts the card, as at power-on, on a (new) machine: its RAM and its
     /// INTx pin.
     pub fn attach(&mut self, mem: Memory, intx: Arc<IntxPin>) {
-        self.cfg = Self::config_space();
+        let (cfg, ext) = Self::config_space(self.model, self.msi_out.as_ref());
+        self.cfg = cfg;
+        self.ext = ext;
         self.mem = Some(mem);
         self.intx = intx;
         self.reset();
@@ -241,6 +312,13 @@ impl E1000 {
     /// The MAC's registers at reset, with the address in RAL0/RAH0 and the
     /// link as the back-end has it.
     fn reset(&mut self) {
+        if self.model == Model::E82574l {
+            e82574::reset_regs(self);
+            self.eeprom =
+                Eeprom::with_template(&eeprom::TEMPLATE_82574, e82574::DEVICE_ID, self.mac);
+            self.reset_common(Phy::new_82574(true));
+            return;
+        }
         self.regs.fill(0);
         self.regs[idx(PBA)] = 0x0010_0030;
         self.regs[idx(LEDCTL)] = 0x602;
@@ -253,15 +331,27 @@ impl E1000 {
             | status::FD;
         // MANC: EN_MNG2HOST, RCV_TCO_EN, ARP_EN, 0298_EN, RMCP_EN.
         self.regs[idx(MANC)] = 0x0020_0000 | 0x0002_0000 | 0x0000_2000 | 0x0000_0200 | 0x0000_0100;
+        self.eeprom = Eeprom::new(DEVICE_ID, self.mac);
+        self.reset_common(Phy::new(true));
+    }
+
+    /// The MAC address in RAL0/RAH0, valid.
+    fn set_mac_filter(&mut self) {
         let m = self.mac;
         self.regs[idx(RA)] = u32::from_le_bytes([m[0], m[1], m[2], m[3]]);
         self.regs[idx(RA) + 1] = u32::from(u16::from_le_bytes([m[4], m[5]])) | RAH_AV;
-        self.eeprom = Eeprom::new(DEVICE_ID, self.mac);
+    }
+
+    /// What both cards' resets share: the MAC filter, no packet under
+    /// way, `phy` with the link as the back-end has it.
+    fn reset_common(&mut self, phy: Phy) {
+        self.set_mac_filter();
         self.tx.clear();
         self.queued.clear();
         self.ioaddr = 0;
         let up = self.admin_up && self.backend.connected();
-        self.phy = Phy::new(up);
+        self.phy = phy;
+        self.phy.set_link(up);
         self.link_up = up;
         if up {
             self.regs[idx(STATUS)] |= status::LU;
@@ -286,11 +376,12 @@ impl E1000 {
     }
 
     fn complain(&mut self, kind: Complaint, what: &str) {
+        let card = self.model.name();
         if self.complained & kind as u32 == 0 {
             self.complained |= kind as u32;
-            tracing::warn!("e1000: {what} (further ones logged at debug level)");
+            tracing::warn!("{card}: {what} (further ones logged at debug level)");
         } else {
-            tracing::debug!("e1000: {what}");
+            tracing::debug!("{card}: {what}");
         }
     }
 
@@ -310,7 +401,11 @@ impl E1000 {
         self.update_irq();
     }
 
-    fn update_irq(&self) {
+    fn update_irq(&mut self) {
+        if self.model == Model::E82574l {
+            e82574::update_interrupts(self);
+            return;
+        }
         let level = self.reg(IMS) & self.reg(ICR) != 0;
         if let Err(error) = self.intx.set_level(level) {
             tracing::warn!(%error, "e1000: cannot drive INTx");
@@ -331,6 +426,11 @@ impl E1000 {
     /// A register read of BAR 0 at `offset` (dword-aligned).
     pub fn read_reg(&mut self, offset: u32) -> u32 {
         let offset = offset & !3 & (MMIO_SIZE as u32 - 1);
+        if self.model == Model::E82574l {
+            if let Some(v) = e82574::read(self, offset) {
+                return v;
+            }
+        }
         match offset {
             ICR => {
                 let v = self.reg(ICR);
@@ -357,6 +457,9 @@ impl E1000 {
     /// A register write of BAR 0 at `offset` (dword-aligned).
     pub fn write_reg(&mut self, offset: u32, val: u32) {
         let offset = offset & !3 & (MMIO_SIZE as u32 - 1);
+        if self.model == Model::E82574l && e82574::write(self, offset, val) {
+            return;
+        }
         match offset {
             // Self-clearing reset bits; QEMU leaves the registers as they
             // are, and so does rvirt (the driver reprograms them).
@@ -440,7 +543,17 @@ impl E1000 {
             std::cmp::Ordering::Greater => size + tail - head,
             std::cmp::Ordering::Equal => return false,
         };
-        total <= bufs as usize * rx_buf_size(self.reg(RCTL))
+        total <= bufs as usize * self.rx_buf_size()
+    }
+
+    /// The receive buffer size the guest chose.
+    fn rx_buf_size(&self) -> usize {
+        match self.model {
+            Model::E82574l => {
+                e82574::rx_buf_size(self).unwrap_or_else(|| rx_buf_size(self.reg(RCTL)))
+            }
+            Model::E82540em => rx_buf_size(self.reg(RCTL)),
+        }
     }
 
     /// Whether a frame could be taken from the back-end now.
@@ -607,10 +720,14 @@ impl E1000 {
                 );
             }
             self.count_tx(sent);
-            if tx::wants_writeback(&d) {
+            let every = self.model == Model::E82574l && e82574::tx_every_writeback(self);
+            if tx::wants_writeback(&d) || every {
                 // The status byte is the descriptor's 13th.
                 let _ = mem.write_slice(&[d[12] | tx::STAT_DD], GuestAddress(at + 12));
-                cause |= icr::TXDW;
+                cause |= match self.model {
+                    Model::E82574l => e82574::tx_cause(self),
+                    Model::E82540em => icr::TXDW,
+                };
             }
             let next = if head + 1 >= size { 0 } else { head + 1 };
             self.set_reg(TDH, next);
@@ -727,13 +844,25 @@ impl E1000 {
         if frame.len() > max || !self.accepts(frame) {
             return;
         }
+        let e1000e = self.model == Model::E82574l;
+        if e1000e && e82574::packet_split(self) {
+            self.complain(
+                Complaint::RxDescriptor,
+                "packet-split receive descriptors are not supported: frame dropped",
+            );
+            let r = &mut self.regs;
+            r[idx(MPC)] = r[idx(MPC)].saturating_add(1);
+            return;
+        }
+        let extended = e1000e && e82574::extended_rx(self);
+        let info = e1000e.then(|| e82574::rx_info(self, frame, extended));
         let size = frame.len();
         let total = size + if rctl & rctl::SECRC != 0 { 0 } else { 4 };
         if !self.has_rx_bufs(total) {
             self.overrun();
             return;
         }
-        let buf_size = rx_buf_size(rctl);
+        let buf_size = self.rx_buf_size();
         let ring = Self::ring_size(self.reg(RDLEN));
         let base = self.ring_base(RDBAL, RDBAH);
         let start = self.reg(RDH);
@@ -752,7 +881,13 @@ impl E1000 {
             }
             let addr = u64::from_le_bytes(d[..8].try_into().expect("8 bytes"));
             let len = (total - offset).min(buf_size);
-            let mut status = d[12] & !(RXD_DD | RXD_EOP);
+            let mut status = match info {
+                // The 82574 writes the whole status (QEMU's e1000e).
+                Some(_) => 0,
+                None => d[12] & !(RXD_DD | RXD_EOP),
+            };
+            let mut written = 0u16;
+            let mut eop = false;
             if addr != 0 {
                 if offset < size {
                     let n = (size - offset).min(len);
@@ -767,16 +902,37 @@ impl E1000 {
                     }
                 }
                 offset += len;
+                written = len as u16;
+                eop = offset >= total;
                 d[8..10].copy_from_slice(&(len as u16).to_le_bytes());
-                if offset >= total {
-                    status |= RXD_EOP | RXD_IXSM;
+                if eop {
+                    status |= RXD_EOP | info.as_ref().map_or(RXD_IXSM, |i| i.status as u8);
                 }
             }
             // The descriptor first, then its Done bit, as the hardware
             // (and QEMU) write them.
-            d[12] = status;
+            let done_at = if extended {
+                // The extended write-back: IP ID, status and errors,
+                // length; the buffer address is overwritten.
+                let i = info.as_ref().filter(|_| eop);
+                let st = u32::from(status) | i.map_or(0, |i| i.status & !0xff);
+                d = [0; RX_DESC_LEN as usize];
+                d[4..6].copy_from_slice(&i.and_then(|i| i.ip_id).unwrap_or(0).to_le_bytes());
+                d[8..12].copy_from_slice(&st.to_le_bytes());
+                d[12..14].copy_from_slice(&written.to_le_bytes());
+                8
+            } else {
+                if info.is_some() {
+                    // Length, no checksum, status, no errors or VLAN.
+                    d[8..10].copy_from_slice(&written.to_le_bytes());
+                    d[10..12].fill(0);
+                    d[13..16].fill(0);
+                }
+                d[12] = status;
+                12
+            };
             let _ = mem.write_slice(&d, GuestAddress(at));
-            let _ = mem.write_slice(&[status | RXD_DD], GuestAddress(at + 12));
+            let _ = mem.write_slice(&[status | RXD_DD], GuestAddress(at + done_at));
             let next = if head + 1 >= ring { 0 } else { head + 1 };
             self.set_reg(RDH, next);
             if next == start && offset < total {
@@ -785,15 +941,16 @@ impl E1000 {
             }
         }
         self.count_rx(frame, size);
-        let mut cause = icr::RXT0;
         let (head, mut tail) = (self.reg(RDH), self.reg(RDT));
         if tail < head {
             tail += ring;
         }
         let shift = ((rctl >> rctl::RDMTS_SHIFT) & 3) + 1;
-        if u64::from(tail - head) * RX_DESC_LEN <= u64::from(self.reg(RDLEN) >> shift) {
-            cause |= icr::RXDMT0;
-        }
+        let low = u64::from(tail - head) * RX_DESC_LEN <= u64::from(self.reg(RDLEN) >> shift);
+        let cause = match self.model {
+            Model::E82574l => e82574::rx_cause(self, low),
+            Model::E82540em => icr::RXT0 | if low { icr::RXDMT0 } else { 0 },
+        };
         self.set_ics(cause);
     }
 
@@ -825,14 +982,30 @@ impl E1000 {
     }
 
     fn access(&mut self, bar: u8, offset: u64, data: &mut [u8], write: bool) {
+        let (mmio_bar, io_bar) = self.model.bars();
+        let e1000e = self.model == Model::E82574l;
+        if e1000e && bar == e82574::MSIX_BAR {
+            if let Some(x) = &self.ext {
+                if write {
+                    x.write(offset, data);
+                } else {
+                    x.read(offset, data);
+                }
+            }
+            return;
+        }
         let reg_at = |this: &mut Self, offset: u64| -> Option<u32> {
             match bar {
-                MMIO_BAR => Some(offset as u32),
-                IO_BAR if offset >> 2 == 1 => Some(this.ioaddr),
+                b if b == mmio_bar => Some(offset as u32),
+                // The 82574 reaches the registers only (QEMU: the flash
+                // and the rest past them read zero).
+                b if b == io_bar && offset >> 2 == 1 && !(e1000e && this.ioaddr >= 0x1ffff) => {
+                    Some(this.ioaddr)
+                }
                 _ => None,
             }
         };
-        if bar == IO_BAR && offset < 4 {
+        if bar == io_bar && offset < 4 {
             // IOADDR.
             let mut b = self.ioaddr.to_le_bytes();
             let o = offset as usize;
@@ -899,6 +1072,15 @@ impl PciFunction for E1000 {
         if overlaps(offset, data.len(), reg::COMMAND, 2) {
             let cmd = self.cfg.read_u16(reg::COMMAND);
             self.intx.set_disabled(cmd & command::INTX_DISABLE != 0);
+            if cmd & command::MASTER != 0 {
+                // Frames may flow now (QEMU's e1000e starts receiving).
+                self.kick();
+            }
+        }
+        if let Some(x) = self.ext.as_mut() {
+            x.config_written(&self.cfg, offset, data.len());
+            // MSI or MSI-X turned on or off: INTx follows.
+            self.update_irq();
         }
     }
 

@@ -131,3 +131,123 @@ pub mod tctl {
 
 /// The receive-address high word's Address Valid bit.
 pub const RAH_AV: u32 = 1 << 31;
+
+/// The 82574's registers beside the 82540EM's (Intel's 82574 datasheet,
+/// 317694, chapter 10; Linux's `e1000e/regs.h`).
+pub mod e82574 {
+    pub const EIAC: u32 = 0x00dc;
+    pub const IAM: u32 = 0x00e0;
+    pub const IVAR: u32 = 0x00e4;
+    /// EITR0-4, one per MSI-X vector.
+    pub const EITR: u32 = 0x00e8;
+    pub const EITR_END: u32 = 0x00fc;
+    pub const EXTCNF_CTRL: u32 = 0x0f00;
+    pub const EXTCNF_SIZE: u32 = 0x0f08;
+    pub const EEMNGCTL: u32 = 0x1010;
+    pub const PSRCTL: u32 = 0x2170;
+    pub const RXDCTL: u32 = 0x2828;
+    pub const RAID: u32 = 0x2c08;
+    pub const TARC0: u32 = 0x3840;
+    pub const TDBAL1: u32 = 0x3900;
+    pub const TDT1: u32 = 0x3918;
+    pub const TARC1: u32 = 0x3940;
+    /// The statistics the 82574 adds after the 82540EM's (IAC and the
+    /// interrupt counters), also cleared when read.
+    pub const STATS_END: u32 = 0x4130;
+    pub const RFCTL: u32 = 0x5008;
+    pub const MRQC: u32 = 0x5818;
+    pub const GCR: u32 = 0x5b00;
+    pub const FACTPS: u32 = 0x5b30;
+    pub const GCR2: u32 = 0x5b64;
+    pub const PBACLR: u32 = 0x5b68;
+    pub const POEMB: u32 = 0x5b6c;
+    pub const RETA: u32 = 0x5c00;
+    pub const RETA_END: u32 = 0x5c80;
+    pub const RSSRK: u32 = 0x5c80;
+    pub const RSSRK_END: u32 = 0x5ca8;
+
+    pub mod ctrl {
+        pub const GIO_MASTER_DISABLE: u32 = 1 << 2;
+        pub const FRCSPD: u32 = 1 << 11;
+        pub const FRCDPX: u32 = 1 << 12;
+        pub const ADVD3WUC: u32 = 1 << 20;
+        pub const SPD_SEL: u32 = 3 << 8;
+    }
+
+    pub mod status {
+        /// PHY reset asserted: set by CTRL.PHY_RST, cleared by a write of 0.
+        pub const PHYRA: u32 = 1 << 10;
+    }
+
+    pub mod ctrl_ext {
+        pub const ASDCHK: u32 = 1 << 12;
+        pub const EE_RST: u32 = 1 << 13;
+        pub const SPD_BYPS: u32 = 1 << 15;
+        /// Extended interrupt auto-mask enable: firing a vector clears its
+        /// cause in IAM.
+        pub const EIAME: u32 = 1 << 24;
+        /// Interrupt acknowledge auto-mask: reading ICR clears IMS by IAM.
+        pub const IAME: u32 = 1 << 27;
+        /// Writing IMS clears the PBA bits of the vectors it enables.
+        pub const PBA_CLR: u32 = 1 << 31;
+    }
+
+    /// The causes the 82574 adds (ICR, ICS, IMS, IMC).
+    pub mod icr {
+        pub const SRPD: u32 = 1 << 16;
+        pub const ACK: u32 = 1 << 17;
+        pub const MNG: u32 = 1 << 18;
+        pub const RXQ0: u32 = 1 << 20;
+        pub const RXQ1: u32 = 1 << 21;
+        pub const TXQ0: u32 = 1 << 22;
+        pub const TXQ1: u32 = 1 << 23;
+        /// Any of [`OTHER_CAUSES`], under MSI-X.
+        pub const OTHER: u32 = 1 << 24;
+        /// Some cause is set.
+        pub const ASSERTED: u32 = 1 << 31;
+        /// What the "other" vector signals.
+        pub const OTHER_CAUSES: u32 = super::super::icr::LSC
+            | super::super::icr::RXO
+            | super::super::icr::MDAC
+            | SRPD
+            | ACK
+            | MNG;
+        /// The causes that have an MSI-X vector of their own (IVAR).
+        pub const QUEUES: u32 = RXQ0 | RXQ1 | TXQ0 | TXQ1 | OTHER;
+        /// The causes IMS takes (QEMU's `ims_valid_mask`).
+        pub const VALID: u32 =
+            0x0000_00d7 | super::super::icr::MDAC | (1 << 15) | SRPD | ACK | MNG | QUEUES;
+    }
+
+    pub mod ivar {
+        /// Each cause's 4-bit field: the vector, and Valid.
+        pub const VALID: u32 = 1 << 3;
+        pub const VECTOR: u32 = 0x7;
+        pub const RXQ0_SHIFT: u32 = 0;
+        pub const RXQ1_SHIFT: u32 = 4;
+        pub const TXQ0_SHIFT: u32 = 8;
+        pub const TXQ1_SHIFT: u32 = 12;
+        pub const OTHER_SHIFT: u32 = 16;
+        /// Write back every transmit descriptor, RS or not.
+        pub const TX_INT_EVERY_WB: u32 = 1 << 31;
+    }
+
+    pub mod rfctl {
+        /// Extended receive descriptors.
+        pub const EXTEN: u32 = 1 << 15;
+        pub const IPV6_DIS: u32 = 1 << 10;
+    }
+
+    pub mod rctl {
+        /// Descriptor type: 01 is packet split.
+        pub const DTYP_MASK: u32 = 3 << 10;
+        /// A flexible buffer size in KiB (bits 27-30).
+        pub const FLXBUF_MASK: u32 = 0xf << 27;
+        pub const FLXBUF_SHIFT: u32 = 27;
+    }
+
+    pub mod eecd {
+        pub const AUTO_RD: u32 = 1 << 9;
+        pub const SIZE_EX_MASK: u32 = 3 << 11;
+    }
+}

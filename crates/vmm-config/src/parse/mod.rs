@@ -642,9 +642,10 @@ impl Builder {
                 o.finish()?;
             }
             "e1000e" => {
-                return Err(
-                    o.error("'e1000e' is not supported yet (rvirt emulates the e1000)".into())
-                )
+                let index = self.virtio.device_count();
+                self.pci.device("e1000e", &mut o, index)?;
+                self.virtio.nic(NicModel::E1000e, &mut o)?;
+                o.finish()?;
             }
             d if d.ends_with("-pci-transitional") => {
                 return Err(o.error(format!(
@@ -771,10 +772,12 @@ impl Builder {
         for (i, (dev, addr)) in finished.devices.into_iter().zip(addrs).enumerate() {
             match (models.next_if(|&(at, _)| at == i), dev, addr) {
                 (Some((_, model)), VirtioConfig::Net(net), DeviceAddr::Pci { addr }) => {
-                    // Behind a root port it would need the port's I/O and
-                    // memory windows around its BARs, which rvirt's
-                    // placement gives virtio functions only.
-                    if addr.bus != PciBus::Root {
+                    // Behind a port an e1000 would need the port's I/O
+                    // window for its BAR 1, which rvirt's placement does
+                    // not open; an e1000e needs memory only (its I/O BAR
+                    // stays unassigned there, and Linux's driver never
+                    // uses it).
+                    if addr.bus != PciBus::Root && model == NicModel::E1000 {
                         return Err(ConfigError::new(
                             "-device",
                             format!(

@@ -265,7 +265,7 @@ impl VirtioSpecs {
         Ok(())
     }
 
-    /// `-device e1000,…`: a NIC that is not virtio but takes its netdev
+    /// `-device e1000|e1000e,…`: a NIC that is not virtio but takes its netdev
     /// and MAC as virtio-net does (and counts among its default MACs).
     pub(super) fn nic(&mut self, model: NicModel, o: &mut Opts) -> Result<(), ConfigError> {
         let dev = net_ref(model.driver(), o, Some(model))?;
@@ -280,6 +280,11 @@ impl VirtioSpecs {
             "extra_mac_registers",
             "migrate_tso_props",
         ]);
+        if model == NicModel::E1000e {
+            // e1000e's own: the vnet header with the peer (rvirt's card
+            // does its offloads itself), VET's reset value and migration.
+            o.ignore(&["vnet", "init-vet", "migrate-timadj"]);
+        }
         self.devices.push(dev);
         Ok(())
     }

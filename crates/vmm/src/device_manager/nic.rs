@@ -1,11 +1,11 @@
-//! The emulated NICs that are not virtio (`-device e1000`): each opened
+//! The emulated NICs that are not virtio (`-device e1000|e1000e`): each opened
 //! once on its netdev (the same back-ends as virtio-net's), placed on PCI
 //! by [`super::pci::PciPlan`], and served by the device event loop.
 
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 
-use rvirt_nic::e1000::E1000;
+use rvirt_nic::e1000::{Model, E1000};
 use rvirt_vmm_config::{NicModel, PciNicConfig};
 
 use super::virtio::{open_netdev, VirtioError};
@@ -31,12 +31,15 @@ pub(crate) struct BuiltNic {
 /// Opens the NIC's back-end and builds the card on it.
 pub(crate) fn build(n: &PciNicConfig) -> Result<BuiltNic, VirtioError> {
     let (backend, passt) = open_netdev(&n.net)?;
-    let device = match n.model {
-        NicModel::E1000 => E1000::new(backend, n.net.mac).map_err(|source| VirtioError::Setup {
-            what: "the e1000's eventfd",
-            source,
-        })?,
+    let model = match n.model {
+        NicModel::E1000 => Model::E82540em,
+        NicModel::E1000e => Model::E82574l,
     };
+    let device =
+        E1000::with_model(model, backend, n.net.mac).map_err(|source| VirtioError::Setup {
+            what: "the NIC's eventfd",
+            source,
+        })?;
     Ok(BuiltNic {
         device: Arc::new(Mutex::new(device)),
         passt,

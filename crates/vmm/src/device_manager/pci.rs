@@ -43,7 +43,7 @@ use rvirt_virtio::transport::pci::{
     PciPlacement, PciTransport, MSIX_BAR, MSIX_BAR_SIZE, VIRTIO_BAR, VIRTIO_BAR_SIZE,
 };
 use rvirt_virtio::VirtioTransport;
-use rvirt_vmm_config::{Chipset, PciAddr, PciBus, PortModel, RootPortConfig, VmConfig};
+use rvirt_vmm_config::{Chipset, NicModel, PciAddr, PciBus, PortModel, RootPortConfig, VmConfig};
 
 use rvirt_ata::ahci::{Ahci, Wiring as AhciWiring, ABAR, ABAR_SIZE};
 use rvirt_ata::ide::{
@@ -172,11 +172,29 @@ struct IdePlan {
 
 /// An emulated NIC that is not virtio, as placed.
 struct NicPlan {
+    model: NicModel,
     addr: PciAddr,
     id: Option<String>,
-    /// Where firmware would put BAR 0 (registers) and BAR 1 (ports).
+    /// Where firmware would put the registers' BAR, the I/O ports' (none
+    /// behind a port: rvirt opens no I/O windows), and an e1000e's flash
+    /// and MSI-X BARs.
     mmio_bar: u64,
-    io_bar: u64,
+    io_bar: Option<u64>,
+    flash_bar: u64,
+    msix_bar: u64,
+    /// An e1000e's MSI-X vectors' GSIs, then its MSI vector's.
+    msi_gsis: Vec<u32>,
+}
+
+/// The memory an e1000e takes in a bridge's window: its registers at 0,
+/// flash at 128 KiB, MSI-X at 256 KiB (each BAR aligned to its size).
+const NIC_BLOCK: u64 = 0x8_0000;
+
+/// Where a NIC's BARs go in a window at `base` (an e1000e; an e1000 never
+/// sits behind a bridge).
+fn nic_block(base: u64) -> (u64, u64, u64) {
+    use rvirt_nic::e1000::e82574::{FLASH_SIZE, MMIO_SIZE};
+    (base, base + MMIO_SIZE, base + MMIO_SIZE + FLASH_SIZE)
 }
 
 /// The PCI side of the machine, placed once.
@@ -288,19 +306,29 @@ impl PciPlan {
             .iter()
             .map(|r| top_bridge(&cfg.root_ports, r.addr.bus))
             .collect();
+        let nic_tops: Vec<Option<usize>> = cfg
+            .nics
+            .iter()
+            .map(|n| top_bridge(&cfg.root_ports, n.addr.bus))
+            .collect();
         let mut top_windows: Vec<Option<Windows>> = vec![None; ports.len()];
+        // Where each top bridge's NICs start in its memory window: past
+        // its virtio functions' MSI-X BARs.
+        let mut nic_start = vec![0u64; ports.len()];
         for (t, slot) in top_windows.iter_mut().enumerate() {
             let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64;
-            if n == 0 && hotplug_port(&cfg.root_ports[t]) {
+            let nics = nic_tops.iter().filter(|&&x| x == Some(t)).count() as u64;
+            if n == 0 && nics == 0 && hotplug_port(&cfg.root_ports[t]) {
                 // Room for one function, as SeaBIOS reserves for a hot-plug
                 // slot whatever is behind it at start.
                 n = 1;
             }
-            if n == 0 {
+            if n == 0 && nics == 0 {
                 continue;
             }
-            let mem_len = (n * MSIX_BAR_SIZE).next_multiple_of(WINDOW);
-            let pref_len = (n * VIRTIO_BAR_SIZE).next_multiple_of(WINDOW);
+            nic_start[t] = (n * MSIX_BAR_SIZE).next_multiple_of(NIC_BLOCK);
+            let mem_len = (nic_start[t] + nics * NIC_BLOCK).next_multiple_of(WINDOW);
+            let pref_len = (n * VIRTIO_BAR_SIZE).next_multiple_of(WINDOW).max(WINDOW);
             let mem = alloc.allocate_mmio32(mem_len, WINDOW).map_err(placement)?;
             let pref = alloc.allocate_mmio64(pref_len, WINDOW).map_err(placement)?;
             *slot = Some(Windows {
@@ -314,6 +342,10 @@ impl PciPlan {
                 || requests
                     .iter()
                     .any(|r| bus_is_below(&cfg.root_ports, r.addr.bus, i))
+                || cfg
+                    .nics
+                    .iter()
+                    .any(|n| bus_is_below(&cfg.root_ports, n.addr.bus, i))
             {
                 port.windows = top.and_then(|t| top_windows[t]);
             }
@@ -380,17 +412,20 @@ impl PciPlan {
             None => None,
         };
         let mut nics = Vec::new();
-        for n in &cfg.nics {
-            // The parser keeps these on the root bus: their BARs come from
-            // the machine's windows, not a root port's.
-            let mmio = rvirt_nic::e1000::MMIO_SIZE;
-            let io = rvirt_nic::e1000::IO_SIZE;
-            nics.push(NicPlan {
-                addr: n.addr,
-                id: n.net.id.clone(),
-                mmio_bar: alloc.allocate_mmio32(mmio, mmio).map_err(placement)?.base,
-                io_bar: alloc.allocate_pio(io, io).map_err(placement)?.base,
-            });
+        let mut nics_in = vec![0u64; ports.len()];
+        for (n, top) in cfg.nics.iter().zip(nic_tops) {
+            nics.push(NicPlan::new(
+                n,
+                alloc,
+                top.map(|t| {
+                    // The next block in the window of the bridge above (the
+                    // parser keeps an e1000 on the root bus).
+                    let k = nics_in[t];
+                    nics_in[t] += 1;
+                    let base = top_windows[t].map_or(0, |w| w.mem.0);
+                    base + nic_start[t] + k * NIC_BLOCK
+                }),
+            )?);
         }
         let watchdog = match &cfg.watchdog {
             Some(w) => Some(WatchdogPlan::new(w, alloc)?),
@@ -538,10 +573,18 @@ impl PciPlan {
                     .expect("the IDE ports overlap a legacy device");
             }
         }
-        // The NICs: this boot's RAM and INTx pin, a fresh function.
+        // The NICs: this boot's RAM, INTx pin and (e1000e) MSI-X and MSI
+        // routes, a fresh function.
         for (plan, device) in self.nics.iter().zip(nics) {
             let pin = router.source(self.wire_of(&plan.addr, 0));
             let mut d = device.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((msi, msix)) = plan.msi_gsis.split_last() {
+                let msix = MsiRoutes::new(vm, routing.clone(), msix)
+                    .map_err(kvm("the e1000e's MSI-X irqfds"))?;
+                let msi = MsiRoutes::new(vm, routing.clone(), std::slice::from_ref(msi))
+                    .map_err(kvm("the e1000e's MSI irqfd"))?;
+                d.set_msi_vectors(Arc::new(msix), Arc::new(msi));
+            }
             d.attach(machine.memory().clone(), pin);
             subscribers.push(Box::new(NicSubscriber {
                 device: device.clone(),
@@ -737,7 +780,10 @@ impl PciPlan {
                 set_multifunction(&f, plan.addr.multifunction);
                 let info = FunctionInfo {
                     id: plan.id.clone(),
-                    parent: None,
+                    parent: match plan.addr.bus {
+                        PciBus::Root => None,
+                        PciBus::Port(i) => port_ids.get(i).copied().flatten(),
+                    },
                     slot: plan.addr.slot,
                     function: plan.addr.function,
                 };
@@ -1044,18 +1090,77 @@ fn program_function(f: &SharedFunction, plan: &FunctionPlan, gsi: u32) {
     cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
 }
 
-/// What firmware leaves in an e1000: its BARs, decode and bus mastering
-/// on, the Interrupt Line register.
+impl NicPlan {
+    /// Places NIC `n`: in the block at `in_window` of the bridge above
+    /// it, or from the machine's windows on the root bus.
+    fn new(
+        n: &rvirt_vmm_config::PciNicConfig,
+        alloc: &mut SystemAllocator,
+        in_window: Option<u64>,
+    ) -> Result<Self, VmmError> {
+        use rvirt_nic::e1000::{e82574, IO_SIZE, MMIO_SIZE};
+        let mut mem = |len: u64| -> Result<u64, VmmError> {
+            Ok(alloc.allocate_mmio32(len, len).map_err(placement)?.base)
+        };
+        let (mmio_bar, flash_bar, msix_bar) = match (n.model, in_window) {
+            (_, Some(base)) => nic_block(base),
+            (NicModel::E1000, None) => (mem(MMIO_SIZE)?, 0, 0),
+            (NicModel::E1000e, None) => (
+                mem(e82574::MMIO_SIZE)?,
+                mem(e82574::FLASH_SIZE)?,
+                mem(e82574::MSIX_SIZE)?,
+            ),
+        };
+        let io = match n.model {
+            NicModel::E1000 => IO_SIZE,
+            NicModel::E1000e => e82574::IO_SIZE,
+        };
+        let io_bar = match in_window {
+            Some(_) => None,
+            None => Some(alloc.allocate_pio(io, io).map_err(placement)?.base),
+        };
+        let msi_gsis = match n.model {
+            NicModel::E1000 => Vec::new(),
+            // Five MSI-X vectors and the MSI vector.
+            NicModel::E1000e => (0..=e82574::VECTORS)
+                .map(|_| alloc.allocate_msi_gsi())
+                .collect::<Result<_, _>>()
+                .map_err(placement)?,
+        };
+        Ok(NicPlan {
+            model: n.model,
+            addr: n.addr,
+            id: n.net.id.clone(),
+            mmio_bar,
+            io_bar,
+            flash_bar,
+            msix_bar,
+            msi_gsis,
+        })
+    }
+}
+
+/// What firmware leaves in an e1000 or e1000e: its BARs, decode and bus
+/// mastering on, the Interrupt Line register.
 fn program_nic(f: &SharedFunction, plan: &NicPlan, gsi: u32) {
-    use rvirt_nic::e1000::{IO_BAR, MMIO_BAR};
+    use rvirt_nic::e1000::{e82574, IO_BAR, MMIO_BAR};
     let mut f = lock(f);
     let cfg = f.config_mut();
+    let io_bar = match plan.model {
+        NicModel::E1000 => IO_BAR,
+        NicModel::E1000e => {
+            cfg.set_bar_address(usize::from(e82574::FLASH_BAR), plan.flash_bar);
+            cfg.set_bar_address(usize::from(e82574::MSIX_BAR), plan.msix_bar);
+            e82574::IO_BAR
+        }
+    };
     cfg.set_bar_address(usize::from(MMIO_BAR), plan.mmio_bar);
-    cfg.set_bar_address(usize::from(IO_BAR), plan.io_bar);
-    cfg.set_u16(
-        reg::COMMAND,
-        command::IO | command::MEMORY | command::MASTER,
-    );
+    let mut cmd = command::MEMORY | command::MASTER;
+    if let Some(io) = plan.io_bar {
+        cfg.set_bar_address(usize::from(io_bar), io);
+        cmd |= command::IO;
+    }
+    cfg.set_u16(reg::COMMAND, cmd);
     cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
 }
 

@@ -307,6 +307,33 @@ fn e1000_takes_a_netdev_a_mac_and_a_pci_place() {
     assert_eq!(b.addr.slot, 3);
 }
 
+/// libvirt 9.0's q35 form: behind a root port, as JSON.
+#[test]
+fn e1000e_sits_on_the_root_bus_or_behind_a_root_port() {
+    let c = pci(&[
+        "-M",
+        "q35",
+        "-netdev",
+        "tap,id=hostnet0,ifname=t0",
+        "-netdev",
+        "tap,id=hostnet1,ifname=t1",
+        "-device",
+        r#"{"driver":"pcie-root-port","port":16,"chassis":1,"id":"pci.1","bus":"pcie.0","addr":"0x2"}"#,
+        "-device",
+        r#"{"driver":"e1000e","netdev":"hostnet0","id":"net0","mac":"52:54:00:aa:bb:cc","bus":"pci.1","addr":"0x0"}"#,
+        "-device",
+        "e1000e,netdev=hostnet1,bus=pcie.0,addr=0x5,vnet=off",
+    ]);
+    let [a, b] = &c.nics[..] else {
+        panic!("{:?}", c.nics)
+    };
+    assert_eq!(a.model, NicModel::E1000e);
+    assert_eq!(a.net.mac, [0x52, 0x54, 0, 0xaa, 0xbb, 0xcc]);
+    assert_eq!((a.addr.bus, a.addr.slot), (PciBus::Port(0), 0));
+    assert_eq!(b.model, NicModel::E1000e);
+    assert_eq!((b.addr.bus, b.addr.slot), (PciBus::Root, 5));
+}
+
 #[test]
 fn e1000_errors_are_qemus() {
     let base = ["-netdev", "tap,id=n,ifname=t0"];
@@ -316,7 +343,7 @@ fn e1000_errors_are_qemus() {
     assert!(e(&["-device", "e1000,netdev=n,mac=01:00:00:00:00:01"]).contains("multicast"));
     assert!(e(&["-device", "e1000,netdev=n,mac=zz"]).contains("Property 'e1000.mac'"));
     assert!(e(&["-device", "e1000,netdev=n,speed=10"]).contains("speed"));
-    assert!(e(&["-device", "e1000e,netdev=n"]).contains("'e1000e' is not supported yet"));
+    assert!(e(&["-device", "e1000e,netdev=n,subsys=1"]).contains("subsys"));
     assert!(e(&["-M", "microvm", "-device", "e1000,netdev=n"])
         .contains("No 'PCI' bus found for device 'e1000'"));
     assert!(e(&[
