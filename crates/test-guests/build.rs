@@ -57,6 +57,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("vinput", "vinput.c", Kind::Pvh, &[]),
     ("wdt", "wdt.c", Kind::Pvh, &[]),
     ("lpt", "lpt.c", Kind::Pvh, &[]),
+    ("scsimq", "scsimq.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:
@@ -67,6 +68,7 @@ const GUEST_SOURCES: &[(&str, &[&str])] = &[
         &["net/vdev_mmio.c", "net/vdev_pci.c", "net/netif.c"],
     ),
     ("vinput", &["net/vdev_mmio.c", "net/vdev_pci.c"]),
+    ("scsimq", &["net/vdev_mmio.c", "net/vdev_pci.c"]),
 ];
 
 /// Runtime sources linked into every guest.

@@ -96,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
             lun: 0,
             device: Device::Cdrom { medium: None },
         },
-    ]);
+    ], 1);
     // The driver may shrink the sense and CDB fields.
     if mode & 0x40 != 0 {
         scsi.write_config(20, &u32::from(mode & 0x1f).to_le_bytes());

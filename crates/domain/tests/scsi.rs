@@ -112,16 +112,59 @@ fn disks_on_scsi_controllers_that_are_not_virtio_scsi_are_refused() {
         "{text:?}"
     );
     // A disk on a second controller that is not there in virtio-scsi
-    // form, and a multi-queue controller.
+    // form, and more request queues than rvirt-vmm's controller has.
     let xml = domain(
         "pc-i440fx-7.2",
-        "<controller type='scsi' index='0' model='virtio-scsi'><driver queues='4'/></controller>",
+        "<controller type='scsi' index='0' model='virtio-scsi'><driver queues='126'/></controller>",
         "<disk type='file' device='disk'><source file='/d'/><target dev='sdd' bus='scsi'/><address type='drive' controller='1' bus='0' target='0' unit='0'/></disk>",
     );
     let Err(DeriveError::Unsupported(list)) = derive(&xml) else {
         panic!("expected a refusal")
     };
     let text: Vec<String> = list.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|t| t.contains("queues='4'")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("queues='126': at most 125 request queues")),
+        "{text:?}"
+    );
     assert!(text.iter().any(|t| t.contains("disk 'sdd'")), "{text:?}");
+}
+
+#[test]
+fn driver_queues_become_num_queues_where_libvirt_puts_them() {
+    for (machine, bus) in [("pc-i440fx-7.2", "pci.0"), ("pc-q35-7.2", "pci.1")] {
+        let a = derive(&domain(
+            machine,
+            "<controller type='scsi' index='0' model='virtio-scsi'><driver queues='4'/></controller>",
+            "",
+        ))
+        .unwrap();
+        let devs = values(&a.args, "-device");
+        let ctl = devs
+            .iter()
+            .find(|d| d.contains("virtio-scsi-pci"))
+            .unwrap_or_else(|| panic!("{machine}: no controller in {devs:?}"));
+        let addr = props(ctl)["addr"].clone();
+        assert_eq!(
+            *ctl,
+            format!(
+                r#"{{"driver":"virtio-scsi-pci","id":"scsi0","num_queues":4,"bus":"{bus}","addr":"{addr}"}}"#
+            ),
+            "{machine}"
+        );
+    }
+    // queues='0' is left out, as libvirt leaves it.
+    let a = derive(&domain(
+        "pc-i440fx-7.2",
+        "<controller type='scsi' index='0' model='virtio-scsi'><driver queues='0'/></controller>",
+        "",
+    ))
+    .unwrap();
+    assert!(
+        values(&a.args, "-device")
+            .iter()
+            .any(|d| d.starts_with(r#"{"driver":"virtio-scsi-pci","id":"scsi0","bus""#)),
+        "{:?}",
+        a.args
+    );
 }

@@ -33,6 +33,8 @@ impl Sense {
     pub const MEDIUM_REMOVAL_PREVENTED: Sense = s(key::ILLEGAL_REQUEST, 0x53, 2);
     pub const WRITE_PROTECTED: Sense = s(key::DATA_PROTECT, 0x27, 0);
     pub const MEDIUM_MAY_HAVE_CHANGED: Sense = s(key::UNIT_ATTENTION, 0x28, 0);
+    /// Power on, reset or bus device reset occurred (QEMU's RESET).
+    pub const POWER_ON_RESET: Sense = s(key::UNIT_ATTENTION, 0x29, 0);
     /// Medium not present, tray closed.
     pub const NO_MEDIUM: Sense = s(key::NOT_READY, 0x3a, 1);
     /// Medium not present, tray open.

@@ -1,6 +1,6 @@
 //! What the SCSI bus answers for a LUN of a target where no device sits
-//! (QEMU's `reqops_target_command`), and REPORT LUNS, which the target
-//! answers for every LUN.
+//! (QEMU's `reqops_target_command`), REPORT LUNS, which the target
+//! answers for every LUN, and a LUN's pending unit attention.
 
 use crate::{be32, byte, data, op, Outcome, Sense};
 
@@ -52,6 +52,22 @@ pub fn no_lun(cdb: &[u8]) -> Outcome {
     }
 }
 
+/// A LUN's pending unit attention `ua` (after a power-on or reset) as
+/// QEMU's bus reports it (`reqops_unit_attention`): INQUIRY, REPORT LUNS,
+/// GET CONFIGURATION and GET EVENT STATUS NOTIFICATION pass it by (None:
+/// it stays pending); REQUEST SENSE returns it as sense data; any other
+/// command fails with it. Some: the answer, and the condition is cleared.
+pub fn unit_attention(cdb: &[u8], ua: Sense) -> Option<Outcome> {
+    match byte(cdb, 0) {
+        op::INQUIRY
+        | op::REPORT_LUNS
+        | op::GET_CONFIGURATION
+        | op::GET_EVENT_STATUS_NOTIFICATION => None,
+        op::REQUEST_SENSE => Some(data(ua.fixed().to_vec(), usize::from(byte(cdb, 4)))),
+        _ => Some(Outcome::Check(ua)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +100,20 @@ mod tests {
             no_lun(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
             Outcome::Check(Sense::LUN_NOT_SUPPORTED)
         );
+    }
+
+    #[test]
+    fn a_unit_attention_lets_inquiry_by_and_fails_the_rest_once() {
+        let ua = Sense::POWER_ON_RESET;
+        assert_eq!(unit_attention(&[0x12, 0, 0, 0, 36, 0], ua), None);
+        assert_eq!(unit_attention(&[0xa0; 12], ua), None);
+        assert_eq!(
+            unit_attention(&[0x00; 6], ua),
+            Some(Outcome::Check(Sense::POWER_ON_RESET))
+        );
+        let Some(Outcome::Data(b)) = unit_attention(&[0x03, 0, 0, 0, 18, 0], ua) else {
+            panic!()
+        };
+        assert_eq!((b[2], b[12], b[13]), (6, 0x29, 0));
     }
 }

@@ -137,6 +137,10 @@ pub enum Guest {
     /// PVH: prints `lpt.msg=WORD` (or a fixed line) through the parallel
     /// port at 0x378 with the BUSY/STROBE handshake (see the README).
     Lpt,
+    /// PVH: finds a virtio-scsi function on PCI, prints its queue count,
+    /// MSI-X table size and configuration, reads a block on every request
+    /// queue and writes one on the last (see the README).
+    Scsimq,
 }
 
 impl Guest {
@@ -172,6 +176,7 @@ impl Guest {
         Guest::Vinput,
         Guest::Wdt,
         Guest::Lpt,
+        Guest::Scsimq,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -207,6 +212,7 @@ impl Guest {
             Guest::Vinput => "vinput",
             Guest::Wdt => "wdt",
             Guest::Lpt => "lpt",
+            Guest::Scsimq => "scsimq",
         }
     }
 

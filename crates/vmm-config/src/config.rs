@@ -420,6 +420,9 @@ pub struct AhciConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScsiConfig {
     pub id: Option<String>,
+    /// Request queues (`num_queues=`): by default one per vCPU on PCI,
+    /// one on virtio-mmio, as QEMU 7.2 (`crate::parse`'s scsi module).
+    pub num_queues: u32,
     /// In command-line order.
     pub luns: Vec<ScsiLunConfig>,
 }

@@ -3,17 +3,36 @@
 //! them: the controller among the controllers (after the PCI ones,
 //! before SATA and virtio-serial), each LUN as `scsi-hd`/`scsi-cd` with
 //! `bus=ALIAS.0`, `channel`, `scsi-id`, `lun` from its drive address and
-//! `device_id=drive-ALIAS`. Other SCSI controller models (libvirt's
+//! `device_id=drive-ALIAS`; `<driver queues='N'/>` as the controller's
+//! `num_queues` (without it rvirt-vmm, as QEMU, gives one request queue
+//! per vCPU). Other SCSI controller models (libvirt's
 //! implicit `lsilogic` on x86) are not emulated: their disks are refused.
 
 use serde::Serialize;
 
 use super::blockdev;
+use super::pci::PciPlace;
 use super::Builder;
 use crate::model::{Disk, Domain, OtherDevice};
 
 /// The model rvirt-vmm emulates.
 pub const MODEL: &str = "virtio-scsi";
+
+/// The most request queues rvirt-vmm's controller has (its MSI-X table
+/// holds 128 vectors).
+const QUEUES_MAX: u32 = 125;
+
+/// The controller's `-device` on PCI, keys in libvirt's order
+/// (qemuBuildControllerSCSIDevProps: driver, id, num_queues, address).
+#[derive(Serialize)]
+struct Controller<'a> {
+    driver: String,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_queues: Option<u32>,
+    #[serde(flatten)]
+    pci: PciPlace,
+}
 
 /// A LUN's `-device`, keys in libvirt's order.
 #[derive(Serialize)]
@@ -64,24 +83,48 @@ pub(super) fn controllers(dom: &Domain, b: &mut Builder) {
     for o in scsi_controllers(dom).filter(|o| o.model() == Some(MODEL)) {
         let what = "controller (virtio-scsi)";
         let driver = o.element.child("driver");
-        // One request queue, on the device thread: what the VMM does.
-        if let Some(q) = driver.and_then(|d| d.attr("queues")).filter(|q| *q != "1") {
-            b.refuse(
-                o.line(),
-                what,
-                format!("queues='{q}': one request queue only"),
-            );
-            continue;
-        }
+        // libvirt leaves queues='0' out, as it leaves out no attribute.
+        let queues = match driver.and_then(|d| d.attr("queues")) {
+            None => None,
+            Some(q) => match q.parse::<u32>() {
+                Ok(0) => None,
+                Ok(n) if n <= QUEUES_MAX => Some(n),
+                Ok(_) => {
+                    b.refuse(
+                        o.line(),
+                        what,
+                        format!("queues='{q}': at most {QUEUES_MAX} request queues"),
+                    );
+                    continue;
+                }
+                Err(_) => {
+                    b.refuse(o.line(), what, format!("queues='{q}' is not a number"));
+                    continue;
+                }
+            },
+        };
         if driver.and_then(|d| d.attr("iothread")).is_some() {
             b.refuse(o.line(), what, "iothreads are not supported".to_string());
             continue;
         }
+        let alias = alias(o);
         let place = super::pci::place(dom, o.element.child("address"), o.line(), what, b);
-        b.opt(
-            "-device",
-            super::devices::virtio_device("virtio-scsi", &alias(o), None, place),
-        );
+        let arg = match place {
+            Some(pci) => blockdev::json(&Controller {
+                driver: super::pci::driver(MODEL, &Some(pci.clone())),
+                id: &alias,
+                num_queues: queues,
+                pci,
+            }),
+            None => {
+                let mut s = super::devices::virtio_device(MODEL, &alias, None, None);
+                if let Some(n) = queues {
+                    s.push_str(&format!(",num_queues={n}"));
+                }
+                s
+            }
+        };
+        b.opt("-device", arg);
     }
 }
 

@@ -1,7 +1,8 @@
 /* The modern virtio-pci transport of vdev.h: devices found by scanning the
  * PCI configuration space through 0xcf8 (bus 0 and the buses behind its
- * bridges, as the VMM or firmware numbered them), 1af4:1040+ only (no
- * transitional devices), their structures located through the vendor
+ * bridges, as the VMM or firmware numbered them), modern (1af4:1040+) and
+ * transitional (1af4:1000-103f) functions through their modern
+ * interface, their structures located through the vendor
  * capabilities in BARs the VMM or firmware assigned. Polling only: no
  * MSI-X vector is set up. */
 #include "vdev.h"
@@ -127,7 +128,7 @@ static void scan(u8 bus, int depth)
 			}
 			u8 hdr = cfg8(bus, devfn, 0xe);
 			u16 dev = (u16)(id >> 16);
-			if ((id & 0xffff) == 0x1af4 && dev >= 0x1040 && dev < 0x1080 && nfound < 32)
+			if ((id & 0xffff) == 0x1af4 && dev >= 0x1000 && dev < 0x1080 && nfound < 32)
 				found[nfound++] = (struct where){bus, devfn};
 			if ((hdr & 0x7f) == 1 && depth < 4) {
 				u8 sec = cfg8(bus, devfn, 0x19);
@@ -153,7 +154,11 @@ int vdev_pci_next(struct vdev *d)
 		d->pci = 1;
 		d->base = d->common;
 		d->irq = (u32)w.bus << 8 | w.devfn;
-		d->device_id = (cfg32(w.bus, w.devfn, 0) >> 16) - 0x1040u;
+		/* A transitional device (QEMU's default on conventional PCI)
+		 * names its type in the subsystem ID; it has the modern
+		 * structures too. */
+		u32 dev = cfg32(w.bus, w.devfn, 0) >> 16;
+		d->device_id = dev >= 0x1040 ? dev - 0x1040u : cfg32(w.bus, w.devfn, 0x2c) >> 16;
 		return 1;
 	}
 	return 0;

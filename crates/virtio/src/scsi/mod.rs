@@ -1,8 +1,9 @@
 //! virtio-scsi (device type 8) as QEMU 7.2's `virtio-scsi-pci` /
 //! `virtio-scsi-device`: a control queue (task management and
 //! asynchronous-notification requests, answered), an event queue (its
-//! buffers are kept: there is nothing to report, no hot-plug), and one
-//! request queue. Each LUN is a `scsi-hd` or `scsi-cd`, whose commands
+//! buffers are kept: there is nothing to report, no hot-plug), and
+//! `num_queues` request queues (queues 2 and up; the command line picks
+//! how many). Each LUN is a `scsi-hd` or `scsi-cd`, whose commands
 //! rvirt-scsi interprets; this module carries them: the request header
 //! (the 8-byte LUN address, tag, CDB), the data buffers, the response
 //! (sense, residual, status, response code), every buffer checked
@@ -12,6 +13,12 @@
 //! device thread (the VMM's event loop, never a vCPU): the device has
 //! many disks and one completion descriptor to offer, and the firmware
 //! and installer traffic it carries is modest (see README, "Not yet").
+//! The request queues share that thread and the LUNs: each queue's kick
+//! runs its requests to the end under the device's lock, in the order the
+//! kicks arrive. A queue per vCPU still spares the guest its own locking
+//! and IPIs (Linux maps each CPU's block requests to its own queue and
+//! completes them on the queue's interrupt vector); a thread per queue
+//! would only contend for the same LUNs' files.
 
 mod request;
 #[cfg(test)]
@@ -40,6 +47,12 @@ pub const DEFAULT_SENSE_SIZE: u32 = 96;
 pub const DEFAULT_CDB_SIZE: u32 = 32;
 /// Size of `struct virtio_scsi_config`.
 pub const CONFIG_SIZE: usize = 36;
+/// The control and event queues, before the request queues.
+pub const FIXED_QUEUES: u16 = 2;
+/// The most request queues: on virtio-pci each queue and the
+/// configuration change take one MSI-X vector, and the transport's table
+/// holds 128 (QEMU grows its MSI-X BAR past that and allows 1022).
+pub const MAX_REQUEST_QUEUES: u16 = 125;
 /// VIRTIO_SCSI_F_HOTPLUG and VIRTIO_SCSI_F_CHANGE, which QEMU offers
 /// (no event is ever sent: nothing is hot-plugged and capacities are
 /// fixed).
@@ -79,6 +92,8 @@ struct Lun {
     lun: u16,
     scsi: Target,
     disk: Option<Disk>,
+    /// The power-on or reset unit attention, until a command reports it.
+    reset_ua: bool,
 }
 
 struct Active {
@@ -90,6 +105,8 @@ struct Active {
 /// The controller and its LUNs.
 pub struct Scsi {
     luns: Vec<Lun>,
+    /// Every queue's size: control, event, then the request queues.
+    queue_sizes: Vec<u16>,
     sense_size: u32,
     cdb_size: u32,
     active: Option<Active>,
@@ -98,8 +115,11 @@ pub struct Scsi {
 
 impl Scsi {
     /// A controller with these LUNs (two at one address: the later one is
-    /// unreachable; the command line refuses that before).
-    pub fn new(specs: Vec<LunSpec>) -> Self {
+    /// unreachable; the command line refuses that before) and
+    /// `request_queues` request queues (1 to [`MAX_REQUEST_QUEUES`]; the
+    /// command line checks, others are brought into that range).
+    pub fn new(specs: Vec<LunSpec>, request_queues: u16) -> Self {
+        let request_queues = request_queues.clamp(1, MAX_REQUEST_QUEUES);
         let luns = specs
             .into_iter()
             .map(|s| {
@@ -121,16 +141,23 @@ impl Scsi {
                     lun: s.lun,
                     scsi,
                     disk,
+                    reset_ua: true,
                 }
             })
             .collect();
         Scsi {
             luns,
+            queue_sizes: vec![QUEUE_SIZE; usize::from(FIXED_QUEUES + request_queues)],
             sense_size: DEFAULT_SENSE_SIZE,
             cdb_size: DEFAULT_CDB_SIZE,
             active: None,
             tray_moved: None,
         }
+    }
+
+    /// How many request queues the guest sees (`num_queues`).
+    pub fn request_queues(&self) -> u16 {
+        self.queue_sizes.len() as u16 - FIXED_QUEUES
     }
 
     fn find(&mut self, target: u8, lun: u16) -> Option<&mut Lun> {
@@ -206,6 +233,13 @@ impl Scsi {
         let Some(l) = self.find(target, lun) else {
             return Some((rvirt_scsi::target::no_lun(cdb), None));
         };
+        // As QEMU's bus: every LUN reports the reset first.
+        if l.reset_ua {
+            if let Some(out) = rvirt_scsi::target::unit_attention(cdb, Sense::POWER_ON_RESET) {
+                l.reset_ua = false;
+                return Some((out, None));
+            }
+        }
         let out = match &mut l.scsi {
             Target::Disk(d) => d.command(cdb),
             Target::Cdrom(cd) => {
@@ -265,7 +299,8 @@ impl Scsi {
     }
 
     fn queue(&mut self, q: usize) -> &mut Queue {
-        // Only called while active, with q < 3 (process_queue checks).
+        // Only called while active, with a queue the device has
+        // (process_queue checks).
         &mut self
             .active
             .as_mut()
@@ -426,7 +461,7 @@ impl VirtioDevice for Scsi {
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
-        &[QUEUE_SIZE; 3]
+        &self.queue_sizes
     }
 
     fn device_features(&self) -> u64 {
@@ -437,7 +472,7 @@ impl VirtioDevice for Scsi {
         data.fill(0);
         let mut c = [0u8; CONFIG_SIZE];
         let fields: [u32; 7] = [
-            1, // num_queues
+            u32::from(self.request_queues()), // num_queues
             SEG_MAX,
             0xffff, // max_sectors
             128,    // cmd_per_lun
@@ -476,14 +511,18 @@ impl VirtioDevice for Scsi {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        // Only the request queue must be there: SeaBIOS sets up that one
-        // alone, and QEMU serves it so.
-        let got = ctx.queues.len();
-        if got != 3 {
-            return Err(ActivateError::QueueCount { expected: 3, got });
+        // Only a request queue must be there: SeaBIOS sets up the first
+        // alone, a driver may use any of them, and QEMU serves each that
+        // is ready.
+        let (got, expected) = (ctx.queues.len(), self.queue_sizes.len());
+        if got != expected {
+            return Err(ActivateError::QueueCount { expected, got });
         }
-        if !ctx.queues[2].ready() {
-            return Err(ActivateError::QueueNotReady(2));
+        if !ctx.queues[usize::from(FIXED_QUEUES)..]
+            .iter()
+            .any(|q| q.ready())
+        {
+            return Err(ActivateError::QueueNotReady(usize::from(FIXED_QUEUES)));
         }
         self.active = Some(Active {
             mem: Arc::new(ctx.mem),
@@ -494,15 +533,19 @@ impl VirtioDevice for Scsi {
     }
 
     fn reset(&mut self) {
-        // Every request ran to its end inline: nothing is in flight.
+        // Every request ran to its end inline: nothing is in flight. The
+        // bus resets its LUNs, each with a unit attention to report.
         self.active = None;
+        for l in &mut self.luns {
+            l.reset_ua = true;
+        }
         self.sense_size = DEFAULT_SENSE_SIZE;
         self.cdb_size = DEFAULT_CDB_SIZE;
     }
 
     fn process_queue(&mut self, queue: u16) {
         // The event queue's buffers wait for events that never come.
-        if self.active.is_none() || !matches!(queue, 0 | 2) {
+        if self.active.is_none() || queue == 1 || usize::from(queue) >= self.queue_sizes.len() {
             return;
         }
         self.pump(usize::from(queue));

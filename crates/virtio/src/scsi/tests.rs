@@ -44,41 +44,55 @@ struct Rig {
 }
 
 /// A disk at 0:0 (64 blocks of `pattern`), a CD-ROM at 1:0 with 4
-/// blocks, an empty CD-ROM at 1:1.
+/// blocks, an empty CD-ROM at 1:1; one request queue.
 fn rig() -> Rig {
+    rig_with(1)
+}
+
+/// [`rig`] with `queues` request queues.
+fn rig_with(queues: u16) -> Rig {
     let image: Vec<u8> = (0..BLOCKS * 512).map(pattern).collect();
     let (f1, disk) = disk_on(&image, false);
     let (f2, iso) = disk_on(&vec![0xcd; 4 * 2048], true);
-    let dev = Scsi::new(vec![
-        LunSpec {
-            target: 0,
-            lun: 0,
-            device: Device::Disk {
-                disk,
-                info: DiskInfo {
-                    size: BLOCKS * 512,
-                    read_only: false,
-                    serial: None,
-                    device_id: Some("drive-scsi0-0-0-0".into()),
+    let dev = Scsi::new(
+        vec![
+            LunSpec {
+                target: 0,
+                lun: 0,
+                device: Device::Disk {
+                    disk,
+                    info: DiskInfo {
+                        size: BLOCKS * 512,
+                        read_only: false,
+                        serial: None,
+                        device_id: Some("drive-scsi0-0-0-0".into()),
+                    },
                 },
             },
-        },
-        LunSpec {
-            target: 1,
-            lun: 0,
-            device: Device::Cdrom { medium: Some(iso) },
-        },
-        LunSpec {
-            target: 1,
-            lun: 1,
-            device: Device::Cdrom { medium: None },
-        },
-    ]);
-    Rig {
+            LunSpec {
+                target: 1,
+                lun: 0,
+                device: Device::Cdrom { medium: Some(iso) },
+            },
+            LunSpec {
+                target: 1,
+                lun: 1,
+                device: Device::Cdrom { medium: None },
+            },
+        ],
+        queues,
+    );
+    let mut r = Rig {
         mem: memory(),
         dev,
         _files: vec![f1, f2],
+    };
+    // Each LUN's power-on unit attention, reported once.
+    for (t, l) in [(0, 0), (1, 0), (1, 1)] {
+        let resp = r.cmd(lun(t, l), &[0; 6], &[], 0);
+        assert_eq!((resp.status, resp.sense[2], resp.sense[12]), (2, 6, 0x29));
     }
+    r
 }
 
 fn lun(target: u8, lun: u16) -> [u8; 8] {
@@ -124,8 +138,11 @@ impl Rig {
             .write_slice(&[0xee; RESP_LEN as usize], GuestAddress(RESP))
             .unwrap();
         let mem = self.mem.clone();
-        let qs = [0, 1, 2].map(|i| MockSplitQueue::create(&mem, GuestAddress(i * 0x1_0000), 16));
-        activate(&mut self.dev, &mem, &[&qs[0], &qs[1], &qs[2]], 0);
+        let n = self.dev.queue_max_sizes().len() as u64;
+        let qs: Vec<_> = (0..n)
+            .map(|i| MockSplitQueue::create(&mem, GuestAddress(i * 0x1_0000), 16))
+            .collect();
+        activate(&mut self.dev, &mem, &qs.iter().collect::<Vec<_>>(), 0);
         add_chain(&qs[2], 0, chain);
         self.dev.process_queue(2);
         assert_eq!(used_idx(&qs[2]), 1, "the chain comes back");
@@ -425,6 +442,98 @@ fn the_request_queue_alone_is_enough_as_for_seabios() {
         qs.iter().map(|m| m.create_queue().unwrap()).collect();
     queues[2].set_ready(false);
     assert!(r.dev.activate(ctx(queues)).is_err(), "no request queue");
+}
+
+#[test]
+fn every_request_queue_serves_the_same_luns_and_interrupts_its_own_vector() {
+    let mut r = rig_with(4);
+    assert_eq!(r.dev.queue_max_sizes(), &[QUEUE_SIZE; 6]);
+    let mut c = [0u8; 4];
+    r.dev.read_config(0, &mut c);
+    assert_eq!(u32::from_le_bytes(c), 4, "num_queues");
+    let mem = r.mem.clone();
+    let qs: Vec<_> = (0..6)
+        .map(|i| MockSplitQueue::create(&mem, GuestAddress(i * 0x1_0000), 16))
+        .collect();
+    let mocks: Vec<_> = qs.iter().collect();
+    let irq = activate(&mut r.dev, &mem, &mocks, 0);
+    // READ(10) of block 2 + q on request queue q, each into its own buffer.
+    for q in 2..6u64 {
+        let (req, resp, buf) = (REQ + q * 0x100, RESP + q * 0x100, BUF + q * 0x1000);
+        let mut h = vec![0u8; REQ_LEN as usize];
+        h[..8].copy_from_slice(&lun(0, 0));
+        let cdb = read10(q as u32, 1);
+        h[19..19 + cdb.len()].copy_from_slice(&cdb);
+        mem.write_slice(&h, GuestAddress(req)).unwrap();
+        add_chain(
+            &qs[q as usize],
+            0,
+            &[
+                (req, REQ_LEN, 0),
+                (resp, RESP_LEN, WRITE),
+                (buf, 512, WRITE),
+            ],
+        );
+    }
+    // Kicks in any order; each queue's chain comes back on that queue.
+    for q in [5, 3, 2, 4] {
+        r.dev.process_queue(q);
+        assert_eq!(used_idx(&qs[usize::from(q)]), 1, "queue {q}");
+    }
+    for q in 2..6u64 {
+        let mut b = vec![0u8; 512];
+        mem.read_slice(&mut b, GuestAddress(BUF + q * 0x1000))
+            .unwrap();
+        let want: Vec<u8> = (q * 512..(q + 1) * 512).map(pattern).collect();
+        assert_eq!(b, want, "queue {q}'s data");
+        assert_eq!(used(&qs[q as usize], 0).1, RESP_LEN + 512);
+    }
+    assert_eq!(*irq.used.lock().unwrap(), vec![5, 3, 2, 4]);
+    // A kick past the last queue is ignored.
+    r.dev.process_queue(6);
+    assert!(!irq.needs_reset.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[test]
+fn any_one_request_queue_is_enough_and_the_count_is_bounded() {
+    let mut r = rig_with(2);
+    let mem = r.mem.clone();
+    let qs: Vec<_> = (0..4)
+        .map(|i| MockSplitQueue::create(&mem, GuestAddress(i * 0x1_0000), 16))
+        .collect();
+    let irq = Arc::new(RecordingInterrupt::default());
+    let ctx = |queues| ActivateContext {
+        mem: mem.clone(),
+        queues,
+        interrupt: irq.clone(),
+        acked_features: crate::features::VERSION_1,
+    };
+    let queues = |ready: &[bool]| -> Vec<virtio_queue::Queue> {
+        qs.iter()
+            .zip(ready)
+            .map(|(m, &on)| {
+                let mut q: virtio_queue::Queue = m.create_queue().unwrap();
+                q.set_ready(on);
+                q
+            })
+            .collect()
+    };
+    r.dev
+        .activate(ctx(queues(&[false, false, false, true])))
+        .unwrap();
+    r.dev.reset();
+    assert!(r
+        .dev
+        .activate(ctx(queues(&[true, true, false, false])))
+        .is_err());
+    // Three queues for a device with four.
+    let three: Vec<_> = queues(&[true; 4]).into_iter().take(3).collect();
+    assert!(r.dev.activate(ctx(three)).is_err());
+    assert_eq!(Scsi::new(Vec::new(), 0).request_queues(), 1);
+    assert_eq!(
+        Scsi::new(Vec::new(), u16::MAX).request_queues(),
+        MAX_REQUEST_QUEUES
+    );
 }
 
 mod hostile {

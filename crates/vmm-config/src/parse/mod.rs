@@ -769,7 +769,13 @@ impl Builder {
         }
         // The NICs that are not virtio leave the virtio list, placed.
         let mut models = finished.nics.into_iter().peekable();
-        for (i, (dev, addr)) in finished.devices.into_iter().zip(addrs).enumerate() {
+        let mut devices = finished.devices;
+        for &i in &finished.auto_queues {
+            if let (VirtioConfig::Scsi(s), DeviceAddr::Pci { .. }) = (&mut devices[i], &addrs[i]) {
+                s.num_queues = scsi::auto_queues(self.cfg.smp.cpus);
+            }
+        }
+        for (i, (dev, addr)) in devices.into_iter().zip(addrs).enumerate() {
             match (models.next_if(|&(at, _)| at == i), dev, addr) {
                 (Some((_, model)), VirtioConfig::Net(net), DeviceAddr::Pci { addr }) => {
                     // Behind a port an e1000 would need the port's I/O

@@ -14,6 +14,40 @@ use crate::ConfigError;
 const TARGET_MAX: u32 = 255;
 const LUN_MAX: u32 = 16383;
 
+/// QEMU's VIRTIO_QUEUE_MAX less the control and event queues: the most
+/// request queues QEMU takes.
+const QEMU_QUEUES_MAX: u32 = 1022;
+/// The most request queues rvirt's device has (rvirt-virtio's
+/// `scsi::MAX_REQUEST_QUEUES`: its MSI-X table holds 128 vectors).
+pub(super) const QUEUES_MAX: u32 = 125;
+
+/// A controller's `num_queues=`, checked as QEMU 7.2 checks it; None
+/// for QEMU's "auto".
+pub(super) fn num_queues(o: &mut Opts) -> Result<Option<u32>, ConfigError> {
+    let Some(q) = o.get_u32("num_queues")? else {
+        return Ok(None);
+    };
+    if q == 0 || q > QEMU_QUEUES_MAX {
+        return Err(o.error(format!(
+            "Invalid number of queues (= {q}), must be a positive integer less than {QEMU_QUEUES_MAX}."
+        )));
+    }
+    if q > QUEUES_MAX {
+        return Err(o.error(format!(
+            "num_queues={q}: at most {QUEUES_MAX} request queues (128 MSI-X vectors)"
+        )));
+    }
+    Ok(Some(q))
+}
+
+/// QEMU 7.2's "auto" request queues of a virtio-scsi-pci
+/// (virtio_pci_optimal_num_queues): one per vCPU, capped by the vectors
+/// and queues a function can have; rvirt's cap is lower (see
+/// [`QUEUES_MAX`]). virtio-scsi-device (virtio-mmio) has one.
+pub(super) fn auto_queues(cpus: u32) -> u32 {
+    cpus.clamp(1, QUEUES_MAX)
+}
+
 /// A LUN before its controller and medium are looked up.
 pub(super) struct LunRef {
     pub(super) kind: AtaKind,

@@ -50,10 +50,11 @@ enum DeviceRef {
     Balloon(BalloonConfig),
     Input(InputConfig),
     /// A virtio-scsi controller: its id, its place among the controllers
-    /// (its bus's name is in `scsi_buses`).
+    /// (its bus's name is in `scsi_buses`), `num_queues=` if given.
     Scsi {
         id: Option<String>,
         n: usize,
+        num_queues: Option<u32>,
     },
 }
 
@@ -63,6 +64,9 @@ enum DeviceRef {
 pub(super) struct Finished {
     pub(super) devices: Vec<VirtioConfig>,
     pub(super) nics: Vec<(usize, NicModel)>,
+    /// The virtio-scsi controllers (by index) given no `num_queues=`: one
+    /// request queue unless placed on PCI.
+    pub(super) auto_queues: Vec<usize>,
 }
 
 /// A `virtconsole` before its chardev is looked up.
@@ -390,13 +394,7 @@ impl VirtioSpecs {
             }
             "virtio-scsi-device" => {
                 let id = o.get("id");
-                if let Some(q) = o.get_u32("num_queues")? {
-                    if q != 1 {
-                        return Err(o.error(format!(
-                            "num_queues={q}: only one request queue is supported yet"
-                        )));
-                    }
-                }
+                let num_queues = super::scsi::num_queues(o)?;
                 if let Some(t) = o.get("iothread") {
                     return Err(o.error(format!("iothread '{t}': iothreads are not supported")));
                 }
@@ -423,7 +421,7 @@ impl VirtioSpecs {
                 };
                 let n = self.scsi_buses.len();
                 self.scsi_buses.push(bus);
-                DeviceRef::Scsi { id, n }
+                DeviceRef::Scsi { id, n, num_queues }
             }
             "virtio-keyboard-device" | "virtio-mouse-device" | "virtio-tablet-device" => {
                 let model = match driver {
@@ -452,6 +450,7 @@ impl VirtioSpecs {
         chardev: &dyn Fn(&str) -> Result<ChardevBackend, ConfigError>,
     ) -> Result<Finished, ConfigError> {
         let mut out = Vec::new();
+        let mut auto_queues = Vec::new();
         let mut models = Vec::new();
         let mut used: Vec<String> = std::mem::take(&mut self.ata_used);
         let mut used_netdevs: Vec<&str> = Vec::new();
@@ -555,7 +554,10 @@ impl VirtioSpecs {
                 }
                 DeviceRef::Balloon(b) => out.push(VirtioConfig::Balloon(b.clone())),
                 DeviceRef::Input(i) => out.push(VirtioConfig::Input(i.clone())),
-                DeviceRef::Scsi { id, n, .. } => {
+                DeviceRef::Scsi { id, n, num_queues } => {
+                    if num_queues.is_none() {
+                        auto_queues.push(out.len());
+                    }
                     let mut luns = Vec::new();
                     for (l, (c, addr)) in scsi_luns.iter().zip(&scsi_places) {
                         if c != n {
@@ -587,6 +589,7 @@ impl VirtioSpecs {
                     }
                     out.push(VirtioConfig::Scsi(ScsiConfig {
                         id: id.clone(),
+                        num_queues: num_queues.unwrap_or(1),
                         luns,
                     }));
                 }
@@ -597,6 +600,7 @@ impl VirtioSpecs {
         Ok(Finished {
             devices: out,
             nics: models,
+            auto_queues,
         })
     }
 }

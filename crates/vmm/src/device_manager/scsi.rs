@@ -140,7 +140,9 @@ pub(crate) fn open(n: usize, cfg: &ScsiConfig, bus: &EventBus) -> Result<Opened,
             },
         ));
     }
-    let mut scsi = Scsi::new(specs);
+    // The command line keeps num_queues within the device's range.
+    let queues = u16::try_from(cfg.num_queues).unwrap_or(u16::MAX);
+    let mut scsi = Scsi::new(specs, queues);
     // The guest's own ejects and loads, as DEVICE_TRAY_MOVED.
     let names: Vec<(u8, u16, Removable)> = luns.iter().filter(|l| l.2.cdrom).cloned().collect();
     let bus = bus.clone();

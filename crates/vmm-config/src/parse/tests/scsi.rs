@@ -63,6 +63,29 @@ fn libvirt_luns_join_their_controller_and_media() {
 }
 
 #[test]
+fn request_queues_are_one_per_vcpu_on_pci_and_one_on_mmio_as_qemus() {
+    let queues = |smp: &str, dev: &str| {
+        let c = run(&with_kernel(&["-smp", smp, "-device", dev]));
+        scsi(&c, 0).num_queues
+    };
+    assert_eq!(queues("1", "virtio-scsi-pci"), 1);
+    assert_eq!(queues("4", "virtio-scsi-pci"), 4);
+    // libvirt 9.0's <driver queues='N'/>.
+    assert_eq!(
+        queues(
+            "4",
+            r#"{"driver":"virtio-scsi-pci","id":"scsi0","num_queues":2,"bus":"pci.0","addr":"0x4"}"#
+        ),
+        2
+    );
+    assert_eq!(queues("2", "virtio-scsi-pci,num_queues=125"), 125);
+    assert_eq!(queues("4", "virtio-scsi-device"), 1);
+    assert_eq!(queues("4", "virtio-scsi-device,num_queues=3"), 3);
+    // QEMU's auto value is the vCPUs; rvirt's table stops at 125.
+    assert_eq!(queues("200", "virtio-scsi-pci"), 125);
+}
+
+#[test]
 fn bad_luns_are_refused_with_what_is_wrong() {
     let ctl = r#"{"driver":"virtio-scsi-pci","id":"scsi0"}"#;
     let cases: &[(&[&str], &str)] = &[
@@ -113,8 +136,16 @@ fn bad_luns_are_refused_with_what_is_wrong() {
             "drive 'd' is already in use",
         ),
         (
-            &["-device", "virtio-scsi-pci,num_queues=4"],
-            "only one request queue",
+            &["-device", "virtio-scsi-pci,num_queues=0"],
+            "Invalid number of queues (= 0), must be a positive integer less than 1022.",
+        ),
+        (
+            &["-device", "virtio-scsi-pci,num_queues=1023"],
+            "Invalid number of queues (= 1023)",
+        ),
+        (
+            &["-device", "virtio-scsi-pci,num_queues=126"],
+            "num_queues=126: at most 125 request queues",
         ),
         // The controller must come before its LUNs, as in QEMU.
         (
