@@ -56,6 +56,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("vinput", "vinput.c", Kind::Pvh, &[]),
     ("wdt", "wdt.c", Kind::Pvh, &[]),
     ("lpt", "lpt.c", Kind::Pvh, &[]),
+    ("usb", "usb.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:

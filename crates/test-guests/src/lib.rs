@@ -132,11 +132,17 @@ pub enum Guest {
     /// PVH: prints `lpt.msg=WORD` (or a fixed line) through the parallel
     /// port at 0x378 with the BUSY/STROBE handshake (see the README).
     Lpt,
+    /// PVH: finds a qemu-xhci on PCI bus 0 and drives it as a driver
+    /// does, polling: enumerates the USB devices on its ports (port reset,
+    /// Enable Slot, Address Device, descriptors, SET_CONFIGURATION,
+    /// SET_IDLE, a STALL and its recovery, the interrupt endpoint) and
+    /// prints each HID report until `usb.reports=N` (see the README).
+    Usb,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 29] = [
+    pub const ALL: [Guest; 30] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -166,6 +172,7 @@ impl Guest {
         Guest::Vinput,
         Guest::Wdt,
         Guest::Lpt,
+        Guest::Usb,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -200,6 +207,7 @@ impl Guest {
             Guest::Vinput => "vinput",
             Guest::Wdt => "wdt",
             Guest::Lpt => "lpt",
+            Guest::Usb => "usb",
         }
     }
 

@@ -12,8 +12,7 @@
 //! What a guest could notice against QEMU: no idle-rate repetition
 //! (SET_IDLE is kept and read back, reports are only sent on change, as
 //! with the idle rate 0 that Linux and Windows set); no Microsoft OS
-//! descriptors; the serial number string is QEMU's base serial and the
-//! port (`28754-1`), without the controller's device path.
+//! descriptors.
 
 use std::collections::VecDeque;
 
@@ -198,10 +197,16 @@ impl Hid {
         }
     }
 
-    /// Names the port in the serial string (QEMU's `-<port path>`).
-    pub fn set_port(&mut self, port: u8) {
+    /// Where the device is, for its serial number string as QEMU's
+    /// `usb_desc_create_serial` makes it: the base serial, the
+    /// controller's device path (`0000:00:04.0` for a PCI controller),
+    /// the port.
+    pub fn set_location(&mut self, controller: Option<&str>, port: u8) {
         let s = usize::from(self.desc.device[16]) - 1;
-        self.desc.strings[s] = format!("{}-{port}", STRINGS[s]);
+        self.desc.strings[s] = match controller {
+            Some(path) => format!("{}-{path}-{port}", STRINGS[s]),
+            None => format!("{}-{port}", STRINGS[s]),
+        };
     }
 
     fn report_descriptor(&self) -> &'static [u8] {
