@@ -141,6 +141,12 @@ pub enum Guest {
     /// MSI-X table size and configuration, reads a block on every request
     /// queue and writes one on the last (see the README).
     Scsimq,
+    /// PVH: finds a qemu-xhci on PCI bus 0 and drives it as a driver
+    /// does, polling: enumerates the USB devices on its ports (port reset,
+    /// Enable Slot, Address Device, descriptors, SET_CONFIGURATION,
+    /// SET_IDLE, a STALL and its recovery, the interrupt endpoint) and
+    /// prints each HID report until `usb.reports=N` (see the README).
+    Usb,
 }
 
 impl Guest {
@@ -177,6 +183,7 @@ impl Guest {
         Guest::Wdt,
         Guest::Lpt,
         Guest::Scsimq,
+        Guest::Usb,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -213,6 +220,7 @@ impl Guest {
             Guest::Wdt => "wdt",
             Guest::Lpt => "lpt",
             Guest::Scsimq => "scsimq",
+            Guest::Usb => "usb",
         }
     }
 

@@ -573,6 +573,10 @@ pub struct VmConfig {
     pub watchdog_action: crate::WatchdogAction,
     /// Parallel ports, in index order.
     pub parallels: Vec<crate::ParallelConfig>,
+    /// `-device qemu-xhci`, in command-line order.
+    pub usb_controllers: Vec<crate::UsbControllerConfig>,
+    /// `-device usb-tablet|usb-kbd|usb-mouse`, in command-line order.
+    pub usb_devices: Vec<crate::UsbDeviceConfig>,
 }
 
 /// Where Debian installs SeaBIOS (QEMU's own copies are links to these).
@@ -643,6 +647,8 @@ impl Default for VmConfig {
             watchdog: None,
             watchdog_action: crate::WatchdogAction::Reset,
             parallels: Vec::new(),
+            usb_controllers: Vec::new(),
+            usb_devices: Vec::new(),
         }
     }
 }

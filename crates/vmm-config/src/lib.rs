@@ -14,6 +14,7 @@ mod parse;
 pub mod sandbox;
 pub mod size;
 pub mod smp;
+pub mod usb;
 pub mod vnc;
 pub mod watchdog;
 
@@ -24,6 +25,7 @@ pub use parse::block::{blockdev_node, FileRef, FormatDef, NodeDef};
 pub use parse::{
     parse, parse_device_add, parse_netdev, usage, Action, HotplugDevice, IGNORED_OPTIONS,
 };
+pub use usb::{UsbControllerConfig, UsbDeviceConfig, UsbDeviceModel};
 pub use vnc::{VncConfig, VncListen, VncShare};
 pub use watchdog::{ParallelConfig, WatchdogAction, WatchdogConfig};
 

@@ -7,18 +7,26 @@
 //!
 //! QEMU moves the handler a virtio-input driver activates to the head of
 //! its list; "active first, PS/2 last" is the same order for the one
-//! device of each kind a VM has.
+//! device of each kind a VM has. USB HID devices (`usb-kbd`, `usb-tablet`,
+//! `usb-mouse`) come after the running virtio ones: QEMU activates a USB
+//! keyboard when it is created (before any driver runs) and a USB pointer
+//! when the guest first polls it, so a USB tablet takes the pointer from
+//! the PS/2 mouse once its driver runs.
 //!
 //! Locks: the router's pointer state, then one device's mutex (the i8042
 //! or a virtio-input device); the device's interrupt line after that
-//! (docs/vmm-threads.md).
+//! (docs/vmm-threads.md). A USB device's queue is released before its
+//! controller is locked (`UsbHid::feed`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rvirt_devices::I8042;
 use rvirt_input::{buttons, evdev::*};
+use rvirt_usb::hid::HidKind;
 use rvirt_virtio::input::{Input, InputEvent, InputKind};
 use rvirt_vnc::{InputSink, KeyEvent, PointerEvent};
+
+use crate::device_manager::UsbHid;
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -38,6 +46,10 @@ pub(crate) struct InputRouter {
     keyboard: Option<Arc<Mutex<Input>>>,
     mouse: Option<Arc<Mutex<Input>>>,
     tablet: Option<Arc<Mutex<Input>>>,
+    /// The first USB keyboard, tablet and mouse.
+    usb_keyboard: Option<UsbHid>,
+    usb_tablet: Option<UsbHid>,
+    usb_mouse: Option<UsbHid>,
     pointer: Mutex<Pointer>,
 }
 
@@ -76,17 +88,29 @@ fn button_events(old: u8, new: u8) -> Vec<InputEvent> {
 }
 
 impl InputRouter {
-    /// The i8042 and the virtio-input devices of the VM (the first of each
-    /// kind takes the console's input).
-    pub(crate) fn new(ps2: Arc<Mutex<I8042>>, virtio: &[Arc<Mutex<Input>>]) -> Self {
+    /// The i8042, the virtio-input and the USB HID devices of the VM (the
+    /// first of each kind takes the console's input).
+    pub(crate) fn new(
+        ps2: Arc<Mutex<I8042>>,
+        virtio: &[Arc<Mutex<Input>>],
+        usb: &[UsbHid],
+    ) -> Self {
         let first = |kind| virtio.iter().find(|d| lock(d).kind() == kind).cloned();
+        let first_usb = |kind| usb.iter().find(|d| d.kind() == kind).cloned();
         InputRouter {
             ps2,
             keyboard: first(InputKind::Keyboard),
             mouse: first(InputKind::Mouse),
             tablet: first(InputKind::Tablet),
+            usb_keyboard: first_usb(HidKind::Keyboard),
+            usb_tablet: first_usb(HidKind::Tablet),
+            usb_mouse: first_usb(HidKind::Mouse),
             pointer: Mutex::new(Pointer::default()),
         }
+    }
+
+    fn active_usb(dev: &Option<UsbHid>) -> Option<&UsbHid> {
+        dev.as_ref().filter(|d| d.is_active())
     }
 
     fn active(dev: &Option<Arc<Mutex<Input>>>) -> Option<MutexGuard<'_, Input>> {
@@ -106,6 +130,10 @@ impl InputSink for InputRouter {
                 return;
             };
             kbd.send(&[InputEvent::new(EV_KEY, key.linux, i32::from(event.down))]);
+            return;
+        }
+        if let Some(kbd) = Self::active_usb(&self.usb_keyboard) {
+            kbd.feed(|h| h.key(qnum, event.down));
             return;
         }
         lock(&self.ps2).key(qnum, event.down);
@@ -130,6 +158,17 @@ impl InputSink for InputRouter {
             tablet.send(&events);
             return;
         }
+        // HID's buttons are PS/2's order; a wheel press is one step.
+        let pressed = event.buttons & !old;
+        let wheel = i32::from(pressed & buttons::WHEEL_UP != 0)
+            - i32::from(pressed & buttons::WHEEL_DOWN != 0);
+        if let Some(tablet) = Self::active_usb(&self.usb_tablet) {
+            let x = rvirt_input::scale_abs(event.x, event.width);
+            let y = rvirt_input::scale_abs(event.y, event.height);
+            let b = ps2_buttons(event.buttons);
+            tablet.feed(|h| h.pointer_abs(x, y, b, wheel));
+            return;
+        }
         // Relative: the first position is no motion; QEMU then has nothing
         // to report unless a button changed.
         let motion = last.map(|(x, y)| {
@@ -151,8 +190,12 @@ impl InputSink for InputRouter {
             mouse.send(&events);
             return;
         }
+        if let Some(mouse) = Self::active_usb(&self.usb_mouse) {
+            let b = ps2_buttons(event.buttons);
+            mouse.feed(|h| h.pointer_rel(dx, dy, b, wheel));
+            return;
+        }
         // QEMU's PS/2 mouse: the wheel up is a step towards negative.
-        let pressed = event.buttons & !old;
         let dz = i32::from(pressed & buttons::WHEEL_DOWN != 0)
             - i32::from(pressed & buttons::WHEEL_UP != 0);
         lock(&self.ps2).mouse(dx, dy, dz, ps2_buttons(event.buttons));

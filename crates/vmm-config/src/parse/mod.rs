@@ -7,6 +7,7 @@ use crate::config::*;
 use crate::opts::Opts;
 use crate::size::parse_size;
 use crate::smp::SmpRequest;
+use crate::usb::UsbDeviceModel;
 use crate::ConfigError;
 
 mod ata;
@@ -17,6 +18,7 @@ mod hotplug;
 mod netdev;
 mod pci;
 mod scsi;
+mod usb;
 mod virtio;
 mod watchdog;
 
@@ -151,6 +153,8 @@ pub fn usage() -> String {
          \x20 -chardev stdio|file|pty|socket|null,id=ID[,path=…,server=on,wait=off]\n\
          \x20 -device isa-serial,chardev=ID[,id=…]    a serial port on a chardev\n\
          \x20 -device pvpanic                         QEMU's pvpanic ISA port (0x505)\n\
+         \x20 -device qemu-xhci[,id=,p2=,p3=,bus=,addr=]  QEMU's xHCI USB controller\n\
+         \x20 -device usb-tablet|usb-kbd|usb-mouse[,id=,bus=ID.0,port=N]  USB HID devices on it\n\
          \x20 -device bochs-display[,vgamem=SIZE,bus=,addr=]  a display, shown by -vnc\n\
          \x20 -device VGA[,vgamem_mb=N,romfile=PATH,bus=,addr=]  QEMU's std VGA, shown by -vnc\n\
          \x20 -vga std|none              std VGA on the root bus (none: no display)\n\
@@ -201,6 +205,7 @@ struct Builder {
     ata: ata::AtaSpecs,
     parallel: watchdog::ParallelSpecs,
     watchdog_seen: bool,
+    usb: usb::UsbSpecs,
 }
 
 /// Parses rvirt-vmm's arguments (without the program name).
@@ -551,6 +556,21 @@ impl Builder {
                 self.pci.watchdog(&mut o)?;
                 o.finish()?;
             }
+            "qemu-xhci" => {
+                let n = self.usb.controllers.len();
+                let id = self.pci.xhci(&mut o, n)?;
+                self.usb.controller(id, &mut o)?;
+                o.finish()?;
+            }
+            "usb-tablet" | "usb-kbd" | "usb-mouse" => {
+                let model = match driver.as_str() {
+                    "usb-tablet" => UsbDeviceModel::Tablet,
+                    "usb-kbd" => UsbDeviceModel::Keyboard,
+                    _ => UsbDeviceModel::Mouse,
+                };
+                self.usb.device(model, &mut o)?;
+                o.finish()?;
+            }
             "pvpanic" => {
                 if let Some(port) = o.get("ioport") {
                     if port != "1285" && port != "0x505" {
@@ -749,9 +769,15 @@ impl Builder {
             ));
         }
         self.cfg.serials = serials;
-        let (placed, ports, ahci_placed, display, watchdog) =
+        let (placed, ports, ahci_placed, display, watchdog, xhci_placed) =
             std::mem::take(&mut self.pci).resolve(self.cfg.chipset)?;
         self.cfg.watchdog = watchdog.map(|(id, addr)| crate::WatchdogConfig { id, addr });
+        let usb = std::mem::take(&mut self.usb);
+        self.cfg.usb_controllers = usb.controllers;
+        for (i, addr) in xhci_placed {
+            self.cfg.usb_controllers[i].addr = addr;
+        }
+        self.cfg.usb_devices = usb.devices;
         let parallel = std::mem::take(&mut self.parallel);
         self.cfg.parallels = parallel.finish(&|id| self.chardev(id, "-device"))?;
         let mut virtio = std::mem::take(&mut self.virtio);

@@ -13,13 +13,15 @@ use crate::ConfigError;
 
 /// The virtio devices' PCI addresses (by index among the virtio devices),
 /// the root ports, the `-device` AHCI controllers' addresses (by index
-/// among them), the display device's address, and the watchdog's.
+/// among them), the display device's address, the watchdog's, and the USB
+/// controllers' (by index among them).
 pub(super) type Resolved = (
     Vec<(usize, DeviceAddr)>,
     Vec<RootPortConfig>,
     Vec<(usize, PciAddr)>,
     Option<PciAddr>,
     Option<(Option<String>, PciAddr)>,
+    Vec<(usize, PciAddr)>,
 );
 
 /// The placement options of one PCI device, before resolution.
@@ -41,6 +43,8 @@ enum Kind {
     Display,
     /// The i6300esb watchdog.
     Watchdog,
+    /// The `n`th `-device qemu-xhci`.
+    Xhci(usize),
     Port {
         model: PortModel,
         port: u8,
@@ -129,6 +133,16 @@ impl PciSpecs {
         r.kind = Kind::Watchdog;
         self.requests.push(r);
         Ok(())
+    }
+
+    /// Takes the placement options (and `id=`) off `-device qemu-xhci`,
+    /// the `n`th of them; returns its id.
+    pub(super) fn xhci(&mut self, o: &mut Opts, n: usize) -> Result<Option<String>, ConfigError> {
+        let mut r = self.common("qemu-xhci", o)?;
+        r.kind = Kind::Xhci(n);
+        let id = r.id.clone();
+        self.requests.push(r);
+        Ok(id)
     }
 
     /// Moves the request just made to the front, so it takes the first
@@ -240,7 +254,7 @@ impl PciSpecs {
         let Some(root_name) = chipset.root_bus() else {
             return match self.requests.first() {
                 Some(r) => Err(err(format!("No 'PCI' bus found for device '{}'", r.driver))),
-                None => Ok((Vec::new(), Vec::new(), Vec::new(), None, None)),
+                None => Ok((Vec::new(), Vec::new(), Vec::new(), None, None, Vec::new())),
             };
         };
         let mut slots = Slots::new(chipset);
@@ -249,6 +263,7 @@ impl PciSpecs {
         let mut watchdog = None;
         let mut ports: Vec<RootPortConfig> = Vec::new();
         let mut ahci = Vec::new();
+        let mut xhci = Vec::new();
         for r in self.requests {
             let bus = match r.bus.as_deref() {
                 None => PciBus::Root,
@@ -311,7 +326,7 @@ impl PciSpecs {
             }
             // Conventional PCI (QEMU's i6300esb is): rvirt places its BAR
             // from the machine's window, not a root port's.
-            if matches!(r.kind, Kind::Watchdog) && bus != PciBus::Root {
+            if matches!(r.kind, Kind::Watchdog | Kind::Xhci(_)) && bus != PciBus::Root {
                 return Err(err(format!(
                     "{} must sit on {root_name}: behind a root port it is not supported yet",
                     r.driver
@@ -335,6 +350,7 @@ impl PciSpecs {
                 Kind::Ahci(i) => ahci.push((i, addr)),
                 Kind::Display => display = Some(addr),
                 Kind::Watchdog => watchdog = Some((r.id.clone(), addr)),
+                Kind::Xhci(i) => xhci.push((i, addr)),
                 Kind::Port {
                     model,
                     port,
@@ -358,7 +374,7 @@ impl PciSpecs {
                 }
             }
         }
-        Ok((devices, ports, ahci, display, watchdog))
+        Ok((devices, ports, ahci, display, watchdog, xhci))
     }
 }
 

@@ -6,6 +6,7 @@ mod firmware;
 mod netdev_user_stream;
 mod pci;
 mod scsi;
+mod usb;
 mod virtio_net_console_balloon;
 mod watchdog;
 

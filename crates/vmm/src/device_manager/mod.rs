@@ -17,8 +17,11 @@ mod media;
 mod nic;
 mod pci;
 mod scsi;
+mod usb;
 pub(crate) mod virtio;
 mod watchdog;
+
+pub(crate) use usb::UsbHid;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -614,9 +617,11 @@ impl DeviceManager {
     /// Where the console's keys and pointer go (the i8042 and the
     /// virtio-input devices, routed as QEMU).
     pub(crate) fn input_sink(&self) -> Arc<dyn rvirt_vnc::InputSink> {
+        let usb = self.pci.as_ref().map_or(&[][..], |p| p.usb_hids());
         Arc::new(crate::input::InputRouter::new(
             self.legacy.i8042(),
             &self.inputs,
+            usb,
         ))
     }
 

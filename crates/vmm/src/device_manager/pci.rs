@@ -54,6 +54,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::ata::{AtaController, AtaSubscriber};
 use super::display::{DisplayPlan, VramSlot};
 use super::nic::{NicSubscriber, SharedE1000};
+use super::usb::{UsbHid, XhciPlan};
 use super::watchdog::WatchdogPlan;
 use super::{VirtioSlot, VirtioSubscriber};
 use crate::event_loop::Subscriber;
@@ -216,6 +217,10 @@ pub(crate) struct PciPlan {
     display: Option<DisplayPlan>,
     /// The watchdog, if any.
     watchdog: Option<WatchdogPlan>,
+    /// The USB controllers (`-device qemu-xhci`), and the HID devices on
+    /// them.
+    usb: Vec<XhciPlan>,
+    usb_hids: Vec<UsbHid>,
 }
 
 /// A virtio device to put on PCI: its index, address, id, and vectors.
@@ -431,10 +436,13 @@ impl PciPlan {
             Some(w) => Some(WatchdogPlan::new(w, alloc)?),
             None => None,
         };
+        let (usb, usb_hids) = super::usb::plan(cfg, alloc)?;
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
             display,
             watchdog,
+            usb,
+            usb_hids,
             chipset: cfg.chipset,
             ports,
             functions,
@@ -590,6 +598,24 @@ impl PciPlan {
                 device: device.clone(),
                 kick: d.kick_fd(),
             }));
+        }
+
+        // The USB controllers: this boot's memory, MSI-X routes and pin
+        // (on the root bus: the parser keeps them there).
+        let mut usb_functions = Vec::new();
+        for x in &self.usb {
+            let wire = self.wire_of(&x.addr, 0);
+            let direct = (preset == Preset::DirectBoot).then_some(PIRQ_GSI_BASE + wire as u32);
+            let f = x
+                .attach(
+                    vm,
+                    routing.clone(),
+                    machine.memory(),
+                    router.source(wire),
+                    direct,
+                )
+                .map_err(kvm("the xHCI's MSI-X irqfds"))?;
+            usb_functions.push(f);
         }
 
         let mut port_msi: Vec<Option<Arc<dyn rvirt_platform::MsiVectors>>> = Vec::new();
@@ -804,6 +830,16 @@ impl PciPlan {
                     function: plan.addr.function,
                 };
                 add(&mut b, info, f, false);
+            }
+            for (x, f) in self.usb.iter().zip(&usb_functions) {
+                set_multifunction(f, x.addr.multifunction);
+                let info = FunctionInfo {
+                    id: x.id.clone(),
+                    parent: None,
+                    slot: x.addr.slot,
+                    function: x.addr.function,
+                };
+                add(&mut b, info, f.clone(), false);
             }
             ports_out = port_ids;
             b.build(pio.clone(), mmio.clone(), Some(observer))
@@ -1276,6 +1312,11 @@ impl WiredFunction {
 }
 
 impl PciPlan {
+    /// The USB HID devices, in command-line order.
+    pub(crate) fn usb_hids(&self) -> &[UsbHid] {
+        &self.usb_hids
+    }
+
     /// The watchdog, if the VM has one.
     pub(crate) fn watchdog(&self) -> Option<&WatchdogPlan> {
         self.watchdog.as_ref()

@@ -1,0 +1,155 @@
+//! USB (`-device qemu-xhci` and `usb-tablet|usb-kbd|usb-mouse` on it):
+//! the controllers and their devices built once, each boot a controller
+//! reset onto the new machine (its RAM, 16 MSI-X routes, INTx) with the
+//! devices still on their ports; the HID devices handed to the console's
+//! input router.
+//!
+//! The controller runs on the vCPU that rings its doorbell (as QEMU's);
+//! the console's input reaches it on the VNC thread through
+//! [`UsbInput`]. Locks: a device's queue, released, then the controller,
+//! then the device (crates/usb's README).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use kvm_ioctls::VmFd;
+use rvirt_machine::SystemAllocator;
+use rvirt_pci::config::{command, reg};
+use rvirt_pci::function::lock;
+use rvirt_pci::intx::IntxPin;
+use rvirt_pci::SharedFunction;
+use rvirt_usb::device::SharedDevice;
+use rvirt_usb::hid::{Hid, HidKind};
+use rvirt_usb::xhci::{Xhci, XhciConfig, BAR, BAR_SIZE, MSIX_VECTORS};
+use rvirt_vmm_config::{Chipset, PciAddr, UsbDeviceModel, VmConfig};
+
+use crate::interrupts::{GsiRouting, MsiRoutes};
+use crate::VmmError;
+
+fn lock_xhci(x: &Mutex<Xhci>) -> MutexGuard<'_, Xhci> {
+    // A controller that panicked mid-access left its registers as they
+    // were; serving them beats stopping the VM.
+    x.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A controller as placed.
+pub(super) struct XhciPlan {
+    pub(super) xhci: Arc<Mutex<Xhci>>,
+    pub(super) addr: PciAddr,
+    pub(super) id: Option<String>,
+    msi_gsis: Vec<u32>,
+    /// Where firmware would put BAR 0.
+    bar: u64,
+}
+
+/// A HID device and the controller it is on.
+#[derive(Clone)]
+pub(crate) struct UsbHid {
+    pub(crate) hid: Arc<Mutex<Hid>>,
+    xhci: Arc<Mutex<Xhci>>,
+}
+
+impl UsbHid {
+    /// Feeds the device (`f` queues the input), then lets the controller
+    /// answer the transfer the guest left pending.
+    pub(crate) fn feed(&self, f: impl FnOnce(&mut Hid)) {
+        f(&mut self.hid.lock().unwrap_or_else(|p| p.into_inner()));
+        lock_xhci(&self.xhci).wake();
+    }
+
+    /// Whether the guest's driver runs (QEMU's handler activation).
+    pub(crate) fn is_active(&self) -> bool {
+        self.hid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_active()
+    }
+
+    pub(crate) fn kind(&self) -> HidKind {
+        self.hid.lock().unwrap_or_else(|p| p.into_inner()).kind()
+    }
+}
+
+/// Builds the controllers and plugs their devices; places each
+/// controller's BAR and MSI-X vectors.
+pub(super) fn plan(
+    cfg: &VmConfig,
+    alloc: &mut SystemAllocator,
+) -> Result<(Vec<XhciPlan>, Vec<UsbHid>), VmmError> {
+    let mut plans = Vec::new();
+    for c in &cfg.usb_controllers {
+        let xhci = Xhci::new(XhciConfig {
+            p2: c.p2,
+            p3: c.p3,
+            // q35's root complex is PCI Express (the parser keeps the
+            // controller on the root bus).
+            express: cfg.chipset == Chipset::Q35,
+        });
+        let msi_gsis = (0..MSIX_VECTORS)
+            .map(|_| alloc.allocate_msi_gsi())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(VmmError::Placement)?;
+        let bar = alloc
+            .allocate_mmio32(BAR_SIZE, BAR_SIZE)
+            .map_err(VmmError::Placement)?
+            .base;
+        plans.push(XhciPlan {
+            xhci: Arc::new(Mutex::new(xhci)),
+            addr: c.addr,
+            id: c.id.clone(),
+            msi_gsis,
+            bar,
+        });
+    }
+    let mut hids = Vec::new();
+    for d in &cfg.usb_devices {
+        let kind = match d.model {
+            UsbDeviceModel::Tablet => HidKind::Tablet,
+            UsbDeviceModel::Keyboard => HidKind::Keyboard,
+            UsbDeviceModel::Mouse => HidKind::Mouse,
+        };
+        let mut hid = Hid::new(kind);
+        // QEMU's device path of a PCI function: domain, bus, slot,
+        // function (the parser keeps the controller on the root bus).
+        let a = cfg.usb_controllers[d.controller].addr;
+        let path = format!("0000:00:{:02x}.{:x}", a.slot, a.function);
+        hid.set_location(Some(&path), d.port);
+        let hid = Arc::new(Mutex::new(hid));
+        let xhci = plans[d.controller].xhci.clone();
+        let dev: SharedDevice = hid.clone();
+        // The parser checked the port exists and is free.
+        lock_xhci(&xhci)
+            .plug(d.port, dev)
+            .map_err(|e| VmmError::Setup {
+                what: "a USB device's port",
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        hids.push(UsbHid { hid, xhci });
+    }
+    Ok((plans, hids))
+}
+
+impl XhciPlan {
+    /// This boot's function: the controller reset onto `memory`, its
+    /// vectors routed, its pin; placed as firmware would when rvirt boots
+    /// the kernel itself (`direct`).
+    pub(super) fn attach(
+        &self,
+        vm: &VmFd,
+        routing: Arc<GsiRouting>,
+        memory: &rvirt_usb::Memory,
+        intx: Arc<IntxPin>,
+        direct: Option<u32>,
+    ) -> std::io::Result<SharedFunction> {
+        let msi = MsiRoutes::new(vm, routing, &self.msi_gsis)?;
+        lock_xhci(&self.xhci).attach(memory.clone(), Arc::new(msi), intx);
+        let f: SharedFunction = self.xhci.clone();
+        if let Some(gsi) = direct {
+            let mut g = lock(&f);
+            let cfg = g.config_mut();
+            cfg.set_bar_address(usize::from(BAR), self.bar);
+            cfg.set_u16(reg::COMMAND, command::MEMORY | command::MASTER);
+            cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
+        }
+        Ok(f)
+    }
+}
