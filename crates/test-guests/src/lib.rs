@@ -151,7 +151,7 @@ pub enum Guest {
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 30] = [
+    pub const ALL: [Guest; 32] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
