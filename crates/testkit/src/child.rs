@@ -542,8 +542,17 @@ mod tests {
         s.until("its complaint", Duration::from_secs(10), |_, e| {
             e.contains("oops")
         });
-        let d = s.describe();
-        assert!(d.contains("state S") && d.contains("oops"), "{d}");
+        // Just after the exec, sleep may not have gone to sleep yet (state
+        // R on a loaded machine): the state is the one at the moment asked.
+        let d = crate::poll("sleep to be asleep", Duration::from_secs(10), || {
+            let d = s.describe();
+            if d.contains("state S") {
+                Ok(d)
+            } else {
+                Err(d)
+            }
+        });
+        assert!(d.contains("oops"), "{d}");
         assert_eq!(s.try_wait(), None);
     }
 
