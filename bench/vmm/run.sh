@@ -37,7 +37,7 @@ command -v python3 >/dev/null || { echo "bench/vmm: python3 is needed" >&2; exit
 RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
 if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
   echo "building rvirt-vmm (release) and the test guests..." >&2
-  cargo build --quiet --release -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"
+  "$ROOT/scripts/build-vmm.sh" --quiet   # static PIE, see there
 fi
 [ -x "$RVIRT" ] || { echo "bench/vmm: $RVIRT is not an executable" >&2; exit 1; }
 ONELINE=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- oneline)

@@ -136,6 +136,82 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> MachineError
     move |source| MachineError::Kvm { what, source }
 }
 
+/// A VM with its memory slots, interrupt controllers and PIT, no vCPUs yet.
+struct BareVm {
+    vm: Arc<VmFd>,
+    memory: GuestMemoryMmap,
+    ram: RamLayout,
+    bios: Option<Arc<BiosArea>>,
+}
+
+fn build_vm(kvm: &Kvm, cfg: &MachineConfig) -> Result<BareVm, MachineError> {
+    let vm = Arc::new(kvm.create_vm().map_err(kvm_err("CREATE_VM"))?);
+    let ram = RamLayout::for_board(cfg.board, cfg.mem_size);
+    let memory = create_memory(&ram)?;
+    let bios = match &cfg.firmware {
+        Some(fw) => Some(Arc::new(BiosArea::map(vm.clone(), &memory, &ram, fw)?)),
+        None => None,
+    };
+    for (slot, region) in memory.iter().enumerate() {
+        if bios.is_some() {
+            // The BIOS area mapped RAM around the legacy area itself.
+            break;
+        }
+        let start = region.start_addr().0;
+        // The VGA window (0xA0000-0xBFFFF) is not RAM, as on QEMU's pc
+        // and q35: a display device (or nothing) answers there. The
+        // piece above it takes the slot after the regions'.
+        let mut pieces = vec![(slot as u32, start, 0, region.len())];
+        if start == 0 && region.len() > layout::VGA_WINDOW_END {
+            pieces = vec![
+                (slot as u32, 0, 0, layout::VGA_WINDOW_START),
+                (
+                    LOW_RAM_ABOVE_VGA_SLOT,
+                    layout::VGA_WINDOW_END,
+                    layout::VGA_WINDOW_END,
+                    region.len() - layout::VGA_WINDOW_END,
+                ),
+            ];
+        }
+        for (slot, addr, offset, len) in pieces {
+            let r = kvm_userspace_memory_region {
+                slot,
+                guest_phys_addr: addr,
+                memory_size: len,
+                userspace_addr: region.as_ptr() as u64 + offset,
+                flags: 0,
+            };
+            // SAFETY: `[offset, offset + len)` lies inside the region, a
+            // live mapping owned by `memory`, which outlives the VM fd
+            // and every vCPU thread (the field order of `Machine`; `Vcpus`
+            // holds a clone).
+            unsafe { vm.set_user_memory_region(r) }.map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
+        }
+    }
+    // The interrupt controllers come after the memory: registering a
+    // memory slot waits for an SRCU grace period that the irqchip and
+    // PIT creation just started, which costs whole scheduler ticks
+    // (measured: 4-8 ms) if done in the other order.
+    vm.set_tss_address(layout::KVM_TSS as usize)
+        .map_err(kvm_err("SET_TSS_ADDR"))?;
+    vm.set_identity_map_address(layout::KVM_IDENTITY_MAP)
+        .map_err(kvm_err("SET_IDENTITY_MAP_ADDR"))?;
+    vm.create_irq_chip().map_err(kvm_err("CREATE_IRQCHIP"))?;
+    // The dummy speaker lets the in-kernel PIT answer port 0x61, which
+    // Linux reads while calibrating its timers.
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit).map_err(kvm_err("CREATE_PIT2"))?;
+    Ok(BareVm {
+        vm,
+        memory,
+        ram,
+        bios,
+    })
+}
+
 /// A KVM VM with its memory and vCPUs, before and after boot.
 ///
 /// Field order matters for drop: vCPUs, then the VM, then the memory they
@@ -183,70 +259,35 @@ impl Machine {
         // Resolve CPUID before creating anything, so a bad -cpu flag leaves
         // nothing behind.
         cpuid::validate(&cfg.cpu)?;
-        let supported = kvm
-            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-            .map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
-
-        let vm = Arc::new(kvm.create_vm().map_err(kvm_err("CREATE_VM"))?);
-        let ram = RamLayout::for_board(cfg.board, cfg.mem_size);
-        let memory = create_memory(&ram)?;
-        let bios = match &cfg.firmware {
-            Some(fw) => Some(Arc::new(BiosArea::map(vm.clone(), &memory, &ram, fw)?)),
-            None => None,
+        // KVM_GET_SUPPORTED_CPUID runs the host's CPUID for every leaf, which
+        // traps when the host is itself a guest (~0.5 ms of CPU here), while
+        // building the VM mostly sleeps in SRCU grace periods (memory
+        // slots, irqchip, PIT): one overlaps the other on a helper thread.
+        // Its stack is small, as it makes one ioctl; without the thread
+        // (spawning failed) the query runs here, after the VM.
+        let supported_cpuid = || {
+            kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+                .map_err(kvm_err("GET_SUPPORTED_CPUID"))
         };
-        for (slot, region) in memory.iter().enumerate() {
-            if bios.is_some() {
-                // The BIOS area mapped RAM around the legacy area itself.
-                break;
-            }
-            let start = region.start_addr().0;
-            // The VGA window (0xA0000-0xBFFFF) is not RAM, as on QEMU's pc
-            // and q35: a display device (or nothing) answers there. The
-            // piece above it takes the slot after the regions'.
-            let mut pieces = vec![(slot as u32, start, 0, region.len())];
-            if start == 0 && region.len() > layout::VGA_WINDOW_END {
-                pieces = vec![
-                    (slot as u32, 0, 0, layout::VGA_WINDOW_START),
-                    (
-                        LOW_RAM_ABOVE_VGA_SLOT,
-                        layout::VGA_WINDOW_END,
-                        layout::VGA_WINDOW_END,
-                        region.len() - layout::VGA_WINDOW_END,
-                    ),
-                ];
-            }
-            for (slot, addr, offset, len) in pieces {
-                let r = kvm_userspace_memory_region {
-                    slot,
-                    guest_phys_addr: addr,
-                    memory_size: len,
-                    userspace_addr: region.as_ptr() as u64 + offset,
-                    flags: 0,
-                };
-                // SAFETY: `[offset, offset + len)` lies inside the region, a
-                // live mapping owned by `memory`, which outlives the VM fd
-                // and every vCPU thread (field order above; `Vcpus` holds a
-                // clone).
-                unsafe { vm.set_user_memory_region(r) }
-                    .map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
-            }
-        }
-        // The interrupt controllers come after the memory: registering a
-        // memory slot waits for an SRCU grace period that the irqchip and
-        // PIT creation just started, which costs whole scheduler ticks
-        // (measured: 4-8 ms) if done in the other order.
-        vm.set_tss_address(layout::KVM_TSS as usize)
-            .map_err(kvm_err("SET_TSS_ADDR"))?;
-        vm.set_identity_map_address(layout::KVM_IDENTITY_MAP)
-            .map_err(kvm_err("SET_IDENTITY_MAP_ADDR"))?;
-        vm.create_irq_chip().map_err(kvm_err("CREATE_IRQCHIP"))?;
-        // The dummy speaker lets the in-kernel PIT answer port 0x61, which
-        // Linux reads while calibrating its timers.
-        let pit = kvm_pit_config {
-            flags: KVM_PIT_SPEAKER_DUMMY,
-            ..Default::default()
-        };
-        vm.create_pit2(pit).map_err(kvm_err("CREATE_PIT2"))?;
+        let (supported, built) = std::thread::scope(|s| {
+            let query = std::thread::Builder::new()
+                .name("cpuid".into())
+                .stack_size(64 * 1024)
+                .spawn_scoped(s, supported_cpuid);
+            let built = build_vm(&kvm, cfg);
+            let supported = match query {
+                Ok(q) => q.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => supported_cpuid(),
+            };
+            (supported, built)
+        });
+        let BareVm {
+            vm,
+            memory,
+            ram,
+            bios,
+        } = built?;
+        let supported = supported?;
 
         let mut vcpus = Vec::with_capacity(ncpus as usize);
         for cpu in 0..ncpus {
