@@ -56,6 +56,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("vinput", "vinput.c", Kind::Pvh, &[]),
     ("wdt", "wdt.c", Kind::Pvh, &[]),
     ("lpt", "lpt.c", Kind::Pvh, &[]),
+    ("nmi", "nmi.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:
@@ -66,6 +67,9 @@ const GUEST_SOURCES: &[(&str, &[&str])] = &[
         &["net/vdev_mmio.c", "net/vdev_pci.c", "net/netif.c"],
     ),
     ("vinput", &["net/vdev_mmio.c", "net/vdev_pci.c"]),
+    // The NMI handler and its IDT.
+    ("nmi", &["rt/nmi.c"]),
+    ("wdt", &["rt/nmi.c"]),
 ];
 
 /// Runtime sources linked into every guest.

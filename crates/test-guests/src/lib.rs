@@ -123,20 +123,24 @@ pub enum Guest {
     /// the status queue and prints each event as `EV dev type code value`
     /// until Escape's release (see the README).
     Vinput,
-    /// PVH: finds the i6300esb on PCI bus 0, programs ~96 ms stages on the
+    /// PVH: finds the i6300esb on PCI (behind bridges too), programs ~96 ms stages on the
     /// 1 MHz scale and enables it; `wdt.keep=MS` pings it that long then
     /// disables it and powers off, else it stops pinging and waits 3 s;
-    /// a boot after a watchdog reset clears the flag and powers off (see
-    /// the README).
+    /// a boot after a watchdog reset clears the flag and powers off;
+    /// `wdt.nmi` prints the NMIs it takes (see the README).
     Wdt,
     /// PVH: prints `lpt.msg=WORD` (or a fixed line) through the parallel
     /// port at 0x378 with the BUSY/STROBE handshake (see the README).
     Lpt,
+    /// PVH: takes NMIs (IDT vector 2, LINT1 in NMI mode; `nmi.masked`:
+    /// masked, then unmasked) and prints `NMI n` for each (see the
+    /// README).
+    Nmi,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 29] = [
+    pub const ALL: [Guest; 30] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -166,6 +170,7 @@ impl Guest {
         Guest::Vinput,
         Guest::Wdt,
         Guest::Lpt,
+        Guest::Nmi,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -200,6 +205,7 @@ impl Guest {
             Guest::Vinput => "vinput",
             Guest::Wdt => "wdt",
             Guest::Lpt => "lpt",
+            Guest::Nmi => "nmi",
         }
     }
 
