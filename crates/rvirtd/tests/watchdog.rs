@@ -191,3 +191,25 @@ fn parallel_port_prints_to_a_file() {
         d.log("lpt")
     );
 }
+
+/// `virsh inject-nmi`: QMP `inject-nmi` on the domain's VMM; the `nmi`
+/// guest takes it and powers off. A shut-off domain: libvirt's error.
+#[test]
+fn virsh_inject_nmi_reaches_the_guest() {
+    let d = Rvirtd::start();
+    let file = d.xml_file("nmi.xml", &common::domain_xml("nmi", Guest::Nmi));
+    d.ok(&["define", &file]);
+    d.ok(&["start", "nmi"]);
+    d.wait_log("nmi", "NMI_READY lint1=0x00400");
+    assert!(!d.log("nmi").contains("NMI 1"), "{}", d.log("nmi"));
+    // virsh prints nothing of its own but the blank line after a command.
+    assert_eq!(d.ok(&["inject-nmi", "nmi"]), "\n");
+    d.wait_log("nmi", "NMI 1");
+    d.wait_log("nmi", "NMI_END count=1");
+    d.wait_state("nmi", "shut off (shutdown)");
+    let e = d.fails(&["inject-nmi", "nmi"]);
+    assert_eq!(
+        e,
+        "error: Requested operation is not valid: domain is not running\n"
+    );
+}
