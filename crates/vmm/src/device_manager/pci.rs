@@ -288,9 +288,16 @@ impl PciPlan {
             .iter()
             .map(|r| top_bridge(&cfg.root_ports, r.addr.bus))
             .collect();
+        // The watchdog behind a bridge (libvirt's pcie-to-pci-bridge on
+        // q35) takes one function's share of its top bridge's windows.
+        let watchdog_top = cfg
+            .watchdog
+            .as_ref()
+            .and_then(|w| top_bridge(&cfg.root_ports, w.addr.bus));
         let mut top_windows: Vec<Option<Windows>> = vec![None; ports.len()];
         for (t, slot) in top_windows.iter_mut().enumerate() {
-            let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64;
+            let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64
+                + u64::from(watchdog_top == Some(t));
             if n == 0 && hotplug_port(&cfg.root_ports[t]) {
                 // Room for one function, as SeaBIOS reserves for a hot-plug
                 // slot whatever is behind it at start.
@@ -310,7 +317,12 @@ impl PciPlan {
         }
         for (i, port) in ports.iter_mut().enumerate() {
             let top = top_bridge(&cfg.root_ports, PciBus::Port(i));
+            let watchdog_below = cfg
+                .watchdog
+                .as_ref()
+                .is_some_and(|w| bus_is_below(&cfg.root_ports, w.addr.bus, i));
             if hotplug_port(&port.cfg)
+                || watchdog_below
                 || requests
                     .iter()
                     .any(|r| bus_is_below(&cfg.root_ports, r.addr.bus, i))
@@ -393,7 +405,17 @@ impl PciPlan {
             });
         }
         let watchdog = match &cfg.watchdog {
-            Some(w) => Some(WatchdogPlan::new(w, alloc)?),
+            Some(w) => {
+                // Behind a bridge: the next MSI-X-sized share of the top
+                // bridge's memory window (its 16 bytes fit, aligned).
+                let bar = watchdog_top.and_then(|t| {
+                    let w = top_windows[t]?;
+                    let k = used[t];
+                    used[t] += 1;
+                    Some(w.mem.0 + k * MSIX_BAR_SIZE)
+                });
+                Some(WatchdogPlan::new(w, alloc, bar)?)
+            }
             None => None,
         };
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
@@ -751,9 +773,13 @@ impl PciPlan {
                     cfg.set_u16(reg::COMMAND, command::MEMORY);
                 }
                 set_multifunction(&f, plan.addr.multifunction);
+                let parent = match plan.addr.bus {
+                    PciBus::Root => None,
+                    PciBus::Port(i) => port_ids[i],
+                };
                 let info = FunctionInfo {
                     id: plan.id.clone(),
-                    parent: None,
+                    parent,
                     slot: plan.addr.slot,
                     function: plan.addr.function,
                 };
