@@ -284,3 +284,39 @@ fn q35_watchdog_behind_a_pcie_to_pci_bridge_fires() {
         d.log("wdq")
     );
 }
+
+/// `<parallel type='pty'>`: the live XML shows the pty rvirt-vmm opened
+/// (from `query-chardev`), as libvirt shows it, before `<target>`.
+#[test]
+fn parallel_pty_shows_in_the_live_xml() {
+    let d = Rvirtd::start();
+    let xml = common::domain_xml("lpty", Guest::Idle)
+        .replace("machine='microvm'", "machine='pc'")
+        .replace(
+            "<controller type='usb' model='none'/>",
+            "<parallel type='pty'><target port='0'/></parallel>\n    <controller type='usb' model='none'/>",
+        );
+    let file = d.xml_file("lpty.xml", &xml);
+    d.ok(&["define", &file]);
+    d.ok(&["start", "lpty"]);
+    let live = d.ok(&["dumpxml", "lpty"]);
+    let start = live.find("<parallel type='pty'>").expect("the port");
+    let port = &live[start..start + live[start..].find("</parallel>").unwrap()];
+    let path = port
+        .split("<source path='")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_else(|| panic!("no pty in {port}"));
+    assert!(path.starts_with("/dev/pts/"), "{port}");
+    assert!(
+        port.find("<source").unwrap() < port.find("<target").unwrap(),
+        "{port}"
+    );
+    let pty = std::fs::File::open(path).expect(path);
+    assert!(std::io::IsTerminal::is_terminal(&pty), "{path}");
+    // The definition keeps no pty.
+    assert!(!d
+        .ok(&["dumpxml", "--inactive", "lpty"])
+        .contains("<source path='/dev/pts/"));
+    d.ok(&["destroy", "lpty"]);
+}

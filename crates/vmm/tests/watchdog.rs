@@ -548,6 +548,80 @@ fn parallel_port_bytes_reach_a_file_chardev() {
     }
 }
 
+/// `query-chardev` with a parallel port on a pty and one on a file, as
+/// libvirt writes them: the same labels and filenames on both (the pty's
+/// own name aside), the pty a terminal.
+fn chardevs_with_parallel_ports(program: &Path) -> Vec<(String, String, bool)> {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = dir.path().join("serial.log");
+    let file = dir.path().join("lpt2.out");
+    let sock = dir.path().join("qmp.sock");
+    let mut args = base_args(Guest::Hello, &serial, "");
+    args.extend([
+        "-S".into(),
+        "-chardev".into(),
+        "pty,id=charparallel0".into(),
+        "-device".into(),
+        r#"{"driver":"isa-parallel","chardev":"charparallel0","id":"parallel0"}"#.into(),
+        "-chardev".into(),
+        format!("file,id=charparallel1,path={}", file.display()),
+        "-device".into(),
+        r#"{"driver":"isa-parallel","chardev":"charparallel1","id":"parallel1"}"#.into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", sock.display()),
+    ]);
+    let mut vm = Spawned::start(
+        die_with_test(&mut Command::new(program))
+            .args(&args)
+            .stdin(Stdio::null()),
+    );
+    let qmp = qmp_connect(&sock, T);
+    let got = qmp.execute("query-chardev", None).expect("query-chardev");
+    let mut out: Vec<(String, String, bool)> = got
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|c| c["label"].as_str().unwrap().starts_with("charparallel"))
+        .map(|c| {
+            let name = c["filename"].as_str().unwrap().to_string();
+            // A pty's name differs between runs: its form and that it is a
+            // terminal are what both must give.
+            let pty = name
+                .strip_prefix("pty:")
+                .map(|p| std::io::IsTerminal::is_terminal(&std::fs::File::open(p).expect(p)));
+            let name = if pty.is_some() { "pty:".into() } else { name };
+            (
+                c["label"].as_str().unwrap().to_string(),
+                name,
+                pty.unwrap_or(c["frontend-open"].as_bool().unwrap()),
+            )
+        })
+        .collect();
+    qmp.execute("quit", None).expect("quit");
+    drop(qmp);
+    vm.wait(T);
+    out.sort();
+    out
+}
+
+#[test]
+fn query_chardev_lists_parallel_ports() {
+    let mut runs = programs()
+        .into_iter()
+        .map(|p| (name_of(&p), chardevs_with_parallel_ports(&p)));
+    let (_, ours) = runs.next().unwrap();
+    assert_eq!(
+        ours,
+        [
+            ("charparallel0".to_string(), "pty:".to_string(), true),
+            ("charparallel1".to_string(), "file".to_string(), true),
+        ]
+    );
+    for (name, theirs) in runs {
+        assert_eq!(ours, theirs, "rvirt-vmm and {name} differ");
+    }
+}
+
 #[test]
 fn bad_watchdog_options_are_refused() {
     for (args, msg) in [
