@@ -59,6 +59,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("lpt", "lpt.c", Kind::Pvh, &[]),
     ("scsimq", "scsimq.c", Kind::Pvh, &[]),
     ("usb", "usb.c", Kind::Pvh, &[]),
+    ("nmi", "nmi.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:
@@ -70,6 +71,9 @@ const GUEST_SOURCES: &[(&str, &[&str])] = &[
     ),
     ("vinput", &["net/vdev_mmio.c", "net/vdev_pci.c"]),
     ("scsimq", &["net/vdev_mmio.c", "net/vdev_pci.c"]),
+    // The NMI handler and its IDT.
+    ("nmi", &["rt/nmi.c"]),
+    ("wdt", &["rt/nmi.c"]),
 ];
 
 /// Runtime sources linked into every guest.

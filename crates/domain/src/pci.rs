@@ -24,10 +24,14 @@
 //!   root port's `<model name>`, chassis (its index) and port (slot << 3 |
 //!   function).
 //!
+//! - on q35 the first conventional PCI device (i6300esb, e1000, …) that
+//!   finds no PCI slot gets a `pcie-to-pci-bridge` and a `pcie-root-port`
+//!   for it (`virDomainPCIAddressSetGrow`); in the real pass the bridge,
+//!   a controller placed before the endpoints, takes the first root port.
+//!
 //! Not done (libvirt would add a bridge): a pc domain that fills all 29
-//! free slots of bus 0, or a conventional-PCI-only device (e1000,
-//! rtl8139, ich6 sound…) on q35; such a device is left without an address
-//! and derivation refuses it.
+//! free slots of bus 0, or a q35 one that fills its pcie-to-pci-bridge;
+//! such a device is left without an address and derivation refuses it.
 
 use crate::model::{Domain, OtherDevice};
 use crate::xml::Element;
@@ -168,6 +172,8 @@ enum Plug {
     Pcie,
     /// A function of a root bus slot (root ports share slots).
     RootPort,
+    /// A `pcie-to-pci-bridge`: behind a root port.
+    PcieToPciBridge,
 }
 
 impl Plug {
@@ -194,6 +200,12 @@ enum BusKind {
     PcieRoot,
     RootPort,
     PciBridge,
+    /// A `pcie-to-pci-bridge`: conventional slots 1-31 on q35.
+    PcieToPciBridge,
+    /// A root port the probe pass adds for a pcie-to-pci-bridge only, so
+    /// that the spare port is another one (libvirt's comment in
+    /// `virDomainPCIAddressSetGrow`); a plain root port after it.
+    BridgePort,
     /// A controller rvirt places nothing on by itself.
     Other,
 }
@@ -205,6 +217,7 @@ impl BusKind {
             Some("pcie-root") => BusKind::PcieRoot,
             Some("pcie-root-port") => BusKind::RootPort,
             Some("pci-bridge") => BusKind::PciBridge,
+            Some("pcie-to-pci-bridge") => BusKind::PcieToPciBridge,
             _ => BusKind::Other,
         }
     }
@@ -212,15 +225,18 @@ impl BusKind {
     fn accepts(self, plug: Plug) -> bool {
         matches!(
             (self, plug),
-            (BusKind::PciRoot | BusKind::PciBridge, Plug::Pci)
-                | (BusKind::RootPort, Plug::Pcie)
+            (
+                BusKind::PciRoot | BusKind::PciBridge | BusKind::PcieToPciBridge,
+                Plug::Pci
+            ) | (BusKind::RootPort, Plug::Pcie | Plug::PcieToPciBridge)
+                | (BusKind::BridgePort, Plug::PcieToPciBridge)
                 | (BusKind::PcieRoot, Plug::RootPort)
         )
     }
 
     fn slots(self) -> std::ops::RangeInclusive<u8> {
         match self {
-            BusKind::RootPort => 0..=0,
+            BusKind::RootPort | BusKind::BridgePort => 0..=0,
             _ => 1..=31,
         }
     }
@@ -279,6 +295,14 @@ impl Addrs {
         addrs
     }
 
+    /// A q35 machine with no bus yet for conventional PCI devices: the
+    /// first one gets a pcie-to-pci-bridge on a root port of its own.
+    fn needs_pcie_to_pci_bridge(&self) -> bool {
+        self.buses.first().map(|b| b.kind) == Some(BusKind::PcieRoot)
+            && self.buses.len() < 255
+            && !self.buses.iter().any(|b| b.kind.accepts(Plug::Pci))
+    }
+
     fn slot_in_use(&self, bus: u8, slot: u8) -> bool {
         self.buses
             .get(usize::from(bus))
@@ -319,6 +343,16 @@ impl Addrs {
                     aggregate: 0,
                 });
                 (self.buses.len() - 1, 0, function.unwrap_or(0))
+            }
+            None if self.grow && plug == Plug::Pci && self.needs_pcie_to_pci_bridge() => {
+                for kind in [BusKind::BridgePort, BusKind::PcieToPciBridge] {
+                    self.buses.push(Bus {
+                        kind,
+                        used: [0; 32],
+                        aggregate: 0,
+                    });
+                }
+                (self.buses.len() - 1, 1, function.unwrap_or(0))
             }
             None => return None,
         };
@@ -542,6 +576,7 @@ fn controller_plug(chipset: Chipset, o: &OtherDevice) -> Option<Plug> {
         "pci" => match model {
             Some("pcie-root-port") => Plug::RootPort,
             Some("pci-bridge") => Plug::Pci,
+            Some("pcie-to-pci-bridge") => Plug::PcieToPciBridge,
             _ => return None,
         },
         "usb" => match model {
@@ -764,6 +799,14 @@ fn controller_defaults(d: &mut Domain) {
         let e = &mut o.element;
         let name = match model.as_deref() {
             Some(m @ ("pcie-root-port" | "pci-bridge")) => m.to_string(),
+            // QEMU's name; libvirt writes no <target> for it.
+            Some("pcie-to-pci-bridge") => {
+                if e.child("model").is_none() {
+                    e.push(Element::new("model").with_attr("name", Some("pcie-pci-bridge")));
+                    e.sort_children(controller_rank);
+                }
+                continue;
+            }
             _ => continue,
         };
         if e.child("model").is_none() {
@@ -814,8 +857,9 @@ pub(crate) fn fill_in(d: &mut Domain) {
     }
     for (i, b) in addrs.buses.iter().enumerate().skip(1) {
         let model = match b.kind {
-            BusKind::RootPort => "pcie-root-port",
+            BusKind::RootPort | BusKind::BridgePort => "pcie-root-port",
             BusKind::PciBridge => "pci-bridge",
+            BusKind::PcieToPciBridge => "pcie-to-pci-bridge",
             _ => continue,
         };
         if !has_controller(d, "pci", i as u32) {

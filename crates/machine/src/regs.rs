@@ -257,12 +257,26 @@ const APIC_LVT1: usize = 0x360;
 const APIC_MODE_NMI: u32 = 0x4;
 const APIC_MODE_EXTINT: u32 = 0x7;
 
-fn set_lvt(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
+/// The LVT register at `offset` of a local APIC's register page.
+fn lvt(regs: &[std::os::raw::c_char; 1024], offset: usize) -> u32 {
     let mut b = [0u8; 4];
     for (i, x) in b.iter_mut().enumerate() {
         *x = regs[offset + i] as u8;
     }
-    let v = (u32::from_le_bytes(b) & !0x700) | (mode << 8);
+    u32::from_le_bytes(b)
+}
+
+/// Whether an NMI on the LINT1 pin reaches the CPU: LINT1 unmasked, in
+/// NMI delivery mode. QEMU injects an external NMI (`inject-nmi`, the
+/// watchdog's inject-nmi action) only then (hw/i386/kvm/apic.c).
+pub(crate) fn lint1_takes_nmi(lapic: &kvm_bindings::kvm_lapic_state) -> bool {
+    const MASKED: u32 = 1 << 16;
+    let v = lvt(&lapic.regs, APIC_LVT1);
+    v & MASKED == 0 && (v >> 8) & 7 == APIC_MODE_NMI
+}
+
+fn set_lvt(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
+    let v = (lvt(regs, offset) & !0x700) | (mode << 8);
     for (i, x) in v.to_le_bytes().iter().enumerate() {
         regs[offset + i] = *x as std::os::raw::c_char;
     }
@@ -271,6 +285,24 @@ fn set_lvt(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lint1_takes_an_nmi_only_unmasked_in_nmi_mode() {
+        let mut lapic = kvm_bindings::kvm_lapic_state::default();
+        let mut put = |v: u32| {
+            for (i, b) in v.to_le_bytes().iter().enumerate() {
+                lapic.regs[APIC_LVT1 + i] = *b as std::os::raw::c_char;
+            }
+            lint1_takes_nmi(&lapic)
+        };
+        // Reset (masked), as firmware and Linux set it, masked again,
+        // ExtINT, fixed.
+        assert!(!put(0x0001_0000));
+        assert!(put(0x0000_0400));
+        assert!(!put(0x0001_0400));
+        assert!(!put(0x0000_0700));
+        assert!(!put(0x0000_0000));
+    }
 
     #[test]
     fn gdt_entries_match_the_architecture() {

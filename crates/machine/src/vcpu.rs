@@ -6,15 +6,18 @@
 //! thread). The controller changes the wanted state and then kicks every
 //! thread with a signal, which makes a blocking KVM_RUN return EINTR; it
 //! repeats the kick until every thread has acknowledged, so a kick that lands
-//! just before a thread enters KVM_RUN is never lost.
+//! just before a thread enters KVM_RUN is never lost. Work that must run on
+//! a vCPU's own thread (KVM's vCPU ioctls; an NMI) is asked for the same
+//! way: a flag in the control block, kicks until the thread has taken it.
 //!
 //! Lock order: the control mutex is never held while running the guest or
-//! while touching a device.
+//! while touching a device; a thread holds it while it makes its own
+//! non-blocking vCPU ioctls (an NMI), so the asker sees them done.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use rvirt_bus::Bus;
@@ -49,6 +52,8 @@ struct State {
     want: Want,
     /// Threads parked in `Pause` or finished.
     idle: usize,
+    /// Per vCPU: an external NMI asked for and not yet taken by its thread.
+    nmi: Vec<bool>,
 }
 
 struct Control {
@@ -66,6 +71,11 @@ impl Control {
 const KVM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
 const KVM_SYSTEM_EVENT_RESET: u32 = 2;
 const KVM_SYSTEM_EVENT_CRASH: u32 = 3;
+
+/// How long `inject_nmi` waits for the threads to take the NMI. A thread
+/// takes it between two guest exits, so only a vCPU stuck in a device (a
+/// bug elsewhere) is this slow; its NMI then waits for its next exit.
+const NMI_WAIT: Duration = Duration::from_secs(5);
 
 /// The signal that kicks a vCPU out of KVM_RUN.
 fn kick_signal() -> i32 {
@@ -127,6 +137,7 @@ impl Vcpus {
             state: Mutex::new(State {
                 want: if paused { Want::Pause } else { Want::Run },
                 idle: 0,
+                nmi: vec![false; fds.len()],
             }),
             changed: Condvar::new(),
         });
@@ -203,6 +214,49 @@ impl Vcpus {
         }
     }
 
+    /// An external NMI to every vCPU, as QEMU's `inject-nmi` on x86: each
+    /// thread asks KVM for it (KVM_NMI is a vCPU ioctl, made on the vCPU's
+    /// own thread) if its local APIC takes NMIs on LINT1, as QEMU checks.
+    /// Returns once every thread has taken it (a paused vCPU takes it
+    /// parked; the guest sees it when it runs again).
+    pub fn inject_nmi(&self) {
+        let mut s = self.control.lock();
+        s.nmi.iter_mut().for_each(|p| *p = true);
+        // Parked threads take it where they park.
+        self.control.changed.notify_all();
+        let deadline = Instant::now() + NMI_WAIT;
+        loop {
+            for (cpu, t) in self.threads.iter().enumerate() {
+                if t.is_finished() {
+                    s.nmi[cpu] = false;
+                }
+            }
+            let pending: Vec<usize> = (0..s.nmi.len()).filter(|&c| s.nmi[c]).collect();
+            if pending.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    ?pending,
+                    "vCPUs slow to take an NMI; it waits for their next exit"
+                );
+                return;
+            }
+            drop(s);
+            for cpu in pending {
+                // A failed kick means the thread is already gone.
+                let _ = self.threads[cpu].kill(kick_signal());
+            }
+            s = self.control.lock();
+            s = self
+                .control
+                .changed
+                .wait_timeout(s, Duration::from_millis(1))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
     /// Stops every vCPU; returns when none executes guest code.
     pub fn pause(&self) {
         self.set(Want::Pause);
@@ -258,10 +312,12 @@ impl Worker {
         self.control.changed.notify_all();
     }
 
-    /// Parks while paused. Returns false when the thread must exit.
+    /// Parks while paused, taking what is asked of this vCPU meanwhile.
+    /// Returns false when the thread must exit.
     fn wait_for_run(&self) -> bool {
         let mut s = self.control.lock();
         loop {
+            self.take_nmi(&mut s);
             match s.want {
                 Want::Run => return true,
                 Want::Exit => return false,
@@ -287,6 +343,8 @@ impl Worker {
         s.idle += 1;
         self.control.changed.notify_all();
         while s.want != Want::Exit {
+            // No guest instruction runs again here: an NMI is dropped.
+            s.nmi[self.cpu as usize] = false;
             s = self
                 .control
                 .changed
@@ -294,6 +352,26 @@ impl Worker {
                 .unwrap_or_else(|p| p.into_inner());
         }
         s.idle -= 1;
+    }
+
+    /// Injects the NMI asked for, if any, when LINT1 takes NMIs (QEMU's
+    /// `do_inject_external_nmi`). KVM only queues it: the guest takes it
+    /// on its next entry.
+    fn take_nmi(&self, s: &mut State) {
+        let asked = &mut s.nmi[self.cpu as usize];
+        if !std::mem::take(asked) {
+            return;
+        }
+        self.control.changed.notify_all();
+        match self.fd.get_lapic() {
+            Ok(lapic) if crate::regs::lint1_takes_nmi(&lapic) => {
+                if let Err(e) = self.fd.nmi() {
+                    tracing::warn!(cpu = self.cpu, "KVM: injection failed, NMI lost: {e}");
+                }
+            }
+            Ok(_) => tracing::debug!(cpu = self.cpu, "NMI not taken: LINT1 masked or not NMI"),
+            Err(e) => tracing::warn!(cpu = self.cpu, "NMI lost: cannot read the local APIC: {e}"),
+        }
     }
 
     /// The I/O exit just taken, element by element: a `rep ins`/`rep outs`

@@ -140,6 +140,14 @@ pub trait MonitorBackend: Send + Sync {
         Err(QmpError::generic("watchdog-set-action is not available"))
     }
 
+    /// `inject-nmi`: an NMI to every vCPU (QEMU's x86 machines). Without
+    /// one: QEMU's answer on a machine with no NMI.
+    fn inject_nmi(&self) -> Result<(), QmpError> {
+        Err(QmpError::generic(
+            "this feature or command is not currently supported",
+        ))
+    }
+
     /// The removable-media commands (`eject`, `blockdev-open-tray`,
     /// `blockdev-close-tray`, `blockdev-remove-medium`,
     /// `blockdev-insert-medium`, `blockdev-change-medium`) on the drive `target` names. Unknown

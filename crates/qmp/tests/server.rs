@@ -92,6 +92,7 @@ fn every_query_command() {
         "system_reset",
         "system_powerdown",
         "quit",
+        "inject-nmi",
         "human-monitor-command",
     ] {
         assert!(

@@ -316,6 +316,7 @@ procedures! {
         DomainUndefineFlags(DOMAIN_UNDEFINE_FLAGS) = 231: DomainFlagsArgs => (), w, domain_undefine_flags;
         DomainDestroyFlags(DOMAIN_DESTROY_FLAGS) = 234: DomainFlagsArgs => (), w, domain_destroy_flags;
         DomainReset(DOMAIN_RESET) = 245: DomainFlagsArgs => (), w, domain_reset;
+        DomainInjectNmi(DOMAIN_INJECT_NMI) = 210: DomainFlagsArgs => (), w, domain_inject_nmi;
         DomainShutdownFlags(DOMAIN_SHUTDOWN_FLAGS) = 258: DomainFlagsArgs => (), w, domain_shutdown_flags;
         DomainSetMetadata(DOMAIN_SET_METADATA) = 264: DomainSetMetadataArgs => (), w, domain_set_metadata;
         DomainGetMetadata(DOMAIN_GET_METADATA) = 265: DomainGetMetadataArgs => DomainGetMetadataRet, r, domain_get_metadata;
@@ -557,6 +558,8 @@ mod tests {
         assert_eq!(Procedure::StorageVolLookupByPath.number(), 97);
         assert_eq!(Procedure::DomainGetVcpuPinInfo.number(), 230);
         assert_eq!(Procedure::DomainReset.number(), 245);
+        assert_eq!(Procedure::DomainInjectNmi.number(), 210);
+        assert_eq!(Procedure::DomainInjectNmi.api_name(), "virDomainInjectNMI");
         // A group without a driver answers NO_SUPPORT naming the API.
         struct NoDrivers;
         impl Drivers<()> for NoDrivers {}

@@ -23,6 +23,7 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "domxml-to-native",
             "dumpxml",
             "edit",
+            "inject-nmi",
             "reboot",
             "resume",
             "screenshot",

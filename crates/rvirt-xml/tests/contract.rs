@@ -551,22 +551,43 @@ fn check_pci(name: &str, dom: &Domain, cfg: &VmConfig) {
             "{name}: virtio-serial's place"
         );
     }
-    let ports: Vec<(String, u8, u8, PciAddr)> = devs
+    // Root ports and pcie-to-pci-bridges (no port or chassis), each bus
+    // named by its position among them, as the VMM's list holds them.
+    let bridges: Vec<&rvirt_domain::model::OtherDevice> = devs
         .others
         .iter()
-        .filter(|o| o.kind() == "controller" && o.model() == Some("pcie-root-port"))
-        .map(|o| {
-            let t = o.element.child("target").expect("filled in");
+        .filter(|o| {
+            o.kind() == "controller"
+                && matches!(o.model(), Some("pcie-root-port" | "pcie-to-pci-bridge"))
+        })
+        .collect();
+    let ids: Vec<String> = bridges
+        .iter()
+        .map(|o| format!("pci.{}", o.element.attr("index").unwrap()))
+        .collect();
+    let bus_of = |a: &Element| match a.attr("bus").map_or(0, number) {
+        0 => PciBus::Root,
+        b => PciBus::Port(
+            ids.iter()
+                .position(|id| *id == format!("pci.{b}"))
+                .unwrap_or(usize::MAX),
+        ),
+    };
+    let ports: Vec<(String, u8, u8, PciAddr)> = bridges
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| {
+            let t = o.element.child("target");
             let a = o.element.child("address").expect("filled in");
             let n = |e: &Element, k: &str| e.attr(k).map_or(0, number);
             let addr = PciAddr {
-                bus: PciBus::Root,
+                bus: bus_of(a),
                 slot: n(a, "slot") as u8,
                 function: n(a, "function") as u8,
                 multifunction: a.attr("multifunction") == Some("on"),
             };
-            let id = format!("pci.{}", o.element.attr("index").unwrap());
-            (id, n(t, "port") as u8, n(t, "chassis") as u8, addr)
+            let tn = |k: &str| t.map_or(0, |t| n(t, k)) as u8;
+            (id.clone(), tn("port"), tn("chassis"), addr)
         })
         .collect();
     let got: Vec<(String, u8, u8, PciAddr)> = cfg
@@ -575,6 +596,23 @@ fn check_pci(name: &str, dom: &Domain, cfg: &VmConfig) {
         .map(|p| (p.id.clone(), p.port, p.chassis, p.addr))
         .collect();
     same!(got, ports, "{name}: root ports");
+    // The watchdog's place, behind a pcie-to-pci-bridge on q35.
+    let watchdog = devs
+        .others
+        .iter()
+        .find(|o| o.kind() == "watchdog")
+        .and_then(|o| o.element.child("address"))
+        .map(|a| PciAddr {
+            bus: bus_of(a),
+            slot: a.attr("slot").map_or(0, number) as u8,
+            function: a.attr("function").map_or(0, number) as u8,
+            multifunction: a.attr("multifunction") == Some("on"),
+        });
+    same!(
+        cfg.watchdog.as_ref().map(|w| w.addr),
+        watchdog,
+        "{name}: the watchdog's place"
+    );
 }
 
 /// Checks one definition; false when the derivation refused it.

@@ -191,3 +191,132 @@ fn parallel_port_prints_to_a_file() {
         d.log("lpt")
     );
 }
+
+/// `virsh inject-nmi`: QMP `inject-nmi` on the domain's VMM; the `nmi`
+/// guest takes it and powers off. A shut-off domain: libvirt's error.
+#[test]
+fn virsh_inject_nmi_reaches_the_guest() {
+    let d = Rvirtd::start();
+    let file = d.xml_file("nmi.xml", &common::domain_xml("nmi", Guest::Nmi));
+    d.ok(&["define", &file]);
+    d.ok(&["start", "nmi"]);
+    d.wait_log("nmi", "NMI_READY lint1=0x00400");
+    assert!(!d.log("nmi").contains("NMI 1"), "{}", d.log("nmi"));
+    // virsh prints nothing of its own but the blank line after a command.
+    assert_eq!(d.ok(&["inject-nmi", "nmi"]), "\n");
+    d.wait_log("nmi", "NMI 1");
+    d.wait_log("nmi", "NMI_END count=1");
+    d.wait_state("nmi", "shut off (shutdown)");
+    let e = d.fails(&["inject-nmi", "nmi"]);
+    assert_eq!(
+        e,
+        "error: Requested operation is not valid: domain is not running\n"
+    );
+}
+
+const Q35_SCRIPT: &str = r#"
+import faulthandler, sys, threading, time
+import libvirt
+
+faulthandler.dump_traceback_later(110, exit=True)
+uri, xml = sys.argv[1], open(sys.argv[2]).read()
+libvirt.virEventRegisterDefaultImpl()
+conn = libvirt.open(uri)
+seen = []
+conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_WATCHDOG,
+    lambda c, d, action, o: seen.append((d.name(), "watchdog", action)), None)
+def loop():
+    while True:
+        libvirt.virEventRunDefaultImpl()
+threading.Thread(target=loop, daemon=True).start()
+dom = conn.createXML(xml, 0)
+deadline = time.time() + 90
+while not seen and time.time() < deadline:
+    time.sleep(0.05)
+assert seen == [("wdq", "watchdog", libvirt.VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI)], seen
+print("OK")
+"#;
+
+/// `<watchdog model='i6300esb' action='inject-nmi'>` on q35: libvirt's
+/// fill-in puts it behind a pcie-to-pci-bridge on a pcie-root-port; the
+/// `wdt` guest finds it there and arms it, the client gets libvirt's
+/// watchdog event with the inject-nmi action and the guest its NMI.
+#[test]
+fn q35_watchdog_behind_a_pcie_to_pci_bridge_fires() {
+    let Some(python) = python_with_libvirt() else {
+        return;
+    };
+    let d = Rvirtd::start();
+    let xml = wdt_xml("wdq", "inject-nmi")
+        .replace("machine='pc'", "machine='q35'")
+        .replace("</kernel>", "</kernel>\n    <cmdline>wdt.nmi</cmdline>");
+    let file = d.xml_file("wdq.xml", &xml);
+    // The persistent definition shows where libvirt 9.0 puts it.
+    d.ok(&["define", &file]);
+    let dumped = d.ok(&["dumpxml", "--inactive", "wdq"]);
+    assert!(
+        dumped.contains("<controller type='pci' index='2' model='pcie-to-pci-bridge'>"),
+        "{dumped}"
+    );
+    assert!(
+        dumped.contains(
+            "<address type='pci' domain='0x0000' bus='0x02' slot='0x01' function='0x0'/>\n    </watchdog>"
+        ),
+        "{dumped}"
+    );
+    d.ok(&["undefine", "wdq"]);
+    let script = d.xml_file("q35.py", Q35_SCRIPT);
+    let out = Spawned::start(Command::new(python).args([&script, &d.uri(), &file]))
+        .on_fail(d.reporter())
+        .output(LIMIT);
+    assert!(
+        out.status.success(),
+        "{}{}\ndaemon: {}\nwdq: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.daemon_log_tail(),
+        d.log("wdq"),
+    );
+    d.wait_log("wdq", "WDT_NMI 1");
+    assert!(
+        d.log("wdq").contains("WDT class=0x088000"),
+        "{}",
+        d.log("wdq")
+    );
+}
+
+/// `<parallel type='pty'>`: the live XML shows the pty rvirt-vmm opened
+/// (from `query-chardev`), as libvirt shows it, before `<target>`.
+#[test]
+fn parallel_pty_shows_in_the_live_xml() {
+    let d = Rvirtd::start();
+    let xml = common::domain_xml("lpty", Guest::Idle)
+        .replace("machine='microvm'", "machine='pc'")
+        .replace(
+            "<controller type='usb' model='none'/>",
+            "<parallel type='pty'><target port='0'/></parallel>\n    <controller type='usb' model='none'/>",
+        );
+    let file = d.xml_file("lpty.xml", &xml);
+    d.ok(&["define", &file]);
+    d.ok(&["start", "lpty"]);
+    let live = d.ok(&["dumpxml", "lpty"]);
+    let start = live.find("<parallel type='pty'>").expect("the port");
+    let port = &live[start..start + live[start..].find("</parallel>").unwrap()];
+    let path = port
+        .split("<source path='")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_else(|| panic!("no pty in {port}"));
+    assert!(path.starts_with("/dev/pts/"), "{port}");
+    assert!(
+        port.find("<source").unwrap() < port.find("<target").unwrap(),
+        "{port}"
+    );
+    let pty = std::fs::File::open(path).expect(path);
+    assert!(std::io::IsTerminal::is_terminal(&pty), "{path}");
+    // The definition keeps no pty.
+    assert!(!d
+        .ok(&["dumpxml", "--inactive", "lpty"])
+        .contains("<source path='/dev/pts/"));
+    d.ok(&["destroy", "lpty"]);
+}

@@ -128,11 +128,11 @@ pub enum Guest {
     /// the status queue and prints each event as `EV dev type code value`
     /// until Escape's release (see the README).
     Vinput,
-    /// PVH: finds the i6300esb on PCI bus 0, programs ~96 ms stages on the
+    /// PVH: finds the i6300esb on PCI (behind bridges too), programs ~96 ms stages on the
     /// 1 MHz scale and enables it; `wdt.keep=MS` pings it that long then
     /// disables it and powers off, else it stops pinging and waits 3 s;
-    /// a boot after a watchdog reset clears the flag and powers off (see
-    /// the README).
+    /// a boot after a watchdog reset clears the flag and powers off;
+    /// `wdt.nmi` prints the NMIs it takes (see the README).
     Wdt,
     /// PVH: prints `lpt.msg=WORD` (or a fixed line) through the parallel
     /// port at 0x378 with the BUSY/STROBE handshake (see the README).
@@ -147,11 +147,15 @@ pub enum Guest {
     /// SET_IDLE, a STALL and its recovery, the interrupt endpoint) and
     /// prints each HID report until `usb.reports=N` (see the README).
     Usb,
+    /// PVH: takes NMIs (IDT vector 2, LINT1 in NMI mode; `nmi.masked`:
+    /// masked, then unmasked) and prints `NMI n` for each (see the
+    /// README).
+    Nmi,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 32] = [
+    pub const ALL: [Guest; 33] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -184,6 +188,7 @@ impl Guest {
         Guest::Lpt,
         Guest::Scsimq,
         Guest::Usb,
+        Guest::Nmi,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -221,6 +226,7 @@ impl Guest {
             Guest::Lpt => "lpt",
             Guest::Scsimq => "scsimq",
             Guest::Usb => "usb",
+            Guest::Nmi => "nmi",
         }
     }
 

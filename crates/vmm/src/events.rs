@@ -58,6 +58,8 @@ pub enum MonitorRequest {
     NetdevDel(String),
     /// QMP `watchdog-set-action`.
     WatchdogAction(rvirt_vmm_config::WatchdogAction),
+    /// QMP `inject-nmi`: an NMI to every vCPU.
+    InjectNmi,
 }
 
 /// A descriptor a monitor client passed, on its way to the main loop,

@@ -640,8 +640,12 @@ impl Vmm {
                 eprintln!("watchdog: timer fired");
                 running
             }
-            // The parser refuses inject-nmi: rvirt cannot inject an NMI yet.
-            A::None | A::InjectNmi => {
+            A::InjectNmi => {
+                self.bus.post(event);
+                running.vcpus.inject_nmi();
+                running
+            }
+            A::None => {
                 self.bus.post(event);
                 running
             }
@@ -854,6 +858,10 @@ impl Vmm {
             }
             MonitorRequest::WatchdogAction(action) => {
                 self.config.watchdog_action = action;
+                Ok(())
+            }
+            MonitorRequest::InjectNmi => {
+                running.vcpus.inject_nmi();
                 Ok(())
             }
         };

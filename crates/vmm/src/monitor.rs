@@ -173,12 +173,11 @@ impl MonitorBackend for Backend {
     }
 
     fn set_watchdog_action(&self, action: rvirt_qmp::WatchdogAction) -> Result<(), QmpError> {
-        if action == rvirt_qmp::WatchdogAction::InjectNmi {
-            return Err(QmpError::generic(
-                "watchdog action inject-nmi is not supported yet",
-            ));
-        }
         self.ask(MonitorRequest::WatchdogAction(action))
+    }
+
+    fn inject_nmi(&self) -> Result<(), QmpError> {
+        self.ask(MonitorRequest::InjectNmi)
     }
 
     fn set_link(&self, name: &str, up: bool) -> Result<(), QmpError> {

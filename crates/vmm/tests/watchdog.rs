@@ -1,5 +1,5 @@
-//! The i6300esb watchdog and the parallel port through test guests, each
-//! run on rvirt-vmm and on QEMU 7.2 with the same command line
+//! The i6300esb watchdog, NMIs and the parallel port through test guests,
+//! each run on rvirt-vmm and on QEMU 7.2 with the same command line
 //! (differential): the same QMP events in the same order, the same guest
 //! output, the same bytes in the parallel port's file.
 
@@ -153,6 +153,64 @@ fn nothing(_: &rvirt_qmp::QmpClient) {}
 
 fn name_of(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Waits for a text in the guest's serial output; returns all of it.
+type Until<'a> = &'a dyn Fn(&str) -> String;
+
+/// Runs the `nmi` guest under `program` with `append`; `drive` runs on
+/// the monitor once the guest is ready (its handler installed) with a way
+/// to wait for its serial output. Returns the guest's NMI lines and the
+/// events seen, once the guest powered off.
+fn run_nmi(program: &Path, append: &str, drive: &dyn Fn(&rvirt_qmp::QmpClient, Until)) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = dir.path().join("serial.log");
+    let sock = dir.path().join("qmp.sock");
+    let mut args = base_args(Guest::Nmi, &serial, append);
+    args.extend(["-no-reboot".into(), "-qmp".into()]);
+    args.push(format!("unix:{},server=on,wait=off", sock.display()));
+    let mut vm = Spawned::start(
+        die_with_test(&mut Command::new(program))
+            .args(&args)
+            .stdin(Stdio::null()),
+    );
+    let qmp = qmp_connect(&sock, T);
+    let pid = vm.pid();
+    let until = |what: &str| wait_file(&serial, what, T, || rvirt_testkit::process_state(pid));
+    until("NMI_READY");
+    drive(&qmp, &until);
+    until("NMI_END");
+    let mut events = Vec::new();
+    loop {
+        match qmp.next_event(T) {
+            Ok(ev) => {
+                let end = ev.event == "SHUTDOWN";
+                events.push((ev.event.clone(), ev.data.clone()));
+                if end {
+                    break;
+                }
+            }
+            Err(rvirt_qmp::ClientError::Disconnected) => break,
+            Err(e) => panic!("{}: {e} after {events:?}", program.display()),
+        }
+    }
+    drop(qmp);
+    let success = vm.wait(T).success();
+    let serial = std::fs::read_to_string(&serial).unwrap_or_default();
+    Outcome {
+        events,
+        lines: serial
+            .lines()
+            .filter(|l| l.starts_with("NMI"))
+            .map(str::to_string)
+            .collect(),
+        success,
+    }
+}
+
+fn inject_nmi(q: &rvirt_qmp::QmpClient) {
+    let r = q.execute("inject-nmi", None).expect("inject-nmi");
+    assert_eq!(r, json!({}));
 }
 
 /// Runs `case` on every program and checks they agree; returns rvirt's.
@@ -311,6 +369,91 @@ fn action_poweroff_ends_the_process() {
 }
 
 #[test]
+fn action_inject_nmi_sends_the_guest_an_nmi() {
+    // The guest takes it and runs on (the watchdog reset itself, as
+    // QEMU's after any action); both spellings of the option.
+    for extra in [&["-no-reboot"][..], &["-action", "watchdog=inject-nmi"]] {
+        let action = if extra.len() == 1 {
+            "inject-nmi"
+        } else {
+            "reset"
+        };
+        let o = differential(|p| run_wdt(p, action, "wdt.nmi", extra, &nothing, &nothing));
+        assert_eq!(
+            o.events,
+            [
+                ev("RESUME", None),
+                watchdog("inject-nmi"),
+                shutdown("guest-shutdown")
+            ],
+            "{extra:?}"
+        );
+        assert!(
+            o.lines
+                .ends_with(&["WDT_NMI 1".into(), "WDT_SURVIVED WDT_LOCK 0x00".into()]),
+            "{extra:?}: {:?}",
+            o.lines
+        );
+    }
+    // Set over QMP too.
+    let before = |q: &rvirt_qmp::QmpClient| {
+        q.execute("watchdog-set-action", Some(json!({"action": "inject-nmi"})))
+            .expect("watchdog-set-action");
+    };
+    let o = differential(|p| run_wdt(p, "reset", "wdt.nmi", &[], &before, &nothing));
+    assert!(o.lines.contains(&"WDT_NMI 1".into()), "{:?}", o.lines);
+}
+
+#[test]
+fn qmp_inject_nmi_reaches_the_guest_each_time() {
+    let o = differential(|p| {
+        run_nmi(p, "nmi.count=2", &|q, until| {
+            inject_nmi(q);
+            until("NMI 1");
+            inject_nmi(q);
+        })
+    });
+    assert_eq!(
+        o.lines,
+        [
+            "NMI_READY lint1=0x00400",
+            "NMI 1",
+            "NMI 2",
+            "NMI_END count=2"
+        ]
+    );
+    assert_eq!(o.events, [shutdown("guest-shutdown")]);
+    assert!(o.success);
+}
+
+#[test]
+fn an_nmi_needs_lint1_unmasked_in_nmi_mode() {
+    // As QEMU checks before KVM_NMI: with LINT1 masked the NMI is
+    // dropped, not kept for later; unmasked, the next one gets through.
+    let o = differential(|p| {
+        run_nmi(p, "nmi.masked nmi.wait=3000", &|q, until| {
+            inject_nmi(q);
+            let after = until("NMI_READY");
+            assert!(
+                !after.contains("NMI_UNMASKED"),
+                "inject-nmi answered after the guest's masked window:\n{after}"
+            );
+            until("NMI_UNMASKED");
+            inject_nmi(q);
+        })
+    });
+    assert_eq!(
+        o.lines,
+        [
+            "NMI_READY lint1=0x10400",
+            "NMI_UNMASKED lint1=0x00400 count=0",
+            "NMI 1",
+            "NMI_END count=1"
+        ]
+    );
+}
+
+#[test]
 fn watchdog_set_action_changes_the_action() {
     let before = |q: &rvirt_qmp::QmpClient| {
         let bad = q
@@ -402,6 +545,80 @@ fn parallel_port_bytes_reach_a_file_chardev() {
         for (name, theirs) in runs {
             assert_eq!((&lines, &file), (&theirs.0, &theirs.1), "{name} differs");
         }
+    }
+}
+
+/// `query-chardev` with a parallel port on a pty and one on a file, as
+/// libvirt writes them: the same labels and filenames on both (the pty's
+/// own name aside), the pty a terminal.
+fn chardevs_with_parallel_ports(program: &Path) -> Vec<(String, String, bool)> {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = dir.path().join("serial.log");
+    let file = dir.path().join("lpt2.out");
+    let sock = dir.path().join("qmp.sock");
+    let mut args = base_args(Guest::Hello, &serial, "");
+    args.extend([
+        "-S".into(),
+        "-chardev".into(),
+        "pty,id=charparallel0".into(),
+        "-device".into(),
+        r#"{"driver":"isa-parallel","chardev":"charparallel0","id":"parallel0"}"#.into(),
+        "-chardev".into(),
+        format!("file,id=charparallel1,path={}", file.display()),
+        "-device".into(),
+        r#"{"driver":"isa-parallel","chardev":"charparallel1","id":"parallel1"}"#.into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", sock.display()),
+    ]);
+    let mut vm = Spawned::start(
+        die_with_test(&mut Command::new(program))
+            .args(&args)
+            .stdin(Stdio::null()),
+    );
+    let qmp = qmp_connect(&sock, T);
+    let got = qmp.execute("query-chardev", None).expect("query-chardev");
+    let mut out: Vec<(String, String, bool)> = got
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|c| c["label"].as_str().unwrap().starts_with("charparallel"))
+        .map(|c| {
+            let name = c["filename"].as_str().unwrap().to_string();
+            // A pty's name differs between runs: its form and that it is a
+            // terminal are what both must give.
+            let pty = name
+                .strip_prefix("pty:")
+                .map(|p| std::io::IsTerminal::is_terminal(&std::fs::File::open(p).expect(p)));
+            let name = if pty.is_some() { "pty:".into() } else { name };
+            (
+                c["label"].as_str().unwrap().to_string(),
+                name,
+                pty.unwrap_or(c["frontend-open"].as_bool().unwrap()),
+            )
+        })
+        .collect();
+    qmp.execute("quit", None).expect("quit");
+    drop(qmp);
+    vm.wait(T);
+    out.sort();
+    out
+}
+
+#[test]
+fn query_chardev_lists_parallel_ports() {
+    let mut runs = programs()
+        .into_iter()
+        .map(|p| (name_of(&p), chardevs_with_parallel_ports(&p)));
+    let (_, ours) = runs.next().unwrap();
+    assert_eq!(
+        ours,
+        [
+            ("charparallel0".to_string(), "pty:".to_string(), true),
+            ("charparallel1".to_string(), "file".to_string(), true),
+        ]
+    );
+    for (name, theirs) in runs {
+        assert_eq!(ours, theirs, "rvirt-vmm and {name} differ");
     }
 }
 

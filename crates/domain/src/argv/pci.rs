@@ -1,6 +1,7 @@
 //! The PCI side of the command line on pc and q35: each device's `bus=`
 //! and `addr=` from its `<address type='pci'>`, and the `pcie-root-port`
-//! controllers, as libvirt 9.0 writes them (JSON, keys in its order).
+//! and `pcie-to-pci-bridge` controllers, as libvirt 9.0 writes them (JSON,
+//! keys in its order).
 //!
 //! A virtio device without a PCI address (microvm, or a definition
 //! stored with `type='virtio-mmio'` before rvirt placed devices on PCI)
@@ -33,11 +34,12 @@ pub fn driver(base: &str, pci: &Option<PciPlace>) -> String {
     }
 }
 
-fn root_port(dom: &Domain, bus: u8) -> Option<&OtherDevice> {
+/// The controller giving bus `bus` (a root port or a pcie-to-pci-bridge).
+fn bus_controller(dom: &Domain, bus: u8) -> Option<&OtherDevice> {
     dom.devices.others.iter().find(|o| {
         o.kind() == "controller"
             && o.dev_type() == Some("pci")
-            && o.model() == Some("pcie-root-port")
+            && matches!(o.model(), Some("pcie-root-port" | "pcie-to-pci-bridge"))
             && o.element.attr("index").and_then(|i| i.parse().ok()) == Some(bus)
     })
 }
@@ -56,11 +58,14 @@ pub(super) fn place(
         b.refuse(line, what, "a PCI address on a machine without PCI");
         return None;
     };
-    if a.bus != 0 && root_port(dom, a.bus).is_none() {
+    if a.bus != 0 && bus_controller(dom, a.bus).is_none() {
         b.refuse(
             line,
             what,
-            format!("PCI bus {:#04x} is not a pcie-root-port", a.bus),
+            format!(
+                "PCI bus {:#04x} is not a pcie-root-port or pcie-to-pci-bridge",
+                a.bus
+            ),
         );
         return None;
     }
@@ -82,15 +87,30 @@ struct RootPort {
     pci: PciPlace,
 }
 
-/// The root ports, first among the devices as libvirt emits its
-/// controllers, so that every device behind one finds its bus.
+/// `-device pcie-pci-bridge` as libvirt writes it.
+#[derive(Serialize)]
+struct PcieToPciBridge {
+    driver: &'static str,
+    id: String,
+    #[serde(flatten)]
+    pci: PciPlace,
+}
+
+/// The root ports and pcie-to-pci-bridges, first among the devices and in
+/// index order as libvirt emits its controllers, so that every device
+/// behind one finds its bus.
 pub(super) fn root_ports(dom: &Domain, b: &mut Builder) {
     for o in &dom.devices.others {
-        if o.kind() != "controller"
-            || o.dev_type() != Some("pci")
-            || o.model() != Some("pcie-root-port")
-        {
+        if o.kind() != "controller" || o.dev_type() != Some("pci") {
             continue;
+        }
+        match o.model() {
+            Some("pcie-root-port") => {}
+            Some("pcie-to-pci-bridge") => {
+                pcie_to_pci_bridge(dom, o, b);
+                continue;
+            }
+            _ => continue,
         }
         let line = o.line();
         let what = "controller (pcie-root-port)";
@@ -125,4 +145,24 @@ pub(super) fn root_ports(dom: &Domain, b: &mut Builder) {
         });
         b.opt("-device", json);
     }
+}
+
+/// `-device pcie-pci-bridge`: on a root port (libvirt's place for it).
+fn pcie_to_pci_bridge(dom: &Domain, o: &OtherDevice, b: &mut Builder) {
+    let line = o.line();
+    let what = "controller (pcie-to-pci-bridge)";
+    let Some(index) = o.element.attr("index").and_then(|i| i.parse::<u32>().ok()) else {
+        b.refuse(line, what, "has no index");
+        return;
+    };
+    let Some(pci) = place(dom, o.element.child("address"), line, what, b) else {
+        b.refuse(line, what, "has no PCI address");
+        return;
+    };
+    let json = super::blockdev::json(&PcieToPciBridge {
+        driver: "pcie-pci-bridge",
+        id: format!("pci.{index}"),
+        pci,
+    });
+    b.opt("-device", json);
 }

@@ -25,6 +25,7 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("controller", Some("pci-root"), Implicit),
     ("controller", Some("pcie-root"), Implicit),
     ("controller", Some("pcie-root-port"), Emulated),
+    ("controller", Some("pcie-to-pci-bridge"), Emulated),
     ("controller", Some("ide"), Implicit),
     ("controller", Some("fdc"), Implicit),
     ("controller", Some("virtio-serial"), Implicit),

@@ -163,6 +163,14 @@ pub(super) fn watchdog_set_action(
     Ok(Value::Object(Map::new()))
 }
 
+pub(super) fn inject_nmi(
+    b: &dyn MonitorBackend,
+    _: &Map<String, Value>,
+) -> Result<Value, QmpError> {
+    b.inject_nmi()?;
+    Ok(Value::Object(Map::new()))
+}
+
 /// `eject` and `blockdev-open-tray`'s arguments (qapi/block.json).
 pub(crate) const EJECT_PARAMS: &[Param] = &[
     Param::optional("device", ArgType::Str),

@@ -142,6 +142,11 @@ const COMMANDS: &[Command] = &[
         run: Run::Plain(control::watchdog_set_action),
     },
     Command {
+        name: "inject-nmi",
+        params: NO_PARAMS,
+        run: Run::Plain(control::inject_nmi),
+    },
+    Command {
         name: "eject",
         params: control::EJECT_PARAMS,
         run: Run::Plain(control::eject),

@@ -270,6 +270,12 @@ pub enum DomainCommand {
         #[command(flatten)]
         dom: Dom,
     },
+    /// Inject NMI to the guest
+    #[command(long_about = "Inject NMI to the guest domain.")]
+    InjectNmi {
+        #[command(flatten)]
+        dom: Dom,
+    },
     /// domain information
     #[command(long_about = "Returns basic information about the domain.")]
     Dominfo {
@@ -452,6 +458,7 @@ impl DomainCommand {
             Self::Reboot { .. } => "reboot",
             Self::Suspend { .. } => "suspend",
             Self::Resume { .. } => "resume",
+            Self::InjectNmi { .. } => "inject-nmi",
             Self::Dominfo { .. } => "dominfo",
             Self::Domstate { .. } => "domstate",
             Self::Domid { .. } => "domid",
@@ -484,6 +491,7 @@ impl DomainCommand {
             | Self::Reboot { dom, .. }
             | Self::Suspend { dom }
             | Self::Resume { dom }
+            | Self::InjectNmi { dom }
             | Self::Dominfo { dom }
             | Self::Domstate { dom, .. }
             | Self::Domid { dom }

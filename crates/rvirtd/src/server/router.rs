@@ -453,7 +453,7 @@ mod tests {
         );
         // One libvirt has and rvirt does not: named by its API.
         let known = Message {
-            header: Header::remote(210, MessageType::Call, 5, MessageStatus::Ok),
+            header: Header::remote(207, MessageType::Call, 5, MessageStatus::Ok),
             payload: vec![],
         };
         assert!(route(&r.fake, &r.client, &known));
@@ -462,7 +462,7 @@ mod tests {
             (e.code, e.message.as_deref()),
             (
                 code::NO_SUPPORT,
-                Some("this function is not supported by the connection driver: virDomainInjectNMI")
+                Some("this function is not supported by the connection driver: virDomainMigrateSetMaxSpeed")
             )
         );
         let mut bad = Vec::new();

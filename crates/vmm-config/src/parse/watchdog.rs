@@ -9,39 +9,25 @@ use crate::ConfigError;
 
 /// `-watchdog-action ACTION`.
 pub(super) fn watchdog_action(v: &str) -> Result<WatchdogAction, ConfigError> {
-    let a = WatchdogAction::parse(v).ok_or_else(|| {
+    WatchdogAction::parse(v).ok_or_else(|| {
         ConfigError::new(
             "-watchdog-action",
             format!("Parameter 'watchdog' does not accept value '{v}'"),
         )
-    })?;
-    supported("-watchdog-action", a)
-}
-
-/// rvirt cannot inject an NMI into its vCPUs yet.
-fn supported(opt: &str, a: WatchdogAction) -> Result<WatchdogAction, ConfigError> {
-    if a == WatchdogAction::InjectNmi {
-        return Err(ConfigError::new(
-            opt,
-            "watchdog action inject-nmi is not supported yet",
-        ));
-    }
-    Ok(a)
+    })
 }
 
 /// `-action watchdog=ACTION[,…]`: the other actions (reboot, shutdown,
 /// panic) are taken only at the values rvirt's machine already has.
 pub(super) fn action(v: &str) -> Result<Option<WatchdogAction>, ConfigError> {
     let mut o = Opts::parse("-action", v, None)?;
-    let wd = match o.get("watchdog") {
-        Some(w) => Some(supported(
-            "-action",
-            WatchdogAction::parse(&w).ok_or_else(|| {
+    let wd =
+        match o.get("watchdog") {
+            Some(w) => Some(WatchdogAction::parse(&w).ok_or_else(|| {
                 o.error(format!("Parameter 'watchdog' does not accept value '{w}'"))
-            })?,
-        )?),
-        None => None,
-    };
+            })?),
+            None => None,
+        };
     for (key, fixed) in [
         ("reboot", "reset"),
         ("shutdown", "poweroff"),

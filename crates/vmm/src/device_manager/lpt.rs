@@ -20,7 +20,7 @@ struct Port {
     device: Arc<Mutex<Parallel>>,
     /// Its interrupt line, switched to each boot's irqfd.
     line: Arc<super::legacy::SwitchedLine>,
-    _chardev: Chardev,
+    chardev: Chardev,
     index: u32,
     iobase: u16,
     irq: u32,
@@ -61,13 +61,26 @@ impl ParallelPorts {
             ports.push(Port {
                 device,
                 line,
-                _chardev: chardev,
+                chardev,
                 index: p.index,
                 iobase: p.iobase,
                 irq: p.irq,
             });
         }
         Ok(ParallelPorts { ports })
+    }
+
+    /// `query-chardev` entries for the ports' chardevs (a pty's
+    /// `pty:/dev/pts/N`, which libvirt reads into the live XML).
+    pub(crate) fn chardev_infos(&self) -> Vec<rvirt_qmp::ChardevInfo> {
+        self.ports
+            .iter()
+            .map(|p| rvirt_qmp::ChardevInfo {
+                label: p.chardev.label().to_string(),
+                filename: p.chardev.filename(),
+                frontend_open: true,
+            })
+            .collect()
     }
 
     /// Puts the ports on a new machine's port bus.

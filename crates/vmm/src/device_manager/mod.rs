@@ -489,9 +489,11 @@ impl DeviceManager {
         Ok(())
     }
 
-    /// `query-chardev` entries for the serial ports and virtio consoles.
+    /// `query-chardev` entries for the serial and parallel ports and
+    /// virtio consoles.
     pub(crate) fn chardev_infos(&self) -> Vec<ChardevInfo> {
         let mut infos = self.legacy.chardev_infos();
+        infos.extend(self.parallels.chardev_infos());
         infos.extend(self.chardevs.iter().map(|c| ChardevInfo {
             label: c.label().to_string(),
             filename: c.filename(),

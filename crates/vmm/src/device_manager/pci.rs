@@ -316,12 +316,19 @@ impl PciPlan {
             .iter()
             .map(|n| top_bridge(&cfg.root_ports, n.addr.bus))
             .collect();
+        // The watchdog behind a bridge (libvirt's pcie-to-pci-bridge on
+        // q35) takes one function's share of its top bridge's windows.
+        let watchdog_top = cfg
+            .watchdog
+            .as_ref()
+            .and_then(|w| top_bridge(&cfg.root_ports, w.addr.bus));
         let mut top_windows: Vec<Option<Windows>> = vec![None; ports.len()];
         // Where each top bridge's NICs start in its memory window: past
         // its virtio functions' MSI-X BARs.
         let mut nic_start = vec![0u64; ports.len()];
         for (t, slot) in top_windows.iter_mut().enumerate() {
-            let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64;
+            let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64
+                + u64::from(watchdog_top == Some(t));
             let nics = nic_tops.iter().filter(|&&x| x == Some(t)).count() as u64;
             if n == 0 && nics == 0 && hotplug_port(&cfg.root_ports[t]) {
                 // Room for one function, as SeaBIOS reserves for a hot-plug
@@ -343,7 +350,12 @@ impl PciPlan {
         }
         for (i, port) in ports.iter_mut().enumerate() {
             let top = top_bridge(&cfg.root_ports, PciBus::Port(i));
+            let watchdog_below = cfg
+                .watchdog
+                .as_ref()
+                .is_some_and(|w| bus_is_below(&cfg.root_ports, w.addr.bus, i));
             if hotplug_port(&port.cfg)
+                || watchdog_below
                 || requests
                     .iter()
                     .any(|r| bus_is_below(&cfg.root_ports, r.addr.bus, i))
@@ -433,7 +445,17 @@ impl PciPlan {
             )?);
         }
         let watchdog = match &cfg.watchdog {
-            Some(w) => Some(WatchdogPlan::new(w, alloc)?),
+            Some(w) => {
+                // Behind a bridge: the next MSI-X-sized share of the top
+                // bridge's memory window (its 16 bytes fit, aligned).
+                let bar = watchdog_top.and_then(|t| {
+                    let w = top_windows[t]?;
+                    let k = used[t];
+                    used[t] += 1;
+                    Some(w.mem.0 + k * MSIX_BAR_SIZE)
+                });
+                Some(WatchdogPlan::new(w, alloc, bar)?)
+            }
             None => None,
         };
         let (usb, usb_hids) = super::usb::plan(cfg, alloc)?;
@@ -823,9 +845,13 @@ impl PciPlan {
                     cfg.set_u16(reg::COMMAND, command::MEMORY);
                 }
                 set_multifunction(&f, plan.addr.multifunction);
+                let parent = match plan.addr.bus {
+                    PciBus::Root => None,
+                    PciBus::Port(i) => port_ids[i],
+                };
                 let info = FunctionInfo {
                     id: plan.id.clone(),
-                    parent: None,
+                    parent,
                     slot: plan.addr.slot,
                     function: plan.addr.function,
                 };

@@ -43,13 +43,23 @@ pub(crate) struct BootWatchdog {
 }
 
 impl WatchdogPlan {
-    /// Places BAR 0 in the 32-bit window.
-    pub(crate) fn new(cfg: &WatchdogConfig, alloc: &mut SystemAllocator) -> Result<Self, VmmError> {
+    /// Places BAR 0 in the 32-bit window, or at `bar` (in the windows of
+    /// the bridge it sits behind, which the caller placed).
+    pub(crate) fn new(
+        cfg: &WatchdogConfig,
+        alloc: &mut SystemAllocator,
+        bar: Option<u64>,
+    ) -> Result<Self, VmmError> {
         let size = i6300esb::BAR_SIZE;
-        let bar = alloc
-            .allocate_mmio32(size, size)
-            .map_err(VmmError::Placement)?
-            .base;
+        let bar = match bar {
+            Some(b) => b,
+            None => {
+                alloc
+                    .allocate_mmio32(size, size)
+                    .map_err(VmmError::Placement)?
+                    .base
+            }
+        };
         Ok(WatchdogPlan {
             addr: cfg.addr,
             id: cfg.id.clone(),

@@ -212,6 +212,14 @@ pub fn simple(s: &mut Session, out: &Out, op: Op, arg: &str, flags: u32) -> Resu
     Ok(())
 }
 
+/// `inject-nmi`: the call alone; virsh prints nothing of its own, not
+/// even a failure line before libvirt's error.
+pub fn inject_nmi(s: &mut Session, arg: &str) -> Result<(), CmdError> {
+    let dom = s.lookup(arg, By::ANY)?;
+    s.call::<procs::DomainInjectNmi>(&DomainFlagsArgs { dom, flags: 0 })?;
+    Ok(())
+}
+
 pub fn autostart(s: &mut Session, out: &Out, arg: &str, disable: bool) -> Result<(), CmdError> {
     let dom = s.lookup(arg, By::ANY)?;
     let (fail, done) = if disable {

@@ -98,6 +98,7 @@ pub fn run(s: &mut Session, out: &Out, c: &DomainCommand) -> Result<(), CmdError
         }
         DomainCommand::Suspend { dom } => lifecycle::simple(s, out, Op::Suspend, dom.get(name)?, 0),
         DomainCommand::Resume { dom } => lifecycle::simple(s, out, Op::Resume, dom.get(name)?, 0),
+        DomainCommand::InjectNmi { dom } => lifecycle::inject_nmi(s, dom.get(name)?),
         DomainCommand::Autostart { dom, disable } => {
             lifecycle::autostart(s, out, dom.get(name)?, *disable)
         }

@@ -661,6 +661,11 @@ impl<'a> DomainCalls<Call<'a>> for DomainDriver {
         self.reset(&a.dom)
     }
 
+    fn domain_inject_nmi(&self, _cx: &Call<'a>, a: DomainFlagsArgs) -> Result<(), RemoteError> {
+        flags(a.flags, 0, "qemuDomainInjectNMI")?;
+        self.inject_nmi(&a.dom)
+    }
+
     fn domain_suspend(&self, _cx: &Call<'a>, a: DomainArgs) -> Result<(), RemoteError> {
         self.suspend(&a.dom)
     }

@@ -289,6 +289,15 @@ impl DomainDriver {
         qmp(&run, "system_reset")
     }
 
+    /// DOMAIN_INJECT_NMI: QMP `inject-nmi` (an NMI to every vCPU), in
+    /// the domain's job as libvirt's qemuDomainInjectNMI.
+    pub fn inject_nmi(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {
+        let (job, _) = self.job_of(dom)?;
+        let _job = lock(&job);
+        let (_, run) = self.running(dom)?;
+        qmp(&run, "inject-nmi")
+    }
+
     /// DOMAIN_SUSPEND: QMP `stop`; the state changes when the follower
     /// sees the VMM's STOP event, in order with the events before it.
     pub fn suspend(&self, dom: &NonnullDomain) -> Result<(), RemoteError> {

@@ -1,6 +1,7 @@
-//! Puts the ptys a VMM opened for its serial ports into the live
-//! definition (`<source path='/dev/pts/N'/>`), as libvirt shows them in
-//! `virsh dumpxml` of a running domain.
+//! Puts the ptys a VMM opened for its serial and parallel ports into the
+//! live definition (`<source path='/dev/pts/N'/>`), as libvirt shows them
+//! in `virsh dumpxml` of a running domain. (libvirt writes `tty=` only on
+//! the first `<console>`, which the model's formatter does.)
 
 use rvirt_domain::model::Chardev;
 use rvirt_domain::xml::Element;
@@ -29,13 +30,48 @@ fn set_source(c: &mut Chardev, path: &str) {
     c.source = Some(src);
 }
 
+/// Child order of a `<parallel>` as libvirt writes it.
+fn parallel_rank(name: &str) -> usize {
+    ["source", "log", "protocol", "target", "alias", "address"]
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or(6)
+}
+
+/// `<parallel type='pty'>` number `i` gets its pty (`charparallelN`, the
+/// derivation's chardev ids, in the order the ports are defined).
+fn annotate_parallels(live: &mut Domain, paths: &[(String, String)]) {
+    let ports = live
+        .devices
+        .others
+        .iter_mut()
+        .filter(|o| o.kind() == "parallel");
+    for (i, o) in ports.enumerate() {
+        let label = format!("charparallel{i}");
+        let Some((_, path)) = paths.iter().find(|(l, _)| *l == label) else {
+            continue;
+        };
+        if o.element.attr("type") != Some("pty") {
+            continue;
+        }
+        let mut src = o
+            .element
+            .take_child("source")
+            .unwrap_or_else(|| Element::new("source"));
+        src.set_attr("path", path.as_str());
+        o.element.push(src);
+        o.element.sort_children(parallel_rank);
+    }
+}
+
 /// Fills in the pty paths of `live`'s pty serials (and of the consoles
-/// that are those serials).
+/// that are those serials) and parallel ports.
 pub fn annotate(live: &mut Domain, qmp: &QmpClient) {
     let paths = pty_paths(qmp);
     if paths.is_empty() {
         return;
     }
+    annotate_parallels(live, &paths);
     let find = |i: usize| {
         let label = format!("charserial{i}");
         paths
