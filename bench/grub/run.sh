@@ -8,8 +8,9 @@
 # test guest as its kernel and bench/grub/grub.cfg.
 #
 # Needs: root, /dev/kvm; installs what is missing (libvirtd 9.0 + QEMU,
-# virsh, tini, unshare, grub-pc-bin, e2fsprogs, seabios, python3) with
-# apt-get. libvirt side: a fresh private libvirtd (bench/lib/private_libvirtd.py);
+# virsh, tini, unshare, grub-pc-bin, e2fsprogs, python3) with apt-get;
+# Debian's seabios must be there (qemu-system-x86 pulls it in).
+# libvirt side: a fresh private libvirtd (bench/lib/private_libvirtd.py);
 # rvirtd on a temporary --root. Both are stopped at the end.
 #
 # Usage: bench/grub/run.sh
@@ -30,7 +31,7 @@ need libvirtd libvirt-daemon-system libvirt-daemon-driver-qemu
 need qemu-system-x86_64 qemu-system-x86
 need grub-mkimage grub-pc-bin
 need mkfs.ext2 e2fsprogs
-[ -e /usr/share/seabios/bios-256k.bin ] || need no-such-tool seabios
+[ -e /usr/share/seabios/bios-256k.bin ] || { echo "bench/grub: Debian's seabios is needed (apt-get install seabios)" >&2; exit 1; }
 
 if [ -z "${NO_BUILD:-}" ]; then
   echo "building rvirt-vmm, rvirtd, rvirsh and the test guests (release)..." >&2
