@@ -45,7 +45,7 @@ trap 'rm -rf "$TMP"' EXIT
 cc -O2 -static -o "$TMP/startup" "$ROOT/bench/startup/startup.c" 2>/dev/null ||
   cc -O2 -o "$TMP/startup" "$ROOT/bench/startup/startup.c"
 
-ARGS=(rvirt "$RVIRT" -m "$MEM" -no-reboot -serial stdio -kernel "$ONELINE" --
+ARGS=(rvirt "$RVIRT" -M microvm -m "$MEM" -no-reboot -serial stdio -kernel "$ONELINE" --
       qemu-microvm "$QEMU_BIN" -M microvm -enable-kvm -cpu qemu64,-pni -m "$MEM"
       -nodefaults -no-reboot -serial stdio -display none -device isa-debug-exit
       -kernel "$ONELINE" --)

@@ -157,12 +157,24 @@ pub struct RamLayout {
 /// Which PC board the RAM is laid out for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Board {
-    /// `pc` (and `microvm`): RAM up to 3 GiB below the hole.
+    /// `pc`: RAM up to 3 GiB below the hole.
     #[default]
     Pc,
     /// `q35`: RAM below the ECAM window at 0xb0000000, and only 2 GiB low
     /// once the guest has 2.75 GiB or more, as QEMU lays it out.
     Q35,
+    /// `microvm`: `pc`'s layout, with RAM in the VGA window too.
+    Microvm,
+}
+
+impl Board {
+    /// Whether the VGA window (0xA0000-0xBFFFF) is left without RAM, for a
+    /// VGA to answer there: on pc and q35. QEMU's microvm has RAM there (it
+    /// has no PCI, so no VGA), and one memory slot instead of two saves an
+    /// SRCU grace period at every start.
+    pub fn vga_window(self) -> bool {
+        self != Board::Microvm
+    }
 }
 
 /// q35's ECAM window: 256 buses of 1 MiB, where firmware puts it.
@@ -183,7 +195,7 @@ impl RamLayout {
     /// The layout of `size` bytes of RAM on `board`.
     pub fn for_board(board: Board, size: u64) -> Self {
         match board {
-            Board::Pc => Self::new(size),
+            Board::Pc | Board::Microvm => Self::new(size),
             Board::Q35 => {
                 let hole = if size >= Q35_ECAM_BASE {
                     0x8000_0000

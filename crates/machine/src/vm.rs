@@ -160,9 +160,10 @@ fn build_vm(kvm: &Kvm, cfg: &MachineConfig) -> Result<BareVm, MachineError> {
         let start = region.start_addr().0;
         // The VGA window (0xA0000-0xBFFFF) is not RAM, as on QEMU's pc
         // and q35: a display device (or nothing) answers there. The
-        // piece above it takes the slot after the regions'.
+        // piece above it takes the slot after the regions'. microvm has
+        // RAM there, as QEMU's (`Board::vga_window`).
         let mut pieces = vec![(slot as u32, start, 0, region.len())];
-        if start == 0 && region.len() > layout::VGA_WINDOW_END {
+        if start == 0 && region.len() > layout::VGA_WINDOW_END && cfg.board.vga_window() {
             pieces = vec![
                 (slot as u32, 0, 0, layout::VGA_WINDOW_START),
                 (

@@ -1129,6 +1129,7 @@ impl PamHook for BiosPam {
 pub(crate) fn board(chipset: Chipset) -> rvirt_machine::Board {
     match chipset {
         Chipset::Q35 => rvirt_machine::Board::Q35,
+        Chipset::Microvm => rvirt_machine::Board::Microvm,
         _ => rvirt_machine::Board::Pc,
     }
 }
