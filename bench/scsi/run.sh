@@ -14,8 +14,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/bench/lib/need.sh"
 need_kvm
 need python3 python3
-QEMU=$(command -v "${QEMU:-qemu-system-x86_64}") || need qemu-system-x86_64 qemu-system-x86
-QEMU=${QEMU:-$(command -v qemu-system-x86_64)}
+need "${QEMU:-qemu-system-x86_64}" qemu-system-x86
+QEMU=$(command -v "${QEMU:-qemu-system-x86_64}")
 cd "$ROOT"
 if [ -z "${RVIRT_VMM:-}" ]; then
   cargo build -q --release -p rvirt-vmm

@@ -57,6 +57,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("wdt", "wdt.c", Kind::Pvh, &[]),
     ("lpt", "lpt.c", Kind::Pvh, &[]),
     ("scsimq", "scsimq.c", Kind::Pvh, &[]),
+    ("ahcibench", "ahcibench.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:

@@ -136,11 +136,15 @@ pub enum Guest {
     /// MSI-X table size and configuration, reads a block on every request
     /// queue and writes one on the last (see the README).
     Scsimq,
+    /// PVH: bench/ahci's guest: 4 KiB READ DMA EXTs at random places of
+    /// the disk on port 0 of the first AHCI function, one at a time from
+    /// ring 3, timed by PHASE lines (see the README).
+    AhciBench,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 30] = [
+    pub const ALL: [Guest; 31] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -171,6 +175,7 @@ impl Guest {
         Guest::Wdt,
         Guest::Lpt,
         Guest::Scsimq,
+        Guest::AhciBench,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -206,6 +211,7 @@ impl Guest {
             Guest::Wdt => "wdt",
             Guest::Lpt => "lpt",
             Guest::Scsimq => "scsimq",
+            Guest::AhciBench => "ahcibench",
         }
     }
 
@@ -238,6 +244,7 @@ impl Guest {
                 | Guest::Exits
                 | Guest::Oneline
                 | Guest::Idle
+                | Guest::AhciBench
         )
     }
 }
