@@ -24,99 +24,15 @@ import datetime
 import json
 import os
 import platform
-import select
-import signal
 import statistics
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from stamped import run_once  # noqa: E402
+
 PHASES = ["seqread", "seqwrite", "randread", "randwrite"]
-
-
-def threads(pid):
-    """{tid: (name, ns on a CPU, ns waiting on a run queue)} from schedstat."""
-    out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for t in tids:
-        try:
-            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
-                run, wait, _ = f.read().split()
-            with open(f"/proc/{pid}/task/{t}/comm") as f:
-                name = f.read().strip()
-            out[t] = (name, int(run), int(wait))
-        except (OSError, ValueError):
-            pass
-    return out
-
-
-def run_once(argv, timeout, nice=0):
-    """Runs argv; returns stamped lines, wall/CPU time, exit status."""
-    if nice:
-        argv = ["nice", "-n", str(nice)] + argv
-        argv[0] = "/usr/bin/nice"
-    rfd, wfd = os.pipe()
-    devnull = os.open(os.devnull, os.O_RDWR)
-    errfile = f"/tmp/rvirt-bench-virtio-{os.getpid()}.err"
-    errfd = os.open(errfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    actions = [
-        (os.POSIX_SPAWN_DUP2, devnull, 0),
-        (os.POSIX_SPAWN_DUP2, wfd, 1),
-        (os.POSIX_SPAWN_DUP2, errfd, 2),
-        (os.POSIX_SPAWN_CLOSE, rfd),
-    ]
-    t0 = time.monotonic_ns()
-    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-    os.close(wfd)
-    os.close(devnull)
-    os.close(errfd)
-    deadline = t0 + int(timeout * 1e9)
-    lines = []  # (ns since t0, text)
-    snaps = {}  # marker line -> threads() as it arrived
-    partial = b""
-    killed = False
-    try:
-        while True:
-            left = (deadline - time.monotonic_ns()) / 1e9
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(rfd, 65536)
-            now = time.monotonic_ns()
-            if not chunk:
-                break
-            partial += chunk
-            while b"\n" in partial:
-                line, partial = partial.split(b"\n", 1)
-                text = line.decode(errors="replace").rstrip("\r")
-                lines.append((now - t0, text))
-                if text.startswith("PHASE ") and text.endswith((" START", " END")):
-                    snaps[text] = threads(pid)
-        _, status, ru = os.wait4(pid, 0)
-        t_exit = time.monotonic_ns()
-    finally:
-        os.close(rfd)
-    with open(errfile, errors="replace") as f:
-        err = f.read()
-    os.unlink(errfile)
-    return {
-        "lines": lines,
-        "snaps": snaps,
-        "exit_ms": (t_exit - t0) / 1e6,
-        "cpu_ms": (ru.ru_utime + ru.ru_stime) * 1000,
-        "user_ms": ru.ru_utime * 1000,
-        "sys_ms": ru.ru_stime * 1000,
-        "status": os.waitstatus_to_exitcode(status),
-        "killed": killed,
-        "stderr": err[-500:],
-    }
 
 
 def parse(run, n):

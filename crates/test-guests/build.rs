@@ -60,6 +60,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("scsimq", "scsimq.c", Kind::Pvh, &[]),
     ("usb", "usb.c", Kind::Pvh, &[]),
     ("nmi", "nmi.c", Kind::Pvh, &[]),
+    ("ahcibench", "ahcibench.c", Kind::Pvh, &[]),
 ];
 
 /// Sources in `guests/` some guests link besides their own and the runtime:

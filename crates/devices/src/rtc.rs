@@ -33,6 +33,10 @@ const CMOS_EXT_MEM: usize = 0x17;
 const CMOS_EXT_MEM_COPY: usize = 0x30;
 const CMOS_MEM_ABOVE_16M: usize = 0x34;
 const CMOS_MEM_ABOVE_4G: usize = 0x5b;
+/// The first two boot devices, and the third with the floppy check
+/// (QEMU's and SeaBIOS's CMOS_BIOS_BOOTFLAG2 and BOOTFLAG1).
+const CMOS_BOOT_DEVICES: usize = 0x3d;
+const CMOS_BOOT_DEVICE_3: usize = 0x38;
 const CMOS_SMP_COUNT: usize = 0x5f;
 
 const B_24H: u8 = 1 << 1;
@@ -172,6 +176,25 @@ impl Cmos {
         self.ram[CMOS_SMP_COUNT] = cpus.saturating_sub(1).min(0xff) as u8;
     }
 
+    /// Writes the boot order where SeaBIOS reads it without a
+    /// `bootorder` file (QEMU's `set_boot_dev`): the first three devices
+    /// of `order` (`a`/`b` floppy, `c` disk, `d` CD-ROM, `n` network,
+    /// anything else none) as nibbles of 0x3d and 0x38, the floppy
+    /// signature check left on.
+    pub fn set_boot_order(&mut self, order: &str) {
+        let nibble = |c: Option<char>| match c {
+            Some('a' | 'b') => 1u8,
+            Some('c') => 2,
+            Some('d') => 3,
+            Some('n') => 4,
+            _ => 0,
+        };
+        let mut c = order.chars();
+        let (first, second, third) = (nibble(c.next()), nibble(c.next()), nibble(c.next()));
+        self.ram[CMOS_BOOT_DEVICES] = second << 4 | first;
+        self.ram[CMOS_BOOT_DEVICE_3] = third << 4;
+    }
+
     fn now(&self) -> DateTime {
         DateTime::from_unix((self.clock)() + self.offset)
     }
@@ -293,6 +316,15 @@ mod tests {
             assert_eq!(DateTime::from_unix(s).to_unix(), s);
         }
         assert_eq!(DateTime::from_unix(951_782_400).day, 29); // 2000-02-29
+    }
+
+    #[test]
+    fn the_boot_order_is_where_seabios_reads_it() {
+        let mut c = Cmos::new(Box::new(|| 0));
+        c.set_boot_order("cad");
+        assert_eq!((read(&mut c, 0x3d), read(&mut c, 0x38)), (0x12, 0x30));
+        c.set_boot_order("d");
+        assert_eq!((read(&mut c, 0x3d), read(&mut c, 0x38)), (0x03, 0x00));
     }
 
     #[test]

@@ -17,9 +17,21 @@
  *            (or sense_len=<n> with less than 14 bytes of sense)
  *   SCSI_REQ vq=<n> op=<read|write> lba=<n> response=<n> status=<n>
  *            resid=<n> used=<bytes> fnv=0x<FNV-1a of the 512-byte buffer>
- *   SCSIMQ DONE, or SCSIMQ_FAILED <why>. */
+ *   SCSIMQ DONE, or SCSIMQ_FAILED <why>.
+ *
+ * With scsimq.bench=N on its command line it is bench/scsi's guest
+ * instead: after the unit attention, in ring 3 (where kvm_pvm runs guest
+ * code natively), N 4 KiB READ(10)s at random 4 KiB-aligned places of the
+ * first scsimq.blocks=B 512-byte blocks (default 2048), scsimq.qd=QD
+ * (default 16, at most 64) in flight on the first request queue, polled:
+ *   PHASE randread START / PHASE randread END
+ *   PHASE_STATS randread n=<done> errors=<not GOOD> kicks=<n> tsc=<cycles>
+ * then it leaves fast (isa-debug-exit, i8042 reset). */
 #include "rt/rt.h"
+#include "rt/args.h"
 #include "rt/fnv.h"
+#include "rt/leave.h"
+#include "rt/ring3.h"
 #include "net/vdev.h"
 
 #define MAXQ 8
@@ -126,9 +138,116 @@ static int command(struct vdev *d, u16 vq, u8 op, u32 lba, u64 slot)
 	return 0;
 }
 
+
+/* ---- bench/scsi: 4 KiB random reads, QD in flight on virtqueue 2 ---- */
+
+#define BQ_RINGS 0x500000ul
+#define BQ_SLOTS 0x510000ul /* 0x100 per slot: header, then response */
+#define BQ_DATA 0x600000ul  /* 4 KiB per slot */
+#define BQ_SIZE 256
+#define BQ_MAXQD 64
+
+static struct virtq bq;
+static u64 lcg = 0x2545f4914f6cdd1dull;
+
+/* Slot s (descriptors 3s..3s+2) reads 8 blocks at a random 4 KiB place. */
+static void bq_fill(u32 s, u32 blocks)
+{
+	u8 *h = (u8 *)(BQ_SLOTS + 0x100ul * s);
+	lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+	u32 lba = (u32)((lcg >> 33) % (blocks / 8)) * 8;
+	h[19 + 2] = (u8)(lba >> 24);
+	h[19 + 3] = (u8)(lba >> 16);
+	h[19 + 4] = (u8)(lba >> 8);
+	h[19 + 5] = (u8)lba;
+	vq_push(&bq, (u16)(3 * s));
+}
+
+/* Makes every user page above 4 GiB that the start code or vdev_pci
+ * mapped reachable from ring 3 too (to_ring3 does the first 4 GiB). */
+extern u64 pml4[];
+static void user_high(void)
+{
+	u64 *pdpt = (u64 *)(pml4[0] & 0x000ffffffffff000ull);
+	for (int i = 4; i < 512; i++) {
+		if (!(pdpt[i] & 1))
+			continue;
+		pdpt[i] |= 4;
+		u64 *pd = (u64 *)(pdpt[i] & 0x000ffffffffff000ull);
+		for (int j = 0; j < 512; j++)
+			pd[j] |= 4;
+	}
+}
+
+static void bench(struct vdev *d, u32 n, u32 qd, u32 blocks)
+{
+	vq_init(&bq, BQ_RINGS, BQ_SIZE);
+	if (vdev_queue(d, 2, &bq) || vdev_go(d))
+		return;
+	*(volatile u16 *)bq.avail = 1; /* VRING_AVAIL_F_NO_INTERRUPT: we poll */
+	/* The reset's unit attention, on the first slot. */
+	memset((void *)BQ_SLOTS, 0, 0x100ul * BQ_MAXQD);
+	for (u32 s = 0; s < qd; s++) {
+		u64 h = BQ_SLOTS + 0x100ul * s;
+		u8 *cdb = (u8 *)h + 19;
+		((u8 *)h)[0] = 1;
+		cdb[0] = 0x28;
+		cdb[8] = 8;
+		set_desc(&bq, (u16)(3 * s), h, HDR_LEN, VQ_F_NEXT, (u16)(3 * s + 1));
+		set_desc(&bq, (u16)(3 * s + 1), h + 0x80, RESP_LEN, VQ_F_WRITE | VQ_F_NEXT,
+			 (u16)(3 * s + 2));
+		set_desc(&bq, (u16)(3 * s + 2), BQ_DATA + 4096ul * s, 4096, VQ_F_WRITE, 0);
+	}
+	u32 id, len;
+	vq_push(&bq, 0);
+	vq_publish(&bq);
+	vdev_notify(d, 2);
+	for (u32 spins = 0; !vq_pop(&bq, &id, &len); spins++)
+		if (spins >= 20000000) {
+			printf("SCSIMQ_FAILED no answer\n");
+			return;
+		}
+	u64 notify = d->notify + (u64)rd16(d->common + 0x1e) * d->notify_mult;
+	user_high();
+	to_ring3();
+	u32 done = 0, posted = 0, errors = 0, kicks = 0;
+	printf("PHASE randread START\n");
+	u64 t0 = rdtsc();
+	for (; posted < qd && posted < n; posted++)
+		bq_fill(posted, blocks);
+	vq_publish(&bq);
+	*(volatile u16 *)notify = 2;
+	kicks++;
+	while (done < n) {
+		int got = 0;
+		while (vq_pop(&bq, &id, &len)) {
+			u8 *r = (u8 *)(BQ_SLOTS + 0x100ul * (id / 3) + 0x80);
+			if (r[10] || r[11])
+				errors++;
+			done++;
+			got = 1;
+			if (posted < n) {
+				bq_fill(id / 3, blocks);
+				posted++;
+			}
+		}
+		if (got && posted > done) {
+			vq_publish(&bq);
+			if (!(*(volatile u16 *)bq.used & 1)) {
+				*(volatile u16 *)notify = 2;
+				kicks++;
+			}
+		}
+	}
+	u64 t1 = rdtsc();
+	printf("PHASE randread END\n");
+	printf("PHASE_STATS randread n=%u errors=%u kicks=%u tsc=%lu\n", done, errors, kicks, t1 - t0);
+	leave_fast();
+}
+
 void pvh_main(const struct hvm_start_info *si)
 {
-	(void)si;
+	const char *args = si->cmdline_paddr ? (const char *)si->cmdline_paddr : "";
 	const char *cmd = "";
 	struct vdev d;
 	int found = 0;
@@ -150,6 +269,14 @@ void pvh_main(const struct hvm_start_info *si)
 	       cfg32(&d, 12), cfg32(&d, 16), cfg32(&d, 20), cfg32(&d, 24),
 	       vdev_cfg8(&d, 28) | vdev_cfg8(&d, 29) << 8, vdev_cfg8(&d, 30) | vdev_cfg8(&d, 31) << 8,
 	       cfg32(&d, 32));
+	u32 iters = (u32)arg_dec(arg_find(args, "scsimq.bench="), 0);
+	if (iters) {
+		u32 qd = (u32)arg_dec(arg_find(args, "scsimq.qd="), 16);
+		if (qd < 1 || qd > BQ_MAXQD)
+			qd = 16;
+		bench(&d, iters, qd, (u32)arg_dec(arg_find(args, "scsimq.blocks="), 2048));
+		return;
+	}
 	u32 n = cfg32(&d, 0);
 	if (n == 0) {
 		printf("SCSIMQ_FAILED num_queues 0\n");

@@ -151,11 +151,15 @@ pub enum Guest {
     /// masked, then unmasked) and prints `NMI n` for each (see the
     /// README).
     Nmi,
+    /// PVH: bench/ahci's guest: 4 KiB READ DMA EXTs at random places of
+    /// the disk on port 0 of the first AHCI function, one at a time from
+    /// ring 3, timed by PHASE lines (see the README).
+    AhciBench,
 }
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 33] = [
+    pub const ALL: [Guest; 34] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -189,6 +193,7 @@ impl Guest {
         Guest::Scsimq,
         Guest::Usb,
         Guest::Nmi,
+        Guest::AhciBench,
     ];
 
     /// The guest's name, as in the README and the build script.
@@ -227,6 +232,7 @@ impl Guest {
             Guest::Scsimq => "scsimq",
             Guest::Usb => "usb",
             Guest::Nmi => "nmi",
+            Guest::AhciBench => "ahcibench",
         }
     }
 
@@ -259,6 +265,7 @@ impl Guest {
                 | Guest::Exits
                 | Guest::Oneline
                 | Guest::Idle
+                | Guest::AhciBench
         )
     }
 }

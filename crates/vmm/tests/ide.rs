@@ -293,3 +293,90 @@ fn an_ide_cdrom_changes_media_over_qmp() {
     assert!(err.contains("is not removable"), "{err}");
     qmp.execute("quit", None).unwrap();
 }
+
+/// QEMU's legacy drive options: SeaBIOS boots an El Torito ISO given by
+/// `-cdrom` (PIIX3 IDE's secondary master on pc, AHCI port 2 on q35) and
+/// the boot disk given by `-hda`, with no `-device` and no boot index
+/// (SeaBIOS's order from the CMOS, QEMU's default), with the same serial
+/// lines as QEMU 7.2 given the same command line.
+#[test]
+fn seabios_boots_cdrom_and_hda_as_on_qemu() {
+    let Some(bios) = seabios("bios-256k.bin") else {
+        return;
+    };
+    let qemu = which("qemu-system-x86_64");
+    assert!(
+        qemu.is_some() || !required(),
+        "qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let iso = boot_iso(dir.path());
+    let mut cases = Vec::new();
+    for machine in ["pc-i440fx-7.2", "pc-q35-7.2"] {
+        cases.push((machine, "-hda", "MBR long mode, boot drive 0x80"));
+        if iso.is_some() {
+            cases.push((machine, "-cdrom", "MBR long mode, boot drive 0xe0"));
+        }
+    }
+    for (machine, opt, booted) in cases {
+        let tag = format!("{machine}{opt}");
+        let medium = |who: &str| match (opt, &iso) {
+            ("-cdrom", Some(iso)) => iso.clone(),
+            _ => {
+                let p = dir.path().join(format!("{who}-{tag}.img"));
+                std::fs::copy(boot_disk(), &p).unwrap();
+                p
+            }
+        };
+        let args = |who: &str| -> Vec<String> {
+            let serial = dir.path().join(format!("{who}-{tag}.serial"));
+            [
+                "-M",
+                machine,
+                "-m",
+                "128",
+                "-nodefaults",
+                "-no-reboot",
+                "-serial",
+                &format!("file:{}", serial.display()),
+                opt,
+                &medium(who).display().to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        };
+        let a = args("rvirt");
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let run = wait(spawn(&refs), LIMIT);
+        assert!(run.status.success(), "rvirt-vmm {a:?}: {}", run.stderr);
+        let ours = seabios_lines(&dir.path().join(format!("rvirt-{tag}.serial")));
+        assert!(ours.contains(&booted.to_string()), "{tag}: {ours:?}");
+        assert_eq!(ours.last().map(String::as_str), Some("DONE"), "{ours:?}");
+
+        if qemu.is_none() {
+            eprintln!("QEMU not installed: the comparison did not run");
+            continue;
+        }
+        let mut q = args("qemu");
+        // Without it QEMU adds its kvmvapic option ROM, a legacy ROM
+        // SeaBIOS tries first as a hard disk when no bootorder file says
+        // otherwise ("Booting from Hard Disk", "Boot failed"); rvirt has
+        // no such ROM.
+        q.extend(["-global", "kvm-apic.vapic=false"].map(String::from));
+        q.extend(["-enable-kvm", "-nographic", "-bios"].map(String::from));
+        q.push(bios.display().to_string());
+        let run = Spawned::start(
+            die_with_test(&mut Command::new("qemu-system-x86_64"))
+                .args(&q)
+                .stdin(Stdio::null()),
+        )
+        .output(LIMIT);
+        assert!(run.status.success(), "QEMU: {run:?}");
+        assert_eq!(
+            ours,
+            seabios_lines(&dir.path().join(format!("qemu-{tag}.serial"))),
+            "{tag}: rvirt's serial lines vs QEMU's"
+        );
+    }
+}

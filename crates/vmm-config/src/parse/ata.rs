@@ -48,6 +48,23 @@ impl AtaSpecs {
         self.controllers.push(o.get("id"));
     }
 
+    /// The drives the board creates (`-drive if=ide`, `-cdrom`, …),
+    /// before every `-device` one, as QEMU creates them.
+    pub(super) fn board_drives(&mut self, board: Vec<super::legacy::BoardDrive>) {
+        let refs = board.into_iter().map(|b| DriveRef {
+            kind: b.kind,
+            drive: b.drive,
+            bus: Some(format!("ide.{}", b.bus)),
+            unit: Some(u32::from(b.unit)),
+            id: None,
+            bootindex: None,
+            serial: None,
+            write_cache: None,
+            controllers_before: 0,
+        });
+        self.drives.splice(0..0, refs);
+    }
+
     /// `-device ide-hd|ide-cd,…`.
     pub(super) fn drive(&mut self, kind: AtaKind, o: &mut Opts) -> Result<(), ConfigError> {
         let drive = o.get("drive").filter(|d| !d.is_empty());

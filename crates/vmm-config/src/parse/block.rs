@@ -156,6 +156,58 @@ fn format(o: &Opts, format: &str) -> Result<ImageFormat, ConfigError> {
     }
 }
 
+/// A `-drive`'s image: its format node over its file node, both with the
+/// drive's options (`file=`, `format=`, `readonly=`, cache, aio,
+/// discard), and its `cache.writeback`. `read_only` forces it (a CD-ROM).
+pub(super) fn drive_image(
+    o: &mut Opts,
+    read_only: bool,
+) -> Result<(FormatNode, bool), ConfigError> {
+    let filename = file_path(o, "file")?;
+    let fmt = match o.get("format") {
+        Some(f) => format(o, &f)?,
+        None => ImageFormat::Raw,
+    };
+    let read_only = o.get_bool("readonly")?.unwrap_or(false) || read_only;
+    // cache=MODE sets all three; the specific options take precedence,
+    // as in QEMU.
+    let (base, writeback) = match o.get("cache") {
+        None => (Cache::default(), true),
+        Some(m) => cache_mode(&m).ok_or_else(|| {
+            o.error(format!(
+                "parameter 'cache' expects one of {}, not '{m}'",
+                CACHE_MODES.join(", ")
+            ))
+        })?,
+    };
+    let cache = node_cache(o, base)?;
+    let writeback = o.get_bool("cache.writeback")?.unwrap_or(writeback);
+    let aio = aio(o)?;
+    check_native(o, aio, cache, &filename)?;
+    let discard = discard(o)?;
+    o.ignore(&["werror", "rerror", "detect-zeroes", "auto-read-only"]);
+    let image = FormatNode {
+        node_name: None,
+        format: fmt,
+        read_only,
+        cache,
+        discard,
+        file: ProtocolNode {
+            node_name: None,
+            // QEMU would probe for host_device; both open the same.
+            driver: Protocol::File,
+            filename,
+            read_only,
+            auto_read_only: false,
+            cache,
+            aio,
+            discard,
+        },
+        backing: Backing::FromImage,
+    };
+    Ok((image, writeback))
+}
+
 fn file_path(o: &mut Opts, key: &str) -> Result<PathBuf, ConfigError> {
     let f = o.require(key)?;
     if f.is_empty() {
@@ -248,25 +300,19 @@ fn protocol(driver: &str) -> Option<Protocol> {
 
 impl BlockSpecs {
     /// `-drive file=…,format=raw,if=none,id=ID,…`.
-    pub(super) fn drive(&mut self, v: &str) -> Result<(), ConfigError> {
+    /// `-drive`: with `if=none`, a drive a `-device` names by its `id`;
+    /// with `if=ide` (QEMU's default interface on pc and q35), a drive
+    /// the board puts on its IDE or AHCI bus, returned for
+    /// [`super::legacy`] to place.
+    pub(super) fn drive(
+        &mut self,
+        v: &str,
+    ) -> Result<Option<super::legacy::LegacyDrive>, ConfigError> {
         let mut o = Opts::parse("-drive", v, None)?;
-        let filename = file_path(&mut o, "file")?;
-        let fmt = match o.get("format") {
-            Some(f) => format(&o, &f)?,
-            None => ImageFormat::Raw,
-        };
         match o.get("if").as_deref() {
             Some("none") => {}
-            Some(other) => {
-                return Err(o.error(format!(
-                    "if={other} is not supported yet: use if=none with -device virtio-blk-device"
-                )))
-            }
-            None => {
-                return Err(o.error(
-                    "only if=none is supported (with -device virtio-blk-device,drive=ID)".into(),
-                ))
-            }
+            None | Some("ide") => return super::legacy::drive(o, v).map(Some),
+            Some(other) => return Err(super::legacy::refused_if(&o, other)),
         }
         let id = o.require("id")?;
         if let Some(m) = o.get("media") {
@@ -274,48 +320,26 @@ impl BlockSpecs {
                 return Err(o.error(format!("media={m} is not supported yet")));
             }
         }
-        let read_only = o.get_bool("readonly")?.unwrap_or(false);
-        // cache=MODE sets all three; the specific options take precedence,
-        // as in QEMU.
-        let (base, writeback) = match o.get("cache") {
-            None => (Cache::default(), true),
-            Some(m) => cache_mode(&m).ok_or_else(|| {
-                o.error(format!(
-                    "parameter 'cache' expects one of {}, not '{m}'",
-                    CACHE_MODES.join(", ")
-                ))
-            })?,
-        };
-        let cache = node_cache(&mut o, base)?;
-        let writeback = o.get_bool("cache.writeback")?.unwrap_or(writeback);
-        let aio = aio(&mut o)?;
-        check_native(&o, aio, cache, &filename)?;
-        let discard = discard(&mut o)?;
-        o.ignore(&["werror", "rerror", "detect-zeroes", "auto-read-only"]);
+        let (image, writeback) = drive_image(&mut o, false)?;
         o.finish()?;
-        self.check_new("-drive", &id)?;
+        self.add_drive("-drive", id, image, writeback)
+            .map(|()| None)
+    }
+
+    /// Adds a `-drive`'s graph under `id` (its own or the name QEMU gives
+    /// a board's drive).
+    pub(super) fn add_drive(
+        &mut self,
+        opt: &str,
+        id: String,
+        image: FormatNode,
+        writeback: bool,
+    ) -> Result<(), ConfigError> {
+        self.check_new(opt, &id)?;
         self.drives.push(Drive {
             id,
             writeback,
-            image: FormatNode {
-                node_name: None,
-                format: fmt,
-                read_only,
-                cache,
-                discard,
-                file: ProtocolNode {
-                    node_name: None,
-                    // QEMU would probe for host_device; both open the same.
-                    driver: Protocol::File,
-                    filename,
-                    read_only,
-                    auto_read_only: false,
-                    cache,
-                    aio,
-                    discard,
-                },
-                backing: Backing::FromImage,
-            },
+            image,
         });
         Ok(())
     }

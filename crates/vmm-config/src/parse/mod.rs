@@ -15,6 +15,7 @@ pub(crate) mod block;
 mod display;
 mod firmware;
 mod hotplug;
+mod legacy;
 mod netdev;
 mod pci;
 mod scsi;
@@ -116,6 +117,11 @@ const WITH_ARG: &[&str] = &[
     "-d",
     "-vga",
     "-L",
+    "-cdrom",
+    "-hda",
+    "-hdb",
+    "-hdc",
+    "-hdd",
 ];
 
 /// Options that take none.
@@ -161,6 +167,8 @@ pub fn usage() -> String {
          \x20 -object rng-random,id=ID,filename=FILE  an entropy source, for virtio-rng\n\
          \x20 -device virtio-rng-device,rng=ID\n\
          \x20 -device virtio-keyboard-device|virtio-mouse-device|virtio-tablet-device[,id=]  virtio-input\n\
+         \x20 -drive file=IMG[,if=ide,index=N|bus=B,unit=U,media=disk|cdrom]  a drive of pc's IDE, q35's AHCI\n\
+         \x20 -cdrom FILE, -hda|-hdb|-hdc|-hdd FILE   the same at index 2 (a CD-ROM), 0, 1, 2, 3\n\
          \x20 -drive file=IMG,format=raw,if=none,id=ID[,readonly=on,discard=unmap,\n\
          \x20        cache=none|writeback|writethrough|directsync|unsafe,aio=threads|native|io_uring]\n\
          \x20 -blockdev driver=file|host_device,filename=IMG,node-name=N[,cache.direct=,cache.no-flush=,aio=]\n\
@@ -203,6 +211,8 @@ struct Builder {
     firmware: firmware::FirmwareSpecs,
     pci: pci::PciSpecs,
     ata: ata::AtaSpecs,
+    /// `-drive if=ide`, `-cdrom`, `-hda`…: the board's drives.
+    legacy: legacy::LegacySpecs,
     parallel: watchdog::ParallelSpecs,
     watchdog_seen: bool,
     usb: usb::UsbSpecs,
@@ -454,7 +464,16 @@ impl Builder {
             }
             "-device" => self.device(v)?,
             "-object" => self.virtio.object(v)?,
-            "-drive" => self.virtio.drive(v)?,
+            "-drive" => {
+                if let Some(d) = self.virtio.drive(v)? {
+                    self.legacy.push(d);
+                }
+            }
+            "-cdrom" => self.legacy.push(legacy::shorthand("-cdrom", v)?),
+            "-hda" => self.legacy.push(legacy::shorthand("-hda", v)?),
+            "-hdb" => self.legacy.push(legacy::shorthand("-hdb", v)?),
+            "-hdc" => self.legacy.push(legacy::shorthand("-hdc", v)?),
+            "-hdd" => self.legacy.push(legacy::shorthand("-hdd", v)?),
             "-blockdev" => self.virtio.blockdev(v)?,
             "-netdev" => self.virtio.netdev(v)?,
             // `none` only says "no default NIC", which rvirt never adds.
@@ -781,6 +800,10 @@ impl Builder {
         let parallel = std::mem::take(&mut self.parallel);
         self.cfg.parallels = parallel.finish(&|id| self.chardev(id, "-device"))?;
         let mut virtio = std::mem::take(&mut self.virtio);
+        // The board makes its drives before any -device.
+        let board =
+            std::mem::take(&mut self.legacy).finish(self.cfg.chipset, virtio.block_mut())?;
+        self.ata.board_drives(board);
         let (ahci, ata_drives) =
             std::mem::take(&mut self.ata).finish(self.cfg.chipset, &ahci_placed, &mut virtio)?;
         self.cfg.ahci = ahci;

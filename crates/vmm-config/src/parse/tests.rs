@@ -3,6 +3,7 @@ use crate::disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, Protoc
 
 mod ata;
 mod firmware;
+mod legacy;
 mod netdev_user_stream;
 mod pci;
 mod scsi;
@@ -266,7 +267,10 @@ fn bad_input_names_the_option() {
     ]))
     .contains("parameter 'node-name' is missing"));
     assert!(err(&with_kernel(&["-netdev", "socket,id=n0"])).starts_with("-netdev: type 'socket'"));
-    assert!(err(&with_kernel(&["-drive", "file=x"])).contains("only if=none"));
+    assert_eq!(
+        err(&with_kernel(&["-M", "microvm", "-drive", "file=x"])),
+        "-drive: file=x: machine type does not support if=ide,bus=0,unit=0"
+    );
     assert!(err(&with_kernel(&["-device", "ne2k_pci"])).contains("not supported"));
     assert!(err(&with_kernel(&["-device", "e1000"])).contains("parameter 'netdev' is missing"));
     assert_eq!(
@@ -747,7 +751,8 @@ fn virtio_blk_errors() {
             .contains("expects one of none, writeback")
     );
     assert!(err(&with_kernel(&["-drive", "file=/a,if=none,id=d,aio=posix"])).contains("'aio'"));
-    assert!(err(&with_kernel(&["-drive", "file=/a,if=virtio,id=d"])).contains("not supported yet"));
+    assert!(err(&with_kernel(&["-drive", "file=/a,if=virtio,id=d"]))
+        .contains("if=virtio is not supported: use if=none with -device virtio-blk-pci"));
     assert!(err(&with_kernel(&[
         "-drive",
         "file=/a,if=none,id=d",

@@ -162,9 +162,18 @@ impl VirtioSpecs {
         Ok(())
     }
 
-    /// `-drive file=…,format=raw,if=none,id=ID,…`.
-    pub(super) fn drive(&mut self, v: &str) -> Result<(), ConfigError> {
+    /// `-drive file=…,format=raw,if=none,id=ID,…`, or a board's drive
+    /// (`if=ide`), returned.
+    pub(super) fn drive(
+        &mut self,
+        v: &str,
+    ) -> Result<Option<super::legacy::LegacyDrive>, ConfigError> {
         self.block.drive(v)
+    }
+
+    /// The block options, for the board's drives (`-drive if=ide`).
+    pub(super) fn block_mut(&mut self) -> &mut BlockSpecs {
+        &mut self.block
     }
 
     /// `-blockdev`: a `file`/`host_device` node, or a `raw` node on one.

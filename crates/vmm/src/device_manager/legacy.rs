@@ -193,6 +193,8 @@ impl LegacyDevices {
         let mut cmos = Cmos::new(rvirt_devices::rtc::host_clock());
         let ram = rvirt_machine::layout::RamLayout::new(cfg.mem_size);
         cmos.set_platform(ram.low, ram.high, cfg.smp.cpus);
+        // QEMU's default order: disk, floppy, CD-ROM.
+        cmos.set_boot_order(cfg.boot.order.as_deref().unwrap_or("cad"));
         let kbd = Arc::new(SwitchedLine::default());
         let aux = Arc::new(SwitchedLine::default());
         let control = Arc::new(SwitchedControl::default());
