@@ -1200,9 +1200,11 @@ fn e1000e_nics_on_q35_as_libvirt_writes_them() {
         "{raw:?}"
     );
     // Without an address it gets a root port, as libvirt's define gives.
-    let bare = FIRMWARE
-        .replace("pc-i440fx-7.2", "pc-q35-7.2")
-        .replacen("<model type='virtio'/>", "<model type='e1000e'/>", 1);
+    let bare = FIRMWARE.replace("pc-i440fx-7.2", "pc-q35-7.2").replacen(
+        "<model type='virtio'/>",
+        "<model type='e1000e'/>",
+        1,
+    );
     let a = derive(&bare).unwrap_or_else(|e| panic!("{e}"));
     let nic = values(&a.args, "-device")
         .into_iter()
