@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""e1000 transmit rate, rvirt-vmm vs QEMU 7.2: the e1000 test guest sends N
+"""e1000 (MODEL=e1000e: e1000e) transmit rate, rvirt-vmm vs QEMU 7.2: the test guest sends N
 60-byte frames as fast as its 8-descriptor ring takes them, over -netdev
 stream to this script, which times the first to the last (frames per
 second seen by the host). Both VMMs get the same command line; rounds
@@ -11,6 +11,15 @@ N = int(os.environ.get("N", "20000"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 WARMUP = int(os.environ.get("WARMUP", "1"))
 LIMIT = float(os.environ.get("LIMIT", "300"))
+MODEL = os.environ.get("MODEL", "e1000")
+# The machine and devices of each model: the e1000e as libvirt puts it on
+# q35 (behind a root port).
+MACHINE, DEVICES = {
+    "e1000": ("pc", ["-device", "e1000,netdev=n0,mac=52:54:00:12:34:56,romfile="]),
+    "e1000e": ("q35", [
+        "-device", "pcie-root-port,id=pci.1,port=16,chassis=1,bus=pcie.0,addr=0x2",
+        "-device", "e1000e,netdev=n0,mac=52:54:00:12:34:56,romfile=,bus=pci.1,addr=0x0"]),
+}[MODEL]
 
 
 def recv_exact(c, n):
@@ -31,11 +40,10 @@ def one(program, tmp):
     srv.bind(sock)
     srv.listen(1)
     srv.settimeout(LIMIT)
-    args = [program, "-M", "pc", "-enable-kvm", "-cpu", "qemu64,-pni", "-m", "128",
+    args = [program, "-M", MACHINE, "-enable-kvm", "-cpu", "qemu64,-pni", "-m", "128",
             "-nodefaults", "-no-reboot", "-display", "none", "-serial", "none",
             "-netdev", f"stream,id=n0,server=off,addr.type=unix,addr.path={sock}",
-            "-device", "e1000,netdev=n0,mac=52:54:00:12:34:56,romfile=",
-            "-kernel", guest, "-append", f"e1000.bench={N}"]
+            *DEVICES, "-kernel", guest, "-append", f"{MODEL}.bench={N}"]
     vm = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE)
     try:
@@ -80,13 +88,13 @@ def main():
                     results[name].append(fps)
                 print(f"round {r} {name}: {fps:.0f} frames/s", flush=True)
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"median frames/s: rvirt {med['rvirt']:.0f}  qemu {med['qemu']:.0f}  "
+    print(f"{MODEL} median frames/s: rvirt {med['rvirt']:.0f}  qemu {med['qemu']:.0f}  "
           f"rvirt/qemu {med['rvirt'] / med['qemu']:.2f}")
     out = os.path.join(os.path.dirname(__file__), "..", "results")
     os.makedirs(out, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    with open(os.path.join(out, f"e1000-{stamp}.json"), "w") as f:
-        json.dump({"n": N, "samples": results, "median": med}, f, indent=1)
+    with open(os.path.join(out, f"{MODEL}-{stamp}.json"), "w") as f:
+        json.dump({"model": MODEL, "n": N, "samples": results, "median": med}, f, indent=1)
 
 
 main()

@@ -1,10 +1,11 @@
 #!/bin/bash
-# rvirt-vmm vs QEMU 7.2: e1000 frames per second from the guest to the host
-# (the e1000 test guest with e1000.bench=N, over -netdev stream to
-# bench.py, which times the frames as they arrive). Both VMMs get the same
-# command line, alternately.
+# rvirt-vmm vs QEMU 7.2: e1000 (or e1000e) frames per second from the guest
+# to the host (the e1000 or e1000e test guest with MODEL.bench=N, over
+# -netdev stream to bench.py, which times the frames as they arrive). Both
+# VMMs get the same command line, alternately.
 #
 # Needs: /dev/kvm, qemu-system-x86_64 (Debian qemu-system-x86), python3.
+#   MODEL=e1000|e1000e (e1000e: on q35, behind a root port, as libvirt)
 #   N=20000 ROUNDS=5 WARMUP=1
 #   RVIRT_VMM=PATH   benchmark this binary instead of building one (release)
 #   QEMU=qemu-system-x86_64
@@ -19,5 +20,7 @@ if [ -z "${RVIRT_VMM:-}" ]; then
   cargo build -q --release -p rvirt-vmm
   RVIRT_VMM=$ROOT/target/release/rvirt-vmm
 fi
-GUEST=$(cargo run -q -p rvirt-test-guests -- e1000)
+export MODEL=${MODEL:-e1000}
+case $MODEL in e1000|e1000e) ;; *) echo "bench/e1000: MODEL is e1000 or e1000e" >&2; exit 1;; esac
+GUEST=$(cargo run -q -p rvirt-test-guests -- "$MODEL")
 exec python3 "$ROOT/bench/e1000/bench.py" "$RVIRT_VMM" "$QEMU" "$GUEST"

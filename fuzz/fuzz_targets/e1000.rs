@@ -1,4 +1,6 @@
-//! The e1000 under a hostile driver: the input's first 32 bytes are eight
+//! The e1000 and e1000e under a hostile driver: the first byte's top bit
+//! picks the card (an 82574L also gets RFCTL, IVAR, EIAC, IAM and CTRL_EXT
+//! writes: extended descriptors, MSI-X mapping), the input's first 32 bytes are eight
 //! register writes (offset byte, 3 value bytes, scaled to the ring and
 //! control registers), the rest guest memory (64 KiB at 0) holding the
 //! transmit ring at 0 (16 descriptors), the receive ring at 0x100 and
@@ -15,7 +17,7 @@ use std::io;
 
 use libfuzzer_sys::fuzz_target;
 use rvirt_hostnet::{NetBackend, VNET_HDR_LEN};
-use rvirt_nic::e1000::{regs, E1000, MMIO_BAR};
+use rvirt_nic::e1000::{regs, Model, E1000, MMIO_BAR};
 use rvirt_pci::config::{command, reg};
 use rvirt_pci::intx::IntxPin;
 use rvirt_pci::PciFunction;
@@ -65,6 +67,26 @@ const REGS: [u32; 16] = [
     regs::EERD,
 ];
 
+/// The 82574's: five of the 82540EM's list traded for its own.
+const REGS_82574: [u32; 16] = [
+    regs::TDLEN,
+    regs::TDH,
+    regs::TDT,
+    regs::TCTL,
+    regs::RDLEN,
+    regs::RDH,
+    regs::RDT,
+    regs::RCTL,
+    regs::e82574::RFCTL,
+    regs::e82574::IVAR,
+    regs::e82574::EIAC,
+    regs::ICS,
+    regs::IMS,
+    regs::e82574::IAM,
+    regs::CTRL_EXT,
+    regs::ICR,
+];
+
 fuzz_target!(|data: &[u8]| {
     if data.len() < 32 {
         return;
@@ -72,7 +94,13 @@ fuzz_target!(|data: &[u8]| {
     let (script, image) = data.split_at(32);
     let mem = common::memory(image);
     let sizes = script[..4].iter().map(|&b| usize::from(b) * 67).collect();
-    let mut nic = E1000::new(Box::new(Peer { sizes }), [0x52, 0x54, 0, 0x12, 0x34, 0x56]).unwrap();
+    let (model, table) = if script[0] & 0x80 != 0 {
+        (Model::E82574l, &REGS_82574)
+    } else {
+        (Model::E82540em, &REGS)
+    };
+    let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    let mut nic = E1000::with_model(model, Box::new(Peer { sizes }), mac).unwrap();
     nic.attach(mem, IntxPin::unconnected());
     nic.write_config(
         reg::COMMAND,
@@ -94,7 +122,7 @@ fuzz_target!(|data: &[u8]| {
     );
     w(&mut nic, regs::RDT, 15);
     for op in script.chunks(4) {
-        let r = REGS[usize::from(op[0] & 15)];
+        let r = table[usize::from(op[0] & 15)];
         let v = u32::from_le_bytes([op[1], op[2], op[3], 0]);
         let v = match r {
             regs::TDT | regs::RDT | regs::TDH | regs::RDH => v & 0x1f,

@@ -1138,7 +1138,7 @@ fn ide_on_q35_and_virtio_cdroms_are_refused_with_the_reason() {
 }
 
 /// `<interface model='e1000'>`: QEMU's `e1000` at the interface's PCI
-/// address, libvirt's keys; `e1000e` (not emulated) and an e1000 without
+/// address, libvirt's keys; `igb` (not emulated) and an e1000 without
 /// PCI (microvm) refused.
 #[test]
 fn e1000_nics_as_libvirt_writes_them() {
@@ -1163,15 +1163,54 @@ fn e1000_nics_as_libvirt_writes_them() {
         raw.starts_with(r#"{"driver":"e1000","netdev":"hostnet0","id":"net0","mac":"#),
         "{raw} {keys:?}"
     );
-    let e1000e = FIRMWARE.replacen("<model type='virtio'/>", "<model type='e1000e'/>", 1);
-    let Err(DeriveError::Unsupported(list)) = derive(&e1000e) else {
-        panic!("e1000e derived")
+    let igb = FIRMWARE.replacen("<model type='virtio'/>", "<model type='igb'/>", 1);
+    let Err(DeriveError::Unsupported(list)) = derive(&igb) else {
+        panic!("igb derived")
     };
     assert_eq!(list.len(), 1, "{list:?}");
-    assert!(list[0].reason.contains("'e1000e' is not emulated"));
+    assert!(list[0].reason.contains("'igb' is not emulated"));
     let micro = MICROVM.replace("<model type='virtio'/>", "<model type='e1000'/>");
     let Err(DeriveError::Unsupported(list)) = derive(&micro) else {
         panic!("e1000 on microvm derived")
     };
     assert!(list[0].reason.contains("needs a PCI address"), "{list:?}");
+}
+
+/// `<interface model='e1000e'>` on q35: libvirt 9.0's `-device` JSON on a
+/// root port of its own (`pci.N`, slot 0), the keys in libvirt's order;
+/// with a MAC and an address as `virsh define` leaves them.
+#[test]
+fn e1000e_nics_on_q35_as_libvirt_writes_them() {
+    let xml = FIRMWARE
+        .replace("pc-i440fx-7.2", "pc-q35-7.2")
+        .replacen(
+            "<interface type='ethernet'><model type='virtio'/></interface>",
+            "<interface type='ethernet'><mac address='52:54:00:10:bf:55'/><model type='e1000e'/>\
+             <address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>",
+            1,
+        );
+    let a = derive(&xml).unwrap_or_else(|e| panic!("{e}"));
+    let raw: Vec<_> = values(&a.args, "-device")
+        .into_iter()
+        .filter(|d| d.contains("\"netdev\""))
+        .collect();
+    assert_eq!(
+        raw[0],
+        r#"{"driver":"e1000e","netdev":"hostnet0","id":"net0","mac":"52:54:00:10:bf:55","bus":"pci.1","addr":"0x0","bootindex":4}"#,
+        "{raw:?}"
+    );
+    // Without an address it gets a root port, as libvirt's define gives.
+    let bare = FIRMWARE.replace("pc-i440fx-7.2", "pc-q35-7.2").replacen(
+        "<model type='virtio'/>",
+        "<model type='e1000e'/>",
+        1,
+    );
+    let a = derive(&bare).unwrap_or_else(|e| panic!("{e}"));
+    let nic = values(&a.args, "-device")
+        .into_iter()
+        .map(props)
+        .find(|d| d["driver"] == "e1000e")
+        .expect("an e1000e");
+    assert!(nic["bus"].starts_with("pci."), "{nic:?}");
+    assert_eq!(nic["addr"], "0x0");
 }

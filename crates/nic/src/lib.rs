@@ -2,7 +2,8 @@
 //! guests without virtio drivers (virt-install's `generic` and older
 //! operating systems, firmware's network boot).
 //!
-//! - [`e1000`]: Intel's 82540EM as QEMU's `e1000` presents it.
+//! - [`e1000`]: Intel's 82540EM as QEMU's `e1000` presents it, and on
+//!   the same core the 82574L as QEMU's `e1000e` ([`e1000::e82574`]).
 //!
 //! A card is a pure state machine: a [`rvirt_pci::PciFunction`] whose
 //! registers the vCPUs reach through its BARs, with its descriptor rings in

@@ -379,3 +379,82 @@ fn network_nic_is_libvirts_network_not_found() {
         other => panic!("start should fail: {other:?}"),
     }
 }
+
+/// `<interface model='e1000e'>` on a q35 domain, as virt-install gives q35
+/// guests: rvirtd places it behind a root port as libvirt does, and the
+/// e1000e test guest finds the card there, reads its MAC, sends a frame
+/// that reaches the bridge and receives the one the test sends back.
+#[test]
+fn e1000e_on_q35_carries_frames_through_the_bridge() {
+    use std::os::fd::AsRawFd;
+    if !have_virsh() {
+        return;
+    }
+    in_netns(|| {
+        ip(&["link", "add", "br0", "type", "bridge"]);
+        ip(&["link", "set", "br0", "up"]);
+        let pkt = rvirt_hostnet::testing::packet_socket("br0").expect("packet socket");
+        let d = Rvirtd::start();
+        let xml = domain_xml("nic", Guest::E1000e)
+            .replace("machine='microvm'", "machine='q35'")
+            .replace(
+                "</devices>",
+                "<interface type='bridge'><mac address='52:54:00:12:34:56'/>\
+                 <source bridge='br0'/><model type='e1000e'/></interface>\n  </devices>",
+            );
+        let f = d.xml_file("n.xml", &xml);
+        d.ok(&["define", &f]);
+        let defined = d.ok(&["dumpxml", "--inactive", "nic"]);
+        assert!(defined.contains("<model type='e1000e'/>"), "{defined}");
+        assert!(defined.contains("model='pcie-root-port'"), "{defined}");
+        d.ok(&["start", "nic"]);
+        d.wait_log("nic", "TX_DONE");
+        let log = d.log("nic");
+        assert!(
+            log.contains(r#""driver":"e1000e","netdev":"hostnet0""#),
+            "{log}"
+        );
+        assert!(log.contains("MAC 52:54:00:12:34:56"), "{log}");
+        // The guest's broadcast on the bridge.
+        let mut buf = vec![0u8; 2048];
+        let payload = b"hello from the e1000e guest";
+        poll_frame(&pkt, &mut buf, payload, &d);
+        // The answer to its MAC, through the bridge to vnet0.
+        let mut reply = vec![
+            0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 2, 0, 0, 0, 0, 1, 0x88, 0xb5,
+        ];
+        reply.extend_from_slice(b"hello from the host");
+        reply.resize(60, 0);
+        // SAFETY: send reads reply.len() bytes from reply.
+        let sent = unsafe { libc::send(pkt.as_raw_fd(), reply.as_ptr().cast(), reply.len(), 0) };
+        assert_eq!(sent, reply.len() as isize);
+        d.wait_log("nic", "RX_PAYLOAD hello from the host");
+        d.wait_log("nic", "ICR_TXQ0 1 ICR_RXQ0 1");
+    });
+}
+
+/// Waits (10 s at most) for a frame holding `payload` on `pkt`.
+fn poll_frame(pkt: &std::os::fd::OwnedFd, buf: &mut [u8], payload: &[u8], d: &Rvirtd) {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // SAFETY: recv writes at most buf.len() bytes into buf.
+        let n = unsafe {
+            libc::recv(
+                pkt.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 && rvirt_hostnet::testing::contains(&buf[..n as usize], payload) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no guest frame on br0; log:\n{}",
+            d.log("nic")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

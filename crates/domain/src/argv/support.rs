@@ -128,9 +128,9 @@ pub fn disk_format(format: &str) -> bool {
 pub fn nic_driver(model: &str) -> Option<&'static str> {
     match model {
         "virtio" => Some("virtio-net"),
-        // QEMU's 82540EM; only ever a PCI function. e1000e (82574L) is
-        // not emulated.
+        // QEMU's 82540EM and 82574L; only ever PCI functions.
         "e1000" => Some("e1000"),
+        "e1000e" => Some("e1000e"),
         _ => None,
     }
 }
@@ -138,7 +138,7 @@ pub fn nic_driver(model: &str) -> Option<&'static str> {
 /// Whether a NIC model's driver is a PCI device with no transport suffix
 /// (no virtio-mmio form).
 pub fn nic_is_pci_only(model: &str) -> bool {
-    model == "e1000"
+    matches!(model, "e1000" | "e1000e")
 }
 
 /// Interface types whose backend is a host tap device.
@@ -252,7 +252,8 @@ mod tests {
         assert_eq!(disk_device_driver("scsi", "cdrom"), Some("scsi-cd"));
         assert_eq!(disk_device_driver("usb", "disk"), None);
         assert_eq!(nic_driver("e1000"), Some("e1000"));
-        assert_eq!(nic_driver("e1000e"), None);
+        assert_eq!(nic_driver("e1000e"), Some("e1000e"));
+        assert_eq!(nic_driver("igb"), None);
     }
 
     #[test]

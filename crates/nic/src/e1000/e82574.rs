@@ -427,7 +427,13 @@ pub(super) fn update_interrupts(e: &mut E1000) {
     if msix || msi {
         let _ = e.intx.set_level(false);
         x.causes_pending &= pending;
-        let new = pending & !x.causes_pending;
+        let mut new = pending & !x.causes_pending;
+        if msix && new & xicr::OTHER_CAUSES != 0 && pending & xicr::OTHER != 0 {
+            // A new "other" cause signals its vector even while OTHER
+            // itself is still set from an earlier one (a driver that
+            // clears LSC alone would miss the next link change).
+            new |= xicr::OTHER;
+        }
         if new != 0 {
             x.causes_pending |= new;
             if msix {
