@@ -405,6 +405,20 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The threads of `pid`: (thread id, name), as `/proc` lists them now.
+pub fn threads(pid: i32) -> Vec<(i32, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            Some((tid, comm.trim().to_string()))
+        })
+        .collect()
+}
+
 /// What `/proc` tells of `pid` and its descendants: name, state, kernel
 /// wait channel, for a report on a process that did not finish.
 pub fn process_state(pid: i32) -> String {
