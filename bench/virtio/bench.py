@@ -24,12 +24,13 @@ import datetime
 import json
 import os
 import platform
-import select
-import signal
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from child import Output  # noqa: E402
 
 PHASES = ["seqread", "seqwrite", "randread", "randwrite"]
 
@@ -73,25 +74,12 @@ def run_once(argv, timeout, nice=0):
     os.close(wfd)
     os.close(devnull)
     os.close(errfd)
-    deadline = t0 + int(timeout * 1e9)
     lines = []  # (ns since t0, text)
     snaps = {}  # marker line -> threads() as it arrived
     partial = b""
-    killed = False
+    output = Output(pid, rfd, t0 + int(timeout * 1e9))
     try:
-        while True:
-            left = (deadline - time.monotonic_ns()) / 1e9
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(rfd, 65536)
-            now = time.monotonic_ns()
-            if not chunk:
-                break
+        for now, chunk in output:
             partial += chunk
             while b"\n" in partial:
                 line, partial = partial.split(b"\n", 1)
@@ -114,7 +102,7 @@ def run_once(argv, timeout, nice=0):
         "user_ms": ru.ru_utime * 1000,
         "sys_ms": ru.ru_stime * 1000,
         "status": os.waitstatus_to_exitcode(status),
-        "killed": killed,
+        "killed": output.killed,
         "stderr": err[-500:],
     }
 
