@@ -13,24 +13,13 @@
 # Results also go to bench/results/display-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-QEMU=${QEMU:-qemu-system-x86_64}
-QEMU_BIN=$(command -v "$QEMU" || true)
-if [ -z "$QEMU_BIN" ]; then
-  echo "bench/display: $QEMU not found; install it with:" >&2
-  echo "  apt-get install -y --no-install-recommends qemu-system-x86" >&2
-  exit 1
-fi
-[ -w /dev/kvm ] || { echo "bench/display: /dev/kvm is missing or not writable" >&2; exit 1; }
-RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
-if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm (release) and the test guests..." >&2
-  cargo build --quiet --release -p rvirt-vmm -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml"
-fi
+. "$ROOT/bench/lib/common.sh"
+need_qemu
+need_kvm
+build_vmm -p rvirt-test-guests
 GUEST=$(ls -t "$ROOT"/target/*/build/rvirt-test-guests-*/out/guests/displaybench.elf 2>/dev/null | head -1)
 [ -n "$GUEST" ] || { echo "bench/display: build rvirt-test-guests first" >&2; exit 1; }
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+bench_commit
 exec python3 "$ROOT/bench/display/bench.py" --rvirt "$RVIRT" --qemu "$QEMU_BIN" \
   --guest "$GUEST" --runs "${RUNS:-3}" --boxes "${BOXES:-10}" \
   --commit "$COMMIT" --json "$ROOT/bench/results/display-$STAMP.json"

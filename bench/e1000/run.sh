@@ -12,9 +12,10 @@
 # Results also go to bench/results/e1000-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 QEMU=$(command -v "${QEMU:-qemu-system-x86_64}") || {
   echo "bench/e1000: qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)" >&2; exit 1; }
-[ -w /dev/kvm ] || { echo "bench/e1000: /dev/kvm is missing or not writable" >&2; exit 1; }
+need_kvm
 cd "$ROOT"
 if [ -z "${RVIRT_VMM:-}" ]; then
   cargo build -q --release -p rvirt-vmm

@@ -23,13 +23,14 @@ import argparse
 import datetime
 import json
 import os
-import select
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from child import Output  # noqa: E402
 
 
 def run(argv, markers, timeout):
@@ -43,22 +44,10 @@ def run(argv, markers, timeout):
         (os.POSIX_SPAWN_DUP2, devnull, 2), (os.POSIX_SPAWN_CLOSE, rfd)])
     os.close(wfd)
     os.close(devnull)
-    out, seen, killed = b"", {}, False
-    deadline = t0 + int(timeout * 1e9)
+    out, seen = b"", {}
+    output = Output(pid, rfd, t0 + int(timeout * 1e9))
     try:
-        while True:
-            left = (deadline - time.monotonic_ns()) / 1e9
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(rfd, 65536)
-            now = time.monotonic_ns()
-            if not chunk:
-                break
+        for now, chunk in output:
             out += chunk
             for name, m in markers.items():
                 if name not in seen and m in out:
@@ -67,7 +56,7 @@ def run(argv, markers, timeout):
         seen["exit"] = (time.monotonic_ns() - t0) / 1e6
     finally:
         os.close(rfd)
-    return {"seen": seen, "status": os.waitstatus_to_exitcode(status), "killed": killed,
+    return {"seen": seen, "status": os.waitstatus_to_exitcode(status), "killed": output.killed,
             "tail": out[-200:].decode(errors="replace")}
 
 

@@ -5,7 +5,7 @@ need() {
   local tool=$1; shift
   command -v "$tool" >/dev/null && return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "$(basename "$(dirname "$0")"): $tool is needed (apt-get install $*)" >&2
+    echo "bench/$(basename "$(dirname "$0")"): $tool is needed (apt-get install $*)" >&2
     exit 1
   fi
   echo "installing $* for $tool..." >&2
@@ -14,5 +14,5 @@ need() {
   command -v "$tool" >/dev/null || { echo "$tool is still missing after installing $*" >&2; exit 1; }
 }
 need_kvm() {
-  [ -w /dev/kvm ] || { echo "$(basename "$(dirname "$0")"): /dev/kvm is missing or not writable" >&2; exit 1; }
+  [ -w /dev/kvm ] || { echo "bench/$(basename "$(dirname "$0")"): /dev/kvm is missing or not writable" >&2; exit 1; }
 }

@@ -14,6 +14,7 @@ Every process it starts stays inside the namespace; `stop` ends them all.
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -21,9 +22,22 @@ BINDS = {"run": "/run", "lib": "/var/lib/libvirt", "log": "/var/log/libvirt",
          "cache": "/var/cache/libvirt", "etc": "/etc/libvirt"}
 
 
+def _accepts(path):
+    """Whether a connection to the Unix socket at `path` is accepted: its
+    file appears at bind, a moment before listen, and a client connecting
+    in between is refused. (Asked by connecting: libvirtd binds the path
+    inside its mount namespace, under another name in /proc/net/unix.)"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+            return True
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+
+
 def _wait_socket(path, timeout, proc):
     deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
+    while not _accepts(path):
         if proc.poll() is not None:
             raise RuntimeError(f"the private libvirtd exited ({proc.returncode}); see its log")
         if time.monotonic() > deadline:

@@ -10,9 +10,9 @@ and `PHASE <name> END` line it also snapshots the process's threads
 time, CPU times, the exit status, whether it was killed at the deadline
 and the end of stderr."""
 import os
-import select
-import signal
 import time
+
+from child import Output
 
 
 def threads(pid):
@@ -54,25 +54,12 @@ def run_once(argv, timeout, nice=0):
     os.close(wfd)
     os.close(devnull)
     os.close(errfd)
-    deadline = t0 + int(timeout * 1e9)
     lines = []  # (ns since t0, text)
     snaps = {}  # marker line -> threads() as it arrived
     partial = b""
-    killed = False
+    output = Output(pid, rfd, t0 + int(timeout * 1e9))
     try:
-        while True:
-            left = (deadline - time.monotonic_ns()) / 1e9
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(rfd, 65536)
-            now = time.monotonic_ns()
-            if not chunk:
-                break
+        for now, chunk in output:
             partial += chunk
             while b"\n" in partial:
                 line, partial = partial.split(b"\n", 1)
@@ -95,6 +82,6 @@ def run_once(argv, timeout, nice=0):
         "user_ms": ru.ru_utime * 1000,
         "sys_ms": ru.ru_stime * 1000,
         "status": os.waitstatus_to_exitcode(status),
-        "killed": killed,
+        "killed": output.killed,
         "stderr": err[-500:],
     }

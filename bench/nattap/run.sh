@@ -17,13 +17,14 @@
 # Results also go to bench/results/nattap-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 QEMU_BIN=$(command -v "${QEMU:-qemu-system-x86_64}" || true)
 [ -n "$QEMU_BIN" ] || { echo "bench/nattap: QEMU not found" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench/nattap: run as root (namespaces, bridges, taps)" >&2; exit 1; }
 for p in virsh dnsmasq nft ip unshare; do
   command -v "$p" >/dev/null || { echo "bench/nattap: missing $p (scripts/setup.sh)" >&2; exit 1; }
 done
-[ -w /dev/kvm ] || { echo "bench/nattap: /dev/kvm is missing or not writable" >&2; exit 1; }
+need_kvm
 if [ -z "${NO_BUILD:-}" ]; then
   echo "building rvirtd, rvirt-leaseshelper, rvirt-vmm (release) and the test guests..." >&2
   cargo build --quiet --release -p rvirtd -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"

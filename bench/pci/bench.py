@@ -18,12 +18,13 @@ import argparse
 import datetime
 import json
 import os
-import select
-import signal
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from child import Output  # noqa: E402
 
 
 def run(argv, timeout):
@@ -35,22 +36,10 @@ def run(argv, timeout):
         (os.POSIX_SPAWN_DUP2, devnull, 2), (os.POSIX_SPAWN_CLOSE, rfd)])
     os.close(wfd)
     os.close(devnull)
-    lines, partial, killed = [], b"", False
-    deadline = t0 + int(timeout * 1e9)
+    lines, partial = [], b""
+    output = Output(pid, rfd, t0 + int(timeout * 1e9))
     try:
-        while True:
-            left = (deadline - time.monotonic_ns()) / 1e9
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(rfd, 65536)
-            now = time.monotonic_ns()
-            if not chunk:
-                break
+        for now, chunk in output:
             partial += chunk
             while b"\n" in partial:
                 line, partial = partial.split(b"\n", 1)
@@ -58,7 +47,7 @@ def run(argv, timeout):
         _, status, _ = os.wait4(pid, 0)
     finally:
         os.close(rfd)
-    return {"lines": lines, "status": os.waitstatus_to_exitcode(status), "killed": killed}
+    return {"lines": lines, "status": os.waitstatus_to_exitcode(status), "killed": output.killed}
 
 
 def stamp(r, text):

@@ -14,28 +14,17 @@
 # Results also go to bench/results/pci-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-QEMU=${QEMU:-qemu-system-x86_64}
-QEMU_BIN=$(command -v "$QEMU" || true)
-if [ -z "$QEMU_BIN" ]; then
-  echo "bench/pci: $QEMU not found; install it with:" >&2
-  echo "  apt-get install -y --no-install-recommends qemu-system-x86" >&2
-  exit 1
-fi
-[ -w /dev/kvm ] || { echo "bench/pci: /dev/kvm is missing or not writable" >&2; exit 1; }
+. "$ROOT/bench/lib/common.sh"
+need_qemu
+need_kvm
 command -v python3 >/dev/null || { echo "bench/pci: python3 is needed" >&2; exit 1; }
-RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
-if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm (release) and the test guests..." >&2
-  cargo build --quiet --release -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm
 PCI_GUEST=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- pci)
 ONELINE=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- oneline)
 IMAGE=/dev/shm/rvirt-bench-pci-$$.img
 trap 'rm -f "$IMAGE"' EXIT
 dd if=/dev/zero of="$IMAGE" bs=1M count=16 status=none
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+bench_commit
 exec python3 "$ROOT/bench/pci/bench.py" --rvirt "$RVIRT" --qemu "$QEMU_BIN" \
   --pci-guest "$PCI_GUEST" --oneline "$ONELINE" --image "$IMAGE" \
   --runs "${RUNS:-7}" --warmup "${WARMUP:-1}" --n "${N:-20000}" --commit "$COMMIT" \

@@ -20,22 +20,13 @@
 # Results also go to bench/results/qmp-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-QEMU=${QEMU:-qemu-system-x86_64}
+. "$ROOT/bench/lib/common.sh"
 
-QEMU_BIN=$(command -v "$QEMU" || true)
-if [ -z "$QEMU_BIN" ]; then
-  echo "bench/qmp: $QEMU not found; install it with:" >&2
-  echo "  apt-get install -y --no-install-recommends qemu-system-x86" >&2
-  exit 1
-fi
-[ -w /dev/kvm ] || { echo "bench/qmp: /dev/kvm is missing or not writable" >&2; exit 1; }
+need_qemu
+need_kvm
 command -v python3 >/dev/null || { echo "bench/qmp: python3 is needed" >&2; exit 1; }
 
-RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
-if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm (release) and the test guests..." >&2
-  cargo build --quiet --release -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm
 [ -x "$RVIRT" ] || { echo "bench/qmp: $RVIRT is not an executable" >&2; exit 1; }
 GUEST=$(cargo run --quiet --release -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- counter)
 
@@ -46,10 +37,8 @@ if [ "${FLOOR:-1}" != 0 ]; then
   FLOOR_ARGS=(--floor "$ROOT/target/bench-qmp/floor")
 fi
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
+bench_commit
 if [ -n "${RVIRT_VMM:-}" ]; then COMMIT="binary $RVIRT_VMM (tree at $COMMIT)"; fi
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1)" >&2
 exec python3 "$ROOT/bench/qmp/bench.py" \
   --rvirt "$RVIRT" --qemu "$QEMU_BIN" --guest "$GUEST" "${FLOOR_ARGS[@]}" \

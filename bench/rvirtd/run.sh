@@ -33,9 +33,9 @@
 # Results also go to bench/results/rvirtd-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 REL=$ROOT/target/release
 
-. "$ROOT/bench/lib/need.sh"
 need_kvm
 need python3 python3
 need unshare util-linux
@@ -54,9 +54,7 @@ for b in rvirt-vmm rvirtd rvirsh; do
 done
 GUEST=$(cargo run --quiet --release -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- oneline)
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+bench_commit
 mkdir -p "$ROOT/bench/results"
 exec python3 "$ROOT/bench/rvirtd/bench.py" \
   --bin "$REL" --guest "$GUEST" --commit "$COMMIT" \

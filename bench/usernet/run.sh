@@ -13,10 +13,11 @@
 # Results also go to bench/results/usernet-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 QEMU_BIN=$(command -v "${QEMU:-qemu-system-x86_64}" || true)
 [ -n "$QEMU_BIN" ] || { echo "bench/usernet: QEMU not found" >&2; exit 1; }
 command -v passt >/dev/null || { echo "bench/usernet: passt not found (scripts/setup.sh)" >&2; exit 1; }
-[ -w /dev/kvm ] || { echo "bench/usernet: /dev/kvm is missing or not writable" >&2; exit 1; }
+need_kvm
 RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
 if [ -z "${RVIRT_VMM:-}" ]; then
   echo "building rvirt-vmm (release) and the test guests..." >&2

@@ -32,6 +32,7 @@
 # Results also go to bench/results/virtio-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 ROUNDS=${ROUNDS:-7}
 WARMUP=${WARMUP:-1}
 N=${N:-20000}
@@ -39,7 +40,6 @@ QD=${QD:-16,1}
 CACHE=${CACHE:-writeback}
 AIO=${AIO:-threads}
 SIZE_MIB=${SIZE_MIB:-256}
-QEMU=${QEMU:-qemu-system-x86_64}
 NICE=${NICE:--10}
 [ "$(id -u)" = 0 ] || NICE=0
 BLK_REQUEST=
@@ -50,20 +50,11 @@ for arg in "$@"; do
   esac
 done
 
-QEMU_BIN=$(command -v "$QEMU" || true)
-if [ -z "$QEMU_BIN" ]; then
-  echo "bench/virtio: $QEMU not found; install it with:" >&2
-  echo "  apt-get install -y --no-install-recommends qemu-system-x86" >&2
-  exit 1
-fi
-[ -w /dev/kvm ] || { echo "bench/virtio: /dev/kvm is missing or not writable" >&2; exit 1; }
+need_qemu
+need_kvm
 command -v python3 >/dev/null || { echo "bench/virtio: python3 is needed" >&2; exit 1; }
 
-RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
-if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm (release) and the test guests..." >&2
-  cargo build --quiet --release -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm
 [ -x "$RVIRT" ] || { echo "bench/virtio: $RVIRT is not an executable" >&2; exit 1; }
 # The guest sits next to `virtio` in the crate's OUT_DIR (it has no entry in
 # the crate's Guest enum).
@@ -78,10 +69,8 @@ trap cleanup EXIT
 rm -f "$IMAGE"
 dd if=/dev/urandom of="$IMAGE" bs=1M count="$SIZE_MIB" status=none
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
+bench_commit
 if [ -n "${RVIRT_VMM:-}" ]; then COMMIT="binary $RVIRT_VMM (tree at $COMMIT)"; fi
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $ROUNDS rounds, N=$N, QD=$QD, cache=$CACHE, aio=$AIO, format=${FORMAT:-raw} (prealloc ${PREALLOC:-off}), nice $NICE" >&2
 ALSO_ARGS=()
 for x in ${ALSO:-}; do ALSO_ARGS+=(--also "$x"); done

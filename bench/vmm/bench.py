@@ -23,12 +23,13 @@ import datetime
 import json
 import os
 import platform
-import select
-import signal
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from child import Output  # noqa: E402
 
 EXIT_COUNT = 100_000  # the `exits` guest's number of `out` to port 0xe0
 MIB = 1024
@@ -54,27 +55,15 @@ def spawn_and_measure(argv, marker, timeout, time_bin=None):
     pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
     os.close(wfd)
     os.close(devnull)
-    deadline = t0 + int(timeout * 1e9)
     buf = b""
     t_line = None
-    killed = False
+    output = Output(pid, rfd, t0 + int(timeout * 1e9))
     try:
-        while True:
-            left = (deadline - time.monotonic_ns()) / 1e9
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-                break
-            r, _, _ = select.select([rfd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(rfd, 65536)
-            if t_line is None and chunk:
+        for now, chunk in output:
+            if t_line is None:
                 buf += chunk
                 if marker in buf:
-                    t_line = time.monotonic_ns()
-            if not chunk:
-                break  # EOF: the child (the only writer) has exited
+                    t_line = now
         _, status, ru = os.wait4(pid, 0)
         t_exit = time.monotonic_ns()
     finally:
@@ -93,7 +82,7 @@ def spawn_and_measure(argv, marker, timeout, time_bin=None):
         "cpu_ms": (ru.ru_utime + ru.ru_stime) * 1000,
         "user_ms": ru.ru_utime * 1000,
         "status": os.waitstatus_to_exitcode(status),
-        "killed": killed,
+        "killed": output.killed,
         "output_head": buf[:200].decode(errors="replace"),
     }
 

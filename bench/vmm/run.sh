@@ -15,17 +15,12 @@
 # Results also go to bench/results/vmm-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-1}
-QEMU=${QEMU:-qemu-system-x86_64}
 
-QEMU_BIN=$(command -v "$QEMU" || true)
-if [ -z "$QEMU_BIN" ]; then
-  echo "bench/vmm: $QEMU not found; install it with:" >&2
-  echo "  apt-get install -y --no-install-recommends qemu-system-x86" >&2
-  exit 1
-fi
-[ -w /dev/kvm ] || { echo "bench/vmm: /dev/kvm is missing or not writable" >&2; exit 1; }
+need_qemu
+need_kvm
 TIME_BIN=/usr/bin/time   # GNU time, for peak RSS (see bench.py)
 if ! "$TIME_BIN" -f %M true >/dev/null 2>&1; then
   echo "bench/vmm: GNU time ($TIME_BIN) not found; install it with:" >&2
@@ -34,19 +29,13 @@ if ! "$TIME_BIN" -f %M true >/dev/null 2>&1; then
 fi
 command -v python3 >/dev/null || { echo "bench/vmm: python3 is needed" >&2; exit 1; }
 
-RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
-if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm (release) and the test guests..." >&2
-  "$ROOT/scripts/build-vmm.sh" --quiet   # static PIE, see there
-fi
+build_vmm
 [ -x "$RVIRT" ] || { echo "bench/vmm: $RVIRT is not an executable" >&2; exit 1; }
 ONELINE=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- oneline)
 EXITS=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- exits)
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi
+bench_commit
 if [ -n "${RVIRT_VMM:-}" ]; then COMMIT="binary $RVIRT_VMM (tree at $COMMIT)"; fi
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 echo "rvirt-vmm $COMMIT vs $("$QEMU_BIN" --version | head -1); $RUNS runs each, alternating" >&2
 exec python3 "$ROOT/bench/vmm/bench.py" \
   --rvirt "$RVIRT" --qemu "$QEMU_BIN" --time "$TIME_BIN" \

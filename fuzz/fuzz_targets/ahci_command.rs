@@ -5,12 +5,12 @@
 //! Nothing may panic or hang; every issued slot completes.
 #![no_main]
 
-mod ata_media;
+mod ram_disk;
 
 use std::io;
 use std::sync::Arc;
 
-use ata_media::{disk, DISK_SIZE};
+use ram_disk::{disk, DISK_SIZE};
 use libfuzzer_sys::fuzz_target;
 use rvirt_ata::ahci::{regs, Ahci, Attachment, Wiring};
 use rvirt_ata::drive::{Drive, Identity, Kind};

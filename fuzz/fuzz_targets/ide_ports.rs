@@ -8,11 +8,11 @@
 //! every request inside the access that starts it).
 #![no_main]
 
-mod ata_media;
+mod ram_disk;
 
 use std::sync::Arc;
 
-use ata_media::{disk, DISK_SIZE};
+use ram_disk::{disk, DISK_SIZE};
 use libfuzzer_sys::fuzz_target;
 use rvirt_ata::ahci::Attachment;
 use rvirt_ata::drive::{Drive, Identity, Kind};

@@ -6,64 +6,16 @@
 #![no_main]
 
 mod common;
+mod ram_disk;
 
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use rvirt_block::{AioMode, DiskBackend};
-use rvirt_virtio::scsi::{Device, Disk, DiskInfo, LunSpec, Scsi};
+use ram_disk::ram;
+use rvirt_virtio::scsi::{Device, DiskInfo, LunSpec, Scsi};
 use rvirt_virtio::{ActivateContext, VirtioDevice, VirtioInterrupt};
 
 const DISK_SIZE: usize = 64 * 512;
-
-struct RamDisk(Mutex<Vec<u8>>);
-
-impl RamDisk {
-    fn range(&self, offset: u64, len: usize) -> io::Result<std::ops::Range<usize>> {
-        let size = self.0.lock().unwrap().len();
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let end = start.checked_add(len).ok_or(io::ErrorKind::InvalidInput)?;
-        if end > size {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(start..end)
-    }
-}
-
-impl DiskBackend for RamDisk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.0.lock().unwrap().len() as u64)
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let r = self.range(offset, buf.len())?;
-        buf.copy_from_slice(&self.0.lock().unwrap()[r]);
-        Ok(())
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let r = self.range(offset, buf.len())?;
-        self.0.lock().unwrap()[r].copy_from_slice(buf);
-        Ok(())
-    }
-    fn flush(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.write_zeroes(offset, len)
-    }
-    fn write_zeroes(&self, offset: u64, len: u64) -> io::Result<()> {
-        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let r = self.range(offset, len)?;
-        self.0.lock().unwrap()[r].fill(0);
-        Ok(())
-    }
-}
-
-fn ram(size: usize) -> (Arc<RamDisk>, Disk) {
-    let ram = Arc::new(RamDisk(Mutex::new(vec![0x5a; size])));
-    let disk = Disk::new(ram.clone(), AioMode::Sync).unwrap();
-    (ram, disk)
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, image)) = data.split_first() else {

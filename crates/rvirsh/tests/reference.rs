@@ -351,10 +351,15 @@ fn refused_edit_fails_and_keeps_the_definition() {
 fn event_loop_prints_lifecycle_events_as_virsh() {
     let Some(_r) = reference() else { return };
     let (name, uuid) = unique("ev");
-    let _cleanup = common::Cleanup(vec![name.clone()]);
+    let (probe, probe_uuid) = unique("evprobe");
+    let _cleanup = common::Cleanup(vec![name.clone(), probe.clone()]);
     let f = xml_file(&domain_xml(&name, &uuid));
     let path = f.path().to_str().unwrap();
+    let pf = xml_file(&domain_xml(&probe, &probe_uuid));
+    let probe_path = pf.path().to_str().unwrap();
     let u = uri();
+    // On `test`, which nothing drives here: each ends by itself after its
+    // --timeout with nothing received (a failure, for both).
     let spawn = |prog: &str| {
         Spawned::start(std::process::Command::new(prog).args([
             "-c",
@@ -362,29 +367,25 @@ fn event_loop_prints_lifecycle_events_as_virsh() {
             "event",
             "--domain",
             "test",
+            "--event",
+            "lifecycle",
             "--loop",
             "--timeout",
             "4",
         ]))
     };
+    // On every domain: ended with Ctrl+C once our last event is in.
     let spawn_all = |prog: &str| {
-        Spawned::start(std::process::Command::new(prog).args([
-            "-c",
-            &u,
-            "event",
-            "--all",
-            "--loop",
-            "--timeout",
-            "4",
-        ]))
+        Spawned::start(
+            std::process::Command::new(prog).args(["-c", &u, "event", "--all", "--loop"]),
+        )
     };
-    let children = [
-        spawn("virsh"),
-        spawn(common::rvirsh_bin()),
-        spawn_all("virsh"),
-        spawn_all(common::rvirsh_bin()),
-    ];
-    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let on_test = [spawn("virsh"), spawn(common::rvirsh_bin())];
+    let mut on_all = [spawn_all("virsh"), spawn_all(common::rvirsh_bin())];
+    common::until_loops_listen(&[&on_all[0], &on_all[1]], &probe, || {
+        assert_eq!(virsh(&["define", probe_path]).code, 0);
+        assert_eq!(virsh(&["undefine", &probe]).code, 0);
+    });
     for args in [
         vec!["define", path],
         vec!["start", &name],
@@ -395,23 +396,37 @@ fn event_loop_prints_lifecycle_events_as_virsh() {
     ] {
         assert_eq!(virsh(&args).code, 0, "{args:?}");
     }
-    // Each ends by itself after its --timeout.
-    let outs: Vec<common::Run> = children
+    let last = format!("event 'lifecycle' for domain '{name}': Undefined Removed");
+    for l in &mut on_all {
+        l.until(&last, LIMIT, |o, _| o.contains(&last));
+        l.signal(libc::SIGINT);
+    }
+    let outs: Vec<common::Run> = on_test
         .into_iter()
+        .chain(on_all)
         .map(|c| c.output(LIMIT).into())
         .collect();
     // Other clients may drive other domains meanwhile: keep ours.
-    let ours = |r: &common::Run| common::Run {
-        stdout: r
-            .stdout
-            .lines()
-            .filter(|l| !l.starts_with("event ") || l.contains(&name))
-            .map(|l| format!("{l}\n"))
-            .collect(),
-        ..r.clone()
+    let ours = |r: &common::Run| {
+        let r = common::without_probe(r, &probe);
+        common::Run {
+            stdout: r
+                .stdout
+                .lines()
+                .filter(|l| !l.starts_with("event ") || l.contains(&name))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            ..r
+        }
     };
     assert_same("event --domain test --loop", &outs[0], &outs[1], &[]);
+    assert_eq!(
+        (outs[1].stdout.as_str(), outs[1].code),
+        ("event loop timed out\nevents received: 0\n\n", 1)
+    );
+    // Interrupted after events: a success, for both.
     assert_same("event --all --loop", &ours(&outs[2]), &ours(&outs[3]), &[]);
+    assert_eq!(outs[3].code, 0);
     assert!(
         outs[3].stdout.contains(&format!(
             "event 'lifecycle' for domain '{name}': Stopped Destroyed"
@@ -438,7 +453,12 @@ fn interrupted_event_loop_matches_virsh() {
                 "lifecycle",
                 "--loop",
             ]));
-            std::thread::sleep(std::time::Duration::from_millis(800));
+            // Ctrl+C once the loop catches it (virsh before it registers
+            // its callback, rvirsh after): sent sooner, it ends the tool
+            // by the default action, with nothing printed.
+            rvirt_testkit::wait_for("a SIGINT handler in the event loop", LIMIT, || {
+                rvirt_testkit::catches(child.pid(), libc::SIGINT)
+            });
             child.signal(libc::SIGINT);
             child.output(LIMIT).into()
         })
@@ -485,13 +505,19 @@ fn edit_again_on_a_terminal_matches_virsh() {
                     .env_remove("VISUAL")
                     .stdin(std::process::Stdio::piped()),
             );
-            for k in keys {
-                std::thread::sleep(std::time::Duration::from_millis(1200));
+            // Each key once the question is on the terminal: both tools
+            // put it in raw mode before they ask, and a key typed sooner
+            // would wait in the line discipline for a newline, then be
+            // flushed by the switch to raw mode.
+            for (i, k) in keys.iter().enumerate() {
+                child.until(&format!("question {}", i + 1), LIMIT, |o, _| {
+                    o.matches("Try again? [").count() > i
+                });
                 let stdin = child.stdin();
                 stdin.write_all(&[*k]).expect("type");
                 stdin.flush().expect("flush");
             }
-            std::thread::sleep(std::time::Duration::from_millis(800));
+            child.until("the shell's rc= line", LIMIT, |o, _| o.contains("rc="));
             child.close_stdin();
             let out = child.output(LIMIT);
             // libvirt's client library (not virsh) mentions polkit on a tty.

@@ -323,15 +323,20 @@ fn console_shows_the_guest_and_leaves_on_ctrl_bracket() {
 }
 
 /// Runs a shell command in a pseudo-terminal (`script`), types `Ctrl+]`
-/// after 1.5 s, and returns what the terminal showed; the command must
-/// end by itself and exit 0.
+/// once the guest's output (`COUNT`) shows, and returns what the terminal
+/// showed; the command must end by itself and exit 0. (The console is in
+/// raw mode by then: typed sooner, a loaded machine's console could still
+/// be connecting, and the key waited in the line discipline to be
+/// flushed by the switch to raw mode.)
 fn through_pty(cmd: &str) -> String {
     let mut child = Spawned::start(
         Command::new("script")
             .args(["-qefc", cmd, "/dev/null"])
             .stdin(Stdio::piped()),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    child.until("the guest's output on the console", LIMIT, |o, _| {
+        o.contains("COUNT")
+    });
     {
         use std::io::Write;
         let stdin = child.stdin();
@@ -350,20 +355,17 @@ fn events_from_rvirtd_print_as_in_virsh() {
     let Some(d) = daemon() else { return };
     let file = d.dir.path().join("ev.xml");
     std::fs::write(&file, domain_xml("ev", Guest::Counter)).expect("xml");
+    let probe_file = d.dir.path().join("evprobe.xml");
+    std::fs::write(&probe_file, domain_xml("evprobe", Guest::Counter)).expect("xml");
     let u = d.uri();
     let spawn = |prog: &str| {
-        Spawned::start(Command::new(prog).args([
-            "-c",
-            &u,
-            "event",
-            "--all",
-            "--loop",
-            "--timeout",
-            "5",
-        ]))
+        Spawned::start(Command::new(prog).args(["-c", &u, "event", "--all", "--loop"]))
     };
-    let loops = [spawn("virsh"), spawn(common::rvirsh_bin())];
-    std::thread::sleep(Duration::from_millis(1000));
+    let mut loops = [spawn("virsh"), spawn(common::rvirsh_bin())];
+    common::until_loops_listen(&[&loops[0], &loops[1]], "evprobe", || {
+        d.ok(&["define", probe_file.to_str().unwrap()]);
+        d.ok(&["undefine", "evprobe"]);
+    });
     for args in [
         vec!["define", file.to_str().unwrap()],
         vec!["start", "ev"],
@@ -374,7 +376,16 @@ fn events_from_rvirtd_print_as_in_virsh() {
     ] {
         d.ok(&args);
     }
-    let outs: Vec<Run> = loops.into_iter().map(|c| c.output(LIMIT).into()).collect();
+    // Ended with Ctrl+C once the last event is in.
+    let last = "event 'lifecycle' for domain 'ev': Undefined Removed";
+    for l in &mut loops {
+        l.until(last, LIMIT, |o, _| o.contains(last));
+        l.signal(libc::SIGINT);
+    }
+    let outs: Vec<Run> = loops
+        .into_iter()
+        .map(|c| common::without_probe(&c.output(LIMIT).into(), "evprobe"))
+        .collect();
     assert_same("event --all --loop on rvirtd", &outs[0], &outs[1], &[]);
     assert!(
         outs[1]

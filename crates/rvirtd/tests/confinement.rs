@@ -80,6 +80,38 @@ fn pid(d: &Rvirtd, name: &str) -> i32 {
         .unwrap()
 }
 
+/// Waits until every thread of the VMM `pid` runs under its seccomp
+/// filter, the signal thread (started last) among them: each thread
+/// records itself as its kind's probe target just before its filter goes
+/// on, so a probe fired from now on finds its target (fired sooner, the
+/// VMM says "no … thread runs" and nothing crashes; a fixed pause after
+/// a log line was too short for a loaded machine).
+fn wait_confined(pid: i32) {
+    rvirt_testkit::poll(
+        "every VMM thread under its filter",
+        Duration::from_secs(30),
+        || {
+            let threads = rvirt_testkit::threads(pid);
+            let open: Vec<&str> = threads
+                .iter()
+                // KVM's own workers belong to the process and run no user code.
+                .filter(|(_, n)| !n.starts_with("kvm-"))
+                .filter(|(tid, _)| {
+                    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+                        .unwrap_or_default();
+                    field(&status, "Seccomp:") != "2"
+                })
+                .map(|(_, n)| n.as_str())
+                .collect();
+            if open.is_empty() && threads.iter().any(|(_, n)| n == "signals") {
+                Ok(())
+            } else {
+                Err(format!("unfiltered: {open:?} of {threads:?}"))
+            }
+        },
+    );
+}
+
 fn field(status: &str, name: &str) -> String {
     status
         .lines()
@@ -441,9 +473,7 @@ fn a_forbidden_call_crashes_the_domain_and_its_log_names_it() {
         d.ok(&["define", &f]);
         d.ok(&["start", name]);
         let vmm = pid(&d, name);
-        // The signal thread (started last) is up once its probe target is.
-        d.wait_log(name, "char device redirected");
-        std::thread::sleep(Duration::from_millis(300));
+        wait_confined(vmm);
         // SAFETY: kill sends a signal to one positive pid.
         unsafe { libc::kill(vmm, libc::SIGUSR1) };
         d.wait_state(name, "shut off (crashed)");
@@ -459,8 +489,7 @@ fn a_forbidden_call_crashes_the_domain_and_its_log_names_it() {
     );
     d.ok(&["define", &f]);
     d.ok(&["start", "popen"]);
-    d.wait_log("popen", "char device redirected");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_confined(pid(&d, "popen"));
     // SAFETY: as above.
     unsafe { libc::kill(pid(&d, "popen"), libc::SIGUSR1) };
     d.wait_log("popen", "rvirt-vmm: probe: main open: errno 2");

@@ -266,6 +266,65 @@ impl Group {
     fn spawn(cmd: &mut Command) -> Self {
         Group(cmd.process_group(0).spawn().expect("spawn"))
     }
+
+    /// The CPU time (clock ticks) the group's processes have used so far.
+    fn cpu_ticks(&self) -> u64 {
+        let pgid = self.0.id().to_string();
+        let mut ticks = 0;
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // After the command's name (in parentheses, which may hold
+            // spaces): state, ppid, pgrp, ..., utime and stime 12th and 13th.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split(' ').collect();
+            if f.get(2) == Some(&pgid.as_str()) {
+                ticks += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+            }
+        }
+        ticks
+    }
+
+    /// Waits for `what` while virt-manager works toward it: it fails once
+    /// the group has used no CPU for `idle` (stuck: a hang) or after five
+    /// minutes in all, not after a fixed time that a loaded machine (its
+    /// Python start-up is seconds of CPU) may need whole; `log` is shown.
+    fn wait_while_busy(&self, what: &str, idle: Duration, log: &Path, mut f: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        let (mut last, mut since) = (self.cpu_ticks(), std::time::Instant::now());
+        poll(what, Duration::from_secs(300), || {
+            if f() {
+                return Ok(());
+            }
+            let now = self.cpu_ticks();
+            if now != last {
+                (last, since) = (now, std::time::Instant::now());
+            }
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: String = text
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            let report = format!(
+                "{:?} in, {now} CPU ticks, none for {:?}; virt-manager's log ends:\n{tail}\n{}",
+                start.elapsed(),
+                since.elapsed(),
+                rvirt_testkit::process_state(self.0.id() as i32)
+            );
+            if since.elapsed() > idle {
+                panic!("{what}: virt-manager stuck\n{report}");
+            }
+            Err(report)
+        })
+    }
 }
 
 impl Drop for Group {
@@ -553,9 +612,12 @@ fn virt_manager_lists_opens_console_forces_off_and_runs() {
     let screen = Screen::start(&shots);
     let _vm = virt_manager(&d.uri(), &d, &screen, &[]);
 
-    wait_for("the virt-manager window", Duration::from_secs(60), || {
-        screen.window_named("Virtual Machine Manager").is_some()
-    });
+    _vm.wait_while_busy(
+        "the virt-manager window",
+        Duration::from_secs(60),
+        &shots.join("virt-manager.log"),
+        || screen.window_named("Virtual Machine Manager").is_some(),
+    );
     // 1. Both VMs listed: the running one with the blue icon, the shut-off
     //    one with the grey one.
     screen.wait_shot(
@@ -695,9 +757,12 @@ fn virt_manager_graphics_console_shows_the_guests_picture() {
     // a remote host and would dial the listen address itself.
     let local = d.uri().replacen("qemu+unix://", "qemu://", 1);
     let _vm = virt_manager(&local, &d, &screen, &["--show-domain-console", "drawing"]);
-    wait_for("the drawing VM window", Duration::from_secs(60), || {
-        screen.window_named("drawing on QEMU/KVM").is_some()
-    });
+    _vm.wait_while_busy(
+        "the drawing VM window",
+        Duration::from_secs(60),
+        &shots.join("virt-manager.log"),
+        || screen.window_named("drawing on QEMU/KVM").is_some(),
+    );
     let mut found = Err(String::new());
     let shot = poll(
         "the guest's picture in the VM window",

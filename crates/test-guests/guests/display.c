@@ -18,51 +18,15 @@
  *      cursor off; prints TEXT.
  * Then DONE and power-off. Drawing is by `rep stosl` over whole rows, so
  * even emulated ring-0 code draws a frame in a few instructions. */
-#include "rt/rt.h"
+#include "rt/dispi.h"
 
 #define W 800
 #define H 600
 #define MOVE_TO 0xe0000000u
-#define WAIT_MS 120000u
 
-static u32 cf8_read(u8 devfn, u16 reg)
-{
-	outl(0xcf8, 0x80000000u | (u32)devfn << 8 | (reg & 0xfc));
-	u32 v;
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"((u16)0xcfc));
-	return v;
-}
-
-static void cf8_write(u8 devfn, u16 reg, u32 v)
-{
-	outl(0xcf8, 0x80000000u | (u32)devfn << 8 | (reg & 0xfc));
-	outl(0xcfc, v);
-}
-
-static u64 regs; /* BAR 2 */
-
-static void dispi(int index, u16 v) { *(volatile u16 *)(regs + 0x500 + 2 * index) = v; }
-static u16 dispi_read(int index) { return *(volatile u16 *)(regs + 0x500 + 2 * index); }
-
-static void set_mode(u16 w, u16 h)
-{
-	dispi(4, 0);      /* ENABLE off */
-	dispi(5, 0);      /* BANK */
-	dispi(1, w);      /* XRES */
-	dispi(2, h);      /* YRES */
-	dispi(3, 32);     /* BPP */
-	dispi(6, w);      /* VIRT_WIDTH */
-	dispi(8, 0);      /* X_OFFSET */
-	dispi(9, 0);      /* Y_OFFSET */
-	/* ENABLED | LFB | NOCLEARMEM: the std VGA keeps its memory (step 3
-	 * draws over step 1's picture); bochs-display ignores the bit. */
-	dispi(4, 0xc1);
-}
-
-static void fill(u64 at, u32 colour, u64 count)
-{
-	__asm__ volatile("rep stosl" : "+D"(at), "+c"(count) : "a"(colour) : "memory");
-}
+/* ENABLED | LFB | NOCLEARMEM: the std VGA keeps its memory (step 3 draws
+ * over step 1's picture); bochs-display ignores the bit. */
+static void set_mode(u16 w, u16 h) { dispi_set_mode(w, h, 0xc1); }
 
 static void box(u64 fb, u32 x, u32 y, u32 w, u32 h, u32 colour)
 {
@@ -152,42 +116,17 @@ static void vga_text(void)
 	vga_show();
 }
 
-/* Waits for a byte on COM1 (polled); 0 if none came in time. */
-static int wait_byte(void)
-{
-	for (u32 ms = 0; ms < WAIT_MS; ms += 10) {
-		if (inb(0x3fd) & 1) {
-			(void)inb(0x3f8);
-			return 1;
-		}
-		pit_sleep_ms(10);
-	}
-	printf("NO_INPUT\n");
-	return 0;
-}
-
 void pvh_main(const struct hvm_start_info *si)
 {
 	(void)si;
-	int devfn = -1;
-	for (int d = 0; d < 256; d += 8) {
-		if (cf8_read((u8)d, 0) == 0x11111234u) {
-			devfn = d;
-			break;
-		}
-	}
-	if (devfn < 0) {
-		printf("NO_DISPLAY\n");
+	int devfn = dispi_find();
+	if (devfn < 0)
 		return;
-	}
 	u32 class = cf8_read((u8)devfn, 8);
-	u64 fb = cf8_read((u8)devfn, 0x10) & ~0xfu;
-	regs = cf8_read((u8)devfn, 0x18) & ~0xfu;
-	/* Memory decoding on, whoever placed the BARs. */
-	cf8_write((u8)devfn, 4, cf8_read((u8)devfn, 4) | 2);
+	u64 fb = dispi_open(devfn);
 	printf("DISPLAY slot=%d class=0x%x id=0x%x vram64k=%u\n", devfn >> 3,
 	       class >> 8, dispi_read(0), dispi_read(10));
-	printf("EDID %x %x\n", rd32(regs), rd32(regs + 4));
+	printf("EDID %x %x\n", rd32(dispi_regs), rd32(dispi_regs + 4));
 
 	int vga = (class >> 8) == 0x030000;
 	if (vga)
@@ -200,7 +139,7 @@ void pvh_main(const struct hvm_start_info *si)
 	fill(fb + band * 12, 0x00ffffff, band);
 	box(fb, 350, 100, 100, 50, 0x00ffff00);
 	printf("DRAWN\n");
-	if (!wait_byte())
+	if (!wait_byte(10))
 		return;
 
 	dispi(1, 4000);
@@ -208,20 +147,20 @@ void pvh_main(const struct hvm_start_info *si)
 	cf8_write((u8)devfn, 0x10, MOVE_TO | (cf8_read((u8)devfn, 0x10) & 0xf));
 	fb = cf8_read((u8)devfn, 0x10) & ~0xfu;
 	printf("REFUSED bar0=0x%lx\n", fb);
-	if (!wait_byte())
+	if (!wait_byte(10))
 		return;
 
 	set_mode(W, H);
 	box(fb, 0, 300, W, 20, 0);
 	printf("MOVED\n");
-	if (!wait_byte())
+	if (!wait_byte(10))
 		return;
 
 	if (vga) {
 		dispi(4, 0);
 		vga_text();
 		printf("TEXT\n");
-		if (!wait_byte())
+		if (!wait_byte(10))
 			return;
 	}
 }

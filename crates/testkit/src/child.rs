@@ -1,6 +1,6 @@
 //! Children run, read and waited on with a deadline.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,12 +71,27 @@ impl Spawned {
         let stdout = child.stdout.take().expect("piped stdout");
         let sink = out.clone();
         readers.push(std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
+            // What arrives is kept at once, a line's end or not (a prompt
+            // waits for an answer without one); whole lines also go to
+            // the channel `line` reads.
+            let mut stdout = stdout;
+            let mut buf = [0u8; 4096];
             let mut line = Vec::new();
-            while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                lock(&sink).extend_from_slice(&line);
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                lock(&sink).extend_from_slice(&buf[..n]);
+                for part in buf[..n].split_inclusive(|&b| b == b'\n') {
+                    line.extend_from_slice(part);
+                    if part.ends_with(b"\n") {
+                        let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+                        line.clear();
+                    }
+                }
+            }
+            if !line.is_empty() {
                 let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
-                line.clear();
             }
         }));
         let mut stderr = child.stderr.take().expect("piped stderr");
@@ -405,6 +420,33 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Whether `pid` has a handler for `signal` now (`SigCgt` in its
+/// `/proc` status): a signal sent before a program installs its handler
+/// takes the default action (SIGINT, SIGTERM: it dies), so a test that
+/// means to exercise the handler waits for this first.
+pub fn catches(pid: i32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| (1..=64).contains(&signal) && mask & (1 << (signal - 1)) != 0)
+}
+
+/// The threads of `pid`: (thread id, name), as `/proc` lists them now.
+pub fn threads(pid: i32) -> Vec<(i32, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            Some((tid, comm.trim().to_string()))
+        })
+        .collect()
+}
+
 /// What `/proc` tells of `pid` and its descendants: name, state, kernel
 /// wait channel, for a report on a process that did not finish.
 pub fn process_state(pid: i32) -> String {
@@ -463,6 +505,39 @@ mod tests {
             Ok(s) => *s,
             Err(p) => p.downcast_ref::<&str>().unwrap_or(&"?").to_string(),
         }
+    }
+
+    #[test]
+    fn a_prompt_without_a_newline_shows_at_once() {
+        let mut child = Spawned::start(
+            Command::new("sh")
+                .args(["-c", "printf 'Try again? '; read x; echo \"got $x\""])
+                .stdin(std::process::Stdio::piped()),
+        );
+        child.until("the prompt", Duration::from_secs(10), |o, _| {
+            o == "Try again? "
+        });
+        std::io::Write::write_all(child.stdin(), b"y\n").unwrap();
+        // Lines still come whole, the prompt's with the answer after it.
+        assert_eq!(
+            child.line(Duration::from_secs(10)).unwrap(),
+            "Try again? got y\n"
+        );
+    }
+
+    #[test]
+    fn catches_tells_a_handler_from_the_default() {
+        // The shell traps SIGUSR1 only after its first line.
+        let mut child = Spawned::start(
+            Command::new("sh")
+                .args(["-c", "read x; trap 'echo got' USR1; echo trapped; read y"])
+                .stdin(std::process::Stdio::piped()),
+        );
+        assert!(!catches(child.pid(), libc::SIGUSR1));
+        std::io::Write::write_all(child.stdin(), b"go\n").unwrap();
+        child.line_with("trapped", Duration::from_secs(10));
+        assert!(catches(child.pid(), libc::SIGUSR1));
+        assert!(!catches(child.pid(), 0) && !catches(child.pid(), 65));
     }
 
     #[test]

@@ -30,6 +30,6 @@ mod wait;
 
 pub mod netns;
 
-pub use child::{process_state, run, try_run, KillOnDrop, Spawned};
+pub use child::{catches, process_state, run, threads, try_run, KillOnDrop, Spawned};
 pub use io::{read_exact, read_to_end, read_until, SocketDeadline};
 pub use wait::{is_listening, poll, wait_for, wait_listening, within};

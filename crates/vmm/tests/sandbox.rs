@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use rvirt_testkit::{read_exact, read_until, run, try_run};
+use rvirt_testkit::{read_exact, read_until, run, threads, try_run};
 
 use common::*;
 
@@ -68,30 +68,27 @@ fn start(dir: &std::path::Path, sandbox: &str, probe: Option<&str>, extra: &[&st
     Spawned::start(die_with_test(&mut cmd))
 }
 
-/// The names of `pid`'s threads.
-fn threads(pid: i32) -> Vec<(i32, String)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let tid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            Some((tid, comm.trim().to_string()))
-        })
-        .collect()
-}
-
 /// Waits until every kind of thread runs.
 fn wait_threads(vm: &Spawned) {
     wait_threads_and(vm, &[]);
 }
 
-/// Waits until every kind of thread runs, and those named `more`.
+/// Waits until every kind of thread runs, and those named `more`, each
+/// under its filter: a thread records itself as its kind's probe target
+/// just before its filter goes on, and its name is there from its
+/// creation, before that (a probe fired in between finds no target).
 fn wait_threads_and(vm: &Spawned, more: &[&str]) {
     let pid = vm.pid();
     poll("every kind of thread", Duration::from_secs(30), || {
-        let names: Vec<String> = threads(pid).into_iter().map(|(_, n)| n).collect();
+        let all = threads(pid);
+        let names: Vec<String> = all
+            .iter()
+            .filter(|(tid, n)| {
+                n.starts_with("kvm-")
+                    || status_field(&format!("/proc/{pid}/task/{tid}/status"), "Seccomp:") == "2"
+            })
+            .map(|(_, n)| n.clone())
+            .collect();
         let mut want = vec![
             "CPU 0/KVM",
             "devices",
@@ -109,7 +106,7 @@ fn wait_threads_and(vm: &Spawned, more: &[&str]) {
             Ok(())
         } else {
             Err(format!(
-                "missing {missing:?} among {names:?}\n{}",
+                "missing {missing:?} among the filtered {names:?}\n{}",
                 vm.describe()
             ))
         }

@@ -221,6 +221,62 @@ pub fn assert_same(what: &str, v: &Run, r: &Run, names: &[&str]) {
     );
 }
 
+/// Drives `probe` (events of the domain `probe_name`) until every event
+/// loop in `loops` has printed one. A loop prints nothing before its
+/// first event, and one started a moment ago may not have registered its
+/// callback yet (seconds, on a loaded machine): events sent sooner would
+/// be missed by one tool and not the other. Drop the probe's lines with
+/// [`without_probe`] before comparing.
+pub fn until_loops_listen(
+    loops: &[&rvirt_testkit::Spawned],
+    probe_name: &str,
+    mut probe: impl FnMut(),
+) {
+    let needle = format!(" for domain '{probe_name}'");
+    rvirt_testkit::poll(
+        "every event loop to print the probe's events",
+        LIMIT,
+        || {
+            probe();
+            let deaf: Vec<String> = loops
+                .iter()
+                .filter(|l| !l.stdout_text().contains(&needle))
+                .map(|l| l.describe())
+                .collect();
+            if deaf.is_empty() {
+                Ok(())
+            } else {
+                Err(deaf.join("\n"))
+            }
+        },
+    );
+}
+
+/// An event loop's run without the lines of the probe domain and its
+/// `events received: N` line (how many probe rounds a loop saw is not
+/// the same in both), after checking that N counts the event lines.
+pub fn without_probe(r: &Run, probe_name: &str) -> Run {
+    let events = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("event '"))
+        .count();
+    assert!(
+        r.stdout.contains(&format!("events received: {events}\n")),
+        "{events} events, not counted so: {}",
+        r.stdout
+    );
+    let needle = format!(" for domain '{probe_name}'");
+    Run {
+        stdout: r
+            .stdout
+            .split_inclusive('\n')
+            .filter(|l| !l.contains(&needle) && !l.starts_with("events received: "))
+            .collect(),
+        ..r.clone()
+    }
+}
+
 /// Runs the same arguments through both tools and compares them.
 #[track_caller]
 pub fn same(args: &[&str], names: &[&str]) -> Run {

@@ -211,8 +211,9 @@ pub fn event(s: &mut Session, out: &Out, o: &EventOpts) -> Result<(), CmdError> 
         });
     }
     out.print(&format!("events received: {count}\n"));
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        // virsh counts an interrupted loop as a failure, with no message.
+    if count == 0 {
+        // virsh's cmdEvent succeeds when an event came, however the loop
+        // ended (timed out, interrupted), and fails silently otherwise.
         return Err(CmdError {
             context: None,
             cause: None,

@@ -1,5 +1,6 @@
-//! Shared by the ATA targets: a RAM disk on the sync engine, so every
-//! request completes inside the call that submits it.
+//! Shared by the targets that serve a disk (ATA, virtio-blk, virtio-scsi):
+//! a disk in RAM whose size is its buffer's. Opened on the sync engine,
+//! every request completes inside the call that submits it.
 #![allow(dead_code)]
 
 use std::io;
@@ -7,15 +8,22 @@ use std::sync::{Arc, Mutex};
 
 use rvirt_block::{AioMode, Disk, DiskBackend};
 
+/// The ATA targets' disk and CD-ROM size: 64 CD sectors.
 pub const DISK_SIZE: usize = 64 * 2048;
 
-pub struct RamDisk(Mutex<Vec<u8>>);
+pub struct RamDisk(pub Mutex<Vec<u8>>);
 
 impl RamDisk {
+    /// `size` bytes of 0x5a.
+    pub fn new(size: usize) -> Self {
+        RamDisk(Mutex::new(vec![0x5a; size]))
+    }
+
     fn range(&self, offset: u64, len: usize) -> io::Result<std::ops::Range<usize>> {
+        let size = self.0.lock().unwrap().len();
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
         let end = start.checked_add(len).ok_or(io::ErrorKind::InvalidInput)?;
-        if end > DISK_SIZE {
+        if end > size {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         Ok(start..end)
@@ -24,7 +32,7 @@ impl RamDisk {
 
 impl DiskBackend for RamDisk {
     fn len(&self) -> io::Result<u64> {
-        Ok(DISK_SIZE as u64)
+        Ok(self.0.lock().unwrap().len() as u64)
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let r = self.range(offset, buf.len())?;
@@ -50,7 +58,14 @@ impl DiskBackend for RamDisk {
     }
 }
 
-/// A disk of [`DISK_SIZE`] bytes of 0x5a.
+/// A RAM disk of `size` bytes on the sync engine, and its RAM.
+pub fn ram<T: Send + 'static>(size: usize) -> (Arc<RamDisk>, Disk<T>) {
+    let ram = Arc::new(RamDisk::new(size));
+    let disk = Disk::new(ram.clone(), AioMode::Sync).unwrap();
+    (ram, disk)
+}
+
+/// An ATA target's disk: [`DISK_SIZE`] bytes.
 pub fn disk() -> Disk<u8> {
-    Disk::new(Arc::new(RamDisk(Mutex::new(vec![0x5a; DISK_SIZE]))), AioMode::Sync).unwrap()
+    ram(DISK_SIZE).1
 }
