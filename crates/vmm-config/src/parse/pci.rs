@@ -326,7 +326,7 @@ impl PciSpecs {
             }
             // Conventional PCI (QEMU's i6300esb is): rvirt places its BAR
             // from the machine's window, not a root port's.
-            if matches!(r.kind, Kind::Watchdog | Kind::Xhci(_)) && bus != PciBus::Root {
+            if matches!(r.kind, Kind::Watchdog) && bus != PciBus::Root {
                 return Err(err(format!(
                     "{} must sit on {root_name}: behind a root port it is not supported yet",
                     r.driver

@@ -293,9 +293,18 @@ impl PciPlan {
             .iter()
             .map(|r| top_bridge(&cfg.root_ports, r.addr.bus))
             .collect();
+        // The USB controllers behind a bridge: their BAR goes at the top
+        // of the bridge's 32-bit window (usb.rs), one function's room each.
+        let usb_tops: Vec<Option<usize>> = cfg
+            .usb_controllers
+            .iter()
+            .map(|c| top_bridge(&cfg.root_ports, c.addr.bus))
+            .collect();
         let mut top_windows: Vec<Option<Windows>> = vec![None; ports.len()];
         for (t, slot) in top_windows.iter_mut().enumerate() {
             let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64;
+            n += usb_tops.iter().filter(|&&x| x == Some(t)).count() as u64
+                * (super::usb::BAR_ROOM / MSIX_BAR_SIZE);
             if n == 0 && hotplug_port(&cfg.root_ports[t]) {
                 // Room for one function, as SeaBIOS reserves for a hot-plug
                 // slot whatever is behind it at start.
@@ -319,6 +328,10 @@ impl PciPlan {
                 || requests
                     .iter()
                     .any(|r| bus_is_below(&cfg.root_ports, r.addr.bus, i))
+                || cfg
+                    .usb_controllers
+                    .iter()
+                    .any(|c| bus_is_below(&cfg.root_ports, c.addr.bus, i))
             {
                 port.windows = top.and_then(|t| top_windows[t]);
             }
@@ -401,7 +414,16 @@ impl PciPlan {
             Some(w) => Some(WatchdogPlan::new(w, alloc)?),
             None => None,
         };
-        let (usb, usb_hids) = super::usb::plan(cfg, alloc)?;
+        let mut usb_below = vec![0u64; ports.len()];
+        let usb_bars: Vec<Option<u64>> = usb_tops
+            .iter()
+            .map(|top| {
+                let (t, w) = top.and_then(|t| top_windows[t].map(|w| (t, w)))?;
+                usb_below[t] += 1;
+                Some(w.mem.0 + w.mem.1 - usb_below[t] * super::usb::BAR_ROOM)
+            })
+            .collect();
+        let (usb, usb_hids) = super::usb::plan(cfg, alloc, &usb_bars)?;
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
             display,
@@ -557,8 +579,7 @@ impl PciPlan {
             }));
         }
 
-        // The USB controllers: this boot's memory, MSI-X routes and pin
-        // (on the root bus: the parser keeps them there).
+        // The USB controllers: this boot's memory, MSI-X routes and pin.
         let mut usb_functions = Vec::new();
         for x in &self.usb {
             let wire = self.wire_of(&x.addr, 0);
@@ -789,7 +810,10 @@ impl PciPlan {
                 set_multifunction(f, x.addr.multifunction);
                 let info = FunctionInfo {
                     id: x.id.clone(),
-                    parent: None,
+                    parent: match x.addr.bus {
+                        PciBus::Root => None,
+                        PciBus::Port(i) => port_ids[i],
+                    },
                     slot: x.addr.slot,
                     function: x.addr.function,
                 };

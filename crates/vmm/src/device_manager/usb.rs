@@ -20,7 +20,7 @@ use rvirt_pci::SharedFunction;
 use rvirt_usb::device::SharedDevice;
 use rvirt_usb::hid::{Hid, HidKind};
 use rvirt_usb::xhci::{Xhci, XhciConfig, BAR, BAR_SIZE, MSIX_VECTORS};
-use rvirt_vmm_config::{Chipset, PciAddr, UsbDeviceModel, VmConfig};
+use rvirt_vmm_config::{Chipset, PciAddr, PciBus, PortModel, UsbDeviceModel, VmConfig};
 
 use crate::interrupts::{GsiRouting, MsiRoutes};
 use crate::VmmError;
@@ -69,29 +69,61 @@ impl UsbHid {
     }
 }
 
+/// The room a controller's BAR takes in a bridge's window.
+pub(super) const BAR_ROOM: u64 = BAR_SIZE;
+
+/// QEMU's device path of the function at `addr` (`qdev_get_dev_path`):
+/// the domain and root bus, then slot.function of each bridge on the way
+/// and of the function itself.
+fn dev_path(cfg: &VmConfig, addr: PciAddr) -> String {
+    let mut hops = vec![addr];
+    let mut bus = addr.bus;
+    while let PciBus::Port(i) = bus {
+        let port = cfg.root_ports[i].addr;
+        hops.push(port);
+        bus = port.bus;
+    }
+    let mut path = "0000:00".to_string();
+    for a in hops.iter().rev() {
+        path.push_str(&format!(":{:02x}.{:x}", a.slot, a.function));
+    }
+    path
+}
+
 /// Builds the controllers and plugs their devices; places each
-/// controller's BAR and MSI-X vectors.
+/// controller's MSI-X vectors and its BAR (at `bars[i]` inside a bridge's
+/// window, or from the machine's window).
 pub(super) fn plan(
     cfg: &VmConfig,
     alloc: &mut SystemAllocator,
+    bars: &[Option<u64>],
 ) -> Result<(Vec<XhciPlan>, Vec<UsbHid>), VmmError> {
     let mut plans = Vec::new();
-    for c in &cfg.usb_controllers {
+    for (c, bar) in cfg.usb_controllers.iter().zip(bars) {
+        // On q35's root complex or right behind a root port the
+        // function is PCI Express, as QEMU's (`pci_bus_is_express`).
+        let express = match c.addr.bus {
+            PciBus::Root => cfg.chipset == Chipset::Q35,
+            PciBus::Port(i) => cfg.root_ports[i].model == PortModel::RootPort,
+        };
         let xhci = Xhci::new(XhciConfig {
             p2: c.p2,
             p3: c.p3,
-            // q35's root complex is PCI Express (the parser keeps the
-            // controller on the root bus).
-            express: cfg.chipset == Chipset::Q35,
+            express,
         });
         let msi_gsis = (0..MSIX_VECTORS)
             .map(|_| alloc.allocate_msi_gsi())
             .collect::<Result<Vec<_>, _>>()
             .map_err(VmmError::Placement)?;
-        let bar = alloc
-            .allocate_mmio32(BAR_SIZE, BAR_SIZE)
-            .map_err(VmmError::Placement)?
-            .base;
+        let bar = match bar {
+            Some(b) => *b,
+            None => {
+                alloc
+                    .allocate_mmio32(BAR_SIZE, BAR_SIZE)
+                    .map_err(VmmError::Placement)?
+                    .base
+            }
+        };
         plans.push(XhciPlan {
             xhci: Arc::new(Mutex::new(xhci)),
             addr: c.addr,
@@ -108,10 +140,7 @@ pub(super) fn plan(
             UsbDeviceModel::Mouse => HidKind::Mouse,
         };
         let mut hid = Hid::new(kind);
-        // QEMU's device path of a PCI function: domain, bus, slot,
-        // function (the parser keeps the controller on the root bus).
-        let a = cfg.usb_controllers[d.controller].addr;
-        let path = format!("0000:00:{:02x}.{:x}", a.slot, a.function);
+        let path = dev_path(cfg, cfg.usb_controllers[d.controller].addr);
         hid.set_location(Some(&path), d.port);
         let hid = Arc::new(Mutex::new(hid));
         let xhci = plans[d.controller].xhci.clone();
