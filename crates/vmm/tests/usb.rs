@@ -152,8 +152,15 @@ fn enumerated(start: impl FnOnce(&[String]) -> Spawned) -> Vec<String> {
         .collect()
 }
 
+/// rvirt-vmm confined as rvirtd runs it: the doorbells on the vCPU
+/// threads and the input's wake-ups on the device thread pass its seccomp
+/// filters.
 fn rvirt(args: &[String]) -> Spawned {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend([
+        "-sandbox",
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    ]);
     spawn(&args)
 }
 

@@ -594,6 +594,7 @@ impl PciPlan {
                 )
                 .map_err(kvm("the xHCI's MSI-X irqfds"))?;
             usb_functions.push(f);
+            subscribers.push(x.subscriber());
         }
 
         let mut port_msi: Vec<Option<Arc<dyn rvirt_platform::MsiVectors>>> = Vec::new();
