@@ -1214,3 +1214,62 @@ fn e1000e_nics_on_q35_as_libvirt_writes_them() {
     assert!(nic["bus"].starts_with("pci."), "{nic:?}");
     assert_eq!(nic["addr"], "0x0");
 }
+
+#[test]
+fn usb_controller_and_hid_devices_as_libvirt_writes_them() {
+    let q35 = |devs: &str| {
+        format!(
+            "<domain type='kvm'><name>u</name><memory>131072</memory>
+  <os><type machine='q35'>hvm</type><kernel>/k</kernel></os>
+  <devices>{devs}</devices></domain>"
+        )
+    };
+    let a = derive(&q35(
+        "<controller type='usb' index='0' model='qemu-xhci' ports='15'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>
+    </controller>
+    <input type='tablet' bus='usb'><address type='usb' bus='0' port='1'/></input>
+    <input type='keyboard' bus='usb'/>
+    <input type='mouse' bus='ps2'/>",
+    ))
+    .unwrap();
+    let usb: Vec<&str> = values(&a.args, "-device")
+        .into_iter()
+        .filter(|d| d.contains("usb"))
+        .collect();
+    assert_eq!(
+        usb,
+        [
+            r#"{"driver":"qemu-xhci","p2":15,"p3":15,"id":"usb","bus":"pcie.0","addr":"0x5"}"#,
+            r#"{"driver":"usb-tablet","id":"input0","bus":"usb.0","port":"1"}"#,
+            r#"{"driver":"usb-kbd","id":"input1","bus":"usb.0","port":"2"}"#,
+        ]
+    );
+    assert!(
+        !a.warnings.iter().any(|w| w.contains("usb")),
+        "{:?}",
+        a.warnings
+    );
+    // Another model: left off, and the tablet on it.
+    let a = derive(&q35("<controller type='usb' index='0' model='ich9-ehci1'/>
+    <input type='tablet' bus='usb'/>"))
+    .unwrap();
+    assert!(!values(&a.args, "-device").iter().any(|d| d.contains("usb")));
+    assert!(a
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("controller (usb) left off")));
+    assert!(a
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("input (usb) left off")));
+    // A USB input rvirt has no device for is refused, naming it.
+    let Err(DeriveError::Unsupported(list)) =
+        derive(&q35("<controller type='usb' index='0' model='qemu-xhci'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>
+    </controller>
+    <input type='passthrough' bus='usb'/>")) else {
+        panic!("a passthrough input accepted");
+    };
+    assert!(list[0].reason.contains("usb 'passthrough'"), "{list:?}");
+}

@@ -188,7 +188,7 @@ fn pci_devices(args: &[String]) -> BTreeMap<String, String> {
         .map(props)
         .filter(|d| {
             let drv = d["driver"].as_str();
-            matches!(drv, "pcie-root-port" | "ahci" | "e1000")
+            matches!(drv, "pcie-root-port" | "ahci" | "e1000" | "qemu-xhci")
                 || (drv.starts_with("virtio-") && drv.ends_with("-pci"))
         })
         .map(|d| {
@@ -223,6 +223,7 @@ fn mem_kib(v: &str) -> u64 {
 fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
     let paths = RuntimePaths::in_dir("/run/rvirt/test");
     let (mut compared, mut refused, mut pci_compared, mut ata_compared) = (0, 0, 0, 0);
+    let mut usb_compared = 0;
     let (mut vnc_compared, mut video_compared) = (0, 0);
     for path in fixtures() {
         let argv_path = path.with_extension("argv");
@@ -330,6 +331,30 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
                 );
             }
         }
+        // USB HID devices written as libvirt writes them; on a qemu-xhci
+        // every one of libvirt's is there.
+        let usb = |args: &[String]| -> Vec<String> {
+            values(args, "-device")
+                .into_iter()
+                .filter(|d| {
+                    ["usb-tablet", "usb-kbd", "usb-mouse"]
+                        .iter()
+                        .any(|u| d.starts_with(&format!(r#"{{"driver":"{u}""#)))
+                })
+                .map(str::to_string)
+                .collect()
+        };
+        let (ou, lu) = (usb(&ours), usb(&l));
+        for dev in &ou {
+            assert!(lu.contains(dev), "{name}: libvirt does not write {dev}");
+        }
+        if values(&l, "-device")
+            .iter()
+            .any(|d| d.starts_with(r#"{"driver":"qemu-xhci""#))
+        {
+            assert_eq!(ou, lu, "{name}: USB devices");
+            usb_compared += 1 + ou.len();
+        }
         // ATA drives (SATA, IDE) written as libvirt writes them.
         for dev in values(&ours, "-device") {
             if dev.starts_with(r#"{"driver":"ide-"#) {
@@ -380,9 +405,13 @@ fn derived_argv_agrees_with_libvirt_on_what_the_guest_sees() {
         assert_eq!(ours.iter().any(|a| a == "-no-reboot"), destroy, "{name}");
     }
     eprintln!(
-        "argv compared with libvirt: {compared} ({pci_compared} PCI devices, {ata_compared} ATA drives, {vnc_compared} with -vnc, {video_compared} with VGA), refused as unsupported: {refused}"
+        "argv compared with libvirt: {compared} ({pci_compared} PCI devices, {ata_compared} ATA drives, {usb_compared} USB controllers and devices, {vnc_compared} with -vnc, {video_compared} with VGA), refused as unsupported: {refused}"
     );
     assert!(ata_compared >= 2, "only {ata_compared} ATA drives compared");
+    assert!(
+        usb_compared >= 2,
+        "only {usb_compared} USB controllers compared"
+    );
     assert!(
         pci_compared >= 100,
         "only {pci_compared} PCI devices compared"

@@ -30,15 +30,16 @@ static inline u32 inl(u16 port)
 	return v;
 }
 
-static u32 cfg_read(u8 slot, u16 reg)
+/* Configuration space of bus:slot.0; `dev` is bus << 5 | slot. */
+static u32 cfg_read(u16 dev, u16 reg)
 {
-	outl(0xcf8, 0x80000000u | (u32)slot << 11 | (reg & 0xfc));
+	outl(0xcf8, 0x80000000u | (u32)dev << 11 | (reg & 0xfc));
 	return inl(0xcfc);
 }
 
-static void cfg_write(u8 slot, u16 reg, u32 v)
+static void cfg_write(u16 dev, u16 reg, u32 v)
 {
-	outl(0xcf8, 0x80000000u | (u32)slot << 11 | (reg & 0xfc));
+	outl(0xcf8, 0x80000000u | (u32)dev << 11 | (reg & 0xfc));
 	outl(0xcfc, v);
 }
 
@@ -299,22 +300,24 @@ void pvh_main(const struct hvm_start_info *si)
 {
 	const char *cmdline = si && si->cmdline_paddr ? (const char *)si->cmdline_paddr : 0;
 	u32 want = (u32)arg_dec(arg_find(cmdline, "usb.reports="), 4);
+	/* Buses 0-7 (behind bridges as firmware, or rvirt, numbered them). */
 	int pci = -1;
-	for (int s = 0; s < 32 && pci < 0; s++)
-		if (cfg_read((u8)s, 0) == 0x000d1b36u)
-			pci = s;
+	for (int dev = 0; dev < 8 * 32 && pci < 0; dev++)
+		if (cfg_read((u16)dev, 0) == 0x000d1b36u)
+			pci = dev;
 	if (pci < 0) {
 		printf("XHCI none\n");
 		return;
 	}
-	u32 lo = cfg_read((u8)pci, 0x10), hi = cfg_read((u8)pci, 0x14);
-	printf("XHCI class=%06x rev=%u subsystem=%08x bar0_type=%u\n", cfg_read((u8)pci, 8) >> 8,
-	       cfg_read((u8)pci, 8) & 0xff, cfg_read((u8)pci, 0x2c), lo & 0xf);
+	u16 at = (u16)pci;
+	u32 lo = cfg_read(at, 0x10), hi = cfg_read(at, 0x14);
+	printf("XHCI bus=%u class=%06x rev=%u subsystem=%08x bar0_type=%u\n", at >> 5,
+	       cfg_read(at, 8) >> 8, cfg_read(at, 8) & 0xff, cfg_read(at, 0x2c), lo & 0xf);
 	if (hi) {
 		printf("XHCI BAR above 4 GiB\n");
 		return;
 	}
-	cfg_write((u8)pci, 0x04, cfg_read((u8)pci, 0x04) | 0x6);
+	cfg_write(at, 0x04, cfg_read(at, 0x04) | 0x6);
 	cap = lo & ~0xfu;
 	op = cap + (rd(cap) & 0xff);
 	rt = cap + (rd(cap + 0x18) & ~0x1fu);

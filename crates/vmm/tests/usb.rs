@@ -152,8 +152,15 @@ fn enumerated(start: impl FnOnce(&[String]) -> Spawned) -> Vec<String> {
         .collect()
 }
 
+/// rvirt-vmm confined as rvirtd runs it: the doorbells on the vCPU
+/// threads and the input's wake-ups on the device thread pass its seccomp
+/// filters.
 fn rvirt(args: &[String]) -> Spawned {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend([
+        "-sandbox",
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    ]);
     spawn(&args)
 }
 
@@ -174,7 +181,7 @@ fn usb_tablet_and_keyboard_from_a_vnc_client_as_qemu() {
     let ours = enumerated(rvirt);
     let text = ours.join("\n");
     for want in [
-        "XHCI class=0c0330 rev=1 subsystem=11001af4 bar0_type=4",
+        "XHCI bus=0 class=0c0330 rev=1 subsystem=11001af4 bar0_type=4",
         // HCIVERSION 1.0, 8 ports, 16 interrupters, 64 slots; the USB 2
         // ports after the 4 USB 3 ones.
         "CAPS 01000040 08001040 0000000f 00087001 00002000 00001000",
@@ -235,6 +242,68 @@ fn usb_tablet_and_keyboard_from_a_vnc_client_as_qemu() {
         masked(&theirs, &their_pos),
         "rvirt (left) and QEMU (right)"
     );
+}
+
+/// libvirt's q35 placement: the controller alone behind a root port.
+fn behind_a_root_port() -> Vec<String> {
+    [
+        "-M",
+        "q35",
+        "-m",
+        "128",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-device",
+        r#"{"driver":"pcie-root-port","port":16,"chassis":1,"id":"pci.1","bus":"pcie.0","multifunction":true,"addr":"0x2"}"#,
+        "-device",
+        r#"{"driver":"qemu-xhci","p2":15,"p3":15,"id":"usb","bus":"pci.1","addr":"0x0"}"#,
+        "-device",
+        r#"{"driver":"usb-tablet","id":"input0","bus":"usb.0","port":"1"}"#,
+        "-append",
+        "usb.reports=0",
+        "-kernel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([Guest::Usb.path().display().to_string()])
+    .collect()
+}
+
+#[test]
+fn a_controller_behind_a_root_port_as_qemu() {
+    let run = |vm: Spawned| -> Vec<String> {
+        let out = vm.output(T);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        text.lines()
+            .take_while(|l| !l.starts_with("POWEROFF"))
+            .map(str::to_string)
+            .collect()
+    };
+    let ours = run(rvirt(&behind_a_root_port()));
+    let text = ours.join("\n");
+    for want in [
+        "XHCI bus=1 class=0c0330 rev=1 subsystem=11001af4 bar0_type=4",
+        // 15 + 15 ports: usb port 1 is xHCI port 16.
+        "CAPS 01000040 1e001040 0000000f 00087001 00002000 00001000",
+        "PORT 16 portsc=00020ee1 speed=3",
+        "STRING 10 cc=1 28754-0000:00:02.0:00.0-1",
+        "READY 1",
+        "DONE 0",
+    ] {
+        assert!(ours.iter().any(|l| l == want), "{want:?} missing:\n{text}");
+    }
+    if !which("qemu-system-x86_64") {
+        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+            panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+        }
+        return;
+    }
+    let theirs = run(qemu(&behind_a_root_port()));
+    assert_eq!(ours, theirs, "rvirt (left) and QEMU (right)");
 }
 
 #[test]

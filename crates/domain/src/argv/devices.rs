@@ -941,6 +941,7 @@ fn others(dom: &Domain, b: &mut Builder) {
     let mut rngs = 0;
     let mut inputs = 0;
     let mut isa = super::isa::Counters::default();
+    let mut usb_ports = Vec::new();
     for o in &dom.devices.others {
         // libvirt numbers every input, whatever its bus, in its alias.
         let input = inputs;
@@ -1007,6 +1008,10 @@ fn others(dom: &Domain, b: &mut Builder) {
                     let dev = virtio_device(support::VIRTIO_RNG, &id, Some(&obj), place);
                     b.opt("-device", dev);
                     rngs += 1;
+                }
+                "controller" if o.dev_type() == Some("usb") => super::usb::controller(dom, o, b),
+                "input" if o.element.attr("bus") == Some("usb") => {
+                    super::usb::input(dom, o, input, &mut usb_ports, b)
                 }
                 "input" => {
                     let ty = o.dev_type().unwrap_or_default();

@@ -13,6 +13,7 @@ mod isa;
 pub use isa::parallel_chardevs;
 mod pci;
 mod scsi;
+mod usb;
 
 pub use devices::{backing_key, backing_paths};
 pub use graphics::{vnc_listen, vnc_port, VncListen, VNC_PORT_MIN};

@@ -29,7 +29,8 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("controller", Some("ide"), Implicit),
     ("controller", Some("fdc"), Implicit),
     ("controller", Some("virtio-serial"), Implicit),
-    ("controller", Some("usb"), Omitted),
+    // qemu-xhci (argv/usb.rs); the other models are left off there.
+    ("controller", Some("usb"), Emulated),
     // q35's built-in AHCI (00:1f.2) is part of the machine; another one
     // (pc, or a second on q35) is `-device ahci`, emitted with the disks'
     // controllers (derive's sata_controllers()).
@@ -41,6 +42,8 @@ const DEVICES: &[(&str, Option<&str>, Support)] = &[
     ("controller", Some("ccid"), Omitted),
     ("input", Some("ps2"), Implicit),
     ("input", Some("virtio"), Emulated),
+    // On a qemu-xhci (argv/usb.rs), else left off there.
+    ("input", Some("usb"), Emulated),
     ("input", None, Omitted),
     // Derived by argv/graphics.rs, which refuses the rest with its reason.
     ("graphics", Some("vnc"), Emulated),
@@ -232,7 +235,7 @@ mod tests {
         assert_eq!(device("graphics", Some("vnc")), Emulated);
         assert_eq!(device("graphics", Some("spice")), Refused);
         assert_eq!(device("video", Some("qxl")), Refused);
-        assert_eq!(device("input", Some("usb")), Omitted);
+        assert_eq!(device("input", Some("usb")), Emulated);
         assert_eq!(device("input", Some("ps2")), Implicit);
         assert_eq!(device("input", Some("virtio")), Emulated);
         assert_eq!(virtio_input_driver("tablet"), Some("virtio-tablet"));

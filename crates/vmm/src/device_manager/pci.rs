@@ -322,6 +322,13 @@ impl PciPlan {
             .watchdog
             .as_ref()
             .and_then(|w| top_bridge(&cfg.root_ports, w.addr.bus));
+        // The USB controllers behind a bridge: their BARs go at the top of
+        // the bridge's 32-bit window, above its NICs, one room each.
+        let usb_tops: Vec<Option<usize>> = cfg
+            .usb_controllers
+            .iter()
+            .map(|c| top_bridge(&cfg.root_ports, c.addr.bus))
+            .collect();
         let mut top_windows: Vec<Option<Windows>> = vec![None; ports.len()];
         // Where each top bridge's NICs start in its memory window: past
         // its virtio functions' MSI-X BARs.
@@ -330,16 +337,18 @@ impl PciPlan {
             let mut n = tops.iter().filter(|&&x| x == Some(t)).count() as u64
                 + u64::from(watchdog_top == Some(t));
             let nics = nic_tops.iter().filter(|&&x| x == Some(t)).count() as u64;
-            if n == 0 && nics == 0 && hotplug_port(&cfg.root_ports[t]) {
+            let usbs = usb_tops.iter().filter(|&&x| x == Some(t)).count() as u64;
+            if n == 0 && nics == 0 && usbs == 0 && hotplug_port(&cfg.root_ports[t]) {
                 // Room for one function, as SeaBIOS reserves for a hot-plug
                 // slot whatever is behind it at start.
                 n = 1;
             }
-            if n == 0 && nics == 0 {
+            if n == 0 && nics == 0 && usbs == 0 {
                 continue;
             }
             nic_start[t] = (n * MSIX_BAR_SIZE).next_multiple_of(NIC_BLOCK);
-            let mem_len = (nic_start[t] + nics * NIC_BLOCK).next_multiple_of(WINDOW);
+            let mem_len = (nic_start[t] + nics * NIC_BLOCK + usbs * super::usb::BAR_ROOM)
+                .next_multiple_of(WINDOW);
             let pref_len = (n * VIRTIO_BAR_SIZE).next_multiple_of(WINDOW).max(WINDOW);
             let mem = alloc.allocate_mmio32(mem_len, WINDOW).map_err(placement)?;
             let pref = alloc.allocate_mmio64(pref_len, WINDOW).map_err(placement)?;
@@ -363,6 +372,10 @@ impl PciPlan {
                     .nics
                     .iter()
                     .any(|n| bus_is_below(&cfg.root_ports, n.addr.bus, i))
+                || cfg
+                    .usb_controllers
+                    .iter()
+                    .any(|c| bus_is_below(&cfg.root_ports, c.addr.bus, i))
             {
                 port.windows = top.and_then(|t| top_windows[t]);
             }
@@ -458,7 +471,16 @@ impl PciPlan {
             }
             None => None,
         };
-        let (usb, usb_hids) = super::usb::plan(cfg, alloc)?;
+        let mut usb_below = vec![0u64; ports.len()];
+        let usb_bars: Vec<Option<u64>> = usb_tops
+            .iter()
+            .map(|top| {
+                let (t, w) = top.and_then(|t| top_windows[t].map(|w| (t, w)))?;
+                usb_below[t] += 1;
+                Some(w.mem.0 + w.mem.1 - usb_below[t] * super::usb::BAR_ROOM)
+            })
+            .collect();
+        let (usb, usb_hids) = super::usb::plan(cfg, alloc, &usb_bars)?;
         let isa_irqs = alloc.free_gsis().into_iter().filter(|&g| g < 16).collect();
         Ok(PciPlan {
             display,
@@ -622,8 +644,7 @@ impl PciPlan {
             }));
         }
 
-        // The USB controllers: this boot's memory, MSI-X routes and pin
-        // (on the root bus: the parser keeps them there).
+        // The USB controllers: this boot's memory, MSI-X routes and pin.
         let mut usb_functions = Vec::new();
         for x in &self.usb {
             let wire = self.wire_of(&x.addr, 0);
@@ -638,6 +659,7 @@ impl PciPlan {
                 )
                 .map_err(kvm("the xHCI's MSI-X irqfds"))?;
             usb_functions.push(f);
+            subscribers.push(x.subscriber());
         }
 
         let mut port_msi: Vec<Option<Arc<dyn rvirt_platform::MsiVectors>>> = Vec::new();
@@ -861,7 +883,10 @@ impl PciPlan {
                 set_multifunction(f, x.addr.multifunction);
                 let info = FunctionInfo {
                     id: x.id.clone(),
-                    parent: None,
+                    parent: match x.addr.bus {
+                        PciBus::Root => None,
+                        PciBus::Port(i) => port_ids[i],
+                    },
                     slot: x.addr.slot,
                     function: x.addr.function,
                 };

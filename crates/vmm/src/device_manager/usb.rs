@@ -4,11 +4,15 @@
 //! devices still on their ports; the HID devices handed to the console's
 //! input router.
 //!
-//! The controller runs on the vCPU that rings its doorbell (as QEMU's);
-//! the console's input reaches it on the VNC thread through
-//! [`UsbInput`]. Locks: a device's queue, released, then the controller,
-//! then the device (crates/usb's README).
+//! The controller runs on the vCPU that rings its doorbell (as QEMU's).
+//! The console's input is queued in the device on the VNC thread, which
+//! then signals the controller's kick eventfd; the device event loop
+//! answers the interrupt transfers the guest left pending (an MSI-X route
+//! may change there, which the VNC threads' filters do not allow). Locks:
+//! a device's queue, released; on the event loop the controller, then the
+//! device (crates/usb's README).
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kvm_ioctls::VmFd;
@@ -20,8 +24,11 @@ use rvirt_pci::SharedFunction;
 use rvirt_usb::device::SharedDevice;
 use rvirt_usb::hid::{Hid, HidKind};
 use rvirt_usb::xhci::{Xhci, XhciConfig, BAR, BAR_SIZE, MSIX_VECTORS};
-use rvirt_vmm_config::{Chipset, PciAddr, UsbDeviceModel, VmConfig};
+use rvirt_vmm_config::{Chipset, PciAddr, PciBus, PortModel, UsbDeviceModel, VmConfig};
 
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::event_loop::Subscriber;
 use crate::interrupts::{GsiRouting, MsiRoutes};
 use crate::VmmError;
 
@@ -39,21 +46,25 @@ pub(super) struct XhciPlan {
     msi_gsis: Vec<u32>,
     /// Where firmware would put BAR 0.
     bar: u64,
+    /// Signalled when a device on it has new input.
+    kick: Arc<EventFd>,
 }
 
-/// A HID device and the controller it is on.
+/// A HID device and its controller's kick.
 #[derive(Clone)]
 pub(crate) struct UsbHid {
     pub(crate) hid: Arc<Mutex<Hid>>,
-    xhci: Arc<Mutex<Xhci>>,
+    kick: Arc<EventFd>,
 }
 
 impl UsbHid {
-    /// Feeds the device (`f` queues the input), then lets the controller
-    /// answer the transfer the guest left pending.
+    /// Feeds the device (`f` queues the input), then kicks the controller
+    /// to answer the transfer the guest left pending.
     pub(crate) fn feed(&self, f: impl FnOnce(&mut Hid)) {
         f(&mut self.hid.lock().unwrap_or_else(|p| p.into_inner()));
-        lock_xhci(&self.xhci).wake();
+        if let Err(error) = self.kick.write(1) {
+            tracing::warn!(%error, "usb: cannot signal the event loop");
+        }
     }
 
     /// Whether the guest's driver runs (QEMU's handler activation).
@@ -69,35 +80,72 @@ impl UsbHid {
     }
 }
 
+/// The room a controller's BAR takes in a bridge's window.
+pub(super) const BAR_ROOM: u64 = BAR_SIZE;
+
+/// QEMU's device path of the function at `addr` (`qdev_get_dev_path`):
+/// the domain and root bus, then slot.function of each bridge on the way
+/// and of the function itself.
+fn dev_path(cfg: &VmConfig, addr: PciAddr) -> String {
+    let mut hops = vec![addr];
+    let mut bus = addr.bus;
+    while let PciBus::Port(i) = bus {
+        let port = cfg.root_ports[i].addr;
+        hops.push(port);
+        bus = port.bus;
+    }
+    let mut path = "0000:00".to_string();
+    for a in hops.iter().rev() {
+        path.push_str(&format!(":{:02x}.{:x}", a.slot, a.function));
+    }
+    path
+}
+
 /// Builds the controllers and plugs their devices; places each
-/// controller's BAR and MSI-X vectors.
+/// controller's MSI-X vectors and its BAR (at `bars[i]` inside a bridge's
+/// window, or from the machine's window).
 pub(super) fn plan(
     cfg: &VmConfig,
     alloc: &mut SystemAllocator,
+    bars: &[Option<u64>],
 ) -> Result<(Vec<XhciPlan>, Vec<UsbHid>), VmmError> {
     let mut plans = Vec::new();
-    for c in &cfg.usb_controllers {
+    for (c, bar) in cfg.usb_controllers.iter().zip(bars) {
+        // On q35's root complex or right behind a root port the
+        // function is PCI Express, as QEMU's (`pci_bus_is_express`).
+        let express = match c.addr.bus {
+            PciBus::Root => cfg.chipset == Chipset::Q35,
+            PciBus::Port(i) => cfg.root_ports[i].model == PortModel::RootPort,
+        };
         let xhci = Xhci::new(XhciConfig {
             p2: c.p2,
             p3: c.p3,
-            // q35's root complex is PCI Express (the parser keeps the
-            // controller on the root bus).
-            express: cfg.chipset == Chipset::Q35,
+            express,
         });
         let msi_gsis = (0..MSIX_VECTORS)
             .map(|_| alloc.allocate_msi_gsi())
             .collect::<Result<Vec<_>, _>>()
             .map_err(VmmError::Placement)?;
-        let bar = alloc
-            .allocate_mmio32(BAR_SIZE, BAR_SIZE)
-            .map_err(VmmError::Placement)?
-            .base;
+        let bar = match bar {
+            Some(b) => *b,
+            None => {
+                alloc
+                    .allocate_mmio32(BAR_SIZE, BAR_SIZE)
+                    .map_err(VmmError::Placement)?
+                    .base
+            }
+        };
+        let kick = EventFd::new(EFD_NONBLOCK).map_err(|source| VmmError::Setup {
+            what: "the xHCI's eventfd",
+            source,
+        })?;
         plans.push(XhciPlan {
             xhci: Arc::new(Mutex::new(xhci)),
             addr: c.addr,
             id: c.id.clone(),
             msi_gsis,
             bar,
+            kick: Arc::new(kick),
         });
     }
     let mut hids = Vec::new();
@@ -108,13 +156,11 @@ pub(super) fn plan(
             UsbDeviceModel::Mouse => HidKind::Mouse,
         };
         let mut hid = Hid::new(kind);
-        // QEMU's device path of a PCI function: domain, bus, slot,
-        // function (the parser keeps the controller on the root bus).
-        let a = cfg.usb_controllers[d.controller].addr;
-        let path = format!("0000:00:{:02x}.{:x}", a.slot, a.function);
+        let path = dev_path(cfg, cfg.usb_controllers[d.controller].addr);
         hid.set_location(Some(&path), d.port);
         let hid = Arc::new(Mutex::new(hid));
         let xhci = plans[d.controller].xhci.clone();
+        let kick = plans[d.controller].kick.clone();
         let dev: SharedDevice = hid.clone();
         // The parser checked the port exists and is free.
         lock_xhci(&xhci)
@@ -123,7 +169,7 @@ pub(super) fn plan(
                 what: "a USB device's port",
                 source: std::io::Error::other(e.to_string()),
             })?;
-        hids.push(UsbHid { hid, xhci });
+        hids.push(UsbHid { hid, kick });
     }
     Ok((plans, hids))
 }
@@ -151,5 +197,32 @@ impl XhciPlan {
             cfg.set_u8(reg::INTERRUPT_LINE, gsi as u8);
         }
         Ok(f)
+    }
+
+    /// What serves its kick on the device event loop.
+    pub(super) fn subscriber(&self) -> Box<dyn Subscriber> {
+        Box::new(UsbSubscriber {
+            xhci: self.xhci.clone(),
+            kick: self.kick.clone(),
+        })
+    }
+}
+
+/// New input on a controller's devices: its pending interrupt transfers
+/// answered.
+struct UsbSubscriber {
+    xhci: Arc<Mutex<Xhci>>,
+    kick: Arc<EventFd>,
+}
+
+impl Subscriber for UsbSubscriber {
+    fn fixed_fds(&self) -> Vec<(RawFd, u32)> {
+        vec![(self.kick.as_raw_fd(), 0)]
+    }
+
+    fn handle(&mut self, _token: u32) {
+        // Nonblocking: EAGAIN means another wake already took it.
+        let _ = self.kick.read();
+        lock_xhci(&self.xhci).wake();
     }
 }
