@@ -139,8 +139,8 @@ fn a_spawned_child_starts_in_its_cgroup_and_the_parent_stays_dumpable() {
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
-    // SAFETY: waitpid on the child this test made.
     let mut status = 0;
+    // SAFETY: waitpid on the child this test made.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     // SAFETY: PR_GET_DUMPABLE reads a flag.
     let dumpable_after = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
