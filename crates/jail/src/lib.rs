@@ -189,6 +189,8 @@ impl Jail {
     /// Everything the child will do, as data: the paths inside the new
     /// root, the directories to make for the bind mounts (parents first).
     pub fn prepare(&self) -> Result<Prepared, JailError> {
+        // Before any spawn can have changed it (see `Prepared::spawn`).
+        fork::dumpable();
         if !self.root.is_absolute() {
             return Err(JailError::Relative(self.root.clone()));
         }

@@ -76,7 +76,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A negotiated connection to a QMP monitor.
 pub struct QmpClient {
-    writer: Mutex<UnixStream>,
+    /// The connection, shared with the reader thread (one descriptor:
+    /// rvirtd holds one per running domain, so a second, cloned one
+    /// would cost a third of its descriptors per domain); the lock orders
+    /// whole writes.
+    writer: Mutex<Arc<UnixStream>>,
     pending: Arc<Mutex<Pending>>,
     events: Mutex<Option<Receiver<ReceivedEvent>>>,
     greeting: Greeting,
@@ -100,7 +104,8 @@ impl QmpClient {
         stream
             .set_write_timeout(Some(timeout))
             .map_err(ClientError::Io)?;
-        let reader_stream = stream.try_clone().map_err(ClientError::Io)?;
+        let stream = Arc::new(stream);
+        let reader_stream = stream.clone();
         let pending = Arc::new(Mutex::new(Pending::default()));
         let (events_tx, events_rx) = mpsc::channel();
         let reader = {
@@ -182,7 +187,7 @@ impl QmpClient {
             serde_json::to_vec(&msg).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
         let written = match fd {
-            None => lock(&self.writer).write_all(&line),
+            None => (&**lock(&self.writer)).write_all(&line),
             Some(fd) => send_with_fd(&lock(&self.writer), &line, fd),
         };
         if let Err(e) = written {
@@ -313,7 +318,7 @@ fn read_greeting(
 /// Routes replies to their waiters and events to the channel until the
 /// connection ends.
 fn read_loop(
-    mut stream: UnixStream,
+    stream: Arc<UnixStream>,
     mut streamer: Streamer,
     pending: &Mutex<Pending>,
     events: &Sender<ReceivedEvent>,
@@ -326,7 +331,7 @@ fn read_loop(
                 Framed::Error(e) => tracing::warn!("QMP server sent invalid JSON: {e}"),
             }
         }
-        match stream.read(&mut buf) {
+        match (&*stream).read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 if let Err(e) = streamer.feed(&buf[..n]) {

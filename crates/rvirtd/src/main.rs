@@ -202,6 +202,10 @@ fn main() -> ExitCode {
             Err(e) => return fail(&e),
         }
     };
+    match rvirtd::sys::raise_nofile() {
+        Ok((was, now)) => tracing::info!(was, now, "descriptor limit (RLIMIT_NOFILE) raised"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     // A client that disappears must not kill the daemon with SIGPIPE.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };

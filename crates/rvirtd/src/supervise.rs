@@ -141,13 +141,29 @@ impl Child {
         for (k, v) in s.env {
             cmd.env(k, v);
         }
+        // rvirtd's raised descriptor limit is its own (sys::raise_nofile):
+        // the program gets the one rvirtd inherited, as under systemd.
+        let nofile = sys::inherited_nofile().map(|soft| libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: libc::RLIM_INFINITY,
+        });
         // SAFETY: the closure runs in the child between fork and exec and only
-        // calls setsid and dup2, which are async-signal-safe; it reads a Vec
-        // made before the fork and allocates nothing.
+        // calls setsid, getrlimit, setrlimit and dup2, which are
+        // async-signal-safe system calls; it reads values made before the
+        // fork and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
+                }
+                if let Some(mut lim) = nofile {
+                    let mut now: libc::rlimit = std::mem::zeroed();
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) == 0
+                        && now.rlim_cur > lim.rlim_cur
+                    {
+                        lim.rlim_max = now.rlim_max;
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    }
                 }
                 for (i, &fd) in high_raw.iter().enumerate() {
                     // dup2 leaves close-on-exec clear on the new descriptor.

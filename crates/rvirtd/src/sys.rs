@@ -1,10 +1,11 @@
 //! The system calls rvirtd makes around its children and descriptors, in
 //! one place and through rustix: waiting for a descriptor, pidfds,
-//! signals, duplicating descriptors, CPU time, the host name and the log
-//! time stamp.
+//! signals, duplicating descriptors, CPU time, the host name, the log
+//! time stamp and the descriptor limit.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -25,6 +26,51 @@ pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<boo
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The soft descriptor limit rvirtd was started with, before
+/// [`raise_nofile`] raised it.
+static INHERITED_NOFILE: OnceLock<u64> = OnceLock::new();
+
+/// Raises rvirtd's own RLIMIT_NOFILE, as systemd services do: each running
+/// domain holds descriptors (its pidfd, its monitor connection, its serial
+/// pty when it has one), so the inherited soft limit (often 1,024) would
+/// cap the domains long before memory does. The soft limit goes to the
+/// hard one; as root the hard one first goes to the kernel's ceiling
+/// (`fs.nr_open`). Returns the soft limit before and after. The programs
+/// rvirtd starts get the inherited soft limit back ([`inherited_nofile`]).
+pub fn raise_nofile() -> io::Result<(u64, u64)> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let old = getrlimit(Resource::Nofile);
+    let soft = old.current.unwrap_or(u64::MAX);
+    let _ = INHERITED_NOFILE.set(soft);
+    let mut hard = old.maximum;
+    if rustix::process::getuid().is_root() {
+        let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        if let Some(c) = ceiling.filter(|&c| hard.is_some_and(|h| c > h)) {
+            let raised = Rlimit {
+                current: old.current,
+                maximum: Some(c),
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                hard = Some(c);
+            }
+        }
+    }
+    let new = Rlimit {
+        current: hard,
+        maximum: hard,
+    };
+    setrlimit(Resource::Nofile, new)?;
+    Ok((soft, hard.unwrap_or(u64::MAX)))
+}
+
+/// The soft descriptor limit rvirtd inherited, when [`raise_nofile`]
+/// changed it: what a child gets back before it runs its program.
+pub fn inherited_nofile() -> Option<u64> {
+    INHERITED_NOFILE.get().copied()
 }
 
 fn pid(raw: i32) -> io::Result<Pid> {

@@ -430,3 +430,48 @@ fn host_and_version_commands() {
         .ok(&["dominfo", "native"])
         .contains("Autostart:      disable"));
 }
+
+/// rvirtd's own count of threads and descriptors in /proc.
+fn tasks_and_fds(pid: i32) -> (usize, usize) {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    (threads, fds)
+}
+
+/// What a running domain costs rvirtd (issue 21: density), with its
+/// serial on the VMM's stdout: two descriptors (its pidfd and its monitor
+/// connection, one descriptor shared by the QMP client's writer and
+/// reader) and two threads (its follower and the QMP client's reader);
+/// given back when it stops.
+#[test]
+fn a_running_domain_costs_rvirtd_two_descriptors_and_two_threads() {
+    if !have_virsh() {
+        return;
+    }
+    let d = Rvirtd::start();
+    let pid = d.child.as_ref().expect("rvirtd").id() as i32;
+    for i in 0..3 {
+        let file = d.xml_file(
+            &format!("i{i}.xml"),
+            &domain_xml(&format!("idle{i}"), Guest::Idle),
+        );
+        d.ok(&["define", &file]);
+    }
+    // virsh has gone: its connection's threads end at once.
+    std::thread::sleep(Duration::from_millis(500));
+    let (threads, fds) = tasks_and_fds(pid);
+    for i in 0..3 {
+        d.ok(&["start", &format!("idle{i}")]);
+    }
+    wait_for(
+        "rvirtd to hold 2 more threads and descriptors per domain",
+        Duration::from_secs(10),
+        || tasks_and_fds(pid) == (threads + 6, fds + 6),
+    );
+    for i in 0..3 {
+        d.ok(&["destroy", &format!("idle{i}")]);
+    }
+    wait_for("rvirtd to give them back", Duration::from_secs(10), || {
+        tasks_and_fds(pid) == (threads, fds)
+    });
+}

@@ -1,8 +1,9 @@
 //! Starting a jailed child by hand instead of with std's `Command`, so it
-//! is made inside its cgroup v2 (`rvirt_jail::Prepared::fork`: `clone3`
-//! with `CLONE_INTO_CGROUP`, which `Command` cannot do) and comes with its
-//! pidfd. What `Command` would do is done here the same way: argv and the
-//! environment built before the fork, stdio and the passed descriptors
+//! is made inside its cgroup v2 (`rvirt_jail::Prepared::spawn`: `clone3`
+//! with `CLONE_INTO_CGROUP`, which `Command` cannot do), shares rvirtd's
+//! memory until it execs instead of copying it (`CLONE_VM | CLONE_VFORK`)
+//! and comes with its pidfd. What `Command` would do is done here the same
+//! way: argv and the environment built before the spawn, stdio and the passed descriptors
 //! placed with `dup2`, the signal mask emptied and SIGPIPE back to its
 //! default, a close-on-exec pipe carrying the errno of a failed step or
 //! `execve` back to the parent.
@@ -14,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use rvirt_jail::{Forked, Joined, Prepared};
+use rvirt_jail::{Joined, Prepared};
 
 use super::FIRST_PASSED_FD;
 use crate::sys;
@@ -101,18 +102,20 @@ pub(super) fn spawn(
         out: out.as_raw_fd(),
         report: err_w.as_raw_fd(),
     };
-    // SAFETY: in the child, only `child` runs, which makes
-    // async-signal-safe system calls on data made above and never
-    // returns; the parent goes on as after any fork.
-    let forked = unsafe { jail.fork()? };
-    let (pid, pidfd) = match forked {
-        // SAFETY: this is the child fork made; everything it reads was
-        // made before the fork.
-        Forked::Child(joined) => unsafe {
-            child(&plan.program, &argv, &envp, raw, &high_raw, jail, joined)
-        },
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    // The child shares rvirtd's memory until it execs (`Prepared::spawn`,
+    // as posix_spawn): a fork would copy the page tables and mappings of
+    // a daemon that has two threads per running domain, which at 2,000
+    // domains was 70% of rvirtd's time in a start (the copy, then its
+    // teardown at exec).
+    let mut run = |joined: Joined| -> std::convert::Infallible {
+        // SAFETY: this runs in the child `spawn` made, on its own stack;
+        // everything it reads was made above, and `child` only makes
+        // async-signal-safe system calls, writes no shared memory and
+        // never returns.
+        unsafe { child(&plan.program, &argv, &envp, raw, &high_raw, jail, joined) }
     };
+    // SAFETY: `run` keeps to `spawn`'s contract (see above).
+    let (pid, pidfd) = unsafe { jail.spawn(&mut run)? };
     drop((stdin, out, err_w, null, log));
     let mut errno = [0u8; 4];
     let mut got = 0;
@@ -159,8 +162,9 @@ struct ChildFds {
 ///
 /// # Safety
 ///
-/// Only in the child of a fork, before exec; `argv` and `envp` are
-/// null-terminated arrays of pointers to live C strings.
+/// Only in the child `Prepared::spawn` made (sharing the parent's memory),
+/// before exec; `argv` and `envp` are null-terminated arrays of pointers
+/// to live C strings.
 unsafe fn child(
     program: &CString,
     argv: &[*const libc::c_char],
@@ -184,8 +188,9 @@ unsafe fn child(
             .raw_os_error()
             .unwrap_or(libc::EIO)
     };
-    // SAFETY: system calls on descriptors and data made before the fork;
-    // this process is the fork's single thread.
+    // SAFETY: system calls on descriptors and data made before the spawn;
+    // this process is a single thread whose memory the parent's thread
+    // does not touch until it execs.
     unsafe {
         if libc::setsid() < 0 {
             fail(last());

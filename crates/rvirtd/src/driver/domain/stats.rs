@@ -22,14 +22,17 @@ fn param(field: &str, value: TypedParamValue) -> TypedParam {
     }
 }
 
-fn record(e: &Entry, groups: u32) -> Option<DomainStatsRecord> {
-    let def = e.current_def()?;
+fn record(e: &Entry, groups: u32) -> DomainStatsRecord {
     let mut p = Vec::new();
     if groups & stats::STATE != 0 {
         p.push(param("state.state", TypedParamValue::Int(e.state as i32)));
         p.push(param("state.reason", TypedParamValue::Int(e.reason)));
     }
+    // Only a running domain's groups need its definition: a stored one
+    // would be parsed again for each record (`StoredDef`), which `rvirsh
+    // list`'s state-only call over thousands of domains must not pay.
     if let Some(run) = &e.run {
+        let def = run.live();
         if groups & stats::CPU_TOTAL != 0 {
             let ns = crate::sys::cpu_time_ns(run.pid());
             p.push(param("cpu.time", TypedParamValue::ULLong(ns)));
@@ -51,10 +54,10 @@ fn record(e: &Entry, groups: u32) -> Option<DomainStatsRecord> {
             p.extend(super::blockstats::params(&def, &run.qmp));
         }
     }
-    Some(DomainStatsRecord {
+    DomainStatsRecord {
         dom: e.handle(),
         params: p,
-    })
+    }
 }
 
 impl DomainDriver {
@@ -85,9 +88,6 @@ impl DomainDriver {
                 .map(|d: &NonnullDomain| reg.resolve(d))
                 .collect::<Result<_, _>>()?
         };
-        Ok(entries
-            .into_iter()
-            .filter_map(|e| record(e, groups))
-            .collect())
+        Ok(entries.into_iter().map(|e| record(e, groups)).collect())
     }
 }
