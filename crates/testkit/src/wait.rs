@@ -37,7 +37,10 @@ pub fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, Str
 /// listening, which a check for the file alone does not tell (the file
 /// appears at `bind`, a moment before `listen`, and a client connecting in
 /// between is refused). Read from `/proc/net/unix`, so nothing connects to
-/// the server to find out. Fails naming `path` after `limit`.
+/// the server to find out; it lists the path the socket was *bound* at, so
+/// a server that binds under a temporary name and renames the file into
+/// place (rvirtd) is waited on by its file instead. Fails naming `path`
+/// after `limit`.
 pub fn wait_listening(path: &Path, limit: Duration) {
     wait_for(&format!("a listener at {}", path.display()), limit, || {
         is_listening(path)

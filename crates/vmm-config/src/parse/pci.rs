@@ -324,14 +324,6 @@ impl PciSpecs {
                     r.driver
                 )));
             }
-            // Conventional PCI (QEMU's i6300esb is): rvirt places its BAR
-            // from the machine's window, not a root port's.
-            if matches!(r.kind, Kind::Watchdog) && bus != PciBus::Root {
-                return Err(err(format!(
-                    "{} must sit on {root_name}: behind a root port it is not supported yet",
-                    r.driver
-                )));
-            }
             if matches!(r.kind, Kind::Display) && bus != PciBus::Root {
                 return Err(err(format!(
                     "{} must sit on {root_name}: a bridge's window is too small for its video memory",
