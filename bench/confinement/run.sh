@@ -15,15 +15,13 @@
 #   ALSO="before=/path/to/rvirtd"  more rvirtd builds, confined, in the same rounds
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 REL=$ROOT/target/release
 for tool in virsh python3; do
   command -v $tool >/dev/null || { echo "bench/confinement: $tool is needed" >&2; exit 1; }
 done
 getent passwd rvirt-qemu >/dev/null || { echo "bench/confinement: the rvirt-qemu user is needed (scripts/setup.sh)" >&2; exit 1; }
-if [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm, rvirtd and the test guests (release)..." >&2
-  cargo build --quiet --release -p rvirt-vmm -p rvirtd -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm -p rvirtd -p rvirt-test-guests
 ONELINE=$(cargo run --quiet --release -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- oneline)
 EXITS=$(cargo run --quiet --release -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- exits)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)

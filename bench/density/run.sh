@@ -28,8 +28,8 @@
 # Results also go to bench/results/density-<UTC timestamp>.json.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 REL=$ROOT/target/release
-. "$ROOT/bench/lib/need.sh"
 need_kvm
 need unshare util-linux
 need tini tini
@@ -39,10 +39,7 @@ need qemu-system-x86_64 qemu-system-x86
 need python3 python3
 /usr/bin/python3 -c 'import libvirt' 2>/dev/null || {
   apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-libvirt >&2; }
-if [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm, rvirtd, rvirsh and the test guests (release)..." >&2
-  cargo build --quiet --release -p rvirt-vmm -p rvirtd -p rvirsh -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm -p rvirtd -p rvirsh -p rvirt-test-guests
 GUEST=$(cargo run --quiet --release -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- idle)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$ROOT/bench/results"

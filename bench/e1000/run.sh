@@ -17,10 +17,8 @@ QEMU=$(command -v "${QEMU:-qemu-system-x86_64}") || {
   echo "bench/e1000: qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)" >&2; exit 1; }
 need_kvm
 cd "$ROOT"
-if [ -z "${RVIRT_VMM:-}" ]; then
-  cargo build -q --release -p rvirt-vmm
-  RVIRT_VMM=$ROOT/target/release/rvirt-vmm
-fi
+build_vmm
+RVIRT_VMM=$RVIRT
 export MODEL=${MODEL:-e1000}
 case $MODEL in e1000|e1000e) ;; *) echo "bench/e1000: MODEL is e1000 or e1000e" >&2; exit 1;; esac
 GUEST=$(cargo run -q -p rvirt-test-guests -- "$MODEL")

@@ -19,9 +19,9 @@
 # Results also go to bench/results/grub-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/bench/lib/common.sh"
 REL=$ROOT/target/release
 
-. "$ROOT/bench/lib/need.sh"
 need_kvm
 need python3 python3
 need unshare util-linux
@@ -33,11 +33,7 @@ need grub-mkimage grub-pc-bin
 need mkfs.ext2 e2fsprogs
 [ -e /usr/share/seabios/bios-256k.bin ] || { echo "bench/grub: Debian's seabios is needed (apt-get install seabios)" >&2; exit 1; }
 
-if [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm, rvirtd, rvirsh and the test guests (release)..." >&2
-  cargo build --quiet --release -p rvirt-vmm -p rvirtd -p rvirsh -p rvirt-test-guests \
-    --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm -p rvirtd -p rvirsh -p rvirt-test-guests
 for b in rvirt-vmm rvirtd rvirsh rvirt-test-guests; do
   [ -x "$REL/$b" ] || { echo "bench/grub: $REL/$b is missing (cargo build --release -p $b)" >&2; exit 1; }
 done

@@ -17,17 +17,20 @@ need_qemu() {
 }
 
 # RVIRT: the rvirt-vmm to measure: $RVIRT_VMM, else target/release's,
-# built first as a host should run it (scripts/build-vmm.sh: a static PIE)
-# with the packages ARGS name (`-p rvirt-test-guests` say) unless NO_BUILD
-# is set.
+# built first as a host should run it (scripts/build-vmm.sh: a static PIE),
+# then the other packages ARGS name (`-p rvirtd -p rvirt-test-guests`
+# say); nothing is built when NO_BUILD is set. Every benchmark builds
+# through here, so each measures the same binary.
 build_vmm() {
   RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
-  if [ -z "${RVIRT_VMM:-}" ] && [ -z "${NO_BUILD:-}" ]; then
-    echo "building rvirt-vmm (release, static PIE) and the test guests..." >&2
+  [ -z "${NO_BUILD:-}" ] || return 0
+  if [ -z "${RVIRT_VMM:-}" ]; then
+    echo "$BENCH: building rvirt-vmm (release, static PIE)..." >&2
     "$ROOT/scripts/build-vmm.sh" --quiet
-    if [ $# -gt 0 ]; then
-      cargo build --quiet --release "$@" --manifest-path "$ROOT/Cargo.toml"
-    fi
+  fi
+  if [ $# -gt 0 ]; then
+    echo "$BENCH: building $* (release)..." >&2
+    cargo build --quiet --release "$@" --manifest-path "$ROOT/Cargo.toml"
   fi
 }
 

@@ -25,10 +25,7 @@ for p in virsh dnsmasq nft ip unshare; do
   command -v "$p" >/dev/null || { echo "bench/nattap: missing $p (scripts/setup.sh)" >&2; exit 1; }
 done
 need_kvm
-if [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirtd, rvirt-leaseshelper, rvirt-vmm (release) and the test guests..." >&2
-  cargo build --quiet --release -p rvirtd -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm -p rvirtd
 GUEST=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- dhcp)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)

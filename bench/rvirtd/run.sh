@@ -44,11 +44,7 @@ need virsh libvirt-clients
 need libvirtd libvirt-daemon-system libvirt-daemon-driver-qemu
 need qemu-system-x86_64 qemu-system-x86
 
-if [ -z "${NO_BUILD:-}" ]; then
-  echo "building rvirt-vmm, rvirtd, rvirsh and the test guests (release)..." >&2
-  cargo build --quiet --release -p rvirt-vmm -p rvirtd -p rvirsh -p rvirt-test-guests \
-    --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm -p rvirtd -p rvirsh -p rvirt-test-guests
 for b in rvirt-vmm rvirtd rvirsh; do
   [ -x "$REL/$b" ] || { echo "bench/rvirtd: $REL/$b is missing (cargo build --release -p $b)" >&2; exit 1; }
 done

@@ -11,16 +11,14 @@
 # Results also go to bench/results/scsi-<UTC timestamp>.json (git-ignored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-. "$ROOT/bench/lib/need.sh"
+. "$ROOT/bench/lib/common.sh"
 need_kvm
 need python3 python3
 need "${QEMU:-qemu-system-x86_64}" qemu-system-x86
 QEMU=$(command -v "${QEMU:-qemu-system-x86_64}")
 cd "$ROOT"
-if [ -z "${RVIRT_VMM:-}" ]; then
-  cargo build -q --release -p rvirt-vmm
-  RVIRT_VMM=$ROOT/target/release/rvirt-vmm
-fi
+build_vmm
+RVIRT_VMM=$RVIRT
 GUEST=$(cargo run -q -p rvirt-test-guests -- scsimq)
 SIZE_MIB=${SIZE_MIB:-64}
 IMAGE=$(mktemp /dev/shm/rvirt-bench-scsi.XXXXXX)

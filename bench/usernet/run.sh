@@ -18,11 +18,7 @@ QEMU_BIN=$(command -v "${QEMU:-qemu-system-x86_64}" || true)
 [ -n "$QEMU_BIN" ] || { echo "bench/usernet: QEMU not found" >&2; exit 1; }
 command -v passt >/dev/null || { echo "bench/usernet: passt not found (scripts/setup.sh)" >&2; exit 1; }
 need_kvm
-RVIRT=${RVIRT_VMM:-$ROOT/target/release/rvirt-vmm}
-if [ -z "${RVIRT_VMM:-}" ]; then
-  echo "building rvirt-vmm (release) and the test guests..." >&2
-  cargo build --quiet --release -p rvirt-vmm --manifest-path "$ROOT/Cargo.toml"
-fi
+build_vmm
 GUEST=$(cargo run --quiet -p rvirt-test-guests --manifest-path "$ROOT/Cargo.toml" -- dhcp)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
