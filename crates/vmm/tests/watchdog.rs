@@ -159,17 +159,16 @@ fn name_of(p: &Path) -> String {
 
 /// Waits for a text in the guest's serial output; returns all of it.
 type Until<'a> = &'a dyn Fn(&str) -> String;
+/// What an nmi run does once the guest is ready: the monitor, a wait on
+/// the serial output, and the guest's go.
+type DriveNmi<'a> = &'a dyn Fn(&rvirt_qmp::QmpClient, Until, &dyn Fn());
 
 /// Runs the `nmi` guest under `program` with `append`; `drive` runs on
 /// the monitor once the guest is ready (its handler installed) with a way
 /// to wait for its serial output and the guest's go (a byte on its COM2,
 /// the VMM's stdin). Returns the guest's NMI lines and the events seen,
 /// once the guest powered off.
-fn run_nmi(
-    program: &Path,
-    append: &str,
-    drive: &dyn Fn(&rvirt_qmp::QmpClient, Until, &dyn Fn()),
-) -> Outcome {
+fn run_nmi(program: &Path, append: &str, drive: DriveNmi) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let serial = dir.path().join("serial.log");
     let sock = dir.path().join("qmp.sock");
