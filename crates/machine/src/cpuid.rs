@@ -102,6 +102,7 @@ static FEATURES: &[Feature] = features! {
     ["misalignsse"] => 0x8000_0001, 0, Ecx, 7; ["3dnowprefetch"] => 0x8000_0001, 0, Ecx, 8;
     ["osvw"] => 0x8000_0001, 0, Ecx, 9; ["topoext"] => 0x8000_0001, 0, Ecx, 22;
     ["invtsc"] => 0x8000_0007, 0, Edx, 8;
+    ["ibpb"] => 0x8000_0008, 0, Ebx, 12;
 };
 
 /// Errors in a CPU request.

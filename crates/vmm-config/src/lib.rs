@@ -24,6 +24,7 @@ pub use disk::{Aio, Backing, Cache, FormatNode, ImageFormat, Protocol, ProtocolN
 pub use parse::block::{blockdev_node, FileRef, FormatDef, NodeDef};
 pub use parse::{
     parse, parse_device_add, parse_netdev, usage, Action, HotplugDevice, IGNORED_OPTIONS,
+    VGA_ROMFILE,
 };
 pub use usb::{UsbControllerConfig, UsbDeviceConfig, UsbDeviceModel};
 pub use vnc::{VncConfig, VncListen, VncShare};

@@ -23,6 +23,7 @@ mod usb;
 mod virtio;
 mod watchdog;
 
+pub use display::VGA_ROMFILE;
 pub use hotplug::{parse_device_add, HotplugDevice};
 pub use netdev::parse_netdev;
 

@@ -299,13 +299,22 @@ fn prepare_in(
                 def.os.machine.as_deref().unwrap_or("pc"),
             )),
         });
+    // A VGA's BIOS, which rvirt-vmm reads by path when it makes the
+    // device (QEMU's default romfile): a display needs it in the jail too.
+    let vga_rom = def
+        .devices
+        .others
+        .iter()
+        .any(|o| o.kind() == "video")
+        .then(|| PathBuf::from(rvirt_vmm_config::VGA_ROMFILE));
     // The kernel, initrd and firmware are read by path at every boot:
     // bound read-only, given to the VM's user only if it cannot read them.
     let by_path = [&def.os.kernel, &def.os.initrd]
         .into_iter()
         .flatten()
         .map(PathBuf::from)
-        .chain(firmware);
+        .chain(firmware)
+        .chain(vga_rom);
     for p in by_path {
         let p = p.as_path();
         if !p.exists() {
