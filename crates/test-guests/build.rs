@@ -58,6 +58,7 @@ const GUESTS: &[(&str, &str, Kind, &[&str])] = &[
     ("wdt", "wdt.c", Kind::Pvh, &[]),
     ("lpt", "lpt.c", Kind::Pvh, &[]),
     ("scsimq", "scsimq.c", Kind::Pvh, &[]),
+    ("fwcfg", "fwcfg.c", Kind::Pvh, &[]),
     ("usb", "usb.c", Kind::Pvh, &[]),
     ("nmi", "nmi.c", Kind::Pvh, &[]),
     ("ahcibench", "ahcibench.c", Kind::Pvh, &[]),
@@ -204,26 +205,32 @@ fn main() {
     // The boot disk: a boot sector and the 64-bit runtime behind it, as a
     // flat image padded to 1 MiB (a disk firmware boots from).
     let mbr_entry = one("entry", "mbr.S");
-    let mbr_main = obj.join("mbr.o");
-    cc(&src.join("mbr.c"), &mbr_main, &[]);
-    let mbr_elf = obj.join("mbr.elf");
-    let mut ld = Command::new("ld");
-    ld.args(LDFLAGS)
-        .arg("-T")
-        .arg(src.join("mbr.ld"))
-        .arg("-o")
-        .arg(&mbr_elf);
-    ld.arg(&mbr_entry).arg(&paging).args(&rt).arg(&mbr_main);
-    run(&mut ld);
-    let mbr_bin = obj.join("mbr.bin");
-    run(Command::new("objcopy")
-        .args(["-O", "binary"])
-        .arg(&mbr_elf)
-        .arg(&mbr_bin));
-    let mut disk = fs::read(&mbr_bin).expect("read mbr.bin");
-    assert_eq!(&disk[510..512], &[0x55, 0xaa], "boot signature at 510");
-    disk.resize(1 << 20, 0);
-    fs::write(out.join("boot-disk.img"), disk).expect("write boot-disk.img");
+    let disk = |c: &str, defines: &[&str], name: &str| {
+        let main = obj.join(format!("{name}.o"));
+        cc(&src.join(c), &main, defines);
+        let elf = obj.join(format!("{name}.elf"));
+        let mut ld = Command::new("ld");
+        ld.args(LDFLAGS)
+            .arg("-T")
+            .arg(src.join("mbr.ld"))
+            .arg("-o")
+            .arg(&elf);
+        ld.arg(&mbr_entry).arg(&paging).args(&rt).arg(&main);
+        run(&mut ld);
+        let bin = obj.join(format!("{name}.bin"));
+        run(Command::new("objcopy")
+            .args(["-O", "binary"])
+            .arg(&elf)
+            .arg(&bin));
+        let mut disk = fs::read(&bin).expect("read the boot disk's binary");
+        assert_eq!(&disk[510..512], &[0x55, 0xaa], "boot signature at 510");
+        disk.resize(1 << 20, 0);
+        fs::write(out.join(format!("{name}.img")), disk).expect("write the boot disk");
+    };
+    disk("mbr.c", &[], "boot-disk");
+    // The fwcfg guest behind the same boot sector: what fw_cfg serves
+    // firmware, read after firmware booted (rvirt serves it only then).
+    disk("fwcfg.c", &["-DMBR"], "fwcfg-disk");
 }
 
 /// Assembles the setup sectors and appends the flat payload, patching the

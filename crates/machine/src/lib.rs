@@ -23,6 +23,7 @@ pub mod layout;
 pub mod mptable;
 pub mod regs;
 pub mod slot;
+pub mod smbios;
 pub mod topology;
 pub mod vcpu;
 mod vm;

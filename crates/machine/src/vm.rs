@@ -49,6 +49,10 @@ pub struct FirmwareTables {
     /// them).
     pub platform: Arc<AcpiConfig>,
     pub memory_map: Vec<MemoryRange>,
+    /// RAM ranges (start, size): below 4 GiB from 0, and at 4 GiB.
+    pub ram_ranges: Vec<(u64, u64)>,
+    /// CPUID leaf 1 EAX and EDX as the vCPUs see them (SMBIOS type 4).
+    pub cpuid_1: (u32, u32),
 }
 
 /// Errors building or starting a machine. Messages name the resource, so the
@@ -233,6 +237,8 @@ pub struct Machine {
     vcpu_thread_start: Option<fn()>,
     /// The next KVM slot number for device memory.
     next_slot: AtomicU32,
+    /// CPUID leaf 1 EAX and EDX given to the vCPUs.
+    cpuid_1: (u32, u32),
 }
 
 impl Machine {
@@ -291,12 +297,18 @@ impl Machine {
         let supported = supported?;
 
         let mut vcpus = Vec::with_capacity(ncpus as usize);
+        let mut cpuid_1 = (0, 0);
         for cpu in 0..ncpus {
             let fd = vm
                 .create_vcpu(u64::from(cfg.topology.apic_id(cpu)))
                 .map_err(kvm_err("CREATE_VCPU"))?;
             let cpuid = cpuid::build(&supported, &cfg.cpu, &cfg.topology, cpu)?;
             fd.set_cpuid2(&cpuid).map_err(kvm_err("SET_CPUID2"))?;
+            if cpu == 0 {
+                if let Some(e) = cpuid.as_slice().iter().find(|e| e.function == 1) {
+                    cpuid_1 = (e.eax, e.edx);
+                }
+            }
             regs::setup_common(&fd)?;
             vcpus.push(fd);
         }
@@ -312,6 +324,7 @@ impl Machine {
             boot_cpus: ncpus,
             vcpu_thread_start: None,
             next_slot: AtomicU32::new(FIRST_DEVICE_SLOT),
+            cpuid_1,
         })
     }
 
@@ -392,6 +405,11 @@ impl Machine {
             acpi: self.acpi.then(|| acpi::build_linked(&platform)),
             platform: Arc::new(platform),
             memory_map: firmware::memory_map(&self.ram),
+            ram_ranges: [(0, self.ram.low), (4 << 30, self.ram.high)]
+                .into_iter()
+                .filter(|&(_, size)| size > 0)
+                .collect(),
+            cpuid_1: self.cpuid_1,
         }
     }
 

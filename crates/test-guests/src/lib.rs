@@ -40,6 +40,13 @@ pub fn boot_disk() -> PathBuf {
     PathBuf::from(concat!(env!("OUT_DIR"), "/guests/boot-disk.img"))
 }
 
+/// A boot disk like [`boot_disk`] whose 64-bit part is the
+/// [`Guest::Fwcfg`] guest: it prints the fw_cfg files as that guest does
+/// (after `MBR real mode`), then powers off.
+pub fn fwcfg_disk() -> PathBuf {
+    PathBuf::from(concat!(env!("OUT_DIR"), "/guests/fwcfg-disk.img"))
+}
+
 /// One test guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Guest {
@@ -141,6 +148,10 @@ pub enum Guest {
     /// MSI-X table size and configuration, reads a block on every request
     /// queue and writes one on the last (see the README).
     Scsimq,
+    /// PVH: prints the fw_cfg files `etc/smbios/smbios-anchor` and
+    /// `etc/smbios/smbios-tables` as `FILE name size` and `HEX` lines
+    /// (`FILE name absent` when missing), then `FWCFG DONE`.
+    Fwcfg,
     /// PVH: finds a qemu-xhci on PCI bus 0 and drives it as a driver
     /// does, polling: enumerates the USB devices on its ports (port reset,
     /// Enable Slot, Address Device, descriptors, SET_CONFIGURATION,
@@ -159,7 +170,7 @@ pub enum Guest {
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 34] = [
+    pub const ALL: [Guest; 35] = [
         Guest::Hello,
         Guest::Memmap,
         Guest::Cmdline,
@@ -191,6 +202,7 @@ impl Guest {
         Guest::Wdt,
         Guest::Lpt,
         Guest::Scsimq,
+        Guest::Fwcfg,
         Guest::Usb,
         Guest::Nmi,
         Guest::AhciBench,
@@ -230,6 +242,7 @@ impl Guest {
             Guest::Wdt => "wdt",
             Guest::Lpt => "lpt",
             Guest::Scsimq => "scsimq",
+            Guest::Fwcfg => "fwcfg",
             Guest::Usb => "usb",
             Guest::Nmi => "nmi",
             Guest::AhciBench => "ahcibench",

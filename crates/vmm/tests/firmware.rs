@@ -2,7 +2,8 @@
 //! of crates/test-guests from a virtio-mmio disk, through fw_cfg, from
 //! virtio-blk-pci, and from a SATA disk and an El Torito CD-ROM on q35's
 //! AHCI controller; against QEMU 7.2 with the same firmware and command
-//! line.
+//! line. The SMBIOS structures fw_cfg serves SeaBIOS, byte for byte
+//! against QEMU 7.2's.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use rvirt_test_guests::boot_disk;
+use rvirt_test_guests::{boot_disk, fwcfg_disk};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -430,5 +431,101 @@ fn boot_disk_and_iso_from_ahci_as_on_qemu() {
         for want in [path, found] {
             assert!(qlog.contains(want), "{want:?} not in QEMU's SeaBIOS log");
         }
+    }
+}
+
+/// The `HEX` lines of the fw_cfg files the fwcfg disk printed, checked
+/// present.
+fn fwcfg_dump(lines: &[String], what: &str) -> Vec<String> {
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("DONE"),
+        "{what}: {lines:?}"
+    );
+    let dump: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("FILE ") || l.starts_with("HEX "))
+        .cloned()
+        .collect();
+    assert!(
+        dump.iter().filter(|l| l.starts_with("FILE ")).count() == 2
+            && !dump
+                .iter()
+                .any(|l| l.ends_with("absent") || l.ends_with("no fw_cfg")),
+        "{what}: {lines:?}"
+    );
+    dump
+}
+
+/// QEMU 7.2's pc and q35 serve SeaBIOS their SMBIOS structures
+/// (`etc/smbios/smbios-anchor`, `etc/smbios/smbios-tables`: system with
+/// the `-uuid`, chassis, a processor per socket with the vCPUs' CPUID
+/// signature, the memory array, DIMMs and mapped ranges, boot info); rvirt
+/// serves the same bytes, read by the fwcfg disk after SeaBIOS booted it.
+#[test]
+fn smbios_tables_are_qemus_on_pc_and_q35() {
+    let Some(bios) = seabios("bios-256k.bin") else {
+        return;
+    };
+    let qemu = which("qemu-system-x86_64");
+    if qemu.is_none() && std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
+        panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
+    }
+    // RAM in one range and one DIMM, then above 4 GiB too (two ranges) and
+    // over 16 GiB (two DIMMs), with one socket and with two; one vCPU and
+    // no -uuid. `-cpu host` on both: type 4 carries the CPUID signature,
+    // and rvirt's named models (qemu64, the default) keep the host's.
+    const UUID: &str = "3a1efbe8-7cc4-4061-a50a-9a7b30ccd6b6";
+    for (machine, mem, smp, uuid) in [
+        ("pc", "128", "2", Some(UUID)),
+        ("q35", "1024", "2", Some(UUID)),
+        ("pc", "5120", "4,sockets=2,cores=2,threads=1", Some(UUID)),
+        ("q35", "17408", "8,sockets=2,cores=2,threads=2", Some(UUID)),
+        ("pc", "256", "1", None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |who: &str| {
+            let disk = dir.path().join(format!("{who}.img"));
+            std::fs::copy(fwcfg_disk(), &disk).unwrap();
+            let serial = dir.path().join(format!("{who}.serial"));
+            let mut a = args(machine, &disk, &serial);
+            a.truncate(a.len() - 2);
+            a.extend(
+                [
+                    "-device",
+                    "virtio-blk-pci,drive=d0,bootindex=1",
+                    "-smp",
+                    smp,
+                    "-cpu",
+                    "host",
+                ]
+                .map(String::from),
+            );
+            if let Some(u) = uuid {
+                a.extend(["-uuid".to_string(), u.to_string()]);
+            }
+            a[3] = mem.to_string();
+            (a, serial)
+        };
+        let (a, serial) = line("rvirt");
+        run_rvirt(&a);
+        let ours = fwcfg_dump(&seabios_lines(&serial), machine);
+
+        if qemu.is_none() {
+            eprintln!("QEMU not installed: the comparison did not run");
+            continue;
+        }
+        let (mut q, qserial) = line("qemu");
+        q.extend(["-enable-kvm", "-nographic", "-bios"].map(String::from));
+        q.push(bios.display().to_string());
+        let run = Spawned::start(
+            die_with_test(&mut Command::new("qemu-system-x86_64"))
+                .args(&q)
+                .stdin(Stdio::null()),
+        )
+        .output(LIMIT);
+        assert!(run.status.success(), "QEMU: {run:?}");
+        let theirs = fwcfg_dump(&seabios_lines(&qserial), machine);
+        assert_eq!(ours, theirs, "{machine}: rvirt's SMBIOS files vs QEMU's");
     }
 }

@@ -3,7 +3,9 @@
 //! SeaBIOS reads (RAM size, CPUs, NUMA, boot menu, no graphics), and the
 //! files `etc/e820`, `etc/acpi/tables` + `etc/acpi/rsdp` + `etc/table-loader`
 //! (rvirt's ACPI tables, linked by the firmware), `bootorder`,
-//! `etc/boot-fail-wait`, `etc/boot-menu-wait` and the `-fw_cfg` items.
+//! `etc/boot-fail-wait`, `etc/boot-menu-wait`, QEMU's default SMBIOS
+//! structures (`etc/smbios/smbios-anchor`, `etc/smbios/smbios-tables`) and
+//! the `-fw_cfg` items.
 //! SeaBIOS reads `etc/show-boot-menu` from the legacy boot-menu key, as on
 //! QEMU.
 
@@ -12,8 +14,9 @@ use std::sync::Arc;
 
 use rvirt_devices::fw_cfg::{e820_entry, keys, FwCfg, FwCfgBuilder, FwCfgError};
 use rvirt_machine::acpi::{AcpiConfig, Blob, LinkedTables};
+use rvirt_machine::smbios::{SmbiosConfig, SmbiosTables};
 use rvirt_machine::FirmwareTables;
-use rvirt_vmm_config::{FwCfgSource, PciAddr, PciBus, VmConfig};
+use rvirt_vmm_config::{Chipset, FwCfgSource, PciAddr, PciBus, VmConfig};
 
 /// QEMU's names for the ACPI blobs and the loader script.
 pub(crate) const ACPI_TABLES_FILE: &str = "etc/acpi/tables";
@@ -160,6 +163,41 @@ pub(crate) fn refresh_acpi(device: &mut FwCfg, platform: Arc<AcpiConfig>) {
     );
 }
 
+/// QEMU 7.2's default SMBIOS structures for pc and q35 (microvm serves
+/// none): the product is the board's, the version the machine type's full
+/// name (`pc` is QEMU's alias of `pc-i440fx-7.2`).
+fn smbios(cfg: &VmConfig, tables: &FirmwareTables, uuid: &[u8; 16]) -> Option<SmbiosTables> {
+    let (product, version) = match cfg.chipset {
+        Chipset::I440fx => (
+            "Standard PC (i440FX + PIIX, 1996)",
+            match cfg.machine.as_str() {
+                "pc" | "none" => "pc-i440fx-7.2",
+                m => m,
+            },
+        ),
+        Chipset::Q35 => (
+            "Standard PC (Q35 + ICH9, 2009)",
+            match cfg.machine.as_str() {
+                "q35" => "pc-q35-7.2",
+                m => m,
+            },
+        ),
+        Chipset::Microvm => return None,
+    };
+    let smp = &cfg.smp;
+    Some(rvirt_machine::smbios::build(&SmbiosConfig {
+        product: product.to_owned(),
+        version: version.to_owned(),
+        uuid: *uuid,
+        sockets: smp.sockets,
+        cores: smp.dies * smp.cores,
+        threads: smp.dies * smp.cores * smp.threads,
+        cpuid_1: tables.cpuid_1,
+        ram_size: cfg.mem_size,
+        ram_ranges: tables.ram_ranges.clone(),
+    }))
+}
+
 /// Everything fw_cfg serves for one boot.
 pub(crate) fn items(
     cfg: &VmConfig,
@@ -209,6 +247,10 @@ pub(crate) fn items(
         for (name, data) in acpi_files(acpi) {
             b.file(&name, data)?;
         }
+    }
+    if let Some(smbios) = smbios(cfg, tables, &uuid) {
+        b.file("etc/smbios/smbios-anchor", smbios.anchor)?;
+        b.file("etc/smbios/smbios-tables", smbios.tables)?;
     }
     b.file("bootorder", bootorder(boot_devices, cfg.boot.strict))?;
     let fail_wait = cfg.boot.reboot_timeout.unwrap_or(-1) as u32;
