@@ -341,14 +341,6 @@ fn blockdev_add_and_del_answer_as_qemu_does() {
     }
 }
 
-fn which(cmd: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(cmd))
-        .find(|p| p.exists())
-}
-
 /// libvirt's two nodes for `path` (qcow2, `backing: null`).
 fn libvirt_disk(n: u32, path: &Path, read_only: bool) -> [Value; 2] {
     [

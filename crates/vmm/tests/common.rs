@@ -121,6 +121,22 @@ pub fn require(what: &str) -> bool {
     false
 }
 
+/// The RFB client the display and input tests drive (vncdotool's API).
+pub fn vnc_client_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vnc/tests/python/vnc_client.py")
+}
+
+/// Whether python3 has vncdotool (scripts/setup.sh installs it): without
+/// it a test skips, unless [`required`].
+pub fn have_vncdotool() -> bool {
+    let ok = rvirt_testkit::try_run(
+        Command::new("python3").args(["-c", "import vncdotool"]),
+        Duration::from_secs(90),
+    )
+    .is_ok_and(|o| o.status.success());
+    ok || require("python3 with vncdotool")
+}
+
 /// `cmd` on the PATH.
 pub fn which(cmd: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|p| {

@@ -13,30 +13,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use rvirt_testkit::{run, try_run};
+use rvirt_testkit::run;
 
 const T: Duration = Duration::from_secs(120);
 const W: usize = 800;
 const H: usize = 600;
-
-fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-}
-
-/// vncdotool is installed by scripts/setup.sh; without it the tests skip
-/// unless `RVIRT_REQUIRE_REFERENCE` is set.
-fn have_vncdotool() -> bool {
-    let ok = try_run(Command::new("python3").args(["-c", "import vncdotool"]), T)
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
-            panic!("python3 with vncdotool is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
-        }
-        eprintln!("skipped: vncdotool not available (pip install vncdotool)");
-    }
-    ok
-}
 
 /// A capture: width, height, RGB bytes.
 type Image = (usize, usize, Vec<u8>);
@@ -207,7 +188,7 @@ fn draws_refuses_and_follows_its_bar(machine: &str) {
     assert_same("after an impossible mode", &ours[1], &expected(false));
     assert_same("drawn through the moved BAR", &ours[2], &expected(true));
 
-    if !which("qemu-system-x86_64") {
+    if which("qemu-system-x86_64").is_none() {
         if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
             panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
         }
@@ -597,7 +578,7 @@ fn seabios_and_the_vga_bios_show_text_mode_as_on_qemu() {
     }
     let dir = tempfile::tempdir().unwrap();
     let disk = int10_disk(dir.path());
-    let have_qemu = which("qemu-system-x86_64");
+    let have_qemu = which("qemu-system-x86_64").is_some();
     if !have_qemu && std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
         panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
     }
@@ -709,7 +690,7 @@ fn std_vga_draws_through_dispi_then_shows_text_mode() {
         assert_same("after an impossible mode", &ours[1], &expected(false));
         assert_same("drawn through the moved BAR", &ours[2], &expected(true));
         assert_same("text mode", &ours[3], &expected_text());
-        if !which("qemu-system-x86_64") {
+        if which("qemu-system-x86_64").is_none() {
             if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
                 panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
             }
@@ -758,7 +739,7 @@ fn the_vga_bios_draws_mode_12h_as_on_qemu() {
         .filter(|i| ours.2[i * 3..i * 3 + 3] != [0, 0, 0])
         .count();
     assert!(text > 300, "the line of text: {text} pixels lit");
-    if !which("qemu-system-x86_64") {
+    if which("qemu-system-x86_64").is_none() {
         if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
             panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
         }

@@ -6,37 +6,14 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use rvirt_testkit::{try_run, wait_listening};
+use rvirt_testkit::wait_listening;
 
 const T: Duration = Duration::from_secs(90);
-
-fn client_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vnc/tests/python/vnc_client.py")
-}
-
-fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-}
-
-/// vncdotool is installed by scripts/setup.sh; without it the tests skip
-/// unless RVIRT_REQUIRE_REFERENCE says everything must run.
-fn have_vncdotool() -> bool {
-    let ok = try_run(Command::new("python3").args(["-c", "import vncdotool"]), T)
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
-            panic!("python3 with vncdotool is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
-        }
-        eprintln!("skipped: vncdotool not available (pip install vncdotool)");
-    }
-    ok
-}
 
 /// One step of the client and the bytes the guest gets from it; the next
 /// step waits until they have all arrived, so no event outruns the guest's
@@ -79,7 +56,7 @@ fn typed(start: impl FnOnce(&Path) -> Spawned) -> Vec<String> {
     }
     let mut client = Spawned::start(
         die_with_test(&mut Command::new("python3"))
-            .arg(client_script())
+            .arg(vnc_client_script())
             .arg(&sock)
             .args(&steps)
             .stdin(Stdio::piped()),
@@ -195,7 +172,7 @@ fn ps2_keys_and_pointer_from_a_vnc_client_as_qemu() {
     }
     assert_eq!(ours.last().map(String::as_str), Some("KBD 81"), "{ours:#?}");
 
-    if !which("qemu-system-x86_64") {
+    if which("qemu-system-x86_64").is_none() {
         if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
             panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
         }
@@ -277,7 +254,7 @@ fn virtio_keyboard_and_tablet_from_a_vnc_client() {
     }
     let mut client = Spawned::start(
         die_with_test(&mut Command::new("python3"))
-            .arg(client_script())
+            .arg(vnc_client_script())
             .arg(&sock)
             .args(&args)
             .stdin(Stdio::piped()),
@@ -363,7 +340,7 @@ fn virtio_input_pci_on_pc() {
     assert!(out.contains("INPUT 1 NAME QEMU Virtio Tablet"), "{out}");
     let mut client = Spawned::start(
         die_with_test(&mut Command::new("python3"))
-            .arg(client_script())
+            .arg(vnc_client_script())
             .args([
                 sock.to_str().unwrap(),
                 "move",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -712,14 +712,6 @@ fn same_shape(a: &Value, b: &Value, at: &str) {
 
 fn wait_for_socket(p: &Path) {
     wait_listening(p, T);
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(cmd))
-            .find(|p| p.is_file())
-    })
 }
 
 #[test]

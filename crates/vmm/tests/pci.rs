@@ -35,14 +35,9 @@ fn written_sector() -> Vec<u8> {
     (0..512u32).map(|i| (i * 7 + 3) as u8).collect()
 }
 
-fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-}
-
 /// Whether QEMU can run here; where it must (CI) its absence fails.
 fn qemu_available() -> bool {
-    let ok = which("qemu-system-x86_64") && Path::new("/dev/kvm").exists();
+    let ok = which("qemu-system-x86_64").is_some() && Path::new("/dev/kvm").exists();
     if !ok && std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
         panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
     }

@@ -8,35 +8,14 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use rvirt_testkit::{try_run, wait_listening};
+use rvirt_testkit::wait_listening;
 
 const T: Duration = Duration::from_secs(90);
-
-fn client_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vnc/tests/python/vnc_client.py")
-}
-
-fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-}
-
-fn have_vncdotool() -> bool {
-    let ok = try_run(Command::new("python3").args(["-c", "import vncdotool"]), T)
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
-            panic!("python3 with vncdotool is required (RVIRT_REQUIRE_REFERENCE is set): run scripts/setup.sh");
-        }
-        eprintln!("skipped: vncdotool not available (pip install vncdotool)");
-    }
-    ok
-}
 
 /// One step of the client and the reports it causes; the next step waits
 /// for them, so the order of the two devices' reports is fixed.
@@ -126,7 +105,7 @@ fn enumerated(start: impl FnOnce(&[String]) -> Spawned) -> Vec<String> {
     }
     let mut client = Spawned::start(
         die_with_test(&mut Command::new("python3"))
-            .arg(client_script())
+            .arg(vnc_client_script())
             .arg(&sock)
             .args(&steps)
             .stdin(Stdio::piped()),
@@ -223,7 +202,7 @@ fn usb_tablet_and_keyboard_from_a_vnc_client_as_qemu() {
     assert_eq!(got[5], "REPORT 2 cc=1 8 00 00 29 00 00 00 00 00");
     assert_eq!(ours.last().map(String::as_str), Some("DONE 7"), "{text}");
 
-    if !which("qemu-system-x86_64") {
+    if which("qemu-system-x86_64").is_none() {
         if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
             panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
         }
@@ -296,7 +275,7 @@ fn a_controller_behind_a_root_port_as_qemu() {
     ] {
         assert!(ours.iter().any(|l| l == want), "{want:?} missing:\n{text}");
     }
-    if !which("qemu-system-x86_64") {
+    if which("qemu-system-x86_64").is_none() {
         if std::env::var_os("RVIRT_REQUIRE_REFERENCE").is_some() {
             panic!("qemu-system-x86_64 is required (RVIRT_REQUIRE_REFERENCE is set)");
         }
