@@ -126,6 +126,45 @@ pub fn vnc_client_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vnc/tests/python/vnc_client.py")
 }
 
+/// Drives the VNC client on `sock` through `steps`, each a list of client
+/// commands and how many items (`what`, counted in the VM's stdout by
+/// `count`) it makes the guest print; the next step starts once they have
+/// all arrived, so no event outruns the guest's polling. The client stays
+/// connected until the guest has the last step's items too: QEMU sends
+/// keys through a delayed queue, and a client that hung up at once lost
+/// the last key there under load. Ends once the client said `ok`.
+pub fn drive_vnc_steps(
+    vm: &mut Spawned,
+    sock: &std::path::Path,
+    steps: &[(&[&str], usize)],
+    what: &str,
+    count: impl Fn(&str) -> usize,
+    limit: Duration,
+) {
+    let mut args: Vec<&str> = Vec::new();
+    for (step, _) in steps {
+        args.extend_from_slice(step);
+        args.push("sync");
+    }
+    let mut client = Spawned::start(
+        die_with_test(&mut Command::new("python3"))
+            .arg(vnc_client_script())
+            .arg(sock)
+            .args(&args)
+            .stdin(Stdio::piped()),
+    );
+    let mut seen = 0;
+    for (step, n) in steps {
+        seen += n;
+        vm.until(&format!("{seen} {what} after {step:?}"), limit, |out, _| {
+            count(out) >= seen
+        });
+        client.line_with("sync", limit);
+        std::io::Write::write_all(client.stdin(), b"\n").unwrap();
+    }
+    client.line_with("ok", limit);
+}
+
 /// Whether python3 has vncdotool (scripts/setup.sh installs it): without
 /// it a test skips, unless [`required`].
 pub fn have_vncdotool() -> bool {

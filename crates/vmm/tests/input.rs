@@ -45,32 +45,7 @@ fn typed(start: impl FnOnce(&Path) -> Spawned) -> Vec<String> {
     let sock = dir.path().join("vnc.sock");
     let mut vm = start(&sock);
     vm.line_with("PS2_READY", T);
-    // A sync after every step, the last too: the client stays connected
-    // until the guest has every byte (QEMU sends keys through a delayed
-    // queue; a client that hung up at once lost the last key there under
-    // load).
-    let mut steps: Vec<&str> = Vec::new();
-    for (step, _) in STEPS {
-        steps.extend_from_slice(step);
-        steps.push("sync");
-    }
-    let mut client = Spawned::start(
-        die_with_test(&mut Command::new("python3"))
-            .arg(vnc_client_script())
-            .arg(&sock)
-            .args(&steps)
-            .stdin(Stdio::piped()),
-    );
-    let mut bytes = 0;
-    for (step, n) in STEPS {
-        bytes += n;
-        vm.until(&format!("{bytes} bytes after {step:?}"), T, |out, _| {
-            delivered(out) >= bytes
-        });
-        client.line_with("sync", T);
-        client.stdin().write_all(b"\n").unwrap();
-    }
-    client.line_with("ok", T);
+    drive_vnc_steps(&mut vm, &sock, STEPS, "bytes", delivered, T);
     let status = vm.wait(T);
     let text = vm.stdout_text();
     assert!(status.success(), "{status}: {text}\n{}", vm.stderr_text());
@@ -245,32 +220,7 @@ fn virtio_keyboard_and_tablet_from_a_vnc_client() {
         // The guest stops at Escape's release, before its SYN_REPORT.
         (&["key", "esc"], 3),
     ];
-    let mut args: Vec<&str> = Vec::new();
-    for (i, (step, _)) in steps.iter().enumerate() {
-        if i > 0 {
-            args.push("sync");
-        }
-        args.extend_from_slice(step);
-    }
-    let mut client = Spawned::start(
-        die_with_test(&mut Command::new("python3"))
-            .arg(vnc_client_script())
-            .arg(&sock)
-            .args(&args)
-            .stdin(Stdio::piped()),
-    );
-    let mut seen = 0;
-    for (i, (step, n)) in steps.iter().enumerate() {
-        seen += n;
-        vm.until(&format!("{seen} events after {step:?}"), T, |out, _| {
-            events(out).len() >= seen
-        });
-        if i + 1 < steps.len() {
-            client.line_with("sync", T);
-            client.stdin().write_all(b"\n").unwrap();
-        }
-    }
-    client.line_with("ok", T);
+    drive_vnc_steps(&mut vm, &sock, steps, "events", |out| events(out).len(), T);
     assert!(vm.wait(T).success(), "{}", vm.stderr_text());
     // Keys on the keyboard (KEY_A 30, KEY_ESC 1), the pointer on the
     // tablet scaled to 0..32767 over 640x480 (100 -> 5119, 50 -> 3413),

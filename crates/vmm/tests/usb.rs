@@ -96,32 +96,7 @@ fn enumerated(start: impl FnOnce(&[String]) -> Spawned) -> Vec<String> {
     let mut vm = start(&args(&sock));
     wait_listening(&sock, T);
     vm.line_with("READY 2", T);
-    let mut steps: Vec<&str> = Vec::new();
-    for (i, (step, _)) in STEPS.iter().enumerate() {
-        if i > 0 {
-            steps.push("sync");
-        }
-        steps.extend_from_slice(step);
-    }
-    let mut client = Spawned::start(
-        die_with_test(&mut Command::new("python3"))
-            .arg(vnc_client_script())
-            .arg(&sock)
-            .args(&steps)
-            .stdin(Stdio::piped()),
-    );
-    let mut seen = 0;
-    for (i, (step, n)) in STEPS.iter().enumerate() {
-        seen += n;
-        vm.until(&format!("{seen} reports after {step:?}"), T, |out, _| {
-            reports(out) >= seen
-        });
-        if i + 1 < STEPS.len() {
-            client.line_with("sync", T);
-            client.stdin().write_all(b"\n").unwrap();
-        }
-    }
-    client.line_with("ok", T);
+    drive_vnc_steps(&mut vm, &sock, STEPS, "reports", reports, T);
     let status = vm.wait(T);
     let text = vm.stdout_text();
     assert!(status.success(), "{status}: {text}\n{}", vm.stderr_text());
